@@ -1,0 +1,190 @@
+"""Commands that need no server: `dizest run`, `dizest validate`, `dizest apps`.
+
+Exit codes: 0 every flow that ran is ready; 1 a flow failed (or the run was cancelled or timed
+out); 2 the workflow is invalid or the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from dizest_cli.progress import Progress
+from dizest_core import dwp
+from dizest_core.errors import DizestError, ValidationError
+from dizest_core.plugins import PluginRegistry
+from dizest_core.settings import Settings
+from dizest_core.workflow import Workflow, parse_value
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`name=value` pairs; values are JSON when they parse as JSON, else strings."""
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name:
+            raise click.BadParameter(f"{pair!r} is not name=value", param_hint="--input")
+        inputs[name] = parse_value(value)
+    return inputs
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except DizestError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _load(path: str, settings: Settings) -> Workflow:
+    try:
+        return Workflow(path, settings=settings)
+    except ValidationError as exc:
+        click.echo(f"{path}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+@click.command()
+@click.argument("workflow", type=click.Path(dir_okay=False))
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Run input for every flow that reads NAME, or FLOW_ID.NAME for one flow.",
+)
+@click.option(
+    "--flow",
+    "-f",
+    "flows",
+    multiple=True,
+    metavar="ID",
+    help="Run only this flow and the upstream it needs (repeatable).",
+)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Whole-run limit (s).")
+@click.option(
+    "--flow-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Per-flow wall-clock limit (s); the flow's process group is killed.",
+)
+@click.option(
+    "--concurrency", "-c", type=click.IntRange(min=1), help="Flows at once (default: CPUs)."
+)
+@click.option(
+    "--memory-limit", type=click.IntRange(min=64), metavar="MB", help="Per-flow memory cap."
+)
+@click.option(
+    "--cache/--no-cache", default=False, help="Reuse results across runs (DIZEST_CACHE_DIR)."
+)
+@click.option(
+    "--workdir", type=click.Path(file_okay=False), help="Root of dizest.drive() (default: .)"
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
+def run(
+    workflow: str,
+    inputs: tuple[str, ...],
+    flows: tuple[str, ...],
+    timeout: float | None,
+    flow_timeout: float | None,
+    concurrency: int | None,
+    memory_limit: int | None,
+    cache: bool,
+    workdir: str | None,
+    as_json: bool,
+) -> None:
+    """Run WORKFLOW (.dwp) here, each flow in its own child process."""
+    settings = _settings()
+    if cache and not settings.cache_dir:
+        settings = Settings(**{**settings.__dict__, "cache_dir": ".dizest/cache"})
+    values = parse_inputs(inputs)
+    with _load(workflow, settings) as wf:
+        unknown = [f for f in flows if f not in wf.package.flows]
+        if unknown:
+            raise click.BadParameter(f"unknown flow(s): {', '.join(unknown)}", param_hint="--flow")
+        progress = Progress(wf.package, sys.stderr)
+        options = {
+            "flow_timeout": flow_timeout,
+            "concurrency": concurrency,
+            "memory_limit_mb": memory_limit,
+            "cache": cache,
+            "workdir": workdir,
+        }
+        try:
+            for event in wf.stream(values, flows or None, timeout, **options):
+                progress.event(event)
+        except KeyboardInterrupt:
+            wf.cancel()
+            progress.close()
+            click.echo("cancelled", err=True)
+            sys.exit(130)
+        report = wf.runner.report()
+        progress.summary(report)
+        if as_json:
+            click.echo(json.dumps(report, indent=2, default=str))
+        else:
+            _print_outputs(wf, report)
+    sys.exit(EXIT_OK if report["status"] == "ready" else EXIT_FAILED)
+
+
+def _print_outputs(wf: Workflow, report: dict[str, Any]) -> None:
+    _, finals = wf.spec()
+    for flow_id, names in finals.items():
+        outputs = report["flows"][flow_id]["outputs"]
+        for name in names:
+            if name in outputs:
+                click.echo(f"{flow_id}.{name} = {json.dumps(outputs[name], default=str)}")
+
+
+@click.command()
+@click.argument("workflow", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+def validate(workflow: str, as_json: bool) -> None:
+    """Check WORKFLOW and list every problem (exit 2 when it has errors)."""
+    registry = PluginRegistry.discover(_settings().plugin_paths)
+    problems = dwp.check(workflow, extra_apps=registry.apps())
+    errors = [p for p in problems if p.severity == "error"]
+    if as_json:
+        click.echo(
+            json.dumps({"valid": not errors, "problems": [p.to_dict() for p in problems]}, indent=2)
+        )
+    else:
+        for problem in problems:
+            click.echo(f"{workflow}: {problem.severity}: {problem}")
+        if not errors:
+            click.echo(f"{workflow}: valid")
+    sys.exit(EXIT_INVALID if errors else EXIT_OK)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the apps as JSON.")
+def apps(as_json: bool) -> None:
+    """List the apps installed by plugins."""
+    registry = PluginRegistry.discover(_settings().plugin_paths)
+    rows = []
+    for plugin in registry.plugins():
+        for app_id in plugin.apps:
+            app = registry.apps()[app_id]
+            rows.append(
+                {
+                    "id": app_id,
+                    "plugin": plugin.name,
+                    "title": app.title,
+                    "inputs": [s.name for s in app.inputs],
+                    "outputs": list(app.outputs),
+                }
+            )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['id']:<24} {row['title']:<32} in: {', '.join(row['inputs']) or '-'}"
+            f"  out: {', '.join(row['outputs']) or '-'}"
+        )
+    for problem in registry.problems:
+        click.echo(f"warning: {problem}", err=True)

@@ -1,0 +1,292 @@
+"""The .dwp file format: the only module that knows how DIZEST writes a workflow package.
+
+Reading is lenient where DIZEST is (unknown keys kept, `data` optional, 3.x `inactive` and 4.x
+`active` flags, a flow with neither is active) and strict where DIZEST would hang or crash:
+`load` collects every problem at once and raises one ValidationError naming flow, app and field.
+Saving writes the original JSON back with only the fields the caller changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dizest_core.errors import Problem, ValidationError
+from dizest_core.graph import Graph, format_cycle
+from dizest_core.model import OUTPUT, VARIABLE, App, Connection, Flow, InputSpec, Package
+
+Source = str | os.PathLike[str] | Mapping[str, Any] | Package
+
+
+def load(source: Source, *, extra_apps: Mapping[str, App] | None = None) -> Package:
+    """Read and validate a package from a path, JSON text, dict or Package; raise on any error."""
+    package, problems = parse(source, extra_apps=extra_apps)
+    problems += validate(package)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ValidationError(errors)
+    return package
+
+
+def check(source: Source, *, extra_apps: Mapping[str, App] | None = None) -> list[Problem]:
+    """Every problem of a package (errors and warnings), without raising."""
+    package, problems = parse(source, extra_apps=extra_apps)
+    if any(p.code in ("not_json", "not_object", "missing_apps", "missing_flow") for p in problems):
+        return problems
+    return problems + validate(package)
+
+
+def parse(
+    source: Source, *, extra_apps: Mapping[str, App] | None = None
+) -> tuple[Package, list[Problem]]:
+    """Build the model as far as possible, returning it with the structural problems found."""
+    if isinstance(source, Package):
+        return source, []
+    obj, problems = _read_json(source)
+    if problems:
+        return Package({}, {}, {}), problems
+    assert isinstance(obj, dict)
+    for key, code in (("apps", "missing_apps"), ("flow", "missing_flow")):
+        if not isinstance(obj.get(key), dict):
+            problems.append(Problem(code, f"top-level '{key}' must be an object", field=key))
+    if problems:
+        return Package({}, {}, obj), problems
+    apps = {k: parse_app(k, v, problems) for k, v in obj["apps"].items()}
+    for app_id, app in (extra_apps or {}).items():
+        apps.setdefault(app_id, app)
+    flows = {k: _parse_flow(k, v, problems) for k, v in obj["flow"].items()}
+    return Package(apps, flows, obj), problems
+
+
+def _read_json(source: Source) -> tuple[Any, list[Problem]]:
+    if isinstance(source, Mapping):
+        obj: Any = source
+    else:
+        text = source
+        if isinstance(source, os.PathLike) or (
+            isinstance(source, str) and _looks_like_path(source)
+        ):
+            try:
+                text = Path(source).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                return None, [Problem("unreadable", f"cannot read {os.fspath(source)}: {exc}")]
+        try:
+            obj = json.loads(text)  # type: ignore[arg-type]
+        except (ValueError, RecursionError) as exc:
+            return None, [Problem("not_json", f"not valid JSON: {exc}")]
+    if not isinstance(obj, Mapping):
+        return None, [Problem("not_object", "a package must be a JSON object")]
+    return dict(obj), []
+
+
+def _looks_like_path(text: str) -> bool:
+    return not text.lstrip().startswith("{") and "\n" not in text and len(text) < 4096
+
+
+def parse_app(key: str, raw: Any, problems: list[Problem]) -> App:
+    if not isinstance(raw, dict):
+        problems.append(Problem("bad_app", "app must be an object", app=key))
+        return App(id=key, code="", raw={})
+    code = raw.get("code")
+    if not isinstance(code, str):
+        problems.append(Problem("missing_code", "app has no 'code' string", app=key, field="code"))
+        code = ""
+    inputs = []
+    for i, spec in enumerate(raw.get("inputs") or []):
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+            problems.append(
+                Problem("bad_input", "input needs a name", app=key, field=f"inputs[{i}]")
+            )
+            continue
+        kind = spec.get("type", OUTPUT)
+        if kind not in (OUTPUT, VARIABLE):
+            problems.append(
+                Problem(
+                    "bad_input",
+                    f"input type {kind!r} is not output or variable",
+                    app=key,
+                    field=f"inputs[{i}].type",
+                )
+            )
+            kind = VARIABLE
+        inputs.append(
+            InputSpec(spec["name"], kind, spec.get("inputtype"), spec.get("description") or "")
+        )
+    outputs = []
+    for i, spec in enumerate(raw.get("outputs") or []):
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if not isinstance(name, str) or not name:
+            problems.append(
+                Problem("bad_output", "output needs a name", app=key, field=f"outputs[{i}]")
+            )
+            continue
+        outputs.append(name)
+    title = raw.get("title") if isinstance(raw.get("title"), str) else ""
+    return App(key, code, tuple(inputs), tuple(outputs), title, raw)
+
+
+def _parse_flow(key: str, raw: Any, problems: list[Problem]) -> Flow:
+    if not isinstance(raw, dict):
+        problems.append(Problem("bad_flow", "flow must be an object", flow=key))
+        return Flow(id=key, app_id="", raw={})
+    if raw.get("id", key) != key:
+        problems.append(
+            Problem(
+                "id_mismatch",
+                f"flow id {raw.get('id')!r} differs from its key",
+                flow=key,
+                field="id",
+            )
+        )
+    app_id = raw.get("app_id")
+    if not isinstance(app_id, str) or not app_id:
+        problems.append(Problem("missing_app_id", "flow has no app_id", flow=key, field="app_id"))
+        app_id = ""
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        problems.append(Problem("bad_data", "flow data must be an object", flow=key, field="data"))
+        data = {}
+    title = raw.get("title") if isinstance(raw.get("title"), str) else ""
+    return Flow(
+        key, app_id, _is_active(raw), title, data, _parse_connections(key, raw, problems), raw
+    )
+
+
+def _is_active(raw: Mapping[str, Any]) -> bool:
+    if "active" in raw:
+        return bool(raw["active"])
+    if "inactive" in raw:
+        return not raw["inactive"]
+    return True
+
+
+def _parse_connections(
+    key: str, raw: Mapping[str, Any], problems: list[Problem]
+) -> dict[str, tuple[Connection, ...]]:
+    inputs = raw.get("inputs") or {}
+    result: dict[str, tuple[Connection, ...]] = {}
+    if not isinstance(inputs, dict):
+        problems.append(
+            Problem("bad_inputs", "flow inputs must be an object", flow=key, field="inputs")
+        )
+        return result
+    for name, spec in inputs.items():
+        conns = spec.get("connections") if isinstance(spec, dict) else None
+        if conns is None:
+            continue
+        field = f"inputs.{name}.connections"
+        if not isinstance(conns, list):
+            problems.append(
+                Problem("bad_connection", "connections must be a list", flow=key, field=field)
+            )
+            continue
+        parsed = []
+        for i, conn in enumerate(conns):
+            node = conn.get("node") if isinstance(conn, dict) else None
+            out = conn.get("input") if isinstance(conn, dict) else None
+            if not isinstance(node, str) or not isinstance(out, str):
+                problems.append(
+                    Problem(
+                        "bad_connection",
+                        "connection needs 'node' and 'input' strings",
+                        flow=key,
+                        field=f"{field}[{i}]",
+                    )
+                )
+                continue
+            parsed.append(Connection(node, out))
+        result[name] = tuple(parsed)
+    return result
+
+
+def validate(package: Package) -> list[Problem]:
+    """Semantic problems: unknown apps, dangling connections, self-loops and cycles (with path)."""
+    problems: list[Problem] = []
+    for flow in package.flows.values():
+        app = package.apps.get(flow.app_id)
+        if app is None:
+            if flow.app_id:
+                problems.append(
+                    Problem(
+                        "unknown_app",
+                        f"unknown app_id {flow.app_id!r}",
+                        flow=flow.id,
+                        app=flow.app_id,
+                        field="app_id",
+                    )
+                )
+            continue
+        problems += _connection_problems(package, flow, app)
+    graph = Graph.from_package(package)
+    for cycle in graph.find_cycles():
+        if len(cycle) == 2:
+            problems.append(
+                Problem(
+                    "self_loop", f"flow reads its own output: {format_cycle(cycle)}", flow=cycle[0]
+                )
+            )
+        else:
+            problems.append(Problem("cycle", f"cycle: {format_cycle(cycle)}", flow=cycle[0]))
+    return problems
+
+
+def _connection_problems(package: Package, flow: Flow, app: App) -> list[Problem]:
+    problems = []
+    for name, conns in flow.connections.items():
+        field = f"inputs.{name}"
+        spec = app.input(name)
+        if conns and spec is None:
+            problems.append(
+                Problem(
+                    "undeclared_input",
+                    f"connection into input {name!r} that app "
+                    f"{app.id!r} does not declare (ignored)",
+                    flow=flow.id,
+                    app=app.id,
+                    field=field,
+                    severity="warning",
+                )
+            )
+            continue
+        for conn in conns:
+            src = package.flows.get(conn.node)
+            if src is None:
+                problems.append(
+                    Problem(
+                        "unknown_source",
+                        f"connection from unknown flow {conn.node!r}",
+                        flow=flow.id,
+                        app=app.id,
+                        field=field,
+                    )
+                )
+                continue
+            src_app = package.apps.get(src.app_id)
+            if src_app is not None and conn.output not in src_app.outputs:
+                problems.append(
+                    Problem(
+                        "unknown_output",
+                        f"flow {conn.node!r} (app {src_app.id!r}) has no output {conn.output!r}",
+                        flow=flow.id,
+                        app=app.id,
+                        field=field,
+                    )
+                )
+    return problems
+
+
+def to_dict(package: Package) -> dict[str, Any]:
+    """The package as DIZEST JSON: the original document, deep-copied, every field kept."""
+    return copy.deepcopy(dict(package.raw))
+
+
+def save(package: Package, path: str | os.PathLike[str]) -> None:
+    """Write the package to `path` atomically."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(to_dict(package), ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(target)

@@ -1,0 +1,95 @@
+"""The exception tree of dizest: every error the engine raises derives from DizestError.
+
+    DizestError
+    ├── WorkflowError            a package is wrong (bad JSON, unknown app, cycle, ...)
+    │   └── ValidationError      carries every Problem found at once
+    ├── UnknownFlowError         a flow id that the package does not have (also LookupError)
+    ├── ExecutionError           running a flow failed outside user code (could not start, ...)
+    ├── StoreError               the output store could not read or write
+    │   └── OutputNotFound       (also LookupError)
+    ├── ConfigError              a DIZEST_* setting is malformed
+    └── AuthError                reserved for the service
+
+Errors cross process boundaries as data (`ErrorInfo`), never as pickled exceptions.
+HTTP status codes are mapped once, at the API edge; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+class DizestError(Exception):
+    """Base of every error raised by dizest."""
+
+
+class WorkflowError(DizestError):
+    """A workflow package cannot be used as given."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a package, naming where it is."""
+
+    code: str
+    message: str
+    flow: str | None = None
+    app: str | None = None
+    field: str | None = None
+    severity: str = "error"
+
+    def to_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            f"{k} {v!r}"
+            for k, v in (("flow", self.flow), ("app", self.app), ("field", self.field))
+            if v
+        )
+        return f"{self.message} ({where})" if where else self.message
+
+
+class ValidationError(WorkflowError):
+    """A package has one or more problems; `problems` lists all of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid workflow: {len(problems)} problem(s)\n{lines}")
+
+
+class UnknownFlowError(WorkflowError, LookupError):
+    """A flow id that is not in the package."""
+
+
+class ExecutionError(DizestError):
+    """The engine could not run a flow (not an error in the user's code)."""
+
+
+class StoreError(DizestError):
+    """The output store failed."""
+
+
+class OutputNotFound(StoreError, LookupError):
+    """An output that was never stored (or has expired)."""
+
+
+class ConfigError(DizestError):
+    """A setting is missing or malformed."""
+
+
+class AuthError(DizestError):
+    """Authentication or authorization failed (used by the service)."""
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An error as data, safe to send between processes and to show to users."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)

@@ -1,0 +1,384 @@
+"""The parent side of flow children: start them through the zygote, supervise, turn ends into data.
+
+`Supervisor` is single-threaded and poll-driven (one selector over every child's pipes and
+socket, plus the zygote's control socket): `launch` a FlowJob, then call `poll` to get what
+happened as `Signal`s — log lines, results, and one `Finished` per child with a typed outcome
+(ok, user error, timeout, killed by a signal, exited early). It never runs user code and never
+unpickles user values. Killing a flow kills its whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dizest_core import job as wire
+from dizest_core.errors import ErrorInfo, ExecutionError
+from dizest_core.job import FlowJob, FrameReader
+
+READ_CHUNK = 1 << 20
+MAX_LINE = 65_536
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+@dataclass
+class Finished:
+    """A child has ended; `ok` only when its code ran to the end and its outputs serialized."""
+
+    flow_id: str
+    ok: bool
+    reason: str | None
+    outputs: dict[str, bytes]
+    previews: dict[str, Any]
+    error: ErrorInfo | None
+    duration_s: float
+
+
+@dataclass
+class Signal:
+    """Something a child said: kind is log (entry, stream), clear, or result (name, payload)."""
+
+    flow_id: str
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Zygote:
+    """Handle on the forking process (see `dizest_core.zygote`)."""
+
+    def __init__(self, env: dict[str, str], preload: tuple[str, ...] = ()) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        code = (
+            f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
+            "from dizest_core.zygote import main; main(sys.argv[1:])"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno()), *preload],
+            pass_fds=(theirs.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+        theirs.close()
+        self.sock = ours
+
+    def fork(self, token: str, fds: list[int]) -> None:
+        socket.send_fds(self.sock, [f"F {token}".encode()], fds)
+
+    def read(self) -> list[list[str]]:
+        """Pending notices from the zygote ([P, token, pid] or [X, pid, status])."""
+        self.sock.setblocking(False)
+        notices = []
+        try:
+            while True:
+                msg = self.sock.recv(256)
+                if not msg:
+                    raise ExecutionError("the zygote process died")
+                notices.append(msg.decode().split(" "))
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+        return notices
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class _Child:
+    job: FlowJob
+    conn: socket.socket
+    pipes: dict[int, str]
+    outbox: bytearray
+    started: float
+    deadline: float | None
+    timeout: float = 0.0
+    pid: int | None = None
+    status: int | None = None
+    kill_reason: str | None = None
+    reader: FrameReader = field(default_factory=FrameReader)
+    partial: dict[int, bytearray] = field(default_factory=dict)
+    outputs: dict[str, bytes] = field(default_factory=dict)
+    previews: dict[str, Any] = field(default_factory=dict)
+    error: ErrorInfo | None = None
+    done: bool = False
+
+
+class Supervisor:
+    """Runs flow children concurrently and reports what they do; not thread-safe by design."""
+
+    def __init__(self, env: dict[str, str], preload: tuple[str, ...] = ()) -> None:
+        self.zygote = Zygote(env, preload)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.zygote.sock, selectors.EVENT_READ, None)
+        self.children: dict[str, _Child] = {}
+        self.by_pid: dict[int, _Child] = {}
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+
+    def __len__(self) -> int:
+        return len(self.children)
+
+    def launch(self, job: FlowJob, timeout: float | None = None) -> None:
+        """Start a child for `job`; its first signals come from `poll`."""
+        if job.flow_id in self.children:
+            raise ExecutionError(f"flow {job.flow_id!r} is already running")
+        ours, theirs = socket.socketpair()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            self.zygote.fork(job.flow_id, [theirs.fileno(), out_w, err_w])
+        finally:
+            theirs.close()
+            os.close(out_w)
+            os.close(err_w)
+        now = time.monotonic()
+        child = _Child(
+            job,
+            ours,
+            {out_r: "stdout", err_r: "stderr"},
+            bytearray(wire.encode(job)),
+            now,
+            now + timeout if timeout else None,
+            timeout or 0.0,
+        )
+        ours.setblocking(False)
+        for fd in child.pipes:
+            os.set_blocking(fd, False)
+            child.partial[fd] = bytearray()
+            self.selector.register(fd, selectors.EVENT_READ, child)
+        self.selector.register(ours, selectors.EVENT_READ | selectors.EVENT_WRITE, child)
+        self.children[job.flow_id] = child
+
+    def kill(self, flow_id: str, reason: str) -> None:
+        """Kill a running flow's process group; it finishes (not ok) with `reason`."""
+        child = self.children.get(flow_id)
+        if child is None or child.kill_reason:
+            return
+        child.kill_reason = reason
+        if child.pid is not None:
+            _kill_group(child.pid)
+
+    def wake(self) -> None:
+        """Make a blocked `poll` return now (safe from another thread or a signal handler)."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"x")
+
+    def poll(self, timeout: float | None) -> list[Signal | Finished]:
+        """Wait up to `timeout` seconds for children to say or do something."""
+        out: list[Signal | Finished] = []
+        for key, events in self.selector.select(self._until_deadline(timeout)):
+            if key.data is None:
+                self._zygote_notices(out)
+            elif key.data == "wake":
+                os.read(self._wake_r, 4096)
+            elif self.children.get(key.data.job.flow_id) is not key.data:
+                continue  # finished earlier in this batch; its fds are closed
+            elif key.fileobj is key.data.conn:
+                if key.data.conn.fileno() >= 0:
+                    self._conn_ready(key.data, events, out)
+            elif key.fd in key.data.pipes:
+                self._pipe_ready(key.data, key.fd, out)
+        self._expire_deadlines()
+        return out
+
+    def close(self) -> None:
+        for flow_id in list(self.children):
+            self.kill(flow_id, "engine closed")
+        deadline = time.monotonic() + 5
+        while self.children and time.monotonic() < deadline:
+            self.poll(0.1)
+        self.selector.close()
+        self.zygote.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _until_deadline(self, timeout: float | None) -> float | None:
+        deadlines = [c.deadline for c in self.children.values() if c.deadline and not c.kill_reason]
+        if not deadlines:
+            return timeout
+        wait = max(0.0, min(deadlines) - time.monotonic())
+        return wait if timeout is None else min(wait, timeout)
+
+    def _expire_deadlines(self) -> None:
+        now = time.monotonic()
+        for flow_id, child in list(self.children.items()):
+            if child.deadline and now >= child.deadline:
+                self.kill(flow_id, f"timeout after {child.timeout:g} s")
+
+    def _zygote_notices(self, out: list[Signal | Finished]) -> None:
+        for notice in self.zygote.read():
+            if notice[0] == "P":
+                child = self.children[notice[1]]
+                child.pid = int(notice[2])
+                child.started = time.monotonic()  # durations count from the fork, not the request
+                if child.deadline is not None:
+                    child.deadline = child.started + child.timeout
+                self.by_pid[child.pid] = child
+                if child.kill_reason:
+                    _kill_group(child.pid)
+            elif notice[0] == "X":
+                child = self.by_pid.pop(int(notice[1]))
+                child.status = int(notice[2])
+                self._finish(child, out)
+
+    def _conn_ready(self, child: _Child, events: int, out: list[Signal | Finished]) -> None:
+        if events & selectors.EVENT_WRITE and child.outbox:
+            try:
+                sent = child.conn.send(child.outbox[:READ_CHUNK])
+                del child.outbox[:sent]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                child.outbox.clear()
+            if not child.outbox:
+                self.selector.modify(child.conn, selectors.EVENT_READ, child)
+        if events & selectors.EVENT_READ:
+            self._read_conn(child, out)
+
+    def _read_conn(self, child: _Child, out: list[Signal | Finished]) -> bool:
+        """Read what is there; False at end of stream."""
+        while True:
+            try:
+                data = child.conn.recv(READ_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                self.selector.unregister(child.conn)
+                child.conn.close()
+                return False
+            for message in child.reader.feed(data):
+                self._message(child, message, out)
+
+    def _message(
+        self, child: _Child, message: tuple[Any, ...], out: list[Signal | Finished]
+    ) -> None:
+        kind, flow_id = message[0], child.job.flow_id
+        if kind == wire.LOG:
+            out.append(Signal(flow_id, "log", {"entry": message[1], "stream": "print"}))
+        elif kind == wire.CLEAR:
+            out.append(Signal(flow_id, "clear"))
+        elif kind == wire.RESULT:
+            out.append(Signal(flow_id, "result", {"name": message[1], "value": message[2]}))
+        elif kind == wire.OUTPUTS:
+            for name, (raw, shown) in message[1].items():
+                child.outputs[name] = raw
+                child.previews[name] = shown
+        elif kind == wire.ERROR:
+            child.error = ErrorInfo(**message[1])
+        elif kind == wire.DONE:
+            child.done = True
+
+    def _pipe_ready(self, child: _Child, fd: int, out: list[Signal | Finished]) -> None:
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        if not data:
+            self._close_pipe(child, fd, out)
+            return
+        buf = child.partial[fd]
+        buf += data
+        *lines, rest = buf.split(b"\n")
+        for line in lines:
+            self._line(child, fd, bytes(line), out)
+        buf[:] = rest
+        while len(buf) > MAX_LINE:
+            self._line(child, fd, bytes(buf[:MAX_LINE]), out)
+            del buf[:MAX_LINE]
+
+    def _line(self, child: _Child, fd: int, line: bytes, out: list[Signal | Finished]) -> None:
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        out.append(Signal(child.job.flow_id, "log", {"entry": text, "stream": child.pipes[fd]}))
+
+    def _close_pipe(self, child: _Child, fd: int, out: list[Signal | Finished]) -> None:
+        if child.partial[fd]:
+            self._line(child, fd, bytes(child.partial[fd]), out)
+            child.partial[fd].clear()
+        self.selector.unregister(fd)
+        os.close(fd)
+        del child.pipes[fd]
+
+    def _finish(self, child: _Child, out: list[Signal | Finished]) -> None:
+        """The child has exited: drain what it left in its channels, then report its outcome."""
+        if child.conn.fileno() >= 0:
+            self._read_conn(child, out)
+            if child.conn.fileno() >= 0:  # a grandchild holds the socket open
+                self.selector.unregister(child.conn)
+                child.conn.close()
+        for fd in list(child.pipes):
+            self._pipe_ready(child, fd, out)
+            if fd in child.pipes:
+                self._close_pipe(child, fd, out)
+        del self.children[child.job.flow_id]
+        ok, reason = self._outcome(child)
+        if reason and not child.error:
+            out.append(
+                Signal(child.job.flow_id, "log", {"entry": f"dizest: {reason}", "stream": "engine"})
+            )
+        out.append(
+            Finished(
+                child.job.flow_id,
+                ok,
+                reason,
+                child.outputs if ok else {},
+                child.previews,
+                child.error,
+                time.monotonic() - child.started,
+            )
+        )
+
+    def _outcome(self, child: _Child) -> tuple[bool, str | None]:
+        if child.kill_reason:
+            return False, child.kill_reason
+        assert child.status is not None
+        code = os.waitstatus_to_exitcode(child.status)
+        if child.done and child.error is None and code == 0:
+            return True, None
+        if child.error is not None:
+            return False, _error_reason(child.error, child.job.memory_limit_mb)
+        if code < 0:
+            return False, _signal_reason(-code)
+        return False, f"the flow process exited with code {code} before finishing (os._exit?)"
+
+
+def _error_reason(error: ErrorInfo, memory_limit_mb: int | None) -> str:
+    if error.type == "MemoryError" and memory_limit_mb:
+        return f"memory limit exceeded ({memory_limit_mb} MB)"
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+    return f"{error.type}: {message}" if message else error.type
+
+
+def _signal_reason(signum: int) -> str:
+    name = (
+        signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+    )
+    if signum == signal.SIGSEGV:
+        return "crashed: segmentation fault (SIGSEGV)"
+    if signum == signal.SIGKILL:
+        return "killed by SIGKILL (out of memory?)"
+    return f"killed by signal {name}"
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)

@@ -1,0 +1,327 @@
+"""Local runs: one workflow run executed by child processes on this machine, no Redis.
+
+`LocalRunner.stream` plans the run (`plan`), then drives `RunState` with what the `Supervisor`
+reports: a flow is launched the moment it is ready (up to `concurrency` at once), its log lines
+and results become events as they happen, and its end makes its children ready or skips its
+descendants. Every event is folded into the run report as it is yielded. One run at a time per
+runner; `cancel` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dizest_core import events as ev
+from dizest_core.cache import CachedFlow, FlowCache, cache_key
+from dizest_core.errors import ExecutionError
+from dizest_core.events import Callbacks, Event, EventFactory
+from dizest_core.execution import Finished, Signal, Supervisor
+from dizest_core.graph import Graph
+from dizest_core.job import FlowJob
+from dizest_core.model import OUTPUT, Package
+from dizest_core.plan import RunState, Transition, make_plan
+from dizest_core.report import ReportBuilder
+from dizest_core.settings import Settings, child_environment
+from dizest_core.status import FlowStatus, Reason, RunStatus
+from dizest_core.store import MemoryStore, OutputStore
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a caller asks of one run."""
+
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    flow_inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    flows: tuple[str, ...] | None = None
+    timeout: float | None = None
+    flow_timeout: float | None = None
+    concurrency: int | None = None
+    memory_limit_mb: int | None = None
+    cache: bool = False
+    workdir: str | None = None
+    base_run: str | None = None
+    renderer_files: tuple[str, ...] = ()
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+class LocalRunner:
+    """Runs workflows with child processes forked by one zygote; reusable across runs."""
+
+    def __init__(self, settings: Settings | None = None, store: OutputStore | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store: OutputStore = store or MemoryStore()
+        self._supervisor: Supervisor | None = None
+        self._lock = threading.Lock()
+        self._current: _Run | None = None
+
+    @property
+    def supervisor(self) -> Supervisor:
+        if self._supervisor is None:
+            self._supervisor = Supervisor(child_environment(), self.settings.preload)
+        return self._supervisor
+
+    def stream(
+        self,
+        package: Package,
+        request: RunRequest,
+        run_id: str | None = None,
+        callbacks: Callbacks | None = None,
+        graph: Graph | None = None,
+    ) -> Iterator[Event]:
+        """Run `package` and yield its events as they happen; the last is the final status."""
+        if not self._lock.acquire(blocking=False):
+            raise ExecutionError("this runner is already running a workflow")
+        try:
+            run = _Run(self, package, request, run_id or new_run_id(), callbacks, graph)
+            self._current = run
+            yield from run.events()
+        finally:
+            self._current = None
+            self._lock.release()
+
+    def report(self) -> dict[str, Any]:
+        """The report of the last run streamed."""
+        if self._last is None:
+            raise ExecutionError("nothing has run yet")
+        return self._last
+
+    _last: dict[str, Any] | None = None
+
+    def cancel(self) -> None:
+        """Cancel the run in progress, if any (thread-safe)."""
+        run = self._current
+        if run is not None:
+            run.cancelled = True
+            self.supervisor.wake()
+
+    def close(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.close()
+            self._supervisor = None
+
+
+class _Run:
+    """One run in progress (state, report, counters); lives inside `LocalRunner.stream`."""
+
+    def __init__(
+        self,
+        runner: LocalRunner,
+        package: Package,
+        request: RunRequest,
+        run_id: str,
+        callbacks: Callbacks | None,
+        graph: Graph | None,
+    ) -> None:
+        self.runner, self.package, self.request, self.run_id = runner, package, request, run_id
+        self.store = runner.store
+        self.settings = runner.settings
+        self.callbacks = callbacks
+        base = request.base_run
+        plan = make_plan(
+            package,
+            graph,
+            request.flows,
+            available=(lambda f: self.store.has(base, f)) if base else lambda f: False,
+        )
+        for flow_id in plan.reused:
+            self.store.copy(base, run_id, flow_id)  # type: ignore[arg-type]
+        self.state = RunState(plan)
+        self.make = EventFactory(run_id)
+        self.builder = ReportBuilder(run_id, package.flows, self.settings.max_log_entries)
+        self.queue: deque[str] = deque()
+        self.running: set[str] = set()
+        self.previews: dict[str, dict[str, Any]] = {}
+        self.completed = 0
+        self.cancelled = False
+        self.timed_out = False
+        self.deadline = time.monotonic() + request.timeout if request.timeout else None
+        self.concurrency = request.concurrency or self.settings.concurrency
+        self.cache = (
+            FlowCache(self.settings.cache_dir)
+            if request.cache and self.settings.cache_dir
+            else None
+        )
+        self.workdir = os.path.abspath(request.workdir or os.getcwd())
+
+    def events(self) -> Iterator[Event]:
+        sup = self.runner.supervisor
+        try:
+            yield self._emit(ev.WORKFLOW_STATUS, None, status=RunStatus.RUNNING.value)
+            for flow_id in self.state.plan.reused:
+                yield self._emit(ev.FLOW_STATUS, flow_id, status="ready", reason=Reason.REUSED)
+            yield from self._transition(self.state.start())
+            while not self.state.done:
+                yield from self._launch_ready()
+                if self.state.done:
+                    break
+                for item in sup.poll(self._poll_timeout()):
+                    if isinstance(item, Finished):
+                        yield from self._finished(item)
+                    else:
+                        yield self._signal(item)
+                yield from self._check_stop()
+            yield self._emit(ev.WORKFLOW_STATUS, None, status=self._final_status())
+        finally:
+            self._abandon(sup)
+            self.runner._last = self.builder.report(self._previews)
+
+    def _previews(self, flow_id: str) -> dict[str, Any]:
+        return self.previews.get(flow_id) or self.store.previews(self.run_id, flow_id)
+
+    def _final_status(self) -> str:
+        if self.cancelled:
+            return RunStatus.CANCELLED.value
+        if self.state.failed or self.timed_out:
+            return RunStatus.ERROR.value
+        return RunStatus.READY.value
+
+    def _emit(self, type_: str, flow_id: str | None, **data: Any) -> Event:
+        event = self.make(type_, flow_id, **data)
+        self.builder.apply(event)
+        if self.callbacks is not None:
+            self.callbacks.dispatch(event)
+        return event
+
+    def _transition(self, change: Transition) -> Iterator[Event]:
+        for flow_id, reason in change.skipped:
+            yield self._emit(ev.FLOW_STATUS, flow_id, status=FlowStatus.IDLE.value, reason=reason)
+            yield self._emit(ev.FLOW_INDEX, flow_id, index=-2)
+        for flow_id in change.ready:
+            self.queue.append(flow_id)
+            yield self._emit(ev.FLOW_STATUS, flow_id, status=FlowStatus.PENDING.value, reason=None)
+
+    def _launch_ready(self) -> Iterator[Event]:
+        while self.queue and len(self.running) < self.concurrency:
+            flow_id = self.queue.popleft()
+            job = self._job(flow_id)
+            self.state.running(flow_id)
+            yield self._emit(ev.FLOW_STATUS, flow_id, status=FlowStatus.RUNNING.value, reason=None)
+            yield self._emit(ev.LOG_CLEAR, flow_id)
+            cached = self.cache.get(cache_key(job)) if self.cache else None
+            if cached is not None:
+                yield from self._replay(flow_id, cached)
+                continue
+            self.runner.supervisor.launch(
+                job, self.request.flow_timeout or self.settings.flow_timeout
+            )
+            self.running.add(flow_id)
+
+    def _job(self, flow_id: str) -> FlowJob:
+        flow = self.package.flows[flow_id]
+        app = self.package.app_of(flow)
+        sources = {
+            spec.name: [
+                self.store.get(self.run_id, c.node, c.output)
+                for c in flow.connections.get(spec.name, ())
+            ]
+            for spec in app.inputs
+            if spec.type == OUTPUT
+        }
+        params = {**self.request.inputs, **self.request.flow_inputs.get(flow_id, {})}
+        return FlowJob(
+            run_id=self.run_id,
+            flow_id=flow_id,
+            app_id=app.id,
+            code=app.code,
+            inputs=app.inputs,
+            outputs=app.outputs,
+            workdir=self.workdir,
+            title=flow.title,
+            data=dict(flow.data),
+            sources=sources,
+            params=params,
+            memory_limit_mb=self.request.memory_limit_mb or self.settings.memory_limit_mb,
+            max_render_bytes=self.settings.max_render_bytes,
+            max_preview_bytes=self.settings.max_preview_bytes,
+            renderer_files=self.request.renderer_files,
+        )
+
+    def _replay(self, flow_id: str, cached: CachedFlow) -> Iterator[Event]:
+        for entry in cached.log:
+            yield self._emit(ev.LOG_APPEND, flow_id, entry=entry, stream="cache")
+        for result in cached.results:
+            yield self._emit(ev.RESULT, flow_id, **result)
+        self.store.put(self.run_id, flow_id, cached.outputs, cached.previews)
+        yield from self._end(flow_id, True, Reason.CACHED, 0.0)
+
+    def _signal(self, item: Signal) -> Event:
+        if item.kind == "log":
+            return self._emit(ev.LOG_APPEND, item.flow_id, **item.data)
+        if item.kind == "clear":
+            return self._emit(ev.LOG_CLEAR, item.flow_id)
+        return self._emit(ev.RESULT, item.flow_id, **item.data)
+
+    def _finished(self, item: Finished) -> Iterator[Event]:
+        self.running.discard(item.flow_id)
+        if item.ok:
+            self.store.put(self.run_id, item.flow_id, item.outputs, item.previews)
+            if self.cache is not None:
+                self.cache.put(
+                    cache_key(self._job(item.flow_id)),
+                    CachedFlow(
+                        item.outputs,
+                        item.previews,
+                        self.builder.log(item.flow_id),
+                        self.builder.results(item.flow_id),
+                    ),
+                )
+        else:
+            self.previews[item.flow_id] = item.previews
+        yield from self._end(item.flow_id, item.ok, item.reason, item.duration_s)
+
+    def _end(self, flow_id: str, ok: bool, reason: str | None, duration: float) -> Iterator[Event]:
+        change = self.state.finish(flow_id, ok, reason)
+        status = FlowStatus.READY if ok else FlowStatus.ERROR
+        yield self._emit(
+            ev.FLOW_STATUS,
+            flow_id,
+            status=status.value,
+            reason=reason,
+            duration_s=round(duration, 6),
+        )
+        if ok:
+            self.completed += 1
+        yield self._emit(ev.FLOW_INDEX, flow_id, index=self.completed if ok else -1)
+        yield from self._transition(change)
+
+    def _poll_timeout(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+    def _check_stop(self) -> Iterator[Event]:
+        if self.deadline is not None and time.monotonic() >= self.deadline and not self.timed_out:
+            self.timed_out = True
+            yield from self._stop(Reason.RUN_TIMEOUT.format(seconds=self.request.timeout))
+        if self.cancelled and not self._stopping:
+            yield from self._stop(Reason.CANCELLED)
+
+    _stopping = False
+
+    def _stop(self, reason: str) -> Iterator[Event]:
+        self._stopping = True
+        self.queue.clear()
+        for flow_id in self.state.cancel():
+            yield self._emit(ev.FLOW_STATUS, flow_id, status=FlowStatus.IDLE.value, reason=reason)
+        for flow_id in self.running:
+            self.runner.supervisor.kill(flow_id, reason)
+
+    def _abandon(self, sup: Supervisor) -> None:
+        """Kill what still runs when the consumer stops early (or an error escaped)."""
+        for flow_id in self.running:
+            sup.kill(flow_id, Reason.CANCELLED)
+        deadline = time.monotonic() + 5
+        while self.running and time.monotonic() < deadline:
+            for item in sup.poll(0.1):
+                if isinstance(item, Finished):
+                    self.running.discard(item.flow_id)

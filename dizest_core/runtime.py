@@ -1,0 +1,298 @@
+"""The child side of a flow: the only code that runs user code, always in a child process.
+
+`main(conn_fd)` reads one FlowJob from the engine, runs the app's code with the in-flow `dizest`
+API (compatible with DIZEST's, see `FlowAPI`), and reports logs, results, outputs and errors as
+messages on the same socket. stdout and stderr are the engine's pipes (set up before `main`), so
+raw output from C extensions and subprocesses reaches the log too. Invariant: whatever user code
+does, the last message is DONE unless the process dies; errors are sent as data.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import linecache
+import os
+import pickle
+import resource
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from dizest_core import job as wire
+from dizest_core import render
+from dizest_core.drive import Drive
+from dizest_core.errors import ErrorInfo
+from dizest_core.job import FlowJob
+from dizest_core.model import VARIABLE
+
+_UNSET = object()
+_PRINTABLE = {"text/plain", "application/json"}
+
+
+class FlowAPI:
+    """The `dizest` object app code sees: input, inputs, output, result, drive, clear, flow."""
+
+    def __init__(self, job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> None:
+        self._job = job
+        self._emit = emit
+        self._specs = {spec.name: spec for spec in job.inputs}
+        self._loaded: dict[str, list[Any]] = {}
+        self.outputs: dict[str, Any] = {}
+        self.flow = SimpleNamespace(id=job.flow_id, app_id=job.app_id, title=job.title)
+
+    def input(self, name: str, default: Any = None) -> Any:
+        """A run input named `name` if given, else the flow's variable or the last wired value."""
+        if name in self._job.params:
+            return self._job.params[name]
+        spec = self._specs.get(name)
+        if spec is None:
+            return default
+        if spec.type == VARIABLE:
+            return convert_variable(self._job.data.get(name), spec.inputtype, default)
+        for value in reversed(self._sources(name)):
+            if value is not None:
+                return value
+        return default
+
+    def inputs(self, name: str) -> list[Any]:
+        """Every wired value of an output-type input, in connection order (None where missing)."""
+        spec = self._specs.get(name)
+        if spec is None or spec.type == VARIABLE:
+            return []
+        return list(self._sources(name))
+
+    def _sources(self, name: str) -> list[Any]:
+        if name not in self._loaded:
+            self._loaded[name] = [_load(name, raw) for raw in self._job.sources.get(name, [])]
+        return self._loaded[name]
+
+    def output(self, *args: Any, **values: Any) -> Any:
+        """`output(name)` reads an output; `output(name, value)` and `output(k=v)` set them."""
+        if len(args) > 2:
+            raise TypeError("output() takes a name and an optional value")
+        if len(args) == 1 and not values:
+            return self.outputs.get(args[0])
+        if len(args) == 2:
+            self.outputs[args[0]] = args[1]
+        self.outputs.update(values)
+        return None
+
+    def result(self, name: str, value: Any) -> None:
+        """Show a named, rendered result (not part of the log)."""
+        self._emit((wire.RESULT, str(name), self._render(value)))
+
+    def clear(self) -> None:
+        """Clear this flow's log."""
+        self._emit((wire.CLEAR,))
+
+    def drive(self, *path: str) -> Drive:
+        """A file-system handle rooted at the run's working directory (it cannot escape it)."""
+        root = Drive(self._job.workdir)
+        return root.cd(*path) if path else root
+
+    def print(
+        self,
+        *args: Any,
+        sep: str | None = " ",
+        end: str | None = "\n",
+        file: Any = None,
+        flush: bool = False,
+    ) -> None:
+        """One log entry per call; rich values (figures, tables, images) become their own entries."""
+        if file is not None and file is not sys.stdout:
+            builtins.print(*args, sep=sep, end=end, file=file, flush=flush)
+            return
+        texts: list[str] = []
+        for arg in args:
+            payload = self._render(arg)
+            if payload["mime"] in _PRINTABLE:
+                texts.append(arg if isinstance(arg, str) else _as_str(arg))
+                continue
+            self._flush_text(texts, sep)
+            self._emit((wire.LOG, payload))
+        self._flush_text(texts, sep, always=not args)
+
+    def display(self, *args: Any) -> None:
+        """Each value rendered as its own log entry (JSON stays JSON, text stays text)."""
+        for arg in args:
+            payload = self._render(arg)
+            self._emit((wire.LOG, payload["data"] if payload["mime"] == "text/plain" else payload))
+
+    def _flush_text(self, texts: list[str], sep: str | None, always: bool = False) -> None:
+        if texts or always:
+            text = (" " if sep is None else sep).join(texts)
+            self._emit((wire.LOG, _bounded(text, self._job.max_render_bytes)))
+            texts.clear()
+
+    def _render(self, value: Any) -> render.Payload:
+        return render.render(value, max_bytes=self._job.max_render_bytes)
+
+
+def convert_variable(value: Any, inputtype: str | None, default: Any) -> Any:
+    """DIZEST's conversion of a flow's stored variable, with JSON numbers handled correctly."""
+    if isinstance(value, bool):
+        return value
+    if value is None or value == "":
+        return default
+    if inputtype == "number":
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    if isinstance(value, (list, dict, tuple)) and len(value) == 0:
+        return default
+    return value
+
+
+def _load(name: str, raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return pickle.loads(raw)
+    except Exception as exc:
+        raise RuntimeError(
+            f"input {name!r} could not be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _as_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception as exc:
+        return f"<unprintable {type(value).__name__}: {exc}>"
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    payload = render.render(text, max_bytes=limit)
+    return payload["data"]
+
+
+def preview(value: Any, limit: int) -> Any:
+    """The JSON form of an output for reports, or {"$type", "$repr"} when it has none (bounded)."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+        if len(text) <= limit:
+            return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    cls = type(value)
+    rep = _as_str(value) if cls.__repr__ is object.__repr__ else _safe_repr(value)
+    if len(rep) > limit:
+        rep = rep[: limit - 40] + f"... [truncated {len(rep) - limit + 40} characters]"
+    return {"$type": f"{cls.__module__}.{cls.__qualname__}", "$repr": rep}
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:
+        return f"<unrepresentable {type(value).__name__}: {exc}>"
+
+
+def format_error(exc: BaseException, filename: str) -> ErrorInfo:
+    """Plain-text traceback from the user's first frame on, with the user's own line numbers."""
+    tb = traceback.TracebackException.from_exception(exc)
+    frames = list(tb.stack)
+    for i, frame in enumerate(frames):
+        if frame.filename == filename:
+            tb.stack = traceback.StackSummary.from_list(frames[i:])
+            break
+    message = str(exc)
+    if isinstance(exc, SystemExit):
+        message = f"the flow called sys.exit({exc.code!r}); a flow cannot exit the engine"
+    return ErrorInfo(type(exc).__name__, message, "".join(tb.format()).rstrip())
+
+
+def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
+    """Run one flow's code; emit its messages; return True when it finished without error."""
+    api = FlowAPI(job, emit)
+    filename = f"<flow {job.flow_id}>"
+    env: dict[str, Any] = {
+        "__name__": "__dizest_flow__",
+        "__builtins__": builtins,
+        "dizest": api,
+        "print": api.print,
+        "display": api.display,
+    }
+    ok = True
+    try:
+        env.update(job.params)
+        for spec in job.inputs:
+            env[spec.name] = api.input(spec.name)
+        source = job.code if job.code.endswith("\n") else job.code + "\n"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        exec(compile(source, filename, "exec"), env)
+    except BaseException as exc:  # user code may raise anything, SystemExit included
+        ok = False
+        info = format_error(exc, filename)
+        emit((wire.LOG, info.traceback or f"{info.type}: {info.message}"))
+        emit((wire.ERROR, info.to_dict()))
+    for name in job.outputs:
+        if name not in api.outputs and name in env:
+            api.outputs[name] = env[name]
+    ok = _emit_outputs(job, api.outputs, emit) and ok
+    return ok
+
+
+def _emit_outputs(job: FlowJob, outputs: dict[str, Any], emit: Callable[..., None]) -> bool:
+    packed: dict[str, tuple[bytes, Any]] = {}
+    for name, value in outputs.items():
+        try:
+            raw = pickle.dumps(value, protocol=5)
+        except Exception as exc:
+            info = ErrorInfo(
+                "OutputError",
+                f"output {name!r} ({type(value).__name__}) cannot be serialized: {exc}",
+            )
+            emit((wire.LOG, f"{info.type}: {info.message}"))
+            emit((wire.ERROR, info.to_dict()))
+            emit((wire.OUTPUTS, packed))
+            return False
+        packed[name] = (raw, preview(value, job.max_preview_bytes))
+    emit((wire.OUTPUTS, packed))
+    return True
+
+
+def main(conn_fd: int) -> int:
+    """Entry point in a freshly forked child: its stdout/stderr are already the engine's pipes."""
+    conn = socket.socket(fileno=conn_fd)
+    job: FlowJob = wire.recv(conn)
+    _prepare(job)
+
+    def emit(message: tuple[Any, ...]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        wire.send(conn, message)
+
+    ok = run(job, emit)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    wire.send(conn, (wire.DONE,))
+    conn.close()
+    return 0 if ok else 1
+
+
+def _prepare(job: FlowJob) -> None:
+    for path in job.renderer_files:
+        try:
+            source = Path(path).read_text(encoding="utf-8")
+            exec(compile(source, path, "exec"), {"__name__": "dizest_plugin_renderers"})
+        except Exception as exc:  # a broken plugin must not break the flow
+            print(f"dizest: plugin renderers {path} failed to load: {exc!r}", file=sys.stderr)
+    os.chdir(job.workdir)
+    sys.path.insert(0, job.workdir)
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    if job.memory_limit_mb:
+        limit = job.memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

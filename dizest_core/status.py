@@ -1,0 +1,51 @@
+"""Flow and run statuses: str Enums plus the named sets code should test against.
+
+A flow goes idle -> pending (queued) -> running -> ready (finished well) | error.
+A flow that is not run stays idle, with a reason (upstream failed, inactive, cancelled).
+A run is running until it is ready (every flow that ran is ready), error, or cancelled.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class FlowStatus(str, Enum):
+    IDLE = "idle"
+    PENDING = "pending"
+    RUNNING = "running"
+    READY = "ready"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    READY = "ready"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FLOW_ACTIVE = frozenset({FlowStatus.PENDING, FlowStatus.RUNNING})
+FLOW_FINAL = frozenset({FlowStatus.READY, FlowStatus.ERROR, FlowStatus.IDLE})
+RUN_FINAL = frozenset({RunStatus.READY, RunStatus.ERROR, RunStatus.CANCELLED})
+
+
+class Reason:
+    """Reasons attached to statuses (events, run report)."""
+
+    UPSTREAM_FAILED = "upstream failed: {flow}"
+    INACTIVE = "inactive"
+    NEEDS_INACTIVE = "needs output of inactive flow {flow}, which has none"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout after {seconds:g} s"
+    RUN_TIMEOUT = "run timeout after {seconds:g} s"
+    CACHED = "cached"
+    REUSED = "reused from previous run"
+    WORKER_LOST = "worker lost"
