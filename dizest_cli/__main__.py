@@ -1,0 +1,3 @@
+from dizest_cli import main
+
+main()

@@ -1,0 +1,106 @@
+"""Shared fixtures: the sample packages, workflows that clean up after themselves, and a check
+that fails any test leaving a child process behind (like Flask's leak detector)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from dizest_core.settings import Settings
+from dizest_core.workflow import Workflow
+
+DATA = Path(__file__).parent / "data"
+
+
+def child_pids() -> set[int]:
+    """Live (non-zombie) direct children of this process."""
+    me = str(os.getpid())
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[1] == me and fields[0] != "Z":
+            pids.add(int(entry))
+    return pids
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01):
+    """Poll `condition` until it is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    before = child_pids()
+    yield
+    try:
+        wait_for(lambda: not (child_pids() - before), timeout=5)
+    except AssertionError:
+        leaked = child_pids() - before
+        pytest.fail(f"test left child processes running: {sorted(leaked)}")
+
+
+@pytest.fixture
+def make_workflow(tmp_path: Path) -> Iterator[Callable[..., Workflow]]:
+    """Factory: Workflow(package, **settings), closed (zygote stopped) after the test."""
+    made: list[Workflow] = []
+
+    def make(package: object, **settings: object) -> Workflow:
+        wf = Workflow(package, settings=Settings(**settings))  # type: ignore[arg-type]
+        made.append(wf)
+        return wf
+
+    yield make
+    for wf in made:
+        wf.close()
+
+
+def package(apps: dict[str, dict], flows: dict[str, dict]) -> dict:
+    """A .dwp dict from short specs.
+
+    apps: {id: {"code": str, "inputs": [...names or (name, type, inputtype)], "outputs": [names]}}
+    flows: {id: {"app": app_id, "data": {...}, "in": {input: [(src, output), ...]}, ...raw}}
+    """
+    dwp_apps = {}
+    for app_id, spec in apps.items():
+        inputs = []
+        for item in spec.get("inputs", []):
+            name, kind, inputtype = (item, "output", None) if isinstance(item, str) else item
+            entry = {"type": kind, "name": name}
+            if inputtype:
+                entry["inputtype"] = inputtype
+            inputs.append(entry)
+        dwp_apps[app_id] = {
+            "id": app_id,
+            "title": app_id,
+            "code": spec["code"],
+            "inputs": inputs,
+            "outputs": [{"name": n} for n in spec.get("outputs", [])],
+        }
+    dwp_flows = {}
+    for flow_id, spec in flows.items():
+        raw = {k: v for k, v in spec.items() if k not in ("app", "in")}
+        raw.update({"id": flow_id, "app_id": spec["app"], "active": spec.get("active", True)})
+        raw.setdefault("data", {})
+        raw["inputs"] = {
+            name: {"connections": [{"node": n, "input": o} for n, o in conns]}
+            for name, conns in spec.get("in", {}).items()
+        }
+        dwp_flows[flow_id] = raw
+    return {"apps": dwp_apps, "flow": dwp_flows}
