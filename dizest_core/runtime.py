@@ -237,9 +237,10 @@ def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
         info = format_error(exc, filename)
         emit((wire.LOG, info.traceback or f"{info.type}: {info.message}"))
         emit((wire.ERROR, info.to_dict()))
-    for name in job.outputs:
-        if name not in api.outputs and name in env:
-            api.outputs[name] = env[name]
+    if ok:  # as in DIZEST, outputs come from globals only when the code ran to the end
+        for name in job.outputs:
+            if name not in api.outputs and name in env:
+                api.outputs[name] = env[name]
     ok = _emit_outputs(job, api.outputs, emit) and ok
     return ok
 

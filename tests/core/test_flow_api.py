@@ -214,3 +214,19 @@ def test_output_without_json_form_is_typed_in_report(make_workflow, tmp_path):
 def test_main_guard_does_not_run_and_flow_info(make_workflow, tmp_path):
     code = "v = [__name__ == '__main__', dizest.flow.id, dizest.flow.app_id]"
     assert run_one(make_workflow, tmp_path, code)["outputs"]["v"] == [False, "f", "app"]
+
+
+def test_partial_outputs_of_a_failed_flow_are_shown_not_passed_on(make_workflow, tmp_path):
+    pkg = package(
+        {
+            "bad": {
+                "code": "dizest.output('a', 1)\nb = 2\nraise ValueError('x')",
+                "outputs": ["a", "b"],
+            },
+            "use": {"code": "v = 1", "inputs": ["x"], "outputs": ["v"]},
+        },
+        {"bad": {"app": "bad"}, "use": {"app": "use", "in": {"x": [("bad", "a")]}}},
+    )
+    flows = make_workflow(pkg).run(workdir=tmp_path)["flows"]
+    assert flows["bad"]["outputs"] == {"a": 1}  # explicit output kept; global b not taken
+    assert flows["use"]["status"] == "idle"

@@ -1,0 +1,114 @@
+"""The `dizest` command: exit codes, --json report, inputs, validation and apps listing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import DATA, package
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dizest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dizest_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def write(tmp_path: Path, pkg: dict) -> str:
+    path = tmp_path / "wf.dwp"
+    path.write_text(json.dumps(pkg))
+    return str(path)
+
+
+def test_run_ok_prints_final_outputs_and_logs_on_stderr():
+    result = dizest("run", str(DATA / "c03_fanout.dwp"))
+    assert result.returncode == 0, result.stderr
+    assert "k1.r = 6" in result.stdout and "k3.r = 30" in result.stdout
+    assert "run ready: 4 ready of 4 flows" in result.stderr
+
+
+def test_run_failure_exit_1_and_json_report():
+    result = dizest("run", str(DATA / "c04_error.dwp"), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["status"] == "error" and report["flows"]["b"]["status"] == "error"
+    assert "[b ] ValueError: boom <b>&" in result.stderr
+
+
+def test_inputs_are_json_or_strings_and_per_flow(tmp_path):
+    pkg = package(
+        {"echo": {"code": "v = [dizest.input('k'), dizest.input('s')]", "outputs": ["v"]}},
+        {"f1": {"app": "echo"}, "f2": {"app": "echo"}},
+    )
+    result = dizest(
+        "run",
+        write(tmp_path, pkg),
+        "-i",
+        "k=[1, 2]",
+        "-i",
+        "s=plain text",
+        "-i",
+        "f2.k=7",
+        "--json",
+        "--workdir",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    flows = json.loads(result.stdout)["flows"]
+    assert flows["f1"]["outputs"]["v"] == [[1, 2], "plain text"]
+    assert flows["f2"]["outputs"]["v"] == [7, "plain text"]
+
+
+def test_flow_option_and_usage_errors(tmp_path):
+    result = dizest("run", str(DATA / "c13_reverse_order.dwp"), "--flow", "b", "--json")
+    flows = json.loads(result.stdout)["flows"]
+    assert [f for f, d in flows.items() if d["status"] == "ready"] == ["b", "a"]
+    assert dizest("run", str(DATA / "c13_reverse_order.dwp"), "--flow", "zz").returncode == 2
+    assert dizest("run", str(DATA / "c13_reverse_order.dwp"), "-i", "novalue").returncode == 2
+
+
+def test_invalid_workflow_exit_2_lists_every_problem(tmp_path):
+    pkg = package(
+        {"a": {"code": "v = 1", "inputs": ["q"], "outputs": ["v"]}},
+        {"x": {"app": "a", "in": {"q": [("y", "v")]}}, "y": {"app": "missing"}},
+    )
+    pkg["flow"]["x"]["inputs"]["q"]["connections"].append({"node": "ghost", "input": "v"})
+    path = write(tmp_path, pkg)
+    for command in ("run", "validate"):
+        result = dizest(command, path)
+        assert result.returncode == 2
+        out = result.stdout + result.stderr
+        assert "unknown app_id 'missing'" in out and "unknown flow 'ghost'" in out
+    assert dizest("validate", str(DATA / "dag100.dwp")).returncode == 0
+    bad = tmp_path / "bad.dwp"
+    bad.write_text("{nope")
+    result = dizest("validate", str(bad), "--json")
+    assert result.returncode == 2 and json.loads(result.stdout)["problems"][0]["code"] == "not_json"
+
+
+def test_cycle_is_reported_with_its_path(tmp_path):
+    pkg = package(
+        {"p": {"code": "v = 1", "inputs": ["x"], "outputs": ["v"]}},
+        {
+            "a": {"app": "p", "in": {"x": [("c", "v")]}},
+            "b": {"app": "p", "in": {"x": [("a", "v")]}},
+            "c": {"app": "p", "in": {"x": [("b", "v")]}},
+        },
+    )
+    result = dizest("run", write(tmp_path, pkg))
+    assert result.returncode == 2 and "cycle: a -> b -> c -> a" in result.stderr
+
+
+def test_apps_lists_plugin_apps():
+    result = dizest("apps", "--json")
+    assert result.returncode == 0
+    ids = {row["id"] for row in json.loads(result.stdout)}
+    assert {"table.read_csv", "table.filter", "table.describe", "table.plot"} <= ids
