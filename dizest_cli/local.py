@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -82,6 +83,11 @@ def _load(path: str, settings: Settings) -> Workflow:
     "--cache/--no-cache", default=False, help="Reuse results across runs (DIZEST_CACHE_DIR)."
 )
 @click.option(
+    "--preload",
+    metavar="MODULES",
+    help="Comma-separated modules the forking process imports once (e.g. pandas).",
+)
+@click.option(
     "--workdir", type=click.Path(file_okay=False), help="Root of dizest.drive() (default: .)"
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
@@ -94,13 +100,16 @@ def run(
     concurrency: int | None,
     memory_limit: int | None,
     cache: bool,
+    preload: str | None,
     workdir: str | None,
     as_json: bool,
 ) -> None:
     """Run WORKFLOW (.dwp) here, each flow in its own child process."""
     settings = _settings()
     if cache and not settings.cache_dir:
-        settings = Settings(**{**settings.__dict__, "cache_dir": ".dizest/cache"})
+        settings = replace(settings, cache_dir=".dizest/cache")
+    if preload:
+        settings = replace(settings, preload=tuple(m.strip() for m in preload.split(",") if m))
     values = parse_inputs(inputs)
     with _load(workflow, settings) as wf:
         unknown = [f for f in flows if f not in wf.package.flows]
