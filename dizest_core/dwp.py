@@ -84,7 +84,7 @@ def _read_json(source: Source) -> tuple[Any, list[Problem]]:
 
 
 def _looks_like_path(text: str) -> bool:
-    return not text.lstrip().startswith("{") and "\n" not in text and len(text) < 4096
+    return not text.lstrip().startswith(("{", "[", '"')) and "\n" not in text and len(text) < 4096
 
 
 def parse_app(key: str, raw: Any, problems: list[Problem]) -> App:
@@ -125,7 +125,7 @@ def parse_app(key: str, raw: Any, problems: list[Problem]) -> App:
             )
             continue
         outputs.append(name)
-    title = raw.get("title") if isinstance(raw.get("title"), str) else ""
+    title = _text(raw.get("title"))
     return App(key, code, tuple(inputs), tuple(outputs), title, raw)
 
 
@@ -150,10 +150,14 @@ def _parse_flow(key: str, raw: Any, problems: list[Problem]) -> Flow:
     if not isinstance(data, dict):
         problems.append(Problem("bad_data", "flow data must be an object", flow=key, field="data"))
         data = {}
-    title = raw.get("title") if isinstance(raw.get("title"), str) else ""
+    title = _text(raw.get("title"))
     return Flow(
         key, app_id, _is_active(raw), title, data, _parse_connections(key, raw, problems), raw
     )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _is_active(raw: Mapping[str, Any]) -> bool:

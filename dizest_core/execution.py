@@ -188,15 +188,21 @@ class Supervisor:
                 self._zygote_notices(out)
             elif key.data == "wake":
                 os.read(self._wake_r, 4096)
-            elif self.children.get(key.data.job.flow_id) is not key.data:
-                continue  # finished earlier in this batch; its fds are closed
-            elif key.fileobj is key.data.conn:
-                if key.data.conn.fileno() >= 0:
-                    self._conn_ready(key.data, events, out)
-            elif key.fd in key.data.pipes:
-                self._pipe_ready(key.data, key.fd, out)
+            else:
+                self._child_ready(key.data, key, events, out)
         self._expire_deadlines()
         return out
+
+    def _child_ready(
+        self, child: _Child, key: selectors.SelectorKey, events: int, out: list[Signal | Finished]
+    ) -> None:
+        if self.children.get(child.job.flow_id) is not child:
+            return  # finished earlier in this batch; its fds are closed
+        if key.fileobj is child.conn:
+            if child.conn.fileno() >= 0:
+                self._conn_ready(child, events, out)
+        elif key.fd in child.pipes:
+            self._pipe_ready(child, key.fd, out)
 
     def close(self) -> None:
         for flow_id in list(self.children):

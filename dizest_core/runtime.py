@@ -293,7 +293,7 @@ def _prepare(job: FlowJob) -> None:
     os.chdir(job.workdir)
     sys.path.insert(0, job.workdir)
     for stream in (sys.stdout, sys.stderr):
-        stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+        stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if job.memory_limit_mb:
         limit = job.memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

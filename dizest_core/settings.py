@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +72,7 @@ def _names(raw: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str], object]] = {
     "concurrency": int,
     "flow_timeout": float,
     "memory_limit_mb": int,

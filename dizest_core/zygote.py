@@ -49,11 +49,11 @@ def main(argv: list[str]) -> None:
 
 def _serve(control: socket.socket, wake_r: int, children: set[int]) -> None:
     while True:
-        readable, _, _ = select.select([control, wake_r], [], [])
+        readable, _, _ = select.select([control.fileno(), wake_r], [], [])
         if wake_r in readable:
             os.read(wake_r, 4096)
             _reap(control, children)
-        if control in readable:
+        if control.fileno() in readable:
             msg, fds, _, _ = socket.recv_fds(control, 1024, MAX_FDS)
             if not msg:
                 return
