@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def parse_app(key: str, raw: Any, problems: list[Problem]) -> App:
         problems.append(Problem("missing_code", "app has no 'code' string", app=key, field="code"))
         code = ""
     inputs = []
-    for i, spec in enumerate(raw.get("inputs") or []):
+    for i, spec in enumerate(_list(raw, "inputs", key, problems)):
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
             problems.append(
                 Problem("bad_input", "input needs a name", app=key, field=f"inputs[{i}]")
@@ -113,11 +114,17 @@ def parse_app(key: str, raw: Any, problems: list[Problem]) -> App:
                 )
             )
             kind = VARIABLE
+        inputtype = spec.get("inputtype")
         inputs.append(
-            InputSpec(spec["name"], kind, spec.get("inputtype"), spec.get("description") or "")
+            InputSpec(
+                spec["name"],
+                kind,
+                inputtype if isinstance(inputtype, str) else None,
+                _text(spec.get("description")),
+            )
         )
     outputs = []
-    for i, spec in enumerate(raw.get("outputs") or []):
+    for i, spec in enumerate(_list(raw, "outputs", key, problems)):
         name = spec.get("name") if isinstance(spec, dict) else None
         if not isinstance(name, str) or not name:
             problems.append(
@@ -154,6 +161,16 @@ def _parse_flow(key: str, raw: Any, problems: list[Problem]) -> Flow:
     return Flow(
         key, app_id, _is_active(raw), title, data, _parse_connections(key, raw, problems), raw
     )
+
+
+def _list(raw: Mapping[str, Any], name: str, app: str, problems: list[Problem]) -> list[Any]:
+    value = raw.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(Problem(f"bad_{name}", f"app {name} must be a list", app=app, field=name))
+        return []
+    return value
 
 
 def _text(value: Any) -> str:
@@ -291,6 +308,7 @@ def to_dict(package: Package) -> dict[str, Any]:
 def save(package: Package, path: str | os.PathLike[str]) -> None:
     """Write the package to `path` atomically."""
     target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(to_dict(package), ensure_ascii=False, indent=1), encoding="utf-8")
-    tmp.replace(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(to_dict(package), fh, ensure_ascii=False, indent=1)
+    os.replace(tmp, target)

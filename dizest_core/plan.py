@@ -132,6 +132,8 @@ class RunState:
 
     def finish(self, flow_id: str, ok: bool, reason: str | None = None) -> Transition:
         """Record a flow's end; return the children it made ready or the descendants it skips."""
+        if flow_id not in self.status:
+            raise UnknownFlowError(f"flow {flow_id!r} is not in this run")
         if self.status[flow_id] not in (FlowStatus.PENDING, FlowStatus.RUNNING):
             raise ValueError(f"flow {flow_id!r} is {self.status[flow_id]}, it cannot finish")
         if not ok:
