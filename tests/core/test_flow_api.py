@@ -230,3 +230,24 @@ def test_partial_outputs_of_a_failed_flow_are_shown_not_passed_on(make_workflow,
     flows = make_workflow(pkg).run(workdir=tmp_path)["flows"]
     assert flows["bad"]["outputs"] == {"a": 1}  # explicit output kept; global b not taken
     assert flows["use"]["status"] == "idle"
+
+
+def test_plugin_renderers_run_in_the_flow_child(make_workflow, tmp_path):
+    plugin = tmp_path / "plugins" / "money"
+    plugin.mkdir(parents=True)
+    (plugin / "plugin.json").write_text(
+        json.dumps({"name": "money", "title": "Money", "version": "1", "renderers": ["render.py"]})
+    )
+    (plugin / "render.py").write_text(
+        "from dizest_core.render import register\n"
+        "register(lambda v: type(v).__name__ == 'Money',\n"
+        "         lambda v: {'mime': 'text/html', 'data': f'<b>{v.cents / 100:.2f} EUR</b>'},\n"
+        "         name='money')\n"
+    )
+    code = (
+        "class Money:\n    def __init__(self, c):\n        self.cents = c\n\ndisplay(Money(1250))"
+    )
+    pkg = package({"app": {"code": code}}, {"f": {"app": "app"}})
+    wf = make_workflow(pkg, plugin_paths=(str(tmp_path / "plugins"),))
+    log = wf.run(workdir=tmp_path)["flows"]["f"]["log"]
+    assert log == [{"mime": "text/html", "data": "<b>12.50 EUR</b>"}]
