@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dizest_core.job import FlowJob
+from dizest_core.job import Artifact, FlowJob, Value
 
 
 @dataclass(frozen=True)
 class CachedFlow:
-    outputs: dict[str, bytes]
+    outputs: dict[str, bytes]  # inline values only (runs with artifacts are not cached)
     previews: dict[str, Any]
     log: list[Any]
     results: list[dict[str, Any]]
@@ -42,8 +42,19 @@ def cache_key(job: FlowJob) -> str:
     for name in sorted(job.sources):
         h.update(name.encode())
         for raw in job.sources[name]:
-            h.update(b"-" if raw is None else hashlib.sha256(raw).digest())
+            h.update(b"-" if raw is None else digest(raw))
     return h.hexdigest()
+
+
+def digest(value: Value) -> bytes:
+    """SHA-256 of a serialized value, read in chunks when it is a file."""
+    if not isinstance(value, Artifact):
+        return hashlib.sha256(value).digest()
+    h = hashlib.sha256()
+    with open(value.path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.digest()
 
 
 def _json(value: Any) -> str:

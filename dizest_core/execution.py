@@ -23,7 +23,7 @@ from typing import Any
 
 from dizest_core import job as wire
 from dizest_core.errors import ErrorInfo, ExecutionError
-from dizest_core.job import FlowJob, FrameReader
+from dizest_core.job import FlowJob, FrameReader, Value
 
 READ_CHUNK = 1 << 20
 MAX_LINE = 65_536
@@ -37,7 +37,7 @@ class Finished:
     flow_id: str
     ok: bool
     reason: str | None
-    outputs: dict[str, bytes]
+    outputs: dict[str, Value]
     previews: dict[str, Any]
     error: ErrorInfo | None
     duration_s: float
@@ -113,7 +113,7 @@ class _Child:
     kill_reason: str | None = None
     reader: FrameReader = field(default_factory=FrameReader)
     partial: dict[int, bytearray] = field(default_factory=dict)
-    outputs: dict[str, bytes] = field(default_factory=dict)
+    outputs: dict[str, Value] = field(default_factory=dict)
     previews: dict[str, Any] = field(default_factory=dict)
     error: ErrorInfo | None = None
     done: bool = False

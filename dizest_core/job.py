@@ -23,9 +23,20 @@ HEADER = struct.Struct(">Q")
 LOG = "log"  # (LOG, entry): entry is a str or a render payload {mime, data}
 CLEAR = "clear"  # (CLEAR,)
 RESULT = "result"  # (RESULT, name, payload)
-OUTPUTS = "outputs"  # (OUTPUTS, {name: (pickled bytes, JSON preview)}, ok: bool)
+OUTPUTS = "outputs"  # (OUTPUTS, {name: (Value, JSON preview)})
 ERROR = "error"  # (ERROR, ErrorInfo.to_dict())
 DONE = "done"  # (DONE,): the last message of a child that finished (well or not)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A serialized value kept in a file (large outputs): its path and size in bytes."""
+
+    path: str
+    size: int
+
+
+Value = bytes | Artifact  # a serialized output as stores and jobs carry it
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class FlowJob:
     title: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     # input name -> the sources' serialized values in package order (None: source has no value)
-    sources: dict[str, list[bytes | None]] = field(default_factory=dict)
+    sources: dict[str, list[Value | None]] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     memory_limit_mb: int | None = None
     max_render_bytes: int = 1_000_000
@@ -50,6 +61,9 @@ class FlowJob:
     attempt: int = 1
     # plugin files that register renderers (executed in the child before the app's code)
     renderer_files: tuple[str, ...] = ()
+    # outputs larger than `inline_max` are written by the child to files under `artifact_dir`
+    artifact_dir: str | None = None
+    inline_max: int = 1 << 20
 
 
 def encode(obj: Any) -> bytes:

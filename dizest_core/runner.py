@@ -10,6 +10,8 @@ runner; `cancel` may be called from any thread.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -63,6 +65,8 @@ class LocalRunner:
         self._supervisor: Supervisor | None = None
         self._lock = threading.Lock()
         self._current: _Run | None = None
+        self._kept: deque[str] = deque()  # runs whose outputs are kept (for rerun)
+        self._artifacts: str | None = None
 
     @property
     def supervisor(self) -> Supervisor:
@@ -84,10 +88,30 @@ class LocalRunner:
         try:
             run = _Run(self, package, request, run_id or new_run_id(), callbacks, graph)
             self._current = run
+            self._keep(run.run_id, request.base_run)
             yield from run.events()
         finally:
             self._current = None
             self._lock.release()
+
+    @property
+    def artifact_dir(self) -> str:
+        """Where flows write large outputs, so the engine process never holds them."""
+        if self._artifacts is None:
+            self._artifacts = tempfile.mkdtemp(prefix="dizest-artifacts-")
+        return self._artifacts
+
+    def _keep(self, run_id: str, base_run: str | None) -> None:
+        """Keep the outputs of this run and its base; forget older runs (bounded memory)."""
+        keep = {run_id, base_run}
+        for old in [r for r in self._kept if r not in keep]:
+            self._kept.remove(old)
+            self.store.delete_run(old)
+            if self._artifacts:
+                shutil.rmtree(os.path.join(self._artifacts, old), ignore_errors=True)
+        if base_run and base_run not in self._kept:
+            self._kept.append(base_run)
+        self._kept.append(run_id)
 
     def report(self) -> dict[str, Any]:
         """The report of the last run streamed."""
@@ -108,6 +132,9 @@ class LocalRunner:
         if self._supervisor is not None:
             self._supervisor.close()
             self._supervisor = None
+        if self._artifacts is not None:
+            shutil.rmtree(self._artifacts, ignore_errors=True)
+            self._artifacts = None
 
 
 class _Run:
@@ -244,6 +271,8 @@ class _Run:
             max_render_bytes=self.settings.max_render_bytes,
             max_preview_bytes=self.settings.max_preview_bytes,
             renderer_files=self.request.renderer_files,
+            artifact_dir=self.runner.artifact_dir,
+            inline_max=self.settings.inline_max_bytes,
         )
 
     def _replay(self, flow_id: str, cached: CachedFlow) -> Iterator[Event]:
@@ -265,11 +294,12 @@ class _Run:
         self.running.discard(item.flow_id)
         if item.ok:
             self.store.put(self.run_id, item.flow_id, item.outputs, item.previews)
-            if self.cache is not None:
+            inline = {k: v for k, v in item.outputs.items() if isinstance(v, bytes)}
+            if self.cache is not None and len(inline) == len(item.outputs):
                 self.cache.put(
                     cache_key(self._job(item.flow_id)),
                     CachedFlow(
-                        item.outputs,
+                        inline,
                         item.previews,
                         self.builder.log(item.flow_id),
                         self.builder.results(item.flow_id),

@@ -27,7 +27,7 @@ from dizest_core import job as wire
 from dizest_core import render
 from dizest_core.drive import Drive
 from dizest_core.errors import ErrorInfo
-from dizest_core.job import FlowJob
+from dizest_core.job import Artifact, FlowJob, Value
 from dizest_core.model import VARIABLE
 
 _UNSET = object()
@@ -152,10 +152,13 @@ def convert_variable(value: Any, inputtype: str | None, default: Any) -> Any:
     return value
 
 
-def _load(name: str, raw: bytes | None) -> Any:
+def _load(name: str, raw: Value | None) -> Any:
     if raw is None:
         return None
     try:
+        if isinstance(raw, Artifact):
+            with open(raw.path, "rb") as fh:
+                return pickle.load(fh)
         return pickle.loads(raw)
     except Exception as exc:
         raise RuntimeError(
@@ -246,10 +249,13 @@ def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
 
 
 def _emit_outputs(job: FlowJob, outputs: dict[str, Any], emit: Callable[..., None]) -> bool:
-    packed: dict[str, tuple[bytes, Any]] = {}
+    packed: dict[str, tuple[Value, Any]] = {}
     for name, value in outputs.items():
         try:
-            raw = pickle.dumps(value, protocol=5)
+            data = pickle.dumps(value, protocol=5)
+            raw: Value = data
+            if job.artifact_dir and len(data) > job.inline_max:
+                raw = _write_artifact(job, name, data)
         except Exception as exc:
             info = ErrorInfo(
                 "OutputError",
@@ -262,6 +268,17 @@ def _emit_outputs(job: FlowJob, outputs: dict[str, Any], emit: Callable[..., Non
         packed[name] = (raw, preview(value, job.max_preview_bytes))
     emit((wire.OUTPUTS, packed))
     return True
+
+
+def _write_artifact(job: FlowJob, name: str, raw: bytes) -> Artifact:
+    """Write a large output to its own file (the parent then never holds the value)."""
+    assert job.artifact_dir is not None
+    folder = os.path.join(job.artifact_dir, job.run_id, job.flow_id, str(job.attempt))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{len(os.listdir(folder))}.pkl")
+    with open(path, "wb") as fh:
+        fh.write(raw)
+    return Artifact(path, len(raw))
 
 
 def main(conn_fd: int) -> int:

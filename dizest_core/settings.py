@@ -40,6 +40,7 @@ class Settings:
     max_log_entries: int = 1000
     max_render_bytes: int = 1_000_000
     max_preview_bytes: int = 65_536
+    inline_max_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -82,6 +83,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_log_entries": int,
     "max_render_bytes": int,
     "max_preview_bytes": int,
+    "inline_max_bytes": int,
 }
 
 

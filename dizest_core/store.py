@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dizest_core.job import Value
+
 
 @dataclass(frozen=True)
 class StoredOutputs:
-    values: Mapping[str, bytes]
+    values: Mapping[str, Value]
     previews: Mapping[str, Any]
     attempt: int
 
@@ -26,14 +28,14 @@ class OutputStore(Protocol):
         self,
         run_id: str,
         flow_id: str,
-        values: Mapping[str, bytes],
+        values: Mapping[str, Value],
         previews: Mapping[str, Any],
         attempt: int = 1,
     ) -> bool:
         """Store a flow's outputs; False (and nothing written) if a newer attempt already wrote."""
         ...
 
-    def get(self, run_id: str, flow_id: str, name: str) -> bytes | None:
+    def get(self, run_id: str, flow_id: str, name: str) -> Value | None:
         """One serialized output, or None when the flow did not produce it."""
         ...
 
@@ -65,7 +67,7 @@ class MemoryStore:
         self,
         run_id: str,
         flow_id: str,
-        values: Mapping[str, bytes],
+        values: Mapping[str, Value],
         previews: Mapping[str, Any],
         attempt: int = 1,
     ) -> bool:
@@ -76,7 +78,7 @@ class MemoryStore:
             self._data[(run_id, flow_id)] = StoredOutputs(dict(values), dict(previews), attempt)
             return True
 
-    def get(self, run_id: str, flow_id: str, name: str) -> bytes | None:
+    def get(self, run_id: str, flow_id: str, name: str) -> Value | None:
         stored = self._data.get((run_id, flow_id))
         return None if stored is None else stored.values.get(name)
 

@@ -76,6 +76,7 @@ def _child(control: socket.socket, wake_r: int, fds: list[int]) -> None:
         control.close()
         os.close(wake_r)
         os.setsid()
+        _die_with_parent()
         conn, out, err = fds
         os.dup2(out, 1)
         os.dup2(err, 2)
@@ -88,6 +89,19 @@ def _child(control: socket.socket, wake_r: int, fds: list[int]) -> None:
         os.write(2, f"dizest: flow process failed to start: {exc!r}\n".encode())
     finally:
         os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGKILL if the zygote dies (the zygote is single-threaded)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the zygote died before prctl took effect
+        os._exit(70)
 
 
 def _reap(control: socket.socket, children: set[int], final: bool = False) -> None:

@@ -247,3 +247,20 @@ def test_abandoned_stream_kills_running_children(make_workflow, tmp_path):
         if event.type == "log.append":
             break  # the generator is closed here; the leak check proves the child is gone
     assert wf.run(workdir=tmp_path, timeout=0.3)["status"] == "error"  # the runner is reusable
+
+
+def test_large_outputs_travel_as_files_not_through_the_engine(make_workflow, tmp_path):
+    pkg = package({"big": {"code": "v = b'x' * (5 * 1024 * 1024)", "outputs": ["v"]},
+                   "use": {"code": "v = len(dizest.input('x'))", "inputs": ["x"],
+                           "outputs": ["v"]}},
+                  {"b": {"app": "big"}, "u": {"app": "use", "in": {"x": [("b", "v")]}}})
+    wf = make_workflow(pkg, inline_max_bytes=1024)
+    report = wf.run(workdir=tmp_path)
+    assert report["flows"]["u"]["outputs"] == {"v": 5 * 1024 * 1024}
+    stored = wf.runner.store.get(report["run_id"], "b", "v")
+    assert stored is not None and not isinstance(stored, bytes)  # an Artifact reference
+    assert Path(stored.path).stat().st_size == stored.size > 5 * 1024 * 1024
+    first_dir = Path(wf.runner.artifact_dir) / report["run_id"]
+    wf.run(workdir=tmp_path)
+    wf.run(workdir=tmp_path)
+    assert not first_dir.exists()  # only the last runs' files are kept
