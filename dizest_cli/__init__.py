@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from dizest_cli.cluster import worker
 from dizest_cli.local import apps, run, validate
 
 
@@ -16,6 +17,7 @@ def cli() -> None:
 cli.add_command(run)
 cli.add_command(validate)
 cli.add_command(apps)
+cli.add_command(worker)
 
 
 def main() -> None:

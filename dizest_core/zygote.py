@@ -21,6 +21,7 @@ import select
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 MAX_FDS = 3
 
@@ -33,6 +34,8 @@ def main(argv: list[str]) -> None:
         except Exception as exc:  # a bad preload must not stop the engine
             print(f"dizest zygote: cannot preload {module}: {exc}", file=sys.stderr)
     importlib.import_module("dizest_core.runtime")
+    global _PRCTL
+    _PRCTL = _load_prctl()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -91,15 +94,23 @@ def _child(control: socket.socket, wake_r: int, fds: list[int]) -> None:
         os._exit(code)
 
 
-def _die_with_parent() -> None:
-    """Linux: the child gets SIGKILL if the zygote dies (the zygote is single-threaded)."""
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up once in the zygote (importing ctypes per child costs ms)."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL: Callable[..., int] | None = None
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGKILL if the zygote dies (the zygote is single-threaded)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the zygote died before prctl took effect
         os._exit(70)
 

@@ -1,0 +1,59 @@
+"""Commands for a cluster: `dizest worker` starts a Celery worker (plus its reaper process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+
+import click
+
+from dizest_core.errors import DizestError
+
+
+@click.command()
+@click.option(
+    "--concurrency", "-c", type=click.IntRange(min=1), help="Pool processes (default: CPUs)."
+)
+@click.option("--queues", "-Q", help="Comma-separated queues to consume (default: DIZEST_QUEUE).")
+@click.option("--name", "-n", help="Worker name (default: dizest@HOSTNAME).")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def worker(concurrency: int | None, queues: str | None, name: str | None, loglevel: str) -> None:
+    """Start a worker that runs flows from Redis (DIZEST_REDIS_URL)."""
+    from dizest_worker.celery_app import create_celery
+    from dizest_worker.settings import WorkerSettings
+
+    try:
+        settings = WorkerSettings.from_env()
+    except DizestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if name:
+        settings = replace(settings, worker_name=name)
+    names = [q.strip() for q in (queues or settings.queue).split(",") if q.strip()]
+    app = create_celery(settings)
+    app.conf.dizest_queues = names
+    env = {**os.environ, "DIZEST_WORKER_NAME": settings.worker_name}
+    reaper = subprocess.Popen(
+        [sys.executable, "-m", "dizest_worker.reaper", str(os.getpid())], env=env
+    )
+    argv = [
+        "worker",
+        f"--queues={','.join(names)}",
+        f"--hostname={settings.worker_name}",
+        f"--loglevel={loglevel}",
+        "--pool=prefork",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    try:
+        app.worker_main(argv)
+    finally:
+        reaper.send_signal(signal.SIGTERM)
+        try:
+            reaper.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            reaper.kill()

@@ -1,0 +1,81 @@
+"""The Celery application, built by a factory from settings (nothing happens at import time).
+
+Reliability settings (see ARCHITECTURE.md, failure model): late acks, reject on worker loss,
+prefetch 1, a broker visibility timeout above the longest allowed flow, and Celery's hard time
+limit only as a backstop above our own per-flow timeout. Results are not stored by Celery:
+run state lives in our own Redis keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+from celery import Celery
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from dizest_worker.orchestration import Enqueue, FlowTask
+from dizest_worker.settings import WorkerSettings
+
+RUN_FLOW = "dizest.run_flow"
+
+
+def redis_client(settings: WorkerSettings) -> redis.Redis:
+    """A client that rides out a Redis restart (retries with backoff, health checks)."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=30),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        health_check_interval=30,
+        socket_keepalive=True,
+    )
+
+
+def create_celery(settings: WorkerSettings) -> Celery:
+    app = Celery("dizest", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=settings.queue,
+        task_time_limit=int(settings.max_flow_timeout_s + 300),
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_send_task_events=False,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    app.conf.dizest_settings = settings
+    from dizest_worker import tasks
+
+    tasks.register(app)
+    return app
+
+
+@contextmanager
+def _producer(app: Celery) -> Iterator[object]:
+    with app.producer_or_acquire() as producer:
+        yield producer
+
+
+def make_enqueue(app: Celery) -> Enqueue:
+    """Send flow tasks by name, each to its queue, over one producer connection."""
+
+    def enqueue(tasks: list[tuple[FlowTask, str]], countdown: float) -> None:
+        with _producer(app) as producer:
+            for task, queue in tasks:
+                app.send_task(
+                    RUN_FLOW,
+                    args=[task.encode()],
+                    queue=queue,
+                    producer=producer,
+                    countdown=countdown or None,
+                )
+
+    return enqueue

@@ -1,0 +1,219 @@
+"""The one door to a dizest cluster, for the API and for programs: submit, get, events, cancel,
+outputs, wait. A run report from here is the same document `dizest run --json` prints.
+
+    client = Client(WorkerSettings.from_env())
+    run_id = client.submit("my.dwp", inputs={"k": 3}, idempotency_key="job-42")
+    for event in client.events(run_id):   # replay, then live, until the final workflow.status
+        ...
+    report = client.get(run_id)
+
+A package is validated (and its target flows and inputs checked) before anything is stored or
+enqueued; plugin apps it uses are embedded in the run's snapshot, so workers need not have the
+same plugins installed.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import redis
+
+from dizest_core import dwp
+from dizest_core.errors import DizestError, ExecutionError, UnknownFlowError
+from dizest_core.events import Event
+from dizest_core.job import Artifact, Value
+from dizest_core.plan import make_plan
+from dizest_core.plugins import PluginRegistry
+from dizest_core.report import ReportBuilder
+from dizest_core.runner import new_run_id
+from dizest_core.workflow import split_inputs
+from dizest_worker.redis_store import RedisStore
+from dizest_worker.settings import WorkerSettings
+from dizest_worker.state import RedisRuns
+
+RUN_OPTIONS = frozenset({"flow_timeout", "memory_limit_mb", "retries"})
+
+
+class RunNotFound(DizestError, LookupError):
+    """No run with this id (never submitted, or expired)."""
+
+
+class Client:
+    def __init__(
+        self,
+        settings: WorkerSettings | None = None,
+        *,
+        redis_client: redis.Redis | None = None,
+        celery_app: Any = None,
+        plugins: PluginRegistry | None = None,
+    ) -> None:
+        from dizest_worker.celery_app import create_celery, make_enqueue
+        from dizest_worker.celery_app import redis_client as make_client
+
+        self.settings = settings or WorkerSettings.from_env()
+        self.redis = redis_client or make_client(self.settings)
+        self.runs = RedisRuns(self.redis, self.settings)
+        self.store = RedisStore(self.redis, self.runs.keys, self.settings.ttl_s)
+        self.app = celery_app or create_celery(self.settings)
+        self._enqueue = make_enqueue(self.app)
+        self.plugins = plugins or PluginRegistry.discover(self.settings.engine.plugin_paths)
+
+    def submit(
+        self,
+        package: dwp.Source,
+        inputs: Mapping[str, Any] | None = None,
+        flows: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        base_run: str | None = None,
+    ) -> str:
+        """Validate, store and enqueue a run; return its id (the same id for the same key)."""
+        pkg = dwp.load(package, extra_apps=self.plugins.apps())
+        targets = list(flows) if flows is not None else None
+        unknown = [f for f in targets or () if f not in pkg.flows]
+        if unknown:
+            raise UnknownFlowError(f"unknown flow(s): {', '.join(unknown)}")
+        opts = dict(options or {})
+        if set(opts) - RUN_OPTIONS:
+            raise ValueError(f"unknown run option(s): {sorted(set(opts) - RUN_OPTIONS)}")
+        common, per_flow = split_inputs(inputs or {}, pkg)
+        try:
+            json.dumps([common, per_flow, opts], allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"run inputs must be JSON values: {exc}") from None
+        if base_run is not None and self.runs.record(base_run) is None:
+            raise RunNotFound(f"no run {base_run!r}")
+        available = (lambda f: self.store.has(base_run, f)) if base_run else (lambda f: False)
+        plan = make_plan(pkg, None, targets, available)
+        snapshot = dwp.to_dict(pkg)
+        for app_id in {f.app_id for f in pkg.flows.values()} - set(snapshot.get("apps", {})):
+            snapshot["apps"][app_id] = self.plugins.app_raw(app_id)
+        record = {
+            "targets": targets,
+            "reused": sorted(plan.reused),
+            "options": opts,
+            "inputs": common,
+            "flow_inputs": per_flow,
+            "base_run": base_run,
+            "idempotency_key": idempotency_key,
+        }
+        created = self.runs.create(new_run_id(), snapshot, plan, record, idempotency_key, base_run)
+        if created.created and created.roots:
+            ctx = self.runs.context(created.run_id)
+            assert ctx is not None
+            from dizest_worker.orchestration import FlowTask
+
+            engine, queue = self.settings.engine, self.settings.queue
+            self._enqueue(
+                [
+                    (FlowTask(created.run_id, f), ctx.flow_options(f, engine, queue).queue)
+                    for f in created.roots
+                ],
+                0.0,
+            )
+        return created.run_id
+
+    def rerun(self, run_id: str, flow_id: str) -> str:
+        """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs."""
+        record = self._record(run_id)
+        snapshot = self.runs.snapshot(run_id)
+        inputs = {**json.loads(record["inputs"])}
+        for flow, values in json.loads(record["flow_inputs"]).items():
+            inputs.update({f"{flow}.{k}": v for k, v in values.items()})
+        return self.submit(
+            snapshot or {},
+            inputs,
+            [flow_id],
+            options=json.loads(record["options"]),
+            base_run=run_id,
+        )
+
+    def _record(self, run_id: str) -> dict[str, str]:
+        record = self.runs.record(run_id)
+        if record is None:
+            raise RunNotFound(f"no run {run_id!r}")
+        return record
+
+    def status(self, run_id: str) -> str:
+        return self._record(run_id)["status"]
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        """The run report, folded from the run's event stream (the same document as local)."""
+        self._record(run_id)
+        snapshot = self.runs.snapshot(run_id) or {"flow": {}}
+        builder = ReportBuilder(
+            run_id, snapshot.get("flow", {}), self.settings.engine.max_log_entries
+        )
+        for event in self._all_events(run_id):
+            builder.apply(event)
+        return builder.report(lambda flow_id: self.store.previews(run_id, flow_id))
+
+    def _all_events(self, run_id: str) -> Iterator[Event]:
+        after = None
+        while True:
+            batch = self.runs.events(run_id, after, count=5000)
+            yield from batch
+            if len(batch) < 5000:
+                return
+            after = batch[-1].id
+
+    def events(
+        self, run_id: str, after: str | None = None, block_ms: int = 1000
+    ) -> Iterator[Event]:
+        """Every event after `after` (an event id), then live ones, until the run's final one."""
+        self._record(run_id)
+        while True:
+            batch = self.runs.events(run_id, after, block_ms=block_ms)
+            for event in batch:
+                yield event
+                if event.final:
+                    return
+            if batch:
+                after = batch[-1].id
+            elif self.runs.record(run_id) is None:
+                raise RunNotFound(f"run {run_id!r} expired")
+
+    def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the run ends (or `timeout` s) and return its report."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        while self.status(run_id) not in ("ready", "error", "cancelled"):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise ExecutionError(f"run {run_id} still running after {timeout} s")
+            wait_ms = 1000 if left is None else max(1, min(1000, int(left * 1000)))
+            batch = self.runs.events(run_id, last, block_ms=wait_ms)
+            if batch:
+                last = batch[-1].id
+        return self.get(run_id)
+
+    def cancel(self, run_id: str) -> str:
+        """Cancel a run: unstarted flows never start, running ones are killed."""
+        answer = self.runs.cancel(run_id)
+        if answer == "-1":
+            raise RunNotFound(f"no run {run_id!r}")
+        return answer
+
+    def outputs(self, run_id: str, flow_id: str) -> dict[str, Any]:
+        """The JSON previews of a flow's outputs."""
+        self._record(run_id)
+        return self.store.previews(run_id, flow_id)
+
+    def output_value(self, run_id: str, flow_id: str, name: str) -> Value | None:
+        """One output as stored (pickle bytes, or an Artifact file reference)."""
+        self._record(run_id)
+        return self.store.get(run_id, flow_id, name)
+
+    def load_output(self, run_id: str, flow_id: str, name: str) -> Any:
+        """One output as a Python object (unpickled: only for outputs you trust)."""
+        value = self.output_value(run_id, flow_id, name)
+        if value is None:
+            raise LookupError(f"flow {flow_id!r} of run {run_id} has no output {name!r}")
+        if isinstance(value, Artifact):
+            with open(value.path, "rb") as fh:
+                return pickle.load(fh)
+        return pickle.loads(value)

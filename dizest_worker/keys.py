@@ -1,0 +1,86 @@
+"""Every Redis key and channel dizest uses, with its type and lifetime. Nothing else names keys.
+
+key / channel                         type     holds                                    TTL
+{p}:run:{run}                         hash     run record: status, created_at,           ttl_s
+                                               started_at, finished_at, unresolved,
+                                               completed, failed, cancelled, options,
+                                               targets, base_run, idempotency_key
+{p}:run:{run}:pkg                     string   the package snapshot (JSON)               ttl_s
+{p}:run:{run}:flows                   hash     per flow: "{f}" status, "{f}:reason",     ttl_s
+                                               "{f}:attempt", "{f}:waiting",
+                                               "{f}:index", "{f}:duration", "{f}:worker",
+                                               "{f}:queue"
+{p}:run:{run}:out:{flow}              hash     "v:{name}" value (b"B"+pickle or           ttl_s
+                                               b"A"+json artifact ref), "p:{name}"
+                                               JSON preview, "_attempt"
+{p}:run:{run}:events                  stream   field "e": event JSON without its id      ttl_s
+                                               (the stream id is the event id); capped
+                                               at stream_maxlen
+{p}:runs                              zset     run ids by creation time (ms)             none*
+{p}:idem:{key}                        string   run id for an idempotency key              ttl_s
+{p}:leases                            zset     "{run}\\x1f{flow}\\x1f{attempt}" scored     none*
+                                               by lease expiry (ms)
+{p}:workers                           hash     worker name -> last heartbeat (ms)        none*
+{p}:events                            channel  every event JSON (with id), all runs      -
+{p}:control                           channel  "cancel {run}" for workers holding flows  -
+
+* entries are removed by the code that owns them (finish, reaper, cleanup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEP = "\x1f"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "dz"
+
+    def run(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}"
+
+    def package(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:pkg"
+
+    def flows(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:flows"
+
+    def outputs(self, run_id: str, flow_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:out:{flow_id}"
+
+    def events(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:events"
+
+    @property
+    def runs(self) -> str:
+        return f"{self.prefix}:runs"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.prefix}:leases"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    @property
+    def event_channel(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def control_channel(self) -> str:
+        return f"{self.prefix}:control"
+
+
+def lease_member(run_id: str, flow_id: str, attempt: int) -> str:
+    return f"{run_id}{SEP}{flow_id}{SEP}{attempt}"
+
+
+def parse_lease(member: str) -> tuple[str, str, int]:
+    run_id, flow_id, attempt = member.split(SEP)
+    return run_id, flow_id, int(attempt)

@@ -1,0 +1,100 @@
+"""The reaper: finds flow attempts whose lease expired (their worker died) and requeues them
+(bounded attempts) or fails them with reason `worker lost` — never both, because each decision
+is one atomic script that checks the attempt is still the current one and its lease expired.
+
+It runs as its own small process next to each `dizest worker` (so the worker's main process,
+which forks its pool, stays single-threaded); several reapers may run at once safely. It also
+records the worker's liveness for health checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from dizest_worker.orchestration import Enqueue, FlowTask
+from dizest_worker.settings import WorkerSettings
+from dizest_worker.state import RedisRuns, now_ms
+
+log = logging.getLogger("dizest.reaper")
+
+
+class Reaper:
+    def __init__(self, runs: RedisRuns, enqueue: Enqueue, settings: WorkerSettings) -> None:
+        self.runs = runs
+        self.enqueue = enqueue
+        self.settings = settings
+
+    def sweep(self) -> list[tuple[str, str, str]]:
+        """Handle every expired lease once; returns (run, flow, what was done)."""
+        now = now_ms()
+        done = []
+        for run_id, flow_id, attempt in self.runs.expired_leases(now):
+            ctx = self.runs.context(run_id)
+            if ctx is None or flow_id not in ctx.plan.parents:
+                self.runs.drop_lease(run_id, flow_id, attempt)
+                done.append((run_id, flow_id, "dropped"))
+                continue
+            if attempt < self.settings.max_attempts:
+                answer = self.runs.requeue(run_id, flow_id, attempt, now)
+                if answer.isdigit():
+                    queue = ctx.flow_options(
+                        flow_id, self.settings.engine, self.settings.queue
+                    ).queue
+                    self.enqueue([(FlowTask(run_id, flow_id, int(answer)), queue)], 0.0)
+                    log.warning(
+                        "worker lost: requeued %s/%s as attempt %s", run_id, flow_id, answer
+                    )
+                done.append((run_id, flow_id, "requeued" if answer.isdigit() else answer))
+            else:
+                result = self.runs.finish(
+                    ctx,
+                    flow_id,
+                    attempt,
+                    False,
+                    "worker lost",
+                    0.0,
+                    {},
+                    {},
+                    retry=False,
+                    expired_before=now,
+                )
+                log.warning("worker lost: %s/%s failed after %s attempts", run_id, flow_id, attempt)
+                done.append(
+                    (run_id, flow_id, "failed" if result.outcome == "ok" else result.outcome)
+                )
+        return done
+
+    def run_forever(self, stop: threading.Event, parent_pid: int | None = None) -> None:
+        while not stop.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                return  # the worker died: this reaper goes with it
+            try:
+                self.sweep()
+                self.runs.client.hset(self.runs.keys.workers, self.settings.worker_name, now_ms())
+            except Exception:  # Redis away: keep trying, the worker reconnects the same way
+                log.exception("reaper sweep failed")
+            stop.wait(self.settings.reaper_interval_s)
+
+
+def main() -> None:
+    """Entry point of the reaper process started by `dizest worker`."""
+    from dizest_worker.celery_app import create_celery, make_enqueue, redis_client
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper %(levelname)s %(message)s")
+    settings = WorkerSettings.from_env()
+    app = create_celery(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    reaper = Reaper(RedisRuns(redis_client(settings), settings), make_enqueue(app), settings)
+    reaper.run_forever(stop, parent_pid=int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    time.sleep(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Worker settings: one frozen dataclass, parsed and checked once from DIZEST_* variables.
+
+The engine's own settings (concurrency, limits, plugins) stay in `dizest_core.settings.Settings`
+and are carried as `engine`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dizest_core.errors import ConfigError
+from dizest_core.settings import Settings
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker, the reaper and the client need to share a cluster through Redis."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "dz"
+    artifact_dir: str = field(default_factory=lambda: os.path.abspath(".dizest/artifacts"))
+    workdir_root: str = field(default_factory=lambda: os.path.abspath(".dizest/runs"))
+    ttl_s: int = 7 * 24 * 3600
+    lease_s: float = 10.0
+    reaper_interval_s: float = 2.0
+    max_attempts: int = 3
+    retry_backoff_s: float = 1.0
+    max_flow_timeout_s: float = 24 * 3600
+    stream_maxlen: int = 100_000
+    queue: str = "dizest"
+    worker_name: str = field(default_factory=lambda: f"dizest@{socket.gethostname()}")
+    engine: Settings = field(default_factory=Settings)
+
+    def __post_init__(self) -> None:
+        if self.lease_s <= 0 or self.reaper_interval_s <= 0:
+            raise ConfigError("lease_s and reaper_interval_s must be positive")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"DIZEST_REDIS_URL must be a redis:// URL, not {self.redis_url!r}")
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Broker redelivery delay for unacknowledged tasks: above the longest allowed flow."""
+        return int(self.max_flow_timeout_s + 600)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, object] = {"engine": Settings.from_env(env)}
+        for name, parse in _PARSERS.items():
+            raw = env.get(f"DIZEST_{name.upper()}")
+            if raw:
+                try:
+                    kwargs[name] = parse(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"DIZEST_{name.upper()}={raw!r}: {exc}") from None
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+_PARSERS = {
+    "redis_url": str,
+    "prefix": str,
+    "artifact_dir": os.path.abspath,
+    "workdir_root": os.path.abspath,
+    "ttl_s": int,
+    "lease_s": float,
+    "reaper_interval_s": float,
+    "max_attempts": int,
+    "retry_backoff_s": float,
+    "max_flow_timeout_s": float,
+    "stream_maxlen": int,
+    "queue": str,
+    "worker_name": str,
+}

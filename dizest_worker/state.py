@@ -1,0 +1,307 @@
+"""Run state in Redis: creating a run, and the atomic steps that advance it (see `scripts`).
+
+This module is the only caller of the Lua scripts. It turns their answers into data
+(`FinishResult`), reads run records and event streams back, and holds no state of its own
+beyond the Redis client, so any number of workers, reapers and API processes can share a run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from dizest_core import events as ev
+from dizest_core.events import Event
+from dizest_core.job import Value
+from dizest_core.plan import Plan
+from dizest_worker import scripts
+from dizest_worker.context import RunContext
+from dizest_worker.keys import Keys, lease_member, parse_lease
+from dizest_worker.redis_store import encode_value
+from dizest_worker.settings import WorkerSettings
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    """What finishing an attempt did: ok (ready children), retry (next attempt), stale, alive."""
+
+    outcome: str
+    ready: tuple[str, ...] = ()
+    final: str | None = None
+    next_attempt: int | None = None
+
+
+@dataclass(frozen=True)
+class NewRun:
+    run_id: str
+    created: bool
+    roots: tuple[str, ...]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisRuns:
+    def __init__(self, client: redis.Redis, settings: WorkerSettings) -> None:
+        self.client = client
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        reg = client.register_script
+        self._claim = reg(scripts.CLAIM)
+        self._finish = reg(scripts.FINISH)
+        self._requeue = reg(scripts.REQUEUE)
+        self._cancel = reg(scripts.CANCEL)
+        self._emit = reg(scripts.EMIT)
+        self._heartbeat = reg(scripts.HEARTBEAT)
+        self._finalize = reg(scripts.FINALIZE)
+
+    def _base_args(self, run_id: str) -> list[Any]:
+        return [self.keys.event_channel, self.settings.stream_maxlen, run_id]
+
+    # -- creating a run ------------------------------------------------------------------
+    def create(
+        self,
+        run_id: str,
+        snapshot: Mapping[str, Any],
+        plan: Plan,
+        record: Mapping[str, Any],
+        idempotency_key: str | None = None,
+        base_run: str | None = None,
+    ) -> NewRun:
+        """Store a planned run and emit its first events; same key, same run."""
+        ttl = self.settings.ttl_s
+        if idempotency_key:
+            key = self.keys.idempotency(idempotency_key)
+            if not self.client.set(key, run_id, nx=True, ex=ttl):
+                existing = self.client.get(key)
+                return NewRun(existing.decode() if existing else run_id, False, ())
+        skipped = plan.skipped
+        unresolved = len(plan.run) - len(skipped)
+        roots = tuple(plan.roots())
+        flows: dict[str, Any] = {}
+        for flow_id in plan.run:
+            flows[flow_id] = "pending" if flow_id in roots else "idle"
+            flows[f"{flow_id}:attempt"] = 1
+            flows[f"{flow_id}:waiting"] = len(plan.parents[flow_id])
+            if flow_id in skipped:
+                flows[f"{flow_id}:reason"] = skipped[flow_id]
+                flows[f"{flow_id}:index"] = -2
+        run_key, flows_key = self.keys.run(run_id), self.keys.flows(run_id)
+        fields = {
+            **{k: json.dumps(v) for k, v in record.items()},
+            "status": "running",
+            "created_at": time.time(),
+            "unresolved": unresolved,
+            "completed": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "final": 0,
+        }
+        pipe = self.client.pipeline()
+        pipe.hset(run_key, mapping=fields)
+        pipe.set(self.keys.package(run_id), json.dumps(snapshot))
+        if flows:
+            pipe.hset(flows_key, mapping=flows)
+        for key in (run_key, flows_key, self.keys.package(run_id)):
+            pipe.expire(key, ttl)
+        pipe.zadd(self.keys.runs, {run_id: now_ms()})
+        for flow_id in plan.reused:
+            pipe.copy(
+                self.keys.outputs(base_run or "", flow_id),
+                self.keys.outputs(run_id, flow_id),
+                replace=True,
+            )
+            pipe.expire(self.keys.outputs(run_id, flow_id), ttl)
+        pipe.execute()
+        events: list[tuple[str, str | None, dict[str, Any]]] = [
+            (ev.WORKFLOW_STATUS, None, {"status": "running"})
+        ]
+        for flow_id in plan.reused:
+            events.append(
+                (ev.FLOW_STATUS, flow_id, {"status": "ready", "reason": "reused from previous run"})
+            )
+        for flow_id, reason in skipped.items():
+            events += [
+                (ev.FLOW_STATUS, flow_id, {"status": "idle", "reason": reason}),
+                (ev.FLOW_INDEX, flow_id, {"index": -2}),
+            ]
+        events += [(ev.FLOW_STATUS, f, {"status": "pending", "reason": None}) for f in roots]
+        self.emit(run_id, events)
+        self._finalize(
+            keys=[run_key, flows_key, self.keys.events(run_id)], args=self._base_args(run_id)
+        )
+        return NewRun(run_id, True, roots)
+
+    # -- advancing a run ------------------------------------------------------------------
+    def claim(self, run_id: str, flow_id: str, attempt: int, worker: str) -> str:
+        keys = [
+            self.keys.run(run_id),
+            self.keys.flows(run_id),
+            self.keys.events(run_id),
+            self.keys.leases,
+        ]
+        expiry = now_ms() + int(self.settings.lease_s * 1000)
+        answer = self._claim(
+            keys=keys, args=[*self._base_args(run_id), flow_id, attempt, worker, expiry]
+        )
+        return answer.decode()
+
+    def heartbeat(self, leases: Iterable[tuple[str, str, int]]) -> list[bool]:
+        """Extend leases; False where the lease is gone (the attempt was taken over)."""
+        expiry = now_ms() + int(self.settings.lease_s * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        for run_id, flow_id, attempt in leases:
+            self._heartbeat(
+                keys=[self.keys.leases],
+                args=[expiry, lease_member(run_id, flow_id, attempt)],
+                client=pipe,
+            )
+        return [bool(x) for x in pipe.execute()]
+
+    def emit(
+        self, run_id: str, events: Sequence[tuple[str, str | None, Mapping[str, Any]]]
+    ) -> None:
+        """Append events to a run (dropped once the run has ended)."""
+        if not events:
+            return
+        args: list[Any] = self._base_args(run_id)
+        for type_, flow_id, data in events:
+            args += [type_, flow_id or "", json.dumps(data)]
+        self._emit(keys=[self.keys.run(run_id), self.keys.events(run_id)], args=args)
+
+    def finish(
+        self,
+        ctx: RunContext,
+        flow_id: str,
+        attempt: int,
+        ok: bool,
+        reason: str | None,
+        duration_s: float,
+        values: Mapping[str, Value],
+        previews: Mapping[str, Any],
+        retry: bool = False,
+        expired_before: int = 0,
+    ) -> FinishResult:
+        run_id = ctx.run_id
+        children = list(ctx.plan.children[flow_id])
+        descendants = [] if ok else ctx.descendants(flow_id)
+        outputs: list[Any] = []
+        for name, preview in previews.items():
+            value = values.get(name)
+            outputs += [
+                name,
+                encode_value(value) if value is not None else b"",
+                json.dumps(preview),
+            ]
+        keys = [
+            self.keys.run(run_id),
+            self.keys.flows(run_id),
+            self.keys.events(run_id),
+            self.keys.leases,
+            self.keys.outputs(run_id, flow_id),
+        ]
+        args = [
+            self.keys.event_channel,
+            self.settings.stream_maxlen,
+            self.settings.ttl_s,
+            run_id,
+            flow_id,
+            attempt,
+            int(ok),
+            reason or "",
+            f"{duration_s:.6f}",
+            int(retry),
+            expired_before,
+            len(children),
+            *children,
+            len(descendants),
+            *descendants,
+            len(previews),
+            *outputs,
+        ]
+        answer = self._finish(keys=keys, args=args)
+        outcome = answer[0].decode()
+        if outcome == "ok":
+            final = answer[2].decode() if len(answer) > 2 and answer[2] else None
+            return FinishResult("ok", tuple(x.decode() for x in answer[1]), final)
+        if outcome == "retry":
+            return FinishResult("retry", next_attempt=int(answer[1]))
+        return FinishResult(outcome)
+
+    def requeue(self, run_id: str, flow_id: str, attempt: int, expired_before: int) -> str:
+        keys = [
+            self.keys.run(run_id),
+            self.keys.flows(run_id),
+            self.keys.events(run_id),
+            self.keys.leases,
+        ]
+        answer = self._requeue(
+            keys=keys, args=[*self._base_args(run_id), flow_id, attempt, expired_before]
+        )
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    def cancel(self, run_id: str) -> str:
+        keys = [self.keys.run(run_id), self.keys.flows(run_id), self.keys.events(run_id)]
+        answer = self._cancel(keys=keys, args=[*self._base_args(run_id), self.keys.control_channel])
+        return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    def expired_leases(self, before_ms: int) -> list[tuple[str, str, int]]:
+        members = self.client.zrangebyscore(self.keys.leases, "-inf", before_ms)
+        return [parse_lease(m.decode()) for m in members]
+
+    def drop_lease(self, run_id: str, flow_id: str, attempt: int) -> None:
+        self.client.zrem(self.keys.leases, lease_member(run_id, flow_id, attempt))
+
+    # -- reading -----------------------------------------------------------------------------
+    def record(self, run_id: str) -> dict[str, str] | None:
+        raw = self.client.hgetall(self.keys.run(run_id))
+        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+
+    def snapshot(self, run_id: str) -> dict[str, Any] | None:
+        raw = self.client.get(self.keys.package(run_id))
+        return json.loads(raw) if raw else None
+
+    def flow_field(self, run_id: str, flow_id: str, name: str | None = None) -> str | None:
+        field = flow_id if name is None else f"{flow_id}:{name}"
+        raw = self.client.hget(self.keys.flows(run_id), field)
+        return raw.decode() if raw is not None else None
+
+    def context(self, run_id: str) -> RunContext | None:
+        record, snapshot = self.record(run_id), self.snapshot(run_id)
+        if record is None or snapshot is None:
+            return None
+        load = json.loads
+        return RunContext.build(
+            run_id,
+            snapshot,
+            load(record.get("targets", "null")),
+            load(record.get("reused", "[]")),
+            load(record.get("options", "{}")),
+            load(record.get("inputs", "{}")),
+            load(record.get("flow_inputs", "{}")),
+        )
+
+    def events(
+        self, run_id: str, after: str | None = None, count: int = 1000, block_ms: int | None = None
+    ) -> list[Event]:
+        """Events after stream id `after` (exclusive; None = from the start)."""
+        stream = self.keys.events(run_id)
+        if block_ms is None:
+            start = "-" if after is None else f"({after}"
+            entries = self.client.xrange(stream, start, "+", count=count)
+        else:
+            got = self.client.xread({stream: after or "0-0"}, count=count, block=block_ms)
+            entries = got[0][1] if got else []
+        return [to_event(entry_id, fields) for entry_id, fields in entries]
+
+
+def to_event(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Event:
+    obj = json.loads(fields[b"e"])
+    obj["id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return Event.from_dict(obj)

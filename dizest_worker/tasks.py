@@ -1,0 +1,46 @@
+"""Celery tasks, registered by name; thin: decode the message, hand it to the process's Executor.
+
+Each pool process builds its Executor (Redis connections, zygote) on first use, after the fork,
+so nothing is inherited across fork. A malformed payload is logged and dropped (acked), never
+retried in a loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from typing import Any
+
+from celery import Celery
+
+from dizest_worker.orchestration import Executor, FlowTask, InvalidTask
+
+log = logging.getLogger("dizest.worker")
+_executors: dict[int, Executor] = {}
+
+
+def executor(app: Celery) -> Executor:
+    pid = os.getpid()
+    if pid not in _executors:
+        from dizest_worker.celery_app import make_enqueue, redis_client
+
+        settings = app.conf.dizest_settings
+        queues = app.conf.get("dizest_queues") or [settings.queue]
+        ex = Executor(settings, redis_client(settings), make_enqueue(app), queues)
+        _executors[pid] = ex
+        atexit.register(ex.close)
+    return _executors[pid]
+
+
+def register(app: Celery) -> None:
+    from dizest_worker.celery_app import RUN_FLOW
+
+    @app.task(name=RUN_FLOW, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    def run_flow(payload: Any) -> None:
+        try:
+            task = FlowTask.decode(payload)
+        except InvalidTask as exc:
+            log.error("rejected malformed flow task %r: %s", payload, exc)
+            return
+        executor(app).handle(task)

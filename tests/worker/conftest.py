@@ -1,0 +1,151 @@
+"""Fixtures for distributed tests: real Redis, real `dizest worker` processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dizest_core.settings import Settings
+from dizest_worker.celery_app import redis_client
+from dizest_worker.client import Client
+from dizest_worker.settings import WorkerSettings
+from tests.conftest import wait_for
+from tests.redis_server import session_redis_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url, server = session_redis_url(tmp_path_factory.mktemp("redis"))
+    yield url
+    if server is not None:
+        server.stop()
+
+
+def make_settings(redis_url: str, root: Path, **overrides: object) -> WorkerSettings:
+    tag = uuid.uuid4().hex[:10]
+    base = WorkerSettings(
+        redis_url=redis_url,
+        prefix=f"dzt{tag}",
+        queue=f"q{tag}",
+        artifact_dir=str(root / "artifacts"),
+        workdir_root=str(root / "runs"),
+        lease_s=2.0,
+        reaper_interval_s=0.5,
+        retry_backoff_s=0.2,
+        max_flow_timeout_s=300,
+        worker_name=f"w{tag}",
+        engine=Settings(concurrency=2),
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def settings_env(settings: WorkerSettings) -> dict[str, str]:
+    return {
+        "DIZEST_REDIS_URL": settings.redis_url,
+        "DIZEST_PREFIX": settings.prefix,
+        "DIZEST_QUEUE": settings.queue,
+        "DIZEST_ARTIFACT_DIR": settings.artifact_dir,
+        "DIZEST_WORKDIR_ROOT": settings.workdir_root,
+        "DIZEST_LEASE_S": str(settings.lease_s),
+        "DIZEST_REAPER_INTERVAL_S": str(settings.reaper_interval_s),
+        "DIZEST_RETRY_BACKOFF_S": str(settings.retry_backoff_s),
+        "DIZEST_MAX_FLOW_TIMEOUT_S": str(settings.max_flow_timeout_s),
+        "DIZEST_MAX_ATTEMPTS": str(settings.max_attempts),
+    }
+
+
+class WorkerProcess:
+    """A `dizest worker` command in its own process group, with its output captured."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        name: str,
+        concurrency: int = 2,
+        queues: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        args = [sys.executable, "-m", "dizest_cli", "worker", "-c", str(concurrency), "-n", name]
+        if queues:
+            args += ["-Q", queues]
+        full_env = {**os.environ, **settings_env(settings), **(env or {})}
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        wait_for(
+            lambda: any(" ready." in line for line in self.output) or self.proc.poll(), timeout=60
+        )
+        assert self.proc.poll() is None, "".join(self.output)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in iter(self.proc.stdout.readline, b""):
+            self.output.append(line.decode(errors="replace"))
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: main process, pool, reaper, zygotes."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # what is left in the group goes too
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._reader.join(timeout=5)
+
+
+@pytest.fixture
+def cluster(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory of workers sharing this test's settings (`cluster.settings`, `cluster.client`)."""
+    settings = make_settings(redis_url, tmp_path)
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "w1", **kwargs: object) -> WorkerProcess:
+        worker = WorkerProcess(settings, name, **kwargs)  # type: ignore[arg-type]
+        started.append(worker)
+        return worker
+
+    start.settings = settings  # type: ignore[attr-defined]
+    start.client = Client(settings)  # type: ignore[attr-defined]
+    yield start
+    for worker in started:
+        worker.stop()
+    cleanup(settings)
+
+
+def cleanup(settings: WorkerSettings) -> None:
+    client = redis_client(settings)
+    keys = list(client.scan_iter(match=f"{settings.prefix}:*", count=1000))
+    keys += [settings.queue.encode()]
+    client.delete(*keys)
