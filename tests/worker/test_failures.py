@@ -1,0 +1,265 @@
+"""Failure handling with real worker processes: dead workers, cancel, limits, retries, routing,
+malformed messages, large values and a Redis restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from dizest_worker.celery_app import RUN_FLOW
+from dizest_worker.client import Client
+from tests.conftest import package, wait_for
+from tests.redis_server import EmbeddedRedis
+from tests.worker.conftest import WorkerProcess, cleanup, make_settings
+
+SLOW = "import os, time\nprint('started', os.getpid(), flush=True)\ntime.sleep(%s)\nv = 21"
+USE = "v = dizest.input('x') * 2"
+
+
+def slow_then_use(seconds: float = 3, slow_options: dict | None = None) -> dict:
+    pkg = package(
+        {
+            "slow": {"code": SLOW % seconds, "outputs": ["v"]},
+            "use": {"code": USE, "inputs": ["x"], "outputs": ["v"]},
+        },
+        {"s": {"app": "slow"}, "u": {"app": "use", "in": {"x": [("s", "v")]}}},
+    )
+    if slow_options:
+        pkg["flow"]["s"]["dizest"] = slow_options
+    return pkg
+
+
+def started(client: Client, run_id: str, flow_id: str, after: str | None = None) -> int:
+    """Wait for the flow's next 'started <pid>' line (after event `after`); return the pid."""
+    return started_at(client, run_id, flow_id, after)[0]
+
+
+def started_at(
+    client: Client, run_id: str, flow_id: str, after: str | None = None
+) -> tuple[int, str]:
+    for event in client.events(run_id, after=after):
+        entry = event.data.get("entry")
+        if event.flow_id == flow_id and isinstance(entry, str) and entry.startswith("started"):
+            return int(entry.split()[1]), event.id
+    raise AssertionError("the run ended before the flow started")
+
+
+def test_two_workers_share_one_run(cluster):
+    cluster("a", concurrency=1)
+    cluster("b", concurrency=1)
+    apps = {
+        "src": {"code": "v = 1", "outputs": ["v"]},
+        "nap": {
+            "code": "import time\ntime.sleep(0.3)\nv = dizest.input('x')",
+            "inputs": ["x"],
+            "outputs": ["v"],
+        },
+    }
+    flows = {"src": {"app": "src"}} | {
+        f"n{i}": {"app": "nap", "in": {"x": [("src", "v")]}} for i in range(8)
+    }
+    client = cluster.client
+    run_id = client.submit(package(apps, flows))
+    report = client.wait(run_id, timeout=60)
+    assert report["status"] == "ready"
+    workers = {client.runs.flow_field(run_id, f, "worker") for f in flows}
+    assert workers == {"a", "b"}
+
+
+def test_sigkilled_worker_mid_flow_loses_nothing(cluster):
+    first = cluster("a", concurrency=1)
+    client = cluster.client
+    run_id = client.submit(slow_then_use(3))
+    started(client, run_id, "s")
+    assert client.runs.flow_field(run_id, "s", "worker") == "a"
+    second = cluster("b", concurrency=1)  # started after, so `a` surely holds the flow
+    first.kill()
+    report = client.wait(run_id, timeout=60)
+    assert report["status"] == "ready"
+    assert report["flows"]["u"]["outputs"] == {"v": 42}
+    assert client.runs.flow_field(run_id, "s", "attempt") == "2"
+    assert client.runs.flow_field(run_id, "s", "worker") == "b"
+    events = client.runs.events(run_id, count=10_000)
+    reasons = [e.data.get("reason") for e in events if e.flow_id == "s" and e.type == "flow.status"]
+    assert "worker lost; retrying (attempt 2)" in reasons
+    assert [e.data["status"] for e in events if e.flow_id == "s" and e.type == "flow.status"].count(
+        "ready"
+    ) == 1
+    assert "worker lost: requeued" in second.log  # the reaper of `b` took it over
+
+
+def test_worker_lost_too_often_fails_the_flow(cluster):
+    settings = cluster.settings
+    assert settings.max_attempts == 3
+    client = cluster.client
+    run_id = client.submit(slow_then_use(30))
+    last = None
+    for attempt in (1, 2, 3):
+        worker = cluster(f"k{attempt}", concurrency=1)
+        _, last = started_at(client, run_id, "s", after=last)
+        assert client.runs.flow_field(run_id, "s", "attempt") == str(attempt)
+        worker.kill()
+    cluster("last", concurrency=1)  # its reaper fails the flow
+    report = client.wait(run_id, timeout=60)
+    assert report["flows"]["s"]["status"] == "error"
+    assert report["flows"]["s"]["reason"] == "worker lost"
+    assert report["flows"]["u"]["reason"] == "upstream failed: s"
+
+
+def test_cancel_kills_running_children_within_a_second(cluster):
+    cluster("a", concurrency=1)
+    client = cluster.client
+    run_id = client.submit(slow_then_use(60))
+    pid = started(client, run_id, "s")
+    client.cancel(run_id)
+    wait_for(lambda: not _alive(pid), timeout=1.5)
+    report = client.wait(run_id, timeout=10)
+    assert report["status"] == "cancelled"
+    assert report["flows"]["s"]["reason"] == "cancelled"
+    assert report["flows"]["u"]["reason"] == "cancelled"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_flow_timeout_and_memory_limit(cluster):
+    cluster("a")
+    client = cluster.client
+    slow = client.submit(slow_then_use(60, {"timeout": 1}))
+    hog = package(
+        {
+            "hog": {
+                "code": "b = []\nwhile True:\n    b.append(bytearray(50 << 20))",
+                "outputs": ["v"],
+            }
+        },
+        {"h": {"app": "hog"}},
+    )
+    hungry = client.submit(hog, options={"memory_limit_mb": 300})
+    assert client.wait(slow, timeout=30)["flows"]["s"]["reason"] == "timeout after 1 s"
+    assert client.wait(hungry, timeout=30)["flows"]["h"]["reason"] == (
+        "memory limit exceeded (300 MB)"
+    )
+
+
+def test_retries_with_backoff(cluster):
+    cluster("a")
+    code = (
+        "n = int(dizest.drive().read('tries', '0')) + 1\n"
+        "dizest.drive().write('tries', str(n))\n"
+        "if n < 2:\n    raise RuntimeError('flaky')\nv = n"
+    )
+    pkg = package({"flaky": {"code": code, "outputs": ["v"]}}, {"f": {"app": "flaky"}})
+    client = cluster.client
+    run_id = client.submit(pkg, options={"retries": 2})
+    report = client.wait(run_id, timeout=30)
+    assert report["status"] == "ready" and report["flows"]["f"]["outputs"] == {"v": 2}
+    reasons = [e.data.get("reason") for e in client.runs.events(run_id) if e.type == "flow.status"]
+    assert "retrying after: RuntimeError: flaky" in reasons
+
+
+def test_flows_are_routed_to_named_queues(cluster):
+    gpu_queue = cluster.settings.queue + "-gpu"
+    cluster("cpu", concurrency=1)
+    cluster("gpu", concurrency=1, queues=gpu_queue)
+    pkg = slow_then_use(0, {"queue": gpu_queue})
+    client = cluster.client
+    run_id = client.submit(pkg)
+    assert client.wait(run_id, timeout=30)["status"] == "ready"
+    assert client.runs.flow_field(run_id, "s", "worker") == "gpu"
+    assert client.runs.flow_field(run_id, "u", "worker") == "cpu"
+
+
+def test_malformed_task_payloads_are_rejected_not_retried(cluster):
+    worker = cluster("a", concurrency=1)
+    client = cluster.client
+    for payload in ("garbage", {"run_id": 5}, {"run_id": "r", "flow_id": "f", "attempt": 0}):
+        client.app.send_task(RUN_FLOW, args=[payload], queue=cluster.settings.queue)
+    wait_for(lambda: worker.log.count("rejected malformed flow task") == 3, timeout=20)
+    run_id = client.submit(slow_then_use(0))
+    assert client.wait(run_id, timeout=30)["status"] == "ready"
+    assert worker.proc.poll() is None
+
+
+def test_100mb_output_between_worker_processes(cluster):
+    size = 100 << 20
+    other = cluster.settings.queue + "-b"
+    cluster("a", concurrency=1)
+    cluster("b", concurrency=1, queues=other)
+    code_use = (
+        "import resource\nx = dizest.input('x')\n"
+        "v = [len(x), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]"
+    )
+    pkg = package(
+        {
+            "big": {"code": f"v = b'x' * {size}", "outputs": ["v"]},
+            "use": {"code": code_use, "inputs": ["x"], "outputs": ["v"]},
+        },
+        {"b": {"app": "big"}, "u": {"app": "use", "in": {"x": [("b", "v")]}}},
+    )
+    pkg["flow"]["u"]["dizest"] = {"queue": other}
+    client = cluster.client
+    run_id = client.submit(pkg)
+    report = client.wait(run_id, timeout=120)
+    length, peak = report["flows"]["u"]["outputs"]["v"]
+    assert length == size
+    assert peak < 2.3 * size  # the consumer holds the value once, plus the interpreter
+    assert client.runs.flow_field(run_id, "u", "worker") == "b"
+    for worker_pid in _pool_pids(cluster):
+        assert _peak_rss(worker_pid) < 200 << 20  # worker processes never hold the value
+
+
+def _pool_pids(cluster) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"dizest_cli\x00worker" in cmd:
+                pids.append(int(entry))
+    return pids
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_redis_restart_workers_reconnect_and_runs_continue(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis", appendonly="yes", appendfsync="always")
+    settings = make_settings(server.url, tmp_path)
+    worker = WorkerProcess(settings, "a", concurrency=1)
+    try:
+        client = Client(settings)
+        run_id = client.submit(slow_then_use(4))
+        started(client, run_id, "s")
+        port = server.port
+        server.stop()
+        server = EmbeddedRedis(
+            tmp_path / "redis", port=port, appendonly="yes", appendfsync="always"
+        )
+        report = client.wait(run_id, timeout=90)
+        assert report["status"] == "ready", report
+        assert report["flows"]["u"]["outputs"] == {"v": 42}
+        again = client.submit(slow_then_use(0))
+        assert client.wait(again, timeout=60)["status"] == "ready"
+    finally:
+        worker.stop()
+        cleanup(settings)
+        server.stop()
+
+
+def test_sigterm_is_graceful(cluster):
+    worker = cluster("a")
+    os.killpg(worker.proc.pid, signal.SIGTERM)
+    assert worker.proc.wait(timeout=30) == 0
