@@ -250,10 +250,13 @@ def test_abandoned_stream_kills_running_children(make_workflow, tmp_path):
 
 
 def test_large_outputs_travel_as_files_not_through_the_engine(make_workflow, tmp_path):
-    pkg = package({"big": {"code": "v = b'x' * (5 * 1024 * 1024)", "outputs": ["v"]},
-                   "use": {"code": "v = len(dizest.input('x'))", "inputs": ["x"],
-                           "outputs": ["v"]}},
-                  {"b": {"app": "big"}, "u": {"app": "use", "in": {"x": [("b", "v")]}}})
+    pkg = package(
+        {
+            "big": {"code": "v = b'x' * (5 * 1024 * 1024)", "outputs": ["v"]},
+            "use": {"code": "v = len(dizest.input('x'))", "inputs": ["x"], "outputs": ["v"]},
+        },
+        {"b": {"app": "big"}, "u": {"app": "use", "in": {"x": [("b", "v")]}}},
+    )
     wf = make_workflow(pkg, inline_max_bytes=1024)
     report = wf.run(workdir=tmp_path)
     assert report["flows"]["u"]["outputs"] == {"v": 5 * 1024 * 1024}
