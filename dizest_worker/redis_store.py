@@ -50,7 +50,7 @@ class RedisStore:
     """OutputStore backed by Redis (plus files for large values)."""
 
     def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int) -> None:
-        self.client = client
+        self.client: Any = client  # replies are bytes (redis-py's stubs say bytes | str)
         self.keys = keys
         self.ttl_s = ttl_s
         self._put = client.register_script(_PUT)

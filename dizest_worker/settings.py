@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dizest_core.errors import ConfigError
@@ -61,7 +61,7 @@ class WorkerSettings:
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str], object]] = {
     "redis_url": str,
     "prefix": str,
     "artifact_dir": os.path.abspath,

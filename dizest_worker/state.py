@@ -49,7 +49,8 @@ def now_ms() -> int:
 
 class RedisRuns:
     def __init__(self, client: redis.Redis, settings: WorkerSettings) -> None:
-        self.client = client
+        # Any: redis-py's stubs type every reply as bytes | str; ours is always bytes
+        self.client: Any = client
         self.settings = settings
         self.keys = Keys(settings.prefix)
         reg = client.register_script
