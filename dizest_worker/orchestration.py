@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -29,7 +29,7 @@ from dizest_core.settings import child_environment
 from dizest_worker.context import FlowOptions, RunContext
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.settings import WorkerSettings
-from dizest_worker.state import FinishResult, RedisRuns
+from dizest_worker.state import RedisRuns
 
 log = logging.getLogger("dizest.worker")
 
@@ -94,10 +94,18 @@ class Executor:
         self.pubsub.close()
 
     def handle(self, task: FlowTask) -> None:
-        """Run `task`, then keep running ready children here while their queue is ours."""
-        next_task: FlowTask | None = task
-        while next_task is not None:
-            next_task = self._run_one(next_task)
+        """Run `task`, then the ready children it frees whose queue is ours, up to `slots` at
+        once in this process; what does not fit (or belongs to another queue) is enqueued."""
+        ctx = self.context(task.run_id)
+        if ctx is None or task.flow_id not in ctx.plan.parents:
+            log.warning("dropping task for unknown run or flow: %s", task)
+            return
+        batch = _Batch(ctx, deque([task]), next_beat=time.monotonic() + self.settings.lease_s / 3)
+        while batch.local or batch.running:
+            while batch.local and len(batch.running) < self.settings.local_slots:
+                self._start(batch, batch.local.popleft())
+            if batch.running:
+                self._step(batch)
 
     def context(self, run_id: str) -> RunContext | None:
         ctx = self._contexts.get(run_id)
@@ -111,23 +119,44 @@ class Executor:
         self._contexts.move_to_end(run_id)
         return ctx
 
-    def _run_one(self, task: FlowTask) -> FlowTask | None:
-        ctx = self.context(task.run_id)
-        if ctx is None or task.flow_id not in ctx.plan.parents:
-            log.warning("dropping task for unknown run or flow: %s", task)
-            return None
+    def _start(self, batch: _Batch, task: FlowTask) -> None:
         answer = self.runs.claim(task.run_id, task.flow_id, task.attempt, self.settings.worker_name)
         if answer != "ok":
             log.info("not running %s: %s", task, answer)
-            return None
-        options = ctx.flow_options(task.flow_id, self.settings.engine, self.settings.queue)
-        job = self._job(ctx, task, options)
-        finished = self._supervise(task, job, options)
+            return
+        options = self._options(batch.ctx, task.flow_id)
+        self.supervisor.launch(self._job(batch.ctx, task, options), options.timeout)
+        batch.running[task.flow_id] = (task, options)
+
+    def _options(self, ctx: RunContext, flow_id: str) -> FlowOptions:
+        return ctx.flow_options(flow_id, self.settings.engine, self.settings.queue)
+
+    def _step(self, batch: _Batch) -> None:
+        """Wait for the running children once: stream events, finish those that ended."""
+        items = self.supervisor.poll(min(0.25, self.settings.lease_s / 3))
+        self.runs.emit(batch.ctx.run_id, [_event(i) for i in items if isinstance(i, Signal)])
+        for item in items:
+            if isinstance(item, Finished):
+                self._finish(batch, item)
+        if time.monotonic() >= batch.next_beat and batch.running:
+            batch.next_beat = time.monotonic() + self.settings.lease_s / 3
+            leases = [(t.run_id, t.flow_id, t.attempt) for t, _ in batch.running.values()]
+            for (_, flow_id, _), alive in zip(leases, self.runs.heartbeat(leases), strict=True):
+                if not alive:
+                    self.supervisor.kill(
+                        flow_id, "lease lost: attempt taken over by another worker"
+                    )
+        if self._cancelled(batch.ctx.run_id):
+            for flow_id in batch.running:
+                self.supervisor.kill(flow_id, "cancelled")
+
+    def _finish(self, batch: _Batch, finished: Finished) -> None:
+        task, options = batch.running.pop(finished.flow_id)
         retry = (
             not finished.ok and finished.reason != "cancelled" and task.attempt <= options.retries
         )
         result = self.runs.finish(
-            ctx,
+            batch.ctx,
             task.flow_id,
             task.attempt,
             finished.ok,
@@ -137,30 +166,32 @@ class Executor:
             finished.previews,
             retry,
         )
-        return self._next(ctx, task, result)
-
-    def _next(self, ctx: RunContext, task: FlowTask, result: FinishResult) -> FlowTask | None:
         if result.outcome == "retry":
             delay = self.settings.retry_backoff_s * 2 ** (task.attempt - 1)
-            queue = ctx.flow_options(task.flow_id, self.settings.engine, self.settings.queue).queue
-            self.enqueue(
-                [(FlowTask(task.run_id, task.flow_id, result.next_attempt or 1), queue)], delay
-            )
-            return None
-        if result.outcome != "ok" or not result.ready:
-            return None
-        mine: FlowTask | None = None
+            retried = FlowTask(task.run_id, task.flow_id, result.next_attempt or task.attempt + 1)
+            self.enqueue([(retried, options.queue)], delay)
+            return
         others: list[tuple[FlowTask, str]] = []
-        for flow_id in result.ready:
-            queue = ctx.flow_options(flow_id, self.settings.engine, self.settings.queue).queue
+        for flow_id in result.ready if result.outcome == "ok" else ():
+            queue = self._options(batch.ctx, flow_id).queue
             child = FlowTask(task.run_id, flow_id, 1)
-            if mine is None and queue in self.queues:
-                mine = child
+            room = len(batch.local) + len(batch.running) < self.settings.local_slots
+            if queue in self.queues and room:
+                batch.local.append(child)
             else:
                 others.append((child, queue))
         if others:
             self.enqueue(others, 0.0)
-        return mine
+
+    def _cancelled(self, run_id: str) -> bool:
+        """Whether a cancel message for this run arrived (read without a round trip)."""
+        hit = False
+        while True:
+            message = self.pubsub.get_message(timeout=0)
+            if message is None:
+                return hit
+            data = message.get("data")
+            hit = hit or (isinstance(data, bytes) and data.decode() == f"cancel {run_id}")
 
     def _job(self, ctx: RunContext, task: FlowTask, options: FlowOptions) -> FlowJob:
         flow = ctx.package.flows[task.flow_id]
@@ -201,34 +232,15 @@ class Executor:
             inline_max=engine.inline_max_bytes,
         )
 
-    def _supervise(self, task: FlowTask, job: FlowJob, options: FlowOptions) -> Finished:
-        """Run the child to its end, streaming events, renewing the lease, obeying cancel."""
-        sup = self.supervisor
-        sup.launch(job, options.timeout)
-        beat_every = self.settings.lease_s / 3
-        next_beat = time.monotonic() + beat_every
-        lease = (task.run_id, task.flow_id, task.attempt)
-        while True:
-            items = sup.poll(min(0.25, beat_every))
-            events = [_event(item) for item in items if isinstance(item, Signal)]
-            self.runs.emit(task.run_id, events)
-            done = [item for item in items if isinstance(item, Finished)]
-            if done:
-                return done[0]
-            if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + beat_every
-                if not self.runs.heartbeat([lease])[0]:
-                    sup.kill(task.flow_id, "lease lost: attempt taken over by another worker")
-            self._read_control(task)
 
-    def _read_control(self, task: FlowTask) -> None:
-        while True:
-            message = self.pubsub.get_message(timeout=0)
-            if message is None:
-                return
-            data = message.get("data")
-            if isinstance(data, bytes) and data.decode() == f"cancel {task.run_id}":
-                self.supervisor.kill(task.flow_id, "cancelled")
+@dataclass
+class _Batch:
+    """The flows of one run that this process is running or about to run."""
+
+    ctx: RunContext
+    local: deque[FlowTask]
+    running: dict[str, tuple[FlowTask, FlowOptions]] = field(default_factory=dict)
+    next_beat: float = 0.0
 
 
 def _event(item: Signal) -> tuple[str, str | None, dict[str, Any]]:

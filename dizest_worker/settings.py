@@ -31,14 +31,15 @@ class WorkerSettings:
     max_flow_timeout_s: float = 24 * 3600
     stream_maxlen: int = 100_000
     queue: str = "dizest"
+    local_slots: int = 1  # flows one worker process runs at once (freed children run here)
     worker_name: str = field(default_factory=lambda: f"dizest@{socket.gethostname()}")
     engine: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
         if self.lease_s <= 0 or self.reaper_interval_s <= 0:
             raise ConfigError("lease_s and reaper_interval_s must be positive")
-        if self.max_attempts < 1:
-            raise ConfigError("max_attempts must be at least 1")
+        if self.max_attempts < 1 or self.local_slots < 1:
+            raise ConfigError("max_attempts and local_slots must be at least 1")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"DIZEST_REDIS_URL must be a redis:// URL, not {self.redis_url!r}")
 
@@ -74,5 +75,6 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_flow_timeout_s": float,
     "stream_maxlen": int,
     "queue": str,
+    "local_slots": int,
     "worker_name": str,
 }
