@@ -55,14 +55,27 @@ class Signal:
 class Zygote:
     """Handle on the forking process (see `dizest_core.zygote`)."""
 
-    def __init__(self, env: dict[str, str], preload: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        preload: tuple[str, ...] = (),
+        renderer_files: tuple[str, ...] = (),
+    ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         code = (
             f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
             "from dizest_core.zygote import main; main(sys.argv[1:])"
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno()), *preload],
+            [
+                sys.executable,
+                "-c",
+                code,
+                str(theirs.fileno()),
+                *preload,
+                "--renderers",
+                *renderer_files,
+            ],
             pass_fds=(theirs.fileno(),),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -122,8 +135,13 @@ class _Child:
 class Supervisor:
     """Runs flow children concurrently and reports what they do; not thread-safe by design."""
 
-    def __init__(self, env: dict[str, str], preload: tuple[str, ...] = ()) -> None:
-        self.zygote = Zygote(env, preload)
+    def __init__(
+        self,
+        env: dict[str, str],
+        preload: tuple[str, ...] = (),
+        renderer_files: tuple[str, ...] = (),
+    ) -> None:
+        self.zygote = Zygote(env, preload, renderer_files)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.zygote.sock, selectors.EVENT_READ, None)
         self.children: dict[str, _Child] = {}

@@ -59,8 +59,6 @@ class FlowJob:
     max_render_bytes: int = 1_000_000
     max_preview_bytes: int = 65_536
     attempt: int = 1
-    # plugin files that register renderers (executed in the child before the app's code)
-    renderer_files: tuple[str, ...] = ()
     # outputs larger than `inline_max` are written by the child to files under `artifact_dir`
     artifact_dir: str | None = None
     inline_max: int = 1 << 20

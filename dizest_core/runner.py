@@ -49,7 +49,6 @@ class RunRequest:
     cache: bool = False
     workdir: str | None = None
     base_run: str | None = None
-    renderer_files: tuple[str, ...] = ()
 
 
 def new_run_id() -> str:
@@ -59,8 +58,14 @@ def new_run_id() -> str:
 class LocalRunner:
     """Runs workflows with child processes forked by one zygote; reusable across runs."""
 
-    def __init__(self, settings: Settings | None = None, store: OutputStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        store: OutputStore | None = None,
+        renderer_files: tuple[str, ...] = (),
+    ) -> None:
         self.settings = settings or Settings()
+        self.renderer_files = renderer_files
         self.store: OutputStore = store or MemoryStore()
         self._supervisor: Supervisor | None = None
         self._lock = threading.Lock()
@@ -71,7 +76,9 @@ class LocalRunner:
     @property
     def supervisor(self) -> Supervisor:
         if self._supervisor is None:
-            self._supervisor = Supervisor(child_environment(), self.settings.preload)
+            self._supervisor = Supervisor(
+                child_environment(), self.settings.preload, self.renderer_files
+            )
         return self._supervisor
 
     def stream(
@@ -270,7 +277,6 @@ class _Run:
             memory_limit_mb=self.request.memory_limit_mb or self.settings.memory_limit_mb,
             max_render_bytes=self.settings.max_render_bytes,
             max_preview_bytes=self.settings.max_preview_bytes,
-            renderer_files=self.request.renderer_files,
             artifact_dir=self.runner.artifact_dir,
             inline_max=self.settings.inline_max_bytes,
         )

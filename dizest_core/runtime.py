@@ -300,13 +300,17 @@ def main(conn_fd: int) -> int:
     return 0 if ok else 1
 
 
-def _prepare(job: FlowJob) -> None:
-    for path in job.renderer_files:
+def load_renderer_files(paths: tuple[str, ...]) -> None:
+    """Run plugin files that register renderers (once, in the zygote: children inherit them)."""
+    for path in paths:
         try:
             source = Path(path).read_text(encoding="utf-8")
             exec(compile(source, path, "exec"), {"__name__": "dizest_plugin_renderers"})
-        except Exception as exc:  # a broken plugin must not break the flow
+        except Exception as exc:  # a broken plugin must not break the flows
             print(f"dizest: plugin renderers {path} failed to load: {exc!r}", file=sys.stderr)
+
+
+def _prepare(job: FlowJob) -> None:
     os.chdir(job.workdir)
     sys.path.insert(0, job.workdir)
     for stream in (sys.stdout, sys.stderr):

@@ -59,7 +59,7 @@ class Workflow:
     @property
     def runner(self) -> LocalRunner:
         if self._runner is None:
-            self._runner = LocalRunner(self.settings)
+            self._runner = LocalRunner(self.settings, renderer_files=self.plugins.renderer_files())
         return self._runner
 
     def problems(self) -> list[Problem]:
@@ -111,7 +111,6 @@ class Workflow:
             flow_inputs=per_flow,
             flows=tuple(flows) if flows is not None else None,
             timeout=timeout,
-            renderer_files=self.plugins.renderer_files(),
             **options,
         )
 

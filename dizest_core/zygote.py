@@ -27,13 +27,17 @@ MAX_FDS = 3
 
 
 def main(argv: list[str]) -> None:
+    """argv: control fd, then modules to preload, then `--renderers` and plugin files."""
     control = socket.socket(fileno=int(argv[0]))
-    for module in argv[1:]:
+    rest = argv[1:]
+    split = rest.index("--renderers") if "--renderers" in rest else len(rest)
+    for module in rest[:split]:
         try:
             importlib.import_module(module)
         except Exception as exc:  # a bad preload must not stop the engine
             print(f"dizest zygote: cannot preload {module}: {exc}", file=sys.stderr)
-    importlib.import_module("dizest_core.runtime")
+    runtime = importlib.import_module("dizest_core.runtime")
+    runtime.load_renderer_files(tuple(rest[split + 1 :]))
     global _PRCTL
     _PRCTL = _load_prctl()
     wake_r, wake_w = os.pipe()

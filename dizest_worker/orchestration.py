@@ -83,8 +83,8 @@ class Executor:
         self.store = RedisStore(client, self.runs.keys, settings.ttl_s)
         self.enqueue = enqueue
         self.queues = set(queues or [settings.queue])
-        self.supervisor = Supervisor(child_environment(), settings.engine.preload)
-        self.renderer_files = PluginRegistry.discover(settings.engine.plugin_paths).renderer_files()
+        renderer_files = PluginRegistry.discover(settings.engine.plugin_paths).renderer_files()
+        self.supervisor = Supervisor(child_environment(), settings.engine.preload, renderer_files)
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(self.runs.keys.control_channel)
         self._contexts: OrderedDict[str, RunContext] = OrderedDict()
@@ -227,7 +227,6 @@ class Executor:
             max_render_bytes=engine.max_render_bytes,
             max_preview_bytes=engine.max_preview_bytes,
             attempt=task.attempt,
-            renderer_files=self.renderer_files,
             artifact_dir=self.settings.artifact_dir,
             inline_max=engine.inline_max_bytes,
         )
