@@ -1,0 +1,106 @@
+"""Random-DAG workflow packages built in memory, in the .dwp shape DIZEST 4.0.15 reads.
+
+Same shape and random draws as the dag100/dag1000 benchmark packages: flow 0 ("root") outputs
+v = 1; flow i > 0 reads k = randint(1, min(3, i)) distinct earlier flows on its one input port
+"x" (chosen by `random.Random(seed).sample`) and outputs v = sum of them. With n=1000 and
+seed=1000 the result equals dwp/dag1000.dwp (key for key).
+
+    python bench/gen_dag.py 10000 --seed 10000 --out /tmp/dag10000.dwp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from typing import Any
+
+ROOT_CODE = "dizest.output('v', 1)\n"
+NODE_CODE = "dizest.output('v', sum(dizest.inputs('x')))\n"
+
+
+def _app(app_id: str, code: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": app_id,
+        "title": app_id,
+        "version": "1.0.0",
+        "description": "",
+        "cdn": {"js": [], "css": []},
+        "inputs": inputs,
+        "outputs": [{"name": "v"}],
+        "code": code,
+        "api": "",
+        "html": "",
+        "js": "",
+        "css": "",
+    }
+
+
+def _flow(flow_id: str, app_id: str, ordinal: int, has_input: bool) -> dict[str, Any]:
+    return {
+        "id": flow_id,
+        "app_id": app_id,
+        "active": True,
+        "title": "",
+        "description": "",
+        "class": "",
+        "name": "",
+        "typenode": False,
+        "pos_x": 100 + 300 * (ordinal % 10),
+        "pos_y": 100 + 180 * (ordinal // 10),
+        "data": {},
+        "inputs": {"x": {"connections": []}} if has_input else {},
+        "outputs": {"v": {"connections": []}},
+    }
+
+
+def make_dag(n: int, seed: int) -> tuple[dict[str, Any], dict[str, int]]:
+    """(package dict, expected v of every flow) for an n-flow random DAG."""
+    rnd = random.Random(seed)
+    ids = [f"n{i:04d}" for i in range(n)]
+    flows: dict[str, dict[str, Any]] = {ids[0]: _flow(ids[0], "root", 1, False)}
+    values = {ids[0]: 1}
+    for i in range(1, n):
+        k = rnd.randint(1, min(3, i))
+        parents = rnd.sample(range(i), k)
+        fid = ids[i]
+        flows[fid] = _flow(fid, "node", i + 1, True)
+        for p in parents:
+            flows[fid]["inputs"]["x"]["connections"].append({"node": ids[p], "input": "v"})
+            flows[ids[p]]["outputs"]["v"]["connections"].append({"node": fid, "output": "x"})
+        values[fid] = sum(values[ids[p]] for p in parents)
+    package = {
+        "title": f"dag{n}",
+        "description": f"random DAG, {n} flows, seed {seed}; each non-root flow has 1-3 parents "
+        "from earlier flows on ONE input port 'x'; v = sum of parents' v; root v = 1",
+        "version": "1.0.0",
+        "visibility": "private",
+        "category": "benchmark",
+        "featured": "",
+        "logo": "",
+        "extra": {},
+        "favorite": "0",
+        "executable": None,
+        "executable_name": "base",
+        "apps": {
+            "root": _app("root", ROOT_CODE, []),
+            "node": _app("node", NODE_CODE, [{"type": "output", "name": "x"}]),
+        },
+        "flow": flows,
+    }
+    return package, values
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("n", type=int)
+    ap.add_argument("--seed", type=int, default=None, help="default: n")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    package, _ = make_dag(args.n, args.n if args.seed is None else args.seed)
+    with open(args.out, "w", encoding="utf-8") as fp:
+        json.dump(package, fp, indent=1)
+
+
+if __name__ == "__main__":
+    main()
