@@ -20,7 +20,16 @@ from dizest_core.errors import DizestError
 @click.option("--queues", "-Q", help="Comma-separated queues to consume (default: DIZEST_QUEUE).")
 @click.option("--name", "-n", help="Worker name (default: dizest@HOSTNAME).")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-def worker(concurrency: int | None, queues: str | None, name: str | None, loglevel: str) -> None:
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "threads"]),
+    default="prefork",
+    show_default=True,
+    help="Celery pool: processes, or threads of one process.",
+)
+def worker(
+    concurrency: int | None, queues: str | None, name: str | None, loglevel: str, pool: str
+) -> None:
     """Start a worker that runs flows from Redis (DIZEST_REDIS_URL)."""
     from dizest_worker.celery_app import create_celery
     from dizest_worker.settings import WorkerSettings
@@ -43,7 +52,7 @@ def worker(concurrency: int | None, queues: str | None, name: str | None, loglev
         f"--queues={','.join(names)}",
         f"--hostname={settings.worker_name}",
         f"--loglevel={loglevel}",
-        "--pool=prefork",
+        f"--pool={pool}",
         "--without-gossip",
         "--without-mingle",
     ]

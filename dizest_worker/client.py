@@ -115,6 +115,7 @@ class Client:
                 ],
                 0.0,
             )
+            self.runs.release([(created.run_id, f, 1) for f in created.roots])
         return created.run_id
 
     def rerun(self, run_id: str, flow_id: str) -> str:

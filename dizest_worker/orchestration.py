@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +32,7 @@ from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
 
 log = logging.getLogger("dizest.worker")
+BACKLOG_PER_SLOT = 4  # freed flows one process keeps to run itself, per slot
 
 
 class InvalidTask(DizestError, ValueError):
@@ -87,7 +88,6 @@ class Executor:
         self.supervisor = Supervisor(child_environment(), settings.engine.preload, renderer_files)
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(self.runs.keys.control_channel)
-        self._contexts: OrderedDict[str, RunContext] = OrderedDict()
 
     def close(self) -> None:
         self.supervisor.close()
@@ -96,7 +96,7 @@ class Executor:
     def handle(self, task: FlowTask) -> None:
         """Run `task`, then the ready children it frees whose queue is ours, up to `slots` at
         once in this process; what does not fit (or belongs to another queue) is enqueued."""
-        ctx = self.context(task.run_id)
+        ctx = self.runs.context(task.run_id)
         if ctx is None or task.flow_id not in ctx.plan.parents:
             log.warning("dropping task for unknown run or flow: %s", task)
             return
@@ -106,18 +106,6 @@ class Executor:
                 self._start(batch, batch.local.popleft())
             if batch.running:
                 self._step(batch)
-
-    def context(self, run_id: str) -> RunContext | None:
-        ctx = self._contexts.get(run_id)
-        if ctx is None:
-            ctx = self.runs.context(run_id)
-            if ctx is None:
-                return None
-            self._contexts[run_id] = ctx
-            while len(self._contexts) > 32:
-                self._contexts.popitem(last=False)
-        self._contexts.move_to_end(run_id)
-        return ctx
 
     def _start(self, batch: _Batch, task: FlowTask) -> None:
         answer = self.runs.claim(task.run_id, task.flow_id, task.attempt, self.settings.worker_name)
@@ -141,7 +129,9 @@ class Executor:
         if time.monotonic() >= batch.next_beat and batch.running:
             batch.next_beat = time.monotonic() + self.settings.lease_s / 3
             leases = [(t.run_id, t.flow_id, t.attempt) for t, _ in batch.running.values()]
-            for (_, flow_id, _), alive in zip(leases, self.runs.heartbeat(leases), strict=True):
+            reserved = [(t.run_id, t.flow_id, t.attempt) for t in batch.local]
+            alive_flags = self.runs.heartbeat(leases + reserved)[: len(leases)]
+            for (_, flow_id, _), alive in zip(leases, alive_flags, strict=True):
                 if not alive:
                     self.supervisor.kill(
                         flow_id, "lease lost: attempt taken over by another worker"
@@ -155,6 +145,7 @@ class Executor:
         retry = (
             not finished.ok and finished.reason != "cancelled" and task.attempt <= options.retries
         )
+        delay = self.settings.retry_backoff_s * 2 ** (task.attempt - 1) if retry else 0.0
         result = self.runs.finish(
             batch.ctx,
             task.flow_id,
@@ -165,23 +156,24 @@ class Executor:
             finished.outputs,
             finished.previews,
             retry,
+            retry_delay_s=delay,
         )
-        if result.outcome == "retry":
-            delay = self.settings.retry_backoff_s * 2 ** (task.attempt - 1)
+        if result.outcome == "retry":  # its reservation stays until the retry is claimed
             retried = FlowTask(task.run_id, task.flow_id, result.next_attempt or task.attempt + 1)
             self.enqueue([(retried, options.queue)], delay)
             return
         others: list[tuple[FlowTask, str]] = []
+        backlog = BACKLOG_PER_SLOT * self.settings.local_slots
         for flow_id in result.ready if result.outcome == "ok" else ():
             queue = self._options(batch.ctx, flow_id).queue
             child = FlowTask(task.run_id, flow_id, 1)
-            room = len(batch.local) + len(batch.running) < self.settings.local_slots
-            if queue in self.queues and room:
-                batch.local.append(child)
+            if queue in self.queues and len(batch.local) + len(batch.running) < backlog:
+                batch.local.append(child)  # reserved by FINISH, renewed with our leases
             else:
                 others.append((child, queue))
         if others:
             self.enqueue(others, 0.0)
+            self.runs.release([(t.run_id, t.flow_id, t.attempt) for t, _ in others])
 
     def _cancelled(self, run_id: str) -> bool:
         """Whether a cancel message for this run arrived (read without a round trip)."""

@@ -32,42 +32,34 @@ class Reaper:
     def sweep(self) -> list[tuple[str, str, str]]:
         """Handle every expired lease once; returns (run, flow, what was done)."""
         now = now_ms()
-        done = []
-        for run_id, flow_id, attempt in self.runs.expired_leases(now):
-            ctx = self.runs.context(run_id)
-            if ctx is None or flow_id not in ctx.plan.parents:
-                self.runs.drop_lease(run_id, flow_id, attempt)
-                done.append((run_id, flow_id, "dropped"))
-                continue
-            if attempt < self.settings.max_attempts:
-                answer = self.runs.requeue(run_id, flow_id, attempt, now)
-                if answer.isdigit():
-                    queue = ctx.flow_options(
-                        flow_id, self.settings.engine, self.settings.queue
-                    ).queue
-                    self.enqueue([(FlowTask(run_id, flow_id, int(answer)), queue)], 0.0)
-                    log.warning(
-                        "worker lost: requeued %s/%s as attempt %s", run_id, flow_id, answer
-                    )
-                done.append((run_id, flow_id, "requeued" if answer.isdigit() else answer))
-            else:
-                result = self.runs.finish(
-                    ctx,
-                    flow_id,
-                    attempt,
-                    False,
-                    "worker lost",
-                    0.0,
-                    {},
-                    {},
-                    retry=False,
-                    expired_before=now,
-                )
-                log.warning("worker lost: %s/%s failed after %s attempts", run_id, flow_id, attempt)
-                done.append(
-                    (run_id, flow_id, "failed" if result.outcome == "ok" else result.outcome)
-                )
-        return done
+        return [
+            (run_id, flow_id, self._expired(run_id, flow_id, attempt, now))
+            for run_id, flow_id, attempt in self.runs.expired_leases(now)
+        ]
+
+    def _expired(self, run_id: str, flow_id: str, attempt: int, now: int) -> str:
+        ctx = self.runs.context(run_id)
+        if ctx is None or flow_id not in ctx.plan.parents:
+            self.runs.drop_lease(run_id, flow_id, attempt)
+            return "dropped"
+        answer = self.runs.requeue(run_id, flow_id, attempt, now)
+        queue = ctx.flow_options(flow_id, self.settings.engine, self.settings.queue).queue
+        if answer == "resend":  # pending, but whoever was to send or run it is gone
+            self.enqueue([(FlowTask(run_id, flow_id, attempt), queue)], 0.0)
+            log.warning(
+                "sent again %s/%s (attempt %s): nobody had claimed it", run_id, flow_id, attempt
+            )
+        elif answer.isdigit():
+            self.enqueue([(FlowTask(run_id, flow_id, int(answer)), queue)], 0.0)
+            self.runs.release([(run_id, flow_id, int(answer))])
+            log.warning("worker lost: requeued %s/%s as attempt %s", run_id, flow_id, answer)
+        elif answer == "exhausted":
+            result = self.runs.finish(
+                ctx, flow_id, attempt, False, "worker lost", 0.0, {}, {}, expired_before=now
+            )
+            log.warning("worker lost: %s/%s failed after %s attempts", run_id, flow_id, attempt)
+            return "failed" if result.outcome == "ok" else result.outcome
+        return answer
 
     def run_forever(self, stop: threading.Event, parent_pid: int | None = None) -> None:
         while not stop.is_set():

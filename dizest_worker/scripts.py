@@ -9,7 +9,10 @@ so the final status is always the run's last event.
     FINISH     running attempt -> ready/error (or back to pending to retry), outputs written,
                children whose last parent finished -> pending, descendants of a failure
                skipped, run finalized when nothing is left           -> {ok|retry|stale|alive, ...}
-    REQUEUE    expired lease of a running attempt -> next attempt pending   -> attempt | gone | alive
+    REQUEUE    expired lease: running attempt -> next attempt pending        -> attempt
+               pending flow nobody claimed -> send it again                   -> resend
+               running attempt, no attempts left (caller then FINISHes it) -> exhausted
+               otherwise                                                      -> gone | alive
     CANCEL     every not-started flow -> idle (cancelled); workers told      -> final | n
     EMIT       events for a run that has not ended                           -> ids
     HEARTBEAT  extend a lease that still exists                              -> 1 | 0
@@ -73,14 +76,18 @@ return 'ok'
 
 # KEYS: run, flows, events, leases, outputs
 # ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retry, expired_before,
-#       n_children, children..., n_descendants, descendants..., n_outputs, (name, value, preview)...
+#       reserve_until, n_children, children..., n_descendants, descendants...,
+#       n_outputs, (name, value, preview)...
+# Flows it makes pending (ready children, a retried flow) get a reservation lease until
+# `reserve_until`: if nobody claims them by then (their worker died before sending or running
+# them), the reaper sends them again.
 FINISH = (
     PRELUDE
     + r"""
 local run_key, flows_key, stream, leases, out_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local channel, maxlen, ttl, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ok, reason, duration = ARGV[7] == '1', ARGV[8], ARGV[9]
-local retry, expired_before = ARGV[10] == '1', tonumber(ARGV[11])
+local retry, expired_before, reserve_until = ARGV[10] == '1', tonumber(ARGV[11]), ARGV[12]
 local member = run_id .. '\031' .. flow .. '\031' .. attempt
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
    or redis.call('HGET', flows_key, flow) ~= 'running' then return {'stale'} end
@@ -93,11 +100,12 @@ local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
 if not ok and retry and not cancelled then
   local next_attempt = tonumber(attempt) + 1
   redis.call('HSET', flows_key, flow, 'pending', flow .. ':attempt', next_attempt)
+  redis.call('ZADD', leases, reserve_until, run_id .. '\031' .. flow .. '\031' .. next_attempt)
   emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow,
        status_data('pending', 'retrying after: ' .. reason))
   return {'retry', tostring(next_attempt)}
 end
-local i = 12
+local i = 13
 local children = {}
 for j = 1, tonumber(ARGV[i]) do children[j] = ARGV[i + j] end
 i = i + tonumber(ARGV[i]) + 1
@@ -134,6 +142,8 @@ if ok then
     if waiting == 0 and redis.call('HGET', flows_key, child) == 'idle'
        and not redis.call('HGET', flows_key, child .. ':reason') then
       redis.call('HSET', flows_key, child, 'pending')
+      local child_attempt = redis.call('HGET', flows_key, child .. ':attempt')
+      redis.call('ZADD', leases, reserve_until, run_id .. '\031' .. child .. '\031' .. child_attempt)
       emit(run_key, stream, channel, maxlen, run_id, 'flow.status', child, status_data('pending', false))
       ready[#ready + 1] = child
     end
@@ -156,7 +166,7 @@ return {'ok', ready, final}
 )
 
 # KEYS: run, flows, events, leases
-# ARGV: channel, maxlen, run_id, flow, attempt, expired_before
+# ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until
 REQUEUE = (
     PRELUDE
     + r"""
@@ -165,11 +175,18 @@ local channel, maxlen, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4
 local member = run_id .. '\031' .. flow .. '\031' .. attempt
 local score = redis.call('ZSCORE', leases, member)
 if score and tonumber(score) > tonumber(ARGV[6]) then return 'alive' end
-redis.call('ZREM', leases, member)
+local status = redis.call('HGET', flows_key, flow)
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
-   or redis.call('HGET', flows_key, flow) ~= 'running' then return 'gone' end
+   or (status ~= 'pending' and status ~= 'running') then
+  redis.call('ZREM', leases, member)
+  return 'gone'
+end
+if status == 'running' and tonumber(attempt) >= tonumber(ARGV[7]) then return 'exhausted' end
+redis.call('ZREM', leases, member)
+if status == 'pending' then return 'resend' end
 local next_attempt = tonumber(attempt) + 1
 redis.call('HSET', flows_key, flow, 'pending', flow .. ':attempt', next_attempt)
+redis.call('ZADD', leases, ARGV[8], run_id .. '\031' .. flow .. '\031' .. next_attempt)
 emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow,
      status_data('pending', 'worker lost; retrying (attempt ' .. next_attempt .. ')'))
 return tostring(next_attempt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,9 @@ class NewRun:
     roots: tuple[str, ...]
 
 
+CONTEXT_CACHE = 32
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -61,6 +65,7 @@ class RedisRuns:
         self._emit = reg(scripts.EMIT)
         self._heartbeat = reg(scripts.HEARTBEAT)
         self._finalize = reg(scripts.FINALIZE)
+        self._contexts: OrderedDict[str, RunContext] = OrderedDict()
 
     def _base_args(self, run_id: str) -> list[Any]:
         return [self.keys.event_channel, self.settings.stream_maxlen, run_id]
@@ -112,6 +117,10 @@ class RedisRuns:
         for key in (run_key, flows_key, self.keys.package(run_id)):
             pipe.expire(key, ttl)
         pipe.zadd(self.keys.runs, {run_id: now_ms()})
+        if roots:  # reserved until the submitter has sent them (see `release`)
+            pipe.zadd(
+                self.keys.leases, {lease_member(run_id, f, 1): self.reservation() for f in roots}
+            )
         for flow_id in plan.reused:
             pipe.copy(
                 self.keys.outputs(base_run or "", flow_id),
@@ -153,6 +162,16 @@ class RedisRuns:
         )
         return answer.decode()
 
+    def reservation(self, delay_s: float = 0.0) -> int:
+        """Expiry (ms) of the lease a pending flow holds until someone claims it."""
+        return now_ms() + int((delay_s + 3 * self.settings.lease_s) * 1000)
+
+    def release(self, flows: Iterable[tuple[str, str, int]]) -> None:
+        """Drop the reservations of flows that are now safely in the broker's queue."""
+        members = [lease_member(*f) for f in flows]
+        if members:
+            self.client.zrem(self.keys.leases, *members)
+
     def heartbeat(self, leases: Iterable[tuple[str, str, int]]) -> list[bool]:
         """Extend leases; False where the lease is gone (the attempt was taken over)."""
         expiry = now_ms() + int(self.settings.lease_s * 1000)
@@ -188,6 +207,7 @@ class RedisRuns:
         previews: Mapping[str, Any],
         retry: bool = False,
         expired_before: int = 0,
+        retry_delay_s: float = 0.0,
     ) -> FinishResult:
         run_id = ctx.run_id
         children = list(ctx.plan.children[flow_id])
@@ -219,6 +239,7 @@ class RedisRuns:
             f"{duration_s:.6f}",
             int(retry),
             expired_before,
+            self.reservation(retry_delay_s),
             len(children),
             *children,
             len(descendants),
@@ -236,6 +257,8 @@ class RedisRuns:
         return FinishResult(outcome)
 
     def requeue(self, run_id: str, flow_id: str, attempt: int, expired_before: int) -> str:
+        """Handle one expired lease: `resend`, the next attempt's number, `exhausted`, `gone`
+        or `alive` (see scripts.REQUEUE)."""
         keys = [
             self.keys.run(run_id),
             self.keys.flows(run_id),
@@ -243,7 +266,15 @@ class RedisRuns:
             self.keys.leases,
         ]
         answer = self._requeue(
-            keys=keys, args=[*self._base_args(run_id), flow_id, attempt, expired_before]
+            keys=keys,
+            args=[
+                *self._base_args(run_id),
+                flow_id,
+                attempt,
+                expired_before,
+                self.settings.max_attempts,
+                self.reservation(),
+            ],
         )
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
@@ -274,6 +305,19 @@ class RedisRuns:
         return raw.decode() if raw is not None else None
 
     def context(self, run_id: str) -> RunContext | None:
+        """The run's package, plan and options (cached: a run's snapshot never changes)."""
+        ctx = self._contexts.get(run_id)
+        if ctx is None:
+            ctx = self._load_context(run_id)
+            if ctx is None:
+                return None
+            self._contexts[run_id] = ctx
+            while len(self._contexts) > CONTEXT_CACHE:
+                self._contexts.popitem(last=False)
+        self._contexts.move_to_end(run_id)
+        return ctx
+
+    def _load_context(self, run_id: str) -> RunContext | None:
         record, snapshot = self.record(run_id), self.snapshot(run_id)
         if record is None or snapshot is None:
             return None

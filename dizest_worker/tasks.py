@@ -1,7 +1,7 @@
 """Celery tasks, registered by name; thin: decode the message, hand it to the process's Executor.
 
-Each pool process builds its Executor (Redis connections, zygote) on first use, after the fork,
-so nothing is inherited across fork. A malformed payload is logged and dropped (acked), never
+Each pool process (or thread, with `--pool threads`) builds its own Executor (Redis connections,
+zygote) on first use, after the fork, so nothing is inherited across fork or shared by threads. A malformed payload is logged and dropped (acked), never
 retried in a loop.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import threading
 from typing import Any
 
 from celery import Celery
@@ -17,11 +18,12 @@ from celery import Celery
 from dizest_worker.orchestration import Executor, FlowTask, InvalidTask
 
 log = logging.getLogger("dizest.worker")
-_executors: dict[int, Executor] = {}
+_executors: dict[tuple[int, int], Executor] = {}
 
 
 def executor(app: Celery) -> Executor:
-    pid = os.getpid()
+    """This process's (and, in a thread pool, this thread's) Executor."""
+    pid = (os.getpid(), threading.get_ident())
     if pid not in _executors:
         from dizest_worker.celery_app import make_enqueue, redis_client
 
