@@ -15,6 +15,7 @@ stdout and stderr. When the engine goes away (EOF), the zygote kills its childre
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import select
@@ -38,6 +39,10 @@ def main(argv: list[str]) -> None:
             print(f"dizest zygote: cannot preload {module}: {exc}", file=sys.stderr)
     runtime = importlib.import_module("dizest_core.runtime")
     runtime.load_renderer_files(tuple(rest[split + 1 :]))
+    # Everything imported so far is shared with every child; freezing it keeps the children's
+    # garbage collector from touching (and so copying) those pages after fork.
+    gc.collect()
+    gc.freeze()
     global _PRCTL
     _PRCTL = _load_prctl()
     wake_r, wake_w = os.pipe()

@@ -16,7 +16,7 @@ from celery import Celery
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from dizest_worker.orchestration import Enqueue, FlowTask
+from dizest_worker.orchestration import Enqueue, FlowTask, chunked
 from dizest_worker.settings import WorkerSettings
 
 RUN_FLOW = "dizest.run_flow"
@@ -68,14 +68,19 @@ def make_enqueue(app: Celery) -> Enqueue:
     """Send flow tasks by name, each to its queue, over one producer connection."""
 
     def enqueue(tasks: list[tuple[FlowTask, str]], countdown: float) -> None:
+        groups: dict[tuple[str, str], list[FlowTask]] = {}
+        for task, queue in tasks:
+            groups.setdefault((task.run_id, queue), []).append(task)
         with _producer(app) as producer:
-            for task, queue in tasks:
-                app.send_task(
-                    RUN_FLOW,
-                    args=[task.encode()],
-                    queue=queue,
-                    producer=producer,
-                    countdown=countdown or None,
-                )
+            for (_, queue), group in groups.items():
+                for chunk in chunked(group):
+                    payload = chunk[0].encode() if len(chunk) == 1 else [t.encode() for t in chunk]
+                    app.send_task(
+                        RUN_FLOW,
+                        args=[payload],
+                        queue=queue,
+                        producer=producer,
+                        countdown=countdown or None,
+                    )
 
     return enqueue

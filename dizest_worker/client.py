@@ -181,16 +181,13 @@ class Client:
     def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Block until the run ends (or `timeout` s) and return its report."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        last = None
-        while self.status(run_id) not in ("ready", "error", "cancelled"):
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
+        while True:
+            left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            if left <= 0:
                 raise ExecutionError(f"run {run_id} still running after {timeout} s")
-            wait_ms = 1000 if left is None else max(1, min(1000, int(left * 1000)))
-            batch = self.runs.events(run_id, last, block_ms=wait_ms)
-            if batch:
-                last = batch[-1].id
-        return self.get(run_id)
+            if self.runs.wait_final(run_id, left) is not None:
+                return self.get(run_id)
+            self._record(run_id)  # raises RunNotFound if the run expired meanwhile
 
     def cancel(self, run_id: str) -> str:
         """Cancel a run: unstarted flows never start, running ones are killed."""

@@ -6,6 +6,8 @@ key / channel                         type     holds                            
                                                completed, failed, cancelled, options,
                                                targets, base_run, idempotency_key
 {p}:run:{run}:pkg                     string   the package snapshot (JSON)               ttl_s
+{p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
+                                               ends (waiters BLPOP it and push it back)
 {p}:run:{run}:flows                   hash     per flow: "{f}" status, "{f}:reason",     ttl_s
                                                "{f}:attempt", "{f}:waiting",
                                                "{f}:index", "{f}:duration", "{f}:worker",
@@ -40,6 +42,9 @@ class Keys:
 
     def run(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}"
+
+    def done(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:done"
 
     def package(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:pkg"

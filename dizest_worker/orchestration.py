@@ -27,7 +27,6 @@ from dizest_core.model import OUTPUT
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import child_environment
 from dizest_worker.context import FlowOptions, RunContext
-from dizest_worker.redis_store import RedisStore
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
 
@@ -66,6 +65,27 @@ class FlowTask:
         return {"run_id": self.run_id, "flow_id": self.flow_id, "attempt": self.attempt}
 
 
+MAX_BATCH = 64
+
+
+def decode_tasks(payload: Any) -> list[FlowTask]:
+    """A message is one task (an object) or a batch of tasks of one run (a list of them)."""
+    items = payload if isinstance(payload, list) else [payload]
+    if not items or len(items) > MAX_BATCH:
+        raise InvalidTask(f"a task batch holds 1 to {MAX_BATCH} tasks, not {len(items)}")
+    tasks = [FlowTask.decode(item) for item in items]
+    if len({t.run_id for t in tasks}) != 1:
+        raise InvalidTask("the tasks of one batch must belong to one run")
+    return tasks
+
+
+def chunked(tasks: list[FlowTask]) -> list[list[FlowTask]]:
+    """Split many tasks of one run and queue into batches: fewer broker messages, yet enough
+    of them (about 8) for several workers to share."""
+    size = max(1, min(MAX_BATCH // 4, len(tasks) // 8))
+    return [tasks[i : i + size] for i in range(0, len(tasks), size)]
+
+
 Enqueue = Callable[[list[tuple[FlowTask, str]], float], None]  # [(task, queue)], countdown
 
 
@@ -81,7 +101,6 @@ class Executor:
     ) -> None:
         self.settings = settings
         self.runs = RedisRuns(client, settings)
-        self.store = RedisStore(client, self.runs.keys, settings.ttl_s)
         self.enqueue = enqueue
         self.queues = set(queues or [settings.queue])
         renderer_files = PluginRegistry.discover(settings.engine.plugin_paths).renderer_files()
@@ -93,14 +112,22 @@ class Executor:
         self.supervisor.close()
         self.pubsub.close()
 
-    def handle(self, task: FlowTask) -> None:
-        """Run `task`, then the ready children it frees whose queue is ours, up to `slots` at
-        once in this process; what does not fit (or belongs to another queue) is enqueued."""
-        ctx = self.runs.context(task.run_id)
-        if ctx is None or task.flow_id not in ctx.plan.parents:
-            log.warning("dropping task for unknown run or flow: %s", task)
+    def handle(self, tasks: list[FlowTask]) -> None:
+        """Run `tasks` (of one run), then the ready children they free whose queue is ours, up
+        to `slots` at once in this process; what does not fit (or is for another queue) is
+        enqueued. Tasks waiting here hold reservations, so a dead worker loses none of them."""
+        ctx = self.runs.context(tasks[0].run_id)
+        known = [t for t in tasks if ctx is not None and t.flow_id in ctx.plan.parents]
+        if ctx is None or len(known) < len(tasks):
+            log.warning(
+                "dropping tasks for unknown runs or flows: %s", [t for t in tasks if t not in known]
+            )
+        if ctx is None or not known:
             return
-        batch = _Batch(ctx, deque([task]), next_beat=time.monotonic() + self.settings.lease_s / 3)
+        if len(known) > 1:
+            self.runs.reserve([(t.run_id, t.flow_id, t.attempt) for t in known])
+        next_beat = time.monotonic() + self.settings.lease_s / 3
+        batch = _Batch(ctx, deque(known), next_beat=next_beat)
         while batch.local or batch.running:
             while batch.local and len(batch.running) < self.settings.local_slots:
                 self._start(batch, batch.local.popleft())
@@ -108,12 +135,29 @@ class Executor:
                 self._step(batch)
 
     def _start(self, batch: _Batch, task: FlowTask) -> None:
-        answer = self.runs.claim(task.run_id, task.flow_id, task.attempt, self.settings.worker_name)
+        flow = batch.ctx.package.flows[task.flow_id]
+        app = batch.ctx.package.app_of(flow)
+        wired = [
+            (spec.name, c)
+            for spec in app.inputs
+            if spec.type == OUTPUT
+            for c in flow.connections.get(spec.name, ())
+        ]
+        answer, values = self.runs.claim(
+            task.run_id,
+            task.flow_id,
+            task.attempt,
+            self.settings.worker_name,
+            [(c.node, c.output) for _, c in wired],
+        )
         if answer != "ok":
             log.info("not running %s: %s", task, answer)
             return
+        sources: dict[str, list[Any]] = {s.name: [] for s in app.inputs if s.type == OUTPUT}
+        for (name, _), value in zip(wired, values, strict=True):
+            sources[name].append(value)
         options = self._options(batch.ctx, task.flow_id)
-        self.supervisor.launch(self._job(batch.ctx, task, options), options.timeout)
+        self.supervisor.launch(self._job(batch.ctx, task, options, sources), options.timeout)
         batch.running[task.flow_id] = (task, options)
 
     def _options(self, ctx: RunContext, flow_id: str) -> FlowOptions:
@@ -136,9 +180,11 @@ class Executor:
                     self.supervisor.kill(
                         flow_id, "lease lost: attempt taken over by another worker"
                     )
-        if self._cancelled(batch.ctx.run_id):
-            for flow_id in batch.running:
-                self.supervisor.kill(flow_id, "cancelled")
+        if time.monotonic() >= batch.next_control:  # cancel messages: read 10 times a second
+            batch.next_control = time.monotonic() + 0.1
+            if self._cancelled(batch.ctx.run_id):
+                for flow_id in batch.running:
+                    self.supervisor.kill(flow_id, "cancelled")
 
     def _finish(self, batch: _Batch, finished: Finished) -> None:
         task, options = batch.running.pop(finished.flow_id)
@@ -185,21 +231,11 @@ class Executor:
             data = message.get("data")
             hit = hit or (isinstance(data, bytes) and data.decode() == f"cancel {run_id}")
 
-    def _job(self, ctx: RunContext, task: FlowTask, options: FlowOptions) -> FlowJob:
+    def _job(
+        self, ctx: RunContext, task: FlowTask, options: FlowOptions, sources: dict[str, list[Any]]
+    ) -> FlowJob:
         flow = ctx.package.flows[task.flow_id]
         app = ctx.package.app_of(flow)
-        wired = [
-            (spec.name, c)
-            for spec in app.inputs
-            if spec.type == OUTPUT
-            for c in flow.connections.get(spec.name, ())
-        ]
-        values = self.store.get_many([(c.node, c.output) for _, c in wired], task.run_id)
-        sources: dict[str, list[Any]] = {
-            spec.name: [] for spec in app.inputs if spec.type == OUTPUT
-        }
-        for (name, _), value in zip(wired, values, strict=True):
-            sources[name].append(value)
         workdir = os.path.join(self.settings.workdir_root, task.run_id)
         os.makedirs(workdir, exist_ok=True)
         engine = self.settings.engine
@@ -232,6 +268,7 @@ class _Batch:
     local: deque[FlowTask]
     running: dict[str, tuple[FlowTask, FlowOptions]] = field(default_factory=dict)
     next_beat: float = 0.0
+    next_control: float = 0.0
 
 
 def _event(item: Signal) -> tuple[str, str | None, dict[str, Any]]:

@@ -74,13 +74,6 @@ class RedisStore:
     def get(self, run_id: str, flow_id: str, name: str) -> Value | None:
         return decode_value(self.client.hget(self.keys.outputs(run_id, flow_id), f"v:{name}"))
 
-    def get_many(self, refs: list[tuple[str, str]], run_id: str) -> list[Value | None]:
-        """Values for (flow, output) pairs of one run, in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        for flow_id, name in refs:
-            pipe.hget(self.keys.outputs(run_id, flow_id), f"v:{name}")
-        return [decode_value(raw) for raw in pipe.execute()]
-
     def has(self, run_id: str, flow_id: str) -> bool:
         return bool(self.client.hexists(self.keys.outputs(run_id, flow_id), "_attempt"))
 

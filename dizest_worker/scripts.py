@@ -5,7 +5,8 @@ becomes its event id) and published on the events channel, in the same atomic st
 change it reports. Once the run's final `workflow.status` is emitted, `emit` drops anything else,
 so the final status is always the run's last event.
 
-    CLAIM      pending flow attempt -> running, lease taken          -> ok | stale | cancelled
+    CLAIM      pending flow attempt -> running, lease taken, its input values read
+                                                                     -> ok+values | stale | cancelled
     FINISH     running attempt -> ready/error (or back to pending to retry), outputs written,
                children whose last parent finished -> pending, descendants of a failure
                skipped, run finalized when nothing is left           -> {ok|retry|stale|alive, ...}
@@ -50,12 +51,17 @@ local function finalize(run_key, flows_key, stream, channel, maxlen, run_id)
   emit(run_key, stream, channel, maxlen, run_id, 'workflow.status', false,
        '{"status":"' .. status .. '"}')
   redis.call('HSET', run_key, 'final', '1')
+  local done = run_key .. ':done'  -- a list waiters block on (BLPOP, then put it back)
+  redis.call('RPUSH', done, status)
+  local ttl = redis.call('TTL', run_key)
+  if ttl > 0 then redis.call('EXPIRE', done, ttl) end
   return status
 end
 """
 
-# KEYS: run, flows, events, leases
-# ARGV: channel, maxlen, run_id, flow, attempt, worker, lease_expiry_ms
+# KEYS: run, flows, events, leases, then the outputs hash of each input source
+# ARGV: channel, maxlen, run_id, flow, attempt, worker, lease_expiry_ms, then "v:{name}" per source
+# Returns 'stale' | 'cancelled' | {'ok', value of each source (nil when absent)...}
 CLAIM = (
     PRELUDE
     + r"""
@@ -70,7 +76,9 @@ redis.call('HSET', flows_key, flow, 'running', flow .. ':worker', ARGV[6])
 redis.call('ZADD', leases, ARGV[7], run_id .. '\031' .. flow .. '\031' .. attempt)
 emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('running', false))
 emit(run_key, stream, channel, maxlen, run_id, 'log.clear', flow, '{}')
-return 'ok'
+local reply = {'ok'}
+for i = 5, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 3]) end
+return reply
 """
 )
 

@@ -23,7 +23,7 @@ from dizest_core.plan import Plan
 from dizest_worker import scripts
 from dizest_worker.context import RunContext
 from dizest_worker.keys import Keys, lease_member, parse_lease
-from dizest_worker.redis_store import encode_value
+from dizest_worker.redis_store import decode_value, encode_value
 from dizest_worker.settings import WorkerSettings
 
 
@@ -149,22 +149,43 @@ class RedisRuns:
         return NewRun(run_id, True, roots)
 
     # -- advancing a run ------------------------------------------------------------------
-    def claim(self, run_id: str, flow_id: str, attempt: int, worker: str) -> str:
+    def claim(
+        self,
+        run_id: str,
+        flow_id: str,
+        attempt: int,
+        worker: str,
+        sources: Sequence[tuple[str, str]] = (),
+    ) -> tuple[str, list[Value | None]]:
+        """Take a pending attempt; with it, the values of its (source flow, output) inputs."""
         keys = [
             self.keys.run(run_id),
             self.keys.flows(run_id),
             self.keys.events(run_id),
             self.keys.leases,
+            *(self.keys.outputs(run_id, f) for f, _ in sources),
         ]
         expiry = now_ms() + int(self.settings.lease_s * 1000)
-        answer = self._claim(
-            keys=keys, args=[*self._base_args(run_id), flow_id, attempt, worker, expiry]
-        )
-        return answer.decode()
+        args = [
+            *self._base_args(run_id),
+            flow_id,
+            attempt,
+            worker,
+            expiry,
+            *(f"v:{name}" for _, name in sources),
+        ]
+        answer = self._claim(keys=keys, args=args)
+        if isinstance(answer, bytes):
+            return answer.decode(), []
+        return answer[0].decode(), [decode_value(raw) for raw in answer[1:]]
 
     def reservation(self, delay_s: float = 0.0) -> int:
         """Expiry (ms) of the lease a pending flow holds until someone claims it."""
         return now_ms() + int((delay_s + 3 * self.settings.lease_s) * 1000)
+
+    def reserve(self, flows: Iterable[tuple[str, str, int]]) -> None:
+        """Reserve pending flows this process holds (renewed by `heartbeat` while waiting)."""
+        self.client.zadd(self.keys.leases, {lease_member(*f): self.reservation() for f in flows})
 
     def release(self, flows: Iterable[tuple[str, str, int]]) -> None:
         """Drop the reservations of flows that are now safely in the broker's queue."""
@@ -294,6 +315,15 @@ class RedisRuns:
     def record(self, run_id: str) -> dict[str, str] | None:
         raw = self.client.hgetall(self.keys.run(run_id))
         return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+
+    def wait_final(self, run_id: str, timeout_s: float) -> str | None:
+        """Block until the run has ended (its final status) or `timeout_s` passes (None)."""
+        key = self.keys.done(run_id)
+        got = self.client.blpop([key], timeout=max(timeout_s, 0.001))
+        if got is None:
+            return None
+        self.client.lpush(key, got[1])  # leave it for other waiters
+        return str(got[1].decode())
 
     def snapshot(self, run_id: str) -> dict[str, Any] | None:
         raw = self.client.get(self.keys.package(run_id))

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import Celery
 
-from dizest_worker.orchestration import Executor, FlowTask, InvalidTask
+from dizest_worker.orchestration import Executor, InvalidTask, decode_tasks
 
 log = logging.getLogger("dizest.worker")
 _executors: dict[tuple[int, int], Executor] = {}
@@ -41,8 +41,8 @@ def register(app: Celery) -> None:
     @app.task(name=RUN_FLOW, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def run_flow(payload: Any) -> None:
         try:
-            task = FlowTask.decode(payload)
+            tasks = decode_tasks(payload)
         except InvalidTask as exc:
             log.error("rejected malformed flow task %r: %s", payload, exc)
             return
-        executor(app).handle(task)
+        executor(app).handle(tasks)

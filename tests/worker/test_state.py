@@ -62,13 +62,14 @@ def finish(runs, ctx, flow, attempt=1, ok=True, **kw):
 def test_join_becomes_ready_only_after_its_last_parent(runs):
     new, ctx = start(runs)
     assert new.roots == ("a",)
-    assert runs.claim("r1", "a", 1, "w") == "ok"
+    assert runs.claim("r1", "a", 1, "w")[0] == "ok"
     assert finish(runs, ctx, "a").ready == ("b", "c")
     for flow in ("b", "c"):
-        assert runs.claim("r1", flow, 1, "w") == "ok"
+        assert runs.claim("r1", flow, 1, "w")[0] == "ok"
     assert finish(runs, ctx, "b").ready == ()
     assert finish(runs, ctx, "c").ready == ("d",)
-    runs.claim("r1", "d", 1, "w")
+    answer, values = runs.claim("r1", "d", 1, "w", [("b", "v"), ("c", "v"), ("a", "nope")])
+    assert (answer, values) == ("ok", [b"\x80\x05K\x01.", b"\x80\x05K\x01.", None])
     finish(runs, ctx, "d")
     runs.claim("r1", "e", 1, "w")
     result = finish(runs, ctx, "e")
@@ -79,11 +80,11 @@ def test_join_becomes_ready_only_after_its_last_parent(runs):
 
 def test_a_claim_is_taken_once_and_only_for_the_current_attempt(runs):
     start(runs)
-    assert runs.claim("r1", "a", 2, "w") == "stale"
-    assert runs.claim("r1", "a", 1, "w") == "ok"
-    assert runs.claim("r1", "a", 1, "other") == "stale"
-    assert runs.claim("r1", "b", 1, "w") == "stale"  # not ready yet
-    assert runs.claim("nope", "a", 1, "w") == "stale"
+    assert runs.claim("r1", "a", 2, "w")[0] == "stale"
+    assert runs.claim("r1", "a", 1, "w")[0] == "ok"
+    assert runs.claim("r1", "a", 1, "other")[0] == "stale"
+    assert runs.claim("r1", "b", 1, "w")[0] == "stale"  # not ready yet
+    assert runs.claim("nope", "a", 1, "w")[0] == "stale"
 
 
 def test_requeue_and_finish_never_both(runs):
@@ -94,7 +95,7 @@ def test_requeue_and_finish_never_both(runs):
     assert runs.requeue("r1", "a", 1, expired_before=later) == "2"
     assert finish(runs, ctx, "a", attempt=1).outcome == "stale"  # the old attempt lost
     assert runs.requeue("r1", "a", 1, expired_before=later) == "gone"
-    assert runs.claim("r1", "a", 2, "w2") == "ok"
+    assert runs.claim("r1", "a", 2, "w2")[0] == "ok"
     assert finish(runs, ctx, "a", attempt=2).ready == ("b", "c")
     assert runs.requeue("r1", "a", 2, expired_before=later) == "gone"
     assert runs.flow_field("r1", "a") == "ready"
@@ -119,7 +120,7 @@ def test_retry_puts_the_flow_back_with_the_next_attempt(runs):
     assert finish(runs, ctx, "a", ok=False, retry=True).next_attempt == 2
     assert runs.flow_field("r1", "a") == "pending"
     assert runs.flow_field("r1", "b", "reason") is None
-    assert runs.claim("r1", "a", 2, "w") == "ok"
+    assert runs.claim("r1", "a", 2, "w")[0] == "ok"
 
 
 def test_cancel_stops_unstarted_flows_and_events_end_with_the_final_status(runs):
@@ -128,7 +129,7 @@ def test_cancel_stops_unstarted_flows_and_events_end_with_the_final_status(runs)
     assert runs.cancel("r1") == "1"  # one flow still running
     assert runs.flow_field("r1", "b", "reason") == "cancelled"
     assert finish(runs, ctx, "a").final == "cancelled"
-    assert runs.claim("r1", "b", 1, "w") == "cancelled"
+    assert runs.claim("r1", "b", 1, "w")[0] == "cancelled"
     runs.emit("r1", [("log.append", "a", {"entry": "too late", "stream": "stdout"})])
     events = runs.events("r1", count=1000)
     assert events[-1].final and events[-1].data == {"status": "cancelled"}
