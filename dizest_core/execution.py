@@ -130,6 +130,7 @@ class _Child:
     previews: dict[str, Any] = field(default_factory=dict)
     error: ErrorInfo | None = None
     done: bool = False
+    reported: bool = False
 
 
 class Supervisor:
@@ -146,6 +147,7 @@ class Supervisor:
         self.selector.register(self.zygote.sock, selectors.EVENT_READ, None)
         self.children: dict[str, _Child] = {}
         self.by_pid: dict[int, _Child] = {}
+        self.forking: dict[str, _Child] = {}  # asked the zygote to fork, pid not known yet
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -183,6 +185,7 @@ class Supervisor:
             self.selector.register(fd, selectors.EVENT_READ, child)
         self.selector.register(ours, selectors.EVENT_READ | selectors.EVENT_WRITE, child)
         self.children[job.flow_id] = child
+        self.forking[job.flow_id] = child
 
     def kill(self, flow_id: str, reason: str) -> None:
         """Kill a running flow's process group; it finishes (not ok) with `reason`."""
@@ -249,7 +252,7 @@ class Supervisor:
     def _zygote_notices(self, out: list[Signal | Finished]) -> None:
         for notice in self.zygote.read():
             if notice[0] == "P":
-                child = self.children[notice[1]]
+                child = self.forking.pop(notice[1])
                 child.pid = int(notice[2])
                 child.started = time.monotonic()  # durations count from the fork, not the request
                 if child.deadline is not None:
@@ -260,7 +263,8 @@ class Supervisor:
             elif notice[0] == "X":
                 child = self.by_pid.pop(int(notice[1]))
                 child.status = int(notice[2])
-                self._finish(child, out)
+                if not child.reported:
+                    self._finish(child, out)
 
     def _conn_ready(self, child: _Child, events: int, out: list[Signal | Finished]) -> None:
         if events & selectors.EVENT_WRITE and child.outbox:
@@ -291,6 +295,9 @@ class Supervisor:
                 return False
             for message in child.reader.feed(data):
                 self._message(child, message, out)
+            if child.done and not child.reported:  # its last message: report now; the exit
+                self._finish(child, out)  # notice will only reap it
+                return False
 
     def _message(
         self, child: _Child, message: tuple[Any, ...], out: list[Signal | Finished]
@@ -342,10 +349,13 @@ class Supervisor:
         del child.pipes[fd]
 
     def _finish(self, child: _Child, out: list[Signal | Finished]) -> None:
-        """The child has exited: drain what it left in its channels, then report its outcome."""
+        """The child sent its last message or exited: drain what it left in its channels,
+        close them, and report its outcome (once)."""
+        child.reported = True
         if child.conn.fileno() >= 0:
-            self._read_conn(child, out)
-            if child.conn.fileno() >= 0:  # a grandchild holds the socket open
+            if not child.done:
+                self._read_conn(child, out)
+            if child.conn.fileno() >= 0:  # done, or a grandchild holds the socket open
                 self.selector.unregister(child.conn)
                 child.conn.close()
         for fd in list(child.pipes):
@@ -373,12 +383,12 @@ class Supervisor:
     def _outcome(self, child: _Child) -> tuple[bool, str | None]:
         if child.kill_reason:
             return False, child.kill_reason
-        assert child.status is not None
-        code = os.waitstatus_to_exitcode(child.status)
-        if child.done and child.error is None and code == 0:
-            return True, None
         if child.error is not None:
             return False, _error_reason(child.error, child.job.memory_limit_mb)
+        if child.done:
+            return True, None
+        assert child.status is not None
+        code = os.waitstatus_to_exitcode(child.status)
         if code < 0:
             return False, _signal_reason(-code)
         return False, f"the flow process exited with code {code} before finishing (os._exit?)"
