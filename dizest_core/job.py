@@ -15,7 +15,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from dizest_core.model import InputSpec
+from dizest_core.model import OUTPUT, InputSpec, Package
+from dizest_core.settings import Settings
 
 HEADER = struct.Struct(">Q")
 
@@ -62,6 +63,38 @@ class FlowJob:
     # outputs larger than `inline_max` are written by the child to files under `artifact_dir`
     artifact_dir: str | None = None
     inline_max: int = 1 << 20
+
+
+def build_job(
+    package: Package,
+    flow_id: str,
+    run_id: str,
+    values: list[Value | None],
+    settings: Settings,
+    **fields: Any,
+) -> FlowJob:
+    """The job of one flow: `values` are its wired inputs' values, in `Package.wired` order;
+    `fields` set the rest (workdir, params, memory_limit_mb, attempt, artifact_dir)."""
+    flow = package.flows[flow_id]
+    app = package.app_of(flow)
+    sources: dict[str, list[Value | None]] = {s.name: [] for s in app.inputs if s.type == OUTPUT}
+    for (name, _), value in zip(package.wired(flow), values, strict=True):
+        sources[name].append(value)
+    return FlowJob(
+        run_id=run_id,
+        flow_id=flow_id,
+        app_id=app.id,
+        code=app.code,
+        inputs=app.inputs,
+        outputs=app.outputs,
+        title=flow.title,
+        data=dict(flow.data),
+        sources=sources,
+        max_render_bytes=settings.max_render_bytes,
+        max_preview_bytes=settings.max_preview_bytes,
+        inline_max=settings.inline_max_bytes,
+        **fields,
+    )
 
 
 def encode(obj: Any) -> bytes:

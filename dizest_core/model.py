@@ -84,6 +84,16 @@ class Package:
     def app_of(self, flow: Flow) -> App:
         return self.apps[flow.app_id]
 
+    def wired(self, flow: Flow) -> list[tuple[str, Connection]]:
+        """(input name, connection) for every connection into the app's output-type inputs."""
+        app = self.app_of(flow)
+        return [
+            (spec.name, conn)
+            for spec in app.inputs
+            if spec.type == OUTPUT
+            for conn in flow.connections.get(spec.name, ())
+        ]
+
     def flow(self, flow_id: str) -> Flow:
         from dizest_core.errors import UnknownFlowError
 

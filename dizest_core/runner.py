@@ -26,8 +26,8 @@ from dizest_core.errors import ExecutionError
 from dizest_core.events import Callbacks, Event, EventFactory
 from dizest_core.execution import Finished, Signal, Supervisor
 from dizest_core.graph import Graph
-from dizest_core.job import FlowJob
-from dizest_core.model import OUTPUT, Package
+from dizest_core.job import FlowJob, build_job
+from dizest_core.model import Package
 from dizest_core.plan import RunState, Transition, make_plan
 from dizest_core.report import ReportBuilder
 from dizest_core.settings import Settings, child_environment
@@ -251,34 +251,18 @@ class _Run:
             self.running.add(flow_id)
 
     def _job(self, flow_id: str) -> FlowJob:
-        flow = self.package.flows[flow_id]
-        app = self.package.app_of(flow)
-        sources = {
-            spec.name: [
-                self.store.get(self.run_id, c.node, c.output)
-                for c in flow.connections.get(spec.name, ())
-            ]
-            for spec in app.inputs
-            if spec.type == OUTPUT
-        }
-        params = {**self.request.inputs, **self.request.flow_inputs.get(flow_id, {})}
-        return FlowJob(
-            run_id=self.run_id,
-            flow_id=flow_id,
-            app_id=app.id,
-            code=app.code,
-            inputs=app.inputs,
-            outputs=app.outputs,
+        wired = self.package.wired(self.package.flows[flow_id])
+        values = [self.store.get(self.run_id, c.node, c.output) for _, c in wired]
+        return build_job(
+            self.package,
+            flow_id,
+            self.run_id,
+            values,
+            self.settings,
             workdir=self.workdir,
-            title=flow.title,
-            data=dict(flow.data),
-            sources=sources,
-            params=params,
+            params={**self.request.inputs, **self.request.flow_inputs.get(flow_id, {})},
             memory_limit_mb=self.request.memory_limit_mb or self.settings.memory_limit_mb,
-            max_render_bytes=self.settings.max_render_bytes,
-            max_preview_bytes=self.settings.max_preview_bytes,
             artifact_dir=self.runner.artifact_dir,
-            inline_max=self.settings.inline_max_bytes,
         )
 
     def _replay(self, flow_id: str, cached: CachedFlow) -> Iterator[Event]:

@@ -22,8 +22,7 @@ import redis
 
 from dizest_core.errors import DizestError
 from dizest_core.execution import Finished, Signal, Supervisor
-from dizest_core.job import FlowJob
-from dizest_core.model import OUTPUT
+from dizest_core.job import build_job
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import child_environment
 from dizest_worker.context import FlowOptions, RunContext
@@ -135,14 +134,8 @@ class Executor:
                 self._step(batch)
 
     def _start(self, batch: _Batch, task: FlowTask) -> None:
-        flow = batch.ctx.package.flows[task.flow_id]
-        app = batch.ctx.package.app_of(flow)
-        wired = [
-            (spec.name, c)
-            for spec in app.inputs
-            if spec.type == OUTPUT
-            for c in flow.connections.get(spec.name, ())
-        ]
+        package = batch.ctx.package
+        wired = package.wired(package.flows[task.flow_id])
         answer, values = self.runs.claim(
             task.run_id,
             task.flow_id,
@@ -153,11 +146,22 @@ class Executor:
         if answer != "ok":
             log.info("not running %s: %s", task, answer)
             return
-        sources: dict[str, list[Any]] = {s.name: [] for s in app.inputs if s.type == OUTPUT}
-        for (name, _), value in zip(wired, values, strict=True):
-            sources[name].append(value)
         options = self._options(batch.ctx, task.flow_id)
-        self.supervisor.launch(self._job(batch.ctx, task, options, sources), options.timeout)
+        workdir = os.path.join(self.settings.workdir_root, task.run_id)
+        os.makedirs(workdir, exist_ok=True)
+        job = build_job(
+            package,
+            task.flow_id,
+            task.run_id,
+            values,
+            self.settings.engine,
+            workdir=workdir,
+            params=batch.ctx.params(task.flow_id),
+            memory_limit_mb=options.memory_limit_mb,
+            attempt=task.attempt,
+            artifact_dir=self.settings.artifact_dir,
+        )
+        self.supervisor.launch(job, options.timeout)
         batch.running[task.flow_id] = (task, options)
 
     def _options(self, ctx: RunContext, flow_id: str) -> FlowOptions:
@@ -230,34 +234,6 @@ class Executor:
                 return hit
             data = message.get("data")
             hit = hit or (isinstance(data, bytes) and data.decode() == f"cancel {run_id}")
-
-    def _job(
-        self, ctx: RunContext, task: FlowTask, options: FlowOptions, sources: dict[str, list[Any]]
-    ) -> FlowJob:
-        flow = ctx.package.flows[task.flow_id]
-        app = ctx.package.app_of(flow)
-        workdir = os.path.join(self.settings.workdir_root, task.run_id)
-        os.makedirs(workdir, exist_ok=True)
-        engine = self.settings.engine
-        return FlowJob(
-            run_id=task.run_id,
-            flow_id=task.flow_id,
-            app_id=app.id,
-            code=app.code,
-            inputs=app.inputs,
-            outputs=app.outputs,
-            workdir=workdir,
-            title=flow.title,
-            data=dict(flow.data),
-            sources=sources,
-            params=ctx.params(task.flow_id),
-            memory_limit_mb=options.memory_limit_mb,
-            max_render_bytes=engine.max_render_bytes,
-            max_preview_bytes=engine.max_preview_bytes,
-            attempt=task.attempt,
-            artifact_dir=self.settings.artifact_dir,
-            inline_max=engine.inline_max_bytes,
-        )
 
 
 @dataclass
