@@ -1,0 +1,56 @@
+"""dizest's HTTP service: `create_app(settings)` builds the Flask app (JSON API under /api/v1).
+
+    app = create_app(ApiSettings.from_env())
+    app.extensions["dizest"].bootstrap()   # first admin, once, at start-up (prints nothing)
+
+Nothing connects at import or in `create_app`: Redis is reached on the first request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from dizest_api import auth, errors
+from dizest_api.routes import BLUEPRINTS
+from dizest_api.services import Services
+from dizest_api.settings import ApiSettings
+from dizest_core.plugins import PluginRegistry
+from dizest_worker.accounts import Accounts, text_client
+from dizest_worker.keys import Keys
+from dizest_worker.library import Library
+
+__all__ = ["ApiSettings", "create_app"]
+
+
+def create_app(settings: ApiSettings, client: Any = None) -> Flask:
+    """The Flask app for `settings`; `client` (a dizest_worker Client) is built when omitted."""
+    app = Flask("dizest_api", static_folder=None)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    plugins = PluginRegistry.discover(settings.worker.engine.plugin_paths)
+    if client is None:
+        from dizest_worker.client import Client
+
+        client = Client(settings.worker, plugins=plugins)
+    redis = text_client(settings.worker)
+    keys = Keys(settings.worker.prefix)
+    accounts = Accounts(
+        redis,
+        keys,
+        bcrypt_rounds=settings.bcrypt_rounds,
+        session_ttl_s=settings.session_ttl_s,
+        max_failures=settings.login_max_failures,
+        window_s=settings.login_window_s,
+    )
+    library = Library(redis, keys, extra_apps=plugins.apps())
+    app.extensions["dizest"] = Services(settings, redis, accounts, library, plugins, client)
+    errors.register(app)
+    app.before_request(auth.authenticate)
+    for blueprint, prefix in BLUEPRINTS:
+        app.register_blueprint(blueprint, url_prefix=prefix)
+    return app

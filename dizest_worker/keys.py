@@ -23,6 +23,24 @@ key / channel                         type     holds                            
 {p}:leases                            zset     "{run}\\x1f{flow}\\x1f{attempt}" scored     none*
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms)        none*
+{p}:user:{name}                       hash     user: role, password (bcrypt hash),       none
+                                               created_at
+{p}:users                             set      every username                            none
+{p}:user:{name}:tokens                set      the user's token ids                      none*
+{p}:user:{name}:sessions              set      the user's session digests                session_ttl_s
+{p}:token:{id}                        hash     API token: hash (SHA-256 of the secret),  until its
+                                               owner, name, scopes, created_at,          expiry, or
+                                               expires_at                                none
+{p}:session:{digest}                  hash     browser session: user, created_at         session_ttl_s
+                                               (digest = SHA-256 of the cookie value)
+{p}:login:{name}:{ip}                 string   failed logins for this name from this IP  window_s
+{p}:wf:{id}                           hash     stored workflow: owner, title, version,   none
+                                               created_at, updated_at
+{p}:wf:{id}:versions                  hash     version number -> the .dwp JSON           none
+{p}:wf:{id}:grants                    hash     username -> viewer|runner|editor          none
+{p}:wfs                               zset     every workflow id by creation time (ms)   none
+{p}:user:{name}:wfs                   zset     workflow ids the user owns                none
+{p}:user:{name}:shared                zset     workflow ids granted to the user          none
 {p}:events                            channel  every event JSON (with id), all runs      -
 {p}:control                           channel  "cancel {run}" for workers holding flows  -
 
@@ -80,6 +98,49 @@ class Keys:
     @property
     def control_channel(self) -> str:
         return f"{self.prefix}:control"
+
+    # -- accounts (dizest_worker.accounts) and stored workflows (dizest_worker.library) --
+
+    def user(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}"
+
+    @property
+    def users(self) -> str:
+        return f"{self.prefix}:users"
+
+    def user_tokens(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:tokens"
+
+    def user_sessions(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:sessions"
+
+    def token(self, token_id: str) -> str:
+        return f"{self.prefix}:token:{token_id}"
+
+    def session(self, digest: str) -> str:
+        return f"{self.prefix}:session:{digest}"
+
+    def login_failures(self, username: str, ip: str) -> str:
+        return f"{self.prefix}:login:{username}:{ip}"
+
+    def workflow(self, wf_id: str) -> str:
+        return f"{self.prefix}:wf:{wf_id}"
+
+    def workflow_versions(self, wf_id: str) -> str:
+        return f"{self.prefix}:wf:{wf_id}:versions"
+
+    def workflow_grants(self, wf_id: str) -> str:
+        return f"{self.prefix}:wf:{wf_id}:grants"
+
+    @property
+    def workflows(self) -> str:
+        return f"{self.prefix}:wfs"
+
+    def user_workflows(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:wfs"
+
+    def user_shared(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:shared"
 
 
 def lease_member(run_id: str, flow_id: str, attempt: int) -> str:

@@ -1,0 +1,93 @@
+"""Who is calling: every request has a principal, checked in `before_request` before any view.
+
+A principal comes from `Authorization: Bearer dz_<id>_<secret>` (an API token: its scopes are
+what it may do) or from the session cookie set by a password login (scopes: read and run, plus
+admin for admins). Cookie-authenticated writes must echo the CSRF token returned at login in
+`X-CSRF-Token`; bearer requests need none (a browser never adds that header on its own).
+There is no exception for localhost or forwarded addresses. Only routes whose Spec says
+`access="public"` skip this; a route without a Spec still needs a principal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+
+from dizest_api.endpoint import SAFE_METHODS, spec_of
+from dizest_api.errors import Forbidden, Unauthenticated
+from dizest_api.services import services
+from dizest_worker.accounts import InvalidCredentials, User
+
+COOKIE = "dizest_session"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_SCOPES = frozenset({"read", "run"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    scopes: frozenset[str]
+    via: str  # "token" or "session"
+    credential: str  # the token id, or the session id
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    @property
+    def is_admin(self) -> bool:
+        """An admin acting as one: admin role and (for tokens) the admin scope."""
+        return self.user.is_admin and "admin" in self.scopes
+
+
+def current() -> Principal:
+    principal: Principal = g.principal
+    return principal
+
+
+def csrf_token(session_id: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, session_id.encode(), hashlib.sha256).hexdigest()
+
+
+def authenticate() -> None:
+    """The app's before_request hook."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    spec = spec_of(view)
+    if spec is not None and spec.access == "public":
+        return
+    principal = _principal()
+    g.principal = principal
+    if principal.via == "session" and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent, csrf_token(principal.credential)):
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header", {"reason": "csrf"})
+    needed = spec.needed_scope if spec else ("read" if request.method in SAFE_METHODS else "run")
+    if needed not in principal.scopes:
+        raise Forbidden(f"this credential lacks the {needed!r} scope", {"scope": needed})
+    if spec is not None and spec.access == "admin" and not principal.is_admin:
+        raise Forbidden("admins only")
+
+
+def _principal() -> Principal:
+    accounts = services().accounts
+    header = request.headers.get("Authorization")
+    try:
+        if header is not None:
+            kind, _, value = header.partition(" ")
+            if kind.lower() != "bearer" or not value.strip():
+                raise Unauthenticated("Authorization must be 'Bearer <token>'")
+            user, token = accounts.authenticate_token(value.strip())
+            scopes = token.scopes if user.is_admin else token.scopes - {"admin"}
+            return Principal(user, scopes, "token", token.id)
+        sid = request.cookies.get(COOKIE)
+        if sid:
+            user = accounts.session_user(sid)
+            scopes = SESSION_SCOPES | ({"admin"} if user.is_admin else set())
+            return Principal(user, frozenset(scopes), "session", sid)
+    except InvalidCredentials as exc:
+        raise Unauthenticated(str(exc)) from None
+    raise Unauthenticated("authentication required: a bearer token or a session cookie")

@@ -1,0 +1,122 @@
+"""Route declarations: each view states its summary, who may call it and the body it takes.
+
+`endpoint(bp, "POST", "/tokens", ...)` registers the view and attaches a `Spec`, which `auth`
+enforces before the view runs and `openapi` turns into the API document. A view without a spec
+still needs a principal (GET: scope read, other methods: scope run): no route can be forgotten.
+
+Bodies are strict: a JSON object whose fields are all declared, with the declared types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flask import Blueprint, request
+
+from dizest_api.errors import BadInput
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+F = TypeVar("F", bound=Callable[..., Any])
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One body field: its JSON type, whether it is required, and (for arrays) the item type."""
+
+    type: str
+    required: bool = False
+    items: str | None = None
+    description: str = ""
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, bool) and self.type != "boolean":
+            return False
+        if value is None or not isinstance(value, _JSON_TYPES[self.type]):
+            return False
+        if self.items is not None and isinstance(value, list):
+            return all(Field(self.items).accepts(v) for v in value)
+        return True
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What `auth` and `openapi` know of a route."""
+
+    method: str
+    summary: str
+    access: str = "user"  # public | user | admin
+    scope: str | None = None  # the token scope needed; default: read for GET, run otherwise
+    body: Mapping[str, Field] | None = None
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def needed_scope(self) -> str:
+        if self.scope:
+            return self.scope
+        return "read" if self.method in SAFE_METHODS else "run"
+
+
+def endpoint(bp: Blueprint, method: str, rule: str, summary: str, **spec: Any) -> Callable[[F], F]:
+    """Register the decorated view on `bp` for `method rule`, with its Spec."""
+
+    def register(view: F) -> F:
+        view.dizest_spec = Spec(method, summary, **spec)  # type: ignore[attr-defined]
+        bp.add_url_rule(rule, view_func=view, methods=[method])
+        return view
+
+    return register
+
+
+def spec_of(view: Any) -> Spec | None:
+    spec = getattr(view, "dizest_spec", None)
+    return spec if isinstance(spec, Spec) else None
+
+
+def json_body(fields: Mapping[str, Field]) -> dict[str, Any]:
+    """The request's JSON object, checked against `fields`; BadInput names every wrong field."""
+    try:
+        body = json.loads(request.get_data(cache=True) or b"null")
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadInput("the body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise BadInput(f"unknown field(s): {', '.join(unknown)}", {"unknown": unknown})
+    missing = sorted(n for n, f in fields.items() if f.required and n not in body)
+    if missing:
+        raise BadInput(f"missing field(s): {', '.join(missing)}", {"missing": missing})
+    wrong = {
+        name: f"expected {fields[name].type}"
+        + (f" of {fields[name].items}" if fields[name].items else "")
+        for name, value in body.items()
+        if not fields[name].accepts(value)
+    }
+    if wrong:
+        raise BadInput(f"wrong type for field(s): {', '.join(sorted(wrong))}", {"types": wrong})
+    return body
+
+
+def query_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"query parameter {name} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        raise BadInput(f"query parameter {name} must be between {low} and {high or 'inf'}")
+    return value

@@ -1,0 +1,117 @@
+"""The one place where exceptions become HTTP: a table of exception -> status and error code.
+
+Every error answer has the body `{"error": {"code", "message", "details"}}`. Bad input is never a
+500; an unexpected exception is logged with its traceback and answered with a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from dizest_core.errors import AuthError, DizestError, ValidationError, WorkflowError
+from dizest_worker.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
+from dizest_worker.library import GrantError
+
+log = logging.getLogger("dizest.api")
+
+
+class ApiError(DizestError):
+    """An error the API raises itself, with its status, code and details."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class BadInput(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthenticated(ApiError):
+    status, code = 401, "unauthenticated"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError, LookupError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+# First match wins: subclasses before their bases.
+TABLE: list[tuple[type[BaseException], int, str]] = [
+    (LoginLocked, 429, "too_many_attempts"),
+    (InvalidCredentials, 401, "unauthenticated"),
+    (AuthError, 401, "unauthenticated"),
+    (UserExists, 409, "conflict"),
+    (ValidationError, 422, "invalid_workflow"),
+    (WorkflowError, 422, "invalid_workflow"),
+    (LookupError, 404, "not_found"),
+    (AccountError, 400, "bad_request"),
+    (GrantError, 400, "bad_request"),
+]
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="dizest"'
+    return response
+
+
+def _details(exc: BaseException) -> Any:
+    if isinstance(exc, ApiError):
+        return exc.details
+    if isinstance(exc, ValidationError):
+        return [p.to_dict() for p in exc.problems]
+    if isinstance(exc, LoginLocked):
+        return {"retry_after": exc.retry_after}
+    return None
+
+
+def handle_domain(exc: Exception) -> Response:
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, str(exc), exc.details)
+    for cls, status, code in TABLE:
+        if isinstance(exc, cls):
+            message = str(exc).split("\n", 1)[0]
+            if isinstance(exc, LookupError) and exc.args:
+                message = str(exc.args[0])  # KeyError's str() adds quotes
+            response = error_response(status, code, message, _details(exc))
+            if isinstance(exc, LoginLocked):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+    return handle_unexpected(exc)
+
+
+def handle_http(exc: HTTPException) -> Response:
+    code = (exc.name or "error").lower().replace(" ", "_")
+    response = error_response(exc.code or 500, code, exc.description or exc.name or "")
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http)
+    # DizestError only: a bare KeyError from a bug must stay a 500, not become a 404.
+    app.register_error_handler(DizestError, handle_domain)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,129 @@
+"""Accounts over HTTP: password login and sessions, API tokens, users (admin) and passwords."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from dizest_api.auth import COOKIE, csrf_token, current
+from dizest_api.endpoint import Field, endpoint, json_body
+from dizest_api.errors import Conflict, Forbidden, NotFound
+from dizest_api.services import services
+
+bp = Blueprint("accounts", __name__)
+
+LOGIN = {"username": Field("string", True), "password": Field("string", True)}
+NEW_TOKEN = {
+    "name": Field("string", True),
+    "scopes": Field("array", items="string", description="subset of read, run, admin"),
+    "expires_in_s": Field("number", description="lifetime in seconds; none: no expiry"),
+}
+NEW_USER = {
+    "username": Field("string", True),
+    "password": Field("string", True),
+    "role": Field("string", description="admin or user (default)"),
+}
+PASSWORD = {
+    "password": Field("string", True),
+    "current_password": Field("string", description="required when changing your own"),
+}
+
+
+@endpoint(bp, "POST", "/auth/login", "Log in with a password", access="public", body=LOGIN)
+def login() -> Response:
+    body, found = json_body(LOGIN), services()
+    user = found.accounts.login(body["username"], body["password"], request.remote_addr or "")
+    sid = found.accounts.start_session(user.username)
+    response = jsonify({"user": user.to_dict(), "csrf_token": csrf_token(sid)})
+    response.set_cookie(
+        COOKIE,
+        sid,
+        max_age=found.settings.session_ttl_s,
+        httponly=True,
+        samesite="Lax",
+        secure=found.settings.cookie_secure,
+    )
+    return response
+
+
+@endpoint(bp, "POST", "/auth/logout", "End the current session", scope="read")
+def logout() -> Response:
+    principal = current()
+    if principal.via == "session":
+        services().accounts.end_session(principal.credential)
+    response = Response(status=204)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@endpoint(bp, "GET", "/auth/me", "The calling user, how it authenticated, and its scopes")
+def me() -> Response:
+    principal = current()
+    return jsonify(
+        {"user": principal.user.to_dict(), "via": principal.via, "scopes": sorted(principal.scopes)}
+    )
+
+
+@endpoint(bp, "GET", "/tokens", "Your API tokens (never their secrets)")
+def list_tokens() -> Response:
+    tokens = services().accounts.tokens(current().username)
+    return jsonify({"items": [t.to_dict() for t in tokens]})
+
+
+@endpoint(
+    bp, "POST", "/tokens", "Create an API token; its secret is shown this once", body=NEW_TOKEN
+)
+def create_token() -> tuple[Response, int]:
+    body, principal = json_body(NEW_TOKEN), current()
+    scopes = set(body.get("scopes", ["read", "run"]))
+    if not scopes <= principal.scopes:
+        raise Forbidden("a token cannot have scopes its creator lacks", {"scopes": sorted(scopes)})
+    new = services().accounts.create_token(
+        principal.username, body["name"], scopes, body.get("expires_in_s")
+    )
+    return jsonify({**new.token.to_dict(), "token": new.secret}), 201
+
+
+@endpoint(bp, "DELETE", "/tokens/<token_id>", "Revoke a token (admins: anyone's)")
+def revoke_token(token_id: str) -> Response:
+    principal = current()
+    owner = None if principal.is_admin else principal.username
+    services().accounts.revoke_token(token_id, owner)
+    return Response(status=204)
+
+
+@endpoint(bp, "GET", "/users", "Every user", access="admin", scope="admin")
+def list_users() -> Response:
+    return jsonify({"items": [u.to_dict() for u in services().accounts.users()]})
+
+
+@endpoint(bp, "POST", "/users", "Add a user", access="admin", scope="admin", body=NEW_USER)
+def add_user() -> tuple[Response, int]:
+    body = json_body(NEW_USER)
+    user = services().accounts.add_user(
+        body["username"], body["password"], body.get("role", "user")
+    )
+    return jsonify(user.to_dict()), 201
+
+
+@endpoint(bp, "DELETE", "/users/<username>", "Remove a user, with their tokens and workflows",
+          access="admin", scope="admin")  # fmt: skip
+def remove_user(username: str) -> Response:
+    if username == current().username:
+        raise Conflict("you cannot remove yourself")
+    found = services()
+    found.accounts.get_user(username)
+    found.library.delete_owned_by(username)
+    found.accounts.remove_user(username)
+    return Response(status=204)
+
+
+@endpoint(bp, "PUT", "/users/<username>/password", "Change a password (your own, or as admin)",
+          body=PASSWORD)  # fmt: skip
+def set_password(username: str) -> Response:
+    body, principal, accounts = json_body(PASSWORD), current(), services().accounts
+    if username != principal.username and not principal.is_admin:
+        raise NotFound(f"no user {username!r}")
+    if username == principal.username and not principal.is_admin:
+        accounts.login(username, body.get("current_password", ""), request.remote_addr or "")
+    accounts.set_password(username, body["password"])
+    return Response(status=204)

@@ -1,0 +1,134 @@
+"""Stored workflows over HTTP: CRUD with versions, .dwp download, and grants.
+
+Bodies: POST and PUT take `{"title": str, "package": {...the .dwp object...}}` (an envelope, so the
+package itself stays exactly what DIZEST writes). Who may do what (`open_workflow`):
+owner and admin: everything; editor: read + write; runner: read + run; viewer: read. A caller
+with no right at all gets 404, as for a workflow that does not exist; one who may read but not
+do the thing asked gets 403.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from dizest_api.auth import current
+from dizest_api.endpoint import Field, endpoint, json_body, query_int
+from dizest_api.errors import BadInput, Forbidden, NotFound
+from dizest_api.services import services
+from dizest_worker.accounts import UserNotFound
+from dizest_worker.library import StoredWorkflow, WorkflowNotFound
+
+bp = Blueprint("workflows", __name__)
+
+RIGHTS = {
+    "viewer": frozenset({"read"}),
+    "runner": frozenset({"read", "run"}),
+    "editor": frozenset({"read", "write"}),
+}
+NEW = {"title": Field("string"), "package": Field("object", True, description="the .dwp object")}
+REPLACE = {"title": Field("string"), "package": Field("object", True)}
+GRANTS = {"grants": Field("object", True, description="username -> viewer|runner|editor")}
+VERSION = {"version": "a version number (default: the latest)"}
+
+
+def open_workflow(wf_id: str, right: str) -> StoredWorkflow:
+    """The workflow, if the caller holds `right` (read, run, write, share or delete) on it."""
+    principal, library = current(), services().library
+    try:
+        wf = library.get(wf_id)
+    except WorkflowNotFound:
+        raise NotFound(f"no workflow {wf_id!r}") from None
+    if principal.is_admin or wf.owner == principal.username:
+        return wf
+    level = library.level(wf, principal.username)
+    if level is None:
+        raise NotFound(f"no workflow {wf_id!r}")
+    if right not in RIGHTS[level]:
+        raise Forbidden(f"your {level} grant does not allow {right}")
+    return wf
+
+
+@endpoint(bp, "GET", "/workflows", "Workflows you own or were granted, newest first",
+          query={"title": "title substring", "offset": "skip this many", "limit": "at most 200"})  # fmt: skip
+def list_workflows() -> Response:
+    principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
+    owner = None if principal.is_admin else principal.username
+    page = services().library.visible(owner, request.args.get("title", ""), offset, limit)
+    items = [wf.to_dict() for wf in page.items]
+    return jsonify({"items": items, "total": page.total, "offset": offset, "limit": limit})
+
+
+@endpoint(bp, "POST", "/workflows", "Store a validated .dwp as a new workflow", body=NEW)
+def create_workflow() -> tuple[Response, int, dict[str, str]]:
+    body = json_body(NEW)
+    wf = services().library.create(
+        current().username, body.get("title", "Untitled"), body["package"]
+    )
+    return jsonify(wf.to_dict()), 201, {"Location": url_for(".get_workflow", wf_id=wf.id)}
+
+
+@endpoint(bp, "GET", "/workflows/<wf_id>", "A workflow with its package", query=VERSION)
+def get_workflow(wf_id: str) -> Response:
+    wf, number, package = _version(open_workflow(wf_id, "read"))
+    return jsonify(
+        {**wf.to_dict(), "latest_version": wf.version, "version": number, "package": package}
+    )
+
+
+@endpoint(bp, "PUT", "/workflows/<wf_id>", "Store a new version (editors)", body=REPLACE)
+def replace_workflow(wf_id: str) -> Response:
+    body = json_body(REPLACE)
+    open_workflow(wf_id, "write")
+    return jsonify(services().library.replace(wf_id, body["package"], body.get("title")).to_dict())
+
+
+@endpoint(bp, "DELETE", "/workflows/<wf_id>", "Delete a workflow and all its versions")
+def delete_workflow(wf_id: str) -> Response:
+    open_workflow(wf_id, "delete")
+    services().library.delete(wf_id)
+    return Response(status=204)
+
+
+@endpoint(bp, "GET", "/workflows/<wf_id>/dwp", "Download the .dwp file", query=VERSION)
+def download_workflow(wf_id: str) -> Response:
+    wf, number, package = _version(open_workflow(wf_id, "read"))
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", wf.title).strip("_") or wf.id
+    return Response(
+        json.dumps(package, ensure_ascii=False, indent=1),
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}.v{number}.dwp"'},
+    )
+
+
+@endpoint(bp, "GET", "/workflows/<wf_id>/grants", "Who else may use a workflow")
+def get_grants(wf_id: str) -> Response:
+    open_workflow(wf_id, "read")
+    return jsonify({"grants": services().library.grants(wf_id)})
+
+
+@endpoint(
+    bp, "PUT", "/workflows/<wf_id>/grants", "Replace the grants (owner or admin)", body=GRANTS
+)
+def set_grants(wf_id: str) -> Response:
+    body, found = json_body(GRANTS), services()
+    open_workflow(wf_id, "share")
+    unknown = []
+    for username in body["grants"]:
+        try:
+            found.accounts.get_user(username)
+        except UserNotFound:
+            unknown.append(username)
+    if unknown:
+        raise BadInput(f"unknown user(s): {', '.join(sorted(unknown))}", {"unknown_users": unknown})
+    return jsonify({"grants": found.library.set_grants(wf_id, body["grants"])})
+
+
+def _version(wf: StoredWorkflow) -> tuple[StoredWorkflow, int, object]:
+    version = query_int("version", wf.version, 1)
+    try:
+        return services().library.package(wf.id, version)
+    except WorkflowNotFound as exc:
+        raise NotFound(str(exc)) from None

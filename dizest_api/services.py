@@ -1,0 +1,32 @@
+"""The services one API process holds, kept in `app.extensions["dizest"]`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+from dizest_api.settings import ApiSettings
+from dizest_core.plugins import PluginRegistry
+from dizest_worker.accounts import Accounts
+from dizest_worker.library import Library
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: ApiSettings
+    redis: Any  # the text client accounts and library share
+    accounts: Accounts
+    library: Library
+    plugins: PluginRegistry
+    client: Any  # dizest_worker.client.Client: runs (submit, events, cancel)
+
+    def bootstrap(self) -> str | None:
+        """Create the first admin if there is none; return its generated password, if any."""
+        return self.accounts.ensure_admin(self.settings.admin_password)
+
+
+def services() -> Services:
+    found: Services = current_app.extensions["dizest"]
+    return found

@@ -1,0 +1,102 @@
+"""API settings: one frozen dataclass, parsed once from DIZEST_* variables at start-up.
+
+The secret key signs nothing a client can forge into a session (sessions live in Redis); it keys
+the CSRF tokens and Flask itself. When DIZEST_SECRET_KEY is unset, one is generated once and kept
+in `<DIZEST_DATA_DIR>/secret_key` (mode 600), so restarts and several API processes sharing the
+data directory agree on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dizest_core.errors import ConfigError
+from dizest_worker.settings import WorkerSettings
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the HTTP service needs on top of the worker settings it shares with the cluster."""
+
+    secret_key: str = field(repr=False, default_factory=lambda: secrets.token_hex(32))
+    data_dir: str = field(default_factory=lambda: os.path.abspath(".dizest"))
+    admin_password: str | None = field(repr=False, default=None)
+    max_request_bytes: int = 10 * MIB
+    max_runs_per_user: int = 100
+    session_ttl_s: int = 12 * 3600
+    cookie_secure: bool = False
+    bcrypt_rounds: int = 12
+    login_max_failures: int = 5
+    login_window_s: int = 300
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+
+    def __post_init__(self) -> None:
+        if len(self.secret_key) < 16:
+            raise ConfigError("DIZEST_SECRET_KEY must have at least 16 characters")
+        if self.max_request_bytes < 1024 or self.max_runs_per_user < 1:
+            raise ConfigError("max_request_bytes must be >= 1024 and max_runs_per_user >= 1")
+        if not 4 <= self.bcrypt_rounds <= 31:
+            raise ConfigError("DIZEST_BCRYPT_ROUNDS must be between 4 and 31")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, object] = {"worker": WorkerSettings.from_env(env)}
+        for name, parse in _PARSERS.items():
+            raw = env.get(f"DIZEST_{name.upper()}")
+            if raw:
+                try:
+                    kwargs[name] = parse(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"DIZEST_{name.upper()}={raw!r}: {exc}") from None
+        data_dir = str(kwargs.setdefault("data_dir", os.path.abspath(".dizest")))
+        if "secret_key" not in kwargs:
+            kwargs["secret_key"] = stored_secret_key(Path(data_dir))
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def stored_secret_key(data_dir: Path) -> str:
+    """The key kept in `data_dir/secret_key`, created (mode 600) by the first process to ask."""
+    path = data_dir / "secret_key"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Written whole under a private name, then linked: no process ever reads a partial key.
+        tmp = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):  # another process won the race: use its key
+            os.link(tmp, path)
+        tmp.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"{path} is empty; delete it or set DIZEST_SECRET_KEY")
+    return key
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise ValueError("expected true or false")
+    return value in {"1", "true", "yes", "on"}
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "secret_key": str,
+    "data_dir": os.path.abspath,
+    "admin_password": str,
+    "max_request_bytes": int,
+    "max_runs_per_user": int,
+    "session_ttl_s": int,
+    "cookie_secure": _bool,
+    "bcrypt_rounds": int,
+    "login_max_failures": int,
+    "login_window_s": int,
+}

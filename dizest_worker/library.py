@@ -1,0 +1,241 @@
+"""Owns stored workflows: .dwp packages that belong to a user, kept by version, shared by grants.
+
+Invariants:
+- a package is validated (`dizest_core.dwp.load`, plugin apps included) before it is stored, and
+  stored as the caller's original JSON, every field kept.
+- versions are numbered 1, 2, ... per workflow; replacing adds the next version in one atomic
+  script, and every older version stays readable until the workflow is deleted.
+- a grant gives one user one level: viewer (read), runner (read + run), editor (read + write);
+  the owner's own rights are not a grant. Each user's index of workflows granted to them is
+  changed in the same transaction as the grants themselves.
+- deleting a workflow removes its versions, grants and index entries together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from dizest_core import dwp
+from dizest_core.errors import DizestError
+from dizest_core.model import App
+from dizest_worker.keys import Keys
+
+LEVELS = ("viewer", "runner", "editor")  # in increasing order of rights
+
+_REPLACE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[2], version, ARGV[1])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'title', ARGV[4]) end
+return version
+"""
+
+
+class WorkflowNotFound(DizestError, LookupError):
+    """No stored workflow with this id (or no such version)."""
+
+
+class GrantError(DizestError):
+    """A grant names an unknown level or the owner."""
+
+
+@dataclass(frozen=True)
+class StoredWorkflow:
+    id: str
+    owner: str
+    title: str
+    version: int
+    created_at: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "title": self.title,
+            "version": self.version,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[StoredWorkflow]
+    total: int
+
+
+class Library:
+    """The stored workflows of one dizest installation (one key prefix)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        extra_apps: Mapping[str, App] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # A text client (`text_client`): replies are str, which redis-py's types cannot express.
+        self.redis: Any = client
+        self.keys, self.clock = keys, clock
+        self.extra_apps = dict(extra_apps or {})
+        self._replace = client.register_script(_REPLACE)
+
+    def validate(self, package: Mapping[str, Any]) -> str:
+        """The package as JSON text, once `dwp.load` found no error (else ValidationError)."""
+        dwp.load(package, extra_apps=self.extra_apps)
+        return json.dumps(package, ensure_ascii=False)
+
+    def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
+        text, now = self.validate(package), self.clock()
+        wf = StoredWorkflow(secrets.token_hex(8), owner, title, 1, now, now)
+        pipe = self.redis.pipeline()
+        pipe.hset(self.keys.workflow(wf.id), mapping=_fields(wf))
+        pipe.hset(self.keys.workflow_versions(wf.id), "1", text)
+        pipe.zadd(self.keys.workflows, {wf.id: int(now * 1000)})
+        pipe.zadd(self.keys.user_workflows(owner), {wf.id: int(now * 1000)})
+        pipe.execute()
+        return wf
+
+    def get(self, wf_id: str) -> StoredWorkflow:
+        raw = self.redis.hgetall(self.keys.workflow(wf_id)) if len(wf_id) < 64 else {}
+        if not raw:
+            raise WorkflowNotFound(f"no workflow {wf_id!r}")
+        return _workflow(wf_id, raw)
+
+    def package(self, wf_id: str, version: int | None = None) -> tuple[StoredWorkflow, int, Any]:
+        """The workflow, the version read and its package (the latest unless `version`)."""
+        wf = self.get(wf_id)
+        number = wf.version if version is None else version
+        text = self.redis.hget(self.keys.workflow_versions(wf_id), str(number))
+        if text is None:
+            raise WorkflowNotFound(f"workflow {wf_id!r} has no version {number}")
+        return wf, number, json.loads(text)
+
+    def replace(
+        self, wf_id: str, package: Mapping[str, Any], title: str | None = None
+    ) -> StoredWorkflow:
+        """Store `package` as the next version (and rename, if `title`)."""
+        text = self.validate(package)
+        keys = [self.keys.workflow(wf_id), self.keys.workflow_versions(wf_id)]
+        args: list[str | float] = [text, self.clock(), "0" if title is None else "1", title or ""]
+        if not self._replace(keys=keys, args=args):
+            raise WorkflowNotFound(f"no workflow {wf_id!r}")
+        return self.get(wf_id)
+
+    def delete(self, wf_id: str) -> None:
+        meta, grants_key = self.keys.workflow(wf_id), self.keys.workflow_grants(wf_id)
+
+        def remove(pipe: Any) -> None:
+            owner = pipe.hget(meta, "owner")
+            if owner is None:
+                raise WorkflowNotFound(f"no workflow {wf_id!r}")
+            grantees = pipe.hkeys(grants_key)
+            pipe.multi()
+            pipe.delete(meta, self.keys.workflow_versions(wf_id), grants_key)
+            pipe.zrem(self.keys.workflows, wf_id)
+            pipe.zrem(self.keys.user_workflows(owner), wf_id)
+            for name in grantees:
+                pipe.zrem(self.keys.user_shared(name), wf_id)
+
+        self.redis.transaction(remove, meta, grants_key)
+
+    def delete_owned_by(self, username: str) -> None:
+        """Delete every workflow of a user (when the user is removed), and their grants."""
+        for wf_id in self.redis.zrange(self.keys.user_workflows(username), 0, -1):
+            with contextlib.suppress(WorkflowNotFound):  # deleted meanwhile
+                self.delete(wf_id)
+        for wf_id in self.redis.zrange(self.keys.user_shared(username), 0, -1):
+            self.redis.hdel(self.keys.workflow_grants(wf_id), username)
+        self.redis.delete(self.keys.user_workflows(username), self.keys.user_shared(username))
+
+    # -- grants --------------------------------------------------------------------------
+
+    def grants(self, wf_id: str) -> dict[str, str]:
+        self.get(wf_id)
+        return dict(sorted(self.redis.hgetall(self.keys.workflow_grants(wf_id)).items()))
+
+    def level(self, wf: StoredWorkflow, username: str) -> str | None:
+        """The level granted to `username` on `wf`, or None."""
+        level: str | None = self.redis.hget(self.keys.workflow_grants(wf.id), username)
+        return level
+
+    def set_grants(self, wf_id: str, grants: Mapping[str, str]) -> dict[str, str]:
+        """Replace every grant of a workflow at once."""
+        meta, grants_key = self.keys.workflow(wf_id), self.keys.workflow_grants(wf_id)
+        bad = {u: lvl for u, lvl in grants.items() if lvl not in LEVELS}
+        if bad:
+            raise GrantError(f"grant levels must be one of {list(LEVELS)}: {bad}")
+
+        def change(pipe: Any) -> None:
+            owner = pipe.hget(meta, "owner")
+            if owner is None:
+                raise WorkflowNotFound(f"no workflow {wf_id!r}")
+            if owner in grants:
+                raise GrantError("the owner needs no grant")
+            old = pipe.hkeys(grants_key)
+            pipe.multi()
+            pipe.delete(grants_key)
+            for name in old:
+                pipe.zrem(self.keys.user_shared(name), wf_id)
+            if grants:
+                pipe.hset(grants_key, mapping=dict(grants))
+            for name in grants:
+                pipe.zadd(self.keys.user_shared(name), {wf_id: int(self.clock() * 1000)})
+
+        self.redis.transaction(change, meta, grants_key)
+        return dict(sorted(grants.items()))
+
+    # -- listing -------------------------------------------------------------------------
+
+    def visible(
+        self, username: str | None, title: str = "", offset: int = 0, limit: int = 50
+    ) -> Page:
+        """Workflows `username` owns or was granted (every one if None), newest first."""
+        if username is None:
+            ids = self.redis.zrange(self.keys.workflows, 0, -1)
+        else:
+            ids = self.redis.zrange(self.keys.user_workflows(username), 0, -1)
+            ids += self.redis.zrange(self.keys.user_shared(username), 0, -1)
+        pipe = self.redis.pipeline(transaction=False)
+        for wf_id in dict.fromkeys(ids):
+            pipe.hgetall(self.keys.workflow(wf_id))
+        found = [
+            _workflow(wf_id, raw)
+            for wf_id, raw in zip(dict.fromkeys(ids), pipe.execute(), strict=True)
+            if raw
+        ]
+        needle = title.casefold()
+        found = [wf for wf in found if needle in wf.title.casefold()]
+        found.sort(key=lambda wf: (wf.created_at, wf.id), reverse=True)
+        return Page(found[offset : offset + limit], len(found))
+
+
+def _fields(wf: StoredWorkflow) -> dict[str, str | int | float]:
+    return {
+        "owner": wf.owner,
+        "title": wf.title,
+        "version": wf.version,
+        "created_at": wf.created_at,
+        "updated_at": wf.updated_at,
+    }
+
+
+def _workflow(wf_id: str, raw: Mapping[str, str]) -> StoredWorkflow:
+    return StoredWorkflow(
+        wf_id,
+        raw["owner"],
+        raw["title"],
+        int(raw["version"]),
+        float(raw["created_at"]),
+        float(raw["updated_at"]),
+    )

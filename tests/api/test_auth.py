@@ -1,0 +1,152 @@
+"""Every route needs a principal; tokens, sessions, CSRF, scopes and login throttling."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.api.conftest import PASSWORD, Api
+
+PUBLIC = {"/healthz", "/readyz", ("/api/v1/auth/login", "POST")}
+
+
+def test_every_route_but_the_public_ones_refuses_anonymous_requests(api: Api) -> None:
+    checked = 0
+    for rule in api.app.url_map.iter_rules():
+        path = re.sub(r"<(?:[a-z_]+:)?([A-Za-z_]\w*)>", "dummy", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            if rule.rule in PUBLIC or (rule.rule, method) in PUBLIC:
+                continue
+            answer = api.http.open(path, method=method, json={})
+            assert answer.status_code == 401, (method, rule.rule, answer.json)
+            assert answer.json["error"]["code"] == "unauthenticated"
+            assert "WWW-Authenticate" in answer.headers
+            checked += 1
+    assert checked >= 15
+    assert api.http.get("/healthz").status_code == 200
+    assert api.http.get("/api/v1/no/such/route").status_code == 401
+
+
+def test_bad_bearer_headers_are_refused(api: Api) -> None:
+    api.user("alice")
+    for header in ("Bearer", "Basic abc", "Bearer dz_0123456789abcdef_wrongsecretwrongsecret"):
+        assert api.call("GET", "/auth/me", {"Authorization": header}).status_code == 401
+
+
+def test_revoked_token_stops_working_at_once(api: Api) -> None:
+    headers = api.user("alice")
+    me = api.call("GET", "/auth/me", headers)
+    assert me.status_code == 200 and me.json["user"]["username"] == "alice"
+    token_id = headers["Authorization"].split("_")[1]
+    assert api.call("DELETE", f"/tokens/{token_id}", headers).status_code == 204
+    assert api.call("GET", "/auth/me", headers).status_code == 401
+
+
+def test_expired_token_stops_working_and_expires_in_redis(api: Api) -> None:
+    api.user("alice")
+    new = api.services.accounts.create_token("alice", "short", ["read"], expires_in_s=60)
+    headers = {"Authorization": f"Bearer {new.secret}"}
+    assert api.call("GET", "/auth/me", headers).status_code == 200
+    assert 0 < api.services.redis.pttl(api.services.accounts.keys.token(new.token.id)) <= 61_000
+    api.services.accounts.clock = lambda: time.time() + 61
+    assert api.call("GET", "/auth/me", headers).status_code == 401
+
+
+def test_token_scopes_are_enforced(api: Api) -> None:
+    read_only = api.user("alice", scopes=("read",))
+    assert api.call("GET", "/workflows", read_only).status_code == 200
+    answer = api.call("POST", "/workflows", read_only, json={"package": {"apps": {}, "flow": {}}})
+    assert answer.status_code == 403 and answer.json["error"]["details"] == {"scope": "run"}
+    # a token cannot mint a token with more scopes than it has
+    answer = api.call("POST", "/tokens", read_only, json={"name": "x", "scopes": ["read", "run"]})
+    assert answer.status_code == 403
+    # an admin token without the admin scope cannot use admin routes
+    admin_run = api.user("root", "admin", scopes=("read", "run"))
+    assert api.call("GET", "/users", admin_run).status_code == 403
+    assert api.call("GET", "/users", api.user("root", "admin")).status_code == 200
+
+
+def test_token_lifecycle_shows_the_secret_once(api: Api) -> None:
+    headers = api.user("alice")
+    made = api.call("POST", "/tokens", headers, json={"name": "ci", "scopes": ["read"]})
+    assert made.status_code == 201 and made.json["token"].startswith(f"dz_{made.json['id']}_")
+    listed = api.call("GET", "/tokens", headers).json["items"]
+    assert {t["name"] for t in listed} == {"test", "ci"}
+    assert all("token" not in t and "hash" not in t for t in listed)
+    other = api.user("bob")
+    assert api.call("DELETE", f"/tokens/{made.json['id']}", other).status_code == 404
+
+
+def test_session_login_cookie_and_csrf(api: Api) -> None:
+    api.user("alice")
+    answer = api.http.post("/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    csrf = answer.json["csrf_token"]
+    assert api.call("GET", "/auth/me").json["via"] == "session"
+    body = {"package": {"apps": {}, "flow": {}}}
+    refused = api.call("POST", "/workflows", json=body)
+    assert refused.status_code == 403 and refused.json["error"]["details"] == {"reason": "csrf"}
+    wrong = api.call("POST", "/workflows", {"X-CSRF-Token": "nope"}, json=body)
+    assert wrong.status_code == 403
+    assert api.call("POST", "/workflows", {"X-CSRF-Token": csrf}, json=body).status_code == 201
+    assert api.call("POST", "/auth/logout", {"X-CSRF-Token": csrf}).status_code == 204
+    api.http.set_cookie("dizest_session", "stale")  # a copied cookie is dead too
+    assert api.call("GET", "/auth/me").status_code == 401
+
+
+def test_bearer_writes_need_no_csrf(api: Api) -> None:
+    headers = api.user("alice")
+    body = {"package": {"apps": {}, "flow": {}}}
+    assert api.call("POST", "/workflows", headers, json=body).status_code == 201
+
+
+def test_password_change_ends_sessions(api: Api) -> None:
+    api.user("alice")
+    csrf = api.login("alice")
+    body = {"password": "another long one", "current_password": PASSWORD}
+    headers = {"X-CSRF-Token": csrf}
+    assert api.call("PUT", "/users/alice/password", headers, json=body).status_code == 204
+    assert api.call("GET", "/auth/me").status_code == 401
+
+
+def test_login_rate_limit_locks_after_five_failures(api: Api) -> None:
+    api.user("alice")
+    wrong = {"username": "alice", "password": "not the password"}
+    codes = [api.http.post("/api/v1/auth/login", json=wrong).status_code for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    right = {"username": "alice", "password": PASSWORD}
+    locked = api.http.post("/api/v1/auth/login", json=right)
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    assert locked.json["error"]["code"] == "too_many_attempts"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/users"), ("POST", "/users"), ("DELETE", "/users/root")],
+)
+def test_admin_routes_refuse_users(api: Api, method: str, path: str) -> None:
+    api.user("root", "admin")
+    body = {"username": "x", "password": PASSWORD} if method == "POST" else None
+    answer = api.call(method, path, api.user("alice"), json=body)
+    assert answer.status_code == 403
+
+
+def test_admin_manages_users_and_users_cannot_touch_others(api: Api) -> None:
+    admin, alice = api.user("root", "admin"), api.user("alice")
+    made = api.call("POST", "/users", admin, json={"username": "bob", "password": PASSWORD})
+    assert made.status_code == 201 and made.json["role"] == "user"
+    again = api.call("POST", "/users", admin, json={"username": "bob", "password": PASSWORD})
+    assert again.status_code == 409
+    weak = api.call("POST", "/users", admin, json={"username": "carl", "password": "short"})
+    assert weak.status_code == 400
+    body = {"password": "a new password"}
+    assert api.call("PUT", "/users/bob/password", alice, json=body).status_code == 404
+    assert api.call("PUT", "/users/bob/password", admin, json=body).status_code == 204
+    own = api.call("PUT", "/users/alice/password", alice, json={**body, "current_password": "bad"})
+    assert own.status_code == 401
+    assert api.call("DELETE", "/users/bob", admin).status_code == 204
+    assert api.call("DELETE", "/users/bob", admin).status_code == 404
+    assert api.call("DELETE", "/users/root", admin).status_code == 409
