@@ -151,7 +151,8 @@ class Client:
         )
         for event in self._all_events(run_id):
             builder.apply(event)
-        return builder.report(lambda flow_id: self.store.previews(run_id, flow_id))
+        previews = self.store.previews_of(run_id, list(builder.flows))
+        return builder.report(previews.__getitem__)
 
     def _all_events(self, run_id: str) -> Iterator[Event]:
         after = None

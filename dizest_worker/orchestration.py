@@ -30,7 +30,6 @@ from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
 
 log = logging.getLogger("dizest.worker")
-BACKLOG_PER_SLOT = 4  # freed flows one process keeps to run itself, per slot
 
 
 class InvalidTask(DizestError, ValueError):
@@ -213,11 +212,12 @@ class Executor:
             self.enqueue([(retried, options.queue)], delay)
             return
         others: list[tuple[FlowTask, str]] = []
-        backlog = BACKLOG_PER_SLOT * self.settings.local_slots
+        slots = self.settings.local_slots
         for flow_id in result.ready if result.outcome == "ok" else ():
             queue = self._options(batch.ctx, flow_id).queue
             child = FlowTask(task.run_id, flow_id, 1)
-            if queue in self.queues and len(batch.local) + len(batch.running) < backlog:
+            # keep only what a free slot here can start now; idle workers take the rest
+            if queue in self.queues and len(batch.local) + len(batch.running) < slots:
                 batch.local.append(child)  # reserved by FINISH, renewed with our leases
             else:
                 others.append((child, queue))

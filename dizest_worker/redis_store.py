@@ -78,8 +78,17 @@ class RedisStore:
         return bool(self.client.hexists(self.keys.outputs(run_id, flow_id), "_attempt"))
 
     def previews(self, run_id: str, flow_id: str) -> dict[str, Any]:
-        raw = self.client.hgetall(self.keys.outputs(run_id, flow_id))
-        return {k.decode()[2:]: json.loads(v) for k, v in raw.items() if k.startswith(b"p:")}
+        return self.previews_of(run_id, [flow_id])[flow_id]
+
+    def previews_of(self, run_id: str, flow_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Previews of many flows' outputs in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for flow_id in flow_ids:
+            pipe.hgetall(self.keys.outputs(run_id, flow_id))
+        return {
+            flow_id: {k.decode()[2:]: json.loads(v) for k, v in raw.items() if k.startswith(b"p:")}
+            for flow_id, raw in zip(flow_ids, pipe.execute(), strict=True)
+        }
 
     def copy(self, src_run: str, dst_run: str, flow_id: str) -> bool:
         src, dst = self.keys.outputs(src_run, flow_id), self.keys.outputs(dst_run, flow_id)
