@@ -66,7 +66,10 @@ def _serve(control: socket.socket, wake_r: int, children: set[int]) -> None:
             os.read(wake_r, 4096)
             _reap(control, children)
         if control.fileno() in readable:
-            msg, fds, _, _ = socket.recv_fds(control, 1024, MAX_FDS)
+            try:
+                msg, fds, _, _ = socket.recv_fds(control, 1024, MAX_FDS)
+            except ConnectionError:  # the engine closed with our notices unread: same as EOF
+                return
             if not msg:
                 return
             token = msg.decode().split(" ", 1)[1]
@@ -76,7 +79,8 @@ def _serve(control: socket.socket, wake_r: int, children: set[int]) -> None:
             for fd in fds:
                 os.close(fd)
             children.add(pid)
-            control.send(f"P {token} {pid}".encode())
+            with contextlib.suppress(OSError):  # the engine is gone: EOF ends the loop next
+                control.send(f"P {token} {pid}".encode())
 
 
 def _child(control: socket.socket, wake_r: int, fds: list[int]) -> None:

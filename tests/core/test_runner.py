@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dizest_core.errors import UnknownFlowError
+from dizest_core.workflow import Workflow
 from tests.conftest import package
 
 COUNT = (
@@ -267,3 +268,16 @@ def test_large_outputs_travel_as_files_not_through_the_engine(make_workflow, tmp
     wf.run(workdir=tmp_path)
     wf.run(workdir=tmp_path)
     assert not first_dir.exists()  # only the last runs' files are kept
+
+
+def test_closing_right_after_a_run_is_quiet(tmp_path, capfd):
+    # The engine may close while exit notices of finished children are still unread; the
+    # zygote must take that as a normal end, not print a traceback.
+    pkg = package(
+        {"a": {"code": "v = 1", "outputs": ["v"]}}, {f"f{i}": {"app": "a"} for i in range(8)}
+    )
+    for _ in range(5):
+        wf = Workflow(pkg)
+        assert wf.run(workdir=tmp_path)["status"] == "ready"
+        wf.close()
+    assert "Traceback" not in capfd.readouterr().err
