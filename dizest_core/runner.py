@@ -71,6 +71,7 @@ class LocalRunner:
         self._lock = threading.Lock()
         self._current: _Run | None = None
         self._kept: deque[str] = deque()  # runs whose outputs are kept (for rerun)
+        self._last: dict[str, Any] | None = None  # the report of the last run streamed
         self._artifacts: str | None = None
 
     @property
@@ -126,8 +127,6 @@ class LocalRunner:
             raise ExecutionError("nothing has run yet")
         return self._last
 
-    _last: dict[str, Any] | None = None
-
     def cancel(self) -> None:
         """Cancel the run in progress, if any (thread-safe)."""
         run = self._current
@@ -178,6 +177,7 @@ class _Run:
         self.completed = 0
         self.cancelled = False
         self.timed_out = False
+        self._stopping = False
         self.deadline = time.monotonic() + request.timeout if request.timeout else None
         self.concurrency = request.concurrency or self.settings.concurrency
         self.cache = (
@@ -325,8 +325,6 @@ class _Run:
             yield from self._stop(Reason.RUN_TIMEOUT.format(seconds=self.request.timeout))
         if self.cancelled and not self._stopping:
             yield from self._stop(Reason.CANCELLED)
-
-    _stopping = False
 
     def _stop(self, reason: str) -> Iterator[Event]:
         self._stopping = True
