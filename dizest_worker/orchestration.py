@@ -126,11 +126,25 @@ class Executor:
             self.runs.reserve([(t.run_id, t.flow_id, t.attempt) for t in known])
         next_beat = time.monotonic() + self.settings.lease_s / 3
         batch = _Batch(ctx, deque(known), next_beat=next_beat)
-        while batch.local or batch.running:
-            while batch.local and len(batch.running) < self.settings.local_slots:
-                self._start(batch, batch.local.popleft())
-            if batch.running:
-                self._step(batch)
+        try:
+            while batch.local or batch.running:
+                while batch.local and len(batch.running) < self.settings.local_slots:
+                    self._start(batch, batch.local.popleft())
+                if batch.running:
+                    self._step(batch)
+        finally:
+            self._abandon(batch)
+
+    def _abandon(self, batch: _Batch) -> None:
+        """After an error (Redis gone for good, a bug): kill what still runs, so the next task
+        starts clean; the reaper gives those attempts to another worker when their lease ends."""
+        for flow_id in batch.running:
+            self.supervisor.kill(flow_id, "worker error")
+        deadline = time.monotonic() + 10
+        while batch.running and time.monotonic() < deadline:
+            for item in self.supervisor.poll(0.1):
+                if isinstance(item, Finished):
+                    batch.running.pop(item.flow_id, None)
 
     def _start(self, batch: _Batch, task: FlowTask) -> None:
         package = batch.ctx.package
