@@ -147,5 +147,6 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProc
 def cleanup(settings: WorkerSettings) -> None:
     client = redis_client(settings)
     keys = list(client.scan_iter(match=f"{settings.prefix}:*", count=1000))
-    keys += [settings.queue.encode()]
+    for queue in (settings.queue, f"{settings.queue}-gpu", f"{settings.queue}-b"):
+        keys += [queue.encode(), f"_kombu.binding.{queue}".encode()]  # the broker's own keys
     client.delete(*keys)
