@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dizest_core.status import RUN_FINAL_VALUES
+
 log = logging.getLogger("dizest.events")
 
 WORKFLOW_STATUS = "workflow.status"
@@ -60,11 +62,7 @@ class Event:
     @property
     def final(self) -> bool:
         """True for the run's last event (a workflow.status that ends the run)."""
-        return self.type == WORKFLOW_STATUS and self.data.get("status") in (
-            "ready",
-            "error",
-            "cancelled",
-        )
+        return self.type == WORKFLOW_STATUS and self.data.get("status") in RUN_FINAL_VALUES
 
 
 class EventFactory:

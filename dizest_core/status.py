@@ -35,6 +35,7 @@ class RunStatus(str, Enum):
 FLOW_ACTIVE = frozenset({FlowStatus.PENDING, FlowStatus.RUNNING})
 FLOW_FINAL = frozenset({FlowStatus.READY, FlowStatus.ERROR, FlowStatus.IDLE})
 RUN_FINAL = frozenset({RunStatus.READY, RunStatus.ERROR, RunStatus.CANCELLED})
+RUN_FINAL_VALUES = frozenset(s.value for s in RUN_FINAL)  # as stored and sent: plain strings
 
 
 class Reason:

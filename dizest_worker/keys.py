@@ -6,6 +6,10 @@ key / channel                         type     holds                            
                                                completed, failed, cancelled, options,
                                                targets, base_run, idempotency_key
 {p}:run:{run}:pkg                     string   the package snapshot (JSON)               ttl_s
+{p}:run:{run}:owner                   string   JSON {"owner", "workflow_id"} of a run       ttl_s
+                                               submitted through the service
+{p}:user:{name}:runs                  zset     the user's run ids by creation time (ms)  none*
+{p}:user:{name}:active                set      the user's runs not yet seen final        none*
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
                                                ends (waiters BLPOP it and push it back)
 {p}:run:{run}:flows                   hash     per flow: "{f}" status, "{f}:reason",     ttl_s
@@ -60,6 +64,15 @@ class Keys:
 
     def run(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}"
+
+    def run_owner(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:owner"
+
+    def user_runs(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:runs"
+
+    def user_active_runs(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:active"
 
     def done(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:done"

@@ -1,0 +1,294 @@
+"""Runs over HTTP: submit (a stored workflow or an inline .dwp), list, report, cancel, outputs,
+rerun, and live events (Server-Sent Events and WebSocket).
+
+Who may see a run: its owner (who submitted it), admins, and users with a grant on the run's
+stored workflow (read for report/outputs/events; run for cancel/rerun). Anyone else gets 404, as
+for a run that does not exist. A run submitted outside the API (no owner) is visible to admins.
+
+Who owns which run is kept by `dizest_worker.run_index.RunIndex`. The per-user limit is checked
+before submitting, so two simultaneous submits may both pass it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
+
+from dizest_api.auth import current
+from dizest_api.endpoint import Field, Spec, endpoint, json_body, query_int
+from dizest_api.errors import ApiError, BadInput, NotFound
+from dizest_api.routes.workflows import open_workflow
+from dizest_api.services import services
+from dizest_api.streaming import STREAM_ID, follow, hub_for, sse
+from dizest_core.errors import DizestError
+from dizest_core.job import Artifact
+from dizest_worker.keys import Keys
+from dizest_worker.library import WorkflowNotFound
+from dizest_worker.run_index import RunIndex
+
+bp = Blueprint("runs", __name__)
+
+OPTION_TYPES = {"flow_timeout": "number", "memory_limit_mb": "number", "retries": "integer"}
+SUBMIT = {
+    "workflow_id": Field("string", description="a stored workflow (needs the run right)"),
+    "version": Field("integer", description="its version (default: the latest)"),
+    "package": Field("object", description="an inline .dwp, instead of workflow_id"),
+    "inputs": Field("object", description="input values: name or flow.name -> JSON value"),
+    "flows": Field("array", items="string", description="target flows (default: all)"),
+    "options": Field("object", description="flow_timeout, memory_limit_mb, retries"),
+}
+AFTER = {"after": "resume after this event id (or the Last-Event-ID header)"}
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+HEARTBEAT_S = 15.0
+
+
+class TooManyRuns(ApiError):
+    status, code = 429, "too_many_runs"
+
+
+class InvalidRun(ApiError):
+    status, code = 422, "invalid_run"
+
+
+def index() -> RunIndex:
+    found = services()
+    worker = found.settings.worker
+    return RunIndex(found.redis, worker.prefix, worker.ttl_s)
+
+
+def _status(run_id: str) -> str | None:
+    record = services().client.runs.record(run_id)
+    return None if record is None else str(record.get("status"))
+
+
+def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
+    """The run's record, if the caller may `right` (read or run) it; else 404 (or 403)."""
+    record = services().client.runs.record(run_id)
+    if record is None:
+        raise NotFound(f"no run {run_id!r}")
+    principal, info = current(), index().get(run_id) or {}
+    if principal.is_admin or info.get("owner") == principal.username:
+        return {**record, **info}
+    wf_id = info.get("workflow_id")
+    if not wf_id:
+        raise NotFound(f"no run {run_id!r}")
+    try:
+        open_workflow(wf_id, "read" if right == "read" else "run")
+    except NotFound:
+        raise NotFound(f"no run {run_id!r}") from None
+    return {**record, **info}
+
+
+def _check_limit() -> None:
+    principal, limit = current(), services().settings.max_runs_per_user
+    if index().active(principal.username, _status) >= limit:
+        raise TooManyRuns(
+            f"you already have {limit} unfinished run(s)", {"max_runs_per_user": limit}
+        )
+
+
+def _options(raw: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(raw) - set(OPTION_TYPES))
+    if unknown:
+        raise BadInput(f"unknown run option(s): {', '.join(unknown)}", {"unknown": unknown})
+    wrong = {k: f"expected {OPTION_TYPES[k]}" for k, v in raw.items() if not Field(OPTION_TYPES[k]).accepts(v)}  # fmt: skip
+    if wrong:
+        raise BadInput(f"wrong type for option(s): {', '.join(sorted(wrong))}", {"types": wrong})
+    return raw
+
+
+def _summary(run_id: str, record: dict[str, Any] | None, info: dict[str, Any]) -> dict[str, Any]:
+    record = record or {}
+    created = record.get("created_at")
+    return {
+        "run_id": run_id,
+        "status": record.get("status"),
+        "created_at": float(created) if created else None,
+        "owner": info.get("owner"),
+        "workflow_id": info.get("workflow_id"),
+    }
+
+
+@endpoint(bp, "POST", "/runs", "Start a run of a stored workflow or of an inline .dwp",
+          body=SUBMIT)  # fmt: skip
+def submit_run() -> tuple[Response, int, dict[str, str]]:
+    body, found, principal = json_body(SUBMIT), services(), current()
+    if ("workflow_id" in body) == ("package" in body):
+        raise BadInput("give exactly one of workflow_id and package")
+    if "version" in body and "workflow_id" not in body:
+        raise BadInput("version goes with workflow_id")
+    options = _options(body.get("options", {}))
+    wf_id: str | None = body.get("workflow_id")
+    version = None
+    if wf_id is not None:
+        wf = open_workflow(wf_id, "run")
+        try:
+            _, version, package = found.library.package(wf.id, body.get("version", wf.version))
+        except WorkflowNotFound as exc:
+            raise NotFound(str(exc)) from None
+    else:
+        package = body["package"]
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    scoped = None
+    if key is not None:
+        if not key.strip() or len(key) > 200:
+            raise BadInput(f"{IDEMPOTENCY_HEADER} must have 1 to 200 characters")
+        scoped = f"{principal.username}:{key}"  # one user's key never names another's run
+    seen = scoped is not None and found.redis.exists(Keys(found.settings.worker.prefix).idempotency(scoped))  # fmt: skip
+    if not seen:
+        _check_limit()
+    try:
+        run_id = found.client.submit(
+            package, body.get("inputs"), body.get("flows"), scoped, options
+        )
+    except ValueError as exc:  # dizest errors (ValidationError...) go through the error table
+        if isinstance(exc, (DizestError, LookupError)):
+            raise
+        raise InvalidRun(str(exc)) from None
+    created = index().claim(run_id, principal.username, wf_id)
+    info = index().get(run_id) or {}
+    answer = {**_summary(run_id, found.client.runs.record(run_id), info), "version": version}
+    location = url_for(".get_run", run_id=run_id)
+    return jsonify(answer), 201 if created else 200, {"Location": location}
+
+
+@endpoint(bp, "GET", "/runs", "Your runs, newest first (admins: all runs)",
+          query={"offset": "skip this many", "limit": "at most 200"})  # fmt: skip
+def list_runs() -> Response:
+    principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
+    runs, idx = services().client.runs, index()
+    ids, total = idx.page(None if principal.is_admin else principal.username, offset, limit)
+    items = []
+    for run_id in ids:
+        record = runs.record(run_id)
+        if record is None:
+            continue  # expired
+        items.append(_summary(run_id, record, idx.get(run_id) or {}))
+    return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
+
+
+@endpoint(bp, "GET", "/runs/<run_id>", "The run report")
+def get_run(run_id: str) -> Response:
+    info = open_run(run_id)
+    report = services().client.get(run_id)
+    return jsonify({**report, "owner": info.get("owner"), "workflow_id": info.get("workflow_id")})
+
+
+@endpoint(bp, "POST", "/runs/<run_id>/cancel", "Cancel a run")
+def cancel_run(run_id: str) -> Response:
+    open_run(run_id, "run")
+    answer = services().client.cancel(run_id)
+    return jsonify({"run_id": run_id, "result": answer, "status": _status(run_id)})
+
+
+@endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs", "A flow's outputs (JSON previews)")
+def get_outputs(run_id: str, flow_id: str) -> Response:
+    open_run(run_id)
+    return jsonify({"outputs": services().client.outputs(run_id, flow_id)})
+
+
+@endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs/<name>",
+          "One output as stored (a pickle), as a download")  # fmt: skip
+def download_output(run_id: str, flow_id: str, name: str) -> Response:
+    open_run(run_id)
+    value = services().client.output_value(run_id, flow_id, name)
+    if value is None:
+        raise NotFound(f"flow {flow_id!r} of run {run_id} has no output {name!r}")
+    filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{flow_id}.{name}") + ".pickle"
+    if isinstance(value, Artifact):
+        return send_file(
+            value.path,
+            mimetype="application/octet-stream",
+            as_attachment=True,
+            download_name=filename,
+        )
+    return Response(
+        bytes(value),
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/rerun",
+          "Run one flow again, reusing the run's upstream outputs")  # fmt: skip
+def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]]:
+    info = open_run(run_id, "run")
+    _check_limit()
+    new_id = services().client.rerun(run_id, flow_id)
+    index().claim(new_id, current().username, info.get("workflow_id"))
+    record = services().client.runs.record(new_id)
+    answer = _summary(new_id, record, index().get(new_id) or {})
+    return jsonify(answer), 201, {"Location": url_for(".get_run", run_id=new_id)}
+
+
+def _after() -> str | None:
+    after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
+    if after is not None and not STREAM_ID.match(after):
+        raise BadInput("after / Last-Event-ID must be an event id like 1700000000000-0")
+    return after
+
+
+def _follow(run_id: str) -> Any:
+    open_run(run_id)
+    after = _after()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    idle = float(app.config.get("DIZEST_SSE_HEARTBEAT_S", HEARTBEAT_S))
+    return follow(hub_for(app), services().client.runs, run_id, after, idle)
+
+
+@endpoint(bp, "GET", "/runs/<run_id>/events",
+          "Live events as Server-Sent Events (resume with Last-Event-ID)", query=AFTER)  # fmt: skip
+def run_events(run_id: str) -> Response:
+    events = _follow(run_id)
+    return Response(
+        sse(events),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        direct_passthrough=True,
+    )
+
+
+def run_socket(run_id: str) -> Response:
+    """The same events as JSON text messages over a WebSocket; closes after the final one."""
+    from simple_websocket import ConnectionClosed, Server
+
+    events = _follow(run_id)  # access is checked before the handshake
+    ws = Server(request.environ, **current_app.config.get("SOCK_SERVER_OPTIONS", {}))
+    try:
+        for event in events:
+            if event is None:
+                if not ws.connected:
+                    break
+                continue
+            ws.send(json.dumps(event.to_dict(), separators=(",", ":")))
+    except ConnectionClosed:
+        pass
+    finally:
+        events.close()
+        with contextlib.suppress(Exception):  # already closed by the peer
+            ws.close()
+    return _ws_response(ws)
+
+
+run_socket.dizest_spec = Spec(  # type: ignore[attr-defined]
+    "GET", "Live events over a WebSocket (resume with ?after=)", query=AFTER
+)
+bp.add_url_rule("/runs/<run_id>/ws", view_func=run_socket, methods=["GET"], websocket=True)
+
+
+def _ws_response(ws: Any) -> Response:
+    """What the WSGI server gets back once the socket is done (as flask-sock does it)."""
+
+    class WebSocketResponse(Response):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            if ws.mode == "werkzeug":
+                return super().__call__(*args, **kwargs)
+            if ws.mode == "gunicorn":
+                raise StopIteration()
+            return []
+
+    return WebSocketResponse()

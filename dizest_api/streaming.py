@@ -1,0 +1,233 @@
+"""Live run events for SSE and WebSocket clients: replay from the run's stream, then live.
+
+One `EventHub` per API process (per app) holds ONE Redis pubsub subscription to the events
+channel (`{prefix}:events`, every event of every run), read by a background thread started on
+first use, which fans events out to per-client bounded queues. A client whose queue overflows is
+dropped (its stream ends; it resumes with Last-Event-ID / `?after=`).
+
+`follow` registers the client's queue BEFORE replaying the stream, so nothing published while
+replaying is missed, and drops live events whose stream id it has already sent. Whenever the hub
+(re)subscribes, and whenever a client is idle, it catches up from the stream as well, so an event
+lost on pubsub (a reconnect) is still delivered, in order, exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import Flask
+
+from dizest_core.events import Event
+from dizest_core.status import RUN_FINAL_VALUES
+from dizest_worker.state import RedisRuns
+
+log = logging.getLogger("dizest.api.streaming")
+
+STREAM_ID = re.compile(r"^\d+-\d+$")
+REPLAY_BATCH = 500
+RESYNC: Any = object()  # queued to every client after the hub (re)subscribed: catch up
+
+
+def stream_key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(eq=False)
+class Subscription:
+    run_id: str
+    queue: queue.Queue[Any]
+    dropped: bool = False
+    _hub: EventHub | None = field(default=None, repr=False)
+
+
+class EventHub:
+    """One pubsub subscription fanned out to per-client queues."""
+
+    def __init__(self, redis_url: str, channel: str, queue_size: int = 1000) -> None:
+        self.redis_url = redis_url
+        self.channel = channel
+        self.queue_size = queue_size
+        self._subs: dict[str, set[Subscription]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+
+    def subscribe(self, run_id: str, wait_s: float = 5.0) -> Subscription:
+        sub = Subscription(run_id, queue.Queue(self.queue_size), _hub=self)
+        with self._lock:
+            self._subs.setdefault(run_id, set()).add(sub)
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name="dizest-event-hub", daemon=True
+                )
+                self._thread.start()
+        # Not fatal if slow: the client is sent RESYNC once the subscription is confirmed.
+        self.ready.wait(wait_s)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.run_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[sub.run_id]
+
+    def clients(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._subs.values())
+
+    def close(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+            pubsub = client.pubsub()
+            try:
+                pubsub.subscribe(self.channel)
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self.ready.set()
+                        self._broadcast(RESYNC)
+                    elif message["type"] == "message":
+                        self._dispatch(message["data"])
+            except Exception:  # Redis went away: resubscribe, clients catch up on RESYNC
+                log.warning("event hub lost its subscription; retrying", exc_info=True)
+                self.ready.clear()
+                self._stop.wait(0.5)
+            finally:
+                with contextlib.suppress(Exception):  # closing a broken connection
+                    pubsub.close()
+                    client.close()
+
+    def _broadcast(self, item: Any) -> None:
+        with self._lock:
+            subs = [s for group in self._subs.values() for s in group]
+        for sub in subs:
+            self._offer(sub, item)
+
+    def _dispatch(self, raw: str) -> None:
+        with self._lock:
+            if not self._subs:
+                return
+        try:
+            event = Event.from_dict(json.loads(raw))
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable event on %s: %.200s", self.channel, raw)
+            return
+        with self._lock:
+            subs = list(self._subs.get(event.run_id, ()))
+        for sub in subs:
+            self._offer(sub, event)
+
+    def _offer(self, sub: Subscription, item: Any) -> None:
+        try:
+            sub.queue.put_nowait(item)
+        except queue.Full:  # a slow client: drop it, it resumes with Last-Event-ID
+            sub.dropped = True
+            self.unsubscribe(sub)
+
+
+def hub_for(app: Flask) -> EventHub:
+    """The app's hub, made on first use."""
+    with _HUBS_LOCK:
+        hub: EventHub | None = app.extensions.get("dizest.events")
+        if hub is None:
+            found = app.extensions["dizest"]
+            worker = found.settings.worker
+            hub = EventHub(
+                worker.redis_url,
+                found.client.runs.keys.event_channel,
+                int(app.config.get("DIZEST_EVENT_QUEUE_SIZE", 1000)),
+            )
+            app.extensions["dizest.events"] = hub
+        return hub
+
+
+_HUBS_LOCK = threading.Lock()
+
+
+def follow(
+    hub: EventHub, runs: RedisRuns, run_id: str, after: str | None, idle_s: float
+) -> Iterator[Event | None]:
+    """The run's events after `after`, then live ones, until its final workflow.status.
+
+    Yields None after `idle_s` without an event (a heartbeat). Ends early if the run expires or
+    this client was dropped for being too slow.
+    """
+    sub = hub.subscribe(run_id)  # before replaying: nothing published meanwhile is missed
+    try:
+        record = runs.record(run_id)
+        if record is None:
+            return
+        ended = record.get("status") in RUN_FINAL_VALUES
+        last = after
+        first = True
+        while True:
+            while True:  # catch up from the stream
+                batch = runs.events(run_id, last, count=REPLAY_BATCH)
+                for event in batch:
+                    yield event
+                    last = event.id
+                    if event.final:
+                        return
+                if len(batch) < REPLAY_BATCH:
+                    break
+            if first and ended:  # the client had already seen the final event
+                return
+            first = False
+            while True:  # live
+                if sub.dropped:
+                    return
+                try:
+                    item = sub.queue.get(timeout=idle_s)
+                except queue.Empty:
+                    if runs.record(run_id) is None:
+                        return
+                    yield None
+                    break  # cheap catch-up: covers anything pubsub may have lost
+                if item is RESYNC:
+                    break
+                if last is not None and stream_key(item.id) <= stream_key(last):
+                    continue
+                yield item
+                last = item.id
+                if item.final:
+                    return
+    finally:
+        hub.unsubscribe(sub)
+
+
+def sse(events: Iterator[Event | None]) -> Iterator[bytes]:
+    """Server-Sent Events text: `id`/`event`/`data` per event, `: heartbeat` when idle."""
+    try:
+        yield b": stream\n\n"
+        for event in events:
+            if event is None:
+                yield b": heartbeat\n\n"
+            else:
+                data = json.dumps(event.to_dict(), separators=(",", ":"))
+                yield f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()

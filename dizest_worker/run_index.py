@@ -1,0 +1,57 @@
+"""Who submitted which run through the service: the owner of each run, each user's runs, and
+each user's runs not yet seen final (for the per-user limit). Keys: see `keys.py`.
+
+The worker's own run record knows nothing of users; only the service writes here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from dizest_core.status import RUN_FINAL_VALUES
+from dizest_worker.keys import Keys
+
+
+class RunIndex:
+    """Who owns which run (see the module docstring for the keys)."""
+
+    def __init__(self, redis: Any, prefix: str, ttl_s: int) -> None:
+        self.redis, self.keys, self.ttl_s = redis, Keys(prefix), ttl_s
+        self.owner_key = self.keys.run_owner
+        self.user_runs = self.keys.user_runs
+        self.user_active = self.keys.user_active_runs
+
+    def claim(self, run_id: str, owner: str, workflow_id: str | None) -> bool:
+        """Record the owner of a new run; False if the run already had one."""
+        info = json.dumps({"owner": owner, "workflow_id": workflow_id})
+        if not self.redis.set(self.owner_key(run_id), info, nx=True, ex=self.ttl_s):
+            return False
+        pipe = self.redis.pipeline()
+        pipe.zadd(self.user_runs(owner), {run_id: int(time.time() * 1000)})
+        pipe.sadd(self.user_active(owner), run_id)
+        pipe.execute()
+        return True
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        raw = self.redis.get(self.owner_key(run_id))
+        return json.loads(raw) if raw else None
+
+    def active(self, username: str, status_of: Any) -> int:
+        """How many of the user's runs are not final (pruning the others)."""
+        count, done = 0, []
+        for run_id in self.redis.smembers(self.user_active(username)):
+            status = status_of(run_id)
+            if status is None or status in RUN_FINAL_VALUES:
+                done.append(run_id)
+            else:
+                count += 1
+        if done:
+            self.redis.srem(self.user_active(username), *done)
+        return count
+
+    def page(self, username: str | None, offset: int, limit: int) -> tuple[list[str], int]:
+        key = self.keys.runs if username is None else self.user_runs(username)
+        ids = self.redis.zrevrange(key, offset, offset + limit - 1)
+        return list(ids), int(self.redis.zcard(key))

@@ -1,0 +1,235 @@
+"""Runs over HTTP against a real Redis and a real worker: submit, report, outputs, access, limits."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pickle
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from dizest_api import create_app
+from dizest_api.settings import ApiSettings
+from dizest_worker.settings import WorkerSettings
+from tests.api.conftest import Api
+from tests.conftest import DATA, package
+from tests.worker.conftest import WorkerProcess, cleanup, make_settings
+
+FANOUT = json.loads((DATA / "c03_fanout.dwp").read_text())
+EXPECTED = json.loads((DATA / "c03_fanout.expected.json").read_text())["expect"]["flows"]
+FINAL = {"ready", "error", "cancelled"}
+STATUS = {"done": "ready", "error": "error", "skipped": "idle"}  # expected.json -> flow status
+CYCLE = package(
+    {"inc": {"code": "", "inputs": ["x"], "outputs": ["y"]}},
+    {
+        "a": {"app": "inc", "in": {"x": [("b", "y")]}},
+        "b": {"app": "inc", "in": {"x": [("a", "y")]}},
+    },
+)
+
+
+def slow(seconds: float, steps: int = 1) -> dict[str, Any]:
+    """A chain of `steps` flows, each printing and sleeping `seconds`."""
+    code = f"import time\nprint('tick')\ntime.sleep({seconds})\ny = 1\n"
+    flows: dict[str, dict[str, Any]] = {"s0": {"app": "step0"}}
+    apps = {"step0": {"code": code, "outputs": ["y"]}}
+    apps["step"] = {"code": code, "inputs": ["x"], "outputs": ["y"]}
+    for i in range(1, steps):
+        flows[f"s{i}"] = {"app": "step", "in": {"x": [(f"s{i - 1}", "y")]}}
+    return package(apps, flows)
+
+
+@dataclass
+class Live(Api):
+    """An Api on a real worker, also served over real HTTP at `base_url`."""
+
+    base_url: str = ""
+    worker_settings: WorkerSettings | None = None
+
+    def wait(self, run_id: str, headers: dict[str, str], timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.call("GET", f"/runs/{run_id}", headers)
+            assert answer.status_code == 200, answer.json
+            if answer.json["status"] in FINAL:
+                return dict(answer.json)
+            assert time.monotonic() < deadline, f"run {run_id} not done: {answer.json['status']}"
+            time.sleep(0.05)
+
+    def app_with(self, **overrides: Any) -> Api:
+        """Another API process on the same cluster, with other API settings."""
+        assert self.worker_settings is not None
+        settings = ApiSettings(
+            secret_key="k" * 32,
+            data_dir=str(Path(self.worker_settings.workdir_root).parent / "data"),
+            bcrypt_rounds=4,
+            worker=self.worker_settings,
+            **overrides,
+        )
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        return Api(app, app.test_client())
+
+
+@pytest.fixture(scope="module")
+def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with serve_live(redis_url, tmp_path_factory.mktemp("live")) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def serve_live(redis_url: str, root: Path) -> Iterator[Live]:
+    """One worker, the app on its settings, and that app served on 127.0.0.1 (a thread)."""
+    worker_settings = make_settings(redis_url, root, prefix=f"dzr{uuid.uuid4().hex[:10]}")
+    worker = WorkerProcess(worker_settings, "w1", concurrency=2)
+    settings = ApiSettings(
+        secret_key="k" * 32, data_dir=str(root / "data"), bcrypt_rounds=4, worker=worker_settings
+    )
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    app.config["DIZEST_SSE_HEARTBEAT_S"] = 0.5
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Live(
+            app,
+            app.test_client(),
+            base_url=f"http://127.0.0.1:{server.server_port}",
+            worker_settings=worker_settings,
+        )
+    finally:
+        server.shutdown()
+        hub = app.extensions.get("dizest.events")
+        if hub is not None:
+            hub.close()
+        worker.stop()
+        cleanup(worker_settings)
+
+
+def create_workflow(live: Live, headers: dict[str, str], pkg: dict[str, Any]) -> str:
+    answer = live.call("POST", "/workflows", headers, json={"title": "t", "package": pkg})
+    assert answer.status_code == 201, answer.json
+    return str(answer.json["id"])
+
+
+def check_fanout(report: dict[str, Any]) -> None:
+    assert report["status"] == "ready", report
+    for flow_id, want in EXPECTED.items():
+        got = report["flows"][flow_id]
+        assert got["status"] == STATUS[want["status"]], (flow_id, got)
+        assert got["outputs"] == want["outputs"], (flow_id, got["outputs"])
+
+
+def test_stored_and_inline_runs_give_the_expected_outputs(live: Live) -> None:
+    alice = live.user("alice")
+    wf_id = create_workflow(live, alice, FANOUT)
+    stored = live.call("POST", "/runs", alice, json={"workflow_id": wf_id})
+    assert stored.status_code == 201, stored.json
+    assert stored.json["workflow_id"] == wf_id and stored.json["version"] == 1
+    inline = live.call("POST", "/runs", alice, json={"package": FANOUT})
+    assert inline.status_code == 201, inline.json
+    for run_id in (stored.json["run_id"], inline.json["run_id"]):
+        check_fanout(live.wait(run_id, alice))
+        outputs = live.call("GET", f"/runs/{run_id}/flows/k3/outputs", alice)
+        assert outputs.status_code == 200 and outputs.json["outputs"] == EXPECTED["k3"]["outputs"]
+        raw = live.call("GET", f"/runs/{run_id}/flows/src/outputs/v", alice)
+        assert raw.status_code == 200 and raw.mimetype == "application/octet-stream"
+        assert "attachment" in raw.headers["Content-Disposition"]
+        assert pickle.loads(raw.data) == [1, 2, 3]
+        missing = live.call("GET", f"/runs/{run_id}/flows/src/outputs/nope", alice)
+        assert missing.status_code == 404
+    listed = live.call("GET", "/runs?limit=1", alice).json
+    assert listed["total"] == 2 and [i["run_id"] for i in listed["items"]] == [
+        inline.json["run_id"]
+    ]
+    rerun = live.call("POST", f"/runs/{stored.json['run_id']}/flows/k3/rerun", alice)
+    assert rerun.status_code == 201, rerun.json
+    report = live.wait(rerun.json["run_id"], alice)
+    assert report["status"] == "ready" and report["flows"]["k3"]["outputs"] == {"r": 30}
+    bad = live.call("POST", f"/runs/{stored.json['run_id']}/flows/nope/rerun", alice)
+    assert bad.status_code == 422
+
+
+def test_idempotency_key_gives_the_same_run_per_user(live: Live) -> None:
+    alice, bob = live.user("alice"), live.user("bob")
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = live.call("POST", "/runs", {**alice, **key}, json={"package": FANOUT})
+    again = live.call("POST", "/runs", {**alice, **key}, json={"package": FANOUT})
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json["run_id"] == again.json["run_id"]
+    other = live.call("POST", "/runs", {**bob, **key}, json={"package": FANOUT})
+    assert other.status_code == 201 and other.json["run_id"] != first.json["run_id"]
+    live.wait(first.json["run_id"], alice)
+    live.wait(other.json["run_id"], bob)
+
+
+def test_others_see_nothing_unless_granted_on_the_workflow(live: Live) -> None:
+    alice, bob, carol = live.user("alice"), live.user("bob"), live.user("carol")
+    admin = live.user("root", "admin")
+    wf_id = create_workflow(live, alice, FANOUT)
+    run_id = live.call("POST", "/runs", alice, json={"workflow_id": wf_id}).json["run_id"]
+    inline_id = live.call("POST", "/runs", alice, json={"package": FANOUT}).json["run_id"]
+    live.wait(run_id, alice)
+    live.wait(inline_id, alice)
+    paths = [
+        ("GET", f"/runs/{run_id}"),
+        ("GET", f"/runs/{run_id}/flows/k1/outputs"),
+        ("GET", f"/runs/{run_id}/flows/k1/outputs/r"),
+        ("GET", f"/runs/{run_id}/events"),
+        ("POST", f"/runs/{run_id}/cancel"),
+        ("POST", f"/runs/{run_id}/flows/k1/rerun"),
+    ]
+    for method, path in paths:
+        assert live.call(method, path, bob).status_code == 404, (method, path)
+    assert live.call("POST", "/runs", bob, json={"workflow_id": wf_id}).status_code == 404
+    assert run_id not in {i["run_id"] for i in live.call("GET", "/runs", bob).json["items"]}
+    grants = {"grants": {"bob": "viewer", "carol": "runner"}}
+    assert live.call("PUT", f"/workflows/{wf_id}/grants", alice, json=grants).status_code == 200
+    assert live.call("GET", f"/runs/{run_id}", bob).status_code == 200
+    assert live.call("GET", f"/runs/{run_id}/flows/k1/outputs", bob).status_code == 200
+    assert live.call("POST", f"/runs/{run_id}/cancel", bob).status_code == 403
+    assert live.call("POST", "/runs", bob, json={"workflow_id": wf_id}).status_code == 403
+    assert live.call("GET", f"/runs/{inline_id}", bob).status_code == 404
+    assert live.call("POST", f"/runs/{run_id}/cancel", carol).status_code == 200
+    assert live.call("GET", f"/runs/{inline_id}", admin).status_code == 200
+    everything = live.call("GET", "/runs?limit=200", admin).json["items"]
+    assert {run_id, inline_id} <= {i["run_id"] for i in everything}
+    assert live.call("GET", "/runs/nope", admin).status_code == 404
+
+
+def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
+    alice = live.user("alice")
+    cyclic = live.call("POST", "/runs", alice, json={"package": CYCLE})
+    assert cyclic.status_code == 422, cyclic.json
+    assert cyclic.json["error"]["code"] == "invalid_workflow"
+    assert isinstance(cyclic.json["error"]["details"], list) and cyclic.json["error"]["details"]
+    unknown = live.call("POST", "/runs", alice, json={"package": FANOUT, "flows": ["zz"]})
+    assert unknown.status_code == 422
+    both = live.call("POST", "/runs", alice, json={"package": FANOUT, "workflow_id": "x"})
+    assert both.status_code == 400
+    options = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": {"x": 1}})
+    assert options.status_code == 400
+
+
+def test_too_many_unfinished_runs_is_429(live: Live) -> None:
+    limited = live.app_with(max_runs_per_user=1)
+    dave = limited.user("dave")
+    first = limited.call("POST", "/runs", dave, json={"package": slow(3)})
+    assert first.status_code == 201, first.json
+    second = limited.call("POST", "/runs", dave, json={"package": slow(3)})
+    assert second.status_code == 429 and second.json["error"]["code"] == "too_many_runs"
+    assert limited.call("POST", f"/runs/{first.json['run_id']}/cancel", dave).status_code == 200
+    report = live.wait(first.json["run_id"], live.user("dave"))
+    assert report["status"] == "cancelled"
+    third = limited.call("POST", "/runs", dave, json={"package": FANOUT})
+    assert third.status_code == 201, third.json
+    live.wait(third.json["run_id"], live.user("dave"))

@@ -1,0 +1,165 @@
+"""Live run events over real HTTP: SSE with resume (Last-Event-ID), WebSocket, the shared hub."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from simple_websocket import Client as WsClient
+from simple_websocket import ConnectionClosed
+
+from dizest_api.streaming import EventHub
+from dizest_worker.state import RedisRuns
+from tests.api.test_runs import FANOUT, Live, serve_live, slow
+from tests.conftest import wait_for
+
+
+@pytest.fixture(scope="module")
+def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with serve_live(redis_url, tmp_path_factory.mktemp("live")) as found:
+        yield found
+
+
+def stream_ids(live: Live, run_id: str) -> list[str]:
+    assert live.worker_settings is not None
+    runs = RedisRuns(redis.Redis.from_url(live.worker_settings.redis_url), live.worker_settings)
+    return [e.id for e in runs.events(run_id, count=100_000)]
+
+
+def open_sse(live: Live, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+    url = urlsplit(live.base_url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=15)
+    conn.request("GET", f"/api/v1{path}", headers=headers)
+    return conn.getresponse()
+
+
+def read_sse(resp: http.client.HTTPResponse, limit: int | None = None) -> tuple[list[dict], int]:
+    """Events (id, event, data) until the stream ends or `limit` events; and heartbeats seen."""
+    events: list[dict[str, Any]] = []
+    heartbeats, current = 0, {}
+    while limit is None or len(events) < limit:
+        line = resp.readline().decode()
+        if not line:
+            break
+        line = line.rstrip("\n")
+        if line == ": heartbeat":
+            heartbeats += 1
+        elif line == "" and current:
+            events.append(current)
+            current = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            current[name] = value
+    for event in events:
+        data = json.loads(event["data"])
+        assert data["id"] == event["id"] and data["type"] == event["event"]
+    return events, heartbeats
+
+
+def submit(live: Live, headers: dict[str, str], pkg: dict[str, Any]) -> str:
+    answer = live.call("POST", "/runs", headers, json={"package": pkg})
+    assert answer.status_code == 201, answer.json
+    return str(answer.json["run_id"])
+
+
+def test_sse_resumes_after_a_disconnect_with_every_event_once(live: Live) -> None:
+    alice = live.user("alice")
+    run_id = submit(live, alice, slow(0.8, steps=3))
+    resp = open_sse(live, f"/runs/{run_id}/events", alice)
+    assert resp.status == 200 and resp.getheader("Content-Type", "").startswith("text/event-stream")
+    assert resp.getheader("Cache-Control") == "no-cache"
+    assert resp.getheader("X-Accel-Buffering") == "no"
+    first, _ = read_sse(resp, limit=3)
+    resp.close()  # disconnect mid-run
+    assert len(first) == 3
+    resp = open_sse(live, f"/runs/{run_id}/events", {**alice, "Last-Event-ID": first[-1]["id"]})
+    rest, heartbeats = read_sse(resp)
+    resp.close()
+    got = [e["id"] for e in first + rest]
+    assert got == stream_ids(live, run_id)  # every event exactly once, in order
+    last = json.loads(rest[-1]["data"])
+    assert last["type"] == "workflow.status" and last["data"]["status"] == "ready"
+    assert heartbeats >= 1  # 0.8 s sleeps, a 0.5 s heartbeat in this app
+    # the same with ?after=, from the start, on the finished run
+    again, _ = read_sse(open_sse(live, f"/runs/{run_id}/events?after={first[0]['id']}", alice))
+    assert [e["id"] for e in again] == got[1:]
+    done, _ = read_sse(
+        open_sse(live, f"/runs/{run_id}/events", {**alice, "Last-Event-ID": got[-1]})
+    )
+    assert done == []
+    hub = live.app.extensions["dizest.events"]
+    wait_for(lambda: hub.clients() == 0, timeout=5)  # the dropped connection was noticed
+    bad = open_sse(live, f"/runs/{run_id}/events", {**alice, "Last-Event-ID": "x"})
+    assert bad.status == 400
+
+
+def test_websocket_gives_the_same_events_as_sse(live: Live) -> None:
+    alice = live.user("alice")
+    run_id = submit(live, alice, slow(0.2, steps=3))
+    ws_url = live.base_url.replace("http://", "ws://") + f"/api/v1/runs/{run_id}/ws"
+    ws = WsClient.connect(ws_url, headers=alice)
+    received: list[dict[str, Any]] = []
+    try:
+        while True:
+            message = ws.receive(timeout=15)
+            assert message is not None, "timed out"
+            received.append(json.loads(message))
+    except ConnectionClosed:
+        pass
+    ids = [e["id"] for e in received]
+    assert ids == stream_ids(live, run_id)
+    assert received[-1]["type"] == "workflow.status" and received[-1]["data"]["status"] == "ready"
+    sse_events, _ = read_sse(open_sse(live, f"/runs/{run_id}/events", alice))
+    assert [json.loads(e["data"]) for e in sse_events] == received
+    resumed = WsClient.connect(f"{ws_url}?after={ids[1]}", headers=alice)
+    tail: list[str] = []
+    try:
+        while True:
+            message = resumed.receive(timeout=15)
+            assert message is not None, "timed out"
+            tail.append(json.loads(message)["id"])
+    except ConnectionClosed:
+        pass
+    assert tail == ids[2:]
+
+
+def test_websocket_and_sse_refuse_anonymous_and_strangers(live: Live) -> None:
+    alice, bob = live.user("alice"), live.user("bob")
+    run_id = submit(live, alice, FANOUT)
+    upgrade = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+    path = f"/runs/{run_id}/ws"
+    assert open_sse(live, path, upgrade).status == 401
+    assert open_sse(live, path, {**upgrade, **bob}).status == 404
+    assert open_sse(live, f"/runs/{run_id}/events", {}).status == 401
+    assert open_sse(live, f"/runs/{run_id}/events", bob).status == 404
+    read_sse(open_sse(live, f"/runs/{run_id}/events", alice))  # wait for the end
+
+
+def test_hub_drops_a_client_whose_queue_overflows(live: Live) -> None:
+    assert live.worker_settings is not None
+    channel = f"{live.worker_settings.prefix}:hubtest:{uuid.uuid4().hex}"
+    hub = EventHub(live.worker_settings.redis_url, channel, queue_size=2)
+    try:
+        slow_sub, other = hub.subscribe("r1"), hub.subscribe("r2")
+        assert hub.ready.is_set()
+        publisher = redis.Redis.from_url(live.worker_settings.redis_url)
+        for i in range(5):
+            body = {"id": f"{i + 1}-0", "run_id": "r1", "type": "log.clear", "flow_id": "a"}
+            publisher.publish(channel, json.dumps(body))
+        wait_for(lambda: slow_sub.dropped, timeout=5)
+        assert not other.dropped and hub.clients() == 1
+        time.sleep(0.05)
+    finally:
+        hub.close()
