@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dizest_core.errors import ConfigError
+from dizest_core.settings import read_env
 from dizest_worker.settings import WorkerSettings
 
 MIB = 1024 * 1024
@@ -47,15 +48,7 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        env = os.environ if environ is None else environ
-        kwargs: dict[str, object] = {"worker": WorkerSettings.from_env(env)}
-        for name, parse in _PARSERS.items():
-            raw = env.get(f"DIZEST_{name.upper()}")
-            if raw:
-                try:
-                    kwargs[name] = parse(raw)
-                except ValueError as exc:
-                    raise ConfigError(f"DIZEST_{name.upper()}={raw!r}: {exc}") from None
+        kwargs = {"worker": WorkerSettings.from_env(environ), **read_env(_PARSERS, environ)}
         data_dir = str(kwargs.setdefault("data_dir", os.path.abspath(".dizest")))
         if "secret_key" not in kwargs:
             kwargs["secret_key"] = stored_secret_key(Path(data_dir))

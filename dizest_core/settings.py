@@ -52,17 +52,23 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        kwargs: dict[str, object] = {}
-        for name, parse in _PARSERS.items():
-            raw = env.get(f"DIZEST_{name.upper()}")
-            if raw is None or raw == "":
-                continue
+        return cls(**read_env(_PARSERS, environ))  # type: ignore[arg-type]
+
+
+def read_env(
+    parsers: Mapping[str, Callable[[str], object]], environ: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """The DIZEST_<NAME> variables that are set, parsed; a malformed one is a ConfigError."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, parse in parsers.items():
+        raw = env.get(f"DIZEST_{name.upper()}")
+        if raw:
             try:
-                kwargs[name] = parse(raw)
+                values[name] = parse(raw)
             except ValueError as exc:
                 raise ConfigError(f"DIZEST_{name.upper()}={raw!r}: {exc}") from None
-        return cls(**kwargs)  # type: ignore[arg-type]
+    return values
 
 
 def _paths(raw: str) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dizest_core.errors import ConfigError
-from dizest_core.settings import Settings
+from dizest_core.settings import Settings, read_env
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,7 @@ class WorkerSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
-        env = os.environ if environ is None else environ
-        kwargs: dict[str, object] = {"engine": Settings.from_env(env)}
-        for name, parse in _PARSERS.items():
-            raw = env.get(f"DIZEST_{name.upper()}")
-            if raw:
-                try:
-                    kwargs[name] = parse(raw)
-                except ValueError as exc:
-                    raise ConfigError(f"DIZEST_{name.upper()}={raw!r}: {exc}") from None
+        kwargs = {"engine": Settings.from_env(environ), **read_env(_PARSERS, environ)}
         return cls(**kwargs)  # type: ignore[arg-type]
 
 
