@@ -16,6 +16,7 @@ LAZY = {
     "worker": "dizest_cli.cluster:worker",
     "user": "dizest_api.cli:user",
     "token": "dizest_api.cli:token",
+    "serve": "dizest_api.serve:serve",
 }
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dizest_api.routes.accounts import bp as accounts
 from dizest_api.routes.health import bp as health
 from dizest_api.routes.meta import bp as meta
+from dizest_api.routes.metrics import bp as metrics
 from dizest_api.routes.runs import bp as runs
 from dizest_api.routes.workflows import bp as workflows
 
 BLUEPRINTS = (
     (health, ""),
+    (metrics, ""),
     (meta, "/api/v1"),
     (accounts, "/api/v1"),
     (workflows, "/api/v1"),

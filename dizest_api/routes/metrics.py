@@ -1,0 +1,109 @@
+"""`GET /metrics`: Prometheus text (format 0.0.4), computed from Redis on each request.
+
+Who may scrape: an admin user with the read scope (an admin's session, or a token of an admin
+created with just `read`: a scrape token need not carry `admin`). Anyone else: 403; anonymous: 401.
+
+Run counts cover the newest `RUN_SCAN_LIMIT` runs of the `{prefix}:runs` index only (one
+pipelined HMGET per run), so they are gauges over that window, not lifetime counters.
+`dizest_stream_clients` counts the SSE/WebSocket clients of the answering process only (with
+several API processes, each one answers for itself).
+Not exported: lifetime flow counters (`*_total`: nothing in Redis counts them, runs expire) and a
+flow duration histogram (each run's durations live in its flows hash: too costly per scrape).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+from flask import Blueprint, Response, current_app
+
+from dizest_api.auth import current
+from dizest_api.endpoint import endpoint
+from dizest_api.errors import Forbidden
+from dizest_api.services import services
+
+bp = Blueprint("metrics", __name__)
+
+RUN_SCAN_LIMIT = 10_000
+WORKER_WINDOW_S = 30.0
+FLOW_STATES = ("completed", "failed", "cancelled", "unresolved")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _metric(
+    name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
+) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        inner = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(labels.items()))
+        lines.append(f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}")
+    return lines
+
+
+@endpoint(bp, "GET", "/metrics", "Prometheus metrics (admins; read scope suffices)", scope="read")
+def metrics() -> Response:
+    if not current().user.is_admin:
+        raise Forbidden("admins only")
+    found = services()
+    redis, keys, worker = found.redis, found.library.keys, found.settings.worker
+    run_ids = redis.zrevrange(keys.runs, 0, RUN_SCAN_LIMIT - 1)
+    pipe = redis.pipeline(transaction=False)
+    for run_id in run_ids:
+        pipe.hmget(keys.run(run_id), ["status", *FLOW_STATES])
+    statuses: Counter[str] = Counter()
+    flows: Counter[str] = Counter()
+    for fields in pipe.execute() if run_ids else []:
+        if fields[0] is None:
+            continue  # expired, not yet removed from the index
+        statuses[fields[0]] += 1
+        for state, raw in zip(FLOW_STATES, fields[1:], strict=True):
+            try:
+                flows[state] += int(raw or 0)
+            except ValueError:
+                continue
+    depth = redis.llen(worker.queue)
+    now_ms = time.time() * 1000
+    beats = redis.hgetall(keys.workers)
+    live = sum(1 for ms in beats.values() if now_ms - float(ms) <= WORKER_WINDOW_S * 1000)
+    hub = current_app.extensions.get("dizest.events")
+    clients = hub.clients() if hub is not None else 0
+    window = f"newest {RUN_SCAN_LIMIT} runs"
+    lines = [
+        *_metric(
+            "dizest_runs",
+            "gauge",
+            f"Runs by status, among the {window}.",
+            (({"status": s}, n) for s, n in sorted(statuses.items())),
+        ),
+        *_metric(
+            "dizest_run_flows",
+            "gauge",
+            f"Flows of the {window} by state (completed, failed, cancelled, unresolved).",
+            (({"state": s}, flows[s]) for s in FLOW_STATES),
+        ),
+        *_metric(
+            "dizest_queue_depth",
+            "gauge",
+            "Tasks waiting in the default broker queue (LLEN).",
+            [({"queue": worker.queue}, depth)],
+        ),
+        *_metric(
+            "dizest_stream_clients",
+            "gauge",
+            "SSE/WebSocket clients connected to this API process.",
+            [({}, clients)],
+        ),
+        *_metric(
+            "dizest_workers_live",
+            "gauge",
+            f"Workers whose heartbeat is at most {WORKER_WINDOW_S:g} s old.",
+            [({}, live)],
+        ),
+    ]
+    return Response("\n".join(lines) + "\n", content_type=CONTENT_TYPE)

@@ -1,0 +1,132 @@
+"""`dizest serve` end to end: embedded Redis, a worker, gunicorn; a run over HTTP; clean stop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+PASSWORD = "serve test password"
+
+
+def call(
+    base: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, Any]:
+    """(status, JSON body, response headers) of one request."""
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method, headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"null"), answer.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, None, exc.headers
+
+
+def wait_ok(base: str, path: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "dizest serve exited early"
+        with contextlib.suppress(OSError):
+            if call(base, "GET", path)[0] == 200:
+                return
+        time.sleep(0.3)
+    raise AssertionError(f"{path} never answered 200")
+
+
+def session_members(sid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields[3]: session id
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
+    env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
+    log = (tmp_path / "serve.log").open("wb")
+    command = [sys.executable, "-m", "dizest_cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--workers", "1", "--data-dir", str(tmp_path / "data")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        wait_ok(base, "/healthz", proc, deadline)
+        wait_ok(base, "/readyz", proc, deadline)
+
+        status, login, answer = call(
+            base, "POST", "/api/v1/auth/login", {"username": "admin", "password": PASSWORD}
+        )
+        assert status == 200, login
+        cookie = answer["Set-Cookie"].split(";")[0]
+        session = {"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}
+        status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session)
+        assert status == 201, made
+        token = {"Authorization": f"Bearer {made['token']}"}
+        assert call(base, "GET", "/metrics")[0] == 401
+
+        package = json.loads((DATA / "c03_fanout.dwp").read_text())
+        status, run, _ = call(base, "POST", "/api/v1/runs", {"package": package}, token)
+        assert status == 201, run
+        run_id = run["run_id"]
+        deadline = time.monotonic() + 60
+        while True:
+            status, report, _ = call(base, "GET", f"/api/v1/runs/{run_id}", headers=token)
+            assert status == 200
+            if report["status"] not in {"running", "pending"}:
+                break
+            assert time.monotonic() < deadline, report
+            time.sleep(0.3)
+        expected = json.loads((DATA / "c03_fanout.expected.json").read_text())["expect"]
+        assert report["status"] == "ready", report
+        for flow_id, want in expected["flows"].items():
+            assert report["flows"][flow_id]["status"] == "ready", (flow_id, report)
+            assert report["flows"][flow_id]["outputs"] == want["outputs"], flow_id
+        scrape = urllib.request.Request(base + "/metrics", headers=token)
+        with urllib.request.urlopen(scrape, timeout=10) as answer:
+            text = answer.read().decode()
+        assert 'dizest_runs{status="ready"} 1' in text
+        assert "dizest_workers_live 1" in text
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            left = []
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                left = session_members(proc.pid)
+                if not left:
+                    break
+                time.sleep(0.2)
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            log.close()
+    assert not left, f"processes left behind: {left}"
