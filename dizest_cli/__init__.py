@@ -17,6 +17,7 @@ LAZY = {
     "user": "dizest_api.cli:user",
     "token": "dizest_api.cli:token",
     "serve": "dizest_api.serve:serve",
+    "submit": "dizest_cli.remote:submit",
 }
 
 

@@ -1,0 +1,308 @@
+"""A small, typed HTTP client for the dizest API (standard library only).
+
+    client = Client("http://127.0.0.1:8000", token="...")   # or DIZEST_TOKEN
+    run_id = client.submit("report.dwp", inputs={"n": 3})
+    report = client.wait(run_id)
+
+Errors come back as `ApiError` subclasses: `Unauthorized` (401), `NotFoundError` (404),
+`InvalidWorkflow` (422, with `.problems`), `TooManyRuns` (429), `ServerError` (5xx).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+RUN_FINAL = frozenset({"ready", "error", "cancelled"})
+RECONNECTS = 3
+
+
+class ApiError(Exception):
+    """An error answer from the server: its HTTP status, error code, message and details."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class Unauthorized(ApiError):
+    """401: no token, or a wrong or expired one."""
+
+
+class NotFoundError(ApiError):
+    """404: no such run or workflow (or not visible to this token)."""
+
+
+class InvalidWorkflow(ApiError):
+    """422: the workflow (or the run request) is invalid; `.problems` lists every problem."""
+
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        if isinstance(self.details, list):
+            return [p if isinstance(p, dict) else {"message": str(p)} for p in self.details]
+        return [{"message": self.message}]
+
+
+class TooManyRuns(ApiError):
+    """429: too many unfinished runs (or too many attempts)."""
+
+
+class ServerError(ApiError):
+    """5xx: the server failed."""
+
+
+def _error_class(status: int) -> type[ApiError]:
+    if status >= 500:
+        return ServerError
+    return {401: Unauthorized, 404: NotFoundError, 422: InvalidWorkflow, 429: TooManyRuns}.get(
+        status, ApiError
+    )
+
+
+def _error(status: int, raw: bytes) -> ApiError:
+    code, message, details = "error", raw.decode("utf-8", "replace")[:500], None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        code = str(err.get("code") or code)
+        message = str(err.get("message") or "")
+        details = err.get("details")
+    return _error_class(status)(status, code, message, details)
+
+
+class Client:
+    """One dizest server, reached with one bearer token."""
+
+    def __init__(self, server: str, token: str | None = None, timeout: float = 30) -> None:
+        self.server = server.rstrip("/")
+        self.token = token if token is not None else os.environ.get("DIZEST_TOKEN") or None
+        self.timeout = timeout
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        headers.update(extra or {})
+        return headers
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        sent = self._headers(headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.server + path, data=data, method=method, headers=sent)
+        try:
+            return urllib.request.urlopen(request, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raise _error(exc.code, exc.read()) from None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The decoded JSON answer of one request to `/api/v1{path}`; raises ApiError."""
+        with self._open(method, "/api/v1" + path, body, headers) as answer:
+            raw = answer.read()
+        return json.loads(raw) if raw else None
+
+    @staticmethod
+    def _q(value: str) -> str:
+        return urllib.parse.quote(value, safe="")
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        package: str | os.PathLike[str] | Mapping[str, Any],
+        inputs: Mapping[str, Any] | None = None,
+        flows: list[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start a run of an inline package (a .dwp path or its dict); return the run id."""
+        if isinstance(package, Mapping):
+            body: dict[str, Any] = {"package": dict(package)}
+        else:
+            body = {"package": json.loads(Path(package).read_text(encoding="utf-8"))}
+        return self._submit(body, inputs, flows, options, idempotency_key)
+
+    def submit_workflow(
+        self,
+        workflow_id: str,
+        version: int | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        flows: list[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Start a run of a stored workflow (its latest version by default); return the run id."""
+        body: dict[str, Any] = {"workflow_id": workflow_id}
+        if version is not None:
+            body["version"] = version
+        return self._submit(body, inputs, flows, options, idempotency_key)
+
+    def _submit(
+        self,
+        body: dict[str, Any],
+        inputs: Mapping[str, Any] | None,
+        flows: list[str] | None,
+        options: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> str:
+        if inputs:
+            body["inputs"] = dict(inputs)
+        if flows:
+            body["flows"] = list(flows)
+        if options:
+            body["options"] = dict(options)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+        answer = self.request("POST", "/runs", body, headers)
+        return str(answer["run_id"])
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        """The run report."""
+        report: dict[str, Any] = self.request("GET", f"/runs/{self._q(run_id)}")
+        return report
+
+    def outputs(self, run_id: str, flow_id: str) -> dict[str, Any]:
+        """A flow's outputs (JSON previews)."""
+        path = f"/runs/{self._q(run_id)}/flows/{self._q(flow_id)}/outputs"
+        answer: dict[str, Any] = self.request("GET", path)["outputs"]
+        return answer
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        """Cancel a run; returns the server's answer."""
+        answer: dict[str, Any] = self.request("POST", f"/runs/{self._q(run_id)}/cancel")
+        return answer
+
+    def events(self, run_id: str, after: str | None = None) -> Iterator[dict[str, Any]]:
+        """The run's events (dicts with id, run_id, type, flow_id, data, ts) until the final one.
+
+        Follows the Server-Sent Events stream; on a dropped connection, reconnects with
+        Last-Event-ID (at most a few times in a row).
+        """
+        last, failures = after, 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last is not None:
+                headers["Last-Event-ID"] = last
+            try:
+                answer = self._open("GET", f"/api/v1/runs/{self._q(run_id)}/events", None, headers)
+            except (urllib.error.URLError, OSError, http.client.HTTPException):
+                failures += 1
+                if failures > RECONNECTS:
+                    raise
+                time.sleep(0.2 * failures)
+                continue
+            try:
+                with answer:
+                    for event in _parse_sse(answer):
+                        failures = 0
+                        last = str(event.get("id") or last)
+                        yield event
+                        if _is_final(event):
+                            return
+            except (OSError, http.client.HTTPException):
+                failures += 1
+                if failures > RECONNECTS:
+                    raise
+                time.sleep(0.2 * failures)
+                continue
+            # The stream ended before the final event (this client was dropped, or the run
+            # had already ended before `after`): catch up from where it stopped.
+            failures += 1
+            if failures > RECONNECTS:
+                return
+            time.sleep(0.2 * failures)
+
+    def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Follow the run's events until its final one, then return its report.
+
+        Raises TimeoutError if the run has not ended after `timeout` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for _event in self.events(run_id):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} did not end within {timeout}s")
+        report = self.get(run_id)
+        while report.get("status") not in RUN_FINAL:  # the stream ended early: poll
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} did not end within {timeout}s")
+            time.sleep(0.3)
+            report = self.get(run_id)
+        return report
+
+
+def _is_final(event: dict[str, Any]) -> bool:
+    data = event.get("data") or {}
+    return event.get("type") == "workflow.status" and data.get("status") in RUN_FINAL
+
+
+def _parse_sse(stream: Any) -> Iterator[dict[str, Any]]:
+    """Events of a text/event-stream: JSON `data` objects (the `id` field wins if missing)."""
+    event_id: str | None = None
+    event_type: str | None = None
+    data: list[str] = []
+    for raw in stream:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                event = json.loads("\n".join(data))
+                if not isinstance(event, dict):
+                    event = {"data": event}
+                if event_id is not None:
+                    event.setdefault("id", event_id)
+                if event_type is not None:
+                    event.setdefault("type", event_type)
+                yield event
+            event_id, event_type, data = None, None, []
+            continue
+        if line.startswith(":"):
+            continue  # a comment or heartbeat
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id":
+            event_id = value
+        elif name == "event":
+            event_type = value
+        elif name == "data":
+            data.append(value)
+
+
+__all__ = [
+    "ApiError",
+    "Client",
+    "InvalidWorkflow",
+    "NotFoundError",
+    "ServerError",
+    "TooManyRuns",
+    "Unauthorized",
+]

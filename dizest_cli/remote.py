@@ -1,0 +1,134 @@
+"""`dizest submit`: run a .dwp on a dizest server over its HTTP API.
+
+Exit codes as for `dizest run`: 0 the run is ready (or, without --wait, was accepted); 1 it
+failed (or was cancelled); 2 the workflow is invalid or the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, parse_inputs
+from dizest_cli.progress import Progress
+from dizest_core import dwp
+from dizest_core.events import Event
+from dizest_core.model import Package
+
+
+def _final_outputs(package: Package) -> dict[str, list[str]]:
+    """Outputs no flow consumes, per flow (what `dizest run` prints)."""
+    consumed = {
+        (c.node, c.output)
+        for f in package.flows.values()
+        for cs in f.connections.values()
+        for c in cs
+    }
+    finals: dict[str, list[str]] = {}
+    for flow in package.flows.values():
+        try:
+            app = package.app_of(flow)
+        except Exception:  # an unknown app: the server reports it
+            continue
+        names = [n for n in app.outputs if (flow.id, n) not in consumed]
+        if names:
+            finals[flow.id] = names
+    return finals
+
+
+def _problem_text(problem: dict[str, Any]) -> str:
+    where = ", ".join(f"{k} {problem[k]!r}" for k in ("flow", "app", "field") if problem.get(k))
+    message = str(problem.get("message") or problem.get("code") or problem)
+    return f"{message} ({where})" if where else message
+
+
+@click.command()
+@click.argument("workflow", type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--server", required=True, metavar="URL", help="The dizest server, e.g. http://host:8000."
+)
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Run input for every flow that reads NAME, or FLOW_ID.NAME for one flow.",
+)
+@click.option("--flow", "-f", "flows", multiple=True, metavar="ID", help="Run only this flow (and its upstream).")  # fmt: skip
+@click.option("--wait", is_flag=True, help="Stream the run's events and print its outputs.")
+@click.option("--json", "as_json", is_flag=True, help="With --wait: print the report as JSON.")
+def submit(
+    workflow: str,
+    server: str,
+    inputs: tuple[str, ...],
+    flows: tuple[str, ...],
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """Submit WORKFLOW (.dwp) to a dizest server (token from DIZEST_TOKEN)."""
+    from dizest_api.client import ApiError, Client, InvalidWorkflow
+
+    token = os.environ.get("DIZEST_TOKEN")
+    if not token:
+        click.echo(
+            "dizest submit: set DIZEST_TOKEN to an API token (dizest token create)", err=True
+        )
+        sys.exit(EXIT_INVALID)
+    values = parse_inputs(inputs)
+    try:
+        raw = json.loads(Path(workflow).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        click.echo(f"{workflow}: cannot read: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    if not isinstance(raw, dict):
+        click.echo(f"{workflow}: not a .dwp (a JSON object)", err=True)
+        sys.exit(EXIT_INVALID)
+    client = Client(server, token)
+    try:
+        run_id = client.submit(raw, values, list(flows) or None)
+    except InvalidWorkflow as exc:
+        click.echo(f"{workflow}: invalid: {exc.message}", err=True)
+        for problem in exc.problems:
+            click.echo(f"{workflow}: error: {_problem_text(problem)}", err=True)
+        sys.exit(EXIT_INVALID)
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach {server}: {exc}") from None
+    if not wait:
+        click.echo(run_id)
+        sys.exit(EXIT_OK)
+    click.echo(f"run {run_id}", err=True)
+    package, _ = dwp.parse(raw)
+    progress = Progress(package, sys.stderr)
+    try:
+        for event in client.events(run_id):
+            progress.event(Event.from_dict(event))
+        report = client.wait(run_id)
+    except KeyboardInterrupt:
+        progress.close()
+        try:
+            client.cancel(run_id)
+            click.echo(f"cancelled run {run_id}", err=True)
+        except (ApiError, OSError):
+            click.echo(f"could not cancel run {run_id}", err=True)
+        sys.exit(130)
+    except (ApiError, OSError) as exc:
+        progress.close()
+        raise click.ClickException(str(exc)) from None
+    progress.summary(report)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        for flow_id, names in _final_outputs(package).items():
+            outputs = (report.get("flows", {}).get(flow_id) or {}).get("outputs") or {}
+            for name in names:
+                if name in outputs:
+                    click.echo(f"{flow_id}.{name} = {json.dumps(outputs[name], default=str)}")
+    sys.exit(EXIT_OK if report.get("status") == "ready" else EXIT_FAILED)

@@ -1,0 +1,156 @@
+"""`dizest_api.client` and `dizest submit` against a real `dizest serve`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dizest_api.client import Client, InvalidWorkflow, Unauthorized
+from tests.api.test_serve import DATA, PASSWORD, ROOT, call, session_members, wait_ok
+from tests.conftest import package
+from tests.redis_server import free_port
+
+FANOUT = json.loads((DATA / "c03_fanout.dwp").read_text())
+EXPECTED = json.loads((DATA / "c03_fanout.expected.json").read_text())["expect"]["flows"]
+CYCLE = package(
+    {"inc": {"code": "", "inputs": ["x"], "outputs": ["y"]}},
+    {
+        "a": {"app": "inc", "in": {"x": [("b", "y")]}},
+        "b": {"app": "inc", "in": {"x": [("a", "y")]}},
+    },
+)
+
+
+def _id(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(base URL, bearer token) of a `dizest serve`; stopped (and checked) afterwards."""
+    tmp = tmp_path_factory.mktemp("client")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
+    env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
+    log = (tmp / "serve.log").open("wb")
+    command = [sys.executable, "-m", "dizest_cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--workers", "1", "--data-dir", str(tmp / "data")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    left: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        wait_ok(base, "/readyz", proc, deadline)
+        status, login, answer = call(
+            base, "POST", "/api/v1/auth/login", {"username": "admin", "password": PASSWORD}
+        )
+        assert status == 200, login
+        cookie = answer["Set-Cookie"].split(";")[0]
+        session = {"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}
+        status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session)
+        assert status == 201, made
+        yield base, made["token"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                left = session_members(proc.pid)
+                if not left:
+                    break
+                time.sleep(0.2)
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            log.close()
+    assert not left, f"processes left behind: {left}"
+
+
+def test_submit_wait_events_and_outputs(server: tuple[str, str]) -> None:
+    base, token = server
+    client = Client(base, token)
+    run_id = client.submit(FANOUT)
+    report = client.wait(run_id, timeout=60)
+    assert report["status"] == "ready", report
+    for flow_id, want in EXPECTED.items():
+        assert report["flows"][flow_id]["outputs"] == want["outputs"], flow_id
+        assert client.outputs(run_id, flow_id) == want["outputs"], flow_id
+
+    events = list(client.events(run_id))
+    assert events[-1]["type"] == "workflow.status"
+    assert events[-1]["data"]["status"] == "ready"
+    ids = [_id(e["id"]) for e in events]
+    assert ids == sorted(set(ids)), "event ids must strictly increase"
+    resumed = list(client.events(run_id, after=events[2]["id"]))
+    assert [e["id"] for e in resumed] == [e["id"] for e in events[3:]]
+
+
+def test_submit_from_a_path_and_cancel(server: tuple[str, str], tmp_path: Path) -> None:
+    base, token = server
+    client = Client(base, token)
+    path = tmp_path / "fanout.dwp"
+    path.write_text(json.dumps(FANOUT))
+    run_id = client.submit(path, idempotency_key="same")
+    assert client.submit(path, idempotency_key="same") == run_id
+    client.cancel(run_id)
+    assert client.wait(run_id, timeout=60)["status"] in {"ready", "cancelled"}
+
+
+def test_typed_errors(server: tuple[str, str]) -> None:
+    base, token = server
+    with pytest.raises(InvalidWorkflow) as invalid:
+        Client(base, token).submit(CYCLE)
+    assert invalid.value.status == 422 and invalid.value.code == "invalid_workflow"
+    cycles = [p for p in invalid.value.problems if p.get("code") == "cycle"]
+    assert cycles, invalid.value.problems
+    assert any(path in cycles[0]["message"] for path in ("a -> b -> a", "b -> a -> b")), cycles
+    with pytest.raises(Unauthorized) as unauthorized:
+        Client(base, "not-a-token").get("nope")
+    assert unauthorized.value.status == 401
+
+
+def test_dizest_submit_wait_json(server: tuple[str, str], tmp_path: Path) -> None:
+    base, token = server
+    path = tmp_path / "fanout.dwp"
+    path.write_text(json.dumps(FANOUT))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
+    command = [sys.executable, "-m", "dizest_cli", "submit", str(path), "--server", base]
+    missing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "DIZEST_TOKEN" in missing.stderr
+    env["DIZEST_TOKEN"] = token
+    done = subprocess.run(
+        [*command, "--wait", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "ready"
+    assert report["flows"]["k1"]["outputs"] == EXPECTED["k1"]["outputs"]
+    cyclic = tmp_path / "cycle.dwp"
+    cyclic.write_text(json.dumps(CYCLE))
+    bad = subprocess.run(
+        [sys.executable, "-m", "dizest_cli", "submit", str(cyclic), "--server", base],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "cycle" in bad.stderr, bad.stderr
