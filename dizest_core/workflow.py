@@ -78,24 +78,7 @@ class Workflow:
         Needed inputs are output-type inputs with no connection; final outputs are the outputs
         no flow consumes. With `target_flows`, only the flows those targets need are counted.
         """
-        scope = self.graph.upstream(target_flows) if target_flows is not None else None
-        flows = [f for f in self.package.flows.values() if scope is None or f.id in scope]
-        consumed = {(c.node, c.output) for f in flows for cs in f.connections.values() for c in cs}
-        requested: dict[str, dict[str, None]] = {}
-        outputs: dict[str, list[str]] = {}
-        for flow in flows:
-            app = self.package.app_of(flow)
-            free = {
-                s.name: None
-                for s in app.inputs
-                if s.type == OUTPUT and not flow.connections.get(s.name)
-            }
-            if free:
-                requested[flow.id] = free
-            final = [name for name in app.outputs if (flow.id, name) not in consumed]
-            if final:
-                outputs[flow.id] = final
-        return requested, outputs
+        return package_spec(self.package, self.graph, target_flows)
 
     def request(
         self,
@@ -154,6 +137,31 @@ class Workflow:
         """Cancel the run in progress (from a callback or another thread)."""
         if self._runner is not None:
             self._runner.cancel()
+
+
+def package_spec(
+    package: Package, graph: Graph | None = None, target_flows: Iterable[str] | None = None
+) -> tuple[dict[str, dict[str, None]], dict[str, list[str]]]:
+    """See `Workflow.spec`."""
+    graph = graph or Graph.from_package(package)
+    scope = graph.upstream(target_flows) if target_flows is not None else None
+    flows = [f for f in package.flows.values() if scope is None or f.id in scope]
+    consumed = {(c.node, c.output) for f in flows for cs in f.connections.values() for c in cs}
+    requested: dict[str, dict[str, None]] = {}
+    outputs: dict[str, list[str]] = {}
+    for flow in flows:
+        app = package.app_of(flow)
+        free = {
+            s.name: None
+            for s in app.inputs
+            if s.type == OUTPUT and not flow.connections.get(s.name)
+        }
+        if free:
+            requested[flow.id] = free
+        final = [name for name in app.outputs if (flow.id, name) not in consumed]
+        if final:
+            outputs[flow.id] = final
+    return requested, outputs
 
 
 def split_inputs(

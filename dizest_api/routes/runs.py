@@ -243,9 +243,13 @@ def _follow(run_id: str) -> Any:
 @endpoint(bp, "GET", "/runs/<run_id>/events",
           "Live events as Server-Sent Events (resume with Last-Event-ID)", query=AFTER)  # fmt: skip
 def run_events(run_id: str) -> Response:
-    events = _follow(run_id)
+    return sse_response(run_id)
+
+
+def sse_response(run_id: str) -> Response:
+    """The run's events (after `after` / Last-Event-ID) as a Server-Sent Events response."""
     return Response(
-        sse(events),
+        sse(_follow(run_id)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         direct_passthrough=True,

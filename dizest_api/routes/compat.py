@@ -1,0 +1,141 @@
+"""DIZEST-compatible routes for existing callers: `/dizest/api/run/<workflow>` runs a stored
+workflow and answers with its final outputs; `/dizest/api/stream/<workflow>` runs it and streams
+its events as real Server-Sent Events.
+
+Inputs follow DIZEST's mapping (reference §6): each request value (query string for GET; JSON
+object or form for POST) fills every unconnected output-type input of that name. Unlike DIZEST:
+an input left out keeps its default (it is not passed as None), a name no flow asks for is a 400,
+outputs are keyed by flow (`{flow: {output: value}}`, so two flows' `result` never collide), and
+answers carry real HTTP status codes: 404 unknown workflow, 422 invalid package, 429 too many
+runs, 500 `run_failed` with every failing flow's reason, 504 `run_timeout` with the run id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from dizest_api.auth import current
+from dizest_api.endpoint import endpoint
+from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
+from dizest_api.routes.runs import _check_limit, index, sse_response
+from dizest_api.routes.workflows import open_workflow
+from dizest_api.services import services
+from dizest_core import dwp
+from dizest_core.errors import ExecutionError
+from dizest_core.workflow import package_spec, parse_value
+from dizest_worker.library import WorkflowNotFound
+
+bp = Blueprint("compat", __name__)
+
+WAIT_S = 600.0
+
+
+class RunFailed(ApiError):
+    status, code = 500, "run_failed"
+
+
+class RunTimeout(ApiError):
+    status, code = 504, "run_timeout"
+
+
+def _values() -> dict[str, Any]:
+    if request.method == "GET":
+        return {k: parse_value(v) for k, v in request.args.items()}
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadInput("the body must be a JSON object of input values")
+        return body
+    return {k: parse_value(v) for k, v in request.form.items()}
+
+
+def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
+    """Submit the workflow with the request's inputs; the run id and its final outputs."""
+    found, principal = services(), current()
+    if request.method == "GET" and principal.via == "session":
+        # a GET cannot carry the CSRF token, and this one starts a run
+        raise Forbidden(
+            "with a session cookie, start runs by POST (with X-CSRF-Token) or use a bearer token",
+            {"reason": "csrf"},
+        )
+    wf = open_workflow(wf_id, "run")
+    try:
+        _, _, raw = found.library.package(wf.id)
+    except WorkflowNotFound as exc:
+        raise NotFound(str(exc)) from None
+    package = dwp.load(raw, extra_apps=found.plugins.apps())
+    requested, finals = package_spec(package)
+    values = _values()
+    wanted = {name for inputs in requested.values() for name in inputs}
+    unknown = sorted(set(values) - wanted)
+    if unknown:
+        raise BadInput(
+            f"no flow asks for input(s): {', '.join(unknown)}",
+            {"unknown": unknown, "inputs": sorted(wanted)},
+        )
+    inputs = {
+        f"{flow}.{name}": values[name]
+        for flow, names in requested.items()
+        for name in names
+        if name in values
+    }
+    _check_limit()
+    run_id = found.client.submit(raw, inputs)
+    index().claim(run_id, principal.username, wf.id)
+    return run_id, finals
+
+
+def _run(wf_id: str) -> Response:
+    run_id, finals = _start(wf_id)
+    try:
+        report = services().client.wait(run_id, timeout=WAIT_S)
+    except ExecutionError:
+        raise RunTimeout(
+            f"run {run_id} still running after {WAIT_S:g} s", {"run_id": run_id}
+        ) from None
+    flows = report["flows"]
+    failed = {f: d["reason"] for f, d in flows.items() if d["status"] == "error"}
+    if report["status"] != "ready":
+        raise RunFailed(
+            f"run {run_id} ended {report['status']}", {"run_id": run_id, "flows": failed}
+        )
+    outputs = {
+        f: {n: flows[f]["outputs"][n] for n in names if n in flows[f]["outputs"]}
+        for f, names in finals.items()
+    }
+    body = {"run_id": run_id, "status": report["status"], "outputs": outputs}
+    return Response(json.dumps(body), mimetype="application/json")
+
+
+def _stream(wf_id: str) -> Response:
+    run_id, _ = _start(wf_id)
+    response = sse_response(run_id)
+    response.headers["X-Dizest-Run-Id"] = run_id
+    return response
+
+
+@endpoint(bp, "GET", "/dizest/api/run/<wf_id>", "DIZEST-compatible: run, wait, final outputs",
+          scope="run")  # fmt: skip
+def run_get(wf_id: str) -> Response:
+    return _run(wf_id)
+
+
+@endpoint(bp, "POST", "/dizest/api/run/<wf_id>", "DIZEST-compatible: run, wait, final outputs",
+          scope="run")  # fmt: skip
+def run_post(wf_id: str) -> Response:
+    return _run(wf_id)
+
+
+@endpoint(bp, "GET", "/dizest/api/stream/<wf_id>", "DIZEST-compatible: run and stream events",
+          scope="run")  # fmt: skip
+def stream_get(wf_id: str) -> Response:
+    return _stream(wf_id)
+
+
+@endpoint(bp, "POST", "/dizest/api/stream/<wf_id>", "DIZEST-compatible: run and stream events",
+          scope="run")  # fmt: skip
+def stream_post(wf_id: str) -> Response:
+    return _stream(wf_id)

@@ -1,0 +1,79 @@
+"""The DIZEST-compatible routes: DIZEST's input mapping, outputs keyed by flow, real statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.api.test_runs import Live, create_workflow, serve_live
+from tests.conftest import package
+
+GREET = "greeting = 'hello ' + str(dizest.input('name', 'world'))"
+TWO_GREETERS = package(
+    {
+        "greet": {"code": GREET, "inputs": ["name"], "outputs": ["greeting"]},
+        "loud": {"code": "greeting = 'HI'", "outputs": ["greeting"]},
+    },
+    {"f1": {"app": "greet"}, "f2": {"app": "loud"}},
+)
+
+
+@pytest.fixture(scope="module")
+def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with serve_live(redis_url, tmp_path_factory.mktemp("compat")) as found:
+        yield found
+
+
+def compat(live: Live, method: str, path: str, headers: dict[str, str], **kw: Any) -> Any:
+    return live.http.open(f"/dizest/api/{path}", method=method, headers=headers, **kw)
+
+
+def test_run_maps_inputs_and_keys_outputs_by_flow(live: Live) -> None:
+    alice = live.user("alice")
+    wf = create_workflow(live, alice, TWO_GREETERS)
+    posted = compat(live, "POST", f"run/{wf}", alice, json={"name": "ada"})
+    assert posted.status_code == 200, posted.json
+    assert posted.json["outputs"] == {"f1": {"greeting": "hello ada"}, "f2": {"greeting": "HI"}}
+    got = compat(live, "GET", f"run/{wf}?name=bob", alice)
+    assert got.json["outputs"]["f1"] == {"greeting": "hello bob"}
+    default = compat(live, "POST", f"run/{wf}", alice, json={})  # left out: its default, not None
+    assert default.json["outputs"]["f1"] == {"greeting": "hello world"}
+    unknown = compat(live, "POST", f"run/{wf}", alice, json={"nmae": "x"})
+    assert unknown.status_code == 400 and unknown.json["error"]["details"]["unknown"] == ["nmae"]
+
+
+def test_real_status_codes(live: Live) -> None:
+    alice, mallory = live.user("alice"), live.user("mallory")
+    broken = package(
+        {"bad": {"code": "raise ValueError('nope')", "outputs": ["v"]}}, {"b": {"app": "bad"}}
+    )
+    wf = create_workflow(live, alice, broken)
+    failed = compat(live, "POST", f"run/{wf}", alice, json={})
+    assert failed.status_code == 500 and failed.json["error"]["code"] == "run_failed"
+    assert failed.json["error"]["details"]["flows"] == {"b": "ValueError: nope"}
+    assert compat(live, "POST", f"run/{wf}", mallory, json={}).status_code == 404
+    assert compat(live, "POST", "run/nope", alice, json={}).status_code == 404
+    assert compat(live, "POST", f"run/{wf}", {}, json={}).status_code == 401
+
+
+def test_a_cookie_session_cannot_start_runs_by_get(live: Live) -> None:
+    live.user("carol")
+    wf = create_workflow(live, live.user("carol"), TWO_GREETERS)
+    live.login("carol")
+    refused = compat(live, "GET", f"run/{wf}", {})
+    assert refused.status_code == 403 and refused.json["error"]["details"]["reason"] == "csrf"
+
+
+def test_stream_is_real_server_sent_events(live: Live) -> None:
+    alice = live.user("alice")
+    wf = create_workflow(live, alice, TWO_GREETERS)
+    answer = compat(live, "POST", f"stream/{wf}", alice, json={"name": "ada"})
+    assert answer.status_code == 200 and answer.mimetype == "text/event-stream"
+    text = answer.get_data(as_text=True)
+    assert answer.headers["X-Dizest-Run-Id"] in text
+    assert text.count("event: workflow.status") == 2  # running, then ready: the last event
+    assert (
+        text.rstrip().splitlines()[-1].startswith("data: ") and '"ready"' in text.splitlines()[-2]
+    )
