@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dizest_api.client import Client, InvalidWorkflow, Unauthorized
-from tests.api.test_serve import DATA, PASSWORD, ROOT, call, session_members, wait_ok
+from tests.api.test_serve import DATA, serving
 from tests.conftest import package
-from tests.redis_server import free_port
 
 FANOUT = json.loads((DATA / "c03_fanout.dwp").read_text())
 EXPECTED = json.loads((DATA / "c03_fanout.expected.json").read_text())["expect"]["flows"]
@@ -38,51 +34,8 @@ def _id(event_id: str) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(base URL, bearer token) of a `dizest serve`; stopped (and checked) afterwards."""
-    tmp = tmp_path_factory.mktemp("client")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
-    env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
-    log = (tmp / "serve.log").open("wb")
-    command = [sys.executable, "-m", "dizest_cli", "serve", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--workers", "1", "--data-dir", str(tmp / "data")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    left: list[int] = []
-    try:
-        deadline = time.monotonic() + 60
-        wait_ok(base, "/readyz", proc, deadline)
-        status, login, answer = call(
-            base, "POST", "/api/v1/auth/login", {"username": "admin", "password": PASSWORD}
-        )
-        assert status == 200, login
-        cookie = answer["Set-Cookie"].split(";")[0]
-        session = {"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}
-        status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session)
-        assert status == 201, made
-        yield base, made["token"]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                left = session_members(proc.pid)
-                if not left:
-                    break
-                time.sleep(0.2)
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            log.close()
-    assert not left, f"processes left behind: {left}"
+    with serving(tmp_path_factory.mktemp("client")) as served:
+        yield served.base, served.token["Authorization"].removeprefix("Bearer ")
 
 
 def test_submit_wait_events_and_outputs(server: tuple[str, str]) -> None:

@@ -11,6 +11,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +61,35 @@ def session_members(sid: int) -> list[int]:
     return found
 
 
-def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
+@dataclass
+class Served:
+    base: str
+    token: dict[str, str]  # admin bearer headers
+
+
+@contextlib.contextmanager
+def serving(tmp: Path) -> Iterator[Served]:
+    """`dizest serve` with no DIZEST_* settings but the admin password; stopped afterwards, and
+    nothing of its session may be left."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
     env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
-    log = (tmp_path / "serve.log").open("wb")
+    log = (tmp / "serve.log").open("wb")
     command = [sys.executable, "-m", "dizest_cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(
-        [*command, "--workers", "1", "--data-dir", str(tmp_path / "data")],
+        [*command, "--workers", "1", "--data-dir", str(tmp / "data")],
         cwd=ROOT,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    left: list[int] = []
     try:
         deadline = time.monotonic() + 60
         wait_ok(base, "/healthz", proc, deadline)
         wait_ok(base, "/readyz", proc, deadline)
-
         status, login, answer = call(
             base, "POST", "/api/v1/auth/login", {"username": "admin", "password": PASSWORD}
         )
@@ -87,9 +98,30 @@ def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
         session = {"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}
         status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session)
         assert status == 201, made
-        token = {"Authorization": f"Bearer {made['token']}"}
-        assert call(base, "GET", "/metrics")[0] == 401
+        yield Served(base, {"Authorization": f"Bearer {made['token']}"})
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                left = session_members(proc.pid)
+                if not left:
+                    break
+                time.sleep(0.2)
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            log.close()
+    assert not left, f"processes left behind: {left}"
 
+
+def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
+    with serving(tmp_path) as served:
+        base, token = served.base, served.token
+        assert call(base, "GET", "/metrics")[0] == 401
         package = json.loads((DATA / "c03_fanout.dwp").read_text())
         status, run, _ = call(base, "POST", "/api/v1/runs", {"package": package}, token)
         assert status == 201, run
@@ -112,21 +144,3 @@ def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
             text = answer.read().decode()
         assert 'dizest_runs{status="ready"} 1' in text
         assert "dizest_workers_live 1" in text
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            left = []
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                left = session_members(proc.pid)
-                if not left:
-                    break
-                time.sleep(0.2)
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            log.close()
-    assert not left, f"processes left behind: {left}"
