@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import Blueprint, Response, jsonify, request
 
 from dizest_api.auth import COOKIE, csrf_token, current
 from dizest_api.endpoint import Field, endpoint, json_body
-from dizest_api.errors import Conflict, Forbidden, NotFound
+from dizest_api.errors import BadInput, Conflict, Forbidden, NotFound
 from dizest_api.services import services
 
 bp = Blueprint("accounts", __name__)
 
+# Longest token lifetime: beyond it the expiry overflows Redis' PEXPIREAT (found by fuzzing).
+MAX_TOKEN_LIFETIME_S = 100 * 365 * 86400
 LOGIN = {"username": Field("string", True), "password": Field("string", True)}
 NEW_TOKEN = {
     "name": Field("string", True),
@@ -77,6 +81,10 @@ def create_token() -> tuple[Response, int]:
     scopes = set(body.get("scopes", ["read", "run"]))
     if not scopes <= principal.scopes:
         raise Forbidden("a token cannot have scopes its creator lacks", {"scopes": sorted(scopes)})
+    lifetime = body.get("expires_in_s")
+    # Compared first: math.isfinite overflows on a huge int, and NaN compares False.
+    if lifetime is not None and not (lifetime <= MAX_TOKEN_LIFETIME_S and math.isfinite(lifetime)):
+        raise BadInput(f"expires_in_s must be a finite number at most {MAX_TOKEN_LIFETIME_S}")
     new = services().accounts.create_token(
         principal.username, body["name"], scopes, body.get("expires_in_s")
     )
