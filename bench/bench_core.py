@@ -456,6 +456,15 @@ def timed(label: str, fn: Callable[[], Any]) -> Any:
         print(f" {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
+def print_failures(failures: list[str]) -> None:
+    """Make failed output checks impossible to miss at the end of a bench run."""
+    if failures:
+        print("\n" + "!" * 72 + "\nOUTPUT CHECK FAILED:")
+        for line in failures[:30]:
+            print("  " + line)
+        print("!" * 72)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rss_only:
@@ -512,11 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_extras(rss, plan)
     print(f"\ntotal bench time {time.perf_counter() - started:.0f} s")
-    if failures:
-        print("\n" + "!" * 72 + "\nOUTPUT CHECK FAILED:")
-        for line in failures[:30]:
-            print("  " + line)
-        print("!" * 72)
+    print_failures(failures)
     if args.json_out:
         doc = {
             "python": platform.python_version(),

@@ -13,20 +13,22 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections.abc import Sequence
 from typing import Any
 
 ROOT_CODE = "dizest.output('v', 1)\n"
 NODE_CODE = "dizest.output('v', sum(dizest.inputs('x')))\n"
 
 
-def _app(app_id: str, code: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+def app_dict(app_id: str, code: str, inputs: Sequence[str] = ()) -> dict[str, Any]:
+    """A DIZEST app with output-type `inputs` and one output `v`."""
     return {
         "id": app_id,
         "title": app_id,
         "version": "1.0.0",
         "description": "",
         "cdn": {"js": [], "css": []},
-        "inputs": inputs,
+        "inputs": [{"type": "output", "name": n} for n in inputs],
         "outputs": [{"name": "v"}],
         "code": code,
         "api": "",
@@ -36,7 +38,10 @@ def _app(app_id: str, code: str, inputs: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
-def _flow(flow_id: str, app_id: str, ordinal: int, has_input: bool) -> dict[str, Any]:
+def flow_dict(
+    flow_id: str, app_id: str, ordinal: int, inputs: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A DIZEST flow (editor layout by `ordinal`) with empty connections on `inputs`."""
     return {
         "id": flow_id,
         "app_id": app_id,
@@ -49,30 +54,23 @@ def _flow(flow_id: str, app_id: str, ordinal: int, has_input: bool) -> dict[str,
         "pos_x": 100 + 300 * (ordinal % 10),
         "pos_y": 100 + 180 * (ordinal // 10),
         "data": {},
-        "inputs": {"x": {"connections": []}} if has_input else {},
+        "inputs": {name: {"connections": []} for name in inputs},
         "outputs": {"v": {"connections": []}},
     }
 
 
-def make_dag(n: int, seed: int) -> tuple[dict[str, Any], dict[str, int]]:
-    """(package dict, expected v of every flow) for an n-flow random DAG."""
-    rnd = random.Random(seed)
-    ids = [f"n{i:04d}" for i in range(n)]
-    flows: dict[str, dict[str, Any]] = {ids[0]: _flow(ids[0], "root", 1, False)}
-    values = {ids[0]: 1}
-    for i in range(1, n):
-        k = rnd.randint(1, min(3, i))
-        parents = rnd.sample(range(i), k)
-        fid = ids[i]
-        flows[fid] = _flow(fid, "node", i + 1, True)
-        for p in parents:
-            flows[fid]["inputs"]["x"]["connections"].append({"node": ids[p], "input": "v"})
-            flows[ids[p]]["outputs"]["v"]["connections"].append({"node": fid, "output": "x"})
-        values[fid] = sum(values[ids[p]] for p in parents)
-    package = {
-        "title": f"dag{n}",
-        "description": f"random DAG, {n} flows, seed {seed}; each non-root flow has 1-3 parents "
-        "from earlier flows on ONE input port 'x'; v = sum of parents' v; root v = 1",
+def connect(flows: dict[str, dict[str, Any]], src: str, dst: str, port: str = "x") -> None:
+    """Wire src.v -> dst.port, on both sides as the editor writes it."""
+    flows[dst]["inputs"][port]["connections"].append({"node": src, "input": "v"})
+    flows[src]["outputs"]["v"]["connections"].append({"node": dst, "output": port})
+
+
+def package_dict(
+    title: str, description: str, apps: dict[str, Any], flows: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "title": title,
+        "description": description,
         "version": "1.0.0",
         "visibility": "private",
         "category": "benchmark",
@@ -82,12 +80,31 @@ def make_dag(n: int, seed: int) -> tuple[dict[str, Any], dict[str, int]]:
         "favorite": "0",
         "executable": None,
         "executable_name": "base",
-        "apps": {
-            "root": _app("root", ROOT_CODE, []),
-            "node": _app("node", NODE_CODE, [{"type": "output", "name": "x"}]),
-        },
+        "apps": apps,
         "flow": flows,
     }
+
+
+def make_dag(n: int, seed: int) -> tuple[dict[str, Any], dict[str, int]]:
+    """(package dict, expected v of every flow) for an n-flow random DAG."""
+    rnd = random.Random(seed)
+    ids = [f"n{i:04d}" for i in range(n)]
+    flows: dict[str, dict[str, Any]] = {ids[0]: flow_dict(ids[0], "root", 1)}
+    values = {ids[0]: 1}
+    for i in range(1, n):
+        k = rnd.randint(1, min(3, i))
+        parents = rnd.sample(range(i), k)
+        fid = ids[i]
+        flows[fid] = flow_dict(fid, "node", i + 1, ["x"])
+        for p in parents:
+            connect(flows, ids[p], fid)
+        values[fid] = sum(values[ids[p]] for p in parents)
+    description = (
+        f"random DAG, {n} flows, seed {seed}; each non-root flow has 1-3 parents "
+        "from earlier flows on ONE input port 'x'; v = sum of parents' v; root v = 1"
+    )
+    apps = {"root": app_dict("root", ROOT_CODE), "node": app_dict("node", NODE_CODE, ["x"])}
+    package = package_dict(f"dag{n}", description, apps, flows)
     return package, values
 
 
