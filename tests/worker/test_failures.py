@@ -125,7 +125,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # reaped between the signal and the read
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_flow_timeout_and_memory_limit(cluster):
