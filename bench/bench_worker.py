@@ -58,8 +58,8 @@ from bench_core import (  # noqa: E402
 from gen_dag import app_dict, connect, flow_dict, make_dag, package_dict  # noqa: E402
 
 from dizest_core.events import FLOW_STATUS, LOG_APPEND, WORKFLOW_STATUS, Event  # noqa: E402
-from dizest_worker.celery_app import redis_client  # noqa: E402
 from dizest_worker.client import Client  # noqa: E402
+from dizest_worker.connection import redis_client  # noqa: E402
 from dizest_worker.settings import WorkerSettings  # noqa: E402
 from dizest_worker.state import RedisRuns  # noqa: E402
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -105,6 +106,14 @@ def handle_http(exc: HTTPException) -> Response:
     return response
 
 
+def handle_unavailable(exc: Exception) -> Response:
+    """Redis unreachable or every pooled connection busy: the client should retry shortly."""
+    log.warning("redis unavailable: %s", exc)
+    response = error_response(503, "unavailable", "the state store is unavailable; retry shortly")
+    response.headers["Retry-After"] = "2"
+    return response
+
+
 def handle_unexpected(exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
@@ -114,4 +123,6 @@ def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http)
     # DizestError only: a bare KeyError from a bug must stay a 500, not become a 404.
     app.register_error_handler(DizestError, handle_domain)
+    app.register_error_handler(redis.ConnectionError, handle_unavailable)
+    app.register_error_handler(redis.TimeoutError, handle_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

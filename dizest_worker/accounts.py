@@ -25,10 +25,9 @@ from typing import Any
 
 import bcrypt
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from dizest_core.errors import AuthError, DizestError
+from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys
 from dizest_worker.settings import WorkerSettings
 
@@ -112,13 +111,7 @@ class NewToken:
 
 def text_client(settings: WorkerSettings) -> redis.Redis:
     """A Redis client that returns str (accounts and workflows are text), riding out restarts."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=30),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        health_check_interval=30,
-    )
+    return redis_client(settings, text=True)
 
 
 def digest(secret: str) -> str:

@@ -11,26 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import redis
 from celery import Celery
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from dizest_worker.orchestration import Enqueue, FlowTask, chunked
 from dizest_worker.settings import WorkerSettings
 
 RUN_FLOW = "dizest.run_flow"
-
-
-def redis_client(settings: WorkerSettings) -> redis.Redis:
-    """A client that rides out a Redis restart (retries with backoff, health checks)."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=30),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        health_check_interval=30,
-        socket_keepalive=True,
-    )
 
 
 def create_celery(settings: WorkerSettings) -> Celery:

@@ -52,7 +52,7 @@ class Client:
         plugins: PluginRegistry | None = None,
     ) -> None:
         from dizest_worker.celery_app import create_celery, make_enqueue
-        from dizest_worker.celery_app import redis_client as make_client
+        from dizest_worker.connection import redis_client as make_client
 
         self.settings = settings or WorkerSettings.from_env()
         self.redis = redis_client or make_client(self.settings)

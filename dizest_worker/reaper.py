@@ -75,7 +75,8 @@ class Reaper:
 
 def main() -> None:
     """Entry point of the reaper process started by `dizest worker`."""
-    from dizest_worker.celery_app import create_celery, make_enqueue, redis_client
+    from dizest_worker.celery_app import create_celery, make_enqueue
+    from dizest_worker.connection import redis_client
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper %(levelname)s %(message)s")
     settings = WorkerSettings.from_env()

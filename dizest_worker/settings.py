@@ -33,11 +33,15 @@ class WorkerSettings:
     queue: str = "dizest"
     local_slots: int = 1  # flows one worker process runs at once (freed children run here)
     worker_name: str = field(default_factory=lambda: f"dizest@{socket.gethostname()}")
+    redis_max_connections: int = 64  # per client pool; callers beyond it wait for a connection
+    redis_pool_timeout_s: float = 20.0
     engine: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
         if self.lease_s <= 0 or self.reaper_interval_s <= 0:
             raise ConfigError("lease_s and reaper_interval_s must be positive")
+        if self.redis_max_connections < 1 or self.redis_pool_timeout_s <= 0:
+            raise ConfigError("redis_max_connections and redis_pool_timeout_s must be positive")
         if self.max_attempts < 1 or self.local_slots < 1:
             raise ConfigError("max_attempts and local_slots must be at least 1")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -69,4 +73,6 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "queue": str,
     "local_slots": int,
     "worker_name": str,
+    "redis_max_connections": int,
+    "redis_pool_timeout_s": float,
 }

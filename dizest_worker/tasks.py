@@ -25,7 +25,8 @@ def executor(app: Celery) -> Executor:
     """This process's (and, in a thread pool, this thread's) Executor."""
     pid = (os.getpid(), threading.get_ident())
     if pid not in _executors:
-        from dizest_worker.celery_app import make_enqueue, redis_client
+        from dizest_worker.celery_app import make_enqueue
+        from dizest_worker.connection import redis_client
 
         settings = app.conf.dizest_settings
         queues = app.conf.get("dizest_queues") or [settings.queue]

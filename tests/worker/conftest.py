@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from dizest_core.settings import Settings
-from dizest_worker.celery_app import redis_client
 from dizest_worker.client import Client
+from dizest_worker.connection import redis_client
 from dizest_worker.settings import WorkerSettings
 from tests.conftest import wait_for
 from tests.redis_server import session_redis_url

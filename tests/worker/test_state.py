@@ -8,7 +8,7 @@ import pytest
 
 from dizest_core import dwp
 from dizest_core.plan import make_plan
-from dizest_worker.celery_app import redis_client
+from dizest_worker.connection import redis_client
 from dizest_worker.state import RedisRuns, now_ms
 from tests.conftest import package
 from tests.worker.conftest import cleanup, make_settings

@@ -9,7 +9,7 @@ import pytest
 
 from dizest_core.job import Artifact
 from dizest_core.store import MemoryStore, OutputStore
-from dizest_worker.celery_app import redis_client
+from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys
 from dizest_worker.redis_store import RedisStore
 from tests.worker.conftest import cleanup, make_settings

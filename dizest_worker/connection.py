@@ -1,0 +1,32 @@
+"""Redis clients for everything dizest runs: workers, reapers, the client and the API.
+
+One factory, so every process rides out a Redis restart the same way (retries with backoff,
+health checks, keepalive) and shares a bounded, blocking pool between its threads.
+"""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from dizest_worker.settings import WorkerSettings
+
+
+def redis_client(settings: WorkerSettings, *, text: bool = False) -> redis.Redis:
+    """A client that rides out a Redis restart (retries with backoff, health checks).
+
+    Its pool blocks (up to `redis_pool_timeout_s`) when all `redis_max_connections` are in use
+    instead of failing: an API process with a thousand stream threads shares a bounded pool.
+    `text`: replies are str (accounts and workflows are text)."""
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_s,
+        decode_responses=text,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=30),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        health_check_interval=30,
+        socket_keepalive=True,
+    )
+    return redis.Redis(connection_pool=pool)
