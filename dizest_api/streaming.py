@@ -225,8 +225,7 @@ def sse(events: Iterator[Event | None]) -> Iterator[bytes]:
             if event is None:
                 yield b": heartbeat\n\n"
             else:
-                data = json.dumps(event.to_dict(), separators=(",", ":"))
-                yield f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
+                yield f"id: {event.id}\nevent: {event.type}\ndata: {event.wire}\n\n".encode()
     finally:
         close = getattr(events, "close", None)
         if close is not None:

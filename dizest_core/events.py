@@ -16,10 +16,12 @@ The run's final `workflow.status` is always its last event.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from dizest_core.status import RUN_FINAL_VALUES
@@ -47,6 +49,12 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @cached_property
+    def wire(self) -> str:
+        """Compact JSON of `to_dict()`, made once per object: one live event goes to every
+        stream client of an API process."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> Event:

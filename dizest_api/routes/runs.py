@@ -12,7 +12,6 @@ before submitting, so two simultaneous submits may both pass it.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from typing import Any
 
@@ -268,7 +267,7 @@ def run_socket(run_id: str) -> Response:
                 if not ws.connected:
                     break
                 continue
-            ws.send(json.dumps(event.to_dict(), separators=(",", ":")))
+            ws.send(event.wire)
     except ConnectionClosed:
         pass
     finally:
