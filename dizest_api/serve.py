@@ -133,6 +133,13 @@ def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
 @click.option(
     "--threads", default=32, show_default=True, type=click.IntRange(min=1), help="Per process."
 )
+@click.option(
+    "--connections",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Open connections per process (streams included).",
+)
 @click.option("--no-worker", is_flag=True, help="Do not start a `dizest worker` alongside.")
 @click.option(
     "--data-dir",
@@ -141,7 +148,15 @@ def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
     type=click.Path(file_okay=False),
     help="Secret key, embedded Redis data, artifacts and run directories.",
 )
-def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, data_dir: str) -> None:
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    connections: int,
+    no_worker: bool,
+    data_dir: str,
+) -> None:
     """Serve the HTTP API (gunicorn), with an embedded Redis and a worker when none is given."""
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -168,6 +183,7 @@ def serve(host: str, port: int, workers: int, threads: int, no_worker: bool, dat
                 "bind": f"{host}:{port}",
                 "workers": workers,
                 "threads": threads,
+                "worker_connections": connections,
                 "worker_class": "gthread",
                 "graceful_timeout": GRACEFUL_S,
                 "errorlog": "-",

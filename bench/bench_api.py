@@ -1,0 +1,590 @@
+"""API benchmark: one run's live events fanned out to many SSE clients, and many users submitting.
+
+    .venv/bin/python bench/bench_api.py                       # 1000 SSE clients; 100 runs, 10 users
+    .venv/bin/python bench/bench_api.py --clients 200 --runs-per-user 5 --json out.json
+
+It starts `dizest serve` itself (one API process, `--threads` per process, its embedded Redis and
+one `dizest worker -c 2`, all on 127.0.0.1 under a temporary data dir) and stops it at the end.
+
+1. **fan-out**: a run whose one flow waits for a gate file, then prints `--lines` lines
+   `--interval` s apart. `--clients` SSE connections (asyncio, HTTP/1.1, bearer token) follow
+   `/api/v1/runs/{id}/events`; once `/metrics` counts them all connected, the gate opens. Every
+   client must receive the run's whole event stream (the same ids as a replay after the end,
+   exactly once, in order, ending with the final `workflow.status`). Latency of a live event at a
+   client = its arrival (`time.time()` after the read) - the event's `ts` (Redis `TIME` when it
+   was emitted; one clock, the same machine). Target p99 <= 100 ms.
+2. **submit**: `--users` users (made through the API) each submit `--runs-per-user` runs of a
+   3-flow no-op chain at the same moment (one thread per run). Per run: the POST's latency, and
+   submit -> its first `flow.status running` (that event's `ts` - the time just before the POST);
+   every run must end `ready` with the right value. Before that, `--idle-runs` runs one at a time
+   on the idle server give the unqueued submit -> first running.
+
+CPU seconds of the API process, the worker's process tree, Redis and this process are printed
+per part: on 2 cores they all compete, and the bench's own clients are not free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_dag import app_dict, connect, flow_dict, package_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = secrets.token_urlsafe(16)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+GATE_CODE = """\
+import os, time
+deadline = time.time() + 300
+while not os.path.exists(gate):
+    if time.time() > deadline:
+        raise TimeoutError("the bench never opened the gate")
+    time.sleep(0.005)
+for i in range(int(lines)):
+    print("line", i, flush=True)
+    time.sleep(float(interval))
+dizest.output("v", int(lines))
+"""
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+@dataclass
+class Server:
+    base: str
+    host: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    admin: dict[str, str] = field(default_factory=dict)
+
+    def pids(self) -> dict[str, list[int]]:
+        """API (the gunicorn master and workers), worker tree, Redis: by their command lines
+        (flow children run in sessions of their own; their CPU shows in their zygote's)."""
+        found: dict[str, list[int]] = {"api": [], "worker": [], "redis": []}
+        for pid in session_members(self.proc.pid):
+            cmd = cmdline(pid)
+            if "valkey-server" in cmd or "redis-server" in cmd:
+                found["redis"].append(pid)
+            elif " serve " in cmd:
+                found["api"].append(pid)
+            else:
+                found["worker"].append(pid)
+        return found
+
+
+def session_members(sid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid or int(fields[2]) == sid:  # session or process group
+                pids.append(int(entry))
+    return pids
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime + reaped children's, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / CLK_TCK
+
+
+def cpu_by_role(server: Server) -> dict[str, float]:
+    usage = {role: sum(cpu_s(p) for p in pids) for role, pids in server.pids().items()}
+    usage["bench"] = time.process_time()
+    return usage
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def call(
+    base: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        base + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            raw = answer.read()
+            text = raw.decode()
+            parsed = (
+                json.loads(text)
+                if answer.headers.get_content_type() == "application/json"
+                else text
+            )
+            return answer.status, parsed, answer.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null"), exc.headers
+
+
+@contextlib.contextmanager
+def serving(
+    tmp: Path, threads: int, connections: int, keep_log: Path | None = None
+) -> Iterator[Server]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
+    env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
+    env["DIZEST_MAX_RUNS_PER_USER"] = "1000"
+    log = (tmp / "serve.log").open("wb")
+    command = [sys.executable, "-m", "dizest_cli", "serve", "--port", str(port), "--workers", "1"]
+    command += ["--threads", str(threads), "--connections", str(connections)]
+    proc = subprocess.Popen(
+        [*command, "--data-dir", str(tmp / "data")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", "127.0.0.1", port, proc)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if call(server.base, "GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dizest serve did not start; see {tmp / 'serve.log'}")
+            time.sleep(0.2)
+        server.admin = bearer(server.base, "admin", ("read", "run", "admin"))
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            print("dizest serve: no exit 40 s after SIGTERM, SIGKILL", file=sys.stderr)
+        for pid in session_members(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+        if keep_log:
+            keep_log.write_bytes((tmp / "serve.log").read_bytes())
+
+
+def bearer(base: str, username: str, scopes: tuple[str, ...] = ("read", "run")) -> dict[str, str]:
+    """Log `username` in and make a token with `scopes`."""
+    status, login, headers = call(
+        base, "POST", "/api/v1/auth/login", {"username": username, "password": PASSWORD}
+    )
+    if status != 200:
+        raise RuntimeError(f"login {username}: {status} {login}")
+    session = {"Cookie": headers["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
+    status, made, _ = call(
+        base, "POST", "/api/v1/tokens", {"name": "bench", "scopes": list(scopes)}, session
+    )
+    if status != 201:
+        raise RuntimeError(f"token for {username}: {status} {made}")
+    return {"Authorization": f"Bearer {made['token']}"}
+
+
+def stream_clients(server: Server) -> int:
+    status, text, _ = call(server.base, "GET", "/metrics", headers=server.admin)
+    if status != 200:
+        raise RuntimeError(f"/metrics: {status}")
+    for line in str(text).splitlines():
+        if line.startswith("dizest_stream_clients"):
+            return int(float(line.split()[-1]))
+    raise RuntimeError("/metrics has no dizest_stream_clients")
+
+
+def replay(server: Server, run_id: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    from dizest_api.client import Client
+
+    token = headers["Authorization"].split()[1]
+    return list(Client(server.base, token).events(run_id))
+
+
+# ----------------------------------------------------------------------------- SSE clients
+
+
+@dataclass
+class Received:
+    ids: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    error: str | None = None
+    ended: bool = False
+
+
+async def sse_client(
+    server: Server, path: str, headers: dict[str, str], out: Received, connected: list[int]
+) -> None:
+    writer = None
+    try:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        head = f"GET {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write((head + "Accept: text/event-stream\r\n\r\n").encode())
+        status_line = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n", 1)[0]
+        if b" 200 " not in status_line:
+            raise RuntimeError(status_line.decode(errors="replace"))
+        connected[0] += 1
+        buffer = b""
+        async for chunk in chunks(reader):
+            now = time.time()
+            buffer += chunk
+            *messages, buffer = buffer.split(b"\n\n")
+            for message in messages:
+                if not message.startswith(b"id: "):
+                    continue  # a comment: the preamble or a heartbeat
+                event_id = message[4 : message.index(b"\n")].decode()
+                out.ids.append(event_id)
+                out.times.append(now)
+                if is_final(message):
+                    out.ended = True
+                    return
+    except Exception as exc:
+        out.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+FINAL_STATUSES = tuple(f'"status":"{s}"'.encode() for s in ("ready", "error", "cancelled"))
+
+
+def is_final(message: bytes) -> bool:
+    return b"event: workflow.status" in message and any(s in message for s in FINAL_STATUSES)
+
+
+async def chunks(reader: asyncio.StreamReader) -> Any:
+    """The body of a chunked HTTP/1.1 response, chunk by chunk."""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+        if size == 0:
+            return
+        data = await reader.readexactly(size + 2)
+        yield data[:-2]
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> dict[str, Any]:
+    gate = Path(tempfile.mkdtemp(prefix="dizest-gate-")) / "open"
+    app = app_dict("gate", GATE_CODE)
+    app["inputs"] = [{"type": "variable", "name": n} for n in ("gate", "lines", "interval")]
+    package = package_dict("fan-out", "", {"gate": app}, {"g": flow_dict("g", "gate", 0)})
+    inputs = {"gate": str(gate), "lines": lines, "interval": interval}
+    status, run, _ = call(server.base, "POST", "/api/v1/runs", {"package": package, "inputs": inputs}, server.admin)  # fmt: skip
+    if status != 201:
+        raise RuntimeError(f"submit: {status} {run}")
+    run_id = run["run_id"]
+    path = f"/api/v1/runs/{run_id}/events"
+    results = [Received() for _ in range(clients)]
+    connected = [0]
+    before = cpu_by_role(server)
+    timing: dict[str, float] = {}
+
+    async def main() -> None:
+        t0 = time.perf_counter()
+        tasks = []
+        for out in results:
+            tasks.append(
+                asyncio.create_task(sse_client(server, path, server.admin, out, connected))
+            )
+            await asyncio.sleep(0)  # spread the connects a little
+        deadline = time.monotonic() + 120
+        while connected[0] + sum(r.error is not None for r in results) < clients:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {connected[0]} of {clients} clients connected")
+            await asyncio.sleep(0.05)
+        timing["connect_s"] = time.perf_counter() - t0
+        while await asyncio.to_thread(stream_clients, server) < connected[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server never counted every client")
+            await asyncio.sleep(0.05)
+        timing["subscribed_s"] = time.perf_counter() - t0
+        timing["opened"] = time.time()
+        gate.touch()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=120 + lines * interval)
+        timing["run_s"] = time.time() - timing["opened"]
+
+    asyncio.run(main())
+    after = cpu_by_role(server)
+    reference = replay(server, run_id, server.admin)
+    ref_ids = [e["id"] for e in reference]
+    ts = {e["id"]: float(e["ts"]) for e in reference}
+    bad = [r for r in results if r.error or not r.ended or r.ids != ref_ids]
+    latencies = []
+    spread = {}
+    for r in results:
+        for event_id, t in zip(r.ids, r.times, strict=False):
+            if ts.get(event_id, 0) >= timing["opened"]:
+                latencies.append(t - ts[event_id])
+                lo, hi = spread.get(event_id, (t, t))
+                spread[event_id] = (min(lo, t), max(hi, t))
+    gate.unlink(missing_ok=True)
+    gate.parent.rmdir()
+    return {
+        "clients": clients,
+        "events": len(ref_ids),
+        "live_events": sum(1 for i in ref_ids if ts[i] >= timing["opened"]),
+        "deliveries": len(latencies),
+        "failed_clients": len(bad),
+        "first_failure": next((f"{r.error} ended={r.ended} got={len(r.ids)}" for r in bad), None),
+        "connect_s": timing["connect_s"],
+        "subscribed_s": timing["subscribed_s"],
+        "run_s": timing["run_s"],
+        "p50_ms": 1000 * pct(latencies, 50),
+        "p95_ms": 1000 * pct(latencies, 95),
+        "p99_ms": 1000 * pct(latencies, 99),
+        "max_ms": 1000 * max(latencies, default=float("nan")),
+        "spread_p50_ms": 1000 * pct([hi - lo for lo, hi in spread.values()], 50),
+        "cpu_s": {k: after[k] - before.get(k, 0.0) for k in after},
+    }
+
+
+# ----------------------------------------------------------------------------- submits
+
+
+def chain_package(n: int = 3) -> dict[str, Any]:
+    apps = {"src": app_dict("src", "v = 1"), "inc": app_dict("inc", "v = dizest.input('x') + 1", ["x"])}  # fmt: skip
+    flows = {f"c{i}": flow_dict(f"c{i}", "inc" if i else "src", i, ["x"] if i else []) for i in range(n)}  # fmt: skip
+    for i in range(1, n):
+        connect(flows, f"c{i - 1}", f"c{i}")
+    return package_dict("chain", "", apps, flows)
+
+
+def first_running(events: list[dict[str, Any]]) -> float:
+    return min(
+        float(e["ts"])
+        for e in events
+        if e["type"] == "flow.status" and e["data"].get("status") == "running"
+    )
+
+
+def check_run(server: Server, run_id: str, headers: dict[str, str], n: int) -> str | None:
+    status, report, _ = call(server.base, "GET", f"/api/v1/runs/{run_id}", headers=headers)
+    if status != 200 or report["status"] != "ready":
+        return f"{run_id}: {status} {report.get('status')}"
+    if report["flows"][f"c{n - 1}"]["outputs"] != {"v": n}:
+        return f"{run_id}: wrong output {report['flows'][f'c{n - 1}']['outputs']}"
+    return None
+
+
+def submit_one(server: Server, headers: dict[str, str], package: Any) -> tuple[str, float, float]:
+    t0 = time.time()
+    status, run, _ = call(server.base, "POST", "/api/v1/runs", {"package": package}, headers)
+    t1 = time.time()
+    if status != 201:
+        raise RuntimeError(f"submit: {status} {run}")
+    return run["run_id"], t0, t1
+
+
+def bench_idle_submits(server: Server, runs: int) -> dict[str, Any]:
+    package, failures, to_running, posts = chain_package(), [], [], []
+    for _ in range(runs):
+        run_id, t0, t1 = submit_one(server, server.admin, package)
+        events = replay(server, run_id, server.admin)
+        to_running.append(first_running(events) - t0)
+        posts.append(t1 - t0)
+        failures.append(check_run(server, run_id, server.admin, 3))
+    return {
+        "runs": runs,
+        "post_p50_ms": 1000 * pct(posts, 50),
+        "first_running_p50_ms": 1000 * pct(to_running, 50),
+        "first_running_max_ms": 1000 * max(to_running),
+        "failures": [f for f in failures if f],
+    }
+
+
+def bench_submits(server: Server, users: int, per_user: int) -> dict[str, Any]:
+    tokens = []
+    for i in range(users):
+        name = f"bench{i}"
+        body = {"username": name, "password": PASSWORD}
+        status, made, _ = call(server.base, "POST", "/api/v1/users", body, server.admin)
+        if status != 201:
+            raise RuntimeError(f"add user: {status} {made}")
+        tokens.append(bearer(server.base, name))
+    package = chain_package()
+    barrier = threading.Barrier(users * per_user)
+    done: list[tuple[dict[str, str], str, float, float]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one(headers: dict[str, str]) -> None:
+        barrier.wait()
+        try:
+            run_id, t0, t1 = submit_one(server, headers, package)
+        except Exception as exc:
+            with lock:
+                errors.append(str(exc))
+            return
+        with lock:
+            done.append((headers, run_id, t0, t1))
+
+    before = cpu_by_role(server)
+    started = time.time()
+    threads = [
+        threading.Thread(target=one, args=(tokens[i % users],)) for i in range(users * per_user)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    to_running, last_final = [], 0.0
+    for headers, run_id, t0, _ in done:
+        events = replay(server, run_id, headers)
+        to_running.append(first_running(events) - t0)
+        last_final = max(last_final, float(events[-1]["ts"]))
+        failure = check_run(server, run_id, headers, 3)
+        if failure:
+            errors.append(failure)
+    after = cpu_by_role(server)
+    posts = [t1 - t0 for _, _, t0, t1 in done]
+    return {
+        "users": users,
+        "runs": users * per_user,
+        "accepted": len(done),
+        "post_p50_ms": 1000 * pct(posts, 50),
+        "post_p95_ms": 1000 * pct(posts, 95),
+        "post_max_ms": 1000 * max(posts, default=float("nan")),
+        "first_running_p50_ms": 1000 * pct(to_running, 50),
+        "first_running_p95_ms": 1000 * pct(to_running, 95),
+        "first_running_max_ms": 1000 * max(to_running, default=float("nan")),
+        "all_done_s": last_final - started,
+        "failures": errors,
+        "cpu_s": {k: after[k] - before.get(k, 0.0) for k in after},
+    }
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--clients", type=int, default=1000, help="SSE clients on one run")
+    ap.add_argument("--lines", type=int, default=100, help="log lines the fan-out run prints")
+    ap.add_argument("--interval", type=float, default=0.05, help="seconds between those lines")
+    ap.add_argument("--users", type=int, default=10)
+    ap.add_argument("--runs-per-user", type=int, default=10)
+    ap.add_argument("--idle-runs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0, help="API threads (default: clients + 64)")
+    ap.add_argument("--only", default="fanout,idle,submit")
+    ap.add_argument("--json", dest="json_out")
+    ap.add_argument("--keep-log", type=Path, help="copy the server's log here at the end")
+    args = ap.parse_args(argv)
+    parts = set(args.only.split(","))
+    threads = args.threads or args.clients + 64
+    results: dict[str, Any] = {}
+    failed = False
+    load = os.getloadavg()[0]
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dizest-bench-api-")))
+        server = stack.enter_context(serving(tmp, threads, threads + 64, args.keep_log))
+        if "fanout" in parts:
+            print(f"fan-out: {args.clients} SSE clients ...", file=sys.stderr)
+            results["fanout"] = bench_fanout(server, args.clients, args.lines, args.interval)
+        if "idle" in parts:
+            print(f"idle: {args.idle_runs} runs one at a time ...", file=sys.stderr)
+            results["idle"] = bench_idle_submits(server, args.idle_runs)
+        if "submit" in parts:
+            print(f"submit: {args.users} users x {args.runs_per_user} runs ...", file=sys.stderr)
+            results["submit"] = bench_submits(server, args.users, args.runs_per_user)
+    print(
+        f"\ndizest API benchmark - Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"one API process (gunicorn gthread, {threads} threads), embedded Redis, one worker -c 2, "
+        f"load avg {load:.2f} -> {os.getloadavg()[0]:.2f}"
+    )
+    if "fanout" in results:
+        f = results["fanout"]
+        goal = "PASS" if f["p99_ms"] <= 100 and not f["failed_clients"] else "MISS"
+        print(
+            f"\nfan-out: {f['clients']} SSE clients, {f['events']} events per client "
+            f"({f['live_events']} live, {f['deliveries']} live deliveries)\n"
+            f"  connect all {f['connect_s']:.2f} s, all subscribed {f['subscribed_s']:.2f} s, "
+            f"run {f['run_s']:.2f} s\n"
+            f"  latency ms: p50 {f['p50_ms']:.1f}  p95 {f['p95_ms']:.1f}  p99 {f['p99_ms']:.1f}  "
+            f"max {f['max_ms']:.1f}   (first -> last client of an event, p50: "
+            f"{f['spread_p50_ms']:.1f})   target p99 <= 100 ms  {goal}\n"
+            f"  clients with a wrong or incomplete stream: {f['failed_clients']}"
+            + (f" (first: {f['first_failure']})" if f["first_failure"] else "")
+            + f"\n  CPU s: {cpu_line(f['cpu_s'])}"
+        )
+        failed |= bool(f["failed_clients"])
+    if "idle" in results:
+        i = results["idle"]
+        print(
+            f"\nidle server, {i['runs']} runs one at a time: POST p50 {i['post_p50_ms']:.1f} ms, "
+            f"submit -> first flow running p50 {i['first_running_p50_ms']:.1f} ms "
+            f"(max {i['first_running_max_ms']:.1f})"
+        )
+        failed |= bool(i["failures"])
+    if "submit" in results:
+        s = results["submit"]
+        print(
+            f"\n{s['runs']} runs submitted at once by {s['users']} users "
+            f"({s['accepted']} accepted, 3-flow chains):\n"
+            f"  POST ms: p50 {s['post_p50_ms']:.0f}  p95 {s['post_p95_ms']:.0f}  "
+            f"max {s['post_max_ms']:.0f}\n"
+            f"  submit -> first flow running ms: p50 {s['first_running_p50_ms']:.0f}  "
+            f"p95 {s['first_running_p95_ms']:.0f}  max {s['first_running_max_ms']:.0f}\n"
+            f"  all {s['runs']} done {s['all_done_s']:.2f} s after the first POST\n"
+            f"  CPU s: {cpu_line(s['cpu_s'])}"
+        )
+        failed |= bool(s["failures"])
+    for part in ("idle", "submit"):
+        for failure in results.get(part, {}).get("failures", [])[:10]:
+            print(f"!!! {part}: {failure}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
