@@ -1,12 +1,15 @@
 """Runs over HTTP: submit (a stored workflow or an inline .dwp), list, report, cancel, outputs,
 rerun, and live events (Server-Sent Events and WebSocket).
 
-Who may see a run: its owner (who submitted it), admins, and users with a grant on the run's
-stored workflow (read for report/outputs/events; run for cancel/rerun). Anyone else gets 404, as
-for a run that does not exist. A run submitted outside the API (no owner) is visible to admins.
+Who may see a run: its owner (who submitted it), admins, and, through a grant on the run's stored
+workflow, users the workflow's owner shared it with, for the runs of that owner only: a grant
+shares a workflow with its owner's results, never one grantee's runs (their inputs and outputs)
+with another. Such a grantee may read (report, outputs, events) with any grant, rerun with the
+run right and cancel with the write right (editor). Anyone else gets 404, as for a run that does
+not exist. A run submitted outside the API (no owner) is visible to admins only.
 
 Who owns which run is kept by `dizest_worker.run_index.RunIndex`. The per-user limit is checked
-before submitting, so two simultaneous submits may both pass it.
+and the run claimed under a per-user lock, so simultaneous submits cannot pass it together.
 """
 
 from __future__ import annotations
@@ -64,8 +67,12 @@ def _status(run_id: str) -> str | None:
     return None if record is None else str(record.get("status"))
 
 
+RUN_RIGHTS = {"read": "read", "rerun": "run", "cancel": "write"}  # on the run's workflow
+
+
 def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
-    """The run's record, if the caller may `right` (read or run) it; else 404 (or 403)."""
+    """The run's record, if the caller may `right` (read, rerun or cancel) it; else 404 (or 403
+    for a grantee whose grant does not allow it)."""
     record = services().client.runs.record(run_id)
     if record is None:
         raise NotFound(f"no run {run_id!r}")
@@ -73,12 +80,13 @@ def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
     if principal.is_admin or info.get("owner") == principal.username:
         return {**record, **info}
     wf_id = info.get("workflow_id")
-    if not wf_id:
-        raise NotFound(f"no run {run_id!r}")
     try:
-        open_workflow(wf_id, "read" if right == "read" else "run")
+        wf = open_workflow(wf_id, "read") if wf_id else None
     except NotFound:
-        raise NotFound(f"no run {run_id!r}") from None
+        wf = None
+    if wf is None or info.get("owner") != wf.owner:
+        raise NotFound(f"no run {run_id!r}")
+    open_workflow(wf.id, RUN_RIGHTS[right])
     return {**record, **info}
 
 
@@ -179,7 +187,7 @@ def get_run(run_id: str) -> Response:
 
 @endpoint(bp, "POST", "/runs/<run_id>/cancel", "Cancel a run")
 def cancel_run(run_id: str) -> Response:
-    open_run(run_id, "run")
+    open_run(run_id, "cancel")
     answer = services().client.cancel(run_id)
     return jsonify({"run_id": run_id, "result": answer, "status": _status(run_id)})
 
@@ -215,7 +223,7 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
 @endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/rerun",
           "Run one flow again, reusing the run's upstream outputs")  # fmt: skip
 def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]]:
-    info = open_run(run_id, "run")
+    info = open_run(run_id, "rerun")
     _check_limit()
     new_id = services().client.rerun(run_id, flow_id)
     index().claim(new_id, current().username, info.get("workflow_id"))

@@ -2,7 +2,7 @@
 
 Bodies: POST and PUT take `{"title": str, "package": {...the .dwp object...}}` (an envelope, so the
 package itself stays exactly what DIZEST writes). Who may do what (`open_workflow`):
-owner and admin: everything; editor: read + write; runner: read + run; viewer: read. A caller
+owner and admin: everything; editor: read + run + write; runner: read + run; viewer: read. A caller
 with no right at all gets 404, as for a workflow that does not exist; one who may read but not
 do the thing asked gets 403.
 """
@@ -26,7 +26,7 @@ bp = Blueprint("workflows", __name__)
 RIGHTS = {
     "viewer": frozenset({"read"}),
     "runner": frozenset({"read", "run"}),
-    "editor": frozenset({"read", "write"}),
+    "editor": frozenset({"read", "run", "write"}),
 }
 NEW = {"title": Field("string"), "package": Field("object", True, description="the .dwp object")}
 REPLACE = {"title": Field("string"), "package": Field("object", True)}

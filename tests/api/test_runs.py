@@ -174,6 +174,7 @@ def test_idempotency_key_gives_the_same_run_per_user(live: Live) -> None:
 
 def test_others_see_nothing_unless_granted_on_the_workflow(live: Live) -> None:
     alice, bob, carol = live.user("alice"), live.user("bob"), live.user("carol")
+    eve = live.user("eve")
     admin = live.user("root", "admin")
     wf_id = create_workflow(live, alice, FANOUT)
     run_id = live.call("POST", "/runs", alice, json={"workflow_id": wf_id}).json["run_id"]
@@ -192,14 +193,26 @@ def test_others_see_nothing_unless_granted_on_the_workflow(live: Live) -> None:
         assert live.call(method, path, bob).status_code == 404, (method, path)
     assert live.call("POST", "/runs", bob, json={"workflow_id": wf_id}).status_code == 404
     assert run_id not in {i["run_id"] for i in live.call("GET", "/runs", bob).json["items"]}
-    grants = {"grants": {"bob": "viewer", "carol": "runner"}}
+    grants = {"grants": {"bob": "viewer", "carol": "runner", "eve": "editor"}}
     assert live.call("PUT", f"/workflows/{wf_id}/grants", alice, json=grants).status_code == 200
     assert live.call("GET", f"/runs/{run_id}", bob).status_code == 200
     assert live.call("GET", f"/runs/{run_id}/flows/k1/outputs", bob).status_code == 200
     assert live.call("POST", f"/runs/{run_id}/cancel", bob).status_code == 403
+    assert live.call("POST", f"/runs/{run_id}/flows/k1/rerun", bob).status_code == 403
     assert live.call("POST", "/runs", bob, json={"workflow_id": wf_id}).status_code == 403
     assert live.call("GET", f"/runs/{inline_id}", bob).status_code == 404
-    assert live.call("POST", f"/runs/{run_id}/cancel", carol).status_code == 200
+    assert live.call("POST", f"/runs/{run_id}/cancel", carol).status_code == 403
+    assert live.call("POST", f"/runs/{run_id}/cancel", eve).status_code == 200
+    # a grantee's own run of the workflow stays theirs: other grantees do not see it
+    carols = live.call("POST", "/runs", carol, json={"workflow_id": wf_id})
+    assert carols.status_code == 201, carols.json
+    eves = live.call("POST", "/runs", eve, json={"workflow_id": wf_id})
+    assert eves.status_code == 201, eves.json  # an editor may run
+    live.wait(carols.json["run_id"], carol)
+    for other in (bob, eve):
+        assert live.call("GET", f"/runs/{carols.json['run_id']}", other).status_code == 404
+    assert live.call("GET", f"/runs/{carols.json['run_id']}", alice).status_code == 404
+    live.wait(eves.json["run_id"], eve)
     assert live.call("GET", f"/runs/{inline_id}", admin).status_code == 200
     everything = live.call("GET", "/runs?limit=200", admin).json["items"]
     assert {run_id, inline_id} <= {i["run_id"] for i in everything}
