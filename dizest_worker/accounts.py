@@ -224,20 +224,24 @@ class Accounts:
         return generated
 
     def login(self, username: str, password: str, ip: str) -> User:
-        """Check a password, counting failures per (username, ip); raise LoginLocked when over."""
+        """Check a password, counting attempts per (username, ip); raise LoginLocked when over.
+
+        The attempt is counted before the (slow) password check, so parallel guesses cannot
+        all pass the limit; a success clears the count."""
         counter = self.keys.login_failures(username[:64], ip)
-        if int(self.redis.get(counter) or 0) >= self.max_failures:
-            raise LoginLocked(max(1, int(self.redis.ttl(counter))))
+        pipe = self.redis.pipeline()
+        pipe.set(counter, 0, ex=self.window_s, nx=True)
+        pipe.incr(counter)
+        pipe.ttl(counter)
+        _, attempts, ttl = pipe.execute()
+        if int(attempts) > self.max_failures:
+            raise LoginLocked(max(1, int(ttl)))
         stored = (
             self.redis.hget(self.keys.user(username), "password")
             if USERNAME.fullmatch(username)
             else None
         )
         if not self._check(password, stored):
-            pipe = self.redis.pipeline()
-            pipe.set(counter, 0, ex=self.window_s, nx=True)
-            pipe.incr(counter)
-            pipe.execute()
             raise InvalidCredentials("wrong username or password")
         self.redis.delete(counter)
         return self.get_user(username)

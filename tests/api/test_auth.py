@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -121,6 +123,21 @@ def test_login_rate_limit_locks_after_five_failures(api: Api) -> None:
     locked = api.http.post("/api/v1/auth/login", json=right)
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
     assert locked.json["error"]["code"] == "too_many_attempts"
+
+
+def test_parallel_guesses_cannot_pass_the_limit_together(api: Api) -> None:
+    api.user("alice")
+    wrong = {"username": "alice", "password": "not the password"}
+    barrier = threading.Barrier(20)
+
+    def guess() -> int:
+        http = api.app.test_client()
+        barrier.wait()
+        return http.post("/api/v1/auth/login", json=wrong).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(lambda _: guess(), range(20)))
+    assert sorted(codes) == [401] * 5 + [429] * 15
 
 
 @pytest.mark.parametrize(
