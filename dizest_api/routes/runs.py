@@ -15,6 +15,7 @@ and the run claimed under a per-user lock, so simultaneous submits cannot pass i
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from typing import Any
 
@@ -208,7 +209,7 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
     filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{flow_id}.{name}") + ".pickle"
     if isinstance(value, Artifact):
         return send_file(
-            value.path,
+            _inside_artifacts(value.path),
             mimetype="application/octet-stream",
             as_attachment=True,
             download_name=filename,
@@ -218,6 +219,16 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
         mimetype="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def _inside_artifacts(path: str) -> str:
+    """The artifact's real path, only if it lies in the artifact directory: a reference in
+    Redis must never make this process serve another file of the server."""
+    root = os.path.realpath(services().settings.worker.artifact_dir)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
+        raise NotFound("this output's file is gone")
+    return real
 
 
 @endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/rerun",

@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 
 from dizest_api import create_app
 from dizest_api.settings import ApiSettings
+from dizest_core.job import Artifact
 from dizest_worker.settings import WorkerSettings
 from tests.api.conftest import Api
 from tests.conftest import DATA, package
@@ -170,6 +171,20 @@ def test_idempotency_key_gives_the_same_run_per_user(live: Live) -> None:
     assert other.status_code == 201 and other.json["run_id"] != first.json["run_id"]
     live.wait(first.json["run_id"], alice)
     live.wait(other.json["run_id"], bob)
+
+
+def test_an_artifact_reference_outside_the_artifact_dir_is_never_served(
+    live: Live, tmp_path: Path
+) -> None:
+    alice = live.user("alice")
+    run_id = live.call("POST", "/runs", alice, json={"package": FANOUT}).json["run_id"]
+    live.wait(run_id, alice)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for you")
+    store = live.services.client.store
+    assert store.put(run_id, "src", {"v": Artifact(str(secret), 11)}, {"v": None}, attempt=99)
+    answer = live.call("GET", f"/runs/{run_id}/flows/src/outputs/v", alice)
+    assert answer.status_code == 404 and b"not for you" not in answer.data
 
 
 def test_others_see_nothing_unless_granted_on_the_workflow(live: Live) -> None:
