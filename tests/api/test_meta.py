@@ -26,6 +26,17 @@ def test_apps_lists_plugin_apps(api: Api) -> None:
     assert ids == set(api.services.plugins.apps())
 
 
+def test_one_app_is_inspected_with_its_code(api: Api) -> None:
+    alice = api.user("alice")
+    answer = api.call("GET", "/apps/table.read_csv", alice)
+    assert answer.status_code == 200, answer.json
+    app = api.services.plugins.apps()["table.read_csv"]
+    assert answer.json["code"] == app.code and answer.json["plugin"]["name"] == "table"
+    assert [i["name"] for i in answer.json["inputs"]] == [i.name for i in app.inputs]
+    missing = api.call("GET", "/apps/table.nope", alice)
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
+
+
 def test_unexpected_errors_are_bare_500s_and_http_errors_are_json(api: Api) -> None:
     def broken() -> None:
         raise KeyError("secret detail")
