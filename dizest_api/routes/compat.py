@@ -7,7 +7,8 @@ object or form for POST) fills every unconnected output-type input of that name.
 an input left out keeps its default (it is not passed as None), a name no flow asks for is a 400,
 outputs are keyed by flow (`{flow: {output: value}}`, so two flows' `result` never collide), and
 answers carry real HTTP status codes: 404 unknown workflow, 422 invalid package, 429 too many
-runs, 500 `run_failed` with every failing flow's reason, 504 `run_timeout` with the run id.
+runs, 422 `run_failed` with every failing flow's reason (the workflow, not the server,
+failed), 504 `run_timeout` with the run id.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ WAIT_S = 600.0
 
 
 class RunFailed(ApiError):
-    status, code = 500, "run_failed"
+    status, code = 422, "run_failed"
 
 
 class RunTimeout(ApiError):

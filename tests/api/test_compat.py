@@ -51,7 +51,7 @@ def test_real_status_codes(live: Live) -> None:
     )
     wf = create_workflow(live, alice, broken)
     failed = compat(live, "POST", f"run/{wf}", alice, json={})
-    assert failed.status_code == 500 and failed.json["error"]["code"] == "run_failed"
+    assert failed.status_code == 422 and failed.json["error"]["code"] == "run_failed"
     assert failed.json["error"]["details"]["flows"] == {"b": "ValueError: nope"}
     assert compat(live, "POST", f"run/{wf}", mallory, json={}).status_code == 404
     assert compat(live, "POST", "run/nope", alice, json={}).status_code == 404
