@@ -254,8 +254,12 @@ def _follow(run_id: str) -> Any:
     open_run(run_id)
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    idle = float(app.config.get("DIZEST_SSE_HEARTBEAT_S", HEARTBEAT_S))
-    return follow(hub_for(app), services().client.runs, run_id, after, idle)
+    return follow(hub_for(app), services().client.runs, run_id, after, _heartbeat_s())
+
+
+def _heartbeat_s() -> float:
+    """Seconds between SSE heartbeat comments and WebSocket pings on a quiet stream."""
+    return float(current_app.config.get("DIZEST_SSE_HEARTBEAT_S", HEARTBEAT_S))
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/events",
@@ -279,7 +283,9 @@ def run_socket(run_id: str) -> Response:
     from simple_websocket import ConnectionClosed, Server
 
     events = _follow(run_id)  # access is checked before the handshake
-    ws = Server(request.environ, **current_app.config.get("SOCK_SERVER_OPTIONS", {}))
+    # pings keep idle proxies from closing a quiet socket, as SSE heartbeat comments do
+    options = {"ping_interval": _heartbeat_s(), **current_app.config.get("SOCK_SERVER_OPTIONS", {})}
+    ws = Server(request.environ, **options)
     try:
         for event in events:
             if event is None:

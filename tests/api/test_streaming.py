@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -161,3 +162,32 @@ def test_hub_drops_a_client_whose_queue_overflows(live: Live) -> None:
         assert not other.dropped and hub.clients() == 1
     finally:
         hub.close()
+
+
+def test_an_idle_websocket_is_pinged(live: Live) -> None:
+    """At the heartbeat interval (0.5 s here, as for SSE), as idle proxies need."""
+    alice = live.user("alice")
+    run_id = submit(live, alice, slow(3))
+    url = urlsplit(live.base_url)
+    try:
+        with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+            head = f"GET /api/v1/runs/{run_id}/ws HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            head += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            head += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            head += f"Authorization: {alice['Authorization']}\r\n\r\n"
+            sock.sendall(head.encode())
+            reader = sock.makefile("rb")
+            assert b" 101 " in reader.readline()
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+            opcodes = []
+            while 0x9 not in opcodes:  # frames until a ping; the 5 s socket timeout bounds it
+                first, second = reader.read(2)
+                size = second & 0x7F
+                if size >= 126:  # server frames are unmasked: only the extended length
+                    size = int.from_bytes(reader.read(2 if size == 126 else 8), "big")
+                reader.read(size)
+                opcodes.append(first & 0x0F)
+            assert opcodes[-1] == 0x9
+    finally:
+        live.call("POST", f"/runs/{run_id}/cancel", alice)
