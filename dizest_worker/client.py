@@ -31,11 +31,10 @@ from dizest_core.plugins import PluginRegistry
 from dizest_core.report import ReportBuilder
 from dizest_core.runner import new_run_id
 from dizest_core.workflow import split_inputs
+from dizest_worker.options import validate as validate_options
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
-
-RUN_OPTIONS = frozenset({"flow_timeout", "memory_limit_mb", "retries"})
 
 
 class RunNotFound(DizestError, LookupError):
@@ -78,8 +77,8 @@ class Client:
         if unknown:
             raise UnknownFlowError(f"unknown flow(s): {', '.join(unknown)}")
         opts = dict(options or {})
-        if set(opts) - RUN_OPTIONS:
-            raise ValueError(f"unknown run option(s): {sorted(set(opts) - RUN_OPTIONS)}")
+        # every option value, before anything is stored: a bad one must never fail a worker
+        validate_options(pkg, opts, self.settings.max_flow_timeout_s)
         common, per_flow = split_inputs(inputs or {}, pkg)
         try:
             json.dumps([common, per_flow, opts], allow_nan=False)
@@ -107,10 +106,9 @@ class Client:
             assert ctx is not None
             from dizest_worker.orchestration import FlowTask
 
-            engine, queue = self.settings.engine, self.settings.queue
             self._enqueue(
                 [
-                    (FlowTask(created.run_id, f), ctx.flow_options(f, engine, queue).queue)
+                    (FlowTask(created.run_id, f), ctx.flow_options(f, self.settings).queue)
                     for f in created.roots
                 ],
                 0.0,

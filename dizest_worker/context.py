@@ -1,11 +1,7 @@
 """What a worker knows about one run once it has read its snapshot: the package, the plan, and
 each flow's effective options. Pure data (no Redis, no Celery); cached per run in each process.
 
-Per-flow options are looked up, first match wins, in:
-  1. the flow's `"dizest"` object in the .dwp    {"queue": "gpu", "timeout": 60, "retries": 2,
-  2. the app's `"dizest"` object in the .dwp       "memory_limit_mb": 4096}
-  3. the run's options given at submit           {"flow_timeout", "memory_limit_mb", "retries"}
-  4. the worker's settings (DIZEST_FLOW_TIMEOUT, DIZEST_MEMORY_LIMIT_MB, DIZEST_QUEUE).
+Per-flow options: lookup order and bounds in `dizest_worker.options` (checked at submit).
 """
 
 from __future__ import annotations
@@ -18,17 +14,8 @@ from dizest_core import dwp
 from dizest_core.graph import Graph
 from dizest_core.model import Package
 from dizest_core.plan import Plan, make_plan
-from dizest_core.settings import Settings
-
-OPTION_KEYS = ("queue", "timeout", "retries", "memory_limit_mb")
-
-
-@dataclass(frozen=True)
-class FlowOptions:
-    queue: str
-    timeout: float | None
-    retries: int
-    memory_limit_mb: int | None
+from dizest_worker.options import RUN_OPTIONS, FlowOptions, resolve
+from dizest_worker.settings import WorkerSettings
 
 
 @dataclass
@@ -70,33 +57,11 @@ class RunContext:
             self._descendants[flow_id] = [f for f in self.plan.run if f in seen]
         return self._descendants[flow_id]
 
-    def flow_options(self, flow_id: str, defaults: Settings, default_queue: str) -> FlowOptions:
+    def flow_options(self, flow_id: str, settings: WorkerSettings) -> FlowOptions:
         flow = self.package.flows[flow_id]
-        layers = [
-            _own(flow.raw),
-            _own(self.package.app_of(flow).raw),
-            {
-                "timeout": self.options.get("flow_timeout"),
-                "retries": self.options.get("retries"),
-                "memory_limit_mb": self.options.get("memory_limit_mb"),
-            },
-            {
-                "queue": default_queue,
-                "timeout": defaults.flow_timeout,
-                "retries": 0,
-                "memory_limit_mb": defaults.memory_limit_mb,
-            },
-        ]
-        chosen = {
-            k: next((layer[k] for layer in layers if layer.get(k) is not None), None)
-            for k in OPTION_KEYS
-        }
-        return FlowOptions(
-            str(chosen["queue"]),
-            _num(chosen["timeout"], float),
-            int(chosen["retries"] or 0),
-            _num(chosen["memory_limit_mb"], int),
-        )
+        run = {kind: self.options.get(name) for name, kind in RUN_OPTIONS.items()}
+        layers = [_own(flow.raw), _own(self.package.app_of(flow).raw), run]
+        return resolve(layers, settings.engine, settings.queue, settings.max_flow_timeout_s)
 
     def params(self, flow_id: str) -> dict[str, Any]:
         return {**self.inputs, **self.flow_inputs.get(flow_id, {})}
@@ -105,7 +70,3 @@ class RunContext:
 def _own(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     value = raw.get("dizest")
     return value if isinstance(value, Mapping) else {}
-
-
-def _num(value: Any, kind: type) -> Any:
-    return None if value is None else kind(value)

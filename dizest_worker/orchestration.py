@@ -25,7 +25,8 @@ from dizest_core.execution import Finished, Signal, Supervisor
 from dizest_core.job import build_job
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import child_environment
-from dizest_worker.context import FlowOptions, RunContext
+from dizest_worker.context import RunContext
+from dizest_worker.options import FlowOptions
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
 
@@ -178,7 +179,7 @@ class Executor:
         batch.running[task.flow_id] = (task, options)
 
     def _options(self, ctx: RunContext, flow_id: str) -> FlowOptions:
-        return ctx.flow_options(flow_id, self.settings.engine, self.settings.queue)
+        return ctx.flow_options(flow_id, self.settings)
 
     def _step(self, batch: _Batch) -> None:
         """Wait for the running children once: stream events, finish those that ended."""

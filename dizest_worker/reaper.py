@@ -43,7 +43,7 @@ class Reaper:
             self.runs.drop_lease(run_id, flow_id, attempt)
             return "dropped"
         answer = self.runs.requeue(run_id, flow_id, attempt, now)
-        queue = ctx.flow_options(flow_id, self.settings.engine, self.settings.queue).queue
+        queue = ctx.flow_options(flow_id, self.settings).queue
         if answer == "resend":  # pending, but whoever was to send or run it is gone
             self.enqueue([(FlowTask(run_id, flow_id, attempt), queue)], 0.0)
             log.warning(

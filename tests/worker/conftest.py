@@ -19,10 +19,26 @@ from dizest_core.settings import Settings
 from dizest_worker.client import Client
 from dizest_worker.connection import redis_client
 from dizest_worker.settings import WorkerSettings
-from tests.conftest import wait_for
+from tests.conftest import package, wait_for
 from tests.redis_server import session_redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
+
+SLOW = "import os, time\nprint('started', os.getpid(), flush=True)\ntime.sleep(%s)\nv = 21"
+USE = "v = dizest.input('x') * 2"
+
+
+def slow_then_use(seconds: float = 3, slow_options: dict | None = None) -> dict:
+    pkg = package(
+        {
+            "slow": {"code": SLOW % seconds, "outputs": ["v"]},
+            "use": {"code": USE, "inputs": ["x"], "outputs": ["v"]},
+        },
+        {"s": {"app": "slow"}, "u": {"app": "use", "in": {"x": [("s", "v")]}}},
+    )
+    if slow_options:
+        pkg["flow"]["s"]["dizest"] = slow_options
+    return pkg
 
 
 @pytest.fixture(scope="session")

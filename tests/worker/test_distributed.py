@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from dizest_core.errors import UnknownFlowError, ValidationError
+from dizest_core.errors import DizestError, UnknownFlowError, ValidationError
 from dizest_core.workflow import Workflow
+from dizest_worker.options import InvalidOptions
 from tests.conftest import DATA, package
+from tests.worker.conftest import slow_then_use
 
 GOLDEN = ["c01_variables", "c03_fanout", "c04_error", "c13_reverse_order", "fan5_sleep", "dag100"]
 
@@ -65,6 +67,41 @@ def test_validation_errors_are_raised_before_anything_is_enqueued(cluster):
         client.submit(DATA / "c03_fanout.dwp", inputs={"x": object()})
     assert client.redis.llen(cluster.settings.queue) == 0
     assert not list(client.redis.scan_iter(match=f"{cluster.settings.prefix}:run:*"))
+
+
+def test_bad_option_values_are_rejected_before_anything_is_stored(cluster):
+    client, settings = cluster.client, cluster.settings
+    too_long = settings.max_flow_timeout_s + 1
+    cases = [
+        ({}, {"flow_timeout": -1}, (None, None, "options.flow_timeout")),
+        ({}, {"flow_timeout": too_long}, (None, None, "options.flow_timeout")),
+        ({}, {"retries": 11}, (None, None, "options.retries")),
+        ({}, {"retries": 1.5}, (None, None, "options.retries")),
+        ({}, {"memory_limit_mb": 8}, (None, None, "options.memory_limit_mb")),
+        ({"flow": {"timeout": "abc"}}, {}, ("s", None, "dizest.timeout")),
+        ({"flow": {"retries": True}}, {}, ("s", None, "dizest.retries")),
+        ({"flow": {"timout": 3}}, {}, ("s", None, "dizest.timout")),
+        ({"flow": 5}, {}, ("s", None, "dizest")),
+        ({"app": {"queue": ""}}, {}, (None, "use", "dizest.queue")),
+        ({"app": {"memory_limit_mb": 10**12}}, {}, (None, "use", "dizest.memory_limit_mb")),
+    ]
+    for dizest, options, where in cases:
+        pkg = slow_then_use(0)
+        if "flow" in dizest:
+            pkg["flow"]["s"]["dizest"] = dizest["flow"]
+        if "app" in dizest:
+            pkg["apps"]["use"]["dizest"] = dizest["app"]
+        with pytest.raises(InvalidOptions) as caught:
+            client.submit(pkg, options=options, idempotency_key="bad-options")
+        assert isinstance(caught.value, ValueError) and isinstance(caught.value, DizestError)
+        assert [(p.flow, p.app, p.field) for p in caught.value.problems] == [where], dizest
+    assert client.redis.llen(settings.queue) == 0
+    assert not list(client.redis.scan_iter(match=f"{settings.prefix}:*"))
+    cluster("w1")  # the key was never taken: a good submit with it runs
+    run_id = client.submit(
+        slow_then_use(0, {"timeout": 5, "retries": 10}), idempotency_key="bad-options"
+    )
+    assert client.wait(run_id, timeout=60)["status"] == "ready"
 
 
 def test_idempotency_key_gives_one_run(cluster):

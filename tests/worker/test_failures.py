@@ -11,23 +11,7 @@ from dizest_worker.celery_app import RUN_FLOW
 from dizest_worker.client import Client
 from tests.conftest import package, wait_for
 from tests.redis_server import EmbeddedRedis
-from tests.worker.conftest import WorkerProcess, cleanup, make_settings
-
-SLOW = "import os, time\nprint('started', os.getpid(), flush=True)\ntime.sleep(%s)\nv = 21"
-USE = "v = dizest.input('x') * 2"
-
-
-def slow_then_use(seconds: float = 3, slow_options: dict | None = None) -> dict:
-    pkg = package(
-        {
-            "slow": {"code": SLOW % seconds, "outputs": ["v"]},
-            "use": {"code": USE, "inputs": ["x"], "outputs": ["v"]},
-        },
-        {"s": {"app": "slow"}, "u": {"app": "use", "in": {"x": [("s", "v")]}}},
-    )
-    if slow_options:
-        pkg["flow"]["s"]["dizest"] = slow_options
-    return pkg
+from tests.worker.conftest import SLOW, WorkerProcess, cleanup, make_settings, slow_then_use
 
 
 def started(client: Client, run_id: str, flow_id: str, after: str | None = None) -> int:

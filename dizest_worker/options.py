@@ -1,0 +1,156 @@
+"""Per-flow execution options: queue, timeout, memory limit and retries, their bounds and their
+lookup order. Invariant: a value that reaches a worker or the reaper is already known good.
+
+`validate` checks the run's options and every `"dizest"` object of a package (each flow's, and
+each used app's) at submit, before anything is stored or enqueued, and raises one
+`InvalidOptions` naming every bad flow/app and field. `resolve` then picks each flow's effective
+options, first match wins, from:
+  1. the flow's `"dizest"` object in the .dwp    {"queue": "gpu", "timeout": 60, "retries": 2,
+  2. the app's `"dizest"` object in the .dwp       "memory_limit_mb": 4096}
+  3. the run's options given at submit           {"flow_timeout", "memory_limit_mb", "retries"}
+  4. the worker's settings (DIZEST_FLOW_TIMEOUT, DIZEST_MEMORY_LIMIT_MB, DIZEST_QUEUE).
+The worker's `max_flow_timeout_s` is every flow's default timeout and its upper bound, so no
+flow outlives the broker's visibility timeout or Celery's hard time limit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dizest_core.errors import Problem, ValidationError
+from dizest_core.model import Package
+from dizest_core.settings import Settings
+
+FLOW_KEYS = ("queue", "timeout", "retries", "memory_limit_mb")
+RUN_OPTIONS = {
+    "flow_timeout": "timeout",
+    "memory_limit_mb": "memory_limit_mb",
+    "retries": "retries",
+}
+MIN_MEMORY_MB = 64  # as dizest_core.settings: the interpreter alone needs ~30 MB
+MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_AS
+MAX_RETRIES = 10
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")
+
+
+class InvalidOptions(ValidationError, ValueError):
+    """Run options or `"dizest"` options of a package with bad values; `problems` names the flow
+    (or app) and the field of each. A ValueError too, for callers that catch bad input so."""
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    queue: str
+    timeout: float  # seconds, always bounded by the worker's max_flow_timeout_s
+    retries: int  # retries of failing user code (worker losses are counted apart)
+    memory_limit_mb: int | None
+
+
+def validate(package: Package, run_options: Mapping[str, Any], max_timeout_s: float) -> None:
+    """Raise InvalidOptions listing every bad run option and `"dizest"` option of `package`."""
+    problems = [
+        Problem("invalid_option", message, field=f"options.{name}")
+        for name, message in _errors(run_options, RUN_OPTIONS, max_timeout_s)
+    ]
+    apps = {}
+    for flow in package.flows.values():
+        apps[flow.app_id] = package.app_of(flow)
+        problems += _object_problems(flow.raw, max_timeout_s, flow=flow.id)
+    for app_id, app in apps.items():
+        problems += _object_problems(app.raw, max_timeout_s, app=app_id)
+    if problems:
+        raise InvalidOptions(problems)
+
+
+def _object_problems(raw: Mapping[str, Any], max_timeout_s: float, **where: str) -> list[Problem]:
+    own = raw.get("dizest")
+    if own is None:
+        return []
+    if not isinstance(own, Mapping):
+        return [Problem("invalid_option", "must be an object", field="dizest", **where)]
+    names = {k: k for k in FLOW_KEYS}
+    return [
+        Problem("invalid_option", message, field=f"dizest.{name}", **where)
+        for name, message in _errors(own, names, max_timeout_s)
+    ]
+
+
+def _errors(
+    options: Mapping[str, Any], names: Mapping[str, str], max_timeout_s: float
+) -> list[tuple[str, str]]:
+    """(name, message) for each unknown or out-of-bounds option; `names` maps a name to its kind."""
+    errors = []
+    for name, value in options.items():
+        kind = names.get(name)
+        message = f"unknown option (known: {', '.join(names)})" if kind is None else None
+        if kind is not None and value is not None:  # None: not set here, the next layer decides
+            message = _CHECKS[kind](value, max_timeout_s)
+        if message:
+            errors.append((name, message))
+    return errors
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: Any) -> bool:
+    return _number(value) and float(value).is_integer()
+
+
+def _timeout(value: Any, max_timeout_s: float) -> str | None:
+    if not _number(value) or not 0 < value <= max_timeout_s:
+        return f"must be a number of seconds above 0 and at most {max_timeout_s:g}, not {value!r}"
+    return None
+
+
+def _memory(value: Any, _: float) -> str | None:
+    if not _whole(value) or not MIN_MEMORY_MB <= value <= MAX_MEMORY_MB:
+        return (
+            f"must be a whole number of MB from {MIN_MEMORY_MB} to {MAX_MEMORY_MB}, not {value!r}"
+        )
+    return None
+
+
+def _retries(value: Any, _: float) -> str | None:
+    if not _whole(value) or not 0 <= value <= MAX_RETRIES:
+        return f"must be a whole number from 0 to {MAX_RETRIES}, not {value!r}"
+    return None
+
+
+def _queue(value: Any, _: float) -> str | None:
+    if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
+        return f"must be a queue name (1-100 of A-Z a-z 0-9 _ . : @ -), not {value!r}"
+    return None
+
+
+_CHECKS = {"timeout": _timeout, "memory_limit_mb": _memory, "retries": _retries, "queue": _queue}
+
+
+def resolve(
+    layers: list[Mapping[str, Any]], engine: Settings, queue: str, max_timeout_s: float
+) -> FlowOptions:
+    """Effective options from `layers` (flow, app, run, already validated) over the worker's
+    defaults. The timeout is capped at `max_timeout_s` even when a default says more."""
+    defaults = {
+        "queue": queue,
+        "timeout": engine.flow_timeout,
+        "retries": 0,
+        "memory_limit_mb": engine.memory_limit_mb,
+    }
+    chosen = {
+        k: next((layer[k] for layer in [*layers, defaults] if layer.get(k) is not None), None)
+        for k in FLOW_KEYS
+    }
+    timeout = min(float(chosen["timeout"] or max_timeout_s), max_timeout_s)
+    memory = chosen["memory_limit_mb"]
+    return FlowOptions(
+        str(chosen["queue"]),
+        timeout,
+        int(chosen["retries"] or 0),
+        None if memory is None else int(memory),
+    )
