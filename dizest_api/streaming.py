@@ -9,6 +9,11 @@ dropped (its stream ends; it resumes with Last-Event-ID / `?after=`).
 replaying is missed, and drops live events whose stream id it has already sent. Whenever the hub
 (re)subscribes, and whenever a client is idle, it catches up from the stream as well, so an event
 lost on pubsub (a reconnect) is still delivered, in order, exactly once.
+
+Each stream holds one server thread for its life, so a hub takes at most `max_clients` of them
+(the rest of the threads stay free for ordinary requests; one over answers 503). `shutdown()`
+(on SIGTERM, see serve.py) ends every stream at once, cleanly: clients resume with Last-Event-ID
+on another process instead of being cut when the graceful timeout runs out.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import redis
 from flask import Flask
 
+from dizest_api.errors import ApiError
 from dizest_core.events import Event
 from dizest_core.status import RUN_FINAL_VALUES
 from dizest_worker.state import RedisRuns
@@ -35,6 +41,11 @@ log = logging.getLogger("dizest.api.streaming")
 STREAM_ID = re.compile(r"^\d+-\d+$")
 REPLAY_BATCH = 500
 RESYNC: Any = object()  # queued to every client after the hub (re)subscribed: catch up
+CLOSING: Any = object()  # queued to every client when the process stops: end the stream
+
+
+class TooManyStreams(ApiError):
+    status, code = 503, "too_many_streams"
 
 
 def stream_key(event_id: str) -> tuple[int, int]:
@@ -53,10 +64,14 @@ class Subscription:
 class EventHub:
     """One pubsub subscription fanned out to per-client queues."""
 
-    def __init__(self, redis_url: str, channel: str, queue_size: int = 1000) -> None:
+    def __init__(
+        self, redis_url: str, channel: str, queue_size: int = 1000, max_clients: int = 1000
+    ) -> None:
         self.redis_url = redis_url
         self.channel = channel
         self.queue_size = queue_size
+        self.max_clients = max_clients
+        self.closing = False
         self._subs: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -77,6 +92,17 @@ class EventHub:
         self.ready.wait(wait_s)
         return sub
 
+    def admit(self) -> None:
+        """Raise TooManyStreams unless one more stream may start (checked before the response
+        starts, so the refusal is a real 503; a race may let a few more in)."""
+        if self.closing:
+            raise TooManyStreams("this server is stopping; reconnect", {"retry_after": 1})
+        if self.clients() >= self.max_clients:
+            raise TooManyStreams(
+                f"this server already streams to {self.max_clients} clients; retry shortly",
+                {"max_streams": self.max_clients, "retry_after": 2},
+            )
+
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             subs = self._subs.get(sub.run_id)
@@ -88,6 +114,12 @@ class EventHub:
     def clients(self) -> int:
         with self._lock:
             return sum(len(s) for s in self._subs.values())
+
+    def shutdown(self) -> None:
+        """End every stream now (the process is stopping) and refuse new ones."""
+        with self._lock:
+            self.closing = True
+        self._broadcast(CLOSING)
 
     def close(self) -> None:
         self._stop.set()
@@ -158,6 +190,7 @@ def hub_for(app: Flask) -> EventHub:
                 worker.redis_url,
                 found.client.runs.keys.event_channel,
                 int(app.config.get("DIZEST_EVENT_QUEUE_SIZE", 1000)),
+                found.settings.max_streams,
             )
             app.extensions["dizest.events"] = hub
         return hub
@@ -176,6 +209,8 @@ def follow(
     """
     sub = hub.subscribe(run_id)  # before replaying: nothing published meanwhile is missed
     try:
+        if hub.closing:
+            return
         record = runs.record(run_id)
         if record is None:
             return
@@ -205,6 +240,8 @@ def follow(
                         return
                     yield None
                     break  # cheap catch-up: covers anything pubsub may have lost
+                if item is CLOSING:
+                    return
                 if item is RESYNC:
                     break
                 if last is not None and stream_key(item.id) <= stream_key(last):

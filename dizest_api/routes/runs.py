@@ -254,7 +254,9 @@ def _follow(run_id: str) -> Any:
     open_run(run_id)
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return follow(hub_for(app), services().client.runs, run_id, after, _heartbeat_s())
+    hub = hub_for(app)
+    hub.admit()
+    return follow(hub, services().client.runs, run_id, after, _heartbeat_s())
 
 
 def _heartbeat_s() -> float:

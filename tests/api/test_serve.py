@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -15,6 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
+from simple_websocket import Client as WsClient
+from simple_websocket import ConnectionClosed
 
 from tests.redis_server import free_port
 
@@ -65,6 +70,7 @@ def session_members(sid: int) -> list[int]:
 class Served:
     base: str
     token: dict[str, str]  # admin bearer headers
+    pid: int  # the `dizest serve` process (gunicorn's master), leader of its process group
 
 
 @contextlib.contextmanager
@@ -98,7 +104,7 @@ def serving(tmp: Path) -> Iterator[Served]:
         session = {"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}
         status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session)
         assert status == 201, made
-        yield Served(base, {"Authorization": f"Bearer {made['token']}"})
+        yield Served(base, {"Authorization": f"Bearer {made['token']}"}, proc.pid)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -144,3 +150,44 @@ def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
             text = answer.read().decode()
         assert 'dizest_runs{status="ready"} 1' in text
         assert "dizest_workers_live 1" in text
+
+
+SLOW = {
+    "apps": {
+        "nap": {
+            "id": "nap",
+            "title": "nap",
+            "inputs": [],
+            "outputs": [{"name": "v"}],
+            "code": "import time\nprint('tick', flush=True)\ntime.sleep(60)\nv = 1",
+        }
+    },
+    "flow": {"n": {"id": "n", "app_id": "nap", "active": True, "inputs": {}, "outputs": {}}},
+}
+
+
+def test_serve_streams_sse_and_websocket_and_ends_them_at_once_on_stop(tmp_path: Path) -> None:
+    with serving(tmp_path) as served:
+        status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": SLOW}, served.token)
+        assert status == 201, run
+        path = f"/api/v1/runs/{run['run_id']}"
+        host, port = served.base.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", f"{path}/events", headers=served.token)
+        sse = conn.getresponse()
+        assert sse.status == 200 and sse.headers["X-Accel-Buffering"] == "no"
+        while b"tick" not in sse.readline():
+            pass
+        ws = WsClient.connect(
+            served.base.replace("http", "ws") + f"{path}/ws", headers=served.token
+        )
+        first = json.loads(ws.receive(timeout=15))
+        assert first["run_id"] == run["run_id"]
+        stopped = time.monotonic()
+        os.killpg(served.pid, signal.SIGTERM)
+        rest = sse.read()  # the stream ends (chunked: a clean last chunk), before the run does
+        assert time.monotonic() - stopped < 5  # not the 10 s graceful timeout, then a kill
+        assert b"workflow.status" not in rest
+        with pytest.raises(ConnectionClosed):
+            while True:
+                assert ws.receive(timeout=5) is not None

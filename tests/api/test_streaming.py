@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ import redis
 from simple_websocket import Client as WsClient
 from simple_websocket import ConnectionClosed
 
-from dizest_api.streaming import EventHub
+from dizest_api.streaming import EventHub, hub_for
 from dizest_worker.state import RedisRuns
 from tests.api.test_runs import FANOUT, Live, serve_live, slow
 from tests.conftest import wait_for
@@ -191,3 +192,54 @@ def test_an_idle_websocket_is_pinged(live: Live) -> None:
             assert opcodes[-1] == 0x9
     finally:
         live.call("POST", f"/runs/{run_id}/cancel", alice)
+
+
+def test_streams_beyond_the_cap_are_refused_with_503(live: Live) -> None:
+    limited = live.app_with(max_streams=1)
+    alice = limited.user("alice")
+    run_id = limited.call("POST", "/runs", alice, json={"package": slow(3)}).json["run_id"]
+    hub = hub_for(limited.app)
+    held = hub.subscribe("someone-else's-run")
+    try:
+        upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+        upgrade |= {"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}
+        for path, extra in ((f"/runs/{run_id}/events", {}), (f"/runs/{run_id}/ws", upgrade)):
+            refused = limited.call("GET", path, {**alice, **extra})
+            assert refused.status_code == 503, path
+            assert refused.json["error"]["code"] == "too_many_streams"
+            assert int(refused.headers["Retry-After"]) > 0
+        hub.unsubscribe(held)
+        first = limited.http.get(f"/api/v1/runs/{run_id}/events", headers=alice, buffered=False)
+        assert first.status_code == 200
+        first.close()
+    finally:
+        hub.unsubscribe(held)
+        limited.call("POST", f"/runs/{run_id}/cancel", alice)
+        hub.close()
+
+
+def test_shutdown_ends_every_stream_at_once_and_refuses_new_ones(live: Live) -> None:
+    other = live.app_with()
+    alice = other.user("alice")
+    run_id = other.call("POST", "/runs", alice, json={"package": slow(30)}).json["run_id"]
+    hub = hub_for(other.app)
+    stream = other.http.get(f"/api/v1/runs/{run_id}/events", headers=alice, buffered=False)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        for chunk in stream.response:
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    try:
+        reader.start()
+        wait_for(lambda: b"event: flow.status" in b"".join(chunks), timeout=10)
+        hub.shutdown()
+        reader.join(timeout=5)
+        assert not reader.is_alive(), "the stream did not end on shutdown"
+        assert other.call("GET", f"/runs/{run_id}", alice).json["status"] == "running"
+        assert other.call("GET", f"/runs/{run_id}/events", alice).status_code == 503
+    finally:
+        stream.close()
+        other.call("POST", f"/runs/{run_id}/cancel", alice)
+        hub.close()
