@@ -50,6 +50,10 @@ class Field:
         return True
 
 
+OFFSET = Field("integer", description="skip this many")
+LIMIT = Field("integer", description="at most this many (1 to 200)")
+
+
 @dataclass(frozen=True)
 class Spec:
     """What `auth` and `openapi` know of a route."""
@@ -59,7 +63,7 @@ class Spec:
     access: str = "user"  # public | user | admin
     scope: str | None = None  # the token scope needed; default: read for GET, run otherwise
     body: Mapping[str, Field] | None = None
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str | Field] = field(default_factory=dict)  # name -> doc (a string)
 
     @property
     def needed_scope(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from dizest_api.endpoint import Spec, spec_of
+from dizest_api.endpoint import Field, Spec, spec_of
 
 IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
@@ -76,13 +76,14 @@ def _operation(endpoint: str, spec: Spec, arguments: set[str]) -> dict[str, Any]
     return op
 
 
-def _param(name: str, where: str, required: bool, doc: str) -> dict[str, Any]:
+def _param(name: str, where: str, required: bool, doc: str | Field) -> dict[str, Any]:
+    kind = doc.type if isinstance(doc, Field) else "string"
     return {
         "name": name,
         "in": where,
         "required": required,
-        "description": doc,
-        "schema": {"type": "string"},
+        "description": doc.description if isinstance(doc, Field) else doc,
+        "schema": {"type": kind} | ({"minimum": 0} if kind == "integer" else {}),
     }
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
 from dizest_api.auth import current
-from dizest_api.endpoint import Field, Spec, endpoint, json_body, query_int
+from dizest_api.endpoint import LIMIT, OFFSET, Field, Spec, endpoint, json_body, query_int
 from dizest_api.errors import ApiError, BadInput, NotFound
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.services import services
@@ -165,7 +165,7 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
 
 
 @endpoint(bp, "GET", "/runs", "Your runs, newest first (admins: all runs)",
-          query={"offset": "skip this many", "limit": "at most 200"})  # fmt: skip
+          query={"offset": OFFSET, "limit": LIMIT})  # fmt: skip
 def list_runs() -> Response:
     principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
     runs, idx = services().client.runs, index()

@@ -15,7 +15,7 @@ import re
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from dizest_api.auth import current
-from dizest_api.endpoint import Field, endpoint, json_body, query_int
+from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_int
 from dizest_api.errors import BadInput, Forbidden, NotFound
 from dizest_api.services import services
 from dizest_worker.accounts import UserNotFound
@@ -31,7 +31,7 @@ RIGHTS = {
 NEW = {"title": Field("string"), "package": Field("object", True, description="the .dwp object")}
 REPLACE = {"title": Field("string"), "package": Field("object", True)}
 GRANTS = {"grants": Field("object", True, description="username -> viewer|runner|editor")}
-VERSION = {"version": "a version number (default: the latest)"}
+VERSION = {"version": Field("integer", description="a version number (default: the latest)")}
 
 
 def open_workflow(wf_id: str, right: str) -> StoredWorkflow:
@@ -52,7 +52,7 @@ def open_workflow(wf_id: str, right: str) -> StoredWorkflow:
 
 
 @endpoint(bp, "GET", "/workflows", "Workflows you own or were granted, newest first",
-          query={"title": "title substring", "offset": "skip this many", "limit": "at most 200"})  # fmt: skip
+          query={"title": "title substring", "offset": OFFSET, "limit": LIMIT})  # fmt: skip
 def list_workflows() -> Response:
     principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
     owner = None if principal.is_admin else principal.username
