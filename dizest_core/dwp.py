@@ -159,7 +159,7 @@ def _parse_flow(key: str, raw: Any, problems: list[Problem]) -> Flow:
         data = {}
     title = _text(raw.get("title"))
     return Flow(
-        key, app_id, _is_active(raw), title, data, _parse_connections(key, raw, problems), raw
+        key, app_id, is_active(raw), title, data, _parse_connections(key, raw, problems), raw
     )
 
 
@@ -177,7 +177,8 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _is_active(raw: Mapping[str, Any]) -> bool:
+def is_active(raw: Mapping[str, Any]) -> bool:
+    """DIZEST's activity flags: 4.x `active`, else 3.x `inactive`; a flow with neither is active."""
     if "active" in raw:
         return bool(raw["active"])
     if "inactive" in raw:
@@ -244,15 +245,18 @@ def validate(package: Package) -> list[Problem]:
         problems += _connection_problems(package, flow, app)
     graph = Graph.from_package(package)
     for cycle in graph.find_cycles():
-        if len(cycle) == 2:
-            problems.append(
-                Problem(
-                    "self_loop", f"flow reads its own output: {format_cycle(cycle)}", flow=cycle[0]
-                )
-            )
-        else:
-            problems.append(Problem("cycle", f"cycle: {format_cycle(cycle)}", flow=cycle[0]))
+        problems.append(_cycle_problem(package, cycle))
     return problems
+
+
+def _cycle_problem(package: Package, cycle: list[str]) -> Problem:
+    """A self-loop or a cycle, named by its first flow and that flow's app (like every other
+    problem, so an editor can point at both)."""
+    flow, app = cycle[0], package.flows[cycle[0]].app_id or None
+    if len(cycle) == 2:
+        message = f"flow reads its own output: {format_cycle(cycle)}"
+        return Problem("self_loop", message, flow=flow, app=app)
+    return Problem("cycle", f"cycle: {format_cycle(cycle)}", flow=flow, app=app)
 
 
 def _connection_problems(package: Package, flow: Flow, app: App) -> list[Problem]:

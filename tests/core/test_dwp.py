@@ -190,7 +190,7 @@ def test_flow_id_differing_from_its_key() -> None:
 def test_self_loop() -> None:
     problems = dwp.check(pkg(flow("a", sources=["a"])))
     p = only(problems, "self_loop")
-    assert p.flow == "a"
+    assert (p.flow, p.app) == ("a", "node")
     assert "a -> a" in p.message
     assert by_code(problems, "cycle") == []
 
@@ -200,7 +200,7 @@ def test_three_cycle_names_the_path() -> None:
         pkg(flow("a", sources=["c"]), flow("b", sources=["a"]), flow("c", sources=["b"]))
     )
     p = only(problems, "cycle")
-    assert p.flow == "a"
+    assert (p.flow, p.app) == ("a", "node")
     assert "a -> b -> c -> a" in p.message
     with pytest.raises(ValidationError, match="a -> b -> c -> a"):
         dwp.load(pkg(flow("a", sources=["c"]), flow("b", sources=["a"]), flow("c", sources=["b"])))
