@@ -29,7 +29,7 @@ def create_celery(settings: WorkerSettings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_default_queue=settings.queue,
-        task_time_limit=int(settings.max_flow_timeout_s + 300),
+        task_time_limit=settings.task_time_limit_s,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

@@ -28,7 +28,7 @@ from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
 from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
-from dizest_core.report import ReportBuilder
+from dizest_core.report import ReportBuilder, iso
 from dizest_core.runner import new_run_id
 from dizest_core.workflow import split_inputs
 from dizest_worker.options import validate as validate_options
@@ -141,16 +141,21 @@ class Client:
         return self._record(run_id)["status"]
 
     def get(self, run_id: str) -> dict[str, Any]:
-        """The run report, folded from the run's event stream (the same document as local)."""
-        self._record(run_id)
+        """The run report (the same document as local): statuses, reasons, indexes and
+        durations from the run's state, which is authoritative; logs and results from its
+        event stream, which is capped, so the oldest of them may be gone."""
+        record = self._record(run_id)
         snapshot = self.runs.snapshot(run_id) or {"flow": {}}
         builder = ReportBuilder(
             run_id, snapshot.get("flow", {}), self.settings.engine.max_log_entries
         )
         for event in self._all_events(run_id):
             builder.apply(event)
+        for flow_id, state in self.runs.flow_states(run_id, list(builder.flows)).items():
+            builder.flows[flow_id].update(state)
         previews = self.store.previews_of(run_id, list(builder.flows))
-        return builder.report(previews.__getitem__)
+        report = builder.report(previews.__getitem__)
+        return report | _run_times(record)
 
     def _all_events(self, run_id: str) -> Iterator[Event]:
         after = None
@@ -196,14 +201,22 @@ class Client:
         return answer
 
     def outputs(self, run_id: str, flow_id: str) -> dict[str, Any]:
-        """The JSON previews of a flow's outputs."""
-        self._record(run_id)
+        """The JSON previews of a flow's outputs; UnknownFlowError if the run has no such flow."""
+        self._check_flow(run_id, flow_id)
         return self.store.previews(run_id, flow_id)
 
     def output_value(self, run_id: str, flow_id: str, name: str) -> Value | None:
         """One output as stored (pickle bytes, or an Artifact file reference)."""
-        self._record(run_id)
+        self._check_flow(run_id, flow_id)
         return self.store.get(run_id, flow_id, name)
+
+    def _check_flow(self, run_id: str, flow_id: str) -> None:
+        self._record(run_id)
+        ctx = self.runs.context(run_id)
+        if ctx is None:
+            raise RunNotFound(f"run {run_id!r} expired")
+        if flow_id not in ctx.package.flows:
+            raise UnknownFlowError(f"run {run_id} has no flow {flow_id!r}")
 
     def load_output(self, run_id: str, flow_id: str, name: str) -> Any:
         """One output as a Python object (unpickled: only for outputs you trust)."""
@@ -214,3 +227,12 @@ class Client:
             with open(value.path, "rb") as fh:
                 return pickle.load(fh)
         return pickle.loads(value)
+
+
+def _run_times(record: Mapping[str, str]) -> dict[str, Any]:
+    """The run's status and times from its record: its first events may have been trimmed."""
+    times = {}
+    for name, field in (("started_at", "created_at"), ("finished_at", "finished_at")):
+        if record.get(field):
+            times[name] = iso(float(record[field]))
+    return {"status": record["status"], **times}

@@ -12,18 +12,24 @@ key / channel                         type     holds                            
 {p}:user:{name}:active                set      the user's runs not yet seen final        none*
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
                                                ends (waiters BLPOP it and push it back)
-{p}:run:{run}:flows                   hash     per flow: "{f}" status, "{f}:reason",     ttl_s
+{p}:run:{run}:flows                   hash     per flow: "{f}" status, "{f}:reason"      ttl_s
+                                               (that of its latest flow.status event),
                                                "{f}:attempt", "{f}:waiting",
                                                "{f}:index", "{f}:duration", "{f}:worker",
-                                               "{f}:queue"
+                                               "{f}:retries" (user-code retries used),
+                                               "{f}:lost" (worker losses requeued);
+                                               reused flows are there as "ready". The
+                                               run report's statuses are read from here.
 {p}:run:{run}:out:{flow}              hash     "v:{name}" value (b"B"+pickle or           ttl_s
                                                b"A"+json artifact ref), "p:{name}"
                                                JSON preview, "_attempt"
-{p}:run:{run}:events                  stream   field "e": event JSON without its id      ttl_s
-                                               (the stream id is the event id); capped
-                                               at stream_maxlen
-{p}:runs                              zset     run ids by creation time (ms)             none*
-{p}:idem:{key}                        string   run id for an idempotency key              ttl_s
+{p}:run:{run}:events                  stream   field "e": event JSON without its id      the run's
+                                               (the stream id is the event id); capped   (set by the
+                                               at stream_maxlen                          XADD making it)
+{p}:runs                              zset     run ids by creation time (ms); entries     ttl_s from
+                                               older than ttl_s pruned at each submit    the newest
+{p}:idem:{key}                        string   run id for an idempotency key, written    ttl_s
+                                               with the run in one script
 {p}:leases                            zset     "{run}\\x1f{flow}\\x1f{attempt}" scored     none*
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms)        none*

@@ -125,8 +125,8 @@ class Executor:
             return
         if len(known) > 1:
             self.runs.reserve([(t.run_id, t.flow_id, t.attempt) for t in known])
-        next_beat = time.monotonic() + self.settings.lease_s / 3
-        batch = _Batch(ctx, deque(known), next_beat=next_beat)
+        now = time.monotonic()
+        batch = _Batch(ctx, deque(known), started=now, next_beat=now + self.settings.lease_s / 3)
         try:
             while batch.local or batch.running:
                 while batch.local and len(batch.running) < self.settings.local_slots:
@@ -148,6 +148,11 @@ class Executor:
                     batch.running.pop(item.flow_id, None)
 
     def _start(self, batch: _Batch, task: FlowTask) -> None:
+        options = self._options(batch.ctx, task.flow_id)
+        if time.monotonic() - batch.started + options.timeout > self.settings.local_budget_s:
+            # it could outlast Celery's hard time limit of this task: let a new task run it
+            self._send([(task, options.queue)])
+            return
         package = batch.ctx.package
         wired = package.wired(package.flows[task.flow_id])
         answer, values = self.runs.claim(
@@ -160,7 +165,6 @@ class Executor:
         if answer != "ok":
             log.info("not running %s: %s", task, answer)
             return
-        options = self._options(batch.ctx, task.flow_id)
         workdir = os.path.join(self.settings.workdir_root, task.run_id)
         os.makedirs(workdir, exist_ok=True)
         job = build_job(
@@ -192,8 +196,10 @@ class Executor:
             batch.next_beat = time.monotonic() + self.settings.lease_s / 3
             leases = [(t.run_id, t.flow_id, t.attempt) for t, _ in batch.running.values()]
             reserved = [(t.run_id, t.flow_id, t.attempt) for t in batch.local]
-            alive_flags = self.runs.heartbeat(leases + reserved)[: len(leases)]
-            for (_, flow_id, _), alive in zip(leases, alive_flags, strict=True):
+            beats = self.runs.heartbeat(leases + reserved)
+            if any(cancelled for _, cancelled in beats):  # the control message may be lost
+                self._kill_all(batch, "cancelled")
+            for (_, flow_id, _), (alive, _) in zip(leases, beats[: len(leases)], strict=True):
                 if not alive:
                     self.supervisor.kill(
                         flow_id, "lease lost: attempt taken over by another worker"
@@ -201,15 +207,14 @@ class Executor:
         if time.monotonic() >= batch.next_control:  # cancel messages: read 10 times a second
             batch.next_control = time.monotonic() + 0.1
             if self._cancelled(batch.ctx.run_id):
-                for flow_id in batch.running:
-                    self.supervisor.kill(flow_id, "cancelled")
+                self._kill_all(batch, "cancelled")
+
+    def _kill_all(self, batch: _Batch, reason: str) -> None:
+        for flow_id in batch.running:
+            self.supervisor.kill(flow_id, reason)
 
     def _finish(self, batch: _Batch, finished: Finished) -> None:
         task, options = batch.running.pop(finished.flow_id)
-        retry = (
-            not finished.ok and finished.reason != "cancelled" and task.attempt <= options.retries
-        )
-        delay = self.settings.retry_backoff_s * 2 ** (task.attempt - 1) if retry else 0.0
         result = self.runs.finish(
             batch.ctx,
             task.flow_id,
@@ -219,12 +224,12 @@ class Executor:
             finished.duration_s,
             finished.outputs,
             finished.previews,
-            retry,
-            retry_delay_s=delay,
+            retryable=not finished.ok and finished.reason != "cancelled",
+            max_retries=options.retries,
         )
         if result.outcome == "retry":  # its reservation stays until the retry is claimed
             retried = FlowTask(task.run_id, task.flow_id, result.next_attempt or task.attempt + 1)
-            self.enqueue([(retried, options.queue)], delay)
+            self.enqueue([(retried, options.queue)], result.delay_s)
             return
         others: list[tuple[FlowTask, str]] = []
         slots = self.settings.local_slots
@@ -236,9 +241,13 @@ class Executor:
                 batch.local.append(child)  # reserved by FINISH, renewed with our leases
             else:
                 others.append((child, queue))
-        if others:
-            self.enqueue(others, 0.0)
-            self.runs.release([(t.run_id, t.flow_id, t.attempt) for t, _ in others])
+        self._send(others)
+
+    def _send(self, tasks: list[tuple[FlowTask, str]]) -> None:
+        """Enqueue reserved tasks, then drop their reservations (the broker holds them now)."""
+        if tasks:
+            self.enqueue(tasks, 0.0)
+            self.runs.release([(t.run_id, t.flow_id, t.attempt) for t, _ in tasks])
 
     def _cancelled(self, run_id: str) -> bool:
         """Whether a cancel message for this run arrived (read without a round trip)."""
@@ -258,6 +267,7 @@ class _Batch:
     ctx: RunContext
     local: deque[FlowTask]
     running: dict[str, tuple[FlowTask, FlowOptions]] = field(default_factory=dict)
+    started: float = 0.0  # monotonic time the Celery task began (see local_budget_s)
     next_beat: float = 0.0
     next_control: float = 0.0
 

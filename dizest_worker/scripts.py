@@ -5,18 +5,28 @@ becomes its event id) and published on the events channel, in the same atomic st
 change it reports. Once the run's final `workflow.status` is emitted, `emit` drops anything else,
 so the final status is always the run's last event.
 
+    CREATE     a planned run: record, snapshot, flows, index, reservations, reused outputs,
+               first events, idempotency key (written last)      -> {1, run} | {0, existing run}
     CLAIM      pending flow attempt -> running, lease taken, its input values read
                                                                      -> ok+values | stale | cancelled
-    FINISH     running attempt -> ready/error (or back to pending to retry), outputs written,
-               children whose last parent finished -> pending, descendants of a failure
-               skipped, run finalized when nothing is left           -> {ok|retry|stale|alive, ...}
+    FINISH     running attempt -> ready/error (or back to pending to retry, while its own
+               retries last), outputs written, children whose last parent finished -> pending,
+               descendants of a failure skipped, run finalized when nothing is left
+                                                                 -> {ok|retry|stale|alive, ...}
     REQUEUE    expired lease: running attempt -> next attempt pending        -> attempt
                pending flow nobody claimed -> send it again                   -> resend
-               running attempt, no attempts left (caller then FINISHes it) -> exhausted
+               attempt of a cancelled run -> resolved as cancelled           -> cancelled
+               running attempt lost too often (caller then FINISHes it)    -> exhausted
                otherwise                                                      -> gone | alive
     CANCEL     every not-started flow -> idle (cancelled); workers told      -> final | n
     EMIT       events for a run that has not ended                           -> ids
-    HEARTBEAT  extend a lease that still exists                              -> 1 | 0
+    HEARTBEAT  extend a lease that still exists; is its run cancelled? -> {1|0, 1|0}
+
+A flow's `{f}:reason` field always holds the reason its latest `flow.status` event gave (absent
+for none), so the flows hash alone rebuilds every status even after the capped stream is trimmed.
+User-code retries (`{f}:retries`) and worker losses (`{f}:lost`) are counted apart: `retries: 3`
+means three retries of failing code whatever the number of lost workers, which `max_attempts`
+bounds on its own.
 """
 
 from __future__ import annotations
@@ -27,15 +37,31 @@ local function jstr(s)
   return cjson.encode(s)
 end
 
-local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_json)
-  if redis.call('HGET', run_key, 'final') == '1' then return false end
+local function now_s()
   local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+
+-- 'final' is '0' from the run's creation on: absent, the run is gone (expired) and its stream
+-- must not be made again. The XADD that makes the stream gives it the run's TTL.
+local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_json)
+  if redis.call('HGET', run_key, 'final') ~= '0' then return false end
   local body = '{"run_id":' .. cjson.encode(run_id) .. ',"type":"' .. etype .. '","flow_id":'
-    .. jstr(flow) .. ',"data":' .. data_json .. ',"ts":' .. t[1] .. '.'
-    .. string.format('%06d', tonumber(t[2])) .. '}'
+    .. jstr(flow) .. ',"data":' .. data_json .. ',"ts":' .. now_s() .. '}'
+  local fresh = redis.call('EXISTS', stream) == 0
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
+  if fresh then
+    local ttl = redis.call('PTTL', run_key)
+    if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+  end
   redis.call('PUBLISH', channel, '{"id":"' .. id .. '",' .. string.sub(body, 2))
   return id
+end
+
+-- set (or, for none, drop) the reason that goes with a flow's new status
+local function set_reason(flows_key, flow, reason)
+  if reason then redis.call('HSET', flows_key, flow .. ':reason', reason)
+  else redis.call('HDEL', flows_key, flow .. ':reason') end
 end
 
 local function status_data(status, reason, extra)
@@ -46,18 +72,81 @@ local function finalize(run_key, flows_key, stream, channel, maxlen, run_id)
   local status = 'ready'
   if redis.call('HGET', run_key, 'cancelled') == '1' then status = 'cancelled'
   elseif redis.call('HGET', run_key, 'failed') == '1' then status = 'error' end
-  local t = redis.call('TIME')
-  redis.call('HSET', run_key, 'status', status, 'finished_at', t[1] .. '.' .. t[2])
+  redis.call('HSET', run_key, 'status', status, 'finished_at', now_s())
   emit(run_key, stream, channel, maxlen, run_id, 'workflow.status', false,
        '{"status":"' .. status .. '"}')
   redis.call('HSET', run_key, 'final', '1')
   local done = run_key .. ':done'  -- a list waiters block on (BLPOP, then put it back)
   redis.call('RPUSH', done, status)
-  local ttl = redis.call('TTL', run_key)
-  if ttl > 0 then redis.call('EXPIRE', done, ttl) end
+  local ttl = redis.call('PTTL', run_key)
+  if ttl > 0 then redis.call('PEXPIRE', done, ttl) end
   return status
 end
+
+-- a flow that will not run again: count it resolved, and end the run if it was the last
+local function resolved(run_key, flows_key, stream, channel, maxlen, run_id)
+  if redis.call('HINCRBY', run_key, 'unresolved', -1) == 0 then
+    return finalize(run_key, flows_key, stream, channel, maxlen, run_id)
+  end
+  return ''
+end
 """
+
+# KEYS: run, flows, events, pkg, runs (index), leases, idempotency ('' for none),
+#       then (source outputs, outputs) of each reused flow
+# ARGV: channel, maxlen, run_id, ttl_s, now_ms, reserve_until, run key prefix ('{p}:run:'),
+#       snapshot, n, record (field, value)..., n, flows (field, value)..., n, roots...,
+#       n, events (type, flow, data_json)...
+# The idempotency key is written last and only names a run that exists: a script that fails
+# half-way leaves no key behind, and a key whose run is gone is taken over.
+CREATE = (
+    PRELUDE
+    + r"""
+local run_key, flows_key, stream, pkg_key, runs_key, leases, idem =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local channel, maxlen, run_id, ttl, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+if idem ~= '' then
+  local existing = redis.call('GET', idem)
+  if existing and redis.call('EXISTS', ARGV[7] .. existing) == 1 then return {0, existing} end
+end
+local function hset_from(key, i)  -- HSET the n (field, value) args after ARGV[i]; next index
+  local n = tonumber(ARGV[i])
+  for j = i + 1, i + n, 2000 do  -- in slices: unpack() has a stack limit
+    redis.call('HSET', key, unpack(ARGV, j, math.min(j + 1999, i + n)))
+  end
+  return i + n + 1
+end
+redis.call('SET', pkg_key, ARGV[8], 'EX', ttl)
+local i = hset_from(run_key, 9)
+redis.call('HSET', run_key, 'final', '0')
+redis.call('EXPIRE', run_key, ttl)
+if tonumber(ARGV[i]) > 0 then
+  i = hset_from(flows_key, i)
+  redis.call('EXPIRE', flows_key, ttl)
+else
+  i = i + 1
+end
+redis.call('ZADD', runs_key, now, run_id)
+redis.call('ZREMRANGEBYSCORE', runs_key, '-inf', '(' .. (tonumber(now) - ttl * 1000))
+redis.call('EXPIRE', runs_key, ttl)  -- refreshed by each run: once it lapses, all theirs did
+for j = i + 1, i + tonumber(ARGV[i]) do  -- roots: reserved until the submitter has sent them
+  redis.call('ZADD', leases, ARGV[6], run_id .. '\031' .. ARGV[j] .. '\031' .. '1')
+end
+i = i + tonumber(ARGV[i]) + 1
+for k = 8, #KEYS, 2 do
+  redis.call('COPY', KEYS[k], KEYS[k + 1], 'REPLACE')
+  redis.call('EXPIRE', KEYS[k + 1], ttl)
+end
+for j = i + 1, i + tonumber(ARGV[i]) * 3, 3 do
+  emit(run_key, stream, channel, maxlen, run_id, ARGV[j], ARGV[j + 1], ARGV[j + 2])
+end
+if tonumber(redis.call('HGET', run_key, 'unresolved')) <= 0 then
+  finalize(run_key, flows_key, stream, channel, maxlen, run_id)
+end
+if idem ~= '' then redis.call('SET', idem, run_id, 'EX', ttl) end
+return {1, run_id}
+"""
+)
 
 # KEYS: run, flows, events, leases, then the outputs hash of each input source
 # ARGV: channel, maxlen, run_id, flow, attempt, worker, lease_expiry_ms, then "v:{name}" per source
@@ -73,6 +162,7 @@ then return 'cancelled' end
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
    or redis.call('HGET', flows_key, flow) ~= 'pending' then return 'stale' end
 redis.call('HSET', flows_key, flow, 'running', flow .. ':worker', ARGV[6])
+set_reason(flows_key, flow, false)
 redis.call('ZADD', leases, ARGV[7], run_id .. '\031' .. flow .. '\031' .. attempt)
 emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('running', false))
 emit(run_key, stream, channel, maxlen, run_id, 'log.clear', flow, '{}')
@@ -83,19 +173,23 @@ return reply
 )
 
 # KEYS: run, flows, events, leases, outputs
-# ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retry, expired_before,
-#       reserve_until, n_children, children..., n_descendants, descendants...,
-#       n_outputs, (name, value, preview)...
+# ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
+#       max_retries, backoff_ms, expired_before, reserve_until, n_children, children...,
+#       n_descendants, descendants..., n_outputs, (name, value, preview)...
+# A retryable failure goes back to pending while the flow's own retries last (`{f}:retries`,
+# not the attempt number, which worker losses raise too), after backoff_ms * 2^retries_used.
 # Flows it makes pending (ready children, a retried flow) get a reservation lease until
-# `reserve_until`: if nobody claims them by then (their worker died before sending or running
-# them), the reaper sends them again.
+# `reserve_until` (plus the backoff): if nobody claims them by then (their worker died before
+# sending or running them), the reaper sends them again.
+# Returns {'stale'} | {'alive'} | {'retry', next_attempt, delay_ms} | {'ok', ready, final}
 FINISH = (
     PRELUDE
     + r"""
 local run_key, flows_key, stream, leases, out_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local channel, maxlen, ttl, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ok, reason, duration = ARGV[7] == '1', ARGV[8], ARGV[9]
-local retry, expired_before, reserve_until = ARGV[10] == '1', tonumber(ARGV[11]), ARGV[12]
+local retryable, max_retries, backoff_ms = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
+local expired_before, reserve_until = tonumber(ARGV[13]), tonumber(ARGV[14])
 local member = run_id .. '\031' .. flow .. '\031' .. attempt
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
    or redis.call('HGET', flows_key, flow) ~= 'running' then return {'stale'} end
@@ -105,15 +199,19 @@ if expired_before > 0 then
 end
 redis.call('ZREM', leases, member)
 local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
-if not ok and retry and not cancelled then
+local used = tonumber(redis.call('HGET', flows_key, flow .. ':retries') or '0')
+if not ok and retryable and not cancelled and used < max_retries then
   local next_attempt = tonumber(attempt) + 1
-  redis.call('HSET', flows_key, flow, 'pending', flow .. ':attempt', next_attempt)
-  redis.call('ZADD', leases, reserve_until, run_id .. '\031' .. flow .. '\031' .. next_attempt)
-  emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow,
-       status_data('pending', 'retrying after: ' .. reason))
-  return {'retry', tostring(next_attempt)}
+  local delay = math.floor(backoff_ms * 2 ^ used)
+  local why = 'retrying after: ' .. reason
+  redis.call('HSET', flows_key, flow, 'pending', flow .. ':attempt', next_attempt,
+             flow .. ':retries', used + 1, flow .. ':reason', why)
+  redis.call('ZADD', leases, reserve_until + delay,
+             run_id .. '\031' .. flow .. '\031' .. next_attempt)
+  emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('pending', why))
+  return {'retry', tostring(next_attempt), tostring(delay)}
 end
-local i = 13
+local i = 15
 local children = {}
 for j = 1, tonumber(ARGV[i]) do children[j] = ARGV[i + j] end
 i = i + tonumber(ARGV[i]) + 1
@@ -138,7 +236,7 @@ else
 end
 if reason == '' then reason = false end
 redis.call('HSET', flows_key, flow, status, flow .. ':index', index, flow .. ':duration', duration)
-if reason then redis.call('HSET', flows_key, flow .. ':reason', reason) end
+set_reason(flows_key, flow, reason)
 emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow,
      status_data(status, reason, ',"duration_s":' .. duration))
 emit(run_key, stream, channel, maxlen, run_id, 'flow.index', flow, '{"index":' .. index .. '}')
@@ -175,6 +273,8 @@ return {'ok', ready, final}
 
 # KEYS: run, flows, events, leases
 # ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until
+# An attempt of a cancelled run is resolved here (error, cancelled, as when a worker kills it
+# on cancel): sending it again would only meet CLAIM's "cancelled" and leave it unresolved.
 REQUEUE = (
     PRELUDE
     + r"""
@@ -185,18 +285,38 @@ local score = redis.call('ZSCORE', leases, member)
 if score and tonumber(score) > tonumber(ARGV[6]) then return 'alive' end
 local status = redis.call('HGET', flows_key, flow)
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
-   or (status ~= 'pending' and status ~= 'running') then
+   or (status ~= 'pending' and status ~= 'running')
+   or redis.call('HGET', run_key, 'final') ~= '0' then
   redis.call('ZREM', leases, member)
   return 'gone'
 end
-if status == 'running' and tonumber(attempt) >= tonumber(ARGV[7]) then return 'exhausted' end
+if redis.call('HGET', run_key, 'cancelled') == '1' then
+  redis.call('ZREM', leases, member)
+  local new_status = 'idle'  -- not started: as CANCEL leaves the others
+  if status == 'running' then new_status = 'error' end
+  redis.call('HSET', flows_key, flow, new_status, flow .. ':reason', 'cancelled')
+  emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data(new_status, 'cancelled'))
+  if status == 'running' then
+    redis.call('HSET', run_key, 'failed', '1')
+    redis.call('HSET', flows_key, flow .. ':index', -1)
+    emit(run_key, stream, channel, maxlen, run_id, 'flow.index', flow, '{"index":-1}')
+  end
+  resolved(run_key, flows_key, stream, channel, maxlen, run_id)
+  return 'cancelled'
+end
+if status == 'pending' then
+  redis.call('ZREM', leases, member)
+  return 'resend'
+end
+local lost = tonumber(redis.call('HGET', flows_key, flow .. ':lost') or '0') + 1
+if lost >= tonumber(ARGV[7]) then return 'exhausted' end
 redis.call('ZREM', leases, member)
-if status == 'pending' then return 'resend' end
 local next_attempt = tonumber(attempt) + 1
-redis.call('HSET', flows_key, flow, 'pending', flow .. ':attempt', next_attempt)
+local why = 'worker lost; retrying (attempt ' .. next_attempt .. ')'
+redis.call('HSET', flows_key, flow, 'pending', flow .. ':attempt', next_attempt,
+           flow .. ':lost', lost, flow .. ':reason', why)
 redis.call('ZADD', leases, ARGV[8], run_id .. '\031' .. flow .. '\031' .. next_attempt)
-emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow,
-     status_data('pending', 'worker lost; retrying (attempt ' .. next_attempt .. ')'))
+emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('pending', why))
 return tostring(next_attempt)
 """
 )
@@ -246,21 +366,15 @@ return ids
 """
 )
 
-# KEYS: leases   ARGV: expiry_ms, member
+# KEYS: leases, run   ARGV: expiry_ms, member
+# The cancelled flag rides on the heartbeat so that a worker sees a cancel within lease/3 s
+# even when the control message was lost (pub/sub drops it across a reconnect).
 HEARTBEAT = r"""
+local cancelled = 0
+if redis.call('HGET', KEYS[2], 'cancelled') == '1' then cancelled = 1 end
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
   redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-  return 1
+  return {1, cancelled}
 end
-return 0
+return {0, cancelled}
 """
-
-# KEYS: run, flows, events   ARGV: channel, maxlen, run_id
-FINALIZE = (
-    PRELUDE
-    + r"""
-if redis.call('HGET', KEYS[1], 'final') == '1' then return '' end
-if tonumber(redis.call('HGET', KEYS[1], 'unresolved')) > 0 then return '' end
-return finalize(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
-"""
-)

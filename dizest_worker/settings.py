@@ -28,7 +28,8 @@ class WorkerSettings:
     reaper_interval_s: float = 2.0
     max_attempts: int = 3
     retry_backoff_s: float = 1.0
-    max_flow_timeout_s: float = 24 * 3600
+    max_flow_timeout_s: float = 24 * 3600  # every flow's default timeout, and its upper bound
+    task_slack_s: float = 300.0  # Celery's hard time limit is max_flow_timeout_s + this
     stream_maxlen: int = 100_000
     queue: str = "dizest"
     local_slots: int = 1  # flows one worker process runs at once (freed children run here)
@@ -40,6 +41,8 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.lease_s <= 0 or self.reaper_interval_s <= 0:
             raise ConfigError("lease_s and reaper_interval_s must be positive")
+        if self.ttl_s < 1 or self.max_flow_timeout_s <= 0 or self.task_slack_s <= 0:
+            raise ConfigError("ttl_s, max_flow_timeout_s and task_slack_s must be positive")
         if self.redis_max_connections < 1 or self.redis_pool_timeout_s <= 0:
             raise ConfigError("redis_max_connections and redis_pool_timeout_s must be positive")
         if self.max_attempts < 1 or self.local_slots < 1:
@@ -51,6 +54,18 @@ class WorkerSettings:
     def visibility_timeout_s(self) -> int:
         """Broker redelivery delay for unacknowledged tasks: above the longest allowed flow."""
         return int(self.max_flow_timeout_s + 600)
+
+    @property
+    def task_time_limit_s(self) -> int:
+        """Celery's hard time limit per task: only a backstop above our own flow timeouts."""
+        return int(self.max_flow_timeout_s + self.task_slack_s)
+
+    @property
+    def local_budget_s(self) -> float:
+        """How long after its start a task may still be running flows: a flow it would run
+        locally (a freed child, the rest of a batch) that could end later is enqueued instead,
+        so a task stops well (half the slack) before Celery's hard time limit kills it."""
+        return self.max_flow_timeout_s + self.task_slack_s / 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -69,6 +84,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_attempts": int,
     "retry_backoff_s": float,
     "max_flow_timeout_s": float,
+    "task_slack_s": float,
     "stream_maxlen": int,
     "queue": str,
     "local_slots": int,

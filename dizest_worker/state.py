@@ -20,6 +20,7 @@ from dizest_core import events as ev
 from dizest_core.events import Event
 from dizest_core.job import Value
 from dizest_core.plan import Plan
+from dizest_core.status import Reason
 from dizest_worker import scripts
 from dizest_worker.context import RunContext
 from dizest_worker.keys import Keys, lease_member, parse_lease
@@ -35,6 +36,7 @@ class FinishResult:
     ready: tuple[str, ...] = ()
     final: str | None = None
     next_attempt: int | None = None
+    delay_s: float = 0.0  # before a retry may start (its backoff)
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,13 @@ class RedisRuns:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         reg = client.register_script
+        self._create = reg(scripts.CREATE)
         self._claim = reg(scripts.CLAIM)
         self._finish = reg(scripts.FINISH)
         self._requeue = reg(scripts.REQUEUE)
         self._cancel = reg(scripts.CANCEL)
         self._emit = reg(scripts.EMIT)
         self._heartbeat = reg(scripts.HEARTBEAT)
-        self._finalize = reg(scripts.FINALIZE)
         self._contexts: OrderedDict[str, RunContext] = OrderedDict()
 
     def _base_args(self, run_id: str) -> list[Any]:
@@ -80,73 +82,44 @@ class RedisRuns:
         idempotency_key: str | None = None,
         base_run: str | None = None,
     ) -> NewRun:
-        """Store a planned run and emit its first events; same key, same run."""
-        ttl = self.settings.ttl_s
-        if idempotency_key:
-            key = self.keys.idempotency(idempotency_key)
-            if not self.client.set(key, run_id, nx=True, ex=ttl):
-                existing = self.client.get(key)
-                return NewRun(existing.decode() if existing else run_id, False, ())
-        skipped = plan.skipped
-        unresolved = len(plan.run) - len(skipped)
+        """Store a planned run and emit its first events, in one atomic step with its
+        idempotency key: the same key gives the same run, even to racing submits."""
         roots = tuple(plan.roots())
-        flows: dict[str, Any] = {}
-        for flow_id in plan.run:
-            flows[flow_id] = "pending" if flow_id in roots else "idle"
-            flows[f"{flow_id}:attempt"] = 1
-            flows[f"{flow_id}:waiting"] = len(plan.parents[flow_id])
-            if flow_id in skipped:
-                flows[f"{flow_id}:reason"] = skipped[flow_id]
-                flows[f"{flow_id}:index"] = -2
-        run_key, flows_key = self.keys.run(run_id), self.keys.flows(run_id)
         fields = {
             **{k: json.dumps(v) for k, v in record.items()},
             "status": "running",
             "created_at": time.time(),
-            "unresolved": unresolved,
+            "unresolved": len(plan.run) - len(plan.skipped),
             "completed": 0,
             "failed": 0,
             "cancelled": 0,
-            "final": 0,
         }
-        pipe = self.client.pipeline()
-        pipe.hset(run_key, mapping=fields)
-        pipe.set(self.keys.package(run_id), json.dumps(snapshot))
-        if flows:
-            pipe.hset(flows_key, mapping=flows)
-        for key in (run_key, flows_key, self.keys.package(run_id)):
-            pipe.expire(key, ttl)
-        pipe.zadd(self.keys.runs, {run_id: now_ms()})
-        if roots:  # reserved until the submitter has sent them (see `release`)
-            pipe.zadd(
-                self.keys.leases, {lease_member(run_id, f, 1): self.reservation() for f in roots}
-            )
-        for flow_id in plan.reused:
-            pipe.copy(
-                self.keys.outputs(base_run or "", flow_id),
-                self.keys.outputs(run_id, flow_id),
-                replace=True,
-            )
-            pipe.expire(self.keys.outputs(run_id, flow_id), ttl)
-        pipe.execute()
-        events: list[tuple[str, str | None, dict[str, Any]]] = [
-            (ev.WORKFLOW_STATUS, None, {"status": "running"})
+        keys = [
+            self.keys.run(run_id),
+            self.keys.flows(run_id),
+            self.keys.events(run_id),
+            self.keys.package(run_id),
+            self.keys.runs,
+            self.keys.leases,
+            self.keys.idempotency(idempotency_key) if idempotency_key else "",
         ]
-        for flow_id in plan.reused:
-            events.append(
-                (ev.FLOW_STATUS, flow_id, {"status": "ready", "reason": "reused from previous run"})
-            )
-        for flow_id, reason in skipped.items():
-            events += [
-                (ev.FLOW_STATUS, flow_id, {"status": "idle", "reason": reason}),
-                (ev.FLOW_INDEX, flow_id, {"index": -2}),
-            ]
-        events += [(ev.FLOW_STATUS, f, {"status": "pending", "reason": None}) for f in roots]
-        self.emit(run_id, events)
-        self._finalize(
-            keys=[run_key, flows_key, self.keys.events(run_id)], args=self._base_args(run_id)
-        )
-        return NewRun(run_id, True, roots)
+        for flow_id in sorted(plan.reused):
+            keys += [self.keys.outputs(base_run or "", flow_id), self.keys.outputs(run_id, flow_id)]
+        args: list[Any] = [
+            *self._base_args(run_id),
+            self.settings.ttl_s,
+            now_ms(),
+            self.reservation(),  # roots: reserved until the submitter has sent them
+            self.keys.run(""),
+            json.dumps(snapshot),
+            *_counted(_flat(fields)),
+            *_counted(_flat(_flow_fields(plan, roots))),
+            *_counted(list(roots)),
+        ]
+        events = _first_events(plan, roots)
+        args += [len(events), *(x for type_, flow, data in events for x in (type_, flow, data))]
+        created, answer = self._create(keys=keys, args=args)
+        return NewRun(answer.decode(), bool(created), roots if created else ())
 
     # -- advancing a run ------------------------------------------------------------------
     def claim(
@@ -193,17 +166,18 @@ class RedisRuns:
         if members:
             self.client.zrem(self.keys.leases, *members)
 
-    def heartbeat(self, leases: Iterable[tuple[str, str, int]]) -> list[bool]:
-        """Extend leases; False where the lease is gone (the attempt was taken over)."""
+    def heartbeat(self, leases: Iterable[tuple[str, str, int]]) -> list[tuple[bool, bool]]:
+        """Extend leases; for each, (still ours, its run is cancelled). Not ours: the attempt
+        was taken over. The cancelled flag catches a cancel whose control message was lost."""
         expiry = now_ms() + int(self.settings.lease_s * 1000)
         pipe = self.client.pipeline(transaction=False)
         for run_id, flow_id, attempt in leases:
             self._heartbeat(
-                keys=[self.keys.leases],
+                keys=[self.keys.leases, self.keys.run(run_id)],
                 args=[expiry, lease_member(run_id, flow_id, attempt)],
                 client=pipe,
             )
-        return [bool(x) for x in pipe.execute()]
+        return [(bool(alive), bool(cancelled)) for alive, cancelled in pipe.execute()]
 
     def emit(
         self, run_id: str, events: Sequence[tuple[str, str | None, Mapping[str, Any]]]
@@ -226,10 +200,12 @@ class RedisRuns:
         duration_s: float,
         values: Mapping[str, Value],
         previews: Mapping[str, Any],
-        retry: bool = False,
+        retryable: bool = False,
+        max_retries: int = 0,
         expired_before: int = 0,
-        retry_delay_s: float = 0.0,
     ) -> FinishResult:
+        """End an attempt. A `retryable` failure goes back to pending (outcome `retry`, after
+        a backoff) while the flow has retries of its own left, counted apart from worker losses."""
         run_id = ctx.run_id
         children = list(ctx.plan.children[flow_id])
         descendants = [] if ok else ctx.descendants(flow_id)
@@ -258,9 +234,11 @@ class RedisRuns:
             int(ok),
             reason or "",
             f"{duration_s:.6f}",
-            int(retry),
+            int(retryable),
+            max_retries,
+            int(self.settings.retry_backoff_s * 1000),
             expired_before,
-            self.reservation(retry_delay_s),
+            self.reservation(),
             len(children),
             *children,
             len(descendants),
@@ -274,7 +252,7 @@ class RedisRuns:
             final = answer[2].decode() if len(answer) > 2 and answer[2] else None
             return FinishResult("ok", tuple(x.decode() for x in answer[1]), final)
         if outcome == "retry":
-            return FinishResult("retry", next_attempt=int(answer[1]))
+            return FinishResult("retry", next_attempt=int(answer[1]), delay_s=int(answer[2]) / 1000)
         return FinishResult(outcome)
 
     def requeue(self, run_id: str, flow_id: str, attempt: int, expired_before: int) -> str:
@@ -334,6 +312,24 @@ class RedisRuns:
         raw = self.client.hget(self.keys.flows(run_id), field)
         return raw.decode() if raw is not None else None
 
+    def flow_states(self, run_id: str, flow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Status, reason, index and duration of each flow the run has, from its flows hash:
+        authoritative, where the capped event stream may have lost the early ones."""
+        raw = self.client.hgetall(self.keys.flows(run_id))
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        states: dict[str, dict[str, Any]] = {}
+        for flow_id in flow_ids:
+            if flow_id not in fields:
+                continue
+            duration = fields.get(f"{flow_id}:duration")
+            states[flow_id] = {
+                "status": fields[flow_id],
+                "reason": fields.get(f"{flow_id}:reason"),
+                "index": int(fields.get(f"{flow_id}:index", -1)),
+                "duration_s": float(duration) if duration is not None else None,
+            }
+        return states
+
     def context(self, run_id: str) -> RunContext | None:
         """The run's package, plan and options (cached: a run's snapshot never changes)."""
         ctx = self._contexts.get(run_id)
@@ -374,6 +370,46 @@ class RedisRuns:
             got = self.client.xread({stream: after or "0-0"}, count=count, block=block_ms)
             entries = got[0][1] if got else []
         return [to_event(entry_id, fields) for entry_id, fields in entries]
+
+
+def _flow_fields(plan: Plan, roots: tuple[str, ...]) -> dict[str, Any]:
+    """The flows hash of a new run: see keys.py (reused flows are there too, as `ready`)."""
+    flows: dict[str, Any] = {}
+    for flow_id in plan.reused:
+        flows[flow_id] = "ready"
+        flows[f"{flow_id}:reason"] = Reason.REUSED
+    for flow_id in plan.run:
+        flows[flow_id] = "pending" if flow_id in roots else "idle"
+        flows[f"{flow_id}:attempt"] = 1
+        flows[f"{flow_id}:waiting"] = len(plan.parents[flow_id])
+        if flow_id in plan.skipped:
+            flows[f"{flow_id}:reason"] = plan.skipped[flow_id]
+            flows[f"{flow_id}:index"] = -2
+    return flows
+
+
+def _first_events(plan: Plan, roots: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(type, flow or "", data JSON) of the events a new run starts with."""
+    events: list[tuple[str, str, dict[str, Any]]] = [
+        (ev.WORKFLOW_STATUS, "", {"status": "running"})
+    ]
+    for flow_id in sorted(plan.reused):
+        events.append((ev.FLOW_STATUS, flow_id, {"status": "ready", "reason": Reason.REUSED}))
+    for flow_id, reason in plan.skipped.items():
+        events += [
+            (ev.FLOW_STATUS, flow_id, {"status": "idle", "reason": reason}),
+            (ev.FLOW_INDEX, flow_id, {"index": -2}),
+        ]
+    events += [(ev.FLOW_STATUS, f, {"status": "pending", "reason": None}) for f in roots]
+    return [(t, f, json.dumps(d)) for t, f, d in events]
+
+
+def _flat(mapping: Mapping[str, Any]) -> list[Any]:
+    return [x for item in mapping.items() for x in item]
+
+
+def _counted(items: list[Any]) -> list[Any]:
+    return [len(items), *items]
 
 
 def to_event(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Event:

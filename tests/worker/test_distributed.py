@@ -112,3 +112,35 @@ def test_idempotency_key_gives_one_run(cluster):
     assert client.redis.llen(cluster.settings.queue) == 1  # one root task, enqueued once
     cluster("w1")
     assert client.wait(first, timeout=60)["status"] == "ready"
+
+
+def test_the_report_keeps_every_status_after_the_event_stream_is_trimmed(cluster, tmp_path):
+    cluster("w1", env={"DIZEST_STREAM_MAXLEN": "10"})  # MAXLEN ~ drops whole nodes of 100
+    client = cluster.client
+    run_id = client.submit(DATA / "dag100.dwp")
+    remote = client.wait(run_id, timeout=120)
+    first = client.runs.events(run_id, count=1)[0]
+    assert first.type != "workflow.status", "the stream was not trimmed: test proves nothing"
+    with Workflow(DATA / "dag100.dwp") as wf:
+        local = wf.run(workdir=tmp_path)
+    keep = ("status", "reason", "outputs")
+    assert {f: {k: d[k] for k in keep} for f, d in remote["flows"].items()} == {
+        f: {k: d[k] for k in keep} for f, d in local["flows"].items()
+    }
+    assert sorted(d["index"] for d in remote["flows"].values()) == sorted(
+        d["index"] for d in local["flows"].values()
+    )
+    assert all(d["duration_s"] is not None for d in remote["flows"].values())
+    assert remote["status"] == "ready" and remote["started_at"] and remote["finished_at"]
+
+
+def test_outputs_of_an_unknown_flow_is_an_error(cluster):
+    cluster("w1")
+    client = cluster.client
+    run_id = client.submit(DATA / "c03_fanout.dwp")
+    client.wait(run_id, timeout=60)
+    with pytest.raises(UnknownFlowError) as caught:
+        client.outputs(run_id, "nope")
+    assert isinstance(caught.value, LookupError)
+    with pytest.raises(UnknownFlowError):
+        client.output_value(run_id, "nope", "v")

@@ -104,6 +104,21 @@ def test_cancel_kills_running_children_within_a_second(cluster):
     assert report["flows"]["u"]["reason"] == "cancelled"
 
 
+def test_cancel_is_seen_by_the_heartbeat_when_the_control_message_is_lost(cluster):
+    cluster("a", concurrency=1)
+    client = cluster.client
+    run_id = client.submit(slow_then_use(60))
+    pid = started(client, run_id, "s")
+    runs = client.runs
+    keys = [runs.keys.run(run_id), runs.keys.flows(run_id), runs.keys.events(run_id)]
+    # the CANCEL script with its control message sent where no worker listens: as if lost
+    runs._cancel(keys=keys, args=[*runs._base_args(run_id), f"{runs.keys.prefix}:nobody"])
+    wait_for(lambda: not _alive(pid), timeout=cluster.settings.lease_s / 3 + 1.5)
+    report = client.wait(run_id, timeout=10)
+    assert report["status"] == "cancelled"
+    assert report["flows"]["s"]["reason"] == "cancelled"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -150,6 +165,29 @@ def test_retries_with_backoff(cluster):
     assert report["status"] == "ready" and report["flows"]["f"]["outputs"] == {"v": 2}
     reasons = [e.data.get("reason") for e in client.runs.events(run_id) if e.type == "flow.status"]
     assert "retrying after: RuntimeError: flaky" in reasons
+
+
+def test_a_lost_worker_does_not_use_up_the_flows_retries(cluster):
+    code = (
+        "import os, time\n"
+        "n = int(dizest.drive().read('tries', '0')) + 1\n"
+        "dizest.drive().write('tries', str(n))\n"
+        "print('started', os.getpid(), flush=True)\n"
+        "if n == 1:\n    time.sleep(60)\n"
+        "if n == 2:\n    raise RuntimeError('flaky')\n"
+        "v = n"
+    )
+    pkg = package({"flaky": {"code": code, "outputs": ["v"]}}, {"f": {"app": "flaky"}})
+    first = cluster("a", concurrency=1)
+    client = cluster.client
+    run_id = client.submit(pkg, options={"retries": 1})
+    started(client, run_id, "f")
+    cluster("b", concurrency=1)
+    first.kill()  # attempt 1 lost, attempt 2 fails in user code: its one retry is still there
+    report = client.wait(run_id, timeout=60)
+    assert report["status"] == "ready", report["flows"]["f"]
+    assert report["flows"]["f"]["outputs"] == {"v": 3}
+    assert client.runs.flow_field(run_id, "f", "attempt") == "3"
 
 
 def test_flows_are_routed_to_named_queues(cluster):

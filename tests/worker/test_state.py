@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from dizest_core import dwp
 from dizest_core.plan import make_plan
 from dizest_worker.connection import redis_client
+from dizest_worker.keys import lease_member
 from dizest_worker.state import RedisRuns, now_ms
 from tests.conftest import package
 from tests.worker.conftest import cleanup, make_settings
@@ -117,7 +120,7 @@ def test_a_failure_skips_every_descendant_and_ends_the_run(runs):
 def test_retry_puts_the_flow_back_with_the_next_attempt(runs):
     _, ctx = start(runs)
     runs.claim("r1", "a", 1, "w")
-    assert finish(runs, ctx, "a", ok=False, retry=True).next_attempt == 2
+    assert finish(runs, ctx, "a", ok=False, retryable=True, max_retries=1).next_attempt == 2
     assert runs.flow_field("r1", "a") == "pending"
     assert runs.flow_field("r1", "b", "reason") is None
     assert runs.claim("r1", "a", 2, "w")[0] == "ok"
@@ -135,3 +138,124 @@ def test_cancel_stops_unstarted_flows_and_events_end_with_the_final_status(runs)
     assert events[-1].final and events[-1].data == {"status": "cancelled"}
     assert all(e.data.get("entry") != "too late" for e in events)
     assert runs.cancel("r1") == "final"
+
+
+def test_requeue_of_a_cancelled_run_resolves_the_flow_and_ends_the_run(runs):
+    start(runs)
+    runs.claim("r1", "a", 1, "w")
+    assert runs.cancel("r1") == "1"  # `a` still runs; then its worker is lost
+    later = now_ms() + 60_000
+    assert runs.requeue("r1", "a", 1, expired_before=later) == "cancelled"
+    record = runs.record("r1")
+    assert record is not None
+    assert (record["status"], record["unresolved"]) == ("cancelled", "0")
+    assert runs.flow_field("r1", "a", "reason") == "cancelled"
+    assert runs.client.zscore(runs.keys.leases, lease_member("r1", "a", 1)) is None
+    events = runs.events("r1", count=1000)
+    assert events[-1].final and events[-1].data == {"status": "cancelled"}
+
+
+def test_worker_losses_do_not_use_up_the_flows_own_retries(runs):
+    _, ctx = start(runs)
+    later = now_ms() + 60_000
+    runs.claim("r1", "a", 1, "w")
+    assert runs.requeue("r1", "a", 1, expired_before=later) == "2"  # lost once
+    runs.claim("r1", "a", 2, "w")
+    retried = finish(runs, ctx, "a", attempt=2, ok=False, retryable=True, max_retries=1)
+    assert (retried.outcome, retried.next_attempt) == ("retry", 3)
+    assert retried.delay_s == runs.settings.retry_backoff_s  # the first retry: one backoff
+    runs.claim("r1", "a", 3, "w")
+    assert finish(runs, ctx, "a", attempt=3, ok=False, retryable=True, max_retries=1).ready == ()
+    assert runs.flow_field("r1", "a") == "error"  # its one retry is used up
+
+
+def test_max_attempts_bounds_worker_losses_whatever_the_retries(runs):
+    _, ctx = start(runs)
+    later = now_ms() + 60_000
+    runs.claim("r1", "a", 1, "w")
+    assert finish(runs, ctx, "a", ok=False, retryable=True, max_retries=2).next_attempt == 2
+    runs.claim("r1", "a", 2, "w")
+    retried = finish(runs, ctx, "a", attempt=2, ok=False, retryable=True, max_retries=2)
+    assert retried.delay_s == 2 * runs.settings.retry_backoff_s  # doubled at each retry
+    for attempt in (3, 4):  # max_attempts = 3: two losses are requeued...
+        runs.claim("r1", "a", attempt, "w")
+        assert runs.requeue("r1", "a", attempt, expired_before=later) == str(attempt + 1)
+    runs.claim("r1", "a", 5, "w")
+    assert runs.requeue("r1", "a", 5, expired_before=later) == "exhausted"  # ...the third not
+
+
+def test_heartbeat_tells_the_run_was_cancelled(runs):
+    start(runs)
+    runs.claim("r1", "a", 1, "w")
+    assert runs.heartbeat([("r1", "a", 1), ("r1", "b", 1)]) == [(True, False), (False, False)]
+    runs.client.hset(runs.keys.run("r1"), "cancelled", "1")  # as CANCEL, without its message
+    assert runs.heartbeat([("r1", "a", 1)]) == [(True, True)]
+
+
+def test_the_event_stream_lives_as_long_as_its_run_and_never_outlives_it(runs):
+    start(runs)
+    ttl = runs.client.pttl(runs.keys.events("r1"))
+    assert 0 < ttl <= runs.settings.ttl_s * 1000
+    runs.client.delete(runs.keys.run("r1"), runs.keys.events("r1"))  # the run expired
+    runs.emit("r1", [("log.append", "a", {"entry": "late", "stream": "stdout"})])
+    assert not runs.client.exists(runs.keys.events("r1"))
+
+
+def test_the_runs_index_forgets_runs_older_than_the_ttl(runs):
+    old = now_ms() - runs.settings.ttl_s * 1000 - 1
+    runs.client.zadd(runs.keys.runs, {"ancient": old})
+    start(runs)
+    assert runs.client.zrange(runs.keys.runs, 0, -1) == [b"r1"]
+    assert 0 < runs.client.ttl(runs.keys.runs) <= runs.settings.ttl_s
+
+
+def test_the_flows_hash_holds_every_status_and_its_reason(runs):
+    _, ctx = start(runs)
+    runs.claim("r1", "a", 1, "w")
+    finish(runs, ctx, "a", ok=False, retryable=True, max_retries=1)
+    states = runs.flow_states("r1", ["a", "b", "nope"])
+    assert states["a"] == {
+        "status": "pending",
+        "reason": "retrying after: boom",
+        "index": -1,
+        "duration_s": None,
+    }
+    runs.claim("r1", "a", 2, "w")
+    assert runs.flow_states("r1", ["a"])["a"]["reason"] is None  # running: no reason
+    finish(runs, ctx, "a", attempt=2)
+    assert runs.flow_states("r1", ["a"])["a"] == {
+        "status": "ready",
+        "reason": None,
+        "index": 1,
+        "duration_s": 0.01,
+    }
+    assert set(states) == {"a", "b"}
+
+
+def create(runs: RedisRuns, run_id: str, key: str) -> str:
+    pkg = dwp.load(DIAMOND)
+    record = {"targets": None, "reused": [], "options": {}, "inputs": {}, "flow_inputs": {}}
+    return runs.create(run_id, DIAMOND, make_plan(pkg), record, idempotency_key=key).run_id
+
+
+def test_an_idempotency_key_naming_a_run_that_does_not_exist_is_taken_over(runs):
+    runs.client.set(runs.keys.idempotency("k"), "ghost")  # a crash between key and run
+    assert create(runs, "r1", "k") == "r1"
+    assert create(runs, "r2", "k") == "r1"
+    assert runs.client.get(runs.keys.idempotency("k")) == b"r1"
+    assert 0 < runs.client.ttl(runs.keys.idempotency("k")) <= runs.settings.ttl_s
+
+
+def test_racing_submits_with_one_key_get_one_run_that_exists(runs):
+    barrier = threading.Barrier(8)
+
+    def submit(i: int) -> tuple[str, bool]:
+        barrier.wait()
+        run_id = create(runs, f"race{i}", "same")
+        return run_id, runs.record(run_id) is not None  # it exists as soon as it is returned
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(submit, range(8)))
+    assert len({run_id for run_id, _ in answers}) == 1
+    assert all(exists for _, exists in answers)
+    assert runs.client.zcard(runs.keys.runs) == 1
