@@ -5,6 +5,7 @@
     │   └── ValidationError      carries every Problem found at once
     ├── UnknownFlowError         a flow id that the package does not have (also LookupError)
     ├── ExecutionError           running a flow failed outside user code (could not start, ...)
+    │   └── ProtocolError        a flow child sent something that is not a valid message
     ├── StoreError               the output store could not read or write
     │   └── OutputNotFound       (also LookupError)
     ├── ConfigError              a DIZEST_* setting is malformed
@@ -65,6 +66,11 @@ class UnknownFlowError(WorkflowError, LookupError):
 
 class ExecutionError(DizestError):
     """The engine could not run a flow (not an error in the user's code)."""
+
+
+class ProtocolError(ExecutionError):
+    """A flow child sent a frame or record that is not a well-formed message (broken or
+    hostile user code); the engine ends that flow in error and carries on."""
 
 
 class StoreError(DizestError):

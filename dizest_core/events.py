@@ -6,7 +6,8 @@ events (a counter locally, the stream id in Redis). `data` by type:
     workflow.status  {"status": run status}
     flow.status      {"status": flow status, "reason": str | None, "duration_s"?: float}
     flow.index       {"index": int}  (completion order; -1 failed or not run, -2 skipped)
-    log.append       {"entry": str | {mime, data}, "stream": "print" | "stdout" | "stderr" | "engine"}
+    log.append       {"entry": str | {mime, data}, "stream": "print" | "output" | "engine" | "cache"}
+                     ("output": the flow's stdout and stderr, one stream so their order holds)
     log.clear        {}
     result           {"name": str, "value": {mime, data}}
 

@@ -1,10 +1,15 @@
 """The parent side of flow children: start them through the zygote, supervise, turn ends into data.
 
-`Supervisor` is single-threaded and poll-driven (one selector over every child's pipes and
-socket, plus the zygote's control socket): `launch` a FlowJob, then call `poll` to get what
+`Supervisor` is single-threaded and poll-driven (one selector over every child's output pipe
+and socket, plus the zygote's control socket): `launch` a FlowJob, then call `poll` to get what
 happened as `Signal`s — log lines, results, and one `Finished` per child with a typed outcome
-(ok, user error, timeout, killed by a signal, exited early). It never runs user code and never
-unpickles user values. Killing a flow kills its whole process group.
+(ok, user error, timeout, killed by a signal, exited early, broke the protocol).
+
+A child runs user code, so everything it sends is untrusted: messages are parsed by `wire`
+without pickle (a malformed one ends that flow in error), output values stay opaque bytes, and
+a file reference among its outputs must be a regular file of the stated size inside that
+attempt's own artifact folder. A flow's process group is killed when the flow ends, whatever
+the end, so nothing it started outlives it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import selectors
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -21,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dizest_core import job as wire
-from dizest_core.errors import ErrorInfo, ExecutionError
-from dizest_core.job import FlowJob, FrameReader, Value
+from dizest_core import wire
+from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
+from dizest_core.job import Artifact, FlowJob, Value
+from dizest_core.wire import FrameReader
 
 READ_CHUNK = 1 << 20
 MAX_LINE = 65_536
+DRAIN_READS = 16  # reads of a finished child's pipe: bounded, a grandchild may still write
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
@@ -125,6 +133,7 @@ class _Child:
     status: int | None = None
     kill_reason: str | None = None
     reader: FrameReader = field(default_factory=FrameReader)
+    record_limit: int = MAX_LINE
     partial: dict[int, bytearray] = field(default_factory=dict)
     outputs: dict[str, Value] = field(default_factory=dict)
     previews: dict[str, Any] = field(default_factory=dict)
@@ -160,23 +169,24 @@ class Supervisor:
         if job.flow_id in self.children:
             raise ExecutionError(f"flow {job.flow_id!r} is already running")
         ours, theirs = socket.socketpair()
+        # stdout and stderr share one pipe: two pipes could not tell which line came first
         out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
         try:
-            self.zygote.fork(job.flow_id, [theirs.fileno(), out_w, err_w])
+            self.zygote.fork(job.flow_id, [theirs.fileno(), out_w, out_w])
         finally:
             theirs.close()
             os.close(out_w)
-            os.close(err_w)
         now = time.monotonic()
         child = _Child(
             job,
             ours,
-            {out_r: "stdout", err_r: "stderr"},
-            bytearray(wire.encode(job)),
+            {out_r: "output"},
+            bytearray(wire.encode_job(job)),
             now,
             now + timeout if timeout else None,
             timeout or 0.0,
+            reader=FrameReader(wire.max_frame(job)),
+            record_limit=wire.max_record(job),
         )
         ours.setblocking(False)
         for fd in child.pipes:
@@ -293,15 +303,29 @@ class Supervisor:
                 self.selector.unregister(child.conn)
                 child.conn.close()
                 return False
-            for message in child.reader.feed(data):
+            try:
+                messages = child.reader.feed(data)
+            except ProtocolError as exc:
+                self._reject(child, exc)
+                return False
+            for message in messages:
                 self._message(child, message, out)
             if child.done and not child.reported:  # its last message: report now; the exit
                 self._finish(child, out)  # notice will only reap it
                 return False
 
+    def _reject(self, child: _Child, exc: ProtocolError) -> None:
+        """The child broke the protocol (broken or hostile user code): stop listening to it
+        and end the flow in error; nothing it sent after this point is trusted."""
+        if child.conn.fileno() >= 0:
+            self.selector.unregister(child.conn)
+            child.conn.close()
+        self.kill(child.job.flow_id, f"protocol error: the flow sent {exc}")
+
     def _message(
         self, child: _Child, message: tuple[Any, ...], out: list[Signal | Finished]
     ) -> None:
+        """A checked message (see `wire`): its fields have the documented types."""
         kind, flow_id = message[0], child.job.flow_id
         if kind == wire.LOG:
             out.append(Signal(flow_id, "log", {"entry": message[1], "stream": "print"}))
@@ -309,36 +333,65 @@ class Supervisor:
             out.append(Signal(flow_id, "clear"))
         elif kind == wire.RESULT:
             out.append(Signal(flow_id, "result", {"name": message[1], "value": message[2]}))
-        elif kind == wire.OUTPUTS:
-            for name, (raw, shown) in message[1].items():
-                child.outputs[name] = raw
-                child.previews[name] = shown
+        elif kind == wire.OUTPUT:
+            _, name, raw, shown = message
+            child.outputs[name] = raw
+            child.previews[name] = shown
         elif kind == wire.ERROR:
             child.error = ErrorInfo(**message[1])
         elif kind == wire.DONE:
             child.done = True
 
-    def _pipe_ready(self, child: _Child, fd: int, out: list[Signal | Finished]) -> None:
+    def _pipe_ready(self, child: _Child, fd: int, out: list[Signal | Finished]) -> bool:
+        """Read the output pipe once; False when there was nothing to read."""
         try:
             data = os.read(fd, READ_CHUNK)
         except BlockingIOError:
-            return
+            return False
         if not data:
             self._close_pipe(child, fd, out)
-            return
+            return False
         buf = child.partial[fd]
         buf += data
-        *lines, rest = buf.split(b"\n")
-        for line in lines:
-            self._line(child, fd, bytes(line), out)
-        buf[:] = rest
+        if b"\n" in data:
+            *lines, rest = buf.split(b"\n")
+            for line in lines:
+                self._line(child, fd, bytes(line), out)
+            buf[:] = rest
+        self._cut_long_line(child, fd, buf, out)
+        return True
+
+    def _cut_long_line(
+        self, child: _Child, fd: int, buf: bytearray, out: list[Signal | Finished]
+    ) -> None:
+        """An unfinished line longer than MAX_LINE becomes entries of MAX_LINE bytes, except a
+        log record (up to its own limit), which is only whole once its newline arrives."""
+        mark = len(wire.LOG_MARK)
         while len(buf) > MAX_LINE:
-            self._line(child, fd, bytes(buf[:MAX_LINE]), out)
-            del buf[:MAX_LINE]
+            at = buf.find(wire.LOG_MARK, 0, MAX_LINE + mark)
+            if at == 0 and len(buf) <= child.record_limit:
+                return
+            cut = at if at > 0 else MAX_LINE
+            self._line(child, fd, bytes(buf[:cut]), out)
+            del buf[:cut]
 
     def _line(self, child: _Child, fd: int, line: bytes, out: list[Signal | Finished]) -> None:
-        text = line.decode("utf-8", "replace").rstrip("\r")
-        out.append(Signal(child.job.flow_id, "log", {"entry": text, "stream": child.pipes[fd]}))
+        """One line of the pipe: text, or text then a log record (print, display, clear)."""
+        stream, at = child.pipes[fd], line.find(wire.LOG_MARK)
+        if at != 0:
+            text = (line if at < 0 else line[:at]).decode("utf-8", "replace").rstrip("\r")
+            if at < 0 or text:
+                out.append(Signal(child.job.flow_id, "log", {"entry": text, "stream": stream}))
+            if at < 0:
+                return
+        record = line[at + len(wire.LOG_MARK) :]
+        try:
+            message = wire.decode_record(record)
+        except ProtocolError:  # the pipe is shared with subprocesses: show it, do not fail
+            text = record.decode("utf-8", "replace")
+            out.append(Signal(child.job.flow_id, "log", {"entry": text, "stream": stream}))
+            return
+        self._message(child, message, out)
 
     def _close_pipe(self, child: _Child, fd: int, out: list[Signal | Finished]) -> None:
         if child.partial[fd]:
@@ -352,6 +405,8 @@ class Supervisor:
         """The child sent its last message or exited: drain what it left in its channels,
         close them, and report its outcome (once)."""
         child.reported = True
+        if child.pid is not None and child.status is None:
+            _kill_group(child.pid)  # it said DONE: whatever it still runs or started must end
         if child.conn.fileno() >= 0:
             if not child.done:
                 self._read_conn(child, out)
@@ -359,11 +414,15 @@ class Supervisor:
                 self.selector.unregister(child.conn)
                 child.conn.close()
         for fd in list(child.pipes):
-            self._pipe_ready(child, fd, out)
+            for _ in range(DRAIN_READS):
+                if not self._pipe_ready(child, fd, out):
+                    break
             if fd in child.pipes:
                 self._close_pipe(child, fd, out)
         del self.children[child.job.flow_id]
         ok, reason = self._outcome(child)
+        if ok:
+            ok, reason = _check_artifacts(child)
         if reason and not child.error:
             out.append(
                 Signal(child.job.flow_id, "log", {"entry": f"dizest: {reason}", "stream": "engine"})
@@ -392,6 +451,37 @@ class Supervisor:
         if code < 0:
             return False, _signal_reason(-code)
         return False, f"the flow process exited with code {code} before finishing (os._exit?)"
+
+
+def _check_artifacts(child: _Child) -> tuple[bool, str | None]:
+    """Every file reference among a child's outputs, checked (and pinned to its real path):
+    otherwise a flow could make the store serve any file of the server as its output."""
+    for name, value in child.outputs.items():
+        if isinstance(value, Artifact):
+            try:
+                child.outputs[name] = _checked_artifact(child.job, value)
+            except ProtocolError as exc:
+                return False, f"protocol error: output {name!r} {exc}"
+    return True, None
+
+
+def _checked_artifact(job: FlowJob, artifact: Artifact) -> Artifact:
+    folder = job.artifact_folder()
+    shown = repr(artifact.path) if len(artifact.path) <= 200 else repr(artifact.path[:200] + "...")
+    if folder is None:
+        raise ProtocolError("is a file reference, but this flow has no artifact directory")
+    root = os.path.realpath(job.artifact_dir or "")
+    folder = os.path.realpath(folder)
+    path = os.path.realpath(artifact.path)
+    if os.path.commonpath([root, folder]) != root or os.path.dirname(path) != folder:
+        raise ProtocolError(f"refers to {shown}, outside the flow's artifact folder")
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ProtocolError(f"refers to {shown}, which cannot be read ({exc.strerror})") from exc
+    if not stat.S_ISREG(info.st_mode) or info.st_size != artifact.size:
+        raise ProtocolError(f"refers to {shown}, not a regular file of {artifact.size} bytes")
+    return Artifact(path, artifact.size)
 
 
 def _error_reason(error: ErrorInfo, memory_limit_mb: int | None) -> str:

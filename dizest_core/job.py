@@ -1,32 +1,24 @@
-"""What crosses the boundary between the engine and a flow's child process.
+"""What a flow's child process is given to run one flow attempt: `FlowJob`, built by `build_job`.
 
-`FlowJob` is everything a child needs to run one flow (sent once, as the first frame); the child
-answers with a stream of `Message` tuples. Frames are an 8-byte big-endian length followed by a
-pickle: the two sides are always the same dizest version, started by the same engine.
-Input values travel already serialized (`bytes`, pickle protocol 5), exactly as the store holds
-them, so the engine never unpickles user objects.
+Input values travel already serialized (`Value`: bytes, or an `Artifact` file for large ones),
+exactly as the store holds them, so the engine never unpickles user objects. How a job and the
+child's answers cross the process boundary is `dizest_core.wire`.
 """
 
 from __future__ import annotations
 
-import pickle
-import socket
-import struct
+import copy
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from dizest_core.model import OUTPUT, InputSpec, Package
 from dizest_core.settings import Settings
 
-HEADER = struct.Struct(">Q")
-
-# Messages from the child, as tuples whose first item is the kind:
-LOG = "log"  # (LOG, entry): entry is a str or a render payload {mime, data}
-CLEAR = "clear"  # (CLEAR,)
-RESULT = "result"  # (RESULT, name, payload)
-OUTPUTS = "outputs"  # (OUTPUTS, {name: (Value, JSON preview)})
-ERROR = "error"  # (ERROR, ErrorInfo.to_dict())
-DONE = "done"  # (DONE,): the last message of a child that finished (well or not)
+# App code that names `workflow` gets DIZEST's `workflow` global, a view of the whole package;
+# only then is the package copied into the job (dag1000 would otherwise pickle 1000 packages).
+_USES_WORKFLOW = re.compile(r"\bworkflow\b")
 
 
 @dataclass(frozen=True)
@@ -63,6 +55,16 @@ class FlowJob:
     # outputs larger than `inline_max` are written by the child to files under `artifact_dir`
     artifact_dir: str | None = None
     inline_max: int = 1 << 20
+    # the DIZEST documents behind `dizest.flow` / `flow` and `workflow` (see dizest_core.inflow)
+    flow_raw: dict[str, Any] = field(default_factory=dict)
+    app_raw: dict[str, Any] = field(default_factory=dict)
+    package_raw: dict[str, Any] | None = None
+
+    def artifact_folder(self) -> str | None:
+        """The one directory this attempt may write output files to (None: no artifact dir)."""
+        if self.artifact_dir is None:
+            return None
+        return os.path.join(self.artifact_dir, self.run_id, self.flow_id, str(self.attempt))
 
 
 def build_job(
@@ -93,51 +95,8 @@ def build_job(
         max_render_bytes=settings.max_render_bytes,
         max_preview_bytes=settings.max_preview_bytes,
         inline_max=settings.inline_max_bytes,
+        flow_raw=copy.deepcopy(dict(flow.raw)),
+        app_raw=copy.deepcopy(dict(app.raw)),
+        package_raw=copy.deepcopy(dict(package.raw)) if _USES_WORKFLOW.search(app.code) else None,
         **fields,
     )
-
-
-def encode(obj: Any) -> bytes:
-    body = pickle.dumps(obj, protocol=5)
-    return HEADER.pack(len(body)) + body
-
-
-def send(sock: socket.socket, obj: Any) -> None:
-    sock.sendall(encode(obj))
-
-
-def recv(sock: socket.socket) -> Any:
-    """Read one frame (blocking); EOFError when the peer closed first."""
-    (size,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
-    return pickle.loads(_recv_exact(sock, size))
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:], size - got)
-        if n == 0:
-            raise EOFError("peer closed the channel")
-        got += n
-    return bytes(buf)
-
-
-class FrameReader:
-    """Incremental frame parser for the non-blocking side (the engine)."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> list[Any]:
-        self._buf += data
-        frames = []
-        while len(self._buf) >= HEADER.size:
-            (size,) = HEADER.unpack_from(self._buf)
-            end = HEADER.size + size
-            if len(self._buf) < end:
-                break
-            frames.append(pickle.loads(memoryview(self._buf)[HEADER.size : end]))
-            del self._buf[:end]
-        return frames

@@ -1,15 +1,17 @@
 """The child side of a flow: the only code that runs user code, always in a child process.
 
 `main(conn_fd)` reads one FlowJob from the engine, runs the app's code with the in-flow `dizest`
-API (compatible with DIZEST's, see `FlowAPI`), and reports logs, results, outputs and errors as
-messages on the same socket. stdout and stderr are the engine's pipes (set up before `main`), so
-raw output from C extensions and subprocesses reaches the log too. Invariant: whatever user code
-does, the last message is DONE unless the process dies; errors are sent as data.
+API (compatible with DIZEST's, see `FlowAPI`), and reports what happens as `wire` messages:
+log entries as records in the stdout pipe, results, outputs and errors as frames on the socket.
+stdout and stderr are one engine pipe (set up before `main`), so raw output from C extensions
+and subprocesses reaches the log too, in the order the flow produced it. Invariant: whatever
+user code does, the last message is DONE unless the process dies; errors are sent as data.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import linecache
 import os
@@ -20,11 +22,9 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from dizest_core import job as wire
-from dizest_core import render
+from dizest_core import inflow, render, wire
 from dizest_core.drive import Drive
 from dizest_core.errors import ErrorInfo
 from dizest_core.job import Artifact, FlowJob, Value
@@ -43,7 +43,7 @@ class FlowAPI:
         self._specs = {spec.name: spec for spec in job.inputs}
         self._loaded: dict[str, list[Any]] = {}
         self.outputs: dict[str, Any] = {}
-        self.flow = SimpleNamespace(id=job.flow_id, app_id=job.app_id, title=job.title)
+        self.flow = inflow.flow_of(job)
 
     def input(self, name: str, default: Any = None) -> Any:
         """A run input named `name` if given, else the flow's variable or the last wired value."""
@@ -210,10 +210,19 @@ def format_error(exc: BaseException, filename: str) -> ErrorInfo:
         if frame.filename == filename:
             tb.stack = traceback.StackSummary.from_list(frames[i:])
             break
-    message = str(exc)
+    message = _as_str(exc)
     if isinstance(exc, SystemExit):
         message = f"the flow called sys.exit({exc.code!r}); a flow cannot exit the engine"
     return ErrorInfo(type(exc).__name__, message, "".join(tb.format()).rstrip())
+
+
+def _report_error(info: ErrorInfo, limit: int, emit: Callable[[tuple[Any, ...]], None]) -> None:
+    """The error as its log entry and ERROR message, each text bounded like any log entry."""
+    info = ErrorInfo(
+        info.type[:200], _bounded(info.message, limit), _bounded(info.traceback, limit)
+    )
+    emit((wire.LOG, info.traceback or f"{info.type}: {info.message}"))
+    emit((wire.ERROR, info.to_dict()))
 
 
 def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
@@ -226,7 +235,11 @@ def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
         "dizest": api,
         "print": api.print,
         "display": api.display,
+        "flow": api.flow,
     }
+    workflow = inflow.workflow_of(job)
+    if workflow is not None:
+        env["workflow"] = workflow
     ok = True
     try:
         env.update(job.params)
@@ -237,9 +250,7 @@ def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
         exec(compile(source, filename, "exec"), env)
     except BaseException as exc:  # user code may raise anything, SystemExit included
         ok = False
-        info = format_error(exc, filename)
-        emit((wire.LOG, info.traceback or f"{info.type}: {info.message}"))
-        emit((wire.ERROR, info.to_dict()))
+        _report_error(format_error(exc, filename), job.max_render_bytes, emit)
     if ok:  # as in DIZEST, outputs come from globals only when the code ran to the end
         for name in job.outputs:
             if name not in api.outputs and name in env:
@@ -249,31 +260,40 @@ def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
 
 
 def _emit_outputs(job: FlowJob, outputs: dict[str, Any], emit: Callable[..., None]) -> bool:
-    packed: dict[str, tuple[Value, Any]] = {}
+    """One OUTPUT message per value; the first that cannot be serialized ends it in error."""
     for name, value in outputs.items():
         try:
-            data = pickle.dumps(value, protocol=5)
+            data = serialize(value)
             raw: Value = data
             if job.artifact_dir and len(data) > job.inline_max:
-                raw = _write_artifact(job, name, data)
+                raw = _write_artifact(job, data)
         except Exception as exc:
             info = ErrorInfo(
                 "OutputError",
                 f"output {name!r} ({type(value).__name__}) cannot be serialized: {exc}",
             )
-            emit((wire.LOG, f"{info.type}: {info.message}"))
-            emit((wire.ERROR, info.to_dict()))
-            emit((wire.OUTPUTS, packed))
+            _report_error(info, job.max_render_bytes, emit)
             return False
-        packed[name] = (raw, preview(value, job.max_preview_bytes))
-    emit((wire.OUTPUTS, packed))
+        emit((wire.OUTPUT, name, raw, preview(value, job.max_preview_bytes)))
     return True
 
 
-def _write_artifact(job: FlowJob, name: str, raw: bytes) -> Artifact:
+def serialize(value: Any) -> bytes:
+    """Pickle protocol 5; functions and classes defined in flow code (module `__dizest_flow__`,
+    which no other process can import) are pickled by value with cloudpickle instead, so the
+    consuming flow can load them. Plain pickle goes first: it is faster on large data."""
+    try:
+        return pickle.dumps(value, protocol=5)
+    except Exception:
+        import cloudpickle  # only when needed: most flows never pay for the import
+
+        return cloudpickle.dumps(value, protocol=5)  # type: ignore[no-any-return]
+
+
+def _write_artifact(job: FlowJob, raw: bytes) -> Artifact:
     """Write a large output to its own file (the parent then never holds the value)."""
-    assert job.artifact_dir is not None
-    folder = os.path.join(job.artifact_dir, job.run_id, job.flow_id, str(job.attempt))
+    folder = job.artifact_folder()
+    assert folder is not None
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{len(os.listdir(folder))}.pkl")
     with open(path, "wb") as fh:
@@ -281,21 +301,48 @@ def _write_artifact(job: FlowJob, name: str, raw: bytes) -> Artifact:
     return Artifact(path, len(raw))
 
 
+class _Channel:
+    """The child's two ways to the engine: log records go into the stdout pipe (through a
+    private duplicate of fd 1, so user code that closes or redirects fd 1 keeps its log), the
+    other messages go over the socket."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.log_fd = os.dup(1)  # not inheritable: subprocesses do not get it
+
+    def emit(self, message: tuple[Any, ...]) -> None:
+        _flush_std()  # what Python code wrote before this message comes before it
+        if message[0] in wire.RECORD_KINDS:
+            _write_all(self.log_fd, wire.encode_record(message))
+        else:
+            wire.send_frame(self.conn, message)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # user code may have closed or replaced them
+            stream.flush()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def main(conn_fd: int) -> int:
-    """Entry point in a freshly forked child: its stdout/stderr are already the engine's pipes."""
+    """Entry point in a freshly forked child: its stdout/stderr are already the engine's pipe."""
     conn = socket.socket(fileno=conn_fd)
-    job: FlowJob = wire.recv(conn)
-    _prepare(job)
-
-    def emit(message: tuple[Any, ...]) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        wire.send(conn, message)
-
-    ok = run(job, emit)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    wire.send(conn, (wire.DONE,))
+    job = wire.recv_job(conn)
+    channel = _Channel(conn)
+    try:
+        _prepare(job)
+    except Exception as exc:  # the flow cannot run at all: say why, as data
+        _report_error(ErrorInfo("FlowSetupError", str(exc)), job.max_render_bytes, channel.emit)
+        ok = False
+    else:
+        ok = run(job, channel.emit)
+    channel.emit((wire.DONE,))
     conn.close()
     return 0 if ok else 1
 
@@ -311,7 +358,12 @@ def load_renderer_files(paths: tuple[str, ...]) -> None:
 
 
 def _prepare(job: FlowJob) -> None:
-    os.chdir(job.workdir)
+    try:
+        os.chdir(job.workdir)
+    except OSError as exc:
+        raise OSError(
+            f"cannot enter the working directory {job.workdir!r}: {exc.strerror}"
+        ) from exc
     sys.path.insert(0, job.workdir)
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]

@@ -9,7 +9,9 @@ starts this small process once and asks it to fork. Protocol on a SOCK_SEQPACKET
     zygote -> engine   b"X <pid> <wait status>"                               child ended
 
 Each child runs `runtime.main` in its own session/process group, with the fds it was given as
-stdout and stderr. When the engine goes away (EOF), the zygote kills its children and exits.
+stdout and stderr. When a child ends, its process group is killed before the child is reaped,
+so nothing the flow started outlives it. When the engine goes away (EOF), the zygote kills its
+children and exits.
 """
 
 from __future__ import annotations
@@ -131,11 +133,16 @@ def _die_with_parent() -> None:
 def _reap(control: socket.socket, children: set[int], final: bool = False) -> None:
     while children:
         try:
-            pid, status = os.waitpid(-1, 0 if final else os.WNOHANG)
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT | (0 if final else os.WNOHANG))
         except ChildProcessError:
             return
-        if pid == 0:
+        if info is None:
             return
+        # Kill what the flow left running in its group (a background process must not outlive
+        # its flow). Done before reaping: the zombie still holds the pid, so the group id
+        # cannot belong to anyone else yet.
+        _kill_group(info.si_pid)
+        pid, status = os.waitpid(info.si_pid, 0)
         children.discard(pid)
         with contextlib.suppress(OSError):
             control.send(f"X {pid} {status}".encode())

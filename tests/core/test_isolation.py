@@ -74,12 +74,56 @@ def test_c_level_and_subprocess_output_become_log_lines(make_workflow, tmp_path)
     )
     flow = run_with_bystander(make_workflow, tmp_path, code)
     assert flow["status"] == "ready"
-    assert set(flow["log"]) == {
+    assert flow["log"] == [
         "raw fd one",
         "raw fd two",
         "from a subprocess",
         "no newline at the end",
-    }
+    ]
+
+
+def test_log_entries_keep_the_order_the_flow_produced_them_in(make_workflow, tmp_path):
+    # print entries, fd-level stdout and stderr, Python-level writes and a partial line that
+    # a print interrupts all arrive in the order they were written.
+    code = (
+        "import os, sys\n"
+        "for i in range(300):\n"
+        "    print(f'print {i}')\n"
+        "    os.write(1 + i % 2, f'fd {i}\\n'.encode())\n"
+        "    sys.stderr.write(f'stderr {i}\\n')\n"
+        "display({'i': 1})\n"
+        "os.write(1, b'partial')\n"
+        "print('last')\n"
+        "v = 1\n"
+    )
+    flow = run_with_bystander(make_workflow, tmp_path, code)
+    expected = [line for i in range(300) for line in (f"print {i}", f"fd {i}", f"stderr {i}")]
+    json_entry = {"mime": "application/json", "data": '{"i": 1}'}
+    assert flow["log"] == [*expected, json_entry, "partial", "last"]
+
+
+def test_processes_a_flow_started_end_with_it(make_workflow, tmp_path):
+    code = (
+        "import subprocess\n"
+        "p = subprocess.Popen(['sleep', '300'])\n"
+        "open('background.pid', 'w').write(str(p.pid))\n"
+        "v = 1\n"
+    )
+    flow = run_with_bystander(make_workflow, tmp_path, code)
+    assert flow["status"] == "ready"
+    pid = int((tmp_path / "background.pid").read_text())
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=5)
+
+
+def test_a_missing_working_directory_is_a_clear_error(make_workflow, tmp_path):
+    pkg = package(INDEPENDENT, {"f": {"app": "ok"}})
+    missing = tmp_path / "missing"
+    flow = make_workflow(pkg).run(workdir=missing)["flows"]["f"]
+    assert flow["status"] == "error"
+    assert flow["reason"] == (
+        f"FlowSetupError: cannot enter the working directory {str(missing)!r}: "
+        "No such file or directory"
+    )
 
 
 def test_log_lines_stream_while_the_flow_runs(make_workflow, tmp_path):

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from dizest_core import dwp, render, runtime
-from dizest_core import job as wire
+from dizest_core import dwp, render, runtime, wire
 from dizest_core.job import FlowJob
 from dizest_core.plugins import PluginInfo, PluginRegistry
 
@@ -91,8 +90,8 @@ def run_app(
     )
     messages: list[tuple] = []
     ok = runtime.run(job, messages.append)
-    (packed,) = [m[1] for m in messages if m[0] == wire.OUTPUTS]
-    return ok, messages, {name: pickle.loads(raw) for name, (raw, _preview) in packed.items()}
+    outputs = {m[1]: pickle.loads(m[2]) for m in messages if m[0] == wire.OUTPUT}
+    return ok, messages, outputs
 
 
 def error_of(messages: list[tuple]) -> dict[str, str]:

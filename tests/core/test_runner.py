@@ -12,8 +12,8 @@ from dizest_core.workflow import Workflow
 from tests.conftest import package
 
 COUNT = (
-    "n = int(dizest.drive().read('count.' + dizest.flow.id, '0')) + 1\n"
-    "dizest.drive().write('count.' + dizest.flow.id, str(n))\n"
+    "n = int(dizest.drive().read('count.' + dizest.flow.id(), '0')) + 1\n"
+    "dizest.drive().write('count.' + dizest.flow.id(), str(n))\n"
 )
 
 
