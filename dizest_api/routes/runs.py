@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
@@ -250,13 +251,24 @@ def _after() -> str | None:
     return after
 
 
-def _follow(run_id: str) -> Any:
+def _follow(run_id: str, sse: bool = False) -> Any:
     open_run(run_id)
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
     hub.admit()
-    return follow(hub, services().client.runs, run_id, after, _heartbeat_s())
+    sock = _direct_socket() if sse else None
+    return follow(hub, services().client.runs, run_id, after, _heartbeat_s(), sock)
+
+
+def _direct_socket() -> socket.socket | None:
+    """The client's socket when the hub may write SSE chunks to it itself: gunicorn, plain TCP
+    (not TLS), HTTP/1.1 (a chunked response, as the hub frames it)."""
+    sock = request.environ.get("gunicorn.socket")
+    protocol = request.environ.get("SERVER_PROTOCOL", "")
+    if type(sock) is not socket.socket or protocol != "HTTP/1.1":
+        return None
+    return sock if current_app.config.get("DIZEST_SSE_DIRECT", True) else None
 
 
 def _heartbeat_s() -> float:
@@ -273,7 +285,7 @@ def run_events(run_id: str) -> Response:
 def sse_response(run_id: str) -> Response:
     """The run's events (after `after` / Last-Event-ID) as a Server-Sent Events response."""
     return Response(
-        sse(_follow(run_id)),
+        sse(_follow(run_id, sse=True)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         direct_passthrough=True,

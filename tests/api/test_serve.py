@@ -178,6 +178,16 @@ def test_serve_streams_sse_and_websocket_and_ends_them_at_once_on_stop(tmp_path:
         assert sse.status == 200 and sse.headers["X-Accel-Buffering"] == "no"
         while b"tick" not in sse.readline():
             pass
+        # a second run, watched live (the hub writes to the socket itself under gunicorn):
+        # exactly the events a replay gives, in order; a resume gets exactly the rest
+        fanout = json.loads((DATA / "c03_fanout.dwp").read_text())
+        status, other, _ = call(served.base, "POST", "/api/v1/runs", {"package": fanout}, served.token)  # fmt: skip
+        assert status == 201, other
+        events = f"/api/v1/runs/{other['run_id']}/events"
+        live = sse_ids(host, int(port), events, served.token)
+        assert live == sse_ids(host, int(port), events, served.token) and len(live) > 10
+        resumed = sse_ids(host, int(port), events, {**served.token, "Last-Event-ID": live[4]})
+        assert resumed == live[5:]
         ws = WsClient.connect(
             served.base.replace("http", "ws") + f"{path}/ws", headers=served.token
         )
@@ -191,3 +201,14 @@ def test_serve_streams_sse_and_websocket_and_ends_them_at_once_on_stop(tmp_path:
         with pytest.raises(ConnectionClosed):
             while True:
                 assert ws.receive(timeout=5) is not None
+
+
+def sse_ids(host: str, port: int, path: str, headers: dict[str, str]) -> list[str]:
+    """The event ids of one SSE response, read to its end."""
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.request("GET", path, headers=headers)
+    answer = conn.getresponse()
+    assert answer.status == 200
+    lines = answer.read().split(b"\n")
+    conn.close()
+    return [line[4:].decode() for line in lines if line.startswith(b"id: ")]
