@@ -28,6 +28,8 @@ class Plan:
     children: dict[str, tuple[str, ...]]
     reused: frozenset[str] = frozenset()
     skipped: dict[str, str] = field(default_factory=dict)
+    # inactive flows the run needs or would have run, that it does not run (and has no outputs of)
+    inactive: frozenset[str] = frozenset()
 
     def roots(self) -> list[str]:
         return [f for f in self.run if not self.parents[f] and f not in self.skipped]
@@ -61,7 +63,7 @@ def make_plan(
             if parent in skipped:
                 skipped[flow_id] = skipped[parent]
                 break
-    return Plan(tuple(order), parents, children, frozenset(reused), skipped)
+    return Plan(tuple(order), parents, children, frozenset(reused), skipped, frozenset(missing))
 
 
 def _select(

@@ -51,6 +51,9 @@ class RunRequest:
     base_run: str | None = None
 
 
+POLL_STEP = 1.0  # seconds; the longest a run loop waits without looking at its clock
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex
 
@@ -186,6 +189,7 @@ class _Run:
             else None
         )
         self.workdir = os.path.abspath(request.workdir or os.getcwd())
+        self.order = {flow_id: i for i, flow_id in enumerate(package.flows)}
 
     def events(self) -> Iterator[Event]:
         sup = self.runner.supervisor
@@ -193,6 +197,8 @@ class _Run:
             yield self._emit(ev.WORKFLOW_STATUS, None, status=RunStatus.RUNNING.value)
             for flow_id in self.state.plan.reused:
                 yield self._emit(ev.FLOW_STATUS, flow_id, status="ready", reason=Reason.REUSED)
+            for flow_id in sorted(self.state.plan.inactive, key=self.order.__getitem__):
+                yield self._emit(ev.FLOW_STATUS, flow_id, status="idle", reason=Reason.INACTIVE)
             yield from self._transition(self.state.start())
             while not self.state.done:
                 yield from self._launch_ready()
@@ -314,10 +320,13 @@ class _Run:
         yield self._emit(ev.FLOW_INDEX, flow_id, index=self.completed if ok else -1)
         yield from self._transition(change)
 
-    def _poll_timeout(self) -> float | None:
-        if self.deadline is None:
-            return None
-        return max(0.0, self.deadline - time.monotonic())
+    def _poll_timeout(self) -> float:
+        """How long the next poll may wait: never 0 once the run has timed out (the killed
+        children still have to report; returning 0 would spin until they do), at most
+        POLL_STEP (rq's bounded steps), and 0 only once, when the deadline has just passed."""
+        if self.deadline is None or self.timed_out:
+            return POLL_STEP
+        return min(POLL_STEP, max(0.0, self.deadline - time.monotonic()))
 
     def _check_stop(self) -> Iterator[Event]:
         if self.deadline is not None and time.monotonic() >= self.deadline and not self.timed_out:

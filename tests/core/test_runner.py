@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from dizest_core import dwp
 from dizest_core.errors import UnknownFlowError
+from dizest_core.runner import POLL_STEP, LocalRunner, RunRequest, _Run
 from dizest_core.workflow import Workflow
 from tests.conftest import package
 
@@ -158,7 +161,7 @@ def test_inactive_flows(make_workflow, tmp_path):
     del pkg["flow"]["b"]["active"]
     pkg["flow"]["b"]["inactive"] = True  # DIZEST 3.x flag
     report = make_workflow(pkg).run(workdir=tmp_path)
-    assert report["flows"]["b"]["status"] == "idle"
+    assert (report["flows"]["b"]["status"], report["flows"]["b"]["reason"]) == ("idle", "inactive")
     assert report["flows"]["d"]["reason"] == "needs output of inactive flow b, which has none"
     assert report["flows"]["c"]["status"] == "ready" and runs(tmp_path, "b") == 0
     assert report["status"] == "ready"
@@ -175,8 +178,23 @@ def test_run_timeout_stops_everything(make_workflow, tmp_path):
     report = make_workflow(pkg).run(workdir=tmp_path, timeout=0.5)
     assert report["status"] == "error"
     assert report["flows"]["s"]["reason"] == "run timeout after 0.5 s"
+    # a never started: the timeout stops it before s (killed) ends, so s cannot skip it
     assert report["flows"]["a"]["status"] == "idle"
-    assert report["flows"]["a"]["reason"] in ("run timeout after 0.5 s", "upstream failed: s")
+    assert report["flows"]["a"]["reason"] == "run timeout after 0.5 s"
+
+
+def test_after_the_run_timeout_the_loop_waits_instead_of_spinning():
+    pkg = dwp.load(diamond())
+    run = _Run(LocalRunner(), pkg, RunRequest(timeout=5), "r1", None, None)
+    assert 0 < run._poll_timeout() <= POLL_STEP
+    run.deadline = time.monotonic() - 1  # the deadline has just passed
+    assert run._poll_timeout() == 0  # once, so that the loop notices now
+    list(run._check_stop())
+    assert run.timed_out
+    # killed children still have to report: wait for them, do not poll in a busy loop
+    assert run._poll_timeout() == POLL_STEP
+    untimed = _Run(LocalRunner(), pkg, RunRequest(), "r2", None, None)
+    assert untimed._poll_timeout() == POLL_STEP
 
 
 def test_cancel_from_a_callback(make_workflow, tmp_path):
