@@ -88,7 +88,9 @@ def _load(path: str, settings: Settings) -> Workflow:
     help="Comma-separated modules the forking process imports once (e.g. pandas).",
 )
 @click.option(
-    "--workdir", type=click.Path(file_okay=False), help="Root of dizest.drive() (default: .)"
+    "--workdir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Root of dizest.drive(), an existing directory (default: .)",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON on stdout.")
 def run(

@@ -69,10 +69,18 @@ def test_inputs_are_json_or_strings_and_per_flow(tmp_path):
 
 def test_flow_option_and_usage_errors(tmp_path):
     result = dizest("run", str(DATA / "c13_reverse_order.dwp"), "--flow", "b", "--json")
+    assert result.returncode == 0, result.stderr
     flows = json.loads(result.stdout)["flows"]
     assert [f for f, d in flows.items() if d["status"] == "ready"] == ["b", "a"]
     assert dizest("run", str(DATA / "c13_reverse_order.dwp"), "--flow", "zz").returncode == 2
     assert dizest("run", str(DATA / "c13_reverse_order.dwp"), "-i", "novalue").returncode == 2
+
+
+def test_a_missing_workdir_is_a_usage_error(tmp_path):
+    missing = tmp_path / "missing"
+    result = dizest("run", str(DATA / "c13_reverse_order.dwp"), "--workdir", str(missing))
+    assert result.returncode == 2
+    assert "--workdir" in result.stderr and "does not exist" in result.stderr
 
 
 def test_invalid_workflow_exit_2_lists_every_problem(tmp_path):
