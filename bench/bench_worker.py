@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import heapq
 import itertools
 import json
 import math
@@ -627,6 +628,42 @@ def bench_makespan(cluster: Cluster, row: MakespanRow, repeat: int) -> None:
             account_waits(row, dag, events, slots)
 
 
+def list_schedule(dag: SleepDag, slots: int, overhead_s: float, longest_first: bool) -> float:
+    """The makespan an ideal dispatcher reaches with `slots` flows at a time: a flow starts the
+    moment its parents are done and a slot is free (no dispatch delay), occupies its slot for
+    its sleep + `overhead_s`; ready flows start in readiness order, or longest remaining path
+    first. A bound on what any dispatch can do here, to read the measured ratio against."""
+    children: dict[str, list[str]] = {f: [] for f in dag.sleeps}
+    for f, parents in dag.parents.items():
+        for p in set(parents):
+            children[p].append(f)
+    rest: dict[str, float] = {}
+    for f in reversed(list(dag.sleeps)):  # parents come before children
+        rest[f] = dag.sleeps[f] + max((rest[c] for c in children[f]), default=0.0)
+    waiting = {f: len(set(ps)) for f, ps in dag.parents.items()}
+    ready: list[tuple[float, int, str]] = []
+    counter = itertools.count()
+
+    def push(f: str) -> None:
+        heapq.heappush(ready, (-rest[f] if longest_first else 0.0, next(counter), f))
+
+    for f in dag.sleeps:
+        if not waiting[f]:
+            push(f)
+    running: list[tuple[float, str]] = []
+    now = 0.0
+    while ready or running:
+        while ready and len(running) < slots:
+            f = heapq.heappop(ready)[2]
+            heapq.heappush(running, (now + dag.sleeps[f] + overhead_s, f))
+        now, f = heapq.heappop(running)
+        for c in children[f]:
+            waiting[c] -= 1
+            if not waiting[c]:
+                push(c)
+    return now
+
+
 def account_waits(row: MakespanRow, dag: SleepDag, events: Sequence[Event], slots: int) -> None:
     """Where the time beyond the critical path goes: per flow, runnable (last parent ready, or
     run start) -> running, and running -> ready beyond its sleep; and the flow-seconds spent
@@ -899,6 +936,19 @@ def print_makespan(rows: list[MakespanRow]) -> None:
             ]
         )
     print_table(head, lines)
+    dag = make_sleep_dag(MAKESPAN_FLOWS, MAKESPAN_SEED)
+    overhead_ms = med([v for r in rows for v in r.overheads])
+    for slots in (8, 16):
+        bounds = []
+        for extra in (0.0, overhead_ms / 1000):
+            fifo = list_schedule(dag, slots, extra, False) / dag.critical_path_s
+            longest = list_schedule(dag, slots, extra, True) / dag.critical_path_s
+            bounds.append(f"{fifo:.2f}x / {longest:.2f}x")
+        print(
+            f"   ideal dispatch at {slots} slots (readiness order / longest path first): "
+            f"{bounds[0]} with no per-flow overhead, {bounds[1]} with the measured "
+            f"{overhead_ms:.1f} ms per flow"
+        )
     print(
         "   start wait: a flow's last parent ready (or run start) -> its running event; flow "
         "overhead: running -> ready minus its sleep;\n   free-slot wait: share of the "
