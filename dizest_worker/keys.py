@@ -8,8 +8,14 @@ key / channel                         type     holds                            
 {p}:run:{run}:pkg                     string   the package snapshot (JSON)               ttl_s
 {p}:run:{run}:owner                   string   JSON {"owner", "workflow_id"} of a run       ttl_s
                                                submitted through the service
-{p}:user:{name}:runs                  zset     the user's run ids by creation time (ms)  none*
-{p}:user:{name}:active                set      the user's runs not yet seen final        none*
+{p}:run:{run}:keep                    string   "1": a newer run reuses outputs whose     ttl_s from
+                                               files are in this run's artifact dir      that run
+                                               (the reaper keeps them; see files.py)
+{p}:user:{name}:runs                  zset     the user's run ids by creation time (ms); ttl_s from
+                                               entries older than ttl_s pruned at each   the newest
+                                               of the user's submits
+{p}:user:{name}:active                set      the user's runs not yet seen final        ttl_s from
+                                                                                         the newest
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
                                                ends (waiters BLPOP it and push it back)
 {p}:run:{run}:flows                   hash     per flow: "{f}" status, "{f}:reason"      ttl_s
@@ -32,7 +38,8 @@ key / channel                         type     holds                            
                                                with the run in one script
 {p}:leases                            zset     "{run}\\x1f{flow}\\x1f{attempt}" scored     none*
                                                by lease expiry (ms)
-{p}:workers                           hash     worker name -> last heartbeat (ms)        none*
+{p}:workers                           hash     worker name -> last heartbeat (ms);       none*
+                                               workers unseen for an hour are pruned
 {p}:user:{name}                       hash     user: role, password (bcrypt hash),       none
                                                created_at
 {p}:users                             set      every username                            none
@@ -70,6 +77,9 @@ class Keys:
 
     def run(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}"
+
+    def run_keep(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:keep"
 
     def run_owner(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:owner"

@@ -4,7 +4,9 @@ is one atomic script that checks the attempt is still the current one and its le
 
 It runs as its own small process next to each `dizest worker` (so the worker's main process,
 which forks its pool, stays single-threaded); several reapers may run at once safely. It also
-records the worker's liveness for health checks.
+records the worker's liveness for health checks (forgetting workers unseen for an hour) and,
+every `files_interval_s`, deletes the working and artifact directories of expired runs (see
+`dizest_worker.files`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import sys
 import threading
 import time
 
+from dizest_worker.files import remove_expired
 from dizest_worker.orchestration import Enqueue, FlowTask
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns, now_ms
 
 log = logging.getLogger("dizest.reaper")
+FORGET_WORKER_S = 3600.0  # health checks look seconds back; a worker gone an hour is history
 
 
 class Reaper:
@@ -61,13 +65,23 @@ class Reaper:
             return "failed" if result.outcome == "ok" else result.outcome
         return answer
 
+    def tidy(self) -> list[str]:
+        """The slow chores: forget long-gone workers, delete the files of expired runs."""
+        self.runs.forget_workers(now_ms() - int(FORGET_WORKER_S * 1000))
+        roots = (self.settings.workdir_root, self.settings.artifact_dir)
+        return remove_expired(self.runs.client, self.runs.keys, roots, self.settings.ttl_s)
+
     def run_forever(self, stop: threading.Event, parent_pid: int | None = None) -> None:
+        next_tidy = time.monotonic()
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # the worker died: this reaper goes with it
             try:
                 self.sweep()
-                self.runs.client.hset(self.runs.keys.workers, self.settings.worker_name, now_ms())
+                self.runs.worker_seen(self.settings.worker_name)
+                if time.monotonic() >= next_tidy:
+                    next_tidy = time.monotonic() + self.settings.files_interval_s
+                    self.tidy()
             except Exception:  # Redis away: keep trying, the worker reconnects the same way
                 log.exception("reaper sweep failed")
             stop.wait(self.settings.reaper_interval_s)

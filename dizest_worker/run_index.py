@@ -1,7 +1,9 @@
 """Who submitted which run through the service: the owner of each run, each user's runs, and
 each user's runs not yet seen final (for the per-user limit). Keys: see `keys.py`.
 
-The worker's own run record knows nothing of users; only the service writes here.
+The worker's own run record knows nothing of users; only the service writes here. Each user's
+index forgets runs older than the TTL at that user's next submit, and expires with the newest
+of them: it never holds more than the runs that still exist.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from dizest_core.errors import ConfigError
 from dizest_core.status import RUN_FINAL_VALUES
 from dizest_worker.keys import Keys
 
@@ -18,6 +21,8 @@ class RunIndex:
     """Who owns which run (see the module docstring for the keys)."""
 
     def __init__(self, redis: Any, prefix: str, ttl_s: int) -> None:
+        if ttl_s < 1:  # EXPIRE 0 would delete the index at once
+            raise ConfigError(f"ttl_s must be at least 1, not {ttl_s}")
         self.redis, self.keys, self.ttl_s = redis, Keys(prefix), ttl_s
         self.owner_key = self.keys.run_owner
         self.user_runs = self.keys.user_runs
@@ -28,9 +33,14 @@ class RunIndex:
         info = json.dumps({"owner": owner, "workflow_id": workflow_id})
         if not self.redis.set(self.owner_key(run_id), info, nx=True, ex=self.ttl_s):
             return False
-        pipe = self.redis.pipeline()
-        pipe.zadd(self.user_runs(owner), {run_id: int(time.time() * 1000)})
-        pipe.sadd(self.user_active(owner), run_id)
+        now_ms = int(time.time() * 1000)
+        runs, active = self.user_runs(owner), self.user_active(owner)
+        pipe = self.redis.pipeline()  # MULTI: the entries and their TTLs in one step
+        pipe.zadd(runs, {run_id: now_ms})
+        pipe.zremrangebyscore(runs, "-inf", f"({now_ms - self.ttl_s * 1000}")
+        pipe.sadd(active, run_id)
+        pipe.expire(runs, self.ttl_s)
+        pipe.expire(active, self.ttl_s)
         pipe.execute()
         return True
 

@@ -21,6 +21,7 @@ so the final status is always the run's last event.
     CANCEL     every not-started flow -> idle (cancelled); workers told      -> final | n
     EMIT       events for a run that has not ended                           -> ids
     HEARTBEAT  extend a lease that still exists; is its run cancelled? -> {1|0, 1|0}
+    FORGET     drop workers whose last heartbeat is older than a cutoff       -> n dropped
 
 A flow's `{f}:reason` field always holds the reason its latest `flow.status` event gave (absent
 for none), so the flows hash alone rebuilds every status even after the capped stream is trimmed.
@@ -96,7 +97,7 @@ end
 #       then (source outputs, outputs) of each reused flow
 # ARGV: channel, maxlen, run_id, ttl_s, now_ms, reserve_until, run key prefix ('{p}:run:'),
 #       snapshot, n, record (field, value)..., n, flows (field, value)..., n, roots...,
-#       n, events (type, flow, data_json)...
+#       n, events (type, flow, data_json)..., keep keys of runs whose artifacts it reuses...
 # The idempotency key is written last and only names a run that exists: a script that fails
 # half-way leaves no key behind, and a key whose run is gone is taken over.
 CREATE = (
@@ -140,6 +141,7 @@ end
 for j = i + 1, i + tonumber(ARGV[i]) * 3, 3 do
   emit(run_key, stream, channel, maxlen, run_id, ARGV[j], ARGV[j + 1], ARGV[j + 2])
 end
+for j = i + tonumber(ARGV[i]) * 3 + 1, #ARGV do redis.call('SET', ARGV[j], '1', 'EX', ttl) end
 if tonumber(redis.call('HGET', run_key, 'unresolved')) <= 0 then
   finalize(run_key, flows_key, stream, channel, maxlen, run_id)
 end
@@ -377,4 +379,19 @@ if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
   return {1, cancelled}
 end
 return {0, cancelled}
+"""
+
+# KEYS: workers   ARGV: cutoff_ms
+# One step, so a worker that beats meanwhile is never dropped on a stale reading.
+FORGET = r"""
+local fields = redis.call('HGETALL', KEYS[1])
+local gone = 0
+for i = 1, #fields, 2 do
+  local seen = tonumber(fields[i + 1])
+  if not seen or seen < tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[1], fields[i])
+    gone = gone + 1
+  end
+end
+return gone
 """

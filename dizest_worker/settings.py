@@ -26,6 +26,7 @@ class WorkerSettings:
     ttl_s: int = 7 * 24 * 3600
     lease_s: float = 10.0
     reaper_interval_s: float = 2.0
+    files_interval_s: float = 3600.0  # how often a reaper deletes the files of expired runs
     max_attempts: int = 3
     retry_backoff_s: float = 1.0
     max_flow_timeout_s: float = 24 * 3600  # every flow's default timeout, and its upper bound
@@ -39,8 +40,8 @@ class WorkerSettings:
     engine: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
-        if self.lease_s <= 0 or self.reaper_interval_s <= 0:
-            raise ConfigError("lease_s and reaper_interval_s must be positive")
+        if self.lease_s <= 0 or self.reaper_interval_s <= 0 or self.files_interval_s <= 0:
+            raise ConfigError("lease_s, reaper_interval_s and files_interval_s must be positive")
         if self.ttl_s < 1 or self.max_flow_timeout_s <= 0 or self.task_slack_s <= 0:
             raise ConfigError("ttl_s, max_flow_timeout_s and task_slack_s must be positive")
         if self.redis_max_connections < 1 or self.redis_pool_timeout_s <= 0:
@@ -81,6 +82,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "ttl_s": int,
     "lease_s": float,
     "reaper_interval_s": float,
+    "files_interval_s": float,
     "max_attempts": int,
     "retry_backoff_s": float,
     "max_flow_timeout_s": float,

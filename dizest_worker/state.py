@@ -18,11 +18,12 @@ import redis
 
 from dizest_core import events as ev
 from dizest_core.events import Event
-from dizest_core.job import Value
+from dizest_core.job import Artifact, Value
 from dizest_core.plan import Plan
 from dizest_core.status import Reason
 from dizest_worker import scripts
 from dizest_worker.context import RunContext
+from dizest_worker.files import run_of_artifact
 from dizest_worker.keys import Keys, lease_member, parse_lease
 from dizest_worker.redis_store import decode_value, encode_value
 from dizest_worker.settings import WorkerSettings
@@ -67,6 +68,7 @@ class RedisRuns:
         self._cancel = reg(scripts.CANCEL)
         self._emit = reg(scripts.EMIT)
         self._heartbeat = reg(scripts.HEARTBEAT)
+        self._forget = reg(scripts.FORGET)
         self._contexts: OrderedDict[str, RunContext] = OrderedDict()
 
     def _base_args(self, run_id: str) -> list[Any]:
@@ -118,8 +120,25 @@ class RedisRuns:
         ]
         events = _first_events(plan, roots)
         args += [len(events), *(x for type_, flow, data in events for x in (type_, flow, data))]
+        if base_run and plan.reused:
+            args += [self.keys.run_keep(r) for r in self._artifact_runs(base_run, plan.reused)]
         created, answer = self._create(keys=keys, args=args)
         return NewRun(answer.decode(), bool(created), roots if created else ())
+
+    def _artifact_runs(self, base_run: str, flow_ids: Iterable[str]) -> list[str]:
+        """The runs whose artifact directories hold files the reused outputs point to (the base
+        run, or an older one it reused them from): kept on disk as long as the new run."""
+        pipe = self.client.pipeline(transaction=False)
+        for flow_id in sorted(flow_ids):
+            pipe.hgetall(self.keys.outputs(base_run, flow_id))
+        found = set()
+        for fields in pipe.execute():
+            for name, raw in fields.items():
+                value = decode_value(raw) if name.startswith(b"v:") else None
+                owner = run_of_artifact(value.path) if isinstance(value, Artifact) else None
+                if owner:
+                    found.add(owner)
+        return sorted(found)
 
     # -- advancing a run ------------------------------------------------------------------
     def claim(
@@ -281,6 +300,14 @@ class RedisRuns:
         keys = [self.keys.run(run_id), self.keys.flows(run_id), self.keys.events(run_id)]
         answer = self._cancel(keys=keys, args=[*self._base_args(run_id), self.keys.control_channel])
         return answer.decode() if isinstance(answer, bytes) else str(answer)
+
+    def worker_seen(self, worker: str) -> None:
+        """Record that `worker` is alive now (health checks read these)."""
+        self.client.hset(self.keys.workers, worker, now_ms())
+
+    def forget_workers(self, before_ms: int) -> int:
+        """Drop the workers last seen before `before_ms`; returns how many."""
+        return int(self._forget(keys=[self.keys.workers], args=[before_ms]))
 
     def expired_leases(self, before_ms: int) -> list[tuple[str, str, int]]:
         members = self.client.zrangebyscore(self.keys.leases, "-inf", before_ms)
