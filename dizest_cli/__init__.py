@@ -14,6 +14,7 @@ from dizest_cli.local import apps, run, validate
 
 LAZY = {
     "worker": "dizest_cli.cluster:worker",
+    "worker-alive": "dizest_cli.cluster:worker_alive",
     "user": "dizest_api.cli:user",
     "token": "dizest_api.cli:token",
     "serve": "dizest_api.serve:serve",
