@@ -163,8 +163,12 @@ def test_retries_with_backoff(cluster):
     run_id = client.submit(pkg, options={"retries": 2})
     report = client.wait(run_id, timeout=30)
     assert report["status"] == "ready" and report["flows"]["f"]["outputs"] == {"v": 2}
-    reasons = [e.data.get("reason") for e in client.runs.events(run_id) if e.type == "flow.status"]
+    statuses = [e for e in client.runs.events(run_id) if e.type == "flow.status"]
+    reasons = [e.data.get("reason") for e in statuses]
     assert "retrying after: RuntimeError: flaky" in reasons
+    retrying = reasons.index("retrying after: RuntimeError: flaky")
+    rerun = next(e for e in statuses[retrying:] if e.data["status"] == "running")
+    assert rerun.ts - statuses[retrying].ts >= cluster.settings.retry_backoff_s  # it waited
 
 
 def test_a_lost_worker_does_not_use_up_the_flows_retries(cluster):
@@ -205,19 +209,27 @@ def test_flows_are_routed_to_named_queues(cluster):
 def test_malformed_task_payloads_are_rejected_not_retried(cluster):
     worker = cluster("a", concurrency=1)
     client = cluster.client
+    queue = cluster.settings.queue
     for payload in ("garbage", {"run_id": 5}, {"run_id": "r", "flow_id": "f", "attempt": 0}):
-        client.app.send_task(RUN_FLOW, args=[payload], queue=cluster.settings.queue)
+        client.app.send_task(RUN_FLOW, args=[payload], queue=queue)
     wait_for(lambda: worker.log.count("rejected malformed flow task") == 3, timeout=20)
+    # acked, so never delivered again: not in the queue, nor in kombu's unacked hash
+    wait_for(lambda: client.redis.llen(queue) == 0 and not _unacked(client, queue), timeout=10)
     run_id = client.submit(slow_then_use(0))
     assert client.wait(run_id, timeout=30)["status"] == "ready"
     assert worker.proc.poll() is None
+    assert worker.log.count("rejected malformed flow task") == 3
+
+
+def _unacked(client: Client, queue: str) -> list[bytes]:
+    """Messages for `queue` that kombu's Redis transport delivered and holds until acked."""
+    return [m for m in client.redis.hvals("unacked") if queue.encode() in m]  # names are unique
 
 
 def test_100mb_output_between_worker_processes(cluster):
     size = 100 << 20
     other = cluster.settings.queue + "-b"
-    cluster("a", concurrency=1)
-    cluster("b", concurrency=1, queues=other)
+    workers = [cluster("a", concurrency=1), cluster("b", concurrency=1, queues=other)]
     code_use = (
         "import resource\nx = dizest.input('x')\n"
         "v = [len(x), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]"
@@ -237,20 +249,37 @@ def test_100mb_output_between_worker_processes(cluster):
     assert length == size
     assert peak < 2.3 * size  # the consumer holds the value once, plus the interpreter
     assert client.runs.flow_field(run_id, "u", "worker") == "b"
-    for worker_pid in _pool_pids(cluster):
+    pool = _pool_pids(workers)
+    assert len(pool) == 4  # each worker's main process and its one pool process
+    for worker_pid in pool:
         assert _peak_rss(worker_pid) < 200 << 20  # worker processes never hold the value
 
 
-def _pool_pids(cluster) -> list[int]:
-    pids = []
+def _pool_pids(workers: list[WorkerProcess]) -> list[int]:
+    """The `dizest_cli worker` processes (main and pool) of these workers only: other tests
+    and other people's workers on this machine are none of this test's business."""
+    parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            if b"dizest_cli\x00worker" in cmd:
-                pids.append(int(entry))
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    ours = {w.proc.pid for w in workers}
+    grew = True
+    while grew:  # the workers' process trees
+        more = {pid for pid, ppid in parents.items() if ppid in ours} - ours
+        ours |= more
+        grew = bool(more)
+    pids = []
+    for pid in sorted(ours):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"dizest_cli\x00worker" in cmd:
+            pids.append(pid)
     return pids
 
 

@@ -4,11 +4,13 @@ itself and what it leaves to other tasks."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from dizest_worker.client import Client
 from dizest_worker.connection import redis_client
+from dizest_worker.context import RunContext
 from dizest_worker.orchestration import Executor, FlowTask
 from tests.conftest import package
 from tests.worker.conftest import cleanup, make_settings
@@ -46,3 +48,16 @@ def test_a_task_stops_taking_local_flows_before_celerys_hard_time_limit(executor
     assert client.runs.flow_field(run_id, "c") == "pending"
     ex.handle([sent.pop()])
     assert client.wait(run_id, timeout=10)["status"] == "ready"
+
+
+def test_max_flow_timeout_is_every_flows_default_and_bound(redis_url, tmp_path):
+    pkg = package(
+        {"a": {"code": "v = 1", "outputs": ["v"]}}, {"x": {"app": "a"}, "y": {"app": "a"}}
+    )
+    pkg["flow"]["y"]["dizest"] = {"timeout": 2}
+    ctx = RunContext.build("r", pkg, None, [], {}, {}, {})
+    settings = make_settings(redis_url, tmp_path, max_flow_timeout_s=4.0)
+    assert ctx.flow_options("x", settings).timeout == 4.0  # no timeout set anywhere
+    assert ctx.flow_options("y", settings).timeout == 2.0
+    loose = replace(settings, engine=replace(settings.engine, flow_timeout=3600.0))
+    assert ctx.flow_options("x", loose).timeout == 4.0  # a worker default above the bound
