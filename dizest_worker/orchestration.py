@@ -3,9 +3,11 @@ finish it atomically, then run the next ready flow itself and enqueue the others
 
 No Celery here: tasks arrive as `FlowTask` and leave through an `enqueue` callable, so this is
 testable with a real Redis and no broker. A flow that became ready on this worker runs here
-without a broker round trip (when its queue is one this worker serves). While a child runs, the
-attempt's lease is renewed every lease/3 seconds, cancel messages are read from the control
-channel, and log lines are sent as events as soon as the child prints them.
+without a broker round trip (when its queue is one this worker serves), unless it could then
+end after the task's `local_budget_s` (Celery's hard time limit would kill the task). While a
+child runs, the attempt's lease is renewed every lease/3 seconds (the renewal also reads the
+run's cancelled flag, for a cancel message that was lost), cancel messages are read from the
+control channel, and log lines are sent as events as soon as the child prints them.
 """
 
 from __future__ import annotations
