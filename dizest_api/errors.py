@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from dizest_core.errors import AuthError, DizestError, ValidationError, WorkflowError
 from dizest_worker.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
 from dizest_worker.library import GrantError
+from dizest_worker.options import InvalidOptions
 
 log = logging.getLogger("dizest.api")
 
@@ -57,6 +58,7 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
     (InvalidCredentials, 401, "unauthenticated"),
     (AuthError, 401, "unauthenticated"),
     (UserExists, 409, "conflict"),
+    (InvalidOptions, 422, "invalid_options"),
     (ValidationError, 422, "invalid_workflow"),
     (WorkflowError, 422, "invalid_workflow"),
     (LookupError, 404, "not_found"),

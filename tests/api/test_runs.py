@@ -246,6 +246,12 @@ def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
     assert both.status_code == 400
     options = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": {"x": 1}})
     assert options.status_code == 400
+    before = live.call("GET", "/runs", alice).json["total"]
+    for bad in ({"retries": 10**30}, {"flow_timeout": -5}, {"memory_limit_mb": 1}):
+        answer = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": bad})
+        assert answer.status_code == 422, (bad, answer.json)
+        assert answer.json["error"]["code"] == "invalid_options" and answer.json["error"]["details"]
+    assert live.call("GET", "/runs", alice).json["total"] == before  # nothing stored
 
 
 def test_too_many_unfinished_runs_is_429(live: Live) -> None:
