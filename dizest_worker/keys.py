@@ -16,6 +16,8 @@ key / channel                         type     holds                            
                                                of the user's submits
 {p}:user:{name}:active                set      the user's runs not yet seen final        ttl_s from
                                                                                          the newest
+{p}:user:{name}:submitting            string   lock token while one of the user's submits  30 s
+                                               checks the run limit and records its run
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
                                                ends (waiters BLPOP it and push it back)
 {p}:run:{run}:flows                   hash     per flow: "{f}" status, "{f}:reason"      ttl_s
@@ -89,6 +91,9 @@ class Keys:
 
     def user_active_runs(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:active"
+
+    def user_submitting(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:submitting"
 
     def done(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:done"

@@ -1,7 +1,8 @@
 """Who submitted which run through the service: the owner of each run, each user's runs, and
 each user's runs not yet seen final (for the per-user limit). Keys: see `keys.py`.
 
-The worker's own run record knows nothing of users; only the service writes here. Each user's
+The worker's own run record knows nothing of users; only the service writes here. A user's
+submits pass the run limit one at a time (`submitting`). Each user's
 index forgets runs older than the TTL at that user's next submit, and expires with the newest
 of them: it never holds more than the runs that still exist.
 """
@@ -43,6 +44,14 @@ class RunIndex:
         pipe.expire(active, self.ttl_s)
         pipe.execute()
         return True
+
+    def submitting(self, username: str) -> Any:
+        """A lock held while one of the user's submits counts the user's unfinished runs and
+        records its own, so simultaneous submits cannot all pass the limit (a context manager;
+        raises redis LockError when another submit holds it for over 10 s)."""
+        return self.redis.lock(
+            self.keys.user_submitting(username), timeout=30, blocking_timeout=10, sleep=0.005
+        )
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         raw = self.redis.get(self.owner_key(run_id))

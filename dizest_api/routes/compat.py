@@ -21,7 +21,7 @@ from flask import Blueprint, Response, request
 from dizest_api.auth import current
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
-from dizest_api.routes.runs import _check_limit, index, sse_response
+from dizest_api.routes.runs import index, sse_response, within_limit
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.services import services
 from dizest_core import dwp
@@ -83,9 +83,9 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
         for name in names
         if name in values
     }
-    _check_limit()
-    run_id = found.client.submit(raw, inputs)
-    index().claim(run_id, principal.username, wf.id)
+    with within_limit():
+        run_id = found.client.submit(raw, inputs)
+        index().claim(run_id, principal.username, wf.id)
     return run_id, finals
 
 

@@ -9,7 +9,8 @@ run right and cancel with the write right (editor). Anyone else gets 404, as for
 not exist. A run submitted outside the API (no owner) is visible to admins only.
 
 Who owns which run is kept by `dizest_worker.run_index.RunIndex`. The per-user limit is checked
-and the run claimed under a per-user lock, so simultaneous submits cannot pass it together.
+and the run claimed under a per-user lock (`within_limit`), so simultaneous submits cannot pass
+it together.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import contextlib
 import os
 import re
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
+from redis.exceptions import LockError
 
 from dizest_api.auth import current
 from dizest_api.endpoint import LIMIT, OFFSET, Field, Spec, endpoint, json_body, query_int
@@ -92,12 +95,27 @@ def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
     return {**record, **info}
 
 
-def _check_limit() -> None:
+@contextlib.contextmanager
+def within_limit(check: bool = True) -> Iterator[None]:
+    """Around a submit: with the caller's submit lock held, refuse (429) when the caller has
+    `max_runs_per_user` unfinished runs; the body must submit and `claim` its run."""
     principal, limit = current(), services().settings.max_runs_per_user
-    if index().active(principal.username, _status) >= limit:
+    try:
+        lock = index().submitting(principal.username)
+        lock.acquire()  # raises LockError after 10 s
+    except LockError:
         raise TooManyRuns(
-            f"you already have {limit} unfinished run(s)", {"max_runs_per_user": limit}
-        )
+            "another of your submits is still running; retry", {"retry_after": 1}
+        ) from None
+    try:
+        if check and index().active(principal.username, _status) >= limit:
+            raise TooManyRuns(
+                f"you already have {limit} unfinished run(s)", {"max_runs_per_user": limit}
+            )
+        yield
+    finally:
+        with contextlib.suppress(LockError):  # expired (a submit over 30 s): nothing to free
+            lock.release()
 
 
 def _options(raw: dict[str, Any]) -> dict[str, Any]:
@@ -148,17 +166,16 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
             raise BadInput(f"{IDEMPOTENCY_HEADER} must have 1 to 200 characters")
         scoped = f"{principal.username}:{key}"  # one user's key never names another's run
     seen = scoped is not None and found.redis.exists(Keys(found.settings.worker.prefix).idempotency(scoped))  # fmt: skip
-    if not seen:
-        _check_limit()
-    try:
-        run_id = found.client.submit(
-            package, body.get("inputs"), body.get("flows"), scoped, options
-        )
-    except ValueError as exc:  # dizest errors (ValidationError...) go through the error table
-        if isinstance(exc, (DizestError, LookupError)):
-            raise
-        raise InvalidRun(str(exc)) from None
-    created = index().claim(run_id, principal.username, wf_id)
+    with within_limit(check=not seen):
+        try:
+            run_id = found.client.submit(
+                package, body.get("inputs"), body.get("flows"), scoped, options
+            )
+        except ValueError as exc:  # dizest errors (ValidationError...) go through the table
+            if isinstance(exc, (DizestError, LookupError)):
+                raise
+            raise InvalidRun(str(exc)) from None
+        created = index().claim(run_id, principal.username, wf_id)
     info = index().get(run_id) or {}
     answer = {**_summary(run_id, found.client.runs.record(run_id), info), "version": version}
     location = url_for(".get_run", run_id=run_id)
@@ -236,9 +253,9 @@ def _inside_artifacts(path: str) -> str:
           "Run one flow again, reusing the run's upstream outputs")  # fmt: skip
 def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]]:
     info = open_run(run_id, "rerun")
-    _check_limit()
-    new_id = services().client.rerun(run_id, flow_id)
-    index().claim(new_id, current().username, info.get("workflow_id"))
+    with within_limit():
+        new_id = services().client.rerun(run_id, flow_id)
+        index().claim(new_id, current().username, info.get("workflow_id"))
     record = services().client.runs.record(new_id)
     answer = _summary(new_id, record, index().get(new_id) or {})
     return jsonify(answer), 201, {"Location": url_for(".get_run", run_id=new_id)}

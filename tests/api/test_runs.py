@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,6 +253,25 @@ def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
         assert answer.status_code == 422, (bad, answer.json)
         assert answer.json["error"]["code"] == "invalid_options" and answer.json["error"]["details"]
     assert live.call("GET", "/runs", alice).json["total"] == before  # nothing stored
+
+
+def test_simultaneous_submits_cannot_pass_the_limit_together(live: Live) -> None:
+    limited = live.app_with(max_runs_per_user=3)
+    erin = limited.user("erin")
+    barrier = threading.Barrier(10)
+
+    def submit() -> tuple[int, str | None]:
+        http = limited.app.test_client()
+        barrier.wait()
+        answer = http.post("/api/v1/runs", headers=erin, json={"package": slow(3)})
+        return answer.status_code, (answer.json or {}).get("run_id")
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: submit(), range(10)))
+    assert sorted(code for code, _ in answers) == [201] * 3 + [429] * 7
+    for code, run_id in answers:
+        if code == 201:
+            limited.call("POST", f"/runs/{run_id}/cancel", erin)
 
 
 def test_too_many_unfinished_runs_is_429(live: Live) -> None:
