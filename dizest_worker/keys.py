@@ -42,6 +42,12 @@ key / channel                         type     holds                            
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms);       none*
                                                workers unseen for an hour are pruned
+{p}:metrics                           hash     lifetime counters for /metrics: "started", ttl_s from
+                                               "finished:{status}", "retried",           the last
+                                               "duration:{bound}" (flows whose duration  finish
+                                               is <= that bound of DURATION_BUCKETS and
+                                               above the one before; "+Inf" past all),
+                                               "duration_sum", "duration_count"
 {p}:user:{name}                       hash     user: role, password (bcrypt hash),       none
                                                created_at
 {p}:users                             set      every username                            none
@@ -69,6 +75,9 @@ key / channel                         type     holds                            
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# Upper bounds (seconds) of the flow duration histogram in `{p}:metrics`.
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 SEP = "\x1f"
 
@@ -124,6 +133,10 @@ class Keys:
     @property
     def workers(self) -> str:
         return f"{self.prefix}:workers"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}:metrics"
 
     @property
     def event_channel(self) -> str:

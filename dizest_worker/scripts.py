@@ -32,7 +32,23 @@ bounds on its own.
 
 from __future__ import annotations
 
-PRELUDE = r"""
+from dizest_worker.keys import DURATION_BUCKETS
+
+
+def bucket_name(bound: float) -> str:
+    """The field suffix of a duration bucket in `{p}:metrics` (Lua and Python agree on it)."""
+    return f"{bound:g}"
+
+
+PRELUDE = (
+    (
+        "local DURATION_BUCKETS = {"
+        + ", ".join(repr(float(b)) for b in DURATION_BUCKETS)
+        + "}\nlocal BUCKET_NAMES = {"
+        + ", ".join(f"'{bucket_name(b)}'" for b in DURATION_BUCKETS)
+        + "}\n"
+    )
+    + r"""
 local function jstr(s)
   if s == nil or s == false or s == '' then return 'null' end
   return cjson.encode(s)
@@ -60,6 +76,18 @@ local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_
 end
 
 -- set (or, for none, drop) the reason that goes with a flow's new status
+local function count_finished(metrics, ttl, status, duration)
+  local bucket = '+Inf'
+  for i, bound in ipairs(DURATION_BUCKETS) do
+    if duration <= bound then bucket = BUCKET_NAMES[i]; break end
+  end
+  redis.call('HINCRBY', metrics, 'finished:' .. status, 1)
+  redis.call('HINCRBY', metrics, 'duration:' .. bucket, 1)
+  redis.call('HINCRBYFLOAT', metrics, 'duration_sum', duration)
+  redis.call('HINCRBY', metrics, 'duration_count', 1)
+  redis.call('EXPIRE', metrics, ttl)
+end
+
 local function set_reason(flows_key, flow, reason)
   if reason then redis.call('HSET', flows_key, flow .. ':reason', reason)
   else redis.call('HDEL', flows_key, flow .. ':reason') end
@@ -92,6 +120,7 @@ local function resolved(run_key, flows_key, stream, channel, maxlen, run_id)
   return ''
 end
 """
+)
 
 # KEYS: run, flows, events, pkg, runs (index), leases, idempotency ('' for none),
 #       then (source outputs, outputs) of each reused flow
@@ -150,7 +179,7 @@ return {1, run_id}
 """
 )
 
-# KEYS: run, flows, events, leases, then the outputs hash of each input source
+# KEYS: run, flows, events, leases, metrics, then the outputs hash of each input source
 # ARGV: channel, maxlen, run_id, flow, attempt, worker, lease_expiry_ms, then "v:{name}" per source
 # Returns 'stale' | 'cancelled' | {'ok', value of each source (nil when absent)...}
 CLAIM = (
@@ -168,13 +197,14 @@ set_reason(flows_key, flow, false)
 redis.call('ZADD', leases, ARGV[7], run_id .. '\031' .. flow .. '\031' .. attempt)
 emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('running', false))
 emit(run_key, stream, channel, maxlen, run_id, 'log.clear', flow, '{}')
+redis.call('HINCRBY', KEYS[5], 'started', 1)
 local reply = {'ok'}
-for i = 5, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 3]) end
+for i = 6, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 2]) end
 return reply
 """
 )
 
-# KEYS: run, flows, events, leases, outputs
+# KEYS: run, flows, events, leases, outputs, metrics
 # ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
 #       max_retries, backoff_ms, expired_before, reserve_until, n_children, children...,
 #       n_descendants, descendants..., n_outputs, (name, value, preview)...
@@ -211,6 +241,7 @@ if not ok and retryable and not cancelled and used < max_retries then
   redis.call('ZADD', leases, reserve_until + delay,
              run_id .. '\031' .. flow .. '\031' .. next_attempt)
   emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('pending', why))
+  redis.call('HINCRBY', KEYS[6], 'retried', 1)
   return {'retry', tostring(next_attempt), tostring(delay)}
 end
 local i = 15
@@ -238,6 +269,7 @@ else
 end
 if reason == '' then reason = false end
 redis.call('HSET', flows_key, flow, status, flow .. ':index', index, flow .. ':duration', duration)
+count_finished(KEYS[6], ttl, status, tonumber(duration) or 0)
 set_reason(flows_key, flow, reason)
 emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow,
      status_data(status, reason, ',"duration_s":' .. duration))

@@ -155,6 +155,7 @@ class RedisRuns:
             self.keys.flows(run_id),
             self.keys.events(run_id),
             self.keys.leases,
+            self.keys.metrics,
             *(self.keys.outputs(run_id, f) for f, _ in sources),
         ]
         expiry = now_ms() + int(self.settings.lease_s * 1000)
@@ -242,6 +243,7 @@ class RedisRuns:
             self.keys.events(run_id),
             self.keys.leases,
             self.keys.outputs(run_id, flow_id),
+            self.keys.metrics,
         ]
         args = [
             self.keys.event_channel,

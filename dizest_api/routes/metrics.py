@@ -6,9 +6,9 @@ created with just `read`: a scrape token need not carry `admin`). Anyone else: 4
 Run counts cover the newest `RUN_SCAN_LIMIT` runs of the `{prefix}:runs` index only (one
 pipelined HMGET per run), so they are gauges over that window, not lifetime counters.
 `dizest_stream_clients` counts the SSE/WebSocket clients of the answering process only (with
-several API processes, each one answers for itself).
-Not exported: lifetime flow counters (`*_total`: nothing in Redis counts them, runs expire) and a
-flow duration histogram (each run's durations live in its flows hash: too costly per scrape).
+several API processes, each one answers for itself). Flow counters and the duration histogram
+are lifetime values the workers' CLAIM and FINISH scripts keep in `{prefix}:metrics` (they reset
+only if no flow finishes for `DIZEST_TTL_S`, as a restart would).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from dizest_api.auth import current
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import Forbidden
 from dizest_api.services import services
+from dizest_worker.keys import DURATION_BUCKETS
+from dizest_worker.scripts import bucket_name
 
 bp = Blueprint("metrics", __name__)
 
@@ -43,6 +45,29 @@ def _metric(
     for labels, value in samples:
         inner = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(labels.items()))
         lines.append(f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}")
+    return lines
+
+
+def _number(raw: str | None) -> float:
+    try:
+        return float(raw or 0)
+    except ValueError:
+        return 0.0
+
+
+def _histogram(counters: dict[str, str]) -> list[str]:
+    """`dizest_flow_duration_seconds` from the per-bucket counts (cumulative, as Prometheus has
+    histograms)."""
+    name = "dizest_flow_duration_seconds"
+    lines = [f"# HELP {name} Duration of finished flow attempts.", f"# TYPE {name} histogram"]
+    total = 0.0
+    for bound in DURATION_BUCKETS:
+        total += _number(counters.get(f"duration:{bucket_name(bound)}"))
+        lines.append(f'{name}_bucket{{le="{bucket_name(bound)}"}} {total:g}')
+    total += _number(counters.get("duration:+Inf"))
+    lines.append(f'{name}_bucket{{le="+Inf"}} {total:g}')
+    lines.append(f"{name}_sum {_number(counters.get('duration_sum')):g}")
+    lines.append(f"{name}_count {_number(counters.get('duration_count')):g}")
     return lines
 
 
@@ -71,6 +96,7 @@ def metrics() -> Response:
     now_ms = time.time() * 1000
     beats = redis.hgetall(keys.workers)
     live = sum(1 for ms in beats.values() if now_ms - float(ms) <= WORKER_WINDOW_S * 1000)
+    counters = redis.hgetall(keys.metrics)
     hub = current_app.extensions.get("dizest.events")
     clients = hub.clients() if hub is not None else 0
     window = f"newest {RUN_SCAN_LIMIT} runs"
@@ -87,6 +113,28 @@ def metrics() -> Response:
             f"Flows of the {window} by state (completed, failed, cancelled, unresolved).",
             (({"state": s}, flows[s]) for s in FLOW_STATES),
         ),
+        *_metric(
+            "dizest_flows_started_total",
+            "counter",
+            "Flow attempts started by workers.",
+            [({}, _number(counters.get("started")))],
+        ),
+        *_metric(
+            "dizest_flows_finished_total",
+            "counter",
+            "Flow attempts finished, by status (ready or error).",
+            [
+                ({"status": st}, _number(counters.get(f"finished:{st}")))
+                for st in ("ready", "error")
+            ],
+        ),
+        *_metric(
+            "dizest_flow_retries_total",
+            "counter",
+            "Failed flow attempts sent back to be retried.",
+            [({}, _number(counters.get("retried")))],
+        ),
+        *_histogram(counters),
         *_metric(
             "dizest_queue_depth",
             "gauge",

@@ -150,6 +150,11 @@ def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
             text = answer.read().decode()
         assert 'dizest_runs{status="ready"} 1' in text
         assert "dizest_workers_live 1" in text
+        flows = len(expected["flows"])  # lifetime counters kept by the worker's scripts
+        assert f"dizest_flows_started_total {flows}" in text
+        assert f'dizest_flows_finished_total{{status="ready"}} {flows}' in text
+        assert f'dizest_flow_duration_seconds_bucket{{le="+Inf"}} {flows}' in text
+        assert f"dizest_flow_duration_seconds_count {flows}" in text
 
 
 SLOW = {
