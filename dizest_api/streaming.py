@@ -351,8 +351,8 @@ def follow(
                 last = hub.release(sub, last)
                 if isinstance(item, Handback):
                     last = item.last
-                    if item.rest and sock is not None:
-                        sock.sendall(item.rest)  # the rest of a chunk already framed
+                    if item.rest and sock is not None and not _send_rest(sock, item.rest, idle_s):
+                        return  # the client stopped reading: end, it resumes from `last`
                     if item.done:
                         return
                     continue
@@ -369,6 +369,22 @@ def follow(
     finally:
         hub.release(sub, None)
         hub.unsubscribe(sub)
+
+
+def _send_rest(sock: socket.socket, rest: bytes, idle_s: float) -> bool:
+    """The rest of a chunk the hub could only partly send; False if the client takes longer
+    than two heartbeat periods to read it."""
+    sock.settimeout(max(2 * idle_s, 1.0))
+    try:
+        sock.sendall(rest)
+        return True
+    except OSError:  # the response is cut mid-chunk: close it, never reuse the connection
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(None)
 
 
 def sse(events: Iterator[Event | None]) -> Iterator[bytes]:

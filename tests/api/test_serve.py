@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -217,3 +218,24 @@ def sse_ids(host: str, port: int, path: str, headers: dict[str, str]) -> list[st
     lines = answer.read().split(b"\n")
     conn.close()
     return [line[4:].decode() for line in lines if line.startswith(b"id: ")]
+
+
+def test_a_client_that_stops_reading_never_slows_the_others(tmp_path: Path) -> None:
+    noisy = json.loads(json.dumps(SLOW))
+    noisy["apps"]["nap"]["code"] = "for i in range(4000):\n    print(i, 'x' * 2000)\nv = 1"
+    with serving(tmp_path) as served:
+        status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": noisy}, served.token)
+        assert status == 201, run
+        host, port = served.base.removeprefix("http://").split(":")
+        path = f"/api/v1/runs/{run['run_id']}/events"
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills at once
+        stalled.connect((host, int(port)))
+        head = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n"
+        head += f"Authorization: {served.token['Authorization']}\r\n\r\n"
+        stalled.sendall(head.encode())  # and never reads
+        try:
+            ids = sse_ids(host, int(port), path, served.token)
+            assert len(ids) > 4000 and ids == sse_ids(host, int(port), path, served.token)
+        finally:
+            stalled.close()
