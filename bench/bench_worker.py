@@ -49,6 +49,7 @@ sys.path.insert(1, str(ROOT))  # a clone run without `pip install -e .`
 
 import redis  # noqa: E402
 from bench_core import (  # noqa: E402
+    SHAPES,
     check_outputs,
     expected,
     fmt,
@@ -64,16 +65,6 @@ from dizest_worker.connection import redis_client  # noqa: E402
 from dizest_worker.settings import WorkerSettings  # noqa: E402
 from dizest_worker.state import RedisRuns  # noqa: E402
 
-SHAPES = (
-    "chain10_noop",
-    "chain10_sleep",
-    "fan5_sleep",
-    "dag100",
-    "dag1000",
-    "wide1000",
-    "cpu_loop",
-    "cpu2_parallel",
-)
 EXTRAS = ("hop", "makespan", "events")
 THROUGHPUT_SHAPES = ("dag1000", "wide1000")
 RUN_TIMEOUT_S = 120.0

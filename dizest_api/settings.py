@@ -32,6 +32,7 @@ class ApiSettings:
     max_request_bytes: int = 10 * MIB
     max_runs_per_user: int = 100
     max_streams: int = 1000  # SSE/WebSocket clients per API process (`dizest serve` sets it)
+    heartbeat_s: float = 15.0  # quiet streams: SSE heartbeat comment / WebSocket ping
     session_ttl_s: int = 12 * 3600
     cookie_secure: bool = False
     bcrypt_rounds: int = 12
@@ -46,6 +47,8 @@ class ApiSettings:
             raise ConfigError(
                 "max_request_bytes must be >= 1024, max_runs_per_user and max_streams >= 1"
             )
+        if not 0.1 <= self.heartbeat_s <= 300:
+            raise ConfigError("DIZEST_HEARTBEAT_S must be between 0.1 and 300 seconds")
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("DIZEST_BCRYPT_ROUNDS must be between 4 and 31")
 
@@ -91,6 +94,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_request_bytes": int,
     "max_runs_per_user": int,
     "max_streams": int,
+    "heartbeat_s": float,
     "session_ttl_s": int,
     "cookie_secure": _bool,
     "bcrypt_rounds": int,

@@ -198,17 +198,24 @@ class EventHub:
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable event on %s: %.200s", self.channel, raw)
             return
-        queued = []
-        with self._lock:  # direct writes under the lock: adopt/release cannot interleave
-            data = None
-            for sub in self._subs.get(event.run_id, ()):
-                if sub.sock is None:
-                    queued.append(sub)
+        # Writes and queueing both under the lock: a client adopted or released between the two
+        # would otherwise get a later event on its socket before an earlier one in its queue.
+        with self._lock:
+            subs = self._subs.get(event.run_id, set())
+            data, slow = None, []
+            for sub in subs:
+                if sub.sock is not None:
+                    data = data or chunk(sse_frame(event))
+                    self._write(sub, event, data)
                     continue
-                data = data or chunk(sse_frame(event))
-                self._write(sub, event, data)
-        for sub in queued:
-            self._offer(sub, event)
+                try:
+                    sub.queue.put_nowait(event)
+                except queue.Full:  # a slow client: drop it, it resumes with Last-Event-ID
+                    sub.dropped = True
+                    slow.append(sub)
+            subs.difference_update(slow)
+            if not subs:
+                self._subs.pop(event.run_id, None)
 
     def _write(self, sub: Subscription, event: Event, data: bytes) -> None:
         """One live event to an adopted socket (hub lock held); hand it back when unusual."""
@@ -235,12 +242,13 @@ class EventHub:
         sub.sock, sub.last = None, None
         sub.queue.put_nowait(handback)  # holds only control items while adopted: never full
 
-    def adopt(self, sub: Subscription, sock: socket.socket, last: str | None) -> bool:
-        """Lend `sock` to the hub for live events after `last`; False (socket kept) if the
-        events queued meanwhile could not all be written at once."""
+    def adopt(self, sub: Subscription, sock: socket.socket, last: str | None) -> None:
+        """Lend `sock` to the hub for live events after `last`, first writing the events queued
+        meanwhile. Not when a control item waits (the thread acts on it first) or the hub is
+        closing; if a write hands the socket back, the rest stays queued after the Handback."""
         with self._lock:
             if self.closing or sub.dropped:
-                return False
+                return
             held = []
             while True:
                 try:
@@ -251,7 +259,7 @@ class EventHub:
             if len(events) < len(held):  # a control item (RESYNC, CLOSING): the thread acts
                 for item in held:
                     sub.queue.put_nowait(item)
-                return False
+                return
             sock.setblocking(False)
             sub.sock, sub.last = sock, last
             for event in events:
@@ -259,7 +267,6 @@ class EventHub:
                     sub.queue.put_nowait(event)
                 else:
                     self._write(sub, event, chunk(sse_frame(event)))
-            return True
 
     def release(self, sub: Subscription, last: str | None) -> str | None:
         """Take an adopted socket back (blocking again); the last event id the client has."""
@@ -271,6 +278,7 @@ class EventHub:
             return written
 
     def _offer(self, sub: Subscription, item: Any) -> None:
+        """A control item (RESYNC, CLOSING) to one client."""
         try:
             sub.queue.put_nowait(item)
         except queue.Full:  # a slow client: drop it, it resumes with Last-Event-ID

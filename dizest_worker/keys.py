@@ -42,10 +42,10 @@ key / channel                         type     holds                            
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms);       none*
                                                workers unseen for an hour are pruned
-{p}:metrics                           hash     lifetime counters for /metrics: "started", ttl_s from
-                                               "finished:{status}", "retried",           the last
-                                               "duration:{bound}" (flows whose duration  finish
-                                               is <= that bound of DURATION_BUCKETS and
+{p}:metrics                           hash     lifetime counters for /metrics: "started", none (a
+                                               "finished:{status}", "retried",           few fields
+                                               "duration:{bound}" (flows whose duration  that only
+                                               is <= that bound of DURATION_BUCKETS and  count up)
                                                above the one before; "+Inf" past all),
                                                "duration_sum", "duration_count"
 {p}:user:{name}                       hash     user: role, password (bcrypt hash),       none

@@ -95,11 +95,13 @@ def _errors(
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # a huge int: no float() overflow
 
 
 def _whole(value: Any) -> bool:
-    return _number(value) and float(value).is_integer()
+    return _number(value) and (isinstance(value, int) or value.is_integer())
 
 
 def _timeout(value: Any, max_timeout_s: float) -> str | None:

@@ -47,8 +47,8 @@ class RunIndex:
 
     def submitting(self, username: str) -> Any:
         """A lock held while one of the user's submits counts the user's unfinished runs and
-        records its own, so simultaneous submits cannot all pass the limit (a context manager;
-        raises redis LockError when another submit holds it for over 10 s)."""
+        records its own, so simultaneous submits cannot all pass the limit (`acquire()` answers
+        False when another submit held it for over 10 s)."""
         return self.redis.lock(
             self.keys.user_submitting(username), timeout=30, blocking_timeout=10, sleep=0.005
         )

@@ -75,8 +75,8 @@ local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_
   return id
 end
 
--- set (or, for none, drop) the reason that goes with a flow's new status
-local function count_finished(metrics, ttl, status, duration)
+-- a finished attempt in the lifetime counters of /metrics (see keys.py, {p}:metrics)
+local function count_finished(metrics, status, duration)
   local bucket = '+Inf'
   for i, bound in ipairs(DURATION_BUCKETS) do
     if duration <= bound then bucket = BUCKET_NAMES[i]; break end
@@ -85,9 +85,9 @@ local function count_finished(metrics, ttl, status, duration)
   redis.call('HINCRBY', metrics, 'duration:' .. bucket, 1)
   redis.call('HINCRBYFLOAT', metrics, 'duration_sum', duration)
   redis.call('HINCRBY', metrics, 'duration_count', 1)
-  redis.call('EXPIRE', metrics, ttl)
 end
 
+-- set (or, for none, drop) the reason that goes with a flow's new status
 local function set_reason(flows_key, flow, reason)
   if reason then redis.call('HSET', flows_key, flow .. ':reason', reason)
   else redis.call('HDEL', flows_key, flow .. ':reason') end
@@ -269,7 +269,7 @@ else
 end
 if reason == '' then reason = false end
 redis.call('HSET', flows_key, flow, status, flow .. ':index', index, flow .. ':duration', duration)
-count_finished(KEYS[6], ttl, status, tonumber(duration) or 0)
+count_finished(KEYS[6], status, tonumber(duration) or 0)
 set_reason(flows_key, flow, reason)
 emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow,
      status_data(status, reason, ',"duration_s":' .. duration))
@@ -305,7 +305,7 @@ return {'ok', ready, final}
 """
 )
 
-# KEYS: run, flows, events, leases
+# KEYS: run, flows, events, leases, metrics
 # ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until
 # An attempt of a cancelled run is resolved here (error, cancelled, as when a worker kills it
 # on cancel): sending it again would only meet CLAIM's "cancelled" and leave it unresolved.
@@ -331,6 +331,7 @@ if redis.call('HGET', run_key, 'cancelled') == '1' then
   redis.call('HSET', flows_key, flow, new_status, flow .. ':reason', 'cancelled')
   emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data(new_status, 'cancelled'))
   if status == 'running' then
+    redis.call('HINCRBY', KEYS[5], 'finished:error', 1)  -- started, never finished: no duration
     redis.call('HSET', run_key, 'failed', '1')
     redis.call('HSET', flows_key, flow .. ':index', -1)
     emit(run_key, stream, channel, maxlen, run_id, 'flow.index', flow, '{"index":-1}')

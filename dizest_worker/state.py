@@ -284,6 +284,7 @@ class RedisRuns:
             self.keys.flows(run_id),
             self.keys.events(run_id),
             self.keys.leases,
+            self.keys.metrics,
         ]
         answer = self._requeue(
             keys=keys,

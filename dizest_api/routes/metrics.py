@@ -7,8 +7,7 @@ Run counts cover the newest `RUN_SCAN_LIMIT` runs of the `{prefix}:runs` index o
 pipelined HMGET per run), so they are gauges over that window, not lifetime counters.
 `dizest_stream_clients` counts the SSE/WebSocket clients of the answering process only (with
 several API processes, each one answers for itself). Flow counters and the duration histogram
-are lifetime values the workers' CLAIM and FINISH scripts keep in `{prefix}:metrics` (they reset
-only if no flow finishes for `DIZEST_TTL_S`, as a restart would).
+are lifetime values the workers' CLAIM, FINISH and REQUEUE scripts keep in `{prefix}:metrics`.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ import contextlib
 import os
 import re
 import socket
+import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,7 +52,6 @@ SUBMIT = {
 }
 AFTER = {"after": "resume after this event id (or the Last-Event-ID header)"}
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-HEARTBEAT_S = 15.0
 
 
 class TooManyRuns(ApiError):
@@ -100,22 +101,24 @@ def within_limit(check: bool = True) -> Iterator[None]:
     """Around a submit: with the caller's submit lock held, refuse (429) when the caller has
     `max_runs_per_user` unfinished runs; the body must submit and `claim` its run."""
     principal, limit = current(), services().settings.max_runs_per_user
-    try:
+    # Threads of this process queue on a local lock (no polling); only one of them at a time
+    # polls the Redis lock that other API processes take too.
+    with _LOCAL_LOCKS[principal.username]:
         lock = index().submitting(principal.username)
-        lock.acquire()  # raises LockError after 10 s
-    except LockError:
-        raise TooManyRuns(
-            "another of your submits is still running; retry", {"retry_after": 1}
-        ) from None
-    try:
-        if check and index().active(principal.username, _status) >= limit:
-            raise TooManyRuns(
-                f"you already have {limit} unfinished run(s)", {"max_runs_per_user": limit}
-            )
-        yield
-    finally:
-        with contextlib.suppress(LockError):  # expired (a submit over 30 s): nothing to free
-            lock.release()
+        if not lock.acquire():  # False after its blocking_timeout
+            raise TooManyRuns("another of your submits is still running; retry", {"retry_after": 1})
+        try:
+            if check and index().active(principal.username, _status) >= limit:
+                raise TooManyRuns(
+                    f"you already have {limit} unfinished run(s)", {"max_runs_per_user": limit}
+                )
+            yield
+        finally:
+            with contextlib.suppress(LockError):  # expired (a submit over 30 s): nothing to free
+                lock.release()
+
+
+_LOCAL_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 def _options(raw: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +293,7 @@ def _direct_socket() -> socket.socket | None:
 
 def _heartbeat_s() -> float:
     """Seconds between SSE heartbeat comments and WebSocket pings on a quiet stream."""
-    return float(current_app.config.get("DIZEST_SSE_HEARTBEAT_S", HEARTBEAT_S))
+    return float(services().settings.heartbeat_s)
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/events",

@@ -93,11 +93,14 @@ def serve_live(redis_url: str, root: Path) -> Iterator[Live]:
     worker_settings = make_settings(redis_url, root, prefix=f"dzr{uuid.uuid4().hex[:10]}")
     worker = WorkerProcess(worker_settings, "w1", concurrency=2)
     settings = ApiSettings(
-        secret_key="k" * 32, data_dir=str(root / "data"), bcrypt_rounds=4, worker=worker_settings
+        secret_key="k" * 32,
+        data_dir=str(root / "data"),
+        bcrypt_rounds=4,
+        heartbeat_s=0.5,
+        worker=worker_settings,
     )
     app = create_app(settings)
     app.config["TESTING"] = True
-    app.config["DIZEST_SSE_HEARTBEAT_S"] = 0.5
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -248,10 +251,13 @@ def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
     options = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": {"x": 1}})
     assert options.status_code == 400
     before = live.call("GET", "/runs", alice).json["total"]
-    for bad in ({"retries": 10**30}, {"flow_timeout": -5}, {"memory_limit_mb": 1}):
+    for bad in ({"retries": 10**400}, {"flow_timeout": -5}, {"memory_limit_mb": 1}):
         answer = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": bad})
         assert answer.status_code == 422, (bad, answer.json)
         assert answer.json["error"]["code"] == "invalid_options" and answer.json["error"]["details"]
+    huge = b'{"package": {}, "options": {"retries": 1' + b"0" * 5000 + b"}}"
+    answer = live.call("POST", "/runs", alice, data=huge, content_type="application/json")
+    assert answer.status_code == 400, answer.json  # past Python's int digit limit: bad JSON
     assert live.call("GET", "/runs", alice).json["total"] == before  # nothing stored
 
 

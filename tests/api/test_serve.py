@@ -75,13 +75,14 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(tmp: Path) -> Iterator[Served]:
-    """`dizest serve` with no DIZEST_* settings but the admin password; stopped afterwards, and
-    nothing of its session may be left."""
+def serving(tmp: Path, **settings: str) -> Iterator[Served]:
+    """`dizest serve` with no DIZEST_* settings but the admin password (and `settings`, as
+    DIZEST_<NAME> variables); stopped afterwards, and nothing of its session may be left."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
     env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
+    env.update({f"DIZEST_{name.upper()}": value for name, value in settings.items()})
     log = (tmp / "serve.log").open("wb")
     command = [sys.executable, "-m", "dizest_cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(
@@ -223,7 +224,7 @@ def sse_ids(host: str, port: int, path: str, headers: dict[str, str]) -> list[st
 def test_a_client_that_stops_reading_never_slows_the_others(tmp_path: Path) -> None:
     noisy = json.loads(json.dumps(SLOW))
     noisy["apps"]["nap"]["code"] = "for i in range(4000):\n    print(i, 'x' * 2000)\nv = 1"
-    with serving(tmp_path) as served:
+    with serving(tmp_path, heartbeat_s="0.5") as served:
         status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": noisy}, served.token)
         assert status == 201, run
         host, port = served.base.removeprefix("http://").split(":")
@@ -235,7 +236,14 @@ def test_a_client_that_stops_reading_never_slows_the_others(tmp_path: Path) -> N
         head += f"Authorization: {served.token['Authorization']}\r\n\r\n"
         stalled.sendall(head.encode())  # and never reads
         try:
+            started = time.monotonic()
             ids = sse_ids(host, int(port), path, served.token)
+            assert time.monotonic() - started < 30  # the stalled client held nobody up
             assert len(ids) > 4000 and ids == sse_ids(host, int(port), path, served.token)
+            # and the server gave up on it within two heartbeats of the send that blocked
+            stalled.settimeout(10)
+            with contextlib.suppress(ConnectionResetError):
+                while stalled.recv(1 << 20):
+                    pass  # what it had buffered, then the end
         finally:
             stalled.close()

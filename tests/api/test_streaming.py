@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +18,7 @@ import redis
 from simple_websocket import Client as WsClient
 from simple_websocket import ConnectionClosed
 
-from dizest_api.streaming import EventHub, hub_for
+from dizest_api.streaming import EventHub, chunk, follow, hub_for, sse_frame
 from dizest_worker.state import RedisRuns
 from tests.api.test_runs import FANOUT, Live, serve_live, slow
 from tests.conftest import wait_for
@@ -181,15 +183,17 @@ def test_an_idle_websocket_is_pinged(live: Live) -> None:
             assert b" 101 " in reader.readline()
             while reader.readline() not in (b"\r\n", b""):
                 pass
-            opcodes = []
-            while 0x9 not in opcodes:  # frames until a ping; the 5 s socket timeout bounds it
+            pings: list[float] = []
+            while len(pings) < 2:  # frames until two pings; the 5 s socket timeout bounds it
                 first, second = reader.read(2)
                 size = second & 0x7F
                 if size >= 126:  # server frames are unmasked: only the extended length
                     size = int.from_bytes(reader.read(2 if size == 126 else 8), "big")
                 reader.read(size)
-                opcodes.append(first & 0x0F)
-            assert opcodes[-1] == 0x9
+                if first & 0x0F == 0x9:
+                    pings.append(time.monotonic())
+                    sock.sendall(b"\x8a\x80\x00\x00\x00\x00")  # pong (masked, empty): alive
+            assert 0.3 <= pings[1] - pings[0] <= 2.0  # at the heartbeat interval
     finally:
         live.call("POST", f"/runs/{run_id}/cancel", alice)
 
@@ -227,8 +231,8 @@ def test_shutdown_ends_every_stream_at_once_and_refuses_new_ones(live: Live) -> 
     chunks: list[bytes] = []
 
     def read() -> None:
-        for chunk in stream.response:
-            chunks.append(chunk)
+        for piece in stream.response:
+            chunks.append(piece)
 
     reader = threading.Thread(target=read, daemon=True)
     try:
@@ -242,4 +246,59 @@ def test_shutdown_ends_every_stream_at_once_and_refuses_new_ones(live: Live) -> 
     finally:
         stream.close()
         other.call("POST", f"/runs/{run_id}/cancel", alice)
+        hub.close()
+
+
+class QuietRuns:
+    """A run that exists and whose stream holds nothing yet: every event comes live."""
+
+    def record(self, run_id: str) -> dict[str, str]:
+        return {"status": "running"}
+
+    def events(self, run_id: str, after: str | None, count: int) -> list[Any]:
+        return []
+
+
+def test_direct_writes_deliver_every_event_once_in_order_across_adopt_and_release(
+    live: Live,
+) -> None:
+    """The hub writes to an adopted socket while the client's thread keeps taking it back
+    (a 10 ms idle period: heartbeat, catch-up, adopt again) and events keep coming."""
+    assert live.worker_settings is not None
+    hub = EventHub(live.worker_settings.redis_url, f"hubtest:{uuid.uuid4().hex}")
+    ours, theirs = socket.socketpair()
+    received = bytearray()
+
+    def client_thread() -> None:  # what the WSGI server and sse() do with the yields
+        for event in follow(hub, QuietRuns(), "r1", None, 0.01, sock=ours):
+            frame = b": heartbeat\n\n" if event is None else sse_frame(event)
+            ours.sendall(chunk(frame))
+
+    def read() -> None:
+        while chunk_ := theirs.recv(65536):
+            received.extend(chunk_)
+
+    reader = threading.Thread(target=read, daemon=True)
+    follower = threading.Thread(target=client_thread, daemon=True)
+    try:
+        reader.start()
+        follower.start()
+        wait_for(lambda: hub.clients() == 1, timeout=5)
+        total = 3000
+        for i in range(1, total + 1):
+            body = {"id": f"{i}-0", "run_id": "r1", "type": "log.append", "flow_id": "a"}
+            if i == total:
+                body |= {"type": "workflow.status", "data": {"status": "ready"}}
+            hub._dispatch(json.dumps(body))
+            if i % 100 == 0:
+                time.sleep(0.002)  # let the follower cycle through release and adopt
+        follower.join(timeout=10)
+        assert not follower.is_alive(), "the stream did not end at the final event"
+        ours.close()
+        reader.join(timeout=5)
+        ids = [int(m.split(b"-")[0]) for m in re.findall(rb"id: (\d+-\d+)", bytes(received))]
+        assert ids == list(range(1, total + 1))
+    finally:
+        ours.close()
+        theirs.close()
         hub.close()
