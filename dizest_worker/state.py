@@ -408,6 +408,9 @@ def _flow_fields(plan: Plan, roots: tuple[str, ...]) -> dict[str, Any]:
     for flow_id in plan.reused:
         flows[flow_id] = "ready"
         flows[f"{flow_id}:reason"] = Reason.REUSED
+    for flow_id in plan.inactive:
+        flows[flow_id] = "idle"
+        flows[f"{flow_id}:reason"] = Reason.INACTIVE
     for flow_id in plan.run:
         flows[flow_id] = "pending" if flow_id in roots else "idle"
         flows[f"{flow_id}:attempt"] = 1
@@ -425,6 +428,8 @@ def _first_events(plan: Plan, roots: tuple[str, ...]) -> list[tuple[str, str, st
     ]
     for flow_id in sorted(plan.reused):
         events.append((ev.FLOW_STATUS, flow_id, {"status": "ready", "reason": Reason.REUSED}))
+    for flow_id in sorted(plan.inactive):
+        events.append((ev.FLOW_STATUS, flow_id, {"status": "idle", "reason": Reason.INACTIVE}))
     for flow_id, reason in plan.skipped.items():
         events += [
             (ev.FLOW_STATUS, flow_id, {"status": "idle", "reason": reason}),

@@ -38,6 +38,27 @@ def test_golden_workflows_match_local_mode(cluster, tmp_path: Path):
         )
 
 
+def test_inactive_flows_report_as_in_local_mode(cluster, tmp_path: Path):
+    pkg = package(
+        {
+            "a": {"code": "v = 1", "outputs": ["v"]},
+            "b": {"code": "v = dizest.input('x')", "inputs": ["x"], "outputs": ["v"]},
+        },
+        {
+            "s": {"app": "a"},
+            "off": {"app": "a", "active": False},
+            "needs_off": {"app": "b", "in": {"x": [("off", "v")]}},
+            "u": {"app": "b", "in": {"x": [("s", "v")]}},
+        },
+    )
+    cluster("w1", concurrency=1)
+    remote = cluster.client.wait(cluster.client.submit(pkg), timeout=60)
+    with Workflow(pkg) as wf:
+        local = wf.run(workdir=tmp_path)
+    assert local["flows"]["off"]["reason"] == "inactive"
+    assert comparable(remote) == comparable(local)
+
+
 def test_event_stream_replays_then_ends_with_final_status(cluster):
     cluster("w1")
     client = cluster.client
