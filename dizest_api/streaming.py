@@ -35,7 +35,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -68,7 +68,6 @@ class Subscription:
     run_id: str
     queue: queue.Queue[Any]
     dropped: bool = False
-    _hub: EventHub | None = field(default=None, repr=False)
     sock: socket.socket | None = None  # while adopted: the hub writes live events to it
     last: str | None = None  # while adopted: the last event id written to it
 
@@ -111,7 +110,7 @@ class EventHub:
         self.ready = threading.Event()
 
     def subscribe(self, run_id: str, wait_s: float = 5.0) -> Subscription:
-        sub = Subscription(run_id, queue.Queue(self.queue_size), _hub=self)
+        sub = Subscription(run_id, queue.Queue(self.queue_size))
         with self._lock:
             self._subs.setdefault(run_id, set()).add(sub)
             if self._thread is None or not self._thread.is_alive():
