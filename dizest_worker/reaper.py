@@ -54,6 +54,8 @@ class Reaper:
                 "sent again %s/%s (attempt %s): nobody had claimed it", run_id, flow_id, attempt
             )
         elif answer.isdigit():
+            # REQUEUE reserved the new attempt; once sent, the reservation goes, unless a worker
+            # has claimed the attempt already: then the entry is its lease and RELEASE keeps it
             self.enqueue([(FlowTask(run_id, flow_id, int(answer)), queue)], 0.0)
             self.runs.release([(run_id, flow_id, int(answer))])
             log.warning("worker lost: requeued %s/%s as attempt %s", run_id, flow_id, answer)

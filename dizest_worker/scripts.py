@@ -20,6 +20,8 @@ so the final status is always the run's last event.
                otherwise                                                      -> gone | alive
     CANCEL     every not-started flow -> idle (cancelled); workers told      -> final | n
     EMIT       events for a run that has not ended                           -> ids
+    RELEASE    drop reservations of flows still pending at that attempt (sent, unclaimed)
+                                                                     -> n dropped
     HEARTBEAT  extend a lease that still exists; is its run cancelled? -> {1|0, 1|0}
     FORGET     drop workers whose last heartbeat is older than a cutoff       -> n dropped
 
@@ -400,6 +402,24 @@ end
 return ids
 """
 )
+
+# KEYS: leases, then the flows hash of each flow's run   ARGV: (run_id, flow, attempt) of each
+# A reservation and the lease its claim takes are one member, run\x1fflow\x1fattempt (CLAIM's ZADD
+# replaces the one with the other), and a claim may land between the enqueue and this release.
+# So the entry is only dropped while it still is a reservation: its flow pending at that attempt.
+# Deleting a claimed attempt's lease would leave it running unseen by the reaper for good.
+RELEASE = r"""
+local dropped = 0
+for i = 2, #KEYS do
+  local j = (i - 2) * 3
+  local run_id, flow, attempt = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+  if redis.call('HGET', KEYS[i], flow) == 'pending'
+     and redis.call('HGET', KEYS[i], flow .. ':attempt') == attempt then
+    dropped = dropped + redis.call('ZREM', KEYS[1], run_id .. '\031' .. flow .. '\031' .. attempt)
+  end
+end
+return dropped
+"""
 
 # KEYS: leases, run   ARGV: expiry_ms, member
 # The cancelled flag rides on the heartbeat so that a worker sees a cancel within lease/3 s

@@ -67,6 +67,7 @@ class RedisRuns:
         self._requeue = reg(scripts.REQUEUE)
         self._cancel = reg(scripts.CANCEL)
         self._emit = reg(scripts.EMIT)
+        self._release = reg(scripts.RELEASE)
         self._heartbeat = reg(scripts.HEARTBEAT)
         self._forget = reg(scripts.FORGET)
         self._contexts: OrderedDict[str, RunContext] = OrderedDict()
@@ -180,11 +181,12 @@ class RedisRuns:
         """Reserve pending flows this process holds (renewed by `heartbeat` while waiting)."""
         self.client.zadd(self.keys.leases, {lease_member(*f): self.reservation() for f in flows})
 
-    def release(self, flows: Iterable[tuple[str, str, int]]) -> None:
-        """Drop the reservations of flows that are now safely in the broker's queue."""
-        members = [lease_member(*f) for f in flows]
-        if members:
-            self.client.zrem(self.keys.leases, *members)
+    def release(self, flows: Iterable[tuple[str, str, int]]) -> int:
+        """Drop the reservations of flows that are now safely in the broker's queue, but never
+        the lease of an attempt claimed meanwhile (see scripts.RELEASE); returns how many."""
+        flows = list(flows)
+        keys = [self.keys.leases, *(self.keys.flows(run_id) for run_id, _, _ in flows)]
+        return int(self._release(keys=keys, args=[x for f in flows for x in f])) if flows else 0
 
     def heartbeat(self, leases: Iterable[tuple[str, str, int]]) -> list[tuple[bool, bool]]:
         """Extend leases; for each, (still ours, its run is cancelled). Not ours: the attempt
