@@ -71,11 +71,9 @@ def worker(
 @click.command("worker-alive")
 @click.option("--name", "-n", help="Worker name (default: DIZEST_WORKER_NAME, dizest@HOSTNAME).")
 def worker_alive(name: str | None) -> None:
-    """Exit 0 if the worker's reaper reported to Redis lately, 1 otherwise (a health check)."""
-    import time
-
+    """Exit 0 if the worker beat lately (`dizest_worker.liveness`), 1 otherwise: a health check."""
+    from dizest_worker import liveness
     from dizest_worker.connection import redis_client
-    from dizest_worker.keys import Keys
     from dizest_worker.settings import WorkerSettings
 
     try:
@@ -83,13 +81,12 @@ def worker_alive(name: str | None) -> None:
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc
     worker_name = name or settings.worker_name
-    window_s = max(3 * settings.reaper_interval_s, 30.0)  # as /readyz counts a worker live
+    window_s = liveness.window_s(settings)  # as /readyz counts a worker live
     try:
-        seen = redis_client(settings).hget(Keys(settings.prefix).workers, worker_name)
+        age_s = liveness.last_seen_s(redis_client(settings), settings, worker_name)
     except Exception as exc:  # Redis unreachable: not healthy, whatever the error
         click.echo(f"{worker_name}: redis unreachable ({type(exc).__name__})", err=True)
         sys.exit(1)
-    age_s = time.time() - float(seen) / 1000 if seen else None
     if age_s is None or age_s > window_s:
         click.echo(f"{worker_name}: not seen in the last {window_s:g} s", err=True)
         sys.exit(1)

@@ -38,9 +38,10 @@ def create_celery(settings: WorkerSettings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     app.conf.dizest_settings = settings
-    from dizest_worker import tasks
+    from dizest_worker import liveness, tasks
 
     tasks.register(app)
+    liveness.install(app)
     return app
 
 

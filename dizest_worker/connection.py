@@ -6,6 +6,9 @@ health checks, keepalive) and shares a bounded, blocking pool between its thread
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -30,3 +33,20 @@ def redis_client(settings: WorkerSettings, *, text: bool = False) -> redis.Redis
         socket_keepalive=True,
     )
     return redis.Redis(connection_pool=pool)
+
+
+_QUERY_PASSWORD = re.compile(r"(?i)(password=)[^&]*")
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for a log line: its password (in the user part or a `password=` query
+    parameter) replaced by `***`, as in `redis://:***@host:port/db`. Everything that prints a
+    Redis URL goes through here."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return "<unparsable URL>"
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        url = url.replace(netloc, f"{userinfo.partition(':')[0]}:***@{host}", 1)
+    return _QUERY_PASSWORD.sub(r"\1***", url)

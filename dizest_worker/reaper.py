@@ -3,10 +3,10 @@
 is one atomic script that checks the attempt is still the current one and its lease expired.
 
 It runs as its own small process next to each `dizest worker` (so the worker's main process,
-which forks its pool, stays single-threaded); several reapers may run at once safely. It also
-records the worker's liveness for health checks (forgetting workers unseen for an hour) and,
-every `files_interval_s`, deletes the working and artifact directories of expired runs (see
-`dizest_worker.files`).
+which forks its pool, stays single-threaded), and dies with it; several reapers may run at once
+safely. It forgets workers unseen for an hour (the heartbeat itself comes from the worker's
+pool: `dizest_worker.liveness`) and, every `files_interval_s`, deletes the working and artifact
+directories of expired runs (see `dizest_worker.files`).
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ class Reaper:
                 return  # the worker died: this reaper goes with it
             try:
                 self.sweep()
-                self.runs.worker_seen(self.settings.worker_name)
                 if time.monotonic() >= next_tidy:
                     next_tidy = time.monotonic() + self.settings.files_interval_s
                     self.tidy()
@@ -93,7 +92,10 @@ def main() -> None:
     """Entry point of the reaper process started by `dizest worker`."""
     from dizest_worker.celery_app import create_celery, make_enqueue
     from dizest_worker.connection import redis_client
+    from dizest_worker.lifeline import die_with_parent
 
+    parent = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    die_with_parent(signal.SIGTERM, parent)  # the worker's main process died: stop at once
     logging.basicConfig(level=logging.INFO, format="%(asctime)s reaper %(levelname)s %(message)s")
     settings = WorkerSettings.from_env()
     app = create_celery(settings)
@@ -101,7 +103,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     reaper = Reaper(RedisRuns(redis_client(settings), settings), make_enqueue(app), settings)
-    reaper.run_forever(stop, parent_pid=int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    reaper.run_forever(stop, parent_pid=parent)
     time.sleep(0)
 
 

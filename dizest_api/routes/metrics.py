@@ -12,7 +12,6 @@ are lifetime values the workers' CLAIM, FINISH and REQUEUE scripts keep in `{pre
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable
 
@@ -22,13 +21,13 @@ from dizest_api.auth import current
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import Forbidden
 from dizest_api.services import services
+from dizest_worker import liveness
 from dizest_worker.keys import DURATION_BUCKETS
 from dizest_worker.scripts import bucket_name
 
 bp = Blueprint("metrics", __name__)
 
 RUN_SCAN_LIMIT = 10_000
-WORKER_WINDOW_S = 30.0
 FLOW_STATES = ("completed", "failed", "cancelled", "unresolved")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -92,9 +91,7 @@ def metrics() -> Response:
             except ValueError:
                 continue
     depth = redis.llen(worker.queue)
-    now_ms = time.time() * 1000
-    beats = redis.hgetall(keys.workers)
-    live = sum(1 for ms in beats.values() if now_ms - float(ms) <= WORKER_WINDOW_S * 1000)
+    live = len(liveness.live_workers(redis, worker))
     counters = redis.hgetall(keys.metrics)
     hub = current_app.extensions.get("dizest.events")
     clients = hub.clients() if hub is not None else 0
@@ -149,7 +146,7 @@ def metrics() -> Response:
         *_metric(
             "dizest_workers_live",
             "gauge",
-            f"Workers whose heartbeat is at most {WORKER_WINDOW_S:g} s old.",
+            f"Workers whose heartbeat is at most {liveness.window_s(worker):g} s old.",
             [({}, live)],
         ),
     ]

@@ -1,0 +1,129 @@
+"""Worker liveness: who may count as a worker that can take a flow now, and how it says so.
+
+Invariants:
+- A worker's heartbeat (`{p}:workers`, name -> ms) is written only once Celery has declared the
+  worker ready (`worker_ready`, in its main process, before it logs "ready."), and afterwards by
+  a thread in each pool process (or in the main process of a thread pool). So a beat proves a
+  pool that consumes: a main process killed takes its pool with it (Celery ties pool processes
+  to it with PR_SET_PDEATHSIG) and the beats stop.
+- At start (`worker_init`, before the pool exists) a worker deletes its name's beat: a previous
+  instance's leftover never makes a restarting worker look ready.
+- A worker is live while its last beat is younger than `window_s`: one rule, used by /readyz,
+  the submit check, /metrics and `dizest worker-alive`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import threading
+import time
+from typing import Any
+
+import redis
+from celery import Celery, signals
+
+from dizest_worker.keys import Keys
+from dizest_worker.settings import WorkerSettings
+
+log = logging.getLogger("dizest.worker")
+BEATS_PER_WINDOW = 3  # beats a worker may miss (a slow Redis call, a GC pause) and stay live
+
+
+def window_s(settings: WorkerSettings) -> float:
+    """How long a heartbeat counts: three beat periods (6 s by default)."""
+    return BEATS_PER_WINDOW * settings.reaper_interval_s
+
+
+def live_workers(client: redis.Redis, settings: WorkerSettings) -> list[str]:
+    """Names of the workers whose last beat is within the window, sorted."""
+    beats = client.hgetall(Keys(settings.prefix).workers)
+    oldest = time.time() * 1000 - window_s(settings) * 1000
+    return sorted(_text(name) for name, ms in beats.items() if _ms(ms) >= oldest)
+
+
+def last_seen_s(client: redis.Redis, settings: WorkerSettings, name: str) -> float | None:
+    """Seconds since `name` last beat, or None if it never did (or was forgotten)."""
+    seen = client.hget(Keys(settings.prefix).workers, name)
+    return None if seen is None else time.time() - _ms(seen) / 1000
+
+
+def forget(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
+    """Delete `name`'s beat (a worker about to start under that name is not ready yet)."""
+    client.hdel(Keys(settings.prefix).workers, name)
+
+
+def beat(client: redis.Redis, settings: WorkerSettings) -> None:
+    client.hset(Keys(settings.prefix).workers, settings.worker_name, int(time.time() * 1000))
+
+
+def _ms(raw: Any) -> float:
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+class _Heart:
+    """This process's part: the ready flag shared with the pool (set up before it forks)."""
+
+    ready: Any = None  # multiprocessing.RawValue("b"): 1 once the main process is ready
+    started = False
+
+
+def _beat_forever(settings: WorkerSettings) -> None:
+    from dizest_worker.connection import redis_client
+
+    client = redis_client(settings)
+    while True:
+        if _Heart.ready is not None and _Heart.ready.value:
+            try:
+                beat(client, settings)
+            except redis.RedisError as exc:  # Redis away: not live until it is back
+                log.warning("heartbeat failed: %s", type(exc).__name__)
+        time.sleep(settings.reaper_interval_s)
+
+
+def _start_beating(settings: WorkerSettings) -> None:
+    if not _Heart.started:
+        _Heart.started = True
+        threading.Thread(target=_beat_forever, args=(settings,), daemon=True).start()
+
+
+def install(app: Celery) -> None:
+    """Connect the heartbeat to the worker's life cycle (once per process; only a worker
+    process ever sends these signals)."""
+    settings: WorkerSettings = app.conf.dizest_settings
+
+    def on_init(sender: Any = None, **_: Any) -> None:
+        _Heart.ready = multiprocessing.RawValue("b", 0)
+        from dizest_worker.connection import redis_client
+
+        with contextlib.suppress(redis.RedisError):  # Redis down: the old beat ages out anyway
+            forget(redis_client(settings), settings, settings.worker_name)
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        from celery.concurrency.prefork import TaskPool
+
+        from dizest_worker.connection import redis_client
+
+        if _Heart.ready is not None:
+            _Heart.ready.value = 1
+        with contextlib.suppress(redis.RedisError):
+            beat(redis_client(settings), settings)  # before Celery logs "ready."
+        if not isinstance(getattr(sender, "pool", None), TaskPool):
+            _start_beating(settings)  # a thread pool: this process runs the flows
+
+    def on_process_init(**_: Any) -> None:
+        _start_beating(settings)
+
+    signals.worker_init.connect(on_init, weak=False, dispatch_uid="dizest.liveness.init")
+    signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="dizest.liveness.ready")
+    signals.worker_process_init.connect(
+        on_process_init, weak=False, dispatch_uid="dizest.liveness.process"
+    )

@@ -1,0 +1,85 @@
+"""Worker liveness against a real Redis and real `dizest worker` processes: the heartbeat comes
+from the pool once Celery is ready, a previous instance's beat is deleted at start, and a worker
+whose main process died stops counting within one window."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dizest_worker import liveness
+from dizest_worker.connection import redis_client
+from dizest_worker.keys import Keys
+from tests.conftest import wait_for
+from tests.worker.conftest import WorkerProcess
+
+
+def children(pid: int) -> dict[int, str]:
+    """pid -> cmdline of the live children of `pid`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_pool_beats_and_a_leftover_beat_never_stands_for_a_new_worker(
+    cluster: Callable[..., WorkerProcess],
+) -> None:
+    settings = cluster.settings  # type: ignore[attr-defined]
+    client = redis_client(settings)
+    workers = Keys(settings.prefix).workers
+    leftover = int(time.time() * 1000) + 3_600_000  # a previous instance's beat, never older
+    client.hset(workers, "w1", leftover)
+    worker = cluster("w1")
+    # ready: the old beat was deleted at start and the new one written before "ready."
+    assert int(client.hget(workers, "w1")) < leftover
+    assert liveness.live_workers(client, settings) == ["w1"]
+
+    reaper = next(
+        p for p, cmd in children(worker.proc.pid).items() if "dizest_worker.reaper" in cmd
+    )
+    os.kill(reaper, signal.SIGKILL)  # the reaper is not the heartbeat: beats go on without it
+    killed_ms = time.time() * 1000
+    wait_for(lambda: float(client.hget(workers, "w1")) > killed_ms, timeout=5)
+
+    pool = [p for p, cmd in children(worker.proc.pid).items() if p != reaper]
+    assert pool, "no pool process"
+    os.kill(worker.proc.pid, signal.SIGKILL)  # the main process only: the pool dies with it
+    worker.proc.wait(timeout=10)
+    wait_for(lambda: not any(alive(p) for p in pool), timeout=5)
+    wait_for(lambda: not liveness.live_workers(client, settings), timeout=liveness.window_s(settings) + 3)  # fmt: skip
+
+
+def test_only_beats_within_the_window_count(redis_url: str, tmp_path: Path) -> None:
+    from tests.worker.conftest import make_settings
+
+    settings = make_settings(redis_url, tmp_path)
+    client = redis_client(settings)
+    stale = int(time.time() * 1000) - int(liveness.window_s(settings) * 1000) - 1
+    client.hset(
+        Keys(settings.prefix).workers, mapping={"old": stale, "new": int(time.time() * 1000)}
+    )
+    assert liveness.live_workers(client, settings) == ["new"]
+    liveness.forget(client, settings, "new")
+    assert liveness.live_workers(client, settings) == []
+    assert liveness.last_seen_s(client, settings, "old") >= liveness.window_s(settings)
+    client.delete(Keys(settings.prefix).workers)
