@@ -88,12 +88,19 @@ def spec_of(view: Any) -> Spec | None:
     return spec if isinstance(spec, Spec) else None
 
 
-def json_body(fields: Mapping[str, Field]) -> dict[str, Any]:
-    """The request's JSON object, checked against `fields`; BadInput names every wrong field."""
+def json_value() -> Any:
+    """The request body as JSON (null when empty); BadInput when it is not. Not Flask's
+    `get_json`: it lets the RecursionError of a body nested too deep for the parser through
+    (a 500), even with silent=True."""
     try:
-        body = json.loads(request.get_data(cache=True) or b"null")
+        return json.loads(request.get_data(cache=True) or b"null")
     except (ValueError, RecursionError) as exc:
         raise BadInput(f"malformed JSON: {exc}") from None
+
+
+def json_body(fields: Mapping[str, Field]) -> dict[str, Any]:
+    """The request's JSON object, checked against `fields`; BadInput names every wrong field."""
+    body = json_value()
     if not isinstance(body, dict):
         raise BadInput("the body must be a JSON object")
     unknown = sorted(set(body) - set(fields))

@@ -13,7 +13,7 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from dizest_core.errors import AuthError, DizestError, ValidationError, WorkflowError
+from dizest_core.errors import AuthError, DizestError, InputError, ValidationError, WorkflowError
 from dizest_worker.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
 from dizest_worker.library import GrantError
 from dizest_worker.options import InvalidOptions
@@ -59,6 +59,7 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
     (AuthError, 401, "unauthenticated"),
     (UserExists, 409, "conflict"),
     (InvalidOptions, 422, "invalid_options"),
+    (InputError, 422, "invalid_input"),  # the code is the error's own: input_too_deep, ...
     (ValidationError, 422, "invalid_workflow"),
     (WorkflowError, 422, "invalid_workflow"),
     (LookupError, 404, "not_found"),
@@ -76,7 +77,7 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 
 
 def _details(exc: BaseException) -> Any:
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ApiError | InputError):
         return exc.details
     if isinstance(exc, ValidationError):
         return [p.to_dict() for p in exc.problems]
@@ -96,6 +97,8 @@ def handle_domain(exc: Exception) -> Response:
             message = str(exc).split("\n", 1)[0]
             if isinstance(exc, LookupError) and exc.args:
                 message = str(exc.args[0])  # KeyError's str() adds quotes
+            if isinstance(exc, InputError):
+                code = exc.code
             response = error_response(status, code, message, _details(exc))
             if isinstance(exc, LoginLocked):
                 response.headers["Retry-After"] = str(exc.retry_after)

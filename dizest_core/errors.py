@@ -6,6 +6,7 @@
     ├── UnknownFlowError         a flow id that the package does not have (also LookupError)
     ├── ExecutionError           running a flow failed outside user code (could not start, ...)
     │   └── ProtocolError        a flow child sent something that is not a valid message
+    ├── InputError               a run input, option or package over a limit (see `limits`)
     ├── StoreError               the output store could not read or write
     │   └── OutputNotFound       (also LookupError)
     ├── ConfigError              a DIZEST_* setting is malformed
@@ -71,6 +72,17 @@ class ExecutionError(DizestError):
 class ProtocolError(ExecutionError):
     """A flow child sent a frame or record that is not a well-formed message (broken or
     hostile user code); the engine ends that flow in error and carries on."""
+
+
+class InputError(DizestError, ValueError):
+    """A value a user gave a run breaks a limit of `dizest_core.limits` (too deep, too large,
+    not JSON); `code` names what broke (`input_too_deep`, ...), `details` the limit and the
+    value's name. A ValueError too, for callers that catch bad input so."""
+
+    def __init__(self, code: str, message: str, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
 
 
 class StoreError(DizestError):

@@ -1,8 +1,8 @@
 """Engine settings: one frozen dataclass, parsed and checked once from DIZEST_* variables.
 
 Nothing else in dizest_core reads os.environ, except `child_environment`, which builds the
-scrubbed environment flows run with: no DIZEST_* settings, and no variable whose name looks like
-a secret (tokens, passwords, keys, credentials, connection URLs).
+environment flows run with from an allow-list: `FLOW_ENV` (documented in docs/security.md) plus
+the operator's `DIZEST_FLOW_ENV` names; never a DIZEST_* or CELERY_* setting.
 """
 
 from __future__ import annotations
@@ -15,11 +15,16 @@ from pathlib import Path
 
 from dizest_core.errors import ConfigError
 
-SECRET_NAME = re.compile(
-    r"^(DIZEST_|CELERY_)|SECRET|PASSW|TOKEN|API_?KEY|PRIVATE|CREDENTIAL|AUTH|"
-    r"(REDIS|DATABASE|BROKER|AMQP|POSTGRES|MYSQL|MONGO)_?(URL|URI|DSN)",
-    re.IGNORECASE,
-)
+NEVER_TO_FLOWS = re.compile(r"^(DIZEST_|CELERY_)", re.IGNORECASE)
+# What flows see of the server's environment by default: locale, paths, thread counts and
+# device selection; nothing that commonly carries a credential. "*" ends a prefix.
+FLOW_ENV = (
+    "PATH", "LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "VIRTUAL_ENV", "PYTHONPATH",
+    "PYTHONHASHSEED", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND",
+    "OMP_NUM_THREADS", "OPENBLAS_*", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "SSL_CERT_FILE", "SSL_CERT_DIR",
+)  # fmt: skip
+SANDBOX_MODES = ("auto", "on", "off")
 
 
 def _default_plugin_paths() -> tuple[str, ...]:
@@ -41,6 +46,12 @@ class Settings:
     max_render_bytes: int = 1_000_000
     max_preview_bytes: int = 65_536
     inline_max_bytes: int = 1 << 20
+    # what a run's inputs, options and package may be (dizest_core.limits, checked at submit)
+    max_input_depth: int = 32
+    max_input_bytes: int = 10 << 20  # UTF-8 JSON, all inputs of a run together
+    max_input_nodes: int = 1_000_000
+    max_input_string: int = 4 << 20  # characters
+    max_input_keys: int = 100_000  # in one object
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -49,6 +60,14 @@ class Settings:
             raise ConfigError("flow_timeout must be positive")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 64:
             raise ConfigError("memory_limit_mb must be at least 64 (the interpreter needs ~30 MB)")
+        if self.sandbox not in SANDBOX_MODES:
+            raise ConfigError(f"sandbox must be one of {', '.join(SANDBOX_MODES)}")
+        if self.network not in ("none", "egress", "full"):
+            raise ConfigError("network must be none, egress or full")
+        if min(self.max_pids, self.max_open_files, self.max_file_mb, self.tmp_mb) < 1:
+            raise ConfigError("max_pids, max_open_files, max_file_mb and tmp_mb must be positive")
+        if min(self.max_input_depth, self.max_input_bytes, self.max_input_nodes) < 1:
+            raise ConfigError("max_input_depth, max_input_bytes and max_input_nodes must be >= 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,10 +109,24 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_render_bytes": int,
     "max_preview_bytes": int,
     "inline_max_bytes": int,
+    "max_input_depth": int,
+    "max_input_bytes": int,
+    "max_input_nodes": int,
+    "max_input_string": int,
+    "max_input_keys": int,
 }
 
 
-def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment flows run with: the server's, minus settings and anything secret-looking."""
+def child_environment(
+    environ: Mapping[str, str] | None = None, extra: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The environment flows run with: only the allow-listed variables of the server's."""
     env = os.environ if environ is None else environ
-    return {k: v for k, v in env.items() if not SECRET_NAME.search(k)}
+    names = FLOW_ENV + extra
+    exact = {n for n in names if not n.endswith("*")}
+    prefixes = tuple(n[:-1] for n in names if n.endswith("*"))
+    return {
+        k: v
+        for k, v in env.items()
+        if (k in exact or k.startswith(prefixes)) and not NEVER_TO_FLOWS.search(k)
+    }

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from dizest_core import dwp
+from dizest_core import dwp, limits
 from dizest_core.errors import DizestError, ExecutionError, UnknownFlowError
 from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
@@ -70,8 +70,15 @@ class Client:
         options: Mapping[str, Any] | None = None,
         base_run: str | None = None,
     ) -> str:
-        """Validate, store and enqueue a run; return its id (the same id for the same key)."""
+        """Validate, store and enqueue a run; return its id (the same id for the same key).
+        Inputs, options and the package are checked against `dizest_core.limits` first: a value
+        too deep or too large for a worker raises InputError and nothing is stored."""
+        engine = self.settings.engine
+        budget = limits.Budget.of(engine)
+        limits.check_inputs(inputs or {}, engine, "input", budget)
+        limits.check_inputs(options or {}, engine, "option", budget)
         pkg = dwp.load(package, extra_apps=self.plugins.apps())
+        limits.check_value(pkg.raw, "the package", "package", engine)
         targets = list(flows) if flows is not None else None
         unknown = [f for f in targets or () if f not in pkg.flows]
         if unknown:
@@ -80,10 +87,6 @@ class Client:
         # every option value, before anything is stored: a bad one must never fail a worker
         validate_options(pkg, opts, self.settings.max_flow_timeout_s)
         common, per_flow = split_inputs(inputs or {}, pkg)
-        try:
-            json.dumps([common, per_flow, opts], allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"run inputs must be JSON values: {exc}") from None
         if base_run is not None and self.runs.record(base_run) is None:
             raise RunNotFound(f"no run {base_run!r}")
         available = (lambda f: self.store.has(base_run, f)) if base_run else (lambda f: False)

@@ -8,6 +8,13 @@ end after the task's `local_budget_s` (Celery's hard time limit would kill the t
 child runs, the attempt's lease is renewed every lease/3 seconds (the renewal also reads the
 run's cancelled flag, for a cancel message that was lost), cancel messages are read from the
 control channel, and log lines are sent as events as soon as the child prints them.
+
+Nothing a user submits or a flow sends may raise here outside that flow's own failure path
+(`dizest_core.limits` refuses bad inputs at the door; this is the second line): a job that
+cannot be built or serialized ends its flow in error (not retried: it would fail the same way),
+a preview over the input limits is replaced by a note, and when anything still escapes
+`handle`, the Supervisor (zygote, children, selector) is thrown away and rebuilt, since its
+state can no longer be trusted: a pool process is never reused broken.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from typing import Any
 
 import redis
 
-from dizest_core.errors import DizestError
+from dizest_core import limits, wire
+from dizest_core.errors import DizestError, InputError
 from dizest_core.execution import Finished, Signal, Supervisor
-from dizest_core.job import build_job
+from dizest_core.job import FlowJob, build_job
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import child_environment
 from dizest_worker.context import RunContext
@@ -104,20 +112,40 @@ class Executor:
         self.runs = RedisRuns(client, settings)
         self.enqueue = enqueue
         self.queues = set(queues or [settings.queue])
-        renderer_files = PluginRegistry.discover(settings.engine.plugin_paths).renderer_files()
-        self.supervisor = Supervisor(child_environment(), settings.engine.preload, renderer_files)
+        self.supervisor = self._supervisor()
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(self.runs.keys.control_channel)
+
+    def _supervisor(self) -> Supervisor:
+        engine = self.settings.engine
+        renderer_files = PluginRegistry.discover(engine.plugin_paths).renderer_files()
+        return Supervisor(child_environment(), engine.preload, renderer_files)
 
     def close(self) -> None:
         self.supervisor.close()
         self.pubsub.close()
 
+    def _rebuild(self) -> None:
+        """A fresh Supervisor after an error escaped `handle`: the old one may hold a child it
+        asked the zygote for but never registered (its notice would then be misread)."""
+        log.warning("rebuilding this process's flow supervisor after an error")
+        old, self.supervisor = self.supervisor, self._supervisor()
+        try:
+            old.close()
+        except Exception:  # it is broken: that is why it goes
+            log.exception("closing the old supervisor failed")
+
     def handle(self, tasks: list[FlowTask]) -> None:
         """Run `tasks` (of one run), then the ready children they free whose queue is ours, up
         to `slots` at once in this process; what does not fit (or is for another queue) is
         enqueued. Tasks waiting here hold reservations, so a dead worker loses none of them."""
-        ctx = self.runs.context(tasks[0].run_id)
+        try:
+            ctx = self.runs.context(tasks[0].run_id)
+        except (ValueError, RecursionError) as exc:  # a record no door of this version stores
+            log.error(
+                "dropping tasks of run %s, its record is unreadable: %r", tasks[0].run_id, exc
+            )
+            return
         known = [t for t in tasks if ctx is not None and t.flow_id in ctx.plan.parents]
         if ctx is None or len(known) < len(tasks):
             log.warning(
@@ -135,8 +163,11 @@ class Executor:
                     self._start(batch, batch.local.popleft())
                 if batch.running:
                     self._step(batch)
-        finally:
+        except BaseException as exc:
             self._abandon(batch)
+            if isinstance(exc, Exception):  # not on shutdown (SystemExit, KeyboardInterrupt)
+                self._rebuild()
+            raise
 
     def _abandon(self, batch: _Batch) -> None:
         """After an error (Redis gone for good, a bug): kill what still runs, so the next task
@@ -169,20 +200,38 @@ class Executor:
             return
         workdir = os.path.join(self.settings.workdir_root, task.run_id)
         os.makedirs(workdir, exist_ok=True)
-        job = build_job(
-            package,
-            task.flow_id,
-            task.run_id,
-            values,
-            self.settings.engine,
-            workdir=workdir,
-            params=batch.ctx.params(task.flow_id),
-            memory_limit_mb=options.memory_limit_mb,
-            attempt=task.attempt,
-            artifact_dir=self.settings.artifact_dir,
-        )
+        try:
+            job = build_job(
+                package,
+                task.flow_id,
+                task.run_id,
+                values,
+                self.settings.engine,
+                workdir=workdir,
+                params=batch.ctx.params(task.flow_id),
+                memory_limit_mb=options.memory_limit_mb,
+                attempt=task.attempt,
+                artifact_dir=self.settings.artifact_dir,
+            )
+            _serializable(job)
+        except Exception as exc:  # RecursionError, PicklingError, MemoryError, ...
+            self._not_started(batch, task, options, exc)
+            return
         self.supervisor.launch(job, options.timeout)
         batch.running[task.flow_id] = (task, options)
+
+    def _not_started(
+        self, batch: _Batch, task: FlowTask, options: FlowOptions, exc: Exception
+    ) -> None:
+        """The flow's job could not be built or serialized (what the run was given): that
+        flow ends in error, as if its code had failed, and never reaches the Supervisor."""
+        text = str(exc) if len(str(exc)) <= 200 else str(exc)[:200] + "..."
+        reason = f"could not start the flow: {type(exc).__name__}: {text}"
+        log.warning("run %s flow %s: %s", task.run_id, task.flow_id, reason)
+        entry = {"entry": f"dizest: {reason}", "stream": "engine"}
+        self.runs.emit(task.run_id, [("log.append", task.flow_id, entry)])
+        batch.running[task.flow_id] = (task, options)
+        self._finish(batch, Finished(task.flow_id, False, reason, {}, {}, None, 0.0), False)
 
     def _options(self, ctx: RunContext, flow_id: str) -> FlowOptions:
         return ctx.flow_options(flow_id, self.settings)
@@ -215,7 +264,7 @@ class Executor:
         for flow_id in batch.running:
             self.supervisor.kill(flow_id, reason)
 
-    def _finish(self, batch: _Batch, finished: Finished) -> None:
+    def _finish(self, batch: _Batch, finished: Finished, retryable: bool = True) -> None:
         task, options = batch.running.pop(finished.flow_id)
         result = self.runs.finish(
             batch.ctx,
@@ -225,8 +274,8 @@ class Executor:
             finished.reason,
             finished.duration_s,
             finished.outputs,
-            finished.previews,
-            retryable=not finished.ok and finished.reason != "cancelled",
+            self._checked(finished.previews),
+            retryable=retryable and not finished.ok and finished.reason != "cancelled",
             max_retries=options.retries,
         )
         if result.outcome == "retry":  # its reservation stays until the retry is claimed
@@ -244,6 +293,18 @@ class Executor:
             else:
                 others.append((child, queue))
         self._send(others)
+
+    def _checked(self, previews: dict[str, Any]) -> dict[str, Any]:
+        """Previews within the input limits (a flow may send JSON nested ~1000 deep, which the
+        API could not encode again): one over them is replaced by a note; the value stays."""
+        checked = {}
+        for name, preview in previews.items():
+            try:
+                limits.check_value(preview, f"output {name!r}", "output", self.settings.engine)
+            except InputError as exc:
+                preview = {"$type": "dizest.limits", "$repr": f"preview omitted: {exc}"}
+            checked[name] = preview
+        return checked
 
     def _send(self, tasks: list[tuple[FlowTask, str]]) -> None:
         """Enqueue reserved tasks, then drop their reservations (the broker holds them now)."""
@@ -272,6 +333,12 @@ class _Batch:
     started: float = 0.0  # monotonic time the Celery task began (see local_budget_s)
     next_beat: float = 0.0
     next_control: float = 0.0
+
+
+def _serializable(job: FlowJob) -> None:
+    """Serialize the job once as the Supervisor will (a few µs), so that what cannot be (too
+    deep for pickle, say) fails here, before the zygote forks a child for it."""
+    wire.encode_job(job)
 
 
 def _event(item: Signal) -> tuple[str, str | None, dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from dizest_api.auth import current
-from dizest_api.endpoint import endpoint
+from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.routes.runs import index, sse_response, within_limit
 from dizest_api.routes.workflows import open_workflow
@@ -46,7 +46,7 @@ def _values() -> dict[str, Any]:
     if request.method == "GET":
         return {k: parse_value(v) for k, v in request.args.items()}
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_value()
         if not isinstance(body, dict):
             raise BadInput("the body must be a JSON object of input values")
         return body
