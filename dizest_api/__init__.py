@@ -1,4 +1,5 @@
-"""dizest's HTTP service: `create_app(settings)` builds the Flask app (JSON API under /api/v1).
+"""dizest's HTTP service: `create_app(settings)` builds the Flask app (JSON API under /api/v1,
+the web console at /).
 
     app = create_app(ApiSettings.from_env())
     app.extensions["dizest"].bootstrap()   # first admin, once, at start-up (prints nothing)
@@ -12,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from dizest_api import auth, errors
+from dizest_api import auth, console, errors
 from dizest_api.routes import BLUEPRINTS
 from dizest_api.services import Services
 from dizest_api.settings import ApiSettings
@@ -50,6 +51,7 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
     library = Library(redis, keys, extra_apps=plugins.apps())
     app.extensions["dizest"] = Services(settings, redis, accounts, library, plugins, client)
     errors.register(app)
+    console.register(app)  # its 404 check runs before auth
     app.before_request(auth.authenticate)
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=prefix)

@@ -15,12 +15,15 @@ from dizest_api.endpoint import Field, Spec, spec_of
 
 IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+CONSOLE = "console."  # the web console's pages (dizest_api/console)
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
 def document(app: Flask) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(CONSOLE):
+            continue  # HTML pages for people, not API operations
         spec = spec_of(app.view_functions[rule.endpoint])
         if spec is None:
             raise LookupError(f"route {rule.rule} ({rule.endpoint}) has no Spec")

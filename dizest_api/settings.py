@@ -38,6 +38,9 @@ class ApiSettings:
     bcrypt_rounds: int = 12
     login_max_failures: int = 5
     login_window_s: int = 300
+    # Origins besides the server's own whose pages may open a cookie-authenticated WebSocket
+    # (DIZEST_ALLOWED_ORIGINS, comma-separated, e.g. https://console.example.com)
+    allowed_origins: tuple[str, ...] = ()
     worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:
@@ -100,4 +103,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "bcrypt_rounds": int,
     "login_max_failures": int,
     "login_window_s": int,
+    "allowed_origins": lambda raw: tuple(
+        o.strip().rstrip("/") for o in raw.split(",") if o.strip()
+    ),
 }

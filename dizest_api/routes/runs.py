@@ -16,6 +16,7 @@ it together.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -29,7 +30,10 @@ from redis.exceptions import LockError
 
 from dizest_api.auth import current
 from dizest_api.endpoint import LIMIT, OFFSET, Field, Spec, endpoint, json_body, query_int
-from dizest_api.errors import ApiError, BadInput, NotFound
+from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
+from dizest_api.routes.health import require_worker
+from dizest_api.routes.run_query import RUN_FILTERS, run_page
+from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.services import services
 from dizest_api.streaming import STREAM_ID, follow, hub_for, sse
@@ -131,18 +135,6 @@ def _options(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _summary(run_id: str, record: dict[str, Any] | None, info: dict[str, Any]) -> dict[str, Any]:
-    record = record or {}
-    created = record.get("created_at")
-    return {
-        "run_id": run_id,
-        "status": record.get("status"),
-        "created_at": float(created) if created else None,
-        "owner": info.get("owner"),
-        "workflow_id": info.get("workflow_id"),
-    }
-
-
 @endpoint(bp, "POST", "/runs", "Start a run of a stored workflow or of an inline .dwp",
           body=SUBMIT)  # fmt: skip
 def submit_run() -> tuple[Response, int, dict[str, str]]:
@@ -169,6 +161,8 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
             raise BadInput(f"{IDEMPOTENCY_HEADER} must have 1 to 200 characters")
         scoped = f"{principal.username}:{key}"  # one user's key never names another's run
     seen = scoped is not None and found.redis.exists(Keys(found.settings.worker.prefix).idempotency(scoped))  # fmt: skip
+    if not seen:
+        require_worker()
     with within_limit(check=not seen):
         try:
             run_id = found.client.submit(
@@ -185,18 +179,18 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
     return jsonify(answer), 201 if created else 200, {"Location": location}
 
 
-@endpoint(bp, "GET", "/runs", "Your runs, newest first (admins: all runs)",
-          query={"offset": OFFSET, "limit": LIMIT})  # fmt: skip
+@endpoint(bp, "GET", "/runs", "Your runs, newest first (admins: all runs), filtered",
+          query={**RUN_FILTERS, "offset": OFFSET, "limit": LIMIT})  # fmt: skip
 def list_runs() -> Response:
     principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
-    runs, idx = services().client.runs, index()
-    ids, total = idx.page(None if principal.is_admin else principal.username, offset, limit)
-    items = []
-    for run_id in ids:
-        record = runs.record(run_id)
-        if record is None:
-            continue  # expired
-        items.append(_summary(run_id, record, idx.get(run_id) or {}))
+    wanted = {k: request.args[k] for k in RUN_FILTERS if request.args.get(k)}
+    owner = None if principal.is_admin else principal.username
+    asked = wanted.pop("owner", None)
+    if asked is not None and principal.is_admin:
+        owner = asked
+    elif asked is not None and asked != owner:  # another user's runs: none are visible
+        return jsonify({"items": [], "total": 0, "offset": offset, "limit": limit})
+    items, total = run_page(index(), services().client.runs, owner, wanted, offset, limit)
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 
 
@@ -204,7 +198,17 @@ def list_runs() -> Response:
 def get_run(run_id: str) -> Response:
     info = open_run(run_id)
     report = services().client.get(run_id)
-    return jsonify({**report, "owner": info.get("owner"), "workflow_id": info.get("workflow_id")})
+    given = {k: json.loads(info.get(k) or "{}") for k in ("inputs", "flow_inputs", "options")}
+    return jsonify({**report, **given, "owner": info.get("owner"), "workflow_id": info.get("workflow_id")})  # fmt: skip
+
+
+@endpoint(bp, "GET", "/runs/<run_id>/dwp", "The .dwp package the run runs (its snapshot)")
+def get_run_package(run_id: str) -> Response:
+    open_run(run_id)
+    package = services().client.runs.snapshot(run_id)
+    if package is None:
+        raise NotFound(f"run {run_id} expired")
+    return jsonify(package)
 
 
 @endpoint(bp, "POST", "/runs/<run_id>/cancel", "Cancel a run")
@@ -316,6 +320,7 @@ def run_socket(run_id: str) -> Response:
     """The same events as JSON text messages over a WebSocket; closes after the final one."""
     from simple_websocket import ConnectionClosed, Server
 
+    _check_origin()
     events = _follow(run_id)  # access is checked before the handshake
     # pings keep idle proxies from closing a quiet socket, as SSE heartbeat comments do
     options = {"ping_interval": _heartbeat_s(), **current_app.config.get("SOCK_SERVER_OPTIONS", {})}
@@ -334,6 +339,19 @@ def run_socket(run_id: str) -> Response:
         with contextlib.suppress(Exception):  # already closed by the peer
             ws.close()
     return _ws_response(ws)
+
+
+def _check_origin() -> None:
+    """A cookie-authenticated socket only from this server's own origin (its Host) or one of
+    `allowed_origins`: browsers send the cookie with a cross-site WebSocket handshake too, and
+    WebSockets have no CORS (cross-site WebSocket hijacking). Bearer sockets need no Origin."""
+    if current().via != "session":
+        return
+    origin = request.headers.get("Origin", "")
+    if origin in services().settings.allowed_origins:
+        return
+    if origin.partition("://")[2] != request.host:
+        raise Forbidden(f"WebSocket from origin {origin or 'none'!r} refused", {"reason": "origin"})
 
 
 run_socket.dizest_spec = Spec(  # type: ignore[attr-defined]

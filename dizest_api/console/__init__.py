@@ -1,0 +1,185 @@
+"""The web console: server-rendered pages at `/` with small ES modules, a client of /api/v1.
+
+Every page is a thin HTML shell (user, role, CSRF token, the ids in its URL); the modules in
+`static/js` fetch everything else from the public API and follow runs on the same SSE route as
+programs do. No route here answers data: what a page shows, a program can get too.
+
+Pages authenticate themselves (their Spec says `public` so `auth.authenticate` lets them through):
+without a session they redirect to /login instead of answering a JSON 401. A workflow or run page
+checks access with the API's own `open_workflow` / `open_run`, so another user's id renders the
+same 404 page as an id that never existed. Every HTML answer carries a strict CSP (scripts only
+from this origin, no inline script or handler, no framing); flow HTML is shown only in sandboxed
+iframes without allow-same-origin (see static/js/render.js).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+)
+from werkzeug.exceptions import NotFound as HttpNotFound
+
+from dizest_api import auth
+from dizest_api.endpoint import Spec
+from dizest_api.errors import ApiError, Unauthenticated, handle_http
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+bp = Blueprint("console", __name__, template_folder="templates")
+
+# 'unsafe-inline' styles only: plotly.js sets style attributes and <style> elements itself.
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "frame-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+API_PREFIXES = ("/api/", "/dizest/api/")
+
+
+def page(summary: str) -> Any:
+    """Mark a view as a console page: public to `auth` (it checks the session itself)."""
+
+    def mark(view: Any) -> Any:
+        view.dizest_spec = Spec("GET", summary, access="public")
+        return view
+
+    return mark
+
+
+def _user() -> auth.Principal | None:
+    """The caller's principal (session cookie or bearer token), or None when there is none."""
+    try:
+        g.principal = auth._principal()
+    except Unauthenticated:
+        return None
+    return auth.current()
+
+
+def _shell(template: str, **context: Any) -> Any:
+    principal = _user()
+    if principal is None:
+        return redirect(f"/login?next={request.full_path.rstrip('?')}")
+    csrf = auth.csrf_token(principal.credential) if principal.via == "session" else ""
+    return render_template(template, me=principal.user, csrf=csrf, **context)
+
+
+def not_found_page() -> tuple[str, int]:
+    principal = getattr(g, "principal", None) or _user()
+    return render_template("notfound.html", me=principal.user if principal else None, csrf=""), 404
+
+
+@bp.route("/")
+@page("The console's home: the workflows page")
+def home() -> Any:
+    return redirect("/workflows")
+
+
+@bp.route("/login")
+@page("The login form")
+def login() -> Any:
+    return render_template("login.html", me=None, csrf="")
+
+
+@bp.route("/workflows")
+@page("Workflows: list, search, upload")
+def workflows() -> Any:
+    return _shell("workflows.html")
+
+
+@bp.route("/workflows/<wf_id>")
+@page("One workflow: its graph, code and run form")
+def workflow(wf_id: str) -> Any:
+    from dizest_api.routes.workflows import open_workflow
+
+    if _user() is None:
+        return _shell("workflow.html")
+    try:
+        open_workflow(wf_id, "read")
+    except ApiError:
+        return not_found_page()
+    return _shell("workflow.html", wf_id=wf_id)
+
+
+@bp.route("/runs")
+@page("Runs: filter, paginate, live status")
+def runs() -> Any:
+    return _shell("runs.html")
+
+
+@bp.route("/runs/<run_id>")
+@page("One run, live: graph, logs, results, timeline")
+def run(run_id: str) -> Any:
+    from dizest_api.routes.runs import open_run
+
+    if _user() is None:
+        return _shell("run.html")
+    try:
+        open_run(run_id)
+    except (ApiError, LookupError):
+        return not_found_page()
+    return _shell("run.html", run_id=run_id)
+
+
+@bp.route("/admin")
+@page("Admin: users, tokens, workers and queue")
+def admin() -> Any:
+    return _shell("admin.html")
+
+
+@bp.route("/console/static/<path:filename>")
+@page("The console's static assets")
+def static(filename: str) -> Response:
+    response = send_from_directory(STATIC, filename, max_age=300)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _not_found(exc: HttpNotFound) -> Any:
+    """404s: JSON under the API's prefixes, the console's page everywhere else."""
+    if request.path.startswith(API_PREFIXES):
+        return handle_http(exc)
+    return not_found_page()
+
+
+def _headers(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _routed() -> None:
+    """Before auth: a URL that matches no route is a 404, whoever asks; no 401 first. (Other
+    routing errors, e.g. a plain GET on the WebSocket route, still need a principal first.)"""
+    if isinstance(request.routing_exception, HttpNotFound):
+        raise request.routing_exception
+
+
+def register(app: Flask) -> None:
+    """Mount the console on `app` (call before the auth hook is added: `_routed` runs first)."""
+    app.before_request(_routed)
+    app.register_blueprint(bp)
+    app.register_error_handler(HttpNotFound, _not_found)
+    app.after_request(_headers)

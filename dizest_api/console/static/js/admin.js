@@ -1,0 +1,121 @@
+// Admin: users (add, remove, reset password), my tokens (create with scopes, secret shown
+// once, revoke), and the service: workers from /readyz, queue depth and more from /metrics.
+import { del, get, post, put } from "./api.js";
+import { $, h, toast, when } from "./dom.js";
+
+const isAdmin = $("#me-role")?.textContent === "admin";
+
+async function health() {
+  const box = $("#health");
+  const ready = await fetch("/readyz").then((r) => r.json());
+  const rows = [["Ready", ready.status || ready.error?.message || "?"], ["Workers", (ready.workers || ready.error?.details?.workers || []).join(", ") || "none"]];
+  if (isAdmin) {
+    const text = await fetch("/metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : ""));
+    const metric = (name) => text.split("\n").filter((l) => l.startsWith(name) && !l.startsWith("#"));
+    for (const line of [...metric("dizest_queue_depth"), ...metric("dizest_workers_live"), ...metric("dizest_runs{"), ...metric("dizest_stream_clients")]) {
+      const at = line.lastIndexOf(" ");
+      rows.push([line.slice(0, at), line.slice(at + 1)]);
+    }
+  }
+  box.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { metric: k } }, v)]));
+}
+
+async function users() {
+  if (!isAdmin) return;
+  const list = await get("/users");
+  $("#user-rows").replaceChildren(
+    ...list.items.map((u) =>
+      h(
+        "tr",
+        { dataset: { user: u.username } },
+        h("td", {}, u.username),
+        h("td", {}, u.role),
+        h(
+          "td",
+          { class: "actions" },
+          h("button", { type: "button", onclick: () => reset(u.username) }, "Reset password"),
+          h("button", { type: "button", class: "danger", onclick: () => removeUser(u.username) }, "Remove"),
+        ),
+      ),
+    ),
+  );
+}
+
+async function reset(username) {
+  const password = prompt(`New password for ${username}`);
+  if (!password) return;
+  try {
+    await put(`/users/${encodeURIComponent(username)}/password`, { password });
+    toast(`Password of ${username} changed`);
+  } catch (exc) {
+    toast(exc.message, "error");
+  }
+}
+
+async function removeUser(username) {
+  if (!confirm(`Remove ${username} with their tokens and workflows?`)) return;
+  try {
+    await del(`/users/${encodeURIComponent(username)}`);
+  } catch (exc) {
+    toast(exc.message, "error");
+  }
+  users();
+}
+
+async function tokens() {
+  const list = await get("/tokens");
+  $("#token-rows").replaceChildren(
+    ...list.items.map((t) =>
+      h(
+        "tr",
+        { dataset: { token: t.id } },
+        h("td", {}, t.name),
+        h("td", {}, h("code", {}, t.id)),
+        h("td", {}, (t.scopes || []).join(", ")),
+        h("td", {}, t.expires_at ? when(t.expires_at) : "never"),
+        h("td", {}, h("button", { type: "button", class: "danger", onclick: () => revoke(t.id) }, "Revoke")),
+      ),
+    ),
+  );
+}
+
+async function revoke(id) {
+  try {
+    await del(`/tokens/${encodeURIComponent(id)}`);
+  } catch (exc) {
+    toast(exc.message, "error");
+  }
+  tokens();
+}
+
+$("#add-user").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const data = new FormData(event.target);
+  try {
+    await post("/users", { username: data.get("username"), password: data.get("password"), role: data.get("role") });
+    event.target.reset();
+  } catch (exc) {
+    toast(exc.message, "error");
+  }
+  users();
+});
+
+$("#add-token").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const data = new FormData(event.target);
+  const body = { name: data.get("name"), scopes: data.getAll("scope") };
+  if (data.get("days")) body.expires_in_s = Number(data.get("days")) * 86400;
+  try {
+    const made = await post("/tokens", body);
+    const box = $("#token-secret");
+    box.replaceChildren(h("p", {}, "Copy this token now: it is shown only once."), h("code", { id: "token-value" }, made.token));
+    box.hidden = false;
+    event.target.reset();
+  } catch (exc) {
+    toast(exc.message, "error");
+  }
+  tokens();
+});
+
+if (!isAdmin) for (const el of [$("#add-user").closest("section")]) el.hidden = true;
+Promise.all([health(), users(), tokens()]).catch((exc) => toast(exc.message, "error"));

@@ -1,0 +1,57 @@
+// The console's one door to the public API: JSON in and out, the session cookie, and the CSRF
+// token (from the page's <meta>) on every mutating call.
+
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.content : "";
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    super(error.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = error.code || "";
+    this.details = error.details;
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (!SAFE.has(method)) headers["X-CSRF-Token"] = csrfToken();
+  const init = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const answer = await fetch(`/api/v1${path}`, init);
+  if (answer.status === 401 && !path.startsWith("/auth/login")) {
+    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+    throw new ApiError(401, null);
+  }
+  const text = await answer.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!answer.ok) throw new ApiError(answer.status, data);
+  return data;
+}
+
+export const get = (path) => api("GET", path);
+export const post = (path, body) => api("POST", path, body);
+export const put = (path, body) => api("PUT", path, body);
+export const del = (path) => api("DELETE", path);
+
+// An error as lines for a person: validation problems one per line, naming flow and app.
+export function problemLines(exc) {
+  if (!(exc instanceof ApiError)) return [String(exc.message || exc)];
+  if (Array.isArray(exc.details) && exc.details.length) {
+    return exc.details.map((p) => {
+      const where = [p.flow && `flow ${p.flow}`, p.app && `app ${p.app}`, p.field && `field ${p.field}`]
+        .filter(Boolean)
+        .join(", ");
+      return where ? `${p.message} (${where})` : p.message;
+    });
+  }
+  return [exc.message];
+}

@@ -1,0 +1,57 @@
+// Small DOM helpers: build elements without innerHTML for anything a user or a flow wrote.
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = value;
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+export const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+export const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
+export function toast(message, kind = "info") {
+  const box = $("#toast");
+  if (!box) return;
+  box.textContent = message;
+  box.className = `show ${kind}`;
+  clearTimeout(box._timer);
+  box._timer = setTimeout(() => (box.className = ""), 5000);
+}
+
+export function when(ts) {
+  if (!ts) return "";
+  const date = typeof ts === "number" ? new Date(ts * 1000) : new Date(ts);
+  return date.toLocaleString();
+}
+
+export function seconds(s) {
+  if (s === null || s === undefined) return "";
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+export function tabs(root = document) {
+  for (const button of $$(".tabs button", root)) {
+    button.addEventListener("click", () => showTab(button.dataset.tab, root));
+  }
+}
+
+export function showTab(name, root = document) {
+  for (const b of $$(".tabs button", root)) b.classList.toggle("active", b.dataset.tab === name);
+  for (const t of $$(".tab", root)) t.classList.toggle("active", t.id === name);
+}

@@ -1,0 +1,278 @@
+// The workflow DAG as one SVG: nodes where DIZEST's canvas put them (pos_x, pos_y), or a layered
+// layout when positions are missing or overlap; edges from output port to input port.
+// Built as one markup string (every text escaped) and inserted once: 1,000 flows draw in one
+// layout pass. Status changes touch one element's class; pan and zoom change only the viewBox.
+import { escapeHtml } from "./dom.js";
+
+const W = 200;
+const HEAD = 42;
+const PORT = 16;
+const GAP_X = 80;
+const GAP_Y = 28;
+
+export function model(pkg) {
+  const apps = pkg.apps || {};
+  const nodes = [];
+  const byId = new Map();
+  for (const [id, flow] of Object.entries(pkg.flow || {})) {
+    const app = apps[flow.app_id] || {};
+    const declared = Array.isArray(app.inputs) ? app.inputs : [];
+    const inputs = declared.filter((i) => i.type === "output").map((i) => i.name);
+    const variables = declared.filter((i) => i.type === "variable");
+    const outputs = (Array.isArray(app.outputs) ? app.outputs : []).map((o) => o.name);
+    const rows = Math.max(inputs.length, outputs.length, 1);
+    const node = {
+      id,
+      flow,
+      app,
+      title: flow.title || app.title || flow.app_id || id,
+      appId: flow.app_id,
+      active: flow.active !== false,
+      inputs,
+      outputs,
+      variables,
+      x: Number(flow.pos_x),
+      y: Number(flow.pos_y),
+      w: W,
+      h: HEAD + rows * PORT + 8,
+    };
+    nodes.push(node);
+    byId.set(id, node);
+  }
+  const edges = [];
+  for (const node of nodes) {
+    for (const [name, spec] of Object.entries(node.flow.inputs || {})) {
+      for (const c of (spec && spec.connections) || []) {
+        if (byId.has(c.node)) edges.push({ from: c.node, out: c.input, to: node.id, in: name });
+      }
+    }
+  }
+  if (needsLayout(nodes)) layered(nodes, edges, byId);
+  return { nodes, edges, byId };
+}
+
+function needsLayout(nodes) {
+  const cells = new Map(); // a grid of node-sized cells: overlap checks stay linear
+  for (const n of nodes) {
+    if (!Number.isFinite(n.x) || !Number.isFinite(n.y)) return true;
+    const key = `${Math.floor(n.x / W)},${Math.floor(n.y / 60)}`;
+    for (const other of cells.get(key) || []) {
+      if (Math.abs(other.x - n.x) < W && Math.abs(other.y - n.y) < Math.min(other.h, n.h)) return true;
+    }
+    for (const dx of [-1, 0, 1]) {
+      for (const dy of [-1, 0, 1]) {
+        const k = `${Math.floor(n.x / W) + dx},${Math.floor(n.y / 60) + dy}`;
+        if (!cells.has(k)) cells.set(k, []);
+        cells.get(k).push(n);
+      }
+    }
+  }
+  return false;
+}
+
+function layered(nodes, edges, byId) {
+  const parents = new Map(nodes.map((n) => [n.id, []]));
+  const children = new Map(nodes.map((n) => [n.id, []]));
+  for (const e of edges) {
+    parents.get(e.to).push(e.from);
+    children.get(e.from).push(e.to);
+  }
+  const pending = new Map(nodes.map((n) => [n.id, parents.get(n.id).length]));
+  const layer = new Map();
+  const queue = nodes.filter((n) => pending.get(n.id) === 0).map((n) => n.id);
+  for (const id of queue) layer.set(id, 0);
+  for (let i = 0; i < queue.length; i++) {
+    const id = queue[i];
+    for (const child of children.get(id)) {
+      layer.set(child, Math.max(layer.get(child) || 0, layer.get(id) + 1));
+      pending.set(child, pending.get(child) - 1);
+      if (pending.get(child) === 0) queue.push(child);
+    }
+  }
+  for (const n of nodes) if (!layer.has(n.id)) layer.set(n.id, 0); // a cycle: never valid, still drawn
+  const columns = [];
+  for (const n of nodes) (columns[layer.get(n.id)] ||= []).push(n);
+  const order = new Map();
+  columns.forEach((column, c) => {
+    if (c > 0) {
+      const rank = (n) => {
+        const ps = parents.get(n.id);
+        return ps.length ? ps.reduce((s, p) => s + order.get(p), 0) / ps.length : 0;
+      };
+      column.sort((a, b) => rank(a) - rank(b));
+    }
+    let y = 40;
+    column.forEach((n, i) => {
+      order.set(n.id, i);
+      n.x = 40 + c * (W + GAP_X);
+      n.y = y;
+      y += n.h + GAP_Y;
+    });
+  });
+  void byId;
+}
+
+const portY = (node, i) => node.y + HEAD + i * PORT + PORT / 2;
+
+function edgePath(g, e) {
+  const a = g.byId.get(e.from);
+  const b = g.byId.get(e.to);
+  const oi = Math.max(0, a.outputs.indexOf(e.out));
+  const ii = Math.max(0, b.inputs.indexOf(e.in));
+  const x1 = a.x + a.w;
+  const y1 = portY(a, oi);
+  const x2 = b.x;
+  const y2 = portY(b, ii);
+  const dx = Math.max(40, Math.abs(x2 - x1) / 2);
+  return `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
+}
+
+function nodeMarkup(n) {
+  const t = (s, max) => escapeHtml(s.length > max ? `${s.slice(0, max - 1)}…` : s);
+  const parts = [
+    `<g class="node${n.active ? "" : " inactive"}" data-id="${escapeHtml(n.id)}" transform="translate(${n.x},${n.y})">`,
+    `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/>`,
+    `<rect class="bar" width="${n.w}" height="4" rx="2"/>`,
+    `<text class="title" x="10" y="20">${t(n.title, 26)}</text>`,
+    `<text class="app" x="10" y="35">${t(n.appId || "", 30)}</text>`,
+    `<text class="badge" x="${n.w - 8}" y="20"></text>`,
+  ];
+  n.inputs.forEach((name, i) => {
+    const y = HEAD + i * PORT + PORT / 2;
+    parts.push(`<circle class="port in" cx="0" cy="${y}" r="4"/><text class="port-label" x="8" y="${y + 4}">${t(name, 14)}</text>`);
+  });
+  n.outputs.forEach((name, i) => {
+    const y = HEAD + i * PORT + PORT / 2;
+    parts.push(`<circle class="port out" cx="${n.w}" cy="${y}" r="4"/><text class="port-label out" x="${n.w - 8}" y="${y + 4}">${t(name, 14)}</text>`);
+  });
+  parts.push("</g>");
+  return parts.join("");
+}
+
+export class GraphView {
+  constructor(container, graph, onSelect) {
+    this.container = container;
+    this.graph = graph;
+    this.onSelect = onSelect;
+    this.elements = new Map();
+    this.selected = null;
+    this.draw();
+  }
+
+  draw() {
+    const g = this.graph;
+    const edges = g.edges
+      .map((e) => `<path class="edge" data-from="${escapeHtml(e.from)}" data-to="${escapeHtml(e.to)}" d="${edgePath(g, e)}"/>`)
+      .join("");
+    const nodes = g.nodes.map(nodeMarkup).join("");
+    this.container.innerHTML = `<svg class="dag" xmlns="http://www.w3.org/2000/svg"><g class="edges">${edges}</g><g class="nodes">${nodes}</g></svg>`;
+    this.svg = this.container.firstChild;
+    for (const el of this.svg.querySelectorAll("g.node")) this.elements.set(el.dataset.id, el);
+    this.svg.addEventListener("click", (event) => {
+      const el = event.target.closest("g.node");
+      if (el && !this.dragged) this.select(el.dataset.id);
+    });
+    this.bounds();
+    this.fit();
+    this.panZoom();
+  }
+
+  bounds() {
+    let x0 = Infinity;
+    let y0 = Infinity;
+    let x1 = -Infinity;
+    let y1 = -Infinity;
+    for (const n of this.graph.nodes) {
+      x0 = Math.min(x0, n.x);
+      y0 = Math.min(y0, n.y);
+      x1 = Math.max(x1, n.x + n.w);
+      y1 = Math.max(y1, n.y + n.h);
+    }
+    if (!this.graph.nodes.length) [x0, y0, x1, y1] = [0, 0, 400, 300];
+    this.box = { x: x0 - 30, y: y0 - 30, w: x1 - x0 + 60, h: y1 - y0 + 60 };
+  }
+
+  fit() {
+    const { width, height } = this.container.getBoundingClientRect();
+    const scale = Math.min((width || 800) / this.box.w, (height || 600) / this.box.h, 1.5);
+    const w = (width || 800) / scale;
+    const h = (height || 600) / scale;
+    this.view = { x: this.box.x - (w - this.box.w) / 2, y: this.box.y - (h - this.box.h) / 2, w, h };
+    this.apply();
+  }
+
+  apply() {
+    const v = this.view;
+    this.svg.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+    const { width } = this.container.getBoundingClientRect();
+    // Far out, port labels are unreadable and cost paint time: hide them.
+    this.svg.classList.toggle("far", (width || 800) / v.w < 0.45);
+  }
+
+  zoom(factor, cx = 0.5, cy = 0.5) {
+    const v = this.view;
+    const w = Math.min(Math.max(v.w / factor, 50), this.box.w * 20 + 2000);
+    const h = (w * v.h) / v.w;
+    this.view = { x: v.x + (v.w - w) * cx, y: v.y + (v.h - h) * cy, w, h };
+    this.apply();
+  }
+
+  panZoom() {
+    const c = this.container;
+    c.addEventListener(
+      "wheel",
+      (event) => {
+        event.preventDefault();
+        const r = c.getBoundingClientRect();
+        this.zoom(event.deltaY < 0 ? 1.2 : 1 / 1.2, (event.clientX - r.left) / r.width, (event.clientY - r.top) / r.height);
+      },
+      { passive: false },
+    );
+    let start = null;
+    c.addEventListener("pointerdown", (event) => {
+      start = { x: event.clientX, y: event.clientY, view: { ...this.view } };
+      this.dragged = false;
+    });
+    c.addEventListener("pointermove", (event) => {
+      if (!start) return;
+      const r = c.getBoundingClientRect();
+      const dx = ((event.clientX - start.x) * this.view.w) / r.width;
+      const dy = ((event.clientY - start.y) * this.view.h) / r.height;
+      if (Math.abs(event.clientX - start.x) + Math.abs(event.clientY - start.y) > 4) this.dragged = true;
+      if (this.dragged) {
+        this.view = { ...this.view, x: start.view.x - dx, y: start.view.y - dy };
+        this.apply();
+      }
+    });
+    const end = () => {
+      start = null;
+      setTimeout(() => (this.dragged = false), 0);
+    };
+    c.addEventListener("pointerup", end);
+    c.addEventListener("pointerleave", end);
+  }
+
+  select(id) {
+    if (this.selected) this.elements.get(this.selected)?.classList.remove("selected");
+    this.selected = id;
+    this.elements.get(id)?.classList.add("selected");
+    this.onSelect?.(id);
+  }
+
+  setStatus(id, status, badge) {
+    const el = this.elements.get(id);
+    if (!el) return;
+    if (el.dataset.status !== status) {
+      if (el.dataset.status) el.classList.remove(`st-${el.dataset.status}`);
+      el.classList.add(`st-${status}`);
+      el.dataset.status = status;
+    }
+    if (badge !== undefined) el.querySelector(".badge").textContent = badge;
+  }
+}
+
+export function bindZoomButtons(view) {
+  document.getElementById("zoom-in")?.addEventListener("click", () => view.zoom(1.3));
+  document.getElementById("zoom-out")?.addEventListener("click", () => view.zoom(1 / 1.3));
+  document.getElementById("zoom-fit")?.addEventListener("click", () => view.fit());
+}

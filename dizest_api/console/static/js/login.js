@@ -1,0 +1,30 @@
+// The login form: posts to the public login API; a wrong password or a lock-out is shown as is.
+import { api } from "./api.js";
+import { $ } from "./dom.js";
+
+const form = $("#login-form");
+const error = $("#login-error");
+
+function target() {
+  const next = new URLSearchParams(location.search).get("next") || "/workflows";
+  // Only a path of this site: never an open redirect.
+  return next.startsWith("/") && !next.startsWith("//") ? next : "/workflows";
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  error.hidden = true;
+  const body = { username: $("#username").value, password: $("#password").value };
+  try {
+    await api("POST", "/auth/login", body);
+    location.assign(target());
+  } catch (exc) {
+    error.textContent =
+      exc.code === "too_many_attempts"
+        ? `Too many failed attempts: try again in ${exc.details?.retry_after ?? "a few"} seconds.`
+        : exc.status === 401
+          ? "Wrong user name or password."
+          : exc.message;
+    error.hidden = false;
+  }
+});

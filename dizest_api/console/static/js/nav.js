@@ -1,0 +1,17 @@
+// Every page: the logout button and the current section in the header.
+import { post } from "./api.js";
+import { $, $$ } from "./dom.js";
+
+const section = location.pathname.split("/")[1];
+for (const link of $$("[data-nav]")) link.classList.toggle("current", link.dataset.nav === section);
+
+const logout = $("#logout");
+if (logout) {
+  logout.addEventListener("click", async () => {
+    try {
+      await post("/auth/logout");
+    } finally {
+      location.assign("/login");
+    }
+  });
+}

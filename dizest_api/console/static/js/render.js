@@ -1,0 +1,53 @@
+// Rendered values ({mime, data}) as elements. Flow HTML goes only into an iframe whose sandbox
+// lacks allow-same-origin and allow-scripts: it can never script or read the console.
+import { h } from "./dom.js";
+
+const PLOTLY = "application/vnd.plotly.v1+json";
+let plotly = null;
+
+function loadPlotly() {
+  plotly ||= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = "/console/static/vendor/plotly.min.js";
+    script.onload = () => resolve(window.Plotly);
+    script.onerror = () => reject(new Error("plotly.js did not load"));
+    document.head.append(script);
+  });
+  return plotly;
+}
+
+export function renderEntry(entry) {
+  if (entry === null || entry === undefined) return h("div", { class: "line" }, "");
+  if (typeof entry !== "object") return h("div", { class: "line" }, String(entry));
+  return renderPayload(entry);
+}
+
+export function renderPayload({ mime, data }) {
+  if (mime === "text/plain" || !mime) return h("div", { class: "line" }, data);
+  if (mime.startsWith("image/")) {
+    return h("img", { class: "result-image", alt: "image output", src: `data:${mime};base64,${data}` });
+  }
+  if (mime === "application/json") {
+    let text = data;
+    try {
+      text = JSON.stringify(JSON.parse(data), null, 2);
+    } catch {
+      // shown as sent
+    }
+    return h("pre", { class: "result-json" }, text);
+  }
+  if (mime === "text/html") {
+    return h("iframe", { class: "result-html", sandbox: "", srcdoc: data, title: "HTML output", referrerpolicy: "no-referrer" });
+  }
+  if (mime === PLOTLY) {
+    const box = h("div", { class: "result-plotly" });
+    loadPlotly()
+      .then((Plotly) => {
+        const figure = JSON.parse(data);
+        return Plotly.newPlot(box, figure.data || [], { ...(figure.layout || {}), autosize: true }, { responsive: true, displaylogo: false });
+      })
+      .catch((exc) => box.append(h("div", { class: "error" }, `plot not shown: ${exc.message}`)));
+    return box;
+  }
+  return h("div", { class: "line muted" }, `[${mime}, ${String(data).length} characters]`);
+}

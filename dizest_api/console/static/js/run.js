@@ -1,0 +1,201 @@
+// The run view, live: node colours follow flow.status, the selected flow's log grows as
+// log.append events arrive, results render as they come; timeline, inputs, cancel, re-run.
+import { get, post } from "./api.js";
+import { $, h, seconds, showTab, tabs, toast, when } from "./dom.js";
+import { RunStream } from "./events.js";
+import { drawGantt } from "./gantt.js";
+import { GraphView, bindZoomButtons, model } from "./graph.js";
+import { renderEntry, renderPayload } from "./render.js";
+
+const runId = document.getElementById("main").dataset.runId;
+const FINAL = new Set(["ready", "error", "cancelled"]);
+const flows = new Map(); // id -> {status, reason, log, results, start, end, index}
+let graph;
+let view;
+let selected = null;
+let runStatus = "pending";
+let ganttDue = 0;
+
+const flowState = (id) => {
+  if (!flows.has(id)) flows.set(id, { status: "idle", reason: null, log: [], results: [], start: null, end: null, index: null });
+  return flows.get(id);
+};
+
+function badge(f) {
+  if (f.status === "running") return "running";
+  if (f.status === "error") return "error";
+  if (f.reason) return f.reason.startsWith("upstream") ? "skipped" : f.reason;
+  return f.index > 0 ? `#${f.index}` : "";
+}
+
+function apply(batch) {
+  const touched = new Set();
+  let logGrew = false;
+  const panel = selected && $("#flow-log");
+  const lines = [];
+  for (const e of batch) {
+    if (e.type === "workflow.status") {
+      setRunStatus(e.data.status);
+      continue;
+    }
+    if (!e.flow_id) continue;
+    const f = flowState(e.flow_id);
+    if (e.type === "flow.status") {
+      f.status = e.data.status;
+      f.reason = e.data.reason ?? null;
+      if (f.status === "running") f.start = e.ts;
+      if ((f.status === "ready" || f.status === "error") && f.start) f.end = e.ts;
+      touched.add(e.flow_id);
+    } else if (e.type === "flow.index") {
+      f.index = e.data.index;
+      touched.add(e.flow_id);
+    } else if (e.type === "log.append") {
+      f.log.push(e.data.entry);
+      if (panel && e.flow_id === selected) lines.push(renderEntry(e.data.entry));
+    } else if (e.type === "log.clear") {
+      f.log = [];
+      if (e.flow_id === selected) logGrew = true;
+    } else if (e.type === "result") {
+      f.results.push(e.data);
+      if (e.flow_id === selected) logGrew = true;
+    }
+  }
+  for (const id of touched) view.setStatus(id, flows.get(id).status, badge(flows.get(id)));
+  if (selected && (touched.has(selected) || logGrew)) showFlow(selected);
+  else if (lines.length) {
+    const follow = panel.scrollTop + panel.clientHeight >= panel.scrollHeight - 4;
+    panel.append(...lines);
+    if (follow) panel.scrollTop = panel.scrollHeight;
+  }
+  const now = performance.now();
+  if (now > ganttDue || FINAL.has(runStatus)) {
+    ganttDue = now + 1000;
+    drawGantt($("#timeline"), flows, new Map(graph.nodes.map((n) => [n.id, n.title])));
+  }
+}
+
+function setRunStatus(status) {
+  runStatus = status;
+  const el = $("#run-status");
+  el.textContent = status;
+  el.className = `status st-${status}`;
+  $("#run-cancel").disabled = FINAL.has(status);
+}
+
+function showFlow(id) {
+  selected = id;
+  const f = flowState(id);
+  const node = graph.byId.get(id);
+  const log = h("div", { id: "flow-log", class: "log" }, f.log.map(renderEntry));
+  const failed = f.status === "error" || (f.reason && f.status !== "ready");
+  const children = [
+    h("h2", {}, node ? node.title : id),
+    h("p", { class: "muted" }, `flow ${id}${node ? ` · app ${node.appId}` : ""}`),
+    h("p", {}, h("span", { class: `status st-${f.status}`, id: "flow-status" }, f.status), f.start && f.end ? ` ${seconds(f.end - f.start)}` : ""),
+    h("h3", {}, "Log"),
+    log,
+    failed && f.reason ? h("p", { class: "error reason", id: "flow-reason" }, f.reason) : "",
+    f.results.length ? h("h3", {}, "Results") : "",
+    h("div", { class: "results", id: "flow-results" }, f.results.map((r) => h("figure", {}, h("figcaption", {}, r.name), renderPayload(r.value)))),
+    h("h3", {}, "Outputs"),
+    h("div", { id: "flow-outputs" }, h("p", { class: "muted" }, f.status === "ready" ? "loading…" : "none yet")),
+    h("button", { type: "button", id: "flow-rerun", onclick: () => rerun(id), disabled: !FINAL.has(runStatus) }, "Re-run this flow"),
+  ];
+  $("#flow").replaceChildren(...children);
+  log.scrollTop = log.scrollHeight;
+  showTab("flow");
+  if (f.status === "ready") outputs(id);
+}
+
+async function outputs(id) {
+  let answer;
+  try {
+    answer = await get(`/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(id)}/outputs`);
+  } catch (exc) {
+    return;
+  }
+  const box = $("#flow-outputs");
+  if (!box || selected !== id) return;
+  const items = Object.entries(answer.outputs).map(([name, preview]) =>
+    h(
+      "li",
+      {},
+      h("strong", {}, name),
+      " ",
+      h("code", {}, JSON.stringify(preview).slice(0, 200)),
+      " ",
+      h("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(id)}/outputs/${encodeURIComponent(name)}`, download: "" }, "download"),
+    ),
+  );
+  box.replaceChildren(items.length ? h("ul", { class: "outputs" }, items) : h("p", { class: "muted" }, "no outputs"));
+}
+
+async function rerun(id) {
+  try {
+    const run = await post(`/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(id)}/rerun`);
+    location.assign(`/runs/${encodeURIComponent(run.run_id)}`);
+  } catch (exc) {
+    toast(exc.message, "error");
+  }
+}
+
+function params(report) {
+  const rows = (obj) => Object.entries(obj || {}).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, h("code", {}, JSON.stringify(v)))));
+  const perFlow = Object.entries(report.flow_inputs || {}).flatMap(([flow, values]) => rows(Object.fromEntries(Object.entries(values).map(([k, v]) => [`${flow}.${k}`, v]))));
+  $("#params").replaceChildren(
+    h("h2", {}, "Run"),
+    h("dl", { class: "kv" }, h("dt", {}, "User"), h("dd", {}, report.owner || ""), h("dt", {}, "Started"), h("dd", {}, when(report.started_at)), h("dt", {}, "Finished"), h("dd", { id: "run-finished" }, when(report.finished_at))),
+    h("h3", {}, "Inputs"),
+    h("table", { class: "list" }, h("tbody", {}, rows(report.inputs), perFlow)),
+    h("h3", {}, "Options"),
+    h("table", { class: "list" }, h("tbody", {}, rows(report.options))),
+  );
+}
+
+async function main() {
+  const [report, pkg] = await Promise.all([get(`/runs/${encodeURIComponent(runId)}`), get(`/runs/${encodeURIComponent(runId)}/dwp`)]);
+  graph = model(pkg);
+  view = new GraphView($("#graph"), graph, showFlow);
+  bindZoomButtons(view);
+  tabs();
+  params(report);
+  setRunStatus(report.status);
+  if (report.workflow_id) {
+    const link = $("#run-workflow");
+    link.href = `/workflows/${encodeURIComponent(report.workflow_id)}`;
+    link.hidden = false;
+  }
+  $("#run-cancel").addEventListener("click", async () => {
+    try {
+      await post(`/runs/${encodeURIComponent(runId)}/cancel`);
+      toast("Cancel requested");
+    } catch (exc) {
+      toast(exc.message, "error");
+    }
+  });
+  // Statuses start from the report (authoritative); logs, results and times come from the events.
+  for (const [id, f] of Object.entries(report.flows)) {
+    Object.assign(flowState(id), { status: f.status, reason: f.reason, index: f.index });
+    view.setStatus(id, f.status, badge(flowState(id)));
+  }
+  const live = $("#run-live");
+  const stream = new RunStream(runId, apply, (state) => {
+    live.textContent = state === "live" ? "● live" : state === "reconnecting" ? "reconnecting…" : "";
+    live.dataset.state = state;
+    if (state === "ended") reconcile();
+  });
+  window.dizestRun = { stream, flows, view }; // for the benchmark and tests: read-only use
+}
+
+async function reconcile() {
+  const report = await get(`/runs/${encodeURIComponent(runId)}`);
+  for (const [id, f] of Object.entries(report.flows)) {
+    Object.assign(flowState(id), { status: f.status, reason: f.reason, index: f.index });
+    view.setStatus(id, f.status, badge(flowState(id)));
+  }
+  setRunStatus(report.status);
+  $("#run-finished") && ($("#run-finished").textContent = when(report.finished_at));
+  if (selected) showFlow(selected);
+}
+
+main().catch((exc) => toast(exc.message, "error"));

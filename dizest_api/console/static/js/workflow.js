@@ -1,0 +1,160 @@
+// The workflow view: its graph, a flow's code and variables, the run form, and sharing.
+import { get, post, problemLines, put } from "./api.js";
+import { $, h, showTab, tabs, toast, when } from "./dom.js";
+import { GraphView, bindZoomButtons, model } from "./graph.js";
+import { highlightPython } from "./highlight.js";
+
+const wfId = document.getElementById("main").dataset.workflowId;
+let graph;
+let view;
+
+function flowPanel(node) {
+  const code = h("pre", { class: "code" });
+  code.innerHTML = highlightPython(String(node.app.code || ""));
+  const variables = node.variables.map((v) => {
+    const value = (node.flow.data || {})[v.name];
+    return h("tr", {}, h("td", {}, v.name), h("td", {}, v.inputtype || "text"), h("td", {}, value === undefined ? "" : JSON.stringify(value)));
+  });
+  $("#node").replaceChildren(
+    h("h2", {}, node.title),
+    h("p", { class: "muted" }, `flow ${node.id} · app ${node.appId}${node.active ? "" : " · inactive"}`),
+    h("p", {}, h("strong", {}, "Inputs: "), node.inputs.join(", ") || "none", h("br"), h("strong", {}, "Outputs: "), node.outputs.join(", ") || "none"),
+    variables.length ? h("table", { class: "list vars" }, h("thead", {}, h("tr", {}, h("th", {}, "Variable"), h("th", {}, "Type"), h("th", {}, "Value"))), h("tbody", {}, variables)) : "",
+    h("h3", {}, "Code"),
+    code,
+  );
+  showTab("node");
+}
+
+function field(flowId, v) {
+  const value = (graph.byId.get(flowId).flow.data || {})[v.name];
+  const name = `${flowId}.${v.name}`;
+  const type = v.inputtype || "text";
+  let input;
+  if (type === "check") {
+    input = h("input", { type: "checkbox", name, checked: value === true || value === "true" });
+  } else if (type === "textarea") {
+    input = h("textarea", { name, rows: 3 }, value ?? "");
+  } else if (type === "list") {
+    const options = String(v.description || "").split(/[,\n]/).map((o) => o.trim()).filter(Boolean);
+    input = h("select", { name }, options.map((o) => {
+      const [key, label] = o.includes(":") ? o.split(":", 2) : [o, o];
+      return h("option", { value: key.trim(), selected: key.trim() === value }, label.trim());
+    }));
+  } else {
+    const kinds = { number: "number", password: "password", date: "date", time: "time" };
+    input = h("input", { type: kinds[type] || "text", name, value: value ?? "", step: type === "number" ? "any" : null });
+  }
+  input.dataset.inputtype = type;
+  input.dataset.default = JSON.stringify(value ?? null);
+  return h("label", { class: "field" }, h("span", {}, `${v.name} `, h("small", { class: "muted" }, type)), input);
+}
+
+function runForm() {
+  const form = $("#runform");
+  const groups = [];
+  for (const node of graph.nodes) {
+    if (!node.variables.length || !node.active) continue;
+    groups.push(h("fieldset", {}, h("legend", {}, `${node.title} (${node.id})`), node.variables.map((v) => field(node.id, v))));
+  }
+  const targets = h(
+    "select",
+    { name: "flows", multiple: true, size: Math.min(8, graph.nodes.length), id: "run-targets" },
+    graph.nodes.map((n) => h("option", { value: n.id }, `${n.title} (${n.id})`)),
+  );
+  form.replaceChildren(
+    h("h2", {}, "Start a run"),
+    ...(groups.length ? groups : [h("p", { class: "muted" }, "This workflow has no variables.")]),
+    h("label", { class: "field" }, h("span", {}, "Target flows ", h("small", { class: "muted" }, "none selected: all")), targets),
+    h("label", { class: "field" }, h("span", {}, "Flow timeout (s) "), h("input", { type: "number", name: "flow_timeout", min: "0", step: "any", id: "run-timeout" })),
+    h("pre", { id: "run-problems", class: "problems", hidden: true }),
+    h("button", { type: "submit", id: "run-start" }, "Run"),
+  );
+}
+
+function readForm(form) {
+  const inputs = {};
+  for (const el of form.querySelectorAll("[data-inputtype]")) {
+    const type = el.dataset.inputtype;
+    let value = type === "check" ? el.checked : el.value;
+    if (type === "number" && value !== "" && Number.isFinite(Number(value))) value = Number(value);
+    const original = JSON.parse(el.dataset.default);
+    const same = type === "check" ? value === (original === true || original === "true") : String(value) === String(original ?? "");
+    if (!same) inputs[el.name] = value; // defaults stay the workflow's own
+  }
+  const flows = [...form.querySelector("#run-targets").selectedOptions].map((o) => o.value);
+  const timeout = form.querySelector("#run-timeout").value;
+  const body = { workflow_id: wfId, inputs };
+  if (flows.length) body.flows = flows;
+  if (timeout) body.options = { flow_timeout: Number(timeout) };
+  return body;
+}
+
+async function start(event) {
+  event.preventDefault();
+  const problems = $("#run-problems");
+  problems.hidden = true;
+  try {
+    const run = await post("/runs", readForm(event.target));
+    location.assign(`/runs/${encodeURIComponent(run.run_id)}`);
+  } catch (exc) {
+    problems.textContent = problemLines(exc).join("\n");
+    problems.hidden = false;
+  }
+}
+
+async function grants(wf) {
+  const box = $("#grants");
+  let current = {};
+  try {
+    current = (await get(`/workflows/${encodeURIComponent(wfId)}/grants`)).grants;
+  } catch (exc) {
+    box.replaceChildren(h("p", { class: "muted" }, exc.message));
+    return;
+  }
+  const save = async (next) => {
+    try {
+      await put(`/workflows/${encodeURIComponent(wfId)}/grants`, { grants: next });
+      grants(wf);
+    } catch (exc) {
+      toast(exc.message, "error");
+    }
+  };
+  const rows = Object.entries(current).map(([user, level]) =>
+    h("tr", {}, h("td", {}, user), h("td", {}, level), h("td", {}, h("button", { type: "button", onclick: () => {
+      const next = { ...current };
+      delete next[user];
+      save(next);
+    } }, "Remove"))),
+  );
+  const form = h(
+    "form",
+    { class: "inline", onsubmit: (event) => {
+      event.preventDefault();
+      const data = new FormData(event.target);
+      save({ ...current, [data.get("user")]: data.get("level") });
+    } },
+    h("input", { name: "user", placeholder: "user name", required: true }),
+    h("select", { name: "level" }, ["viewer", "runner", "editor"].map((l) => h("option", {}, l))),
+    h("button", { type: "submit" }, "Share"),
+  );
+  box.replaceChildren(h("h2", {}, "Sharing"), h("table", { class: "list" }, h("tbody", {}, rows)), form);
+}
+
+async function main() {
+  const wf = await get(`/workflows/${encodeURIComponent(wfId)}`);
+  document.title = `${wf.title} · dizest`;
+  $("#wf-title").textContent = wf.title;
+  $("#wf-meta").textContent = `${wf.owner} · v${wf.version} of ${wf.latest_version} · ${when(wf.updated_at)}`;
+  $("#wf-download").href = `/api/v1/workflows/${encodeURIComponent(wfId)}/dwp`;
+  $("#wf-runs").href = `/runs?workflow_id=${encodeURIComponent(wfId)}`;
+  graph = model(wf.package);
+  view = new GraphView($("#graph"), graph, (id) => flowPanel(graph.byId.get(id)));
+  bindZoomButtons(view);
+  tabs();
+  runForm();
+  $("#runform").addEventListener("submit", start);
+  grants(wf);
+}
+
+main().catch((exc) => toast(exc.message, "error"));

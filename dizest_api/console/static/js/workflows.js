@@ -1,0 +1,108 @@
+// The workflows page: mine and granted, newest first, searchable; upload (picker or drop),
+// download, delete. Validation problems are listed one per line, naming flow and app.
+import { del, get, post, problemLines } from "./api.js";
+import { $, h, toast, when } from "./dom.js";
+
+const LIMIT = 50;
+let offset = 0;
+let query = "";
+
+async function load() {
+  const params = new URLSearchParams({ offset, limit: LIMIT });
+  if (query) params.set("title", query);
+  const page = await get(`/workflows?${params}`);
+  const rows = page.items.map((wf) =>
+    h(
+      "tr",
+      { dataset: { id: wf.id } },
+      h("td", {}, h("a", { href: `/workflows/${encodeURIComponent(wf.id)}`, class: "wf-title" }, wf.title)),
+      h("td", {}, wf.owner),
+      h("td", {}, `v${wf.version}`),
+      h("td", {}, when(wf.updated_at)),
+      h(
+        "td",
+        { class: "actions" },
+        h("a", { href: `/api/v1/workflows/${encodeURIComponent(wf.id)}/dwp`, class: "button", download: "" }, "Download"),
+        h("a", { href: `/runs?workflow_id=${encodeURIComponent(wf.id)}`, class: "button" }, "Runs"),
+        h("button", { type: "button", class: "danger", onclick: () => remove(wf) }, "Delete"),
+      ),
+    ),
+  );
+  $("#wf-rows").replaceChildren(...rows);
+  $("#wf-empty").hidden = page.total > 0;
+  $("#wf-page").textContent = page.total ? `${offset + 1}–${offset + page.items.length} of ${page.total}` : "";
+  $("#wf-prev").disabled = offset === 0;
+  $("#wf-next").disabled = offset + LIMIT >= page.total;
+}
+
+async function remove(wf) {
+  if (!confirm(`Delete "${wf.title}" and all its versions?`)) return;
+  try {
+    await del(`/workflows/${encodeURIComponent(wf.id)}`);
+    toast(`Deleted ${wf.title}`);
+  } catch (exc) {
+    toast(exc.message, "error");
+  }
+  await load();
+}
+
+async function upload(files) {
+  const box = $("#upload-problems");
+  const lines = [];
+  for (const file of files) {
+    let pkg;
+    try {
+      pkg = JSON.parse(await file.text());
+    } catch (exc) {
+      lines.push(`${file.name}: not a JSON .dwp file (${exc.message})`);
+      continue;
+    }
+    const title = (pkg && typeof pkg.title === "string" && pkg.title) || file.name.replace(/\.dwp$/i, "");
+    try {
+      const wf = await post("/workflows", { title, package: pkg });
+      toast(`Uploaded ${wf.title}`);
+    } catch (exc) {
+      lines.push(`${file.name}:`, ...problemLines(exc).map((l) => `  ${l}`));
+    }
+  }
+  box.textContent = lines.join("\n");
+  box.hidden = lines.length === 0;
+  offset = 0;
+  await load();
+}
+
+$("#wf-file").addEventListener("change", (event) => {
+  upload([...event.target.files]);
+  event.target.value = "";
+});
+const zone = $("#dropzone");
+for (const target of [zone, document.body]) {
+  target.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+}
+document.body.addEventListener("dragleave", () => zone.classList.remove("over"));
+document.body.addEventListener("drop", (event) => {
+  event.preventDefault();
+  zone.classList.remove("over");
+  if (event.dataTransfer?.files?.length) upload([...event.dataTransfer.files]);
+});
+let timer;
+$("#wf-search").addEventListener("input", (event) => {
+  clearTimeout(timer);
+  timer = setTimeout(() => {
+    query = event.target.value.trim();
+    offset = 0;
+    load();
+  }, 200);
+});
+$("#wf-prev").addEventListener("click", () => {
+  offset = Math.max(0, offset - LIMIT);
+  load();
+});
+$("#wf-next").addEventListener("click", () => {
+  offset += LIMIT;
+  load();
+});
+load().catch((exc) => toast(exc.message, "error"));

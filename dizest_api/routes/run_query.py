@@ -1,0 +1,64 @@
+"""Listing runs: one run's summary, and a page of a user's (or everyone's) runs, filtered.
+
+The run index (`dizest_worker.run_index`) orders runs by submit time and forgets them after the
+run TTL, so a filtered page walks at most the runs that still exist, newest first, and counts
+every match (the total a paginated list needs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dizest_worker.run_index import RunIndex
+
+RUN_FILTERS = {
+    "status": "only runs with this status (running, ready, error...)",
+    "workflow_id": "only runs of this stored workflow",
+    "owner": "only runs of this user (admins; others see only their own)",
+}
+SCAN_BATCH = 500
+
+
+def summary(
+    run_id: str, record: Mapping[str, Any] | None, info: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What a run list shows of one run."""
+    record = record or {}
+    created, finished = record.get("created_at"), record.get("finished_at")
+    return {
+        "run_id": run_id,
+        "status": record.get("status"),
+        "created_at": float(created) if created else None,
+        "finished_at": float(finished) if finished else None,
+        "owner": info.get("owner"),
+        "workflow_id": info.get("workflow_id"),
+    }
+
+
+def run_page(
+    index: RunIndex,
+    runs: Any,
+    owner: str | None,
+    wanted: Mapping[str, str],
+    offset: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """(summaries, total) of `owner`'s runs (None: all) whose summary matches `wanted`."""
+    if not wanted:
+        ids, total = index.page(owner, offset, limit)
+        found = ((i, runs.record(i)) for i in ids)
+        return [summary(i, r, index.get(i) or {}) for i, r in found if r], total
+    matches, start = [], 0
+    while True:
+        ids, total = index.page(owner, start, SCAN_BATCH)
+        for run_id in ids:
+            record = runs.record(run_id)
+            if record is None:
+                continue  # expired
+            item = summary(run_id, record, index.get(run_id) or {})
+            if all(item.get(k) == v for k, v in wanted.items()):
+                matches.append(item)
+        start += SCAN_BATCH
+        if start >= total or not ids:
+            return matches[offset : offset + limit], len(matches)

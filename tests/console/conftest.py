@@ -1,0 +1,118 @@
+"""Fixtures for the console's browser tests: one real `dizest serve` (embedded Redis, a worker,
+gunicorn) for the module, Debian's Chromium driven by Playwright, and logged-in pages.
+
+Chromium comes from apt (`/usr/bin/chromium`; scripts/setup installs it): browser downloads are
+impossible here, so Playwright is pointed at it with `executable_path`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.test_serve import PASSWORD, Served, call, serving
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+USER_PASSWORD = "console test password"
+DATA = Path(__file__).parent / "data"
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@dataclass
+class Console:
+    """The running server, with helpers to make users and call the API as them."""
+
+    served: Served
+    tmp: Path
+    admin: dict[str, str]  # bearer headers with the admin scope
+    tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return self.served.base
+
+    def user(self, name: str, role: str = "user") -> str:
+        body = {"username": name, "password": USER_PASSWORD, "role": role}
+        status, answer, _ = call(self.base, "POST", "/api/v1/users", body, self.admin)
+        assert status in (201, 409), answer
+        return name
+
+    def api(self, method: str, path: str, body: Any = None, name: str = "admin") -> Any:
+        headers = self.admin if name == "admin" else self.token(name)
+        status, answer, _ = call(self.base, method, f"/api/v1{path}", body, headers)
+        assert 200 <= status < 300, (status, answer)
+        return answer
+
+    def token(self, name: str) -> dict[str, str]:
+        if name not in self.tokens:
+            self.tokens[name] = bearer(self.base, name, USER_PASSWORD, ["read", "run"])
+        return self.tokens[name]
+
+    def workflow(self, name: str, title: str, owner: str = "admin") -> str:
+        package = json.loads((DATA / f"{name}.dwp").read_text())
+        made = self.api("POST", "/workflows", {"title": title, "package": package}, owner)
+        return str(made["id"])
+
+
+def bearer(base: str, name: str, password: str, scopes: list[str]) -> dict[str, str]:
+    """Bearer headers for a new token of `name` (made through a password session)."""
+    body = {"username": name, "password": password}
+    status, login, headers = call(base, "POST", "/api/v1/auth/login", body)
+    assert status == 200, login
+    session = {"Cookie": headers["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
+    status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t", "scopes": scopes}, session)
+    assert status == 201, made
+    return {"Authorization": f"Bearer {made['token']}"}
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    tmp = tmp_path_factory.mktemp("console")
+    with serving(tmp) as served:
+        yield Console(served, tmp, bearer(served.base, "admin", PASSWORD, ["read", "run", "admin"]))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def log_in(browser: Any, base: str, name: str, password: str = USER_PASSWORD) -> Any:
+    """A new browser context logged in as `name` through the login page; its page."""
+    context = browser.new_context(base_url=base, viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("#username", name)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    sync_api.expect(page.locator("#me-name")).to_have_text(name, timeout=15_000)
+    return page
+
+
+@pytest.fixture
+def admin_page(browser: Any, console: Console) -> Iterator[Any]:
+    page = log_in(browser, console.base, "admin", PASSWORD)
+    yield page
+    page.context.close()

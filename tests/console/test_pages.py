@@ -1,0 +1,157 @@
+"""The console in Chromium against a real `dizest serve`: log in, workflows, the graph, a run
+watched live to the end with its rendered results, errors, cancel, and who sees what."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.console.conftest import DATA, USER_PASSWORD, Console, log_in
+
+LIVE_S = 60_000  # ms: a run's flows start child processes on a shared, busy machine
+
+
+def test_login_shows_name_and_role_and_a_wrong_password_says_so(
+    browser: Any, console: Console
+) -> None:
+    context = browser.new_context(base_url=console.base)
+    page = context.new_page()
+    page.goto("/runs")
+    expect(page).to_have_url(re.compile(r"/login\?next=/runs"))
+    page.fill("#username", "admin")
+    page.fill("#password", "not the password")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_have_text("Wrong user name or password.")
+    context.close()
+    page = log_in(browser, console.base, "admin", password=_admin_password())
+    expect(page.locator("#me-role")).to_have_text("admin")
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto("/workflows")
+    expect(page).to_have_url(re.compile(r"/login\?next=/workflows"))
+    page.context.close()
+
+
+def _admin_password() -> str:
+    from tests.api.test_serve import PASSWORD
+
+    return PASSWORD
+
+
+def test_upload_shows_the_graph_and_problems_one_per_line(
+    admin_page: Any, console: Console, tmp_path: Path
+) -> None:
+    page = admin_page
+    page.goto("/workflows")
+    page.set_input_files("#wf-file", str(DATA / "plots.dwp"))
+    row = page.locator("#wf-rows tr", has_text="plots")
+    expect(row).to_have_count(1)
+    bad = tmp_path / "bad.dwp"
+    bad.write_text('{"apps": {}, "flow": {"f": {"id": "f", "app_id": "nope", "active": true}}}')
+    page.set_input_files("#wf-file", str(bad))
+    problems = page.locator("#upload-problems")
+    expect(problems).to_be_visible()
+    expect(problems).to_contain_text("bad.dwp:")
+    expect(problems).to_contain_text("flow f")
+    page.fill("#wf-search", "no such title")
+    expect(row).to_have_count(0)
+    page.fill("#wf-search", "plo")
+    row.locator("a.wf-title").click()
+    for flow_id in ("numbers", "png", "chart", "table"):
+        expect(page.locator(f'g.node[data-id="{flow_id}"]')).to_be_visible()
+    expect(page.locator("path.edge")).to_have_count(3)
+    page.locator('g.node[data-id="png"]').click()
+    expect(page.locator("#node pre.code .tok-kw").first).to_be_visible()
+    expect(page.locator("#node pre.code")).to_contain_text("matplotlib")
+
+
+def test_run_with_inputs_live_to_the_end_with_png_plotly_and_table(
+    admin_page: Any, console: Console
+) -> None:
+    wf_id = console.workflow("plots", "plots to run")
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}")
+    number = page.locator('input[name="numbers.n"]')
+    expect(number).to_have_value("5")
+    number.fill("7")
+    page.click("#run-start")
+    expect(page).to_have_url(re.compile(r"/runs/\w+$"))
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_S)
+    for flow_id in ("numbers", "png", "chart", "table"):
+        expect(page.locator(f'g.node[data-id="{flow_id}"]')).to_have_class(re.compile("st-ready"))
+    page.locator('g.node[data-id="numbers"]').click()
+    expect(page.locator("#flow-log")).to_contain_text("made 7 numbers")
+    page.locator('g.node[data-id="png"]').click()
+    image = page.locator("#flow-log img.result-image")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.naturalWidth") > 50
+    page.locator('g.node[data-id="chart"]').click()
+    expect(page.locator("#flow-log .result-plotly .main-svg").first).to_be_visible(timeout=20_000)
+    page.locator('g.node[data-id="table"]').click()
+    frame = page.locator("#flow-log iframe.result-html")
+    expect(frame).to_have_attribute("sandbox", "")
+    expect(page.frame_locator("#flow-log iframe.result-html").locator("table")).to_contain_text(
+        "square"
+    )
+    expect(page.locator("#flow-results")).to_contain_text('"total": 21')
+    page.click('button[data-tab="params"]')
+    expect(page.locator("#params")).to_contain_text('"numbers.n"' if False else "numbers.n")
+    expect(page.locator("#timeline svg.gantt g.bar")).to_have_count(4)
+
+
+def test_a_flow_error_shows_its_traceback_and_the_reason_downstream(
+    admin_page: Any, console: Console
+) -> None:
+    wf_id = console.workflow("broken", "broken")
+    run = console.api("POST", "/runs", {"workflow_id": wf_id})
+    page = admin_page
+    page.goto(f"/runs/{run['run_id']}")
+    expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_S)
+    page.locator('g.node[data-id="fails"]').click()
+    expect(page.locator("#flow-log")).to_contain_text("Traceback (most recent call last)")
+    expect(page.locator("#flow-log")).to_contain_text("ValueError: the answer is wrong")
+    expect(page.locator("#flow-reason")).to_have_text("ValueError: the answer is wrong")
+    page.locator('g.node[data-id="after"]').click()
+    expect(page.locator("#flow-reason")).to_have_text("upstream failed: fails")
+
+
+def test_cancel_a_running_run(admin_page: Any, console: Console) -> None:
+    wf_id = console.workflow("ticker", "ticker to cancel")
+    run = console.api(
+        "POST", "/runs", {"workflow_id": wf_id, "inputs": {"count": 600, "delay": 0.1}}
+    )
+    page = admin_page
+    page.goto(f"/runs/{run['run_id']}")
+    page.locator('g.node[data-id="ticker"]').click()
+    expect(page.locator("#flow-log")).to_contain_text("tick 2", timeout=LIVE_S)
+    page.click("#run-cancel")
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE_S)
+    assert console.api("GET", f"/runs/{run['run_id']}")["status"] == "cancelled"
+
+
+def test_another_users_run_and_workflow_are_the_same_not_found_page(
+    browser: Any, console: Console
+) -> None:
+    console.user("alice")
+    console.user("bob")
+    wf_id = console.workflow("ticker", "alice's", owner="alice")
+    run = console.api("POST", "/runs", {"workflow_id": wf_id}, name="alice")
+    page = log_in(browser, console.base, "bob")
+    missing = page.goto("/runs/0123456789abcdef0123456789abcdef")
+    assert missing is not None and missing.status == 404
+    missing_text = page.locator("main").inner_text()
+    for path in (f"/runs/{run['run_id']}", f"/workflows/{wf_id}"):
+        answer = page.goto(path)
+        assert answer is not None and answer.status == 404, path
+        assert page.locator("main").inner_text() == missing_text
+    answer = page.goto("/no/such/page")
+    assert answer is not None and answer.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+    page.context.close()
+    alice = log_in(browser, console.base, "alice", USER_PASSWORD)
+    alice.goto(f"/runs/{run['run_id']}")
+    expect(alice.locator("#run-status")).to_have_text("ready", timeout=LIVE_S)
+    alice.context.close()
