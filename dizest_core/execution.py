@@ -15,6 +15,8 @@ the end, so nothing it started outlives it.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import os
 import selectors
 import signal
@@ -30,12 +32,14 @@ from typing import Any
 from dizest_core import wire
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
 from dizest_core.job import Artifact, FlowJob, Value
+from dizest_core.sandbox import UID_STRIDE, Policy
 from dizest_core.wire import FrameReader
 
 READ_CHUNK = 1 << 20
 MAX_LINE = 65_536
 DRAIN_READS = 16  # reads of a finished child's pipe: bounded, a grandchild may still write
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+ZYGOTE_START_S = 60.0  # preloading heavy modules (torch) takes a while
 
 
 @dataclass
@@ -68,29 +72,52 @@ class Zygote:
         env: dict[str, str],
         preload: tuple[str, ...] = (),
         renderer_files: tuple[str, ...] = (),
+        policy: Policy | None = None,
     ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        code = (
-            f"import sys; sys.path.insert(0, {PACKAGE_ROOT!r}); "
-            "from dizest_core.zygote import main; main(sys.argv[1:])"
-        )
+        policy = policy or Policy(enabled=False)
+        path = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-c",
-                code,
+                "-m",
+                "dizest_core.zygote",
                 str(theirs.fileno()),
+                policy.to_json(),
                 *preload,
                 "--renderers",
                 *renderer_files,
             ],
             pass_fds=(theirs.fileno(),),
-            env=env,
+            env={**env, "PYTHONPATH": path},
             stdin=subprocess.DEVNULL,
             cwd="/",
         )
         theirs.close()
         self.sock = ours
+        self.layers = self._hello()
+
+    def _hello(self) -> dict[str, str]:
+        """The zygote's first message: which sandbox layers it could set up."""
+        self.sock.settimeout(ZYGOTE_START_S)
+        try:
+            msg = self.sock.recv(4096)
+        except (TimeoutError, OSError) as exc:
+            self.proc.kill()
+            self.proc.wait()
+            raise ExecutionError(f"the zygote process did not start: {exc}") from exc
+        finally:
+            self.sock.settimeout(None)
+        if not msg.startswith(b"L "):
+            self.proc.wait()
+            raise ExecutionError(f"the zygote process did not start (exit {self.proc.returncode})")
+        layers = json.loads(msg[2:])
+        return {str(k): str(v) for k, v in layers.items()}
+
+    def kill(self, token: str) -> None:
+        """Ask the zygote to kill one child's tree (it alone knows the pid is still that child)."""
+        with contextlib.suppress(OSError):
+            self.sock.send(f"K {token}".encode())
 
     def fork(self, token: str, fds: list[int]) -> None:
         socket.send_fds(self.sock, [f"F {token}".encode()], fds)
@@ -130,7 +157,9 @@ class _Child:
     deadline: float | None
     timeout: float = 0.0
     pid: int | None = None
+    token: str = ""
     status: int | None = None
+    oom: bool = False
     kill_reason: str | None = None
     reader: FrameReader = field(default_factory=FrameReader)
     record_limit: int = MAX_LINE
@@ -150,8 +179,11 @@ class Supervisor:
         env: dict[str, str],
         preload: tuple[str, ...] = (),
         renderer_files: tuple[str, ...] = (),
+        policy: Policy | None = None,
     ) -> None:
-        self.zygote = Zygote(env, preload, renderer_files)
+        self.zygote = Zygote(env, preload, renderer_files, policy)
+        self.layers = self.zygote.layers
+        self._tokens = itertools.count(1)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.zygote.sock, selectors.EVENT_READ, None)
         self.children: dict[str, _Child] = {}
@@ -168,11 +200,14 @@ class Supervisor:
         """Start a child for `job`; its first signals come from `poll`."""
         if job.flow_id in self.children:
             raise ExecutionError(f"flow {job.flow_id!r} is already running")
+        if len(self.children) >= UID_STRIDE:
+            raise ExecutionError(f"at most {UID_STRIDE} flows run at once in one engine")
         ours, theirs = socket.socketpair()
         # stdout and stderr share one pipe: two pipes could not tell which line came first
         out_r, out_w = os.pipe()
+        token = str(next(self._tokens))
         try:
-            self.zygote.fork(job.flow_id, [theirs.fileno(), out_w, out_w])
+            self.zygote.fork(token, [theirs.fileno(), out_w, out_w])
         finally:
             theirs.close()
             os.close(out_w)
@@ -187,6 +222,7 @@ class Supervisor:
             timeout or 0.0,
             reader=FrameReader(wire.max_frame(job)),
             record_limit=wire.max_record(job),
+            token=token,
         )
         ours.setblocking(False)
         for fd in child.pipes:
@@ -195,7 +231,7 @@ class Supervisor:
             self.selector.register(fd, selectors.EVENT_READ, child)
         self.selector.register(ours, selectors.EVENT_READ | selectors.EVENT_WRITE, child)
         self.children[job.flow_id] = child
-        self.forking[job.flow_id] = child
+        self.forking[token] = child
 
     def kill(self, flow_id: str, reason: str) -> None:
         """Kill a running flow's process group; it finishes (not ok) with `reason`."""
@@ -204,7 +240,7 @@ class Supervisor:
             return
         child.kill_reason = reason
         if child.pid is not None:
-            _kill_group(child.pid)
+            self.zygote.kill(child.token)
 
     def wake(self) -> None:
         """Make a blocked `poll` return now (safe from another thread or a signal handler)."""
@@ -269,10 +305,11 @@ class Supervisor:
                     child.deadline = child.started + child.timeout
                 self.by_pid[child.pid] = child
                 if child.kill_reason:
-                    _kill_group(child.pid)
+                    self.zygote.kill(child.token)
             elif notice[0] == "X":
                 child = self.by_pid.pop(int(notice[1]))
                 child.status = int(notice[2])
+                child.oom = notice[3:4] == ["1"]
                 if not child.reported:
                     self._finish(child, out)
 
@@ -406,7 +443,7 @@ class Supervisor:
         close them, and report its outcome (once)."""
         child.reported = True
         if child.pid is not None and child.status is None:
-            _kill_group(child.pid)  # it said DONE: whatever it still runs or started must end
+            self.zygote.kill(child.token)  # it said DONE: whatever it started must end
         if child.conn.fileno() >= 0:
             if not child.done:
                 self._read_conn(child, out)
@@ -448,6 +485,9 @@ class Supervisor:
             return True, None
         assert child.status is not None
         code = os.waitstatus_to_exitcode(child.status)
+        if child.oom:
+            limit = child.job.memory_limit_mb
+            return False, f"out of memory: the flow's processes reached its limit of {limit} MB"
         if code < 0:
             return False, _signal_reason(-code)
         return False, f"the flow process exited with code {code} before finishing (os._exit?)"
@@ -497,12 +537,4 @@ def _signal_reason(signum: int) -> str:
     )
     if signum == signal.SIGSEGV:
         return "crashed: segmentation fault (SIGSEGV)"
-    if signum == signal.SIGKILL:
-        return "killed by SIGKILL (out of memory?)"
     return f"killed by signal {name}"
-
-
-def _kill_group(pid: int) -> None:
-    for kill in (os.killpg, os.kill):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill(pid, signal.SIGKILL)

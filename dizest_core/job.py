@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ class FlowJob:
     sources: dict[str, list[Value | None]] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     memory_limit_mb: int | None = None
+    network: str | None = None  # none, egress or full (None: the server's default)
     max_render_bytes: int = 1_000_000
     max_preview_bytes: int = 65_536
     attempt: int = 1
@@ -79,6 +81,8 @@ def build_job(
     `fields` set the rest (workdir, params, memory_limit_mb, attempt, artifact_dir)."""
     flow = package.flows[flow_id]
     app = package.app_of(flow)
+    if "network" not in fields:  # the flow's own `"dizest": {"network": ...}`, else its app's
+        fields["network"] = _own(flow.raw, "network") or _own(app.raw, "network")
     sources: dict[str, list[Value | None]] = {s.name: [] for s in app.inputs if s.type == OUTPUT}
     for (name, _), value in zip(package.wired(flow), values, strict=True):
         sources[name].append(value)
@@ -100,3 +104,8 @@ def build_job(
         package_raw=copy.deepcopy(dict(package.raw)) if _USES_WORKFLOW.search(app.code) else None,
         **fields,
     )
+
+
+def _own(raw: Any, name: str) -> Any:
+    own = raw.get("dizest") if isinstance(raw, Mapping) else None
+    return own.get(name) if isinstance(own, Mapping) else None

@@ -30,6 +30,7 @@ from dizest_core.job import FlowJob, build_job
 from dizest_core.model import Package
 from dizest_core.plan import RunState, Transition, make_plan
 from dizest_core.report import ReportBuilder
+from dizest_core.sandbox import make_policy
 from dizest_core.settings import Settings, child_environment
 from dizest_core.status import FlowStatus, Reason, RunStatus
 from dizest_core.store import MemoryStore, OutputStore
@@ -80,8 +81,13 @@ class LocalRunner:
     @property
     def supervisor(self) -> Supervisor:
         if self._supervisor is None:
+            settings = self.settings
+            hide = (settings.cache_dir,) if settings.cache_dir else ()
             self._supervisor = Supervisor(
-                child_environment(), self.settings.preload, self.renderer_files
+                child_environment(extra=settings.flow_env),
+                settings.preload,
+                self.renderer_files,
+                make_policy(settings, server=False, hide=hide),
             )
         return self._supervisor
 

@@ -24,11 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dizest_core import inflow, render, wire
+from dizest_core import confine, inflow, render, wire
 from dizest_core.drive import Drive
 from dizest_core.errors import ErrorInfo
 from dizest_core.job import Artifact, FlowJob, Value
 from dizest_core.model import VARIABLE
+from dizest_core.sandbox import Policy, Slot
 
 _UNSET = object()
 _PRINTABLE = {"text/plain", "application/json"}
@@ -330,13 +331,19 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def main(conn_fd: int) -> int:
-    """Entry point in a freshly forked child: its stdout/stderr are already the engine's pipe."""
+def main(conn_fd: int, policy: Policy | None = None, slot: Slot | None = None) -> int:
+    """Entry point in a freshly forked child: its stdout/stderr are already the engine's pipe.
+    The child confines itself (`confine.enter`) before anything of the job runs."""
     conn = socket.socket(fileno=conn_fd)
     job = wire.recv_job(conn)
     channel = _Channel(conn)
     try:
-        _prepare(job)
+        if policy is not None and slot is not None:
+            try:
+                confine.enter(job, policy, slot)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot enter the flow sandbox: {exc}") from exc
+        _prepare(job, tree_memory=slot is not None and slot.group is not None)
     except Exception as exc:  # the flow cannot run at all: say why, as data
         _report_error(ErrorInfo("FlowSetupError", str(exc)), job.max_render_bytes, channel.emit)
         ok = False
@@ -357,7 +364,7 @@ def load_renderer_files(paths: tuple[str, ...]) -> None:
             print(f"dizest: plugin renderers {path} failed to load: {exc!r}", file=sys.stderr)
 
 
-def _prepare(job: FlowJob) -> None:
+def _prepare(job: FlowJob, tree_memory: bool) -> None:
     try:
         os.chdir(job.workdir)
     except OSError as exc:
@@ -367,6 +374,7 @@ def _prepare(job: FlowJob) -> None:
     sys.path.insert(0, job.workdir)
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    if job.memory_limit_mb:
+    if job.memory_limit_mb and not tree_memory:
+        # no memory cgroup holds the flow's tree: a per-process bound is better than none
         limit = job.memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -52,6 +52,18 @@ class Settings:
     max_input_nodes: int = 1_000_000
     max_input_string: int = 4 << 20  # characters
     max_input_keys: int = 100_000  # in one object
+    # The flow sandbox (dizest_core.sandbox). auto: on in workers, off for `dizest run`.
+    sandbox: str = "auto"
+    sandbox_require: tuple[str, ...] = ("pidns", "cgroup", "mountns", "identity", "landlock")
+    sandbox_hide: tuple[str, ...] = ()  # more server paths flows must not see
+    network: str = "egress"  # a flow's default network: none, egress or full
+    flow_env: tuple[str, ...] = ()  # more variable names (or PREFIX_*) flows may see
+    flow_uid_base: int = 1 << 30
+    flow_gid: int = (1 << 30) - 1
+    max_pids: int = 512
+    max_open_files: int = 1024
+    max_file_mb: int = 4096
+    tmp_mb: int = 512
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -114,6 +126,17 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "max_input_nodes": int,
     "max_input_string": int,
     "max_input_keys": int,
+    "sandbox": str,
+    "sandbox_require": lambda raw: () if raw.strip() == "none" else _names(raw),
+    "sandbox_hide": _paths,
+    "network": str,
+    "flow_env": _names,
+    "flow_uid_base": int,
+    "flow_gid": int,
+    "max_pids": int,
+    "max_open_files": int,
+    "max_file_mb": int,
+    "tmp_mb": int,
 }
 
 

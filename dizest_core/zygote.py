@@ -2,16 +2,22 @@
 
 Forking is ~4 ms against 45-60 ms for spawning a fresh interpreter, but it is only safe from a
 process that runs no other threads, and its cost grows with the parent's memory. So the engine
-starts this small process once and asks it to fork. Protocol on a SOCK_SEQPACKET socket:
+starts this small process once (`python -m dizest_core.zygote`) and asks it to fork. Protocol on
+a SOCK_SEQPACKET socket:
 
+    zygote -> engine   b"L <json>"                                   sandbox layers, once at start
     engine -> zygote   b"F <token>"  + SCM_RIGHTS [conn, stdout, stderr]   fork a child
-    zygote -> engine   b"P <token> <pid>"                                     child started
-    zygote -> engine   b"X <pid> <wait status>"                               child ended
+    zygote -> engine   b"P <token> <pid>"                                 child started
+    engine -> zygote   b"K <token>"                                       kill that child's tree
+    zygote -> engine   b"X <pid> <wait status> <oom>"                     child ended
 
-Each child runs `runtime.main` in its own session/process group, with the fds it was given as
-stdout and stderr. When a child ends, its process group is killed before the child is reaped,
-so nothing the flow started outlives it. When the engine goes away (EOF), the zygote kills its
-children and exits.
+Only the zygote signals its children: it reaps them, so it alone knows a pid still names the
+child it forked (the engine's kill names the fork token, never a pid). Each child gets a slot:
+a uid of its own and a cgroup, when the sandbox allows (see `dizest_core.sandbox`). When a child
+ends, everything it started is killed (cgroup, else every process of its uid, else its process
+group) before it is reaped. With the sandbox on, the zygote is pid 1 of its own PID namespace, so
+flows cannot see or signal anything outside it, and orphans they leave are reaped here. When the
+engine goes away (EOF), the zygote kills its children and exits.
 """
 
 from __future__ import annotations
@@ -19,20 +25,161 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import json
 import os
 import select
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from dataclasses import dataclass
+
+from dizest_core import linux, probe
+from dizest_core.sandbox import UID_STRIDE, Policy, Slot, slot_uid
 
 MAX_FDS = 3
 
 
+@dataclass
+class _Child:
+    token: str
+    slot: int
+    sandbox: Slot
+    oom_before: int
+
+
+class Zygote:
+    """The forking loop and what it knows of its children."""
+
+    def __init__(self, control: socket.socket, policy: Policy, tag: int) -> None:
+        self.control = control
+        self.policy = policy
+        self.tag = tag  # the zygote's pid outside any namespace: makes slot uids unique
+        self.children: dict[int, _Child] = {}
+        self.tokens: dict[str, int] = {}
+        self.layers: dict[str, str] = {}
+        self.slots = probe.cgroup_slots() if policy.enabled else None
+        self.groups: set[int] = set()
+
+    def slot(self, index: int) -> Slot:
+        if not self.policy.enabled:
+            return Slot(None, None, None, self.layers)
+        identity = self.layers.get("identity") == "active"
+        group = None
+        if self.slots is not None:
+            group = self.slots.group(f"dizest-{self.tag}-{index}")
+            self.groups.add(index)
+        uid = slot_uid(self.policy, self.tag, index) if identity else None
+        return Slot(uid, self.policy.gid if identity else None, group, self.layers)
+
+    def fork(self, token: str, fds: list[int], wake_r: int) -> None:
+        used = {c.slot for c in self.children.values()}
+        index = next(i for i in range(UID_STRIDE + 1) if i not in used)  # engine caps it
+        sandbox = self.slot(index)
+        oom = sandbox.group.oom_kills() if sandbox.group else 0
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _child(self.control, wake_r, fds, self.policy, sandbox, parent)
+        for fd in fds:
+            os.close(fd)
+        self.children[pid] = _Child(token, index, sandbox, oom)
+        self.tokens[token] = pid
+        with contextlib.suppress(OSError):  # the engine is gone: EOF ends the loop next
+            self.control.send(f"P {token} {pid}".encode())
+
+    def kill(self, pid: int) -> None:
+        """Kill a live child and everything it started."""
+        child = self.children[pid]
+        if child.sandbox.group is not None:
+            child.sandbox.group.kill()
+        elif child.sandbox.uid is not None:
+            _kill_uid(child.sandbox.uid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def reap(self, final: bool = False) -> None:
+        while True:
+            try:
+                flags = os.WEXITED | os.WNOWAIT | (0 if final and self.children else os.WNOHANG)
+                info = os.waitid(os.P_ALL, 0, flags)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            child = self.children.get(info.si_pid)
+            # Kill what the flow left running (a background process must not outlive its
+            # flow). Done before reaping: the zombie still holds the pid, so it names nobody else.
+            if child is not None:
+                self.kill(info.si_pid)
+            pid, status = os.waitpid(info.si_pid, 0)
+            if child is None:
+                continue  # an orphan a flow left behind (we are pid 1 of the namespace)
+            del self.children[pid]
+            self.tokens.pop(child.token, None)
+            oom = (
+                int(child.sandbox.group.oom_kills() > child.oom_before)
+                if child.sandbox.group
+                else 0
+            )
+            with contextlib.suppress(OSError):
+                self.control.send(f"X {pid} {status} {oom}".encode())
+
+    def close(self) -> None:
+        for pid in list(self.children):
+            self.kill(pid)
+        self.reap(final=True)
+        if self.slots is not None:
+            for index in self.groups:
+                self.slots.group(f"dizest-{self.tag}-{index}").remove()
+
+
 def main(argv: list[str]) -> None:
-    """argv: control fd, then modules to preload, then `--renderers` and plugin files."""
+    """argv: control fd, the sandbox policy (JSON), modules to preload, then `--renderers` and
+    plugin files."""
     control = socket.socket(fileno=int(argv[0]))
-    rest = argv[1:]
+    policy = Policy.from_json(argv[1])
+    tag = os.getpid()
+    layers = probe.layers(policy) if policy.enabled else {}
+    if policy.enabled:
+        try:
+            _enter_pid_namespace(control)
+            layers["pidns"] = probe.ACTIVE
+        except OSError as exc:
+            layers["pidns"] = f"unavailable: {exc.strerror}"
+    zygote = Zygote(control, policy, tag)
+    zygote.layers = layers
+    _preload(argv[2:])
+    global _PRCTL
+    _PRCTL = _load_prctl()
+    control.send(b"L " + json.dumps(layers).encode())
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the engine, which closes us
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as pid 1 it would be ignored anyway
+    try:
+        _serve(zygote, wake_r)
+    finally:
+        zygote.close()
+
+
+def _enter_pid_namespace(control: socket.socket) -> None:
+    """Become pid 1 of a new PID namespace: this process stays outside only to wait for it."""
+    linux.unshare(linux.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        _die_with_parent(0)  # the parent is outside the namespace: getppid() says 0
+        return
+    control.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _preload(rest: list[str]) -> None:
     split = rest.index("--renderers") if "--renderers" in rest else len(rest)
     for module in rest[:split]:
         try:
@@ -40,33 +187,21 @@ def main(argv: list[str]) -> None:
         except Exception as exc:  # a bad preload must not stop the engine
             print(f"dizest zygote: cannot preload {module}: {exc}", file=sys.stderr)
     runtime = importlib.import_module("dizest_core.runtime")
+    importlib.import_module("dizest_core.confine")
     runtime.load_renderer_files(tuple(rest[split + 1 :]))
     # Everything imported so far is shared with every child; freezing it keeps the children's
     # garbage collector from touching (and so copying) those pages after fork.
     gc.collect()
     gc.freeze()
-    global _PRCTL
-    _PRCTL = _load_prctl()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the engine, which closes us
-    children: set[int] = set()
-    try:
-        _serve(control, wake_r, children)
-    finally:
-        for pid in children:
-            _kill_group(pid)
-        _reap(control, children, final=True)
 
 
-def _serve(control: socket.socket, wake_r: int, children: set[int]) -> None:
+def _serve(zygote: Zygote, wake_r: int) -> None:
+    control = zygote.control
     while True:
         readable, _, _ = select.select([control.fileno(), wake_r], [], [])
         if wake_r in readable:
             os.read(wake_r, 4096)
-            _reap(control, children)
+            zygote.reap()
         if control.fileno() in readable:
             try:
                 msg, fds, _, _ = socket.recv_fds(control, 1024, MAX_FDS)
@@ -74,27 +209,31 @@ def _serve(control: socket.socket, wake_r: int, children: set[int]) -> None:
                 return
             if not msg:
                 return
-            token = msg.decode().split(" ", 1)[1]
-            pid = os.fork()
-            if pid == 0:
-                _child(control, wake_r, fds)
-            for fd in fds:
-                os.close(fd)
-            children.add(pid)
-            with contextlib.suppress(OSError):  # the engine is gone: EOF ends the loop next
-                control.send(f"P {token} {pid}".encode())
+            kind, _, token = msg.decode().partition(" ")
+            if kind == "F":
+                zygote.fork(token, fds, wake_r)
+            elif kind == "K" and token in zygote.tokens:
+                zygote.kill(zygote.tokens[token])
 
 
-def _child(control: socket.socket, wake_r: int, fds: list[int]) -> None:
+def _child(
+    control: socket.socket,
+    wake_r: int,
+    fds: list[int],
+    policy: Policy,
+    sandbox: Slot,
+    parent: int,
+) -> None:
     code = 70
     try:
         signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for signum in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         control.close()
         os.close(wake_r)
         os.setsid()
-        _die_with_parent()
+        _die_with_parent(parent)
         conn, out, err = fds
         os.dup2(out, 1)
         os.dup2(err, 2)
@@ -102,55 +241,47 @@ def _child(control: socket.socket, wake_r: int, fds: list[int]) -> None:
         os.close(err)
         from dizest_core import runtime
 
-        code = runtime.main(conn)
+        code = runtime.main(conn, policy, sandbox)
     except BaseException as exc:
         os.write(2, f"dizest: flow process failed to start: {exc!r}\n".encode())
     finally:
         os._exit(code)
 
 
-def _load_prctl() -> Callable[..., int] | None:
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process of `uid` (a slot's own uid: exactly the flow's tree), atomically
+    against forks, from a helper that takes that uid (kill(-1) spares only the caller)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _load_prctl():  # type: ignore[no-untyped-def]
     """libc's prctl, looked up once in the zygote (importing ctypes per child costs ms)."""
     try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return linux.load().prctl
     except (OSError, AttributeError):
         return None
 
 
-_PRCTL: Callable[..., int] | None = None
+_PRCTL = None
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Linux: the child gets SIGKILL if the zygote dies (the zygote is single-threaded)."""
     if _PRCTL is not None:
         _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the zygote died before prctl took effect
-        os._exit(70)
-
-
-def _reap(control: socket.socket, children: set[int], final: bool = False) -> None:
-    while children:
-        try:
-            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT | (0 if final else os.WNOHANG))
-        except ChildProcessError:
-            return
-        if info is None:
-            return
-        # Kill what the flow left running in its group (a background process must not outlive
-        # its flow). Done before reaping: the zombie still holds the pid, so the group id
-        # cannot belong to anyone else yet.
-        _kill_group(info.si_pid)
-        pid, status = os.waitpid(info.si_pid, 0)
-        children.discard(pid)
+    else:
         with contextlib.suppress(OSError):
-            control.send(f"X {pid} {status}".encode())
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+            linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the zygote died before prctl took effect
+        os._exit(70)
 
 
 if __name__ == "__main__":

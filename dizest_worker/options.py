@@ -6,8 +6,9 @@ each used app's) at submit, before anything is stored or enqueued, and raises on
 `InvalidOptions` naming every bad flow/app and field. `resolve` then picks each flow's effective
 options, first match wins, from:
   1. the flow's `"dizest"` object in the .dwp    {"queue": "gpu", "timeout": 60, "retries": 2,
-  2. the app's `"dizest"` object in the .dwp       "memory_limit_mb": 4096}
-  3. the run's options given at submit           {"flow_timeout", "memory_limit_mb", "retries"}
+  2. the app's `"dizest"` object in the .dwp       "memory_limit_mb": 4096, "network": "none"}
+  3. the run's options given at submit           {"flow_timeout", "memory_limit_mb", "retries",
+                                                   "network"}
   4. the worker's settings (DIZEST_FLOW_TIMEOUT, DIZEST_MEMORY_LIMIT_MB, DIZEST_QUEUE).
 The worker's `max_flow_timeout_s` is every flow's default timeout and its upper bound, so no
 flow outlives the broker's visibility timeout or Celery's hard time limit.
@@ -23,13 +24,15 @@ from typing import Any
 
 from dizest_core.errors import Problem, ValidationError
 from dizest_core.model import Package
+from dizest_core.sandbox import NETWORKS
 from dizest_core.settings import Settings
 
-FLOW_KEYS = ("queue", "timeout", "retries", "memory_limit_mb")
+FLOW_KEYS = ("queue", "timeout", "retries", "memory_limit_mb", "network")
 RUN_OPTIONS = {
     "flow_timeout": "timeout",
     "memory_limit_mb": "memory_limit_mb",
     "retries": "retries",
+    "network": "network",
 }
 MIN_MEMORY_MB = 64  # as dizest_core.settings: the interpreter alone needs ~30 MB
 MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_AS
@@ -48,6 +51,7 @@ class FlowOptions:
     timeout: float  # seconds, always bounded by the worker's max_flow_timeout_s
     retries: int  # retries of failing user code (worker losses are counted apart)
     memory_limit_mb: int | None
+    network: str = "egress"  # none, egress or full (dizest_core.sandbox)
 
 
 def validate(package: Package, run_options: Mapping[str, Any], max_timeout_s: float) -> None:
@@ -130,7 +134,19 @@ def _queue(value: Any, _: float) -> str | None:
     return None
 
 
-_CHECKS = {"timeout": _timeout, "memory_limit_mb": _memory, "retries": _retries, "queue": _queue}
+def _network(value: Any, _: float) -> str | None:
+    if value not in NETWORKS:
+        return f"must be one of {', '.join(NETWORKS)}, not {value!r}"
+    return None
+
+
+_CHECKS = {
+    "timeout": _timeout,
+    "memory_limit_mb": _memory,
+    "retries": _retries,
+    "queue": _queue,
+    "network": _network,
+}
 
 
 def resolve(
@@ -143,6 +159,7 @@ def resolve(
         "timeout": engine.flow_timeout,
         "retries": 0,
         "memory_limit_mb": engine.memory_limit_mb,
+        "network": engine.network,
     }
     chosen = {
         k: next((layer[k] for layer in [*layers, defaults] if layer.get(k) is not None), None)
@@ -155,4 +172,5 @@ def resolve(
         timeout,
         int(chosen["retries"] or 0),
         None if memory is None else int(memory),
+        str(chosen["network"]),
     )

@@ -34,6 +34,7 @@ from dizest_core.errors import DizestError, InputError
 from dizest_core.execution import Finished, Signal, Supervisor
 from dizest_core.job import FlowJob, build_job
 from dizest_core.plugins import PluginRegistry
+from dizest_core.sandbox import make_policy
 from dizest_core.settings import child_environment
 from dizest_worker.context import RunContext
 from dizest_worker.options import FlowOptions
@@ -119,7 +120,10 @@ class Executor:
     def _supervisor(self) -> Supervisor:
         engine = self.settings.engine
         renderer_files = PluginRegistry.discover(engine.plugin_paths).renderer_files()
-        return Supervisor(child_environment(), engine.preload, renderer_files)
+        hide = (self.settings.workdir_root, self.settings.artifact_dir)
+        policy = make_policy(engine, server=True, hide=hide)
+        env = child_environment(extra=engine.flow_env)
+        return Supervisor(env, engine.preload, renderer_files, policy)
 
     def close(self) -> None:
         self.supervisor.close()
@@ -210,6 +214,7 @@ class Executor:
                 workdir=workdir,
                 params=batch.ctx.params(task.flow_id),
                 memory_limit_mb=options.memory_limit_mb,
+                network=options.network,
                 attempt=task.attempt,
                 artifact_dir=self.settings.artifact_dir,
             )

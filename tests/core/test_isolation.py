@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dizest_core.settings import child_environment
 from tests.conftest import package, wait_for
 
 INDEPENDENT = {"ok": {"code": "v = 'fine'", "outputs": ["v"]}}
@@ -150,20 +151,35 @@ def test_log_lines_stream_while_the_flow_runs(make_workflow, tmp_path):
     assert seen == ["first", "second"]
 
 
-def test_environment_is_scrubbed(make_workflow, tmp_path, monkeypatch):
-    monkeypatch.setenv("DIZEST_REDIS_URL", "redis://secret")
-    monkeypatch.setenv("MY_API_TOKEN", "t0ken")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "k3y")
-    monkeypatch.setenv("HARMLESS_SETTING", "visible")
-    names = ["DIZEST_REDIS_URL", "MY_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "HARMLESS_SETTING"]
+def test_environment_is_an_allow_list(make_workflow, tmp_path, monkeypatch):
+    """Flows see only allow-listed variables: a secret under an innocent name stays out too."""
+    secrets = {
+        "DIZEST_REDIS_URL": "redis://secret",
+        "MY_API_TOKEN": "t0ken",
+        "DB_PASS": "pw",
+        "MYSQL_PWD": "pw",
+        "SENTRY_DSN": "https://k@sentry",
+        "OPENAI_KEY": "sk-1",
+        "SLACK_WEBHOOK_URL": "https://hooks",
+        "HARMLESS_SETTING": "visible only when allowed",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    names = [*secrets, "LANG"]
     code = f"import os\nv = {{k: os.environ.get(k) for k in {names!r}}}"
     flow = run_with_bystander(make_workflow, tmp_path, code)
-    assert flow["outputs"]["v"] == {
-        "DIZEST_REDIS_URL": None,
-        "MY_API_TOKEN": None,
-        "AWS_SECRET_ACCESS_KEY": None,
-        "HARMLESS_SETTING": "visible",
-    }
+    assert flow["outputs"]["v"] == {**dict.fromkeys(secrets), "LANG": "C.UTF-8"}
+
+
+def test_the_operator_adds_names_to_the_allow_list(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARMLESS_SETTING", "visible")
+    monkeypatch.setenv("TEAM_FOO", "foo")
+    monkeypatch.setenv("DIZEST_SECRET_KEY", "never")
+    allow = ("HARMLESS_SETTING", "TEAM_*", "DIZEST_SECRET_KEY")
+    env = child_environment(extra=allow)
+    assert env["HARMLESS_SETTING"] == "visible" and env["TEAM_FOO"] == "foo"
+    assert "DIZEST_SECRET_KEY" not in env  # settings never reach flows, even when listed
 
 
 def test_flows_never_run_in_the_engine_process(make_workflow, tmp_path):

@@ -1,0 +1,145 @@
+"""Control groups for flows: one group per zygote slot, so limits hold for a flow's whole tree.
+
+A flow's memory and process count are bounded as a tree, not per process: every process the flow
+starts (forked, `setsid` or not) stays in its slot's group, the group's limits cover them all,
+and when the flow ends the zygote kills every process still in it. Groups are made once per slot
+and reused by the next flow of that slot (mkdir/rmdir per flow would cost more than the flow).
+
+Two layouts, found at start-up from /proc/self/cgroup:
+- cgroup v2 (unified): `<own group>/dizest-<tag>-<slot>` with `memory.max`, `pids.max`, the
+  `oom_kill` count of `memory.events`, and `cgroup.kill`. It needs the memory and pids
+  controllers enabled in the own group's `cgroup.subtree_control` (systemd `Delegate=yes`).
+- cgroup v1: the same name under the own group of the `memory` and `pids` hierarchies, with
+  `memory.limit_in_bytes`, `pids.max` and the `oom_kill` count of `memory.oom_control`.
+`Slots.open` returns None with the reason when neither is writable (containers without a
+delegated hierarchy), and the sandbox falls back to per-uid RLIMIT_NPROC and per-process RLIMIT_AS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+KILL_ROUNDS = 64  # a fork bomb re-populates a group between reads: bounded by pids.max anyway
+UNLIMITED = "max"
+
+
+@dataclass(frozen=True)
+class Group:
+    """One slot's group: the directories to write limits to and read processes from."""
+
+    memory: Path
+    pids: Path
+    v2: bool
+
+    def join(self, pid: int = 0) -> None:
+        """Move `pid` (0: the caller) into the group."""
+        for folder in {self.memory, self.pids}:
+            (folder / "cgroup.procs").write_text(str(pid or os.getpid()))
+
+    def limit(self, memory_bytes: int | None, pids: int | None) -> None:
+        if self.v2:
+            (self.memory / "memory.max").write_text(str(memory_bytes or UNLIMITED))
+            with contextlib.suppress(OSError):  # no swap accounting: nothing to bound
+                (self.memory / "memory.swap.max").write_text("0" if memory_bytes else UNLIMITED)
+        else:
+            (self.memory / "memory.limit_in_bytes").write_text(str(memory_bytes or -1))
+        (self.pids / "pids.max").write_text(str(pids or UNLIMITED))
+
+    def oom_kills(self) -> int:
+        """How many processes of this group the kernel's OOM killer has killed so far."""
+        name = "memory.events" if self.v2 else "memory.oom_control"
+        try:
+            for line in (self.memory / name).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def procs(self) -> list[int]:
+        try:
+            return [int(p) for p in (self.pids / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    def kill(self) -> None:
+        """SIGKILL every process in the group (the group stays, ready for the next flow)."""
+        if self.v2:
+            with contextlib.suppress(OSError):
+                (self.pids / "cgroup.kill").write_text("1")
+                return
+        for _ in range(KILL_ROUNDS):
+            procs = self.procs()
+            if not procs:
+                return
+            for pid in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        for folder in {self.memory, self.pids}:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Where this process may create groups, and which layout it uses."""
+
+    memory: Path
+    pids: Path
+    v2: bool
+
+    @classmethod
+    def open(cls, text: str | None = None) -> tuple[Slots | None, str]:
+        """The writable hierarchy of this process, or None and why not."""
+        try:
+            own = _own_groups(text if text is not None else Path("/proc/self/cgroup").read_text())
+        except OSError as exc:
+            return None, f"cannot read /proc/self/cgroup: {exc.strerror}"
+        if "memory" in own and "pids" in own:
+            slots = cls(ROOT / "memory" / own["memory"], ROOT / "pids" / own["pids"], False)
+        elif "" in own:
+            base = ROOT / own[""]
+            try:
+                enabled = (base / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                enabled = []
+            if not {"memory", "pids"} <= set(enabled):
+                return None, (
+                    f"cgroup v2 group {base} does not delegate the memory and pids controllers "
+                    "(systemd: Delegate=yes)"
+                )
+            slots = cls(base, base, True)
+        else:
+            return None, "no memory and pids cgroup hierarchy"
+        if not (os.access(slots.memory, os.W_OK) and os.access(slots.pids, os.W_OK)):
+            return None, f"{slots.memory} is not writable (run the worker as root)"
+        return slots, "active"
+
+    def group(self, name: str) -> Group:
+        """The group `name`, created if missing."""
+        group = Group(self.memory / name, self.pids / name, self.v2)
+        for folder in {group.memory, group.pids}:
+            folder.mkdir(exist_ok=True)
+        return group
+
+
+def _own_groups(text: str) -> dict[str, str]:
+    """controller -> own group path (relative); "" is the v2 unified group."""
+    own: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in parts[1].split(",") if parts[1] else [""]:
+            own[controller] = parts[2].lstrip("/")
+    if "memory" in own and "pids" in own:
+        own.pop("", None)  # hybrid: the v2 tree has no controllers, the v1 ones do
+    return own

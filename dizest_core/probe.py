@@ -1,0 +1,92 @@
+"""Which sandbox layers this machine allows, found by trying them (in the zygote, at start).
+
+Each layer gets "active" or a sentence saying why not ("unavailable: ..."), so `dizest worker`
+and /readyz can show them and a deployment can refuse to start without a layer it requires. The
+namespace layers are tried in a throw-away child: a process can only find out by doing it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from dizest_core import linux
+from dizest_core.cgroups import Slots
+from dizest_core.sandbox import LAYERS, Policy
+
+ACTIVE = "active"
+
+
+def layers(policy: Policy) -> dict[str, str]:
+    """Every layer of `sandbox.LAYERS` -> "active" or why not (pidns is tried by the zygote)."""
+    found = dict.fromkeys(LAYERS, ACTIVE)
+    found["pidns"] = "not tried"
+    if os.geteuid() != 0:
+        found["identity"] = "unavailable: the worker is not root, flows keep its uid"
+    _, found["cgroup"] = cgroup_slots_and_reason()
+    if linux.landlock_abi() < 1:
+        found["landlock"] = "unavailable: the kernel has no Landlock (Linux >= 5.13, lsm=landlock)"
+    found["mountns"] = _try(lambda: _mount_probe())
+    found["netns"] = _try(lambda: linux.unshare(linux.CLONE_NEWNET))
+    return found
+
+
+def cgroup_slots() -> Slots | None:
+    return cgroup_slots_and_reason()[0]
+
+
+def cgroup_slots_and_reason() -> tuple[Slots | None, str]:
+    slots, reason = Slots.open()
+    if slots is None:
+        return None, f"unavailable: {reason}"
+    name = f"dizest-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        group = slots.group(name)
+        group.limit(None, None)
+        group.remove()
+    except OSError as exc:
+        return None, f"unavailable: cannot create a cgroup under {slots.memory}: {exc.strerror}"
+    return slots, ACTIVE
+
+
+def _mount_probe() -> None:
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
+    linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=1m")
+
+
+def _try(step: object) -> str:
+    """Run `step` in a child process; "active" when it returned, else the error it raised."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        message = b""
+        try:
+            step()  # type: ignore[operator]
+        except OSError as exc:
+            message = (exc.strerror or str(exc)).encode()
+        except Exception as exc:
+            message = repr(exc).encode()
+        os.write(write, message[:500])
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        message = fh.read()
+    os.waitpid(pid, 0)
+    return ACTIVE if not message else f"unavailable: {message.decode(errors='replace')}"
+
+
+def report(policy: Policy) -> dict[str, str]:
+    """Every layer as a zygote would find it, PID namespace included (for `dizest worker`)."""
+    found = layers(policy)
+    found["pidns"] = _try(lambda: _pid_probe())
+    return found
+
+
+def _pid_probe() -> None:
+    linux.unshare(linux.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
