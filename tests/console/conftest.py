@@ -28,6 +28,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 USER_PASSWORD = "console test password"
+TRUSTED = "http://console.trusted.example"  # DIZEST_ALLOWED_ORIGINS of the test server
 DATA = Path(__file__).parent / "data"
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -83,7 +84,7 @@ def bearer(base: str, name: str, password: str, scopes: list[str]) -> dict[str, 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     tmp = tmp_path_factory.mktemp("console")
-    with serving(tmp) as served:
+    with serving(tmp, allowed_origins=TRUSTED) as served:
         yield Console(served, tmp, bearer(served.base, "admin", PASSWORD, ["read", "run", "admin"]))
 
 

@@ -3,7 +3,7 @@
 import { get } from "./api.js";
 import { $, h, seconds, toast, when } from "./dom.js";
 
-const LIMIT = 25;
+const LIMIT = Math.min(Math.max(Number(new URLSearchParams(location.search).get("limit")) || 25, 1), 200);
 const FINAL = new Set(["ready", "error", "cancelled"]);
 const params = new URLSearchParams(location.search);
 let offset = Number(params.get("offset") || 0);

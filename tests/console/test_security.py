@@ -1,0 +1,172 @@
+"""The console's security rules, each against the real server: CSP without inline script and
+no framing, the CSRF token on every mutating call, flow HTML kept out of the console's origin,
+and WebSocket Origin checks for cookie-authenticated sockets."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from simple_websocket import Client as WsClient
+from simple_websocket import ConnectionError as WsRefused
+
+from tests.api.test_serve import PASSWORD, call
+from tests.console.conftest import DATA, TRUSTED, Console
+
+PAGES = ["/login", "/workflows", "/runs", "/admin", "/no/such/page"]
+HOSTILE_HTML = (
+    "<p id='mark'>flow html</p><img src='x' onerror=\"parent.document.title='owned'\">"
+    "<script>parent.document.title = 'owned'; parent.window.stolen = document.cookie;</script>"
+)
+
+
+def session(console: Console, name: str = "admin", password: str = PASSWORD) -> dict[str, str]:
+    body = {"username": name, "password": password}
+    status, login, headers = call(console.base, "POST", "/api/v1/auth/login", body)
+    assert status == 200, login
+    return {"Cookie": headers["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
+
+
+def page_html(console: Console, path: str, cookie: str) -> tuple[int, str, Any]:
+    request = urllib.request.Request(console.base + path, headers={"Cookie": cookie})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read().decode(), answer.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), exc.headers
+
+
+def test_pages_have_a_strict_csp_no_inline_script_and_cannot_be_framed(console: Console) -> None:
+    cookie = session(console)["Cookie"]
+    for path in PAGES:
+        status, html, headers = page_html(console, path, cookie)
+        assert status == (404 if "no/such" in path else 200), path
+        csp = headers["Content-Security-Policy"]
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["script-src"] == "'self'", path  # no 'unsafe-inline', no 'unsafe-eval'
+        assert directives["frame-ancestors"] == "'none'"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        for script in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in script, (path, script)  # every script is a file of this origin
+        assert not re.search(r"\son[a-z]+\s*=", html), path  # no inline event handlers
+    for name in ("api.js", "run.js"):  # the modules themselves never build handlers from strings
+        status, source, _ = page_html(console, f"/console/static/js/{name}", cookie)
+        assert status == 200 and "eval(" not in source and "new Function" not in source
+
+
+def test_unknown_paths_are_404_json_under_the_api_and_html_elsewhere(console: Console) -> None:
+    status, body, headers = page_html(console, "/api/v1/no/such/route", "")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    status, body, headers = page_html(console, "/no/such/page", "")
+    assert status == 404 and headers.get_content_type() == "text/html" and "Not found" in body
+
+
+def test_every_mutating_call_of_the_console_carries_the_csrf_token(
+    admin_page: Any, console: Console
+) -> None:
+    page = admin_page
+    sent: list[tuple[str, str, str | None]] = []
+    page.on("request", lambda r: sent.append((r.method, r.url, r.headers.get("x-csrf-token"))))
+    page.goto("/workflows")
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert token
+    page.set_input_files("#wf-file", str(DATA / "ticker.dwp"))
+    row = page.locator("#wf-rows tr", has_text="ticker").first
+    expect(row).to_be_visible()
+    row.locator("a.wf-title").click()
+    page.click("#run-start")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=60_000)
+    page.locator('g.node[data-id="ticker"]').click()
+    page.click("#flow-rerun")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=60_000)
+    page.click("#logout")
+    expect(page).to_have_url(re.compile("/login$"))
+    writes = [(m, u, t) for m, u, t in sent if m not in ("GET", "HEAD") and "/api/" in u]
+    assert {u.split("/api/v1")[1].split("/")[1] for _, u, _ in writes} >= {
+        "workflows",
+        "runs",
+        "auth",
+    }
+    assert all(t == token for _, _, t in writes), writes
+    # and the API refuses the same session without it
+    headers = session(console)
+    del headers["X-CSRF-Token"]
+    status, answer, _ = call(console.base, "POST", "/api/v1/runs", {"package": {}}, headers)
+    assert status == 403, answer
+
+
+def test_flow_html_never_runs_in_the_console_origin(admin_page: Any, console: Console) -> None:
+    package = json.loads((DATA / "ticker.dwp").read_text())
+    package["apps"]["ticker"]["code"] = (
+        "class Page:\n    def _repr_html_(self):\n        return " + repr(HOSTILE_HTML) + "\n"
+        "display(Page())\n"
+    )
+    run = console.api("POST", "/runs", {"package": package})
+    page = admin_page
+    page.goto(f"/runs/{run['run_id']}")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=60_000)
+    page.locator('g.node[data-id="ticker"]').click()
+    frame = page.locator("#flow-log iframe.result-html")
+    expect(frame).to_have_attribute("sandbox", "")  # neither allow-scripts nor allow-same-origin
+    expect(page.frame_locator("#flow-log iframe.result-html").locator("#mark")).to_have_text(
+        "flow html"
+    )
+    assert page.title() != "owned"
+    assert page.evaluate("() => window.stolen === undefined")
+    # the frame's document is not the console's: reading it from the console fails
+    assert page.evaluate(
+        "() => { try { return document.querySelector('iframe.result-html').contentDocument === null; }"
+        " catch (e) { return true; } }"
+    )
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [("http://evil.example", False), (TRUSTED, True), (None, False)],
+)
+def test_a_cookie_websocket_needs_an_allowed_origin(
+    console: Console, origin: str | None, allowed: Any
+) -> None:
+    run = console.api("POST", "/runs", {"package": json.loads((DATA / "ticker.dwp").read_text())})
+    url = console.base.replace("http", "ws") + f"/api/v1/runs/{run['run_id']}/ws"
+    headers = {"Cookie": session(console)["Cookie"]}
+    if origin is not None:
+        headers["Origin"] = origin
+    if not allowed:
+        with pytest.raises(WsRefused):
+            WsClient.connect(url, headers=headers)
+        return
+    ws = WsClient.connect(url, headers=headers)
+    try:
+        assert json.loads(ws.receive(timeout=15))["run_id"] == run["run_id"]
+    finally:
+        ws.close()
+
+
+def test_the_console_page_may_open_a_cookie_websocket(admin_page: Any, console: Console) -> None:
+    run = console.api("POST", "/runs", {"package": json.loads((DATA / "ticker.dwp").read_text())})
+    admin_page.goto("/runs")
+    first = admin_page.evaluate(
+        """(id) => new Promise((resolve, reject) => {
+            const ws = new WebSocket(`ws://${location.host}/api/v1/runs/${id}/ws`);
+            ws.onmessage = (m) => { resolve(JSON.parse(m.data)); ws.close(); };
+            ws.onerror = () => reject(new Error("refused"));
+        })""",
+        run["run_id"],
+    )
+    assert first["run_id"] == run["run_id"]
+
+
+def test_a_bearer_websocket_needs_no_origin(console: Console) -> None:
+    run = console.api("POST", "/runs", {"package": json.loads((DATA / "ticker.dwp").read_text())})
+    url = console.base.replace("http", "ws") + f"/api/v1/runs/{run['run_id']}/ws"
+    ws = WsClient.connect(url, headers=console.admin)
+    try:
+        assert json.loads(ws.receive(timeout=15))["run_id"] == run["run_id"]
+    finally:
+        ws.close()
