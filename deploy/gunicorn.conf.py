@@ -11,7 +11,7 @@ process (default: threads minus a quarter, 8 to 64, kept for ordinary requests).
 
 import os
 
-from dizest_api.serve import gunicorn_options, stream_threads
+from dizest_api.gunicorn_app import gunicorn_options, stream_threads
 
 _threads = int(os.environ.get("DIZEST_API_THREADS", "128"))
 os.environ.setdefault("DIZEST_MAX_STREAMS", str(stream_threads(_threads)))

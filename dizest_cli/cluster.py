@@ -81,7 +81,7 @@ def worker_alive(name: str | None) -> None:
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc
     worker_name = name or settings.worker_name
-    window_s = liveness.window_s(settings)  # as /readyz counts a worker live
+    window_s = liveness.WINDOW_S  # as /readyz counts a worker live
     try:
         age_s = liveness.last_seen_s(redis_client(settings), settings, worker_name)
     except Exception as exc:  # Redis unreachable: not healthy, whatever the error

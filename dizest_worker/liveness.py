@@ -8,8 +8,9 @@ Invariants:
   to it with PR_SET_PDEATHSIG) and the beats stop.
 - At start (`worker_init`, before the pool exists) a worker deletes its name's beat: a previous
   instance's leftover never makes a restarting worker look ready.
-- A worker is live while its last beat is younger than `window_s`: one rule, used by /readyz,
-  the submit check, /metrics and `dizest worker-alive`.
+- A worker is live while its last beat is younger than `WINDOW_S`: one constant, used by
+  /readyz, the submit check, /metrics and `dizest worker-alive`. Beats come every `BEAT_S`, so a
+  worker may miss four (a slow Redis call, a loaded machine) and stay live.
 """
 
 from __future__ import annotations
@@ -28,18 +29,14 @@ from dizest_worker.keys import Keys
 from dizest_worker.settings import WorkerSettings
 
 log = logging.getLogger("dizest.worker")
-BEATS_PER_WINDOW = 3  # beats a worker may miss (a slow Redis call, a GC pause) and stay live
-
-
-def window_s(settings: WorkerSettings) -> float:
-    """How long a heartbeat counts: three beat periods (6 s by default)."""
-    return BEATS_PER_WINDOW * settings.reaper_interval_s
+BEAT_S = 1.0
+WINDOW_S = 5.0  # how long a beat counts: short, so a dead worker stops counting within seconds
 
 
 def live_workers(client: redis.Redis, settings: WorkerSettings) -> list[str]:
     """Names of the workers whose last beat is within the window, sorted."""
     beats = client.hgetall(Keys(settings.prefix).workers)
-    oldest = time.time() * 1000 - window_s(settings) * 1000
+    oldest = (time.time() - WINDOW_S) * 1000
     return sorted(_text(name) for name, ms in beats.items() if _ms(ms) >= oldest)
 
 
@@ -86,7 +83,7 @@ def _beat_forever(settings: WorkerSettings) -> None:
                 beat(client, settings)
             except redis.RedisError as exc:  # Redis away: not live until it is back
                 log.warning("heartbeat failed: %s", type(exc).__name__)
-        time.sleep(settings.reaper_interval_s)
+        time.sleep(BEAT_S)
 
 
 def _start_beating(settings: WorkerSettings) -> None:

@@ -49,7 +49,10 @@ class WorkerSettings:
         if self.max_attempts < 1 or self.local_slots < 1:
             raise ConfigError("max_attempts and local_slots must be at least 1")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"DIZEST_REDIS_URL must be a redis:// URL, not {self.redis_url!r}")
+            from dizest_worker.connection import redact_url  # it imports this module
+
+            shown = redact_url(self.redis_url)  # a malformed URL may still hold a password
+            raise ConfigError(f"DIZEST_REDIS_URL must be a redis:// URL, not {shown!r}")
 
     @property
     def visibility_timeout_s(self) -> int:

@@ -21,6 +21,7 @@ from flask import Blueprint, Response, request
 from dizest_api.auth import current
 from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
+from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import index, sse_response, within_limit
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.services import services
@@ -83,6 +84,7 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
         for name in names
         if name in values
     }
+    require_worker()
     with within_limit():
         run_id = found.client.submit(raw, inputs)
         index().claim(run_id, principal.username, wf.id)

@@ -1,8 +1,10 @@
 """Probes at the root, for load balancers and orchestrators: liveness and readiness.
 
 Ready means Redis answers and at least one worker can take a flow now: its pool beat within
-`dizest_worker.liveness.window_s` (a beat is written only once Celery declared the worker ready,
-and a restarting worker deletes its previous instance's beat first).
+`dizest_worker.liveness.WINDOW_S` (a beat is written only once Celery declared the worker ready,
+and a restarting worker deletes its previous instance's beat first). The same rule guards the
+submit routes: with no live worker they answer 503 `no_worker` (`require_worker`) rather than
+accept a run that would wait unseen.
 """
 
 from __future__ import annotations
@@ -10,11 +12,27 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from dizest_api.endpoint import endpoint
-from dizest_api.errors import error_response
+from dizest_api.errors import ApiError, error_response
 from dizest_api.services import services
 from dizest_worker import liveness
 
 bp = Blueprint("health", __name__)
+RETRY_AFTER_S = 5  # a worker that restarts is back within seconds
+
+
+class NoWorker(ApiError):
+    status, code = 503, "no_worker"
+
+
+def require_worker() -> None:
+    """Refuse a submit (503 no_worker, Retry-After) when no worker is live: a run accepted
+    then would stay pending with nobody to say why."""
+    found = services()
+    if not liveness.live_workers(found.redis, found.settings.worker):
+        raise NoWorker(
+            "no worker is running to take this run; retry shortly",
+            {"retry_after": RETRY_AFTER_S, "workers": []},
+        )
 
 
 @endpoint(bp, "GET", "/healthz", "The process is alive", access="public")

@@ -12,6 +12,7 @@ streams until the run ends (`*/events`, `*/ws`, `/dizest/api/stream`).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from hypothesis import strategies as st
 
 from dizest_api import create_app
 from dizest_api.settings import ApiSettings
+from dizest_worker.connection import redis_client
+from dizest_worker.keys import Keys
 from tests.api.conftest import Api
 from tests.conftest import package
 from tests.worker.conftest import make_settings
@@ -51,6 +54,10 @@ def live_api(redis_url: str, session_prefix: str, tmp_path: Path) -> Iterator[Ap
         )
     )
     app.config["TESTING"] = True
+    # a worker's beat (an hour ahead, so it outlasts the fuzz): submits are accepted, not 503
+    # no_worker; the runs stay pending, which is all these tests need
+    ahead = int(time.time() * 1000) + 3_600_000
+    redis_client(worker).hset(Keys(worker.prefix).workers, "fuzz", ahead)
     yield Api(app, app.test_client())
     hub = app.extensions.get("dizest.events")
     if hub is not None:

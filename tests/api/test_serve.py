@@ -71,58 +71,81 @@ def session_members(sid: int) -> list[int]:
 class Served:
     base: str
     token: dict[str, str]  # admin bearer headers
-    pid: int  # the `dizest serve` process (gunicorn's master), leader of its process group
+    pid: int  # the `dizest serve` process (the supervisor), leader of its process group
+    log: Path  # its output (and its children's)
+    data: Path  # its data dir
 
 
-@contextlib.contextmanager
-def serving(tmp: Path, **settings: str) -> Iterator[Served]:
-    """`dizest serve` with no DIZEST_* settings but the admin password (and `settings`, as
-    DIZEST_<NAME> variables); stopped afterwards, and nothing of its session may be left."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+def launch(
+    tmp: Path, port: int, *args: str, log_name: str = "serve.log", **settings: str
+) -> subprocess.Popen[bytes]:
+    """Start `dizest serve` on `port` with data dir `tmp/data`, no DIZEST_* settings but the
+    admin password (and `settings`, as DIZEST_<NAME> variables), in a session of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
     env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
     env.update({f"DIZEST_{name.upper()}": value for name, value in settings.items()})
-    log = (tmp / "serve.log").open("wb")
-    command = [sys.executable, "-m", "dizest_cli", "serve", "--port", str(port)]
-    proc = subprocess.Popen(
-        [*command, "--workers", "1", "--data-dir", str(tmp / "data")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    command = [sys.executable, "-m", "dizest_cli", "serve", "--port", str(port), *args]
+    with (tmp / log_name).open("ab") as log:
+        return subprocess.Popen(
+            [*command, "--workers", "1", "--data-dir", str(tmp / "data")],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def admin_token(base: str) -> dict[str, str]:
+    """Bearer headers of a new admin token (logged in with the password)."""
+    status, login, answer = call(
+        base, "POST", "/api/v1/auth/login", {"username": "admin", "password": PASSWORD}
     )
+    assert status == 200, login
+    cookie = answer["Set-Cookie"].split(";")[0]
+    session = {"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}
+    status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session)
+    assert status == 201, made
+    return {"Authorization": f"Bearer {made['token']}"}
+
+
+def stop_session(proc: subprocess.Popen[bytes]) -> list[int]:
+    """SIGTERM the serve's group, wait, then SIGKILL whatever of its session is left;
+    returns what was left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    left: list[int] = []
+    try:
+        proc.wait(timeout=30)
+    finally:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            left = session_members(proc.pid)
+            if not left:
+                break
+            time.sleep(0.2)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return left
+
+
+@contextlib.contextmanager
+def serving(tmp: Path, *args: str, ready: bool = True, **settings: str) -> Iterator[Served]:
+    """`dizest serve` (see `launch`), healthy (and ready, unless not `ready`); stopped
+    afterwards, and nothing of its session may be left."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = launch(tmp, port, *args, **settings)
     left: list[int] = []
     try:
         deadline = time.monotonic() + 60
         wait_ok(base, "/healthz", proc, deadline)
-        wait_ok(base, "/readyz", proc, deadline)
-        status, login, answer = call(
-            base, "POST", "/api/v1/auth/login", {"username": "admin", "password": PASSWORD}
-        )
-        assert status == 200, login
-        cookie = answer["Set-Cookie"].split(";")[0]
-        session = {"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}
-        status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session)
-        assert status == 201, made
-        yield Served(base, {"Authorization": f"Bearer {made['token']}"}, proc.pid)
+        if ready:
+            wait_ok(base, "/readyz", proc, deadline)
+        yield Served(base, admin_token(base), proc.pid, tmp / "serve.log", tmp / "data")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                left = session_members(proc.pid)
-                if not left:
-                    break
-                time.sleep(0.2)
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            log.close()
+        left = stop_session(proc)
     assert not left, f"processes left behind: {left}"
 
 

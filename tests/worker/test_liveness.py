@@ -66,7 +66,7 @@ def test_the_pool_beats_and_a_leftover_beat_never_stands_for_a_new_worker(
     os.kill(worker.proc.pid, signal.SIGKILL)  # the main process only: the pool dies with it
     worker.proc.wait(timeout=10)
     wait_for(lambda: not any(alive(p) for p in pool), timeout=5)
-    wait_for(lambda: not liveness.live_workers(client, settings), timeout=liveness.window_s(settings) + 3)  # fmt: skip
+    wait_for(lambda: not liveness.live_workers(client, settings), timeout=liveness.WINDOW_S + 3)  # fmt: skip
 
 
 def test_only_beats_within_the_window_count(redis_url: str, tmp_path: Path) -> None:
@@ -74,12 +74,12 @@ def test_only_beats_within_the_window_count(redis_url: str, tmp_path: Path) -> N
 
     settings = make_settings(redis_url, tmp_path)
     client = redis_client(settings)
-    stale = int(time.time() * 1000) - int(liveness.window_s(settings) * 1000) - 1
+    stale = int(time.time() * 1000) - int(liveness.WINDOW_S * 1000) - 1
     client.hset(
         Keys(settings.prefix).workers, mapping={"old": stale, "new": int(time.time() * 1000)}
     )
     assert liveness.live_workers(client, settings) == ["new"]
     liveness.forget(client, settings, "new")
     assert liveness.live_workers(client, settings) == []
-    assert liveness.last_seen_s(client, settings, "old") >= liveness.window_s(settings)
+    assert liveness.last_seen_s(client, settings, "old") >= liveness.WINDOW_S
     client.delete(Keys(settings.prefix).workers)

@@ -1,0 +1,89 @@
+"""The API under gunicorn: the settings `dizest serve` applies (and deploy/gunicorn.conf.py
+reuses), and the entry point of the API process that `dizest serve` supervises:
+
+    python -m dizest_api.gunicorn_app HOST:PORT WORKERS THREADS CONNECTIONS
+
+Gunicorn's workers are tied to its arbiter (PR_SET_PDEATHSIG, set after each fork), so killing
+the arbiter, even with SIGKILL, leaves no worker holding the port.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from dizest_worker.lifeline import die_with_parent
+
+GRACEFUL_S = 10
+
+
+def stream_threads(threads: int) -> int:
+    """How many of a process's threads may hold SSE/WebSocket streams: the rest (a quarter, 8
+    to 64) stay free for ordinary requests, so a crowd of watchers never blocks the API."""
+    return max(1, threads - min(64, max(8, threads // 4)))
+
+
+def gunicorn_options(bind: str, workers: int, threads: int, connections: int) -> dict[str, Any]:
+    """The gunicorn settings of `dizest serve` (also used by deploy/gunicorn.conf.py)."""
+    return {
+        "bind": bind,
+        "workers": workers,
+        "threads": threads,
+        "worker_connections": connections,
+        "worker_class": "gthread",  # a stream holds a thread; bcrypt must not block a loop
+        "graceful_timeout": GRACEFUL_S,
+        "errorlog": "-",
+        "proc_name": "dizest-api",
+        "control_socket_disable": True,  # one shared ~/.gunicorn socket otherwise
+        "post_fork": post_fork,
+        "post_worker_init": post_worker_init,
+    }
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """The worker dies with its arbiter (gunicorn forks from the arbiter's only thread)."""
+    die_with_parent(signal.SIGKILL, worker.ppid)
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM, end this process's streams at once (clients resume elsewhere with
+    Last-Event-ID), then let gunicorn finish the other requests gracefully."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        hub = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("dizest.events")
+        if hub is not None:
+            hub.shutdown()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def application(options: dict[str, Any]) -> Any:
+    """A gunicorn application with `options` (gunicorn is imported only when serving)."""
+    from gunicorn.app.base import BaseApplication
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key in self.cfg.settings:  # control_socket_disable: gunicorn >= 27 only
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from dizest_api.wsgi import create
+
+            return create()
+
+    return Application()
+
+
+def main(argv: list[str]) -> None:
+    bind, workers, threads, connections = argv[0], *(int(a) for a in argv[1:4])
+    application(gunicorn_options(bind, workers, threads, connections)).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

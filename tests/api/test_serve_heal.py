@@ -1,0 +1,256 @@
+"""`dizest serve` heals and holds its secrets, end to end on a real serve: a child that dies is
+restarted; a SIGKILLed master leaves no process behind and a new serve on the same port and data
+dir is ready only once its own worker is; without a worker, submits are 503 no_worker; the
+embedded Redis has a password that no log line or command line shows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.api.test_serve import (
+    DATA,
+    PASSWORD,
+    admin_token,
+    call,
+    launch,
+    serving,
+    stop_session,
+    wait_ok,
+)
+from tests.conftest import wait_for
+from tests.redis_server import free_port
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first), None if gone/zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in {"Z", "X"} else fields
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def tree(root: int) -> set[int]:
+    """`root` and all its live descendants, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := proc_stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = int(fields[1])
+    found, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return {pid for pid in found if proc_stat(pid) is not None}
+
+
+def child(serve_pid: int, marker: str) -> int | None:
+    """The live direct child of serve whose command line contains `marker`."""
+    for pid in tree(serve_pid):
+        fields = proc_stat(pid)
+        if fields is not None and int(fields[1]) == serve_pid and marker in cmdline(pid):
+            return pid
+    return None
+
+
+def embedded_redis(tmp: Path, log: Path) -> redis.Redis:
+    """A client of the serve's embedded Redis (port from its log, password from its file)."""
+    found = re.search(r"redis redis://:\*\*\*@127\.0\.0\.1:(\d+)/0", log.read_text())
+    assert found, log.read_text()
+    secret = (tmp / "data" / "redis.password").read_text().strip()
+    return redis.Redis(host="127.0.0.1", port=int(found[1]), password=secret)
+
+
+def flow_processes(serve_pid: int) -> list[int]:
+    """The processes below a zygote (flows) in serve's tree."""
+    zygotes = {pid for pid in tree(serve_pid) if "dizest_core.zygote" in cmdline(pid)}
+    return [pid for zygote in zygotes for pid in tree(zygote) if pid != zygote]
+
+
+def wait_run(base: str, token: dict[str, str], run_id: str, timeout: float = 60) -> dict:
+    def ended() -> dict | None:
+        status, report, _ = call(base, "GET", f"/api/v1/runs/{run_id}", headers=token)
+        assert status == 200, report
+        return None if report["status"] in {"pending", "running"} else report
+
+    return wait_for(ended, timeout=timeout, interval=0.3)
+
+
+FANOUT = json.loads((DATA / "c03_fanout.dwp").read_text())
+
+
+def test_a_child_that_dies_is_restarted_and_says_how_it_died(tmp_path: Path) -> None:
+    with serving(tmp_path) as served:
+        worker = child(served.pid, "dizest_cli worker")
+        api = child(served.pid, "dizest_api.gunicorn_app")
+        assert worker and api
+        os.kill(worker, signal.SIGKILL)
+        log = served.log
+        wait_for(lambda: f"worker (pid {worker}) killed by SIGKILL" in log.read_text(), 10)
+        # its beat is gone with it: no run is accepted that nobody would take
+        assert call(served.base, "GET", "/readyz")[0] == 503
+        status, _, headers = call(served.base, "POST", "/api/v1/runs", {"package": FANOUT}, served.token)  # fmt: skip
+        assert status == 503 and headers["Retry-After"] == "5"
+        os.kill(api, signal.SIGKILL)
+        wait_for(lambda: f"api (pid {api}) killed by SIGKILL" in log.read_text(), 10)
+        new_worker = wait_for(lambda: child(served.pid, "dizest_cli worker"), 10)
+        assert new_worker != worker
+        wait_ok(served.base, "/readyz", _Alive(served.pid), time.monotonic() + 60)
+        status, ready, _ = call(served.base, "GET", "/readyz")
+        assert status == 200 and ready["workers"], ready
+        status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": FANOUT}, served.token)  # fmt: skip
+        assert status == 201, run
+        assert wait_run(served.base, served.token, run["run_id"])["status"] == "ready"
+
+
+class _Alive:
+    """What `wait_ok` polls: a process that must stay alive meanwhile."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        return None if proc_stat(self.pid) is not None else 1
+
+
+SLOW = {
+    "apps": {
+        "nap": {
+            "id": "nap",
+            "title": "nap",
+            "inputs": [],
+            "outputs": [{"name": "v"}],
+            "code": "import time\nprint('tick', flush=True)\ntime.sleep(120)\nv = 1",
+        }
+    },
+    "flow": {"n": {"id": "n", "app_id": "nap", "active": True, "inputs": {}, "outputs": {}}},
+}
+
+
+def test_sigkill_of_the_master_leaves_no_orphan_and_a_new_serve_waits_for_its_worker(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    first = launch(tmp_path, port, log_name="first.log")
+    second = None
+    try:
+        wait_ok(base, "/readyz", first, time.monotonic() + 60)
+        token = admin_token(base)
+        status, run, _ = call(base, "POST", "/api/v1/runs", {"package": SLOW}, token)
+        assert status == 201, run
+        # a flow process is running: the whole tree, down to it, must go with the master
+        path = f"/api/v1/runs/{run['run_id']}"
+        wait_for(lambda: call(base, "GET", path, headers=token)[1]["status"] == "running", 30)
+        wait_for(lambda: flow_processes(first.pid), timeout=30)
+        before = tree(first.pid)
+        names = {pid: cmdline(pid) for pid in before}
+        assert len(before) >= 9, names  # serve, redis, worker (+pool, reaper, zygote, flow), api
+        first.kill()
+        first.wait(timeout=10)
+        wait_for(lambda: not [p for p in before if proc_stat(p) is not None], timeout=10)
+
+        launched_ms = time.time() * 1000
+        second = launch(tmp_path, port, log_name="second.log")
+        log = tmp_path / "second.log"
+        deadline = time.monotonic() + 60
+        while True:  # /readyz is 503 (or refused) until this serve's own worker beats
+            assert second.poll() is None, log.read_text()
+            with contextlib.suppress(OSError):
+                if call(base, "GET", "/readyz")[0] == 200:
+                    break
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.05)
+        # what made it ready: beats written since the launch, none left by the first instance
+        # (the whole first tree was gone before the launch)
+        beats = embedded_redis(tmp_path, log).hgetall("dz:workers")
+        assert beats and all(float(ms) >= launched_ms for ms in beats.values()), beats
+        assert " ready." in log.read_text()
+        token = admin_token(base)
+        status, run, _ = call(base, "POST", "/api/v1/runs", {"package": FANOUT}, token)
+        assert status == 201, run
+        assert wait_run(base, token, run["run_id"])["status"] == "ready"
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                left = stop_session(proc)
+                assert not left, f"processes left behind: {left}"
+
+
+def test_without_a_worker_submits_are_503_no_worker(tmp_path: Path) -> None:
+    with serving(tmp_path, "--no-worker", ready=False) as served:
+        status, _, _ = call(served.base, "GET", "/readyz")
+        assert status == 503
+        request = urllib_json(served.base, "/api/v1/runs", {"package": FANOUT}, served.token)
+        assert request[0] == 503 and request[2]["Retry-After"] == "5", request
+        assert request[1]["error"]["code"] == "no_worker", request
+        status, made, _ = call(
+            served.base,
+            "POST",
+            "/api/v1/workflows",
+            {"title": "t", "package": FANOUT},
+            served.token,
+        )
+        assert status == 201, made
+        compat = urllib_json(served.base, f"/dizest/api/run/{made['id']}", {}, served.token)
+        assert compat[0] == 503 and compat[1]["error"]["code"] == "no_worker", compat
+        status, runs, _ = call(served.base, "GET", "/api/v1/runs", headers=served.token)
+        assert status == 200 and runs["total"] == 0  # nothing was accepted
+
+
+def urllib_json(
+    base: str, path: str, body: object, headers: dict[str, str]
+) -> tuple[int, dict, dict[str, str]]:
+    """(status, JSON body even for an error, headers) of a POST."""
+    import urllib.error
+    import urllib.request
+
+    sent = {"Content-Type": "application/json", **headers}
+    request = urllib.request.Request(base + path, json.dumps(body).encode(), sent, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read()), dict(answer.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), dict(exc.headers)
+
+
+def test_the_embedded_redis_password_is_kept_secret(tmp_path: Path) -> None:
+    with serving(tmp_path) as served:
+        secret_file = served.data / "redis.password"
+        secret = secret_file.read_text().strip()
+        assert len(secret) >= 32
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+        assert (served.data / "redis" / "valkey.conf").stat().st_mode & 0o777 == 0o600
+        status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": FANOUT}, served.token)  # fmt: skip
+        assert status == 201, run
+        assert wait_run(served.base, served.token, run["run_id"])["status"] == "ready"
+        members = tree(served.pid)
+        assert len(members) >= 5
+        for pid in members:
+            assert secret not in cmdline(pid), cmdline(pid)
+        port = embedded_redis(tmp_path, served.log).connection_pool.connection_kwargs["port"]
+        anonymous = redis.Redis(host="127.0.0.1", port=port)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        anonymous.close()
+        assert redis.Redis(host="127.0.0.1", port=port, password=secret).ping()
+    output = served.log.read_text()  # the whole output, stop included
+    assert "redis redis://:***@127.0.0.1:" in output
+    assert secret not in output
+    assert PASSWORD not in output
