@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 KILL_ROUNDS = 64  # a fork bomb re-populates a group between reads: bounded by pids.max anyway
 UNLIMITED = "max"
+WORKER_LEAF = "dizest-worker"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ class Slots:
             slots = cls(ROOT / "memory" / own["memory"], ROOT / "pids" / own["pids"], False)
         elif "" in own:
             base = ROOT / own[""]
+            if base.name == WORKER_LEAF:  # `delegate()` moved the worker here: groups go beside
+                base = base.parent
             try:
                 enabled = (base / "cgroup.subtree_control").read_text().split()
             except OSError:
@@ -129,6 +132,33 @@ class Slots:
         for folder in {group.memory, group.pids}:
             folder.mkdir(exist_ok=True)
         return group
+
+
+def delegate() -> str:
+    """cgroup v2 only: move this process into `<own group>/dizest-worker` and enable the memory
+    and pids controllers for the own group's children, so zygotes can make flow groups beside
+    it (a v2 group with controllers for its children may hold no process of its own). Call it
+    first thing in a worker, before it starts any other process. Returns what it did."""
+    try:
+        own = _own_groups(Path("/proc/self/cgroup").read_text())
+    except OSError as exc:
+        return f"not delegated: {exc.strerror}"
+    if set(own) != {""}:
+        return "not needed: cgroup v1"
+    base = ROOT / own[""]
+    if base.name == WORKER_LEAF:
+        return "already delegated"
+    try:
+        controllers = set((base / "cgroup.controllers").read_text().split())
+        if not {"memory", "pids"} <= controllers:
+            return f"not delegated: {base} lacks the memory and pids controllers"
+        leaf = base / WORKER_LEAF
+        leaf.mkdir(exist_ok=True)
+        (leaf / "cgroup.procs").write_text(str(os.getpid()))
+        (base / "cgroup.subtree_control").write_text("+memory +pids")
+    except OSError as exc:
+        return f"not delegated: {exc.strerror} ({base})"
+    return "delegated"
 
 
 def _own_groups(text: str) -> dict[str, str]:
