@@ -34,6 +34,7 @@ DWP_DIR = HERE / "dwp"
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # a clone run without `pip install -e .`
 
+import sandbox_cost  # noqa: E402
 from gen_dag import make_dag  # noqa: E402
 
 from dizest_core import dwp  # noqa: E402
@@ -55,7 +56,7 @@ SHAPES = (
 )
 SLEEP_SHAPES = ("chain10_sleep", "fan5_sleep")
 ALSO_AT_8 = ("dag1000", "wide1000")
-EXTRAS = ("rss", "plan10k")
+EXTRAS = ("rss", "plan10k", "sandbox")
 RUN_TIMEOUT_S = 120.0
 MIN_RUNS = 3
 
@@ -243,6 +244,12 @@ def bench_row(row: Row, repeat: int, budget_s: float, preload: tuple[str, ...]) 
         two = exp.get(f"ideal_{row.concurrency}_workers_s")
         notes.append(f"{row.concurrency}-worker ideal {two}s")
     row.note = "; ".join(notes)
+
+
+def bench_sandbox(repeat: int) -> tuple[list[Any], dict[str, Any]]:
+    """Containment on vs off (bench/sandbox_cost.py): the local shapes, then each layer."""
+    rows = [sandbox_cost.bench_local(shape, repeat) for shape in sandbox_cost.LOCAL_SHAPES]
+    return rows, sandbox_cost.run_layers_subprocess(sandbox_cost.LAYER_ITERATIONS)
 
 
 def reaped_cpu_s(pid: int) -> float | None:
@@ -502,6 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = None
     if "plan10k" in args.names:
         plan = timed("plan", lambda: bench_plan(args.plan_flows, args.repeat))
+    contained = (
+        timed("sandbox", lambda: bench_sandbox(args.repeat)) if "sandbox" in args.names else None
+    )
+    if contained is not None:
+        failures += [f"sandbox {r.shape}: {f}" for r in contained[0] for f in r.failures]
 
     print(
         f"\ndizest local-mode benchmark - Python {platform.python_version()}, "
@@ -520,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nDIZEST 4.0.15 via {ref_python}: median of {args.ref_repeat} runs, no warm-up")
     print()
     print_extras(rss, plan)
+    if contained is not None:
+        sandbox_cost.print_local(contained[0])
+        sandbox_cost.print_layers(contained[1])
     print(f"\ntotal bench time {time.perf_counter() - started:.0f} s")
     print_failures(failures)
     if args.json_out:
@@ -534,6 +549,11 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "rss": rss,
             "plan": plan,
+            "sandbox": contained
+            and {
+                "local": [{**asdict(r), "added_ms": r.added_ms()} for r in contained[0]],
+                "layers": contained[1],
+            },
             "reference_python": ref_python,
             "failures": failures,
         }

@@ -48,6 +48,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))  # a clone run without `pip install -e .`
 
 import redis  # noqa: E402
+import sandbox_cost  # noqa: E402
 from bench_core import (  # noqa: E402
     SHAPES,
     check_outputs,
@@ -92,6 +93,7 @@ class Config:
     label: str
     workers: tuple[WorkerSpec, ...]
     slots: int = 1
+    sandbox: str = ""  # DIZEST_SANDBOX of its workers ("": the environment's)
 
 
 CONFIGS = {
@@ -189,17 +191,23 @@ def settings_env(settings: WorkerSettings) -> dict[str, str]:
     }
 
 
+def sandbox_env(mode: str) -> dict[str, str]:
+    return {"DIZEST_SANDBOX": mode} if mode else {}
+
+
 class WorkerProcess:
     """`python -m dizest_cli worker` in its own session/process group, output captured."""
 
-    def __init__(self, settings: WorkerSettings, name: str, spec: WorkerSpec) -> None:
+    def __init__(
+        self, settings: WorkerSettings, name: str, spec: WorkerSpec, sandbox: str = ""
+    ) -> None:
         self.name = name
         args = [sys.executable, "-m", "dizest_cli", "worker", "-c", str(spec.concurrency)]
         args += ["-n", name, "--pool", spec.pool]
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,
-            env={**os.environ, **settings_env(settings)},
+            env={**os.environ, **settings_env(settings), **sandbox_env(sandbox)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -259,8 +267,10 @@ class Cluster:
         try:
             tag = uuid.uuid4().hex[:6]
             for i, spec in enumerate(self.config.workers):
-                name = f"bench{self.config.key}{i + 1}-{tag}@{platform.node()}"
-                self.workers.append(WorkerProcess(self.settings, name, spec))
+                key = self.config.key.replace(":", "-")
+                name = f"bench{key}{i + 1}-{tag}@{platform.node()}"
+                worker = WorkerProcess(self.settings, name, spec, self.config.sandbox)
+                self.workers.append(worker)
             for worker in self.workers:
                 worker.wait_ready()
             self.client = Client(self.settings)
@@ -1002,7 +1012,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=12.0,
         help=f"stop a shape row's runs after this many seconds, once {MIN_RUNS} ran (0: never)",
     )
+    ap.add_argument(
+        "--sandbox",
+        default="",
+        help="comma list of DIZEST_SANDBOX modes (off,on): each config runs once per mode, "
+        "in that order, and a containment table sets them side by side",
+    )
     args = ap.parse_args(argv)
+    args.modes = [m.strip() for m in args.sandbox.split(",") if m.strip()]
+    if set(args.modes) - {"off", "on", "auto"}:
+        ap.error("--sandbox modes are off, on, auto")
     args.names = [n for n in args.only.split(",") if n] or list(SHAPES + EXTRAS)
     unknown = set(args.names) - set(SHAPES + EXTRAS)
     if unknown:
@@ -1068,8 +1087,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         stack.callback(lambda: print(f"  deleted {cleanup_redis(settings)} keys", file=sys.stderr))
         print(f"redis {url}, prefix {settings.prefix}, queue {settings.queue}", file=sys.stderr)
-        for key in args.config_keys:
-            config = CONFIGS[key]
+        for config in [
+            replace(CONFIGS[k], key=f"{k}:{m}", sandbox=m) if m else CONFIGS[k]
+            for m in args.modes or [""]
+            for k in args.config_keys
+        ]:
+            key = config.key
             print(f"config {key}: {config.label}", file=sys.stderr)
             with Cluster(settings, config) as cluster:
                 for shape in shapes:
@@ -1118,6 +1141,8 @@ def main(argv: list[str] | None = None) -> int:
     print_makespan(span_rows)
     if event_rows:
         print_events(event_rows)
+    if args.modes:
+        sandbox_cost.print_worker_pairs(shape_rows, hop_rows)
     for rows in (shape_rows, hop_rows, span_rows, event_rows):
         for r in rows:
             label = f"{r.config} {getattr(r, 'shape', type(r).__name__)}"
