@@ -118,6 +118,21 @@ def test_a_child_that_dies_is_restarted_and_says_how_it_died(tmp_path: Path) -> 
         assert status == 201, run
         assert wait_run(served.base, served.token, run["run_id"])["status"] == "ready"
 
+        server = child(served.pid, "valkey-server")
+        assert server
+        os.kill(server, signal.SIGKILL)  # back on the same port, with the same password
+        wait_for(lambda: f"redis (pid {server}) killed by SIGKILL" in log.read_text(), 10)
+        client = embedded_redis(tmp_path, log)
+        wait_for(lambda: _answers(client), timeout=15, interval=0.1)
+        assert child(served.pid, "valkey-server") not in {None, server}
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:  # refused, or still loading its append-only file
+        return False
+
 
 class _Alive:
     """What `wait_ok` polls: a process that must stay alive meanwhile."""
