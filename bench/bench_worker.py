@@ -76,6 +76,7 @@ EVENT_LINES = 20
 MAKESPAN_FLOWS = 100
 MAKESPAN_SEED = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SANDBOX_REQUIRE = "pidns,cgroup,mountns,netns,identity,landlock"
 
 
 # ----------------------------------------------------------------------------- configurations
@@ -192,7 +193,10 @@ def settings_env(settings: WorkerSettings) -> dict[str, str]:
 
 
 def sandbox_env(mode: str) -> dict[str, str]:
-    return {"DIZEST_SANDBOX": mode} if mode else {}
+    """The flow layers stay required; Redis auth is not (the bench's Redis has no password)."""
+    if not mode:
+        return {}
+    return {"DIZEST_SANDBOX": mode, "DIZEST_SANDBOX_REQUIRE": SANDBOX_REQUIRE}
 
 
 class WorkerProcess:
