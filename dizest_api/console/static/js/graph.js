@@ -127,27 +127,37 @@ function edgePath(g, e) {
   return `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
 }
 
-function nodeMarkup(n) {
-  const t = (s, max) => escapeHtml(s.length > max ? `${s.slice(0, max - 1)}…` : s);
-  const parts = [
+const clip = (s, max) => escapeHtml(s.length > max ? `${s.slice(0, max - 1)}…` : s);
+
+// What every node shows, at any zoom: its box, status bar and title.
+function nodeMarkup(n, detailed) {
+  return [
     `<g class="node${n.active ? "" : " inactive"}" data-id="${escapeHtml(n.id)}" transform="translate(${n.x},${n.y})">`,
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/>`,
     `<rect class="bar" width="${n.w}" height="4" rx="2"/>`,
-    `<text class="title" x="10" y="20">${t(n.title, 26)}</text>`,
-    `<text class="app" x="10" y="35">${t(n.appId || "", 30)}</text>`,
-    `<text class="badge" x="${n.w - 8}" y="20"></text>`,
-  ];
+    `<text class="title" x="10" y="20">${clip(n.title, 26)}</text>`,
+    detailed ? detailMarkup(n) : "",
+    "</g>",
+  ].join("");
+}
+
+// What a node shows when it is big enough to read: app, status badge, ports and their names.
+// Large graphs add it only to the nodes in view, as the user zooms in (level of detail).
+function detailMarkup(n) {
+  const parts = [`<text class="app" x="10" y="35">${clip(n.appId || "", 30)}</text>`, `<text class="badge" x="${n.w - 8}" y="20"></text>`];
   n.inputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;
-    parts.push(`<circle class="port in" cx="0" cy="${y}" r="4"/><text class="port-label" x="8" y="${y + 4}">${t(name, 14)}</text>`);
+    parts.push(`<circle class="port in" cx="0" cy="${y}" r="4"/><text class="port-label" x="8" y="${y + 4}">${clip(name, 14)}</text>`);
   });
   n.outputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;
-    parts.push(`<circle class="port out" cx="${n.w}" cy="${y}" r="4"/><text class="port-label out" x="${n.w - 8}" y="${y + 4}">${t(name, 14)}</text>`);
+    parts.push(`<circle class="port out" cx="${n.w}" cy="${y}" r="4"/><text class="port-label out" x="${n.w - 8}" y="${y + 4}">${clip(name, 14)}</text>`);
   });
-  parts.push("</g>");
   return parts.join("");
 }
+
+const EAGER_DETAIL = 300; // nodes: up to this many get their detail at once
+const FAR = 0.45; // screen pixels per graph unit below which detail is not drawn
 
 export class GraphView {
   constructor(container, graph, onSelect) {
@@ -164,10 +174,13 @@ export class GraphView {
     const edges = g.edges
       .map((e) => `<path class="edge" data-from="${escapeHtml(e.from)}" data-to="${escapeHtml(e.to)}" d="${edgePath(g, e)}"/>`)
       .join("");
-    const nodes = g.nodes.map(nodeMarkup).join("");
+    const eager = g.nodes.length <= EAGER_DETAIL;
+    this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);
+    const nodes = g.nodes.map((n) => nodeMarkup(n, eager)).join("");
     this.container.innerHTML = `<svg class="dag" xmlns="http://www.w3.org/2000/svg"><g class="edges">${edges}</g><g class="nodes">${nodes}</g></svg>`;
     this.svg = this.container.firstChild;
     for (const el of this.svg.querySelectorAll("g.node")) this.elements.set(el.dataset.id, el);
+    this.view = { x: 0, y: 0, w: 1, h: 1 };
     this.svg.addEventListener("click", (event) => {
       const el = event.target.closest("g.node");
       if (el && !this.dragged) this.select(el.dataset.id);
@@ -205,8 +218,21 @@ export class GraphView {
     const v = this.view;
     this.svg.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
     const { width } = this.container.getBoundingClientRect();
+    const far = (width || 800) / v.w < FAR;
     // Far out, port labels are unreadable and cost paint time: hide them.
-    this.svg.classList.toggle("far", (width || 800) / v.w < 0.45);
+    this.svg.classList.toggle("far", far);
+    if (!far && this.detailed.size < this.graph.nodes.length) this.detailInView();
+  }
+
+  detailInView() {
+    const v = this.view;
+    for (const n of this.graph.nodes) {
+      if (this.detailed.has(n.id) || n.x > v.x + v.w || n.x + n.w < v.x || n.y > v.y + v.h || n.y + n.h < v.y) continue;
+      const el = this.elements.get(n.id);
+      el.insertAdjacentHTML("beforeend", detailMarkup(n));
+      el.querySelector(".badge").textContent = el.dataset.badge || "";
+      this.detailed.add(n.id);
+    }
   }
 
   zoom(factor, cx = 0.5, cy = 0.5) {
@@ -267,7 +293,11 @@ export class GraphView {
       el.classList.add(`st-${status}`);
       el.dataset.status = status;
     }
-    if (badge !== undefined) el.querySelector(".badge").textContent = badge;
+    if (badge !== undefined && el.dataset.badge !== badge) {
+      el.dataset.badge = badge;
+      const text = el.querySelector(".badge");
+      if (text) text.textContent = badge;
+    }
   }
 }
 

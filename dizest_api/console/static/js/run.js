@@ -57,16 +57,17 @@ function apply(batch) {
       if (e.flow_id === selected) logGrew = true;
     } else if (e.type === "result") {
       f.results.push(e.data);
-      if (e.flow_id === selected) logGrew = true;
+      touched.add(e.flow_id);
     }
   }
   for (const id of touched) view.setStatus(id, flows.get(id).status, badge(flows.get(id)));
-  if (selected && (touched.has(selected) || logGrew)) showFlow(selected);
+  if (selected && logGrew) showFlow(selected); // a log.clear or a result: rare
   else if (lines.length) {
     const follow = panel.scrollTop + panel.clientHeight >= panel.scrollHeight - 4;
     panel.append(...lines);
     if (follow) panel.scrollTop = panel.scrollHeight;
   }
+  if (selected && touched.has(selected) && !logGrew) refreshFlow();
   const now = performance.now();
   if (now > ganttDue || FINAL.has(runStatus)) {
     ganttDue = now + 1000;
@@ -87,24 +88,46 @@ function showFlow(id) {
   const f = flowState(id);
   const node = graph.byId.get(id);
   const log = h("div", { id: "flow-log", class: "log" }, f.log.map(renderEntry));
-  const failed = f.status === "error" || (f.reason && f.status !== "ready");
-  const children = [
+  $("#flow").replaceChildren(
     h("h2", {}, node ? node.title : id),
     h("p", { class: "muted" }, `flow ${id}${node ? ` · app ${node.appId}` : ""}`),
-    h("p", {}, h("span", { class: `status st-${f.status}`, id: "flow-status" }, f.status), f.start && f.end ? ` ${seconds(f.end - f.start)}` : ""),
+    h("p", { id: "flow-head" }),
     h("h3", {}, "Log"),
     log,
-    failed && f.reason ? h("p", { class: "error reason", id: "flow-reason" }, f.reason) : "",
-    f.results.length ? h("h3", {}, "Results") : "",
-    h("div", { class: "results", id: "flow-results" }, f.results.map((r) => h("figure", {}, h("figcaption", {}, r.name), renderPayload(r.value)))),
+    h("p", { class: "error reason", id: "flow-reason", hidden: true }),
+    h("h3", { id: "flow-results-head", hidden: true }, "Results"),
+    h("div", { class: "results", id: "flow-results" }),
     h("h3", {}, "Outputs"),
-    h("div", { id: "flow-outputs" }, h("p", { class: "muted" }, f.status === "ready" ? "loading…" : "none yet")),
-    h("button", { type: "button", id: "flow-rerun", onclick: () => rerun(id), disabled: !FINAL.has(runStatus) }, "Re-run this flow"),
-  ];
-  $("#flow").replaceChildren(...children);
+    h("div", { id: "flow-outputs" }),
+    h("button", { type: "button", id: "flow-rerun", onclick: () => rerun(id) }, "Re-run this flow"),
+  );
   log.scrollTop = log.scrollHeight;
+  refreshFlow(true);
   showTab("flow");
-  if (f.status === "ready") outputs(id);
+}
+
+// The selected flow's status, reason, results and outputs; the log is left as it is (it only
+// grows, in apply), so a status change never re-renders thousands of lines.
+function refreshFlow(full = false) {
+  const id = selected;
+  const f = flowState(id);
+  const took = f.start && f.end ? ` ${seconds(f.end - f.start)}` : "";
+  $("#flow-head").replaceChildren(h("span", { class: `status st-${f.status}`, id: "flow-status" }, f.status), took);
+  const reason = $("#flow-reason");
+  reason.hidden = !(f.reason && f.status !== "ready");
+  reason.textContent = f.reason || "";
+  const results = $("#flow-results");
+  if (full || results.childElementCount !== f.results.length) {
+    results.replaceChildren(...f.results.map((r) => h("figure", {}, h("figcaption", {}, r.name), renderPayload(r.value))));
+    $("#flow-results-head").hidden = !f.results.length;
+  }
+  $("#flow-rerun").disabled = !FINAL.has(runStatus);
+  const box = $("#flow-outputs");
+  if (f.status !== "ready") box.replaceChildren(h("p", { class: "muted" }, "none yet"));
+  else if (full || box.dataset.loaded !== id) {
+    box.dataset.loaded = id;
+    outputs(id);
+  }
 }
 
 async function outputs(id) {
@@ -153,9 +176,13 @@ function params(report) {
 }
 
 async function main() {
-  const [report, pkg] = await Promise.all([get(`/runs/${encodeURIComponent(runId)}`), get(`/runs/${encodeURIComponent(runId)}/dwp`)]);
+  const reportLoaded = get(`/runs/${encodeURIComponent(runId)}`); // slower: built from the events
+  const pkg = await get(`/runs/${encodeURIComponent(runId)}/dwp`);
+  performance.mark("dizest:dwp");
   graph = model(pkg);
   view = new GraphView($("#graph"), graph, showFlow);
+  performance.mark("dizest:graph"); // bench/bench_console.py reads it
+  const report = await reportLoaded;
   bindZoomButtons(view);
   tabs();
   params(report);
@@ -195,7 +222,7 @@ async function reconcile() {
   }
   setRunStatus(report.status);
   $("#run-finished") && ($("#run-finished").textContent = when(report.finished_at));
-  if (selected) showFlow(selected);
+  if (selected) refreshFlow();
 }
 
 main().catch((exc) => toast(exc.message, "error"));
