@@ -4,6 +4,12 @@ Reliability settings (see ARCHITECTURE.md, failure model): late acks, reject on 
 prefetch 1, a broker visibility timeout above the longest allowed flow, and Celery's hard time
 limit only as a backstop above our own per-flow timeout. Results are not stored by Celery:
 run state lives in our own Redis keys.
+
+A Redis restart: the consumer reconnects (`broker_connection_max_retries=None`) once
+`broker_fix` has kept kombu from crashing the worker on the way (see there). Running tasks are
+not cancelled on a connection loss (`worker_cancel_long_running_tasks_on_connection_loss`):
+their flows keep their leases and finish; a redelivered copy of their message is refused by
+CLAIM's attempt fencing.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from contextlib import contextmanager
 
 from celery import Celery
 
+from dizest_worker import broker_fix
 from dizest_worker.orchestration import Enqueue, FlowTask, chunked
 from dizest_worker.settings import WorkerSettings
 
@@ -20,6 +27,7 @@ RUN_FLOW = "dizest.run_flow"
 
 
 def create_celery(settings: WorkerSettings) -> Celery:
+    broker_fix.install()
     app = Celery("dizest", broker=settings.redis_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
