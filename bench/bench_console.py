@@ -162,12 +162,41 @@ def replay_events(base: str, run_id: str, admin: dict[str, str]) -> list[dict[st
     return list(Client(base, admin["Authorization"].split()[1]).events(run_id))
 
 
+def screenshots(page: Any, base: str, admin: dict[str, str], out: Path) -> None:
+    """The workflow view, a live run and the runs list, as PNGs into `out` (docs/img)."""
+    from playwright.sync_api import expect
+
+    data = ROOT / "tests" / "console" / "data"
+    out.mkdir(parents=True, exist_ok=True)
+    plots = json.loads((data / "plots.dwp").read_text())
+    _, wf, _ = call(base, "POST", "/api/v1/workflows", {"title": "plots", "package": plots}, admin)
+    page.goto(f"/workflows/{wf['id']}")
+    page.click('g.node[data-id="png"]')
+    page.click('button[data-tab="run-form"]')
+    page.screenshot(path=str(out / "console-workflow.png"))
+    page.click("#run-start")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=60_000)
+    page.click('g.node[data-id="png"]')
+    expect(page.locator("#flow-log img")).to_be_visible()
+    page.screenshot(path=str(out / "console-run.png"))
+    dag = json.loads((ROOT / "tests" / "data" / "dag100.dwp").read_text())
+    _, run, _ = call(base, "POST", "/api/v1/runs", {"package": dag}, admin)
+    page.goto(f"/runs/{run['run_id']}")
+    expect(page.locator("g.node.st-ready").nth(15)).to_be_attached(timeout=60_000)
+    page.screenshot(path=str(out / "console-run-live.png"))
+    page.goto("/runs")
+    expect(page.locator("#run-rows tr").first).to_be_visible()
+    page.screenshot(path=str(out / "console-runs.png"))
+    call(base, "POST", f"/api/v1/runs/{run['run_id']}/cancel", {}, admin)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rate", type=float, default=200, help="events per second of the log run")
     ap.add_argument("--seconds", type=float, default=10, help="how long the log run prints")
     ap.add_argument("--only", default="dag,events", help="dag, events or both")
     ap.add_argument("--json", dest="json_out")
+    ap.add_argument("--screenshots", type=Path, help="also save console screenshots here")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -181,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         page = log_in(browser, server.base)
         print("dag1000 run view ...", file=sys.stderr)
         dag = bench_dag1000(page, server.base, server.admin)
+        if args.screenshots:
+            screenshots(page, server.base, server.admin, args.screenshots)
         events = None
         if "events" in args.only:
             print(f"{args.rate:g} events/s for {args.seconds:g} s ...", file=sys.stderr)

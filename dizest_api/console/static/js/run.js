@@ -71,7 +71,7 @@ function apply(batch) {
   const now = performance.now();
   if (now > ganttDue || FINAL.has(runStatus)) {
     ganttDue = now + 1000;
-    drawGantt($("#timeline"), flows, new Map(graph.nodes.map((n) => [n.id, n.title])));
+    drawGantt($("#timeline"), flows, new Map(graph.nodes.map((n) => [n.id, n.title === n.appId ? n.id : n.title])));
   }
 }
 
