@@ -7,10 +7,14 @@ import signal
 import subprocess
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
 from dizest_core.errors import DizestError
+
+if TYPE_CHECKING:
+    from dizest_worker.settings import WorkerSettings
 
 
 @click.command()
@@ -41,6 +45,7 @@ def worker(
     if name:
         settings = replace(settings, worker_name=name)
     names = [q.strip() for q in (queues or settings.queue).split(",") if q.strip()]
+    layers = _sandbox_layers(settings)
     app = create_celery(settings)
     app.conf.dizest_queues = names
     env = {**os.environ, "DIZEST_WORKER_NAME": settings.worker_name}
@@ -58,6 +63,7 @@ def worker(
     ]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
+    _record_sandbox(settings, layers)
     try:
         app.worker_main(argv)
     finally:
@@ -66,6 +72,52 @@ def worker(
             reaper.wait(timeout=10)
         except subprocess.TimeoutExpired:
             reaper.kill()
+
+
+def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:
+    """Probe the flow sandbox, print its layers, and refuse to start without a required one."""
+    from urllib.parse import urlsplit
+
+    from dizest_core import probe
+    from dizest_core.sandbox import make_policy, missing
+
+    engine = settings.engine
+    policy = make_policy(engine, server=True, hide=(settings.workdir_root, settings.artifact_dir))
+    if not policy.enabled:
+        click.echo("dizest worker: flow sandbox OFF (DIZEST_SANDBOX=off)", err=True)
+        return {"sandbox": "off"}
+    from dizest_core.cgroups import delegate
+
+    if os.geteuid() == 0:
+        click.echo(f"dizest worker: cgroup v2 delegation: {delegate()}", err=True)
+    layers = probe.report(policy)
+    layers["redis_auth"] = (
+        "active"
+        if urlsplit(settings.redis_url).password
+        else "unavailable: DIZEST_REDIS_URL has no password, so a flow that reaches Redis "
+        "could act on it (set requirepass and put it in the URL)"
+    )
+    for name, state in layers.items():
+        click.echo(f"dizest worker: sandbox layer {name:<9} {state}", err=True)
+    absent = missing(layers, engine.sandbox_require)
+    if absent:
+        raise click.ClickException(
+            "refusing to start: required flow sandbox layers are missing: "
+            + "; ".join(absent)
+            + ". Fix the deployment (docs/security.md), or name the layers you require in "
+            "DIZEST_SANDBOX_REQUIRE (DIZEST_SANDBOX_REQUIRE=none runs flows without them)."
+        )
+    return layers
+
+
+def _record_sandbox(settings: WorkerSettings, layers: dict[str, str]) -> None:
+    from dizest_worker import liveness
+    from dizest_worker.connection import redis_client
+
+    try:
+        liveness.record_sandbox(redis_client(settings), settings, layers)
+    except Exception as exc:  # Redis not up yet: /readyz shows the layers once it is
+        click.echo(f"dizest worker: could not record sandbox layers: {exc}", err=True)
 
 
 @click.command("worker-alive")

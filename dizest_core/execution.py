@@ -485,9 +485,8 @@ class Supervisor:
             return True, None
         assert child.status is not None
         code = os.waitstatus_to_exitcode(child.status)
-        if child.oom:
-            limit = child.job.memory_limit_mb
-            return False, f"out of memory: the flow's processes reached its limit of {limit} MB"
+        if child.oom:  # the kernel counted an OOM kill in the flow's cgroup: evidence, not a guess
+            return False, _memory_reason(child.job.memory_limit_mb)
         if code < 0:
             return False, _signal_reason(-code)
         return False, f"the flow process exited with code {code} before finishing (os._exit?)"
@@ -524,9 +523,13 @@ def _checked_artifact(job: FlowJob, artifact: Artifact) -> Artifact:
     return Artifact(path, artifact.size)
 
 
+def _memory_reason(memory_limit_mb: int | None) -> str:
+    return f"memory limit exceeded ({memory_limit_mb} MB)"
+
+
 def _error_reason(error: ErrorInfo, memory_limit_mb: int | None) -> str:
     if error.type == "MemoryError" and memory_limit_mb:
-        return f"memory limit exceeded ({memory_limit_mb} MB)"
+        return _memory_reason(memory_limit_mb)
     message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
     return f"{error.type}: {message}" if message else error.type
 

@@ -54,7 +54,9 @@ class Settings:
     max_input_keys: int = 100_000  # in one object
     # The flow sandbox (dizest_core.sandbox). auto: on in workers, off for `dizest run`.
     sandbox: str = "auto"
-    sandbox_require: tuple[str, ...] = ("pidns", "cgroup", "mountns", "identity", "landlock")
+    sandbox_require: tuple[str, ...] = (
+        "pidns", "cgroup", "mountns", "identity", "landlock", "redis_auth"
+    )  # fmt: skip
     sandbox_hide: tuple[str, ...] = ()  # more server paths flows must not see
     network: str = "egress"  # a flow's default network: none, egress or full
     flow_env: tuple[str, ...] = ()  # more variable names (or PREFIX_*) flows may see

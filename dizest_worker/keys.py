@@ -42,6 +42,8 @@ key / channel                         type     holds                            
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms);       none*
                                                workers unseen for an hour are pruned
+{p}:sandbox                           hash     worker name -> JSON {layer: "active" or    none
+                                               why not}, written when the worker starts
 {p}:metrics                           hash     lifetime counters for /metrics: "started", none (a
                                                "finished:{status}", "retried",           few fields
                                                "duration:{bound}" (flows whose duration  that only
@@ -133,6 +135,10 @@ class Keys:
     @property
     def workers(self) -> str:
         return f"{self.prefix}:workers"
+
+    @property
+    def sandbox(self) -> str:
+        return f"{self.prefix}:sandbox"
 
     @property
     def metrics(self) -> str:

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import multiprocessing
 import threading
@@ -53,6 +54,21 @@ def forget(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
 
 def beat(client: redis.Redis, settings: WorkerSettings) -> None:
     client.hset(Keys(settings.prefix).workers, settings.worker_name, int(time.time() * 1000))
+
+
+def record_sandbox(client: redis.Redis, settings: WorkerSettings, layers: dict[str, str]) -> None:
+    """Which flow sandbox layers this worker runs with (shown by /readyz)."""
+    client.hset(Keys(settings.prefix).sandbox, settings.worker_name, json.dumps(layers))
+
+
+def sandbox_layers(
+    client: redis.Redis, settings: WorkerSettings, names: list[str]
+) -> dict[str, dict[str, str]]:
+    """Worker name -> its sandbox layers, for the named workers that recorded them."""
+    if not names:
+        return {}
+    raw = client.hmget(Keys(settings.prefix).sandbox, names)
+    return {name: json.loads(value) for name, value in zip(names, raw, strict=True) if value}
 
 
 def _ms(raw: Any) -> float:

@@ -11,7 +11,14 @@ from dizest_worker.celery_app import RUN_FLOW
 from dizest_worker.client import Client
 from tests.conftest import package, wait_for
 from tests.redis_server import EmbeddedRedis
-from tests.worker.conftest import SLOW, WorkerProcess, cleanup, make_settings, slow_then_use
+from tests.worker.conftest import (
+    SLOW,
+    WorkerProcess,
+    cleanup,
+    host_pid,
+    make_settings,
+    slow_then_use,
+)
 
 
 def started(client: Client, run_id: str, flow_id: str, after: str | None = None) -> int:
@@ -25,7 +32,8 @@ def started_at(
     for event in client.events(run_id, after=after):
         entry = event.data.get("entry")
         if event.flow_id == flow_id and isinstance(entry, str) and entry.startswith("started"):
-            return int(entry.split()[1]), event.id
+            _, pid, uid = entry.split()
+            return host_pid(int(pid), int(uid)), event.id
     raise AssertionError("the run ended before the flow started")
 
 
@@ -176,7 +184,7 @@ def test_a_lost_worker_does_not_use_up_the_flows_retries(cluster):
         "import os, time\n"
         "n = int(dizest.drive().read('tries', '0')) + 1\n"
         "dizest.drive().write('tries', str(n))\n"
-        "print('started', os.getpid(), flush=True)\n"
+        "print('started', os.getpid(), os.getuid(), flush=True)\n"
         "if n == 1:\n    time.sleep(60)\n"
         "if n == 2:\n    raise RuntimeError('flaky')\n"
         "v = n"
