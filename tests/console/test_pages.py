@@ -3,6 +3,7 @@ watched live to the end with its rendered results, errors, cancel, and who sees 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ from playwright.sync_api import expect
 
 from tests.console.conftest import DATA, USER_PASSWORD, Console, log_in
 
-LIVE_S = 60_000  # ms: a run's flows start child processes on a shared, busy machine
+LIVE_S = 60_000
+ROOT_DATA = (
+    Path(__file__).resolve().parents[1] / "data"
+)  # ms: a run's flows start child processes on a shared, busy machine
 
 
 def test_login_shows_name_and_role_and_a_wrong_password_says_so(
@@ -155,3 +159,25 @@ def test_another_users_run_and_workflow_are_the_same_not_found_page(
     alice.goto(f"/runs/{run['run_id']}")
     expect(alice.locator("#run-status")).to_have_text("ready", timeout=LIVE_S)
     alice.context.close()
+
+
+def test_dag1000_draws_every_flow_and_edge(admin_page: Any, console: Console) -> None:
+    """Correctness of the large-graph drawing (its speed is bench/bench_console.py's)."""
+    package = json.loads((ROOT_DATA / "dag1000.dwp").read_text())
+    edges = sum(
+        len(spec.get("connections", []))
+        for flow in package["flow"].values()
+        for spec in (flow.get("inputs") or {}).values()
+    )
+    made = console.api("POST", "/workflows", {"title": "dag1000", "package": package})
+    page = admin_page
+    page.goto(f"/workflows/{made['id']}")
+    expect(page.locator("g.node")).to_have_count(1000)
+    expect(page.locator("path.edge")).to_have_count(edges)
+    assert page.locator("g.node .port-label").count() == 0  # far out: no detail yet
+    for _ in range(25):  # zoom in until the flows are big enough to read
+        page.click("#zoom-in")
+        if page.locator("g.node .port-label").count():
+            break
+    expect(page.locator("g.node .port-label").first).to_be_attached()
+    assert page.locator("g.node .port-label").count() < 1000  # only the flows in view

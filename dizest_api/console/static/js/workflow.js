@@ -84,7 +84,7 @@ function readForm(form) {
   }
   const flows = [...form.querySelector("#run-targets").selectedOptions].map((o) => o.value);
   const timeout = form.querySelector("#run-timeout").value;
-  const body = { workflow_id: wfId, inputs };
+  const body = { workflow_id: wfId, version: Number($("#wf-version").value), inputs };
   if (flows.length) body.flows = flows;
   if (timeout) body.options = { flow_timeout: Number(timeout) };
   return body;
@@ -142,11 +142,15 @@ async function grants(wf) {
 }
 
 async function main() {
-  const wf = await get(`/workflows/${encodeURIComponent(wfId)}`);
+  const asked = new URLSearchParams(location.search).get("version");
+  const wf = await get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`);
+  const versions = $("#wf-version");
+  for (let v = wf.latest_version; v >= 1; v--) versions.append(h("option", { value: v, selected: v === wf.version }, `v${v}`));
+  versions.addEventListener("change", () => location.assign(`?version=${versions.value}`));
   document.title = `${wf.title} · dizest`;
   $("#wf-title").textContent = wf.title;
   $("#wf-meta").textContent = `${wf.owner} · v${wf.version} of ${wf.latest_version} · ${when(wf.updated_at)}`;
-  $("#wf-download").href = `/api/v1/workflows/${encodeURIComponent(wfId)}/dwp`;
+  $("#wf-download").href = `/api/v1/workflows/${encodeURIComponent(wfId)}/dwp?version=${wf.version}`;
   $("#wf-runs").href = `/runs?workflow_id=${encodeURIComponent(wfId)}`;
   graph = model(wf.package);
   view = new GraphView($("#graph"), graph, (id) => flowPanel(graph.byId.get(id)));
