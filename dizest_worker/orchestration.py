@@ -15,6 +15,13 @@ cannot be built or serialized ends its flow in error (not retried: it would fail
 a preview over the input limits is replaced by a note, and when anything still escapes
 `handle`, the Supervisor (zygote, children, selector) is thrown away and rebuilt, since its
 state can no longer be trusted: a pool process is never reused broken.
+
+That includes a zygote that died (killed by a flow or by anyone): `poll` then raises, and so
+would every later call. Its flows are given back at once rather than at lease expiry: the
+leases of the flows it ran or held are expired now, so the reaper (within its interval)
+requeues a running one as a worker loss, counted against `max_attempts` (a flow that keeps
+killing its zygote ends `worker lost`), and sends a held one again. A zygote found dead
+between tasks is replaced before anything is claimed.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from dizest_core.plugins import PluginRegistry
 from dizest_core.sandbox import make_policy
 from dizest_core.settings import child_environment
 from dizest_worker.context import RunContext
+from dizest_worker.keys import lease_member
 from dizest_worker.options import FlowOptions
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
@@ -157,6 +165,8 @@ class Executor:
             )
         if ctx is None or not known:
             return
+        if self.supervisor.zygote.proc.poll() is not None:  # died since the last task
+            self._rebuild()
         if len(known) > 1:
             self.runs.reserve([(t.run_id, t.flow_id, t.attempt) for t in known])
         now = time.monotonic()
@@ -174,15 +184,32 @@ class Executor:
             raise
 
     def _abandon(self, batch: _Batch) -> None:
-        """After an error (Redis gone for good, a bug): kill what still runs, so the next task
-        starts clean; the reaper gives those attempts to another worker when their lease ends."""
-        for flow_id in batch.running:
-            self.supervisor.kill(flow_id, "worker error")
-        deadline = time.monotonic() + 10
-        while batch.running and time.monotonic() < deadline:
-            for item in self.supervisor.poll(0.1):
-                if isinstance(item, Finished):
-                    batch.running.pop(item.flow_id, None)
+        """After an error (a dead zygote, Redis gone for good, a bug): kill what still runs, so
+        the next task starts clean, and give this batch's attempts to the reaper now."""
+        flows = [(t.run_id, t.flow_id, t.attempt) for t, _ in batch.running.values()]
+        flows += [(t.run_id, t.flow_id, t.attempt) for t in batch.local]
+        try:
+            for flow_id in batch.running:
+                self.supervisor.kill(flow_id, "worker error")
+            deadline = time.monotonic() + 10
+            while batch.running and time.monotonic() < deadline:
+                for item in self.supervisor.poll(0.1):
+                    if isinstance(item, Finished):
+                        batch.running.pop(item.flow_id, None)
+        except Exception:  # the supervisor itself is broken (its zygote died): rebuilt next
+            log.exception("the flow supervisor is broken; its flows are given back")
+        self._expire(flows)
+
+    def _expire(self, flows: list[tuple[str, str, int]]) -> None:
+        """End these attempts' leases now (XX: only those still there; a member names its
+        attempt, so no newer attempt is touched): the reaper requeues or resends them."""
+        if not flows:
+            return
+        members = {lease_member(*f): 0 for f in flows}
+        try:
+            self.runs.client.zadd(self.runs.keys.leases, members, xx=True)  # type: ignore[arg-type]
+        except redis.RedisError:  # Redis is what failed: the leases expire by themselves
+            log.warning("could not give back %s: they wait for their leases to end", flows)
 
     def _start(self, batch: _Batch, task: FlowTask) -> None:
         options = self._options(batch.ctx, task.flow_id)
@@ -222,7 +249,11 @@ class Executor:
         except Exception as exc:  # RecursionError, PicklingError, MemoryError, ...
             self._not_started(batch, task, options, exc)
             return
-        self.supervisor.launch(job, options.timeout)
+        try:
+            self.supervisor.launch(job, options.timeout)
+        except Exception:  # claimed, never started (a dead zygote): give it back now too
+            self._expire([(task.run_id, task.flow_id, task.attempt)])
+            raise
         batch.running[task.flow_id] = (task, options)
 
     def _not_started(
