@@ -41,7 +41,7 @@ sys.path.insert(1, str(HERE.parent))
 from dizest_core import confine, linux, probe  # noqa: E402
 from dizest_core.cgroups import Group  # noqa: E402
 from dizest_core.job import FlowJob  # noqa: E402
-from dizest_core.sandbox import Policy, Slot, make_policy, rlimits, slot_uid  # noqa: E402
+from dizest_core.sandbox import Policy, Prepared, Slot, make_policy, rlimits, slot_uid  # noqa: E402
 from dizest_core.settings import Settings  # noqa: E402
 
 TARGET_MS = 3.0  # the issue's: every layer together, per flow, on this machine
@@ -203,6 +203,7 @@ class Bed:
     uid: int
     job: FlowJob
     exposed: list[Any]
+    prepared: Prepared
 
 
 def make_bed(root: Path) -> Bed:
@@ -217,32 +218,32 @@ def make_bed(root: Path) -> Bed:
     slots = probe.cgroup_slots()
     group = slots.group(f"dizest-bench-{os.getpid()}-0") if slots is not None else None
     uid = slot_uid(policy, os.getpid(), 0)
-    return Bed(policy, group, uid, job, confine._exposures(job, policy))
+    layers = dict.fromkeys(
+        ("pidns", "cgroup", "mountns", "netns", "identity", "landlock"), "active"
+    )
+    if group is not None:  # the zygote sets a slot's limits once, when they change
+        group.limit(None, policy.max_pids)
+    prepared = confine.prepare(policy, layers)  # once per zygote: its mount namespace, fds
+    return Bed(policy, group, uid, job, confine._exposures(job), prepared)
+
+
+def _options(bed: Bed) -> dict[str, str]:
+    tmp = f"mode=1777,size={bed.policy.tmp_mb}m"
+    return {c: tmp if c in ("/tmp", "/dev/shm") else confine.COVER for c in bed.prepared.covers}
 
 
 def _cgroup(bed: Bed) -> None:
     assert bed.group is not None
-    bed.group.limit(None, bed.policy.max_pids)
     bed.group.join()
 
 
 def _mountns(bed: Bed) -> None:
     linux.unshare(linux.CLONE_NEWNS)
-    confine._mounts(bed.policy, bed.exposed, private_proc=True)
+    confine._cover(list(bed.prepared.covers), bed.exposed, _options(bed))
 
 
 def _mount_unshare(bed: Bed) -> None:
     linux.unshare(linux.CLONE_NEWNS)
-
-
-def _mount_private(bed: Bed) -> None:
-    linux.unshare(linux.CLONE_NEWNS)
-    linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
-
-
-def _mount_no_proc(bed: Bed) -> None:
-    linux.unshare(linux.CLONE_NEWNS)
-    confine._mounts(bed.policy, bed.exposed, private_proc=False)
 
 
 def _netns(bed: Bed) -> None:
@@ -263,14 +264,14 @@ def _rlimits(bed: Bed) -> None:
 
 def _landlock(bed: Bed) -> None:
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-    confine._landlock(bed.exposed, "none", netns=False, private=False, pidns=True)
+    confine._landlock(bed.exposed, bed.prepared, "none", netns=False, pidns=True)
 
 
 def _all(network: str) -> Callable[[Bed], None]:
     def step(bed: Bed) -> None:
         layers = dict.fromkeys(("pidns", "cgroup", "mountns", "netns", "identity"), "active")
         layers["landlock"] = "active"
-        slot = Slot(bed.uid, bed.policy.gid, bed.group, layers)
+        slot = Slot(bed.uid, bed.policy.gid, bed.group, layers, bed.prepared)
         job = FlowJob(**{**bed.job.__dict__, "network": network})
         confine.enter(job, bed.policy, slot)
 
@@ -282,8 +283,6 @@ LAYER_STEPS: dict[str, Callable[[Bed], None] | None] = {
     "cgroup": _cgroup,
     "mountns": _mountns,
     "  mountns step: unshare(CLONE_NEWNS) only": _mount_unshare,
-    "  mountns step: + make / private (MS_REC)": _mount_private,
-    "  mountns step: + tmpfs covers and binds": _mount_no_proc,
     "netns": _netns,
     "identity": _identity,
     "rlimits": _rlimits,

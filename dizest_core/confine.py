@@ -1,9 +1,18 @@
-"""The child side of the sandbox: a freshly forked flow process confines itself (see `sandbox`).
+"""Putting a flow process in its sandbox (see `sandbox`): once per zygote, then once per flow.
 
-Runs once per flow, before user code, while the process is still root (when the worker is):
-limits, namespaces and mounts first, then the uid drop, then Landlock, which needs no privilege
-and is kept for last so that nothing after it can widen what the flow may touch. Every step that
-the zygote's probe reported as available must succeed here, or the flow does not run at all.
+`prepare` runs in the zygote at start (root, pid 1 of its PID namespace): it enters a mount
+namespace of its own with `/` private, covers the private homes (/root, /home, ...) binding back
+the Python installation and the server's data roots that live under them, mounts a /proc that
+shows only the namespace's processes (and, with `hidepid`, only the caller's own), and opens the
+paths every flow may read. Everything in it is shared by all the zygote's flows, so none pays
+for it.
+
+`enter` runs in each freshly forked child, before user code, while it is still root: join the
+slot's cgroup, a mount namespace of its own (a copy of the zygote's) where the server's data
+directories, /tmp and /dev/shm are covered by fresh tmpfs and only the flow's own directories
+are bound back, the network namespace for `none`, the limits, then the uid drop, then Landlock
+(needs no privilege; kept last so nothing after it can widen what the flow may touch). A layer
+the zygote reported active must succeed, or the flow does not run at all.
 """
 
 from __future__ import annotations
@@ -14,17 +23,53 @@ from dataclasses import dataclass
 
 from dizest_core import linux
 from dizest_core.job import Artifact, FlowJob
-from dizest_core.sandbox import SYSTEM_READ, Policy, Slot, rlimits
+from dizest_core.sandbox import HIDE_DEFAULT, SYSTEM_READ, Policy, Prepared, Slot, rlimits
 
 READ = linux.FS_EXECUTE | linux.FS_READ_FILE | linux.FS_READ_DIR
-WRITE_ALL = (1 << 16) - 1  # every filesystem right Landlock knows (ABI 5)
+FILE_RIGHTS = linux.FS_READ_FILE | linux.FS_WRITE_FILE | linux.FS_EXECUTE | linux.FS_TRUNCATE
 MOUNT_FLAGS = linux.MS_NOSUID | linux.MS_NODEV
+COVER = "mode=0755,size=1m"
 
 
 @dataclass(frozen=True)
 class _Expose:
-    path: str
+    path: str  # real path
     write: bool
+
+
+def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
+    """The zygote's share of the sandbox (see the module docstring). The server's data dirs
+    (working roots, artifacts) are bound back under a private home that covers them, so each
+    child can still open its own folders there before it covers the data dirs themselves."""
+    on = {name for name, state in layers.items() if state == "active"}
+    hidden = [os.path.realpath(p) for p in policy.hide if os.path.isdir(p)]
+    homes = [h for h in hidden if h in {os.path.realpath(d) for d in HIDE_DEFAULT}]
+    data = [h for h in hidden if h not in homes]
+    if "mountns" in on:
+        linux.unshare(linux.CLONE_NEWNS)
+        linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
+        keep = [_Expose(os.path.realpath(p), False) for p in (*policy.read, *data)]
+        _cover(_outermost(homes), [e for e in keep if os.path.exists(e.path)], {})
+        if "pidns" in on:
+            flags = MOUNT_FLAGS | linux.MS_NOEXEC
+            linux.mount("proc", "/proc", "proc", flags, "hidepid=invisible")
+    abi = linux.landlock_abi() if "landlock" in on else 0
+    rules: list[tuple[int, int]] = []
+    if abi:
+        static = [(p, READ) for p in (*SYSTEM_READ, *policy.read)]
+        static.append(("/dev", READ | linux.FS_WRITE_FILE | linux.FS_IOCTL_DEV))
+        if "pidns" in on:  # /proc shows only the sandbox's own processes
+            static.append(("/proc", READ))
+        else:
+            static += [(f"/proc/{name}", READ) for name in ("cpuinfo", "meminfo", "stat")]
+        for path, access in static:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue  # not on this machine (/lib32, ...)
+            rules.append((fd, _rights(fd, access, _handled(abi))))
+    covers = [*_outermost(data), *(p for p in ("/tmp", "/dev/shm") if os.path.isdir(p))]
+    return Prepared(tuple(covers), tuple(rules), mounted="mountns" in on)
 
 
 def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
@@ -34,19 +79,19 @@ def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
     on = {name for name, state in slot.layers.items() if state == "active"}
     network = job.network or policy.network
     if slot.group is not None:
-        memory = job.memory_limit_mb * 1024 * 1024 if job.memory_limit_mb else None
-        slot.group.limit(memory, policy.max_pids)
-        slot.group.join()
-    exposed = _exposures(job, policy)
+        slot.group.join()  # its limits were set by the zygote before the fork
+    exposed = _exposures(job)
     if slot.gid is not None:
         _give_to_group(job, slot.gid)
-    flags = linux.CLONE_NEWNS if "mountns" in on else 0
+    flags = linux.CLONE_NEWNS if slot.prepared.mounted else 0
     if network == "none" and "netns" in on:
         flags |= linux.CLONE_NEWNET
     if flags:
         linux.unshare(flags)
-    if "mountns" in on:
-        _mounts(policy, exposed, private_proc="pidns" in on)
+    if slot.prepared.mounted:
+        tmp = f"mode=1777,size={policy.tmp_mb}m"
+        options = {c: tmp if c in ("/tmp", "/dev/shm") else COVER for c in slot.prepared.covers}
+        _cover(list(slot.prepared.covers), exposed, options)
     rlimits(policy, job.memory_limit_mb, tree_memory=slot.group is not None)
     if slot.uid is not None and slot.gid is not None:
         os.setgroups([])
@@ -57,21 +102,18 @@ def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
     os.environ["TMPDIR"] = "/tmp"
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if "landlock" in on:
-        _landlock(
-            exposed, network, netns="netns" in on, private="mountns" in on, pidns="pidns" in on
-        )
+        _landlock(exposed, slot.prepared, network, netns="netns" in on, pidns="pidns" in on)
+    for fd, _ in slot.prepared.static_rules:
+        os.close(fd)
 
 
-def _exposures(job: FlowJob, policy: Policy) -> list[_Expose]:
+def _exposures(job: FlowJob) -> list[_Expose]:
     """What the flow may reach: its working directory and artifact folder read-write; the
-    artifact directories of the runs its inputs come from, the Python installation and the
-    operator's extra paths read-only."""
-    out = [_Expose(job.workdir, True)]
+    artifact directories of the runs its inputs come from read-only."""
+    out = [_Expose(os.path.realpath(job.workdir), True)]
     folder = job.artifact_folder()
-    if folder is not None:
+    if folder is not None and job.artifact_dir:
         os.makedirs(folder, exist_ok=True)
-        out.append(_Expose(folder, True))
-    if job.artifact_dir:
         root = os.path.realpath(job.artifact_dir)
         runs = {os.path.join(root, job.run_id)}
         for values in job.sources.values():
@@ -80,7 +122,7 @@ def _exposures(job: FlowJob, policy: Policy) -> list[_Expose]:
                     rel = os.path.relpath(os.path.realpath(value.path), root)
                     runs.add(os.path.join(root, rel.split(os.sep, 1)[0]))
         out.extend(_Expose(p, False) for p in sorted(runs) if os.path.isdir(p))
-    out.extend(_Expose(p, False) for p in policy.read if os.path.exists(p))
+        out.append(_Expose(os.path.realpath(folder), True))  # inside its run's: no mount
     return out
 
 
@@ -98,71 +140,71 @@ def _give_to_group(job: FlowJob, gid: int) -> None:
             os.chmod(path, stat.S_IMODE(info.st_mode) | 0o2770)
 
 
-def _mounts(policy: Policy, exposed: list[_Expose], private_proc: bool) -> None:
-    """Cover the server's data, /tmp and /dev/shm with fresh tmpfs, then bind back what the flow
-    may reach (opened before the cover, through /proc/self/fd, since its path is gone after)."""
-    linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
-    covers = {os.path.realpath(p): "mode=0755,size=1m" for p in policy.hide if os.path.isdir(p)}
-    tmp = f"mode=1777,size={policy.tmp_mb}m"
-    covers.update({p: tmp for p in ("/tmp", "/dev/shm") if os.path.isdir(p)})
-    done: list[str] = []
-    for cover in sorted(covers, key=len):
-        if any(_within(cover, d) for d in done):
-            continue
-        inside = [e for e in exposed if _within(os.path.realpath(e.path), cover)]
+def _cover(covers: list[str], exposed: list[_Expose], options: dict[str, str]) -> None:
+    """Mount a fresh tmpfs on each cover, then bind back the exposed paths under it (opened
+    before the cover, through /proc/self/fd, since their path is gone after it). An exposed
+    path inside another one that is bound already needs no mount of its own."""
+    for cover in covers:
+        inside = _outermost_exposed([e for e in exposed if _within(e.path, cover)])
         fds = [os.open(e.path, os.O_PATH | os.O_CLOEXEC) for e in inside]
-        linux.mount("tmpfs", cover, "tmpfs", MOUNT_FLAGS, covers[cover])
+        linux.mount("tmpfs", cover, "tmpfs", MOUNT_FLAGS, options.get(cover, COVER))
         for entry, fd in zip(inside, fds, strict=True):
-            target = _target(entry.path, cover)
+            target = os.path.join(cover, os.path.relpath(entry.path, cover))
             os.makedirs(target, exist_ok=True)
             linux.mount(f"/proc/self/fd/{fd}", target, None, linux.MS_BIND | linux.MS_REC, None)
             os.close(fd)
-        done.append(cover)
-    if private_proc:
-        flags = MOUNT_FLAGS | linux.MS_NOEXEC
-        linux.mount("proc", "/proc", "proc", flags, "hidepid=invisible")
 
 
-def _target(path: str, cover: str) -> str:
-    real = os.path.realpath(path)
-    return os.path.join(cover, os.path.relpath(real, cover))
+def _outermost(paths: list[str]) -> list[str]:
+    """`paths` without those inside another of them (covering the outer one covers them)."""
+    return [p for p in paths if not any(p != q and _within(p, q) for q in paths)]
+
+
+def _outermost_exposed(exposed: list[_Expose]) -> list[_Expose]:
+    """One entry per outermost path (mount read-write when any entry for it writes)."""
+    keep = _outermost(sorted({e.path for e in exposed}))
+    return [_Expose(p, any(e.write for e in exposed if e.path == p)) for p in keep]
 
 
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def _handled(abi: int) -> int:
+    return (1 << 16) - 1 if abi >= 5 else (1 << 15) - 1 if abi >= 3 else (1 << 14) - 1
+
+
+def _rights(fd: int, access: int, handled: int) -> int:
+    if not stat.S_ISDIR(os.fstat(fd).st_mode):
+        access &= FILE_RIGHTS | linux.FS_IOCTL_DEV
+    return access & handled
+
+
 def _landlock(
-    exposed: list[_Expose], network: str, netns: bool, private: bool, pidns: bool
+    exposed: list[_Expose], prepared: Prepared, network: str, netns: bool, pidns: bool
 ) -> None:
     abi = linux.landlock_abi()
-    fs = WRITE_ALL if abi >= 5 else (1 << 15) - 1 if abi >= 3 else (1 << 14) - 1
+    fs = _handled(abi)
     net = 0
     if abi >= 4 and network != "full":
         net = linux.NET_BIND_TCP | (linux.NET_CONNECT_TCP if network == "none" and not netns else 0)
     scoped = linux.SCOPE_SIGNAL | linux.SCOPE_ABSTRACT_UNIX_SOCKET if abi >= 6 else 0
     ruleset = linux.landlock_ruleset(fs, net, scoped)
     try:
-        rules = [(p, READ) for p in SYSTEM_READ]
-        rules += [(e.path, fs if e.write else READ) for e in exposed]
-        rules.append(("/dev", READ | linux.FS_WRITE_FILE | (fs & linux.FS_IOCTL_DEV)))
-        if private:  # fresh tmpfs of this flow alone; shared otherwise, so never written to
-            rules += [("/tmp", fs), ("/dev/shm", fs)]
-        if pidns:  # /proc shows only the sandbox's own processes
-            rules.append(("/proc", READ))
-        else:
-            rules += [(f"/proc/{name}", READ) for name in ("cpuinfo", "meminfo", "stat")]
-            rules.append((f"/proc/{os.getpid()}", READ))
-        for path, access in rules:
+        for fd, access in prepared.static_rules:
+            linux.landlock_allow_path(ruleset, fd, access)
+        own = [(e.path, fs if e.write else READ) for e in exposed]
+        if prepared.mounted:  # fresh tmpfs of this flow alone; shared otherwise, so not written
+            own += [("/tmp", fs), ("/dev/shm", fs)]
+        if not pidns:
+            own.append((f"/proc/{os.getpid()}", READ))
+        for path, access in own:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except OSError:
-                continue  # not on this machine (/lib32, ...)
+                continue
             try:
-                if not stat.S_ISDIR(os.fstat(fd).st_mode):
-                    access &= linux.FS_READ_FILE | linux.FS_WRITE_FILE | linux.FS_EXECUTE
-                    access |= fs & (linux.FS_TRUNCATE | linux.FS_IOCTL_DEV) & access
-                linux.landlock_allow_path(ruleset, fd, access & fs)
+                linux.landlock_allow_path(ruleset, fd, _rights(fd, access, fs))
             finally:
                 os.close(fd)
         linux.landlock_restrict(ruleset)

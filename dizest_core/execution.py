@@ -119,8 +119,8 @@ class Zygote:
         with contextlib.suppress(OSError):
             self.sock.send(f"K {token}".encode())
 
-    def fork(self, token: str, fds: list[int]) -> None:
-        socket.send_fds(self.sock, [f"F {token}".encode()], fds)
+    def fork(self, token: str, memory_mb: int | None, fds: list[int]) -> None:
+        socket.send_fds(self.sock, [f"F {token} {memory_mb or 0}".encode()], fds)
 
     def read(self) -> list[list[str]]:
         """Pending notices from the zygote ([P, token, pid] or [X, pid, status])."""
@@ -207,7 +207,7 @@ class Supervisor:
         out_r, out_w = os.pipe()
         token = str(next(self._tokens))
         try:
-            self.zygote.fork(token, [theirs.fileno(), out_w, out_w])
+            self.zygote.fork(token, job.memory_limit_mb, [theirs.fileno(), out_w, out_w])
         finally:
             theirs.close()
             os.close(out_w)

@@ -77,6 +77,17 @@ class Policy:
 
 
 @dataclass
+class Prepared:
+    """What the zygote sets up once for all its flows (`confine.prepare`): its own mount
+    namespace with the private homes covered, and open handles on the paths every flow may read
+    (Landlock rules are added from these, so a flow opens none of them itself)."""
+
+    covers: tuple[str, ...] = ()  # covered per flow: the server's data dirs, /tmp, /dev/shm
+    static_rules: tuple[tuple[int, int], ...] = ()  # (O_PATH fd, Landlock access)
+    mounted: bool = False  # the zygote's own mount namespace is in place
+
+
+@dataclass
 class Slot:
     """What the zygote tells a child before fork: its uid and group, and which layers are on."""
 
@@ -84,6 +95,7 @@ class Slot:
     gid: int | None
     group: Group | None
     layers: dict[str, str] = field(default_factory=dict)
+    prepared: Prepared = field(default_factory=Prepared)
 
 
 def python_paths(hide: tuple[str, ...]) -> tuple[str, ...]:

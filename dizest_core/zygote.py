@@ -6,7 +6,8 @@ starts this small process once (`python -m dizest_core.zygote`) and asks it to f
 a SOCK_SEQPACKET socket:
 
     zygote -> engine   b"L <json>"                                   sandbox layers, once at start
-    engine -> zygote   b"F <token>"  + SCM_RIGHTS [conn, stdout, stderr]   fork a child
+    engine -> zygote   b"F <token> <MB>" + SCM_RIGHTS [conn, stdout, stderr]  fork a child
+                                        (MB: its memory limit, 0 for none)
     zygote -> engine   b"P <token> <pid>"                                 child started
     engine -> zygote   b"K <token>"                                       kill that child's tree
     zygote -> engine   b"X <pid> <wait status> <oom>"                     child ended
@@ -33,8 +34,8 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from dizest_core import linux, probe
-from dizest_core.sandbox import UID_STRIDE, Policy, Slot, slot_uid
+from dizest_core import confine, linux, probe
+from dizest_core.sandbox import UID_STRIDE, Policy, Prepared, Slot, slot_uid
 
 MAX_FDS = 3
 
@@ -59,6 +60,8 @@ class Zygote:
         self.layers: dict[str, str] = {}
         self.slots = probe.cgroup_slots() if policy.enabled else None
         self.groups: set[int] = set()
+        self.limits: dict[int, tuple[int | None, int]] = {}  # slot -> limits its group has
+        self.prepared = Prepared()
 
     def slot(self, index: int) -> Slot:
         if not self.policy.enabled:
@@ -69,12 +72,17 @@ class Zygote:
             group = self.slots.group(f"dizest-{self.tag}-{index}")
             self.groups.add(index)
         uid = slot_uid(self.policy, self.tag, index) if identity else None
-        return Slot(uid, self.policy.gid if identity else None, group, self.layers)
+        return Slot(uid, self.policy.gid if identity else None, group, self.layers, self.prepared)
 
-    def fork(self, token: str, fds: list[int], wake_r: int) -> None:
+    def fork(self, token: str, memory_mb: int, fds: list[int], wake_r: int) -> None:
         used = {c.slot for c in self.children.values()}
         index = next(i for i in range(UID_STRIDE + 1) if i not in used)  # engine caps it
         sandbox = self.slot(index)
+        if sandbox.group is not None:  # limits for the whole tree, written only when they change
+            limits = (memory_mb * 1024 * 1024 or None, self.policy.max_pids)
+            if self.limits.get(index) != limits:
+                sandbox.group.limit(*limits)
+                self.limits[index] = limits
         oom = sandbox.group.oom_kills() if sandbox.group else 0
         parent = os.getpid()
         pid = os.fork()
@@ -150,6 +158,8 @@ def main(argv: list[str]) -> None:
             layers["pidns"] = f"unavailable: {exc.strerror}"
     zygote = Zygote(control, policy, tag)
     zygote.layers = layers
+    if policy.enabled:
+        zygote.prepared = confine.prepare(policy, layers)
     _preload(argv[2:])
     global _PRCTL
     _PRCTL = _load_prctl()
@@ -187,7 +197,6 @@ def _preload(rest: list[str]) -> None:
         except Exception as exc:  # a bad preload must not stop the engine
             print(f"dizest zygote: cannot preload {module}: {exc}", file=sys.stderr)
     runtime = importlib.import_module("dizest_core.runtime")
-    importlib.import_module("dizest_core.confine")
     runtime.load_renderer_files(tuple(rest[split + 1 :]))
     # Everything imported so far is shared with every child; freezing it keeps the children's
     # garbage collector from touching (and so copying) those pages after fork.
@@ -209,9 +218,10 @@ def _serve(zygote: Zygote, wake_r: int) -> None:
                 return
             if not msg:
                 return
-            kind, _, token = msg.decode().partition(" ")
+            kind, _, rest = msg.decode().partition(" ")
+            token, _, memory = rest.partition(" ")
             if kind == "F":
-                zygote.fork(token, fds, wake_r)
+                zygote.fork(token, int(memory or 0), fds, wake_r)
             elif kind == "K" and token in zygote.tokens:
                 zygote.kill(zygote.tokens[token])
 
