@@ -46,8 +46,14 @@ def readyz() -> Response:
     try:
         found.redis.ping()
         live = liveness.live_workers(found.redis, found.settings.worker)
+        layers = liveness.sandbox_layers(found.redis, found.settings.worker, live)
     except Exception as exc:  # any Redis failure means not ready, whatever its type
         return error_response(503, "not_ready", f"redis unreachable: {type(exc).__name__}")
     if not live:
         return error_response(503, "not_ready", "no live worker", {"workers": []})
-    return jsonify({"status": "ready", "workers": live})
+    # which flow sandbox layers each worker runs with; why one is missing is in its own log
+    sandbox = {
+        name: {layer: "active" if state == "active" else "missing" for layer, state in s.items()}
+        for name, s in layers.items()
+    }
+    return jsonify({"status": "ready", "workers": live, "sandbox": sandbox})

@@ -114,6 +114,9 @@ def test_a_child_that_dies_is_restarted_and_says_how_it_died(tmp_path: Path) -> 
         wait_ok(served.base, "/readyz", _Alive(served.pid), time.monotonic() + 60)
         status, ready, _ = call(served.base, "GET", "/readyz")
         assert status == 200 and ready["workers"], ready
+        if os.geteuid() == 0:  # the restarted worker runs flows in the whole sandbox again
+            layers = ready["sandbox"][ready["workers"][0]]
+            assert layers["identity"] == layers["pidns"] == layers["redis_auth"] == "active", layers
         status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": FANOUT}, served.token)  # fmt: skip
         assert status == 201, run
         assert wait_run(served.base, served.token, run["run_id"])["status"] == "ready"

@@ -1,0 +1,52 @@
+"""A worker says which sandbox layers it runs flows with, and refuses to start without one the
+operator requires."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.worker.conftest import ROOT, make_settings, settings_env
+
+
+def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dizest_cli", "worker", "-c", "1"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_worker_refuses_to_start_without_a_required_layer(redis_url, tmp_path):
+    if "@" in redis_url:
+        pytest.skip("the test Redis has a password: redis_auth is not missing")
+    env = settings_env(make_settings(redis_url, tmp_path))
+    env["DIZEST_SANDBOX_REQUIRE"] = "pidns,redis_auth"
+    done = _start(env)
+    assert done.returncode == 1
+    assert "refusing to start: required flow sandbox layers are missing: redis_auth:" in done.stderr
+    assert "DIZEST_REDIS_URL has no password" in done.stderr
+    assert "sandbox layer redis_auth" in done.stderr  # every layer is printed first
+
+
+def test_an_unknown_required_layer_is_named(redis_url, tmp_path):
+    env = settings_env(make_settings(redis_url, tmp_path))
+    env["DIZEST_SANDBOX_REQUIRE"] = "chroot"
+    done = _start(env)
+    assert done.returncode == 1 and "chroot: unknown layer" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root worker has every layer here")
+def test_a_root_worker_prints_every_layer_active(redis_url, tmp_path):
+    env = settings_env(make_settings(redis_url, tmp_path))
+    env["DIZEST_SANDBOX_REQUIRE"] = "chroot"  # stops it right after the report
+    lines = [ln for ln in _start(env).stderr.splitlines() if "worker: sandbox layer " in ln]
+    states = dict(ln.split("sandbox layer ", 1)[1].split(None, 1) for ln in lines)
+    for layer in ("pidns", "cgroup", "mountns", "netns", "identity", "landlock", "rlimits", "env"):
+        assert states[layer] == "active", lines
