@@ -127,17 +127,18 @@ def _exposures(job: FlowJob) -> list[_Expose]:
 
 
 def _give_to_group(job: FlowJob, gid: int) -> None:
-    """The working directory and artifact folder belong to the flow group (setgid, 2770), so
-    every flow of the run can write there whatever slot uid it runs as."""
+    """The working directory and artifact folder belong to the flow group (mode 770), so every
+    flow of the run can write there whatever slot uid it runs as (all share that primary group,
+    so what they create is the group's too: no setgid bit, which hardened units forbid)."""
     paths = [job.workdir]
     folder = job.artifact_folder()
     if folder is not None:
         paths.append(folder)
     for path in paths:
         info = os.stat(path)
-        if info.st_gid != gid or stat.S_IMODE(info.st_mode) & 0o2070 != 0o2070:
+        if info.st_gid != gid or stat.S_IMODE(info.st_mode) & 0o070 != 0o070:
             os.chown(path, -1, gid)
-            os.chmod(path, stat.S_IMODE(info.st_mode) | 0o2770)
+            os.chmod(path, stat.S_IMODE(info.st_mode) | 0o770)
 
 
 def _cover(covers: list[str], exposed: list[_Expose], options: dict[str, str]) -> None:
