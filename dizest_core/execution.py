@@ -540,4 +540,6 @@ def _signal_reason(signum: int) -> str:
     )
     if signum == signal.SIGSEGV:
         return "crashed: segmentation fault (SIGSEGV)"
+    if signum == signal.SIGKILL:  # out of memory only with the cgroup's evidence (`_outcome`)
+        return "killed by SIGKILL"
     return f"killed by signal {name}"

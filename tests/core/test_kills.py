@@ -1,0 +1,78 @@
+"""Kills land only on the flow they are meant for, and a SIGKILL is called out of memory only
+with evidence.
+
+The engine never signals a pid: it asks the zygote (which reaps its children, so it alone knows
+a pid still names the child it forked) to kill a fork token; a token whose child is reaped is
+ignored. Tested under a fast churn of unrelated processes that reuse pids."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dizest_core.execution import Finished, Supervisor
+from dizest_core.job import FlowJob
+from dizest_core.settings import child_environment
+from tests.conftest import package
+
+
+def _finish(sup: Supervisor, flow_id: str) -> Finished:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for signal_ in sup.poll(0.5):
+            if isinstance(signal_, Finished) and signal_.flow_id == flow_id:
+                return signal_
+    raise AssertionError(f"{flow_id} did not finish")
+
+
+def test_late_kills_never_hit_a_process_that_reused_the_pid(tmp_path: Path):
+    stop = threading.Event()
+    bystanders: list[subprocess.Popen[bytes]] = []
+
+    def churn() -> None:  # unrelated short-lived processes, taking the pids flows just freed
+        while not stop.is_set():
+            bystanders.append(subprocess.Popen(["sleep", "0.05"]))
+            if len(bystanders) % 20 == 0:
+                for proc in bystanders[-40:]:
+                    proc.poll()
+
+    sup = Supervisor(child_environment())
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for i in range(150):
+            flow_id = f"f{i}"
+            sup.launch(FlowJob("r", flow_id, "a", "v = 1", (), ("v",), str(tmp_path)))
+            assert _finish(sup, flow_id).ok
+            sup.zygote.kill(str(i + 1))  # the engine's token for that child, reaped by now
+            sup.kill(flow_id, "late")  # and the engine's own late kill: a no-op
+    finally:
+        stop.set()
+        thread.join()
+        sup.close()
+    codes = [proc.wait(timeout=10) for proc in bystanders]
+    assert len(codes) > 150
+    assert all(code == 0 for code in codes), sorted(set(codes))
+
+
+def test_sigkill_without_evidence_is_not_called_out_of_memory(make_workflow, tmp_path):
+    code = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    pkg = package({"k": {"code": code}}, {"f": {"app": "k"}})
+    for sandbox in ("off", "on") if os.geteuid() == 0 else ("off",):
+        report = make_workflow(pkg, sandbox=sandbox, memory_limit_mb=256).run(workdir=tmp_path)
+        assert report["flows"]["f"]["reason"] == "killed by SIGKILL", sandbox
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the memory cgroup needs a root engine")
+def test_an_oom_kill_in_the_flows_cgroup_is_reported_as_the_memory_limit(make_workflow, tmp_path):
+    code = "b = bytearray(400 << 20)\nb[::4096] = b'x' * len(b[::4096])"
+    pkg = package({"hog": {"code": code}}, {"f": {"app": "hog"}})
+    wf = make_workflow(pkg, sandbox="on", memory_limit_mb=128)
+    assert wf.runner.supervisor.layers["cgroup"] == "active"
+    report = wf.run(workdir=tmp_path)
+    assert report["flows"]["f"]["reason"] == "memory limit exceeded (128 MB)"
