@@ -100,7 +100,11 @@ def json_value() -> Any:
 
 def json_body(fields: Mapping[str, Field]) -> dict[str, Any]:
     """The request's JSON object, checked against `fields`; BadInput names every wrong field."""
-    body = json_value()
+    return checked(json_value(), fields)
+
+
+def checked(body: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
+    """`body` if it is a JSON object with only `fields`, of their types; else BadInput."""
     if not isinstance(body, dict):
         raise BadInput("the body must be a JSON object")
     unknown = sorted(set(body) - set(fields))

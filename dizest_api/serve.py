@@ -91,6 +91,7 @@ def serve(
         os.environ.setdefault("DIZEST_DATA_DIR", str(root))
         os.environ.setdefault("DIZEST_ARTIFACT_DIR", str(root / "artifacts"))
         os.environ.setdefault("DIZEST_WORKDIR_ROOT", str(root / "runs"))
+        os.environ.setdefault("DIZEST_DRIVE_ROOT", str(root / "drives"))
         if not os.environ.get("DIZEST_REDIS_URL"):
             embedded = EmbeddedRedis(root)
             children.start(embedded.child)

@@ -30,6 +30,9 @@ class ApiSettings:
     data_dir: str = field(default_factory=lambda: os.path.abspath(".dizest"))
     admin_password: str | None = field(repr=False, default=None)
     max_request_bytes: int = 10 * MIB
+    max_upload_bytes: int = 256 * MIB  # one request to /files or a submit with --file
+    drive_quota_bytes: int = 1024 * MIB  # per user (dizest_api.drives)
+    drive_quota_files: int = 10_000
     max_runs_per_user: int = 100
     max_streams: int = 1000  # SSE/WebSocket clients per API process (`dizest serve` sets it)
     heartbeat_s: float = 15.0  # quiet streams: SSE heartbeat comment / WebSocket ping
@@ -50,6 +53,8 @@ class ApiSettings:
             raise ConfigError(
                 "max_request_bytes must be >= 1024, max_runs_per_user and max_streams >= 1"
             )
+        if self.max_upload_bytes < self.max_request_bytes or min(self.drive_quota_bytes, self.drive_quota_files) < 1:  # fmt: skip
+            raise ConfigError("max_upload_bytes must be >= max_request_bytes; drive quotas >= 1")
         if not 0.1 <= self.heartbeat_s <= 300:
             raise ConfigError("DIZEST_HEARTBEAT_S must be between 0.1 and 300 seconds")
         if not 4 <= self.bcrypt_rounds <= 31:
@@ -95,6 +100,9 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "data_dir": os.path.abspath,
     "admin_password": str,
     "max_request_bytes": int,
+    "max_upload_bytes": int,
+    "drive_quota_bytes": int,
+    "drive_quota_files": int,
     "max_runs_per_user": int,
     "max_streams": int,
     "heartbeat_s": float,

@@ -109,8 +109,10 @@ def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
 
 def _exposures(job: FlowJob) -> list[_Expose]:
     """What the flow may reach: its working directory and artifact folder read-write; the
-    artifact directories of the runs its inputs come from read-only."""
+    artifact directories of the runs its inputs come from and its user's drive read-only."""
     out = [_Expose(os.path.realpath(job.workdir), True)]
+    if job.drive and os.path.isdir(job.drive):
+        out.append(_Expose(os.path.realpath(job.drive), False))
     folder = job.artifact_folder()
     if folder is not None and job.artifact_dir:
         os.makedirs(folder, exist_ok=True)

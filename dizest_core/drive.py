@@ -6,6 +6,12 @@ path argument into a real path through `Drive.abspath`, which follows symlinks a
 outside the root and symlinks pointing outside cannot be used to read, write, list or
 delete anything elsewhere.
 
+A Drive may have a read-only `fallback` layer (on a server: the drive of the user who started
+the run). Lookup order for reads (`read`, `exists`, `isfile`, `abspath`, `ls`, `copy` source):
+the root first (files attached to the run, what its flows wrote), then the fallback. Writes,
+moves, deletes and new folders always act on the root alone, so a flow never changes a user's
+drive, and a file written in the root hides the drive's file of the same path from then on.
+
 `drive.read` and `drive.write` are callable objects that also carry per-format methods,
 matching DIZEST's `FileSystem`:
 
@@ -17,6 +23,7 @@ Runs in the worker's child process: only stdlib at module level; pandas is impor
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import mimetypes
@@ -49,8 +56,9 @@ def _join(path: tuple[StrPath, ...]) -> str:
 class Drive:
     """A directory handle whose every path resolves inside `root`."""
 
-    def __init__(self, root: StrPath) -> None:
+    def __init__(self, root: StrPath, fallback: StrPath | None = None) -> None:
         self.root = os.path.realpath(os.fspath(root))
+        self.fallback = Drive(fallback) if fallback is not None else None
         self.read = Reader(self)
         self.write = Writer(self)
 
@@ -60,7 +68,19 @@ class Drive:
     # -- paths -------------------------------------------------------------------------
 
     def abspath(self, path: StrPath = "") -> str:
-        """The real absolute path of `path`; DriveError unless it is root or inside it."""
+        """The real absolute path of `path`; DriveError unless it is root or inside it. With a
+        fallback: the fallback's file when the root has nothing at `path` and it has."""
+        own = self._own(path)
+        if self.fallback is None or os.path.lexists(own):
+            return own
+        try:
+            other = self.fallback.abspath(path)
+        except DriveError:
+            return own
+        return other if os.path.exists(other) else own
+
+    def _own(self, path: StrPath = "") -> str:
+        """abspath in the root alone (what writes use)."""
         raw = os.fspath(path)
         resolved = os.path.realpath(os.path.join(self.root, raw))
         if not self._contains(resolved):
@@ -71,17 +91,17 @@ class Drive:
         return os.path.commonpath([self.root, resolved]) == self.root
 
     def _entry(self, path: StrPath) -> str:
-        """Like abspath, but a final symlink names the link itself, not its target."""
-        target = self.abspath(path)
+        """Like _own, but a final symlink names the link itself, not its target."""
+        target = self._own(path)
         raw = os.path.join(self.root, os.fspath(path)).rstrip(os.sep)
         name = os.path.basename(raw)
         if name in ("", ".", "..") or not os.path.islink(raw):
             return target
-        return os.path.join(self.abspath(os.path.dirname(raw)), name)
+        return os.path.join(self._own(os.path.dirname(raw)), name)
 
     def _for_write(self, path: StrPath) -> str:
         """abspath of a file about to be written, with its parent directories created."""
-        target = self.abspath(path)
+        target = self._own(path)
         if target == self.root:
             raise DriveError(f"cannot write a file over the drive root {self.root!r}")
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -89,13 +109,18 @@ class Drive:
 
     def _destination(self, path: StrPath) -> str:
         """abspath of a move/copy destination; the root itself is allowed (as a directory)."""
-        return self.root if self.abspath(path) == self.root else self._for_write(path)
+        return self.root if self._own(path) == self.root else self._for_write(path)
 
     def cd(self, *path: StrPath) -> Drive:
-        """A new Drive rooted at `path` below this one (created if missing)."""
-        target = self.abspath(_join(path))
+        """A new Drive rooted at `path` below this one (created if missing), with the same
+        path below the fallback as its fallback."""
+        target = self._own(_join(path))
         os.makedirs(target, exist_ok=True)
-        return Drive(target)
+        below = None
+        if self.fallback is not None:
+            with contextlib.suppress(DriveError):
+                below = self.fallback.abspath(_join(path))
+        return Drive(target, below if below and os.path.isdir(below) else None)
 
     use = cd
 
@@ -114,23 +139,22 @@ class Drive:
         return mimetypes.guess_type(self.abspath(path))[0]
 
     def ls(self, path: StrPath = "", recursive: bool = False) -> list[str]:
-        """Sorted names relative to `path` ("/"-separated); directories end with "/"."""
-        base = self.abspath(path)
-        if not os.path.isdir(base):
-            return []
-        if not recursive:
-            return sorted(_name(e.name, e.is_dir()) for e in os.scandir(base))
-        return sorted(_walk(base))
+        """Sorted names relative to `path` ("/"-separated); directories end with "/". With a
+        fallback: the names of both layers."""
+        names = set(_listing(self._own(path), recursive))
+        if self.fallback is not None:
+            with contextlib.suppress(DriveError):
+                names.update(self.fallback.ls(path, recursive))
+        return sorted(names)
 
     def count(self, path: StrPath = "") -> int:
         """Number of entries directly inside directory `path` (0 if it is not one)."""
-        base = self.abspath(path)
-        return len(os.listdir(base)) if os.path.isdir(base) else 0
+        return len(self.ls(path))
 
     # -- changes -----------------------------------------------------------------------
 
     def makedirs(self, path: StrPath) -> None:
-        os.makedirs(self.abspath(path), exist_ok=True)
+        os.makedirs(self._own(path), exist_ok=True)
 
     def delete(self, path: StrPath) -> None:
         """Remove a file, symlink or directory tree; missing paths are ignored."""
@@ -158,6 +182,14 @@ class Drive:
             shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copy2(source, target)
+
+
+def _listing(base: str, recursive: bool) -> list[str]:
+    if not os.path.isdir(base):
+        return []
+    if not recursive:
+        return [_name(e.name, e.is_dir()) for e in os.scandir(base)]
+    return _walk(base)
 
 
 def _name(rel: str, is_dir: bool) -> str:

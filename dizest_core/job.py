@@ -45,6 +45,8 @@ class FlowJob:
     outputs: tuple[str, ...]
     workdir: str
     title: str = ""
+    # a folder the flow reads as the fallback of `dizest.drive()` (its user's drive), read-only
+    drive: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     # input name -> the sources' serialized values in package order (None: source has no value)
     sources: dict[str, list[Value | None]] = field(default_factory=dict)

@@ -92,8 +92,9 @@ class FlowAPI:
         self._emit((wire.CLEAR,))
 
     def drive(self, *path: str) -> Drive:
-        """A file-system handle rooted at the run's working directory (it cannot escape it)."""
-        root = Drive(self._job.workdir)
+        """A file-system handle rooted at the run's working directory (it cannot escape it);
+        reads fall back to its user's drive, read-only (`Drive`'s lookup order)."""
+        root = Drive(self._job.workdir, self._job.drive)
         return root.cd(*path) if path else root
 
     def print(

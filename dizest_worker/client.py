@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import redis
@@ -69,10 +69,16 @@ class Client:
         idempotency_key: str | None = None,
         options: Mapping[str, Any] | None = None,
         base_run: str | None = None,
+        drive: str | None = None,
+        prepare: Callable[[str], None] | None = None,
     ) -> str:
         """Validate, store and enqueue a run; return its id (the same id for the same key).
         Inputs, options and the package are checked against `dizest_core.limits` first: a value
-        too deep or too large for a worker raises InputError and nothing is stored."""
+        too deep or too large for a worker raises InputError and nothing is stored.
+        `drive`: a folder under the workers' drive_root its flows read through `dizest.drive()`;
+        `prepare(run_id)` is called with the new run's id once it is valid and before it is
+        stored or enqueued (the API places attached files in its working directory there); when
+        the idempotency key names an existing run, that run's id is returned instead."""
         engine = self.settings.engine
         budget = limits.Budget.of(engine)
         limits.check_inputs(inputs or {}, engine, "input", budget)
@@ -102,8 +108,12 @@ class Client:
             "flow_inputs": per_flow,
             "base_run": base_run,
             "idempotency_key": idempotency_key,
+            "drive": drive,
         }
-        created = self.runs.create(new_run_id(), snapshot, plan, record, idempotency_key, base_run)
+        run_id = new_run_id()
+        if prepare is not None:
+            prepare(run_id)
+        created = self.runs.create(run_id, snapshot, plan, record, idempotency_key, base_run)
         if created.created and created.roots:
             ctx = self.runs.context(created.run_id)
             assert ctx is not None
@@ -132,6 +142,7 @@ class Client:
             [flow_id],
             options=json.loads(record["options"]),
             base_run=run_id,
+            drive=json.loads(record.get("drive") or "null"),
         )
 
     def _record(self, run_id: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ class RunContext:
     options: Mapping[str, Any]
     inputs: Mapping[str, Any]
     flow_inputs: Mapping[str, Mapping[str, Any]]
+    drive: str | None = None  # the folder its flows read through dizest.drive() (read-only)
     _descendants: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
@@ -38,11 +39,12 @@ class RunContext:
         options: Mapping[str, Any],
         inputs: Mapping[str, Any],
         flow_inputs: Mapping[str, Mapping[str, Any]],
+        drive: str | None = None,
     ) -> RunContext:
         package = dwp.load(snapshot)
         done = set(reused)
         plan = make_plan(package, Graph.from_package(package), targets, lambda f: f in done)
-        return cls(run_id, package, plan, options, inputs, flow_inputs)
+        return cls(run_id, package, plan, options, inputs, flow_inputs, drive)
 
     def descendants(self, flow_id: str) -> list[str]:
         """Every flow of the run below `flow_id`, in plan order (skipped when it fails)."""

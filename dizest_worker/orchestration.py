@@ -128,7 +128,7 @@ class Executor:
     def _supervisor(self) -> Supervisor:
         engine = self.settings.engine
         renderer_files = PluginRegistry.discover(engine.plugin_paths).renderer_files()
-        hide = (self.settings.workdir_root, self.settings.artifact_dir)
+        hide = (self.settings.workdir_root, self.settings.artifact_dir, self.settings.drive_root)
         policy = make_policy(engine, server=True, hide=hide)
         env = child_environment(extra=engine.flow_env)
         return Supervisor(env, engine.preload, renderer_files, policy)
@@ -136,6 +136,14 @@ class Executor:
     def close(self) -> None:
         self.supervisor.close()
         self.pubsub.close()
+
+    def _drive(self, ctx: RunContext) -> str | None:
+        """The run's drive folder, only if it lies in this worker's drive root (a record in
+        Redis never makes a flow read another folder of the machine)."""
+        if not ctx.drive:
+            return None
+        root, real = os.path.realpath(self.settings.drive_root), os.path.realpath(ctx.drive)
+        return real if os.path.dirname(real) == root and os.path.isdir(real) else None
 
     def _rebuild(self) -> None:
         """A fresh Supervisor after an error escaped `handle`: the old one may hold a child it
@@ -244,6 +252,7 @@ class Executor:
                 network=options.network,
                 attempt=task.attempt,
                 artifact_dir=self.settings.artifact_dir,
+                drive=self._drive(batch.ctx),
             )
             _serializable(job)
         except Exception as exc:  # RecursionError, PicklingError, MemoryError, ...

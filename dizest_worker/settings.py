@@ -23,6 +23,8 @@ class WorkerSettings:
     prefix: str = "dz"
     artifact_dir: str = field(default_factory=lambda: os.path.abspath(".dizest/artifacts"))
     workdir_root: str = field(default_factory=lambda: os.path.abspath(".dizest/runs"))
+    # users' drives (dizest_api.drives), read-only to their runs; shared like artifact_dir
+    drive_root: str = field(default_factory=lambda: os.path.abspath(".dizest/drives"))
     ttl_s: int = 7 * 24 * 3600
     lease_s: float = 10.0
     reaper_interval_s: float = 2.0
@@ -82,6 +84,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "prefix": str,
     "artifact_dir": os.path.abspath,
     "workdir_root": os.path.abspath,
+    "drive_root": os.path.abspath,
     "ttl_s": int,
     "lease_s": float,
     "reaper_interval_s": float,

@@ -388,6 +388,7 @@ class RedisRuns:
             load(record.get("options", "{}")),
             load(record.get("inputs", "{}")),
             load(record.get("flow_inputs", "{}")),
+            load(record.get("drive", "null")),
         )
 
     def events(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dizest_api.routes.accounts import bp as accounts
 from dizest_api.routes.compat import bp as compat
+from dizest_api.routes.files import bp as files
 from dizest_api.routes.health import bp as health
 from dizest_api.routes.meta import bp as meta
 from dizest_api.routes.metrics import bp as metrics
@@ -17,5 +18,6 @@ BLUEPRINTS = (
     (accounts, "/api/v1"),
     (workflows, "/api/v1"),
     (runs, "/api/v1"),
+    (files, "/api/v1"),
     (compat, ""),
 )

@@ -29,8 +29,9 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file,
 from redis.exceptions import LockError
 
 from dizest_api.auth import current
-from dizest_api.endpoint import LIMIT, OFFSET, Field, Spec, endpoint, json_body, query_int
+from dizest_api.endpoint import LIMIT, OFFSET, Field, Spec, endpoint, query_int
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
+from dizest_api.routes.files import Attached, submit_body, user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_query import RUN_FILTERS, run_page
 from dizest_api.routes.run_query import summary as _summary
@@ -138,7 +139,7 @@ def _options(raw: dict[str, Any]) -> dict[str, Any]:
 @endpoint(bp, "POST", "/runs", "Start a run of a stored workflow or of an inline .dwp",
           body=SUBMIT)  # fmt: skip
 def submit_run() -> tuple[Response, int, dict[str, str]]:
-    body, found, principal = json_body(SUBMIT), services(), current()
+    (body, parts), found, principal = submit_body(SUBMIT), services(), current()
     if ("workflow_id" in body) == ("package" in body):
         raise BadInput("give exactly one of workflow_id and package")
     if "version" in body and "workflow_id" not in body:
@@ -163,15 +164,19 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
     seen = scoped is not None and found.redis.exists(Keys(found.settings.worker.prefix).idempotency(scoped))  # fmt: skip
     if not seen:
         require_worker()
+    attached, run_id = Attached(parts), None
     with within_limit(check=not seen):
         try:
             run_id = found.client.submit(
-                package, body.get("inputs"), body.get("flows"), scoped, options
-            )
+                package, body.get("inputs"), body.get("flows"), scoped, options,
+                drive=user_drive().path, prepare=attached.prepare if parts else None,
+            )  # fmt: skip
         except ValueError as exc:  # dizest errors (ValidationError...) go through the table
             if isinstance(exc, (DizestError, LookupError)):
                 raise
             raise InvalidRun(str(exc)) from None
+        finally:
+            attached.settle(run_id)
         created = index().claim(run_id, principal.username, wf_id)
     info = index().get(run_id) or {}
     answer = {**_summary(run_id, found.client.runs.record(run_id), info), "version": version}

@@ -1,0 +1,189 @@
+"""The caller's drive over HTTP (`dizest_api.drives`): list, download, upload, move, delete.
+
+    GET    /files[/<folder>]?recursive=true    a folder's entries, and the drive's usage
+    GET    /files/<file>                       the file's bytes
+    PUT    /files/<file>                       the raw body becomes the file (created or replaced)
+    POST   /files[/<folder>]                   multipart: every file part is stored in the folder
+                                               under its file name (which may hold sub-folders);
+                                               no part at all: the folder is created
+    PATCH  /files/<path>  {"to": "new/path"}   move or rename a file or folder
+    DELETE /files/<path>                       delete a file or a folder with its contents
+
+Uploads may be up to `max_upload_bytes` (not the API's `max_request_bytes`) and must fit the
+user's quotas: 413 `too_large` / `quota_bytes`, 422 `quota_files`. A path that would leave the
+drive (`..`, absolute, a symlink out) is 400 `bad_path`, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, send_file
+from werkzeug.datastructures import FileStorage
+
+from dizest_api.auth import current
+from dizest_api.drives import BadPath, NoSuchPath, UserDrive, clean
+from dizest_api.endpoint import Field, checked, endpoint, json_body
+from dizest_api.errors import BadInput
+from dizest_api.services import services
+
+bp = Blueprint("files", __name__)
+
+MOVE = {"to": Field("string", True, description="the new path in your drive")}
+LISTING = {"recursive": Field("boolean", description="list sub-folders too (true/false)")}
+UPLOAD = "multipart/form-data"
+
+
+def user_drive(username: str | None = None) -> UserDrive:
+    found = services().settings
+    return UserDrive(
+        found.worker.drive_root,
+        username or current().username,
+        found.drive_quota_bytes,
+        found.drive_quota_files,
+    )
+
+
+def allow_upload() -> None:
+    """Let this request's body be up to `max_upload_bytes` (before anything reads it)."""
+    request.max_content_length = services().settings.max_upload_bytes
+
+
+def uploaded_files(folder: str = "") -> list[tuple[str, FileStorage]]:
+    """The multipart file parts of this request, each with its checked path below `folder`;
+    BadPath (nothing stored) when any of them would leave it."""
+    allow_upload()
+    if request.mimetype != UPLOAD:
+        raise BadInput(f"send the files as {UPLOAD}", {"content_type": request.mimetype})
+    parts = []
+    for field_name, storage in request.files.items(multi=True):
+        name = storage.filename or field_name
+        parts.append((clean(f"{folder}/{name}" if folder else name), storage))
+    return parts
+
+
+def _listing(drive: UserDrive, path: str) -> Response:
+    recursive = request.args.get("recursive", "false").lower()
+    if recursive not in ("true", "false", "1", "0"):
+        raise BadInput("recursive must be true or false")
+    items = drive.listing(path, recursive=recursive in ("true", "1"))
+    usage = drive.usage().to_dict(drive.quota_bytes, drive.quota_files)
+    return jsonify({"path": clean(path, allow_root=True), "items": items, "usage": usage})
+
+
+@endpoint(bp, "GET", "/files", "Your drive's top folder and its usage", query=LISTING)
+def list_root() -> Response:
+    return _listing(user_drive(), "")
+
+
+@endpoint(bp, "GET", "/files/<path:path>", "A folder's entries, or a file's bytes", query=LISTING)
+def get_path(path: str) -> Response:
+    drive = user_drive()
+    real = drive.resolve(path)
+    if real == drive.path or os.path.isdir(real):
+        return _listing(drive, path)
+    if not os.path.isfile(real):
+        raise NoSuchPath(f"no {path!r} in your drive")
+    return send_file(real, as_attachment=True, download_name=real.rsplit("/", 1)[-1])
+
+
+@endpoint(bp, "PUT", "/files/<path:path>", "Store the raw body as a file (created or replaced)")
+def put_file(path: str) -> tuple[Response, int]:
+    allow_upload()
+    drive = user_drive()
+    entry = drive.store(path, request.stream, services().settings.max_upload_bytes)
+    return jsonify(entry), 201
+
+
+@endpoint(bp, "POST", "/files", "Upload files (multipart) into your drive's top folder")
+def upload_root() -> tuple[Response, int]:
+    return _upload("")
+
+
+@endpoint(bp, "POST", "/files/<path:path>", "Upload files (multipart) into a folder; no file: "
+          "create the folder")  # fmt: skip
+def upload_into(path: str) -> tuple[Response, int]:
+    return _upload(path)
+
+
+def _upload(folder: str) -> tuple[Response, int]:
+    drive = user_drive()
+    limit = services().settings.max_upload_bytes
+    if folder:
+        drive.resolve(folder)
+    parts = uploaded_files(clean(folder, allow_root=True)) if request.content_length else []
+    items: list[dict[str, Any]] = []
+    if not parts:
+        if not folder:
+            raise BadInput("no file in the request")
+        items.append(drive.mkdir(folder))
+    for rel, storage in parts:
+        items.append(drive.store(rel, storage.stream, limit))
+    usage = drive.usage().to_dict(drive.quota_bytes, drive.quota_files)
+    return jsonify({"items": items, "usage": usage}), 201
+
+
+@endpoint(bp, "PATCH", "/files/<path:path>", "Move or rename a file or folder", body=MOVE)
+def move_path(path: str) -> Response:
+    body = json_body(MOVE)
+    return jsonify(user_drive().move(path, body["to"]))
+
+
+@endpoint(bp, "DELETE", "/files/<path:path>", "Delete a file, or a folder and its contents")
+def delete_path(path: str) -> Response:
+    drive = user_drive()
+    if clean(path, allow_root=True) == "":
+        raise BadPath("refusing to delete your whole drive")
+    drive.delete(path)
+    return Response(status=204)
+
+
+# -- files attached to a submit -----------------------------------------------------------
+SUBMIT_FIELD = "json"  # the multipart field that holds the submit's JSON body
+
+
+def submit_body(fields: Mapping[str, Field]) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """A submit's body and its attached files: a JSON body (no files), or multipart with the
+    same JSON in the `json` field and file parts whose file names are paths in the run's
+    working directory (`dizest submit my.dwp --file data/sales.csv`)."""
+    if request.mimetype != UPLOAD:
+        return json_body(fields), []
+    allow_upload()
+    raw = request.form.get(SUBMIT_FIELD)
+    if raw is None:
+        raise BadInput(f"a multipart submit needs its JSON body in the {SUBMIT_FIELD!r} field")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"malformed JSON in {SUBMIT_FIELD!r}: {exc}") from None
+    return checked(body, fields), uploaded_files()
+
+
+class Attached:
+    """Files attached to one submit. `prepare` (given to `Client.submit`) writes them into the
+    new run's working directory (under `workdir_root`, which workers share) before any of its
+    flows can start; `settle` drops that folder when the submit named an existing run instead
+    (an idempotency key seen before)."""
+
+    def __init__(self, parts: list[tuple[str, Any]]) -> None:
+        self.parts = parts
+        self.prepared: str | None = None
+
+    def prepare(self, run_id: str) -> None:
+        workdir = os.path.join(services().settings.worker.workdir_root, run_id)
+        self.prepared = workdir
+        os.makedirs(workdir, exist_ok=True)
+        for rel, storage in self.parts:
+            target = os.path.join(workdir, rel)  # `rel` passed `clean`: no way out
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as out:
+                shutil.copyfileobj(storage.stream, out)
+            os.chmod(target, 0o644)
+
+    def settle(self, run_id: str | None) -> None:
+        if self.prepared and os.path.basename(self.prepared) != run_id:
+            shutil.rmtree(self.prepared, ignore_errors=True)
