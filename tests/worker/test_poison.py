@@ -189,3 +189,30 @@ def test_poison_through_a_real_worker_never_disturbs_another_users_runs(cluster,
         assert report["status"] == "error"
         assert "RecursionError" in report["flows"]["e"]["reason"]
     assert "already running" not in cluster.worker.log  # type: ignore[attr-defined]
+
+
+DEEP_OUTPUT = package(
+    {
+        "make": {"code": "y = 0\nfor _ in range(300):\n    y = [y]", "outputs": ["y"]},
+        "count": {
+            "code": "v, z = dizest.input('y'), 0\nwhile isinstance(v, list):\n    v, z = v[0], z + 1",
+            "inputs": ["y"],
+            "outputs": ["z"],
+        },
+    },
+    {"m": {"app": "make"}, "c": {"app": "count", "in": {"y": [("m", "y")]}}},
+)
+
+
+def test_an_output_preview_over_the_limits_is_replaced_and_the_value_kept(executor) -> None:
+    """What a flow sends is held to the same limits in reports (the API must encode them
+    again), while the value itself reaches the flows that read it untouched."""
+    client, ex, sent = executor
+    run_id = client.submit(DEEP_OUTPUT)
+    run_to_end(ex, sent)
+    report = client.get(run_id)
+    assert report["status"] == "ready", report
+    shown = report["flows"]["m"]["outputs"]["y"]
+    assert shown["$type"] == "dizest.limits"
+    assert shown["$repr"].startswith("preview omitted: output 'y' is nested deeper than 32")
+    assert report["flows"]["c"]["outputs"] == {"z": 300}
