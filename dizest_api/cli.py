@@ -1,22 +1,90 @@
-"""`dizest user ...` and `dizest token ...`: manage accounts straight in Redis (settings from env).
+"""`dizest user ...` and `dizest token ...`: manage accounts straight in Redis.
 
-These talk to Redis through `dizest_worker.accounts`, so they work while the API is down, and
+These talk to Redis through `dizest_api.data.accounts`, so they work while the API is down, and
 are how the first admin gets in when DIZEST_ADMIN_PASSWORD was not set.
+
+Which Redis: the one `dizest serve --data-dir DIR` recorded in `DIR/redis.json` when `--data-dir`
+is given; else DIZEST_REDIS_URL; else the record in `.dizest` (serve's default data dir). When
+none of them is there the command refuses, naming what it looked for: it never falls back to a
+Redis the user did not name (a default redis://127.0.0.1:6379 may well be another installation).
 """
 
 from __future__ import annotations
 
-import click
+import os
+from pathlib import Path
 
+import click
+import redis
+
+from dizest_api.data.accounts import SCOPES, Accounts, text_client
+from dizest_api.data.library import Library
+from dizest_api.embedded_redis import LOCATION_FILE, locate
 from dizest_api.settings import ApiSettings
 from dizest_core.errors import DizestError
-from dizest_worker.accounts import SCOPES, Accounts, text_client
+from dizest_worker.connection import redact_url
 from dizest_worker.keys import Keys
-from dizest_worker.library import Library
+
+DEFAULT_DATA_DIR = ".dizest"  # as `dizest serve --data-dir`
+META = "dizest.data_dir"
+
+
+def _remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[META] = value  # meta is shared by the group and its subcommand
+
+
+DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    expose_value=False,
+    callback=_remember,
+    help="The data dir of the `dizest serve` whose Redis to use (default: DIZEST_REDIS_URL, "
+    f"else {DEFAULT_DATA_DIR}).",
+)
+
+
+def redis_location(data_dir: str | None, environ: dict[str, str]) -> tuple[str, str]:
+    """(URL, where it came from) of the Redis to manage accounts in; ClickException when none
+    is named."""
+    if data_dir is None and environ.get("DIZEST_REDIS_URL"):
+        return environ["DIZEST_REDIS_URL"], "DIZEST_REDIS_URL"
+    root = Path(data_dir or DEFAULT_DATA_DIR).resolve()
+    try:
+        url = locate(root)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if url is None:
+        hint = "" if data_dir else "DIZEST_REDIS_URL is not set and "
+        raise click.ClickException(
+            f"no Redis to use: {hint}{root / LOCATION_FILE} does not exist (it is written by "
+            f"`dizest serve --data-dir {root}`). Pass the --data-dir of your `dizest serve`, "
+            "or set DIZEST_REDIS_URL."
+        )
+    return url, str(root / LOCATION_FILE)
 
 
 def _services() -> tuple[Accounts, Library]:
-    settings = ApiSettings.from_env()
+    data_dir: str | None = click.get_current_context().meta.get(META)
+    environ = dict(os.environ)
+    url, source = redis_location(data_dir, environ)
+    environ["DIZEST_REDIS_URL"] = url
+    if data_dir is not None:
+        environ["DIZEST_DATA_DIR"] = data_dir
+    try:
+        settings = ApiSettings.from_env(environ)
+    except DizestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    probe = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:  # one quick try: the shared client would retry for a minute
+        probe.ping()
+    except redis.RedisError as exc:
+        raise click.ClickException(
+            f"cannot reach Redis at {redact_url(url)} (from {source}): {exc}; "
+            "is `dizest serve` running?"
+        ) from None
+    finally:
+        probe.close()
     client, keys = text_client(settings.worker), Keys(settings.worker.prefix)
     return Accounts(client, keys, bcrypt_rounds=settings.bcrypt_rounds), Library(client, keys)
 
@@ -26,11 +94,13 @@ def _fail(exc: DizestError) -> None:
 
 
 @click.group()
+@DATA_DIR
 def user() -> None:
     """Manage users (admin or user role)."""
 
 
 @user.command("add")
+@DATA_DIR
 @click.argument("username")
 @click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
 @click.password_option(help="Prompted for when omitted.")
@@ -44,6 +114,7 @@ def user_add(username: str, role: str, password: str) -> None:
 
 
 @user.command("list")
+@DATA_DIR
 def user_list() -> None:
     """List every user."""
     for found in _services()[0].users():
@@ -51,6 +122,7 @@ def user_list() -> None:
 
 
 @user.command("passwd")
+@DATA_DIR
 @click.argument("username")
 @click.password_option(help="Prompted for when omitted.")
 def user_passwd(username: str, password: str) -> None:
@@ -63,6 +135,7 @@ def user_passwd(username: str, password: str) -> None:
 
 
 @user.command("remove")
+@DATA_DIR
 @click.argument("username")
 @click.confirmation_option(prompt="Remove the user with their tokens and workflows?")
 def user_remove(username: str) -> None:
@@ -78,11 +151,13 @@ def user_remove(username: str) -> None:
 
 
 @click.group()
+@DATA_DIR
 def token() -> None:
     """Manage API tokens."""
 
 
 @token.command("create")
+@DATA_DIR
 @click.argument("username")
 @click.option("--name", default="cli", show_default=True)
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(sorted(SCOPES)))
@@ -99,6 +174,7 @@ def token_create(
 
 
 @token.command("list")
+@DATA_DIR
 @click.argument("username")
 def token_list(username: str) -> None:
     """List USERNAME's tokens (id, name, scopes, expiry)."""
@@ -108,6 +184,7 @@ def token_list(username: str) -> None:
 
 
 @token.command("revoke")
+@DATA_DIR
 @click.argument("token_id")
 def token_revoke(token_id: str) -> None:
     """Revoke a token by id; it stops working at once."""

@@ -10,6 +10,7 @@ Errors come back as `ApiError` subclasses: `Unauthorized` (401), `NotFoundError`
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -282,11 +283,26 @@ class Client:
         answer: dict[str, Any] = self.request("POST", f"/runs/{self._q(run_id)}/cancel")
         return answer
 
-    def events(self, run_id: str, after: str | None = None) -> Iterator[dict[str, Any]]:
+    def rerun(self, run_id: str, flow_id: str) -> str:
+        """Run one flow of a run again, reusing the run's upstream outputs; the new run's id."""
+        path = f"/runs/{self._q(run_id)}/flows/{self._q(flow_id)}/rerun"
+        return str(self.request("POST", path)["run_id"])
+
+    def runs(self, offset: int = 0, limit: int = 50, **filters: str | None) -> dict[str, Any]:
+        """A page of runs, newest first: `{items, total, offset, limit}`; filters: status,
+        workflow_id, owner."""
+        query = {k: v for k, v in filters.items() if v}
+        query.update(offset=str(offset), limit=str(limit))
+        page: dict[str, Any] = self.request("GET", "/runs?" + urllib.parse.urlencode(query))
+        return page
+
+    def events(
+        self, run_id: str, after: str | None = None, reconnects: int = RECONNECTS
+    ) -> Iterator[dict[str, Any]]:
         """The run's events (dicts with id, run_id, type, flow_id, data, ts) until the final one.
 
         Follows the Server-Sent Events stream; on a dropped connection, reconnects with
-        Last-Event-ID (at most a few times in a row).
+        Last-Event-ID (at most `reconnects` times in a row, waiting a little longer each time).
         """
         last, failures = after, 0
         while True:
@@ -297,9 +313,9 @@ class Client:
                 answer = self._open("GET", f"/api/v1/runs/{self._q(run_id)}/events", None, headers)
             except (urllib.error.URLError, OSError, http.client.HTTPException):
                 failures += 1
-                if failures > RECONNECTS:
+                if failures > reconnects:
                     raise
-                time.sleep(0.2 * failures)
+                time.sleep(min(2.0, 0.2 * failures))
                 continue
             try:
                 with answer:
@@ -311,16 +327,16 @@ class Client:
                             return
             except (OSError, http.client.HTTPException):
                 failures += 1
-                if failures > RECONNECTS:
+                if failures > reconnects:
                     raise
-                time.sleep(0.2 * failures)
+                time.sleep(min(2.0, 0.2 * failures))
                 continue
             # The stream ended before the final event (this client was dropped, or the run
             # had already ended before `after`): catch up from where it stopped.
             failures += 1
-            if failures > RECONNECTS:
+            if failures > reconnects:
                 return
-            time.sleep(0.2 * failures)
+            time.sleep(min(2.0, 0.2 * failures))
 
     def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Follow the run's events until its final one, then return its report.
@@ -338,6 +354,74 @@ class Client:
             time.sleep(0.3)
             report = self.get(run_id)
         return report
+
+    # -- workflows --------------------------------------------------------------------------
+
+    def workflows(self, title: str = "", offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        """A page of the workflows you own or were granted: `{items, total, offset, limit}`."""
+        query = urllib.parse.urlencode({"title": title, "offset": offset, "limit": limit})
+        page: dict[str, Any] = self.request("GET", f"/workflows?{query}")
+        return page
+
+    def push_workflow(
+        self, package: Mapping[str, Any], title: str | None = None, workflow_id: str | None = None
+    ) -> dict[str, Any]:
+        """Store a .dwp as a new workflow, or as the next version of `workflow_id`."""
+        body: dict[str, Any] = {"package": dict(package)}
+        if title is not None:
+            body["title"] = title
+        if workflow_id is None:
+            answer: dict[str, Any] = self.request("POST", "/workflows", body)
+        else:
+            answer = self.request("PUT", f"/workflows/{self._q(workflow_id)}", body)
+        return answer
+
+    def pull_workflow(self, workflow_id: str, version: int | None = None) -> tuple[str, bytes]:
+        """(file name, bytes) of a stored workflow's .dwp (its latest version by default)."""
+        query = "" if version is None else f"?version={int(version)}"
+        path = f"/api/v1/workflows/{self._q(workflow_id)}/dwp{query}"
+        with self._open("GET", path) as answer:
+            disposition = answer.headers.get("Content-Disposition", "")
+            name = disposition.partition('filename="')[2].rstrip('"') or f"{workflow_id}.dwp"
+            return Path(name).name, answer.read()
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        """The calling user, how it authenticated, and its scopes."""
+        answer: dict[str, Any] = self.request("GET", "/auth/me")
+        return answer
+
+    def login(
+        self,
+        username: str,
+        password: str,
+        name: str = "cli",
+        scopes: list[str] | None = None,
+        expires_in_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Exchange a password for a new API token, through a session ended right after; returns
+        the token's record with its secret under `token`, and uses that token from then on."""
+        anonymous = Client(self.server, token="", timeout=self.timeout)
+        credentials = {"username": username, "password": password}
+        with anonymous._open("POST", "/api/v1/auth/login", credentials) as answer:
+            csrf = json.loads(answer.read())["csrf_token"]
+            cookies = [c.split(";")[0] for c in answer.headers.get_all("Set-Cookie") or []]
+        session = {"Cookie": "; ".join(cookies), "X-CSRF-Token": csrf}
+        body: dict[str, Any] = {"name": name, "scopes": scopes or ["read", "run"]}
+        if expires_in_s is not None:
+            body["expires_in_s"] = expires_in_s
+        try:
+            made: dict[str, Any] = anonymous.request("POST", "/tokens", body, session)
+        finally:
+            with contextlib.suppress(ApiError, OSError):
+                anonymous.request("POST", "/auth/logout", None, session)
+        self.token = str(made["token"])
+        return made
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke one of your tokens (admins: anyone's); it stops working at once."""
+        self.request("DELETE", f"/tokens/{self._q(token_id)}")
 
 
 def _is_final(event: dict[str, Any]) -> bool:

@@ -6,13 +6,20 @@ valkey-server through its config file `<data-dir>/redis/valkey.conf` (mode 0600,
 start) and the API and worker through DIZEST_REDIS_URL in their environment; never through a
 command line, since /proc/<pid>/cmdline is readable by every user and environ and the files are
 not. Logs show the URL only through `dizest_worker.connection.redact_url`.
+
+Where it listens is recorded in `<data-dir>/redis.json` (mode 0600, replaced atomically at each
+start: the port is new each time): the URL without its password, and the password file's path.
+`dizest user` and `dizest token` find it there (`locate`), so nobody copies a URL around, and the
+password still lives in one file only.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +29,7 @@ import redis
 from dizest_api.supervisor import Child
 
 PASSWORD_FILE = "redis.password"
+LOCATION_FILE = "redis.json"
 
 
 def private_write(path: Path, text: str, *, exclusive: bool = False) -> None:
@@ -31,6 +39,39 @@ def private_write(path: Path, text: str, *, exclusive: bool = False) -> None:
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(text)
+
+
+def record_location(root: Path, url: str) -> None:
+    """Write `<root>/redis.json`: `url` (no password in it) and the password file's path."""
+    body = json.dumps({"url": url, "password_file": str(root / PASSWORD_FILE)})
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{LOCATION_FILE}.")  # 0600 from the start
+    with os.fdopen(fd, "w") as out:
+        out.write(body + "\n")
+    os.replace(tmp, root / LOCATION_FILE)
+
+
+def forget_location(root: Path) -> None:
+    """Remove `<root>/redis.json`: this serve uses a Redis it was given, not its own."""
+    (root / LOCATION_FILE).unlink(missing_ok=True)
+
+
+def locate(root: Path) -> str | None:
+    """The URL (with its password) of the embedded Redis recorded in `root`, or None when
+    there is no record. Raises ValueError when the record or its password file is unreadable."""
+    try:
+        raw = (root / LOCATION_FILE).read_text()
+    except FileNotFoundError:
+        return None
+    try:
+        found = json.loads(raw)
+        url, secret_file = str(found["url"]), Path(found["password_file"])
+        secret = secret_file.read_text().strip()
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{root / LOCATION_FILE} is unusable: {exc}") from None
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" in rest:
+        raise ValueError(f"{root / LOCATION_FILE}: unexpected url {url!r}")
+    return f"{scheme}://:{secret}@{rest}"
 
 
 def password(root: Path) -> str:
@@ -71,6 +112,11 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def public_url(self) -> str:
+        """The URL without the password: what `redis.json` records."""
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def wait_ready(self, timeout_s: float = 15.0) -> None:
         """Return once the server answers an authenticated PING; raise if it never does."""

@@ -5,7 +5,8 @@ supervised by this process.
                  [--connections 1000] [--no-worker] [--data-dir .dizest]
 
 Without DIZEST_REDIS_URL, an embedded Redis with a password is started (`embedded_redis`); its
-URL reaches every child through DIZEST_REDIS_URL, and logs show it redacted. Unless
+URL reaches every child through DIZEST_REDIS_URL, and logs show it redacted. Where it listens
+is recorded in `<data-dir>/redis.json` for `dizest user` and `dizest token`. Unless
 `--no-worker`, one `dizest worker -c 2` runs alongside (artifacts and working directories under
 the data dir). The first admin is created once here, before the API processes start: from
 DIZEST_ADMIN_PASSWORD, or with a generated password printed once to stderr.
@@ -26,7 +27,7 @@ from types import FrameType
 
 import click
 
-from dizest_api.embedded_redis import EmbeddedRedis
+from dizest_api.embedded_redis import EmbeddedRedis, forget_location, record_location
 from dizest_api.gunicorn_app import GRACEFUL_S, stream_threads
 from dizest_api.supervisor import Child, Supervisor
 from dizest_core.errors import DizestError
@@ -97,6 +98,9 @@ def serve(
             children.start(embedded.child)
             embedded.wait_ready()
             os.environ["DIZEST_REDIS_URL"] = embedded.url
+            record_location(root, embedded.public_url)  # for `dizest user` and `dizest token`
+        else:
+            forget_location(root)
         _bootstrap(forget_worker=not no_worker)
         if not no_worker:
             command = [sys.executable, "-m", "dizest_cli", "worker", "-c", "2"]

@@ -19,6 +19,11 @@ LAZY = {
     "token": "dizest_api.cli:token",
     "serve": "dizest_api.serve:serve",
     "submit": "dizest_cli.remote:submit",
+    "login": "dizest_cli.login:login",
+    "logout": "dizest_cli.login:logout",
+    "profiles": "dizest_cli.login:profiles",
+    "runs": "dizest_cli.runs:runs",
+    "workflows": "dizest_cli.workflows:workflows",
 }
 
 

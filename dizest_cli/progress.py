@@ -1,5 +1,10 @@
 """Terminal output while a run goes on: log lines prefixed by flow, a live status line on a TTY,
-and a summary table at the end. Writes to one text stream (stderr), never to stdout."""
+and a summary table at the end. Writes to one text stream (stderr), never to stdout.
+
+Not on a TTY (CI logs, a pipe), there is no status line to redraw, so every event that says
+something is one line, written and flushed as it happens: each flow status change
+(`[flow] running`, `[flow] ready 0.12s`, `[flow] error: reason`), each log line, and the run's
+status."""
 
 from __future__ import annotations
 
@@ -30,8 +35,12 @@ class Progress:
                 self._write(f"[{event.flow_id:<{self.width}}] {line}")
         elif event.type == ev.FLOW_STATUS:
             self._status(event)
+        elif event.type == ev.WORKFLOW_STATUS and not self.tty:
+            self._write(f"run {event.data.get('status')}")
         if self.tty:
             self._draw()
+        else:
+            self.out.flush()
 
     def _status(self, event: Event) -> None:
         status = event.data["status"]
@@ -42,6 +51,10 @@ class Progress:
             self.counts[status] += 1
         if status == "error":
             self._write(f"[{event.flow_id:<{self.width}}] error: {event.data.get('reason')}")
+        elif not self.tty:
+            took = event.data.get("duration_s")
+            after = f" {took:.3f}s" if isinstance(took, (int, float)) else ""
+            self._write(f"[{event.flow_id:<{self.width}}] {status}{after}")
 
     def _write(self, line: str) -> None:
         if self._line_shown:
@@ -70,12 +83,12 @@ class Progress:
         shown = [(f, d) for f, d in flows.items() if d["status"] != "idle" or d["reason"]]
         if len(shown) > 40:  # large runs: only what went wrong
             shown = [(f, d) for f, d in shown if d["status"] != "ready"]
-        self.out.write(f"\n{'flow':<{self.width}}  {'status':<8} {'time':>8}  reason\n")
+        width = max(self.width, len("flow"))
+        self.out.write(f"\n{'flow':<{width}}  {'status':<8} {'time':>8}  reason\n")
         for flow_id, d in shown:
             dur = f"{d['duration_s']:.3f}s" if d["duration_s"] is not None else "-"
-            self.out.write(
-                f"{flow_id:<{self.width}}  {d['status']:<8} {dur:>8}  {d['reason'] or ''}\n"
-            )
+            line = f"{flow_id:<{width}}  {d['status']:<8} {dur:>8}  {d['reason'] or ''}"
+            self.out.write(line.rstrip() + "\n")
         ready = sum(1 for d in flows.values() if d["status"] == "ready")
         self.out.write(
             f"run {report['status']}: {ready} ready of {len(flows)} flows in "

@@ -7,18 +7,21 @@ failed (or was cancelled); 2 the workflow is invalid or the command line is wron
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from dizest_cli.common import connect, server_options
 from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, parse_inputs
 from dizest_cli.progress import Progress
 from dizest_core import dwp
 from dizest_core.events import Event
 from dizest_core.model import Package
+
+if TYPE_CHECKING:
+    from dizest_api.client import Client
 
 
 def _final_outputs(package: Package) -> dict[str, list[str]]:
@@ -41,7 +44,7 @@ def _final_outputs(package: Package) -> dict[str, list[str]]:
     return finals
 
 
-def _problem_text(problem: dict[str, Any]) -> str:
+def problem_text(problem: dict[str, Any]) -> str:
     where = ", ".join(f"{k} {problem[k]!r}" for k in ("flow", "app", "field") if problem.get(k))
     message = str(problem.get("message") or problem.get("code") or problem)
     return f"{message} ({where})" if where else message
@@ -49,9 +52,7 @@ def _problem_text(problem: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("workflow", type=click.Path(dir_okay=False, exists=True))
-@click.option(
-    "--server", required=True, metavar="URL", help="The dizest server, e.g. http://host:8000."
-)
+@server_options
 @click.option(
     "--input",
     "-i",
@@ -65,21 +66,18 @@ def _problem_text(problem: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="With --wait: print the report as JSON.")
 def submit(
     workflow: str,
-    server: str,
+    server: str | None,
+    profile: str | None,
     inputs: tuple[str, ...],
     flows: tuple[str, ...],
     wait: bool,
     as_json: bool,
 ) -> None:
-    """Submit WORKFLOW (.dwp) to a dizest server (token from DIZEST_TOKEN)."""
-    from dizest_api.client import ApiError, Client, InvalidWorkflow
+    """Submit WORKFLOW (.dwp) to a dizest server (the one of `dizest login`, or --server with
+    DIZEST_TOKEN)."""
+    from dizest_api.client import ApiError, InvalidWorkflow
 
-    token = os.environ.get("DIZEST_TOKEN")
-    if not token:
-        click.echo(
-            "dizest submit: set DIZEST_TOKEN to an API token (dizest token create)", err=True
-        )
-        sys.exit(EXIT_INVALID)
+    client = connect(server, profile)
     values = parse_inputs(inputs)
     try:
         raw = json.loads(Path(workflow).read_text(encoding="utf-8"))
@@ -89,23 +87,30 @@ def submit(
     if not isinstance(raw, dict):
         click.echo(f"{workflow}: not a .dwp (a JSON object)", err=True)
         sys.exit(EXIT_INVALID)
-    client = Client(server, token)
     try:
         run_id = client.submit(raw, values, list(flows) or None)
     except InvalidWorkflow as exc:
         click.echo(f"{workflow}: invalid: {exc.message}", err=True)
         for problem in exc.problems:
-            click.echo(f"{workflow}: error: {_problem_text(problem)}", err=True)
+            click.echo(f"{workflow}: error: {problem_text(problem)}", err=True)
         sys.exit(EXIT_INVALID)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot reach {server}: {exc}") from None
+        raise click.ClickException(f"cannot reach {client.server}: {exc}") from None
     if not wait:
         click.echo(run_id)
         sys.exit(EXIT_OK)
-    click.echo(f"run {run_id}", err=True)
     package, _ = dwp.parse(raw)
+    follow_run(client, run_id, package, as_json)
+
+
+def follow_run(client: Client, run_id: str, package: Package, as_json: bool) -> NoReturn:
+    """Show a run's events as they happen (`Progress`), then its outputs or JSON report; exit
+    0 when it ended ready, 1 otherwise, 130 on Ctrl-C (after cancelling it)."""
+    from dizest_api.client import ApiError
+
+    click.echo(f"run {run_id}", err=True)
     progress = Progress(package, sys.stderr)
     try:
         for event in client.events(run_id):

@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -226,7 +227,8 @@ def _parse_connections(
 
 
 def validate(package: Package) -> list[Problem]:
-    """Semantic problems: unknown apps, dangling connections, self-loops and cycles (with path)."""
+    """Semantic problems: unknown apps, dangling connections, self-loops and cycles (with path),
+    app code that does not compile."""
     problems: list[Problem] = []
     for flow in package.flows.values():
         app = package.apps.get(flow.app_id)
@@ -246,6 +248,36 @@ def validate(package: Package) -> list[Problem]:
     graph = Graph.from_package(package)
     for cycle in graph.find_cycles():
         problems.append(_cycle_problem(package, cycle))
+    return problems + syntax_problems(package)
+
+
+def syntax_problems(package: Package) -> list[Problem]:
+    """A `syntax_error` for each app of the file whose code does not compile, naming the app,
+    the flows that use it, and the line: the error a flow would otherwise hit only when it runs.
+    Plugin apps are not checked here (their files are the operator's, loaded at start-up)."""
+    own = package.raw.get("apps")
+    users: dict[str, list[str]] = {}
+    for flow in package.flows.values():
+        users.setdefault(flow.app_id, []).append(flow.id)
+    problems = []
+    for app_id, app in package.apps.items():
+        if not isinstance(own, Mapping) or app_id not in own or not app.code:
+            continue
+        source = app.code if app.code.endswith("\n") else app.code + "\n"
+        try:
+            with warnings.catch_warnings():  # e.g. invalid escapes: the flow's business
+                warnings.simplefilter("ignore")
+                compile(source, f"<app {app_id}>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte
+            flows = users.get(app_id, [])
+            line = getattr(exc, "lineno", None)
+            text = getattr(exc, "msg", None) or str(exc)
+            used = f"; used by flow(s) {', '.join(flows[:5])}" if flows else ""
+            used += f" and {len(flows) - 5} more" if len(flows) > 5 else ""
+            where = f" on line {line}" if line else ""
+            message = f"syntax error in the app's code{where}: {text}{used}"
+            first = flows[0] if flows else None
+            problems.append(Problem("syntax_error", message, flow=first, app=app_id, field="code"))
     return problems
 
 
