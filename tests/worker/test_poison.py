@@ -216,3 +216,17 @@ def test_an_output_preview_over_the_limits_is_replaced_and_the_value_kept(execut
     assert shown["$type"] == "dizest.limits"
     assert shown["$repr"].startswith("preview omitted: output 'y' is nested deeper than 32")
     assert report["flows"]["c"]["outputs"] == {"z": 300}
+
+
+def test_a_rerun_goes_through_the_same_door(executor) -> None:
+    """A run stored before the limits (or under looser ones) cannot be rerun past them."""
+    client, _, sent = executor
+    poisoned = doorless(client.settings)
+    poisoned._enqueue = client._enqueue
+    run_id = poisoned.submit(ECHO, inputs={"e.x": nested(40, "list")})
+    sent.clear()
+    before = stored_keys(client)
+    with pytest.raises(InputError) as caught:
+        client.rerun(run_id, "e")
+    assert caught.value.code == "input_too_deep" and "'e.x'" in str(caught.value)
+    assert stored_keys(client) == before and not sent
