@@ -8,6 +8,7 @@ from dizest_api.routes.files import bp as files
 from dizest_api.routes.health import bp as health
 from dizest_api.routes.meta import bp as meta
 from dizest_api.routes.metrics import bp as metrics
+from dizest_api.routes.outputs import bp as outputs
 from dizest_api.routes.runs import bp as runs
 from dizest_api.routes.workflows import bp as workflows
 
@@ -19,5 +20,6 @@ BLUEPRINTS = (
     (workflows, "/api/v1"),
     (runs, "/api/v1"),
     (files, "/api/v1"),
+    (outputs, "/api/v1"),
     (compat, ""),
 )

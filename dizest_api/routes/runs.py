@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
 import socket
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from redis.exceptions import LockError
 
 from dizest_api.auth import current
@@ -39,7 +37,6 @@ from dizest_api.routes.workflows import open_workflow
 from dizest_api.services import services
 from dizest_api.streaming import STREAM_ID, follow, hub_for, sse
 from dizest_core.errors import DizestError
-from dizest_core.job import Artifact
 from dizest_worker.keys import Keys
 from dizest_worker.library import WorkflowNotFound
 from dizest_worker.run_index import RunIndex
@@ -227,38 +224,6 @@ def cancel_run(run_id: str) -> Response:
 def get_outputs(run_id: str, flow_id: str) -> Response:
     open_run(run_id)
     return jsonify({"outputs": services().client.outputs(run_id, flow_id)})
-
-
-@endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs/<name>",
-          "One output as stored (a pickle), as a download")  # fmt: skip
-def download_output(run_id: str, flow_id: str, name: str) -> Response:
-    open_run(run_id)
-    value = services().client.output_value(run_id, flow_id, name)
-    if value is None:
-        raise NotFound(f"flow {flow_id!r} of run {run_id} has no output {name!r}")
-    filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{flow_id}.{name}") + ".pickle"
-    if isinstance(value, Artifact):
-        return send_file(
-            _inside_artifacts(value.path),
-            mimetype="application/octet-stream",
-            as_attachment=True,
-            download_name=filename,
-        )
-    return Response(
-        bytes(value),
-        mimetype="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
-def _inside_artifacts(path: str) -> str:
-    """The artifact's real path, only if it lies in the artifact directory: a reference in
-    Redis must never make this process serve another file of the server."""
-    root = os.path.realpath(services().settings.worker.artifact_dir)
-    real = os.path.realpath(path)
-    if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
-        raise NotFound("this output's file is gone")
-    return real
 
 
 @endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/rerun",

@@ -1,0 +1,108 @@
+"""One output of a run's flow as a download, in an open format (`dizest_api.convert`).
+
+    GET /runs/<run>/flows/<flow>/outputs/<name>                    by type and `Accept`
+    GET /runs/<run>/flows/<flow>/outputs/<name>?format=csv         or json, text, bytes, parquet,
+                                                                   npy, png
+    GET /runs/<run>/flows/<flow>/outputs/<name>?format=pickle      the stored pickle (Python only;
+                                                                   trusted outputs only)
+
+By type: JSON values -> application/json; str -> text/plain; bytes -> application/octet-stream;
+pandas DataFrames -> text/csv (or application/vnd.apache.parquet when pyarrow is installed, or
+JSON records); numpy arrays -> application/x-npy (or JSON); matplotlib figures and PIL images ->
+image/png. No format the client accepts fits the value: 406 with the formats it could have
+(`details.offered`); a value no open format fits: 406 too, naming `?format=pickle`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+from flask import Blueprint, Response, current_app, request, send_file
+
+from dizest_api.convert import ConversionError, Converter, wanted_types
+from dizest_api.endpoint import endpoint
+from dizest_api.errors import ApiError, NotFound
+from dizest_api.routes.runs import open_run
+from dizest_api.services import services
+from dizest_core.job import Artifact
+
+bp = Blueprint("outputs", __name__)
+
+FORMAT = {"format": "json, text, bytes, csv, parquet, npy, png, or pickle (Python only, trusted)"}
+PICKLE = "application/x-python-pickle"
+MAX_CONVERT_BYTES = 512 << 20
+
+
+class NotAcceptable(ApiError):
+    status, code = 406, "not_acceptable"
+
+
+class NotConvertible(ApiError):
+    status, code = 422, "not_convertible"
+
+
+def converter() -> Converter:
+    found = current_app.extensions.get("dizest_convert")
+    if found is None:
+        found = current_app.extensions["dizest_convert"] = Converter(services().settings.worker)
+    return found
+
+
+@endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs/<name>",
+          "One output as a download, in an open format chosen by its type and Accept",
+          query=FORMAT)  # fmt: skip
+def download_output(run_id: str, flow_id: str, name: str) -> Response:
+    open_run(run_id)
+    value = services().client.output_value(run_id, flow_id, name)
+    if value is None:
+        raise NotFound(f"flow {flow_id!r} of run {run_id} has no output {name!r}")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{flow_id}.{name}")
+    fmt = request.args.get("format")
+    if fmt == "pickle":
+        return _pickle(value, stem)
+    try:
+        wanted = wanted_types(fmt, request.headers.get("Accept"))
+        converted = converter().convert(_bytes(value), wanted)
+    except ConversionError as exc:
+        if exc.status == 400:
+            raise ApiError(str(exc)) from None
+        details = {"offered": exc.offered, "pickle": "?format=pickle (Python only, trusted only)"}
+        raise (NotAcceptable if exc.status == 406 else NotConvertible)(str(exc), details) from None
+    response = send_file(
+        converted.path,
+        mimetype=converted.media_type,
+        as_attachment=True,
+        download_name=f"{stem}.{converted.extension}",
+    )
+    response.call_on_close(lambda: shutil.rmtree(converted.folder, ignore_errors=True))
+    return response
+
+
+def _pickle(value: bytes | Artifact, stem: str) -> Response:
+    if isinstance(value, Artifact):
+        return send_file(_inside_artifacts(value.path), mimetype=PICKLE, as_attachment=True,
+                         download_name=f"{stem}.pickle")  # fmt: skip
+    disposition = f'attachment; filename="{stem}.pickle"'
+    return Response(bytes(value), mimetype=PICKLE, headers={"Content-Disposition": disposition})
+
+
+def _bytes(value: bytes | Artifact) -> bytes:
+    """The serialized value (read, never unpickled, here)."""
+    if not isinstance(value, Artifact):
+        return bytes(value)
+    if value.size > MAX_CONVERT_BYTES:
+        raise NotConvertible(f"outputs over {MAX_CONVERT_BYTES} bytes are only served as ?format=pickle")  # fmt: skip
+    with open(_inside_artifacts(value.path), "rb") as f:
+        return f.read()
+
+
+def _inside_artifacts(path: str) -> str:
+    """The artifact's real path, only if it lies in the artifact directory: a reference in
+    Redis must never make this process serve another file of the server."""
+    root = os.path.realpath(services().settings.worker.artifact_dir)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
+        raise NotFound("this output's file is gone")
+    return real

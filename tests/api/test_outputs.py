@@ -1,0 +1,130 @@
+"""Outputs in open formats, chosen by type and Accept, against a real `dizest serve`; pickle only
+when asked; the API process never unpickles an output (a hostile one runs in the sandbox)."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy
+import pandas
+import pytest
+
+from dizest_api.client import Client
+from tests.api.test_serve import serving
+from tests.conftest import package
+
+CODE = """
+import os
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + dizest.input("marker"),))
+
+fig = Figure(figsize=(2, 2))
+fig.add_subplot().plot([1, 2, 3])
+dizest.output(
+    as_json={"a": [1, 2.5, None], "b": "x"},
+    as_text="héllo",
+    as_bytes=b"\\x00\\x01raw",
+    frame=pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}),
+    array=np.arange(6, dtype="int32").reshape(2, 3),
+    figure=fig,
+    image=Image.new("RGB", (3, 2), "red"),
+    evil=Evil(),
+)
+"""
+OUTPUTS = ["as_json", "as_text", "as_bytes", "frame", "array", "figure", "image", "evil"]
+PACKAGE = package(
+    {"make": {"code": CODE, "outputs": OUTPUTS, "inputs": [("marker", "variable", "text")]}}, {"m": {"app": "make"}}
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, str, Path]]:
+    tmp = tmp_path_factory.mktemp("outputs")
+    marker = tmp / "unpickled-here"
+    with serving(tmp) as served:
+        api = Client(served.base, served.token["Authorization"].removeprefix("Bearer "), 60)
+        run_id = api.submit(PACKAGE, inputs={"marker": str(marker)})
+        report = api.wait(run_id, timeout=120)
+        assert report["status"] == "ready", json.dumps(report)[:2000]
+        yield api, run_id, marker
+
+
+def get(api: Client, run_id: str, name: str, accept: str = "*/*", query: str = "") -> tuple[int, str, bytes]:  # fmt: skip
+    url = f"{api.server}/api/v1/runs/{run_id}/flows/m/outputs/{name}{query}"
+    headers = {"Authorization": f"Bearer {api.token}", "Accept": accept}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as r:
+            return r.status, r.headers.get_content_type(), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get_content_type(), exc.read()
+
+
+def test_each_type_in_its_open_format(run: tuple[Client, str, Path]) -> None:
+    api, run_id, _ = run
+    assert get(api, run_id, "as_json")[1:] == ("application/json", b'{"a": [1, 2.5, null], "b": "x"}')  # fmt: skip
+    assert get(api, run_id, "as_text")[1:] == ("text/plain", "héllo".encode())
+    assert get(api, run_id, "as_bytes")[1:] == ("application/octet-stream", b"\x00\x01raw")
+    status, kind, body = get(api, run_id, "frame")
+    assert (status, kind, body) == (200, "text/csv", b"x,y\n1,a\n2,b\n")
+    status, kind, body = get(api, run_id, "array")
+    assert kind == "application/x-npy"
+    assert numpy.load(io.BytesIO(body), allow_pickle=False).tolist() == [[0, 1, 2], [3, 4, 5]]
+    for name in ("figure", "image"):
+        status, kind, body = get(api, run_id, name)
+        assert (status, kind, body[:8]) == (200, "image/png", b"\x89PNG\r\n\x1a\n"), name
+
+
+def test_accept_and_format_choose_among_the_offered(run: tuple[Client, str, Path]) -> None:
+    api, run_id, _ = run
+    status, kind, body = get(api, run_id, "frame", accept="application/json")
+    assert (kind, json.loads(body)) == ("application/json", [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}])  # fmt: skip
+    assert json.loads(get(api, run_id, "array", query="?format=json")[2]) == [[0, 1, 2], [3, 4, 5]]
+    status, _, body = get(api, run_id, "frame", accept="image/png")
+    assert status == 406, body
+    assert "text/csv" in json.loads(body)["error"]["details"]["offered"]
+    status, _, body = get(api, run_id, "frame", query="?format=parquet")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        assert status == 406 and "pyarrow" in json.loads(body)["error"]["message"], body
+    else:
+        assert status == 200 and body[:4] == b"PAR1"
+    assert get(api, run_id, "frame", query="?format=yaml")[0] == 400
+
+
+def test_pickle_only_when_asked(run: tuple[Client, str, Path]) -> None:
+    api, run_id, _ = run
+    for name in OUTPUTS:
+        assert get(api, run_id, name)[1] != "application/x-python-pickle", name
+    status, kind, body = get(api, run_id, "as_json", query="?format=pickle")
+    assert (status, kind) == (200, "application/x-python-pickle")
+    assert pickle.loads(body) == {"a": [1, 2.5, None], "b": "x"}
+
+
+def test_the_api_never_unpickles_an_output(run: tuple[Client, str, Path]) -> None:
+    api, run_id, marker = run
+    status, _, body = get(api, run_id, "evil")
+    assert status in {200, 406, 422}, body  # whatever the sandboxed child made of it
+    assert not marker.exists(), "the output was unpickled outside the sandbox"
+
+
+def test_the_python_client_returns_the_value(run: tuple[Client, str, Path]) -> None:
+    api, run_id, _ = run
+    assert api.output(run_id, "m", "as_json") == {"a": [1, 2.5, None], "b": "x"}
+    assert api.output(run_id, "m", "as_text") == "héllo"
+    assert api.output(run_id, "m", "as_bytes") == b"\x00\x01raw"
+    frame = api.output(run_id, "m", "frame")
+    assert isinstance(frame, pandas.DataFrame) and frame["y"].tolist() == ["a", "b"]
+    assert api.output(run_id, "m", "array").shape == (2, 3)
+    assert api.output(run_id, "m", "as_json", pickled=True) == {"a": [1, 2.5, None], "b": "x"}
