@@ -6,10 +6,12 @@ from dizest_api.routes.accounts import bp as accounts
 from dizest_api.routes.compat import bp as compat
 from dizest_api.routes.files import bp as files
 from dizest_api.routes.health import bp as health
+from dizest_api.routes.hooks import bp as hooks
 from dizest_api.routes.meta import bp as meta
 from dizest_api.routes.metrics import bp as metrics
 from dizest_api.routes.outputs import bp as outputs
 from dizest_api.routes.runs import bp as runs
+from dizest_api.routes.schedules import bp as schedules
 from dizest_api.routes.workflows import bp as workflows
 
 BLUEPRINTS = (
@@ -21,5 +23,7 @@ BLUEPRINTS = (
     (runs, "/api/v1"),
     (files, "/api/v1"),
     (outputs, "/api/v1"),
+    (schedules, "/api/v1"),
+    (hooks, "/api/v1"),
     (compat, ""),
 )

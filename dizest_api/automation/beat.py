@@ -1,0 +1,100 @@
+"""`dizest beat`: redbeat's scheduler, the automation worker and the run-end listener, in one
+process. Run one per machine you like: redbeat's Redis lock lets one of them fire schedules
+(the others wait for the lock, taking over within its timeout if the holder dies), while all of
+them execute ticks and deliveries from the automation queue.
+
+Missed ticks. redbeat keeps each entry's `last_run_at` in Redis; when a beat (re)starts, an
+entry whose next cron time after `last_run_at` has passed is due once, and firing it sets
+`last_run_at` to now, so however many ticks were missed it fires once, never twice
+(`catchup: once`). `Scheduler.apply_async` adds the skip policy: a tick more than `LATE_S`
+behind its cron time is a missed one, and a `catchup: skip` schedule records it as skipped and
+moves on without a run. It also passes the tick's cron time to the task, which makes it the
+run's idempotency key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+import click
+from celery.beat import Service
+from redbeat.schedulers import RedBeatScheduler
+
+from dizest_api.automation.celery_app import (
+    DELIVER,
+    Entry,
+    automation_queue,
+    create_automation_celery,
+)
+from dizest_api.automation.cron import next_after
+from dizest_api.automation.runtime import runtime
+from dizest_core.errors import DizestError
+
+log = logging.getLogger("dizest.automation")
+LATE_S = 60.0  # a tick fired later than this after its cron time was missed
+
+
+class Scheduler(RedBeatScheduler):  # type: ignore[misc]
+    Entry = Entry
+
+    def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kw: Any) -> Any:
+        now = self.app.now()
+        due = next_after(entry.schedule, entry.last_run_at or now)
+        entry.kwargs = {**(entry.kwargs or {}), "tick": due.isoformat()}
+        late = (now - due).total_seconds() > LATE_S
+        if late and entry.kwargs.get("catchup") == "skip":
+            self.reserve(entry)  # last_run_at = now: the missed tick is done with
+            sid = entry.kwargs.get("schedule_id", entry.name)
+            runtime(self.app).schedules.record(
+                sid, {"tick": due.isoformat(), "skipped": "missed while no beat ran"}
+            )
+            log.info("schedule %s: missed tick %s skipped", sid, due.isoformat())
+            return None
+        return super().apply_async(entry, producer, advance, **kw)
+
+
+@click.command()
+@click.option("--concurrency", "-c", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Threads running ticks and webhook deliveries.")  # fmt: skip
+@click.option("--name", "-n", default="dizest-beat@%h", show_default=True, help="Worker name.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def beat(concurrency: int, name: str, loglevel: str) -> None:
+    """Run schedules (celery-redbeat), deliver webhooks and notice ended runs."""
+    from dizest_api.automation.notify import Notifier
+    from dizest_api.automation.settings import AutomationSettings
+    from dizest_worker.settings import WorkerSettings
+
+    try:
+        settings, auto = WorkerSettings.from_env(), AutomationSettings.from_env()
+    except DizestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    app = create_automation_celery(settings, auto)
+    app.conf.beat_enable_remote_control = False
+    deliver = app.tasks[DELIVER]
+    notifier = Notifier(runtime(app), lambda hook, payload, d: deliver.delay(hook, payload, d))
+    stop = threading.Event()
+    threading.Thread(target=notifier.listen, args=(stop,), daemon=True, name="notify").start()
+    service = Service(app, max_interval=auto.beat_interval_s, scheduler_cls=Scheduler)
+    threading.Thread(target=service.start, daemon=True, name="beat").start()
+    argv = [
+        "worker",
+        f"--queues={automation_queue(settings)}",
+        f"--hostname={name}",
+        f"--loglevel={loglevel}",
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    try:
+        app.worker_main(argv)
+    finally:
+        stop.set()
+        service.stop()
+        # the beat thread releases redbeat's lock on its way out (within one interval), so a
+        # restarted or standby beat takes over at once instead of after the lock's timeout
+        with contextlib.suppress(Exception):
+            service._is_stopped.wait(auto.beat_interval_s + 2)

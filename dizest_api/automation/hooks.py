@@ -1,0 +1,199 @@
+"""Webhooks: URLs called when a run ends, registered for one workflow or for all of a user's
+runs. A hook fires for runs its owner started (a workflow hook: runs of that workflow), so a
+hook never tells one user about another's runs; an admin's workflow hook fires for every run
+of the workflow.
+
+Invariants:
+- A URL is http(s), carries no credentials, and (unless the operator set
+  DIZEST_WEBHOOK_ALLOW_PRIVATE) every address its host resolves to is public: loopback, private,
+  link-local (cloud metadata: 169.254.169.254), multicast, reserved and unspecified addresses are
+  refused. The check runs at registration and again before every delivery (the name may point
+  elsewhere by then).
+- The secret signs each body (`X-Dizest-Signature: sha256=<HMAC-SHA256 of the body>`); it is
+  returned once, when the hook is made, and never logged.
+- Each delivery attempt is logged (status code or error, duration), newest first, capped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from dizest_api.automation.keys import AutoKeys
+from dizest_core.errors import DizestError, InputError
+
+LOG = 100  # delivery records kept per hook
+SIGNATURE_HEADER = "X-Dizest-Signature"
+
+
+class HookNotFound(DizestError, LookupError):
+    """No webhook with this id."""
+
+
+class UrlRefused(InputError):
+    """A webhook URL that is not http(s) or points at an address the operator did not allow."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__("invalid_url", message, {"url": url})
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def check_url(url: str, allow_private: bool) -> str:
+    """`url` if a webhook may call it; UrlRefused saying why not."""
+    if not isinstance(url, str) or len(url) > 2000:
+        raise UrlRefused("url must be a string of at most 2000 characters", str(url)[:100])
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https"):
+        raise UrlRefused(f"url must be http or https, not {parts.scheme or 'none'!r}", url)
+    if parts.username or parts.password:
+        raise UrlRefused("url must not carry credentials; the signature authenticates", url)
+    try:
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a port out of range
+        raise UrlRefused(f"bad url: {exc}", url) from None
+    if not host:
+        raise UrlRefused("url has no host", url)
+    if allow_private:
+        return url.strip()
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UrlRefused(f"cannot resolve {host!r}: {exc}", url) from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not _public(address):
+            raise UrlRefused(
+                f"{host!r} resolves to {address}, a loopback, private, link-local or reserved "
+                "address (an operator may allow those with DIZEST_WEBHOOK_ALLOW_PRIVATE=true)",
+                url,
+            )
+    return url.strip()
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable unicast: not loopback, private, shared (100.64/10), link-local
+    (169.254/16, where cloud metadata answers), multicast, reserved or unspecified."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+@dataclass(frozen=True)
+class Hook:
+    id: str
+    url: str
+    owner: str
+    workflow_id: str | None
+    created_at: float
+    secret: str = ""  # only filled when read for a delivery, or once at creation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "owner": self.owner,
+            "workflow_id": self.workflow_id,
+            "created_at": self.created_at,
+        }
+
+
+class HookStore:
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis, self.keys = redis, AutoKeys(prefix)
+
+    def create(self, owner: str, url: str, workflow_id: str | None) -> Hook:
+        hook = Hook(secrets.token_hex(8), url, owner, workflow_id, time.time(), _secret())
+        scope = (
+            self.keys.workflow_hooks(workflow_id) if workflow_id else self.keys.user_hooks(owner)
+        )
+        pipe = self.redis.pipeline()
+        pipe.hset(
+            self.keys.hook(hook.id),
+            mapping={
+                "url": url,
+                "owner": owner,
+                "workflow_id": workflow_id or "",
+                "created_at": str(hook.created_at),
+                "secret": hook.secret,
+            },
+        )
+        pipe.sadd(scope, hook.id)
+        pipe.zadd(self.keys.owned_hooks(owner), {hook.id: int(hook.created_at * 1000)})
+        pipe.execute()
+        return hook
+
+    def get(self, hook_id: str, with_secret: bool = False) -> Hook:
+        raw = self.redis.hgetall(self.keys.hook(hook_id))
+        if not raw:
+            raise HookNotFound(f"no webhook {hook_id!r}")
+        return _hook(hook_id, raw, with_secret)
+
+    def owned(self, owner: str) -> list[Hook]:
+        ids = self.redis.zrevrange(self.keys.owned_hooks(owner), 0, -1)
+        return [h for h in (self._maybe(i) for i in ids) if h is not None]
+
+    def for_run(self, owner: str, workflow_id: str | None) -> list[Hook]:
+        """The hooks a run of `owner` (of stored workflow `workflow_id`) fires, with secrets."""
+        ids = set(self.redis.smembers(self.keys.user_hooks(owner)))
+        if workflow_id:
+            ids |= set(self.redis.smembers(self.keys.workflow_hooks(workflow_id)))
+        found = [h for h in (self._maybe(i, True) for i in sorted(ids)) if h is not None]
+        return [h for h in found if h.owner == owner or (h.workflow_id and self._admin(h.owner))]
+
+    def delete(self, hook_id: str) -> None:
+        hook = self.get(hook_id)
+        scope = (
+            self.keys.workflow_hooks(hook.workflow_id)
+            if hook.workflow_id
+            else self.keys.user_hooks(hook.owner)
+        )
+        pipe = self.redis.pipeline()
+        pipe.delete(self.keys.hook(hook_id), self.keys.hook_log(hook_id))
+        pipe.srem(scope, hook_id)
+        pipe.zrem(self.keys.owned_hooks(hook.owner), hook_id)
+        pipe.execute()
+
+    def log(self, hook_id: str, item: Mapping[str, Any]) -> None:
+        pipe = self.redis.pipeline()
+        pipe.lpush(self.keys.hook_log(hook_id), json.dumps(dict(item)))
+        pipe.ltrim(self.keys.hook_log(hook_id), 0, LOG - 1)
+        pipe.execute()
+
+    def deliveries(self, hook_id: str, limit: int = LOG) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in self.redis.lrange(self.keys.hook_log(hook_id), 0, limit - 1)]
+
+    def _maybe(self, hook_id: str, with_secret: bool = False) -> Hook | None:
+        raw = self.redis.hgetall(self.keys.hook(hook_id))
+        return _hook(hook_id, raw, with_secret) if raw else None
+
+    def _admin(self, username: str) -> bool:
+        from dizest_worker.keys import Keys
+
+        return bool(self.redis.hget(Keys(self.keys.prefix).user(username), "role") == "admin")
+
+
+def _secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def _hook(hook_id: str, raw: Mapping[str, str], with_secret: bool) -> Hook:
+    return Hook(
+        hook_id,
+        raw["url"],
+        raw["owner"],
+        raw.get("workflow_id") or None,
+        float(raw["created_at"]),
+        raw["secret"] if with_secret else "",
+    )

@@ -1,0 +1,206 @@
+"""Schedules: a stored workflow run on a cron expression (with a time zone), with inputs and
+options, as its owner; enabled or disabled; `catchup` says what a tick missed while no beat ran
+becomes: `once` (one run when a beat is back, however many ticks were missed) or `skip`.
+
+Invariants:
+- The schedule's record (`{p}:sched:{id}`) is the truth; redbeat's entry (`{p}:redbeat:{id}`)
+  exists exactly while the schedule is enabled and is rewritten from the record on each change.
+- An entry starts with `last_run_at` = now: a new or re-enabled schedule fires at its next cron
+  time, never at once for ticks before it existed (or while it was disabled).
+- Nothing is stored unless the cron, zone and catchup are valid (`cron.zoned`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from dizest_api.automation.celery_app import TICK, Entry
+from dizest_api.automation.cron import CronError, next_after, zoned
+from dizest_api.automation.keys import AutoKeys
+from dizest_core.errors import DizestError
+
+CATCHUP = ("once", "skip")
+HISTORY = 100  # tick records kept per schedule
+
+
+class ScheduleNotFound(DizestError, LookupError):
+    """No schedule with this id."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    workflow_id: str
+    owner: str
+    cron: str
+    timezone: str
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    enabled: bool
+    catchup: str
+    created_at: float
+    updated_at: float
+
+    def to_dict(self, celery: Any = None) -> dict[str, Any]:
+        out = asdict(self)
+        if celery is not None and self.enabled:
+            fire = next_after(zoned(self.cron, self.timezone, celery), datetime.now(UTC))
+            out["next_run_at"] = fire.isoformat()
+        return out
+
+
+class ScheduleStore:
+    def __init__(self, redis: Any, prefix: str, celery: Any) -> None:
+        self.redis, self.keys, self.celery = redis, AutoKeys(prefix), celery
+
+    def create(self, owner: str, workflow_id: str, **fields: Any) -> Schedule:
+        now = time.time()
+        sched = _checked(
+            Schedule(
+                id=secrets.token_hex(8),
+                workflow_id=workflow_id,
+                owner=owner,
+                cron=fields["cron"],
+                timezone=fields.get("timezone") or "UTC",
+                inputs=dict(fields.get("inputs") or {}),
+                options=dict(fields.get("options") or {}),
+                enabled=bool(fields.get("enabled", True)),
+                catchup=fields.get("catchup") or "once",
+                created_at=now,
+                updated_at=now,
+            ),
+            self.celery,
+        )
+        pipe = self.redis.pipeline()
+        pipe.hset(self.keys.schedule(sched.id), mapping=_fields(sched))
+        pipe.zadd(self.keys.schedules, {sched.id: int(now * 1000)})
+        pipe.zadd(self.keys.workflow_schedules(workflow_id), {sched.id: int(now * 1000)})
+        pipe.execute()
+        self._sync(sched, None)
+        return sched
+
+    def get(self, sid: str) -> Schedule:
+        raw = self.redis.hgetall(self.keys.schedule(sid))
+        if not raw:
+            raise ScheduleNotFound(f"no schedule {sid!r}")
+        return _schedule(sid, raw)
+
+    def find(self, owner: str | None = None, workflow_id: str | None = None) -> list[Schedule]:
+        key = self.keys.workflow_schedules(workflow_id) if workflow_id else self.keys.schedules
+        found = []
+        for sid in self.redis.zrevrange(key, 0, -1):
+            raw = self.redis.hgetall(self.keys.schedule(sid))
+            if raw and (owner is None or raw.get("owner") == owner):
+                found.append(_schedule(sid, raw))
+        return found
+
+    def update(self, sid: str, changes: Mapping[str, Any]) -> Schedule:
+        old = self.get(sid)
+        new = _checked(
+            Schedule(**{**asdict(old), **changes, "updated_at": time.time()}), self.celery
+        )
+        self.redis.hset(self.keys.schedule(sid), mapping=_fields(new))
+        self._sync(new, old)
+        return new
+
+    def delete(self, sid: str) -> None:
+        sched = self.get(sid)
+        Entry(name=sid, app=self.celery).delete()
+        pipe = self.redis.pipeline()
+        pipe.delete(self.keys.schedule(sid), self.keys.history(sid))
+        pipe.zrem(self.keys.schedules, sid)
+        pipe.zrem(self.keys.workflow_schedules(sched.workflow_id), sid)
+        pipe.execute()
+
+    def delete_for_workflow(self, workflow_id: str) -> None:
+        for sid in self.redis.zrange(self.keys.workflow_schedules(workflow_id), 0, -1):
+            try:
+                self.delete(sid)
+            except ScheduleNotFound:
+                self.redis.zrem(self.keys.workflow_schedules(workflow_id), sid)
+
+    def record(self, sid: str, item: Mapping[str, Any]) -> None:
+        """Add a tick record (`{tick, run_id}`, `{tick, error}` or `{tick, skipped}`)."""
+        pipe = self.redis.pipeline()
+        pipe.lpush(self.keys.history(sid), json.dumps({"at": _iso(time.time()), **item}))
+        pipe.ltrim(self.keys.history(sid), 0, HISTORY - 1)
+        pipe.execute()
+
+    def history(self, sid: str, limit: int = HISTORY) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self.redis.lrange(self.keys.history(sid), 0, limit - 1)]
+
+    def entry(self, sid: str) -> Entry:
+        """redbeat's entry of an enabled schedule (KeyError when there is none)."""
+        return Entry.from_key(Entry.generate_key(self.celery, sid), app=self.celery)
+
+    def _sync(self, new: Schedule, old: Schedule | None) -> None:
+        """Make redbeat's entry match the record: none while disabled, a fresh one (last run =
+        now) when enabled, the same last run when only the definition changed."""
+        if not new.enabled:
+            Entry(name=new.id, app=self.celery).delete()
+            return
+        kwargs = {
+            "schedule_id": new.id,
+            "cron": new.cron,
+            "timezone": new.timezone,
+            "catchup": new.catchup,
+        }
+        entry = Entry(
+            name=new.id,
+            task=TICK,
+            schedule=zoned(new.cron, new.timezone, self.celery),
+            kwargs=kwargs,
+            app=self.celery,
+        )
+        if old is None or not old.enabled:
+            Entry(name=new.id, app=self.celery).delete()
+            entry.last_run_at = self.celery.now()
+        else:
+            try:
+                entry.last_run_at = self.entry(new.id).last_run_at
+            except KeyError:
+                entry.last_run_at = self.celery.now()
+        entry.save()
+
+
+def _checked(sched: Schedule, celery: Any) -> Schedule:
+    zoned(sched.cron, sched.timezone, celery)
+    if sched.catchup not in CATCHUP:
+        raise CronError(f"catchup must be one of {', '.join(CATCHUP)}", {"catchup": sched.catchup})
+    return sched
+
+
+def _fields(sched: Schedule) -> dict[str, str]:
+    out = {k: str(v) for k, v in asdict(sched).items() if k != "id"}
+    out.update(
+        inputs=json.dumps(sched.inputs),
+        options=json.dumps(sched.options),
+        enabled="1" if sched.enabled else "0",
+    )
+    return out
+
+
+def _schedule(sid: str, raw: Mapping[str, str]) -> Schedule:
+    return Schedule(
+        id=sid,
+        workflow_id=raw["workflow_id"],
+        owner=raw["owner"],
+        cron=raw["cron"],
+        timezone=raw["timezone"],
+        inputs=json.loads(raw["inputs"]),
+        options=json.loads(raw["options"]),
+        enabled=raw["enabled"] == "1",
+        catchup=raw["catchup"],
+        created_at=float(raw["created_at"]),
+        updated_at=float(raw["updated_at"]),
+    )
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()

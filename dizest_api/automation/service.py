@@ -1,0 +1,48 @@
+"""The automation stores one API process holds, in `app.extensions["dizest.automation"]`:
+installed by `install(app, settings)` (tests pass their own settings), or built on first use
+from the app's settings and DIZEST_* variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+from dizest_api.automation.celery_app import create_automation_celery
+from dizest_api.automation.hooks import HookStore
+from dizest_api.automation.schedules import ScheduleStore
+from dizest_api.automation.settings import AutomationSettings
+from dizest_api.automation.triggers import TriggerStore
+
+KEY = "dizest.automation"
+
+
+@dataclass(frozen=True)
+class Automation:
+    settings: AutomationSettings
+    celery: Any  # the automation Celery app: redbeat entries are written through it
+    schedules: ScheduleStore
+    hooks: HookStore
+    triggers: TriggerStore
+
+
+def install(app: Flask, settings: AutomationSettings) -> Automation:
+    found = app.extensions["dizest"]
+    worker = found.settings.worker
+    celery = create_automation_celery(worker, settings)
+    built = Automation(
+        settings,
+        celery,
+        ScheduleStore(found.redis, worker.prefix, celery),
+        HookStore(found.redis, worker.prefix),
+        TriggerStore(found.redis, worker.prefix),
+    )
+    app.extensions[KEY] = built
+    return built
+
+
+def automation() -> Automation:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    found = app.extensions.get(KEY)
+    return found if found is not None else install(app, AutomationSettings.from_env())

@@ -1,0 +1,57 @@
+"""Automation settings: one frozen dataclass, parsed once from DIZEST_* variables at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from dizest_core.errors import ConfigError
+from dizest_core.settings import read_env
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        raise ValueError("expected true or false")
+    return value in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """What schedules, webhooks and triggers need beyond the worker settings."""
+
+    # Webhook URLs resolving to loopback, private, link-local or metadata addresses are refused
+    # unless the operator allows them (DIZEST_WEBHOOK_ALLOW_PRIVATE=true).
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = 10.0
+    webhook_attempts: int = 6  # the first call and 5 retries
+    webhook_backoff_s: float = 10.0  # retry n waits backoff * 2**(n-1)
+    trigger_rate_per_min: int = 60  # default limit of a trigger's calls per minute
+    beat_interval_s: float = 5.0  # longest sleep of the scheduler (new schedules seen within it)
+    sweep_interval_s: float = 30.0  # how often ended runs whose end event was missed are found
+    sweep_window_s: int = 24 * 3600  # how far back the sweep looks
+
+    def __post_init__(self) -> None:
+        if self.webhook_attempts < 1 or self.trigger_rate_per_min < 1:
+            raise ConfigError(
+                "DIZEST_WEBHOOK_ATTEMPTS and DIZEST_TRIGGER_RATE_PER_MIN must be >= 1"
+            )
+        positive = (self.webhook_timeout_s, self.webhook_backoff_s, self.beat_interval_s)
+        if min(positive) <= 0 or self.sweep_interval_s <= 0 or self.sweep_window_s < 60:
+            raise ConfigError("automation intervals must be positive (sweep window >= 60 s)")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AutomationSettings:
+        return cls(**read_env(_PARSERS, environ))  # type: ignore[arg-type]
+
+
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "webhook_allow_private": _bool,
+    "webhook_timeout_s": float,
+    "webhook_attempts": int,
+    "webhook_backoff_s": float,
+    "trigger_rate_per_min": int,
+    "beat_interval_s": float,
+    "sweep_interval_s": float,
+    "sweep_window_s": int,
+}

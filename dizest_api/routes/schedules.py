@@ -1,0 +1,114 @@
+"""Schedules over HTTP: a workflow's cron schedules, run as their owner (see
+`dizest_api.automation.schedules`).
+
+Who may do what: making a schedule needs the run right on the workflow; a schedule is read,
+changed and deleted by its owner (and admins). A workflow's list shows the caller's own
+schedules, all of them to the workflow's owner and admins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from dizest_api.auth import current
+from dizest_api.automation.schedules import Schedule, ScheduleNotFound
+from dizest_api.automation.service import automation
+from dizest_api.endpoint import Field, endpoint, json_body, query_int
+from dizest_api.errors import NotFound
+from dizest_api.routes.runs import _options
+from dizest_api.routes.workflows import open_workflow
+from dizest_api.services import services
+from dizest_core import limits
+
+bp = Blueprint("schedules", __name__)
+
+FIELDS = {
+    "cron": Field("string", description="5 fields (minute hour day month weekday) or @daily..."),
+    "timezone": Field("string", description="IANA time zone, e.g. Europe/Paris (default UTC)"),
+    "inputs": Field("object", description="run inputs: name or flow.name -> JSON value"),
+    "options": Field("object", description="flow_timeout, memory_limit_mb, retries"),
+    "enabled": Field("boolean", description="default true"),
+    "catchup": Field("string", description="a tick missed while no beat ran: once | skip"),
+}
+NEW = {**FIELDS, "cron": Field("string", True, description=FIELDS["cron"].description)}
+HISTORY = {"limit": Field("integer", description="history records (1 to 100, default 20)")}
+
+
+def _checked(body: dict[str, Any]) -> dict[str, Any]:
+    """Options and inputs as a submit would check them: nothing bad is ever stored."""
+    engine = services().settings.worker.engine
+    budget = limits.Budget.of(engine)
+    if "options" in body:
+        limits.check_inputs(_options(body["options"]), engine, "option", budget)
+    if "inputs" in body:
+        limits.check_inputs(body["inputs"], engine, "input", budget)
+    return body
+
+
+def open_schedule(sid: str) -> Schedule:
+    """The schedule, if the caller owns it or is an admin; else 404."""
+    try:
+        sched = automation().schedules.get(sid)
+    except ScheduleNotFound:
+        raise NotFound(f"no schedule {sid!r}") from None
+    principal = current()
+    if not principal.is_admin and sched.owner != principal.username:
+        raise NotFound(f"no schedule {sid!r}")
+    return sched
+
+
+def _out(sched: Schedule) -> dict[str, Any]:
+    return sched.to_dict(automation().celery)
+
+
+@endpoint(bp, "POST", "/workflows/<wf_id>/schedules",
+          "Run a workflow on a cron schedule, as you (needs the run right)", body=NEW)  # fmt: skip
+def create_schedule(wf_id: str) -> tuple[Response, int, dict[str, str]]:
+    body = _checked(json_body(NEW))
+    wf = open_workflow(wf_id, "run")
+    sched = automation().schedules.create(current().username, wf.id, **body)
+    return jsonify(_out(sched)), 201, {"Location": url_for(".get_schedule", sid=sched.id)}
+
+
+@endpoint(bp, "GET", "/workflows/<wf_id>/schedules", "A workflow's schedules")
+def workflow_schedules(wf_id: str) -> Response:
+    wf, principal = open_workflow(wf_id, "read"), current()
+    everyone = principal.is_admin or wf.owner == principal.username
+    found = automation().schedules.find(None if everyone else principal.username, wf.id)
+    return jsonify({"items": [_out(s) for s in found]})
+
+
+@endpoint(bp, "GET", "/schedules", "Your schedules (admins: all), newest first",
+          query={"workflow_id": "only this workflow's"})  # fmt: skip
+def list_schedules() -> Response:
+    principal = current()
+    owner = None if principal.is_admin else principal.username
+    found = automation().schedules.find(owner, request.args.get("workflow_id") or None)
+    return jsonify({"items": [_out(s) for s in found]})
+
+
+@endpoint(bp, "GET", "/schedules/<sid>", "A schedule with its latest ticks", query=HISTORY)
+def get_schedule(sid: str) -> Response:
+    sched = open_schedule(sid)
+    history = automation().schedules.history(sid, query_int("limit", 20, 1, 100))
+    return jsonify({**_out(sched), "history": history})
+
+
+@endpoint(bp, "PATCH", "/schedules/<sid>",
+          "Change a schedule (cron, zone, inputs, options, catchup) or enable/disable it",
+          body=FIELDS)  # fmt: skip
+def update_schedule(sid: str) -> Response:
+    body = _checked(json_body(FIELDS))
+    sched = open_schedule(sid)
+    if body.get("enabled") and not sched.enabled:
+        open_workflow(sched.workflow_id, "run")  # re-enabling needs the right to run it still
+    return jsonify(_out(automation().schedules.update(sid, body)))
+
+
+@endpoint(bp, "DELETE", "/schedules/<sid>", "Delete a schedule")
+def delete_schedule(sid: str) -> Response:
+    open_schedule(sid)
+    automation().schedules.delete(sid)
+    return Response(status=204)

@@ -1,0 +1,76 @@
+"""Schedules against a real worker and real `dizest beat` processes: missed ticks run once or
+are skipped as the schedule says, never twice, even with two beats; a tick whose owner lost the
+right to run the workflow fails with a record saying so."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.automation.conftest import Stack
+from tests.conftest import package, wait_for
+
+PKG = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
+
+
+def _workflow(stack: Stack, headers: dict[str, str]) -> str:
+    answer = stack.api.call("POST", "/workflows", headers, json={"title": "t", "package": PKG})
+    assert answer.status_code == 201, answer.json
+    return str(answer.json["id"])
+
+
+def _missed_daily(stack: Stack, wf_id: str, headers: dict[str, str], catchup: str) -> str:
+    """A daily schedule whose tick was 5 minutes ago, with redbeat's entry set as if its last
+    run was the day before: exactly one tick (today's) was missed while no beat ran."""
+    fired = datetime.now(UTC) - timedelta(minutes=5)
+    body = {"cron": f"{fired.minute} {fired.hour} * * *", "timezone": "UTC", "catchup": catchup}
+    answer = stack.api.call("POST", f"/workflows/{wf_id}/schedules", headers, json=body)
+    assert answer.status_code == 201, answer.json
+    sid = str(answer.json["id"])
+    entry = stack.auto.schedules.entry(sid)
+    entry.reschedule(last_run_at=fired - timedelta(days=1))  # redbeat's own entry state
+    return sid
+
+
+def _history(stack: Stack, sid: str) -> list[dict[str, Any]]:
+    return stack.auto.schedules.history(sid)
+
+
+def test_a_missed_tick_runs_once_even_with_two_beats(stack: Stack) -> None:
+    alice = stack.api.user("alice")
+    wf_id = _workflow(stack, alice)
+    once = _missed_daily(stack, wf_id, alice, "once")
+    skip = _missed_daily(stack, wf_id, alice, "skip")
+    before = {s: stack.auto.schedules.entry(s).last_run_at for s in (once, skip)}
+    stack.start_beat()
+    stack.start_beat()  # waits on redbeat's lock: never fires too
+    history = wait_for(lambda: _history(stack, once), timeout=30)
+    wait_for(lambda: _history(stack, skip), timeout=30)
+    # both entries moved on: their next tick is tomorrow's
+    for sid in (once, skip):
+        entry = stack.auto.schedules.entry(sid)
+        assert entry.last_run_at > before[sid]
+        assert entry.due_at > datetime.now(UTC) + timedelta(hours=23)
+    assert len(history) == 1 and "run_id" in history[0], history
+    run_id = history[0]["run_id"]
+    report = stack.api.call("GET", f"/runs/{run_id}", alice)
+    assert report.status_code == 200 and report.json["owner"] == "alice"
+    assert report.json["workflow_id"] == wf_id
+    skipped = _history(stack, skip)
+    assert len(skipped) == 1 and "skipped" in skipped[0] and "run_id" not in skipped[0]
+    runs = stack.api.call("GET", "/runs", alice).json
+    assert [r["run_id"] for r in runs["items"]] == [run_id]  # one run, not two
+    stack.api.services.client.wait(run_id, timeout=60)
+
+
+def test_a_tick_fails_with_a_record_when_the_owner_lost_the_right(stack: Stack) -> None:
+    alice, bob = stack.api.user("alice"), stack.api.user("bob")
+    wf_id = _workflow(stack, alice)
+    grants = stack.api.call("PUT", f"/workflows/{wf_id}/grants", alice, json={"grants": {"bob": "runner"}})  # fmt: skip
+    assert grants.status_code == 200
+    sid = _missed_daily(stack, wf_id, bob, "once")
+    stack.api.call("PUT", f"/workflows/{wf_id}/grants", alice, json={"grants": {}})
+    stack.start_beat()
+    history = wait_for(lambda: _history(stack, sid), timeout=30)
+    assert history[0]["error"] == f"owner 'bob' may no longer run workflow {wf_id!r}"
+    assert stack.api.call("GET", "/runs", bob).json["items"] == []
