@@ -14,13 +14,13 @@ from typing import Any
 from flask import Flask
 
 from dizest_api import auth, console, errors
+from dizest_api.data.accounts import Accounts, text_client
+from dizest_api.data.library import Library
 from dizest_api.routes import BLUEPRINTS
 from dizest_api.services import Services
 from dizest_api.settings import ApiSettings
 from dizest_core.plugins import PluginRegistry
-from dizest_worker.accounts import Accounts, text_client
 from dizest_worker.keys import Keys
-from dizest_worker.library import Library
 
 __all__ = ["ApiSettings", "create_app"]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
+from dizest_api.data.accounts import InvalidCredentials, User
 from dizest_api.endpoint import SAFE_METHODS, spec_of
 from dizest_api.errors import Forbidden, Unauthenticated
 from dizest_api.services import services
-from dizest_worker.accounts import InvalidCredentials, User
 
 COOKIE = "dizest_session"
 CSRF_HEADER = "X-CSRF-Token"

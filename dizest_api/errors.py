@@ -13,9 +13,9 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
+from dizest_api.data.library import GrantError
 from dizest_core.errors import AuthError, DizestError, InputError, ValidationError, WorkflowError
-from dizest_worker.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
-from dizest_worker.library import GrantError
 from dizest_worker.options import InvalidOptions
 
 log = logging.getLogger("dizest.api")

@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import current_app
 
+from dizest_api.data.accounts import Accounts
+from dizest_api.data.library import Library
 from dizest_api.settings import ApiSettings
 from dizest_core.plugins import PluginRegistry
-from dizest_worker.accounts import Accounts
-from dizest_worker.library import Library
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ class Keys:
     def control_channel(self) -> str:
         return f"{self.prefix}:control"
 
-    # -- accounts (dizest_worker.accounts) and stored workflows (dizest_worker.library) --
+    # -- accounts (dizest_api.data.accounts) and stored workflows (dizest_api.data.library) --
 
     def user(self, username: str) -> str:
         return f"{self.prefix}:user:{username}"

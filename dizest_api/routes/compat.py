@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from dizest_api.auth import current
+from dizest_api.data.library import WorkflowNotFound
 from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.routes.health import require_worker
@@ -28,7 +29,6 @@ from dizest_api.services import services
 from dizest_core import dwp
 from dizest_core.errors import ExecutionError
 from dizest_core.workflow import package_spec, parse_value
-from dizest_worker.library import WorkflowNotFound
 
 bp = Blueprint("compat", __name__)
 

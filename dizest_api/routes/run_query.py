@@ -1,6 +1,6 @@
 """Listing runs: one run's summary, and a page of a user's (or everyone's) runs, filtered.
 
-The run index (`dizest_worker.run_index`) orders runs by submit time and forgets them after the
+The run index (`dizest_api.data.run_index`) orders runs by submit time and forgets them after the
 run TTL, so a filtered page walks at most the runs that still exist, newest first, and counts
 every match (the total a paginated list needs).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dizest_worker.run_index import RunIndex
+from dizest_api.data.run_index import RunIndex
 
 RUN_FILTERS = {
     "status": "only runs with this status (running, ready, error...)",

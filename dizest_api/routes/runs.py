@@ -8,7 +8,7 @@ with another. Such a grantee may read (report, outputs, events) with any grant, 
 run right and cancel with the write right (editor). Anyone else gets 404, as for a run that does
 not exist. A run submitted outside the API (no owner) is visible to admins only.
 
-Who owns which run is kept by `dizest_worker.run_index.RunIndex`. The per-user limit is checked
+Who owns which run is kept by `dizest_api.data.run_index.RunIndex`. The per-user limit is checked
 and the run claimed under a per-user lock (`within_limit`), so simultaneous submits cannot pass
 it together.
 """
@@ -27,6 +27,8 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from redis.exceptions import LockError
 
 from dizest_api.auth import current
+from dizest_api.data.library import WorkflowNotFound
+from dizest_api.data.run_index import RunIndex
 from dizest_api.endpoint import LIMIT, OFFSET, Field, Spec, endpoint, query_int
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.routes.files import Attached, submit_body, user_drive
@@ -38,8 +40,6 @@ from dizest_api.services import services
 from dizest_api.streaming import STREAM_ID, follow, hub_for, sse
 from dizest_core.errors import DizestError
 from dizest_worker.keys import Keys
-from dizest_worker.library import WorkflowNotFound
-from dizest_worker.run_index import RunIndex
 
 bp = Blueprint("runs", __name__)
 

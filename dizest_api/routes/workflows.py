@@ -15,11 +15,11 @@ import re
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from dizest_api.auth import current
+from dizest_api.data.accounts import UserNotFound
+from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_int
 from dizest_api.errors import BadInput, Forbidden, NotFound
 from dizest_api.services import services
-from dizest_worker.accounts import UserNotFound
-from dizest_worker.library import StoredWorkflow, WorkflowNotFound
 
 bp = Blueprint("workflows", __name__)
 

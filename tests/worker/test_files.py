@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from dizest_api.data.run_index import RunIndex
 from dizest_core import dwp
 from dizest_core.job import Artifact
 from dizest_core.plan import make_plan
 from dizest_worker.connection import redis_client
 from dizest_worker.reaper import FORGET_WORKER_S, Reaper
-from dizest_worker.run_index import RunIndex
 from dizest_worker.state import RedisRuns, now_ms
 from tests.conftest import package
 from tests.worker.conftest import cleanup, make_settings
