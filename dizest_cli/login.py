@@ -44,6 +44,9 @@ def _config_or_exit() -> tuple[config.Config, Path]:
     type=click.Choice(["read", "run", "admin"]),
     help="Scopes of the new token (default: read, run).",
 )
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (scripts, no prompt)."
+)
 @click.option("--default", "make_default", is_flag=True, help="Make this the default profile.")
 def login(
     server: str,
@@ -51,6 +54,7 @@ def login(
     username: str | None,
     token: str | None,
     scopes: tuple[str, ...],
+    password_stdin: bool,
     make_default: bool,
 ) -> None:
     """Log in to a dizest server and store an API token for it (no more --server)."""
@@ -70,8 +74,13 @@ def login(
             me = client.me()
             user, token_id = str(me["user"]["username"]), ""
         else:
+            if password_stdin and not username:
+                raise click.UsageError("--password-stdin needs --username")
             user = username or click.prompt("Username")
-            password = click.prompt("Password", hide_input=True)
+            if password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+            else:
+                password = click.prompt("Password", hide_input=True)
             name = f"dizest-cli@{socket.gethostname()}"[:100]
             made = client.login(user, password, name, list(scopes) or None)
             token_id = str(made.get("id") or "")

@@ -1,0 +1,50 @@
+"""`dizest run` piped (as in CI): each event is a line the moment it happens; `dizest validate`
+names the app, its flows and the line of code that does not compile."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.cli.helpers import ROOT, SYNTAX_ERROR, WAITING, command, dizest, user_env, write_dwp
+
+
+def test_piped_run_output_arrives_before_the_run_ends(tmp_path: Path) -> None:
+    flag = tmp_path / "go"
+    dwp = write_dwp(tmp_path / "waiting.dwp", WAITING)
+    proc = subprocess.Popen(
+        command("run", str(dwp), "-i", f"path={flag}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=user_env(tmp_path),
+    )
+    try:
+        assert proc.stderr is not None
+        seen = [proc.stderr.readline() for _ in range(4)]
+        # the flow is still waiting for the file: these lines came as they happened
+        assert seen == ["run running\n", "[w] pending\n", "[w] running\n", "[w] waiting\n"]
+        flag.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert err.startswith("[w] got it\n[w] ready ") and "w.r = 1" in out
+
+
+def test_validate_reports_code_that_does_not_compile(tmp_path: Path) -> None:
+    bad = write_dwp(tmp_path / "bad.dwp", SYNTAX_ERROR)
+    result = dizest(tmp_path, "validate", str(bad), "--json")
+    assert result.returncode == 2
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["code"], p["app"], p["flow"]) for p in problems] == [("syntax_error", "bad", "a")]
+    assert "line 2: invalid syntax" in problems[0]["message"]
+    assert "used by flow(s) a, b" in problems[0]["message"]
+    text = dizest(tmp_path, "validate", str(bad))
+    assert "line 2" in text.stdout and "app 'bad'" in text.stdout
+    run = dizest(tmp_path, "run", str(bad))
+    assert run.returncode == 2 and "syntax error" in run.stderr

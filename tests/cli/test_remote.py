@@ -1,0 +1,246 @@
+"""The command line against a real `dizest serve` (embedded Redis, a worker, gunicorn): login and
+profiles, runs and workflows commands with --json, `logs -f`, accounts found from the data dir.
+
+The serve runs with the flow sandbox off, only so that a flow can wait on a file this test
+creates (a sandboxed flow sees its own directories only); nothing here is about the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.test_serve import PASSWORD, Served, serving
+from tests.cli.helpers import (
+    ROOT,
+    SYNTAX_ERROR,
+    WAITING,
+    command,
+    dizest,
+    ok_json,
+    user_env,
+    write_dwp,
+)
+from tests.conftest import DATA, wait_for
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("serve"), sandbox="off") as found:
+        yield found
+
+
+@pytest.fixture
+def home(tmp_path: Path, served: Served) -> Path:
+    """A user's home, logged in to `served` as admin (profile "default")."""
+    result = dizest(
+        tmp_path,
+        *("login", "--server", served.base, "-u", "admin", "--password-stdin"),
+        stdin=PASSWORD + "\n",
+    )
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def config_file(home: Path) -> Path:
+    return home / "xdg" / "dizest" / "config.toml"
+
+
+def test_login_stores_a_private_token_and_later_commands_need_no_server(
+    home: Path, served: Served
+) -> None:
+    path = config_file(home)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    text = path.read_text()
+    assert served.base in text and PASSWORD not in text
+    assert ok_json(dizest(home, "runs", "list", "--json"))["items"] is not None
+    assert ok_json(dizest(home, "profiles", "--json")) == [
+        {"profile": "default", "server": served.base, "username": "admin", "default": True}
+    ]
+    token = next(line for line in text.splitlines() if line.startswith("token ="))
+    secret = json.loads(token.partition("=")[2])
+    # the same token, given with --token, makes a second profile
+    again = dizest(home, "login", "--server", served.base, "--profile", "ci", "--token", secret)
+    assert again.returncode == 0, again.stderr
+    assert ok_json(dizest(home, "runs", "list", "--profile", "ci", "--json"))["total"] >= 0
+    # logout revokes the token on the server: the other profile holding it stops working
+    assert dizest(home, "logout").returncode == 0
+    refused = dizest(home, "runs", "list", "--profile", "ci")
+    assert refused.returncode == 1 and "log in again" in refused.stderr
+    left = tomllib.loads(config_file(home).read_text())
+    assert left == {"default": "ci", "profiles": {"ci": left["profiles"]["ci"]}}
+    assert dizest(home, "runs", "list").returncode == 1  # ci, now the default, is revoked
+
+
+def test_environment_wins_over_the_file(home: Path, served: Served) -> None:
+    wrong = dizest(home, "runs", "list", DIZEST_TOKEN="dz_not_a_token")
+    assert wrong.returncode == 1 and "log in again" in wrong.stderr
+    other = dizest(home, "runs", "list", DIZEST_SERVER="http://127.0.0.1:9")
+    assert other.returncode == 2  # the stored token is never sent to another server
+    assert "not logged in to http://127.0.0.1:9" in other.stderr
+    nowhere = dizest(home / "nobody", "runs", "list")
+    assert nowhere.returncode == 2 and "dizest login --server" in nowhere.stderr
+
+
+def submit_waiting(home: Path, tmp_path: Path, flag: Path) -> str:
+    dwp = write_dwp(tmp_path / "waiting.dwp", WAITING)
+    result = dizest(home, "submit", str(dwp), "-i", f"path={flag}")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_logs_follow_streams_until_the_run_ends(home: Path, tmp_path: Path) -> None:
+    flag = tmp_path / "go"
+    run_id = submit_waiting(home, tmp_path, flag)
+    follow = subprocess.Popen(
+        command("runs", "logs", "-f", run_id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=user_env(home),
+    )
+    try:
+        assert follow.stdout is not None
+        assert follow.stdout.readline() == "[w] waiting\n"  # while the flow still waits
+        flag.touch()
+        out, err = follow.communicate(timeout=60)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert follow.returncode == 0, err
+    assert out == "[w] got it\n" and f"run {run_id} ready" in err
+    logs = dizest(home, "runs", "logs", run_id)
+    assert logs.stdout == "[w] waiting\n[w] got it\n"
+
+
+def test_piped_submit_wait_shows_each_event_as_it_happens(home: Path, tmp_path: Path) -> None:
+    flag = tmp_path / "go"
+    dwp = write_dwp(tmp_path / "waiting.dwp", WAITING)
+    proc = subprocess.Popen(
+        command("submit", str(dwp), "-i", f"path={flag}", "--wait"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=user_env(home),
+    )
+    try:
+        assert proc.stderr is not None
+        seen = []
+        while not seen or seen[-1] != "[w] waiting\n":
+            line = proc.stderr.readline()
+            assert line, f"stderr ended early: {seen}"
+            seen.append(line)
+        assert "[w] running\n" in seen
+        flag.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "[w] got it\n" in err and "w.r = 1" in out
+
+
+def test_runs_commands_with_json(home: Path, tmp_path: Path) -> None:
+    done = dizest(home, "submit", str(DATA / "c03_fanout.dwp"), "--wait", "--json")
+    run_id = ok_json(done)["run_id"]
+    listed = ok_json(dizest(home, "runs", "list", "--json", "--status", "ready"))
+    assert run_id in [r["run_id"] for r in listed["items"]]
+    table = dizest(home, "runs", "list").stdout.splitlines()
+    assert table[0].split() == ["RUN", "STATUS", "WORKFLOW", "OWNER", "CREATED", "TOOK"]
+    assert any(line.startswith(run_id) and " ready " in line for line in table)
+    shown = ok_json(dizest(home, "runs", "show", run_id, "--json"))
+    assert shown["status"] == "ready" and shown["flows"]["k3"]["status"] == "ready"
+    outputs = ok_json(dizest(home, "runs", "outputs", run_id, "--flow", "k1", "--json"))
+    assert outputs == {"k1": {"r": 6}}
+    assert "k3.r = 30" in dizest(home, "runs", "outputs", run_id).stdout
+    again = dizest(home, "runs", "rerun", run_id, "k2", "--wait", "--json")
+    assert ok_json(again)["flows"]["k2"]["outputs"] == {"r": 13}
+    missing = dizest(home, "runs", "show", "nope")
+    assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
+
+    waiting = submit_waiting(home, tmp_path, tmp_path / "never")
+    answer = ok_json(dizest(home, "runs", "cancel", waiting, "--json"))
+    assert answer["run_id"] == waiting
+
+    def ended() -> object:
+        status = ok_json(dizest(home, "runs", "show", waiting, "--json"))["status"]
+        return status if status in ("error", "cancelled") else None
+
+    assert wait_for(ended, timeout=60, interval=0.2)
+
+
+def test_workflows_push_list_pull(home: Path, tmp_path: Path) -> None:
+    source = DATA / "c03_fanout.dwp"
+    pushed = ok_json(dizest(home, "workflows", "push", str(source), "--json"))
+    assert pushed["title"] == "c03_fanout" and pushed["version"] == 1
+    listed = ok_json(dizest(home, "workflows", "list", "--json", "--title", "c03_fan"))
+    assert pushed["id"] in [w["id"] for w in listed["items"]]
+    changed = json.loads(source.read_text())
+    changed["title"] = "second version"
+    second = write_dwp(tmp_path / "second.dwp", changed)
+    bumped = ok_json(dizest(home, "workflows", "push", str(second), "--to", pushed["id"], "--json"))  # fmt: skip
+    assert bumped["version"] == 2
+    first = dizest(home, "workflows", "pull", pushed["id"], "--version", "1", "-o", "-")
+    assert json.loads(first.stdout) == json.loads(source.read_text())
+    pulled = dizest(home, "workflows", "pull", pushed["id"], cwd=tmp_path)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads((tmp_path / "c03_fanout.v2.dwp").read_text())["title"] == "second version"
+    refused = dizest(home, "workflows", "pull", pushed["id"], cwd=tmp_path)
+    assert refused.returncode == 2 and "--force" in refused.stderr
+
+
+def test_submit_reports_a_syntax_error_with_app_flow_and_line(home: Path, tmp_path: Path) -> None:
+    bad = write_dwp(tmp_path / "bad.dwp", SYNTAX_ERROR)
+    result = dizest(home, "submit", str(bad))
+    assert result.returncode == 2
+    assert "line 2" in result.stderr and "app 'bad'" in result.stderr
+    assert "flow(s) a, b" in result.stderr
+
+
+def test_user_and_token_find_the_serve_redis_or_refuse(served: Served, tmp_path: Path) -> None:
+    record = json.loads((served.data / "redis.json").read_text())
+    assert stat.S_IMODE((served.data / "redis.json").stat().st_mode) == 0o600
+    secret = (served.data / "redis.password").read_text().strip()
+    assert secret not in json.dumps(record) and record["url"].startswith("redis://127.0.0.1:")
+    refused = dizest(tmp_path, "user", "list", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert str(tmp_path / ".dizest" / "redis.json") in refused.stderr
+    assert "DIZEST_REDIS_URL" in refused.stderr and "6379" not in refused.stderr
+    elsewhere = dizest(tmp_path, "token", "list", "admin", "--data-dir", str(tmp_path / "d"))
+    assert elsewhere.returncode == 1 and str(tmp_path / "d" / "redis.json") in elsewhere.stderr
+    users = dizest(tmp_path, "user", "--data-dir", str(served.data), "list", cwd=tmp_path)
+    assert users.returncode == 0, users.stderr
+    assert "admin\tadmin" in users.stdout
+    made = dizest(tmp_path, "token", "create", "admin", "--data-dir", str(served.data))
+    assert made.returncode == 0, made.stderr
+    env = {"DIZEST_SERVER": served.base, "DIZEST_TOKEN": made.stdout.strip()}
+    assert ok_json(dizest(tmp_path, "runs", "list", "--json", **env))["total"] >= 0
+    assert not (tmp_path / ".dizest").exists()  # nothing made where it only looked
+
+
+def test_config_dir_default_is_home_dot_config(served: Served, tmp_path: Path) -> None:
+    env = {k: v for k, v in user_env(tmp_path).items() if k != "XDG_CONFIG_HOME"}
+    result = subprocess.run(
+        command("login", "--server", served.base, "-u", "admin", "--password-stdin"),
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".config" / "dizest" / "config.toml").is_file()
+    assert os.stat(tmp_path / ".config" / "dizest" / "config.toml").st_mode & 0o077 == 0
