@@ -1,0 +1,149 @@
+"""Schedules, webhooks and triggers through the API without a worker: who may do what, and bad
+input (a cron that is invalid or fires more than once a minute, a webhook URL that is not
+http(s) or points at loopback, private or metadata addresses) answered 4xx with nothing stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from dizest_api.automation.service import Automation, install
+from dizest_api.automation.settings import AutomationSettings
+from tests.api.conftest import Api, api, session_prefix  # noqa: F401
+from tests.conftest import package
+
+PKG = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
+
+
+@pytest.fixture
+def auto(api: Api) -> Iterator[Automation]:  # noqa: F811
+    yield install(api.app, AutomationSettings())  # private webhook addresses refused
+
+
+def _wf(api: Api, headers: dict[str, str]) -> str:  # noqa: F811
+    return str(api.call("POST", "/workflows", headers, json={"package": PKG}).json["id"])
+
+
+def _stored(api: Api, auto: Automation) -> list[str]:  # noqa: F811
+    keys = auto.schedules.keys
+    prefix = keys.prefix
+    return sorted(api.services.redis.scan_iter(match=f"{prefix}:*sched*")) + sorted(
+        api.services.redis.scan_iter(match=f"{keys.redbeat_prefix}*")
+    ) + sorted(api.services.redis.scan_iter(match=f"{prefix}:hook*"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        ({"cron": "*/10 * * * * *"}, "invalid_schedule", "at most once a minute"),
+        ({"cron": "61 * * * *"}, "invalid_schedule", "Invalid end range"),
+        ({"cron": "0 0 30 2 *"}, "invalid_schedule", "never occurs"),
+        ({"cron": "every day"}, "invalid_schedule", "5 fields"),
+        ({"cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "invalid_schedule", "time zone"),
+        ({"cron": "0 9 * * *", "catchup": "twice"}, "invalid_schedule", "catchup"),
+    ],
+)
+def test_a_bad_schedule_is_422_and_nothing_is_stored(
+    api: Api,  # noqa: F811
+    auto: Automation,
+    body: dict[str, str],
+    code: str,
+    words: str,
+) -> None:
+    alice = api.user("alice")
+    wf_id = _wf(api, alice)
+    answer = api.call("POST", f"/workflows/{wf_id}/schedules", alice, json=body)
+    assert answer.status_code == 422, answer.json
+    assert answer.json["error"]["code"] == code and words in answer.json["error"]["message"]
+    assert _stored(api, auto) == []
+
+
+def test_bad_options_and_fields_are_400(api: Api, auto: Automation) -> None:  # noqa: F811
+    alice = api.user("alice")
+    wf_id = _wf(api, alice)
+    for body in ({"cron": "0 9 * * *", "options": {"nope": 1}}, {"cron": 5}, {"when": "now"}):
+        answer = api.call("POST", f"/workflows/{wf_id}/schedules", alice, json=body)
+        assert answer.status_code == 400, answer.json
+    assert _stored(api, auto) == []
+
+
+def test_schedules_belong_to_their_owner_and_follow_enable_disable(
+    api: Api,  # noqa: F811
+    auto: Automation,
+) -> None:
+    alice, bob = api.user("alice"), api.user("bob")
+    wf_id = _wf(api, alice)
+    assert api.call("POST", f"/workflows/{wf_id}/schedules", bob, json={"cron": "@daily"}).status_code == 404  # fmt: skip
+    made = api.call("POST", f"/workflows/{wf_id}/schedules", alice,
+                    json={"cron": "30 9 * * 1-5", "timezone": "Asia/Seoul", "inputs": {"k": 1}})  # fmt: skip
+    assert made.status_code == 201, made.json
+    sid = made.json["id"]
+    assert made.json["next_run_at"].endswith(":30:00+00:00")  # 9:30 in Seoul = 0:30 UTC
+    assert made.json["next_run_at"][11:13] == "00"
+    assert api.call("GET", f"/schedules/{sid}", bob).status_code == 404
+    assert [s["id"] for s in api.call("GET", "/schedules", alice).json["items"]] == [sid]
+    assert api.call("GET", "/schedules", bob).json["items"] == []
+    assert auto.schedules.entry(sid).kwargs["timezone"] == "Asia/Seoul"
+    off = api.call("PATCH", f"/schedules/{sid}", alice, json={"enabled": False})
+    assert off.status_code == 200 and off.json["enabled"] is False
+    with pytest.raises(KeyError):
+        auto.schedules.entry(sid)  # no redbeat entry while disabled
+    on = api.call("PATCH", f"/schedules/{sid}", alice, json={"enabled": True, "cron": "@hourly"})
+    assert on.status_code == 200 and auto.schedules.entry(sid).kwargs["cron"] == "@hourly"
+    bad = api.call("PATCH", f"/schedules/{sid}", alice, json={"cron": "* * * * * *"})
+    assert bad.status_code == 422
+    assert api.call("GET", f"/schedules/{sid}", alice).json["cron"] == "@hourly"  # unchanged
+    assert api.call("DELETE", f"/schedules/{sid}", alice).status_code == 204
+    assert _stored(api, auto) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/hook",
+        "file:///etc/passwd",
+        "http://127.0.0.1:8000/hook",
+        "http://localhost/hook",
+        "http://[::1]/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::ffff:127.0.0.1]/hook",
+        "https://user:pw@example.com/hook",
+        "http://example.invalid/hook",
+    ],
+)
+def test_a_refused_webhook_url_is_422_and_nothing_is_stored(
+    api: Api,  # noqa: F811
+    auto: Automation,
+    url: str,
+) -> None:
+    alice = api.user("alice")
+    answer = api.call("POST", "/hooks", alice, json={"url": url})
+    assert answer.status_code == 422, answer.json
+    assert answer.json["error"]["code"] == "invalid_url"
+    assert api.call("GET", "/hooks", alice).json["items"] == []
+    assert _stored(api, auto) == []
+
+
+def test_the_operator_may_allow_private_webhook_addresses(api: Api) -> None:  # noqa: F811
+    install(api.app, AutomationSettings(webhook_allow_private=True))
+    alice = api.user("alice")
+    answer = api.call("POST", "/hooks", alice, json={"url": "http://127.0.0.1:9/hook"})
+    assert answer.status_code == 201
+    assert api.call("POST", "/hooks", alice, json={"url": "ftp://127.0.0.1/"}).status_code == 422
+
+
+def test_triggers_refuse_bad_input_and_unknown_secrets(api: Api, auto: Automation) -> None:  # noqa: F811
+    alice, bob = api.user("alice"), api.user("bob")
+    wf_id = _wf(api, alice)
+    assert api.call("POST", f"/workflows/{wf_id}/triggers", alice, json={"rate_per_min": 0}).status_code == 422  # fmt: skip
+    assert api.call("POST", f"/workflows/{wf_id}/triggers", bob, json={}).status_code == 404
+    assert auto.triggers.for_workflow(wf_id) == []
+    assert api.http.post("/api/v1/triggers/dztr_nope", json={}).status_code == 404
+    made = api.call("POST", f"/workflows/{wf_id}/triggers", alice, json={}).json
+    not_object = api.http.post(f"/api/v1/triggers/{made['secret']}", json=[1, 2])
+    assert not_object.status_code == 400
+    listed = api.call("GET", f"/workflows/{wf_id}/triggers", alice).json["items"]
+    assert [t["id"] for t in listed] == [made["id"]] and "secret" not in listed[0]
