@@ -19,6 +19,7 @@ LAZY = {
     "token": "dizest_api.cli:token",
     "serve": "dizest_api.serve:serve",
     "submit": "dizest_cli.remote:submit",
+    "files": "dizest_cli.files:files",
     "login": "dizest_cli.login:login",
     "logout": "dizest_cli.login:logout",
     "profiles": "dizest_cli.login:profiles",

@@ -62,6 +62,7 @@ def problem_text(problem: dict[str, Any]) -> str:
     help="Run input for every flow that reads NAME, or FLOW_ID.NAME for one flow.",
 )
 @click.option("--flow", "-f", "flows", multiple=True, metavar="ID", help="Run only this flow (and its upstream).")  # fmt: skip
+@click.option("--file", "attach", multiple=True, metavar="PATH|AS=PATH", help="Attach a local file to this run alone: it is put in the run's working directory at PATH (relative), or at AS, before its flows start.")  # fmt: skip
 @click.option("--wait", is_flag=True, help="Stream the run's events and print its outputs.")
 @click.option("--json", "as_json", is_flag=True, help="With --wait: print the report as JSON.")
 def submit(
@@ -70,6 +71,7 @@ def submit(
     profile: str | None,
     inputs: tuple[str, ...],
     flows: tuple[str, ...],
+    attach: tuple[str, ...],
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -88,7 +90,12 @@ def submit(
         click.echo(f"{workflow}: not a .dwp (a JSON object)", err=True)
         sys.exit(EXIT_INVALID)
     try:
-        run_id = client.submit(raw, values, list(flows) or None)
+        if attach:
+            body = {"package": raw, "inputs": values, "flows": list(flows)}
+            body = {k: v for k, v in body.items() if v}
+            run_id = client.submit_files(body, attached_files(attach))["run_id"]
+        else:
+            run_id = client.submit(raw, values, list(flows) or None)
     except InvalidWorkflow as exc:
         click.echo(f"{workflow}: invalid: {exc.message}", err=True)
         for problem in exc.problems:
@@ -137,3 +144,17 @@ def follow_run(client: Client, run_id: str, package: Package, as_json: bool) -> 
                 if name in outputs:
                     click.echo(f"{flow_id}.{name} = {json.dumps(outputs[name], default=str)}")
     sys.exit(EXIT_OK if report.get("status") == "ready" else EXIT_FAILED)
+
+
+def attached_files(specs: tuple[str, ...]) -> dict[str, Path]:
+    """`--file` values as {path in the run's working directory: local file}."""
+    files: dict[str, Path] = {}
+    for spec in specs:
+        name, _, local = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        path = Path(local)
+        if not path.is_file():
+            raise click.BadParameter(f"{local}: no such file", param_hint="--file")
+        name = name or (local if not path.is_absolute() else path.name)
+        files[Path(name).as_posix()] = path
+    return files
+

@@ -27,7 +27,7 @@ from werkzeug.datastructures import FileStorage
 
 from dizest_api.auth import current
 from dizest_api.drives import BadPath, NoSuchPath, UserDrive, clean
-from dizest_api.endpoint import Field, checked, endpoint, json_body
+from dizest_api.endpoint import Field, checked, endpoint, json_body, json_value
 from dizest_api.errors import BadInput
 from dizest_api.services import services
 
@@ -187,3 +187,29 @@ class Attached:
     def settle(self, run_id: str | None) -> None:
         if self.prepared and os.path.basename(self.prepared) != run_id:
             shutil.rmtree(self.prepared, ignore_errors=True)
+
+
+# -- a .dwp as DIZEST writes it ------------------------------------------------------------
+def workflow_body(fields: Mapping[str, Field]) -> dict[str, Any]:
+    """A new workflow's `{title, package}`: the envelope itself, or the .dwp as DIZEST writes it
+    (a JSON body with `apps` and `flow` at the top, or a multipart file upload), titled by
+    `?title=`, else the file's name without `.dwp`, else the package's own title."""
+    if request.mimetype == UPLOAD:
+        parts = uploaded_files()
+        if len(parts) != 1:
+            raise BadInput("upload exactly one .dwp file")
+        name, storage = parts[0]
+        try:
+            package = json.loads(storage.read())
+        except (ValueError, RecursionError) as exc:
+            raise BadInput(f"{name} is not a .dwp (JSON): {exc}") from None
+        title = os.path.basename(name).removesuffix(".dwp")
+    else:
+        package = json_value()
+        if not (isinstance(package, dict) and "apps" in package and "flow" in package):
+            return checked(package, fields)
+        title = ""
+    if not isinstance(package, dict):
+        raise BadInput("a .dwp is a JSON object with apps and flow")
+    title = request.args.get("title") or title or str(package.get("title") or "") or "Untitled"
+    return {"title": title, "package": package}

@@ -19,6 +19,7 @@ from dizest_api.data.accounts import UserNotFound
 from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_int
 from dizest_api.errors import BadInput, Forbidden, NotFound
+from dizest_api.routes.files import workflow_body
 from dizest_api.services import services
 
 bp = Blueprint("workflows", __name__)
@@ -61,9 +62,11 @@ def list_workflows() -> Response:
     return jsonify({"items": items, "total": page.total, "offset": offset, "limit": limit})
 
 
-@endpoint(bp, "POST", "/workflows", "Store a validated .dwp as a new workflow", body=NEW)
+@endpoint(bp, "POST", "/workflows", "Store a validated .dwp as a new workflow: the envelope, "
+          "the .dwp itself (JSON) or a .dwp file (multipart)", body=NEW,
+          query={"title": "the title of a bare .dwp (default: its file name)"})  # fmt: skip
 def create_workflow() -> tuple[Response, int, dict[str, str]]:
-    body = json_body(NEW)
+    body = workflow_body(NEW)
     wf = services().library.create(
         current().username, body.get("title", "Untitled"), body["package"]
     )

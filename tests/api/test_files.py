@@ -8,6 +8,9 @@ start, and paths that would leave a drive are refused with nothing stored.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +191,50 @@ def test_attached_file_and_drive_file_read_in_a_flow(server: tuple[str, dict[str
     assert wrote != "yes"  # the drive is read-only to runs
     assert api.files_get("shared/b.txt") == b"from the drive"
     assert "made.txt" not in [i["path"] for i in api.files_ls()["items"]]
+
+
+def test_a_raw_dwp_is_stored_both_ways(server: tuple[str, dict[str, str]]) -> None:
+    base, headers = server
+    raw_dwp = SALES.read_bytes()
+    status, answer = raw(base, "POST", "/api/v1/workflows", raw_dwp, {**headers, "Content-Type": "application/json"})  # fmt: skip
+    assert status == 201, answer
+    made = json.loads(answer)
+    assert made["title"] in {"Untitled", json.loads(raw_dwp).get("title")}
+    status, answer = raw(base, "POST", "/api/v1/workflows?title=Daily", raw_dwp, {**headers, "Content-Type": "application/json"})  # fmt: skip
+    assert status == 201 and json.loads(answer)["title"] == "Daily", answer
+    body, kind = multipart([("file", "sales_report.dwp", "application/json", raw_dwp)])
+    status, answer = raw(base, "POST", "/api/v1/workflows", body, {**headers, "Content-Type": kind})
+    assert status == 201, answer
+    stored = json.loads(answer)
+    assert stored["title"] == "sales_report"
+    status, answer = raw(base, "GET", f"/api/v1/workflows/{stored['id']}", None, headers)
+    assert json.loads(answer)["package"]["apps"].keys() == json.loads(raw_dwp)["apps"].keys()
+    body, kind = multipart([("file", "broken.dwp", "application/json", b"{not json")])
+    status, answer = raw(base, "POST", "/api/v1/workflows", body, {**headers, "Content-Type": kind})
+    assert status == 400 and json.loads(answer)["error"]["code"] == "bad_request", answer
+
+
+def test_dizest_files_and_submit_file(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    base, headers = server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
+    env.update(DIZEST_SERVER=base, DIZEST_TOKEN=headers["Authorization"].removeprefix("Bearer "))
+    env["XDG_CONFIG_HOME"] = str(tmp_path)  # no profile of this machine's user
+
+    def dizest(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "dizest_cli", *args]
+        return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    put = dizest("files", "put", str(CSV), "cli/sales.csv")
+    assert put.returncode == 0, put.stderr
+    listed = dizest("files", "ls", "cli", "--json")
+    assert [i["path"] for i in json.loads(listed.stdout)["items"]] == ["cli/sales.csv"]
+    got = dizest("files", "get", "cli/sales.csv", "copy.csv")
+    assert got.returncode == 0 and (tmp_path / "copy.csv").read_bytes() == CSV.read_bytes()
+    assert dizest("files", "rm", "cli").returncode == 0
+    refused = dizest("files", "put", str(CSV), "../out.csv")
+    assert refused.returncode == 1 and "bad_path" in refused.stderr, refused.stderr
+    (tmp_path / "examples" / "data").mkdir(parents=True)
+    (tmp_path / "examples" / "data" / "sales.csv").write_bytes(CSV.read_bytes())
+    submitted = dizest("submit", str(SALES), "--file", "examples/data/sales.csv", "--wait", "--json")  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr[-2000:]
+    assert json.loads(submitted.stdout)["status"] == "ready"
