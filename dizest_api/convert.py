@@ -11,12 +11,13 @@ working directory; this process reads those two files and nothing else. What the
 over the wire is ignored.
 
 Why a zygote in the API process rather than a job sent to the workers: a conversion is a
-request/response step of a few tens of milliseconds once the zygote is up (measured: about 40-80
-ms per conversion of a small DataFrame to CSV with pandas preloaded by `DIZEST_PRELOAD`, versus a
-full round trip through the broker, a worker's claim and the run state for a run-less job). The
-zygote starts on the first conversion in each API process and lives as long as the process.
-Conversions in one process take turns on one lock (a Supervisor is single-threaded); each is
-bounded by `TIMEOUT_S` and a memory limit.
+request/response step, and a run-less job through the broker would need a worker's claim, run
+state and a reply channel for no gain in isolation (the sandbox is the same). Measured on this
+2-core machine under load (10 conversions of a 100-row DataFrame to CSV after a first one): first
+616 ms (zygote start), then a median of 484 ms, almost all of it importing pandas in the child;
+`DIZEST_PRELOAD=pandas` (the zygote imports it once) removes that. The zygote starts on the first
+conversion in each API process and lives as long as it. Conversions in one process take turns
+on one lock (a Supervisor is single-threaded); each is bounded by `TIMEOUT_S` and a memory limit.
 
 `?format=pickle` returns the stored bytes as they are (Python only, and only for outputs you
 trust: unpickling them runs code); it never needs the sandbox.
