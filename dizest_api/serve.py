@@ -2,13 +2,14 @@
 supervised by this process.
 
     dizest serve [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 128]
-                 [--connections 1000] [--no-worker] [--data-dir .dizest]
+                 [--connections 1000] [--no-worker] [--beat] [--data-dir .dizest]
 
 Without DIZEST_REDIS_URL, an embedded Redis with a password is started (`embedded_redis`); its
 URL reaches every child through DIZEST_REDIS_URL, and logs show it redacted. Where it listens
 is recorded in `<data-dir>/redis.json` for `dizest user` and `dizest token`. Unless
 `--no-worker`, one `dizest worker -c 2` runs alongside (artifacts and working directories under
-the data dir). The first admin is created once here, before the API processes start: from
+the data dir). With `--beat`, a `dizest beat` runs alongside too (schedules, webhooks; see
+docs/automation.md). The first admin is created once here, before the API processes start: from
 DIZEST_ADMIN_PASSWORD, or with a generated password printed once to stderr.
 
 This process only supervises (`supervisor`): each child runs in its own process group, is
@@ -34,6 +35,7 @@ from dizest_core.errors import DizestError
 from dizest_worker.connection import redact_url
 
 WORKER_STOP_S = 15.0
+BEAT_STOP_S = 15.0
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -65,6 +67,7 @@ def _say(message: str) -> None:
     help="Open connections per process (streams included).",
 )
 @click.option("--no-worker", is_flag=True, help="Do not start a `dizest worker` alongside.")
+@click.option("--beat", is_flag=True, help="Also run `dizest beat` (schedules, webhooks).")
 @click.option(
     "--data-dir",
     default=".dizest",
@@ -79,6 +82,7 @@ def serve(
     threads: int,
     connections: int,
     no_worker: bool,
+    beat: bool,
     data_dir: str,
 ) -> None:
     """Serve the HTTP API (gunicorn), with an embedded Redis and a worker when none is given."""
@@ -105,6 +109,9 @@ def serve(
         if not no_worker:
             command = [sys.executable, "-m", "dizest_cli", "worker", "-c", "2"]
             children.start(Child("worker", command, WORKER_STOP_S, on_exit=_forget_worker))
+        if beat:
+            command = [sys.executable, "-m", "dizest_cli", "beat"]
+            children.start(Child("beat", command, BEAT_STOP_S))
         os.environ.setdefault("DIZEST_MAX_STREAMS", str(stream_threads(threads)))
         api = [sys.executable, "-m", "dizest_api.gunicorn_app", f"{host}:{port}"]
         children.start(Child("api", [*api, *map(str, (workers, threads, connections))], GRACEFUL_S + 5))  # fmt: skip
