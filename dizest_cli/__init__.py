@@ -25,6 +25,10 @@ LAZY = {
     "profiles": "dizest_cli.login:profiles",
     "runs": "dizest_cli.runs:runs",
     "workflows": "dizest_cli.workflows:workflows",
+    "beat": "dizest_api.automation.beat:beat",
+    "schedules": "dizest_cli.automation:schedules",
+    "hooks": "dizest_cli.automation:hooks",
+    "triggers": "dizest_cli.automation:triggers",
 }
 
 
