@@ -25,9 +25,10 @@ from dizest_api.data.accounts import UserNotFound
 from dizest_api.endpoint import Field, endpoint, json_body, json_value, query_int
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.routes.health import require_worker
-from dizest_api.routes.runs import index, within_limit
+from dizest_api.routes.runs import InvalidRun, index, within_limit
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.services import services
+from dizest_core.errors import DizestError
 
 bp = Blueprint("hooks", __name__)
 
@@ -167,7 +168,12 @@ def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
     _, version, package = services().library.package(wf.id)
     require_worker()
     with within_limit():
-        run_id = services().client.submit(package, inputs, None, None, {})
+        try:
+            run_id = services().client.submit(package, inputs, None, None, {})
+        except ValueError as exc:  # dizest errors (ValidationError...) go through the table
+            if isinstance(exc, (DizestError, LookupError)):
+                raise
+            raise InvalidRun(str(exc)) from None
         index().claim(run_id, trig.owner, wf.id)
     answer = {"run_id": run_id, "workflow_id": wf.id, "version": version, "trigger_id": trig.id}
     return jsonify(answer), 201, {"Location": url_for("runs.get_run", run_id=run_id)}
