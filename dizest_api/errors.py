@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
-from dizest_api.data.library import GrantError
+from dizest_api.data.library import GrantError, VersionConflict
 from dizest_core.errors import AuthError, DizestError, InputError, ValidationError, WorkflowError
 from dizest_worker.options import InvalidOptions
 
@@ -58,6 +58,7 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
     (InvalidCredentials, 401, "unauthenticated"),
     (AuthError, 401, "unauthenticated"),
     (UserExists, 409, "conflict"),
+    (VersionConflict, 409, "version_conflict"),
     (InvalidOptions, 422, "invalid_options"),
     (InputError, 422, "invalid_input"),  # the code is the error's own: input_too_deep, ...
     (ValidationError, 422, "invalid_workflow"),
@@ -83,6 +84,8 @@ def _details(exc: BaseException) -> Any:
         return [p.to_dict() for p in exc.problems]
     if isinstance(exc, LoginLocked):
         return {"retry_after": exc.retry_after}
+    if isinstance(exc, VersionConflict):
+        return {"base_version": exc.base, "latest_version": exc.latest}
     return None
 
 

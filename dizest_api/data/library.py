@@ -32,6 +32,8 @@ LEVELS = ("viewer", "runner", "editor")  # in increasing order of rights
 
 _REPLACE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
+if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= current then return -current end
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[2], version, ARGV[1])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
@@ -42,6 +44,17 @@ return version
 
 class WorkflowNotFound(DizestError, LookupError):
     """No stored workflow with this id (or no such version)."""
+
+
+class VersionConflict(DizestError):
+    """A replace based on a version that is no longer the latest: someone saved since."""
+
+    def __init__(self, wf_id: str, base: int, latest: int) -> None:
+        super().__init__(
+            f"workflow {wf_id!r} is at version {latest}, not {base}: "
+            "someone saved a newer version since you loaded it"
+        )
+        self.base, self.latest = base, latest
 
 
 class GrantError(DizestError):
@@ -122,14 +135,24 @@ class Library:
         return wf, number, json.loads(text)
 
     def replace(
-        self, wf_id: str, package: Mapping[str, Any], title: str | None = None
+        self,
+        wf_id: str,
+        package: Mapping[str, Any],
+        title: str | None = None,
+        base_version: int | None = None,
     ) -> StoredWorkflow:
-        """Store `package` as the next version (and rename, if `title`)."""
+        """Store `package` as the next version (and rename, if `title`). With `base_version`,
+        only if that is still the latest version (checked in the same script as the write, so
+        two editors saving the same version cannot both pass): else VersionConflict."""
         text = self.validate(package)
         keys = [self.keys.workflow(wf_id), self.keys.workflow_versions(wf_id)]
+        base = "" if base_version is None else str(base_version)
         args: list[str | float] = [text, self.clock(), "0" if title is None else "1", title or ""]
-        if not self._replace(keys=keys, args=args):
+        answer = int(self._replace(keys=keys, args=[*args, base]))
+        if answer == 0:
             raise WorkflowNotFound(f"no workflow {wf_id!r}")
+        if answer < 0:
+            raise VersionConflict(wf_id, base_version or 0, -answer)
         return self.get(wf_id)
 
     def delete(self, wf_id: str) -> None:

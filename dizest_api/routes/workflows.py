@@ -21,6 +21,7 @@ from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query
 from dizest_api.errors import BadInput, Forbidden, NotFound
 from dizest_api.routes.files import workflow_body
 from dizest_api.services import services
+from dizest_core import dwp
 
 bp = Blueprint("workflows", __name__)
 
@@ -30,7 +31,15 @@ RIGHTS = {
     "editor": frozenset({"read", "run", "write"}),
 }
 NEW = {"title": Field("string"), "package": Field("object", True, description="the .dwp object")}
-REPLACE = {"title": Field("string"), "package": Field("object", True)}
+REPLACE = {
+    "title": Field("string"),
+    "package": Field("object", True),
+    "base_version": Field(
+        "integer",
+        description="the version this edit started from: 409 if it is no longer the latest",
+    ),
+}
+CHECK = {"package": Field("object", True, description="the .dwp object to check")}
 GRANTS = {"grants": Field("object", True, description="username -> viewer|runner|editor")}
 VERSION = {"version": Field("integer", description="a version number (default: the latest)")}
 
@@ -81,11 +90,23 @@ def get_workflow(wf_id: str) -> Response:
     )
 
 
-@endpoint(bp, "PUT", "/workflows/<wf_id>", "Store a new version (editors)", body=REPLACE)
+@endpoint(bp, "PUT", "/workflows/<wf_id>", "Store a new version (editors); with base_version, "
+          "409 version_conflict when someone saved a newer one since", body=REPLACE)  # fmt: skip
 def replace_workflow(wf_id: str) -> Response:
     body = json_body(REPLACE)
     open_workflow(wf_id, "write")
-    return jsonify(services().library.replace(wf_id, body["package"], body.get("title")).to_dict())
+    wf = services().library.replace(
+        wf_id, body["package"], body.get("title"), body.get("base_version")
+    )
+    return jsonify(wf.to_dict())
+
+
+@endpoint(bp, "POST", "/workflows/validate", "Every problem of a .dwp (errors and warnings, "
+          "naming flow, app and field), without storing it", body=CHECK, scope="read")  # fmt: skip
+def validate_workflow() -> Response:
+    problems = dwp.check(json_body(CHECK)["package"], extra_apps=services().library.extra_apps)
+    items = [p.to_dict() for p in problems]
+    return jsonify({"valid": not any(p.severity == "error" for p in problems), "problems": items})
 
 
 @endpoint(bp, "DELETE", "/workflows/<wf_id>", "Delete a workflow and all its versions")

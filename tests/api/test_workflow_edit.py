@@ -1,0 +1,63 @@
+"""What the workflow editor needs from the API: a save based on a version that is no longer the
+latest is refused (409) and stores nothing; a package is checked without being stored."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+from tests.api.test_workflows import CHAIN, CYCLE, create
+
+
+def test_two_editors_saving_the_same_version_the_second_gets_409(api: Api) -> None:
+    alice = api.user("alice")
+    wf_id = create(api, alice)
+    first = {**CHAIN, "editor": "first"}
+    second = {**CHAIN, "editor": "second"}
+    # Both loaded version 1; the first save wins, the second one is refused and stores nothing.
+    put = api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": first, "base_version": 1})
+    assert put.status_code == 200 and put.json["version"] == 2
+    late = api.call(
+        "PUT", f"/workflows/{wf_id}", alice, json={"package": second, "base_version": 1}
+    )
+    assert late.status_code == 409, late.json
+    assert late.json["error"]["code"] == "version_conflict"
+    assert late.json["error"]["details"] == {"base_version": 1, "latest_version": 2}
+    latest = api.call("GET", f"/workflows/{wf_id}", alice).json
+    assert latest["version"] == 2 and latest["package"]["editor"] == "first"
+    again = api.call(
+        "PUT", f"/workflows/{wf_id}", alice, json={"package": second, "base_version": 2}
+    )
+    assert again.status_code == 200 and again.json["version"] == 3
+    # Without base_version a save is unconditional, as before.
+    plain = api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": CHAIN})
+    assert plain.status_code == 200 and plain.json["version"] == 4
+
+
+def test_base_version_must_be_an_integer(api: Api) -> None:
+    alice = api.user("alice")
+    wf_id = create(api, alice)
+    bad = api.call(
+        "PUT", f"/workflows/{wf_id}", alice, json={"package": CHAIN, "base_version": "1"}
+    )
+    assert bad.status_code == 400 and "base_version" in bad.json["error"]["message"]
+    assert api.call("GET", f"/workflows/{wf_id}", alice).json["version"] == 1
+
+
+def test_validate_lists_errors_and_warnings_without_storing(api: Api) -> None:
+    alice = api.user("alice")
+    answer = api.call("POST", "/workflows/validate", alice, json={"package": CYCLE})
+    assert answer.status_code == 200
+    assert answer.json["valid"] is False
+    cycle = [p for p in answer.json["problems"] if p["code"] == "cycle"]
+    assert len(cycle) == 1 and cycle[0]["flow"] in {"a", "b", "c"}
+    broken = {
+        "apps": {"s": {"title": "s", "code": "x = (\n", "inputs": [], "outputs": []}},
+        "flow": {"f": {"app_id": "s"}, "g": {"app_id": "gone"}},
+    }
+    problems = api.call("POST", "/workflows/validate", alice, json={"package": broken}).json
+    by_code = {p["code"]: p for p in problems["problems"]}
+    assert by_code["unknown_app"]["flow"] == "g"
+    assert by_code["syntax_error"]["app"] == "s" and "line 1" in by_code["syntax_error"]["message"]
+    ok = api.call("POST", "/workflows/validate", alice, json={"package": CHAIN}).json
+    assert ok == {"valid": True, "problems": []}
+    assert api.call("GET", "/workflows", alice).json["total"] == 0
+    assert api.call("POST", "/workflows/validate", alice, json={"package": 3}).status_code == 400
