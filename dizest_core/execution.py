@@ -53,6 +53,7 @@ class Finished:
     previews: dict[str, Any]
     error: ErrorInfo | None
     duration_s: float
+    answer: tuple[int, str, bytes] | None = None  # an `api` call's (status, media type, body)
 
 
 @dataclass
@@ -167,6 +168,7 @@ class _Child:
     outputs: dict[str, Value] = field(default_factory=dict)
     previews: dict[str, Any] = field(default_factory=dict)
     error: ErrorInfo | None = None
+    answer: tuple[int, str, bytes] | None = None
     done: bool = False
     reported: bool = False
 
@@ -378,6 +380,8 @@ class Supervisor:
             child.error = ErrorInfo(**message[1])
         elif kind == wire.DONE:
             child.done = True
+        elif kind == wire.ANSWER:
+            child.answer = (message[1], message[2], message[3])
 
     def _pipe_ready(self, child: _Child, fd: int, out: list[Signal | Finished]) -> bool:
         """Read the output pipe once; False when there was nothing to read."""
@@ -473,6 +477,7 @@ class Supervisor:
                 child.previews,
                 child.error,
                 time.monotonic() - child.started,
+                child.answer,
             )
         )
 

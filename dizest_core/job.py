@@ -34,6 +34,22 @@ Value = bytes | Artifact  # a serialized output as stores and jobs carry it
 
 
 @dataclass(frozen=True)
+class ApiCall:
+    """A call of one of the app's `api` functions (DIZEST's HTTP functions), carried by the
+    FlowJob it runs in: the child runs `api` instead of `code` (see dizest_core.apiruntime)."""
+
+    name: str
+    source: str  # the app's `api` code
+    method: str = "POST"
+    params: dict[str, Any] = field(default_factory=dict)  # query values, then a JSON object body
+    body: Any = None  # the request's JSON body (any JSON value), None when it had none
+    path: str = ""  # what follows the function's name in the URL (DIZEST's `request.uri()`)
+    headers: dict[str, str] = field(default_factory=dict)
+    # the flow's outputs of its run, as stored (read lazily by `dizest.output(name)`)
+    last_outputs: dict[str, Value] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FlowJob:
     """One flow attempt, as the child process receives it."""
 
@@ -63,6 +79,7 @@ class FlowJob:
     flow_raw: dict[str, Any] = field(default_factory=dict)
     app_raw: dict[str, Any] = field(default_factory=dict)
     package_raw: dict[str, Any] | None = None
+    call: ApiCall | None = None  # set: run the app's `api` function instead of its code
 
     def artifact_folder(self) -> str | None:
         """The one directory this attempt may write output files to (None: no artifact dir)."""

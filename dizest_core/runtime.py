@@ -349,7 +349,12 @@ def main(conn_fd: int, policy: Policy | None = None, slot: Slot | None = None) -
         _report_error(ErrorInfo("FlowSetupError", str(exc)), job.max_render_bytes, channel.emit)
         ok = False
     else:
-        ok = run(job, channel.emit)
+        if job.call is not None:  # an `api` function of the app, not its code
+            from dizest_core import apiruntime
+
+            ok = apiruntime.call(job, channel.emit)
+        else:
+            ok = run(job, channel.emit)
     channel.emit((wire.DONE,))
     conn.close()
     return 0 if ok else 1

@@ -26,6 +26,7 @@ Messages are tuples, the same on both sides (the runtime emits them, decoding re
     (OUTPUT, name, value, preview)   frame   value: bytes | Artifact; preview: any JSON
     (ERROR, {type, message, traceback})  frame
     (DONE,)                          frame   the last message of a child that finished
+    (ANSWER, status, media_type, body)  frame  an `api` call's answer; body: bytes
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ RESULT = "result"
 OUTPUT = "output"
 ERROR = "error"
 DONE = "done"
+ANSWER = "answer"
 RECORD_KINDS = frozenset({LOG, CLEAR})
-FRAME_KINDS = frozenset({RESULT, OUTPUT, ERROR, DONE})
+FRAME_KINDS = frozenset({RESULT, OUTPUT, ERROR, DONE, ANSWER})
 
 # ensure_ascii JSON spends at most 12 bytes on one character (a surrogate pair, escaped)
 _JSON_BYTES_PER_CHAR = 12
@@ -90,6 +92,14 @@ def _is_json(value: Any) -> bool:
     return True  # it came out of json.loads: JSON by construction
 
 
+def _is_status(value: Any) -> bool:
+    return type(value) is int and 200 <= value <= 599
+
+
+def _is_media_type(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable()
+
+
 FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     LOG: {"entry": _is_entry},
     CLEAR: {},
@@ -97,6 +107,7 @@ FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     OUTPUT: {"name": _is_text, "artifact": _is_artifact, "preview": _is_json},
     ERROR: {"type": _is_text, "message": _is_text, "traceback": _is_text},
     DONE: {},
+    ANSWER: {"status": _is_status, "media_type": _is_media_type},
 }
 
 
@@ -164,6 +175,9 @@ def _fields(message: tuple[Any, ...]) -> tuple[dict[str, Any], bytes]:
         return {"kind": kind, "name": name, "artifact": None, "preview": preview}, bytes(value)
     if kind == ERROR:
         return {"kind": kind, **args[0]}, b""
+    if kind == ANSWER:
+        status, media_type, body = args
+        return {"kind": kind, "status": status, "media_type": media_type}, bytes(body)
     return {"kind": kind, **dict(zip(FIELDS[kind], args, strict=True))}, b""
 
 
@@ -266,6 +280,8 @@ def _message(fields: Any, blob: bytes) -> tuple[Any, ...]:
             raise ProtocolError("an output message with both a file reference and bytes")
         value = blob if ref is None else Artifact(ref["path"], ref["size"])
         return (OUTPUT, fields["name"], value, fields["preview"])
+    if kind == ANSWER:
+        return (ANSWER, fields["status"], fields["media_type"], blob)
     if blob:
         raise ProtocolError(f"a {kind} message with trailing bytes")
     if kind == ERROR:

@@ -197,6 +197,7 @@ def _preload(rest: list[str]) -> None:
         except Exception as exc:  # a bad preload must not stop the engine
             print(f"dizest zygote: cannot preload {module}: {exc}", file=sys.stderr)
     runtime = importlib.import_module("dizest_core.runtime")
+    importlib.import_module("dizest_core.apiruntime")  # `api` calls fork from here too
     runtime.load_renderer_files(tuple(rest[split + 1 :]))
     # Everything imported so far is shared with every child; freezing it keeps the children's
     # garbage collector from touching (and so copying) those pages after fork.

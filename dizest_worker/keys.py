@@ -38,6 +38,9 @@ key / channel                         type     holds                            
                                                older than ttl_s pruned at each submit    the newest
 {p}:idem:{key}                        string   run id for an idempotency key, written    ttl_s
                                                with the run in one script
+{p}:call:{id}                         list     the answer to one `api` call: one item,   REPLY_TTL_S
+                                               JSON head + "\n" + body, pushed by the
+                                               worker, BLPOPped by the caller
 {p}:leases                            zset     "{run}\\x1f{flow}\\x1f{attempt}" scored     none*
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms);       none*
@@ -127,6 +130,9 @@ class Keys:
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}:idem:{key}"
+
+    def call_reply(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}"
 
     @property
     def leases(self) -> str:

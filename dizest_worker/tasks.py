@@ -47,3 +47,16 @@ def register(app: Celery) -> None:
             log.error("rejected malformed flow task %r: %s", payload, exc)
             return
         executor(app).handle(tasks)
+
+    from dizest_worker import apicalls
+
+    # a call reads the run and writes nothing: acked early, never redelivered (its caller
+    # would have stopped waiting), and dropped by the broker once nobody waits (`expires`)
+    @app.task(name=apicalls.API_CALL, ignore_result=True)
+    def api_call(payload: Any) -> None:
+        try:
+            task = apicalls.CallTask.decode(payload)
+        except apicalls.InvalidCall as exc:
+            log.error("rejected malformed api call %r: %s", payload, exc)
+            return
+        apicalls.answer(executor(app), task)

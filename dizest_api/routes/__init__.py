@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dizest_api.routes.accounts import bp as accounts
+from dizest_api.routes.apicalls import bp as apicalls
 from dizest_api.routes.compat import bp as compat
 from dizest_api.routes.files import bp as files
 from dizest_api.routes.health import bp as health
@@ -23,6 +24,7 @@ BLUEPRINTS = (
     (runs, "/api/v1"),
     (files, "/api/v1"),
     (outputs, "/api/v1"),
+    (apicalls, "/api/v1"),
     (schedules, "/api/v1"),
     (hooks, "/api/v1"),
     (compat, ""),

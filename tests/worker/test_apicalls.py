@@ -1,0 +1,102 @@
+"""An app's `api` functions called through real `dizest worker` processes: queued through Celery
+like flows, run in a sandboxed child with the flow's inputs and outputs, answered through Redis."""
+
+from __future__ import annotations
+
+import json
+
+from dizest_worker import apicalls
+from tests.conftest import package
+
+API = """
+import os
+
+def add(a, b):
+    return {"sum": a + b, "x": x, "v": dizest.output("v"), "k": k}
+
+def legacy():
+    dizest.response.json({"got": dizest.request.query("q", 0), "uri": dizest.request.uri()})
+
+def required():
+    dizest.request.query("must", True)
+
+def whoami():
+    return {"uid": os.getuid(), "pid": os.getpid()}
+
+def boom():
+    raise ValueError("bad value " + str(dizest.request.query("n")))
+
+def blob():
+    return b"\\x00\\x01binary"
+
+def slow():
+    import time
+    time.sleep(30)
+
+def _private():
+    return 1
+"""
+
+
+def api_package() -> dict:
+    pkg = package(
+        {
+            "src": {"code": "v = 20", "outputs": ["v"]},
+            "ui": {
+                "code": "v = dizest.input('x') + 1",
+                "inputs": ["x", ("k", "variable", "number")],
+                "outputs": ["v"],
+            },
+        },
+        {"s": {"app": "src"}, "u": {"app": "ui", "in": {"x": [("s", "v")]}, "data": {"k": "3"}}},
+    )
+    pkg["apps"]["ui"]["api"] = API
+    return pkg
+
+
+def call(cluster, run_id: str, name: str, params=None, body=None, timeout=20.0, flow="u"):
+    task = apicalls.CallTask(
+        apicalls.new_call_id(), run_id, flow, name, timeout, "POST", params or {}, body
+    )
+    return apicalls.call(cluster.client, task)
+
+
+def test_api_function_gets_inputs_outputs_and_request_values(cluster):
+    cluster("w1", concurrency=1)
+    run_id = cluster.client.submit(api_package())
+    assert cluster.client.wait(run_id, timeout=60)["status"] == "ready"
+    answer = call(cluster, run_id, "add", {"a": 2, "b": 5})
+    assert (answer.status, answer.media_type) == (200, "application/json")
+    assert json.loads(answer.body) == {"sum": 7, "x": 20, "v": 21, "k": 3.0}
+    legacy = call(cluster, run_id, "legacy", {"q": "hi"})
+    assert json.loads(legacy.body) == {"got": "hi", "uri": ""}
+    data = call(cluster, run_id, "blob")
+    assert (data.media_type, data.body) == ("application/octet-stream", b"\x00\x01binary")
+
+
+def test_api_errors_are_4xx_with_the_traceback_as_text(cluster):
+    cluster("w1", concurrency=1)
+    run_id = cluster.client.submit(api_package())
+    cluster.client.wait(run_id, timeout=60)
+    boom = call(cluster, run_id, "boom", {"n": 7})
+    assert boom.status == 422 and boom.media_type.startswith("text/plain")
+    text = boom.body.decode()
+    assert "ValueError: bad value 7" in text and "<api ui>" in text and "line 17, in boom" in text
+    missing = call(cluster, run_id, "add", {"a": 1})
+    assert missing.status == 400 and "'b'" in json.loads(missing.body)["error"]["message"]
+    assert call(cluster, run_id, "required").status == 400
+    for name in ("nope", "_private", "os"):
+        assert call(cluster, run_id, name).status == 404, name
+    assert call(cluster, run_id, "add", flow="s").status == 404  # app src has no api
+
+
+def test_api_call_runs_sandboxed_and_is_killed_at_its_timeout(cluster):
+    worker = cluster("w1", concurrency=1)
+    run_id = cluster.client.submit(api_package())
+    cluster.client.wait(run_id, timeout=60)
+    who = json.loads(call(cluster, run_id, "whoami").body)
+    assert who["uid"] != 0 and who["pid"] < 100  # its own uid, inside the zygote's PID namespace
+    slow = call(cluster, run_id, "slow", timeout=1.0)
+    assert slow.status == 504 and "timeout" in json.loads(slow.body)["error"]["message"]
+    # the worker goes on answering
+    assert call(cluster, run_id, "add", {"a": 1, "b": 1}).status == 200, worker.log
