@@ -1,10 +1,14 @@
-"""Route declarations: each view states its summary, who may call it and the body it takes.
+"""Route declarations: each view states its summary, who may call it, the body it takes and
+what it answers.
 
 `endpoint(bp, "POST", "/tokens", ...)` registers the view and attaches a `Spec`, which `auth`
 enforces before the view runs and `openapi` turns into the API document. A view without a spec
 still needs a principal (GET: scope read, other methods: scope run): no route can be forgotten.
 
 Bodies are strict: a JSON object whose fields are all declared, with the declared types.
+Answers are declared by status: `responses={201: "Token", 204: None}` names components of
+`dizest_api.schemas` (or gives a schema, or a `Body` of another media type); `openapi` adds the
+error answers every route can give.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, request
 
 from dizest_api.errors import BadInput
+from dizest_api.schemas import Reply
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,6 +69,8 @@ class Spec:
     scope: str | None = None  # the token scope needed; default: read for GET, run otherwise
     body: Mapping[str, Field] | None = None
     query: Mapping[str, str | Field] = field(default_factory=dict)  # name -> doc (a string)
+    responses: Mapping[int, Reply] = field(default_factory=dict)  # status -> what it answers
+    description: str = ""  # longer than the summary, for the API reference
 
     @property
     def needed_scope(self) -> str:

@@ -1,22 +1,38 @@
-"""The OpenAPI 3 document, built from the app's URL map and the Spec each view carries.
+"""The OpenAPI 3.1 document, built from the app's URL map and the Spec each view carries.
 
 Built from what is registered, so it cannot list a route that does not exist; a view without a
-Spec is an error here (and in the test that compares the document with the URL map).
+Spec is an error here (and in the test that compares the document with the URL map). Answers come
+from each Spec's `responses` (shapes in `dizest_api.schemas`); the error answers a route can give
+(401/403 unless public, 404 with path parameters, 400/413 with a body...) are added here, all of
+them the one `Error` shape. A route that declares no answer yet is documented as a JSON 200 marked
+`x-dizest-undeclared` (tests/api/test_openapi.py fails on it).
 """
 
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask
 
 from dizest_api.endpoint import Field, Spec, spec_of
+from dizest_api.schemas import COMPONENTS, Body, Reply, ref
 
 IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 CONSOLE = "console."  # the web console's pages (dizest_api/console)
-ERROR = {"$ref": "#/components/schemas/Error"}
+ERROR = ref("Error")
+UNDECLARED = "x-dizest-undeclared"
+JSON = "application/json"
+BYTES = {"type": "string", "format": "binary"}
+UNKNOWN = Body(JSON, {}, "success (its shape is not declared yet)")
+ABOUT = """\
+dizest's HTTP API. Authenticate with `Authorization: Bearer <token>` (make one with
+`POST /api/v1/tokens` or `dizest token create`) or with the session cookie of
+`POST /api/v1/auth/login` (then send its `csrf_token` as `X-CSRF-Token` on every write).
+Every error answer is `{"error": {"code", "message", "details"}}` with a real HTTP status;
+`code` is stable, for programs. `x-dizest-scope` names the token scope an operation needs."""
 
 
 def document(app: Flask) -> dict[str, Any]:
@@ -33,15 +49,15 @@ def document(app: Flask) -> dict[str, Any]:
                 rule.endpoint, spec, rule.arguments
             )
     return {
-        "openapi": "3.0.3",
-        "info": {"title": "dizest", "version": "1"},
+        "openapi": "3.1.0",
+        "info": {"title": "dizest", "version": "1", "description": ABOUT},
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "dizest_session"},
             },
-            "schemas": {"Error": _error_schema()},
+            "schemas": COMPONENTS,
         },
         "security": [{"bearer": []}, {"session": []}],
     }
@@ -52,13 +68,15 @@ def _operation(endpoint: str, spec: Spec, arguments: set[str]) -> dict[str, Any]
     params += [_param(name, "query", False, doc) for name, doc in spec.query.items()]
     op: dict[str, Any] = {
         "operationId": endpoint.replace(".", "_"),
+        "tags": [endpoint.split(".", 1)[0]],
         "summary": spec.summary,
         "parameters": params,
-        "responses": {
-            "2XX": {"description": "success"},
-            "default": {"description": "error", "content": {"application/json": {"schema": ERROR}}},
-        },
+        "responses": _responses(spec, bool(arguments)),
     }
+    if spec.description:
+        op["description"] = spec.description
+    if not spec.responses:
+        op[UNDECLARED] = True
     if spec.access == "public":
         op["security"] = []
     else:
@@ -75,8 +93,46 @@ def _operation(endpoint: str, spec: Spec, arguments: set[str]) -> dict[str, Any]
             "properties": props,
             "required": sorted(n for n, f in spec.body.items() if f.required),
         }
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
     return op
+
+
+def _responses(spec: Spec, has_path_params: bool) -> dict[str, Any]:
+    declared: dict[int, Reply] = dict(spec.responses) or {200: UNKNOWN}
+    errors = set()
+    if spec.body is not None or spec.query:
+        errors.add(400)
+    if spec.body is not None:
+        errors.add(413)
+    if spec.access != "public":
+        errors |= {401, 403}
+    if has_path_params:
+        errors.add(404)
+    answers = {str(status): _response(status, reply) for status, reply in sorted(declared.items())}
+    for status in sorted(errors - set(declared)):
+        answers[str(status)] = _response(status, "Error")
+    answers["default"] = {"description": "any other error", "content": {JSON: {"schema": ERROR}}}
+    return answers
+
+
+def _response(status: int, reply: Reply) -> dict[str, Any]:
+    phrase = HTTPStatus(status).phrase
+    if reply is None:
+        return {"description": phrase}
+    if isinstance(reply, Body):
+        content = {m: {"schema": _media_schema(m, s)} for m, s in reply.content().items()}
+        return {"description": reply.description or phrase, "content": content}
+    return {"description": phrase, "content": {JSON: {"schema": _schema(reply)}}}
+
+
+def _schema(schema: str | dict[str, Any]) -> dict[str, Any]:
+    return ref(schema) if isinstance(schema, str) else schema
+
+
+def _media_schema(media: str, schema: str | dict[str, Any] | None) -> dict[str, Any]:
+    if schema is not None:
+        return _schema(schema)
+    return {} if media == JSON else BYTES
 
 
 def _param(name: str, where: str, required: bool, doc: str | Field) -> dict[str, Any]:
@@ -88,11 +144,3 @@ def _param(name: str, where: str, required: bool, doc: str | Field) -> dict[str,
         "description": doc.description if isinstance(doc, Field) else doc,
         "schema": {"type": kind} | ({"minimum": 0} if kind == "integer" else {}),
     }
-
-
-def _error_schema() -> dict[str, Any]:
-    inner = {
-        "type": "object",
-        "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
-    }
-    return {"type": "object", "properties": {"error": inner}}

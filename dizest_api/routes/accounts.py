@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from dizest_api.auth import COOKIE, csrf_token, current
 from dizest_api.endpoint import Field, endpoint, json_body
 from dizest_api.errors import BadInput, Conflict, Forbidden, NotFound
+from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 
 bp = Blueprint("accounts", __name__)
@@ -32,7 +33,8 @@ PASSWORD = {
 }
 
 
-@endpoint(bp, "POST", "/auth/login", "Log in with a password", access="public", body=LOGIN)
+@endpoint(bp, "POST", "/auth/login", "Log in with a password", access="public", body=LOGIN,
+          responses={200: "Login", 401: ERR, 429: ERR})  # fmt: skip
 def login() -> Response:
     body, found = json_body(LOGIN), services()
     user = found.accounts.login(body["username"], body["password"], request.remote_addr or "")
@@ -49,7 +51,8 @@ def login() -> Response:
     return response
 
 
-@endpoint(bp, "POST", "/auth/logout", "End the current session", scope="read")
+@endpoint(bp, "POST", "/auth/logout", "End the current session", scope="read",
+          responses={204: None})  # fmt: skip
 def logout() -> Response:
     principal = current()
     if principal.via == "session":
@@ -59,7 +62,8 @@ def logout() -> Response:
     return response
 
 
-@endpoint(bp, "GET", "/auth/me", "The calling user, how it authenticated, and its scopes")
+@endpoint(bp, "GET", "/auth/me", "The calling user, how it authenticated, and its scopes",
+          responses={200: "Me"})  # fmt: skip
 def me() -> Response:
     principal = current()
     return jsonify(
@@ -67,15 +71,15 @@ def me() -> Response:
     )
 
 
-@endpoint(bp, "GET", "/tokens", "Your API tokens (never their secrets)")
+@endpoint(bp, "GET", "/tokens", "Your API tokens (never their secrets)",
+          responses={200: items_of("Token")})  # fmt: skip
 def list_tokens() -> Response:
     tokens = services().accounts.tokens(current().username)
     return jsonify({"items": [t.to_dict() for t in tokens]})
 
 
-@endpoint(
-    bp, "POST", "/tokens", "Create an API token; its secret is shown this once", body=NEW_TOKEN
-)
+@endpoint(bp, "POST", "/tokens", "Create an API token; its secret is shown this once",
+          body=NEW_TOKEN, responses={201: "NewToken"})  # fmt: skip
 def create_token() -> tuple[Response, int]:
     body, principal = json_body(NEW_TOKEN), current()
     scopes = set(body.get("scopes", ["read", "run"]))
@@ -91,7 +95,8 @@ def create_token() -> tuple[Response, int]:
     return jsonify({**new.token.to_dict(), "token": new.secret}), 201
 
 
-@endpoint(bp, "DELETE", "/tokens/<token_id>", "Revoke a token (admins: anyone's)")
+@endpoint(bp, "DELETE", "/tokens/<token_id>", "Revoke a token (admins: anyone's)",
+          responses={204: None})  # fmt: skip
 def revoke_token(token_id: str) -> Response:
     principal = current()
     owner = None if principal.is_admin else principal.username
@@ -99,12 +104,14 @@ def revoke_token(token_id: str) -> Response:
     return Response(status=204)
 
 
-@endpoint(bp, "GET", "/users", "Every user", access="admin", scope="admin")
+@endpoint(bp, "GET", "/users", "Every user", access="admin", scope="admin",
+          responses={200: items_of("User")})  # fmt: skip
 def list_users() -> Response:
     return jsonify({"items": [u.to_dict() for u in services().accounts.users()]})
 
 
-@endpoint(bp, "POST", "/users", "Add a user", access="admin", scope="admin", body=NEW_USER)
+@endpoint(bp, "POST", "/users", "Add a user", access="admin", scope="admin", body=NEW_USER,
+          responses={201: "User", 409: ERR})  # fmt: skip
 def add_user() -> tuple[Response, int]:
     body = json_body(NEW_USER)
     user = services().accounts.add_user(
@@ -114,7 +121,7 @@ def add_user() -> tuple[Response, int]:
 
 
 @endpoint(bp, "DELETE", "/users/<username>", "Remove a user, with their tokens and workflows",
-          access="admin", scope="admin")  # fmt: skip
+          access="admin", scope="admin", responses={204: None, 409: ERR})  # fmt: skip
 def remove_user(username: str) -> Response:
     if username == current().username:
         raise Conflict("you cannot remove yourself")
@@ -126,7 +133,7 @@ def remove_user(username: str) -> Response:
 
 
 @endpoint(bp, "PUT", "/users/<username>/password", "Change a password (your own, or as admin)",
-          body=PASSWORD)  # fmt: skip
+          body=PASSWORD, responses={204: None})  # fmt: skip
 def set_password(username: str) -> Response:
     body, principal, accounts = json_body(PASSWORD), current(), services().accounts
     if username != principal.username and not principal.is_admin:

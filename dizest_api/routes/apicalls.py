@@ -23,6 +23,7 @@ from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import open_run
+from dizest_api.schemas import ERR, Body
 from dizest_api.services import services
 from dizest_worker import apicalls
 
@@ -33,6 +34,8 @@ HEADERS = ("Accept", "Accept-Language", "Content-Type", "User-Agent")  # never c
 QUERY = {"timeout": f"seconds the call may take (default {apicalls.DEFAULT_TIMEOUT_S:g}, "
          f"at most {apicalls.MAX_TIMEOUT_S:g}); other parameters are request values"}  # fmt: skip
 
+ANSWER = Body({"*/*": None}, description="what the api function answers: its status, type, body")
+
 
 class BodyTooLarge(ApiError):
     status, code = 413, "body_too_large"
@@ -40,7 +43,8 @@ class BodyTooLarge(ApiError):
 
 @endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/api/<name>",
           "Call one of the flow's app `api` functions (runner right); answers what it answers",
-          query=QUERY)  # fmt: skip
+          query=QUERY,
+          responses={200: ANSWER, 413: ERR, 422: ERR, 503: ERR, 504: ERR})  # fmt: skip
 def call_api(run_id: str, flow_id: str, name: str) -> Response:
     open_run(run_id, "rerun")
     size = request.content_length or 0

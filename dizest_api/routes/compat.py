@@ -25,6 +25,7 @@ from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import index, sse_response, within_limit
 from dizest_api.routes.workflows import open_workflow
+from dizest_api.schemas import ERR, EVENTS
 from dizest_api.services import services
 from dizest_core import dwp
 from dizest_core.errors import ExecutionError
@@ -121,24 +122,28 @@ def _stream(wf_id: str) -> Response:
 
 
 @endpoint(bp, "GET", "/dizest/api/run/<wf_id>", "DIZEST-compatible: run, wait, final outputs",
-          scope="run")  # fmt: skip
+          scope="run",
+          responses={200: "CompatResult", 422: ERR, 429: ERR, 503: ERR, 504: ERR})  # fmt: skip
 def run_get(wf_id: str) -> Response:
     return _run(wf_id)
 
 
 @endpoint(bp, "POST", "/dizest/api/run/<wf_id>", "DIZEST-compatible: run, wait, final outputs",
-          scope="run")  # fmt: skip
+          scope="run",
+          responses={200: "CompatResult", 422: ERR, 429: ERR, 503: ERR, 504: ERR})  # fmt: skip
 def run_post(wf_id: str) -> Response:
     return _run(wf_id)
 
 
 @endpoint(bp, "GET", "/dizest/api/stream/<wf_id>", "DIZEST-compatible: run and stream events",
-          scope="run")  # fmt: skip
+          scope="run",
+          responses=EVENTS)  # fmt: skip
 def stream_get(wf_id: str) -> Response:
     return _stream(wf_id)
 
 
 @endpoint(bp, "POST", "/dizest/api/stream/<wf_id>", "DIZEST-compatible: run and stream events",
-          scope="run")  # fmt: skip
+          scope="run",
+          responses=EVENTS)  # fmt: skip
 def stream_post(wf_id: str) -> Response:
     return _stream(wf_id)

@@ -29,6 +29,7 @@ from dizest_api.auth import current
 from dizest_api.drives import BadPath, NoSuchPath, UserDrive, clean
 from dizest_api.endpoint import Field, checked, endpoint, json_body, json_value
 from dizest_api.errors import BadInput
+from dizest_api.schemas import ERR, Body
 from dizest_api.services import services
 
 bp = Blueprint("files", __name__)
@@ -36,6 +37,10 @@ bp = Blueprint("files", __name__)
 MOVE = {"to": Field("string", True, description="the new path in your drive")}
 LISTING = {"recursive": Field("boolean", description="list sub-folders too (true/false)")}
 UPLOAD = "multipart/form-data"
+LISTING_OR_FILE = Body(
+    {"application/json": "Listing", "*/*": None},
+    description="a folder: its listing (JSON); a file: its bytes, as an attachment",
+)
 
 
 def user_drive(username: str | None = None) -> UserDrive:
@@ -75,12 +80,14 @@ def _listing(drive: UserDrive, path: str) -> Response:
     return jsonify({"path": clean(path, allow_root=True), "items": items, "usage": usage})
 
 
-@endpoint(bp, "GET", "/files", "Your drive's top folder and its usage", query=LISTING)
+@endpoint(bp, "GET", "/files", "Your drive's top folder and its usage", query=LISTING,
+          responses={200: "Listing"})  # fmt: skip
 def list_root() -> Response:
     return _listing(user_drive(), "")
 
 
-@endpoint(bp, "GET", "/files/<path:path>", "A folder's entries, or a file's bytes", query=LISTING)
+@endpoint(bp, "GET", "/files/<path:path>", "A folder's entries, or a file's bytes", query=LISTING,
+          responses={200: LISTING_OR_FILE, 400: ERR})  # fmt: skip
 def get_path(path: str) -> Response:
     drive = user_drive()
     real = drive.resolve(path)
@@ -91,7 +98,8 @@ def get_path(path: str) -> Response:
     return send_file(real, as_attachment=True, download_name=real.rsplit("/", 1)[-1])
 
 
-@endpoint(bp, "PUT", "/files/<path:path>", "Store the raw body as a file (created or replaced)")
+@endpoint(bp, "PUT", "/files/<path:path>", "Store the raw body as a file (created or replaced)",
+          responses={201: "DriveEntry", 400: ERR, 409: ERR, 413: ERR, 422: ERR})  # fmt: skip
 def put_file(path: str) -> tuple[Response, int]:
     allow_upload()
     drive = user_drive()
@@ -99,13 +107,15 @@ def put_file(path: str) -> tuple[Response, int]:
     return jsonify(entry), 201
 
 
-@endpoint(bp, "POST", "/files", "Upload files (multipart) into your drive's top folder")
+@endpoint(bp, "POST", "/files", "Upload files (multipart) into your drive's top folder",
+          responses={201: "Uploaded", 400: ERR, 413: ERR, 422: ERR})  # fmt: skip
 def upload_root() -> tuple[Response, int]:
     return _upload("")
 
 
 @endpoint(bp, "POST", "/files/<path:path>", "Upload files (multipart) into a folder; no file: "
-          "create the folder")  # fmt: skip
+          "create the folder",
+          responses={201: "Uploaded", 400: ERR, 409: ERR, 413: ERR, 422: ERR})  # fmt: skip
 def upload_into(path: str) -> tuple[Response, int]:
     return _upload(path)
 
@@ -127,13 +137,15 @@ def _upload(folder: str) -> tuple[Response, int]:
     return jsonify({"items": items, "usage": usage}), 201
 
 
-@endpoint(bp, "PATCH", "/files/<path:path>", "Move or rename a file or folder", body=MOVE)
+@endpoint(bp, "PATCH", "/files/<path:path>", "Move or rename a file or folder", body=MOVE,
+          responses={200: "DriveEntry", 409: ERR})  # fmt: skip
 def move_path(path: str) -> Response:
     body = json_body(MOVE)
     return jsonify(user_drive().move(path, body["to"]))
 
 
-@endpoint(bp, "DELETE", "/files/<path:path>", "Delete a file, or a folder and its contents")
+@endpoint(bp, "DELETE", "/files/<path:path>", "Delete a file, or a folder and its contents",
+          responses={204: None, 400: ERR})  # fmt: skip
 def delete_path(path: str) -> Response:
     drive = user_drive()
     if clean(path, allow_root=True) == "":

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify
 
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import ApiError, error_response
+from dizest_api.schemas import ERR
 from dizest_api.services import services
 from dizest_worker import liveness
 
@@ -35,12 +36,14 @@ def require_worker() -> None:
         )
 
 
-@endpoint(bp, "GET", "/healthz", "The process is alive", access="public")
+@endpoint(bp, "GET", "/healthz", "The process is alive", access="public",
+          responses={200: "Status"})  # fmt: skip
 def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
-@endpoint(bp, "GET", "/readyz", "Redis answers and a worker is live now", access="public")
+@endpoint(bp, "GET", "/readyz", "Redis answers and a worker is live now", access="public",
+          responses={200: "Ready", 503: ERR})  # fmt: skip
 def readyz() -> Response:
     found = services()
     try:

@@ -27,6 +27,7 @@ from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import InvalidRun, index, within_limit
 from dizest_api.routes.workflows import open_workflow
+from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 from dizest_core.errors import DizestError
 
@@ -55,7 +56,8 @@ def open_hook(hook_id: str) -> Hook:
     return hook
 
 
-@endpoint(bp, "POST", "/hooks", "Register a webhook called when your runs end", body=NEW_HOOK)
+@endpoint(bp, "POST", "/hooks", "Register a webhook called when your runs end", body=NEW_HOOK,
+          responses={201: "NewHook", 422: ERR})  # fmt: skip
 def create_hook() -> tuple[Response, int, dict[str, str]]:
     body, found = json_body(NEW_HOOK), automation()
     url = check_url(body["url"], found.settings.webhook_allow_private)
@@ -65,19 +67,21 @@ def create_hook() -> tuple[Response, int, dict[str, str]]:
     return jsonify(answer), 201, {"Location": url_for(".get_hook", hook_id=hook.id)}
 
 
-@endpoint(bp, "GET", "/hooks", "Your webhooks")
+@endpoint(bp, "GET", "/hooks", "Your webhooks", responses={200: items_of("Hook")})  # fmt: skip
 def list_hooks() -> Response:
     return jsonify({"items": [h.to_dict() for h in automation().hooks.owned(current().username)]})
 
 
-@endpoint(bp, "GET", "/hooks/<hook_id>", "A webhook with its latest deliveries", query=LOG)
+@endpoint(bp, "GET", "/hooks/<hook_id>", "A webhook with its latest deliveries", query=LOG,
+          responses={200: "HookDeliveries"})  # fmt: skip
 def get_hook(hook_id: str) -> Response:
     hook = open_hook(hook_id)
     deliveries = automation().hooks.deliveries(hook_id, query_int("limit", 20, 1, 100))
     return jsonify({**hook.to_dict(), "deliveries": deliveries})
 
 
-@endpoint(bp, "DELETE", "/hooks/<hook_id>", "Delete a webhook")
+@endpoint(bp, "DELETE", "/hooks/<hook_id>", "Delete a webhook",
+          responses={204: None})  # fmt: skip
 def delete_hook(hook_id: str) -> Response:
     open_hook(hook_id)
     automation().hooks.delete(hook_id)
@@ -105,7 +109,8 @@ def open_trigger(wf_id: str, trigger_id: str) -> Trigger:
 
 
 @endpoint(bp, "POST", "/workflows/<wf_id>/triggers",
-          "Make a secret URL that starts runs of this workflow as you", body=NEW_TRIGGER)  # fmt: skip
+          "Make a secret URL that starts runs of this workflow as you", body=NEW_TRIGGER,
+          responses={201: "NewTrigger", 422: ERR})  # fmt: skip
 def create_trigger(wf_id: str) -> tuple[Response, int]:
     body, found = json_body(NEW_TRIGGER), automation()
     wf = open_workflow(wf_id, "run")
@@ -114,7 +119,8 @@ def create_trigger(wf_id: str) -> tuple[Response, int]:
     return jsonify(_trigger_out(trig, secret)), 201
 
 
-@endpoint(bp, "GET", "/workflows/<wf_id>/triggers", "A workflow's triggers (never their secrets)")
+@endpoint(bp, "GET", "/workflows/<wf_id>/triggers", "A workflow's triggers (never their secrets)",
+          responses={200: items_of("Trigger")})  # fmt: skip
 def list_triggers(wf_id: str) -> Response:
     wf, principal = open_workflow(wf_id, "read"), current()
     everyone = principal.is_admin or wf.owner == principal.username
@@ -124,14 +130,16 @@ def list_triggers(wf_id: str) -> Response:
 
 
 @endpoint(bp, "POST", "/workflows/<wf_id>/triggers/<trigger_id>/rotate",
-          "Replace a trigger's secret (the old URL stops working)")  # fmt: skip
+          "Replace a trigger's secret (the old URL stops working)",
+          responses={200: "NewTrigger"})  # fmt: skip
 def rotate_trigger(wf_id: str, trigger_id: str) -> Response:
     open_trigger(wf_id, trigger_id)
     trig, secret = automation().triggers.rotate(trigger_id)
     return jsonify(_trigger_out(trig, secret))
 
 
-@endpoint(bp, "DELETE", "/workflows/<wf_id>/triggers/<trigger_id>", "Revoke a trigger")
+@endpoint(bp, "DELETE", "/workflows/<wf_id>/triggers/<trigger_id>", "Revoke a trigger",
+          responses={204: None})  # fmt: skip
 def delete_trigger(wf_id: str, trigger_id: str) -> Response:
     open_trigger(wf_id, trigger_id)
     automation().triggers.delete(trigger_id)
@@ -140,7 +148,8 @@ def delete_trigger(wf_id: str, trigger_id: str) -> Response:
 
 @endpoint(bp, "POST", "/triggers/<secret>",
           "Start a run of the trigger's workflow; the JSON body is the inputs",
-          access="public")  # fmt: skip
+          access="public",
+          responses={201: "TriggeredRun", 403: ERR, 429: ERR, 503: ERR})  # fmt: skip
 def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
     found = automation()
     try:

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import NotFound
 from dizest_api.openapi import document
+from dizest_api.schemas import items_of
 from dizest_api.services import services
 from dizest_core.model import App
 
@@ -28,14 +29,16 @@ def _summary(app: App, plugin: str) -> dict[str, Any]:
     }
 
 
-@endpoint(bp, "GET", "/apps", "The apps that installed plugins provide")
+@endpoint(bp, "GET", "/apps", "The apps that installed plugins provide",
+          responses={200: items_of("App")})  # fmt: skip
 def apps() -> Response:
     registry = services().plugins
     items = [_summary(a, registry.plugin_of(a.id).name) for a in registry.apps().values()]
     return jsonify({"items": items})
 
 
-@endpoint(bp, "GET", "/apps/<app_id>", "One plugin app: its inputs, outputs, code and plugin")
+@endpoint(bp, "GET", "/apps/<app_id>", "One plugin app: its inputs, outputs, code and plugin",
+          responses={200: "AppDetail"})  # fmt: skip
 def get_app(app_id: str) -> Response:
     registry = services().plugins
     app = registry.apps().get(app_id)
@@ -49,6 +52,7 @@ def get_app(app_id: str) -> Response:
     return jsonify(answer)
 
 
-@endpoint(bp, "GET", "/openapi.json", "This API's OpenAPI 3 document")
+@endpoint(bp, "GET", "/openapi.json", "This API's OpenAPI 3 document",
+          responses={200: {"type": "object", "description": "an OpenAPI 3.1 document"}})  # fmt: skip
 def openapi() -> Response:
     return jsonify(document(current_app))

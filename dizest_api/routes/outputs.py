@@ -21,10 +21,11 @@ import shutil
 
 from flask import Blueprint, Response, current_app, request, send_file
 
-from dizest_api.convert import ConversionError, Converter, wanted_types
+from dizest_api.convert import FORMATS, ConversionError, Converter, wanted_types
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import ApiError, NotFound
 from dizest_api.routes.runs import open_run
+from dizest_api.schemas import ERR, Body
 from dizest_api.services import services
 from dizest_core.job import Artifact
 
@@ -33,6 +34,7 @@ bp = Blueprint("outputs", __name__)
 FORMAT = {"format": "json, text, bytes, csv, parquet, npy, png, or pickle (Python only, trusted)"}
 PICKLE = "application/x-python-pickle"
 MAX_CONVERT_BYTES = 512 << 20
+MEDIA = (*FORMATS.values(), PICKLE)
 
 
 class NotAcceptable(ApiError):
@@ -52,7 +54,8 @@ def converter() -> Converter:
 
 @endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs/<name>",
           "One output as a download, in an open format chosen by its type and Accept",
-          query=FORMAT)  # fmt: skip
+          query=FORMAT,
+          responses={200: Body(MEDIA, None, "the output in the format asked for"), 406: ERR, 422: ERR})  # fmt: skip
 def download_output(run_id: str, flow_id: str, name: str) -> Response:
     open_run(run_id)
     value = services().client.output_value(run_id, flow_id, name)

@@ -36,6 +36,7 @@ from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_query import RUN_FILTERS, run_page
 from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.workflows import open_workflow
+from dizest_api.schemas import ERR, EVENTS, WEBSOCKET, page_of
 from dizest_api.services import services
 from dizest_api.streaming import STREAM_ID, follow, hub_for, sse
 from dizest_core.errors import DizestError
@@ -134,7 +135,8 @@ def _options(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 @endpoint(bp, "POST", "/runs", "Start a run of a stored workflow or of an inline .dwp",
-          body=SUBMIT)  # fmt: skip
+          body=SUBMIT, responses={201: "SubmittedRun", 200: "SubmittedRun",  # a known key
+                                  422: ERR, 429: ERR, 503: ERR})  # fmt: skip
 def submit_run() -> tuple[Response, int, dict[str, str]]:
     (body, parts), found, principal = submit_body(SUBMIT), services(), current()
     if ("workflow_id" in body) == ("package" in body):
@@ -182,7 +184,8 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
 
 
 @endpoint(bp, "GET", "/runs", "Your runs, newest first (admins: all runs), filtered",
-          query={**RUN_FILTERS, "offset": OFFSET, "limit": LIMIT})  # fmt: skip
+          query={**RUN_FILTERS, "offset": OFFSET, "limit": LIMIT},
+          responses={200: page_of("Run")})  # fmt: skip
 def list_runs() -> Response:
     principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
     wanted = {k: request.args[k] for k in RUN_FILTERS if request.args.get(k)}
@@ -196,7 +199,7 @@ def list_runs() -> Response:
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 
 
-@endpoint(bp, "GET", "/runs/<run_id>", "The run report")
+@endpoint(bp, "GET", "/runs/<run_id>", "The run report", responses={200: "RunReport"})  # fmt: skip
 def get_run(run_id: str) -> Response:
     info = open_run(run_id)
     report = services().client.get(run_id)
@@ -204,7 +207,8 @@ def get_run(run_id: str) -> Response:
     return jsonify({**report, **given, "owner": info.get("owner"), "workflow_id": info.get("workflow_id")})  # fmt: skip
 
 
-@endpoint(bp, "GET", "/runs/<run_id>/dwp", "The .dwp package the run runs (its snapshot)")
+@endpoint(bp, "GET", "/runs/<run_id>/dwp", "The .dwp package the run runs (its snapshot)",
+          responses={200: "Package"})  # fmt: skip
 def get_run_package(run_id: str) -> Response:
     open_run(run_id)
     package = services().client.runs.snapshot(run_id)
@@ -213,21 +217,24 @@ def get_run_package(run_id: str) -> Response:
     return jsonify(package)
 
 
-@endpoint(bp, "POST", "/runs/<run_id>/cancel", "Cancel a run")
+@endpoint(bp, "POST", "/runs/<run_id>/cancel", "Cancel a run",
+          responses={200: "Cancelled"})  # fmt: skip
 def cancel_run(run_id: str) -> Response:
     open_run(run_id, "cancel")
     answer = services().client.cancel(run_id)
     return jsonify({"run_id": run_id, "result": answer, "status": _status(run_id)})
 
 
-@endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs", "A flow's outputs (JSON previews)")
+@endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs", "A flow's outputs (JSON previews)",
+          responses={200: "Outputs"})  # fmt: skip
 def get_outputs(run_id: str, flow_id: str) -> Response:
     open_run(run_id)
     return jsonify({"outputs": services().client.outputs(run_id, flow_id)})
 
 
 @endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/rerun",
-          "Run one flow again, reusing the run's upstream outputs")  # fmt: skip
+          "Run one flow again, reusing the run's upstream outputs",
+          responses={201: "Run", 429: ERR})  # fmt: skip
 def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]]:
     info = open_run(run_id, "rerun")
     with within_limit():
@@ -271,7 +278,8 @@ def _heartbeat_s() -> float:
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/events",
-          "Live events as Server-Sent Events (resume with Last-Event-ID)", query=AFTER)  # fmt: skip
+          "Live events as Server-Sent Events (resume with Last-Event-ID)", query=AFTER,
+          responses=EVENTS)  # fmt: skip
 def run_events(run_id: str) -> Response:
     return sse_response(run_id)
 
@@ -325,7 +333,11 @@ def _check_origin() -> None:
 
 
 run_socket.dizest_spec = Spec(  # type: ignore[attr-defined]
-    "GET", "Live events over a WebSocket (resume with ?after=)", query=AFTER
+    "GET",
+    "Live events over a WebSocket (resume with ?after=)",
+    query=AFTER,
+    responses={101: None, 400: ERR},
+    description=WEBSOCKET,
 )
 bp.add_url_rule("/runs/<run_id>/ws", view_func=run_socket, methods=["GET"], websocket=True)
 

@@ -19,6 +19,7 @@ from dizest_api.endpoint import Field, endpoint, json_body, query_int
 from dizest_api.errors import NotFound
 from dizest_api.routes.runs import _options
 from dizest_api.routes.workflows import open_workflow
+from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 from dizest_core import limits
 
@@ -64,7 +65,8 @@ def _out(sched: Schedule) -> dict[str, Any]:
 
 
 @endpoint(bp, "POST", "/workflows/<wf_id>/schedules",
-          "Run a workflow on a cron schedule, as you (needs the run right)", body=NEW)  # fmt: skip
+          "Run a workflow on a cron schedule, as you (needs the run right)", body=NEW,
+          responses={201: "Schedule", 422: ERR})  # fmt: skip
 def create_schedule(wf_id: str) -> tuple[Response, int, dict[str, str]]:
     body = _checked(json_body(NEW))
     wf = open_workflow(wf_id, "run")
@@ -72,7 +74,8 @@ def create_schedule(wf_id: str) -> tuple[Response, int, dict[str, str]]:
     return jsonify(_out(sched)), 201, {"Location": url_for(".get_schedule", sid=sched.id)}
 
 
-@endpoint(bp, "GET", "/workflows/<wf_id>/schedules", "A workflow's schedules")
+@endpoint(bp, "GET", "/workflows/<wf_id>/schedules", "A workflow's schedules",
+          responses={200: items_of("Schedule")})  # fmt: skip
 def workflow_schedules(wf_id: str) -> Response:
     wf, principal = open_workflow(wf_id, "read"), current()
     everyone = principal.is_admin or wf.owner == principal.username
@@ -81,7 +84,8 @@ def workflow_schedules(wf_id: str) -> Response:
 
 
 @endpoint(bp, "GET", "/schedules", "Your schedules (admins: all), newest first",
-          query={"workflow_id": "only this workflow's"})  # fmt: skip
+          query={"workflow_id": "only this workflow's"},
+          responses={200: items_of("Schedule")})  # fmt: skip
 def list_schedules() -> Response:
     principal = current()
     owner = None if principal.is_admin else principal.username
@@ -89,7 +93,8 @@ def list_schedules() -> Response:
     return jsonify({"items": [_out(s) for s in found]})
 
 
-@endpoint(bp, "GET", "/schedules/<sid>", "A schedule with its latest ticks", query=HISTORY)
+@endpoint(bp, "GET", "/schedules/<sid>", "A schedule with its latest ticks", query=HISTORY,
+          responses={200: "ScheduleHistory"})  # fmt: skip
 def get_schedule(sid: str) -> Response:
     sched = open_schedule(sid)
     history = automation().schedules.history(sid, query_int("limit", 20, 1, 100))
@@ -98,7 +103,8 @@ def get_schedule(sid: str) -> Response:
 
 @endpoint(bp, "PATCH", "/schedules/<sid>",
           "Change a schedule (cron, zone, inputs, options, catchup) or enable/disable it",
-          body=FIELDS)  # fmt: skip
+          body=FIELDS,
+          responses={200: "Schedule", 422: ERR})  # fmt: skip
 def update_schedule(sid: str) -> Response:
     body = _checked(json_body(FIELDS))
     sched = open_schedule(sid)
@@ -107,7 +113,8 @@ def update_schedule(sid: str) -> Response:
     return jsonify(_out(automation().schedules.update(sid, body)))
 
 
-@endpoint(bp, "DELETE", "/schedules/<sid>", "Delete a schedule")
+@endpoint(bp, "DELETE", "/schedules/<sid>", "Delete a schedule",
+          responses={204: None})  # fmt: skip
 def delete_schedule(sid: str) -> Response:
     open_schedule(sid)
     automation().schedules.delete(sid)

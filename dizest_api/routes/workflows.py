@@ -20,6 +20,7 @@ from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_int
 from dizest_api.errors import BadInput, Forbidden, NotFound
 from dizest_api.routes.files import workflow_body
+from dizest_api.schemas import ERR, Body, page_of
 from dizest_api.services import services
 from dizest_core import dwp
 
@@ -62,7 +63,8 @@ def open_workflow(wf_id: str, right: str) -> StoredWorkflow:
 
 
 @endpoint(bp, "GET", "/workflows", "Workflows you own or were granted, newest first",
-          query={"title": "title substring", "offset": OFFSET, "limit": LIMIT})  # fmt: skip
+          query={"title": "title substring", "offset": OFFSET, "limit": LIMIT},
+          responses={200: page_of("Workflow")})  # fmt: skip
 def list_workflows() -> Response:
     principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
     owner = None if principal.is_admin else principal.username
@@ -73,7 +75,8 @@ def list_workflows() -> Response:
 
 @endpoint(bp, "POST", "/workflows", "Store a validated .dwp as a new workflow: the envelope, "
           "the .dwp itself (JSON) or a .dwp file (multipart)", body=NEW,
-          query={"title": "the title of a bare .dwp (default: its file name)"})  # fmt: skip
+          query={"title": "the title of a bare .dwp (default: its file name)"},
+          responses={201: "Workflow", 422: ERR})  # fmt: skip
 def create_workflow() -> tuple[Response, int, dict[str, str]]:
     body = workflow_body(NEW)
     wf = services().library.create(
@@ -82,7 +85,8 @@ def create_workflow() -> tuple[Response, int, dict[str, str]]:
     return jsonify(wf.to_dict()), 201, {"Location": url_for(".get_workflow", wf_id=wf.id)}
 
 
-@endpoint(bp, "GET", "/workflows/<wf_id>", "A workflow with its package", query=VERSION)
+@endpoint(bp, "GET", "/workflows/<wf_id>", "A workflow with its package", query=VERSION,
+          responses={200: "WorkflowVersion"})  # fmt: skip
 def get_workflow(wf_id: str) -> Response:
     wf, number, package = _version(open_workflow(wf_id, "read"))
     return jsonify(
@@ -91,7 +95,8 @@ def get_workflow(wf_id: str) -> Response:
 
 
 @endpoint(bp, "PUT", "/workflows/<wf_id>", "Store a new version (editors); with base_version, "
-          "409 version_conflict when someone saved a newer one since", body=REPLACE)  # fmt: skip
+          "409 version_conflict when someone saved a newer one since", body=REPLACE,
+          responses={200: "Workflow", 409: ERR, 422: ERR})  # fmt: skip
 def replace_workflow(wf_id: str) -> Response:
     body = json_body(REPLACE)
     open_workflow(wf_id, "write")
@@ -102,21 +107,24 @@ def replace_workflow(wf_id: str) -> Response:
 
 
 @endpoint(bp, "POST", "/workflows/validate", "Every problem of a .dwp (errors and warnings, "
-          "naming flow, app and field), without storing it", body=CHECK, scope="read")  # fmt: skip
+          "naming flow, app and field), without storing it", body=CHECK, scope="read",
+          responses={200: "Validation"})  # fmt: skip
 def validate_workflow() -> Response:
     problems = dwp.check(json_body(CHECK)["package"], extra_apps=services().library.extra_apps)
     items = [p.to_dict() for p in problems]
     return jsonify({"valid": not any(p.severity == "error" for p in problems), "problems": items})
 
 
-@endpoint(bp, "DELETE", "/workflows/<wf_id>", "Delete a workflow and all its versions")
+@endpoint(bp, "DELETE", "/workflows/<wf_id>", "Delete a workflow and all its versions",
+          responses={204: None})  # fmt: skip
 def delete_workflow(wf_id: str) -> Response:
     open_workflow(wf_id, "delete")
     services().library.delete(wf_id)
     return Response(status=204)
 
 
-@endpoint(bp, "GET", "/workflows/<wf_id>/dwp", "Download the .dwp file", query=VERSION)
+@endpoint(bp, "GET", "/workflows/<wf_id>/dwp", "Download the .dwp file", query=VERSION,
+          responses={200: Body("application/json", "Package", "the .dwp file (an attachment)")})  # fmt: skip
 def download_workflow(wf_id: str) -> Response:
     wf, number, package = _version(open_workflow(wf_id, "read"))
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", wf.title).strip("_") or wf.id
@@ -127,14 +135,20 @@ def download_workflow(wf_id: str) -> Response:
     )
 
 
-@endpoint(bp, "GET", "/workflows/<wf_id>/grants", "Who else may use a workflow")
+@endpoint(bp, "GET", "/workflows/<wf_id>/grants", "Who else may use a workflow",
+          responses={200: "Grants"})  # fmt: skip
 def get_grants(wf_id: str) -> Response:
     open_workflow(wf_id, "read")
     return jsonify({"grants": services().library.grants(wf_id)})
 
 
 @endpoint(
-    bp, "PUT", "/workflows/<wf_id>/grants", "Replace the grants (owner or admin)", body=GRANTS
+    bp,
+    "PUT",
+    "/workflows/<wf_id>/grants",
+    "Replace the grants (owner or admin)",
+    body=GRANTS,
+    responses={200: "Grants"},
 )
 def set_grants(wf_id: str) -> Response:
     body, found = json_body(GRANTS), services()
