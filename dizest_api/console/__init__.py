@@ -30,6 +30,7 @@ from flask import (
 from werkzeug.exceptions import NotFound as HttpNotFound
 
 from dizest_api import auth
+from dizest_api.console import appui
 from dizest_api.endpoint import Spec
 from dizest_api.errors import ApiError, Unauthenticated, handle_http
 
@@ -162,8 +163,9 @@ def _not_found(exc: HttpNotFound) -> Any:
 
 def _headers(response: Response) -> Response:
     if response.mimetype == "text/html":
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Frame-Options"] = "DENY"
+        # a page that set its own (an app's UI document: see appui.py) keeps it
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers.setdefault("Cache-Control", "no-store")
@@ -181,5 +183,6 @@ def register(app: Flask) -> None:
     """Mount the console on `app` (call before the auth hook is added: `_routed` runs first)."""
     app.before_request(_routed)
     app.register_blueprint(bp)
+    app.register_blueprint(appui.bp)
     app.register_error_handler(HttpNotFound, _not_found)
     app.after_request(_headers)

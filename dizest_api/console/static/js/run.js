@@ -1,6 +1,7 @@
 // The run view, live: node colours follow flow.status, the selected flow's log grows as
 // log.append events arrive, results render as they come; timeline, inputs, cancel, re-run.
 import { get, post } from "./api.js";
+import { appFrame, hasUI, updateResults } from "./appui.js";
 import { $, h, seconds, showTab, tabs, toast, when } from "./dom.js";
 import { RunStream } from "./events.js";
 import { drawGantt } from "./gantt.js";
@@ -92,6 +93,7 @@ function showFlow(id) {
     h("h2", {}, node ? node.title : id),
     h("p", { class: "muted" }, `flow ${id}${node ? ` · app ${node.appId}` : ""}`),
     h("p", { id: "flow-head" }),
+    ...(hasUI(node && node.app) ? [h("h3", {}, "App"), appFrame(runId, id, { status: f.status, outputs: null, results: f.results })] : []),
     h("h3", {}, "Log"),
     log,
     h("p", { class: "error reason", id: "flow-reason", hidden: true }),
@@ -137,6 +139,7 @@ async function outputs(id) {
   } catch (exc) {
     return;
   }
+  updateResults(id, { status: flowState(id).status, outputs: answer.outputs, results: flowState(id).results });
   const box = $("#flow-outputs");
   if (!box || selected !== id) return;
   const items = Object.entries(answer.outputs).map(([name, preview]) =>

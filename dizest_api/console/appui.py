@@ -1,0 +1,154 @@
+"""App UI mode: the document of an app's own UI (`html`, `js`, `css`) for one flow of a run.
+
+    GET /runs/<run>/flows/<flow>/ui      the UI as a page, for the run view's iframe
+
+DIZEST serves the same three fields at `/ui/<kernel>/<flow>/render` in the origin of its web
+app; here the UI is flow code (a user wrote it), so it never runs as this origin. The document
+is always sandboxed, by its own `Content-Security-Policy: sandbox allow-scripts` header (an
+opaque origin even when opened directly, not only inside the console's iframe, which adds
+`sandbox="allow-scripts"` too): no cookies, no storage, no access to the console's DOM.
+`connect-src 'none'`: it cannot fetch anything; the only way out is the bridge below, whose
+other end (static/js/appui.js) forwards `api` calls of this flow only. Scripts and styles may
+be inline (the UI's own) or come from the https URLs the app lists in `cdn` (as DIZEST loads
+them); images may be data or blob URLs.
+
+The bridge, `window.dizest` in the UI (documented in docs/compatibility.md):
+    dizest.run, dizest.flow          ids
+    dizest.results                   the flow's latest {status, outputs, results} (or null)
+    dizest.onresults(fn)             fn(results) now if known, and on every change
+    dizest.api(name, body) -> Promise   calls the app's `api` function `name`; resolves with
+                                     its JSON (or text) answer, rejects with an Error whose
+                                     message is the answer's text (a traceback) and `.status`
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, Response
+
+from dizest_api.endpoint import endpoint
+from dizest_api.errors import NotFound
+from dizest_api.routes.runs import open_run
+from dizest_api.services import services
+
+bp = Blueprint("appui", __name__)
+
+UI_FIELDS = ("html", "js", "css")
+# https only, and nothing that could end an attribute or a CSP source list
+_CDN = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~!$&()*+=:@%/?#-]*)?$")
+
+BRIDGE = """(function () {
+  "use strict";
+  var pending = new Map(), listeners = [], next = 1;
+  var me = JSON.parse(document.currentScript.dataset.ids);
+  var dizest = { run: me.run, flow: me.flow, results: null };
+  dizest.onresults = function (fn) {
+    listeners.push(fn);
+    if (dizest.results) fn(dizest.results);
+  };
+  dizest.api = function (name, body) {
+    var id = next++;
+    return new Promise(function (resolve, reject) {
+      pending.set(id, { resolve: resolve, reject: reject });
+      parent.postMessage({ dizest: "api", id: id, name: String(name), body: body === undefined ? null : body }, "*");
+    });
+  };
+  dizest.call = dizest.api;
+  window.addEventListener("message", function (event) {
+    if (event.source !== parent || !event.data || typeof event.data !== "object") return;
+    var msg = event.data;
+    if (msg.dizest === "results") {
+      dizest.results = msg.data;
+      listeners.forEach(function (fn) { try { fn(msg.data); } catch (e) { console.error(e); } });
+    } else if (msg.dizest === "answer" && pending.has(msg.id)) {
+      var waiter = pending.get(msg.id);
+      pending.delete(msg.id);
+      if (msg.ok) waiter.resolve(msg.data);
+      else {
+        var error = new Error(typeof msg.data === "string" ? msg.data : JSON.stringify(msg.data));
+        error.status = msg.status;
+        error.data = msg.data;
+        waiter.reject(error);
+      }
+    }
+  });
+  window.dizest = dizest;
+  parent.postMessage({ dizest: "ready" }, "*");
+})();"""
+
+
+def has_ui(app_raw: Any) -> bool:
+    """Whether an app (its raw JSON) has a UI: a non-blank `html` or `js`."""
+    return isinstance(app_raw, dict) and any(
+        isinstance(app_raw.get(k), str) and app_raw[k].strip() for k in ("html", "js")
+    )
+
+
+def _cdn(app_raw: dict[str, Any], kind: str) -> list[str]:
+    cdn = app_raw.get("cdn")
+    urls = cdn.get(kind) if isinstance(cdn, dict) else None
+    return (
+        [u for u in urls if isinstance(u, str) and _CDN.match(u)] if isinstance(urls, list) else []
+    )
+
+
+def _csp(scripts: list[str], styles: list[str]) -> str:
+    scripts, styles = ([u.split("?")[0].split("#")[0] for u in us] for us in (scripts, styles))
+    return "; ".join(
+        [
+            "sandbox allow-scripts",
+            "default-src 'none'",
+            " ".join(["script-src 'unsafe-inline'", *scripts]),
+            " ".join(["style-src 'unsafe-inline'", *styles]),
+            "img-src data: blob:",
+            "font-src data:",
+            "connect-src 'none'",
+            "form-action 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'self'",
+        ]
+    )
+
+
+def _text(app_raw: dict[str, Any], key: str) -> str:
+    value = app_raw.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _closing(text: str, tag: str) -> str:
+    """The UI's own text inside our <style>/<script>: a closing tag in it must not end ours."""
+    return re.sub(rf"</(?={tag})", r"<\\/", text, flags=re.IGNORECASE)
+
+
+def document(run_id: str, flow_id: str, app_raw: dict[str, Any]) -> str:
+    ids = json.dumps({"run": run_id, "flow": flow_id}).replace("&", "&amp;").replace('"', "&quot;")
+    styles = "".join(f'<link rel="stylesheet" href="{u}">' for u in _cdn(app_raw, "css"))
+    scripts = "".join(f'<script src="{u}"></script>' for u in _cdn(app_raw, "js"))
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f'<script data-ids="{ids}">{BRIDGE}</script>{styles}'
+        f"<style>{_closing(_text(app_raw, 'css'), 'style')}</style>{scripts}</head>"
+        f"<body>{_text(app_raw, 'html')}"
+        f"<script>{_closing(_text(app_raw, 'js'), 'script')}</script></body></html>"
+    )
+
+
+@endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/ui",
+          "The flow's app UI (html, js, css) as a sandboxed page for the run view")  # fmt: skip
+def app_ui(run_id: str, flow_id: str) -> Response:
+    open_run(run_id)
+    package = services().client.runs.snapshot(run_id) or {}
+    flow = (package.get("flow") or {}).get(flow_id)
+    if not isinstance(flow, dict):
+        raise NotFound(f"run {run_id} has no flow {flow_id!r}")
+    app_raw = (package.get("apps") or {}).get(flow.get("app_id"))
+    if not isinstance(app_raw, dict) or not has_ui(app_raw):
+        raise NotFound(f"the app of flow {flow_id!r} has no UI")
+    response = Response(document(run_id, flow_id, app_raw), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = _csp(_cdn(app_raw, "js"), _cdn(app_raw, "css"))
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

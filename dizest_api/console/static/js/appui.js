@@ -1,0 +1,76 @@
+// App UI mode: an app's own UI (html, js, css) for one flow, in an iframe of its own origin.
+// The document comes from GET /runs/<run>/flows/<flow>/ui (sandboxed by its own CSP too, see
+// dizest_api/console/appui.py); this module is the console's end of its bridge: it answers
+// only messages from that iframe's window (an opaque origin: "null"), forwards only `api`
+// calls of that flow to POST /api/v1/runs/<run>/flows/<flow>/api/<name>, and sends the
+// flow's latest results when the UI is ready and whenever they change.
+import { csrfToken } from "./api.js";
+import { h } from "./dom.js";
+
+const NAME = /^[A-Za-z][A-Za-z0-9_]{0,99}$/;
+const frames = new Map(); // flow id -> {iframe, results}
+
+export function hasUI(app) {
+  return !!app && ["html", "js"].some((k) => typeof app[k] === "string" && app[k].trim());
+}
+
+// The iframe showing `flowId`'s app UI; `results` is the flow's latest {status, outputs, results}.
+export function appFrame(runId, flowId, results) {
+  const src = `/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(flowId)}/ui`;
+  const iframe = h("iframe", { class: "result-html app-ui", sandbox: "allow-scripts", src, title: `UI of flow ${flowId}`, referrerpolicy: "no-referrer" });
+  frames.set(flowId, { iframe, runId, results });
+  return iframe;
+}
+
+// New results for a flow: the UI showing it (if any) gets them.
+export function updateResults(flowId, results) {
+  const entry = frames.get(flowId);
+  if (!entry) return;
+  entry.results = results;
+  send(entry, { dizest: "results", data: results });
+}
+
+function send(entry, message) {
+  if (!entry.iframe.isConnected || !entry.iframe.contentWindow) return;
+  // an opaque origin cannot be named as a target: the window itself is the address
+  entry.iframe.contentWindow.postMessage(message, "*");
+}
+
+function sourceOf(event) {
+  for (const [flowId, entry] of frames) {
+    if (!entry.iframe.isConnected) frames.delete(flowId);
+    else if (entry.iframe.contentWindow === event.source) return [flowId, entry];
+  }
+  return [null, null];
+}
+
+async function forward(flowId, entry, msg) {
+  const url = `/api/v1/runs/${encodeURIComponent(entry.runId)}/flows/${encodeURIComponent(flowId)}/api/${msg.name}`;
+  let answer;
+  try {
+    answer = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrfToken() },
+      body: JSON.stringify(msg.body ?? null),
+    });
+  } catch (exc) {
+    send(entry, { dizest: "answer", id: msg.id, ok: false, status: 0, data: String(exc.message || exc) });
+    return;
+  }
+  const type = answer.headers.get("Content-Type") || "";
+  let data;
+  if (type.startsWith("application/json")) data = await answer.json().catch(() => null);
+  else if (type.startsWith("text/")) data = await answer.text();
+  else data = await answer.blob();
+  send(entry, { dizest: "answer", id: msg.id, ok: answer.ok, status: answer.status, data });
+}
+
+window.addEventListener("message", (event) => {
+  const [flowId, entry] = sourceOf(event);
+  if (!entry || event.origin !== "null") return; // only our sandboxed frames speak here
+  const msg = event.data;
+  if (!msg || typeof msg !== "object") return;
+  if (msg.dizest === "ready") send(entry, { dizest: "results", data: entry.results });
+  else if (msg.dizest === "api" && (typeof msg.id === "number" || typeof msg.id === "string") && typeof msg.name === "string" && NAME.test(msg.name)) forward(flowId, entry, msg);
+});
