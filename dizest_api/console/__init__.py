@@ -120,6 +120,20 @@ def workflow(wf_id: str) -> Any:
     return _shell("workflow.html", wf_id=wf_id)
 
 
+@bp.route("/workflows/<wf_id>/edit")
+@page("The workflow editor: flows, connections, apps and code; save and run")
+def edit_workflow(wf_id: str) -> Any:
+    from dizest_api.routes.workflows import open_workflow
+
+    if _user() is None:
+        return _shell("editor.html")
+    try:
+        open_workflow(wf_id, "read")  # saving needs the write right: the API says so then
+    except ApiError:
+        return not_found_page()
+    return _shell("editor.html", wf_id=wf_id)
+
+
 @bp.route("/runs")
 @page("Runs: filter, paginate, live status")
 def runs() -> Any:

@@ -10,7 +10,9 @@ const PORT = 16;
 const GAP_X = 80;
 const GAP_Y = 28;
 
-export function model(pkg) {
+// `layout: false` keeps every node where its flow says (the editor: a node dropped on another
+// must not move the rest).
+export function model(pkg, { layout = true } = {}) {
   const apps = pkg.apps || {};
   const nodes = [];
   const byId = new Map();
@@ -47,7 +49,7 @@ export function model(pkg) {
       }
     }
   }
-  if (needsLayout(nodes)) layered(nodes, edges, byId);
+  if (layout && needsLayout(nodes)) layered(nodes, edges, byId);
   return { nodes, edges, byId };
 }
 

@@ -1,0 +1,141 @@
+// The app panel of the editor: title, inputs (variable or output, with a default), outputs, and
+// the code in CodeMirror 6 (Python mode, indentation, find/replace, syntax errors from the API
+// shown at their line). CodeMirror loads on first use, so opening a large workflow does not
+// pay for it.
+import { $, h } from "./dom.js";
+
+const INPUTTYPES = ["text", "textarea", "number", "password", "date", "time", "list", "check", "file"];
+let cm = null;
+let current = null; // {appId, view}: the code editor, once loaded
+let shown = null; // the app the panel shows
+
+async function codemirror() {
+  cm ||= await import("../vendor/codemirror.js");
+  return cm;
+}
+
+function portRow(doc, appId, spec, index, count) {
+  const name = h("input", { name: "name", value: spec.name, "aria-label": "input name" });
+  name.addEventListener("change", () => {
+    if (!doc.renameInput(appId, spec.name, name.value.trim())) name.value = spec.name;
+  });
+  const type = h("select", { name: "type", "aria-label": "input type" }, ["output", "variable"].map((t) => h("option", { value: t, selected: spec.type === t }, t)));
+  type.addEventListener("change", () => {
+    const fields = { ...spec, type: type.value };
+    doc.change("input type", (pkg) => {
+      pkg.apps[appId].inputs[index] = fields;
+      for (const flow of doc.flowsOf(appId)) {
+        if (type.value === "variable") {
+          if (flow.inputs) delete flow.inputs[spec.name];
+          (flow.data ||= {})[spec.name] ??= spec.default ?? "";
+        } else (flow.inputs ||= {})[spec.name] ||= { connections: [] };
+      }
+    });
+  });
+  const kind = h("select", { name: "inputtype", "aria-label": "input kind", disabled: spec.type !== "variable" }, INPUTTYPES.map((t) => h("option", { value: t, selected: (spec.inputtype || "text") === t }, t)));
+  kind.addEventListener("change", () => doc.updateInput(appId, index, { inputtype: kind.value }));
+  const dflt = h("input", { name: "default", value: spec.default ?? "", placeholder: "default", "aria-label": "default" });
+  dflt.addEventListener("input", () => doc.updateInput(appId, index, { default: dflt.value }));
+  return h(
+    "tr",
+    { dataset: { input: spec.name } },
+    h("td", {}, name),
+    h("td", {}, type),
+    h("td", {}, kind),
+    h("td", {}, dflt),
+    h("td", { class: "inline" },
+      h("button", { type: "button", title: "up", disabled: index === 0, onclick: () => doc.moveInput(appId, index, -1) }, "↑"),
+      h("button", { type: "button", title: "down", disabled: index === count - 1, onclick: () => doc.moveInput(appId, index, 1) }, "↓"),
+      h("button", { type: "button", class: "danger", title: "remove", onclick: () => doc.removeInput(appId, spec.name) }, "×")),
+  );
+}
+
+function outputRow(doc, appId, spec, index, count) {
+  const name = h("input", { name: "name", value: spec.name, "aria-label": "output name" });
+  name.addEventListener("change", () => {
+    if (!doc.renameOutput(appId, spec.name, name.value.trim())) name.value = spec.name;
+  });
+  return h(
+    "tr",
+    { dataset: { output: spec.name } },
+    h("td", {}, name),
+    h("td", { class: "inline" },
+      h("button", { type: "button", title: "up", disabled: index === 0, onclick: () => doc.moveOutput(appId, index, -1) }, "↑"),
+      h("button", { type: "button", title: "down", disabled: index === count - 1, onclick: () => doc.moveOutput(appId, index, 1) }, "↓"),
+      h("button", { type: "button", class: "danger", title: "remove", onclick: () => doc.removeOutput(appId, spec.name) }, "×")),
+  );
+}
+
+function adder(label, id, withType, add) {
+  const name = h("input", { id: `${id}-name`, placeholder: "name", "aria-label": `new ${label} name` });
+  const type = withType ? h("select", { id: `${id}-type`, "aria-label": "new input type" }, h("option", { value: "output" }, "output"), h("option", { value: "variable" }, "variable")) : null;
+  const form = h("form", { class: "inline", id }, name, type, h("button", { type: "submit" }, `Add ${label}`));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (name.value.trim()) add(name.value.trim(), type ? type.value : null);
+  });
+  return form;
+}
+
+// Draw the panel for `appId` (again: after a structural change or an undo).
+export async function showApp(doc, appId, problems) {
+  const app = doc.app(appId);
+  const box = $("#app");
+  shown = appId;
+  current = null;
+  if (!app) {
+    box.replaceChildren(h("p", { class: "muted" }, "This app is no longer in the workflow."));
+    return;
+  }
+  const title = h("input", { id: "app-title", value: app.title || "", "aria-label": "app title" });
+  title.addEventListener("input", () => doc.renameApp(appId, title.value));
+  const inputs = Array.isArray(app.inputs) ? app.inputs : [];
+  const outputs = Array.isArray(app.outputs) ? app.outputs : [];
+  const code = h("div", { id: "app-code", class: "code-editor" });
+  box.replaceChildren(
+    h("label", { class: "field" }, h("span", {}, "App title ", h("small", { class: "muted" }, appId)), title),
+    h("h3", {}, "Inputs"),
+    h("table", { class: "list ports", id: "app-inputs" }, h("tbody", {}, inputs.map((s, i) => portRow(doc, appId, s, i, inputs.length)))),
+    adder("input", "add-input", true, (name, type) => doc.addInput(appId, type === "variable" ? { type, name, inputtype: "text", description: "" } : { type, name })),
+    h("h3", {}, "Outputs"),
+    h("table", { class: "list ports", id: "app-outputs" }, h("tbody", {}, outputs.map((s, i) => outputRow(doc, appId, s, i, outputs.length)))),
+    adder("output", "add-output", false, (name) => doc.addOutput(appId, name)),
+    h("h3", {}, "Code"),
+    code,
+  );
+  const mod = await codemirror();
+  if ($("#app-code") !== code) return; // drawn again meanwhile
+  const view = new mod.EditorView({
+    parent: code,
+    doc: String(app.code || ""),
+    extensions: [
+      mod.lineNumbers(), mod.highlightActiveLineGutter(), mod.highlightSpecialChars(), mod.history(), mod.foldGutter(),
+      mod.drawSelection(), mod.indentOnInput(), mod.indentUnit.of("    "), mod.bracketMatching(), mod.closeBrackets(),
+      mod.highlightActiveLine(), mod.highlightSelectionMatches(), mod.search({ top: true }), mod.lintGutter(),
+      mod.syntaxHighlighting(mod.defaultHighlightStyle, { fallback: true }), mod.python(),
+      mod.keymap.of([...mod.closeBracketsKeymap, ...mod.defaultKeymap, ...mod.searchKeymap, ...mod.historyKeymap, ...mod.foldKeymap, mod.indentWithTab]),
+      mod.EditorView.updateListener.of((update) => {
+        if (update.docChanged) doc.setCode(appId, update.state.doc.toString());
+      }),
+    ],
+  });
+  current = { appId, view };
+  window.dizestEditor && (window.dizestEditor.code = view); // tests type into it through the page
+  markSyntax(problems);
+}
+
+// Show the API's syntax errors for the open app at their line in the code editor.
+export function markSyntax(problems) {
+  if (!current || !cm) return;
+  const { view, appId } = current;
+  const diagnostics = [];
+  for (const p of problems) {
+    if (p.code !== "syntax_error" || p.app !== appId) continue;
+    const line = Math.min(Number((/line (\d+)/.exec(p.message) || [])[1] || 1), view.state.doc.lines);
+    const at = view.state.doc.line(line);
+    diagnostics.push({ from: at.from, to: at.to, severity: "error", message: p.message });
+  }
+  view.dispatch(cm.setDiagnostics(view.state, diagnostics));
+}
+
+export const openApp = () => shown;

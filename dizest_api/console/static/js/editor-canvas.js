@@ -1,0 +1,267 @@
+// The editor's canvas: the run view's SVG graph (pan, zoom, level of detail) plus editing by hand.
+// Drag a node to move it; drag from an output port to an input port to connect; the × removes a
+// flow, the dot toggles it active. While a node is dragged only its transform and its own edges
+// change, once per animation frame: a drag costs the same on a 1,000-flow graph as on a small
+// one. Every other change redraws the whole SVG from the document (one markup string).
+import { escapeHtml } from "./dom.js";
+import { GraphView } from "./graph.js";
+import { renderEntry, renderPayload } from "./render.js";
+
+const HEAD = 42;
+const PORT = 16;
+const EAGER_DETAIL = 300;
+const RESULT_H = 150;
+
+const portY = (n, i) => n.y + HEAD + i * PORT + PORT / 2;
+const clip = (s, max) => escapeHtml(s.length > max ? `${s.slice(0, max - 1)}…` : s);
+
+function edgePath(a, b, e) {
+  const x1 = a.x + a.w;
+  const y1 = portY(a, Math.max(0, a.outputs.indexOf(e.out)));
+  const x2 = b.x;
+  const y2 = portY(b, Math.max(0, b.inputs.indexOf(e.in)));
+  const dx = Math.max(40, Math.abs(x2 - x1) / 2);
+  return `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
+}
+
+function nodeMarkup(n, detailed, problems) {
+  const problem = problems.get(n.id);
+  return [
+    `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" transform="translate(${n.x},${n.y})">`,
+    `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/><rect class="bar" width="${n.w}" height="4" rx="2"/>`,
+    `<text class="title" x="10" y="20">${clip(n.title, 20)}</text>`,
+    problem ? `<text class="warn" x="${n.w - 52}" y="20"><title>${escapeHtml(problem.join("\n"))}</title>⚠</text>` : "",
+    `<text class="toggle" data-action="active" x="${n.w - 34}" y="20"><title>${n.active ? "deactivate" : "activate"}</title>${n.active ? "●" : "○"}</text>`,
+    `<text class="del" data-action="remove" x="${n.w - 16}" y="20"><title>remove flow</title>×</text>`,
+    detailed ? detailMarkup(n) : "",
+    "</g>",
+  ].join("");
+}
+
+function detailMarkup(n) {
+  const parts = [`<text class="app" x="10" y="35">${clip(n.app.title || n.appId || "", 24)}</text>`, `<text class="badge" x="${n.w - 8}" y="35"></text>`];
+  n.inputs.forEach((name, i) => {
+    const y = HEAD + i * PORT + PORT / 2;
+    parts.push(`<circle class="port in" data-name="${escapeHtml(name)}" cx="0" cy="${y}" r="6"/><text class="port-label" x="10" y="${y + 4}">${clip(name, 14)}</text>`);
+  });
+  n.outputs.forEach((name, i) => {
+    const y = HEAD + i * PORT + PORT / 2;
+    parts.push(`<circle class="port out" data-name="${escapeHtml(name)}" cx="${n.w}" cy="${y}" r="6"/><text class="port-label out" x="${n.w - 10}" y="${y + 4}">${clip(name, 14)}</text>`);
+  });
+  return parts.join("");
+}
+
+export class EditorCanvas extends GraphView {
+  // handlers: select(id), move(id, x, y), connect(from, out, to, in), remove(id), toggle(id),
+  // selectEdge(edge)
+  setup(handlers) {
+    this.handlers = handlers;
+  }
+
+  setGraph(graph, problems) {
+    this.graph = graph;
+    this.problems = problems;
+    this.draw();
+  }
+
+  draw() {
+    const g = this.graph;
+    const problems = new Map();
+    const bad = new Set();
+    for (const p of this.problems || []) {
+      if (p.flow) (problems.get(p.flow) || problems.set(p.flow, []).get(p.flow)).push(p.message);
+      if (p.edge) bad.add(`${p.edge.from}\u0000${p.edge.out}\u0000${p.edge.to}\u0000${p.edge.in}`);
+    }
+    const edges = [];
+    for (const e of g.edges) {
+      const a = g.byId.get(e.from);
+      const b = g.byId.get(e.to);
+      if (!a || !b) continue;
+      const cls = bad.has(`${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`) ? "edge bad" : "edge";
+      edges.push(`<path class="${cls}" data-from="${escapeHtml(e.from)}" data-out="${escapeHtml(e.out)}" data-to="${escapeHtml(e.to)}" data-in="${escapeHtml(e.in)}" d="${edgePath(a, b, e)}"/>`);
+    }
+    const eager = g.nodes.length <= EAGER_DETAIL;
+    this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);
+    const nodes = g.nodes.map((n) => nodeMarkup(n, eager, problems)).join("");
+    this.container.innerHTML = `<svg class="dag editing" xmlns="http://www.w3.org/2000/svg"><g class="edges">${edges.join("")}</g><g class="nodes">${nodes}</g><g class="results"></g><path class="wire" d=""/></svg>`;
+    this.svg = this.container.firstChild;
+    this.elements = new Map([...this.svg.querySelectorAll("g.node")].map((el) => [el.dataset.id, el]));
+    this.edgesOf = new Map();
+    for (const el of this.svg.querySelectorAll("path.edge")) {
+      for (const id of [el.dataset.from, el.dataset.to]) (this.edgesOf.get(id) || this.edgesOf.set(id, []).get(id)).push(el);
+    }
+    this.runs ||= new Map();
+    this.marks ||= new Map();
+    if (!this.bound) {
+      this.bound = true;
+      this.view = { x: 0, y: 0, w: 1, h: 1 };
+      this.bounds();
+      this.fit();
+      this.panZoom();
+      this.bind();
+    } else {
+      this.bounds();
+      this.apply();
+    }
+    for (const [id, [status, badge]] of this.marks) super.setStatus(id, status, badge);
+    if (this.selected) this.elements.get(this.selected)?.classList.add("selected");
+    for (const id of this.runs.keys()) this.drawResult(id);
+  }
+
+  detailInView() {
+    const v = this.view;
+    for (const n of this.graph.nodes) {
+      if (this.detailed.has(n.id) || n.x > v.x + v.w || n.x + n.w < v.x || n.y > v.y + v.h || n.y + n.h < v.y) continue;
+      const el = this.elements.get(n.id);
+      el.insertAdjacentHTML("beforeend", detailMarkup(n));
+      el.querySelector(".badge").textContent = el.dataset.badge || "";
+      this.detailed.add(n.id);
+    }
+  }
+
+  setStatus(id, status, badge) {
+    this.marks.set(id, [status, badge]);
+    super.setStatus(id, status, badge);
+  }
+
+  // The graph coordinates under a pointer event.
+  point(event) {
+    const m = this.svg.getScreenCTM().inverse();
+    const p = new DOMPoint(event.clientX, event.clientY).matrixTransform(m);
+    return { x: p.x, y: p.y };
+  }
+
+  bind() {
+    const c = this.container;
+    c.addEventListener("pointerdown", (event) => this.down(event), { capture: true });
+    c.addEventListener("click", (event) => {
+      const edge = event.target.closest("path.edge");
+      if (edge) this.handlers.selectEdge({ ...edge.dataset });
+    });
+  }
+
+  down(event) {
+    if (event.button !== 0) return;
+    const target = event.target;
+    const nodeEl = target.closest("g.node");
+    if (!nodeEl) return; // the background: GraphView pans
+    event.stopPropagation();
+    const id = nodeEl.dataset.id;
+    const action = target.dataset.action;
+    if (action) {
+      if (action === "remove") this.handlers.remove(id);
+      else this.handlers.toggle(id);
+      return;
+    }
+    if (target.classList.contains("port") && target.classList.contains("out")) this.wire(event, id, target.dataset.name);
+    else this.drag(event, id, nodeEl);
+  }
+
+  // Move a node with the pointer; its edges follow, once per animation frame.
+  drag(event, id, el) {
+    const node = this.graph.byId.get(id);
+    const start = this.point(event);
+    const origin = { x: node.x, y: node.y };
+    let frame = 0;
+    let moved = false;
+    const edges = this.edgesOf.get(id) || [];
+    const paint = () => {
+      frame = 0;
+      el.setAttribute("transform", `translate(${node.x},${node.y})`);
+      for (const path of edges) {
+        const e = path.dataset;
+        path.setAttribute("d", edgePath(this.graph.byId.get(e.from), this.graph.byId.get(e.to), e));
+      }
+      this.runs.has(id) && this.placeResult(id);
+    };
+    const move = (ev) => {
+      const p = this.point(ev);
+      node.x = origin.x + p.x - start.x;
+      node.y = origin.y + p.y - start.y;
+      moved ||= Math.abs(p.x - start.x) + Math.abs(p.y - start.y) > 2;
+      if (!frame) frame = requestAnimationFrame(paint);
+    };
+    const up = () => {
+      window.removeEventListener("pointermove", move);
+      window.removeEventListener("pointerup", up);
+      if (frame) cancelAnimationFrame(frame);
+      paint();
+      if (moved) this.handlers.move(id, node.x, node.y);
+      else this.select(id);
+    };
+    window.addEventListener("pointermove", move);
+    window.addEventListener("pointerup", up);
+  }
+
+  // Draw a wire from an output port; dropped on an input port, it asks to connect the two.
+  wire(event, from, out) {
+    const a = this.graph.byId.get(from);
+    const x1 = a.x + a.w;
+    const y1 = portY(a, a.outputs.indexOf(out));
+    const wire = this.svg.querySelector("path.wire");
+    const move = (ev) => {
+      const p = this.point(ev);
+      wire.setAttribute("d", `M${x1},${y1} C${x1 + 60},${y1} ${p.x - 60},${p.y} ${p.x},${p.y}`);
+    };
+    const up = (ev) => {
+      window.removeEventListener("pointermove", move);
+      window.removeEventListener("pointerup", up);
+      wire.setAttribute("d", "");
+      const hit = document.elementFromPoint(ev.clientX, ev.clientY);
+      const port = hit && hit.closest ? hit.closest("circle.port.in") : null;
+      if (port) this.handlers.connect(from, out, port.closest("g.node").dataset.id, port.dataset.name);
+    };
+    window.addEventListener("pointermove", move);
+    window.addEventListener("pointerup", up);
+  }
+
+  // Mark the flows and edges of a refused cycle, until the next change.
+  highlight(path) {
+    for (const el of this.svg.querySelectorAll(".cycle")) el.classList.remove("cycle");
+    for (const id of path) this.elements.get(id)?.classList.add("cycle");
+    for (let i = 0; i + 1 < path.length; i++) {
+      for (const el of this.edgesOf.get(path[i]) || []) if (el.dataset.from === path[i] && el.dataset.to === path[i + 1]) el.classList.add("cycle");
+    }
+  }
+
+  // A flow's status, log and results, under its node (as DIZEST shows them).
+  setRun(id, state) {
+    this.runs.set(id, state);
+    this.drawResult(id);
+  }
+
+  clearRuns() {
+    this.runs.clear();
+    this.svg.querySelector("g.results").replaceChildren();
+  }
+
+  drawResult(id) {
+    const n = this.graph.byId.get(id);
+    const state = this.runs.get(id);
+    let fo = this.svg.querySelector(`g.results foreignObject[data-id="${CSS.escape(id)}"]`);
+    if (!n) return fo?.remove();
+    if (!fo) {
+      fo = document.createElementNS("http://www.w3.org/2000/svg", "foreignObject");
+      fo.dataset.id = id;
+      fo.setAttribute("width", n.w);
+      fo.setAttribute("height", RESULT_H);
+      fo.append(document.createElement("div"));
+      this.svg.querySelector("g.results").append(fo);
+    }
+    this.placeResult(id, fo);
+    const box = fo.firstChild;
+    box.className = `node-result st-${state.status}`;
+    const head = document.createElement("div");
+    head.className = "node-result-status";
+    head.textContent = state.reason && state.status !== "ready" ? `${state.status}: ${state.reason}` : state.status;
+    box.replaceChildren(head, ...state.log.slice(-50).map(renderEntry), ...state.results.map((r) => renderPayload(r.value)));
+    box.scrollTop = box.scrollHeight;
+  }
+
+  placeResult(id, fo = this.svg.querySelector(`g.results foreignObject[data-id="${CSS.escape(id)}"]`)) {
+    const n = this.graph.byId.get(id);
+    if (!fo || !n) return;
+    fo.setAttribute("x", n.x);
+    fo.setAttribute("y", n.y + n.h + 4);
+  }
+}

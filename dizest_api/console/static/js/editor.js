@@ -1,0 +1,361 @@
+// The workflow editor (a mode of the workflow view): add flows from any app, connect ports by
+// dragging, edit variables, apps and code, validate as you type, save a new version (409 when
+// someone saved since: reload or save as a copy), undo/redo, and run all or one flow with the
+// status, log and results under each node.
+import { ApiError, get, post, problemLines, put } from "./api.js";
+import { $, h, showTab, tabs, toast } from "./dom.js";
+import { markSyntax, openApp, showApp } from "./editor-app.js";
+import { EditorCanvas } from "./editor-canvas.js";
+import { Doc, localProblems } from "./editor-doc.js";
+import { RunStream } from "./events.js";
+import { bindZoomButtons, model } from "./graph.js";
+
+const wfId = document.getElementById("main").dataset.workflowId;
+const TYPING = /^(var |title |code |app title |input )/; // labels of changes made by typing in a panel
+const FINAL = new Set(["ready", "error", "cancelled"]);
+let wf;
+let doc;
+let canvas;
+let plugins = [];
+let selected = null;
+let syntax = []; // the API's syntax_error problems, per app
+let problems = [];
+let auto = new Map(); // positions the first layout gave flows whose own overlapped or were missing
+let lastRun = null; // {run_id, version, status}
+let stream = null;
+const checkDue = new Map();
+
+function buildGraph() {
+  const g = model(doc.pkg, { layout: false });
+  for (const n of g.nodes) {
+    const a = auto.get(n.id);
+    if (a && n.flow.pos_x === a.px && n.flow.pos_y === a.py) Object.assign(n, { x: a.x, y: a.y });
+    else if (!Number.isFinite(n.x) || !Number.isFinite(n.y)) Object.assign(n, { x: 40, y: 40 });
+  }
+  return g;
+}
+
+function allProblems() {
+  const withFlows = [];
+  for (const p of syntax) {
+    if (!doc.app(p.app)) continue;
+    const flows = doc.flowsOf(p.app);
+    if (!flows.length) withFlows.push({ ...p, flow: null });
+    for (const f of flows) withFlows.push({ ...p, flow: f.id });
+  }
+  return [...localProblems(doc.pkg), ...withFlows];
+}
+
+function changed(label) {
+  problems = allProblems();
+  if (!label.startsWith("code ")) canvas.setGraph(buildGraph(), problems);
+  $("#cycle-msg").hidden = true;
+  if (label.startsWith("code ")) queueCheck(label.slice(5));
+  if (label === "undo" || label === "redo") for (const id of Object.keys(doc.pkg.apps)) queueCheck(id);
+  if (!TYPING.test(label)) {
+    if (selected && !doc.pkg.flow[selected]) selected = null;
+    showFlow(selected, false);
+    if (openApp() && (label !== "move" && label !== "connect" && label !== "disconnect")) showApp(doc, openApp(), problems);
+    appList();
+  }
+  refreshState();
+}
+
+function refreshState() {
+  $("#undo").disabled = !doc.undoStack.length;
+  $("#redo").disabled = !doc.redoStack.length;
+  $("#ed-state").textContent = doc.dirty ? "unsaved changes" : `saved · v${wf.version}`;
+  $("#ed-state").dataset.dirty = doc.dirty ? "1" : "";
+  const list = $("#problems");
+  list.replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", code: p.code } }, p.flow ? `${p.flow}: ${p.message}` : p.message)));
+}
+
+// Syntax errors come from the API (POST /workflows/validate), one app at a time, debounced.
+function queueCheck(appId) {
+  clearTimeout(checkDue.get(appId));
+  checkDue.set(appId, setTimeout(() => check(appId), 400));
+}
+
+async function check(appId) {
+  const app = doc.app(appId);
+  syntax = syntax.filter((p) => p.app !== appId);
+  if (app) {
+    try {
+      const answer = await post("/workflows/validate", { package: { apps: { [appId]: app }, flow: {} } });
+      syntax.push(...answer.problems.filter((p) => p.code === "syntax_error"));
+    } catch (exc) {
+      toast(exc.message, "error");
+    }
+  }
+  problems = allProblems();
+  canvas.setGraph(buildGraph(), problems);
+  markSyntax(problems);
+  refreshState();
+}
+
+// --- the flow panel ----------------------------------------------------------------------------
+function variableInput(flowId, spec, value) {
+  const type = spec.inputtype || "text";
+  const name = `${flowId}.${spec.name}`;
+  let input;
+  if (type === "check") input = h("input", { type: "checkbox", name, checked: value === true || value === "true" });
+  else if (type === "textarea") input = h("textarea", { name, rows: 3 }, value ?? "");
+  else if (type === "list") {
+    const options = String(spec.description || "").split(/[,\n]/).map((o) => o.trim()).filter(Boolean);
+    input = h("select", { name }, h("option", { value: "" }, ""), options.map((o) => {
+      const [key, label] = o.includes(":") ? o.split(":", 2).map((s) => s.trim()) : [o, o];
+      return h("option", { value: key, selected: key === value }, label);
+    }));
+  } else {
+    const kinds = { number: "number", password: "password", date: "date", time: "time" };
+    input = h("input", { type: kinds[type] || "text", name, value: value ?? "", step: type === "number" ? "any" : null });
+  }
+  // DIZEST stores a check as a JSON bool and every other type as a string (numbers too).
+  input.addEventListener(type === "check" || type === "list" ? "change" : "input", () => doc.setVariable(flowId, spec.name, type === "check" ? input.checked : input.value));
+  return h("label", { class: "field" }, h("span", {}, `${spec.name} `, h("small", { class: "muted" }, type)), input);
+}
+
+function showFlow(id, show = true) {
+  selected = id;
+  const box = $("#flow");
+  const flow = id && doc.pkg.flow[id];
+  if (!flow) {
+    box.replaceChildren(h("p", { class: "muted" }, "Click a flow to edit it."));
+    return;
+  }
+  const app = doc.app(flow.app_id) || {};
+  const vars = (Array.isArray(app.inputs) ? app.inputs : []).filter((i) => i.type === "variable");
+  const title = h("input", { id: "flow-title", value: flow.title || "", placeholder: app.title || flow.app_id, "aria-label": "flow title" });
+  title.addEventListener("input", () => doc.setFlowTitle(id, title.value));
+  const active = h("input", { type: "checkbox", id: "flow-active", checked: flow.active !== false });
+  active.addEventListener("change", () => doc.setActive(id, active.checked));
+  const conns = doc.edges().filter((e) => e.to === id || e.from === id).map((e) =>
+    h("li", { dataset: { from: e.from, out: e.out, to: e.to, in: e.in } }, `${e.from}.${e.out} → ${e.to}.${e.in} `,
+      h("button", { type: "button", class: "danger conn-remove", onclick: () => doc.disconnect(e.from, e.out, e.to, e.in) }, "Remove")));
+  box.replaceChildren(
+    h("h2", {}, flow.title || app.title || flow.app_id),
+    h("p", { class: "muted" }, `flow ${id} · app ${flow.app_id}`),
+    h("label", { class: "field" }, h("span", {}, "Title"), title),
+    h("label", { class: "inline" }, active, "active"),
+    h("div", { id: "flow-vars" }, vars.map((v) => variableInput(id, v, (flow.data || {})[v.name]))),
+    h("h3", {}, "Connections"),
+    conns.length ? h("ul", { class: "conns", id: "flow-conns" }, conns) : h("p", { class: "muted" }, "none"),
+    h("p", { class: "inline" },
+      h("button", { type: "button", id: "flow-edit-app", disabled: !doc.app(flow.app_id), onclick: () => editApp(flow.app_id) }, "Edit app"),
+      h("button", { type: "button", id: "flow-run", onclick: () => runFlow(id) }, "Run this flow"),
+      h("button", { type: "button", class: "danger", id: "flow-remove", onclick: () => doc.removeFlow(id) }, "Remove flow")),
+  );
+  if (show) showTab("flow");
+}
+
+function editApp(appId) {
+  showApp(doc, appId, problems);
+  showTab("app");
+}
+
+// --- apps: the workflow's own and the plugins', searchable -------------------------------------
+function appList() {
+  const query = $("#app-search").value.trim().toLowerCase();
+  const own = Object.entries(doc.pkg.apps).map(([id, a]) => ({ id, title: a.title || id, source: "workflow" }));
+  const ids = new Set(own.map((a) => a.id));
+  const theirs = plugins.filter((p) => !ids.has(p.id)).map((p) => ({ id: p.id, title: p.title || p.id, source: p.plugin }));
+  const items = [...own, ...theirs].filter((a) => !query || `${a.title} ${a.id} ${a.source}`.toLowerCase().includes(query));
+  $("#app-list").replaceChildren(...items.map((a) =>
+    h("li", { dataset: { app: a.id } },
+      h("span", { class: "name", title: a.id }, a.title, " ", h("small", { class: "muted" }, a.source)),
+      h("button", { type: "button", class: "app-add", onclick: () => addFlow(a.id) }, "Add"),
+      a.source === "workflow" ? h("button", { type: "button", class: "app-edit", onclick: () => editApp(a.id) }, "Edit") : null,
+      a.source === "workflow" ? h("button", { type: "button", class: "app-dup", onclick: () => editApp(doc.duplicateApp(a.id)) }, "Duplicate") : null)));
+}
+
+async function addFlow(appId) {
+  let plugin = null;
+  if (!doc.app(appId)) {
+    const detail = await get(`/apps/${encodeURIComponent(appId)}`);
+    const { plugin: _, ...raw } = detail;
+    plugin = { ...raw, outputs: (detail.outputs || []).map((name) => ({ name })) };
+  }
+  const { x, y } = freeSpot();
+  const id = doc.addFlow(appId, x, y, plugin);
+  if (canvas.graph.nodes.length <= 20) canvas.fit(); // a small graph: keep all of it in view
+  canvas.select(id);
+}
+
+// Where a new node goes: the centre of the view, moved right and down until it covers no node.
+function freeSpot() {
+  const v = canvas.view;
+  const nodes = canvas.graph.nodes;
+  if (!nodes.length) return { x: 40, y: 40 };
+  let x = v.x + v.w / 2 - 100;
+  let y = v.y + v.h / 3;
+  const hits = (px, py) => nodes.some((n) => px < n.x + n.w + 40 && n.x < px + 240 && py < n.y + n.h + 40 && n.y < py + 120);
+  for (let i = 0; i < 200 && hits(x, y); i++) x += 60;
+  return { x, y };
+}
+
+// --- save, conflicts, leaving --------------------------------------------------------------------
+async function save() {
+  try {
+    const answer = await put(`/workflows/${encodeURIComponent(wfId)}`, { package: doc.pkg, base_version: wf.version });
+    wf = { ...wf, ...answer };
+    doc.saved();
+    refreshState();
+    toast(`Saved as version ${answer.version}`);
+    return true;
+  } catch (exc) {
+    if (exc instanceof ApiError && exc.status === 409) {
+      $("#conflict-text").textContent = `${exc.message}.`;
+      $("#conflict").hidden = false;
+    } else toast(problemLines(exc).join("\n"), "error");
+    return false;
+  }
+}
+
+async function saveCopy() {
+  try {
+    const made = await post("/workflows", { title: `${wf.title} (copy)`, package: doc.pkg });
+    doc.saved();
+    location.assign(`/workflows/${encodeURIComponent(made.id)}/edit`);
+  } catch (exc) {
+    toast(problemLines(exc).join("\n"), "error");
+  }
+}
+
+// --- runs: the saved version, followed live under the nodes ------------------------------------
+async function runAll(flows) {
+  if (doc.dirty && !(await save())) return;
+  const body = { workflow_id: wfId, version: wf.version };
+  if (flows) body.flows = flows;
+  try {
+    follow(await post("/runs", body));
+  } catch (exc) {
+    toast(problemLines(exc).join("\n"), "error");
+  }
+}
+
+// One flow: the existing rerun (upstream outputs of the last run reused) when the last run ran
+// this very version; else a run of the flow and what it needs.
+async function runFlow(id) {
+  if (doc.dirty && !(await save())) return;
+  if (!lastRun || lastRun.version !== wf.version || !FINAL.has(lastRun.status)) return runAll([id]);
+  try {
+    follow(await post(`/runs/${encodeURIComponent(lastRun.run_id)}/flows/${encodeURIComponent(id)}/rerun`), [id]);
+  } catch (exc) {
+    toast(problemLines(exc).join("\n"), "error");
+  }
+}
+
+function follow(run, only = null) {
+  stream?.close?.();
+  lastRun = { run_id: run.run_id, version: wf.version, status: run.status || "pending" };
+  const states = new Map();
+  if (!only) canvas.clearRuns();
+  const state = (id) => states.get(id) || states.set(id, { status: "pending", reason: null, log: [], results: [] }).get(id);
+  $("#run-state").replaceChildren("run ", h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, id: "run-link" }, run.run_id.slice(0, 8)), " ", h("span", { id: "run-status" }, lastRun.status));
+  stream = new RunStream(run.run_id, (batch) => {
+    const touched = new Set();
+    for (const e of batch) {
+      if (e.type === "workflow.status") {
+        lastRun.status = e.data.status;
+        $("#run-status").textContent = e.data.status;
+        continue;
+      }
+      if (!e.flow_id || (only && !only.includes(e.flow_id))) continue;
+      const f = state(e.flow_id);
+      if (e.type === "flow.status") Object.assign(f, { status: e.data.status, reason: e.data.reason ?? null });
+      else if (e.type === "log.append") f.log.push(e.data.entry);
+      else if (e.type === "log.clear") f.log = [];
+      else if (e.type === "result") f.results.push(e.data);
+      else continue;
+      touched.add(e.flow_id);
+    }
+    for (const id of touched) {
+      const f = states.get(id);
+      canvas.setStatus(id, f.status, f.status === "ready" || f.status === "error" ? f.status : f.status);
+      canvas.setRun(id, f);
+    }
+  }, () => {});
+}
+
+// --- wiring --------------------------------------------------------------------------------------
+function keys(event) {
+  const mod = event.ctrlKey || event.metaKey;
+  const typing = event.target.closest("input, textarea, select, .cm-editor");
+  if (mod && event.key.toLowerCase() === "s") {
+    event.preventDefault();
+    save();
+  } else if (mod && !typing && event.key.toLowerCase() === "z") {
+    event.preventDefault();
+    event.shiftKey ? doc.redo() : doc.undo();
+  } else if (mod && !typing && event.key.toLowerCase() === "y") {
+    event.preventDefault();
+    doc.redo();
+  } else if ((event.key === "Delete" || event.key === "Backspace") && !typing && selected) {
+    doc.removeFlow(selected);
+  }
+}
+
+async function main() {
+  const asked = new URLSearchParams(location.search).get("version");
+  const [loaded, apps] = await Promise.all([
+    get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`),
+    get("/apps").catch(() => ({ items: [] })),
+  ]);
+  wf = { ...loaded, version: loaded.latest_version === loaded.version ? loaded.version : loaded.latest_version };
+  plugins = apps.items;
+  document.title = `Edit ${wf.title} · dizest`;
+  $("#wf-title").textContent = wf.title;
+  doc = new Doc(loaded.package, changed);
+  const first = model(doc.pkg);
+  for (const n of first.nodes) {
+    if (n.x !== Number(n.flow.pos_x) || n.y !== Number(n.flow.pos_y)) auto.set(n.id, { x: n.x, y: n.y, px: n.flow.pos_x, py: n.flow.pos_y });
+  }
+  problems = allProblems();
+  canvas = new EditorCanvas($("#graph"), first, null);
+  canvas.setup({
+    select: (id) => showFlow(id),
+    move: (id, x, y) => doc.move(id, x, y),
+    remove: (id) => doc.removeFlow(id),
+    toggle: (id) => doc.setActive(id, doc.pkg.flow[id].active === false),
+    connect: (from, out, to, input) => {
+      const answer = doc.connect(from, out, to, input);
+      if (answer.cycle) {
+        canvas.highlight(answer.cycle);
+        const box = $("#cycle-msg");
+        box.textContent = `Refused: this connection would make a cycle: ${answer.cycle.join(" → ")}`;
+        box.hidden = false;
+      }
+    },
+    selectEdge: (edge) => {
+      showFlow(edge.to);
+    },
+  });
+  canvas.onSelect = (id) => showFlow(id);
+  canvas.setGraph(buildGraph(), problems);
+  performance.mark("dizest:editor"); // bench/bench_console.py reads it
+  bindZoomButtons(canvas);
+  tabs();
+  appList();
+  refreshState();
+  for (const id of Object.keys(doc.pkg.apps)) if (doc.pkg.apps[id].code) queueCheck(id);
+  $("#app-search").addEventListener("input", appList);
+  $("#app-new").addEventListener("click", () => editApp(doc.createApp("New app")));
+  $("#undo").addEventListener("click", () => doc.undo());
+  $("#redo").addEventListener("click", () => doc.redo());
+  $("#save").addEventListener("click", save);
+  $("#run-all").addEventListener("click", () => runAll(null));
+  $("#conflict-reload").addEventListener("click", () => {
+    doc.saved();
+    location.reload();
+  });
+  $("#conflict-copy").addEventListener("click", saveCopy);
+  document.addEventListener("keydown", keys);
+  window.addEventListener("beforeunload", (event) => {
+    if (!doc.dirty) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
+  window.dizestEditor = { doc, canvas };
+}
+
+main().catch((exc) => toast(exc.message, "error"));
