@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import tomllib
@@ -244,3 +245,50 @@ def test_config_dir_default_is_home_dot_config(served: Served, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert (tmp_path / ".config" / "dizest" / "config.toml").is_file()
     assert os.stat(tmp_path / ".config" / "dizest" / "config.toml").st_mode & 0o077 == 0
+
+
+def api_pid(serve_pid: int) -> int | None:
+    """The gunicorn master `dizest serve` started (its child running dizest_api.gunicorn_app),
+    None while there is none (being restarted)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == serve_pid and b"dizest_api.gunicorn_app" in argv:
+            return int(entry.name)
+    return None
+
+
+def test_logs_follow_resumes_after_the_api_dies(home: Path, tmp_path: Path, served: Served) -> None:
+    """The API is killed mid-stream (serve restarts it): `logs -f` reconnects with
+    Last-Event-ID and prints every line once, none lost, none twice."""
+    flag = tmp_path / "go"
+    run_id = submit_waiting(home, tmp_path, flag)
+    follow = subprocess.Popen(
+        command("runs", "logs", "-f", run_id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=user_env(home),
+    )
+    try:
+        assert follow.stdout is not None
+        assert follow.stdout.readline() == "[w] waiting\n"
+        old = api_pid(served.pid)
+        assert old is not None
+        os.killpg(old, signal.SIGKILL)  # its own group: gunicorn and its workers
+        wait_for(lambda: api_pid(served.pid) not in (None, old), timeout=30)
+        flag.touch()
+        out, err = follow.communicate(timeout=90)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert follow.returncode == 0, err
+    assert out == "[w] got it\n"
+    wait_for(lambda: dizest(home, "runs", "show", run_id).returncode == 0, timeout=30)
