@@ -324,13 +324,18 @@ def _connection_problems(package: Package, flow: Flow, app: App) -> list[Problem
                 continue
             src_app = package.apps.get(src.app_id)
             if src_app is not None and conn.output not in src_app.outputs:
+                # a warning, as DIZEST runs it: app code may output any name (dizest.output),
+                # and files edited over time carry such connections; the consumer gets the
+                # value if the producer outputs that name, else its default
                 problems.append(
                     Problem(
                         "unknown_output",
-                        f"flow {conn.node!r} (app {src_app.id!r}) has no output {conn.output!r}",
+                        f"flow {conn.node!r} (app {src_app.id!r}) does not declare output "
+                        f"{conn.output!r}: the input gets its default unless the code outputs it",
                         flow=flow.id,
                         app=app.id,
                         field=field,
+                        severity="warning",
                     )
                 )
     return problems

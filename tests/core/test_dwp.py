@@ -178,6 +178,7 @@ def test_connection_to_unknown_output_of_known_flow() -> None:
     assert (p.flow, p.app, p.field) == ("b", "node", "inputs.x")
     assert "nothere" in p.message
     assert "'a'" in p.message
+    assert p.severity == "warning"  # DIZEST runs it: code may output any name
 
 
 def test_flow_id_differing_from_its_key() -> None:
@@ -300,9 +301,10 @@ def test_load_raises_one_validation_error_listing_every_problem() -> None:
     with pytest.raises(ValidationError) as info:
         dwp.load(several_problems())
     err = info.value
-    assert {(p.code, p.flow) for p in err.problems} == EXPECTED_SEVERAL
+    errors = EXPECTED_SEVERAL - {("unknown_output", "d")}  # a warning: it does not stop a load
+    assert {(p.code, p.flow) for p in err.problems} == errors
     text = str(err)
-    assert f"{len(EXPECTED_SEVERAL)} problem(s)" in text
+    assert f"{len(errors)} problem(s)" in text
     for p in err.problems:
         assert str(p) in text
     assert "'ghost_app'" in text
