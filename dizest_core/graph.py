@@ -9,7 +9,7 @@ must not hit the recursion limit) and linear in nodes + edges, except the topolo
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from dizest_core.model import Package
 
@@ -141,22 +141,11 @@ class Graph:
 
     def upstream(self, targets: Iterable[str]) -> set[str]:
         """The targets and every node they depend on, transitively."""
-        return self._closure(targets, self.parents)
+        return closure(targets, self.parents)
 
     def downstream(self, sources: Iterable[str]) -> set[str]:
         """The sources and every node that depends on them, transitively."""
-        return self._closure(sources, self.children)
-
-    @staticmethod
-    def _closure(start: Iterable[str], step: Mapping[str, list[str]]) -> set[str]:
-        seen = set(start)
-        todo = list(seen)
-        while todo:
-            for nxt in step[todo.pop()]:
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        return seen
+        return closure(sources, self.children)
 
     def critical_path(self, weight: Callable[[str], float]) -> tuple[float, list[str]]:
         """The heaviest path by node weight: its total and its nodes, source first."""
@@ -175,6 +164,19 @@ class Graph:
             path.append(end)
             end = via[end]
         return total, path[::-1]
+
+
+def closure(start: Iterable[str], step: Mapping[str, Sequence[str]]) -> set[str]:
+    """`start` and every node reached from it by `step` (parents: upstream; children:
+    downstream). The one traversal behind `upstream`, `downstream` and `Plan.below`."""
+    seen = set(start)
+    todo = list(seen)
+    while todo:
+        for nxt in step[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
 
 
 def format_cycle(cycle: list[str]) -> str:

@@ -1,11 +1,9 @@
-"""Run planning and the run state machine: which flows run, and which become ready when one ends.
+"""Run planning: which flows a run executes, which it reuses, which it cannot run.
 
 `make_plan` decides once, before anything runs, which flows of a package a run executes, which it
 reuses (outputs already stored), and which it cannot run (they need an inactive flow's output that
-does not exist). `RunState` is the run as data, advanced only by `start`, `finish` and `cancel`,
-each returning what became ready or was skipped: a flow is ready the moment its last parent
-finishes (no level barriers, no polling). The same transitions drive local runs and, with the
-counters kept in Redis, distributed ones.
+does not exist). The plan also answers what lies below a flow (what its failure skips), once for
+both modes. The run state machine that advances a plan is `dizest_core.runstate`.
 """
 
 from __future__ import annotations
@@ -13,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from dizest_core.errors import UnknownFlowError
-from dizest_core.graph import Graph
+from dizest_core.graph import Graph, closure
 from dizest_core.model import Package
-from dizest_core.status import FlowStatus, Reason
+from dizest_core.status import Reason
 
 
 @dataclass(frozen=True)
@@ -30,9 +27,19 @@ class Plan:
     skipped: dict[str, str] = field(default_factory=dict)
     # inactive flows the run needs or would have run, that it does not run (and has no outputs of)
     inactive: frozenset[str] = frozenset()
+    _below: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def roots(self) -> list[str]:
         return [f for f in self.run if not self.parents[f] and f not in self.skipped]
+
+    def below(self, flow_id: str) -> tuple[str, ...]:
+        """Every flow of the run below `flow_id`, in plan order: what its failure skips (the
+        local state machine and, passed in ARGV, the FINISH script; cached, plans never change)."""
+        found = self._below.get(flow_id)
+        if found is None:
+            seen = closure(self.children[flow_id], self.children)
+            found = self._below[flow_id] = tuple(f for f in self.run if f in seen)
+        return found
 
 
 def make_plan(
@@ -97,101 +104,3 @@ def _select(
                 seen.add(parent)
                 todo.append(parent)
     return runs, reused, missing
-
-
-@dataclass(frozen=True)
-class Transition:
-    """What one state change caused: flows that became ready and flows that will not run."""
-
-    ready: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
-class RunState:
-    """The statuses of a run's flows and the count of unfinished parents of each."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
-        self.status: dict[str, FlowStatus] = dict.fromkeys(plan.run, FlowStatus.IDLE)
-        self.reason: dict[str, str | None] = dict.fromkeys(plan.run)
-        self.waiting: dict[str, int] = {f: len(plan.parents[f]) for f in plan.run}
-        self.unresolved = len(plan.run)
-        self.failed = False
-
-    def start(self) -> Transition:
-        """Skip what cannot run and return the roots, now pending."""
-        skipped = [(f, r) for f, r in self.plan.skipped.items()]
-        for flow_id, reason in skipped:
-            self._resolve(flow_id, FlowStatus.IDLE, reason)
-        ready = self.plan.roots()
-        for flow_id in ready:
-            self.status[flow_id] = FlowStatus.PENDING
-        return Transition(ready, skipped)
-
-    def running(self, flow_id: str) -> None:
-        self._check(flow_id, FlowStatus.PENDING)
-        self.status[flow_id] = FlowStatus.RUNNING
-
-    def finish(self, flow_id: str, ok: bool, reason: str | None = None) -> Transition:
-        """Record a flow's end; return the children it made ready or the descendants it skips."""
-        if flow_id not in self.status:
-            raise UnknownFlowError(f"flow {flow_id!r} is not in this run")
-        if self.status[flow_id] not in (FlowStatus.PENDING, FlowStatus.RUNNING):
-            raise ValueError(f"flow {flow_id!r} is {self.status[flow_id]}, it cannot finish")
-        if not ok:
-            self.failed = True
-            self._resolve(flow_id, FlowStatus.ERROR, reason)
-            return Transition(skipped=self._skip_below(flow_id))
-        self._resolve(flow_id, FlowStatus.READY, reason)
-        ready = []
-        for child in self.plan.children[flow_id]:
-            self.waiting[child] -= 1
-            if (
-                self.waiting[child] == 0
-                and self.status[child] is FlowStatus.IDLE
-                and self.reason[child] is None
-            ):
-                self.status[child] = FlowStatus.PENDING
-                ready.append(child)
-        return Transition(ready)
-
-    def cancel(self) -> list[str]:
-        """Stop everything not yet running; return those flows (running ones end on their own)."""
-        stopped = [
-            f
-            for f, s in self.status.items()
-            if s is FlowStatus.PENDING or (s is FlowStatus.IDLE and self.reason[f] is None)
-        ]
-        for flow_id in stopped:
-            self._resolve(flow_id, FlowStatus.IDLE, Reason.CANCELLED)
-        return stopped
-
-    @property
-    def done(self) -> bool:
-        return self.unresolved == 0
-
-    def _skip_below(self, failed: str) -> list[tuple[str, str]]:
-        reason = Reason.UPSTREAM_FAILED.format(flow=failed)
-        skipped = []
-        todo = list(self.plan.children[failed])
-        while todo:
-            flow_id = todo.pop()
-            if self.status[flow_id] is not FlowStatus.IDLE or self.reason[flow_id] is not None:
-                continue
-            self._resolve(flow_id, FlowStatus.IDLE, reason)
-            skipped.append((flow_id, reason))
-            todo.extend(self.plan.children[flow_id])
-        order = {f: i for i, f in enumerate(self.plan.run)}
-        skipped.sort(key=lambda item: order[item[0]])
-        return skipped
-
-    def _resolve(self, flow_id: str, status: FlowStatus, reason: str | None) -> None:
-        self.status[flow_id] = status
-        self.reason[flow_id] = reason if reason is not None or status is not FlowStatus.IDLE else ""
-        self.unresolved -= 1
-
-    def _check(self, flow_id: str, expected: FlowStatus) -> None:
-        if flow_id not in self.status:
-            raise UnknownFlowError(f"flow {flow_id!r} is not in this run")
-        if self.status[flow_id] is not expected:
-            raise ValueError(f"flow {flow_id!r} is {self.status[flow_id]}, expected {expected}")

@@ -28,11 +28,12 @@ from dizest_core.execution import Finished, Signal, Supervisor
 from dizest_core.graph import Graph
 from dizest_core.job import FlowJob, build_job
 from dizest_core.model import Package
-from dizest_core.plan import RunState, Transition, make_plan
+from dizest_core.plan import make_plan
 from dizest_core.report import ReportBuilder
+from dizest_core.runstate import RunState, Transition
 from dizest_core.sandbox import make_policy
 from dizest_core.settings import Settings, child_environment
-from dizest_core.status import FlowStatus, Reason, RunStatus
+from dizest_core.status import Reason, RunStatus
 from dizest_core.store import MemoryStore, OutputStore
 
 
@@ -183,7 +184,6 @@ class _Run:
         self.queue: deque[str] = deque()
         self.running: set[str] = set()
         self.previews: dict[str, dict[str, Any]] = {}
-        self.completed = 0
         self.cancelled = False
         self.timed_out = False
         self._stopping = False
@@ -200,11 +200,6 @@ class _Run:
     def events(self) -> Iterator[Event]:
         sup = self.runner.supervisor
         try:
-            yield self._emit(ev.WORKFLOW_STATUS, None, status=RunStatus.RUNNING.value)
-            for flow_id in self.state.plan.reused:
-                yield self._emit(ev.FLOW_STATUS, flow_id, status="ready", reason=Reason.REUSED)
-            for flow_id in sorted(self.state.plan.inactive, key=self.order.__getitem__):
-                yield self._emit(ev.FLOW_STATUS, flow_id, status="idle", reason=Reason.INACTIVE)
             yield from self._transition(self.state.start())
             while not self.state.done:
                 yield from self._launch_ready()
@@ -216,20 +211,12 @@ class _Run:
                     else:
                         yield self._signal(item)
                 yield from self._check_stop()
-            yield self._emit(ev.WORKFLOW_STATUS, None, status=self._final_status())
         finally:
             self._abandon(sup)
             self.runner._last = self.builder.report(self._previews)
 
     def _previews(self, flow_id: str) -> dict[str, Any]:
         return self.previews.get(flow_id) or self.store.previews(self.run_id, flow_id)
-
-    def _final_status(self) -> str:
-        if self.cancelled:
-            return RunStatus.CANCELLED.value
-        if self.state.failed or self.timed_out:
-            return RunStatus.ERROR.value
-        return RunStatus.READY.value
 
     def _emit(self, type_: str, flow_id: str | None, **data: Any) -> Event:
         event = self.make(type_, flow_id, **data)
@@ -239,20 +226,16 @@ class _Run:
         return event
 
     def _transition(self, change: Transition) -> Iterator[Event]:
-        for flow_id, reason in change.skipped:
-            yield self._emit(ev.FLOW_STATUS, flow_id, status=FlowStatus.IDLE.value, reason=reason)
-            yield self._emit(ev.FLOW_INDEX, flow_id, index=-2)
-        for flow_id in change.ready:
-            self.queue.append(flow_id)
-            yield self._emit(ev.FLOW_STATUS, flow_id, status=FlowStatus.PENDING.value, reason=None)
+        """Emit a step's events (the rules' own, `dizest_core.runstate`); queue what it readied."""
+        self.queue.extend(change.ready)
+        for type_, flow_id, data in change.events:
+            yield self._emit(type_, flow_id, **data)
 
     def _launch_ready(self) -> Iterator[Event]:
         while self.queue and len(self.running) < self.concurrency:
             flow_id = self.queue.popleft()
             job = self._job(flow_id)
-            self.state.running(flow_id)
-            yield self._emit(ev.FLOW_STATUS, flow_id, status=FlowStatus.RUNNING.value, reason=None)
-            yield self._emit(ev.LOG_CLEAR, flow_id)
+            yield from self._transition(self.state.running(flow_id))
             cached = self.cache.get(cache_key(job)) if self.cache else None
             if cached is not None:
                 yield from self._replay(flow_id, cached)
@@ -312,19 +295,7 @@ class _Run:
         yield from self._end(item.flow_id, item.ok, item.reason, item.duration_s)
 
     def _end(self, flow_id: str, ok: bool, reason: str | None, duration: float) -> Iterator[Event]:
-        change = self.state.finish(flow_id, ok, reason)
-        status = FlowStatus.READY if ok else FlowStatus.ERROR
-        yield self._emit(
-            ev.FLOW_STATUS,
-            flow_id,
-            status=status.value,
-            reason=reason,
-            duration_s=round(duration, 6),
-        )
-        if ok:
-            self.completed += 1
-        yield self._emit(ev.FLOW_INDEX, flow_id, index=self.completed if ok else -1)
-        yield from self._transition(change)
+        yield from self._transition(self.state.finish(flow_id, ok, reason, duration_s=duration))
 
     def _poll_timeout(self) -> float:
         """How long the next poll may wait: never 0 once the run has timed out (the killed
@@ -342,10 +313,11 @@ class _Run:
             yield from self._stop(Reason.CANCELLED)
 
     def _stop(self, reason: str) -> Iterator[Event]:
+        """Timeout (the run ends in error) or cancel: stop what has not started, kill the rest."""
         self._stopping = True
         self.queue.clear()
-        for flow_id in self.state.cancel():
-            yield self._emit(ev.FLOW_STATUS, flow_id, status=FlowStatus.IDLE.value, reason=reason)
+        final = RunStatus.CANCELLED if reason == Reason.CANCELLED else RunStatus.ERROR
+        yield from self._transition(self.state.stop(reason, final))
         for flow_id in self.running:
             self.runner.supervisor.kill(flow_id, reason)
 

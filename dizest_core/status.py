@@ -50,3 +50,5 @@ class Reason:
     CACHED = "cached"
     REUSED = "reused from previous run"
     WORKER_LOST = "worker lost"
+    WORKER_LOST_RETRYING = WORKER_LOST + "; retrying (attempt {attempt})"
+    RETRYING = "retrying after: {reason}"

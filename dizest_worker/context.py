@@ -7,7 +7,7 @@ Per-flow options: lookup order and bounds in `dizest_worker.options` (checked at
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dizest_core import dwp
@@ -27,7 +27,6 @@ class RunContext:
     inputs: Mapping[str, Any]
     flow_inputs: Mapping[str, Mapping[str, Any]]
     drive: str | None = None  # the folder its flows read through dizest.drive() (read-only)
-    _descendants: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -45,19 +44,6 @@ class RunContext:
         done = set(reused)
         plan = make_plan(package, Graph.from_package(package), targets, lambda f: f in done)
         return cls(run_id, package, plan, options, inputs, flow_inputs, drive)
-
-    def descendants(self, flow_id: str) -> list[str]:
-        """Every flow of the run below `flow_id`, in plan order (skipped when it fails)."""
-        if flow_id not in self._descendants:
-            seen: set[str] = set()
-            todo = list(self.plan.children[flow_id])
-            while todo:
-                child = todo.pop()
-                if child not in seen:
-                    seen.add(child)
-                    todo.extend(self.plan.children[child])
-            self._descendants[flow_id] = [f for f in self.plan.run if f in seen]
-        return self._descendants[flow_id]
 
     def flow_options(self, flow_id: str, settings: WorkerSettings) -> FlowOptions:
         flow = self.package.flows[flow_id]

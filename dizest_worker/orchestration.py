@@ -320,7 +320,7 @@ class Executor:
             finished.duration_s,
             finished.outputs,
             self._checked(finished.previews),
-            retryable=retryable and not finished.ok and finished.reason != "cancelled",
+            retryable=retryable and not finished.ok,  # never after a cancel: FINISH knows
             max_retries=options.retries,
         )
         if result.outcome == "retry":  # its reservation stays until the retry is claimed

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 
+from dizest_core.status import Reason
 from dizest_worker.files import remove_expired
 from dizest_worker.orchestration import Enqueue, FlowTask
 from dizest_worker.settings import WorkerSettings
@@ -61,7 +62,7 @@ class Reaper:
             log.warning("worker lost: requeued %s/%s as attempt %s", run_id, flow_id, answer)
         elif answer == "exhausted":
             result = self.runs.finish(
-                ctx, flow_id, attempt, False, "worker lost", 0.0, {}, {}, expired_before=now
+                ctx, flow_id, attempt, False, Reason.WORKER_LOST, 0.0, {}, {}, expired_before=now
             )
             log.warning("worker lost: %s/%s failed after %s attempts", run_id, flow_id, attempt)
             return "failed" if result.outcome == "ok" else result.outcome

@@ -1,9 +1,9 @@
 """The Lua scripts that advance a run in Redis; each is one atomic step with an "I was last" answer.
 
-Every script shares the `emit` prelude: an event is appended to the run's stream (its stream id
-becomes its event id) and published on the events channel, in the same atomic step as the state
-change it reports. Once the run's final `workflow.status` is emitted, `emit` drops anything else,
-so the final status is always the run's last event.
+They apply the rules of `dizest_core.runstate` (tests/worker/test_run_state_contract.py proves it):
+the run-level steps are here, the steps of one flow attempt in `flow_scripts`, and the prelude
+they share (names, `emit`, `finalize`) in `lua_prelude`. Every key a script touches is in KEYS;
+reasons, first events and what lies below a flow come from the Python side in ARGV.
 
     CREATE     a planned run: record, snapshot, flows, index, reservations, reused outputs,
                first events, idempotency key (written last)      -> {1, run} | {0, existing run}
@@ -18,7 +18,8 @@ so the final status is always the run's last event.
                attempt of a cancelled run -> resolved as cancelled           -> cancelled
                running attempt lost too often (caller then FINISHes it)    -> exhausted
                otherwise                                                      -> gone | alive
-    CANCEL     every not-started flow -> idle (cancelled); workers told      -> final | n
+    CANCEL     every not-started flow, in plan order -> idle (cancelled); workers told
+                                                                     -> final | n
     EMIT       events for a run that has not ended                           -> ids
     RELEASE    drop reservations of flows still pending at that attempt (sent, unclaimed)
                                                                      -> n dropped
@@ -34,97 +35,23 @@ bounds on its own.
 
 from __future__ import annotations
 
-from dizest_worker.keys import DURATION_BUCKETS
+from dizest_worker.flow_scripts import CLAIM, FINISH, REQUEUE
+from dizest_worker.lua_prelude import PRELUDE, bucket_name
 
+__all__ = [
+    "CANCEL",
+    "CLAIM",
+    "CREATE",
+    "EMIT",
+    "FINISH",
+    "FORGET",
+    "HEARTBEAT",
+    "RELEASE",
+    "REQUEUE",
+    "bucket_name",
+]
 
-def bucket_name(bound: float) -> str:
-    """The field suffix of a duration bucket in `{p}:metrics` (Lua and Python agree on it)."""
-    return f"{bound:g}"
-
-
-PRELUDE = (
-    (
-        "local DURATION_BUCKETS = {"
-        + ", ".join(repr(float(b)) for b in DURATION_BUCKETS)
-        + "}\nlocal BUCKET_NAMES = {"
-        + ", ".join(f"'{bucket_name(b)}'" for b in DURATION_BUCKETS)
-        + "}\n"
-    )
-    + r"""
-local function jstr(s)
-  if s == nil or s == false or s == '' then return 'null' end
-  return cjson.encode(s)
-end
-
-local function now_s()
-  local t = redis.call('TIME')
-  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
-end
-
--- 'final' is '0' from the run's creation on: absent, the run is gone (expired) and its stream
--- must not be made again. The XADD that makes the stream gives it the run's TTL.
-local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_json)
-  if redis.call('HGET', run_key, 'final') ~= '0' then return false end
-  local body = '{"run_id":' .. cjson.encode(run_id) .. ',"type":"' .. etype .. '","flow_id":'
-    .. jstr(flow) .. ',"data":' .. data_json .. ',"ts":' .. now_s() .. '}'
-  local fresh = redis.call('EXISTS', stream) == 0
-  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
-  if fresh then
-    local ttl = redis.call('PTTL', run_key)
-    if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
-  end
-  redis.call('PUBLISH', channel, '{"id":"' .. id .. '",' .. string.sub(body, 2))
-  return id
-end
-
--- a finished attempt in the lifetime counters of /metrics (see keys.py, {p}:metrics)
-local function count_finished(metrics, status, duration)
-  local bucket = '+Inf'
-  for i, bound in ipairs(DURATION_BUCKETS) do
-    if duration <= bound then bucket = BUCKET_NAMES[i]; break end
-  end
-  redis.call('HINCRBY', metrics, 'finished:' .. status, 1)
-  redis.call('HINCRBY', metrics, 'duration:' .. bucket, 1)
-  redis.call('HINCRBYFLOAT', metrics, 'duration_sum', duration)
-  redis.call('HINCRBY', metrics, 'duration_count', 1)
-end
-
--- set (or, for none, drop) the reason that goes with a flow's new status
-local function set_reason(flows_key, flow, reason)
-  if reason then redis.call('HSET', flows_key, flow .. ':reason', reason)
-  else redis.call('HDEL', flows_key, flow .. ':reason') end
-end
-
-local function status_data(status, reason, extra)
-  return '{"status":"' .. status .. '","reason":' .. jstr(reason) .. (extra or '') .. '}'
-end
-
-local function finalize(run_key, flows_key, stream, channel, maxlen, run_id)
-  local status = 'ready'
-  if redis.call('HGET', run_key, 'cancelled') == '1' then status = 'cancelled'
-  elseif redis.call('HGET', run_key, 'failed') == '1' then status = 'error' end
-  redis.call('HSET', run_key, 'status', status, 'finished_at', now_s())
-  emit(run_key, stream, channel, maxlen, run_id, 'workflow.status', false,
-       '{"status":"' .. status .. '"}')
-  redis.call('HSET', run_key, 'final', '1')
-  local done = run_key .. ':done'  -- a list waiters block on (BLPOP, then put it back)
-  redis.call('RPUSH', done, status)
-  local ttl = redis.call('PTTL', run_key)
-  if ttl > 0 then redis.call('PEXPIRE', done, ttl) end
-  return status
-end
-
--- a flow that will not run again: count it resolved, and end the run if it was the last
-local function resolved(run_key, flows_key, stream, channel, maxlen, run_id)
-  if redis.call('HINCRBY', run_key, 'unresolved', -1) == 0 then
-    return finalize(run_key, flows_key, stream, channel, maxlen, run_id)
-  end
-  return ''
-end
-"""
-)
-
-# KEYS: run, flows, events, pkg, runs (index), leases, idempotency ('' for none),
+# KEYS: run, flows, events, pkg, runs (index), leases, idempotency ('' for none), done,
 #       then (source outputs, outputs) of each reused flow
 # ARGV: channel, maxlen, run_id, ttl_s, now_ms, reserve_until, run key prefix ('{p}:run:'),
 #       snapshot, n, record (field, value)..., n, flows (field, value)..., n, roots...,
@@ -134,8 +61,8 @@ end
 CREATE = (
     PRELUDE
     + r"""
-local run_key, flows_key, stream, pkg_key, runs_key, leases, idem =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local run_key, flows_key, stream, pkg_key, runs_key, leases, idem, done =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local channel, maxlen, run_id, ttl, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 if idem ~= '' then
   local existing = redis.call('GET', idem)
@@ -162,10 +89,10 @@ redis.call('ZADD', runs_key, now, run_id)
 redis.call('ZREMRANGEBYSCORE', runs_key, '-inf', '(' .. (tonumber(now) - ttl * 1000))
 redis.call('EXPIRE', runs_key, ttl)  -- refreshed by each run: once it lapses, all theirs did
 for j = i + 1, i + tonumber(ARGV[i]) do  -- roots: reserved until the submitter has sent them
-  redis.call('ZADD', leases, ARGV[6], run_id .. '\031' .. ARGV[j] .. '\031' .. '1')
+  redis.call('ZADD', leases, ARGV[6], member(run_id, ARGV[j], '1'))
 end
 i = i + tonumber(ARGV[i]) + 1
-for k = 8, #KEYS, 2 do
+for k = 9, #KEYS, 2 do
   redis.call('COPY', KEYS[k], KEYS[k + 1], 'REPLACE')
   redis.call('EXPIRE', KEYS[k + 1], ttl)
 end
@@ -174,216 +101,37 @@ for j = i + 1, i + tonumber(ARGV[i]) * 3, 3 do
 end
 for j = i + tonumber(ARGV[i]) * 3 + 1, #ARGV do redis.call('SET', ARGV[j], '1', 'EX', ttl) end
 if tonumber(redis.call('HGET', run_key, 'unresolved')) <= 0 then
-  finalize(run_key, flows_key, stream, channel, maxlen, run_id)
+  finalize(run_key, done, stream, channel, maxlen, run_id)
 end
 if idem ~= '' then redis.call('SET', idem, run_id, 'EX', ttl) end
 return {1, run_id}
 """
 )
 
-# KEYS: run, flows, events, leases, metrics, then the outputs hash of each input source
-# ARGV: channel, maxlen, run_id, flow, attempt, worker, lease_expiry_ms, then "v:{name}" per source
-# Returns 'stale' | 'cancelled' | {'ok', value of each source (nil when absent)...}
-CLAIM = (
-    PRELUDE
-    + r"""
-local run_key, flows_key, stream, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local channel, maxlen, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('EXISTS', run_key) == 0 then return 'stale' end
-if redis.call('HGET', run_key, 'final') == '1' or redis.call('HGET', run_key, 'cancelled') == '1'
-then return 'cancelled' end
-if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
-   or redis.call('HGET', flows_key, flow) ~= 'pending' then return 'stale' end
-redis.call('HSET', flows_key, flow, 'running', flow .. ':worker', ARGV[6])
-set_reason(flows_key, flow, false)
-redis.call('ZADD', leases, ARGV[7], run_id .. '\031' .. flow .. '\031' .. attempt)
-emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('running', false))
-emit(run_key, stream, channel, maxlen, run_id, 'log.clear', flow, '{}')
-redis.call('HINCRBY', KEYS[5], 'started', 1)
-local reply = {'ok'}
-for i = 6, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 2]) end
-return reply
-"""
-)
-
-# KEYS: run, flows, events, leases, outputs, metrics
-# ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
-#       max_retries, backoff_ms, expired_before, reserve_until, n_children, children...,
-#       n_descendants, descendants..., n_outputs, (name, value, preview)...
-# A retryable failure goes back to pending while the flow's own retries last (`{f}:retries`,
-# not the attempt number, which worker losses raise too), after backoff_ms * 2^retries_used.
-# Flows it makes pending (ready children, a retried flow) get a reservation lease until
-# `reserve_until` (plus the backoff): if nobody claims them by then (their worker died before
-# sending or running them), the reaper sends them again.
-# Returns {'stale'} | {'alive'} | {'retry', next_attempt, delay_ms} | {'ok', ready, final}
-FINISH = (
-    PRELUDE
-    + r"""
-local run_key, flows_key, stream, leases, out_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local channel, maxlen, ttl, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local ok, reason, duration = ARGV[7] == '1', ARGV[8], ARGV[9]
-local retryable, max_retries, backoff_ms = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
-local expired_before, reserve_until = tonumber(ARGV[13]), tonumber(ARGV[14])
-local member = run_id .. '\031' .. flow .. '\031' .. attempt
-if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
-   or redis.call('HGET', flows_key, flow) ~= 'running' then return {'stale'} end
-if expired_before > 0 then
-  local score = redis.call('ZSCORE', leases, member)
-  if score and tonumber(score) > expired_before then return {'alive'} end
-end
-redis.call('ZREM', leases, member)
-local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
-local used = tonumber(redis.call('HGET', flows_key, flow .. ':retries') or '0')
-if not ok and retryable and not cancelled and used < max_retries then
-  local next_attempt = tonumber(attempt) + 1
-  local delay = math.floor(backoff_ms * 2 ^ used)
-  local why = 'retrying after: ' .. reason
-  redis.call('HSET', flows_key, flow, 'pending', flow .. ':attempt', next_attempt,
-             flow .. ':retries', used + 1, flow .. ':reason', why)
-  redis.call('ZADD', leases, reserve_until + delay,
-             run_id .. '\031' .. flow .. '\031' .. next_attempt)
-  emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('pending', why))
-  redis.call('HINCRBY', KEYS[6], 'retried', 1)
-  return {'retry', tostring(next_attempt), tostring(delay)}
-end
-local i = 15
-local children = {}
-for j = 1, tonumber(ARGV[i]) do children[j] = ARGV[i + j] end
-i = i + tonumber(ARGV[i]) + 1
-local descendants = {}
-for j = 1, tonumber(ARGV[i]) do descendants[j] = ARGV[i + j] end
-i = i + tonumber(ARGV[i]) + 1
-redis.call('DEL', out_key)
-local n_out = tonumber(ARGV[i])
-for j = 0, n_out - 1 do
-  local name, value, preview = ARGV[i + 1 + 3 * j], ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j]
-  if ok then redis.call('HSET', out_key, 'v:' .. name, value) end
-  redis.call('HSET', out_key, 'p:' .. name, preview)
-end
-redis.call('HSET', out_key, '_attempt', attempt)
-redis.call('EXPIRE', out_key, ttl)
-local status, index = 'error', -1
-if ok then
-  status = 'ready'
-  index = redis.call('HINCRBY', run_key, 'completed', 1)
-else
-  redis.call('HSET', run_key, 'failed', '1')
-end
-if reason == '' then reason = false end
-redis.call('HSET', flows_key, flow, status, flow .. ':index', index, flow .. ':duration', duration)
-count_finished(KEYS[6], status, tonumber(duration) or 0)
-set_reason(flows_key, flow, reason)
-emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow,
-     status_data(status, reason, ',"duration_s":' .. duration))
-emit(run_key, stream, channel, maxlen, run_id, 'flow.index', flow, '{"index":' .. index .. '}')
-local unresolved = redis.call('HINCRBY', run_key, 'unresolved', -1)
-local ready = {}
-if ok then
-  for _, child in ipairs(children) do
-    local waiting = redis.call('HINCRBY', flows_key, child .. ':waiting', -1)
-    if waiting == 0 and redis.call('HGET', flows_key, child) == 'idle'
-       and not redis.call('HGET', flows_key, child .. ':reason') then
-      redis.call('HSET', flows_key, child, 'pending')
-      local child_attempt = redis.call('HGET', flows_key, child .. ':attempt')
-      redis.call('ZADD', leases, reserve_until, run_id .. '\031' .. child .. '\031' .. child_attempt)
-      emit(run_key, stream, channel, maxlen, run_id, 'flow.status', child, status_data('pending', false))
-      ready[#ready + 1] = child
-    end
-  end
-else
-  local why = 'upstream failed: ' .. flow
-  for _, d in ipairs(descendants) do
-    if redis.call('HGET', flows_key, d) == 'idle' and not redis.call('HGET', flows_key, d .. ':reason') then
-      redis.call('HSET', flows_key, d .. ':reason', why, d .. ':index', -2)
-      emit(run_key, stream, channel, maxlen, run_id, 'flow.status', d, status_data('idle', why))
-      emit(run_key, stream, channel, maxlen, run_id, 'flow.index', d, '{"index":-2}')
-      unresolved = redis.call('HINCRBY', run_key, 'unresolved', -1)
-    end
-  end
-end
-local final = ''
-if unresolved == 0 then final = finalize(run_key, flows_key, stream, channel, maxlen, run_id) end
-return {'ok', ready, final}
-"""
-)
-
-# KEYS: run, flows, events, leases, metrics
-# ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until
-# An attempt of a cancelled run is resolved here (error, cancelled, as when a worker kills it
-# on cancel): sending it again would only meet CLAIM's "cancelled" and leave it unresolved.
-REQUEUE = (
-    PRELUDE
-    + r"""
-local run_key, flows_key, stream, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local channel, maxlen, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local member = run_id .. '\031' .. flow .. '\031' .. attempt
-local score = redis.call('ZSCORE', leases, member)
-if score and tonumber(score) > tonumber(ARGV[6]) then return 'alive' end
-local status = redis.call('HGET', flows_key, flow)
-if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
-   or (status ~= 'pending' and status ~= 'running')
-   or redis.call('HGET', run_key, 'final') ~= '0' then
-  redis.call('ZREM', leases, member)
-  return 'gone'
-end
-if redis.call('HGET', run_key, 'cancelled') == '1' then
-  redis.call('ZREM', leases, member)
-  local new_status = 'idle'  -- not started: as CANCEL leaves the others
-  if status == 'running' then new_status = 'error' end
-  redis.call('HSET', flows_key, flow, new_status, flow .. ':reason', 'cancelled')
-  emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data(new_status, 'cancelled'))
-  if status == 'running' then
-    redis.call('HINCRBY', KEYS[5], 'finished:error', 1)  -- started, never finished: no duration
-    redis.call('HSET', run_key, 'failed', '1')
-    redis.call('HSET', flows_key, flow .. ':index', -1)
-    emit(run_key, stream, channel, maxlen, run_id, 'flow.index', flow, '{"index":-1}')
-  end
-  resolved(run_key, flows_key, stream, channel, maxlen, run_id)
-  return 'cancelled'
-end
-if status == 'pending' then
-  redis.call('ZREM', leases, member)
-  return 'resend'
-end
-local lost = tonumber(redis.call('HGET', flows_key, flow .. ':lost') or '0') + 1
-if lost >= tonumber(ARGV[7]) then return 'exhausted' end
-redis.call('ZREM', leases, member)
-local next_attempt = tonumber(attempt) + 1
-local why = 'worker lost; retrying (attempt ' .. next_attempt .. ')'
-redis.call('HSET', flows_key, flow, 'pending', flow .. ':attempt', next_attempt,
-           flow .. ':lost', lost, flow .. ':reason', why)
-redis.call('ZADD', leases, ARGV[8], run_id .. '\031' .. flow .. '\031' .. next_attempt)
-emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('pending', why))
-return tostring(next_attempt)
-"""
-)
-
-# KEYS: run, flows, events
-# ARGV: channel, maxlen, run_id, control_channel
+# KEYS: run, flows, events, done
+# ARGV: channel, maxlen, run_id, control_channel, reason, the run's flows in plan order...
 CANCEL = (
     PRELUDE
     + r"""
-local run_key, flows_key, stream = KEYS[1], KEYS[2], KEYS[3]
-local channel, maxlen, run_id = ARGV[1], ARGV[2], ARGV[3]
+local run_key, flows_key, stream, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local channel, maxlen, run_id, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 if redis.call('EXISTS', run_key) == 0 then return -1 end
 if redis.call('HGET', run_key, 'final') == '1' then return 'final' end
 redis.call('HSET', run_key, 'cancelled', '1')
-local fields = redis.call('HGETALL', flows_key)
 local running = 0
-for i = 1, #fields, 2 do
-  local flow, status = fields[i], fields[i + 1]
-  if not string.find(flow, ':', 1, true) then
-    if status == 'running' then running = running + 1 end
-    if status == 'pending' or (status == 'idle' and not redis.call('HGET', flows_key, flow .. ':reason')) then
-      redis.call('HSET', flows_key, flow, 'idle', flow .. ':reason', 'cancelled')
-      emit(run_key, stream, channel, maxlen, run_id, 'flow.status', flow, status_data('idle', 'cancelled'))
-      redis.call('HINCRBY', run_key, 'unresolved', -1)
-    end
+for i = 6, #ARGV do
+  local flow = ARGV[i]
+  local status = redis.call('HGET', flows_key, flow)
+  if status == S_RUNNING then running = running + 1 end
+  if status == S_PENDING or open(flows_key, flow) then
+    redis.call('HSET', flows_key, flow, S_IDLE, flow .. ':reason', reason)
+    emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_IDLE, reason))
+    redis.call('HINCRBY', run_key, 'unresolved', -1)
   end
 end
 redis.call('PUBLISH', ARGV[4], 'cancel ' .. run_id)
 if tonumber(redis.call('HGET', run_key, 'unresolved')) <= 0 then
-  finalize(run_key, flows_key, stream, channel, maxlen, run_id)
+  finalize(run_key, done, stream, channel, maxlen, run_id)
   return 'final'
 end
 return running
@@ -408,18 +156,21 @@ return ids
 # replaces the one with the other), and a claim may land between the enqueue and this release.
 # So the entry is only dropped while it still is a reservation: its flow pending at that attempt.
 # Deleting a claimed attempt's lease would leave it running unseen by the reaper for good.
-RELEASE = r"""
+RELEASE = (
+    PRELUDE
+    + r"""
 local dropped = 0
 for i = 2, #KEYS do
   local j = (i - 2) * 3
   local run_id, flow, attempt = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
-  if redis.call('HGET', KEYS[i], flow) == 'pending'
+  if redis.call('HGET', KEYS[i], flow) == S_PENDING
      and redis.call('HGET', KEYS[i], flow .. ':attempt') == attempt then
-    dropped = dropped + redis.call('ZREM', KEYS[1], run_id .. '\031' .. flow .. '\031' .. attempt)
+    dropped = dropped + redis.call('ZREM', KEYS[1], member(run_id, flow, attempt))
   end
 end
 return dropped
 """
+)
 
 # KEYS: leases, run   ARGV: expiry_ms, member
 # The cancelled flag rides on the heartbeat so that a worker sees a cancel within lease/3 s

@@ -1,32 +1,36 @@
 """Run state in Redis: creating a run, and the atomic steps that advance it (see `scripts`).
 
-This module is the only caller of the Lua scripts. It turns their answers into data
-(`FinishResult`), reads run records and event streams back, and holds no state of its own
-beyond the Redis client, so any number of workers, reapers and API processes can share a run.
+This module is the only caller of the Lua scripts. It hands them the rules that are data, from
+`dizest_core` (the first events of `RunState.start`, what lies below a flow, reason texts), and
+turns their answers into data (`FinishResult`). Reading a run back is `run_reads.RunReader`.
+It holds no state of its own beyond the Redis client, so any number of workers, reapers and
+API processes can share a run.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from dizest_core import events as ev
-from dizest_core.events import Event
+from dizest_core.events import WORKFLOW_STATUS
 from dizest_core.job import Artifact, Value
 from dizest_core.plan import Plan
-from dizest_core.status import Reason
+from dizest_core.runstate import RunState
+from dizest_core.status import FlowStatus, Reason
 from dizest_worker import scripts
 from dizest_worker.context import RunContext
 from dizest_worker.files import run_of_artifact
-from dizest_worker.keys import Keys, lease_member, parse_lease
+from dizest_worker.keys import lease_member, parse_lease
 from dizest_worker.redis_store import decode_value, encode_value
+from dizest_worker.run_reads import CONTEXT_CACHE, RunReader, now_ms, to_event
 from dizest_worker.settings import WorkerSettings
+
+__all__ = ["CONTEXT_CACHE", "FinishResult", "NewRun", "RedisRuns", "now_ms", "to_event"]
 
 
 @dataclass(frozen=True)
@@ -47,19 +51,11 @@ class NewRun:
     roots: tuple[str, ...]
 
 
-CONTEXT_CACHE = 32
+class RedisRuns(RunReader):
+    """The run-state steps in Redis (the rules of `dizest_core.runstate`, atomically)."""
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class RedisRuns:
     def __init__(self, client: redis.Redis, settings: WorkerSettings) -> None:
-        # Any: redis-py's stubs type every reply as bytes | str; ours is always bytes
-        self.client: Any = client
-        self.settings = settings
-        self.keys = Keys(settings.prefix)
+        super().__init__(client, settings)
         reg = client.register_script
         self._create = reg(scripts.CREATE)
         self._claim = reg(scripts.CLAIM)
@@ -70,10 +66,14 @@ class RedisRuns:
         self._release = reg(scripts.RELEASE)
         self._heartbeat = reg(scripts.HEARTBEAT)
         self._forget = reg(scripts.FORGET)
-        self._contexts: OrderedDict[str, RunContext] = OrderedDict()
 
     def _base_args(self, run_id: str) -> list[Any]:
         return [self.keys.event_channel, self.settings.stream_maxlen, run_id]
+
+    def _step_keys(self, run_id: str) -> list[str]:
+        """KEYS[1..5] of CLAIM and REQUEUE (FINISH has the outputs hash before metrics)."""
+        k = self.keys
+        return [k.run(run_id), k.flows(run_id), k.events(run_id), k.leases, k.metrics]
 
     # -- creating a run ------------------------------------------------------------------
     def create(
@@ -87,10 +87,11 @@ class RedisRuns:
     ) -> NewRun:
         """Store a planned run and emit its first events, in one atomic step with its
         idempotency key: the same key gives the same run, even to racing submits."""
-        roots = tuple(plan.roots())
+        start = RunState(plan).start()
+        roots = tuple(start.ready)
         fields = {
             **{k: json.dumps(v) for k, v in record.items()},
-            "status": "running",
+            "status": FlowStatus.RUNNING.value,
             "created_at": time.time(),
             "unresolved": len(plan.run) - len(plan.skipped),
             "completed": 0,
@@ -105,6 +106,7 @@ class RedisRuns:
             self.keys.runs,
             self.keys.leases,
             self.keys.idempotency(idempotency_key) if idempotency_key else "",
+            self.keys.done(run_id),
         ]
         for flow_id in sorted(plan.reused):
             keys += [self.keys.outputs(base_run or "", flow_id), self.keys.outputs(run_id, flow_id)]
@@ -119,8 +121,10 @@ class RedisRuns:
             *_counted(_flat(_flow_fields(plan, roots))),
             *_counted(list(roots)),
         ]
-        events = _first_events(plan, roots)
-        args += [len(events), *(x for type_, flow, data in events for x in (type_, flow, data))]
+        # the final workflow.status of a run with nothing to do is CREATE's own (finalize)
+        events = [e for e in start.events if e[0] != WORKFLOW_STATUS or e is start.events[0]]
+        args += [len(events)]
+        args += [x for type_, flow, data in events for x in (type_, flow or "", json.dumps(data))]
         if base_run and plan.reused:
             args += [self.keys.run_keep(r) for r in self._artifact_runs(base_run, plan.reused)]
         created, answer = self._create(keys=keys, args=args)
@@ -151,14 +155,7 @@ class RedisRuns:
         sources: Sequence[tuple[str, str]] = (),
     ) -> tuple[str, list[Value | None]]:
         """Take a pending attempt; with it, the values of its (source flow, output) inputs."""
-        keys = [
-            self.keys.run(run_id),
-            self.keys.flows(run_id),
-            self.keys.events(run_id),
-            self.keys.leases,
-            self.keys.metrics,
-            *(self.keys.outputs(run_id, f) for f, _ in sources),
-        ]
+        keys = [*self._step_keys(run_id), *(self.keys.outputs(run_id, f) for f, _ in sources)]
         expiry = now_ms() + int(self.settings.lease_s * 1000)
         args = [
             *self._base_args(run_id),
@@ -229,8 +226,8 @@ class RedisRuns:
         """End an attempt. A `retryable` failure goes back to pending (outcome `retry`, after
         a backoff) while the flow has retries of its own left, counted apart from worker losses."""
         run_id = ctx.run_id
-        children = list(ctx.plan.children[flow_id])
-        descendants = [] if ok else ctx.descendants(flow_id)
+        children = ctx.plan.children[flow_id]
+        below = () if ok else ctx.plan.below(flow_id)
         outputs: list[Any] = []
         for name, preview in previews.items():
             value = values.get(name)
@@ -246,6 +243,7 @@ class RedisRuns:
             self.keys.leases,
             self.keys.outputs(run_id, flow_id),
             self.keys.metrics,
+            self.keys.done(run_id),
         ]
         args = [
             self.keys.event_channel,
@@ -262,10 +260,12 @@ class RedisRuns:
             int(self.settings.retry_backoff_s * 1000),
             expired_before,
             self.reservation(),
+            Reason.RETRYING.format(reason=reason or ""),
+            Reason.UPSTREAM_FAILED.format(flow=flow_id),
             len(children),
             *children,
-            len(descendants),
-            *descendants,
+            len(below),
+            *below,
             len(previews),
             *outputs,
         ]
@@ -281,15 +281,8 @@ class RedisRuns:
     def requeue(self, run_id: str, flow_id: str, attempt: int, expired_before: int) -> str:
         """Handle one expired lease: `resend`, the next attempt's number, `exhausted`, `gone`
         or `alive` (see scripts.REQUEUE)."""
-        keys = [
-            self.keys.run(run_id),
-            self.keys.flows(run_id),
-            self.keys.events(run_id),
-            self.keys.leases,
-            self.keys.metrics,
-        ]
         answer = self._requeue(
-            keys=keys,
+            keys=[*self._step_keys(run_id), self.keys.done(run_id)],
             args=[
                 *self._base_args(run_id),
                 flow_id,
@@ -297,13 +290,20 @@ class RedisRuns:
                 expired_before,
                 self.settings.max_attempts,
                 self.reservation(),
+                Reason.CANCELLED,
+                Reason.WORKER_LOST_RETRYING.format(attempt=attempt + 1),
             ],
         )
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     def cancel(self, run_id: str) -> str:
-        keys = [self.keys.run(run_id), self.keys.flows(run_id), self.keys.events(run_id)]
-        answer = self._cancel(keys=keys, args=[*self._base_args(run_id), self.keys.control_channel])
+        """Stop every flow not yet started (in plan order) and tell the workers: `final` when
+        that ended the run, else how many flows still run (their workers kill them)."""
+        ctx = self.context(run_id)
+        k = self.keys
+        keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.done(run_id)]
+        args = [*self._base_args(run_id), k.control_channel, Reason.CANCELLED]
+        answer = self._cancel(keys=keys, args=[*args, *(ctx.plan.run if ctx else ())])
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
     def worker_seen(self, worker: str) -> None:
@@ -321,101 +321,19 @@ class RedisRuns:
     def drop_lease(self, run_id: str, flow_id: str, attempt: int) -> None:
         self.client.zrem(self.keys.leases, lease_member(run_id, flow_id, attempt))
 
-    # -- reading -----------------------------------------------------------------------------
-    def record(self, run_id: str) -> dict[str, str] | None:
-        raw = self.client.hgetall(self.keys.run(run_id))
-        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
-
-    def wait_final(self, run_id: str, timeout_s: float) -> str | None:
-        """Block until the run has ended (its final status) or `timeout_s` passes (None)."""
-        key = self.keys.done(run_id)
-        got = self.client.blpop([key], timeout=max(timeout_s, 0.001))
-        if got is None:
-            return None
-        self.client.lpush(key, got[1])  # leave it for other waiters
-        return str(got[1].decode())
-
-    def snapshot(self, run_id: str) -> dict[str, Any] | None:
-        raw = self.client.get(self.keys.package(run_id))
-        return json.loads(raw) if raw else None
-
-    def flow_field(self, run_id: str, flow_id: str, name: str | None = None) -> str | None:
-        field = flow_id if name is None else f"{flow_id}:{name}"
-        raw = self.client.hget(self.keys.flows(run_id), field)
-        return raw.decode() if raw is not None else None
-
-    def flow_states(self, run_id: str, flow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Status, reason, index and duration of each flow the run has, from its flows hash:
-        authoritative, where the capped event stream may have lost the early ones."""
-        raw = self.client.hgetall(self.keys.flows(run_id))
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
-        states: dict[str, dict[str, Any]] = {}
-        for flow_id in flow_ids:
-            if flow_id not in fields:
-                continue
-            duration = fields.get(f"{flow_id}:duration")
-            states[flow_id] = {
-                "status": fields[flow_id],
-                "reason": fields.get(f"{flow_id}:reason"),
-                "index": int(fields.get(f"{flow_id}:index", -1)),
-                "duration_s": float(duration) if duration is not None else None,
-            }
-        return states
-
-    def context(self, run_id: str) -> RunContext | None:
-        """The run's package, plan and options (cached: a run's snapshot never changes)."""
-        ctx = self._contexts.get(run_id)
-        if ctx is None:
-            ctx = self._load_context(run_id)
-            if ctx is None:
-                return None
-            self._contexts[run_id] = ctx
-            while len(self._contexts) > CONTEXT_CACHE:
-                self._contexts.popitem(last=False)
-        self._contexts.move_to_end(run_id)
-        return ctx
-
-    def _load_context(self, run_id: str) -> RunContext | None:
-        record, snapshot = self.record(run_id), self.snapshot(run_id)
-        if record is None or snapshot is None:
-            return None
-        load = json.loads
-        return RunContext.build(
-            run_id,
-            snapshot,
-            load(record.get("targets", "null")),
-            load(record.get("reused", "[]")),
-            load(record.get("options", "{}")),
-            load(record.get("inputs", "{}")),
-            load(record.get("flow_inputs", "{}")),
-            load(record.get("drive", "null")),
-        )
-
-    def events(
-        self, run_id: str, after: str | None = None, count: int = 1000, block_ms: int | None = None
-    ) -> list[Event]:
-        """Events after stream id `after` (exclusive; None = from the start)."""
-        stream = self.keys.events(run_id)
-        if block_ms is None:
-            start = "-" if after is None else f"({after}"
-            entries = self.client.xrange(stream, start, "+", count=count)
-        else:
-            got = self.client.xread({stream: after or "0-0"}, count=count, block=block_ms)
-            entries = got[0][1] if got else []
-        return [to_event(entry_id, fields) for entry_id, fields in entries]
-
 
 def _flow_fields(plan: Plan, roots: tuple[str, ...]) -> dict[str, Any]:
     """The flows hash of a new run: see keys.py (reused flows are there too, as `ready`)."""
+    idle, pending = FlowStatus.IDLE.value, FlowStatus.PENDING.value
     flows: dict[str, Any] = {}
     for flow_id in plan.reused:
-        flows[flow_id] = "ready"
+        flows[flow_id] = FlowStatus.READY.value
         flows[f"{flow_id}:reason"] = Reason.REUSED
     for flow_id in plan.inactive:
-        flows[flow_id] = "idle"
+        flows[flow_id] = idle
         flows[f"{flow_id}:reason"] = Reason.INACTIVE
     for flow_id in plan.run:
-        flows[flow_id] = "pending" if flow_id in roots else "idle"
+        flows[flow_id] = pending if flow_id in roots else idle
         flows[f"{flow_id}:attempt"] = 1
         flows[f"{flow_id}:waiting"] = len(plan.parents[flow_id])
         if flow_id in plan.skipped:
@@ -424,33 +342,9 @@ def _flow_fields(plan: Plan, roots: tuple[str, ...]) -> dict[str, Any]:
     return flows
 
 
-def _first_events(plan: Plan, roots: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    """(type, flow or "", data JSON) of the events a new run starts with."""
-    events: list[tuple[str, str, dict[str, Any]]] = [
-        (ev.WORKFLOW_STATUS, "", {"status": "running"})
-    ]
-    for flow_id in sorted(plan.reused):
-        events.append((ev.FLOW_STATUS, flow_id, {"status": "ready", "reason": Reason.REUSED}))
-    for flow_id in sorted(plan.inactive):
-        events.append((ev.FLOW_STATUS, flow_id, {"status": "idle", "reason": Reason.INACTIVE}))
-    for flow_id, reason in plan.skipped.items():
-        events += [
-            (ev.FLOW_STATUS, flow_id, {"status": "idle", "reason": reason}),
-            (ev.FLOW_INDEX, flow_id, {"index": -2}),
-        ]
-    events += [(ev.FLOW_STATUS, f, {"status": "pending", "reason": None}) for f in roots]
-    return [(t, f, json.dumps(d)) for t, f, d in events]
-
-
 def _flat(mapping: Mapping[str, Any]) -> list[Any]:
     return [x for item in mapping.items() for x in item]
 
 
 def _counted(items: list[Any]) -> list[Any]:
     return [len(items), *items]
-
-
-def to_event(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Event:
-    obj = json.loads(fields[b"e"])
-    obj["id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return Event.from_dict(obj)

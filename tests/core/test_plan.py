@@ -15,7 +15,8 @@ from dizest_core import dwp
 from dizest_core.errors import UnknownFlowError
 from dizest_core.graph import Graph
 from dizest_core.model import Package
-from dizest_core.plan import Plan, RunState, make_plan
+from dizest_core.plan import Plan, make_plan
+from dizest_core.runstate import RunState, StaleAttempt, Transition
 from dizest_core.status import FlowStatus, Reason
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -51,6 +52,13 @@ def package(
         },
     }
     return dwp.load(raw)
+
+
+def end(state: RunState, flow_id: str, ok: bool, reason: str | None = None) -> Transition:
+    """Start a pending flow and finish it (a flow must be running to finish, as in Redis)."""
+    if state.status[flow_id] is FlowStatus.PENDING:
+        state.running(flow_id)
+    return state.finish(flow_id, ok, reason)
 
 
 def needs(flow: str) -> str:
@@ -136,7 +144,7 @@ def test_inactive_flow_without_outputs_skips_its_descendants_transitively() -> N
     start = state.start()
     assert start.ready == ["free"]
     assert dict(start.skipped) == plan.skipped
-    assert state.finish("free", ok=True).ready == []
+    assert end(state, "free", ok=True).ready == []
     assert state.done
     assert {f: state.reason[f] for f in "abc"} == plan.skipped
 
@@ -147,7 +155,7 @@ def test_join_with_an_inactive_parent_is_skipped_and_never_made_ready() -> None:
     assert plan.skipped == {"j": needs("x")}
     state = RunState(plan)
     assert state.start().ready == ["a"]
-    assert state.finish("a", ok=True).ready == []
+    assert end(state, "a", ok=True).ready == []
     assert state.status["j"] is FlowStatus.IDLE
     assert state.done
 
@@ -316,19 +324,19 @@ def test_start_returns_roots_as_pending() -> None:
 def test_join_becomes_ready_only_after_its_last_parent() -> None:
     state = RunState(make_plan(join_package()))
     state.start()
-    assert state.finish("p2", ok=True).ready == []
+    assert end(state, "p2", ok=True).ready == []
     assert state.status["j"] is FlowStatus.IDLE
-    assert state.finish("p1", ok=True).ready == []
-    assert state.finish("p3", ok=True).ready == ["j"]
+    assert end(state, "p1", ok=True).ready == []
+    assert end(state, "p3", ok=True).ready == ["j"]
     assert state.status["j"] is FlowStatus.PENDING
     assert state.status["p3"] is FlowStatus.READY
     state.running("j")
     assert state.status["j"] is FlowStatus.RUNNING
-    assert state.finish("j", ok=True).ready == ["k"]
-    assert state.finish("solo", ok=True).ready == ["s2"]
+    assert end(state, "j", ok=True).ready == ["k"]
+    assert end(state, "solo", ok=True).ready == ["s2"]
     assert not state.done
-    assert state.finish("k", ok=True).ready == []
-    assert state.finish("s2", ok=True).ready == []
+    assert end(state, "k", ok=True).ready == []
+    assert end(state, "s2", ok=True).ready == []
     assert state.done
     assert all(s is FlowStatus.READY for s in state.status.values())
 
@@ -337,8 +345,8 @@ def test_finish_returns_every_child_made_ready() -> None:
     pkg = package(["a", "b", "c", "d"], [("a", "b"), ("a", "c"), ("a", "d"), ("b", "d")])
     state = RunState(make_plan(pkg))
     assert state.start().ready == ["a"]
-    assert state.finish("a", ok=True).ready == ["b", "c"]
-    assert state.finish("b", ok=True).ready == ["d"]
+    assert end(state, "a", ok=True).ready == ["b", "c"]
+    assert end(state, "b", ok=True).ready == ["d"]
 
 
 def test_failure_skips_descendants_transitively_and_spares_other_branches() -> None:
@@ -349,8 +357,8 @@ def test_failure_skips_descendants_transitively_and_spares_other_branches() -> N
     )
     state = RunState(make_plan(pkg))
     assert state.start().ready == ["a", "r"]
-    assert state.finish("a", ok=True).ready == ["b", "e"]
-    t = state.finish("b", ok=False, reason="boom")
+    assert end(state, "a", ok=True).ready == ["b", "e"]
+    t = end(state, "b", ok=False, reason="boom")
     assert t.ready == []
     assert t.skipped == [("c", failed("b")), ("d", failed("b"))]
     assert t.skipped[0][1] == "upstream failed: b"
@@ -360,37 +368,37 @@ def test_failure_skips_descendants_transitively_and_spares_other_branches() -> N
         assert state.status[f] is FlowStatus.IDLE
         assert state.reason[f] == failed("b")
     assert state.failed
-    assert state.finish("r", ok=True).ready == ["s"]
-    assert state.finish("e", ok=True).ready == []
+    assert end(state, "r", ok=True).ready == ["s"]
+    assert end(state, "e", ok=True).ready == []
     assert not state.done
-    assert state.finish("s", ok=True).ready == []
+    assert end(state, "s", ok=True).ready == []
     assert state.done
 
 
 def test_join_child_of_a_failed_parent_is_never_made_ready() -> None:
     state = RunState(make_plan(join_package()))
     state.start()
-    t = state.finish("p1", ok=False)
+    t = end(state, "p1", ok=False)
     assert t.skipped == [("j", failed("p1")), ("k", failed("p1"))]
-    assert state.finish("p2", ok=True).ready == []
-    assert state.finish("p3", ok=True).ready == []
+    assert end(state, "p2", ok=True).ready == []
+    assert end(state, "p3", ok=True).ready == []
     assert state.status["j"] is FlowStatus.IDLE
     assert state.reason["j"] == failed("p1")
-    assert state.finish("solo", ok=True).ready == ["s2"]
-    state.finish("s2", ok=True)
+    assert end(state, "solo", ok=True).ready == ["s2"]
+    end(state, "s2", ok=True)
     assert state.done
 
 
 def test_two_failures_above_one_join_skip_it_once() -> None:
     state = RunState(make_plan(join_package()))
     state.start()
-    assert [f for f, _ in state.finish("p1", ok=False).skipped] == ["j", "k"]
-    assert state.finish("p2", ok=False).skipped == []
+    assert [f for f, _ in end(state, "p1", ok=False).skipped] == ["j", "k"]
+    assert end(state, "p2", ok=False).skipped == []
     assert state.reason["j"] == failed("p1")
-    state.finish("p3", ok=True)
-    state.finish("solo", ok=True)
+    end(state, "p3", ok=True)
+    end(state, "solo", ok=True)
     assert not state.done
-    state.finish("s2", ok=True)
+    end(state, "s2", ok=True)
     assert state.done
 
 
@@ -398,7 +406,7 @@ def test_cancel_resolves_pending_and_idle_flows() -> None:
     state = RunState(make_plan(join_package()))
     state.start()
     state.running("p1")
-    state.finish("solo", ok=True)  # s2 is now pending
+    end(state, "solo", ok=True)  # s2 is now pending
     stopped = state.cancel()
     assert sorted(stopped) == ["j", "k", "p2", "p3", "s2"]
     for f in stopped:
@@ -407,7 +415,7 @@ def test_cancel_resolves_pending_and_idle_flows() -> None:
     assert state.status["p1"] is FlowStatus.RUNNING
     assert state.status["solo"] is FlowStatus.READY
     assert not state.done  # p1 is still running
-    assert state.finish("p1", ok=True).ready == []
+    assert end(state, "p1", ok=True).ready == []
     assert state.done
     assert state.reason["j"] == "cancelled"
     assert state.cancel() == []
@@ -425,24 +433,26 @@ def test_cancel_does_not_touch_already_skipped_flows() -> None:
 def test_finishing_twice_raises() -> None:
     state = RunState(make_plan(join_package()))
     state.start()
-    state.finish("p1", ok=True)
+    end(state, "p1", ok=True)
     with pytest.raises(ValueError):
         state.finish("p1", ok=True)
     with pytest.raises(ValueError):
         state.finish("p1", ok=False)
-    state.finish("p2", ok=False)
+    end(state, "p2", ok=False)
     with pytest.raises(ValueError):
         state.finish("p2", ok=True)
 
 
-def test_finishing_a_flow_that_is_not_pending_raises() -> None:
+def test_finishing_a_flow_that_is_not_running_raises() -> None:
     state = RunState(make_plan(join_package()))
     state.start()
+    with pytest.raises(StaleAttempt):
+        state.finish("p1", ok=True)  # pending: nobody has started it (FINISH says stale too)
     with pytest.raises(ValueError):
         state.finish("j", ok=True)  # still idle: waiting for its parents
     with pytest.raises(ValueError):
         state.running("j")
-    state.finish("p1", ok=False)
+    end(state, "p1", ok=False)
     with pytest.raises(ValueError):
         state.finish("k", ok=True)  # skipped
 

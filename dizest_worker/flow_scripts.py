@@ -1,0 +1,191 @@
+"""The Lua steps of one flow attempt: CLAIM it, FINISH it, REQUEUE it when its worker is lost.
+
+Each is one atomic step over the run's keys (all passed in KEYS) that applies the rules of
+`dizest_core.runstate.RunState.claim/finish/requeue`; what those rules name (reasons, what lies
+below a flow) arrives in ARGV from the Python side (`dizest_worker.state`), so the texts and the
+graph walk exist once. The overview of every script is in `dizest_worker.scripts`.
+"""
+
+from __future__ import annotations
+
+from dizest_worker.lua_prelude import PRELUDE
+
+# KEYS: run, flows, events, leases, metrics, then the outputs hash of each input source
+# ARGV: channel, maxlen, run_id, flow, attempt, worker, lease_expiry_ms, then "v:{name}" per source
+# Returns 'stale' | 'cancelled' | {'ok', value of each source (nil when absent)...}
+CLAIM = (
+    PRELUDE
+    + r"""
+local run_key, flows_key, stream, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local channel, maxlen, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', run_key) == 0 then return 'stale' end
+if redis.call('HGET', run_key, 'final') == '1' or redis.call('HGET', run_key, 'cancelled') == '1'
+then return 'cancelled' end
+if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
+   or redis.call('HGET', flows_key, flow) ~= S_PENDING then return 'stale' end
+redis.call('HSET', flows_key, flow, S_RUNNING, flow .. ':worker', ARGV[6])
+set_reason(flows_key, flow, false)
+redis.call('ZADD', leases, ARGV[7], member(run_id, flow, attempt))
+emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_RUNNING, false))
+emit(run_key, stream, channel, maxlen, run_id, EV_CLEAR, flow, '{}')
+redis.call('HINCRBY', KEYS[5], 'started', 1)
+local reply = {'ok'}
+for i = 6, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 2]) end
+return reply
+"""
+)
+
+# KEYS: run, flows, events, leases, outputs, metrics, done
+# ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
+#       max_retries, backoff_ms, expired_before, reserve_until, retry_reason, skip_reason,
+#       n_children, children..., n_below, flows below it (plan order)..., n_outputs,
+#       (name, value, preview)...
+# A retryable failure goes back to pending while the flow's own retries last (`{f}:retries`,
+# not the attempt number, which worker losses raise too), after backoff_ms * 2^retries_used.
+# Flows it makes pending (ready children, a retried flow) get a reservation lease until
+# `reserve_until` (plus the backoff): if nobody claims them by then (their worker died before
+# sending or running them), the reaper sends them again.
+# Returns {'stale'} | {'alive'} | {'retry', next_attempt, delay_ms} | {'ok', ready, final}
+FINISH = (
+    PRELUDE
+    + r"""
+local run_key, flows_key, stream, leases, out_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local done = KEYS[7]
+local channel, maxlen, ttl, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local ok, reason, duration = ARGV[7] == '1', ARGV[8], ARGV[9]
+local retryable, max_retries, backoff_ms = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
+local expired_before, reserve_until = tonumber(ARGV[13]), tonumber(ARGV[14])
+local retry_reason, skip_reason = ARGV[15], ARGV[16]
+local this = member(run_id, flow, attempt)
+if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
+   or redis.call('HGET', flows_key, flow) ~= S_RUNNING then return {'stale'} end
+if expired_before > 0 then
+  local score = redis.call('ZSCORE', leases, this)
+  if score and tonumber(score) > expired_before then return {'alive'} end
+end
+redis.call('ZREM', leases, this)
+local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
+local used = tonumber(redis.call('HGET', flows_key, flow .. ':retries') or '0')
+if not ok and retryable and not cancelled and used < max_retries then
+  local next_attempt = tonumber(attempt) + 1
+  local delay = math.floor(backoff_ms * 2 ^ used)
+  redis.call('HSET', flows_key, flow, S_PENDING, flow .. ':attempt', next_attempt,
+             flow .. ':retries', used + 1, flow .. ':reason', retry_reason)
+  redis.call('ZADD', leases, reserve_until + delay, member(run_id, flow, next_attempt))
+  emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
+       status_data(S_PENDING, retry_reason))
+  redis.call('HINCRBY', KEYS[6], 'retried', 1)
+  return {'retry', tostring(next_attempt), tostring(delay)}
+end
+local i = 17
+local children = {}
+for j = 1, tonumber(ARGV[i]) do children[j] = ARGV[i + j] end
+i = i + tonumber(ARGV[i]) + 1
+local below = {}
+for j = 1, tonumber(ARGV[i]) do below[j] = ARGV[i + j] end
+i = i + tonumber(ARGV[i]) + 1
+redis.call('DEL', out_key)
+local n_out = tonumber(ARGV[i])
+for j = 0, n_out - 1 do
+  local name, value, preview = ARGV[i + 1 + 3 * j], ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j]
+  if ok then redis.call('HSET', out_key, 'v:' .. name, value) end
+  redis.call('HSET', out_key, 'p:' .. name, preview)
+end
+-- `_attempt` marks outputs a rerun may reuse (RedisStore.has): only those of a flow that ended well
+if ok then redis.call('HSET', out_key, '_attempt', attempt) end
+redis.call('EXPIRE', out_key, ttl)
+local status, index = S_ERROR, -1
+if ok then
+  status = S_READY
+  index = redis.call('HINCRBY', run_key, 'completed', 1)
+else
+  redis.call('HSET', run_key, 'failed', '1')
+end
+if reason == '' then reason = false end
+redis.call('HSET', flows_key, flow, status, flow .. ':index', index, flow .. ':duration', duration)
+count_finished(KEYS[6], status, tonumber(duration) or 0)
+set_reason(flows_key, flow, reason)
+emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
+     status_data(status, reason, ',"duration_s":' .. duration))
+emit(run_key, stream, channel, maxlen, run_id, EV_INDEX, flow, '{"index":' .. index .. '}')
+local unresolved = redis.call('HINCRBY', run_key, 'unresolved', -1)
+local ready = {}
+if ok then
+  for _, child in ipairs(children) do
+    local waiting = redis.call('HINCRBY', flows_key, child .. ':waiting', -1)
+    if waiting == 0 and open(flows_key, child) then
+      redis.call('HSET', flows_key, child, S_PENDING)
+      local child_attempt = redis.call('HGET', flows_key, child .. ':attempt')
+      redis.call('ZADD', leases, reserve_until, member(run_id, child, child_attempt))
+      emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, child, status_data(S_PENDING, false))
+      ready[#ready + 1] = child
+    end
+  end
+else
+  for _, d in ipairs(below) do
+    if open(flows_key, d) then
+      redis.call('HSET', flows_key, d .. ':reason', skip_reason, d .. ':index', -2)
+      emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, d, status_data(S_IDLE, skip_reason))
+      emit(run_key, stream, channel, maxlen, run_id, EV_INDEX, d, '{"index":-2}')
+      unresolved = redis.call('HINCRBY', run_key, 'unresolved', -1)
+    end
+  end
+end
+local final = ''
+if unresolved == 0 then final = finalize(run_key, done, stream, channel, maxlen, run_id) end
+return {'ok', ready, final}
+"""
+)
+
+# KEYS: run, flows, events, leases, metrics, done
+# ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until,
+#       cancel_reason, lost_reason (of the next attempt)
+# An attempt of a cancelled run is resolved here (error, cancelled, as when a worker kills it
+# on cancel): sending it again would only meet CLAIM's "cancelled" and leave it unresolved.
+REQUEUE = (
+    PRELUDE
+    + r"""
+local run_key, flows_key, stream, leases, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
+local channel, maxlen, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local cancel_reason, lost_reason = ARGV[9], ARGV[10]
+local this = member(run_id, flow, attempt)
+local score = redis.call('ZSCORE', leases, this)
+if score and tonumber(score) > tonumber(ARGV[6]) then return 'alive' end
+local status = redis.call('HGET', flows_key, flow)
+if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
+   or (status ~= S_PENDING and status ~= S_RUNNING)
+   or redis.call('HGET', run_key, 'final') ~= '0' then
+  redis.call('ZREM', leases, this)
+  return 'gone'
+end
+if redis.call('HGET', run_key, 'cancelled') == '1' then
+  redis.call('ZREM', leases, this)
+  local new_status = S_IDLE  -- not started: as CANCEL leaves the others
+  if status == S_RUNNING then new_status = S_ERROR end
+  redis.call('HSET', flows_key, flow, new_status, flow .. ':reason', cancel_reason)
+  emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
+       status_data(new_status, cancel_reason))
+  if status == S_RUNNING then
+    redis.call('HINCRBY', KEYS[5], 'finished:' .. S_ERROR, 1)  -- started, never finished
+    redis.call('HSET', run_key, 'failed', '1')
+    redis.call('HSET', flows_key, flow .. ':index', -1)
+    emit(run_key, stream, channel, maxlen, run_id, EV_INDEX, flow, '{"index":-1}')
+  end
+  resolved(run_key, done, stream, channel, maxlen, run_id)
+  return 'cancelled'
+end
+if status == S_PENDING then
+  redis.call('ZREM', leases, this)
+  return 'resend'
+end
+local lost = tonumber(redis.call('HGET', flows_key, flow .. ':lost') or '0') + 1
+if lost >= tonumber(ARGV[7]) then return 'exhausted' end
+redis.call('ZREM', leases, this)
+local next_attempt = tonumber(attempt) + 1
+redis.call('HSET', flows_key, flow, S_PENDING, flow .. ':attempt', next_attempt,
+           flow .. ':lost', lost, flow .. ':reason', lost_reason)
+redis.call('ZADD', leases, ARGV[8], member(run_id, flow, next_attempt))
+emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_PENDING, lost_reason))
+return tostring(next_attempt)
+"""
+)

@@ -1,0 +1,126 @@
+"""Reading a run back from Redis: its record, flows hash, snapshot, context and events.
+
+`RunReader` holds nothing but the Redis client, the key names and a small cache of run contexts
+(a run's snapshot never changes); `dizest_worker.state.RedisRuns` adds the steps that write.
+Readers (the API's streams, `Client.get`) need only this half.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from dizest_core.events import Event
+from dizest_worker.context import RunContext
+from dizest_worker.keys import Keys
+from dizest_worker.settings import WorkerSettings
+
+CONTEXT_CACHE = 32
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RunReader:
+    """Reads of run state; no state of its own beyond the client and the context cache."""
+
+    def __init__(self, client: redis.Redis, settings: WorkerSettings) -> None:
+        # Any: redis-py's stubs type every reply as bytes | str; ours is always bytes
+        self.client: Any = client
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._contexts: OrderedDict[str, RunContext] = OrderedDict()
+
+    def record(self, run_id: str) -> dict[str, str] | None:
+        raw = self.client.hgetall(self.keys.run(run_id))
+        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+
+    def wait_final(self, run_id: str, timeout_s: float) -> str | None:
+        """Block until the run has ended (its final status) or `timeout_s` passes (None)."""
+        key = self.keys.done(run_id)
+        got = self.client.blpop([key], timeout=max(timeout_s, 0.001))
+        if got is None:
+            return None
+        self.client.lpush(key, got[1])  # leave it for other waiters
+        return str(got[1].decode())
+
+    def snapshot(self, run_id: str) -> dict[str, Any] | None:
+        raw = self.client.get(self.keys.package(run_id))
+        return json.loads(raw) if raw else None
+
+    def flow_field(self, run_id: str, flow_id: str, name: str | None = None) -> str | None:
+        field = flow_id if name is None else f"{flow_id}:{name}"
+        raw = self.client.hget(self.keys.flows(run_id), field)
+        return raw.decode() if raw is not None else None
+
+    def flow_states(self, run_id: str, flow_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Status, reason, index and duration of each flow the run has, from its flows hash:
+        authoritative, where the capped event stream may have lost the early ones."""
+        raw = self.client.hgetall(self.keys.flows(run_id))
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        states: dict[str, dict[str, Any]] = {}
+        for flow_id in flow_ids:
+            if flow_id not in fields:
+                continue
+            duration = fields.get(f"{flow_id}:duration")
+            states[flow_id] = {
+                "status": fields[flow_id],
+                "reason": fields.get(f"{flow_id}:reason"),
+                "index": int(fields.get(f"{flow_id}:index", -1)),
+                "duration_s": float(duration) if duration is not None else None,
+            }
+        return states
+
+    def context(self, run_id: str) -> RunContext | None:
+        """The run's package, plan and options (cached: a run's snapshot never changes)."""
+        ctx = self._contexts.get(run_id)
+        if ctx is None:
+            ctx = self._load_context(run_id)
+            if ctx is None:
+                return None
+            self._contexts[run_id] = ctx
+            while len(self._contexts) > CONTEXT_CACHE:
+                self._contexts.popitem(last=False)
+        self._contexts.move_to_end(run_id)
+        return ctx
+
+    def _load_context(self, run_id: str) -> RunContext | None:
+        record, snapshot = self.record(run_id), self.snapshot(run_id)
+        if record is None or snapshot is None:
+            return None
+        load = json.loads
+        return RunContext.build(
+            run_id,
+            snapshot,
+            load(record.get("targets", "null")),
+            load(record.get("reused", "[]")),
+            load(record.get("options", "{}")),
+            load(record.get("inputs", "{}")),
+            load(record.get("flow_inputs", "{}")),
+            load(record.get("drive", "null")),
+        )
+
+    def events(
+        self, run_id: str, after: str | None = None, count: int = 1000, block_ms: int | None = None
+    ) -> list[Event]:
+        """Events after stream id `after` (exclusive; None = from the start)."""
+        stream = self.keys.events(run_id)
+        if block_ms is None:
+            start = "-" if after is None else f"({after}"
+            entries = self.client.xrange(stream, start, "+", count=count)
+        else:
+            got = self.client.xread({stream: after or "0-0"}, count=count, block=block_ms)
+            entries = got[0][1] if got else []
+        return [to_event(entry_id, fields) for entry_id, fields in entries]
+
+
+def to_event(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Event:
+    obj = json.loads(fields[b"e"])
+    obj["id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return Event.from_dict(obj)
