@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dizest_core import interpreter
 from dizest_core.errors import Problem, ValidationError
 from dizest_core.graph import Graph, format_cycle
 from dizest_core.model import OUTPUT, VARIABLE, App, Connection, Flow, InputSpec, Package
@@ -248,6 +249,7 @@ def validate(package: Package) -> list[Problem]:
     graph = Graph.from_package(package)
     for cycle in graph.find_cycles():
         problems.append(_cycle_problem(package, cycle))
+    problems += interpreter.problems(package.raw)
     return problems + syntax_problems(package)
 
 

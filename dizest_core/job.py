@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dizest_core import interpreter
 from dizest_core.model import OUTPUT, InputSpec, Package
 from dizest_core.settings import Settings
 
@@ -80,6 +81,7 @@ class FlowJob:
     app_raw: dict[str, Any] = field(default_factory=dict)
     package_raw: dict[str, Any] | None = None
     call: ApiCall | None = None  # set: run the app's `api` function instead of its code
+    site_paths: tuple[str, ...] = ()  # the workflow's `executable` environment (interpreter.py)
 
     def artifact_folder(self) -> str | None:
         """The one directory this attempt may write output files to (None: no artifact dir)."""
@@ -121,6 +123,7 @@ def build_job(
         flow_raw=copy.deepcopy(dict(flow.raw)),
         app_raw=copy.deepcopy(dict(app.raw)),
         package_raw=copy.deepcopy(dict(package.raw)) if _USES_WORKFLOW.search(app.code) else None,
+        site_paths=interpreter.site_paths(package.raw),
         **fields,
     )
 

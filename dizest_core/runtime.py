@@ -377,7 +377,7 @@ def _prepare(job: FlowJob, tree_memory: bool) -> None:
         raise OSError(
             f"cannot enter the working directory {job.workdir!r}: {exc.strerror}"
         ) from exc
-    sys.path.insert(0, job.workdir)
+    sys.path[0:0] = [job.workdir, *job.site_paths]
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if job.memory_limit_mb and not tree_memory:
