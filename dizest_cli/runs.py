@@ -139,13 +139,13 @@ def logs(
             return
         status = None
         for event in client.events(run_id, reconnects=FOLLOW_RECONNECTS):
-            kind, flow_id, data = event.get("type"), event.get("flow_id"), event.get("data") or {}
-            if wanted and flow_id is not None and flow_id not in wanted:
+            kind, flow, data = event.get("type"), event.get("flow_id"), event.get("data") or {}
+            if wanted and flow is not None and flow not in wanted:
                 continue
             if kind == "log.append":
-                click.echo("\n".join(_lines(str(flow_id), data.get("entry", ""))))
+                click.echo("\n".join(_lines(str(flow), data.get("entry", ""))))
             elif kind == "flow.status" and data.get("status") == "error":
-                click.echo(f"[{flow_id}] error: {data.get('reason')}", err=True)
+                click.echo(f"[{flow}] error: {data.get('reason')}", err=True)
             elif kind == "workflow.status":
                 status = data.get("status")
     click.echo(f"run {run_id} {status}", err=True)
