@@ -9,143 +9,41 @@ A child runs user code, so everything it sends is untrusted: messages are parsed
 without pickle (a malformed one ends that flow in error), output values stay opaque bytes, and
 a file reference among its outputs must be a regular file of the stated size inside that
 attempt's own artifact folder. A flow's process group is killed when the flow ends, whatever
-the end, so nothing it started outlives it.
+the end, so nothing it started outlives it. The zygote it forks them through is driven by
+`zygote_handle.Zygote`; what an end becomes (and the checks outputs pass) is `outcome`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import selectors
-import signal
 import socket
-import stat
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dizest_core import wire
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
-from dizest_core.job import Artifact, FlowJob, Value
+from dizest_core.job import FlowJob, Value
+from dizest_core.outcome import (
+    Finished,
+    Signal,
+    check_artifacts,
+    error_reason,
+    memory_reason,
+    signal_reason,
+)
 from dizest_core.sandbox import UID_STRIDE, Policy
 from dizest_core.wire import FrameReader
+from dizest_core.zygote_handle import Zygote
+
+__all__ = ["Finished", "Signal", "Supervisor", "Zygote"]
 
 READ_CHUNK = 1 << 20
 MAX_LINE = 65_536
 DRAIN_READS = 16  # reads of a finished child's pipe: bounded, a grandchild may still write
-PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-ZYGOTE_START_S = 60.0  # preloading heavy modules (torch) takes a while
-
-
-@dataclass
-class Finished:
-    """A child has ended; `ok` only when its code ran to the end and its outputs serialized."""
-
-    flow_id: str
-    ok: bool
-    reason: str | None
-    outputs: dict[str, Value]
-    previews: dict[str, Any]
-    error: ErrorInfo | None
-    duration_s: float
-    answer: tuple[int, str, bytes] | None = None  # an `api` call's (status, media type, body)
-
-
-@dataclass
-class Signal:
-    """Something a child said: kind is log (entry, stream), clear, or result (name, payload)."""
-
-    flow_id: str
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class Zygote:
-    """Handle on the forking process (see `dizest_core.zygote`)."""
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        preload: tuple[str, ...] = (),
-        renderer_files: tuple[str, ...] = (),
-        policy: Policy | None = None,
-    ) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        policy = policy or Policy(enabled=False)
-        path = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dizest_core.zygote",
-                str(theirs.fileno()),
-                policy.to_json(),
-                *preload,
-                "--renderers",
-                *renderer_files,
-            ],
-            pass_fds=(theirs.fileno(),),
-            env={**env, "PYTHONPATH": path},
-            stdin=subprocess.DEVNULL,
-            cwd="/",
-        )
-        theirs.close()
-        self.sock = ours
-        self.layers = self._hello()
-
-    def _hello(self) -> dict[str, str]:
-        """The zygote's first message: which sandbox layers it could set up."""
-        self.sock.settimeout(ZYGOTE_START_S)
-        try:
-            msg = self.sock.recv(4096)
-        except (TimeoutError, OSError) as exc:
-            self.proc.kill()
-            self.proc.wait()
-            raise ExecutionError(f"the zygote process did not start: {exc}") from exc
-        finally:
-            self.sock.settimeout(None)
-        if not msg.startswith(b"L "):
-            self.proc.wait()
-            raise ExecutionError(f"the zygote process did not start (exit {self.proc.returncode})")
-        layers = json.loads(msg[2:])
-        return {str(k): str(v) for k, v in layers.items()}
-
-    def kill(self, token: str) -> None:
-        """Ask the zygote to kill one child's tree (it alone knows the pid is still that child)."""
-        with contextlib.suppress(OSError):
-            self.sock.send(f"K {token}".encode())
-
-    def fork(self, token: str, memory_mb: int | None, fds: list[int]) -> None:
-        socket.send_fds(self.sock, [f"F {token} {memory_mb or 0}".encode()], fds)
-
-    def read(self) -> list[list[str]]:
-        """Pending notices from the zygote ([P, token, pid] or [X, pid, status])."""
-        self.sock.setblocking(False)
-        notices = []
-        try:
-            while True:
-                msg = self.sock.recv(256)
-                if not msg:
-                    raise ExecutionError("the zygote process died")
-                notices.append(msg.decode().split(" "))
-        except BlockingIOError:
-            pass
-        finally:
-            self.sock.setblocking(True)
-        return notices
-
-    def close(self) -> None:
-        self.sock.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @dataclass
@@ -463,7 +361,7 @@ class Supervisor:
         del self.children[child.job.flow_id]
         ok, reason = self._outcome(child)
         if ok:
-            ok, reason = _check_artifacts(child)
+            ok, reason = check_artifacts(child.job, child.outputs)
         if reason and not child.error:
             out.append(
                 Signal(child.job.flow_id, "log", {"entry": f"dizest: {reason}", "stream": "engine"})
@@ -485,66 +383,13 @@ class Supervisor:
         if child.kill_reason:
             return False, child.kill_reason
         if child.error is not None:
-            return False, _error_reason(child.error, child.job.memory_limit_mb)
+            return False, error_reason(child.error, child.job.memory_limit_mb)
         if child.done:
             return True, None
         assert child.status is not None
         code = os.waitstatus_to_exitcode(child.status)
         if child.oom:  # the kernel counted an OOM kill in the flow's cgroup: evidence, not a guess
-            return False, _memory_reason(child.job.memory_limit_mb)
+            return False, memory_reason(child.job.memory_limit_mb)
         if code < 0:
-            return False, _signal_reason(-code)
+            return False, signal_reason(-code)
         return False, f"the flow process exited with code {code} before finishing (os._exit?)"
-
-
-def _check_artifacts(child: _Child) -> tuple[bool, str | None]:
-    """Every file reference among a child's outputs, checked (and pinned to its real path):
-    otherwise a flow could make the store serve any file of the server as its output."""
-    for name, value in child.outputs.items():
-        if isinstance(value, Artifact):
-            try:
-                child.outputs[name] = _checked_artifact(child.job, value)
-            except ProtocolError as exc:
-                return False, f"protocol error: output {name!r} {exc}"
-    return True, None
-
-
-def _checked_artifact(job: FlowJob, artifact: Artifact) -> Artifact:
-    folder = job.artifact_folder()
-    shown = repr(artifact.path) if len(artifact.path) <= 200 else repr(artifact.path[:200] + "...")
-    if folder is None:
-        raise ProtocolError("is a file reference, but this flow has no artifact directory")
-    root = os.path.realpath(job.artifact_dir or "")
-    folder = os.path.realpath(folder)
-    path = os.path.realpath(artifact.path)
-    if os.path.commonpath([root, folder]) != root or os.path.dirname(path) != folder:
-        raise ProtocolError(f"refers to {shown}, outside the flow's artifact folder")
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ProtocolError(f"refers to {shown}, which cannot be read ({exc.strerror})") from exc
-    if not stat.S_ISREG(info.st_mode) or info.st_size != artifact.size:
-        raise ProtocolError(f"refers to {shown}, not a regular file of {artifact.size} bytes")
-    return Artifact(path, artifact.size)
-
-
-def _memory_reason(memory_limit_mb: int | None) -> str:
-    return f"memory limit exceeded ({memory_limit_mb} MB)"
-
-
-def _error_reason(error: ErrorInfo, memory_limit_mb: int | None) -> str:
-    if error.type == "MemoryError" and memory_limit_mb:
-        return _memory_reason(memory_limit_mb)
-    message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
-    return f"{error.type}: {message}" if message else error.type
-
-
-def _signal_reason(signum: int) -> str:
-    name = (
-        signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
-    )
-    if signum == signal.SIGSEGV:
-        return "crashed: segmentation fault (SIGSEGV)"
-    if signum == signal.SIGKILL:  # out of memory only with the cgroup's evidence (`_outcome`)
-        return "killed by SIGKILL"
-    return f"killed by signal {name}"

@@ -1,0 +1,106 @@
+"""The parent's handle on the zygote: the process that forks every flow child of a Supervisor.
+
+It starts `dizest_core.zygote` (with `python -m`) on one end of a socket pair, reads its hello
+(the sandbox layers it could set up), and then only asks: fork a child for a token, kill a
+child's tree (the zygote reaps its children, so it alone knows a pid is still that child), and
+read its notices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from dizest_core.errors import ExecutionError
+from dizest_core.sandbox import Policy
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+ZYGOTE_START_S = 60.0  # preloading heavy modules (torch) takes a while
+
+
+class Zygote:
+    """Handle on the forking process (see `dizest_core.zygote`)."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        preload: tuple[str, ...] = (),
+        renderer_files: tuple[str, ...] = (),
+        policy: Policy | None = None,
+    ) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        policy = policy or Policy(enabled=False)
+        path = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dizest_core.zygote",
+                str(theirs.fileno()),
+                policy.to_json(),
+                *preload,
+                "--renderers",
+                *renderer_files,
+            ],
+            pass_fds=(theirs.fileno(),),
+            env={**env, "PYTHONPATH": path},
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+        theirs.close()
+        self.sock = ours
+        self.layers = self._hello()
+
+    def _hello(self) -> dict[str, str]:
+        """The zygote's first message: which sandbox layers it could set up."""
+        self.sock.settimeout(ZYGOTE_START_S)
+        try:
+            msg = self.sock.recv(4096)
+        except (TimeoutError, OSError) as exc:
+            self.proc.kill()
+            self.proc.wait()
+            raise ExecutionError(f"the zygote process did not start: {exc}") from exc
+        finally:
+            self.sock.settimeout(None)
+        if not msg.startswith(b"L "):
+            self.proc.wait()
+            raise ExecutionError(f"the zygote process did not start (exit {self.proc.returncode})")
+        layers = json.loads(msg[2:])
+        return {str(k): str(v) for k, v in layers.items()}
+
+    def kill(self, token: str) -> None:
+        """Ask the zygote to kill one child's tree (it alone knows the pid is still that child)."""
+        with contextlib.suppress(OSError):
+            self.sock.send(f"K {token}".encode())
+
+    def fork(self, token: str, memory_mb: int | None, fds: list[int]) -> None:
+        socket.send_fds(self.sock, [f"F {token} {memory_mb or 0}".encode()], fds)
+
+    def read(self) -> list[list[str]]:
+        """Pending notices from the zygote ([P, token, pid] or [X, pid, status])."""
+        self.sock.setblocking(False)
+        notices = []
+        try:
+            while True:
+                msg = self.sock.recv(256)
+                if not msg:
+                    raise ExecutionError("the zygote process died")
+                notices.append(msg.decode().split(" "))
+        except BlockingIOError:
+            pass
+        finally:
+            self.sock.setblocking(True)
+        return notices
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
