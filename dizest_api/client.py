@@ -385,6 +385,53 @@ class Client:
             name = disposition.partition('filename="')[2].rstrip('"') or f"{workflow_id}.dwp"
             return Path(name).name, answer.read()
 
+    # -- app api functions (issue 11) ----------------------------------------------------------
+
+    def api_call(
+        self,
+        run_id: str,
+        flow_id: str,
+        name: str,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call the `api` function `name` of a run's flow (runner right): its JSON answer
+        decoded, text as str, anything else as bytes. An error of the function raises
+        ApiError with status 422 and its traceback as `message`; `timeout` bounds the call on
+        the worker (seconds, default the server's)."""
+        query = dict(params or {})
+        if timeout is not None:
+            query["timeout"] = str(timeout)
+        path = f"/runs/{self._q(run_id)}/flows/{self._q(flow_id)}/api/{self._q(name)}"
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        request = urllib.request.Request(
+            self.server + "/api/v1" + path,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers=self._headers({"Content-Type": "application/json", "Accept": "*/*"}),
+        )
+        wait = self.timeout + (timeout if timeout is not None else 30)
+        try:
+            with urllib.request.urlopen(request, timeout=wait) as answer:
+                return self._api_answer(answer.headers.get_content_type(), answer.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raw = exc.read()
+                if exc.headers.get_content_type() == "text/plain":  # a traceback: all of it
+                    raise ApiError(exc.code, "api_error", raw.decode("utf-8", "replace")) from None
+                raise _error(exc.code, raw) from None
+
+    @staticmethod
+    def _api_answer(media_type: str, raw: bytes) -> Any:
+        """An api function's answer as Python: JSON decoded, text as str, else bytes."""
+        if media_type == "application/json":
+            return json.loads(raw) if raw else None
+        if media_type.startswith("text/"):
+            return raw.decode("utf-8", "replace")
+        return raw
+
     # -- automation: schedules, webhooks, triggers (docs/automation.md) -----------------------
 
     def schedules(self, workflow_id: str | None = None) -> list[dict[str, Any]]:

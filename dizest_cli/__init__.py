@@ -24,6 +24,7 @@ LAZY = {
     "logout": "dizest_cli.login:logout",
     "profiles": "dizest_cli.login:profiles",
     "runs": "dizest_cli.runs:runs",
+    "api-call": "dizest_cli.apicall:api_call",
     "workflows": "dizest_cli.workflows:workflows",
     "beat": "dizest_api.automation.beat:beat",
     "schedules": "dizest_cli.automation:schedules",
