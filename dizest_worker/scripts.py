@@ -52,12 +52,16 @@ __all__ = [
 ]
 
 # KEYS: run, flows, events, pkg, runs (index), leases, idempotency ('' for none), done,
-#       then (source outputs, outputs) of each reused flow
-# ARGV: channel, maxlen, run_id, ttl_s, now_ms, reserve_until, run key prefix ('{p}:run:'),
-#       snapshot, n, record (field, value)..., n, flows (field, value)..., n, roots...,
-#       n, events (type, flow, data_json)..., keep keys of runs whose artifacts it reuses...
+#       the record of the run the idempotency key named when read ('' for none),
+#       then (source outputs, outputs) of each reused flow, then the keep key of each run
+#       whose artifacts it reuses
+# ARGV: channel, maxlen, run_id, ttl_s, now_ms, reserve_until, the run the idempotency key
+#       named when read ('' for none), snapshot, n, record (field, value)..., n, flows
+#       (field, value)..., n, roots..., n, events (type, flow, data_json)..., n reused flows
 # The idempotency key is written last and only names a run that exists: a script that fails
-# half-way leaves no key behind, and a key whose run is gone is taken over.
+# half-way leaves no key behind, and a key whose run is gone is taken over. The key is read
+# before the script (so the run it names comes in KEYS); if it changed since, the answer is
+# {2, run} and the caller reads it again.
 CREATE = (
     PRELUDE
     + r"""
@@ -66,7 +70,8 @@ local run_key, flows_key, stream, pkg_key, runs_key, leases, idem, done =
 local channel, maxlen, run_id, ttl, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 if idem ~= '' then
   local existing = redis.call('GET', idem)
-  if existing and redis.call('EXISTS', ARGV[7] .. existing) == 1 then return {0, existing} end
+  if existing and existing ~= ARGV[7] then return {2, existing} end
+  if existing and redis.call('EXISTS', KEYS[9]) == 1 then return {0, existing} end
 end
 local function hset_from(key, i)  -- HSET the n (field, value) args after ARGV[i]; next index
   local n = tonumber(ARGV[i])
@@ -92,14 +97,15 @@ for j = i + 1, i + tonumber(ARGV[i]) do  -- roots: reserved until the submitter 
   redis.call('ZADD', leases, ARGV[6], member(run_id, ARGV[j], '1'))
 end
 i = i + tonumber(ARGV[i]) + 1
-for k = 9, #KEYS, 2 do
-  redis.call('COPY', KEYS[k], KEYS[k + 1], 'REPLACE')
-  redis.call('EXPIRE', KEYS[k + 1], ttl)
-end
 for j = i + 1, i + tonumber(ARGV[i]) * 3, 3 do
   emit(run_key, stream, channel, maxlen, run_id, ARGV[j], ARGV[j + 1], ARGV[j + 2])
 end
-for j = i + tonumber(ARGV[i]) * 3 + 1, #ARGV do redis.call('SET', ARGV[j], '1', 'EX', ttl) end
+local last_copy = 9 + 2 * tonumber(ARGV[i + tonumber(ARGV[i]) * 3 + 1])
+for k = 10, last_copy, 2 do
+  redis.call('COPY', KEYS[k], KEYS[k + 1], 'REPLACE')
+  redis.call('EXPIRE', KEYS[k + 1], ttl)
+end
+for k = last_copy + 1, #KEYS do redis.call('SET', KEYS[k], '1', 'EX', ttl) end
 if tonumber(redis.call('HGET', run_key, 'unresolved')) <= 0 then
   finalize(run_key, done, stream, channel, maxlen, run_id)
 end

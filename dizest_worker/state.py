@@ -51,6 +51,9 @@ class NewRun:
     roots: tuple[str, ...]
 
 
+IDEMPOTENCY_READS = 8  # reads of a key that a racing submit changed meanwhile (then it stays)
+
+
 class RedisRuns(RunReader):
     """The run-state steps in Redis (the rules of `dizest_core.runstate`, atomically)."""
 
@@ -98,24 +101,20 @@ class RedisRuns(RunReader):
             "failed": 0,
             "cancelled": 0,
         }
-        keys = [
-            self.keys.run(run_id),
-            self.keys.flows(run_id),
-            self.keys.events(run_id),
-            self.keys.package(run_id),
-            self.keys.runs,
-            self.keys.leases,
-            self.keys.idempotency(idempotency_key) if idempotency_key else "",
-            self.keys.done(run_id),
-        ]
-        for flow_id in sorted(plan.reused):
-            keys += [self.keys.outputs(base_run or "", flow_id), self.keys.outputs(run_id, flow_id)]
+        k = self.keys
+        idem = k.idempotency(idempotency_key) if idempotency_key else ""
+        keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.package(run_id), k.runs]
+        keys += [k.leases, idem, k.done(run_id), ""]
+        reused = sorted(plan.reused)
+        keys += [x for f in reused for x in (k.outputs(base_run or "", f), k.outputs(run_id, f))]
+        if base_run and reused:
+            keys += [k.run_keep(r) for r in self._artifact_runs(base_run, reused)]
         args: list[Any] = [
             *self._base_args(run_id),
             self.settings.ttl_s,
             now_ms(),
             self.reservation(),  # roots: reserved until the submitter has sent them
-            self.keys.run(""),
+            "",
             json.dumps(snapshot),
             *_counted(_flat(fields)),
             *_counted(_flat(_flow_fields(plan, roots))),
@@ -125,9 +124,16 @@ class RedisRuns(RunReader):
         events = [e for e in start.events if e[0] != WORKFLOW_STATUS or e is start.events[0]]
         args += [len(events)]
         args += [x for type_, flow, data in events for x in (type_, flow or "", json.dumps(data))]
-        if base_run and plan.reused:
-            args += [self.keys.run_keep(r) for r in self._artifact_runs(base_run, plan.reused)]
-        created, answer = self._create(keys=keys, args=args)
+        args.append(len(reused))
+        for _ in range(IDEMPOTENCY_READS):
+            if idem:  # the run the key names goes in KEYS; CREATE checks it is still that one
+                named = self.client.get(idem)
+                args[6], keys[8] = (named.decode(), k.run(named.decode())) if named else ("", "")
+            created, answer = self._create(keys=keys, args=args)
+            if created != 2:
+                break
+        else:
+            raise redis.RedisError(f"idempotency key {idempotency_key!r} keeps changing")
         return NewRun(answer.decode(), bool(created), roots if created else ())
 
     def _artifact_runs(self, base_run: str, flow_ids: Iterable[str]) -> list[str]:

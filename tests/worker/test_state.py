@@ -259,3 +259,33 @@ def test_racing_submits_with_one_key_get_one_run_that_exists(runs):
     assert len({run_id for run_id, _ in answers}) == 1
     assert all(exists for _, exists in answers)
     assert runs.client.zcard(runs.keys.runs) == 1
+
+
+def test_a_submit_racing_between_the_key_read_and_create_gets_the_run_that_won(runs):
+    """The exact interleaving: the idempotency key is read (empty), another submit with that
+    key creates its run, then this CREATE runs: it answers "changed", reads again, and returns
+    the winner's run instead of making a second one."""
+    rival = RedisRuns(runs.client, runs.settings)
+
+    class RaceAfterRead:
+        def __init__(self, client) -> None:
+            self.client, self.raced = client, False
+
+        def get(self, key):
+            value = self.client.get(key)
+            if not self.raced:
+                self.raced = True
+                assert create(rival, "winner", "k") == "winner"
+            return value
+
+        def __getattr__(self, name):
+            return getattr(self.client, name)
+
+    real = runs.client
+    runs.client = RaceAfterRead(real)
+    try:
+        assert create(runs, "loser", "k") == "winner"
+    finally:
+        runs.client = real
+    assert runs.record("loser") is None
+    assert real.zrange(runs.keys.runs, 0, -1) == [b"winner"]
