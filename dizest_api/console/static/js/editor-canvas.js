@@ -31,8 +31,8 @@ function nodeMarkup(n, detailed, problems) {
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/><rect class="bar" width="${n.w}" height="4" rx="2"/>`,
     `<text class="title" x="10" y="20">${clip(n.title, 20)}</text>`,
     problem ? `<text class="warn" x="${n.w - 52}" y="20"><title>${escapeHtml(problem.join("\n"))}</title>⚠</text>` : "",
-    `<text class="toggle" data-action="active" x="${n.w - 34}" y="20"><title>${n.active ? "deactivate" : "activate"}</title>${n.active ? "●" : "○"}</text>`,
-    `<text class="del" data-action="remove" x="${n.w - 16}" y="20"><title>remove flow</title>×</text>`,
+    `<text class="toggle" data-action="active" x="${n.w - 34}" y="20">${n.active ? "●" : "○"}</text>`,
+    `<text class="del" data-action="remove" x="${n.w - 16}" y="20">×</text>`,
     detailed ? detailMarkup(n) : "",
     "</g>",
   ].join("");
@@ -59,8 +59,8 @@ export class EditorCanvas extends GraphView {
   }
 
   setGraph(graph, problems) {
+    graph.problems = problems;
     this.graph = graph;
-    this.problems = problems;
     this.draw();
   }
 
@@ -68,7 +68,7 @@ export class EditorCanvas extends GraphView {
     const g = this.graph;
     const problems = new Map();
     const bad = new Set();
-    for (const p of this.problems || []) {
+    for (const p of g.problems || []) {
       if (p.flow) (problems.get(p.flow) || problems.set(p.flow, []).get(p.flow)).push(p.message);
       if (p.edge) bad.add(`${p.edge.from}\u0000${p.edge.out}\u0000${p.edge.to}\u0000${p.edge.in}`);
     }
@@ -165,6 +165,7 @@ export class EditorCanvas extends GraphView {
     let frame = 0;
     let moved = false;
     const edges = this.edgesOf.get(id) || [];
+    el.setPointerCapture?.(event.pointerId); // events go to the node: no hit tests of thousands of paths
     const paint = () => {
       frame = 0;
       el.setAttribute("transform", `translate(${node.x},${node.y})`);
@@ -199,6 +200,7 @@ export class EditorCanvas extends GraphView {
     const x1 = a.x + a.w;
     const y1 = portY(a, a.outputs.indexOf(out));
     const wire = this.svg.querySelector("path.wire");
+    this.svg.classList.add("wiring");
     const move = (ev) => {
       const p = this.point(ev);
       wire.setAttribute("d", `M${x1},${y1} C${x1 + 60},${y1} ${p.x - 60},${p.y} ${p.x},${p.y}`);
@@ -207,6 +209,7 @@ export class EditorCanvas extends GraphView {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
       wire.setAttribute("d", "");
+      this.svg.classList.remove("wiring");
       const hit = document.elementFromPoint(ev.clientX, ev.clientY);
       const port = hit && hit.closest ? hit.closest("circle.port.in") : null;
       if (port) this.handlers.connect(from, out, port.closest("g.node").dataset.id, port.dataset.name);

@@ -23,7 +23,6 @@ let problems = [];
 let auto = new Map(); // positions the first layout gave flows whose own overlapped or were missing
 let lastRun = null; // {run_id, version, status}
 let stream = null;
-const checkDue = new Map();
 
 function buildGraph() {
   const g = model(doc.pkg, { layout: false });
@@ -48,7 +47,8 @@ function allProblems() {
 
 function changed(label) {
   problems = allProblems();
-  if (!label.startsWith("code ")) canvas.setGraph(buildGraph(), problems);
+  // A move is already on screen (the canvas dragged the node there): no redraw.
+  if (!label.startsWith("code ") && label !== "move") canvas.setGraph(buildGraph(), problems);
   $("#cycle-msg").hidden = true;
   if (label.startsWith("code ")) queueCheck(label.slice(5));
   if (label === "undo" || label === "redo") for (const id of Object.keys(doc.pkg.apps)) queueCheck(id);
@@ -70,23 +70,31 @@ function refreshState() {
   list.replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", code: p.code } }, p.flow ? `${p.flow}: ${p.message}` : p.message)));
 }
 
-// Syntax errors come from the API (POST /workflows/validate), one app at a time, debounced.
+// Syntax errors come from the API (POST /workflows/validate): the apps changed since the last
+// check, in one request, debounced; the canvas is redrawn only when the answer differs.
+const pendingChecks = new Set();
+let checkTimer = 0;
+
 function queueCheck(appId) {
-  clearTimeout(checkDue.get(appId));
-  checkDue.set(appId, setTimeout(() => check(appId), 400));
+  pendingChecks.add(appId);
+  clearTimeout(checkTimer);
+  checkTimer = setTimeout(check, 400);
 }
 
-async function check(appId) {
-  const app = doc.app(appId);
-  syntax = syntax.filter((p) => p.app !== appId);
-  if (app) {
-    try {
-      const answer = await post("/workflows/validate", { package: { apps: { [appId]: app }, flow: {} } });
-      syntax.push(...answer.problems.filter((p) => p.code === "syntax_error"));
-    } catch (exc) {
-      toast(exc.message, "error");
-    }
+async function check() {
+  const ids = [...pendingChecks];
+  pendingChecks.clear();
+  const apps = Object.fromEntries(ids.filter((id) => doc.app(id)).map((id) => [id, doc.app(id)]));
+  let found = [];
+  try {
+    found = (await post("/workflows/validate", { package: { apps, flow: {} } })).problems.filter((p) => p.code === "syntax_error");
+  } catch (exc) {
+    toast(exc.message, "error");
+    return;
   }
+  const next = [...syntax.filter((p) => !ids.includes(p.app)), ...found];
+  if (JSON.stringify(next) === JSON.stringify(syntax)) return;
+  syntax = next;
   problems = allProblems();
   canvas.setGraph(buildGraph(), problems);
   markSyntax(problems);
@@ -311,7 +319,9 @@ async function main() {
     if (n.x !== Number(n.flow.pos_x) || n.y !== Number(n.flow.pos_y)) auto.set(n.id, { x: n.x, y: n.y, px: n.flow.pos_x, py: n.flow.pos_y });
   }
   problems = allProblems();
-  canvas = new EditorCanvas($("#graph"), first, null);
+  const graph = auto.size ? buildGraph() : first;
+  graph.problems = problems;
+  canvas = new EditorCanvas($("#graph"), graph, null); // draws once
   canvas.setup({
     select: (id) => showFlow(id),
     move: (id, x, y) => doc.move(id, x, y),
@@ -331,7 +341,6 @@ async function main() {
     },
   });
   canvas.onSelect = (id) => showFlow(id);
-  canvas.setGraph(buildGraph(), problems);
   performance.mark("dizest:editor"); // bench/bench_console.py reads it
   bindZoomButtons(canvas);
   tabs();
