@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dizest_api.routes.accounts import bp as accounts
 from dizest_api.routes.apicalls import bp as apicalls
+from dizest_api.routes.apidocs import bp as apidocs
 from dizest_api.routes.compat import bp as compat
 from dizest_api.routes.files import bp as files
 from dizest_api.routes.health import bp as health
@@ -19,6 +20,7 @@ BLUEPRINTS = (
     (health, ""),
     (metrics, ""),
     (meta, "/api/v1"),
+    (apidocs, ""),
     (accounts, "/api/v1"),
     (workflows, "/api/v1"),
     (runs, "/api/v1"),

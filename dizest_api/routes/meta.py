@@ -52,7 +52,8 @@ def get_app(app_id: str) -> Response:
     return jsonify(answer)
 
 
-@endpoint(bp, "GET", "/openapi.json", "This API's OpenAPI 3 document",
+@endpoint(bp, "GET", "/openapi.json", "This API's OpenAPI 3.1 document (public, as /api/docs)",
+          access="public",
           responses={200: {"type": "object", "description": "an OpenAPI 3.1 document"}})  # fmt: skip
 def openapi() -> Response:
     return jsonify(document(current_app))

@@ -11,7 +11,16 @@ import pytest
 
 from tests.api.conftest import PASSWORD, Api
 
-PUBLIC = {"/healthz", "/readyz", ("/api/v1/auth/login", "POST")}
+# Public: probes, login, a trigger's secret URL (the secret is its credential), and the API's
+# documentation (the OpenAPI document and its reference page: static, they show no data).
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    ("/api/v1/auth/login", "POST"),
+    ("/api/v1/triggers/<secret>", "POST"),
+    ("/api/v1/openapi.json", "GET"),
+    ("/api/docs", "GET"),
+}
 
 
 def test_every_route_but_the_public_ones_refuses_anonymous_requests(api: Api) -> None:
@@ -30,6 +39,10 @@ def test_every_route_but_the_public_ones_refuses_anonymous_requests(api: Api) ->
             checked += 1
     assert checked >= 15
     assert api.http.get("/healthz").status_code == 200
+    docs = api.http.get("/api/docs")
+    assert docs.status_code == 200 and docs.mimetype == "text/html"
+    assert docs.data == api.http.get("/api/docs", headers=api.user("alice")).data  # static
+    assert api.http.get("/api/v1/openapi.json").json["paths"]
     # an unknown path is not found, whoever asks (no 401 first)
     assert api.http.get("/api/v1/no/such/route").status_code == 404
 
