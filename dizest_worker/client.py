@@ -31,6 +31,7 @@ from dizest_core.plugins import PluginRegistry
 from dizest_core.report import ReportBuilder, iso
 from dizest_core.runner import new_run_id
 from dizest_core.workflow import split_inputs
+from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
 from dizest_worker.options import validate as validate_options
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.settings import WorkerSettings
@@ -150,6 +151,29 @@ class Client:
         if record is None:
             raise RunNotFound(f"no run {run_id!r}")
         return record
+
+    def record(self, run_id: str) -> dict[str, str] | None:
+        """The run's record (status, times, counts, what was submitted), or None if unknown."""
+        return self.runs.record(run_id)
+
+    def snapshot(self, run_id: str) -> dict[str, Any] | None:
+        """The .dwp the run runs (plugin apps embedded), or None once expired."""
+        return self.runs.snapshot(run_id)
+
+    def event_batch(self, run_id: str, after: str | None = None, count: int = 1000) -> list[Event]:
+        """Up to `count` stored events after event id `after` (None: from the start), at once:
+        what a stream replays before it follows the live ones on `event_channel`."""
+        return self.runs.events(run_id, after, count=count)
+
+    @property
+    def event_channel(self) -> str:
+        """The pubsub channel every run's live events are published on (a follower subscribes
+        before it replays, so nothing published in between is missed)."""
+        return self.runs.keys.event_channel
+
+    def metrics_snapshot(self, run_limit: int = RUN_SCAN_LIMIT) -> MetricsSnapshot:
+        """The cluster-wide numbers /metrics shows (runs, flow counters, queue, live workers)."""
+        return read_snapshot(self.redis, self.settings, run_limit)
 
     def status(self, run_id: str) -> str:
         return self._record(run_id)["status"]

@@ -67,6 +67,17 @@ def session_prefix(redis_url: str) -> Iterator[str]:  # noqa: F811
 
 @pytest.fixture
 def api(redis_url: str, session_prefix: str, tmp_path: Path) -> Iterator[Api]:  # noqa: F811
+    yield make_api(redis_url, session_prefix, tmp_path, object())
+
+
+@pytest.fixture
+def cluster_api(redis_url: str, session_prefix: str, tmp_path: Path) -> Iterator[Api]:  # noqa: F811
+    """As `api`, with a real cluster client (dizest_worker.client.Client) but no worker."""
+    yield make_api(redis_url, session_prefix, tmp_path, None)
+
+
+def make_api(redis_url: str, session_prefix: str, tmp_path: Path, client: Any) -> Api:  # noqa: F811
+    """An app on its own prefix; `client` None: the real cluster client is built."""
     worker = make_settings(redis_url, tmp_path, prefix=f"{session_prefix}{uuid.uuid4().hex[:8]}")
     settings = ApiSettings(
         secret_key="k" * 32,
@@ -75,6 +86,6 @@ def api(redis_url: str, session_prefix: str, tmp_path: Path) -> Iterator[Api]:  
         max_request_bytes=64 * 1024,
         worker=worker,
     )
-    app = create_app(settings, client=object())
+    app = create_app(settings, client=client)
     app.config["TESTING"] = True
-    yield Api(app, app.test_client())
+    return Api(app, app.test_client())

@@ -18,7 +18,8 @@ def sample(text: str, name: str, labels: str = "") -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def test_metrics_are_prometheus_text_and_follow_runs(api: Api) -> None:
+def test_metrics_are_prometheus_text_and_follow_runs(cluster_api: Api) -> None:
+    api = cluster_api
     headers = api.user("root", "admin", scopes=("read",))
     answer = api.http.get("/metrics", headers=headers)
     assert answer.status_code == 200, answer.data
@@ -55,3 +56,38 @@ def test_metrics_are_for_admins_only(api: Api) -> None:
     assert api.http.get("/metrics").status_code == 401
     admin = api.user("root", "admin", scopes=("run",))
     assert api.http.get("/metrics", headers=admin).status_code == 403
+
+
+def test_lifetime_counters_and_the_histogram_come_from_the_workers_hash(cluster_api: Api) -> None:
+    """The counters CLAIM, FINISH and REQUEUE keep (per-bucket counts) render as Prometheus
+    counters and a cumulative histogram whose +Inf bucket is its count."""
+    api = cluster_api
+    prefix = api.services.settings.worker.prefix
+    api.services.redis.hset(
+        prefix + ":metrics",
+        mapping={
+            "started": 7,
+            "finished:ready": 5,
+            "finished:error": 1,
+            "retried": 2,
+            "duration:0.05": 2,
+            "duration:1": 3,
+            "duration:+Inf": 1,
+            "duration_sum": 12.5,
+            "duration_count": 6,
+        },
+    )
+    headers = api.user("root", "admin", scopes=("read",))
+    text = api.http.get("/metrics", headers=headers).get_data(as_text=True)
+    assert "# TYPE dizest_flows_started_total counter" in text
+    assert "# TYPE dizest_flow_duration_seconds histogram" in text
+    assert sample(text, "dizest_flows_started_total") == 7
+    assert sample(text, "dizest_flows_finished_total", 'status="ready"') == 5
+    assert sample(text, "dizest_flows_finished_total", 'status="error"') == 1
+    assert sample(text, "dizest_flow_retries_total") == 2
+    name = "dizest_flow_duration_seconds"
+    cumulative = {"0.01": 0, "0.05": 2, "0.5": 2, "1": 5, "3600": 5, "+Inf": 6}
+    for le, count in cumulative.items():
+        assert sample(text, f"{name}_bucket", f'le="{le}"') == count, le
+    assert sample(text, f"{name}_sum") == 12.5
+    assert sample(text, f"{name}_count") == 6
