@@ -36,7 +36,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from flask import Flask
@@ -44,7 +44,6 @@ from flask import Flask
 from dizest_api.errors import ApiError
 from dizest_core.events import Event
 from dizest_core.status import RUN_FINAL_VALUES
-from dizest_worker.state import RedisRuns
 
 log = logging.getLogger("dizest.api.streaming")
 
@@ -52,6 +51,16 @@ STREAM_ID = re.compile(r"^\d+-\d+$")
 REPLAY_BATCH = 500
 RESYNC: Any = object()  # queued to every client after the hub (re)subscribed: catch up
 CLOSING: Any = object()  # queued to every client when the process stops: end the stream
+
+
+class RunFeed(Protocol):
+    """What a stream reads of the cluster: `dizest_worker.client.Client` is one."""
+
+    def record(self, run_id: str) -> dict[str, str] | None: ...
+
+    def event_batch(
+        self, run_id: str, after: str | None = None, count: int = 1000
+    ) -> list[Event]: ...
 
 
 class TooManyStreams(ApiError):
@@ -294,7 +303,7 @@ def hub_for(app: Flask) -> EventHub:
             worker = found.settings.worker
             hub = EventHub(
                 worker.redis_url,
-                found.client.runs.keys.event_channel,
+                found.client.event_channel,
                 int(app.config.get("DIZEST_EVENT_QUEUE_SIZE", 1000)),
                 found.settings.max_streams,
             )
@@ -307,7 +316,7 @@ _HUBS_LOCK = threading.Lock()
 
 def follow(
     hub: EventHub,
-    runs: RedisRuns,
+    runs: RunFeed,
     run_id: str,
     after: str | None,
     idle_s: float,
@@ -331,7 +340,7 @@ def follow(
         first = True
         while True:
             while True:  # catch up from the stream
-                batch = runs.events(run_id, last, count=REPLAY_BATCH)
+                batch = runs.event_batch(run_id, last, count=REPLAY_BATCH)
                 for event in batch:
                     yield event
                     last = event.id

@@ -14,6 +14,7 @@ from dizest_api.routes.metrics import bp as metrics
 from dizest_api.routes.outputs import bp as outputs
 from dizest_api.routes.runs import bp as runs
 from dizest_api.routes.schedules import bp as schedules
+from dizest_api.routes.sockets import bp as sockets
 from dizest_api.routes.workflows import bp as workflows
 
 BLUEPRINTS = (
@@ -24,6 +25,7 @@ BLUEPRINTS = (
     (accounts, "/api/v1"),
     (workflows, "/api/v1"),
     (runs, "/api/v1"),
+    (sockets, "/api/v1"),
     (files, "/api/v1"),
     (outputs, "/api/v1"),
     (apicalls, "/api/v1"),

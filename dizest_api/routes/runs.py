@@ -1,5 +1,5 @@
 """Runs over HTTP: submit (a stored workflow or an inline .dwp), list, report, cancel, outputs,
-rerun, and live events (Server-Sent Events and WebSocket).
+rerun, and live events (Server-Sent Events; the WebSocket is in `routes.sockets`).
 
 Who may see a run: its owner (who submitted it), admins, and, through a grant on the run's stored
 workflow, users the workflow's owner shared it with, for the runs of that owner only: a grant
@@ -29,17 +29,18 @@ from redis.exceptions import LockError
 from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
 from dizest_api.data.run_index import RunIndex
-from dizest_api.endpoint import LIMIT, OFFSET, Field, Spec, endpoint, query_int
-from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
+from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_int
+from dizest_api.errors import ApiError, BadInput, NotFound
 from dizest_api.routes.files import Attached, submit_body, user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_query import RUN_FILTERS, run_page
 from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.workflows import open_workflow
-from dizest_api.schemas import ERR, EVENTS, WEBSOCKET, page_of
+from dizest_api.schemas import ERR, EVENTS, page_of
 from dizest_api.services import services
 from dizest_api.streaming import STREAM_ID, follow, hub_for, sse
 from dizest_core.errors import DizestError
+from dizest_core.events import Event
 from dizest_worker.keys import Keys
 
 bp = Blueprint("runs", __name__)
@@ -72,7 +73,7 @@ def index() -> RunIndex:
 
 
 def _status(run_id: str) -> str | None:
-    record = services().client.runs.record(run_id)
+    record = services().client.record(run_id)
     return None if record is None else str(record.get("status"))
 
 
@@ -82,7 +83,7 @@ RUN_RIGHTS = {"read": "read", "rerun": "run", "cancel": "write"}  # on the run's
 def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
     """The run's record, if the caller may `right` (read, rerun or cancel) it; else 404 (or 403
     for a grantee whose grant does not allow it)."""
-    record = services().client.runs.record(run_id)
+    record = services().client.record(run_id)
     if record is None:
         raise NotFound(f"no run {run_id!r}")
     principal, info = current(), index().get(run_id) or {}
@@ -178,7 +179,7 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
             attached.settle(run_id)
         created = index().claim(run_id, principal.username, wf_id)
     info = index().get(run_id) or {}
-    answer = {**_summary(run_id, found.client.runs.record(run_id), info), "version": version}
+    answer = {**_summary(run_id, found.client.record(run_id), info), "version": version}
     location = url_for(".get_run", run_id=run_id)
     return jsonify(answer), 201 if created else 200, {"Location": location}
 
@@ -195,7 +196,7 @@ def list_runs() -> Response:
         owner = asked
     elif asked is not None and asked != owner:  # another user's runs: none are visible
         return jsonify({"items": [], "total": 0, "offset": offset, "limit": limit})
-    items, total = run_page(index(), services().client.runs, owner, wanted, offset, limit)
+    items, total = run_page(index(), services().client, owner, wanted, offset, limit)
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 
 
@@ -211,7 +212,7 @@ def get_run(run_id: str) -> Response:
           responses={200: "Package"})  # fmt: skip
 def get_run_package(run_id: str) -> Response:
     open_run(run_id)
-    package = services().client.runs.snapshot(run_id)
+    package = services().client.snapshot(run_id)
     if package is None:
         raise NotFound(f"run {run_id} expired")
     return jsonify(package)
@@ -240,7 +241,7 @@ def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]
     with within_limit():
         new_id = services().client.rerun(run_id, flow_id)
         index().claim(new_id, current().username, info.get("workflow_id"))
-    record = services().client.runs.record(new_id)
+    record = services().client.record(new_id)
     answer = _summary(new_id, record, index().get(new_id) or {})
     return jsonify(answer), 201, {"Location": url_for(".get_run", run_id=new_id)}
 
@@ -252,14 +253,16 @@ def _after() -> str | None:
     return after
 
 
-def _follow(run_id: str, sse: bool = False) -> Any:
+def follow_run(run_id: str, sse: bool = False) -> Iterator[Event | None]:
+    """The run's events for a stream (SSE or WebSocket), once the caller may read the run (404)
+    and the hub has room (503): both raise before anything is subscribed or answered."""
     open_run(run_id)
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
     hub.admit()
     sock = _direct_socket() if sse else None
-    return follow(hub, services().client.runs, run_id, after, _heartbeat_s(), sock)
+    return follow(hub, services().client, run_id, after, _heartbeat_s(), sock)
 
 
 def _direct_socket() -> socket.socket | None:
@@ -287,70 +290,8 @@ def run_events(run_id: str) -> Response:
 def sse_response(run_id: str) -> Response:
     """The run's events (after `after` / Last-Event-ID) as a Server-Sent Events response."""
     return Response(
-        sse(_follow(run_id, sse=True)),
+        sse(follow_run(run_id, sse=True)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         direct_passthrough=True,
     )
-
-
-def run_socket(run_id: str) -> Response:
-    """The same events as JSON text messages over a WebSocket; closes after the final one."""
-    from simple_websocket import ConnectionClosed, Server
-
-    _check_origin()
-    events = _follow(run_id)  # access is checked before the handshake
-    # pings keep idle proxies from closing a quiet socket, as SSE heartbeat comments do
-    options = {"ping_interval": _heartbeat_s(), **current_app.config.get("SOCK_SERVER_OPTIONS", {})}
-    ws = Server(request.environ, **options)
-    try:
-        for event in events:
-            if event is None:
-                if not ws.connected:
-                    break
-                continue
-            ws.send(event.wire)
-    except ConnectionClosed:
-        pass
-    finally:
-        events.close()
-        with contextlib.suppress(Exception):  # already closed by the peer
-            ws.close()
-    return _ws_response(ws)
-
-
-def _check_origin() -> None:
-    """A cookie-authenticated socket only from this server's own origin (its Host) or one of
-    `allowed_origins`: browsers send the cookie with a cross-site WebSocket handshake too, and
-    WebSockets have no CORS (cross-site WebSocket hijacking). Bearer sockets need no Origin."""
-    if current().via != "session":
-        return
-    origin = request.headers.get("Origin", "")
-    if origin in services().settings.allowed_origins:
-        return
-    if origin.partition("://")[2] != request.host:
-        raise Forbidden(f"WebSocket from origin {origin or 'none'!r} refused", {"reason": "origin"})
-
-
-run_socket.dizest_spec = Spec(  # type: ignore[attr-defined]
-    "GET",
-    "Live events over a WebSocket (resume with ?after=)",
-    query=AFTER,
-    responses={101: None, 400: ERR},
-    description=WEBSOCKET,
-)
-bp.add_url_rule("/runs/<run_id>/ws", view_func=run_socket, methods=["GET"], websocket=True)
-
-
-def _ws_response(ws: Any) -> Response:
-    """What the WSGI server gets back once the socket is done (as flask-sock does it)."""
-
-    class WebSocketResponse(Response):
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            if ws.mode == "werkzeug":
-                return super().__call__(*args, **kwargs)
-            if ws.mode == "gunicorn":
-                raise StopIteration()
-            return []
-
-    return WebSocketResponse()

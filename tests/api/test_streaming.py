@@ -255,7 +255,7 @@ class QuietRuns:
     def record(self, run_id: str) -> dict[str, str]:
         return {"status": "running"}
 
-    def events(self, run_id: str, after: str | None, count: int) -> list[Any]:
+    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
         return []
 
 

@@ -1,0 +1,95 @@
+"""A run's live events over a WebSocket (`/api/v1/runs/<run_id>/ws`), through flask-sock.
+
+flask-sock answers the handshake before it calls the view, so everything that may refuse the
+socket runs earlier, in this blueprint's `before_request`: the principal (the app's auth hook,
+401), the Origin of a cookie socket (403), the run's access (404) and room on the event hub
+(503). A refusal is then a plain HTTP answer with a JSON body, never a socket opened and closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import Blueprint, g, request
+from flask.blueprints import BlueprintSetupState
+from flask_sock import Sock
+from simple_websocket import Server
+
+from dizest_api.auth import current
+from dizest_api.endpoint import Spec
+from dizest_api.errors import Forbidden
+from dizest_api.routes.runs import AFTER, follow_run
+from dizest_api.schemas import ERR, WEBSOCKET
+from dizest_api.services import services
+from dizest_core.events import Event
+
+bp = Blueprint("sockets", __name__)
+sock = Sock()
+
+
+@bp.record_once
+def _ping_at_heartbeat(state: BlueprintSetupState) -> None:
+    """Pings at the heartbeat period keep idle proxies from closing a quiet socket, as SSE
+    heartbeat comments do (flask-sock reads the Server's options from SOCK_SERVER_OPTIONS)."""
+    options = state.app.config.setdefault("SOCK_SERVER_OPTIONS", {})
+    options.setdefault("ping_interval", state.app.extensions["dizest"].settings.heartbeat_s)
+
+
+@bp.before_request
+def _admit_socket() -> None:
+    """Every check that may refuse the socket, before the handshake; the stream it opens
+    (not started: nothing subscribed yet) waits in `g` for the view."""
+    _check_origin()
+    run_id = (request.view_args or {})["run_id"]
+    g.dizest_socket_events = follow_run(run_id)
+
+
+def _check_origin() -> None:
+    """A cookie-authenticated socket only from this server's own origin (its Host) or one of
+    `allowed_origins`: browsers send the cookie with a cross-site WebSocket handshake too, and
+    WebSockets have no CORS (cross-site WebSocket hijacking). Bearer sockets need no Origin."""
+    if current().via != "session":
+        return
+    origin = request.headers.get("Origin", "")
+    if origin in services().settings.allowed_origins:
+        return
+    if origin.partition("://")[2] != request.host:
+        raise Forbidden(f"WebSocket from origin {origin or 'none'!r} refused", {"reason": "origin"})
+
+
+def _with_spec(spec: Spec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Set the Spec before flask-sock wraps the view (its wrapper copies the attribute)."""
+
+    def mark(view: Callable[..., Any]) -> Callable[..., Any]:
+        view.dizest_spec = spec  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+@sock.route("/runs/<run_id>/ws", bp=bp)
+@_with_spec(
+    Spec(
+        "GET",
+        "Live events over a WebSocket (resume with ?after=)",
+        query=AFTER,
+        responses={101: None, 400: ERR},
+        description=WEBSOCKET,
+    )
+)
+def run_socket(ws: Server, run_id: str) -> None:
+    """The same events as JSON text messages; closes after the final one (flask-sock closes the
+    socket and ends the response)."""
+    events: Iterator[Event | None] = g.pop("dizest_socket_events")
+    try:
+        for event in events:
+            if event is None:  # a quiet period: the Server's pings go on in its thread
+                if not ws.connected:
+                    break
+                continue
+            ws.send(event.wire)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
