@@ -267,3 +267,63 @@ def _download(console: Console, wf_id: str) -> tuple[int, bytes]:
     )
     with urllib.request.urlopen(request) as answer:
         return answer.status, answer.read()
+
+
+def test_plugin_apps_are_searchable_and_variables_get_inputs_of_their_type(
+    browser: Any, console: Console
+) -> None:
+    wf_id = empty(console, "plugins and variables")
+    context = browser.new_context(base_url=console.base, viewport={"width": 1440, "height": 900})
+    # Every CSP violation and page error is collected: CodeMirror must need neither eval nor
+    # inline script.
+    context.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+        " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto("/login")
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.locator("#me-name")).to_have_text("admin")
+    answer = page.goto(f"/workflows/{wf_id}/edit")
+    assert answer is not None
+    csp = answer.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-eval" not in csp
+    page.fill("#app-search", "filter rows")
+    expect(page.locator("#app-list li")).to_have_count(1)
+    page.locator("#app-list li", has_text="Filter rows").locator(".app-add").click()
+    flow = node(page, "Filter rows")
+    expect(flow.locator('circle.port.in[data-name="df"]')).to_have_count(1)
+    flow.locator("text.title").click()
+    page.fill('#flow-vars input[name$=".query"]', "units > 5")
+    package = pkg_of(page)
+    (fid,) = package["flow"]
+    assert package["flow"][fid]["data"] == {"query": "units > 5"}
+    assert "table.filter" in package["apps"] and package["apps"]["table.filter"]["code"]
+    # A variable of kind "check" is a checkbox storing a JSON bool; "number" a number field.
+    page.click('button[data-tab="apps"]')
+    page.fill("#app-search", "")
+    new_app(page, "kinds", [], [], "pass")
+    page.click('button[data-tab="app"]')
+    for name, kind in (("flag", "check"), ("count", "number")):
+        page.fill("#add-input-name", name)
+        page.select_option("#add-input-type", "variable")
+        page.click("#add-input button[type=submit]")
+        page.locator(f'#app-inputs tr[data-input="{name}"] select[name="inputtype"]').select_option(
+            kind
+        )
+    node(page, "kinds").locator("text.title").click()
+    kinds = flow_id(page, "kinds")
+    page.check(f'#flow-vars input[type="checkbox"][name="{kinds}.flag"]')
+    page.fill(f'#flow-vars input[type="number"][name="{kinds}.count"]', "7")
+    assert pkg_of(page)["flow"][kinds]["data"] == {"flag": True, "count": "7"}
+    page.click("#flow-edit-app")
+    page.locator("#app-code .cm-content").click()
+    page.keyboard.press("Control+f")
+    expect(page.locator(".cm-search input[name=search]")).to_be_visible()
+    assert page.evaluate("() => window.__csp") == []
+    assert errors == []
+    context.close()

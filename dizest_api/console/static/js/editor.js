@@ -57,7 +57,7 @@ function changed(label) {
     showFlow(selected, false);
     if (openApp() && (label !== "move" && label !== "connect" && label !== "disconnect")) showApp(doc, openApp(), problems);
     appList();
-  }
+  } else if (label.startsWith("app title ")) appList();
   refreshState();
 }
 
