@@ -12,6 +12,7 @@ const PORT = 16;
 const EAGER_DETAIL = 300;
 const RESULT_H = 150;
 
+const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
 const portY = (n, i) => n.y + HEAD + i * PORT + PORT / 2;
 const clip = (s, max) => escapeHtml(s.length > max ? `${s.slice(0, max - 1)}…` : s);
 
@@ -64,48 +65,94 @@ export class EditorCanvas extends GraphView {
     this.draw();
   }
 
+  // The first call draws everything as one markup string; later ones change only the nodes
+  // and edges whose markup differs (a connection or a toggle on 1,000 flows touches a few).
   draw() {
     const g = this.graph;
     const problems = new Map();
     const bad = new Set();
     for (const p of g.problems || []) {
       if (p.flow) (problems.get(p.flow) || problems.set(p.flow, []).get(p.flow)).push(p.message);
-      if (p.edge) bad.add(`${p.edge.from}\u0000${p.edge.out}\u0000${p.edge.to}\u0000${p.edge.in}`);
+      if (p.edge) bad.add(edgeKey(p.edge));
     }
-    const edges = [];
+    const edges = new Map();
     for (const e of g.edges) {
       const a = g.byId.get(e.from);
       const b = g.byId.get(e.to);
       if (!a || !b) continue;
-      const cls = bad.has(`${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`) ? "edge bad" : "edge";
-      edges.push(`<path class="${cls}" data-from="${escapeHtml(e.from)}" data-out="${escapeHtml(e.out)}" data-to="${escapeHtml(e.to)}" data-in="${escapeHtml(e.in)}" d="${edgePath(a, b, e)}"/>`);
+      const key = edgeKey(e);
+      const cls = bad.has(key) ? "edge bad" : "edge";
+      edges.set(key, `<path class="${cls}" data-from="${escapeHtml(e.from)}" data-out="${escapeHtml(e.out)}" data-to="${escapeHtml(e.to)}" data-in="${escapeHtml(e.in)}" d="${edgePath(a, b, e)}"/>`);
     }
-    const eager = g.nodes.length <= EAGER_DETAIL;
-    this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);
-    const nodes = g.nodes.map((n) => nodeMarkup(n, eager, problems)).join("");
-    this.container.innerHTML = `<svg class="dag editing" xmlns="http://www.w3.org/2000/svg"><g class="edges">${edges.join("")}</g><g class="nodes">${nodes}</g><g class="results"></g><path class="wire" d=""/></svg>`;
-    this.svg = this.container.firstChild;
-    this.elements = new Map([...this.svg.querySelectorAll("g.node")].map((el) => [el.dataset.id, el]));
+    if (!this.svg) {
+      const eager = g.nodes.length <= EAGER_DETAIL;
+      this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);
+      this.drawn = new Map(g.nodes.map((n) => [n.id, nodeMarkup(n, eager, problems)]));
+      this.lines = edges;
+      this.container.innerHTML = `<svg class="dag editing" xmlns="http://www.w3.org/2000/svg"><g class="edges">${[...edges.values()].join("")}</g><g class="nodes">${[...this.drawn.values()].join("")}</g><g class="results"></g><path class="wire" d=""/></svg>`;
+      this.svg = this.container.firstChild;
+      this.elements = new Map([...this.svg.querySelectorAll("g.node")].map((el) => [el.dataset.id, el]));
+      this.paths = new Map([...this.svg.querySelectorAll("path.edge")].map((el) => [edgeKey(el.dataset), el]));
+    } else {
+      this.patch(g, problems, edges);
+    }
     this.edgesOf = new Map();
-    for (const el of this.svg.querySelectorAll("path.edge")) {
+    for (const el of this.paths.values()) {
       for (const id of [el.dataset.from, el.dataset.to]) (this.edgesOf.get(id) || this.edgesOf.set(id, []).get(id)).push(el);
     }
     this.runs ||= new Map();
     this.marks ||= new Map();
+    this.bounds();
     if (!this.bound) {
       this.bound = true;
       this.view = { x: 0, y: 0, w: 1, h: 1 };
-      this.bounds();
       this.fit();
       this.panZoom();
       this.bind();
-    } else {
-      this.bounds();
-      this.apply();
-    }
-    for (const [id, [status, badge]] of this.marks) super.setStatus(id, status, badge);
-    if (this.selected) this.elements.get(this.selected)?.classList.add("selected");
+    } else this.apply();
     for (const id of this.runs.keys()) this.drawResult(id);
+  }
+
+  patch(g, problems, edges) {
+    for (const el of this.svg.querySelectorAll(".cycle")) el.classList.remove("cycle"); // a refused cycle, shown until the next change
+    const layer = this.svg.querySelector("g.nodes");
+    for (const [id, el] of this.elements) {
+      if (!g.byId.has(id)) {
+        el.remove();
+        this.elements.delete(id);
+        this.drawn.delete(id);
+        this.detailed.delete(id);
+      }
+    }
+    const small = g.nodes.length <= EAGER_DETAIL;
+    for (const n of g.nodes) {
+      const markup = nodeMarkup(n, small || this.detailed.has(n.id), problems);
+      if (this.drawn.get(n.id) === markup) continue;
+      const old = this.elements.get(n.id);
+      if (old) old.insertAdjacentHTML("afterend", markup);
+      else layer.insertAdjacentHTML("beforeend", markup);
+      const el = old ? old.nextElementSibling : layer.lastElementChild;
+      old?.remove();
+      this.elements.set(n.id, el);
+      this.drawn.set(n.id, markup);
+      if (small) this.detailed.add(n.id);
+      const mark = this.marks.get(n.id);
+      if (mark) super.setStatus(n.id, ...mark);
+      if (this.selected === n.id) el.classList.add("selected");
+    }
+    const lines = this.svg.querySelector("g.edges");
+    for (const [key, el] of this.paths) {
+      if (edges.get(key) !== this.lines.get(key)) {
+        el.remove();
+        this.paths.delete(key);
+      }
+    }
+    for (const [key, markup] of edges) {
+      if (this.paths.has(key)) continue;
+      lines.insertAdjacentHTML("beforeend", markup);
+      this.paths.set(key, lines.lastElementChild);
+    }
+    this.lines = edges;
   }
 
   detailInView() {
