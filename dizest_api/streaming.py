@@ -250,13 +250,15 @@ class EventHub:
         sub.sock, sub.last = None, None
         sub.queue.put_nowait(handback)  # holds only control items while adopted: never full
 
-    def adopt(self, sub: Subscription, sock: socket.socket, last: str | None) -> None:
+    def adopt(self, sub: Subscription, sock: socket.socket, last: str | None) -> bool:
         """Lend `sock` to the hub for live events after `last`, first writing the events queued
         meanwhile. Not when a control item waits (the thread acts on it first) or the hub is
-        closing; if a write hands the socket back, the rest stays queued after the Handback."""
+        closing; if a write hands the socket back, the rest stays queued after the Handback.
+        False if refused: retrying before the thread takes that item moves the whole backlog
+        out and back under the lock at every event, until the backlog overflows (a drop)."""
         with self._lock:
             if self.closing or sub.dropped:
-                return
+                return False
             held = []
             while True:
                 try:
@@ -267,7 +269,7 @@ class EventHub:
             if len(events) < len(held):  # a control item (RESYNC, CLOSING): the thread acts
                 for item in held:
                     sub.queue.put_nowait(item)
-                return
+                return False
             sock.setblocking(False)
             sub.sock, sub.last = sock, last
             for event in events:
@@ -275,6 +277,7 @@ class EventHub:
                     sub.queue.put_nowait(event)
                 else:
                     self._write(sub, event, chunk(sse_frame(event)))
+            return True
 
     def release(self, sub: Subscription, last: str | None) -> str | None:
         """Take an adopted socket back (blocking again); the last event id the client has."""
@@ -351,11 +354,12 @@ def follow(
             if first and ended:  # the client had already seen the final event
                 return
             first = False
+            adoptable = True  # until refused, then again once the thread acts on a control item
             while True:  # live
                 if sub.dropped:
                     return
-                if sock is not None and sub.sock is None:
-                    hub.adopt(sub, sock, last)
+                if adoptable and sock is not None and sub.sock is None:
+                    adoptable = hub.adopt(sub, sock, last)
                 try:
                     item = sub.queue.get(timeout=idle_s)
                 except queue.Empty:
@@ -366,6 +370,7 @@ def follow(
                     break  # cheap catch-up: covers anything pubsub may have lost
                 last = hub.release(sub, last)
                 if isinstance(item, Handback):
+                    adoptable = True
                     last = item.last
                     if item.rest and sock is not None and not _send_rest(sock, item.rest, idle_s):
                         return  # the client stopped reading: end, it resumes from `last`

@@ -18,7 +18,7 @@ import redis
 from simple_websocket import Client as WsClient
 from simple_websocket import ConnectionClosed
 
-from dizest_api.streaming import EventHub, chunk, follow, hub_for, sse_frame
+from dizest_api.streaming import RESYNC, EventHub, chunk, follow, hub_for, sse_frame
 from dizest_worker.state import RedisRuns
 from tests.api.test_runs import FANOUT, Live, serve_live, slow
 from tests.conftest import wait_for
@@ -259,13 +259,26 @@ class QuietRuns:
         return []
 
 
+def live_event(i: int, final: bool = False) -> str:
+    body = {"id": f"{i}-0", "run_id": "r1", "type": "log.append", "flow_id": "a"}
+    if final:
+        body |= {"type": "workflow.status", "data": {"status": "ready"}}
+    return json.dumps(body)
+
+
 def test_direct_writes_deliver_every_event_once_in_order_across_adopt_and_release(
     live: Live,
 ) -> None:
     """The hub writes to an adopted socket while the client's thread keeps taking it back
-    (a 10 ms idle period: heartbeat, catch-up, adopt again) and events keep coming."""
+    (a 10 ms idle period: heartbeat, catch-up, adopt again) and events keep coming.
+
+    The queue holds every event: a follower thread starved on a loaded machine may fall 1000
+    behind while it is not adopted and be dropped, as designed (see the overflow test); that
+    ends the stream early, which this test must not take for a loss."""
     assert live.worker_settings is not None
-    hub = EventHub(live.worker_settings.redis_url, f"hubtest:{uuid.uuid4().hex}")
+    total = 3000
+    channel = f"hubtest:{uuid.uuid4().hex}"
+    hub = EventHub(live.worker_settings.redis_url, channel, queue_size=total + 10)
     ours, theirs = socket.socketpair()
     received = bytearray()
 
@@ -284,12 +297,8 @@ def test_direct_writes_deliver_every_event_once_in_order_across_adopt_and_releas
         reader.start()
         follower.start()
         wait_for(lambda: hub.clients() == 1, timeout=5)
-        total = 3000
         for i in range(1, total + 1):
-            body = {"id": f"{i}-0", "run_id": "r1", "type": "log.append", "flow_id": "a"}
-            if i == total:
-                body |= {"type": "workflow.status", "data": {"status": "ready"}}
-            hub._dispatch(json.dumps(body))
+            hub._dispatch(live_event(i, final=i == total))
             if i % 100 == 0:
                 time.sleep(0.002)  # let the follower cycle through release and adopt
         follower.join(timeout=10)
@@ -299,6 +308,70 @@ def test_direct_writes_deliver_every_event_once_in_order_across_adopt_and_releas
         ids = [int(m.split(b"-")[0]) for m in re.findall(rb"id: (\d+-\d+)", bytes(received))]
         assert ids == list(range(1, total + 1))
     finally:
+        ours.close()
+        theirs.close()
+        hub.close()
+
+
+class BacklogRuns(QuietRuns):
+    """While the client replays, `backlog` live events reach the hub, then the hub
+    resubscribes (RESYNC): the client's queue holds them all ahead of a control item."""
+
+    def __init__(self, hub: EventHub, backlog: int) -> None:
+        self.hub, self.backlog, self.replayed = hub, backlog, False
+
+    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
+        if not self.replayed:
+            self.replayed = True
+            for i in range(1, self.backlog + 1):
+                self.hub._dispatch(live_event(i))
+            self.hub._broadcast(RESYNC)
+        return []
+
+
+def test_a_backlog_ahead_of_resync_is_worked_through_once_not_per_event(live: Live) -> None:
+    """Adopting is refused while a control item waits; retrying at every event moved the whole
+    backlog out of the queue and back under the hub lock each time (quadratic), so the client's
+    thread fell behind its own queue and was dropped after ~40 of 3000 events. One event
+    arrives per event delivered, as a busy run does, with the queue full all along."""
+    assert live.worker_settings is not None
+    backlog = 300
+    channel = f"hubtest:{uuid.uuid4().hex}"
+    hub = EventHub(live.worker_settings.redis_url, channel, queue_size=backlog + 1)
+    ready = hub.subscribe("other-run")  # the hub's own first RESYNC goes before ours begins
+    wait_for(lambda: not ready.queue.empty(), timeout=5)
+    ours, theirs = socket.socketpair()
+    received = bytearray()
+
+    def read() -> None:
+        while chunk_ := theirs.recv(65536):
+            received.extend(chunk_)
+
+    reader = threading.Thread(target=read, daemon=True)
+    events = follow(hub, BacklogRuns(hub, backlog), "r1", None, 0.05, sock=ours)
+    try:
+        reader.start()
+        sent = backlog
+        for event in events:  # this thread is the client's: the generator only runs in next()
+            ours.sendall(chunk(b": heartbeat\n\n" if event is None else sse_frame(event)))
+            if sent < 2 * backlog:
+                sent += 1
+                hub._dispatch(live_event(sent, final=sent == 2 * backlog))
+            if event is not None and event.id == f"{backlog}-0":  # the RESYNC is next
+                (sub,) = hub._subs["r1"]
+                puts_through_backlog = sub.queue.unfinished_tasks
+        ours.close()
+        reader.join(timeout=5)
+        ids = [int(m.split(b"-")[0]) for m in re.findall(rb"id: (\d+-\d+)", bytes(received))]
+        assert ids == list(range(1, 2 * backlog + 1))
+        assert not sub.dropped
+        # Every put into the client's queue counts (nothing calls task_done). Through the
+        # backlog: it and the RESYNC, both again for the one refused adopt, and one live event
+        # per event delivered; retrying at every event put ~backlog**2 (90,000). After the
+        # RESYNC, hand backs re-queue what is left as often as the reader lags: not counted.
+        assert puts_through_backlog == 2 * (backlog + 1) + backlog
+    finally:
+        events.close()
         ours.close()
         theirs.close()
         hub.close()
