@@ -272,10 +272,25 @@ after an event. Event data by type:
 - `result`: `{"name", "value": {mime, data}}`
 """
 
+# One SSE frame as its fields (what OpenAPI 3.2 calls the stream's item schema; schemathesis
+# checks each frame of a text/event-stream answer against it).
+SSE_EVENT: Schema = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": STRING,
+        "event": {"enum": sorted(TYPES)},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": ref("Event"),
+        },
+    },
+}
 EVENTS = {
     200: Body(
         "text/event-stream",
-        {"type": "string", "description": "Server-Sent Events; each frame's data is an `Event`"},
+        SSE_EVENT,
         "The run's events as Server-Sent Events, until its final one.\n\n" + SSE_FRAME,
     )
 }

@@ -32,6 +32,7 @@ from flask import Blueprint, Response
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import NotFound
 from dizest_api.routes.runs import open_run
+from dizest_api.schemas import Body
 from dizest_api.services import services
 
 bp = Blueprint("appui", __name__)
@@ -137,7 +138,8 @@ def document(run_id: str, flow_id: str, app_raw: dict[str, Any]) -> str:
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/ui",
-          "The flow's app UI (html, js, css) as a sandboxed page for the run view")  # fmt: skip
+          "The flow's app UI (html, js, css) as a sandboxed page for the run view",
+          responses={200: Body("text/html", {"type": "string"}, "the app's page")})  # fmt: skip
 def app_ui(run_id: str, flow_id: str) -> Response:
     open_run(run_id)
     package = services().client.runs.snapshot(run_id) or {}

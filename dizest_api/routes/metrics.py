@@ -27,10 +27,12 @@ from prometheus_client.core import (
 from dizest_api.auth import current
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import Forbidden
+from dizest_api.schemas import Body
 
 bp = Blueprint("metrics", __name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS = Body("text/plain", {"type": "string"}, "Prometheus text exposition format 0.0.4")
 
 
 class ClusterCollector:
@@ -109,7 +111,8 @@ def _registry(app: Flask) -> CollectorRegistry:
     return registry
 
 
-@endpoint(bp, "GET", "/metrics", "Prometheus metrics (admins; read scope suffices)", scope="read")
+@endpoint(bp, "GET", "/metrics", "Prometheus metrics (admins; read scope suffices)", scope="read",
+          responses={200: PROMETHEUS})  # fmt: skip
 def metrics() -> Response:
     if not current().user.is_admin:
         raise Forbidden("admins only")

@@ -1,13 +1,14 @@
-"""Fuzz every operation of the served OpenAPI document: no input gives a 5xx.
+"""Fuzz every operation of the served OpenAPI document: no input gives a 5xx, and every answer
+is what the document says (its status documented, its media type declared, its JSON body valid
+against the declared schema: `Error` for every error).
 
-The schema is what the app serves (`GET /api/v1/openapi.json`; it needs a token, so it is
-fetched with the test client rather than `from_wsgi`) and calls go to the app over WSGI, so the fuzzer
-sees exactly what is registered. Only `not_a_server_error` is checked: the API deliberately answers
-404 for what a caller may not see, which the schema-conformance checks would flag.
+The schema is what the app serves (`GET /api/v1/openapi.json`, fetched with the test client) and
+calls go to the app over WSGI, so the fuzzer sees exactly what is registered.
 
 The app has a real worker Client but no worker: submitting a run stores a queued record and
-returns at once. Excluded: what waits on a worker (`/dizest/api/run` blocks up to 600 s) and what
-streams until the run ends (`*/events`, `*/ws`, `/dizest/api/stream`).
+returns at once. Excluded: what waits on a worker (`/dizest/api/run` blocks up to 600 s, an app's
+`api/<name>` call waits for a worker's answer) and what streams until the run ends (`*/events`,
+`*/ws`, `/dizest/api/stream`).
 """
 
 from __future__ import annotations
@@ -32,9 +33,21 @@ from tests.worker.conftest import make_settings
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.checks import (  # noqa: E402
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core.failures import Failure, FailureGroup  # noqa: E402
 
-EXCLUDED_PATHS = r"(/events|/ws)$|^/dizest/api/(run|stream)/"
+EXCLUDED_PATHS = r"(/events|/ws|/api/\{name\})$|^/dizest/api/(run|stream)/"
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 MAX_EXAMPLES = 25
 # Deliberate 5xx: readiness answers 503 "not_ready" while no worker has been seen (none runs here).
 EXPECTED_5XX = {("GET", "/readyz"): 503}
@@ -65,14 +78,15 @@ def live_api(redis_url: str, session_prefix: str, tmp_path: Path) -> Iterator[Ap
 
 
 def _fuzz(api: Api, headers: dict[str, str], known: dict[str, list[str]]) -> list[str]:
-    """Run every operation with generated data; return a description of each 5xx."""
+    """Run every operation with generated data; describe each 5xx and each answer that is not
+    what the document says."""
     served = api.http.get("/api/v1/openapi.json", headers=headers)
     assert served.status_code == 200, served.json
     schema = schemathesis.openapi.from_dict(served.json)
     schema.app = api.app
     schema = schema.exclude(path_regex=EXCLUDED_PATHS)
     ids = {name: st.sampled_from(values) for name, values in known.items()}
-    failures: list[str] = []  # every 5xx, not just hypothesis' first, shrunk one
+    failures: list[str] = []  # every failure, not just hypothesis' first, shrunk one
     for result in schema.get_all_operations():
         operation = result.ok()
         # Valid inputs and invalid ones (wrong types, missing or unknown fields, bad bodies).
@@ -103,7 +117,10 @@ def _fuzz(api: Api, headers: dict[str, str], known: dict[str, list[str]]) -> lis
                     f"{case.as_curl_command(headers=headers)}"
                 )
                 return
-            case.validate_response(response, checks=[not_a_server_error], headers=headers)
+            try:
+                case.validate_response(response, checks=CHECKS, headers=headers)
+            except (Failure, FailureGroup) as exc:  # one failed check, or several
+                failures.append(f"{case.method} {case.formatted_path}: {str(exc)[:600]}")
 
         check()
     return failures
@@ -125,6 +142,7 @@ def _seed(api: Api, headers: dict[str, str]) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.timeout(600)  # ~45 operations x 50 cases x 2 users, checked: 2-3 min when shared
 def test_no_operation_gives_a_server_error(live_api: Api) -> None:
     admin = live_api.user("root", "admin")
     live_api.user("bob")
