@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from dizest_api.automation.service import install
+from dizest_api.automation.settings import AutomationSettings
 from tests.api.test_runs import Live, create_workflow
 from tests.api.test_runs import live as live  # the fixture
 from tests.conftest import package
@@ -125,6 +127,27 @@ def walk(live: Live) -> None:
     call("POST", f"{V1}/files", 201, content_type="multipart/form-data", **upload)
     call("PATCH", f"{V1}/files/{{path}}", 200, params=path, json={"to": "b.txt"})
     call("DELETE", f"{V1}/files/{{path}}", 204, params={"path": "b.txt"})
+
+    install(live.app, AutomationSettings(webhook_allow_private=True))
+    made = call("POST", f"{V1}/workflows/{{wf_id}}/schedules", 201, params=wf,
+                json={"cron": "0 6 * * 1-5", "timezone": "Europe/Paris", "inputs": {}})  # fmt: skip
+    sched = {"sid": made.json["id"]}
+    call("GET", f"{V1}/workflows/{{wf_id}}/schedules", 200, params=wf)
+    call("GET", f"{V1}/schedules", 200)
+    call("GET", f"{V1}/schedules/{{sid}}", 200, params=sched)
+    call("PATCH", f"{V1}/schedules/{{sid}}", 200, params=sched, json={"enabled": False})
+    call("PATCH", f"{V1}/schedules/{{sid}}", 422, params=sched, json={"cron": "* * * * * *"})
+    call("DELETE", f"{V1}/schedules/{{sid}}", 204, params=sched)
+    hook = call("POST", f"{V1}/hooks", 201, json={"url": "http://127.0.0.1:9/h", "workflow_id": wf_id})  # fmt: skip
+    call("GET", f"{V1}/hooks", 200)
+    call("GET", f"{V1}/hooks/{{hook_id}}", 200, params={"hook_id": hook.json["id"]})
+    call("DELETE", f"{V1}/hooks/{{hook_id}}", 204, params={"hook_id": hook.json["id"]})
+
+    compat = {"wf_id": wf_id}
+    result = call("POST", "/dizest/api/run/{wf_id}", 200, params=compat, json={}).json
+    assert result["status"] == "ready" and result["outputs"]["a"]["y"] == {"n": 1}
+    streamed = call("POST", "/dizest/api/stream/{wf_id}", 200, params=compat, json={})
+    assert b"event: workflow.status" in streamed.data
 
     trigger = call("POST", f"{V1}/workflows/{{wf_id}}/triggers", 201, params=wf, json={}).json
     tr = {"wf_id": wf_id, "trigger_id": trigger["id"]}
