@@ -61,6 +61,8 @@ def test_the_reference_page_has_no_inline_script_and_the_strict_csp(console: Con
         d.strip().split(" ", 1) for d in headers["Content-Security-Policy"].split(";")
     )
     assert directives["script-src"] == "'self'"  # no 'unsafe-inline', no 'unsafe-eval'
+    assert directives["style-src"] == "'self'"  # stricter than the console's other pages
+    assert directives["connect-src"] == "'self'" and directives["frame-ancestors"] == "'none'"
     scripts = re.findall(r"<script\b[^>]*>", html)
     assert scripts and all("src=" in s for s in scripts)
     bundle = page_html(console, "/console/static/vendor/swagger-ui-bundle.js", "")
