@@ -91,6 +91,7 @@ export class EditorCanvas extends GraphView {
       this.lines = edges;
       this.container.innerHTML = `<svg class="dag editing" xmlns="http://www.w3.org/2000/svg"><g class="edges">${[...edges.values()].join("")}</g><g class="nodes">${[...this.drawn.values()].join("")}</g><g class="results"></g><path class="wire" d=""/></svg>`;
       this.svg = this.container.firstChild;
+      this.overlay = null;
       this.elements = new Map([...this.svg.querySelectorAll("g.node")].map((el) => [el.dataset.id, el]));
       this.paths = new Map([...this.svg.querySelectorAll("path.edge")].map((el) => [edgeKey(el.dataset), el]));
     } else {
@@ -193,6 +194,7 @@ export class EditorCanvas extends GraphView {
     const nodeEl = target.closest("g.node");
     if (!nodeEl) return; // the background: GraphView pans
     event.stopPropagation();
+    event.preventDefault(); // no text selection or focus change: nothing else repaints
     const id = nodeEl.dataset.id;
     const action = target.dataset.action;
     if (action) {
@@ -204,41 +206,69 @@ export class EditorCanvas extends GraphView {
     else this.drag(event, id, nodeEl);
   }
 
-  // Move a node with the pointer; its edges follow, once per animation frame.
+  // Move a node with the pointer; its edges follow, once per animation frame. Once it moves, a
+  // copy of the node and its edges is dragged in an overlay SVG with the same viewBox (the
+  // originals only hidden): the frames of a drag lay out and paint that small SVG, never the one
+  // holding the other 999 flows, which changes once, at the drop.
   drag(event, id, el) {
     const node = this.graph.byId.get(id);
     const start = this.point(event);
     const origin = { x: node.x, y: node.y };
+    const edges = this.edgesOf.get(id) || [];
     let frame = 0;
     let moved = false;
-    const edges = this.edgesOf.get(id) || [];
-    el.setPointerCapture?.(event.pointerId); // events go to the node: no hit tests of thousands of paths
-    const paint = () => {
+    let lifted = null; // {el, edges, drop}: the copies in the overlay
+    this.container.setPointerCapture?.(event.pointerId); // no hit tests of thousands of paths meanwhile
+    const paint = (target = lifted || { el, edges }) => {
       frame = 0;
-      el.setAttribute("transform", `translate(${node.x},${node.y})`);
-      for (const path of edges) {
+      target.el.setAttribute("transform", `translate(${node.x},${node.y})`);
+      for (const path of target.edges) {
         const e = path.dataset;
         path.setAttribute("d", edgePath(this.graph.byId.get(e.from), this.graph.byId.get(e.to), e));
       }
-      this.runs.has(id) && this.placeResult(id);
     };
     const move = (ev) => {
       const p = this.point(ev);
       node.x = origin.x + p.x - start.x;
       node.y = origin.y + p.y - start.y;
       moved ||= Math.abs(p.x - start.x) + Math.abs(p.y - start.y) > 2;
-      if (!frame) frame = requestAnimationFrame(paint);
+      if (moved && !lifted) lifted = this.lift(el, edges);
+      if (!frame) frame = requestAnimationFrame(() => paint());
     };
     const up = () => {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
       if (frame) cancelAnimationFrame(frame);
-      paint();
+      paint({ el, edges });
+      lifted?.drop();
+      this.runs.has(id) && this.placeResult(id);
       if (moved) this.handlers.move(id, node.x, node.y);
       else this.select(id);
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);
+  }
+
+  // Copies of `el` and `edges` in an overlay SVG, the originals hidden; `drop` undoes both.
+  lift(el, edges) {
+    const ns = "http://www.w3.org/2000/svg";
+    if (!this.overlay?.isConnected) {
+      this.overlay = document.createElementNS(ns, "svg"); // kept: created once, empty between drags
+      this.container.append(this.overlay);
+    }
+    const overlay = this.overlay;
+    overlay.setAttribute("class", `${this.svg.getAttribute("class")} overlay`);
+    overlay.setAttribute("viewBox", this.svg.getAttribute("viewBox"));
+    const copies = { el: el.cloneNode(true), edges: edges.map((path) => path.cloneNode(true)) };
+    const lines = document.createElementNS(ns, "g");
+    lines.append(...copies.edges);
+    overlay.append(lines, copies.el);
+    for (const original of [el, ...edges]) original.style.visibility = "hidden";
+    copies.drop = () => {
+      for (const original of [el, ...edges]) original.style.visibility = "";
+      overlay.replaceChildren();
+    };
+    return copies;
   }
 
   // Draw a wire from an output port; dropped on an input port, it asks to connect the two.
