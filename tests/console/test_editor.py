@@ -73,7 +73,9 @@ def test_build_connect_code_save_and_run_a_three_flow_workflow(
 ) -> None:
     wf_id = empty(console, "built in the editor")
     page = admin_page
-    page.goto(f"/workflows/{wf_id}/edit")
+    page.goto(f"/workflows/{wf_id}")
+    page.click("#wf-edit")  # the editor is a mode of the workflow view
+    expect(page).to_have_url(re.compile(f"/workflows/{wf_id}/edit$"))
     expect(page.locator("#ed-state")).to_have_text("saved · v1")
     new_app(page, "source", [], ["n"], "n = 6\nprint('n is', n)")
     new_app(page, "double", ["x"], ["y"], "y = dizest.input('x') * 2\nprint('y is', y)")
@@ -161,6 +163,12 @@ def test_a_cycle_is_refused_with_its_path_and_a_renamed_output_keeps_its_connect
     expect(page.locator("#problems")).to_contain_text("no longer exists")
     page.click("#undo")
     expect(page.locator("path.edge.bad")).to_have_count(0)
+    # A clicked connection is removed by the Delete key.
+    page.locator("path.edge").click()
+    expect(page.locator("path.edge.selected")).to_have_count(1)
+    page.keyboard.press("Delete")
+    expect(page.locator("path.edge")).to_have_count(0)
+    assert pkg_of(page)["flow"][second]["inputs"]["i"]["connections"] == []
 
 
 def test_syntax_error_shows_on_the_node_and_at_its_line(admin_page: Any, console: Console) -> None:

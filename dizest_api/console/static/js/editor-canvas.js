@@ -187,7 +187,10 @@ export class EditorCanvas extends GraphView {
     c.addEventListener("pointerdown", (event) => this.down(event), { capture: true });
     c.addEventListener("click", (event) => {
       const edge = event.target.closest("path.edge");
-      if (edge) this.handlers.selectEdge({ ...edge.dataset });
+      for (const el of this.svg.querySelectorAll("path.edge.selected")) el.classList.remove("selected");
+      if (!edge) return;
+      edge.classList.add("selected");
+      this.handlers.selectEdge({ ...edge.dataset });
     });
   }
 

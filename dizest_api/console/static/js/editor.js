@@ -18,6 +18,7 @@ let doc;
 let canvas;
 let plugins = [];
 let selected = null;
+let selectedEdge = null; // {from, out, to, in}: the Delete key removes it
 let syntax = []; // the API's syntax_error problems, per app
 let problems = [];
 let auto = new Map(); // positions the first layout gave flows whose own overlapped or were missing
@@ -298,8 +299,10 @@ function keys(event) {
   } else if (mod && !typing && event.key.toLowerCase() === "y") {
     event.preventDefault();
     doc.redo();
-  } else if ((event.key === "Delete" || event.key === "Backspace") && !typing && selected) {
-    doc.removeFlow(selected);
+  } else if ((event.key === "Delete" || event.key === "Backspace") && !typing && (selectedEdge || selected)) {
+    if (selectedEdge) doc.disconnect(selectedEdge.from, selectedEdge.out, selectedEdge.to, selectedEdge.in);
+    else doc.removeFlow(selected);
+    selectedEdge = null;
   }
 }
 
@@ -337,10 +340,15 @@ async function main() {
       }
     },
     selectEdge: (edge) => {
-      showFlow(edge.to);
+      showFlow(edge.to); // its connections, each with Remove; or the Delete key
+      selectedEdge = edge;
+      $("#graph").focus();
     },
   });
-  canvas.onSelect = (id) => showFlow(id);
+  canvas.onSelect = (id) => {
+    selectedEdge = null;
+    showFlow(id);
+  };
   performance.mark("dizest:editor"); // bench/bench_console.py reads it
   bindZoomButtons(canvas);
   tabs();
