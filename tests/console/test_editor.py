@@ -190,6 +190,8 @@ def test_save_reload_is_the_same_and_a_second_editor_gets_409(
     page = admin_page
     page.goto(f"/workflows/{wf_id}/edit")
     new_app(page, "solo", [], ["o"], "o = 1")
+    solo = flow_id(page, "solo")
+    placed = pkg_of(page)["flow"][solo]
     box = node(page, "solo").bounding_box()
     page.mouse.move(box["x"] + 40, box["y"] + 12)
     page.mouse.down()
@@ -198,6 +200,8 @@ def test_save_reload_is_the_same_and_a_second_editor_gets_409(
     page.click("#save")
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
     before = pkg_of(page)
+    stored = console.api("GET", f"/workflows/{wf_id}")["package"]["flow"][solo]
+    assert stored["pos_x"] > placed["pos_x"] and stored["pos_y"] > placed["pos_y"]
     page.reload()
     expect(page.locator("g.node")).to_have_count(1)
     assert pkg_of(page) == before
