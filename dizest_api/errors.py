@@ -15,8 +15,14 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
 from dizest_api.data.library import GrantError, VersionConflict
-from dizest_core.errors import AuthError, DizestError, InputError, ValidationError, WorkflowError
-from dizest_worker.options import InvalidOptions
+from dizest_core.errors import (
+    AuthError,
+    DizestError,
+    InputError,
+    InvalidOptions,
+    ValidationError,
+    WorkflowError,
+)
 
 log = logging.getLogger("dizest.api")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import Any
 
@@ -55,7 +56,10 @@ def post_worker_init(worker: Any) -> None:
     def on_term(signum: int, frame: FrameType | None) -> None:
         hub = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("dizest.events")
         if hub is not None:
-            hub.shutdown()
+            # In a thread, never here: the handler runs on top of whatever the main thread was
+            # doing, and a second SIGTERM (the arbiter's, after a killpg's) interrupted the first
+            # inside a client queue's lock, deadlocking the worker until its graceful timeout.
+            threading.Thread(target=hub.shutdown, name="dizest-hub-shutdown", daemon=True).start()
         if callable(previous):
             previous(signum, frame)
 

@@ -61,6 +61,13 @@ class ValidationError(WorkflowError):
         super().__init__(f"invalid workflow: {len(problems)} problem(s)\n{lines}")
 
 
+class InvalidOptions(ValidationError, ValueError):
+    """Run options or `"dizest"` options of a package with bad values; `problems` names the flow
+    (or app) and the field of each. A ValueError too, for callers that catch bad input so.
+    Checked by `dizest_worker.options`; defined here so the API can answer it without importing
+    worker modules."""
+
+
 class UnknownFlowError(WorkflowError, LookupError):
     """A flow id that is not in the package."""
 

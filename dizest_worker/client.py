@@ -31,15 +31,42 @@ from dizest_core.plugins import PluginRegistry
 from dizest_core.report import ReportBuilder, iso
 from dizest_core.runner import new_run_id
 from dizest_core.workflow import split_inputs
+from dizest_worker.apicalls import DEFAULT_TIMEOUT_S as CALL_TIMEOUT_S  # noqa: F401 (door)
+from dizest_worker.apicalls import MAX_TIMEOUT_S as MAX_CALL_TIMEOUT_S  # noqa: F401 (door)
+from dizest_worker.apicalls import Answer as Answer
+from dizest_worker.apicalls import CallTask as CallTask
+from dizest_worker.apicalls import call as call_on_worker
+from dizest_worker.apicalls import new_call_id as new_call_id
 from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
 from dizest_worker.options import validate as validate_options
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
 
+# The service (dizest_api) reaches the cluster through this module only, plus key names and,
+# at startup, the settings and the Redis factory (tests/test_imports.py): what it needs of the
+# worker package besides Client is re-exported or wrapped here.
+
 
 class RunNotFound(DizestError, LookupError):
     """No run with this id (never submitted, or expired)."""
+
+
+def live_workers(redis_client: redis.Redis, settings: WorkerSettings) -> list[str]:
+    """Names of the workers whose beat is within the liveness window (/readyz, the submit
+    check); a function, not a Client method, as it needs only Redis."""
+    from dizest_worker import liveness  # it imports Celery: only when asked
+
+    return liveness.live_workers(redis_client, settings)
+
+
+def sandbox_layers(
+    redis_client: redis.Redis, settings: WorkerSettings, names: list[str]
+) -> dict[str, dict[str, str]]:
+    """Worker name -> the state of each flow sandbox layer, for the named workers."""
+    from dizest_worker import liveness
+
+    return liveness.sandbox_layers(redis_client, settings, names)
 
 
 class Client:
@@ -174,6 +201,11 @@ class Client:
     def metrics_snapshot(self, run_limit: int = RUN_SCAN_LIMIT) -> MetricsSnapshot:
         """The cluster-wide numbers /metrics shows (runs, flow counters, queue, live workers)."""
         return read_snapshot(self.redis, self.settings, run_limit)
+
+    def call_api(self, task: CallTask) -> Answer:
+        """Run one of a flow's app `api` functions on a worker of the flow's queue and wait for
+        its answer (dizest_worker.apicalls): the function's own, or a 404/503/504 of ours."""
+        return call_on_worker(self, task)
 
     def status(self, run_id: str) -> str:
         return self._record(run_id)["status"]

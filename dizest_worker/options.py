@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dizest_core.errors import Problem, ValidationError
+from dizest_core.errors import InvalidOptions, Problem
 from dizest_core.model import Package
 from dizest_core.sandbox import NETWORKS
 from dizest_core.settings import Settings
@@ -38,11 +38,6 @@ MIN_MEMORY_MB = 64  # as dizest_core.settings: the interpreter alone needs ~30 M
 MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_AS
 MAX_RETRIES = 10
 QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")
-
-
-class InvalidOptions(ValidationError, ValueError):
-    """Run options or `"dizest"` options of a package with bad values; `problems` names the flow
-    (or app) and the field of each. A ValueError too, for callers that catch bad input so."""
 
 
 @dataclass(frozen=True)

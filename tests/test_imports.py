@@ -1,5 +1,6 @@
 """The arrows of ARCHITECTURE.md: dizest_core imports no Flask, Celery, Redis, worker or API;
-the worker imports no Flask and no API."""
+the worker imports no Flask and no API; the API imports of the worker its client and key names
+(and, to start, its settings and Redis factory)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,63 @@ FORBIDDEN = {
     },
     "dizest_worker": {"flask", "flask_sock", "dizest_api", "dizest_cli"},
 }
+
+
+# The service reaches the cluster through one door: `dizest_worker.client` (plus key names). At
+# startup it also reads the worker settings (the client is built from them) and opens Redis
+# through the one factory (its own data lives in the same Redis).
+API_DOOR = {
+    "dizest_worker.client",
+    "dizest_worker.keys",
+    "dizest_worker.settings",
+    "dizest_worker.connection",
+}
+# Modules of dizest_api that start processes, and what each needs for that only.
+API_STARTUP = {
+    # launches and supervises the workers: clears a dead worker's beat before its restart
+    "dizest_api/serve.py": {"dizest_worker.liveness"},
+    # tie the API's processes to their parent (PDEATHSIG)
+    "dizest_api/supervisor.py": {"dizest_worker.lifeline"},
+    "dizest_api/gunicorn_app.py": {"dizest_worker.lifeline"},
+    # dizest beat is a Celery process: the same kombu fix as every worker
+    "dizest_api/automation/celery_app.py": {"dizest_worker.broker_fix"},
+}
+
+
+def worker_modules(path: Path) -> set[str]:
+    """The dizest_worker modules `path` imports, by full name (`from dizest_worker import x`
+    counts as `dizest_worker.x`)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.split(".")[0] == "dizest_worker")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "dizest_worker":
+                names.update(f"dizest_worker.{a.name}" for a in node.names)
+            elif node.module.startswith("dizest_worker."):
+                names.add(node.module)
+    return names
+
+
+def test_the_service_reaches_the_cluster_only_through_the_client() -> None:
+    files = sorted((ROOT / "dizest_api").rglob("*.py"))
+    outside = {}
+    for f in files:
+        name = str(f.relative_to(ROOT))
+        extra = worker_modules(f) - API_DOOR - API_STARTUP.get(name, set())
+        if extra:
+            outside[name] = sorted(extra)
+    assert outside == {}
+
+
+def test_worker_walker_names_modules_in_full(tmp_path: Path) -> None:
+    sample = tmp_path / "m.py"
+    sample.write_text(
+        "from dizest_worker import liveness\nimport dizest_worker.state\n"
+        "def f():\n    from dizest_worker.client import Client\n"
+    )
+    want = {"dizest_worker.liveness", "dizest_worker.state", "dizest_worker.client"}
+    assert worker_modules(sample) == want
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -25,14 +25,14 @@ from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import open_run
 from dizest_api.schemas import ERR, Body
 from dizest_api.services import services
-from dizest_worker import apicalls
+from dizest_worker.client import CALL_TIMEOUT_S, MAX_CALL_TIMEOUT_S, Answer, CallTask, new_call_id
 
 bp = Blueprint("apicalls", __name__)
 
 MAX_BODY_BYTES = 1 << 20
 HEADERS = ("Accept", "Accept-Language", "Content-Type", "User-Agent")  # never credentials
-QUERY = {"timeout": f"seconds the call may take (default {apicalls.DEFAULT_TIMEOUT_S:g}, "
-         f"at most {apicalls.MAX_TIMEOUT_S:g}); other parameters are request values"}  # fmt: skip
+QUERY = {"timeout": f"seconds the call may take (default {CALL_TIMEOUT_S:g}, "
+         f"at most {MAX_CALL_TIMEOUT_S:g}); other parameters are request values"}  # fmt: skip
 
 ANSWER = Body({"*/*": None}, description="what the api function answers: its status, type, body")
 
@@ -54,12 +54,12 @@ def call_api(run_id: str, flow_id: str, name: str) -> Response:
     params: dict[str, Any] = {k: v for k, v in request.args.items() if k != "timeout"}
     if isinstance(body, dict):
         params.update(body)
-    task = apicalls.CallTask(
-        apicalls.new_call_id(), run_id, flow_id, name, _timeout(), "POST", params, body,
+    task = CallTask(
+        new_call_id(), run_id, flow_id, name, _timeout(), "POST", params, body,
         headers={k: request.headers[k] for k in HEADERS if k in request.headers},
     )  # fmt: skip
     require_worker()
-    answer = apicalls.call(services().client, task)
+    answer = services().client.call_api(task)
     return Response(answer.body, status=answer.status, mimetype=None,
                     content_type=answer.media_type, headers=_headers(answer))  # fmt: skip
 
@@ -67,17 +67,17 @@ def call_api(run_id: str, flow_id: str, name: str) -> Response:
 def _timeout() -> float:
     raw = request.args.get("timeout")
     if raw is None:
-        return apicalls.DEFAULT_TIMEOUT_S
+        return CALL_TIMEOUT_S
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 < value <= apicalls.MAX_TIMEOUT_S:
-        raise BadInput(f"timeout must be a number of seconds in (0, {apicalls.MAX_TIMEOUT_S:g}]")
+    if not 0 < value <= MAX_CALL_TIMEOUT_S:
+        raise BadInput(f"timeout must be a number of seconds in (0, {MAX_CALL_TIMEOUT_S:g}]")
     return value
 
 
-def _headers(answer: apicalls.Answer) -> dict[str, str]:
+def _headers(answer: Answer) -> dict[str, str]:
     """A function's answer is served as data, never as a page of this origin: it could be
     HTML or script the function made from a user's input."""
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}

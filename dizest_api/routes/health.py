@@ -1,8 +1,9 @@
 """Probes at the root, for load balancers and orchestrators: liveness and readiness.
 
 Ready means Redis answers and at least one worker can take a flow now: its pool beat within
-`dizest_worker.liveness.WINDOW_S` (a beat is written only once Celery declared the worker ready,
-and a restarting worker deletes its previous instance's beat first). The same rule guards the
+the liveness window, `dizest_worker.liveness.WINDOW_S` (a beat is written only once Celery
+declared the worker ready, and a restarting worker deletes its previous instance's beat first),
+as `dizest_worker.client.live_workers` tells. The same rule guards the
 submit routes: with no live worker they answer 503 `no_worker` (`require_worker`) rather than
 accept a run that would wait unseen.
 """
@@ -15,7 +16,7 @@ from dizest_api.endpoint import endpoint
 from dizest_api.errors import ApiError, error_response
 from dizest_api.schemas import ERR
 from dizest_api.services import services
-from dizest_worker import liveness
+from dizest_worker.client import live_workers, sandbox_layers
 
 bp = Blueprint("health", __name__)
 RETRY_AFTER_S = 5  # a worker that restarts is back within seconds
@@ -29,7 +30,7 @@ def require_worker() -> None:
     """Refuse a submit (503 no_worker, Retry-After) when no worker is live: a run accepted
     then would stay pending with nobody to say why."""
     found = services()
-    if not liveness.live_workers(found.redis, found.settings.worker):
+    if not live_workers(found.redis, found.settings.worker):
         raise NoWorker(
             "no worker is running to take this run; retry shortly",
             {"retry_after": RETRY_AFTER_S, "workers": []},
@@ -48,8 +49,8 @@ def readyz() -> Response:
     found = services()
     try:
         found.redis.ping()
-        live = liveness.live_workers(found.redis, found.settings.worker)
-        layers = liveness.sandbox_layers(found.redis, found.settings.worker, live)
+        live = live_workers(found.redis, found.settings.worker)
+        layers = sandbox_layers(found.redis, found.settings.worker, live)
     except Exception as exc:  # any Redis failure means not ready, whatever its type
         return error_response(503, "not_ready", f"redis unreachable: {type(exc).__name__}")
     if not live:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dizest_core.errors import DizestError, UnknownFlowError, ValidationError
+from dizest_core.errors import DizestError, InvalidOptions, UnknownFlowError, ValidationError
 from dizest_core.workflow import Workflow
-from dizest_worker.options import InvalidOptions
 from tests.conftest import DATA, package
 from tests.worker.conftest import slow_then_use
 
