@@ -104,6 +104,14 @@ def test_run_with_inputs_live_to_the_end_with_png_plotly_and_table(
     page.click('button[data-tab="params"]')
     expect(page.locator("#params")).to_contain_text('"numbers.n"' if False else "numbers.n")
     expect(page.locator("#timeline svg.gantt g.bar")).to_have_count(4)
+    run_id = page.url.rsplit("/", 1)[1]
+    # back on the workflow view: the last run's statuses on the nodes, its outputs per flow
+    page.goto(f"/workflows/{wf_id}")
+    expect(page.locator('g.node[data-id="table"]')).to_have_class(re.compile("st-ready"))
+    page.locator('g.node[data-id="numbers"]').click()
+    expect(page.locator("#node")).to_contain_text("Last outputs")
+    expect(page.locator(f'#node a[href="/runs/{run_id}"]')).to_be_visible()
+    expect(page.locator("#node pre.json").first).to_contain_text("6")  # range(7), not the default 5
 
 
 def test_a_flow_error_shows_its_traceback_and_the_reason_downstream(

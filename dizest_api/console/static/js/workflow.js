@@ -7,6 +7,30 @@ import { highlightPython } from "./highlight.js";
 const wfId = document.getElementById("main").dataset.workflowId;
 let graph;
 let view;
+let lastRun = null; // the report of this workflow's newest run, if any
+
+async function loadLastRun() {
+  const listed = await get(`/runs?workflow_id=${encodeURIComponent(wfId)}&limit=1`);
+  const newest = (listed.items || [])[0];
+  if (!newest) return;
+  lastRun = await get(`/runs/${encodeURIComponent(newest.run_id)}`);
+  for (const [id, flow] of Object.entries(lastRun.flows || {})) {
+    view.setStatus(id, flow.status, flow.status === "error" ? "error" : flow.reason ? "skipped" : "");
+  }
+  if (view.selected) flowPanel(graph.byId.get(view.selected));
+}
+
+function lastOutputs(node) {
+  if (!lastRun) return [h("h3", {}, "Last outputs"), h("p", { class: "muted" }, "This workflow has not run yet.")];
+  const flow = (lastRun.flows || {})[node.id];
+  const link = h("a", { href: `/runs/${encodeURIComponent(lastRun.run_id)}` }, lastRun.run_id);
+  const head = h("p", { class: "muted" }, "From run ", link, ` (${lastRun.status})`);
+  if (!flow) return [h("h3", {}, "Last outputs"), head, h("p", { class: "muted" }, "This flow was not part of it.")];
+  const outputs = Object.entries(flow.outputs || {});
+  const status = h("p", {}, h("strong", {}, "Status: "), flow.status, flow.reason ? ` (${flow.reason})` : "");
+  const rows = outputs.map(([name, value]) => h("div", { class: "output" }, h("strong", {}, name), h("pre", { class: "json" }, JSON.stringify(value, null, 2))));
+  return [h("h3", {}, "Last outputs"), head, status, ...(rows.length ? rows : [h("p", { class: "muted" }, "No outputs.")])];
+}
 
 function flowPanel(node) {
   const code = h("pre", { class: "code" });
@@ -22,6 +46,7 @@ function flowPanel(node) {
     variables.length ? h("table", { class: "list vars" }, h("thead", {}, h("tr", {}, h("th", {}, "Variable"), h("th", {}, "Type"), h("th", {}, "Value"))), h("tbody", {}, variables)) : "",
     h("h3", {}, "Code"),
     code,
+    ...lastOutputs(node),
   );
   showTab("node");
 }
@@ -159,6 +184,7 @@ async function main() {
   runForm();
   $("#runform").addEventListener("submit", start);
   grants(wf);
+  loadLastRun().catch((exc) => toast(exc.message, "error"));
 }
 
 main().catch((exc) => toast(exc.message, "error"));
