@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simple_websocket import Client as WsClient
 from simple_websocket import ConnectionClosed
 
 from tests.redis_server import free_port
+from tests.ws_client import WsClient
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
