@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from simple_websocket import Client as WsClient
 from simple_websocket import ConnectionClosed
 
 from dizest_api.streaming import RESYNC, EventHub, chunk, follow, hub_for, sse_frame
 from dizest_worker.state import RedisRuns
 from tests.api.test_runs import FANOUT, Live, serve_live, slow
 from tests.conftest import wait_for
+from tests.ws_client import WsClient
 
 
 @pytest.fixture(scope="module")

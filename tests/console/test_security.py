@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from simple_websocket import Client as WsClient
 from simple_websocket import ConnectionError as WsRefused
 
 from tests.api.test_serve import PASSWORD, call
 from tests.console.conftest import DATA, TRUSTED, Console
+from tests.ws_client import WsClient
 
 PAGES = ["/login", "/workflows", "/runs", "/admin", "/no/such/page"]
 HOSTILE_HTML = (
