@@ -72,6 +72,26 @@ def test_the_service_reaches_the_cluster_only_through_the_client() -> None:
     assert outside == {}
 
 
+def client_internals(path: Path) -> list[str]:
+    """`<x>.client.<attr>` reaches past the client's methods into its state (RedisRuns, the
+    store, its Redis, its Celery app)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in {"runs", "store", "redis", "app"}
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "client"
+        ):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} .client.{node.attr}")
+    return found
+
+
+def test_the_service_uses_the_clients_methods_not_its_internals() -> None:
+    files = sorted((ROOT / "dizest_api").rglob("*.py"))
+    assert [hit for f in files for hit in client_internals(f)] == []
+
+
 def test_worker_walker_names_modules_in_full(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text(

@@ -142,7 +142,7 @@ def document(run_id: str, flow_id: str, app_raw: dict[str, Any]) -> str:
           responses={200: Body("text/html", {"type": "string"}, "the app's page")})  # fmt: skip
 def app_ui(run_id: str, flow_id: str) -> Response:
     open_run(run_id)
-    package = services().client.runs.snapshot(run_id) or {}
+    package = services().client.snapshot(run_id) or {}
     flow = (package.get("flow") or {}).get(flow_id)
     if not isinstance(flow, dict):
         raise NotFound(f"run {run_id} has no flow {flow_id!r}")
