@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import redis
 
-from dizest_worker import liveness
 from dizest_worker.keys import DURATION_BUCKETS, Keys
 from dizest_worker.scripts import bucket_name
 from dizest_worker.settings import WorkerSettings
@@ -54,6 +53,8 @@ def read_snapshot(
 ) -> MetricsSnapshot:
     """One snapshot: a ZREVRANGE, one pipeline of HMGETs, then LLEN, the beats and the counters
     (not atomic: each number is current when read)."""
+    from dizest_worker import liveness  # it imports Celery: not on importing the client
+
     keys = Keys(settings.prefix)
     run_ids = [_text(r) for r in client.zrevrange(keys.runs, 0, run_limit - 1)]  # type: ignore[arg-type]
     statuses: Counter[str] = Counter()
