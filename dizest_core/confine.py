@@ -79,7 +79,7 @@ def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
     on = {name for name, state in slot.layers.items() if state == "active"}
     network = job.network or policy.network
     if slot.group is not None:
-        slot.group.join()  # its limits were set by the zygote before the fork
+        slot.group.join(memory=job.memory_limit_mb is not None)  # limits: set by the zygote
     exposed = _exposures(job)
     if slot.gid is not None:
         _give_to_group(job, slot.gid)

@@ -35,6 +35,7 @@ import sys
 from dataclasses import dataclass
 
 from dizest_core import confine, linux, probe
+from dizest_core.cgroups import Group
 from dizest_core.sandbox import UID_STRIDE, Policy, Prepared, Slot, slot_uid
 
 MAX_FDS = 3
@@ -59,7 +60,7 @@ class Zygote:
         self.tokens: dict[str, int] = {}
         self.layers: dict[str, str] = {}
         self.slots = probe.cgroup_slots() if policy.enabled else None
-        self.groups: set[int] = set()
+        self.groups: dict[int, Group] = {}  # slot -> its cgroup, made once
         self.limits: dict[int, tuple[int | None, int]] = {}  # slot -> limits its group has
         self.prepared = Prepared()
 
@@ -69,8 +70,9 @@ class Zygote:
         identity = self.layers.get("identity") == "active"
         group = None
         if self.slots is not None:
-            group = self.slots.group(f"dizest-{self.tag}-{index}")
-            self.groups.add(index)
+            if index not in self.groups:
+                self.groups[index] = self.slots.group(f"dizest-{self.tag}-{index}")
+            group = self.groups[index]
         uid = slot_uid(self.policy, self.tag, index) if identity else None
         return Slot(uid, self.policy.gid if identity else None, group, self.layers, self.prepared)
 
@@ -139,8 +141,8 @@ class Zygote:
             self.kill(pid)
         self.reap(final=True)
         if self.slots is not None:
-            for index in self.groups:
-                self.slots.group(f"dizest-{self.tag}-{index}").remove()
+            for group in self.groups.values():
+                group.remove()
 
 
 def main(argv: list[str]) -> None:
