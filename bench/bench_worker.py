@@ -60,6 +60,7 @@ from bench_core import (  # noqa: E402
 )
 from gen_dag import app_dict, connect, flow_dict, make_dag, package_dict  # noqa: E402
 
+from dizest_core import envconfig  # noqa: E402
 from dizest_core.events import FLOW_STATUS, LOG_APPEND, WORKFLOW_STATUS, Event  # noqa: E402
 from dizest_worker.client import Client  # noqa: E402
 from dizest_worker.connection import redis_client  # noqa: E402
@@ -76,7 +77,7 @@ EVENT_LINES = 20
 MAKESPAN_FLOWS = 100
 MAKESPAN_SEED = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SANDBOX_REQUIRE = "pidns,cgroup,mountns,netns,identity,landlock"
+SANDBOX_REQUIRE = ("pidns", "cgroup", "mountns", "netns", "identity", "landlock")
 
 
 # ----------------------------------------------------------------------------- configurations
@@ -176,27 +177,13 @@ def find_redis(tmp: Path) -> tuple[str, EmbeddedRedis | None]:
     return server.url, server
 
 
-def settings_env(settings: WorkerSettings) -> dict[str, str]:
-    return {
-        "DIZEST_REDIS_URL": settings.redis_url,
-        "DIZEST_PREFIX": settings.prefix,
-        "DIZEST_QUEUE": settings.queue,
-        "DIZEST_ARTIFACT_DIR": settings.artifact_dir,
-        "DIZEST_WORKDIR_ROOT": settings.workdir_root,
-        "DIZEST_LEASE_S": str(settings.lease_s),
-        "DIZEST_REAPER_INTERVAL_S": str(settings.reaper_interval_s),
-        "DIZEST_RETRY_BACKOFF_S": str(settings.retry_backoff_s),
-        "DIZEST_MAX_FLOW_TIMEOUT_S": str(settings.max_flow_timeout_s),
-        "DIZEST_MAX_ATTEMPTS": str(settings.max_attempts),
-        "DIZEST_LOCAL_SLOTS": str(settings.local_slots),
-    }
-
-
-def sandbox_env(mode: str) -> dict[str, str]:
-    """The flow layers stay required; Redis auth is not (the bench's Redis has no password)."""
-    if not mode:
-        return {}
-    return {"DIZEST_SANDBOX": mode, "DIZEST_SANDBOX_REQUIRE": SANDBOX_REQUIRE}
+def worker_env(settings: WorkerSettings, sandbox: str) -> dict[str, str]:
+    """The settings of a config's workers as variables; a config's sandbox mode keeps the flow
+    layers required but not Redis auth (the bench's Redis has no password)."""
+    if sandbox:
+        engine = replace(settings.engine, sandbox=sandbox, sandbox_require=SANDBOX_REQUIRE)
+        settings = replace(settings, engine=engine)
+    return {**os.environ, **envconfig.to_env(settings)}
 
 
 class WorkerProcess:
@@ -211,7 +198,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,
-            env={**os.environ, **settings_env(settings), **sandbox_env(sandbox)},
+            env=worker_env(settings, sandbox),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -1082,7 +1069,8 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             stack.callback(server.stop)
         tag = uuid.uuid4().hex[:8]
-        settings = WorkerSettings(
+        settings = replace(
+            WorkerSettings.from_env(),  # the environment's, for what the bench does not set
             redis_url=url,
             prefix=f"dzbench{tag}",
             queue=f"qbench{tag}",

@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dizest_core import envconfig
 from dizest_core.errors import ConfigError
-from dizest_core.settings import read_env
 from dizest_worker.settings import WorkerSettings
 
 MIB = 1024 * 1024
@@ -27,7 +27,9 @@ class ApiSettings:
     """What the HTTP service needs on top of the worker settings it shares with the cluster."""
 
     secret_key: str = field(repr=False, default_factory=lambda: secrets.token_hex(32))
-    data_dir: str = field(default_factory=lambda: os.path.abspath(".dizest"))
+    data_dir: str = field(
+        default_factory=lambda: os.path.abspath(".dizest"), metadata=envconfig.spec(path=True)
+    )
     admin_password: str | None = field(repr=False, default=None)
     max_request_bytes: int = 10 * MIB
     max_upload_bytes: int = 256 * MIB  # one request to /files or a submit with --file
@@ -43,7 +45,7 @@ class ApiSettings:
     login_window_s: int = 300
     # Origins besides the server's own whose pages may open a cookie-authenticated WebSocket
     # (DIZEST_ALLOWED_ORIGINS, comma-separated, e.g. https://console.example.com)
-    allowed_origins: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = field(default=(), metadata=envconfig.spec(trim="/"))
     worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:
@@ -62,7 +64,7 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
-        kwargs = {"worker": WorkerSettings.from_env(environ), **read_env(_PARSERS, environ)}
+        kwargs = envconfig.read(cls, environ)
         data_dir = str(kwargs.setdefault("data_dir", os.path.abspath(".dizest")))
         if "secret_key" not in kwargs:
             kwargs["secret_key"] = stored_secret_key(Path(data_dir))
@@ -86,32 +88,3 @@ def stored_secret_key(data_dir: Path) -> str:
     if not key:
         raise ConfigError(f"{path} is empty; delete it or set DIZEST_SECRET_KEY")
     return key
-
-
-def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-        raise ValueError("expected true or false")
-    return value in {"1", "true", "yes", "on"}
-
-
-_PARSERS: dict[str, Callable[[str], object]] = {
-    "secret_key": str,
-    "data_dir": os.path.abspath,
-    "admin_password": str,
-    "max_request_bytes": int,
-    "max_upload_bytes": int,
-    "drive_quota_bytes": int,
-    "drive_quota_files": int,
-    "max_runs_per_user": int,
-    "max_streams": int,
-    "heartbeat_s": float,
-    "session_ttl_s": int,
-    "cookie_secure": _bool,
-    "bcrypt_rounds": int,
-    "login_max_failures": int,
-    "login_window_s": int,
-    "allowed_origins": lambda raw: tuple(
-        o.strip().rstrip("/") for o in raw.split(",") if o.strip()
-    ),
-}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dizest_core import envconfig
 from dizest_core.errors import DizestError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def worker(
     layers = _sandbox_layers(settings)
     app = create_celery(settings)
     app.conf.dizest_queues = names
-    env = {**os.environ, "DIZEST_WORKER_NAME": settings.worker_name}
+    env = {**os.environ, **envconfig.to_env(settings)}  # the reaper gets this worker's settings
     reaper = subprocess.Popen(
         [sys.executable, "-m", "dizest_worker.reaper", str(os.getpid())], env=env
     )

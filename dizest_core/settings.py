@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dizest_core import envconfig
 from dizest_core.errors import ConfigError
 
 NEVER_TO_FLOWS = re.compile(r"^(DIZEST_|CELERY_)", re.IGNORECASE)
@@ -34,12 +35,15 @@ def _default_plugin_paths() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    """How the engine runs flows. Every field has a DIZEST_<NAME> variable (upper case)."""
+    """How the engine runs flows. Every field has a DIZEST_<NAME> variable (upper case), read
+    and written by `dizest_core.envconfig` (tuples of names are comma-separated)."""
 
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     flow_timeout: float | None = None
     memory_limit_mb: int | None = None
-    plugin_paths: tuple[str, ...] = field(default_factory=_default_plugin_paths)
+    plugin_paths: tuple[str, ...] = field(
+        default_factory=_default_plugin_paths, metadata=envconfig.spec(sep=os.pathsep)
+    )
     cache_dir: str | None = None
     preload: tuple[str, ...] = ()
     max_log_entries: int = 1000
@@ -54,10 +58,12 @@ class Settings:
     max_input_keys: int = 100_000  # in one object
     # The flow sandbox (dizest_core.sandbox). auto: on in workers, off for `dizest run`.
     sandbox: str = "auto"
-    sandbox_require: tuple[str, ...] = (
-        "pidns", "cgroup", "mountns", "identity", "landlock", "redis_auth"
-    )  # fmt: skip
-    sandbox_hide: tuple[str, ...] = ()  # more server paths flows must not see
+    sandbox_require: tuple[str, ...] = field(
+        default=("pidns", "cgroup", "mountns", "identity", "landlock", "redis_auth"),
+        metadata=envconfig.spec(empty="none"),  # DIZEST_SANDBOX_REQUIRE=none: require no layer
+    )
+    # more server paths flows must not see
+    sandbox_hide: tuple[str, ...] = field(default=(), metadata=envconfig.spec(sep=os.pathsep))
     network: str = "egress"  # a flow's default network: none, egress or full
     flow_env: tuple[str, ...] = ()  # more variable names (or PREFIX_*) flows may see
     flow_uid_base: int = 1 << 30
@@ -85,61 +91,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        return cls(**read_env(_PARSERS, environ))  # type: ignore[arg-type]
-
-
-def read_env(
-    parsers: Mapping[str, Callable[[str], object]], environ: Mapping[str, str] | None = None
-) -> dict[str, object]:
-    """The DIZEST_<NAME> variables that are set, parsed; a malformed one is a ConfigError."""
-    env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for name, parse in parsers.items():
-        raw = env.get(f"DIZEST_{name.upper()}")
-        if raw:
-            try:
-                values[name] = parse(raw)
-            except ValueError as exc:
-                raise ConfigError(f"DIZEST_{name.upper()}={raw!r}: {exc}") from None
-    return values
-
-
-def _paths(raw: str) -> tuple[str, ...]:
-    return tuple(p for p in raw.split(os.pathsep) if p)
-
-
-def _names(raw: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in raw.split(",") if p.strip())
-
-
-_PARSERS: dict[str, Callable[[str], object]] = {
-    "concurrency": int,
-    "flow_timeout": float,
-    "memory_limit_mb": int,
-    "plugin_paths": _paths,
-    "cache_dir": str,
-    "preload": _names,
-    "max_log_entries": int,
-    "max_render_bytes": int,
-    "max_preview_bytes": int,
-    "inline_max_bytes": int,
-    "max_input_depth": int,
-    "max_input_bytes": int,
-    "max_input_nodes": int,
-    "max_input_string": int,
-    "max_input_keys": int,
-    "sandbox": str,
-    "sandbox_require": lambda raw: () if raw.strip() == "none" else _names(raw),
-    "sandbox_hide": _paths,
-    "network": str,
-    "flow_env": _names,
-    "flow_uid_base": int,
-    "flow_gid": int,
-    "max_pids": int,
-    "max_open_files": int,
-    "max_file_mb": int,
-    "tmp_mb": int,
-}
+        return envconfig.from_env(cls, environ)
 
 
 def child_environment(

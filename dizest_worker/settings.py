@@ -1,18 +1,22 @@
 """Worker settings: one frozen dataclass, parsed and checked once from DIZEST_* variables.
 
 The engine's own settings (concurrency, limits, plugins) stay in `dizest_core.settings.Settings`
-and are carried as `engine`.
+and are carried as `engine`; both are read from (and written to) the same DIZEST_* variables by
+`dizest_core.envconfig`.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dizest_core import envconfig
 from dizest_core.errors import ConfigError
-from dizest_core.settings import Settings, read_env
+from dizest_core.settings import Settings
+
+PATH = envconfig.spec(path=True)  # read as an absolute path
 
 
 @dataclass(frozen=True)
@@ -21,10 +25,16 @@ class WorkerSettings:
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     prefix: str = "dz"
-    artifact_dir: str = field(default_factory=lambda: os.path.abspath(".dizest/artifacts"))
-    workdir_root: str = field(default_factory=lambda: os.path.abspath(".dizest/runs"))
+    artifact_dir: str = field(
+        metadata=PATH, default_factory=lambda: os.path.abspath(".dizest/artifacts")
+    )
+    workdir_root: str = field(
+        metadata=PATH, default_factory=lambda: os.path.abspath(".dizest/runs")
+    )
     # users' drives (dizest_api.drives), read-only to their runs; shared like artifact_dir
-    drive_root: str = field(default_factory=lambda: os.path.abspath(".dizest/drives"))
+    drive_root: str = field(
+        metadata=PATH, default_factory=lambda: os.path.abspath(".dizest/drives")
+    )
     ttl_s: int = 7 * 24 * 3600
     lease_s: float = 10.0
     reaper_interval_s: float = 2.0
@@ -75,28 +85,4 @@ class WorkerSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
-        kwargs = {"engine": Settings.from_env(environ), **read_env(_PARSERS, environ)}
-        return cls(**kwargs)  # type: ignore[arg-type]
-
-
-_PARSERS: dict[str, Callable[[str], object]] = {
-    "redis_url": str,
-    "prefix": str,
-    "artifact_dir": os.path.abspath,
-    "workdir_root": os.path.abspath,
-    "drive_root": os.path.abspath,
-    "ttl_s": int,
-    "lease_s": float,
-    "reaper_interval_s": float,
-    "files_interval_s": float,
-    "max_attempts": int,
-    "retry_backoff_s": float,
-    "max_flow_timeout_s": float,
-    "task_slack_s": float,
-    "stream_maxlen": int,
-    "queue": str,
-    "local_slots": int,
-    "worker_name": str,
-    "redis_max_connections": int,
-    "redis_pool_timeout_s": float,
-}
+        return envconfig.from_env(cls, environ)

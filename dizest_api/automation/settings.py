@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dizest_core import envconfig
 from dizest_core.errors import ConfigError
-from dizest_core.settings import read_env
-
-
-def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-        raise ValueError("expected true or false")
-    return value in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -42,16 +35,4 @@ class AutomationSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AutomationSettings:
-        return cls(**read_env(_PARSERS, environ))  # type: ignore[arg-type]
-
-
-_PARSERS: dict[str, Callable[[str], object]] = {
-    "webhook_allow_private": _bool,
-    "webhook_timeout_s": float,
-    "webhook_attempts": int,
-    "webhook_backoff_s": float,
-    "trigger_rate_per_min": int,
-    "beat_interval_s": float,
-    "sweep_interval_s": float,
-    "sweep_window_s": int,
-}
+        return envconfig.from_env(cls, environ)

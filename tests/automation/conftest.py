@@ -22,9 +22,10 @@ from dizest_api import create_app
 from dizest_api.automation.service import Automation, install
 from dizest_api.automation.settings import AutomationSettings
 from dizest_api.settings import ApiSettings
+from dizest_core import envconfig
 from tests.api.conftest import Api
 from tests.conftest import wait_for
-from tests.worker.conftest import ROOT, cluster, redis_url, settings_env  # noqa: F401
+from tests.worker.conftest import ROOT, cluster, redis_url  # noqa: F401
 
 AUTO_ENV = {
     "DIZEST_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver listens on 127.0.0.1
@@ -131,7 +132,7 @@ def stack(cluster: Any, tmp_path: Path) -> Iterator[Stack]:  # noqa: F811
     app = create_app(settings, client=cluster.client)
     app.config["TESTING"] = True
     auto = install(app, AutomationSettings.from_env(AUTO_ENV))
-    env = {**settings_env(cluster.settings), **AUTO_ENV}
+    env = {**envconfig.to_env(cluster.settings), **AUTO_ENV}
     beats: list[BeatProcess] = []
 
     def start_beat() -> BeatProcess:

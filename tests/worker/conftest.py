@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dizest_core import envconfig
 from dizest_core.settings import Settings
 from dizest_worker.client import Client
 from dizest_worker.connection import redis_client
@@ -67,6 +68,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
+# the test Redis may have no password; every kernel layer is still required
+KERNEL_LAYERS = tuple(layer for layer in Settings().sandbox_require if layer != "redis_auth")
+
+
 def make_settings(redis_url: str, root: Path, **overrides: object) -> WorkerSettings:
     tag = uuid.uuid4().hex[:10]
     base = WorkerSettings(
@@ -75,31 +80,15 @@ def make_settings(redis_url: str, root: Path, **overrides: object) -> WorkerSett
         queue=f"q{tag}",
         artifact_dir=str(root / "artifacts"),
         workdir_root=str(root / "runs"),
+        drive_root=str(root / "drives"),
         lease_s=2.0,
         reaper_interval_s=0.5,
         retry_backoff_s=0.2,
         max_flow_timeout_s=300,
         worker_name=f"w{tag}",
-        engine=Settings(concurrency=2),
+        engine=Settings(concurrency=2, sandbox_require=KERNEL_LAYERS),
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
-
-
-def settings_env(settings: WorkerSettings) -> dict[str, str]:
-    return {
-        "DIZEST_REDIS_URL": settings.redis_url,
-        "DIZEST_PREFIX": settings.prefix,
-        "DIZEST_QUEUE": settings.queue,
-        "DIZEST_ARTIFACT_DIR": settings.artifact_dir,
-        "DIZEST_WORKDIR_ROOT": settings.workdir_root,
-        "DIZEST_LEASE_S": str(settings.lease_s),
-        "DIZEST_REAPER_INTERVAL_S": str(settings.reaper_interval_s),
-        "DIZEST_RETRY_BACKOFF_S": str(settings.retry_backoff_s),
-        "DIZEST_MAX_FLOW_TIMEOUT_S": str(settings.max_flow_timeout_s),
-        "DIZEST_MAX_ATTEMPTS": str(settings.max_attempts),
-        # the test Redis may have no password; every kernel layer is still required
-        "DIZEST_SANDBOX_REQUIRE": "pidns,cgroup,mountns,identity,landlock",
-    }
 
 
 class WorkerProcess:
@@ -117,7 +106,7 @@ class WorkerProcess:
         args = [sys.executable, "-m", "dizest_cli", "worker", "-c", str(concurrency), "-n", name]
         if queues:
             args += ["-Q", queues]
-        full_env = {**os.environ, **settings_env(settings), **(env or {})}
+        full_env = {**os.environ, **envconfig.to_env(settings), **(env or {})}
         self.proc = subprocess.Popen(
             args,
             cwd=ROOT,

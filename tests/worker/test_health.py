@@ -7,13 +7,14 @@ import subprocess
 import sys
 import time
 
+from dizest_core import envconfig
 from dizest_worker.keys import Keys
 from tests.conftest import wait_for
-from tests.worker.conftest import ROOT, settings_env
+from tests.worker.conftest import ROOT
 
 
 def alive(settings, name: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **envconfig.to_env(settings)}
     command = [sys.executable, "-m", "dizest_cli", "worker-alive", "-n", name]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 

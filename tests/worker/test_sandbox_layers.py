@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from tests.worker.conftest import ROOT, make_settings, settings_env
+from dizest_core import envconfig
+from tests.worker.conftest import ROOT, make_settings
 
 
 def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -26,7 +27,7 @@ def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_a_worker_refuses_to_start_without_a_required_layer(redis_url, tmp_path):
     if "@" in redis_url:
         pytest.skip("the test Redis has a password: redis_auth is not missing")
-    env = settings_env(make_settings(redis_url, tmp_path))
+    env = envconfig.to_env(make_settings(redis_url, tmp_path))
     env["DIZEST_SANDBOX_REQUIRE"] = "pidns,redis_auth"
     done = _start(env)
     assert done.returncode == 1
@@ -36,7 +37,7 @@ def test_a_worker_refuses_to_start_without_a_required_layer(redis_url, tmp_path)
 
 
 def test_an_unknown_required_layer_is_named(redis_url, tmp_path):
-    env = settings_env(make_settings(redis_url, tmp_path))
+    env = envconfig.to_env(make_settings(redis_url, tmp_path))
     env["DIZEST_SANDBOX_REQUIRE"] = "chroot"
     done = _start(env)
     assert done.returncode == 1 and "chroot: unknown layer" in done.stderr
@@ -44,7 +45,7 @@ def test_an_unknown_required_layer_is_named(redis_url, tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a root worker has every layer here")
 def test_a_root_worker_prints_every_layer_active(redis_url, tmp_path):
-    env = settings_env(make_settings(redis_url, tmp_path))
+    env = envconfig.to_env(make_settings(redis_url, tmp_path))
     env["DIZEST_SANDBOX_REQUIRE"] = "chroot"  # stops it right after the report
     lines = [ln for ln in _start(env).stderr.splitlines() if "worker: sandbox layer " in ln]
     states = dict(ln.split("sandbox layer ", 1)[1].split(None, 1) for ln in lines)

@@ -1,0 +1,145 @@
+"""Settings from DIZEST_* variables and back (`dizest_core.envconfig`): the reader and the writer
+are derived from the same fields, so `from_env(to_env(s)) == s` for every settings value a reader
+can produce, and a value no text can carry is refused rather than changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dizest_api.automation.settings import AutomationSettings
+from dizest_api.settings import ApiSettings
+from dizest_core import envconfig
+from dizest_core.errors import ConfigError
+from dizest_core.settings import Settings
+from dizest_worker.settings import WorkerSettings
+
+PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+WORD = st.from_regex(r"[A-Za-z0-9_.@:+/-]{1,12}", fullmatch=True)
+PATH = st.lists(st.from_regex(r"[a-z0-9_.-]{1,8}", fullmatch=True), min_size=1, max_size=3).map(
+    lambda parts: os.path.abspath("/" + "/".join(parts))
+)
+# values the fields' own checks (__post_init__) allow; every other field is drawn from its type
+CHOSEN: dict[str, st.SearchStrategy[Any]] = {
+    "sandbox": st.sampled_from(["auto", "on", "off"]),
+    "network": st.sampled_from(["none", "egress", "full"]),
+    "redis_url": WORD.map(lambda w: f"redis://:{w}@127.0.0.1:6379/1"),
+    "secret_key": st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=16),
+    "bcrypt_rounds": st.integers(4, 31),
+    "heartbeat_s": st.floats(0.1, 300),
+    "max_request_bytes": st.integers(1024, 10**6),
+    "max_upload_bytes": st.integers(10**6, 10**9),
+    "sweep_window_s": st.integers(60, 10**6),
+}
+
+
+def _value(field: dataclasses.Field[Any], hint: Any) -> st.SearchStrategy[Any]:
+    if field.name in CHOSEN:
+        return CHOSEN[field.name]
+    if isinstance(hint, types.UnionType):  # X | None
+        (inner,) = (a for a in typing.get_args(hint) if a is not type(None))
+        return st.none() | _value(field, inner)
+    if dataclasses.is_dataclass(hint):
+        return instances(typing.cast(type, hint))
+    opts = field.metadata.get("env", {})
+    if hint is bool:
+        return st.booleans()
+    if hint is int:
+        return st.integers(64, 2**40)
+    if hint is float:
+        return st.floats(0.5, 1e9)
+    if hint is str:
+        return PATH if opts.get("path") else st.text(st.characters(min_codepoint=32), min_size=1)
+    item = PATH if opts.get("path") else WORD
+    sep, trim = opts.get("sep", ","), opts.get("trim", "")
+    item = item.filter(lambda text: sep not in text and not text.endswith(trim or "\0"))
+    empty_ok = opts.get("empty") is not None or envconfig._read_back(field, hint, "") == ()
+    return st.lists(item, min_size=0 if empty_ok else 1, max_size=4).map(tuple)
+
+
+def instances(cls: type) -> st.SearchStrategy[Any]:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: _value(f, hints[f.name]) for f in dataclasses.fields(cls)}
+    return st.fixed_dictionaries(fields).map(lambda kw: cls(**kw))
+
+
+@PROPS
+@given(instances(ApiSettings))
+def test_api_settings_come_back_from_their_own_variables(value: ApiSettings) -> None:
+    assert ApiSettings.from_env(envconfig.to_env(value)) == value
+
+
+@PROPS
+@given(instances(AutomationSettings))
+def test_automation_settings_come_back_from_their_own_variables(value: Any) -> None:
+    assert AutomationSettings.from_env(envconfig.to_env(value)) == value
+
+
+def test_a_child_environment_overrides_every_variable_of_the_parent() -> None:
+    """`{**os.environ, **to_env(s)}` gives the child `s`, whatever DIZEST_* the parent had:
+    None is written as an empty (unset) variable, not left out."""
+    parent = {"DIZEST_FLOW_TIMEOUT": "5", "DIZEST_SANDBOX_HIDE": "/secret", "DIZEST_PREFIX": "x"}
+    value = WorkerSettings(prefix="dzchild", engine=Settings(flow_timeout=None))
+    assert WorkerSettings.from_env({**parent, **envconfig.to_env(value)}) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Settings(preload=("a,b",)),  # the separator inside an item
+        Settings(plugin_paths=()),  # empty, but the default is not and no text says "empty"
+        WorkerSettings(worker_name=""),  # an empty variable is an unset one
+        WorkerSettings(lease_s=float("inf")),  # readers refuse non-finite numbers
+        WorkerSettings(artifact_dir="relative/dir"),  # read back as an absolute path
+    ],
+)
+def test_a_value_no_variable_can_carry_is_refused(value: object) -> None:
+    with pytest.raises(ConfigError, match="has no text"):
+        envconfig.to_env(value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DIZEST_LEASE_S": "nan"}, "DIZEST_LEASE_S='nan': expected a finite number"),
+        ({"DIZEST_CONCURRENCY": "two"}, "DIZEST_CONCURRENCY='two': invalid literal"),
+        ({"DIZEST_COOKIE_SECURE": "maybe"}, "DIZEST_COOKIE_SECURE='maybe': expected true or false"),
+    ],
+)
+def test_a_malformed_variable_is_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ApiSettings.from_env({"DIZEST_SECRET_KEY": "k" * 16, **env})
+
+
+def test_lists_read_as_they_always_have() -> None:
+    got = ApiSettings.from_env(
+        {
+            "DIZEST_SECRET_KEY": "k" * 16,
+            "DIZEST_ALLOWED_ORIGINS": " https://a.example/ ,, https://b.example",
+            "DIZEST_SANDBOX_REQUIRE": " none ",
+            "DIZEST_PLUGIN_PATHS": f"/p1{os.pathsep}{os.pathsep}/p2",
+            "DIZEST_FLOW_ENV": "HF_*, WANDB_MODE",
+            "DIZEST_COOKIE_SECURE": "Yes",
+        }
+    )
+    assert got.allowed_origins == ("https://a.example", "https://b.example")
+    assert got.worker.engine.sandbox_require == ()
+    assert got.worker.engine.plugin_paths == ("/p1", "/p2")
+    assert got.worker.engine.flow_env == ("HF_*", "WANDB_MODE")
+    assert got.cookie_secure is True
+
+
+def test_every_variable_is_named_once() -> None:
+    """The names are the fields' own, and no two settings classes share one: a variable set for
+    one package never changes another's setting."""
+    names = [*envconfig.names(ApiSettings), *envconfig.names(AutomationSettings)]
+    assert len(names) == len(set(names)) == 69
+    assert {"DIZEST_SANDBOX_REQUIRE", "DIZEST_REDIS_URL", "DIZEST_SECRET_KEY"} <= set(names)
