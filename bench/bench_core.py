@@ -1,4 +1,4 @@
-"""Benchmark of local-mode dizest on the DIZEST benchmark packages in bench/dwp/.
+"""Benchmark of local-mode dizest on the DIZEST benchmark packages in tests/data/.
 
 For every shape: one Workflow, a cold first run (zygote start included), then `--repeat` warm
 runs of `wf.run()` timed by wall clock; every run's outputs are checked against the package's
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DWP_DIR = HERE / "dwp"
+DWP_DIR = HERE.parent / "tests" / "data"  # the one copy: the tests run the same packages
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # a clone run without `pip install -e .`
 

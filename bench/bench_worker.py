@@ -4,7 +4,7 @@ The script starts its own workers (each in its own process group), submits runs 
 `dizest_worker.client.Client`, checks every run's outputs and stops every process it started,
 also on Ctrl-C or an error. Measured, per worker configuration:
 
-  shapes    bench/dwp packages: wall time submit -> `client.wait()` returns
+  shapes    tests/data packages: wall time submit -> `client.wait()` returns
   hop       100-flow no-op chain: time between consecutive flows' `ready` events (Redis clock)
   makespan  100-flow DAG of 5-50 ms sleeps, 8 slots: (last event - first event) / critical path
   events    50-flow chain printing 20 lines each: publish -> receive latency on the events

@@ -3,7 +3,7 @@
 Same shape and random draws as the dag100/dag1000 benchmark packages: flow 0 ("root") outputs
 v = 1; flow i > 0 reads k = randint(1, min(3, i)) distinct earlier flows on its one input port
 "x" (chosen by `random.Random(seed).sample`) and outputs v = sum of them. With n=1000 and
-seed=1000 the result equals dwp/dag1000.dwp (key for key).
+seed=1000 the result equals tests/data/dag1000.dwp (key for key).
 
     python bench/gen_dag.py 10000 --seed 10000 --out /tmp/dag10000.dwp
 """
