@@ -18,7 +18,7 @@ from dizest_cli.common import (  # fmt: skip
     server_options,
     when,
 )
-from dizest_cli.local import parse_inputs
+from dizest_cli.local import input_option, parse_inputs
 
 
 @click.group()
@@ -75,7 +75,7 @@ def schedules_show(
 @click.argument("workflow_id")
 @click.argument("cron")
 @click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone.")
-@click.option("--input", "-i", "inputs", multiple=True, help="name=value (JSON or text).")
+@input_option
 @click.option("--option", "-o", "options", multiple=True, help="flow_timeout=60, retries=2 ...")
 @click.option("--catchup", type=click.Choice(["once", "skip"]), default="once", show_default=True,
               help="A tick missed while no beat ran: run once when one is back, or skip it.")  # fmt: skip

@@ -34,6 +34,17 @@ def parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     return inputs
 
 
+# `dizest run`, `dizest submit` and `dizest schedules add` take a run's inputs alike
+input_option = click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Run input for every flow that reads NAME, or FLOW_ID.NAME for one flow (JSON or text).",
+)
+
+
 def _settings() -> Settings:
     try:
         return Settings.from_env()
@@ -51,14 +62,7 @@ def _load(path: str, settings: Settings) -> Workflow:
 
 @click.command()
 @click.argument("workflow", type=click.Path(dir_okay=False))
-@click.option(
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Run input for every flow that reads NAME, or FLOW_ID.NAME for one flow.",
-)
+@input_option
 @click.option(
     "--flow",
     "-f",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from dizest_cli.common import connect, server_options
-from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, parse_inputs
+from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, input_option, parse_inputs
 from dizest_cli.progress import Progress
 from dizest_core import dwp
 from dizest_core.events import Event
@@ -53,14 +53,7 @@ def problem_text(problem: dict[str, Any]) -> str:
 @click.command()
 @click.argument("workflow", type=click.Path(dir_okay=False, exists=True))
 @server_options
-@click.option(
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Run input for every flow that reads NAME, or FLOW_ID.NAME for one flow.",
-)
+@input_option
 @click.option("--flow", "-f", "flows", multiple=True, metavar="ID", help="Run only this flow (and its upstream).")  # fmt: skip
 @click.option("--file", "attach", multiple=True, metavar="PATH|AS=PATH", help="Attach a local file to this run alone: it is put in the run's working directory at PATH (relative), or at AS, before its flows start.")  # fmt: skip
 @click.option("--wait", is_flag=True, help="Stream the run's events and print its outputs.")
@@ -157,4 +150,3 @@ def attached_files(specs: tuple[str, ...]) -> dict[str, Path]:
         name = name or (local if not path.is_absolute() else path.name)
         files[Path(name).as_posix()] = path
     return files
-
