@@ -14,6 +14,7 @@ failed), 504 `run_timeout` with the run id.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -121,29 +122,19 @@ def _stream(wf_id: str) -> Response:
     return response
 
 
-@endpoint(bp, "GET", "/dizest/api/run/<wf_id>", "DIZEST-compatible: run, wait, final outputs",
-          scope="run",
-          responses={200: "CompatResult", 422: ERR, 429: ERR, 503: ERR, 504: ERR})  # fmt: skip
-def run_get(wf_id: str) -> Response:
-    return _run(wf_id)
+def _route(kind: str, answer: Callable[[str], Response], summary: str, responses: Any) -> None:
+    """`kind` on GET and POST alike (DIZEST took both): one view each, for its own Spec and
+    operationId (`compat_run_get`, ...)."""
+    for method in ("GET", "POST"):
+
+        def view(wf_id: str) -> Response:
+            return answer(wf_id)
+
+        view.__name__ = f"{kind}_{method.lower()}"
+        rule = f"/dizest/api/{kind}/<wf_id>"
+        endpoint(bp, method, rule, summary, scope="run", responses=responses)(view)
 
 
-@endpoint(bp, "POST", "/dizest/api/run/<wf_id>", "DIZEST-compatible: run, wait, final outputs",
-          scope="run",
-          responses={200: "CompatResult", 422: ERR, 429: ERR, 503: ERR, 504: ERR})  # fmt: skip
-def run_post(wf_id: str) -> Response:
-    return _run(wf_id)
-
-
-@endpoint(bp, "GET", "/dizest/api/stream/<wf_id>", "DIZEST-compatible: run and stream events",
-          scope="run",
-          responses=EVENTS)  # fmt: skip
-def stream_get(wf_id: str) -> Response:
-    return _stream(wf_id)
-
-
-@endpoint(bp, "POST", "/dizest/api/stream/<wf_id>", "DIZEST-compatible: run and stream events",
-          scope="run",
-          responses=EVENTS)  # fmt: skip
-def stream_post(wf_id: str) -> Response:
-    return _stream(wf_id)
+_route("run", _run, "DIZEST-compatible: run, wait, final outputs",
+       {200: "CompatResult", 422: ERR, 429: ERR, 503: ERR, 504: ERR})  # fmt: skip
+_route("stream", _stream, "DIZEST-compatible: run and stream events", EVENTS)
