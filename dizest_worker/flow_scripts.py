@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dizest_worker.lua_prelude import PRELUDE
 
-# KEYS: run, flows, events, leases, metrics, then the outputs hash of each input source
+# KEYS: the step keys (run, flows, events, leases, metrics, done), then the outputs hash of each
+#       input source
 # ARGV: channel, maxlen, run_id, flow, attempt, worker, lease_expiry_ms, then "v:{name}" per source
 # Returns 'stale' | 'cancelled' | {'ok', value of each source (nil when absent)...}
 CLAIM = (
@@ -30,12 +31,12 @@ emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_RU
 emit(run_key, stream, channel, maxlen, run_id, EV_CLEAR, flow, '{}')
 redis.call('HINCRBY', KEYS[5], 'started', 1)
 local reply = {'ok'}
-for i = 6, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 2]) end
+for i = 7, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 1]) end
 return reply
 """
 )
 
-# KEYS: run, flows, events, leases, outputs, metrics, done
+# KEYS: the step keys (run, flows, events, leases, metrics, done), then the flow's outputs hash
 # ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
 #       max_retries, backoff_ms, expired_before, reserve_until, retry_reason, skip_reason,
 #       n_children, children..., n_below, flows below it (plan order)..., n_outputs,
@@ -49,8 +50,8 @@ return reply
 FINISH = (
     PRELUDE
     + r"""
-local run_key, flows_key, stream, leases, out_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local done = KEYS[7]
+local run_key, flows_key, stream, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local metrics, done, out_key = KEYS[5], KEYS[6], KEYS[7]
 local channel, maxlen, ttl, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ok, reason, duration = ARGV[7] == '1', ARGV[8], ARGV[9]
 local retryable, max_retries, backoff_ms = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -74,7 +75,7 @@ if not ok and retryable and not cancelled and used < max_retries then
   redis.call('ZADD', leases, reserve_until + delay, member(run_id, flow, next_attempt))
   emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
        status_data(S_PENDING, retry_reason))
-  redis.call('HINCRBY', KEYS[6], 'retried', 1)
+  redis.call('HINCRBY', metrics, 'retried', 1)
   return {'retry', tostring(next_attempt), tostring(delay)}
 end
 local i = 17
@@ -103,7 +104,7 @@ else
 end
 if reason == '' then reason = false end
 redis.call('HSET', flows_key, flow, status, flow .. ':index', index, flow .. ':duration', duration)
-count_finished(KEYS[6], status, tonumber(duration) or 0)
+count_finished(metrics, status, tonumber(duration) or 0)
 set_reason(flows_key, flow, reason)
 emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
      status_data(status, reason, ',"duration_s":' .. duration))
@@ -137,7 +138,7 @@ return {'ok', ready, final}
 """
 )
 
-# KEYS: run, flows, events, leases, metrics, done
+# KEYS: the step keys (run, flows, events, leases, metrics, done)
 # ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until,
 #       cancel_reason, lost_reason (of the next attempt)
 # An attempt of a cancelled run is resolved here (error, cancelled, as when a worker kills it

@@ -73,10 +73,18 @@ class RedisRuns(RunReader):
     def _base_args(self, run_id: str) -> list[Any]:
         return [self.keys.event_channel, self.settings.stream_maxlen, run_id]
 
-    def _step_keys(self, run_id: str) -> list[str]:
-        """KEYS[1..5] of CLAIM and REQUEUE (FINISH has the outputs hash before metrics)."""
+    def _step_keys(self, run_id: str, *more: str) -> list[str]:
+        """KEYS of CLAIM, FINISH and REQUEUE: the same six first, then what the step adds."""
         k = self.keys
-        return [k.run(run_id), k.flows(run_id), k.events(run_id), k.leases, k.metrics]
+        return [
+            k.run(run_id),
+            k.flows(run_id),
+            k.events(run_id),
+            k.leases,
+            k.metrics,
+            k.done(run_id),
+            *more,
+        ]
 
     # -- creating a run ------------------------------------------------------------------
     def create(
@@ -161,7 +169,7 @@ class RedisRuns(RunReader):
         sources: Sequence[tuple[str, str]] = (),
     ) -> tuple[str, list[Value | None]]:
         """Take a pending attempt; with it, the values of its (source flow, output) inputs."""
-        keys = [*self._step_keys(run_id), *(self.keys.outputs(run_id, f) for f, _ in sources)]
+        keys = self._step_keys(run_id, *(self.keys.outputs(run_id, f) for f, _ in sources))
         expiry = now_ms() + int(self.settings.lease_s * 1000)
         args = [
             *self._base_args(run_id),
@@ -242,15 +250,7 @@ class RedisRuns(RunReader):
                 encode_value(value) if value is not None else b"",
                 json.dumps(preview),
             ]
-        keys = [
-            self.keys.run(run_id),
-            self.keys.flows(run_id),
-            self.keys.events(run_id),
-            self.keys.leases,
-            self.keys.outputs(run_id, flow_id),
-            self.keys.metrics,
-            self.keys.done(run_id),
-        ]
+        keys = self._step_keys(run_id, self.keys.outputs(run_id, flow_id))
         args = [
             self.keys.event_channel,
             self.settings.stream_maxlen,
@@ -288,7 +288,7 @@ class RedisRuns(RunReader):
         """Handle one expired lease: `resend`, the next attempt's number, `exhausted`, `gone`
         or `alive` (see scripts.REQUEUE)."""
         answer = self._requeue(
-            keys=[*self._step_keys(run_id), self.keys.done(run_id)],
+            keys=self._step_keys(run_id),
             args=[
                 *self._base_args(run_id),
                 flow_id,
