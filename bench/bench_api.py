@@ -77,6 +77,7 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     admin: dict[str, str] = field(default_factory=dict)
+    data: Path | None = None  # its data dir (runs' working directories under runs/)
 
     def pids(self) -> dict[str, list[int]]:
         """API (the gunicorn master and workers), worker tree, Redis: by their command lines
@@ -177,7 +178,7 @@ def serving(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    server = Server(f"http://127.0.0.1:{port}", "127.0.0.1", port, proc)
+    server = Server(f"http://127.0.0.1:{port}", "127.0.0.1", port, proc, data=tmp / "data")
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -334,15 +335,18 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> dict[str, Any]:
-    gate = Path(tempfile.mkdtemp(prefix="dizest-gate-")) / "open"
+    # The gate is a file in the run's own working directory: a sandboxed flow sees nothing
+    # else of the machine (its /tmp is its own).
     app = app_dict("gate", GATE_CODE)
     app["inputs"] = [{"type": "variable", "name": n} for n in ("gate", "lines", "interval")]
     package = package_dict("fan-out", "", {"gate": app}, {"g": flow_dict("g", "gate", 0)})
-    inputs = {"gate": str(gate), "lines": lines, "interval": interval}
+    inputs = {"gate": "open", "lines": lines, "interval": interval}
     status, run, _ = call(server.base, "POST", "/api/v1/runs", {"package": package, "inputs": inputs}, server.admin)  # fmt: skip
     if status != 201:
         raise RuntimeError(f"submit: {status} {run}")
     run_id = run["run_id"]
+    assert server.data is not None
+    gate = server.data / "runs" / run_id / "open"
     path = f"/api/v1/runs/{run_id}/events"
     before = cpu_by_role(server)
     t0 = time.perf_counter()
@@ -377,7 +381,6 @@ def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> d
                 lo, hi = spread.get(event_id, (t, t))
                 spread[event_id] = (min(lo, t), max(hi, t))
     gate.unlink(missing_ok=True)
-    gate.parent.rmdir()
     return {
         "clients": clients,
         "events": len(ref_ids),
