@@ -44,7 +44,8 @@ dizest.output(
 """
 OUTPUTS = ["as_json", "as_text", "as_bytes", "frame", "array", "figure", "image", "evil"]
 PACKAGE = package(
-    {"make": {"code": CODE, "outputs": OUTPUTS, "inputs": [("marker", "variable", "text")]}}, {"m": {"app": "make"}}
+    {"make": {"code": CODE, "outputs": OUTPUTS, "inputs": [("marker", "variable", "text")]}},
+    {"m": {"app": "make"}},
 )
 
 
