@@ -30,7 +30,7 @@ def require_worker() -> None:
     """Refuse a submit (503 no_worker, Retry-After) when no worker is live: a run accepted
     then would stay pending with nobody to say why."""
     found = services()
-    if not live_workers(found.redis, found.settings.worker):
+    if not found.client.live_workers():
         raise NoWorker(
             "no worker is running to take this run; retry shortly",
             {"retry_after": RETRY_AFTER_S, "workers": []},

@@ -4,6 +4,7 @@ a 4xx with a JSON body naming the limit, store nothing, and the service keeps ru
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +14,10 @@ import pytest
 
 from dizest_api import create_app
 from dizest_api.settings import ApiSettings
-from tests.api.test_runs import Live, create_workflow, serve_live
+from dizest_worker.memory_client import MemoryClient
+from tests.api.test_runs import Live, create_workflow
 from tests.conftest import package
+from tests.worker.conftest import cleanup, make_settings
 
 ECHO = package(
     {"echo": {"code": "y = dizest.input('x', 0)", "inputs": [("x", "variable", None)],
@@ -30,8 +33,18 @@ COMPAT = package(
 
 @pytest.fixture(scope="module")
 def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with serve_live(redis_url, tmp_path_factory.mktemp("poison")) as found:
-        yield found
+    """The app on an in-memory client: these limits are the service's, a worker adds nothing."""
+    root = tmp_path_factory.mktemp("poison")
+    worker = make_settings(redis_url, root, prefix=f"dzp{uuid.uuid4().hex[:10]}")
+    client = MemoryClient(worker)
+    settings = ApiSettings(
+        secret_key="k" * 32, data_dir=str(root / "data"), bcrypt_rounds=4, worker=worker
+    )
+    app = create_app(settings, client=client)
+    app.config["TESTING"] = True
+    yield Live(app, app.test_client(), worker_settings=worker)
+    client.close()
+    cleanup(worker)
 
 
 def nested_json(depth: int) -> str:
@@ -123,7 +136,8 @@ def test_an_operator_limit_on_input_size_is_a_422_naming_it(live: Live) -> None:
     worker = replace(worker, engine=replace(worker.engine, max_input_bytes=1 << 20))
     app = create_app(
         ApiSettings(secret_key="k" * 32, data_dir=str(Path(worker.workdir_root).parent / "data"),
-                    bcrypt_rounds=4, worker=worker)
+                    bcrypt_rounds=4, worker=worker),
+        client=(memory := MemoryClient(worker)),
     )  # fmt: skip
     app.config["TESTING"] = True
     many = {"package": ECHO, "inputs": {f"x{n}": "b" * 300_000 for n in range(4)}}
@@ -134,3 +148,4 @@ def test_an_operator_limit_on_input_size_is_a_422_naming_it(live: Live) -> None:
     hub = app.extensions.get("dizest.events")
     if hub is not None:
         hub.close()
+    memory.close()
