@@ -69,7 +69,10 @@ def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
                 continue  # not on this machine (/lib32, ...)
             rules.append((fd, _rights(fd, access, _handled(abi))))
     covers = [*_outermost(data), *(p for p in ("/tmp", "/dev/shm") if os.path.isdir(p))]
-    return Prepared(tuple(covers), tuple(rules), mounted="mountns" in on)
+    reads = {os.path.realpath(p) for p in policy.read if os.path.exists(p)}
+    rebind = sorted(p for p in reads if any(_within(p, c) for c in covers))
+    mounted = "mountns" in on
+    return Prepared(tuple(covers), tuple(rebind), tuple(rules), mounted)
 
 
 def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
@@ -91,7 +94,8 @@ def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
     if slot.prepared.mounted:
         tmp = f"mode=1777,size={policy.tmp_mb}m"
         options = {c: tmp if c in ("/tmp", "/dev/shm") else COVER for c in slot.prepared.covers}
-        _cover(list(slot.prepared.covers), exposed, options)
+        keep = [_Expose(p, False) for p in slot.prepared.rebind]  # the Python installation
+        _cover(list(slot.prepared.covers), exposed + keep, options)
     rlimits(policy, job.memory_limit_mb, tree_memory=slot.group is not None)
     if slot.uid is not None and slot.gid is not None:
         os.setgroups([])

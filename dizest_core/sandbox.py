@@ -37,7 +37,7 @@ import json
 import os
 import resource
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dizest_core.cgroups import Group
@@ -83,6 +83,7 @@ class Prepared:
     (Landlock rules are added from these, so a flow opens none of them itself)."""
 
     covers: tuple[str, ...] = ()  # covered per flow: the server's data dirs, /tmp, /dev/shm
+    rebind: tuple[str, ...] = ()  # read-only paths under those covers (a venv in /tmp ...)
     static_rules: tuple[tuple[int, int], ...] = ()  # (O_PATH fd, Landlock access)
     mounted: bool = False  # the zygote's own mount namespace is in place
 
@@ -98,15 +99,24 @@ class Slot:
     prepared: Prepared = field(default_factory=Prepared)
 
 
-def python_paths(hide: tuple[str, ...]) -> tuple[str, ...]:
+def with_read(policy: Policy, paths: tuple[str, ...]) -> Policy:
+    """`policy` that also allows reading `paths` (more of the Python path), by the same rules."""
+    more = python_paths(policy.hide, roots=tuple(p for p in paths if p))
+    return replace(policy, read=tuple(dict.fromkeys((*policy.read, *more))))
+
+
+def python_paths(hide: tuple[str, ...], roots: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """Directories of the Python installation to allow read-only: prefixes and sys.path. One
     that holds server data (a hidden path other than the private homes of HIDE_DEFAULT) is not
-    allowed whole: only its children that hold none are."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)}
+    allowed whole: only its children that hold none are. Shared scratch places and homes are
+    never allowed as such (a script run from /tmp puts /tmp on sys.path), only what is in them."""
+    if roots is None:
+        roots = (sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p))
     data = [os.path.realpath(h) for h in hide if h not in HIDE_DEFAULT]
+    never = {os.path.realpath(p) for p in ("/", "/tmp", "/dev/shm", "/var/tmp", *HIDE_DEFAULT)}
     allowed: list[str] = []
-    for root in sorted(roots):
-        if os.path.isdir(root):
+    for root in sorted(set(roots)):
+        if os.path.isdir(root) and os.path.realpath(root) not in never:
             allowed.extend(_exposable(os.path.realpath(root), data, depth=3))
     return tuple(dict.fromkeys(allowed))
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from dizest_core.errors import ExecutionError
-from dizest_core.sandbox import Policy
+from dizest_core.sandbox import Policy, with_read
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 ZYGOTE_START_S = 60.0  # preloading heavy modules (torch) takes a while
@@ -36,6 +36,8 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         policy = policy or Policy(enabled=False)
         path = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        if policy.enabled:  # what the zygote imports from, flows may read
+            policy = with_read(policy, tuple(path.split(os.pathsep)))
         self.proc = subprocess.Popen(
             [
                 sys.executable,

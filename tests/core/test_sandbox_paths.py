@@ -1,0 +1,43 @@
+"""What of the Python path a sandboxed flow may read: the installation wherever it lives (a
+clone and its venv under /tmp included), never a scratch place or home as such."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from dizest_core.sandbox import python_paths
+from tests.conftest import package
+
+
+def test_scratch_dirs_on_the_path_are_never_allowed_whole(tmp_path: Path, monkeypatch):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    data = tmp_path / "data"
+    (data / "runs").mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", ["", "/tmp", "/root", str(lib), str(data)])
+    allowed = python_paths((str(data),))
+    assert "/tmp" not in allowed and "/root" not in allowed and "" not in allowed
+    assert str(lib) in allowed  # inside /tmp, yet part of the path: allowed
+    assert not any(p == str(data) or p.startswith(f"{data}/") for p in allowed)  # server data
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
+def test_a_flow_imports_from_a_python_path_under_tmp_but_sees_no_other_tmp_file(
+    make_workflow, tmp_path: Path, monkeypatch
+):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "dz_path_probe.py").write_text("VALUE = 42\n")
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("not yours")
+    monkeypatch.setenv("PYTHONPATH", str(lib))  # the zygote imports from there: flows may read
+    code = f"import os, dz_path_probe\nv = [dz_path_probe.VALUE, os.path.exists({str(secret)!r})]"
+    pkg = package({"a": {"code": code, "outputs": ["v"]}}, {"f": {"app": "a"}})
+    work = tmp_path / "work"
+    work.mkdir()
+    report = make_workflow(pkg, sandbox="on").run(workdir=work)
+    assert report["flows"]["f"]["outputs"]["v"] == [42, False], report["flows"]["f"]
