@@ -22,7 +22,7 @@ from dizest_api.data.library import Library
 from dizest_api.embedded_redis import LOCATION_FILE, locate
 from dizest_api.settings import ApiSettings
 from dizest_core.errors import DizestError
-from dizest_worker.connection import redact_url
+from dizest_worker.client import redact_url
 from dizest_worker.keys import Keys
 
 DEFAULT_DATA_DIR = ".dizest"  # as `dizest serve --data-dir`

@@ -37,7 +37,7 @@ from dizest_core.job import FlowJob
 from dizest_core.model import InputSpec
 from dizest_core.sandbox import make_policy
 from dizest_core.settings import child_environment
-from dizest_worker.settings import WorkerSettings
+from dizest_worker.client import WorkerSettings
 
 TIMEOUT_S = 60.0
 MEMORY_MB = 1024

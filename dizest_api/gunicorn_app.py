@@ -15,7 +15,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from dizest_worker.lifeline import die_with_parent
+from dizest_core.lifeline import die_with_parent
 
 GRACEFUL_S = 10
 

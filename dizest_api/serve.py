@@ -32,7 +32,7 @@ from dizest_api.embedded_redis import EmbeddedRedis, forget_location, record_loc
 from dizest_api.gunicorn_app import GRACEFUL_S, stream_threads
 from dizest_api.supervisor import Child, Supervisor
 from dizest_core.errors import DizestError
-from dizest_worker.connection import redact_url
+from dizest_worker.client import redact_url
 
 WORKER_STOP_S = 15.0
 BEAT_STOP_S = 15.0
@@ -149,13 +149,12 @@ def _forget_worker() -> None:
     so /readyz and submits must not count it until it beats again."""
     import redis
 
-    from dizest_worker import liveness
-    from dizest_worker.settings import WorkerSettings
+    from dizest_worker.client import WorkerSettings, forget_worker
 
     settings = WorkerSettings.from_env()  # one try, bounded: this runs in the supervision loop
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     try:
-        liveness.forget(client, settings, settings.worker_name)
+        forget_worker(client, settings, settings.worker_name)
     except redis.RedisError as exc:  # Redis down too: the beat ages out within the window
         _say(f"could not reset the worker's heartbeat: {type(exc).__name__}")
     finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dizest_core import envconfig
 from dizest_core.errors import ConfigError
-from dizest_worker.settings import WorkerSettings
+from dizest_worker.client import WorkerSettings
 
 MIB = 1024 * 1024
 

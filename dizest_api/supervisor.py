@@ -3,7 +3,7 @@ any that ends while serving, and stops them in order.
 
 Invariants:
 - Every child is started from this process's main thread, in its own process group, and tied to
-  this process by PR_SET_PDEATHSIG (`dizest_worker.lifeline`): when the supervisor dies, even by
+  this process by PR_SET_PDEATHSIG (`dizest_core.lifeline`): when the supervisor dies, even by
   SIGKILL, its children get their death signal, and theirs in turn (gunicorn's workers, Celery's
   pool, the worker's reaper, flow processes) die with them. Nothing is left to hold the port.
 - A child that ends while serving, for any reason, is restarted after a backoff (0.5 s, doubled
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dizest_worker.lifeline import preexec
+from dizest_core.lifeline import preexec
 
 BACKOFF_S = 0.5
 BACKOFF_MAX_S = 10.0

@@ -26,9 +26,12 @@ from dizest_worker.settings import WorkerSettings
 RUN_FLOW = "dizest.run_flow"
 
 
-def create_celery(settings: WorkerSettings) -> Celery:
+def base_celery(name: str, settings: WorkerSettings) -> Celery:
+    """A Celery app on `settings`' broker with what every dizest Celery process shares (the flow
+    workers' and `dizest beat`'s): the kombu fix installed, late acks, reject on worker loss,
+    prefetch 1, JSON only, no results, reconnect forever, our own logging."""
     broker_fix.install()
-    app = Celery("dizest", broker=settings.redis_url, set_as_current=False)
+    app = Celery(name, broker=settings.redis_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -36,13 +39,20 @@ def create_celery(settings: WorkerSettings) -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        task_default_queue=settings.queue,
-        task_time_limit=settings.task_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_send_task_events=False,
         worker_hijack_root_logger=False,
+    )
+    return app
+
+
+def create_celery(settings: WorkerSettings) -> Celery:
+    app = base_celery("dizest", settings)
+    app.conf.update(
+        task_default_queue=settings.queue,
+        task_time_limit=settings.task_time_limit_s,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     app.conf.dizest_settings = settings

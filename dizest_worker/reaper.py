@@ -91,9 +91,9 @@ class Reaper:
 
 def main() -> None:
     """Entry point of the reaper process started by `dizest worker`."""
+    from dizest_core.lifeline import die_with_parent
     from dizest_worker.celery_app import create_celery, make_enqueue
     from dizest_worker.connection import redis_client
-    from dizest_worker.lifeline import die_with_parent
 
     parent = int(sys.argv[1]) if len(sys.argv) > 1 else None
     die_with_parent(signal.SIGTERM, parent)  # the worker's main process died: stop at once

@@ -1,6 +1,6 @@
 """The arrows of ARCHITECTURE.md: dizest_core imports no Flask, Celery, Redis, worker or API;
 the worker imports no Flask and no API; the API imports of the worker its client and key names
-(and, to start, its settings and Redis factory)."""
+only."""
 
 from __future__ import annotations
 
@@ -25,25 +25,11 @@ FORBIDDEN = {
 }
 
 
-# The service reaches the cluster through one door: `dizest_worker.client` (plus key names). At
-# startup it also reads the worker settings (the client is built from them) and opens Redis
-# through the one factory (its own data lives in the same Redis).
-API_DOOR = {
-    "dizest_worker.client",
-    "dizest_worker.keys",
-    "dizest_worker.settings",
-    "dizest_worker.connection",
-}
-# Modules of dizest_api that start processes, and what each needs for that only.
-API_STARTUP = {
-    # launches and supervises the workers: clears a dead worker's beat before its restart
-    "dizest_api/serve.py": {"dizest_worker.liveness"},
-    # tie the API's processes to their parent (PDEATHSIG)
-    "dizest_api/supervisor.py": {"dizest_worker.lifeline"},
-    "dizest_api/gunicorn_app.py": {"dizest_worker.lifeline"},
-    # dizest beat is a Celery process: the same kombu fix as every worker
-    "dizest_api/automation/celery_app.py": {"dizest_worker.broker_fix"},
-}
+# The service reaches the cluster through one door: `dizest_worker.client` (plus key names).
+# What it needs besides Client (the settings it is built from, the Redis factory, liveness, a
+# Celery app with the kombu fix) the client re-exports or wraps; no module of the API, not even
+# one that starts processes, has an exception.
+API_DOOR = {"dizest_worker.client", "dizest_worker.keys"}
 
 
 def worker_modules(path: Path) -> set[str]:
@@ -61,15 +47,40 @@ def worker_modules(path: Path) -> set[str]:
     return names
 
 
+def past_the_door(path: Path) -> list[str]:
+    """The worker modules `path` imports that are neither the client nor the key names."""
+    return sorted(worker_modules(path) - API_DOOR)
+
+
 def test_the_service_reaches_the_cluster_only_through_the_client() -> None:
     files = sorted((ROOT / "dizest_api").rglob("*.py"))
-    outside = {}
-    for f in files:
-        name = str(f.relative_to(ROOT))
-        extra = worker_modules(f) - API_DOOR - API_STARTUP.get(name, set())
-        if extra:
-            outside[name] = sorted(extra)
-    assert outside == {}
+    outside = {str(f.relative_to(ROOT)): past_the_door(f) for f in files}
+    assert {f: m for f, m in outside.items() if m} == {}
+
+
+# The exceptions the door used to grant, as the API wrote them: each is refused now.
+FORMER_EXCEPTIONS = [
+    "from dizest_worker.settings import WorkerSettings",
+    "from dizest_worker.connection import redis_client",
+    "from dizest_worker.connection import redact_url",
+    "def f():\n    from dizest_worker import liveness",
+    "from dizest_worker.lifeline import preexec",
+    "from dizest_worker.lifeline import die_with_parent",
+    "from dizest_worker import broker_fix",
+]
+
+
+@pytest.mark.parametrize("line", FORMER_EXCEPTIONS)
+def test_a_former_exception_is_past_the_door(tmp_path: Path, line: str) -> None:
+    sample = tmp_path / "m.py"
+    sample.write_text(f"from dizest_worker.client import Client\n{line}\n")
+    assert len(past_the_door(sample)) == 1
+
+
+def test_the_client_and_key_names_are_the_door(tmp_path: Path) -> None:
+    sample = tmp_path / "m.py"
+    sample.write_text("from dizest_worker.client import Client\nimport dizest_worker.keys\n")
+    assert past_the_door(sample) == []
 
 
 def client_internals(path: Path) -> list[str]:

@@ -65,7 +65,7 @@ def beat(concurrency: int, name: str, loglevel: str) -> None:
     """Run schedules (celery-redbeat), deliver webhooks and notice ended runs."""
     from dizest_api.automation.notify import Notifier
     from dizest_api.automation.settings import AutomationSettings
-    from dizest_worker.settings import WorkerSettings
+    from dizest_worker.client import WorkerSettings
 
     try:
         settings, auto = WorkerSettings.from_env(), AutomationSettings.from_env()

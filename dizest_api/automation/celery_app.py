@@ -17,8 +17,7 @@ from redbeat.schedulers import RedBeatSchedulerEntry
 from dizest_api.automation.cron import zoned
 from dizest_api.automation.keys import AutoKeys
 from dizest_api.automation.settings import AutomationSettings
-from dizest_worker import broker_fix
-from dizest_worker.settings import WorkerSettings
+from dizest_worker.client import WorkerSettings, celery_base
 
 TICK = "dizest.schedule_tick"
 DELIVER = "dizest.deliver_hook"
@@ -29,20 +28,9 @@ def automation_queue(settings: WorkerSettings) -> str:
 
 
 def create_automation_celery(settings: WorkerSettings, auto: AutomationSettings) -> Celery:
-    broker_fix.install()
-    app = Celery("dizest-automation", broker=settings.redis_url, set_as_current=False)
+    app = celery_base("dizest-automation", settings)  # with the flow workers' kombu fix
     app.conf.update(
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
         task_default_queue=automation_queue(settings),
-        broker_connection_retry_on_startup=True,
-        broker_connection_max_retries=None,
-        worker_send_task_events=False,
-        worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
         beat_max_loop_interval=auto.beat_interval_s,

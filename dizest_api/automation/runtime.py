@@ -12,8 +12,8 @@ from dizest_api.automation.settings import AutomationSettings
 from dizest_api.data.accounts import Accounts, UserNotFound, text_client
 from dizest_api.data.library import Library, StoredWorkflow
 from dizest_api.data.run_index import RunIndex
+from dizest_worker.client import WorkerSettings
 from dizest_worker.keys import Keys
-from dizest_worker.settings import WorkerSettings
 
 
 @dataclass

@@ -27,9 +27,8 @@ import bcrypt
 import redis
 
 from dizest_core.errors import AuthError, DizestError
-from dizest_worker.connection import redis_client
+from dizest_worker.client import WorkerSettings, redis_client
 from dizest_worker.keys import Keys
-from dizest_worker.settings import WorkerSettings
 
 ROLES = frozenset({"admin", "user"})
 SCOPES = frozenset({"read", "run", "admin"})
