@@ -26,6 +26,7 @@ from dizest_core import dwp, limits
 from dizest_core.errors import DizestError, ExecutionError, UnknownFlowError
 from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
+from dizest_core.model import Package
 from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
 from dizest_core.report import ReportBuilder, iso
@@ -129,19 +130,9 @@ class Client:
         `prepare(run_id)` is called with the new run's id once it is valid and before it is
         stored or enqueued (the API places attached files in its working directory there); when
         the idempotency key names an existing run, that run's id is returned instead."""
-        engine = self.settings.engine
-        budget = limits.Budget.of(engine)
-        limits.check_inputs(inputs or {}, engine, "input", budget)
-        limits.check_inputs(options or {}, engine, "option", budget)
-        pkg = dwp.load(package, extra_apps=self.plugins.apps())
-        limits.check_value(pkg.raw, "the package", "package", engine)
         targets = list(flows) if flows is not None else None
-        unknown = [f for f in targets or () if f not in pkg.flows]
-        if unknown:
-            raise UnknownFlowError(f"unknown flow(s): {', '.join(unknown)}")
+        pkg = self.validate(self.settings, self.plugins, package, inputs, targets, options)
         opts = dict(options or {})
-        # every option value, before anything is stored: a bad one must never fail a worker
-        validate_options(pkg, opts, self.settings.max_flow_timeout_s)
         common, per_flow = split_inputs(inputs or {}, pkg)
         if base_run is not None and self.runs.record(base_run) is None:
             raise RunNotFound(f"no run {base_run!r}")
@@ -178,6 +169,34 @@ class Client:
             )
             self.runs.release([(created.run_id, f, 1) for f in created.roots])
         return created.run_id
+
+    @staticmethod
+    def validate(
+        settings: WorkerSettings,
+        plugins: PluginRegistry,
+        package: dwp.Source,
+        inputs: Mapping[str, Any] | None,
+        flows: Iterable[str] | None,
+        options: Mapping[str, Any] | None,
+    ) -> Package:
+        """Every check of a submit before anything is stored (limits, package, flows, options);
+        the loaded package. Shared with the in-memory client, so both refuse alike."""
+        engine = settings.engine
+        budget = limits.Budget.of(engine)
+        limits.check_inputs(inputs or {}, engine, "input", budget)
+        limits.check_inputs(options or {}, engine, "option", budget)
+        pkg = dwp.load(package, extra_apps=plugins.apps())
+        limits.check_value(pkg.raw, "the package", "package", engine)
+        unknown = [f for f in flows or () if f not in pkg.flows]
+        if unknown:
+            raise UnknownFlowError(f"unknown flow(s): {', '.join(unknown)}")
+        # every option value, before anything is stored: a bad one must never fail a worker
+        validate_options(pkg, dict(options or {}), settings.max_flow_timeout_s)
+        return pkg
+
+    def live_workers(self) -> list[str]:
+        """The workers that can take a run now (the submit routes ask before they accept one)."""
+        return live_workers(self.redis, self.settings)
 
     def rerun(self, run_id: str, flow_id: str) -> str:
         """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs."""
