@@ -31,6 +31,7 @@ from dizest_api.data.library import WorkflowNotFound
 from dizest_api.data.run_index import RunIndex
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_int
 from dizest_api.errors import ApiError, BadInput, NotFound
+from dizest_api.event_hub import hub_for
 from dizest_api.routes.files import Attached, submit_body, user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_query import RUN_FILTERS, run_page
@@ -38,7 +39,7 @@ from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.schemas import ERR, EVENTS, page_of
 from dizest_api.services import services
-from dizest_api.streaming import STREAM_ID, follow, hub_for, sse
+from dizest_api.streaming import STREAM_ID, follow, sse
 from dizest_core.errors import DizestError
 from dizest_core.events import Event
 from dizest_worker.keys import Keys

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from dizest_api.event_hub import CLOSING, EventHub
 from dizest_api.gunicorn_app import post_worker_init
-from dizest_api.streaming import CLOSING, EventHub
 from tests.worker.conftest import redis_url  # noqa: F401
 
 

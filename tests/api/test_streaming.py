@@ -17,7 +17,8 @@ import pytest
 import redis
 from simple_websocket import ConnectionClosed
 
-from dizest_api.streaming import RESYNC, EventHub, chunk, follow, hub_for, sse_frame
+from dizest_api.event_hub import RESYNC, EventHub, chunk, hub_for, sse_frame
+from dizest_api.streaming import follow
 from dizest_worker.state import RedisRuns
 from tests.api.test_runs import FANOUT, Live, serve_live, slow
 from tests.conftest import wait_for
