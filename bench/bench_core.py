@@ -4,7 +4,8 @@ For every shape: one Workflow, a cold first run (zygote start included), then `-
 runs of `wf.run()` timed by wall clock; every run's outputs are checked against the package's
 .expected.json. Also: peak RSS of a fresh engine process running dag1000, planning time of a
 generated 10,000-flow package, and (with $DIZEST_REF_PYTHON) the same packages through
-original DIZEST 4.0.15. Exit status 1 when any output check failed.
+original DIZEST 4.0.15; `--only startup`: wall of `dizest --help` and a one-flow `dizest run`
+(bench/startup_cost.py). Exit status 1 when any output check failed.
 
     .venv/bin/python bench/bench_core.py [--repeat 5] [--only dag1000,rss] [--json out.json]
 """
@@ -35,6 +36,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # a clone run without `pip install -e .`
 
 import sandbox_cost  # noqa: E402
+import startup_cost  # noqa: E402
 from gen_dag import make_dag  # noqa: E402
 
 from dizest_core import dwp  # noqa: E402
@@ -56,7 +58,7 @@ SHAPES = (
 )
 SLEEP_SHAPES = ("chain10_sleep", "fan5_sleep")
 ALSO_AT_8 = ("dag1000", "wide1000")
-EXTRAS = ("rss", "plan10k", "sandbox")
+EXTRAS = ("rss", "plan10k", "sandbox", "startup")
 RUN_TIMEOUT_S = 120.0
 MIN_RUNS = 3
 
@@ -514,6 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if contained is not None:
         failures += [f"sandbox {r.shape}: {f}" for r in contained[0] for f in r.failures]
+    startup = (
+        timed("startup", lambda: startup_cost.bench_startup(max(args.repeat, 20)))
+        if "startup" in args.names
+        else None
+    )
 
     print(
         f"\ndizest local-mode benchmark - Python {platform.python_version()}, "
@@ -535,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     if contained is not None:
         sandbox_cost.print_local(contained[0])
         sandbox_cost.print_layers(contained[1])
+    if startup is not None:
+        startup_cost.print_startup(startup)
     print(f"\ntotal bench time {time.perf_counter() - started:.0f} s")
     print_failures(failures)
     if args.json_out:
@@ -554,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                 "local": [{**asdict(r), "added_ms": r.added_ms()} for r in contained[0]],
                 "layers": contained[1],
             },
+            "startup": startup,
             "reference_python": ref_python,
             "failures": failures,
         }

@@ -1,0 +1,73 @@
+"""`dizest` start-up (issue 12): `--help` imports no command, `run` only the core engine.
+
+Guarded by what a fresh interpreter has in sys.modules, not by timing (the machine is shared);
+bench/startup_cost.py measures the wall. The summaries `--help` lists without importing the
+commands are held to each command's own help text here, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+import dizest_cli
+from tests.conftest import DATA
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE = ("celery", "kombu", "flask", "werkzeug", "redis", "dizest_api", "dizest_worker")
+PROBE = """
+import json, sys
+import dizest_cli
+code = 0
+try:
+    dizest_cli.main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code or 0
+top = sorted({m.split(".")[0] for m in sys.modules})
+cli = sorted(m for m in sys.modules if m.startswith("dizest_cli."))
+print(json.dumps({"code": code, "top": top, "cli": cli}), file=sys.stderr)
+"""
+
+
+def probe(*args: str) -> tuple[dict, str]:
+    """Run the CLI in a fresh interpreter: (exit code and loaded modules, stdout)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    return json.loads(done.stderr.strip().splitlines()[-1]), done.stdout
+
+
+def test_help_lists_every_command_without_importing_any() -> None:
+    loaded, out = probe("--help")
+    assert loaded["code"] == 0
+    for name in dizest_cli.LAZY:
+        assert f"\n  {name} " in out
+    assert loaded["cli"] == []
+    assert not set(loaded["top"]) & {*SERVICE, "dizest_core", "pandas", "numpy"}
+
+
+def test_run_imports_the_core_engine_only() -> None:
+    loaded, out = probe("run", str(DATA / "chain10_noop.dwp"), "--json")
+    assert loaded["code"] == 0
+    assert json.loads(out)["status"] == "ready"
+    assert "dizest_core" in loaded["top"]
+    assert not set(loaded["top"]) & {*SERVICE, "pandas"}
+    assert set(loaded["cli"]) <= {"dizest_cli.local", "dizest_cli.progress"}
+
+
+@pytest.mark.parametrize("name", sorted(dizest_cli.LAZY))
+def test_listed_summary_is_the_commands_own(name: str) -> None:
+    command = dizest_cli.load_command(name)
+    assert isinstance(command, click.Command)
+    assert command.name == name and not command.hidden
+    for limit in (30, 45, 60, 10_000):
+        assert dizest_cli.summary_line(name, limit) == command.get_short_help_str(limit)
