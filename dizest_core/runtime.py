@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import json
 import linecache
 import os
 import pickle
@@ -29,6 +28,7 @@ from dizest_core.drive import Drive
 from dizest_core.errors import ErrorInfo
 from dizest_core.job import Artifact, FlowJob, Value
 from dizest_core.model import VARIABLE
+from dizest_core.outvalue import as_str, preview, store
 from dizest_core.sandbox import Policy, Slot
 
 _UNSET = object()
@@ -113,7 +113,7 @@ class FlowAPI:
         for arg in args:
             payload = self._render(arg)
             if payload["mime"] in _PRINTABLE:
-                texts.append(arg if isinstance(arg, str) else _as_str(arg))
+                texts.append(arg if isinstance(arg, str) else as_str(arg))
                 continue
             self._flush_text(texts, sep)
             self._emit((wire.LOG, payload))
@@ -168,40 +168,11 @@ def _load(name: str, raw: Value | None) -> Any:
         ) from exc
 
 
-def _as_str(value: Any) -> str:
-    try:
-        return str(value)
-    except Exception as exc:
-        return f"<unprintable {type(value).__name__}: {exc}>"
-
-
 def _bounded(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     payload = render.render(text, max_bytes=limit)
     return payload["data"]
-
-
-def preview(value: Any, limit: int) -> Any:
-    """The JSON form of an output for reports, or {"$type", "$repr"} when it has none (bounded)."""
-    try:
-        text = json.dumps(value, allow_nan=False)
-        if len(text) <= limit:
-            return json.loads(text)
-    except (TypeError, ValueError, RecursionError):
-        pass
-    cls = type(value)
-    rep = _as_str(value) if cls.__repr__ is object.__repr__ else _safe_repr(value)
-    if len(rep) > limit:
-        rep = rep[: limit - 40] + f"... [truncated {len(rep) - limit + 40} characters]"
-    return {"$type": f"{cls.__module__}.{cls.__qualname__}", "$repr": rep}
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception as exc:
-        return f"<unrepresentable {type(value).__name__}: {exc}>"
 
 
 def format_error(exc: BaseException, filename: str) -> ErrorInfo:
@@ -212,7 +183,7 @@ def format_error(exc: BaseException, filename: str) -> ErrorInfo:
         if frame.filename == filename:
             tb.stack = traceback.StackSummary.from_list(frames[i:])
             break
-    message = _as_str(exc)
+    message = as_str(exc)
     if isinstance(exc, SystemExit):
         message = f"the flow called sys.exit({exc.code!r}); a flow cannot exit the engine"
     return ErrorInfo(type(exc).__name__, message, "".join(tb.format()).rstrip())
@@ -265,10 +236,7 @@ def _emit_outputs(job: FlowJob, outputs: dict[str, Any], emit: Callable[..., Non
     """One OUTPUT message per value; the first that cannot be serialized ends it in error."""
     for name, value in outputs.items():
         try:
-            data = serialize(value)
-            raw: Value = data
-            if job.artifact_dir and len(data) > job.inline_max:
-                raw = _write_artifact(job, data)
+            raw = store(job, value)
         except Exception as exc:
             info = ErrorInfo(
                 "OutputError",
@@ -278,29 +246,6 @@ def _emit_outputs(job: FlowJob, outputs: dict[str, Any], emit: Callable[..., Non
             return False
         emit((wire.OUTPUT, name, raw, preview(value, job.max_preview_bytes)))
     return True
-
-
-def serialize(value: Any) -> bytes:
-    """Pickle protocol 5; functions and classes defined in flow code (module `__dizest_flow__`,
-    which no other process can import) are pickled by value with cloudpickle instead, so the
-    consuming flow can load them. Plain pickle goes first: it is faster on large data."""
-    try:
-        return pickle.dumps(value, protocol=5)
-    except Exception:
-        import cloudpickle  # only when needed: most flows never pay for the import
-
-        return cloudpickle.dumps(value, protocol=5)  # type: ignore[no-any-return]
-
-
-def _write_artifact(job: FlowJob, raw: bytes) -> Artifact:
-    """Write a large output to its own file (the parent then never holds the value)."""
-    folder = job.artifact_folder()
-    assert folder is not None
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{len(os.listdir(folder))}.pkl")
-    with open(path, "wb") as fh:
-        fh.write(raw)
-    return Artifact(path, len(raw))
 
 
 class _Channel:
