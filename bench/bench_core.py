@@ -3,7 +3,8 @@
 For every shape: one Workflow, a cold first run (zygote start included), then `--repeat` warm
 runs of `wf.run()` timed by wall clock; every run's outputs are checked against the package's
 .expected.json. Also: peak RSS of a fresh engine process running dag1000, planning time of a
-generated 10,000-flow package, and (with $DIZEST_REF_PYTHON) the same packages through
+generated 10,000-flow package, 100 MB between two flows against the file floor
+(bench/large_values.py), and (with $DIZEST_REF_PYTHON) the same packages through
 original DIZEST 4.0.15; `--only startup`: wall of `dizest --help` and a one-flow `dizest run`
 (bench/startup_cost.py). Exit status 1 when any output check failed.
 
@@ -35,6 +36,7 @@ DWP_DIR = HERE.parent / "tests" / "data"  # the one copy: the tests run the same
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # a clone run without `pip install -e .`
 
+import large_values  # noqa: E402
 import sandbox_cost  # noqa: E402
 import startup_cost  # noqa: E402
 from gen_dag import make_dag  # noqa: E402
@@ -58,7 +60,7 @@ SHAPES = (
 )
 SLEEP_SHAPES = ("chain10_sleep", "fan5_sleep")
 ALSO_AT_8 = ("dag1000", "wide1000")
-EXTRAS = ("rss", "plan10k", "sandbox", "startup")
+EXTRAS = ("rss", "plan10k", "sandbox", "startup", "large")
 RUN_TIMEOUT_S = 120.0
 MIN_RUNS = 3
 
@@ -516,6 +518,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if contained is not None:
         failures += [f"sandbox {r.shape}: {f}" for r in contained[0] for f in r.failures]
+    large = (
+        timed("large", lambda: large_values.bench_large(args.repeat))
+        if "large" in args.names
+        else None
+    )
+    failures += [f"large {r['kind']}: {f}" for r in large or () for f in r["failures"]]
     startup = (
         timed("startup", lambda: startup_cost.bench_startup(max(args.repeat, 20)))
         if "startup" in args.names
@@ -542,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     if contained is not None:
         sandbox_cost.print_local(contained[0])
         sandbox_cost.print_layers(contained[1])
+    if large is not None:
+        large_values.print_large(large)
     if startup is not None:
         startup_cost.print_startup(startup)
     print(f"\ntotal bench time {time.perf_counter() - started:.0f} s")
@@ -564,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
                 "layers": contained[1],
             },
             "startup": startup,
+            "large": large,
             "reference_python": ref_python,
             "failures": failures,
         }
