@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # a clone run without `pip install -e .`
 
 import large_values  # noqa: E402
+import plan_scale  # noqa: E402
 import sandbox_cost  # noqa: E402
 import startup_cost  # noqa: E402
 from gen_dag import make_dag  # noqa: E402
@@ -513,6 +514,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = None
     if "plan10k" in args.names:
         plan = timed("plan", lambda: bench_plan(args.plan_flows, args.repeat))
+    plan100k = (
+        timed("plan100k", lambda: plan_scale.bench_plan_file(100_000, args.repeat))
+        if "plan100k" in args.names
+        else None
+    )
     contained = (
         timed("sandbox", lambda: bench_sandbox(args.repeat)) if "sandbox" in args.names else None
     )
@@ -547,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nDIZEST 4.0.15 via {ref_python}: median of {args.ref_repeat} runs, no warm-up")
     print()
     print_extras(rss, plan)
+    if plan100k is not None:
+        plan_scale.print_plan_file(plan100k)
     if contained is not None:
         sandbox_cost.print_local(contained[0])
         sandbox_cost.print_layers(contained[1])
@@ -568,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "rss": rss,
             "plan": plan,
+            "plan100k": plan100k,
             "sandbox": contained
             and {
                 "local": [{**asdict(r), "added_ms": r.added_ms()} for r in contained[0]],

