@@ -61,7 +61,7 @@ SHAPES = (
 )
 SLEEP_SHAPES = ("chain10_sleep", "fan5_sleep")
 ALSO_AT_8 = ("dag1000", "wide1000")
-EXTRAS = ("rss", "plan10k", "sandbox", "startup", "large")
+EXTRAS = ("rss", "plan10k", "plan100k", "sandbox", "startup", "large")
 RUN_TIMEOUT_S = 120.0
 MIN_RUNS = 3
 
