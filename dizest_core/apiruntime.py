@@ -18,11 +18,9 @@ Invariant: an ANSWER is sent before DONE unless the process dies.
 
 from __future__ import annotations
 
-import builtins
 import inspect
 import io
 import json
-import linecache
 import mimetypes
 import pickle
 from collections.abc import Callable
@@ -30,7 +28,7 @@ from typing import Any
 
 from dizest_core import wire
 from dizest_core.job import ApiCall, Artifact, FlowJob, Value
-from dizest_core.runtime import FlowAPI, format_error
+from dizest_core.runtime import FlowAPI, execute, flow_globals, format_error
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -159,22 +157,10 @@ def call(job: FlowJob, emit: Emit) -> bool:
     assert job.call is not None
     api = ApiFlowAPI(job, emit)
     filename = f"<api {job.app_id}>"
-    env: dict[str, Any] = {
-        "__name__": "__dizest_flow__",
-        "__builtins__": builtins,
-        "dizest": api,
-        "print": api.print,
-        "display": api.display,
-        "flow": api.flow,
-    }
+    env = flow_globals(api)
     try:
         try:
-            env.update(job.params)
-            for spec in job.inputs:
-                env[spec.name] = api.input(spec.name)
-            source = job.call.source if job.call.source.endswith("\n") else job.call.source + "\n"
-            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-            exec(compile(source, filename, "exec"), env)
+            execute(env, api, job, job.call.source, filename)
             answer = _answer(_function(env, job), job.call)
         except Respond as respond:
             answer = respond

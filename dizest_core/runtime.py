@@ -198,11 +198,9 @@ def _report_error(info: ErrorInfo, limit: int, emit: Callable[[tuple[Any, ...]],
     emit((wire.ERROR, info.to_dict()))
 
 
-def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
-    """Run one flow's code; emit its messages; return True when it finished without error."""
-    api = FlowAPI(job, emit)
-    filename = f"<flow {job.flow_id}>"
-    env: dict[str, Any] = {
+def flow_globals(api: FlowAPI) -> dict[str, Any]:
+    """The globals user code runs in, the same for a flow's code and for an app's `api` code."""
+    return {
         "__name__": "__dizest_flow__",
         "__builtins__": builtins,
         "dizest": api,
@@ -210,17 +208,30 @@ def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
         "display": api.display,
         "flow": api.flow,
     }
+
+
+def execute(env: dict[str, Any], api: FlowAPI, job: FlowJob, code: str, filename: str) -> None:
+    """Bind the job's params and inputs in `env`, then run `code` there; its lines are put in
+    linecache under `filename` so that a traceback shows the user's source."""
+    env.update(job.params)
+    for spec in job.inputs:
+        env[spec.name] = api.input(spec.name)
+    source = code if code.endswith("\n") else code + "\n"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), env)
+
+
+def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
+    """Run one flow's code; emit its messages; return True when it finished without error."""
+    api = FlowAPI(job, emit)
+    filename = f"<flow {job.flow_id}>"
+    env = flow_globals(api)
     workflow = inflow.workflow_of(job)
     if workflow is not None:
         env["workflow"] = workflow
     ok = True
     try:
-        env.update(job.params)
-        for spec in job.inputs:
-            env[spec.name] = api.input(spec.name)
-        source = job.code if job.code.endswith("\n") else job.code + "\n"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        exec(compile(source, filename, "exec"), env)
+        execute(env, api, job, job.code, filename)
     except BaseException as exc:  # user code may raise anything, SystemExit included
         ok = False
         _report_error(format_error(exc, filename), job.max_render_bytes, emit)
