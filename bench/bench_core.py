@@ -42,9 +42,6 @@ import sandbox_cost  # noqa: E402
 import startup_cost  # noqa: E402
 from gen_dag import make_dag  # noqa: E402
 
-from dizest_core import dwp  # noqa: E402
-from dizest_core.graph import Graph  # noqa: E402
-from dizest_core.plan import make_plan  # noqa: E402
 from dizest_core.settings import Settings  # noqa: E402
 from dizest_core.workflow import Workflow  # noqa: E402
 
@@ -317,17 +314,7 @@ def bench_plan(n: int, repeat: int) -> dict[str, Any]:
     flows_planned = 0
     for _ in range(repeat):
         package_dict, _ = make_dag(n, seed=n)  # fresh each time: load gets an untouched dict
-        gc.collect()
-        t0 = time.perf_counter()
-        package = dwp.load(package_dict)
-        t1 = time.perf_counter()
-        graph = Graph.from_package(package)
-        t2 = time.perf_counter()
-        plan = make_plan(package, graph)
-        t3 = time.perf_counter()
-        flows_planned = len(plan.run)
-        for key, value in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
-            steps[key].append(value)
+        flows_planned = plan_scale.time_plan(package_dict, steps)
     medians = {f"{k}_s": statistics.median(v) for k, v in steps.items()}
     return {"flows": n, "flows_planned": flows_planned, **medians}
 

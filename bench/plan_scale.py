@@ -26,6 +26,24 @@ from dizest_core.plan import make_plan
 TARGET_S = 2.0
 
 
+def time_plan(source: str | dict[str, Any], steps: dict[str, list[float]]) -> int:
+    """Time one dwp.load(source) + Graph.from_package + make_plan after a gc; append the seconds
+    of each to `steps` ("load", "graph", "plan", "total"); return how many flows the plan runs.
+    One body for the dict (bench_core.bench_plan) and the file (bench_plan_file) variants, so
+    their figures measure the same steps."""
+    gc.collect()
+    t0 = time.perf_counter()
+    pkg = dwp.load(source)
+    t1 = time.perf_counter()
+    graph = Graph.from_package(pkg)
+    t2 = time.perf_counter()
+    plan = make_plan(pkg, graph)
+    t3 = time.perf_counter()
+    for key, value in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+        steps[key].append(value)
+    return len(plan.run)
+
+
 def bench_plan_file(n: int, repeat: int) -> dict[str, Any]:
     """Median seconds of dwp.load(path) + Graph.from_package + make_plan, and their parts."""
     package, _ = make_dag(n, seed=n)
@@ -39,18 +57,7 @@ def bench_plan_file(n: int, repeat: int) -> dict[str, Any]:
         del package
         planned = 0
         for _ in range(repeat):
-            gc.collect()
-            t0 = time.perf_counter()
-            pkg = dwp.load(path)
-            t1 = time.perf_counter()
-            graph = Graph.from_package(pkg)
-            t2 = time.perf_counter()
-            plan = make_plan(pkg, graph)
-            t3 = time.perf_counter()
-            planned = len(plan.run)
-            for key, value in zip(steps, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
-                steps[key].append(value)
-            del pkg, graph, plan
+            planned = time_plan(path, steps)
     finally:
         os.unlink(path)
     medians = {f"{k}_s": statistics.median(v) for k, v in steps.items()}
