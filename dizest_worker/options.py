@@ -51,10 +51,7 @@ class FlowOptions:
 
 def validate(package: Package, run_options: Mapping[str, Any], max_timeout_s: float) -> None:
     """Raise InvalidOptions listing every bad run option and `"dizest"` option of `package`."""
-    problems = [
-        Problem("invalid_option", message, field=f"options.{name}")
-        for name, message in _errors(run_options, RUN_OPTIONS, max_timeout_s)
-    ]
+    problems = run_problems(run_options, max_timeout_s)
     apps = {}
     for flow in package.flows.values():
         apps[flow.app_id] = package.app_of(flow)
@@ -63,6 +60,15 @@ def validate(package: Package, run_options: Mapping[str, Any], max_timeout_s: fl
         problems += _object_problems(app.raw, max_timeout_s, app=app_id)
     if problems:
         raise InvalidOptions(problems)
+
+
+def run_problems(run_options: Mapping[str, Any], max_timeout_s: float) -> list[Problem]:
+    """The run options' problems alone: what a schedule checks before it stores its options, so
+    that it never keeps options every one of its ticks' submits would refuse."""
+    return [
+        Problem("invalid_option", message, field=f"options.{name}")
+        for name, message in _errors(run_options, RUN_OPTIONS, max_timeout_s)
+    ]
 
 
 def _object_problems(raw: Mapping[str, Any], max_timeout_s: float, **where: str) -> list[Problem]:

@@ -22,6 +22,8 @@ from dizest_api.routes.workflows import open_workflow
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 from dizest_core import limits
+from dizest_core.errors import InvalidOptions
+from dizest_worker.options import run_problems
 
 bp = Blueprint("schedules", __name__)
 
@@ -38,11 +40,15 @@ HISTORY = {"limit": Field("integer", description="history records (1 to 100, def
 
 
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
-    """Options and inputs as a submit would check them: nothing bad is ever stored."""
+    """Options and inputs as a submit would check them (types, size, then the bounds a submit
+    enforces): nothing a tick's submit would refuse is ever stored."""
     engine = services().settings.worker.engine
     budget = limits.Budget.of(engine)
     if "options" in body:
         limits.check_inputs(_options(body["options"]), engine, "option", budget)
+        problems = run_problems(body["options"], services().settings.worker.max_flow_timeout_s)
+        if problems:
+            raise InvalidOptions(problems)
     if "inputs" in body:
         limits.check_inputs(body["inputs"], engine, "input", budget)
     return body
