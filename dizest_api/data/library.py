@@ -24,7 +24,7 @@ from typing import Any
 import redis
 
 from dizest_core import dwp
-from dizest_core.errors import DizestError
+from dizest_core.errors import DizestError, InputError
 from dizest_core.model import App
 from dizest_worker.keys import Keys
 
@@ -109,6 +109,7 @@ class Library:
         return json.dumps(package, ensure_ascii=False)
 
     def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
+        _check_title(title)
         text, now = self.validate(package), self.clock()
         wf = StoredWorkflow(secrets.token_hex(8), owner, title, 1, now, now)
         pipe = self.redis.pipeline()
@@ -144,6 +145,8 @@ class Library:
         """Store `package` as the next version (and rename, if `title`). With `base_version`,
         only if that is still the latest version (checked in the same script as the write, so
         two editors saving the same version cannot both pass): else VersionConflict."""
+        if title is not None:
+            _check_title(title)
         text = self.validate(package)
         keys = [self.keys.workflow(wf_id), self.keys.workflow_versions(wf_id)]
         base = "" if base_version is None else str(base_version)
@@ -262,3 +265,15 @@ def _workflow(wf_id: str, raw: Mapping[str, str]) -> StoredWorkflow:
         float(raw["created_at"]),
         float(raw["updated_at"]),
     )
+
+
+MAX_TITLE = 200  # characters: a title is a label in lists, not a document
+
+
+def _check_title(title: str) -> None:
+    if len(title) > MAX_TITLE:
+        raise InputError(
+            "title_too_long",
+            f"a workflow title has at most {MAX_TITLE} characters, not {len(title)}",
+            {"limit": "max_title", "max": MAX_TITLE},
+        )

@@ -35,3 +35,18 @@ def test_schedule_refuses_options_a_submit_would_refuse(api: Api, options: dict[
     assert changed.status_code == 422, changed.json
     assert changed.json["error"]["code"] == "invalid_options"
     assert api.call("GET", f"/schedules/{sid}", alice).json["options"] == {"retries": 1}
+
+
+def test_a_workflow_title_is_bounded_and_nothing_is_stored(api) -> None:
+    alice = api.user("alice")
+    body = {"title": "t" * 201, "package": {"apps": {}, "flow": {}}}
+    answer = api.call("POST", "/workflows", alice, json=body)
+    assert answer.status_code == 422 and answer.json["error"]["code"] == "title_too_long"
+    assert api.call("GET", "/workflows", alice).json["total"] == 0
+    made = api.call("POST", "/workflows", alice, json={**body, "title": "ok"})
+    assert made.status_code == 201, made.json
+    renamed = api.call(
+        "PUT", f"/workflows/{made.json['id']}", alice, json={**body, "title": "x" * 500}
+    )
+    assert renamed.status_code == 422
+    assert api.call("GET", f"/workflows/{made.json['id']}", alice).json["title"] == "ok"
