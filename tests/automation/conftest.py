@@ -3,12 +3,7 @@ processes started and stopped by process group, and a local HTTP receiver for we
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,8 +19,7 @@ from dizest_api.automation.settings import AutomationSettings
 from dizest_api.settings import ApiSettings
 from dizest_core import envconfig
 from tests.api.conftest import Api
-from tests.conftest import wait_for
-from tests.worker.conftest import ROOT, cluster, redis_url  # noqa: F401
+from tests.worker.conftest import ROOT, ServiceProcess, cluster, redis_url  # noqa: F401
 
 AUTO_ENV = {
     "DIZEST_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver listens on 127.0.0.1
@@ -35,44 +29,13 @@ AUTO_ENV = {
 }
 
 
-class BeatProcess:
+class BeatProcess(ServiceProcess):
     """A `dizest beat` in its own process group, output captured."""
 
+    stop_timeout_s = 20
+
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dizest_cli", "beat", "-c", "2"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.output: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        wait_for(lambda: any(" ready." in line for line in self.output) or self.proc.poll(), 60)
-        assert self.proc.poll() is None, self.log
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in iter(self.proc.stdout.readline, b""):
-            self.output.append(line.decode(errors="replace"))
-
-    @property
-    def log(self) -> str:
-        return "".join(self.output)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self._reader.join(timeout=5)
+        super().__init__(["beat", "-c", "2"], env)
 
 
 @dataclass

@@ -91,26 +91,17 @@ def make_settings(redis_url: str, root: Path, **overrides: object) -> WorkerSett
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
-class WorkerProcess:
-    """A `dizest worker` command in its own process group, with its output captured."""
+class ServiceProcess:
+    """A `dizest` command that says " ready." once started (worker, beat), in its own process
+    group with its output captured; `stop` gives it `stop_timeout_s` after SIGTERM."""
 
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        name: str,
-        concurrency: int = 2,
-        queues: str | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.name = name
-        args = [sys.executable, "-m", "dizest_cli", "worker", "-c", str(concurrency), "-n", name]
-        if queues:
-            args += ["-Q", queues]
-        full_env = {**os.environ, **envconfig.to_env(settings), **(env or {})}
+    stop_timeout_s: float = 15
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            args,
+            [sys.executable, "-m", "dizest_cli", *args],
             cwd=ROOT,
-            env=full_env,
+            env={**os.environ, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -132,22 +123,40 @@ class WorkerProcess:
     def log(self) -> str:
         return "".join(self.output)
 
-    def kill(self) -> None:
-        """SIGKILL the whole worker: main process, pool, reaper, zygotes."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=self.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         with contextlib.suppress(ProcessLookupError):  # what is left in the group goes too
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._reader.join(timeout=5)
+
+
+class WorkerProcess(ServiceProcess):
+    """A `dizest worker` command in its own process group, with its output captured."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        name: str,
+        concurrency: int = 2,
+        queues: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        args = ["worker", "-c", str(concurrency), "-n", name]
+        if queues:
+            args += ["-Q", queues]
+        super().__init__(args, {**envconfig.to_env(settings), **(env or {})})
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: main process, pool, reaper, zygotes."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
