@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from dizest_core import dwp, limits
-from dizest_core.errors import DizestError, ExecutionError, UnknownFlowError
+from dizest_core.errors import DizestError, ExecutionError, InvalidOptions, UnknownFlowError
 from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
 from dizest_core.model import Package
@@ -41,6 +41,7 @@ from dizest_worker.apicalls import new_call_id as new_call_id
 from dizest_worker.connection import redact_url as redact_url
 from dizest_worker.connection import redis_client as redis_client
 from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
+from dizest_worker.options import run_problems
 from dizest_worker.options import validate as validate_options
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.settings import WorkerSettings as WorkerSettings
@@ -347,3 +348,11 @@ def _run_times(record: Mapping[str, str]) -> dict[str, Any]:
         if record.get(field):
             times[name] = iso(float(record[field]))
     return {"status": record["status"], **times}
+
+
+def check_run_options(options: Mapping[str, Any], settings: WorkerSettings) -> None:
+    """Raise InvalidOptions for run options a submit would refuse (their bounds): for callers
+    that keep options for later submits, such as schedules, so they never store a bad one."""
+    problems = run_problems(options, settings.max_flow_timeout_s)
+    if problems:
+        raise InvalidOptions(problems)

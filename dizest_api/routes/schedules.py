@@ -22,8 +22,7 @@ from dizest_api.routes.workflows import open_workflow
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 from dizest_core import limits
-from dizest_core.errors import InvalidOptions
-from dizest_worker.options import run_problems
+from dizest_worker.client import check_run_options
 
 bp = Blueprint("schedules", __name__)
 
@@ -46,9 +45,7 @@ def _checked(body: dict[str, Any]) -> dict[str, Any]:
     budget = limits.Budget.of(engine)
     if "options" in body:
         limits.check_inputs(_options(body["options"]), engine, "option", budget)
-        problems = run_problems(body["options"], services().settings.worker.max_flow_timeout_s)
-        if problems:
-            raise InvalidOptions(problems)
+        check_run_options(body["options"], services().settings.worker)
     if "inputs" in body:
         limits.check_inputs(body["inputs"], engine, "input", budget)
     return body
