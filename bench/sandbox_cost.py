@@ -273,6 +273,7 @@ def _all(network: str) -> Callable[[Bed], None]:
         layers["landlock"] = "active"
         slot = Slot(bed.uid, bed.policy.gid, bed.group, layers, bed.prepared)
         job = FlowJob(**{**bed.job.__dict__, "network": network})
+        confine.ahead(bed.policy, slot, job.memory_limit_mb)
         confine.enter(job, bed.policy, slot)
 
     return step

@@ -75,14 +75,23 @@ def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
     return Prepared(tuple(covers), tuple(rebind), tuple(rules), mounted)
 
 
+def ahead(policy: Policy, slot: Slot, memory_mb: int | None) -> None:
+    """What does not depend on the job, done before it arrives (a spare child forked for a
+    memory limit): join the slot's cgroup (its limits are set by the zygote), set the limits."""
+    if not policy.enabled:
+        return
+    if slot.group is not None:
+        slot.group.join(memory=memory_mb is not None)
+    rlimits(policy, memory_mb, tree_memory=slot.group is not None)
+
+
 def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
-    """Confine this process for `job`; raises OSError when a layer that is on cannot be set."""
+    """Confine this process for `job`, after `ahead`; raises OSError when a layer that is on
+    cannot be set."""
     if not policy.enabled:
         return
     on = {name for name, state in slot.layers.items() if state == "active"}
     network = job.network or policy.network
-    if slot.group is not None:
-        slot.group.join(memory=job.memory_limit_mb is not None)  # limits: set by the zygote
     exposed = _exposures(job)
     if slot.gid is not None:
         _give_to_group(job, slot.gid)
@@ -96,7 +105,6 @@ def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
         options = {c: tmp if c in ("/tmp", "/dev/shm") else COVER for c in slot.prepared.covers}
         keep = [_Expose(p, False) for p in slot.prepared.rebind]  # the Python installation
         _cover(list(slot.prepared.covers), exposed + keep, options)
-    rlimits(policy, job.memory_limit_mb, tree_memory=slot.group is not None)
     if slot.uid is not None and slot.gid is not None:
         os.setgroups([])
         os.setresgid(slot.gid, slot.gid, slot.gid)

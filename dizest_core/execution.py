@@ -31,18 +31,17 @@ from dizest_core.outcome import (
     Finished,
     Signal,
     check_artifacts,
-    error_reason,
-    memory_reason,
-    signal_reason,
+    end_of,
 )
+from dizest_core.pipelines import MAX_LINE, pipe_lines
 from dizest_core.sandbox import UID_STRIDE, Policy
+from dizest_core.spares import Spares
 from dizest_core.wire import FrameReader
 from dizest_core.zygote_handle import Zygote
 
 __all__ = ["Finished", "Signal", "Supervisor", "Zygote"]
 
 READ_CHUNK = 1 << 20
-MAX_LINE = 65_536
 DRAIN_READS = 16  # reads of a finished child's pipe: bounded, a grandchild may still write
 
 
@@ -89,6 +88,9 @@ class Supervisor:
         self.children: dict[str, _Child] = {}
         self.by_pid: dict[int, _Child] = {}
         self.forking: dict[str, _Child] = {}  # asked the zygote to fork, pid not known yet
+        self.spares = Spares(self.zygote)
+        self.spare_slots = 0  # keep a spare child per free slot of this many (0: no spares)
+        self.spare_memory = 0  # the memory limit spares are forked for: the last job's
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -97,41 +99,56 @@ class Supervisor:
         return len(self.children)
 
     def launch(self, job: FlowJob, timeout: float | None = None) -> None:
-        """Start a child for `job`; its first signals come from `poll`."""
+        """Start `job` in a spare child forked for its memory limit, else in a new one; its
+        first signals come from `poll`."""
         if job.flow_id in self.children:
             raise ExecutionError(f"flow {job.flow_id!r} is already running")
         if len(self.children) >= UID_STRIDE:
             raise ExecutionError(f"at most {UID_STRIDE} flows run at once in one engine")
-        ours, theirs = socket.socketpair()
-        # stdout and stderr share one pipe: two pipes could not tell which line came first
-        out_r, out_w = os.pipe()
-        token = str(next(self._tokens))
-        try:
-            self.zygote.fork(token, job.memory_limit_mb, [theirs.fileno(), out_w, out_w])
-        finally:
-            theirs.close()
-            os.close(out_w)
+        memory = self.spare_memory = job.memory_limit_mb or 0
+        spare = self.spares.take(memory)
+        if spare is None:
+            if len(self.children) + len(self.spares) >= UID_STRIDE:
+                self.spares.close()  # spares for another limit: their slots are needed
+            self.spares.fork(str(next(self._tokens)), memory)
+            spare = self.spares.take(memory)
+            assert spare is not None
         now = time.monotonic()
         child = _Child(
             job,
-            ours,
-            {out_r: "output"},
+            spare.conn,
+            {spare.out_r: "output"},
             bytearray(wire.encode_job(job)),
             now,
             now + timeout if timeout else None,
             timeout or 0.0,
             reader=FrameReader(wire.max_frame(job)),
             record_limit=wire.max_record(job),
-            token=token,
+            token=spare.token,
+            pid=spare.pid,
         )
-        ours.setblocking(False)
-        for fd in child.pipes:
-            os.set_blocking(fd, False)
-            child.partial[fd] = bytearray()
-            self.selector.register(fd, selectors.EVENT_READ, child)
-        self.selector.register(ours, selectors.EVENT_READ | selectors.EVENT_WRITE, child)
+        spare.conn.setblocking(False)
+        os.set_blocking(spare.out_r, False)
+        child.partial[spare.out_r] = bytearray()
+        self.selector.register(spare.out_r, selectors.EVENT_READ, child)
+        self.selector.register(spare.conn, selectors.EVENT_READ | selectors.EVENT_WRITE, child)
         self.children[job.flow_id] = child
-        self.forking[token] = child
+        if spare.pid is None:
+            self.forking[spare.token] = child
+        else:
+            self.by_pid[spare.pid] = child
+
+    def _top_up(self) -> None:
+        """Fork spares until each free slot has one (the zygote forks while we wait)."""
+        want = min(self.spare_slots, UID_STRIDE) - len(self.children)
+        while (
+            self.spares.count(self.spare_memory) < want
+            and len(self.children) + len(self.spares) < UID_STRIDE
+        ):
+            try:
+                self.spares.fork(str(next(self._tokens)), self.spare_memory)
+            except OSError:  # the zygote is gone: its EOF is reported by the next read
+                return
 
     def kill(self, flow_id: str, reason: str) -> None:
         """Kill a running flow's process group; it finishes (not ok) with `reason`."""
@@ -150,6 +167,7 @@ class Supervisor:
     def poll(self, timeout: float | None) -> list[Signal | Finished]:
         """Wait up to `timeout` seconds for children to say or do something."""
         out: list[Signal | Finished] = []
+        self._top_up()
         for key, events in self.selector.select(self._until_deadline(timeout)):
             if key.data is None:
                 self._zygote_notices(out)
@@ -172,6 +190,8 @@ class Supervisor:
             self._pipe_ready(child, key.fd, out)
 
     def close(self) -> None:
+        self.spare_slots = 0
+        self.spares.close()
         for flow_id in list(self.children):
             self.kill(flow_id, "engine closed")
         deadline = time.monotonic() + 5
@@ -198,7 +218,10 @@ class Supervisor:
     def _zygote_notices(self, out: list[Signal | Finished]) -> None:
         for notice in self.zygote.read():
             if notice[0] == "P":
-                child = self.forking.pop(notice[1])
+                child = self.forking.pop(notice[1], None)
+                if child is None:
+                    self.spares.started(notice[1], int(notice[2]))
+                    continue
                 child.pid = int(notice[2])
                 child.started = time.monotonic()  # durations count from the fork, not the request
                 if child.deadline is not None:
@@ -207,7 +230,10 @@ class Supervisor:
                 if child.kill_reason:
                     self.zygote.kill(child.token)
             elif notice[0] == "X":
-                child = self.by_pid.pop(int(notice[1]))
+                child = self.by_pid.pop(int(notice[1]), None)
+                if child is None:
+                    self.spares.ended(int(notice[1]))
+                    continue
                 child.status = int(notice[2])
                 child.oom = notice[3:4] == ["1"]
                 if not child.reported:
@@ -290,29 +316,9 @@ class Supervisor:
         if not data:
             self._close_pipe(child, fd, out)
             return False
-        buf = child.partial[fd]
-        buf += data
-        if b"\n" in data:
-            *lines, rest = buf.split(b"\n")
-            for line in lines:
-                self._line(child, fd, bytes(line), out)
-            buf[:] = rest
-        self._cut_long_line(child, fd, buf, out)
+        for line in pipe_lines(child.partial[fd], data, child.record_limit):
+            self._line(child, fd, line, out)
         return True
-
-    def _cut_long_line(
-        self, child: _Child, fd: int, buf: bytearray, out: list[Signal | Finished]
-    ) -> None:
-        """An unfinished line longer than MAX_LINE becomes entries of MAX_LINE bytes, except a
-        log record (up to its own limit), which is only whole once its newline arrives."""
-        mark = len(wire.LOG_MARK)
-        while len(buf) > MAX_LINE:
-            at = buf.find(wire.LOG_MARK, 0, MAX_LINE + mark)
-            if at == 0 and len(buf) <= child.record_limit:
-                return
-            cut = at if at > 0 else MAX_LINE
-            self._line(child, fd, bytes(buf[:cut]), out)
-            del buf[:cut]
 
     def _line(self, child: _Child, fd: int, line: bytes, out: list[Signal | Finished]) -> None:
         """One line of the pipe: text, or text then a log record (print, display, clear)."""
@@ -359,7 +365,9 @@ class Supervisor:
             if fd in child.pipes:
                 self._close_pipe(child, fd, out)
         del self.children[child.job.flow_id]
-        ok, reason = self._outcome(child)
+        ok, reason = end_of(
+            child.kill_reason, child.error, child.done, child.status, child.oom, child.job
+        )
         if ok:
             ok, reason = check_artifacts(child.job, child.outputs)
         if reason and not child.error:
@@ -378,18 +386,3 @@ class Supervisor:
                 child.answer,
             )
         )
-
-    def _outcome(self, child: _Child) -> tuple[bool, str | None]:
-        if child.kill_reason:
-            return False, child.kill_reason
-        if child.error is not None:
-            return False, error_reason(child.error, child.job.memory_limit_mb)
-        if child.done:
-            return True, None
-        assert child.status is not None
-        code = os.waitstatus_to_exitcode(child.status)
-        if child.oom:  # the kernel counted an OOM kill in the flow's cgroup: evidence, not a guess
-            return False, memory_reason(child.job.memory_limit_mb)
-        if code < 0:
-            return False, signal_reason(-code)
-        return False, f"the flow process exited with code {code} before finishing (os._exit?)"

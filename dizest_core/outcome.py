@@ -94,3 +94,28 @@ def signal_reason(signum: int) -> str:
     ):  # out of memory only with the cgroup's evidence (`Supervisor._outcome`)
         return "killed by SIGKILL"
     return f"killed by signal {name}"
+
+
+def end_of(
+    kill_reason: str | None,
+    error: ErrorInfo | None,
+    done: bool,
+    status: int | None,
+    oom: bool,
+    job: FlowJob,
+) -> tuple[bool, str | None]:
+    """(ok, reason) of a child's end: killed by us, failed with an error it sent, finished
+    (DONE), or exited or died otherwise (`status`: its wait status)."""
+    if kill_reason:
+        return False, kill_reason
+    if error is not None:
+        return False, error_reason(error, job.memory_limit_mb)
+    if done:
+        return True, None
+    assert status is not None
+    code = os.waitstatus_to_exitcode(status)
+    if oom:  # the kernel counted an OOM kill in the flow's cgroup: evidence, not a guess
+        return False, memory_reason(job.memory_limit_mb)
+    if code < 0:
+        return False, signal_reason(-code)
+    return False, f"the flow process exited with code {code} before finishing (os._exit?)"

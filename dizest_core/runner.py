@@ -199,6 +199,7 @@ class _Run:
 
     def events(self) -> Iterator[Event]:
         sup = self.runner.supervisor
+        sup.spare_slots = self.concurrency
         try:
             yield from self._transition(self.state.start())
             while not self.state.done:

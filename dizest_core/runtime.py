@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import linecache
 import os
 import pickle
@@ -288,15 +289,38 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def main(conn_fd: int, policy: Policy | None = None, slot: Slot | None = None) -> int:
+def main(
+    conn_fd: int,
+    policy: Policy | None = None,
+    slot: Slot | None = None,
+    memory_mb: int | None = None,
+) -> int:
     """Entry point in a freshly forked child: its stdout/stderr are already the engine's pipe.
-    The child confines itself (`confine.enter`) before anything of the job runs."""
+    It may be forked ahead of its job (a spare): what of the sandbox does not depend on the job
+    (`confine.ahead`, for the memory limit it was forked for) is done before the job arrives,
+    the rest (`confine.enter`) after, before anything of the job runs. Exits without a word
+    when the engine closes the channel before sending a job (an unused spare)."""
     conn = socket.socket(fileno=conn_fd)
-    job = wire.recv_job(conn)
+    early: OSError | None = None
+    if policy is not None and slot is not None:
+        try:
+            confine.ahead(policy, slot, memory_mb)
+        except OSError as exc:  # said once the job is here (it may never come)
+            early = exc
+    try:
+        job = wire.recv_job(conn)
+    except EOFError:
+        return 0
     channel = _Channel(conn)
     try:
         if policy is not None and slot is not None:
             try:
+                if early is not None:
+                    raise early
+                if job.memory_limit_mb != memory_mb:
+                    raise OSError(
+                        errno.EINVAL, f"set up for {memory_mb} MB, not {job.memory_limit_mb}"
+                    )
                 confine.enter(job, policy, slot)
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot enter the flow sandbox: {exc}") from exc

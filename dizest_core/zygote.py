@@ -89,7 +89,7 @@ class Zygote:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
-            _child(self.control, wake_r, fds, self.policy, sandbox, parent)
+            _child(self.control, wake_r, fds, self.policy, sandbox, parent, memory_mb)
         for fd in fds:
             os.close(fd)
         self.children[pid] = _Child(token, index, sandbox, oom)
@@ -236,6 +236,7 @@ def _child(
     policy: Policy,
     sandbox: Slot,
     parent: int,
+    memory_mb: int,
 ) -> None:
     code = 70
     try:
@@ -254,7 +255,7 @@ def _child(
         os.close(err)
         from dizest_core import runtime
 
-        code = runtime.main(conn, policy, sandbox)
+        code = runtime.main(conn, policy, sandbox, memory_mb or None)
     except BaseException as exc:
         os.write(2, f"dizest: flow process failed to start: {exc!r}\n".encode())
     finally:

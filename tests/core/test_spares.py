@@ -1,0 +1,93 @@
+"""Spare children: forked ahead of their job (off the critical path), each still used once.
+
+Real zygote, real forks, with the flow sandbox on where the engine is root (as in workers).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dizest_core.workflow import Workflow
+from tests.conftest import package
+
+MODES = ("off", "on") if os.geteuid() == 0 else ("off",)
+RECORD = (
+    "import os\n"
+    "with open(f'pid.{dizest.flow.id()}', 'a') as f:\n"
+    "    f.write(f'{os.getpid()} {os.getuid()}\\n')\n"
+    "v = 1\n"
+)
+
+
+def chain(n: int, code: str = RECORD) -> dict:
+    flows: dict[str, dict] = {"f0": {"app": "a"}}
+    for i in range(1, n):
+        flows[f"f{i}"] = {"app": "b", "in": {"x": [(f"f{i - 1}", "v")]}}
+    apps = {
+        "a": {"code": code, "outputs": ["v"]},
+        "b": {"code": code, "inputs": ["x"], "outputs": ["v"]},
+    }
+    return package(apps, flows)
+
+
+def recorded(tmp_path: Path, flow_id: str) -> list[tuple[int, int]]:
+    lines = (tmp_path / f"pid.{flow_id}").read_text().split()
+    return [(int(lines[i]), int(lines[i + 1])) for i in range(0, len(lines), 2)]
+
+
+def waiting_spares(wf: Workflow, deadline_s: float = 10.0) -> set[int]:
+    """The pids of the spares waiting now, once the zygote has said each one started."""
+    sup = wf.runner.supervisor
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        pids = {s.pid for s in sup.spares.by_token.values()}
+        if pids and None not in pids:
+            return pids  # type: ignore[return-value]
+        sup.poll(0.05)
+    raise AssertionError("no spare child started within the deadline")
+
+
+@pytest.mark.parametrize("sandbox", MODES)
+def test_every_flow_runs_in_a_spare_of_its_own_used_once(make_workflow, tmp_path, sandbox):
+    wf = make_workflow(chain(6), sandbox=sandbox)
+    for _ in range(3):
+        assert wf.run(workdir=tmp_path)["status"] == "ready"
+    spares = waiting_spares(wf)
+    assert wf.run(workdir=tmp_path)["status"] == "ready"
+    pids = [pid for i in range(6) for pid, _ in recorded(tmp_path, f"f{i}")]
+    assert len(pids) == 24 and len(set(pids)) == 24  # a fresh process per flow, never reused
+    first_of_last_run = recorded(tmp_path, "f0")[-1][0]
+    assert first_of_last_run in spares  # it was forked before its run was asked for
+    if sandbox == "on":  # a spare is confined as any child: the slot's uid, never root
+        assert all(uid != 0 for i in range(6) for _, uid in recorded(tmp_path, f"f{i}"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the memory cgroup needs a root engine")
+def test_a_job_with_another_memory_limit_never_gets_a_spare_forked_without_it(
+    make_workflow, tmp_path
+):
+    code = RECORD + "b = bytearray(400 << 20)\nb[::4096] = b'x' * len(b[::4096])\n"
+    wf = make_workflow(chain(1, code), sandbox="on")
+    assert wf.run(workdir=tmp_path)["status"] == "ready"  # no limit: 400 MB is fine
+    spares = waiting_spares(wf)
+    report = wf.run(workdir=tmp_path, memory_limit_mb=128)
+    assert report["flows"]["f0"]["reason"] == "memory limit exceeded (128 MB)"
+    assert recorded(tmp_path, "f0")[-1][0] not in spares
+    report = wf.run(workdir=tmp_path)  # and back: the spares for no limit serve again
+    assert report["status"] == "ready"
+
+
+def test_spares_left_unused_exit_when_the_engine_closes(make_workflow, tmp_path):
+    wf = make_workflow(chain(2), sandbox="off")
+    assert wf.run(workdir=tmp_path)["status"] == "ready"
+    spares = waiting_spares(wf)
+    zygote = wf.runner.supervisor.zygote.proc
+    wf.close()
+    assert zygote.returncode is not None  # close() waited for it: it reaped every spare
+    for pid in spares:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
