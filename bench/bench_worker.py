@@ -49,6 +49,7 @@ sys.path.insert(1, str(ROOT))  # a clone run without `pip install -e .`
 
 import redis  # noqa: E402
 import sandbox_cost  # noqa: E402
+import vs_dask  # noqa: E402
 from bench_core import (  # noqa: E402
     SHAPES,
     check_outputs,
@@ -1114,6 +1115,10 @@ def main(argv: list[str] | None = None) -> int:
                         partial(bench_makespan, cluster, mrow, args.repeat),
                         mrow.failures,
                     )
+    dask_ref, dask_note = vs_dask.from_env(
+        [s for s in shapes if s in THROUGHPUT_SHAPES], args.repeat
+    )  # after our workers stopped: both measure the same CPUs
+    failures += vs_dask.failures(dask_ref) if dask_ref else []
 
     print(
         f"\ndizest distributed-mode benchmark - Python {platform.python_version()}, "
@@ -1128,6 +1133,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if shape_rows:
         print_shapes(shape_rows)
+        throughput = [r for r in shape_rows if r.shape in THROUGHPUT_SHAPES]
+        vs_dask.print_comparison(throughput, dask_ref, dask_note)
     if hop_rows:
         print_hops(hop_rows)
     print_makespan(span_rows)
@@ -1165,6 +1172,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for r in event_rows
             ],
+            "dask": dask_ref,
             "failures": failures,
         }
         with open(args.json_out, "w", encoding="utf-8") as fp:
