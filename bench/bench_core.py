@@ -6,7 +6,9 @@ runs of `wf.run()` timed by wall clock; every run's outputs are checked against 
 generated 10,000-flow package, 100 MB between two flows against the file floor
 (bench/large_values.py), and (with $DIZEST_REF_PYTHON) the same packages through
 original DIZEST 4.0.15; `--only startup`: wall of `dizest --help` and a one-flow `dizest run`
-(bench/startup_cost.py). Exit status 1 when any output check failed.
+(bench/startup_cost.py); `--only makespan`: a 100-flow sleep DAG at concurrency 8 with containment
+on, makespan / critical path and per-flow overhead (bench/makespan.py). Exit status 1 when any
+output check failed.
 
     .venv/bin/python bench/bench_core.py [--repeat 5] [--only dag1000,rss] [--json out.json]
 """
@@ -37,6 +39,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))  # a clone run without `pip install -e .`
 
 import large_values  # noqa: E402
+import makespan  # noqa: E402
 import plan_scale  # noqa: E402
 import sandbox_cost  # noqa: E402
 import startup_cost  # noqa: E402
@@ -58,7 +61,7 @@ SHAPES = (
 )
 SLEEP_SHAPES = ("chain10_sleep", "fan5_sleep")
 ALSO_AT_8 = ("dag1000", "wide1000")
-EXTRAS = ("rss", "plan10k", "plan100k", "sandbox", "startup", "large")
+EXTRAS = ("rss", "plan10k", "plan100k", "sandbox", "startup", "large", "makespan")
 RUN_TIMEOUT_S = 120.0
 MIN_RUNS = 3
 
@@ -517,6 +520,14 @@ def main(argv: list[str] | None = None) -> int:
         else None
     )
     failures += [f"large {r['kind']}: {f}" for r in large or () for f in r["failures"]]
+    spans = (
+        timed(
+            "makespan", lambda: [makespan.bench_local(args.repeat, "on", r) for r in (True, False)]
+        )
+        if "makespan" in args.names
+        else []
+    )
+    failures += [f"makespan {r.config}: {f}" for r in spans for f in r.failures]
     startup = (
         timed("startup", lambda: startup_cost.bench_startup(max(args.repeat, 20)))
         if "startup" in args.names
@@ -549,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         large_values.print_large(large)
     if startup is not None:
         startup_cost.print_startup(startup)
+    makespan.print_makespan(spans)
     print(f"\ntotal bench time {time.perf_counter() - started:.0f} s")
     print_failures(failures)
     if args.json_out:
@@ -571,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "startup": startup,
             "large": large,
+            "makespan": [{**asdict(r), "ratio": r.ratio} for r in spans],
             "reference_python": ref_python,
             "failures": failures,
         }

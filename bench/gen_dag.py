@@ -3,7 +3,8 @@
 Same shape and random draws as the dag100/dag1000 benchmark packages: flow 0 ("root") outputs
 v = 1; flow i > 0 reads k = randint(1, min(3, i)) distinct earlier flows on its one input port
 "x" (chosen by `random.Random(seed).sample`) and outputs v = sum of them. With n=1000 and
-seed=1000 the result equals tests/data/dag1000.dwp (key for key).
+seed=1000 the result equals tests/data/dag1000.dwp (key for key). `make_sleep_dag`: the same shape
+with one app per flow that sleeps a seeded 5-50 ms (the makespan benchmarks of both modes).
 
     python bench/gen_dag.py 10000 --seed 10000 --out /tmp/dag10000.dwp
 """
@@ -14,6 +15,7 @@ import argparse
 import json
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 ROOT_CODE = "dizest.output('v', 1)\n"
@@ -106,6 +108,53 @@ def make_dag(n: int, seed: int) -> tuple[dict[str, Any], dict[str, int]]:
     apps = {"root": app_dict("root", ROOT_CODE), "node": app_dict("node", NODE_CODE, ["x"])}
     package = package_dict(f"dag{n}", description, apps, flows)
     return package, values
+
+
+@dataclass
+class SleepDag:
+    package: dict[str, Any]
+    values: dict[str, int]
+    sleeps: dict[str, float]
+    critical_path_s: float
+    critical_path_flows: int
+    sinks: list[str]
+    parents: dict[str, list[str]]
+
+
+def make_sleep_dag(n: int, seed: int) -> SleepDag:
+    """make_dag's random DAG shape; flow f sleeps sleeps[f] (5-50 ms, seeded), then outputs
+    sum(inputs) + 1. One app per flow (its sleep is a literal in the code)."""
+    package, _ = make_dag(n, seed)
+    rnd = random.Random(seed * 7919 + 1)
+    order = list(package["flow"])  # parents come before children (make_dag's construction)
+    sleeps = {f: round(rnd.uniform(0.005, 0.050), 4) for f in order}
+    apps: dict[str, Any] = {}
+    parents: dict[str, list[str]] = {}
+    for f in order:
+        flow = package["flow"][f]
+        conns = flow["inputs"].get("x", {}).get("connections", [])
+        parents[f] = [c["node"] for c in conns]
+        body = f"import time\ntime.sleep({sleeps[f]})\n"
+        if parents[f]:
+            apps[f"a{f}"] = app_dict(
+                f"a{f}", body + "dizest.output('v', sum(dizest.inputs('x')) + 1)\n", ["x"]
+            )
+        else:
+            apps[f"a{f}"] = app_dict(f"a{f}", body + "dizest.output('v', 1)\n")
+        flow["app_id"] = f"a{f}"
+    package["apps"] = apps
+    values: dict[str, int] = {}
+    finish: dict[str, float] = {}
+    depth: dict[str, int] = {}
+    for f in order:
+        values[f] = sum(values[p] for p in parents[f]) + 1
+        start = max((finish[p] for p in parents[f]), default=0.0)
+        finish[f] = start + sleeps[f]
+        depth[f] = 1 + max((depth[p] for p in parents[f]), default=0)
+    has_child = {p for f in order for p in parents[f]}
+    sinks = [f for f in order if f not in has_child]
+    last = max(finish, key=lambda f: finish[f])
+    return SleepDag(package, values, sleeps, finish[last], max(depth.values()), sinks, parents)
 
 
 def main() -> None:

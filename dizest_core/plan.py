@@ -2,19 +2,26 @@
 
 `make_plan` decides once, before anything runs, which flows of a package a run executes, which it
 reuses (outputs already stored), and which it cannot run (they need an inactive flow's output that
-does not exist). The plan also answers what lies below a flow (what its failure skips), once for
-both modes. The run state machine that advances a plan is `dizest_core.runstate`.
+does not exist). The plan also answers, once for both modes, what lies below a flow (what its
+failure skips) and which ready flow goes first (`Plan.rank`: longest remaining path to a sink
+first, ties by package order; the local engine launches in that order, the workers send and pick
+in it). The run state machine that advances a plan is `dizest_core.runstate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from dizest_core import gcpause
 from dizest_core.graph import Graph, closure
 from dizest_core.model import Package
 from dizest_core.status import Reason
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,10 @@ class Plan:
     # inactive flows the run needs or would have run, that it does not run (and has no outputs of)
     inactive: frozenset[str] = frozenset()
     _below: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # package order of every flow (the graph's index): the tie-break of `rank`
+    _order: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    _paths: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    _longest: list[int] = field(default_factory=list, compare=False, repr=False)
 
     def roots(self) -> list[str]:
         return [f for f in self.run if not self.parents[f] and f not in self.skipped]
@@ -41,6 +52,34 @@ class Plan:
             seen = closure(self.children[flow_id], self.children)
             found = self._below[flow_id] = tuple(f for f in self.run if f in seen)
         return found
+
+    def remaining(self, flow_id: str) -> int:
+        """The flows on the longest path from `flow_id` to a sink of the run, itself included
+        (every flow weighs 1: a package says nothing of what a flow costs). Computed for every
+        flow at the first call, in one reverse pass over the plan order; plans never change
+        (filled in one step: threads of a worker share a plan)."""
+        if not self._paths:
+            paths: dict[str, int] = {}
+            children = self.children
+            for node in reversed(self.run):
+                paths[node] = 1 + max([paths[c] for c in children[node]], default=0)
+            self._longest.append(max(paths.values(), default=1))
+            self._paths.update(paths)
+        return self._paths[flow_id]
+
+    def rank(self, flow_id: str) -> tuple[int, int]:
+        """The order ready flows start in, smallest first: the longest remaining path first
+        (the critical path never waits behind a short branch), ties by package order."""
+        return -self.remaining(flow_id), self._order.get(flow_id, 0)
+
+    def level(self, flow_id: str, levels: int) -> int:
+        """`rank` squeezed into `levels` priority levels, 0 the most urgent: the share of the
+        run's longest path still ahead of the flow (a broker orders messages by such levels)."""
+        behind = -self.remaining(flow_id)  # fills _longest
+        behind += self._longest[0]
+        if self._longest[0] <= levels:
+            return behind  # one level per path length
+        return behind * (levels - 1) // (self._longest[0] - 1)
 
 
 def make_plan(
@@ -83,7 +122,15 @@ def _plan(graph: Graph, runs: set[str], reused: set[str], missing: set[str]) -> 
                 if parent in skipped:
                     skipped[flow_id] = skipped[parent]
                     break
-    return Plan(tuple(order), parents, children, frozenset(reused), skipped, frozenset(missing))
+    return Plan(
+        tuple(order),
+        parents,
+        children,
+        frozenset(reused),
+        skipped,
+        frozenset(missing),
+        _order=graph.index,
+    )
 
 
 def _select(
@@ -117,3 +164,37 @@ def _select(
                 seen.add(parent)
                 todo.append(parent)
     return runs, reused, missing
+
+
+class ReadyQueue(Generic[T]):
+    """Ready flows waiting for a slot, handed out in `Plan.rank` order (then arrival order);
+    items are flow ids or anything naming one (`flow_of`). Local runs launch from one, and so
+    does a worker process from the flows it holds."""
+
+    def __init__(self, plan: Plan, flow_of: Callable[[T], str]) -> None:
+        self.plan = plan
+        self.flow_of = flow_of
+        self._heap: list[tuple[tuple[int, int], int, T]] = []
+        self._count = itertools.count()
+
+    def push(self, item: T) -> None:
+        entry = (self.plan.rank(self.flow_of(item)), next(self._count), item)
+        heapq.heappush(self._heap, entry)
+
+    def extend(self, items: Iterable[T]) -> None:
+        for item in items:
+            self.push(item)
+
+    def pop(self) -> T:
+        """The most urgent item (IndexError when empty)."""
+        return heapq.heappop(self._heap)[2]
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __iter__(self) -> Iterator[T]:
+        """Every item, in no particular order."""
+        return (entry[2] for entry in self._heap)

@@ -1,7 +1,8 @@
 """Local runs: one workflow run executed by child processes on this machine, no Redis.
 
 `LocalRunner.stream` plans the run (`plan`), then drives `RunState` with what the `Supervisor`
-reports: a flow is launched the moment it is ready (up to `concurrency` at once), its log lines
+reports: a flow is launched the moment it is ready (up to `concurrency` at once; when more are
+ready than slots are free, the longest remaining path first, `Plan.rank`), its log lines
 and results become events as they happen, and its end makes its children ready or skips its
 descendants. Every event is folded into the run report as it is yielded. One run at a time per
 runner; `cancel` may be called from any thread.
@@ -28,7 +29,7 @@ from dizest_core.execution import Finished, Signal, Supervisor
 from dizest_core.graph import Graph
 from dizest_core.job import FlowJob, build_job
 from dizest_core.model import Package
-from dizest_core.plan import make_plan
+from dizest_core.plan import ReadyQueue, make_plan
 from dizest_core.report import ReportBuilder
 from dizest_core.runstate import RunState, Transition
 from dizest_core.sandbox import make_policy
@@ -181,7 +182,7 @@ class _Run:
         self.state = RunState(plan)
         self.make = EventFactory(run_id)
         self.builder = ReportBuilder(run_id, package.flows, self.settings.max_log_entries)
-        self.queue: deque[str] = deque()
+        self.queue: ReadyQueue[str] = ReadyQueue(plan, str)  # launched in plan.rank order
         self.running: set[str] = set()
         self.previews: dict[str, dict[str, Any]] = {}
         self.cancelled = False
@@ -234,7 +235,7 @@ class _Run:
 
     def _launch_ready(self) -> Iterator[Event]:
         while self.queue and len(self.running) < self.concurrency:
-            flow_id = self.queue.popleft()
+            flow_id = self.queue.pop()
             job = self._job(flow_id)
             yield from self._transition(self.state.running(flow_id))
             cached = self.cache.get(cache_key(job)) if self.cache else None

@@ -3,6 +3,7 @@ that fails any test leaving a child process behind (like Flask's leak detector).
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -104,3 +105,25 @@ def package(apps: dict[str, dict], flows: dict[str, dict]) -> dict:
         }
         dwp_flows[flow_id] = raw
     return {"apps": dwp_apps, "flow": dwp_flows}
+
+
+def chain_and_leaves(leaves: int = 5, chain: int = 3) -> tuple[dict, list[str], list[str]]:
+    """(package, chain ids, leaf ids): `leaves` one-flow leaves l0.. first in package order,
+    then a chain c0 -> c1 -> ...; all roots are ready at once. With one slot, every link but the
+    last has a longer path ahead than any leaf, so it starts first (`Plan.rank`, both modes);
+    the last link ties with the leaves (then package order decides)."""
+    leaf_ids = [f"l{i}" for i in range(leaves)]
+    chain_ids = [f"c{i}" for i in range(chain)]
+    flows: dict[str, dict] = {f: {"app": "one"} for f in leaf_ids}
+    flows[chain_ids[0]] = {"app": "one"}
+    for prev, cur in itertools.pairwise(chain_ids):
+        flows[cur] = {"app": "inc", "in": {"x": [(prev, "v")]}}
+    apps = {
+        "one": {"code": "dizest.output('v', 1)", "outputs": ["v"]},
+        "inc": {
+            "code": "dizest.output('v', dizest.input('x') + 1)",
+            "inputs": ["x"],
+            "outputs": ["v"],
+        },
+    }
+    return package(apps, flows), chain_ids, leaf_ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,7 +16,7 @@ from dizest_core import dwp
 from dizest_core.errors import UnknownFlowError
 from dizest_core.graph import Graph
 from dizest_core.model import Package
-from dizest_core.plan import Plan, make_plan
+from dizest_core.plan import Plan, ReadyQueue, make_plan
 from dizest_core.runstate import RunState, StaleAttempt, Transition
 from dizest_core.status import FlowStatus, Reason
 
@@ -523,3 +524,33 @@ def test_simulated_runs_of_random_dags(dag, data) -> None:
     rng = data.draw(st.randoms(use_true_random=False))
     state, skipped = simulate(plan, rng, fail)
     check_outcome(plan, Graph.from_package(pkg), state, skipped, fail)
+
+
+def test_rank_is_the_longest_remaining_path_then_package_order() -> None:
+    # z -> a -> b -> c, z -> d; e alone; package order puts e and d before the chain
+    pkg = package(["e", "d", "z", "a", "b", "c"], [("z", "a"), ("a", "b"), ("b", "c"), ("z", "d")])
+    plan = make_plan(pkg)
+    assert {f: plan.remaining(f) for f in plan.run} == {
+        "e": 1,
+        "d": 1,
+        "z": 4,
+        "a": 3,
+        "b": 2,
+        "c": 1,
+    }
+    assert sorted(plan.run, key=plan.rank) == ["z", "a", "b", "e", "d", "c"]
+    assert [plan.level(f, 10) for f in ("z", "a", "b", "c")] == [0, 1, 2, 3]
+    # more path lengths than levels: spread over them, the longest at 0, a sink at the last
+    chain = [f"f{i:02d}" for i in range(25)]
+    long_plan = make_plan(package(chain, list(itertools.pairwise(chain))))
+    levels = [long_plan.level(f, 10) for f in chain]
+    assert levels[0] == 0 and levels[-1] == 9 and levels == sorted(levels)
+
+
+def test_ready_queue_hands_out_flows_in_rank_order() -> None:
+    pkg = package(["e", "d", "z", "a"], [("z", "a")])
+    queue: ReadyQueue[str] = ReadyQueue(make_plan(pkg), str)
+    queue.extend(["e", "d", "z"])
+    assert len(queue) == 3 and sorted(queue) == ["d", "e", "z"]
+    assert [queue.pop(), queue.pop(), queue.pop()] == ["z", "e", "d"]
+    assert not queue

@@ -12,7 +12,7 @@ from dizest_core import dwp
 from dizest_core.errors import UnknownFlowError
 from dizest_core.runner import POLL_STEP, LocalRunner, RunRequest, _Run
 from dizest_core.workflow import Workflow
-from tests.conftest import package
+from tests.conftest import chain_and_leaves, package
 
 COUNT = (
     "n = int(dizest.drive().read('count.' + dizest.flow.id(), '0')) + 1\n"
@@ -299,3 +299,14 @@ def test_closing_right_after_a_run_is_quiet(tmp_path, capfd):
         assert wf.run(workdir=tmp_path)["status"] == "ready"
         wf.close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_ready_flows_start_longest_remaining_path_first(make_workflow, tmp_path):
+    """One slot, five leaves and the head of a 3-flow chain ready at once: the chain's head
+    goes first and its next link as soon as it is ready; the last link ties with the leaves
+    (one flow ahead each), which come first in package order."""
+    pkg, chain, leaves = chain_and_leaves()
+    events = list(make_workflow(pkg, concurrency=1).stream(workdir=tmp_path))
+    started = [e.flow_id for e in events if e.flow_id and e.data.get("status") == "running"]
+    assert started == [*chain[:-1], *leaves, chain[-1]]
+    assert events[-1].data == {"status": "ready"}
