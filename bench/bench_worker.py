@@ -6,7 +6,8 @@ also on Ctrl-C or an error. Measured, per worker configuration:
 
   shapes    tests/data packages: wall time submit -> `client.wait()` returns
   hop       100-flow no-op chain: time between consecutive flows' `ready` events (Redis clock)
-  makespan  100-flow DAG of 5-50 ms sleeps, 8 slots: (last event - first event) / critical path
+  makespan  100-flow DAG of 5-50 ms sleeps, 8 slots, containment on: (last event - first
+            event) / critical path, and per-flow overhead (bench/makespan.py)
   events    50-flow chain printing 20 lines each: publish -> receive latency on the events
             channel (pubsub) and on the run's stream (XREAD BLOCK)
 
@@ -21,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import heapq
 import itertools
 import json
 import math
 import os
 import platform
-import random
 import signal
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))  # a clone run without `pip install -e .`
 
+import makespan  # noqa: E402
 import redis  # noqa: E402
 import sandbox_cost  # noqa: E402
 import vs_dask  # noqa: E402
@@ -59,10 +59,11 @@ from bench_core import (  # noqa: E402
     print_failures,
     report_outputs,
 )
-from gen_dag import app_dict, connect, flow_dict, make_dag, package_dict  # noqa: E402
+from gen_dag import app_dict, connect, flow_dict, make_sleep_dag, package_dict  # noqa: E402
+from makespan import MakespanRow, flow_times, run_span  # noqa: E402
 
 from dizest_core import envconfig  # noqa: E402
-from dizest_core.events import FLOW_STATUS, LOG_APPEND, WORKFLOW_STATUS, Event  # noqa: E402
+from dizest_core.events import LOG_APPEND, Event  # noqa: E402
 from dizest_worker.client import Client  # noqa: E402
 from dizest_worker.connection import redis_client  # noqa: E402
 from dizest_worker.settings import WorkerSettings  # noqa: E402
@@ -75,8 +76,6 @@ MIN_RUNS = 3
 HOP_FLOWS = 100
 EVENT_FLOWS = 50
 EVENT_LINES = 20
-MAKESPAN_FLOWS = 100
-MAKESPAN_SEED = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SANDBOX_REQUIRE = ("pidns", "cgroup", "mountns", "netns", "identity", "landlock")
 
@@ -129,7 +128,6 @@ TARGETS = {
     "wide1000": Target(5.0, "s"),
     "hop_p50": Target(10.0, "ms"),
     "hop_p95": Target(20.0, "ms"),
-    "makespan": Target(1.15, "x"),
     "pubsub_p99": Target(5.0, "ms"),
 }
 
@@ -403,53 +401,6 @@ def make_chain(n: int, lines: int = 0) -> tuple[dict[str, Any], dict[str, int]]:
     return package, {f: i for i, f in enumerate(ids)}
 
 
-@dataclass
-class SleepDag:
-    package: dict[str, Any]
-    values: dict[str, int]
-    sleeps: dict[str, float]
-    critical_path_s: float
-    critical_path_flows: int
-    sinks: list[str]
-    parents: dict[str, list[str]]
-
-
-def make_sleep_dag(n: int, seed: int) -> SleepDag:
-    """gen_dag's random DAG shape; flow f sleeps sleeps[f] (5-50 ms, seeded), then outputs
-    sum(inputs) + 1. One app per flow (its sleep is a literal in the code)."""
-    package, _ = make_dag(n, seed)
-    rnd = random.Random(seed * 7919 + 1)
-    order = list(package["flow"])  # parents come before children (gen_dag's construction)
-    sleeps = {f: round(rnd.uniform(0.005, 0.050), 4) for f in order}
-    apps: dict[str, Any] = {}
-    parents: dict[str, list[str]] = {}
-    for f in order:
-        flow = package["flow"][f]
-        conns = flow["inputs"].get("x", {}).get("connections", [])
-        parents[f] = [c["node"] for c in conns]
-        body = f"import time\ntime.sleep({sleeps[f]})\n"
-        if parents[f]:
-            apps[f"a{f}"] = app_dict(
-                f"a{f}", body + "dizest.output('v', sum(dizest.inputs('x')) + 1)\n", ["x"]
-            )
-        else:
-            apps[f"a{f}"] = app_dict(f"a{f}", body + "dizest.output('v', 1)\n")
-        flow["app_id"] = f"a{f}"
-    package["apps"] = apps
-    values: dict[str, int] = {}
-    finish: dict[str, float] = {}
-    depth: dict[str, int] = {}
-    for f in order:
-        values[f] = sum(values[p] for p in parents[f]) + 1
-        start = max((finish[p] for p in parents[f]), default=0.0)
-        finish[f] = start + sleeps[f]
-        depth[f] = 1 + max((depth[p] for p in parents[f]), default=0)
-    has_child = {p for f in order for p in parents[f]}
-    sinks = [f for f in order if f not in has_child]
-    last = max(finish, key=lambda f: finish[f])
-    return SleepDag(package, values, sleeps, finish[last], max(depth.values()), sinks, parents)
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -494,25 +445,6 @@ def check_report(
     if report["status"] != "ready":
         bad.insert(0, f"run status {report['status']}")
     return bad
-
-
-def flow_times(events: Sequence[Event]) -> tuple[dict[str, float], dict[str, float]]:
-    """Per flow: ts of its (last) `running` and `ready` flow.status events."""
-    running: dict[str, float] = {}
-    ready: dict[str, float] = {}
-    for e in events:
-        if e.type == FLOW_STATUS and e.flow_id:
-            if e.data.get("status") == "running":
-                running[e.flow_id] = e.ts
-            elif e.data.get("status") == "ready":
-                ready[e.flow_id] = e.ts
-    return running, ready
-
-
-def run_span(events: Sequence[Event]) -> float:
-    """Seconds between the run's first event (its creation) and its final workflow.status."""
-    final = [e.ts for e in events if e.type == WORKFLOW_STATUS and e.final]
-    return final[-1] - events[0].ts if final and events else math.nan
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -595,29 +527,14 @@ def bench_hop(cluster: Cluster, row: HopRow, repeat: int) -> None:
                 row.durations.append(1000 * (ready[cur] - running[cur]))
 
 
-@dataclass
-class MakespanRow:
-    config: str
-    spans: list[float] = field(default_factory=list)  # first event -> final event, s
-    times: list[float] = field(default_factory=list)  # submit -> wait() returned, s
-    critical_path_s: float = 0.0
-    critical_path_flows: int = 0
-    start_waits: list[float] = field(default_factory=list)  # ms, runnable -> running
-    overheads: list[float] = field(default_factory=list)  # ms, running -> ready minus sleep
-    waiting_s: float = 0.0  # flow-seconds runnable but not running ...
-    waiting_free_s: float = 0.0  # ... of which while the cluster had a free slot
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def ratio(self) -> float:
-        return med(self.spans) / self.critical_path_s if self.critical_path_s else math.nan
-
-
 def bench_makespan(cluster: Cluster, row: MakespanRow, repeat: int) -> None:
+    """makespan.py's DAG through the cluster: one warm-up, then `repeat` checked runs."""
     client = cluster.client
     assert client is not None
-    dag = make_sleep_dag(MAKESPAN_FLOWS, MAKESPAN_SEED)
+    dag = make_sleep_dag(makespan.FLOWS, makespan.SEED)
     row.critical_path_s, row.critical_path_flows = dag.critical_path_s, dag.critical_path_flows
+    row.slots = sum(w.concurrency for w in cluster.config.workers) * cluster.config.slots
+    row.load = (os.getloadavg()[0], 0.0)
     submit_wait(client, dag.package)  # warm-up
     for i in range(repeat):
         run_id, elapsed, report = submit_wait(client, dag.package)
@@ -626,66 +543,8 @@ def bench_makespan(cluster: Cluster, row: MakespanRow, repeat: int) -> None:
         row.spans.append(run_span(events))
         row.failures += [f"run {i + 1}: {b}" for b in check_report(report, dag.values)[:3]]
         if not row.failures:
-            slots = sum(w.concurrency for w in cluster.config.workers) * cluster.config.slots
-            account_waits(row, dag, events, slots)
-
-
-def list_schedule(dag: SleepDag, slots: int, overhead_s: float, longest_first: bool) -> float:
-    """The makespan an ideal dispatcher reaches with `slots` flows at a time: a flow starts the
-    moment its parents are done and a slot is free (no dispatch delay), occupies its slot for
-    its sleep + `overhead_s`; ready flows start in readiness order, or longest remaining path
-    first. A bound on what any dispatch can do here, to read the measured ratio against."""
-    children: dict[str, list[str]] = {f: [] for f in dag.sleeps}
-    for f, parents in dag.parents.items():
-        for p in set(parents):
-            children[p].append(f)
-    rest: dict[str, float] = {}
-    for f in reversed(list(dag.sleeps)):  # parents come before children
-        rest[f] = dag.sleeps[f] + max((rest[c] for c in children[f]), default=0.0)
-    waiting = {f: len(set(ps)) for f, ps in dag.parents.items()}
-    ready: list[tuple[float, int, str]] = []
-    counter = itertools.count()
-
-    def push(f: str) -> None:
-        heapq.heappush(ready, (-rest[f] if longest_first else 0.0, next(counter), f))
-
-    for f in dag.sleeps:
-        if not waiting[f]:
-            push(f)
-    running: list[tuple[float, str]] = []
-    now = 0.0
-    while ready or running:
-        while ready and len(running) < slots:
-            f = heapq.heappop(ready)[2]
-            heapq.heappush(running, (now + dag.sleeps[f] + overhead_s, f))
-        now, f = heapq.heappop(running)
-        for c in children[f]:
-            waiting[c] -= 1
-            if not waiting[c]:
-                push(c)
-    return now
-
-
-def account_waits(row: MakespanRow, dag: SleepDag, events: Sequence[Event], slots: int) -> None:
-    """Where the time beyond the critical path goes: per flow, runnable (last parent ready, or
-    run start) -> running, and running -> ready beyond its sleep; and the flow-seconds spent
-    runnable-but-not-running while fewer than `slots` flows were running."""
-    running, ready = flow_times(events)
-    t0 = events[0].ts
-    marks: list[tuple[float, int, int]] = []  # (ts, d waiting, d running)
-    for f, sleep in dag.sleeps.items():
-        runnable = max((ready[p] for p in dag.parents[f]), default=t0)
-        row.start_waits.append(1000 * (running[f] - runnable))
-        row.overheads.append(1000 * (ready[f] - running[f] - sleep))
-        marks += [(runnable, 1, 0), (running[f], -1, 1), (ready[f], 0, -1)]
-    marks.sort()
-    waiting = busy = 0
-    last = marks[0][0]
-    for ts, d_wait, d_run in marks:
-        row.waiting_s += waiting * (ts - last)
-        if busy < slots:
-            row.waiting_free_s += min(waiting, slots - busy) * (ts - last)
-        last, waiting, busy = ts, waiting + d_wait, busy + d_run
+            makespan.account(row, dag, events)
+    row.load = (row.load[0], os.getloadavg()[0])
 
 
 @dataclass
@@ -906,59 +765,6 @@ def print_hops(rows: list[HopRow]) -> None:
     print_table(head, lines)
 
 
-def print_makespan(rows: list[MakespanRow]) -> None:
-    if not rows:
-        return
-    cp = rows[0]
-    print(
-        f"\n3. makespan, {MAKESPAN_FLOWS}-flow DAG (gen_dag seed {MAKESPAN_SEED}), sleeps 5-50 ms;"
-        f" critical path {cp.critical_path_s:.3f} s over {cp.critical_path_flows} flows;"
-        " makespan = first -> final event"
-    )
-    head = ["cfg", "runs", "median s", "min", "max", "wait s", "ratio", "check", "target", "goal"]
-    head += ["start wait p50/p90 ms", "flow overhead p50 ms", "free-slot wait"]
-    lines = []
-    for r in rows:
-        free = r.waiting_free_s / r.waiting_s if r.waiting_s else math.nan
-        lines.append(
-            [
-                r.config,
-                str(len(r.spans)),
-                fmt(med(r.spans)),
-                fmt(min(r.spans) if r.spans else None),
-                fmt(max(r.spans) if r.spans else None),
-                fmt(med(r.times)),
-                f"{r.ratio:.2f}x",
-                "FAILED" if r.failures else "ok",
-                TARGETS["makespan"].text(),
-                TARGETS["makespan"].verdict(r.ratio),
-                f"{ms(pct(r.start_waits, 50))}/{ms(pct(r.start_waits, 90))}",
-                ms(pct(r.overheads, 50)),
-                "-" if math.isnan(free) else f"{100 * free:.0f}%",
-            ]
-        )
-    print_table(head, lines)
-    dag = make_sleep_dag(MAKESPAN_FLOWS, MAKESPAN_SEED)
-    overhead_ms = med([v for r in rows for v in r.overheads])
-    for slots in (8, 16):
-        bounds = []
-        for extra in (0.0, overhead_ms / 1000):
-            fifo = list_schedule(dag, slots, extra, False) / dag.critical_path_s
-            longest = list_schedule(dag, slots, extra, True) / dag.critical_path_s
-            bounds.append(f"{fifo:.2f}x / {longest:.2f}x")
-        print(
-            f"   ideal dispatch at {slots} slots (readiness order / longest path first): "
-            f"{bounds[0]} with no per-flow overhead, {bounds[1]} with the measured "
-            f"{overhead_ms:.1f} ms per flow"
-        )
-    print(
-        "   start wait: a flow's last parent ready (or run start) -> its running event; flow "
-        "overhead: running -> ready minus its sleep;\n   free-slot wait: share of the "
-        "flow-seconds spent runnable-but-not-running while fewer flows ran than the config has "
-        "slots"
-    )
-
-
 def print_events(rows: list[EventRow]) -> None:
     print(
         f"\n4. event latency, {EVENT_FLOWS}-flow chain x {EVENT_LINES} printed lines: "
@@ -1104,8 +910,12 @@ def main(argv: list[str] | None = None) -> int:
                     erow = EventRow(key)
                     event_rows.append(erow)
                     step("events", partial(bench_events, cluster, erow, args.repeat), erow.failures)
-        if "makespan" in args.names:
-            for config in MAKESPAN_CONFIGS:
+        if "makespan" in args.names:  # containment on unless --sandbox says otherwise
+            for config in [
+                replace(c, key=f"{c.key}:{m}" if args.modes else c.key, sandbox=m)
+                for m in args.modes or ["on"]
+                for c in MAKESPAN_CONFIGS
+            ]:
                 print(f"config {config.key}: {config.label}", file=sys.stderr)
                 with Cluster(settings, config) as cluster:
                     mrow = MakespanRow(config.key)
@@ -1137,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
         vs_dask.print_comparison(throughput, dask_ref, dask_note)
     if hop_rows:
         print_hops(hop_rows)
-    print_makespan(span_rows)
+    makespan.print_makespan(span_rows)
     if event_rows:
         print_events(event_rows)
     if args.modes:

@@ -10,6 +10,11 @@ A Redis restart: the consumer reconnects (`broker_connection_max_retries=None`) 
 not cancelled on a connection loss (`worker_cancel_long_running_tasks_on_connection_loss`):
 their flows keep their leases and finish; a redelivered copy of their message is refused by
 CLAIM's attempt fencing.
+
+Flow tasks carry a priority (`FlowTask.level`, 0 the most urgent): kombu's Redis transport keeps
+a list per level and its consumers pop level 0 first, so every process that sends or consumes
+must agree on the levels (`priority_steps`, set here for all of them). A message sent without a
+priority (an `api` call) goes at level 0.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from contextlib import contextmanager
 from celery import Celery
 
 from dizest_worker import broker_fix
-from dizest_worker.orchestration import Enqueue, FlowTask, chunked
+from dizest_worker.messages import PRIORITY_LEVELS, Enqueue, FlowTask, chunked
 from dizest_worker.settings import WorkerSettings
 
 RUN_FLOW = "dizest.run_flow"
+TRANSPORT_OPTIONS = {"priority_steps": list(range(PRIORITY_LEVELS))}
 
 
 def base_celery(name: str, settings: WorkerSettings) -> Celery:
@@ -43,6 +49,7 @@ def base_celery(name: str, settings: WorkerSettings) -> Celery:
         broker_connection_max_retries=None,
         worker_send_task_events=False,
         worker_hijack_root_logger=False,
+        broker_transport_options=TRANSPORT_OPTIONS,
     )
     return app
 
@@ -52,7 +59,10 @@ def create_celery(settings: WorkerSettings) -> Celery:
     app.conf.update(
         task_default_queue=settings.queue,
         task_time_limit=settings.task_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            **TRANSPORT_OPTIONS,
+            "visibility_timeout": settings.visibility_timeout_s,
+        },
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     app.conf.dizest_settings = settings
@@ -70,7 +80,8 @@ def _producer(app: Celery) -> Iterator[object]:
 
 
 def make_enqueue(app: Celery) -> Enqueue:
-    """Send flow tasks by name, each to its queue, over one producer connection."""
+    """Send flow tasks by name, each to its queue at its level, over one producer connection
+    (most urgent level first: a consumer waiting on the queue takes the first one sent)."""
 
     def enqueue(tasks: list[tuple[FlowTask, str]], countdown: float) -> None:
         groups: dict[tuple[str, str], list[FlowTask]] = {}
@@ -86,6 +97,7 @@ def make_enqueue(app: Celery) -> Enqueue:
                         queue=queue,
                         producer=producer,
                         countdown=countdown or None,
+                        priority=chunk[0].level,
                     )
 
     return enqueue

@@ -159,13 +159,11 @@ class Client:
         if created.created and created.roots:
             ctx = self.runs.context(created.run_id)
             assert ctx is not None
-            from dizest_worker.orchestration import FlowTask
+            from dizest_worker.messages import flow_task
 
+            roots = sorted(created.roots, key=ctx.plan.rank)  # the most urgent sent first
             self._enqueue(
-                [
-                    (FlowTask(created.run_id, f), ctx.flow_options(f, self.settings).queue)
-                    for f in created.roots
-                ],
+                [(flow_task(ctx, f), ctx.flow_options(f, self.settings).queue) for f in roots],
                 0.0,
             )
             self.runs.release([(created.run_id, f, 1) for f in created.roots])

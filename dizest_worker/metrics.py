@@ -2,8 +2,9 @@
 
 The API renders them (Prometheus text) but does not know where they live: run statuses in the
 run records, lifetime counters the CLAIM, FINISH and REQUEUE scripts keep in `{prefix}:metrics`,
-the broker queue's length and the workers' beats. Run counts cover the newest `run_limit` runs of
-the `{prefix}:runs` index (one pipelined HMGET per run), so they are gauges over that window.
+the broker queue's length (over its priority levels) and the workers' beats. Run counts cover
+the newest `run_limit` runs of the `{prefix}:runs` index (one pipelined HMGET per run), so they
+are gauges over that window.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from dizest_worker.keys import DURATION_BUCKETS, Keys
+from dizest_worker.messages import broker_lists
 from dizest_worker.scripts import bucket_name
 from dizest_worker.settings import WorkerSettings
 
@@ -89,10 +91,18 @@ def read_snapshot(
         duration_sum=_number(counters.get("duration_sum")),
         duration_count=_number(counters.get("duration_count")),
         queue=settings.queue,
-        queue_depth=int(client.llen(settings.queue)),
+        queue_depth=_queue_depth(client, settings.queue),
         workers_live=len(liveness.live_workers(client, settings)),
         live_window_s=liveness.WINDOW_S,
     )
+
+
+def _queue_depth(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in `queue`, at every priority level."""
+    pipe = client.pipeline(transaction=False)
+    for name in broker_lists(queue):
+        pipe.llen(name)
+    return sum(int(n) for n in pipe.execute())
 
 
 def _text(value: str | bytes) -> str:

@@ -15,7 +15,8 @@ from typing import Any
 
 from celery import Celery
 
-from dizest_worker.orchestration import Executor, InvalidTask, decode_tasks
+from dizest_worker.messages import InvalidTask, decode_tasks
+from dizest_worker.orchestration import Executor
 
 log = logging.getLogger("dizest.worker")
 _executors: dict[tuple[int, int], Executor] = {}

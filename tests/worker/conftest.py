@@ -14,11 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import redis
 
 from dizest_core import envconfig
 from dizest_core.settings import Settings
 from dizest_worker.client import Client
 from dizest_worker.connection import redis_client
+from dizest_worker.messages import broker_lists
 from dizest_worker.settings import WorkerSettings
 from tests.conftest import package, wait_for
 from tests.redis_server import session_redis_url
@@ -178,9 +180,15 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProc
     cleanup(settings)
 
 
+def queued(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in `queue`, at every priority level."""
+    return sum(int(client.llen(name)) for name in broker_lists(queue))
+
+
 def cleanup(settings: WorkerSettings) -> None:
     client = redis_client(settings)
     keys = list(client.scan_iter(match=f"{settings.prefix}:*", count=1000))
     for queue in (settings.queue, f"{settings.queue}-gpu", f"{settings.queue}-b"):
-        keys += [queue.encode(), f"_kombu.binding.{queue}".encode()]  # the broker's own keys
+        keys += [q.encode() for q in broker_lists(queue)]  # the broker's own keys
+        keys.append(f"_kombu.binding.{queue}".encode())
     client.delete(*keys)

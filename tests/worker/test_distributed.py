@@ -10,7 +10,7 @@ import pytest
 from dizest_core.errors import DizestError, InvalidOptions, UnknownFlowError, ValidationError
 from dizest_core.workflow import Workflow
 from tests.conftest import DATA, package
-from tests.worker.conftest import slow_then_use
+from tests.worker.conftest import queued, slow_then_use
 
 GOLDEN = sorted(p.stem for p in DATA.glob("*.dwp"))  # every sample package, so none can drift
 
@@ -85,7 +85,7 @@ def test_validation_errors_are_raised_before_anything_is_enqueued(cluster):
         client.submit(DATA / "c03_fanout.dwp", flows=["nope"])
     with pytest.raises(ValueError, match="JSON"):
         client.submit(DATA / "c03_fanout.dwp", inputs={"x": object()})
-    assert client.redis.llen(cluster.settings.queue) == 0
+    assert queued(client.redis, cluster.settings.queue) == 0
     assert not list(client.redis.scan_iter(match=f"{cluster.settings.prefix}:run:*"))
 
 
@@ -115,7 +115,7 @@ def test_bad_option_values_are_rejected_before_anything_is_stored(cluster):
             client.submit(pkg, options=options, idempotency_key="bad-options")
         assert isinstance(caught.value, ValueError) and isinstance(caught.value, DizestError)
         assert [(p.flow, p.app, p.field) for p in caught.value.problems] == [where], dizest
-    assert client.redis.llen(settings.queue) == 0
+    assert queued(client.redis, settings.queue) == 0
     assert not list(client.redis.scan_iter(match=f"{settings.prefix}:*"))
     cluster("w1")  # the key was never taken: a good submit with it runs
     run_id = client.submit(
@@ -129,7 +129,7 @@ def test_idempotency_key_gives_one_run(cluster):
     first = client.submit(DATA / "c03_fanout.dwp", idempotency_key="job-1")
     second = client.submit(DATA / "c03_fanout.dwp", idempotency_key="job-1")
     assert first == second
-    assert client.redis.llen(cluster.settings.queue) == 1  # one root task, enqueued once
+    assert queued(client.redis, cluster.settings.queue) == 1  # one root task, enqueued once
     cluster("w1")
     assert client.wait(first, timeout=60)["status"] == "ready"
 

@@ -17,6 +17,7 @@ from tests.worker.conftest import (
     cleanup,
     host_pid,
     make_settings,
+    queued,
     slow_then_use,
 )
 
@@ -222,7 +223,7 @@ def test_malformed_task_payloads_are_rejected_not_retried(cluster):
         client.app.send_task(RUN_FLOW, args=[payload], queue=queue)
     wait_for(lambda: worker.log.count("rejected malformed flow task") == 3, timeout=20)
     # acked, so never delivered again: not in the queue, nor in kombu's unacked hash
-    wait_for(lambda: client.redis.llen(queue) == 0 and not _unacked(client, queue), timeout=10)
+    wait_for(lambda: queued(client.redis, queue) == 0 and not _unacked(client, queue), timeout=10)
     run_id = client.submit(slow_then_use(0))
     assert client.wait(run_id, timeout=30)["status"] == "ready"
     assert worker.proc.poll() is None
