@@ -78,7 +78,10 @@ def _load(path: str, settings: Settings) -> Workflow:
     help="Per-flow wall-clock limit (s); the flow's process group is killed.",
 )
 @click.option(
-    "--concurrency", "-c", type=click.IntRange(min=1), help="Flows at once (default: CPUs)."
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    help="Flows at once (default: by measured CPU use; waiting flows hold no CPU).",
 )
 @click.option(
     "--memory-limit", type=click.IntRange(min=64), metavar="MB", help="Per-flow memory cap."

@@ -8,9 +8,8 @@ happened as `Signal`s — log lines, results, and one `Finished` per child with 
 A child runs user code, so everything it sends is untrusted: messages are parsed by `wire`
 without pickle (a malformed one ends that flow in error), output values stay opaque bytes, and
 a file reference among its outputs must be a regular file of the stated size inside that
-attempt's own artifact folder. A flow's process group is killed when the flow ends, whatever
-the end, so nothing it started outlives it. The zygote it forks them through is driven by
-`zygote_handle.Zygote`; what an end becomes (and the checks outputs pass) is `outcome`.
+attempt's own artifact folder. Whatever its end, nothing a flow started outlives it. Children
+come through the zygote (`zygote_handle`), ahead of their jobs (`spares`); ends are `outcome`.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from dizest_core import wire
+from dizest_core import cpuuse, wire
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
 from dizest_core.job import FlowJob, Value
 from dizest_core.outcome import (
@@ -89,8 +88,10 @@ class Supervisor:
         self.by_pid: dict[int, _Child] = {}
         self.forking: dict[str, _Child] = {}  # asked the zygote to fork, pid not known yet
         self.spares = Spares(self.zygote)
-        self.spare_slots = 0  # keep a spare child per free slot of this many (0: no spares)
+        self.spare_slots = 0  # spare children kept waiting (0: none)
         self.spare_memory = 0  # the memory limit spares are forked for: the last job's
+        self.meter = cpuuse.Meter()
+        self._asked = False  # a CPU-usage question to the zygote is unanswered
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -133,22 +134,22 @@ class Supervisor:
         self.selector.register(spare.out_r, selectors.EVENT_READ, child)
         self.selector.register(spare.conn, selectors.EVENT_READ | selectors.EVENT_WRITE, child)
         self.children[job.flow_id] = child
+        self.meter.forget(spare.token)  # its CPU use as a spare says nothing of the flow
         if spare.pid is None:
             self.forking[spare.token] = child
         else:
             self.by_pid[spare.pid] = child
 
-    def _top_up(self) -> None:
-        """Fork spares until each free slot has one (the zygote forks while we wait)."""
-        want = min(self.spare_slots, UID_STRIDE) - len(self.children)
-        while (
-            self.spares.count(self.spare_memory) < want
-            and len(self.children) + len(self.spares) < UID_STRIDE
-        ):
-            try:
-                self.spares.fork(str(next(self._tokens)), self.spare_memory)
-            except OSError:  # the zygote is gone: its EOF is reported by the next read
-                return
+    def sample_cpu(self) -> None:
+        """Ask the zygote for the children's CPU use (read by `holds_core` once answered)."""
+        if not self._asked:
+            self._asked = True
+            self.zygote.ask_usage()
+
+    def holds_core(self, flow_id: str) -> bool:
+        """Whether a running flow uses (or may use: not measured yet) a core of its own."""
+        child = self.children.get(flow_id)
+        return child is not None and self.meter.holds_core(child.token)
 
     def kill(self, flow_id: str, reason: str) -> None:
         """Kill a running flow's process group; it finishes (not ok) with `reason`."""
@@ -167,7 +168,12 @@ class Supervisor:
     def poll(self, timeout: float | None) -> list[Signal | Finished]:
         """Wait up to `timeout` seconds for children to say or do something."""
         out: list[Signal | Finished] = []
-        self._top_up()
+        self.spares.top_up(  # a spare per slot: the zygote forks while we wait
+            self.spare_slots,
+            self.spare_memory,
+            UID_STRIDE - len(self.children),
+            lambda: str(next(self._tokens)),
+        )
         for key, events in self.selector.select(self._until_deadline(timeout)):
             if key.data is None:
                 self._zygote_notices(out)
@@ -229,6 +235,10 @@ class Supervisor:
                 self.by_pid[child.pid] = child
                 if child.kill_reason:
                     self.zygote.kill(child.token)
+            elif notice[0] == "C":
+                self._asked, now = False, time.monotonic()
+                for token, ns, runnable in cpuuse.parse(notice[1:]):
+                    self.meter.record(token, now, ns, runnable)
             elif notice[0] == "X":
                 child = self.by_pid.pop(int(notice[1]), None)
                 if child is None:
@@ -365,6 +375,7 @@ class Supervisor:
             if fd in child.pipes:
                 self._close_pipe(child, fd, out)
         del self.children[child.job.flow_id]
+        self.meter.forget(child.token)
         ok, reason = end_of(
             child.kill_reason, child.error, child.done, child.status, child.oom, child.job
         )

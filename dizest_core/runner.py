@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dizest_core import cpuuse
 from dizest_core import events as ev
 from dizest_core.cache import CachedFlow, FlowCache, cache_key
 from dizest_core.errors import ExecutionError
@@ -32,7 +33,7 @@ from dizest_core.model import Package
 from dizest_core.plan import ReadyQueue, make_plan
 from dizest_core.report import ReportBuilder
 from dizest_core.runstate import RunState, Transition
-from dizest_core.sandbox import make_policy
+from dizest_core.sandbox import UID_STRIDE, make_policy
 from dizest_core.settings import Settings, child_environment
 from dizest_core.status import Reason, RunStatus
 from dizest_core.store import MemoryStore, OutputStore
@@ -189,7 +190,12 @@ class _Run:
         self.timed_out = False
         self._stopping = False
         self.deadline = time.monotonic() + request.timeout if request.timeout else None
-        self.concurrency = request.concurrency or self.settings.concurrency
+        # A fixed concurrency caps flows at once; the default (None) admits flows while the
+        # running ones that hold a core (measured, `cpuuse`) are fewer than the CPUs, up to
+        # max_processes at once.
+        self.fixed = request.concurrency or self.settings.concurrency
+        self.cpus = cpuuse.cpus()
+        self.concurrency = self.fixed or min(self.settings.max_processes, UID_STRIDE)
         self.cache = (
             FlowCache(self.settings.cache_dir)
             if request.cache and self.settings.cache_dir
@@ -200,7 +206,7 @@ class _Run:
 
     def events(self) -> Iterator[Event]:
         sup = self.runner.supervisor
-        sup.spare_slots = self.concurrency
+        sup.spare_slots = min(self.fixed or self.cpus, 2 * self.cpus)  # see `spares`
         try:
             yield from self._transition(self.state.start())
             while not self.state.done:
@@ -234,7 +240,7 @@ class _Run:
             yield self._emit(type_, flow_id, **data)
 
     def _launch_ready(self) -> Iterator[Event]:
-        while self.queue and len(self.running) < self.concurrency:
+        while self.queue and self._admit():
             flow_id = self.queue.pop()
             job = self._job(flow_id)
             yield from self._transition(self.state.running(flow_id))
@@ -299,13 +305,34 @@ class _Run:
     def _end(self, flow_id: str, ok: bool, reason: str | None, duration: float) -> Iterator[Event]:
         yield from self._transition(self.state.finish(flow_id, ok, reason, duration_s=duration))
 
+    def _admit(self) -> bool:
+        """Room for one more flow: under the cap and, by default, a core not held."""
+        if len(self.running) >= self.concurrency:
+            return False
+        if self.fixed or len(self.running) < self.cpus:
+            return True
+        sup = self.runner.supervisor
+        return sum(sup.holds_core(f) for f in self.running) < self.cpus
+
+    def _sample_wait(self) -> float | None:
+        """While ready flows wait only for a core: ask for the CPU use of the running ones and
+        look again soon (sooner while one is not measured yet); None: no need."""
+        if self.fixed or not self.queue or len(self.running) >= self.concurrency:
+            return None
+        sup = self.runner.supervisor
+        sup.sample_cpu()
+        children = [c for c in map(sup.children.get, self.running) if c is not None]
+        unmeasured = any(not sup.meter.measured(c.token) for c in children)
+        return cpuuse.SAMPLE_S if unmeasured else cpuuse.RESAMPLE_S
+
     def _poll_timeout(self) -> float:
         """How long the next poll may wait: never 0 once the run has timed out (the killed
         children still have to report; returning 0 would spin until they do), at most
         POLL_STEP (rq's bounded steps), and 0 only once, when the deadline has just passed."""
+        step = POLL_STEP if (wait := self._sample_wait()) is None else wait
         if self.deadline is None or self.timed_out:
-            return POLL_STEP
-        return min(POLL_STEP, max(0.0, self.deadline - time.monotonic()))
+            return step
+        return min(step, max(0.0, self.deadline - time.monotonic()))
 
     def _check_stop(self) -> Iterator[Event]:
         if self.deadline is not None and time.monotonic() >= self.deadline and not self.timed_out:

@@ -38,7 +38,10 @@ class Settings:
     """How the engine runs flows. Every field has a DIZEST_<NAME> variable (upper case), read
     and written by `dizest_core.envconfig` (tuples of names are comma-separated)."""
 
-    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # flows of a local run at once; None: by measured CPU (a flow that sleeps or waits does not
+    # hold a core), up to max_processes at once
+    concurrency: int | None = None
+    max_processes: int = field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)))
     flow_timeout: float | None = None
     memory_limit_mb: int | None = None
     plugin_paths: tuple[str, ...] = field(
@@ -74,8 +77,8 @@ class Settings:
     tmp_mb: int = 512
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ConfigError("concurrency must be at least 1")
+        if (self.concurrency is not None and self.concurrency < 1) or self.max_processes < 1:
+            raise ConfigError("concurrency and max_processes must be at least 1")
         if self.flow_timeout is not None and self.flow_timeout <= 0:
             raise ConfigError("flow_timeout must be positive")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 64:

@@ -1,10 +1,12 @@
 """Spare flow children: forked ahead of need, each waiting for the one job it will ever run.
 
 A flow's start is on the critical path of every chain: the next flow waits while the zygote
-forks its child and the child joins its cgroup and sets its limits. So the Supervisor keeps up
-to one spare per free slot, forked while the engine waits for the running flows anyway; a
-launch hands the job to a spare whose memory limit matches (its cgroup limits were written for
-it), else forks as before. A spare is still used once: it runs one job and exits, as every
+forks its child and the child joins its cgroup and sets its limits. So the Supervisor keeps
+`spare_slots` spares (a local run: one per slot, at most two per CPU; a worker process: one per
+local slot), forked while the engine waits for the running flows anyway, also while every slot
+is busy: the next flow starts the moment one ends (in a chain, spares only for free slots would
+never be there in time). A launch hands the job to a spare whose memory limit matches (its
+cgroup limits were written for it), else forks as before. A spare is still used once: it runs one job and exits, as every
 child does; a spare that never gets a job is killed with the zygote or when the Supervisor
 closes its end (it exits on EOF without running anything).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dizest_core.zygote_handle import Zygote
@@ -59,6 +62,14 @@ class Spares:
         spare = Spare(token, memory_mb, ours, out_r)
         self.by_token[token] = spare
         self.free.setdefault(memory_mb, deque()).append(spare)
+
+    def top_up(self, want: int, memory_mb: int, room: int, token: Callable[[], str]) -> None:
+        """Fork spares for `memory_mb` until `want` wait, while fewer than `room` exist."""
+        while self.count(memory_mb) < want and len(self) < room:
+            try:
+                self.fork(token(), memory_mb)
+            except OSError:  # the zygote is gone: its EOF is reported by the next read
+                return
 
     def take(self, memory_mb: int) -> Spare | None:
         """A spare forked for `memory_mb`, now the caller's (the oldest: most likely started)."""

@@ -10,6 +10,8 @@ a SOCK_SEQPACKET socket:
                                         (MB: its memory limit, 0 for none)
     zygote -> engine   b"P <token> <pid>"                                 child started
     engine -> zygote   b"K <token>"                                       kill that child's tree
+    engine -> zygote   b"C"                             each child's CPU time so far, answered:
+    zygote -> engine   b"C <token>:<ns>:<R|S> ..."                 (see `dizest_core.cpuuse`)
     zygote -> engine   b"X <pid> <wait status> <oom>"                     child ended
 
 Only the zygote signals its children: it reaps them, so it alone knows a pid still names the
@@ -34,7 +36,7 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from dizest_core import confine, linux, probe
+from dizest_core import confine, cpuuse, linux, probe
 from dizest_core.cgroups import Group
 from dizest_core.sandbox import UID_STRIDE, Policy, Prepared, Slot, slot_uid
 
@@ -96,6 +98,17 @@ class Zygote:
         self.tokens[token] = pid
         with contextlib.suppress(OSError):  # the engine is gone: EOF ends the loop next
             self.control.send(f"P {token} {pid}".encode())
+
+    def usage(self) -> None:
+        """Tell the engine each child's CPU demand so far (ns) and whether it is runnable, by
+        token: `C tok:ns:R|S ...` (see `cpuuse.read`)."""
+        parts = []
+        for pid, child in self.children.items():
+            use = cpuuse.read(pid)
+            if use is not None:
+                parts.append(f"{child.token}:{use[0]}:{'R' if use[1] else 'S'}")
+        with contextlib.suppress(OSError):
+            self.control.send(("C " + " ".join(parts)).encode())
 
     def kill(self, pid: int) -> None:
         """Kill a live child and everything it started."""
@@ -225,6 +238,8 @@ def _serve(zygote: Zygote, wake_r: int) -> None:
             token, _, memory = rest.partition(" ")
             if kind == "F":
                 zygote.fork(token, int(memory or 0), fds, wake_r)
+            elif kind == "C":
+                zygote.usage()
             elif kind == "K" and token in zygote.tokens:
                 zygote.kill(zygote.tokens[token])
 

@@ -80,16 +80,21 @@ class Zygote:
         with contextlib.suppress(OSError):
             self.sock.send(f"K {token}".encode())
 
+    def ask_usage(self) -> None:
+        """Ask for each child's CPU time; the answer comes as a `C` notice."""
+        with contextlib.suppress(OSError):
+            self.sock.send(b"C")
+
     def fork(self, token: str, memory_mb: int | None, fds: list[int]) -> None:
         socket.send_fds(self.sock, [f"F {token} {memory_mb or 0}".encode()], fds)
 
     def read(self) -> list[list[str]]:
-        """Pending notices from the zygote ([P, token, pid] or [X, pid, status])."""
+        """Pending notices from the zygote ([P, token, pid], [X, pid, status, oom], [C, ...])."""
         self.sock.setblocking(False)
         notices = []
         try:
             while True:
-                msg = self.sock.recv(256)
+                msg = self.sock.recv(65536)
                 if not msg:
                     raise ExecutionError("the zygote process died")
                 notices.append(msg.decode().split(" "))
