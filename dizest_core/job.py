@@ -7,7 +7,6 @@ child's answers cross the process boundary is `dizest_core.wire`.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Mapping
@@ -120,9 +119,10 @@ def build_job(
         max_render_bytes=settings.max_render_bytes,
         max_preview_bytes=settings.max_preview_bytes,
         inline_max=settings.inline_max_bytes,
-        flow_raw=copy.deepcopy(dict(flow.raw)),
-        app_raw=copy.deepcopy(dict(app.raw)),
-        package_raw=copy.deepcopy(dict(package.raw)) if _USES_WORKFLOW.search(app.code) else None,
+        # shared, not copied: a job is only ever read in the engine, and pickled to its child
+        flow_raw=dict(flow.raw),
+        app_raw=dict(app.raw),
+        package_raw=dict(package.raw) if _USES_WORKFLOW.search(app.code) else None,
         site_paths=interpreter.site_paths(package.raw),
         **fields,
     )
