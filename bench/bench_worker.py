@@ -536,6 +536,7 @@ def bench_makespan(cluster: Cluster, row: MakespanRow, repeat: int) -> None:
     row.slots = sum(w.concurrency for w in cluster.config.workers) * cluster.config.slots
     row.load = (os.getloadavg()[0], 0.0)
     submit_wait(client, dag.package)  # warm-up
+    before = cpu_snapshot(cluster)
     for i in range(repeat):
         run_id, elapsed, report = submit_wait(client, dag.package)
         row.times.append(elapsed)
@@ -544,6 +545,10 @@ def bench_makespan(cluster: Cluster, row: MakespanRow, repeat: int) -> None:
         row.failures += [f"run {i + 1}: {b}" for b in check_report(report, dag.values)[:3]]
         if not row.failures:
             makespan.account(row, dag, events)
+    cpu = cpu_delta(before, cpu_snapshot(cluster))
+    parts = {"engine": cpu["main"] + cpu["pool"], "zygote": cpu["zygote"], "flows": cpu["flows"]}
+    parts["redis"] = cpu["redis"]
+    row.cpu_ms = {k: 1000 * v / (repeat * makespan.FLOWS) for k, v in parts.items()}
     row.load = (row.load[0], os.getloadavg()[0])
 
 

@@ -18,6 +18,7 @@ import math
 import os
 import statistics
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +56,7 @@ class MakespanRow:
     waiting_s: float = 0.0  # flow-seconds runnable but not running ...
     waiting_free_s: float = 0.0  # ... of which while a slot was free
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before, after
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per flow run, by process kind
     failures: list[str] = field(default_factory=list)
     note: str = ""
 
@@ -169,6 +171,21 @@ def list_schedule(dag: SleepDag, slots: int, overhead_s: float, longest_first: b
     return now
 
 
+def overhead_budget_ms(dag: SleepDag, slots: int) -> float:
+    """The largest per-flow overhead with which the ideal longest-first dispatch stays within
+    RATIO_LIMIT (bisection on `list_schedule`; 0 when even no overhead does not)."""
+    lo, hi = 0.0, 50.0
+    if list_schedule(dag, slots, 0.0, True) > RATIO_LIMIT * dag.critical_path_s:
+        return 0.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if list_schedule(dag, slots, mid / 1000, True) <= RATIO_LIMIT * dag.critical_path_s:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def bench_local(repeat: int, sandbox: str = "on", by_rank: bool = True) -> MakespanRow:
     """The DAG through `Workflow.stream` at concurrency 8, one warm-up then `repeat` runs.
     `by_rank=False`: ready flows start in the order they became ready (Plan.rank patched to a
@@ -182,21 +199,55 @@ def bench_local(repeat: int, sandbox: str = "on", by_rank: bool = True) -> Makes
     rank = Plan.rank
     if not by_rank:
         Plan.rank = lambda self, flow_id: (0, 0)  # type: ignore[method-assign]
+    engine = children = 0.0
     try:
         with Workflow(dag.package, settings=settings) as wf:
             for i in range(repeat + 1):
+                cpu0, kids0 = time.process_time(), descendants_cpu_s()
                 events = list(wf.stream(timeout=RUN_TIMEOUT_S))
+                cpu1, kids1 = time.process_time(), descendants_cpu_s()
                 bad = check_values(dag, wf.runner.report())
                 row.failures += [f"run {i}: {b}" for b in bad[:3]]
                 if i == 0 or bad:  # the warm-up starts the zygote
                     continue
+                engine += cpu1 - cpu0
+                children += kids1 - kids0
                 row.spans.append(run_span(events))
                 row.times.append(events[-1].ts - events[0].ts)
                 account(row, dag, events)
     finally:
         Plan.rank = rank  # type: ignore[method-assign]
     row.load = (row.load[0], os.getloadavg()[0])
+    runs = FLOWS * max(1, len(row.spans))
+    row.cpu_ms = {"engine": engine, "children": children}
+    row.cpu_ms = {k: 1000 * v / runs for k, v in row.cpu_ms.items()}
     return row
+
+
+def descendants_cpu_s(root: int | None = None) -> float:
+    """CPU seconds (user + sys) of every live process below `root` (default: this one), with
+    what each has reaped: the zygote, its spare and flow children, whatever their namespaces."""
+    root = os.getpid() if root is None else root
+    tck = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, own + reaped s)
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii") as fp:
+                fields = fp.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / tck)
+    below: set[int] = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _) in stats.items():
+            if ppid in below and pid not in below:
+                below.add(pid)
+                changed = True
+    return sum(stats[pid][1] for pid in below if pid != root and pid in stats)
 
 
 def print_makespan(rows: list[MakespanRow]) -> None:
@@ -211,7 +262,7 @@ def print_makespan(rows: list[MakespanRow]) -> None:
     )
     head = ["config", "runs", "median s", "min", "max", "ratio", "target", "goal"]
     head += ["overhead p50 ms", "target", "goal", "start wait p50/p90 ms", "free-slot wait"]
-    head += ["load", "check"]
+    head += ["CPU ms/flow", "load", "check"]
     lines = []
     for r in rows:
         free = r.waiting_free_s / r.waiting_s if r.waiting_s else math.nan
@@ -231,6 +282,7 @@ def print_makespan(rows: list[MakespanRow]) -> None:
                 _verdict(over, OVERHEAD_LIMIT_MS),
                 f"{_ms(pct(r.start_waits, 50))}/{_ms(pct(r.start_waits, 90))}",
                 "-" if math.isnan(free) else f"{100 * free:.0f}%",
+                " ".join(f"{k} {v:.1f}" for k, v in r.cpu_ms.items()) or "-",
                 f"{r.load[0]:.2f}->{r.load[1]:.2f}",
                 "FAILED" if r.failures else "ok",
             ]
@@ -250,11 +302,19 @@ def print_makespan(rows: list[MakespanRow]) -> None:
             f"{bounds[0]} with no per-flow overhead, {bounds[1]} with the measured "
             f"{overhead_ms:.1f} ms per flow"
         )
+        budget = overhead_budget_ms(dag, slots)
+        print(
+            f"   at {slots} slots, longest path first reaches {RATIO_LIMIT:g}x with at most "
+            f"{budget:.1f} ms per flow"
+        )
     print(
         "   start wait: a flow's last parent ready (or run start) -> its running event; "
         "overhead: running -> ready minus its sleep;\n   free-slot wait: share of the "
         "flow-seconds spent runnable-but-not-running while fewer flows ran than there are "
-        "slots; load: 1-minute load average before -> after"
+        "slots; CPU ms/flow: per flow run, by process kind (local: engine = the run loop's\n"
+        "   process, children = zygote, spares and flows; workers: engine = main + pool processes,"
+        " flows = what the zygotes reaped); "
+        "load: 1-minute load average before -> after"
     )
 
 
