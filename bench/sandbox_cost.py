@@ -264,7 +264,8 @@ def _rlimits(bed: Bed) -> None:
 
 def _landlock(bed: Bed) -> None:
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-    confine._landlock(bed.exposed, bed.prepared, "none", netns=False, pidns=True)
+    ruleset = confine._ruleset(bed.prepared, "none", netns=False)
+    confine._landlock(ruleset, bed.exposed, bed.prepared, pidns=True)
 
 
 def _all(network: str) -> Callable[[Bed], None]:
@@ -273,8 +274,8 @@ def _all(network: str) -> Callable[[Bed], None]:
         layers["landlock"] = "active"
         slot = Slot(bed.uid, bed.policy.gid, bed.group, layers, bed.prepared)
         job = FlowJob(**{**bed.job.__dict__, "network": network})
-        confine.ahead(bed.policy, slot, job.memory_limit_mb)
-        confine.enter(job, bed.policy, slot)
+        done = confine.ahead(bed.policy, slot, job.memory_limit_mb)
+        confine.enter(job, bed.policy, slot, done)
 
     return step
 

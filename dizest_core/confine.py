@@ -75,27 +75,48 @@ def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
     return Prepared(tuple(covers), tuple(rebind), tuple(rules), mounted)
 
 
-def ahead(policy: Policy, slot: Slot, memory_mb: int | None) -> None:
-    """What does not depend on the job, done before it arrives (a spare child forked for a
-    memory limit): join the slot's cgroup (its limits are set by the zygote), set the limits."""
+@dataclass
+class Ahead:
+    """What `ahead` did, for `enter` to finish."""
+
+    mount_ns: bool = False  # this process has its own mount namespace already
+    ruleset: int | None = None  # a Landlock ruleset with the static rules, not enforced yet
+    network: str = ""  # the network policy that ruleset was made for
+
+
+def ahead(policy: Policy, slot: Slot, memory_mb: int | None) -> Ahead:
+    """What does not depend on the job, done before it arrives (in a spare child forked for a
+    memory limit): join the slot's cgroup (its limits are set by the zygote), set the limits,
+    enter a mount namespace of its own (a copy of the zygote's), build the Landlock ruleset
+    with the static rules for the server's default network. Nothing is enforced yet."""
+    done = Ahead()
     if not policy.enabled:
-        return
+        return done
+    on = {name for name, state in slot.layers.items() if state == "active"}
     if slot.group is not None:
         slot.group.join(memory=memory_mb is not None)
     rlimits(policy, memory_mb, tree_memory=slot.group is not None)
+    if slot.prepared.mounted:
+        linux.unshare(linux.CLONE_NEWNS)
+        done.mount_ns = True
+    if "landlock" in on:
+        done.network = policy.network
+        done.ruleset = _ruleset(slot.prepared, policy.network, "netns" in on)
+    return done
 
 
-def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
+def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -> None:
     """Confine this process for `job`, after `ahead`; raises OSError when a layer that is on
     cannot be set."""
     if not policy.enabled:
         return
+    done = done or Ahead()
     on = {name for name, state in slot.layers.items() if state == "active"}
     network = job.network or policy.network
     exposed = _exposures(job)
     if slot.gid is not None:
         _give_to_group(job, slot.gid)
-    flags = linux.CLONE_NEWNS if slot.prepared.mounted else 0
+    flags = linux.CLONE_NEWNS if slot.prepared.mounted and not done.mount_ns else 0
     if network == "none" and "netns" in on:
         flags |= linux.CLONE_NEWNET
     if flags:
@@ -114,7 +135,14 @@ def enter(job: FlowJob, policy: Policy, slot: Slot) -> None:
     os.environ["TMPDIR"] = "/tmp"
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if "landlock" in on:
-        _landlock(exposed, slot.prepared, network, netns="netns" in on, pidns="pidns" in on)
+        ruleset = done.ruleset
+        if ruleset is None or done.network != network:  # made for another network policy
+            if ruleset is not None:
+                os.close(ruleset)
+            ruleset = _ruleset(slot.prepared, network, "netns" in on)
+        _landlock(ruleset, exposed, slot.prepared, pidns="pidns" in on)
+    elif done.ruleset is not None:
+        os.close(done.ruleset)
     for fd, _ in slot.prepared.static_rules:
         os.close(fd)
 
@@ -195,9 +223,8 @@ def _rights(fd: int, access: int, handled: int) -> int:
     return access & handled
 
 
-def _landlock(
-    exposed: list[_Expose], prepared: Prepared, network: str, netns: bool, pidns: bool
-) -> None:
+def _ruleset(prepared: Prepared, network: str, netns: bool) -> int:
+    """A new Landlock ruleset for `network` holding the static rules (not enforced)."""
     abi = linux.landlock_abi()
     fs = _handled(abi)
     net = 0
@@ -208,6 +235,16 @@ def _landlock(
     try:
         for fd, access in prepared.static_rules:
             linux.landlock_allow_path(ruleset, fd, access)
+    except OSError:
+        os.close(ruleset)
+        raise
+    return ruleset
+
+
+def _landlock(ruleset: int, exposed: list[_Expose], prepared: Prepared, pidns: bool) -> None:
+    """Add the flow's own paths to `ruleset` and enforce it on this process (closes it)."""
+    fs = _handled(linux.landlock_abi())
+    try:
         own = [(e.path, fs if e.write else READ) for e in exposed]
         if prepared.mounted:  # fresh tmpfs of this flow alone; shared otherwise, so not written
             own += [("/tmp", fs), ("/dev/shm", fs)]

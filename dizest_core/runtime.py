@@ -302,9 +302,10 @@ def main(
     when the engine closes the channel before sending a job (an unused spare)."""
     conn = socket.socket(fileno=conn_fd)
     early: OSError | None = None
+    done = confine.Ahead()
     if policy is not None and slot is not None:
         try:
-            confine.ahead(policy, slot, memory_mb)
+            done = confine.ahead(policy, slot, memory_mb)
         except OSError as exc:  # said once the job is here (it may never come)
             early = exc
     try:
@@ -321,7 +322,7 @@ def main(
                     raise OSError(
                         errno.EINVAL, f"set up for {memory_mb} MB, not {job.memory_limit_mb}"
                     )
-                confine.enter(job, policy, slot)
+                confine.enter(job, policy, slot, done)
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot enter the flow sandbox: {exc}") from exc
         _prepare(job, tree_memory=slot is not None and slot.group is not None)

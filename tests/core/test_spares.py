@@ -91,3 +91,34 @@ def test_spares_left_unused_exit_when_the_engine_closes(make_workflow, tmp_path)
     for pid in spares:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+LISTEN = (
+    "import socket\n"
+    "s = socket.socket()\n"
+    "try:\n"
+    "    s.bind(('127.0.0.1', 0))\n"
+    "    s.listen()\n"
+    "    v = 'listening'\n"
+    "except OSError as exc:\n"
+    "    v = type(exc).__name__\n"
+)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs a root engine")
+def test_a_spare_ruleset_made_ahead_still_confines_its_flow(make_workflow, tmp_path):
+    """The Landlock ruleset a spare builds before its job (for the default network, egress)
+    is the one enforced: a flow in a spare cannot listen, run after run."""
+    from dizest_core import linux
+
+    if linux.landlock_abi() < 4:
+        pytest.skip("Landlock network rules need ABI 4")
+    pkg = package({"l": {"code": LISTEN, "outputs": ["v"]}}, {"f": {"app": "l"}})
+    wf = make_workflow(pkg, sandbox="on")
+    wf.run(workdir=tmp_path)
+    spares = waiting_spares(wf)
+    for _ in range(2):
+        report = wf.run(workdir=tmp_path)
+        assert report["status"] == "ready"
+        assert report["flows"]["f"]["outputs"]["v"] == "PermissionError", report["flows"]["f"]
+    assert spares  # the runs above took their children from these
