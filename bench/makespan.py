@@ -67,6 +67,13 @@ class MakespanRow:
         return statistics.median(self.spans) / self.critical_path_s
 
     @property
+    def cpu_floor(self) -> float:
+        """The makespan / critical path that the CPU alone allows: every flow's CPU spread
+        evenly over every core of the machine, nothing else running."""
+        cpus = os.cpu_count() or 1
+        return FLOWS * sum(self.cpu_ms.values()) / 1000 / cpus / self.critical_path_s
+
+    @property
     def overhead_ms(self) -> float:
         return pct(self.overheads, 50)
 
@@ -186,42 +193,59 @@ def overhead_budget_ms(dag: SleepDag, slots: int) -> float:
     return lo
 
 
-def bench_local(repeat: int, sandbox: str = "on", by_rank: bool = True) -> MakespanRow:
-    """The DAG through `Workflow.stream` at concurrency 8, one warm-up then `repeat` runs.
-    `by_rank=False`: ready flows start in the order they became ready (Plan.rank patched to a
-    constant for these runs), the dispatch before issue 12, for a side-by-side figure."""
+def bench_local(
+    repeat: int, sandbox: str = "on", orders: tuple[bool, ...] = (True, False)
+) -> list[MakespanRow]:
+    """The DAG through `Workflow.stream` at concurrency 8: one warm-up, then `repeat` runs per
+    row, the rows' runs interleaved (both see the same load). A row per dispatch order in
+    `orders`: True = Plan.rank; False = the order flows became ready (Plan.rank patched to a
+    constant for its runs), the dispatch before issue 12."""
     dag = make_sleep_dag(FLOWS, SEED)
-    order = "rank" if by_rank else "arrival"
-    row = MakespanRow(f"local c={SLOTS} {order} sandbox {sandbox}")
-    row.critical_path_s, row.critical_path_flows = dag.critical_path_s, dag.critical_path_flows
-    row.load = (os.getloadavg()[0], 0.0)
+    rows = {
+        by_rank: MakespanRow(f"local c={SLOTS} {_order_name(by_rank)} sandbox {sandbox}")
+        for by_rank in orders
+    }
+    cpu = {by_rank: [0.0, 0.0] for by_rank in orders}  # engine, children
+    for row in rows.values():
+        row.critical_path_s, row.critical_path_flows = dag.critical_path_s, dag.critical_path_flows
+        row.load = (os.getloadavg()[0], 0.0)
     settings = replace(Settings.from_env(), sandbox=sandbox, concurrency=SLOTS)
     rank = Plan.rank
-    if not by_rank:
-        Plan.rank = lambda self, flow_id: (0, 0)  # type: ignore[method-assign]
-    engine = children = 0.0
     try:
         with Workflow(dag.package, settings=settings) as wf:
-            for i in range(repeat + 1):
-                cpu0, kids0 = time.process_time(), descendants_cpu_s()
-                events = list(wf.stream(timeout=RUN_TIMEOUT_S))
-                cpu1, kids1 = time.process_time(), descendants_cpu_s()
-                bad = check_values(dag, wf.runner.report())
-                row.failures += [f"run {i}: {b}" for b in bad[:3]]
-                if i == 0 or bad:  # the warm-up starts the zygote
-                    continue
-                engine += cpu1 - cpu0
-                children += kids1 - kids0
-                row.spans.append(run_span(events))
-                row.times.append(events[-1].ts - events[0].ts)
-                account(row, dag, events)
+            list(wf.stream(timeout=RUN_TIMEOUT_S))  # warm-up: starts the zygote
+            for i in range(repeat):
+                for by_rank, row in rows.items():
+                    Plan.rank = rank if by_rank else _arrival  # type: ignore[method-assign]
+                    cpu0, kids0 = time.process_time(), descendants_cpu_s()
+                    events = list(wf.stream(timeout=RUN_TIMEOUT_S))
+                    cpu1, kids1 = time.process_time(), descendants_cpu_s()
+                    bad = check_values(dag, wf.runner.report())
+                    row.failures += [f"run {i + 1}: {b}" for b in bad[:3]]
+                    if bad:
+                        continue
+                    cpu[by_rank][0] += cpu1 - cpu0
+                    cpu[by_rank][1] += kids1 - kids0
+                    row.spans.append(run_span(events))
+                    row.times.append(events[-1].ts - events[0].ts)
+                    account(row, dag, events)
     finally:
         Plan.rank = rank  # type: ignore[method-assign]
-    row.load = (row.load[0], os.getloadavg()[0])
-    runs = FLOWS * max(1, len(row.spans))
-    row.cpu_ms = {"engine": engine, "children": children}
-    row.cpu_ms = {k: 1000 * v / runs for k, v in row.cpu_ms.items()}
-    return row
+    for by_rank, row in rows.items():
+        row.load = (row.load[0], os.getloadavg()[0])
+        runs = FLOWS * max(1, len(row.spans))
+        engine, children = cpu[by_rank]
+        row.cpu_ms = {"engine": 1000 * engine / runs, "children": 1000 * children / runs}
+    return list(rows.values())
+
+
+def _arrival(plan: Plan, flow_id: str) -> tuple[int, int]:
+    """A rank every flow shares: ReadyQueue then hands flows out in the order they came."""
+    return 0, 0
+
+
+def _order_name(by_rank: bool) -> str:
+    return "rank" if by_rank else "arrival"
 
 
 def descendants_cpu_s(root: int | None = None) -> float:
@@ -262,7 +286,7 @@ def print_makespan(rows: list[MakespanRow]) -> None:
     )
     head = ["config", "runs", "median s", "min", "max", "ratio", "target", "goal"]
     head += ["overhead p50 ms", "target", "goal", "start wait p50/p90 ms", "free-slot wait"]
-    head += ["CPU ms/flow", "load", "check"]
+    head += ["CPU ms/flow", "CPU floor", "load", "check"]
     lines = []
     for r in rows:
         free = r.waiting_free_s / r.waiting_s if r.waiting_s else math.nan
@@ -283,6 +307,7 @@ def print_makespan(rows: list[MakespanRow]) -> None:
                 f"{_ms(pct(r.start_waits, 50))}/{_ms(pct(r.start_waits, 90))}",
                 "-" if math.isnan(free) else f"{100 * free:.0f}%",
                 " ".join(f"{k} {v:.1f}" for k, v in r.cpu_ms.items()) or "-",
+                f"{r.cpu_floor:.2f}x" if r.cpu_ms else "-",
                 f"{r.load[0]:.2f}->{r.load[1]:.2f}",
                 "FAILED" if r.failures else "ok",
             ]
@@ -313,7 +338,8 @@ def print_makespan(rows: list[MakespanRow]) -> None:
         "flow-seconds spent runnable-but-not-running while fewer flows ran than there are "
         "slots; CPU ms/flow: per flow run, by process kind (local: engine = the run loop's\n"
         "   process, children = zygote, spares and flows; workers: engine = main + pool processes,"
-        " flows = what the zygotes reaped); "
+        " flows = what the zygotes reaped);\n   CPU floor: flows x CPU ms/flow / CPUs, over the "
+        "critical path (what the CPU alone allows on this machine); "
         "load: 1-minute load average before -> after"
     )
 
