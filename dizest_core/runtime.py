@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dizest_core import confine, inflow, render, wire
+from dizest_core import confine, inflow, render, warmup, wire
 from dizest_core.drive import Drive
 from dizest_core.errors import ErrorInfo
 from dizest_core.job import Artifact, FlowJob, Value
@@ -308,6 +308,7 @@ def main(
             done = confine.ahead(policy, slot, memory_mb)
         except OSError as exc:  # said once the job is here (it may never come)
             early = exc
+    warmup.warm_up(run)  # the job's path, once, while no job waits (see `warmup`)
     try:
         job = wire.recv_job(conn)
     except EOFError:
