@@ -122,3 +122,20 @@ def test_a_spare_ruleset_made_ahead_still_confines_its_flow(make_workflow, tmp_p
         assert report["status"] == "ready"
         assert report["flows"]["f"]["outputs"]["v"] == "PermissionError", report["flows"]["f"]
     assert spares  # the runs above took their children from these
+
+
+def test_the_warm_up_of_a_spare_leaves_nothing_a_flow_can_see(make_workflow, tmp_path):
+    code = (
+        "import linecache, sys\n"
+        "v = sorted(k for k in linecache.cache if 'warm-up' in str(k))\n"
+        "v += sorted(m for m in sys.modules if 'warm' in m and m != 'dizest_core.warmup')\n"
+        "print('only this line')\n"
+    )
+    pkg = package({"a": {"code": code, "outputs": ["v"]}}, {"f": {"app": "a"}})
+    wf = make_workflow(pkg, sandbox="off")
+    wf.run(workdir=tmp_path)
+    waiting_spares(wf)
+    report = wf.run(workdir=tmp_path)  # in a spare that warmed up
+    flow = report["flows"]["f"]
+    assert report["status"] == "ready" and flow["outputs"]["v"] == [], flow
+    assert flow["log"] == ["only this line"]
