@@ -9,6 +9,7 @@ the arbiter, even with SIGKILL, leaves no worker holding the port.
 
 from __future__ import annotations
 
+import resource
 import signal
 import sys
 import threading
@@ -21,8 +22,9 @@ GRACEFUL_S = 10
 
 
 def stream_threads(threads: int) -> int:
-    """How many of a process's threads may hold SSE/WebSocket streams: the rest (a quarter, 8
-    to 64) stay free for ordinary requests, so a crowd of watchers never blocks the API."""
+    """How many of a process's threads may hold streams (WebSocket; an SSE stream holds one only
+    while it replays, then the event hub owns its socket): the rest (a quarter, 8 to 64) stay
+    free for ordinary requests, so a crowd of watchers never blocks the API."""
     return max(1, threads - min(64, max(8, threads // 4)))
 
 
@@ -33,7 +35,9 @@ def gunicorn_options(bind: str, workers: int, threads: int, connections: int) ->
         "workers": workers,
         "threads": threads,
         "worker_connections": connections,
-        "worker_class": "gthread",  # a stream holds a thread; bcrypt must not block a loop
+        # gthread (bcrypt must not block a loop), letting SSE streams go to the event hub
+        "worker_class": "dizest_api.stream_worker.StreamWorker",
+        "backlog": max(2048, connections),  # a crowd of clients connecting at once
         "graceful_timeout": GRACEFUL_S,
         "errorlog": "-",
         "proc_name": "dizest-api",
@@ -66,6 +70,15 @@ def post_worker_init(worker: Any) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
+def raise_open_files(wanted: int) -> None:
+    """Each stream is an open socket: raise this process's soft RLIMIT_NOFILE toward `wanted`
+    (as far as the hard limit allows; its workers inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        top = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, top), hard))
+
+
 def application(options: dict[str, Any]) -> Any:
     """A gunicorn application with `options` (gunicorn is imported only when serving)."""
     from gunicorn.app.base import BaseApplication
@@ -86,6 +99,7 @@ def application(options: dict[str, Any]) -> Any:
 
 def main(argv: list[str]) -> None:
     bind, workers, threads, connections = argv[0], *(int(a) for a in argv[1:4])
+    raise_open_files(connections + threads + 256)
     application(gunicorn_options(bind, workers, threads, connections)).run()
 
 

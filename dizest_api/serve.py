@@ -57,14 +57,14 @@ def _say(message: str) -> None:
     default=128,
     show_default=True,
     type=click.IntRange(min=2),
-    help="Per process; up to 3/4 of them hold SSE/WebSocket streams (DIZEST_MAX_STREAMS).",
+    help="Per process; up to 3/4 of them hold WebSocket streams (DIZEST_MAX_STREAM_THREADS).",
 )
 @click.option(
     "--connections",
     default=1000,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Open connections per process (streams included).",
+    help="Open connections per process, and its most SSE/WebSocket streams (DIZEST_MAX_STREAMS).",
 )
 @click.option("--no-worker", is_flag=True, help="Do not start a `dizest worker` alongside.")
 @click.option("--beat", is_flag=True, help="Also run `dizest beat` (schedules, webhooks).")
@@ -112,7 +112,8 @@ def serve(
         if beat:
             command = [sys.executable, "-m", "dizest_cli", "beat"]
             children.start(Child("beat", command, BEAT_STOP_S))
-        os.environ.setdefault("DIZEST_MAX_STREAMS", str(stream_threads(threads)))
+        os.environ.setdefault("DIZEST_MAX_STREAMS", str(connections))
+        os.environ.setdefault("DIZEST_MAX_STREAM_THREADS", str(stream_threads(threads)))
         api = [sys.executable, "-m", "dizest_api.gunicorn_app", f"{host}:{port}"]
         children.start(Child("api", [*api, *map(str, (workers, threads, connections))], GRACEFUL_S + 5))  # fmt: skip
         _say(f"serving http://{host}:{port}/")

@@ -37,6 +37,9 @@ class ApiSettings:
     drive_quota_files: int = 10_000
     max_runs_per_user: int = 100
     max_streams: int = 1000  # SSE/WebSocket clients per API process (`dizest serve` sets it)
+    # of them, streams that hold a server thread (WebSocket; SSE where the socket cannot be handed
+    # to the event hub): `dizest serve` keeps some threads free for ordinary requests
+    max_stream_threads: int = 1000
     heartbeat_s: float = 15.0  # quiet streams: SSE heartbeat comment / WebSocket ping
     session_ttl_s: int = 12 * 3600
     cookie_secure: bool = False
@@ -51,9 +54,10 @@ class ApiSettings:
     def __post_init__(self) -> None:
         if len(self.secret_key) < 16:
             raise ConfigError("DIZEST_SECRET_KEY must have at least 16 characters")
-        if self.max_request_bytes < 1024 or self.max_runs_per_user < 1 or self.max_streams < 1:
+        if self.max_request_bytes < 1024 or min(self.max_runs_per_user, self.max_streams, self.max_stream_threads) < 1:  # fmt: skip
             raise ConfigError(
-                "max_request_bytes must be >= 1024, max_runs_per_user and max_streams >= 1"
+                "max_request_bytes must be >= 1024; max_runs_per_user, max_streams and "
+                "max_stream_threads >= 1"
             )
         if self.max_upload_bytes < self.max_request_bytes or min(self.drive_quota_bytes, self.drive_quota_files) < 1:  # fmt: skip
             raise ConfigError("max_upload_bytes must be >= max_request_bytes; drive quotas >= 1")

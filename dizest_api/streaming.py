@@ -1,39 +1,33 @@
 """Live run events for SSE and WebSocket clients: replay from the run's stream, then live.
 
-The fan-out is `dizest_api.event_hub` (one pubsub subscription per process, per-client queues,
-direct socket writes); this module is one client's side of it.
+The fan-out is `dizest_api.event_hub` (one pubsub subscription per process); this module is one
+client's side of it.
 
 `follow` registers the client's queue BEFORE replaying the stream, so nothing published while
-replaying is missed, and drops live events whose stream id it has already sent. Whenever the hub
-(re)subscribes, and whenever a client is idle, it catches up from the stream as well, so an event
-lost on pubsub (a reconnect) is still delivered, in order, exactly once.
+replaying is missed, and drops live events whose stream id it has already sent. Given the
+client's socket (SSE under `dizest serve`), it then hands the socket to the hub, which writes
+the rest of the stream itself, and ends with `HandedOver`: the stream holds no thread. Otherwise
+it goes on from its queue; whenever the hub (re)subscribes, and whenever the client is idle, it
+catches up from the stream as well, so an event lost on pubsub (a reconnect) is still delivered,
+in order, exactly once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import re
 import socket
 from collections.abc import Iterator
-from typing import Protocol
 
-from dizest_api.event_hub import CLOSING, RESYNC, EventHub, Handback, sse_frame, stream_key
+from dizest_api.event_hub import CLOSING, RESYNC, EventHub
+from dizest_api.handover import HandedOver
+from dizest_api.stream_owner import REPLAY_BATCH, RunFeed, sse_frame, stream_key
 from dizest_core.events import Event
 from dizest_core.status import RUN_FINAL_VALUES
 
+__all__ = ["REPLAY_BATCH", "STREAM_ID", "RunFeed", "follow", "sse"]
+
 STREAM_ID = re.compile(r"^\d+-\d+$")
-REPLAY_BATCH = 500
-
-
-class RunFeed(Protocol):
-    """What a stream reads of the cluster: `dizest_worker.client.Client` is one."""
-
-    def record(self, run_id: str) -> dict[str, str] | None: ...
-
-    def event_batch(
-        self, run_id: str, after: str | None = None, count: int = 1000
-    ) -> list[Event]: ...
 
 
 def follow(
@@ -47,8 +41,9 @@ def follow(
     """The run's events after `after`, then live ones, until its final workflow.status.
 
     Yields None after `idle_s` without an event (a heartbeat). Ends early if the run expires or
-    this client was dropped for being too slow. With `sock` (the client's socket, chunked
-    HTTP/1.1), live events are written to it by the hub while this generator sleeps.
+    this client was dropped for being too slow. With `sock` (the client's socket, a chunked
+    HTTP/1.1 response whose every yield so far is written), the hub takes the socket over after
+    the replay and this raises `HandedOver`.
     """
     sub = hub.subscribe(run_id)  # before replaying: nothing published meanwhile is missed
     try:
@@ -73,29 +68,20 @@ def follow(
             if first and ended:  # the client had already seen the final event
                 return
             first = False
-            adoptable = True  # until refused, then again once the thread acts on a control item
+            if sock is not None:
+                if hub.own(sub, sock, last, runs):
+                    raise HandedOver()
+                return  # dropped meanwhile, or the hub is stopping: the client resumes
             while True:  # live
                 if sub.dropped:
                     return
-                if adoptable and sock is not None and sub.sock is None:
-                    adoptable = hub.adopt(sub, sock, last)
                 try:
                     item = sub.queue.get(timeout=idle_s)
                 except queue.Empty:
-                    last = hub.release(sub, last)  # the socket is ours again: write
                     if runs.record(run_id) is None:
                         return
                     yield None
                     break  # cheap catch-up: covers anything pubsub may have lost
-                last = hub.release(sub, last)
-                if isinstance(item, Handback):
-                    adoptable = True
-                    last = item.last
-                    if item.rest and sock is not None and not _send_rest(sock, item.rest, idle_s):
-                        return  # the client stopped reading: end, it resumes from `last`
-                    if item.done:
-                        return
-                    continue
                 if item is CLOSING:
                     return
                 if item is RESYNC:
@@ -107,24 +93,7 @@ def follow(
                 if item.final:
                     return
     finally:
-        hub.release(sub, None)
         hub.unsubscribe(sub)
-
-
-def _send_rest(sock: socket.socket, rest: bytes, idle_s: float) -> bool:
-    """The rest of a chunk the hub could only partly send; False if the client takes longer
-    than two heartbeat periods to read it."""
-    sock.settimeout(max(2 * idle_s, 1.0))
-    try:
-        sock.sendall(rest)
-        return True
-    except OSError:  # the response is cut mid-chunk: close it, never reuse the connection
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            sock.settimeout(None)
 
 
 def sse(events: Iterator[Event | None]) -> Iterator[bytes]:

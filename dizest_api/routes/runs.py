@@ -26,6 +26,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from redis.exceptions import LockError
 
+from dizest_api import handover
 from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
 from dizest_api.data.run_index import RunIndex
@@ -261,17 +262,17 @@ def follow_run(run_id: str, sse: bool = False) -> Iterator[Event | None]:
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
-    hub.admit()
     sock = _direct_socket() if sse else None
+    hub.admit(threaded=sock is None)
     return follow(hub, services().client, run_id, after, _heartbeat_s(), sock)
 
 
 def _direct_socket() -> socket.socket | None:
-    """The client's socket when the hub may write SSE chunks to it itself: gunicorn, plain TCP
-    (not TLS), HTTP/1.1 (a chunked response, as the hub frames it)."""
+    """The client's socket when the hub may take the stream over: gunicorn with our worker
+    (`handover`), plain TCP (not TLS), HTTP/1.1 (a chunked response, as the hub frames it)."""
     sock = request.environ.get("gunicorn.socket")
     protocol = request.environ.get("SERVER_PROTOCOL", "")
-    if type(sock) is not socket.socket or protocol != "HTTP/1.1":
+    if type(sock) is not socket.socket or protocol != "HTTP/1.1" or not handover.enabled():
         return None
     return sock if current_app.config.get("DIZEST_SSE_DIRECT", True) else None
 

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -288,3 +289,35 @@ def test_a_client_that_stops_reading_never_slows_the_others(tmp_path: Path) -> N
                     pass  # what it had buffered, then the end
         finally:
             stalled.close()
+
+
+def test_sse_streams_hold_no_server_thread(tmp_path: Path) -> None:
+    """40 SSE clients of one run on an API process with 8 threads, of which 1 may hold a
+    stream: each stream is handed to the event hub after its replay (a stream that kept its
+    thread would be refused with 503), and every client gets exactly the run's events."""
+    ticking = json.loads(json.dumps(SLOW))
+    ticking["apps"]["nap"]["code"] = (
+        "import time\nfor i in range(60):\n    print(i, flush=True)\n    time.sleep(0.05)\nv = 1"
+    )
+    with serving(tmp_path, "--threads", "8", "--connections", "100") as served:
+        status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": ticking}, served.token)  # fmt: skip
+        assert status == 201, run
+        host, port = served.base.removeprefix("http://").split(":")
+        path = f"/api/v1/runs/{run['run_id']}/events"
+        got: list[list[str]] = []
+        errors: list[BaseException] = []
+
+        def client() -> None:
+            try:
+                got.append(sse_ids(host, int(port), path, served.token))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        clients = [threading.Thread(target=client) for _ in range(40)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(timeout=60)
+        assert not errors, errors[0]
+        replay = sse_ids(host, int(port), path, served.token)
+        assert len(got) == 40 and all(ids == replay for ids in got)

@@ -17,8 +17,10 @@ import pytest
 import redis
 from simple_websocket import ConnectionClosed
 
-from dizest_api.event_hub import RESYNC, EventHub, chunk, hub_for, sse_frame
+from dizest_api.event_hub import EventHub, chunk, hub_for, sse_frame
+from dizest_api.handover import HandedOver
 from dizest_api.streaming import follow
+from dizest_core.events import Event
 from dizest_worker.state import RedisRuns
 from tests.api.test_runs import FANOUT, Live, serve_live, slow
 from tests.conftest import wait_for
@@ -260,54 +262,59 @@ class QuietRuns:
         return []
 
 
-def live_event(i: int, final: bool = False) -> str:
-    body = {"id": f"{i}-0", "run_id": "r1", "type": "log.append", "flow_id": "a"}
+def live_event(i: int, final: bool = False, run_id: str = "r1") -> str:
+    body = {"id": f"{i}-0", "run_id": run_id, "type": "log.append", "flow_id": "a"}
     if final:
         body |= {"type": "workflow.status", "data": {"status": "ready"}}
     return json.dumps(body)
 
 
-def test_direct_writes_deliver_every_event_once_in_order_across_adopt_and_release(
-    live: Live,
-) -> None:
-    """The hub writes to an adopted socket while the client's thread keeps taking it back
-    (a 10 ms idle period: heartbeat, catch-up, adopt again) and events keep coming.
+def serve_stream(hub: EventHub, runs: Any, sock: socket.socket, idle_s: float = 0.05) -> bool:
+    """What the WSGI server and sse() do with follow's yields, until the hub takes the socket
+    over (True) or the stream ends in this thread (False)."""
+    try:
+        for event in follow(hub, runs, "r1", None, idle_s, sock=sock):
+            sock.sendall(chunk(b": heartbeat\n\n" if event is None else sse_frame(event)))
+    except HandedOver:
+        return True
+    return False
 
-    The queue holds every event: a follower thread starved on a loaded machine may fall 1000
-    behind while it is not adopted and be dropped, as designed (see the overflow test); that
-    ends the stream early, which this test must not take for a loss."""
+
+def read_all(sock: socket.socket) -> bytes:
+    """Until the hub closes the stream (bounded by the socket's timeout)."""
+    sock.settimeout(15)
+    received = bytearray()
+    while piece := sock.recv(65536):
+        received.extend(piece)
+    return bytes(received)
+
+
+def event_numbers(received: bytes) -> list[int]:
+    return [int(m.split(b"-")[0]) for m in re.findall(rb"id: (\d+-\d+)", received)]
+
+
+def test_a_stream_handed_to_the_hub_gets_every_event_once_in_order_and_ends(live: Live) -> None:
+    """Events keep coming while the client's thread replays and hands its socket over: those
+    queued meanwhile go first, then live ones; the thread is free at once, and the hub ends
+    the chunked response after the final event and closes the socket."""
     assert live.worker_settings is not None
     total = 3000
-    channel = f"hubtest:{uuid.uuid4().hex}"
-    hub = EventHub(live.worker_settings.redis_url, channel, queue_size=total + 10)
+    hub = EventHub(live.worker_settings.redis_url, f"hubtest:{uuid.uuid4().hex}", total + 10)
     ours, theirs = socket.socketpair()
-    received = bytearray()
-
-    def client_thread() -> None:  # what the WSGI server and sse() do with the yields
-        for event in follow(hub, QuietRuns(), "r1", None, 0.01, sock=ours):
-            frame = b": heartbeat\n\n" if event is None else sse_frame(event)
-            ours.sendall(chunk(frame))
-
-    def read() -> None:
-        while chunk_ := theirs.recv(65536):
-            received.extend(chunk_)
-
-    reader = threading.Thread(target=read, daemon=True)
-    follower = threading.Thread(target=client_thread, daemon=True)
+    handed: list[bool] = []
+    follower = threading.Thread(target=lambda: handed.append(serve_stream(hub, QuietRuns(), ours)))
     try:
-        reader.start()
         follower.start()
-        wait_for(lambda: hub.clients() == 1, timeout=5)
+        wait_for(lambda: hub.clients() == 1, timeout=5)  # subscribed: nothing is missed
         for i in range(1, total + 1):
             hub._dispatch(live_event(i, final=i == total))
-            if i % 100 == 0:
-                time.sleep(0.002)  # let the follower cycle through release and adopt
-        follower.join(timeout=10)
-        assert not follower.is_alive(), "the stream did not end at the final event"
-        ours.close()
-        reader.join(timeout=5)
-        ids = [int(m.split(b"-")[0]) for m in re.findall(rb"id: (\d+-\d+)", bytes(received))]
-        assert ids == list(range(1, total + 1))
+            if i == 10:
+                wait_for(lambda: not follower.is_alive(), timeout=10)
+        assert handed == [True]  # the thread returned long before the run ended
+        received = read_all(theirs)
+        assert event_numbers(received) == list(range(1, total + 1))
+        assert received.endswith(b"0\r\n\r\n")  # the response's last chunk, then EOF
+        wait_for(lambda: hub.clients() == 0, timeout=5)
     finally:
         ours.close()
         theirs.close()
@@ -316,63 +323,42 @@ def test_direct_writes_deliver_every_event_once_in_order_across_adopt_and_releas
 
 class BacklogRuns(QuietRuns):
     """While the client replays, `backlog` live events reach the hub, then the hub
-    resubscribes (RESYNC): the client's queue holds them all ahead of a control item."""
+    resubscribes (RESYNC); the run's stream holds `stream` events pubsub never delivered."""
 
-    def __init__(self, hub: EventHub, backlog: int) -> None:
-        self.hub, self.backlog, self.replayed = hub, backlog, False
+    def __init__(self, hub: EventHub, backlog: int, stream: int) -> None:
+        self.hub, self.backlog, self.stream, self.replayed = hub, backlog, stream, False
 
     def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
         if not self.replayed:
             self.replayed = True
             for i in range(1, self.backlog + 1):
                 self.hub._dispatch(live_event(i))
-            self.hub._broadcast(RESYNC)
-        return []
+            self.hub._resync()
+            return []
+        start = int(after.split("-")[0]) + 1 if after else 1
+        ids = range(start, min(self.stream, start + count - 1) + 1)
+        return [Event.from_dict(json.loads(live_event(i))) for i in ids]
 
 
-def test_a_backlog_ahead_of_resync_is_worked_through_once_not_per_event(live: Live) -> None:
-    """Adopting is refused while a control item waits; retrying at every event moved the whole
-    backlog out of the queue and back under the hub lock each time (quadratic), so the client's
-    thread fell behind its own queue and was dropped after ~40 of 3000 events. One event
-    arrives per event delivered, as a busy run does, with the queue full all along."""
+def test_a_backlog_and_resync_during_the_replay_are_delivered_once_after_the_handover(
+    live: Live,
+) -> None:
+    """The queue holds a backlog and a RESYNC when the socket is handed over: the backlog goes
+    out first, then the hub catches the stream up from the run's stream (events pubsub lost),
+    then live events, each once, in order."""
     assert live.worker_settings is not None
-    backlog = 300
-    channel = f"hubtest:{uuid.uuid4().hex}"
-    hub = EventHub(live.worker_settings.redis_url, channel, queue_size=backlog + 1)
+    backlog, stream = 300, 400
+    hub = EventHub(live.worker_settings.redis_url, f"hubtest:{uuid.uuid4().hex}", backlog + 1)
     ready = hub.subscribe("other-run")  # the hub's own first RESYNC goes before ours begins
     wait_for(lambda: not ready.queue.empty(), timeout=5)
     ours, theirs = socket.socketpair()
-    received = bytearray()
-
-    def read() -> None:
-        while chunk_ := theirs.recv(65536):
-            received.extend(chunk_)
-
-    reader = threading.Thread(target=read, daemon=True)
-    events = follow(hub, BacklogRuns(hub, backlog), "r1", None, 0.05, sock=ours)
+    theirs.settimeout(15)
     try:
-        reader.start()
-        sent = backlog
-        for event in events:  # this thread is the client's: the generator only runs in next()
-            ours.sendall(chunk(b": heartbeat\n\n" if event is None else sse_frame(event)))
-            if sent < 2 * backlog:
-                sent += 1
-                hub._dispatch(live_event(sent, final=sent == 2 * backlog))
-            if event is not None and event.id == f"{backlog}-0":  # the RESYNC is next
-                (sub,) = hub._subs["r1"]
-                puts_through_backlog = sub.queue.unfinished_tasks
-        ours.close()
-        reader.join(timeout=5)
-        ids = [int(m.split(b"-")[0]) for m in re.findall(rb"id: (\d+-\d+)", bytes(received))]
-        assert ids == list(range(1, 2 * backlog + 1))
-        assert not sub.dropped
-        # Every put into the client's queue counts (nothing calls task_done). Through the
-        # backlog: it and the RESYNC, both again for the one refused adopt, and one live event
-        # per event delivered; retrying at every event put ~backlog**2 (90,000). After the
-        # RESYNC, hand backs re-queue what is left as often as the reader lags: not counted.
-        assert puts_through_backlog == 2 * (backlog + 1) + backlog
+        assert serve_stream(hub, BacklogRuns(hub, backlog, stream), ours)
+        wait_for(lambda: b"id: 400-0" in theirs.recv(1 << 20, socket.MSG_PEEK), timeout=10)
+        hub._dispatch(live_event(401, final=True))
+        assert event_numbers(read_all(theirs)) == list(range(1, stream + 2))
     finally:
-        events.close()
         ours.close()
         theirs.close()
         hub.close()

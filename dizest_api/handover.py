@@ -1,0 +1,52 @@
+"""A stream's connection handed from the WSGI server's request thread to the event hub.
+
+Under `dizest serve` (gunicorn, `dizest_api.stream_worker.StreamWorker`), an SSE stream holds a
+server thread only while it replays the run's stream: then `follow` hands the client's socket to
+the hub (`claim`) and ends the response iterator with `HandedOver`. The worker sees the claim
+(`claimed`), forgets the connection without writing or closing anything, and frees the thread.
+
+`enable()` is called by that worker in its process; without it (the Werkzeug dev server, another
+gunicorn worker class), nothing is ever handed over and every stream keeps its thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+
+_state = {"enabled": False}
+_claimed: set[socket.socket] = set()
+_lock = threading.Lock()
+
+
+class HandedOver(OSError):
+    """Ends a response iterator whose socket the hub now owns: gunicorn takes an ENOTCONN for a
+    client gone (logged at debug level) and writes nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ENOTCONN, "the stream's socket was handed to the event hub")
+
+
+def enable() -> None:
+    """This process's server lets a stream take its socket over (StreamWorker calls it)."""
+    _state["enabled"] = True
+
+
+def enabled() -> bool:
+    return _state["enabled"]
+
+
+def claim(sock: socket.socket) -> None:
+    """The hub owns `sock` from now on: the server must neither write to it nor close it."""
+    with _lock:
+        _claimed.add(sock)
+
+
+def claimed(sock: socket.socket) -> bool:
+    """Whether `sock` was handed over (asked once, by the server, when the request ends)."""
+    with _lock:
+        if sock in _claimed:
+            _claimed.discard(sock)
+            return True
+        return False

@@ -1,0 +1,372 @@
+"""The SSE streams the event hub owns: sockets handed over after their replay, no thread each.
+
+Invariants (every one under the hub's lock, shared with `EventHub`):
+- Writes to an owned socket are non-blocking and in stream order; what the socket does not take
+  at once waits in the stream's outbox, flushed when it becomes writable. A client more than
+  `queue_size` events behind has its response ended after them (it resumes with Last-Event-ID);
+  one whose outbox has not moved for two heartbeat periods is cut off. Neither delays the others.
+- `last` is the id of the last event queued to the client; nothing at or before it is sent again.
+- One writer thread owns the selector: it registers and closes the sockets, flushes outboxes,
+  sees clients leave, sends heartbeats, and catches each run up from its stream every heartbeat
+  period and after the hub resubscribed (live events are held back meanwhile, so a client gets
+  every event once, in order, whatever pubsub lost).
+- A stream ends after its run's final event, when the run expires, or on shutdown: the chunked
+  response's last chunk, then the socket closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dizest_core.events import Event
+
+log = logging.getLogger("dizest.api.streaming")
+
+LAST_CHUNK = b"0\r\n\r\n"
+REPLAY_BATCH = 500
+
+
+class RunFeed(Protocol):
+    """What a stream reads of the cluster: `dizest_worker.client.Client` is one."""
+
+    def record(self, run_id: str) -> dict[str, str] | None: ...
+
+    def event_batch(
+        self, run_id: str, after: str | None = None, count: int = 1000
+    ) -> list[Event]: ...
+
+
+def stream_key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def sse_frame(event: Event) -> bytes:
+    return f"id: {event.id}\nevent: {event.type}\ndata: {event.wire}\n\n".encode()
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` as one HTTP/1.1 chunk, exactly as gunicorn frames a chunked response's writes."""
+    return b"%X\r\n%s\r\n" % (len(data), data)
+
+
+HEARTBEAT = chunk(b": heartbeat\n\n")  # an SSE comment
+
+
+def newer(events: list[Event], last: str | None) -> list[Event]:
+    """The events after `last` in stream order, each once, up to and including a final one."""
+    out: list[Event] = []
+    key = stream_key(last) if last is not None else (-1, -1)
+    for event in events:
+        if stream_key(event.id) > key:
+            out.append(event)
+            key = stream_key(event.id)
+            if event.final:
+                break
+    return out
+
+
+@dataclass(eq=False)
+class Stream:
+    run_id: str
+    sock: socket.socket
+    last: str | None
+    runs: RunFeed
+    outbox: deque[tuple[bytes, int]] = field(default_factory=deque)  # (bytes, events in them)
+    behind: int = 0  # events in the outbox
+    held: list[Event] | None = None  # live events held back while the run catches up
+    ending: bool = False  # the last chunk is queued: close once the outbox is empty
+    gone: bool = False  # dropped or ended: the writer closes it
+    written_at: float = field(default_factory=time.monotonic)
+    stalled_at: float | None = None  # since when the outbox has not moved
+
+
+class OwnedStreams:
+    def __init__(self, lock: threading.Lock, queue_size: int, heartbeat_s: float) -> None:
+        self._lock = lock
+        self.queue_size = queue_size
+        self.heartbeat_s = heartbeat_s
+        self.by_run: dict[str, set[Stream]] = {}
+        self._attention: set[Stream] = set()  # for the writer: register, watch, close
+        self._catch_up: set[str] = set()  # runs to catch up at once (the hub resubscribed)
+        self._checked: dict[str, float] = {}  # run -> when it was last caught up
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def count(self) -> int:
+        return sum(len(s) for s in self.by_run.values())
+
+    # ------------------------------------------------------------------ under the hub lock
+
+    def add(self, run_id: str, sock: socket.socket, last: str | None, runs: RunFeed) -> Stream:
+        sock.setblocking(False)
+        stream = Stream(run_id, sock, last, runs)
+        self.by_run.setdefault(run_id, set()).add(stream)
+        self._checked.setdefault(run_id, time.monotonic())
+        self._notice(stream)
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="dizest-sse-writer", daemon=True)
+            self._thread.start()
+        return stream
+
+    def deliver(self, run_id: str, events: list[Event], frames: dict[str, bytes]) -> None:
+        """Live events of one run (in stream order) to its streams; `frames` caches chunks."""
+        joined: dict[str | None, tuple[bytes, list[Event]]] = {}
+        for stream in self.by_run.get(run_id, ()):
+            if stream.gone or stream.ending:
+                continue
+            if stream.held is not None:
+                stream.held.extend(events)
+                if len(stream.held) > self.queue_size:
+                    self._end(stream)
+                continue
+            if stream.last not in joined:  # streams of a run mostly share `last`: join once
+                todo = newer(events, stream.last)
+                joined[stream.last] = (b"".join(frame(e, frames) for e in todo), todo)
+            self._queue(stream, *joined[stream.last])
+
+    def deliver_each(self, stream: Stream, events: list[Event], frames: dict[str, bytes]) -> None:
+        todo = newer(events, stream.last)
+        self._queue(stream, b"".join(frame(e, frames) for e in todo), todo)
+
+    def resync(self) -> None:
+        """The hub resubscribed: catch every run up from its stream now."""
+        self._catch_up.update(self.by_run)
+        self._wake()
+
+    def end_all(self) -> None:
+        for streams in self.by_run.values():
+            for stream in streams:
+                self._end(stream)
+
+    def _queue(self, stream: Stream, data: bytes, events: list[Event]) -> None:
+        if not events:
+            return
+        stream.last = events[-1].id
+        self._send(stream, data, len(events))
+        if events[-1].final:
+            self._end(stream)
+
+    def _send(self, stream: Stream, data: bytes, events: int = 0) -> None:
+        if stream.gone or stream.ending:
+            return
+        self._write(stream, data, events)
+        if stream.behind > self.queue_size:  # a slow client: its response ends here, it resumes
+            self._end(stream)
+
+    def _write(self, stream: Stream, data: bytes, events: int) -> None:
+        stream.written_at = time.monotonic()
+        if not stream.outbox:
+            try:
+                sent = stream.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the client is gone
+                self._drop(stream)
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            stream.stalled_at = stream.written_at
+            self._notice(stream)
+        stream.outbox.append((data, events))
+        stream.behind += events
+
+    def _end(self, stream: Stream) -> None:
+        """The response's last chunk after what is queued; the socket closes once it is sent."""
+        if stream.gone or stream.ending:
+            return
+        stream.ending = True
+        self._write(stream, LAST_CHUNK, 0)
+        self._notice(stream)
+
+    def _drop(self, stream: Stream) -> None:
+        stream.gone = True
+        self._notice(stream)
+
+    def _flush(self, stream: Stream) -> None:
+        while stream.outbox and not stream.gone:
+            data, events = stream.outbox[0]
+            try:
+                sent = stream.sock.send(data)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._drop(stream)
+                return
+            stream.stalled_at = time.monotonic()  # it moved
+            if sent < len(data):
+                stream.outbox[0] = (data[sent:], events)
+                return
+            stream.outbox.popleft()
+            stream.behind -= events
+        stream.stalled_at = None
+        self._notice(stream)
+
+    def _notice(self, stream: Stream) -> None:
+        self._attention.add(stream)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # a wake-up is pending already
+            os.write(self._wake_w, b"\0")
+
+    # ------------------------------------------------------------------ the writer thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)
+        with self._lock:
+            streams = [s for group in self.by_run.values() for s in group]
+            self.by_run.clear()
+        for stream in streams:
+            with contextlib.suppress(OSError):
+                stream.sock.close()
+
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ, None)
+        watched: dict[Stream, int] = {}
+        tick = min(1.0, self.heartbeat_s / 2)
+        next_tick = time.monotonic() + tick
+        try:
+            while not self._stop.is_set():
+                ready = selector.select(max(0.0, next_tick - time.monotonic()))
+                for key, mask in ready:
+                    if key.data is None:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self._wake_r, 4096)
+                        continue
+                    if mask & selectors.EVENT_READ:
+                        self._readable(key.data)
+                    if mask & selectors.EVENT_WRITE:
+                        with self._lock:
+                            self._flush(key.data)
+                with self._lock:
+                    todo, self._attention = self._attention, set()
+                    runs, self._catch_up = self._catch_up, set()
+                for stream in todo:
+                    self._reconcile(selector, watched, stream)
+                for run_id in runs:
+                    self._catch_up_run(run_id, check=False)
+                if time.monotonic() >= next_tick:
+                    self._tick()
+                    next_tick = time.monotonic() + tick
+        except Exception:  # never expected: end every stream rather than leave them hanging
+            log.exception("the SSE writer failed; ending its streams")
+            with self._lock:
+                self.end_all()
+        finally:
+            selector.close()
+
+    def _readable(self, stream: Stream) -> None:
+        """An event-stream client says nothing: EOF (it left) or anything else ends it."""
+        try:
+            stream.sock.recv(1)
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        with self._lock:
+            self._drop(stream)
+
+    def _reconcile(
+        self, selector: selectors.BaseSelector, watched: dict[Stream, int], stream: Stream
+    ) -> None:
+        with self._lock:
+            done = stream.gone or (stream.ending and not stream.outbox)
+            if done:
+                stream.gone = True
+                group = self.by_run.get(stream.run_id)
+                if group is not None:
+                    group.discard(stream)
+                    if not group:
+                        del self.by_run[stream.run_id]
+                        self._checked.pop(stream.run_id, None)
+            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if stream.outbox else 0)
+        if done:
+            if watched.pop(stream, None) is not None:
+                selector.unregister(stream.sock)
+            with contextlib.suppress(OSError):
+                stream.sock.close()
+            return
+        try:
+            if stream not in watched:
+                selector.register(stream.sock, want, stream)
+            elif watched[stream] != want:
+                selector.modify(stream.sock, want, stream)
+            watched[stream] = want
+        except (OSError, ValueError, KeyError):  # closed meanwhile (the hub stopped)
+            with self._lock:
+                self._drop(stream)
+
+    def _tick(self) -> None:
+        """Heartbeats to quiet streams, drops stalled ones, catches quiet runs up."""
+        now = time.monotonic()
+        stall = max(2 * self.heartbeat_s, 1.0)
+        with self._lock:
+            for streams in self.by_run.values():
+                for stream in streams:
+                    if stream.stalled_at is not None and now - stream.stalled_at > stall:
+                        self._drop(stream)
+                    elif not stream.outbox and now - stream.written_at >= self.heartbeat_s:
+                        self._send(stream, HEARTBEAT)
+            due = [r for r, at in self._checked.items() if now - at >= self.heartbeat_s]
+        for run_id in due:
+            self._catch_up_run(run_id, check=True)
+
+    def _catch_up_run(self, run_id: str, check: bool) -> None:
+        """Events of the run's stream its clients lack (pubsub may lose some while the hub
+        resubscribes); with `check`, end the streams of a run that expired."""
+        with self._lock:
+            streams = [s for s in self.by_run.get(run_id, ()) if not (s.gone or s.ending)]
+            if not streams:
+                return
+            self._checked[run_id] = time.monotonic()
+            for stream in streams:
+                stream.held = stream.held or []
+            lasts = [s.last for s in streams]
+            after = None if None in lasts else min(lasts, key=lambda i: stream_key(str(i)))
+        batch: list[Event] = []
+        expired = False
+        try:
+            expired = check and streams[0].runs.record(run_id) is None
+            while not expired and len(batch) <= self.queue_size:
+                more = streams[0].runs.event_batch(run_id, after, count=REPLAY_BATCH)
+                batch += more
+                if len(more) < REPLAY_BATCH:
+                    break
+                after = more[-1].id
+        except Exception:  # Redis away: the next period tries again
+            log.warning("catching run %s up failed", run_id, exc_info=True)
+        frames: dict[str, bytes] = {}
+        with self._lock:
+            for stream in streams:
+                held, stream.held = stream.held or [], None
+                if expired:
+                    self._end(stream)
+                elif not (stream.gone or stream.ending):
+                    self.deliver_each(stream, batch + held, frames)
+
+
+def frame(event: Event, frames: dict[str, bytes]) -> bytes:
+    data = frames.get(event.id)
+    if data is None:
+        data = frames[event.id] = chunk(sse_frame(event))
+    return data

@@ -1,0 +1,158 @@
+"""SSE streams the event hub owns (dizest_api.stream_owner): many clients, slow clients,
+heartbeats, the end of a run, shutdown; the hub's real pubsub subscription on real Redis."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from dizest_api.event_hub import EventHub
+from tests.api.test_streaming import QuietRuns, event_numbers, live_event, read_all, serve_stream
+from tests.conftest import wait_for
+from tests.worker.conftest import redis_url  # noqa: F401
+
+
+@pytest.fixture
+def hub(redis_url: str) -> Iterator[EventHub]:  # noqa: F811
+    made = EventHub(redis_url, f"ownertest:{uuid.uuid4().hex}", queue_size=50, heartbeat_s=0.2)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def handed(hub: EventHub, n: int, runs: Any = None) -> list[tuple[socket.socket, socket.socket]]:
+    """`n` streams of run r1 handed to the hub (each through follow, as a request would)."""
+    pairs = [socket.socketpair() for _ in range(n)]
+    for ours, _ in pairs:
+        assert serve_stream(hub, runs or QuietRuns(), ours)
+    wait_for(lambda: hub.clients() == n, timeout=5)
+    return pairs
+
+
+def publish(hub: EventHub, numbers: range, final_at: int | None = None) -> None:
+    publisher = redis.Redis.from_url(hub.redis_url)
+    try:
+        for i in numbers:
+            publisher.publish(hub.channel, live_event(i, final=i == final_at))
+    finally:
+        publisher.close()
+
+
+def test_many_clients_get_every_event_once_in_order(hub: EventHub) -> None:
+    """Published on the real channel as fast as Redis takes them: the hub reads them in
+    batches, frames each once and sends each client the same bytes."""
+    pairs = handed(hub, 200)
+    results: list[bytes] = [b""] * len(pairs)
+
+    def reader(i: int) -> None:
+        results[i] = read_all(pairs[i][1])
+
+    readers = [threading.Thread(target=reader, args=(i,)) for i in range(len(pairs))]
+    try:
+        for thread in readers:
+            thread.start()
+        publish(hub, range(1, 1001), final_at=1000)
+        for thread in readers:
+            thread.join(timeout=30)
+        for received in results:
+            assert event_numbers(received) == list(range(1, 1001))
+            assert received.endswith(b"0\r\n\r\n")
+        wait_for(lambda: hub.clients() == 0, timeout=5)
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+
+def test_a_client_that_stops_reading_is_dropped_without_delaying_the_others(
+    hub: EventHub,
+) -> None:
+    """Its socket fills, its outbox grows past queue_size (50) events: the hub closes it. The
+    others get every event meanwhile, none held up by it."""
+    (stalled_ours, stalled), (ours, theirs) = handed(hub, 2)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled_ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    big = "x" * 4000
+    publisher = redis.Redis.from_url(hub.redis_url)
+    try:
+        theirs.settimeout(5)
+        received = bytearray()
+        for i in range(1, 201):
+            body = json.loads(live_event(i, final=i == 200))
+            body["data"] = {**body.get("data", {}), "text": big}
+            publisher.publish(hub.channel, json.dumps(body))
+            while f"id: {i}-0".encode() not in received:  # each one arrives before the next
+                received.extend(theirs.recv(1 << 20))
+        wait_for(lambda: hub.clients() == 0, timeout=5)
+        assert event_numbers(bytes(received) + read_all(theirs)) == list(range(1, 201))
+        stalled.settimeout(5)
+        left = read_all(stalled)  # what its buffers held, then EOF: the hub closed it
+        assert len(event_numbers(left)) < 100
+    finally:
+        publisher.close()
+        for sock in (stalled_ours, stalled, ours, theirs):
+            sock.close()
+
+
+class ExpiringRuns(QuietRuns):
+    def __init__(self) -> None:
+        self.expired = False
+
+    def record(self, run_id: str) -> dict[str, str] | None:
+        return None if self.expired else {"status": "running"}
+
+
+def test_a_quiet_stream_gets_heartbeats_and_ends_when_its_run_expires(hub: EventHub) -> None:
+    runs = ExpiringRuns()
+    ((ours, theirs),) = handed(hub, 1, runs)
+    try:
+        theirs.settimeout(5)
+        seen = b""
+        started = time.monotonic()
+        while seen.count(b": heartbeat") < 2:
+            seen += theirs.recv(4096)
+        assert time.monotonic() - started < 3  # every heartbeat period (0.2 s here)
+        runs.expired = True
+        rest = read_all(theirs)
+        assert rest.endswith(b"0\r\n\r\n")
+        wait_for(lambda: hub.clients() == 0, timeout=5)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_client_that_leaves_is_forgotten_at_once(hub: EventHub) -> None:
+    ((ours, theirs),) = handed(hub, 1)
+    theirs.close()
+    try:
+        wait_for(lambda: hub.clients() == 0, timeout=2)  # well before any heartbeat write
+    finally:
+        ours.close()
+
+
+def test_shutdown_ends_owned_streams_with_their_last_chunk_and_refuses_new_ones(
+    hub: EventHub,
+) -> None:
+    pairs = handed(hub, 3)
+    try:
+        publish(hub, range(1, 4))
+        hub.shutdown()
+        for _, theirs in pairs:
+            received = read_all(theirs)
+            assert received.endswith(b"0\r\n\r\n")
+            assert b"workflow.status" not in received
+        with pytest.raises(Exception, match="stopping"):
+            hub.admit(threaded=False)
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
