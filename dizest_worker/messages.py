@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dizest_core.errors import DizestError
 from dizest_worker.context import RunContext
+
+if TYPE_CHECKING:
+    import redis
 
 MAX_BATCH = 64
 PRIORITY_LEVELS = 10  # kombu's Redis transport: priorities 0-9
@@ -87,6 +90,14 @@ def chunked(tasks: list[FlowTask]) -> list[list[FlowTask]]:
 def broker_lists(queue: str) -> list[str]:
     """The Redis lists kombu keeps `queue`'s messages in, level 0 (the queue's own name) first."""
     return [queue, *(f"{queue}{KOMBU_SEP}{level}" for level in range(1, PRIORITY_LEVELS))]
+
+
+def queue_depth(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in `queue`, at every priority level (one pipelined round trip)."""
+    pipe = client.pipeline(transaction=False)
+    for name in broker_lists(queue):
+        pipe.llen(name)
+    return sum(int(n) for n in pipe.execute())
 
 
 Enqueue = Callable[[list[tuple[FlowTask, str]], float], None]  # [(task, queue)], countdown

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from dizest_worker.keys import DURATION_BUCKETS, Keys
-from dizest_worker.messages import broker_lists
+from dizest_worker.messages import queue_depth
 from dizest_worker.scripts import bucket_name
 from dizest_worker.settings import WorkerSettings
 
@@ -91,18 +91,10 @@ def read_snapshot(
         duration_sum=_number(counters.get("duration_sum")),
         duration_count=_number(counters.get("duration_count")),
         queue=settings.queue,
-        queue_depth=_queue_depth(client, settings.queue),
+        queue_depth=queue_depth(client, settings.queue),
         workers_live=len(liveness.live_workers(client, settings)),
         live_window_s=liveness.WINDOW_S,
     )
-
-
-def _queue_depth(client: redis.Redis, queue: str) -> int:
-    """Messages waiting in `queue`, at every priority level."""
-    pipe = client.pipeline(transaction=False)
-    for name in broker_lists(queue):
-        pipe.llen(name)
-    return sum(int(n) for n in pipe.execute())
 
 
 def _text(value: str | bytes) -> str:

@@ -49,8 +49,7 @@ from dizest_core.sandbox import make_policy
 from dizest_core.settings import child_environment
 from dizest_worker.context import RunContext
 from dizest_worker.keys import lease_member
-from dizest_worker.messages import Enqueue, FlowTask, flow_task
-from dizest_worker.metrics import _queue_depth as queue_depth
+from dizest_worker.messages import Enqueue, FlowTask, flow_task, queue_depth
 from dizest_worker.options import FlowOptions
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns

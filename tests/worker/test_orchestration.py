@@ -11,7 +11,8 @@ import pytest
 from dizest_worker.client import Client
 from dizest_worker.connection import redis_client
 from dizest_worker.context import RunContext
-from dizest_worker.orchestration import Executor, FlowTask
+from dizest_worker.messages import broker_lists
+from dizest_worker.orchestration import HOLD_PER_SLOT, Executor, FlowTask
 from tests.conftest import package
 from tests.worker.conftest import cleanup, make_settings
 
@@ -61,3 +62,28 @@ def test_max_flow_timeout_is_every_flows_default_and_bound(redis_url, tmp_path):
     assert ctx.flow_options("y", settings).timeout == 2.0
     loose = replace(settings, engine=replace(settings.engine, flow_timeout=3600.0))
     assert ctx.flow_options("x", loose).timeout == 4.0  # a worker default above the bound
+
+
+def test_freed_children_wait_here_while_the_queue_has_a_backlog(executor):
+    """Beyond its free slot a process keeps the children it freed (up to HOLD_PER_SLOT a
+    slot) while messages wait in its queue: no process is idle for want of work, so a message
+    per child would only cost Celery's CPU. With an empty queue the others are sent."""
+    client, ex, sent = executor
+    one = {"code": "v = 1", "outputs": ["v"]}
+    use = {"code": "v = dizest.input('x') + 1", "inputs": ["x"], "outputs": ["v"]}
+    flows = {"a": {"app": "one"}, **{c: {"app": "use", "in": {"x": [("a", "v")]}} for c in "bcd"}}
+    pkg = package({"one": one, "use": use}, flows)
+    assert ex.settings.local_slots * HOLD_PER_SLOT >= 3
+    waiting = broker_lists(ex.settings.queue)[0]
+    client.runs.client.rpush(waiting, "a message of someone else's")  # never consumed here
+    run_id = client.submit(pkg)
+    ex.handle([sent.pop()])
+    assert sent == []  # b, c and d ran here, after a
+    assert client.wait(run_id, timeout=10)["status"] == "ready"
+    client.runs.client.delete(waiting)
+    run_id = client.submit(pkg)
+    ex.handle([sent.pop()])
+    assert sorted(t.flow_id for t in sent) == ["c", "d"]  # b took the free slot
+    while sent:
+        ex.handle([sent.pop()])
+    assert client.wait(run_id, timeout=10)["status"] == "ready"
