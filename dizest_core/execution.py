@@ -18,21 +18,20 @@ import contextlib
 import itertools
 import os
 import selectors
-import socket
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from dizest_core import cpuuse, wire
+from dizest_core.childrec import Child
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
-from dizest_core.job import FlowJob, Value
+from dizest_core.job import FlowJob
 from dizest_core.outcome import (
     Finished,
     Signal,
     check_artifacts,
     end_of,
 )
-from dizest_core.pipelines import MAX_LINE, pipe_lines
+from dizest_core.pipelines import pipe_lines
 from dizest_core.sandbox import UID_STRIDE, Policy
 from dizest_core.spares import Spares
 from dizest_core.wire import FrameReader
@@ -42,31 +41,6 @@ __all__ = ["Finished", "Signal", "Supervisor", "Zygote"]
 
 READ_CHUNK = 1 << 20
 DRAIN_READS = 16  # reads of a finished child's pipe: bounded, a grandchild may still write
-
-
-@dataclass
-class _Child:
-    job: FlowJob
-    conn: socket.socket
-    pipes: dict[int, str]
-    outbox: bytearray
-    started: float
-    deadline: float | None
-    timeout: float = 0.0
-    pid: int | None = None
-    token: str = ""
-    status: int | None = None
-    oom: bool = False
-    kill_reason: str | None = None
-    reader: FrameReader = field(default_factory=FrameReader)
-    record_limit: int = MAX_LINE
-    partial: dict[int, bytearray] = field(default_factory=dict)
-    outputs: dict[str, Value] = field(default_factory=dict)
-    previews: dict[str, Any] = field(default_factory=dict)
-    error: ErrorInfo | None = None
-    answer: tuple[int, str, bytes] | None = None
-    done: bool = False
-    reported: bool = False
 
 
 class Supervisor:
@@ -84,14 +58,15 @@ class Supervisor:
         self._tokens = itertools.count(1)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.zygote.sock, selectors.EVENT_READ, None)
-        self.children: dict[str, _Child] = {}
-        self.by_pid: dict[int, _Child] = {}
-        self.forking: dict[str, _Child] = {}  # asked the zygote to fork, pid not known yet
+        self.children: dict[str, Child] = {}
+        self.by_pid: dict[int, Child] = {}
+        self.forking: dict[str, Child] = {}  # asked the zygote to fork, pid not known yet
         self.spares = Spares(self.zygote)
         self.spare_slots = 0  # spare children kept waiting (0: none)
         self.spare_memory = 0  # the memory limit spares are forked for: the last job's
         self.meter = cpuuse.Meter()
         self._asked = False  # a CPU-usage question to the zygote is unanswered
+        self._ended: list[str] = []  # fork tokens of children that said DONE: to kill
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -115,7 +90,7 @@ class Supervisor:
             spare = self.spares.take(memory)
             assert spare is not None
         now = time.monotonic()
-        child = _Child(
+        child = Child(
             job,
             spare.conn,
             {spare.out_r: "output"},
@@ -168,6 +143,9 @@ class Supervisor:
     def poll(self, timeout: float | None) -> list[Signal | Finished]:
         """Wait up to `timeout` seconds for children to say or do something."""
         out: list[Signal | Finished] = []
+        for token in self._ended:
+            self.zygote.kill(token)
+        self._ended.clear()
         self.spares.top_up(  # a spare per slot: the zygote forks while we wait
             self.spare_slots,
             self.spare_memory,
@@ -185,7 +163,7 @@ class Supervisor:
         return out
 
     def _child_ready(
-        self, child: _Child, key: selectors.SelectorKey, events: int, out: list[Signal | Finished]
+        self, child: Child, key: selectors.SelectorKey, events: int, out: list[Signal | Finished]
     ) -> None:
         if self.children.get(child.job.flow_id) is not child:
             return  # finished earlier in this batch; its fds are closed
@@ -203,6 +181,7 @@ class Supervisor:
         deadline = time.monotonic() + 5
         while self.children and time.monotonic() < deadline:
             self.poll(0.1)
+        self.poll(0)  # the kills of children that said DONE
         self.selector.close()
         self.zygote.close()
         os.close(self._wake_r)
@@ -249,7 +228,7 @@ class Supervisor:
                 if not child.reported:
                     self._finish(child, out)
 
-    def _conn_ready(self, child: _Child, events: int, out: list[Signal | Finished]) -> None:
+    def _conn_ready(self, child: Child, events: int, out: list[Signal | Finished]) -> None:
         if events & selectors.EVENT_WRITE and child.outbox:
             try:
                 sent = child.conn.send(child.outbox[:READ_CHUNK])
@@ -263,7 +242,7 @@ class Supervisor:
         if events & selectors.EVENT_READ:
             self._read_conn(child, out)
 
-    def _read_conn(self, child: _Child, out: list[Signal | Finished]) -> bool:
+    def _read_conn(self, child: Child, out: list[Signal | Finished]) -> bool:
         """Read what is there; False at end of stream."""
         while True:
             try:
@@ -287,7 +266,7 @@ class Supervisor:
                 self._finish(child, out)  # notice will only reap it
                 return False
 
-    def _reject(self, child: _Child, exc: ProtocolError) -> None:
+    def _reject(self, child: Child, exc: ProtocolError) -> None:
         """The child broke the protocol (broken or hostile user code): stop listening to it
         and end the flow in error; nothing it sent after this point is trusted."""
         if child.conn.fileno() >= 0:
@@ -296,7 +275,7 @@ class Supervisor:
         self.kill(child.job.flow_id, f"protocol error: the flow sent {exc}")
 
     def _message(
-        self, child: _Child, message: tuple[Any, ...], out: list[Signal | Finished]
+        self, child: Child, message: tuple[Any, ...], out: list[Signal | Finished]
     ) -> None:
         """A checked message (see `wire`): its fields have the documented types."""
         kind, flow_id = message[0], child.job.flow_id
@@ -317,7 +296,7 @@ class Supervisor:
         elif kind == wire.ANSWER:
             child.answer = (message[1], message[2], message[3])
 
-    def _pipe_ready(self, child: _Child, fd: int, out: list[Signal | Finished]) -> bool:
+    def _pipe_ready(self, child: Child, fd: int, out: list[Signal | Finished]) -> bool:
         """Read the output pipe once; False when there was nothing to read."""
         try:
             data = os.read(fd, READ_CHUNK)
@@ -330,7 +309,7 @@ class Supervisor:
             self._line(child, fd, line, out)
         return True
 
-    def _line(self, child: _Child, fd: int, line: bytes, out: list[Signal | Finished]) -> None:
+    def _line(self, child: Child, fd: int, line: bytes, out: list[Signal | Finished]) -> None:
         """One line of the pipe: text, or text then a log record (print, display, clear)."""
         stream, at = child.pipes[fd], line.find(wire.LOG_MARK)
         if at != 0:
@@ -348,7 +327,7 @@ class Supervisor:
             return
         self._message(child, message, out)
 
-    def _close_pipe(self, child: _Child, fd: int, out: list[Signal | Finished]) -> None:
+    def _close_pipe(self, child: Child, fd: int, out: list[Signal | Finished]) -> None:
         if child.partial[fd]:
             self._line(child, fd, bytes(child.partial[fd]), out)
             child.partial[fd].clear()
@@ -356,12 +335,12 @@ class Supervisor:
         os.close(fd)
         del child.pipes[fd]
 
-    def _finish(self, child: _Child, out: list[Signal | Finished]) -> None:
+    def _finish(self, child: Child, out: list[Signal | Finished]) -> None:
         """The child sent its last message or exited: drain what it left in its channels,
         close them, and report its outcome (once)."""
         child.reported = True
-        if child.pid is not None and child.status is None:
-            self.zygote.kill(child.token)  # it said DONE: whatever it started must end
+        if child.pid is not None and child.status is None:  # it said DONE: what it started must
+            self._ended.append(child.token)  # end; killed after the next launch, off its path
         if child.conn.fileno() >= 0:
             if not child.done:
                 self._read_conn(child, out)
