@@ -73,6 +73,11 @@ key / channel                         type     holds                            
 {p}:user:{name}:shared                zset     workflow ids granted to the user          none
 {p}:events                            channel  every event JSON (with id), all runs      -
 {p}:control                           channel  "cancel {run}" for workers holding flows  -
+{p}:holder:{worker}                   channel  nothing is sent on it: each flow-running      -
+                                               process of the worker stays subscribed, so
+                                               PUBSUB NUMSUB says whether one is connected
+                                               (liveness.connected; the reaper's test of a
+                                               dead worker)
 
 * entries are removed by the code that owns them (finish, reaper, cleanup).
 """
@@ -157,6 +162,9 @@ class Keys:
     @property
     def control_channel(self) -> str:
         return f"{self.prefix}:control"
+
+    def holder_channel(self, worker: str) -> str:
+        return f"{self.prefix}:holder:{worker}"
 
     # -- accounts (dizest_api.data.accounts) and stored workflows (dizest_api.data.library) --
 

@@ -11,6 +11,12 @@ Invariants:
 - A worker is live while its last beat is younger than `WINDOW_S`: one constant, used by
   /readyz, the submit check, /metrics and `dizest worker-alive`. Beats come every `BEAT_S`, so a
   worker may miss four (a slow Redis call, a loaded machine) and stay live.
+- A worker holding flows is told from a dead one without a clock: each process that runs flows
+  (its `Executor`) stays subscribed to the worker's holder channel (`Keys.holder_channel`) from
+  before its first claim on. When a process dies, however it dies, the kernel closes its socket
+  and Redis drops the subscription at once; a process that is only slow (a GC pause, a busy
+  CPU, a long Redis call) keeps it. `connected` reads that (PUBSUB NUMSUB, one call), and the
+  reaper takes an expired lease over at once only from a worker that is not connected.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 import multiprocessing
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -45,6 +52,16 @@ def last_seen_s(client: redis.Redis, settings: WorkerSettings, name: str) -> flo
     """Seconds since `name` last beat, or None if it never did (or was forgotten)."""
     seen = client.hget(Keys(settings.prefix).workers, name)
     return None if seen is None else time.time() - _ms(seen) / 1000
+
+
+def connected(client: redis.Redis, settings: WorkerSettings, names: Iterable[str]) -> set[str]:
+    """Those of the named workers that have a flow-running process connected to Redis now."""
+    keys = Keys(settings.prefix)
+    wanted = sorted(set(names))
+    if not wanted:
+        return set()
+    counts = client.pubsub_numsub(*(keys.holder_channel(name) for name in wanted))
+    return {name for name, (_, n) in zip(wanted, counts, strict=True) if int(n) > 0}
 
 
 def forget(client: redis.Redis, settings: WorkerSettings, name: str) -> None:

@@ -74,7 +74,9 @@ class Executor:
         self.queues = set(queues or [settings.queue])
         self.supervisor = self._supervisor()
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(self.runs.keys.control_channel)
+        # the holder channel: while this process lives, it counts as connected (liveness)
+        keys = self.runs.keys
+        self.pubsub.subscribe(keys.control_channel, keys.holder_channel(settings.worker_name))
 
     def _supervisor(self) -> Supervisor:
         engine = self.settings.engine

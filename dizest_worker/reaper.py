@@ -2,6 +2,16 @@
 (bounded attempts) or fails them with reason `worker lost` — never both, because each decision
 is one atomic script that checks the attempt is still the current one and its lease expired.
 
+An expired lease is taken over at once when the worker running it has no process connected to
+Redis (`liveness.connected`: it was killed, its subscription went with its socket), and only
+`lease_grace_s` after expiry when it still has one (alive but stalled: it may renew yet), or
+when Redis started less than that ago (after a restart, workers subscribe again as they
+reconnect). A
+pending flow's reservation (whoever was to send it is unknown) and a lease given back (score
+0) go at once. Whatever a reaper decides, a stalled worker that comes back after its attempt was
+taken over writes nothing: FINISH only accepts the flow's current attempt, and its next
+heartbeat tells it to kill the child.
+
 It runs as its own small process next to each `dizest worker` (so the worker's main process,
 which forks its pool, stays single-threaded), and dies with it; several reapers may run at once
 safely. It forgets workers unseen for an hour (the heartbeat itself comes from the worker's
@@ -11,6 +21,7 @@ directories of expired runs (see `dizest_worker.files`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -18,8 +29,11 @@ import sys
 import threading
 import time
 
+import redis
+
 from dizest_core.status import Reason
 from dizest_worker.files import remove_expired
+from dizest_worker.liveness import connected
 from dizest_worker.orchestration import Enqueue, FlowTask
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns, now_ms
@@ -33,16 +47,51 @@ class Reaper:
         self.runs = runs
         self.enqueue = enqueue
         self.settings = settings
+        self.blind = False  # PUBSUB refused: said once, then every worker counts as connected
+        self.redis_run: str | None = None  # the Redis instance (INFO run_id) seen settled
 
     def sweep(self) -> list[tuple[str, str, str]]:
         """Handle every expired lease once; returns (run, flow, what was done)."""
         now = now_ms()
+        expired = self.runs.expired_leases(now)
+        stalled = now - int(self.settings.lease_grace_s * 1000)
+        alive = self._connected(expired)
         return [
-            (run_id, flow_id, self._expired(run_id, flow_id, attempt, now))
-            for run_id, flow_id, attempt in self.runs.expired_leases(now)
+            (run_id, flow_id, self._expired(run_id, flow_id, attempt, stalled if up else now))
+            for (run_id, flow_id, attempt), up in zip(expired, alive, strict=True)
         ]
 
+    def _connected(self, leases: list[tuple[str, str, int]]) -> list[bool]:
+        """For each lease: is it a running attempt whose worker is still connected? When
+        Redis cannot tell (INFO or PUBSUB refused by an ACL), every worker counts as connected."""
+        if not leases:
+            return []
+        holders = self.runs.holders(leases)
+        if not any(holders):
+            return [False] * len(leases)
+        try:
+            if self._redis_just_started():
+                return [holder is not None for holder in holders]
+            up = connected(self.runs.client, self.settings, filter(None, holders))
+        except redis.ResponseError as exc:
+            if not self.blind:
+                log.warning("cannot tell dead workers from stalled ones (INFO, PUBSUB): %s", exc)
+            self.blind = True
+            return [holder is not None for holder in holders]
+        return [holder in up for holder in holders]
+
+    def _redis_just_started(self) -> bool:
+        """Is this Redis another instance than the one first seen, started less than the
+        grace ago (a restart)? It has lost every subscription, and live workers subscribe
+        again only as they reconnect: none counts as dead meanwhile."""
+        info = self.runs.client.info("server")
+        run, uptime = info.get("run_id"), int(info.get("uptime_in_seconds", 0))
+        if self.redis_run is None or uptime >= self.settings.lease_grace_s:
+            self.redis_run = run  # the first one seen, or one that has settled
+        return run != self.redis_run
+
     def _expired(self, run_id: str, flow_id: str, attempt: int, now: int) -> str:
+        """`now`: leases that expired before it are lost (a stalled worker's: the grace ago)."""
         ctx = self.runs.context(run_id)
         if ctx is None or flow_id not in ctx.plan.parents:
             self.runs.drop_lease(run_id, flow_id, attempt)
@@ -76,6 +125,8 @@ class Reaper:
 
     def run_forever(self, stop: threading.Event, parent_pid: int | None = None) -> None:
         next_tidy = time.monotonic()
+        with contextlib.suppress(redis.RedisError):  # which Redis a restart would replace
+            self._redis_just_started()
         while not stop.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 return  # the worker died: this reaper goes with it

@@ -23,7 +23,8 @@ reasons, first events and what lies below a flow come from the Python side in AR
     EMIT       events for a run that has not ended                           -> ids
     RELEASE    drop reservations of flows still pending at that attempt (sent, unclaimed)
                                                                      -> n dropped
-    HEARTBEAT  extend a lease that still exists; is its run cancelled? -> {1|0, 1|0}
+    HEARTBEAT  extend the leases of one run that still exist; is the run cancelled?
+                                                                -> {1|0, 1|0 per lease}
     FORGET     drop workers whose last heartbeat is older than a cutoff       -> n dropped
 
 A flow's `{f}:reason` field always holds the reason its latest `flow.status` event gave (absent
@@ -178,17 +179,22 @@ return dropped
 """
 )
 
-# KEYS: leases, run   ARGV: expiry_ms, member
+# KEYS: leases, run   ARGV: expiry_ms, the members of that run's leases...
+# -> {cancelled 1|0, then 1|0 for each member: still there (extended) or taken over}
 # The cancelled flag rides on the heartbeat so that a worker sees a cancel within lease/3 s
 # even when the control message was lost (pub/sub drops it across a reconnect).
 HEARTBEAT = r"""
-local cancelled = 0
-if redis.call('HGET', KEYS[2], 'cancelled') == '1' then cancelled = 1 end
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-  return {1, cancelled}
+local reply = {0}
+if redis.call('HGET', KEYS[2], 'cancelled') == '1' then reply[1] = 1 end
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+    reply[i] = 1
+  else
+    reply[i] = 0
+  end
 end
-return {0, cancelled}
+return reply
 """
 
 # KEYS: workers   ARGV: cutoff_ms

@@ -36,8 +36,12 @@ class WorkerSettings:
         metadata=PATH, default_factory=lambda: os.path.abspath(".dizest/drives")
     )
     ttl_s: int = 7 * 24 * 3600
-    lease_s: float = 10.0
-    reaper_interval_s: float = 2.0
+    # A running attempt's lease, renewed every lease_s / 3 by its worker. Once it has expired,
+    # a reaper takes the attempt over at once if its worker has no process connected to Redis
+    # (killed: liveness.connected), else only lease_grace_s later (alive but stalled).
+    lease_s: float = 3.0
+    lease_grace_s: float = 12.0
+    reaper_interval_s: float = 0.5
     files_interval_s: float = 3600.0  # how often a reaper deletes the files of expired runs
     max_attempts: int = 3
     retry_backoff_s: float = 1.0
@@ -54,6 +58,8 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.lease_s <= 0 or self.reaper_interval_s <= 0 or self.files_interval_s <= 0:
             raise ConfigError("lease_s, reaper_interval_s and files_interval_s must be positive")
+        if self.lease_grace_s < 0:
+            raise ConfigError("lease_grace_s must not be negative")
         if self.ttl_s < 1 or self.max_flow_timeout_s <= 0 or self.task_slack_s <= 0:
             raise ConfigError("ttl_s, max_flow_timeout_s and task_slack_s must be positive")
         if self.redis_max_connections < 1 or self.redis_pool_timeout_s <= 0:

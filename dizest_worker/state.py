@@ -201,16 +201,31 @@ class RedisRuns(RunReader):
 
     def heartbeat(self, leases: Iterable[tuple[str, str, int]]) -> list[tuple[bool, bool]]:
         """Extend leases; for each, (still ours, its run is cancelled). Not ours: the attempt
-        was taken over. The cancelled flag catches a cancel whose control message was lost."""
+        was taken over. The cancelled flag catches a cancel whose control message was lost.
+        One script call per run (a worker's batch is one run), in one round trip."""
+        leases = list(leases)
         expiry = now_ms() + int(self.settings.lease_s * 1000)
+        runs = list(dict.fromkeys(run_id for run_id, _, _ in leases))
         pipe = self.client.pipeline(transaction=False)
-        for run_id, flow_id, attempt in leases:
-            self._heartbeat(
-                keys=[self.keys.leases, self.keys.run(run_id)],
-                args=[expiry, lease_member(run_id, flow_id, attempt)],
-                client=pipe,
-            )
-        return [(bool(alive), bool(cancelled)) for alive, cancelled in pipe.execute()]
+        for run in runs:
+            members = [lease_member(*lease) for lease in leases if lease[0] == run]
+            keys = [self.keys.leases, self.keys.run(run)]
+            self._heartbeat(keys=keys, args=[expiry, *members], client=pipe)
+        answers = {run: iter(answer) for run, answer in zip(runs, pipe.execute(), strict=True)}
+        cancelled = {run: bool(next(answer)) for run, answer in answers.items()}
+        return [(bool(next(answers[run])), cancelled[run]) for run, _, _ in leases]
+
+    def holders(self, leases: Sequence[tuple[str, str, int]]) -> list[str | None]:
+        """The worker running each attempt (None: it is not running, or is no longer that
+        attempt), read in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for run_id, flow_id, _ in leases:
+            pipe.hmget(self.keys.flows(run_id), flow_id, f"{flow_id}:attempt", f"{flow_id}:worker")
+        found: list[str | None] = []
+        for (_, _, attempt), (status, current, worker) in zip(leases, pipe.execute(), strict=True):
+            running = status == FlowStatus.RUNNING.value.encode() and current == b"%d" % attempt
+            found.append(worker.decode() if running and worker else None)
+        return found
 
     def emit(
         self, run_id: str, events: Sequence[tuple[str, str | None, Mapping[str, Any]]]
