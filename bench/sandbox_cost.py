@@ -224,7 +224,7 @@ def make_bed(root: Path) -> Bed:
     if group is not None:  # the zygote sets a slot's limits once, when they change
         group.limit(None, policy.max_pids)
     prepared = confine.prepare(policy, layers)  # once per zygote: its mount namespace, fds
-    return Bed(policy, group, uid, job, confine._exposures(job), prepared)
+    return Bed(policy, group, uid, job, confine.exposures(job), prepared)
 
 
 def _options(bed: Bed) -> dict[str, str]:

@@ -113,7 +113,7 @@ def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -
     done = done or Ahead()
     on = {name for name, state in slot.layers.items() if state == "active"}
     network = job.network or policy.network
-    exposed = _exposures(job)
+    exposed = exposures(job)
     if slot.gid is not None:
         _give_to_group(job, slot.gid)
     flags = linux.CLONE_NEWNS if slot.prepared.mounted and not done.mount_ns else 0
@@ -147,7 +147,7 @@ def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -
         os.close(fd)
 
 
-def _exposures(job: FlowJob) -> list[_Expose]:
+def exposures(job: FlowJob) -> list[_Expose]:
     """What the flow may reach: its working directory and artifact folder read-write; the
     artifact directories of the runs its inputs come from and its user's drive read-only."""
     out = [_Expose(os.path.realpath(job.workdir), True)]

@@ -17,6 +17,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+from dizest_core import confine
 from dizest_core.job import FlowJob
 from dizest_core.model import InputSpec
 from dizest_core.outvalue import serialize
@@ -36,8 +37,10 @@ _JOB = pickle.dumps(
 
 
 def warm_up(run: Callable[[FlowJob, Callable[[tuple[Any, ...]], None]], bool]) -> None:
-    """Run the fixed flow through `run` (runtime.run), discarding what it emits."""
+    """Run the fixed flow through `run` (runtime.run), discarding what it emits, after what
+    the sandbox reads of a job (its paths, resolved: the fixed job's is `/`)."""
     job = pickle.loads(_JOB)
     with contextlib.suppress(Exception):
+        confine.exposures(job)
         run(job, lambda message: None)
     linecache.cache.pop(f"<flow {job.flow_id}>", None)
