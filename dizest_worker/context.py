@@ -7,7 +7,7 @@ Per-flow options: lookup order and bounds in `dizest_worker.options` (checked at
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dizest_core import dwp
@@ -27,6 +27,10 @@ class RunContext:
     inputs: Mapping[str, Any]
     flow_inputs: Mapping[str, Mapping[str, Any]]
     drive: str | None = None  # the folder its flows read through dizest.drive() (read-only)
+    # flow -> (the settings it was resolved for, its options): a worker asks several times a flow
+    _resolved: dict[str, tuple[WorkerSettings, FlowOptions]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def build(
@@ -46,10 +50,15 @@ class RunContext:
         return cls(run_id, package, plan, options, inputs, flow_inputs, drive)
 
     def flow_options(self, flow_id: str, settings: WorkerSettings) -> FlowOptions:
+        hit = self._resolved.get(flow_id)
+        if hit is not None and hit[0] is settings:
+            return hit[1]
         flow = self.package.flows[flow_id]
         run = {kind: self.options.get(name) for name, kind in RUN_OPTIONS.items()}
         layers = [_own(flow.raw), _own(self.package.app_of(flow).raw), run]
-        return resolve(layers, settings.engine, settings.queue, settings.max_flow_timeout_s)
+        options = resolve(layers, settings.engine, settings.queue, settings.max_flow_timeout_s)
+        self._resolved[flow_id] = (settings, options)
+        return options
 
     def params(self, flow_id: str) -> dict[str, Any]:
         return {**self.inputs, **self.flow_inputs.get(flow_id, {})}

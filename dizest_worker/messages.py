@@ -100,4 +100,10 @@ def queue_depth(client: redis.Redis, queue: str) -> int:
     return sum(int(n) for n in pipe.execute())
 
 
+def has_backlog(client: redis.Redis, queue: str) -> bool:
+    """Whether a message waits in `queue` at any level: one EXISTS over its lists (Redis drops
+    an empty list), cheaper than counting them."""
+    return int(client.exists(*broker_lists(queue))) > 0
+
+
 Enqueue = Callable[[list[tuple[FlowTask, str]], float], None]  # [(task, queue)], countdown

@@ -49,7 +49,7 @@ from dizest_core.sandbox import make_policy
 from dizest_core.settings import child_environment
 from dizest_worker.context import RunContext
 from dizest_worker.keys import lease_member
-from dizest_worker.messages import Enqueue, FlowTask, flow_task, queue_depth
+from dizest_worker.messages import Enqueue, FlowTask, flow_task, has_backlog
 from dizest_worker.options import FlowOptions
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
@@ -312,7 +312,7 @@ class Executor:
         if held >= slots * HOLD_PER_SLOT:
             return False
         if queue not in backlog:
-            backlog[queue] = queue_depth(self.runs.client, queue) > 0
+            backlog[queue] = has_backlog(self.runs.client, queue)
         return backlog[queue]
 
     def _checked(self, previews: dict[str, Any]) -> dict[str, Any]:
