@@ -28,6 +28,7 @@ import logging
 import queue
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,10 +116,18 @@ class EventHub:
                 {"max_streams": limit, "retry_after": 2},
             )
 
-    def own(self, sub: Subscription, sock: socket.socket, last: str | None, runs: RunFeed) -> bool:
+    def own(
+        self,
+        sub: Subscription,
+        sock: socket.socket,
+        last: str | None,
+        runs: RunFeed,
+        replay: Sequence[Event] = (),
+    ) -> bool:
         """Take `sock` over from `sub`'s thread, which has written every event up to `last`:
-        the events queued meanwhile go out first. False if the client was dropped meanwhile or
-        the hub is stopping (the thread ends the response itself)."""
+        `replay` (the rest of the run's stream, as read after subscribing) and the events queued
+        meanwhile go out first, in one send. False if the client was dropped meanwhile or the hub
+        is stopping (the thread ends the response itself)."""
         with self._lock:
             if self.closing or sub.dropped:
                 return False
@@ -129,7 +138,8 @@ class EventHub:
                     held.append(sub.queue.get_nowait())
             handover.claim(sock)
             stream = self.owned.add(sub.run_id, sock, last, runs)
-            self.owned.deliver_each(stream, [i for i in held if isinstance(i, Event)], {})
+            queued = [i for i in held if isinstance(i, Event)]
+            self.owned.deliver_each(stream, [*replay, *queued], {})
             if RESYNC in held:
                 self.owned.resync()
             return True

@@ -37,27 +37,35 @@ def follow(
     after: str | None,
     idle_s: float,
     sock: socket.socket | None = None,
+    status: str | None = None,
 ) -> Iterator[Event | None]:
     """The run's events after `after`, then live ones, until its final workflow.status.
 
     Yields None after `idle_s` without an event (a heartbeat). Ends early if the run expires or
-    this client was dropped for being too slow. With `sock` (the client's socket, a chunked
-    HTTP/1.1 response whose every yield so far is written), the hub takes the socket over after
-    the replay and this raises `HandedOver`.
+    this client was dropped for being too slow. `status`: the run's, when the caller has just
+    read its record. With `sock` (the client's socket, a chunked HTTP/1.1 response whose every
+    yield so far is written), the hub takes the socket over with the replay's last batch and
+    this raises `HandedOver`.
     """
     sub = hub.subscribe(run_id)  # before replaying: nothing published meanwhile is missed
     try:
         if hub.closing:
             return
-        record = runs.record(run_id)
-        if record is None:
-            return
-        ended = record.get("status") in RUN_FINAL_VALUES
+        if status is None:
+            record = runs.record(run_id)
+            if record is None:
+                return
+            status = record.get("status")
+        ended = status in RUN_FINAL_VALUES
         last = after
         first = True
         while True:
             while True:  # catch up from the stream
                 batch = runs.event_batch(run_id, last, count=REPLAY_BATCH)
+                if first and sock is not None and len(batch) < REPLAY_BATCH:
+                    if not (ended and not batch) and hub.own(sub, sock, last, runs, batch):
+                        raise HandedOver()  # the hub writes that batch, then live events
+                    sock = None  # refused (dropped, stopping): this thread ends the stream
                 for event in batch:
                     yield event
                     last = event.id
@@ -68,12 +76,8 @@ def follow(
             if first and ended:  # the client had already seen the final event
                 return
             first = False
-            if sock is not None:
-                if hub.own(sub, sock, last, runs):
-                    raise HandedOver()
-                return  # dropped meanwhile, or the hub is stopping: the client resumes
             while True:  # live
-                if sub.dropped:
+                if sub.dropped or hub.closing:
                     return
                 try:
                     item = sub.queue.get(timeout=idle_s)

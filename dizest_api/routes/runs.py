@@ -258,13 +258,13 @@ def _after() -> str | None:
 def follow_run(run_id: str, sse: bool = False) -> Iterator[Event | None]:
     """The run's events for a stream (SSE or WebSocket), once the caller may read the run (404)
     and the hub has room (503): both raise before anything is subscribed or answered."""
-    open_run(run_id)
+    status = open_run(run_id).get("status")
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
     sock = _direct_socket() if sse else None
     hub.admit(threaded=sock is None)
-    return follow(hub, services().client, run_id, after, _heartbeat_s(), sock)
+    return follow(hub, services().client, run_id, after, _heartbeat_s(), sock, status)
 
 
 def _direct_socket() -> socket.socket | None:
