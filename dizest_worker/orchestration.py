@@ -56,6 +56,7 @@ from dizest_worker.state import RedisRuns
 
 log = logging.getLogger("dizest.worker")
 HOLD_PER_SLOT = 4  # flows a process holds per slot while its queue has a backlog (see _keeps)
+SPILL_CHECK_S = 0.05  # how often a process holding more than its free slots looks (_spill)
 
 
 class Executor:
@@ -245,6 +246,7 @@ class Executor:
         for item in items:
             if isinstance(item, Finished):
                 self._finish(batch, item)
+        self._spill(batch)
         if time.monotonic() >= batch.next_beat and batch.running:
             batch.next_beat = time.monotonic() + self.settings.lease_s / 3
             leases = [(t.run_id, t.flow_id, t.attempt) for t, _ in batch.running.values()]
@@ -261,6 +263,24 @@ class Executor:
             batch.next_control = time.monotonic() + 0.1
             if self._cancelled(batch.ctx.run_id):
                 self._kill_all(batch, "cancelled")
+
+    def _spill(self, batch: _Batch) -> None:
+        """Send the flows held beyond the free slots here (the least urgent) once their queue
+        has no message waiting: another process may then be idle for want of them. Looked at
+        every SPILL_CHECK_S at most, so a held flow waits behind a long one for no longer than
+        that plus one poll (0.25 s), never for the whole of it."""
+        free = self.settings.local_slots - len(batch.running)
+        if len(batch.local) <= free or time.monotonic() < batch.next_spill:
+            return
+        batch.next_spill = time.monotonic() + SPILL_CHECK_S
+        held = [(t, self._options(batch.ctx, t.flow_id).queue) for t in batch.local]
+        if any(has_backlog(self.runs.client, q) for q in {q for _, q in held}):
+            return
+        keep = [batch.local.pop() for _ in range(max(0, free))]  # the most urgent
+        spilled = [(t, q) for t, q in held if t not in keep]
+        batch.local.clear()
+        batch.local.extend(keep)
+        self._send(spilled)
 
     def _kill_all(self, batch: _Batch, reason: str) -> None:
         for flow_id in batch.running:
@@ -354,6 +374,7 @@ class _Batch:
     started: float = 0.0  # monotonic time the Celery task began (see local_budget_s)
     next_beat: float = 0.0
     next_control: float = 0.0
+    next_spill: float = 0.0
 
 
 def _flow_of(task: FlowTask) -> str:

@@ -3,6 +3,7 @@ itself and what it leaves to other tasks."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -13,15 +14,17 @@ from dizest_worker.connection import redis_client
 from dizest_worker.context import RunContext
 from dizest_worker.messages import broker_lists
 from dizest_worker.orchestration import HOLD_PER_SLOT, Executor, FlowTask
-from tests.conftest import package
+from tests.conftest import package, wait_for
 from tests.worker.conftest import cleanup, make_settings
 
 
-@pytest.fixture
-def executor(redis_url, tmp_path) -> Iterator[tuple[Client, Executor, list[FlowTask]]]:
+@pytest.fixture(params=[4.0])
+def executor(request, redis_url, tmp_path) -> Iterator[tuple[Client, Executor, list[FlowTask]]]:
     """A client and an Executor whose enqueued tasks are recorded, not sent. Celery's hard
-    limit for a task here is 8 s, and a task runs nothing that could end after 6 s."""
-    settings = make_settings(redis_url, tmp_path, max_flow_timeout_s=4.0, task_slack_s=4.0)
+    limit for a task here is 8 s, and a task runs nothing that could end after 6 s (unless
+    the test asks for another `max_flow_timeout_s`, through indirect parametrization)."""
+    timeout = request.param
+    settings = make_settings(redis_url, tmp_path, max_flow_timeout_s=timeout, task_slack_s=timeout)
     sent: list[FlowTask] = []
     client = Client(settings)
     client._enqueue = lambda tasks, countdown: sent.extend(t for t, _ in tasks)
@@ -84,6 +87,39 @@ def test_freed_children_wait_here_while_the_queue_has_a_backlog(executor):
     run_id = client.submit(pkg)
     ex.handle([sent.pop()])
     assert sorted(t.flow_id for t in sent) == ["c", "d"]  # b took the free slot
+    while sent:
+        ex.handle([sent.pop()])
+    assert client.wait(run_id, timeout=10)["status"] == "ready"
+
+
+@pytest.mark.parametrize("executor", [300.0], indirect=True)  # no flow sent for the budget
+def test_held_flows_go_to_the_broker_once_its_queue_is_empty(executor):
+    """Flows held behind a long one are sent once the queue has no message waiting (another
+    process may be idle for want of them), not kept until the long one ends."""
+    client, ex, sent = executor
+    one = {"code": "v = 1", "outputs": ["v"]}
+    slow = {"code": "import time\ntime.sleep(2)\nv = 2", "inputs": ["x"], "outputs": ["v"]}
+    use = {"code": "v = dizest.input('x') + 1", "inputs": ["x"], "outputs": ["v"]}
+    flows = {
+        "a": {"app": "one"},
+        "b": {"app": "slow", "in": {"x": [("a", "v")]}},  # the most urgent: it is first
+        **{c: {"app": "use", "in": {"x": [("a", "v")]}} for c in "cd"},
+    }
+    waiting = broker_lists(ex.settings.queue)[0]
+    client.runs.client.rpush(waiting, "a message of someone else's")  # c and d are held
+    run_id = client.submit(package({"one": one, "slow": slow, "use": use}, flows))
+
+    def drain() -> None:  # the other message is taken while b runs
+        wait_for(lambda: client.runs.flow_field(run_id, "b") == "running", timeout=30)
+        client.runs.client.delete(waiting)
+
+    thread = threading.Thread(target=drain)
+    thread.start()
+    ex.handle([sent.pop()])
+    thread.join()
+    assert sorted(t.flow_id for t in sent) == ["c", "d"]  # spilled, not run here after b
+    for flow_id in "cd":
+        assert client.runs.flow_field(run_id, flow_id) == "pending"
     while sent:
         ex.handle([sent.pop()])
     assert client.wait(run_id, timeout=10)["status"] == "ready"
