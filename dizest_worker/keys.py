@@ -73,7 +73,7 @@ key / channel                         type     holds                            
 {p}:user:{name}:shared                zset     workflow ids granted to the user          none
 {p}:events                            channel  every event JSON (with id), all runs      -
 {p}:control                           channel  "cancel {run}" for workers holding flows  -
-{p}:holder:{worker}                   channel  nothing is sent on it: each flow-running      -
+{p}:holder:{worker}                   channel  nothing is sent on it: each flow-running  -
                                                process of the worker stays subscribed, so
                                                PUBSUB NUMSUB says whether one is connected
                                                (liveness.connected; the reaper's test of a
