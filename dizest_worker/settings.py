@@ -40,7 +40,7 @@ class WorkerSettings:
     # a reaper takes the attempt over at once if its worker has no process connected to Redis
     # (killed: liveness.connected), else only lease_grace_s later (alive but stalled).
     lease_s: float = 3.0
-    lease_grace_s: float = 12.0
+    lease_grace_s: float = 7.0  # lease + grace: the 10 s a lease lasted before
     reaper_interval_s: float = 0.5
     files_interval_s: float = 3600.0  # how often a reaper deletes the files of expired runs
     max_attempts: int = 3
