@@ -12,7 +12,8 @@ from dizest_worker.lua_prelude import PRELUDE
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), then the outputs hash of each
 #       input source
-# ARGV: channel, maxlen, run_id, flow, attempt, worker, lease_expiry_ms, then "v:{name}" per source
+# ARGV: channel, maxlen, run_id, flow, attempt, worker (name, or name SEP holder: the claiming
+#       process's holder id, see liveness), lease_expiry_ms, then "v:{name}" per source
 # Returns 'stale' | 'cancelled' | {'ok', value of each source (nil when absent)...}
 CLAIM = (
     PRELUDE
@@ -24,7 +25,12 @@ if redis.call('HGET', run_key, 'final') == '1' or redis.call('HGET', run_key, 'c
 then return 'cancelled' end
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
    or redis.call('HGET', flows_key, flow) ~= S_PENDING then return 'stale' end
-redis.call('HSET', flows_key, flow, S_RUNNING, flow .. ':worker', ARGV[6])
+local worker, holder = ARGV[6], false
+local cut = string.find(worker, SEP, 1, true)
+if cut then worker, holder = string.sub(ARGV[6], 1, cut - 1), string.sub(ARGV[6], cut + 1) end
+redis.call('HSET', flows_key, flow, S_RUNNING, flow .. ':worker', worker)
+if holder then redis.call('HSET', flows_key, flow .. ':holder', holder)
+else redis.call('HDEL', flows_key, flow .. ':holder') end
 set_reason(flows_key, flow, false)
 redis.call('ZADD', leases, ARGV[7], member(run_id, flow, attempt))
 emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_RUNNING, false))

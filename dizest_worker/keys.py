@@ -24,6 +24,8 @@ key / channel                         type     holds                            
                                                (that of its latest flow.status event),
                                                "{f}:attempt", "{f}:waiting",
                                                "{f}:index", "{f}:duration", "{f}:worker",
+                                               "{f}:holder" (holder id of the process that
+                                               claimed the attempt, see liveness),
                                                "{f}:retries" (user-code retries used),
                                                "{f}:lost" (worker losses requeued);
                                                reused flows are there as "ready". The
@@ -73,11 +75,11 @@ key / channel                         type     holds                            
 {p}:user:{name}:shared                zset     workflow ids granted to the user          none
 {p}:events                            channel  every event JSON (with id), all runs      -
 {p}:control                           channel  "cancel {run}" for workers holding flows  -
-{p}:holder:{worker}                   channel  nothing is sent on it: each flow-running  -
-                                               process of the worker stays subscribed, so
-                                               PUBSUB NUMSUB says whether one is connected
-                                               (liveness.connected; the reaper's test of a
-                                               dead worker)
+{p}:holder:{holder}                   channel  nothing is sent on it: the flow-running   -
+                                               process with that holder id stays
+                                               subscribed, so PUBSUB NUMSUB says whether
+                                               it is still connected (liveness.connected;
+                                               the reaper's test of a dead process)
 
 * entries are removed by the code that owns them (finish, reaper, cleanup).
 """
@@ -163,8 +165,8 @@ class Keys:
     def control_channel(self) -> str:
         return f"{self.prefix}:control"
 
-    def holder_channel(self, worker: str) -> str:
-        return f"{self.prefix}:holder:{worker}"
+    def holder_channel(self, holder: str) -> str:
+        return f"{self.prefix}:holder:{holder}"
 
     # -- accounts (dizest_api.data.accounts) and stored workflows (dizest_api.data.library) --
 

@@ -11,12 +11,15 @@ Invariants:
 - A worker is live while its last beat is younger than `WINDOW_S`: one constant, used by
   /readyz, the submit check, /metrics and `dizest worker-alive`. Beats come every `BEAT_S`, so a
   worker may miss four (a slow Redis call, a loaded machine) and stay live.
-- A worker holding flows is told from a dead one without a clock: each process that runs flows
-  (its `Executor`) stays subscribed to the worker's holder channel (`Keys.holder_channel`) from
-  before its first claim on. When a process dies, however it dies, the kernel closes its socket
-  and Redis drops the subscription at once; a process that is only slow (a GC pause, a busy
-  CPU, a long Redis call) keeps it. `connected` reads that (PUBSUB NUMSUB, one call), and the
-  reaper takes an expired lease over at once only from a worker that is not connected.
+- A process holding flows is told from a dead one without a clock: each process that runs flows
+  (its `Executor`) has a holder id of its own (`holder_id`: worker name, pid, random part) and
+  stays subscribed to its holder channel (`Keys.holder_channel`) from before its first claim
+  on; CLAIM records the id with the attempt (`{f}:holder`). When a process dies, however it
+  dies, the kernel closes its socket and Redis drops the subscription at once; a process that
+  is only slow (a GC pause, a busy CPU, a long Redis call) keeps it. `connected` reads that
+  (PUBSUB NUMSUB, one call), and the reaper takes an expired lease over at once only from a
+  process that is not connected. A restarted worker, or another under the same name, has
+  other ids: it never vouches for the dead one's attempts.
 """
 
 from __future__ import annotations
@@ -25,16 +28,20 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-from celery import Celery, signals
 
 from dizest_worker.keys import Keys
 from dizest_worker.settings import WorkerSettings
+
+if TYPE_CHECKING:  # Celery is imported by `install` only: the Executor uses `holder_id`
+    from celery import Celery
 
 log = logging.getLogger("dizest.worker")
 BEAT_S = 1.0
@@ -54,14 +61,20 @@ def last_seen_s(client: redis.Redis, settings: WorkerSettings, name: str) -> flo
     return None if seen is None else time.time() - _ms(seen) / 1000
 
 
-def connected(client: redis.Redis, settings: WorkerSettings, names: Iterable[str]) -> set[str]:
-    """Those of the named workers that have a flow-running process connected to Redis now."""
+def holder_id(settings: WorkerSettings) -> str:
+    """A new holder id for this process (one per Executor): unique among every process and
+    restart, and readable in the flows hash."""
+    return f"{settings.worker_name}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+def connected(client: redis.Redis, settings: WorkerSettings, holders: Iterable[str]) -> set[str]:
+    """Those of the holder ids whose process is connected to Redis now (subscribed)."""
     keys = Keys(settings.prefix)
-    wanted = sorted(set(names))
+    wanted = sorted(set(holders))
     if not wanted:
         return set()
-    counts = client.pubsub_numsub(*(keys.holder_channel(name) for name in wanted))
-    return {name for name, (_, n) in zip(wanted, counts, strict=True) if int(n) > 0}
+    counts = client.pubsub_numsub(*(keys.holder_channel(holder) for holder in wanted))
+    return {holder for holder, (_, n) in zip(wanted, counts, strict=True) if int(n) > 0}
 
 
 def forget(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
@@ -128,6 +141,8 @@ def _start_beating(settings: WorkerSettings) -> None:
 def install(app: Celery) -> None:
     """Connect the heartbeat to the worker's life cycle (once per process; only a worker
     process ever sends these signals)."""
+    from celery import signals
+
     settings: WorkerSettings = app.conf.dizest_settings
 
     def on_init(sender: Any = None, **_: Any) -> None:

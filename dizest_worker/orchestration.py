@@ -49,6 +49,7 @@ from dizest_core.sandbox import make_policy
 from dizest_core.settings import child_environment
 from dizest_worker.context import RunContext
 from dizest_worker.keys import lease_member
+from dizest_worker.liveness import holder_id
 from dizest_worker.messages import Enqueue, FlowTask, flow_task, has_backlog
 from dizest_worker.options import FlowOptions
 from dizest_worker.settings import WorkerSettings
@@ -75,9 +76,10 @@ class Executor:
         self.queues = set(queues or [settings.queue])
         self.supervisor = self._supervisor()
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        # the holder channel: while this process lives, it counts as connected (liveness)
+        # its holder channel: while this process lives, its attempts' holder is connected
+        self.holder = holder_id(settings)
         keys = self.runs.keys
-        self.pubsub.subscribe(keys.control_channel, keys.holder_channel(settings.worker_name))
+        self.pubsub.subscribe(keys.control_channel, keys.holder_channel(self.holder))
 
     def _supervisor(self) -> Supervisor:
         engine = self.settings.engine
@@ -191,6 +193,7 @@ class Executor:
             task.attempt,
             self.settings.worker_name,
             [(c.node, c.output) for _, c in wired],
+            holder=self.holder,
         )
         if answer != "ok":
             log.info("not running %s: %s", task, answer)

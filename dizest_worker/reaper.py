@@ -2,15 +2,15 @@
 (bounded attempts) or fails them with reason `worker lost` — never both, because each decision
 is one atomic script that checks the attempt is still the current one and its lease expired.
 
-An expired lease is taken over at once when the worker running it has no process connected to
+An expired lease is taken over at once when the process running it is no longer connected to
 Redis (`liveness.connected`: it was killed, its subscription went with its socket), and only
-`lease_grace_s` after expiry when it still has one (alive but stalled: it may renew yet), or
-when Redis started less than that ago (after a restart, workers subscribe again as they
-reconnect). A
-pending flow's reservation (whoever was to send it is unknown) and a lease given back (score
-0) go at once. Whatever a reaper decides, a stalled worker that comes back after its attempt was
-taken over writes nothing: FINISH only accepts the flow's current attempt, and its next
-heartbeat tells it to kill the child.
+`lease_grace_s` after expiry when it still is (alive but stalled: it may renew yet), or when
+Redis started less than that ago (after a restart, processes subscribe again as they
+reconnect). A pending flow's reservation (whoever was to send it is unknown), a lease given
+back (score 0) and an attempt claimed without a holder id go at once. Whatever a reaper
+decides, a stalled worker that comes back after its attempt was taken over writes nothing:
+FINISH only accepts the flow's current attempt, and its next heartbeat tells it to kill the
+child.
 
 It runs as its own small process next to each `dizest worker` (so the worker's main process,
 which forks its pool, stays single-threaded), and dies with it; several reapers may run at once
@@ -62,8 +62,9 @@ class Reaper:
         ]
 
     def _connected(self, leases: list[tuple[str, str, int]]) -> list[bool]:
-        """For each lease: is it a running attempt whose worker is still connected? When
-        Redis cannot tell (INFO or PUBSUB refused by an ACL), every worker counts as connected."""
+        """For each lease: is it a running attempt whose process is still connected? When
+        Redis cannot tell (INFO or PUBSUB refused by an ACL), every holder counts as connected;
+        an attempt claimed without a holder id never does."""
         if not leases:
             return []
         holders = self.runs.holders(leases)
@@ -71,14 +72,14 @@ class Reaper:
             return [False] * len(leases)
         try:
             if self._redis_just_started():
-                return [holder is not None for holder in holders]
+                return [bool(holder) for holder in holders]
             up = connected(self.runs.client, self.settings, filter(None, holders))
         except redis.ResponseError as exc:
             if not self.blind:
                 log.warning("cannot tell dead workers from stalled ones (INFO, PUBSUB): %s", exc)
             self.blind = True
-            return [holder is not None for holder in holders]
-        return [holder in up for holder in holders]
+            return [bool(holder) for holder in holders]
+        return [bool(holder) and holder in up for holder in holders]
 
     def _redis_just_started(self) -> bool:
         """Is this Redis another instance than the one first seen, started less than the

@@ -37,8 +37,8 @@ class WorkerSettings:
     )
     ttl_s: int = 7 * 24 * 3600
     # A running attempt's lease, renewed every lease_s / 3 by its worker. Once it has expired,
-    # a reaper takes the attempt over at once if its worker has no process connected to Redis
-    # (killed: liveness.connected), else only lease_grace_s later (alive but stalled).
+    # a reaper takes the attempt over at once if the process that claimed it is no longer
+    # connected to Redis (killed: liveness.connected), else lease_grace_s later (stalled).
     lease_s: float = 3.0
     lease_grace_s: float = 7.0  # lease + grace: the 10 s a lease lasted before
     reaper_interval_s: float = 0.5

@@ -25,7 +25,7 @@ from dizest_core.status import FlowStatus, Reason
 from dizest_worker import scripts
 from dizest_worker.context import RunContext
 from dizest_worker.files import run_of_artifact
-from dizest_worker.keys import lease_member, parse_lease
+from dizest_worker.keys import SEP, lease_member, parse_lease
 from dizest_worker.redis_store import decode_value, encode_value
 from dizest_worker.run_reads import CONTEXT_CACHE, RunReader, now_ms, to_event
 from dizest_worker.settings import WorkerSettings
@@ -167,15 +167,17 @@ class RedisRuns(RunReader):
         attempt: int,
         worker: str,
         sources: Sequence[tuple[str, str]] = (),
+        holder: str = "",
     ) -> tuple[str, list[Value | None]]:
-        """Take a pending attempt; with it, the values of its (source flow, output) inputs."""
+        """Take a pending attempt; with it, the values of its (source flow, output) inputs.
+        `holder`: the claiming process's holder id (liveness.connected), if it has one."""
         keys = self._step_keys(run_id, *(self.keys.outputs(run_id, f) for f, _ in sources))
         expiry = now_ms() + int(self.settings.lease_s * 1000)
         args = [
             *self._base_args(run_id),
             flow_id,
             attempt,
-            worker,
+            f"{worker}{SEP}{holder}" if holder else worker,
             expiry,
             *(f"v:{name}" for _, name in sources),
         ]
@@ -216,15 +218,15 @@ class RedisRuns(RunReader):
         return [(bool(next(answers[run])), cancelled[run]) for run, _, _ in leases]
 
     def holders(self, leases: Sequence[tuple[str, str, int]]) -> list[str | None]:
-        """The worker running each attempt (None: it is not running, or is no longer that
-        attempt), read in one round trip."""
+        """The holder id of the process running each attempt ("": running, by a process that
+        gave none; None: not running, or no longer that attempt), read in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         for run_id, flow_id, _ in leases:
-            pipe.hmget(self.keys.flows(run_id), flow_id, f"{flow_id}:attempt", f"{flow_id}:worker")
+            pipe.hmget(self.keys.flows(run_id), flow_id, f"{flow_id}:attempt", f"{flow_id}:holder")
         found: list[str | None] = []
-        for (_, _, attempt), (status, current, worker) in zip(leases, pipe.execute(), strict=True):
+        for (_, _, attempt), (status, current, holder) in zip(leases, pipe.execute(), strict=True):
             running = status == FlowStatus.RUNNING.value.encode() and current == b"%d" % attempt
-            found.append(worker.decode() if running and worker else None)
+            found.append((holder or b"").decode() if running else None)
         return found
 
     def emit(

@@ -7,7 +7,9 @@
   lease's expiry, for `lease_grace_s`; when it then loses it and comes back with the result of
   the old attempt, that result is refused (FINISH accepts the current attempt only).
 
-Either way the run ends with every flow completed exactly once.
+Either way the run ends with every flow completed exactly once. The rule itself, on the real
+scripts: an attempt is vouched for by the holder id of the process that claimed it, and by
+nothing else (not another process of the same worker name).
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from dizest_core import dwp
 from dizest_core.events import FLOW_STATUS, LOG_APPEND, Event
+from dizest_core.plan import make_plan
 from dizest_worker.client import Client
+from dizest_worker.connection import redis_client
+from dizest_worker.keys import lease_member
+from dizest_worker.reaper import Reaper
 from dizest_worker.settings import WorkerSettings
+from dizest_worker.state import RedisRuns, now_ms
+from tests.conftest import package, wait_for
 from tests.worker.conftest import WorkerProcess, cleanup, make_settings, slow_then_use
 
 RECOVERY_S = 5.0  # issue 12's bound: kill -> the flow running again elsewhere
@@ -127,3 +136,30 @@ def test_a_stalled_worker_keeps_its_flow_through_the_grace_and_its_late_result_i
         assert again.ts - stopped >= settings.lease_grace_s - settings.lease_s
         with_continued(stalled)  # back, with attempt 1's result: FINISH refuses it
         assert_completed_once(client, run_id, by=other)
+
+
+def test_only_the_claiming_process_vouches_for_an_expired_attempt(redis_url, tmp_path):
+    settings = make_settings(redis_url, tmp_path, lease_s=0.3, lease_grace_s=60.0)
+    runs = RedisRuns(redis_client(settings), settings)
+    sent: list = []
+    reaper = Reaper(runs, lambda tasks, _countdown: sent.extend(tasks), settings)
+    pkg = package({"n": {"code": "v = 1", "outputs": ["v"]}}, {f: {"app": "n"} for f in "abc"})
+    record = {"targets": None, "reused": [], "options": {}, "inputs": {}, "flow_inputs": {}}
+    runs.create("r1", pkg, make_plan(dwp.load(pkg)), record)
+    runs.release([("r1", f, 1) for f in "abc"])  # sent: no reservations left
+    live = runs.client.pubsub()
+    live.subscribe(runs.keys.holder_channel("w/1/live"))  # a process that holds attempts
+    try:
+        assert runs.claim("r1", "a", 1, "w", holder="w/1/live")[0] == "ok"
+        assert runs.claim("r1", "b", 1, "w", holder="w/2/dead")[0] == "ok"  # same worker name
+        assert runs.claim("r1", "c", 1, "w")[0] == "ok"  # no holder id: nobody vouches
+        leases = [lease_member("r1", f, 1) for f in "abc"]
+        wait_for(lambda: max(runs.client.zmscore(runs.keys.leases, leases)) < now_ms(), 5)
+        assert sorted(reaper.sweep()) == [("r1", "a", "alive"), ("r1", "b", "2"), ("r1", "c", "2")]
+        assert runs.flow_field("r1", "a", "holder") == "w/1/live"
+        live.unsubscribe()
+        live.get_message(timeout=1)  # the unsubscribe went through
+        assert reaper.sweep() == [("r1", "a", "2")]  # its process is gone: taken over at once
+    finally:
+        live.close()
+        cleanup(settings)
