@@ -217,8 +217,9 @@ class OwnedStreams:
         self._notice(stream)
 
     def _notice(self, stream: Stream) -> None:
+        if not self._attention:  # else a wake-up is pending already: the writer takes them all
+            self._wake()
         self._attention.add(stream)
-        self._wake()
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # a wake-up is pending already
