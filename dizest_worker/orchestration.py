@@ -88,7 +88,7 @@ class Executor:
         policy = make_policy(engine, server=True, hide=hide)
         env = child_environment(extra=engine.flow_env)
         supervisor = Supervisor(env, engine.preload, renderer_files, policy)
-        supervisor.spare_slots = self.settings.local_slots  # a spare child per free slot
+        supervisor.spare_slots = self.settings.local_slots  # a spare child per slot
         return supervisor
 
     def close(self) -> None:
