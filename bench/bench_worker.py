@@ -63,7 +63,7 @@ from bench_core import (  # noqa: E402
     report_outputs,
 )
 from gen_dag import app_dict, connect, flow_dict, make_sleep_dag, package_dict  # noqa: E402
-from makespan import MakespanRow, flow_times, run_span  # noqa: E402
+from makespan import MakespanRow, flow_times, pct, run_span  # noqa: E402
 
 from dizest_core import envconfig  # noqa: E402
 from dizest_core.events import LOG_APPEND, Event  # noqa: E402
@@ -405,17 +405,6 @@ def make_chain(n: int, lines: int = 0) -> tuple[dict[str, Any], dict[str, int]]:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """q-th percentile (0-100), linear between closest ranks; nan when empty."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100
-    lo = math.floor(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def med(values: Sequence[float]) -> float:

@@ -477,6 +477,8 @@ def print_worker_pairs(shapes: Sequence[Any], hops: Sequence[Any]) -> None:
 
 
 def pct(values: Sequence[float], q: float) -> float:
+    """As makespan.pct; not imported from there: this process stays lean (it stands in for
+    the zygote, whose size is part of what is measured)."""
     if not values:
         return math.nan
     s = sorted(values)
