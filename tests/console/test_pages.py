@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,47 @@ def test_login_shows_name_and_role_and_a_wrong_password_says_so(
     page.goto("/workflows")
     expect(page).to_have_url(re.compile(r"/login\?next=/workflows"))
     page.context.close()
+
+
+def test_a_call_that_finds_the_session_gone_during_logout_does_not_redirect_back(
+    admin_page: Any,
+) -> None:
+    # The interleaving CI once hit: the page's own call (a poll, a run event's refresh) comes back
+    # 401 after the logout ended the session and the browser set off for /login; it sent the person
+    # to /login?next=<this page> instead. Here that call is held until the logout's navigation is,
+    # and the page reports (by a request, as scripts cannot be evaluated while a navigation is
+    # pending) once the console's code has handled the 401.
+    page = admin_page
+    page.goto("/workflows")
+    held: dict[str, Any] = {}
+    handled: list[str] = []
+    page.on("request", lambda r: "handled=" in r.url and handled.append(r.url))
+
+    def hold(name: str) -> Any:
+        return lambda route: held.__setitem__(name, route)
+
+    page.route("**/api/v1/runs", hold("call"))
+    page.route("**/login", hold("navigation"))
+    page.evaluate(
+        """() => { import("/console/static/js/api.js").then((api) => api.get("/runs"))
+                     .catch((e) => fetch(`/console/static/js/dom.js?handled=${e.status}`)); }"""
+    )
+    _wait_for(page, lambda: "call" in held, "the page's call never went out")
+    page.click("#logout", no_wait_after=True)
+    _wait_for(page, lambda: "navigation" in held, "the logout never set off for /login")
+    held["call"].continue_()  # the session is gone: the server answers 401
+    _wait_for(page, lambda: bool(handled), "the page never handled the 401")
+    assert handled[0].endswith("handled=401")
+    held["navigation"].continue_()
+    expect(page.locator("#login-submit")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+
+def _wait_for(page: Any, done: Any, what: str) -> None:
+    deadline = time.monotonic() + 15
+    while not done():
+        assert time.monotonic() < deadline, what
+        page.wait_for_timeout(20)  # lets Playwright deliver the held route to its handler
 
 
 def _admin_password() -> str:

@@ -3,6 +3,19 @@
 
 const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 
+// Set from the moment the page starts to leave on purpose (log out): a call that then finds the
+// session gone must not send the person back to this page after they log in again.
+let leaving = false;
+
+export async function leave(to, first) {
+  leaving = true;
+  try {
+    if (first) await first();
+  } finally {
+    location.assign(to);
+  }
+}
+
 export function csrfToken() {
   const meta = document.querySelector('meta[name="csrf-token"]');
   return meta ? meta.content : "";
@@ -28,6 +41,7 @@ export async function api(method, path, body) {
   }
   const answer = await fetch(`/api/v1${path}`, init);
   if (answer.status === 401 && !path.startsWith("/auth/login")) {
+    if (leaving) throw new ApiError(401, null);
     location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
     throw new ApiError(401, null);
   }

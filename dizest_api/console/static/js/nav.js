@@ -1,5 +1,5 @@
 // Every page: the logout button and the current section in the header.
-import { post } from "./api.js";
+import { leave, post } from "./api.js";
 import { $, $$ } from "./dom.js";
 
 const section = location.pathname.split("/")[1];
@@ -7,11 +7,5 @@ for (const link of $$("[data-nav]")) link.classList.toggle("current", link.datas
 
 const logout = $("#logout");
 if (logout) {
-  logout.addEventListener("click", async () => {
-    try {
-      await post("/auth/logout");
-    } finally {
-      location.assign("/login");
-    }
-  });
+  logout.addEventListener("click", () => leave("/login", () => post("/auth/logout")));
 }
