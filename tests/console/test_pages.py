@@ -52,7 +52,12 @@ def test_a_call_that_finds_the_session_gone_during_logout_does_not_redirect_back
     page.goto("/workflows")
     held: dict[str, Any] = {}
     handled: list[str] = []
-    page.on("request", lambda r: "handled=" in r.url and handled.append(r.url))
+
+    def seen(request: Any) -> None:
+        if "handled=" in request.url:
+            handled.append(request.url)
+
+    page.on("request", seen)
 
     def hold(name: str) -> Any:
         return lambda route: held.__setitem__(name, route)
