@@ -28,6 +28,7 @@ from dizest_core.errors import ExecutionError
 from dizest_core.events import Callbacks, Event, EventFactory
 from dizest_core.execution import Finished, Signal, Supervisor
 from dizest_core.graph import Graph
+from dizest_core.janitor import Janitor
 from dizest_core.job import FlowJob, build_job
 from dizest_core.model import Package
 from dizest_core.plan import ReadyQueue, make_plan
@@ -80,6 +81,7 @@ class LocalRunner:
         self._kept: deque[str] = deque()  # runs whose outputs are kept (for rerun)
         self._last: dict[str, Any] | None = None  # the report of the last run streamed
         self._artifacts: str | None = None
+        self._janitor = Janitor()  # forgotten runs' artifact folders, off the next run's path
 
     @property
     def supervisor(self) -> Supervisor:
@@ -128,7 +130,7 @@ class LocalRunner:
             self._kept.remove(old)
             self.store.delete_run(old)
             if self._artifacts:
-                shutil.rmtree(os.path.join(self._artifacts, old), ignore_errors=True)
+                self._janitor.remove(os.path.join(self._artifacts, old))
         if base_run and base_run not in self._kept:
             self._kept.append(base_run)
         self._kept.append(run_id)
@@ -150,6 +152,7 @@ class LocalRunner:
         if self._supervisor is not None:
             self._supervisor.close()
             self._supervisor = None
+        self._janitor.close()
         if self._artifacts is not None:
             shutil.rmtree(self._artifacts, ignore_errors=True)
             self._artifacts = None

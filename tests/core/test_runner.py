@@ -282,10 +282,18 @@ def test_large_outputs_travel_as_files_not_through_the_engine(make_workflow, tmp
     stored = wf.runner.store.get(report["run_id"], "b", "v")
     assert stored is not None and not isinstance(stored, bytes)  # an Artifact reference
     assert Path(stored.path).stat().st_size == stored.size > 5 * 1024 * 1024
-    first_dir = Path(wf.runner.artifact_dir) / report["run_id"]
+    root = Path(wf.runner.artifact_dir)
+    first_dir = root / report["run_id"]
     wf.run(workdir=tmp_path)
-    wf.run(workdir=tmp_path)
-    assert not first_dir.exists()  # only the last runs' files are kept
+    last = wf.run(workdir=tmp_path)
+    # only the last runs' files are kept; older ones are deleted off the next run's path
+    deadline = time.monotonic() + 10
+    while first_dir.exists():
+        assert time.monotonic() < deadline, "a forgotten run's artifacts were never deleted"
+        time.sleep(0.01)  # polling a condition with a deadline, not waiting out a race
+    assert (root / last["run_id"]).is_dir()
+    wf.close()
+    assert not root.exists()  # close waits for the deletions, then removes the root
 
 
 def test_closing_right_after_a_run_is_quiet(tmp_path, capfd):
