@@ -165,6 +165,13 @@ class HookStore:
         pipe.zrem(self.keys.owned_hooks(hook.owner), hook_id)
         pipe.execute()
 
+    def delete_for_workflow(self, workflow_id: str) -> None:
+        for hook_id in self.redis.smembers(self.keys.workflow_hooks(workflow_id)):
+            try:
+                self.delete(hook_id)
+            except HookNotFound:
+                self.redis.srem(self.keys.workflow_hooks(workflow_id), hook_id)
+
     def log(self, hook_id: str, item: Mapping[str, Any]) -> None:
         pipe = self.redis.pipeline()
         pipe.lpush(self.keys.hook_log(hook_id), json.dumps(dict(item)))

@@ -15,6 +15,7 @@ import re
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from dizest_api.auth import current
+from dizest_api.automation.service import automation
 from dizest_api.data.accounts import UserNotFound
 from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_int
@@ -115,11 +116,15 @@ def validate_workflow() -> Response:
     return jsonify({"valid": not any(p.severity == "error" for p in problems), "problems": items})
 
 
-@endpoint(bp, "DELETE", "/workflows/<wf_id>", "Delete a workflow and all its versions",
-          responses={204: None})  # fmt: skip
+@endpoint(bp, "DELETE", "/workflows/<wf_id>", "Delete a workflow and all its versions, with "
+          "its schedules, triggers and workflow hooks", responses={204: None})  # fmt: skip
 def delete_workflow(wf_id: str) -> Response:
     open_workflow(wf_id, "delete")
     services().library.delete(wf_id)
+    found = automation()  # what would otherwise fire (or list) for a workflow that is gone
+    found.schedules.delete_for_workflow(wf_id)
+    found.triggers.delete_for_workflow(wf_id)
+    found.hooks.delete_for_workflow(wf_id)
     return Response(status=204)
 
 

@@ -147,3 +147,34 @@ def test_triggers_refuse_bad_input_and_unknown_secrets(api: Api, auto: Automatio
     assert not_object.status_code == 400
     listed = api.call("GET", f"/workflows/{wf_id}/triggers", alice).json["items"]
     assert [t["id"] for t in listed] == [made["id"]] and "secret" not in listed[0]
+
+
+def test_deleting_a_workflow_deletes_its_schedules_triggers_and_hooks_only(
+    api: Api,  # noqa: F811
+) -> None:
+    found = install(api.app, AutomationSettings(webhook_allow_private=True))
+    alice = api.user("alice")
+    gone, kept = _wf(api, alice), _wf(api, alice)
+    made: dict[str, dict[str, str]] = {}
+    for wf_id in (gone, kept):
+        sched = api.call("POST", f"/workflows/{wf_id}/schedules", alice, json={"cron": "@daily"})
+        trig = api.call("POST", f"/workflows/{wf_id}/triggers", alice, json={})
+        hook = api.call("POST", "/hooks", alice,
+                        json={"url": "http://127.0.0.1:9/hook", "workflow_id": wf_id})  # fmt: skip
+        assert {sched.status_code, trig.status_code, hook.status_code} == {201}
+        made[wf_id] = {"sched": sched.json["id"], "trig": trig.json["secret"],
+                       "hook": hook.json["id"]}  # fmt: skip
+    everyone = api.call("POST", "/hooks", alice, json={"url": "http://127.0.0.1:9/all"}).json
+    assert api.call("DELETE", f"/workflows/{gone}", alice).status_code == 204
+    dead, live = made[gone], made[kept]
+    assert api.call("GET", f"/schedules/{dead['sched']}", alice).status_code == 404
+    with pytest.raises(KeyError):
+        found.schedules.entry(dead["sched"])  # nothing left for the beat to fire
+    assert api.http.post(f"/api/v1/triggers/{dead['trig']}", json={}).status_code == 404
+    assert api.call("GET", f"/hooks/{dead['hook']}", alice).status_code == 404
+    # the other workflow's, and the hook for all of alice's runs, are untouched
+    assert found.schedules.entry(live["sched"]).kwargs["cron"] == "@daily"
+    assert [t["id"] for t in api.call("GET", f"/workflows/{kept}/triggers", alice).json["items"]]
+    hooks = {h["id"] for h in api.call("GET", "/hooks", alice).json["items"]}
+    assert hooks == {live["hook"], everyone["id"]}
+    assert [s["id"] for s in api.call("GET", "/schedules", alice).json["items"]] == [live["sched"]]
