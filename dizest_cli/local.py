@@ -15,7 +15,8 @@ import click
 
 from dizest_cli.progress import Progress
 from dizest_core import dwp
-from dizest_core.errors import DizestError, ValidationError
+from dizest_core.errors import DizestError, InvalidOptions, ValidationError
+from dizest_core.options import MAX_RETRIES
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import Settings
 from dizest_core.workflow import Workflow, parse_value
@@ -87,6 +88,11 @@ def _load(path: str, settings: Settings) -> Workflow:
     "--memory-limit", type=click.IntRange(min=64), metavar="MB", help="Per-flow memory cap."
 )
 @click.option(
+    "--retries",
+    type=click.IntRange(min=0, max=MAX_RETRIES),
+    help="Retries of a failing flow (backoff DIZEST_RETRY_BACKOFF_S, doubled each time).",
+)
+@click.option(
     "--cache/--no-cache", default=False, help="Reuse results across runs (DIZEST_CACHE_DIR)."
 )
 @click.option(
@@ -108,12 +114,14 @@ def run(
     flow_timeout: float | None,
     concurrency: int | None,
     memory_limit: int | None,
+    retries: int | None,
     cache: bool,
     preload: str | None,
     workdir: str | None,
     as_json: bool,
 ) -> None:
-    """Run WORKFLOW (.dwp) here, each flow in its own child process."""
+    """Run WORKFLOW (.dwp) here, each flow in its own child process. A flow's own `"dizest"`
+    options (timeout, memory_limit_mb, retries, network) come before these."""
     settings = _settings()
     if cache and not settings.cache_dir:
         settings = replace(settings, cache_dir=".dizest/cache")
@@ -129,12 +137,16 @@ def run(
             "flow_timeout": flow_timeout,
             "concurrency": concurrency,
             "memory_limit_mb": memory_limit,
+            "retries": retries,
             "cache": cache,
             "workdir": workdir,
         }
         try:
             for event in wf.stream(values, flows or None, timeout, **options):
                 progress.event(event)
+        except InvalidOptions as exc:  # a `"dizest"` object of the package: nothing ran
+            click.echo(f"{workflow}: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
         except KeyboardInterrupt:
             wf.cancel()
             progress.close()

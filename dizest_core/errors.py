@@ -64,8 +64,7 @@ class ValidationError(WorkflowError):
 class InvalidOptions(ValidationError, ValueError):
     """Run options or `"dizest"` options of a package with bad values; `problems` names the flow
     (or app) and the field of each. A ValueError too, for callers that catch bad input so.
-    Checked by `dizest_worker.options`; defined here so the API can answer it without importing
-    worker modules."""
+    Checked by `dizest_core.options` (local runs and submits alike)."""
 
 
 class UnknownFlowError(WorkflowError, LookupError):

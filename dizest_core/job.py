@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,11 +97,10 @@ def build_job(
     **fields: Any,
 ) -> FlowJob:
     """The job of one flow: `values` are its wired inputs' values, in `Package.wired` order;
-    `fields` set the rest (workdir, params, memory_limit_mb, attempt, artifact_dir)."""
+    `fields` set the rest (workdir, params, memory_limit_mb, network, attempt, artifact_dir:
+    the flow's options, `dizest_core.options`)."""
     flow = package.flows[flow_id]
     app = package.app_of(flow)
-    if "network" not in fields:  # the flow's own `"dizest": {"network": ...}`, else its app's
-        fields["network"] = _own(flow.raw, "network") or _own(app.raw, "network")
     sources: dict[str, list[Value | None]] = {s.name: [] for s in app.inputs if s.type == OUTPUT}
     for (name, _), value in zip(package.wired(flow), values, strict=True):
         sources[name].append(value)
@@ -126,8 +124,3 @@ def build_job(
         site_paths=interpreter.site_paths(package.raw),
         **fields,
     )
-
-
-def _own(raw: Any, name: str) -> Any:
-    own = raw.get("dizest") if isinstance(raw, Mapping) else None
-    return own.get(name) if isinstance(own, Mapping) else None

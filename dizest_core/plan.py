@@ -169,12 +169,14 @@ def _select(
 class ReadyQueue(Generic[T]):
     """Ready flows waiting for a slot, handed out in `Plan.rank` order (then arrival order);
     items are flow ids or anything naming one (`flow_of`). Local runs launch from one, and so
-    does a worker process from the flows it holds."""
+    does a worker process from the flows it holds. Items pushed `later` (a retry's backoff)
+    join once `due` says their time has come."""
 
     def __init__(self, plan: Plan, flow_of: Callable[[T], str]) -> None:
         self.plan = plan
         self.flow_of = flow_of
         self._heap: list[tuple[tuple[int, int], int, T]] = []
+        self._later: list[tuple[float, int, T]] = []
         self._count = itertools.count()
 
     def push(self, item: T) -> None:
@@ -185,14 +187,30 @@ class ReadyQueue(Generic[T]):
         for item in items:
             self.push(item)
 
+    def later(self, items: Iterable[T], at: float) -> None:
+        """Items that become ready at time `at` (time.monotonic)."""
+        for item in items:
+            heapq.heappush(self._later, (at, next(self._count), item))
+
+    def due(self, now: float) -> None:
+        """Let in the items whose time has come."""
+        while self._later and self._later[0][0] <= now:
+            self.push(heapq.heappop(self._later)[2])
+
+    def next_at(self) -> float | None:
+        """When the next waiting item's time comes (None: none waits)."""
+        return self._later[0][0] if self._later else None
+
     def pop(self) -> T:
-        """The most urgent item (IndexError when empty)."""
+        """The most urgent ready item (IndexError when none is ready)."""
         return heapq.heappop(self._heap)[2]
 
     def clear(self) -> None:
         self._heap.clear()
+        self._later.clear()
 
     def __len__(self) -> int:
+        """Ready items (not those waiting for their time)."""
         return len(self._heap)
 
     def __iter__(self) -> Iterator[T]:

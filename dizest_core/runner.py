@@ -31,6 +31,7 @@ from dizest_core.graph import Graph
 from dizest_core.janitor import Janitor
 from dizest_core.job import FlowJob, build_job
 from dizest_core.model import Package
+from dizest_core.options import UNBOUNDED, FlowOptions, for_flow, validate
 from dizest_core.plan import ReadyQueue, make_plan
 from dizest_core.report import ReportBuilder
 from dizest_core.runstate import RunState, Transition
@@ -51,6 +52,7 @@ class RunRequest:
     flow_timeout: float | None = None
     concurrency: int | None = None
     memory_limit_mb: int | None = None
+    retries: int | None = None
     cache: bool = False
     workdir: str | None = None
     base_run: str | None = None
@@ -173,6 +175,14 @@ class _Run:
         self.runner, self.package, self.request, self.run_id = runner, package, request, run_id
         self.store = runner.store
         self.settings = runner.settings
+        # each flow's timeout, memory limit, retries and network: the same rules as workers
+        self.run_options = {
+            "flow_timeout": request.flow_timeout,
+            "memory_limit_mb": request.memory_limit_mb,
+            "retries": request.retries,
+        }
+        validate(package, self.run_options, UNBOUNDED)
+        self._options: dict[str, FlowOptions] = {}
         self.callbacks = callbacks
         base = request.base_run
         plan = make_plan(
@@ -237,12 +247,17 @@ class _Run:
         return event
 
     def _transition(self, change: Transition) -> Iterator[Event]:
-        """Emit a step's events (the rules' own, `dizest_core.runstate`); queue what it readied."""
-        self.queue.extend(change.ready)
+        """Emit a step's events (the rules' own, `dizest_core.runstate`); queue what it readied
+        (a retry once its backoff has passed)."""
+        if change.delay_s > 0:
+            self.queue.later(change.ready, time.monotonic() + change.delay_s)
+        else:
+            self.queue.extend(change.ready)
         for type_, flow_id, data in change.events:
             yield self._emit(type_, flow_id, **data)
 
     def _launch_ready(self) -> Iterator[Event]:
+        self.queue.due(time.monotonic())
         while self.queue and self._admit():
             flow_id = self.queue.pop()
             job = self._job(flow_id)
@@ -251,14 +266,21 @@ class _Run:
             if cached is not None:
                 yield from self._replay(flow_id, cached)
                 continue
-            self.runner.supervisor.launch(
-                job, self.request.flow_timeout or self.settings.flow_timeout
-            )
+            timeout = self._flow_options(flow_id).timeout
+            self.runner.supervisor.launch(job, None if timeout == UNBOUNDED else timeout)
             self.running.add(flow_id)
+
+    def _flow_options(self, flow_id: str) -> FlowOptions:
+        found = self._options.get(flow_id)
+        if found is None:
+            found = for_flow(self.package, flow_id, self.run_options, self.settings)
+            self._options[flow_id] = found
+        return found
 
     def _job(self, flow_id: str) -> FlowJob:
         wired = self.package.wired(self.package.flows[flow_id])
         values = [self.store.get(self.run_id, c.node, c.output) for _, c in wired]
+        options = self._flow_options(flow_id)
         return build_job(
             self.package,
             flow_id,
@@ -267,7 +289,9 @@ class _Run:
             self.settings,
             workdir=self.workdir,
             params={**self.request.inputs, **self.request.flow_inputs.get(flow_id, {})},
-            memory_limit_mb=self.request.memory_limit_mb or self.settings.memory_limit_mb,
+            memory_limit_mb=options.memory_limit_mb,
+            network=options.network,
+            attempt=self.state.attempt[flow_id],
             artifact_dir=self.runner.artifact_dir,
         )
 
@@ -306,7 +330,16 @@ class _Run:
         yield from self._end(item.flow_id, item.ok, item.reason, item.duration_s)
 
     def _end(self, flow_id: str, ok: bool, reason: str | None, duration: float) -> Iterator[Event]:
-        yield from self._transition(self.state.finish(flow_id, ok, reason, duration_s=duration))
+        change = self.state.finish(
+            flow_id,
+            ok,
+            reason,
+            duration_s=duration,
+            retryable=not ok,  # never once the run is stopping: RunState knows
+            max_retries=self._flow_options(flow_id).retries,
+            backoff_s=self.settings.retry_backoff_s,
+        )
+        yield from self._transition(change)
 
     def _admit(self) -> bool:
         """Room for one more flow: under the cap and, by default, a core not held."""
@@ -333,6 +366,8 @@ class _Run:
         children still have to report; returning 0 would spin until they do), at most
         POLL_STEP (rq's bounded steps), and 0 only once, when the deadline has just passed."""
         step = POLL_STEP if (wait := self._sample_wait()) is None else wait
+        if (retry_at := self.queue.next_at()) is not None:
+            step = min(step, max(0.0, retry_at - time.monotonic()))
         if self.deadline is None or self.timed_out:
             return step
         return min(step, max(0.0, self.deadline - time.monotonic()))

@@ -44,6 +44,8 @@ class Settings:
     max_processes: int = field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)))
     flow_timeout: float | None = None
     memory_limit_mb: int | None = None
+    # a retried flow (`"dizest": {"retries": n}`) waits this long, doubled at each retry
+    retry_backoff_s: float = 1.0
     plugin_paths: tuple[str, ...] = field(
         default_factory=_default_plugin_paths, metadata=envconfig.spec(sep=os.pathsep)
     )
@@ -81,6 +83,8 @@ class Settings:
             raise ConfigError("concurrency and max_processes must be at least 1")
         if self.flow_timeout is not None and self.flow_timeout <= 0:
             raise ConfigError("flow_timeout must be positive")
+        if not 0 <= self.retry_backoff_s < float("inf"):
+            raise ConfigError("retry_backoff_s must be a number of seconds, 0 or more")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 64:
             raise ConfigError("memory_limit_mb must be at least 64 (the interpreter needs ~30 MB)")
         if self.sandbox not in SANDBOX_MODES:

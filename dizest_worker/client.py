@@ -27,6 +27,8 @@ from dizest_core.errors import DizestError, ExecutionError, InvalidOptions, Unkn
 from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
 from dizest_core.model import Package
+from dizest_core.options import run_problems
+from dizest_core.options import validate as validate_options
 from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
 from dizest_core.report import ReportBuilder, iso
@@ -41,8 +43,6 @@ from dizest_worker.apicalls import new_call_id as new_call_id
 from dizest_worker.connection import redact_url as redact_url
 from dizest_worker.connection import redis_client as redis_client
 from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
-from dizest_worker.options import run_problems
-from dizest_worker.options import validate as validate_options
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.settings import WorkerSettings as WorkerSettings
 from dizest_worker.state import RedisRuns

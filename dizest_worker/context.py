@@ -1,7 +1,7 @@
 """What a worker knows about one run once it has read its snapshot: the package, the plan, and
 each flow's effective options. Pure data (no Redis, no Celery); cached per run in each process.
 
-Per-flow options: lookup order and bounds in `dizest_worker.options` (checked at submit).
+Per-flow options: lookup order and bounds in `dizest_core.options` (checked at submit).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from dizest_core import dwp
 from dizest_core.graph import Graph
 from dizest_core.model import Package
+from dizest_core.options import FlowOptions, for_flow
 from dizest_core.plan import Plan, make_plan
-from dizest_worker.options import RUN_OPTIONS, FlowOptions, resolve
 from dizest_worker.settings import WorkerSettings
 
 
@@ -53,17 +53,16 @@ class RunContext:
         hit = self._resolved.get(flow_id)
         if hit is not None and hit[0] is settings:
             return hit[1]
-        flow = self.package.flows[flow_id]
-        run = {kind: self.options.get(name) for name, kind in RUN_OPTIONS.items()}
-        layers = [_own(flow.raw), _own(self.package.app_of(flow).raw), run]
-        options = resolve(layers, settings.engine, settings.queue, settings.max_flow_timeout_s)
+        options = for_flow(
+            self.package,
+            flow_id,
+            self.options,
+            settings.engine,
+            settings.queue,
+            settings.max_flow_timeout_s,
+        )
         self._resolved[flow_id] = (settings, options)
         return options
 
     def params(self, flow_id: str) -> dict[str, Any]:
         return {**self.inputs, **self.flow_inputs.get(flow_id, {})}
-
-
-def _own(raw: Mapping[str, Any]) -> Mapping[str, Any]:
-    value = raw.get("dizest")
-    return value if isinstance(value, Mapping) else {}

@@ -43,6 +43,7 @@ from dizest_core import limits, wire
 from dizest_core.errors import InputError
 from dizest_core.execution import Finished, Signal, Supervisor
 from dizest_core.job import FlowJob, build_job
+from dizest_core.options import FlowOptions
 from dizest_core.plan import ReadyQueue
 from dizest_core.plugins import PluginRegistry
 from dizest_core.sandbox import make_policy
@@ -51,7 +52,6 @@ from dizest_worker.context import RunContext
 from dizest_worker.keys import lease_member
 from dizest_worker.liveness import holder_id
 from dizest_worker.messages import Enqueue, FlowTask, flow_task, has_backlog
-from dizest_worker.options import FlowOptions
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
 

@@ -44,7 +44,6 @@ class WorkerSettings:
     reaper_interval_s: float = 0.5
     files_interval_s: float = 3600.0  # how often a reaper deletes the files of expired runs
     max_attempts: int = 3
-    retry_backoff_s: float = 1.0
     max_flow_timeout_s: float = 24 * 3600  # every flow's default timeout, and its upper bound
     task_slack_s: float = 300.0  # Celery's hard time limit is max_flow_timeout_s + this
     stream_maxlen: int = 100_000

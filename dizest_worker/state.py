@@ -280,7 +280,7 @@ class RedisRuns(RunReader):
             f"{duration_s:.6f}",
             int(retryable),
             max_retries,
-            int(self.settings.retry_backoff_s * 1000),
+            int(self.settings.engine.retry_backoff_s * 1000),
             expired_before,
             self.reservation(),
             Reason.RETRYING.format(reason=reason or ""),

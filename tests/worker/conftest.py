@@ -85,10 +85,9 @@ def make_settings(redis_url: str, root: Path, **overrides: object) -> WorkerSett
         drive_root=str(root / "drives"),
         lease_s=2.0,
         reaper_interval_s=0.5,
-        retry_backoff_s=0.2,
         max_flow_timeout_s=300,
         worker_name=f"w{tag}",
-        engine=Settings(concurrency=2, sandbox_require=KERNEL_LAYERS),
+        engine=Settings(concurrency=2, sandbox_require=KERNEL_LAYERS, retry_backoff_s=0.2),
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -177,7 +177,7 @@ def test_retries_with_backoff(cluster):
     assert "retrying after: RuntimeError: flaky" in reasons
     retrying = reasons.index("retrying after: RuntimeError: flaky")
     rerun = next(e for e in statuses[retrying:] if e.data["status"] == "running")
-    assert rerun.ts - statuses[retrying].ts >= cluster.settings.retry_backoff_s  # it waited
+    assert rerun.ts - statuses[retrying].ts >= cluster.settings.engine.retry_backoff_s  # it waited
 
 
 def test_a_lost_worker_does_not_use_up_the_flows_retries(cluster):

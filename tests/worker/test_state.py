@@ -163,7 +163,7 @@ def test_worker_losses_do_not_use_up_the_flows_own_retries(runs):
     runs.claim("r1", "a", 2, "w")
     retried = finish(runs, ctx, "a", attempt=2, ok=False, retryable=True, max_retries=1)
     assert (retried.outcome, retried.next_attempt) == ("retry", 3)
-    assert retried.delay_s == runs.settings.retry_backoff_s  # the first retry: one backoff
+    assert retried.delay_s == runs.settings.engine.retry_backoff_s  # the first retry: one backoff
     runs.claim("r1", "a", 3, "w")
     assert finish(runs, ctx, "a", attempt=3, ok=False, retryable=True, max_retries=1).ready == ()
     assert runs.flow_field("r1", "a") == "error"  # its one retry is used up
@@ -176,7 +176,7 @@ def test_max_attempts_bounds_worker_losses_whatever_the_retries(runs):
     assert finish(runs, ctx, "a", ok=False, retryable=True, max_retries=2).next_attempt == 2
     runs.claim("r1", "a", 2, "w")
     retried = finish(runs, ctx, "a", attempt=2, ok=False, retryable=True, max_retries=2)
-    assert retried.delay_s == 2 * runs.settings.retry_backoff_s  # doubled at each retry
+    assert retried.delay_s == 2 * runs.settings.engine.retry_backoff_s  # doubled at each retry
     for attempt in (3, 4):  # max_attempts = 3: two losses are requeued...
         runs.claim("r1", "a", attempt, "w")
         assert runs.requeue("r1", "a", attempt, expired_before=later) == str(attempt + 1)

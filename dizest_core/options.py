@@ -1,17 +1,20 @@
-"""Per-flow execution options: queue, timeout, memory limit and retries, their bounds and their
-lookup order. Invariant: a value that reaches a worker or the reaper is already known good.
+"""Per-flow execution options: queue, timeout, memory limit, retries and network, their bounds
+and their lookup order, the same for a local run (`dizest_core.runner`) and through workers.
+Invariant: a value that reaches a flow, a worker or the reaper is already known good.
 
 `validate` checks the run's options and every `"dizest"` object of a package (each flow's, and
-each used app's) at submit, before anything is stored or enqueued, and raises one
-`InvalidOptions` naming every bad flow/app and field. `resolve` then picks each flow's effective
-options, first match wins, from:
+each used app's) before anything runs, is stored or enqueued, and raises one `InvalidOptions`
+naming every bad flow/app and field. `resolve` then picks each flow's effective options, first
+match wins, from:
   1. the flow's `"dizest"` object in the .dwp    {"queue": "gpu", "timeout": 60, "retries": 2,
   2. the app's `"dizest"` object in the .dwp       "memory_limit_mb": 4096, "network": "none"}
-  3. the run's options given at submit           {"flow_timeout", "memory_limit_mb", "retries",
+  3. the run's options (submit, or a local run)  {"flow_timeout", "memory_limit_mb", "retries",
                                                    "network"}
-  4. the worker's settings (DIZEST_FLOW_TIMEOUT, DIZEST_MEMORY_LIMIT_MB, DIZEST_QUEUE).
-The worker's `max_flow_timeout_s` is every flow's default timeout and its upper bound, so no
-flow outlives the broker's visibility timeout or Celery's hard time limit.
+  4. the settings (DIZEST_FLOW_TIMEOUT, DIZEST_MEMORY_LIMIT_MB, DIZEST_NETWORK, DIZEST_QUEUE).
+Through workers `max_flow_timeout_s` is every flow's default timeout and its upper bound, so no
+flow outlives the broker's visibility timeout or Celery's hard time limit; a local run has no
+such bound (`UNBOUNDED`: a flow without a timeout runs as long as it takes). The queue means
+nothing locally.
 """
 
 from __future__ import annotations
@@ -38,12 +41,13 @@ MIN_MEMORY_MB = 64  # as dizest_core.settings: the interpreter alone needs ~30 M
 MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_AS
 MAX_RETRIES = 10
 QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")
+UNBOUNDED = math.inf  # a local run's max_timeout_s
 
 
 @dataclass(frozen=True)
 class FlowOptions:
     queue: str
-    timeout: float  # seconds, always bounded by the worker's max_flow_timeout_s
+    timeout: float  # seconds, bounded by max_flow_timeout_s through workers (local: may be inf)
     retries: int  # retries of failing user code (worker losses are counted apart)
     memory_limit_mb: int | None
     network: str = "egress"  # none, egress or full (dizest_core.sandbox)
@@ -111,7 +115,8 @@ def _whole(value: Any) -> bool:
 
 def _timeout(value: Any, max_timeout_s: float) -> str | None:
     if not _number(value) or not 0 < value <= max_timeout_s:
-        return f"must be a number of seconds above 0 and at most {max_timeout_s:g}, not {value!r}"
+        bound = "" if max_timeout_s == UNBOUNDED else f" and at most {max_timeout_s:g}"
+        return f"must be a number of seconds above 0{bound}, not {value!r}"
     return None
 
 
@@ -150,10 +155,31 @@ _CHECKS = {
 }
 
 
+def for_flow(
+    package: Package,
+    flow_id: str,
+    run_options: Mapping[str, Any],
+    engine: Settings,
+    queue: str = "",
+    max_timeout_s: float = UNBOUNDED,
+) -> FlowOptions:
+    """One flow's effective options: its own `"dizest"` object, its app's, the run's options
+    (`RUN_OPTIONS` names), then the settings."""
+    flow = package.flows[flow_id]
+    run = {kind: run_options.get(name) for name, kind in RUN_OPTIONS.items()}
+    layers = [_own(flow.raw), _own(package.app_of(flow).raw), run]
+    return resolve(layers, engine, queue, max_timeout_s)
+
+
+def _own(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = raw.get("dizest")
+    return value if isinstance(value, Mapping) else {}
+
+
 def resolve(
     layers: list[Mapping[str, Any]], engine: Settings, queue: str, max_timeout_s: float
 ) -> FlowOptions:
-    """Effective options from `layers` (flow, app, run, already validated) over the worker's
+    """Effective options from `layers` (flow, app, run, already validated) over the settings'
     defaults. The timeout is capped at `max_timeout_s` even when a default says more."""
     defaults = {
         "queue": queue,

@@ -1,0 +1,135 @@
+"""A local run applies each flow's options by the rules the workers follow (`dizest_core.options`):
+the flow's own `"dizest"` object, then its app's, then the run's, then the settings; bad values
+refuse the run before anything starts; retries wait their backoff, doubled each time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dizest_core.errors import InvalidOptions
+from dizest_core.status import FlowStatus
+from tests.conftest import package
+
+BACKOFF_S = 0.2
+# Fails until it has been tried `fails + 1` times, counting its tries in a file of the run's
+# working directory (shared by every attempt).
+FLAKY = """
+import pathlib
+tries = pathlib.Path('tries')
+n = int(tries.read_text()) + 1 if tries.exists() else 1
+tries.write_text(str(n))
+if n <= int(dizest.input('fails')):
+    raise RuntimeError(f'try {n} fails')
+v = n
+"""
+SLEEPY = "import time\ntime.sleep(float(dizest.input('s')))\nv = 1"
+
+
+def flaky(fails: int, **raw: object) -> dict:
+    return package(
+        {"a": {"code": FLAKY, "inputs": [("fails", "variable", "number")], "outputs": ["v"]}},
+        {"f": {"app": "a", "data": {"fails": fails}, **raw}},
+    )
+
+
+def sleepy(seconds: float, **raw: object) -> dict:
+    return package(
+        {"a": {"code": SLEEPY, "inputs": [("s", "variable", "number")], "outputs": ["v"]}},
+        {"f": {"app": "a", "data": {"s": seconds}, **raw}},
+    )
+
+
+def statuses(events: list) -> list[tuple[str, str | None, float]]:
+    return [
+        (e.data["status"], e.data.get("reason"), e.ts)
+        for e in events
+        if e.flow_id == "f" and e.type == "flow.status"
+    ]
+
+
+def test_a_flow_retries_as_its_dizest_object_says_waiting_a_doubling_backoff(
+    make_workflow, tmp_path
+):
+    wf = make_workflow(flaky(2, dizest={"retries": 2}), retry_backoff_s=BACKOFF_S)
+    events = list(wf.stream(workdir=tmp_path))
+    report = wf.runner.report()
+    assert report["status"] == "ready", report["flows"]["f"]
+    assert report["flows"]["f"]["outputs"] == {"v": 3}  # the third try
+    seen = statuses(events)
+    retrying = [(ts, why) for status, why, ts in seen if status == FlowStatus.PENDING and why]
+    assert len(retrying) == 2 and all("try" in why for _, why in retrying), seen
+    starts = [ts for status, _, ts in seen if status == FlowStatus.RUNNING]
+    assert len(starts) == 3
+    # each retry started no sooner than its backoff after the failure: 1x, then 2x
+    assert starts[1] - retrying[0][0] >= BACKOFF_S
+    assert starts[2] - retrying[1][0] >= 2 * BACKOFF_S
+
+
+def test_out_of_retries_the_flow_fails_with_the_last_error(make_workflow, tmp_path):
+    wf = make_workflow(flaky(5, dizest={"retries": 1}), retry_backoff_s=0)
+    report = wf.run(workdir=tmp_path)
+    assert report["status"] == "error"
+    assert "try 2 fails" in json.dumps(report["flows"]["f"])
+    assert (tmp_path / "tries").read_text() == "2"
+
+
+def test_the_flows_own_option_beats_the_app_and_the_run(make_workflow, tmp_path):
+    pkg = flaky(1)
+    pkg["apps"]["a"]["dizest"] = {"retries": 1}  # the app would retry once
+    wf = make_workflow(pkg, retry_backoff_s=0)
+    assert wf.run(workdir=tmp_path, retries=0)["status"] == "ready"  # the app's beats the run's
+    (tmp_path / "tries").unlink()
+    pkg["flow"]["f"]["dizest"] = {"retries": 0}  # the flow's own beats its app's
+    wf = make_workflow(pkg, retry_backoff_s=0)
+    assert wf.run(workdir=tmp_path)["status"] == "error"
+
+
+def test_a_flows_own_timeout_kills_it_when_the_run_sets_none(make_workflow, tmp_path):
+    wf = make_workflow(sleepy(60, dizest={"timeout": 0.5}))
+    report = wf.run(workdir=tmp_path, timeout=30)
+    flow = report["flows"]["f"]
+    assert flow["status"] == "error" and "timeout" in (flow["reason"] or ""), flow
+    assert flow["duration_s"] < 10
+
+
+def test_run_options_apply_where_the_package_says_nothing(make_workflow, tmp_path):
+    wf = make_workflow(flaky(1), retry_backoff_s=0)
+    assert wf.run(workdir=tmp_path, retries=1)["status"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("dizest", "field"),
+    [({"retries": 11}, "dizest.retries"), ({"timeout": -1}, "dizest.timeout"),
+     ({"memory_limit_mb": 1}, "dizest.memory_limit_mb"), ({"retires": 1}, "dizest.retires")],
+)  # fmt: skip
+def test_a_bad_option_refuses_the_run_before_anything_starts(
+    make_workflow, tmp_path, dizest, field
+):
+    wf = make_workflow(flaky(0, dizest=dizest))
+    with pytest.raises(InvalidOptions) as caught:
+        wf.run(workdir=tmp_path)
+    assert [(p.flow, p.field) for p in caught.value.problems] == [("f", field)]
+    assert not (tmp_path / "tries").exists()
+    with pytest.raises(InvalidOptions):
+        make_workflow(flaky(0)).run(workdir=tmp_path, retries=-1)
+
+
+def test_dizest_run_takes_retries_and_refuses_bad_options_with_exit_2(tmp_path):
+    path = tmp_path / "flaky.dwp"
+    path.write_text(json.dumps(flaky(1)))
+    command = [sys.executable, "-m", "dizest_cli", "run", str(path), "--workdir", str(tmp_path)]
+    env = {"DIZEST_RETRY_BACKOFF_S": "0", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([*command, "--retries", "1"], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path.write_text(json.dumps(flaky(0, dizest={"retries": 99})))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "dizest.retries" in done.stderr and "Traceback" not in done.stderr
+    assert Path(tmp_path / "tries").read_text() == "2"  # only the first command ran the flow
