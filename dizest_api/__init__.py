@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
 
 from dizest_api import auth, console, errors
 from dizest_api.data.accounts import Accounts, text_client
@@ -25,9 +26,22 @@ from dizest_worker.keys import Keys
 __all__ = ["ApiSettings", "create_app"]
 
 
+class NoFlaskSession(SessionInterface):
+    """dizest's login session is its own cookie (`auth`); Flask's signed-cookie session is never
+    used, so no request pays for opening it (a serializer per request: a few percent of an SSE
+    connect's CPU). Writing to `flask.session` fails loudly (a null session)."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
 def create_app(settings: ApiSettings, client: Any = None) -> Flask:
     """The Flask app for `settings`; `client` (a dizest_worker Client) is built when omitted."""
     app = Flask("dizest_api", static_folder=None)
+    app.session_interface = NoFlaskSession()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,

@@ -97,7 +97,9 @@ class EventHub:
                 )
                 self._thread.start()
         # Not fatal if slow: the client is sent RESYNC once the subscription is confirmed.
-        self.ready.wait(wait_s)
+        if not self.ready.is_set():
+            handover.leave_gate()  # a wait (Redis away?) must not hold up other streams' setup
+            self.ready.wait(wait_s)
         return sub
 
     def admit(self, threaded: bool = True) -> None:

@@ -7,6 +7,13 @@ the hub (`claim`) and ends the response iterator with `HandedOver`. The worker s
 
 `enable()` is called by that worker in its process; without it (the Werkzeug dev server, another
 gunicorn worker class), nothing is ever handed over and every stream keeps its thread.
+
+The gate: at most `GATE` threads at a time set up a stream (`gated`, around the whole request,
+authentication included); the others wait on it, off the GIL. Many threads each doing a few Redis
+round trips made the GIL change hands at every one of them: with 128 threads setting streams up
+at once, a connect cost twice the CPU it does one or two at a time. A thread that keeps its
+stream (`leave_gate`: no handover, or a replay too long for one batch) leaves the gate before it
+writes any event, so a client that does not read cannot hold it.
 """
 
 from __future__ import annotations
@@ -14,10 +21,16 @@ from __future__ import annotations
 import errno
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+GATE = 2  # threads setting a stream up at once: two overlap one's Redis round trips
 
 _state = {"enabled": False}
 _claimed: set[socket.socket] = set()
 _lock = threading.Lock()
+_gate = threading.BoundedSemaphore(GATE)
+_inside = threading.local()
 
 
 class HandedOver(OSError):
@@ -50,3 +63,22 @@ def claimed(sock: socket.socket) -> bool:
             _claimed.discard(sock)
             return True
         return False
+
+
+@contextmanager
+def gated() -> Iterator[None]:
+    """Around a request that may become a handed-over stream (the server's call)."""
+    _gate.acquire()
+    _inside.held = True
+    try:
+        yield
+    finally:
+        leave_gate()
+
+
+def leave_gate() -> None:
+    """The calling thread leaves the gate if it holds it (a stream keeping its thread calls this
+    before writing any event; harmless elsewhere)."""
+    if getattr(_inside, "held", False):
+        _inside.held = False
+        _gate.release()

@@ -4,11 +4,22 @@ A request whose socket was handed over (`dizest_api.handover`) ends with `Handed
 would then close the connection (a half-close first, which would cut the stream the hub now
 writes). This worker forgets such a connection instead: no write, no close, it no longer counts
 towards `worker_connections` (the hub's own limit, DIZEST_MAX_STREAMS, covers it), and the thread
-is free for the next request. Everything else is gthread unchanged.
+is free for the next request. A GET of a run's events (the requests that may be handed over)
+passes `handover.gated`: only a few set a stream up at once.
+
+Cheaper per connection than plain gthread, for a crowd of clients connecting at once (each of
+these was a system call, and a hand-off of the GIL, per connection): a connection whose request
+has arrived already skips gthread's wait for it (a selector made and closed per connection); a
+handed-over connection is not sent back to the main thread, which only counts it off; the
+liveness file the arbiter watches is touched once a second at most, not at every accept.
+Everything else is gthread unchanged.
 """
 
 from __future__ import annotations
 
+import select
+import time
+from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
@@ -17,19 +28,50 @@ from gunicorn.workers.gthread import ThreadWorker
 from dizest_api import handover
 
 TAKEN = object()  # handle()'s result for a connection the hub now owns
+STREAM_PATH_END = "/events"  # GET /api/v1/runs/<run_id>/events: SSE, maybe handed over
+NOTIFY_EVERY_S = 1.0  # the arbiter's timeout (30 s by default) is far longer
 
 
 class StreamWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         handover.enable()
+        self._taken: deque[None] = deque()  # one entry per connection handed over
+        self._notified = 0.0
         super().init_process()
 
+    def enqueue_req(self, conn: Any) -> None:
+        fs = self.tpool.submit(self.handle, conn)
+        fs.add_done_callback(lambda done: self._finished(conn, done))
+
+    def _finished(self, conn: Any, fs: Future[Any]) -> None:
+        """In the request's thread: a handed-over connection is only counted off (by the main
+        thread, in `notify`); any other goes back to the main thread as in gthread."""
+        if not fs.cancelled() and fs.exception() is None and fs.result() is TAKEN:
+            self._taken.append(None)
+            return
+        self.method_queue.defer(self.finish_request, conn, fs)
+
+    def notify(self) -> None:
+        """Called by the main loop at every turn: count off handed-over connections, and tell
+        the arbiter this worker lives (at most once a second)."""
+        while self._taken:
+            self._taken.popleft()
+            self.nr_conns -= 1  # the hub's now: gunicorn neither writes to nor closes it
+        now = time.monotonic()
+        if now - self._notified >= NOTIFY_EVERY_S:
+            self._notified = now
+            super().notify()
+
     def handle(self, conn: Any) -> Any:
+        if not conn.initialized and not conn.data_ready:
+            ready = select.poll()  # its request is usually here already: one call to know
+            ready.register(conn.sock, select.POLLIN)
+            conn.data_ready = bool(ready.poll(0))  # else gthread waits for it, as ever
         keep = super().handle(conn)
         return TAKEN if handover.claimed(conn.sock) else keep
 
-    def finish_request(self, conn: Any, fs: Future[Any]) -> None:
-        if not fs.cancelled() and fs.exception() is None and fs.result() is TAKEN:
-            self.nr_conns -= 1  # the hub's now: gunicorn neither writes to nor closes it
-            return
-        super().finish_request(conn, fs)
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        if req.method == "GET" and req.path.endswith(STREAM_PATH_END):
+            with handover.gated():
+                return super().handle_request(req, conn)
+        return super().handle_request(req, conn)

@@ -19,6 +19,7 @@ import re
 import socket
 from collections.abc import Iterator
 
+from dizest_api import handover
 from dizest_api.event_hub import CLOSING, RESYNC, EventHub
 from dizest_api.handover import HandedOver
 from dizest_api.stream_owner import REPLAY_BATCH, RunFeed, sse_frame, stream_key
@@ -66,6 +67,8 @@ def follow(
                     if not (ended and not batch) and hub.own(sub, sock, last, runs, batch):
                         raise HandedOver()  # the hub writes that batch, then live events
                     sock = None  # refused (dropped, stopping): this thread ends the stream
+                if first:  # this thread writes events from here: it no longer sets a stream up
+                    handover.leave_gate()
                 for event in batch:
                     yield event
                     last = event.id

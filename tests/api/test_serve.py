@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from simple_websocket import ConnectionClosed
 
+from dizest_api.handover import GATE
 from tests.redis_server import free_port
 from tests.ws_client import WsClient
 
@@ -321,3 +322,36 @@ def test_sse_streams_hold_no_server_thread(tmp_path: Path) -> None:
         assert not errors, errors[0]
         replay = sse_ids(host, int(port), path, served.token)
         assert len(got) == 40 and all(ids == replay for ids in got)
+
+
+def test_streams_that_keep_their_thread_leave_the_setup_gate(tmp_path: Path) -> None:
+    """An HTTP/1.0 SSE client keeps its server thread (no chunked response for the hub to
+    write): such a stream leaves the gate that lets only `handover.GATE` streams set up at once,
+    so more of them than that all stream, and a handed-over one still connects besides."""
+    with serving(tmp_path) as served:
+        status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": SLOW}, served.token)
+        assert status == 201, run
+        host, port = served.base.removeprefix("http://").split(":")
+        path = f"/api/v1/runs/{run['run_id']}/events"
+        head = f"GET {path} HTTP/1.0\r\nHost: {host}\r\n"
+        head += f"Authorization: {served.token['Authorization']}\r\n\r\n"
+        held = [socket.create_connection((host, int(port)), timeout=20) for _ in range(GATE + 2)]
+        try:
+            for sock in held:
+                sock.sendall(head.encode())
+            for sock in held:
+                got = b""
+                while b"tick" not in got:  # the run's events, live in this stream's thread
+                    data = sock.recv(65536)
+                    assert data, got
+                    got += data
+            conn = http.client.HTTPConnection(host, int(port), timeout=20)
+            conn.request("GET", path, headers=served.token)
+            sse = conn.getresponse()
+            assert sse.status == 200
+            while b"tick" not in sse.readline():
+                pass
+            conn.close()
+        finally:
+            for sock in held:
+                sock.close()
