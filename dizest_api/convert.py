@@ -167,7 +167,7 @@ class Converter:
             s, engine = self.settings, self.settings.engine
             policy = make_policy(engine, server=True, hide=(s.workdir_root, s.artifact_dir, s.drive_root))  # fmt: skip
             env = child_environment(extra=engine.flow_env)
-            self._supervisor = Supervisor(env, engine.preload, (), policy)
+            self._supervisor = Supervisor(env, engine.preload, (), policy, engine.disk_reserve_mb)
         return self._supervisor
 
     def convert(self, pickled: bytes, wanted: list[str]) -> Converted:

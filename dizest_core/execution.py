@@ -23,6 +23,7 @@ from typing import Any
 
 from dizest_core import cpuuse, wire
 from dizest_core.childrec import Child
+from dizest_core.diskguard import DiskGuard
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
 from dizest_core.job import FlowJob
 from dizest_core.outcome import (
@@ -52,8 +53,10 @@ class Supervisor:
         preload: tuple[str, ...] = (),
         renderer_files: tuple[str, ...] = (),
         policy: Policy | None = None,
+        disk_reserve_mb: int = 0,
     ) -> None:
         self.zygote = Zygote(env, preload, renderer_files, policy)
+        self.disk = DiskGuard(disk_reserve_mb)
         self.layers = self.zygote.layers
         self._tokens = itertools.count(1)
         self.selector = selectors.DefaultSelector()
@@ -160,7 +163,14 @@ class Supervisor:
             else:
                 self._child_ready(key.data, key, events, out)
         self._expire_deadlines()
+        if self.children and self.disk.check(self._written_to, time.monotonic()):
+            self.zygote.ask_writes()
         return out
+
+    def _written_to(self) -> list[str]:
+        """Where the running flows write on the server's disk."""
+        paths = [c.job.workdir for c in self.children.values()]
+        return paths + [c.job.artifact_dir for c in self.children.values() if c.job.artifact_dir]
 
     def _child_ready(
         self, child: Child, key: selectors.SelectorKey, events: int, out: list[Signal | Finished]
@@ -218,6 +228,12 @@ class Supervisor:
                 self._asked, now = False, time.monotonic()
                 for token, ns, runnable in cpuuse.parse(notice[1:]):
                     self.meter.record(token, now, ns, runnable)
+            elif notice[0] == "W":
+                by_token = {c.token: c for c in self.children.values()}
+                writes = {t: int(n) for t, _, n in (p.partition(":") for p in notice[1:])}
+                found = self.disk.culprit({t: n for t, n in writes.items() if t in by_token})
+                if found is not None:
+                    self.kill(by_token[found[0]].job.flow_id, found[1])
             elif notice[0] == "X":
                 child = self.by_pid.pop(int(notice[1]), None)
                 if child is None:

@@ -88,13 +88,12 @@ class LocalRunner:
     @property
     def supervisor(self) -> Supervisor:
         if self._supervisor is None:
-            settings = self.settings
-            hide = (settings.cache_dir,) if settings.cache_dir else ()
+            opts = self.settings
+            hide = (opts.cache_dir,) if opts.cache_dir else ()
+            policy = make_policy(opts, server=False, hide=hide)
+            env = child_environment(extra=opts.flow_env)
             self._supervisor = Supervisor(
-                child_environment(extra=settings.flow_env),
-                settings.preload,
-                self.renderer_files,
-                make_policy(settings, server=False, hide=hide),
+                env, opts.preload, self.renderer_files, policy, opts.disk_reserve_mb
             )
         return self._supervisor
 

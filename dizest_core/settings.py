@@ -77,12 +77,17 @@ class Settings:
     max_open_files: int = 1024
     max_file_mb: int = 4096
     tmp_mb: int = 512
+    # below this much free space (MB) where flows write, the flow writing the most is stopped
+    # (dizest_core.diskguard); 0: no guard
+    disk_reserve_mb: int = 512
 
     def __post_init__(self) -> None:
         if (self.concurrency is not None and self.concurrency < 1) or self.max_processes < 1:
             raise ConfigError("concurrency and max_processes must be at least 1")
         if self.flow_timeout is not None and self.flow_timeout <= 0:
             raise ConfigError("flow_timeout must be positive")
+        if self.disk_reserve_mb < 0:
+            raise ConfigError("disk_reserve_mb must be 0 (no guard) or more")
         if not 0 <= self.retry_backoff_s < float("inf"):
             raise ConfigError("retry_backoff_s must be a number of seconds, 0 or more")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 64:

@@ -52,3 +52,7 @@ class Reason:
     WORKER_LOST = "worker lost"
     WORKER_LOST_RETRYING = WORKER_LOST + "; retrying (attempt {attempt})"
     RETRYING = "retrying after: {reason}"
+    DISK_FULL = (
+        "stopped: the disk is almost full ({free:.0f} MB free under {path}, the reserve is "
+        "{reserve} MB) and this flow wrote the most ({wrote:.0f} MB)"
+    )

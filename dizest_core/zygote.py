@@ -36,7 +36,7 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from dizest_core import confine, cpuuse, linux, probe
+from dizest_core import confine, cpuuse, diskguard, linux, probe
 from dizest_core.cgroups import Group
 from dizest_core.sandbox import UID_STRIDE, Policy, Prepared, Slot, slot_uid
 
@@ -109,6 +109,17 @@ class Zygote:
                 parts.append(f"{child.token}:{use[0]}:{'R' if use[1] else 'S'}")
         with contextlib.suppress(OSError):
             self.control.send(("C " + " ".join(parts)).encode())
+
+    def writes(self) -> None:
+        """Tell the engine how many bytes each child's tree has written (its cgroup's, else
+        its process group's processes): `W tok:bytes ...` (see `diskguard`)."""
+        parts = []
+        for pid, child in self.children.items():
+            group = child.sandbox.group
+            members = group.procs() if group is not None else diskguard.group_members(pid)
+            parts.append(f"{child.token}:{diskguard.written(members or [pid])}")
+        with contextlib.suppress(OSError):
+            self.control.send(("W " + " ".join(parts)).encode())
 
     def kill(self, pid: int) -> None:
         """Kill a live child and everything it started."""
@@ -240,6 +251,8 @@ def _serve(zygote: Zygote, wake_r: int) -> None:
                 zygote.fork(token, int(memory or 0), fds, wake_r)
             elif kind == "C":
                 zygote.usage()
+            elif kind == "W":
+                zygote.writes()
             elif kind == "K" and token in zygote.tokens:
                 zygote.kill(zygote.tokens[token])
 

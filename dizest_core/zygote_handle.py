@@ -85,11 +85,17 @@ class Zygote:
         with contextlib.suppress(OSError):
             self.sock.send(b"C")
 
+    def ask_writes(self) -> None:
+        """Ask for the bytes each child's tree has written; the answer comes as a `W` notice."""
+        with contextlib.suppress(OSError):
+            self.sock.send(b"W")
+
     def fork(self, token: str, memory_mb: int | None, fds: list[int]) -> None:
         socket.send_fds(self.sock, [f"F {token} {memory_mb or 0}".encode()], fds)
 
     def read(self) -> list[list[str]]:
-        """Pending notices from the zygote ([P, token, pid], [X, pid, status, oom], [C, ...])."""
+        """Pending notices from the zygote ([P, token, pid], [X, pid, status, oom], [C, ...],
+        [W, ...])."""
         self.sock.setblocking(False)
         notices = []
         try:

@@ -87,7 +87,7 @@ class Executor:
         hide = (self.settings.workdir_root, self.settings.artifact_dir, self.settings.drive_root)
         policy = make_policy(engine, server=True, hide=hide)
         env = child_environment(extra=engine.flow_env)
-        supervisor = Supervisor(env, engine.preload, renderer_files, policy)
+        supervisor = Supervisor(env, engine.preload, renderer_files, policy, engine.disk_reserve_mb)
         supervisor.spare_slots = self.settings.local_slots  # a spare child per slot
         return supervisor
 

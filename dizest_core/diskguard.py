@@ -1,0 +1,99 @@
+"""The disk guard: a flow must not fill the disk the others (and Redis, the API, the worker)
+write to. Each file a flow writes is bounded (RLIMIT_FSIZE) and /tmp is a sized tmpfs, but its
+working directory and artifact folder are on the server's disk, and a kernel quota per run
+needs project quotas the machine seldom has. So the engine watches instead: every `CHECK_S`
+while flows run, it reads the free space of the filesystems they write to (`statvfs`); below
+`Settings.disk_reserve_mb` it asks the zygote how many bytes each running flow's processes
+have written (`/proc/<pid>/io` wchar, its cgroup or process group), and kills the flow that
+wrote the most, if that is at least `GUILTY_BYTES`: one flow per check, so a flow writing
+little is never killed for another's files. What the killed flow wrote stays until its run's
+files expire (it may have been a legitimate, just too large, output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+
+from dizest_core.status import Reason
+
+CHECK_S = 0.5
+GUILTY_BYTES = 1 << 20  # a flow that wrote less is not what fills a disk
+
+
+def free_mb(path: str) -> float | None:
+    """Free space for unprivileged users on the filesystem of `path`, in MB (None: unknown)."""
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize / (1 << 20)
+
+
+def written(pids: Iterable[int]) -> int:
+    """Bytes `pids` have written so far (write calls of any kind: files, pipes, sockets)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/io", "rb") as f:
+            for line in f:
+                if line.startswith(b"wchar:"):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes of process group `pgid` (a flow without a cgroup of its own: its child
+    leads one), from this process's /proc."""
+    members = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        with (
+            contextlib.suppress(OSError, ValueError, IndexError),
+            open(f"/proc/{name}/stat", "rb") as f,
+        ):
+            fields = f.read().rpartition(b") ")[2].split()
+            if int(fields[2]) == pgid:  # state, ppid, pgrp
+                members.append(int(name))
+    return members
+
+
+class DiskGuard:
+    """The engine's side: when to ask, and whom to stop (`Supervisor` kills it)."""
+
+    def __init__(self, reserve_mb: int, every_s: float = CHECK_S) -> None:
+        self.reserve_mb = reserve_mb
+        self.every_s = every_s
+        self._next = 0.0
+        self._asked = False  # a question to the zygote is unanswered
+        self._low: tuple[str, float] = ("", 0.0)  # the path found low, its free MB
+
+    def check(self, paths: Callable[[], Iterable[str]], now: float) -> bool:
+        """Whether to ask the zygote for the flows' writes: free space under the reserve on
+        the filesystem of one of `paths()` (looked at once every `every_s`)."""
+        if not self.reserve_mb or self._asked or now < self._next:
+            return False
+        self._next = now + self.every_s
+        for path in sorted(set(paths())):
+            free = free_mb(path)
+            if free is not None and free < self.reserve_mb:
+                self._low, self._asked = (path, free), True
+                return True
+        return False
+
+    def culprit(self, writes: dict[str, int]) -> tuple[str, str] | None:
+        """From the zygote's answer (fork token -> bytes written): the token of the flow to
+        stop and why, or None when no flow wrote `GUILTY_BYTES`."""
+        self._asked = False
+        if not writes:
+            return None
+        token, count = max(writes.items(), key=lambda item: item[1])
+        if count < GUILTY_BYTES:
+            return None
+        path, free = self._low
+        reason = Reason.DISK_FULL.format(
+            free=free, reserve=self.reserve_mb, path=path, wrote=count / (1 << 20)
+        )
+        return token, reason

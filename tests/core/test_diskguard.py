@@ -1,0 +1,85 @@
+"""The disk guard (`dizest_core.diskguard`): once free space where flows write is under the
+reserve, the flow that wrote the most is stopped with a reason that says so, and a flow that
+writes (almost) nothing goes on. The writer here rewrites one 1 MB file, so its write count
+grows without the disk filling; the reserve is set above the free space to make it "low"."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dizest_core.diskguard import DiskGuard, free_mb, group_members, written
+from tests.conftest import package
+
+WRITER = """
+import time
+with open('scratch.bin', 'wb') as f:
+    for i in range(int(dizest.input('mb'))):
+        f.seek(0)
+        f.write(b'x' * (1 << 20))
+        time.sleep(0.002)
+v = 1
+"""
+SLEEPER = """
+import time
+time.sleep(float(dizest.input('s')))
+v = 2
+"""
+
+
+def two(mb: int, sleep_s: float) -> dict:
+    return package(
+        {
+            "w": {"code": WRITER, "inputs": [("mb", "variable", "number")], "outputs": ["v"]},
+            "s": {"code": SLEEPER, "inputs": [("s", "variable", "number")], "outputs": ["v"]},
+        },
+        {
+            "writer": {"app": "w", "data": {"mb": mb}},
+            "sleeper": {"app": "s", "data": {"s": sleep_s}},
+        },
+    )
+
+
+@pytest.mark.parametrize("sandbox", ["off", "on"])
+def test_under_the_reserve_the_top_writer_is_stopped_and_a_quiet_flow_goes_on(
+    make_workflow, tmp_path, sandbox
+):
+    os.chmod(tmp_path, 0o777)  # a sandboxed flow runs as another uid
+    free = free_mb(str(tmp_path))
+    assert free is not None
+    wf = make_workflow(two(100_000, 3), disk_reserve_mb=int(free) + 1024, sandbox=sandbox)
+    report = wf.run(workdir=tmp_path, concurrency=2, timeout=120)
+    writer, sleeper = report["flows"]["writer"], report["flows"]["sleeper"]
+    assert writer["status"] == "error", writer
+    assert "the disk is almost full" in writer["reason"] and "wrote the most" in writer["reason"]
+    assert writer["duration_s"] < 60  # stopped, not ended by its own loop (100 GB of writes)
+    assert sleeper["status"] == "ready" and sleeper["outputs"] == {"v": 2}, sleeper
+
+
+def test_with_room_to_spare_or_no_reserve_nothing_is_stopped(make_workflow, tmp_path):
+    for reserve in (0, 1):  # no guard; a 1 MB reserve, far under what this disk has free
+        report = make_workflow(two(40, 0), disk_reserve_mb=reserve).run(workdir=tmp_path)
+        assert report["status"] == "ready", report["flows"]["writer"]
+
+
+def test_the_guard_asks_once_per_interval_and_spares_small_writers(tmp_path):
+    guard = DiskGuard(reserve_mb=1 << 40, every_s=10)  # every disk is "low"
+    here = lambda: [str(tmp_path)]  # noqa: E731
+    assert guard.check(here, now=100.0)
+    assert not guard.check(here, now=200.0)  # still waiting for the answer
+    assert guard.culprit({"1": 1 << 10, "2": 1 << 19}) is None  # nobody wrote 1 MB
+    assert not guard.check(here, now=105.0)  # not before the interval
+    assert guard.check(here, now=110.0)
+    found = guard.culprit({"1": 5 << 20, "2": 9 << 20})
+    assert found is not None and found[0] == "2" and "(9 MB)" in found[1]
+    assert not DiskGuard(reserve_mb=0).check(here, now=1.0)  # 0: no guard
+
+
+def test_write_counts_and_process_groups_are_read_from_proc():
+    before = written([os.getpid()])
+    with open(os.devnull, "wb") as sink:
+        sink.write(b"x" * 123_456)
+    assert written([os.getpid()]) - before >= 123_456
+    assert os.getpid() in group_members(os.getpgid(0))
+    assert written([2**22 + 7]) == 0  # no such process: nothing, no error
