@@ -77,9 +77,11 @@ class Supervisor:
     def __len__(self) -> int:
         return len(self.children)
 
-    def launch(self, job: FlowJob, timeout: float | None = None) -> None:
-        """Start `job` in a spare child forked for its memory limit, else in a new one; its
-        first signals come from `poll`."""
+    def launch(
+        self, job: FlowJob, timeout: float | None = None, encoded: bytes | None = None
+    ) -> None:
+        """Start `job` (`encoded` by `wire.encode_job` already, or not) in a spare child forked
+        for its memory limit, else in a new one; its first signals come from `poll`."""
         if job.flow_id in self.children:
             raise ExecutionError(f"flow {job.flow_id!r} is already running")
         if len(self.children) >= UID_STRIDE:
@@ -97,7 +99,7 @@ class Supervisor:
             job,
             spare.conn,
             {spare.out_r: "output"},
-            bytearray(wire.encode_job(job)),
+            bytearray(wire.encode_job(job) if encoded is None else encoded),
             now,
             now + timeout if timeout else None,
             timeout or 0.0,

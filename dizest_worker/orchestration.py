@@ -42,7 +42,7 @@ import redis
 from dizest_core import limits, wire
 from dizest_core.errors import InputError
 from dizest_core.execution import Finished, Signal, Supervisor
-from dizest_core.job import FlowJob, build_job
+from dizest_core.job import build_job
 from dizest_core.options import FlowOptions
 from dizest_core.plan import ReadyQueue
 from dizest_core.plugins import PluginRegistry
@@ -215,12 +215,12 @@ class Executor:
                 artifact_dir=self.settings.artifact_dir,
                 drive=self._drive(batch.ctx),
             )
-            _serializable(job)
+            encoded = wire.encode_job(job)  # what cannot be fails here, before a fork
         except Exception as exc:  # RecursionError, PicklingError, MemoryError, ...
             self._not_started(batch, task, options, exc)
             return
         try:
-            self.supervisor.launch(job, options.timeout)
+            self.supervisor.launch(job, options.timeout, encoded)
         except Exception:  # claimed, never started (a dead zygote): give it back now too
             self._expire([(task.run_id, task.flow_id, task.attempt)])
             raise
@@ -382,12 +382,6 @@ class _Batch:
 
 def _flow_of(task: FlowTask) -> str:
     return task.flow_id
-
-
-def _serializable(job: FlowJob) -> None:
-    """Serialize the job once as the Supervisor will (a few µs), so that what cannot be (too
-    deep for pickle, say) fails here, before the zygote forks a child for it."""
-    wire.encode_job(job)
 
 
 def _event(item: Signal) -> tuple[str, str | None, dict[str, Any]]:
