@@ -113,6 +113,24 @@ def text_client(settings: WorkerSettings) -> redis.Redis:
     return redis_client(settings, text=True)
 
 
+# A token's hash, then its owner's (`Keys.user` is ARGV[1] .. name): one round trip for both.
+_TOKEN_AND_OWNER = """
+local token = redis.call('HGETALL', KEYS[1])
+for i = 1, #token, 2 do
+  if token[i] == 'owner' then return {token, redis.call('HGETALL', ARGV[1] .. token[i + 1])} end
+end
+return {token, {}}
+"""
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _user(username: str, raw: dict[str, str]) -> User:
+    return User(username, raw["role"], float(raw["created_at"]))
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -137,6 +155,7 @@ class Accounts:
         self.rounds, self.session_ttl_s = bcrypt_rounds, session_ttl_s
         self.max_failures, self.window_s = max_failures, window_s
         self._dummy_hash: bytes | None = None
+        self._read_token = client.register_script(_TOKEN_AND_OWNER)
 
     # -- users ---------------------------------------------------------------------------
 
@@ -162,7 +181,7 @@ class Accounts:
         raw = self.redis.hgetall(self.keys.user(username)) if USERNAME.fullmatch(username) else {}
         if not raw:
             raise UserNotFound(f"no user {username!r}")
-        return User(username, raw["role"], float(raw["created_at"]))
+        return _user(username, raw)
 
     def users(self) -> list[User]:
         names = sorted(self.redis.smembers(self.keys.users))
@@ -314,16 +333,21 @@ class Accounts:
 
     def authenticate_token(self, presented: str) -> tuple[User, Token]:
         match = TOKEN.fullmatch(presented)
-        raw = self.redis.hgetall(self.keys.token(match.group(1))) if match else {}
+        raw, owner = self._token_and_owner(match.group(1)) if match else ({}, {})
         if not match or not raw or not hmac.compare_digest(raw["hash"], digest(match.group(2))):
             raise InvalidCredentials("invalid or revoked token")
         token = _token(match.group(1), raw)
         if token.expires_at is not None and token.expires_at <= self.clock():
             raise InvalidCredentials("token expired")
-        try:
-            return self.get_user(token.owner), token
-        except UserNotFound:
-            raise InvalidCredentials("token owner no longer exists") from None
+        if not owner or not USERNAME.fullmatch(token.owner):  # as get_user would find it
+            raise InvalidCredentials("token owner no longer exists")
+        return _user(token.owner, owner), token
+
+    def _token_and_owner(self, token_id: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The token's hash and its owner's user hash, in one round trip (every bearer request
+        needs both)."""
+        token, owner = self._read_token(keys=[self.keys.token(token_id)], args=[self.keys.user("")])
+        return _pairs(token), _pairs(owner)
 
     # -- sessions ------------------------------------------------------------------------
 

@@ -62,6 +62,18 @@ def test_revoked_token_stops_working_at_once(api: Api) -> None:
     assert api.call("GET", "/auth/me", headers).status_code == 401
 
 
+def test_a_token_works_with_its_owner_s_role_and_stops_once_the_owner_is_gone(api: Api) -> None:
+    """The token and its owner are read together (one round trip): the owner's record still
+    decides the role, and a token outliving its owner authenticates no one."""
+    keys = api.services.accounts.keys
+    assert keys.user("") + "carol" == keys.user("carol")  # how the read finds the owner
+    admin = api.user("carol", role="admin", scopes=("read", "admin"))
+    me = api.call("GET", "/auth/me", admin)
+    assert me.status_code == 200 and me.json["user"]["role"] == "admin"
+    api.services.accounts.redis.delete(keys.user("carol"))  # the owner's record alone
+    assert api.call("GET", "/auth/me", admin).status_code == 401
+
+
 def test_expired_token_stops_working_and_expires_in_redis(api: Api) -> None:
     api.user("alice")
     new = api.services.accounts.create_token("alice", "short", ["read"], expires_in_s=60)
