@@ -345,25 +345,37 @@ class OwnedStreams:
             lasts = [s.last for s in streams]
             after = None if None in lasts else min(lasts, key=lambda i: stream_key(str(i)))
         batch: list[Event] = []
-        expired = False
+        expired = partial = failed = False
         try:
             expired = check and streams[0].runs.record(run_id) is None
-            while not expired and len(batch) <= self.queue_size:
+            while not expired:
                 more = streams[0].runs.event_batch(run_id, after, count=REPLAY_BATCH)
                 batch += more
                 if len(more) < REPLAY_BATCH:
                     break
                 after = more[-1].id
+                if len(batch) > self.queue_size:  # a bounded step; the next one goes on at once
+                    partial = True
+                    break
         except Exception:  # Redis away: the next period tries again
             log.warning("catching run %s up failed", run_id, exc_info=True)
+            failed = True
         frames: dict[str, bytes] = {}
         with self._lock:
             for stream in streams:
-                held, stream.held = stream.held or [], None
                 if expired:
+                    stream.held = None
                     self._end(stream)
-                elif not (stream.gone or stream.ending):
+                elif stream.gone or stream.ending:
+                    continue
+                elif partial or failed:  # live events held may lie past a gap: they wait
+                    self.deliver_each(stream, batch, frames)
+                else:
+                    held, stream.held = stream.held or [], None
                     self.deliver_each(stream, batch + held, frames)
+            if partial:
+                self._catch_up.add(run_id)
+                self._wake()
 
 
 def frame(event: Event, frames: dict[str, bytes]) -> bytes:

@@ -281,6 +281,10 @@ def test_a_client_that_stops_reading_never_slows_the_others(tmp_path: Path) -> N
             started = time.monotonic()
             ids = sse_ids(host, int(port), path, served.token)
             assert time.monotonic() - started < 30  # the stalled client held nobody up
+            _, ended, _ = call(
+                served.base, "GET", f"/api/v1/runs/{run['run_id']}", None, served.token
+            )
+            assert ended["status"] == "ready", ended  # 4000 prints, then the end
             assert len(ids) > 4000 and len(set(ids)) == len(ids)  # each event once, in order:
             assert ids == sse_ids(host, int(port), path, served.token)  # as a later replay
             # and the server gave up on it within two heartbeats of the send that blocked

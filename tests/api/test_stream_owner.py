@@ -8,13 +8,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
 from dizest_api.event_hub import EventHub
+from dizest_core.events import Event
 from tests.api.test_streaming import QuietRuns, event_numbers, live_event, read_all, serve_stream
 from tests.conftest import wait_for
 from tests.worker.conftest import redis_url  # noqa: F401
@@ -156,3 +157,52 @@ def test_shutdown_ends_owned_streams_with_their_last_chunk_and_refuses_new_ones(
         for ours, theirs in pairs:
             ours.close()
             theirs.close()
+
+
+class BackloggedRuns(QuietRuns):
+    """A run whose stream holds events 1..`total` that its client never got live (pubsub lost
+    them: the hub resubscribed). While the hub reads the first page of its catch-up, the run's
+    last events are published live (`during_catch_up`)."""
+
+    def __init__(self, total: int) -> None:
+        self.stream: list[Event] = []
+        self.total = total
+        self.during_catch_up: Callable[[], None] | None = None
+
+    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Event]:
+        hook, self.during_catch_up = self.during_catch_up, None
+        if hook is not None:
+            hook()
+        start = 0 if after is None else int(after.split("-")[0])
+        return self.stream[start : start + count]
+
+
+def test_a_long_catch_up_keeps_live_events_back_until_it_reaches_them(redis_url: str) -> None:  # noqa: F811
+    """The exact interleaving: a catch-up longer than queue_size is read in bounded steps;
+    live events that arrive during its first step lie past what that step read. They must
+    wait for the rest of the catch-up, not follow the first step (a gap the client would
+    never fill: its Last-Event-ID would be past it)."""
+    hub = EventHub(redis_url, f"ownertest:{uuid.uuid4().hex}", queue_size=1000, heartbeat_s=30)
+    total = 3000
+    runs = BackloggedRuns(total)
+    try:
+        ((ours, theirs),) = handed(hub, 1, runs)
+        runs.stream = [
+            Event.from_dict(json.loads(live_event(i, i == total))) for i in range(1, total + 1)
+        ]
+        (stream,) = hub.owned.by_run["r1"]
+
+        def live_tail() -> None:  # published and held back before the first page returns
+            publish(hub, range(total - 9, total + 1), final_at=total)
+            wait_for(lambda: len(stream.held or []) == 10, timeout=5)
+
+        runs.during_catch_up = live_tail
+        with hub._lock:  # as when the hub resubscribes
+            hub.owned.resync()
+        try:
+            assert event_numbers(read_all(theirs)) == list(range(1, total + 1))
+        finally:
+            ours.close()
+            theirs.close()
+    finally:
+        hub.close()
