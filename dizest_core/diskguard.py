@@ -4,8 +4,11 @@ working directory and artifact folder are on the server's disk, and a kernel quo
 needs project quotas the machine seldom has. So the engine watches instead: every `CHECK_S`
 while flows run, it reads the free space of the filesystems they write to (`statvfs`); below
 `Settings.disk_reserve_mb` it asks the zygote how many bytes each running flow's processes
-have written (`/proc/<pid>/io` wchar, its cgroup or process group), and kills the flow that
-wrote the most, if that is at least `GUILTY_BYTES`: one flow per check, so a flow writing
+have written to files (`/proc/<pid>/io` write_bytes less cancelled_write_bytes: pages dirtied,
+less those of files deleted or truncated before they reached the disk; not what goes down pipes
+and sockets, so a flow that only prints much is not taken for one that fills the disk), over its
+cgroup or process group, and kills the flow that wrote the most, if that is at least
+`GUILTY_BYTES`: one flow per check, so a flow writing
 little is never killed for another's files. What the killed flow wrote stays until its run's
 files expire (it may have been a legitimate, just too large, output).
 """
@@ -32,14 +35,12 @@ def free_mb(path: str) -> float | None:
 
 
 def written(pids: Iterable[int]) -> int:
-    """Bytes `pids` have written so far (write calls of any kind: files, pipes, sockets)."""
+    """Bytes `pids` have written to files so far and not deleted before writeback."""
     total = 0
     for pid in pids:
-        with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/io", "rb") as f:
-            for line in f:
-                if line.startswith(b"wchar:"):
-                    total += int(line.split()[1])
-                    break
+        with contextlib.suppress(OSError, ValueError, KeyError), open(f"/proc/{pid}/io", "rb") as f:
+            counters = dict(line.split(b": ", 1) for line in f.read().splitlines())
+            total += max(0, int(counters[b"write_bytes"]) - int(counters[b"cancelled_write_bytes"]))
     return total
 
 

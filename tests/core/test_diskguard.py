@@ -1,7 +1,8 @@
 """The disk guard (`dizest_core.diskguard`): once free space where flows write is under the
 reserve, the flow that wrote the most is stopped with a reason that says so, and a flow that
-writes (almost) nothing goes on. The writer here rewrites one 1 MB file, so its write count
-grows without the disk filling; the reserve is set above the free space to make it "low"."""
+writes (almost) nothing to files goes on, however much it prints. The writer here rewrites one
+4 MB file, so its write count grows without the disk filling; the reserve is set above the free
+space to make it "low"."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ WRITER = """
 import time
 with open('scratch.bin', 'wb') as f:
     for i in range(int(dizest.input('mb'))):
-        f.seek(0)
+        f.seek((i % 4) << 20)
         f.write(b'x' * (1 << 20))
         time.sleep(0.002)
 v = 1
 """
 SLEEPER = """
 import time
+for i in range(3000):  # 3 MB down the log pipe: not a disk write
+    print('y' * 1000)
 time.sleep(float(dizest.input('s')))
 v = 2
 """
@@ -76,10 +79,18 @@ def test_the_guard_asks_once_per_interval_and_spares_small_writers(tmp_path):
     assert not DiskGuard(reserve_mb=0).check(here, now=1.0)  # 0: no guard
 
 
-def test_write_counts_and_process_groups_are_read_from_proc():
+def test_write_counts_and_process_groups_are_read_from_proc(tmp_path):
     before = written([os.getpid()])
-    with open(os.devnull, "wb") as sink:
+    with open(tmp_path / "file.bin", "wb") as sink:
         sink.write(b"x" * 123_456)
     assert written([os.getpid()]) - before >= 123_456
+    before = written([os.getpid()])
+    read, write = os.pipe()
+    try:
+        os.write(write, b"y" * 60_000)  # what a flow prints
+    finally:
+        os.close(read)
+        os.close(write)
+    assert written([os.getpid()]) - before < 4096
     assert os.getpid() in group_members(os.getpgid(0))
     assert written([2**22 + 7]) == 0  # no such process: nothing, no error
