@@ -26,12 +26,7 @@ from dizest_core.childrec import Child
 from dizest_core.diskguard import DiskGuard
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
 from dizest_core.job import FlowJob
-from dizest_core.outcome import (
-    Finished,
-    Signal,
-    check_artifacts,
-    end_of,
-)
+from dizest_core.outcome import Finished, Signal, check_artifacts, end_of
 from dizest_core.pipelines import pipe_lines
 from dizest_core.sandbox import UID_STRIDE, Policy
 from dizest_core.spares import Spares
@@ -140,6 +135,13 @@ class Supervisor:
         if child.pid is not None:
             self.zygote.kill(child.token)
 
+    def settle(self) -> None:
+        """Have what the children that said DONE left killed now (else done by the next poll:
+        none comes between two runs, or two tasks of a worker)."""
+        for token in self._ended:
+            self.zygote.kill(token)
+        self._ended.clear()
+
     def wake(self) -> None:
         """Make a blocked `poll` return now (safe from another thread or a signal handler)."""
         with contextlib.suppress(BlockingIOError):
@@ -148,9 +150,7 @@ class Supervisor:
     def poll(self, timeout: float | None) -> list[Signal | Finished]:
         """Wait up to `timeout` seconds for children to say or do something."""
         out: list[Signal | Finished] = []
-        for token in self._ended:
-            self.zygote.kill(token)
-        self._ended.clear()
+        self.settle()
         self.spares.top_up(  # a spare per slot: the zygote forks while we wait
             self.spare_slots,
             self.spare_memory,

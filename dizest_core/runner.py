@@ -233,6 +233,7 @@ class _Run:
                 yield from self._check_stop()
         finally:
             self._abandon(sup)
+            sup.settle()
             self.runner._last = self.builder.report(self._previews)
 
     def _previews(self, flow_id: str) -> dict[str, Any]:

@@ -145,6 +145,7 @@ class Executor:
                     self._start(batch, batch.local.pop())
                 if batch.running:
                     self._step(batch)
+            self.supervisor.settle()
         except BaseException as exc:
             self._abandon(batch)
             if isinstance(exc, Exception):  # not on shutdown (SystemExit, KeyboardInterrupt)
