@@ -8,7 +8,9 @@ ignored. Tested under a fast churn of unrelated processes that reuse pids."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,8 @@ import pytest
 from dizest_core.execution import Finished, Supervisor
 from dizest_core.job import FlowJob
 from dizest_core.settings import child_environment
-from tests.conftest import package
+from dizest_core.zygote import exiting
+from tests.conftest import package, wait_for
 
 
 def _finish(sup: Supervisor, flow_id: str) -> Finished:
@@ -76,3 +79,37 @@ def test_an_oom_kill_in_the_flows_cgroup_is_reported_as_the_memory_limit(make_wo
     assert wf.runner.supervisor.layers["cgroup"] == "active"
     report = wf.run(workdir=tmp_path)
     assert report["flows"]["f"]["reason"] == "memory limit exceeded (128 MB)"
+
+
+SYS_EXIT = {"x86_64": 60, "aarch64": 93}
+
+
+@pytest.mark.skipif(platform.machine() not in SYS_EXIT, reason="SYS_exit number unknown here")
+def test_only_a_process_whose_every_thread_is_exiting_counts_as_exiting():
+    """The zygote skips the engine's kill of a child already in its exit (`exiting`); a child
+    whose main thread alone has exited (SYS_exit) while another thread runs is not one."""
+    half = (
+        "import ctypes, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(300,)).start()\n"
+        f"ctypes.CDLL(None).syscall({SYS_EXIT[platform.machine()]}, 0)\n"  # this thread only
+    )
+    running = subprocess.Popen(["sleep", "300"])
+    halfway = subprocess.Popen([sys.executable, "-c", half])
+    done = subprocess.Popen(["true"])
+    try:
+        wait_for(lambda: _state(done.pid) == "Z", timeout=10)  # not reaped yet: a zombie
+        assert exiting(done.pid)
+        assert not exiting(running.pid)
+        wait_for(lambda: _state(halfway.pid) == "Z", timeout=10)  # the main thread's state
+        assert len(os.listdir(f"/proc/{halfway.pid}/task")) == 2
+        assert not exiting(halfway.pid)
+        assert not exiting(2**22 + 7)  # no such process: not known to be exiting
+    finally:
+        for proc in (running, halfway, done):
+            proc.kill()
+            proc.wait()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rpartition(b") ")[2].split()[0].decode()
