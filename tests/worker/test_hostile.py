@@ -221,3 +221,22 @@ def test_a_flow_cannot_kill_its_worker_by_pid(cluster):
     assert worker.proc.poll() is None
     os.kill(worker.proc.pid, 0)  # still there
     assert signal.SIGKILL  # the attack used the real signal
+
+
+STAY = """
+import os, subprocess, time
+subprocess.Popen(['sleep', '1000' + dizest.input('tag')])  # lives as long as the flow's tree
+os._exit = lambda code: time.sleep(300)  # DONE, then never exits
+v = 1
+"""
+
+
+def test_a_flow_that_will_not_exit_after_done_is_killed(cluster):
+    """The flow's result is in, then its process sleeps instead of exiting (and what it
+    started lives on with it): the worker has its tree killed as the task ends (`settle`)."""
+    cluster("w1", concurrency=1)
+    tag = str(time.monotonic_ns())
+    run_id = cluster.client.submit(_attack(STAY, ("tag",)), inputs={"tag": tag})
+    report = cluster.client.wait(run_id, timeout=60)
+    assert report["flows"]["f"]["status"] == "ready", report["flows"]["f"]
+    wait_for(lambda: not _sleepers(tag), timeout=10)
