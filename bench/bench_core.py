@@ -213,6 +213,21 @@ class PlainLoop:
         bad = [] if env.get("t") == self.want else [f"plain loop: t={env.get('t')!r}"]
         return elapsed, bad
 
+    def pair(self) -> float:
+        """Two plain loops at once, each in a process forked from this one: what two cores of
+        this machine give two loops, with no engine (cpu2_parallel's floor here)."""
+        t0 = time.perf_counter()
+        pids = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                exec(self.compiled, {})
+                os._exit(0)
+            pids.append(pid)
+        for pid in pids:
+            os.waitpid(pid, 0)
+        return time.perf_counter() - t0
+
 
 def bench_row(
     row: Row, repeat: int, budget_s: float, preload: tuple[str, ...], sandbox: str
@@ -230,6 +245,7 @@ def bench_row(
         if plain is not None:
             plain()  # warm-up, like the engine's cold run
         kids_before = makespan.descendants_cpu_s()  # zygote, spares, flows: any namespace
+        pairs: list[float] = []
         engine_cpu = 0.0
         warm_start = time.perf_counter()
         for i in range(repeat):
@@ -247,9 +263,11 @@ def bench_row(
                 elapsed, bad = plain()
                 row.plain_times.append(elapsed)
                 row.failures += bad
+                if row.shape == "cpu2_parallel":
+                    pairs.append(plain.pair())
         flow_runs = len(row.times) * exp["flows"]
         row.engine_cpu_ms = 1000 * engine_cpu / flow_runs
-        kids_after = makespan.descendants_cpu_s()
+        kids_after = makespan.descendants_cpu_s()  # the pairs' loops are not in it (ours)
         row.child_cpu_ms = 1000 * (kids_after - kids_before) / flow_runs
     finally:
         wf.close()
@@ -257,6 +275,12 @@ def bench_row(
     notes = [row.note] if row.note else []
     if row.shape == "cpu2_parallel":
         notes.append("ideal: one plain loop (two loops on two cores)")
+        if pairs and row.ideal_s:
+            floor = statistics.median(pairs)
+            notes.append(
+                f"two plain forked loops at once: {floor:.3f} s = {floor / row.ideal_s:.2f}x"
+                f" (ours {row.median / floor:.2f}x that)"
+            )
     if row.shape == "fan5_sleep" and row.concurrency is not None and row.concurrency < 5:
         two = exp.get(f"ideal_{row.concurrency}_workers_s")
         notes.append(f"{row.concurrency}-worker ideal {two}s")
