@@ -21,7 +21,7 @@ import selectors
 import time
 from typing import Any
 
-from dizest_core import cpuuse, wire
+from dizest_core import cpuuse, wire, zygote_handle
 from dizest_core.childrec import Child
 from dizest_core.diskguard import DiskGuard
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
@@ -50,7 +50,7 @@ class Supervisor:
         policy: Policy | None = None,
         disk_reserve_mb: int = 0,
     ) -> None:
-        self.zygote = Zygote(env, preload, renderer_files, policy)
+        self.zygote = zygote_handle.start(env, preload, renderer_files, policy)
         self.disk = DiskGuard(disk_reserve_mb)
         self.layers = self.zygote.layers
         self._tokens = itertools.count(1)

@@ -35,10 +35,11 @@ from dizest_core.options import UNBOUNDED, FlowOptions, for_flow, validate
 from dizest_core.plan import ReadyQueue, make_plan
 from dizest_core.report import ReportBuilder
 from dizest_core.runstate import RunState, Transition
-from dizest_core.sandbox import UID_STRIDE, make_policy
-from dizest_core.settings import Settings, child_environment
+from dizest_core.sandbox import UID_STRIDE
+from dizest_core.settings import Settings
 from dizest_core.status import Reason, RunStatus
 from dizest_core.store import MemoryStore, OutputStore
+from dizest_core.zygote_handle import local_args
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,8 @@ class LocalRunner:
     @property
     def supervisor(self) -> Supervisor:
         if self._supervisor is None:
-            opts = self.settings
-            hide = (opts.cache_dir,) if opts.cache_dir else ()
-            policy = make_policy(opts, server=False, hide=hide)
-            env = child_environment(extra=opts.flow_env)
-            self._supervisor = Supervisor(
-                env, opts.preload, self.renderer_files, policy, opts.disk_reserve_mb
-            )
+            args = local_args(self.settings, self.renderer_files)
+            self._supervisor = Supervisor(*args, self.settings.disk_reserve_mb)
         return self._supervisor
 
     def stream(

@@ -181,6 +181,7 @@ class Zygote:
 def main(argv: list[str]) -> None:
     """argv: control fd, the sandbox policy (JSON), modules to preload, then `--renderers` and
     plugin files."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the engine, which closes us
     control = socket.socket(fileno=int(argv[0]))
     policy = Policy.from_json(argv[1])
     tag = os.getpid()
@@ -198,12 +199,14 @@ def main(argv: list[str]) -> None:
     _preload(argv[2:])
     global _PRCTL
     _PRCTL = _load_prctl()
-    control.send(b"L " + json.dumps(layers).encode())
+    try:
+        control.send(b"L " + json.dumps(layers).encode())
+    except OSError:  # the engine is gone already (a prestarted zygote its command never used)
+        return
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the engine, which closes us
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as pid 1 it would be ignored anyway
     try:
         _serve(zygote, wake_r)

@@ -4,6 +4,11 @@ It starts `dizest_core.zygote` (with `python -m`) on one end of a socket pair, r
 (the sandbox layers it could set up), and then only asks: fork a child for a token, kill a
 child's tree (the zygote reaps its children, so it alone knows a pid is still that child), and
 read its notices.
+
+A zygote takes ~0.1 s to start (an interpreter and the flow runtime's imports). A command that
+knows its settings early (`dizest run`) calls `prestart` before importing the engine, so that
+start overlaps the imports; the Supervisor made later with the same arguments takes it (`start`).
+An unused one exits when this process does (EOF on its socket).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import sys
 from pathlib import Path
 
 from dizest_core.errors import ExecutionError
-from dizest_core.sandbox import Policy, with_read
+from dizest_core.sandbox import Policy, make_policy, with_read
+from dizest_core.settings import Settings, child_environment
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 ZYGOTE_START_S = 60.0  # preloading heavy modules (torch) takes a while
@@ -32,6 +38,7 @@ class Zygote:
         preload: tuple[str, ...] = (),
         renderer_files: tuple[str, ...] = (),
         policy: Policy | None = None,
+        wait: bool = True,
     ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         policy = policy or Policy(enabled=False)
@@ -56,7 +63,7 @@ class Zygote:
         )
         theirs.close()
         self.sock = ours
-        self.layers = self._hello()
+        self.layers: dict[str, str] = self._hello() if wait else {}
 
     def _hello(self) -> dict[str, str]:
         """The zygote's first message: which sandbox layers it could set up."""
@@ -117,3 +124,49 @@ class Zygote:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+_early: dict[str, Zygote] = {}  # started ahead of their Supervisor, by `_key` of their arguments
+
+
+def _key(
+    env: dict[str, str], preload: tuple[str, ...], renderer_files: tuple[str, ...], policy: Policy
+) -> str:
+    return json.dumps([sorted(env.items()), preload, renderer_files, policy.to_json()])
+
+
+def local_args(
+    settings: Settings, renderer_files: tuple[str, ...]
+) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...], Policy]:
+    """The zygote's arguments for a local run's Supervisor (`LocalRunner`) under `settings`."""
+    hide = (settings.cache_dir,) if settings.cache_dir else ()
+    policy = make_policy(settings, server=False, hide=hide)
+    return child_environment(extra=settings.flow_env), settings.preload, renderer_files, policy
+
+
+def prestart(
+    env: dict[str, str],
+    preload: tuple[str, ...] = (),
+    renderer_files: tuple[str, ...] = (),
+    policy: Policy | None = None,
+) -> None:
+    """Start a zygote now for a Supervisor made later with the same arguments (see above)."""
+    policy = policy or Policy(enabled=False)
+    key = _key(env, preload, renderer_files, policy)
+    if key not in _early:
+        _early[key] = Zygote(env, preload, renderer_files, policy, wait=False)
+
+
+def start(
+    env: dict[str, str],
+    preload: tuple[str, ...] = (),
+    renderer_files: tuple[str, ...] = (),
+    policy: Policy | None = None,
+) -> Zygote:
+    """A started zygote: the one prestarted with these arguments, else a new one."""
+    policy = policy or Policy(enabled=False)
+    early = _early.pop(_key(env, preload, renderer_files, policy), None)
+    if early is not None:
+        early.layers = early._hello()
+        return early
+    return Zygote(env, preload, renderer_files, policy)

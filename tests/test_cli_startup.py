@@ -71,3 +71,42 @@ def test_listed_summary_is_the_commands_own(name: str) -> None:
     assert command.name == name and not command.hidden
     for limit in (30, 45, 60, 10_000):
         assert dizest_cli.summary_line(name, limit) == command.get_short_help_str(limit)
+
+
+OVERLAP = """
+import json, sys
+import dizest_cli
+from dizest_core import zygote_handle
+seen = {}
+prestart, start = zygote_handle.prestart, zygote_handle.start
+def prestart_probe(*args):
+    seen["engine_loaded"] = "dizest_core.runner" in sys.modules
+    prestart(*args)
+    seen["prestarted"] = [z.proc.pid for z in zygote_handle._early.values()]
+def start_probe(*args):
+    zygote = start(*args)
+    seen["used"] = zygote.proc.pid
+    return zygote
+zygote_handle.prestart, zygote_handle.start = prestart_probe, start_probe
+try:
+    dizest_cli.main(sys.argv[1:])
+except SystemExit as exc:
+    seen["code"] = exc.code or 0
+print(json.dumps(seen), file=sys.stderr)
+"""
+
+
+def test_run_starts_its_zygote_before_importing_the_engine_and_uses_it() -> None:
+    """The zygote's start (an interpreter and the flow runtime) overlaps the engine's imports:
+    `run` starts it first, and the run's Supervisor takes that one rather than a second."""
+    done = subprocess.run(
+        [sys.executable, "-c", OVERLAP, "run", str(DATA / "chain10_noop.dwp"), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    seen = json.loads(done.stderr.strip().splitlines()[-1])
+    assert seen["code"] == 0 and json.loads(done.stdout)["status"] == "ready"
+    assert seen["engine_loaded"] is False
+    assert seen["prestarted"] == [seen["used"]]

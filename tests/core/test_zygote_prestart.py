@@ -1,0 +1,41 @@
+"""A zygote started ahead of its Supervisor (`zygote_handle.prestart`, used by `dizest run`):
+taken only by a Supervisor asking for the same arguments, and gone with its socket if unused."""
+
+from __future__ import annotations
+
+from dizest_core import zygote_handle
+from dizest_core.settings import Settings
+
+
+def test_a_prestarted_zygote_serves_the_same_arguments_only() -> None:
+    env, preload, renderers, policy = zygote_handle.local_args(Settings(), ())
+    zygote_handle.prestart(env, preload, renderers, policy)
+    zygote_handle.prestart(env, preload, renderers, policy)  # a second ask starts no second one
+    (early,) = zygote_handle._early.values()
+    other = zygote_handle.start(env, ("json",), renderers, policy)  # another preload: a new one
+    try:
+        assert other.proc.pid != early.proc.pid
+        assert list(zygote_handle._early.values()) == [early]
+        same = zygote_handle.start(env, preload, renderers, policy)
+        assert same is early and same.layers == {}  # its hello read now: no sandbox, no layer
+        assert zygote_handle._early == {}
+        notices: list[list[str]] = []
+        same.fork("t1", None, [])  # it forks: a child with no channels exits at once
+        while not any(n[0] == "X" for n in notices):
+            same.sock.settimeout(10)
+            notices += [m.decode().split(" ") for m in [same.sock.recv(4096)]]
+        assert [n[0] for n in notices][:1] == ["P"]
+    finally:
+        other.close()
+        early.close()
+
+
+def test_an_unused_prestarted_zygote_exits_quietly_with_its_socket(capfd) -> None:
+    """Closed before its hello (`dizest run` of an invalid package exits at once)."""
+    args = zygote_handle.local_args(Settings(preload=("json",)), ())
+    zygote_handle.prestart(*args)
+    (early,) = zygote_handle._early.values()
+    zygote_handle._early.clear()
+    early.sock.close()  # what the end of this process does
+    assert early.proc.wait(timeout=10) == 0
+    assert "Traceback" not in capfd.readouterr().err
