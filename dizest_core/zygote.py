@@ -127,7 +127,7 @@ class Zygote:
         (PF_EXITING in every thread), and what it started is killed when it is reaped. Killing
         it meanwhile made the cgroup v1 kill loop spin (20-48 reads of cgroup.procs) on a CPU
         its own exit needed: 1.2 ms of the zygote per flow on 2 cores."""
-        if not exiting(pid):
+        if not exiting(pid, os.getpid()):
             self.kill(pid)
 
     def kill(self, pid: int) -> None:
@@ -305,16 +305,18 @@ def _child(
 PF_EXITING = 0x4  # include/linux/sched.h: the task is in do_exit
 
 
-def exiting(pid: int) -> bool:
-    """Whether every thread of `pid` is exiting (a zombie included): it runs no more code of
-    its own. False when unknown. All threads: one that exits alone (SYS_exit of the main thread)
-    leaves the others running."""
+def exiting(pid: int, parent: int) -> bool:
+    """Whether every thread of `pid`, a child of `parent`, is exiting (a zombie included): it
+    runs no more code of its own. False when unknown, or when /proc names another process (a
+    /proc of another PID namespace). All threads: one that exits alone (SYS_exit of the main
+    thread) leaves the others running."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
         for tid in tids:
             with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
                 fields = f.read().rpartition(b") ")[2].split()
-            if not int(fields[6]) & PF_EXITING:  # state, ppid, pgrp, session, tty, tpgid, flags
+            # state, ppid, pgrp, session, tty, tpgid, flags
+            if int(fields[1]) != parent or not int(fields[6]) & PF_EXITING:
                 return False
     except (OSError, ValueError, IndexError):
         return False

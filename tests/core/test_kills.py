@@ -98,12 +98,14 @@ def test_only_a_process_whose_every_thread_is_exiting_counts_as_exiting():
     done = subprocess.Popen(["true"])
     try:
         wait_for(lambda: _state(done.pid) == "Z", timeout=10)  # not reaped yet: a zombie
-        assert exiting(done.pid)
-        assert not exiting(running.pid)
+        me = os.getpid()
+        assert exiting(done.pid, me)
+        assert not exiting(done.pid, me + 1)  # not the child it is asked about: unknown
+        assert not exiting(running.pid, me)
         wait_for(lambda: _state(halfway.pid) == "Z", timeout=10)  # the main thread's state
         assert len(os.listdir(f"/proc/{halfway.pid}/task")) == 2
-        assert not exiting(halfway.pid)
-        assert not exiting(2**22 + 7)  # no such process: not known to be exiting
+        assert not exiting(halfway.pid, me)
+        assert not exiting(2**22 + 7, me)  # no such process: not known to be exiting
     finally:
         for proc in (running, halfway, done):
             proc.kill()
