@@ -198,10 +198,13 @@ class Converter:
         with self._lock:
             supervisor = self._started()
             supervisor.launch(job, TIMEOUT_S)
-            while True:
-                for item in supervisor.poll(1.0):
-                    if isinstance(item, Finished):
-                        return item
+            try:
+                while True:
+                    for item in supervisor.poll(1.0):
+                        if isinstance(item, Finished):
+                            return item
+            finally:
+                supervisor.settle()  # what a converter that said DONE left: none polls after
 
     @staticmethod
     def _answer(finished: Finished, folder: str) -> Converted:

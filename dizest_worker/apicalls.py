@@ -168,10 +168,13 @@ def _run(executor: Executor, task: CallTask) -> Answer:
         executor._rebuild()
     supervisor = executor.supervisor
     supervisor.launch(job, task.timeout_s)
-    while True:
-        for item in supervisor.poll(1.0):
-            if isinstance(item, Finished):
-                return _answer_of(item)
+    try:
+        while True:
+            for item in supervisor.poll(1.0):
+                if isinstance(item, Finished):
+                    return _answer_of(item)
+    finally:
+        supervisor.settle()  # what a call that said DONE left: no poll may come for a while
 
 
 def _answer_of(finished: Finished) -> Answer:

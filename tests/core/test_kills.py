@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import subprocess
 import sys
 import threading
@@ -19,8 +20,9 @@ import pytest
 
 from dizest_core.execution import Finished, Supervisor
 from dizest_core.job import FlowJob
+from dizest_core.sandbox import Policy, Slot
 from dizest_core.settings import child_environment
-from dizest_core.zygote import exiting
+from dizest_core.zygote import END_GRACE_S, Zygote, _Child, exiting
 from tests.conftest import package, wait_for
 
 
@@ -115,3 +117,26 @@ def test_only_a_process_whose_every_thread_is_exiting_counts_as_exiting():
 def _state(pid: int) -> str:
     with open(f"/proc/{pid}/stat", "rb") as f:
         return f.read().rpartition(b") ")[2].split()[0].decode()
+
+
+def test_a_child_let_exit_is_killed_after_all_when_it_is_not_reaped_in_time():
+    """`end` spares a child that looks exiting for END_GRACE_S only: one still there then (stuck
+    in its exit, or a thread `exiting` could not see) is killed with its tree."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    zygote = Zygote(ours, Policy(enabled=False), os.getpid())
+    stuck = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        zygote.children[stuck.pid] = _Child("t1", 0, Slot(None, None, None), 0)
+        zygote.due[stuck.pid] = time.monotonic() + 60
+        wait = zygote.overdue()
+        assert wait is not None and END_GRACE_S < wait <= 60  # not yet: still running
+        assert stuck.poll() is None
+        zygote.due[stuck.pid] = time.monotonic() - 0.001
+        assert zygote.overdue() is None
+        assert stuck.wait(timeout=10) == -9  # killed
+        assert zygote.due == {}
+    finally:
+        stuck.kill()
+        stuck.wait()
+        ours.close()
+        theirs.close()
