@@ -35,3 +35,4 @@ class Child:
     answer: tuple[int, str, bytes] | None = None
     done: bool = False
     reported: bool = False
+    received: int = 0  # bytes the engine read from it (log pipe, socket): no disk writes

@@ -8,7 +8,9 @@ have written to files (`/proc/<pid>/io` write_bytes less cancelled_write_bytes: 
 less those of files deleted or truncated before they reached the disk; not what goes down pipes
 and sockets, so a flow that only prints much is not taken for one that fills the disk), over its
 cgroup or process group, and kills the flow that wrote the most, if that is at least
-`GUILTY_BYTES`: one flow per check, so a flow writing
+`GUILTY_BYTES`. Where no flow wrote that much to files by that count (a tmpfs or FUSE filesystem
+dirties no page of its own), it goes by every write call instead (wchar), less what the engine
+read from the flow (its log and messages): one flow per check, so a flow writing
 little is never killed for another's files. What the killed flow wrote stays until its run's
 files expire (it may have been a legitimate, just too large, output).
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from dizest_core.status import Reason
 
@@ -34,14 +36,28 @@ def free_mb(path: str) -> float | None:
     return stat.f_bavail * stat.f_frsize / (1 << 20)
 
 
-def written(pids: Iterable[int]) -> int:
-    """Bytes `pids` have written to files so far and not deleted before writeback."""
-    total = 0
+def written(pids: Iterable[int]) -> tuple[int, int]:
+    """Bytes `pids` have written so far: to files (and not deleted before writeback), and by
+    any write call (files, pipes, sockets, tmpfs)."""
+    files = calls = 0
     for pid in pids:
         with contextlib.suppress(OSError, ValueError, KeyError), open(f"/proc/{pid}/io", "rb") as f:
             counters = dict(line.split(b": ", 1) for line in f.read().splitlines())
-            total += max(0, int(counters[b"write_bytes"]) - int(counters[b"cancelled_write_bytes"]))
-    return total
+            files += max(0, int(counters[b"write_bytes"]) - int(counters[b"cancelled_write_bytes"]))
+            calls += int(counters[b"wchar"])
+    return files, calls
+
+
+def parse(parts: Iterable[str], received: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """The zygote's `W` answer (`token:files:calls ...`, see `written`) for the tokens of
+    `received`, whose write calls count less what the engine read from each (its log and
+    messages went down a pipe and a socket, to us, not to a disk)."""
+    out = {}
+    for part in parts:
+        token, files, calls = part.split(":")
+        if token in received:
+            out[token] = (int(files), max(0, int(calls) - received[token]))
+    return out
 
 
 def group_members(pgid: int) -> list[int]:
@@ -84,14 +100,17 @@ class DiskGuard:
                 return True
         return False
 
-    def culprit(self, writes: dict[str, int]) -> tuple[str, str] | None:
-        """From the zygote's answer (fork token -> bytes written): the token of the flow to
-        stop and why, or None when no flow wrote `GUILTY_BYTES`."""
+    def culprit(self, writes: dict[str, tuple[int, int]]) -> tuple[str, str] | None:
+        """From the zygote's answer (fork token -> bytes written to files, by any write call):
+        the token of the flow to stop and why, or None when no flow wrote `GUILTY_BYTES`."""
         self._asked = False
         if not writes:
             return None
-        token, count = max(writes.items(), key=lambda item: item[1])
-        if count < GUILTY_BYTES:
+        for kind in (0, 1):  # files first; every write call where files show nobody
+            token, count = max(((t, w[kind]) for t, w in writes.items()), key=lambda i: i[1])
+            if count >= GUILTY_BYTES:
+                break
+        else:
             return None
         path, free = self._low
         reason = Reason.DISK_FULL.format(

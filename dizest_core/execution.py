@@ -21,7 +21,7 @@ import selectors
 import time
 from typing import Any
 
-from dizest_core import cpuuse, wire, zygote_handle
+from dizest_core import cpuuse, diskguard, wire, zygote_handle
 from dizest_core.childrec import Child
 from dizest_core.diskguard import DiskGuard
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
@@ -232,8 +232,8 @@ class Supervisor:
                     self.meter.record(token, now, ns, runnable)
             elif notice[0] == "W":
                 by_token = {c.token: c for c in self.children.values()}
-                writes = {t: int(n) for t, _, n in (p.partition(":") for p in notice[1:])}
-                found = self.disk.culprit({t: n for t, n in writes.items() if t in by_token})
+                received = {t: c.received for t, c in by_token.items()}
+                found = self.disk.culprit(diskguard.parse(notice[1:], received))
                 if found is not None:
                     self.kill(by_token[found[0]].job.flow_id, found[1])
             elif notice[0] == "X":
@@ -273,6 +273,7 @@ class Supervisor:
                 self.selector.unregister(child.conn)
                 child.conn.close()
                 return False
+            child.received += len(data)
             try:
                 messages = child.reader.feed(data)
             except ProtocolError as exc:
@@ -323,6 +324,7 @@ class Supervisor:
         if not data:
             self._close_pipe(child, fd, out)
             return False
+        child.received += len(data)
         for line in pipe_lines(child.partial[fd], data, child.record_limit):
             self._line(child, fd, line, out)
         return True

@@ -115,12 +115,13 @@ class Zygote:
 
     def writes(self) -> None:
         """Tell the engine how many bytes each child's tree has written (its cgroup's, else
-        its process group's processes): `W tok:bytes ...` (see `diskguard`)."""
+        its process group's processes): `W tok:files:calls ...` (see `diskguard.written`)."""
         parts = []
         for pid, child in self.children.items():
             group = child.sandbox.group
             members = group.procs() if group is not None else diskguard.group_members(pid)
-            parts.append(f"{child.token}:{diskguard.written(members or [pid])}")
+            files, calls = diskguard.written(members or [pid])
+            parts.append(f"{child.token}:{files}:{calls}")
         with contextlib.suppress(OSError):
             self.control.send(("W " + " ".join(parts)).encode())
 

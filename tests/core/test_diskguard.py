@@ -7,6 +7,9 @@ space to make it "low"."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -71,26 +74,57 @@ def test_the_guard_asks_once_per_interval_and_spares_small_writers(tmp_path):
     here = lambda: [str(tmp_path)]  # noqa: E731
     assert guard.check(here, now=100.0)
     assert not guard.check(here, now=200.0)  # still waiting for the answer
-    assert guard.culprit({"1": 1 << 10, "2": 1 << 19}) is None  # nobody wrote 1 MB
+    assert guard.culprit({"1": (1 << 10, 1 << 10), "2": (0, 1 << 19)}) is None  # nobody: 1 MB
     assert not guard.check(here, now=105.0)  # not before the interval
     assert guard.check(here, now=110.0)
-    found = guard.culprit({"1": 5 << 20, "2": 9 << 20})
+    found = guard.culprit({"1": (5 << 20, 5 << 20), "2": (9 << 20, 9 << 20)})
     assert found is not None and found[0] == "2" and "(9 MB)" in found[1]
+    assert guard.check(here, now=120.0)
+    found = guard.culprit({"1": (2 << 20, 2 << 20), "2": (0, 50 << 20)})  # "2" only printed
+    assert found is not None and found[0] == "1"
+    assert guard.check(here, now=130.0)
+    found = guard.culprit({"1": (0, 3 << 20), "2": (0, 1 << 10)})  # a tmpfs: files show nobody
+    assert found is not None and found[0] == "1" and "(3 MB)" in found[1]
     assert not DiskGuard(reserve_mb=0).check(here, now=1.0)  # 0: no guard
 
 
-def test_write_counts_and_process_groups_are_read_from_proc(tmp_path):
-    before = written([os.getpid()])
-    with open(tmp_path / "file.bin", "wb") as sink:
+def test_write_counts_and_process_groups_are_read_from_proc():
+    disk = Path(__file__).parent  # the checkout's disk (tmp_path may be a tmpfs)
+    files, calls = written([os.getpid()])
+    with tempfile.TemporaryFile(dir=disk) as sink:
         sink.write(b"x" * 123_456)
-    assert written([os.getpid()]) - before >= 123_456
-    before = written([os.getpid()])
+        sink.flush()
+        after = written([os.getpid()])
+    assert after[0] - files >= 123_456 and after[1] - calls >= 123_456
+    files, calls = written([os.getpid()])
     read, write = os.pipe()
     try:
         os.write(write, b"y" * 60_000)  # what a flow prints
     finally:
         os.close(read)
         os.close(write)
-    assert written([os.getpid()]) - before < 4096
+    after = written([os.getpid()])
+    assert after[0] - files < 4096 and after[1] - calls >= 60_000
     assert os.getpid() in group_members(os.getpgid(0))
-    assert written([2**22 + 7]) == 0  # no such process: nothing, no error
+    assert written([2**22 + 7]) == (0, 0)  # no such process: nothing, no error
+
+
+@pytest.mark.parametrize("sandbox", ["off", "on"])
+def test_on_a_tmpfs_the_top_writer_is_found_by_its_write_calls(make_workflow, sandbox):
+    """A tmpfs dirties no page of its own (write_bytes stays 0): the guard goes by write calls,
+    less what the engine read from each flow, so the writer is stopped and the flow that only
+    printed 3 MB is not."""
+    if not os.path.isdir("/dev/shm") or os.statvfs("/dev/shm").f_blocks == 0:
+        pytest.skip("no tmpfs at /dev/shm")
+    workdir = tempfile.mkdtemp(dir="/dev/shm", prefix="dizest-guard-")
+    try:
+        os.chmod(workdir, 0o777)  # a sandboxed flow runs as another uid
+        free = free_mb(workdir)
+        assert free is not None
+        wf = make_workflow(two(100_000, 3), disk_reserve_mb=int(free) + 1024, sandbox=sandbox)
+        report = wf.run(workdir=workdir, concurrency=2, timeout=120)
+        writer, sleeper = report["flows"]["writer"], report["flows"]["sleeper"]
+        assert writer["status"] == "error" and "wrote the most" in writer["reason"], writer
+        assert sleeper["status"] == "ready" and sleeper["outputs"] == {"v": 2}, sleeper
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
