@@ -221,8 +221,10 @@ class PlainLoop:
         for _ in range(2):
             pid = os.fork()
             if pid == 0:
-                exec(self.compiled, {})
-                os._exit(0)
+                try:
+                    exec(self.compiled, {})
+                finally:
+                    os._exit(0)  # never back into the bench (its workflow, its zygote socket)
             pids.append(pid)
         for pid in pids:
             os.waitpid(pid, 0)
