@@ -198,9 +198,13 @@ class Zygote:
 
 
 def main(argv: list[str]) -> None:
-    """argv: control fd, the sandbox policy (JSON), modules to preload, then `--renderers` and
-    plugin files."""
+    """argv: control fd, the sandbox policy (JSON), the engine's pid to die with (0: none, see
+    `zygote_handle.Zygote`), modules to preload, then `--renderers` and plugin files."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the engine, which closes us
+    if int(argv[2]):
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != int(argv[2]):  # it ended before that took effect
+            return
     control = socket.socket(fileno=int(argv[0]))
     policy = Policy.from_json(argv[1])
     tag = os.getpid()
@@ -215,7 +219,7 @@ def main(argv: list[str]) -> None:
     zygote.layers = layers
     if policy.enabled:
         zygote.prepared = confine.prepare(policy, layers)
-    _preload(argv[2:])
+    _preload(argv[3:])
     global _PRCTL
     _PRCTL = _load_prctl()
     try:

@@ -8,7 +8,8 @@ read its notices.
 A zygote takes ~0.1 s to start (an interpreter and the flow runtime's imports). A command that
 knows its settings early (`dizest run`) calls `prestart` before importing the engine, so that
 start overlaps the imports; the Supervisor made later with the same arguments takes it (`start`).
-An unused one exits when this process does (EOF on its socket).
+An unused one exits when this process does (EOF on its socket; killed by the kernel if this
+process ends while it is still importing, e.g. a `--preload` that hangs).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from dizest_core.errors import ExecutionError
@@ -39,7 +41,11 @@ class Zygote:
         renderer_files: tuple[str, ...] = (),
         policy: Policy | None = None,
         wait: bool = True,
+        tied: bool = False,
     ) -> None:
+        """`tied`: the zygote dies with this process (PR_SET_PDEATHSIG), even while it is still
+        importing; only for a zygote started from the main thread (the signal comes when the
+        starting *thread* ends)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         policy = policy or Policy(enabled=False)
         path = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
@@ -52,6 +58,7 @@ class Zygote:
                 "dizest_core.zygote",
                 str(theirs.fileno()),
                 policy.to_json(),
+                str(os.getpid() if tied else 0),
                 *preload,
                 "--renderers",
                 *renderer_files,
@@ -154,7 +161,8 @@ def prestart(
     policy = policy or Policy(enabled=False)
     key = _key(env, preload, renderer_files, policy)
     if key not in _early:
-        _early[key] = Zygote(env, preload, renderer_files, policy, wait=False)
+        tied = threading.current_thread() is threading.main_thread()
+        _early[key] = Zygote(env, preload, renderer_files, policy, wait=False, tied=tied)
 
 
 def start(

@@ -3,8 +3,14 @@ taken only by a Supervisor asking for the same arguments, and gone with its sock
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 from dizest_core import zygote_handle
 from dizest_core.settings import Settings
+from tests.conftest import wait_for
 
 
 def test_a_prestarted_zygote_serves_the_same_arguments_only() -> None:
@@ -39,3 +45,46 @@ def test_an_unused_prestarted_zygote_exits_quietly_with_its_socket(capfd) -> Non
     early.sock.close()  # what the end of this process does
     assert early.proc.wait(timeout=10) == 0
     assert "Traceback" not in capfd.readouterr().err
+
+
+TIED = """
+import os, sys, time
+from dizest_core import zygote_handle
+zygote_handle.prestart({"PYTHONPATH": sys.argv[1]}, ("hang",))
+(early,) = zygote_handle._early.values()
+print(early.proc.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_prestarted_zygote_dies_with_its_command_even_while_importing(tmp_path) -> None:
+    """Its preload hangs, so it never reads the EOF of its socket: the kernel kills it when the
+    command that started it is killed (PR_SET_PDEATHSIG), it is not left behind."""
+    marker = tmp_path / "importing"
+    (tmp_path / "hang.py").write_text(
+        f"import time\nopen({str(marker)!r}, 'w').close()\ntime.sleep(300)\n"
+    )
+    command = subprocess.Popen(
+        [sys.executable, "-c", TIED, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    zygote = 0
+    try:
+        assert command.stdout is not None
+        zygote = int(command.stdout.readline())
+        wait_for(marker.exists, timeout=20)  # inside the preload
+        command.kill()
+        command.wait()
+        wait_for(lambda: not _alive(zygote), timeout=10)
+    finally:
+        command.kill()
+        command.wait()
+        if zygote and _alive(zygote):  # left behind (the test failed): not by us
+            os.kill(zygote, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b") ")[2].split()[0] != b"Z"
+    except OSError:
+        return False
