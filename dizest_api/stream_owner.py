@@ -9,7 +9,8 @@ Invariants (every one under the hub's lock, shared with `EventHub`):
 - One writer thread owns the selector: it registers and closes the sockets, flushes outboxes,
   sees clients leave, sends heartbeats, and catches each run up from its stream every heartbeat
   period and after the hub resubscribed (live events are held back meanwhile, so a client gets
-  every event once, in order, whatever pubsub lost).
+  every event once, in order, whatever pubsub lost). After CATCH_UP_TRIES failed catch-ups in a
+  row the run's streams end, as if it expired: their clients resume with Last-Event-ID.
 - A stream ends after its run's final event, when the run expires, or on shutdown: the chunked
   response's last chunk, then the socket closes.
 """
@@ -33,6 +34,7 @@ log = logging.getLogger("dizest.api.streaming")
 
 LAST_CHUNK = b"0\r\n\r\n"
 REPLAY_BATCH = 500
+CATCH_UP_TRIES = 3  # catch-ups of a run failing in a row before its streams end (and resume)
 
 
 class RunFeed(Protocol):
@@ -99,6 +101,7 @@ class OwnedStreams:
         self._attention: set[Stream] = set()  # for the writer: register, watch, close
         self._catch_up: set[str] = set()  # runs to catch up at once (the hub resubscribed)
         self._checked: dict[str, float] = {}  # run -> when it was last caught up
+        self._failed: dict[str, int] = {}  # run -> catch-ups that failed in a row
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -300,6 +303,7 @@ class OwnedStreams:
                     if not group:
                         del self.by_run[stream.run_id]
                         self._checked.pop(stream.run_id, None)
+                        self._failed.pop(stream.run_id, None)
             want = selectors.EVENT_READ | (selectors.EVENT_WRITE if stream.outbox else 0)
         if done:
             if watched.pop(stream, None) is not None:
@@ -362,6 +366,8 @@ class OwnedStreams:
             failed = True
         frames: dict[str, bytes] = {}
         with self._lock:
+            tries = self._failed[run_id] = self._failed.get(run_id, 0) + 1 if failed else 0
+            expired = expired or tries >= CATCH_UP_TRIES  # its clients resume, elsewhere maybe
             for stream in streams:
                 if expired:
                     stream.held = None

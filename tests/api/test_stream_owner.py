@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from dizest_api.event_hub import EventHub
+from dizest_api.stream_owner import CATCH_UP_TRIES
 from dizest_core.events import Event
 from tests.api.test_streaming import QuietRuns, event_numbers, live_event, read_all, serve_stream
 from tests.conftest import wait_for
@@ -206,3 +207,36 @@ def test_a_long_catch_up_keeps_live_events_back_until_it_reaches_them(redis_url:
             theirs.close()
     finally:
         hub.close()
+
+
+class BrokenRuns(QuietRuns):
+    """A run whose stream reads fail once its client has replayed (Redis gone for good, or an
+    event nobody can decode)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Event]:
+        self.calls += 1
+        if self.calls > 1:
+            raise redis.ConnectionError("the stream cannot be read")
+        return []
+
+
+def test_streams_whose_catch_up_keeps_failing_end_so_their_clients_resume(hub: EventHub) -> None:
+    """Live events wait while a catch-up fails (they may lie past a gap); after CATCH_UP_TRIES
+    failures in a row (heartbeat 0.2 s here) the stream ends with its last chunk, instead of
+    holding its client forever."""
+    runs = BrokenRuns()
+    ((ours, theirs),) = handed(hub, 1, runs)
+    try:
+        theirs.settimeout(1)
+        received, deadline = bytearray(), time.monotonic() + 10  # heartbeats keep coming
+        while not received.endswith(b"0\r\n\r\n") and time.monotonic() < deadline:
+            received.extend(theirs.recv(65536))
+        assert received.endswith(b"0\r\n\r\n"), bytes(received[-200:])
+        assert event_numbers(bytes(received)) == [] and runs.calls - 1 >= CATCH_UP_TRIES
+        wait_for(lambda: hub.clients() == 0, timeout=5)
+    finally:
+        ours.close()
+        theirs.close()
