@@ -189,5 +189,7 @@ def cleanup(settings: WorkerSettings) -> None:
     keys = list(client.scan_iter(match=f"{settings.prefix}:*", count=1000))
     for queue in (settings.queue, f"{settings.queue}-gpu", f"{settings.queue}-b"):
         keys += [q.encode() for q in broker_lists(queue)]  # the broker's own keys
-        keys.append(f"_kombu.binding.{queue}".encode())
+    # the broker's bindings of these queues (kombu's `_kombu.binding.` and
+    # `_kombu.binding_permanent.` sets, the automation queue's too): left, they pile up
+    keys += client.scan_iter(match=f"_kombu.binding*.{settings.queue}*", count=1000)
     client.delete(*keys)
