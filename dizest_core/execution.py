@@ -359,8 +359,8 @@ class Supervisor:
         """The child sent its last message or exited: drain what it left in its channels,
         close them, and report its outcome (once)."""
         child.reported = True
-        if child.pid is not None and child.status is None:  # it said DONE: what it started must
-            self._ended.append(child.token)  # end; killed after the next launch, off its path
+        if child.status is None:  # it said DONE: it and what it started must end; killed (by
+            self._ended.append(child.token)  # token: its pid may be unread yet) off the path
         if child.conn.fileno() >= 0:
             if not child.done:
                 self._read_conn(child, out)

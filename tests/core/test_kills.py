@@ -7,6 +7,7 @@ ignored. Tested under a fast churn of unrelated processes that reuse pids."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import socket
@@ -140,3 +141,39 @@ def test_a_child_let_exit_is_killed_after_all_when_it_is_not_reaped_in_time():
         stuck.wait()
         ours.close()
         theirs.close()
+
+
+def test_a_flow_done_before_its_start_notice_is_read_is_still_killed(tmp_path: Path):
+    """The exact interleaving: the zygote's notices (its pid among them) are held back until the
+    flow's DONE is handled, as when both arrive in one poll and the channel is read first. The
+    kill of a finished flow goes by fork token, so it still lands; the flow (its exit replaced
+    by a long sleep) holds a lock that is free once it is gone."""
+    code = (
+        "import fcntl, os, time\n"
+        "held = open('held.lock', 'w')\n"
+        "fcntl.flock(held, fcntl.LOCK_EX)\n"
+        "os._exit = lambda code: time.sleep(300)\n"
+        "v = 1\n"
+    )
+    sup = Supervisor(child_environment())
+    read = sup.zygote.read
+    holding = [True]
+    sup.zygote.read = lambda: [] if holding[0] else read()  # type: ignore[method-assign]
+    try:
+        sup.launch(FlowJob("r", "stuck", "a", code, (), ("v",), str(tmp_path)))
+        assert _finish(sup, "stuck").ok
+        assert sup.forking, "its start notice was read: not the interleaving under test"
+        holding[0] = False
+        sup.settle()
+
+        def released() -> bool:
+            with open(tmp_path / "held.lock", "w") as probe:
+                try:
+                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                return True
+
+        wait_for(released, timeout=10)
+    finally:
+        sup.close()
