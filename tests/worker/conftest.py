@@ -74,6 +74,22 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 KERNEL_LAYERS = tuple(layer for layer in Settings().sandbox_require if layer != "redis_auth")
 
 
+_MADE: list[WorkerSettings] = []  # by make_settings during the current test: cleaned after it
+
+
+@pytest.fixture(autouse=True)
+def _clean_made_settings(redis_url: str) -> Iterator[None]:
+    """The keys and queues of every WorkerSettings a test made go with the test, also where it
+    left messages no worker took: they piled up in the shared test Redis."""
+    start = len(_MADE)
+    yield
+    made, _MADE[start:] = _MADE[start:], []
+    for settings in made:
+        if settings.redis_url == redis_url:  # a test's own server is stopped by now
+            with contextlib.suppress(redis.RedisError):
+                cleanup(settings)
+
+
 def make_settings(redis_url: str, root: Path, **overrides: object) -> WorkerSettings:
     tag = uuid.uuid4().hex[:10]
     base = WorkerSettings(
@@ -89,7 +105,9 @@ def make_settings(redis_url: str, root: Path, **overrides: object) -> WorkerSett
         worker_name=f"w{tag}",
         engine=Settings(concurrency=2, sandbox_require=KERNEL_LAYERS, retry_backoff_s=0.2),
     )
-    return replace(base, **overrides)  # type: ignore[arg-type]
+    made = replace(base, **overrides)  # type: ignore[arg-type]
+    _MADE.append(made)
+    return made
 
 
 class ServiceProcess:
