@@ -3,6 +3,7 @@ that fails any test leaving a child process behind (like Flask's leak detector).
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import time
@@ -44,6 +45,27 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+# A flow that says DONE, then never exits (its exit is a long sleep), holding a lock on
+# `held.lock` in its working directory while it lives: free again once it is killed.
+STUCK_AFTER_DONE = (
+    "import fcntl, os, time\n"
+    "held = open('held.lock', 'w')\n"
+    "fcntl.flock(held, fcntl.LOCK_EX)\n"
+    "os._exit = lambda code: time.sleep(300)\n"
+    "v = 1\n"
+)
+
+
+def lock_free(path: Path) -> bool:
+    """Whether nobody holds an flock on `path` (seen from any PID namespace)."""
+    with open(path, "w") as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
 
 @pytest.fixture(autouse=True)

@@ -3,14 +3,13 @@ environment, limits, and fd-level output capture; a crash ends only that flow.""
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
 import pytest
 
 from dizest_core.settings import child_environment
-from tests.conftest import package, wait_for
+from tests.conftest import STUCK_AFTER_DONE, lock_free, package, wait_for
 
 INDEPENDENT = {"ok": {"code": "v = 'fine'", "outputs": ["v"]}}
 
@@ -217,23 +216,9 @@ def test_a_flow_that_says_done_and_will_not_exit_is_killed(make_workflow, tmp_pa
     300 s sleep. The engine kills it (the zygote sees it is not exiting); it held a lock on a
     file of its working directory, free again once it is gone (seen from any PID namespace)."""
     os.chmod(tmp_path, 0o777)  # a sandboxed flow runs as another uid
-    code = (
-        "import fcntl, os, time\n"
-        "held = open('held.lock', 'w')\n"
-        "fcntl.flock(held, fcntl.LOCK_EX)\n"
-        "os._exit = lambda code: time.sleep(300)\n"
-        "v = 1\n"
+    pkg = package(
+        {"stuck": {"code": STUCK_AFTER_DONE, "outputs": ["v"]}}, {"stuck": {"app": "stuck"}}
     )
-    pkg = package({"stuck": {"code": code, "outputs": ["v"]}}, {"stuck": {"app": "stuck"}})
     report = make_workflow(pkg, sandbox=sandbox).run(workdir=tmp_path, timeout=60)
     assert report["flows"]["stuck"]["status"] == "ready", report["flows"]["stuck"]
-
-    def released() -> bool:
-        with open(tmp_path / "held.lock", "w") as probe:
-            try:
-                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-    wait_for(released, timeout=10)
+    wait_for(lambda: lock_free(tmp_path / "held.lock"), timeout=10)

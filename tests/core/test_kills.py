@@ -7,7 +7,6 @@ ignored. Tested under a fast churn of unrelated processes that reuse pids."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import platform
 import socket
@@ -24,7 +23,7 @@ from dizest_core.job import FlowJob
 from dizest_core.sandbox import Policy, Slot
 from dizest_core.settings import child_environment
 from dizest_core.zygote import END_GRACE_S, Zygote, _Child, exiting
-from tests.conftest import package, wait_for
+from tests.conftest import STUCK_AFTER_DONE, lock_free, package, wait_for
 
 
 def _finish(sup: Supervisor, flow_id: str) -> Finished:
@@ -148,32 +147,16 @@ def test_a_flow_done_before_its_start_notice_is_read_is_still_killed(tmp_path: P
     flow's DONE is handled, as when both arrive in one poll and the channel is read first. The
     kill of a finished flow goes by fork token, so it still lands; the flow (its exit replaced
     by a long sleep) holds a lock that is free once it is gone."""
-    code = (
-        "import fcntl, os, time\n"
-        "held = open('held.lock', 'w')\n"
-        "fcntl.flock(held, fcntl.LOCK_EX)\n"
-        "os._exit = lambda code: time.sleep(300)\n"
-        "v = 1\n"
-    )
     sup = Supervisor(child_environment())
     read = sup.zygote.read
     holding = [True]
     sup.zygote.read = lambda: [] if holding[0] else read()  # type: ignore[method-assign]
     try:
-        sup.launch(FlowJob("r", "stuck", "a", code, (), ("v",), str(tmp_path)))
+        sup.launch(FlowJob("r", "stuck", "a", STUCK_AFTER_DONE, (), ("v",), str(tmp_path)))
         assert _finish(sup, "stuck").ok
         assert sup.forking, "its start notice was read: not the interleaving under test"
         holding[0] = False
         sup.settle()
-
-        def released() -> bool:
-            with open(tmp_path / "held.lock", "w") as probe:
-                try:
-                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return False
-                return True
-
-        wait_for(released, timeout=10)
+        wait_for(lambda: lock_free(tmp_path / "held.lock"), timeout=10)
     finally:
         sup.close()
