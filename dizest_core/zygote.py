@@ -9,9 +9,12 @@ a SOCK_SEQPACKET socket:
     engine -> zygote   b"F <token> <MB>" + SCM_RIGHTS [conn, stdout, stderr]  fork a child
                                         (MB: its memory limit, 0 for none)
     zygote -> engine   b"P <token> <pid>"                                 child started
-    engine -> zygote   b"K <token>"      kill that child's tree (if the child is exiting: at its reap)
+    engine -> zygote   b"K <token>"        kill that child's tree (one exiting already: at its
+                                        reap, or END_GRACE_S later if it is not reaped by then)
     engine -> zygote   b"C"                             each child's CPU time so far, answered:
     zygote -> engine   b"C <token>:<ns>:<R|S> ..."                 (see `dizest_core.cpuuse`)
+    engine -> zygote   b"W"                      bytes each child's tree has written, answered:
+    zygote -> engine   b"W <token>:<files>:<calls> ..."    (see `dizest_core.diskguard.written`)
     zygote -> engine   b"X <pid> <wait status> <oom>"                     child ended
 
 Only the zygote signals its children: it reaps them, so it alone knows a pid still names the
