@@ -143,6 +143,8 @@ class Zygote:
     def overdue(self) -> float | None:
         """Kill the children `end` let exit that are not reaped by now (one stuck in its exit,
         or a thread `exiting` could not see); seconds until the next such deadline."""
+        if not self.due:
+            return None
         now = time.monotonic()
         for pid, at in list(self.due.items()):
             if at <= now:
