@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -25,12 +26,19 @@ def test_a_prestarted_zygote_serves_the_same_arguments_only() -> None:
         same = zygote_handle.start(env, preload, renderers, policy)
         assert same is early and same.layers == {}  # its hello read now: no sandbox, no layer
         assert zygote_handle._early == {}
+        ours, theirs = socket.socketpair()
+        out_r, out_w = os.pipe()
+        same.fork("t1", None, [theirs.fileno(), out_w, out_w])  # it forks: a child waits
+        theirs.close()
+        os.close(out_w)
+        ours.close()  # no job comes: the child exits without running anything
         notices: list[list[str]] = []
-        same.fork("t1", None, [])  # it forks: a child with no channels exits at once
+        same.sock.settimeout(10)
         while not any(n[0] == "X" for n in notices):
-            same.sock.settimeout(10)
-            notices += [m.decode().split(" ") for m in [same.sock.recv(4096)]]
-        assert [n[0] for n in notices][:1] == ["P"]
+            notices.append(same.sock.recv(4096).decode().split(" "))
+        assert [n[0] for n in notices] == ["P", "X"] and notices[1][2] == "0", notices
+        assert os.read(out_r, 4096) == b""  # and said nothing
+        os.close(out_r)
     finally:
         other.close()
         early.close()
