@@ -45,7 +45,9 @@ def test_serve_beat_delivers_hooks_and_the_cli_manages_schedules(
         call = wait_for(lambda: receiver.calls and receiver.calls[0], timeout=30)
         assert payload(call)["run_id"] == run_id
         assert call["headers"]["X-Dizest-Signature"] == signed(hook["secret"], call["body"])
-        assert client.hook(hook["id"])["deliveries"][0]["status_code"] == 200
+        # the delivery is logged once the receiver has answered: after the call arrived there
+        deliveries = wait_for(lambda: client.hook(hook["id"])["deliveries"], timeout=10)
+        assert deliveries[0]["status_code"] == 200
 
         added = _cli(served.base, token, "schedules", "add", wf_id, "0 6 * * *", "--tz",
                      "Europe/Paris", "-i", "k=2", "--json", home=tmp_path)  # fmt: skip
