@@ -56,20 +56,39 @@ class Graph:
         graph.nodes = list(flows)
         graph.index = {n: i for i, n in enumerate(graph.nodes)}
         parents: dict[str, list[str]] = {}
-        graph.parents = parents
-        children: dict[str, list[str]] = {n: [] for n in graph.nodes}
-        graph.children = children
+        children: dict[str, list[str]] = {}  # grows in node order: holds the earlier flows
+        late: list[str] = []  # flows with a source not seen yet: a later flow, or unknown
         for flow_id, flow in flows.items():
-            found = [
-                conn.node
-                for conns in flow.connections.values()
-                for conn in conns
-                if conn.node in children
-            ]
-            mine = parents[flow_id] = list(dict.fromkeys(found)) if len(found) > 1 else found
+            found = [conn.node for conns in flow.connections.values() for conn in conns]
+            if len(found) > 1:
+                found = list(dict.fromkeys(found))
+            mine = parents[flow_id] = [src for src in found if src in children]
+            if len(mine) != len(found):
+                late.append(flow_id)
             for src in mine:
                 children[src].append(flow_id)
+            children[flow_id] = []  # after: a flow that reads itself is late (a cycle)
+        graph.parents, graph.children = parents, children
+        # node order is a topological order (see _in_order) unless a source comes later,
+        # which this pass tells at no cost: the usual package skips the all-edges check
+        graph._ordered = not late
+        if late:
+            graph._add_late(flows, late)
         return graph
+
+    def _add_late(self, flows: Mapping[str, Any], late: list[str]) -> None:
+        """The edges from later flows that the one pass of `_from_flows` left out, in connection
+        order, and children again in node order, as `__init__` has them."""
+        parents, index = self.parents, self.index
+        for flow_id in late:
+            found = [c.node for conns in flows[flow_id].connections.values() for c in conns]
+            parents[flow_id] = [src for src in dict.fromkeys(found) if src in index]
+        children: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for flow_id, mine in parents.items():
+            for src in mine:
+                children[src].append(flow_id)
+        self.children = children
+        self._ordered = None  # a late source may be unknown only: _in_order tells
 
     def roots(self, among: Iterable[str] | None = None) -> list[str]:
         """Nodes with no parent inside `among` (default: the whole graph)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -29,8 +29,9 @@ class Plan:
     """The flows a run executes (topological order) and their parents inside the run."""
 
     run: tuple[str, ...]
-    parents: dict[str, tuple[str, ...]]
-    children: dict[str, tuple[str, ...]]
+    # in a full run of a package in topological order, the graph's own lists (never changed)
+    parents: Mapping[str, Sequence[str]]
+    children: Mapping[str, Sequence[str]]
     reused: frozenset[str] = frozenset()
     skipped: dict[str, str] = field(default_factory=dict)
     # inactive flows the run needs or would have run, that it does not run (and has no outputs of)
@@ -104,10 +105,15 @@ def make_plan(
 
 def _plan(graph: Graph, runs: set[str], reused: set[str], missing: set[str]) -> Plan:
     gp, gc = graph.parents, graph.children
+    parents: Mapping[str, Sequence[str]]
+    children: Mapping[str, Sequence[str]]
     if len(runs) == len(graph.nodes):  # a full run of active flows: no filtering needed
         order = graph.topological_order()
-        parents = {f: tuple(gp[f]) for f in order}
-        children = {f: tuple(gc[f]) for f in order}
+        if order == graph.nodes:  # the graph's dicts, keyed in that order: shared, not copied
+            parents, children = gp, gc
+        else:
+            parents = {f: tuple(gp[f]) for f in order}
+            children = {f: tuple(gc[f]) for f in order}
     else:
         order = [f for f in graph.topological_order() if f in runs]
         parents = {f: tuple(p for p in gp[f] if p in runs) for f in order}

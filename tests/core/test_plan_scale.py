@@ -53,6 +53,11 @@ def test_graph_from_package_is_the_general_graph_and_is_built_once(case) -> None
     assert fast.nodes == general.nodes
     assert fast.parents == general.parents
     assert fast.children == general.children
+    # the one pass also tells whether package order is a topological order (no cycle then)
+    assert fast._in_order() == general._in_order()
+    assert fast.find_cycles() == general.find_cycles()
+    if not general.find_cycles():
+        assert fast.topological_order() == general.topological_order()
     assert Graph.from_package(package) is fast
 
 
