@@ -316,9 +316,7 @@ class Clients:
     asyncio streams: the bench must not be what limits the measured latency)."""
 
     def __init__(self, server: Server, path: str, headers: dict[str, str], n: int) -> None:
-        head = f"GET {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        request = (head + "Accept: text/event-stream\r\n\r\n").encode()
+        request = sse_request(server, path, headers)
         self.results = [Received() for _ in range(n)]
         self.selector = selectors.DefaultSelector()
         for out in self.results:
@@ -362,7 +360,9 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> dict[str, Any]:
+def gated_run(server: Server, lines: int, interval: float) -> tuple[str, Path]:
+    """Submit a run whose one flow waits for its gate file, then prints `lines` lines
+    `interval` s apart; return the run id and the gate's path (touch it to open)."""
     # The gate is a file in the run's own working directory: a sandboxed flow sees nothing
     # else of the machine (its /tmp is its own).
     app = app_dict("gate", GATE_CODE)
@@ -372,9 +372,19 @@ def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> d
     status, run, _ = call(server.base, "POST", "/api/v1/runs", {"package": package, "inputs": inputs}, server.admin)  # fmt: skip
     if status != 201:
         raise RuntimeError(f"submit: {status} {run}")
-    run_id = run["run_id"]
     assert server.data is not None
-    gate = server.data / "runs" / run_id / "open"
+    return run["run_id"], server.data / "runs" / run["run_id"] / "open"
+
+
+def sse_request(server: Server, path: str, headers: dict[str, str]) -> bytes:
+    """The bytes of a GET of an SSE stream (HTTP/1.1, as a browser's EventSource sends it)."""
+    head = f"GET {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (head + "Accept: text/event-stream\r\n\r\n").encode()
+
+
+def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> dict[str, Any]:
+    run_id, gate = gated_run(server, lines, interval)
     path = f"/api/v1/runs/{run_id}/events"
     before = cpu_by_role(server)
     api_rss_kb = sum(rss(p) for p in server.pids()["api"])
