@@ -308,7 +308,9 @@ def _child(
 ) -> None:
     code = 70
     try:
-        signal.set_wakeup_fd(-1)
+        wake_w = signal.set_wakeup_fd(-1)  # the zygote's: a flow writing to it spins the zygote
+        if wake_w >= 0:
+            os.close(wake_w)
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
