@@ -38,10 +38,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
-from dizest_core import confine, linux, probe  # noqa: E402
+from dizest_core import confine, linux, probe, seccomp  # noqa: E402
 from dizest_core.cgroups import Group  # noqa: E402
 from dizest_core.job import FlowJob  # noqa: E402
-from dizest_core.sandbox import Policy, Prepared, Slot, make_policy, rlimits, slot_uid  # noqa: E402
+from dizest_core.sandbox import (  # noqa: E402
+    LAYERS,
+    Policy,
+    Prepared,
+    Slot,
+    make_policy,
+    rlimits,
+    slot_uid,
+)
 from dizest_core.settings import Settings  # noqa: E402
 
 TARGET_MS = 3.0  # the issue's: every layer together, per flow, on this machine
@@ -218,9 +226,7 @@ def make_bed(root: Path) -> Bed:
     slots = probe.cgroup_slots()
     group = slots.group(f"dizest-bench-{os.getpid()}-0") if slots is not None else None
     uid = slot_uid(policy, os.getpid(), 0)
-    layers = dict.fromkeys(
-        ("pidns", "cgroup", "mountns", "netns", "identity", "landlock"), "active"
-    )
+    layers = dict.fromkeys(LAYERS, "active")
     if group is not None:  # the zygote sets a slot's limits once, when they change
         group.limit(None, policy.max_pids)
     prepared = confine.prepare(policy, layers)  # once per zygote: its mount namespace, fds
@@ -250,6 +256,15 @@ def _netns(bed: Bed) -> None:
     linux.unshare(linux.CLONE_NEWNET)
 
 
+def _ipcns(bed: Bed) -> None:
+    linux.unshare(linux.CLONE_NEWIPC)
+
+
+def _seccomp(bed: Bed) -> None:
+    linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    seccomp.install(no_unix_sockets=bed.job.network == "none")
+
+
 def _identity(bed: Bed) -> None:
     confine._give_to_group(bed.job, bed.policy.gid)
     os.setgroups([])
@@ -270,8 +285,7 @@ def _landlock(bed: Bed) -> None:
 
 def _all(network: str) -> Callable[[Bed], None]:
     def step(bed: Bed) -> None:
-        layers = dict.fromkeys(("pidns", "cgroup", "mountns", "netns", "identity"), "active")
-        layers["landlock"] = "active"
+        layers = dict.fromkeys(LAYERS, "active")
         slot = Slot(bed.uid, bed.policy.gid, bed.group, layers, bed.prepared)
         job = FlowJob(**{**bed.job.__dict__, "network": network})
         done = confine.ahead(bed.policy, slot, job.memory_limit_mb)
@@ -286,9 +300,11 @@ LAYER_STEPS: dict[str, Callable[[Bed], None] | None] = {
     "mountns": _mountns,
     "  mountns step: unshare(CLONE_NEWNS) only": _mount_unshare,
     "netns": _netns,
+    "ipcns": _ipcns,
     "identity": _identity,
     "rlimits": _rlimits,
     "landlock": _landlock,
+    "seccomp": _seccomp,
     "all, network egress": _all("egress"),
     "all, network none": _all("none"),
 }

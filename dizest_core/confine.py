@@ -10,8 +10,9 @@ for it.
 `enter` runs in each freshly forked child, before user code, while it is still root: join the
 slot's cgroup, a mount namespace of its own (a copy of the zygote's) where the server's data
 directories, /tmp and /dev/shm are covered by fresh tmpfs and only the flow's own directories
-are bound back, the network namespace for `none`, the limits, then the uid drop, then Landlock
-(needs no privilege; kept last so nothing after it can widen what the flow may touch). A layer
+are bound back, an IPC namespace of its own, the network namespace for `none`, the limits, then
+the uid drop, then Landlock (needs no privilege; last but for the system-call filter, so nothing
+after it can widen what the flow may touch), then that filter (`seccomp`). A layer
 the zygote reported active must succeed, or the flow does not run at all.
 """
 
@@ -21,7 +22,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from dizest_core import linux
+from dizest_core import linux, seccomp
 from dizest_core.job import Artifact, FlowJob
 from dizest_core.sandbox import HIDE_DEFAULT, SYSTEM_READ, Policy, Prepared, Slot, rlimits
 
@@ -80,6 +81,7 @@ class Ahead:
     """What `ahead` did, for `enter` to finish."""
 
     mount_ns: bool = False  # this process has its own mount namespace already
+    ipc_ns: bool = False  # and its own IPC namespace
     ruleset: int | None = None  # a Landlock ruleset with the static rules, not enforced yet
     network: str = ""  # the network policy that ruleset was made for
 
@@ -96,9 +98,11 @@ def ahead(policy: Policy, slot: Slot, memory_mb: int | None) -> Ahead:
     if slot.group is not None:
         slot.group.join(memory=memory_mb is not None)
     rlimits(policy, memory_mb, tree_memory=slot.group is not None)
-    if slot.prepared.mounted:
-        linux.unshare(linux.CLONE_NEWNS)
-        done.mount_ns = True
+    done.mount_ns = slot.prepared.mounted
+    done.ipc_ns = "ipcns" in on
+    flags = (linux.CLONE_NEWNS if done.mount_ns else 0) | (linux.CLONE_NEWIPC if done.ipc_ns else 0)
+    if flags:
+        linux.unshare(flags)
     if "landlock" in on:
         done.network = policy.network
         done.ruleset = _ruleset(slot.prepared, policy.network, "netns" in on)
@@ -117,6 +121,8 @@ def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -
     if slot.gid is not None:
         _give_to_group(job, slot.gid)
     flags = linux.CLONE_NEWNS if slot.prepared.mounted and not done.mount_ns else 0
+    if "ipcns" in on and not done.ipc_ns:
+        flags |= linux.CLONE_NEWIPC
     if network == "none" and "netns" in on:
         flags |= linux.CLONE_NEWNET
     if flags:
@@ -145,6 +151,8 @@ def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -
         os.close(done.ruleset)
     for fd, _ in slot.prepared.static_rules:
         os.close(fd)
+    if "seccomp" in on:  # last: nothing above may need a call it denies
+        seccomp.install(no_unix_sockets=network == "none")
 
 
 def exposures(job: FlowJob) -> list[_Expose]:

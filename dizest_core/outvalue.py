@@ -32,13 +32,14 @@ def serialize(value: Any) -> bytes:
     return buf.getvalue()
 
 
-def store(job: FlowJob, value: Any) -> Value:
-    """The serialized output as the engine gets it: bytes up to `job.inline_max`, else an
-    Artifact file in the attempt's artifact folder, written without holding the pickle."""
+def store(job: FlowJob, value: Any, inline_max: int | None = None) -> Value:
+    """The serialized output as the engine gets it: bytes up to `inline_max` (default
+    `job.inline_max`), else an Artifact file in the attempt's artifact folder, written without
+    holding the pickle."""
     folder = job.artifact_folder()
     if folder is None:
         return serialize(value)
-    spill = _Spill(folder, job.inline_max)
+    spill = _Spill(folder, job.inline_max if inline_max is None else inline_max)
     try:
         _dump(value, spill, spill.reset)
         return spill.finish()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from dizest_core import linux
+from dizest_core import linux, seccomp
 from dizest_core.cgroups import Slots
 from dizest_core.sandbox import LAYERS, Policy
 
@@ -28,6 +28,9 @@ def layers(policy: Policy) -> dict[str, str]:
         found["landlock"] = "unavailable: the kernel has no Landlock (Linux >= 5.13, lsm=landlock)"
     found["mountns"] = _try(lambda: _mount_probe())
     found["netns"] = _try(lambda: linux.unshare(linux.CLONE_NEWNET))
+    found["ipcns"] = _try(lambda: linux.unshare(linux.CLONE_NEWIPC))
+    why = seccomp.available()
+    found["seccomp"] = f"unavailable: {why}" if why else _try(_seccomp_probe)
     return found
 
 
@@ -53,6 +56,11 @@ def _mount_probe() -> None:
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
     linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=1m")
+
+
+def _seccomp_probe() -> None:
+    linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    seccomp.install(no_unix_sockets=True)
 
 
 def _try(step: object) -> str:

@@ -14,6 +14,8 @@ itself in the sandbox before the user's first line, in this order:
               hidden behind empty read-only tmpfs, the flow's own
               working directory, artifact folder and input files
               bound back in
+  ipcns       System V IPC and POSIX message queues of its own:      CAP_SYS_ADMIN
+              gone with the flow, never another flow's or the host's
   netns       network `none`: a network namespace of its own         CAP_SYS_ADMIN
   identity    a uid of its own per zygote slot (never the worker's)  root
               and the shared flow group; no supplementary groups
@@ -22,6 +24,8 @@ itself in the sandbox before the user's first line, in this order:
               artifact folder, /tmp); no signals or abstract sockets
               outside the sandbox (ABI 6); network `egress` cannot
               listen, `none` cannot use TCP (ABI 4)
+  seccomp     no fallocate (blocks no write counts), no io_uring;    seccomp filters
+              network `none`: no Unix sockets (see `seccomp`)        (x86_64, aarch64)
   rlimits     open files, file size, core dumps, processes per uid   always
   env         an allow-list of variables (see `settings.flow_env`)   always
 
@@ -43,7 +47,9 @@ from typing import Any
 from dizest_core.cgroups import Group
 from dizest_core.settings import Settings
 
-LAYERS = ("pidns", "cgroup", "mountns", "netns", "identity", "landlock", "rlimits", "env")
+LAYERS = (
+    "pidns", "cgroup", "mountns", "ipcns", "netns", "identity", "landlock", "seccomp", "rlimits", "env"
+)  # fmt: skip
 NETWORKS = ("none", "egress", "full")
 UID_STRIDE = 64  # slots per zygote; uid = uid_base + zygote_pid * UID_STRIDE + slot
 PID_MAX = 1 << 22  # Linux's largest pid_max: uids of two live zygotes never collide

@@ -33,6 +33,19 @@ def _default_plugin_paths() -> tuple[str, ...]:
     return (str(bundled),) if bundled.is_dir() else ()
 
 
+# the sandbox layers a worker refuses to start without, unless DIZEST_SANDBOX_REQUIRE says
+REQUIRED_LAYERS: tuple[str, ...] = (
+    "pidns",
+    "cgroup",
+    "mountns",
+    "ipcns",
+    "identity",
+    "landlock",
+    "seccomp",
+    "redis_auth",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the engine runs flows. Every field has a DIZEST_<NAME> variable (upper case), read
@@ -55,6 +68,9 @@ class Settings:
     max_render_bytes: int = 1_000_000
     max_preview_bytes: int = 65_536
     inline_max_bytes: int = 1 << 20
+    # what one flow may send the engine in all (outputs inline, previews, results, its error):
+    # the engine holds it in memory, a worker in Redis; past half of it outputs go to files
+    max_sent_bytes: int = 64 << 20
     # what a run's inputs, options and package may be (dizest_core.limits, checked at submit)
     max_input_depth: int = 32
     max_input_bytes: int = 10 << 20  # UTF-8 JSON, all inputs of a run together
@@ -64,7 +80,7 @@ class Settings:
     # The flow sandbox (dizest_core.sandbox). auto: on in workers, off for `dizest run`.
     sandbox: str = "auto"
     sandbox_require: tuple[str, ...] = field(
-        default=("pidns", "cgroup", "mountns", "identity", "landlock", "redis_auth"),
+        default=REQUIRED_LAYERS,
         metadata=envconfig.spec(empty="none"),  # DIZEST_SANDBOX_REQUIRE=none: require no layer
     )
     # more server paths flows must not see

@@ -195,6 +195,12 @@ def max_frame(job: FlowJob) -> int | None:
     return job.inline_max + _JSON_BYTES_PER_CHAR * text + _SLACK
 
 
+def max_sent(job: FlowJob) -> int | None:
+    """The bytes of frames a child of `job` may send in all, or None when the job has no
+    artifact directory (as `max_frame`: then every value travels inline)."""
+    return None if job.artifact_dir is None else job.max_sent
+
+
 def max_record(job: FlowJob) -> int:
     """The longest record line a well-behaved child of `job` writes (one bounded entry)."""
     return len(LOG_MARK) + _JSON_BYTES_PER_CHAR * job.max_render_bytes + _SLACK
@@ -204,9 +210,11 @@ class FrameReader:
     """Incremental parser of a child's frames (engine side, non-blocking): JSON and opaque
     bytes only, every message checked; raises ProtocolError on anything else."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, total: int | None = None) -> None:
         self._buf = bytearray()
         self.limit = limit
+        self.total = total  # the bytes of all frames together (outputs held by the engine)
+        self.sent = 0
 
     def feed(self, data: bytes) -> list[tuple[Any, ...]]:
         self._buf += data
@@ -215,6 +223,12 @@ class FrameReader:
             (size,) = HEADER.unpack_from(self._buf)
             if self.limit is not None and size > self.limit:
                 raise ProtocolError(f"a frame of {size} bytes (the limit is {self.limit})")
+            self.sent += size
+            if self.total is not None and self.sent > self.total:
+                raise ProtocolError(
+                    f"over {self.total >> 20} MB of outputs, results and errors in all "
+                    "(DIZEST_MAX_SENT_BYTES; large values go to files)"
+                )
             end = HEADER.size + size
             if len(self._buf) < end:
                 break

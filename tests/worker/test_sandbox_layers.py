@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from dizest_core import envconfig
+from dizest_core.sandbox import LAYERS
 from tests.worker.conftest import ROOT, make_settings
 
 
@@ -49,5 +50,5 @@ def test_a_root_worker_prints_every_layer_active(redis_url, tmp_path):
     env["DIZEST_SANDBOX_REQUIRE"] = "chroot"  # stops it right after the report
     lines = [ln for ln in _start(env).stderr.splitlines() if "worker: sandbox layer " in ln]
     states = dict(ln.split("sandbox layer ", 1)[1].split(None, 1) for ln in lines)
-    for layer in ("pidns", "cgroup", "mountns", "netns", "identity", "landlock", "rlimits", "env"):
+    for layer in LAYERS:
         assert states[layer] == "active", lines

@@ -1,0 +1,101 @@
+"""The flow's system-call filter (seccomp): the few calls whose effect no other layer bounds.
+
+- `fallocate` fails with EOPNOTSUPP, what a filesystem without it answers. It reserves disk
+  blocks without writing them, so neither RLIMIT_FSIZE (ext4 does not check it for
+  FALLOC_FL_KEEP_SIZE) nor the disk guard (it counts bytes written) would see a flow fill the
+  disk with it. glibc's `posix_fallocate` (Python's `os.posix_fallocate`) then writes the
+  blocks instead, which both see.
+- `io_uring_setup` fails with ENOSYS, as on a kernel without io_uring: an io_uring runs
+  fallocate, socket and connect without those system calls, out of this filter's sight.
+  Python itself never uses it.
+- With network `none`, `socket(AF_UNIX, ...)` fails with EACCES. An empty network namespace
+  stops TCP and UDP, but a Unix socket named by a path (a database's
+  /run/postgresql/.s.PGSQL.5432) belongs to the host and stays reachable from any namespace.
+  `socketpair` (a channel between the flow's own processes) still works.
+- A call made through another ABI of the machine (i386 or x32 calls of an x86_64 process)
+  fails with ENOSYS: the numbers above are this ABI's only.
+
+The filter is installed last in `confine.enter`, after no_new_privs, on every thread of the flow
+process (TSYNC), and is inherited by everything it starts. `available()` says why not where the
+machine has no filter for us.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import socket
+import struct
+
+from dizest_core import linux
+
+# struct seccomp_data: int nr; u32 arch; u64 instruction_pointer; u64 args[6] (little-endian:
+# the low 32 bits of args[0] at 16)
+_NR, _ARCH, _ARG0 = 0, 4, 16
+_LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
+_ALLOW = 0x7FFF0000
+_ERRNO = 0x00050000
+_SET_MODE_FILTER, _FLAG_TSYNC = 1, 1
+_X32_BIT = 0x40000000
+
+# machine -> (AUDIT_ARCH, seccomp, socket, fallocate, io_uring_setup)
+_ABI = {
+    "x86_64": (0xC000003E, 317, 41, 285, 425),
+    "aarch64": (0xC00000B7, 277, 198, 47, 425),
+}
+
+
+class _Filter(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def available() -> str | None:
+    """None when `install` can work on this machine, else why not."""
+    if platform.machine() not in _ABI:
+        return f"no filter written for {platform.machine()}"
+    return None
+
+
+def program(no_unix_sockets: bool) -> bytes:
+    """The BPF program: a list of (code, jump if true, jump if false, k), packed as the kernel
+    reads it. Jumps count instructions forward from the next one."""
+    arch, _, sock, fallocate, uring = _ABI[platform.machine()]
+    deny_abi = _ERRNO | errno.ENOSYS
+    steps: list[tuple[int, int, int, int]] = [
+        (_LD_W_ABS, 0, 0, _ARCH),
+        (_JEQ_K, 1, 0, arch),
+        (_RET_K, 0, 0, deny_abi),
+        (_LD_W_ABS, 0, 0, _NR),
+    ]
+    if platform.machine() == "x86_64":
+        steps += [(_JGE_K, 0, 1, _X32_BIT), (_RET_K, 0, 0, deny_abi)]
+    steps += [
+        (_JEQ_K, 0, 1, fallocate),
+        (_RET_K, 0, 0, _ERRNO | errno.EOPNOTSUPP),
+        (_JEQ_K, 0, 1, uring),
+        (_RET_K, 0, 0, _ERRNO | errno.ENOSYS),
+    ]
+    if no_unix_sockets:
+        steps += [
+            (_JEQ_K, 0, 3, sock),
+            (_LD_W_ABS, 0, 0, _ARG0),
+            (_JEQ_K, 0, 1, socket.AF_UNIX),
+            (_RET_K, 0, 0, _ERRNO | errno.EACCES),
+        ]
+    steps.append((_RET_K, 0, 0, _ALLOW))
+    return b"".join(struct.pack("=HBBI", *step) for step in steps)
+
+
+def install(no_unix_sockets: bool) -> None:
+    """Filter this process's system calls as the module docstring says, on all its threads;
+    needs no_new_privs (or CAP_SYS_ADMIN). Raises OSError when the kernel refuses."""
+    code = program(no_unix_sockets)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    prog = _Filter(len(code) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    number = _ABI[platform.machine()][1]
+    result = linux.load().syscall(number, _SET_MODE_FILTER, _FLAG_TSYNC, ctypes.byref(prog))
+    if result != 0:  # TSYNC: > 0 names a thread that could not take the filter
+        err = ctypes.get_errno() if result < 0 else errno.EBUSY
+        raise OSError(err, f"seccomp: {os.strerror(err)}")

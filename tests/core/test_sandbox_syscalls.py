@@ -1,0 +1,218 @@
+"""Holes a hostile probe found on 2026-12-03, each closed by a layer and held here by a flow that
+tries it (real zygote, real forks, sandbox on as in workers: the engine is root):
+
+- System V IPC: a flow saw the host's segments and left its own behind after its run (holding
+  memory charged to a slot cgroup the next flow reuses) -> `ipcns`;
+- `fallocate`: blocks reserved past the file-size limit and unseen by the disk guard -> the
+  `seccomp` filter answers EOPNOTSUPP (glibc's posix_fallocate then writes, which both see);
+- network `none` still reached a host service through a Unix socket named by a path -> the
+  filter denies `socket(AF_UNIX)` to such flows;
+- every flow held the zygote's signal wake-up pipe, and writing to it kept the zygote busy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import secrets
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import package
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs a root engine")
+
+IPC_CREAT = 0o1000
+IPC_RMID = 0
+
+
+def run_one(make_workflow, tmp_path: Path, code: str, network: str | None = None, **settings):
+    pkg = package({"x": {"code": code, "outputs": ["v"]}}, {"f": {"app": "x"}})
+    if network:
+        pkg["flow"]["f"]["dizest"] = {"network": network}
+    report = make_workflow(pkg, sandbox="on", **settings).run(workdir=tmp_path, timeout=60)
+    flow = report["flows"]["f"]
+    assert flow["status"] == "ready", flow
+    return flow["outputs"]["v"]
+
+
+def host_segments() -> dict[int, int]:
+    """key -> owner uid of every System V shared memory segment of the host's namespace."""
+    lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return {int(f[0]): int(f[7]) for f in (line.split() for line in lines)}
+
+
+def test_a_flow_has_a_system_v_ipc_of_its_own_that_ends_with_it(make_workflow, tmp_path):
+    libc = ctypes.CDLL(None, use_errno=True)
+    host_key, flow_key = (0x5D000000 + secrets.randbelow(1 << 20) for _ in range(2))
+    host_id = libc.shmget(host_key, 4096, IPC_CREAT | 0o666)  # anyone may attach to it
+    assert host_id >= 0, os.strerror(ctypes.get_errno())
+    code = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        f"host = libc.shmget({host_key}, 0, 0)\n"
+        "seen = ctypes.get_errno() if host < 0 else 'attached'\n"
+        f"mine = libc.shmget({flow_key}, 1 << 20, {IPC_CREAT} | 0o666)\n"
+        "v = {'host': seen, 'mine': mine >= 0}\n"
+    )
+    try:
+        found = run_one(make_workflow, tmp_path, code)
+        assert found == {"host": errno.ENOENT, "mine": True}
+        segments = host_segments()
+        assert host_key in segments  # the host's own is untouched
+        assert flow_key not in segments  # the flow's went with its namespace
+    finally:
+        libc.shmctl(host_id, IPC_RMID, None)
+
+
+def test_fallocate_reserves_nothing_past_the_file_size_limit(make_workflow, tmp_path):
+    code = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "fd = os.open('big', os.O_CREAT | os.O_RDWR, 0o600)\n"
+        "kept = libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(64 << 20))  # KEEP_SIZE\n"
+        "kept = ctypes.get_errno() if kept < 0 else 'allocated'\n"
+        "try:\n"
+        "    os.posix_fallocate(fd, 0, 64 << 20)\n"
+        "    grown = 'allocated'\n"
+        "except OSError as exc:\n"
+        "    grown = exc.errno\n"
+        "v = {'keep_size': kept, 'posix': grown, 'blocks_mb': os.fstat(fd).st_blocks * 512 >> 20}\n"
+    )
+    found = run_one(make_workflow, tmp_path, code, max_file_mb=8)
+    assert found["keep_size"] == errno.EOPNOTSUPP
+    assert found["posix"] == errno.EFBIG  # glibc wrote the blocks instead: the limit held
+    assert found["blocks_mb"] <= 8
+
+
+@pytest.fixture
+def host_unix_socket():
+    """A Unix socket anyone may connect to, at a path flows see (outside every cover)."""
+    folder = Path("/var/tmp") / f"dizest-test-{secrets.token_hex(4)}"
+    folder.mkdir(mode=0o755)
+    path = folder / "service.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    path.chmod(0o777)
+    server.listen(8)
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: _accept(server, accepted), daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        server.close()
+        thread.join(timeout=5)
+        for conn in accepted:
+            conn.close()
+        shutil.rmtree(folder)
+
+
+def _accept(server: socket.socket, accepted: list[socket.socket]) -> None:
+    while True:
+        try:
+            accepted.append(server.accept()[0])
+        except OSError:
+            return
+
+
+CONNECT = """
+import socket
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect({path!r})
+    s.close()
+    a, b = socket.socketpair()  # a channel between the flow's own processes
+    a.send(b'x')
+    v = 'connected' if b.recv(1) == b'x' else 'no socketpair'
+except OSError as exc:
+    v = exc.errno
+"""
+
+
+def test_network_none_reaches_no_unix_socket_of_the_host(make_workflow, tmp_path, host_unix_socket):
+    code = CONNECT.format(path=str(host_unix_socket))
+    assert run_one(make_workflow, tmp_path, code, network="none") == errno.EACCES
+    # the same socket with network egress: the test would see a filter that let `none` through
+    (tmp_path / "egress").mkdir()
+    assert run_one(make_workflow, tmp_path / "egress", code, network="egress") == "connected"
+
+
+def test_a_flow_holds_no_descriptor_the_zygote_has(make_workflow, tmp_path):
+    code = (
+        "import os\n"
+        "v = [os.readlink(f'/proc/self/fd/{fd}') for fd in os.listdir('/proc/self/fd')\n"
+        "     if os.path.exists(f'/proc/self/fd/{fd}')]\n"
+    )
+    pkg = package({"x": {"code": code, "outputs": ["v"]}}, {"f": {"app": "x"}})
+    wf = make_workflow(pkg, sandbox="on")
+    report = wf.run(workdir=tmp_path, timeout=60)
+    flow_links = {link for link in report["flows"]["f"]["outputs"]["v"] if ":[" in link}
+    outer = wf.runner.supervisor.zygote.proc.pid  # pid 1 of its namespace is its child
+    inner = Path(f"/proc/{outer}/task/{outer}/children").read_text().split()
+    zygote_links = set()
+    for pid in [outer, *map(int, inner)]:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                zygote_links.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    assert flow_links and not flow_links & zygote_links
+
+
+MANY_OUTPUTS = """
+for i in range(24):
+    dizest.output(f'o{i}', bytes([i]) * (1 << 20))  # 24 MB inline would pass half of 16 MB
+v = 'sent'
+"""
+
+RAW_FRAMES = """
+import os, socket, stat
+from dizest_core import wire
+def is_socket(fd):
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+fd = next(fd for fd in range(3, 1024) if is_socket(fd))
+conn = socket.socket(fileno=fd)
+for i in range(40):  # past the runtime: 1 MB frames straight to the engine, 40 MB in all
+    wire.send_frame(conn, (wire.OUTPUT, f'o{i}', b'x' * (1 << 20), None))
+v = 'sent'
+"""
+
+
+def test_what_a_flow_sends_the_engine_is_bounded(make_workflow, tmp_path):
+    apps = {
+        "many": {"code": MANY_OUTPUTS, "outputs": ["v"]},
+        "raw": {"code": RAW_FRAMES, "outputs": ["v"]},
+        "ok": {"code": "v = 'fine'", "outputs": ["v"]},
+        "use": {
+            "code": "x = dizest.input('x')\nv = [len(x), x[0]]",
+            "inputs": ["x"],
+            "outputs": ["v"],
+        },
+    }
+    flows = {
+        "many": {"app": "many"},
+        "use": {"app": "use", "in": {"x": [("many", "o23")]}},
+        "raw": {"app": "raw"},
+        "other": {"app": "ok"},
+    }
+    wf = make_workflow(package(apps, flows), sandbox="on", max_sent_bytes=16 << 20)
+    report = wf.run(workdir=tmp_path, timeout=60)
+    flows_out = report["flows"]
+    assert flows_out["other"]["outputs"] == {"v": "fine"}
+    # the runtime's own outputs go to files once they fill half the budget: all arrive
+    many = flows_out["many"]
+    assert many["status"] == "ready", many
+    assert sorted(many["outputs"]) == sorted([*(f"o{i}" for i in range(24)), "v"])
+    assert flows_out["use"]["outputs"] == {"v": [1 << 20, 23]}  # read back from its file
+    # frames written past the runtime stop at the budget, with the reason
+    raw = flows_out["raw"]
+    assert raw["status"] == "error"
+    assert "over 16 MB of outputs, results and errors in all" in raw["reason"]
