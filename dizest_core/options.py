@@ -53,29 +53,39 @@ class FlowOptions:
     network: str = "egress"  # none, egress or full (dizest_core.sandbox)
 
 
-def validate(package: Package, run_options: Mapping[str, Any], max_timeout_s: float) -> None:
-    """Raise InvalidOptions listing every bad run option and `"dizest"` option of `package`."""
-    problems = run_problems(run_options, max_timeout_s)
+def validate(
+    package: Package,
+    run_options: Mapping[str, Any],
+    max_timeout_s: float,
+    network_max: str = "full",
+) -> None:
+    """Raise InvalidOptions listing every bad run option and `"dizest"` option of `package`
+    (a network above `network_max`, the server's DIZEST_NETWORK_MAX, included)."""
+    problems = run_problems(run_options, max_timeout_s, network_max)
     apps = {}
     for flow in package.flows.values():
         apps[flow.app_id] = package.app_of(flow)
-        problems += _object_problems(flow.raw, max_timeout_s, flow=flow.id)
+        problems += _object_problems(flow.raw, max_timeout_s, network_max, flow=flow.id)
     for app_id, app in apps.items():
-        problems += _object_problems(app.raw, max_timeout_s, app=app_id)
+        problems += _object_problems(app.raw, max_timeout_s, network_max, app=app_id)
     if problems:
         raise InvalidOptions(problems)
 
 
-def run_problems(run_options: Mapping[str, Any], max_timeout_s: float) -> list[Problem]:
+def run_problems(
+    run_options: Mapping[str, Any], max_timeout_s: float, network_max: str = "full"
+) -> list[Problem]:
     """The run options' problems alone: what a schedule checks before it stores its options, so
     that it never keeps options every one of its ticks' submits would refuse."""
     return [
         Problem("invalid_option", message, field=f"options.{name}")
-        for name, message in _errors(run_options, RUN_OPTIONS, max_timeout_s)
+        for name, message in _errors(run_options, RUN_OPTIONS, max_timeout_s, network_max)
     ]
 
 
-def _object_problems(raw: Mapping[str, Any], max_timeout_s: float, **where: str) -> list[Problem]:
+def _object_problems(
+    raw: Mapping[str, Any], max_timeout_s: float, network_max: str, **where: str
+) -> list[Problem]:
     own = raw.get("dizest")
     if own is None:
         return []
@@ -84,12 +94,12 @@ def _object_problems(raw: Mapping[str, Any], max_timeout_s: float, **where: str)
     names = {k: k for k in FLOW_KEYS}
     return [
         Problem("invalid_option", message, field=f"dizest.{name}", **where)
-        for name, message in _errors(own, names, max_timeout_s)
+        for name, message in _errors(own, names, max_timeout_s, network_max)
     ]
 
 
 def _errors(
-    options: Mapping[str, Any], names: Mapping[str, str], max_timeout_s: float
+    options: Mapping[str, Any], names: Mapping[str, str], max_timeout_s: float, network_max: str
 ) -> list[tuple[str, str]]:
     """(name, message) for each unknown or out-of-bounds option; `names` maps a name to its kind."""
     errors = []
@@ -98,6 +108,8 @@ def _errors(
         message = f"unknown option (known: {', '.join(names)})" if kind is None else None
         if kind is not None and value is not None:  # None: not set here, the next layer decides
             message = _CHECKS[kind](value, max_timeout_s)
+            if not message and kind == "network" and above(value, network_max):
+                message = f"{value!r} is more network than this server allows ({network_max!r})"
         if message:
             errors.append((name, message))
     return errors
@@ -138,6 +150,11 @@ def _queue(value: Any, _: float) -> str | None:
     if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
         return f"must be a queue name (1-100 of A-Z a-z 0-9 _ . : @ -), not {value!r}"
     return None
+
+
+def above(network: str, ceiling: str) -> bool:
+    """Whether `network` gives more than `ceiling` (none < egress < full)."""
+    return NETWORKS.index(network) > NETWORKS.index(ceiling)
 
 
 def _network(value: Any, _: float) -> str | None:
@@ -194,10 +211,13 @@ def resolve(
     }
     timeout = min(float(chosen["timeout"] or max_timeout_s), max_timeout_s)
     memory = chosen["memory_limit_mb"]
+    network = str(chosen["network"])
+    if above(network, engine.network_max):  # submitted before the ceiling was lowered
+        network = engine.network_max
     return FlowOptions(
         str(chosen["queue"]),
         timeout,
         int(chosen["retries"] or 0),
         None if memory is None else int(memory),
-        str(chosen["network"]),
+        network,
     )

@@ -176,7 +176,7 @@ class _Run:
             "memory_limit_mb": request.memory_limit_mb,
             "retries": request.retries,
         }
-        validate(package, self.run_options, UNBOUNDED)
+        validate(package, self.run_options, UNBOUNDED, self.settings.network_max)
         self._options: dict[str, FlowOptions] = {}
         self.callbacks = callbacks
         base = request.base_run

@@ -86,6 +86,9 @@ class Settings:
     # more server paths flows must not see
     sandbox_hide: tuple[str, ...] = field(default=(), metadata=envconfig.spec(sep=os.pathsep))
     network: str = "egress"  # a flow's default network: none, egress or full
+    # the most any flow may ask for (its package's or its run's `network`): a submit asking
+    # for more is refused, and a flow that still does (settings changed since) gets this
+    network_max: str = "full"
     flow_env: tuple[str, ...] = ()  # more variable names (or PREFIX_*) flows may see
     flow_uid_base: int = 1 << 30
     flow_gid: int = (1 << 30) - 1
@@ -112,6 +115,8 @@ class Settings:
             raise ConfigError(f"sandbox must be one of {', '.join(SANDBOX_MODES)}")
         if self.network not in ("none", "egress", "full"):
             raise ConfigError("network must be none, egress or full")
+        if self.network_max not in ("none", "egress", "full"):
+            raise ConfigError("network_max must be none, egress or full")
         if min(self.max_pids, self.max_open_files, self.max_file_mb, self.tmp_mb) < 1:
             raise ConfigError("max_pids, max_open_files, max_file_mb and tmp_mb must be positive")
         if min(self.max_input_depth, self.max_input_bytes, self.max_input_nodes) < 1:

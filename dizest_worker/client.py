@@ -190,7 +190,7 @@ class Client:
         if unknown:
             raise UnknownFlowError(f"unknown flow(s): {', '.join(unknown)}")
         # every option value, before anything is stored: a bad one must never fail a worker
-        validate_options(pkg, dict(options or {}), settings.max_flow_timeout_s)
+        validate_options(pkg, dict(options or {}), settings.max_flow_timeout_s, engine.network_max)
         return pkg
 
     def live_workers(self) -> list[str]:
@@ -351,6 +351,6 @@ def _run_times(record: Mapping[str, str]) -> dict[str, Any]:
 def check_run_options(options: Mapping[str, Any], settings: WorkerSettings) -> None:
     """Raise InvalidOptions for run options a submit would refuse (their bounds): for callers
     that keep options for later submits, such as schedules, so they never store a bad one."""
-    problems = run_problems(options, settings.max_flow_timeout_s)
+    problems = run_problems(options, settings.max_flow_timeout_s, settings.engine.network_max)
     if problems:
         raise InvalidOptions(problems)

@@ -31,6 +31,7 @@ PATH = st.lists(st.from_regex(r"[a-z0-9_.-]{1,8}", fullmatch=True), min_size=1, 
 CHOSEN: dict[str, st.SearchStrategy[Any]] = {
     "sandbox": st.sampled_from(["auto", "on", "off"]),
     "network": st.sampled_from(["none", "egress", "full"]),
+    "network_max": st.sampled_from(["none", "egress", "full"]),
     "redis_url": WORD.map(lambda w: f"redis://:{w}@127.0.0.1:6379/1"),
     "secret_key": st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=16),
     "bcrypt_rounds": st.integers(4, 31),
@@ -141,5 +142,5 @@ def test_every_variable_is_named_once() -> None:
     """The names are the fields' own, and no two settings classes share one: a variable set for
     one package never changes another's setting."""
     names = [*envconfig.names(ApiSettings), *envconfig.names(AutomationSettings)]
-    assert len(names) == len(set(names)) == 74
+    assert len(names) == len(set(names)) == 75
     assert {"DIZEST_SANDBOX_REQUIRE", "DIZEST_REDIS_URL", "DIZEST_SECRET_KEY"} <= set(names)

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from dizest_core import dwp
 from dizest_core.errors import InvalidOptions
+from dizest_core.options import UNBOUNDED, resolve, validate
+from dizest_core.settings import Settings
 from dizest_core.status import FlowStatus
 from tests.conftest import package
 
@@ -133,3 +136,29 @@ def test_dizest_run_takes_retries_and_refuses_bad_options_with_exit_2(tmp_path):
     assert done.returncode == 2
     assert "dizest.retries" in done.stderr and "Traceback" not in done.stderr
     assert Path(tmp_path / "tries").read_text() == "2"  # only the first command ran the flow
+
+
+def test_a_package_or_run_asking_more_network_than_the_server_allows_is_refused(
+    make_workflow, tmp_path
+):
+    wf = make_workflow(flaky(0, dizest={"network": "full"}), network_max="egress")
+    with pytest.raises(InvalidOptions) as caught:
+        wf.run(workdir=tmp_path)
+    (problem,) = caught.value.problems
+    assert (problem.flow, problem.field) == ("f", "dizest.network")
+    assert problem.message == "'full' is more network than this server allows ('egress')"
+    assert not (tmp_path / "tries").exists()
+    with pytest.raises(InvalidOptions) as caught:  # a run's options (a submit's) too
+        validate(dwp.load(flaky(0)), {"network": "egress"}, UNBOUNDED, network_max="none")
+    assert [p.field for p in caught.value.problems] == ["options.network"]
+    within = make_workflow(flaky(0, dizest={"network": "none"}), network_max="egress")
+    assert within.run(workdir=tmp_path)["status"] == "ready"
+
+
+def test_a_flow_asking_more_than_a_lowered_ceiling_gets_the_ceiling():
+    """A run queued before the operator lowered DIZEST_NETWORK_MAX reaches a worker unchecked:
+    the worker gives its flows no more than the ceiling."""
+    lowered = Settings(network="full", network_max="none")
+    assert resolve([{"network": "full"}], lowered, "", UNBOUNDED).network == "none"
+    assert resolve([{}], lowered, "", UNBOUNDED).network == "none"  # the default too
+    assert resolve([{"network": "egress"}], Settings(), "", UNBOUNDED).network == "egress"

@@ -164,3 +164,26 @@ def test_outputs_of_an_unknown_flow_is_an_error(cluster):
     assert isinstance(caught.value, LookupError)
     with pytest.raises(UnknownFlowError):
         client.output_value(run_id, "nope", "v")
+
+
+def test_a_submit_asking_more_network_than_the_server_allows_is_refused(redis_url, tmp_path):
+    from dataclasses import replace
+
+    from dizest_core.plugins import PluginRegistry
+    from dizest_worker.client import Client, check_run_options
+    from tests.worker.conftest import make_settings
+
+    base = make_settings(redis_url, tmp_path)
+    settings = replace(base, engine=replace(base.engine, network_max="egress"))
+    pkg = slow_then_use(0)
+    with pytest.raises(InvalidOptions) as caught:  # a run's options: a submit, a schedule's
+        Client.validate(settings, PluginRegistry(), pkg, None, None, {"network": "full"})
+    assert [p.field for p in caught.value.problems] == ["options.network"]
+    with pytest.raises(InvalidOptions):
+        check_run_options({"network": "full"}, settings)
+    pkg["flow"]["s"]["dizest"] = {"network": "full"}  # a package's own
+    with pytest.raises(InvalidOptions) as caught:
+        Client.validate(settings, PluginRegistry(), pkg, None, None, None)
+    assert [(p.flow, p.field) for p in caught.value.problems] == [("s", "dizest.network")]
+    pkg["flow"]["s"]["dizest"] = {"network": "egress"}
+    assert Client.validate(settings, PluginRegistry(), pkg, None, None, None).flows
