@@ -98,6 +98,7 @@ def ahead(policy: Policy, slot: Slot, memory_mb: int | None) -> Ahead:
     if slot.group is not None:
         slot.group.join(memory=memory_mb is not None)
     rlimits(policy, memory_mb, tree_memory=slot.group is not None)
+    _oom_first()
     done.mount_ns = slot.prepared.mounted
     done.ipc_ns = "ipcns" in on
     flags = (linux.CLONE_NEWNS if done.mount_ns else 0) | (linux.CLONE_NEWIPC if done.ipc_ns else 0)
@@ -153,6 +154,13 @@ def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -
         os.close(fd)
     if "seccomp" in on:  # last: nothing above may need a call it denies
         seccomp.install(no_unix_sockets=network == "none")
+
+
+def _oom_first() -> None:
+    """When the machine runs out of memory, the kernel kills flows before anything else (Redis,
+    the API, the worker), whatever their size; a flow cannot lower it once it is not root."""
+    with open("/proc/self/oom_score_adj", "w") as fh:
+        fh.write("1000")
 
 
 def exposures(job: FlowJob) -> list[_Expose]:

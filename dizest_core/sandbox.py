@@ -26,7 +26,8 @@ itself in the sandbox before the user's first line, in this order:
               listen, `none` cannot use TCP (ABI 4)
   seccomp     no fallocate (blocks no write counts), no io_uring;    seccomp filters
               network `none`: no Unix sockets (see `seccomp`)        (x86_64, aarch64)
-  rlimits     open files, file size, core dumps, processes per uid   always
+  rlimits     open files, file size, core dumps, processes per uid;  always
+              the OOM killer's first choice (oom_score_adj 1000)
   env         an allow-list of variables (see `settings.flow_env`)   always
 
 `probe` finds which layers the machine allows (in a throw-away child) so the worker can print

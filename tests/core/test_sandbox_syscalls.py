@@ -7,7 +7,9 @@ tries it (real zygote, real forks, sandbox on as in workers: the engine is root)
   `seccomp` filter answers EOPNOTSUPP (glibc's posix_fallocate then writes, which both see);
 - network `none` still reached a host service through a Unix socket named by a path -> the
   filter denies `socket(AF_UNIX)` to such flows;
-- every flow held the zygote's signal wake-up pipe, and writing to it kept the zygote busy.
+- every flow held the zygote's signal wake-up pipe, and writing to it kept the zygote busy;
+- a flow without a memory limit could exhaust the machine with the kernel free to kill Redis
+  or the API first -> flows are the OOM killer's first choice.
 """
 
 from __future__ import annotations
@@ -216,3 +218,16 @@ def test_what_a_flow_sends_the_engine_is_bounded(make_workflow, tmp_path):
     raw = flows_out["raw"]
     assert raw["status"] == "error"
     assert "over 16 MB of outputs, results and errors in all" in raw["reason"]
+
+
+def test_the_kernel_kills_flows_first_when_memory_runs_out(make_workflow, tmp_path):
+    code = (
+        "score = open('/proc/self/oom_score_adj').read().strip()\n"
+        "try:\n"
+        "    open('/proc/self/oom_score_adj', 'w').write('0')\n"
+        "    lowered = 'lowered'\n"
+        "except OSError as exc:\n"
+        "    lowered = type(exc).__name__\n"
+        "v = [score, lowered]\n"
+    )
+    assert run_one(make_workflow, tmp_path, code) == ["1000", "PermissionError"]
