@@ -92,6 +92,8 @@ class EmbeddedRedis:
 
         self.dir = root / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
+        # its append-only files hold every run's data, written 0644 by valkey: root's alone
+        os.chmod(self.dir, 0o700)
         self.password = password(root)
         self.port = _free_port()
         config = self.dir / "valkey.conf"

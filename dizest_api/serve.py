@@ -97,6 +97,10 @@ def serve(
         os.environ.setdefault("DIZEST_ARTIFACT_DIR", str(root / "artifacts"))
         os.environ.setdefault("DIZEST_WORKDIR_ROOT", str(root / "runs"))
         os.environ.setdefault("DIZEST_DRIVE_ROOT", str(root / "drives"))
+        # the whole data dir (its Redis files, keys, users' folders) hidden from flows, wherever
+        # it is: not only the run, artifact and drive roots the worker hides of itself
+        hidden = [p for p in os.environ.get("DIZEST_SANDBOX_HIDE", "").split(os.pathsep) if p]
+        os.environ["DIZEST_SANDBOX_HIDE"] = os.pathsep.join(dict.fromkeys([*hidden, str(root)]))
         if not os.environ.get("DIZEST_REDIS_URL"):
             embedded = EmbeddedRedis(root)
             children.start(embedded.child)

@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,3 +361,48 @@ def test_streams_that_keep_their_thread_leave_the_setup_gate(tmp_path: Path) -> 
         finally:
             for sock in held:
                 sock.close()
+
+
+PEEK = """
+root = dizest.input('root')
+mounts = [line.split()[4] for line in open('/proc/self/mountinfo')]
+v = {'covered': root in mounts, 'own run bound back': any(m.startswith(root + '/') for m in mounts)}
+"""
+
+
+def test_flows_see_nothing_of_the_data_dir_wherever_it_is(tmp_path: Path) -> None:
+    """The data dir outside every path the sandbox hides of itself (not in /tmp, /root or
+    /home): the flow's view of it is an empty tmpfs with only its own run bound back (Landlock
+    would stop most reads there too, but not where the data dir lies on the Python path), and
+    the embedded Redis's files are root's alone."""
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox is on in a root worker")
+    outside = Path("/var/tmp") / f"dizest-serve-{uuid.uuid4().hex[:8]}"
+    outside.mkdir()
+    try:
+        with serving(outside) as served:
+            assert (served.data / "redis").stat().st_mode & 0o777 == 0o700
+            app = {"id": "p", "title": "p", "code": PEEK, "outputs": [{"name": "v"}],
+                   "inputs": [{"type": "variable", "name": "root"}]}  # fmt: skip
+            flow = {"id": "f", "app_id": "p", "active": True, "data": {"root": str(served.data)},
+                    "inputs": {}, "outputs": {}}  # fmt: skip
+            package = {"apps": {"p": app}, "flow": {"f": flow}}
+            status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": package}, served.token)  # fmt: skip
+            assert status == 201, run
+            report = wait_done(served.base, run["run_id"], served.token)
+            assert report["flows"]["f"]["status"] == "ready", report
+            found = report["flows"]["f"]["outputs"]["v"]
+            assert found == {"covered": True, "own run bound back": True}
+    finally:
+        shutil.rmtree(outside)
+
+
+def wait_done(base: str, run_id: str, token: dict[str, str]) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        status, report, _ = call(base, "GET", f"/api/v1/runs/{run_id}", headers=token)
+        assert status == 200
+        if report["status"] not in {"running", "pending"}:
+            return report
+        assert time.monotonic() < deadline, report
+        time.sleep(0.3)
