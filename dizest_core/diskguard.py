@@ -48,6 +48,38 @@ def written(pids: Iterable[int]) -> tuple[int, int]:
     return files, calls
 
 
+class Orphans:
+    """What the processes a flow left behind wrote before the zygote reaped them (they had
+    become its children: it is pid 1 of the flows' namespace), by the flow's uid: a reaped
+    process's bytes leave every count of its flow's tree, and a flow that wrote through
+    short-lived grandchildren would show none while the disk fills."""
+
+    def __init__(self) -> None:
+        self.by_uid: dict[int, tuple[int, int]] = {}
+
+    def reaping(self, pid: int, uid: int, flow: int | None) -> None:
+        """`pid` (a zombie, not reaped yet) of `uid` is about to be reaped; `flow`: the running
+        flow child of that uid. Counted for it unless it started before it (a process of the
+        slot's previous flow, killed with it and reaped only now)."""
+        if flow is None or _started(pid) < _started(flow):
+            return
+        files, calls = written([pid])
+        before = self.by_uid.get(uid, (0, 0))
+        self.by_uid[uid] = (before[0] + files, before[1] + calls)
+
+    def of(self, uid: int | None) -> tuple[int, int]:
+        return self.by_uid.get(uid, (0, 0)) if uid is not None else (0, 0)
+
+
+def _started(pid: int) -> int:
+    """When `pid` started, in clock ticks since boot (0 when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def parse(parts: Iterable[str], received: Mapping[str, int]) -> dict[str, tuple[int, int]]:
     """The zygote's `W` answer (`token:files:calls ...`, see `written`) for the tokens of
     `received`, whose write calls count less what the engine read from each (its log and

@@ -71,6 +71,7 @@ class Zygote:
         self.limits: dict[int, tuple[int | None, int]] = {}  # slot -> limits its group has
         self.prepared = Prepared()
         self.due: dict[int, float] = {}  # pid -> when to kill it after all (see `end`)
+        self.orphans = diskguard.Orphans()
 
     def slot(self, index: int) -> Slot:
         if not self.policy.enabled:
@@ -124,7 +125,8 @@ class Zygote:
             group = child.sandbox.group
             members = group.procs() if group is not None else diskguard.group_members(pid)
             files, calls = diskguard.written(members or [pid])
-            parts.append(f"{child.token}:{files}:{calls}")
+            left = self.orphans.of(child.sandbox.uid)
+            parts.append(f"{child.token}:{files + left[0]}:{calls + left[1]}")
         with contextlib.suppress(OSError):
             self.control.send(("W " + " ".join(parts)).encode())
 
@@ -179,9 +181,13 @@ class Zygote:
             # flow). Done before reaping: the zombie still holds the pid, so it names nobody else.
             if child is not None:
                 self.kill(info.si_pid)
+            else:  # an orphan a flow left behind (we are pid 1 of the namespace)
+                flow = next((p for p, c in self.children.items() if c.sandbox.uid == info.si_uid), None)  # fmt: skip
+                self.orphans.reaping(info.si_pid, info.si_uid, flow)
             pid, status = os.waitpid(info.si_pid, 0)
             if child is None:
-                continue  # an orphan a flow left behind (we are pid 1 of the namespace)
+                continue
+            self.orphans.by_uid.pop(child.sandbox.uid or -1, None)  # not the slot's next flow's
             del self.children[pid]
             self.tokens.pop(child.token, None)
             self.due.pop(pid, None)

@@ -128,3 +128,38 @@ def test_on_a_tmpfs_the_top_writer_is_found_by_its_write_calls(make_workflow, sa
         assert sleeper["status"] == "ready" and sleeper["outputs"] == {"v": 2}, sleeper
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+SNEAKY = """
+import os, time
+deadline = time.time() + 60
+while time.time() < deadline:  # every write in a grandchild, orphaned at once
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            with open('scratch.bin', 'wb') as f:
+                f.write(b'x' * (256 << 10))  # under the guard's 1 MB: only the sum counts
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    time.sleep(0.02)
+v = 1
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="orphans go to the zygote in its PID namespace")
+def test_what_orphaned_grandchildren_wrote_stays_their_flows(make_workflow, tmp_path):
+    """The zygote reaps the orphans (pid 1 of the flows' namespace): their bytes leave every
+    count of the flow's tree, so the guard counts them by the flow's uid before they go."""
+    os.chmod(tmp_path, 0o777)
+    free = free_mb(str(tmp_path))
+    assert free is not None
+    pkg = two(0, 3)
+    pkg["apps"]["w"]["code"] = SNEAKY
+    wf = make_workflow(pkg, disk_reserve_mb=int(free) + 1024, sandbox="on")
+    report = wf.run(workdir=tmp_path, concurrency=2, timeout=120)
+    writer, sleeper = report["flows"]["writer"], report["flows"]["sleeper"]
+    assert writer["status"] == "error", writer
+    assert "the disk is almost full" in writer["reason"] and "wrote the most" in writer["reason"]
+    assert writer["duration_s"] < 30  # stopped, not ended by its own loop (60 s)
+    assert sleeper["status"] == "ready", sleeper
