@@ -29,8 +29,10 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import threading
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from dizest_core.execution import Finished, Supervisor
 from dizest_core.job import FlowJob
@@ -40,6 +42,7 @@ from dizest_core.settings import child_environment
 from dizest_worker.client import WorkerSettings
 
 TIMEOUT_S = 60.0
+MAX_NOTE_BYTES = 1 << 20  # the converter's out.json: a media type, or an error and offers
 MEMORY_MB = 1024
 FORMATS = {  # ?format= -> media type
     "json": "application/json",
@@ -149,7 +152,7 @@ class ConversionError(Exception):
 @dataclass(frozen=True)
 class Converted:
     media_type: str
-    path: str  # a file to send, inside `folder`; delete `folder` once sent
+    file: BinaryIO  # the converter's out.bin, opened; close it and delete `folder` once sent
     folder: str
     extension: str
 
@@ -208,25 +211,44 @@ class Converter:
 
     @staticmethod
     def _answer(finished: Finished, folder: str) -> Converted:
-        note_path, data_path = os.path.join(folder, "out.json"), os.path.join(folder, "out.bin")
-        if not finished.ok or not os.path.isfile(note_path):
+        note_file = _own_file(os.path.join(folder, "out.json"))
+        if not finished.ok or note_file is None:
             why = finished.error.message if finished.error else finished.reason
             raise ConversionError(422, f"the output could not be converted: {why}")
-        with open(note_path, encoding="utf-8") as f:
-            note = json.load(f)  # JSON, never pickle: the child may be compromised
+        with note_file:
+            try:  # JSON, never pickle: the child may be compromised
+                note = json.loads(note_file.read(MAX_NOTE_BYTES))
+            except (ValueError, RecursionError):
+                note = None
         if not isinstance(note, dict):
             raise ConversionError(422, "the converter answered nonsense")
         if note.get("error"):
             offered = [str(o) for o in note.get("offered") or [] if isinstance(o, str)]
             raise ConversionError(406, f"{note['error']} (type {note.get('type')})", offered)
         media = str(note.get("media_type"))
-        if media not in EXTENSIONS or not os.path.isfile(data_path):
+        data = _own_file(os.path.join(folder, "out.bin")) if media in EXTENSIONS else None
+        if data is None:
             raise ConversionError(422, "the converter answered nonsense")
-        return Converted(media, data_path, folder, EXTENSIONS[media])
+        return Converted(media, data, folder, EXTENSIONS[media])
 
     def close(self) -> None:
         if self._supervisor is not None:
             self._supervisor.close()
+
+
+def _own_file(path: str) -> BinaryIO | None:
+    """`path` opened for reading if it is a plain file of its own, else None. The converter
+    runs user code (the value's unpickling) in a folder it writes: a symlink there, or a hard
+    link, must never make this process (root, the host's view) read another file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
 
 
 def wanted_types(fmt: str | None, accept: str | None) -> list[str]:

@@ -74,12 +74,17 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
         details = {"offered": exc.offered, "pickle": "?format=pickle (Python only, trusted only)"}
         raise (NotAcceptable if exc.status == 406 else NotConvertible)(str(exc), details) from None
     response = send_file(
-        converted.path,
+        converted.file,
         mimetype=converted.media_type,
         as_attachment=True,
         download_name=f"{stem}.{converted.extension}",
     )
-    response.call_on_close(lambda: shutil.rmtree(converted.folder, ignore_errors=True))
+
+    def done() -> None:
+        converted.file.close()
+        shutil.rmtree(converted.folder, ignore_errors=True)
+
+    response.call_on_close(done)
     return response
 
 
@@ -104,8 +109,13 @@ def _bytes(value: bytes | Artifact) -> bytes:
 def _inside_artifacts(path: str) -> str:
     """The artifact's real path, only if it lies in the artifact directory: a reference in
     Redis must never make this process serve another file of the server."""
-    root = os.path.realpath(services().settings.worker.artifact_dir)
-    real = os.path.realpath(path)
-    if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
+    configured = services().settings.worker.artifact_dir
+    root = os.path.realpath(configured)
+    inside = os.path.relpath(os.path.abspath(path), os.path.abspath(configured))
+    given = os.path.normpath(os.path.join(root, inside))
+    real = os.path.realpath(given)
+    # no symlink below the root either: a flow may plant one in its own folder, pointing at a
+    # file of another run (the flow cannot see it, but this process would follow it)
+    if real != given or os.path.commonpath([root, real]) != root or not os.path.isfile(real):
         raise NotFound("this output's file is gone")
     return real

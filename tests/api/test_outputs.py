@@ -29,6 +29,17 @@ class Evil:
     def __reduce__(self):
         return (os.system, ("touch " + dizest.input("marker"),))
 
+PLANT = (  # run by the converter's unpickling: out.bin becomes a link to a root-only file
+    "import builtins, os\\n"
+    "builtins.open = lambda p, *a, _o=builtins.open, **k: "
+    "_o(os.devnull if p == 'out.bin' else p, *a, **k)\\n"
+    f"os.symlink({dizest.input('secret')!r}, 'out.bin')\\n"
+)
+
+class Planted:
+    def __reduce__(self):
+        return (exec, (PLANT,))
+
 fig = Figure(figsize=(2, 2))
 fig.add_subplot().plot([1, 2, 3])
 dizest.output(
@@ -40,22 +51,25 @@ dizest.output(
     figure=fig,
     image=Image.new("RGB", (3, 2), "red"),
     evil=Evil(),
+    planted=Planted(),
 )
 """
-OUTPUTS = ["as_json", "as_text", "as_bytes", "frame", "array", "figure", "image", "evil"]
-PACKAGE = package(
-    {"make": {"code": CODE, "outputs": OUTPUTS, "inputs": [("marker", "variable", "text")]}},
-    {"m": {"app": "make"}},
-)
+OUTPUTS = ["as_json", "as_text", "as_bytes", "frame", "array", "figure", "image", "evil", "planted"]  # fmt: skip
+INPUTS = [("marker", "variable", "text"), ("secret", "variable", "text")]
+PACKAGE = package({"make": {"code": CODE, "outputs": OUTPUTS, "inputs": INPUTS}}, {"m": {"app": "make"}})  # fmt: skip
+SECRET = b"root-only: never served"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, str, Path]]:
     tmp = tmp_path_factory.mktemp("outputs")
     marker = tmp / "unpickled-here"
+    secret = tmp / "root-only.txt"
+    secret.write_bytes(SECRET)
+    secret.chmod(0o600)
     with serving(tmp) as served:
         api = Client(served.base, served.token["Authorization"].removeprefix("Bearer "), 60)
-        run_id = api.submit(PACKAGE, inputs={"marker": str(marker)})
+        run_id = api.submit(PACKAGE, inputs={"marker": str(marker), "secret": str(secret)})
         report = api.wait(run_id, timeout=120)
         assert report["status"] == "ready", json.dumps(report)[:2000]
         yield api, run_id, marker
@@ -129,3 +143,31 @@ def test_the_python_client_returns_the_value(run: tuple[Client, str, Path]) -> N
     assert isinstance(frame, pandas.DataFrame) and frame["y"].tolist() == ["a", "b"]
     assert api.output(run_id, "m", "array").shape == (2, 3)
     assert api.output(run_id, "m", "as_json", pickled=True) == {"a": [1, 2.5, None], "b": "x"}
+
+
+def test_a_link_the_converted_value_plants_is_never_followed(run: tuple[Client, str, Path]) -> None:
+    """Unpickling runs the value's code in the converter's folder: a symlink it leaves as the
+    converter's answer must not make the API (root, the host's view) serve the file it names."""
+    api, run_id, _ = run
+    status, kind, body = get(api, run_id, "planted")
+    assert status == 422 and kind == "application/json", (status, body[:200])
+    assert SECRET not in body and b"nonsense" in body
+
+
+def test_an_artifact_reached_through_a_link_below_the_root_is_not_served(api) -> None:
+    """A flow may leave a symlink in its own artifact folder naming another run's file (it
+    cannot see that file, the API process could): a reference through it is not served."""
+    from dizest_api.errors import NotFound
+    from dizest_api.routes.outputs import _inside_artifacts
+
+    root = Path(api.app.extensions["dizest"].settings.worker.artifact_dir)
+    other = root / "alice-run" / "f" / "1" / "0.pkl"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(pickle.dumps("alice's"))
+    mine = root / "mallory-run" / "g" / "1"
+    mine.mkdir(parents=True)
+    (mine / "0.pkl").symlink_to(other)
+    with api.app.test_request_context():
+        assert _inside_artifacts(str(other)) == str(other.resolve())  # a plain file: served
+        with pytest.raises(NotFound):
+            _inside_artifacts(str(mine / "0.pkl"))
