@@ -40,7 +40,10 @@ RUN_OPTIONS = {
 MIN_MEMORY_MB = 64  # as dizest_core.settings: the interpreter alone needs ~30 MB
 MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_AS
 MAX_RETRIES = 10
-QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}")
+# A queue is a Redis list of that very name (kombu's Redis transport): no ':' (every key of
+# ours and of redbeat has one) and none of kombu's own keys (`unacked`, `unacked_index`, ...),
+# or a package could turn another key into a list and break every user's submits.
+QUEUE_NAME = re.compile(r"(?!unacked)(?!celery-task-meta-)[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
 UNBOUNDED = math.inf  # a local run's max_timeout_s
 
 
@@ -148,7 +151,10 @@ def _retries(value: Any, _: float) -> str | None:
 
 def _queue(value: Any, _: float) -> str | None:
     if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
-        return f"must be a queue name (1-100 of A-Z a-z 0-9 _ . : @ -), not {value!r}"
+        return (
+            "must be a queue name (1-100 of A-Z a-z 0-9 _ . @ -, not starting with 'unacked'),"
+            f" not {value!r}"
+        )
     return None
 
 

@@ -162,3 +162,18 @@ def test_a_flow_asking_more_than_a_lowered_ceiling_gets_the_ceiling():
     assert resolve([{"network": "full"}], lowered, "", UNBOUNDED).network == "none"
     assert resolve([{}], lowered, "", UNBOUNDED).network == "none"  # the default too
     assert resolve([{"network": "egress"}], Settings(), "", UNBOUNDED).network == "egress"
+
+
+@pytest.mark.parametrize("name", ["dz:leases", "dz:user:alice", "unacked", "unacked_index", "celery-task-meta-1", "a b", ""])  # fmt: skip
+def test_a_queue_can_name_no_redis_key_but_a_queue(name):
+    """A queue is a Redis list of that very name: one naming our keys (all have a ':') or
+    kombu's own would turn them into lists and break every user's submits."""
+    pkg = flaky(0, dizest={"queue": name})
+    with pytest.raises(InvalidOptions) as caught:
+        validate(dwp.load(pkg), {}, UNBOUNDED)
+    assert [p.field for p in caught.value.problems] == ["dizest.queue"]
+
+
+def test_ordinary_queue_names_are_taken():
+    for name in ("gpu", "gpu-2", "team.a@host", "Q_1"):
+        validate(dwp.load(flaky(0, dizest={"queue": name})), {}, UNBOUNDED)
