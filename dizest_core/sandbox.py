@@ -118,7 +118,13 @@ def python_paths(hide: tuple[str, ...], roots: tuple[str, ...] | None = None) ->
     allowed whole: only its children that hold none are. Shared scratch places and homes are
     never allowed as such (a script run from /tmp puts /tmp on sys.path), only what is in them."""
     if roots is None:
-        roots = (sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p))
+        # not the directory the server was started from (`python -m` puts it on sys.path): a
+        # project's folder, with its .env and data, is no part of the Python installation;
+        # dizest's own package is (an editable install has it there)
+        here = os.path.realpath(os.getcwd())
+        paths = [p for p in sys.path if p and os.path.realpath(p) != here]
+        own = os.path.dirname(os.path.abspath(__file__))
+        roots = (sys.prefix, sys.base_prefix, sys.exec_prefix, *paths, own)
     data = [os.path.realpath(h) for h in hide if h not in HIDE_DEFAULT]
     never = {os.path.realpath(p) for p in ("/", "/tmp", "/dev/shm", "/var/tmp", *HIDE_DEFAULT)}
     allowed: list[str] = []

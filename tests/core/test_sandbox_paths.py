@@ -25,6 +25,20 @@ def test_scratch_dirs_on_the_path_are_never_allowed_whole(tmp_path: Path, monkey
     assert not any(p == str(data) or p.startswith(f"{data}/") for p in allowed)  # server data
 
 
+def test_the_directory_the_server_started_in_is_not_the_installation(tmp_path: Path, monkeypatch):
+    """`python -m dizest_cli worker` puts its working directory on sys.path: a project's
+    folder (its .env, its data) must not become readable by flows for that."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".env").write_text("SECRET=1")
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(sys, "path", [str(project), "/usr/lib/python3/dist-packages"])
+    allowed = python_paths(())
+    assert not any(p == str(project) or p.startswith(f"{project}/") for p in allowed)
+    here = os.path.dirname(os.path.abspath(python_paths.__code__.co_filename))
+    assert any(here == p or here.startswith(f"{p}/") for p in allowed)  # dizest_core itself
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
 def test_a_flow_imports_from_a_python_path_under_tmp_but_sees_no_other_tmp_file(
     make_workflow, tmp_path: Path, monkeypatch
