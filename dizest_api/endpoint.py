@@ -14,6 +14,7 @@ error answers every route can give.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -99,10 +100,35 @@ def json_value() -> Any:
     """The request body as JSON (null when empty); BadInput when it is not. Not Flask's
     `get_json`: it lets the RecursionError of a body nested too deep for the parser through
     (a 500), even with silent=True."""
+    data = request.get_data(cache=True) or b"null"
     try:
-        return json.loads(request.get_data(cache=True) or b"null")
+        value = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise BadInput(f"malformed JSON: {exc}") from None
+    if _SURROGATE_HINT.search(data) and _lone_surrogate(value):  # the walk only when it may
+        raise BadInput("malformed JSON: a lone UTF-16 surrogate (\\ud800-\\udfff) is no character")
+    return value
+
+
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")  # escaped, or raw
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a string of `value` (keys included) holds a surrogate json.loads left alone:
+    one without its pair, which no text encoding can write (it would fail later, a 500)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return False
 
 
 def json_body(fields: Mapping[str, Field]) -> dict[str, Any]:
@@ -131,6 +157,9 @@ def checked(body: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
     return body
 
 
+QUERY_INT_MAX = 2**31 - 1
+
+
 def query_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:
     raw = request.args.get(name)
     if raw is None:
@@ -139,6 +168,7 @@ def query_int(name: str, default: int, low: int = 0, high: int | None = None) ->
         value = int(raw)
     except ValueError:
         raise BadInput(f"query parameter {name} must be an integer") from None
-    if value < low or (high is not None and value > high):
-        raise BadInput(f"query parameter {name} must be between {low} and {high or 'inf'}")
+    high = QUERY_INT_MAX if high is None else high  # past it Redis refuses the number (a 500)
+    if value < low or value > high:
+        raise BadInput(f"query parameter {name} must be between {low} and {high}")
     return value

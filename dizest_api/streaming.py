@@ -28,7 +28,7 @@ from dizest_core.status import RUN_FINAL_VALUES
 
 __all__ = ["REPLAY_BATCH", "STREAM_ID", "RunFeed", "follow", "sse"]
 
-STREAM_ID = re.compile(r"^\d+-\d+$")
+STREAM_ID = re.compile(r"^\d{1,19}-\d{1,19}$")  # Redis's are two 64-bit numbers
 
 
 def follow(

@@ -182,6 +182,13 @@ class Attached:
     (an idempotency key seen before)."""
 
     def __init__(self, parts: list[tuple[str, Any]]) -> None:
+        names = [rel for rel, _ in parts]
+        for rel in names:  # one path cannot be a file and a folder, or two files
+            folders = ["/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]
+            clash = next((f for f in folders if f in names), None)
+            if clash is not None or names.count(rel) > 1:
+                what = f"{clash!r} is a file and a folder of {rel!r}" if clash else f"{rel!r} twice"
+                raise BadInput(f"attached files clash: {what}", {"path": rel})
         self.parts = parts
         self.prepared: str | None = None
 

@@ -50,3 +50,46 @@ def test_a_workflow_title_is_bounded_and_nothing_is_stored(api) -> None:
     )
     assert renamed.status_code == 422
     assert api.call("GET", f"/workflows/{made.json['id']}", alice).json["title"] == "ok"
+
+
+def test_a_lone_surrogate_in_json_is_a_400_not_a_500(api: Api) -> None:
+    """json.loads takes "\\ud800" (no character: nothing can encode it); it used to fail later,
+    when the name or title was encoded: a 500."""
+    alice = api.user("alice")
+    for path, body in (
+        ("/auth/login", b'{"username": "\\ud800", "password": "x"}'),
+        ("/workflows", b'{"title": "a\\udfff", "package": {"apps": {}, "flow": {}}}'),
+        ("/tokens", b'{"name": "\\ud800x"}'),
+    ):
+        answer = api.call("POST", path, alice, data=body, content_type="application/json")
+        assert answer.status_code == 400, (path, answer.status_code, answer.get_data()[:200])
+        assert "lone UTF-16 surrogate" in answer.json["error"]["message"]
+    paired = b'{"title": "\\ud83d\\ude00", "package": {"apps": {}, "flow": {}}}'  # one emoji
+    made = api.call("POST", "/workflows", alice, data=paired, content_type="application/json")
+    assert made.status_code == 201 and made.json["title"] == "\U0001f600", made.json
+
+
+def test_a_page_offset_past_what_redis_takes_is_a_400(api: Api) -> None:
+    alice = api.user("alice")
+    for path in ("/runs?offset=9223372036854775807", "/workflows?offset=99999999999999999999"):
+        answer = api.call("GET", path, alice)
+        assert answer.status_code == 400, (path, answer.status_code)
+        assert "must be between 0 and" in answer.json["error"]["message"]
+    assert api.call("GET", "/runs?offset=2147483647", alice).status_code == 200
+
+
+def test_event_ids_are_two_numbers_redis_can_hold() -> None:
+    from dizest_api.streaming import STREAM_ID
+
+    assert STREAM_ID.match("1700000000000-0") and STREAM_ID.match("9999999999999999999-12")
+    assert not STREAM_ID.match("99999999999999999999999-0")  # Redis: "Invalid stream ID"
+
+
+def test_attached_files_that_clash_are_refused_before_anything_is_written() -> None:
+    from dizest_api.errors import BadInput
+    from dizest_api.routes.files import Attached
+
+    for names in (["a", "a/b"], ["x/y/z", "x/y"], ["same.txt", "same.txt"]):
+        with pytest.raises(BadInput, match="attached files clash"):
+            Attached([(name, None) for name in names])
+    assert Attached([("a/b", None), ("a/c", None), ("ab", None)]).parts
