@@ -85,9 +85,27 @@ def check_url(url: str, allow_private: bool) -> str:
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Globally routable unicast: not loopback, private, shared (100.64/10), link-local
     (169.254/16, where cloud metadata answers), multicast, reserved or unspecified."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(address)
+        if inner is not None:  # the IPv4 address it reaches decides
+            address = inner
     return address.is_global and not address.is_multicast
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: where a NAT64 gateway routes
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # the deprecated IPv4-compatible ::a.b.c.d
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries and may reach: mapped (::ffff:a.b.c.d), NAT64,
+    IPv4-compatible, 6to4 (2002:ab:cd::) or Teredo's client."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64 or (address in _COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    return address.teredo[1] if address.teredo is not None else None
 
 
 @dataclass(frozen=True)

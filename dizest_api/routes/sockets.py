@@ -54,7 +54,8 @@ def _check_origin() -> None:
     origin = request.headers.get("Origin", "")
     if origin in services().settings.allowed_origins:
         return
-    if origin.partition("://")[2] != request.host:
+    scheme, _, host = origin.partition("://")
+    if scheme not in ("http", "https") or host != request.host:
         raise Forbidden(f"WebSocket from origin {origin or 'none'!r} refused", {"reason": "origin"})
 
 

@@ -110,6 +110,11 @@ def test_schedules_belong_to_their_owner_and_follow_enable_disable(
         "http://192.168.0.10/hook",
         "http://169.254.169.254/latest/meta-data",
         "http://[::ffff:127.0.0.1]/hook",
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a00:1]/hook",  # NAT64 of 10.0.0.1
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
         "https://user:pw@example.com/hook",
         "http://example.invalid/hook",
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -127,7 +128,7 @@ def test_flow_html_never_runs_in_the_console_origin(admin_page: Any, console: Co
 
 @pytest.mark.parametrize(
     ("origin", "allowed"),
-    [("http://evil.example", False), (TRUSTED, True), (None, False)],
+    [("http://evil.example", False), (TRUSTED, True), (None, False), ("ws://HOST", False)],
 )
 def test_a_cookie_websocket_needs_an_allowed_origin(
     console: Console, origin: str | None, allowed: Any
@@ -135,8 +136,8 @@ def test_a_cookie_websocket_needs_an_allowed_origin(
     run = console.api("POST", "/runs", {"package": json.loads((DATA / "ticker.dwp").read_text())})
     url = console.base.replace("http", "ws") + f"/api/v1/runs/{run['run_id']}/ws"
     headers = {"Cookie": session(console)["Cookie"]}
-    if origin is not None:
-        headers["Origin"] = origin
+    if origin is not None:  # HOST: this server's, under a scheme no page has
+        headers["Origin"] = origin.replace("HOST", console.base.partition("://")[2])
     if not allowed:
         with pytest.raises(WsRefused):
             WsClient.connect(url, headers=headers)
@@ -170,3 +171,19 @@ def test_a_bearer_websocket_needs_no_origin(console: Console) -> None:
         assert json.loads(ws.receive(timeout=15))["run_id"] == run["run_id"]
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("next_", ["//evil.example/x", "/\\evil.example/x", "/\\/evil.example"])
+def test_the_login_page_never_sends_a_user_to_another_site(
+    browser: Any, console: Console, next_: str
+) -> None:
+    """`next` is resolved as the browser resolves it: "/\\evil" starts with one slash yet
+    leads to another origin."""
+    context = browser.new_context(base_url=console.base)
+    page = context.new_page()
+    page.goto("/login?next=" + urllib.parse.quote(next_, safe=""))
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    expect(page).to_have_url(console.base + "/workflows")
+    context.close()

@@ -7,8 +7,11 @@ const error = $("#login-error");
 
 function target() {
   const next = new URLSearchParams(location.search).get("next") || "/workflows";
-  // Only a path of this site: never an open redirect.
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/workflows";
+  // Only a page of this site, as the browser itself resolves it: never an open redirect
+  // ("//evil", "/\\evil" and the like resolve to another origin).
+  if (!next.startsWith("/")) return "/workflows";
+  const url = new URL(next, location.origin);
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : "/workflows";
 }
 
 form.addEventListener("submit", async (event) => {
