@@ -36,6 +36,8 @@ PASSWORD = {
 @endpoint(bp, "POST", "/auth/login", "Log in with a password", access="public", body=LOGIN,
           responses={200: "Login", 401: ERR, 429: ERR})  # fmt: skip
 def login() -> Response:
+    if request.mimetype != "application/json":  # a cross-site form can send none but these
+        raise BadInput("log in with a JSON body (Content-Type: application/json)")
     body, found = json_body(LOGIN), services()
     user = found.accounts.login(body["username"], body["password"], request.remote_addr or "")
     sid = found.accounts.start_session(user.username)

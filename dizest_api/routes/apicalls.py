@@ -81,7 +81,8 @@ def _headers(answer: Answer) -> dict[str, str]:
     """A function's answer is served as data, never as a page of this origin: it could be
     HTML or script the function made from a user's input."""
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-    if not answer.media_type.startswith(("application/json", "text/plain")):
+    essence = answer.media_type.split(";", 1)[0].strip().lower()  # "a/b, c/d" is none of them
+    if essence not in ("application/json", "text/plain"):
         headers["Content-Disposition"] = "attachment"
         headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return headers

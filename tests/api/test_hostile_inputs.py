@@ -93,3 +93,24 @@ def test_attached_files_that_clash_are_refused_before_anything_is_written() -> N
         with pytest.raises(BadInput, match="attached files clash"):
             Attached([(name, None) for name in names])
     assert Attached([("a/b", None), ("a/c", None), ("ab", None)]).parts
+
+
+def test_a_cross_site_form_cannot_log_a_browser_in(api: Api) -> None:
+    """A form of another site can post text/plain (no preflight) that parses as JSON: logging
+    the victim's browser into the attacker's account. Login takes application/json only."""
+    api.user("mallory")
+    form = b'{"username": "mallory", "password": "' + b"pw" + b'", "x": "="}'
+    answer = api.http.post("/api/v1/auth/login", data=form, content_type="text/plain")
+    assert answer.status_code == 400 and "application/json" in answer.json["error"]["message"]
+    assert "Set-Cookie" not in answer.headers
+
+
+def test_an_api_answer_is_inline_only_as_exactly_json_or_text() -> None:
+    from dizest_api.routes.apicalls import _headers
+    from dizest_worker.apicalls import Answer
+
+    assert "Content-Security-Policy" not in _headers(Answer(200, "application/json; charset=utf-8", b""))  # fmt: skip
+    for media in ("application/json, image/svg+xml", "text/plain+html", "text/html"):
+        headers = _headers(Answer(200, media, b""))
+        assert headers["Content-Security-Policy"].startswith("sandbox"), media
+        assert headers["Content-Disposition"] == "attachment"
