@@ -74,7 +74,7 @@ class FlowJob:
     # outputs larger than `inline_max` are written by the child to files under `artifact_dir`
     artifact_dir: str | None = None
     inline_max: int = 1 << 20
-    max_sent: int = 64 << 20  # frames of all kinds, in bytes (`wire.max_sent`)
+    max_sent: int = 64 << 20  # OUTPUT frames together, in bytes (`wire.max_sent`)
     # the DIZEST documents behind `dizest.flow` / `flow` and `workflow` (see dizest_core.inflow)
     flow_raw: dict[str, Any] = field(default_factory=dict)
     app_raw: dict[str, Any] = field(default_factory=dict)

@@ -68,8 +68,8 @@ class Settings:
     max_render_bytes: int = 1_000_000
     max_preview_bytes: int = 65_536
     inline_max_bytes: int = 1 << 20
-    # what one flow may send the engine in all (outputs inline, previews, results, its error):
-    # the engine holds it in memory, a worker in Redis; past half of it outputs go to files
+    # what one flow's outputs may hold in the engine in all (inline values and previews): the
+    # engine keeps them in memory, a worker in Redis; past half of it outputs go to files
     max_sent_bytes: int = 64 << 20
     # what a run's inputs, options and package may be (dizest_core.limits, checked at submit)
     max_input_depth: int = 32

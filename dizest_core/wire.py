@@ -213,8 +213,8 @@ class FrameReader:
     def __init__(self, limit: int | None = None, total: int | None = None) -> None:
         self._buf = bytearray()
         self.limit = limit
-        self.total = total  # the bytes of all frames together (outputs held by the engine)
-        self.sent = 0
+        self.total = total  # the bytes of all OUTPUT frames together (the engine holds them)
+        self.kept = 0
 
     def feed(self, data: bytes) -> list[tuple[Any, ...]]:
         self._buf += data
@@ -223,18 +223,20 @@ class FrameReader:
             (size,) = HEADER.unpack_from(self._buf)
             if self.limit is not None and size > self.limit:
                 raise ProtocolError(f"a frame of {size} bytes (the limit is {self.limit})")
-            self.sent += size
-            if self.total is not None and self.sent > self.total:
-                raise ProtocolError(
-                    f"over {self.total >> 20} MB of outputs, results and errors in all "
-                    "(DIZEST_MAX_SENT_BYTES; large values go to files)"
-                )
             end = HEADER.size + size
             if len(self._buf) < end:
                 break
             with memoryview(self._buf) as view:
-                messages.append(decode_frame(view[HEADER.size : end]))
+                message = decode_frame(view[HEADER.size : end])
             del self._buf[:end]
+            if message[0] == OUTPUT and self.total is not None:  # counted once, when complete
+                self.kept += size
+                if self.kept > self.total:
+                    raise ProtocolError(
+                        f"over {self.total >> 20} MB of outputs in all "
+                        "(DIZEST_MAX_SENT_BYTES; large values go to files)"
+                    )
+            messages.append(message)
         return messages
 
 
