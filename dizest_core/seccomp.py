@@ -1,6 +1,7 @@
 """The flow's system-call filter (seccomp): the few calls whose effect no other layer bounds.
 
-- `fallocate` fails with EOPNOTSUPP, what a filesystem without it answers. It reserves disk
+- `fallocate` fails with EOPNOTSUPP, what a filesystem without it answers, and so do the two
+  ioctls that do the same (FS_IOC_RESVSP, FS_IOC_RESVSP64). It reserves disk
   blocks without writing them, so neither RLIMIT_FSIZE (ext4 does not check it for
   FALLOC_FL_KEEP_SIZE) nor the disk guard (it counts bytes written) would see a flow fill the
   disk with it. glibc's `posix_fallocate` (Python's `os.posix_fallocate`) then writes the
@@ -11,7 +12,10 @@
 - With network `none`, `socket(AF_UNIX, ...)` fails with EACCES. An empty network namespace
   stops TCP and UDP, but a Unix socket named by a path (a database's
   /run/postgresql/.s.PGSQL.5432) belongs to the host and stays reachable from any namespace.
-  `socketpair` (a channel between the flow's own processes) still works.
+  `socketpair` of stream or seqpacket sockets (a channel between the flow's own processes)
+  still works; a datagram pair does not (its socket could `sendto` a path). So neither
+  `multiprocessing`'s forkserver nor its `Manager` (a listening Unix socket) works there; its
+  fork and spawn methods do.
 - A call made through another ABI of the machine (i386 or x32 calls of an x86_64 process)
   fails with ENOSYS: the numbers above are this ABI's only.
 
@@ -32,18 +36,20 @@ import struct
 from dizest_core import linux
 
 # struct seccomp_data: int nr; u32 arch; u64 instruction_pointer; u64 args[6] (little-endian:
-# the low 32 bits of args[0] at 16)
-_NR, _ARCH, _ARG0 = 0, 4, 16
-_LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
+# the low 32 bits of args[0] at 16, of args[1] at 24)
+_NR, _ARCH, _ARG0, _ARG1 = 0, 4, 16, 24
+_LD_W_ABS, _JEQ_K, _JGE_K, _AND_K, _RET_K = 0x20, 0x15, 0x35, 0x54, 0x06
+# ioctls that reserve blocks as fallocate does (ioctl_preallocate): FS_IOC_RESVSP, RESVSP64
+_RESERVE = (0x40305828, 0x4030582A)
 _ALLOW = 0x7FFF0000
 _ERRNO = 0x00050000
 _SET_MODE_FILTER, _FLAG_TSYNC = 1, 1
 _X32_BIT = 0x40000000
 
-# machine -> (AUDIT_ARCH, seccomp, socket, fallocate, io_uring_setup)
+# machine -> (AUDIT_ARCH, seccomp, socket, fallocate, io_uring_setup, ioctl, socketpair)
 _ABI = {
-    "x86_64": (0xC000003E, 317, 41, 285, 425),
-    "aarch64": (0xC00000B7, 277, 198, 47, 425),
+    "x86_64": (0xC000003E, 317, 41, 285, 425, 16, 53),
+    "aarch64": (0xC00000B7, 277, 198, 47, 425, 29, 199),
 }
 
 
@@ -61,7 +67,7 @@ def available() -> str | None:
 def program(no_unix_sockets: bool) -> bytes:
     """The BPF program: a list of (code, jump if true, jump if false, k), packed as the kernel
     reads it. Jumps count instructions forward from the next one."""
-    arch, _, sock, fallocate, uring = _ABI[platform.machine()]
+    arch, _, sock, fallocate, uring, ioctl, pair = _ABI[platform.machine()]
     deny_abi = _ERRNO | errno.ENOSYS
     steps: list[tuple[int, int, int, int]] = [
         (_LD_W_ABS, 0, 0, _ARCH),
@@ -76,12 +82,25 @@ def program(no_unix_sockets: bool) -> bytes:
         (_RET_K, 0, 0, _ERRNO | errno.EOPNOTSUPP),
         (_JEQ_K, 0, 1, uring),
         (_RET_K, 0, 0, _ERRNO | errno.ENOSYS),
+        (_JEQ_K, 0, 5, ioctl),  # the reserving ioctls answer as fallocate does
+        (_LD_W_ABS, 0, 0, _ARG1),
+        (_JEQ_K, 2, 0, _RESERVE[0]),
+        (_JEQ_K, 1, 0, _RESERVE[1]),
+        (_RET_K, 0, 0, _ALLOW),
+        (_RET_K, 0, 0, _ERRNO | errno.EOPNOTSUPP),
     ]
     if no_unix_sockets:
         steps += [
-            (_JEQ_K, 0, 3, sock),
+            (_JEQ_K, 0, 4, sock),
             (_LD_W_ABS, 0, 0, _ARG0),
             (_JEQ_K, 0, 1, socket.AF_UNIX),
+            (_RET_K, 0, 0, _ERRNO | errno.EACCES),
+            (_RET_K, 0, 0, _ALLOW),
+            # a datagram pair's socket can still sendto() a path: stream and seqpacket only
+            (_JEQ_K, 0, 4, pair),
+            (_LD_W_ABS, 0, 0, _ARG1),
+            (_AND_K, 0, 0, 0xF),
+            (_JEQ_K, 0, 1, socket.SOCK_DGRAM),
             (_RET_K, 0, 0, _ERRNO | errno.EACCES),
         ]
     steps.append((_RET_K, 0, 0, _ALLOW))

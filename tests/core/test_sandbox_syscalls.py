@@ -80,15 +80,22 @@ def test_fallocate_reserves_nothing_past_the_file_size_limit(make_workflow, tmp_
         "fd = os.open('big', os.O_CREAT | os.O_RDWR, 0o600)\n"
         "kept = libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(64 << 20))  # KEEP_SIZE\n"
         "kept = ctypes.get_errno() if kept < 0 else 'allocated'\n"
+        "import fcntl, struct\n"
+        "try:  # FS_IOC_RESVSP64: the same reservation through an ioctl\n"
+        "    fcntl.ioctl(fd, 0x4030582A, struct.pack('hhqq4q', 0, 0, 0, 64 << 20, 0, 0, 0, 0))\n"
+        "    ioctl = 'allocated'\n"
+        "except OSError as exc:\n"
+        "    ioctl = exc.errno\n"
         "try:\n"
         "    os.posix_fallocate(fd, 0, 64 << 20)\n"
         "    grown = 'allocated'\n"
         "except OSError as exc:\n"
         "    grown = exc.errno\n"
-        "v = {'keep_size': kept, 'posix': grown, 'blocks_mb': os.fstat(fd).st_blocks * 512 >> 20}\n"
+        "blocks_mb = os.fstat(fd).st_blocks * 512 >> 20\n"
+        "v = {'keep_size': kept, 'ioctl': ioctl, 'posix': grown, 'blocks_mb': blocks_mb}\n"
     )
     found = run_one(make_workflow, tmp_path, code, max_file_mb=8)
-    assert found["keep_size"] == errno.EOPNOTSUPP
+    assert found["keep_size"] == found["ioctl"] == errno.EOPNOTSUPP
     assert found["posix"] == errno.EFBIG  # glibc wrote the blocks instead: the limit held
     assert found["blocks_mb"] <= 8
 
@@ -135,15 +142,23 @@ try:
     v = 'connected' if b.recv(1) == b'x' else 'no socketpair'
 except OSError as exc:
     v = exc.errno
+try:  # a datagram pair's socket could sendto() the host's path
+    c, d = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    c.sendto(b'hi', {path!r})
+    v = [v, 'sent']
+except OSError as exc:
+    v = [v, exc.errno]
 """
 
 
 def test_network_none_reaches_no_unix_socket_of_the_host(make_workflow, tmp_path, host_unix_socket):
     code = CONNECT.format(path=str(host_unix_socket))
-    assert run_one(make_workflow, tmp_path, code, network="none") == errno.EACCES
+    assert run_one(make_workflow, tmp_path, code, network="none") == [errno.EACCES, errno.EACCES]
     # the same socket with network egress: the test would see a filter that let `none` through
     (tmp_path / "egress").mkdir()
-    assert run_one(make_workflow, tmp_path / "egress", code, network="egress") == "connected"
+    # (a stream socket refuses a datagram: EPROTOTYPE, yet the call went out)
+    egress = run_one(make_workflow, tmp_path / "egress", code, network="egress")
+    assert egress == ["connected", errno.EPROTOTYPE]
 
 
 def test_a_flow_holds_no_descriptor_the_zygote_has(make_workflow, tmp_path):
@@ -217,7 +232,26 @@ def test_what_a_flow_sends_the_engine_is_bounded(make_workflow, tmp_path):
     # frames written past the runtime stop at the budget, with the reason
     raw = flows_out["raw"]
     assert raw["status"] == "error"
-    assert "over 16 MB of outputs, results and errors in all" in raw["reason"]
+    assert "over 16 MB of outputs in all" in raw["reason"]
+
+
+def test_an_output_frame_counts_once_however_it_arrives_and_results_do_not():
+    """The budget is what the engine keeps: each OUTPUT frame once, when complete (a frame read
+    in many pieces was once counted at every piece), and never a RESULT, which is passed on."""
+    from dizest_core import wire
+
+    head, body = wire.encode_frame((wire.OUTPUT, "v", b"x" * (1 << 20), None))
+    frame = head + body
+    reader = wire.FrameReader(total=(3 << 20) + 4096)
+    for _ in range(3):  # three 1 MB outputs in 64 kB reads: 3 MB and a little, under budget
+        got = [m for at in range(0, len(frame), 1 << 16) for m in reader.feed(frame[at : at + (1 << 16)])]  # fmt: skip
+        assert [m[0] for m in got] == [wire.OUTPUT]
+    assert 3 << 20 < reader.kept <= (3 << 20) + 4096
+    head, body = wire.encode_frame((wire.RESULT, "plot", {"mime": "text/plain", "data": "y" * (1 << 20)}))  # fmt: skip
+    for _ in range(10):
+        assert reader.feed(head + body)[0][0] == wire.RESULT
+    with pytest.raises(wire.ProtocolError, match="outputs in all"):
+        reader.feed(frame)
 
 
 def test_the_kernel_kills_flows_first_when_memory_runs_out(make_workflow, tmp_path):
