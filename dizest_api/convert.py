@@ -213,6 +213,8 @@ class Converter:
     def _answer(finished: Finished, folder: str) -> Converted:
         note_file = _own_file(os.path.join(folder, "out.json"))
         if not finished.ok or note_file is None:
+            if note_file is not None:
+                note_file.close()
             why = finished.error.message if finished.error else finished.reason
             raise ConversionError(422, f"the output could not be converted: {why}")
         with note_file:

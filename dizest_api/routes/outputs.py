@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
+from typing import BinaryIO
 
 from flask import Blueprint, Response, current_app, request, send_file
 
@@ -102,20 +104,36 @@ def _bytes(value: bytes | Artifact) -> bytes:
         return bytes(value)
     if value.size > MAX_CONVERT_BYTES:
         raise NotConvertible(f"outputs over {MAX_CONVERT_BYTES} bytes are only served as ?format=pickle")  # fmt: skip
-    with open(_inside_artifacts(value.path), "rb") as f:
+    with _inside_artifacts(value.path) as f:
         return f.read()
 
 
-def _inside_artifacts(path: str) -> str:
-    """The artifact's real path, only if it lies in the artifact directory: a reference in
-    Redis must never make this process serve another file of the server."""
-    configured = services().settings.worker.artifact_dir
-    root = os.path.realpath(configured)
-    inside = os.path.relpath(os.path.abspath(path), os.path.abspath(configured))
-    given = os.path.normpath(os.path.join(root, inside))
-    real = os.path.realpath(given)
-    # no symlink below the root either: a flow may plant one in its own folder, pointing at a
-    # file of another run (the flow cannot see it, but this process would follow it)
-    if real != given or os.path.commonpath([root, real]) != root or not os.path.isfile(real):
+def _inside_artifacts(path: str) -> BinaryIO:
+    """The artifact file, opened, only if it lies in the artifact directory and is reached
+    without a symlink below it: a reference in Redis must never make this process serve
+    another file of the server, and a flow may plant a link in its own folder (to a file of
+    another run it cannot see, but this process could). Opened one folder at a time with
+    O_NOFOLLOW, so nothing swapped in between the check and the read is followed either."""
+    configured = os.path.abspath(services().settings.worker.artifact_dir)
+    inside = os.path.relpath(os.path.abspath(path), configured)
+    parts = inside.split(os.sep)
+    if inside.startswith("..") or "" in parts or "." in parts:
         raise NotFound("this output's file is gone")
-    return real
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = -1
+    try:
+        fd = os.open(configured, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
+        for part in parts[:-1]:
+            inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        inner = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("not a plain file")
+    except OSError:
+        if fd >= 0:
+            os.close(fd)
+        raise NotFound("this output's file is gone") from None
+    return os.fdopen(fd, "rb")

@@ -168,6 +168,13 @@ def test_an_artifact_reached_through_a_link_below_the_root_is_not_served(api) ->
     mine.mkdir(parents=True)
     (mine / "0.pkl").symlink_to(other)
     with api.app.test_request_context():
-        assert _inside_artifacts(str(other)) == str(other.resolve())  # a plain file: served
+        with _inside_artifacts(str(other)) as f:  # a plain file: served
+            assert pickle.loads(f.read()) == "alice's"
         with pytest.raises(NotFound):
             _inside_artifacts(str(mine / "0.pkl"))
+        (root / "linked").symlink_to(other.parent.parent.parent)  # a folder link on the way
+        with pytest.raises(NotFound):
+            _inside_artifacts(str(root / "linked" / "f" / "1" / "0.pkl"))
+        for outside in ("/etc/passwd", str(root / ".." / "x.pkl"), str(root)):
+            with pytest.raises(NotFound):
+                _inside_artifacts(outside)
