@@ -93,6 +93,7 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: where a NAT64 gateway routes
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215, the IPv4 in the last 32 bits
 _COMPATIBLE = ipaddress.IPv6Network("::/96")  # the deprecated IPv4-compatible ::a.b.c.d
 
 
@@ -101,7 +102,11 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     IPv4-compatible, 6to4 (2002:ab:cd::) or Teredo's client."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address in _NAT64 or (address in _COMPATIBLE and int(address) > 1):
+    if (
+        address in _NAT64
+        or address in _LOCAL_NAT64
+        or (address in _COMPATIBLE and int(address) > 1)
+    ):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.sixtofour is not None:
         return address.sixtofour

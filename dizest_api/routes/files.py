@@ -182,12 +182,16 @@ class Attached:
     (an idempotency key seen before)."""
 
     def __init__(self, parts: list[tuple[str, Any]]) -> None:
-        names = [rel for rel, _ in parts]
-        for rel in names:  # one path cannot be a file and a folder, or two files
+        files: set[str] = set()
+        for rel, _ in parts:  # one path cannot be two files
+            if rel in files:
+                raise BadInput(f"attached files clash: {rel!r} twice", {"path": rel})
+            files.add(rel)
+        for rel in files:  # nor a file and a folder
             folders = ["/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]
-            clash = next((f for f in folders if f in names), None)
-            if clash is not None or names.count(rel) > 1:
-                what = f"{clash!r} is a file and a folder of {rel!r}" if clash else f"{rel!r} twice"
+            clash = next((f for f in folders if f in files), None)
+            if clash is not None:
+                what = f"{clash!r} is a file and a folder of {rel!r}"
                 raise BadInput(f"attached files clash: {what}", {"path": rel})
         self.parts = parts
         self.prepared: str | None = None

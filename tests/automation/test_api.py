@@ -112,6 +112,7 @@ def test_schedules_belong_to_their_owner_and_follow_enable_disable(
         "http://[::ffff:127.0.0.1]/hook",
         "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
         "http://[64:ff9b::a00:1]/hook",  # NAT64 of 10.0.0.1
+        "http://[64:ff9b:1::7f00:1]/hook",  # local-use NAT64 of 127.0.0.1
         "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
         "http://[::127.0.0.1]/hook",  # IPv4-compatible
         "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
