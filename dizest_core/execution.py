@@ -98,7 +98,7 @@ class Supervisor:
             now,
             now + timeout if timeout else None,
             timeout or 0.0,
-            reader=FrameReader(wire.max_frame(job), wire.max_sent(job)),
+            reader=FrameReader(wire.max_frame(job), wire.max_output(job)),
             record_limit=wire.max_record(job),
             token=spare.token,
             pid=spare.pid,

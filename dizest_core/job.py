@@ -74,7 +74,7 @@ class FlowJob:
     # outputs larger than `inline_max` are written by the child to files under `artifact_dir`
     artifact_dir: str | None = None
     inline_max: int = 1 << 20
-    max_sent: int = 64 << 20  # OUTPUT frames together, in bytes (`wire.max_sent`)
+    max_output: int = 64 << 20  # OUTPUT frames together, in bytes (`wire.max_output`)
     # the DIZEST documents behind `dizest.flow` / `flow` and `workflow` (see dizest_core.inflow)
     flow_raw: dict[str, Any] = field(default_factory=dict)
     app_raw: dict[str, Any] = field(default_factory=dict)
@@ -118,7 +118,7 @@ def build_job(
         max_render_bytes=settings.max_render_bytes,
         max_preview_bytes=settings.max_preview_bytes,
         inline_max=settings.inline_max_bytes,
-        max_sent=settings.max_sent_bytes,
+        max_output=settings.max_output_bytes,
         # shared, not copied: a job is only ever read in the engine, and pickled to its child
         flow_raw=dict(flow.raw),
         app_raw=dict(app.raw),

@@ -27,8 +27,7 @@ from typing import Any
 
 from dizest_core.errors import InvalidOptions, Problem
 from dizest_core.model import Package
-from dizest_core.sandbox import NETWORKS
-from dizest_core.settings import Settings
+from dizest_core.settings import NETWORKS, Settings
 
 FLOW_KEYS = ("queue", "timeout", "retries", "memory_limit_mb", "network")
 RUN_OPTIONS = {

@@ -247,8 +247,8 @@ def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
 def _emit_outputs(job: FlowJob, outputs: dict[str, Any], emit: Callable[..., None]) -> bool:
     """One OUTPUT message per value; the first that cannot be serialized ends it in error.
     Values go inline until they fill half of what the engine takes from a flow
-    (`job.max_sent`), then to files: many outputs never cost the engine's memory."""
-    room = job.max_sent // 2
+    (`job.max_output`), then to files: many outputs never cost the engine's memory."""
+    room = job.max_output // 2
     for name, value in outputs.items():
         try:
             raw = store(job, value, max(0, min(job.inline_max, room)))

@@ -51,7 +51,6 @@ from dizest_core.settings import Settings
 LAYERS = (
     "pidns", "cgroup", "mountns", "ipcns", "netns", "identity", "landlock", "seccomp", "rlimits", "env"
 )  # fmt: skip
-NETWORKS = ("none", "egress", "full")
 UID_STRIDE = 64  # slots per zygote; uid = uid_base + zygote_pid * UID_STRIDE + slot
 PID_MAX = 1 << 22  # Linux's largest pid_max: uids of two live zygotes never collide
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys")

@@ -33,6 +33,8 @@ def _default_plugin_paths() -> tuple[str, ...]:
     return (str(bundled),) if bundled.is_dir() else ()
 
 
+NETWORKS = ("none", "egress", "full")  # what a flow may reach, least first (dizest_core.sandbox)
+
 # the sandbox layers a worker refuses to start without, unless DIZEST_SANDBOX_REQUIRE says
 REQUIRED_LAYERS: tuple[str, ...] = (
     "pidns",
@@ -70,7 +72,7 @@ class Settings:
     inline_max_bytes: int = 1 << 20
     # what one flow's outputs may hold in the engine in all (inline values and previews): the
     # engine keeps them in memory, a worker in Redis; past half of it outputs go to files
-    max_sent_bytes: int = 64 << 20
+    max_output_bytes: int = 64 << 20
     # what a run's inputs, options and package may be (dizest_core.limits, checked at submit)
     max_input_depth: int = 32
     max_input_bytes: int = 10 << 20  # UTF-8 JSON, all inputs of a run together
@@ -105,6 +107,8 @@ class Settings:
             raise ConfigError("concurrency and max_processes must be at least 1")
         if self.flow_timeout is not None and self.flow_timeout <= 0:
             raise ConfigError("flow_timeout must be positive")
+        if self.max_output_bytes < 2 * self.inline_max_bytes:  # the runtime inlines half of it
+            raise ConfigError("max_output_bytes must be at least twice inline_max_bytes")
         if self.disk_reserve_mb < 0:
             raise ConfigError("disk_reserve_mb must be 0 (no guard) or more")
         if not 0 <= self.retry_backoff_s < float("inf"):
@@ -113,10 +117,9 @@ class Settings:
             raise ConfigError("memory_limit_mb must be at least 64 (the interpreter needs ~30 MB)")
         if self.sandbox not in SANDBOX_MODES:
             raise ConfigError(f"sandbox must be one of {', '.join(SANDBOX_MODES)}")
-        if self.network not in ("none", "egress", "full"):
-            raise ConfigError("network must be none, egress or full")
-        if self.network_max not in ("none", "egress", "full"):
-            raise ConfigError("network_max must be none, egress or full")
+        for name in ("network", "network_max"):
+            if getattr(self, name) not in NETWORKS:
+                raise ConfigError(f"{name} must be one of {', '.join(NETWORKS)}")
         if min(self.max_pids, self.max_open_files, self.max_file_mb, self.tmp_mb) < 1:
             raise ConfigError("max_pids, max_open_files, max_file_mb and tmp_mb must be positive")
         if min(self.max_input_depth, self.max_input_bytes, self.max_input_nodes) < 1:

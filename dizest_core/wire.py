@@ -195,10 +195,11 @@ def max_frame(job: FlowJob) -> int | None:
     return job.inline_max + _JSON_BYTES_PER_CHAR * text + _SLACK
 
 
-def max_sent(job: FlowJob) -> int | None:
-    """The bytes of frames a child of `job` may send in all, or None when the job has no
-    artifact directory (as `max_frame`: then every value travels inline)."""
-    return None if job.artifact_dir is None else job.max_sent
+def max_output(job: FlowJob) -> int | None:
+    """The bytes of OUTPUT frames a child of `job` may send in all (the engine keeps them), or
+    None when the job has no artifact directory (as `max_frame`: then every value travels
+    inline)."""
+    return None if job.artifact_dir is None else job.max_output
 
 
 def max_record(job: FlowJob) -> int:
@@ -234,7 +235,7 @@ class FrameReader:
                 if self.kept > self.total:
                     raise ProtocolError(
                         f"over {self.total >> 20} MB of outputs in all "
-                        "(DIZEST_MAX_SENT_BYTES; large values go to files)"
+                        "(DIZEST_MAX_OUTPUT_BYTES; large values go to files)"
                     )
             messages.append(message)
         return messages

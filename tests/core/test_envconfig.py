@@ -32,6 +32,8 @@ CHOSEN: dict[str, st.SearchStrategy[Any]] = {
     "sandbox": st.sampled_from(["auto", "on", "off"]),
     "network": st.sampled_from(["none", "egress", "full"]),
     "network_max": st.sampled_from(["none", "egress", "full"]),
+    "inline_max_bytes": st.integers(1, 1 << 24),
+    "max_output_bytes": st.integers(1 << 25, 1 << 40),  # at least twice inline_max_bytes
     "redis_url": WORD.map(lambda w: f"redis://:{w}@127.0.0.1:6379/1"),
     "secret_key": st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=16),
     "bcrypt_rounds": st.integers(4, 31),

@@ -220,7 +220,7 @@ def test_what_a_flow_sends_the_engine_is_bounded(make_workflow, tmp_path):
         "raw": {"app": "raw"},
         "other": {"app": "ok"},
     }
-    wf = make_workflow(package(apps, flows), sandbox="on", max_sent_bytes=16 << 20)
+    wf = make_workflow(package(apps, flows), sandbox="on", max_output_bytes=16 << 20)
     report = wf.run(workdir=tmp_path, timeout=60)
     flows_out = report["flows"]
     assert flows_out["other"]["outputs"] == {"v": "fine"}
@@ -265,3 +265,12 @@ def test_the_kernel_kills_flows_first_when_memory_runs_out(make_workflow, tmp_pa
         "v = [score, lowered]\n"
     )
     assert run_one(make_workflow, tmp_path, code) == ["1000", "PermissionError"]
+
+
+def test_an_output_budget_below_twice_the_inline_limit_is_a_config_error():
+    from dizest_core.errors import ConfigError
+    from dizest_core.settings import Settings
+
+    with pytest.raises(ConfigError, match="max_output_bytes must be at least twice"):
+        Settings(max_output_bytes=(1 << 20) + 1)
+    assert Settings(max_output_bytes=2 << 20).max_output_bytes == 2 << 20
