@@ -29,11 +29,11 @@ import json
 import os
 import secrets
 import shutil
-import stat
 import threading
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from dizest_api.plainfile import open_beneath
 from dizest_core.execution import Finished, Supervisor
 from dizest_core.job import FlowJob
 from dizest_core.model import InputSpec
@@ -211,7 +211,7 @@ class Converter:
 
     @staticmethod
     def _answer(finished: Finished, folder: str) -> Converted:
-        note_file = _own_file(os.path.join(folder, "out.json"))
+        note_file = open_beneath(folder, "out.json")
         if not finished.ok or note_file is None:
             if note_file is not None:
                 note_file.close()
@@ -228,7 +228,7 @@ class Converter:
             offered = [str(o) for o in note.get("offered") or [] if isinstance(o, str)]
             raise ConversionError(406, f"{note['error']} (type {note.get('type')})", offered)
         media = str(note.get("media_type"))
-        data = _own_file(os.path.join(folder, "out.bin")) if media in EXTENSIONS else None
+        data = open_beneath(folder, "out.bin") if media in EXTENSIONS else None
         if data is None:
             raise ConversionError(422, "the converter answered nonsense")
         return Converted(media, data, folder, EXTENSIONS[media])
@@ -236,21 +236,6 @@ class Converter:
     def close(self) -> None:
         if self._supervisor is not None:
             self._supervisor.close()
-
-
-def _own_file(path: str) -> BinaryIO | None:
-    """`path` opened for reading if it is a plain file of its own, else None. The converter
-    runs user code (the value's unpickling) in a folder it writes: a symlink there, or a hard
-    link, must never make this process (root, the host's view) read another file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
 
 
 def wanted_types(fmt: str | None, accept: str | None) -> list[str]:

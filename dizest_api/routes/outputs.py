@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 from typing import BinaryIO
 
 from flask import Blueprint, Response, current_app, request, send_file
@@ -26,6 +25,7 @@ from flask import Blueprint, Response, current_app, request, send_file
 from dizest_api.convert import FORMATS, ConversionError, Converter, wanted_types
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import ApiError, NotFound
+from dizest_api.plainfile import open_beneath
 from dizest_api.routes.runs import open_run
 from dizest_api.schemas import ERR, Body
 from dizest_api.services import services
@@ -110,30 +110,11 @@ def _bytes(value: bytes | Artifact) -> bytes:
 
 def _inside_artifacts(path: str) -> BinaryIO:
     """The artifact file, opened, only if it lies in the artifact directory and is reached
-    without a symlink below it: a reference in Redis must never make this process serve
-    another file of the server, and a flow may plant a link in its own folder (to a file of
-    another run it cannot see, but this process could). Opened one folder at a time with
-    O_NOFOLLOW, so nothing swapped in between the check and the read is followed either."""
+    without a symlink below it (`plainfile`): a reference in Redis must never make this process
+    serve another file of the server, and a flow may plant a link in its own folder (to a file
+    of another run it cannot see, but this process could)."""
     configured = os.path.abspath(services().settings.worker.artifact_dir)
-    inside = os.path.relpath(os.path.abspath(path), configured)
-    parts = inside.split(os.sep)
-    if inside.startswith("..") or "" in parts or "." in parts:
+    found = open_beneath(configured, os.path.relpath(os.path.abspath(path), configured))
+    if found is None:
         raise NotFound("this output's file is gone")
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
-    fd = -1
-    try:
-        fd = os.open(configured, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECTORY)
-        for part in parts[:-1]:
-            inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        inner = os.open(parts[-1], flags | os.O_NONBLOCK, dir_fd=fd)
-        os.close(fd)
-        fd = inner
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError("not a plain file")
-    except OSError:
-        if fd >= 0:
-            os.close(fd)
-        raise NotFound("this output's file is gone") from None
-    return os.fdopen(fd, "rb")
+    return found
