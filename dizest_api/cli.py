@@ -86,7 +86,8 @@ def _services() -> tuple[Accounts, Library]:
     finally:
         probe.close()
     client, keys = text_client(settings.worker), Keys(settings.worker.prefix)
-    return Accounts(client, keys, bcrypt_rounds=settings.bcrypt_rounds), Library(client, keys)
+    accounts = Accounts(client, keys, bcrypt_rounds=settings.bcrypt_rounds)
+    return accounts, Library(client, keys, limits=settings.library_limits())
 
 
 def _fail(exc: DizestError) -> None:

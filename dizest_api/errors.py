@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
 from dizest_api.data.library import GrantError, VersionConflict
+from dizest_api.data.library_quota import BytesQuota
 from dizest_core.errors import (
     AuthError,
     DizestError,
@@ -66,6 +67,7 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
     (UserExists, 409, "conflict"),
     (VersionConflict, 409, "version_conflict"),
     (InvalidOptions, 422, "invalid_options"),
+    (BytesQuota, 413, "quota_bytes"),
     (InputError, 422, "invalid_input"),  # the code is the error's own: input_too_deep, ...
     (ValidationError, 422, "invalid_workflow"),
     (WorkflowError, 422, "invalid_workflow"),

@@ -148,6 +148,13 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "Package": {**OBJECT, "description": "a .dwp object (apps, flow...)"},
     "Grants": obj(grants=map_of({"enum": ["viewer", "runner", "editor"]})),
+    "LibraryUsage": obj(
+        workflows=INTEGER,
+        max_workflows=INTEGER,
+        bytes=INTEGER,
+        quota_bytes=INTEGER,
+        versions_kept=INTEGER,
+    ),
     "App": obj(
         id=STRING,
         title=STRING,

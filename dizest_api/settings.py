@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dizest_api.data.library_quota import LibraryLimits
 from dizest_core import envconfig
 from dizest_core.errors import ConfigError
 from dizest_worker.client import WorkerSettings
@@ -36,6 +37,10 @@ class ApiSettings:
     drive_quota_bytes: int = 1024 * MIB  # per user (dizest_api.drives)
     drive_quota_files: int = 10_000
     max_runs_per_user: int = 100
+    # stored workflows, per user (dizest_api.data.library_quota)
+    max_workflows_per_user: int = 1000
+    workflow_versions_kept: int = 100
+    library_quota_bytes: int = 256 * MIB
     max_streams: int = 1000  # SSE/WebSocket clients per API process (`dizest serve` sets it)
     # of them, streams that hold a server thread (WebSocket; SSE where the socket cannot be handed
     # to the event hub): `dizest serve` keeps some threads free for ordinary requests
@@ -61,10 +66,20 @@ class ApiSettings:
             )
         if self.max_upload_bytes < self.max_request_bytes or min(self.drive_quota_bytes, self.drive_quota_files) < 1:  # fmt: skip
             raise ConfigError("max_upload_bytes must be >= max_request_bytes; drive quotas >= 1")
+        if min(self.max_workflows_per_user, self.workflow_versions_kept, self.library_quota_bytes) < 1:  # fmt: skip
+            raise ConfigError(
+                "DIZEST_MAX_WORKFLOWS_PER_USER, DIZEST_WORKFLOW_VERSIONS_KEPT and "
+                "DIZEST_LIBRARY_QUOTA_BYTES must be at least 1"
+            )
         if not 0.1 <= self.heartbeat_s <= 300:
             raise ConfigError("DIZEST_HEARTBEAT_S must be between 0.1 and 300 seconds")
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("DIZEST_BCRYPT_ROUNDS must be between 4 and 31")
+
+    def library_limits(self) -> LibraryLimits:
+        return LibraryLimits(
+            self.max_workflows_per_user, self.workflow_versions_kept, self.library_quota_bytes
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:

@@ -68,11 +68,14 @@ key / channel                         type     holds                            
 {p}:login:{name}:{ip}                 string   failed logins for this name from this IP  window_s
 {p}:wf:{id}                           hash     stored workflow: owner, title, version,   none
                                                created_at, updated_at
-{p}:wf:{id}:versions                  hash     version number -> the .dwp JSON           none
+{p}:wf:{id}:versions                  hash     version number -> the .dwp JSON (the last  none
+                                               versions_kept of them)
 {p}:wf:{id}:grants                    hash     username -> viewer|runner|editor          none
 {p}:wfs                               zset     every workflow id by creation time (ms)   none
 {p}:user:{name}:wfs                   zset     workflow ids the user owns                none
 {p}:user:{name}:shared                zset     workflow ids granted to the user          none
+{p}:user:{name}:library               hash     "bytes": the size of every kept version   none
+                                               of the user's workflows (library_quota)
 {p}:events                            channel  every event JSON (with id), all runs      -
 {p}:control                           channel  "cancel {run}" for workers holding flows  -
 {p}:holder:{holder}                   channel  nothing is sent on it: the flow-running   -
@@ -210,6 +213,9 @@ class Keys:
 
     def user_shared(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:shared"
+
+    def user_library(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:library"
 
 
 def lease_member(run_id: str, flow_id: str, attempt: int) -> str:

@@ -4,7 +4,9 @@ Invariants:
 - a package is validated (`dizest_core.dwp.load`, plugin apps included) before it is stored, and
   stored as the caller's original JSON, every field kept.
 - versions are numbered 1, 2, ... per workflow; replacing adds the next version in one atomic
-  script, and every older version stays readable until the workflow is deleted.
+  script, and the last `versions_kept` versions stay readable until the workflow is deleted.
+- what a user's workflows hold is bounded (`library_quota`): workflows owned, versions kept,
+  bytes; checked by the same script that writes, so nothing is stored past a limit.
 - a grant gives one user one level: viewer (read), runner (read + run), editor (read + write);
   the owner's own rights are not a grant. Each user's index of workflows granted to them is
   changed in the same transaction as the grants themselves.
@@ -23,23 +25,14 @@ from typing import Any
 
 import redis
 
+from dizest_api.data import library_quota
+from dizest_api.data.library_quota import LibraryLimits
 from dizest_core import dwp
 from dizest_core.errors import DizestError, InputError
 from dizest_core.model import App
 from dizest_worker.keys import Keys
 
 LEVELS = ("viewer", "runner", "editor")  # in increasing order of rights
-
-_REPLACE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
-if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= current then return -current end
-local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('HSET', KEYS[2], version, ARGV[1])
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'title', ARGV[4]) end
-return version
-"""
 
 
 class WorkflowNotFound(DizestError, LookupError):
@@ -96,12 +89,17 @@ class Library:
         keys: Keys,
         extra_apps: Mapping[str, App] | None = None,
         clock: Callable[[], float] = time.time,
+        limits: LibraryLimits | None = None,
     ) -> None:
         # A text client (`text_client`): replies are str, which redis-py's types cannot express.
         self.redis: Any = client
         self.keys, self.clock = keys, clock
         self.extra_apps = dict(extra_apps or {})
-        self._replace = client.register_script(_REPLACE)
+        self.limits = limits or LibraryLimits()
+        self._create = client.register_script(library_quota.CREATE)
+        self._replace = client.register_script(library_quota.REPLACE)
+        self._usage = client.register_script(library_quota.USAGE)
+        self._versions = library_quota.versions_template(keys)
 
     def validate(self, package: Mapping[str, Any]) -> str:
         """The package as JSON text, once `dwp.load` found no error (else ValidationError)."""
@@ -112,12 +110,21 @@ class Library:
         _check_title(title)
         text, now = self.validate(package), self.clock()
         wf = StoredWorkflow(secrets.token_hex(8), owner, title, 1, now, now)
-        pipe = self.redis.pipeline()
-        pipe.hset(self.keys.workflow(wf.id), mapping=_fields(wf))
-        pipe.hset(self.keys.workflow_versions(wf.id), "1", text)
-        pipe.zadd(self.keys.workflows, {wf.id: int(now * 1000)})
-        pipe.zadd(self.keys.user_workflows(owner), {wf.id: int(now * 1000)})
-        pipe.execute()
+        keys = [
+            self.keys.workflow(wf.id),
+            self.keys.workflow_versions(wf.id),
+            self.keys.workflows,
+            self.keys.user_workflows(owner),
+            self.keys.user_library(owner),
+        ]
+        limits = self.limits
+        args: list[str | int | float] = [
+            text, wf.id, int(now * 1000), limits.max_workflows, limits.quota_bytes,
+        ]  # fmt: skip
+        fields = [x for pair in _fields(wf).items() for x in pair]
+        kind, used = self._create(keys=keys, args=[*args, *self._versions, *fields])
+        if kind != "ok":
+            raise library_quota.refused(kind, int(used), len(text.encode()), limits, owner)
         return wf
 
     def get(self, wf_id: str) -> StoredWorkflow:
@@ -132,7 +139,9 @@ class Library:
         number = wf.version if version is None else version
         text = self.redis.hget(self.keys.workflow_versions(wf_id), str(number))
         if text is None:
-            raise WorkflowNotFound(f"workflow {wf_id!r} has no version {number}")
+            kept = self.limits.versions_kept
+            why = f" (only its last {kept} versions are kept)" if 1 <= number < wf.version else ""
+            raise WorkflowNotFound(f"workflow {wf_id!r} has no version {number}{why}")
         return wf, number, json.loads(text)
 
     def replace(
@@ -148,32 +157,50 @@ class Library:
         if title is not None:
             _check_title(title)
         text = self.validate(package)
-        keys = [self.keys.workflow(wf_id), self.keys.workflow_versions(wf_id)]
+        owner = self.get(wf_id).owner  # never changes: its usage key can be named up front
+        keys = [
+            self.keys.workflow(wf_id),
+            self.keys.workflow_versions(wf_id),
+            self.keys.user_workflows(owner),
+            self.keys.user_library(owner),
+        ]
         base = "" if base_version is None else str(base_version)
-        args: list[str | float] = [text, self.clock(), "0" if title is None else "1", title or ""]
-        answer = int(self._replace(keys=keys, args=[*args, base]))
-        if answer == 0:
+        args: list[str | float | int] = [
+            text, self.clock(), "0" if title is None else "1", title or "", base,
+            self.limits.versions_kept, self.limits.quota_bytes, *self._versions,
+        ]  # fmt: skip
+        kind, value = self._replace(keys=keys, args=args)
+        if kind == "missing":
             raise WorkflowNotFound(f"no workflow {wf_id!r}")
-        if answer < 0:
-            raise VersionConflict(wf_id, base_version or 0, -answer)
+        if kind == "conflict":
+            raise VersionConflict(wf_id, base_version or 0, int(value))
+        if kind != "ok":
+            raise library_quota.refused(kind, int(value), len(text.encode()), self.limits, owner)
         return self.get(wf_id)
 
     def delete(self, wf_id: str) -> None:
         meta, grants_key = self.keys.workflow(wf_id), self.keys.workflow_grants(wf_id)
+        versions = self.keys.workflow_versions(wf_id)
 
         def remove(pipe: Any) -> None:
             owner = pipe.hget(meta, "owner")
             if owner is None:
                 raise WorkflowNotFound(f"no workflow {wf_id!r}")
+            usage = self.keys.user_library(owner)
+            pipe.watch(usage)
             grantees = pipe.hkeys(grants_key)
+            size = sum(pipe.hstrlen(versions, v) for v in pipe.hkeys(versions))
+            counted = pipe.hexists(usage, "bytes")  # else the next save counts from scratch
             pipe.multi()
-            pipe.delete(meta, self.keys.workflow_versions(wf_id), grants_key)
+            pipe.delete(meta, versions, grants_key)
             pipe.zrem(self.keys.workflows, wf_id)
             pipe.zrem(self.keys.user_workflows(owner), wf_id)
             for name in grantees:
                 pipe.zrem(self.keys.user_shared(name), wf_id)
+            if counted:
+                pipe.hincrby(usage, "bytes", -size)
 
-        self.redis.transaction(remove, meta, grants_key)
+        self.redis.transaction(remove, meta, grants_key, versions)
 
     def delete_owned_by(self, username: str) -> None:
         """Delete every workflow of a user (when the user is removed), and their grants."""
@@ -182,7 +209,19 @@ class Library:
                 self.delete(wf_id)
         for wf_id in self.redis.zrange(self.keys.user_shared(username), 0, -1):
             self.redis.hdel(self.keys.workflow_grants(wf_id), username)
-        self.redis.delete(self.keys.user_workflows(username), self.keys.user_shared(username))
+        self.redis.delete(
+            self.keys.user_workflows(username),
+            self.keys.user_shared(username),
+            self.keys.user_library(username),
+        )
+
+    def usage(self, username: str) -> dict[str, int]:
+        """What `username`'s workflows hold against the limits (bytes counted if not yet)."""
+        owned = self.keys.user_workflows(username)
+        keys = [self.keys.user_library(username), owned]
+        used = self._usage(keys=keys, args=list(self._versions))
+        owned_n = int(self.redis.zcard(owned))
+        return self.limits.usage(owned_n, int(used))
 
     # -- grants --------------------------------------------------------------------------
 

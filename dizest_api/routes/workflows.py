@@ -5,6 +5,10 @@ package itself stays exactly what DIZEST writes). Who may do what (`open_workflo
 owner and admin: everything; editor: read + run + write; runner: read + run; viewer: read. A caller
 with no right at all gets 404, as for a workflow that does not exist; one who may read but not
 do the thing asked gets 403.
+
+Limits per owner (`dizest_api.data.library_quota`, GET /workflows/usage): 422 `quota_workflows`
+past DIZEST_MAX_WORKFLOWS_PER_USER workflows, 413 `quota_bytes` past DIZEST_LIBRARY_QUOTA_BYTES
+of kept versions; a save keeps the last DIZEST_WORKFLOW_VERSIONS_KEPT versions.
 """
 
 from __future__ import annotations
@@ -84,6 +88,13 @@ def create_workflow() -> tuple[Response, int, dict[str, str]]:
         current().username, body.get("title", "Untitled"), body["package"]
     )
     return jsonify(wf.to_dict()), 201, {"Location": url_for(".get_workflow", wf_id=wf.id)}
+
+
+@endpoint(bp, "GET", "/workflows/usage", "What your stored workflows hold against your limits "
+          "(workflows owned, bytes of every kept version, versions kept per workflow)",
+          responses={200: "LibraryUsage"})  # fmt: skip
+def library_usage() -> Response:
+    return jsonify(services().library.usage(current().username))
 
 
 @endpoint(bp, "GET", "/workflows/<wf_id>", "A workflow with its package", query=VERSION,
