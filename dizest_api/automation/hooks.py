@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dizest_api.automation.keys import AutoKeys
+from dizest_api.data.counted import add_within
 from dizest_core.errors import DizestError, InputError
 
 LOG = 100  # delivery records kept per hook
@@ -141,20 +142,20 @@ class HookStore:
         scope = (
             self.keys.workflow_hooks(workflow_id) if workflow_id else self.keys.user_hooks(owner)
         )
-        pipe = self.redis.pipeline()
-        pipe.hset(
-            self.keys.hook(hook.id),
-            mapping={
-                "url": url,
-                "owner": owner,
-                "workflow_id": workflow_id or "",
-                "created_at": str(hook.created_at),
-                "secret": hook.secret,
-            },
-        )
-        pipe.sadd(scope, hook.id)
-        pipe.zadd(self.keys.owned_hooks(owner), {hook.id: int(hook.created_at * 1000)})
-        pipe.execute()
+        fields = {
+            "url": url,
+            "owner": owner,
+            "workflow_id": workflow_id or "",
+            "created_at": str(hook.created_at),
+            "secret": hook.secret,
+        }
+
+        def write(pipe: Any) -> None:
+            pipe.hset(self.keys.hook(hook.id), mapping=fields)
+            pipe.sadd(scope, hook.id)
+            pipe.zadd(self.keys.owned_hooks(owner), {hook.id: int(hook.created_at * 1000)})
+
+        add_within(self.redis, self.keys.owned_hooks(owner), "webhooks", f"user {owner}", write)
         return hook
 
     def get(self, hook_id: str, with_secret: bool = False) -> Hook:

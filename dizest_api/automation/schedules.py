@@ -23,6 +23,7 @@ from typing import Any
 from dizest_api.automation.celery_app import TICK, Entry
 from dizest_api.automation.cron import CronError, next_after, zoned
 from dizest_api.automation.keys import AutoKeys
+from dizest_api.data.counted import add_within
 from dizest_core.errors import DizestError
 
 CATCHUP = ("once", "skip")
@@ -77,11 +78,14 @@ class ScheduleStore:
             ),
             self.celery,
         )
-        pipe = self.redis.pipeline()
-        pipe.hset(self.keys.schedule(sched.id), mapping=_fields(sched))
-        pipe.zadd(self.keys.schedules, {sched.id: int(now * 1000)})
-        pipe.zadd(self.keys.workflow_schedules(workflow_id), {sched.id: int(now * 1000)})
-        pipe.execute()
+        index = self.keys.workflow_schedules(workflow_id)
+
+        def write(pipe: Any) -> None:
+            pipe.hset(self.keys.schedule(sched.id), mapping=_fields(sched))
+            pipe.zadd(self.keys.schedules, {sched.id: int(now * 1000)})
+            pipe.zadd(index, {sched.id: int(now * 1000)})
+
+        add_within(self.redis, index, "schedules", f"workflow {workflow_id}", write)
         self._sync(sched, None)
         return sched
 

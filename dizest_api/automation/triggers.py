@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dizest_api.automation.keys import AutoKeys
+from dizest_api.data.counted import add_within
 from dizest_core.errors import DizestError, InputError
 
 MAX_RATE = 10_000
@@ -57,14 +58,15 @@ class TriggerStore:
             )
         trig = Trigger(secrets.token_hex(8), workflow_id, owner, rate_per_min, time.time())
         secret = _new_secret()
-        pipe = self.redis.pipeline()
-        pipe.hset(
-            self.keys.trigger(trig.id),
-            mapping={**{k: str(v) for k, v in trig.to_dict().items()}, "digest": _digest(secret)},
-        )
-        pipe.set(self.keys.trigger_secret(_digest(secret)), trig.id)
-        pipe.zadd(self.keys.workflow_triggers(workflow_id), {trig.id: int(trig.created_at * 1000)})
-        pipe.execute()
+        fields = {**{k: str(v) for k, v in trig.to_dict().items()}, "digest": _digest(secret)}
+        index = self.keys.workflow_triggers(workflow_id)
+
+        def write(pipe: Any) -> None:
+            pipe.hset(self.keys.trigger(trig.id), mapping=fields)
+            pipe.set(self.keys.trigger_secret(_digest(secret)), trig.id)
+            pipe.zadd(index, {trig.id: int(trig.created_at * 1000)})
+
+        add_within(self.redis, index, "triggers", f"workflow {workflow_id}", write)
         return trig, secret
 
     def get(self, trigger_id: str) -> Trigger:

@@ -26,6 +26,7 @@ from typing import Any
 import bcrypt
 import redis
 
+from dizest_api.data.counted import add_within
 from dizest_core.errors import AuthError, DizestError
 from dizest_worker.client import WorkerSettings, redis_client
 from dizest_worker.keys import Keys
@@ -305,12 +306,15 @@ class Accounts:
             "created_at": now,
             "expires_at": "" if expires is None else expires,
         }
-        pipe = self.redis.pipeline()
-        pipe.hset(self.keys.token(token.id), mapping=fields)
-        if expires is not None:
-            pipe.pexpireat(self.keys.token(token.id), int(expires * 1000) + 1)
-        pipe.sadd(self.keys.user_tokens(owner), token.id)
-        pipe.execute()
+
+        def write(pipe: Any) -> None:
+            pipe.hset(self.keys.token(token.id), mapping=fields)
+            if expires is not None:
+                pipe.pexpireat(self.keys.token(token.id), int(expires * 1000) + 1)
+            pipe.sadd(self.keys.user_tokens(owner), token.id)
+
+        index = self.keys.user_tokens(owner)
+        add_within(self.redis, index, "tokens", f"user {owner}", write, self.keys.token)
         return NewToken(token, f"dz_{token.id}_{secret}")
 
     def tokens(self, owner: str) -> list[Token]:

@@ -1,0 +1,102 @@
+"""Tokens and webhooks per user, schedules and triggers per workflow are bounded
+(`dizest_api.data.counted`): the next create is 422 with its code, stores nothing, and a delete
+(or an expired token) frees a place; another user's or workflow's count is its own."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from dizest_api.automation.service import install
+from dizest_api.automation.settings import AutomationSettings
+from dizest_api.data import counted
+from tests.api.conftest import Api, api, session_prefix  # noqa: F401
+from tests.automation.test_api import _wf
+
+LIMIT = 3
+
+
+@pytest.fixture
+def small(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(counted, "MAX_PER_SCOPE", LIMIT)
+    yield
+
+
+def _fill(make: Callable[[], object], code: str) -> object:
+    """LIMIT creates pass; the next is 422 with `code` and the limit in its details."""
+    for _ in range(LIMIT):
+        answer = make()
+        assert answer.status_code == 201, answer.json  # type: ignore[attr-defined]
+    refused = make()
+    assert refused.status_code == 422, refused.json  # type: ignore[attr-defined]
+    error = refused.json["error"]  # type: ignore[attr-defined]
+    assert error["code"] == code and error["details"]["max"] == LIMIT
+    assert "delete one first" in error["message"]
+    return refused
+
+
+def test_schedules_and_triggers_per_workflow(api: Api, small: None) -> None:  # noqa: F811
+    install(api.app, AutomationSettings())
+    alice = api.user("alice")
+    one, two = _wf(api, alice), _wf(api, alice)
+    path = f"/workflows/{one}/schedules"
+    _fill(lambda: api.call("POST", path, alice, json={"cron": "@daily"}), "quota_schedules")
+    items = api.call("GET", f"{path}", alice).json["items"]
+    assert len(items) == LIMIT  # the refused one stored nothing
+    other = api.call("POST", f"/workflows/{two}/schedules", alice, json={"cron": "@daily"})
+    assert other.status_code == 201  # another workflow counts its own
+    assert api.call("DELETE", f"/schedules/{items[0]['id']}", alice).status_code == 204
+    assert api.call("POST", path, alice, json={"cron": "@daily"}).status_code == 201
+    triggers = f"/workflows/{one}/triggers"
+    _fill(lambda: api.call("POST", triggers, alice, json={}), "quota_triggers")
+    assert len(api.call("GET", triggers, alice).json["items"]) == LIMIT
+
+
+def test_webhooks_per_user(api: Api, small: None) -> None:  # noqa: F811
+    install(api.app, AutomationSettings(webhook_allow_private=True))
+    alice, bob = api.user("alice"), api.user("bob")
+    wf_id = _wf(api, alice)
+    bodies = iter([{"url": "http://127.0.0.1:9/a"}, {"url": "http://127.0.0.1:9/b", "workflow_id": wf_id}] * 3)  # fmt: skip
+    _fill(lambda: api.call("POST", "/hooks", alice, json=next(bodies)), "quota_webhooks")
+    assert len(api.call("GET", "/hooks", alice).json["items"]) == LIMIT
+    assert api.call("POST", "/hooks", bob, json={"url": "http://127.0.0.1:9/c"}).status_code == 201
+
+
+def test_tokens_per_user_and_expired_ones_free_their_place(api: Api, small: None) -> None:  # noqa: F811
+    alice = api.user("alice")  # one token already
+    accounts = api.services.accounts
+    accounts.create_token("alice", "short", ["read"], expires_in_s=3600)
+    body = {"name": "t", "scopes": ["read"]}
+    assert api.call("POST", "/tokens", alice, json=body).status_code == 201
+    refused = api.call("POST", "/tokens", alice, json=body)
+    assert refused.status_code == 422 and refused.json["error"]["code"] == "quota_tokens"
+    assert len(accounts.tokens("alice")) == LIMIT
+    short = next(t for t in accounts.tokens("alice") if t.name == "short")
+    api.services.redis.delete(api.services.accounts.keys.token(short.id))  # as its expiry does
+    assert api.call("POST", "/tokens", alice, json=body).status_code == 201
+    members = api.services.redis.smembers(api.services.accounts.keys.user_tokens("alice"))
+    assert short.id not in members and len(members) == LIMIT
+
+
+def test_creates_at_once_never_pass_the_limit(api: Api, small: None) -> None:  # noqa: F811
+    api.user("alice")
+    accounts, outcomes = api.services.accounts, []
+    start = threading.Barrier(8)
+
+    def attempt() -> None:
+        start.wait(timeout=30)
+        try:
+            accounts.create_token("alice", "race", ["read"])
+            outcomes.append("ok")
+        except counted.CountQuota:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == ["ok"] * (LIMIT - 1) + ["refused"] * (8 - LIMIT + 1)
+    assert len(accounts.tokens("alice")) == LIMIT
