@@ -83,7 +83,10 @@ def test_every_mutating_call_of_the_console_carries_the_csrf_token(
     page.click("#run-start")
     expect(page.locator("#run-status")).to_have_text("ready", timeout=60_000)
     page.locator('g.node[data-id="ticker"]').click()
+    first_run = page.url
     page.click("#flow-rerun")
+    # the rerun is a new run, opened in its own page: wait for it, not the old page's status
+    expect(page).not_to_have_url(first_run, timeout=30_000)
     expect(page.locator("#run-status")).to_have_text("ready", timeout=60_000)
     page.click("#logout")
     expect(page).to_have_url(re.compile("/login$"))
