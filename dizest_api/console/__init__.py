@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -78,7 +79,8 @@ def _user() -> auth.Principal | None:
 def _shell(template: str, **context: Any) -> Any:
     principal = _user()
     if principal is None:
-        return redirect(f"/login?next={request.full_path.rstrip('?')}")
+        # quoted: a path may hold any character (%0d%0a too), a Location header may not
+        return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/')}")
     csrf = auth.csrf_token(principal.credential) if principal.via == "session" else ""
     return render_template(template, me=principal.user, csrf=csrf, **context)
 

@@ -3,6 +3,7 @@ JSON error and stores nothing."""
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -114,3 +115,24 @@ def test_an_api_answer_is_inline_only_as_exactly_json_or_text() -> None:
         headers = _headers(Answer(200, media, b""))
         assert headers["Content-Security-Policy"].startswith("sandbox"), media
         assert headers["Content-Disposition"] == "attachment"
+
+
+@pytest.mark.parametrize(
+    ("path", "next_"),
+    [
+        ("/runs/a%0d%0aSet-Cookie:%20x=1", "/runs/a\r\nSet-Cookie: x=1"),
+        ("/workflows?x=1&next=//evil.example", "/workflows?x=1&next=//evil.example"),
+    ],
+)
+def test_a_console_page_url_of_any_characters_redirects_to_login_quoted(
+    api: Api, path: str, next_: str
+) -> None:
+    """A CR LF in a console page's path made the login redirect's Location header invalid: a
+    500. It is sent quoted now, as one `next` value (its own `&` and `?` included)."""
+    answer = api.http.get(path)
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert "\r" not in location and "\n" not in location
+    query = urllib.parse.urlsplit(location)
+    assert query.path == "/login"
+    assert urllib.parse.parse_qs(query.query) == {"next": [next_]}
