@@ -95,7 +95,10 @@ def get_path(path: str) -> Response:
         return _listing(drive, path)
     if not os.path.isfile(real):
         raise NoSuchPath(f"no {path!r} in your drive")
-    return send_file(real, as_attachment=True, download_name=real.rsplit("/", 1)[-1])
+    response = send_file(real, as_attachment=True, download_name=real.rsplit("/", 1)[-1])
+    # a drive file is this origin's own: no other site may load it as a script, style or image
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
 
 
 @endpoint(bp, "PUT", "/files/<path:path>", "Store the raw body as a file (created or replaced)",

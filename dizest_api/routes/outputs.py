@@ -66,7 +66,7 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{flow_id}.{name}")
     fmt = request.args.get("format")
     if fmt == "pickle":
-        return _pickle(value, stem)
+        return _same_origin(_pickle(value, stem))
     try:
         wanted = wanted_types(fmt, request.headers.get("Accept"))
         converted = converter().convert(_bytes(value), wanted)
@@ -87,6 +87,13 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
         shutil.rmtree(converted.folder, ignore_errors=True)
 
     response.call_on_close(done)
+    return _same_origin(response)
+
+
+def _same_origin(response: Response) -> Response:
+    """A download is this origin's own: another site may not load it as a script, style or
+    image (`no-cors`); the API's CORS answers to allowed origins are not affected."""
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     return response
 
 
