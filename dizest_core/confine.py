@@ -21,9 +21,10 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 from dizest_core import linux, seccomp
-from dizest_core.job import Artifact, FlowJob
+from dizest_core.job import RUN_ID, Artifact, FlowJob
 from dizest_core.sandbox import HIDE_DEFAULT, SYSTEM_READ, Policy, Prepared, Slot, rlimits
 
 READ = linux.FS_EXECUTE | linux.FS_READ_FILE | linux.FS_READ_DIR
@@ -176,12 +177,22 @@ def exposures(job: FlowJob) -> list[_Expose]:
         runs = {os.path.join(root, job.run_id)}
         for values in job.sources.values():
             for value in values:
-                if isinstance(value, Artifact):
-                    rel = os.path.relpath(os.path.realpath(value.path), root)
-                    runs.add(os.path.join(root, rel.split(os.sep, 1)[0]))
+                run = _run_of(value, root)
+                if run is not None:
+                    runs.add(os.path.join(root, run))
         out.extend(_Expose(p, False) for p in sorted(runs) if os.path.isdir(p))
         out.append(_Expose(os.path.realpath(folder), True))  # inside its run's: no mount
     return out
+
+
+def _run_of(value: Any, root: str) -> str | None:
+    """The run whose artifact directory holds an input's file, read from its stored path as
+    the engine wrote it (<root>/<run>/...), never by resolving it: a path a flow could have
+    swapped for a link would bind whatever it points to."""
+    if not isinstance(value, Artifact) or not value.path.startswith(root + os.sep):
+        return None
+    run = value.path[len(root) + 1 :].split(os.sep, 1)[0]
+    return run if RUN_ID.fullmatch(run) else None
 
 
 def _give_to_group(job: FlowJob, gid: int) -> None:

@@ -19,6 +19,8 @@ from dizest_core.settings import Settings
 # App code that names `workflow` gets DIZEST's `workflow` global, a view of the whole package;
 # only then is the package copied into the job (dag1000 would otherwise pickle 1000 packages).
 _USES_WORKFLOW = re.compile(r"\bworkflow\b")
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # dizest_core.runner.new_run_id: uuid4().hex
+MAX_ARTIFACT_PATH = 4096  # bytes: the runtime names files <artifact folder>/<short name>
 
 
 @dataclass(frozen=True)

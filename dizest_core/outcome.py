@@ -42,34 +42,55 @@ class Signal:
 
 
 def check_artifacts(job: FlowJob, outputs: dict[str, Value]) -> tuple[bool, str | None]:
-    """Every file reference among a child's outputs, checked (and pinned to its real path):
-    otherwise a flow could make the store serve any file of the server as its output."""
-    for name, value in outputs.items():
-        if isinstance(value, Artifact):
+    """Every file reference among a child's outputs, checked: otherwise a flow could make the
+    store serve (or a later flow mount) any file of the server as its output. A root engine
+    first takes the attempt's folder and each file from the flow's uid, so what was checked
+    stays so: the flow (or what it left running) can no longer swap, link or grow them."""
+    found = [name for name, value in outputs.items() if isinstance(value, Artifact)]
+    folder = job.artifact_folder()
+    if not found:
+        return True, None
+    if folder is None:
+        return False, f"protocol error: output {found[0]!r} is a file reference, but this flow has no artifact directory"  # fmt: skip
+    try:
+        dir_fd = os.open(os.path.realpath(folder), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        return False, f"protocol error: the artifact folder cannot be opened ({exc.strerror})"
+    try:
+        if os.geteuid() == 0:  # flows run as other uids: the folder becomes read-only to them
+            os.fchown(dir_fd, 0, -1)
+            os.fchmod(dir_fd, 0o550)
+        for name in found:
             try:
-                outputs[name] = _checked_artifact(job, value)
+                outputs[name] = _checked_artifact(folder, dir_fd, outputs[name])  # type: ignore[arg-type]
             except ProtocolError as exc:
                 return False, f"protocol error: output {name!r} {exc}"
+    finally:
+        os.close(dir_fd)
     return True, None
 
 
-def _checked_artifact(job: FlowJob, artifact: Artifact) -> Artifact:
-    folder = job.artifact_folder()
+def _checked_artifact(folder: str, dir_fd: int, artifact: Artifact) -> Artifact:
+    """The reference must name a plain file directly in `folder` (checked by its name, never
+    by resolving what the flow wrote), of the stated size, with one link."""
+    head, name = os.path.split(artifact.path)
     shown = repr(artifact.path) if len(artifact.path) <= 200 else repr(artifact.path[:200] + "...")
-    if folder is None:
-        raise ProtocolError("is a file reference, but this flow has no artifact directory")
-    root = os.path.realpath(job.artifact_dir or "")
-    folder = os.path.realpath(folder)
-    path = os.path.realpath(artifact.path)
-    if os.path.commonpath([root, folder]) != root or os.path.dirname(path) != folder:
+    if head != folder or name in ("", ".", ".."):
         raise ProtocolError(f"refers to {shown}, outside the flow's artifact folder")
     try:
-        info = os.stat(path)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError as exc:
         raise ProtocolError(f"refers to {shown}, which cannot be read ({exc.strerror})") from exc
-    if not stat.S_ISREG(info.st_mode) or info.st_size != artifact.size:
-        raise ProtocolError(f"refers to {shown}, not a regular file of {artifact.size} bytes")
-    return Artifact(path, artifact.size)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != artifact.size or info.st_nlink != 1:
+            raise ProtocolError(f"refers to {shown}, not a regular file of {artifact.size} bytes")
+        if os.geteuid() == 0:  # readable by the run's flows (their group), writable by none
+            os.fchown(fd, 0, -1)
+            os.fchmod(fd, 0o440)
+    finally:
+        os.close(fd)
+    return Artifact(os.path.join(os.path.realpath(folder), name), artifact.size)
 
 
 def memory_reason(memory_limit_mb: int | None) -> str:

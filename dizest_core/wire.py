@@ -39,7 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dizest_core.errors import ProtocolError
-from dizest_core.job import Artifact, FlowJob
+from dizest_core.job import MAX_ARTIFACT_PATH, Artifact, FlowJob
 
 HEADER = struct.Struct(">Q")
 META = struct.Struct(">I")
@@ -83,6 +83,7 @@ def _is_artifact(value: Any) -> bool:
         isinstance(value, dict)
         and value.keys() == {"path", "size"}
         and isinstance(value["path"], str)
+        and len(value["path"]) <= MAX_ARTIFACT_PATH  # resolving a 25 MB path took an hour
         and type(value["size"]) is int
         and value["size"] >= 0
     )

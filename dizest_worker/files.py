@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterable
 from pathlib import PurePath
 from typing import Any
 
+from dizest_core.job import RUN_ID
 from dizest_worker.keys import Keys
 
 log = logging.getLogger("dizest.reaper")
-
-RUN_ID = re.compile(r"[0-9a-f]{32}")  # dizest_core.runner.new_run_id: uuid4().hex
 
 
 def run_of_artifact(path: str) -> str | None:

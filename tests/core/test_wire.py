@@ -63,6 +63,10 @@ BAD_FRAMES = {
     "bool size": frame(
         {"kind": "output", "name": "v", "artifact": {"path": "/x", "size": True}, "preview": 1}
     ),
+    # resolving a 2 MB path held a worker process for 47 s (quadratic in its length)
+    "a path longer than any": frame(
+        {"kind": "output", "name": "v", "artifact": {"path": "/a" * 2049, "size": 1}, "preview": 1}
+    ),
     "artifact and bytes": frame(
         {"kind": "output", "name": "v", "artifact": {"path": "/x", "size": 1}, "preview": 1}, b"x"
     ),
