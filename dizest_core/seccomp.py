@@ -16,6 +16,14 @@
   still works; a datagram pair does not (its socket could `sendto` a path). So neither
   `multiprocessing`'s forkserver nor its `Manager` (a listening Unix socket) works there; its
   fork and spawn methods do.
+- `add_key`, `request_key` and `keyctl` fail with EPERM (as in Docker's default profile): the
+  kernel's user keyrings belong to a uid, not a process, and slot uids are reused, so a key one
+  user's flow left in `@u` was read by the next user's flow in that slot.
+- A new user namespace (`unshare` or `clone` with CLONE_NEWUSER) fails with EPERM, and `clone3`
+  (whose flags sit in memory a filter cannot read) with ENOSYS, which glibc answers by using
+  `clone`: inside a user namespace a flow is "root" to far more kernel code than it needs.
+  Programs that sandbox themselves with one (Chromium) must be started without it
+  (`--no-sandbox`).
 - A call made through another ABI of the machine (i386 or x32 calls of an x86_64 process)
   fails with ENOSYS: the numbers above are this ABI's only.
 
@@ -46,11 +54,16 @@ _ERRNO = 0x00050000
 _SET_MODE_FILTER, _FLAG_TSYNC = 1, 1
 _X32_BIT = 0x40000000
 
-# machine -> (AUDIT_ARCH, seccomp, socket, fallocate, io_uring_setup, ioctl, socketpair)
+_CLONE_NEWUSER = 0x10000000
+# machine -> AUDIT_ARCH and the call numbers the filter names
 _ABI = {
-    "x86_64": (0xC000003E, 317, 41, 285, 425, 16, 53),
-    "aarch64": (0xC00000B7, 277, 198, 47, 425, 29, 199),
-}
+    "x86_64": dict(arch=0xC000003E, seccomp=317, socket=41, fallocate=285, io_uring_setup=425,
+                   ioctl=16, socketpair=53, add_key=248, request_key=249, keyctl=250,
+                   unshare=272, clone=56, clone3=435),
+    "aarch64": dict(arch=0xC00000B7, seccomp=277, socket=198, fallocate=47, io_uring_setup=425,
+                    ioctl=29, socketpair=199, add_key=217, request_key=218, keyctl=219,
+                    unshare=97, clone=220, clone3=435),
+}  # fmt: skip
 
 
 class _Filter(ctypes.Structure):
@@ -67,22 +80,37 @@ def available() -> str | None:
 def program(no_unix_sockets: bool) -> bytes:
     """The BPF program: a list of (code, jump if true, jump if false, k), packed as the kernel
     reads it. Jumps count instructions forward from the next one."""
-    arch, _, sock, fallocate, uring, ioctl, pair = _ABI[platform.machine()]
-    deny_abi = _ERRNO | errno.ENOSYS
+    nr = _ABI[platform.machine()]
+    deny_abi, eperm = _ERRNO | errno.ENOSYS, _ERRNO | errno.EPERM
     steps: list[tuple[int, int, int, int]] = [
         (_LD_W_ABS, 0, 0, _ARCH),
-        (_JEQ_K, 1, 0, arch),
+        (_JEQ_K, 1, 0, nr["arch"]),
         (_RET_K, 0, 0, deny_abi),
         (_LD_W_ABS, 0, 0, _NR),
     ]
     if platform.machine() == "x86_64":
         steps += [(_JGE_K, 0, 1, _X32_BIT), (_RET_K, 0, 0, deny_abi)]
     steps += [
-        (_JEQ_K, 0, 1, fallocate),
+        (_JEQ_K, 0, 1, nr["fallocate"]),
         (_RET_K, 0, 0, _ERRNO | errno.EOPNOTSUPP),
-        (_JEQ_K, 0, 1, uring),
+        (_JEQ_K, 0, 1, nr["io_uring_setup"]),
         (_RET_K, 0, 0, _ERRNO | errno.ENOSYS),
-        (_JEQ_K, 0, 5, ioctl),  # the reserving ioctls answer as fallocate does
+        (_JEQ_K, 0, 1, nr["clone3"]),
+        (_RET_K, 0, 0, _ERRNO | errno.ENOSYS),
+    ]
+    for name in ("add_key", "request_key", "keyctl"):
+        steps += [(_JEQ_K, 0, 1, nr[name]), (_RET_K, 0, 0, eperm)]
+    for name in ("unshare", "clone"):  # their first argument holds the flags
+        steps += [
+            (_JEQ_K, 0, 5, nr[name]),
+            (_LD_W_ABS, 0, 0, _ARG0),
+            (_AND_K, 0, 0, _CLONE_NEWUSER),
+            (_JEQ_K, 0, 1, _CLONE_NEWUSER),
+            (_RET_K, 0, 0, eperm),
+            (_RET_K, 0, 0, _ALLOW),
+        ]
+    steps += [
+        (_JEQ_K, 0, 5, nr["ioctl"]),  # the reserving ioctls answer as fallocate does
         (_LD_W_ABS, 0, 0, _ARG1),
         (_JEQ_K, 2, 0, _RESERVE[0]),
         (_JEQ_K, 1, 0, _RESERVE[1]),
@@ -91,13 +119,13 @@ def program(no_unix_sockets: bool) -> bytes:
     ]
     if no_unix_sockets:
         steps += [
-            (_JEQ_K, 0, 4, sock),
+            (_JEQ_K, 0, 4, nr["socket"]),
             (_LD_W_ABS, 0, 0, _ARG0),
             (_JEQ_K, 0, 1, socket.AF_UNIX),
             (_RET_K, 0, 0, _ERRNO | errno.EACCES),
             (_RET_K, 0, 0, _ALLOW),
             # a datagram pair's socket can still sendto() a path: stream and seqpacket only
-            (_JEQ_K, 0, 4, pair),
+            (_JEQ_K, 0, 4, nr["socketpair"]),
             (_LD_W_ABS, 0, 0, _ARG1),
             (_AND_K, 0, 0, 0xF),
             (_JEQ_K, 0, 1, socket.SOCK_DGRAM),
@@ -113,7 +141,7 @@ def install(no_unix_sockets: bool) -> None:
     code = program(no_unix_sockets)
     buffer = ctypes.create_string_buffer(code, len(code))
     prog = _Filter(len(code) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    number = _ABI[platform.machine()][1]
+    number = _ABI[platform.machine()]["seccomp"]
     result = linux.load().syscall(number, _SET_MODE_FILTER, _FLAG_TSYNC, ctypes.byref(prog))
     if result != 0:  # TSYNC: > 0 names a thread that could not take the filter
         err = ctypes.get_errno() if result < 0 else errno.EBUSY

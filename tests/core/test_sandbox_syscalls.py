@@ -9,7 +9,9 @@ tries it (real zygote, real forks, sandbox on as in workers: the engine is root)
   filter denies `socket(AF_UNIX)` to such flows;
 - every flow held the zygote's signal wake-up pipe, and writing to it kept the zygote busy;
 - a flow without a memory limit could exhaust the machine with the kernel free to kill Redis
-  or the API first -> flows are the OOM killer's first choice.
+  or the API first -> flows are the OOM killer's first choice;
+- a key left in a slot uid's keyring was read by the next user's flow in that slot, and flows
+  could make user namespaces -> the filter denies the key calls and CLONE_NEWUSER.
 """
 
 from __future__ import annotations
@@ -274,3 +276,35 @@ def test_an_output_budget_below_twice_the_inline_limit_is_a_config_error():
     with pytest.raises(ConfigError, match="max_output_bytes must be at least twice"):
         Settings(max_output_bytes=(1 << 20) + 1)
     assert Settings(max_output_bytes=2 << 20).max_output_bytes == 2 << 20
+
+
+KEYS_AND_USERNS = """
+import ctypes, os, platform, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+NR = {'x86_64': (248, 250, 272), 'aarch64': (217, 219, 97)}[platform.machine()]
+def call(*args):
+    return ctypes.get_errno() if libc.syscall(*args) < 0 else 'allowed'
+# add_key("user", "mallory-left-this", "secret", 6, KEY_SPEC_USER_KEYRING)
+add_key = call(NR[0], b'user', b'mallory-left-this', b'secret', 6, -4)
+keyctl = call(NR[1], 0, -4, 0)  # KEYCTL_GET_KEYRING_ID of @u
+userns = call(NR[2], 0x10000000)  # unshare(CLONE_NEWUSER)
+ran = []
+t = threading.Thread(target=lambda: ran.append('thread'))
+t.start(); t.join()
+ran.append(subprocess.run(['/bin/echo', 'child'], capture_output=True, text=True).stdout.strip())
+v = {'add_key': add_key, 'keyctl': keyctl, 'userns': userns, 'ran': ran}
+"""
+
+
+def test_a_flow_gets_no_kernel_keyring_and_no_user_namespace(make_workflow, tmp_path):
+    """Slot uids are reused and a uid's keyring outlives its processes: a key one user's flow
+    added to @u was read by the next user's flow in that slot. A user namespace makes a flow
+    "root" to much kernel code. Threads and subprocesses still start (clone3 answers ENOSYS,
+    and glibc falls back to clone)."""
+    found = run_one(make_workflow, tmp_path, KEYS_AND_USERNS)
+    assert found == {
+        "add_key": errno.EPERM,
+        "keyctl": errno.EPERM,
+        "userns": errno.EPERM,
+        "ran": ["thread", "child"],
+    }
