@@ -5,11 +5,10 @@ and socket, plus the zygote's control socket): `launch` a FlowJob, then call `po
 happened as `Signal`s — log lines, results, and one `Finished` per child with a typed outcome
 (ok, user error, timeout, killed by a signal, exited early, broke the protocol).
 
-A child runs user code, so everything it sends is untrusted: messages are parsed by `wire`
-without pickle (a malformed one ends that flow in error), output values stay opaque bytes, and
-a file reference among its outputs must be a regular file of the stated size inside that
-attempt's own artifact folder. Whatever its end, nothing a flow started outlives it. Children
-come through the zygote (`zygote_handle`), ahead of their jobs (`spares`); ends are `outcome`.
+A child runs user code, so all it sends is untrusted: messages are parsed by `wire` without
+pickle (a malformed one ends the flow in error), output values stay opaque bytes, file outputs
+are checked (`outcome`), logs bounded (`logbudget`); nothing a flow started outlives it.
+Children come through the zygote (`zygote_handle`), ahead of their jobs (`spares`).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from dizest_core.childrec import Child
 from dizest_core.diskguard import DiskGuard
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
 from dizest_core.job import FlowJob
+from dizest_core.logbudget import LogBudget
 from dizest_core.outcome import Finished, Signal, check_artifacts, end_of
 from dizest_core.pipelines import pipe_lines
 from dizest_core.sandbox import UID_STRIDE, Policy
@@ -63,6 +63,7 @@ class Supervisor:
         self.spare_slots = 0  # spare children kept waiting (0: none)
         self.spare_memory = 0  # the memory limit spares are forked for: the last job's
         self.meter = cpuuse.Meter()
+        self.logs = LogBudget()
         self._asked = False  # a CPU-usage question to the zygote is unanswered
         self._ended: list[str] = []  # fork tokens of children that said DONE: to kill
         self._wake_r, self._wake_w = os.pipe()
@@ -109,6 +110,7 @@ class Supervisor:
         self.selector.register(spare.out_r, selectors.EVENT_READ, child)
         self.selector.register(spare.conn, selectors.EVENT_READ | selectors.EVENT_WRITE, child)
         self.children[job.flow_id] = child
+        self.logs.start(job.flow_id, job.max_log_bytes)
         self.meter.forget(spare.token)  # its CPU use as a spare says nothing of the flow
         if spare.pid is None:
             self.forking[spare.token] = child
@@ -136,8 +138,7 @@ class Supervisor:
             self.zygote.kill(child.token)
 
     def settle(self) -> None:
-        """Have what the children that said DONE left killed now (else done by the next poll:
-        none comes between two runs, or two tasks of a worker)."""
+        """Kill what the children that said DONE left now (else the next poll does it)."""
         for token in self._ended:
             self.zygote.kill(token)
         self._ended.clear()
@@ -167,7 +168,7 @@ class Supervisor:
         self._expire_deadlines()
         if self.children and self.disk.check(self._written_to, time.monotonic()):
             self.zygote.ask_writes()
-        return out
+        return self.logs.admit(out)
 
     def _written_to(self) -> list[str]:
         """Where the running flows write on the server's disk."""
@@ -196,8 +197,8 @@ class Supervisor:
         self.poll(0)  # the kills of children that said DONE
         self.selector.close()
         self.zygote.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
 
     def _until_deadline(self, timeout: float | None) -> float | None:
         deadlines = [c.deadline for c in self.children.values() if c.deadline and not c.kill_reason]

@@ -77,6 +77,7 @@ class FlowJob:
     artifact_dir: str | None = None
     inline_max: int = 1 << 20
     max_output: int = 64 << 20  # OUTPUT frames together, in bytes (`wire.max_output`)
+    max_log_bytes: int = 16 << 20  # log lines and results together (`logbudget`)
     # the DIZEST documents behind `dizest.flow` / `flow` and `workflow` (see dizest_core.inflow)
     flow_raw: dict[str, Any] = field(default_factory=dict)
     app_raw: dict[str, Any] = field(default_factory=dict)
@@ -121,6 +122,7 @@ def build_job(
         max_preview_bytes=settings.max_preview_bytes,
         inline_max=settings.inline_max_bytes,
         max_output=settings.max_output_bytes,
+        max_log_bytes=settings.max_log_bytes,
         # shared, not copied: a job is only ever read in the engine, and pickled to its child
         flow_raw=dict(flow.raw),
         app_raw=dict(app.raw),

@@ -73,6 +73,8 @@ class Settings:
     # what one flow's outputs may hold in the engine in all (inline values and previews): the
     # engine keeps them in memory, a worker in Redis; past half of it outputs go to files
     max_output_bytes: int = 64 << 20
+    # log lines and displayed results of one flow attempt, in bytes (dizest_core.logbudget)
+    max_log_bytes: int = 16 << 20
     # what a run's inputs, options and package may be (dizest_core.limits, checked at submit)
     max_input_depth: int = 32
     max_input_bytes: int = 10 << 20  # UTF-8 JSON, all inputs of a run together

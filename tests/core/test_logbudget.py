@@ -1,0 +1,61 @@
+"""A flow's log lines and displayed results are bounded per attempt (`DIZEST_MAX_LOG_BYTES`):
+past it they are dropped with one engine line, the flow goes on, and other flows keep their logs.
+A probe's flow printing 1 MB lines grew a worker's Redis by 380 MB in 16 s before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dizest_core import events as ev
+from dizest_core.logbudget import MIN_COST, LogBudget
+from dizest_core.outcome import Finished, Signal
+from tests.conftest import package
+
+LOUD = """
+for i in range(40):
+    print(str(i).rjust(100_000, '.'))
+v = 'finished'
+"""
+SHOWY = "for i in range(40):\n    dizest.result(f'r{i}', 'x' * 100_000)\nv = 1"
+
+
+def test_a_loud_flow_is_cut_at_its_budget_and_others_keep_theirs(make_workflow, tmp_path: Path):
+    pkg = package(
+        {
+            "loud": {"code": LOUD, "outputs": ["v"]},
+            "showy": {"code": SHOWY, "outputs": ["v"]},
+            "quiet": {"code": "for i in range(5):\n    print(i)\nv = 1", "outputs": ["v"]},
+        },
+        {"loud": {"app": "loud"}, "showy": {"app": "showy"}, "quiet": {"app": "quiet"}},
+    )
+    wf = make_workflow(pkg, max_log_bytes=1 << 20)
+    events = list(wf.stream(workdir=tmp_path))
+    report = wf.runner.report()
+    loud = report["flows"]["loud"]
+    assert loud["status"] == "ready" and loud["outputs"] == {"v": "finished"}
+    printed = [e for e in loud["log"] if e.strip(".").isdigit()]
+    assert 5 <= len(printed) <= 11  # ~10 lines of 100 KB fit in 1 MB
+    notices = [e for e in loud["log"] if "DIZEST_MAX_LOG_BYTES" in e]
+    assert len(notices) == 1 and "passed 1 MB" in notices[0]
+    results = [e for e in events if e.type == ev.RESULT and e.flow_id == "showy"]
+    assert 5 <= len(results) <= 11 and report["flows"]["showy"]["status"] == "ready"
+    assert sum("DIZEST_MAX_LOG_BYTES" in e for e in report["flows"]["showy"]["log"]) == 1
+    assert report["flows"]["quiet"]["log"] == ["0", "1", "2", "3", "4"]
+
+
+def test_the_budget_counts_per_attempt_and_spares_engine_lines() -> None:
+    budget = LogBudget()
+    budget.start("f", 1000)
+    line = Signal("f", "log", {"entry": "x" * 400, "stream": "print"})
+    engine = Signal("f", "log", {"entry": "dizest: protocol error", "stream": "engine"})
+    clear = Signal("f", "clear")
+    got = budget.admit([line, line, engine, line, line, clear])
+    assert got[:3] == [line, line, engine]
+    assert "DIZEST_MAX_LOG_BYTES" in got[3].data["entry"] and len(got) == 4
+    assert budget.admit([clear] * (1000 // MIN_COST)) == []  # clears cost too, once over
+    done = Finished("f", True, None, {}, {}, None, 0.0)
+    assert budget.admit([done]) == [done]
+    budget.start("f", 1000)  # the next attempt starts afresh
+    assert budget.admit([line]) == [line]
+    other = Signal("g", "log", {"entry": "y" * 5000, "stream": "print"})
+    assert budget.admit([other]) == [other]  # a flow never started here is not counted
