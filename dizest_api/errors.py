@@ -6,6 +6,7 @@ Every error answer has the body `{"error": {"code", "message", "details"}}`. Bad
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -133,6 +134,17 @@ def handle_unavailable(exc: Exception) -> Response:
     return response
 
 
+def handle_os(exc: OSError) -> Response:
+    """A full disk (or quota) under a request is the server's state, not a bug: 507, retry
+    later. Any other OSError is unexpected."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.warning("disk full: %s", exc.strerror)
+        response = error_response(507, "insufficient_storage", "the server's disk is full; retry later")  # fmt: skip
+        response.headers["Retry-After"] = "60"
+        return response
+    return handle_unexpected(exc)
+
+
 def handle_unexpected(exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
@@ -144,4 +156,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(DizestError, handle_domain)
     app.register_error_handler(redis.ConnectionError, handle_unavailable)
     app.register_error_handler(redis.TimeoutError, handle_unavailable)
+    app.register_error_handler(OSError, handle_os)
     app.register_error_handler(Exception, handle_unexpected)

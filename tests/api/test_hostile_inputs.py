@@ -3,7 +3,11 @@ JSON error and stores nothing."""
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,3 +140,28 @@ def test_a_console_page_url_of_any_characters_redirects_to_login_quoted(
     query = urllib.parse.urlsplit(location)
     assert query.path == "/login"
     assert urllib.parse.parse_qs(query.query) == {"next": [next_]}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_a_full_disk_is_a_507_and_leaves_no_partial_file(api: Api) -> None:
+    """A disk filled (by a flow, say) made uploads and submits answer 500; it is the server's
+    state, not a bug: 507 with a JSON body and Retry-After."""
+    drives = api.services.settings.worker.drive_root
+    os.makedirs(drives, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", drives], check=True)
+    try:
+        alice = api.user("alice")
+        upload = {"f": (io.BytesIO(b"x" * (1 << 20)), "big.bin")}
+        answer = api.call(
+            "POST", "/files/in", alice, data=upload, content_type="multipart/form-data"
+        )
+        assert answer.status_code == 507, answer.data[:300]
+        assert answer.json["error"]["code"] == "insufficient_storage"
+        assert answer.headers["Retry-After"] == "60"
+        left = [p.name for p in Path(drives).rglob("*") if p.is_file()]
+        assert left == [], left  # the partial upload is gone
+        small = {"f": (io.BytesIO(b"fits"), "small.txt")}
+        fine = api.call("POST", "/files/in", alice, data=small, content_type="multipart/form-data")
+        assert fine.status_code == 201, fine.json
+    finally:
+        subprocess.run(["umount", "-l", drives], check=True)
