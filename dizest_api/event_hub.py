@@ -17,7 +17,13 @@ caught up from its run's stream. `shutdown()` (on SIGTERM, see gunicorn_app.py) 
 at once, cleanly: clients resume with Last-Event-ID on another process instead of being cut when
 the graceful timeout runs out. Limits: `max_clients` streams in all, `max_threads` of them
 holding a thread (the rest of the server's threads stay free for ordinary requests); one over
-answers 503.
+answers 503. And `per_user` streams of one user (SSE and WebSocket alike; by default a tenth of
+`max_clients`, at least 8): one over answers 429, so one user cannot take every place.
+
+A stream's place is a `Lease`, taken by `admit` (counted under the hub lock, so streams opened
+at once cannot pass the per-user limit together) and held by the stream's events (`Held`) until
+they are closed; once the hub owns the stream's socket (`own`), the owned stream holds it
+instead, until the stream is gone.
 """
 
 from __future__ import annotations
@@ -28,20 +34,20 @@ import logging
 import queue
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 from flask import Flask
 
 from dizest_api import handover
 from dizest_api.errors import ApiError
-from dizest_api.stream_owner import OwnedStreams, RunFeed, chunk, sse_frame, stream_key
+from dizest_api.stream_owner import OwnedStreams, RunFeed, Stream, chunk, sse_frame, stream_key
 from dizest_core.events import Event
 
 __all__ = ["CLOSING", "RESYNC", "EventHub", "Subscription", "chunk", "hub_for", "sse_frame"]
-__all__ += ["stream_key"]
+__all__ += ["Held", "Lease", "stream_key"]
 
 log = logging.getLogger("dizest.api.streaming")  # the name the logs have always used
 
@@ -54,11 +60,62 @@ class TooManyStreams(ApiError):
     status, code = 503, "too_many_streams"
 
 
+class TooManyOfYourStreams(ApiError):
+    status, code = 429, "too_many_streams"
+
+
+def streams_per_user(max_clients: int) -> int:
+    """One user's share of a process's streams: a tenth, at least 8."""
+    return max(8, max_clients // 10)
+
+
 @dataclass(eq=False)
 class Subscription:
     run_id: str
     queue: queue.Queue[Any]
     dropped: bool = False
+
+
+@dataclass(eq=False)
+class Lease:
+    """One stream's place among its user's (`EventHub.admit`)."""
+
+    user: str | None
+    sock: socket.socket | None = None  # the socket the hub may take over (`own`)
+    stream: Stream | None = None  # the owned stream, once it has been
+    released: bool = False
+
+    def alive(self) -> bool:
+        return not self.released and (self.stream is None or not self.stream.gone)
+
+
+T = TypeVar("T")
+
+
+class Held(Iterator[T], Generic[T]):
+    """A stream's events holding its lease: closing them (the stream ended, was refused or
+    never started) gives the place back, unless the hub owns the stream by then."""
+
+    def __init__(self, hub: EventHub, lease: Lease, events: Iterator[T]) -> None:
+        self.hub, self.lease, self._events = hub, lease, events
+        self._closed = False
+
+    def __iter__(self) -> Held[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._events)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.hub.release(self.lease)
 
 
 class EventHub:
@@ -72,12 +129,16 @@ class EventHub:
         max_clients: int = 1000,
         max_threads: int | None = None,
         heartbeat_s: float = 15.0,
+        per_user: int | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.channel = channel
         self.queue_size = queue_size
         self.max_clients = max_clients
         self.max_threads = max_clients if max_threads is None else max_threads
+        self.per_user = streams_per_user(max_clients) if per_user is None else per_user
+        self._leases: dict[str, list[Lease]] = {}  # user -> their streams' leases
+        self._by_sock: dict[socket.socket, Lease] = {}  # leases of streams `own` may take
         self.closing = False
         self._subs: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
@@ -102,21 +163,56 @@ class EventHub:
             self.ready.wait(wait_s)
         return sub
 
-    def admit(self, threaded: bool = True) -> None:
-        """Raise TooManyStreams unless one more stream may start (checked before the response
-        starts, so the refusal is a real 503; a race may let a few more in). `threaded`: the
-        stream will hold a server thread for its life."""
+    def admit(
+        self, threaded: bool = True, user: str | None = None, sock: socket.socket | None = None
+    ) -> Lease:
+        """A place for one more stream (of `user`: at most `per_user` of theirs), or
+        TooManyStreams (503) / TooManyOfYourStreams (429), before the response starts. Totals
+        are counted from the streams running, so a race may let a few more in; a user's own
+        from their leases, taken here under the lock, so none can. `threaded`: the stream will
+        hold a server thread for its life; `sock`: the socket the hub may take over."""
         if self.closing:
             raise TooManyStreams("this server is stopping; reconnect", {"retry_after": 1})
         with self._lock:
             threads = sum(len(s) for s in self._subs.values())
             total = threads + self.owned.count()
-        if total >= self.max_clients or (threaded and threads >= self.max_threads):
-            limit = self.max_threads if total < self.max_clients else self.max_clients
-            raise TooManyStreams(
-                f"this server already streams to {limit} clients; retry shortly",
-                {"max_streams": limit, "retry_after": 2},
-            )
+            if total >= self.max_clients or (threaded and threads >= self.max_threads):
+                limit = self.max_threads if total < self.max_clients else self.max_clients
+                raise TooManyStreams(
+                    f"this server already streams to {limit} clients; retry shortly",
+                    {"max_streams": limit, "retry_after": 2},
+                )
+            lease = Lease(user, sock)
+            if user is not None:
+                mine = [held for held in self._leases.get(user, ()) if held.alive()]
+                if len(mine) >= self.per_user:
+                    self._leases[user] = mine
+                    raise TooManyOfYourStreams(
+                        f"you already have {self.per_user} live streams open on this server; "
+                        "close one, or retry shortly",
+                        {"max_streams_per_user": self.per_user, "retry_after": 2},
+                    )
+                self._leases[user] = [*mine, lease]
+            if sock is not None:
+                self._by_sock[sock] = lease
+            return lease
+
+    def release(self, lease: Lease) -> None:
+        """The stream's thread is done with it: its place is free, unless the hub owns it (then
+        it is free once the owned stream is gone)."""
+        with self._lock:
+            if lease.sock is not None and self._by_sock.get(lease.sock) is lease:
+                del self._by_sock[lease.sock]
+            if lease.stream is not None or lease.released:
+                return
+            lease.released = True
+            if lease.user is None:
+                return
+            mine = [held for held in self._leases.get(lease.user, ()) if held.alive()]
+            if mine:
+                self._leases[lease.user] = mine
+            else:
+                self._leases.pop(lease.user, None)
 
     def own(
         self,
@@ -140,6 +236,9 @@ class EventHub:
                     held.append(sub.queue.get_nowait())
             handover.claim(sock)
             stream = self.owned.add(sub.run_id, sock, last, runs)
+            lease = self._by_sock.pop(sock, None)
+            if lease is not None:  # its place is the owned stream's from now on
+                lease.stream = stream
             queued = [i for i in held if isinstance(i, Event)]
             self.owned.deliver_each(stream, [*replay, *queued], {})
             if RESYNC in held:

@@ -32,7 +32,7 @@ from dizest_api.data.library import WorkflowNotFound
 from dizest_api.data.run_index import RunIndex
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_int
 from dizest_api.errors import ApiError, BadInput, NotFound
-from dizest_api.event_hub import hub_for
+from dizest_api.event_hub import Held, hub_for
 from dizest_api.routes.files import Attached, submit_body, user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_query import RUN_FILTERS, run_page
@@ -255,16 +255,19 @@ def _after() -> str | None:
     return after
 
 
-def follow_run(run_id: str, sse: bool = False) -> Iterator[Event | None]:
+def follow_run(run_id: str, sse: bool = False) -> Held[Event | None]:
     """The run's events for a stream (SSE or WebSocket), once the caller may read the run (404)
-    and the hub has room (503): both raise before anything is subscribed or answered."""
+    and the hub has room, for this stream (503) and for one more of the caller's (429): these
+    raise before anything is subscribed or answered. Close what it returns, even unread: that
+    frees the caller's place."""
     status = open_run(run_id).get("status")
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
     sock = _direct_socket() if sse else None
-    hub.admit(threaded=sock is None)
-    return follow(hub, services().client, run_id, after, _heartbeat_s(), sock, status)
+    lease = hub.admit(threaded=sock is None, user=current().username, sock=sock)
+    events = follow(hub, services().client, run_id, after, _heartbeat_s(), sock, status)
+    return Held(hub, lease, events)
 
 
 def _direct_socket() -> socket.socket | None:
@@ -284,16 +287,19 @@ def _heartbeat_s() -> float:
 
 @endpoint(bp, "GET", "/runs/<run_id>/events",
           "Live events as Server-Sent Events (resume with Last-Event-ID)", query=AFTER,
-          responses=EVENTS)  # fmt: skip
+          responses={**EVENTS, 429: ERR, 503: ERR})  # fmt: skip
 def run_events(run_id: str) -> Response:
     return sse_response(run_id)
 
 
 def sse_response(run_id: str) -> Response:
     """The run's events (after `after` / Last-Event-ID) as a Server-Sent Events response."""
-    return Response(
-        sse(follow_run(run_id, sse=True)),
+    events = follow_run(run_id, sse=True)
+    response = Response(
+        sse(events),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         direct_passthrough=True,
     )
+    response.call_on_close(events.close)  # also when the body was never read
+    return response

@@ -3,12 +3,14 @@
 flask-sock answers the handshake before it calls the view, so everything that may refuse the
 socket runs earlier, in this blueprint's `before_request`: the principal (the app's auth hook,
 401), the Origin of a cookie socket (403), the run's access (404) and room on the event hub
-(503). A refusal is then a plain HTTP answer with a JSON body, never a socket opened and closed.
+(503; 429 past the caller's own share of streams). A refusal is then a plain HTTP answer with a
+JSON body, never a socket opened and closed. The place the socket took is given back when its
+events are closed: by the view, or at the end of the request if the view never ran.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, g, request
@@ -19,6 +21,7 @@ from simple_websocket import Server
 from dizest_api.auth import current
 from dizest_api.endpoint import Spec
 from dizest_api.errors import Forbidden
+from dizest_api.event_hub import Held
 from dizest_api.routes.runs import AFTER, follow_run
 from dizest_api.schemas import ERR, WEBSOCKET
 from dizest_api.services import services
@@ -43,6 +46,14 @@ def _admit_socket() -> None:
     _check_origin()
     run_id = (request.view_args or {})["run_id"]
     g.dizest_socket_events = follow_run(run_id)
+
+
+@bp.teardown_request
+def _release_socket(_exc: BaseException | None) -> None:
+    """A socket admitted whose view never took its events (a bad handshake): its place back."""
+    events: Held[Event | None] | None = g.pop("dizest_socket_events", None)
+    if events is not None:
+        events.close()
 
 
 def _check_origin() -> None:
@@ -75,14 +86,14 @@ def _with_spec(spec: Spec) -> Callable[[Callable[..., Any]], Callable[..., Any]]
         "GET",
         "Live events over a WebSocket (resume with ?after=)",
         query=AFTER,
-        responses={101: None, 400: ERR},
+        responses={101: None, 400: ERR, 429: ERR, 503: ERR},
         description=WEBSOCKET,
     )
 )
 def run_socket(ws: Server, run_id: str) -> None:
     """The same events as JSON text messages; closes after the final one (flask-sock closes the
     socket and ends the response)."""
-    events: Iterator[Event | None] = g.pop("dizest_socket_events")
+    events: Held[Event | None] = g.pop("dizest_socket_events")
     try:
         for event in events:
             if event is None:  # a quiet period: the Server's pings go on in its thread
@@ -91,6 +102,4 @@ def run_socket(ws: Server, run_id: str) -> None:
                 continue
             ws.send(event.wire)
     finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            close()
+        events.close()
