@@ -11,14 +11,19 @@ pandas DataFrames -> text/csv (or application/vnd.apache.parquet when pyarrow is
 JSON records); numpy arrays -> application/x-npy (or JSON); matplotlib figures and PIL images ->
 image/png. No format the client accepts fits the value: 406 with the formats it could have
 (`details.offered`); a value no open format fits: 406 too, naming `?format=pickle`.
+
+An output kept in a file (an artifact) is served only while the file holds exactly the size
+stored with its reference, and never more than that is read: a file changed after its flow ended
+(grown sparse to gigabytes, or cut short) answers 409 `output_changed`.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, current_app, request, send_file
 
@@ -36,6 +41,7 @@ bp = Blueprint("outputs", __name__)
 FORMAT = {"format": "json, text, bytes, csv, parquet, npy, png, or pickle (Python only, trusted)"}
 PICKLE = "application/x-python-pickle"
 MAX_CONVERT_BYTES = 512 << 20
+CHUNK = 1 << 20  # bytes read at a time from a pickle being downloaded
 MEDIA = (*FORMATS.values(), PICKLE)
 
 
@@ -45,6 +51,10 @@ class NotAcceptable(ApiError):
 
 class NotConvertible(ApiError):
     status, code = 422, "not_convertible"
+
+
+class OutputChanged(ApiError):
+    status, code = 409, "output_changed"
 
 
 def converter() -> Converter:
@@ -57,7 +67,8 @@ def converter() -> Converter:
 @endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs/<name>",
           "One output as a download, in an open format chosen by its type and Accept",
           query=FORMAT,
-          responses={200: Body(MEDIA, None, "the output in the format asked for"), 406: ERR, 422: ERR})  # fmt: skip
+          responses={200: Body(MEDIA, None, "the output in the format asked for"), 406: ERR,
+                     409: ERR, 422: ERR})  # fmt: skip
 def download_output(run_id: str, flow_id: str, name: str) -> Response:
     open_run(run_id)
     value = services().client.output_value(run_id, flow_id, name)
@@ -99,7 +110,8 @@ def _same_origin(response: Response) -> Response:
 
 def _pickle(value: bytes | Artifact, stem: str) -> Response:
     if isinstance(value, Artifact):
-        return send_file(_inside_artifacts(value.path), mimetype=PICKLE, as_attachment=True,
+        capped = io.BufferedReader(_Capped(_artifact(value), value.size), CHUNK)
+        return send_file(capped, mimetype=PICKLE, as_attachment=True,
                          download_name=f"{stem}.pickle")  # fmt: skip
     disposition = f'attachment; filename="{stem}.pickle"'
     return Response(bytes(value), mimetype=PICKLE, headers={"Content-Disposition": disposition})
@@ -111,8 +123,52 @@ def _bytes(value: bytes | Artifact) -> bytes:
         return bytes(value)
     if value.size > MAX_CONVERT_BYTES:
         raise NotConvertible(f"outputs over {MAX_CONVERT_BYTES} bytes are only served as ?format=pickle")  # fmt: skip
-    with _inside_artifacts(value.path) as f:
-        return f.read()
+    with _artifact(value) as f:
+        data = f.read(value.size)
+    if len(data) != value.size:  # cut short since it was opened
+        raise _changed(value, len(data))
+    return data
+
+
+def _artifact(value: Artifact) -> BinaryIO:
+    """The artifact's file, opened, if it still holds the size stored with the reference (the
+    flow wrote it before the engine checked it; a file changed since, grown to gigabytes or
+    cut short, is not what was checked and is not served). Read no more than `value.size`."""
+    found = _inside_artifacts(value.path)
+    size = os.fstat(found.fileno()).st_size
+    if size != value.size:
+        found.close()
+        raise _changed(value, size)
+    return found
+
+
+def _changed(value: Artifact, size: int) -> OutputChanged:
+    return OutputChanged(
+        f"this output's file holds {size} bytes, not the {value.size} stored with it: it "
+        "changed after its flow ended, and is not served",
+        {"stored_bytes": value.size, "file_bytes": size},
+    )
+
+
+class _Capped(io.RawIOBase):
+    """The first `left` bytes of a file, whatever it holds past them."""
+
+    def __init__(self, file: BinaryIO, left: int) -> None:
+        super().__init__()
+        self._file, self._left = file, left
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._file.read(min(len(buffer), self._left))
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def _inside_artifacts(path: str) -> BinaryIO:
