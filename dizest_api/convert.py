@@ -15,9 +15,18 @@ request/response step, and a run-less job through the broker would need a worker
 state and a reply channel for no gain in isolation (the sandbox is the same). Measured on this
 2-core machine under load (10 conversions of a 100-row DataFrame to CSV after a first one): first
 616 ms (zygote start), then a median of 484 ms, almost all of it importing pandas in the child;
-`DIZEST_PRELOAD=pandas` (the zygote imports it once) removes that. The zygote starts on the first
-conversion in each API process and lives as long as it. Conversions in one process take turns
-on one lock (a Supervisor is single-threaded); each is bounded by `TIMEOUT_S` and a memory limit.
+`DIZEST_PRELOAD=pandas` (the zygote imports it once) removes that.
+
+Sharing: each API process has `SLOTS` converters (a zygote each, started when first needed, as
+long-lived as the process; a Supervisor is single-threaded), so one user's slow conversion never
+holds up everyone's. A user has at most one conversion running or waiting per process (another
+answers 429 at once); a conversion waits at most `WAIT_S` for a free slot (then 503 with
+Retry-After, holding the server's thread no longer), and the output is read only once it has
+its slot. Each conversion is bounded by a memory limit and by `TIMEOUT_S`: 20 s, a third of the
+60 s it was. What takes longest is a large DataFrame to CSV, measured here (2 cores) at about
+10 s per million rows of 4 float columns (30 MB pickled); 20 s keeps such tables up to about 2
+million rows convertible under some load, while a hostile value that never finishes unpickling
+holds a slot for 20 s per request. Larger values download as Parquet, `.npy` or pickle.
 
 `?format=pickle` returns the stored bytes as they are (Python only, and only for outputs you
 trust: unpickling them runs code); it never needs the sandbox.
@@ -27,12 +36,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import shutil
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from dizest_api.errors import ApiError
 from dizest_api.plainfile import open_beneath
 from dizest_core.execution import Finished, Supervisor
 from dizest_core.job import FlowJob
@@ -41,7 +54,9 @@ from dizest_core.sandbox import make_policy
 from dizest_core.settings import child_environment
 from dizest_worker.client import WorkerSettings
 
-TIMEOUT_S = 60.0
+TIMEOUT_S = 20.0  # one conversion at most (why this figure: the module's docstring)
+SLOTS = 2  # conversions at once per API process, each in a zygote of its own
+WAIT_S = 5.0  # the longest a conversion waits for a slot
 MAX_NOTE_BYTES = 1 << 20  # the converter's out.json: a media type, or an error and offers
 MEMORY_MB = 1024
 FORMATS = {  # ?format= -> media type
@@ -140,6 +155,14 @@ if data is not None:
 """
 
 
+class ConverterBusy(ApiError):
+    status, code = 503, "converter_busy"
+
+
+class TooManyConversions(ApiError):
+    status, code = 429, "too_many_conversions"
+
+
 class ConversionError(Exception):
     """The output could not be converted; `status` 406 (no acceptable format) or 422."""
 
@@ -158,56 +181,100 @@ class Converted:
 
 
 class Converter:
-    """One sandboxed zygote per API process, started on first use; conversions take turns."""
+    """`slots` sandboxed zygotes per API process, started when first needed; one conversion
+    each at a time, one per user running or waiting."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        slots: int = SLOTS,
+        wait_s: float = WAIT_S,
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
         self.settings = settings
+        self.wait_s, self.timeout_s = wait_s, timeout_s
+        self._slots = [_Slot() for _ in range(slots)]
+        self._free: queue.LifoQueue[_Slot] = queue.LifoQueue()  # the warmest zygote first
+        for slot in self._slots:
+            self._free.put(slot)
+        self._users: set[str] = set()  # users with a conversion running or waiting
         self._lock = threading.Lock()
-        self._supervisor: Supervisor | None = None
 
-    def _started(self) -> Supervisor:
-        if self._supervisor is None or self._supervisor.zygote.proc.poll() is not None:
+    def _started(self, slot: _Slot) -> Supervisor:
+        if slot.supervisor is None or slot.supervisor.zygote.proc.poll() is not None:
             s, engine = self.settings, self.settings.engine
             policy = make_policy(engine, server=True, hide=(s.workdir_root, s.artifact_dir, s.drive_root))  # fmt: skip
             env = child_environment(extra=engine.flow_env)
-            self._supervisor = Supervisor(env, engine.preload, (), policy, engine.disk_reserve_mb)
-        return self._supervisor
+            slot.supervisor = Supervisor(env, engine.preload, (), policy, engine.disk_reserve_mb)
+        return slot.supervisor
 
-    def convert(self, pickled: bytes, wanted: list[str]) -> Converted:
-        """Convert one serialized value to the first of `wanted` media types it can take."""
-        folder = os.path.join(self.settings.workdir_root, f".convert-{secrets.token_hex(8)}")
-        os.makedirs(folder, mode=0o700)
-        job = FlowJob(
-            run_id="convert",
-            flow_id=os.path.basename(folder),
-            app_id="dizest.convert",
-            code=CONVERTER,
-            inputs=(InputSpec("value"),),
-            outputs=(),
-            workdir=folder,
-            sources={"value": [pickled]},
-            params={"wanted": wanted},
-            memory_limit_mb=MEMORY_MB,
-            network="none",
-        )
-        try:
-            finished = self._run(job)
-            return self._answer(finished, folder)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-
-    def _run(self, job: FlowJob) -> Finished:
-        with self._lock:
-            supervisor = self._started()
-            supervisor.launch(job, TIMEOUT_S)
+    def convert(self, read: Callable[[], bytes], wanted: list[str], user: str) -> Converted:
+        """Convert one serialized value (`read` once this conversion has its slot) to the first
+        of `wanted` media types it can take; for `user`, who may have one at a time."""
+        with self._turn(user) as slot:
+            pickled = read()
+            folder = os.path.join(self.settings.workdir_root, f".convert-{secrets.token_hex(8)}")
+            os.makedirs(folder, mode=0o700)
+            job = FlowJob(
+                run_id="convert",
+                flow_id=os.path.basename(folder),
+                app_id="dizest.convert",
+                code=CONVERTER,
+                inputs=(InputSpec("value"),),
+                outputs=(),
+                workdir=folder,
+                sources={"value": [pickled]},
+                params={"wanted": wanted},
+                memory_limit_mb=MEMORY_MB,
+                network="none",
+            )
+            del pickled  # the job holds it, until it is sent
             try:
-                while True:
-                    for item in supervisor.poll(1.0):
-                        if isinstance(item, Finished):
-                            return item
+                finished = self._run(slot, job)
+                return self._answer(finished, folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+
+    @contextmanager
+    def _turn(self, user: str) -> Iterator[_Slot]:
+        """A free slot for `user`'s conversion: TooManyConversions if they have one running or
+        waiting already, ConverterBusy if none is free within `wait_s`."""
+        with self._lock:
+            if user in self._users:
+                raise TooManyConversions(
+                    "you already have an output being converted on this server; retry once "
+                    "it is done",
+                    {"max_conversions_per_user": 1, "retry_after": 2},
+                )
+            self._users.add(user)
+        try:
+            try:
+                slot = self._free.get(timeout=self.wait_s)
+            except queue.Empty:
+                raise ConverterBusy(
+                    f"every output converter of this server is busy ({len(self._slots)}); "
+                    "retry shortly",
+                    {"converters": len(self._slots), "retry_after": max(1, round(self.wait_s))},
+                ) from None
+            try:
+                yield slot
             finally:
-                supervisor.settle()  # what a converter that said DONE left: none polls after
+                self._free.put(slot)
+        finally:
+            with self._lock:
+                self._users.discard(user)
+
+    def _run(self, slot: _Slot, job: FlowJob) -> Finished:
+        supervisor = self._started(slot)
+        supervisor.launch(job, self.timeout_s)
+        try:
+            while True:
+                for item in supervisor.poll(1.0):
+                    if isinstance(item, Finished):
+                        return item
+        finally:
+            supervisor.settle()  # what a converter that said DONE left: none polls after
 
     @staticmethod
     def _answer(finished: Finished, folder: str) -> Converted:
@@ -234,8 +301,16 @@ class Converter:
         return Converted(media, data, folder, EXTENSIONS[media])
 
     def close(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.close()
+        for slot in self._slots:
+            if slot.supervisor is not None:
+                slot.supervisor.close()
+                slot.supervisor = None
+
+
+class _Slot:
+    """One converter: its Supervisor, used by one conversion at a time."""
+
+    supervisor: Supervisor | None = None
 
 
 def wanted_types(fmt: str | None, accept: str | None) -> list[str]:

@@ -15,6 +15,10 @@ image/png. No format the client accepts fits the value: 406 with the formats it 
 An output kept in a file (an artifact) is served only while the file holds exactly the size
 stored with its reference, and never more than that is read: a file changed after its flow ended
 (grown sparse to gigabytes, or cut short) answers 409 `output_changed`.
+
+A conversion is one of a few at once per API process, one per user (`dizest_api.convert`):
+another of the same user's answers 429 `too_many_conversions`, and one that finds no converter
+free within a few seconds 503 `converter_busy`, both with Retry-After.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import io
 import os
 import re
 import shutil
+import threading
 from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, current_app, request, send_file
 
+from dizest_api.auth import current
 from dizest_api.convert import FORMATS, ConversionError, Converter, wanted_types
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import ApiError, NotFound
@@ -58,17 +64,22 @@ class OutputChanged(ApiError):
 
 
 def converter() -> Converter:
-    found = current_app.extensions.get("dizest_convert")
-    if found is None:
-        found = current_app.extensions["dizest_convert"] = Converter(services().settings.worker)
-    return found
+    """The app's converter, made on first use (once: its per-user count is the process's)."""
+    with _CONVERTER_LOCK:
+        found: Converter | None = current_app.extensions.get("dizest_convert")
+        if found is None:
+            found = current_app.extensions["dizest_convert"] = Converter(services().settings.worker)  # fmt: skip
+        return found
+
+
+_CONVERTER_LOCK = threading.Lock()
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/outputs/<name>",
           "One output as a download, in an open format chosen by its type and Accept",
           query=FORMAT,
           responses={200: Body(MEDIA, None, "the output in the format asked for"), 406: ERR,
-                     409: ERR, 422: ERR})  # fmt: skip
+                     409: ERR, 422: ERR, 429: ERR, 503: ERR})  # fmt: skip
 def download_output(run_id: str, flow_id: str, name: str) -> Response:
     open_run(run_id)
     value = services().client.output_value(run_id, flow_id, name)
@@ -80,7 +91,7 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
         return _same_origin(_pickle(value, stem))
     try:
         wanted = wanted_types(fmt, request.headers.get("Accept"))
-        converted = converter().convert(_bytes(value), wanted)
+        converted = converter().convert(lambda: _bytes(value), wanted, current().username)
     except ConversionError as exc:
         if exc.status == 400:
             raise ApiError(str(exc)) from None
