@@ -7,6 +7,9 @@ Which Redis: the one `dizest serve --data-dir DIR` recorded in `DIR/redis.json` 
 is given; else DIZEST_REDIS_URL; else the record in `.dizest` (serve's default data dir). When
 none of them is there the command refuses, naming what it looked for: it never falls back to a
 Redis the user did not name (a default redis://127.0.0.1:6379 may well be another installation).
+
+`dizest user remove` removes everything of the user's (`dizest_api.user_removal`), their drive
+included: under DIZEST_DRIVE_ROOT, else `<data dir>/drives` as `dizest serve` keeps them.
 """
 
 from __future__ import annotations
@@ -17,10 +20,17 @@ from pathlib import Path
 import click
 import redis
 
+from dizest_api.automation.celery_app import create_automation_celery
+from dizest_api.automation.hooks import HookStore
+from dizest_api.automation.schedules import ScheduleStore
+from dizest_api.automation.service import Automation
+from dizest_api.automation.settings import AutomationSettings
+from dizest_api.automation.triggers import TriggerStore
 from dizest_api.data.accounts import SCOPES, Accounts, text_client
 from dizest_api.data.library import Library
 from dizest_api.embedded_redis import LOCATION_FILE, locate
 from dizest_api.settings import ApiSettings
+from dizest_api.user_removal import Stores, remove_user
 from dizest_core.errors import DizestError
 from dizest_worker.client import redact_url
 from dizest_worker.keys import Keys
@@ -65,12 +75,19 @@ def redis_location(data_dir: str | None, environ: dict[str, str]) -> tuple[str, 
 
 
 def _services() -> tuple[Accounts, Library]:
+    accounts, library, _ = _stores()
+    return accounts, library
+
+
+def _stores() -> tuple[Accounts, Library, ApiSettings]:
     data_dir: str | None = click.get_current_context().meta.get(META)
     environ = dict(os.environ)
     url, source = redis_location(data_dir, environ)
     environ["DIZEST_REDIS_URL"] = url
     if data_dir is not None:
         environ["DIZEST_DATA_DIR"] = data_dir
+        # where `dizest serve --data-dir` keeps users' drives, unless told otherwise
+        environ.setdefault("DIZEST_DRIVE_ROOT", str(Path(data_dir).resolve() / "drives"))
     try:
         settings = ApiSettings.from_env(environ)
     except DizestError as exc:
@@ -87,7 +104,7 @@ def _services() -> tuple[Accounts, Library]:
         probe.close()
     client, keys = text_client(settings.worker), Keys(settings.worker.prefix)
     accounts = Accounts(client, keys, bcrypt_rounds=settings.bcrypt_rounds)
-    return accounts, Library(client, keys, limits=settings.library_limits())
+    return accounts, Library(client, keys, limits=settings.library_limits()), settings
 
 
 def _fail(exc: DizestError) -> None:
@@ -138,17 +155,28 @@ def user_passwd(username: str, password: str) -> None:
 @user.command("remove")
 @DATA_DIR
 @click.argument("username")
-@click.confirmation_option(prompt="Remove the user with their tokens and workflows?")
+@click.confirmation_option(
+    prompt="Remove the user with everything of theirs (the name is not given again)?"
+)
 def user_remove(username: str) -> None:
-    """Remove a user, their tokens and their workflows."""
-    accounts, library = _services()
+    """Remove a user with their tokens, workflows, webhooks, schedules, triggers and drive; the
+    name is not given again (their runs stay under it until they expire)."""
+    accounts, library, settings = _stores()
+    worker = settings.worker
+    auto = AutomationSettings.from_env()
+    celery = create_automation_celery(worker, auto)  # schedules' beat entries are deleted too
+    automation = Automation(
+        auto,
+        celery,
+        ScheduleStore(accounts.redis, worker.prefix, celery),
+        HookStore(accounts.redis, worker.prefix),
+        TriggerStore(accounts.redis, worker.prefix),
+    )
     try:
-        accounts.get_user(username)
-        library.delete_owned_by(username)
-        accounts.remove_user(username)
+        drive = remove_user(Stores(accounts, library, automation, worker.drive_root), username)
     except DizestError as exc:
         _fail(exc)
-    click.echo(f"removed {username}")
+    click.echo(f"removed {username}" + (f" and their drive {drive}" if drive else ""))
 
 
 @click.group()

@@ -13,7 +13,8 @@ Invariants:
 
 The drive root is a shared directory like `DIZEST_ARTIFACT_DIR` (`DIZEST_DRIVE_ROOT`): workers on
 other machines read a run's files from there, at the same path. Runs only ever read a drive
-(`dizest_core.confine` exposes it read-only); only this module writes to it.
+(`dizest_core.confine` exposes it read-only); only this module writes to it, and deletes it when
+its user is removed (`remove_drive`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -205,17 +207,9 @@ class UserDrive:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         return os.path.join(folder, f"{self.username}.{secrets.token_hex(8)}")
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """This user's drive lock, across threads and processes (flock on an open file)."""
-        folder = os.path.join(self.base, ".locks")
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(folder, self.username), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        return _locked(self.base, self.username)
 
     def _check_parents(self, rel: str) -> None:
         """Every existing parent of `rel` must be a folder (a file cannot hold a file)."""
@@ -237,6 +231,41 @@ class UserDrive:
             )
         if after_files > self.quota_files:
             raise QuotaFiles(f"your drive holds at most {self.quota_files} files", details)
+
+
+def remove_drive(root: str, username: str) -> str | None:
+    """Delete `username`'s drive (their user is removed); the path it had, if it existed. It
+    leaves at once (renamed out, under the drive lock), then its files are deleted."""
+    if not username or os.sep in username or username.startswith("."):
+        raise ValueError(f"not a user's drive name: {username!r}")
+    base = os.path.realpath(root)
+    path = os.path.join(base, username)
+    if not os.path.isdir(base):
+        return None
+    with _locked(base, username):
+        if not os.path.lexists(path):
+            return None
+        folder = os.path.join(base, ".partial")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        doomed = os.path.join(folder, f"{username}.removed.{secrets.token_hex(8)}")
+        os.rename(path, doomed)
+    if os.path.isdir(doomed) and not os.path.islink(doomed):
+        shutil.rmtree(doomed)  # never follows a link inside
+    else:
+        os.unlink(doomed)
+    return path
+
+
+@contextlib.contextmanager
+def _locked(base: str, username: str) -> Iterator[None]:
+    folder = os.path.join(base, ".locks")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(folder, username), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _copy(stream: IO[bytes], path: str, limit: int) -> int:

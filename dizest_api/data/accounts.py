@@ -6,7 +6,9 @@ Invariants:
 - a token's key expires in Redis at the token's expiry and is deleted on revocation, and
   `authenticate_token` checks the expiry too: a revoked or expired token fails at once.
 - a token's `admin` scope counts only while its owner is an admin.
-- removing a user removes their tokens and sessions in the same transaction; changing a password
+- removing a user (`dizest_api.user_removal`) removes their tokens and sessions and retires their
+  name in the same transaction: a retired name is never given again (`NameRetired`), since what
+  is kept by owner name (runs, for their TTL) must not pass to someone else. Changing a password
   ends the user's sessions (tokens survive: they are revoked one by one).
 - failed logins are counted per (username, ip) in a key whose TTL is the window; at
   `max_failures` the pair is locked until that key expires. A success clears the counter.
@@ -45,6 +47,10 @@ class AccountError(DizestError):
 
 class UserExists(AccountError):
     """A user with this name exists already."""
+
+
+class NameRetired(UserExists):
+    """The name belonged to a removed user; it is not given again."""
 
 
 class UserNotFound(AccountError, LookupError):
@@ -109,6 +115,12 @@ class NewToken:
     secret: str = field(repr=False)
 
 
+def retired_key(keys: Keys) -> str:
+    """`{p}:users:retired`, a hash: the name of every removed user -> JSON {removed_at, done}
+    (done: everything of theirs was deleted too). No TTL: a name is retired for good."""
+    return f"{keys.prefix}:users:retired"
+
+
 def text_client(settings: WorkerSettings) -> redis.Redis:
     """A Redis client that returns str (accounts and workflows are text), riding out restarts."""
     return redis_client(settings, text=True)
@@ -171,11 +183,16 @@ class Accounts:
         def create(pipe: Any) -> None:
             if pipe.exists(self.keys.user(username)):
                 raise UserExists(f"user {username!r} exists already")
+            if pipe.hexists(retired_key(self.keys), username):
+                raise NameRetired(
+                    f"the name {username!r} belonged to a removed user and is not given again "
+                    "(runs kept under it must not pass to someone else); choose another name"
+                )
             pipe.multi()
             pipe.hset(self.keys.user(username), mapping=fields)
             pipe.sadd(self.keys.users, username)
 
-        self.redis.transaction(create, self.keys.user(username))
+        self.redis.transaction(create, self.keys.user(username), retired_key(self.keys))
         return user
 
     def get_user(self, username: str) -> User:
@@ -209,27 +226,6 @@ class Accounts:
             pipe.delete(self.keys.user_sessions(username), *map(self.keys.session, sessions))
 
         self.redis.transaction(change, self.keys.user(username), self.keys.user_sessions(username))
-
-    def remove_user(self, username: str) -> None:
-        """Delete a user with their tokens and sessions."""
-        user_key, tokens_key = self.keys.user(username), self.keys.user_tokens(username)
-        sessions_key = self.keys.user_sessions(username)
-
-        def remove(pipe: Any) -> None:
-            if not pipe.exists(user_key):
-                raise UserNotFound(f"no user {username!r}")
-            tokens, sessions = pipe.smembers(tokens_key), pipe.smembers(sessions_key)
-            pipe.multi()
-            pipe.delete(
-                user_key,
-                tokens_key,
-                sessions_key,
-                *map(self.keys.token, tokens),
-                *map(self.keys.session, sessions),
-            )
-            pipe.srem(self.keys.users, username)
-
-        self.redis.transaction(remove, user_key, tokens_key, sessions_key)
 
     def ensure_admin(self, password: str | None = None) -> str | None:
         """Create user `admin` if no admin exists; return the generated password, if one was."""

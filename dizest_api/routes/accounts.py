@@ -6,11 +6,14 @@ import math
 
 from flask import Blueprint, Response, jsonify, request
 
+from dizest_api import user_removal
 from dizest_api.auth import COOKIE, csrf_token, current
+from dizest_api.automation.service import automation
 from dizest_api.endpoint import Field, endpoint, json_body
 from dizest_api.errors import BadInput, Conflict, Forbidden, NotFound
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
+from dizest_api.user_removal import Stores
 
 bp = Blueprint("accounts", __name__)
 
@@ -122,15 +125,15 @@ def add_user() -> tuple[Response, int]:
     return jsonify(user.to_dict()), 201
 
 
-@endpoint(bp, "DELETE", "/users/<username>", "Remove a user, with their tokens and workflows",
+@endpoint(bp, "DELETE", "/users/<username>",
+          "Remove a user with everything of theirs; the name is not given again",
           access="admin", scope="admin", responses={204: None, 409: ERR})  # fmt: skip
 def remove_user(username: str) -> Response:
     if username == current().username:
         raise Conflict("you cannot remove yourself")
     found = services()
-    found.accounts.get_user(username)
-    found.library.delete_owned_by(username)
-    found.accounts.remove_user(username)
+    stores = Stores(found.accounts, found.library, automation(), found.settings.worker.drive_root)
+    user_removal.remove_user(stores, username)
     return Response(status=204)
 
 

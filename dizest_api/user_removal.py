@@ -1,0 +1,113 @@
+"""Removing a user with everything of theirs, so that nothing passes to whoever comes next.
+
+`remove_user` is what `DELETE /api/v1/users/<name>` and `dizest user remove` both call:
+
+1. The account goes (`retire`): the user's hash, tokens and sessions, in one transaction with
+   the retirement of the name (`accounts.retired_key`). From then on nothing authenticates as
+   the user, and the name is never given again: runs stay in Redis under their owner's name for
+   their TTL (with their inputs, logs and outputs), and a new user of that name would get them.
+2. Then what the user made that would otherwise live on: their webhooks (for all their runs and
+   per workflow), the schedules and triggers they own on any workflow and every one of their own
+   workflows' (whoever made them), their workflows and grants, and their drive.
+3. The retirement is marked done. A removal cut short after 1 (Redis away, a crash) is run again
+   by the same call: a name retired but not done is cleared again, rather than answered as an
+   unknown user.
+
+Runs are left to expire with their TTL (admins still see them); their files go with them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dizest_api.automation.hooks import HookNotFound
+from dizest_api.automation.schedules import ScheduleNotFound
+from dizest_api.automation.service import Automation
+from dizest_api.automation.triggers import TriggerNotFound
+from dizest_api.data.accounts import Accounts, UserNotFound, retired_key
+from dizest_api.data.library import Library
+from dizest_api.drives import remove_drive
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where a user's things are: accounts, workflows, automation, and the drives' root."""
+
+    accounts: Accounts
+    library: Library
+    automation: Automation
+    drive_root: str
+
+
+def remove_user(stores: Stores, username: str) -> str | None:
+    """Remove `username` (UserNotFound if there is none, or was and is cleared already) with
+    everything of theirs; the path their drive had, if they had one."""
+    state = retired(stores.accounts, username)
+    if state is None:
+        retire(stores.accounts, username)
+    elif state.get("done"):
+        raise UserNotFound(f"no user {username!r}")
+    drive = clear(stores, username)
+    mark = json.dumps({**(retired(stores.accounts, username) or {}), "done": True})
+    stores.accounts.redis.hset(retired_key(stores.accounts.keys), username, mark)
+    return drive
+
+
+def retired(accounts: Accounts, username: str) -> dict[str, Any] | None:
+    """The retirement of `username` ({removed_at, done}), if it is a removed user's."""
+    raw = accounts.redis.hget(retired_key(accounts.keys), username)
+    return None if raw is None else dict(json.loads(raw))
+
+
+def retire(accounts: Accounts, username: str) -> None:
+    """Delete the account, its tokens and sessions, and retire the name, in one transaction."""
+    keys = accounts.keys
+    user_key, tokens_key = keys.user(username), keys.user_tokens(username)
+    sessions_key, retired_names = keys.user_sessions(username), retired_key(keys)
+    mark = json.dumps({"removed_at": time.time(), "done": False})
+
+    def remove(pipe: Any) -> None:
+        if not pipe.exists(user_key):
+            raise UserNotFound(f"no user {username!r}")
+        tokens, sessions = pipe.smembers(tokens_key), pipe.smembers(sessions_key)
+        pipe.multi()
+        pipe.delete(
+            user_key,
+            tokens_key,
+            sessions_key,
+            *map(keys.token, tokens),
+            *map(keys.session, sessions),
+        )
+        pipe.srem(keys.users, username)
+        pipe.hset(retired_names, username, mark)
+
+    accounts.redis.transaction(remove, user_key, tokens_key, sessions_key, retired_names)
+
+
+def clear(stores: Stores, username: str) -> str | None:
+    """Delete what `username` made (see the module's docstring); every step may run again."""
+    redis, keys, auto = stores.accounts.redis, stores.library.keys, stores.automation
+    owned = redis.zrange(keys.user_workflows(username), 0, -1)
+    shared = redis.zrange(keys.user_shared(username), 0, -1)
+    for wf_id in owned:  # what fires for their workflows, whoever made it
+        auto.schedules.delete_for_workflow(wf_id)
+        auto.triggers.delete_for_workflow(wf_id)
+        auto.hooks.delete_for_workflow(wf_id)
+    for wf_id in shared:  # their triggers on workflows shared with them
+        for trig in auto.triggers.for_workflow(wf_id):
+            if trig.owner == username:
+                with contextlib.suppress(TriggerNotFound):
+                    auto.triggers.delete(trig.id)
+    for sched in auto.schedules.find(owner=username):
+        with contextlib.suppress(ScheduleNotFound):
+            auto.schedules.delete(sched.id)
+    for hook in auto.hooks.owned(username):
+        with contextlib.suppress(HookNotFound):
+            auto.hooks.delete(hook.id)
+    redis.delete(auto.hooks.keys.user_hooks(username), auto.hooks.keys.owned_hooks(username))
+    stores.library.delete_owned_by(username)
+    return remove_drive(stores.drive_root, username)
