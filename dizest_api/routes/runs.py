@@ -33,6 +33,7 @@ from dizest_api.data.run_index import RunIndex
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_int
 from dizest_api.errors import ApiError, BadInput, NotFound
 from dizest_api.event_hub import Held, hub_for
+from dizest_api.masking import masked
 from dizest_api.routes.files import Attached, submit_body, user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_query import RUN_FILTERS, run_page
@@ -207,6 +208,9 @@ def get_run(run_id: str) -> Response:
     info = open_run(run_id)
     report = services().client.get(run_id)
     given = {k: json.loads(info.get(k) or "{}") for k in ("inputs", "flow_inputs", "options")}
+    if info.get("owner") != current().username:  # a grantee or an admin: no password values
+        snapshot = services().client.snapshot(run_id)
+        given["inputs"], given["flow_inputs"] = masked(given["inputs"], given["flow_inputs"], snapshot)  # fmt: skip
     return jsonify({**report, **given, "owner": info.get("owner"), "workflow_id": info.get("workflow_id")})  # fmt: skip
 
 

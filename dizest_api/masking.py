@@ -1,0 +1,53 @@
+"""Run inputs a user typed into a password field are shown only to that user.
+
+A workflow's grantees (viewers included) may read the owner's runs of it; the values the owner
+gave its `inputtype: password` variables (a database password, an API key) are not theirs to
+read. Which inputs are passwords comes from the run's own package snapshot; without one (the
+run expired) every value is masked for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "********"
+
+
+def password_names(package: Mapping[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
+    """The password variables of the package: by any app, and by each flow (its app's)."""
+    apps = package.get("apps") if isinstance(package.get("apps"), dict) else {}
+    by_app: dict[str, set[str]] = {}
+    for app_id, app in (apps or {}).items():
+        specs = app.get("inputs") if isinstance(app, dict) else None
+        by_app[app_id] = {
+            spec["name"]
+            for spec in (specs if isinstance(specs, list) else [])
+            if isinstance(spec, dict) and spec.get("inputtype") == "password"
+            and isinstance(spec.get("name"), str)
+        }  # fmt: skip
+    flows = package.get("flow") if isinstance(package.get("flow"), dict) else {}
+    by_flow = {
+        flow_id: by_app.get(str(flow.get("app_id")), set())
+        for flow_id, flow in (flows or {}).items()
+        if isinstance(flow, dict)
+    }
+    return set().union(*by_app.values()), by_flow
+
+
+def masked(
+    inputs: Mapping[str, Any],
+    flow_inputs: Mapping[str, Mapping[str, Any]],
+    package: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """`inputs` (by name, for every flow reading it) and `flow_inputs` (by flow, then name)
+    with the password values replaced by MASK (all of them when `package` is None)."""
+    if package is None:
+        return {k: MASK for k in inputs}, {f: {k: MASK for k in v} for f, v in flow_inputs.items()}
+    anywhere, by_flow = password_names(package)
+    shown = {k: MASK if k in anywhere else v for k, v in inputs.items()}
+    per_flow = {
+        f: {k: MASK if k in by_flow.get(f, anywhere) else v for k, v in values.items()}
+        for f, values in flow_inputs.items()
+    }
+    return shown, per_flow

@@ -1,0 +1,62 @@
+"""Values a run's owner typed into password fields are shown to nobody else who may read the
+run (a viewer of the workflow, an admin): a probe's viewer read the owner's database password
+in the run's Inputs tab."""
+
+from __future__ import annotations
+
+import time
+
+from dizest_api.masking import MASK, masked
+from tests.api.conftest import Api, cluster_api, session_prefix  # noqa: F401
+from tests.conftest import package
+
+PKG = package(
+    {
+        "db": {
+            "code": "v = 1",
+            "inputs": [("db_password", "variable", "password"), ("rows", "variable", "number")],
+            "outputs": ["v"],
+        },
+        "other": {"code": "v = 1", "inputs": [("token", "variable", "text")], "outputs": ["v"]},
+    },
+    {"f1": {"app": "db"}, "f2": {"app": "other"}},
+)
+GIVEN = {
+    "inputs": {"rows": 3, "db_password": "alice-db-Pa55"},
+    "flow_inputs": {"f1": {"db_password": "f1-Pa55", "rows": 4}, "f2": {"token": "plain"}},
+}
+
+
+def test_grantees_and_admins_see_password_inputs_masked(cluster_api: Api) -> None:  # noqa: F811
+    api = cluster_api
+    # a worker's beat an hour ahead: the submit is accepted and the run stays pending
+    keys = api.services.library.keys
+    api.services.redis.hset(keys.workers, "masking", int(time.time() * 1000) + 3_600_000)
+    alice, bob, admin = api.user("alice"), api.user("bob"), api.user("root", "admin")
+    wf = api.call("POST", "/workflows", alice, json={"title": "db", "package": PKG}).json["id"]
+    grants = {"grants": {"bob": "viewer"}}
+    assert api.call("PUT", f"/workflows/{wf}/grants", alice, json=grants).status_code == 200
+    inputs = {**GIVEN["inputs"], "f1.db_password": "f1-Pa55", "f1.rows": 4, "f2.token": "plain"}
+    made = api.call("POST", "/runs", alice, json={"workflow_id": wf, "inputs": inputs})
+    assert made.status_code == 201, made.json
+    run = made.json["run_id"]
+    own = api.call("GET", f"/runs/{run}", alice).json
+    assert (own["inputs"], own["flow_inputs"]) == (GIVEN["inputs"], GIVEN["flow_inputs"])
+    for who in (bob, admin):
+        seen = api.call("GET", f"/runs/{run}", who).json
+        assert seen["inputs"] == {"rows": 3, "db_password": MASK}
+        assert seen["flow_inputs"] == {"f1": {"db_password": MASK, "rows": 4}, "f2": {"token": "plain"}}  # fmt: skip
+        snapshot = api.call("GET", f"/runs/{run}/dwp", who)
+        assert b"Pa55" not in snapshot.data  # the inputs are not in the package either
+
+
+def test_without_the_package_every_value_is_masked() -> None:
+    shown, per_flow = masked({"a": 1}, {"f": {"b": 2}}, None)
+    assert shown == {"a": MASK} and per_flow == {"f": {"b": MASK}}
+
+
+def test_a_name_is_masked_where_its_flows_app_calls_it_a_password() -> None:
+    shown, per_flow = masked(GIVEN["inputs"], {"f2": {"db_password": "x"}, "gone": {"rows": 1}}, PKG)  # fmt: skip
+    assert shown == {"rows": 3, "db_password": MASK}
+    # f2's app has no such password field; a flow not in the package falls back to any app's
+    assert per_flow == {"f2": {"db_password": "x"}, "gone": {"rows": 1}}
