@@ -7,9 +7,10 @@ programs do. No route here answers data: what a page shows, a program can get to
 Pages authenticate themselves (their Spec says `public` so `auth.authenticate` lets them through):
 without a session they redirect to /login instead of answering a JSON 401. A workflow or run page
 checks access with the API's own `open_workflow` / `open_run`, so another user's id renders the
-same 404 page as an id that never existed. Every HTML answer carries a strict CSP (scripts only
-from this origin, no inline script or handler, no framing); flow HTML is shown only in sandboxed
-iframes without allow-same-origin (see static/js/render.js).
+same 404 page as an id that never existed. Every answer of the app (API included) is
+`nosniff`; every HTML answer carries a strict CSP (scripts only from this origin, no inline
+script or handler, no framing); flow HTML is shown only in sandboxed iframes without
+allow-same-origin (see static/js/render.js).
 """
 
 from __future__ import annotations
@@ -165,9 +166,7 @@ def admin() -> Any:
 @bp.route("/console/static/<path:filename>")
 @page("The console's static assets")
 def static(filename: str) -> Response:
-    response = send_from_directory(STATIC, filename, max_age=300)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return send_from_directory(STATIC, filename, max_age=300)
 
 
 def _not_found(exc: HttpNotFound) -> Any:
@@ -178,14 +177,29 @@ def _not_found(exc: HttpNotFound) -> Any:
 
 
 def _headers(response: Response) -> Response:
+    # Every answer, API and downloads included: a browser takes each as its declared type only,
+    # so a text/plain output of this origin can never run as a <script src> here.
+    response.headers["X-Content-Type-Options"] = "nosniff"
     if response.mimetype == "text/html":
         # a page that set its own (an app's UI document: see appui.py) keeps it
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+@appui.bp.before_request
+def _app_ui_framed() -> Any:
+    """After auth, before the view: an app's UI document goes only into a frame of the console
+    (appui.py); any other request for it gets this page, the same whatever the run."""
+    if appui.framed():
+        return None
+    run_id = (request.view_args or {}).get("run_id", "")
+    page = render_template("framed_only.html", me=None, csrf="", run_id=run_id)
+    # the console's own frame may show why (a browser that sent no fetch metadata: plain http)
+    framable = CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+    return page, 403, {"Content-Security-Policy": framable, "X-Frame-Options": "SAMEORIGIN"}
 
 
 def _routed() -> None:

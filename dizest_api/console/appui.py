@@ -2,10 +2,18 @@
 
     GET /runs/<run>/flows/<flow>/ui      the UI as a page, for the run view's iframe
 
+Served only into a frame of the console: the browser's own `Sec-Fetch-Dest: iframe` and
+`Sec-Fetch-Site: same-origin` (`framed`), headers no script of any page can set. Anything else
+(a direct visit from a link, a frame of another site, a frame the UI itself navigates, a client
+that sends no fetch metadata) gets the console's 403 page before the run is looked up: opened
+top-level at the console's own address, the author's page could draw a fake login form or go
+anywhere, and its sandbox stops neither. Browsers send fetch metadata to https and localhost
+origins only, so app UIs show only when the console is served so (deploy/nginx.conf: TLS).
+
 DIZEST serves the same three fields at `/ui/<kernel>/<flow>/render` in the origin of its web
 app; here the UI is flow code (a user wrote it), so it never runs as this origin. The document
 is always sandboxed, by its own `Content-Security-Policy: sandbox allow-scripts` header (an
-opaque origin even when opened directly, not only inside the console's iframe, which adds
+opaque origin whatever embeds it, not only because the console's iframe adds
 `sandbox="allow-scripts"` too): no cookies, no storage, no access to the console's DOM.
 `connect-src 'none'`: it cannot fetch anything; the only way out is the bridge below, whose
 other end (static/js/appui.js) forwards `api` calls of this flow only. Scripts and styles may
@@ -27,7 +35,7 @@ import json
 import re
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import NotFound
@@ -38,6 +46,7 @@ from dizest_api.services import services
 bp = Blueprint("appui", __name__)
 
 UI_FIELDS = ("html", "js", "css")
+FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"}
 # https only, and nothing that could end an attribute or a CSP source list
 _CDN = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~!$&()*+=:@%/?#-]*)?$")
 
@@ -79,6 +88,11 @@ BRIDGE = """(function () {
   window.dizest = dizest;
   parent.postMessage({ dizest: "ready" }, "*");
 })();"""
+
+
+def framed() -> bool:
+    """Whether the browser says this request loads a frame of a page of this origin."""
+    return all(request.headers.get(k, "").lower() == want for k, want in FRAMED.items())
 
 
 def has_ui(app_raw: Any) -> bool:
@@ -139,7 +153,11 @@ def document(run_id: str, flow_id: str, app_raw: dict[str, Any]) -> str:
 
 @endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/ui",
           "The flow's app UI (html, js, css) as a sandboxed page for the run view",
-          responses={200: Body("text/html", {"type": "string"}, "the app's page")})  # fmt: skip
+          responses={200: Body("text/html", {"type": "string"}, "the app's page"),
+                     403: Body({"application/json": "Error", "text/html": {"type": "string"}},
+                               description="not asked for as a frame of the console "
+                               "(`Sec-Fetch-Dest: iframe`, `Sec-Fetch-Site: same-origin`): the "
+                               "console's page (HTML); or a token without the read scope")})  # fmt: skip
 def app_ui(run_id: str, flow_id: str) -> Response:
     open_run(run_id)
     package = services().client.snapshot(run_id) or {}

@@ -16,6 +16,7 @@ from tests.conftest import package
 from tests.console.conftest import USER_PASSWORD, Console, log_in
 
 LIVE_MS = 60_000
+FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"}  # as the run page's iframe
 
 HTML = """<h1 id="title">Adder</h1>
 <p>v = <span id="v">?</span> (<span id="status">?</span>)</p>
@@ -103,9 +104,9 @@ def test_app_ui_calls_its_api_through_the_bridge_and_strangers_get_404(
         console.base, "POST", path, {"a": 1, "b": 2}, console.token("stranger")
     )
     assert status == 404, answer
-    # the UI document itself is not the stranger's either
+    # the UI document itself is not the stranger's either, even asked for as the console's frame
     ui = f"/runs/{run['run_id']}/flows/f/ui"
-    assert raw(console.base, "GET", ui, None, console.token("stranger"))[0] == 404
+    assert raw(console.base, "GET", ui, None, {**console.token("stranger"), **FRAMED})[0] == 404
     page.context.close()
 
 
@@ -115,7 +116,7 @@ def test_ui_document_is_sandboxed_by_its_own_csp_and_api_errors_are_text(console
     run = console.api("POST", "/runs", {"workflow_id": made["id"]}, "uma")
     headers = console.token("uma")
     status, body, answer_headers = raw(
-        console.base, "GET", f"/runs/{run['run_id']}/flows/f/ui", None, headers
+        console.base, "GET", f"/runs/{run['run_id']}/flows/f/ui", None, {**headers, **FRAMED}
     )
     assert status == 200 and b'<button id="go"' in body
     csp = answer_headers["Content-Security-Policy"]

@@ -1,0 +1,118 @@
+"""Headers that keep the console's origin to itself, through the Flask test client on a real
+Redis: every answer is nosniff (JSON, errors, pages, static files, downloads), drive downloads are
+same-origin resources, and an app's UI document is served only into a frame of the console."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import Api
+from tests.conftest import package
+
+FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"}
+
+
+def ui_package() -> dict[str, Any]:
+    pkg = package({"adder": {"code": "v = 40", "outputs": ["v"]}}, {"f": {"app": "adder"}})
+    pkg["apps"]["adder"].update(html='<h1>Adder</h1><button id="go">Add</button>', js="1;")
+    return pkg
+
+
+def answers(api: Api) -> dict[str, Any]:
+    """One answer of every kind the app gives, by name."""
+    alice = api.user("alice")
+    put = api.call("PUT", "/files/notes/page.txt", alice, data=b"alert(document.domain)")
+    assert put.status_code == 201, put.json
+    return {
+        "json": api.call("GET", "/auth/me", alice),
+        "listing": api.call("GET", "/files", alice),
+        "download": api.call("GET", "/files/notes/page.txt", alice),
+        "static": api.http.get("/console/static/js/runs.js"),
+        "page": api.http.get("/login"),
+        "html 404": api.http.get("/no/such/page"),
+        "json 404": api.call("GET", "/no/such/route"),
+        "401": api.call("GET", "/auth/me"),
+        "403": api.call("GET", "/users", alice),
+        "405": api.call("DELETE", "/auth/me", alice),
+        "health": api.http.get("/healthz"),
+        "openapi": api.http.get("/api/v1/openapi.json"),
+    }
+
+
+def test_every_kind_of_answer_is_nosniff(api: Api) -> None:
+    found = answers(api)
+    assert found["download"].mimetype == "text/plain"  # what a <script src> would have run
+    assert found["json 404"].status_code == 404 and found["html 404"].mimetype == "text/html"
+    assert {name: r.status_code < 500 for name, r in found.items()} == dict.fromkeys(found, True)
+    missing = [name for name, r in found.items() if r.headers.get("X-Content-Type-Options") != "nosniff"]  # fmt: skip
+    assert missing == []
+
+
+def test_a_drive_download_is_a_same_origin_resource(api: Api) -> None:
+    download = answers(api)["download"]
+    assert download.status_code == 200 and download.data == b"alert(document.domain)"
+    assert download.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
+@pytest.fixture
+def ui_run(cluster_api: Api) -> tuple[Api, dict[str, str], str]:
+    """A run (queued: a worker's heartbeat, no worker) of an app with a UI; its owner's headers."""
+    worker = cluster_api.services.settings.worker
+    cluster_api.services.redis.hset(f"{worker.prefix}:workers", "w-test", str(time.time() * 1000))
+    owner = cluster_api.user("uma")
+    made = cluster_api.call("POST", "/runs", owner, json={"package": ui_package()})
+    assert made.status_code in (200, 201, 202), made.json
+    return cluster_api, owner, f"/runs/{made.json['run_id']}/flows/f/ui"
+
+
+def test_the_ui_document_goes_into_a_frame_of_the_console(
+    ui_run: tuple[Api, dict[str, str], str],
+) -> None:
+    api, owner, path = ui_run
+    answer = api.http.get(path, headers={**owner, **FRAMED})
+    assert answer.status_code == 200 and b'<button id="go"' in answer.data
+    assert answer.headers["Content-Security-Policy"].startswith("sandbox allow-scripts;")
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        {},  # no fetch metadata: not a browser, or one over plain http
+        {"Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "none"},  # a link pasted or bookmarked
+        {"Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "cross-site"},  # a link in a mail
+        {"Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "same-origin"},  # a link on this origin
+        {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site"},  # another site's frame
+        {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-site"},  # a sibling subdomain's
+        {"Sec-Fetch-Dest": "iframe"},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Dest": "embed", "Sec-Fetch-Site": "same-origin"},
+    ],
+)
+def test_the_ui_document_is_refused_anywhere_else_with_the_consoles_page(
+    ui_run: tuple[Api, dict[str, str], str], sent: dict[str, str]
+) -> None:
+    api, owner, path = ui_run
+    answer = api.http.get(path, headers={**owner, **sent})  # even to the run's owner
+    assert answer.status_code == 403 and answer.mimetype == "text/html"
+    body = answer.get_data(as_text=True)
+    assert "Adder" not in body and 'id="go"' not in body and "dizest.api" not in body
+    assert "Shown in its run only" in body and f'href="{path.rsplit("/flows", 1)[0]}"' in body
+    # the console's own frame may show it (why, over plain http), no other page's
+    assert "frame-ancestors 'self'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "script-src 'self';" in answer.headers["Content-Security-Policy"]
+    nobody = api.http.get(path, headers=sent)  # without a principal: auth's 401, as any route
+    assert nobody.status_code == 401 and b"Adder" not in nobody.data
+
+
+def test_a_refused_ui_answers_the_same_for_a_run_that_does_not_exist(cluster_api: Api) -> None:
+    api = cluster_api
+    alice = api.user("alice")
+    path = "/runs/0123456789abcdef0123456789abcdef/flows/f/ui"
+    refused = api.http.get(path, headers=alice)
+    assert refused.status_code == 403 and refused.mimetype == "text/html"
+    framed = api.http.get(path, headers={**alice, **FRAMED})
+    assert framed.status_code == 404  # only a frame of the console learns it does not exist
