@@ -1,13 +1,19 @@
 // The runs page: mine (admins: everyone's), filtered by status, workflow and user, paginated;
-// runs not yet final update live from their own event streams.
+// while a run shown is not final, the page asks for the same list again every POLL_MS (one
+// request, never a stream per run: an admin's page may list 100 unfinished runs of one user,
+// and a stream each would take every connection the browser allows to this origin, freezing
+// every tab of the console). It stops when all are final and while the page is hidden.
 import { get } from "./api.js";
 import { $, h, seconds, toast, when } from "./dom.js";
 
 const LIMIT = Math.min(Math.max(Number(new URLSearchParams(location.search).get("limit")) || 25, 1), 200);
 const FINAL = new Set(["ready", "error", "cancelled"]);
+const POLL_MS = 2000;
 const params = new URLSearchParams(location.search);
 let offset = Number(params.get("offset") || 0);
-const live = new Map(); // run id -> EventSource, for the runs shown that are not final
+let shown = []; // the runs on the page, as last answered
+let asked = 0; // the latest load's number: an older answer arriving late is dropped
+let timer = null;
 
 for (const name of ["status", "workflow_id", "owner"]) {
   const input = $(`[name="${name}"]`);
@@ -18,52 +24,64 @@ function statusCell(run) {
   return h("span", { class: `status st-${run.status}` }, run.status || "expired");
 }
 
-function watch(run, row) {
-  const source = new EventSource(`/api/v1/runs/${encodeURIComponent(run.run_id)}/events?after=${Date.now() - 1}-0`);
-  live.set(run.run_id, source);
-  source.onerror = () => {
-    // The stream ended without our final event (a clock skew, a restart): refresh the list.
-    source.close();
-    live.delete(run.run_id);
-    setTimeout(() => load().catch(() => {}), 1000);
-  };
-  source.addEventListener("workflow.status", (message) => {
-    const event = JSON.parse(message.data);
-    run.status = event.data.status;
-    row.querySelector(".st").replaceChildren(statusCell(run));
-    if (FINAL.has(run.status)) {
-      source.close();
-      live.delete(run.run_id);
-      load();
-    }
-  });
+function duration(run) {
+  return run.finished_at && run.created_at ? seconds(run.finished_at - run.created_at) : "";
+}
+
+function row(run) {
+  return h(
+    "tr",
+    { dataset: { id: run.run_id } },
+    h("td", {}, h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, class: "run-link" }, run.run_id.slice(0, 12))),
+    h("td", { class: "st" }, statusCell(run)),
+    h("td", {}, run.workflow_id ? h("a", { href: `/workflows/${encodeURIComponent(run.workflow_id)}` }, run.workflow_id) : h("span", { class: "muted" }, "inline")),
+    h("td", {}, run.owner || ""),
+    h("td", {}, when(run.created_at)),
+    h("td", { class: "took" }, duration(run)),
+  );
+}
+
+const unfinished = (runs) => runs.some((run) => run.status && !FINAL.has(run.status));
+
+function render(page) {
+  const rows = $("#run-rows");
+  const same = page.items.length === shown.length && page.items.every((run, i) => run.run_id === shown[i].run_id);
+  if (same) {
+    // the same runs: only what changes, so a poll never disturbs a hover, a focus or a selection
+    page.items.forEach((run, i) => {
+      const tr = rows.children[i];
+      if (run.status !== shown[i].status) tr.querySelector(".st").replaceChildren(statusCell(run));
+      tr.querySelector(".took").textContent = duration(run);
+    });
+  } else rows.replaceChildren(...page.items.map(row));
+  shown = page.items;
+  $("#runs-empty").hidden = page.total > 0;
+  $("#runs-page").textContent = page.total ? `${offset + 1}–${offset + page.items.length} of ${page.total}` : "";
+  $("#runs-prev").disabled = offset === 0;
+  $("#runs-next").disabled = offset + LIMIT >= page.total;
+}
+
+// The next poll, if one is due: a run shown is not final and the page is visible.
+function schedule() {
+  clearTimeout(timer);
+  timer = null;
+  if (!document.hidden && unfinished(shown)) timer = setTimeout(poll, POLL_MS);
+}
+
+function poll() {
+  load().catch(schedule); // a failed poll (a restart, a blip) is tried again, without a toast
 }
 
 async function load() {
   const query = new URLSearchParams({ offset, limit: LIMIT });
   for (const name of ["status", "workflow_id", "owner"]) if (params.get(name)) query.set(name, params.get(name));
+  const mine = ++asked;
+  clearTimeout(timer);
+  timer = null;
   const page = await get(`/runs?${query}`);
-  for (const source of live.values()) source.close();
-  live.clear();
-  const rows = page.items.map((run) => {
-    const row = h(
-      "tr",
-      { dataset: { id: run.run_id } },
-      h("td", {}, h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, class: "run-link" }, run.run_id.slice(0, 12))),
-      h("td", { class: "st" }, statusCell(run)),
-      h("td", {}, run.workflow_id ? h("a", { href: `/workflows/${encodeURIComponent(run.workflow_id)}` }, run.workflow_id) : h("span", { class: "muted" }, "inline")),
-      h("td", {}, run.owner || ""),
-      h("td", {}, when(run.created_at)),
-      h("td", {}, run.finished_at && run.created_at ? seconds(run.finished_at - run.created_at) : ""),
-    );
-    if (!FINAL.has(run.status) && run.status) watch(run, row);
-    return row;
-  });
-  $("#run-rows").replaceChildren(...rows);
-  $("#runs-empty").hidden = page.total > 0;
-  $("#runs-page").textContent = page.total ? `${offset + 1}–${offset + page.items.length} of ${page.total}` : "";
-  $("#runs-prev").disabled = offset === 0;
-  $("#runs-next").disabled = offset + LIMIT >= page.total;
+  if (mine !== asked) return; // a newer load (another page, a filter) answers instead
+  render(page);
+  schedule();
 }
 
 function go(next) {
@@ -83,4 +101,8 @@ $("#run-filters").addEventListener("submit", (event) => {
 });
 $("#runs-prev").addEventListener("click", () => go(offset - LIMIT));
 $("#runs-next").addEventListener("click", () => go(offset + LIMIT));
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) schedule(); // clears the timer: no poll while nobody looks
+  else if (unfinished(shown)) poll(); // back in view: fresh statuses at once
+});
 load().catch((exc) => toast(exc.message, "error"));
