@@ -4,11 +4,11 @@
 
 Served only into a frame of the console: the browser's own `Sec-Fetch-Dest: iframe` and
 `Sec-Fetch-Site: same-origin` (`framed`), headers no script of any page can set. Anything else
-(a direct visit from a link, a frame of another site, a frame the UI itself navigates, a client
-that sends no fetch metadata) gets the console's 403 page before the run is looked up: opened
-top-level at the console's own address, the author's page could draw a fake login form or go
-anywhere, and its sandbox stops neither. Browsers send fetch metadata to https and localhost
-origins only, so app UIs show only when the console is served so (deploy/nginx.conf: TLS).
+(a direct visit from a link, a frame of another site, a frame the UI itself navigates) gets the
+console's 403 page before the run is looked up: opened top-level at the console's own address,
+the author's page could draw a fake login form or go anywhere, and its sandbox stops neither.
+Browsers send fetch metadata to https and localhost origins only; on plain http the request
+must come from the run's page itself (its Referer), which a link opened elsewhere does not.
 
 DIZEST serves the same three fields at `/ui/<kernel>/<flow>/render` in the origin of its web
 app; here the UI is flow code (a user wrote it), so it never runs as this origin. The document
@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
 
@@ -91,7 +92,14 @@ BRIDGE = """(function () {
 
 
 def framed() -> bool:
-    """Whether the browser says this request loads a frame of a page of this origin."""
+    """Whether the browser says this request loads a frame of a page of this origin. A browser
+    sends no fetch metadata to a plain-http origin other than localhost: there the request must
+    come from the run's own page of this origin (its Referer; the console's pages send it to
+    their origin), which a link opened from a mail, a chat or another site does not."""
+    if not any(k in request.headers for k in FRAMED):
+        referer = urlsplit(request.headers.get("Referer", ""))
+        run_page = f"/runs/{(request.view_args or {}).get('run_id', '')}"
+        return referer.netloc == request.host and referer.path == run_page
     return all(request.headers.get(k, "").lower() == want for k, want in FRAMED.items())
 
 

@@ -108,6 +108,25 @@ def test_the_ui_document_is_refused_anywhere_else_with_the_consoles_page(
     assert nobody.status_code == 401 and b"Adder" not in nobody.data
 
 
+def test_over_plain_http_the_ui_goes_only_into_its_runs_page(
+    ui_run: tuple[Api, dict[str, str], str],
+) -> None:
+    """Browsers send no fetch metadata to a plain-http origin (but localhost): there the UI is
+    served to its run's own page of this origin (the Referer the console's pages send)."""
+    api, owner, path = ui_run
+    run_page = path.rsplit("/flows", 1)[0]
+    ok = api.http.get(path, headers={**owner, "Referer": f"http://localhost{run_page}"})
+    assert ok.status_code == 200 and b'<button id="go"' in ok.data
+    for referer in (
+        f"http://evil.example{run_page}",  # another site's page of the same path
+        "http://localhost/runs/0123456789abcdef0123456789abcdef",  # another run's page
+        f"http://localhost{path}",  # the UI navigating itself
+        "http://localhost/workflows",
+    ):
+        refused = api.http.get(path, headers={**owner, "Referer": referer})
+        assert refused.status_code == 403 and b"Adder" not in refused.data, referer
+
+
 def test_a_refused_ui_answers_the_same_for_a_run_that_does_not_exist(cluster_api: Api) -> None:
     api = cluster_api
     alice = api.user("alice")

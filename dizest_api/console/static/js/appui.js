@@ -17,7 +17,7 @@ export function hasUI(app) {
 // The iframe showing `flowId`'s app UI; `results` is the flow's latest {status, outputs, results}.
 export function appFrame(runId, flowId, results) {
   const src = `/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(flowId)}/ui`;
-  const iframe = h("iframe", { class: "result-html app-ui", sandbox: "allow-scripts", src, title: `UI of flow ${flowId}`, referrerpolicy: "no-referrer" });
+  const iframe = h("iframe", { class: "result-html app-ui", sandbox: "allow-scripts", src, title: `UI of flow ${flowId}`, referrerpolicy: "same-origin" });
   frames.set(flowId, { iframe, runId, results });
   return iframe;
 }
