@@ -3,7 +3,7 @@
 `remove_user` is what `DELETE /api/v1/users/<name>` and `dizest user remove` both call:
 
 1. The account goes (`retire`): the user's hash, tokens and sessions, in one transaction with
-   the retirement of the name (`accounts.retired_key`). From then on nothing authenticates as
+   the retirement of the name (`Keys.users_retired`). From then on nothing authenticates as
    the user, and the name is never given again: runs stay in Redis under their owner's name for
    their TTL (with their inputs, logs and outputs), and a new user of that name would get them.
 2. Then what the user made that would otherwise live on: their webhooks (for all their runs and
@@ -28,7 +28,7 @@ from dizest_api.automation.hooks import HookNotFound
 from dizest_api.automation.schedules import ScheduleNotFound
 from dizest_api.automation.service import Automation
 from dizest_api.automation.triggers import TriggerNotFound
-from dizest_api.data.accounts import Accounts, UserNotFound, retired_key
+from dizest_api.data.accounts import Accounts, UserNotFound
 from dizest_api.data.library import Library
 from dizest_api.drives import remove_drive
 
@@ -53,13 +53,13 @@ def remove_user(stores: Stores, username: str) -> str | None:
         raise UserNotFound(f"no user {username!r}")
     drive = clear(stores, username)
     mark = json.dumps({**(retired(stores.accounts, username) or {}), "done": True})
-    stores.accounts.redis.hset(retired_key(stores.accounts.keys), username, mark)
+    stores.accounts.redis.hset(stores.accounts.keys.users_retired, username, mark)
     return drive
 
 
 def retired(accounts: Accounts, username: str) -> dict[str, Any] | None:
     """The retirement of `username` ({removed_at, done}), if it is a removed user's."""
-    raw = accounts.redis.hget(retired_key(accounts.keys), username)
+    raw = accounts.redis.hget(accounts.keys.users_retired, username)
     return None if raw is None else dict(json.loads(raw))
 
 
@@ -67,7 +67,7 @@ def retire(accounts: Accounts, username: str) -> None:
     """Delete the account, its tokens and sessions, and retire the name, in one transaction."""
     keys = accounts.keys
     user_key, tokens_key = keys.user(username), keys.user_tokens(username)
-    sessions_key, retired_names = keys.user_sessions(username), retired_key(keys)
+    sessions_key, retired_names = keys.user_sessions(username), keys.users_retired
     mark = json.dumps({"removed_at": time.time(), "done": False})
 
     def remove(pipe: Any) -> None:

@@ -58,6 +58,8 @@ key / channel                         type     holds                            
 {p}:user:{name}                       hash     user: role, password (bcrypt hash),       none
                                                created_at
 {p}:users                             set      every username                            none
+{p}:users:retired                     hash     name of a removed user -> JSON            none
+                                               {removed_at, done}: never given again
 {p}:user:{name}:tokens                set      the user's token ids                      none*
 {p}:user:{name}:sessions              set      the user's session digests                session_ttl_s
 {p}:token:{id}                        hash     API token: hash (SHA-256 of the secret),  until its
@@ -179,6 +181,10 @@ class Keys:
     @property
     def users(self) -> str:
         return f"{self.prefix}:users"
+
+    @property
+    def users_retired(self) -> str:
+        return f"{self.prefix}:users:retired"
 
     def user_tokens(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:tokens"

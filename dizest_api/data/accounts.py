@@ -115,12 +115,6 @@ class NewToken:
     secret: str = field(repr=False)
 
 
-def retired_key(keys: Keys) -> str:
-    """`{p}:users:retired`, a hash: the name of every removed user -> JSON {removed_at, done}
-    (done: everything of theirs was deleted too). No TTL: a name is retired for good."""
-    return f"{keys.prefix}:users:retired"
-
-
 def text_client(settings: WorkerSettings) -> redis.Redis:
     """A Redis client that returns str (accounts and workflows are text), riding out restarts."""
     return redis_client(settings, text=True)
@@ -183,7 +177,7 @@ class Accounts:
         def create(pipe: Any) -> None:
             if pipe.exists(self.keys.user(username)):
                 raise UserExists(f"user {username!r} exists already")
-            if pipe.hexists(retired_key(self.keys), username):
+            if pipe.hexists(self.keys.users_retired, username):
                 raise NameRetired(
                     f"the name {username!r} belonged to a removed user and is not given again "
                     "(runs kept under it must not pass to someone else); choose another name"
@@ -192,7 +186,7 @@ class Accounts:
             pipe.hset(self.keys.user(username), mapping=fields)
             pipe.sadd(self.keys.users, username)
 
-        self.redis.transaction(create, self.keys.user(username), retired_key(self.keys))
+        self.redis.transaction(create, self.keys.user(username), self.keys.users_retired)
         return user
 
     def get_user(self, username: str) -> User:
