@@ -49,6 +49,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_dag import app_dict, connect, flow_dict, package_dict
 
+from dizest_api.event_hub import streams_per_user
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = secrets.token_urlsafe(16)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -78,6 +80,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     admin: dict[str, str] = field(default_factory=dict)
     data: Path | None = None  # its data dir (runs' working directories under runs/)
+    connections: int = 1000  # its --connections: how many streams it takes
 
     def pids(self) -> dict[str, list[int]]:
         """API (the gunicorn master and workers), worker tree, Redis: by their command lines
@@ -192,6 +195,7 @@ def serving(
         start_new_session=True,
     )
     server = Server(f"http://127.0.0.1:{port}", "127.0.0.1", port, proc, data=tmp / "data")
+    server.connections = connections
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -315,13 +319,13 @@ class Clients:
     """N SSE connections read by one selector loop in a thread (much cheaper per message than
     asyncio streams: the bench must not be what limits the measured latency)."""
 
-    def __init__(self, server: Server, path: str, headers: dict[str, str], n: int) -> None:
-        request = sse_request(server, path, headers)
+    def __init__(self, server: Server, path: str, users: list[dict[str, str]], n: int) -> None:
+        requests = [sse_request(server, path, headers) for headers in users]
         self.results = [Received() for _ in range(n)]
         self.selector = selectors.DefaultSelector()
-        for out in self.results:
+        for i, out in enumerate(self.results):
             sock = socket.create_connection((server.host, server.port), timeout=30)
-            sock.sendall(request)
+            sock.sendall(requests[i % len(requests)])
             sock.setblocking(False)
             self.selector.register(sock, selectors.EVENT_READ, out)
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -389,7 +393,7 @@ def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> d
     before = cpu_by_role(server)
     api_rss_kb = sum(rss(p) for p in server.pids()["api"])
     t0 = time.perf_counter()
-    group = Clients(server, path, server.admin, clients)
+    group = Clients(server, path, watchers(server, clients), clients)
     results = group.results
     deadline = time.monotonic() + 120
     while group.connected() < clients:
@@ -523,6 +527,20 @@ def bench_idle_submits(server: Server, runs: int) -> dict[str, Any]:
         "first_running_max_ms": 1000 * max(to_running),
         "failures": [f for f in failures if f],
     }
+
+
+def watchers(server: Server, clients: int) -> list[dict[str, str]]:
+    """Bearer headers of enough admins (they may read the bench's run) for `clients` streams:
+    one user may hold only a share of a process's streams (`event_hub.streams_per_user`)."""
+    share = streams_per_user(server.connections)
+    found = [server.admin]
+    for i in range(1, -(-clients // share)):
+        body = {"username": f"watch{i}", "password": PASSWORD, "role": "admin"}
+        status, made, _ = call(server.base, "POST", "/api/v1/users", body, server.admin)
+        if status != 201:
+            raise RuntimeError(f"add user: {status} {made}")
+        found.append(bearer(server.base, f"watch{i}", ("read", "run", "admin")))
+    return found
 
 
 def bench_submits(server: Server, users: int, per_user: int) -> dict[str, Any]:

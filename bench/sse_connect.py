@@ -31,17 +31,28 @@ import time
 from pathlib import Path
 
 import redis
-from bench_api import Server, cpu_by_role, gated_run, raise_open_files, serving, sse_request
+from bench_api import (
+    Server,
+    cpu_by_role,
+    gated_run,
+    raise_open_files,
+    serving,
+    sse_request,
+    watchers,
+)
 
 from dizest_api import embedded_redis
 
 
-def connect(server: Server, request: bytes, n: int, burst: bool) -> list[socket.socket]:
-    """`n` SSE clients on the run; returns once each has its response head (200)."""
+def connect(
+    server: Server, requests: list[bytes], n: int, burst: bool, first: int
+) -> list[socket.socket]:
+    """`n` SSE clients on the run (client i sends `requests[i % len]`, counting from `first`);
+    returns once each has its response head (200)."""
     socks = []
-    for _ in range(n):
+    for i in range(first, first + n):
         sock = socket.create_connection((server.host, server.port), timeout=60)
-        sock.sendall(request)
+        sock.sendall(requests[i % len(requests)])
         socks.append(sock)
         if not burst:
             expect_ok(sock)
@@ -105,12 +116,14 @@ def main() -> int:
     tmp = tempfile.TemporaryDirectory(prefix="dizest-bench-sse-")
     with tmp, serving(Path(tmp.name), 128, max(1000, wanted)) as server:
         run_id, _gate = gated_run(server, lines=1, interval=0.01)  # never opened
-        request = sse_request(server, f"/api/v1/runs/{run_id}/events", server.admin)
+        path = f"/api/v1/runs/{run_id}/events"
+        users = watchers(server, wanted)  # one user may hold only a share of the streams
+        requests = [sse_request(server, path, headers) for headers in users]
         held: list[socket.socket] = []
         try:
             for label, burst in passes:
                 before, t0 = cpu_by_role(server), time.perf_counter()
-                held += connect(server, request, args.clients, burst)
+                held += connect(server, requests, args.clients, burst, len(held))
                 wall, after = time.perf_counter() - t0, cpu_by_role(server)
                 per = {k: (after[k] - before[k]) / args.clients * 1e3 for k in after}
                 print(

@@ -306,7 +306,7 @@ def test_sse_streams_hold_no_server_thread(tmp_path: Path) -> None:
     ticking["apps"]["nap"]["code"] = (
         "import time\nfor i in range(60):\n    print(i, flush=True)\n    time.sleep(0.05)\nv = 1"
     )
-    with serving(tmp_path, "--threads", "8", "--connections", "100") as served:
+    with serving(tmp_path, "--threads", "8", "--connections", "400") as served:  # 40 a user
         status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": ticking}, served.token)  # fmt: skip
         assert status == 201, run
         host, port = served.base.removeprefix("http://").split(":")
