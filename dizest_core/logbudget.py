@@ -46,10 +46,11 @@ class LogBudget:
 
 
 def _size(item: Signal) -> int:
-    if item.kind == "log":
-        return len(item.data.get("entry") or "")
-    value = item.data.get("value")
-    return len(value.get("data") or "") if isinstance(value, dict) else 0
+    """UTF-8 bytes of a line, or of a rich entry's or result's payload ({"mime", "data"})."""
+    payload = item.data.get("entry" if item.kind == "log" else "value")
+    if isinstance(payload, dict):
+        return sum(len(str(payload.get(k) or "").encode()) for k in ("mime", "data"))
+    return len(payload.encode()) if isinstance(payload, str) else 0
 
 
 def _notice(flow_id: str, limit: int) -> Signal:

@@ -17,6 +17,7 @@ for i in range(40):
 v = 'finished'
 """
 SHOWY = "for i in range(40):\n    dizest.result(f'r{i}', 'x' * 100_000)\nv = 1"
+RICH = "for i in range(40):\n    display({'k': 'x' * 100_000})\nv = 1"
 
 
 def test_a_loud_flow_is_cut_at_its_budget_and_others_keep_theirs(make_workflow, tmp_path: Path):
@@ -24,9 +25,15 @@ def test_a_loud_flow_is_cut_at_its_budget_and_others_keep_theirs(make_workflow, 
         {
             "loud": {"code": LOUD, "outputs": ["v"]},
             "showy": {"code": SHOWY, "outputs": ["v"]},
+            "rich": {"code": RICH, "outputs": ["v"]},
             "quiet": {"code": "for i in range(5):\n    print(i)\nv = 1", "outputs": ["v"]},
         },
-        {"loud": {"app": "loud"}, "showy": {"app": "showy"}, "quiet": {"app": "quiet"}},
+        {
+            "loud": {"app": "loud"},
+            "showy": {"app": "showy"},
+            "rich": {"app": "rich"},
+            "quiet": {"app": "quiet"},
+        },
     )
     wf = make_workflow(pkg, max_log_bytes=1 << 20)
     events = list(wf.stream(workdir=tmp_path))
@@ -40,6 +47,9 @@ def test_a_loud_flow_is_cut_at_its_budget_and_others_keep_theirs(make_workflow, 
     results = [e for e in events if e.type == ev.RESULT and e.flow_id == "showy"]
     assert 5 <= len(results) <= 11 and report["flows"]["showy"]["status"] == "ready"
     assert sum("DIZEST_MAX_LOG_BYTES" in e for e in report["flows"]["showy"]["log"]) == 1
+    rich = [e for e in events if e.type == ev.LOG_APPEND and e.flow_id == "rich"]
+    assert 5 <= len(rich) <= 12  # display()ed values count by their payload, notice included
+    assert report["flows"]["rich"]["status"] == "ready"
     assert report["flows"]["quiet"]["log"] == ["0", "1", "2", "3", "4"]
 
 
@@ -57,5 +67,12 @@ def test_the_budget_counts_per_attempt_and_spares_engine_lines() -> None:
     assert budget.admit([done]) == [done]
     budget.start("f", 1000)  # the next attempt starts afresh
     assert budget.admit([line]) == [line]
+    # a rich entry (what display() and print() of a value send) costs its payload, and text
+    # costs its UTF-8 bytes, not its characters
+    budget.start("h", 1000)
+    rich = Signal("h", "log", {"entry": {"mime": "text/html", "data": "z" * 600}, "stream": "print"})  # fmt: skip
+    wide = Signal("h", "log", {"entry": "\ufffd" * 200, "stream": "print"})  # 600 bytes
+    got = budget.admit([rich, wide])
+    assert got[0] == rich and len(got) == 2 and "DIZEST_MAX_LOG_BYTES" in got[1].data["entry"]
     other = Signal("g", "log", {"entry": "y" * 5000, "stream": "print"})
     assert budget.admit([other]) == [other]  # a flow never started here is not counted
