@@ -208,7 +208,7 @@ def get_run(run_id: str) -> Response:
     info = open_run(run_id)
     report = services().client.get(run_id)
     given = {k: json.loads(info.get(k) or "{}") for k in ("inputs", "flow_inputs", "options")}
-    if info.get("owner") != current().username:  # a grantee or an admin: no password values
+    if (info.get("inputs_by") or info.get("owner")) != current().username:  # no password values
         snapshot = services().client.snapshot(run_id)
         given["inputs"], given["flow_inputs"] = masked(given["inputs"], given["flow_inputs"], snapshot)  # fmt: skip
     return jsonify({**report, **given, "owner": info.get("owner"), "workflow_id": info.get("workflow_id")})  # fmt: skip
@@ -246,7 +246,8 @@ def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]
     info = open_run(run_id, "rerun")
     with within_limit():
         new_id = services().client.rerun(run_id, flow_id)
-        index().claim(new_id, current().username, info.get("workflow_id"))
+        given_by = info.get("inputs_by") or info.get("owner")  # the inputs stay theirs
+        index().claim(new_id, current().username, info.get("workflow_id"), given_by)
     record = services().client.record(new_id)
     answer = _summary(new_id, record, index().get(new_id) or {})
     return jsonify(answer), 201, {"Location": url_for(".get_run", run_id=new_id)}

@@ -4,6 +4,7 @@ in the run's Inputs tab."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from dizest_api.masking import MASK, masked
@@ -34,7 +35,8 @@ def test_grantees_and_admins_see_password_inputs_masked(cluster_api: Api) -> Non
     api.services.redis.hset(keys.workers, "masking", int(time.time() * 1000) + 3_600_000)
     alice, bob, admin = api.user("alice"), api.user("bob"), api.user("root", "admin")
     wf = api.call("POST", "/workflows", alice, json={"title": "db", "package": PKG}).json["id"]
-    grants = {"grants": {"bob": "viewer"}}
+    carol = api.user("carol")
+    grants = {"grants": {"bob": "viewer", "carol": "runner"}}
     assert api.call("PUT", f"/workflows/{wf}/grants", alice, json=grants).status_code == 200
     inputs = {**GIVEN["inputs"], "f1.db_password": "f1-Pa55", "f1.rows": 4, "f2.token": "plain"}
     made = api.call("POST", "/runs", alice, json={"workflow_id": wf, "inputs": inputs})
@@ -48,6 +50,14 @@ def test_grantees_and_admins_see_password_inputs_masked(cluster_api: Api) -> Non
         assert seen["flow_inputs"] == {"f1": {"db_password": MASK, "rows": 4}, "f2": {"token": "plain"}}  # fmt: skip
         snapshot = api.call("GET", f"/runs/{run}/dwp", who)
         assert b"Pa55" not in snapshot.data  # the inputs are not in the package either
+    # a runner's rerun copies alice's inputs into a run of carol's: they stay masked for her
+    again = api.call("POST", f"/runs/{run}/flows/f1/rerun", carol)
+    assert again.status_code == 201, again.json
+    rerun = api.call("GET", f"/runs/{again.json['run_id']}", carol).json
+    assert rerun["owner"] == "carol" and b"Pa55" not in json.dumps(rerun).encode()
+    assert rerun["inputs"]["db_password"] == MASK and rerun["inputs"]["rows"] == 3
+    mine = api.call("POST", f"/runs/{run}/flows/f1/rerun", alice).json["run_id"]
+    assert api.call("GET", f"/runs/{mine}", alice).json["inputs"] == GIVEN["inputs"]
 
 
 def test_without_the_package_every_value_is_masked() -> None:
