@@ -184,18 +184,28 @@ class EventHub:
                 )
             lease = Lease(user, sock)
             if user is not None:
-                mine = [held for held in self._leases.get(user, ()) if held.alive()]
-                if len(mine) >= self.per_user:
-                    self._leases[user] = mine
-                    raise TooManyOfYourStreams(
-                        f"you already have {self.per_user} live streams open on this server; "
-                        "close one, or retry shortly",
-                        {"max_streams_per_user": self.per_user, "retry_after": 2},
-                    )
-                self._leases[user] = [*mine, lease]
+                self._leases[user] = [*self._room_of(user), lease]
             if sock is not None:
                 self._by_sock[sock] = lease
             return lease
+
+    def ensure_room(self, user: str) -> None:
+        """TooManyOfYourStreams now if `user` may open no other stream (for a caller that must
+        not start anything, a run, for a stream that would be refused; `admit` still decides)."""
+        with self._lock:
+            self._room_of(user)
+
+    def _room_of(self, user: str) -> list[Lease]:
+        """`user`'s live leases (under the lock), or TooManyOfYourStreams if they are all."""
+        mine = [held for held in self._leases.get(user, ()) if held.alive()]
+        self._leases[user] = mine
+        if len(mine) >= self.per_user:
+            raise TooManyOfYourStreams(
+                f"you already have {self.per_user} live streams open on this server; "
+                "close one, or retry shortly",
+                {"max_streams_per_user": self.per_user, "retry_after": 2},
+            )
+        return mine
 
     def release(self, lease: Lease) -> None:
         """The stream's thread is done with it: its place is free, unless the hub owns it (then

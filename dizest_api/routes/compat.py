@@ -17,12 +17,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
 from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
+from dizest_api.event_hub import hub_for
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import index, sse_response, within_limit
 from dizest_api.routes.workflows import open_workflow
@@ -116,6 +117,8 @@ def _run(wf_id: str) -> Response:
 
 
 def _stream(wf_id: str) -> Response:
+    # a stream the hub would refuse must not start a run first: each retry would start another
+    hub_for(current_app._get_current_object()).ensure_room(current().username)  # type: ignore[attr-defined]
     run_id, _ = _start(wf_id)
     response = sse_response(run_id)
     response.headers["X-Dizest-Run-Id"] = run_id

@@ -131,6 +131,34 @@ def test_one_user_at_the_cap_is_refused_and_others_still_stream(live: Live) -> N
         limited.call("POST", f"/runs/{theirs}/cancel", bob)
 
 
+def test_a_dizest_stream_call_at_the_cap_starts_no_run(live: Live) -> None:
+    """DIZEST's stream route starts a run and streams it: refused, it must not have started
+    one (each retry of the client would start another)."""
+    limited = live.app_with(max_streams=20, heartbeat_s=0.3)
+    alice = limited.user("alice")
+    wf = limited.call("POST", "/workflows", alice, json={"title": "s", "package": slow(60)})
+    mine = limited.call("POST", "/runs", alice, json={"package": slow(60)}).json["run_id"]
+    held: list[Stream] = []
+    try:
+        with over_http(limited) as base:
+            held += [Stream(base, f"/runs/{mine}/events", alice) for _ in range(8)]
+            assert [s.status for s in held] == [200] * 8
+            before = limited.call("GET", "/runs", alice).json["total"]
+            url = urlsplit(base)
+            conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=15)
+            conn.request("POST", f"/dizest/api/stream/{wf.json['id']}", body=b"{}",
+                         headers={**alice, "Content-Type": "application/json"})  # fmt: skip
+            answer = conn.getresponse()
+            assert answer.status == 429, answer.status
+            assert json.loads(answer.read())["error"]["code"] == "too_many_streams"
+            conn.close()
+            assert limited.call("GET", "/runs", alice).json["total"] == before
+    finally:
+        for stream in held:
+            stream.close()
+        limited.call("POST", f"/runs/{mine}/cancel", alice)
+
+
 def test_a_stream_whose_body_is_never_read_gives_its_place_back(live: Live) -> None:
     """A response closed before its first byte (its events never started) frees its place."""
     limited = live.app_with(max_streams=20)
