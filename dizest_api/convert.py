@@ -271,10 +271,15 @@ class Converter:
         try:
             while True:
                 for item in supervisor.poll(1.0):
-                    if isinstance(item, Finished):
+                    if isinstance(item, Finished) and item.flow_id == job.flow_id:
                         return item
+        except BaseException:
+            slot.supervisor = None  # never hand a child left in it to the next conversion
+            supervisor.close()
+            raise
         finally:
-            supervisor.settle()  # what a converter that said DONE left: none polls after
+            if slot.supervisor is supervisor:
+                supervisor.settle()  # what a converter that said DONE left: none polls after
 
     @staticmethod
     def _answer(finished: Finished, folder: str) -> Converted:

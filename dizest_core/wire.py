@@ -83,7 +83,7 @@ def _is_artifact(value: Any) -> bool:
         isinstance(value, dict)
         and value.keys() == {"path", "size"}
         and isinstance(value["path"], str)
-        and len(value["path"]) <= MAX_ARTIFACT_PATH  # resolving a 25 MB path took an hour
+        and len(value["path"].encode()) <= MAX_ARTIFACT_PATH  # resolving 25 MB took an hour
         and type(value["size"]) is int
         and value["size"] >= 0
     )

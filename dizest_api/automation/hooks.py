@@ -155,7 +155,8 @@ class HookStore:
             pipe.sadd(scope, hook.id)
             pipe.zadd(self.keys.owned_hooks(owner), {hook.id: int(hook.created_at * 1000)})
 
-        add_within(self.redis, self.keys.owned_hooks(owner), "webhooks", f"user {owner}", write)
+        owned = self.keys.owned_hooks(owner)  # ids of hooks gone since are not counted
+        add_within(self.redis, owned, "webhooks", f"user {owner}", write, self.keys.hook)
         return hook
 
     def get(self, hook_id: str, with_secret: bool = False) -> Hook:

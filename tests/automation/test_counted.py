@@ -55,13 +55,18 @@ def test_schedules_and_triggers_per_workflow(api: Api, small: None) -> None:  # 
 
 
 def test_webhooks_per_user(api: Api, small: None) -> None:  # noqa: F811
-    install(api.app, AutomationSettings(webhook_allow_private=True))
+    found = install(api.app, AutomationSettings(webhook_allow_private=True))
     alice, bob = api.user("alice"), api.user("bob")
     wf_id = _wf(api, alice)
     bodies = iter([{"url": "http://127.0.0.1:9/a"}, {"url": "http://127.0.0.1:9/b", "workflow_id": wf_id}] * 3)  # fmt: skip
     _fill(lambda: api.call("POST", "/hooks", alice, json=next(bodies)), "quota_webhooks")
     assert len(api.call("GET", "/hooks", alice).json["items"]) == LIMIT
     assert api.call("POST", "/hooks", bob, json={"url": "http://127.0.0.1:9/c"}).status_code == 201
+    # an id whose hook is gone (deleted on a path that left the index) counts no more
+    gone = api.call("GET", "/hooks", alice).json["items"][0]["id"]
+    api.services.redis.delete(found.hooks.keys.hook(gone))
+    again = api.call("POST", "/hooks", alice, json={"url": "http://127.0.0.1:9/d"})
+    assert again.status_code == 201, again.json
 
 
 def test_tokens_per_user_and_expired_ones_free_their_place(api: Api, small: None) -> None:  # noqa: F811
