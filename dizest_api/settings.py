@@ -66,11 +66,13 @@ class ApiSettings:
             )
         if self.max_upload_bytes < self.max_request_bytes or min(self.drive_quota_bytes, self.drive_quota_files) < 1:  # fmt: skip
             raise ConfigError("max_upload_bytes must be >= max_request_bytes; drive quotas >= 1")
-        if min(self.max_workflows_per_user, self.workflow_versions_kept, self.library_quota_bytes) < 1:  # fmt: skip
+        try:
+            self.library_limits()
+        except ValueError:
             raise ConfigError(
                 "DIZEST_MAX_WORKFLOWS_PER_USER, DIZEST_WORKFLOW_VERSIONS_KEPT and "
                 "DIZEST_LIBRARY_QUOTA_BYTES must be at least 1"
-            )
+            ) from None
         if not 0.1 <= self.heartbeat_s <= 300:
             raise ConfigError("DIZEST_HEARTBEAT_S must be between 0.1 and 300 seconds")
         if not 4 <= self.bcrypt_rounds <= 31:

@@ -173,10 +173,20 @@ class ScheduleStore:
         entry.save()
 
 
+MAX_INPUT_BYTES = 64 * 1024  # a schedule's inputs, stored for its life (a run's are 10 MB)
+
+
 def _checked(sched: Schedule, celery: Any) -> Schedule:
     zoned(sched.cron, sched.timezone, celery)
     if sched.catchup not in CATCHUP:
         raise CronError(f"catchup must be one of {', '.join(CATCHUP)}", {"catchup": sched.catchup})
+    size = len(json.dumps(sched.inputs, ensure_ascii=False).encode())
+    if size > MAX_INPUT_BYTES:
+        raise CronError(
+            f"a schedule's inputs hold at most {MAX_INPUT_BYTES} bytes of JSON, not {size}: "
+            "pass large data as a file in your drive",
+            {"limit": "max_input_bytes", "max": MAX_INPUT_BYTES, "size": size},
+        )
     return sched
 
 

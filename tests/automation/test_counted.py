@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from dizest_api.automation import schedules
 from dizest_api.automation.service import install
 from dizest_api.automation.settings import AutomationSettings
 from dizest_api.data import counted
@@ -52,6 +53,24 @@ def test_schedules_and_triggers_per_workflow(api: Api, small: None) -> None:  # 
     triggers = f"/workflows/{one}/triggers"
     _fill(lambda: api.call("POST", triggers, alice, json={}), "quota_triggers")
     assert len(api.call("GET", triggers, alice).json["items"]) == LIMIT
+
+
+def test_a_schedules_inputs_are_bounded(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """100 schedules a workflow may hold; each stores its inputs for its life: 64 KB each
+    (1000 bytes here, under the test app's request limit)."""
+    monkeypatch.setattr(schedules, "MAX_INPUT_BYTES", 1000)
+    install(api.app, AutomationSettings())
+    alice = api.user("alice")
+    path = f"/workflows/{_wf(api, alice)}/schedules"
+    big = {"cron": "@daily", "inputs": {"rows": "x" * 1000}}
+    refused = api.call("POST", path, alice, json=big)
+    assert refused.status_code == 422 and refused.json["error"]["code"] == "invalid_schedule"
+    assert refused.json["error"]["details"]["max"] == 1000
+    assert api.call("GET", path, alice).json["items"] == []
+    made = api.call("POST", path, alice, json={"cron": "@daily", "inputs": {"rows": "x" * 900}})
+    assert made.status_code == 201, made.json
+    grown = api.call("PATCH", f"/schedules/{made.json['id']}", alice, json={"inputs": big["inputs"]})  # fmt: skip
+    assert grown.status_code == 422 and grown.json["error"]["code"] == "invalid_schedule"
 
 
 def test_webhooks_per_user(api: Api, small: None) -> None:  # noqa: F811
