@@ -137,7 +137,8 @@ class EventHub:
         self.max_clients = max_clients
         self.max_threads = max_clients if max_threads is None else max_threads
         self.per_user = streams_per_user(max_clients) if per_user is None else per_user
-        self._leases: dict[str, list[Lease]] = {}  # user -> their streams' leases
+        # user -> their streams' leases (those of owned streams that ended go at the cap)
+        self._leases: dict[str, set[Lease]] = {}
         self._by_sock: dict[socket.socket, Lease] = {}  # leases of streams `own` may take
         self.closing = False
         self._subs: dict[str, set[Subscription]] = {}
@@ -184,7 +185,9 @@ class EventHub:
                 )
             lease = Lease(user, sock)
             if user is not None:
-                self._leases[user] = [*self._room_of(user), lease]
+                mine = self._room_of(user)
+                mine.add(lease)
+                self._leases[user] = mine
             if sock is not None:
                 self._by_sock[sock] = lease
             return lease
@@ -195,16 +198,19 @@ class EventHub:
         with self._lock:
             self._room_of(user)
 
-    def _room_of(self, user: str) -> list[Lease]:
-        """`user`'s live leases (under the lock), or TooManyOfYourStreams if they are all."""
-        mine = [held for held in self._leases.get(user, ()) if held.alive()]
-        self._leases[user] = mine
+    def _room_of(self, user: str) -> set[Lease]:
+        """`user`'s leases (under the lock), or TooManyOfYourStreams if they hold every place.
+        Counted in O(1); only at the cap are the leases of streams that ended looked for."""
+        mine = self._leases.get(user, set())
         if len(mine) >= self.per_user:
-            raise TooManyOfYourStreams(
-                f"you already have {self.per_user} live streams open on this server; "
-                "close one, or retry shortly",
-                {"max_streams_per_user": self.per_user, "retry_after": 2},
-            )
+            mine = {held for held in mine if held.alive()}
+            self._leases[user] = mine
+            if len(mine) >= self.per_user:
+                raise TooManyOfYourStreams(
+                    f"you already have {self.per_user} live streams open on this server; "
+                    "close one, or retry shortly",
+                    {"max_streams_per_user": self.per_user, "retry_after": 2},
+                )
         return mine
 
     def release(self, lease: Lease) -> None:
@@ -218,11 +224,11 @@ class EventHub:
             lease.released = True
             if lease.user is None:
                 return
-            mine = [held for held in self._leases.get(lease.user, ()) if held.alive()]
-            if mine:
-                self._leases[lease.user] = mine
-            else:
-                self._leases.pop(lease.user, None)
+            mine = self._leases.get(lease.user)
+            if mine is not None:
+                mine.discard(lease)
+                if not mine:
+                    del self._leases[lease.user]
 
     def own(
         self,
