@@ -20,12 +20,8 @@ from pathlib import Path
 import click
 import redis
 
-from dizest_api.automation.celery_app import create_automation_celery
-from dizest_api.automation.hooks import HookStore
-from dizest_api.automation.schedules import ScheduleStore
-from dizest_api.automation.service import Automation
+from dizest_api.automation.service import build as build_automation
 from dizest_api.automation.settings import AutomationSettings
-from dizest_api.automation.triggers import TriggerStore
 from dizest_api.data.accounts import SCOPES, Accounts, text_client
 from dizest_api.data.library import Library
 from dizest_api.embedded_redis import LOCATION_FILE, locate
@@ -163,15 +159,8 @@ def user_remove(username: str) -> None:
     name is not given again (their runs stay under it until they expire)."""
     accounts, library, settings = _stores()
     worker = settings.worker
-    auto = AutomationSettings.from_env()
-    celery = create_automation_celery(worker, auto)  # schedules' beat entries are deleted too
-    automation = Automation(
-        auto,
-        celery,
-        ScheduleStore(accounts.redis, worker.prefix, celery),
-        HookStore(accounts.redis, worker.prefix),
-        TriggerStore(accounts.redis, worker.prefix),
-    )
+    # with the beat's Celery app: the schedules' beat entries are deleted too
+    automation = build_automation(accounts.redis, worker, AutomationSettings.from_env())
     try:
         drive = remove_user(Stores(accounts, library, automation, worker.drive_root), username)
     except DizestError as exc:

@@ -14,6 +14,7 @@ from dizest_api.automation.hooks import HookStore
 from dizest_api.automation.schedules import ScheduleStore
 from dizest_api.automation.settings import AutomationSettings
 from dizest_api.automation.triggers import TriggerStore
+from dizest_worker.client import WorkerSettings
 
 KEY = "dizest.automation"
 
@@ -27,18 +28,21 @@ class Automation:
     triggers: TriggerStore
 
 
-def install(app: Flask, settings: AutomationSettings) -> Automation:
-    found = app.extensions["dizest"]
-    worker = found.settings.worker
+def build(redis: Any, worker: WorkerSettings, settings: AutomationSettings) -> Automation:
+    """The stores on `redis` (a text client) for the cluster of `worker`."""
     celery = create_automation_celery(worker, settings)
-    built = Automation(
+    return Automation(
         settings,
         celery,
-        ScheduleStore(found.redis, worker.prefix, celery),
-        HookStore(found.redis, worker.prefix),
-        TriggerStore(found.redis, worker.prefix),
+        ScheduleStore(redis, worker.prefix, celery),
+        HookStore(redis, worker.prefix),
+        TriggerStore(redis, worker.prefix),
     )
-    app.extensions[KEY] = built
+
+
+def install(app: Flask, settings: AutomationSettings) -> Automation:
+    found = app.extensions["dizest"]
+    built = app.extensions[KEY] = build(found.redis, found.settings.worker, settings)
     return built
 
 
