@@ -46,6 +46,17 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def started(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot), None if gone: with the pid, one process."""
+    fields = proc_stat(pid)
+    return int(fields[19]) if fields is not None else None
+
+
+def still_there(processes: dict[int, int | None]) -> list[int]:
+    """The pids of `processes` (pid -> start time) that still name the same live process."""
+    return [pid for pid, start in processes.items() if start is not None and started(pid) == start]
+
+
 def tree(root: int) -> set[int]:
     """`root` and all its live descendants, from /proc."""
     parents: dict[int, int] = {}
@@ -177,12 +188,17 @@ def test_sigkill_of_the_master_leaves_no_orphan_and_a_new_serve_waits_for_its_wo
         path = f"/api/v1/runs/{run['run_id']}"
         wait_for(lambda: call(base, "GET", path, headers=token)[1]["status"] == "running", 30)
         wait_for(lambda: flow_processes(first.pid), timeout=30)
-        before = tree(first.pid)
+        # each pid with its start time: the suite forks so much that pids wrap (pid_max 32768)
+        # within seconds, and a pid alone may name another test's process by then
+        before = {pid: started(pid) for pid in tree(first.pid)}
         names = {pid: cmdline(pid) for pid in before}
         assert len(before) >= 9, names  # serve, redis, worker (+pool, reaper, zygote, flow), api
         first.kill()
         first.wait(timeout=10)
-        wait_for(lambda: not [p for p in before if proc_stat(p) is not None], timeout=10)
+        try:
+            wait_for(lambda: not still_there(before), timeout=10)
+        except AssertionError:
+            raise AssertionError(f"left: {[names[p] for p in still_there(before)]}") from None
 
         launched_ms = time.time() * 1000
         second = launch(tmp_path, port, log_name="second.log")
@@ -205,10 +221,11 @@ def test_sigkill_of_the_master_leaves_no_orphan_and_a_new_serve_waits_for_its_wo
         assert status == 201, run
         assert wait_run(base, token, run["run_id"])["status"] == "ready"
     finally:
-        for proc in (first, second):
-            if proc is not None:
-                left = stop_session(proc)
-                assert not left, f"processes left behind: {left}"
+        if first.poll() is None:  # killed above, its session id may be taken by now
+            assert not stop_session(first), "processes of the first serve left behind"
+        if second is not None:
+            left = stop_session(second)
+            assert not left, f"processes left behind: {left}"
 
 
 def test_without_a_worker_submits_are_503_no_worker(tmp_path: Path) -> None:
