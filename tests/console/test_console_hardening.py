@@ -201,3 +201,33 @@ def test_the_runs_page_polls_one_list_instead_of_a_stream_per_unfinished_run(
         assert page.evaluate("() => window.__lists") == asked
     finally:
         page.context.close()
+
+
+LINKED_PLOT = """
+import plotly.graph_objects as go
+fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+fig.update_layout(title={'text': '<a href="http://127.0.0.1:9/evil" target="_top">Q3 results</a>'})
+display(fig)
+v = 1
+"""
+
+
+def test_a_link_in_a_plot_never_takes_the_consoles_tab_away(browser: Any, console: Console) -> None:
+    """Plotly renders a figure's <a href target=_top> as a link in the console's own page: a
+    click opened the author's page in the console's tab. It opens a new tab now."""
+    console.user("mallory")
+    pkg = package({"plot": {"code": LINKED_PLOT, "outputs": ["v"]}}, {"f": {"app": "plot"}})
+    run_id = finished(console, "mallory", {"package": pkg})
+    page = log_in(browser, console.base, "mallory", USER_PASSWORD)
+    try:
+        page.goto(f"/runs/{run_id}")
+        page.locator('g.node[data-id="f"]').click()
+        link = page.locator("#flow-log .result-plotly a", has_text="Q3 results").first
+        expect(link).to_be_visible(timeout=20_000)
+        with page.context.expect_page() as opened:  # a DOM click: plotly's drag layer covers it
+            link.dispatch_event("click")
+        # (the new tab shows a load error: nothing listens on port 9)
+        opened.value.close()
+        assert page.url == console.base + f"/runs/{run_id}"  # the console stayed
+    finally:
+        page.context.close()

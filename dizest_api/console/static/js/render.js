@@ -41,6 +41,17 @@ export function renderPayload({ mime, data }) {
   }
   if (mime === PLOTLY) {
     const box = h("div", { class: "result-plotly" });
+    // A figure's text may hold links (<a href target=_top>): one must never take the console's
+    // tab elsewhere (a page of the flow's author would pass for the console). They open in a
+    // new tab, without a handle back to this one.
+    box.addEventListener("click", (event) => {
+      const link = event.target.closest?.("a");
+      if (!link) return;
+      event.preventDefault();
+      event.stopPropagation();
+      const href = link.getAttribute("href") || link.getAttribute("xlink:href") || "";
+      if (/^https?:/i.test(href)) window.open(href, "_blank", "noopener,noreferrer");
+    }, true);
     loadPlotly()
       .then((Plotly) => {
         const figure = JSON.parse(data);
