@@ -36,6 +36,7 @@ from dizest_worker.keys import Keys
 ROLES = frozenset({"admin", "user"})
 SCOPES = frozenset({"read", "run", "admin"})
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+MAX_TOKEN_NAME = 200
 TOKEN = re.compile(r"dz_([0-9a-f]{16})_([A-Za-z0-9_-]{20,})")
 MIN_PASSWORD = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores (bcrypt>=5 refuses) anything longer
@@ -284,6 +285,8 @@ class Accounts:
             raise AccountError("only admins can hold tokens with the admin scope")
         if expires_in_s is not None and expires_in_s <= 0:
             raise AccountError("expires_in_s must be positive")
+        if len(name) > MAX_TOKEN_NAME:  # a label in lists (a 9 MB one was stored)
+            raise AccountError(f"a token name has at most {MAX_TOKEN_NAME} characters")
         now = self.clock()
         expires = None if expires_in_s is None else now + expires_in_s
         token = Token(secrets.token_hex(8), owner, name, wanted, now, expires)

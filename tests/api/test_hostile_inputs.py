@@ -165,3 +165,14 @@ def test_a_full_disk_is_a_507_and_leaves_no_partial_file(api: Api) -> None:
         assert fine.status_code == 201, fine.json
     finally:
         subprocess.run(["umount", "-l", drives], check=True)
+
+
+def test_a_token_name_is_a_label_not_a_store(api: Api) -> None:
+    """A token's name had no bound: 100 tokens of 9 MB names each were ~900 MB of Redis."""
+    alice = api.user("alice")
+    long = api.call("POST", "/tokens", alice, json={"name": "x" * 201, "scopes": ["read"]})
+    assert long.status_code == 400 and "at most 200 characters" in long.json["error"]["message"]
+    names = [t["name"] for t in api.call("GET", "/tokens", alice).json["items"]]
+    assert "x" * 201 not in names
+    fine = api.call("POST", "/tokens", alice, json={"name": "x" * 200, "scopes": ["read"]})
+    assert fine.status_code == 201, fine.json
