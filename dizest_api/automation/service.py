@@ -50,3 +50,17 @@ def automation() -> Automation:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     found = app.extensions.get(KEY)
     return found if found is not None else install(app, AutomationSettings.from_env())
+
+
+def drop_made_by(found: Automation, workflow_id: str, users: set[str]) -> None:
+    """What `users` made on a workflow (schedules, triggers, webhooks scoped to it): gone with
+    their right to run it, so they no longer run it, hear of its runs, or hold its places."""
+    for user in sorted(users):
+        for sched in found.schedules.find(user, workflow_id):
+            found.schedules.delete(sched.id)
+        for hook in found.hooks.owned(user):
+            if hook.workflow_id == workflow_id:
+                found.hooks.delete(hook.id)
+    for trig in found.triggers.for_workflow(workflow_id):
+        if trig.owner in users:
+            found.triggers.delete(trig.id)

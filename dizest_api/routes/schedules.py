@@ -8,6 +8,7 @@ schedules, all of them to the workflow's owner and admins.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -15,6 +16,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from dizest_api.auth import current
 from dizest_api.automation.schedules import Schedule, ScheduleNotFound
 from dizest_api.automation.service import automation
+from dizest_api.data.library import WorkflowNotFound
 from dizest_api.endpoint import Field, endpoint, json_body, query_int
 from dizest_api.errors import NotFound
 from dizest_api.routes.runs import _options
@@ -51,16 +53,22 @@ def _checked(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def open_schedule(sid: str) -> Schedule:
-    """The schedule, if the caller owns it or is an admin; else 404."""
+def open_schedule(sid: str, workflow_owner: bool = False) -> Schedule:
+    """The schedule, if the caller owns it or is an admin (or, with `workflow_owner`, owns its
+    workflow: to see and delete a grantee's schedules, which count against her workflow's
+    places); else 404."""
     try:
         sched = automation().schedules.get(sid)
     except ScheduleNotFound:
         raise NotFound(f"no schedule {sid!r}") from None
     principal = current()
-    if not principal.is_admin and sched.owner != principal.username:
-        raise NotFound(f"no schedule {sid!r}")
-    return sched
+    if principal.is_admin or sched.owner == principal.username:
+        return sched
+    if workflow_owner:
+        with contextlib.suppress(WorkflowNotFound):
+            if services().library.get(sched.workflow_id).owner == principal.username:
+                return sched
+    raise NotFound(f"no schedule {sid!r}")
 
 
 def _out(sched: Schedule) -> dict[str, Any]:
@@ -99,7 +107,7 @@ def list_schedules() -> Response:
 @endpoint(bp, "GET", "/schedules/<sid>", "A schedule with its latest ticks", query=HISTORY,
           responses={200: "ScheduleHistory"})  # fmt: skip
 def get_schedule(sid: str) -> Response:
-    sched = open_schedule(sid)
+    sched = open_schedule(sid, workflow_owner=True)
     history = automation().schedules.history(sid, query_int("limit", 20, 1, 100))
     return jsonify({**_out(sched), "history": history})
 
@@ -116,9 +124,9 @@ def update_schedule(sid: str) -> Response:
     return jsonify(_out(automation().schedules.update(sid, body)))
 
 
-@endpoint(bp, "DELETE", "/schedules/<sid>", "Delete a schedule",
-          responses={204: None})  # fmt: skip
+@endpoint(bp, "DELETE", "/schedules/<sid>", "Delete a schedule (yours, or any on a workflow of "
+          "yours)", responses={204: None})  # fmt: skip
 def delete_schedule(sid: str) -> Response:
-    open_schedule(sid)
+    open_schedule(sid, workflow_owner=True)
     automation().schedules.delete(sid)
     return Response(status=204)

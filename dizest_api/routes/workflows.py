@@ -19,7 +19,7 @@ import re
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from dizest_api.auth import current
-from dizest_api.automation.service import automation
+from dizest_api.automation.service import automation, drop_made_by
 from dizest_api.data.accounts import UserNotFound
 from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_int
@@ -177,7 +177,15 @@ def set_grants(wf_id: str) -> Response:
             unknown.append(username)
     if unknown:
         raise BadInput(f"unknown user(s): {', '.join(sorted(unknown))}", {"unknown_users": unknown})
-    return jsonify({"grants": found.library.set_grants(wf_id, body["grants"])})
+    before = found.library.grants(wf_id)
+    granted = found.library.set_grants(wf_id, body["grants"])
+    # a grantee who may no longer run it loses what they made on it (schedules, triggers, hooks)
+    lost = {u for u, level in before.items() if level != "viewer"} - {
+        u for u, level in granted.items() if level != "viewer"
+    }
+    if lost:
+        drop_made_by(automation(), wf_id, lost)
+    return jsonify({"grants": granted})
 
 
 def _version(wf: StoredWorkflow) -> tuple[StoredWorkflow, int, object]:

@@ -124,3 +124,33 @@ def test_creates_at_once_never_pass_the_limit(api: Api, small: None) -> None:  #
         t.join(timeout=60)
     assert sorted(outcomes) == ["ok"] * (LIMIT - 1) + ["refused"] * (8 - LIMIT + 1)
     assert len(accounts.tokens("alice")) == LIMIT
+
+
+def test_a_grantee_cannot_keep_the_owners_places(api: Api, small: None) -> None:  # noqa: F811
+    """A runner filled alice's workflow with schedules she could neither delete nor get back
+    by revoking the grant. She may delete them, and a grant lowered below runner takes away
+    the schedules, triggers and workflow webhooks its holder made there."""
+    found = install(api.app, AutomationSettings(webhook_allow_private=True))
+    alice, mallory = api.user("alice"), api.user("mallory")
+    wf = _wf(api, alice)
+    runner = {"grants": {"mallory": "runner"}}
+    assert api.call("PUT", f"/workflows/{wf}/grants", alice, json=runner).status_code == 200
+    path = f"/workflows/{wf}/schedules"
+    _fill(lambda: api.call("POST", path, mallory, json={"cron": "@daily"}), "quota_schedules")
+    theirs = [s["id"] for s in api.call("GET", path, alice).json["items"]]
+    assert len(theirs) == LIMIT
+    assert api.call("POST", path, alice, json={"cron": "@daily"}).status_code == 422
+    assert api.call("GET", f"/schedules/{theirs[0]}", alice).status_code == 200
+    assert api.call("DELETE", f"/schedules/{theirs[0]}", alice).status_code == 204
+    assert api.call("POST", path, alice, json={"cron": "@daily"}).status_code == 201
+    assert api.call("PATCH", f"/schedules/{theirs[1]}", alice, json={"enabled": False}).status_code == 404  # fmt: skip
+    triggers = f"/workflows/{wf}/triggers"
+    assert api.call("POST", triggers, mallory, json={}).status_code == 201
+    hook = {"url": "http://127.0.0.1:9/h", "workflow_id": wf}
+    assert api.call("POST", "/hooks", mallory, json=hook).status_code == 201
+    viewer = {"grants": {"mallory": "viewer"}}
+    assert api.call("PUT", f"/workflows/{wf}/grants", alice, json=viewer).status_code == 200
+    left = [s["owner"] for s in api.call("GET", path, alice).json["items"]]
+    assert left == ["alice"]
+    assert found.triggers.for_workflow(wf) == []
+    assert [h for h in found.hooks.owned("mallory") if h.workflow_id == wf] == []
