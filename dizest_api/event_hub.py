@@ -82,6 +82,7 @@ class Lease:
 
     user: str | None
     sock: socket.socket | None = None  # the socket the hub may take over (`own`)
+    threaded: bool = False  # the stream holds a server thread for its life
     stream: Stream | None = None  # the owned stream, once it has been
     released: bool = False
 
@@ -137,6 +138,9 @@ class EventHub:
         self.max_clients = max_clients
         self.max_threads = max_clients if max_threads is None else max_threads
         self.per_user = streams_per_user(max_clients) if per_user is None else per_user
+        # of them, streams that hold a server thread (WebSocket, SSE over HTTP/1.0 or TLS): a
+        # share of the threads, else one user's could take every one (the cap above is larger)
+        self.per_user_threads = min(self.per_user, streams_per_user(self.max_threads))
         # user -> their streams' leases (those of owned streams that ended go at the cap)
         self._leases: dict[str, set[Lease]] = {}
         self._by_sock: dict[socket.socket, Lease] = {}  # leases of streams `own` may take
@@ -175,6 +179,13 @@ class EventHub:
         if self.closing:
             raise TooManyStreams("this server is stopping; reconnect", {"retry_after": 1})
         with self._lock:
+            mine = self._room_of(user) if user is not None else set()  # the user's caps first
+            if threaded and sum(h.threaded for h in mine if h.alive()) >= self.per_user_threads:
+                raise TooManyOfYourStreams(
+                    f"you already hold {self.per_user_threads} streams that each keep a server "
+                    "thread (WebSocket, HTTP/1.0); close one, or use SSE over HTTP/1.1",
+                    {"max_streams_per_user": self.per_user_threads, "retry_after": 2},
+                )
             threads = sum(len(s) for s in self._subs.values())
             total = threads + self.owned.count()
             if total >= self.max_clients or (threaded and threads >= self.max_threads):
@@ -183,9 +194,8 @@ class EventHub:
                     f"this server already streams to {limit} clients; retry shortly",
                     {"max_streams": limit, "retry_after": 2},
                 )
-            lease = Lease(user, sock)
+            lease = Lease(user, sock, threaded=threaded)
             if user is not None:
-                mine = self._room_of(user)
                 mine.add(lease)
                 self._leases[user] = mine
             if sock is not None:

@@ -131,6 +131,32 @@ def test_one_user_at_the_cap_is_refused_and_others_still_stream(live: Live) -> N
         limited.call("POST", f"/runs/{theirs}/cancel", bob)
 
 
+def test_streams_that_keep_a_thread_have_a_smaller_share(live: Live) -> None:
+    """A user's share of all streams (a tenth) was larger than the whole pool of threads that
+    streams may hold: one user's WebSocket or HTTP/1.0 streams took every thread, and others'
+    got 503. Those count against a tenth of the threads too, before the pool is looked at."""
+    limited = live.app_with(max_streams=200, max_stream_threads=20, heartbeat_s=0.3)
+    alice, bob = limited.user("alice"), limited.user("bob")
+    mine = limited.call("POST", "/runs", alice, json={"package": slow(60)}).json["run_id"]
+    theirs = limited.call("POST", "/runs", bob, json={"package": slow(60)}).json["run_id"]
+    held: list[Stream] = []
+    try:
+        with over_http(limited) as base:  # the dev server: every stream keeps its thread
+            held += [Stream(base, f"/runs/{mine}/events", alice) for _ in range(8)]
+            assert [s.status for s in held] == [200] * 8
+            refused = Stream(base, f"/runs/{mine}/events", alice)
+            refused_as_too_many(refused, 8)  # her share of threads, not of streams (20)
+            assert "server thread" in refused.body["error"]["message"]
+            other = Stream(base, f"/runs/{theirs}/events", bob)
+            assert other.status == 200
+            held.append(other)
+    finally:
+        for stream in held:
+            stream.close()
+        limited.call("POST", f"/runs/{mine}/cancel", alice)
+        limited.call("POST", f"/runs/{theirs}/cancel", bob)
+
+
 def test_a_dizest_stream_call_at_the_cap_starts_no_run(live: Live) -> None:
     """DIZEST's stream route starts a run and streams it: refused, it must not have started
     one (each retry of the client would start another)."""
