@@ -26,8 +26,7 @@ from typing import Any
 
 from dizest_api.automation.hooks import HookNotFound
 from dizest_api.automation.schedules import ScheduleNotFound
-from dizest_api.automation.service import Automation
-from dizest_api.automation.triggers import TriggerNotFound
+from dizest_api.automation.service import Automation, drop_made_by
 from dizest_api.data.accounts import Accounts, UserNotFound
 from dizest_api.data.library import Library
 from dizest_api.drives import remove_drive
@@ -97,11 +96,8 @@ def clear(stores: Stores, username: str) -> str | None:
         auto.schedules.delete_for_workflow(wf_id)
         auto.triggers.delete_for_workflow(wf_id)
         auto.hooks.delete_for_workflow(wf_id)
-    for wf_id in shared:  # their triggers on workflows shared with them
-        for trig in auto.triggers.for_workflow(wf_id):
-            if trig.owner == username:
-                with contextlib.suppress(TriggerNotFound):
-                    auto.triggers.delete(trig.id)
+    for wf_id in shared:  # what they made on workflows shared with them (as a revoke does)
+        drop_made_by(auto, wf_id, {username})
     for sched in auto.schedules.find(owner=username):
         with contextlib.suppress(ScheduleNotFound):
             auto.schedules.delete(sched.id)

@@ -4,16 +4,17 @@ from the app's settings and DIZEST_* variables."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
 
 from dizest_api.automation.celery_app import create_automation_celery
-from dizest_api.automation.hooks import HookStore
-from dizest_api.automation.schedules import ScheduleStore
+from dizest_api.automation.hooks import HookNotFound, HookStore
+from dizest_api.automation.schedules import ScheduleNotFound, ScheduleStore
 from dizest_api.automation.settings import AutomationSettings
-from dizest_api.automation.triggers import TriggerStore
+from dizest_api.automation.triggers import TriggerNotFound, TriggerStore
 from dizest_worker.client import WorkerSettings
 
 KEY = "dizest.automation"
@@ -55,12 +56,16 @@ def automation() -> Automation:
 def drop_made_by(found: Automation, workflow_id: str, users: set[str]) -> None:
     """What `users` made on a workflow (schedules, triggers, webhooks scoped to it): gone with
     their right to run it, so they no longer run it, hear of its runs, or hold its places."""
+    gone = contextlib.suppress(ScheduleNotFound, HookNotFound, TriggerNotFound)  # meanwhile
     for user in sorted(users):
         for sched in found.schedules.find(user, workflow_id):
-            found.schedules.delete(sched.id)
+            with gone:
+                found.schedules.delete(sched.id)
         for hook in found.hooks.owned(user):
             if hook.workflow_id == workflow_id:
-                found.hooks.delete(hook.id)
+                with gone:
+                    found.hooks.delete(hook.id)
     for trig in found.triggers.for_workflow(workflow_id):
         if trig.owner in users:
-            found.triggers.delete(trig.id)
+            with gone:
+                found.triggers.delete(trig.id)
