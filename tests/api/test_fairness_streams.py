@@ -72,6 +72,21 @@ class Stream:
         self.conn.close()
 
 
+@contextlib.contextmanager
+def streaming(api: Api, *users: dict[str, str]) -> Iterator[tuple[list[str], list[Stream]]]:
+    """A slow run of each of `users`, and a list for the streams the test holds: those are
+    closed and the runs cancelled afterwards."""
+    runs = [api.call("POST", "/runs", u, json={"package": slow(60)}).json["run_id"] for u in users]
+    held: list[Stream] = []
+    try:
+        yield runs, held
+    finally:
+        for stream in held:
+            stream.close()
+        for run_id, user in zip(runs, users, strict=True):
+            api.call("POST", f"/runs/{run_id}/cancel", user)
+
+
 def refused_as_too_many(stream: Stream, limit: int) -> None:
     assert stream.status == 429, stream.status
     assert stream.resp.getheader("Content-Type") == "application/json"
@@ -94,12 +109,9 @@ def test_one_user_at_the_cap_is_refused_and_others_still_stream(live: Live) -> N
     limited = live.app_with(max_streams=20, heartbeat_s=0.3)
     cap = 8  # max(8, max_streams // 10)
     alice, bob = limited.user("alice"), limited.user("bob")
-    mine = limited.call("POST", "/runs", alice, json={"package": slow(60)}).json["run_id"]
-    theirs = limited.call("POST", "/runs", bob, json={"package": slow(60)}).json["run_id"]
-    held: list[Stream] = []
     sockets: list[WsClient] = []
-    try:
-        with over_http(limited) as base:
+    with streaming(limited, alice, bob) as ((mine, theirs), held), over_http(limited) as base:
+        try:
             path = f"/runs/{mine}/events"
             ws_url = base.replace("http://", "ws://") + f"/api/v1/runs/{mine}/ws"
             for _ in range(cap // 2):
@@ -122,13 +134,9 @@ def test_one_user_at_the_cap_is_refused_and_others_still_stream(live: Live) -> N
             refused_as_too_many(Stream(base, path, alice), cap)
             sockets.pop().close()  # and a WebSocket's
             wait_for(lambda: opens_again(base, path, alice, held), timeout=15, interval=0.2)
-    finally:
-        for stream in held:
-            stream.close()
-        for ws in sockets:
-            ws.close()
-        limited.call("POST", f"/runs/{mine}/cancel", alice)
-        limited.call("POST", f"/runs/{theirs}/cancel", bob)
+        finally:
+            for ws in sockets:
+                ws.close()
 
 
 def test_streams_that_keep_a_thread_have_a_smaller_share(live: Live) -> None:
@@ -137,24 +145,16 @@ def test_streams_that_keep_a_thread_have_a_smaller_share(live: Live) -> None:
     got 503. Those count against a tenth of the threads too, before the pool is looked at."""
     limited = live.app_with(max_streams=200, max_stream_threads=20, heartbeat_s=0.3)
     alice, bob = limited.user("alice"), limited.user("bob")
-    mine = limited.call("POST", "/runs", alice, json={"package": slow(60)}).json["run_id"]
-    theirs = limited.call("POST", "/runs", bob, json={"package": slow(60)}).json["run_id"]
-    held: list[Stream] = []
-    try:
-        with over_http(limited) as base:  # the dev server: every stream keeps its thread
-            held += [Stream(base, f"/runs/{mine}/events", alice) for _ in range(8)]
-            assert [s.status for s in held] == [200] * 8
-            refused = Stream(base, f"/runs/{mine}/events", alice)
-            refused_as_too_many(refused, 8)  # her share of threads, not of streams (20)
-            assert "server thread" in refused.body["error"]["message"]
-            other = Stream(base, f"/runs/{theirs}/events", bob)
-            assert other.status == 200
-            held.append(other)
-    finally:
-        for stream in held:
-            stream.close()
-        limited.call("POST", f"/runs/{mine}/cancel", alice)
-        limited.call("POST", f"/runs/{theirs}/cancel", bob)
+    with streaming(limited, alice, bob) as ((mine, theirs), held), over_http(limited) as base:
+        # the dev server: every stream keeps its thread
+        held += [Stream(base, f"/runs/{mine}/events", alice) for _ in range(8)]
+        assert [s.status for s in held] == [200] * 8
+        refused = Stream(base, f"/runs/{mine}/events", alice)
+        refused_as_too_many(refused, 8)  # her share of threads, not of streams (20)
+        assert "server thread" in refused.body["error"]["message"]
+        other = Stream(base, f"/runs/{theirs}/events", bob)
+        assert other.status == 200
+        held.append(other)
 
 
 def test_a_dizest_stream_call_at_the_cap_starts_no_run(live: Live) -> None:
@@ -163,26 +163,19 @@ def test_a_dizest_stream_call_at_the_cap_starts_no_run(live: Live) -> None:
     limited = live.app_with(max_streams=20, heartbeat_s=0.3)
     alice = limited.user("alice")
     wf = limited.call("POST", "/workflows", alice, json={"title": "s", "package": slow(60)})
-    mine = limited.call("POST", "/runs", alice, json={"package": slow(60)}).json["run_id"]
-    held: list[Stream] = []
-    try:
-        with over_http(limited) as base:
-            held += [Stream(base, f"/runs/{mine}/events", alice) for _ in range(8)]
-            assert [s.status for s in held] == [200] * 8
-            before = limited.call("GET", "/runs", alice).json["total"]
-            url = urlsplit(base)
-            conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=15)
-            conn.request("POST", f"/dizest/api/stream/{wf.json['id']}", body=b"{}",
-                         headers={**alice, "Content-Type": "application/json"})  # fmt: skip
-            answer = conn.getresponse()
-            assert answer.status == 429, answer.status
-            assert json.loads(answer.read())["error"]["code"] == "too_many_streams"
-            conn.close()
-            assert limited.call("GET", "/runs", alice).json["total"] == before
-    finally:
-        for stream in held:
-            stream.close()
-        limited.call("POST", f"/runs/{mine}/cancel", alice)
+    with streaming(limited, alice) as ((mine,), held), over_http(limited) as base:
+        held += [Stream(base, f"/runs/{mine}/events", alice) for _ in range(8)]
+        assert [s.status for s in held] == [200] * 8
+        before = limited.call("GET", "/runs", alice).json["total"]
+        url = urlsplit(base)
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=15)
+        conn.request("POST", f"/dizest/api/stream/{wf.json['id']}", body=b"{}",
+                     headers={**alice, "Content-Type": "application/json"})  # fmt: skip
+        answer = conn.getresponse()
+        assert answer.status == 429, answer.status
+        assert json.loads(answer.read())["error"]["code"] == "too_many_streams"
+        conn.close()
+        assert limited.call("GET", "/runs", alice).json["total"] == before
 
 
 def test_a_stream_whose_body_is_never_read_gives_its_place_back(live: Live) -> None:
