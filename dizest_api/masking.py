@@ -11,27 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dizest_core import dwp
+
 MASK = "********"
 
 
 def password_names(package: Mapping[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
-    """The password variables of the package: by any app, and by each flow (its app's)."""
-    apps = package.get("apps") if isinstance(package.get("apps"), dict) else {}
-    by_app: dict[str, set[str]] = {}
-    for app_id, app in (apps or {}).items():
-        specs = app.get("inputs") if isinstance(app, dict) else None
-        by_app[app_id] = {
-            spec["name"]
-            for spec in (specs if isinstance(specs, list) else [])
-            if isinstance(spec, dict) and spec.get("inputtype") == "password"
-            and isinstance(spec.get("name"), str)
-        }  # fmt: skip
-    flows = package.get("flow") if isinstance(package.get("flow"), dict) else {}
-    by_flow = {
-        flow_id: by_app.get(str(flow.get("app_id")), set())
-        for flow_id, flow in (flows or {}).items()
-        if isinstance(flow, dict)
+    """The password variables of the package (read as `dwp` reads any): by any app, and by
+    each flow (its app's)."""
+    model, _ = dwp.parse(dict(package))  # structure only: whatever it holds, never raises
+    by_app = {
+        app.id: {spec.name for spec in app.inputs if spec.inputtype == "password"}
+        for app in model.apps.values()
     }
+    by_flow = {flow.id: by_app.get(flow.app_id, set()) for flow in model.flows.values()}
     return set().union(*by_app.values()), by_flow
 
 
