@@ -38,9 +38,9 @@ class ApiSettings:
     drive_quota_files: int = 10_000
     max_runs_per_user: int = 100
     # stored workflows, per user (dizest_api.data.library_quota)
-    max_workflows_per_user: int = 1000
-    workflow_versions_kept: int = 100
-    library_quota_bytes: int = 256 * MIB
+    max_workflows_per_user: int = LibraryLimits.max_workflows
+    workflow_versions_kept: int = LibraryLimits.versions_kept
+    library_quota_bytes: int = LibraryLimits.quota_bytes
     max_streams: int = 1000  # SSE/WebSocket clients per API process (`dizest serve` sets it)
     # of them, streams that hold a server thread (WebSocket; SSE where the socket cannot be handed
     # to the event hub): `dizest serve` keeps some threads free for ordinary requests
