@@ -52,6 +52,10 @@ class Reason:
     WORKER_LOST = "worker lost"
     WORKER_LOST_RETRYING = WORKER_LOST + "; retrying (attempt {attempt})"
     RETRYING = "retrying after: {reason}"
+    RUN_QUOTA = (
+        "its outputs ({size} bytes) were not kept: the runs of its owner hold their storage "
+        "quota ({quota} bytes) until they expire"
+    )
     DISK_FULL = (
         "stopped: the disk is almost full ({free:.0f} MB free under {path}, the reserve is "
         "{reserve} MB) and this flow wrote the most ({wrote:.0f} MB)"

@@ -123,6 +123,7 @@ class Client:
         base_run: str | None = None,
         drive: str | None = None,
         prepare: Callable[[str], None] | None = None,
+        account: str | None = None,
     ) -> str:
         """Validate, store and enqueue a run; return its id (the same id for the same key).
         Inputs, options and the package are checked against `dizest_core.limits` first: a value
@@ -130,7 +131,8 @@ class Client:
         `drive`: a folder under the workers' drive_root its flows read through `dizest.drive()`;
         `prepare(run_id)` is called with the new run's id once it is valid and before it is
         stored or enqueued (the API places attached files in its working directory there); when
-        the idempotency key names an existing run, that run's id is returned instead."""
+        the idempotency key names an existing run, that run's id is returned instead. What the
+        run stores in Redis counts towards user `account`'s quota (dizest_api.data.run_quota)."""
         targets = list(flows) if flows is not None else None
         pkg = self.validate(self.settings, self.plugins, package, inputs, targets, options)
         opts = dict(options or {})
@@ -151,11 +153,14 @@ class Client:
             "base_run": base_run,
             "idempotency_key": idempotency_key,
             "drive": drive,
+            "account": account,
         }
         run_id = new_run_id()
         if prepare is not None:
             prepare(run_id)
-        created = self.runs.create(run_id, snapshot, plan, record, idempotency_key, base_run)
+        created = self.runs.create(
+            run_id, snapshot, plan, record, idempotency_key, base_run, account
+        )
         if created.created and created.roots:
             ctx = self.runs.context(created.run_id)
             assert ctx is not None
@@ -197,7 +202,7 @@ class Client:
         """The workers that can take a run now (the submit routes ask before they accept one)."""
         return live_workers(self.redis, self.settings)
 
-    def rerun(self, run_id: str, flow_id: str) -> str:
+    def rerun(self, run_id: str, flow_id: str, account: str | None = None) -> str:
         """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs."""
         record = self._record(run_id)
         snapshot = self.runs.snapshot(run_id)
@@ -211,6 +216,7 @@ class Client:
             options=json.loads(record["options"]),
             base_run=run_id,
             drive=json.loads(record.get("drive") or "null"),
+            account=account,
         )
 
     def _record(self, run_id: str) -> dict[str, str]:

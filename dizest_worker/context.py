@@ -27,6 +27,7 @@ class RunContext:
     inputs: Mapping[str, Any]
     flow_inputs: Mapping[str, Mapping[str, Any]]
     drive: str | None = None  # the folder its flows read through dizest.drive() (read-only)
+    account: str | None = None  # the user whose quota its stored bytes count towards
     # flow -> (the settings it was resolved for, its options): a worker asks several times a flow
     _resolved: dict[str, tuple[WorkerSettings, FlowOptions]] = field(
         default_factory=dict, repr=False, compare=False
@@ -43,11 +44,12 @@ class RunContext:
         inputs: Mapping[str, Any],
         flow_inputs: Mapping[str, Mapping[str, Any]],
         drive: str | None = None,
+        account: str | None = None,
     ) -> RunContext:
         package = dwp.load(snapshot)
         done = set(reused)
         plan = make_plan(package, Graph.from_package(package), targets, lambda f: f in done)
-        return cls(run_id, package, plan, options, inputs, flow_inputs, drive)
+        return cls(run_id, package, plan, options, inputs, flow_inputs, drive, account)
 
     def flow_options(self, flow_id: str, settings: WorkerSettings) -> FlowOptions:
         hit = self._resolved.get(flow_id)

@@ -42,7 +42,8 @@ return reply
 """
 )
 
-# KEYS: the step keys (run, flows, events, leases, metrics, done), then the flow's outputs hash
+# KEYS: the step keys (run, flows, events, leases, metrics, done), then the flow's outputs hash,
+#       then the owner's stored-bytes hash (optional)
 # ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
 #       max_retries, backoff_ms, expired_before, reserve_until, retry_reason, skip_reason,
 #       n_children, children..., n_below, flows below it (plan order)..., n_outputs,
@@ -52,12 +53,17 @@ return reply
 # Flows it makes pending (ready children, a retried flow) get a reservation lease until
 # `reserve_until` (plus the backoff): if nobody claims them by then (their worker died before
 # sending or running them), the reaper sends them again.
+# Outputs of a flow that ended well that would take its owner's runs past their quota change
+# nothing: the answer is {'quota', their size, the quota}, and the caller finishes the attempt
+# again, failed, without them (it has the flows below it to skip).
 # Returns {'stale'} | {'alive'} | {'retry', next_attempt, delay_ms} | {'ok', ready, final}
+#         | {'quota', bytes, quota}
 FINISH = (
     PRELUDE
     + r"""
 local run_key, flows_key, stream, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local metrics, done, out_key = KEYS[5], KEYS[6], KEYS[7]
+ACCT = KEYS[8] or ''
 local channel, maxlen, ttl, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local ok, reason, duration = ARGV[7] == '1', ARGV[8], ARGV[9]
 local retryable, max_retries, backoff_ms = ARGV[10] == '1', tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -69,6 +75,22 @@ if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
 if expired_before > 0 then
   local score = redis.call('ZSCORE', leases, this)
   if score and tonumber(score) > expired_before then return {'alive'} end
+end
+local i = 17
+local children = {}
+for j = 1, tonumber(ARGV[i]) do children[j] = ARGV[i + j] end
+i = i + tonumber(ARGV[i]) + 1
+local below = {}
+for j = 1, tonumber(ARGV[i]) do below[j] = ARGV[i + j] end
+i = i + tonumber(ARGV[i]) + 1
+local n_out, stored = tonumber(ARGV[i]), 0
+for j = 0, n_out - 1 do
+  local name, value, preview = ARGV[i + 1 + 3 * j], ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j]
+  stored = stored + 2 * #name + 4 + #preview
+  if ok then stored = stored + #value end
+end
+if ok and stored > 0 and full(stored) then
+  return {'quota', tostring(stored), redis.call('HGET', ACCT, 'quota')}
 end
 redis.call('ZREM', leases, this)
 local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
@@ -84,15 +106,8 @@ if not ok and retryable and not cancelled and used < max_retries then
   redis.call('HINCRBY', metrics, 'retried', 1)
   return {'retry', tostring(next_attempt), tostring(delay)}
 end
-local i = 17
-local children = {}
-for j = 1, tonumber(ARGV[i]) do children[j] = ARGV[i + j] end
-i = i + tonumber(ARGV[i]) + 1
-local below = {}
-for j = 1, tonumber(ARGV[i]) do below[j] = ARGV[i + j] end
-i = i + tonumber(ARGV[i]) + 1
 redis.call('DEL', out_key)
-local n_out = tonumber(ARGV[i])
+charge(run_id, stored)
 for j = 0, n_out - 1 do
   local name, value, preview = ARGV[i + 1 + 3 * j], ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j]
   if ok then redis.call('HSET', out_key, 'v:' .. name, value) end

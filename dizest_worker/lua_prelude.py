@@ -10,6 +10,11 @@ key a script touches comes in KEYS (`finalize` is given the run's `done` list, n
 it on the events channel, in the same atomic step as the state change it reports. Once the run's
 final `workflow.status` is emitted, `emit` drops anything else, so the final status is always
 the run's last event.
+
+A run submitted for a user (through the service) counts what it stores against that user's
+quota (`{p}:user:{name}:stored`, see `dizest_api.data.run_quota`): a script that has that hash in
+KEYS sets `ACCT` to it, and `emit`, `charge` and `full` then count in it; with `ACCT` empty
+(a run submitted by a program with its own Redis access) nothing is counted.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ NAMES = "\n".join(
                 "EV_STATUS": ev.FLOW_STATUS,
                 "EV_INDEX": ev.FLOW_INDEX,
                 "EV_CLEAR": ev.LOG_CLEAR,
+                "EV_LOG": ev.LOG_APPEND,
+                "EV_RESULT": ev.RESULT,
             }
         ),
         f"local SEP = '\\{ord(SEP):03d}'",
@@ -65,6 +72,23 @@ local function member(run_id, flow, attempt)
   return run_id .. SEP .. flow .. SEP .. attempt
 end
 
+-- the run owner's stored-bytes hash, or '' (see the module docstring); each script sets it
+local ACCT = ''
+
+-- `n` more bytes stored for run `run_id` (in its owner's account, if it has one)
+local function charge(run_id, n)
+  if ACCT == '' or n == 0 then return end
+  redis.call('HINCRBY', ACCT, 'bytes', n)
+  redis.call('HINCRBY', ACCT, 'r:' .. run_id, n)
+end
+
+-- would `n` more bytes pass the owner's quota?
+local function full(n)
+  if ACCT == '' then return false end
+  local quota = tonumber(redis.call('HGET', ACCT, 'quota') or '')
+  return quota ~= nil and tonumber(redis.call('HGET', ACCT, 'bytes') or '0') + n > quota
+end
+
 -- 'final' is '0' from the run's creation on: absent, the run is gone (expired) and its stream
 -- must not be made again. The XADD that makes the stream gives it the run's TTL.
 local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_json)
@@ -73,6 +97,7 @@ local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_
     .. jstr(flow) .. ',"data":' .. data_json .. ',"ts":' .. now_s() .. '}'
   local fresh = redis.call('EXISTS', stream) == 0
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
+  charge(run_id, #body)
   if fresh then
     local ttl = redis.call('PTTL', run_key)
     if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end

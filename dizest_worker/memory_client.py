@@ -11,7 +11,8 @@ both doors and asserts the same reports.
 Validation is the real client's own (`Client.validate`), so a bad input is refused here exactly
 as there. Not covered: `call_api`, `metrics_snapshot` (cluster-only), live events on
 `event_channel` (nothing publishes there: a follower sees a run through `event_batch`/`events`),
-and drives (`drive=` is recorded, not mounted).
+drives (`drive=` is recorded, not mounted) and the run storage quota (`account=` is taken,
+nothing is counted).
 """
 
 from __future__ import annotations
@@ -92,8 +93,10 @@ class MemoryClient:
         base_run: str | None = None,
         drive: str | None = None,
         prepare: Callable[[str], None] | None = None,
+        account: str | None = None,
     ) -> str:
-        """As `Client.submit`: validated first (the same checks), then queued to run here."""
+        """As `Client.submit`: validated first (the same checks), then queued to run here.
+        `account` is taken and not counted: runs here live in this process's memory, no quota."""
         targets = list(flows) if flows is not None else None
         pkg = Client.validate(self.settings, self.plugins, package, inputs, targets, options)
         if base_run is not None and base_run not in self._runs:
@@ -137,7 +140,7 @@ class MemoryClient:
         self._queue.put(run_id)
         return run_id
 
-    def rerun(self, run_id: str, flow_id: str) -> str:
+    def rerun(self, run_id: str, flow_id: str, account: str | None = None) -> str:
         """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs."""
         run = self._run(run_id)
         inputs = {**json.loads(run.record["inputs"])}

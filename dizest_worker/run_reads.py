@@ -104,6 +104,7 @@ class RunReader:
             load(record.get("inputs", "{}")),
             load(record.get("flow_inputs", "{}")),
             load(record.get("drive", "null")),
+            load(record.get("account", "null")),
         )
 
     def events(

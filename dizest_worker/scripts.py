@@ -54,11 +54,16 @@ __all__ = [
 
 # KEYS: run, flows, events, pkg, runs (index), leases, idempotency ('' for none), done,
 #       the record of the run the idempotency key named when read ('' for none),
+#       the owner's stored-bytes hash ('' for none),
 #       then (source outputs, outputs) of each reused flow, then the keep key of each run
 #       whose artifacts it reuses
 # ARGV: channel, maxlen, run_id, ttl_s, now_ms, reserve_until, the run the idempotency key
 #       named when read ('' for none), snapshot, n, record (field, value)..., n, flows
-#       (field, value)..., n, roots..., n, events (type, flow, data_json)..., n reused flows
+#       (field, value)..., n, roots..., n, events (type, flow, data_json)..., n reused flows,
+#       the owner's quota in bytes ('' for none)
+# The snapshot, the record and the reused outputs it copies count towards the owner's quota
+# (the caller refused the submit if they had reached it); the account lives as long as the
+# owner's newest run.
 # The idempotency key is written last and only names a run that exists: a script that fails
 # half-way leaves no key behind, and a key whose run is gone is taken over. The key is read
 # before the script (so the run it names comes in KEYS); if it changed since, the answer is
@@ -81,12 +86,26 @@ local function hset_from(key, i)  -- HSET the n (field, value) args after ARGV[i
   end
   return i + n + 1
 end
+ACCT = KEYS[10]
+local function strlen_sum(from, to)
+  local n = 0
+  for j = from, to do n = n + #ARGV[j] end
+  return n
+end
+local function strlen_sum_of(hash)
+  local n = 0
+  for _, v in ipairs(redis.call('HVALS', hash)) do n = n + #v end
+  return n
+end
 redis.call('SET', pkg_key, ARGV[8], 'EX', ttl)
 local i = hset_from(run_key, 9)
+charge(run_id, #ARGV[8] + strlen_sum(10, i - 1))
 redis.call('HSET', run_key, 'final', '0')
 redis.call('EXPIRE', run_key, ttl)
 if tonumber(ARGV[i]) > 0 then
+  local first = i + 1
   i = hset_from(flows_key, i)
+  charge(run_id, strlen_sum(first, i - 1))
   redis.call('EXPIRE', flows_key, ttl)
 else
   i = i + 1
@@ -101,10 +120,16 @@ i = i + tonumber(ARGV[i]) + 1
 for j = i + 1, i + tonumber(ARGV[i]) * 3, 3 do
   emit(run_key, stream, channel, maxlen, run_id, ARGV[j], ARGV[j + 1], ARGV[j + 2])
 end
-local last_copy = 9 + 2 * tonumber(ARGV[i + tonumber(ARGV[i]) * 3 + 1])
-for k = 10, last_copy, 2 do
+local n_reused_at = i + tonumber(ARGV[i]) * 3 + 1
+if ACCT ~= '' then
+  redis.call('HSET', ACCT, 'quota', ARGV[n_reused_at + 1])
+  redis.call('EXPIRE', ACCT, ttl)
+end
+local last_copy = 10 + 2 * tonumber(ARGV[n_reused_at])
+for k = 11, last_copy, 2 do
   redis.call('COPY', KEYS[k], KEYS[k + 1], 'REPLACE')
   redis.call('EXPIRE', KEYS[k + 1], ttl)
+  charge(run_id, strlen_sum_of(KEYS[k + 1]))
 end
 for k = last_copy + 1, #KEYS do redis.call('SET', KEYS[k], '1', 'EX', ttl) end
 if tonumber(redis.call('HGET', run_key, 'unresolved')) <= 0 then
@@ -145,14 +170,30 @@ return running
 """
 )
 
-# KEYS: run, events   ARGV: channel, maxlen, run_id, (type, flow, data_json)...
+# KEYS: run, events, the owner's stored-bytes hash (optional)
+# ARGV: channel, maxlen, run_id, (type, flow, data_json)...
+# Once the owner's runs hold their quota, logs and results are dropped (statuses never are), and
+# the first drop in the run says so, once, as a line of the engine.
 EMIT = (
     PRELUDE
     + r"""
+ACCT = KEYS[3] or ''
 local ids = {}
 for i = 4, #ARGV, 3 do
-  local id = emit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[i], ARGV[i + 1], ARGV[i + 2])
-  if id then ids[#ids + 1] = id end
+  local etype = ARGV[i]
+  if (etype == EV_LOG or etype == EV_RESULT) and full(#ARGV[i + 2]) then
+    if redis.call('HGET', KEYS[1], 'final') == '0'  -- never remake a gone run's record
+       and redis.call('HSETNX', KEYS[1], 'quota_full', '1') == 1 then
+      local quota = redis.call('HGET', ACCT, 'quota')
+      local entry = 'dizest: the runs of its owner hold their storage quota (' .. quota
+        .. ' bytes) until they expire: further logs and results of this run are dropped'
+      emit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], EV_LOG, ARGV[i + 1],
+           '{"entry":' .. cjson.encode(entry) .. ',"stream":"engine"}')
+    end
+  else
+    local id = emit(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], etype, ARGV[i + 1], ARGV[i + 2])
+    if id then ids[#ids + 1] = id end
+  end
 end
 return ids
 """

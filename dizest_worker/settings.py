@@ -36,6 +36,8 @@ class WorkerSettings:
         metadata=PATH, default_factory=lambda: os.path.abspath(".dizest/drives")
     )
     ttl_s: int = 7 * 24 * 3600
+    # what the live runs of one user may hold in Redis (dizest_api.data.run_quota)
+    run_quota_bytes: int = 1 << 30
     # A running attempt's lease, renewed every lease_s / 3 by its worker. Once it has expired,
     # a reaper takes the attempt over at once if the process that claimed it is no longer
     # connected to Redis (killed: liveness.connected), else lease_grace_s later (stalled).
@@ -55,6 +57,8 @@ class WorkerSettings:
     engine: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
+        if self.run_quota_bytes < 1:
+            raise ConfigError("DIZEST_RUN_QUOTA_BYTES must be at least 1")
         if self.lease_s <= 0 or self.reaper_interval_s <= 0 or self.files_interval_s <= 0:
             raise ConfigError("lease_s, reaper_interval_s and files_interval_s must be positive")
         if self.lease_grace_s < 0:

@@ -70,6 +70,14 @@ class RedisRuns(RunReader):
         self._heartbeat = reg(scripts.HEARTBEAT)
         self._forget = reg(scripts.FORGET)
 
+    def _account_key(self, account: str | None) -> str:
+        """The stored-bytes hash of a run's owner ('' for a run without one)."""
+        return self.keys.user_stored(account) if account else ""
+
+    def _run_account(self, run_id: str) -> str:
+        ctx = self.context(run_id)
+        return self._account_key(ctx.account if ctx else None)
+
     def _base_args(self, run_id: str) -> list[Any]:
         return [self.keys.event_channel, self.settings.stream_maxlen, run_id]
 
@@ -95,9 +103,11 @@ class RedisRuns(RunReader):
         record: Mapping[str, Any],
         idempotency_key: str | None = None,
         base_run: str | None = None,
+        account: str | None = None,
     ) -> NewRun:
         """Store a planned run and emit its first events, in one atomic step with its
-        idempotency key: the same key gives the same run, even to racing submits."""
+        idempotency key: the same key gives the same run, even to racing submits. What it
+        stores counts towards the quota of user `account` (see `dizest_api.data.run_quota`)."""
         start = RunState(plan).start()
         roots = tuple(start.ready)
         fields = {
@@ -112,7 +122,7 @@ class RedisRuns(RunReader):
         k = self.keys
         idem = k.idempotency(idempotency_key) if idempotency_key else ""
         keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.package(run_id), k.runs]
-        keys += [k.leases, idem, k.done(run_id), ""]
+        keys += [k.leases, idem, k.done(run_id), "", self._account_key(account)]
         reused = sorted(plan.reused)
         keys += [x for f in reused for x in (k.outputs(base_run or "", f), k.outputs(run_id, f))]
         if base_run and reused:
@@ -132,7 +142,7 @@ class RedisRuns(RunReader):
         events = [e for e in start.events if e[0] != WORKFLOW_STATUS or e is start.events[0]]
         args += [len(events)]
         args += [x for type_, flow, data in events for x in (type_, flow or "", json.dumps(data))]
-        args.append(len(reused))
+        args += [len(reused), self.settings.run_quota_bytes if account else ""]
         for _ in range(IDEMPOTENCY_READS):
             if idem:  # the run the key names goes in KEYS; CREATE checks it is still that one
                 named = self.client.get(idem)
@@ -238,7 +248,8 @@ class RedisRuns(RunReader):
         args: list[Any] = self._base_args(run_id)
         for type_, flow_id, data in events:
             args += [type_, flow_id or "", json.dumps(data)]
-        self._emit(keys=[self.keys.run(run_id), self.keys.events(run_id)], args=args)
+        keys = [self.keys.run(run_id), self.keys.events(run_id), self._run_account(run_id)]
+        self._emit(keys=keys, args=args)
 
     def finish(
         self,
@@ -267,7 +278,8 @@ class RedisRuns(RunReader):
                 encode_value(value) if value is not None else b"",
                 json.dumps(preview),
             ]
-        keys = self._step_keys(run_id, self.keys.outputs(run_id, flow_id))
+        account = self._account_key(ctx.account)
+        keys = self._step_keys(run_id, self.keys.outputs(run_id, flow_id), account)
         args = [
             self.keys.event_channel,
             self.settings.stream_maxlen,
@@ -294,6 +306,12 @@ class RedisRuns(RunReader):
         ]
         answer = self._finish(keys=keys, args=args)
         outcome = answer[0].decode()
+        if outcome == "quota":  # nothing changed: it ends failed, without its outputs
+            size, quota = int(answer[1]), int(answer[2])
+            failed = Reason.RUN_QUOTA.format(size=size, quota=quota)
+            return self.finish(
+                ctx, flow_id, attempt, False, failed, duration_s, {}, {}, False, 0, expired_before
+            )
         if outcome == "ok":
             final = answer[2].decode() if len(answer) > 2 and answer[2] else None
             return FinishResult("ok", tuple(x.decode() for x in answer[1]), final)
