@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
 from dizest_api.data.library import GrantError, VersionConflict
 from dizest_api.data.library_quota import BytesQuota
+from dizest_api.data.run_quota import RunsQuota
 from dizest_core.errors import (
     AuthError,
     DizestError,
@@ -69,6 +70,7 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
     (VersionConflict, 409, "version_conflict"),
     (InvalidOptions, 422, "invalid_options"),
     (BytesQuota, 413, "quota_bytes"),
+    (RunsQuota, 413, "quota_runs"),
     (InputError, 422, "invalid_input"),  # the code is the error's own: input_too_deep, ...
     (ValidationError, 422, "invalid_workflow"),
     (WorkflowError, 422, "invalid_workflow"),

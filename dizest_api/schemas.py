@@ -155,6 +155,11 @@ COMPONENTS: dict[str, Schema] = {
         quota_bytes=INTEGER,
         versions_kept=INTEGER,
     ),
+    "RunUsage": obj(
+        bytes={**INTEGER, "description": "what your live runs hold in Redis"},
+        quota_bytes=INTEGER,
+        ttl_s={**INTEGER, "description": "a run's bytes are freed this long after it started"},
+    ),
     "App": obj(
         id=STRING,
         title=STRING,

@@ -41,7 +41,7 @@ class Runtime:
             HookStore(redis, settings.prefix),
             Library(redis, keys),
             Accounts(redis, keys),
-            RunIndex(redis, settings.prefix, settings.ttl_s),
+            RunIndex(redis, settings),
             celery,
         )
 

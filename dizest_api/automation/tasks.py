@@ -50,7 +50,10 @@ def run_tick(rt: Runtime, schedule_id: str, tick_at: str) -> dict[str, Any]:
         return _record(rt, sched.id, {"tick": tick_at, "error": refused})
     key = f"{sched.owner}:schedule:{sched.id}:{tick_at}"
     try:
-        run_id = rt.client.submit(package, sched.inputs, None, key, sched.options)
+        rt.index.quota.check(sched.owner)
+        run_id = rt.client.submit(
+            package, sched.inputs, None, key, sched.options, account=sched.owner
+        )
     except (DizestError, ValueError) as exc:
         return _record(rt, sched.id, {"tick": tick_at, "error": f"{type(exc).__name__}: {exc}"})
     if not rt.index.claim(run_id, sched.owner, wf.id):

@@ -13,18 +13,21 @@ import json
 import time
 from typing import Any
 
+from dizest_api.data.run_quota import RunQuota
 from dizest_core.errors import ConfigError
 from dizest_core.status import RUN_FINAL_VALUES
+from dizest_worker.client import WorkerSettings
 from dizest_worker.keys import Keys
 
 
 class RunIndex:
     """Who owns which run (see the module docstring for the keys)."""
 
-    def __init__(self, redis: Any, prefix: str, ttl_s: int) -> None:
-        if ttl_s < 1:  # EXPIRE 0 would delete the index at once
-            raise ConfigError(f"ttl_s must be at least 1, not {ttl_s}")
-        self.redis, self.keys, self.ttl_s = redis, Keys(prefix), ttl_s
+    def __init__(self, redis: Any, settings: WorkerSettings) -> None:
+        if settings.ttl_s < 1:  # EXPIRE 0 would delete the index at once
+            raise ConfigError(f"ttl_s must be at least 1, not {settings.ttl_s}")
+        self.redis, self.keys, self.ttl_s = redis, Keys(settings.prefix), settings.ttl_s
+        self.quota = RunQuota(redis, settings)
         self.owner_key = self.keys.run_owner
         self.user_runs = self.keys.user_runs
         self.user_active = self.keys.user_active_runs
@@ -44,7 +47,7 @@ class RunIndex:
         runs, active = self.user_runs(owner), self.user_active(owner)
         pipe = self.redis.pipeline()  # MULTI: the entries and their TTLs in one step
         pipe.zadd(runs, {run_id: now_ms})
-        pipe.zremrangebyscore(runs, "-inf", f"({now_ms - self.ttl_s * 1000}")
+        self.quota.prune(owner, pipe)  # the expired ones, and what they held in Redis
         pipe.sadd(active, run_id)
         pipe.expire(runs, self.ttl_s)
         pipe.expire(active, self.ttl_s)

@@ -88,8 +88,8 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
         if name in values
     }
     require_worker()
-    with within_limit():
-        run_id = found.client.submit(raw, inputs)
+    with within_limit() as account:
+        run_id = found.client.submit(raw, inputs, account=account)
         index().claim(run_id, principal.username, wf.id)
     return run_id, finals
 

@@ -176,9 +176,9 @@ def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
         ) from None
     _, version, package = services().library.package(wf.id)
     require_worker()
-    with within_limit():
+    with within_limit() as account:
         try:
-            run_id = services().client.submit(package, inputs, None, None, {})
+            run_id = services().client.submit(package, inputs, None, None, {}, account=account)
         except ValueError as exc:  # dizest errors (ValidationError...) go through the table
             if isinstance(exc, (DizestError, LookupError)):
                 raise

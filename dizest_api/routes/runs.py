@@ -71,8 +71,7 @@ class InvalidRun(ApiError):
 
 def index() -> RunIndex:
     found = services()
-    worker = found.settings.worker
-    return RunIndex(found.redis, worker.prefix, worker.ttl_s)
+    return RunIndex(found.redis, found.settings.worker)
 
 
 def _status(run_id: str) -> str | None:
@@ -104,9 +103,11 @@ def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def within_limit(check: bool = True) -> Iterator[None]:
+def within_limit(check: bool = True) -> Iterator[str]:
     """Around a submit: with the caller's submit lock held, refuse (429) when the caller has
-    `max_runs_per_user` unfinished runs; the body must submit and `claim` its run."""
+    `max_runs_per_user` unfinished runs, and (413) when the caller's runs hold their storage
+    quota (`run_quota`); the body must submit for the account it is given (the caller's name)
+    and `claim` its run."""
     principal, limit = current(), services().settings.max_runs_per_user
     # Threads of this process queue on a local lock (no polling); only one of them at a time
     # polls the Redis lock that other API processes take too.
@@ -119,7 +120,9 @@ def within_limit(check: bool = True) -> Iterator[None]:
                 raise TooManyRuns(
                     f"you already have {limit} unfinished run(s)", {"max_runs_per_user": limit}
                 )
-            yield
+            if check:
+                index().quota.check(principal.username)
+            yield principal.username
         finally:
             with contextlib.suppress(LockError):  # expired (a submit over 30 s): nothing to free
                 lock.release()
@@ -168,11 +171,12 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
     if not seen:
         require_worker()
     attached, run_id = Attached(parts), None
-    with within_limit(check=not seen):
+    with within_limit(check=not seen) as account:
         try:
             run_id = found.client.submit(
                 package, body.get("inputs"), body.get("flows"), scoped, options,
                 drive=user_drive().path, prepare=attached.prepare if parts else None,
+                account=account,
             )  # fmt: skip
         except ValueError as exc:  # dizest errors (ValidationError...) go through the table
             if isinstance(exc, (DizestError, LookupError)):
@@ -201,6 +205,13 @@ def list_runs() -> Response:
         return jsonify({"items": [], "total": 0, "offset": offset, "limit": limit})
     items, total = run_page(index(), services().client, owner, wanted, offset, limit)
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
+
+
+@endpoint(bp, "GET", "/runs/usage", "What your live runs hold in Redis against your quota",
+          responses={200: "RunUsage"})  # fmt: skip
+def run_usage() -> Response:
+    found = index().quota
+    return jsonify({**found.usage(current().username), "ttl_s": found.ttl_s})
 
 
 @endpoint(bp, "GET", "/runs/<run_id>", "The run report", responses={200: "RunReport"})  # fmt: skip
@@ -244,8 +255,8 @@ def get_outputs(run_id: str, flow_id: str) -> Response:
           responses={201: "Run", 429: ERR})  # fmt: skip
 def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]]:
     info = open_run(run_id, "rerun")
-    with within_limit():
-        new_id = services().client.rerun(run_id, flow_id)
+    with within_limit() as account:
+        new_id = services().client.rerun(run_id, flow_id, account)
         given_by = info.get("inputs_by") or info.get("owner")  # the inputs stay theirs
         index().claim(new_id, current().username, info.get("workflow_id"), given_by)
     record = services().client.record(new_id)

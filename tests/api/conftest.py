@@ -76,15 +76,23 @@ def cluster_api(redis_url: str, session_prefix: str, tmp_path: Path) -> Iterator
     yield make_api(redis_url, session_prefix, tmp_path, None)
 
 
-def make_api(redis_url: str, session_prefix: str, tmp_path: Path, client: Any) -> Api:  # noqa: F811
-    """An app on its own prefix; `client` None: the real cluster client is built."""
-    worker = make_settings(redis_url, tmp_path, prefix=f"{session_prefix}{uuid.uuid4().hex[:8]}")
+def make_api(
+    redis_url: str,  # noqa: F811
+    session_prefix: str,
+    tmp_path: Path,
+    client: Any,
+    **worker: Any,
+) -> Api:
+    """An app on its own prefix; `client` None: the real cluster client is built. `worker`:
+    settings of its WorkerSettings to change."""
+    prefix = f"{session_prefix}{uuid.uuid4().hex[:8]}"
+    found = make_settings(redis_url, tmp_path, prefix=prefix, **worker)
     settings = ApiSettings(
         secret_key="k" * 32,
         data_dir=str(tmp_path / "data"),
         bcrypt_rounds=4,
         max_request_bytes=64 * 1024,
-        worker=worker,
+        worker=found,
     )
     app = create_app(settings, client=client)
     app.config["TESTING"] = True

@@ -1,6 +1,7 @@
 """Schedules against a real worker and real `dizest beat` processes: missed ticks run once or
 are skipped as the schedule says, never twice, even with two beats; a tick whose owner lost the
-right to run the workflow fails with a record saying so."""
+right to run the workflow, or whose owner's runs hold their Redis quota, fails with a record
+saying so."""
 
 from __future__ import annotations
 
@@ -76,3 +77,19 @@ def test_a_tick_fails_with_a_record_when_the_owner_lost_the_right(stack: Stack) 
     history = wait_for(lambda: _history(stack, sid), timeout=30)
     assert history[0]["error"] == f"owner 'bob' may no longer run workflow {wf_id!r}"
     assert stack.api.call("GET", "/runs", bob).json["items"] == []
+
+
+def test_a_tick_is_refused_while_its_owners_runs_hold_their_quota(stack: Stack) -> None:
+    alice = stack.api.user("alice")
+    wf_id = _workflow(stack, alice)
+    made = stack.api.call("POST", "/runs", alice, json={"workflow_id": wf_id})
+    assert made.status_code == 201, made.json  # it holds a few kB of alice's Redis quota
+    sid = _missed_daily(stack, wf_id, alice, "once")
+    stack.env["DIZEST_RUN_QUOTA_BYTES"] = "1000"  # the beat's (the API's is the default 1 GiB)
+    stack.start_beat()
+    history = wait_for(lambda: _history(stack, sid), timeout=30)
+    assert history[0]["error"].startswith("RunsQuota: your runs hold ")
+    assert "your quota is 1000: new runs are refused" in history[0]["error"]
+    runs = stack.api.call("GET", "/runs", alice).json["items"]
+    assert [r["run_id"] for r in runs] == [made.json["run_id"]]  # the tick made none
+    stack.api.services.client.wait(made.json["run_id"], timeout=60)

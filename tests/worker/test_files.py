@@ -97,7 +97,7 @@ def test_a_rerun_keeps_the_artifacts_it_reuses_on_disk(runs):
 
 
 def test_each_users_run_index_forgets_expired_runs(runs):
-    index = RunIndex(runs.client, runs.settings.prefix, runs.settings.ttl_s)
+    index = RunIndex(runs.client, runs.settings)
     old = now_ms() - runs.settings.ttl_s * 1000 - 1
     runs.client.zadd(index.user_runs("ann"), {"ancient": old})
     assert index.claim("r1", "ann", None)

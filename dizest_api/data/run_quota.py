@@ -1,0 +1,82 @@
+"""What one user's runs may hold in Redis: counted as they store it, refused past a quota.
+
+Runs live in Redis, which every user, run and worker shares, for DIZEST_TTL_S (7 days) after
+they start. A limit on unfinished runs alone would let one user fill it with finished ones (a
+10 MB input per run, thousands of runs), and one run could fill it alone (megabytes of logs from
+each of many flows, a megabyte of inline output each). So every run submitted through the
+service counts what it stores against its owner's `DIZEST_RUN_QUOTA_BYTES`:
+
+- the package snapshot, the run record (inputs, options), the flows hash and reused outputs it
+  copies, when it is made (`scripts.CREATE`);
+- every event it emits (`emit` in `lua_prelude`; the few status events of claiming and requeuing
+  an attempt are not counted: a few hundred bytes per attempt);
+- the outputs and previews each flow stores (`flow_scripts.FINISH`).
+
+Past the quota: a submit or rerun is refused (413 `quota_runs`); a running run's further logs
+and results are dropped, with one engine line saying so (its statuses never are); a flow whose
+outputs would pass it ends in error without them. What a run held is freed when it expires:
+each submit first forgets the owner's runs older than the TTL. The counts live in
+`{p}:user:{name}:stored` (see `keys.py`), written only by the Lua scripts and by `PRUNE` here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dizest_core.errors import InputError
+from dizest_worker.client import WorkerSettings
+from dizest_worker.keys import Keys
+
+# KEYS: the user's stored-bytes hash, the user's runs (zset by creation ms); ARGV: cutoff ms
+# Forgets the runs made before the cutoff (gone: they lived ttl_s), in the hash and in the user's
+# runs (so that nothing else drops one from there first); returns the bytes held.
+PRUNE = """
+for _, run in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])) do
+  local held = redis.call('HGET', KEYS[1], 'r:' .. run)
+  if held then
+    redis.call('HDEL', KEYS[1], 'r:' .. run)
+    redis.call('HINCRBY', KEYS[1], 'bytes', -tonumber(held))
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+return redis.call('HGET', KEYS[1], 'bytes') or '0'
+"""
+
+
+class RunsQuota(InputError):
+    """A submit refused: the user's runs hold their quota (the API answers 413 `quota_runs`)."""
+
+
+class RunQuota:
+    """The per-user quota of run storage (see the module docstring)."""
+
+    def __init__(self, redis: Any, settings: WorkerSettings) -> None:
+        self.redis, self.keys = redis, Keys(settings.prefix)
+        self.ttl_s, self.quota_bytes = settings.ttl_s, settings.run_quota_bytes
+        self._prune = redis.register_script(PRUNE)
+
+    def prune(self, username: str, client: Any = None) -> Any:
+        """Forget the user's expired runs; the bytes the live ones hold (with `client`, a
+        pipeline: queued there)."""
+        cutoff = int(time.time() * 1000) - self.ttl_s * 1000
+        keys = [self.keys.user_stored(username), self.keys.user_runs(username)]
+        return self._prune(keys=keys, args=[cutoff], client=client or self.redis)
+
+    def usage(self, username: str) -> dict[str, int]:
+        """The bytes the user's live runs hold, and the quota (the expired ones forgotten)."""
+        return {"bytes": int(self.prune(username)), "quota_bytes": self.quota_bytes}
+
+    def check(self, username: str) -> None:
+        """Refuse (RunsQuota) a new run of a user whose runs hold the quota already. Called
+        with the user's submit lock held, so two submits cannot both pass on the same figure;
+        a run admitted just under the quota may pass it by its own package and inputs."""
+        used = self.usage(username)
+        if used["bytes"] >= self.quota_bytes:
+            raise RunsQuota(
+                "quota_runs",
+                f"your runs hold {used['bytes']} bytes, your quota is {self.quota_bytes}: "
+                f"new runs are refused until older ones expire (DIZEST_TTL_S, {self.ttl_s} s "
+                "after they started)",
+                {**used, "ttl_s": self.ttl_s},
+            )

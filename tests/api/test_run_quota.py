@@ -1,0 +1,60 @@
+"""The service refuses a user's new runs while that user's runs hold their Redis quota (413
+`quota_runs`), shows the figure, lets other users submit, and frees the bytes of expired runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import Api, make_api, session_prefix  # noqa: F401
+from tests.conftest import package
+from tests.worker.conftest import redis_url  # noqa: F401
+
+QUOTA, TTL_S = 3000, 2
+
+
+@pytest.fixture
+def api(redis_url: str, session_prefix: str, tmp_path: Path) -> Iterator[Api]:  # noqa: F811
+    found = make_api(redis_url, session_prefix, tmp_path, None, run_quota_bytes=QUOTA, ttl_s=TTL_S)
+    worker = found.services.settings.worker  # a live worker's heartbeat: the runs only queue
+    found.services.redis.hset(f"{worker.prefix}:workers", "w-test", str(time.time() * 1000))
+    yield found
+
+
+def big() -> dict:
+    """A package whose snapshot alone is over QUOTA."""
+    return package({"a": {"code": "# " + "x" * 4000 + "\nv = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})  # fmt: skip
+
+
+def usage(api: Api, headers: dict[str, str]) -> dict[str, int]:
+    answer = api.call("GET", "/runs/usage", headers)
+    assert answer.status_code == 200, answer.json
+    return dict(answer.json)
+
+
+def test_runs_past_the_quota_are_refused_until_theirs_expire(api: Api) -> None:
+    alice, bob = api.user("alice"), api.user("bob")
+    assert usage(api, alice) == {"bytes": 0, "quota_bytes": QUOTA, "ttl_s": TTL_S}
+    first = api.call("POST", "/runs", alice, json={"package": big()})
+    assert first.status_code == 201, first.json
+    held = usage(api, alice)["bytes"]
+    assert held > 4000  # the snapshot, the record, the flows and the first events
+
+    refused = api.call("POST", "/runs", alice, json={"package": big()})
+    assert refused.status_code == 413, refused.json
+    error = refused.json["error"]
+    assert error["code"] == "quota_runs"
+    assert f"your runs hold {held} bytes, your quota is {QUOTA}" in error["message"]
+    assert error["details"] == {"bytes": held, "quota_bytes": QUOTA, "ttl_s": TTL_S}
+    assert api.call("GET", "/runs", alice).json["total"] == 1  # nothing stored
+    assert api.call("POST", "/runs", bob, json={"package": big()}).status_code == 201
+
+    deadline = time.monotonic() + 10 * TTL_S  # the first run expires TTL_S after it started
+    while usage(api, alice)["bytes"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert usage(api, alice)["bytes"] == 0
+    again = api.call("POST", "/runs", alice, json={"package": big()})
+    assert again.status_code == 201, again.json
