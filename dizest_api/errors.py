@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
 from dizest_api.data.library import GrantError, VersionConflict
 from dizest_api.data.library_quota import BytesQuota
-from dizest_api.data.run_quota import RunsQuota
 from dizest_core.errors import (
     AuthError,
     DizestError,
@@ -26,6 +25,7 @@ from dizest_core.errors import (
     ValidationError,
     WorkflowError,
 )
+from dizest_worker.client import RunsQuota
 
 log = logging.getLogger("dizest.api")
 

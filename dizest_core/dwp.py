@@ -142,7 +142,20 @@ def parse_app(key: str, raw: Any, problems: list[Problem]) -> App:
     return App(key, code, tuple(inputs), tuple(outputs), title, raw)
 
 
+# A flow's id travels in each of its events and Redis fields (DIZEST makes them app id + a time)
+MAX_FLOW_ID = 256
+
+
 def _parse_flow(key: str, raw: Any, problems: list[Problem]) -> Flow:
+    if len(key) > MAX_FLOW_ID:
+        problems.append(
+            Problem(
+                "long_id",
+                f"flow id of {len(key)} characters: at most {MAX_FLOW_ID}",
+                flow=key[:MAX_FLOW_ID] + "...",
+                field="id",
+            )
+        )
     if not isinstance(raw, dict):
         problems.append(Problem("bad_flow", "flow must be an object", flow=key))
         return Flow(id=key, app_id="", raw={})

@@ -100,8 +100,12 @@ def memory_reason(memory_limit_mb: int | None) -> str:
 def error_reason(error: ErrorInfo, memory_limit_mb: int | None) -> str:
     if error.type == "MemoryError" and memory_limit_mb:
         return memory_reason(memory_limit_mb)
-    message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
-    return f"{error.type}: {message}" if message else error.type
+    kind, message = _clip(error.type), _clip(error.message)  # the child's text: any length
+    return f"{kind}: {message}" if message else kind
+
+
+def _clip(text: str, most: int = 200) -> str:
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def signal_reason(signum: int) -> str:

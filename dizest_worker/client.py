@@ -43,6 +43,8 @@ from dizest_worker.apicalls import new_call_id as new_call_id
 from dizest_worker.connection import redact_url as redact_url
 from dizest_worker.connection import redis_client as redis_client
 from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
+from dizest_worker.quota import RunsQuota as RunsQuota
+from dizest_worker.quota import quota_error as quota_error
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.settings import WorkerSettings as WorkerSettings
 from dizest_worker.state import RedisRuns

@@ -55,7 +55,8 @@ return reply
 # sending or running them), the reaper sends them again.
 # Outputs of a flow that ended well that would take its owner's runs past their quota change
 # nothing: the answer is {'quota', their size, the quota}, and the caller finishes the attempt
-# again, failed, without them (it has the flows below it to skip).
+# again, failed, without them (it has the flows below it to skip). A failed flow's previews
+# that would pass it are not kept.
 # Returns {'stale'} | {'alive'} | {'retry', next_attempt, delay_ms} | {'ok', ready, final}
 #         | {'quota', bytes, quota}
 FINISH = (
@@ -89,8 +90,10 @@ for j = 0, n_out - 1 do
   stored = stored + 2 * #name + 4 + #preview
   if ok then stored = stored + #value end
 end
-if ok and stored > 0 and full(stored) then
-  return {'quota', tostring(stored), redis.call('HGET', ACCT, 'quota')}
+local keep_previews = true
+if stored > 0 and full(stored) then
+  if ok then return {'quota', tostring(stored), redis.call('HGET', ACCT, 'quota')} end
+  keep_previews, stored = false, 0  -- a failed flow's previews: not kept either
 end
 redis.call('ZREM', leases, this)
 local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
@@ -111,11 +114,12 @@ charge(run_id, stored)
 for j = 0, n_out - 1 do
   local name, value, preview = ARGV[i + 1 + 3 * j], ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j]
   if ok then redis.call('HSET', out_key, 'v:' .. name, value) end
-  redis.call('HSET', out_key, 'p:' .. name, preview)
+  if keep_previews then redis.call('HSET', out_key, 'p:' .. name, preview) end
 end
 -- `_attempt` marks outputs a rerun may reuse (RedisStore.has): only those of a flow that ended well
 if ok then redis.call('HSET', out_key, '_attempt', attempt) end
-redis.call('EXPIRE', out_key, ttl)
+local left = redis.call('PTTL', run_key)  -- they go with the run (and its count), not later
+if left > 0 then redis.call('PEXPIRE', out_key, left) else redis.call('EXPIRE', out_key, ttl) end
 local status, index = S_ERROR, -1
 if ok then
   status = S_READY

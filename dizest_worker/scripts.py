@@ -61,9 +61,9 @@ __all__ = [
 #       named when read ('' for none), snapshot, n, record (field, value)..., n, flows
 #       (field, value)..., n, roots..., n, events (type, flow, data_json)..., n reused flows,
 #       the owner's quota in bytes ('' for none)
-# The snapshot, the record and the reused outputs it copies count towards the owner's quota
-# (the caller refused the submit if they had reached it); the account lives as long as the
-# owner's newest run.
+# The snapshot, the record and the reused outputs it copies count towards the owner's quota; a
+# new run of an owner whose runs hold it already is refused ({3, bytes held}); the account
+# lives as long as the owner's newest run.
 # The idempotency key is written last and only names a run that exists: a script that fails
 # half-way leaves no key behind, and a key whose run is gone is taken over. The key is read
 # before the script (so the run it names comes in KEYS); if it changed since, the answer is
@@ -87,6 +87,12 @@ local function hset_from(key, i)  -- HSET the n (field, value) args after ARGV[i
   return i + n + 1
 end
 ACCT = KEYS[10]
+if ACCT ~= '' then  -- a new run for a user whose runs hold their quota: refused here, atomically
+  local at = 9  -- past the record, the flows, the roots and the events: the quota
+  for _, per in ipairs({1, 1, 1, 3}) do at = at + tonumber(ARGV[at]) * per + 1 end
+  local held = tonumber(redis.call('HGET', ACCT, 'bytes') or '0')
+  if held >= tonumber(ARGV[at + 1]) then return {3, tostring(held)} end
+end
 local function strlen_sum(from, to)
   local n = 0
   for j = from, to do n = n + #ARGV[j] end

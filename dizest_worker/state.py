@@ -26,6 +26,7 @@ from dizest_worker import scripts
 from dizest_worker.context import RunContext
 from dizest_worker.files import run_of_artifact
 from dizest_worker.keys import SEP, lease_member, parse_lease
+from dizest_worker.quota import quota_error
 from dizest_worker.redis_store import decode_value, encode_value
 from dizest_worker.run_reads import CONTEXT_CACHE, RunReader, now_ms, to_event
 from dizest_worker.settings import WorkerSettings
@@ -148,6 +149,8 @@ class RedisRuns(RunReader):
                 named = self.client.get(idem)
                 args[6], keys[8] = (named.decode(), k.run(named.decode())) if named else ("", "")
             created, answer = self._create(keys=keys, args=args)
+            if created == 3:
+                raise quota_error(int(answer), self.settings)
             if created != 2:
                 break
         else:

@@ -24,8 +24,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dizest_core.errors import InputError
-from dizest_worker.client import WorkerSettings
+from dizest_worker.client import WorkerSettings, quota_error
 from dizest_worker.keys import Keys
 
 # KEYS: the user's stored-bytes hash, the user's runs (zset by creation ms); ARGV: cutoff ms
@@ -44,15 +43,11 @@ return redis.call('HGET', KEYS[1], 'bytes') or '0'
 """
 
 
-class RunsQuota(InputError):
-    """A submit refused: the user's runs hold their quota (the API answers 413 `quota_runs`)."""
-
-
 class RunQuota:
     """The per-user quota of run storage (see the module docstring)."""
 
     def __init__(self, redis: Any, settings: WorkerSettings) -> None:
-        self.redis, self.keys = redis, Keys(settings.prefix)
+        self.redis, self.keys, self.settings = redis, Keys(settings.prefix), settings
         self.ttl_s, self.quota_bytes = settings.ttl_s, settings.run_quota_bytes
         self._prune = redis.register_script(PRUNE)
 
@@ -68,15 +63,9 @@ class RunQuota:
         return {"bytes": int(self.prune(username)), "quota_bytes": self.quota_bytes}
 
     def check(self, username: str) -> None:
-        """Refuse (RunsQuota) a new run of a user whose runs hold the quota already. Called
-        with the user's submit lock held, so two submits cannot both pass on the same figure;
-        a run admitted just under the quota may pass it by its own package and inputs."""
-        used = self.usage(username)
-        if used["bytes"] >= self.quota_bytes:
-            raise RunsQuota(
-                "quota_runs",
-                f"your runs hold {used['bytes']} bytes, your quota is {self.quota_bytes}: "
-                f"new runs are refused until older ones expire (DIZEST_TTL_S, {self.ttl_s} s "
-                "after they started)",
-                {**used, "ttl_s": self.ttl_s},
-            )
+        """Refuse (RunsQuota) a new run of a user whose runs hold the quota already, before the
+        package is even read (CREATE checks it again, atomically, as it makes the run). A run
+        admitted just under the quota may pass it by its own package and inputs."""
+        used = self.usage(username)["bytes"]
+        if used >= self.quota_bytes:
+            raise quota_error(used, self.settings)

@@ -20,7 +20,7 @@ import json
 import socket
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -103,11 +103,12 @@ def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def within_limit(check: bool = True) -> Iterator[str]:
+def within_limit(check: bool | Callable[[], bool] = True) -> Iterator[str]:
     """Around a submit: with the caller's submit lock held, refuse (429) when the caller has
     `max_runs_per_user` unfinished runs, and (413) when the caller's runs hold their storage
     quota (`run_quota`); the body must submit for the account it is given (the caller's name)
-    and `claim` its run."""
+    and `claim` its run. `check` may be a function, asked with the lock held: whether the
+    limits apply (not to a submit whose idempotency key names a run already)."""
     principal, limit = current(), services().settings.max_runs_per_user
     # Threads of this process queue on a local lock (no polling); only one of them at a time
     # polls the Redis lock that other API processes take too.
@@ -116,12 +117,15 @@ def within_limit(check: bool = True) -> Iterator[str]:
         if not lock.acquire():  # False after its blocking_timeout
             raise TooManyRuns("another of your submits is still running; retry", {"retry_after": 1})
         try:
+            check = check() if callable(check) else check
             if check and index().active(principal.username, _status) >= limit:
                 raise TooManyRuns(
                     f"you already have {limit} unfinished run(s)", {"max_runs_per_user": limit}
                 )
             if check:
                 index().quota.check(principal.username)
+            else:  # CREATE checks the quota itself, should the key expire meanwhile
+                index().quota.prune(principal.username)
             yield principal.username
         finally:
             with contextlib.suppress(LockError):  # expired (a submit over 30 s): nothing to free
@@ -167,11 +171,15 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
         if not key.strip() or len(key) > 200:
             raise BadInput(f"{IDEMPOTENCY_HEADER} must have 1 to 200 characters")
         scoped = f"{principal.username}:{key}"  # one user's key never names another's run
-    seen = scoped is not None and found.redis.exists(Keys(found.settings.worker.prefix).idempotency(scoped))  # fmt: skip
-    if not seen:
+
+    def seen() -> bool:  # a retry of a submit that made its run: no limit applies again
+        idem = Keys(found.settings.worker.prefix).idempotency(scoped) if scoped else None
+        return idem is not None and bool(found.redis.exists(idem))
+
+    if not seen():
         require_worker()
     attached, run_id = Attached(parts), None
-    with within_limit(check=not seen) as account:
+    with within_limit(check=lambda: not seen()) as account:
         try:
             run_id = found.client.submit(
                 package, body.get("inputs"), body.get("flows"), scoped, options,

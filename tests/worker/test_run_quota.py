@@ -9,7 +9,9 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from dizest_worker.client import Client
+import pytest
+
+from dizest_worker.client import Client, RunsQuota
 from tests.conftest import package
 
 QUOTA = 100_000
@@ -87,6 +89,42 @@ def test_outputs_past_the_quota_are_not_kept_and_the_flow_fails(cluster) -> None
     assert flows["after_s"]["status"] == "ready" and flows["after_s"]["outputs"]["n"] == 2
     assert not client.redis.hexists(client.runs.keys.outputs(run_id, "b"), "v:v")
     assert stored(client, "carol")["bytes"] < QUOTA
+    kept = client.runs.keys.outputs(run_id, "s")  # outputs go with their run and its count
+    assert 0 < client.redis.pttl(kept) <= client.redis.pttl(client.runs.keys.run(run_id))
+
+
+def test_a_failed_flows_previews_past_the_quota_are_not_kept(cluster) -> None:
+    cluster("w1", concurrency=1)
+    client = Client(replace(cluster.settings, run_quota_bytes=QUOTA))
+    code = "for i in range(4):\n    dizest.output(f'p{i}', ['ab'] * 30_000)\nraise ValueError('no')"
+    run_id = client.submit(package({"a": {"code": code}}, {"f": {"app": "a"}}), account="dan")
+    report = client.wait(run_id, timeout=60)
+    assert report["flows"]["f"]["status"] == "error"
+    assert "ValueError: no" in report["flows"]["f"]["reason"]
+    assert client.redis.hgetall(client.runs.keys.outputs(run_id, "f")) == {}
+    assert stored(client, "dan")["bytes"] < QUOTA
+
+
+def test_a_new_run_is_refused_in_redis_itself_once_the_quota_is_held(cluster) -> None:
+    """The check the service makes before a submit is also made atomically as the run is made,
+    so a submit that skipped it (an idempotency key that expired meanwhile) cannot pass."""
+    cluster("w1", concurrency=1)
+    client = Client(replace(cluster.settings, run_quota_bytes=500))
+    first = client.submit(printer(5), account="erin")  # its package alone passes 500 bytes
+    held = stored(client, "erin")["bytes"]
+    assert held > 500
+    with pytest.raises(RunsQuota) as refused:
+        client.submit(printer(5), account="erin", idempotency_key="k1")
+    assert refused.value.code == "quota_runs"
+    assert refused.value.details == {
+        "bytes": held,
+        "quota_bytes": 500,
+        "ttl_s": client.settings.ttl_s,
+    }
+    assert client.redis.get(client.runs.keys.idempotency("k1")) is None  # nothing stored
+    assert stored(client, "erin")["bytes"] == held
+    client.submit(printer(5), account="fred")  # another user's quota is their own
+    assert client.wait(first, timeout=60)["status"] == "ready"
 
 
 def test_a_run_without_an_account_counts_nowhere(cluster) -> None:
