@@ -2,9 +2,10 @@
 each user's runs not yet seen final (for the per-user limit). Keys: see `keys.py`.
 
 The worker's own run record knows nothing of users; only the service writes here. A user's
-submits pass the run limit one at a time (`submitting`). Each user's
-index forgets runs older than the TTL at that user's next submit, and expires with the newest
-of them: it never holds more than the runs that still exist.
+submits pass the run limit one at a time (`submitting`). Each user's index forgets runs older
+than the TTL before that user's next submit (`quota.prune`, which frees what they held in
+Redis: every submit path calls it, through `check` or `prune`, before it claims its run), and
+expires with the newest of them: it never holds more than the runs that still exist.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ class RunIndex:
         runs, active = self.user_runs(owner), self.user_active(owner)
         pipe = self.redis.pipeline()  # MULTI: the entries and their TTLs in one step
         pipe.zadd(runs, {run_id: now_ms})
-        self.quota.prune(owner, pipe)  # the expired ones, and what they held in Redis
         pipe.sadd(active, run_id)
         pipe.expire(runs, self.ttl_s)
         pipe.expire(active, self.ttl_s)
