@@ -156,7 +156,7 @@ COMPONENTS: dict[str, Schema] = {
         versions_kept=INTEGER,
     ),
     "RunUsage": obj(
-        bytes={**INTEGER, "description": "what your live runs hold in Redis"},
+        bytes={**INTEGER, "description": "what your live runs wrote to Redis"},
         quota_bytes=INTEGER,
         ttl_s={**INTEGER, "description": "a run's bytes are freed this long after it started"},
     ),

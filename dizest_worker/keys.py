@@ -16,10 +16,12 @@ key / channel                         type     holds                            
                                                of the user's submits
 {p}:user:{name}:active                set      the user's runs not yet seen final        ttl_s from
                                                                                          the newest
-{p}:user:{name}:stored                hash     what the user's runs hold in Redis, in     ttl_s from
-                                               bytes: "bytes" (all), "r:{run}" (one run), the newest
-                                               "quota" (DIZEST_RUN_QUOTA_BYTES when the   run
-                                               newest run was made); see run_quota
+{p}:user:{name}:stored                hash     what the user's live runs wrote to Redis,  ttl_s from
+                                               in bytes: "bytes" (all), "r:{run}" (one    the newest
+                                               run), "quota" (DIZEST_RUN_QUOTA_BYTES when run
+                                               the newest run was made); see run_quota
+{p}:user:{name}:stored_runs           zset     the runs counted there, by creation time   ttl_s from
+                                               (ms, Redis clock; pruned with them)        the newest
 {p}:user:{name}:submitting            string   lock token while one of the user's submits  30 s
                                                checks the run limit and records its run
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
@@ -124,6 +126,9 @@ class Keys:
 
     def user_stored(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:stored"
+
+    def user_stored_runs(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:stored_runs"
 
     def user_submitting(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:submitting"

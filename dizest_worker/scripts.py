@@ -54,7 +54,7 @@ __all__ = [
 
 # KEYS: run, flows, events, pkg, runs (index), leases, idempotency ('' for none), done,
 #       the record of the run the idempotency key named when read ('' for none),
-#       the owner's stored-bytes hash ('' for none),
+#       the owner's stored-bytes hash and stored runs ('' for none),
 #       then (source outputs, outputs) of each reused flow, then the keep key of each run
 #       whose artifacts it reuses
 # ARGV: channel, maxlen, run_id, ttl_s, now_ms, reserve_until, the run the idempotency key
@@ -127,12 +127,16 @@ for j = i + 1, i + tonumber(ARGV[i]) * 3, 3 do
   emit(run_key, stream, channel, maxlen, run_id, ARGV[j], ARGV[j + 1], ARGV[j + 2])
 end
 local n_reused_at = i + tonumber(ARGV[i]) * 3 + 1
-if ACCT ~= '' then
+if ACCT ~= '' then  -- the account and its runs live as long as the newest run, never less
   redis.call('HSET', ACCT, 'quota', ARGV[n_reused_at + 1])
-  redis.call('EXPIRE', ACCT, ttl)
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[11], t[1] * 1000 + math.floor(t[2] / 1000), run_id)
+  for _, key in ipairs({ACCT, KEYS[11]}) do
+    if redis.call('PTTL', key) < ttl * 1000 then redis.call('EXPIRE', key, ttl) end
+  end
 end
-local last_copy = 10 + 2 * tonumber(ARGV[n_reused_at])
-for k = 11, last_copy, 2 do
+local last_copy = 11 + 2 * tonumber(ARGV[n_reused_at])
+for k = 12, last_copy, 2 do
   redis.call('COPY', KEYS[k], KEYS[k + 1], 'REPLACE')
   redis.call('EXPIRE', KEYS[k + 1], ttl)
   charge(run_id, strlen_sum_of(KEYS[k + 1]))

@@ -124,6 +124,7 @@ class RedisRuns(RunReader):
         idem = k.idempotency(idempotency_key) if idempotency_key else ""
         keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.package(run_id), k.runs]
         keys += [k.leases, idem, k.done(run_id), "", self._account_key(account)]
+        keys.append(k.user_stored_runs(account) if account else "")
         reused = sorted(plan.reused)
         keys += [x for f in reused for x in (k.outputs(base_run or "", f), k.outputs(run_id, f))]
         if base_run and reused:

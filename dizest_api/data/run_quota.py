@@ -14,31 +14,36 @@ service counts what it stores against its owner's `DIZEST_RUN_QUOTA_BYTES`:
 
 Past the quota: a submit or rerun is refused (413 `quota_runs`); a running run's further logs
 and results are dropped, with one engine line saying so (its statuses never are); a flow whose
-outputs would pass it ends in error without them. What a run held is freed when it expires:
-each submit first forgets the owner's runs older than the TTL. The counts live in
-`{p}:user:{name}:stored` (see `keys.py`), written only by the Lua scripts and by `PRUNE` here.
+outputs would pass it ends in error without them. The figure is what the owner's live runs
+wrote (events the capped stream trimmed since stay counted); a run's share is freed once it has
+expired, at its owner's next submit (or `GET /runs/usage`), which first forgets the runs made
+over the TTL ago, made and never claimed included. The counts live in `{p}:user:{name}:stored`
+and `:stored_runs` (see `keys.py`), written only by the Lua scripts and by `PRUNE` here.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from dizest_worker.client import WorkerSettings, quota_error
 from dizest_worker.keys import Keys
 
-# KEYS: the user's stored-bytes hash, the user's runs (zset by creation ms); ARGV: cutoff ms
-# Forgets the runs made before the cutoff (gone: they lived ttl_s), in the hash and in the user's
-# runs (so that nothing else drops one from there first); returns the bytes held.
+# KEYS: the user's stored-bytes hash, the runs counted there (zset by creation ms, Redis clock),
+#       the user's runs (the index, zset by claim ms); ARGV: ttl_s
+# Forgets the runs made over ttl_s ago (gone: the runs expire by the same clock), in the hash
+# and both sets (so that nothing else drops one from the index first); returns the bytes held.
 PRUNE = """
-for _, run in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])) do
+local t = redis.call('TIME')
+local cutoff = '(' .. (t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[1]) * 1000)
+for _, run in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff)) do
   local held = redis.call('HGET', KEYS[1], 'r:' .. run)
   if held then
     redis.call('HDEL', KEYS[1], 'r:' .. run)
     redis.call('HINCRBY', KEYS[1], 'bytes', -tonumber(held))
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', cutoff)
 return redis.call('HGET', KEYS[1], 'bytes') or '0'
 """
 
@@ -51,16 +56,15 @@ class RunQuota:
         self.ttl_s, self.quota_bytes = settings.ttl_s, settings.run_quota_bytes
         self._prune = redis.register_script(PRUNE)
 
-    def prune(self, username: str, client: Any = None) -> Any:
-        """Forget the user's expired runs; the bytes the live ones hold (with `client`, a
-        pipeline: queued there)."""
-        cutoff = int(time.time() * 1000) - self.ttl_s * 1000
-        keys = [self.keys.user_stored(username), self.keys.user_runs(username)]
-        return self._prune(keys=keys, args=[cutoff], client=client or self.redis)
+    def prune(self, username: str) -> int:
+        """Forget the user's expired runs; the bytes the live ones wrote."""
+        k = self.keys
+        keys = [k.user_stored(username), k.user_stored_runs(username), k.user_runs(username)]
+        return int(self._prune(keys=keys, args=[self.ttl_s]))
 
     def usage(self, username: str) -> dict[str, int]:
-        """The bytes the user's live runs hold, and the quota (the expired ones forgotten)."""
-        return {"bytes": int(self.prune(username)), "quota_bytes": self.quota_bytes}
+        """The bytes the user's live runs wrote, and the quota (the expired ones forgotten)."""
+        return {"bytes": self.prune(username), "quota_bytes": self.quota_bytes}
 
     def check(self, username: str) -> None:
         """Refuse (RunsQuota) a new run of a user whose runs hold the quota already, before the

@@ -147,7 +147,7 @@ def _options(raw: dict[str, Any]) -> dict[str, Any]:
 
 @endpoint(bp, "POST", "/runs", "Start a run of a stored workflow or of an inline .dwp",
           body=SUBMIT, responses={201: "SubmittedRun", 200: "SubmittedRun",  # a known key
-                                  422: ERR, 429: ERR, 503: ERR})  # fmt: skip
+                                  413: ERR, 422: ERR, 429: ERR, 503: ERR})  # fmt: skip
 def submit_run() -> tuple[Response, int, dict[str, str]]:
     (body, parts), found, principal = submit_body(SUBMIT), services(), current()
     if ("workflow_id" in body) == ("package" in body):
@@ -215,7 +215,7 @@ def list_runs() -> Response:
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 
 
-@endpoint(bp, "GET", "/runs/usage", "What your live runs hold in Redis against your quota",
+@endpoint(bp, "GET", "/runs/usage", "What your live runs wrote to Redis, against your quota",
           responses={200: "RunUsage"})  # fmt: skip
 def run_usage() -> Response:
     found = index().quota
@@ -260,7 +260,7 @@ def get_outputs(run_id: str, flow_id: str) -> Response:
 
 @endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/rerun",
           "Run one flow again, reusing the run's upstream outputs",
-          responses={201: "Run", 429: ERR})  # fmt: skip
+          responses={201: "Run", 413: ERR, 429: ERR})  # fmt: skip
 def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]]:
     info = open_run(run_id, "rerun")
     with within_limit() as account:

@@ -58,3 +58,16 @@ def test_runs_past_the_quota_are_refused_until_theirs_expire(api: Api) -> None:
     assert usage(api, alice)["bytes"] == 0
     again = api.call("POST", "/runs", alice, json={"package": big()})
     assert again.status_code == 201, again.json
+
+
+def test_a_run_made_and_never_claimed_is_freed_when_it_expires(api: Api) -> None:
+    """A submit that failed between making its run and claiming it (a broker error, a crash):
+    the run was counted, and its bytes go with it like any other's."""
+    client = api.services.client
+    client.submit(big(), account="zed")  # made for zed, never claimed (not in zed's run list)
+    zed = api.user("zed")
+    assert usage(api, zed)["bytes"] > 4000
+    deadline = time.monotonic() + 10 * TTL_S
+    while usage(api, zed)["bytes"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert usage(api, zed)["bytes"] == 0

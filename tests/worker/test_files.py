@@ -100,10 +100,12 @@ def test_each_users_run_index_forgets_expired_runs(runs):
     index = RunIndex(runs.client, runs.settings)
     old = now_ms() - runs.settings.ttl_s * 1000 - 1
     runs.client.zadd(index.user_runs("ann"), {"ancient": old})
+    runs.client.zadd(runs.keys.user_stored_runs("ann"), {"ancient": old, "live": now_ms()})
     stored = runs.keys.user_stored("ann")
     runs.client.hset(stored, mapping={"bytes": 700, "r:ancient": 500, "r:live": 200})
     assert index.quota.usage("ann")["bytes"] == 200  # every submit path prunes before it claims
     assert runs.client.hgetall(stored) == {b"bytes": b"200", b"r:live": b"200"}
+    assert runs.client.zrange(runs.keys.user_stored_runs("ann"), 0, -1) == [b"live"]
     assert index.claim("r1", "ann", None)
     assert runs.client.zrange(index.user_runs("ann"), 0, -1) == [b"r1"]
     for key in (index.user_runs("ann"), index.user_active("ann")):
