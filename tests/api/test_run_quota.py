@@ -71,3 +71,15 @@ def test_a_run_made_and_never_claimed_is_freed_when_it_expires(api: Api) -> None
     while usage(api, zed)["bytes"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert usage(api, zed)["bytes"] == 0
+
+
+def test_a_retried_submit_gets_its_run_even_past_the_quota(api: Api) -> None:
+    alice = api.user("alice")
+    key = {**alice, "Idempotency-Key": "nightly-1"}
+    first = api.call("POST", "/runs", key, json={"package": big()})
+    assert first.status_code == 201, first.json  # its run alone passes the quota
+    again = api.call("POST", "/runs", key, json={"package": big()})
+    assert again.status_code == 200 and again.json["run_id"] == first.json["run_id"]
+    other = {**alice, "Idempotency-Key": "nightly-2"}
+    refused = api.call("POST", "/runs", other, json={"package": big()})
+    assert refused.status_code == 413 and refused.json["error"]["code"] == "quota_runs"
