@@ -29,6 +29,7 @@ import bcrypt
 import redis
 
 from dizest_api.data.counted import add_within
+from dizest_api.data.session_cap import SessionCap
 from dizest_core.errors import AuthError, DizestError
 from dizest_worker.client import WorkerSettings, redis_client
 from dizest_worker.keys import Keys
@@ -164,6 +165,7 @@ class Accounts:
         self.max_failures, self.window_s = max_failures, window_s
         self._dummy_hash: bytes | None = None
         self._read_token = client.register_script(_TOKEN_AND_OWNER)
+        self._sessions = SessionCap(client, keys)
 
     # -- users ---------------------------------------------------------------------------
 
@@ -349,15 +351,10 @@ class Accounts:
     # -- sessions ------------------------------------------------------------------------
 
     def start_session(self, username: str) -> str:
-        """A new session id for the cookie; only its digest is stored."""
+        """A new session id for the cookie; only its digest is stored. Past MAX_SESSIONS, the
+        user's oldest sessions end (`session_cap`)."""
         sid = secrets.token_urlsafe(32)
-        key = self.keys.session(digest(sid))
-        pipe = self.redis.pipeline()
-        pipe.hset(key, mapping={"user": username, "created_at": self.clock()})
-        pipe.expire(key, self.session_ttl_s)
-        pipe.sadd(self.keys.user_sessions(username), digest(sid))
-        pipe.expire(self.keys.user_sessions(username), self.session_ttl_s)
-        pipe.execute()
+        self._sessions.start(username, digest(sid), self.clock(), self.session_ttl_s)
         return sid
 
     def session_user(self, sid: str) -> User:

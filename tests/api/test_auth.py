@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from dizest_api.data.accounts import InvalidCredentials
+from dizest_api.data.session_cap import MAX_SESSIONS
 from tests.api.conftest import PASSWORD, Api
 
 # Public: probes, login, a trigger's secret URL (the secret is its credential), and the API's
@@ -140,6 +142,21 @@ def test_password_change_ends_sessions(api: Api) -> None:
     headers = {"X-CSRF-Token": csrf}
     assert api.call("PUT", "/users/alice/password", headers, json=body).status_code == 204
     assert api.call("GET", "/auth/me").status_code == 401
+
+
+def test_a_login_past_the_session_cap_ends_the_oldest_session(api: Api) -> None:
+    accounts = api.services.accounts
+    api.user("alice")
+    api.user("bob")
+    bobs = accounts.start_session("bob")
+    older = [accounts.start_session("alice") for _ in range(MAX_SESSIONS)]
+    api.login("alice")  # the cap plus one
+    assert api.call("GET", "/auth/me").json["via"] == "session"  # the new one works
+    with pytest.raises(InvalidCredentials):
+        accounts.session_user(older[0])  # the oldest ended, and only it
+    assert all(accounts.session_user(sid).username == "alice" for sid in older[1:])
+    assert accounts.redis.scard(accounts.keys.user_sessions("alice")) == MAX_SESSIONS
+    assert accounts.session_user(bobs).username == "bob"  # another user's are their own
 
 
 def test_login_rate_limit_locks_after_five_failures(api: Api) -> None:
