@@ -4,7 +4,9 @@ key / channel                         type     holds                            
 {p}:run:{run}                         hash     run record: status, created_at,           ttl_s
                                                started_at, finished_at, unresolved,
                                                completed, failed, cancelled, options,
-                                               targets, base_run, idempotency_key
+                                               targets, base_run, idempotency_key,
+                                               account (the user whose quota it counts
+                                               in), quota_full ("1" once it dropped logs)
 {p}:run:{run}:pkg                     string   the package snapshot (JSON)               ttl_s
 {p}:run:{run}:owner                   string   JSON {"owner", "workflow_id"} of a run       ttl_s
                                                submitted through the service

@@ -72,21 +72,27 @@ local function member(run_id, flow, attempt)
   return run_id .. SEP .. flow .. SEP .. attempt
 end
 
--- the run owner's stored-bytes hash, or '' (see the module docstring); each script sets it
-local ACCT = ''
+-- the run owner's stored-bytes hash, or '' (see the module docstring); each script sets it.
+-- Its figures are read once a script: nothing else writes them while it runs (EMIT asks `full`
+-- for each log line of a batch).
+local ACCT, ACCT_QUOTA, ACCT_HELD = '', nil, nil
 
 -- `n` more bytes stored for run `run_id` (in its owner's account, if it has one)
 local function charge(run_id, n)
   if ACCT == '' or n == 0 then return end
-  redis.call('HINCRBY', ACCT, 'bytes', n)
+  ACCT_HELD = redis.call('HINCRBY', ACCT, 'bytes', n)
   redis.call('HINCRBY', ACCT, 'r:' .. run_id, n)
 end
 
 -- would `n` more bytes pass the owner's quota?
 local function full(n)
   if ACCT == '' then return false end
-  local quota = tonumber(redis.call('HGET', ACCT, 'quota') or '')
-  return quota ~= nil and tonumber(redis.call('HGET', ACCT, 'bytes') or '0') + n > quota
+  if ACCT_QUOTA == nil then
+    ACCT_QUOTA = tonumber(redis.call('HGET', ACCT, 'quota') or '') or false
+  end
+  if not ACCT_QUOTA then return false end
+  if ACCT_HELD == nil then ACCT_HELD = tonumber(redis.call('HGET', ACCT, 'bytes') or '0') end
+  return ACCT_HELD + n > ACCT_QUOTA
 end
 
 -- 'final' is '0' from the run's creation on: absent, the run is gone (expired) and its stream

@@ -52,7 +52,7 @@ class RunQuota:
     """The per-user quota of run storage (see the module docstring)."""
 
     def __init__(self, redis: Any, settings: WorkerSettings) -> None:
-        self.redis, self.keys, self.settings = redis, Keys(settings.prefix), settings
+        self.keys, self.settings = Keys(settings.prefix), settings
         self.ttl_s, self.quota_bytes = settings.ttl_s, settings.run_quota_bytes
         self._prune = redis.register_script(PRUNE)
 
