@@ -135,8 +135,8 @@ def _alive(pid: int) -> bool:
         return False
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:  # reaped between the signal and the read
-        return False
+    except (FileNotFoundError, ProcessLookupError):  # reaped between the signal and the open,
+        return False  # or between the open and the read (ESRCH, as in CI at f831747)
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
