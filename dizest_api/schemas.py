@@ -159,6 +159,9 @@ COMPONENTS: dict[str, Schema] = {
         bytes={**INTEGER, "description": "what your live runs wrote to Redis"},
         quota_bytes=INTEGER,
         ttl_s={**INTEGER, "description": "a run's bytes are freed this long after it started"},
+        flows_running={**INTEGER, "description": "flow slots your runs' flows hold now"},
+        flows_parked={**INTEGER, "description": "your flows waiting for one of your slots"},
+        flow_slots={**INTEGER, "description": "flows your runs may run at once (0: no limit)"},
     ),
     "App": obj(
         id=STRING,

@@ -52,6 +52,10 @@ class Reason:
     WORKER_LOST = "worker lost"
     WORKER_LOST_RETRYING = WORKER_LOST + "; retrying (attempt {attempt})"
     RETRYING = "retrying after: {reason}"
+    FLOW_SLOTS = (
+        "waiting for a flow slot: the runs of its owner already run {slots} flows at once "
+        "(DIZEST_USER_FLOW_SLOTS)"
+    )
     RUN_QUOTA = (
         "its outputs ({size} bytes) were not kept: the runs of its owner hold their storage "
         "quota ({quota} bytes) until they expire"

@@ -134,7 +134,8 @@ class Client:
         `prepare(run_id)` is called with the new run's id once it is valid and before it is
         stored or enqueued (the API places attached files in its working directory there); when
         the idempotency key names an existing run, that run's id is returned instead. What the
-        run stores in Redis counts towards user `account`'s quota (dizest_api.data.run_quota)."""
+        run stores in Redis counts towards user `account`'s quota (dizest_api.data.run_quota),
+        and its flows hold that user's flow slots (dizest_worker.flow_slots)."""
         targets = list(flows) if flows is not None else None
         pkg = self.validate(self.settings, self.plugins, package, inputs, targets, options)
         opts = dict(options or {})

@@ -27,7 +27,7 @@ class RunContext:
     inputs: Mapping[str, Any]
     flow_inputs: Mapping[str, Mapping[str, Any]]
     drive: str | None = None  # the folder its flows read through dizest.drive() (read-only)
-    account: str | None = None  # the user whose quota its stored bytes count towards
+    account: str | None = None  # the user whose quota and flow slots (flow_slots) it counts in
     # flow -> (the settings it was resolved for, its options): a worker asks several times a flow
     _resolved: dict[str, tuple[WorkerSettings, FlowOptions]] = field(
         default_factory=dict, repr=False, compare=False

@@ -10,21 +10,58 @@ from __future__ import annotations
 
 from dizest_worker.lua_prelude import PRELUDE
 
-# KEYS: the step keys (run, flows, events, leases, metrics, done), then the outputs hash of each
-#       input source
+# KEYS: the step keys (run, flows, events, leases, metrics, done), the owner's flow slots
+#       (running, parked: '' for a run without an owner) and the set of users with parked
+#       attempts, then the outputs hash of each input source
 # ARGV: channel, maxlen, run_id, flow, attempt, worker (name, or name SEP holder: the claiming
-#       process's holder id, see liveness), lease_expiry_ms, then "v:{name}" per source
-# Returns 'stale' | 'cancelled' | {'ok', value of each source (nil when absent)...}
+#       process's holder id, see liveness), lease_expiry_ms, the owner's slots (0: no limit),
+#       the owner, the flow's priority level, the reason of a parked flow, ttl_s, then
+#       "v:{name}" per source
+# An attempt that would take its owner past their flow slots is parked instead (see
+# dizest_worker.flow_slots): it stays pending without a lease until a slot is released to it.
+# Returns 'stale' | 'cancelled' | 'wait' | {'ok', value of each source (nil when absent)...}
 CLAIM = (
     PRELUDE
     + r"""
 local run_key, flows_key, stream, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local running, parked = KEYS[7], KEYS[8]
 local channel, maxlen, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('EXISTS', run_key) == 0 then return 'stale' end
-if redis.call('HGET', run_key, 'final') == '1' or redis.call('HGET', run_key, 'cancelled') == '1'
-then return 'cancelled' end
-if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
-   or redis.call('HGET', flows_key, flow) ~= S_PENDING then return 'stale' end
+local this = member(run_id, flow, attempt)
+local verdict = false
+if redis.call('EXISTS', run_key) == 0 then verdict = 'stale'
+elseif redis.call('HGET', run_key, 'final') == '1' or redis.call('HGET', run_key, 'cancelled') == '1'
+then verdict = 'cancelled'
+elseif redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
+   or redis.call('HGET', flows_key, flow) ~= S_PENDING then verdict = 'stale' end
+if verdict then  -- a slot released to this attempt, which will not run, is free again
+  if running ~= '' and tonumber(redis.call('ZSCORE', running, this) or '0') > 0 then
+    redis.call('ZREM', running, this)
+  end
+  return verdict
+end
+local slots = tonumber(ARGV[8])
+if running ~= '' and slots > 0 then
+  if not redis.call('ZSCORE', running, this) then  -- else a slot was released to it
+    local held = redis.call('ZCARD', running)
+    if held >= slots then held = slots_heal(running, leases) end
+    if held >= slots then
+      redis.call('ZREM', leases, this)  -- a parked attempt is in `parked` alone
+      local score = tonumber(ARGV[10]) * 1e13 + redis_ms()
+      if redis.call('ZADD', parked, 'NX', score, this) == 1 then
+        set_reason(flows_key, flow, ARGV[11])
+        emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
+             status_data(S_PENDING, ARGV[11]))
+        redis.call('HINCRBY', KEYS[5], 'parked', 1)
+      end
+      redis.call('EXPIRE', parked, ARGV[12])
+      redis.call('SADD', KEYS[9], ARGV[9])
+      return 'wait'
+    end
+  end
+  redis.call('ZADD', running, 0, this)
+  redis.call('EXPIRE', running, ARGV[12])
+  redis.call('ZREM', parked, this)
+end
 local worker, holder = ARGV[6], false
 local cut = string.find(worker, SEP, 1, true)
 if cut then worker, holder = string.sub(ARGV[6], 1, cut - 1), string.sub(ARGV[6], cut + 1) end
@@ -32,22 +69,23 @@ redis.call('HSET', flows_key, flow, S_RUNNING, flow .. ':worker', worker)
 if holder then redis.call('HSET', flows_key, flow .. ':holder', holder)
 else redis.call('HDEL', flows_key, flow .. ':holder') end
 set_reason(flows_key, flow, false)
-redis.call('ZADD', leases, ARGV[7], member(run_id, flow, attempt))
+redis.call('ZADD', leases, ARGV[7], this)
 emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_RUNNING, false))
 emit(run_key, stream, channel, maxlen, run_id, EV_CLEAR, flow, '{}')
 redis.call('HINCRBY', KEYS[5], 'started', 1)
 local reply = {'ok'}
-for i = 7, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 1]) end
+for i = 10, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 3]) end
 return reply
 """
 )
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), then the flow's outputs hash,
-#       then the owner's stored-bytes hash (optional)
+#       then the owner's stored-bytes hash, flow slots (running) and parked attempts (each ''
+#       for a run without an owner)
 # ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
 #       max_retries, backoff_ms, expired_before, reserve_until, retry_reason, skip_reason,
 #       n_children, children..., n_below, flows below it (plan order)..., n_outputs,
-#       (name, value, preview)...
+#       (name, value, preview)..., the owner's flow slots (0: no limit)
 # A retryable failure goes back to pending while the flow's own retries last (`{f}:retries`,
 # not the attempt number, which worker losses raise too), after backoff_ms * 2^retries_used.
 # Flows it makes pending (ready children, a retried flow) get a reservation lease until
@@ -57,8 +95,10 @@ return reply
 # nothing: the answer is {'quota', their size, the quota}, and the caller finishes the attempt
 # again, failed, without them (it has the flows below it to skip). A failed flow's previews
 # that would pass it are not kept.
-# Returns {'stale'} | {'alive'} | {'retry', next_attempt, delay_ms} | {'ok', ready, final}
-#         | {'quota', bytes, quota}
+# The attempt's flow slot is free again: parked attempts it releases are the last item of an
+# 'ok' or 'retry' answer (their senders: the caller).
+# Returns {'stale'} | {'alive'} | {'retry', next_attempt, delay_ms, released}
+#         | {'ok', ready, final, released} | {'quota', bytes, quota}
 FINISH = (
     PRELUDE
     + r"""
@@ -96,6 +136,12 @@ if stored > 0 and full(stored) then
   keep_previews, stored = false, 0  -- a failed flow's previews: not kept either
 end
 redis.call('ZREM', leases, this)
+local released = {}
+if KEYS[9] and KEYS[9] ~= '' then
+  redis.call('ZREM', KEYS[9], this)
+  released = slots_release(KEYS[9], KEYS[10], leases, tonumber(ARGV[i + 3 * n_out + 1]),
+                           reserve_until)
+end
 local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
 local used = tonumber(redis.call('HGET', flows_key, flow .. ':retries') or '0')
 if not ok and retryable and not cancelled and used < max_retries then
@@ -107,7 +153,7 @@ if not ok and retryable and not cancelled and used < max_retries then
   emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
        status_data(S_PENDING, retry_reason))
   redis.call('HINCRBY', metrics, 'retried', 1)
-  return {'retry', tostring(next_attempt), tostring(delay)}
+  return {'retry', tostring(next_attempt), tostring(delay), released}
 end
 redis.call('DEL', out_key)
 charge(run_id, stored)
@@ -159,13 +205,16 @@ else
 end
 local final = ''
 if unresolved == 0 then final = finalize(run_key, done, stream, channel, maxlen, run_id) end
-return {'ok', ready, final}
+return {'ok', ready, final, released}
 """
 )
 
-# KEYS: the step keys (run, flows, events, leases, metrics, done)
+# KEYS: the step keys (run, flows, events, leases, metrics, done), then the owner's flow slots
+#       (running; '' for a run without an owner)
 # ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until,
 #       cancel_reason, lost_reason (of the next attempt)
+# An attempt that ends here (gone, cancelled, taken over) frees its flow slot; the reaper
+# releases the parked attempts that may then start (flow_slots.FlowSlots.heal).
 # An attempt of a cancelled run is resolved here (error, cancelled, as when a worker kills it
 # on cancel): sending it again would only meet CLAIM's "cancelled" and leave it unresolved.
 REQUEUE = (
@@ -178,14 +227,17 @@ local this = member(run_id, flow, attempt)
 local score = redis.call('ZSCORE', leases, this)
 if score and tonumber(score) > tonumber(ARGV[6]) then return 'alive' end
 local status = redis.call('HGET', flows_key, flow)
+local running = KEYS[7] or ''
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
    or (status ~= S_PENDING and status ~= S_RUNNING)
    or redis.call('HGET', run_key, 'final') ~= '0' then
   redis.call('ZREM', leases, this)
+  if running ~= '' then redis.call('ZREM', running, this) end
   return 'gone'
 end
 if redis.call('HGET', run_key, 'cancelled') == '1' then
   redis.call('ZREM', leases, this)
+  if running ~= '' then redis.call('ZREM', running, this) end
   local new_status = S_IDLE  -- not started: as CANCEL leaves the others
   if status == S_RUNNING then new_status = S_ERROR end
   redis.call('HSET', flows_key, flow, new_status, flow .. ':reason', cancel_reason)
@@ -207,6 +259,7 @@ end
 local lost = tonumber(redis.call('HGET', flows_key, flow .. ':lost') or '0') + 1
 if lost >= tonumber(ARGV[7]) then return 'exhausted' end
 redis.call('ZREM', leases, this)
+if running ~= '' then redis.call('ZREM', running, this) end
 local next_attempt = tonumber(attempt) + 1
 redis.call('HSET', flows_key, flow, S_PENDING, flow .. ':attempt', next_attempt,
            flow .. ':lost', lost, flow .. ':reason', lost_reason)

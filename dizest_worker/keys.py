@@ -24,6 +24,13 @@ key / channel                         type     holds                            
                                                the newest run was made); see run_quota
 {p}:user:{name}:stored_runs           zset     the runs counted there, by creation time   ttl_s from
                                                (ms, Redis clock; pruned with them)        the newest
+{p}:user:{name}:running               zset     the user's flow attempts holding a flow    ttl_s from
+                                               slot ("{run}\\x1f{flow}\\x1f{attempt}"): 0    the newest
+                                               once claimed, else the deadline (ms) of one
+                                               released from parked (see flow_slots)
+{p}:user:{name}:parked                zset     the user's pending attempts waiting for a  ttl_s from
+                                               flow slot, by level * 1e13 + parking ms    the newest
+{p}:parked                            set      users with parked attempts (reapers look)  none
 {p}:user:{name}:submitting            string   lock token while one of the user's submits  30 s
                                                checks the run limit and records its run
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
@@ -58,7 +65,7 @@ key / channel                         type     holds                            
 {p}:sandbox                           hash     worker name -> JSON {layer: "active" or    none
                                                why not}, written when the worker starts
 {p}:metrics                           hash     lifetime counters for /metrics: "started", none (a
-                                               "finished:{status}", "retried",           few fields
+                                               "finished:{status}", "retried", "parked", few fields
                                                "duration:{bound}" (flows whose duration  that only
                                                is <= that bound of DURATION_BUCKETS and  count up)
                                                above the one before; "+Inf" past all),
@@ -131,6 +138,16 @@ class Keys:
 
     def user_stored_runs(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:stored_runs"
+
+    def user_running(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:running"
+
+    def user_parked(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:parked"
+
+    @property
+    def parked(self) -> str:
+        return f"{self.prefix}:parked"
 
     def user_submitting(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:submitting"

@@ -15,6 +15,9 @@ A run submitted for a user (through the service) counts what it stores against t
 quota (`{p}:user:{name}:stored`, see `dizest_api.data.run_quota`): a script that has that hash in
 KEYS sets `ACCT` to it, and `emit`, `charge` and `full` then count in it; with `ACCT` empty
 (a run submitted by a program with its own Redis access) nothing is counted.
+
+The same runs hold flow slots of their owner (`dizest_worker.flow_slots`): `slots_heal` and
+`slots_release` are the one place that counts and hands them out.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from __future__ import annotations
 from dizest_core import events as ev
 from dizest_core.status import FlowStatus, RunStatus
 from dizest_worker.keys import DURATION_BUCKETS, SEP
+
+# How long a flow slot released to a parked attempt stays held for it without a lease (its
+# message waits in the broker): past that, a claim or a release may give the slot again.
+SLOT_IN_FLIGHT_MS = 60_000
 
 
 def bucket_name(bound: float) -> str:
@@ -50,6 +57,7 @@ NAMES = "\n".join(
         f"local SEP = '\\{ord(SEP):03d}'",
         "local DURATION_BUCKETS = {" + ", ".join(repr(float(b)) for b in DURATION_BUCKETS) + "}",
         "local BUCKET_NAMES = {" + ", ".join(f"'{bucket_name(b)}'" for b in DURATION_BUCKETS) + "}",
+        f"local SLOT_IN_FLIGHT_MS = {SLOT_IN_FLIGHT_MS}",
     ]
 )
 
@@ -138,6 +146,47 @@ end
 local function open(flows_key, flow)
   return redis.call('HGET', flows_key, flow) == S_IDLE
     and not redis.call('HGET', flows_key, flow .. ':reason')
+end
+
+local function redis_ms()
+  local t = redis.call('TIME')
+  return t[1] * 1000 + math.floor(t[2] / 1000)
+end
+
+-- A user's flow slots (see dizest_worker.flow_slots). `running`: the attempts holding one, scored
+-- 0 once claimed (held while a lease of theirs lasts) or by the deadline of one released from
+-- `parked` whose message is on its way. Drop those no attempt holds any more (claimed, and no
+-- lease: ended without saying so, as when the run expired; released, past the deadline without a
+-- lease); returns how many are held.
+local function slots_heal(running, leases)
+  local now = redis_ms()
+  local items = redis.call('ZRANGE', running, 0, -1, 'WITHSCORES')
+  for i = 1, #items, 2 do
+    local deadline = tonumber(items[i + 1])
+    if (deadline == 0 or deadline < now) and not redis.call('ZSCORE', leases, items[i]) then
+      redis.call('ZREM', running, items[i])
+    end
+  end
+  return redis.call('ZCARD', running)
+end
+
+-- Release parked attempts, most urgent first, while fewer than `cap` slots are held (0: no
+-- limit). Each holds a slot until its claim (or SLOT_IN_FLIGHT_MS) and a reservation lease until
+-- `reserve_until`, so that a reaper sends it again if its sender dies first; returns their members.
+local function slots_release(running, parked, leases, cap, reserve_until)
+  local out = {}
+  if redis.call('EXISTS', parked) == 0 then return out end
+  local held = slots_heal(running, leases)
+  local deadline = redis_ms() + SLOT_IN_FLIGHT_MS
+  while cap == 0 or held < cap do
+    local top = redis.call('ZPOPMIN', parked)
+    if #top == 0 then break end
+    redis.call('ZADD', running, deadline, top[1])
+    redis.call('ZADD', leases, reserve_until, top[1])
+    out[#out + 1] = top[1]
+    held = held + 1
+  end
+  return out
 end
 
 -- `done`: the run's list waiters block on (BLPOP, then put it back)

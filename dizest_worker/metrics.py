@@ -34,6 +34,7 @@ class MetricsSnapshot:
     started: float
     finished: dict[str, float]  # "ready" / "error" -> attempts
     retried: float
+    parked: float  # attempts parked for want of a flow slot of their owner (flow_slots)
     duration_buckets: list[tuple[str, float]]
     duration_sum: float
     duration_count: float
@@ -87,6 +88,7 @@ def read_snapshot(
         started=_number(counters.get("started")),
         finished={st: _number(counters.get(f"finished:{st}")) for st in ("ready", "error")},
         retried=_number(counters.get("retried")),
+        parked=_number(counters.get("parked")),
         duration_buckets=buckets,
         duration_sum=_number(counters.get("duration_sum")),
         duration_count=_number(counters.get("duration_count")),

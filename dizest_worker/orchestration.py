@@ -49,6 +49,7 @@ from dizest_core.plugins import PluginRegistry
 from dizest_core.sandbox import make_policy
 from dizest_core.settings import child_environment
 from dizest_worker.context import RunContext
+from dizest_worker.flow_slots import FlowSlots
 from dizest_worker.keys import lease_member
 from dizest_worker.liveness import holder_id
 from dizest_worker.messages import Enqueue, FlowTask, flow_task, has_backlog
@@ -73,6 +74,7 @@ class Executor:
         self.settings = settings
         self.runs = RedisRuns(client, settings)
         self.enqueue = enqueue
+        self.slots = FlowSlots(self.runs, enqueue)
         self.queues = set(queues or [settings.queue])
         self.supervisor = self._supervisor()
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -195,8 +197,10 @@ class Executor:
             self.settings.worker_name,
             [(c.node, c.output) for _, c in wired],
             holder=self.holder,
+            account=batch.ctx.account,
+            level=task.level,
         )
-        if answer != "ok":
+        if answer != "ok":  # `wait`: parked until a flow slot of its owner is free
             log.info("not running %s: %s", task, answer)
             return
         workdir = os.path.join(self.settings.workdir_root, task.run_id)
@@ -304,6 +308,7 @@ class Executor:
             retryable=retryable and not finished.ok,  # never after a cancel: FINISH knows
             max_retries=options.retries,
         )
+        self.slots.send(result.released)
         if result.outcome == "retry":  # its reservation stays until the retry is claimed
             retried = flow_task(batch.ctx, task.flow_id, result.next_attempt or task.attempt + 1)
             self.enqueue([(retried, options.queue)], result.delay_s)

@@ -33,6 +33,7 @@ import redis
 
 from dizest_core.status import Reason
 from dizest_worker.files import remove_expired
+from dizest_worker.flow_slots import FlowSlots
 from dizest_worker.liveness import connected
 from dizest_worker.orchestration import Enqueue, FlowTask
 from dizest_worker.settings import WorkerSettings
@@ -47,19 +48,23 @@ class Reaper:
         self.runs = runs
         self.enqueue = enqueue
         self.settings = settings
+        self.slots = FlowSlots(runs, enqueue)
         self.blind = False  # PUBSUB refused: said once, then every worker counts as connected
         self.redis_run: str | None = None  # the Redis instance (INFO run_id) seen settled
 
     def sweep(self) -> list[tuple[str, str, str]]:
-        """Handle every expired lease once; returns (run, flow, what was done)."""
+        """Handle every expired lease once, then the users' parked attempts (flow_slots);
+        returns (run, flow, what was done) for each lease."""
         now = now_ms()
         expired = self.runs.expired_leases(now)
         stalled = now - int(self.settings.lease_grace_s * 1000)
         alive = self._connected(expired)
-        return [
+        done = [
             (run_id, flow_id, self._expired(run_id, flow_id, attempt, stalled if up else now))
             for (run_id, flow_id, attempt), up in zip(expired, alive, strict=True)
         ]
+        self.slots.heal()  # the slots those attempts held, and any nothing holds any more
+        return done
 
     def _connected(self, leases: list[tuple[str, str, int]]) -> list[bool]:
         """For each lease: is it a running attempt whose process is still connected? When
@@ -114,6 +119,7 @@ class Reaper:
             result = self.runs.finish(
                 ctx, flow_id, attempt, False, Reason.WORKER_LOST, 0.0, {}, {}, expired_before=now
             )
+            self.slots.send(result.released)
             log.warning("worker lost: %s/%s failed after %s attempts", run_id, flow_id, attempt)
             return "failed" if result.outcome == "ok" else result.outcome
         return answer

@@ -7,12 +7,13 @@ reasons, first events and what lies below a flow come from the Python side in AR
 
     CREATE     a planned run: record, snapshot, flows, index, reservations, reused outputs,
                first events, idempotency key (written last)      -> {1, run} | {0, existing run}
-    CLAIM      pending flow attempt -> running, lease taken, its input values read
-                                                                     -> ok+values | stale | cancelled
+    CLAIM      pending flow attempt -> running, lease and its owner's flow slot taken, its
+               input values read; parked when its owner holds every slot of theirs
+                                                        -> ok+values | stale | cancelled | wait
     FINISH     running attempt -> ready/error (or back to pending to retry, while its own
                retries last), outputs written, children whose last parent finished -> pending,
-               descendants of a failure skipped, run finalized when nothing is left
-                                                                 -> {ok|retry|stale|alive, ...}
+               descendants of a failure skipped, run finalized when nothing is left; its
+               flow slot freed and parked attempts released     -> {ok|retry|stale|alive, ...}
     REQUEUE    expired lease: running attempt -> next attempt pending        -> attempt
                pending flow nobody claimed -> send it again                   -> resend
                attempt of a cancelled run -> resolved as cancelled           -> cancelled
@@ -26,6 +27,8 @@ reasons, first events and what lies below a flow come from the Python side in AR
     HEARTBEAT  extend the leases of one run that still exist; is the run cancelled?
                                                                 -> {1|0, 1|0 per lease}
     FORGET     drop workers whose last heartbeat is older than a cutoff       -> n dropped
+    HEAL       (flow_slots) free a user's flow slots nothing holds, release parked attempts
+                                                                     -> members released
 
 A flow's `{f}:reason` field always holds the reason its latest `flow.status` event gave (absent
 for none), so the flows hash alone rebuilds every status even after the capped stream is trimmed.
@@ -150,12 +153,16 @@ return {1, run_id}
 """
 )
 
-# KEYS: run, flows, events, done
+# KEYS: run, flows, events, done, the owner's parked attempts and flow slots ('' for a run
+#       without an owner)
 # ARGV: channel, maxlen, run_id, control_channel, reason, the run's flows in plan order...
+# Its parked attempts leave the owner's parked set and those released to it give their slots
+# back (sent, they would only hold one until their claim).
 CANCEL = (
     PRELUDE
     + r"""
 local run_key, flows_key, stream, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local parked, slots = KEYS[5] or '', KEYS[6] or ''
 local channel, maxlen, run_id, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 if redis.call('EXISTS', run_key) == 0 then return -1 end
 if redis.call('HGET', run_key, 'final') == '1' then return 'final' end
@@ -165,6 +172,11 @@ for i = 6, #ARGV do
   local flow = ARGV[i]
   local status = redis.call('HGET', flows_key, flow)
   if status == S_RUNNING then running = running + 1 end
+  if status == S_PENDING and parked ~= '' then
+    local m = member(run_id, flow, redis.call('HGET', flows_key, flow .. ':attempt'))
+    redis.call('ZREM', parked, m)
+    if tonumber(redis.call('ZSCORE', slots, m) or '0') > 0 then redis.call('ZREM', slots, m) end
+  end
   if status == S_PENDING or open(flows_key, flow) then
     redis.call('HSET', flows_key, flow, S_IDLE, flow .. ':reason', reason)
     emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_IDLE, reason))

@@ -38,6 +38,9 @@ class WorkerSettings:
     ttl_s: int = 7 * 24 * 3600
     # what the live runs of one user may hold in Redis (dizest_api.data.run_quota)
     run_quota_bytes: int = 1 << 30
+    # flows the runs of one user may run at once over the whole cluster (0: no limit); past it
+    # a claim parks the flow until one of the user's ends (dizest_worker.flow_slots)
+    user_flow_slots: int = 16
     # A running attempt's lease, renewed every lease_s / 3 by its worker. Once it has expired,
     # a reaper takes the attempt over at once if the process that claimed it is no longer
     # connected to Redis (killed: liveness.connected), else lease_grace_s later (stalled).
@@ -59,6 +62,8 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.run_quota_bytes < 1:
             raise ConfigError("DIZEST_RUN_QUOTA_BYTES must be at least 1")
+        if self.user_flow_slots < 0:
+            raise ConfigError("DIZEST_USER_FLOW_SLOTS must be 0 (no limit) or more")
         if self.lease_s <= 0 or self.reaper_interval_s <= 0 or self.files_interval_s <= 0:
             raise ConfigError("lease_s, reaper_interval_s and files_interval_s must be positive")
         if self.lease_grace_s < 0:

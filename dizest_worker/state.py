@@ -25,10 +25,11 @@ from dizest_core.status import FlowStatus, Reason
 from dizest_worker import scripts
 from dizest_worker.context import RunContext
 from dizest_worker.files import run_of_artifact
-from dizest_worker.keys import SEP, lease_member, parse_lease
+from dizest_worker.keys import SEP, parse_lease
+from dizest_worker.lease_steps import LeaseSteps
 from dizest_worker.quota import quota_error
 from dizest_worker.redis_store import decode_value, encode_value
-from dizest_worker.run_reads import CONTEXT_CACHE, RunReader, now_ms, to_event
+from dizest_worker.run_reads import CONTEXT_CACHE, now_ms, to_event
 from dizest_worker.settings import WorkerSettings
 
 __all__ = ["CONTEXT_CACHE", "FinishResult", "NewRun", "RedisRuns", "now_ms", "to_event"]
@@ -43,6 +44,7 @@ class FinishResult:
     final: str | None = None
     next_attempt: int | None = None
     delay_s: float = 0.0  # before a retry may start (its backoff)
+    released: tuple[tuple[str, str, int], ...] = ()  # parked attempts its slot let go: send them
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,11 @@ class NewRun:
 IDEMPOTENCY_READS = 8  # reads of a key that a racing submit changed meanwhile (then it stays)
 
 
-class RedisRuns(RunReader):
+class RedisRuns(LeaseSteps):
     """The run-state steps in Redis (the rules of `dizest_core.runstate`, atomically)."""
 
     def __init__(self, client: redis.Redis, settings: WorkerSettings) -> None:
-        super().__init__(client, settings)
+        super().__init__(client, settings)  # with the lease steps (lease_steps.LeaseSteps)
         reg = client.register_script
         self._create = reg(scripts.CREATE)
         self._claim = reg(scripts.CLAIM)
@@ -67,9 +69,6 @@ class RedisRuns(RunReader):
         self._requeue = reg(scripts.REQUEUE)
         self._cancel = reg(scripts.CANCEL)
         self._emit = reg(scripts.EMIT)
-        self._release = reg(scripts.RELEASE)
-        self._heartbeat = reg(scripts.HEARTBEAT)
-        self._forget = reg(scripts.FORGET)
 
     def _account_key(self, account: str | None) -> str:
         """The stored-bytes hash of a run's owner ('' for a run without one)."""
@@ -78,6 +77,12 @@ class RedisRuns(RunReader):
     def _run_account(self, run_id: str) -> str:
         ctx = self.context(run_id)
         return self._account_key(ctx.account if ctx else None)
+
+    def slot_keys(self, account: str | None) -> list[str]:
+        """The flow slots (running), parked attempts of a run's owner and the set of users
+        with parked attempts ('' for a run without an owner: it holds no slot)."""
+        k = self.keys
+        return [k.user_running(account), k.user_parked(account), k.parked] if account else [""] * 3
 
     def _base_args(self, run_id: str) -> list[Any]:
         return [self.keys.event_channel, self.settings.stream_maxlen, run_id]
@@ -182,66 +187,32 @@ class RedisRuns(RunReader):
         worker: str,
         sources: Sequence[tuple[str, str]] = (),
         holder: str = "",
+        account: str | None = None,
+        level: int = 0,
     ) -> tuple[str, list[Value | None]]:
         """Take a pending attempt; with it, the values of its (source flow, output) inputs.
-        `holder`: the claiming process's holder id (liveness.connected), if it has one."""
-        keys = self._step_keys(run_id, *(self.keys.outputs(run_id, f) for f, _ in sources))
-        expiry = now_ms() + int(self.settings.lease_s * 1000)
+        `holder`: the claiming process's holder id (liveness.connected), if it has one. An
+        attempt of a run of `account` past that user's flow slots is parked: `wait`."""
+        outputs = (self.keys.outputs(run_id, f) for f, _ in sources)
+        keys = self._step_keys(run_id, *self.slot_keys(account), *outputs)
+        slots = self.settings.user_flow_slots
         args = [
             *self._base_args(run_id),
             flow_id,
             attempt,
             f"{worker}{SEP}{holder}" if holder else worker,
-            expiry,
+            now_ms() + int(self.settings.lease_s * 1000),
+            slots,
+            account or "",
+            level,
+            Reason.FLOW_SLOTS.format(slots=slots),
+            self.settings.ttl_s,
             *(f"v:{name}" for _, name in sources),
         ]
         answer = self._claim(keys=keys, args=args)
         if isinstance(answer, bytes):
             return answer.decode(), []
         return answer[0].decode(), [decode_value(raw) for raw in answer[1:]]
-
-    def reservation(self, delay_s: float = 0.0) -> int:
-        """Expiry (ms) of the lease a pending flow holds until someone claims it."""
-        return now_ms() + int((delay_s + 3 * self.settings.lease_s) * 1000)
-
-    def reserve(self, flows: Iterable[tuple[str, str, int]]) -> None:
-        """Reserve pending flows this process holds (renewed by `heartbeat` while waiting)."""
-        self.client.zadd(self.keys.leases, {lease_member(*f): self.reservation() for f in flows})
-
-    def release(self, flows: Iterable[tuple[str, str, int]]) -> int:
-        """Drop the reservations of flows that are now safely in the broker's queue, but never
-        the lease of an attempt claimed meanwhile (see scripts.RELEASE); returns how many."""
-        flows = list(flows)
-        keys = [self.keys.leases, *(self.keys.flows(run_id) for run_id, _, _ in flows)]
-        return int(self._release(keys=keys, args=[x for f in flows for x in f])) if flows else 0
-
-    def heartbeat(self, leases: Iterable[tuple[str, str, int]]) -> list[tuple[bool, bool]]:
-        """Extend leases; for each, (still ours, its run is cancelled). Not ours: the attempt
-        was taken over. The cancelled flag catches a cancel whose control message was lost.
-        One script call per run (a worker's batch is one run), in one round trip."""
-        leases = list(leases)
-        expiry = now_ms() + int(self.settings.lease_s * 1000)
-        runs = list(dict.fromkeys(run_id for run_id, _, _ in leases))
-        pipe = self.client.pipeline(transaction=False)
-        for run in runs:
-            members = [lease_member(*lease) for lease in leases if lease[0] == run]
-            keys = [self.keys.leases, self.keys.run(run)]
-            self._heartbeat(keys=keys, args=[expiry, *members], client=pipe)
-        answers = {run: iter(answer) for run, answer in zip(runs, pipe.execute(), strict=True)}
-        cancelled = {run: bool(next(answer)) for run, answer in answers.items()}
-        return [(bool(next(answers[run])), cancelled[run]) for run, _, _ in leases]
-
-    def holders(self, leases: Sequence[tuple[str, str, int]]) -> list[str | None]:
-        """The holder id of the process running each attempt ("": running, by a process that
-        gave none; None: not running, or no longer that attempt), read in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        for run_id, flow_id, _ in leases:
-            pipe.hmget(self.keys.flows(run_id), flow_id, f"{flow_id}:attempt", f"{flow_id}:holder")
-        found: list[str | None] = []
-        for (_, _, attempt), (status, current, holder) in zip(leases, pipe.execute(), strict=True):
-            running = status == FlowStatus.RUNNING.value.encode() and current == b"%d" % attempt
-            found.append((holder or b"").decode() if running else None)
-        return found
 
     def emit(
         self, run_id: str, events: Sequence[tuple[str, str | None, Mapping[str, Any]]]
@@ -282,8 +253,8 @@ class RedisRuns(RunReader):
                 encode_value(value) if value is not None else b"",
                 json.dumps(preview),
             ]
-        account = self._account_key(ctx.account)
-        keys = self._step_keys(run_id, self.keys.outputs(run_id, flow_id), account)
+        account = [self._account_key(ctx.account), *self.slot_keys(ctx.account)[:2]]
+        keys = self._step_keys(run_id, self.keys.outputs(run_id, flow_id), *account)
         args = [
             self.keys.event_channel,
             self.settings.stream_maxlen,
@@ -307,6 +278,7 @@ class RedisRuns(RunReader):
             *below,
             len(previews),
             *outputs,
+            self.settings.user_flow_slots,
         ]
         answer = self._finish(keys=keys, args=args)
         outcome = answer[0].decode()
@@ -317,17 +289,22 @@ class RedisRuns(RunReader):
                 ctx, flow_id, attempt, False, failed, duration_s, {}, {}, False, 0, expired_before
             )
         if outcome == "ok":
-            final = answer[2].decode() if len(answer) > 2 and answer[2] else None
-            return FinishResult("ok", tuple(x.decode() for x in answer[1]), final)
+            final = answer[2].decode() if answer[2] else None
+            released = tuple(parse_lease(m.decode()) for m in answer[3])
+            return FinishResult(
+                "ok", tuple(x.decode() for x in answer[1]), final, None, 0, released
+            )
         if outcome == "retry":
-            return FinishResult("retry", next_attempt=int(answer[1]), delay_s=int(answer[2]) / 1000)
+            released = tuple(parse_lease(m.decode()) for m in answer[3])
+            return FinishResult("retry", (), None, int(answer[1]), int(answer[2]) / 1000, released)
         return FinishResult(outcome)
 
     def requeue(self, run_id: str, flow_id: str, attempt: int, expired_before: int) -> str:
         """Handle one expired lease: `resend`, the next attempt's number, `exhausted`, `gone`
         or `alive` (see scripts.REQUEUE)."""
+        ctx = self.context(run_id)
         answer = self._requeue(
-            keys=self._step_keys(run_id),
+            keys=self._step_keys(run_id, self.slot_keys(ctx.account if ctx else None)[0]),
             args=[
                 *self._base_args(run_id),
                 flow_id,
@@ -347,24 +324,10 @@ class RedisRuns(RunReader):
         ctx = self.context(run_id)
         k = self.keys
         keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.done(run_id)]
+        keys += self.slot_keys(ctx.account if ctx else None)[1::-1]  # parked, running
         args = [*self._base_args(run_id), k.control_channel, Reason.CANCELLED]
         answer = self._cancel(keys=keys, args=[*args, *(ctx.plan.run if ctx else ())])
         return answer.decode() if isinstance(answer, bytes) else str(answer)
-
-    def worker_seen(self, worker: str) -> None:
-        """Record that `worker` is alive now (health checks read these)."""
-        self.client.hset(self.keys.workers, worker, now_ms())
-
-    def forget_workers(self, before_ms: int) -> int:
-        """Drop the workers last seen before `before_ms`; returns how many."""
-        return int(self._forget(keys=[self.keys.workers], args=[before_ms]))
-
-    def expired_leases(self, before_ms: int) -> list[tuple[str, str, int]]:
-        members = self.client.zrangebyscore(self.keys.leases, "-inf", before_ms)
-        return [parse_lease(m.decode()) for m in members]
-
-    def drop_lease(self, run_id: str, flow_id: str, attempt: int) -> None:
-        self.client.zrem(self.keys.leases, lease_member(run_id, flow_id, attempt))
 
 
 def _flow_fields(plan: Plan, roots: tuple[str, ...]) -> dict[str, Any]:

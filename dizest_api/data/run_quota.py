@@ -52,7 +52,7 @@ class RunQuota:
     """The per-user quota of run storage (see the module docstring)."""
 
     def __init__(self, redis: Any, settings: WorkerSettings) -> None:
-        self.keys, self.settings = Keys(settings.prefix), settings
+        self.keys, self.settings, self.redis = Keys(settings.prefix), settings, redis
         self.ttl_s, self.quota_bytes = settings.ttl_s, settings.run_quota_bytes
         self._prune = redis.register_script(PRUNE)
 
@@ -63,13 +63,24 @@ class RunQuota:
         return int(self._prune(keys=keys, args=[self.ttl_s]))
 
     def usage(self, username: str) -> dict[str, int]:
-        """The bytes the user's live runs wrote, and the quota (the expired ones forgotten)."""
-        return {"bytes": self.prune(username), "quota_bytes": self.quota_bytes}
+        """The bytes the user's live runs wrote, and the quota (the expired ones forgotten);
+        the flow slots their flows hold and the flows parked for want of one (flow_slots)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(self.keys.user_running(username))
+        pipe.zcard(self.keys.user_parked(username))
+        held, parked = pipe.execute()
+        return {
+            "bytes": self.prune(username),
+            "quota_bytes": self.quota_bytes,
+            "flows_running": int(held),
+            "flows_parked": int(parked),
+            "flow_slots": self.settings.user_flow_slots,
+        }
 
     def check(self, username: str) -> None:
         """Refuse (RunsQuota) a new run of a user whose runs hold the quota already, before the
         package is even read (CREATE checks it again, atomically, as it makes the run). A run
         admitted just under the quota may pass it by its own package and inputs."""
-        used = self.usage(username)["bytes"]
+        used = self.prune(username)
         if used >= self.quota_bytes:
             raise quota_error(used, self.settings)

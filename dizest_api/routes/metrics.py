@@ -74,6 +74,11 @@ class ClusterCollector:
             "Failed flow attempts sent back to be retried.",
             value=snap.retried,
         )
+        yield CounterMetricFamily(
+            "dizest_flows_parked",
+            "Flow attempts that waited for a flow slot of their owner (DIZEST_USER_FLOW_SLOTS).",
+            value=snap.parked,
+        )
         yield HistogramMetricFamily(
             "dizest_flow_duration_seconds",
             "Duration of finished flow attempts.",

@@ -215,7 +215,7 @@ def list_runs() -> Response:
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 
 
-@endpoint(bp, "GET", "/runs/usage", "What your live runs wrote to Redis, against your quota",
+@endpoint(bp, "GET", "/runs/usage", "Your runs' bytes in Redis and flow slots, with the limits",
           responses={200: "RunUsage"})  # fmt: skip
 def run_usage() -> Response:
     found = index().quota

@@ -70,6 +70,7 @@ def test_lifetime_counters_and_the_histogram_come_from_the_workers_hash(cluster_
             "finished:ready": 5,
             "finished:error": 1,
             "retried": 2,
+            "parked": 3,
             "duration:0.05": 2,
             "duration:1": 3,
             "duration:+Inf": 1,
@@ -85,6 +86,7 @@ def test_lifetime_counters_and_the_histogram_come_from_the_workers_hash(cluster_
     assert sample(text, "dizest_flows_finished_total", 'status="ready"') == 5
     assert sample(text, "dizest_flows_finished_total", 'status="error"') == 1
     assert sample(text, "dizest_flow_retries_total") == 2
+    assert sample(text, "dizest_flows_parked_total") == 3
     name = "dizest_flow_duration_seconds"
     cumulative = {"0.01": 0, "0.05": 2, "0.5": 2, "1": 5, "3600": 5, "+Inf": 6}
     for le, count in cumulative.items():
