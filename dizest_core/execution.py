@@ -233,8 +233,8 @@ class Supervisor:
                     self.meter.record(token, now, ns, runnable)
             elif notice[0] == "W":
                 by_token = {c.token: c for c in self.children.values()}
-                received = {t: c.received for t, c in by_token.items()}
-                found = self.disk.culprit(diskguard.parse(notice[1:], received))
+                writes = diskguard.parse(notice[1:], {t: c.received for t, c in by_token.items()})
+                found = self.disk.culprit(writes, diskguard.owners(notice[1:]))
                 if found is not None:
                     self.kill(by_token[found[0]].job.flow_id, found[1])
             elif notice[0] == "X":

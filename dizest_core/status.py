@@ -60,6 +60,10 @@ class Reason:
         "its outputs ({size} bytes) were not kept: the runs of its owner hold their storage "
         "quota ({quota} bytes) until they expire"
     )
+    INODES_FULL = (
+        "stopped: the disk is almost out of inodes ({free} free under {path}, the reserve is "
+        "{reserve}) and this flow made the most files there ({made})"
+    )
     DISK_FULL = (
         "stopped: the disk is almost full ({free:.0f} MB free under {path}, the reserve is "
         "{reserve} MB) and this flow wrote the most ({wrote:.0f} MB)"

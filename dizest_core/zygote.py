@@ -118,15 +118,15 @@ class Zygote:
             self.control.send(("C " + " ".join(parts)).encode())
 
     def writes(self) -> None:
-        """Tell the engine how many bytes each child's tree has written (its cgroup's, else
-        its process group's processes): `W tok:files:calls ...` (see `diskguard.written`)."""
+        """Each child tree's writes (cgroup, else process group) and uid: `W tok:files:calls:uid`."""
         parts = []
         for pid, child in self.children.items():
             group = child.sandbox.group
             members = group.procs() if group is not None else diskguard.group_members(pid)
             files, calls = diskguard.written(members or [pid])
             left = self.orphans.of(child.sandbox.uid)
-            parts.append(f"{child.token}:{files + left[0]}:{calls + left[1]}")
+            uid = "" if child.sandbox.uid is None else child.sandbox.uid
+            parts.append(f"{child.token}:{files + left[0]}:{calls + left[1]}:{uid}")
         with contextlib.suppress(OSError):
             self.control.send(("W " + " ".join(parts)).encode())
 
