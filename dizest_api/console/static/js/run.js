@@ -25,6 +25,7 @@ const flowState = (id) => {
 function badge(f) {
   if (f.status === "running") return "running";
   if (f.status === "error") return "error";
+  if (f.status === "pending" && f.reason) return "waiting"; // a flow slot, a retry's backoff
   if (f.reason) return f.reason.startsWith("upstream") ? "skipped" : f.reason;
   return f.index > 0 ? `#${f.index}` : "";
 }
@@ -117,6 +118,7 @@ function refreshFlow(full = false) {
   $("#flow-head").replaceChildren(h("span", { class: `status st-${f.status}`, id: "flow-status" }, f.status), took);
   const reason = $("#flow-reason");
   reason.hidden = !(f.reason && f.status !== "ready");
+  reason.classList.toggle("error", f.status !== "pending"); // a wait is not a failure
   reason.textContent = f.reason || "";
   const results = $("#flow-results");
   if (full || results.childElementCount !== f.results.length) {

@@ -15,7 +15,8 @@ async function loadLastRun() {
   if (!newest) return;
   lastRun = await get(`/runs/${encodeURIComponent(newest.run_id)}`);
   for (const [id, flow] of Object.entries(lastRun.flows || {})) {
-    view.setStatus(id, flow.status, flow.status === "error" ? "error" : flow.reason ? "skipped" : "");
+    const skipped = flow.status === "idle" && flow.reason; // not a pending flow's wait
+    view.setStatus(id, flow.status, flow.status === "error" ? "error" : skipped ? "skipped" : "");
   }
   if (view.selected) flowPanel(graph.byId.get(view.selected));
 }
