@@ -178,10 +178,12 @@ local function slots_release(running, parked, leases, cap, reserve_until)
   if redis.call('EXISTS', parked) == 0 then return out end
   local held = slots_heal(running, leases)
   local deadline = redis_ms() + SLOT_IN_FLIGHT_MS
+  local ttl = redis.call('PTTL', parked)  -- CLAIM's: ttl_s from the newest
   while cap == 0 or held < cap do
     local top = redis.call('ZPOPMIN', parked)
     if #top == 0 then break end
     redis.call('ZADD', running, deadline, top[1])
+    if ttl > 0 and redis.call('PTTL', running) < ttl then redis.call('PEXPIRE', running, ttl) end
     redis.call('ZADD', leases, reserve_until, top[1])
     out[#out + 1] = top[1]
     held = held + 1

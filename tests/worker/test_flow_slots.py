@@ -225,3 +225,14 @@ def test_through_workers_one_user_cannot_hold_every_slot(cluster) -> None:
             concurrent -= 1
         peak = max(peak, concurrent)
     assert peak == SLOTS
+
+
+def test_a_slot_released_to_a_parked_attempt_expires_with_the_runs(runs) -> None:
+    """One slot: the finish that frees it empties the user's slot set, and the release makes it
+    again; it still expires (ttl_s from the newest park), never lives on without a TTL."""
+    one = RedisRuns(runs.client, replace(runs.settings, user_flow_slots=1))
+    ctx = start(one, "r1", "alice")
+    assert [claim(one, "r1", f, "alice") for f in "ab"] == ["ok", "wait"]
+    assert finish(one, ctx, "a").released == (("r1", "b", 1),)
+    ttl = runs.client.ttl(runs.keys.user_running("alice"))
+    assert 0 < ttl <= runs.settings.ttl_s
