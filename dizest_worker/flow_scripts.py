@@ -11,12 +11,12 @@ from __future__ import annotations
 from dizest_worker.lua_prelude import PRELUDE
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), the owner's flow slots
-#       (running, parked: '' for a run without an owner) and the set of users with parked
-#       attempts, then the outputs hash of each input source
+#       (running, parked, parked_queue: '' for a run without an owner) and the set of users
+#       with parked attempts, then the outputs hash of each input source
 # ARGV: channel, maxlen, run_id, flow, attempt, worker (name, or name SEP holder: the claiming
 #       process's holder id, see liveness), lease_expiry_ms, the owner's slots (0: no limit),
-#       the owner, the flow's priority level, the reason of a parked flow, ttl_s, then
-#       "v:{name}" per source
+#       the owner, the flow's priority level, the reason of a parked flow, ttl_s, the flow's
+#       queue, then "v:{name}" per source
 # An attempt that would take its owner past their flow slots is parked instead (see
 # dizest_worker.flow_slots): it stays pending without a lease until a slot is released to it.
 # Returns 'stale' | 'cancelled' | 'wait' | {'ok', value of each source (nil when absent)...}
@@ -24,7 +24,7 @@ CLAIM = (
     PRELUDE
     + r"""
 local run_key, flows_key, stream, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local running, parked = KEYS[7], KEYS[8]
+local running, parked, where = KEYS[7], KEYS[8], KEYS[9]
 local channel, maxlen, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local this = member(run_id, flow, attempt)
 local verdict = false
@@ -37,6 +37,7 @@ if verdict then  -- a slot released to this attempt, which will not run, is free
   if running ~= '' and tonumber(redis.call('ZSCORE', running, this) or '0') > 0 then
     redis.call('ZREM', running, this)
   end
+  if parked ~= '' and redis.call('ZREM', parked, this) == 1 then redis.call('HDEL', where, this) end
   return verdict
 end
 local slots = tonumber(ARGV[8])
@@ -47,6 +48,8 @@ if running ~= '' and slots > 0 then
     if held >= slots then
       redis.call('ZREM', leases, this)  -- a parked attempt is in `parked` alone
       local score = tonumber(ARGV[10]) * 1e13 + redis_ms()
+      redis.call('HSET', where, this, ARGV[13])
+      redis.call('EXPIRE', where, ARGV[12])
       if redis.call('ZADD', parked, 'NX', score, this) == 1 then
         set_reason(flows_key, flow, ARGV[11])
         emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
@@ -54,13 +57,13 @@ if running ~= '' and slots > 0 then
         redis.call('HINCRBY', KEYS[5], 'parked', 1)
       end
       redis.call('EXPIRE', parked, ARGV[12])
-      redis.call('SADD', KEYS[9], ARGV[9])
+      redis.call('SADD', KEYS[10], ARGV[9])
       return 'wait'
     end
   end
   redis.call('ZADD', running, 0, this)
   redis.call('EXPIRE', running, ARGV[12])
-  redis.call('ZREM', parked, this)
+  if redis.call('ZREM', parked, this) == 1 then redis.call('HDEL', where, this) end
 end
 local worker, holder = ARGV[6], false
 local cut = string.find(worker, SEP, 1, true)
@@ -74,18 +77,19 @@ emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_RU
 emit(run_key, stream, channel, maxlen, run_id, EV_CLEAR, flow, '{}')
 redis.call('HINCRBY', KEYS[5], 'started', 1)
 local reply = {'ok'}
-for i = 10, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 3]) end
+for i = 11, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 3]) end
 return reply
 """
 )
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), then the flow's outputs hash,
-#       then the owner's stored-bytes hash, flow slots (running) and parked attempts (each ''
-#       for a run without an owner)
+#       then the owner's stored-bytes hash, flow slots (running), parked attempts and their
+#       queues (each '' for a run without an owner)
 # ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
 #       max_retries, backoff_ms, expired_before, reserve_until, retry_reason, skip_reason,
 #       n_children, children..., n_below, flows below it (plan order)..., n_outputs,
-#       (name, value, preview)..., the owner's flow slots (0: no limit)
+#       (name, value, preview)..., the owner's flow slots (0: no limit), then the queues the
+#       caller serves (parked attempts of those are released)
 # A retryable failure goes back to pending while the flow's own retries last (`{f}:retries`,
 # not the attempt number, which worker losses raise too), after backoff_ms * 2^retries_used.
 # Flows it makes pending (ready children, a retried flow) get a reservation lease until
@@ -136,12 +140,17 @@ if stored > 0 and full(stored) then
   keep_previews, stored = false, 0  -- a failed flow's previews: not kept either
 end
 redis.call('ZREM', leases, this)
-local released = {}
-if KEYS[9] and KEYS[9] ~= '' then
-  redis.call('ZREM', KEYS[9], this)
-  released = slots_release(KEYS[9], KEYS[10], leases, tonumber(ARGV[i + 3 * n_out + 1]),
-                           reserve_until)
+local slotted = KEYS[9] and KEYS[9] ~= ''
+local slots_at, queues = i + 3 * n_out + 1, {}
+for j = slots_at + 1, #ARGV do queues[#queues + 1] = ARGV[j] end
+-- this attempt's slot is free: parked attempts it releases (`coming`: the run's ready children,
+-- about to claim, go first: a parked attempt never takes the slot of the next flow of a chain)
+local function release(coming)
+  if not slotted then return {} end
+  return slots_release(KEYS[9], KEYS[10], KEYS[11], leases, tonumber(ARGV[slots_at]),
+                       reserve_until, queues, coming)
 end
+if slotted then redis.call('ZREM', KEYS[9], this) end
 local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
 local used = tonumber(redis.call('HGET', flows_key, flow .. ':retries') or '0')
 if not ok and retryable and not cancelled and used < max_retries then
@@ -153,7 +162,7 @@ if not ok and retryable and not cancelled and used < max_retries then
   emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
        status_data(S_PENDING, retry_reason))
   redis.call('HINCRBY', metrics, 'retried', 1)
-  return {'retry', tostring(next_attempt), tostring(delay), released}
+  return {'retry', tostring(next_attempt), tostring(delay), release(0)}
 end
 redis.call('DEL', out_key)
 charge(run_id, stored)
@@ -205,7 +214,7 @@ else
 end
 local final = ''
 if unresolved == 0 then final = finalize(run_key, done, stream, channel, maxlen, run_id) end
-return {'ok', ready, final, released}
+return {'ok', ready, final, release(#ready)}
 """
 )
 

@@ -29,6 +29,7 @@ from dizest_worker.keys import DURATION_BUCKETS, SEP
 # How long a flow slot released to a parked attempt stays held for it without a lease (its
 # message waits in the broker): past that, a claim or a release may give the slot again.
 SLOT_IN_FLIGHT_MS = 60_000
+SLOTS_SCAN = 256  # parked attempts a release looks through for one of the freeing worker's queues
 
 
 def bucket_name(bound: float) -> str:
@@ -57,7 +58,7 @@ NAMES = "\n".join(
         f"local SEP = '\\{ord(SEP):03d}'",
         "local DURATION_BUCKETS = {" + ", ".join(repr(float(b)) for b in DURATION_BUCKETS) + "}",
         "local BUCKET_NAMES = {" + ", ".join(f"'{bucket_name(b)}'" for b in DURATION_BUCKETS) + "}",
-        f"local SLOT_IN_FLIGHT_MS = {SLOT_IN_FLIGHT_MS}",
+        f"local SLOT_IN_FLIGHT_MS, SLOTS_SCAN = {SLOT_IN_FLIGHT_MS}, {SLOTS_SCAN}",
     ]
 )
 
@@ -170,23 +171,31 @@ local function slots_heal(running, leases)
   return redis.call('ZCARD', running)
 end
 
--- Release parked attempts, most urgent first, while fewer than `cap` slots are held (0: no
--- limit). Each holds a slot until its claim (or SLOT_IN_FLIGHT_MS) and a reservation lease until
--- `reserve_until`, so that a reaper sends it again if its sender dies first; returns their members.
-local function slots_release(running, parked, leases, cap, reserve_until)
+-- Release parked attempts, most urgent first, while fewer than `cap` slots are held or `coming`
+-- (0: no limit): of the first SLOTS_SCAN, those whose flow goes to one of `queues` (a worker that just
+-- freed a slot serves them), or any with `queues` empty (a reaper). Each holds a slot until its
+-- claim (or SLOT_IN_FLIGHT_MS) and a reservation lease until `reserve_until`, so that a reaper
+-- sends it again if its sender dies first; returns their members. `where`: member -> queue.
+local function slots_release(running, parked, where, leases, cap, reserve_until, queues, coming)
   local out = {}
   if redis.call('EXISTS', parked) == 0 then return out end
-  local held = slots_heal(running, leases)
+  local held = slots_heal(running, leases) + coming
+  if cap ~= 0 and held >= cap then return out end
+  local served = {}
+  for _, q in ipairs(queues) do served[q] = true end
   local deadline = redis_ms() + SLOT_IN_FLIGHT_MS
   local ttl = redis.call('PTTL', parked)  -- CLAIM's: ttl_s from the newest
-  while cap == 0 or held < cap do
-    local top = redis.call('ZPOPMIN', parked)
-    if #top == 0 then break end
-    redis.call('ZADD', running, deadline, top[1])
-    if ttl > 0 and redis.call('PTTL', running) < ttl then redis.call('PEXPIRE', running, ttl) end
-    redis.call('ZADD', leases, reserve_until, top[1])
-    out[#out + 1] = top[1]
-    held = held + 1
+  for _, m in ipairs(redis.call('ZRANGE', parked, 0, SLOTS_SCAN - 1)) do
+    if cap ~= 0 and held >= cap then break end
+    if #queues == 0 or served[redis.call('HGET', where, m) or ''] then
+      redis.call('ZREM', parked, m)
+      redis.call('HDEL', where, m)
+      redis.call('ZADD', running, deadline, m)
+      if ttl > 0 and redis.call('PTTL', running) < ttl then redis.call('PEXPIRE', running, ttl) end
+      redis.call('ZADD', leases, reserve_until, m)
+      out[#out + 1] = m
+      held = held + 1
+    end
   end
   return out
 end

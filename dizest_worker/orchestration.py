@@ -52,7 +52,7 @@ from dizest_worker.context import RunContext
 from dizest_worker.flow_slots import FlowSlots
 from dizest_worker.keys import lease_member
 from dizest_worker.liveness import holder_id
-from dizest_worker.messages import Enqueue, FlowTask, flow_task, has_backlog
+from dizest_worker.messages import PRIORITY_LEVELS, Enqueue, FlowTask, flow_task, has_backlog
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns
 
@@ -198,7 +198,8 @@ class Executor:
             [(c.node, c.output) for _, c in wired],
             holder=self.holder,
             account=batch.ctx.account,
-            level=task.level,
+            level=batch.ctx.plan.level(task.flow_id, PRIORITY_LEVELS),  # not in its message
+            queue=options.queue,
         )
         if answer != "ok":  # `wait`: parked until a flow slot of its owner is free
             log.info("not running %s: %s", task, answer)
@@ -307,8 +308,9 @@ class Executor:
             self._checked(finished.previews),
             retryable=retryable and not finished.ok,  # never after a cancel: FINISH knows
             max_retries=options.retries,
+            queues=sorted(self.queues),  # the parked attempts this process can take next
         )
-        self.slots.send(result.released)
+        self.slots.send(result.released, batch.ctx.account)
         if result.outcome == "retry":  # its reservation stays until the retry is claimed
             retried = flow_task(batch.ctx, task.flow_id, result.next_attempt or task.attempt + 1)
             self.enqueue([(retried, options.queue)], result.delay_s)

@@ -153,8 +153,8 @@ return {1, run_id}
 """
 )
 
-# KEYS: run, flows, events, done, the owner's parked attempts and flow slots ('' for a run
-#       without an owner)
+# KEYS: run, flows, events, done, the owner's parked attempts, flow slots and parked queues (''
+#       for a run without an owner)
 # ARGV: channel, maxlen, run_id, control_channel, reason, the run's flows in plan order...
 # Its parked attempts leave the owner's parked set and those released to it give their slots
 # back (sent, they would only hold one until their claim).
@@ -162,7 +162,7 @@ CANCEL = (
     PRELUDE
     + r"""
 local run_key, flows_key, stream, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local parked, slots = KEYS[5] or '', KEYS[6] or ''
+local parked, slots, where = KEYS[5] or '', KEYS[6] or '', KEYS[7] or ''
 local channel, maxlen, run_id, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 if redis.call('EXISTS', run_key) == 0 then return -1 end
 if redis.call('HGET', run_key, 'final') == '1' then return 'final' end
@@ -174,7 +174,7 @@ for i = 6, #ARGV do
   if status == S_RUNNING then running = running + 1 end
   if status == S_PENDING and parked ~= '' then
     local m = member(run_id, flow, redis.call('HGET', flows_key, flow .. ':attempt'))
-    redis.call('ZREM', parked, m)
+    if redis.call('ZREM', parked, m) == 1 then redis.call('HDEL', where, m) end
     if tonumber(redis.call('ZSCORE', slots, m) or '0') > 0 then redis.call('ZREM', slots, m) end
   end
   if status == S_PENDING or open(flows_key, flow) then

@@ -79,10 +79,17 @@ class RedisRuns(LeaseSteps):
         return self._account_key(ctx.account if ctx else None)
 
     def slot_keys(self, account: str | None) -> list[str]:
-        """The flow slots (running), parked attempts of a run's owner and the set of users
-        with parked attempts ('' for a run without an owner: it holds no slot)."""
+        """The flow slots (running), parked attempts and their queues of a run's owner, and the
+        set of users with parked attempts ('' for a run without an owner: it holds no slot)."""
+        if not account:
+            return [""] * 4
         k = self.keys
-        return [k.user_running(account), k.user_parked(account), k.parked] if account else [""] * 3
+        return [
+            k.user_running(account),
+            k.user_parked(account),
+            k.user_parked_queue(account),
+            k.parked,
+        ]
 
     def _base_args(self, run_id: str) -> list[Any]:
         return [self.keys.event_channel, self.settings.stream_maxlen, run_id]
@@ -189,6 +196,7 @@ class RedisRuns(LeaseSteps):
         holder: str = "",
         account: str | None = None,
         level: int = 0,
+        queue: str = "",
     ) -> tuple[str, list[Value | None]]:
         """Take a pending attempt; with it, the values of its (source flow, output) inputs.
         `holder`: the claiming process's holder id (liveness.connected), if it has one. An
@@ -207,6 +215,7 @@ class RedisRuns(LeaseSteps):
             level,
             Reason.FLOW_SLOTS.format(slots=slots),
             self.settings.ttl_s,
+            queue,
             *(f"v:{name}" for _, name in sources),
         ]
         answer = self._claim(keys=keys, args=args)
@@ -239,9 +248,11 @@ class RedisRuns(LeaseSteps):
         retryable: bool = False,
         max_retries: int = 0,
         expired_before: int = 0,
+        queues: Sequence[str] = (),
     ) -> FinishResult:
         """End an attempt. A `retryable` failure goes back to pending (outcome `retry`, after
-        a backoff) while the flow has retries of its own left, counted apart from worker losses."""
+        a backoff) while the flow has retries of its own left, counted apart from worker losses.
+        The parked attempts its flow slot releases are those of `queues` (any, when empty)."""
         run_id = ctx.run_id
         children = ctx.plan.children[flow_id]
         below = () if ok else ctx.plan.below(flow_id)
@@ -253,7 +264,7 @@ class RedisRuns(LeaseSteps):
                 encode_value(value) if value is not None else b"",
                 json.dumps(preview),
             ]
-        account = [self._account_key(ctx.account), *self.slot_keys(ctx.account)[:2]]
+        account = [self._account_key(ctx.account), *self.slot_keys(ctx.account)[:3]]
         keys = self._step_keys(run_id, self.keys.outputs(run_id, flow_id), *account)
         args = [
             self.keys.event_channel,
@@ -279,6 +290,7 @@ class RedisRuns(LeaseSteps):
             len(previews),
             *outputs,
             self.settings.user_flow_slots,
+            *queues,
         ]
         answer = self._finish(keys=keys, args=args)
         outcome = answer[0].decode()
@@ -286,7 +298,18 @@ class RedisRuns(LeaseSteps):
             size, quota = int(answer[1]), int(answer[2])
             failed = Reason.RUN_QUOTA.format(size=size, quota=quota)
             return self.finish(
-                ctx, flow_id, attempt, False, failed, duration_s, {}, {}, False, 0, expired_before
+                ctx,
+                flow_id,
+                attempt,
+                False,
+                failed,
+                duration_s,
+                {},
+                {},
+                False,
+                0,
+                expired_before,
+                queues,
             )
         if outcome == "ok":
             final = answer[2].decode() if answer[2] else None
@@ -324,7 +347,8 @@ class RedisRuns(LeaseSteps):
         ctx = self.context(run_id)
         k = self.keys
         keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.done(run_id)]
-        keys += self.slot_keys(ctx.account if ctx else None)[1::-1]  # parked, running
+        running, parked, where, _ = self.slot_keys(ctx.account if ctx else None)
+        keys += [parked, running, where]
         args = [*self._base_args(run_id), k.control_channel, Reason.CANCELLED]
         answer = self._cancel(keys=keys, args=[*args, *(ctx.plan.run if ctx else ())])
         return answer.decode() if isinstance(answer, bytes) else str(answer)

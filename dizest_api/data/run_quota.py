@@ -23,6 +23,7 @@ and `:stored_runs` (see `keys.py`), written only by the Lua scripts and by `PRUN
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from dizest_worker.client import WorkerSettings, quota_error
@@ -66,9 +67,12 @@ class RunQuota:
         """The bytes the user's live runs wrote, and the quota (the expired ones forgotten);
         the flow slots their flows hold and the flows parked for want of one (flow_slots)."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zcard(self.keys.user_running(username))
+        running = self.keys.user_running(username)
+        pipe.zcount(running, 0, 0)  # claimed
+        pipe.zcount(running, f"({int(time.time() * 1000)}", "+inf")  # released, still held
         pipe.zcard(self.keys.user_parked(username))
-        held, parked = pipe.execute()
+        claimed, released, parked = pipe.execute()
+        held = claimed + released
         return {
             "bytes": self.prune(username),
             "quota_bytes": self.quota_bytes,

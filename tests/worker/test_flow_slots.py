@@ -17,13 +17,16 @@ from dizest_core import dwp
 from dizest_core.events import FLOW_STATUS
 from dizest_core.plan import make_plan
 from dizest_core.status import Reason
+from dizest_worker.client import Client
 from dizest_worker.connection import redis_client
 from dizest_worker.flow_slots import FlowSlots
 from dizest_worker.keys import lease_member
 from dizest_worker.messages import FlowTask
+from dizest_worker.orchestration import Executor
 from dizest_worker.state import RedisRuns, now_ms
 from tests.conftest import package
 from tests.worker.conftest import cleanup, make_settings
+from tests.worker.test_dispatch_order import started
 
 SLOTS = 2
 WIDE = package({"src": {"code": "v = 1", "outputs": ["v"]}}, {f: {"app": "src"} for f in "abcd"})
@@ -236,3 +239,85 @@ def test_a_slot_released_to_a_parked_attempt_expires_with_the_runs(runs) -> None
     assert finish(one, ctx, "a").released == (("r1", "b", 1),)
     ttl = runs.client.ttl(runs.keys.user_running("alice"))
     assert 0 < ttl <= runs.settings.ttl_s
+
+
+def test_a_freed_slot_goes_to_a_parked_attempt_of_a_queue_the_freeing_worker_serves(runs) -> None:
+    """A slot freed by a worker of queue q1 goes to the oldest parked attempt of q1, not to an
+    older one of gpu, whose worker may be busy for minutes (its message would hold the slot all
+    that time while q1's worker sits idle); a reaper releases any queue's."""
+    sent: list[tuple[FlowTask, str]] = []
+    reaper = FlowSlots(runs, lambda tasks, countdown: sent.extend(tasks))
+    ctx = start(runs, "r1", "alice")
+    take = lambda f, q: runs.claim("r1", f, 1, "w", account="alice", queue=q)[0]  # noqa: E731
+    assert [take("a", "q1"), take("b", "q1"), take("c", "gpu"), take("d", "q1")] == [
+        "ok", "ok", "wait", "wait"
+    ]  # fmt: skip
+    assert parked(runs, "alice") == ["c", "d"]  # c is older
+    assert runs.finish(ctx, "a", 1, True, None, 0.01, {}, {}, queues=["q1"]).released == (
+        ("r1", "d", 1),
+    )
+    assert runs.finish(ctx, "b", 1, True, None, 0.01, {}, {}, queues=["q1"]).released == ()
+    assert reaper.heal() == 1 and sent[0][0].flow_id == "c"
+    assert runs.client.hlen(runs.keys.user_parked_queue("alice")) == 0
+
+
+CHAIN_AND_LEAVES = package(
+    {
+        "one": {"code": "v = 1", "outputs": ["v"]},
+        "inc": {"code": "v = 1", "inputs": ["x"], "outputs": ["v"]},
+    },
+    {
+        "l0": {"app": "one"},
+        "l1": {"app": "one"},
+        "c0": {"app": "one"},
+        "c1": {"app": "inc", "in": {"x": [("c0", "v")]}},
+        "c2": {"app": "inc", "in": {"x": [("c1", "v")]}},
+    },
+)
+
+
+def test_the_next_flow_of_a_chain_goes_before_parked_ones_and_all_park_at_their_level(
+    redis_url, tmp_path
+) -> None:
+    """One slot, through a worker process (no broker: its sends are recorded): tasks arrive
+    as from messages, which carry no level, yet each parks at its flow's level in the plan; a
+    chain's freed link takes the slot its parent frees (it is about to claim), not a parked
+    leaf, so the chain runs first, then the leaves by level and age."""
+    settings = replace(make_settings(redis_url, tmp_path), user_flow_slots=1, local_slots=2)
+    sent: list[FlowTask] = []
+    client = Client(settings)
+    client._enqueue = lambda tasks, countdown: sent.extend(t for t, _ in tasks)
+    ex = Executor(settings, redis_client(settings), client._enqueue)
+    try:
+        run_id = client.submit(CHAIN_AND_LEAVES, account="alice")
+        ctx = client.runs.context(run_id)
+        assert ctx is not None and ctx.plan.level("l1", 10) == 2
+        roots = [FlowTask(t.run_id, t.flow_id, t.attempt) for t in sent]  # level 0, as decoded
+        sent.clear()
+        ex.handle(roots)  # c0 runs, the leaves park, then the chain; c2's end releases l0
+        assert started(client, run_id) == ["c0", "c1", "c2"]
+        assert [t.flow_id for t in sent] == ["l0"]
+        pairs = client.redis.zrange(client.runs.keys.user_parked("alice"), 0, -1, withscores=True)
+        assert [(m.decode().split("\x1f")[1], int(s // 1e13)) for m, s in pairs] == [("l1", 2)]
+        while sent:
+            tasks = list(sent)
+            sent.clear()
+            ex.handle(tasks)
+        assert started(client, run_id) == ["c0", "c1", "c2", "l0", "l1"]
+        assert client.wait(run_id, timeout=30)["status"] == "ready"
+    finally:
+        ex.close()
+        cleanup(settings)
+
+
+def test_a_slot_released_to_an_attempt_of_a_gone_run_is_free_at_once(runs) -> None:
+    """The run expired while its attempt was parked: the release finds nothing to send and gives
+    the slot back then, not at the deadline (nobody would look: nothing else is parked)."""
+    start(runs, "r1", "alice")
+    assert [claim(runs, "r1", f, "alice") for f in "abc"] == ["ok", "ok", "wait"]
+    runs.client.delete(runs.keys.run("r1"), runs.keys.flows("r1"))  # expired
+    runs.drop_lease("r1", "a", 1)
+    sent: list[tuple[FlowTask, str]] = []
+    fresh = RedisRuns(runs.client, runs.settings)  # no run cached: as a reaper that never saw it
+    assert FlowSlots(fresh, lambda tasks, countdown: sent.extend(tasks)).heal() == 0
+    assert sent == [] and held(runs, "alice") == {"b": 0} and parked(runs, "alice") == []
