@@ -42,24 +42,28 @@ if verdict then  -- a slot released to this attempt, which will not run, is free
 end
 local slots = tonumber(ARGV[8])
 if running ~= '' and slots > 0 then
-  if not redis.call('ZSCORE', running, this) then  -- else a slot was released to it
-    local held = redis.call('ZCARD', running)
-    if held >= slots then held = slots_heal(running, leases) end
-    if held >= slots then
-      redis.call('ZREM', leases, this)  -- a parked attempt is in `parked` alone
-      local score = tonumber(ARGV[10]) * 1e13 + redis_ms()
-      redis.call('HSET', where, this, ARGV[13])
-      redis.call('EXPIRE', where, ARGV[12])
-      if redis.call('ZADD', parked, 'NX', score, this) == 1 then
-        set_reason(flows_key, flow, ARGV[11])
-        emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
-             status_data(S_PENDING, ARGV[11]))
-        redis.call('HINCRBY', KEYS[5], 'parked', 1)
-      end
-      redis.call('EXPIRE', parked, ARGV[12])
-      redis.call('SADD', KEYS[10], ARGV[9])
-      return 'wait'
+  -- the owner's claimed attempts (score 0) bound it; slots released to attempts still on their
+  -- way bound only further releases (one may wait behind a busy queue for a while)
+  local claimed = redis.call('ZCOUNT', running, 0, 0)
+  if claimed >= slots then
+    slots_heal(running, leases)
+    claimed = redis.call('ZCOUNT', running, 0, 0)
+  end
+  if claimed >= slots then
+    redis.call('ZREM', running, this)  -- a slot released to it is given back
+    redis.call('ZREM', leases, this)  -- a parked attempt is in `parked` alone
+    local score = tonumber(ARGV[10]) * 1e13 + redis_ms()
+    redis.call('HSET', where, this, ARGV[13])
+    redis.call('EXPIRE', where, ARGV[12])
+    if redis.call('ZADD', parked, 'NX', score, this) == 1 then
+      set_reason(flows_key, flow, ARGV[11])
+      emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
+           status_data(S_PENDING, ARGV[11]))
+      redis.call('HINCRBY', KEYS[5], 'parked', 1)
     end
+    redis.call('EXPIRE', parked, ARGV[12])
+    redis.call('SADD', KEYS[10], ARGV[9])
+    return 'wait'
   end
   redis.call('ZADD', running, 0, this)
   redis.call('EXPIRE', running, ARGV[12])

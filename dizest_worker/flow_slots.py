@@ -6,17 +6,18 @@ everyone else's flows wait behind it. A run submitted for a user (through the se
 record's `account`) therefore holds at most `DIZEST_USER_FLOW_SLOTS` slots (16; 0: no limit):
 
 - CLAIM takes a slot with the attempt, in the same atomic step (`{p}:user:{name}:running`,
-  the attempt's lease member, score 0). An attempt that finds every slot of its owner held is
-  *parked* instead (`{p}:user:{name}:parked`, most urgent level first, then oldest): it stays
+  the attempt's lease member, score 0). An attempt that finds its owner's claimed attempts at
+  the cap is *parked* instead (`{p}:user:{name}:parked`, most urgent level first, then oldest): it stays
   pending, without a lease and without a message, its reason says why, and its worker moves
   on to the next task. Another user's task is claimed as soon as it reaches a worker.
 - The step that ends an attempt (FINISH, or REQUEUE when its worker is lost) frees its slot,
   and FINISH releases the parked attempts the free slots allow, atomically, after the run's
   children it made ready (they claim next) and only of the queues the finishing worker serves
   (a released message waiting behind a busy queue would hold the slot while this worker idles):
-  each holds a slot from then on (until its claim, or `SLOT_IN_FLIGHT_MS` without a lease) and
-  a reservation lease while its sender sends it, so a reaper sends it again if that sender
-  dies first. Attempts park at their flow's level in the plan (a message does not carry it).
+  each counts against further releases from then on (until its claim, or `SLOT_IN_FLIGHT_MS`
+  without a lease), not against claims (its message may wait behind a busy queue; if a claim
+  took the slot meanwhile, it parks again when it arrives), and holds a reservation lease
+  while its sender sends it, so a reaper sends it again if that sender dies first. Attempts park at their flow's level in the plan (a message does not carry it).
 - Each reaper looks at the users with parked attempts every sweep (`FlowSlots.heal`): it frees
   slots that nothing holds any more (an attempt that ended without saying so, as when its run
   expired) and releases what they allow, of any queue, so nothing stays parked for want of a

@@ -26,9 +26,10 @@ from dizest_core import events as ev
 from dizest_core.status import FlowStatus, RunStatus
 from dizest_worker.keys import DURATION_BUCKETS, SEP
 
-# How long a flow slot released to a parked attempt stays held for it without a lease (its
-# message waits in the broker): past that, a claim or a release may give the slot again.
-SLOT_IN_FLIGHT_MS = 60_000
+# How long a flow slot released to a parked attempt counts against further releases without a
+# lease (its message waits in the broker), so that one free slot sends one message, not one a
+# reaper sweep; past that, a release may send another. Claims count claimed attempts only.
+SLOT_IN_FLIGHT_MS = 10_000
 SLOTS_SCAN = 256  # parked attempts a release looks through for one of the freeing worker's queues
 
 

@@ -128,21 +128,34 @@ def test_the_reaper_frees_slots_nothing_holds_and_sends_what_they_release(runs) 
     sent: list[tuple[FlowTask, str]] = []
     reaper = FlowSlots(runs, lambda tasks, countdown: sent.extend(tasks))
     ctx = start(runs, "r1", "alice")
-    assert [claim(runs, "r1", f, "alice") for f in "abc"] == ["ok", "ok", "wait"]
+    assert [claim(runs, "r1", f, "alice") for f in "abcd"] == ["ok", "ok", "wait", "wait"]
     assert reaper.heal() == 0
     runs.drop_lease("r1", "b", 1)
-    assert reaper.heal() == 1
+    assert reaper.heal() == 1  # a and c's slot on its way: the cap, d stays
     assert [(t.run_id, t.flow_id, t.attempt) for t, _ in sent] == [("r1", "c", 1)]
     assert sent[0][0].level == ctx.plan.level("c", 10) and sent[0][1] == runs.settings.queue
     assert lease(runs, "r1", "c") is None  # its message is in the broker: reservation dropped
-    assert held(runs, "alice")["c"] > now_ms()
+    assert held(runs, "alice")["c"] > now_ms() and parked(runs, "alice") == ["d"]
 
-    assert claim(runs, "r1", "d", "alice") == "wait"  # a and c hold both
     runs.client.zadd(runs.keys.user_running("alice"), {lease_member("r1", "c", 1): 1})
     assert reaper.heal() == 1 and sent[-1][0].flow_id == "d"  # c's message was lost, it seems
     assert claim(runs, "r1", "d", "alice") == "ok"
     assert claim(runs, "r1", "c", "alice") == "wait"  # it came after all: parked again
     assert held(runs, "alice") == {"a": 0, "d": 0} and parked(runs, "alice") == ["c"]
+
+
+def test_a_slot_on_its_way_to_a_parked_attempt_does_not_stop_a_claim(runs) -> None:
+    """A released attempt's message may wait behind a busy queue: meanwhile another flow of its
+    owner (come by its own message) still claims the free slot; the released one, arriving
+    after, parks again and gives its slot back."""
+    ctx = start(runs, "r1", "alice")
+    assert [claim(runs, "r1", f, "alice") for f in "abc"] == ["ok", "ok", "wait"]
+    assert finish(runs, ctx, "a").released == (("r1", "c", 1),)  # on its way
+    start(runs, "r2", "alice")
+    assert claim(runs, "r2", "a", "alice") == "ok"  # b and this one claimed: the cap
+    assert claim(runs, "r1", "c", "alice") == "wait"
+    assert set(held(runs, "alice").values()) == {0} and len(held(runs, "alice")) == 2
+    assert parked(runs, "alice") == ["c"]
 
 
 def test_an_attempt_that_ends_anyhow_hands_its_slot_on(runs) -> None:
@@ -156,13 +169,14 @@ def test_an_attempt_that_ends_anyhow_hands_its_slot_on(runs) -> None:
     assert runs.requeue("r1", "a", 1, expired_before=now_ms() + 60_000) == "2"
     assert "a" not in held(runs, "alice")
     assert reaper.heal() == 1 and sent[0][0].flow_id == "c"
-    assert runs.claim("r1", "a", 2, "w", account="alice")[0] == "wait"  # c holds that slot now
-    assert parked(runs, "alice") == ["d", "a"]  # same level: the oldest first
+    assert runs.claim("r1", "a", 2, "w", account="alice")[0] == "ok"  # b alone is claimed
+    assert parked(runs, "alice") == ["d"]
 
-    assert runs.cancel("r1") == "1"  # b still runs
-    assert parked(runs, "alice") == [] and held(runs, "alice") == {"b": 0}
+    assert runs.cancel("r1") == "2"  # a (attempt 2) and b still run
+    assert parked(runs, "alice") == [] and "c" not in held(runs, "alice")
     assert finish(runs, ctx, "b").released == ()
-    assert claim(runs, "r1", "c", "alice") == "cancelled" and held(runs, "alice") == {}
+    assert claim(runs, "r1", "c", "alice") == "cancelled" and held(runs, "alice") == {"a": 0}
+    assert finish(runs, ctx, "a", attempt=2).released == () and held(runs, "alice") == {}
 
     start(runs, "r2", "alice")
     assert [claim(runs, "r2", f, "alice") for f in "abc"] == ["ok", "ok", "wait"]
