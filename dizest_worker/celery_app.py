@@ -25,10 +25,9 @@ from contextlib import contextmanager
 from celery import Celery
 
 from dizest_worker import broker_fix
-from dizest_worker.messages import PRIORITY_LEVELS, Enqueue, FlowTask, chunked
+from dizest_worker.messages import PRIORITY_LEVELS, RUN_FLOW, Enqueue, FlowTask, chunked
 from dizest_worker.settings import WorkerSettings
 
-RUN_FLOW = "dizest.run_flow"
 TRANSPORT_OPTIONS = {"priority_steps": list(range(PRIORITY_LEVELS))}
 
 

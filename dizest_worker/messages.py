@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH = 64
 PRIORITY_LEVELS = 10  # kombu's Redis transport: priorities 0-9
+RUN_FLOW = "dizest.run_flow"  # the Celery task every flow message is for
 KOMBU_SEP = "\x06\x16"  # between a queue's name and its level, in kombu's list names
 
 

@@ -38,6 +38,7 @@ from dizest_worker.liveness import connected
 from dizest_worker.orchestration import Enqueue, FlowTask
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns, now_ms
+from dizest_worker.stranded import Stranded
 
 log = logging.getLogger("dizest.reaper")
 FORGET_WORKER_S = 3600.0  # health checks look seconds back; a worker gone an hour is history
@@ -49,6 +50,7 @@ class Reaper:
         self.enqueue = enqueue
         self.settings = settings
         self.slots = FlowSlots(runs, enqueue)
+        self.stranded = Stranded(runs, self.slots)
         self.blind = False  # PUBSUB refused: said once, then every worker counts as connected
         self.redis_run: str | None = None  # the Redis instance (INFO run_id) seen settled
 
@@ -64,6 +66,7 @@ class Reaper:
             for (run_id, flow_id, attempt), up in zip(expired, alive, strict=True)
         ]
         self.slots.heal()  # the slots those attempts held, and any nothing holds any more
+        self.stranded.sweep()  # messages a killed worker took and never claimed
         return done
 
     def _connected(self, leases: list[tuple[str, str, int]]) -> list[bool]:

@@ -38,7 +38,7 @@ def executor(app: Celery) -> Executor:
 
 
 def register(app: Celery) -> None:
-    from dizest_worker.celery_app import RUN_FLOW
+    from dizest_worker.messages import RUN_FLOW
 
     @app.task(name=RUN_FLOW, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def run_flow(payload: Any) -> None:

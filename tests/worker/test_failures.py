@@ -7,8 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from dizest_worker.celery_app import RUN_FLOW
 from dizest_worker.client import Client
+from dizest_worker.messages import RUN_FLOW
 from tests.conftest import package, wait_for
 from tests.redis_server import EmbeddedRedis
 from tests.worker.conftest import (
