@@ -37,7 +37,10 @@ if verdict then  -- a slot released to this attempt, which will not run, is free
   if running ~= '' and tonumber(redis.call('ZSCORE', running, this) or '0') > 0 then
     redis.call('ZREM', running, this)
   end
-  if parked ~= '' and redis.call('ZREM', parked, this) == 1 then redis.call('HDEL', where, this) end
+  if parked ~= '' then
+    redis.call('ZREM', parked, this)
+    redis.call('HDEL', where, this)
+  end
   return verdict
 end
 local slots = tonumber(ARGV[8])
@@ -46,7 +49,7 @@ if running ~= '' and slots > 0 then
   -- way bound only further releases (one may wait behind a busy queue for a while)
   local claimed = redis.call('ZCOUNT', running, 0, 0)
   if claimed >= slots then
-    slots_heal(running, leases)
+    slots_heal(running, leases, where)
     claimed = redis.call('ZCOUNT', running, 0, 0)
   end
   if claimed >= slots then
@@ -67,7 +70,8 @@ if running ~= '' and slots > 0 then
   end
   redis.call('ZADD', running, 0, this)
   redis.call('EXPIRE', running, ARGV[12])
-  if redis.call('ZREM', parked, this) == 1 then redis.call('HDEL', where, this) end
+  redis.call('ZREM', parked, this)
+  redis.call('HDEL', where, this)
 end
 local worker, holder = ARGV[6], false
 local cut = string.find(worker, SEP, 1, true)

@@ -14,10 +14,11 @@ record's `account`) therefore holds at most `DIZEST_USER_FLOW_SLOTS` slots (16; 
   and FINISH releases the parked attempts the free slots allow, atomically, after the run's
   children it made ready (they claim next) and only of the queues the finishing worker serves
   (a released message waiting behind a busy queue would hold the slot while this worker idles):
-  each counts against further releases from then on (until its claim, or `SLOT_IN_FLIGHT_MS`
-  without a lease), not against claims (its message may wait behind a busy queue; if a claim
-  took the slot meanwhile, it parks again when it arrives), and holds a reservation lease
-  while its sender sends it, so a reaper sends it again if that sender dies first. Attempts park at their flow's level in the plan (a message does not carry it).
+  each counts against further releases to its queue from then on (until its claim, or
+  `SLOT_IN_FLIGHT_MS` without a lease), not against claims nor releases to other queues (its
+  message may wait behind a busy queue; if a claim took the slot meanwhile, it parks again
+  when it arrives), and holds a reservation lease while its sender sends it, so a reaper sends
+  it again if that sender dies first. Attempts park at their flow's level in the plan (a message does not carry it).
 - Each reaper looks at the users with parked attempts every sweep (`FlowSlots.heal`): it frees
   slots that nothing holds any more (an attempt that ended without saying so, as when its run
   expired) and releases what they allow, of any queue, so nothing stays parked for want of a
@@ -71,6 +72,7 @@ class FlowSlots:
                 if user:  # its reservation expires: the reaper finds nothing to send
                     member = lease_member(run_id, flow_id, attempt)
                     self.runs.client.zrem(self.runs.keys.user_running(user), member)
+                    self.runs.client.hdel(self.runs.keys.user_parked_queue(user), member)
                 continue
             queue = ctx.flow_options(flow_id, self.runs.settings).queue
             tasks.append((flow_task(ctx, flow_id, attempt), queue))

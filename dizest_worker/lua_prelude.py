@@ -157,45 +157,52 @@ end
 
 -- A user's flow slots (see dizest_worker.flow_slots). `running`: the attempts holding one, scored
 -- 0 once claimed (held while a lease of theirs lasts) or by the deadline of one released from
--- `parked` whose message is on its way. Drop those no attempt holds any more (claimed, and no
--- lease: ended without saying so, as when the run expired; released, past the deadline without a
--- lease); returns how many are held.
-local function slots_heal(running, leases)
+-- `parked` whose message is on its way; `where`: the queue of each parked or released attempt.
+-- Drop those no attempt holds any more (claimed, and no lease: ended without saying so, as when
+-- the run expired; released, past the deadline without a lease).
+local function slots_heal(running, leases, where)
   local now = redis_ms()
   local items = redis.call('ZRANGE', running, 0, -1, 'WITHSCORES')
   for i = 1, #items, 2 do
     local deadline = tonumber(items[i + 1])
     if (deadline == 0 or deadline < now) and not redis.call('ZSCORE', leases, items[i]) then
       redis.call('ZREM', running, items[i])
+      redis.call('HDEL', where, items[i])
     end
   end
-  return redis.call('ZCARD', running)
 end
 
--- Release parked attempts, most urgent first, while fewer than `cap` slots are held or `coming`
--- (0: no limit): of the first SLOTS_SCAN, those whose flow goes to one of `queues` (a worker that just
--- freed a slot serves them), or any with `queues` empty (a reaper). Each holds a slot until its
--- claim (or SLOT_IN_FLIGHT_MS) and a reservation lease until `reserve_until`, so that a reaper
--- sends it again if its sender dies first; returns their members. `where`: member -> queue.
+-- Release parked attempts, most urgent first, of the first SLOTS_SCAN: those whose flow goes to
+-- one of `queues` (a worker that just freed a slot serves them), or of any queue with `queues`
+-- empty (a reaper), while the claimed ones, the `coming` ones (children about to claim) and
+-- those released to the same queue and still on their way are fewer than `cap` (0: no limit).
+-- A message waiting behind a busy queue so never holds back a release to another. Each takes
+-- a reservation lease until `reserve_until` (a reaper sends it again if its sender dies
+-- first); returns their members.
 local function slots_release(running, parked, where, leases, cap, reserve_until, queues, coming)
   local out = {}
   if redis.call('EXISTS', parked) == 0 then return out end
-  local held = slots_heal(running, leases) + coming
-  if cap ~= 0 and held >= cap then return out end
+  slots_heal(running, leases, where)
+  local claimed = redis.call('ZCOUNT', running, 0, 0) + coming
+  if cap ~= 0 and claimed >= cap then return out end
+  local on_way = {}
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', running, '(0', '+inf')) do
+    local q = redis.call('HGET', where, m) or ''
+    on_way[q] = (on_way[q] or 0) + 1
+  end
   local served = {}
   for _, q in ipairs(queues) do served[q] = true end
   local deadline = redis_ms() + SLOT_IN_FLIGHT_MS
   local ttl = redis.call('PTTL', parked)  -- CLAIM's: ttl_s from the newest
   for _, m in ipairs(redis.call('ZRANGE', parked, 0, SLOTS_SCAN - 1)) do
-    if cap ~= 0 and held >= cap then break end
-    if #queues == 0 or served[redis.call('HGET', where, m) or ''] then
+    local q = redis.call('HGET', where, m) or ''
+    if (#queues == 0 or served[q]) and (cap == 0 or claimed + (on_way[q] or 0) < cap) then
       redis.call('ZREM', parked, m)
-      redis.call('HDEL', where, m)
       redis.call('ZADD', running, deadline, m)
       if ttl > 0 and redis.call('PTTL', running) < ttl then redis.call('PEXPIRE', running, ttl) end
       redis.call('ZADD', leases, reserve_until, m)
       out[#out + 1] = m
-      held = held + 1
+      on_way[q] = (on_way[q] or 0) + 1
     end
   end
   return out

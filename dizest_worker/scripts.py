@@ -174,7 +174,8 @@ for i = 6, #ARGV do
   if status == S_RUNNING then running = running + 1 end
   if status == S_PENDING and parked ~= '' then
     local m = member(run_id, flow, redis.call('HGET', flows_key, flow .. ':attempt'))
-    if redis.call('ZREM', parked, m) == 1 then redis.call('HDEL', where, m) end
+    redis.call('ZREM', parked, m)
+    redis.call('HDEL', where, m)
     if tonumber(redis.call('ZSCORE', slots, m) or '0') > 0 then redis.call('ZREM', slots, m) end
   end
   if status == S_PENDING or open(flows_key, flow) then

@@ -51,8 +51,8 @@ def claim(runs: RedisRuns, run_id: str, flow: str, account: str | None, level: i
     return runs.claim(run_id, flow, 1, "w", account=account, level=level)[0]
 
 
-def finish(runs: RedisRuns, ctx: Any, flow: str, attempt: int = 1) -> Any:
-    return runs.finish(ctx, flow, attempt, True, None, 0.01, {}, {})
+def finish(runs: RedisRuns, ctx: Any, flow: str, attempt: int = 1, queues: tuple = ()) -> Any:
+    return runs.finish(ctx, flow, attempt, True, None, 0.01, {}, {}, queues=queues)
 
 
 def held(runs: RedisRuns, user: str) -> dict[str, float]:
@@ -272,6 +272,8 @@ def test_a_freed_slot_goes_to_a_parked_attempt_of_a_queue_the_freeing_worker_ser
     )
     assert runs.finish(ctx, "b", 1, True, None, 0.01, {}, {}, queues=["q1"]).released == ()
     assert reaper.heal() == 1 and sent[0][0].flow_id == "c"
+    assert runs.client.hlen(runs.keys.user_parked_queue("alice")) == 2  # on their way
+    assert [take("d", "q1"), take("c", "gpu")] == ["ok", "ok"]
     assert runs.client.hlen(runs.keys.user_parked_queue("alice")) == 0
 
 
@@ -335,3 +337,22 @@ def test_a_slot_released_to_an_attempt_of_a_gone_run_is_free_at_once(runs) -> No
     fresh = RedisRuns(runs.client, runs.settings)  # no run cached: as a reaper that never saw it
     assert FlowSlots(fresh, lambda tasks, countdown: sent.extend(tasks)).heal() == 0
     assert sent == [] and held(runs, "alice") == {"b": 0} and parked(runs, "alice") == []
+
+
+def test_messages_waiting_behind_a_busy_queue_hold_back_no_release_to_another(runs) -> None:
+    """Two releases to the gpu queue wait behind another user's long flows; the owner's parked
+    cpu flow, older ones of gpu ahead of it, is released at the next look all the same (the
+    gpu ones count against releases to gpu only), and no third gpu one is."""
+    sent: list[tuple[FlowTask, str]] = []
+    reaper = FlowSlots(runs, lambda tasks, countdown: sent.extend(tasks))
+    ctx = start(runs, "r1", "alice")
+    start(runs, "r2", "alice")
+    take = lambda r, f, q: runs.claim(r, f, 1, "w", account="alice", queue=q)[0]  # noqa: E731
+    assert [take("r1", "a", "cpu"), take("r1", "b", "cpu")] == ["ok", "ok"]
+    assert [take("r1", f, "gpu") for f in "cd"] + [take("r2", "a", "gpu")] == ["wait"] * 3
+    assert take("r2", "b", "cpu") == "wait"
+    finish(runs, ctx, "a", queues=["gpu"])  # a gpu worker's finish: c goes
+    finish(runs, ctx, "b", queues=["gpu"])  # d goes
+    assert parked(runs, "alice") == ["a", "b"]  # r2's: gpu, then cpu
+    assert reaper.heal() == 1 and sent[-1][0].run_id == "r2" and sent[-1][0].flow_id == "b"
+    assert parked(runs, "alice") == ["a"]  # the third gpu one waits for c or d
