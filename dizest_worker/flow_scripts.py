@@ -227,7 +227,7 @@ return {'ok', ready, final, release(#ready)}
 )
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), then the owner's flow slots
-#       (running; '' for a run without an owner)
+#       (running) and parked queues ('' for a run without an owner)
 # ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until,
 #       cancel_reason, lost_reason (of the next attempt)
 # An attempt that ends here (gone, cancelled, taken over) frees its flow slot; the reaper
@@ -244,17 +244,21 @@ local this = member(run_id, flow, attempt)
 local score = redis.call('ZSCORE', leases, this)
 if score and tonumber(score) > tonumber(ARGV[6]) then return 'alive' end
 local status = redis.call('HGET', flows_key, flow)
-local running = KEYS[7] or ''
+local running, where = KEYS[7] or '', KEYS[8] or ''
+local function free_slot()  -- this attempt's, claimed or released to it
+  if running ~= '' then redis.call('ZREM', running, this) end
+  if where ~= '' then redis.call('HDEL', where, this) end
+end
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
    or (status ~= S_PENDING and status ~= S_RUNNING)
    or redis.call('HGET', run_key, 'final') ~= '0' then
   redis.call('ZREM', leases, this)
-  if running ~= '' then redis.call('ZREM', running, this) end
+  free_slot()
   return 'gone'
 end
 if redis.call('HGET', run_key, 'cancelled') == '1' then
   redis.call('ZREM', leases, this)
-  if running ~= '' then redis.call('ZREM', running, this) end
+  free_slot()
   local new_status = S_IDLE  -- not started: as CANCEL leaves the others
   if status == S_RUNNING then new_status = S_ERROR end
   redis.call('HSET', flows_key, flow, new_status, flow .. ':reason', cancel_reason)
@@ -276,7 +280,7 @@ end
 local lost = tonumber(redis.call('HGET', flows_key, flow .. ':lost') or '0') + 1
 if lost >= tonumber(ARGV[7]) then return 'exhausted' end
 redis.call('ZREM', leases, this)
-if running ~= '' then redis.call('ZREM', running, this) end
+free_slot()
 local next_attempt = tonumber(attempt) + 1
 redis.call('HSET', flows_key, flow, S_PENDING, flow .. ':attempt', next_attempt,
            flow .. ':lost', lost, flow .. ':reason', lost_reason)

@@ -327,7 +327,7 @@ class RedisRuns(LeaseSteps):
         or `alive` (see scripts.REQUEUE)."""
         ctx = self.context(run_id)
         answer = self._requeue(
-            keys=self._step_keys(run_id, self.slot_keys(ctx.account if ctx else None)[0]),
+            keys=self._step_keys(run_id, *self.slot_keys(ctx.account if ctx else None)[:3:2]),
             args=[
                 *self._base_args(run_id),
                 flow_id,
