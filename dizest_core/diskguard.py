@@ -15,27 +15,39 @@ little is never killed for another's files. What the killed flow wrote stays unt
 files expire (it may have been a legitimate, just too large, output).
 
 Empty files fill a disk too: a filesystem with a fixed number of inodes (ext4, xfs) refuses new
-files once they are used up, whatever space is free. So the same look reads the free inodes, and
-under `inode_reserve` of them it counts the entries under the running flows' directories by owner
-(each sandboxed flow runs as a uid of its own, which the zygote's `W` answer gives) and stops the
-flow that made the most, if that is at least `GUILTY_FILES`. Without the sandbox's uids there is
-no telling whose files they are, and nobody is stopped for them.
+files once they are used up, whatever space is free. So the same look reads the free inodes
+(after the free space of every filesystem), and under the inode reserve it counts the entries
+each running flow made in its run's working directory and its own artifact folder since it
+started: by owner (each sandboxed flow runs as a uid of its own, which the zygote's `W` answer
+gives; a uid is its slot's, so entries older than the flow are another flow's) and by change
+time. It stops the flow that made the most, if that is at least `GUILTY_FILES`. The walk looks
+at `WALK_LIMIT` entries at most (about a second), never through a symlink (a directory swapped
+for one after it was listed is skipped), and once every `WALK_EVERY_S`. Without the sandbox's
+uids there is no telling whose files they are, and nobody is stopped for them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import stat
+import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from dizest_core.status import Reason
+
+if TYPE_CHECKING:
+    from dizest_core.childrec import Child
 
 CHECK_S = 0.5
 GUILTY_BYTES = 1 << 20  # a flow that wrote less is not what fills a disk
 GUILTY_FILES = 1000  # a flow that made fewer files is not what uses up the inodes
 # free inodes kept: 1 %, at least 10,000 (a flow makes ~16,000 entries a second: one look late)
 INODE_RESERVE_MIN, INODE_RESERVE_SHARE = 10_000, 0.01
-WALK_LIMIT = 2_000_000  # entries looked at by one count of files by owner, at most
+WALK_LIMIT = 200_000  # entries one count of files by owner looks at, at most (~1 s here)
+WALK_EVERY_S = 5.0  # the least time between two such counts (the engine waits for each)
 
 
 def free_mb(path: str) -> float | None:
@@ -59,22 +71,50 @@ def free_inodes(path: str) -> tuple[int, int] | None:
     return stat.f_favail, max(INODE_RESERVE_MIN, int(stat.f_files * INODE_RESERVE_SHARE))
 
 
-def made_by(paths: Iterable[str], uids: Iterable[int], limit: int = WALK_LIMIT) -> dict[int, int]:
-    """How many files and directories under `paths` each of `uids` owns (symlinks are entries,
-    never followed), looking at `limit` entries at most."""
-    counts = dict.fromkeys(uids, 0)
-    stack, seen = sorted(set(paths)), 0
+def made_by(
+    paths: Iterable[str], since: Mapping[int, float], limit: int = WALK_LIMIT
+) -> dict[int, int]:
+    """How many files and directories under `paths` each uid of `since` owns, changed at or
+    after its time (epoch s); symlinks are entries, never followed, and `limit` entries at most
+    are looked at."""
+    counts = dict.fromkeys(since, 0)
+    stack: list[tuple[str, int, int] | tuple[str, None, None]] = [
+        (p, None, None) for p in sorted(set(paths))
+    ]
+    seen = 0
     while stack and seen < limit:
-        with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
+        path, dev, ino = stack.pop()
+        fd = open_dir(path, dev, ino)
+        if fd is None:
+            continue
+        with contextlib.suppress(OSError), os.scandir(fd) as entries:
             for entry in entries:
                 seen += 1
+                if seen > limit:
+                    break
                 with contextlib.suppress(OSError):
-                    uid = entry.stat(follow_symlinks=False).st_uid
-                    if uid in counts:
-                        counts[uid] += 1
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_uid in counts and st.st_ctime >= since[st.st_uid]:
+                        counts[st.st_uid] += 1
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append((os.path.join(path, entry.name), st.st_dev, st.st_ino))
+        os.close(fd)
     return counts
+
+
+def open_dir(path: str, dev: int | None, ino: int | None) -> int | None:
+    """A descriptor of directory `path`, if it still is the one listed (`dev`, `ino`; None: a
+    root, taken as it is) and no symlink: a flow may swap a listed directory for a link to
+    anywhere the engine can read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    found = os.fstat(fd)
+    if dev is not None and (found.st_dev, found.st_ino) != (dev, ino):
+        os.close(fd)
+        return None
+    return fd
 
 
 def written(pids: Iterable[int]) -> tuple[int, int]:
@@ -133,12 +173,13 @@ def parse(parts: Iterable[str], received: Mapping[str, int]) -> dict[str, tuple[
     return out
 
 
-def owners(parts: Iterable[str]) -> dict[str, int]:
-    """From the zygote's `W` answer: the uid each flow runs as (those with one of their own)."""
-    found = {}
+def owners(parts: Iterable[str], known: Iterable[str]) -> dict[str, int]:
+    """From the zygote's `W` answer: the uid each flow of `known` runs as (those with one of
+    their own; the zygote lists a flow until it reaps it, after the engine forgot it)."""
+    found, known = {}, set(known)
     for part in parts:
         token, _, _, uid = [*part.split(":"), ""][:4]
-        if uid.isdigit():
+        if uid.isdigit() and token in known:
             found[token] = int(uid)
     return found
 
@@ -169,7 +210,8 @@ class DiskGuard:
         self._next = 0.0
         self._asked = False  # a question to the zygote is unanswered
         self._low: tuple[str, float] = ("", 0.0)  # the path found low, its free MB
-        self._inodes: tuple[int, list[str]] | None = None  # low on inodes: the reserve, paths
+        self._inodes: int | None = None  # low on inodes: the reserve
+        self._next_walk = 0.0
 
     def check(self, paths: Callable[[], Iterable[str]], now: float) -> bool:
         """Whether to ask the zygote for the flows' writes: free space under the reserve on
@@ -178,27 +220,32 @@ class DiskGuard:
             return False
         self._next = now + self.every_s
         written_to = sorted(set(paths()))
-        for path in written_to:
-            free, inodes = free_mb(path), free_inodes(path)
+        for path in written_to:  # space first, on every filesystem
+            free = free_mb(path)
             if free is not None and free < self.reserve_mb:
-                self._low, self._inodes = (path, free), None
-            elif inodes is not None and inodes[0] < inodes[1]:
-                self._low, self._inodes = (path, float(inodes[0])), (inodes[1], written_to)
-            else:
-                continue
-            self._asked = True
-            return True
+                self._low, self._inodes, self._asked = (path, free), None, True
+                return True
+        for path in written_to if now >= self._next_walk else ():
+            inodes = free_inodes(path)
+            if inodes is not None and inodes[0] < inodes[1]:
+                self._low, self._inodes, self._asked = (path, float(inodes[0])), inodes[1], True
+                self._next_walk = now + WALK_EVERY_S
+                return True
         return False
 
-    def culprit(
-        self, writes: dict[str, tuple[int, int]], uids: Mapping[str, int] | None = None
-    ) -> tuple[str, str] | None:
-        """From the zygote's answer (fork token -> bytes written to files, by any write call;
-        the uid of each): the token of the flow to stop and why, or None when no flow wrote
-        `GUILTY_BYTES` (made `GUILTY_FILES` files, when the inodes are what is low)."""
+    def culprit_of(self, parts: list[str], children: Mapping[str, Child]) -> tuple[str, str] | None:
+        """From the zygote's `W` answer, for the engine's `children` (by fork token): the
+        token of the flow to stop and why, or None (see `culprit`)."""
+        writes = parse(parts, {t: c.received for t, c in children.items()})
+        if self._inodes is None:
+            return self.culprit(writes)
         self._asked = False
-        if self._inodes is not None:
-            return self._most_files(uids or {})
+        return self._most_files(owners(parts, children), children)
+
+    def culprit(self, writes: dict[str, tuple[int, int]]) -> tuple[str, str] | None:
+        """From the zygote's answer (fork token -> bytes written to files, by any write call):
+        the token of the flow to stop and why, or None when no flow wrote `GUILTY_BYTES`."""
+        self._asked = False
         if not writes:
             return None
         for kind in (0, 1):  # files first; every write call where files show nobody
@@ -213,10 +260,20 @@ class DiskGuard:
         )
         return token, reason
 
-    def _most_files(self, uids: Mapping[str, int]) -> tuple[str, str] | None:
-        assert self._inodes is not None
-        reserve, paths = self._inodes
-        counts = made_by(paths, set(uids.values()))
+    def _most_files(
+        self, uids: Mapping[str, int], children: Mapping[str, Child]
+    ) -> tuple[str, str] | None:
+        """The flow that made the most entries in its directories since it started."""
+        reserve = self._inodes
+        wall_ago = time.time() - time.monotonic()  # a monotonic time + this: epoch
+        since: dict[int, float] = {}
+        dirs: set[str] = set()
+        for token, uid in uids.items():
+            job = children[token].job
+            started = children[token].started + wall_ago - 1.0  # ctime has coarse ticks
+            since[uid] = min(since.get(uid, math.inf), started)
+            dirs.update(d for d in (job.workdir, job.artifact_folder()) if d)
+        counts = made_by(dirs, since)
         made = {token: counts.get(uid, 0) for token, uid in uids.items()}
         if not made or max(made.values()) < GUILTY_FILES:
             return None

@@ -20,7 +20,7 @@ import selectors
 import time
 from typing import Any
 
-from dizest_core import cpuuse, diskguard, wire, zygote_handle
+from dizest_core import cpuuse, wire, zygote_handle
 from dizest_core.childrec import Child
 from dizest_core.diskguard import DiskGuard
 from dizest_core.errors import ErrorInfo, ExecutionError, ProtocolError
@@ -233,8 +233,7 @@ class Supervisor:
                     self.meter.record(token, now, ns, runnable)
             elif notice[0] == "W":
                 by_token = {c.token: c for c in self.children.values()}
-                writes = diskguard.parse(notice[1:], {t: c.received for t, c in by_token.items()})
-                found = self.disk.culprit(writes, diskguard.owners(notice[1:]))
+                found = self.disk.culprit_of(notice[1:], by_token)
                 if found is not None:
                     self.kill(by_token[found[0]].job.flow_id, found[1])
             elif notice[0] == "X":

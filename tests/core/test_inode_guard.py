@@ -8,11 +8,12 @@ import contextlib
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from dizest_core.diskguard import free_inodes, made_by, owners, parse
+from dizest_core.diskguard import free_inodes, made_by, open_dir, owners, parse
 from tests.conftest import package
 
 MAKER = """
@@ -77,7 +78,7 @@ def test_under_the_inode_reserve_the_flow_that_made_most_files_is_stopped(
     assert os.path.exists(os.path.join(few_inodes, "quiet.txt"))
 
 
-def test_files_are_counted_by_owner_without_following_links(tmp_path) -> None:
+def test_files_are_counted_by_owner_and_age_without_following_links(tmp_path) -> None:
     if os.geteuid() != 0:
         pytest.skip("files of other uids need root to make")
     a, b = 1 << 30 | 5, 1 << 30 | 6
@@ -91,11 +92,36 @@ def test_files_are_counted_by_owner_without_following_links(tmp_path) -> None:
     os.chown(tmp_path / "b", b, b)
     os.symlink("/usr", tmp_path / "elsewhere")  # never followed: /usr is not counted
     os.lchown(tmp_path / "elsewhere", b, b)
-    assert made_by([str(tmp_path)], [a, b]) == {a: 7, b: 3}
-    assert made_by([str(tmp_path)], [a, b], limit=2)[a] == 0  # looked no further than 2
+    assert made_by([str(tmp_path)], {a: 0, b: 0}) == {a: 7, b: 3}
+    assert made_by([str(tmp_path)], {a: 0, b: 0}, limit=2)[a] == 0  # looked no further than 2
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(50):
+        (flat / f"f{i}").touch()
+        os.chown(flat / f"f{i}", a, a)
+    assert made_by([str(flat)], {a: 0}, limit=10)[a] == 10  # bounded inside one directory too
+    later = time.time() + 3600  # a uid's entries older than its flow are another flow's
+    assert made_by([str(tmp_path)], {a: later, b: 0}) == {a: 0, b: 3}
 
 
-def test_the_zygote_answer_gives_each_flow_its_uid() -> None:
-    answer = ["t1:10:20:1073741829", "t2:0:5:", "t3:1:1:1073741830"]
-    assert owners(answer) == {"t1": 1073741829, "t3": 1073741830}
+def test_a_directory_swapped_for_a_symlink_after_listing_is_not_walked(tmp_path) -> None:
+    """The walk lists `run/sub`, then a flow replaces it with a link to a tree outside: the
+    open by that path must not follow the link (nor open another directory put there)."""
+    (tmp_path / "run" / "sub").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    listed = os.lstat(tmp_path / "run" / "sub")
+    (tmp_path / "run" / "sub").rmdir()
+    os.symlink(tmp_path / "outside", tmp_path / "run" / "sub")
+    assert open_dir(str(tmp_path / "run" / "sub"), listed.st_dev, listed.st_ino) is None
+    os.unlink(tmp_path / "run" / "sub")
+    os.rename(tmp_path / "outside", tmp_path / "run" / "sub")  # another directory moved there
+    assert open_dir(str(tmp_path / "run" / "sub"), listed.st_dev, listed.st_ino) is None
+    fd = open_dir(str(tmp_path / "run"), None, None)  # a root: taken as it is
+    assert fd is not None
+    os.close(fd)
+
+
+def test_the_zygote_answer_gives_each_known_flow_its_uid() -> None:
+    answer = ["t1:10:20:1073741829", "t2:0:5:", "t3:1:1:1073741830", "gone:9:9:1073741831"]
+    assert owners(answer, ["t1", "t2", "t3"]) == {"t1": 1073741829, "t3": 1073741830}
     assert parse(answer, {"t1": 5, "t2": 0}) == {"t1": (10, 15), "t2": (0, 5)}
