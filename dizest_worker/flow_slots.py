@@ -95,5 +95,8 @@ class FlowSlots:
             released = [parse_lease(m.decode()) for m in members]
             if released:
                 log.info("released %d parked flows of %s", len(released), user)
-                sent += self.send(released, user)
+                try:
+                    sent += self.send(released, user)
+                except (ValueError, RecursionError):  # a record no door stores: the next user
+                    log.exception("could not send the released flows of %s", user)
         return sent

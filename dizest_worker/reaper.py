@@ -65,8 +65,13 @@ class Reaper:
             (run_id, flow_id, self._expired(run_id, flow_id, attempt, stalled if up else now))
             for (run_id, flow_id, attempt), up in zip(expired, alive, strict=True)
         ]
-        self.slots.heal()  # the slots those attempts held, and any nothing holds any more
-        self.stranded.sweep()  # messages a killed worker took and never claimed
+        for chore in (self.slots.heal, self.stranded.sweep):  # one failing stops neither
+            try:
+                chore()  # the slots those attempts held; messages a killed worker never claimed
+            except redis.RedisError:
+                raise
+            except Exception:
+                log.exception("reaper: %s failed", chore.__qualname__)
         return done
 
     def _connected(self, leases: list[tuple[str, str, int]]) -> list[bool]:

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from dizest_core.status import FlowStatus
+from dizest_worker.context import RunContext
 from dizest_worker.flow_slots import FlowSlots
 from dizest_worker.keys import lease_member
 from dizest_worker.messages import RUN_FLOW, FlowTask, decode_tasks, flow_task
@@ -79,7 +80,7 @@ class Stranded:
         again = [t for t, lost in zip(found, self._lost(found), strict=True) if lost]
         by_run: dict[str, list[tuple[FlowTask, str]]] = {}
         for task in again:
-            ctx = self.runs.context(task.run_id)
+            ctx = self._context(task.run_id)
             if ctx is None or task.flow_id not in ctx.plan.parents:
                 continue
             queue = ctx.flow_options(task.flow_id, self.runs.settings).queue
@@ -92,6 +93,13 @@ class Stranded:
             log.warning("sent again %s: taken by a worker that is gone", [t for t, _ in tasks])
         return [(t.run_id, t.flow_id, t.attempt) for tasks in by_run.values() for t, _ in tasks]
 
+    def _context(self, run_id: str) -> RunContext | None:
+        """The run's context; None for one gone, or whose record no door of ours stores."""
+        try:
+            return self.runs.context(run_id)
+        except (ValueError, RecursionError):
+            return None
+
     def _lost(self, tasks: list[FlowTask]) -> list[bool]:
         """For each: still pending at that attempt, with no lease, not parked (one round trip)."""
         if not tasks:
@@ -102,7 +110,7 @@ class Stranded:
             member = lease_member(t.run_id, t.flow_id, t.attempt)
             pipe.hmget(keys.flows(t.run_id), t.flow_id, f"{t.flow_id}:attempt")
             pipe.zscore(keys.leases, member)
-            ctx = self.runs.context(t.run_id)
+            ctx = self._context(t.run_id)
             pipe.zscore(keys.user_parked(ctx.account) if ctx and ctx.account else "", member)
         answers = pipe.execute()
         lost = []
