@@ -53,8 +53,8 @@ class Reason:
     WORKER_LOST_RETRYING = WORKER_LOST + "; retrying (attempt {attempt})"
     RETRYING = "retrying after: {reason}"
     FLOW_SLOTS = (
-        "waiting for a flow slot: the runs of its owner already run {slots} flows at once "
-        "(DIZEST_USER_FLOW_SLOTS)"
+        "waiting for a flow slot: its owner's runs already run as many flows at once as they "
+        "may ({slots}, DIZEST_USER_FLOW_SLOTS)"
     )
     RUN_QUOTA = (
         "its outputs ({size} bytes) were not kept: the runs of its owner hold their storage "
