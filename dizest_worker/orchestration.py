@@ -76,6 +76,7 @@ class Executor:
         self.enqueue = enqueue
         self.slots = FlowSlots(self.runs, enqueue)
         self.queues = set(queues or [settings.queue])
+        self.queue_list = sorted(self.queues)  # FINISH releases parked attempts of these
         self.supervisor = self._supervisor()
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
         # its holder channel: while this process lives, its attempts' holder is connected
@@ -308,7 +309,7 @@ class Executor:
             self._checked(finished.previews),
             retryable=retryable and not finished.ok,  # never after a cancel: FINISH knows
             max_retries=options.retries,
-            queues=sorted(self.queues),  # the parked attempts this process can take next
+            queues=self.queue_list,  # the parked attempts this process can take next
         )
         self.slots.send(result.released, batch.ctx.account)
         if result.outcome == "retry":  # its reservation stays until the retry is claimed

@@ -111,7 +111,8 @@ class Stranded:
             pipe.hmget(keys.flows(t.run_id), t.flow_id, f"{t.flow_id}:attempt")
             pipe.zscore(keys.leases, member)
             ctx = self._context(t.run_id)
-            pipe.zscore(keys.user_parked(ctx.account) if ctx and ctx.account else "", member)
+            owner = ctx.account if ctx else None  # a run without one parks nothing: key '' empty
+            pipe.zscore(keys.user_parked(owner) if owner else "", member)
         answers = pipe.execute()
         lost = []
         for i, t in enumerate(tasks):
