@@ -5,6 +5,8 @@ for a lease and its grace (dizest_worker.stranded), so the run ends in seconds, 
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 import time
@@ -66,3 +68,28 @@ def test_a_message_taken_by_a_killed_worker_runs_again_within_seconds(redis_url,
                 client.redis.hdel(UNACKED, tag)
                 client.redis.zrem(UNACKED_INDEX, tag)
         cleanup(settings)
+
+
+def test_what_is_no_flow_message_in_the_unacked_hash_is_left_alone() -> None:
+    """The hash is the broker's, shared with every Celery task on this Redis: anything that is
+    not a well-formed dizest flow message gives no task, and never an error that would stop
+    the reaper's sweep."""
+    body = base64.b64encode(
+        json.dumps([[{"run_id": "r", "flow_id": "f", "attempt": 2}], {}, {}]).encode()
+    )
+    good = {"headers": {"task": "dizest.run_flow"}, "properties": {"body_encoding": "base64"}}
+    entry = lambda message: json.dumps([message, "", "q"]).encode()  # noqa: E731
+    assert [
+        (t.run_id, t.flow_id, t.attempt) for t in tasks_of(entry({**good, "body": body.decode()}))
+    ] == [("r", "f", 2)]
+    for bad in (
+        None,
+        b"not json",
+        b"[]",
+        entry({**good, "headers": {"task": "someone.else"}, "body": body.decode()}),
+        entry({**good, "body": "%%% not base64"}),
+        entry({**good, "body": base64.b64encode(b'[[{"run_id": 5}], {}, {}]').decode()}),
+        entry({**good, "body": base64.b64encode(b"[[[]], {}, {}]").decode()}),
+        entry({"headers": "x", "body": 1}),
+    ):
+        assert tasks_of(bad) == [], bad
