@@ -18,6 +18,7 @@ from dizest_api import auth, console, errors
 from dizest_api.data.accounts import Accounts, text_client
 from dizest_api.data.library import Library
 from dizest_api.routes import BLUEPRINTS
+from dizest_api.routes.accounts import clear_late_writes
 from dizest_api.services import Services
 from dizest_api.settings import ApiSettings
 from dizest_core.plugins import PluginRegistry
@@ -67,6 +68,7 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
     errors.register(app)
     console.register(app)  # its 404 check runs before auth
     app.before_request(auth.authenticate)
+    app.teardown_request(clear_late_writes)
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=prefix)
     return app

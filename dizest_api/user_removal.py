@@ -12,6 +12,11 @@
 3. The retirement is marked done. A removal cut short after 1 (Redis away, a crash) is run again
    by the same call: a name retired but not done is cleared again, rather than answered as an
    unknown user.
+4. A request of the user's that authenticated before 1 may still be writing (a workflow, a
+   file, a hook) when 2 is over. So every write request, once its view is done, looks whether
+   its user is retired and, if so, clears again (`clear_late`, the app's teardown hook). Its
+   look comes after its writes: it sees the retirement, or the retirement came after its writes
+   and so did the removal's own clearing.
 
 Runs are left to expire with their TTL (admins still see them); their files go with them.
 """
@@ -85,6 +90,15 @@ def retire(accounts: Accounts, username: str) -> None:
         pipe.hset(retired_names, username, mark)
 
     accounts.redis.transaction(remove, user_key, tokens_key, sessions_key, retired_names)
+
+
+def clear_late(stores: Stores, username: str) -> bool:
+    """After a write request of `username`: if the user is retired (removed, or being removed),
+    clear again what the request may have stored under the name (see 4. above)."""
+    if retired(stores.accounts, username) is None:
+        return False
+    clear(stores, username)
+    return True
 
 
 def clear(stores: Stores, username: str) -> str | None:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from dizest_api import user_removal
 from dizest_api.auth import COOKIE, csrf_token, current
 from dizest_api.automation.service import automation
-from dizest_api.endpoint import Field, endpoint, json_body
+from dizest_api.endpoint import SAFE_METHODS, Field, endpoint, json_body
 from dizest_api.errors import BadInput, Conflict, Forbidden, NotFound
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 from dizest_api.user_removal import Stores
 
 bp = Blueprint("accounts", __name__)
+log = logging.getLogger(__name__)
 
 # Longest token lifetime: beyond it the expiry overflows Redis' PEXPIREAT (found by fuzzing).
 MAX_TOKEN_LIFETIME_S = 100 * 365 * 86400
@@ -131,10 +133,25 @@ def add_user() -> tuple[Response, int]:
 def remove_user(username: str) -> Response:
     if username == current().username:
         raise Conflict("you cannot remove yourself")
-    found = services()
-    stores = Stores(found.accounts, found.library, automation(), found.settings.worker.drive_root)
-    user_removal.remove_user(stores, username)
+    user_removal.remove_user(removal_stores(), username)
     return Response(status=204)
+
+
+def removal_stores() -> Stores:
+    found = services()
+    return Stores(found.accounts, found.library, automation(), found.settings.worker.drive_root)
+
+
+def clear_late_writes(_exc: BaseException | None) -> None:
+    """The app's teardown hook: a write request whose user was removed meanwhile leaves nothing
+    under the retired name (`user_removal.clear_late`)."""
+    principal = g.get("principal")
+    if principal is None or request.method in SAFE_METHODS:
+        return
+    try:
+        user_removal.clear_late(removal_stores(), principal.username)
+    except Exception:  # the answer is given already; the removal's own clearing still ran
+        log.exception("clearing after a removed user's request failed")
 
 
 @endpoint(bp, "PUT", "/users/<username>/password", "Change a password (your own, or as admin)",

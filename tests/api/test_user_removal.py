@@ -3,9 +3,12 @@ of theirs and retires the name: a new user given it would inherit what is kept b
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -142,3 +145,75 @@ def test_the_cli_removes_everything_of_the_user_and_retires_the_name(
     assert answer.status_code == 409, answer.json
     assert run(user, ["remove", "carol", "--yes"], env=env).exit_code == 1
     assert json.loads(api.services.redis.hget(f"{worker.prefix}:users:retired", "carol"))["done"]
+
+
+class HeldBody(io.BytesIO):
+    """A request body that, once the view starts reading it, waits for `go`: the request is
+    authenticated and in its view, and the test acts before its write."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reading, self.go = threading.Event(), threading.Event()
+
+    def _held(self) -> None:
+        self.reading.set()
+        assert self.go.wait(30), "the test never let the body through"
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._held()
+        return super().read(size)
+
+    def read1(self, size: int | None = -1) -> bytes:
+        self._held()
+        return super().read1(size)
+
+    def readinto(self, buffer: Any) -> int:
+        self._held()
+        return super().readinto(buffer)
+
+
+def test_a_request_in_flight_at_the_removal_leaves_nothing_under_the_name(
+    api: Api, auto: Automation
+) -> None:
+    """The exact interleaving: erin's write requests authenticate, the admin removes erin while
+    they read their bodies, then they write (a workflow, a drive file): what they wrote is
+    cleared when they end, not kept under the retired name. A token's creation looks the user
+    up after its body, and is refused."""
+    admin, erin = api.user("root", "admin"), api.user("erin")
+    workflow = json.dumps({"package": PKG, "title": "late"}).encode()
+    writes = {
+        "workflow": ("POST", "/workflows", "application/json", workflow),
+        "file": ("PUT", "/files/late.csv", "application/octet-stream", b"a,b\n1,2\n"),
+        "token": ("POST", "/tokens", "application/json", b'{"name": "late"}'),
+    }
+    bodies = {what: HeldBody(w[3]) for what, w in writes.items()}
+    answers: dict[str, Any] = {}
+
+    def send(what: str) -> None:
+        method, path, kind, _ = writes[what]
+        answers[what] = api.app.test_client().open(
+            f"/api/v1{path}",
+            method=method,
+            headers={**erin, "Content-Type": kind},
+            input_stream=bodies[what],
+        )
+
+    threads = [threading.Thread(target=send, args=(what,)) for what in writes]
+    for thread in threads:
+        thread.start()
+    for body in bodies.values():
+        assert body.reading.wait(30), "a request never reached its view"
+    assert api.call("DELETE", "/users/erin", admin).status_code == 204
+    for body in bodies.values():
+        body.go.set()
+    for thread in threads:
+        thread.join(30)
+    assert {what: a.status_code for what, a in answers.items()} == {
+        "workflow": 201, "file": 201, "token": 404
+    }, {what: a.json for what, a in answers.items()}  # fmt: skip
+    # each was written after the removal's own clearing, and cleared at the end of its request
+    with pytest.raises(WorkflowNotFound):
+        api.services.library.get(answers["workflow"].json["id"])
+    assert not (Path(api.services.settings.worker.drive_root) / "erin").exists()
+    assert not api.services.redis.exists(api.services.library.keys.user_tokens("erin"))
+    assert api.call("GET", "/workflows", admin).json["items"] == []
