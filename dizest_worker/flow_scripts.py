@@ -55,8 +55,9 @@ if running ~= '' and slots > 0 then
   if claimed >= slots then
     redis.call('ZREM', running, this)  -- a slot released to it is given back
     redis.call('ZREM', leases, this)  -- a parked attempt is in `parked` alone
-    local score = tonumber(ARGV[10]) * 1e13 + redis_ms()
-    redis.call('HSET', where, this, ARGV[13])
+    -- one released and parked again (its slot taken on its way) keeps its place in the line
+    local score = parked_at(where, this) or tonumber(ARGV[10]) * 1e13 + redis_ms()
+    redis.call('HSET', where, this, ARGV[13] .. '\n' .. string.format('%.0f', score))
     redis.call('EXPIRE', where, ARGV[12])
     if redis.call('ZADD', parked, 'NX', score, this) == 1 then
       set_reason(flows_key, flow, ARGV[11])

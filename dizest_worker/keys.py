@@ -30,8 +30,9 @@ key / channel                         type     holds                            
                                                released from parked (see flow_slots)
 {p}:user:{name}:parked                zset     the user's pending attempts waiting for a  ttl_s from
                                                flow slot, by level * 1e13 + parking ms    the newest
-{p}:user:{name}:parked_queue          hash     each parked attempt -> its flow's queue    ttl_s from
-                                                                                         the newest
+{p}:user:{name}:parked_queue          hash     each parked attempt -> its flow's queue,   ttl_s from
+                                               "\n", its first place in parked (kept     the newest
+                                               when it parks again after a release)
 {p}:parked                            set      users with parked attempts (reapers look)  none
 {p}:user:{name}:submitting            string   lock token while one of the user's submits  30 s
                                                checks the run limit and records its run

@@ -157,7 +157,8 @@ end
 
 -- A user's flow slots (see dizest_worker.flow_slots). `running`: the attempts holding one, scored
 -- 0 once claimed (held while a lease of theirs lasts) or by the deadline of one released from
--- `parked` whose message is on its way; `where`: the queue of each parked or released attempt.
+-- `parked` whose message is on its way; `where`: the queue (and place, see `queue_of`) of each
+-- parked or released attempt.
 -- Drop those no attempt holds any more (claimed, and no lease: ended without saying so, as when
 -- the run expired; released, past the deadline without a lease).
 local function slots_heal(running, leases, where)
@@ -170,6 +171,16 @@ local function slots_heal(running, leases, where)
       redis.call('HDEL', where, items[i])
     end
   end
+end
+
+-- `where` holds each parked or released attempt's queue and, after a newline, its place in
+-- `parked` (level * 1e13 + when it was first parked, ms)
+local function queue_of(where, m)
+  return string.match(redis.call('HGET', where, m) or '', '^[^\n]*')
+end
+
+local function parked_at(where, m)
+  return tonumber(string.match(redis.call('HGET', where, m) or '', '\n(%d+)$'))
 end
 
 -- Release parked attempts, most urgent first, of the first SLOTS_SCAN: those whose flow goes to
@@ -187,7 +198,7 @@ local function slots_release(running, parked, where, leases, cap, reserve_until,
   if cap ~= 0 and claimed >= cap then return out end
   local on_way = {}
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', running, '(0', '+inf')) do
-    local q = redis.call('HGET', where, m) or ''
+    local q = queue_of(where, m)
     on_way[q] = (on_way[q] or 0) + 1
   end
   local served = {}
@@ -195,7 +206,7 @@ local function slots_release(running, parked, where, leases, cap, reserve_until,
   local deadline = redis_ms() + SLOT_IN_FLIGHT_MS
   local ttl = redis.call('PTTL', parked)  -- CLAIM's: ttl_s from the newest
   for _, m in ipairs(redis.call('ZRANGE', parked, 0, SLOTS_SCAN - 1)) do
-    local q = redis.call('HGET', where, m) or ''
+    local q = queue_of(where, m)
     if (#queues == 0 or served[q]) and (cap == 0 or claimed + (on_way[q] or 0) < cap) then
       redis.call('ZREM', parked, m)
       redis.call('ZADD', running, deadline, m)

@@ -158,6 +158,26 @@ def test_a_slot_on_its_way_to_a_parked_attempt_does_not_stop_a_claim(runs) -> No
     assert parked(runs, "alice") == ["c"]
 
 
+def test_a_released_attempt_that_parks_again_keeps_its_place_in_line(runs) -> None:
+    """The interleaving: r1's c parks, a finish releases it, another flow of alice's claims the
+    slot while c's message is on its way, r0's d parks after c; then c arrives and parks again.
+    It is still ahead of d (same level, parked first; in the same millisecond, r0 would sort
+    first), so the next finish releases c, not d."""
+    ctx = start(runs, "r1", "alice")
+    assert [claim(runs, "r1", f, "alice") for f in "abc"] == ["ok", "ok", "wait"]
+    first = runs.client.zscore(runs.keys.user_parked("alice"), lease_member("r1", "c", 1))
+    assert finish(runs, ctx, "a").released == (("r1", "c", 1),)
+    start(runs, "r2", "alice")
+    start(runs, "r0", "alice")
+    assert claim(runs, "r2", "a", "alice") == "ok"
+    assert claim(runs, "r0", "d", "alice") == "wait"
+    assert claim(runs, "r1", "c", "alice") == "wait"  # its slot was taken on its way
+    assert parked(runs, "alice") == ["c", "d"]
+    assert runs.client.zscore(runs.keys.user_parked("alice"), lease_member("r1", "c", 1)) == first
+    assert finish(runs, ctx, "b").released == (("r1", "c", 1),)
+    assert claim(runs, "r1", "c", "alice") == "ok" and parked(runs, "alice") == ["d"]
+
+
 def test_an_attempt_that_ends_anyhow_hands_its_slot_on(runs) -> None:
     """Taken over from a lost worker: the slot is free, the reaper releases the next. A cancel
     takes the run's attempts out of the parked set and frees the slots released to them; a
