@@ -18,13 +18,15 @@ the zygote reported active must succeed, or the flow does not run at all.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
 from dataclasses import dataclass
 from typing import Any
 
 from dizest_core import linux, seccomp
-from dizest_core.job import RUN_ID, Artifact, FlowJob
+from dizest_core.job import RUN_ID, Artifact, FlowJob, unsafe_flow_id
 from dizest_core.sandbox import HIDE_DEFAULT, SYSTEM_READ, Policy, Prepared, Slot, rlimits
 
 READ = linux.FS_EXECUTE | linux.FS_READ_FILE | linux.FS_READ_DIR
@@ -172,8 +174,14 @@ def exposures(job: FlowJob) -> list[_Expose]:
         out.append(_Expose(os.path.realpath(job.drive), False))
     folder = job.artifact_folder()
     if folder is not None and job.artifact_dir:
-        os.makedirs(folder, exist_ok=True)
         root = os.path.realpath(job.artifact_dir)
+        own = os.path.join(root, job.run_id, job.flow_id, str(job.attempt))
+        if unsafe_flow_id(job.flow_id) or os.path.dirname(os.path.dirname(own)) != os.path.join(
+            root, job.run_id
+        ):
+            raise OSError(errno.EINVAL, f"flow id {job.flow_id!r} cannot name a folder")
+        os.makedirs(root, exist_ok=True)
+        _make_folder(root, [job.run_id, job.flow_id, str(job.attempt)])
         runs = {os.path.join(root, job.run_id)}
         for values in job.sources.values():
             for value in values:
@@ -181,8 +189,29 @@ def exposures(job: FlowJob) -> list[_Expose]:
                 if run is not None:
                     runs.add(os.path.join(root, run))
         out.extend(_Expose(p, False) for p in sorted(runs) if os.path.isdir(p))
-        out.append(_Expose(os.path.realpath(folder), True))  # inside its run's: no mount
+        out.append(_Expose(own, True))  # inside its run's: no mount
     return out
+
+
+def _make_folder(root: str, parts: list[str]) -> None:
+    """Make root/parts... one part at a time, never through a link (ELOOP): root makes it and
+    gives it to the flow, so a link planted on the way must not lead it elsewhere."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, dir_fd=fd)
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                inner = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:  # ENOTDIR (or ELOOP) for a link
+                raise OSError(
+                    exc.errno, f"the artifact folder's {part!r} is a link or a file"
+                ) from None
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
 
 
 def _run_of(value: Any, root: str) -> str | None:

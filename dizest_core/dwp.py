@@ -20,6 +20,7 @@ from typing import Any
 from dizest_core import gcpause, interpreter
 from dizest_core.errors import Problem, ValidationError
 from dizest_core.graph import Graph, format_cycle
+from dizest_core.job import unsafe_flow_id
 from dizest_core.model import OUTPUT, VARIABLE, App, Connection, Flow, InputSpec, Package
 
 Source = str | os.PathLike[str] | Mapping[str, Any] | Package
@@ -147,6 +148,9 @@ MAX_FLOW_ID = 256
 
 
 def _parse_flow(key: str, raw: Any, problems: list[Problem]) -> Flow:
+    unsafe = unsafe_flow_id(key)
+    if unsafe:
+        problems.append(Problem("bad_flow_id", unsafe, flow=key[:MAX_FLOW_ID], field="id"))
     if len(key) > MAX_FLOW_ID:
         problems.append(
             Problem(

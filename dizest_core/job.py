@@ -20,6 +20,20 @@ from dizest_core.settings import Settings
 # only then is the package copied into the job (dag1000 would otherwise pickle 1000 packages).
 _USES_WORKFLOW = re.compile(r"\bworkflow\b")
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # dizest_core.runner.new_run_id: uuid4().hex
+
+
+def unsafe_flow_id(key: str) -> str | None:
+    """Why `key` cannot be a flow id, or None. It names the flow's artifact folder
+    (<root>/<run>/<flow>/<attempt>), made by root before the flow's sandbox: one path part,
+    never `.` or `..`, no separator, no control character (DIZEST's own are `{app}-{ms}`)."""
+    if key in ("", ".", ".."):
+        return f"flow id {key!r} names no folder of its own"
+    bad = sorted({c for c in key if c in "/\\" or ord(c) < 0x20 or ord(c) == 0x7F})
+    if bad:
+        return f"flow id has {', '.join(map(repr, bad))}: no path separator or control character"
+    return None
+
+
 MAX_ARTIFACT_PATH = 4096  # bytes: the runtime names files <artifact folder>/<short name>
 
 

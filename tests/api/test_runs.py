@@ -247,6 +247,10 @@ def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
     assert isinstance(cyclic.json["error"]["details"], list) and cyclic.json["error"]["details"]
     unknown = live.call("POST", "/runs", alice, json={"package": FANOUT, "flows": ["zz"]})
     assert unknown.status_code == 422
+    pathlike = package({"a": {"code": "v = 1"}}, {"x": {"app": "a"}, "x/1/d": {"app": "a"}})
+    escape = live.call("POST", "/runs", alice, json={"package": pathlike})  # a probe's escape
+    assert escape.status_code == 422, escape.json
+    assert [d["code"] for d in escape.json["error"]["details"]] == ["bad_flow_id"]
     both = live.call("POST", "/runs", alice, json={"package": FANOUT, "workflow_id": "x"})
     assert both.status_code == 400
     options = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": {"x": 1}})
