@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import urllib.request
 from collections.abc import Iterator
@@ -40,6 +41,20 @@ class Planted:
     def __reduce__(self):
         return (exec, (PLANT,))
 
+FLOOD = (  # run by the converter's unpickling: a frame of 1 TB announced, 300 MB sent
+    "import os, socket, struct\\n"
+    "fds = [int(f) for f in os.listdir('/proc/self/fd')\\n"
+    "       if os.path.exists(f'/proc/self/fd/{f}') and os.readlink(f'/proc/self/fd/{f}').startswith('socket:')]\\n"
+    "s = socket.socket(fileno=fds[0])\\n"
+    "s.sendall(struct.pack('>Q', 1 << 40))\\n"
+    "for _ in range(300):\\n"
+    "    s.sendall(b'A' * (1 << 20))\\n"
+)
+
+class Flood:
+    def __reduce__(self):
+        return (exec, (FLOOD,))
+
 fig = Figure(figsize=(2, 2))
 fig.add_subplot().plot([1, 2, 3])
 dizest.output(
@@ -52,12 +67,14 @@ dizest.output(
     image=Image.new("RGB", (3, 2), "red"),
     evil=Evil(),
     planted=Planted(),
+    flood=Flood(),
 )
 """
-OUTPUTS = ["as_json", "as_text", "as_bytes", "frame", "array", "figure", "image", "evil", "planted"]  # fmt: skip
+OUTPUTS = ["as_json", "as_text", "as_bytes", "frame", "array", "figure", "image", "evil", "planted", "flood"]  # fmt: skip
 INPUTS = [("marker", "variable", "text"), ("secret", "variable", "text")]
 PACKAGE = package({"make": {"code": CODE, "outputs": OUTPUTS, "inputs": INPUTS}}, {"m": {"app": "make"}})  # fmt: skip
 SECRET = b"root-only: never served"
+SERVED: dict[str, int] = {}  # the pid of `dizest serve`
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +85,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, str,
     secret.write_bytes(SECRET)
     secret.chmod(0o600)
     with serving(tmp) as served:
+        SERVED["pid"] = served.pid
         api = Client(served.base, served.token["Authorization"].removeprefix("Bearer "), 60)
         run_id = api.submit(PACKAGE, inputs={"marker": str(marker), "secret": str(secret)})
         report = api.wait(run_id, timeout=120)
@@ -143,6 +161,45 @@ def test_the_python_client_returns_the_value(run: tuple[Client, str, Path]) -> N
     assert isinstance(frame, pandas.DataFrame) and frame["y"].tolist() == ["a", "b"]
     assert api.output(run_id, "m", "array").shape == (2, 3)
     assert api.output(run_id, "m", "as_json", pickled=True) == {"a": [1, 2.5, None], "b": "x"}
+
+
+def peak_rss_kb(root: int) -> dict[int, int]:
+    """The peak resident size (VmHWM, kB) of `root` and each of its descendants."""
+    parent, peaks = {}, {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parent[int(pid)] = int(
+                Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
+            status = Path(f"/proc/{pid}/status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[int(pid)] = int(line.split()[1])
+
+    def under(pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    return {pid: kb for pid, kb in peaks.items() if under(pid)}
+
+
+def test_a_converted_value_that_floods_its_channel_costs_the_api_nothing(
+    run: tuple[Client, str, Path],
+) -> None:
+    """The converter's child announces a frame of 1 TB and sends 300 MB of it: refused at its
+    header (a conversion sends no value), not buffered by the API process."""
+    api, run_id, _ = run
+    before = peak_rss_kb(SERVED["pid"])
+    status, kind, body = get(api, run_id, "flood")
+    assert (status, kind) == (422, "application/json"), (status, body[:300])
+    after = peak_rss_kb(SERVED["pid"])
+    grown = {pid: after[pid] - kb for pid, kb in before.items() if pid in after}
+    assert len(grown) >= 3 and max(grown.values()) < 100_000, grown  # kB: 300 MB before the fix
 
 
 def test_a_link_the_converted_value_plants_is_never_followed(run: tuple[Client, str, Path]) -> None:
