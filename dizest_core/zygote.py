@@ -40,12 +40,13 @@ import sys
 import time
 from dataclasses import dataclass
 
-from dizest_core import confine, cpuuse, diskguard, linux, probe
+from dizest_core import confine, cpuuse, diskguard, lifeline, linux, probe
 from dizest_core.cgroups import Group
 from dizest_core.sandbox import UID_STRIDE, Policy, Prepared, Slot, slot_uid
 
 MAX_FDS = 3
 END_GRACE_S = 0.1  # a child `end` found exiting: killed after all if not reaped by then
+SLOT_WAIT_S = 60.0  # for a slot a child the engine let go still holds (see `free_slot`)
 
 
 @dataclass
@@ -86,8 +87,7 @@ class Zygote:
         return Slot(uid, self.policy.gid if identity else None, group, self.layers, self.prepared)
 
     def fork(self, token: str, memory_mb: int, fds: list[int], wake_r: int) -> None:
-        used = {c.slot for c in self.children.values()}
-        index = next(i for i in range(UID_STRIDE + 1) if i not in used)  # engine caps it
+        index = self.free_slot(wake_r)
         sandbox = self.slot(index)
         if sandbox.group is not None:  # limits for the whole tree, written only when they change
             limits = (memory_mb * 1024 * 1024 or None, self.policy.max_pids)
@@ -105,6 +105,22 @@ class Zygote:
         self.tokens[token] = pid
         with contextlib.suppress(OSError):  # the engine is gone: EOF ends the loop next
             self.control.send(f"P {token} {pid}".encode())
+
+    def free_slot(self, wake_r: int) -> int:
+        """A slot no child holds. The engine keeps at most UID_STRIDE children and spares, but
+        one it closed or killed holds its slot (its uid) until reaped here: wait for that (it
+        exits at once). Never slot UID_STRIDE: that uid is the next zygote's slot 0."""
+        deadline = time.monotonic() + SLOT_WAIT_S
+        while True:
+            used = {c.slot for c in self.children.values()}
+            free = next((i for i in range(UID_STRIDE) if i not in used), None)
+            if free is not None:
+                return free
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"every one of the {UID_STRIDE} slots held {SLOT_WAIT_S:g} s")
+            if select.select([wake_r], [], [], 0.05)[0]:
+                os.read(wake_r, 4096)
+            self.reap()
 
     def usage(self) -> None:
         """Tell the engine each child's CPU demand so far (ns) and whether it is runnable, by
@@ -231,8 +247,6 @@ def main(argv: list[str]) -> None:
     if policy.enabled:
         zygote.prepared = confine.prepare(policy, layers)
     _preload(argv[3:])
-    global _PRCTL
-    _PRCTL = _load_prctl()
     try:
         control.send(b"L " + json.dumps(layers).encode())
     except OSError:  # the engine is gone already (a prestarted zygote its command never used)
@@ -253,7 +267,7 @@ def _enter_pid_namespace(control: socket.socket) -> None:
     linux.unshare(linux.CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:
-        _die_with_parent(0)  # the parent is outside the namespace: getppid() says 0
+        lifeline.die_with_parent(signal.SIGKILL, 0)  # the parent is outside: getppid() is 0
         return
     control.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -323,7 +337,7 @@ def _child(
         control.close()
         os.close(wake_r)
         os.setsid()
-        _die_with_parent(parent)
+        lifeline.die_with_parent(signal.SIGKILL, parent)
         conn, out, err = fds
         os.dup2(out, 1)
         os.dup2(err, 2)
@@ -371,28 +385,6 @@ def _kill_uid(uid: int) -> None:
             pass
         os._exit(0)
     os.waitpid(pid, 0)
-
-
-def _load_prctl():  # type: ignore[no-untyped-def]
-    """libc's prctl, looked up once in the zygote (importing ctypes per child costs ms)."""
-    try:
-        return linux.load().prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = None
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the child gets SIGKILL if the zygote dies (the zygote is single-threaded)."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    else:
-        with contextlib.suppress(OSError):
-            linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the zygote died before prctl took effect
-        os._exit(70)
 
 
 if __name__ == "__main__":
