@@ -126,8 +126,13 @@ class Client:
         drive: str | None = None,
         prepare: Callable[[str], None] | None = None,
         account: str | None = None,
+        stored: Callable[[str], None] | None = None,
     ) -> str:
         """Validate, store and enqueue a run; return its id (the same id for the same key).
+        `stored(run_id)` is called once the run is stored and before any of its flows is sent
+        (the API records the run's owner there: a run of 100,000 flows takes a while to send,
+        and its owner must see and cancel it meanwhile); also for the run an idempotency key
+        names.
         Inputs, options and the package are checked against `dizest_core.limits` first: a value
         too deep or too large for a worker raises InputError and nothing is stored.
         `drive`: a folder under the workers' drive_root its flows read through `dizest.drive()`;
@@ -164,6 +169,8 @@ class Client:
         created = self.runs.create(
             run_id, snapshot, plan, record, idempotency_key, base_run, account
         )
+        if stored is not None:
+            stored(created.run_id)
         if created.created and created.roots:
             ctx = self.runs.context(created.run_id)
             assert ctx is not None
@@ -205,8 +212,15 @@ class Client:
         """The workers that can take a run now (the submit routes ask before they accept one)."""
         return live_workers(self.redis, self.settings)
 
-    def rerun(self, run_id: str, flow_id: str, account: str | None = None) -> str:
-        """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs."""
+    def rerun(
+        self,
+        run_id: str,
+        flow_id: str,
+        account: str | None = None,
+        stored: Callable[[str], None] | None = None,
+    ) -> str:
+        """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs
+        (`stored` as for `submit`)."""
         record = self._record(run_id)
         snapshot = self.runs.snapshot(run_id)
         inputs = {**json.loads(record["inputs"])}
@@ -220,6 +234,7 @@ class Client:
             base_run=run_id,
             drive=json.loads(record.get("drive") or "null"),
             account=account,
+            stored=stored,
         )
 
     def _record(self, run_id: str) -> dict[str, str]:

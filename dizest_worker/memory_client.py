@@ -94,6 +94,7 @@ class MemoryClient:
         drive: str | None = None,
         prepare: Callable[[str], None] | None = None,
         account: str | None = None,
+        stored: Callable[[str], None] | None = None,
     ) -> str:
         """As `Client.submit`: validated first (the same checks), then queued to run here.
         `account` is taken and not counted: runs here live in this process's memory, no quota."""
@@ -102,8 +103,11 @@ class MemoryClient:
         if base_run is not None and base_run not in self._runs:
             raise RunNotFound(f"no run {base_run!r}")
         with self._changed:
-            if idempotency_key is not None and idempotency_key in self._keys:
-                return self._keys[idempotency_key]
+            found = self._keys.get(idempotency_key) if idempotency_key is not None else None
+        if found is not None:
+            if stored is not None:
+                stored(found)
+            return found
         common, per_flow = split_inputs(inputs or {}, pkg)
         opts = dict(options or {})
         run_id = new_run_id()
@@ -133,14 +137,25 @@ class MemoryClient:
         snapshot = dwp.to_dict(pkg)
         with self._changed:
             if idempotency_key is not None:
-                if idempotency_key in self._keys:  # a concurrent submit with the same key won
-                    return self._keys[idempotency_key]
-                self._keys[idempotency_key] = run_id
-            self._runs[run_id] = _Run(pkg, snapshot, request, record)
+                found = self._keys.get(idempotency_key)  # a concurrent submit's, with the key
+                if found is None:
+                    self._keys[idempotency_key] = run_id
+            if found is None:
+                self._runs[run_id] = _Run(pkg, snapshot, request, record)
+        if stored is not None:
+            stored(found or run_id)
+        if found is not None:
+            return found
         self._queue.put(run_id)
         return run_id
 
-    def rerun(self, run_id: str, flow_id: str, account: str | None = None) -> str:
+    def rerun(
+        self,
+        run_id: str,
+        flow_id: str,
+        account: str | None = None,
+        stored: Callable[[str], None] | None = None,
+    ) -> str:
         """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs."""
         run = self._run(run_id)
         inputs = {**json.loads(run.record["inputs"])}
@@ -153,6 +168,7 @@ class MemoryClient:
             options=json.loads(run.record["options"]),
             base_run=run_id,
             drive=json.loads(run.record["drive"]),
+            stored=stored,
         )
 
     def live_workers(self) -> list[str]:

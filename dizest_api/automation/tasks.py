@@ -52,12 +52,14 @@ def run_tick(rt: Runtime, schedule_id: str, tick_at: str) -> dict[str, Any]:
     try:
         rt.index.quota.prune(sched.owner)  # CREATE refuses a new run past the quota (not a
         # tick delivered again, whose key names its run already)
+        claimed: list[bool] = []
         run_id = rt.client.submit(
-            package, sched.inputs, None, key, sched.options, account=sched.owner
-        )
+            package, sched.inputs, None, key, sched.options, account=sched.owner,
+            stored=lambda new: claimed.append(rt.index.claim(new, sched.owner, wf.id)),
+        )  # fmt: skip
     except (DizestError, ValueError) as exc:
         return _record(rt, sched.id, {"tick": tick_at, "error": f"{type(exc).__name__}: {exc}"})
-    if not rt.index.claim(run_id, sched.owner, wf.id):
+    if not claimed[0]:
         return {"tick": tick_at, "run_id": run_id, "duplicate": True}  # recorded the first time
     return _record(rt, sched.id, {"tick": tick_at, "run_id": run_id, "version": version})
 

@@ -89,8 +89,10 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
     }
     require_worker()
     with within_limit() as account:
-        run_id = found.client.submit(raw, inputs, account=account)
-        index().claim(run_id, principal.username, wf.id)
+        run_id = found.client.submit(
+            raw, inputs, account=account,
+            stored=lambda new: index().claim(new, principal.username, wf.id),
+        )  # fmt: skip
     return run_id, finals
 
 

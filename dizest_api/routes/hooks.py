@@ -178,12 +178,14 @@ def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
     require_worker()
     with within_limit() as account:
         try:
-            run_id = services().client.submit(package, inputs, None, None, {}, account=account)
+            run_id = services().client.submit(
+                package, inputs, None, None, {}, account=account,
+                stored=lambda new: index().claim(new, trig.owner, wf.id),
+            )  # fmt: skip
         except ValueError as exc:  # dizest errors (ValidationError...) go through the table
             if isinstance(exc, (DizestError, LookupError)):
                 raise
             raise InvalidRun(str(exc)) from None
-        index().claim(run_id, trig.owner, wf.id)
     answer = {"run_id": run_id, "workflow_id": wf.id, "version": version, "trigger_id": trig.id}
     return jsonify(answer), 201, {"Location": url_for("runs.get_run", run_id=run_id)}
 

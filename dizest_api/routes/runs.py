@@ -178,13 +178,17 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
 
     if not seen():
         require_worker()
-    attached, run_id = Attached(parts), None
+    attached, run_id, claimed = Attached(parts), None, []
+
+    def own(stored: str) -> None:  # before its flows are sent: its owner sees it at once
+        claimed.append(index().claim(stored, principal.username, wf_id))
+
     with within_limit(check=lambda: not seen()) as account:
         try:
             run_id = found.client.submit(
                 package, body.get("inputs"), body.get("flows"), scoped, options,
                 drive=user_drive().path, prepare=attached.prepare if parts else None,
-                account=account,
+                account=account, stored=own,
             )  # fmt: skip
         except ValueError as exc:  # dizest errors (ValidationError...) go through the table
             if isinstance(exc, (DizestError, LookupError)):
@@ -192,7 +196,7 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
             raise InvalidRun(str(exc)) from None
         finally:
             attached.settle(run_id)
-        created = index().claim(run_id, principal.username, wf_id)
+    created = claimed[0]
     info = index().get(run_id) or {}
     answer = {**_summary(run_id, found.client.record(run_id), info), "version": version}
     location = url_for(".get_run", run_id=run_id)
@@ -263,10 +267,15 @@ def get_outputs(run_id: str, flow_id: str) -> Response:
           responses={201: "Run", 413: ERR, 429: ERR})  # fmt: skip
 def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]]:
     info = open_run(run_id, "rerun")
+    given_by = info.get("inputs_by") or info.get("owner")  # the inputs stay theirs
+    username = current().username
     with within_limit() as account:
-        new_id = services().client.rerun(run_id, flow_id, account)
-        given_by = info.get("inputs_by") or info.get("owner")  # the inputs stay theirs
-        index().claim(new_id, current().username, info.get("workflow_id"), given_by)
+        new_id = services().client.rerun(
+            run_id,
+            flow_id,
+            account,
+            stored=lambda new: index().claim(new, username, info.get("workflow_id"), given_by),
+        )
     record = services().client.record(new_id)
     answer = _summary(new_id, record, index().get(new_id) or {})
     return jsonify(answer), 201, {"Location": url_for(".get_run", run_id=new_id)}

@@ -239,6 +239,27 @@ def test_others_see_nothing_unless_granted_on_the_workflow(live: Live) -> None:
     assert live.call("GET", "/runs/nope", admin).status_code == 404
 
 
+def test_a_run_is_its_owners_before_any_of_its_flows_is_sent(live: Live, monkeypatch) -> None:
+    """A run of many flows takes a while to send (a probe's 100,000 took minutes): its owner
+    sees, lists and may cancel it from the start, and it counts among their unfinished runs."""
+    from dizest_api.data.run_index import RunIndex
+
+    alice = live.user("alice")
+    client, owners = live.services.client, []
+    send = client._enqueue
+
+    def enqueue(tasks: Any, countdown: float) -> None:  # the first flow message of the run
+        run_id = tasks[0][0].run_id
+        owners.append(RunIndex(live.services.redis, live.services.settings.worker).get(run_id))
+        send(tasks, countdown)
+
+    monkeypatch.setattr(client, "_enqueue", enqueue)
+    answer = live.call("POST", "/runs", alice, json={"package": FANOUT})
+    assert answer.status_code == 201, answer.json
+    assert owners and owners[0] is not None and owners[0]["owner"] == "alice", owners
+    assert live.wait(answer.json["run_id"], alice)["status"] == "ready"
+
+
 def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
     alice = live.user("alice")
     cyclic = live.call("POST", "/runs", alice, json={"package": CYCLE})
