@@ -80,8 +80,13 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
 ]
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The JSON body of every error the API answers."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
-    response = jsonify({"error": {"code": code, "message": message, "details": details}})
+    response = jsonify(error_body(code, message, details))
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="dizest"'
@@ -148,6 +153,9 @@ def handle_os(exc: OSError) -> Response:
 
 
 def handle_unexpected(exc: Exception) -> Response:
+    if type(exc).__module__ == "gunicorn.http.errors":  # the body, read in a view, is broken
+        # (a bad chunk size, a body cut short); the server parsed the head before the app ran
+        return error_response(400, "bad_request", f"malformed request body: {exc}")
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
 

@@ -17,24 +17,41 @@ Everything else is gthread unchanged.
 
 from __future__ import annotations
 
+import json
 import select
 import time
 from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
+from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from dizest_api import handover
+from dizest_api.errors import error_body
 
 TAKEN = object()  # handle()'s result for a connection the hub now owns
 STREAM_PATH_END = "/events"  # GET /api/v1/runs/<run_id>/events: SSE, maybe handed over
 NOTIFY_EVERY_S = 1.0  # the arbiter's timeout (30 s by default) is far longer
 
 
+def json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's own answer to a request it cannot parse (a request line over its limit, a
+    control character in a header), in the API's JSON shape rather than its HTML page:
+    gunicorn has no hook for that body, so the worker process sets this as `write_error`."""
+    code = reason.lower().replace(" ", "_")
+    body = json.dumps(error_body(code, message or reason)).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 class StreamWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         handover.enable()
+        util.write_error = json_error  # this process serves the API alone
         self._taken: deque[None] = deque()  # one entry per connection handed over
         self._notified = 0.0
         super().init_process()

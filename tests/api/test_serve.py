@@ -184,6 +184,45 @@ def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
         assert f'dizest_flows_finished_total{{status="ready"}} {flows}' in text
         assert f'dizest_flow_duration_seconds_bucket{{le="+Inf"}} {flows}' in text
         assert f"dizest_flow_duration_seconds_count {flows}" in text
+        malformed_requests_get_json_errors(base, token)
+        assert "unhandled error" not in served.log.read_text()
+
+
+def raw(base: str, request: bytes) -> tuple[int, str, dict[str, Any]]:
+    """Status, content type and JSON body of a raw HTTP request's answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    kind = next(v for k, _, v in (h.partition(": ") for h in lines[1:]) if k.lower() == "content-type")  # fmt: skip
+    return int(lines[0].split()[1]), kind, json.loads(body)
+
+
+def malformed_requests_get_json_errors(base: str, token: dict[str, str]) -> None:
+    """A broken chunked body read by a view is a 400, not a 500; what gunicorn refuses before
+    the app (a request line over its limit, a control character in a header) answers JSON."""
+    auth = f"Authorization: {token['Authorization']}\r\n".encode()
+    chunked = (
+        b"POST /api/v1/workflows HTTP/1.1\r\nHost: x\r\n"
+        + auth
+        + (
+            b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\n\r\nzz\r\n"
+        )
+    )
+    status, kind, body = raw(base, chunked)
+    assert (status, kind, body["error"]["code"]) == (400, "application/json", "bad_request"), body
+    assert "malformed request body" in body["error"]["message"]
+    long_line = b"GET /api/v1/runs/" + b"A" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, kind, body = raw(base, long_line)
+    assert (status, kind, body["error"]["code"]) == (414, "application/json", "uri_too_long")
+    control = b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dz_\x01\r\n\r\n"
+    status, kind, body = raw(base, control)
+    assert (status, kind, body["error"]["code"]) == (400, "application/json", "bad_request"), body
 
 
 SLOW = {
