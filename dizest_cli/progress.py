@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, TextIO
 
+from dizest_cli.terminal import safe_line
 from dizest_core import events as ev
 from dizest_core.events import Event
 from dizest_core.model import Package
@@ -31,8 +32,8 @@ class Progress:
         if event.type == ev.LOG_APPEND:
             entry = event.data["entry"]
             text = entry if isinstance(entry, str) else as_text(entry)
-            for line in text.splitlines() or [""]:
-                self._write(f"[{event.flow_id:<{self.width}}] {line}")
+            for line in text.rstrip("\n").split("\n"):
+                self._write(f"[{event.flow_id:<{self.width}}] {safe_line(line)}")
         elif event.type == ev.FLOW_STATUS:
             self._status(event)
         elif event.type == ev.WORKFLOW_STATUS and not self.tty:

@@ -24,6 +24,7 @@ from dizest_cli.common import (
     server_options,
     when,
 )
+from dizest_cli.terminal import safe_line
 from dizest_core.render import as_text
 
 FOLLOW_RECONNECTS = 30  # about a minute of retries: an API restart does not end `logs -f`
@@ -115,7 +116,7 @@ def _in_run_order(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def _lines(flow_id: str, entry: Any) -> list[str]:
     text = entry if isinstance(entry, str) else as_text(entry)
-    return [f"[{flow_id}] {line}" for line in text.splitlines() or [""]]
+    return [f"[{flow_id}] {safe_line(line)}" for line in text.rstrip("\n").split("\n")]
 
 
 @runs.command("logs")
