@@ -17,6 +17,7 @@ import functools
 import os
 import re
 import shutil
+import stat
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from dizest_core.errors import Problem
 
 _NAME = re.compile(r"python(\d+)\.(\d+)$")
+MISSING = "no such program on this server"
 _DIZEST = re.compile(r"^(dizest_core|dizest-[^/]*\.dist-info|__editable__\.dizest-.*\.pth)$")
 
 
@@ -55,7 +57,14 @@ def _resolve(executable: str) -> tuple[tuple[str, ...], str | None]:
     """(site-packages to put first, None) or ((), why not)."""
     path = executable if os.path.isabs(executable) else shutil.which(executable)
     if path is None or not os.path.isfile(path):
-        return (), "no such program on this server"
+        return (), MISSING
+    found = _check(path)
+    if found[1] is not None and not _public(path):
+        return (), MISSING  # why it is unfit would tell what lies where users may not look
+    return found
+
+
+def _check(path: str) -> tuple[tuple[str, ...], str | None]:
     prefix = os.path.dirname(os.path.dirname(os.path.abspath(path)))
     if os.path.realpath(prefix) == os.path.realpath(sys.prefix):
         return (), None  # the engine's own environment
@@ -72,6 +81,28 @@ def _resolve(executable: str) -> tuple[tuple[str, ...], str | None]:
     if not any(_DIZEST.match(entry) for site in sites for entry in _listing(site)):
         return (), f"dizest is not installed in its environment ({prefix})"
     return tuple(sites), None
+
+
+def _public(path: str) -> bool:
+    """A file any user may run, in folders any user may pass. The server looks as root: a
+    path in a folder only root may enter (the data dir, /root) that is no usable Python is
+    answered as missing, whatever it is (the reasons told which files exist there, a probe
+    found)."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or not info.st_mode & stat.S_IXOTH:
+            return False
+        for named in {os.path.abspath(path), os.path.realpath(path)}:  # the link's, its file's
+            folder = os.path.dirname(named)
+            while True:
+                if not os.stat(folder).st_mode & stat.S_IXOTH:
+                    return False
+                if folder == os.path.dirname(folder):
+                    break
+                folder = os.path.dirname(folder)
+    except OSError:
+        return False
+    return True
 
 
 def _version(path: str, prefix: str) -> tuple[int, int] | None:

@@ -4,7 +4,10 @@ refused at validation otherwise, naming why. The named program is never run."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,15 @@ def with_executable(executable: str | None) -> dict:
     return pkg
 
 
+@pytest.fixture
+def public() -> Iterator[Path]:
+    """A folder any user may pass (pytest's own are root's alone, mode 700)."""
+    root = Path(tempfile.mkdtemp(prefix="dz-interp-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root)
+
+
 def test_an_environment_that_can_run_the_child_is_used(tmp_path: Path) -> None:
     python = venv(tmp_path / "env")
     assert dwp.check(with_executable(str(python))) == []
@@ -67,11 +79,42 @@ def test_the_engines_own_interpreter_or_none_is_fine() -> None:
     ],
 )
 def test_an_interpreter_that_cannot_run_the_child_is_refused_naming_why(
-    tmp_path: Path, make, reason: str
+    public: Path, make, reason: str
 ) -> None:
-    python = make(tmp_path)
+    python = make(public)
     with pytest.raises(ValidationError) as info:
         dwp.load(with_executable(str(python)))
     (problem,) = info.value.problems
     assert (problem.code, problem.field) == ("bad_executable", "executable")
     assert reason in problem.message and str(python) in problem.message
+
+
+def test_a_file_where_users_may_not_look_is_answered_as_missing(
+    tmp_path: Path, public: Path
+) -> None:
+    """The server looks as root: why a root-only file is no Python would tell that it exists
+    (a probe named the server's secret key). Only a usable environment is told apart there."""
+    private = tmp_path / "data"  # pytest's tmp_path: mode 700, as a server's data dir
+    private.mkdir(mode=0o700)
+    for folder in (private, public):
+        (folder / "secret_key").write_text("k" * 32)
+        (folder / "secret_key").chmod(0o600)
+    reasons = {}
+    for folder in (private, public):
+        with pytest.raises(ValidationError) as info:
+            dwp.load(with_executable(str(folder / "secret_key")))
+        reasons[folder] = info.value.problems[0].message
+    assert reasons[private].endswith(": no such program on this server")
+    assert reasons[private].replace(str(private), "X") == dwp_missing_for("X/secret_key")
+    assert reasons[public].endswith(": no such program on this server")  # not runnable by all
+    (public / "tool").write_text("#!/bin/sh\n")
+    (public / "tool").chmod(0o755)
+    with pytest.raises(ValidationError) as info:
+        dwp.load(with_executable(str(public / "tool")))
+    assert "cannot tell its Python version" in info.value.problems[0].message
+
+
+def dwp_missing_for(path: str) -> str:
+    with pytest.raises(ValidationError) as info:
+        dwp.load(with_executable(path))  # a path that is not there at all
+    return info.value.problems[0].message
