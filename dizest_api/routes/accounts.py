@@ -161,6 +161,8 @@ def set_password(username: str) -> Response:
     if username != principal.username and not principal.is_admin:
         raise NotFound(f"no user {username!r}")
     if username == principal.username and not principal.is_admin:
-        accounts.login(username, body.get("current_password", ""), request.remote_addr or "")
+        if not body.get("current_password"):  # a bad one counts toward the login lock-out
+            raise BadInput("current_password is required to change your own password")
+        accounts.login(username, body["current_password"], request.remote_addr or "")
     accounts.set_password(username, body["password"])
     return Response(status=204)

@@ -209,6 +209,10 @@ def test_admin_manages_users_and_users_cannot_touch_others(api: Api) -> None:
     assert api.call("PUT", "/users/bob/password", admin, json=body).status_code == 204
     own = api.call("PUT", "/users/alice/password", alice, json={**body, "current_password": "bad"})
     assert own.status_code == 401
+    bare = api.call("PUT", "/users/alice/password", alice, json=body)  # forgot it: said so
+    assert (
+        bare.status_code == 400 and "current_password is required" in bare.json["error"]["message"]
+    )
     assert api.call("DELETE", "/users/bob", admin).status_code == 204
     assert api.call("DELETE", "/users/bob", admin).status_code == 404
     assert api.call("DELETE", "/users/root", admin).status_code == 409
