@@ -63,7 +63,14 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
         max_failures=settings.login_max_failures,
         window_s=settings.login_window_s,
     )
-    library = Library(redis, keys, extra_apps=plugins.apps(), limits=settings.library_limits())
+    bounds = (settings.worker.max_flow_timeout_s, settings.worker.engine.network_max)
+    library = Library(
+        redis,
+        keys,
+        extra_apps=plugins.apps(),
+        limits=settings.library_limits(),
+        option_bounds=bounds,
+    )
     app.extensions["dizest"] = Services(settings, redis, accounts, library, plugins, client)
     errors.register(app)
     console.register(app)  # its 404 check runs before auth

@@ -64,14 +64,24 @@ def validate(
     """Raise InvalidOptions listing every bad run option and `"dizest"` option of `package`
     (a network above `network_max`, the server's DIZEST_NETWORK_MAX, included)."""
     problems = run_problems(run_options, max_timeout_s, network_max)
+    problems += package_problems(package, max_timeout_s, network_max)
+    if problems:
+        raise InvalidOptions(problems)
+
+
+def package_problems(
+    package: Package, max_timeout_s: float, network_max: str = "full"
+) -> list[Problem]:
+    """The `"dizest"` options' problems of the package's flows and apps alone: what a store
+    and a validation of the package say too, so that none passes what every submit refuses."""
+    problems: list[Problem] = []
     apps = {}
     for flow in package.flows.values():
         apps[flow.app_id] = package.app_of(flow)
         problems += _object_problems(flow.raw, max_timeout_s, network_max, flow=flow.id)
     for app_id, app in apps.items():
         problems += _object_problems(app.raw, max_timeout_s, network_max, app=app_id)
-    if problems:
-        raise InvalidOptions(problems)
+    return problems
 
 
 def run_problems(

@@ -27,8 +27,8 @@ import redis
 
 from dizest_api.data import library_quota
 from dizest_api.data.library_quota import LibraryLimits
-from dizest_core import dwp
-from dizest_core.errors import DizestError, InputError
+from dizest_core import dwp, options
+from dizest_core.errors import DizestError, InputError, Problem
 from dizest_core.model import App
 from dizest_worker.keys import Keys
 
@@ -90,21 +90,36 @@ class Library:
         extra_apps: Mapping[str, App] | None = None,
         clock: Callable[[], float] = time.time,
         limits: LibraryLimits | None = None,
+        option_bounds: tuple[float, str] = (float("inf"), "full"),
     ) -> None:
+        """`option_bounds`: the server's longest flow timeout and widest network, for the
+        `"dizest"` options of what is stored (`dizest_core.options`)."""
         # A text client (`text_client`): replies are str, which redis-py's types cannot express.
         self.redis: Any = client
         self.keys, self.clock = keys, clock
         self.extra_apps = dict(extra_apps or {})
         self.limits = limits or LibraryLimits()
+        self.option_bounds = option_bounds
         self._create = client.register_script(library_quota.CREATE)
         self._replace = client.register_script(library_quota.REPLACE)
         self._usage = client.register_script(library_quota.USAGE)
         self._versions = library_quota.versions_template(keys)
 
     def validate(self, package: Mapping[str, Any]) -> str:
-        """The package as JSON text, once `dwp.load` found no error (else ValidationError)."""
-        dwp.load(package, extra_apps=self.extra_apps)
+        """The package as JSON text, once `dwp.load` and its options found no error (else
+        ValidationError; InvalidOptions for options every submit would refuse)."""
+        loaded = dwp.load(package, extra_apps=self.extra_apps)
+        options.validate(loaded, {}, *self.option_bounds)
         return json.dumps(package, ensure_ascii=False)
+
+    def problems(self, package: Any) -> list[Problem]:
+        """Every problem of `package`, without raising: `dwp.check`'s, then, when it has no
+        error, its options' (what `validate` would refuse)."""
+        found = dwp.check(package, extra_apps=self.extra_apps)
+        if any(p.severity == "error" for p in found):
+            return found
+        loaded = dwp.load(package, extra_apps=self.extra_apps)
+        return found + options.package_problems(loaded, *self.option_bounds)
 
     def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
         _check_title(title)

@@ -27,7 +27,6 @@ from dizest_api.errors import BadInput, Forbidden, NotFound
 from dizest_api.routes.files import workflow_body
 from dizest_api.schemas import ERR, Body, page_of
 from dizest_api.services import services
-from dizest_core import dwp
 
 bp = Blueprint("workflows", __name__)
 
@@ -122,7 +121,7 @@ def replace_workflow(wf_id: str) -> Response:
           "naming flow, app and field), without storing it", body=CHECK, scope="read",
           responses={200: "Validation"})  # fmt: skip
 def validate_workflow() -> Response:
-    problems = dwp.check(json_body(CHECK)["package"], extra_apps=services().library.extra_apps)
+    problems = services().library.problems(json_body(CHECK)["package"])
     items = [p.to_dict() for p in problems]
     return jsonify({"valid": not any(p.severity == "error" for p in problems), "problems": items})
 

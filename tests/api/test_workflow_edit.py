@@ -3,6 +3,8 @@ latest is refused (409) and stores nothing; a package is checked without being s
 
 from __future__ import annotations
 
+import json
+
 from tests.api.conftest import Api
 from tests.api.test_workflows import CHAIN, CYCLE, create
 
@@ -61,3 +63,23 @@ def test_validate_lists_errors_and_warnings_without_storing(api: Api) -> None:
     assert ok == {"valid": True, "problems": []}
     assert api.call("GET", "/workflows", alice).json["total"] == 0
     assert api.call("POST", "/workflows/validate", alice, json={"package": 3}).status_code == 400
+
+
+def test_options_every_submit_would_refuse_are_invalid_to_validate_and_store(api: Api) -> None:
+    """A probe found `"dizest": "x"` or a negative timeout valid and stored, then refused by
+    each submit (422 invalid_options): validate names them, a store refuses them."""
+    alice = api.user("alice")
+    for where, bad, field in (
+        ("flow", "x", "dizest"),
+        ("flow", {"timeout": -1}, "dizest.timeout"),
+        ("app", {"queue": "q" * 10_000}, "dizest.queue"),
+    ):
+        pkg = json.loads(json.dumps(CHAIN))
+        target = next(iter(pkg["flow" if where == "flow" else "apps"].values()))
+        target["dizest"] = bad
+        answer = api.call("POST", "/workflows/validate", alice, json={"package": pkg}).json
+        assert answer["valid"] is False, (bad, answer)
+        assert [(p["code"], p["field"]) for p in answer["problems"]] == [("invalid_option", field)]
+        stored = api.call("POST", "/workflows", alice, json={"package": pkg})
+        assert stored.status_code == 422 and stored.json["error"]["code"] == "invalid_options"
+    assert api.call("GET", "/workflows", alice).json["total"] == 0
