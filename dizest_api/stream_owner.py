@@ -146,7 +146,14 @@ class OwnedStreams:
         self._queue(stream, b"".join(frame(e, frames) for e in todo), todo)
 
     def resync(self) -> None:
-        """The hub resubscribed: catch every run up from its stream now."""
+        """The hub resubscribed (its lock held): what pubsub published meanwhile is lost, so
+        every stream holds live events back until the writer has caught its run up from the
+        stream. A live event sent first would move `last` past the gap, and the catch-up
+        would start after it (a probe under load lost 801 of 4,007 events so)."""
+        for streams in self.by_run.values():
+            for stream in streams:
+                if stream.held is None and not (stream.gone or stream.ending):
+                    stream.held = []
         self._catch_up.update(self.by_run)
         self._wake()
 

@@ -209,6 +209,32 @@ def test_a_long_catch_up_keeps_live_events_back_until_it_reaches_them(redis_url:
         hub.close()
 
 
+def test_live_events_after_a_resubscribe_wait_for_the_catch_up_of_what_pubsub_lost(
+    hub: EventHub,
+) -> None:
+    """The exact interleaving: events 3-7 are lost while the hub resubscribes; the hub sends
+    its first live event after it (8) before the writer has caught the run up. The client
+    still gets 1..11 once each, in order: 8 waited for 3-7 (it had moved `last` past them)."""
+    runs = BackloggedRuns(11)
+    ((ours, theirs),) = handed(hub, 1, runs)
+    events = [Event.from_dict(json.loads(live_event(i, i == 11))) for i in range(1, 12)]
+    try:
+        theirs.settimeout(5)
+        publish(hub, range(1, 3))
+        received = bytearray()
+        while event_numbers(bytes(received)) != [1, 2]:
+            received.extend(theirs.recv(65536))
+        runs.stream = events  # the run's stream holds them all; pubsub lost 3-7
+        with hub._lock:  # the writer cannot catch up in between
+            hub.owned.resync()
+            hub.owned.deliver("r1", [events[7]], {})
+        publish(hub, range(9, 12), final_at=11)
+        assert event_numbers(bytes(received) + read_all(theirs)) == list(range(1, 12))
+    finally:
+        ours.close()
+        theirs.close()
+
+
 class BrokenRuns(QuietRuns):
     """A run whose stream reads fail once its client has replayed (Redis gone for good, or an
     event nobody can decode)."""
