@@ -43,6 +43,7 @@ from flask import Flask
 
 from dizest_api import handover
 from dizest_api.errors import ApiError
+from dizest_api.pubsub_read import waiting
 from dizest_api.stream_owner import OwnedStreams, RunFeed, Stream, chunk, sse_frame, stream_key
 from dizest_core.events import Event
 
@@ -318,8 +319,7 @@ class EventHub:
                         elif message["type"] == "message":
                             raws.append(message["data"])
                         # whatever else is waiting, as one batch: one send per client
-                        more = len(raws) < BATCH and pubsub.get_message(timeout=0)
-                        message = more or None
+                        message = waiting(pubsub) if len(raws) < BATCH else None
                     self._dispatch_all(raws)
             except Exception:  # Redis went away: resubscribe, clients catch up on RESYNC
                 log.warning("event hub lost its subscription; retrying", exc_info=True)

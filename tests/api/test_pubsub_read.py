@@ -1,0 +1,85 @@
+"""The event hub's non-waiting read of its pubsub (dizest_api.pubsub_read): a message only
+partly arrived is read whole, on the same connection. With `get_message(timeout=0)` its read
+timed out and redis-py reconnected, dropping the subscription and what was published meanwhile
+(seen under load). A minimal RESP server sends the message in two parts: the exact interleaving
+of a read that begins before the rest arrives."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from dizest_api.pubsub_read import waiting
+
+HELLO = b"%1\r\n$5\r\nproto\r\n:3\r\n"  # RESP3, as redis-py speaks by default (the hub too)
+SUBSCRIBED = b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+MESSAGE = b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$11\r\nhello there\r\n"
+
+
+def serve_once(listener: socket.socket, rest: threading.Event, accepted: list[int]) -> None:
+    conn, _ = listener.accept()
+    accepted.append(1)
+    with conn:
+        while True:  # the handshake (HELLO 3), then SUBSCRIBE
+            data = conn.recv(65536).upper()
+            if not data:
+                return
+            if b"SUBSCRIBE" in data:
+                break
+            conn.sendall(HELLO if b"HELLO" in data else b"+OK\r\n")
+        conn.sendall(SUBSCRIBED)
+        conn.sendall(MESSAGE[:30])  # the first part of the message...
+        rest.wait(30)
+        conn.sendall(MESSAGE[30:])  # ...and the rest, once the read waits for it
+        conn.recv(1)  # until the client closes
+
+
+def blocked_in_read(tid: int) -> bool:
+    """Whether thread `tid` of this process waits in poll/ppoll/recvfrom (x86_64, aarch64)."""
+    try:
+        call = Path(f"/proc/self/task/{tid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return False
+    return call in {"7", "271", "45", "73", "207"}
+
+
+def test_a_message_partly_arrived_is_read_whole_on_the_same_connection() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    rest, accepted = threading.Event(), []
+    server = threading.Thread(target=serve_once, args=(listener, rest, accepted), daemon=True)
+    server.start()
+    client = redis.Redis(port=listener.getsockname()[1])
+    pubsub = client.pubsub()
+    got: dict[str, Any] = {}
+    try:
+        pubsub.subscribe("ch")
+        assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        deadline = time.monotonic() + 10
+        while not pubsub.connection.can_read(timeout=0):  # the first part is here
+            assert time.monotonic() < deadline
+
+        def read() -> None:
+            got["tid"] = threading.get_native_id()
+            got["message"] = waiting(pubsub)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        while "tid" not in got or not blocked_in_read(got["tid"]):
+            assert time.monotonic() < deadline, "the read never waited for the rest"
+            assert reader.is_alive(), got  # it ended at once: the partial read failed
+        rest.set()
+        reader.join(10)
+        assert got["message"]["data"] == b"hello there"
+        assert accepted == [1]  # no reconnect
+    finally:
+        rest.set()
+        pubsub.close()
+        client.close()
+        listener.close()
