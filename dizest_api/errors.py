@@ -13,6 +13,7 @@ from typing import Any
 import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import WebsocketMismatch
 
 from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
 from dizest_api.data.library import GrantError, VersionConflict
@@ -127,7 +128,13 @@ def handle_domain(exc: Exception) -> Response:
 
 def handle_http(exc: HTTPException) -> Response:
     code = (exc.name or "error").lower().replace(" ", "_")
-    response = error_response(exc.code or 500, code, exc.description or exc.name or "")
+    message = exc.description or exc.name or ""
+    if isinstance(exc, WebsocketMismatch):  # a plain request of a WebSocket route (or back)
+        message = (
+            "this is a WebSocket endpoint: connect with 'Upgrade: websocket' (over plain "
+            "HTTP, GET /api/v1/runs/<run_id>/events streams the same events)"
+        )
+    response = error_response(exc.code or 500, code, message)
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, g, request
 from flask.blueprints import BlueprintSetupState
 from flask_sock import Sock
-from simple_websocket import Server
+from simple_websocket import ConnectionClosed, Server
 
 from dizest_api.auth import current
 from dizest_api.endpoint import Spec
@@ -100,6 +100,9 @@ def run_socket(ws: Server, run_id: str) -> None:
                 if not ws.connected:
                     break
                 continue
-            ws.send(event.wire)
+            try:
+                ws.send(event.wire)
+            except (ConnectionError, ConnectionClosed):  # the client left: nothing to log
+                break
     finally:
         events.close()

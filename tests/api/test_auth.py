@@ -216,3 +216,13 @@ def test_admin_manages_users_and_users_cannot_touch_others(api: Api) -> None:
     assert api.call("DELETE", "/users/bob", admin).status_code == 204
     assert api.call("DELETE", "/users/bob", admin).status_code == 404
     assert api.call("DELETE", "/users/root", admin).status_code == 409
+
+
+def test_a_plain_get_of_the_websocket_route_says_what_it_needs(api: Api) -> None:
+    """A probe's plain GET got 'The browser (or proxy) sent a request that this server could
+    not understand'; before any other check, the answer now names the upgrade and the SSE door."""
+    alice = api.user("alice")
+    answer = api.call("GET", "/runs/0123456789abcdef0123456789abcdef/ws", alice)
+    assert answer.status_code == 400, answer.json
+    assert "connect with 'Upgrade: websocket'" in answer.json["error"]["message"]
+    assert api.call("GET", "/runs/x/ws").status_code == 401  # authentication still comes first
