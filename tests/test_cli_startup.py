@@ -61,7 +61,7 @@ def test_run_imports_the_core_engine_only() -> None:
     assert json.loads(out)["status"] == "ready"
     assert "dizest_core" in loaded["top"]
     assert not set(loaded["top"]) & {*SERVICE, "pandas"}
-    assert set(loaded["cli"]) <= {"dizest_cli.local", "dizest_cli.progress"}
+    assert set(loaded["cli"]) <= {"dizest_cli.local", "dizest_cli.progress", "dizest_cli.terminal"}
 
 
 @pytest.mark.parametrize("name", sorted(dizest_cli.LAZY))
