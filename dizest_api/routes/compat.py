@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
@@ -60,7 +61,9 @@ def _values() -> dict[str, Any]:
 def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
     """Submit the workflow with the request's inputs; the run id and its final outputs."""
     found, principal = services(), current()
-    if request.method == "GET" and principal.via == "session":
+    if request.method == "HEAD":  # Flask answers HEAD on a GET route: it must start nothing
+        raise MethodNotAllowed(["GET", "POST"], "a HEAD request starts no run")
+    if request.method != "POST" and principal.via == "session":
         # a GET cannot carry the CSRF token, and this one starts a run
         raise Forbidden(
             "with a session cookie, start runs by POST (with X-CSRF-Token) or use a bearer token",

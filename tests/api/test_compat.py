@@ -64,6 +64,12 @@ def test_a_cookie_session_cannot_start_runs_by_get(live: Live) -> None:
     live.login("carol")
     refused = compat(live, "GET", f"run/{wf}", {})
     assert refused.status_code == 403 and refused.json["error"]["details"]["reason"] == "csrf"
+    before = len(live.call("GET", "/runs", live.user("carol")).json["items"])
+    for path in (f"run/{wf}", f"stream/{wf}"):  # a probe started runs by HEAD, CSRF unchecked
+        head = compat(live, "HEAD", path, {})
+        assert head.status_code == 405 and head.headers["Allow"] == "GET, POST", path
+    assert compat(live, "HEAD", f"run/{wf}", live.user("carol")).status_code == 405  # bearer too
+    assert len(live.call("GET", "/runs", live.user("carol")).json["items"]) == before
 
 
 def test_stream_is_real_server_sent_events(live: Live) -> None:
