@@ -139,7 +139,7 @@ def parse_app(key: str, raw: Any, problems: list[Problem]) -> App:
             )
             continue
         outputs.append(name)
-    title = _text(raw.get("title"))
+    title = _title(raw, problems, app=key)
     return App(key, code, tuple(inputs), tuple(outputs), title, raw)
 
 
@@ -180,7 +180,7 @@ def _parse_flow(key: str, raw: Any, problems: list[Problem]) -> Flow:
     if not isinstance(data, dict):
         problems.append(Problem("bad_data", "flow data must be an object", flow=key, field="data"))
         data = {}
-    title = _text(raw.get("title"))
+    title = _title(raw, problems, flow=key)
     return Flow(
         key, app_id, is_active(raw), title, data, _parse_connections(key, raw, problems), raw
     )
@@ -198,6 +198,15 @@ def _list(raw: Mapping[str, Any], name: str, app: str, problems: list[Problem]) 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _title(raw: Mapping[str, Any], problems: list[Problem], **where: str) -> str:
+    """A title is text or absent (null): the console shows it as text, and a probe's object
+    title made every viewer's workflow, editor and run page fail."""
+    value = raw.get("title")
+    if value is not None and not isinstance(value, str):
+        problems.append(Problem("bad_title", "title must be text", field="title", **where))
+    return _text(value)
 
 
 def is_active(raw: Mapping[str, Any]) -> bool:

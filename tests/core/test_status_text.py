@@ -37,3 +37,16 @@ def test_a_flow_id_longer_than_the_limit_is_refused() -> None:
     assert [(p.message, p.flow) for p in problems] == [
         ("flow id of 257 characters: at most 256", "f" * 256 + "...")
     ]
+
+
+def test_a_title_that_is_not_text_is_refused_where_it_is() -> None:
+    """The console shows titles as text: a probe's `{"length": 1000}` title was stored and
+    made every viewer's workflow, editor and run page fail. A null title is no title."""
+    pkg = package({"a": {"code": "v = 1"}}, {"f": {"app": "a"}, "g": {"app": "a"}})
+    pkg["flow"]["f"]["title"] = {"length": 1000}
+    pkg["apps"]["a"]["title"] = 7
+    pkg["flow"]["g"]["title"] = None
+    with pytest.raises(ValidationError) as refused:
+        dwp.load(pkg)
+    found = {(p.code, p.flow, p.app, p.field) for p in refused.value.problems}
+    assert found == {("bad_title", "f", None, "title"), ("bad_title", None, "a", "title")}
