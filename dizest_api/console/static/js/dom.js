@@ -23,6 +23,12 @@ export const $$ = (selector, root = document) => [...root.querySelectorAll(selec
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 export const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => ESCAPES[c]);
 
+/** `text` (anything: a stored package may hold a title of any type) cut to `max` characters, escaped for SVG/HTML. */
+export const clip = (text, max) => {
+  const s = String(text ?? "");
+  return escapeHtml(s.length > max ? `${s.slice(0, max - 1)}…` : s);
+};
+
 export function toast(message, kind = "info") {
   const box = $("#toast");
   if (!box) return;

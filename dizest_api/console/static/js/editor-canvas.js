@@ -3,7 +3,7 @@
 // flow, the dot toggles it active. While a node is dragged only its transform and its own edges
 // change, once per animation frame: a drag costs the same on a 1,000-flow graph as on a small
 // one. Every other change redraws the whole SVG from the document (one markup string).
-import { escapeHtml } from "./dom.js";
+import { clip, escapeHtml } from "./dom.js";
 import { GraphView } from "./graph.js";
 import { renderEntry, renderPayload } from "./render.js";
 
@@ -14,7 +14,6 @@ const RESULT_H = 150;
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
 const portY = (n, i) => n.y + HEAD + i * PORT + PORT / 2;
-const clip = (s, max) => escapeHtml(s.length > max ? `${s.slice(0, max - 1)}…` : s);
 
 function edgePath(a, b, e) {
   const x1 = a.x + a.w;

@@ -1,6 +1,6 @@
 // The run's timeline: one bar per flow that started, from its first `running` to its final
 // status, coloured by status. Drawn as one SVG string, at most once a second while live.
-import { escapeHtml } from "./dom.js";
+import { clip, escapeHtml } from "./dom.js";
 
 const ROW = 14;
 const LABEL = 140;
@@ -20,7 +20,7 @@ export function drawGantt(container, flows, titles) {
     const x = LABEL + (f.start - t0) * scale;
     const w = Math.max(2, ((f.end || now) - f.start) * scale);
     const y = i * ROW;
-    const label = escapeHtml((titles.get(id) || id).slice(0, 22));
+    const label = clip(titles.get(id) || id, 23);
     const seconds = ((f.end || now) - f.start).toFixed(2);
     return `<g class="bar st-${escapeHtml(f.status)}" data-id="${escapeHtml(id)}"><text x="0" y="${y + 10}">${label}</text><rect x="${x}" y="${y + 2}" width="${w}" height="${ROW - 4}"><title>${escapeHtml(id)}: ${seconds} s</title></rect></g>`;
   });

@@ -2,7 +2,7 @@
 // layout when positions are missing or overlap; edges from output port to input port.
 // Built as one markup string (every text escaped) and inserted once: 1,000 flows draw in one
 // layout pass. Status changes touch one element's class; pan and zoom change only the viewBox.
-import { escapeHtml } from "./dom.js";
+import { clip, escapeHtml } from "./dom.js";
 
 const W = 200;
 const HEAD = 42;
@@ -129,7 +129,6 @@ function edgePath(g, e) {
   return `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
 }
 
-const clip = (s, max) => escapeHtml(s.length > max ? `${s.slice(0, max - 1)}…` : s);
 
 // What every node shows, at any zoom: its box, status bar and title.
 function nodeMarkup(n, detailed) {
