@@ -154,7 +154,9 @@ def run(run_id: str) -> Any:
         open_run(run_id)
     except (ApiError, LookupError):
         return not_found_page()
-    return _shell("run.html", run_id=run_id)
+    principal = _user()
+    key = appui.frame_key(principal.credential, run_id) if principal else ""
+    return _shell("run.html", run_id=run_id, frame_key=key)
 
 
 @bp.route("/admin")

@@ -31,12 +31,13 @@ The bridge, `window.dizest` in the UI (documented in docs/compatibility.md):
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, g, request
 
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import NotFound
@@ -94,13 +95,23 @@ BRIDGE = """(function () {
 def framed() -> bool:
     """Whether the browser says this request loads a frame of a page of this origin. A browser
     sends no fetch metadata to a plain-http origin other than localhost: there the request must
-    come from the run's own page of this origin (its Referer; the console's pages send it to
-    their origin), which a link opened from a mail, a chat or another site does not."""
+    carry the frame key its run's page gave this session (`frame_key`, as `?frame=`). Not its
+    Referer alone: a link planted in the run's page (a plotly title, opened in a new tab) sent
+    the run page's Referer too, and showed the app's page at the console's address."""
     if not any(k in request.headers for k in FRAMED):
-        referer = urlsplit(request.headers.get("Referer", ""))
-        run_page = f"/runs/{(request.view_args or {}).get('run_id', '')}"
-        return referer.netloc == request.host and referer.path == run_page
+        principal = g.get("principal")
+        run_id = (request.view_args or {}).get("run_id", "")
+        sent = request.args.get("frame", "")
+        return principal is not None and hmac.compare_digest(
+            sent, frame_key(principal.credential, run_id)
+        )
     return all(request.headers.get(k, "").lower() == want for k, want in FRAMED.items())
+
+
+def frame_key(credential: str, run_id: str) -> str:
+    """What the run page of one session gives its app-UI frames (see `framed`)."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, f"app-ui:{credential}:{run_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def has_ui(app_raw: Any) -> bool:

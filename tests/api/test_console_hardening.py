@@ -112,19 +112,30 @@ def test_over_plain_http_the_ui_goes_only_into_its_runs_page(
     ui_run: tuple[Api, dict[str, str], str],
 ) -> None:
     """Browsers send no fetch metadata to a plain-http origin (but localhost): there the UI is
-    served to its run's own page of this origin (the Referer the console's pages send)."""
+    served only with the frame key its run's page gave this session. A probe's link planted in
+    the run page (opened in a new tab, so with the run page's Referer) showed the app's page at
+    the console's address when the Referer was all that was asked."""
+    from dizest_api.console.appui import frame_key
+
     api, owner, path = ui_run
     run_page = path.rsplit("/flows", 1)[0]
-    ok = api.http.get(path, headers={**owner, "Referer": f"http://localhost{run_page}"})
+    run_id = run_page.rsplit("/", 1)[1]
+    credential = owner["Authorization"].split("_")[1]  # dz_<token id>_<secret>
+    with api.app.app_context():
+        key = frame_key(credential, run_id)
+        other_run = frame_key(credential, "0123456789abcdef0123456789abcdef")
+        other_user = frame_key("someone-else", run_id)
+    ok = api.http.get(f"{path}?frame={key}", headers=owner)
     assert ok.status_code == 200 and b'<button id="go"' in ok.data
-    for referer in (
-        f"http://evil.example{run_page}",  # another site's page of the same path
-        "http://localhost/runs/0123456789abcdef0123456789abcdef",  # another run's page
-        f"http://localhost{path}",  # the UI navigating itself
-        "http://localhost/workflows",
+    for query, referer in (
+        ("", f"http://localhost{run_page}"),  # the planted link: the run page's Referer
+        ("?frame=", f"http://localhost{run_page}"),
+        (f"?frame={other_run}", f"http://localhost{run_page}"),  # another run's page's key
+        (f"?frame={other_user}", f"http://localhost{run_page}"),  # another session's
+        (f"?frame={key[:-1]}", ""),
     ):
-        refused = api.http.get(path, headers={**owner, "Referer": referer})
-        assert refused.status_code == 403 and b"Adder" not in refused.data, referer
+        refused = api.http.get(path + query, headers={**owner, "Referer": referer})
+        assert refused.status_code == 403 and b"Adder" not in refused.data, (query, referer)
 
 
 def test_a_refused_ui_answers_the_same_for_a_run_that_does_not_exist(cluster_api: Api) -> None:

@@ -16,7 +16,9 @@ export function hasUI(app) {
 
 // The iframe showing `flowId`'s app UI; `results` is the flow's latest {status, outputs, results}.
 export function appFrame(runId, flowId, results) {
-  const src = `/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(flowId)}/ui`;
+  // the key this session's run page was given: over plain http, the UI is served only with it
+  const key = document.getElementById("main").dataset.frameKey || "";
+  const src = `/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(flowId)}/ui?frame=${encodeURIComponent(key)}`;
   const iframe = h("iframe", { class: "result-html app-ui", sandbox: "allow-scripts", src, title: `UI of flow ${flowId}`, referrerpolicy: "same-origin" });
   frames.set(flowId, { iframe, runId, results });
   return iframe;
