@@ -231,6 +231,9 @@ class Converter:
                 # frame that announces more is refused at its header, not buffered (a probe's
                 # hostile pickle grew this process by 150 MB/s with no artifact folder set)
                 artifact_dir=folder,
+                inline_max=0,  # and its frames to an error's text, 64 kB of it
+                max_render_bytes=MAX_NOTE_BYTES // 16,
+                max_preview_bytes=MAX_NOTE_BYTES // 16,
             )
             del pickled  # the job holds it, until it is sent
             try:

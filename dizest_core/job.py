@@ -20,6 +20,7 @@ from dizest_core.settings import Settings
 # only then is the package copied into the job (dag1000 would otherwise pickle 1000 packages).
 _USES_WORKFLOW = re.compile(r"\bworkflow\b")
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # dizest_core.runner.new_run_id: uuid4().hex
+MAX_NAME_BYTES = 255  # of one part of a path (NAME_MAX)
 
 
 def unsafe_flow_id(key: str) -> str | None:
@@ -31,6 +32,9 @@ def unsafe_flow_id(key: str) -> str | None:
     bad = sorted({c for c in key if c in "/\\" or ord(c) < 0x20 or ord(c) == 0x7F})
     if bad:
         return f"flow id has {', '.join(map(repr, bad))}: no path separator or control character"
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        return f"flow id of {size} bytes (UTF-8): a folder name has at most {MAX_NAME_BYTES}"
     return None
 
 

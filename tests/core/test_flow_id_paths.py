@@ -88,3 +88,14 @@ def test_a_plain_flow_gets_its_own_folder_exposed_writable(tmp_path: Path) -> No
     own = os.path.realpath(tmp_path / "artifacts" / RUN / "abcdefghijklmnop-1700000000000" / "1")
     assert os.path.isdir(own)
     assert [(e.path, e.write) for e in exposed if e.path == own] == [(own, True)]
+
+
+def test_a_flow_id_longer_than_a_folder_name_is_refused_in_bytes() -> None:
+    """256 characters were allowed, but a folder name holds 255 bytes: such a run always failed
+    (File name too long). 128 'é' are 256 bytes; 255 'x' still name a folder."""
+    assert dwp.load(package({"a": {"code": "v = 1"}}, {"x" * 255: {"app": "a"}}))
+    for key in ("é" * 128, "x" * 256, "😀" * 64):
+        with pytest.raises(ValidationError) as refused:
+            dwp.load(package({"a": {"code": "v = 1"}}, {key: {"app": "a"}}))
+        messages = [p.message for p in refused.value.problems if p.code == "bad_flow_id"]
+        assert messages == ["flow id of 256 bytes (UTF-8): a folder name has at most 255"], key

@@ -182,3 +182,37 @@ def test_a_garbled_log_record_is_shown_as_text(make_workflow, tmp_path):
     flow = make_workflow(pkg).run(workdir=tmp_path)["flows"]["f"]
     assert flow["status"] == "ready"
     assert flow["log"] == ["{not json}", "after"]
+
+
+def test_a_message_of_many_json_containers_is_refused_before_it_is_parsed() -> None:
+    """25 MB of `{},` parse to 8.5 million dicts (2 GB, a probe found): past MAX_CONTAINERS
+    objects and arrays a message is refused whole; brackets inside strings do not count."""
+    many = frame({"kind": "output", "name": "v", "artifact": None, "preview": [{}] * 10_001})
+    with pytest.raises(ProtocolError, match="10003 JSON objects and arrays"):
+        wire.FrameReader().feed(many)
+    text = "{[" * 100_000 + '\\"{'  # a long repr full of brackets, as a preview may be
+    fine = frame({"kind": "output", "name": "v", "artifact": None, "preview": {"$repr": text}})
+    (message,) = wire.FrameReader().feed(fine)
+    assert message[3] == {"$repr": text}
+    record = json.dumps({"kind": "log", "entry": [[]] * 10_001}).encode()
+    with pytest.raises(ProtocolError, match="JSON objects and arrays"):
+        wire.decode_record(record)
+
+
+def test_a_flow_that_sends_a_frame_of_millions_of_objects_costs_the_engine_little(
+    make_workflow, tmp_path
+):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    code = (
+        "import struct\n"
+        'meta = b\'{"kind":"output","name":"v","artifact":null,"preview":[\' + b\'{},\' * 3_000_000 + b\'{}]}\'\n'
+        "body = struct.pack('>I', len(meta)) + meta\n"
+        "engine_socket().sendall(struct.pack('>Q', len(body)) + body)\n"
+        "v = 1\n"
+    )
+    flow = run_hostile(make_workflow, tmp_path, code)
+    assert "3000003 JSON objects and arrays (at most 10000)" in flow["reason"], flow["reason"]
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 150_000, grown_kb  # 3 million dicts parsed would be ~250 MB
