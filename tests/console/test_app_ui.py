@@ -134,29 +134,31 @@ def test_ui_document_is_sandboxed_by_its_own_csp_and_api_errors_are_text(console
     assert status == 413 and json.loads(answer)["error"]["code"] == "body_too_large"
 
 
-def test_over_plain_http_the_ui_shows_in_its_run_and_nowhere_else(console: Console) -> None:
+def test_over_plain_http_the_ui_shows_in_its_run_and_nowhere_else(
+    browser: Any, console: Console
+) -> None:
     """A browser sends no fetch metadata to a plain-http origin other than localhost: the run
     page then hands its frames this session's key, and the UI's own address opened as a page
     (a link planted in the run, opened in a new tab) shows the console's refusal instead."""
-    from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, sync_api
+    from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
 
     console.user("uma")
     made = console.api("POST", "/workflows", {"title": "ui http", "package": ui_package()}, "uma")
     run = console.api("POST", "/runs", {"workflow_id": made["id"]}, "uma")
     port = console.base.rsplit(":", 1)[1]
     mapped = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP dizest.test 127.0.0.1"]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=mapped)
-        try:
-            page = log_in(browser, f"http://dizest.test:{port}", "uma", USER_PASSWORD)
-            page.goto(f"/runs/{run['run_id']}")
-            expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
-            page.locator('g.node[data-id="f"]').click()
-            frame = page.frame_locator("iframe.app-ui")
-            expect(frame.locator("#v")).to_have_text("40", timeout=LIVE_MS)
-            alone = page.context.new_page()  # the UI's address as a page of its own
-            alone.goto(f"/runs/{run['run_id']}/flows/f/ui")
-            expect(alone.locator("body")).to_contain_text("Shown in its run only")
-            expect(alone.locator("#title")).to_have_count(0)
-        finally:
-            browser.close()
+    # a second Chromium of the same Playwright, resolving dizest.test to this machine
+    other = browser.browser_type.launch(executable_path=CHROMIUM, args=mapped)
+    try:
+        page = log_in(other, f"http://dizest.test:{port}", "uma", USER_PASSWORD)
+        page.goto(f"/runs/{run['run_id']}")
+        expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
+        page.locator('g.node[data-id="f"]').click()
+        frame = page.frame_locator("iframe.app-ui")
+        expect(frame.locator("#v")).to_have_text("40", timeout=LIVE_MS)
+        alone = page.context.new_page()  # the UI's address as a page of its own
+        alone.goto(f"/runs/{run['run_id']}/flows/f/ui")
+        expect(alone.locator("body")).to_contain_text("Shown in its run only")
+        expect(alone.locator("#title")).to_have_count(0)
+    finally:
+        other.close()
