@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -27,6 +28,10 @@ from dizest_core.job import RUN_ID
 from dizest_worker.keys import Keys
 
 log = logging.getLogger("dizest.reaper")
+
+# an output conversion's folder in the working root (dizest_api/convert.py): deleted as its
+# download starts; one a crash left is deleted here, as an expired run's (no run has its name)
+CONVERSION = re.compile(r"\.convert-[0-9a-f]{16}")
 
 
 def run_of_artifact(path: str) -> str | None:
@@ -68,7 +73,8 @@ def _old_run_dirs(root: str, cutoff: float) -> list[str]:
     found = []
     for entry in entries:
         try:
-            if not RUN_ID.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            named = RUN_ID.fullmatch(entry.name) or CONVERSION.fullmatch(entry.name)
+            if not named or not entry.is_dir(follow_symlinks=False):
                 continue
             if entry.stat(follow_symlinks=False).st_mtime > cutoff:
                 continue

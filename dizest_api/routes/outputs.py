@@ -97,18 +97,17 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
             raise ApiError(str(exc)) from None
         details = {"offered": exc.offered, "pickle": "?format=pickle (Python only, trusted only)"}
         raise (NotAcceptable if exc.status == 406 else NotConvertible)(str(exc), details) from None
+    # The converter's folder goes now: its file is open, and is read through that handle until
+    # the download ends. Not at the response's close: a file response (sendfile) never calls
+    # it, and a probe left every conversion's folder on the disk (51x a small output, for good).
+    shutil.rmtree(converted.folder, ignore_errors=True)
     response = send_file(
         converted.file,
         mimetype=converted.media_type,
         as_attachment=True,
         download_name=f"{stem}.{converted.extension}",
     )
-
-    def done() -> None:
-        converted.file.close()
-        shutil.rmtree(converted.folder, ignore_errors=True)
-
-    response.call_on_close(done)
+    response.call_on_close(converted.file.close)
     return _same_origin(response)
 
 

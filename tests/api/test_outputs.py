@@ -10,6 +10,7 @@ import pickle
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy
 import pandas
@@ -74,7 +75,7 @@ OUTPUTS = ["as_json", "as_text", "as_bytes", "frame", "array", "figure", "image"
 INPUTS = [("marker", "variable", "text"), ("secret", "variable", "text")]
 PACKAGE = package({"make": {"code": CODE, "outputs": OUTPUTS, "inputs": INPUTS}}, {"m": {"app": "make"}})  # fmt: skip
 SECRET = b"root-only: never served"
-SERVED: dict[str, int] = {}  # the pid of `dizest serve`
+SERVED: dict[str, Any] = {}  # the pid of `dizest serve`, its data dir
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, str,
     secret.write_bytes(SECRET)
     secret.chmod(0o600)
     with serving(tmp) as served:
-        SERVED["pid"] = served.pid
+        SERVED["pid"], SERVED["data"] = served.pid, str(served.data)
         api = Client(served.base, served.token["Authorization"].removeprefix("Bearer "), 60)
         run_id = api.submit(PACKAGE, inputs={"marker": str(marker), "secret": str(secret)})
         report = api.wait(run_id, timeout=120)
@@ -186,6 +187,16 @@ def peak_rss_kb(root: int) -> dict[int, int]:
         return False
 
     return {pid: kb for pid, kb in peaks.items() if under(pid)}
+
+
+def test_a_conversion_leaves_no_folder_behind(run: tuple[Client, str, Path]) -> None:
+    """Its folder goes as its download starts (a probe left one per conversion, 51x a small
+    output's size, for good: a file response never called the close hook that deleted it)."""
+    api, run_id, _ = run
+    for name, fmt in (("as_json", "?format=json"), ("frame", "?format=csv"), ("evil", "")):
+        get(api, run_id, name, query=fmt)
+    work = Path(SERVED["data"]) / "runs"
+    assert sorted(p.name for p in work.iterdir() if p.name.startswith(".convert-")) == []
 
 
 def test_a_converted_value_that_floods_its_channel_costs_the_api_nothing(

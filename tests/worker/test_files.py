@@ -40,7 +40,8 @@ def run_dir(root: str, run_id: str | None = None, age_s: float = 0) -> Path:
 def test_the_reaper_deletes_the_files_of_expired_runs_only(runs, tmp_path):
     settings, old = runs.settings, runs.settings.ttl_s + 60
     work, art = settings.workdir_root, settings.artifact_dir
-    expired = [run_dir(work, age_s=old), run_dir(art, age_s=old)]
+    crashed = run_dir(work, f".convert-{uuid.uuid4().hex[:16]}", age_s=old)  # a conversion's
+    expired = [run_dir(work, age_s=old), run_dir(art, age_s=old), crashed]
     live_id, kept_id = uuid.uuid4().hex, uuid.uuid4().hex
     runs.client.hset(runs.keys.run(live_id), "status", "running")
     runs.client.set(runs.keys.run_keep(kept_id), "1")
@@ -54,6 +55,7 @@ def test_the_reaper_deletes_the_files_of_expired_runs_only(runs, tmp_path):
         run_dir(work, live_id, age_s=old),  # its run still exists
         run_dir(art, kept_id, age_s=old),  # a newer run reuses its artifacts
         run_dir(work),  # recent: its record may just not be visible yet
+        run_dir(work, f".convert-{uuid.uuid4().hex[:16]}"),  # a conversion going on
         link,
         not_a_run,
         outside,
