@@ -36,7 +36,6 @@ class ApiSettings:
     max_upload_bytes: int = 256 * MIB  # one request to /files or a submit with --file
     drive_quota_bytes: int = 1024 * MIB  # per user (dizest_api.drives)
     drive_quota_files: int = 10_000
-    max_runs_per_user: int = 100
     # stored workflows, per user (dizest_api.data.library_quota)
     max_workflows_per_user: int = LibraryLimits.max_workflows
     workflow_versions_kept: int = LibraryLimits.versions_kept
@@ -59,10 +58,9 @@ class ApiSettings:
     def __post_init__(self) -> None:
         if len(self.secret_key) < 16:
             raise ConfigError("DIZEST_SECRET_KEY must have at least 16 characters")
-        if self.max_request_bytes < 1024 or min(self.max_runs_per_user, self.max_streams, self.max_stream_threads) < 1:  # fmt: skip
+        if self.max_request_bytes < 1024 or min(self.max_streams, self.max_stream_threads) < 1:
             raise ConfigError(
-                "max_request_bytes must be >= 1024; max_runs_per_user, max_streams and "
-                "max_stream_threads >= 1"
+                "max_request_bytes must be >= 1024; max_streams and max_stream_threads >= 1"
             )
         if self.max_upload_bytes < self.max_request_bytes or min(self.drive_quota_bytes, self.drive_quota_files) < 1:  # fmt: skip
             raise ConfigError("max_upload_bytes must be >= max_request_bytes; drive quotas >= 1")

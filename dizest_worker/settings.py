@@ -38,6 +38,9 @@ class WorkerSettings:
     ttl_s: int = 7 * 24 * 3600
     # what the live runs of one user may hold in Redis (dizest_api.data.run_quota)
     run_quota_bytes: int = 1 << 30
+    # unfinished runs of one user: a submit, rerun or trigger past it answers 429, a schedule's
+    # tick records why it did not run (the API's and the beat's rule alike)
+    max_runs_per_user: int = 100
     # flows the runs of one user may run at once over the whole cluster (0: no limit); past it
     # a claim parks the flow until one of the user's ends (dizest_worker.flow_slots)
     user_flow_slots: int = 16
@@ -62,6 +65,8 @@ class WorkerSettings:
     def __post_init__(self) -> None:
         if self.run_quota_bytes < 1:
             raise ConfigError("DIZEST_RUN_QUOTA_BYTES must be at least 1")
+        if self.max_runs_per_user < 1:
+            raise ConfigError("DIZEST_MAX_RUNS_PER_USER must be at least 1")
         if self.user_flow_slots < 0:
             raise ConfigError("DIZEST_USER_FLOW_SLOTS must be 0 (no limit) or more")
         if self.lease_s <= 0 or self.reaper_interval_s <= 0 or self.files_interval_s <= 0:

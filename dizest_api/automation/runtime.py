@@ -11,7 +11,7 @@ from dizest_api.automation.schedules import ScheduleStore
 from dizest_api.automation.settings import AutomationSettings
 from dizest_api.data.accounts import Accounts, UserNotFound, text_client
 from dizest_api.data.library import Library, StoredWorkflow
-from dizest_api.data.run_index import RunIndex
+from dizest_api.data.run_index import RunIndex, run_status
 from dizest_worker.client import WorkerSettings
 from dizest_worker.keys import Keys
 
@@ -54,6 +54,9 @@ class Runtime:
 
             self._client = Client(self.settings, celery_app=self.celery)
         return self._client
+
+    def status_of(self, run_id: str) -> str | None:
+        return run_status(self.client, run_id)
 
     def may_run(self, username: str, wf: StoredWorkflow) -> str | None:
         """None if `username` may run `wf` now; otherwise why not (for the tick's record)."""

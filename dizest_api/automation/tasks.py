@@ -48,6 +48,9 @@ def run_tick(rt: Runtime, schedule_id: str, tick_at: str) -> dict[str, Any]:
     refused = rt.may_run(sched.owner, wf)
     if refused is not None:
         return _record(rt, sched.id, {"tick": tick_at, "error": refused})
+    limit = rt.settings.max_runs_per_user
+    if rt.index.active(sched.owner, rt.status_of) >= limit:  # as a submit: the same limit
+        return _record(rt, sched.id, {"tick": tick_at, "error": f"the owner already has {limit} unfinished run(s)"})  # fmt: skip
     key = f"{sched.owner}:schedule:{sched.id}:{tick_at}"
     try:
         rt.index.quota.prune(sched.owner)  # CREATE refuses a new run past the quota (not a

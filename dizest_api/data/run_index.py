@@ -21,6 +21,13 @@ from dizest_worker.client import WorkerSettings
 from dizest_worker.keys import Keys
 
 
+def run_status(client: Any, run_id: str) -> str | None:
+    """A run's status through a dizest_worker Client, None when it is gone (what `active`
+    asks of each run)."""
+    record = client.record(run_id)
+    return None if record is None else str(record.get("status"))
+
+
 class RunIndex:
     """Who owns which run (see the module docstring for the keys)."""
 

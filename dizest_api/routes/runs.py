@@ -29,7 +29,7 @@ from redis.exceptions import LockError
 from dizest_api import handover
 from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
-from dizest_api.data.run_index import RunIndex
+from dizest_api.data.run_index import RunIndex, run_status
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_int
 from dizest_api.errors import ApiError, BadInput, NotFound
 from dizest_api.event_hub import Held, hub_for
@@ -75,8 +75,7 @@ def index() -> RunIndex:
 
 
 def _status(run_id: str) -> str | None:
-    record = services().client.record(run_id)
-    return None if record is None else str(record.get("status"))
+    return run_status(services().client, run_id)
 
 
 RUN_RIGHTS = {"read": "read", "rerun": "run", "cancel": "write"}  # on the run's workflow
@@ -109,7 +108,7 @@ def within_limit(check: bool | Callable[[], bool] = True) -> Iterator[str]:
     quota (`run_quota`); the body must submit for the account it is given (the caller's name)
     and `claim` its run. `check` may be a function, asked with the lock held: whether the
     limits apply (not to a submit whose idempotency key names a run already)."""
-    principal, limit = current(), services().settings.max_runs_per_user
+    principal, limit = current(), services().settings.worker.max_runs_per_user
     # Threads of this process queue on a local lock (no polling); only one of them at a time
     # polls the Redis lock that other API processes take too.
     with _LOCAL_LOCKS[principal.username]:

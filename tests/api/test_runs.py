@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +67,13 @@ class Live(Api):
             time.sleep(0.05)
 
     def app_with(self, **overrides: Any) -> Api:
-        """Another API process on the same cluster, with other API settings."""
+        """Another API process on the same cluster, with other settings (its workers')."""
         assert self.worker_settings is not None
         settings = ApiSettings(
             secret_key="k" * 32,
             data_dir=str(Path(self.worker_settings.workdir_root).parent / "data"),
             bcrypt_rounds=4,
-            worker=self.worker_settings,
-            **overrides,
+            worker=replace(self.worker_settings, **overrides),
         )
         app = create_app(settings)
         app.config["TESTING"] = True

@@ -93,3 +93,21 @@ def test_a_tick_is_refused_while_its_owners_runs_hold_their_quota(stack: Stack) 
     runs = stack.api.call("GET", "/runs", alice).json["items"]
     assert [r["run_id"] for r in runs] == [made.json["run_id"]]  # the tick made none
     stack.api.services.client.wait(made.json["run_id"], timeout=60)
+
+
+def test_a_tick_is_refused_while_its_owner_has_the_most_unfinished_runs(stack: Stack) -> None:
+    """A probe had five every-minute schedules take a user past the 100 unfinished runs every
+    submit is refused at: a tick counts them as a submit does."""
+    alice = stack.api.user("alice")
+    wf_id = _workflow(stack, alice)
+    slow = package({"a": {"code": "import time\ntime.sleep(60)"}}, {"f": {"app": "a"}})
+    made = stack.api.call("POST", "/runs", alice, json={"package": slow})  # unfinished
+    assert made.status_code == 201, made.json
+    sid = _missed_daily(stack, wf_id, alice, "once")
+    stack.env["DIZEST_MAX_RUNS_PER_USER"] = "1"  # the beat's
+    stack.start_beat()
+    history = wait_for(lambda: _history(stack, sid), timeout=30)
+    assert history[0]["error"] == "the owner already has 1 unfinished run(s)", history
+    runs = stack.api.call("GET", "/runs", alice).json["items"]
+    assert [r["run_id"] for r in runs] == [made.json["run_id"]]  # the tick made none
+    stack.api.call("POST", f"/runs/{made.json['run_id']}/cancel", alice)
