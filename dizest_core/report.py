@@ -2,7 +2,10 @@
 
 Applying a run's events in order yields the report, so every runner (local or distributed) and
 every reader of an event stream builds the same document. Output values come from the store's
-JSON previews when the report is rendered. Logs keep the last `max_log_entries` entries.
+JSON previews when the report is rendered. Logs keep the last `max_log_entries` entries, and
+each flow's log and results the last of what fits its share of REPORT_BYTES (at least
+FLOW_REPORT_BYTES_MIN, at most FLOW_REPORT_BYTES_MAX): a flow may print 16 MB, and a run's
+report (one request of the API, read whole) held 3.4x its runs' logs in a probe.
 """
 
 from __future__ import annotations
@@ -21,6 +24,20 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+REPORT_BYTES = 32 << 20  # a run's logs and results in its report, shared among its flows
+FLOW_REPORT_BYTES_MIN = 64 << 10
+FLOW_REPORT_BYTES_MAX = 2 << 20
+
+
+def _size(item: Any) -> int:
+    """About what a log entry or a result costs in the report (its text)."""
+    if isinstance(item, str):
+        return len(item) + 16
+    if isinstance(item, dict):
+        return sum(_size(v) for v in item.values()) + 16
+    return 16
+
+
 class ReportBuilder:
     """Folds a run's events into the run report."""
 
@@ -31,6 +48,8 @@ class ReportBuilder:
         self.finished_at: float | None = None
         self.max_log_entries = max_log_entries
         self.flows: dict[str, dict[str, Any]] = {f: self._blank() for f in flow_ids}
+        share = REPORT_BYTES // max(1, len(self.flows))
+        self.flow_bytes = max(FLOW_REPORT_BYTES_MIN, min(FLOW_REPORT_BYTES_MAX, share))
 
     def _blank(self) -> dict[str, Any]:
         return {
@@ -39,8 +58,22 @@ class ReportBuilder:
             "index": -1,
             "duration_s": None,
             "log": deque(maxlen=self.max_log_entries),
-            "results": [],
+            "results": deque(),
+            "bytes": 0,  # what its log and results hold (see `_keep`)
         }
+
+    def _keep(self, flow: dict[str, Any], into: str, item: Any) -> None:
+        """Append to the flow's log or results, then drop its oldest log entries (then results)
+        while they hold more than the flow's bytes; the newest item always stays."""
+        kept = flow[into]
+        if into == "log" and len(kept) == kept.maxlen:
+            flow["bytes"] -= _size(kept[0])  # the deque drops it
+        kept.append(item)
+        flow["bytes"] += _size(item)
+        for older in (flow["log"], flow["results"]):
+            keep = 1 if older is kept else 0  # the item just added
+            while flow["bytes"] > self.flow_bytes and len(older) > keep:
+                flow["bytes"] -= _size(older.popleft())
 
     def apply(self, event: Event) -> None:
         data = event.data
@@ -60,11 +93,12 @@ class ReportBuilder:
         elif event.type == ev.FLOW_INDEX:
             flow["index"] = data["index"]
         elif event.type == ev.LOG_APPEND:
-            flow["log"].append(data["entry"])
+            self._keep(flow, "log", data["entry"])
         elif event.type == ev.LOG_CLEAR:
+            flow["bytes"] -= sum(_size(e) for e in flow["log"])
             flow["log"].clear()
         elif event.type == ev.RESULT:
-            flow["results"].append({"name": data["name"], "value": data["value"]})
+            self._keep(flow, "results", {"name": data["name"], "value": data["value"]})
 
     def log(self, flow_id: str) -> list[Any]:
         return list(self.flows[flow_id]["log"])

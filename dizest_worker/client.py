@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 # the Redis factory, liveness, a Celery app with the broker fix) is re-exported or wrapped here.
 
 
+REPORT_BATCH = 256  # events read at once for a report: each may hold a 1 MB log line
+
+
 class RunNotFound(DizestError, LookupError):
     """No run with this id (never submitted, or expired)."""
 
@@ -293,10 +296,10 @@ class Client:
 
     def _all_events(self, run_id: str) -> Iterator[Event]:
         after = None
-        while True:
-            batch = self.runs.events(run_id, after, count=5000)
+        while True:  # small batches: an event may hold a 1 MB line, and the report keeps less
+            batch = self.runs.events(run_id, after, count=REPORT_BATCH)
             yield from batch
-            if len(batch) < 5000:
+            if len(batch) < REPORT_BATCH:
                 return
             after = batch[-1].id
 
