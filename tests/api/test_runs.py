@@ -67,13 +67,16 @@ class Live(Api):
             time.sleep(0.05)
 
     def app_with(self, **overrides: Any) -> Api:
-        """Another API process on the same cluster, with other settings (its workers')."""
+        """Another API process on the same cluster, with other settings (the API's own, or
+        those it shares with the workers, such as max_runs_per_user)."""
         assert self.worker_settings is not None
+        shared = {k: v for k, v in overrides.items() if k in WorkerSettings.__dataclass_fields__}
         settings = ApiSettings(
             secret_key="k" * 32,
             data_dir=str(Path(self.worker_settings.workdir_root).parent / "data"),
             bcrypt_rounds=4,
-            worker=replace(self.worker_settings, **overrides),
+            worker=replace(self.worker_settings, **shared),
+            **{k: v for k, v in overrides.items() if k not in shared},
         )
         app = create_app(settings)
         app.config["TESTING"] = True
