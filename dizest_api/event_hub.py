@@ -44,7 +44,8 @@ from flask import Flask
 from dizest_api import handover
 from dizest_api.errors import ApiError
 from dizest_api.pubsub_read import waiting
-from dizest_api.stream_owner import OwnedStreams, RunFeed, Stream, chunk, sse_frame, stream_key
+from dizest_api.sse_frames import chunk, sse_frame, stream_key
+from dizest_api.stream_owner import OwnedStreams, RunFeed, Stream
 from dizest_core.events import Event
 
 __all__ = ["CLOSING", "RESYNC", "EventHub", "Subscription", "chunk", "hub_for", "sse_frame"]

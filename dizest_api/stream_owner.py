@@ -28,12 +28,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from dizest_api.sse_frames import HEARTBEAT, frame, newer, stream_key
 from dizest_core.events import Event
 
 log = logging.getLogger("dizest.api.streaming")
 
 LAST_CHUNK = b"0\r\n\r\n"
-REPLAY_BATCH = 500
+REPLAY_BATCH = 500  # events read at once to replay or catch up
+# what waits for one slow client before its response ends (a probe's 4 clients that did not
+# read 1 MB lines held 2 GB of the API when only events were counted)
+MAX_OUTBOX_BYTES = 8 << 20
 CATCH_UP_TRIES = 3  # catch-ups of a run failing in a row before its streams end (and resume)
 
 
@@ -47,36 +51,6 @@ class RunFeed(Protocol):
     ) -> list[Event]: ...
 
 
-def stream_key(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def sse_frame(event: Event) -> bytes:
-    return f"id: {event.id}\nevent: {event.type}\ndata: {event.wire}\n\n".encode()
-
-
-def chunk(data: bytes) -> bytes:
-    """`data` as one HTTP/1.1 chunk, exactly as gunicorn frames a chunked response's writes."""
-    return b"%X\r\n%s\r\n" % (len(data), data)
-
-
-HEARTBEAT = chunk(b": heartbeat\n\n")  # an SSE comment
-
-
-def newer(events: list[Event], last: str | None) -> list[Event]:
-    """The events after `last` in stream order, each once, up to and including a final one."""
-    out: list[Event] = []
-    key = stream_key(last) if last is not None else (-1, -1)
-    for event in events:
-        if stream_key(event.id) > key:
-            out.append(event)
-            key = stream_key(event.id)
-            if event.final:
-                break
-    return out
-
-
 @dataclass(eq=False)
 class Stream:
     run_id: str
@@ -85,6 +59,7 @@ class Stream:
     runs: RunFeed
     outbox: deque[tuple[bytes, int]] = field(default_factory=deque)  # (bytes, events in them)
     behind: int = 0  # events in the outbox
+    pending: int = 0  # bytes in the outbox
     held: list[Event] | None = None  # live events held back while the run catches up
     ending: bool = False  # the last chunk is queued: close once the outbox is empty
     gone: bool = False  # dropped or ended: the writer closes it
@@ -174,7 +149,8 @@ class OwnedStreams:
         if stream.gone or stream.ending:
             return
         self._write(stream, data, events)
-        if stream.behind > self.queue_size:  # a slow client: its response ends here, it resumes
+        # a slow client, many events or bytes behind: its response ends here, it resumes
+        if stream.behind > self.queue_size or stream.pending > MAX_OUTBOX_BYTES:
             self._end(stream)
 
     def _write(self, stream: Stream, data: bytes, events: int) -> None:
@@ -194,6 +170,7 @@ class OwnedStreams:
             self._notice(stream)
         stream.outbox.append((data, events))
         stream.behind += events
+        stream.pending += len(data)
 
     def _end(self, stream: Stream) -> None:
         """The response's last chunk after what is queued; the socket closes once it is sent."""
@@ -218,6 +195,7 @@ class OwnedStreams:
                 self._drop(stream)
                 return
             stream.stalled_at = time.monotonic()  # it moved
+            stream.pending -= sent
             if sent < len(data):
                 stream.outbox[0] = (data[sent:], events)
                 return
@@ -389,10 +367,3 @@ class OwnedStreams:
             if partial:
                 self._catch_up.add(run_id)
                 self._wake()
-
-
-def frame(event: Event, frames: dict[str, bytes]) -> bytes:
-    data = frames.get(event.id)
-    if data is None:
-        data = frames[event.id] = chunk(sse_frame(event))
-    return data

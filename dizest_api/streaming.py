@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dizest_api import handover
 from dizest_api.event_hub import CLOSING, RESYNC, EventHub
 from dizest_api.handover import HandedOver
-from dizest_api.stream_owner import REPLAY_BATCH, RunFeed, sse_frame, stream_key
+from dizest_api.sse_frames import sse_frame, stream_key
+from dizest_api.stream_owner import REPLAY_BATCH, RunFeed
 from dizest_core.events import Event
 from dizest_core.status import RUN_FINAL_VALUES
 

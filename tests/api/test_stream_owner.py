@@ -105,6 +105,34 @@ def test_a_client_that_stops_reading_is_dropped_without_delaying_the_others(
             sock.close()
 
 
+def test_a_client_that_does_not_read_large_events_holds_a_bounded_outbox(hub: EventHub) -> None:
+    """1 MB events, 20 of them, well under queue_size (50) events: the outbox of a client that
+    never reads stops at MAX_OUTBOX_BYTES and its response ends (it would resume), instead of
+    holding all 20 MB (a probe's 4 such clients held 2 GB of the API)."""
+    from dizest_api.stream_owner import MAX_OUTBOX_BYTES
+
+    ((ours, stalled),) = handed(hub, 1)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    (stream,) = hub.owned.by_run["r1"]
+    publisher = redis.Redis.from_url(hub.redis_url)
+    try:
+        for i in range(1, 21):  # one at a time: each its own write to the client
+            body = json.loads(live_event(i))
+            body["data"] = {**body.get("data", {}), "text": "x" * (1 << 20)}
+            publisher.publish(hub.channel, json.dumps(body))
+            wait_for(lambda i=i: stream.last == f"{i}-0" or stream.ending, timeout=10)
+            if stream.ending:
+                break
+        assert stream.ending
+        assert stream.pending <= MAX_OUTBOX_BYTES + (2 << 20), stream.pending
+        assert stream.behind < 20
+    finally:
+        publisher.close()
+        ours.close()
+        stalled.close()
+
+
 class ExpiringRuns(QuietRuns):
     def __init__(self) -> None:
         self.expired = False
