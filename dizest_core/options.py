@@ -41,8 +41,12 @@ MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_A
 MAX_RETRIES = 10
 # A queue is a Redis list of that very name (kombu's Redis transport): no ':' (every key of
 # ours and of redbeat has one) and none of kombu's own keys (`unacked`, `unacked_index`, ...),
-# or a package could turn another key into a list and break every user's submits.
-QUEUE_NAME = re.compile(r"(?!unacked)(?!celery-task-meta-)[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
+# or a package could turn another key into a list and break every user's submits; nor the
+# queue of `dizest beat`'s own tasks (`<queue>.automation`: a probe flooded its log so).
+AUTOMATION_SUFFIX = ".automation"
+QUEUE_NAME = re.compile(
+    r"(?!unacked)(?!celery-task-meta-)(?!.*\.automation$)[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}"
+)
 UNBOUNDED = math.inf  # a local run's max_timeout_s
 
 
@@ -161,7 +165,8 @@ def _retries(value: Any, _: float) -> str | None:
 def _queue(value: Any, _: float) -> str | None:
     if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
         return (
-            "must be a queue name (1-100 of A-Z a-z 0-9 _ . @ -, not starting with 'unacked'),"
+            "must be a queue name (1-100 of A-Z a-z 0-9 _ . @ -, not starting with 'unacked'"
+            f" nor ending with {AUTOMATION_SUFFIX!r}),"
             f" not {value!r}"
         )
     return None

@@ -17,6 +17,7 @@ from redbeat.schedulers import RedBeatSchedulerEntry
 from dizest_api.automation.cron import zoned
 from dizest_api.automation.keys import AutoKeys
 from dizest_api.automation.settings import AutomationSettings
+from dizest_core.options import AUTOMATION_SUFFIX
 from dizest_worker.client import WorkerSettings, celery_base
 
 TICK = "dizest.schedule_tick"
@@ -24,7 +25,7 @@ DELIVER = "dizest.deliver_hook"
 
 
 def automation_queue(settings: WorkerSettings) -> str:
-    return f"{settings.queue}.automation"
+    return f"{settings.queue}{AUTOMATION_SUFFIX}"  # no flow's queue option may name it
 
 
 def create_automation_celery(settings: WorkerSettings, auto: AutomationSettings) -> Celery:

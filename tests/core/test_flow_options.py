@@ -164,7 +164,7 @@ def test_a_flow_asking_more_than_a_lowered_ceiling_gets_the_ceiling():
     assert resolve([{"network": "egress"}], Settings(), "", UNBOUNDED).network == "egress"
 
 
-@pytest.mark.parametrize("name", ["dz:leases", "dz:user:alice", "unacked", "unacked_index", "celery-task-meta-1", "a b", ""])  # fmt: skip
+@pytest.mark.parametrize("name", ["dz:leases", "dz:user:alice", "unacked", "unacked_index", "celery-task-meta-1", "a b", "", "dizest.automation", "team.automation"])  # fmt: skip
 def test_a_queue_can_name_no_redis_key_but_a_queue(name):
     """A queue is a Redis list of that very name: one naming our keys (all have a ':') or
     kombu's own would turn them into lists and break every user's submits."""
@@ -175,5 +175,5 @@ def test_a_queue_can_name_no_redis_key_but_a_queue(name):
 
 
 def test_ordinary_queue_names_are_taken():
-    for name in ("gpu", "gpu-2", "team.a@host", "Q_1"):
+    for name in ("gpu", "gpu-2", "team.a@host", "Q_1", "automation", "x.automation.y"):
         validate(dwp.load(flaky(0, dizest={"queue": name})), {}, UNBOUNDED)
