@@ -26,6 +26,7 @@ from dizest_core.errors import (
     ValidationError,
     WorkflowError,
 )
+from dizest_worker.apicalls import TooManyCalls
 from dizest_worker.client import RunsQuota
 
 log = logging.getLogger("dizest.api")
@@ -65,6 +66,7 @@ class Conflict(ApiError):
 # First match wins: subclasses before their bases.
 TABLE: list[tuple[type[BaseException], int, str]] = [
     (LoginLocked, 429, "too_many_attempts"),
+    (TooManyCalls, 429, "too_many_calls"),
     (InvalidCredentials, 401, "unauthenticated"),
     (AuthError, 401, "unauthenticated"),
     (UserExists, 409, "conflict"),

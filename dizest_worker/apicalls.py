@@ -191,8 +191,39 @@ def _answer_of(finished: Finished) -> Answer:
 # --------------------------------------------------------------------------- caller side
 
 
-def call(client: Client, task: CallTask) -> Answer:
-    """Send `task` to a worker of the flow's queue and wait for its answer."""
+# KEYS: the caller's running calls; ARGV: now (ms), the call's deadline (ms), its id, the cap
+# Returns 1 when the call may go (it is counted), 0 when the caller has `cap` running already.
+TAKE_CALL = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class TooManyCalls(DizestError):
+    """The caller has DIZEST_USER_API_CALLS `api` calls running already."""
+
+
+def call(client: Client, task: CallTask, caller: str | None = None) -> Answer:
+    """Send `task` to a worker of the flow's queue and wait for its answer. A `caller` (a
+    user) has at most `user_api_calls` running at once over the cluster (TooManyCalls): each
+    holds a worker slot, and a probe's two 40 s calls held another user's run back 38 s."""
+    if caller is None:
+        return _call(client, task)
+    key, cap = client.runs.keys.user_calls(caller), client.settings.user_api_calls
+    now = int(time.time() * 1000)
+    deadline = now + int((task.timeout_s + QUEUE_GRACE_S) * 1000)
+    if not client.redis.eval(TAKE_CALL, 1, key, now, deadline, task.call_id, cap):
+        raise TooManyCalls(f"you already have {cap} api call(s) running; retry when one ends")
+    try:
+        return _call(client, task)
+    finally:
+        client.redis.zrem(key, task.call_id)
+
+
+def _call(client: Client, task: CallTask) -> Answer:
     ctx = client.runs.context(task.run_id)
     if ctx is None:
         from dizest_worker.client import RunNotFound

@@ -269,10 +269,11 @@ class Client:
         """The cluster-wide numbers /metrics shows (runs, flow counters, queue, live workers)."""
         return read_snapshot(self.redis, self.settings, run_limit)
 
-    def call_api(self, task: CallTask) -> Answer:
+    def call_api(self, task: CallTask, caller: str | None = None) -> Answer:
         """Run one of a flow's app `api` functions on a worker of the flow's queue and wait for
-        its answer (dizest_worker.apicalls): the function's own, or a 404/503/504 of ours."""
-        return call_on_worker(self, task)
+        its answer (dizest_worker.apicalls): the function's own, or a 404/503/504 of ours;
+        TooManyCalls when `caller` has DIZEST_USER_API_CALLS running already."""
+        return call_on_worker(self, task, caller)
 
     def status(self, run_id: str) -> str:
         return self._record(run_id)["status"]

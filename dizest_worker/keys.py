@@ -61,6 +61,9 @@ key / channel                         type     holds                            
 {p}:call:{id}                         list     the answer to one `api` call: one item,   REPLY_TTL_S
                                                JSON head + "\n" + body, pushed by the
                                                worker, BLPOPped by the caller
+{p}:user:{name}:calls                 zset     call ids of the user's `api` calls        the longest
+                                               running, by deadline (ms): at most         call
+                                               DIZEST_USER_API_CALLS at once
 {p}:leases                            zset     "{run}\\x1f{flow}\\x1f{attempt}" scored     none*
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms);       none*
@@ -182,6 +185,9 @@ class Keys:
 
     def call_reply(self, call_id: str) -> str:
         return f"{self.prefix}:call:{call_id}"
+
+    def user_calls(self, username: str) -> str:
+        return f"{self.prefix}:user:{username}:calls"
 
     @property
     def leases(self) -> str:

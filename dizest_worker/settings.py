@@ -44,6 +44,9 @@ class WorkerSettings:
     # flows the runs of one user may run at once over the whole cluster (0: no limit); past it
     # a claim parks the flow until one of the user's ends (dizest_worker.flow_slots)
     user_flow_slots: int = 16
+    # `api` calls of one user's running at once over the cluster (0: no limit): each holds a
+    # worker slot while it runs, as a flow does (dizest_worker.apicalls.call)
+    user_api_calls: int = 4
     # A running attempt's lease, renewed every lease_s / 3 by its worker. Once it has expired,
     # a reaper takes the attempt over at once if the process that claimed it is no longer
     # connected to Redis (killed: liveness.connected), else lease_grace_s later (stalled).
@@ -67,8 +70,10 @@ class WorkerSettings:
             raise ConfigError("DIZEST_RUN_QUOTA_BYTES must be at least 1")
         if self.max_runs_per_user < 1:
             raise ConfigError("DIZEST_MAX_RUNS_PER_USER must be at least 1")
-        if self.user_flow_slots < 0:
-            raise ConfigError("DIZEST_USER_FLOW_SLOTS must be 0 (no limit) or more")
+        if self.user_flow_slots < 0 or self.user_api_calls < 0:
+            raise ConfigError(
+                "DIZEST_USER_FLOW_SLOTS and DIZEST_USER_API_CALLS must be 0 (no limit) or more"
+            )
         if self.lease_s <= 0 or self.reaper_interval_s <= 0 or self.files_interval_s <= 0:
             raise ConfigError("lease_s, reaper_interval_s and files_interval_s must be positive")
         if self.lease_grace_s < 0:

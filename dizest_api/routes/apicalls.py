@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from dizest_api.auth import current
 from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput
 from dizest_api.routes.health import require_worker
@@ -44,7 +45,7 @@ class BodyTooLarge(ApiError):
 @endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/api/<name>",
           "Call one of the flow's app `api` functions (runner right); answers what it answers",
           query=QUERY,
-          responses={200: ANSWER, 413: ERR, 422: ERR, 503: ERR, 504: ERR})  # fmt: skip
+          responses={200: ANSWER, 413: ERR, 422: ERR, 429: ERR, 503: ERR, 504: ERR})  # fmt: skip
 def call_api(run_id: str, flow_id: str, name: str) -> Response:
     open_run(run_id, "rerun")
     size = request.content_length or 0
@@ -59,7 +60,7 @@ def call_api(run_id: str, flow_id: str, name: str) -> Response:
         headers={k: request.headers[k] for k in HEADERS if k in request.headers},
     )  # fmt: skip
     require_worker()
-    answer = services().client.call_api(task)
+    answer = services().client.call_api(task, caller=current().username)
     return Response(answer.body, status=answer.status, mimetype=None,
                     content_type=answer.media_type, headers=_headers(answer))  # fmt: skip
 

@@ -100,3 +100,38 @@ def test_api_call_runs_sandboxed_and_is_killed_at_its_timeout(cluster):
     assert slow.status == 504 and "timeout" in json.loads(slow.body)["error"]["message"]
     # the worker goes on answering
     assert call(cluster, run_id, "add", {"a": 1, "b": 1}).status == 200, worker.log
+
+
+def test_a_user_runs_at_most_their_share_of_api_calls_at_once(cluster):
+    """Each call holds a worker slot while it runs: a probe's two 40 s calls held another
+    user's run back 38 s. Past DIZEST_USER_API_CALLS running (1 here) a caller's call is
+    refused at once; another user's call still runs, and the slot is theirs again after."""
+    import threading
+    from dataclasses import replace
+
+    import pytest
+
+    from dizest_worker.client import Client
+    from tests.conftest import wait_for
+
+    cluster("w1", concurrency=2)
+    client = Client(replace(cluster.settings, user_api_calls=1))
+    run_id = client.submit(api_package())
+    client.wait(run_id, timeout=60)
+
+    def task(name, timeout=20.0, params=None):
+        return apicalls.CallTask(apicalls.new_call_id(), run_id, "u", name, timeout, "POST", params or {}, None)  # fmt: skip
+
+    answers = {}
+    first = threading.Thread(target=lambda: answers.setdefault("slow", apicalls.call(client, task("slow", 3.0), "alice")))  # fmt: skip
+    first.start()
+    calls = client.runs.keys.user_calls("alice")
+    wait_for(lambda: client.redis.zcard(calls) == 1, timeout=10)
+    with pytest.raises(apicalls.TooManyCalls, match="already have 1 api call"):
+        apicalls.call(client, task("add", params={"a": 1, "b": 2}), "alice")
+    bobs = apicalls.call(client, task("add", params={"a": 1, "b": 2}), "bob")
+    assert bobs.status == 200 and json.loads(bobs.body)["sum"] == 3
+    first.join(30)
+    assert answers["slow"].status == 504 and client.redis.zcard(calls) == 0
+    again = apicalls.call(client, task("add", params={"a": 2, "b": 2}), "alice")
+    assert again.status == 200 and json.loads(again.body)["sum"] == 4
