@@ -26,8 +26,7 @@ from dizest_core.errors import (
     ValidationError,
     WorkflowError,
 )
-from dizest_worker.apicalls import TooManyCalls
-from dizest_worker.client import RunsQuota
+from dizest_worker.client import RunsQuota, TooManyCalls
 
 log = logging.getLogger("dizest.api")
 

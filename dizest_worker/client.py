@@ -38,6 +38,7 @@ from dizest_worker.apicalls import DEFAULT_TIMEOUT_S as CALL_TIMEOUT_S  # noqa: 
 from dizest_worker.apicalls import MAX_TIMEOUT_S as MAX_CALL_TIMEOUT_S  # noqa: F401 (door)
 from dizest_worker.apicalls import Answer as Answer
 from dizest_worker.apicalls import CallTask as CallTask
+from dizest_worker.apicalls import TooManyCalls as TooManyCalls
 from dizest_worker.apicalls import call as call_on_worker
 from dizest_worker.apicalls import new_call_id as new_call_id
 from dizest_worker.connection import redact_url as redact_url
