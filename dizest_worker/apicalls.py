@@ -193,13 +193,22 @@ def _answer_of(finished: Finished) -> Answer:
 
 # KEYS: the caller's running calls; ARGV: now (ms), the call's deadline (ms), its id, the cap
 # Returns 1 when the call may go (it is counted), 0 when the caller has `cap` running already.
+# The set lives until its latest deadline: a short call after a long one must not expire it.
 TAKE_CALL = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
 return 1
 """
+
+
+def take_call(client: Client, caller: str, call_id: str, deadline_ms: int) -> bool:
+    """Count `call_id` among `caller`'s running calls until `deadline_ms`, unless they have
+    `user_api_calls` running already (False)."""
+    take = client.redis.register_script(TAKE_CALL)
+    key, cap = client.runs.keys.user_calls(caller), client.settings.user_api_calls
+    return bool(take(keys=[key], args=[int(time.time() * 1000), deadline_ms, call_id, cap]))
 
 
 class TooManyCalls(DizestError):
@@ -212,15 +221,14 @@ def call(client: Client, task: CallTask, caller: str | None = None) -> Answer:
     holds a worker slot, and a probe's two 40 s calls held another user's run back 38 s."""
     if caller is None:
         return _call(client, task)
-    key, cap = client.runs.keys.user_calls(caller), client.settings.user_api_calls
-    now = int(time.time() * 1000)
-    deadline = now + int((task.timeout_s + QUEUE_GRACE_S) * 1000)
-    if not client.redis.eval(TAKE_CALL, 1, key, now, deadline, task.call_id, cap):
+    deadline = int((time.time() + task.timeout_s + QUEUE_GRACE_S) * 1000)
+    if not take_call(client, caller, task.call_id, deadline):
+        cap = client.settings.user_api_calls
         raise TooManyCalls(f"you already have {cap} api call(s) running; retry when one ends")
     try:
         return _call(client, task)
     finally:
-        client.redis.zrem(key, task.call_id)
+        client.redis.zrem(client.runs.keys.user_calls(caller), task.call_id)
 
 
 def _call(client: Client, task: CallTask) -> Answer:

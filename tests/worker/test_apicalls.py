@@ -135,3 +135,17 @@ def test_a_user_runs_at_most_their_share_of_api_calls_at_once(cluster):
     assert answers["slow"].status == 504 and client.redis.zcard(calls) == 0
     again = apicalls.call(client, task("add", params={"a": 2, "b": 2}), "alice")
     assert again.status == 200 and json.loads(again.body)["sum"] == 4
+
+
+def test_a_short_call_after_a_long_one_keeps_the_long_one_counted(cluster):
+    """The set of a caller's running calls lives until its latest deadline: one that took its
+    expiry from the newest call's deadline dropped a longer call still running."""
+    import time
+
+    client = cluster.client
+    now = int(time.time() * 1000)
+    assert apicalls.take_call(client, "carol", "long", now + 300_000)
+    assert apicalls.take_call(client, "carol", "short", now + 2_000)
+    key = client.runs.keys.user_calls("carol")
+    assert client.redis.pttl(key) > 200_000
+    assert client.redis.zrange(key, 0, -1) == [b"short", b"long"]
