@@ -180,6 +180,16 @@ def split_inputs(
     return common, per_flow
 
 
+def join_inputs(
+    common: Mapping[str, Any], per_flow: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The run inputs `split_inputs` split (a rerun submits its run's inputs again)."""
+    joined = dict(common)
+    for flow_id, values in per_flow.items():
+        joined.update({f"{flow_id}.{name}": value for name, value in values.items()})
+    return joined
+
+
 def parse_value(text: str) -> Any:
     """A command-line input value: JSON when it parses as JSON, else the string itself."""
     try:

@@ -33,7 +33,7 @@ from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
 from dizest_core.report import ReportBuilder, iso
 from dizest_core.runner import new_run_id
-from dizest_core.workflow import split_inputs
+from dizest_core.workflow import join_inputs, split_inputs
 from dizest_worker.apicalls import DEFAULT_TIMEOUT_S as CALL_TIMEOUT_S  # noqa: F401 (door)
 from dizest_worker.apicalls import MAX_TIMEOUT_S as MAX_CALL_TIMEOUT_S  # noqa: F401 (door)
 from dizest_worker.apicalls import Answer as Answer
@@ -227,12 +227,9 @@ class Client:
         (`stored` as for `submit`)."""
         record = self._record(run_id)
         snapshot = self.runs.snapshot(run_id)
-        inputs = {**json.loads(record["inputs"])}
-        for flow, values in json.loads(record["flow_inputs"]).items():
-            inputs.update({f"{flow}.{k}": v for k, v in values.items()})
         return self.submit(
             snapshot or {},
-            inputs,
+            join_inputs(json.loads(record["inputs"]), json.loads(record["flow_inputs"])),
             [flow_id],
             options=json.loads(record["options"]),
             base_run=run_id,

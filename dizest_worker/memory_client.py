@@ -36,7 +36,7 @@ from dizest_core.report import ReportBuilder, iso
 from dizest_core.runner import LocalRunner, RunRequest, new_run_id
 from dizest_core.status import RunStatus
 from dizest_core.store import MemoryStore
-from dizest_core.workflow import split_inputs
+from dizest_core.workflow import join_inputs, split_inputs
 from dizest_worker.client import Client, RunNotFound
 from dizest_worker.settings import WorkerSettings
 
@@ -158,12 +158,9 @@ class MemoryClient:
     ) -> str:
         """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs."""
         run = self._run(run_id)
-        inputs = {**json.loads(run.record["inputs"])}
-        for flow, values in json.loads(run.record["flow_inputs"]).items():
-            inputs.update({f"{flow}.{k}": v for k, v in values.items()})
         return self.submit(
             run.snapshot,
-            inputs,
+            join_inputs(json.loads(run.record["inputs"]), json.loads(run.record["flow_inputs"])),
             [flow_id],
             options=json.loads(run.record["options"]),
             base_run=run_id,

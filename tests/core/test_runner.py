@@ -318,3 +318,15 @@ def test_ready_flows_start_longest_remaining_path_first(make_workflow, tmp_path)
     started = [e.flow_id for e in events if e.flow_id and e.data.get("status") == "running"]
     assert started == [*chain[:-1], *leaves, chain[-1]]
     assert events[-1].data == {"status": "ready"}
+
+
+def test_a_reruns_inputs_are_its_runs_joined_again() -> None:
+    """A rerun submits its run's inputs again: `join_inputs` undoes `split_inputs`, the inputs
+    of one flow (`f.k`) included."""
+    from dizest_core.workflow import join_inputs, split_inputs
+
+    pkg = dwp.load(package({"a": {"code": "v = 1", "inputs": ["k"]}}, {"f": {"app": "a"}, "g": {"app": "a"}}))  # fmt: skip
+    given = {"k": 1, "f.k": [2], "g.k": None, "other": "x"}
+    common, per_flow = split_inputs(given, pkg)
+    assert (common, per_flow) == ({"k": 1, "other": "x"}, {"f": {"k": [2]}, "g": {"k": None}})
+    assert join_inputs(common, per_flow) == given
