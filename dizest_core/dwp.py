@@ -39,13 +39,20 @@ def load(source: Source, *, extra_apps: Mapping[str, App] | None = None) -> Pack
 
 def check(source: Source, *, extra_apps: Mapping[str, App] | None = None) -> list[Problem]:
     """Every problem of a package (errors and warnings), without raising."""
+    return checked(source, extra_apps=extra_apps)[1]
+
+
+def checked(
+    source: Source, *, extra_apps: Mapping[str, App] | None = None
+) -> tuple[Package, list[Problem]]:
+    """The package as far as it could be built, with every problem of it (as `check`)."""
     with gcpause.paused():
         package, problems = parse(source, extra_apps=extra_apps)
         if any(
             p.code in ("not_json", "not_object", "missing_apps", "missing_flow") for p in problems
         ):
-            return problems
-        return problems + validate(package)
+            return package, problems
+        return package, problems + validate(package)
 
 
 def parse(

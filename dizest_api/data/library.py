@@ -115,10 +115,9 @@ class Library:
     def problems(self, package: Any) -> list[Problem]:
         """Every problem of `package`, without raising: `dwp.check`'s, then, when it has no
         error, its options' (what `validate` would refuse)."""
-        found = dwp.check(package, extra_apps=self.extra_apps)
+        loaded, found = dwp.checked(package, extra_apps=self.extra_apps)  # parsed once
         if any(p.severity == "error" for p in found):
             return found
-        loaded = dwp.load(package, extra_apps=self.extra_apps)
         return found + options.package_problems(loaded, *self.option_bounds)
 
     def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
