@@ -5,7 +5,6 @@ Debian's Chromium."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from playwright.sync_api import expect
 
 from dizest_core.status import Reason
 from tests.api.test_serve import PASSWORD, serving
-from tests.conftest import package
+from tests.conftest import package, wait_for
 from tests.console.conftest import TRUSTED, USER_PASSWORD, Console, bearer, log_in
 
 LIVE_S = 60_000
@@ -62,11 +61,13 @@ def test_a_flow_past_its_owners_slots_shows_waiting_and_then_runs(
 
     quick = package({"q": {"code": "v = 2", "outputs": ["v"]}}, {"q": {"app": "q"}})
     other = console.api("POST", "/runs", {"package": quick}, "fred")["run_id"]
-    deadline = time.monotonic() + 60  # fred's own slot: his run ends while erin's flows wait
+
+    # fred's own slot: his run ends while erin's flows wait
+    def ended() -> bool:
+        return console.api("GET", f"/runs/{other}", name="fred")["status"] not in ("running", "pending")  # fmt: skip
+
+    wait_for(ended, timeout=60)
     report = console.api("GET", f"/runs/{other}", name="fred")
-    while report["status"] in ("running", "pending") and time.monotonic() < deadline:
-        time.sleep(0.05)
-        report = console.api("GET", f"/runs/{other}", name="fred")
     assert report["status"] == "ready", report
     expect(page.locator("g.node.st-running")).to_have_count(1)  # erin's still wait
     usage = console.api("GET", "/runs/usage", name="erin")

@@ -5,7 +5,6 @@ its slot on (dizest_worker.flow_slots). The steps against real Redis, then throu
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -24,7 +23,7 @@ from dizest_worker.keys import lease_member
 from dizest_worker.messages import FlowTask
 from dizest_worker.orchestration import Executor
 from dizest_worker.state import RedisRuns, now_ms
-from tests.conftest import package
+from tests.conftest import package, wait_for
 from tests.worker.conftest import cleanup, make_settings
 from tests.worker.test_dispatch_order import started
 
@@ -234,9 +233,7 @@ def test_through_workers_one_user_cannot_hold_every_slot(cluster) -> None:
         statuses = client.redis.hmget(flows, [f"f{i}" for i in range(5)])
         return sum(s == b"running" for s in statuses)
 
-    deadline = time.monotonic() + 60
-    while alice_running() < SLOTS and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: alice_running() >= SLOTS, timeout=60)
     assert alice_running() == SLOTS
 
     bob = client.submit(package({"q": {"code": "v = 1"}}, {"q": {"app": "q"}}), account="bob")
