@@ -136,7 +136,7 @@ function nodeMarkup(n, detailed) {
     `<g class="node${n.active ? "" : " inactive"}" data-id="${escapeHtml(n.id)}" transform="translate(${n.x},${n.y})">`,
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/>`,
     `<rect class="bar" width="${n.w}" height="4" rx="2"/>`,
-    `<text class="title" x="10" y="20">${clip(n.title, 26)}</text>`,
+    `<text class="title" x="10" y="20">${clip(n.title, 22)}</text>`,  // room for the index badge
     detailed ? detailMarkup(n) : "",
     "</g>",
   ].join("");
