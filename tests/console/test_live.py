@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import wait_for
 from tests.console.conftest import USER_PASSWORD, Console, log_in
 from tests.console.proxy import CuttingProxy
 
@@ -54,6 +55,8 @@ def test_runs_list_filters_paginates_and_follows_a_running_run(
     ]
     failing = console.workflow("broken", "dave's broken", owner="dave")
     broken = console.api("POST", "/runs", {"workflow_id": failing}, "dave")["run_id"]
+    # ended first: a list of no unfinished run does not poll, so it would never gain the row
+    wait_for(lambda: console.api("GET", f"/runs/{broken}", name="dave")["status"] == "error", timeout=60)  # fmt: skip
     page = log_in(browser, console.base, "dave", USER_PASSWORD)
     page.goto("/runs?status=error")
     expect(page.locator("#run-rows tr")).to_have_count(1, timeout=LIVE_S)
