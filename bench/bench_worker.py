@@ -67,7 +67,7 @@ from makespan import MakespanRow, flow_times, pct, run_span  # noqa: E402
 
 from dizest_core import envconfig  # noqa: E402
 from dizest_core.events import LOG_APPEND, Event  # noqa: E402
-from dizest_worker.client import Client  # noqa: E402
+from dizest_worker.client import Client, run_channel  # noqa: E402
 from dizest_worker.connection import redis_client  # noqa: E402
 from dizest_worker.settings import WorkerSettings  # noqa: E402
 from dizest_worker.state import RedisRuns  # noqa: E402
@@ -554,12 +554,12 @@ class EventRow:
 
 
 class PubsubListener:
-    """A thread on the events channel: `time.time() - ts` of every message of `run_id`."""
+    """A thread on every run's channel (`channel`:*): `time.time() - ts` of every message."""
 
     def __init__(self, settings: WorkerSettings, channel: str) -> None:
         self.client = redis.Redis.from_url(settings.redis_url)
         self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(channel)
+        self.pubsub.psubscribe(run_channel(channel, "*"))
         self.pubsub.get_message(timeout=1.0)  # the subscribe confirmation: we are listening
         self.samples: list[tuple[str, float]] = []
         self.stop_flag = threading.Event()

@@ -1,8 +1,9 @@
 """The event hub behind live run streams (`dizest_api.streaming` is one client's side).
 
-One `EventHub` per API process (per app) holds ONE Redis pubsub subscription to the events
-channel (`{prefix}:events`, every event of every run), read by a background thread started on
-first use. It reads whatever messages are waiting at once and fans them out, per run:
+One `EventHub` per API process (per app) holds ONE Redis pubsub connection, subscribed to the
+channel of each run it streams (`dizest_api.run_channels`: a run nobody streams here costs this
+process nothing), read by a background thread started on first use. It reads whatever messages
+are waiting at once and fans them out, per run:
 
 - to the SSE streams it owns (`dizest_api.stream_owner`): once a stream has replayed the run's
   stream in its request thread, the socket is handed to the hub (`own`) and the thread is free.
@@ -13,7 +14,7 @@ first use. It reads whatever messages are waiting at once and fans them out, per
   overflows is dropped (its stream ends; it resumes with Last-Event-ID / `?after=`).
 
 Whenever the hub (re)subscribes, it queues RESYNC to every queued client and has every owned one
-caught up from its run's stream. `shutdown()` (on SIGTERM, see gunicorn_app.py) ends every stream
+caught up from its run's stream; once a run's channel is subscribed, the same for that run's. `shutdown()` (on SIGTERM, see gunicorn_app.py) ends every stream
 at once, cleanly: clients resume with Last-Event-ID on another process instead of being cut when
 the graceful timeout runs out. Limits: `max_clients` streams in all, `max_threads` of them
 holding a thread (the rest of the server's threads stay free for ordinary requests); one over
@@ -34,19 +35,20 @@ import logging
 import queue
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
-import redis
 from flask import Flask
 
 from dizest_api import handover
 from dizest_api.errors import ApiError
-from dizest_api.pubsub_read import waiting
+from dizest_api.run_channels import RunChannels
 from dizest_api.sse_frames import chunk, sse_frame, stream_key
 from dizest_api.stream_owner import OwnedStreams, RunFeed, Stream
 from dizest_core.events import Event
+from dizest_worker.client import run_channel
 
 __all__ = ["CLOSING", "RESYNC", "EventHub", "Subscription", "chunk", "hub_for", "sse_frame"]
 __all__ += ["Held", "Lease", "stream_key"]
@@ -55,7 +57,6 @@ log = logging.getLogger("dizest.api.streaming")  # the name the logs have always
 
 RESYNC: Any = object()  # queued to every client after the hub (re)subscribed: catch up
 CLOSING: Any = object()  # queued to every client when the process stops: end the stream
-BATCH = 500  # pubsub messages read at once at most
 
 
 class TooManyStreams(ApiError):
@@ -153,11 +154,18 @@ class EventHub:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.ready = threading.Event()
+        self.channels = RunChannels(
+            redis_url, channel, partial(run_channel, channel), self._wanted,
+            self._subscribed, self._dispatch_all, self.ready.clear,
+        )  # fmt: skip
 
     def subscribe(self, run_id: str, wait_s: float = 5.0) -> Subscription:
         sub = Subscription(run_id, queue.Queue(self.queue_size))
         with self._lock:
-            self._subs.setdefault(run_id, set()).add(sub)
+            subs = self._subs.setdefault(run_id, set())
+            if not subs and run_id not in self.owned.by_run:
+                self.channels.want()  # its channel is subscribed from the hub's thread
+            subs.add(sub)
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
                 self._thread = threading.Thread(
@@ -270,7 +278,7 @@ class EventHub:
             queued = [i for i in held if isinstance(i, Event)]
             self.owned.deliver_each(stream, [*replay, *queued], {})
             if RESYNC in held:
-                self.owned.resync()
+                self.owned.resync([sub.run_id])
             return True
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -297,55 +305,48 @@ class EventHub:
 
     def close(self) -> None:
         self._stop.set()
+        self.channels.want()  # wakes its thread
         thread = self._thread
         if thread is not None:
             thread.join(timeout=5)
         self.owned.stop()
+        if thread is None or not thread.is_alive():
+            self.channels.close()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            client = redis.Redis.from_url(self.redis_url, decode_responses=True)
-            pubsub = client.pubsub()
-            try:
-                pubsub.subscribe(self.channel)
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    raws: list[str] = []
-                    while message is not None:
-                        if message["type"] == "subscribe":
-                            self._dispatch_all(raws)
-                            raws = []
-                            self.ready.set()
-                            self._resync()
-                        elif message["type"] == "message":
-                            raws.append(message["data"])
-                        # whatever else is waiting, as one batch: one send per client
-                        message = waiting(pubsub) if len(raws) < BATCH else None
-                    self._dispatch_all(raws)
-            except Exception:  # Redis went away: resubscribe, clients catch up on RESYNC
-                log.warning("event hub lost its subscription; retrying", exc_info=True)
-                self.ready.clear()
-                self._stop.wait(0.5)
-            finally:
-                with contextlib.suppress(Exception):  # closing a broken connection
-                    pubsub.close()
-                    client.close()
+        self.channels.serve(self._stop)
 
-    def _resync(self) -> None:
+    def _wanted(self) -> set[str]:
+        """The runs streamed here (their channels are subscribed)."""
+        with self._lock:
+            return {*self._subs, *self.owned.by_run}
+
+    def _subscribed(self, run_id: str | None) -> None:
+        """The connection (None), or one run's channel, is subscribed: what was published
+        before is in the runs' streams only: their clients catch up."""
+        if run_id is None:
+            self.ready.set()
         with self._lock:  # one step: a stream handed over meanwhile misses neither
-            self.owned.resync()
-            self._broadcast(RESYNC)
+            runs = None if run_id is None else [run_id]
+            self.owned.resync(runs)
+            self._broadcast(RESYNC, runs)
 
-    def _broadcast(self, item: Any) -> None:
-        """A control item (RESYNC, CLOSING) to every queued client (hub lock held)."""
-        for group in list(self._subs.values()):
-            self._queue_all(group, [item])
-        self._subs = {run: group for run, group in self._subs.items() if group}
+    def _broadcast(self, item: Any, runs: Iterable[str] | None = None) -> None:
+        """A control item (RESYNC, CLOSING) to every queued client, or those of `runs` (hub
+        lock held)."""
+        for run in list(self._subs) if runs is None else runs:
+            group = self._subs.get(run)
+            if group is not None:
+                self._queue_all(group, [item])
+                if not group:
+                    del self._subs[run]
 
     def _dispatch(self, raw: str) -> None:
         self._dispatch_all([raw])
 
     def _dispatch_all(self, raws: list[str]) -> None:
+        if not raws:
+            return
         by_run: dict[str, list[Event]] = {}
         for raw in raws:
             try:

@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -120,17 +121,20 @@ class OwnedStreams:
         todo = newer(events, stream.last)
         self._queue(stream, b"".join(frame(e, frames) for e in todo), todo)
 
-    def resync(self) -> None:
-        """The hub resubscribed (its lock held): what pubsub published meanwhile is lost, so
-        every stream holds live events back until the writer has caught its run up from the
-        stream. A live event sent first would move `last` past the gap, and the catch-up
-        would start after it (a probe under load lost 801 of 4,007 events so)."""
-        for streams in self.by_run.values():
-            for stream in streams:
+    def resync(self, runs: Iterable[str] | None = None) -> None:
+        """The hub (re)subscribed the channels of `runs` (None: of all; its lock held): what
+        pubsub published before is lost, so their streams hold live events back until the
+        writer has caught their run up from the stream. A live event sent first would move
+        `last` past the gap, and the catch-up would start after it (a probe under load lost
+        801 of 4,007 events so)."""
+        todo = [r for r in (self.by_run if runs is None else runs) if r in self.by_run]
+        for run_id in todo:
+            for stream in self.by_run[run_id]:
                 if stream.held is None and not (stream.gone or stream.ending):
                     stream.held = []
-        self._catch_up.update(self.by_run)
-        self._wake()
+        if todo:
+            self._catch_up.update(todo)
+            self._wake()
 
     def end_all(self) -> None:
         for streams in self.by_run.values():

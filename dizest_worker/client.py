@@ -43,6 +43,7 @@ from dizest_worker.apicalls import call as call_on_worker
 from dizest_worker.apicalls import new_call_id as new_call_id
 from dizest_worker.connection import redact_url as redact_url
 from dizest_worker.connection import redis_client as redis_client
+from dizest_worker.keys import run_channel as run_channel
 from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
 from dizest_worker.quota import RunsQuota as RunsQuota
 from dizest_worker.quota import quota_error as quota_error
@@ -254,13 +255,15 @@ class Client:
 
     def event_batch(self, run_id: str, after: str | None = None, count: int = 1000) -> list[Event]:
         """Up to `count` stored events after event id `after` (None: from the start), at once:
-        what a stream replays before it follows the live ones on `event_channel`."""
+        what a stream replays before it follows the live ones on its run's channel."""
         return self.runs.events(run_id, after, count=count)
 
     @property
     def event_channel(self) -> str:
-        """The pubsub channel every run's live events are published on (a follower subscribes
-        before it replays, so nothing published in between is missed)."""
+        """The pubsub channel each run's final workflow.status event is published on; a run's
+        live events go on `run_channel(event_channel, run_id)` (a follower subscribes, replays
+        the run's stream, then catches up once the subscription is confirmed: so nothing
+        published in between is missed)."""
         return self.runs.keys.event_channel
 
     def metrics_snapshot(self, run_limit: int = RUN_SCAN_LIMIT) -> MetricsSnapshot:

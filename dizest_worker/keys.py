@@ -99,7 +99,10 @@ key / channel                         type     holds                            
 {p}:user:{name}:shared                zset     workflow ids granted to the user          none
 {p}:user:{name}:library               hash     "bytes": the size of every kept version   none
                                                of the user's workflows (library_quota)
-{p}:events                            channel  every event JSON (with id), all runs      -
+{p}:events                            channel  each run's final workflow.status event    -
+                                               JSON (with id): run-end listeners
+{p}:events:{run}                      channel  every event JSON (with id) of the run:      -
+                                               its live streams (`run_channel`)
 {p}:control                           channel  "cancel {run}" for workers holding flows  -
 {p}:holder:{holder}                   channel  nothing is sent on it: the flow-running   -
                                                process with that holder id stays
@@ -209,6 +212,9 @@ class Keys:
     def event_channel(self) -> str:
         return f"{self.prefix}:events"
 
+    def run_channel(self, run_id: str) -> str:
+        return run_channel(self.event_channel, run_id)
+
     @property
     def control_channel(self) -> str:
         return f"{self.prefix}:control"
@@ -265,6 +271,12 @@ class Keys:
 
     def user_library(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:library"
+
+
+def run_channel(event_channel: str, run_id: str) -> str:
+    """Where a run's events go live: the event channel, ':', the run id (the Lua `emit` in
+    `lua_prelude` names it the same way)."""
+    return f"{event_channel}:{run_id}"
 
 
 def lease_member(run_id: str, flow_id: str, attempt: int) -> str:

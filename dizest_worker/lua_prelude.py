@@ -106,7 +106,9 @@ local function full(n)
 end
 
 -- 'final' is '0' from the run's creation on: absent, the run is gone (expired) and its stream
--- must not be made again. The XADD that makes the stream gives it the run's TTL.
+-- must not be made again. The XADD that makes the stream gives it the run's TTL. The event goes
+-- live on its run's channel (`Keys.run_channel`: `channel`, ':', the run id), where only the
+-- API processes streaming that run listen. Returns its id and the message published.
 local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_json)
   if redis.call('HGET', run_key, 'final') ~= '0' then return false end
   local body = '{"run_id":' .. cjson.encode(run_id) .. ',"type":"' .. etype .. '","flow_id":'
@@ -118,8 +120,9 @@ local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_
     local ttl = redis.call('PTTL', run_key)
     if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
   end
-  redis.call('PUBLISH', channel, '{"id":"' .. id .. '",' .. string.sub(body, 2))
-  return id
+  local message = '{"id":"' .. id .. '",' .. string.sub(body, 2)
+  redis.call('PUBLISH', channel .. ':' .. run_id, message)
+  return id, message
 end
 
 -- a finished attempt in the lifetime counters of /metrics (see keys.py, {p}:metrics)
@@ -225,7 +228,10 @@ local function finalize(run_key, done, stream, channel, maxlen, run_id)
   if redis.call('HGET', run_key, 'cancelled') == '1' then status = RUN_CANCELLED
   elseif redis.call('HGET', run_key, 'failed') == '1' then status = RUN_ERROR end
   redis.call('HSET', run_key, 'status', status, 'finished_at', now_s())
-  emit(run_key, stream, channel, maxlen, run_id, EV_RUN, false, '{"status":"' .. status .. '"}')
+  local _, message = emit(run_key, stream, channel, maxlen, run_id, EV_RUN, false,
+    '{"status":"' .. status .. '"}')
+  -- the run's end on `channel` itself too, for run-end listeners (`dizest beat`'s webhooks)
+  if message then redis.call('PUBLISH', channel, message) end
   redis.call('HSET', run_key, 'final', '1')
   redis.call('RPUSH', done, status)
   local ttl = redis.call('PTTL', run_key)

@@ -5,8 +5,8 @@ status is written by a Lua script in whichever worker finishes the last flow; ca
 there would put network calls and webhook knowledge into the flow path, and a worker that dies
 right after the script would lose the notice anyway. Instead:
 
-- the listener follows `{p}:events` (pub/sub, every run's events) and dispatches a run when its
-  final `workflow.status` passes;
+- the listener follows `{p}:events` (pub/sub: each run's final `workflow.status`, published
+  there by the step that ends the run) and dispatches the run it names;
 - pub/sub loses what is published while nobody listens (no beat running, a Redis reconnect),
   so every `sweep_interval_s` it also looks at the runs created in the last `sweep_window_s`
   (`{p}:runs`) and dispatches those that are final and not yet notified.

@@ -17,7 +17,14 @@ import redis
 from dizest_api.event_hub import EventHub
 from dizest_api.stream_owner import CATCH_UP_TRIES
 from dizest_core.events import Event
-from tests.api.test_streaming import QuietRuns, event_numbers, live_event, read_all, serve_stream
+from tests.api.test_streaming import (
+    QuietRuns,
+    event_numbers,
+    live_event,
+    read_all,
+    serve_stream,
+    subscribed,
+)
 from tests.conftest import wait_for
 from tests.worker.conftest import redis_url  # noqa: F401
 
@@ -41,10 +48,10 @@ def handed(hub: EventHub, n: int, runs: Any = None) -> list[tuple[socket.socket,
 
 
 def publish(hub: EventHub, numbers: range, final_at: int | None = None) -> None:
-    publisher = redis.Redis.from_url(hub.redis_url)
+    publisher, channel = redis.Redis.from_url(hub.redis_url), subscribed(hub)
     try:
         for i in numbers:
-            publisher.publish(hub.channel, live_event(i, final=i == final_at))
+            publisher.publish(channel, live_event(i, final=i == final_at))
     finally:
         publisher.close()
 
@@ -84,14 +91,14 @@ def test_a_client_that_stops_reading_is_dropped_without_delaying_the_others(
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled_ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     big = "x" * 4000
-    publisher = redis.Redis.from_url(hub.redis_url)
+    publisher, channel = redis.Redis.from_url(hub.redis_url), subscribed(hub)
     try:
         theirs.settimeout(5)
         received = bytearray()
         for i in range(1, 201):
             body = json.loads(live_event(i, final=i == 200))
             body["data"] = {**body.get("data", {}), "text": big}
-            publisher.publish(hub.channel, json.dumps(body))
+            publisher.publish(channel, json.dumps(body))
             while f"id: {i}-0".encode() not in received:  # each one arrives before the next
                 received.extend(theirs.recv(1 << 20))
         wait_for(lambda: hub.clients() == 0, timeout=5)
@@ -115,12 +122,12 @@ def test_a_client_that_does_not_read_large_events_holds_a_bounded_outbox(hub: Ev
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     (stream,) = hub.owned.by_run["r1"]
-    publisher = redis.Redis.from_url(hub.redis_url)
+    publisher, channel = redis.Redis.from_url(hub.redis_url), subscribed(hub)
     try:
         for i in range(1, 21):  # one at a time: each its own write to the client
             body = json.loads(live_event(i))
             body["data"] = {**body.get("data", {}), "text": "x" * (1 << 20)}
-            publisher.publish(hub.channel, json.dumps(body))
+            publisher.publish(channel, json.dumps(body))
             wait_for(lambda i=i: stream.last == f"{i}-0" or stream.ending, timeout=10)
             if stream.ending:
                 break

@@ -21,6 +21,7 @@ from dizest_api.event_hub import EventHub, chunk, hub_for, sse_frame
 from dizest_api.handover import HandedOver
 from dizest_api.streaming import follow
 from dizest_core.events import Event
+from dizest_worker.client import run_channel
 from dizest_worker.state import RedisRuns
 from tests.api.test_runs import FANOUT, Live, serve_live, slow
 from tests.conftest import wait_for
@@ -161,9 +162,10 @@ def test_hub_drops_a_client_whose_queue_overflows(live: Live) -> None:
         slow_sub, other = hub.subscribe("r1"), hub.subscribe("r2")
         assert hub.ready.is_set()
         publisher = redis.Redis.from_url(live.worker_settings.redis_url)
+        r1 = subscribed(hub, "r1")
         for i in range(5):
             body = {"id": f"{i + 1}-0", "run_id": "r1", "type": "log.clear", "flow_id": "a"}
-            publisher.publish(channel, json.dumps(body))
+            publisher.publish(r1, json.dumps(body))
         wait_for(lambda: slow_sub.dropped, timeout=5)
         assert not other.dropped and hub.clients() == 1
     finally:
@@ -262,6 +264,18 @@ class QuietRuns:
         return []
 
 
+def subscribed(hub: EventHub, run_id: str = "r1") -> str:
+    """The run's channel, once Redis holds the hub's subscription to it: nothing published
+    there from now on is lost."""
+    channel = run_channel(hub.channel, run_id)
+    client = redis.Redis.from_url(hub.redis_url)
+    try:
+        wait_for(lambda: client.pubsub_numsub(channel)[0][1] > 0, timeout=5)
+    finally:
+        client.close()
+    return channel
+
+
 def live_event(i: int, final: bool = False, run_id: str = "r1") -> str:
     body = {"id": f"{i}-0", "run_id": run_id, "type": "log.append", "flow_id": "a"}
     if final:
@@ -333,7 +347,7 @@ class BacklogRuns(QuietRuns):
             self.replayed = True
             for i in range(1, self.backlog + 1):
                 self.hub._dispatch(live_event(i))
-            self.hub._resync()
+            self.hub._subscribed(None)  # as when the hub resubscribes
             return []
         start = int(after.split("-")[0]) + 1 if after else 1
         ids = range(start, min(self.stream, start + count - 1) + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ from dizest_core.plan import make_plan
 from dizest_worker.connection import redis_client
 from dizest_worker.keys import lease_member
 from dizest_worker.state import RedisRuns, now_ms
-from tests.conftest import package
+from tests.conftest import package, wait_for
 from tests.worker.conftest import cleanup, make_settings
 
 DIAMOND = package(
@@ -289,3 +290,32 @@ def test_a_submit_racing_between_the_key_read_and_create_gets_the_run_that_won(r
         runs.client = real
     assert runs.record("loser") is None
     assert real.zrange(runs.keys.runs, 0, -1) == [b"winner"]
+
+
+def test_a_runs_events_go_live_on_its_channel_and_its_end_on_the_event_channel(runs) -> None:
+    """An API process subscribes the channels of the runs it streams only, so every event goes
+    on its run's channel; the run-end listeners (webhooks) get only each run's final event."""
+    listen = runs.client.pubsub(ignore_subscribe_messages=True)
+    base, mine = runs.keys.event_channel, runs.keys.run_channel("r1")
+    listen.subscribe(base, mine, runs.keys.run_channel("r2"))
+    try:
+        start(runs, "r1")
+        runs.emit("r1", [("log.append", "a", {"text": "hello"})])
+        assert runs.cancel("r1") == "final"
+        got: list[tuple[str, str]] = []
+        wait_for(lambda: _read_into(listen, got) and got[-1][0] == base, timeout=5)
+        on_run = [json.loads(data) for channel, data in got if channel == mine]
+        on_base = [json.loads(data) for channel, data in got if channel == base]
+        assert len(got) == len(on_run) + len(on_base)  # nothing on r2's channel
+        assert [e["id"] for e in on_run] == [e.id for e in runs.events("r1", None)]
+        assert {e["type"] for e in on_run} >= {"log.append", "workflow.status"}
+        assert on_base == [on_run[-1]] and on_base[0]["data"] == {"status": "cancelled"}
+    finally:
+        listen.close()
+
+
+def _read_into(pubsub, got: list[tuple[str, str]]) -> bool:
+    while (message := pubsub.get_message(timeout=0.05)) is not None:
+        channel, data = message["channel"], message["data"]
+        got.append((channel.decode(), data) if isinstance(channel, bytes) else (channel, data))
+    return bool(got)
