@@ -29,6 +29,8 @@ from dizest_core.job import ApiCall, build_job
 from dizest_worker.redis_store import RedisStore, decode_value
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from dizest_worker.client import Client
     from dizest_worker.orchestration import Executor
 
@@ -191,10 +193,11 @@ def _answer_of(finished: Finished) -> Answer:
 # --------------------------------------------------------------------------- caller side
 
 
-# KEYS: the caller's running calls; ARGV: now (ms), the call's deadline (ms), its id, the cap
-# Returns 1 when the call may go (it is counted), 0 when the caller has `cap` running already.
-# The set lives until its latest deadline: a short call after a long one must not expire it.
-TAKE_CALL = """
+# KEYS: the holder's places (a zset: member -> deadline, ms); ARGV: now (ms), the new place's
+# deadline (ms), its member, the cap. Returns 1 when it is taken (counted), 0 when `cap` are
+# held already. The set lives until its latest deadline: a short place after a long one must
+# not expire it.
+TAKE_PLACE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
@@ -203,12 +206,18 @@ return 1
 """
 
 
+def take_place(redis: Redis, key: str, member: str, deadline_ms: int, cap: int) -> bool:
+    """Count `member` among the places held in `key` until `deadline_ms` (or until it is
+    removed), unless `cap` are held already (False; cap 0: no limit)."""
+    take = redis.register_script(TAKE_PLACE)
+    return bool(take(keys=[key], args=[int(time.time() * 1000), deadline_ms, member, cap]))
+
+
 def take_call(client: Client, caller: str, call_id: str, deadline_ms: int) -> bool:
     """Count `call_id` among `caller`'s running calls until `deadline_ms`, unless they have
     `user_api_calls` running already (False)."""
-    take = client.redis.register_script(TAKE_CALL)
     key, cap = client.runs.keys.user_calls(caller), client.settings.user_api_calls
-    return bool(take(keys=[key], args=[int(time.time() * 1000), deadline_ms, call_id, cap]))
+    return take_place(client.redis, key, call_id, deadline_ms, cap)
 
 
 class TooManyCalls(DizestError):

@@ -41,6 +41,7 @@ from dizest_worker.apicalls import CallTask as CallTask
 from dizest_worker.apicalls import TooManyCalls as TooManyCalls
 from dizest_worker.apicalls import call as call_on_worker
 from dizest_worker.apicalls import new_call_id as new_call_id
+from dizest_worker.apicalls import take_place as take_place
 from dizest_worker.connection import redact_url as redact_url
 from dizest_worker.connection import redis_client as redis_client
 from dizest_worker.keys import run_channel as run_channel

@@ -65,6 +65,7 @@ def beat(concurrency: int, name: str, loglevel: str) -> None:
     """Run schedules (celery-redbeat), deliver webhooks and notice ended runs."""
     from dizest_api.automation.notify import Notifier
     from dizest_api.automation.settings import AutomationSettings
+    from dizest_api.automation.tasks import send_delivery
     from dizest_worker.client import WorkerSettings
 
     try:
@@ -74,7 +75,7 @@ def beat(concurrency: int, name: str, loglevel: str) -> None:
     app = create_automation_celery(settings, auto)
     app.conf.beat_enable_remote_control = False
     deliver = app.tasks[DELIVER]
-    notifier = Notifier(runtime(app), lambda hook, payload, d: deliver.delay(hook, payload, d))
+    notifier = Notifier(runtime(app), lambda *args: send_delivery(deliver, args))
     stop = threading.Event()
     threading.Thread(target=notifier.listen, args=(stop,), daemon=True, name="notify").start()
     service = Service(app, max_interval=auto.beat_interval_s, scheduler_cls=Scheduler)

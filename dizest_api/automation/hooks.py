@@ -7,8 +7,9 @@ Invariants:
 - A URL is http(s), carries no credentials, and (unless the operator set
   DIZEST_WEBHOOK_ALLOW_PRIVATE) every address its host resolves to is public: loopback, private,
   link-local (cloud metadata: 169.254.169.254), multicast, reserved and unspecified addresses are
-  refused. The check runs at registration and again before every delivery (the name may point
-  elsewhere by then).
+  refused. The check runs at registration and again at every delivery (the name may point
+  elsewhere by then), which connects to an address that check allowed, never resolving the
+  name again (`dizest_api.automation.delivery`).
 - The secret signs each body (`X-Dizest-Signature: sha256=<HMAC-SHA256 of the body>`); it is
   returned once, when the hook is made, and never logged.
 - Each delivery attempt is logged (status code or error, duration), newest first, capped.
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from dizest_api.automation.delivery import Address
 from dizest_api.automation.keys import AutoKeys
 from dizest_api.data.counted import add_within
 from dizest_core.errors import DizestError, InputError
@@ -53,6 +55,14 @@ def sign(secret: str, body: bytes) -> str:
 
 def check_url(url: str, allow_private: bool) -> str:
     """`url` if a webhook may call it; UrlRefused saying why not."""
+    checked_addresses(url, allow_private, resolve=not allow_private)
+    return url.strip()
+
+
+def checked_addresses(url: str, allow_private: bool, resolve: bool = True) -> list[Address]:
+    """The addresses `url`'s host resolves to, every one of them allowed (a delivery connects
+    to one of these, never resolving the name again); UrlRefused saying why not. Without
+    `resolve`, only the URL's form is checked (none are returned)."""
     if not isinstance(url, str) or len(url) > 2000:
         raise UrlRefused("url must be a string of at most 2000 characters", str(url)[:100])
     parts = urlsplit(url.strip())
@@ -66,21 +76,20 @@ def check_url(url: str, allow_private: bool) -> str:
         raise UrlRefused(f"bad url: {exc}", url) from None
     if not host:
         raise UrlRefused("url has no host", url)
-    if allow_private:
-        return url.strip()
+    if not resolve:
+        return []
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UrlRefused(f"cannot resolve {host!r}: {exc}", url) from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not _public(address):
-            raise UrlRefused(
-                f"{host!r} resolves to {address}, a loopback, private, link-local or reserved "
-                "address (an operator may allow those with DIZEST_WEBHOOK_ALLOW_PRIVATE=true)",
-                url,
-            )
-    return url.strip()
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if not allow_private and not all(_public(address) for address in addresses):
+        raise UrlRefused(  # which address is not said: it would map internal names
+            f"{host!r} is or resolves to a loopback, private, link-local or reserved address "
+            "(an operator may allow those with DIZEST_WEBHOOK_ALLOW_PRIVATE=true)",
+            url,
+        )
+    return addresses
 
 
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -96,16 +105,19 @@ def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: where a NAT64 gateway routes
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215, the IPv4 in the last 32 bits
 _COMPATIBLE = ipaddress.IPv6Network("::/96")  # the deprecated IPv4-compatible ::a.b.c.d
+_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT's IPv4-translated ::ffff:0:a.b.c.d
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one carries and may reach: mapped (::ffff:a.b.c.d), NAT64,
-    IPv4-compatible, 6to4 (2002:ab:cd::) or Teredo's client."""
+    IPv4-compatible, SIIT-translated (::ffff:0:a.b.c.d), 6to4 (2002:ab:cd::) or Teredo's
+    client."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if (
         address in _NAT64
         or address in _LOCAL_NAT64
+        or address in _TRANSLATED
         or (address in _COMPATIBLE and int(address) > 1)
     ):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)

@@ -19,6 +19,8 @@ key                                 type    holds                               
 {p}:hooks:wf:{wf}                   set     hook ids of a workflow                      none
 {p}:hooks:user:{name}               set     hook ids of a user (all their runs)          none
 {p}:hooks:owner:{name}              zset    every hook id the user made, by time        none
+{p}:hooks:calls:{name}              zset    the user's deliveries in flight -> their     the latest
+                                            deadline (ms): at most HOOK_CALLS at once   deadline
 {p}:run:{run}:notified              string  "1" once a run's end went to its hooks       ttl_s
 {p}:trig:{id}                       hash    trigger: workflow_id, owner, digest,         none
                                             rate_per_min, created_at
@@ -67,6 +69,9 @@ class AutoKeys:
 
     def owned_hooks(self, username: str) -> str:
         return f"{self.prefix}:hooks:owner:{username}"
+
+    def hook_calls(self, username: str) -> str:
+        return f"{self.prefix}:hooks:calls:{username}"
 
     def notified(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:notified"

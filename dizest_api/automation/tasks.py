@@ -1,6 +1,13 @@
 """The automation tasks, run by `dizest beat`'s worker: a schedule's tick submits its run; a
 delivery calls one webhook, retried with exponential backoff.
 
+One user's hooks cannot hold the beat up (a probe's four slow receivers held every thread of
+it for minutes, and other users' ticks ran late): an attempt takes `webhook_timeout_s` at most,
+all of it counted (`delivery.post`); deliveries go at a lower priority than ticks, so a free
+thread takes a waiting tick first; and one user has at most HOOK_CALLS deliveries in flight
+over every beat (`{p}:hooks:calls:{user}`): another waits, re-sent a moment later, without
+counting as an attempt.
+
 A tick submits through `dizest_worker.client.Client.submit` with the workflow's stored version,
 as the API does, under an idempotency key made of the schedule and the tick's time: a tick
 delivered twice (a redelivered message, two beats after a lock expiry) still starts one run.
@@ -10,29 +17,36 @@ the owner lost the right to run it, invalid inputs).
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
 from typing import Any
 
-import requests
 from celery import Celery
 
+from dizest_api.automation import delivery
 from dizest_api.automation.celery_app import DELIVER, TICK
 from dizest_api.automation.hooks import (
     SIGNATURE_HEADER,
     Hook,
     HookNotFound,
     UrlRefused,
-    check_url,
+    checked_addresses,
     sign,
 )
+from dizest_api.automation.keys import AutoKeys
 from dizest_api.automation.runtime import Runtime, runtime
 from dizest_api.automation.schedules import ScheduleNotFound
 from dizest_api.data.library import WorkflowNotFound
 from dizest_core.errors import DizestError
+from dizest_worker.client import take_place
 
 log = logging.getLogger("dizest.automation")
+
+DELIVERY_PRIORITY = 6  # of 0 (first) to 9: a tick (sent at 0) waiting goes first
+HOOK_CALLS = 2  # one user's deliveries in flight at once, over every beat
+BUSY_WAIT_S = 1.0  # a delivery whose user has HOOK_CALLS in flight is sent again after this
 
 
 def run_tick(rt: Runtime, schedule_id: str, tick_at: str) -> dict[str, Any]:
@@ -74,28 +88,25 @@ def _record(rt: Runtime, sid: str, item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def post(rt: Runtime, hook: Hook, body: bytes, delivery: str) -> dict[str, Any]:
+def post(rt: Runtime, hook: Hook, body: bytes, delivery_id: str) -> dict[str, Any]:
     """One delivery attempt: {"status_code"} or {"error"}, with its duration."""
     started = time.monotonic()
-    try:
-        check_url(hook.url, rt.auto.webhook_allow_private)  # the name may resolve elsewhere now
-        answer = requests.post(
-            hook.url,
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "dizest-webhook/1",
-                "X-Dizest-Event": "run.finished",
-                "X-Dizest-Delivery": delivery,
-                SIGNATURE_HEADER: sign(hook.secret, body),
-            },
-            timeout=rt.auto.webhook_timeout_s,
-            allow_redirects=False,  # a redirect could lead to an address the check refuses
-        )
-        result: dict[str, Any] = {"status_code": answer.status_code}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "dizest-webhook/1",
+        "X-Dizest-Event": "run.finished",
+        "X-Dizest-Delivery": delivery_id,
+        SIGNATURE_HEADER: sign(hook.secret, body),
+    }
+    try:  # the name may resolve elsewhere now: checked again, and the checked address called
+        addresses = checked_addresses(hook.url, rt.auto.webhook_allow_private)
+        status = delivery.post(hook.url, addresses, body, headers, rt.auto.webhook_timeout_s)
+        result: dict[str, Any] = {"status_code": status}  # a redirect is an answer, not followed
     except UrlRefused as exc:
         result = {"error": str(exc), "permanent": True}
-    except requests.RequestException as exc:
+    except delivery.DeadlinePassed:
+        result = {"error": "Timeout"}
+    except (OSError, http.client.HTTPException) as exc:
         result = {"error": type(exc).__name__}
     result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
     return result
@@ -106,22 +117,43 @@ def register(app: Celery) -> None:
     def schedule_tick(schedule_id: str, tick: str = "", **_: Any) -> None:
         run_tick(runtime(app), schedule_id, tick or time.strftime("%Y-%m-%dT%H:%M"))
 
-    @app.task(name=DELIVER, bind=True, acks_late=True, ignore_result=True, max_retries=None)
-    def deliver_hook(self: Any, hook_id: str, payload: dict[str, Any], delivery: str) -> None:
+    @app.task(name=DELIVER, acks_late=True, ignore_result=True)
+    def deliver_hook(
+        hook_id: str, payload: dict[str, Any], delivery_id: str, attempt: int = 1
+    ) -> None:
         rt = runtime(app)
         try:
             hook = rt.hooks.get(hook_id, with_secret=True)
         except HookNotFound:
             return  # deleted meanwhile: nothing to call
-        attempt = self.request.retries + 1
-        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        result = post(rt, hook, body, delivery)
+        again = (hook_id, payload, delivery_id)
+        calls, member = (
+            AutoKeys(rt.settings.prefix).hook_calls(hook.owner),
+            f"{delivery_id}:{attempt}",
+        )
+        deadline_ms = int((time.time() + rt.auto.webhook_timeout_s + 5) * 1000)
+        if not take_place(rt.redis, calls, member, deadline_ms, HOOK_CALLS):
+            send_delivery(deliver_hook, again, attempt, BUSY_WAIT_S)  # not an attempt yet
+            return
+        try:
+            body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+            result = post(rt, hook, body, delivery_id)
+        finally:
+            rt.redis.zrem(calls, member)
         ok = 200 <= result.get("status_code", 0) < 300
         rt.hooks.log(
             hook_id,
-            {"delivery": delivery, "run_id": payload.get("run_id"), "attempt": attempt,
+            {"delivery": delivery_id, "run_id": payload.get("run_id"), "attempt": attempt,
              "at": time.time(), "ok": ok, **result},
         )  # fmt: skip
         if ok or result.get("permanent") or attempt >= rt.auto.webhook_attempts:
             return
-        raise self.retry(countdown=rt.auto.webhook_backoff_s * 2 ** (attempt - 1))
+        backoff = rt.auto.webhook_backoff_s * 2 ** (attempt - 1)
+        send_delivery(deliver_hook, again, attempt + 1, backoff)
+
+
+def send_delivery(task: Any, args: tuple[Any, ...], attempt: int = 1, after_s: float = 0) -> None:
+    """Queue delivery `attempt` of a hook's notice, after `after_s`, behind waiting ticks."""
+    task.apply_async(
+        args, {"attempt": attempt}, countdown=after_s or None, priority=DELIVERY_PRIORITY
+    )

@@ -34,8 +34,8 @@ class BeatProcess(ServiceProcess):
 
     stop_timeout_s = 20
 
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(["beat", "-c", "2"], env)
+    def __init__(self, env: dict[str, str], concurrency: int = 2) -> None:
+        super().__init__(["beat", "-c", str(concurrency)], env)
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Stack:
     api: Api
     auto: Automation
     env: dict[str, str]
-    start_beat: Callable[[], BeatProcess]
+    start_beat: Callable[..., BeatProcess]
 
 
 @pytest.fixture
@@ -98,8 +98,8 @@ def stack(cluster: Any, tmp_path: Path) -> Iterator[Stack]:  # noqa: F811
     env = {**envconfig.to_env(cluster.settings), **AUTO_ENV}
     beats: list[BeatProcess] = []
 
-    def start_beat() -> BeatProcess:
-        beats.append(BeatProcess(env))
+    def start_beat(concurrency: int = 2, **more_env: str) -> BeatProcess:
+        beats.append(BeatProcess({**env, **more_env}, concurrency))
         return beats[-1]
 
     yield Stack(Api(app, app.test_client()), auto, env, start_beat)

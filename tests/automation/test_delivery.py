@@ -1,0 +1,166 @@
+"""One webhook delivery attempt (dizest_api.automation.delivery) against real receivers on
+127.0.0.1: a deadline that counts the whole attempt, an answer's body never read, the checked
+address called without resolving the name again; and what the URL check refuses."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from dizest_api.automation import delivery
+from dizest_api.automation.hooks import UrlRefused, check_url, checked_addresses
+
+LOCAL = [ipaddress.ip_address("127.0.0.1")]
+
+
+@dataclass
+class RawReceiver:
+    """A TCP server answering each connection with `answer(conn, request_head)`; records the
+    request heads and how many bytes each answer could send before the client left."""
+
+    answer: Callable[[socket.socket, bytes], int]
+    port: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    sent: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+def raw_receiver() -> Iterator[Callable[[Callable[[socket.socket, bytes], int]], RawReceiver]]:
+    servers: list[socket.socket] = []
+
+    def start(answer: Callable[[socket.socket, bytes], int]) -> RawReceiver:
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+        found = RawReceiver(answer, server.getsockname()[1])
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                with conn:
+                    head = b""
+                    while b"\r\n\r\n" not in head and (piece := conn.recv(65536)):
+                        head += piece
+                    found.heads.append(head)
+                    found.sent.append(found.answer(conn, head))
+
+        threading.Thread(target=serve, daemon=True).start()
+        return found
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def drip(conn: socket.socket, _: bytes) -> int:
+    """A status line, then one byte of a header every 0.1 s, until the client leaves."""
+    sent = 0
+    try:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-A: ")
+        while True:
+            conn.sendall(b"a")
+            sent += 1
+            time.sleep(0.1)  # the hostile receiver's pace, not a wait in the test
+    except OSError:
+        return sent
+
+
+def endless_body(conn: socket.socket, _: bytes) -> int:
+    """200 with a 10 GB body, sent as fast as the client takes it."""
+    sent = 0
+    try:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n")
+        chunk = b"x" * 65536
+        while sent < 10_000_000_000:
+            conn.sendall(chunk)
+            sent += len(chunk)
+    except OSError:
+        pass
+    return sent
+
+
+def ok(conn: socket.socket, _: bytes) -> int:
+    conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+    return 0
+
+
+def test_an_attempt_ends_at_its_deadline_however_slowly_the_receiver_answers(
+    raw_receiver: Callable[..., RawReceiver],
+) -> None:
+    """Each byte comes well within any read timeout; the attempt still ends at 1 s."""
+    receiver = raw_receiver(drip)
+    started = time.monotonic()
+    with pytest.raises(delivery.DeadlinePassed):
+        delivery.post(f"http://127.0.0.1:{receiver.port}/", LOCAL, b"{}", {}, timeout_s=1.0)
+    assert 1.0 <= time.monotonic() - started < 2.0
+
+
+def test_the_answers_body_is_never_read(raw_receiver: Callable[..., RawReceiver]) -> None:
+    """A receiver answering 10 GB: the status is all an attempt takes (the beat held 2.5 GB of
+    such a body with `requests`)."""
+    receiver = raw_receiver(endless_body)
+    assert delivery.post(f"http://127.0.0.1:{receiver.port}/", LOCAL, b"{}", {}, 10.0) == 200
+    deadline = time.monotonic() + 10
+    while not receiver.sent and time.monotonic() < deadline:  # the receiver sees the close
+        time.sleep(0.01)
+    assert receiver.sent and receiver.sent[0] < 64 << 20  # socket buffers' worth at most
+
+
+def test_the_checked_address_is_called_under_the_urls_name(
+    raw_receiver: Callable[..., RawReceiver],
+) -> None:
+    """A name that resolves nowhere (.invalid): the attempt connects to the address it was
+    given and sends the name as Host, so a DNS answer changed after the check is never used."""
+    receiver = raw_receiver(ok)
+    url = f"http://hook.invalid:{receiver.port}/path?q=1"
+    assert delivery.post(url, LOCAL, b'{"a":1}', {"X-Test": "1"}, 5.0) == 204
+    head = receiver.heads[0].decode()
+    assert head.startswith("POST /path?q=1 HTTP/1.1\r\n")
+    assert f"Host: hook.invalid:{receiver.port}\r\n" in head and "X-Test: 1\r\n" in head
+
+
+def test_the_next_address_is_tried_when_one_refuses(
+    raw_receiver: Callable[..., RawReceiver],
+) -> None:
+    receiver = raw_receiver(ok)
+    closed = socket.create_server(("127.0.0.2", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    refusing = ipaddress.ip_address("127.0.0.2")
+    with pytest.raises(ConnectionRefusedError):
+        delivery.post(f"http://x.invalid:{port}/", [refusing], b"", {}, 5.0)
+    both = [refusing, *LOCAL]
+    assert delivery.post(f"http://x.invalid:{receiver.port}/", both, b"", {}, 5.0) == 204
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::ffff:0:7f00:1]/",  # SIIT-translated 127.0.0.1
+        "http://[::ffff:0:a9fe:a9fe]/",  # SIIT-translated 169.254.169.254
+        "http://localhost/",
+        "http://127.0.0.1/",
+    ],
+)
+def test_urls_reaching_private_addresses_are_refused_without_naming_the_address(url: str) -> None:
+    with pytest.raises(UrlRefused) as refused:
+        check_url(url, allow_private=False)
+    message = str(refused.value)
+    assert "loopback, private" in message
+    if "localhost" in url:  # what a name resolves to is not said: no map of internal names
+        assert "127.0.0.1" not in message and "::1" not in message
+
+
+def test_allowing_private_addresses_still_checks_the_form_and_resolves_for_delivery() -> None:
+    assert check_url("http://localhost:9/x", allow_private=True) == "http://localhost:9/x"
+    assert ipaddress.ip_address("127.0.0.1") in checked_addresses("http://localhost:9/", True)
+    with pytest.raises(UrlRefused):
+        check_url("ftp://localhost/", allow_private=True)
