@@ -130,10 +130,14 @@ def list_triggers(wf_id: str) -> Response:
 
 
 @endpoint(bp, "POST", "/workflows/<wf_id>/triggers/<trigger_id>/rotate",
-          "Replace a trigger's secret (the old URL stops working)",
-          responses={200: "NewTrigger"})  # fmt: skip
+          "Replace your trigger's secret (the old URL stops working)",
+          responses={200: "NewTrigger", 403: ERR})  # fmt: skip
 def rotate_trigger(wf_id: str, trigger_id: str) -> Response:
-    open_trigger(wf_id, trigger_id)
+    trig = open_trigger(wf_id, trigger_id)
+    if trig.owner != current().username:  # the new URL starts runs as its owner: theirs alone
+        raise Forbidden(
+            f"only the trigger's owner {trig.owner!r} may rotate its secret; you may revoke it"
+        )
     trig, secret = automation().triggers.rotate(trigger_id)
     return jsonify(_trigger_out(trig, secret))
 

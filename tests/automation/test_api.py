@@ -184,3 +184,23 @@ def test_deleting_a_workflow_deletes_its_schedules_triggers_and_hooks_only(
     hooks = {h["id"] for h in api.call("GET", "/hooks", alice).json["items"]}
     assert hooks == {live["hook"], everyone["id"]}
     assert [s["id"] for s in api.call("GET", "/schedules", alice).json["items"]] == [live["sched"]]
+
+
+def test_only_a_triggers_owner_may_rotate_it(api: Api, auto: Automation) -> None:  # noqa: F811
+    """The new URL starts runs as the trigger's owner (their limits, drive and webhooks, the
+    inputs the caller chooses): the workflow's owner or an admin may see and revoke a
+    grantee's trigger, not take a working URL of it (a probe ran as the grantee so)."""
+    alice, bob, root = api.user("alice"), api.user("bob"), api.user("root", "admin")
+    wf_id = _wf(api, alice)
+    grant = {"grants": {"bob": "runner"}}
+    assert api.call("PUT", f"/workflows/{wf_id}/grants", alice, json=grant).status_code == 200
+    made = api.call("POST", f"/workflows/{wf_id}/triggers", bob, json={}).json
+    rotate = f"/workflows/{wf_id}/triggers/{made['id']}/rotate"
+    for other in (alice, root):
+        refused = api.call("POST", rotate, other)
+        assert refused.status_code == 403
+        assert "only the trigger's owner" in refused.json["error"]["message"]
+    assert auto.triggers.by_secret(made["secret"]).owner == "bob"  # the old secret still works
+    rotated = api.call("POST", rotate, bob)
+    assert rotated.status_code == 200 and rotated.json["secret"] != made["secret"]
+    assert api.call("DELETE", f"/workflows/{wf_id}/triggers/{made['id']}", alice).status_code == 204
