@@ -17,6 +17,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from dizest_api import auth, console, errors
 from dizest_api.data.accounts import Accounts, text_client
 from dizest_api.data.library import Library
+from dizest_api.ids import check_url_ids
 from dizest_api.routes import BLUEPRINTS
 from dizest_api.routes.accounts import clear_late_writes
 from dizest_api.services import Services
@@ -75,6 +76,7 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
     errors.register(app)
     console.register(app)  # its 404 check runs before auth
     app.before_request(auth.authenticate)
+    app.before_request(check_url_ids)  # once the caller is known, before any view
     app.teardown_request(clear_late_writes)
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=prefix)

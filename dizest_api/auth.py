@@ -48,6 +48,16 @@ def current() -> Principal:
     return principal
 
 
+def optional() -> Principal | None:
+    """The caller's principal (session cookie or bearer token), or None when there is none:
+    for pages, which send such a caller to log in."""
+    try:
+        g.principal = _principal()
+    except Unauthenticated:
+        return None
+    return current()
+
+
 def csrf_token(session_id: str) -> str:
     key = current_app.config["SECRET_KEY"].encode()
     return hmac.new(key, session_id.encode(), hashlib.sha256).hexdigest()

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from dizest_api.automation.delivery import Address
 from dizest_api.automation.keys import AutoKeys
 from dizest_api.data.counted import add_within
+from dizest_api.ids import new_id
 from dizest_core.errors import DizestError, InputError
 
 LOG = 100  # delivery records kept per hook
@@ -150,7 +151,7 @@ class HookStore:
         self.redis, self.keys = redis, AutoKeys(prefix)
 
     def create(self, owner: str, url: str, workflow_id: str | None) -> Hook:
-        hook = Hook(secrets.token_hex(8), url, owner, workflow_id, time.time(), _secret())
+        hook = Hook(new_id(), url, owner, workflow_id, time.time(), _secret())
         scope = (
             self.keys.workflow_hooks(workflow_id) if workflow_id else self.keys.user_hooks(owner)
         )

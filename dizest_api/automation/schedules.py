@@ -13,7 +13,6 @@ Invariants:
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from dizest_api.automation.celery_app import TICK, Entry
 from dizest_api.automation.cron import CronError, next_after, zoned
 from dizest_api.automation.keys import AutoKeys
 from dizest_api.data.counted import add_within
+from dizest_api.ids import new_id
 from dizest_core.errors import DizestError
 
 CATCHUP = ("once", "skip")
@@ -64,7 +64,7 @@ class ScheduleStore:
         now = time.time()
         sched = _checked(
             Schedule(
-                id=secrets.token_hex(8),
+                id=new_id(),
                 workflow_id=workflow_id,
                 owner=owner,
                 cron=fields["cron"],

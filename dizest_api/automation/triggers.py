@@ -19,6 +19,7 @@ from typing import Any
 
 from dizest_api.automation.keys import AutoKeys
 from dizest_api.data.counted import add_within
+from dizest_api.ids import new_id
 from dizest_core.errors import DizestError, InputError
 
 MAX_RATE = 10_000
@@ -56,7 +57,7 @@ class TriggerStore:
                 f"rate_per_min must be between 1 and {MAX_RATE}",
                 {"rate_per_min": rate_per_min},
             )
-        trig = Trigger(secrets.token_hex(8), workflow_id, owner, rate_per_min, time.time())
+        trig = Trigger(new_id(), workflow_id, owner, rate_per_min, time.time())
         secret = _new_secret()
         fields = {**{k: str(v) for k, v in trig.to_dict().items()}, "digest": _digest(secret)}
         index = self.keys.workflow_triggers(workflow_id)

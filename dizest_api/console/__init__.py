@@ -34,7 +34,7 @@ from werkzeug.exceptions import NotFound as HttpNotFound
 from dizest_api import auth
 from dizest_api.console import appui
 from dizest_api.endpoint import Spec
-from dizest_api.errors import ApiError, Unauthenticated, handle_http
+from dizest_api.errors import ApiError, handle_http
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -70,11 +70,7 @@ def page(summary: str) -> Any:
 
 def _user() -> auth.Principal | None:
     """The caller's principal (session cookie or bearer token), or None when there is none."""
-    try:
-        g.principal = auth._principal()
-    except Unauthenticated:
-        return None
-    return auth.current()
+    return auth.optional()
 
 
 def _shell(template: str, **context: Any) -> Any:

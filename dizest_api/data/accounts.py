@@ -30,6 +30,7 @@ import redis
 
 from dizest_api.data.counted import add_within
 from dizest_api.data.session_cap import SessionCap
+from dizest_api.ids import new_id
 from dizest_core.errors import AuthError, DizestError
 from dizest_worker.client import WorkerSettings, redis_client
 from dizest_worker.keys import Keys
@@ -291,7 +292,7 @@ class Accounts:
             raise AccountError(f"a token name has at most {MAX_TOKEN_NAME} characters")
         now = self.clock()
         expires = None if expires_in_s is None else now + expires_in_s
-        token = Token(secrets.token_hex(8), owner, name, wanted, now, expires)
+        token = Token(new_id(), owner, name, wanted, now, expires)
         secret = secrets.token_urlsafe(32)
         fields = {
             "hash": digest(secret),

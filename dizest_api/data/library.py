@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import redis
 
 from dizest_api.data import library_quota
 from dizest_api.data.library_quota import LibraryLimits
+from dizest_api.ids import new_id
 from dizest_core import dwp, options
 from dizest_core.errors import DizestError, InputError, Problem
 from dizest_core.model import App
@@ -123,7 +123,7 @@ class Library:
     def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
         _check_title(title)
         text, now = self.validate(package), self.clock()
-        wf = StoredWorkflow(secrets.token_hex(8), owner, title, 1, now, now)
+        wf = StoredWorkflow(new_id(), owner, title, 1, now, now)
         keys = [
             self.keys.workflow(wf.id),
             self.keys.workflow_versions(wf.id),
