@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dizest_core import dwp
+from dizest_core.workflow import join_inputs, split_inputs
 
 MASK = "********"
 
@@ -44,3 +45,12 @@ def masked(
         for f, values in flow_inputs.items()
     }
     return shown, per_flow
+
+
+def masked_joined(inputs: Mapping[str, Any], package: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`inputs` as a submit or a schedule gives them (`flow_id.name` for one flow's) with the
+    password values replaced by MASK (all of them when `package` is None)."""
+    if package is None:
+        return {k: MASK for k in inputs}
+    model, _ = dwp.parse(dict(package))
+    return join_inputs(*masked(*split_inputs(inputs, model), package))

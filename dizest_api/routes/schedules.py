@@ -19,6 +19,7 @@ from dizest_api.automation.service import automation
 from dizest_api.data.library import WorkflowNotFound
 from dizest_api.endpoint import Field, endpoint, json_body, query_int
 from dizest_api.errors import NotFound
+from dizest_api.masking import masked_joined
 from dizest_api.routes.runs import _options
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.schemas import ERR, items_of
@@ -71,8 +72,20 @@ def open_schedule(sid: str, workflow_owner: bool = False) -> Schedule:
     raise NotFound(f"no schedule {sid!r}")
 
 
-def _out(sched: Schedule) -> dict[str, Any]:
-    return sched.to_dict(automation().celery)
+def _out(sched: Schedule, packages: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A schedule as its caller may see it: the values its owner gave password inputs are
+    masked for anyone else (the workflow's owner, an admin), as in the runs it makes.
+    `packages`: workflow id -> latest package, read once per request."""
+    out = sched.to_dict(automation().celery)
+    if sched.owner != current().username and sched.inputs:
+        packages = {} if packages is None else packages
+        if sched.workflow_id not in packages:
+            try:
+                packages[sched.workflow_id] = services().library.package(sched.workflow_id)[2]
+            except WorkflowNotFound:  # gone: every value masked
+                packages[sched.workflow_id] = None
+        out["inputs"] = masked_joined(sched.inputs, packages[sched.workflow_id])
+    return out
 
 
 @endpoint(bp, "POST", "/workflows/<wf_id>/schedules",
@@ -91,7 +104,8 @@ def workflow_schedules(wf_id: str) -> Response:
     wf, principal = open_workflow(wf_id, "read"), current()
     everyone = principal.is_admin or wf.owner == principal.username
     found = automation().schedules.find(None if everyone else principal.username, wf.id)
-    return jsonify({"items": [_out(s) for s in found]})
+    packages: dict[str, Any] = {}
+    return jsonify({"items": [_out(s, packages) for s in found]})
 
 
 @endpoint(bp, "GET", "/schedules", "Your schedules (admins: all), newest first",
@@ -101,7 +115,8 @@ def list_schedules() -> Response:
     principal = current()
     owner = None if principal.is_admin else principal.username
     found = automation().schedules.find(owner, request.args.get("workflow_id") or None)
-    return jsonify({"items": [_out(s) for s in found]})
+    packages: dict[str, Any] = {}
+    return jsonify({"items": [_out(s, packages) for s in found]})
 
 
 @endpoint(bp, "GET", "/schedules/<sid>", "A schedule with its latest ticks", query=HISTORY,

@@ -8,7 +8,7 @@ import json
 import time
 
 from dizest_api.masking import MASK, masked
-from tests.api.conftest import Api, cluster_api, session_prefix  # noqa: F401
+from tests.api.conftest import Api, api, cluster_api, session_prefix  # noqa: F401
 from tests.conftest import package
 
 PKG = package(
@@ -29,7 +29,7 @@ GIVEN = {
 
 
 def test_grantees_and_admins_see_password_inputs_masked(cluster_api: Api) -> None:  # noqa: F811
-    api = cluster_api
+    api = cluster_api  # noqa: F811
     # a worker's beat an hour ahead: the submit is accepted and the run stays pending
     keys = api.services.library.keys
     api.services.redis.hset(keys.workers, "masking", int(time.time() * 1000) + 3_600_000)
@@ -70,3 +70,31 @@ def test_a_name_is_masked_where_its_flows_app_calls_it_a_password() -> None:
     assert shown == {"rows": 3, "db_password": MASK}
     # f2's app has no such password field; a flow not in the package falls back to any app's
     assert per_flow == {"f2": {"db_password": "x"}, "gone": {"rows": 1}}
+
+
+def test_a_schedules_password_inputs_are_masked_for_all_but_its_owner(api: Api) -> None:  # noqa: F811
+    """A grantee's schedule on the owner's workflow: the workflow's owner and admins see it
+    (to revoke it), not the password its owner gave it (a probe read one so)."""
+    from dizest_api.automation.service import install
+    from dizest_api.automation.settings import AutomationSettings
+
+    install(api.app, AutomationSettings())
+    alice, bob, admin = api.user("alice"), api.user("bob"), api.user("root", "admin")
+    wf = api.call("POST", "/workflows", alice, json={"title": "db", "package": PKG}).json["id"]
+    grants = {"grants": {"bob": "runner"}}
+    assert api.call("PUT", f"/workflows/{wf}/grants", alice, json=grants).status_code == 200
+    given = {
+        "db_password": "BOBS-DB-PASSWORD",
+        "rows": 2,
+        "f1.db_password": "f1-pw",
+        "f2.token": "t",
+    }
+    body = {"cron": "@daily", "inputs": given}
+    made = api.call("POST", f"/workflows/{wf}/schedules", bob, json=body)
+    assert made.status_code == 201 and made.json["inputs"] == given  # its owner's own
+    sid = made.json["id"]
+    hidden = {"db_password": MASK, "rows": 2, "f1.db_password": MASK, "f2.token": "t"}
+    assert api.call("GET", f"/schedules/{sid}", alice).json["inputs"] == hidden
+    assert api.call("GET", f"/workflows/{wf}/schedules", alice).json["items"][0]["inputs"] == hidden
+    assert api.call("GET", "/schedules", admin).json["items"][0]["inputs"] == hidden
+    assert api.call("GET", f"/schedules/{sid}", bob).json["inputs"] == given
