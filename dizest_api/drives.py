@@ -94,13 +94,19 @@ def clean(path: str, allow_root: bool = False) -> str:
     return "/".join(parts)
 
 
+def drive_path(root: str, username: str) -> str:
+    """Where `username`'s drive lives: what their runs read as `drive` (a worker mounts it only
+    if it is a folder right under its own drive root)."""
+    return os.path.join(os.path.realpath(root), username)
+
+
 class UserDrive:
     """One user's drive: list, read, store, move and delete, within its quotas."""
 
     def __init__(self, root: str, username: str, quota_bytes: int, quota_files: int) -> None:
         self.base = os.path.realpath(root)
         self.username = username
-        self.path = os.path.join(self.base, username)
+        self.path = drive_path(root, username)
         self.quota_bytes = quota_bytes
         self.quota_files = quota_files
         os.makedirs(self.path, mode=0o755, exist_ok=True)

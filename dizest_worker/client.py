@@ -224,9 +224,11 @@ class Client:
         flow_id: str,
         account: str | None = None,
         stored: Callable[[str], None] | None = None,
+        drive: str | None = None,
     ) -> str:
         """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs
-        (`stored` as for `submit`)."""
+        (`stored` as for `submit`), reading `drive` (the API gives the drive of who reruns:
+        a grantee's run must not read the owner's; None: the run's own)."""
         record = self._record(run_id)
         snapshot = self.runs.snapshot(run_id)
         return self.submit(
@@ -235,7 +237,7 @@ class Client:
             [flow_id],
             options=json.loads(record["options"]),
             base_run=run_id,
-            drive=json.loads(record.get("drive") or "null"),
+            drive=drive if drive is not None else json.loads(record.get("drive") or "null"),
             account=account,
             stored=stored,
         )

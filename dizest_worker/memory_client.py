@@ -155,6 +155,7 @@ class MemoryClient:
         flow_id: str,
         account: str | None = None,
         stored: Callable[[str], None] | None = None,
+        drive: str | None = None,
     ) -> str:
         """A new run of one flow, reusing the upstream outputs of `run_id`, with its inputs."""
         run = self._run(run_id)
@@ -164,7 +165,7 @@ class MemoryClient:
             [flow_id],
             options=json.loads(run.record["options"]),
             base_run=run_id,
-            drive=json.loads(run.record["drive"]),
+            drive=drive if drive is not None else json.loads(run.record["drive"]),
             stored=stored,
         )
 

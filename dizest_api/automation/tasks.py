@@ -39,6 +39,7 @@ from dizest_api.automation.keys import AutoKeys
 from dizest_api.automation.runtime import Runtime, runtime
 from dizest_api.automation.schedules import ScheduleNotFound
 from dizest_api.data.library import WorkflowNotFound
+from dizest_api.drives import drive_path
 from dizest_core.errors import DizestError
 from dizest_worker.client import take_place
 
@@ -72,6 +73,7 @@ def run_tick(rt: Runtime, schedule_id: str, tick_at: str) -> dict[str, Any]:
         claimed: list[bool] = []
         run_id = rt.client.submit(
             package, sched.inputs, None, key, sched.options, account=sched.owner,
+            drive=drive_path(rt.settings.drive_root, sched.owner),
             stored=lambda new: claimed.append(rt.index.claim(new, sched.owner, wf.id)),
         )  # fmt: skip
     except (DizestError, ValueError) as exc:

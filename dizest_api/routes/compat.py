@@ -25,6 +25,7 @@ from dizest_api.data.library import WorkflowNotFound
 from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.event_hub import hub_for
+from dizest_api.routes.files import user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import index, sse_response, within_limit
 from dizest_api.routes.workflows import open_workflow
@@ -93,7 +94,7 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
     require_worker()
     with within_limit() as account:
         run_id = found.client.submit(
-            raw, inputs, account=account,
+            raw, inputs, account=account, drive=user_drive().path,
             stored=lambda new: index().claim(new, principal.username, wf.id),
         )  # fmt: skip
     return run_id, finals

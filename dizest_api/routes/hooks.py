@@ -24,6 +24,7 @@ from dizest_api.automation.triggers import Trigger, TriggerNotFound
 from dizest_api.data.accounts import UserNotFound
 from dizest_api.endpoint import Field, endpoint, json_body, json_value, query_int
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
+from dizest_api.routes.files import user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import InvalidRun, index, within_limit
 from dizest_api.routes.workflows import open_workflow
@@ -184,6 +185,7 @@ def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
         try:
             run_id = services().client.submit(
                 package, inputs, None, None, {}, account=account,
+                drive=user_drive(trig.owner).path,
                 stored=lambda new: index().claim(new, trig.owner, wf.id),
             )  # fmt: skip
         except ValueError as exc:  # dizest errors (ValidationError...) go through the table

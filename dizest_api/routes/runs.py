@@ -274,6 +274,7 @@ def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]
             flow_id,
             account,
             stored=lambda new: index().claim(new, username, info.get("workflow_id"), given_by),
+            drive=user_drive().path,  # the rerunning user's, not the run owner's
         )
     record = services().client.record(new_id)
     answer = _summary(new_id, record, index().get(new_id) or {})
