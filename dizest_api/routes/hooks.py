@@ -27,7 +27,7 @@ from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.routes.files import user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import InvalidRun, index, within_limit
-from dizest_api.routes.workflows import open_workflow
+from dizest_api.routes.workflows import made_while_allowed, open_workflow
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 from dizest_core.errors import DizestError
@@ -64,6 +64,8 @@ def create_hook() -> tuple[Response, int, dict[str, str]]:
     url = check_url(body["url"], found.settings.webhook_allow_private)
     wf_id = open_workflow(body["workflow_id"], "read").id if "workflow_id" in body else None
     hook = found.hooks.create(current().username, url, wf_id)
+    if wf_id is not None:
+        made_while_allowed(wf_id, "read", lambda: found.hooks.delete(hook.id))
     answer = {**hook.to_dict(), "secret": hook.secret}  # shown once
     return jsonify(answer), 201, {"Location": url_for(".get_hook", hook_id=hook.id)}
 
@@ -117,6 +119,7 @@ def create_trigger(wf_id: str) -> tuple[Response, int]:
     wf = open_workflow(wf_id, "run")
     rate = body.get("rate_per_min", found.settings.trigger_rate_per_min)
     trig, secret = found.triggers.create(current().username, wf.id, rate)
+    made_while_allowed(wf.id, "run", lambda: found.triggers.delete(trig.id))
     return jsonify(_trigger_out(trig, secret)), 201
 
 

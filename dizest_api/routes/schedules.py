@@ -21,7 +21,7 @@ from dizest_api.endpoint import Field, endpoint, json_body, query_int
 from dizest_api.errors import NotFound
 from dizest_api.masking import masked_joined
 from dizest_api.routes.runs import _options
-from dizest_api.routes.workflows import open_workflow
+from dizest_api.routes.workflows import made_while_allowed, open_workflow
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 from dizest_core import limits
@@ -95,6 +95,7 @@ def create_schedule(wf_id: str) -> tuple[Response, int, dict[str, str]]:
     body = _checked(json_body(NEW))
     wf = open_workflow(wf_id, "run")
     sched = automation().schedules.create(current().username, wf.id, **body)
+    made_while_allowed(wf.id, "run", lambda: automation().schedules.delete(sched.id))
     return jsonify(_out(sched)), 201, {"Location": url_for(".get_schedule", sid=sched.id)}
 
 

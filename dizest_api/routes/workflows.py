@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
@@ -64,6 +65,20 @@ def open_workflow(wf_id: str, right: str) -> StoredWorkflow:
     if right not in RIGHTS[level]:
         raise Forbidden(f"your {level} grant does not allow {right}")
     return wf
+
+
+def made_while_allowed(wf_id: str, right: str, undo: Callable[[], None]) -> None:
+    """After storing something that needs `right` on the workflow (a schedule, a trigger, a
+    workflow webhook): if the right went meanwhile, undo it and refuse. A revoke writes the
+    grants, then deletes what the grantee made; a request that passed `open_workflow` before
+    the revoke and stored its thing after the deletion would leave it in place (a probe's
+    schedule survived 1 time in 20). Checked again after the store, one of the two always
+    sees the other."""
+    try:
+        open_workflow(wf_id, right)
+    except (NotFound, Forbidden):
+        undo()
+        raise
 
 
 @endpoint(bp, "GET", "/workflows", "Workflows you own or were granted, newest first",

@@ -5,6 +5,7 @@ http(s) or points at loopback, private or metadata addresses) answered 4xx with 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -204,3 +205,41 @@ def test_only_a_triggers_owner_may_rotate_it(api: Api, auto: Automation) -> None
     rotated = api.call("POST", rotate, bob)
     assert rotated.status_code == 200 and rotated.json["secret"] != made["secret"]
     assert api.call("DELETE", f"/workflows/{wf_id}/triggers/{made['id']}", alice).status_code == 204
+
+
+@pytest.mark.parametrize("kind", ["schedules", "triggers", "hooks"])
+def test_what_a_grantee_makes_while_their_grant_is_revoked_does_not_survive_it(
+    api: Api,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """The exact interleaving: bob's request passed the grant check; alice's revoke (grants
+    written, then what bob made deleted) completes before bob's thing is stored. It must not
+    stay (a probe's schedule survived 1 time in 20, still holding one of the workflow's
+    places, and came back to life with a new grant)."""
+    from dizest_api.automation.service import drop_made_by
+
+    found = install(api.app, AutomationSettings(webhook_allow_private=True))
+    alice, bob = api.user("alice"), api.user("bob")
+    wf_id = _wf(api, alice)
+    grant = {"grants": {"bob": "runner"}}
+    assert api.call("PUT", f"/workflows/{wf_id}/grants", alice, json=grant).status_code == 200
+    store = getattr(found, kind)
+    real_create = store.create
+
+    def revoked_first(*args: Any, **kwargs: Any) -> Any:
+        api.services.library.set_grants(wf_id, {})  # as PUT /grants does, in its order
+        drop_made_by(found, wf_id, {"bob"})
+        return real_create(*args, **kwargs)
+
+    monkeypatch.setattr(store, "create", revoked_first)
+    path, body = {
+        "schedules": (f"/workflows/{wf_id}/schedules", {"cron": "@daily"}),
+        "triggers": (f"/workflows/{wf_id}/triggers", {}),
+        "hooks": ("/hooks", {"url": "http://127.0.0.1:9/h", "workflow_id": wf_id}),
+    }[kind]
+    assert api.call("POST", path, bob, json=body).status_code == 404  # no longer his to see
+    monkeypatch.undo()
+    assert found.schedules.find("bob", wf_id) == []
+    assert found.triggers.for_workflow(wf_id) == []
+    assert found.hooks.owned("bob") == []
