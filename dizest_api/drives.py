@@ -1,74 +1,76 @@
 """Users' drives on the server: one directory per user, `<drive_root>/<username>`, with quotas.
 
 Invariants:
-- Every path a caller names goes through `clean` (relative, "/"-separated, no "..", no empty or
-  hidden-by-dot-dot parts, no NUL or backslash, bounded length) and then through
-  `dizest_core.drive.Drive`, which resolves symlinks and refuses anything outside the user's
-  root: one rule for flows and for the API. A refused path stores nothing.
+- Every path a caller names goes through `drive_rules.clean` (relative, "/"-separated, no "..",
+  no empty part, no NUL or backslash, within the depth and length limits; a move also checks the
+  paths it would make below its destination) and then through `dizest_core.drive.Drive`, which
+  resolves symlinks and refuses anything outside the user's root: one rule for flows and for the
+  API. A refused path stores nothing.
 - A file reaches its final name only whole: it is written to `<drive_root>/.partial/` first
   (outside every user's drive, so never listed nor read by a run) and renamed in once complete.
-- Usage (bytes and files) is measured on disk, and the check and the rename happen under a
-  per-user lock (`fcntl` on a file beside the drives), so simultaneous uploads, from threads or
-  from several API processes sharing the directory, cannot pass a quota together.
+- Usage counts every entry against the files quota (a file, a folder and a link count one each)
+  and the bytes of files against the bytes quota, plus what the user attached to runs that still
+  hold it (`attached`, see `dizest_api.attachments`). It is measured on disk by a walk that skips
+  nothing (`drive_tree`), and the check and the change happen under a per-user lock (`fcntl` on
+  a file beside the drives), so simultaneous uploads, from threads or from several API processes
+  sharing the directory, cannot pass a quota together.
+- Nothing is written while the disk holding the drives has less free space than the disk
+  guard's reserve (DIZEST_DISK_RESERVE_MB): 507, and nothing is left of the write.
 
 The drive root is a shared directory like `DIZEST_ARTIFACT_DIR` (`DIZEST_DRIVE_ROOT`): workers on
 other machines read a run's files from there, at the same path. Runs only ever read a drive
 (`dizest_core.confine` exposes it read-only); only this module writes to it, and deletes it when
-its user is removed (`remove_drive`).
+its user is removed (`remove_drive`: renamed into `.partial` at once, then deleted; a deletion
+cut short is finished by the next removal, or at start-up, `finish_removals`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import secrets
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from dizest_api.errors import ApiError
+from dizest_api.attachments import ATTACHED, Attachments
+from dizest_api.drive_rules import (
+    LIST_MAX_ENTRIES,
+    MAX_DEPTH,
+    BadPath,
+    DiskFull,
+    Extent,
+    NoSuchPath,
+    PathConflict,
+    QuotaBytes,
+    QuotaFiles,
+    TooLarge,
+    clean,
+    fits_below,
+)
+from dizest_api.drive_tree import remove_alone, remove_tree, walk
+from dizest_core.diskguard import free_mb
 from dizest_core.drive import Drive, DriveError
 
 CHUNK = 1 << 20
-MAX_PATH = 1024
-MAX_PART = 255
-
-
-class DriveProblem(ApiError):
-    """A refused drive operation; `status` and `code` say how the API answers it."""
-
-
-class BadPath(DriveProblem):
-    status, code = 400, "bad_path"
-
-
-class NoSuchPath(DriveProblem, LookupError):
-    status, code = 404, "not_found"
-
-
-class PathConflict(DriveProblem):
-    status, code = 409, "conflict"
-
-
-class QuotaBytes(DriveProblem):
-    status, code = 413, "quota_bytes"
-
-
-class QuotaFiles(DriveProblem):
-    status, code = 422, "quota_files"
-
-
-class TooLarge(DriveProblem):
-    status, code = 413, "too_large"
+MB = 1 << 20
+PARTIAL, LOCKS = ".partial", ".locks"  # beside the users' drives (and ATTACHED)
+REMOVED = ".removed."  # `<user>.removed.<hex>` in PARTIAL: a drive being deleted
+log = logging.getLogger("dizest.api")
 
 
 @dataclass(frozen=True)
 class Usage:
+    """What counts against a user's quotas: `bytes` and `files` (entries: files, folders and
+    links) in all; of them, what files attached to their live runs hold."""
+
     bytes: int
     files: int
+    attached_bytes: int = 0
+    attached_files: int = 0
 
     def to_dict(self, quota_bytes: int, quota_files: int) -> dict[str, int]:
         return {
@@ -76,22 +78,9 @@ class Usage:
             "files": self.files,
             "quota_bytes": quota_bytes,
             "quota_files": quota_files,
+            "attached_bytes": self.attached_bytes,
+            "attached_files": self.attached_files,
         }
-
-
-def clean(path: str, allow_root: bool = False) -> str:
-    """`path` as a normalized relative drive path; BadPath for anything that could escape."""
-    raw = path.strip("/") if allow_root else path
-    if raw in ("", ".") and allow_root:
-        return ""
-    if not raw or len(raw) > MAX_PATH or "\x00" in raw or "\\" in raw:
-        raise BadPath(f"invalid path {path!r}", {"path": path})
-    if raw.startswith("/"):
-        raise BadPath(f"path {path!r} must be relative to your drive", {"path": path})
-    parts = [p for p in raw.rstrip("/").split("/")]
-    if any(p in ("", ".", "..") or len(p) > MAX_PART for p in parts):
-        raise BadPath(f"path {path!r} has an empty, '.' or '..' part", {"path": path})
-    return "/".join(parts)
 
 
 def drive_path(root: str, username: str) -> str:
@@ -103,14 +92,24 @@ def drive_path(root: str, username: str) -> str:
 class UserDrive:
     """One user's drive: list, read, store, move and delete, within its quotas."""
 
-    def __init__(self, root: str, username: str, quota_bytes: int, quota_files: int) -> None:
+    def __init__(
+        self,
+        root: str,
+        username: str,
+        quota_bytes: int,
+        quota_files: int,
+        workdir_root: str | None = None,
+        reserve_mb: int = 0,
+    ) -> None:
         self.base = os.path.realpath(root)
         self.username = username
         self.path = drive_path(root, username)
         self.quota_bytes = quota_bytes
         self.quota_files = quota_files
+        self.reserve_mb = reserve_mb
         os.makedirs(self.path, mode=0o755, exist_ok=True)
         self.drive = Drive(self.path)
+        self.attached = Attachments(self.base, username, workdir_root)
 
     # -- reading ----------------------------------------------------------------------
     def resolve(self, path: str) -> str:
@@ -122,37 +121,48 @@ class UserDrive:
             raise BadPath(f"path {path!r} leads outside your drive", {"path": path}) from None
 
     def entry(self, real: str) -> dict[str, Any]:
-        info = os.stat(real)
         rel = os.path.relpath(real, self.path).replace(os.sep, "/")
-        kind = "directory" if stat.S_ISDIR(info.st_mode) else "file"
-        return {
-            "name": os.path.basename(real),
-            "path": "" if rel == "." else rel,
-            "type": kind,
-            "size": info.st_size if kind == "file" else None,
-            "modified": info.st_mtime,
-        }
+        return _entry("" if rel == "." else rel, os.stat(real))
 
-    def listing(self, path: str, recursive: bool = False) -> list[dict[str, Any]]:
+    def listing(self, path: str, recursive: bool = False) -> tuple[list[dict[str, Any]], bool]:
+        """The entries of folder `path` (`recursive`: to the depth limit, below the drive's
+        top), at most LIST_MAX_ENTRIES; and whether some were left out."""
         real = self.resolve(path)
         if not os.path.isdir(real):
             raise NoSuchPath(f"no folder {path!r} in your drive")
-        names = self.drive.ls(os.path.relpath(real, self.path), recursive=recursive)
-        out = []
-        for name in names:
-            with contextlib.suppress(OSError, DriveError):  # deleted meanwhile, or a bad link
-                out.append(self.entry(self.drive.abspath(os.path.join(real, name))))
-        return out
+        prefix = os.path.relpath(real, self.path).replace(os.sep, "/").removeprefix(".")
+        below = MAX_DEPTH - (prefix.count("/") + 1 if prefix else 0)
+        depth = max(1, below) if recursive else 1
+        items: list[dict[str, Any]] = []
+        cut = False
+        with self.locked():
+            for node in walk(real, depth, mark_cut=recursive):
+                if len(items) >= LIST_MAX_ENTRIES:
+                    cut = True
+                    break
+                cut = cut or node.cut
+                rel = f"{prefix}/{node.path}" if prefix else node.path
+                info = node.info
+                if stat.S_ISLNK(info.st_mode):  # as what it points to, if that is in the drive
+                    try:
+                        info = os.stat(self.drive.abspath(rel))
+                    except (OSError, DriveError):
+                        continue
+                items.append(_entry(rel, info))
+        items.sort(key=lambda i: i["path"] + ("/" if i["type"] == "directory" else ""))
+        return items, cut
 
     def usage(self) -> Usage:
-        size = files = 0
-        for top, _, names in os.walk(self.path):
-            for name in names:
-                with contextlib.suppress(OSError):
-                    info = os.lstat(os.path.join(top, name))
-                    size += info.st_size
-                    files += 1
-        return Usage(size, files)
+        with self.locked():
+            return self._usage()
+
+    def _usage(self) -> Usage:
+        size = entries = 0
+        for node in walk(self.path):
+            entries += 1
+            size += 0 if node.is_dir else node.info.st_size
+        held_bytes, held_files = self.attached.held()
+        return Usage(size + held_bytes, entries + held_files, held_bytes, held_files)
 
     # -- writing ----------------------------------------------------------------------
     def store(self, path: str, stream: IO[bytes], limit: int) -> dict[str, Any]:
@@ -161,14 +171,18 @@ class UserDrive:
         target = self.resolve(rel)
         if target == self.path or os.path.isdir(target):
             raise PathConflict(f"{path!r} is a folder", {"path": path})
+        self.keep_reserve(self.base)
         partial = self._partial()
         try:
             size = _copy(stream, partial, min(limit, self.quota_bytes))
             with self.locked():
                 self._check_parents(rel)
-                self._fits(size, replacing=target)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
                 target = self.resolve(rel)  # again, under the lock: a folder may have moved
+                old = os.path.getsize(target) if os.path.isfile(target) else None
+                adds = 0 if old is not None else 1 + self._missing(os.path.dirname(rel))
+                self.fits(size - (old or 0), adds)
+                self.keep_reserve(self.base)  # with the upload on disk
+                os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.replace(partial, target)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -182,11 +196,12 @@ class UserDrive:
             self._check_parents(rel)
             if os.path.exists(target) and not os.path.isdir(target):
                 raise PathConflict(f"{path!r} is a file", {"path": path})
-            os.makedirs(target, exist_ok=True)
+            self._make_parents(rel, target)
         return self.entry(target)
 
     def move(self, src: str, dst: str) -> dict[str, Any]:
-        source, target = self.resolve(clean(src)), self.resolve(clean(dst))
+        rel = clean(dst)
+        source, target = self.resolve(clean(src)), self.resolve(rel)
         with self.locked():
             if not os.path.lexists(source):
                 raise NoSuchPath(f"no {src!r} in your drive")
@@ -194,8 +209,9 @@ class UserDrive:
                 raise PathConflict(f"{dst!r} already exists", {"path": dst})
             if os.path.commonpath([source, target]) == source:
                 raise BadPath(f"cannot move {src!r} into itself", {"path": dst})
-            self._check_parents(clean(dst))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            self._check_parents(rel)
+            fits_below(rel, _extent(source), dst)
+            self._make_parents(os.path.dirname(rel), os.path.dirname(target))
             os.rename(source, target)
         return self.entry(target)
 
@@ -203,13 +219,39 @@ class UserDrive:
         rel = clean(path)
         self.resolve(rel)
         with self.locked():
-            if not os.path.lexists(os.path.join(self.path, rel)):
+            entry = os.path.join(self.resolve(os.path.dirname(rel)), os.path.basename(rel))
+            if not os.path.lexists(entry):
                 raise NoSuchPath(f"no {path!r} in your drive")
-            self.drive.delete(rel)
+            remove_tree(entry)  # a link itself, never what it points to
+
+    # -- quotas -----------------------------------------------------------------------
+    def fits(self, size: int, entries: int) -> None:
+        """QuotaBytes / QuotaFiles unless `size` more bytes and `entries` more entries fit
+        (under the lock)."""
+        used = self._usage()
+        details = {"size": size, "entries": entries, **used.to_dict(self.quota_bytes, self.quota_files)}  # fmt: skip
+        if used.bytes + size > self.quota_bytes:
+            raise QuotaBytes(
+                f"your drive quota is {self.quota_bytes} bytes; {used.bytes} are used", details
+            )
+        if used.files + entries > self.quota_files:
+            raise QuotaFiles(
+                f"your drive holds at most {self.quota_files} files and folders; "
+                f"{used.files} are used",
+                details,
+            )
+
+    def keep_reserve(self, where: str, size: int = 0) -> None:
+        """DiskFull if writing `size` more bytes at `where` would leave less free space than the
+        disk guard's reserve."""
+        free = free_mb(where) if self.reserve_mb else None
+        if free is not None and free - size / MB < self.reserve_mb:
+            details = {"free_mb": int(free), "reserve_mb": self.reserve_mb, "retry_after": 60}
+            raise DiskFull("the server's disk is nearly full; retry later", details)
 
     # -- internals --------------------------------------------------------------------
     def _partial(self) -> str:
-        folder = os.path.join(self.base, ".partial")
+        folder = os.path.join(self.base, PARTIAL)
         os.makedirs(folder, mode=0o700, exist_ok=True)
         return os.path.join(folder, f"{self.username}.{secrets.token_hex(8)}")
 
@@ -225,23 +267,45 @@ class UserDrive:
             if os.path.lexists(current) and not os.path.isdir(current):
                 raise PathConflict(f"{os.path.relpath(current, self.path)!r} is a file")
 
-    def _fits(self, size: int, replacing: str) -> None:
-        used = self.usage()
-        old = os.path.getsize(replacing) if os.path.isfile(replacing) else None
-        after_bytes = used.bytes - (old or 0) + size
-        after_files = used.files + (0 if old is not None else 1)
-        details = {"size": size, **used.to_dict(self.quota_bytes, self.quota_files)}
-        if after_bytes > self.quota_bytes:
-            raise QuotaBytes(
-                f"your drive quota is {self.quota_bytes} bytes; {used.bytes} are used", details
-            )
-        if after_files > self.quota_files:
-            raise QuotaFiles(f"your drive holds at most {self.quota_files} files", details)
+    def _missing(self, rel: str) -> int:
+        """How many folders of `rel` (a folder's path) do not exist yet."""
+        parts = rel.split("/") if rel else []
+        here = [os.path.join(self.path, *parts[: i + 1]) for i in range(len(parts))]
+        return sum(not os.path.lexists(p) for p in here)
+
+    def _make_parents(self, rel: str, target: str) -> None:
+        """Create folder `rel` (real path `target`) and its parents, counted (under the lock)."""
+        missing = self._missing(rel)
+        if missing:
+            self.fits(0, missing)
+            self.keep_reserve(self.base)
+        os.makedirs(target, exist_ok=True)
+
+
+def _entry(rel: str, info: os.stat_result) -> dict[str, Any]:
+    kind = "directory" if stat.S_ISDIR(info.st_mode) else "file"
+    return {
+        "name": rel.rsplit("/", 1)[-1],
+        "path": rel,
+        "type": kind,
+        "size": info.st_size if kind == "file" else None,
+        "modified": info.st_mtime,
+    }
+
+
+def _extent(real: str) -> Extent:
+    """How far the tree at `real` reaches below it (a file or a link: nowhere)."""
+    found = Extent()
+    if os.path.isdir(real) and not os.path.islink(real):
+        for node in walk(real):
+            found = found.add(node.parts)
+    return found
 
 
 def remove_drive(root: str, username: str) -> str | None:
     """Delete `username`'s drive (their user is removed); the path it had, if it existed. It
-    leaves at once (renamed out, under the drive lock), then its files are deleted."""
+    leaves at once (renamed out, under the drive lock), then its files are deleted, with what
+    earlier removals left (`finish_removals`)."""
     if not username or os.sep in username or username.startswith("."):
         raise ValueError(f"not a user's drive name: {username!r}")
     base = os.path.realpath(root)
@@ -249,22 +313,37 @@ def remove_drive(root: str, username: str) -> str | None:
     if not os.path.isdir(base):
         return None
     with _locked(base, username):
+        remove_tree(os.path.join(base, ATTACHED, username))
         if not os.path.lexists(path):
             return None
-        folder = os.path.join(base, ".partial")
+        folder = os.path.join(base, PARTIAL)
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        doomed = os.path.join(folder, f"{username}.removed.{secrets.token_hex(8)}")
-        os.rename(path, doomed)
-    if os.path.isdir(doomed) and not os.path.islink(doomed):
-        shutil.rmtree(doomed)  # never follows a link inside
-    else:
-        os.unlink(doomed)
+        os.rename(path, os.path.join(folder, f"{username}{REMOVED}{secrets.token_hex(8)}"))
+    finish_removals(root)
     return path
+
+
+def finish_removals(root: str) -> list[str]:
+    """Delete the drives removals renamed out and did not finish deleting (a crash, an error);
+    those another process is deleting are left to it. Returns the names deleted."""
+    folder = os.path.join(os.path.realpath(root), PARTIAL)
+    try:
+        names = [n for n in os.listdir(folder) if REMOVED in n]
+    except FileNotFoundError:
+        return []
+    done = []
+    for name in sorted(names):
+        try:
+            if remove_alone(os.path.join(folder, name)):
+                done.append(name)
+        except OSError as exc:  # kept for the next try; the removal itself is done
+            log.warning("could not delete a removed drive %s yet: %s", name, exc)
+    return done
 
 
 @contextlib.contextmanager
 def _locked(base: str, username: str) -> Iterator[None]:
-    folder = os.path.join(base, ".locks")
+    folder = os.path.join(base, LOCKS)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     fd = os.open(os.path.join(folder, username), os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -234,8 +234,18 @@ COMPONENTS: dict[str, Schema] = {
         size=nullable(INTEGER),
         modified=TIME,
     ),
-    "Usage": obj(bytes=INTEGER, files=INTEGER, quota_bytes=INTEGER, quota_files=INTEGER),
-    "Listing": obj(path=STRING, items=array(ref("DriveEntry")), usage=ref("Usage")),
+    # files: files and folders; attached_*: of the totals, what files attached to live runs hold
+    "Usage": obj(
+        bytes=INTEGER,
+        files=INTEGER,
+        quota_bytes=INTEGER,
+        quota_files=INTEGER,
+        attached_bytes=INTEGER,
+        attached_files=INTEGER,
+    ),
+    "Listing": obj(
+        path=STRING, items=array(ref("DriveEntry")), truncated=BOOLEAN, usage=ref("Usage")
+    ),
     "Uploaded": obj(items=array(ref("DriveEntry")), usage=ref("Usage")),
     # automation
     "Schedule": obj(

@@ -9,6 +9,7 @@ from flask import current_app
 
 from dizest_api.data.accounts import Accounts
 from dizest_api.data.library import Library
+from dizest_api.drives import finish_removals
 from dizest_api.settings import ApiSettings
 from dizest_core.plugins import PluginRegistry
 
@@ -23,7 +24,9 @@ class Services:
     client: Any  # dizest_worker.client.Client: runs (submit, events, cancel)
 
     def bootstrap(self) -> str | None:
-        """Create the first admin if there is none; return its generated password, if any."""
+        """Create the first admin if there is none; return its generated password, if any.
+        Also finish deleting the drives of removed users that a crash left half deleted."""
+        finish_removals(self.settings.worker.drive_root)
         return self.accounts.ensure_admin(self.settings.admin_password)
 
 

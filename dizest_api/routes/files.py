@@ -10,23 +10,27 @@
     DELETE /files/<path>                       delete a file or a folder with its contents
 
 Uploads may be up to `max_upload_bytes` (not the API's `max_request_bytes`) and must fit the
-user's quotas: 413 `too_large` / `quota_bytes`, 422 `quota_files`. A path that would leave the
-drive (`..`, absolute, a symlink out) is 400 `bad_path`, and nothing is stored.
+user's quotas: 413 `too_large` / `quota_bytes`, 422 `quota_files` (files and folders count), 507
+`insufficient_storage` below the disk reserve. A path that would leave the drive (`..`,
+absolute, a symlink out) or pass the depth and length limits (`dizest_api.drive_rules`; for a
+move, with the moved folder's own depth) is 400 `bad_path`, and nothing is stored. A listing
+gives at most `LIST_MAX_ENTRIES` entries (`truncated` says when some were left out).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.datastructures import FileStorage
 
+from dizest_api.attachments import Attached
 from dizest_api.auth import current
-from dizest_api.drives import BadPath, NoSuchPath, UserDrive, clean
+from dizest_api.drive_rules import BadPath, NoSuchPath, clean
+from dizest_api.drives import UserDrive
 from dizest_api.endpoint import Field, checked, endpoint, json_body, json_value
 from dizest_api.errors import BadInput
 from dizest_api.schemas import ERR, Body
@@ -50,7 +54,14 @@ def user_drive(username: str | None = None) -> UserDrive:
         username or current().username,
         found.drive_quota_bytes,
         found.drive_quota_files,
+        workdir_root=found.worker.workdir_root,
+        reserve_mb=found.worker.engine.disk_reserve_mb,
     )
+
+
+def attach(parts: list[tuple[str, Any]]) -> Attached:
+    """The files attached to this request's submit, counted against the caller's drive."""
+    return Attached(parts, user_drive(), services().settings.worker.workdir_root)
 
 
 def allow_upload() -> None:
@@ -75,9 +86,16 @@ def _listing(drive: UserDrive, path: str) -> Response:
     recursive = request.args.get("recursive", "false").lower()
     if recursive not in ("true", "false", "1", "0"):
         raise BadInput("recursive must be true or false")
-    items = drive.listing(path, recursive=recursive in ("true", "1"))
+    items, truncated = drive.listing(path, recursive=recursive in ("true", "1"))
     usage = drive.usage().to_dict(drive.quota_bytes, drive.quota_files)
-    return jsonify({"path": clean(path, allow_root=True), "items": items, "usage": usage})
+    return jsonify(
+        {
+            "path": clean(path, allow_root=True),
+            "items": items,
+            "truncated": truncated,
+            "usage": usage,
+        }
+    )
 
 
 @endpoint(bp, "GET", "/files", "Your drive's top folder and its usage", query=LISTING,
@@ -176,43 +194,6 @@ def submit_body(fields: Mapping[str, Field]) -> tuple[dict[str, Any], list[tuple
     except (ValueError, RecursionError) as exc:
         raise BadInput(f"malformed JSON in {SUBMIT_FIELD!r}: {exc}") from None
     return checked(body, fields), uploaded_files()
-
-
-class Attached:
-    """Files attached to one submit. `prepare` (given to `Client.submit`) writes them into the
-    new run's working directory (under `workdir_root`, which workers share) before any of its
-    flows can start; `settle` drops that folder when the submit named an existing run instead
-    (an idempotency key seen before)."""
-
-    def __init__(self, parts: list[tuple[str, Any]]) -> None:
-        files: set[str] = set()
-        for rel, _ in parts:  # one path cannot be two files
-            if rel in files:
-                raise BadInput(f"attached files clash: {rel!r} twice", {"path": rel})
-            files.add(rel)
-        for rel in files:  # nor a file and a folder
-            folders = ["/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]
-            clash = next((f for f in folders if f in files), None)
-            if clash is not None:
-                what = f"{clash!r} is a file and a folder of {rel!r}"
-                raise BadInput(f"attached files clash: {what}", {"path": rel})
-        self.parts = parts
-        self.prepared: str | None = None
-
-    def prepare(self, run_id: str) -> None:
-        workdir = os.path.join(services().settings.worker.workdir_root, run_id)
-        self.prepared = workdir
-        os.makedirs(workdir, exist_ok=True)
-        for rel, storage in self.parts:
-            target = os.path.join(workdir, rel)  # `rel` passed `clean`: no way out
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as out:
-                shutil.copyfileobj(storage.stream, out)
-            os.chmod(target, 0o644)
-
-    def settle(self, run_id: str | None) -> None:
-        if self.prepared and os.path.basename(self.prepared) != run_id:
-            shutil.rmtree(self.prepared, ignore_errors=True)
 
 
 # -- a .dwp as DIZEST writes it ------------------------------------------------------------

@@ -34,7 +34,7 @@ from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_int
 from dizest_api.errors import ApiError, BadInput, NotFound
 from dizest_api.event_hub import Held, hub_for
 from dizest_api.masking import masked
-from dizest_api.routes.files import Attached, submit_body, user_drive
+from dizest_api.routes.files import attach, submit_body, user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_query import RUN_FILTERS, run_page
 from dizest_api.routes.run_query import summary as _summary
@@ -177,7 +177,7 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
 
     if not seen():
         require_worker()
-    attached, run_id, claimed = Attached(parts), None, []
+    attached, run_id, claimed = attach(parts), None, []
 
     def own(stored: str) -> None:  # before its flows are sent: its owner sees it at once
         claimed.append(index().claim(stored, principal.username, wf_id))

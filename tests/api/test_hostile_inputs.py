@@ -7,13 +7,16 @@ import io
 import os
 import subprocess
 import urllib.parse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from werkzeug.datastructures import FileStorage
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, make_api
 from tests.conftest import package
+from tests.worker.conftest import make_settings
 
 PACKAGE = package({"src": {"code": "y = 1", "outputs": ["y"]}}, {"a": {"app": "src"}})
 
@@ -90,14 +93,19 @@ def test_event_ids_are_two_numbers_redis_can_hold() -> None:
     assert not STREAM_ID.match("99999999999999999999999-0")  # Redis: "Invalid stream ID"
 
 
-def test_attached_files_that_clash_are_refused_before_anything_is_written() -> None:
+def test_attached_files_that_clash_are_refused_before_anything_is_written(tmp_path: Path) -> None:  # fmt: skip
+    from dizest_api.attachments import Attached
+    from dizest_api.drives import UserDrive
     from dizest_api.errors import BadInput
-    from dizest_api.routes.files import Attached
 
+    drive, runs = UserDrive(str(tmp_path / "drives"), "u", 1 << 20, 100), str(tmp_path / "runs")
     for names in (["a", "a/b"], ["x/y/z", "x/y"], ["same.txt", "same.txt"]):
         with pytest.raises(BadInput, match="attached files clash"):
-            Attached([(name, None) for name in names])
-    assert Attached([("a/b", None), ("a/c", None), ("ab", None)]).parts
+            Attached([(name, None) for name in names], drive, runs)
+    parts = [(name, FileStorage(io.BytesIO(b"1"))) for name in ("a/b", "a/c", "ab")]
+    fine = Attached(parts, drive, runs)
+    assert (fine.size, fine.entries) == (3, 4)  # three files and the folder a
+    assert not os.path.exists(runs)
 
 
 def test_a_cross_site_form_cannot_log_a_browser_in(api: Api) -> None:
@@ -143,9 +151,14 @@ def test_a_console_page_url_of_any_characters_redirects_to_login_quoted(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
-def test_a_full_disk_is_a_507_and_leaves_no_partial_file(api: Api) -> None:
+def test_a_full_disk_is_a_507_and_leaves_no_partial_file(
+    redis_url: str, session_prefix: str, tmp_path: Path
+) -> None:
     """A disk filled (by a flow, say) made uploads and submits answer 500; it is the server's
-    state, not a bug: 507 with a JSON body and Retry-After."""
+    state, not a bug: 507 with a JSON body and Retry-After. The disk guard's reserve is off
+    here: a write that runs out of space itself is what this looks at."""
+    engine = replace(make_settings(redis_url, tmp_path).engine, disk_reserve_mb=0)
+    api = make_api(redis_url, session_prefix, tmp_path, object(), engine=engine)
     drives = api.services.settings.worker.drive_root
     os.makedirs(drives, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", drives], check=True)

@@ -135,10 +135,12 @@ def stop_session(proc: subprocess.Popen[bytes]) -> list[int]:
 
 
 @contextlib.contextmanager
-def serving(tmp: Path, *args: str, ready: bool = True, **settings: str) -> Iterator[Served]:
-    """`dizest serve` (see `launch`), healthy (and ready, unless not `ready`); stopped
-    afterwards, and nothing of its session may be left."""
-    port = free_port()
+def serving(
+    tmp: Path, *args: str, ready: bool = True, port: int | None = None, **settings: str
+) -> Iterator[Served]:
+    """`dizest serve` (see `launch`) on `port` (default: a free one), healthy (and ready,
+    unless not `ready`); stopped afterwards, and nothing of its session may be left."""
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     proc = launch(tmp, port, *args, **settings)
     left: list[int] = []

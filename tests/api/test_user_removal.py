@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,3 +218,13 @@ def test_a_request_in_flight_at_the_removal_leaves_nothing_under_the_name(
     assert not (Path(api.services.settings.worker.drive_root) / "erin").exists()
     assert not api.services.redis.exists(api.services.library.keys.user_tokens("erin"))
     assert api.call("GET", "/workflows", admin).json["items"] == []
+
+
+def test_start_up_finishes_the_deletion_of_a_removed_drive(api: Api) -> None:
+    from tests.api.test_drive_tree import legacy_tree
+
+    partial = Path(api.services.settings.worker.drive_root) / ".partial"
+    legacy_tree(partial / "gone.removed.0123456789abcdef", 1100, "g")  # what a crash left
+    legacy_tree(partial / "upload.0123456789abcdef", 1, "u")  # not a removal: kept
+    assert api.services.bootstrap() is not None  # the first admin, and the leftovers
+    assert sorted(os.listdir(partial)) == ["upload.0123456789abcdef"]
