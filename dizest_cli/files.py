@@ -70,7 +70,7 @@ def ls(server: str | None, profile: str | None, path: str, recursive: bool, as_j
     usage = listing["usage"]
     click.echo(
         f"{usage['bytes']} of {usage['quota_bytes']} bytes, "
-        f"{usage['files']} of {usage['quota_files']} files used",
+        f"{usage['files']} of {usage['quota_files']} files and folders used",
         err=True,
     )
 
