@@ -5,6 +5,7 @@ is walked."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,15 @@ def legacy_tree(top: Path, levels: int, name: str, payload: bytes = b"") -> None
         os.close(fd)
 
 
-def test_a_tree_past_recursion_and_path_max_is_walked_and_deleted(tmp_path: Path) -> None:
+@pytest.fixture
+def deep_path(tmp_path: Path) -> Iterator[Path]:
+    """`tmp_path`, emptied however deep a failed test left it (pytest's cleanup recurses)."""
+    yield tmp_path
+    remove_tree(str(tmp_path))
+
+
+def test_a_tree_past_recursion_and_path_max_is_walked_and_deleted(deep_path: Path) -> None:
+    tmp_path = deep_path
     legacy_tree(tmp_path / "top", 1200, "n" * 9, b"12345")  # 12,000 bytes of path
     nodes = list(walk(str(tmp_path / "top")))
     assert len(nodes) == 1201 and nodes[-1].parts[-1] == "big.bin"

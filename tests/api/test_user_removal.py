@@ -21,6 +21,7 @@ from dizest_api.automation.settings import AutomationSettings
 from dizest_api.cli import user
 from dizest_api.data.library import WorkflowNotFound
 from tests.api.conftest import PASSWORD, Api
+from tests.api.test_drive_tree import deep_path, legacy_tree  # noqa: F401
 from tests.conftest import package
 
 PKG = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
@@ -220,8 +221,7 @@ def test_a_request_in_flight_at_the_removal_leaves_nothing_under_the_name(
     assert api.call("GET", "/workflows", admin).json["items"] == []
 
 
-def test_start_up_finishes_the_deletion_of_a_removed_drive(api: Api) -> None:
-    from tests.api.test_drive_tree import legacy_tree
+def test_start_up_finishes_the_deletion_of_a_removed_drive(api: Api, deep_path: Path) -> None:  # noqa: F811
 
     partial = Path(api.services.settings.worker.drive_root) / ".partial"
     legacy_tree(partial / "gone.removed.0123456789abcdef", 1100, "g")  # what a crash left
