@@ -68,6 +68,10 @@ key / channel                         type     holds                            
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms);       none*
                                                workers unseen for an hour are pruned
+{p}:worker_slots                      hash     worker name -> flows it runs at once       none*
+                                               (pool processes x DIZEST_LOCAL_SLOTS),
+                                               written with each beat; counted in the
+                                               fair share while its beat is live
 {p}:sandbox                           hash     worker name -> JSON {layer: "active" or    none
                                                why not}, written when the worker starts
 {p}:metrics                           hash     lifetime counters for /metrics: "started", none (a
@@ -207,6 +211,10 @@ class Keys:
     @property
     def metrics(self) -> str:
         return f"{self.prefix}:metrics"
+
+    @property
+    def worker_slots(self) -> str:
+        return f"{self.prefix}:worker_slots"
 
     @property
     def event_channel(self) -> str:

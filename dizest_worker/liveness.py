@@ -9,8 +9,12 @@ Invariants:
 - At start (`worker_init`, before the pool exists) a worker deletes its name's beat: a previous
   instance's leftover never makes a restarting worker look ready.
 - A worker is live while its last beat is younger than `WINDOW_S`: one constant, used by
-  /readyz, the submit check, /metrics and `dizest worker-alive`. Beats come every `BEAT_S`, so a
-  worker may miss four (a slow Redis call, a loaded machine) and stay live.
+  /readyz, the submit check, /metrics, `dizest worker-alive` and the fair share of flow slots
+  (`live_since_ms`). Beats come every `BEAT_S`, so a worker may miss four (a slow Redis call, a
+  loaded machine) and stay live.
+- Each beat also writes how many flows the worker runs at once (`{p}:worker_slots`: its pool
+  processes, known once it is ready, times `DIZEST_LOCAL_SLOTS`), in the same transaction, so
+  the cluster's live slots (`dizest_worker.fair_share`) are those of the workers that beat.
 - A process holding flows is told from a dead one without a clock: each process that runs flows
   (its `Executor`) has a holder id of its own (`holder_id`: worker name, pid, random part) and
   stays subscribed to its holder channel (`Keys.holder_channel`) from before its first claim
@@ -48,10 +52,15 @@ BEAT_S = 1.0
 WINDOW_S = 5.0  # how long a beat counts: short, so a dead worker stops counting within seconds
 
 
+def live_since_ms() -> int:
+    """The oldest beat (ms) that still makes a worker live."""
+    return int((time.time() - WINDOW_S) * 1000)
+
+
 def live_workers(client: redis.Redis, settings: WorkerSettings) -> list[str]:
     """Names of the workers whose last beat is within the window, sorted."""
     beats = client.hgetall(Keys(settings.prefix).workers)
-    oldest = (time.time() - WINDOW_S) * 1000
+    oldest = live_since_ms()
     return sorted(_text(name) for name, ms in beats.items() if _ms(ms) >= oldest)
 
 
@@ -79,11 +88,21 @@ def connected(client: redis.Redis, settings: WorkerSettings, holders: Iterable[s
 
 def forget(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
     """Delete `name`'s beat (a worker about to start under that name is not ready yet)."""
-    client.hdel(Keys(settings.prefix).workers, name)
+    keys = Keys(settings.prefix)
+    pipe = client.pipeline()
+    pipe.hdel(keys.workers, name)
+    pipe.hdel(keys.worker_slots, name)
+    pipe.execute()
 
 
-def beat(client: redis.Redis, settings: WorkerSettings) -> None:
-    client.hset(Keys(settings.prefix).workers, settings.worker_name, int(time.time() * 1000))
+def beat(client: redis.Redis, settings: WorkerSettings, slots: int = 0) -> None:
+    """This worker is live now, and runs `slots` flows at once (0: not known yet)."""
+    keys = Keys(settings.prefix)
+    pipe = client.pipeline()  # one transaction: a beat never counts another's slots
+    pipe.hset(keys.workers, settings.worker_name, int(time.time() * 1000))
+    if slots > 0:
+        pipe.hset(keys.worker_slots, settings.worker_name, slots)
+    pipe.execute()
 
 
 def record_sandbox(client: redis.Redis, settings: WorkerSettings, layers: dict[str, str]) -> None:
@@ -116,7 +135,12 @@ class _Heart:
     """This process's part: the ready flag shared with the pool (set up before it forks)."""
 
     ready: Any = None  # multiprocessing.RawValue("b"): 1 once the main process is ready
+    slots: Any = None  # multiprocessing.RawValue("i"): the worker's flow slots, once ready
     started = False
+
+
+def _slots() -> int:
+    return int(_Heart.slots.value) if _Heart.slots is not None else 0
 
 
 def _beat_forever(settings: WorkerSettings) -> None:
@@ -126,7 +150,7 @@ def _beat_forever(settings: WorkerSettings) -> None:
     while True:
         if _Heart.ready is not None and _Heart.ready.value:
             try:
-                beat(client, settings)
+                beat(client, settings, _slots())
             except redis.RedisError as exc:  # Redis away: not live until it is back
                 log.warning("heartbeat failed: %s", type(exc).__name__)
         time.sleep(BEAT_S)
@@ -147,6 +171,7 @@ def install(app: Celery) -> None:
 
     def on_init(sender: Any = None, **_: Any) -> None:
         _Heart.ready = multiprocessing.RawValue("b", 0)
+        _Heart.slots = multiprocessing.RawValue("i", 0)
         from dizest_worker.connection import redis_client
 
         with contextlib.suppress(redis.RedisError):  # Redis down: the old beat ages out anyway
@@ -157,10 +182,13 @@ def install(app: Celery) -> None:
 
         from dizest_worker.connection import redis_client
 
+        if _Heart.slots is not None:  # pool processes (threads) times the flows each runs
+            pool_size = getattr(getattr(sender, "pool", None), "limit", 0)  # sender: the consumer
+            _Heart.slots.value = int(pool_size or 0) * settings.local_slots
         if _Heart.ready is not None:
             _Heart.ready.value = 1
         with contextlib.suppress(redis.RedisError):
-            beat(redis_client(settings), settings)  # before Celery logs "ready."
+            beat(redis_client(settings), settings, _slots())  # before Celery logs "ready."
         if not isinstance(getattr(sender, "pool", None), TaskPool):
             _start_beating(settings)  # a thread pool: this process runs the flows
 

@@ -261,8 +261,9 @@ end
 return reply
 """
 
-# KEYS: workers   ARGV: cutoff_ms
-# One step, so a worker that beats meanwhile is never dropped on a stale reading.
+# KEYS: workers, worker_slots   ARGV: cutoff_ms
+# One step, so a worker that beats meanwhile is never dropped on a stale reading; its slots go
+# with it (and those of a worker with no beat at all).
 FORGET = r"""
 local fields = redis.call('HGETALL', KEYS[1])
 local gone = 0
@@ -272,6 +273,9 @@ for i = 1, #fields, 2 do
     redis.call('HDEL', KEYS[1], fields[i])
     gone = gone + 1
   end
+end
+for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if redis.call('HEXISTS', KEYS[1], name) == 0 then redis.call('HDEL', KEYS[2], name) end
 end
 return gone
 """
