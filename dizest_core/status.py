@@ -56,6 +56,10 @@ class Reason:
         "waiting for a flow slot: its owner's runs already run as many flows at once as they "
         "may ({slots}, DIZEST_USER_FLOW_SLOTS)"
     )
+    FAIR_SHARE = (
+        "waiting for a flow slot: its owner's runs already run their share of the cluster's "
+        "flow slots ({slots} of {live}, shared by {users} users)"
+    )
     RUN_QUOTA = (
         "its outputs ({size} bytes) were not kept: the runs of its owner hold their storage "
         "quota ({quota} bytes) until they expire"

@@ -11,21 +11,24 @@ from __future__ import annotations
 from dizest_worker.lua_prelude import PRELUDE
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), the owner's flow slots
-#       (running, parked, parked_queue: '' for a run without an owner) and the set of users
-#       with parked attempts, then the outputs hash of each input source
+#       (running, parked, parked_queue: '' for a run without an owner), the set of users with
+#       parked attempts, the users with work, worker beats and worker slots (fair_share), then
+#       the outputs hash of each input source
 # ARGV: channel, maxlen, run_id, flow, attempt, worker (name, or name SEP holder: the claiming
-#       process's holder id, see liveness), lease_expiry_ms, the owner's slots (0: no limit),
-#       the owner, the flow's priority level, the reason of a parked flow, ttl_s, the flow's
-#       queue, then "v:{name}" per source
-# An attempt that would take its owner past their flow slots is parked instead (see
-# dizest_worker.flow_slots): it stays pending without a lease until a slot is released to it.
+#       process's holder id, see liveness), lease_expiry_ms, the owner's hard cap of slots (0:
+#       none), the owner, the flow's priority level, the reason of a flow parked at the hard cap,
+#       ttl_s, the flow's queue, the oldest live beat (ms), the reason of one parked at its
+#       share (a format: its share, the live slots, the users), then "v:{name}" per source
+# An attempt that would take its owner past their fair share of flow slots is parked instead
+# (see dizest_worker.fair_share): it stays pending without a lease until a slot is released to it.
 # Returns 'stale' | 'cancelled' | 'wait' | {'ok', value of each source (nil when absent)...}
 CLAIM = (
     PRELUDE
     + r"""
 local run_key, flows_key, stream, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local running, parked, where = KEYS[7], KEYS[8], KEYS[9]
+local running, parked, where, users = KEYS[7], KEYS[8], KEYS[9], KEYS[11]
 local channel, maxlen, run_id, flow, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local hard, owner = tonumber(ARGV[8]), ARGV[9]
 local this = member(run_id, flow, attempt)
 local verdict = false
 if redis.call('EXISTS', run_key) == 0 then verdict = 'stale'
@@ -34,25 +37,31 @@ then verdict = 'cancelled'
 elseif redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
    or redis.call('HGET', flows_key, flow) ~= S_PENDING then verdict = 'stale' end
 if verdict then  -- a slot released to this attempt, which will not run, is free again
-  if running ~= '' and tonumber(redis.call('ZSCORE', running, this) or '0') > 0 then
-    redis.call('ZREM', running, this)
-  end
-  if parked ~= '' then
+  if running ~= '' then
+    if tonumber(redis.call('ZSCORE', running, this) or '0') > 0 then
+      redis.call('ZREM', running, this)
+    end
     redis.call('ZREM', parked, this)
     redis.call('HDEL', where, this)
+    slots_mark(users, owner, running, parked)
   end
   return verdict
 end
-local slots = tonumber(ARGV[8])
-if running ~= '' and slots > 0 then
+if running ~= '' then
+  local f = fair_read(users, KEYS[12], KEYS[13], tonumber(ARGV[14]), owner)
+  local limit = fair_limit(hard, f)
   -- the owner's claimed attempts (score 0) bound it; slots released to attempts still on their
   -- way bound only further releases (one may wait behind a busy queue for a while)
   local claimed = redis.call('ZCOUNT', running, 0, 0)
-  if claimed >= slots then
+  if limit > 0 and claimed >= limit then
     slots_heal(running, leases, where)
     claimed = redis.call('ZCOUNT', running, 0, 0)
   end
-  if claimed >= slots then
+  -- one released above its owner's share (slots nobody else waited for) claims while they
+  -- still are spare: the users' slots, its own among them, are not more than the live ones
+  local spare = tonumber(redis.call('ZSCORE', running, this) or '0') > 0 and f.live > 0
+    and f.total <= f.live and (hard == 0 or claimed < hard)
+  if limit > 0 and claimed >= limit and not spare then
     redis.call('ZREM', running, this)  -- a slot released to it is given back
     redis.call('ZREM', leases, this)  -- a parked attempt is in `parked` alone
     -- one released and parked again (its slot taken on its way) keeps its place in the line
@@ -60,19 +69,22 @@ if running ~= '' and slots > 0 then
     redis.call('HSET', where, this, ARGV[13] .. '\n' .. string.format('%.0f', score))
     redis.call('EXPIRE', where, ARGV[12])
     if redis.call('ZADD', parked, 'NX', score, this) == 1 then
-      set_reason(flows_key, flow, ARGV[11])
-      emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow,
-           status_data(S_PENDING, ARGV[11]))
+      local why = ARGV[11]
+      if limit ~= hard then why = string.format(ARGV[15], limit, f.live, f.users) end
+      set_reason(flows_key, flow, why)
+      emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_PENDING, why))
       redis.call('HINCRBY', KEYS[5], 'parked', 1)
     end
     redis.call('EXPIRE', parked, ARGV[12])
-    redis.call('SADD', KEYS[10], ARGV[9])
+    redis.call('SADD', KEYS[10], owner)
+    slots_mark(users, owner, running, parked)
     return 'wait'
   end
   redis.call('ZADD', running, 0, this)
   redis.call('EXPIRE', running, ARGV[12])
   redis.call('ZREM', parked, this)
   redis.call('HDEL', where, this)
+  slots_mark(users, owner, running, parked)
 end
 local worker, holder = ARGV[6], false
 local cut = string.find(worker, SEP, 1, true)
@@ -86,18 +98,20 @@ emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_RU
 emit(run_key, stream, channel, maxlen, run_id, EV_CLEAR, flow, '{}')
 redis.call('HINCRBY', KEYS[5], 'started', 1)
 local reply = {'ok'}
-for i = 11, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 3]) end
+for i = 14, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 2]) end
 return reply
 """
 )
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), then the flow's outputs hash,
 #       then the owner's stored-bytes hash, flow slots (running), parked attempts and their
-#       queues (each '' for a run without an owner)
+#       queues, the users with work, worker beats and worker slots (each '' for a run without
+#       an owner), then the running, parked and queues of each other user named in ARGV
 # ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
 #       max_retries, backoff_ms, expired_before, reserve_until, retry_reason, skip_reason,
 #       n_children, children..., n_below, flows below it (plan order)..., n_outputs,
-#       (name, value, preview)..., the owner's flow slots (0: no limit), then the queues the
+#       (name, value, preview)..., the hard cap of a user's slots (0: none), the oldest live
+#       beat (ms), the owner, n, other users with parked attempts..., then the queues the
 #       caller serves (parked attempts of those are released)
 # A retryable failure goes back to pending while the flow's own retries last (`{f}:retries`,
 # not the attempt number, which worker losses raise too), after backoff_ms * 2^retries_used.
@@ -108,8 +122,9 @@ return reply
 # nothing: the answer is {'quota', their size, the quota}, and the caller finishes the attempt
 # again, failed, without them (it has the flows below it to skip). A failed flow's previews
 # that would pass it are not kept.
-# The attempt's flow slot is free again: parked attempts it releases are the last item of an
-# 'ok' or 'retry' answer (their senders: the caller).
+# The attempt's flow slot is free again: parked attempts it releases, its owner's or those of
+# the other users (fair_share), are the last item of an 'ok' or 'retry' answer, as {user,
+# member, ...} (their senders: the caller).
 # Returns {'stale'} | {'alive'} | {'retry', next_attempt, delay_ms, released}
 #         | {'ok', ready, final, released} | {'quota', bytes, quota}
 FINISH = (
@@ -151,15 +166,24 @@ end
 redis.call('ZREM', leases, this)
 local slotted = KEYS[9] and KEYS[9] ~= ''
 local slots_at, queues = i + 3 * n_out + 1, {}
-for j = slots_at + 1, #ARGV do queues[#queues + 1] = ARGV[j] end
+local owner, others = ARGV[slots_at + 2], tonumber(ARGV[slots_at + 3] or '0')
+for j = slots_at + 4 + others, #ARGV do queues[#queues + 1] = ARGV[j] end
 -- this attempt's slot is free: parked attempts it releases (`coming`: the run's ready children,
 -- about to claim, go first: a parked attempt never takes the slot of the next flow of a chain)
 local function release(coming)
   if not slotted then return {} end
-  return slots_release(KEYS[9], KEYS[10], KEYS[11], leases, tonumber(ARGV[slots_at]),
-                       reserve_until, queues, coming)
+  local cands = {slots_user(owner, KEYS[9], KEYS[10], KEYS[11], coming)}
+  for j = 1, others do
+    local k = 14 + 3 * (j - 1)
+    cands[#cands + 1] = slots_user(ARGV[slots_at + 3 + j], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], 0)
+  end
+  local f = fair_read(KEYS[12], KEYS[13], KEYS[14], tonumber(ARGV[slots_at + 1]))
+  return slots_release(cands, f, tonumber(ARGV[slots_at]), leases, reserve_until, queues)
 end
-if slotted then redis.call('ZREM', KEYS[9], this) end
+if slotted then
+  redis.call('ZREM', KEYS[9], this)
+  slots_mark(KEYS[12], owner, KEYS[9], KEYS[10])
+end
 local cancelled = redis.call('HGET', run_key, 'cancelled') == '1'
 local used = tonumber(redis.call('HGET', flows_key, flow .. ':retries') or '0')
 if not ok and retryable and not cancelled and used < max_retries then
@@ -228,9 +252,10 @@ return {'ok', ready, final, release(#ready)}
 )
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), then the owner's flow slots
-#       (running) and parked queues ('' for a run without an owner)
+#       (running), parked queues, parked attempts and the users with work ('' for a run without
+#       an owner)
 # ARGV: channel, maxlen, run_id, flow, attempt, expired_before, max_attempts, reserve_until,
-#       cancel_reason, lost_reason (of the next attempt)
+#       cancel_reason, lost_reason (of the next attempt), the owner
 # An attempt that ends here (gone, cancelled, taken over) frees its flow slot; the reaper
 # releases the parked attempts that may then start (flow_slots.FlowSlots.heal).
 # An attempt of a cancelled run is resolved here (error, cancelled, as when a worker kills it
@@ -247,8 +272,10 @@ if score and tonumber(score) > tonumber(ARGV[6]) then return 'alive' end
 local status = redis.call('HGET', flows_key, flow)
 local running, where = KEYS[7] or '', KEYS[8] or ''
 local function free_slot()  -- this attempt's, claimed or released to it
-  if running ~= '' then redis.call('ZREM', running, this) end
-  if where ~= '' then redis.call('HDEL', where, this) end
+  if running == '' then return end
+  redis.call('ZREM', running, this)
+  redis.call('HDEL', where, this)
+  slots_mark(KEYS[10], ARGV[11], running, KEYS[9])
 end
 if redis.call('HGET', flows_key, flow .. ':attempt') ~= attempt
    or (status ~= S_PENDING and status ~= S_RUNNING)

@@ -34,6 +34,10 @@ key / channel                         type     holds                            
                                                "\n", its first place in parked (kept     the newest
                                                when it parks again after a release)
 {p}:parked                            set      users with parked attempts (reapers look)  none
+{p}:flow_users                        hash     each user with work (attempts holding or   none*
+                                               waiting for a flow slot) -> how many hold
+                                               one; the fair share divides the live
+                                               worker slots by them (fair_share)
 {p}:user:{name}:submitting            string   lock token while one of the user's submits  30 s
                                                checks the run limit and records its run
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
@@ -165,6 +169,10 @@ class Keys:
     def parked(self) -> str:
         return f"{self.prefix}:parked"
 
+    @property
+    def flow_users(self) -> str:
+        return f"{self.prefix}:flow_users"
+
     def user_submitting(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:submitting"
 
@@ -205,16 +213,16 @@ class Keys:
         return f"{self.prefix}:workers"
 
     @property
+    def worker_slots(self) -> str:
+        return f"{self.prefix}:worker_slots"
+
+    @property
     def sandbox(self) -> str:
         return f"{self.prefix}:sandbox"
 
     @property
     def metrics(self) -> str:
         return f"{self.prefix}:metrics"
-
-    @property
-    def worker_slots(self) -> str:
-        return f"{self.prefix}:worker_slots"
 
     @property
     def event_channel(self) -> str:

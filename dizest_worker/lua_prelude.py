@@ -16,21 +16,16 @@ quota (`{p}:user:{name}:stored`, see `dizest_api.data.run_quota`): a script that
 KEYS sets `ACCT` to it, and `emit`, `charge` and `full` then count in it; with `ACCT` empty
 (a run submitted by a program with its own Redis access) nothing is counted.
 
-The same runs hold flow slots of their owner (`dizest_worker.flow_slots`): `slots_heal` and
-`slots_release` are the one place that counts and hands them out.
+The same runs hold flow slots of their owner (`dizest_worker.flow_slots`): the rules that
+count, share out and hand them on (`slots_*`, `fair_*`) come last, from `fair_share`.
 """
 
 from __future__ import annotations
 
 from dizest_core import events as ev
 from dizest_core.status import FlowStatus, RunStatus
+from dizest_worker import fair_share
 from dizest_worker.keys import DURATION_BUCKETS, SEP
-
-# How long a flow slot released to a parked attempt counts against further releases without a
-# lease (its message waits in the broker), so that one free slot sends one message, not one a
-# reaper sweep; past that, a release may send another. Claims count claimed attempts only.
-SLOT_IN_FLIGHT_MS = 10_000
-SLOTS_SCAN = 256  # parked attempts a release looks through for one of the freeing worker's queues
 
 
 def bucket_name(bound: float) -> str:
@@ -59,7 +54,6 @@ NAMES = "\n".join(
         f"local SEP = '\\{ord(SEP):03d}'",
         "local DURATION_BUCKETS = {" + ", ".join(repr(float(b)) for b in DURATION_BUCKETS) + "}",
         "local BUCKET_NAMES = {" + ", ".join(f"'{bucket_name(b)}'" for b in DURATION_BUCKETS) + "}",
-        f"local SLOT_IN_FLIGHT_MS, SLOTS_SCAN = {SLOT_IN_FLIGHT_MS}, {SLOTS_SCAN}",
     ]
 )
 
@@ -158,70 +152,6 @@ local function redis_ms()
   return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
--- A user's flow slots (see dizest_worker.flow_slots). `running`: the attempts holding one, scored
--- 0 once claimed (held while a lease of theirs lasts) or by the deadline of one released from
--- `parked` whose message is on its way; `where`: the queue (and place, see `queue_of`) of each
--- parked or released attempt.
--- Drop those no attempt holds any more (claimed, and no lease: ended without saying so, as when
--- the run expired; released, past the deadline without a lease).
-local function slots_heal(running, leases, where)
-  local now = redis_ms()
-  local items = redis.call('ZRANGE', running, 0, -1, 'WITHSCORES')
-  for i = 1, #items, 2 do
-    local deadline = tonumber(items[i + 1])
-    if (deadline == 0 or deadline < now) and not redis.call('ZSCORE', leases, items[i]) then
-      redis.call('ZREM', running, items[i])
-      redis.call('HDEL', where, items[i])
-    end
-  end
-end
-
--- `where` holds each parked or released attempt's queue and, after a newline, its place in
--- `parked` (level * 1e13 + when it was first parked, ms)
-local function queue_of(where, m)
-  return string.match(redis.call('HGET', where, m) or '', '^[^\n]*')
-end
-
-local function parked_at(where, m)
-  return tonumber(string.match(redis.call('HGET', where, m) or '', '\n(%d+)$'))
-end
-
--- Release parked attempts, most urgent first, of the first SLOTS_SCAN: those whose flow goes to
--- one of `queues` (a worker that just freed a slot serves them), or of any queue with `queues`
--- empty (a reaper), while the claimed ones, the `coming` ones (children about to claim) and
--- those released to the same queue and still on their way are fewer than `cap` (0: no limit).
--- A message waiting behind a busy queue so never holds back a release to another. Each takes
--- a reservation lease until `reserve_until` (a reaper sends it again if its sender dies
--- first); returns their members.
-local function slots_release(running, parked, where, leases, cap, reserve_until, queues, coming)
-  local out = {}
-  if redis.call('EXISTS', parked) == 0 then return out end
-  slots_heal(running, leases, where)
-  local claimed = redis.call('ZCOUNT', running, 0, 0) + coming
-  if cap ~= 0 and claimed >= cap then return out end
-  local on_way = {}
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', running, '(0', '+inf')) do
-    local q = queue_of(where, m)
-    on_way[q] = (on_way[q] or 0) + 1
-  end
-  local served = {}
-  for _, q in ipairs(queues) do served[q] = true end
-  local deadline = redis_ms() + SLOT_IN_FLIGHT_MS
-  local ttl = redis.call('PTTL', parked)  -- CLAIM's: ttl_s from the newest
-  for _, m in ipairs(redis.call('ZRANGE', parked, 0, SLOTS_SCAN - 1)) do
-    local q = queue_of(where, m)
-    if (#queues == 0 or served[q]) and (cap == 0 or claimed + (on_way[q] or 0) < cap) then
-      redis.call('ZREM', parked, m)
-      redis.call('ZADD', running, deadline, m)
-      if ttl > 0 and redis.call('PTTL', running) < ttl then redis.call('PEXPIRE', running, ttl) end
-      redis.call('ZADD', leases, reserve_until, m)
-      out[#out + 1] = m
-      on_way[q] = (on_way[q] or 0) + 1
-    end
-  end
-  return out
-end
-
 -- `done`: the run's list waiters block on (BLPOP, then put it back)
 local function finalize(run_key, done, stream, channel, maxlen, run_id)
   local status = RUN_READY
@@ -247,4 +177,5 @@ local function resolved(run_key, done, stream, channel, maxlen, run_id)
   return ''
 end
 """
+    + fair_share.LUA
 )

@@ -311,7 +311,7 @@ class Executor:
             max_retries=options.retries,
             queues=self.queue_list,  # the parked attempts this process can take next
         )
-        self.slots.send(result.released, batch.ctx.account)
+        self.slots.hand_on(result, batch.ctx.account)
         if result.outcome == "retry":  # its reservation stays until the retry is claimed
             retried = flow_task(batch.ctx, task.flow_id, result.next_attempt or task.attempt + 1)
             self.enqueue([(retried, options.queue)], result.delay_s)

@@ -127,7 +127,7 @@ class Reaper:
             result = self.runs.finish(
                 ctx, flow_id, attempt, False, Reason.WORKER_LOST, 0.0, {}, {}, expired_before=now
             )
-            self.slots.send(result.released, ctx.account)
+            self.slots.hand_on(result, ctx.account)
             log.warning("worker lost: %s/%s failed after %s attempts", run_id, flow_id, attempt)
             return "failed" if result.outcome == "ok" else result.outcome
         return answer

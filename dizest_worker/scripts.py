@@ -8,12 +8,14 @@ reasons, first events and what lies below a flow come from the Python side in AR
     CREATE     a planned run: record, snapshot, flows, index, reservations, reused outputs,
                first events, idempotency key (written last)      -> {1, run} | {0, existing run}
     CLAIM      pending flow attempt -> running, lease and its owner's flow slot taken, its
-               input values read; parked when its owner holds every slot of theirs
+               input values read; parked when its owner holds their share of the
+               cluster's slots (fair_share)
                                                         -> ok+values | stale | cancelled | wait
     FINISH     running attempt -> ready/error (or back to pending to retry, while its own
                retries last), outputs written, children whose last parent finished -> pending,
                descendants of a failure skipped, run finalized when nothing is left; its
-               flow slot freed and parked attempts released     -> {ok|retry|stale|alive, ...}
+               flow slot freed and parked attempts (its owner's, under-share users'
+               first) released                                  -> {ok|retry|stale|alive, ...}
     REQUEUE    expired lease: running attempt -> next attempt pending        -> attempt
                pending flow nobody claimed -> send it again                   -> resend
                attempt of a cancelled run -> resolved as cancelled           -> cancelled
@@ -26,9 +28,10 @@ reasons, first events and what lies below a flow come from the Python side in AR
                                                                      -> n dropped
     HEARTBEAT  extend the leases of one run that still exist; is the run cancelled?
                                                                 -> {1|0, 1|0 per lease}
-    FORGET     drop workers whose last heartbeat is older than a cutoff       -> n dropped
-    HEAL       (flow_slots) free a user's flow slots nothing holds, release parked attempts
-                                                                     -> members released
+    FORGET     drop workers (and their slots) whose last heartbeat is older than a cutoff
+                                                                     -> n dropped
+    HEAL       (flow_slots) free users' flow slots nothing holds, release parked attempts
+                                                      -> {user, member released, ...}
 
 A flow's `{f}:reason` field always holds the reason its latest `flow.status` event gave (absent
 for none), so the flows hash alone rebuilds every status even after the capped stream is trimmed.
@@ -153,9 +156,10 @@ return {1, run_id}
 """
 )
 
-# KEYS: run, flows, events, done, the owner's parked attempts, flow slots and parked queues (''
-#       for a run without an owner)
-# ARGV: channel, maxlen, run_id, control_channel, reason, the run's flows in plan order...
+# KEYS: run, flows, events, done, the owner's parked attempts, flow slots, parked queues and the
+#       users with work ('' for a run without an owner)
+# ARGV: channel, maxlen, run_id, control_channel, reason, the owner, the run's flows in plan
+#       order...
 # Its parked attempts leave the owner's parked set and those released to it give their slots
 # back (sent, they would only hold one until their claim).
 CANCEL = (
@@ -168,7 +172,7 @@ if redis.call('EXISTS', run_key) == 0 then return -1 end
 if redis.call('HGET', run_key, 'final') == '1' then return 'final' end
 redis.call('HSET', run_key, 'cancelled', '1')
 local running = 0
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local flow = ARGV[i]
   local status = redis.call('HGET', flows_key, flow)
   if status == S_RUNNING then running = running + 1 end
@@ -184,6 +188,7 @@ for i = 6, #ARGV do
     redis.call('HINCRBY', run_key, 'unresolved', -1)
   end
 end
+if slots ~= '' then slots_mark(KEYS[8], ARGV[6], slots, parked) end
 redis.call('PUBLISH', ARGV[4], 'cancel ' .. run_id)
 if tonumber(redis.call('HGET', run_key, 'unresolved')) <= 0 then
   finalize(run_key, done, stream, channel, maxlen, run_id)

@@ -24,9 +24,11 @@ from dizest_core.runstate import RunState
 from dizest_core.status import FlowStatus, Reason
 from dizest_worker import scripts
 from dizest_worker.context import RunContext
+from dizest_worker.fair_share import Released, by_user, cluster_keys, other_users, user_keys
 from dizest_worker.files import run_of_artifact
-from dizest_worker.keys import SEP, parse_lease
+from dizest_worker.keys import SEP
 from dizest_worker.lease_steps import LeaseSteps
+from dizest_worker.liveness import live_since_ms
 from dizest_worker.quota import quota_error
 from dizest_worker.redis_store import decode_value, encode_value
 from dizest_worker.run_reads import CONTEXT_CACHE, now_ms, to_event
@@ -44,7 +46,8 @@ class FinishResult:
     final: str | None = None
     next_attempt: int | None = None
     delay_s: float = 0.0  # before a retry may start (its backoff)
-    released: tuple[tuple[str, str, int], ...] = ()  # parked attempts its slot let go: send them
+    released: tuple[Released, ...] = ()  # its owner's parked attempts its slot let go: send them
+    handed_on: tuple[tuple[str, Released], ...] = ()  # other users' (user, attempt): send them
 
 
 @dataclass(frozen=True)
@@ -79,17 +82,12 @@ class RedisRuns(LeaseSteps):
         return self._account_key(ctx.account if ctx else None)
 
     def slot_keys(self, account: str | None) -> list[str]:
-        """The flow slots (running), parked attempts and their queues of a run's owner, and the
-        set of users with parked attempts ('' for a run without an owner: it holds no slot)."""
+        """The flow slots (running), parked attempts and their queues of a run's owner, the set
+        of users with parked attempts, and what the fair share is computed from (fair_share);
+        '' each for a run without an owner: it holds no slot."""
         if not account:
-            return [""] * 4
-        k = self.keys
-        return [
-            k.user_running(account),
-            k.user_parked(account),
-            k.user_parked_queue(account),
-            k.parked,
-        ]
+            return [""] * 7
+        return [*user_keys(self.keys, account), self.keys.parked, *cluster_keys(self.keys)]
 
     def _base_args(self, run_id: str) -> list[Any]:
         return [self.keys.event_channel, self.settings.stream_maxlen, run_id]
@@ -204,6 +202,7 @@ class RedisRuns(LeaseSteps):
         outputs = (self.keys.outputs(run_id, f) for f, _ in sources)
         keys = self._step_keys(run_id, *self.slot_keys(account), *outputs)
         slots = self.settings.user_flow_slots
+        share = Reason.FAIR_SHARE.format(slots="%d", live="%d", users="%d")  # Lua fills it in
         args = [
             *self._base_args(run_id),
             flow_id,
@@ -216,6 +215,8 @@ class RedisRuns(LeaseSteps):
             Reason.FLOW_SLOTS.format(slots=slots),
             self.settings.ttl_s,
             queue,
+            live_since_ms(),
+            share,
             *(f"v:{name}" for _, name in sources),
         ]
         answer = self._claim(keys=keys, args=args)
@@ -264,7 +265,10 @@ class RedisRuns(LeaseSteps):
                 encode_value(value) if value is not None else b"",
                 json.dumps(preview),
             ]
-        account = [self._account_key(ctx.account), *self.slot_keys(ctx.account)[:3]]
+        slots = self.slot_keys(ctx.account)
+        others = other_users(self.client, self.keys, ctx.account)
+        account = [self._account_key(ctx.account), *slots[:3], *slots[4:]]
+        account += [key for user in others for key in user_keys(self.keys, user)]
         keys = self._step_keys(run_id, self.keys.outputs(run_id, flow_id), *account)
         args = [
             self.keys.event_channel,
@@ -290,6 +294,10 @@ class RedisRuns(LeaseSteps):
             len(previews),
             *outputs,
             self.settings.user_flow_slots,
+            live_since_ms(),
+            ctx.account or "",
+            len(others),
+            *others,
             *queues,
         ]
         answer = self._finish(keys=keys, args=args)
@@ -311,23 +319,26 @@ class RedisRuns(LeaseSteps):
                 expired_before,
                 queues,
             )
-        if outcome == "ok":
-            final = answer[2].decode() if answer[2] else None
-            released = tuple(parse_lease(m.decode()) for m in answer[3])
-            return FinishResult(
-                "ok", tuple(x.decode() for x in answer[1]), final, None, 0, released
-            )
+        if outcome not in ("ok", "retry"):
+            return FinishResult(outcome)
+        released = by_user(answer[3])
+        own = tuple(released.pop(ctx.account or "", ()))
+        handed = tuple((user, a) for user, attempts in released.items() for a in attempts)
         if outcome == "retry":
-            released = tuple(parse_lease(m.decode()) for m in answer[3])
-            return FinishResult("retry", (), None, int(answer[1]), int(answer[2]) / 1000, released)
-        return FinishResult(outcome)
+            delay_s = int(answer[2]) / 1000
+            return FinishResult("retry", (), None, int(answer[1]), delay_s, own, handed)
+        final = answer[2].decode() if answer[2] else None
+        ready = tuple(x.decode() for x in answer[1])
+        return FinishResult("ok", ready, final, None, 0, own, handed)
 
     def requeue(self, run_id: str, flow_id: str, attempt: int, expired_before: int) -> str:
         """Handle one expired lease: `resend`, the next attempt's number, `exhausted`, `gone`
         or `alive` (see scripts.REQUEUE)."""
         ctx = self.context(run_id)
+        account = ctx.account if ctx else None
+        running, parked, where, _, users, _, _ = self.slot_keys(account)
         answer = self._requeue(
-            keys=self._step_keys(run_id, *self.slot_keys(ctx.account if ctx else None)[:3:2]),
+            keys=self._step_keys(run_id, running, where, parked, users),
             args=[
                 *self._base_args(run_id),
                 flow_id,
@@ -337,6 +348,7 @@ class RedisRuns(LeaseSteps):
                 self.reservation(),
                 Reason.CANCELLED,
                 Reason.WORKER_LOST_RETRYING.format(attempt=attempt + 1),
+                account or "",
             ],
         )
         return answer.decode() if isinstance(answer, bytes) else str(answer)
@@ -347,9 +359,10 @@ class RedisRuns(LeaseSteps):
         ctx = self.context(run_id)
         k = self.keys
         keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.done(run_id)]
-        running, parked, where, _ = self.slot_keys(ctx.account if ctx else None)
-        keys += [parked, running, where]
-        args = [*self._base_args(run_id), k.control_channel, Reason.CANCELLED]
+        account = ctx.account if ctx else None
+        running, parked, where, _, users, _, _ = self.slot_keys(account)
+        keys += [parked, running, where, users]
+        args = [*self._base_args(run_id), k.control_channel, Reason.CANCELLED, account or ""]
         answer = self._cancel(keys=keys, args=[*args, *(ctx.plan.run if ctx else ())])
         return answer.decode() if isinstance(answer, bytes) else str(answer)
 
