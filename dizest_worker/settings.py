@@ -41,9 +41,10 @@ class WorkerSettings:
     # unfinished runs of one user: a submit, rerun or trigger past it answers 429, a schedule's
     # tick records why it did not run (the API's and the beat's rule alike)
     max_runs_per_user: int = 100
-    # flows the runs of one user may run at once over the whole cluster (0: no limit); past it
-    # a claim parks the flow until one of the user's ends (dizest_worker.flow_slots)
-    user_flow_slots: int = 16
+    # a hard cap on the flows the runs of one user run at once over the whole cluster, above
+    # their fair share of the live worker slots (dizest_worker.fair_share); 0: none, the share
+    # alone (a user alone may then use every slot). Past it a claim parks the flow.
+    user_flow_slots: int = 0
     # `api` calls of one user's running at once over the cluster (0: no limit): each holds a
     # worker slot while it runs, as a flow does (dizest_worker.apicalls.call)
     user_api_calls: int = 4
