@@ -161,7 +161,11 @@ COMPONENTS: dict[str, Schema] = {
         ttl_s={**INTEGER, "description": "a run's bytes are freed this long after it started"},
         flows_running={**INTEGER, "description": "flow slots your runs' flows hold now"},
         flows_parked={**INTEGER, "description": "your flows waiting for one of your slots"},
-        flow_slots={**INTEGER, "description": "flows your runs may run at once (0: no limit)"},
+        flow_slots={
+            **INTEGER,
+            "description": "a hard cap on the flows your runs run at once, above your fair "
+            "share of the cluster's worker slots (0: none, the share alone)",
+        },
     ),
     "App": obj(
         id=STRING,

@@ -76,7 +76,7 @@ class ClusterCollector:
         )
         yield CounterMetricFamily(
             "dizest_flows_parked",
-            "Flow attempts that waited for a flow slot of their owner (DIZEST_USER_FLOW_SLOTS).",
+            "Flow attempts that waited for a flow slot: their owner held their fair share.",
             value=snap.parked,
         )
         yield HistogramMetricFamily(
