@@ -2,25 +2,34 @@
 rules that count, share out and hand on users' flow slots (`dizest_worker.flow_slots` says
 who calls them; every Lua step that changes a user's slots is in `flow_scripts`, `scripts`).
 
-The rule (`fair_limit`): a user with work (an attempt holding a slot or parked for one) may hold
-`max(1, ceil(live / users))` slots, where `live` is the flows the live workers run at once
-(`{p}:worker_slots`, counted while the worker's beat in `{p}:workers` is younger than
-`liveness.WINDOW_S`) and `users` is how many users have work (`{p}:flow_users`). So a user alone
-may use every slot of the cluster, and once another user's flow is claimed, the first user's
-further claims park while they hold their share or more; nothing running is stopped.
+The rule (`fair_limit`): a user with work (an attempt holding a slot or parked for one, or a
+run submitted whose flows have not reached a worker yet) may hold `max(1, ceil(live / users))`
+slots, where `live` is the flows the live workers run at once (`{p}:worker_slots`, counted while
+the worker's beat in `{p}:workers` is younger than `liveness.WINDOW_S`) and `users` is how many
+users have work (`{p}:flow_users`, and `{p}:flow_waiting` while its mark lasts). So a user alone
+may use every slot of the cluster, and once another user submits, the first user's further
+claims park while they hold their share or more; nothing running is stopped.
 `DIZEST_USER_FLOW_SLOTS`, when set (0: none, the default), bounds the share from above. With no
 live worker that says how many slots it has (workers older than this rule), the hard cap alone
 bounds a user, as before it.
 
 Invariants:
+- A submit for a user marks them waiting (`fair_wait`, in CREATE, the step that makes the run:
+  no window in which its flows are queued and the user not counted) until `WAITING_MS` later;
+  their first claim or park removes the mark (they count by their slots from then on). So a
+  user's first flow queued in the broker behind another user's backlog still counts: the other
+  user's next claims park at their share and the workers reach it. A mark whose flows never
+  arrive (a queue no worker serves) counts for `WAITING_MS` at most after the user's last
+  submit; meanwhile spare slots are handed on as usual, less one per waiting user.
 - `{p}:flow_users` holds each user whose running or parked set is not empty, with the size of
   the running one; every step that changes those sets rewrites the user's entry in the same
   script (`slots_mark`), and each reaper rewrites every entry each sweep, so a user whose sets
   expired with their runs stops counting.
 - Freed slots go first to the users under their share, the one holding fewest first (then the
   most urgent attempt); then, while the users with work hold fewer slots than the live ones
-  (spare: nobody under their share waits for them), to the others, up to the hard cap. So the
-  cluster stays busy while one user has parked work. A claim never takes spare slots (the
+  (spare: nobody under their share waits for them; one fewer per user marked waiting, whose
+  flow is on its way), to the others, up to the hard cap. So the cluster stays busy while one
+  user has parked work. A claim never takes spare slots (the
   broker's order would then give them to the user whose backlog is ahead): only an attempt
   released to it does, and it parks again, in its place, if the slots are no longer spare.
 - A freeing step looks at its owner and at most `OTHER_USERS` other users with parked attempts
@@ -40,6 +49,11 @@ from dizest_worker.keys import Keys, parse_lease
 # lease (its message waits in the broker), so that one free slot sends one message, not one a
 # reaper sweep; past that, a release may send another. Claims count claimed attempts only.
 SLOT_IN_FLIGHT_MS = 10_000
+# How long a submit counts its user as having work before one of their flows is claimed or
+# parked: long enough for a worker to free and reach their first flow behind another user's
+# backlog (the other user's flows end; each later message of theirs then parks at once); short
+# enough that a run whose queue no worker serves does not shrink the others' share for long.
+WAITING_MS = 10 * 60 * 1000
 SLOTS_SCAN = 256  # parked attempts of a user a release looks through for a served queue's
 OTHER_USERS = 16  # users with parked attempts a finish may hand its slot on to (see above)
 HEAL_USERS = 64  # users one reaper HEAL call looks at
@@ -55,8 +69,9 @@ def user_keys(keys: Keys, user: str | None) -> list[str]:
 
 
 def cluster_keys(keys: Keys) -> list[str]:
-    """What the share is computed from: users with work, worker beats, worker slots."""
-    return [keys.flow_users, keys.workers, keys.worker_slots]
+    """What the share is computed from: users with work, worker beats, worker slots, users
+    marked waiting."""
+    return [keys.flow_users, keys.workers, keys.worker_slots, keys.flow_waiting]
 
 
 def other_users(client: redis.Redis, keys: Keys, user: str | None) -> list[str]:
@@ -114,11 +129,20 @@ local function slots_mark(users, user, running, parked)
   else redis.call('HDEL', users, user) end
 end
 
+-- `user` submitted a run: they count as having work until `ms` from now (or a later mark)
+local function fair_wait(waiting, user, ms)
+  local now = redis_ms()
+  redis.call('ZREMRANGEBYSCORE', waiting, '-inf', now)
+  redis.call('ZADD', waiting, 'GT', now + ms, user)
+  if redis.call('PTTL', waiting) < ms then redis.call('PEXPIRE', waiting, ms) end
+end
+
 -- The cluster as the share sees it: `live`, the slots of the workers whose beat is not older
 -- than `live_since` (ms); `users`, the users with work (and `user`, about to have some);
--- `total`, the slots they hold.
-local function fair_read(users, workers, worker_slots, live_since, user)
-  local f = {key = users, live = 0, users = 0, total = 0}
+-- `total`, the slots they hold; `waiting`, the users other than `user` counted by their mark
+-- alone (a submit whose flows are still on their way: each may want a slot).
+local function fair_read(users, workers, worker_slots, waiting, live_since, user)
+  local f = {key = users, live = 0, users = 0, total = 0, waiting = 0}
   local slots = {}
   local pairs_ = redis.call('HGETALL', worker_slots)
   for i = 1, #pairs_, 2 do slots[pairs_[i]] = tonumber(pairs_[i + 1]) or 0 end
@@ -126,13 +150,19 @@ local function fair_read(users, workers, worker_slots, live_since, user)
   for i = 1, #beats, 2 do
     if (tonumber(beats[i + 1]) or 0) >= live_since then f.live = f.live + (slots[beats[i]] or 0) end
   end
-  local held = redis.call('HGETALL', users)
+  local held, counted = redis.call('HGETALL', users), {}
   for i = 1, #held, 2 do
     f.users = f.users + 1
     f.total = f.total + (tonumber(held[i + 1]) or 0)
-    if held[i] == user then user = nil end
+    counted[held[i]] = true
   end
-  if user then f.users = f.users + 1 end
+  for _, u in ipairs(redis.call('ZRANGEBYSCORE', waiting, '(' .. redis_ms(), '+inf')) do
+    if not counted[u] then
+      f.users, counted[u] = f.users + 1, true
+      if u ~= user then f.waiting = f.waiting + 1 end
+    end
+  end
+  if user and not counted[user] then f.users = f.users + 1 end
   return f
 end
 
@@ -201,7 +231,9 @@ local function slots_release(cands, f, hard, leases, reserve_until, queues)
   local deadline = redis_ms() + SLOT_IN_FLIGHT_MS
   while true do
     local c, x = pick(limit)  -- under their share
-    if not c and f.live > 0 and f.total + coming < f.live then c, x = pick(hard) end  -- spare
+    if not c and f.live > 0 and f.total + coming + f.waiting < f.live then  -- spare
+      c, x = pick(hard)
+    end
     if not c then break end
     x.sent = true
     redis.call('ZREM', c.parked, x.m)

@@ -12,8 +12,8 @@ from dizest_worker.lua_prelude import PRELUDE
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), the owner's flow slots
 #       (running, parked, parked_queue: '' for a run without an owner), the set of users with
-#       parked attempts, the users with work, worker beats and worker slots (fair_share), then
-#       the outputs hash of each input source
+#       parked attempts, the users with work, worker beats, worker slots and users marked
+#       waiting (fair_share), then the outputs hash of each input source
 # ARGV: channel, maxlen, run_id, flow, attempt, worker (name, or name SEP holder: the claiming
 #       process's holder id, see liveness), lease_expiry_ms, the owner's hard cap of slots (0:
 #       none), the owner, the flow's priority level, the reason of a flow parked at the hard cap,
@@ -21,6 +21,7 @@ from dizest_worker.lua_prelude import PRELUDE
 #       share (a format: its share, the live slots, the users), then "v:{name}" per source
 # An attempt that would take its owner past their fair share of flow slots is parked instead
 # (see dizest_worker.fair_share): it stays pending without a lease until a slot is released to it.
+# Either way its owner's waiting mark goes: their slots or parked attempts count them now.
 # Returns 'stale' | 'cancelled' | 'wait' | {'ok', value of each source (nil when absent)...}
 CLAIM = (
     PRELUDE
@@ -48,7 +49,8 @@ if verdict then  -- a slot released to this attempt, which will not run, is free
   return verdict
 end
 if running ~= '' then
-  local f = fair_read(users, KEYS[12], KEYS[13], tonumber(ARGV[14]), owner)
+  local f = fair_read(users, KEYS[12], KEYS[13], KEYS[14], tonumber(ARGV[14]), owner)
+  redis.call('ZREM', KEYS[14], owner)
   local limit = fair_limit(hard, f)
   -- the owner's claimed attempts (score 0) bound it; slots released to attempts still on their
   -- way bound only further releases (one may wait behind a busy queue for a while)
@@ -58,9 +60,10 @@ if running ~= '' then
     claimed = redis.call('ZCOUNT', running, 0, 0)
   end
   -- one released above its owner's share (slots nobody else waited for) claims while they
-  -- still are spare: the users' slots, its own among them, are not more than the live ones
+  -- still are spare: the users' slots, its own among them, and one for each user marked
+  -- waiting are not more than the live ones
   local spare = tonumber(redis.call('ZSCORE', running, this) or '0') > 0 and f.live > 0
-    and f.total <= f.live and (hard == 0 or claimed < hard)
+    and f.total + f.waiting <= f.live and (hard == 0 or claimed < hard)
   if limit > 0 and claimed >= limit and not spare then
     redis.call('ZREM', running, this)  -- a slot released to it is given back
     redis.call('ZREM', leases, this)  -- a parked attempt is in `parked` alone
@@ -98,15 +101,16 @@ emit(run_key, stream, channel, maxlen, run_id, EV_STATUS, flow, status_data(S_RU
 emit(run_key, stream, channel, maxlen, run_id, EV_CLEAR, flow, '{}')
 redis.call('HINCRBY', KEYS[5], 'started', 1)
 local reply = {'ok'}
-for i = 14, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 2]) end
+for i = 15, #KEYS do reply[#reply + 1] = redis.call('HGET', KEYS[i], ARGV[i + 1]) end
 return reply
 """
 )
 
 # KEYS: the step keys (run, flows, events, leases, metrics, done), then the flow's outputs hash,
 #       then the owner's stored-bytes hash, flow slots (running), parked attempts and their
-#       queues, the users with work, worker beats and worker slots (each '' for a run without
-#       an owner), then the running, parked and queues of each other user named in ARGV
+#       queues, the users with work, worker beats, worker slots and users marked waiting (each
+#       '' for a run without an owner), then the running, parked and queues of each other user
+#       named in ARGV
 # ARGV: channel, maxlen, ttl, run_id, flow, attempt, ok, reason, duration, retryable,
 #       max_retries, backoff_ms, expired_before, reserve_until, retry_reason, skip_reason,
 #       n_children, children..., n_below, flows below it (plan order)..., n_outputs,
@@ -174,10 +178,10 @@ local function release(coming)
   if not slotted then return {} end
   local cands = {slots_user(owner, KEYS[9], KEYS[10], KEYS[11], coming)}
   for j = 1, others do
-    local k = 14 + 3 * (j - 1)
+    local k = 15 + 3 * (j - 1)
     cands[#cands + 1] = slots_user(ARGV[slots_at + 3 + j], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], 0)
   end
-  local f = fair_read(KEYS[12], KEYS[13], KEYS[14], tonumber(ARGV[slots_at + 1]))
+  local f = fair_read(KEYS[12], KEYS[13], KEYS[14], KEYS[15], tonumber(ARGV[slots_at + 1]))
   return slots_release(cands, f, tonumber(ARGV[slots_at]), leases, reserve_until, queues)
 end
 if slotted then

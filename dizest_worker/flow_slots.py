@@ -12,7 +12,9 @@ slots (`dizest_worker.fair_share`: all of them for a user alone, and never more 
   their share is *parked* instead (`{p}:user:{name}:parked`, most urgent level first, then
   oldest): it stays pending, without a lease and without a message, its reason says why, and
   its worker moves on to the next task. Another user's task is claimed as soon as it reaches a
-  worker (under their share), and from then on the share is smaller for both.
+  worker (under their share). A user counts from their submit (CREATE marks them waiting,
+  `fair_share.fair_wait`), so the share is smaller for both before then: the first user's
+  backlog parks and the workers reach the other's first flow.
 - The step that ends an attempt (FINISH, or REQUEUE when its worker is lost) frees its slot,
   and FINISH hands on what the free slots allow, atomically, after the run's children it made
   ready (they claim next): to parked attempts of its owner and of other users with parked
@@ -49,30 +51,41 @@ from dizest_worker.state import FinishResult, RedisRuns
 log = logging.getLogger("dizest.flow_slots")
 
 # KEYS: leases, the set of users with parked attempts, the users with work, worker beats,
-#       worker slots, then the running and parked attempts and their queues of each user
+#       worker slots, users marked waiting, then the running and parked attempts and their
+#       queues of each user
 # ARGV: the hard cap of a user's slots (0: none), reserve_until, the oldest live beat (ms),
 #       the users
+# Expired waiting marks are dropped.
 # Returns {user, member, ...} of the attempts released, of any queue (see slots_release).
-# KEYS: the users with work, worker beats, worker slots   ARGV: the oldest live beat (ms)
-LIVE = PRELUDE + "\nreturn fair_read(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1])).live\n"
 
 HEAL = (
     PRELUDE
     + r"""
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', redis_ms())
 local cands = {}
 for j = 4, #ARGV do
-  local k = 5 + 3 * (j - 4)
+  local k = 6 + 3 * (j - 4)
   local c = slots_user(ARGV[j], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], 0)
   slots_heal(c.running, KEYS[1], c.where)
   slots_mark(KEYS[3], c.user, c.running, c.parked)
   cands[#cands + 1] = c
 end
-local f = fair_read(KEYS[3], KEYS[4], KEYS[5], tonumber(ARGV[3]))
+local f = fair_read(KEYS[3], KEYS[4], KEYS[5], KEYS[6], tonumber(ARGV[3]))
 local out = slots_release(cands, f, tonumber(ARGV[1]), KEYS[1], ARGV[2], {})
 for _, c in ipairs(cands) do
   if redis.call('EXISTS', c.parked) == 0 then redis.call('SREM', KEYS[2], c.user) end
 end
 return out
+"""
+)
+
+# KEYS: what the share is computed from (cluster_keys)   ARGV: the oldest live beat (ms)
+# Returns {live slots, users with work} as the share counts them now.
+SHARE = (
+    PRELUDE
+    + r"""
+local f = fair_read(KEYS[1], KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[1]))
+return {f.live, f.users}
 """
 )
 
@@ -84,7 +97,7 @@ class FlowSlots:
         self.runs = runs
         self.enqueue = enqueue
         self._heal = runs.client.register_script(HEAL)
-        self._live = runs.client.register_script(LIVE)
+        self._share = runs.client.register_script(SHARE)
 
     def send(self, released: Iterable[Released], user: str | None) -> int:
         """Enqueue attempts of `user` released from parked, then drop their reservations (the
@@ -136,7 +149,12 @@ class FlowSlots:
                     log.exception("could not send the released flows of %s", user)
         return sent
 
+    def share(self) -> tuple[int, int]:
+        """The flows the live workers run at once and the users with work, as the share counts
+        them now (fair_share)."""
+        live, users = self._share(keys=cluster_keys(self.runs.keys), args=[live_since_ms()])
+        return int(live), int(users)
+
     def live_slots(self) -> int:
         """The flows the live workers run at once, as the share counts them (fair_share)."""
-        keys = self.runs.keys
-        return int(self._live(keys=cluster_keys(keys), args=[live_since_ms()]))
+        return self.share()[0]

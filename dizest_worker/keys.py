@@ -38,6 +38,11 @@ key / channel                         type     holds                            
                                                waiting for a flow slot) -> how many hold
                                                one; the fair share divides the live
                                                worker slots by them (fair_share)
+{p}:flow_waiting                      zset     users with a run submitted whose flows     the newest
+                                               have not yet been claimed or parked ->     mark
+                                               until when (ms, Redis clock) they count
+                                               as users with work (fair_share); removed
+                                               at their claim or park, ignored past it
 {p}:user:{name}:submitting            string   lock token while one of the user's submits  30 s
                                                checks the run limit and records its run
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
@@ -172,6 +177,10 @@ class Keys:
     @property
     def flow_users(self) -> str:
         return f"{self.prefix}:flow_users"
+
+    @property
+    def flow_waiting(self) -> str:
+        return f"{self.prefix}:flow_waiting"
 
     def user_submitting(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:submitting"

@@ -6,7 +6,8 @@ they share (names, `emit`, `finalize`) in `lua_prelude`. Every key a script touc
 reasons, first events and what lies below a flow come from the Python side in ARGV.
 
     CREATE     a planned run: record, snapshot, flows, index, reservations, reused outputs,
-               first events, idempotency key (written last)      -> {1, run} | {0, existing run}
+               first events, its owner marked waiting for a flow slot (fair_share),
+               idempotency key (written last)                    -> {1, run} | {0, existing run}
     CLAIM      pending flow attempt -> running, lease and its owner's flow slot taken, its
                input values read; parked when its owner holds their share of the
                cluster's slots (fair_share)
@@ -60,13 +61,15 @@ __all__ = [
 
 # KEYS: run, flows, events, pkg, runs (index), leases, idempotency ('' for none), done,
 #       the record of the run the idempotency key named when read ('' for none),
-#       the owner's stored-bytes hash and stored runs ('' for none),
-#       then (source outputs, outputs) of each reused flow, then the keep key of each run
-#       whose artifacts it reuses
+#       the owner's stored-bytes hash and stored runs ('' for none), the users marked waiting
+#       for a flow slot ('' for none), then (source outputs, outputs) of each reused flow,
+#       then the keep key of each run whose artifacts it reuses
 # ARGV: channel, maxlen, run_id, ttl_s, now_ms, reserve_until, the run the idempotency key
 #       named when read ('' for none), snapshot, n, record (field, value)..., n, flows
 #       (field, value)..., n, roots..., n, events (type, flow, data_json)..., n reused flows,
-#       the owner's quota in bytes ('' for none)
+#       the owner's quota in bytes ('' for none), the owner, how long (ms) a run with flows to
+#       send marks its owner waiting (fair_share.fair_wait: in this step, so no flow of theirs
+#       is queued before the share counts them)
 # The snapshot, the record and the reused outputs it copies count towards the owner's quota; a
 # new run of an owner whose runs hold it already is refused ({3, bytes held}); the account
 # lives as long as the owner's newest run.
@@ -125,10 +128,11 @@ end
 redis.call('ZADD', runs_key, now, run_id)
 redis.call('ZREMRANGEBYSCORE', runs_key, '-inf', '(' .. (tonumber(now) - ttl * 1000))
 redis.call('EXPIRE', runs_key, ttl)  -- refreshed by each run: once it lapses, all theirs did
-for j = i + 1, i + tonumber(ARGV[i]) do  -- roots: reserved until the submitter has sent them
+local n_roots = tonumber(ARGV[i])
+for j = i + 1, i + n_roots do  -- roots: reserved until the submitter has sent them
   redis.call('ZADD', leases, ARGV[6], member(run_id, ARGV[j], '1'))
 end
-i = i + tonumber(ARGV[i]) + 1
+i = i + n_roots + 1
 for j = i + 1, i + tonumber(ARGV[i]) * 3, 3 do
   emit(run_key, stream, channel, maxlen, run_id, ARGV[j], ARGV[j + 1], ARGV[j + 2])
 end
@@ -141,8 +145,11 @@ if ACCT ~= '' then  -- the account and its runs live as long as the newest run, 
     if redis.call('PTTL', key) < ttl * 1000 then redis.call('EXPIRE', key, ttl) end
   end
 end
-local last_copy = 11 + 2 * tonumber(ARGV[n_reused_at])
-for k = 12, last_copy, 2 do
+if KEYS[12] ~= '' and n_roots > 0 then
+  fair_wait(KEYS[12], ARGV[n_reused_at + 2], tonumber(ARGV[n_reused_at + 3]))
+end
+local last_copy = 12 + 2 * tonumber(ARGV[n_reused_at])
+for k = 13, last_copy, 2 do
   redis.call('COPY', KEYS[k], KEYS[k + 1], 'REPLACE')
   redis.call('EXPIRE', KEYS[k + 1], ttl)
   charge(run_id, strlen_sum_of(KEYS[k + 1]))

@@ -22,7 +22,7 @@ from dizest_core.job import Artifact, Value
 from dizest_core.plan import Plan
 from dizest_core.runstate import RunState
 from dizest_core.status import FlowStatus, Reason
-from dizest_worker import scripts
+from dizest_worker import fair_share, scripts
 from dizest_worker.context import RunContext
 from dizest_worker.fair_share import Released, by_user, cluster_keys, other_users, user_keys
 from dizest_worker.files import run_of_artifact
@@ -86,7 +86,7 @@ class RedisRuns(LeaseSteps):
         of users with parked attempts, and what the fair share is computed from (fair_share);
         '' each for a run without an owner: it holds no slot."""
         if not account:
-            return [""] * 7
+            return [""] * 8
         return [*user_keys(self.keys, account), self.keys.parked, *cluster_keys(self.keys)]
 
     def _base_args(self, run_id: str) -> list[Any]:
@@ -134,7 +134,7 @@ class RedisRuns(LeaseSteps):
         idem = k.idempotency(idempotency_key) if idempotency_key else ""
         keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.package(run_id), k.runs]
         keys += [k.leases, idem, k.done(run_id), "", self._account_key(account)]
-        keys.append(k.user_stored_runs(account) if account else "")
+        keys += [k.user_stored_runs(account), k.flow_waiting] if account else ["", ""]
         reused = sorted(plan.reused)
         keys += [x for f in reused for x in (k.outputs(base_run or "", f), k.outputs(run_id, f))]
         if base_run and reused:
@@ -155,6 +155,7 @@ class RedisRuns(LeaseSteps):
         args += [len(events)]
         args += [x for type_, flow, data in events for x in (type_, flow or "", json.dumps(data))]
         args += [len(reused), self.settings.run_quota_bytes if account else ""]
+        args += [account or "", fair_share.WAITING_MS]  # read at each call (tests shorten it)
         for _ in range(IDEMPOTENCY_READS):
             if idem:  # the run the key names goes in KEYS; CREATE checks it is still that one
                 named = self.client.get(idem)
@@ -336,7 +337,7 @@ class RedisRuns(LeaseSteps):
         or `alive` (see scripts.REQUEUE)."""
         ctx = self.context(run_id)
         account = ctx.account if ctx else None
-        running, parked, where, _, users, _, _ = self.slot_keys(account)
+        running, parked, where, _, users, *_ = self.slot_keys(account)
         answer = self._requeue(
             keys=self._step_keys(run_id, running, where, parked, users),
             args=[
@@ -360,7 +361,7 @@ class RedisRuns(LeaseSteps):
         k = self.keys
         keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.done(run_id)]
         account = ctx.account if ctx else None
-        running, parked, where, _, users, _, _ = self.slot_keys(account)
+        running, parked, where, _, users, *_ = self.slot_keys(account)
         keys += [parked, running, where, users]
         args = [*self._base_args(run_id), k.control_channel, Reason.CANCELLED, account or ""]
         answer = self._cancel(keys=keys, args=[*args, *(ctx.plan.run if ctx else ())])

@@ -16,7 +16,7 @@ import pytest
 from dizest_core import dwp
 from dizest_core.plan import make_plan
 from dizest_core.status import Reason
-from dizest_worker import liveness
+from dizest_worker import fair_share, liveness
 from dizest_worker.connection import redis_client
 from dizest_worker.flow_slots import FlowSlots
 from dizest_worker.messages import FlowTask
@@ -89,8 +89,8 @@ def test_a_second_user_claims_at_once_and_freed_slots_go_to_the_user_under_share
     the next one she frees to her own; once she is under her share her claims go through."""
     worker(runs, "w1", 4)
     alice = start(runs, "r1", "alice")
-    start(runs, "r2", "bob")
     assert [claim(runs, "r1", i, "alice") for i in range(4)] == ["ok"] * 4
+    start(runs, "r2", "bob")
     assert claim(runs, "r2", 0, "bob") == "ok"  # Alice at every slot of the cluster
     assert claim(runs, "r1", 4, "alice") == "wait"
     assert reason(runs, "r1", 4) == share_reason(2, 4, 2)
@@ -113,8 +113,9 @@ def test_slots_a_user_under_share_leaves_unused_go_to_the_others(runs) -> None:
     one Bob frees, go to Alice's parked flows while the users hold fewer than the live slots;
     flows released to her that arrive once Bob claims his share again park again."""
     worker(runs, "w1", 4)
-    alice, bob = start(runs, "r1", "alice"), start(runs, "r2", "bob")
+    alice = start(runs, "r1", "alice")
     assert [claim(runs, "r1", i, "alice") for i in range(4)] == ["ok"] * 4
+    bob = start(runs, "r2", "bob")
     assert claim(runs, "r2", 0, "bob") == "ok"
     assert [claim(runs, "r1", i, "alice") for i in (4, 5, 6)] == ["wait"] * 3
     assert finish(runs, alice, 0).released == ()  # 3 + 1: every slot held
@@ -180,6 +181,78 @@ def test_the_reaper_forgets_users_with_no_work_and_releases_across_users(runs) -
     runs.client.delete(runs.keys.user_running("bob"))  # expired, with his runs
     assert reaper.heal() == 1 and sent[0][0].flow_id == "f2"
     assert runs.client.hgetall(runs.keys.flow_users) == {b"alice": b"3"}
+
+
+def test_a_submit_counts_its_user_before_their_first_flow_reaches_a_worker(runs) -> None:
+    """The gap a claim-time count leaves: Alice holds all 4 slots with more of her flows queued
+    ahead of Bob's in the broker. Bob's submit counts him at once, so when Alice frees a slot
+    her next message parks instead of taking it, and the worker reaches Bob's, which gets his
+    share (his own mark does not count against him); his claim replaces the mark."""
+    slots = FlowSlots(runs, lambda tasks, countdown: None)
+    worker(runs, "w1", 4)
+    alice = start(runs, "r1", "alice")
+    assert [claim(runs, "r1", i, "alice") for i in range(5)] == ["ok"] * 4 + ["wait"]
+    start(runs, "r2", "bob")
+    assert slots.share() == (4, 2)
+    freed = finish(runs, alice, 0)  # she holds 3; the free slot is Bob's, not spare
+    assert freed.released == () and freed.handed_on == ()
+    assert claim(runs, "r1", 5, "alice") == "wait"  # before: alone, she took it again
+    assert reason(runs, "r1", 5) == share_reason(2, 4, 2)
+    assert [claim(runs, "r2", i, "bob") for i in range(3)] == ["ok", "ok", "wait"]
+    assert runs.client.zscore(runs.keys.flow_waiting, "bob") is None
+    assert slots.share() == (4, 2)
+
+
+def test_a_flow_released_before_a_submit_parks_again_when_it_arrives_after_it(runs) -> None:
+    """A slot Alice freed went to her parked flow; Bob submits while its message is on its way:
+    it arrives to a slot no longer spare (Bob waits for it) and parks again."""
+    worker(runs, "w1", 4)
+    alice = start(runs, "r1", "alice")
+    assert [claim(runs, "r1", i, "alice") for i in range(5)] == ["ok"] * 4 + ["wait"]
+    assert finish(runs, alice, 0).released == (("r1", "f4", 1),)
+    start(runs, "r2", "bob")
+    assert claim(runs, "r1", 4, "alice") == "wait"
+    assert claim(runs, "r2", 0, "bob") == "ok"
+
+
+def test_the_waiting_mark_clears_at_the_users_first_claim(runs) -> None:
+    """Bob's claim ends his mark: once his one flow has ended, he no longer counts, and Alice,
+    alone again, claims up to every slot (a mark still there would keep her at half)."""
+    slots = FlowSlots(runs, lambda tasks, countdown: None)
+    worker(runs, "w1", 4)
+    alice = start(runs, "r1", "alice")
+    assert [claim(runs, "r1", i, "alice") for i in range(3)] == ["ok"] * 3
+    bob = start(runs, "r2", "bob")
+    assert slots.share() == (4, 2)
+    assert claim(runs, "r2", 0, "bob") == "ok"
+    finish(runs, bob, 0)
+    assert slots.share() == (4, 1)
+    finish(runs, alice, 0)
+    assert [claim(runs, "r1", i, "alice") for i in (3, 4)] == ["ok", "ok"]
+
+
+def test_a_waiting_mark_whose_flows_never_arrive_expires(runs, monkeypatch) -> None:
+    """Bob's run goes to a queue no worker serves: his mark halves Alice's share only until it
+    expires (fair_share.WAITING_MS, short here); then she claims again. Each user's mark
+    expires on its own, and a reaper's sweep drops it."""
+    monkeypatch.setattr(fair_share, "WAITING_MS", 300)
+    slots = FlowSlots(runs, lambda tasks, countdown: None)
+    worker(runs, "w1", 4)
+    alice = start(runs, "r1", "alice")
+    assert [claim(runs, "r1", i, "alice") for i in range(4)] == ["ok"] * 4
+    start(runs, "r2", "bob")
+    finish(runs, alice, 0)
+    assert claim(runs, "r1", 4, "alice") == "wait"
+    wait_for(lambda: slots.share() == (4, 1), timeout=5)
+    assert claim(runs, "r1", 5, "alice") == "ok"  # her 4: alone again
+    # each mark expires on its own: Carol's later, longer one does not keep Bob's
+    start(runs, "r3", "bob")
+    monkeypatch.setattr(fair_share, "WAITING_MS", 60_000)
+    start(runs, "r4", "carol")
+    assert slots.share() == (4, 3)
+    wait_for(lambda: slots.share() == (4, 2), timeout=5)
+    slots.heal()  # a sweep drops the expired marks
+    assert runs.client.zrange(runs.keys.flow_waiting, 0, -1) == [b"carol"]
 
 
 def test_a_workers_beat_says_how_many_flows_it_runs_while_it_lives(cluster) -> None:
