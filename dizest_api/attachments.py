@@ -18,8 +18,8 @@ import os
 import shutil
 from typing import IO, TYPE_CHECKING, Any
 
-from dizest_api.drive_tree import remove_tree
 from dizest_api.errors import BadInput
+from dizest_core.tree import remove_tree
 
 if TYPE_CHECKING:
     from dizest_api.drives import UserDrive

@@ -11,7 +11,7 @@ Invariants:
 - Usage counts every entry against the files quota (a file, a folder and a link count one each)
   and the bytes of files against the bytes quota, plus what the user attached to runs that still
   hold it (`attached`, see `dizest_api.attachments`). It is measured on disk by a walk that skips
-  nothing (`drive_tree`), and the check and the change happen under a per-user lock (`fcntl` on
+  nothing (`dizest_core.tree`), and the check and the change happen under a per-user lock (`fcntl` on
   a file beside the drives), so simultaneous uploads, from threads or from several API processes
   sharing the directory, cannot pass a quota together.
 - Nothing is written while the disk holding the drives has less free space than the disk
@@ -51,9 +51,9 @@ from dizest_api.drive_rules import (
     clean,
     fits_below,
 )
-from dizest_api.drive_tree import remove_alone, remove_tree, walk
 from dizest_core.diskguard import free_mb
 from dizest_core.drive import Drive, DriveError
+from dizest_core.tree import remove_alone, remove_tree, walk
 
 CHUNK = 1 << 20
 MB = 1 << 20

@@ -32,6 +32,8 @@ import pickle
 import shutil
 from typing import IO, Any
 
+from dizest_core.tree import remove_tree
+
 StrPath = str | os.PathLike
 Binary = bytes | bytearray | memoryview
 
@@ -161,10 +163,7 @@ class Drive:
         target = self._entry(path)
         if target == self.root:
             raise DriveError(f"refusing to delete the drive root {self.root!r}")
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        elif os.path.lexists(target):
-            os.unlink(target)
+        remove_tree(target)  # a file, a link or a tree however deep; gone already: nothing
 
     def move(self, src: StrPath, dst: StrPath) -> None:
         source = self._entry(src)

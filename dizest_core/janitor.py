@@ -8,9 +8,11 @@ over is gone, so the owner may then remove the root that held those trees.
 
 from __future__ import annotations
 
+import contextlib
 import queue
-import shutil
 import threading
+
+from dizest_core.tree import remove_tree
 
 
 class Janitor:
@@ -38,4 +40,5 @@ class Janitor:
 
     def _work(self) -> None:
         while (path := self._paths.get()) is not None:
-            shutil.rmtree(path, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                remove_tree(path)  # however deep a flow made it: no recursion

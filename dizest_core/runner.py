@@ -10,8 +10,8 @@ runner; `cancel` may be called from any thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -39,6 +39,7 @@ from dizest_core.sandbox import UID_STRIDE
 from dizest_core.settings import Settings
 from dizest_core.status import Reason, RunStatus
 from dizest_core.store import MemoryStore, OutputStore
+from dizest_core.tree import remove_tree
 from dizest_core.zygote_handle import local_args
 
 
@@ -151,7 +152,8 @@ class LocalRunner:
             self._supervisor = None
         self._janitor.close()
         if self._artifacts is not None:
-            shutil.rmtree(self._artifacts, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                remove_tree(self._artifacts)  # however deep a flow made it
             self._artifacts = None
 
 

@@ -15,16 +15,17 @@ when, and only when:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable
 from pathlib import PurePath
 from typing import Any
 
 from dizest_core.job import RUN_ID
+from dizest_core.tree import remove_tree
 from dizest_worker.keys import Keys
 
 log = logging.getLogger("dizest.reaper")
@@ -57,7 +58,8 @@ def remove_expired(
     removed = []
     for path, alive in zip(candidates, pipe.execute(), strict=True):
         if not alive:
-            shutil.rmtree(path, ignore_errors=True)  # another reaper may be at it too
+            with contextlib.suppress(OSError):  # another reaper may be at it too
+                remove_tree(path)  # however deep a flow made it: no recursion
             removed.append(path)
     if removed:
         log.info("deleted the files of %d expired run(s)", len(removed))

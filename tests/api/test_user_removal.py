@@ -21,8 +21,8 @@ from dizest_api.automation.settings import AutomationSettings
 from dizest_api.cli import user
 from dizest_api.data.library import WorkflowNotFound
 from tests.api.conftest import PASSWORD, Api
-from tests.api.test_drive_tree import deep_path, legacy_tree  # noqa: F401
 from tests.conftest import package
+from tests.core.test_tree import deep_path, legacy_tree  # noqa: F401
 
 PKG = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
 URL = "http://127.0.0.1:9/hook"

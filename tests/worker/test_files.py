@@ -14,10 +14,12 @@ from dizest_api.data.run_index import RunIndex
 from dizest_core import dwp
 from dizest_core.job import Artifact
 from dizest_core.plan import make_plan
+from dizest_core.tree import remove_tree
 from dizest_worker.connection import redis_client
 from dizest_worker.reaper import FORGET_WORKER_S, Reaper
 from dizest_worker.state import RedisRuns, now_ms
 from tests.conftest import package
+from tests.core.test_tree import legacy_tree
 from tests.worker.conftest import cleanup, make_settings
 
 
@@ -65,6 +67,22 @@ def test_the_reaper_deletes_the_files_of_expired_runs_only(runs, tmp_path):
     assert sorted(removed) == sorted(str(p) for p in expired)
     assert not any(p.exists() for p in expired)
     assert all(p.exists() for p in kept) and (outside / "f" / "1" / "0.pkl").exists()
+
+
+def test_the_reaper_deletes_an_expired_run_folder_a_flow_made_deeper_than_recursion(runs):
+    """A flow may nest folders in its working directory as deep as it likes: 1,500 levels made
+    `shutil.rmtree` raise RecursionError, and the run's files (attached ones, counted against
+    their user's drive quota until then) stayed on the disk for good."""
+    settings, old = runs.settings, runs.settings.ttl_s + 60
+    path = run_dir(settings.workdir_root, age_s=old)
+    legacy_tree(path / "deep", 1500, "d", b"payload")
+    stamp = os.stat(path).st_mtime - old
+    os.utime(path, (stamp, stamp))
+    try:
+        assert Reaper(runs, lambda tasks, countdown: None, settings).tidy() == [str(path)]
+        assert not path.exists()
+    finally:
+        remove_tree(str(path))
 
 
 def test_the_reaper_forgets_workers_gone_for_long(runs):

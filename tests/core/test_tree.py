@@ -1,4 +1,4 @@
-"""A tree walked and deleted without recursion or whole paths (`dizest_api.drive_tree`), on a
+"""A tree walked and deleted without recursion or whole paths (`dizest_core.tree`), on a
 real file system: deeper than Python's recursion limit, longer than PATH_MAX, and moved while it
 is walked."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dizest_api.drive_tree import TreeChanged, remove_alone, remove_tree, walk
+from dizest_core.tree import TreeChanged, remove_alone, remove_tree, walk
 
 
 def legacy_tree(top: Path, levels: int, name: str, payload: bytes = b"") -> None:
