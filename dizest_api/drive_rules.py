@@ -12,7 +12,7 @@ So a drive's deepest path, below a drive root of up to ~2,900 bytes and a user's
 well under PATH_MAX (4096 bytes): every entry can be named whole, and no walk meets a path it
 cannot open. A move checks the deepest and the longest path it would make: the destination's
 own, plus those inside the moved folder (`Extent`). Trees made before these limits may be deeper
-and longer: `dizest_api.drive_tree` reads and deletes them without naming whole paths.
+and longer: `dizest_core.tree` reads and deletes them without naming whole paths.
 """
 
 from __future__ import annotations
