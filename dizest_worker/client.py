@@ -27,7 +27,7 @@ from dizest_core.errors import DizestError, ExecutionError, InvalidOptions, Unkn
 from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
 from dizest_core.model import Package
-from dizest_core.options import run_problems
+from dizest_core.options import for_flow, run_problems
 from dizest_core.options import validate as validate_options
 from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
@@ -45,6 +45,7 @@ from dizest_worker.apicalls import take_place as take_place
 from dizest_worker.connection import redact_url as redact_url
 from dizest_worker.connection import redis_client as redis_client
 from dizest_worker.keys import run_channel as run_channel
+from dizest_worker.liveness import check_served
 from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
 from dizest_worker.quota import RunsQuota as RunsQuota
 from dizest_worker.quota import quota_error as quota_error
@@ -155,6 +156,10 @@ class Client:
             raise RunNotFound(f"no run {base_run!r}")
         available = (lambda f: self.store.has(base_run, f)) if base_run else (lambda f: False)
         plan = make_plan(pkg, None, targets, available)
+        if account is not None:  # a user's run: only to queues a worker serves
+            queues = {for_flow(pkg, f, opts, self.settings.engine, self.settings.queue).queue
+                      for f in plan.run}  # fmt: skip
+            check_served(self.redis, self.settings, queues)
         snapshot = dwp.to_dict(pkg)
         for app_id in {f.app_id for f in pkg.flows.values()} - set(snapshot.get("apps", {})):
             snapshot["apps"][app_id] = self.plugins.app_raw(app_id)

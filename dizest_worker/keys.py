@@ -83,6 +83,9 @@ key / channel                         type     holds                            
                                                fair share while its beat is live
 {p}:sandbox                           hash     worker name -> JSON {layer: "active" or    none
                                                why not}, written when the worker starts
+{p}:queues                            hash     queue -> when a worker serving it last     none
+                                               started (ms): the queues a run submitted
+                                               for a user may use
 {p}:metrics                           hash     lifetime counters for /metrics: "started", none (a
                                                "finished:{status}", "retried", "parked", few fields
                                                "duration:{bound}" (flows whose duration  that only
@@ -228,6 +231,10 @@ class Keys:
     @property
     def sandbox(self) -> str:
         return f"{self.prefix}:sandbox"
+
+    @property
+    def queues(self) -> str:
+        return f"{self.prefix}:queues"
 
     @property
     def metrics(self) -> str:

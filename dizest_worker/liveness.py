@@ -12,6 +12,8 @@ Invariants:
   /readyz, the submit check, /metrics, `dizest worker-alive` and the fair share of flow slots
   (`live_since_ms`). Beats come every `BEAT_S`, so a worker may miss four (a slow Redis call, a
   loaded machine) and stay live.
+- Once ready, a worker records the queues it serves (`{p}:queues`): a run submitted for a user
+  may use no other (`known_queues`), or its messages would wait in the broker for good.
 - Each beat also writes how many flows the worker runs at once (`{p}:worker_slots`: its pool
   processes, known once it is ready, times `DIZEST_LOCAL_SLOTS`), in the same transaction, so
   the cluster's live slots (`dizest_worker.fair_share`) are those of the workers that beat.
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from dizest_core.errors import InvalidOptions, Problem
 from dizest_worker.keys import Keys
 from dizest_worker.settings import WorkerSettings
 
@@ -108,6 +111,33 @@ def beat(client: redis.Redis, settings: WorkerSettings, slots: int = 0) -> None:
 def record_sandbox(client: redis.Redis, settings: WorkerSettings, layers: dict[str, str]) -> None:
     """Which flow sandbox layers this worker runs with (shown by /readyz)."""
     client.hset(Keys(settings.prefix).sandbox, settings.worker_name, json.dumps(layers))
+
+
+def record_queues(client: redis.Redis, settings: WorkerSettings, queues: Iterable[str]) -> None:
+    """The queues this worker serves are known from now on (`known_queues`)."""
+    now = int(time.time() * 1000)
+    client.hset(Keys(settings.prefix).queues, mapping=dict.fromkeys(queues, now))
+
+
+def check_served(client: redis.Redis, settings: WorkerSettings, queues: Iterable[str]) -> None:
+    """InvalidOptions unless some worker has served each of `queues`: a run submitted for a
+    user may use no other queue (a probe's runs to made-up queues left their messages in the
+    broker for good, counted nowhere). No worker that records its queues: no check."""
+    raw = client.hkeys(Keys(settings.prefix).queues)
+    known = {q.decode() if isinstance(q, bytes) else str(q) for q in raw}
+    unknown = sorted(set(queues) - known)
+    if known and unknown:
+        served = ", ".join(sorted(known))
+        raise InvalidOptions(
+            [
+                Problem(
+                    "invalid_option",
+                    f"no worker serves queue {q!r} (served: {served})",
+                    field="dizest.queue",
+                )
+                for q in unknown
+            ]
+        )
 
 
 def sandbox_layers(
@@ -188,7 +218,9 @@ def install(app: Celery) -> None:
         if _Heart.ready is not None:
             _Heart.ready.value = 1
         with contextlib.suppress(redis.RedisError):
-            beat(redis_client(settings), settings, _slots())  # before Celery logs "ready."
+            client = redis_client(settings)
+            record_queues(client, settings, app.conf.get("dizest_queues") or [settings.queue])
+            beat(client, settings, _slots())  # before Celery logs "ready."
         if not isinstance(getattr(sender, "pool", None), TaskPool):
             _start_beating(settings)  # a thread pool: this process runs the flows
 

@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from dizest_worker import liveness
 from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys
-from tests.conftest import wait_for
+from tests.conftest import package, wait_for
 from tests.worker.conftest import WorkerProcess
 
 
@@ -83,3 +85,38 @@ def test_only_beats_within_the_window_count(redis_url: str, tmp_path: Path) -> N
     assert liveness.live_workers(client, settings) == []
     assert liveness.last_seen_s(client, settings, "old") >= liveness.WINDOW_S
     client.delete(Keys(settings.prefix).workers)
+
+
+def test_a_users_run_may_use_only_queues_a_worker_serves(
+    cluster: Callable[..., WorkerProcess],
+) -> None:
+    """A worker records its queues once ready; a run submitted for a user to a queue no worker
+    has served is refused before anything is stored or sent (a probe's runs to made-up queues
+    left their messages in the broker for good). Programs with their own Redis access (no
+    account) may still queue ahead of their workers."""
+    from dizest_core.errors import InvalidOptions
+
+    client = cluster.client  # type: ignore[attr-defined]
+    settings = client.settings
+    cluster("w1", queues=f"{settings.queue},gpu")
+    served = {q.decode() for q in client.redis.hkeys(Keys(settings.prefix).queues)}
+    assert served >= {settings.queue, "gpu"}
+    pkg = package(
+        {"a": {"code": "v = 1", "outputs": ["v"]}},
+        {"f": {"app": "a", "dizest": {"queue": "gpu"}}, "g": {"app": "a"}},
+    )
+    run_id = client.submit(pkg, account="alice")
+    assert client.wait(run_id, timeout=60)["status"] == "ready"
+    made_up = package({"a": {"code": "v = 1", "outputs": ["v"]}},
+                      {"f": {"app": "a", "dizest": {"queue": "nobody"}}})  # fmt: skip
+    client.redis.delete("nobody", *client.redis.keys("nobody*"))  # another test run's
+    runs_before = client.redis.zcard(Keys(settings.prefix).runs)
+    with pytest.raises(InvalidOptions) as refused:
+        client.submit(made_up, account="alice")
+    assert "no worker serves queue 'nobody'" in str(refused.value.problems[0])
+    assert client.redis.zcard(Keys(settings.prefix).runs) == runs_before  # nothing stored
+    assert client.redis.llen("nobody") == 0  # nothing sent
+    try:
+        assert client.submit(made_up)  # no account: a program's own run may wait for its worker
+    finally:
+        client.redis.delete(*client.redis.keys("nobody*"))
