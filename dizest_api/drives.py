@@ -32,7 +32,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -57,6 +57,7 @@ from dizest_core.tree import remove_alone, remove_tree, walk
 
 CHUNK = 1 << 20
 MB = 1 << 20
+RESERVE_EVERY = 8 << 20  # an upload looks at the disk reserve again each time it passes this
 PARTIAL, LOCKS = ".partial", ".locks"  # beside the users' drives (and ATTACHED)
 REMOVED = ".removed."  # `<user>.removed.<hex>` in PARTIAL: a drive being deleted
 log = logging.getLogger("dizest.api")
@@ -172,12 +173,22 @@ class UserDrive:
         if target == self.path or os.path.isdir(target):
             raise PathConflict(f"{path!r} is a folder", {"path": path})
         self.keep_reserve(self.base)
+        replaced = os.path.getsize(target) if os.path.isfile(target) else 0
+        room = self.quota_bytes - self.usage().bytes + replaced  # an upload stops past it
         partial = self._partial()
         try:
-            size = _copy(stream, partial, min(limit, self.quota_bytes))
+            size = _copy(
+                stream, partial, min(limit, room), lambda: self.keep_reserve(self.base),
+                None if room >= limit else QuotaBytes(
+                    f"your drive quota is {self.quota_bytes} bytes; {max(0, room)} are free",
+                    {"free": max(0, room), "quota_bytes": self.quota_bytes},
+                ),
+            )  # fmt: skip
             with self.locked():
                 self._check_parents(rel)
                 target = self.resolve(rel)  # again, under the lock: a folder may have moved
+                if target == self.path or os.path.isdir(target):  # made meanwhile
+                    raise PathConflict(f"{path!r} is a folder", {"path": path})
                 old = os.path.getsize(target) if os.path.isfile(target) else None
                 adds = 0 if old is not None else 1 + self._missing(os.path.dirname(rel))
                 self.fits(size - (old or 0), adds)
@@ -353,14 +364,20 @@ def _locked(base: str, username: str) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _copy(stream: IO[bytes], path: str, limit: int) -> int:
-    """Copy `stream` to a new file at `path`; TooLarge (file removed) past `limit` bytes."""
+def _copy(
+    stream: IO[bytes], path: str, limit: int, check: Callable[[], None], over: Exception | None
+) -> int:
+    """Copy `stream` to a new file at `path`; past `limit` bytes, `over` (TooLarge if None) is
+    raised; `check()` (the disk reserve) every RESERVE_EVERY bytes: parallel uploads must not
+    take the disk past its reserve before their ends are checked (a probe's four did)."""
     size = 0
     with open(path, "xb") as out:
         while chunk := stream.read(CHUNK):
             size += len(chunk)
             if size > limit:
-                raise TooLarge(f"the upload is larger than {limit} bytes", {"limit": limit})
+                raise over or TooLarge(f"the upload is larger than {limit} bytes", {"limit": limit})
+            if size // RESERVE_EVERY != (size - len(chunk)) // RESERVE_EVERY:
+                check()
             out.write(chunk)
     os.chmod(path, 0o644)
     return size

@@ -81,10 +81,11 @@ def make_api(
     session_prefix: str,
     tmp_path: Path,
     client: Any,
+    api_settings: dict[str, Any] | None = None,
     **worker: Any,
 ) -> Api:
     """An app on its own prefix; `client` None: the real cluster client is built. `worker`:
-    settings of its WorkerSettings to change."""
+    settings of its WorkerSettings to change; `api_settings`: of its ApiSettings."""
     prefix = f"{session_prefix}{uuid.uuid4().hex[:8]}"
     found = make_settings(redis_url, tmp_path, prefix=prefix, **worker)
     settings = ApiSettings(
@@ -93,6 +94,7 @@ def make_api(
         bcrypt_rounds=4,
         max_request_bytes=64 * 1024,
         worker=found,
+        **(api_settings or {}),
     )
     app = create_app(settings, client=client)
     app.config["TESTING"] = True
