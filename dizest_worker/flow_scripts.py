@@ -21,7 +21,8 @@ from dizest_worker.lua_prelude import PRELUDE
 #       share (a format: its share, the live slots, the users), then "v:{name}" per source
 # An attempt that would take its owner past their fair share of flow slots is parked instead
 # (see dizest_worker.fair_share): it stays pending without a lease until a slot is released to it.
-# Either way its owner's waiting mark goes: their slots or parked attempts count them now.
+# Either way its owner's waiting mark goes: their slots or parked attempts count them now (and
+# an attempt that will not run, stale or cancelled, takes it too: it reached a worker).
 # Returns 'stale' | 'cancelled' | 'wait' | {'ok', value of each source (nil when absent)...}
 CLAIM = (
     PRELUDE
@@ -45,6 +46,7 @@ if verdict then  -- a slot released to this attempt, which will not run, is free
     redis.call('ZREM', parked, this)
     redis.call('HDEL', where, this)
     slots_mark(users, owner, running, parked)
+    redis.call('ZREM', KEYS[14], owner)  -- it reached a worker: no longer on its way
   end
   return verdict
 end

@@ -163,12 +163,13 @@ return {1, run_id}
 """
 )
 
-# KEYS: run, flows, events, done, the owner's parked attempts, flow slots, parked queues and the
-#       users with work ('' for a run without an owner)
+# KEYS: run, flows, events, done, the owner's parked attempts, flow slots, parked queues, the
+#       users with work and the users marked waiting ('' each for a run without an owner)
 # ARGV: channel, maxlen, run_id, control_channel, reason, the owner, the run's flows in plan
 #       order...
 # Its parked attempts leave the owner's parked set and those released to it give their slots
-# back (sent, they would only hold one until their claim).
+# back (sent, they would only hold one until their claim); the owner's waiting mark goes (a run
+# cancelled at once kept halving the others' share for its 10 minutes).
 CANCEL = (
     PRELUDE
     + r"""
@@ -195,7 +196,10 @@ for i = 7, #ARGV do
     redis.call('HINCRBY', run_key, 'unresolved', -1)
   end
 end
-if slots ~= '' then slots_mark(KEYS[8], ARGV[6], slots, parked) end
+if slots ~= '' then
+  slots_mark(KEYS[8], ARGV[6], slots, parked)
+  redis.call('ZREM', KEYS[9], ARGV[6])
+end
 redis.call('PUBLISH', ARGV[4], 'cancel ' .. run_id)
 if tonumber(redis.call('HGET', run_key, 'unresolved')) <= 0 then
   finalize(run_key, done, stream, channel, maxlen, run_id)

@@ -361,8 +361,8 @@ class RedisRuns(LeaseSteps):
         k = self.keys
         keys = [k.run(run_id), k.flows(run_id), k.events(run_id), k.done(run_id)]
         account = ctx.account if ctx else None
-        running, parked, where, _, users, *_ = self.slot_keys(account)
-        keys += [parked, running, where, users]
+        running, parked, where, _, users, _, _, waiting = self.slot_keys(account)
+        keys += [parked, running, where, users, waiting]
         args = [*self._base_args(run_id), k.control_channel, Reason.CANCELLED, account or ""]
         answer = self._cancel(keys=keys, args=[*args, *(ctx.plan.run if ctx else ())])
         return answer.decode() if isinstance(answer, bytes) else str(answer)

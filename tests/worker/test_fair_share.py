@@ -231,6 +231,27 @@ def test_the_waiting_mark_clears_at_the_users_first_claim(runs) -> None:
     assert [claim(runs, "r1", i, "alice") for i in (3, 4)] == ["ok", "ok"]
 
 
+def test_a_run_cancelled_before_its_flows_arrive_takes_its_mark_with_it(runs) -> None:
+    """A probe's submit-and-cancel halved another user's share for the mark's 10 minutes,
+    renewable at will. The cancel ends the mark, and so does its stale message reaching a
+    worker (a mark left by a run cancelled with another still on its way)."""
+    slots = FlowSlots(runs, lambda tasks, countdown: None)
+    worker(runs, "w1", 4)
+    start(runs, "r1", "alice")
+    assert [claim(runs, "r1", i, "alice") for i in range(2)] == ["ok"] * 2
+    start(runs, "r2", "bob")
+    assert slots.share() == (4, 2)
+    assert runs.cancel("r2") == "final"
+    assert slots.share() == (4, 1)
+    assert [claim(runs, "r1", i, "alice") for i in (2, 3)] == ["ok", "ok"]
+    start(runs, "r3", "bob")
+    start(runs, "r4", "bob")
+    runs.client.hset(runs.keys.run("r3"), "cancelled", "1")  # as a cancel racing its claim
+    assert slots.share() == (4, 2)
+    assert claim(runs, "r3", 0, "bob") == "cancelled"
+    assert slots.share() == (4, 1)  # it reached a worker: r4's own flows count bob from now
+
+
 def test_a_waiting_mark_whose_flows_never_arrive_expires(runs, monkeypatch) -> None:
     """Bob's run goes to a queue no worker serves: his mark halves Alice's share only until it
     expires (fair_share.WAITING_MS, short here); then she claims again. Each user's mark
