@@ -93,14 +93,27 @@ def checked_addresses(url: str, allow_private: bool, resolve: bool = True) -> li
     return addresses
 
 
+# ranges Python's `is_global` calls global that are not anyone's public host: IPv6 site-local
+# (deprecated, still routed inside some networks), the IETF's protocol block, the IPv6
+# documentation block of RFC 9637, and SRv6 segment ids
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(n) for n in ("fec0::/10", "192.0.0.0/24", "3fff::/20", "5f00::/16")
+)
+
+
 def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Globally routable unicast: not loopback, private, shared (100.64/10), link-local
-    (169.254/16, where cloud metadata answers), multicast, reserved or unspecified."""
+    (169.254/16, where cloud metadata answers), site-local, multicast, reserved or
+    unspecified."""
     if isinstance(address, ipaddress.IPv6Address):
         inner = _embedded_ipv4(address)
         if inner is not None:  # the IPv4 address it reaches decides
             address = inner
-    return address.is_global and not address.is_multicast
+    return (
+        address.is_global
+        and not address.is_multicast
+        and not any(address in net for net in _NOT_PUBLIC if net.version == address.version)
+    )
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: where a NAT64 gateway routes

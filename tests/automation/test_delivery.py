@@ -148,6 +148,10 @@ def test_the_next_address_is_tried_when_one_refuses(
         "http://[::ffff:0:a9fe:a9fe]/",  # SIIT-translated 169.254.169.254
         "http://localhost/",
         "http://127.0.0.1/",
+        "http://[fec0::1]/",  # site-local: `is_global` in Python, internal on some networks
+        "http://192.0.0.8/",
+        "http://[3fff::1]/",
+        "http://[5f00::1]/",
     ],
 )
 def test_urls_reaching_private_addresses_are_refused_without_naming_the_address(url: str) -> None:
