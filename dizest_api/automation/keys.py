@@ -21,6 +21,8 @@ key                                 type    holds                               
 {p}:hooks:owner:{name}              zset    every hook id the user made, by time        none
 {p}:hooks:calls:{name}              zset    the user's deliveries in flight -> their     the latest
                                             deadline (ms): at most HOOK_CALLS at once   deadline
+{p}:hooks:pending:{name}            zset    the user's deliveries queued -> when they    the latest
+                                            are given up (ms): DIZEST_WEBHOOK_PENDING  deadline
 {p}:run:{run}:notified              string  "1" once a run's end went to its hooks       ttl_s
 {p}:trig:{id}                       hash    trigger: workflow_id, owner, digest,         none
                                             rate_per_min, created_at
@@ -72,6 +74,9 @@ class AutoKeys:
 
     def hook_calls(self, username: str) -> str:
         return f"{self.prefix}:hooks:calls:{username}"
+
+    def hook_pending(self, username: str) -> str:
+        return f"{self.prefix}:hooks:pending:{username}"
 
     def notified(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:notified"

@@ -19,15 +19,17 @@ class AutomationSettings:
     webhook_timeout_s: float = 10.0
     webhook_attempts: int = 6  # the first call and 5 retries
     webhook_backoff_s: float = 10.0  # retry n waits backoff * 2**(n-1)
+    webhook_pending: int = 100  # one user's deliveries queued at once; past it, new ones dropped
     trigger_rate_per_min: int = 60  # default limit of a trigger's calls per minute
     beat_interval_s: float = 5.0  # longest sleep of the scheduler (new schedules seen within it)
     sweep_interval_s: float = 30.0  # how often ended runs whose end event was missed are found
     sweep_window_s: int = 24 * 3600  # how far back the sweep looks
 
     def __post_init__(self) -> None:
-        if self.webhook_attempts < 1 or self.trigger_rate_per_min < 1:
+        if min(self.webhook_attempts, self.trigger_rate_per_min, self.webhook_pending) < 1:
             raise ConfigError(
-                "DIZEST_WEBHOOK_ATTEMPTS and DIZEST_TRIGGER_RATE_PER_MIN must be >= 1"
+                "DIZEST_WEBHOOK_ATTEMPTS, DIZEST_WEBHOOK_PENDING and DIZEST_TRIGGER_RATE_PER_MIN "
+                "must be >= 1"
             )
         positive = (self.webhook_timeout_s, self.webhook_backoff_s, self.beat_interval_s)
         if min(positive) <= 0 or self.sweep_interval_s <= 0 or self.sweep_window_s < 60:

@@ -4,9 +4,12 @@ delivery calls one webhook, retried with exponential backoff.
 One user's hooks cannot hold the beat up (a probe's four slow receivers held every thread of
 it for minutes, and other users' ticks ran late): an attempt takes `webhook_timeout_s` at most,
 all of it counted (`delivery.post`); deliveries go at a lower priority than ticks, so a free
-thread takes a waiting tick first; and one user has at most HOOK_CALLS deliveries in flight
-over every beat (`{p}:hooks:calls:{user}`): another waits, re-sent a moment later, without
-counting as an attempt.
+thread takes a waiting tick first; one user has at most HOOK_CALLS deliveries in flight
+over every beat (`{p}:hooks:calls:{user}`): another waits, re-sent later (1 s, doubling up to
+30 s), without counting as an attempt; and at most DIZEST_WEBHOOK_PENDING deliveries queued
+(`{p}:hooks:pending:{user}`): past it a new one is dropped and says so in its hook's log (a
+probe's 5,000 pending deliveries, each re-sent every second, kept the beat at 70 % of a core
+and delayed other users' deliveries in proportion).
 
 A tick submits through `dizest_worker.client.Client.submit` with the workflow's stored version,
 as the API does, under an idempotency key made of the schedule and the tick's time: a tick
@@ -47,7 +50,8 @@ log = logging.getLogger("dizest.automation")
 
 DELIVERY_PRIORITY = 6  # of 0 (first) to 9: a tick (sent at 0) waiting goes first
 HOOK_CALLS = 2  # one user's deliveries in flight at once, over every beat
-BUSY_WAIT_S = 1.0  # a delivery whose user has HOOK_CALLS in flight is sent again after this
+BUSY_WAIT_S = 1.0  # a delivery whose user has HOOK_CALLS in flight is sent again after this,
+BUSY_WAIT_MAX_S = 30.0  # doubled each time it finds them so, up to this
 
 
 def run_tick(rt: Runtime, schedule_id: str, tick_at: str) -> dict[str, Any]:
@@ -121,21 +125,28 @@ def register(app: Celery) -> None:
 
     @app.task(name=DELIVER, acks_late=True, ignore_result=True)
     def deliver_hook(
-        hook_id: str, payload: dict[str, Any], delivery_id: str, attempt: int = 1
+        hook_id: str, payload: dict[str, Any], delivery_id: str, attempt: int = 1, waited: int = 0
     ) -> None:
         rt = runtime(app)
+        keys = AutoKeys(rt.settings.prefix)
         try:
             hook = rt.hooks.get(hook_id, with_secret=True)
         except HookNotFound:
-            return  # deleted meanwhile: nothing to call
-        again = (hook_id, payload, delivery_id)
-        calls, member = (
-            AutoKeys(rt.settings.prefix).hook_calls(hook.owner),
-            f"{delivery_id}:{attempt}",
-        )
+            return  # deleted meanwhile: nothing to call (its pending place expires)
+        again, pending = (hook_id, payload, delivery_id), keys.hook_pending(hook.owner)
+        if attempt == 1 and waited == 0 and not _admitted(rt, pending, delivery_id):
+            rt.hooks.log(hook_id, {
+                "delivery": delivery_id, "run_id": payload.get("run_id"), "attempt": 0,
+                "at": time.time(), "ok": False,
+                "error": f"dropped: {rt.auto.webhook_pending} deliveries of this user's hooks "
+                "are pending",
+            })  # fmt: skip
+            return
+        calls, member = keys.hook_calls(hook.owner), f"{delivery_id}:{attempt}"
         deadline_ms = int((time.time() + rt.auto.webhook_timeout_s + 5) * 1000)
-        if not take_place(rt.redis, calls, member, deadline_ms, HOOK_CALLS):
-            send_delivery(deliver_hook, again, attempt, BUSY_WAIT_S)  # not an attempt yet
+        if not take_place(rt.redis, calls, member, deadline_ms, HOOK_CALLS):  # not an attempt
+            wait_s = min(BUSY_WAIT_S * 2**waited, BUSY_WAIT_MAX_S)  # yet: sent again, later
+            send_delivery(deliver_hook, again, attempt, wait_s, waited + 1)
             return
         try:
             body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
@@ -149,13 +160,30 @@ def register(app: Celery) -> None:
              "at": time.time(), "ok": ok, **result},
         )  # fmt: skip
         if ok or result.get("permanent") or attempt >= rt.auto.webhook_attempts:
+            rt.redis.zrem(pending, delivery_id)  # done with, one way or the other
             return
         backoff = rt.auto.webhook_backoff_s * 2 ** (attempt - 1)
         send_delivery(deliver_hook, again, attempt + 1, backoff)
 
 
-def send_delivery(task: Any, args: tuple[Any, ...], attempt: int = 1, after_s: float = 0) -> None:
-    """Queue delivery `attempt` of a hook's notice, after `after_s`, behind waiting ticks."""
-    task.apply_async(
-        args, {"attempt": attempt}, countdown=after_s or None, priority=DELIVERY_PRIORITY
+def _admitted(rt: Runtime, pending: str, delivery_id: str) -> bool:
+    """A new delivery counts among its user's pending ones until it is done with (or for as long
+    as its attempts could take at most), unless `webhook_pending` are pending already."""
+    auto = rt.auto
+    longest = auto.webhook_backoff_s * 2**auto.webhook_attempts + auto.webhook_attempts * (
+        auto.webhook_timeout_s + BUSY_WAIT_MAX_S
     )
+    return take_place(
+        rt.redis, pending, delivery_id, int((time.time() + longest) * 1000), auto.webhook_pending
+    )
+
+
+def send_delivery(
+    task: Any, args: tuple[Any, ...], attempt: int = 1, after_s: float = 0, waited: int = 0
+) -> None:
+    """Queue delivery `attempt` of a hook's notice, after `after_s`, behind waiting ticks
+    (`waited`: times it found its user's HOOK_CALLS in flight)."""
+    task.apply_async(
+        args, {"attempt": attempt, "waited": waited}, countdown=after_s or None,
+        priority=DELIVERY_PRIORITY,
+    )  # fmt: skip

@@ -109,3 +109,32 @@ def test_slow_receivers_hold_neither_the_beat_nor_other_users_deliveries(
     for start, _ in slow.values():  # never more than HOOK_CALLS of alice's at once (the
         # tarpit sees a close at its next byte, up to 0.1 s after the client left)
         assert sum(1 for s, e in slow.values() if s <= start < e - 0.2) <= HOOK_CALLS
+
+
+def test_a_users_deliveries_past_the_pending_bound_are_dropped_and_logged(
+    stack: Stack, tarpit: Tarpit
+) -> None:
+    """Six hooks that never answer, at most three deliveries pending: three are tried, three
+    dropped at once, each saying so in its hook's log (a probe's 5,000 pending deliveries, each
+    re-sent every second, kept the beat busy and slowed other users' in proportion)."""
+    alice = stack.api.user("alice")
+    wf = _workflow(stack, alice)
+    hooks = []
+    for i in range(6):
+        answer = stack.api.call("POST", "/hooks", alice, json={"url": tarpit.url(f"/slow/{i}")})
+        assert answer.status_code == 201, answer.json
+        hooks.append(answer.json["id"])
+    stack.start_beat(
+        4, DIZEST_WEBHOOK_TIMEOUT_S="2", DIZEST_WEBHOOK_ATTEMPTS="1", DIZEST_WEBHOOK_PENDING="3"
+    )  # fmt: skip
+    assert stack.api.call("POST", "/runs", alice, json={"workflow_id": wf}).status_code == 201
+
+    def logs() -> list[dict]:
+        found = [stack.api.call("GET", f"/hooks/{h}", alice).json["deliveries"] for h in hooks]
+        return [entry for log in found for entry in log]
+
+    done = wait_for(lambda: (entries := logs()) and len(entries) == 6 and entries, timeout=60)
+    dropped = [e for e in done if e["attempt"] == 0]
+    assert len(dropped) == 3 and all("dropped" in e["error"] for e in dropped)
+    assert sorted(e.get("error") for e in done if e["attempt"] == 1) == ["Timeout"] * 3
+    assert len(tarpit.opened) == 3  # the dropped ones were never called
