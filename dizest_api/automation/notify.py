@@ -71,7 +71,7 @@ class Notifier:
             "workflow_id": info.get("workflow_id"),
             "owner": info["owner"],
             "created_at": _iso(record.get("created_at")),
-            "started_at": _iso(record.get("started_at")),
+            "started_at": _iso(record.get("created_at")),  # as the run's report says it
             "finished_at": _iso(record.get("finished_at")),
         }
         for hook in hooks:

@@ -37,7 +37,7 @@ def test_a_finished_run_calls_its_hooks_signed_and_retries_after_a_500(
     body = payload(second)
     assert body["run_id"] == run_id and body["status"] == "ready"
     assert body["workflow_id"] == wf_id and body["owner"] == "alice"
-    assert body["finished_at"] and body["created_at"]
+    assert body["finished_at"] and body["created_at"] and body["started_at"]  # it was null
     headers = second["headers"]
     assert headers["X-Dizest-Signature"] == signed(hook["secret"], second["body"])
     log = wait_for(
