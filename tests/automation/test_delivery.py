@@ -4,9 +4,9 @@ address called without resolving the name again; and what the URL check refuses.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +15,8 @@ import pytest
 
 from dizest_api.automation import delivery
 from dizest_api.automation.hooks import UrlRefused, check_url, checked_addresses
+from tests.automation.raw_http import raw_server
+from tests.conftest import wait_for
 
 LOCAL = [ipaddress.ip_address("127.0.0.1")]
 
@@ -32,32 +34,19 @@ class RawReceiver:
 
 @pytest.fixture
 def raw_receiver() -> Iterator[Callable[[Callable[[socket.socket, bytes], int]], RawReceiver]]:
-    servers: list[socket.socket] = []
+    with contextlib.ExitStack() as servers:
 
-    def start(answer: Callable[[socket.socket, bytes], int]) -> RawReceiver:
-        server = socket.create_server(("127.0.0.1", 0))
-        servers.append(server)
-        found = RawReceiver(answer, server.getsockname()[1])
+        def start(answer: Callable[[socket.socket, bytes], int]) -> RawReceiver:
+            found = RawReceiver(answer)
 
-        def serve() -> None:
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                with conn:
-                    head = b""
-                    while b"\r\n\r\n" not in head and (piece := conn.recv(65536)):
-                        head += piece
-                    found.heads.append(head)
-                    found.sent.append(found.answer(conn, head))
+            def handle(conn: socket.socket, head: bytes) -> None:
+                found.heads.append(head)
+                found.sent.append(found.answer(conn, head))
 
-        threading.Thread(target=serve, daemon=True).start()
-        return found
+            found.port = servers.enter_context(raw_server(handle))
+            return found
 
-    yield start
-    for server in servers:
-        server.close()
+        yield start
 
 
 def drip(conn: socket.socket, _: bytes) -> int:
@@ -108,10 +97,8 @@ def test_the_answers_body_is_never_read(raw_receiver: Callable[..., RawReceiver]
     such a body with `requests`)."""
     receiver = raw_receiver(endless_body)
     assert delivery.post(f"http://127.0.0.1:{receiver.port}/", LOCAL, b"{}", {}, 10.0) == 200
-    deadline = time.monotonic() + 10
-    while not receiver.sent and time.monotonic() < deadline:  # the receiver sees the close
-        time.sleep(0.01)
-    assert receiver.sent and receiver.sent[0] < 64 << 20  # socket buffers' worth at most
+    wait_for(lambda: receiver.sent, timeout=10)  # the receiver sees the client leave
+    assert receiver.sent[0] < 64 << 20  # socket buffers' worth at most
 
 
 def test_the_checked_address_is_called_under_the_urls_name(

@@ -15,6 +15,7 @@ import pytest
 
 from dizest_api.automation.tasks import HOOK_CALLS
 from tests.automation.conftest import Stack
+from tests.automation.raw_http import raw_server
 from tests.automation.test_beat import _workflow
 from tests.conftest import wait_for
 
@@ -42,42 +43,28 @@ class Tarpit:
 @pytest.fixture
 def tarpit() -> Iterator[Tarpit]:
     found = Tarpit()
-    server = socket.create_server(("127.0.0.1", 0), backlog=64)
-    found.port = server.getsockname()[1]
 
-    def answer(conn: socket.socket) -> None:
-        with conn:
-            head = b""
-            while b"\r\n\r\n" not in head and (piece := conn.recv(65536)):
-                head += piece
-            path = head.split(b" ")[1].decode() if head.count(b" ") >= 2 else "?"
-            with found.lock:
-                found.opened[path] = time.monotonic()
-            try:
-                if not path.startswith("/slow"):
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    return
-                conn.sendall(b"HTTP/1.1 200 OK\r\nX-A: ")
-                while True:
-                    conn.sendall(b"a")
-                    time.sleep(0.1)  # the hostile receiver's pace, not a wait in the test
-            except OSError:
-                pass
-            finally:
-                with found.lock:
-                    found.closed[path] = time.monotonic()
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
+    def answer(conn: socket.socket, head: bytes) -> None:
+        path = head.split(b" ")[1].decode() if head.count(b" ") >= 2 else "?"
+        with found.lock:
+            found.opened[path] = time.monotonic()
+        try:
+            if not path.startswith("/slow"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                 return
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-A: ")
+            while True:
+                conn.sendall(b"a")
+                time.sleep(0.1)  # the hostile receiver's pace, not a wait in the test
+        except OSError:
+            pass
+        finally:
+            with found.lock:
+                found.closed[path] = time.monotonic()
 
-    threading.Thread(target=serve, daemon=True).start()
-    yield found
-    server.close()
+    with raw_server(answer) as port:
+        found.port = port
+        yield found
 
 
 def test_slow_receivers_hold_neither_the_beat_nor_other_users_deliveries(
