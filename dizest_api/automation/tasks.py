@@ -38,7 +38,6 @@ from dizest_api.automation.hooks import (
     checked_addresses,
     sign,
 )
-from dizest_api.automation.keys import AutoKeys
 from dizest_api.automation.runtime import Runtime, runtime
 from dizest_api.automation.schedules import ScheduleNotFound
 from dizest_api.data.library import WorkflowNotFound
@@ -128,7 +127,7 @@ def register(app: Celery) -> None:
         hook_id: str, payload: dict[str, Any], delivery_id: str, attempt: int = 1, waited: int = 0
     ) -> None:
         rt = runtime(app)
-        keys = AutoKeys(rt.settings.prefix)
+        keys = rt.hooks.keys
         try:
             hook = rt.hooks.get(hook_id, with_secret=True)
         except HookNotFound:

@@ -4,6 +4,7 @@ triggers start read no drive at all (docs/files.md says they read their owner's)
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -19,8 +20,6 @@ PKG = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
 
 
 def drive_of(api: Api, run_id: str) -> Any:
-    import json
-
     return json.loads(api.services.client.record(run_id)["drive"])
 
 
