@@ -7,7 +7,8 @@ Invariants:
   resolves symlinks and refuses anything outside the user's root: one rule for flows and for the
   API. A refused path stores nothing.
 - A file reaches its final name only whole: it is written to `<drive_root>/.partial/` first
-  (outside every user's drive, so never listed nor read by a run) and renamed in once complete.
+  (outside every user's drive, so never listed nor read by a run) and renamed in once complete;
+  one a crash left there is deleted at start-up (`dizest_api.partials`).
 - Usage counts every entry against the files quota (a file, a folder and a link count one each)
   and the bytes of files against the bytes quota, plus what the user attached to runs that still
   hold it (`attached`, see `dizest_api.attachments`). It is measured on disk by a walk that skips
@@ -51,6 +52,7 @@ from dizest_api.drive_rules import (
     clean,
     fits_below,
 )
+from dizest_api.partials import PARTIAL, partial_file
 from dizest_core.diskguard import free_mb
 from dizest_core.drive import Drive, DriveError
 from dizest_core.tree import remove_alone, remove_tree, walk
@@ -58,7 +60,7 @@ from dizest_core.tree import remove_alone, remove_tree, walk
 CHUNK = 1 << 20
 MB = 1 << 20
 RESERVE_EVERY = 8 << 20  # an upload looks at the disk reserve again each time it passes this
-PARTIAL, LOCKS = ".partial", ".locks"  # beside the users' drives (and ATTACHED)
+LOCKS = ".locks"  # beside the users' drives (and ATTACHED, PARTIAL)
 REMOVED = ".removed."  # `<user>.removed.<hex>` in PARTIAL: a drive being deleted
 log = logging.getLogger("dizest.api")
 
@@ -175,10 +177,9 @@ class UserDrive:
         self.keep_reserve(self.base)
         replaced = os.path.getsize(target) if os.path.isfile(target) else 0
         room = self.quota_bytes - self.usage().bytes + replaced  # an upload stops past it
-        partial = self._partial()
-        try:
+        with partial_file(self.base, self.username) as (partial, fd):
             size = _copy(
-                stream, partial, min(limit, room), lambda: self.keep_reserve(self.base),
+                stream, fd, min(limit, room), lambda: self.keep_reserve(self.base),
                 None if room >= limit else QuotaBytes(
                     f"your drive quota is {self.quota_bytes} bytes; {max(0, room)} are free",
                     {"free": max(0, room), "quota_bytes": self.quota_bytes},
@@ -195,9 +196,6 @@ class UserDrive:
                 self.keep_reserve(self.base)  # with the upload on disk
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.replace(partial, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(partial)
         return self.entry(target)
 
     def mkdir(self, path: str) -> dict[str, Any]:
@@ -261,11 +259,6 @@ class UserDrive:
             raise DiskFull("the server's disk is nearly full; retry later", details)
 
     # -- internals --------------------------------------------------------------------
-    def _partial(self) -> str:
-        folder = os.path.join(self.base, PARTIAL)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        return os.path.join(folder, f"{self.username}.{secrets.token_hex(8)}")
-
     def locked(self) -> contextlib.AbstractContextManager[None]:
         """This user's drive lock, across threads and processes (flock on an open file)."""
         return _locked(self.base, self.username)
@@ -365,13 +358,13 @@ def _locked(base: str, username: str) -> Iterator[None]:
 
 
 def _copy(
-    stream: IO[bytes], path: str, limit: int, check: Callable[[], None], over: Exception | None
+    stream: IO[bytes], fd: int, limit: int, check: Callable[[], None], over: Exception | None
 ) -> int:
-    """Copy `stream` to a new file at `path`; past `limit` bytes, `over` (TooLarge if None) is
-    raised; `check()` (the disk reserve) every RESERVE_EVERY bytes: parallel uploads must not
+    """Copy `stream` to the new file open at `fd`; past `limit` bytes, `over` (TooLarge if None)
+    is raised; `check()` (the disk reserve) every RESERVE_EVERY bytes: parallel uploads must not
     take the disk past its reserve before their ends are checked (a probe's four did)."""
     size = 0
-    with open(path, "xb") as out:
+    with open(fd, "wb", closefd=False) as out:
         while chunk := stream.read(CHUNK):
             size += len(chunk)
             if size > limit:
@@ -379,5 +372,4 @@ def _copy(
             if size // RESERVE_EVERY != (size - len(chunk)) // RESERVE_EVERY:
                 check()
             out.write(chunk)
-    os.chmod(path, 0o644)
     return size

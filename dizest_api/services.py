@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import current_app
 
+from dizest_api import partials
 from dizest_api.data.accounts import Accounts
 from dizest_api.data.library import Library
 from dizest_api.drives import finish_removals
@@ -25,8 +26,10 @@ class Services:
 
     def bootstrap(self) -> str | None:
         """Create the first admin if there is none; return its generated password, if any.
-        Also finish deleting the drives of removed users that a crash left half deleted."""
+        Also finish deleting the drives of removed users that a crash left half deleted, and
+        delete the half-written uploads a crash left."""
         finish_removals(self.settings.worker.drive_root)
+        partials.sweep(self.settings.worker.drive_root)
         return self.accounts.ensure_admin(self.settings.admin_password)
 
 
