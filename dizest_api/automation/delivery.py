@@ -8,6 +8,9 @@ read rather than the attempt (a receiver sending one byte every 3 s held a beat 
 ticks ran late), and reads the whole body (a 1.5 GB answer took the beat to 2.5 GB). Here the
 checked address is the one connected to (TLS still verifies the certificate for the host's
 name), a timer shuts the connection down at the deadline, and no byte of the body is read.
+
+The name is resolved within the same deadline (`within`): a name server that never answers
+would otherwise hold the attempt past it, and past its user's in-flight place (see `tasks`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
 
 
 class DeadlinePassed(OSError):
@@ -68,6 +73,30 @@ def post(
         timer.cancel()
         with contextlib.suppress(OSError):
             sock[0].close()
+
+
+def within(call: Callable[[], T], timeout_s: float) -> T:
+    """`call()`'s result (or its exception) if it ends within `timeout_s`, else DeadlinePassed.
+    For a call that cannot be interrupted (the system resolver): it goes on in a daemon thread,
+    until the resolver's own timeouts end it, but the attempt no longer waits for it."""
+    done: list[tuple[bool, object]] = []
+    thread = threading.Thread(target=lambda: done.append(_outcome(call)), daemon=True)
+    thread.start()
+    thread.join(max(0.0, timeout_s))
+    if not done:
+        raise DeadlinePassed(f"no answer within {timeout_s:g} s")
+    ok, value = done[0]
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]
+
+
+def _outcome(call: Callable[[], object]) -> tuple[bool, object]:
+    try:
+        return True, call()
+    except Exception as exc:  # raised again in the caller's thread
+        return False, exc
 
 
 def _connect(addresses: Sequence[Address], port: int, deadline: float) -> socket.socket:

@@ -103,9 +103,15 @@ def post(rt: Runtime, hook: Hook, body: bytes, delivery_id: str) -> dict[str, An
         "X-Dizest-Delivery": delivery_id,
         SIGNATURE_HEADER: sign(hook.secret, body),
     }
+    timeout_s = rt.auto.webhook_timeout_s
     try:  # the name may resolve elsewhere now: checked again, and the checked address called
-        addresses = checked_addresses(hook.url, rt.auto.webhook_allow_private)
-        status = delivery.post(hook.url, addresses, body, headers, rt.auto.webhook_timeout_s)
+        addresses = delivery.within(  # the name's resolution counts in the attempt's deadline
+            lambda: checked_addresses(hook.url, rt.auto.webhook_allow_private), timeout_s
+        )
+        left = timeout_s - (time.monotonic() - started)
+        if left <= 0:
+            raise delivery.DeadlinePassed(f"no answer within {timeout_s:g} s")
+        status = delivery.post(hook.url, addresses, body, headers, left)
         result: dict[str, Any] = {"status_code": status}  # a redirect is an answer, not followed
     except UrlRefused as exc:
         result = {"error": str(exc), "permanent": True}

@@ -7,14 +7,17 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from dizest_api.automation import delivery
-from dizest_api.automation.hooks import UrlRefused, check_url, checked_addresses
+from dizest_api.automation import delivery, tasks
+from dizest_api.automation.hooks import Hook, UrlRefused, check_url, checked_addresses
 from tests.automation.raw_http import raw_server
 from tests.conftest import wait_for
 
@@ -155,3 +158,35 @@ def test_allowing_private_addresses_still_checks_the_form_and_resolves_for_deliv
     assert ipaddress.ip_address("127.0.0.1") in checked_addresses("http://localhost:9/", True)
     with pytest.raises(UrlRefused):
         check_url("ftp://localhost/", allow_private=True)
+
+
+def test_a_name_server_that_never_answers_is_within_the_attempts_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The name was resolved before the deadline began, for as long as the name server took: a
+    hostile one held the attempt, and its user's in-flight place, past its timeout. The system
+    resolver is held here (the machine's name server cannot be made to stall)."""
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def stalled(host: Any, *args: Any, **kw: Any) -> Any:
+        if host == "stalled.example":
+            released.wait(30)
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", stalled)
+    rt = SimpleNamespace(auto=SimpleNamespace(webhook_timeout_s=0.5, webhook_allow_private=False))
+    hook = Hook("h1", "http://stalled.example/x", "alice", None, 0.0, "secret")
+    started = time.monotonic()
+    try:
+        result = tasks.post(rt, hook, b"{}", "d1")  # type: ignore[arg-type]
+    finally:
+        released.set()
+    assert result["error"] == "Timeout"
+    assert 0.5 <= time.monotonic() - started < 1.5
+
+
+def test_within_gives_the_calls_result_or_its_error() -> None:
+    assert delivery.within(lambda: 42, 5.0) == 42
+    with pytest.raises(UrlRefused, match="nope"):
+        delivery.within(lambda: (_ for _ in ()).throw(UrlRefused("nope", "u")), 5.0)
