@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 from celery import Celery
 
-from dizest_worker import broker_fix
+from dizest_worker import broker_client, broker_fix
 from dizest_worker.messages import PRIORITY_LEVELS, RUN_FLOW, Enqueue, FlowTask, chunked
 from dizest_worker.settings import WorkerSettings
 
@@ -34,8 +34,10 @@ TRANSPORT_OPTIONS = {"priority_steps": list(range(PRIORITY_LEVELS))}
 def base_celery(name: str, settings: WorkerSettings) -> Celery:
     """A Celery app on `settings`' broker with what every dizest Celery process shares (the flow
     workers' and `dizest beat`'s): the kombu fix installed, late acks, reject on worker loss,
-    prefetch 1, JSON only, no results, reconnect forever, our own logging."""
+    prefetch 1, JSON only, no results, reconnect forever, our own logging; one Redis client per
+    kombu channel (`broker_client`)."""
     broker_fix.install()
+    broker_client.install()
     app = Celery(name, broker=settings.redis_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
