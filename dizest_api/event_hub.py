@@ -14,7 +14,9 @@ are waiting at once and fans them out, per run:
   overflows is dropped (its stream ends; it resumes with Last-Event-ID / `?after=`).
 
 Whenever the hub (re)subscribes, it queues RESYNC to every queued client and has every owned one
-caught up from its run's stream; once a run's channel is subscribed, the same for that run's. `shutdown()` (on SIGTERM, see gunicorn_app.py) ends every stream
+caught up from its run's stream; once a run's channel is subscribed, the same for that run's.
+A run whose events come faster than the hub hands them on is caught up from its stream the same
+way while it floods, so the other runs' events are not held up behind its (`dizest_api.floods`). `shutdown()` (on SIGTERM, see gunicorn_app.py) ends every stream
 at once, cleanly: clients resume with Last-Event-ID on another process instead of being cut when
 the graceful timeout runs out. Limits: `max_clients` streams in all, `max_threads` of them
 holding a thread (the rest of the server's threads stay free for ordinary requests); one over
@@ -35,91 +37,38 @@ import logging
 import queue
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from flask import Flask
 
 from dizest_api import handover
-from dizest_api.errors import ApiError
+from dizest_api.floods import Floods
 from dizest_api.run_channels import RunChannels
 from dizest_api.sse_frames import chunk, sse_frame, stream_key
-from dizest_api.stream_owner import OwnedStreams, RunFeed, Stream
+from dizest_api.stream_leases import (
+    Held,
+    Lease,
+    Subscription,
+    TooManyOfYourStreams,
+    TooManyStreams,
+    streams_per_user,
+)
+from dizest_api.stream_owner import OwnedStreams, RunFeed
 from dizest_core.events import Event
 from dizest_worker.client import run_channel
 
 __all__ = ["CLOSING", "RESYNC", "EventHub", "Subscription", "chunk", "hub_for", "sse_frame"]
-__all__ += ["Held", "Lease", "stream_key"]
+__all__ += ["Held", "Lease", "TooManyOfYourStreams", "TooManyStreams", "stream_key"]
+__all__ += ["streams_per_user"]
 
 log = logging.getLogger("dizest.api.streaming")  # the name the logs have always used
 
 RESYNC: Any = object()  # queued to every client after the hub (re)subscribed: catch up
 CLOSING: Any = object()  # queued to every client when the process stops: end the stream
-
-
-class TooManyStreams(ApiError):
-    status, code = 503, "too_many_streams"
-
-
-class TooManyOfYourStreams(ApiError):
-    status, code = 429, "too_many_streams"
-
-
-def streams_per_user(max_clients: int) -> int:
-    """One user's share of a process's streams: a tenth, at least 8."""
-    return max(8, max_clients // 10)
-
-
-@dataclass(eq=False)
-class Subscription:
-    run_id: str
-    queue: queue.Queue[Any]
-    dropped: bool = False
-
-
-@dataclass(eq=False)
-class Lease:
-    """One stream's place among its user's (`EventHub.admit`)."""
-
-    user: str | None
-    sock: socket.socket | None = None  # the socket the hub may take over (`own`)
-    threaded: bool = False  # the stream holds a server thread for its life
-    stream: Stream | None = None  # the owned stream, once it has been
-    released: bool = False
-
-    def alive(self) -> bool:
-        return not self.released and (self.stream is None or not self.stream.gone)
-
-
-T = TypeVar("T")
-
-
-class Held(Iterator[T], Generic[T]):
-    """A stream's events holding its lease: closing them (the stream ended, was refused or
-    never started) gives the place back, unless the hub owns the stream by then."""
-
-    def __init__(self, hub: EventHub, lease: Lease, events: Iterator[T]) -> None:
-        self.hub, self.lease, self._events = hub, lease, events
-        self._closed = False
-
-    def __iter__(self) -> Held[T]:
-        return self
-
-    def __next__(self) -> T:
-        return next(self._events)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            close = getattr(self._events, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self.hub.release(self.lease)
 
 
 class EventHub:
@@ -151,6 +100,7 @@ class EventHub:
         self._subs: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
         self.owned = OwnedStreams(self._lock, queue_size, heartbeat_s)
+        self.floods = Floods()  # the pubsub thread's
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.ready = threading.Event()
@@ -342,21 +292,36 @@ class EventHub:
                     del self._subs[run]
 
     def _dispatch(self, raw: str) -> None:
-        self._dispatch_all([raw])
+        """One message, as if read alone (tests)."""
+        self._dispatch_all([(str(json.loads(raw).get("run_id")), raw)])
 
-    def _dispatch_all(self, raws: list[str]) -> None:
-        if not raws:
-            return
+    def _dispatch_all(self, items: list[tuple[str, str]]) -> None:
+        """One read's messages, (run, raw), in Redis's order; a flooding run's are not decoded:
+        its streams catch up from its stream instead (`dizest_api.floods`)."""
+        now = time.monotonic()
+        counts = Counter(run for run, _ in items)
+        flooding, ended = self.floods.note(counts, now)
         by_run: dict[str, list[Event]] = {}
-        for raw in raws:
+        for run, raw in items:
+            if run in flooding:
+                continue
             try:
                 event = Event.from_dict(json.loads(raw))
             except (ValueError, KeyError, TypeError):
                 log.warning("unreadable event on %s: %.200s", self.channel, raw)
                 continue
             by_run.setdefault(event.run_id, []).append(event)
+        if not (by_run or ended or counts):
+            return
         frames: dict[str, bytes] = {}
         with self._lock:
+            for run in ended:  # live again once what was skipped is caught up
+                self.owned.resync([run])
+                self._broadcast(RESYNC, [run])
+            for run in flooding.intersection(counts):
+                self.owned.resync([run])
+                if self.floods.tell(run, now):
+                    self._broadcast(RESYNC, [run])
             for run_id, events in by_run.items():
                 self.owned.deliver(run_id, events, frames)
                 subs = self._subs.get(run_id)

@@ -14,8 +14,9 @@ unsubscribed). Callbacks, all from that thread:
   it was not is lost: every stream must catch up from its run's stream.
 - `on_subscribed(run_id)`: the run's channel is now subscribed; what was published on it before
   is in the run's stream only: its streams, which replayed meanwhile, must catch up.
-- `on_events(raws)`: messages of subscribed runs as one batch, in the order Redis sent them
-  (a confirmation always comes after the messages received before it).
+- `on_events(items)`: messages of subscribed runs as one batch of (run, message), in the order
+  Redis sent them (a confirmation always comes after the messages received before it); also
+  called with none after a read that found nothing (the hub's floods end on time).
 - `on_lost()`: the connection failed; it is made again after a short wait.
 """
 
@@ -48,7 +49,7 @@ class RunChannels:
         run_channel: Callable[[str], str],
         wanted: Callable[[], set[str]],
         on_subscribed: Callable[[str | None], None],
-        on_events: Callable[[list[str]], None],
+        on_events: Callable[[list[tuple[str, str]]], None],
         on_lost: Callable[[], None],
     ) -> None:
         self.redis_url, self.base, self.run_channel = redis_url, base, run_channel
@@ -110,7 +111,7 @@ class RunChannels:
     def _read(self, pubsub: redis.client.PubSub, runs: dict[str, str]) -> None:
         """What has arrived (waiting up to IDLE_S for something, or a wake-up), as batches."""
         self._wait(pubsub)
-        raws: list[str] = []
+        raws: list[tuple[str, str]] = []
         message = waiting(pubsub)
         while message is not None:
             kind, channel = message["type"], message["channel"]
@@ -122,7 +123,7 @@ class RunChannels:
                 elif channel in runs:
                     self.on_subscribed(runs[channel])
             elif kind == "message" and channel in runs:
-                raws.append(message["data"])
+                raws.append((runs[channel], message["data"]))
             # whatever else is waiting, as one batch: one send per client
             message = waiting(pubsub) if len(raws) < BATCH else None
         self.on_events(raws)

@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from dizest_api.event_hub import EventHub
+from dizest_api.sse_frames import stream_key
 from dizest_api.stream_owner import CATCH_UP_TRIES
 from dizest_core.events import Event
 from tests.api.test_streaming import (
@@ -47,19 +48,36 @@ def handed(hub: EventHub, n: int, runs: Any = None) -> list[tuple[socket.socket,
     return pairs
 
 
-def publish(hub: EventHub, numbers: range, final_at: int | None = None) -> None:
+class StreamedRuns(QuietRuns):
+    """Run r1 whose stream holds every event `publish` sent it, as a worker's emit does (the
+    stream first, then the channel): what the hub catches a flooding run up from."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
+        key = stream_key(after) if after is not None else (-1, -1)
+        return [e for e in self.events if stream_key(e.id) > key][:count]
+
+
+def publish(hub: EventHub, numbers: range, final_at: int | None = None, runs: Any = None) -> None:
     publisher, channel = redis.Redis.from_url(hub.redis_url), subscribed(hub)
     try:
         for i in numbers:
-            publisher.publish(channel, live_event(i, final=i == final_at))
+            raw = live_event(i, final=i == final_at)
+            if isinstance(runs, StreamedRuns):
+                runs.events.append(Event.from_dict(json.loads(raw)))
+            publisher.publish(channel, raw)
     finally:
         publisher.close()
 
 
 def test_many_clients_get_every_event_once_in_order(hub: EventHub) -> None:
     """Published on the real channel as fast as Redis takes them: the hub reads them in
-    batches, frames each once and sends each client the same bytes."""
-    pairs = handed(hub, 200)
+    batches, frames each once and sends each client the same bytes (or, where a batch holds
+    a flood of them, catches the clients up from the run's stream)."""
+    runs = StreamedRuns()
+    pairs = handed(hub, 200, runs)
     results: list[bytes] = [b""] * len(pairs)
 
     def reader(i: int) -> None:
@@ -69,7 +87,7 @@ def test_many_clients_get_every_event_once_in_order(hub: EventHub) -> None:
     try:
         for thread in readers:
             thread.start()
-        publish(hub, range(1, 1001), final_at=1000)
+        publish(hub, range(1, 1001), final_at=1000, runs=runs)
         for thread in readers:
             thread.join(timeout=30)
         for received in results:

@@ -1,0 +1,80 @@
+"""A stream's place among a process's and its user's streams (`EventHub.admit`), and the
+errors of a stream refused for want of one.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from dizest_api.errors import ApiError
+from dizest_api.stream_owner import Stream
+
+if TYPE_CHECKING:
+    from dizest_api.event_hub import EventHub
+
+
+class TooManyStreams(ApiError):
+    status, code = 503, "too_many_streams"
+
+
+class TooManyOfYourStreams(ApiError):
+    status, code = 429, "too_many_streams"
+
+
+def streams_per_user(max_clients: int) -> int:
+    """One user's share of a process's streams: a tenth, at least 8."""
+    return max(8, max_clients // 10)
+
+
+@dataclass(eq=False)
+class Subscription:
+    run_id: str
+    queue: queue.Queue[Any]
+    dropped: bool = False
+
+
+@dataclass(eq=False)
+class Lease:
+    """One stream's place among its user's (`EventHub.admit`)."""
+
+    user: str | None
+    sock: socket.socket | None = None  # the socket the hub may take over (`own`)
+    threaded: bool = False  # the stream holds a server thread for its life
+    stream: Stream | None = None  # the owned stream, once it has been
+    released: bool = False
+
+    def alive(self) -> bool:
+        return not self.released and (self.stream is None or not self.stream.gone)
+
+
+T = TypeVar("T")
+
+
+class Held(Iterator[T], Generic[T]):
+    """A stream's events holding its lease: closing them (the stream ended, was refused or
+    never started) gives the place back, unless the hub owns the stream by then."""
+
+    def __init__(self, hub: EventHub, lease: Lease, events: Iterator[T]) -> None:
+        self.hub, self.lease, self._events = hub, lease, events
+        self._closed = False
+
+    def __iter__(self) -> Held[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._events)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.hub.release(self.lease)

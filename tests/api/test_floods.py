@@ -1,0 +1,120 @@
+"""A run whose events come faster than the event hub hands them on (dizest_api.floods): its
+events are caught up from its stream, every one once and in order, while the other runs' go
+on live; it leaves flood mode once quiet, without losing what came meanwhile. The hub's real
+pubsub connection on real Redis; the hub's thread held (its lock) while a flood is published,
+so the flood waits in one read as it does when the hub falls behind."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from dizest_api.event_hub import EventHub
+from dizest_api.floods import FLOOD_BATCH
+from dizest_api.handover import HandedOver
+from dizest_api.streaming import follow
+from dizest_core.events import Event
+from dizest_worker.client import run_channel
+from tests.api.test_stream_owner import StreamedRuns
+from tests.api.test_streaming import (
+    chunk,
+    event_numbers,
+    live_event,
+    read_all,
+    sse_frame,
+    subscribed,
+)
+from tests.conftest import wait_for
+from tests.worker.conftest import redis_url  # noqa: F401
+
+FLOOD = 3 * FLOOD_BATCH
+
+
+class CountedRuns(StreamedRuns):
+    """StreamedRuns of any run id, counting the reads of its stream after a start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
+        self.reads += 1
+        return super().event_batch(run_id, after, count)
+
+
+@pytest.fixture
+def hub(redis_url: str) -> Iterator[EventHub]:  # noqa: F811
+    made = EventHub(redis_url, f"floodtest:{uuid.uuid4().hex}", queue_size=100, heartbeat_s=5)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def owned(hub: EventHub, runs: Any, run_id: str) -> socket.socket:
+    """A stream of `run_id` handed to the hub, as a request would; the client's end."""
+    ours, theirs = socket.socketpair()
+    try:
+        for event in follow(hub, runs, run_id, None, 0.05, sock=ours):
+            ours.sendall(chunk(b": heartbeat\n\n" if event is None else sse_frame(event)))
+    except HandedOver:
+        return theirs
+    raise AssertionError("the stream was not handed over")
+
+
+def publish(hub: EventHub, items: list[tuple[str, int, bool]], feeds: dict[str, Any]) -> None:
+    """(run, number, final) events, in that order, each in its run's stream first (the runs'
+    channels are subscribed by now)."""
+    publisher = redis.Redis.from_url(hub.redis_url)
+    channels = {run: run_channel(hub.channel, run) for run in feeds}
+    try:
+        pipe = publisher.pipeline(transaction=False)
+        for run, i, final in items:
+            raw = live_event(i, final=final, run_id=run)
+            feeds[run].events.append(Event.from_dict(json.loads(raw)))
+            pipe.publish(channels[run], raw)
+        pipe.execute()
+    finally:
+        publisher.close()
+
+
+def test_a_flooding_run_is_caught_up_from_its_stream_and_the_others_stay_live(
+    hub: EventHub,
+) -> None:
+    flood, quiet = CountedRuns(), CountedRuns()
+    feeds = {"r1": flood, "r2": quiet}
+    flooded = [owned(hub, flood, "r1") for _ in range(2)]
+    other = owned(hub, quiet, "r2")
+    threaded: list[Event | None] = []
+    reader = threading.Thread(
+        target=lambda: threaded.extend(e for e in follow(hub, flood, "r1", None, 30.0) if e),
+        daemon=True,
+    )
+    reader.start()
+    wait_for(lambda: hub.clients() == 4)
+    for run in feeds:
+        subscribed(hub, run)
+    reads, quiet_reads = flood.reads, quiet.reads
+    with hub._lock:  # the hub's thread stops at its next batch; the flood waits in Redis
+        publish(hub, [("r1", i, False) for i in range(1, FLOOD + 1)] + [("r2", 1, True)], feeds)
+    assert event_numbers(read_all(other)) == [1]  # the quiet run's event, live
+    assert hub.floods.started == 1 and quiet.reads == quiet_reads  # r2's came live
+    wait_for(lambda: flood.reads > reads)  # its clients are caught up from its stream
+    # at once, still flooding: these are skipped live, and the threaded stream, told to catch
+    # up less often, gets them when the run leaves flood mode (it would wait 30 s otherwise)
+    publish(hub, [("r1", i, False) for i in range(FLOOD + 1, FLOOD + 6)], feeds)
+    wait_for(lambda: "r1" not in hub.floods.until, timeout=10)  # quiet for QUIET_S: live again
+    publish(hub, [("r1", i, i == FLOOD + 10) for i in range(FLOOD + 6, FLOOD + 11)], feeds)
+    wanted = list(range(1, FLOOD + 11))
+    for client in flooded:
+        assert event_numbers(read_all(client)) == wanted  # every one once, in order
+    reader.join(15)
+    assert [int(str(e.id).split("-")[0]) for e in threaded if e is not None] == wanted
+    assert hub.floods.started == 1
