@@ -196,7 +196,7 @@ class UserDrive:
                 self.keep_reserve(self.base)  # with the upload on disk
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 os.replace(partial, target)
-        return self.entry(target)
+                return self.entry(target)  # under the lock: the drive may go right after it
 
     def mkdir(self, path: str) -> dict[str, Any]:
         rel = clean(path)
@@ -206,7 +206,7 @@ class UserDrive:
             if os.path.exists(target) and not os.path.isdir(target):
                 raise PathConflict(f"{path!r} is a file", {"path": path})
             self._make_parents(rel, target)
-        return self.entry(target)
+            return self.entry(target)
 
     def move(self, src: str, dst: str) -> dict[str, Any]:
         rel = clean(dst)
@@ -222,7 +222,7 @@ class UserDrive:
             fits_below(rel, _extent(source), dst)
             self._make_parents(os.path.dirname(rel), os.path.dirname(target))
             os.rename(source, target)
-        return self.entry(target)
+            return self.entry(target)
 
     def delete(self, path: str) -> None:
         rel = clean(path)

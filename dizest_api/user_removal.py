@@ -16,7 +16,10 @@
    file, a hook) when 2 is over. So every write request, once its view is done, looks whether
    its user is retired and, if so, clears again (`clear_late`, the app's teardown hook). Its
    look comes after its writes: it sees the retirement, or the retirement came after its writes
-   and so did the removal's own clearing.
+   and so did the removal's own clearing. For that, a clearing takes out of the user's indexes
+   (their workflows, their hooks) only the ids it listed, never a whole index: one that deleted
+   the index after listing it would unlist what a request wrote in between, and that request's
+   own clearing, listing after, would miss it.
 
 Runs are left to expire with their TTL (admins still see them); their files go with them.
 """
@@ -115,9 +118,24 @@ def clear(stores: Stores, username: str) -> str | None:
     for sched in auto.schedules.find(owner=username):
         with contextlib.suppress(ScheduleNotFound):
             auto.schedules.delete(sched.id)
-    for hook in auto.hooks.owned(username):
-        with contextlib.suppress(HookNotFound):
-            auto.hooks.delete(hook.id)
-    redis.delete(auto.hooks.keys.user_hooks(username), auto.hooks.keys.owned_hooks(username))
+    clear_hooks(auto, username)
     stores.library.delete_owned_by(username)
     return remove_drive(stores.drive_root, username)
+
+
+def clear_hooks(auto: Automation, username: str) -> None:
+    """Delete the hooks `username` made. Only the ids listed leave their indexes, never the
+    indexes whole: a hook a request of theirs makes meanwhile stays listed for that request's
+    own clearing (or it would be kept, unlisted, under the name)."""
+    redis, keys = auto.hooks.redis, auto.hooks.keys
+    owned = redis.zrange(keys.owned_hooks(username), 0, -1)
+    for_runs = redis.smembers(keys.user_hooks(username))
+    for hook_id in sorted({*owned, *for_runs}):
+        with contextlib.suppress(HookNotFound):
+            auto.hooks.delete(hook_id)
+    pipe = redis.pipeline()  # stale ids (their hook gone)
+    if owned:
+        pipe.zrem(keys.owned_hooks(username), *owned)
+    if for_runs:
+        pipe.srem(keys.user_hooks(username), *for_runs)
+    pipe.execute()

@@ -217,17 +217,23 @@ class Library:
         self.redis.transaction(remove, meta, grants_key, versions)
 
     def delete_owned_by(self, username: str) -> None:
-        """Delete every workflow of a user (when the user is removed), and their grants."""
-        for wf_id in self.redis.zrange(self.keys.user_workflows(username), 0, -1):
+        """Delete every workflow of a user (when the user is removed), and their grants. Only
+        the ids it listed leave the user's indexes, never the indexes whole: a workflow a
+        request of theirs creates meanwhile stays listed for that request's own clearing."""
+        owned_key, shared_key = self.keys.user_workflows(username), self.keys.user_shared(username)
+        owned = self.redis.zrange(owned_key, 0, -1)
+        for wf_id in owned:
             with contextlib.suppress(WorkflowNotFound):  # deleted meanwhile
                 self.delete(wf_id)
-        for wf_id in self.redis.zrange(self.keys.user_shared(username), 0, -1):
+        shared = self.redis.zrange(shared_key, 0, -1)
+        for wf_id in shared:
             self.redis.hdel(self.keys.workflow_grants(wf_id), username)
-        self.redis.delete(
-            self.keys.user_workflows(username),
-            self.keys.user_shared(username),
-            self.keys.user_library(username),
-        )
+        pipe = self.redis.pipeline()
+        for key, ids in ((owned_key, owned), (shared_key, shared)):
+            if ids:  # stale ids too (their workflow gone)
+                pipe.zrem(key, *ids)
+        pipe.delete(self.keys.user_library(username))  # a count: the next save counts anew
+        pipe.execute()
 
     def usage(self, username: str) -> dict[str, int]:
         """What `username`'s workflows hold against the limits (bytes counted if not yet)."""
