@@ -311,17 +311,17 @@ class EventHub:
                 log.warning("unreadable event on %s: %.200s", self.channel, raw)
                 continue
             by_run.setdefault(event.run_id, []).append(event)
-        if not (by_run or ended or counts):
+        skipped = flooding.intersection(counts)
+        told = self.floods.tell(skipped, now)
+        if not (by_run or ended or skipped or told):
             return
         frames: dict[str, bytes] = {}
         with self._lock:
             for run in ended:  # live again once what was skipped is caught up
                 self.owned.resync([run])
                 self._broadcast(RESYNC, [run])
-            for run in flooding.intersection(counts):
-                self.owned.resync([run])
-                if self.floods.tell(run, now):
-                    self._broadcast(RESYNC, [run])
+            self.owned.resync(skipped)
+            self._broadcast(RESYNC, told)
             for run_id, events in by_run.items():
                 self.owned.deliver(run_id, events, frames)
                 subs = self._subs.get(run_id)

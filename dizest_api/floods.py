@@ -18,9 +18,11 @@ events to its watchers, as it does to a replay).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-FLOOD_BATCH = 100  # one run's events waiting at once in one read: the hub is behind on it
+# one run's events waiting at once in one read: the hub is behind on it (below what one read
+# takes at most, run_channels.BATCH)
+FLOOD_BATCH = 100
 QUIET_S = 1.0  # a run leaves flood mode after this long without such a read
 TICK_S = 0.2  # a flooding run's threaded streams are told to catch up at most this often
 
@@ -31,6 +33,7 @@ class Floods:
     def __init__(self) -> None:
         self.until: dict[str, float] = {}  # run -> when it leaves flood mode
         self._told: dict[str, float] = {}  # run -> when its threaded streams were last told
+        self._owed: set[str] = set()  # runs whose threaded streams were not told yet
         self.started = 0  # floods seen since the hub started
 
     def note(self, counts: Mapping[str, int], now: float) -> tuple[set[str], list[str]]:
@@ -41,14 +44,20 @@ class Floods:
                 self.started += run not in self.until
                 self.until[run] = now + QUIET_S
         ended = [run for run, until in self.until.items() if until <= now]
-        for run in ended:
+        for run in ended:  # told by the hub as it leaves
             del self.until[run]
             self._told.pop(run, None)
+            self._owed.discard(run)
         return set(self.until), ended
 
-    def tell(self, run: str, now: float) -> bool:
-        """Whether to tell `run`'s threaded streams to catch up now (at most every TICK_S)."""
-        if now - self._told.get(run, float("-inf")) < TICK_S:
-            return False
-        self._told[run] = now
-        return True
+    def tell(self, runs: Iterable[str], now: float) -> list[str]:
+        """Of `runs` (flooding runs whose events were just skipped) and those owed it, the runs
+        whose threaded streams to tell to catch up now: at most every TICK_S each; one refused
+        is owed it, and told at a later read (the hub reads at least every IDLE_S), so the tail
+        of a flood, its final event with it, waits no longer than that."""
+        self._owed.update(runs)
+        due = [run for run in self._owed if now - self._told.get(run, float("-inf")) >= TICK_S]
+        for run in due:
+            self._told[run] = now
+            self._owed.discard(run)
+        return due

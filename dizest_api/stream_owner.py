@@ -10,7 +10,8 @@ Invariants (every one under the hub's lock, shared with `EventHub`):
   sees clients leave, sends heartbeats, and catches each run up from its stream every heartbeat
   period and after the hub resubscribed (live events are held back meanwhile, so a client gets
   every event once, in order, whatever pubsub lost). After CATCH_UP_TRIES failed catch-ups in a
-  row the run's streams end, as if it expired: their clients resume with Last-Event-ID.
+  row, over a heartbeat period at least, the run's streams end, as if it expired: their clients
+  resume with Last-Event-ID.
 - A stream ends after its run's final event, when the run expires, or on shutdown: the chunked
   response's last chunk, then the socket closes.
 """
@@ -77,7 +78,7 @@ class OwnedStreams:
         self._attention: set[Stream] = set()  # for the writer: register, watch, close
         self._catch_up: set[str] = set()  # runs to catch up at once (the hub resubscribed)
         self._checked: dict[str, float] = {}  # run -> when it was last caught up
-        self._failed: dict[str, int] = {}  # run -> catch-ups that failed in a row
+        self._failed: dict[str, tuple[int, float]] = {}  # run -> failed catch-ups in a row, since
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -169,6 +170,9 @@ class OwnedStreams:
                 return
             if sent == len(data):
                 return
+            # the events of what is left, about: one large write (a catch-up's step) half
+            # taken by a client that reads is not that many events behind
+            events = -(-events * (len(data) - sent) // len(data))
             data = data[sent:]
             stream.stalled_at = stream.written_at
             self._notice(stream)
@@ -268,6 +272,16 @@ class OwnedStreams:
         finally:
             selector.close()
 
+    def _failing(self, run_id: str, failed: bool) -> bool:
+        """Whether `run_id`'s catch-ups have failed CATCH_UP_TRIES times in a row over at least
+        a heartbeat period (a flooding run's come back to back: a blip must not end them)."""
+        if not failed:
+            self._failed.pop(run_id, None)
+            return False
+        tries, since = self._failed.get(run_id, (0, time.monotonic()))
+        self._failed[run_id] = (tries + 1, since)
+        return tries + 1 >= CATCH_UP_TRIES and time.monotonic() - since >= self.heartbeat_s
+
     def _readable(self, stream: Stream) -> None:
         """An event-stream client says nothing: EOF (it left) or anything else ends it."""
         try:
@@ -347,7 +361,7 @@ class OwnedStreams:
                 if len(more) < REPLAY_BATCH:
                     break
                 after = more[-1].id
-                if len(batch) > self.queue_size:  # a bounded step; the next one goes on at once
+                if len(batch) >= self.queue_size:  # a bounded step; the next one goes on at once
                     partial = True
                     break
         except Exception:  # Redis away: the next period tries again
@@ -355,8 +369,7 @@ class OwnedStreams:
             failed = True
         frames: dict[str, bytes] = {}
         with self._lock:
-            tries = self._failed[run_id] = self._failed.get(run_id, 0) + 1 if failed else 0
-            expired = expired or tries >= CATCH_UP_TRIES  # its clients resume, elsewhere maybe
+            expired = expired or self._failing(run_id, failed)  # its clients resume elsewhere
             for stream in streams:
                 if expired:
                     stream.held = None

@@ -116,5 +116,71 @@ def test_a_flooding_run_is_caught_up_from_its_stream_and_the_others_stay_live(
     for client in flooded:
         assert event_numbers(read_all(client)) == wanted  # every one once, in order
     reader.join(15)
+    assert not reader.is_alive()
     assert [int(str(e.id).split("-")[0]) for e in threaded if e is not None] == wanted
     assert hub.floods.started == 1
+
+
+def test_a_reader_that_keeps_up_is_not_cut_by_a_flood(redis_url: str) -> None:  # noqa: F811
+    """2,500 events waiting at once, a client reading all along through a 64 kB send buffer:
+    the catch-up's steps fit `queue_size` (1000), and what a client has not taken yet of one
+    step counts as the events left in it, so the stream is not ended as a slow one's."""
+    hub = EventHub(redis_url, f"floodtest:{uuid.uuid4().hex}", queue_size=1000, heartbeat_s=15)
+    try:
+        feeds = {"r1": CountedRuns()}
+        ours, theirs = socket.socketpair()
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        try:
+            for event in follow(hub, feeds["r1"], "r1", None, 0.05, sock=ours):
+                ours.sendall(chunk(b": heartbeat\n\n" if event is None else sse_frame(event)))
+        except HandedOver:
+            pass
+        subscribed(hub, "r1")
+        received: list[bytes] = []
+        reader = threading.Thread(target=lambda: received.append(read_all(theirs)), daemon=True)
+        reader.start()
+        with hub._lock:
+            publish(hub, [("r1", i, i == 2500) for i in range(1, 2501)], feeds)
+        reader.join(30)
+        assert not reader.is_alive() and hub.floods.started == 1
+        assert event_numbers(received[0]) == list(range(1, 2501))
+    finally:
+        hub.close()
+
+
+class FailingRuns(CountedRuns):
+    """Its stream's reads fail `failures` times (Redis busy with the flood), then work."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
+        if self.failures and self.events:
+            self.failures -= 1
+            raise redis.ConnectionError("busy")
+        return super().event_batch(run_id, after, count)
+
+
+def test_catch_ups_failing_back_to_back_in_a_flood_do_not_end_its_streams(
+    hub: EventHub,
+) -> None:
+    """A flooding run is caught up after every read: three failures in a row came within
+    milliseconds and ended its streams; they end only when the failures last a heartbeat
+    period (5 s here)."""
+    feeds = {"r1": FailingRuns(failures=3)}
+    client = owned(hub, feeds["r1"], "r1")
+    subscribed(hub, "r1")
+    for start in range(1, 1001, FLOOD):  # floods, one read each
+        with hub._lock:
+            publish(
+                hub, [("r1", i, i == 1000) for i in range(start, min(start + FLOOD, 1001))], feeds
+            )
+    assert event_numbers(read_all(client)) == list(range(1, 1001))
+    assert feeds["r1"].failures == 0
+
+
+def test_a_flood_is_less_than_what_one_read_takes() -> None:
+    from dizest_api.run_channels import BATCH
+
+    assert FLOOD_BATCH < BATCH  # else no read could ever show one

@@ -72,11 +72,16 @@ def publish(hub: EventHub, numbers: range, final_at: int | None = None, runs: An
         publisher.close()
 
 
-def test_many_clients_get_every_event_once_in_order(hub: EventHub) -> None:
+@pytest.mark.parametrize("floods", [True, False], ids=["floods", "live-only"])
+def test_many_clients_get_every_event_once_in_order(
+    hub: EventHub, floods: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Published on the real channel as fast as Redis takes them: the hub reads them in
     batches, frames each once and sends each client the same bytes (or, where a batch holds
-    a flood of them, catches the clients up from the run's stream)."""
-    runs = StreamedRuns()
+    a flood of them, catches the clients up from the run's stream; not in `live-only`)."""
+    if not floods:
+        monkeypatch.setattr("dizest_api.floods.FLOOD_BATCH", 10**9)
+    runs = StreamedRuns() if floods else QuietRuns()
     pairs = handed(hub, 200, runs)
     results: list[bytes] = [b""] * len(pairs)
 
@@ -93,6 +98,7 @@ def test_many_clients_get_every_event_once_in_order(hub: EventHub) -> None:
         for received in results:
             assert event_numbers(received) == list(range(1, 1001))
             assert received.endswith(b"0\r\n\r\n")
+        assert floods or hub.floods.started == 0  # live-only: every event went out live
         wait_for(lambda: hub.clients() == 0, timeout=5)
     finally:
         for ours, theirs in pairs:
