@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
+STALLED = 4  # one user's `within` calls whose thread is still running, at most
+_STALLED_LOCK = threading.Lock()
+_stalled: dict[str, int] = {}
 
 
 class DeadlinePassed(OSError):
@@ -75,12 +78,29 @@ def post(
             sock[0].close()
 
 
-def within(call: Callable[[], T], timeout_s: float) -> T:
+def within(call: Callable[[], T], timeout_s: float, owner: str) -> T:
     """`call()`'s result (or its exception) if it ends within `timeout_s`, else DeadlinePassed.
     For a call that cannot be interrupted (the system resolver): it goes on in a daemon thread,
-    until the resolver's own timeouts end it, but the attempt no longer waits for it."""
+    until the resolver's own timeouts end it, but the attempt no longer waits for it. One
+    `owner` (a hook's user) has at most STALLED such threads at once, past which their attempt
+    fails at once: a name server that never answers would otherwise leave one per attempt, and
+    one user's must not hold up another's deliveries."""
+    with _STALLED_LOCK:
+        if _stalled.get(owner, 0) >= STALLED:
+            raise DeadlinePassed(f"{STALLED} name resolutions of yours are still waiting")
+        _stalled[owner] = _stalled.get(owner, 0) + 1
     done: list[tuple[bool, object]] = []
-    thread = threading.Thread(target=lambda: done.append(_outcome(call)), daemon=True)
+
+    def run() -> None:
+        try:
+            done.append(_outcome(call))
+        finally:
+            with _STALLED_LOCK:
+                _stalled[owner] -= 1
+                if not _stalled[owner]:
+                    del _stalled[owner]
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(max(0.0, timeout_s))
     if not done:
@@ -95,7 +115,7 @@ def within(call: Callable[[], T], timeout_s: float) -> T:
 def _outcome(call: Callable[[], object]) -> tuple[bool, object]:
     try:
         return True, call()
-    except Exception as exc:  # raised again in the caller's thread
+    except BaseException as exc:  # raised again in the caller's thread
         return False, exc
 
 

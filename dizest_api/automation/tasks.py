@@ -106,7 +106,9 @@ def post(rt: Runtime, hook: Hook, body: bytes, delivery_id: str) -> dict[str, An
     timeout_s = rt.auto.webhook_timeout_s
     try:  # the name may resolve elsewhere now: checked again, and the checked address called
         addresses = delivery.within(  # the name's resolution counts in the attempt's deadline
-            lambda: checked_addresses(hook.url, rt.auto.webhook_allow_private), timeout_s
+            lambda: checked_addresses(hook.url, rt.auto.webhook_allow_private),
+            timeout_s,
+            hook.owner,
         )
         left = timeout_s - (time.monotonic() - started)
         if left <= 0:
