@@ -175,7 +175,7 @@ class UserDrive:
         if target == self.path or os.path.isdir(target):
             raise PathConflict(f"{path!r} is a folder", {"path": path})
         self.keep_reserve(self.base)
-        replaced = os.path.getsize(target) if os.path.isfile(target) else 0
+        replaced = _file_size(target)
         room = self.quota_bytes - self.usage().bytes + replaced  # an upload stops past it
         with partial_file(self.base, self.username) as (partial, fd):
             size = _copy(
@@ -295,6 +295,15 @@ def _entry(rel: str, info: os.stat_result) -> dict[str, Any]:
         "size": info.st_size if kind == "file" else None,
         "modified": info.st_mtime,
     }
+
+
+def _file_size(path: str) -> int:
+    """The size of the file at `path`; 0 for none (or none any more: the drive may go)."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
 def _extent(real: str) -> Extent:

@@ -66,11 +66,13 @@ def sweep(root: str, now: float | None = None) -> list[str]:
 
 
 def _abandoned(path: str, now: float) -> bool:
-    """Delete `path` if it is a regular file nobody holds locked, older than ABANDONED_S."""
+    """Delete `path` if it is a regular file nobody holds locked, older than ABANDONED_S. Opened
+    for writing (never truncated): over NFS, an exclusive lock needs that."""
+    flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ELOOP):  # gone, or a link: not one of ours
+        fd = os.open(path, flags)
+    except OSError as exc:  # gone, a link or a folder (a drive being deleted): not one of ours
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.ENXIO):
             return False
         raise
     try:
@@ -81,9 +83,12 @@ def _abandoned(path: str, now: float) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # an upload in progress
             return False
-        if os.lstat(path).st_ino != info.st_ino:  # replaced meanwhile
+        try:
+            if os.lstat(path).st_ino != info.st_ino:  # replaced meanwhile
+                return False
+            os.unlink(path)
+        except FileNotFoundError:  # its upload ended meanwhile
             return False
-        os.unlink(path)
         return True
     finally:
         os.close(fd)

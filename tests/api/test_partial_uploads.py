@@ -21,13 +21,13 @@ from tests.conftest import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 # an upload's writer that dies mid-write: it prints its partial file's path, then waits to be killed
 CRASHING_WRITER = """
-import sys, time
+import signal, sys
 from dizest_api.partials import partial_file
 with partial_file(sys.argv[1], "alice") as (path, fd):
     import os
     os.write(fd, b"x" * 4096)
     print(path, flush=True)
-    time.sleep(600)
+    signal.pause()
 """
 
 
@@ -110,6 +110,7 @@ def test_an_upload_in_progress_survives_a_start_up(api: Api) -> None:  # noqa: F
     finally:
         body.go.set()
         upload.join(30)
+    assert not upload.is_alive() and len(answers) == 1
     assert answers[0].status_code == 201, answers[0].json
     stored = Path(api.services.settings.worker.drive_root) / "alice" / "slow.bin"
     assert stored.read_bytes() == data
