@@ -43,22 +43,22 @@ class Group:
         memory limit gains nothing from it)."""
         folders = {self.memory, self.pids} if memory or self.v2 else {self.pids}
         for folder in folders:
-            (folder / "cgroup.procs").write_text(str(pid or os.getpid()))
+            _write(f"{folder}/cgroup.procs", str(pid or os.getpid()))
 
     def limit(self, memory_bytes: int | None, pids: int | None) -> None:
         if self.v2:
-            (self.memory / "memory.max").write_text(str(memory_bytes or UNLIMITED))
+            _write(f"{self.memory}/memory.max", str(memory_bytes or UNLIMITED))
             with contextlib.suppress(OSError):  # no swap accounting: nothing to bound
-                (self.memory / "memory.swap.max").write_text("0" if memory_bytes else UNLIMITED)
+                _write(f"{self.memory}/memory.swap.max", "0" if memory_bytes else UNLIMITED)
         else:
-            (self.memory / "memory.limit_in_bytes").write_text(str(memory_bytes or -1))
-        (self.pids / "pids.max").write_text(str(pids or UNLIMITED))
+            _write(f"{self.memory}/memory.limit_in_bytes", str(memory_bytes or -1))
+        _write(f"{self.pids}/pids.max", str(pids or UNLIMITED))
 
     def oom_kills(self) -> int:
         """How many processes of this group the kernel's OOM killer has killed so far."""
         name = "memory.events" if self.v2 else "memory.oom_control"
         try:
-            for line in (self.memory / name).read_text().splitlines():
+            for line in _read(f"{self.memory}/{name}").splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value)
@@ -68,7 +68,7 @@ class Group:
 
     def procs(self) -> list[int]:
         try:
-            return [int(p) for p in (self.pids / "cgroup.procs").read_text().split()]
+            return [int(p) for p in _read(f"{self.pids}/cgroup.procs").split()]
         except (OSError, ValueError):
             return []
 
@@ -76,7 +76,7 @@ class Group:
         """SIGKILL every process in the group (the group stays, ready for the next flow)."""
         if self.v2:
             with contextlib.suppress(OSError):
-                (self.pids / "cgroup.kill").write_text("1")
+                _write(f"{self.pids}/cgroup.kill", "1")
                 return
         for _ in range(KILL_ROUNDS):
             procs = self.procs()
@@ -162,6 +162,29 @@ def delegate() -> str:
     except OSError as exc:
         return f"not delegated: {exc.strerror} ({base})"
     return "delegated"
+
+
+def _write(path: str, text: str) -> None:
+    """One write of `text` to a control file. Not `Path.write_text`: a text stream (its codec
+    lookup and buffers) costs a fresh child 77 copied pages for what is one write(2); the
+    zygote calls these per flow too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _read(path: str) -> str:
+    """A control file's whole text (a read(2) of one returns a page of it at most)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts: list[bytes] = []
+        while chunk := os.read(fd, 65536):
+            parts.append(chunk)
+        return b"".join(parts).decode()
+    finally:
+        os.close(fd)
 
 
 def _own_groups(text: str) -> dict[str, str]:

@@ -1,0 +1,30 @@
+"""A slot group's control files are read and written with plain system calls (`cgroups._read`,
+`_write`), not text streams: a flow child and the zygote touch them for every flow. A read
+returns all of a file, however many read(2) calls it takes (a cgroup.procs of a full group is
+larger than the page one read of a kernel file returns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dizest_core.cgroups import Group
+
+
+def test_procs_reads_the_whole_file(tmp_path: Path) -> None:
+    pids = list(range(100_000, 130_000))  # 210 kB: many reads
+    (tmp_path / "cgroup.procs").write_text("".join(f"{p}\n" for p in pids))
+    assert Group(tmp_path, tmp_path, v2=True).procs() == pids
+
+
+def test_join_limit_and_oom_count(tmp_path: Path) -> None:
+    group = Group(tmp_path, tmp_path, v2=True)
+    for name in ("cgroup.procs", "memory.max", "memory.swap.max", "pids.max"):
+        (tmp_path / name).write_text("")  # control files exist; writes never create them
+    group.join(pid=4242)
+    group.limit(64 << 20, 512)
+    assert (tmp_path / "cgroup.procs").read_text() == "4242"
+    assert (tmp_path / "memory.max").read_text() == str(64 << 20)
+    assert (tmp_path / "memory.swap.max").read_text() == "0"
+    assert (tmp_path / "pids.max").read_text() == "512"
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n")
+    assert group.oom_kills() == 2
