@@ -72,6 +72,8 @@ def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
             except OSError:
                 continue  # not on this machine (/lib32, ...)
             rules.append((fd, _rights(fd, access, _handled(abi))))
+    if "seccomp" in on:
+        seccomp.prepare()
     covers = [*_outermost(data), *(p for p in ("/tmp", "/dev/shm") if os.path.isdir(p))]
     reads = {os.path.realpath(p) for p in policy.read if os.path.exists(p)}
     rebind = sorted(p for p in reads if any(_within(p, c) for c in covers))
