@@ -114,14 +114,21 @@ def prctl(option: int, arg: int) -> None:
     _check(load().prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
 
 
+_abi: int | None = None
+
+
 def landlock_abi() -> int:
-    """The kernel's Landlock ABI version, 0 when Landlock is missing or disabled."""
-    if platform.machine() not in ("x86_64", "aarch64"):
-        return 0
-    result = load().syscall(
-        _SYSCALLS["landlock_create_ruleset"], None, 0, LANDLOCK_CREATE_RULESET_VERSION
-    )
-    return max(int(result), 0)
+    """The kernel's Landlock ABI version, 0 when Landlock is missing or disabled; asked once
+    per process tree (the zygote asks before it forks, a flow child asks it twice more)."""
+    global _abi
+    if _abi is None:
+        if platform.machine() not in ("x86_64", "aarch64"):
+            return 0
+        result = load().syscall(
+            _SYSCALLS["landlock_create_ruleset"], None, 0, LANDLOCK_CREATE_RULESET_VERSION
+        )
+        _abi = max(int(result), 0)
+    return _abi
 
 
 def landlock_ruleset(fs: int, net: int, scoped: int) -> int:
