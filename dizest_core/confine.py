@@ -164,8 +164,11 @@ def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -
 def _oom_first() -> None:
     """When the machine runs out of memory, the kernel kills flows before anything else (Redis,
     the API, the worker), whatever their size; a flow cannot lower it once it is not root."""
-    with open("/proc/self/oom_score_adj", "w") as fh:
-        fh.write("1000")
+    fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    try:  # one write(2), not a text stream: its codec and buffers are pages a child copies
+        os.write(fd, b"1000")
+    finally:
+        os.close(fd)
 
 
 def exposures(job: FlowJob) -> list[_Expose]:
