@@ -33,15 +33,44 @@ def read(pid: int) -> tuple[int, bool] | None:
         return None
     for tid in tids:
         try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
-                run, wait, _ = f.read().split(b" ", 2)
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                state = f.read().rpartition(b") ")[2][:1]
+            run, wait, _ = _task_file(pid, tid, "schedstat").split(b" ", 2)
+            state = _task_file(pid, tid, "stat").rpartition(b") ")[2][:1]
         except (OSError, ValueError):
             continue  # that thread just ended
         total += int(run) + int(wait)
         runnable = runnable or state == b"R"
     return total, runnable
+
+
+PF_EXITING = 0x4  # include/linux/sched.h: the task is in do_exit
+
+
+def exiting(pid: int, parent: int) -> bool:
+    """Whether every thread of `pid`, a child of `parent`, is exiting (a zombie included): it
+    runs no more code of its own. False when unknown, or when /proc names another process (a
+    /proc of another PID namespace). All threads: one that exits alone (SYS_exit of the main
+    thread) leaves the others running."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+        for tid in tids:
+            fields = _task_file(pid, tid, "stat").rpartition(b") ")[2].split()
+            # state, ppid, pgrp, session, tty, tpgid, flags
+            if int(fields[1]) != parent or not int(fields[6]) & PF_EXITING:
+                return False
+    except (OSError, ValueError, IndexError):
+        return False
+    return bool(tids)
+
+
+def _task_file(pid: int, tid: str, name: str) -> bytes:
+    """/proc/<pid>/task/<tid>/<name> (one page at most), read with plain system calls: the
+    zygote reads these for its children, and every object it makes is on a page it copies
+    after each fork (its spare children share them), as a file object's buffers would be."""
+    fd = os.open(f"/proc/{pid}/task/{tid}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 from dizest_core import confine, cpuuse, diskguard, lifeline, linux, probe
 from dizest_core.cgroups import Group
+from dizest_core.cpuuse import exiting
 from dizest_core.sandbox import UID_STRIDE, Policy, Prepared, Slot, slot_uid
 
 MAX_FDS = 3
@@ -104,8 +105,7 @@ class Zygote:
             os.close(fd)
         self.children[pid] = _Child(token, index, sandbox, oom)
         self.tokens[token] = pid
-        with contextlib.suppress(OSError):  # the engine is gone: EOF ends the loop next
-            self.control.send(f"P {token} {pid}".encode())
+        _tell(self.control, f"P {token} {pid}")
 
     def free_slot(self, wake_r: int) -> int:
         """A slot no child holds. The engine keeps at most UID_STRIDE children and spares, but
@@ -179,10 +179,14 @@ class Zygote:
             child.sandbox.group.kill()
         elif child.sandbox.uid is not None:
             _kill_uid(child.sandbox.uid)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        try:  # noqa: SIM105 (not contextlib.suppress: see `_tell`)
             os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:  # noqa: SIM105
             os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def reap(self, final: bool = False) -> None:
         while True:
@@ -213,8 +217,7 @@ class Zygote:
                 if child.sandbox.group
                 else 0
             )
-            with contextlib.suppress(OSError):
-                self.control.send(f"X {pid} {status} {oom}".encode())
+            _tell(self.control, f"X {pid} {status} {oom}")
 
     def close(self) -> None:
         for pid in list(self.children):
@@ -355,25 +358,14 @@ def _child(
         os._exit(code)
 
 
-PF_EXITING = 0x4  # include/linux/sched.h: the task is in do_exit
-
-
-def exiting(pid: int, parent: int) -> bool:
-    """Whether every thread of `pid`, a child of `parent`, is exiting (a zombie included): it
-    runs no more code of its own. False when unknown, or when /proc names another process (a
-    /proc of another PID namespace). All threads: one that exits alone (SYS_exit of the main
-    thread) leaves the others running."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-        for tid in tids:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                fields = f.read().rpartition(b") ")[2].split()
-            # state, ppid, pgrp, session, tty, tpgid, flags
-            if int(fields[1]) != parent or not int(fields[6]) & PF_EXITING:
-                return False
-    except (OSError, ValueError, IndexError):
-        return False
-    return bool(tids)
+def _tell(control: socket.socket, notice: str) -> None:
+    """Send the engine a notice; when it is gone, its EOF ends the loop next. Not
+    `contextlib.suppress`: in the per-flow loop that is an object and two Python calls more,
+    on pages the zygote writes, and so copies, after every fork (its spares share them)."""
+    try:  # noqa: SIM105
+        control.send(notice.encode())
+    except OSError:
+        pass
 
 
 def _kill_uid(uid: int) -> None:
