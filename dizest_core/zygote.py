@@ -47,6 +47,7 @@ from dizest_core.cpuuse import exiting
 from dizest_core.sandbox import UID_STRIDE, Policy, Prepared, Slot, slot_uid
 
 MAX_FDS = 3
+WARM_RUNS = 12  # CPython 3.11 quickens a function's code on its 8th call
 END_GRACE_S = 0.1  # a child `end` found exiting: killed after all if not reaped by then
 SLOT_WAIT_S = 60.0  # for a slot a child the engine let go still holds (see `free_slot`)
 
@@ -289,6 +290,12 @@ def _preload(rest: list[str]) -> None:
     runtime = importlib.import_module("dizest_core.runtime")
     importlib.import_module("dizest_core.apiruntime")  # `api` calls fork from here too
     runtime.load_renderer_files(tuple(rest[split + 1 :]))
+    # The fixed warm-up flow (no user code, no file), here too: CPython quickens and
+    # specializes a function's code after some calls and caches type lookups, writing to
+    # shared objects each time; done here once, no child repeats it.
+    warmup = importlib.import_module("dizest_core.warmup")
+    for _ in range(WARM_RUNS):
+        warmup.warm_up(runtime.run)
     # Everything imported so far is shared with every child; freezing it keeps the children's
     # garbage collector from touching (and so copying) those pages after fork.
     gc.collect()
