@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from dizest_api.automation import delivery
 from dizest_api.automation.delivery import Address
 from dizest_api.automation.keys import AutoKeys
 from dizest_api.data.counted import add_within
@@ -54,9 +55,18 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def check_url(url: str, allow_private: bool) -> str:
-    """`url` if a webhook may call it; UrlRefused saying why not."""
-    checked_addresses(url, allow_private, resolve=not allow_private)
+def check_url(url: str, allow_private: bool, owner: str, timeout_s: float) -> str:
+    """`url` if a webhook may call it; UrlRefused saying why not. Its host is resolved within
+    `timeout_s`, and at most `delivery.STALLED` resolutions of `owner`'s stay running past
+    theirs: a name server that never answers must not hold the API's threads."""
+    try:
+        delivery.within(
+            lambda: checked_addresses(url, allow_private, resolve=not allow_private),
+            timeout_s,
+            owner,
+        )
+    except delivery.DeadlinePassed as exc:
+        raise UrlRefused(f"cannot resolve the url's host: {exc}", url) from None
     return url.strip()
 
 

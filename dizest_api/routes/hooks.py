@@ -61,7 +61,10 @@ def open_hook(hook_id: str) -> Hook:
           responses={201: "NewHook", 422: ERR})  # fmt: skip
 def create_hook() -> tuple[Response, int, dict[str, str]]:
     body, found = json_body(NEW_HOOK), automation()
-    url = check_url(body["url"], found.settings.webhook_allow_private)
+    settings = found.settings
+    url = check_url(
+        body["url"], settings.webhook_allow_private, current().username, settings.webhook_timeout_s
+    )
     wf_id = open_workflow(body["workflow_id"], "read").id if "workflow_id" in body else None
     hook = found.hooks.create(current().username, url, wf_id)
     if wf_id is not None:

@@ -4,11 +4,15 @@ http(s) or points at loopback, private or metadata addresses) answered 4xx with 
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from dizest_api.automation import delivery
 from dizest_api.automation.service import Automation, install
 from dizest_api.automation.settings import AutomationSettings
 from tests.api.conftest import Api, api, session_prefix  # noqa: F401
@@ -132,6 +136,42 @@ def test_a_refused_webhook_url_is_422_and_nothing_is_stored(
     assert answer.json["error"]["code"] == "invalid_url"
     assert api.call("GET", "/hooks", alice).json["items"] == []
     assert _stored(api, auto) == []
+
+
+def test_a_webhook_url_whose_name_server_never_answers_is_refused_in_time(
+    api: Api,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checking a new hook's URL resolved its host for as long as the name server took, each
+    request holding an API thread: a user could take them all. It is resolved within the
+    webhook timeout (0.3 s here), and a user's resolutions still waiting are bounded, past
+    which theirs are refused at once; others' are not."""
+    install(api.app, AutomationSettings(webhook_timeout_s=0.3))
+    released = threading.Event()
+
+    real = socket.getaddrinfo
+
+    def stalled(host: Any, *args: Any, **kw: Any) -> Any:
+        if host == "stalled.example":
+            released.wait(30)
+        if str(host).endswith(".example"):
+            raise socket.gaierror(socket.EAI_NONAME, "no such name here")
+        return real(host, *args, **kw)  # Redis's own address
+
+    monkeypatch.setattr(socket, "getaddrinfo", stalled)
+    alice, bob = api.user("alice"), api.user("bob")
+    try:
+        for _ in range(delivery.STALLED + 1):
+            started = time.monotonic()
+            answer = api.call("POST", "/hooks", alice, json={"url": "http://stalled.example/"})
+            assert answer.status_code == 422 and answer.json["error"]["code"] == "invalid_url"
+            assert time.monotonic() - started < 2.0
+        assert "still waiting" in answer.json["error"]["message"]  # the last: none started
+        theirs = api.call("POST", "/hooks", bob, json={"url": "http://other.example/"})
+        assert "cannot resolve 'other.example'" in theirs.json["error"]["message"]
+    finally:
+        released.set()
+    assert api.call("GET", "/hooks", alice).json["items"] == []
 
 
 def test_the_operator_may_allow_private_webhook_addresses(api: Api) -> None:  # noqa: F811

@@ -146,7 +146,7 @@ def test_the_next_address_is_tried_when_one_refuses(
 )
 def test_urls_reaching_private_addresses_are_refused_without_naming_the_address(url: str) -> None:
     with pytest.raises(UrlRefused) as refused:
-        check_url(url, allow_private=False)
+        check_url(url, False, "alice", 10.0)
     message = str(refused.value)
     assert "loopback, private" in message
     if "localhost" in url:  # what a name resolves to is not said: no map of internal names
@@ -154,10 +154,10 @@ def test_urls_reaching_private_addresses_are_refused_without_naming_the_address(
 
 
 def test_allowing_private_addresses_still_checks_the_form_and_resolves_for_delivery() -> None:
-    assert check_url("http://localhost:9/x", allow_private=True) == "http://localhost:9/x"
+    assert check_url("http://localhost:9/x", True, "alice", 10.0) == "http://localhost:9/x"
     assert ipaddress.ip_address("127.0.0.1") in checked_addresses("http://localhost:9/", True)
     with pytest.raises(UrlRefused):
-        check_url("ftp://localhost/", allow_private=True)
+        check_url("ftp://localhost/", True, "alice", 10.0)
 
 
 def test_a_name_server_that_never_answers_is_within_the_attempts_deadline(
