@@ -3,7 +3,6 @@ another API process) never is, however long its client takes."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from typing import Any
 from dizest_api import partials
 from tests.api.conftest import Api, api, session_prefix  # noqa: F401
 from tests.api.test_upload_limits import put
+from tests.api.test_user_removal import HeldBody
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,32 +31,18 @@ with partial_file(sys.argv[1], "alice") as (path, fd):
 """
 
 
-class SlowBody(io.BytesIO):
+class SlowBody(HeldBody):
     """A body whose second read waits for `go`: the upload's partial file exists, locked and
     half written, while the test acts."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
         self.reads = 0
-        self.waiting, self.go = threading.Event(), threading.Event()
 
-    def _count(self) -> None:
+    def _held(self) -> None:
         self.reads += 1
         if self.reads == 2:
-            self.waiting.set()
-            assert self.go.wait(30), "the test never let the body through"
-
-    def read(self, size: int | None = -1) -> bytes:
-        self._count()
-        return super().read(size)
-
-    def read1(self, size: int | None = -1) -> bytes:
-        self._count()
-        return super().read1(size)
-
-    def readinto(self, buffer: Any) -> int:
-        self._count()
-        return super().readinto(buffer)
+            super()._held()
 
 
 def age(path: Path, seconds: float) -> None:
@@ -101,7 +87,7 @@ def test_an_upload_in_progress_survives_a_start_up(api: Api) -> None:  # noqa: F
     )
     upload.start()
     try:
-        assert body.waiting.wait(30), "the upload never read its body"
+        assert body.reading.wait(30), "the upload never read its body"
         folder = Path(api.services.settings.worker.drive_root) / partials.PARTIAL
         (partial,) = wait_for(lambda: [p for p in folder.iterdir() if p.is_file()])
         age(partial, partials.ABANDONED_S + 60)
