@@ -31,7 +31,8 @@ def executor(app: Celery) -> Executor:
 
         settings = app.conf.dizest_settings
         queues = app.conf.get("dizest_queues") or [settings.queue]
-        ex = Executor(settings, redis_client(settings), make_enqueue(app), queues)
+        client = redis_client(settings, single=True)  # this thread's alone
+        ex = Executor(settings, client, make_enqueue(app), queues)
         _executors[pid] = ex
         atexit.register(ex.close)
     return _executors[pid]
