@@ -13,8 +13,9 @@ the run's last event.
 
 A run submitted for a user (through the service) counts what it stores against that user's
 quota (`{p}:user:{name}:stored`, see `dizest_api.data.run_quota`): a script that has that hash in
-KEYS sets `ACCT` to it, and `emit`, `charge` and `full` then count in it; with `ACCT` empty
-(a run submitted by a program with its own Redis access) nothing is counted.
+KEYS sets `ACCT` to it, and `emit`, `charge` and `full` then count in it, with what Redis spends
+beyond the bytes (`quota.RUN_COST`, `EVENT_COST`); with `ACCT` empty (a run submitted by a
+program with its own Redis access) nothing is counted.
 
 The same runs hold flow slots of their owner (`dizest_worker.flow_slots`): the rules that
 count, share out and hand them on (`slots_*`, `fair_*`) come last, from `fair_share`.
@@ -26,6 +27,7 @@ from dizest_core import events as ev
 from dizest_core.status import FlowStatus, RunStatus
 from dizest_worker import fair_share
 from dizest_worker.keys import DURATION_BUCKETS, SEP
+from dizest_worker.quota import EVENT_COST, RUN_COST
 
 
 def bucket_name(bound: float) -> str:
@@ -54,6 +56,7 @@ NAMES = "\n".join(
         f"local SEP = '\\{ord(SEP):03d}'",
         "local DURATION_BUCKETS = {" + ", ".join(repr(float(b)) for b in DURATION_BUCKETS) + "}",
         "local BUCKET_NAMES = {" + ", ".join(f"'{bucket_name(b)}'" for b in DURATION_BUCKETS) + "}",
+        f"local RUN_COST, EVENT_COST = {RUN_COST}, {EVENT_COST}",
     ]
 )
 
@@ -88,6 +91,11 @@ local function charge(run_id, n)
   redis.call('HINCRBY', ACCT, 'r:' .. run_id, n)
 end
 
+-- what an event of `n` bytes costs the owner's quota: Redis's own share too (`quota.EVENT_COST`)
+local function event_cost(n)
+  return n + math.floor(n / 8) + EVENT_COST
+end
+
 -- would `n` more bytes pass the owner's quota?
 local function full(n)
   if ACCT == '' then return false end
@@ -109,7 +117,7 @@ local function emit(run_key, stream, channel, maxlen, run_id, etype, flow, data_
     .. jstr(flow) .. ',"data":' .. data_json .. ',"ts":' .. now_s() .. '}'
   local fresh = redis.call('EXISTS', stream) == 0
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', body)
-  charge(run_id, #body)
+  charge(run_id, event_cost(#body))
   if fresh then
     local ttl = redis.call('PTTL', run_key)
     if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end

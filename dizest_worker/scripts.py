@@ -114,7 +114,7 @@ local function strlen_sum_of(hash)
 end
 redis.call('SET', pkg_key, ARGV[8], 'EX', ttl)
 local i = hset_from(run_key, 9)
-charge(run_id, #ARGV[8] + strlen_sum(10, i - 1))
+charge(run_id, RUN_COST + #ARGV[8] + strlen_sum(10, i - 1))
 redis.call('HSET', run_key, 'final', '0')
 redis.call('EXPIRE', run_key, ttl)
 if tonumber(ARGV[i]) > 0 then
@@ -220,7 +220,7 @@ ACCT = KEYS[3] or ''
 local ids = {}
 for i = 4, #ARGV, 3 do
   local etype = ARGV[i]
-  if (etype == EV_LOG or etype == EV_RESULT) and full(#ARGV[i + 2]) then
+  if (etype == EV_LOG or etype == EV_RESULT) and full(event_cost(#ARGV[i + 2])) then
     if redis.call('HGET', KEYS[1], 'final') == '0'  -- never remake a gone run's record
        and redis.call('HSETNX', KEYS[1], 'quota_full', '1') == 1 then
       local quota = redis.call('HGET', ACCT, 'quota')

@@ -10,6 +10,8 @@ service counts what it stores against its owner's `DIZEST_RUN_QUOTA_BYTES`:
   copies, when it is made (`scripts.CREATE`);
 - every event it emits (`emit` in `lua_prelude`; the few status events of claiming and requeuing
   an attempt are not counted: a few hundred bytes per attempt);
+- with what Redis spends beyond those bytes: a run's keys, each event's entry
+  (`dizest_worker.quota.RUN_COST`, `EVENT_COST`);
 - the outputs and previews each flow stores (`flow_scripts.FINISH`).
 
 Past the quota: a submit or rerun is refused (413 `quota_runs`); a running run's further logs

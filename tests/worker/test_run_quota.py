@@ -136,3 +136,26 @@ def test_a_run_without_an_account_counts_nowhere(cluster) -> None:
     assert report["status"] == "ready" and len(report["flows"]["f"]["log"]) == 50
     assert not list(client.redis.scan_iter(match=f"{cluster.settings.prefix}:user:*"))
     assert json.loads(client.record(run_id)["account"]) is None
+
+
+@pytest.mark.parametrize(
+    ("shape", "code"),
+    [
+        ("no-op", "v = 1"),
+        ("long lines", "for i in range(2000):\n    print(f'{i:05d}' + 'x' * 195)"),
+        ("short lines", "for i in range(10000):\n    print(i)"),
+    ],
+)
+def test_the_quota_counts_what_redis_spends_on_a_run(cluster, shape: str, code: str) -> None:
+    """Only the bytes stored were counted: a no-op run's keys took 5.5x them in Redis, a run
+    of log lines 1.2-1.3x. Each run now counts its keys' and each event's own cost too, at
+    least what `MEMORY USAGE` says of every key of the run, and not half as much again."""
+    cluster("w1")
+    client = Client(replace(cluster.settings, run_quota_bytes=1 << 30))
+    user = f"u{abs(hash(shape))}"
+    run_id = client.submit(package({"a": {"code": code}}, {"f": {"app": "a"}}), account=user)
+    assert client.wait(run_id, timeout=120)["status"] == "ready"
+    keys = list(client.redis.scan_iter(match=f"*{run_id}*", count=1000))
+    used = sum(client.redis.memory_usage(k, samples=0) or 0 for k in keys)
+    counted = stored(client, user)[f"r:{run_id}"]
+    assert len(keys) >= 4 and used <= counted < 1.5 * used, (shape, used, counted)
