@@ -149,35 +149,43 @@ def test_a_reader_that_keeps_up_is_not_cut_by_a_flood(redis_url: str) -> None:  
 
 
 class FailingRuns(CountedRuns):
-    """Its stream's reads fail `failures` times (Redis busy with the flood), then work."""
+    """Its stream's reads fail `failures` times (Redis busy with the flood), then work;
+    `attempts` counts them all."""
 
     def __init__(self, failures: int) -> None:
         super().__init__()
-        self.failures = failures
+        self.failures, self.attempts = failures, 0
 
     def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
-        if self.failures and self.events:
-            self.failures -= 1
-            raise redis.ConnectionError("busy")
+        if self.events:
+            self.attempts += 1
+            if self.failures:
+                self.failures -= 1
+                raise redis.ConnectionError("busy")
         return super().event_batch(run_id, after, count)
 
 
 def test_catch_ups_failing_back_to_back_in_a_flood_do_not_end_its_streams(
-    hub: EventHub,
+    redis_url: str,  # noqa: F811
 ) -> None:
     """A flooding run is caught up after every read: three failures in a row came within
     milliseconds and ended its streams; they end only when the failures last a heartbeat
-    period (5 s here)."""
-    feeds = {"r1": FailingRuns(failures=3)}
-    client = owned(hub, feeds["r1"], "r1")
-    subscribed(hub, "r1")
-    for start in range(1, 1001, FLOOD):  # floods, one read each
-        with hub._lock:
-            publish(
-                hub, [("r1", i, i == 1000) for i in range(start, min(start + FLOOD, 1001))], feeds
-            )
-    assert event_numbers(read_all(client)) == list(range(1, 1001))
-    assert feeds["r1"].failures == 0
+    period (30 s here). Each flood is published once the previous one's catch-up failed."""
+    hub = EventHub(redis_url, f"floodtest:{uuid.uuid4().hex}", queue_size=100, heartbeat_s=30)
+    try:
+        feeds = {"r1": FailingRuns(failures=3)}
+        client = owned(hub, feeds["r1"], "r1")
+        subscribed(hub, "r1")
+        for k, start in enumerate(range(1, 1001, FLOOD), 1):  # floods, one read each
+            numbers = range(start, min(start + FLOOD, 1001))
+            with hub._lock:
+                publish(hub, [("r1", i, i == 1000) for i in numbers], feeds)
+            if k <= 3:
+                wait_for(lambda k=k: feeds["r1"].attempts >= k)  # this one's catch-up failed
+        assert event_numbers(read_all(client)) == list(range(1, 1001))
+        assert feeds["r1"].failures == 0
+    finally:
+        hub.close()
 
 
 def test_a_flood_is_less_than_what_one_read_takes() -> None:
