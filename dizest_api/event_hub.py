@@ -267,9 +267,11 @@ class EventHub:
         self.channels.serve(self._stop)
 
     def _wanted(self) -> set[str]:
-        """The runs streamed here (their channels are subscribed)."""
+        """The runs streamed here (their channels are subscribed), but those flooding (the
+        pubsub thread's, as `floods`: they are caught up from their streams meanwhile)."""
         with self._lock:
-            return {*self._subs, *self.owned.by_run}
+            wanted = {*self._subs, *self.owned.by_run}
+        return wanted.difference(self.floods.until)
 
     def _subscribed(self, run_id: str | None) -> None:
         """The connection (None), or one run's channel, is subscribed: what was published
@@ -300,7 +302,9 @@ class EventHub:
         its streams catch up from its stream instead (`dizest_api.floods`)."""
         now = time.monotonic()
         counts = Counter(run for run, _ in items)
-        flooding, ended = self.floods.note(counts, now)
+        flooding, ended, started = self.floods.note(counts, now)
+        if started or ended:
+            self.channels.want()  # their channels unsubscribed, or subscribed again
         by_run: dict[str, list[Event]] = {}
         for run, raw in items:
             if run in flooding:
@@ -311,16 +315,15 @@ class EventHub:
                 log.warning("unreadable event on %s: %.200s", self.channel, raw)
                 continue
             by_run.setdefault(event.run_id, []).append(event)
-        skipped = flooding.intersection(counts)
-        told = self.floods.tell(skipped, now)
-        if not (by_run or ended or skipped or told):
+        told = self.floods.tell(flooding, now)
+        if not (by_run or ended or told):
             return
         frames: dict[str, bytes] = {}
         with self._lock:
             for run in ended:  # live again once what was skipped is caught up
                 self.owned.resync([run])
                 self._broadcast(RESYNC, [run])
-            self.owned.resync(skipped)
+            self.owned.resync(told)
             self._broadcast(RESYNC, told)
             for run_id, events in by_run.items():
                 self.owned.deliver(run_id, events, frames)

@@ -69,6 +69,15 @@ def owned(hub: EventHub, runs: Any, run_id: str) -> socket.socket:
     raise AssertionError("the stream was not handed over")
 
 
+def listeners(hub: EventHub, run: str) -> int:
+    """How many connections Redis sends `run`'s events to (the hub's, when it wants them)."""
+    client = redis.Redis.from_url(hub.redis_url)
+    try:
+        return int(client.pubsub_numsub(run_channel(hub.channel, run))[0][1])
+    finally:
+        client.close()
+
+
 def publish(hub: EventHub, items: list[tuple[str, int, bool]], feeds: dict[str, Any]) -> None:
     """(run, number, final) events, in that order, each in its run's stream first (the runs'
     channels are subscribed by now)."""
@@ -107,10 +116,11 @@ def test_a_flooding_run_is_caught_up_from_its_stream_and_the_others_stay_live(
     assert event_numbers(read_all(other)) == [1]  # the quiet run's event, live
     assert hub.floods.started == 1 and quiet.reads == quiet_reads  # r2's came live
     wait_for(lambda: flood.reads > reads)  # its clients are caught up from its stream
-    # at once, still flooding: these are skipped live, and the threaded stream, told to catch
-    # up less often, gets them when the run leaves flood mode (it would wait 30 s otherwise)
+    wait_for(lambda: listeners(hub, "r1") == 0)  # Redis sends this process none of its events
+    # still flooding: these reach no one live; the streams catch up from the run's stream
     publish(hub, [("r1", i, False) for i in range(FLOOD + 1, FLOOD + 6)], feeds)
     wait_for(lambda: "r1" not in hub.floods.until, timeout=10)  # quiet for QUIET_S: live again
+    subscribed(hub, "r1")  # its channel again
     publish(hub, [("r1", i, i == FLOOD + 10) for i in range(FLOOD + 6, FLOOD + 11)], feeds)
     wanted = list(range(1, FLOOD + 11))
     for client in flooded:
