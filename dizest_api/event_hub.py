@@ -16,7 +16,8 @@ are waiting at once and fans them out, per run:
 Whenever the hub (re)subscribes, it queues RESYNC to every queued client and has every owned one
 caught up from its run's stream; once a run's channel is subscribed, the same for that run's.
 A run whose events come faster than the hub hands them on is caught up from its stream the same
-way while it floods, so the other runs' events are not held up behind its (`dizest_api.floods`). `shutdown()` (on SIGTERM, see gunicorn_app.py) ends every stream
+way while it floods, its channel unsubscribed meanwhile, so the other runs' events are not held
+up behind its (`dizest_api.floods`). `shutdown()` (on SIGTERM, see gunicorn_app.py) ends every stream
 at once, cleanly: clients resume with Last-Event-ID on another process instead of being cut when
 the graceful timeout runs out. Limits: `max_clients` streams in all, `max_threads` of them
 holding a thread (the rest of the server's threads stay free for ordinary requests); one over
