@@ -22,6 +22,7 @@ from dizest_api.handover import HandedOver
 from dizest_api.streaming import follow
 from dizest_core.events import Event
 from dizest_worker.client import run_channel
+from tests.api.test_run_channels import listeners
 from tests.api.test_stream_owner import StreamedRuns
 from tests.api.test_streaming import (
     chunk,
@@ -67,15 +68,6 @@ def owned(hub: EventHub, runs: Any, run_id: str) -> socket.socket:
     except HandedOver:
         return theirs
     raise AssertionError("the stream was not handed over")
-
-
-def listeners(hub: EventHub, run: str) -> int:
-    """How many connections Redis sends `run`'s events to (the hub's, when it wants them)."""
-    client = redis.Redis.from_url(hub.redis_url)
-    try:
-        return int(client.pubsub_numsub(run_channel(hub.channel, run))[0][1])
-    finally:
-        client.close()
 
 
 def publish(hub: EventHub, items: list[tuple[str, int, bool]], feeds: dict[str, Any]) -> None:
