@@ -36,6 +36,10 @@ _stalled: dict[str, int] = {}
 class DeadlinePassed(OSError):
     """The attempt took longer than its timeout, all of it counted."""
 
+    @classmethod
+    def after(cls, timeout_s: float) -> DeadlinePassed:
+        return cls(f"no answer within {timeout_s:g} s")
+
 
 def post(
     url: str,
@@ -43,14 +47,16 @@ def post(
     body: bytes,
     headers: Mapping[str, str],
     timeout_s: float,
+    deadline: float | None = None,
 ) -> int:
     """POST `body` to `url` at the first of `addresses` that takes the connection; its status
-    code. OSError (DeadlinePassed past `timeout_s`) or http.client.HTTPException otherwise."""
+    code. OSError (DeadlinePassed past `timeout_s`, or past `deadline` on the monotonic clock
+    when the attempt began before this call) or http.client.HTTPException otherwise."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s if deadline is None else deadline
     sock = [_connect(addresses, port, deadline)]  # the one the timer shuts: TLS replaces it
     cut = threading.Event()
     timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (sock, cut))
@@ -60,17 +66,17 @@ def post(
         if parts.scheme == "https":
             sock[0] = ssl.create_default_context().wrap_socket(sock[0], server_hostname=host)
             if cut.is_set():  # it fired during the handshake, on the socket TLS replaced
-                raise DeadlinePassed(f"no answer within {timeout_s:g} s")
+                raise DeadlinePassed.after(timeout_s)
         conn = http.client.HTTPConnection(host, port)  # Host: the name, not the address
         conn.sock = sock[0]  # connected already: it never resolves the name itself
         conn.request("POST", path, body=body, headers=dict(headers))
         answer = conn.getresponse()  # the status line and headers; the body is never read
         if cut.is_set():  # headers cut short at the deadline read as if they had ended
-            raise DeadlinePassed(f"no answer within {timeout_s:g} s")
+            raise DeadlinePassed.after(timeout_s)
         return answer.status
     except (OSError, http.client.HTTPException):
         if cut.is_set() or time.monotonic() >= deadline:
-            raise DeadlinePassed(f"no answer within {timeout_s:g} s") from None
+            raise DeadlinePassed.after(timeout_s) from None
         raise
     finally:
         timer.cancel()
@@ -104,7 +110,7 @@ def within(call: Callable[[], T], timeout_s: float, owner: str) -> T:
     thread.start()
     thread.join(max(0.0, timeout_s))
     if not done:
-        raise DeadlinePassed(f"no answer within {timeout_s:g} s")
+        raise DeadlinePassed.after(timeout_s)
     ok, value = done[0]
     if not ok:
         assert isinstance(value, BaseException)
