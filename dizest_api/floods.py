@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 # takes at most, run_channels.BATCH)
 FLOOD_BATCH = 100
 QUIET_S = 1.0  # a run leaves flood mode after this long without such a read
-TICK_S = 0.2  # a flooding run's threaded streams are told to catch up at most this often
+TICK_S = 0.2  # a flooding run's streams are caught up at most this often
 
 
 class Floods:
