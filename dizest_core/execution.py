@@ -14,7 +14,6 @@ Children come through the zygote (`zygote_handle`), ahead of their jobs (`spares
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import selectors
 import time
@@ -53,7 +52,6 @@ class Supervisor:
         self.zygote = zygote_handle.start(env, preload, renderer_files, policy)
         self.disk = DiskGuard(disk_reserve_mb)
         self.layers = self.zygote.layers
-        self._tokens = itertools.count(1)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.zygote.sock, selectors.EVENT_READ, None)
         self.children: dict[str, Child] = {}
@@ -87,7 +85,7 @@ class Supervisor:
         if spare is None:
             if len(self.children) + len(self.spares) >= UID_STRIDE:
                 self.spares.close()  # spares for another limit: their slots are needed
-            self.spares.fork(str(next(self._tokens)), memory)
+            self.spares.fork(memory)
             spare = self.spares.take(memory)
             assert spare is not None
         now = time.monotonic()
@@ -116,6 +114,11 @@ class Supervisor:
             self.forking[spare.token] = child
         else:
             self.by_pid[spare.pid] = child
+
+    def top_up(self) -> None:
+        """Ask the zygote for spares until `spare_slots` wait for the last job's memory limit:
+        it forks them while we go on (waiting for the running flows, or between two runs)."""
+        self.spares.top_up(self.spare_slots, self.spare_memory, UID_STRIDE - len(self.children))
 
     def sample_cpu(self) -> None:
         """Ask the zygote for the children's CPU use (read by `holds_core` once answered)."""
@@ -152,12 +155,7 @@ class Supervisor:
         """Wait up to `timeout` seconds for children to say or do something."""
         out: list[Signal | Finished] = []
         self.settle()
-        self.spares.top_up(  # a spare per slot: the zygote forks while we wait
-            self.spare_slots,
-            self.spare_memory,
-            UID_STRIDE - len(self.children),
-            lambda: str(next(self._tokens)),
-        )
+        self.top_up()
         for key, events in self.selector.select(self._until_deadline(timeout)):
             if key.data is None:
                 self._zygote_notices(out)

@@ -232,6 +232,8 @@ class _Run:
         finally:
             self._abandon(sup)
             sup.settle()
+            sup.spare_slots = self.settings.spare_reserve  # for the next run (`spares`)
+            sup.top_up()
             self.runner._last = self.builder.report(self._previews)
 
     def _previews(self, flow_id: str) -> dict[str, Any]:

@@ -57,6 +57,10 @@ class Settings:
     # hold a core), up to max_processes at once
     concurrency: int | None = None
     max_processes: int = field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)))
+    # spare flow children a local engine keeps between runs: forked as a run ends, while the
+    # caller goes on, for the next run's first flows (during a run: one per slot; see
+    # dizest_core.spares); 0: none (`dizest run`: one run, then its process exits)
+    spare_reserve: int = 8
     flow_timeout: float | None = None
     memory_limit_mb: int | None = None
     # a retried flow (`"dizest": {"retries": n}`) waits this long, doubled at each retry
@@ -111,6 +115,8 @@ class Settings:
             raise ConfigError("flow_timeout must be positive")
         if self.max_output_bytes < 2 * self.inline_max_bytes:  # the runtime inlines half of it
             raise ConfigError("max_output_bytes must be at least twice inline_max_bytes")
+        if self.spare_reserve < 0:
+            raise ConfigError("spare_reserve must be 0 (none) or more")
         if self.disk_reserve_mb < 0:
             raise ConfigError("disk_reserve_mb must be 0 (no guard) or more")
         if not 0 <= self.retry_backoff_s < float("inf"):

@@ -5,7 +5,10 @@ forks its child and the child joins its cgroup and sets its limits. So the Super
 `spare_slots` spares (a local run: one per slot, at most two per CPU; a worker process: one per
 local slot), forked while the engine waits for the running flows anyway, also while every slot
 is busy: the next flow starts the moment one ends (in a chain, spares only for free slots would
-never be there in time). A launch hands the job to a spare whose memory limit matches (its
+never be there in time). A spare takes ~3-4 ms of CPU to be ready (fork, confinement, warm-up),
+more than a no-op flow's run, so a chain longer than the spares outruns them on 2 cores: between
+runs a local engine keeps `Settings.spare_reserve` (forked as a run ends, while the caller goes
+on), and a run spends those first. A launch hands the job to a spare whose memory limit matches (its
 cgroup limits were written for it), else forks as before. A spare is still used once: it runs one job and exits, as every
 child does; a spare that never gets a job is killed with the zygote or when the Supervisor
 closes its end (it exits on EOF without running anything).
@@ -13,10 +16,10 @@ closes its end (it exits on EOF without running anything).
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from dizest_core.zygote_handle import Zygote
@@ -38,6 +41,7 @@ class Spares:
 
     def __init__(self, zygote: Zygote) -> None:
         self.zygote = zygote
+        self._tokens = itertools.count(1)  # a fork's token: names it to the zygote
         self.by_token: dict[str, Spare] = {}
         self.free: dict[int, deque[Spare]] = {}
 
@@ -47,7 +51,8 @@ class Spares:
     def count(self, memory_mb: int) -> int:
         return len(self.free.get(memory_mb, ()))
 
-    def fork(self, token: str, memory_mb: int) -> None:
+    def fork(self, memory_mb: int) -> None:
+        token = str(next(self._tokens))
         ours, theirs = socket.socketpair()
         out_r, out_w = os.pipe()
         try:
@@ -63,11 +68,11 @@ class Spares:
         self.by_token[token] = spare
         self.free.setdefault(memory_mb, deque()).append(spare)
 
-    def top_up(self, want: int, memory_mb: int, room: int, token: Callable[[], str]) -> None:
+    def top_up(self, want: int, memory_mb: int, room: int) -> None:
         """Fork spares for `memory_mb` until `want` wait, while fewer than `room` exist."""
         while self.count(memory_mb) < want and len(self) < room:
             try:
-                self.fork(token(), memory_mb)
+                self.fork(memory_mb)
             except OSError:  # the zygote is gone: its EOF is reported by the next read
                 return
 

@@ -66,6 +66,26 @@ def test_every_flow_runs_in_a_spare_of_its_own_used_once(make_workflow, tmp_path
         assert all(uid != 0 for i in range(6) for _, uid in recorded(tmp_path, f"f{i}"))
 
 
+@pytest.mark.parametrize("sandbox", MODES)
+def test_a_run_leaves_its_reserve_of_spares_for_the_next_run(make_workflow, tmp_path, sandbox):
+    """One slot (one spare per slot during a run), a reserve of 4: the 4 flows of the next
+    chain all run in processes forked before that run was asked for, each once."""
+    wf = make_workflow(chain(4), sandbox=sandbox, concurrency=1, spare_reserve=4)
+    assert wf.run(workdir=tmp_path)["status"] == "ready"
+    spares = waiting_spares(wf)
+    assert len(spares) == 4
+    assert wf.run(workdir=tmp_path)["status"] == "ready"
+    last_run = [recorded(tmp_path, f"f{i}")[-1][0] for i in range(4)]
+    assert set(last_run) == spares  # one reserve spare per flow, none forked during the run
+    assert waiting_spares(wf).isdisjoint(spares)  # and a fresh reserve for the run after
+
+
+def test_an_engine_with_no_reserve_keeps_only_a_spare_per_slot(make_workflow, tmp_path):
+    wf = make_workflow(chain(3), sandbox="off", concurrency=1, spare_reserve=0)
+    assert wf.run(workdir=tmp_path)["status"] == "ready"
+    assert len(wf.runner.supervisor.spares) <= 1
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the memory cgroup needs a root engine")
 def test_a_job_with_another_memory_limit_never_gets_a_spare_forked_without_it(
     make_workflow, tmp_path
