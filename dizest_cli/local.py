@@ -130,7 +130,7 @@ def run(
 ) -> None:
     """Run WORKFLOW (.dwp) here, each flow in its own child process. A flow's own `"dizest"`
     options (timeout, memory_limit_mb, retries, network) come before these."""
-    settings = replace(_settings(), spare_reserve=0)  # one run, then this process exits
+    settings = _settings()
     if cache and not settings.cache_dir:
         settings = replace(settings, cache_dir=".dizest/cache")
     if preload:

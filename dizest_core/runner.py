@@ -170,8 +170,7 @@ class _Run:
         graph: Graph | None,
     ) -> None:
         self.runner, self.package, self.request, self.run_id = runner, package, request, run_id
-        self.store = runner.store
-        self.settings = runner.settings
+        self.store, self.settings = runner.store, runner.settings
         # each flow's timeout, memory limit, retries and network: the same rules as workers
         self.run_options = {
             "flow_timeout": request.flow_timeout,
@@ -232,8 +231,9 @@ class _Run:
         finally:
             self._abandon(sup)
             sup.settle()
-            sup.spare_slots = self.settings.spare_reserve  # for the next run (`spares`)
-            sup.top_up()
+            if self.runner._last is not None:  # run again: likely again, so a reserve (`spares`)
+                sup.spare_slots = self.settings.spare_reserve
+                sup.top_up()
             self.runner._last = self.builder.report(self._previews)
 
     def _previews(self, flow_id: str) -> dict[str, Any]:

@@ -57,9 +57,9 @@ class Settings:
     # hold a core), up to max_processes at once
     concurrency: int | None = None
     max_processes: int = field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)))
-    # spare flow children a local engine keeps between runs: forked as a run ends, while the
-    # caller goes on, for the next run's first flows (during a run: one per slot; see
-    # dizest_core.spares); 0: none (`dizest run`: one run, then its process exits)
+    # spare flow children a local engine keeps between runs: forked as its second and later
+    # runs end, while the caller goes on, for the next run's first flows (during a run: one
+    # per slot; see dizest_core.spares); 0: none (`dizest run`: one run, then it exits)
     spare_reserve: int = 8
     flow_timeout: float | None = None
     memory_limit_mb: int | None = None
