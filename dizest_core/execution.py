@@ -115,10 +115,11 @@ class Supervisor:
         else:
             self.by_pid[spare.pid] = child
 
-    def top_up(self) -> None:
-        """Ask the zygote for spares until `spare_slots` wait for the last job's memory limit:
-        it forks them while we go on (waiting for the running flows, or between two runs)."""
-        self.spares.top_up(self.spare_slots, self.spare_memory, UID_STRIDE - len(self.children))
+    def rest(self, reserve: int, memory_mb: int) -> None:
+        """Between runs: `reserve` spares for `memory_mb`, none for another limit; the zygote
+        forks them while the caller goes on (`spares`)."""
+        self.spare_slots, self.spare_memory = reserve, memory_mb
+        self.spares.rest(reserve, memory_mb, UID_STRIDE - len(self.children))
 
     def sample_cpu(self) -> None:
         """Ask the zygote for the children's CPU use (read by `holds_core` once answered)."""
@@ -155,7 +156,7 @@ class Supervisor:
         """Wait up to `timeout` seconds for children to say or do something."""
         out: list[Signal | Finished] = []
         self.settle()
-        self.top_up()
+        self.spares.top_up(self.spare_slots, self.spare_memory, UID_STRIDE - len(self.children))
         for key, events in self.selector.select(self._until_deadline(timeout)):
             if key.data is None:
                 self._zygote_notices(out)

@@ -205,11 +205,9 @@ class _Run:
         self.fixed = request.concurrency or self.settings.concurrency
         self.cpus = cpuuse.cpus()
         self.concurrency = self.fixed or min(self.settings.max_processes, UID_STRIDE)
-        self.cache = (
-            FlowCache(self.settings.cache_dir)
-            if request.cache and self.settings.cache_dir
-            else None
-        )
+        cache_dir = self.settings.cache_dir
+        self.cache = FlowCache(cache_dir) if request.cache and cache_dir else None
+        self.first_memory: int | None = None  # the first flow's memory limit: the next run's
         self.workdir = os.path.abspath(request.workdir or os.getcwd())
         self.order = {flow_id: i for i, flow_id in enumerate(package.flows)}
 
@@ -231,9 +229,8 @@ class _Run:
         finally:
             self._abandon(sup)
             sup.settle()
-            if self.runner._last is not None:  # run again: likely again, so a reserve (`spares`)
-                sup.spare_slots = self.settings.spare_reserve
-                sup.top_up()
+            if self.runner._last is not None and self.state.done and not self._stopping:
+                sup.rest(self.settings.spare_reserve, self.first_memory or 0)  # see `spares`
             self.runner._last = self.builder.report(self._previews)
 
     def _previews(self, flow_id: str) -> dict[str, Any]:
@@ -261,6 +258,8 @@ class _Run:
         while self.queue and self._admit():
             flow_id = self.queue.pop()
             job = self._job(flow_id)
+            if self.first_memory is None:
+                self.first_memory = job.memory_limit_mb or 0
             yield from self._transition(self.state.running(flow_id))
             cached = self.cache.get(cache_key(job)) if self.cache else None
             if cached is not None:

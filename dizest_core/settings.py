@@ -59,7 +59,7 @@ class Settings:
     max_processes: int = field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)))
     # spare flow children a local engine keeps between runs: forked as its second and later
     # runs end, while the caller goes on, for the next run's first flows (during a run: one
-    # per slot; see dizest_core.spares); 0: none (`dizest run`: one run, then it exits)
+    # per slot, kept between runs too; see dizest_core.spares); 0: only those
     spare_reserve: int = 8
     flow_timeout: float | None = None
     memory_limit_mb: int | None = None

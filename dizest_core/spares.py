@@ -7,9 +7,9 @@ local slot), forked while the engine waits for the running flows anyway, also wh
 is busy: the next flow starts the moment one ends (in a chain, spares only for free slots would
 never be there in time). A spare takes ~3-4 ms of CPU to be ready (fork, confinement, warm-up),
 more than a no-op flow's run, so a chain longer than the spares outruns them on 2 cores: between
-runs a local engine used more than once keeps `Settings.spare_reserve` (forked as a run ends,
-while the caller goes on; not after a first run, which may be the only one), and a run spends
-those first. A launch hands the job to a spare whose memory limit matches (its
+runs a local engine used more than once keeps `Settings.spare_reserve` (forked as a run ends
+normally, while the caller goes on, for the memory limit of that run's first flow; none after
+a first run, which may be the only one, or a cancelled one), and a run spends those first. A launch hands the job to a spare whose memory limit matches (its
 cgroup limits were written for it), else forks as before. A spare is still used once: it runs one job and exits, as every
 child does; a spare that never gets a job is killed with the zygote or when the Supervisor
 closes its end (it exits on EOF without running anything).
@@ -76,6 +76,14 @@ class Spares:
                 self.fork(memory_mb)
             except OSError:  # the zygote is gone: its EOF is reported by the next read
                 return
+
+    def rest(self, want: int, memory_mb: int, room: int) -> None:
+        """`want` spares for `memory_mb` and none waiting for another limit (each of those
+        would hold a slot and ~2.3 MB until the slots ran out)."""
+        for other in [m for m in self.free if m != memory_mb]:
+            for spare in list(self.free[other]):
+                self._drop(spare)
+        self.top_up(want, memory_mb, room)
 
     def take(self, memory_mb: int) -> Spare | None:
         """A spare forked for `memory_mb`, now the caller's (the oldest: most likely started)."""

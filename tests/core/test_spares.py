@@ -80,14 +80,35 @@ def test_a_run_leaves_its_reserve_of_spares_for_the_next_run(make_workflow, tmp_
     assert wf.run(workdir=tmp_path)["status"] == "ready"
     last_run = [recorded(tmp_path, f"f{i}")[-1][0] for i in range(4)]
     assert set(last_run) == spares  # one reserve spare per flow, none forked during the run
-    assert waiting_spares(wf).isdisjoint(spares)  # and a fresh reserve for the run after
+    after = waiting_spares(wf)
+    assert len(after) == 4 and after.isdisjoint(spares)  # a fresh reserve for the run after
+
+
+def test_the_reserve_follows_the_memory_limit_and_drops_the_others(make_workflow, tmp_path):
+    wf = make_workflow(chain(2), sandbox="off", concurrency=1, spare_reserve=3)
+    for _ in range(2):
+        assert wf.run(workdir=tmp_path)["status"] == "ready"
+    spares = wf.runner.supervisor.spares
+    assert (spares.count(0), len(spares)) == (3, 3)
+    assert wf.run(workdir=tmp_path, memory_limit_mb=256)["status"] == "ready"
+    assert (spares.count(256), len(spares)) == (3, 3)  # none left waiting for no limit
+
+
+SLEEPY = RECORD + "import time\ntime.sleep(30)\n"
+
+
+def test_a_run_that_times_out_forks_no_reserve(make_workflow, tmp_path):
+    wf = make_workflow(chain(1, SLEEPY), sandbox="off", concurrency=1, spare_reserve=4)
+    wf.run(workdir=tmp_path, timeout=0.5)
+    wf.run(workdir=tmp_path, timeout=0.5)  # a second run, but it did not end normally
+    assert len(wf.runner.supervisor.spares) == 1  # the spare per slot, no reserve
 
 
 def test_an_engine_with_no_reserve_keeps_only_a_spare_per_slot(make_workflow, tmp_path):
     wf = make_workflow(chain(3), sandbox="off", concurrency=1, spare_reserve=0)
     for _ in range(2):
         assert wf.run(workdir=tmp_path)["status"] == "ready"
-        assert len(wf.runner.supervisor.spares) <= 1
+        assert len(wf.runner.supervisor.spares) == 1
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the memory cgroup needs a root engine")
@@ -106,9 +127,11 @@ def test_a_job_with_another_memory_limit_never_gets_a_spare_forked_without_it(
 
 
 def test_spares_left_unused_exit_when_the_engine_closes(make_workflow, tmp_path):
-    wf = make_workflow(chain(2), sandbox="off")
-    assert wf.run(workdir=tmp_path)["status"] == "ready"
+    wf = make_workflow(chain(2), sandbox="off", spare_reserve=3)
+    for _ in range(2):
+        assert wf.run(workdir=tmp_path)["status"] == "ready"
     spares = waiting_spares(wf)
+    assert len(spares) == 3  # the reserve
     zygote = wf.runner.supervisor.zygote.proc
     wf.close()
     assert zygote.returncode is not None  # close() waited for it: it reaped every spare
