@@ -116,7 +116,7 @@ class Settings:
         if self.max_output_bytes < 2 * self.inline_max_bytes:  # the runtime inlines half of it
             raise ConfigError("max_output_bytes must be at least twice inline_max_bytes")
         if self.spare_reserve < 0:
-            raise ConfigError("spare_reserve must be 0 (none) or more")
+            raise ConfigError("spare_reserve must be 0 (no reserve) or more")
         if self.disk_reserve_mb < 0:
             raise ConfigError("disk_reserve_mb must be 0 (no guard) or more")
         if not 0 <= self.retry_backoff_s < float("inf"):

@@ -9,8 +9,9 @@ never be there in time). A spare takes ~3-4 ms of CPU to be ready (fork, confine
 more than a no-op flow's run, so a chain longer than the spares outruns them on 2 cores: between
 runs a local engine used more than once keeps `Settings.spare_reserve` (forked as a run ends
 normally, while the caller goes on, for the memory limit of that run's first flow; none after
-a first run, which may be the only one, or a cancelled one), and a run spends those first. A launch hands the job to a spare whose memory limit matches (its
-cgroup limits were written for it), else forks as before. A spare is still used once: it runs one job and exits, as every
+a first run, which may be the only one, or a cancelled one), and a run spends those first.
+A launch hands the job to a spare whose memory limit matches (its cgroup limits were written
+for it), else forks as before. A spare is still used once: it runs one job and exits, as every
 child does; a spare that never gets a job is killed with the zygote or when the Supervisor
 closes its end (it exits on EOF without running anything).
 """

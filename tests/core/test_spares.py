@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from dizest_core.errors import ConfigError
+from dizest_core.settings import Settings
 from dizest_core.workflow import Workflow
 from tests.conftest import package
 
@@ -92,6 +94,11 @@ def test_the_reserve_follows_the_memory_limit_and_drops_the_others(make_workflow
     assert (spares.count(0), len(spares)) == (3, 3)
     assert wf.run(workdir=tmp_path, memory_limit_mb=256)["status"] == "ready"
     assert (spares.count(256), len(spares)) == (3, 3)  # none left waiting for no limit
+
+
+def test_a_negative_reserve_is_refused_by_name():
+    with pytest.raises(ConfigError, match="spare_reserve must be 0 \\(no reserve\\) or more"):
+        Settings.from_env({"DIZEST_SPARE_RESERVE": "-1"})
 
 
 SLEEPY = RECORD + "import time\ntime.sleep(30)\n"
