@@ -114,6 +114,7 @@ class Supervisor:
             self.forking[spare.token] = child
         else:
             self.by_pid[spare.pid] = child
+        self._conn_ready(child, selectors.EVENT_WRITE, [])  # the job now, not after a select
 
     def rest(self, reserve: int, memory_mb: int) -> None:
         """Between runs: `reserve` spares for `memory_mb`, none for another limit; the zygote
