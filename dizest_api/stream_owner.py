@@ -9,7 +9,10 @@ Invariants (every one under the hub's lock, shared with `EventHub`):
 - One writer thread owns the selector: it registers and closes the sockets, flushes outboxes,
   sees clients leave, sends heartbeats, and catches each run up from its stream every heartbeat
   period and after the hub resubscribed (live events are held back meanwhile, so a client gets
-  every event once, in order, whatever pubsub lost). After CATCH_UP_TRIES failed catch-ups in a
+  every event once, in order, whatever pubsub lost). A run far ahead of its clients (a flood)
+  is caught up in steps of `queue_size` events, each followed by a rest as long as it took
+  (a resync meanwhile waits for the next step, which reads what it wants): one run's catch-ups
+  take at most half of this thread. After CATCH_UP_TRIES failed catch-ups in a
   row, over a heartbeat period at least, the run's streams end, as if it expired: their clients
   resume with Last-Event-ID.
 - A stream ends after its run's final event, when the run expires, or on shutdown: the chunked
@@ -77,6 +80,7 @@ class OwnedStreams:
         self.by_run: dict[str, set[Stream]] = {}
         self._attention: set[Stream] = set()  # for the writer: register, watch, close
         self._catch_up: set[str] = set()  # runs to catch up at once (the hub resubscribed)
+        self._paced: dict[str, float] = {}  # run -> when its next catch-up step may start
         self._checked: dict[str, float] = {}  # run -> when it was last caught up
         self._failed: dict[str, tuple[int, float]] = {}  # run -> failed catch-ups in a row, since
         self._wake_r, self._wake_w = os.pipe()
@@ -244,7 +248,8 @@ class OwnedStreams:
         next_tick = time.monotonic() + tick
         try:
             while not self._stop.is_set():
-                ready = selector.select(max(0.0, next_tick - time.monotonic()))
+                wake_at = min([next_tick, *self._paced.values()])
+                ready = selector.select(max(0.0, wake_at - time.monotonic()))
                 for key, mask in ready:
                     if key.data is None:
                         with contextlib.suppress(BlockingIOError):
@@ -257,7 +262,12 @@ class OwnedStreams:
                             self._flush(key.data)
                 with self._lock:
                     todo, self._attention = self._attention, set()
-                    runs, self._catch_up = self._catch_up, set()
+                    now = time.monotonic()  # a paced run's next step reads what a resync wants
+                    runs = {r for r in self._catch_up if self._paced.get(r, now) <= now}
+                    runs.update(r for r, at in self._paced.items() if at <= now)
+                    self._catch_up -= runs
+                    for run_id in runs:
+                        self._paced.pop(run_id, None)
                 for stream in todo:
                     self._reconcile(selector, watched, stream)
                 for run_id in runs:
@@ -346,7 +356,7 @@ class OwnedStreams:
             streams = [s for s in self.by_run.get(run_id, ()) if not (s.gone or s.ending)]
             if not streams:
                 return
-            self._checked[run_id] = time.monotonic()
+            started = self._checked[run_id] = time.monotonic()
             for stream in streams:
                 stream.held = stream.held or []
             lasts = [s.last for s in streams]
@@ -381,6 +391,7 @@ class OwnedStreams:
                 else:
                     held, stream.held = stream.held or [], None
                     self.deliver_each(stream, batch + held, frames)
-            if partial:
-                self._catch_up.add(run_id)
-                self._wake()
+            if partial:  # a run far ahead (a flood): the next step after as long a rest, so its
+                # watchers' catch-ups take at most half of this thread (and of the GIL it holds
+                # meanwhile): the pubsub thread's live events for every other run come first
+                self._paced[run_id] = 2 * time.monotonic() - started

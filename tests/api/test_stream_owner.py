@@ -3,6 +3,7 @@ heartbeats, the end of a run, shutdown; the hub's real pubsub subscription on re
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import threading
@@ -264,6 +265,58 @@ def test_a_long_catch_up_keeps_live_events_back_until_it_reaches_them(redis_url:
         finally:
             ours.close()
             theirs.close()
+    finally:
+        hub.close()
+
+
+class SlowRuns(BackloggedRuns):
+    """The backlog read from a Redis that answers each read in READ_S (a stand-in for a busy
+    server, not a wait for a condition); when each read started and ended."""
+
+    READ_S = 0.05
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.reads: list[tuple[float, float]] = []
+
+    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Event]:
+        started = time.monotonic()
+        time.sleep(self.READ_S)
+        out = super().event_batch(run_id, after, count)
+        self.reads.append((started, time.monotonic()))
+        return out
+
+
+def test_a_long_catch_up_rests_between_its_steps_as_long_as_each_took(redis_url: str) -> None:  # noqa: F811
+    """A run far ahead of its clients (a flood) is caught up in steps of queue_size events,
+    each followed by a rest as long as the step: its catch-ups take at most half of the writer
+    thread (and of the GIL), so other runs' live events are not held behind them. Its client
+    still gets every event once, in order."""
+    hub = EventHub(redis_url, f"ownertest:{uuid.uuid4().hex}", queue_size=1000, heartbeat_s=30)
+    total = 3000
+    runs = SlowRuns(total)
+    try:
+        ((ours, theirs),) = handed(hub, 1, runs)
+        runs.stream = [
+            Event.from_dict(json.loads(live_event(i, i == total))) for i in range(1, total + 1)
+        ]
+        runs.reads.clear()  # the replay's
+        with hub._lock:  # as when the hub resubscribes
+            hub.owned.resync()
+        try:
+            assert event_numbers(read_all(theirs)) == list(range(1, total + 1))
+        finally:
+            ours.close()
+            theirs.close()
+        steps: list[list[tuple[float, float]]] = []  # reads with no rest between them
+        for read in runs.reads:
+            if steps and read[0] - steps[-1][-1][1] < SlowRuns.READ_S / 2:
+                steps[-1].append(read)
+            else:
+                steps.append([read])
+        assert [len(step) for step in steps] == [2, 2, 2]  # 500 a read, queue_size a step
+        for step, following in itertools.pairwise(steps):
+            assert following[0][0] - step[-1][1] >= step[-1][1] - step[0][0]
     finally:
         hub.close()
 
