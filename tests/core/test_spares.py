@@ -106,8 +106,9 @@ SLEEPY = RECORD + "import time\ntime.sleep(30)\n"
 
 def test_a_run_that_times_out_forks_no_reserve(make_workflow, tmp_path):
     wf = make_workflow(chain(1, SLEEPY), sandbox="off", concurrency=1, spare_reserve=4)
-    wf.run(workdir=tmp_path, timeout=0.5)
-    wf.run(workdir=tmp_path, timeout=0.5)  # a second run, but it did not end normally
+    for _ in range(2):  # a second run, but neither ended normally
+        report = wf.run(workdir=tmp_path, timeout=0.5)
+        assert report["status"] == "error" and "timeout" in report["flows"]["f0"]["reason"]
     assert len(wf.runner.supervisor.spares) == 1  # the spare per slot, no reserve
 
 
