@@ -15,17 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench_core import package_path  # the packages' one location (tests/data), and sys.path
 
-from dizest_core.settings import Settings  # noqa: E402
-from dizest_core.workflow import Workflow  # noqa: E402
+from dizest_core.settings import Settings
+from dizest_core.workflow import Workflow
 
-PACKAGE = ROOT / "tests" / "data" / "chain10_noop.dwp"
+PACKAGE = package_path("chain10_noop")
 
 
 def timed_runs(wf: Workflow, repeat: int, idle_s: float) -> list[float]:
