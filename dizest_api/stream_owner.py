@@ -12,9 +12,9 @@ Invariants (every one under the hub's lock, shared with `EventHub`):
   every event once, in order, whatever pubsub lost). A run far ahead of its clients (a flood)
   is caught up in steps of `queue_size` events, each followed by a rest as long as it took
   (a resync meanwhile waits for the next step, which reads what it wants): one run's catch-ups
-  take at most half of this thread. After CATCH_UP_TRIES failed catch-ups in a
-  row, over a heartbeat period at least, the run's streams end, as if it expired: their clients
-  resume with Last-Event-ID.
+  take at most half of this thread. A failed catch-up is tried again after a backoff; after
+  CATCH_UP_TRIES in a row, over a heartbeat period at least, the run's streams end, as if it
+  expired: their clients resume with Last-Event-ID.
 - A stream ends after its run's final event, when the run expires, or on shutdown: the chunked
   response's last chunk, then the socket closes.
 """
@@ -44,6 +44,7 @@ REPLAY_BATCH = 500  # events read at once to replay or catch up
 # read 1 MB lines held 2 GB of the API when only events were counted)
 MAX_OUTBOX_BYTES = 8 << 20
 CATCH_UP_TRIES = 3  # catch-ups of a run failing in a row before its streams end (and resume)
+RETRY_S = 0.1  # a failed catch-up is tried again after this, doubled each time (live events wait)
 
 
 class RunFeed(Protocol):
@@ -266,8 +267,7 @@ class OwnedStreams:
                     runs = {r for r in self._catch_up if self._paced.get(r, now) <= now}
                     runs.update(r for r, at in self._paced.items() if at <= now)
                     self._catch_up -= runs
-                    for run_id in runs:
-                        self._paced.pop(run_id, None)
+                    self._paced = {r: at for r, at in self._paced.items() if at > now}
                 for stream in todo:
                     self._reconcile(selector, watched, stream)
                 for run_id in runs:
@@ -283,13 +283,15 @@ class OwnedStreams:
             selector.close()
 
     def _failing(self, run_id: str, failed: bool) -> bool:
-        """Whether `run_id`'s catch-ups have failed CATCH_UP_TRIES times in a row over at least
-        a heartbeat period (a flooding run's come back to back: a blip must not end them)."""
+        """Whether `run_id`'s catch-ups failed CATCH_UP_TRIES times in a row, over a heartbeat
+        period at least (a flooding run's come back to back: a blip must not end them). A failed
+        one is tried again after RETRY_S, doubled each time up to a heartbeat period."""
         if not failed:
             self._failed.pop(run_id, None)
             return False
         tries, since = self._failed.get(run_id, (0, time.monotonic()))
         self._failed[run_id] = (tries + 1, since)
+        self._paced[run_id] = time.monotonic() + min(self.heartbeat_s, RETRY_S * 2**tries)
         return tries + 1 >= CATCH_UP_TRIES and time.monotonic() - since >= self.heartbeat_s
 
     def _readable(self, stream: Stream) -> None:
@@ -374,7 +376,7 @@ class OwnedStreams:
                 if len(batch) >= self.queue_size:  # a bounded step; the next one goes on at once
                     partial = True
                     break
-        except Exception:  # Redis away: the next period tries again
+        except Exception:  # Redis away: tried again after a backoff (_failing)
             log.warning("catching run %s up failed", run_id, exc_info=True)
             failed = True
         frames: dict[str, bytes] = {}

@@ -194,3 +194,30 @@ def test_a_flood_is_less_than_what_one_read_takes() -> None:
     from dizest_api.run_channels import BATCH
 
     assert FLOOD_BATCH < BATCH  # else no read could ever show one
+
+
+def test_a_failed_catch_up_is_tried_again_soon_not_a_heartbeat_period_later(
+    redis_url: str,  # noqa: F811
+) -> None:
+    """The interleaving CI met (a loaded machine, the flood over before its third failure):
+    the catch-up after a resubscribe fails, and the live events after it wait for the next.
+    That one came a heartbeat period later (30 s here) unless the run flooded again; now it
+    comes after a short backoff, and the client gets every event once, in order."""
+    hub = EventHub(redis_url, f"floodtest:{uuid.uuid4().hex}", queue_size=100, heartbeat_s=30)
+    try:
+        feeds = {"r1": FailingRuns(failures=0)}
+        client = owned(hub, feeds["r1"], "r1")
+        subscribed(hub, "r1")
+        publish(hub, [("r1", 1, False), ("r1", 2, False)], feeds)
+        client.settimeout(5)
+        received = bytearray()
+        while event_numbers(bytes(received)) != [1, 2]:
+            received.extend(client.recv(65536))
+        with hub._lock:  # as the hub does once its subscription is confirmed again
+            feeds["r1"].failures = 1
+            hub.owned.resync(["r1"])
+        wait_for(lambda: feeds["r1"].failures == 0)  # that catch-up failed
+        publish(hub, [("r1", i, i == 5) for i in range(3, 6)], feeds)  # held back, live
+        assert event_numbers(bytes(received) + read_all(client)) == [1, 2, 3, 4, 5]
+    finally:
+        hub.close()
