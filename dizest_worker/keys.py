@@ -86,6 +86,12 @@ key / channel                         type     holds                            
 {p}:queues                            hash     queue -> when a worker serving it last     none
                                                started (ms): the queues a run submitted
                                                for a user may use
+{p}:audited                           hash     worker name -> the beat (ms) of its death  none*
+                                               a lost-message audit covered (see
+                                               lost_messages); pruned with the beats
+{p}:audit_due                         string   "1": a worker found its name's beat left   none
+                                               over at start: audit once (lost_messages)
+{p}:audit_lock                        string   the auditing reaper's token               60 s
 {p}:metrics                           hash     lifetime counters for /metrics: "started", none (a
                                                "finished:{status}", "retried", "parked", few fields
                                                "duration:{bound}" (flows whose duration  that only
@@ -235,6 +241,18 @@ class Keys:
     @property
     def queues(self) -> str:
         return f"{self.prefix}:queues"
+
+    @property
+    def audited(self) -> str:
+        return f"{self.prefix}:audited"
+
+    @property
+    def audit_due(self) -> str:
+        return f"{self.prefix}:audit_due"
+
+    @property
+    def audit_lock(self) -> str:
+        return f"{self.prefix}:audit_lock"
 
     @property
     def metrics(self) -> str:

@@ -90,12 +90,15 @@ def connected(client: redis.Redis, settings: WorkerSettings, holders: Iterable[s
 
 
 def forget(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
-    """Delete `name`'s beat (a worker about to start under that name is not ready yet)."""
+    """Delete `name`'s beat (a worker about to start under that name is not ready yet). A beat
+    left over is a worker that stopped, perhaps killed with a message it had taken: the next
+    reaper audits the broker for lost messages (`lost_messages`), as for a beat that aged out."""
     keys = Keys(settings.prefix)
     pipe = client.pipeline()
     pipe.hdel(keys.workers, name)
     pipe.hdel(keys.worker_slots, name)
-    pipe.execute()
+    if pipe.execute()[0]:
+        client.set(keys.audit_due, "1")
 
 
 def beat(client: redis.Redis, settings: WorkerSettings, slots: int = 0) -> None:

@@ -35,6 +35,7 @@ from dizest_core.status import Reason
 from dizest_worker.files import remove_expired
 from dizest_worker.flow_slots import FlowSlots
 from dizest_worker.liveness import connected
+from dizest_worker.lost_messages import LostMessages
 from dizest_worker.orchestration import Enqueue, FlowTask
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns, now_ms
@@ -51,6 +52,7 @@ class Reaper:
         self.settings = settings
         self.slots = FlowSlots(runs, enqueue)
         self.stranded = Stranded(runs, self.slots)
+        self.lost = LostMessages(runs, self.stranded)
         self.blind = False  # PUBSUB refused: said once, then every worker counts as connected
         self.redis_run: str | None = None  # the Redis instance (INFO run_id) seen settled
 
@@ -65,9 +67,10 @@ class Reaper:
             (run_id, flow_id, self._expired(run_id, flow_id, attempt, stalled if up else now))
             for (run_id, flow_id, attempt), up in zip(expired, alive, strict=True)
         ]
-        for chore in (self.slots.heal, self.stranded.sweep):  # one failing stops neither
+        # the slots those attempts held; messages a killed worker never claimed, or lost
+        for chore in (self.slots.heal, self.stranded.sweep, self.lost.sweep):
             try:
-                chore()  # the slots those attempts held; messages a killed worker never claimed
+                chore()  # one failing stops none of the others
             except redis.RedisError:
                 raise
             except Exception:

@@ -45,7 +45,15 @@ def tasks_of(raw: bytes | None) -> list[FlowTask]:
     if raw is None:
         return []
     try:
-        message = json.loads(raw)[0]
+        return tasks_in(json.loads(raw)[0])
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return []
+
+
+def tasks_in(message: Any) -> list[FlowTask]:
+    """The flow tasks of one broker message (a queue's list holds them as JSON); none for
+    anything else."""
+    try:
         if message.get("headers", {}).get("task") != RUN_FLOW:
             return []
         body: Any = message["body"]
@@ -77,6 +85,11 @@ class Stranded:
         tags = client.zrangebyscore(UNACKED_INDEX, "-inf", time.time() - self.after_s)
         found = [t for raw in (client.hmget(UNACKED, tags) if tags else []) for t in tasks_of(raw)]
         found = [t for t in found if (t.run_id, t.flow_id, t.attempt) not in self.sent]
+        return self.send_again(found, now, "taken by a worker that is gone")
+
+    def send_again(self, found: list[FlowTask], now: float, why: str) -> list[tuple[str, str, int]]:
+        """Send again those of `found` still pending at that attempt, with no lease, not
+        parked (`_lost`); returns them."""
         again = [t for t, lost in zip(found, self._lost(found), strict=True) if lost]
         by_run: dict[str, list[tuple[FlowTask, str]]] = {}
         for task in again:
@@ -90,7 +103,7 @@ class Stranded:
             self.sent[(task.run_id, task.flow_id, task.attempt)] = now
         for tasks in by_run.values():
             self.slots.enqueue(tasks, 0.0)
-            log.warning("sent again %s: taken by a worker that is gone", [t for t, _ in tasks])
+            log.warning("sent again %s: %s", [t for t, _ in tasks], why)
         return [(t.run_id, t.flow_id, t.attempt) for tasks in by_run.values() for t, _ in tasks]
 
     def _context(self, run_id: str) -> RunContext | None:
