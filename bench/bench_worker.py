@@ -856,6 +856,28 @@ def terminate_as_exit() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def private_settings(stack: contextlib.ExitStack, kind: str) -> tuple[WorkerSettings, str]:
+    """Settings of a bench's own: a temporary directory, a Redis (the test one, else a private
+    server), a key prefix and queue of its own, all removed by `stack`; and their tag."""
+    stack.enter_context(terminate_as_exit())
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"dizest-{kind}-")))
+    url, server = find_redis(tmp)
+    if server is not None:
+        stack.callback(server.stop)
+    tag = uuid.uuid4().hex[:8]
+    settings = replace(
+        WorkerSettings.from_env(),  # the environment's, for what the bench does not set
+        redis_url=url,
+        prefix=f"dz{kind}{tag}",
+        queue=f"q{kind}{tag}",
+        artifact_dir=str(tmp / "artifacts"),
+        workdir_root=str(tmp / "runs"),
+    )
+    stack.callback(lambda: print(f"  deleted {cleanup_redis(settings)} keys", file=sys.stderr))
+    print(f"redis {url}, prefix {settings.prefix}, queue {settings.queue}", file=sys.stderr)
+    return settings, tag
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -868,22 +890,8 @@ def main(argv: list[str] | None = None) -> int:
     rec_rows: list[recovery.RecoveryRow] = []
     failures: list[str] = []
     with contextlib.ExitStack() as stack:
-        stack.enter_context(terminate_as_exit())
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dizest-bench-")))
-        url, server = find_redis(tmp)
-        if server is not None:
-            stack.callback(server.stop)
-        tag = uuid.uuid4().hex[:8]
-        settings = replace(
-            WorkerSettings.from_env(),  # the environment's, for what the bench does not set
-            redis_url=url,
-            prefix=f"dzbench{tag}",
-            queue=f"qbench{tag}",
-            artifact_dir=str(tmp / "artifacts"),
-            workdir_root=str(tmp / "runs"),
-        )
-        stack.callback(lambda: print(f"  deleted {cleanup_redis(settings)} keys", file=sys.stderr))
-        print(f"redis {url}, prefix {settings.prefix}, queue {settings.queue}", file=sys.stderr)
+        settings, tag = private_settings(stack, "bench")
+        url = settings.redis_url
         for config in [
             replace(CONFIGS[k], key=f"{k}:{m}", sandbox=m) if m else CONFIGS[k]
             for m in args.modes or [""]
