@@ -48,14 +48,16 @@ def blocked_in_read(tid: int) -> bool:
     return call in {"7", "271", "45", "73", "207"}
 
 
-def test_a_message_partly_arrived_is_read_whole_on_the_same_connection() -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+def test_a_message_partly_arrived_is_read_whole_on_the_same_connection(tmp_path: Path) -> None:
+    # a Unix socket: on a TCP port from bind(0), a client of another test still reconnecting to
+    # a Redis that had that port was accepted instead, or filled the backlog (CI, 2026-12-04)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "redis.sock"))
     listener.listen(4)
     rest, accepted = threading.Event(), []
     server = threading.Thread(target=serve_once, args=(listener, rest, accepted), daemon=True)
     server.start()
-    client = redis.Redis(port=listener.getsockname()[1])
+    client = redis.Redis(unix_socket_path=str(tmp_path / "redis.sock"))
     pubsub = client.pubsub()
     got: dict[str, Any] = {}
     try:
