@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+import pytest
+
 from dizest_core.events import FLOW_STATUS
 from dizest_worker import liveness
 from dizest_worker.client import Client
@@ -58,38 +60,26 @@ def ran_once(client: Client, run_id: str) -> None:
     assert len(starts) == 1
 
 
-def test_a_message_lost_by_a_killed_worker_runs_once_its_beat_has_aged_out(redis_url, tmp_path):
+@pytest.mark.parametrize(
+    ("dead", "age_ms"),
+    [("killed", 10_000), ("w1", 0)],
+    ids=["its-beat-aged-out", "restarted-under-its-name-at-once"],
+)
+def test_a_message_lost_by_a_killed_worker_runs_once(redis_url, tmp_path, dead, age_ms):
+    """The killed worker's last beat is left as it leaves it: older than the liveness window,
+    or fresh when a supervisor restarts it at once under its name (w1): its beat never aged
+    out, but the new instance finds it left over at start, which marks an audit due."""
     settings = make_settings(redis_url, tmp_path)
     client = Client(settings)
     worker = None
     try:
         run_id = client.submit(ONE_FLOW)
         lose_the_message(client, run_id)
-        # the taker's beat, as a killed worker leaves it: older than the liveness window
-        client.redis.hset(client.runs.keys.workers, "killed", now_ms() - 10_000)
+        client.redis.hset(client.runs.keys.workers, dead, now_ms() - age_ms)
         worker = WorkerProcess(settings, "w1", concurrency=1)
         ran_once(client, run_id)
-        assert client.redis.hget(client.runs.keys.audited, "killed") is not None
-    finally:
-        if worker is not None:
-            worker.stop()
-        cleanup(settings)
-
-
-def test_a_worker_restarted_under_its_name_at_once_has_its_lost_message_sent_again(
-    redis_url, tmp_path
-):
-    """Killed and restarted within the liveness window (a supervisor's restart): its beat never
-    aged out, but the new instance finds it left over at start, which marks an audit due."""
-    settings = make_settings(redis_url, tmp_path)
-    client = Client(settings)
-    worker = None
-    try:
-        run_id = client.submit(ONE_FLOW)
-        lose_the_message(client, run_id)
-        client.redis.hset(client.runs.keys.workers, "w1", now_ms())  # the killed w1's last beat
-        worker = WorkerProcess(settings, "w1", concurrency=1)
-        ran_once(client, run_id)
+        if age_ms:  # that death is audited once: the next sweeps leave it
+            assert client.redis.hget(client.runs.keys.audited, dead) is not None
     finally:
         if worker is not None:
             worker.stop()
