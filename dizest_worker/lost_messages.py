@@ -9,8 +9,8 @@ ends (`bench/chaos.py` on 2026-12-04: 2 of 200 runs, with a worker killed every 
 `stranded` cannot see such a message: it reads the unacked hash.
 
 So once a worker has died, one reaper audits the cluster: each flow of a run not final that is
-pending with no lease and not parked, whose message is in none of the served queues' lists and
-not in the unacked hash, is sent again (through `Stranded.send_again`, which checks each once
+pending with no lease and not parked, whose message is in none of the served queues' lists nor
+its own queue's and not in the unacked hash, is sent again (through `Stranded.send_again`, which checks each once
 more; a copy of a message that was only in flight in a live worker is harmless: its claim
 answers `stale`). The flows are read before the broker, so a message taken meanwhile is at worst
 sent twice, never missed. A worker counts as dead once its beat is older than
@@ -85,12 +85,12 @@ class LostMessages:
         return {n: ms for n, ms in beats.items() if ms < oldest and audited.get(n) != ms}
 
     def missing(self) -> list[FlowTask]:
-        """Flows of the runs not final that are pending with no lease and whose message is in
-        no served queue and not in the unacked hash (parked ones are `send_again`'s to skip)."""
+        """Flows of the runs not final, pending with no lease, whose message is neither in a
+        served queue or their own nor unacked (parked ones are `send_again`'s to skip)."""
         pending = self._pending()
         if not pending:
             return []
-        present = self._in_broker()
+        present = self._in_broker(self._queues(pending))
         return [t for t in pending if (t.run_id, t.flow_id, t.attempt) not in present]
 
     def _pending(self) -> list[FlowTask]:
@@ -108,8 +108,8 @@ class LostMessages:
             for run_id in live:
                 pipe.hgetall(keys.flows(run_id))
             for run_id, fields in zip(live, pipe.execute(), strict=True):
-                for name, value in fields.items():
-                    if value != PENDING or b":" in name:
+                for name, value in fields.items():  # a flow id may hold ':' itself
+                    if value != PENDING:
                         continue
                     attempt = fields.get(name + b":attempt")
                     if attempt is not None and attempt.isdigit():
@@ -121,10 +121,22 @@ class LostMessages:
         )
         return [t for t, score in zip(found, leased, strict=True) if score is None]
 
-    def _in_broker(self) -> set[Task]:
-        """(run, flow, attempt) of every flow message in a served queue's lists or unacked."""
-        client, keys = self.runs.client, self.runs.keys
-        queues = {q.decode() for q in client.hkeys(keys.queues)} | {self.runs.settings.queue}
+    def _queues(self, pending: list[FlowTask]) -> set[str]:
+        """The queues served and those `pending` were sent to (a run without an account may
+        use one no worker serves: its messages wait there, and must not be sent twice)."""
+        settings = self.runs.settings
+        queues = {q.decode() for q in self.runs.client.hkeys(self.runs.keys.queues)}
+        queues.add(settings.queue)
+        contexts = {r: self.stranded.context(r) for r in {t.run_id for t in pending}}
+        for task in pending:
+            ctx = contexts[task.run_id]
+            if ctx is not None and task.flow_id in ctx.plan.parents:
+                queues.add(ctx.flow_options(task.flow_id, settings).queue)
+        return queues
+
+    def _in_broker(self, queues: set[str]) -> set[Task]:
+        """(run, flow, attempt) of every flow message in `queues`' lists or unacked."""
+        client = self.runs.client
         present: set[Task] = set()
         for name in sorted(queues):
             for key in broker_lists(name):

@@ -93,7 +93,7 @@ class Stranded:
         again = [t for t, lost in zip(found, self._lost(found), strict=True) if lost]
         by_run: dict[str, list[tuple[FlowTask, str]]] = {}
         for task in again:
-            ctx = self._context(task.run_id)
+            ctx = self.context(task.run_id)
             if ctx is None or task.flow_id not in ctx.plan.parents:
                 continue
             queue = ctx.flow_options(task.flow_id, self.runs.settings).queue
@@ -106,7 +106,7 @@ class Stranded:
             log.warning("sent again %s: %s", [t for t, _ in tasks], why)
         return [(t.run_id, t.flow_id, t.attempt) for tasks in by_run.values() for t, _ in tasks]
 
-    def _context(self, run_id: str) -> RunContext | None:
+    def context(self, run_id: str) -> RunContext | None:
         """The run's context; None for one gone, or whose record no door of ours stores."""
         try:
             return self.runs.context(run_id)
@@ -123,7 +123,7 @@ class Stranded:
             member = lease_member(t.run_id, t.flow_id, t.attempt)
             pipe.hmget(keys.flows(t.run_id), t.flow_id, f"{t.flow_id}:attempt")
             pipe.zscore(keys.leases, member)
-            ctx = self._context(t.run_id)
+            ctx = self.context(t.run_id)
             owner = ctx.account if ctx else None  # a run without one parks nothing: key '' empty
             pipe.zscore(keys.user_parked(owner) if owner else "", member)
         answers = pipe.execute()

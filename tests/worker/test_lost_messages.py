@@ -101,26 +101,33 @@ def test_forget_marks_an_audit_due_only_for_a_beat_left_over(redis_url, tmp_path
 
 
 def test_an_audit_sends_again_only_what_is_nowhere_and_only_once_per_death(redis_url, tmp_path):
-    """Twelve flows whose messages wait in the queue, one of them lost: the audit sends that one
-    alone; the next sweep, with no new death, sends nothing."""
+    """Twelve flows (ids with ':', as DIZEST allows) whose messages wait in the queue, one of
+    them lost, another run's flow waiting in a queue no worker serves, and entries in the queue
+    that are no flow message: the audit sends the lost one alone; the next sweep, with no new
+    death, sends nothing."""
     settings = make_settings(redis_url, tmp_path)
     client = Client(settings)
     runs = client.runs
     sent: list[tuple[Any, str]] = []
     reaper = Reaper(runs, lambda tasks, countdown: sent.extend(tasks), settings)
     try:
-        flows = {f"f{i}": {"app": "a"} for i in range(12)}
+        flows = {f"f:{i}": {"app": "a"} for i in range(12)}
         run_id = client.submit(package({"a": {"code": "v = 1", "outputs": ["v"]}}, flows))
+        unserved = f"{settings.queue}-b"
+        other = {"o": {"app": "a", "dizest": {"queue": unserved}}}
+        other_run = client.submit(package({"a": {"code": "v = 1", "outputs": ["v"]}}, other))
+        assert sum(client.redis.llen(key) for key in broker_lists(unserved)) == 1
         lists = broker_lists(settings.queue)
         assert sum(client.redis.llen(key) for key in lists) == 12
         raw = next(client.redis.rpop(key) for key in lists if client.redis.llen(key))
         assert raw is not None
         lost = {(t.run_id, t.flow_id, t.attempt) for t in tasks_in(json.loads(raw))}
         assert len(lost) == 1 and next(iter(lost))[0] == run_id
+        client.redis.lpush(settings.queue, b"not json", b"[1]", b'{"headers": 5}')
         assert reaper.lost.sweep(now=time.monotonic()) == []  # no worker died: no audit
         client.redis.hset(runs.keys.workers, "killed", now_ms() - 10_000)
         again = reaper.lost.sweep(now=time.monotonic() + 10)
-        assert set(again) == lost
+        assert set(again) == lost and all(t[0] != other_run for t in again)
         assert [(t.run_id, t.flow_id, t.attempt) for t, _ in sent] == list(again)
         assert all(isinstance(t, FlowTask) and q == settings.queue for t, q in sent)
         assert reaper.lost.sweep(now=time.monotonic() + 20) == []  # that death is audited
