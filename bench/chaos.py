@@ -169,13 +169,31 @@ def kill_loop(
         workers.append(start())
 
 
+def span(text: str) -> tuple[float, float]:
+    """LOW-HIGH seconds, 0 < LOW <= HIGH."""
+    try:
+        low, high = (float(x) for x in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LOW-HIGH (seconds)") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 < LOW <= HIGH")
+    return low, high
+
+
+def count(text: str) -> int:
+    """A whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--runs", type=int, default=120)
-    p.add_argument("--in-flight", type=int, default=6)
-    p.add_argument("--workers", type=int, default=3)
-    p.add_argument("--concurrency", type=int, default=2, help="worker processes each (-c)")
-    p.add_argument("--kill-every", default="2-6", help="seconds between kills: LOW-HIGH")
+    p.add_argument("--runs", type=count, default=120)
+    p.add_argument("--in-flight", type=count, default=6)
+    p.add_argument("--workers", type=count, default=3)
+    p.add_argument("--concurrency", type=count, default=2, help="worker processes each (-c)")
+    p.add_argument("--kill-every", type=span, default="2-6", help="seconds between kills: LOW-HIGH")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--sandbox", default="on", choices=["on", "off"])
     p.add_argument("--only", default="", help="comma-separated package names (default: all)")
@@ -184,7 +202,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    low, high = (float(x) for x in args.kill_every.split("-"))
+    low, high = args.kill_every
     rng, tally, done = random.Random(args.seed), Tally(), threading.Event()
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
