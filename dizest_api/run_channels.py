@@ -62,15 +62,19 @@ class RunChannels:
 
     def want(self) -> None:
         """A run may want subscribing: reconcile now (any thread)."""
-        if not self._asked.is_set():
+        if not self._asked.is_set() and self._wake_w >= 0:
             self._asked.set()
             with contextlib.suppress(BlockingIOError):  # a wake-up is pending already
                 os.write(self._wake_w, b"\0")
 
     def close(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        """Once: closed fd numbers are soon another object's, which a second close, or a
+        wake-up written after it, would close or write into."""
+        fds, (self._wake_r, self._wake_w) = (self._wake_r, self._wake_w), (-1, -1)
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def serve(self, stop: threading.Event) -> None:
         """Until `stop` is set: (re)connect, subscribe, read, hand batches on."""

@@ -126,3 +126,21 @@ def test_an_event_published_before_its_runs_channel_was_subscribed_still_arrives
     finally:
         ours.close()
         theirs.close()
+
+
+def test_closing_the_hub_twice_leaves_the_fds_it_had_to_their_new_owners(
+    redis_url: str,  # noqa: F811
+) -> None:
+    """A closed fd number is soon another object's: a second close (or a wake-up written
+    after the first) closed or wrote into whatever held that number by then."""
+    hub = EventHub(redis_url, f"chtest:{uuid.uuid4().hex}", queue_size=10, heartbeat_s=5)
+    hub.close()
+    theirs = socket.socketpair()  # takes the lowest free numbers: those the hub's pipe had
+    try:
+        hub.close()
+        hub.channels.want()
+        theirs[0].sendall(b"ok")
+        assert theirs[1].recv(2) == b"ok"  # both ends still open, nothing else written
+    finally:
+        for sock in theirs:
+            sock.close()
