@@ -21,17 +21,48 @@ SUBSCRIBED = b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
 MESSAGE = b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$11\r\nhello there\r\n"
 
 
+def commands(buffer: bytearray) -> list[list[bytes]]:
+    """The whole RESP commands at the head of `buffer` (taken out of it); a partial one stays."""
+    found: list[list[bytes]] = []
+    while True:
+        parts: list[bytes] = []
+        end = buffer.find(b"\r\n")
+        if not buffer.startswith(b"*") or end < 0:
+            return found
+        pos, count = end + 2, int(buffer[1:end])
+        for _ in range(count):
+            head_end = buffer.find(b"\r\n", pos)
+            if head_end < 0:
+                return found
+            size = int(buffer[pos + 1 : head_end])
+            if len(buffer) < head_end + 2 + size + 2:
+                return found
+            parts.append(bytes(buffer[head_end + 2 : head_end + 2 + size]))
+            pos = head_end + 2 + size + 2
+        del buffer[:pos]
+        found.append(parts)
+
+
 def serve_once(listener: socket.socket, rest: threading.Event, accepted: list[int]) -> None:
     conn, _ = listener.accept()
     accepted.append(1)
     with conn:
-        while True:  # the handshake (HELLO 3), then SUBSCRIBE
-            data = conn.recv(65536).upper()
+        # The handshake (HELLO 3; redis-py then sends its CLIENT SETINFOs back to back, to read
+        # both replies after: one reply per command, however the bytes arrive), then SUBSCRIBE.
+        buffer = bytearray()
+        while True:
+            data = conn.recv(65536)
             if not data:
                 return
-            if b"SUBSCRIBE" in data:
-                break
-            conn.sendall(HELLO if b"HELLO" in data else b"+OK\r\n")
+            buffer += data
+            for command in commands(buffer):
+                name = command[0].upper()
+                if name == b"SUBSCRIBE":
+                    break
+                conn.sendall(HELLO if name == b"HELLO" else b"+OK\r\n")
+            else:
+                continue
+            break
         conn.sendall(SUBSCRIBED)
         conn.sendall(MESSAGE[:30])  # the first part of the message...
         rest.wait(30)
