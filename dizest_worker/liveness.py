@@ -8,6 +8,10 @@ Invariants:
   to it with PR_SET_PDEATHSIG) and the beats stop.
 - At start (`worker_init`, before the pool exists) a worker deletes its name's beat: a previous
   instance's leftover never makes a restarting worker look ready.
+- A worker that stops cleanly (`worker_shutdown` after a warm shutdown with exit code 0: its
+  pool has stopped, its broker channel has given back what it held) stops beating and deletes
+  its beat (`leave`): it stops counting at once, and no lost-message audit follows. Any other
+  end leaves the beat to age out, and an audit follows (`lost_messages`).
 - A worker is live while its last beat is younger than `WINDOW_S`: one constant, used by
   /readyz, the submit check, /metrics, `dizest worker-alive` and the fair share of flow slots
   (`live_since_ms`). Beats come every `BEAT_S`, so a worker may miss four (a slow Redis call, a
@@ -92,13 +96,25 @@ def connected(client: redis.Redis, settings: WorkerSettings, holders: Iterable[s
 def forget(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
     """Delete `name`'s beat (a worker about to start under that name is not ready yet). A beat
     left over is a worker that stopped, perhaps killed with a message it had taken: the next
-    reaper audits the broker for lost messages (`lost_messages`), as for a beat that aged out."""
+    reaper audits the broker for lost messages (`lost_messages`), as for a beat that aged out
+    (a worker that stopped cleanly deleted its beat: `leave`)."""
+    if _drop_beat(client, settings, name):
+        client.set(Keys(settings.prefix).audit_due, "1")
+
+
+def leave(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
+    """Delete `name`'s beat as it stops cleanly: it stops counting at once (the fair share, the
+    submit check), and asks for no audit, as a warm shutdown has returned what it had taken."""
+    _drop_beat(client, settings, name)
+
+
+def _drop_beat(client: redis.Redis, settings: WorkerSettings, name: str) -> bool:
+    """Delete `name`'s beat and slots; whether it had a beat."""
     keys = Keys(settings.prefix)
     pipe = client.pipeline()
     pipe.hdel(keys.workers, name)
     pipe.hdel(keys.worker_slots, name)
-    if pipe.execute()[0]:
-        client.set(keys.audit_due, "1")
+    return bool(pipe.execute()[0])
 
 
 def beat(client: redis.Redis, settings: WorkerSettings, slots: int = 0) -> None:
@@ -170,6 +186,7 @@ class _Heart:
     ready: Any = None  # multiprocessing.RawValue("b"): 1 once the main process is ready
     slots: Any = None  # multiprocessing.RawValue("i"): the worker's flow slots, once ready
     started = False
+    beating = threading.Lock()  # held by this process's beat thread while it beats
 
 
 def _slots() -> int:
@@ -181,11 +198,12 @@ def _beat_forever(settings: WorkerSettings) -> None:
 
     client = redis_client(settings)
     while True:
-        if _Heart.ready is not None and _Heart.ready.value:
-            try:
-                beat(client, settings, _slots())
-            except redis.RedisError as exc:  # Redis away: not live until it is back
-                log.warning("heartbeat failed: %s", type(exc).__name__)
+        with _Heart.beating:
+            if _Heart.ready is not None and _Heart.ready.value:
+                try:
+                    beat(client, settings, _slots())
+                except redis.RedisError as exc:  # Redis away: not live until it is back
+                    log.warning("heartbeat failed: %s", type(exc).__name__)
         time.sleep(BEAT_S)
 
 
@@ -230,8 +248,20 @@ def install(app: Celery) -> None:
     def on_process_init(**_: Any) -> None:
         _start_beating(settings)
 
+    def on_shutdown(sender: Any = None, **_: Any) -> None:
+        """After a warm shutdown (sent by Celery once its pool has stopped and its broker
+        channel has given back what it held; never after a cold one): beat no more, and leave."""
+        from dizest_worker.connection import redis_client
+
+        if _Heart.ready is None or getattr(sender, "exitcode", None) != 0:
+            return  # never beat; or stopped on an error, maybe with a message half taken
+        _Heart.ready.value = 0
+        with _Heart.beating, contextlib.suppress(redis.RedisError):  # a beat under way ends first
+            leave(redis_client(settings), settings, settings.worker_name)
+
     signals.worker_init.connect(on_init, weak=False, dispatch_uid="dizest.liveness.init")
     signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="dizest.liveness.ready")
     signals.worker_process_init.connect(
         on_process_init, weak=False, dispatch_uid="dizest.liveness.process"
     )
+    signals.worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="dizest.liveness.stop")

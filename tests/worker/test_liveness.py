@@ -71,6 +71,25 @@ def test_the_pool_beats_and_a_leftover_beat_never_stands_for_a_new_worker(
     wait_for(lambda: not liveness.live_workers(client, settings), timeout=liveness.WINDOW_S + 3)  # fmt: skip
 
 
+def test_a_worker_that_stops_cleanly_leaves_at_once_and_asks_no_audit(
+    cluster: Callable[..., WorkerProcess],
+) -> None:
+    settings = cluster.settings  # type: ignore[attr-defined]
+    client = redis_client(settings)
+    keys = Keys(settings.prefix)
+    stays, goes = cluster("w1"), cluster("w2")
+    assert liveness.live_workers(client, settings) == ["w1", "w2"]
+    goes.stop()  # SIGTERM: Celery's warm shutdown
+    assert goes.proc.returncode == 0
+    # gone at once, not a window later; and a clean stop is not a death to audit for
+    assert client.hget(keys.workers, "w2") is None
+    assert client.hget(keys.worker_slots, "w2") is None
+    assert liveness.live_workers(client, settings) == ["w1"]
+    assert not client.exists(keys.audit_due)
+    stays.kill()  # SIGKILL: the beat stays, to age out (and be audited)
+    assert client.hget(keys.workers, "w1") is not None
+
+
 def test_only_beats_within_the_window_count(redis_url: str, tmp_path: Path) -> None:
     from tests.worker.conftest import make_settings
 
