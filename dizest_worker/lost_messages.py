@@ -87,12 +87,19 @@ class LostMessages:
 
     def missing(self) -> list[FlowTask]:
         """Flows of the runs not final, pending with no lease, whose message is neither in a
-        served queue or their own nor unacked (parked ones are `send_again`'s to skip)."""
+        served queue or their own nor unacked (parked ones are `send_again`'s to skip). Only
+        the flows not found in the served queues have their own queue worked out (their run's
+        package read): usually none."""
         pending = self._pending()
         if not pending:
             return []
-        present = self._in_broker(self._queues(pending))
-        return [t for t in pending if (t.run_id, t.flow_id, t.attempt) not in present]
+        served = self._served()
+        present = self._in_broker(served, unacked=True)
+        unseen = [t for t in pending if (t.run_id, t.flow_id, t.attempt) not in present]
+        others = self._queues(unseen) - served
+        if others:
+            present |= self._in_broker(others, unacked=False)
+        return [t for t in unseen if (t.run_id, t.flow_id, t.attempt) not in present]
 
     def _pending(self) -> list[FlowTask]:
         """Flows pending with no lease, in the runs not final."""
@@ -122,21 +129,25 @@ class LostMessages:
         )
         return [t for t, score in zip(found, leased, strict=True) if score is None]
 
-    def _queues(self, pending: list[FlowTask]) -> set[str]:
-        """The queues served and those `pending` were sent to (a run without an account may
-        use one no worker serves: its messages wait there, and must not be sent twice)."""
-        settings = self.runs.settings
+    def _served(self) -> set[str]:
         queues = {q.decode() for q in self.runs.client.hkeys(self.runs.keys.queues)}
-        queues.add(settings.queue)
-        contexts = {r: self.stranded.context(r) for r in {t.run_id for t in pending}}
-        for task in pending:
+        queues.add(self.runs.settings.queue)
+        return queues
+
+    def _queues(self, tasks: list[FlowTask]) -> set[str]:
+        """The queues `tasks` were sent to (a run without an account may use one no worker
+        serves: its messages wait there, and must not be sent twice)."""
+        settings = self.runs.settings
+        contexts = {r: self.stranded.context(r) for r in {t.run_id for t in tasks}}
+        queues: set[str] = set()
+        for task in tasks:
             ctx = contexts[task.run_id]
             if ctx is not None and task.flow_id in ctx.plan.parents:
                 queues.add(ctx.flow_options(task.flow_id, settings).queue)
         return queues
 
-    def _in_broker(self, queues: set[str]) -> set[Task]:
-        """(run, flow, attempt) of every flow message in `queues`' lists or unacked."""
+    def _in_broker(self, queues: set[str], unacked: bool) -> set[Task]:
+        """(run, flow, attempt) of every flow message in `queues`' lists (and unacked)."""
         client = self.runs.client
         present: set[Task] = set()
         for name in sorted(queues):
@@ -148,6 +159,6 @@ class LostMessages:
                         except ValueError:
                             continue
                         present.update((t.run_id, t.flow_id, t.attempt) for t in tasks)
-        for _, raw in client.hscan_iter(UNACKED, count=BATCH):
+        for _, raw in client.hscan_iter(UNACKED, count=BATCH) if unacked else ():
             present.update((t.run_id, t.flow_id, t.attempt) for t in tasks_of(raw))
         return present
