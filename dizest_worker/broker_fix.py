@@ -40,10 +40,20 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 
 _PATCHED = "_dizest_close_fix"
+_LOST_REPLY_HOOKS: list[Callable[[], None]] = []
+
+
+def on_lost_reply(hook: Callable[[], None]) -> None:
+    """Call `hook` (in the consumer's thread; it must not block) whenever reading a BRPOP reply,
+    or recording the message it brought in the unacked hash, fails on a connection error: Redis
+    may have popped a message that is now in no list and in no unacked hash (a worker that lives
+    on; `dizest_worker.lost_messages` finds such flows once an audit is due)."""
+    _LOST_REPLY_HOOKS.append(hook)
 
 
 def install() -> None:
-    """Patch `kombu.transport.redis.Channel.close` once per process (idempotent)."""
+    """Patch `kombu.transport.redis.Channel.close` once per process (idempotent), and tell
+    the `on_lost_reply` hooks of every BRPOP reply lost with its connection."""
     channel_cls: Any = kombu_redis.Channel
     if getattr(channel_cls, _PATCHED, False):
         return
@@ -60,6 +70,17 @@ def install() -> None:
                 pass  # the reply is lost with the connection: close the rest all the same
         original(self)
 
+    read: Callable[..., Any] = channel_cls._brpop_read
+
+    def brpop_read(self: Any, **options: Any) -> Any:
+        try:
+            return read(self, **options)
+        except self.connection_errors:  # reading the reply, or recording what it brought
+            for hook in _LOST_REPLY_HOOKS:
+                hook()
+            raise
+
     close.__doc__ = original.__doc__
     channel_cls.close = close
+    channel_cls._brpop_read = brpop_read
     setattr(channel_cls, _PATCHED, True)

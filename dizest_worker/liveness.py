@@ -10,8 +10,9 @@ Invariants:
   instance's leftover never makes a restarting worker look ready.
 - A worker that stops cleanly (`worker_shutdown` after a warm shutdown with exit code 0: its
   pool has stopped, its broker channel has given back what it held) stops beating and deletes
-  its beat (`leave`): it stops counting at once, and no lost-message audit follows. Any other
-  end leaves the beat to age out, and an audit follows (`lost_messages`).
+  its beat (`leave`): it stops counting at once, and no lost-message audit follows, unless it
+  lost a BRPOP reply with a connection in its life (`audit_due`). Any other end leaves the beat
+  to age out, and an audit follows (`lost_messages`).
 - A worker is live while its last beat is younger than `WINDOW_S`: one constant, used by
   /readyz, the submit check, /metrics, `dizest worker-alive` and the fair share of flow slots
   (`live_since_ms`). Beats come every `BEAT_S`, so a worker may miss four (a slow Redis call, a
@@ -48,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from dizest_core.errors import InvalidOptions, Problem
+from dizest_worker import audit_due
 from dizest_worker.keys import Keys
 from dizest_worker.settings import WorkerSettings
 
@@ -249,15 +251,21 @@ def install(app: Celery) -> None:
         _start_beating(settings)
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
-        """After a warm shutdown (sent by Celery once its pool has stopped and its broker
-        channel has given back what it held; never after a cold one): beat no more, and leave."""
+        """At the end of a warm shutdown (Celery sends it once the pool has stopped and the
+        broker channel is closed; not when WorkerTerminate ends the worker): beat no more, and
+        leave; a worker that lost a BRPOP reply on the way asks for an audit as it goes."""
         from dizest_worker.connection import redis_client
 
         if _Heart.ready is None or getattr(sender, "exitcode", None) != 0:
             return  # never beat; or stopped on an error, maybe with a message half taken
         _Heart.ready.value = 0
+        gone = forget if audit_due.lost_any() else leave
         with _Heart.beating, contextlib.suppress(redis.RedisError):  # a beat under way ends first
-            leave(redis_client(settings), settings, settings.worker_name)
+            gone(redis_client(settings), settings, settings.worker_name)
+
+    from dizest_worker import broker_fix  # kombu: only a worker process gets here
+
+    broker_fix.on_lost_reply(lambda: audit_due.lost_a_reply(settings))
 
     signals.worker_init.connect(on_init, weak=False, dispatch_uid="dizest.liveness.init")
     signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="dizest.liveness.ready")

@@ -16,8 +16,10 @@ answers `stale`). The flows are read before the broker, so a message taken meanw
 sent twice, never missed. A worker counts as dead once its beat is older than
 `liveness.WINDOW_S` and no audit has covered that beat, or when a worker starting under its name
 found its beat left over (`liveness.forget` marks an audit due): a worker killed and restarted
-at once. A worker that stops cleanly deletes its beat (`liveness.leave`): nothing to audit. One
-reaper audits at a time (a lock); the others look again at their next sweep.
+at once. An audit is also due when a worker that lives on lost a BRPOP reply with its
+connection (`audit_due`). A worker that stops cleanly deletes its beat (`liveness.leave`):
+nothing to audit. One reaper audits at a time (a lock); the others look again at their next
+sweep.
 """
 
 from __future__ import annotations
