@@ -58,6 +58,7 @@ if TYPE_CHECKING:  # Celery is imported by `install` only: the Executor uses `ho
 
 log = logging.getLogger("dizest.worker")
 BEAT_S = 1.0
+LEAVE_S = 2.0  # a stopping worker waits this long at most to delete its beat
 WINDOW_S = 5.0  # how long a beat counts: short, so a dead worker stops counting within seconds
 
 
@@ -260,8 +261,15 @@ def install(app: Celery) -> None:
             return  # never beat; or stopped on an error, maybe with a message half taken
         _Heart.ready.value = 0
         gone = forget if audit_due.lost_any() else leave
-        with _Heart.beating, contextlib.suppress(redis.RedisError):  # a beat under way ends first
-            gone(redis_client(settings), settings, settings.worker_name)
+
+        def go() -> None:
+            with _Heart.beating, contextlib.suppress(redis.RedisError):  # a beat under way first
+                gone(redis_client(settings), settings, settings.worker_name)
+
+        # Redis away: the client's retries would hold the exit up ~45 s; the beat ages out then
+        leaving = threading.Thread(target=go, name="dizest-leave", daemon=True)
+        leaving.start()
+        leaving.join(LEAVE_S)
 
     from dizest_worker import broker_fix  # kombu: only a worker process gets here
 

@@ -16,7 +16,8 @@ from dizest_worker import liveness
 from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys
 from tests.conftest import package, wait_for
-from tests.worker.conftest import WorkerProcess
+from tests.redis_server import EmbeddedRedis, free_port
+from tests.worker.conftest import WorkerProcess, make_settings
 
 
 def children(pid: int) -> dict[int, str]:
@@ -90,9 +91,25 @@ def test_a_worker_that_stops_cleanly_leaves_at_once_and_asks_no_audit(
     assert client.hget(keys.workers, "w1") is not None
 
 
-def test_only_beats_within_the_window_count(redis_url: str, tmp_path: Path) -> None:
-    from tests.worker.conftest import make_settings
+def test_a_worker_stopping_while_redis_is_away_is_not_held_up_by_its_beat(
+    tmp_path: Path,
+) -> None:
+    """Deleting the beat gives up after `LEAVE_S`: the Redis client's retries held the exit up
+    for ~43 s more than Celery's own shutdown without Redis (54 s against 11 s, measured)."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port())
+    settings = make_settings(server.url, tmp_path)
+    worker = WorkerProcess(settings, "a")
+    server.stop()
+    try:
+        stopping = time.monotonic()
+        os.killpg(worker.proc.pid, signal.SIGTERM)
+        worker.proc.wait(timeout=120)
+        assert time.monotonic() - stopping < 30, worker.log[-2000:]
+    finally:
+        worker.stop()
 
+
+def test_only_beats_within_the_window_count(redis_url: str, tmp_path: Path) -> None:
     settings = make_settings(redis_url, tmp_path)
     client = redis_client(settings)
     stale = int(time.time() * 1000) - int(liveness.WINDOW_S * 1000) - 1
