@@ -1,9 +1,11 @@
-"""Chaos: the sample packages through several workers while workers are SIGKILLed at random.
+"""Chaos: the sample packages through several workers while workers are SIGKILLed (or stopped) at random.
 
 `python bench/chaos.py --runs 120 --workers 3 --kill-every 2-6`: `--in-flight` runs at a time,
 each of a package picked in turn from the sample packages (tests/data: their expected reports)
 and a slow chain whose flows sleep (so kills land inside flows); meanwhile, every 2-6 s (random)
-one worker's whole process group gets SIGKILL and a new worker is started in its place. Each run
+one worker's whole process group gets SIGKILL and a new worker is started in its place (with
+`--stop term`, its main process gets SIGTERM instead: a warm shutdown, as a rolling restart
+does, which must end with exit code 0 and the worker's beat gone; `--stop mixed`: either). Each run
 must end as its package's expected report says (statuses, outputs, the skipped flows' reason),
 and no flow may complete twice (one `ready` status event at most per flow). Prints the runs, the
 kills, the flows run again after a kill, run times and the load average; exit 1 on any loss.
@@ -18,6 +20,7 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -37,6 +40,7 @@ from dizest_worker.settings import WorkerSettings
 SAMPLES = ("c01_variables", "c03_fanout", "c04_error", "c13_reverse_order")
 SHAPES = ("chain10_sleep", "fan5_sleep", "dag100")
 STATUS = {"done": "ready", "error": "error", "skipped": "idle"}  # expected.json -> our status
+DRAIN_S = 60.0  # a worker sent SIGTERM must have ended its warm shutdown by then
 SLOW_S = 1.0  # each flow of the slow chain sleeps this long
 RUN_TIMEOUT_S = 240.0
 
@@ -103,7 +107,9 @@ class Tally:
     failures: list[str] = field(default_factory=list)
     retried: int = 0  # flows that ran again (attempt > 1)
     kills: int = 0
-    load: list[float] = field(default_factory=list)  # 1-min load at each kill
+    stops: int = 0  # SIGTERMs: warm shutdowns
+    left: list[str] = field(default_factory=list)  # workers whose warm shutdown ended, exit 0
+    load: list[float] = field(default_factory=list)  # 1-min load at each kill or stop
 
 
 def one_run(settings: WorkerSettings, plan: tuple[str, Any, dict[str, Any]], tally: Tally) -> None:
@@ -152,21 +158,65 @@ def kill_loop(
     start: Callable[[], WorkerProcess],
     workers: list[WorkerProcess],
     every: tuple[float, float],
+    how: str,
     rng: random.Random,
     done: threading.Event,
     tally: Tally,
 ) -> None:
-    """Until `done`: wait a random `every` s, SIGKILL a random worker's group, start another."""
+    """Until `done`: wait a random `every` s, then end a random worker and start another in
+    its place: SIGKILL to its whole group (`kill`), or SIGTERM to its main process (`term`:
+    Celery's warm shutdown, which lets its running flows finish; waited for in a thread of its
+    own), or either at random (`mixed`)."""
+    drains: list[threading.Thread] = []
     while not done.wait(rng.uniform(*every)):
         victim = workers.pop(rng.randrange(len(workers)))
+        signum = signal.SIGKILL if how == "kill" or (how == "mixed" and rng.random() < 0.5) else signal.SIGTERM  # fmt: skip
+        up = any(" ready." in line for line in victim.output)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(victim.pid, signal.SIGKILL)
+            if signum == signal.SIGKILL:
+                os.killpg(victim.pid, signal.SIGKILL)
+            else:
+                os.kill(victim.pid, signal.SIGTERM)
         with tally.lock:
-            tally.kills += 1
             tally.load.append(os.getloadavg()[0])
-        print(f"{time.strftime('%H:%M:%S')} SIGKILL {victim.name}", file=sys.stderr)
-        victim.stop()  # reaps it and whatever of its tree is left
+            if signum == signal.SIGKILL:
+                tally.kills += 1
+            else:
+                tally.stops += 1
+        print(f"{time.strftime('%H:%M:%S')} {signum.name} {victim.name}", file=sys.stderr)
+        if signum == signal.SIGKILL:
+            victim.stop()  # reaps it and whatever of its tree is left
+        elif not up:
+            victim.stop()  # not up yet: SIGTERM's default action ends it, as it should
+        else:
+            drain = threading.Thread(target=drained, args=(victim, tally), daemon=True)
+            drain.start()
+            drains.append(drain)
         workers.append(start())
+    for drain in drains:
+        drain.join()
+
+
+def drained(victim: WorkerProcess, tally: Tally) -> None:
+    """Wait for a worker sent SIGTERM to end its warm shutdown: exit code 0 within
+    `DRAIN_S`, else a failure; then reap what is left of it."""
+    try:
+        code: int | None = victim.proc.wait(timeout=DRAIN_S)
+    except subprocess.TimeoutExpired:
+        code = None
+    if code == 0:
+        with tally.lock:
+            tally.left.append(victim.name)
+    else:
+        with tally.lock:
+            tally.failures.append(f"worker {victim.name}: SIGTERM, exit {code} (in {DRAIN_S} s)")
+    victim.stop()
+
+
+def settings_beats(settings: WorkerSettings) -> set[str]:
+    """Names of the workers with a beat in Redis now."""
+    runs = Client(settings).runs
+    return {name.decode() for name in runs.client.hkeys(runs.keys.workers)}
 
 
 def span(text: str) -> tuple[float, float]:
@@ -194,6 +244,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=count, default=3)
     p.add_argument("--concurrency", type=count, default=2, help="worker processes each (-c)")
     p.add_argument("--kill-every", type=span, default="2-6", help="seconds between kills: LOW-HIGH")
+    p.add_argument(
+        "--stop", default="kill", choices=["kill", "term", "mixed"],
+        help="how a worker is ended: SIGKILL to its group, SIGTERM to its main process (a warm "
+        "shutdown), or either at random",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--sandbox", default="on", choices=["on", "off"])
     p.add_argument("--only", default="", help="comma-separated package names (default: all)")
@@ -225,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             worker.wait_ready()
         every = [p for p in plans() if not args.only or p[0] in args.only.split(",")]
         killer = threading.Thread(
-            target=kill_loop, args=(start, workers, (low, high), rng, done, tally), daemon=True
+            target=kill_loop,
+            args=(start, workers, (low, high), args.stop, rng, done, tally),
+            daemon=True,
         )
         began = time.monotonic()
         killer.start()
@@ -237,11 +294,14 @@ def main(argv: list[str] | None = None) -> int:
             done.set()
             killer.join()
         wall = time.monotonic() - began
+        beats = settings_beats(settings)
+        tally.failures += [f"worker {n}: stopped cleanly, its beat is still there" for n in tally.left if n in beats]  # fmt: skip
     s = sorted(tally.seconds)
     print(
         f"chaos: {args.runs} runs ({len(every)} packages in turn, {args.in_flight} at a time) "
         f"through {args.workers} workers -c {args.concurrency}, sandbox {args.sandbox}, in "
-        f"{wall:.1f} s; {tally.kills} workers SIGKILLed (every {low:g}-{high:g} s), "
+        f"{wall:.1f} s; {tally.kills} workers SIGKILLed, {tally.stops} sent SIGTERM ("
+        f"{len(tally.left)} ended their warm shutdown; every {low:g}-{high:g} s), "
         f"{tally.retried} flows run again after a kill"
     )
     print(
