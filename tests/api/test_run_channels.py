@@ -102,11 +102,13 @@ def test_an_event_published_before_its_runs_channel_was_subscribed_still_arrives
     thread is held before subscribing the run's channel; event 3 is published then (to no
     one). Once the subscription is confirmed, the hub catches the run up from its stream: the
     client gets 1, 2, 3, then the live 4, each once, in order."""
+    warm = hub.subscribe("other-run")  # the hub's first RESYNC (connected) goes before ours
+    wait_for(lambda: not warm.queue.empty(), timeout=5)
+    # held only now: held before, its thread could wait there before the connection's
+    # confirmation was read, as long as both waits for it above (5 + 5 s of a 10 s gate)
     gate = threading.Event()
     wanted = hub.channels.wanted
     hub.channels.wanted = lambda: (gate.wait(10), wanted())[1]  # the hub's thread waits here
-    warm = hub.subscribe("other-run")  # the hub's first RESYNC (connected) goes before ours
-    wait_for(lambda: not warm.queue.empty(), timeout=5)
     runs = LateSubscription(hub, gate)
     ours, theirs = socket.socketpair()
     try:
