@@ -190,6 +190,7 @@ class _Heart:
     slots: Any = None  # multiprocessing.RawValue("i"): the worker's flow slots, once ready
     started = False
     beating = threading.Lock()  # held by this process's beat thread while it beats
+    told_of_losses = False  # broker_fix tells this process's lost BRPOP replies
 
 
 def _slots() -> int:
@@ -271,9 +272,11 @@ def install(app: Celery) -> None:
         leaving.start()
         leaving.join(LEAVE_S)
 
-    from dizest_worker import broker_fix  # kombu: only a worker process gets here
+    if not _Heart.told_of_losses:  # once per process, as the signals' dispatch_uid do
+        from dizest_worker import broker_fix  # kombu: only a worker process gets here
 
-    broker_fix.on_lost_reply(lambda: audit_due.lost_a_reply(settings))
+        _Heart.told_of_losses = True
+        broker_fix.on_lost_reply(lambda: audit_due.lost_a_reply(settings))
 
     signals.worker_init.connect(on_init, weak=False, dispatch_uid="dizest.liveness.init")
     signals.worker_ready.connect(on_ready, weak=False, dispatch_uid="dizest.liveness.ready")
