@@ -49,15 +49,21 @@ def lost_any() -> bool:
         return _State.lost > 0
 
 
+def mark(client: redis.Redis, settings: WorkerSettings) -> None:
+    """Ask the reapers for an audit now (`{p}:audit_due`; the next sweep takes it)."""
+    client.set(Keys(settings.prefix).audit_due, "1")
+
+
 def _ask(settings: WorkerSettings) -> None:
     from dizest_worker.connection import redis_client
 
+    client = redis_client(settings)
     wait, deadline = FIRST_RETRY_S, time.monotonic() + GIVE_UP_S
     while True:
         with _State.lock:
             covering = _State.lost
         try:
-            redis_client(settings).set(Keys(settings.prefix).audit_due, "1")
+            mark(client, settings)
         except redis.RedisError as exc:
             if time.monotonic() > deadline:
                 log.warning("could not ask for a lost-message audit: %s", type(exc).__name__)

@@ -102,7 +102,7 @@ def forget(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
     reaper audits the broker for lost messages (`lost_messages`), as for a beat that aged out
     (a worker that stopped cleanly deleted its beat: `leave`)."""
     if _drop_beat(client, settings, name):
-        client.set(Keys(settings.prefix).audit_due, "1")
+        audit_due.mark(client, settings)
 
 
 def leave(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
