@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from bench_worker import private_settings
+from gen_dag import app_dict, flow_dict, package_dict
 
 from dizest_worker.client import Client
 from dizest_worker.messages import broker_lists
@@ -29,9 +30,10 @@ from dizest_worker.reaper import Reaper
 
 
 def package(flows: int) -> dict[str, Any]:
-    app = {"id": "a", "title": "a", "code": "v = 1", "inputs": [], "outputs": [{"name": "v"}]}
-    nodes = {f"f{i}": {"id": f"f{i}", "app_id": "a", "data": {}, "inputs": {}} for i in range(flows)}  # fmt: skip
-    return {"apps": {"a": app}, "flow": nodes}
+    """`flows` root flows of one no-op app: every one is sent at submit."""
+    apps = {"a": app_dict("a", "dizest.output('v', 1)\n")}
+    nodes = {f"f{i}": flow_dict(f"f{i}", "a", i) for i in range(flows)}
+    return package_dict("audit", "", apps, nodes)
 
 
 def redis_cpu(client: Any) -> float:
