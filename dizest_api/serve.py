@@ -3,6 +3,7 @@ supervised by this process.
 
     dizest serve [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 128]
                  [--connections 1000] [--no-worker] [--beat] [--data-dir .dizest]
+                 [--stop-timeout 15]
 
 Without DIZEST_REDIS_URL, an embedded Redis with a password is started (`embedded_redis`); its
 URL reaches every child through DIZEST_REDIS_URL, and logs show it redacted. Where it listens
@@ -14,8 +15,10 @@ DIZEST_ADMIN_PASSWORD, or with a generated password printed once to stderr.
 
 This process only supervises (`supervisor`): each child runs in its own process group, is
 restarted when it ends (with a backoff and a log line saying how it ended), and dies with this
-process, even by SIGKILL. Ctrl-C or SIGTERM stops the API (graceful, 10 s), then the worker
-(SIGTERM, SIGKILL after 15 s), then the embedded Redis.
+process, even by SIGKILL. Ctrl-C or SIGTERM stops the API (graceful, 10 s), then the worker: a
+warm shutdown (its main process gets SIGTERM; it takes no new flow and lets the running ones end)
+for at most `--stop-timeout` seconds, or until a second Ctrl-C or SIGTERM, before its process
+group is killed (a flow cut short is started again by the next worker); then the embedded Redis.
 """
 
 from __future__ import annotations
@@ -69,6 +72,13 @@ def _say(message: str) -> None:
 @click.option("--no-worker", is_flag=True, help="Do not start a `dizest worker` alongside.")
 @click.option("--beat", is_flag=True, help="Also run `dizest beat` (schedules, webhooks).")
 @click.option(
+    "--stop-timeout",
+    default=WORKER_STOP_S,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a stop waits for the worker's running flows to end before it kills them.",
+)
+@click.option(
     "--data-dir",
     default=".dizest",
     show_default=True,
@@ -83,6 +93,7 @@ def serve(
     connections: int,
     no_worker: bool,
     beat: bool,
+    stop_timeout: float,
     data_dir: str,
 ) -> None:
     """Serve the HTTP API (gunicorn), with an embedded Redis and a worker when none is given."""
@@ -112,7 +123,8 @@ def serve(
         _bootstrap(forget_worker=not no_worker)
         if not no_worker:
             command = [sys.executable, "-m", "dizest_cli", "worker", "-c", "2"]
-            children.start(Child("worker", command, WORKER_STOP_S, on_exit=_forget_worker))
+            worker = Child("worker", command, stop_timeout, warm=True, on_exit=_forget_worker)
+            children.start(worker)
         if beat:
             command = [sys.executable, "-m", "dizest_cli", "beat"]
             children.start(Child("beat", command, BEAT_STOP_S))

@@ -10,7 +10,10 @@ Invariants:
   on each quick death up to 10 s, back to 0.5 s once it ran 30 s), with a log line saying how it
   ended (exit code or signal); what is left of its process group is killed first.
 - `stop_all` stops the children in the reverse of their start order: each gets SIGTERM (its whole
-  group, as a terminal's Ctrl-C would), then SIGKILL after its `stop_timeout_s`.
+  group, as a terminal's Ctrl-C would; only its main process when it is `warm`, so that a Celery
+  worker ends the flows it runs and its pool is not cut short), then its group SIGKILL after its
+  `stop_timeout_s` (a warm one's at once on a second SIGINT or SIGTERM to the supervisor: Ctrl-C
+  again).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 
 from dizest_core.lifeline import preexec
 
@@ -49,6 +53,7 @@ class Child:
     argv: list[str]
     stop_timeout_s: float = 10.0
     death_signal: int = signal.SIGKILL
+    warm: bool = False  # a stop's SIGTERM goes to its main process only: a warm shutdown
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     started_at: float = 0.0
     quick_deaths: int = 0
@@ -80,17 +85,40 @@ class Child:
         self.due = now + delay
         return delay
 
-    def stop(self) -> None:
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, wake: int | None = None, hurried: Callable[[], bool] = lambda: False) -> None:
+        """SIGTERM, then wait for it to end: at most `stop_timeout_s`, or until a byte on `wake`
+        finds `hurried()` true; then SIGKILL what is left of its group."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait()
+            if self.warm:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.proc.pid, signal.SIGTERM)
+            else:
+                self._signal_group(signal.SIGTERM)
+            self._wait(wake, hurried)
         self._signal_group(signal.SIGKILL)  # e.g. pool processes left behind by the worker
+        self.proc.wait()
+
+    def _wait(self, wake: int | None, hurried: Callable[[], bool]) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.stop_timeout_s
+        ended = os.pidfd_open(self.proc.pid)  # readable once it ended (not reaped before poll)
+        try:
+            waits = [ended] if wake is None else [ended, wake]
+            while self.proc.poll() is None and not hurried():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                ready, _, _ = select.select(waits, [], [], left)
+                if wake in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake, 4096)
+        finally:
+            os.close(ended)
 
     def _signal_group(self, sig: int) -> None:
         if self.proc is not None:
@@ -149,5 +177,32 @@ class Supervisor:
             os.close(wake_w)
 
     def stop_all(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
+        """Stop every child, the last started first. A SIGINT or SIGTERM meanwhile cuts a warm
+        shutdown short (the others still get their whole `stop_timeout_s`: Redis its save)."""
+        hurry = {"now": False}
+
+        def hurried() -> bool:
+            return hurry["now"]
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            hurry["now"] = True
+
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous_fd = signal.set_wakeup_fd(wake_w)
+        try:
+            for child in reversed(self.children):
+                if child.warm and child.running() and not hurry["now"]:
+                    self.log(
+                        f"stopping {child.name}: its running flows have {child.stop_timeout_s:g} s "
+                        "to end (Ctrl-C again stops it now)"
+                    )
+                child.stop(wake_r, hurried if child.warm else lambda: False)
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            os.close(wake_r)
+            os.close(wake_w)

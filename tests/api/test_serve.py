@@ -84,7 +84,11 @@ def launch(
     tmp: Path, port: int, *args: str, log_name: str = "serve.log", **settings: str
 ) -> subprocess.Popen[bytes]:
     """Start `dizest serve` on `port` with data dir `tmp/data`, no DIZEST_* settings but the
-    admin password (and `settings`, as DIZEST_<NAME> variables), in a session of its own."""
+    admin password (and `settings`, as DIZEST_<NAME> variables), in a session of its own. Its
+    stop waits 2 s for running flows unless `args` say otherwise (tests/api/test_serve_stop.py
+    tests that wait; elsewhere a test's slow flow would hold each stop 15 s)."""
+    if "--stop-timeout" not in args:
+        args = (*args, "--stop-timeout", "2")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
     env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
     env.update({f"DIZEST_{name.upper()}": value for name, value in settings.items()})

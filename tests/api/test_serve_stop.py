@@ -1,0 +1,122 @@
+"""How `dizest serve` stops its worker, end to end on a real serve: a warm shutdown that lets the
+running flow end (it is not run again by the next serve), cut short by a second SIGTERM (the
+flow is then started again by the next serve's worker)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.api.test_serve import admin_token, call, launch, stop_session, wait_ok
+from tests.api.test_serve_heal import flow_processes, wait_run
+from tests.conftest import wait_for
+from tests.redis_server import free_port
+
+# The flow notes each start in its run's working directory (all a sandboxed flow sees of the
+# machine, kept across attempts), waits there for the test's file `open`, then outputs.
+GATED = {
+    "apps": {
+        "gate": {
+            "id": "gate",
+            "title": "gate",
+            "inputs": [],
+            "outputs": [{"name": "v"}],
+            "code": (
+                "import os, time\n"
+                "with open('starts', 'a') as f:\n"
+                "    f.write('s')\n"
+                "print('waiting', flush=True)\n"
+                "deadline = time.time() + 120\n"
+                "while not os.path.exists('open') and time.time() < deadline:\n"
+                "    time.sleep(0.01)\n"
+                "v = os.path.exists('open')\n"
+            ),
+        }
+    },
+    "flow": {"g": {"id": "g", "app_id": "gate", "active": True, "inputs": {}, "outputs": {}}},
+}
+
+
+def start(tmp: Path, port: int, log: str, *args: str) -> subprocess.Popen[bytes]:
+    proc = launch(tmp, port, *args, log_name=log)
+    wait_ok(f"http://127.0.0.1:{port}", "/readyz", proc, time.monotonic() + 60)
+    return proc
+
+
+def running_flow(base: str, token: dict[str, str], proc: subprocess.Popen[bytes]) -> str:
+    """Submit GATED; its run id once its flow process is running."""
+    status, run, _ = call(base, "POST", "/api/v1/runs", {"package": GATED}, token)
+    assert status == 201, run
+    path = f"/api/v1/runs/{run['run_id']}"
+    wait_for(lambda: call(base, "GET", path, headers=token)[1]["status"] == "running", 30)
+    wait_for(lambda: flow_processes(proc.pid), timeout=30)
+    return str(run["run_id"])
+
+
+def said(log: Path, text: str) -> bool:
+    return text in log.read_text(errors="replace")
+
+
+def test_a_stop_lets_the_running_flow_end_and_it_is_not_run_again(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "first.log"
+    base = f"http://127.0.0.1:{port}"
+    first = start(tmp_path, port, log.name, "--stop-timeout", "60")
+    second = None
+    try:
+        run_id = running_flow(base, admin_token(base), first)
+        os.kill(first.pid, signal.SIGTERM)
+        wait_for(lambda: said(log, "stopping worker: its running flows have 60 s"), timeout=30)
+        assert first.poll() is None and flow_processes(first.pid), "the flow was cut short"
+        (tmp_path / "data" / "runs" / run_id / "open").touch()
+        assert first.wait(timeout=30) == 128 + signal.SIGTERM, log.read_text()
+        text = log.read_text(errors="replace")
+        assert "Warm shutdown" in text and "WorkerLostError" not in text, text[-3000:]
+
+        second = start(tmp_path, port, "second.log")
+        token = admin_token(base)
+        report = wait_run(base, token, run_id, timeout=30)
+        assert report["status"] == "ready", report
+        assert report["flows"]["g"]["outputs"]["v"] is True, report  # not timed out waiting
+        starts = (tmp_path / "data" / "runs" / run_id / "starts").read_text()
+        assert starts == "s"  # one attempt: ended by the first worker, not requeued
+        assert not said(tmp_path / "second.log", "worker lost")
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                assert not stop_session(proc), "processes left behind"
+
+
+def test_a_second_sigterm_stops_at_once_and_the_next_serve_runs_the_flow_again(
+    tmp_path: Path,
+) -> None:
+    port, log = free_port(), tmp_path / "first.log"
+    base = f"http://127.0.0.1:{port}"
+    first = start(tmp_path, port, log.name, "--stop-timeout", "120")
+    second = None
+    try:
+        run_id = running_flow(base, admin_token(base), first)
+        os.kill(first.pid, signal.SIGTERM)
+        wait_for(lambda: said(log, "stopping worker: its running flows have 120 s"), timeout=30)
+        assert first.poll() is None
+        stopping = time.monotonic()
+        os.kill(first.pid, signal.SIGTERM)  # Ctrl-C again
+        first.wait(timeout=30)
+        assert time.monotonic() - stopping < 30  # not the 120 s of --stop-timeout
+
+        second = start(tmp_path, port, "second.log")
+        token = admin_token(base)
+        path = f"/api/v1/runs/{run_id}"
+        wait_for(lambda: said(tmp_path / "second.log", "worker lost: requeued"), timeout=30)
+        wait_for(lambda: flow_processes(second.pid), timeout=30)  # its flow runs again
+        (tmp_path / "data" / "runs" / run_id / "open").touch()
+        report = wait_run(base, token, run_id, timeout=30)
+        assert report["status"] == "ready", report
+        assert call(base, "GET", path, headers=token)[1]["flows"]["g"]["outputs"]["v"] is True
+        assert (tmp_path / "data" / "runs" / run_id / "starts").read_text() == "ss"
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                assert not stop_session(proc), "processes left behind"
