@@ -5,12 +5,19 @@ starts (forked, `setsid` or not) stays in its slot's group, the group's limits c
 and when the flow ends the zygote kills every process still in it. Groups are made once per slot
 and reused by the next flow of that slot (mkdir/rmdir per flow would cost more than the flow).
 
+The CPU is shared the same way where the `cpu` controller is there too (the sandbox's `cpu`
+layer): each slot's group has the default weight, so the scheduler gives every busy flow the
+same share of the cores however many processes, threads or sessions it runs (without it, a flow
+with 16 busy processes gets 16 times the CPU of a flow with one, and the kernel's autogroup, one
+group per session, is escaped by `setsid`). No cap: an idle machine's cores go to whoever works.
+
 Two layouts, found at start-up from /proc/self/cgroup:
 - cgroup v2 (unified): `<own group>/dizest-<tag>-<slot>` with `memory.max`, `pids.max`, the
   `oom_kill` count of `memory.events`, and `cgroup.kill`. It needs the memory and pids
-  controllers enabled in the own group's `cgroup.subtree_control` (systemd `Delegate=yes`).
-- cgroup v1: the same name under the own group of the `memory` and `pids` hierarchies, with
-  `memory.limit_in_bytes`, `pids.max` and the `oom_kill` count of `memory.oom_control`.
+  controllers enabled in the own group's `cgroup.subtree_control` (systemd `Delegate=yes`), and
+  `cpu` for the CPU share.
+- cgroup v1: the same name under the own group of the `memory`, `pids` (and `cpu`) hierarchies,
+  with `memory.limit_in_bytes`, `pids.max` and the `oom_kill` count of `memory.oom_control`.
 `Slots.open` returns None with the reason when neither is writable (containers without a
 delegated hierarchy), and the sandbox falls back to per-uid RLIMIT_NPROC and per-process RLIMIT_AS.
 """
@@ -36,12 +43,15 @@ class Group:
     memory: Path
     pids: Path
     v2: bool
+    cpu: Path | None = None  # v1: the cpu hierarchy's group (v2: the same folder); None: no share
 
     def join(self, pid: int = 0, memory: bool = True) -> None:
         """Move `pid` (0: the caller) into the group; on v1, into its memory group only when
-        `memory` (each v1 hierarchy is one more migration, ~0.35 ms, and a flow without a
-        memory limit gains nothing from it)."""
-        folders = {self.memory, self.pids} if memory or self.v2 else {self.pids}
+        `memory` (each v1 hierarchy is one more migration, and a flow without a memory limit
+        gains nothing from it)."""
+        folders = [self.memory] if memory or self.v2 else []
+        folders += [self.pids] if self.pids != self.memory else []
+        folders += [self.cpu] if self.cpu is not None and self.cpu != self.memory else []
         for folder in folders:
             _write(f"{folder}/cgroup.procs", str(pid or os.getpid()))
 
@@ -87,9 +97,12 @@ class Group:
                     os.kill(pid, signal.SIGKILL)
 
     def remove(self) -> None:
-        for folder in {self.memory, self.pids}:
+        for folder in self._folders():
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+    def _folders(self) -> list[Path]:
+        return list(dict.fromkeys(p for p in (self.memory, self.pids, self.cpu) if p is not None))
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,7 @@ class Slots:
     memory: Path
     pids: Path
     v2: bool
+    cpu: Path | None = None  # where CPU shares are made; None: no cpu controller to use
 
     @classmethod
     def open(cls, text: str | None = None) -> tuple[Slots | None, str]:
@@ -108,7 +122,10 @@ class Slots:
         except OSError as exc:
             return None, f"cannot read /proc/self/cgroup: {exc.strerror}"
         if "memory" in own and "pids" in own:
-            slots = cls(ROOT / "memory" / own["memory"], ROOT / "pids" / own["pids"], False)
+            cpu = ROOT / "cpu" / own["cpu"] if "cpu" in own else None
+            if cpu is not None and not os.access(cpu, os.W_OK):
+                cpu = None
+            slots = cls(ROOT / "memory" / own["memory"], ROOT / "pids" / own["pids"], False, cpu)
         elif "" in own:
             base = ROOT / own[""]
             if base.name == WORKER_LEAF:  # `delegate()` moved the worker here: groups go beside
@@ -122,7 +139,7 @@ class Slots:
                     f"cgroup v2 group {base} does not delegate the memory and pids controllers "
                     "(systemd: Delegate=yes)"
                 )
-            slots = cls(base, base, True)
+            slots = cls(base, base, True, base if "cpu" in enabled else None)
         else:
             return None, "no memory and pids cgroup hierarchy"
         if not (os.access(slots.memory, os.W_OK) and os.access(slots.pids, os.W_OK)):
@@ -131,17 +148,19 @@ class Slots:
 
     def group(self, name: str) -> Group:
         """The group `name`, created if missing."""
-        group = Group(self.memory / name, self.pids / name, self.v2)
-        for folder in {group.memory, group.pids}:
+        cpu = self.cpu / name if self.cpu is not None else None
+        group = Group(self.memory / name, self.pids / name, self.v2, cpu)
+        for folder in group._folders():
             folder.mkdir(exist_ok=True)
         return group
 
 
 def delegate() -> str:
     """cgroup v2 only: move this process into `<own group>/dizest-worker` and enable the memory
-    and pids controllers for the own group's children, so zygotes can make flow groups beside
-    it (a v2 group with controllers for its children may hold no process of its own). Call it
-    first thing in a worker, before it starts any other process. Returns what it did."""
+    and pids controllers (and cpu, where delegated) for the own group's children, so zygotes can
+    make flow groups beside it (a v2 group with controllers for its children may hold no
+    process of its own). Call it first thing in a worker, before it starts any other process.
+    Returns what it did."""
     try:
         own = _own_groups(Path("/proc/self/cgroup").read_text())
     except OSError as exc:
@@ -158,7 +177,8 @@ def delegate() -> str:
         leaf = base / WORKER_LEAF
         leaf.mkdir(exist_ok=True)
         (leaf / "cgroup.procs").write_text(str(os.getpid()))
-        (base / "cgroup.subtree_control").write_text("+memory +pids")
+        wanted = "+memory +pids" + (" +cpu" if "cpu" in controllers else "")
+        (base / "cgroup.subtree_control").write_text(wanted)
     except OSError as exc:
         return f"not delegated: {exc.strerror} ({base})"
     return "delegated"

@@ -23,7 +23,8 @@ def layers(policy: Policy) -> dict[str, str]:
     found["pidns"] = "not tried"
     if os.geteuid() != 0:
         found["identity"] = "unavailable: the worker is not root, flows keep its uid"
-    _, found["cgroup"] = cgroup_slots_and_reason()
+    slots, found["cgroup"] = cgroup_slots_and_reason()
+    found["cpu"] = cpu_share(slots)
     if linux.landlock_abi() < 1:
         found["landlock"] = "unavailable: the kernel has no Landlock (Linux >= 5.13, lsm=landlock)"
     found["mountns"] = _try(lambda: _mount_probe())
@@ -50,6 +51,16 @@ def cgroup_slots_and_reason() -> tuple[Slots | None, str]:
     except OSError as exc:
         return None, f"unavailable: cannot create a cgroup under {slots.memory}: {exc.strerror}"
     return slots, ACTIVE
+
+
+def cpu_share(slots: Slots | None) -> str:
+    """The `cpu` layer: "active" when flow groups get a CPU share, else why not."""
+    if slots is None:
+        return "unavailable: no flow cgroups (see the cgroup layer)"
+    if slots.cpu is None:
+        where = "its cgroup.subtree_control" if slots.v2 else "a writable cpu hierarchy"
+        return f"unavailable: the cpu controller is not delegated ({where}): flows share the CPU by process"
+    return ACTIVE
 
 
 def _mount_probe() -> None:

@@ -49,7 +49,8 @@ from dizest_core.cgroups import Group
 from dizest_core.settings import Settings
 
 LAYERS = (
-    "pidns", "cgroup", "mountns", "ipcns", "netns", "identity", "landlock", "seccomp", "rlimits", "env"
+    "pidns", "cgroup", "cpu", "mountns", "ipcns", "netns", "identity", "landlock", "seccomp", "rlimits",
+    "env",
 )  # fmt: skip
 UID_STRIDE = 64  # slots per zygote; uid = uid_base + zygote_pid * UID_STRIDE + slot
 PID_MAX = 1 << 22  # Linux's largest pid_max: uids of two live zygotes never collide

@@ -1,0 +1,62 @@
+"""Every busy flow gets the same share of the cores, however many processes it runs: a flow that
+starts four busy processes, each in a session of its own (out of the kernel's autogroup, which
+groups by session), takes no more of the CPU than a flow beside it that runs one busy loop."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dizest_core import probe
+from tests.conftest import package
+
+SECONDS = 1.5  # how long both flows keep the cores busy, each from its own start
+
+HOG = f"""
+import os, time
+end = time.monotonic() + {SECONDS}
+pids = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        while time.monotonic() < end:
+            pass
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+times = os.times()
+cpu = times.children_user + times.children_system
+"""
+
+ONE = f"""
+import time
+end = time.monotonic() + {SECONDS}
+while time.monotonic() < end:
+    pass
+cpu = time.process_time()
+"""
+
+
+def cpu_layer() -> str:
+    return probe.cpu_share(probe.cgroup_slots())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="flow cgroups need a root engine")
+def test_a_flow_with_four_busy_sessions_gets_no_more_cpu_than_a_flow_with_one(
+    make_workflow, tmp_path
+):
+    if cpu_layer() != "active":
+        pytest.skip(f"cpu layer: {cpu_layer()}")
+    apps = {"hog": {"code": HOG, "outputs": ["cpu"]}, "one": {"code": ONE, "outputs": ["cpu"]}}
+    pkg = package(apps, {"h": {"app": "hog"}, "o": {"app": "one"}})
+    report = make_workflow(pkg, sandbox="on", concurrency=2).run(workdir=tmp_path)
+    assert report["status"] == "ready", report
+    hog = report["flows"]["h"]["outputs"]["cpu"]
+    one = report["flows"]["o"]["outputs"]["cpu"]
+    # one group each, equal weights: about 1:1 whatever else the machine runs (the others weigh
+    # on both alike); shared by process instead, the hog's four take about four fifths
+    assert hog < 2 * one, (hog, one)
+    assert one > 0.2 * SECONDS, (hog, one)  # the lone loop was not starved
