@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ ROOT = Path("/sys/fs/cgroup")
 KILL_ROUNDS = 64  # a fork bomb re-populates a group between reads: bounded by pids.max anyway
 UNLIMITED = "max"
 WORKER_LEAF = "dizest-worker"
+SLOT_GROUP = re.compile(r"dizest-(\d+)-(\d+)")  # `slot_group`'s names: a zygote's pid, a slot
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,27 @@ class Slots:
             return None, f"{slots.memory} is not writable (run the worker as root)"
         return slots, "active"
 
+    def sweep(self) -> int:
+        """Remove the groups of zygotes that are gone (`dizest-<pid>-<slot>` whose pid is not a
+        live process: a SIGKILLed worker's zygote cannot remove its own), so a server whose
+        workers are killed now and then does not collect empty groups (memory groups hold
+        kernel memory while they exist). A group something still runs in stays (rmdir fails).
+        Call it with pids of this machine's PID namespace in view. Returns how many went."""
+        removed = 0
+        for root in dict.fromkeys(p for p in (self.memory, self.pids, self.cpu) if p is not None):
+            try:
+                entries = [e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+            for name in entries:
+                found = SLOT_GROUP.fullmatch(name)
+                if found is None or _alive(int(found[1])):
+                    continue
+                with contextlib.suppress(OSError):
+                    (root / name).rmdir()
+                    removed += 1
+        return removed
+
     def group(self, name: str) -> Group:
         """The group `name`, created if missing."""
         cpu = self.cpu / name if self.cpu is not None else None
@@ -182,6 +205,21 @@ def delegate() -> str:
     except OSError as exc:
         return f"not delegated: {exc.strerror} ({base})"
     return "delegated"
+
+
+def slot_group(tag: int, slot: int) -> str:
+    """The name of slot `slot`'s group of the zygote whose pid (outside any namespace) is `tag`."""
+    return f"dizest-{tag}-{slot}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write(path: str, text: str) -> None:

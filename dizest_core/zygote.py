@@ -41,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from dizest_core import confine, cpuuse, diskguard, lifeline, linux, probe
+from dizest_core import cgroups, confine, cpuuse, diskguard, lifeline, linux, probe
 from dizest_core.cgroups import Group
 from dizest_core.cpuuse import exiting
 from dizest_core.sandbox import UID_STRIDE, Policy, Prepared, Slot, slot_uid
@@ -84,7 +84,7 @@ class Zygote:
         group = None
         if self.slots is not None:
             if index not in self.groups:
-                self.groups[index] = self.slots.group(f"dizest-{self.tag}-{index}")
+                self.groups[index] = self.slots.group(cgroups.slot_group(self.tag, index))
             group = self.groups[index]
         uid = slot_uid(self.policy, self.tag, index) if identity else None
         return Slot(uid, self.policy.gid if identity else None, group, self.layers, self.prepared)
@@ -242,6 +242,9 @@ def main(argv: list[str]) -> None:
     tag = os.getpid()
     layers = probe.layers(policy) if policy.enabled else {}
     if policy.enabled:
+        slots, _ = cgroups.Slots.open()
+        if slots is not None:  # while this process still sees the machine's pids
+            slots.sweep()
         try:
             _enter_pid_namespace(control)
             layers["pidns"] = probe.ACTIVE

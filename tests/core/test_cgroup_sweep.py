@@ -1,0 +1,51 @@
+"""A zygote that starts removes the slot groups of zygotes that are gone (a SIGKILLed worker's
+cannot remove its own), and only those: a live zygote's groups and a group something still runs
+in stay."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dizest_core.cgroups import Slots, slot_group
+from tests.conftest import package
+
+
+def hierarchies(slots: Slots) -> list[Path]:
+    return list(dict.fromkeys(p for p in (slots.memory, slots.pids, slots.cpu) if p is not None))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="flow cgroups need a root engine")
+def test_a_starting_zygote_removes_the_groups_of_zygotes_that_are_gone(make_workflow, tmp_path):
+    slots, why = Slots.open()
+    if slots is None:
+        pytest.skip(why)
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 7  # no process has this pid
+    busy = gone + 1  # gone too, but a process still runs in its group
+    stale = [slot_group(gone, 0), slot_group(gone, 1), slot_group(busy, 0)]
+    live = slot_group(os.getpid(), 63)  # a live process's: stays
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        for root in hierarchies(slots):
+            for name in [*stale, live]:
+                (root / name).mkdir()
+        (slots.pids / slot_group(busy, 0) / "cgroup.procs").write_text(str(sleeper.pid))
+
+        pkg = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
+        assert make_workflow(pkg, sandbox="on").run(workdir=tmp_path)["status"] == "ready"
+
+        for root in hierarchies(slots):
+            assert not (root / slot_group(gone, 0)).exists(), root
+            assert not (root / slot_group(gone, 1)).exists(), root
+            assert (root / live).is_dir(), root
+        assert (slots.pids / slot_group(busy, 0)).is_dir()  # rmdir of a busy group fails
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for root in hierarchies(slots):
+            for name in [*stale, live]:
+                if (root / name).is_dir():
+                    (root / name).rmdir()
