@@ -4,10 +4,12 @@ flow is then started again by the next serve's worker)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.api.test_serve import admin_token, call, launch, stop_session, wait_ok
@@ -60,22 +62,44 @@ def said(log: Path, text: str) -> bool:
     return text in log.read_text(errors="replace")
 
 
+@contextlib.contextmanager
+def serves() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The serves a test starts (it appends them), each stopped afterwards: none may leave a
+    process behind."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for proc in started:
+            assert not stop_session(proc), "processes left behind"
+
+
+def stopping(tmp: Path, port: int, started: list[subprocess.Popen[bytes]], timeout: int) -> str:
+    """A serve with `--stop-timeout timeout` whose worker runs GATED's flow, sent SIGTERM: the
+    run's id once serve says it waits for the flow."""
+    first = start(tmp, port, "first.log", "--stop-timeout", str(timeout))
+    started.append(first)
+    base = f"http://127.0.0.1:{port}"
+    run_id = running_flow(base, admin_token(base), first)
+    os.kill(first.pid, signal.SIGTERM)
+    waits = f"stopping worker: its running flows have {timeout} s"
+    wait_for(lambda: said(tmp / "first.log", waits), timeout=30)
+    return run_id
+
+
 def test_a_stop_lets_the_running_flow_end_and_it_is_not_run_again(tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "first.log"
     base = f"http://127.0.0.1:{port}"
-    first = start(tmp_path, port, log.name, "--stop-timeout", "60")
-    second = None
-    try:
-        run_id = running_flow(base, admin_token(base), first)
-        os.kill(first.pid, signal.SIGTERM)
-        wait_for(lambda: said(log, "stopping worker: its running flows have 60 s"), timeout=30)
+    with serves() as started:
+        run_id = stopping(tmp_path, port, started, 60)
+        first = started[0]
         assert first.poll() is None and flow_processes(first.pid), "the flow was cut short"
         (tmp_path / "data" / "runs" / run_id / "open").touch()
         assert first.wait(timeout=30) == 128 + signal.SIGTERM, log.read_text()
         text = log.read_text(errors="replace")
         assert "Warm shutdown" in text and "WorkerLostError" not in text, text[-3000:]
 
-        second = start(tmp_path, port, "second.log")
+        started.append(start(tmp_path, port, "second.log"))
         token = admin_token(base)
         report = wait_run(base, token, run_id, timeout=30)
         assert report["status"] == "ready", report
@@ -83,30 +107,24 @@ def test_a_stop_lets_the_running_flow_end_and_it_is_not_run_again(tmp_path: Path
         starts = (tmp_path / "data" / "runs" / run_id / "starts").read_text()
         assert starts == "s"  # one attempt: ended by the first worker, not requeued
         assert not said(tmp_path / "second.log", "worker lost")
-    finally:
-        for proc in (first, second):
-            if proc is not None:
-                assert not stop_session(proc), "processes left behind"
 
 
 def test_a_second_sigterm_stops_at_once_and_the_next_serve_runs_the_flow_again(
     tmp_path: Path,
 ) -> None:
-    port, log = free_port(), tmp_path / "first.log"
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    first = start(tmp_path, port, log.name, "--stop-timeout", "120")
-    second = None
-    try:
-        run_id = running_flow(base, admin_token(base), first)
-        os.kill(first.pid, signal.SIGTERM)
-        wait_for(lambda: said(log, "stopping worker: its running flows have 120 s"), timeout=30)
+    with serves() as started:
+        run_id = stopping(tmp_path, port, started, 120)
+        first = started[0]
         assert first.poll() is None
-        stopping = time.monotonic()
+        stopped = time.monotonic()
         os.kill(first.pid, signal.SIGTERM)  # Ctrl-C again
         first.wait(timeout=30)
-        assert time.monotonic() - stopping < 30  # not the 120 s of --stop-timeout
+        assert time.monotonic() - stopped < 30  # not the 120 s of --stop-timeout
 
         second = start(tmp_path, port, "second.log")
+        started.append(second)
         token = admin_token(base)
         path = f"/api/v1/runs/{run_id}"
         wait_for(lambda: said(tmp_path / "second.log", "worker lost: requeued"), timeout=30)
@@ -116,7 +134,3 @@ def test_a_second_sigterm_stops_at_once_and_the_next_serve_runs_the_flow_again(
         assert report["status"] == "ready", report
         assert call(base, "GET", path, headers=token)[1]["flows"]["g"]["outputs"]["v"] is True
         assert (tmp_path / "data" / "runs" / run_id / "starts").read_text() == "ss"
-    finally:
-        for proc in (first, second):
-            if proc is not None:
-                assert not stop_session(proc), "processes left behind"
