@@ -124,9 +124,9 @@ class Slots:
         except OSError as exc:
             return None, f"cannot read /proc/self/cgroup: {exc.strerror}"
         if "memory" in own and "pids" in own:
-            cpu = ROOT / "cpu" / own["cpu"] if "cpu" in own else None
-            if cpu is not None and not os.access(cpu, os.W_OK):
-                cpu = None
+            mounts = ("cpu", "cpu,cpuacct")  # its own mount, or shared (without systemd's link)
+            found = (ROOT / m / own["cpu"] for m in mounts if "cpu" in own and (ROOT / m).is_dir())
+            cpu = next((path for path in found if os.access(path, os.W_OK)), None)
             slots = cls(ROOT / "memory" / own["memory"], ROOT / "pids" / own["pids"], False, cpu)
         elif "" in own:
             base = ROOT / own[""]
