@@ -40,7 +40,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -290,7 +290,7 @@ class EventHub:
         for run in list(self._subs) if runs is None else runs:
             group = self._subs.get(run)
             if group is not None:
-                self._queue_all(group, [item])
+                self._queue_all(group, [item], skip=_resync_pending if item is RESYNC else None)
                 if not group:
                     del self._subs[run]
 
@@ -334,9 +334,16 @@ class EventHub:
                     if not subs:
                         self._subs.pop(run_id, None)
 
-    def _queue_all(self, subs: set[Subscription], events: list[Any]) -> None:
+    def _queue_all(
+        self,
+        subs: set[Subscription],
+        events: list[Any],
+        skip: Callable[[Subscription], bool] | None = None,
+    ) -> None:
         slow = []
         for sub in subs:
+            if skip is not None and skip(sub):
+                continue
             try:
                 for event in events:
                     sub.queue.put_nowait(event)
@@ -344,6 +351,14 @@ class EventHub:
                 sub.dropped = True
                 slow.append(sub)
         subs.difference_update(slow)
+
+
+def _resync_pending(sub: Subscription) -> bool:
+    """Whether `sub`'s queue ends with a RESYNC its client has not read: another one now would
+    catch up nothing more (a catch-up reads the run's stream when its RESYNC is read, so after
+    whatever made this one), and would take a place in a queue sized for events."""
+    with sub.queue.mutex:
+        return bool(sub.queue.queue) and sub.queue.queue[-1] is RESYNC
 
 
 def hub_for(app: Flask) -> EventHub:

@@ -1,0 +1,50 @@
+"""A client waiting in the event hub's queue gets one RESYNC however many causes come before it
+reads it (a resubscription, its run's channel confirmed): the first one read catches it up from
+the run's stream, after all of them. A RESYNC after an event it has not read is queued again."""
+
+from __future__ import annotations
+
+import queue
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dizest_api.event_hub import RESYNC, EventHub
+from tests.api.test_run_channels import listeners
+from tests.api.test_streaming import live_event
+from tests.conftest import wait_for
+from tests.worker.conftest import redis_url  # noqa: F401
+
+
+@pytest.fixture
+def hub(redis_url: str) -> Iterator[EventHub]:  # noqa: F811
+    made = EventHub(redis_url, f"resynctest:{uuid.uuid4().hex}", queue_size=50)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def items(q: queue.Queue[Any]) -> list[str]:
+    """What the queue holds, oldest first: "RESYNC" or an event's id."""
+    with q.mutex:
+        return ["RESYNC" if item is RESYNC else item.id for item in q.queue]
+
+
+def test_resyncs_before_the_client_reads_are_queued_once(hub: EventHub) -> None:
+    sub = hub.subscribe("r1")
+    wait_for(lambda: listeners(hub, "r1") == 1 and not sub.queue.empty(), timeout=5)
+    hub._subscribed(None)  # as when the hub subscribes again (a Redis restart), twice
+    hub._subscribed(None)
+    assert items(sub.queue) == ["RESYNC"]
+    hub._dispatch(live_event(1))
+    hub._subscribed(None)
+    hub._subscribed("r1")  # as when the run's channel is confirmed
+    assert items(sub.queue) == ["RESYNC", "1-0", "RESYNC"]
+    assert sub.queue.get_nowait() is RESYNC  # read: the next one is queued again
+    assert sub.queue.get_nowait().id == "1-0"
+    assert sub.queue.get_nowait() is RESYNC
+    hub._subscribed(None)
+    assert items(sub.queue) == ["RESYNC"]
