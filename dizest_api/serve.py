@@ -23,6 +23,7 @@ group is killed (a flow cut short is started again by the next worker); then the
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -38,11 +39,23 @@ from dizest_core.errors import DizestError
 from dizest_worker.client import redact_url
 
 WORKER_STOP_S = 15.0
+STOP_TIMEOUT_MAX_S = 86400.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 BEAT_STOP_S = 15.0
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    """The first SIGTERM or SIGINT ends serving; any other, until the stop listens for a second
+    one (`Supervisor.stop_all`), is ignored rather than raised inside the stop."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, signal.SIG_IGN)
     raise SystemExit(128 + signum)
+
+
+def _stop_timeout(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if math.isnan(value):
+        raise click.BadParameter("must be a number of seconds")
+    return value
 
 
 def _say(message: str) -> None:
@@ -75,7 +88,8 @@ def _say(message: str) -> None:
     "--stop-timeout",
     default=WORKER_STOP_S,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=STOP_TIMEOUT_MAX_S),
+    callback=_stop_timeout,
     help="Seconds a stop waits for the worker's running flows to end before it kills them.",
 )
 @click.option(
@@ -101,7 +115,7 @@ def serve(
         raise click.UsageError("--connections must be above --threads")
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    previous = {stop: signal.signal(stop, _exit_on_signal) for stop in STOP_SIGNALS}
     children = Supervisor(_say)
     try:
         os.environ.setdefault("DIZEST_DATA_DIR", str(root))
@@ -138,10 +152,11 @@ def serve(
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, signal.SIG_IGN)
         children.stop_all()
-        signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def _bootstrap(forget_worker: bool) -> None:

@@ -32,6 +32,7 @@ from dizest_core.lifeline import preexec
 
 BACKOFF_S = 0.5
 BACKOFF_MAX_S = 10.0
+WAIT_STEP_S = 0.05  # how often a stop looks whether a child ended, where no pidfd tells it
 STABLE_S = 30.0  # a child that ran this long was healthy: its next death restarts it at once
 
 
@@ -106,19 +107,24 @@ class Child:
     def _wait(self, wake: int | None, hurried: Callable[[], bool]) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + self.stop_timeout_s
-        ended = os.pidfd_open(self.proc.pid)  # readable once it ended (not reaped before poll)
+        try:  # readable once it ended (it is not reaped before poll says so)
+            ended: int | None = os.pidfd_open(self.proc.pid)
+        except OSError:  # Linux < 5.3, or a seccomp profile that refuses it: look every 50 ms
+            ended = None
         try:
-            waits = [ended] if wake is None else [ended, wake]
+            waits = [fd for fd in (ended, wake) if fd is not None]
             while self.proc.poll() is None and not hurried():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
-                ready, _, _ = select.select(waits, [], [], left)
+                step = min(left, WAIT_STEP_S if ended is None else 3600.0)
+                ready, _, _ = select.select(waits, [], [], step)
                 if wake in ready:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake, 4096)
         finally:
-            os.close(ended)
+            if ended is not None:
+                os.close(ended)
 
     def _signal_group(self, sig: int) -> None:
         if self.proc is not None:
