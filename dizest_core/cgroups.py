@@ -35,6 +35,8 @@ ROOT = Path("/sys/fs/cgroup")
 KILL_ROUNDS = 64  # a fork bomb re-populates a group between reads: bounded by pids.max anyway
 UNLIMITED = "max"
 WORKER_LEAF = "dizest-worker"
+PID_LIMIT = 1 << 22  # Linux's largest pid_max: no process has a pid at or above it
+WORKER_CPU_WEIGHT = "1000"  # v2: the worker's own processes weigh ten busy flows (default 100)
 SLOT_GROUP = re.compile(r"dizest-(\d+)-(\d+)")  # `slot_group`'s names: a zygote's pid, a slot
 
 
@@ -53,9 +55,15 @@ class Group:
         gains nothing from it)."""
         folders = [self.memory] if memory or self.v2 else []
         folders += [self.pids] if self.pids != self.memory else []
-        folders += [self.cpu] if self.cpu is not None and self.cpu != self.memory else []
         for folder in folders:
             _write(f"{folder}/cgroup.procs", str(pid or os.getpid()))
+        if self.cpu is not None and self.cpu != self.memory:
+            with contextlib.suppress(OSError):  # the CPU share is a bonus: a flow runs without
+                _write(f"{self.cpu}/cgroup.procs", str(pid or os.getpid()))
+
+    def exists(self) -> bool:
+        """Whether its folders are all there (another process may have swept them)."""
+        return all(folder.is_dir() for folder in self._folders())
 
     def limit(self, memory_bytes: int | None, pids: int | None) -> None:
         if self.v2:
@@ -152,30 +160,66 @@ class Slots:
         """Remove the groups of zygotes that are gone (`dizest-<pid>-<slot>` whose pid is not a
         live process: a SIGKILLed worker's zygote cannot remove its own), so a server whose
         workers are killed now and then does not collect empty groups (memory groups hold
-        kernel memory while they exist). A group something still runs in stays (rmdir fails).
-        Call it with pids of this machine's PID namespace in view. Returns how many went."""
+        kernel memory while they exist). Call it with pids of this machine's PID namespace in
+        view. Returns how many went."""
+        names: set[str] = set()
+        for root in self._roots():
+            with contextlib.suppress(OSError):
+                names.update(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
         removed = 0
-        for root in dict.fromkeys(p for p in (self.memory, self.pids, self.cpu) if p is not None):
-            try:
-                entries = [e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
-            except OSError:
-                continue
-            for name in entries:
-                found = SLOT_GROUP.fullmatch(name)
-                if found is None or _alive(int(found[1])):
-                    continue
-                with contextlib.suppress(OSError):
-                    (root / name).rmdir()
-                    removed += 1
+        for name in sorted(names):
+            found = SLOT_GROUP.fullmatch(name)
+            if found is None or int(found[1]) >= PID_LIMIT or _alive(int(found[1])):
+                continue  # not a zygote's pid (os.kill would overflow): not ours to remove
+            removed += self.remove_idle(name)
         return removed
+
+    def remove_idle(self, name: str) -> bool:
+        """Remove group `name` from every hierarchy, only if no process is in any of them (a
+        spare waits in its pids group, maybe not in its memory group: never half a group),
+        the last joined first (a process joining meanwhile then fails at its next join)."""
+        folders = [root / name for root in self._roots() if (root / name).is_dir()]
+        try:
+            if any(_read(f"{folder}/cgroup.procs").strip() for folder in folders):
+                return False
+        except OSError:
+            return False
+        gone = True
+        for folder in reversed(folders):
+            try:
+                folder.rmdir()
+            except OSError:
+                gone = False
+        return gone and bool(folders)
+
+    def _roots(self) -> list[Path]:
+        """Its hierarchies in the order a process joins them (`Group.join`)."""
+        return list(dict.fromkeys(p for p in (self.memory, self.pids, self.cpu) if p is not None))
 
     def group(self, name: str) -> Group:
         """The group `name`, created if missing."""
         cpu = self.cpu / name if self.cpu is not None else None
+        if cpu is not None and cpu != self.memory / name:
+            try:
+                cpu.mkdir(exist_ok=True)
+            except OSError:  # no CPU share for this group; its limits still hold
+                cpu = None
         group = Group(self.memory / name, self.pids / name, self.v2, cpu)
         for folder in group._folders():
             folder.mkdir(exist_ok=True)
         return group
+
+
+def sweep_gone() -> str | None:
+    """`Slots.sweep` of this process's hierarchies, if it has any; never raises (cleaning up
+    must not keep flows from running): what went wrong, or None."""
+    try:
+        slots, _ = Slots.open()
+        if slots is not None:
+            slots.sweep()
+    except Exception as exc:
+        return repr(exc)
+    return None
 
 
 def delegate() -> str:
@@ -200,10 +244,15 @@ def delegate() -> str:
         leaf = base / WORKER_LEAF
         leaf.mkdir(exist_ok=True)
         (leaf / "cgroup.procs").write_text(str(os.getpid()))
-        wanted = "+memory +pids" + (" +cpu" if "cpu" in controllers else "")
-        (base / "cgroup.subtree_control").write_text(wanted)
+        (base / "cgroup.subtree_control").write_text("+memory +pids")
     except OSError as exc:
         return f"not delegated: {exc.strerror} ({base})"
+    if "cpu" in controllers:  # apart: all or nothing in one write, and the CPU share is a bonus
+        try:
+            (base / "cgroup.subtree_control").write_text("+cpu")
+            (leaf / "cpu.weight").write_text(WORKER_CPU_WEIGHT)  # heartbeats beside busy flows
+        except OSError as exc:
+            return f"delegated, without cpu: {exc.strerror}"
     return "delegated"
 
 

@@ -7,6 +7,7 @@ namespace layers are tried in a throw-away child: a process can only find out by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -60,6 +61,18 @@ def cpu_share(slots: Slots | None) -> str:
     if slots.cpu is None:
         where = "its cgroup.subtree_control" if slots.v2 else "a writable cpu hierarchy"
         return f"unavailable: the cpu controller is not delegated ({where}): flows share the CPU by process"
+    group = slots.cpu / f"dizest-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        group.mkdir()
+    except OSError as exc:
+        return f"unavailable: cannot create a cpu group under {slots.cpu}: {exc.strerror}"
+    try:  # a child of this process, as flows are (a real-time worker's could not go in)
+        moved = _try(lambda: (group / "cgroup.procs").write_text("0"))
+    finally:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+    if moved != ACTIVE:
+        return f"{moved} (moving a process into a cpu group)"
     return ACTIVE
 
 

@@ -83,9 +83,11 @@ class Zygote:
         identity = self.layers.get("identity") == "active"
         group = None
         if self.slots is not None:
-            if index not in self.groups:
-                self.groups[index] = self.slots.group(cgroups.slot_group(self.tag, index))
-            group = self.groups[index]
+            group = self.groups.get(index)
+            if group is None or not group.exists():  # new, or swept by a zygote that thought
+                group = self.slots.group(cgroups.slot_group(self.tag, index))  # us gone
+                self.groups[index] = group
+                self.limits.pop(index, None)  # a new group has none of the limits yet
         uid = slot_uid(self.policy, self.tag, index) if identity else None
         return Slot(uid, self.policy.gid if identity else None, group, self.layers, self.prepared)
 
@@ -242,9 +244,8 @@ def main(argv: list[str]) -> None:
     tag = os.getpid()
     layers = probe.layers(policy) if policy.enabled else {}
     if policy.enabled:
-        slots, _ = cgroups.Slots.open()
-        if slots is not None:  # while this process still sees the machine's pids
-            slots.sweep()
+        if (why := cgroups.sweep_gone()) is not None:  # while it still sees the machine's pids
+            print(f"dizest zygote: cannot sweep old cgroups: {why}", file=sys.stderr)
         try:
             _enter_pid_namespace(control)
             layers["pidns"] = probe.ACTIVE

@@ -4,13 +4,18 @@ groups by session), takes no more of the CPU than a flow beside it that runs one
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from dizest_core import probe
 from tests.conftest import package
 
+ROOT = Path(__file__).resolve().parents[2]
 SECONDS = 1.5  # how long both flows keep the cores busy, each from its own start
 
 HOG = f"""
@@ -60,3 +65,41 @@ def test_a_flow_with_four_busy_sessions_gets_no_more_cpu_than_a_flow_with_one(
     # on both alike); shared by process instead, the hog's four take about four fifths
     assert hog < 2 * one, (hog, one)
     assert one > 0.2 * SECONDS, (hog, one)  # the lone loop was not starved
+
+
+RT_RUN = """
+import json, os, sys
+os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))  # a real-time engine, zygote, flows
+from dizest_core import probe
+from dizest_core.settings import Settings
+from dizest_core.workflow import Workflow
+from tests.conftest import package
+pkg = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
+wf = Workflow(pkg, settings=Settings(sandbox="on"))
+try:
+    report = wf.run(workdir=sys.argv[1])
+finally:
+    wf.close()
+print(json.dumps([probe.cpu_share(probe.cgroup_slots()), report["status"]]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="flow cgroups need a root engine")
+def test_where_no_process_may_join_a_cpu_group_the_layer_says_so_and_flows_still_run(tmp_path):
+    """A real-time engine's processes cannot join a new cpu group on a kernel with real-time
+    group scheduling (it has no real-time budget): the cpu layer reports it, flows run."""
+    if cpu_layer() != "active":
+        pytest.skip(f"cpu layer: {cpu_layer()}")
+    done = subprocess.run(
+        [sys.executable, "-c", RT_RUN, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    layer, status = json.loads(done.stdout.splitlines()[-1])
+    if layer == "active":
+        pytest.skip("this kernel lets real-time processes into new cpu groups")
+    assert layer.startswith("unavailable: ") and "cpu group" in layer, layer
+    assert status == "ready", done.stderr
