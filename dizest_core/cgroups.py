@@ -25,6 +25,7 @@ delegated hierarchy), and the sandbox falls back to per-uid RLIMIT_NPROC and per
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -35,6 +36,7 @@ ROOT = Path("/sys/fs/cgroup")
 KILL_ROUNDS = 64  # a fork bomb re-populates a group between reads: bounded by pids.max anyway
 UNLIMITED = "max"
 WORKER_LEAF = "dizest-worker"
+CPU_PERIOD_US = 100_000  # the scheduler's period a CPU cap is a quota of (the kernel's default)
 PID_LIMIT = 1 << 22  # Linux's largest pid_max: no process has a pid at or above it
 WORKER_CPU_WEIGHT = "1000"  # v2: the worker's own processes weigh ten busy flows (default 100)
 SLOT_GROUP = re.compile(r"dizest-(\d+)-(\d+)")  # `slot_group`'s names: a zygote's pid, a slot
@@ -73,6 +75,18 @@ class Group:
         else:
             _write(f"{self.memory}/memory.limit_in_bytes", str(memory_bytes or -1))
         _write(f"{self.pids}/pids.max", str(pids or UNLIMITED))
+
+    def cap_cpu(self, cpus: float) -> None:
+        """At most `cpus` CPUs for the group's processes together (0: no cap), as a quota of
+        the scheduler's period. Raises OSError where the group has no cpu controller."""
+        if self.cpu is None:
+            raise OSError(errno.ENOTSUP, "no cpu controller for this group")
+        quota = max(1000, round(cpus * CPU_PERIOD_US)) if cpus else -1
+        if self.v2:
+            _write(f"{self.cpu}/cpu.max", f"{quota if quota > 0 else UNLIMITED} {CPU_PERIOD_US}")
+        else:
+            _write(f"{self.cpu}/cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(f"{self.cpu}/cpu.cfs_quota_us", str(quota))
 
     def oom_kills(self) -> int:
         """How many processes of this group the kernel's OOM killer has killed so far."""

@@ -12,7 +12,7 @@ import os
 import uuid
 
 from dizest_core import linux, seccomp
-from dizest_core.cgroups import Slots
+from dizest_core.cgroups import Group, Slots
 from dizest_core.sandbox import LAYERS, Policy
 
 ACTIVE = "active"
@@ -25,7 +25,7 @@ def layers(policy: Policy) -> dict[str, str]:
     if os.geteuid() != 0:
         found["identity"] = "unavailable: the worker is not root, flows keep its uid"
     slots, found["cgroup"] = cgroup_slots_and_reason()
-    found["cpu"] = cpu_share(slots)
+    found["cpu"] = cpu_share(slots, policy.cpus)
     if linux.landlock_abi() < 1:
         found["landlock"] = "unavailable: the kernel has no Landlock (Linux >= 5.13, lsm=landlock)"
     found["mountns"] = _try(lambda: _mount_probe())
@@ -54,8 +54,9 @@ def cgroup_slots_and_reason() -> tuple[Slots | None, str]:
     return slots, ACTIVE
 
 
-def cpu_share(slots: Slots | None) -> str:
-    """The `cpu` layer: "active" when flow groups get a CPU share, else why not."""
+def cpu_share(slots: Slots | None, cpus: float = 0.0) -> str:
+    """The `cpu` layer: "active" when flow groups get a CPU share (and, with `cpus`, that cap),
+    else why not."""
     if slots is None:
         return "unavailable: no flow cgroups (see the cgroup layer)"
     if slots.cpu is None:
@@ -68,11 +69,15 @@ def cpu_share(slots: Slots | None) -> str:
         return f"unavailable: cannot create a cpu group under {slots.cpu}: {exc.strerror}"
     try:  # a child of this process, as flows are (a real-time worker's could not go in)
         moved = _try(lambda: (group / "cgroup.procs").write_text("0"))
+        if moved != ACTIVE:
+            return f"{moved} (moving a process into a cpu group)"
+        if cpus:
+            Group(group, group, slots.v2, group).cap_cpu(cpus)
+    except OSError as exc:
+        return f"unavailable: cannot cap a cpu group at {cpus:g} CPUs: {exc.strerror}"
     finally:
         with contextlib.suppress(OSError):
             group.rmdir()
-    if moved != ACTIVE:
-        return f"{moved} (moving a process into a cpu group)"
     return ACTIVE
 
 

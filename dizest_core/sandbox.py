@@ -72,6 +72,7 @@ class Policy:
     max_pids: int = 512
     max_open_files: int = 1024
     max_file_mb: int = 4096
+    cpus: float = 0.0  # a flow's CPU cap (Settings.flow_cpus); 0: none
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -196,6 +197,7 @@ def make_policy(settings: Settings, server: bool, hide: tuple[str, ...] = ()) ->
         max_pids=settings.max_pids,
         max_open_files=settings.max_open_files,
         max_file_mb=settings.max_file_mb,
+        cpus=settings.flow_cpus or 0.0,
     )
 
 

@@ -101,6 +101,9 @@ class Settings:
     flow_uid_base: int = 1 << 30
     flow_gid: int = (1 << 30) - 1
     max_pids: int = 512
+    # the most CPUs one flow's processes may use at once (the sandbox's cpu layer: a quota
+    # of its slot's cgroup); None: no cap, busy flows share the cores evenly
+    flow_cpus: float | None = None
     max_open_files: int = 1024
     max_file_mb: int = 4096
     tmp_mb: int = 512
@@ -130,6 +133,8 @@ class Settings:
                 raise ConfigError(f"{name} must be one of {', '.join(NETWORKS)}")
         if min(self.max_pids, self.max_open_files, self.max_file_mb, self.tmp_mb) < 1:
             raise ConfigError("max_pids, max_open_files, max_file_mb and tmp_mb must be positive")
+        if self.flow_cpus is not None and not 0.01 <= self.flow_cpus <= 4096:
+            raise ConfigError("flow_cpus must be a number of CPUs from 0.01 to 4096 (or unset)")
         if min(self.max_input_depth, self.max_input_bytes, self.max_input_nodes) < 1:
             raise ConfigError("max_input_depth, max_input_bytes and max_input_nodes must be >= 1")
 

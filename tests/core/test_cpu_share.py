@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from dizest_core import probe
+from dizest_core.errors import ConfigError
+from dizest_core.settings import Settings
 from tests.conftest import package
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +73,8 @@ RT_RUN = """
 import json, os, sys
 os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))  # a real-time engine, zygote, flows
 from dizest_core import probe
+from dizest_core.errors import ConfigError
+from dizest_core.settings import Settings
 from dizest_core.settings import Settings
 from dizest_core.workflow import Workflow
 from tests.conftest import package
@@ -103,3 +107,26 @@ def test_where_no_process_may_join_a_cpu_group_the_layer_says_so_and_flows_still
         pytest.skip("this kernel lets real-time processes into new cpu groups")
     assert layer.startswith("unavailable: ") and "cpu group" in layer, layer
     assert status == "ready", done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="flow cgroups need a root engine")
+def test_a_flow_uses_no_more_cpus_than_flow_cpus_however_many_processes_it_runs(
+    make_workflow, tmp_path
+):
+    layer = probe.cpu_share(probe.cgroup_slots(), 0.5)
+    if layer != "active":
+        pytest.skip(f"cpu layer: {layer}")
+    pkg = package({"hog": {"code": HOG, "outputs": ["cpu"]}}, {"h": {"app": "hog"}})
+    report = make_workflow(pkg, sandbox="on", flow_cpus=0.5).run(workdir=tmp_path)
+    assert report["status"] == "ready", report
+    used = report["flows"]["h"]["outputs"]["cpu"]
+    # half a CPU for SECONDS: 0.75 s; uncapped, four busy processes get two cores' worth of
+    # 1.5 s even beside a busy neighbour (2-3 s measured)
+    assert 0.1 < used < 0.5 * SECONDS * 1.4, used
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "5000"])
+def test_flow_cpus_must_be_a_sensible_number_of_cpus(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"(?i)flow_cpus"):
+        Settings.from_env({"DIZEST_FLOW_CPUS": value})
+    assert Settings.from_env({"DIZEST_FLOW_CPUS": "1.5"}).flow_cpus == 1.5

@@ -38,6 +38,7 @@ CHOSEN: dict[str, st.SearchStrategy[Any]] = {
     "secret_key": st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=16),
     "bcrypt_rounds": st.integers(4, 31),
     "heartbeat_s": st.floats(0.1, 300),
+    "flow_cpus": st.none() | st.floats(0.01, 4096),
     "max_request_bytes": st.integers(1024, 10**6),
     "max_upload_bytes": st.integers(10**6, 10**9),
     "sweep_window_s": st.integers(60, 10**6),
