@@ -27,6 +27,10 @@ class LogBudget:
     def start(self, flow_id: str, limit: int) -> None:
         self._left[flow_id] = self._limit[flow_id] = limit
 
+    def spent(self, flow_id: str) -> bool:
+        """Whether the flow is past its budget: all it prints or shows from now on is dropped."""
+        return self._left.get(flow_id, 0) < 0
+
     def admit(self, items: Sequence[Signal | Finished]) -> list[Signal | Finished]:
         out: list[Signal | Finished] = []
         for item in items:

@@ -4,6 +4,7 @@ A probe's flow printing 1 MB lines grew a worker's Redis by 380 MB in 16 s befor
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from dizest_core import events as ev
@@ -18,6 +19,15 @@ v = 'finished'
 """
 SHOWY = "for i in range(40):\n    dizest.result(f'r{i}', 'x' * 100_000)\nv = 1"
 RICH = "for i in range(40):\n    display({'k': 'x' * 100_000})\nv = 1"
+FLOOD = """
+import os, time
+end = time.monotonic() + 1.5
+chunk = b"a\\n" * 32768
+written = 0
+while time.monotonic() < end:
+    written += os.write(1, chunk)
+v = written
+"""
 
 
 def test_a_loud_flow_is_cut_at_its_budget_and_others_keep_theirs(make_workflow, tmp_path: Path):
@@ -76,3 +86,21 @@ def test_the_budget_counts_per_attempt_and_spares_engine_lines() -> None:
     assert got[0] == rich and len(got) == 2 and "DIZEST_MAX_LOG_BYTES" in got[1].data["entry"]
     other = Signal("g", "log", {"entry": "y" * 5000, "stream": "print"})
     assert budget.admit([other]) == [other]  # a flow never started here is not counted
+
+
+def test_what_a_flow_prints_past_its_budget_costs_the_engine_no_parsing(
+    make_workflow, tmp_path: Path
+):
+    """The engine reads a flow's pipe outside the flow's cgroup: cutting 2-byte lines cost it
+    ~1.5 us each, so a flow printing "a\\n" for ever made it spend 0.8 CPU (a probe, for a
+    flow capped at 0.05). Past the budget it reads and drops, without cutting lines."""
+    pkg = package({"flood": {"code": FLOOD, "outputs": ["v"]}}, {"f": {"app": "flood"}})
+    wf = make_workflow(pkg, max_log_bytes=64 << 10)
+    cpu = time.process_time()  # the engine runs in this process (its poll loop, the pipes)
+    report = wf.run(workdir=tmp_path)
+    cpu = time.process_time() - cpu
+    assert report["flows"]["f"]["status"] == "ready", report
+    mb = report["flows"]["f"]["outputs"]["v"] / 1e6
+    # reading and dropping: ~0.6 ms a MB (1.5 GB in 1.5 s); cutting lines: ~700 ms a MB (the flow
+    # then writes only as fast as the engine cuts, ~1-2 MB in its 1.5 s)
+    assert cpu < 0.3 + 0.005 * mb, (cpu, mb)
