@@ -5,26 +5,13 @@ the run's stream, after all of them. A RESYNC after an event it has not read is 
 from __future__ import annotations
 
 import queue
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from dizest_api.event_hub import RESYNC, EventHub
-from tests.api.test_run_channels import listeners
+from tests.api.test_run_channels import hub, listeners  # noqa: F401 (hub: its fixture)
 from tests.api.test_streaming import live_event
 from tests.conftest import wait_for
 from tests.worker.conftest import redis_url  # noqa: F401
-
-
-@pytest.fixture
-def hub(redis_url: str) -> Iterator[EventHub]:  # noqa: F811
-    made = EventHub(redis_url, f"resynctest:{uuid.uuid4().hex}", queue_size=50)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def items(q: queue.Queue[Any]) -> list[str]:
@@ -33,7 +20,7 @@ def items(q: queue.Queue[Any]) -> list[str]:
         return ["RESYNC" if item is RESYNC else item.id for item in q.queue]
 
 
-def test_resyncs_before_the_client_reads_are_queued_once(hub: EventHub) -> None:
+def test_resyncs_before_the_client_reads_are_queued_once(hub: EventHub) -> None:  # noqa: F811
     sub = hub.subscribe("r1")
     wait_for(lambda: listeners(hub, "r1") == 1 and not sub.queue.empty(), timeout=5)
     hub._subscribed(None)  # as when the hub subscribes again (a Redis restart), twice
