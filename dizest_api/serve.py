@@ -15,10 +15,11 @@ DIZEST_ADMIN_PASSWORD, or with a generated password printed once to stderr.
 
 This process only supervises (`supervisor`): each child runs in its own process group, is
 restarted when it ends (with a backoff and a log line saying how it ended), and dies with this
-process, even by SIGKILL. Ctrl-C or SIGTERM stops the API (graceful, 10 s), then the worker: a
-warm shutdown (its main process gets SIGTERM; it takes no new flow and lets the running ones end)
-for at most `--stop-timeout` seconds, or until a second Ctrl-C or SIGTERM, before its process
-group is killed (a flow cut short is started again by the next worker); then the embedded Redis.
+process, even by SIGKILL. Ctrl-C or SIGTERM stops the worker first: a warm shutdown (its main
+process gets SIGTERM; it takes no new flow and lets the running ones end, watched through the API
+meanwhile) for at most `--stop-timeout` seconds, or until a second Ctrl-C or SIGTERM, before its
+process group is killed (a flow cut short is started again by the next worker); then the API
+(graceful, 10 s), the beat and the embedded Redis.
 """
 
 from __future__ import annotations

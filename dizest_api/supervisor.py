@@ -9,7 +9,8 @@ Invariants:
 - A child that ends while serving, for any reason, is restarted after a backoff (0.5 s, doubled
   on each quick death up to 10 s, back to 0.5 s once it ran 30 s), with a log line saying how it
   ended (exit code or signal); what is left of its process group is killed first.
-- `stop_all` stops the children in the reverse of their start order: each gets SIGTERM (its whole
+- `stop_all` stops the `warm` children first (the API still answers while a worker lets its
+  flows end), then the others in the reverse of their start order: each gets SIGTERM (its whole
   group, as a terminal's Ctrl-C would; only its main process when it is `warm`, so that a Celery
   worker ends the flows it runs and its pool is not cut short), then its group SIGKILL after its
   `stop_timeout_s` (a warm one's at once on a second SIGINT or SIGTERM to the supervisor: Ctrl-C
@@ -183,8 +184,9 @@ class Supervisor:
             os.close(wake_w)
 
     def stop_all(self) -> None:
-        """Stop every child, the last started first. A SIGINT or SIGTERM meanwhile cuts a warm
-        shutdown short (the others still get their whole `stop_timeout_s`: Redis its save)."""
+        """Stop every child: the warm ones first, then the others, the last started first. A
+        SIGINT or SIGTERM meanwhile cuts a warm shutdown short (the others still get their whole
+        `stop_timeout_s`: Redis its save)."""
         hurry = {"now": False}
 
         def hurried() -> bool:
@@ -198,8 +200,8 @@ class Supervisor:
         os.set_blocking(wake_w, False)
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         previous_fd = signal.set_wakeup_fd(wake_w)
-        try:
-            for child in reversed(self.children):
+        try:  # warm ones first, while the others (the API) still show what they finish
+            for child in sorted(reversed(self.children), key=lambda c: not c.warm):
                 if child.warm and child.running() and not hurry["now"]:
                     self.log(
                         f"stopping {child.name}: its running flows have {child.stop_timeout_s:g} s "

@@ -48,13 +48,12 @@ def start(tmp: Path, port: int, log: str, *args: str) -> subprocess.Popen[bytes]
     return proc
 
 
-def running_flow(base: str, token: dict[str, str], proc: subprocess.Popen[bytes]) -> str:
-    """Submit GATED; its run id once its flow process is running."""
+def running_flow(base: str, token: dict[str, str], data: Path) -> str:
+    """Submit GATED; its run id once its flow runs (it noted its start: a zygote's waiting
+    spares are processes before any flow runs, and a run is "running" from its submit)."""
     status, run, _ = call(base, "POST", "/api/v1/runs", {"package": GATED}, token)
     assert status == 201, run
-    path = f"/api/v1/runs/{run['run_id']}"
-    wait_for(lambda: call(base, "GET", path, headers=token)[1]["status"] == "running", 30)
-    wait_for(lambda: flow_processes(proc.pid), timeout=30)
+    wait_for((data / "runs" / run["run_id"] / "starts").exists, timeout=30)
     return str(run["run_id"])
 
 
@@ -74,26 +73,31 @@ def serves() -> Iterator[list[subprocess.Popen[bytes]]]:
             assert not stop_session(proc), "processes left behind"
 
 
-def stopping(tmp: Path, port: int, started: list[subprocess.Popen[bytes]], timeout: int) -> str:
+def stopping(
+    tmp: Path, port: int, started: list[subprocess.Popen[bytes]], timeout: int
+) -> tuple[str, dict[str, str]]:
     """A serve with `--stop-timeout timeout` whose worker runs GATED's flow, sent SIGTERM: the
-    run's id once serve says it waits for the flow."""
+    run's id (and the token that submitted it) once serve says it waits for the flow."""
     first = start(tmp, port, "first.log", "--stop-timeout", str(timeout))
     started.append(first)
     base = f"http://127.0.0.1:{port}"
-    run_id = running_flow(base, admin_token(base), first)
+    token = admin_token(base)
+    run_id = running_flow(base, token, tmp / "data")
     os.kill(first.pid, signal.SIGTERM)
     waits = f"stopping worker: its running flows have {timeout} s"
     wait_for(lambda: said(tmp / "first.log", waits), timeout=30)
-    return run_id
+    return run_id, token
 
 
 def test_a_stop_lets_the_running_flow_end_and_it_is_not_run_again(tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "first.log"
     base = f"http://127.0.0.1:{port}"
     with serves() as started:
-        run_id = stopping(tmp_path, port, started, 60)
+        run_id, token = stopping(tmp_path, port, started, 60)
         first = started[0]
         assert first.poll() is None and flow_processes(first.pid), "the flow was cut short"
+        status, report, _ = call(base, "GET", f"/api/v1/runs/{run_id}", headers=token)
+        assert (status, report["status"]) == (200, "running")  # the API shows it meanwhile
         (tmp_path / "data" / "runs" / run_id / "open").touch()
         assert first.wait(timeout=30) == 128 + signal.SIGTERM, log.read_text()
         text = log.read_text(errors="replace")
@@ -115,7 +119,7 @@ def test_a_second_sigterm_stops_at_once_and_the_next_serve_runs_the_flow_again(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with serves() as started:
-        run_id = stopping(tmp_path, port, started, 120)
+        run_id, _ = stopping(tmp_path, port, started, 120)
         first = started[0]
         assert first.poll() is None
         stopped = time.monotonic()
