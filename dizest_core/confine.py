@@ -9,11 +9,11 @@ for it.
 
 `enter` runs in each freshly forked child, before user code, while it is still root: join the
 slot's cgroup, a mount namespace of its own (a copy of the zygote's) where the server's data
-directories, /tmp and /dev/shm are covered by fresh tmpfs and only the flow's own directories
-are bound back, an IPC namespace of its own, the network namespace for `none`, the limits, then
-the uid drop, then Landlock (needs no privilege; last but for the system-call filter, so nothing
-after it can widen what the flow may touch), then that filter (`seccomp`). A layer
-the zygote reported active must succeed, or the flow does not run at all.
+directories, /tmp, /dev/shm and /sys/fs/cgroup are covered by fresh tmpfs and only the flow's
+own directories are bound back, an IPC namespace of its own, the network namespace for `none`,
+the limits, then the uid drop, then Landlock (needs no privilege; last but for the system-call
+filter, so nothing after it can widen what the flow may touch), then that filter (`seccomp`). A
+layer the zygote reported active must succeed, or the flow does not run at all.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ READ = linux.FS_EXECUTE | linux.FS_READ_FILE | linux.FS_READ_DIR
 FILE_RIGHTS = linux.FS_READ_FILE | linux.FS_WRITE_FILE | linux.FS_EXECUTE | linux.FS_TRUNCATE
 MOUNT_FLAGS = linux.MS_NOSUID | linux.MS_NODEV
 COVER = "mode=0755,size=1m"
+CGROUP_FS = "/sys/fs/cgroup"
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,10 @@ def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
             rules.append((fd, _rights(fd, access, _handled(abi))))
     if "seccomp" in on:
         seccomp.prepare()
-    covers = [*_outermost(data), *(p for p in ("/tmp", "/dev/shm") if os.path.isdir(p))]
+    # a flow's own /tmp and /dev/shm; and no cgroupfs: other slots' groups would show their
+    # host pids and CPU use (its own group was joined before the cover, and is killed by path)
+    private = ("/tmp", "/dev/shm", CGROUP_FS)
+    covers = [*_outermost(data), *(p for p in private if os.path.isdir(p))]
     reads = {os.path.realpath(p) for p in policy.read if os.path.exists(p)}
     rebind = sorted(p for p in reads if any(_within(p, c) for c in covers))
     mounted = "mountns" in on

@@ -55,3 +55,30 @@ def test_a_flow_imports_from_a_python_path_under_tmp_but_sees_no_other_tmp_file(
     work.mkdir()
     report = make_workflow(pkg, sandbox="on").run(workdir=work)
     assert report["flows"]["f"]["outputs"]["v"] == [42, False], report["flows"]["f"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
+def test_a_flow_sees_no_cgroup_of_another_flow(make_workflow, tmp_path: Path):
+    """Other slots' groups would show their host pids and CPU use; the flow's own limits still
+    hold (it joined its group before the cover; a fork bomb stops at the pids limit)."""
+    if not os.path.isdir("/sys/fs/cgroup/pids"):
+        pytest.skip("no cgroup v1 pids hierarchy here")
+    code = (
+        "import os, signal\n"
+        "seen = sorted(os.listdir('/sys/fs/cgroup'))\n"
+        "kids = 0\n"
+        "try:\n"
+        "    for _ in range(100):\n"
+        "        if os.fork() == 0:\n"
+        "            signal.pause()\n"
+        "            os._exit(0)\n"
+        "        kids += 1\n"
+        "except OSError:\n"
+        "    pass\n"
+        "v = [seen, kids]\n"
+    )
+    pkg = package({"a": {"code": code, "outputs": ["v"]}}, {"f": {"app": "a"}})
+    report = make_workflow(pkg, sandbox="on", max_pids=20).run(workdir=tmp_path)
+    seen, kids = report["flows"]["f"]["outputs"]["v"]
+    assert seen == [], seen
+    assert kids < 20, kids  # the slot's pids.max still bounds the flow's tree
