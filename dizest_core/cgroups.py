@@ -210,8 +210,9 @@ class Slots:
         """Its hierarchies in the order a process joins them (`Group.join`)."""
         return list(dict.fromkeys(p for p in (self.memory, self.pids, self.cpu) if p is not None))
 
-    def group(self, name: str) -> Group:
-        """The group `name`, created if missing."""
+    def group(self, name: str, cpus: float = 0.0) -> Group:
+        """The group `name`, created if missing; capped at `cpus` CPUs where it can be (the
+        cpu layer's probe says whether)."""
         cpu = self.cpu / name if self.cpu is not None else None
         if cpu is not None and cpu != self.memory / name:
             try:
@@ -221,6 +222,9 @@ class Slots:
         group = Group(self.memory / name, self.pids / name, self.v2, cpu)
         for folder in group._folders():
             folder.mkdir(exist_ok=True)
+        if cpus and cpu is not None:
+            with contextlib.suppress(OSError):
+                group.cap_cpu(cpus)
         return group
 
 

@@ -1,15 +1,13 @@
 """The parent side of flow children: start them through the zygote, supervise, turn ends into data.
 
-`Supervisor` is single-threaded and poll-driven (one selector over every child's output pipe
-and socket, plus the zygote's control socket): `launch` a FlowJob, then call `poll` to get what
-happened as `Signal`s — log lines, results, and one `Finished` per child with a typed outcome
-(ok, user error, timeout, killed by a signal, exited early, broke the protocol).
+`Supervisor` is single-threaded and poll-driven (one selector over every child's pipe and socket
+and the zygote's): `launch` a FlowJob, then `poll` for `Signal`s (log lines, results) and one
+`Finished` a child with a typed outcome (ok, user error, timeout, signal, early exit, protocol).
 
 A child runs user code, so all it sends is untrusted: messages are parsed by `wire` without
-pickle (a malformed one ends the flow in error), output values stay opaque bytes, file outputs
-are checked (`outcome`), logs bounded (`logbudget`); nothing a flow started outlives it.
-Children come through the zygote (`zygote_handle`), ahead of their jobs (`spares`).
-"""
+pickle (a malformed one ends the flow in error), output values stay opaque bytes, file outputs are
+checked (`outcome`), logs bounded (`logbudget`); nothing a flow started outlives it. Children
+come through the zygote (`zygote_handle`), ahead of their jobs (`spares`)."""
 
 from __future__ import annotations
 

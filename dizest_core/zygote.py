@@ -85,12 +85,9 @@ class Zygote:
         if self.slots is not None:
             group = self.groups.get(index)
             if group is None or not group.exists():  # new, or swept by a zygote that thought
-                group = self.slots.group(cgroups.slot_group(self.tag, index))  # us gone
-                self.groups[index] = group
+                name = cgroups.slot_group(self.tag, index)  # us gone
+                group = self.groups[index] = self.slots.group(name, self.policy.cpus)
                 self.limits.pop(index, None)  # a new group has none of the limits yet
-                if self.policy.cpus and group.cpu is not None:  # the probe said it can
-                    with contextlib.suppress(OSError):
-                        group.cap_cpu(self.policy.cpus)
         uid = slot_uid(self.policy, self.tag, index) if identity else None
         return Slot(uid, self.policy.gid if identity else None, group, self.layers, self.prepared)
 
