@@ -37,7 +37,7 @@ KILL_ROUNDS = 64  # a fork bomb re-populates a group between reads: bounded by p
 UNLIMITED = "max"
 WORKER_LEAF = "dizest-worker"
 CPU_PERIOD_US = 100_000  # the scheduler's period a CPU cap is a quota of (the kernel's default)
-PID_LIMIT = 1 << 22  # Linux's largest pid_max: no process has a pid at or above it
+PID_MAX = 1 << 22  # Linux's largest pid_max: no process has a pid at or above it
 WORKER_CPU_WEIGHT = "1000"  # v2: the worker's own processes weigh ten busy flows (default 100)
 SLOT_GROUP = re.compile(r"dizest-(\d+)-(\d+)")  # `slot_group`'s names: a zygote's pid, a slot
 
@@ -77,13 +77,13 @@ class Group:
         _write(f"{self.pids}/pids.max", str(pids or UNLIMITED))
 
     def cap_cpu(self, cpus: float) -> None:
-        """At most `cpus` CPUs for the group's processes together (0: no cap), as a quota of
-        the scheduler's period. Raises OSError where the group has no cpu controller."""
+        """At most `cpus` CPUs for the group's processes together, as a quota of the
+        scheduler's period. Raises OSError where the group has no cpu controller."""
         if self.cpu is None:
             raise OSError(errno.ENOTSUP, "no cpu controller for this group")
-        quota = max(1000, round(cpus * CPU_PERIOD_US)) if cpus else -1
+        quota = max(1000, round(cpus * CPU_PERIOD_US))  # the kernel's least quota is 1 ms
         if self.v2:
-            _write(f"{self.cpu}/cpu.max", f"{quota if quota > 0 else UNLIMITED} {CPU_PERIOD_US}")
+            _write(f"{self.cpu}/cpu.max", f"{quota} {CPU_PERIOD_US}")
         else:
             _write(f"{self.cpu}/cpu.cfs_period_us", str(CPU_PERIOD_US))
             _write(f"{self.cpu}/cpu.cfs_quota_us", str(quota))
@@ -126,7 +126,7 @@ class Group:
                 folder.rmdir()
 
     def _folders(self) -> list[Path]:
-        return list(dict.fromkeys(p for p in (self.memory, self.pids, self.cpu) if p is not None))
+        return _distinct(self.memory, self.pids, self.cpu)
 
 
 @dataclass(frozen=True)
@@ -177,13 +177,13 @@ class Slots:
         kernel memory while they exist). Call it with pids of this machine's PID namespace in
         view. Returns how many went."""
         names: set[str] = set()
-        for root in self._roots():
+        for root in self.hierarchies():
             with contextlib.suppress(OSError):
                 names.update(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
         removed = 0
         for name in sorted(names):
             found = SLOT_GROUP.fullmatch(name)
-            if found is None or int(found[1]) >= PID_LIMIT or _alive(int(found[1])):
+            if found is None or int(found[1]) >= PID_MAX or _alive(int(found[1])):
                 continue  # not a zygote's pid (os.kill would overflow): not ours to remove
             removed += self.remove_idle(name)
         return removed
@@ -192,7 +192,7 @@ class Slots:
         """Remove group `name` from every hierarchy, only if no process is in any of them (a
         spare waits in its pids group, maybe not in its memory group: never half a group),
         the last joined first (a process joining meanwhile then fails at its next join)."""
-        folders = [root / name for root in self._roots() if (root / name).is_dir()]
+        folders = [root / name for root in self.hierarchies() if (root / name).is_dir()]
         try:
             if any(_read(f"{folder}/cgroup.procs").strip() for folder in folders):
                 return False
@@ -206,9 +206,9 @@ class Slots:
                 gone = False
         return gone and bool(folders)
 
-    def _roots(self) -> list[Path]:
+    def hierarchies(self) -> list[Path]:
         """Its hierarchies in the order a process joins them (`Group.join`)."""
-        return list(dict.fromkeys(p for p in (self.memory, self.pids, self.cpu) if p is not None))
+        return _distinct(self.memory, self.pids, self.cpu)
 
     def group(self, name: str, cpus: float = 0.0) -> Group:
         """The group `name`, created if missing; capped at `cpus` CPUs where it can be (the
@@ -277,6 +277,11 @@ def delegate() -> str:
 def slot_group(tag: int, slot: int) -> str:
     """The name of slot `slot`'s group of the zygote whose pid (outside any namespace) is `tag`."""
     return f"dizest-{tag}-{slot}"
+
+
+def _distinct(*folders: Path | None) -> list[Path]:
+    """The folders given, each once (on v2 they are one), in order; None left out."""
+    return list(dict.fromkeys(p for p in folders if p is not None))
 
 
 def _alive(pid: int) -> bool:

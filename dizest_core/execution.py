@@ -1,8 +1,8 @@
 """The parent side of flow children: start them through the zygote, supervise, turn ends into data.
 
 `Supervisor` is single-threaded and poll-driven (one selector over every child's pipe and socket
-and the zygote's): `launch` a FlowJob, then `poll` for `Signal`s (log lines, results) and one
-`Finished` a child with a typed outcome (ok, user error, timeout, signal, early exit, protocol).
+and the zygote's): `launch` a FlowJob, then `poll` for `Signal`s (log lines, results) and, per
+child, one `Finished` with a typed outcome (ok, user error, timeout, signal, early exit, protocol).
 
 A child runs user code, so all it sends is untrusted: messages are parsed by `wire` without
 pickle (a malformed one ends the flow in error), output values stay opaque bytes, file outputs are

@@ -45,7 +45,7 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from dizest_core.cgroups import Group
+from dizest_core.cgroups import PID_MAX, Group  # PID_MAX: uids of two live zygotes never collide
 from dizest_core.settings import Settings
 
 LAYERS = (
@@ -53,7 +53,6 @@ LAYERS = (
     "env",
 )  # fmt: skip
 UID_STRIDE = 64  # slots per zygote; uid = uid_base + zygote_pid * UID_STRIDE + slot
-PID_MAX = 1 << 22  # Linux's largest pid_max: uids of two live zygotes never collide
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys")
 HIDE_DEFAULT = ("/root", "/home", "/var/lib/dizest", "/etc/dizest", "/run/secrets")
 

@@ -17,10 +17,6 @@ from dizest_core.zygote import Zygote
 from tests.conftest import package
 
 
-def hierarchies(slots: Slots) -> list[Path]:
-    return list(dict.fromkeys(p for p in (slots.memory, slots.pids, slots.cpu) if p is not None))
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="flow cgroups need a root engine")
 def test_a_starting_zygote_removes_the_groups_of_zygotes_that_are_gone(make_workflow, tmp_path):
     slots, why = Slots.open()
@@ -33,7 +29,7 @@ def test_a_starting_zygote_removes_the_groups_of_zygotes_that_are_gone(make_work
     huge = slot_group(1 << 32, 0)  # no pid at all (os.kill would overflow): not ours, stays
     sleeper = subprocess.Popen(["sleep", "600"])
     try:
-        for root in hierarchies(slots):
+        for root in slots.hierarchies():
             for name in [*stale, live, huge]:
                 (root / name).mkdir()
         (slots.pids / slot_group(busy, 0) / "cgroup.procs").write_text(str(sleeper.pid))
@@ -41,7 +37,7 @@ def test_a_starting_zygote_removes_the_groups_of_zygotes_that_are_gone(make_work
         pkg = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
         assert make_workflow(pkg, sandbox="on").run(workdir=tmp_path)["status"] == "ready"
 
-        for root in hierarchies(slots):
+        for root in slots.hierarchies():
             assert not (root / slot_group(gone, 0)).exists(), root
             assert not (root / slot_group(gone, 1)).exists(), root
             assert (root / live).is_dir(), root
@@ -50,7 +46,7 @@ def test_a_starting_zygote_removes_the_groups_of_zygotes_that_are_gone(make_work
     finally:
         sleeper.kill()
         sleeper.wait()
-        for root in hierarchies(slots):
+        for root in slots.hierarchies():
             for name in [*stale, live, huge]:
                 if (root / name).is_dir():
                     (root / name).rmdir()
