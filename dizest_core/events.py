@@ -84,8 +84,12 @@ class EventFactory:
         self.run_id = run_id
         self._ids = itertools.count(start + 1)
 
-    def __call__(self, type_: str, flow_id: str | None = None, **data: Any) -> Event:
-        return Event(str(next(self._ids)), self.run_id, type_, flow_id, data, time.time())
+    def __call__(
+        self, type_: str, flow_id: str | None = None, *, stamp: float | None = None, **data: Any
+    ) -> Event:
+        """The next event; `stamp`: when it happened (default: now)."""
+        ts = time.time() if stamp is None else stamp
+        return Event(str(next(self._ids)), self.run_id, type_, flow_id, data, ts)
 
 
 Callback = Callable[[Event], Any]

@@ -236,8 +236,8 @@ class _Run:
     def _previews(self, flow_id: str) -> dict[str, Any]:
         return self.previews.get(flow_id) or self.store.previews(self.run_id, flow_id)
 
-    def _emit(self, type_: str, flow_id: str | None, **data: Any) -> Event:
-        event = self.make(type_, flow_id, **data)
+    def _emit(self, type_: str, flow_id: str | None, at: float | None = None, **data: Any) -> Event:
+        event = self.make(type_, flow_id, stamp=at, **data)
         self.builder.apply(event)
         if self.callbacks is not None:
             self.callbacks.dispatch(event)
@@ -246,12 +246,13 @@ class _Run:
     def _transition(self, change: Transition) -> Iterator[Event]:
         """Emit a step's events (the rules' own, `dizest_core.runstate`); queue what it readied
         (a retry once its backoff has passed)."""
+        stamp = time.time()  # when it changed: before a retry's backoff starts, never after
         if change.delay_s > 0:
             self.queue.later(change.ready, time.monotonic() + change.delay_s)
         else:
             self.queue.extend(change.ready)
         for type_, flow_id, data in change.events:
-            yield self._emit(type_, flow_id, **data)
+            yield self._emit(type_, flow_id, stamp, **data)
 
     def _launch_ready(self) -> Iterator[Event]:
         self.queue.due(time.monotonic())

@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dizest_core import dwp
 from dizest_core.errors import InvalidOptions
 from dizest_core.options import UNBOUNDED, resolve, validate
+from dizest_core.plan import ReadyQueue
 from dizest_core.settings import Settings
 from dizest_core.status import FlowStatus
 from tests.conftest import package
@@ -58,6 +61,26 @@ def statuses(events: list) -> list[tuple[str, str | None, float]]:
 def test_a_flow_retries_as_its_dizest_object_says_waiting_a_doubling_backoff(
     make_workflow, tmp_path
 ):
+    retries_with_backoff(make_workflow, tmp_path)
+
+
+def test_a_retry_never_seems_to_start_before_its_backoff_when_the_engine_was_held(
+    make_workflow, tmp_path, monkeypatch
+):
+    """The interleaving of a CI failure (a retry 'started' 0.196 s after its 0.2 s backoff
+    began): the engine held (preempted) right after queuing the retry, before its events were
+    stamped. They carry the time of the change now, taken before the backoff starts."""
+    later = ReadyQueue.later
+
+    def held(self: ReadyQueue[Any], items: Any, at: float) -> None:
+        later(self, items, at)
+        time.sleep(0.05)  # the engine's thread descheduled here (not a wait for a condition)
+
+    monkeypatch.setattr(ReadyQueue, "later", held)
+    retries_with_backoff(make_workflow, tmp_path)
+
+
+def retries_with_backoff(make_workflow: Any, tmp_path: Path) -> None:
     wf = make_workflow(flaky(2, dizest={"retries": 2}), retry_backoff_s=BACKOFF_S)
     events = list(wf.stream(workdir=tmp_path))
     report = wf.runner.report()
