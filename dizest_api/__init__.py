@@ -22,6 +22,7 @@ from dizest_api.routes import BLUEPRINTS
 from dizest_api.routes.accounts import clear_late_writes
 from dizest_api.services import Services
 from dizest_api.settings import ApiSettings
+from dizest_core.options import Bounds
 from dizest_core.plugins import PluginRegistry
 from dizest_worker.keys import Keys
 
@@ -64,7 +65,7 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
         max_failures=settings.login_max_failures,
         window_s=settings.login_window_s,
     )
-    bounds = (settings.worker.max_flow_timeout_s, settings.worker.engine.network_max)
+    bounds = Bounds.of(settings.worker.engine, settings.worker.max_flow_timeout_s)
     library = Library(
         redis,
         keys,

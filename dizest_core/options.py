@@ -11,6 +11,9 @@ match wins, from:
   3. the run's options (submit, or a local run)  {"flow_timeout", "memory_limit_mb", "retries",
                                                    "network"}
   4. the settings (DIZEST_FLOW_TIMEOUT, DIZEST_MEMORY_LIMIT_MB, DIZEST_NETWORK, DIZEST_QUEUE).
+`Bounds` are what the server lets any flow ask for (the longest timeout, DIZEST_NETWORK_MAX,
+DIZEST_MEMORY_LIMIT_MB_MAX): a value above one is refused at submit like a bad one, and a flow
+queued before a bound was lowered runs within the new bound all the same.
 Through workers `max_flow_timeout_s` is every flow's default timeout and its upper bound, so no
 flow outlives the broker's visibility timeout or Celery's hard time limit; a local run has no
 such bound (`UNBOUNDED`: a flow without a timeout runs as long as it takes). The queue means
@@ -59,49 +62,51 @@ class FlowOptions:
     network: str = "egress"  # none, egress or full (dizest_core.sandbox)
 
 
-def validate(
-    package: Package,
-    run_options: Mapping[str, Any],
-    max_timeout_s: float,
-    network_max: str = "full",
-) -> None:
+@dataclass(frozen=True)
+class Bounds:
+    """The most any flow may ask for on this server (see the module docstring)."""
+
+    timeout_s: float = UNBOUNDED  # through workers: max_flow_timeout_s
+    network: str = "full"  # DIZEST_NETWORK_MAX
+    memory_mb: int | None = None  # DIZEST_MEMORY_LIMIT_MB_MAX; None: no ceiling
+
+    @classmethod
+    def of(cls, engine: Settings, timeout_s: float = UNBOUNDED) -> Bounds:
+        return cls(timeout_s, engine.network_max, engine.memory_limit_mb_max)
+
+
+def validate(package: Package, run_options: Mapping[str, Any], bounds: Bounds) -> None:
     """Raise InvalidOptions listing every bad run option and `"dizest"` option of `package`
-    (a network above `network_max`, the server's DIZEST_NETWORK_MAX, included)."""
-    problems = run_problems(run_options, max_timeout_s, network_max)
-    problems += package_problems(package, max_timeout_s, network_max)
+    (one above the server's `bounds` included)."""
+    problems = run_problems(run_options, bounds)
+    problems += package_problems(package, bounds)
     if problems:
         raise InvalidOptions(problems)
 
 
-def package_problems(
-    package: Package, max_timeout_s: float, network_max: str = "full"
-) -> list[Problem]:
+def package_problems(package: Package, bounds: Bounds) -> list[Problem]:
     """The `"dizest"` options' problems of the package's flows and apps alone: what a store
     and a validation of the package say too, so that none passes what every submit refuses."""
     problems: list[Problem] = []
     apps = {}
     for flow in package.flows.values():
         apps[flow.app_id] = package.app_of(flow)
-        problems += _object_problems(flow.raw, max_timeout_s, network_max, flow=flow.id)
+        problems += _object_problems(flow.raw, bounds, flow=flow.id)
     for app_id, app in apps.items():
-        problems += _object_problems(app.raw, max_timeout_s, network_max, app=app_id)
+        problems += _object_problems(app.raw, bounds, app=app_id)
     return problems
 
 
-def run_problems(
-    run_options: Mapping[str, Any], max_timeout_s: float, network_max: str = "full"
-) -> list[Problem]:
+def run_problems(run_options: Mapping[str, Any], bounds: Bounds) -> list[Problem]:
     """The run options' problems alone: what a schedule checks before it stores its options, so
     that it never keeps options every one of its ticks' submits would refuse."""
     return [
         Problem("invalid_option", message, field=f"options.{name}")
-        for name, message in _errors(run_options, RUN_OPTIONS, max_timeout_s, network_max)
+        for name, message in _errors(run_options, RUN_OPTIONS, bounds)
     ]
 
 
-def _object_problems(
-    raw: Mapping[str, Any], max_timeout_s: float, network_max: str, **where: str
-) -> list[Problem]:
+def _object_problems(raw: Mapping[str, Any], bounds: Bounds, **where: str) -> list[Problem]:
     own = raw.get("dizest")
     if own is None:
         return []
@@ -110,12 +115,12 @@ def _object_problems(
     names = {k: k for k in FLOW_KEYS}
     return [
         Problem("invalid_option", message, field=f"dizest.{name}", **where)
-        for name, message in _errors(own, names, max_timeout_s, network_max)
+        for name, message in _errors(own, names, bounds)
     ]
 
 
 def _errors(
-    options: Mapping[str, Any], names: Mapping[str, str], max_timeout_s: float, network_max: str
+    options: Mapping[str, Any], names: Mapping[str, str], bounds: Bounds
 ) -> list[tuple[str, str]]:
     """(name, message) for each unknown or out-of-bounds option; `names` maps a name to its kind."""
     errors = []
@@ -123,9 +128,7 @@ def _errors(
         kind = names.get(name)
         message = f"unknown option (known: {', '.join(names)})" if kind is None else None
         if kind is not None and value is not None:  # None: not set here, the next layer decides
-            message = _CHECKS[kind](value, max_timeout_s)
-            if not message and kind == "network" and above(value, network_max):
-                message = f"{value!r} is more network than this server allows ({network_max!r})"
+            message = _CHECKS[kind](value, bounds)
         if message:
             errors.append((name, message))
     return errors
@@ -141,28 +144,30 @@ def _whole(value: Any) -> bool:
     return _number(value) and (isinstance(value, int) or value.is_integer())
 
 
-def _timeout(value: Any, max_timeout_s: float) -> str | None:
-    if not _number(value) or not 0 < value <= max_timeout_s:
-        bound = "" if max_timeout_s == UNBOUNDED else f" and at most {max_timeout_s:g}"
+def _timeout(value: Any, bounds: Bounds) -> str | None:
+    if not _number(value) or not 0 < value <= bounds.timeout_s:
+        bound = "" if bounds.timeout_s == UNBOUNDED else f" and at most {bounds.timeout_s:g}"
         return f"must be a number of seconds above 0{bound}, not {value!r}"
     return None
 
 
-def _memory(value: Any, _: float) -> str | None:
+def _memory(value: Any, bounds: Bounds) -> str | None:
     if not _whole(value) or not MIN_MEMORY_MB <= value <= MAX_MEMORY_MB:
         return (
             f"must be a whole number of MB from {MIN_MEMORY_MB} to {MAX_MEMORY_MB}, not {value!r}"
         )
+    if bounds.memory_mb is not None and value > bounds.memory_mb:
+        return f"{value!r} MB is more memory than this server allows ({bounds.memory_mb} MB)"
     return None
 
 
-def _retries(value: Any, _: float) -> str | None:
+def _retries(value: Any, _: Bounds) -> str | None:
     if not _whole(value) or not 0 <= value <= MAX_RETRIES:
         return f"must be a whole number from 0 to {MAX_RETRIES}, not {value!r}"
     return None
 
 
-def _queue(value: Any, _: float) -> str | None:
+def _queue(value: Any, _: Bounds) -> str | None:
     if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
         return (
             "must be a queue name (1-100 of A-Z a-z 0-9 _ . @ -, not starting with 'unacked'"
@@ -177,9 +182,11 @@ def above(network: str, ceiling: str) -> bool:
     return NETWORKS.index(network) > NETWORKS.index(ceiling)
 
 
-def _network(value: Any, _: float) -> str | None:
+def _network(value: Any, bounds: Bounds) -> str | None:
     if value not in NETWORKS:
         return f"must be one of {', '.join(NETWORKS)}, not {value!r}"
+    if above(value, bounds.network):
+        return f"{value!r} is more network than this server allows ({bounds.network!r})"
     return None
 
 
@@ -217,12 +224,14 @@ def resolve(
     layers: list[Mapping[str, Any]], engine: Settings, queue: str, max_timeout_s: float
 ) -> FlowOptions:
     """Effective options from `layers` (flow, app, run, already validated) over the settings'
-    defaults. The timeout is capped at `max_timeout_s` even when a default says more."""
+    defaults. The timeout is capped at `max_timeout_s` even when a default says more; the
+    network and the memory limit at the server's ceilings (a flow without a memory limit gets
+    the ceiling: without one it could take more)."""
     defaults = {
         "queue": queue,
         "timeout": engine.flow_timeout,
         "retries": 0,
-        "memory_limit_mb": engine.memory_limit_mb,
+        "memory_limit_mb": engine.memory_limit_mb or engine.memory_limit_mb_max,
         "network": engine.network,
     }
     chosen = {
@@ -231,6 +240,9 @@ def resolve(
     }
     timeout = min(float(chosen["timeout"] or max_timeout_s), max_timeout_s)
     memory = chosen["memory_limit_mb"]
+    ceiling = engine.memory_limit_mb_max
+    if ceiling is not None and memory is not None and memory > ceiling:  # queued before
+        memory = ceiling
     network = str(chosen["network"])
     if above(network, engine.network_max):  # submitted before the ceiling was lowered
         network = engine.network_max

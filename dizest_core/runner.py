@@ -31,7 +31,7 @@ from dizest_core.graph import Graph
 from dizest_core.janitor import Janitor
 from dizest_core.job import FlowJob, build_job
 from dizest_core.model import Package
-from dizest_core.options import UNBOUNDED, FlowOptions, for_flow, validate
+from dizest_core.options import UNBOUNDED, Bounds, FlowOptions, for_flow, validate
 from dizest_core.plan import ReadyQueue, make_plan
 from dizest_core.report import ReportBuilder
 from dizest_core.runstate import RunState, Transition
@@ -177,7 +177,7 @@ class _Run:
             "memory_limit_mb": request.memory_limit_mb,
             "retries": request.retries,
         }
-        validate(package, self.run_options, UNBOUNDED, self.settings.network_max)
+        validate(package, self.run_options, Bounds.of(self.settings))
         self._options: dict[str, FlowOptions] = {}
         self.callbacks = callbacks
         base = request.base_run

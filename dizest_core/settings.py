@@ -63,6 +63,9 @@ class Settings:
     spare_reserve: int = 8
     flow_timeout: float | None = None
     memory_limit_mb: int | None = None
+    # the most memory any flow may ask for (its package's or its run's `memory_limit_mb`): a
+    # submit asking for more is refused; a flow without a limit gets this one; None: no ceiling
+    memory_limit_mb_max: int | None = None
     # a retried flow (`"dizest": {"retries": n}`) waits this long, doubled at each retry
     retry_backoff_s: float = 1.0
     plugin_paths: tuple[str, ...] = field(
@@ -124,8 +127,12 @@ class Settings:
             raise ConfigError("disk_reserve_mb must be 0 (no guard) or more")
         if not 0 <= self.retry_backoff_s < float("inf"):
             raise ConfigError("retry_backoff_s must be a number of seconds, 0 or more")
-        if self.memory_limit_mb is not None and self.memory_limit_mb < 64:
-            raise ConfigError("memory_limit_mb must be at least 64 (the interpreter needs ~30 MB)")
+        for name in ("memory_limit_mb", "memory_limit_mb_max"):
+            if getattr(self, name) is not None and getattr(self, name) < 64:
+                raise ConfigError(f"{name} must be at least 64 (the interpreter needs ~30 MB)")
+        ceiling = self.memory_limit_mb_max
+        if ceiling is not None and (self.memory_limit_mb or 0) > ceiling:
+            raise ConfigError("memory_limit_mb must not be above memory_limit_mb_max")
         if self.sandbox not in SANDBOX_MODES:
             raise ConfigError(f"sandbox must be one of {', '.join(SANDBOX_MODES)}")
         for name in ("network", "network_max"):

@@ -27,7 +27,7 @@ from dizest_core.errors import DizestError, ExecutionError, InvalidOptions, Unkn
 from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
 from dizest_core.model import Package
-from dizest_core.options import for_flow, run_problems
+from dizest_core.options import Bounds, for_flow, run_problems
 from dizest_core.options import validate as validate_options
 from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
@@ -216,7 +216,7 @@ class Client:
         if unknown:
             raise UnknownFlowError(f"unknown flow(s): {', '.join(unknown)}")
         # every option value, before anything is stored: a bad one must never fail a worker
-        validate_options(pkg, dict(options or {}), settings.max_flow_timeout_s, engine.network_max)
+        validate_options(pkg, dict(options or {}), Bounds.of(engine, settings.max_flow_timeout_s))
         return pkg
 
     def live_workers(self) -> list[str]:
@@ -388,6 +388,6 @@ def _run_times(record: Mapping[str, str]) -> dict[str, Any]:
 def check_run_options(options: Mapping[str, Any], settings: WorkerSettings) -> None:
     """Raise InvalidOptions for run options a submit would refuse (their bounds): for callers
     that keep options for later submits, such as schedules, so they never store a bad one."""
-    problems = run_problems(options, settings.max_flow_timeout_s, settings.engine.network_max)
+    problems = run_problems(options, Bounds.of(settings.engine, settings.max_flow_timeout_s))
     if problems:
         raise InvalidOptions(problems)

@@ -90,16 +90,16 @@ class Library:
         extra_apps: Mapping[str, App] | None = None,
         clock: Callable[[], float] = time.time,
         limits: LibraryLimits | None = None,
-        option_bounds: tuple[float, str] = (float("inf"), "full"),
+        option_bounds: options.Bounds | None = None,
     ) -> None:
-        """`option_bounds`: the server's longest flow timeout and widest network, for the
-        `"dizest"` options of what is stored (`dizest_core.options`)."""
+        """`option_bounds`: the most the server lets a flow ask for, for the `"dizest"` options
+        of what is stored (`dizest_core.options`; none: no bound)."""
         # A text client (`text_client`): replies are str, which redis-py's types cannot express.
         self.redis: Any = client
         self.keys, self.clock = keys, clock
         self.extra_apps = dict(extra_apps or {})
         self.limits = limits or LibraryLimits()
-        self.option_bounds = option_bounds
+        self.option_bounds = option_bounds or options.Bounds()
         self._create = client.register_script(library_quota.CREATE)
         self._replace = client.register_script(library_quota.REPLACE)
         self._usage = client.register_script(library_quota.USAGE)
@@ -109,7 +109,7 @@ class Library:
         """The package as JSON text, once `dwp.load` and its options found no error (else
         ValidationError; InvalidOptions for options every submit would refuse)."""
         loaded = dwp.load(package, extra_apps=self.extra_apps)
-        options.validate(loaded, {}, *self.option_bounds)
+        options.validate(loaded, {}, self.option_bounds)
         return json.dumps(package, ensure_ascii=False)
 
     def problems(self, package: Any) -> list[Problem]:
@@ -118,7 +118,7 @@ class Library:
         loaded, found = dwp.checked(package, extra_apps=self.extra_apps)  # parsed once
         if any(p.severity == "error" for p in found):
             return found
-        return found + options.package_problems(loaded, *self.option_bounds)
+        return found + options.package_problems(loaded, self.option_bounds)
 
     def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
         _check_title(title)

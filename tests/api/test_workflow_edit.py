@@ -4,9 +4,12 @@ latest is refused (409) and stores nothing; a package is checked without being s
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, make_api
 from tests.api.test_workflows import CHAIN, CYCLE, create
+from tests.worker.conftest import make_settings
 
 
 def test_two_editors_saving_the_same_version_the_second_gets_409(api: Api) -> None:
@@ -83,3 +86,24 @@ def test_options_every_submit_would_refuse_are_invalid_to_validate_and_store(api
         stored = api.call("POST", "/workflows", alice, json={"package": pkg})
         assert stored.status_code == 422 and stored.json["error"]["code"] == "invalid_options"
     assert api.call("GET", "/workflows", alice).json["total"] == 0
+
+
+def test_a_workflow_asking_more_memory_than_the_server_allows_is_refused_with_its_reason(
+    redis_url: str, session_prefix: str, tmp_path: Path
+) -> None:
+    """DIZEST_MEMORY_LIMIT_MB_MAX: validate says which flow and why, a store and a run of it
+    are refused (422), and within the ceiling the same package is taken."""
+    engine = replace(make_settings(redis_url, tmp_path).engine, memory_limit_mb_max=512)
+    api = make_api(redis_url, session_prefix, tmp_path, object(), engine=engine)
+    alice = api.user("alice")
+    pkg = json.loads(json.dumps(CHAIN))
+    flow_id, flow = next(iter(pkg["flow"].items()))
+    flow["dizest"] = {"memory_limit_mb": 4096}
+    answer = api.call("POST", "/workflows/validate", alice, json={"package": pkg}).json
+    (problem,) = answer["problems"]
+    assert (problem["flow"], problem["field"]) == (flow_id, "dizest.memory_limit_mb")
+    assert problem["message"] == "4096 MB is more memory than this server allows (512 MB)"
+    stored = api.call("POST", "/workflows", alice, json={"package": pkg})
+    assert stored.status_code == 422 and stored.json["error"]["code"] == "invalid_options"
+    flow["dizest"] = {"memory_limit_mb": 512}
+    assert api.call("POST", "/workflows", alice, json={"package": pkg}).status_code == 201

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from dizest_core import dwp
-from dizest_core.errors import InvalidOptions
-from dizest_core.options import UNBOUNDED, resolve, validate
+from dizest_core.errors import ConfigError, InvalidOptions
+from dizest_core.options import UNBOUNDED, Bounds, resolve, validate
 from dizest_core.plan import ReadyQueue
 from dizest_core.settings import Settings
 from dizest_core.status import FlowStatus
@@ -172,7 +172,7 @@ def test_a_package_or_run_asking_more_network_than_the_server_allows_is_refused(
     assert problem.message == "'full' is more network than this server allows ('egress')"
     assert not (tmp_path / "tries").exists()
     with pytest.raises(InvalidOptions) as caught:  # a run's options (a submit's) too
-        validate(dwp.load(flaky(0)), {"network": "egress"}, UNBOUNDED, network_max="none")
+        validate(dwp.load(flaky(0)), {"network": "egress"}, Bounds(network="none"))
     assert [p.field for p in caught.value.problems] == ["options.network"]
     within = make_workflow(flaky(0, dizest={"network": "none"}), network_max="egress")
     assert within.run(workdir=tmp_path)["status"] == "ready"
@@ -187,16 +187,62 @@ def test_a_flow_asking_more_than_a_lowered_ceiling_gets_the_ceiling():
     assert resolve([{"network": "egress"}], Settings(), "", UNBOUNDED).network == "egress"
 
 
+def test_a_package_or_run_asking_more_memory_than_the_server_allows_is_refused(
+    make_workflow, tmp_path
+):
+    """DIZEST_MEMORY_LIMIT_MB_MAX: without it a package's `memory_limit_mb` could lift the
+    operator's default limit as high as it liked."""
+    wf = make_workflow(flaky(0, dizest={"memory_limit_mb": 4096}), memory_limit_mb_max=2048)
+    with pytest.raises(InvalidOptions) as caught:
+        wf.run(workdir=tmp_path)
+    (problem,) = caught.value.problems
+    assert (problem.flow, problem.field) == ("f", "dizest.memory_limit_mb")
+    assert problem.message == "4096 MB is more memory than this server allows (2048 MB)"
+    assert not (tmp_path / "tries").exists()
+    raw = flaky(0)
+    raw["apps"]["a"]["dizest"] = {"memory_limit_mb": 999}
+    pkg = dwp.load(raw)
+    with pytest.raises(InvalidOptions) as caught:  # an app's and a run's options too
+        validate(pkg, {"memory_limit_mb": 513}, Bounds(memory_mb=512))
+    assert sorted(p.field for p in caught.value.problems) == [
+        "dizest.memory_limit_mb",
+        "options.memory_limit_mb",
+    ]
+    validate(pkg, {"memory_limit_mb": 999}, Bounds(memory_mb=999))  # at the ceiling: taken
+
+
+def test_the_memory_ceiling_bounds_every_flow_and_is_the_default_without_a_limit():
+    capped = Settings(memory_limit_mb_max=1024)
+    assert resolve([{"memory_limit_mb": 8192}], capped, "", UNBOUNDED).memory_limit_mb == 1024
+    assert resolve([{}], capped, "", UNBOUNDED).memory_limit_mb == 1024  # no limit: the ceiling
+    assert resolve([{"memory_limit_mb": 256}], capped, "", UNBOUNDED).memory_limit_mb == 256
+    both = Settings(memory_limit_mb=512, memory_limit_mb_max=1024)
+    assert resolve([{}], both, "", UNBOUNDED).memory_limit_mb == 512
+    assert resolve([{}], Settings(), "", UNBOUNDED).memory_limit_mb is None
+    with pytest.raises(ConfigError, match="not be above memory_limit_mb_max"):
+        Settings(memory_limit_mb=2048, memory_limit_mb_max=1024)
+    with pytest.raises(ConfigError, match="memory_limit_mb_max must be at least 64"):
+        Settings(memory_limit_mb_max=10)
+
+
+def test_a_flow_without_a_limit_runs_within_the_memory_ceiling(make_workflow, tmp_path):
+    """The ceiling reaches the flow process: with no limit asked, the flow gets the ceiling."""
+    code = "b = bytearray(400 << 20)\nb[::4096] = b'x' * len(b[::4096])\nv = 1"
+    pkg = package({"hog": {"code": code, "outputs": ["v"]}}, {"f": {"app": "hog"}})
+    report = make_workflow(pkg, memory_limit_mb_max=128).run(workdir=tmp_path)
+    assert report["flows"]["f"]["reason"] == "memory limit exceeded (128 MB)"
+
+
 @pytest.mark.parametrize("name", ["dz:leases", "dz:user:alice", "unacked", "unacked_index", "celery-task-meta-1", "a b", "", "dizest.automation", "team.automation"])  # fmt: skip
 def test_a_queue_can_name_no_redis_key_but_a_queue(name):
     """A queue is a Redis list of that very name: one naming our keys (all have a ':') or
     kombu's own would turn them into lists and break every user's submits."""
     pkg = flaky(0, dizest={"queue": name})
     with pytest.raises(InvalidOptions) as caught:
-        validate(dwp.load(pkg), {}, UNBOUNDED)
+        validate(dwp.load(pkg), {}, Bounds())
     assert [p.field for p in caught.value.problems] == ["dizest.queue"]
 
 
 def test_ordinary_queue_names_are_taken():
     for name in ("gpu", "gpu-2", "team.a@host", "Q_1", "automation", "x.automation.y"):
-        validate(dwp.load(flaky(0, dizest={"queue": name})), {}, UNBOUNDED)
+        validate(dwp.load(flaky(0, dizest={"queue": name})), {}, Bounds())

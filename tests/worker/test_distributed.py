@@ -187,3 +187,26 @@ def test_a_submit_asking_more_network_than_the_server_allows_is_refused(redis_ur
     assert [(p.flow, p.field) for p in caught.value.problems] == [("s", "dizest.network")]
     pkg["flow"]["s"]["dizest"] = {"network": "egress"}
     assert Client.validate(settings, PluginRegistry(), pkg, None, None, None).flows
+
+
+def test_a_submit_asking_more_memory_than_the_server_allows_is_refused(redis_url, tmp_path):
+    from dataclasses import replace
+
+    from dizest_core.plugins import PluginRegistry
+    from dizest_worker.client import Client, check_run_options
+    from tests.worker.conftest import make_settings
+
+    base = make_settings(redis_url, tmp_path)
+    settings = replace(base, engine=replace(base.engine, memory_limit_mb_max=1024))
+    pkg = slow_then_use(0)
+    with pytest.raises(InvalidOptions) as caught:
+        Client.validate(settings, PluginRegistry(), pkg, None, None, {"memory_limit_mb": 2048})
+    assert [p.field for p in caught.value.problems] == ["options.memory_limit_mb"]
+    with pytest.raises(InvalidOptions):  # a schedule's options
+        check_run_options({"memory_limit_mb": 1025}, settings)
+    pkg["flow"]["s"]["dizest"] = {"memory_limit_mb": 1 << 20}
+    with pytest.raises(InvalidOptions) as caught:
+        Client.validate(settings, PluginRegistry(), pkg, None, None, None)
+    assert [(p.flow, p.field) for p in caught.value.problems] == [("s", "dizest.memory_limit_mb")]
+    pkg["flow"]["s"]["dizest"] = {"memory_limit_mb": 1024}
+    assert Client.validate(settings, PluginRegistry(), pkg, None, None, None).flows
