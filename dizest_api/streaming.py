@@ -29,7 +29,9 @@ from dizest_core.status import RUN_FINAL_VALUES
 
 __all__ = ["REPLAY_BATCH", "STREAM_ID", "RunFeed", "follow", "sse"]
 
-STREAM_ID = re.compile(r"^\d{1,19}-\d{1,19}$")  # Redis's are two 64-bit numbers
+# Redis's are two 64-bit numbers; ASCII digits only (`\d` takes any script's) and matched whole
+# (`$` takes a trailing newline): Redis refused what slipped through, after the stream began
+STREAM_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 
 
 def follow(

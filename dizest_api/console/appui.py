@@ -50,7 +50,7 @@ bp = Blueprint("appui", __name__)
 UI_FIELDS = ("html", "js", "css")
 FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"}
 # https only, and nothing that could end an attribute or a CSP source list
-_CDN = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~!$&()*+=:@%/?#-]*)?$")
+_CDN = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~!$&()*+=:@%/?#-]*)?")
 
 BRIDGE = """(function () {
   "use strict";
@@ -125,7 +125,9 @@ def _cdn(app_raw: dict[str, Any], kind: str) -> list[str]:
     cdn = app_raw.get("cdn")
     urls = cdn.get(kind) if isinstance(cdn, dict) else None
     return (
-        [u for u in urls if isinstance(u, str) and _CDN.match(u)] if isinstance(urls, list) else []
+        [u for u in urls if isinstance(u, str) and _CDN.fullmatch(u)]
+        if isinstance(urls, list)
+        else []
     )
 
 

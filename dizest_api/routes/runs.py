@@ -283,7 +283,7 @@ def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]
 
 def _after() -> str | None:
     after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
-    if after is not None and not STREAM_ID.match(after):
+    if after is not None and not STREAM_ID.fullmatch(after):
         raise BadInput("after / Last-Event-ID must be an event id like 1700000000000-0")
     return after
 

@@ -77,6 +77,29 @@ def test_the_ui_document_goes_into_a_frame_of_the_console(
     assert answer.headers["Content-Security-Policy"].startswith("sandbox allow-scripts;")
 
 
+def test_only_plain_https_cdn_urls_reach_the_ui_document_and_its_policy(
+    cluster_api: Api,
+) -> None:
+    """A URL with a trailing newline passed the old check (`$` matches before one), then broke
+    the CSP header (a 500); one with another script's digits in its port passed too."""
+    worker = cluster_api.services.settings.worker
+    cluster_api.services.redis.hset(f"{worker.prefix}:workers", "w-test", str(time.time() * 1000))
+    owner = cluster_api.user("owner")
+    pkg = ui_package()
+    good = "https://cdn.example.org/lib.js"
+    bad = [f"{good}\n", "https://cdn.example.org:\u0661\u0662/x.js", 'https://a.org/"x', " " + good]
+    pkg["apps"]["adder"]["cdn"] = {"js": [good, *bad], "css": bad}
+    made = cluster_api.call("POST", "/runs", owner, json={"package": pkg})
+    assert made.status_code in (200, 201, 202), made.json
+    path = f"/runs/{made.json['run_id']}/flows/f/ui"
+    answer = cluster_api.http.get(path, headers={**owner, **FRAMED})
+    assert answer.status_code == 200, answer.data[:300]
+    assert answer.data.count(b"<script src=") == 1 and good.encode() in answer.data
+    assert b"<link rel" not in answer.data
+    policy = answer.headers["Content-Security-Policy"]
+    assert good in policy and "cdn.example.org:" not in policy and "a.org" not in policy
+
+
 @pytest.mark.parametrize(
     "sent",
     [

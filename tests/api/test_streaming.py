@@ -107,6 +107,27 @@ def test_sse_resumes_after_a_disconnect_with_every_event_once(live: Live) -> Non
     assert bad.status == 400
 
 
+@pytest.mark.parametrize("after", ["%D9%A1%D9%A2-0", "1700000000000-0%0A", "1-%EF%BC%91"])
+def test_an_event_id_of_other_digits_or_a_newline_is_refused_before_any_stream(
+    live: Live, after: str
+) -> None:
+    """`\\d` took Arabic-Indic or full-width digits and `$` a trailing newline: Redis refused
+    them after the stream had begun (SSE cut after its first line, a 500 written into an
+    upgraded WebSocket, a traceback in the log)."""
+    alice = live.user("alice")
+    run_id = submit(live, alice, slow(0.05, steps=1))
+    sse = open_sse(live, f"/runs/{run_id}/events?after={after}", alice)
+    assert sse.status == 400 and json.loads(sse.read())["error"]["code"] == "bad_request"
+    url = urlsplit(live.base_url)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=15)
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    conn.request("GET", f"/api/v1/runs/{run_id}/ws?after={after}", headers={**alice, **upgrade})
+    ws = conn.getresponse()
+    assert ws.status == 400, ws.status  # refused at the handshake, not after a 101
+    assert json.loads(ws.read())["error"]["code"] == "bad_request"
+
+
 def test_websocket_gives_the_same_events_as_sse(live: Live) -> None:
     alice = live.user("alice")
     run_id = submit(live, alice, slow(0.2, steps=3))
