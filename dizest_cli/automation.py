@@ -19,6 +19,7 @@ from dizest_cli.common import (  # fmt: skip
     when,
 )
 from dizest_cli.local import input_option, parse_inputs
+from dizest_cli.terminal import echo
 
 
 @click.group()
@@ -62,7 +63,7 @@ def schedules_show(
     if as_json:
         print_json(found)
         return
-    click.echo(f"{found['id']}  {found['cron']} ({found['timezone']})  workflow {found['workflow_id']}")  # fmt: skip
+    echo(f"{found['id']}  {found['cron']} ({found['timezone']})  workflow {found['workflow_id']}")  # fmt: skip
     rows = [
         (h.get("tick"), h.get("run_id") or "-", h.get("error") or h.get("skipped") or "")
         for h in found["history"]
@@ -108,14 +109,14 @@ def schedules_add(
     if as_json:
         print_json(made)
     else:
-        click.echo(f"{made['id']}  next run {when(made.get('next_run_at'))}")
+        echo(f"{made['id']}  next run {when(made.get('next_run_at'))}")
 
 
 def _switch(server: str | None, profile: str | None, schedule_id: str, enabled: bool) -> None:
     client = connect(server, profile)
     with api_errors(client.server):
         client.update_schedule(schedule_id, enabled=enabled)
-    click.echo(f"{schedule_id} {'enabled' if enabled else 'disabled'}")
+    echo(f"{schedule_id} {'enabled' if enabled else 'disabled'}")
 
 
 @schedules.command("enable")
@@ -142,7 +143,7 @@ def schedules_rm(server: str | None, profile: str | None, schedule_id: str) -> N
     client = connect(server, profile)
     with api_errors(client.server):
         client.remove_schedule(schedule_id)
-    click.echo(f"deleted {schedule_id}")
+    echo(f"deleted {schedule_id}")
 
 
 @click.group()
@@ -180,7 +181,8 @@ def hooks_add(
     if as_json:
         print_json(made)
     else:
-        click.echo(f"{made['id']}\nsecret (shown once): {made['secret']}")
+        echo(made["id"])
+        echo(f"secret (shown once): {made['secret']}")
 
 
 @hooks.command("show")
@@ -195,7 +197,7 @@ def hooks_show(server: str | None, profile: str | None, hook_id: str, as_json: b
     if as_json:
         print_json(found)
         return
-    click.echo(f"{found['id']}  {found['url']}")
+    echo(f"{found['id']}  {found['url']}")
     rows = [
         (when(d.get("at")), d.get("run_id"), d.get("attempt"),
          d.get("status_code") or d.get("error"), f"{d.get('duration_ms')} ms")
@@ -212,7 +214,7 @@ def hooks_rm(server: str | None, profile: str | None, hook_id: str) -> None:
     client = connect(server, profile)
     with api_errors(client.server):
         client.remove_hook(hook_id)
-    click.echo(f"deleted {hook_id}")
+    echo(f"deleted {hook_id}")
 
 
 @click.group()
@@ -276,14 +278,13 @@ def triggers_rm(server: str | None, profile: str | None, workflow_id: str, trigg
     client = connect(server, profile)
     with api_errors(client.server):
         client.remove_trigger(workflow_id, trigger_id)
-    click.echo(f"revoked {trigger_id}")
+    echo(f"revoked {trigger_id}")
 
 
 def _print_secret(made: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(made)
         return
-    click.echo(f"{made['id']}\nurl (shown once): {made['url']}")
-    click.echo(
-        f"start a run: curl -X POST -H 'Content-Type: application/json' -d '{{}}' {made['url']}"
-    )
+    echo(made["id"])
+    echo(f"url (shown once): {made['url']}")
+    echo(f"start a run: curl -X POST -H 'Content-Type: application/json' -d '{{}}' {made['url']}")

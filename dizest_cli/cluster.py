@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dizest_cli.terminal import echo
 from dizest_core import envconfig
 from dizest_core.errors import DizestError
 
@@ -102,12 +103,12 @@ def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:
     engine = settings.engine
     policy = make_policy(engine, server=True, hide=(settings.workdir_root, settings.artifact_dir))
     if not policy.enabled:
-        click.echo("dizest worker: flow sandbox OFF (DIZEST_SANDBOX=off)", err=True)
+        echo("dizest worker: flow sandbox OFF (DIZEST_SANDBOX=off)", err=True)
         return {"sandbox": "off"}
     from dizest_core.cgroups import delegate
 
     if os.geteuid() == 0:
-        click.echo(f"dizest worker: cgroup v2 delegation: {delegate()}", err=True)
+        echo(f"dizest worker: cgroup v2 delegation: {delegate()}", err=True)
     layers = probe.report(policy)
     layers["redis_auth"] = (
         "active"
@@ -116,7 +117,7 @@ def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:
         "could act on it (set requirepass and put it in the URL)"
     )
     for name, state in layers.items():
-        click.echo(f"dizest worker: sandbox layer {name:<9} {state}", err=True)
+        echo(f"dizest worker: sandbox layer {name:<9} {state}", err=True)
     absent = missing(layers, engine.sandbox_require)
     if absent:
         raise click.ClickException(
@@ -135,7 +136,7 @@ def _record_sandbox(settings: WorkerSettings, layers: dict[str, str]) -> None:
     try:
         liveness.record_sandbox(redis_client(settings), settings, layers)
     except Exception as exc:  # Redis not up yet: /readyz shows the layers once it is
-        click.echo(f"dizest worker: could not record sandbox layers: {exc}", err=True)
+        echo(f"dizest worker: could not record sandbox layers: {exc}", err=True)
 
 
 @click.command("worker-alive")
@@ -155,9 +156,9 @@ def worker_alive(name: str | None) -> None:
     try:
         age_s = liveness.last_seen_s(redis_client(settings), settings, worker_name)
     except Exception as exc:  # Redis unreachable: not healthy, whatever the error
-        click.echo(f"{worker_name}: redis unreachable ({type(exc).__name__})", err=True)
+        echo(f"{worker_name}: redis unreachable ({type(exc).__name__})", err=True)
         sys.exit(1)
     if age_s is None or age_s > window_s:
-        click.echo(f"{worker_name}: not seen in the last {window_s:g} s", err=True)
+        echo(f"{worker_name}: not seen in the last {window_s:g} s", err=True)
         sys.exit(1)
-    click.echo(f"{worker_name}: seen {age_s:.1f} s ago")
+    echo(f"{worker_name}: seen {age_s:.1f} s ago")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from dizest_cli.config import ConfigFileError, resolve
+from dizest_cli.terminal import echo, plain
 
 if TYPE_CHECKING:
     from dizest_api.client import Client
@@ -86,7 +87,10 @@ def print_json(value: Any) -> None:
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     """Aligned columns, a header first; the last column is not padded."""
-    cells = [[str(h) for h in headers], *[["-" if c is None else str(c) for c in r] for r in rows]]
+    cells = [
+        [str(h) for h in headers],
+        *[["-" if c is None else plain(c) for c in r] for r in rows],
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         padded = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
@@ -113,5 +117,5 @@ def seconds(value: Any) -> str:
 
 
 def fail(message: str, code: int = 1) -> None:
-    click.echo(message, err=True)
+    echo(message, err=True)
     sys.exit(code)

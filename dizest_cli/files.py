@@ -21,6 +21,7 @@ from dizest_cli.common import (
     server_options,
     when,
 )
+from dizest_cli.terminal import echo
 
 
 @click.group()
@@ -46,7 +47,7 @@ def put(server: str | None, profile: str | None, local: tuple[str, ...], remote:
     with api_errors(client.server):
         for path, target in pairs:
             entry = client.files_put(path, target.lstrip("/"))
-            click.echo(f"{entry['path']}  {entry['size']} bytes", err=True)
+            echo(f"{entry['path']}  {entry['size']} bytes", err=True)
 
 
 @files.command("ls")
@@ -68,7 +69,7 @@ def ls(server: str | None, profile: str | None, path: str, recursive: bool, as_j
     ]
     print_table(rows, ["PATH", "SIZE", "MODIFIED"])
     usage = listing["usage"]
-    click.echo(
+    echo(
         f"{usage['bytes']} of {usage['quota_bytes']} bytes, "
         f"{usage['files']} of {usage['quota_files']} files and folders used",
         err=True,
@@ -91,7 +92,7 @@ def get(server: str | None, profile: str | None, remote: str, local: str | None)
     if target.is_dir():
         target = target / Path(remote).name
     target.write_bytes(data)
-    click.echo(f"{target}  {len(data)} bytes", err=True)
+    echo(f"{target}  {len(data)} bytes", err=True)
 
 
 @files.command("mv")

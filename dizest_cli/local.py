@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dizest_cli.terminal import echo
 from dizest_core import zygote_handle
 from dizest_core.errors import DizestError, InvalidOptions, ValidationError
 from dizest_core.options import MAX_RETRIES
@@ -65,7 +66,7 @@ def _load(path: str, settings: Settings, plugins: PluginRegistry) -> Workflow:
     try:
         return Workflow(path, settings=settings, plugins=plugins)
     except ValidationError as exc:
-        click.echo(f"{path}: {exc}", err=True)
+        echo(f"{path}: {exc}", err=True)
         sys.exit(EXIT_INVALID)
 
 
@@ -157,12 +158,12 @@ def run(
             for event in wf.stream(values, flows or None, timeout, **options):
                 progress.event(event)
         except InvalidOptions as exc:  # a `"dizest"` object of the package: nothing ran
-            click.echo(f"{workflow}: {exc}", err=True)
+            echo(f"{workflow}: {exc}", err=True)
             sys.exit(EXIT_INVALID)
         except KeyboardInterrupt:
             wf.cancel()
             progress.close()
-            click.echo("cancelled", err=True)
+            echo("cancelled", err=True)
             sys.exit(130)
         report = wf.runner.report()
         progress.summary(report)
@@ -179,7 +180,7 @@ def _print_outputs(wf: Workflow, report: dict[str, Any]) -> None:
         outputs = report["flows"][flow_id]["outputs"]
         for name in names:
             if name in outputs:
-                click.echo(f"{flow_id}.{name} = {json.dumps(outputs[name], default=str)}")
+                echo(f"{flow_id}.{name} = {json.dumps(outputs[name], default=str)}")
 
 
 @click.command()
@@ -198,9 +199,9 @@ def validate(workflow: str, as_json: bool) -> None:
         )
     else:
         for problem in problems:
-            click.echo(f"{workflow}: {problem.severity}: {problem}")
+            echo(f"{workflow}: {problem.severity}: {problem}")
         if not errors:
-            click.echo(f"{workflow}: valid")
+            echo(f"{workflow}: valid")
     sys.exit(EXIT_INVALID if errors else EXIT_OK)
 
 
@@ -226,9 +227,9 @@ def apps(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(
+        echo(
             f"{row['id']:<24} {row['title']:<32} in: {', '.join(row['inputs']) or '-'}"
             f"  out: {', '.join(row['outputs']) or '-'}"
         )
     for problem in registry.problems:
-        click.echo(f"warning: {problem}", err=True)
+        echo(f"warning: {problem}", err=True)

@@ -18,6 +18,7 @@ import click
 from dizest_cli import config
 from dizest_cli.common import api_errors, print_json, print_table
 from dizest_cli.config import ConfigFileError, Profile
+from dizest_cli.terminal import echo
 
 
 def _config_or_exit() -> tuple[config.Config, Path]:
@@ -89,7 +90,7 @@ def login(
     if make_default or stored.default not in stored.profiles:
         stored.default = profile
     config.save(stored, path)
-    click.echo(f"logged in to {server} as {user} (profile {profile!r}); token stored in {path}")
+    echo(f"logged in to {server} as {user} (profile {profile!r}); token stored in {path}")
 
 
 @click.command()
@@ -107,12 +108,12 @@ def logout(profile: str | None) -> None:
         try:
             Client(found.server, found.token).revoke_token(found.token_id)
         except (ApiError, OSError) as exc:
-            click.echo(f"could not revoke the token on {found.server} ({exc})", err=True)
+            echo(f"could not revoke the token on {found.server} ({exc})", err=True)
     del stored.profiles[found.name]
     if stored.default == found.name:
         stored.default = next(iter(sorted(stored.profiles)), None)
     config.save(stored, path)
-    click.echo(f"logged out of {found.server} (profile {found.name!r})")
+    echo(f"logged out of {found.server} (profile {found.name!r})")
 
 
 @click.command()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, TextIO
 
-from dizest_cli.terminal import safe_line
+from dizest_cli.terminal import plain, safe_line
 from dizest_core import events as ev
 from dizest_core.events import Event
 from dizest_core.model import Package
@@ -33,7 +33,7 @@ class Progress:
             entry = event.data["entry"]
             text = entry if isinstance(entry, str) else as_text(entry)
             for line in text.rstrip("\n").split("\n"):
-                self._write(f"[{event.flow_id:<{self.width}}] {safe_line(line)}")
+                self._write(f"[{plain(event.flow_id):<{self.width}}] {safe_line(line)}")
         elif event.type == ev.FLOW_STATUS:
             self._status(event)
         elif event.type == ev.WORKFLOW_STATUS and not self.tty:
@@ -51,11 +51,12 @@ class Progress:
             self.counts["running"] -= 1
             self.counts[status] += 1
         if status == "error":
-            self._write(f"[{event.flow_id:<{self.width}}] error: {event.data.get('reason')}")
+            reason = plain(event.data.get("reason"))
+            self._write(f"[{plain(event.flow_id):<{self.width}}] error: {reason}")
         elif not self.tty:
             took = event.data.get("duration_s")
             after = f" {took:.3f}s" if isinstance(took, (int, float)) else ""
-            self._write(f"[{event.flow_id:<{self.width}}] {status}{after}")
+            self._write(f"[{plain(event.flow_id):<{self.width}}] {plain(status)}{after}")
 
     def _write(self, line: str) -> None:
         if self._line_shown:
@@ -88,7 +89,8 @@ class Progress:
         self.out.write(f"\n{'flow':<{width}}  {'status':<8} {'time':>8}  reason\n")
         for flow_id, d in shown:
             dur = f"{d['duration_s']:.3f}s" if d["duration_s"] is not None else "-"
-            line = f"{flow_id:<{width}}  {d['status']:<8} {dur:>8}  {d['reason'] or ''}"
+            status, reason = plain(d["status"]), plain(d["reason"] or "")
+            line = f"{plain(flow_id):<{width}}  {status:<8} {dur:>8}  {reason}"
             self.out.write(line.rstrip() + "\n")
         ready = sum(1 for d in flows.values() if d["status"] == "ready")
         self.out.write(

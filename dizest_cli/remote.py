@@ -16,6 +16,7 @@ import click
 from dizest_cli.common import connect, server_options
 from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, input_option, parse_inputs
 from dizest_cli.progress import Progress
+from dizest_cli.terminal import echo
 from dizest_core import dwp
 from dizest_core.events import Event
 from dizest_core.model import Package
@@ -77,10 +78,10 @@ def submit(
     try:
         raw = json.loads(Path(workflow).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        click.echo(f"{workflow}: cannot read: {exc}", err=True)
+        echo(f"{workflow}: cannot read: {exc}", err=True)
         sys.exit(EXIT_INVALID)
     if not isinstance(raw, dict):
-        click.echo(f"{workflow}: not a .dwp (a JSON object)", err=True)
+        echo(f"{workflow}: not a .dwp (a JSON object)", err=True)
         sys.exit(EXIT_INVALID)
     try:
         if attach:
@@ -90,16 +91,16 @@ def submit(
         else:
             run_id = client.submit(raw, values, list(flows) or None)
     except InvalidWorkflow as exc:
-        click.echo(f"{workflow}: invalid: {exc.message}", err=True)
+        echo(f"{workflow}: invalid: {exc.message}", err=True)
         for problem in exc.problems:
-            click.echo(f"{workflow}: error: {problem_text(problem)}", err=True)
+            echo(f"{workflow}: error: {problem_text(problem)}", err=True)
         sys.exit(EXIT_INVALID)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot reach {client.server}: {exc}") from None
     if not wait:
-        click.echo(run_id)
+        echo(run_id)
         sys.exit(EXIT_OK)
     package, _ = dwp.parse(raw)
     follow_run(client, run_id, package, as_json)
@@ -110,7 +111,7 @@ def follow_run(client: Client, run_id: str, package: Package, as_json: bool) -> 
     0 when it ended ready, 1 otherwise, 130 on Ctrl-C (after cancelling it)."""
     from dizest_api.client import ApiError
 
-    click.echo(f"run {run_id}", err=True)
+    echo(f"run {run_id}", err=True)
     progress = Progress(package, sys.stderr)
     try:
         for event in client.events(run_id):
@@ -120,9 +121,9 @@ def follow_run(client: Client, run_id: str, package: Package, as_json: bool) -> 
         progress.close()
         try:
             client.cancel(run_id)
-            click.echo(f"cancelled run {run_id}", err=True)
+            echo(f"cancelled run {run_id}", err=True)
         except (ApiError, OSError):
-            click.echo(f"could not cancel run {run_id}", err=True)
+            echo(f"could not cancel run {run_id}", err=True)
         sys.exit(130)
     except (ApiError, OSError) as exc:
         progress.close()
@@ -135,7 +136,7 @@ def follow_run(client: Client, run_id: str, package: Package, as_json: bool) -> 
             outputs = (report.get("flows", {}).get(flow_id) or {}).get("outputs") or {}
             for name in names:
                 if name in outputs:
-                    click.echo(f"{flow_id}.{name} = {json.dumps(outputs[name], default=str)}")
+                    echo(f"{flow_id}.{name} = {json.dumps(outputs[name], default=str)}")
     sys.exit(EXIT_OK if report.get("status") == "ready" else EXIT_FAILED)
 
 

@@ -24,7 +24,7 @@ from dizest_cli.common import (
     server_options,
     when,
 )
-from dizest_cli.terminal import safe_line
+from dizest_cli.terminal import echo, plain, safe_line
 from dizest_core.render import as_text
 
 FOLLOW_RECONNECTS = 30  # about a minute of retries: an API restart does not end `logs -f`
@@ -74,7 +74,7 @@ def list_runs(
     print_table(rows, ["RUN", "STATUS", "WORKFLOW", "OWNER", "CREATED", "TOOK"])
     shown = offset + len(page["items"])
     if shown < page["total"]:
-        click.echo(f"{shown} of {page['total']} runs; --offset {shown} for more", err=True)
+        echo(f"{shown} of {page['total']} runs; --offset {shown} for more", err=True)
 
 
 def _took(start: Any, end: Any) -> str:
@@ -95,12 +95,12 @@ def show(server: str | None, profile: str | None, run_id: str, as_json: bool) ->
         return
     for label, key in (("run", "run_id"), ("status", "status"), ("workflow", "workflow_id"),
                        ("owner", "owner")):  # fmt: skip
-        click.echo(f"{label + ':':<10}{report.get(key) or '-'}")
-    click.echo(f"{'started:':<10}{when(report.get('started_at'))}")
-    click.echo(f"{'finished:':<10}{when(report.get('finished_at'))}")
+        echo(f"{label + ':':<10}{report.get(key) or '-'}")
+    echo(f"{'started:':<10}{when(report.get('started_at'))}")
+    echo(f"{'finished:':<10}{when(report.get('finished_at'))}")
     if report.get("inputs"):
-        click.echo(f"{'inputs:':<10}{report['inputs']}")
-    click.echo("")
+        echo(f"{'inputs:':<10}{report['inputs']}")
+    echo("")
     rows = [
         (flow_id, d.get("status"), seconds(d.get("duration_s")), d.get("reason") or "")
         for flow_id, d in _in_run_order(report)
@@ -116,7 +116,7 @@ def _in_run_order(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def _lines(flow_id: str, entry: Any) -> list[str]:
     text = entry if isinstance(entry, str) else as_text(entry)
-    return [f"[{flow_id}] {safe_line(line)}" for line in text.rstrip("\n").split("\n")]
+    return [f"[{plain(flow_id)}] {safe_line(line)}" for line in text.rstrip("\n").split("\n")]
 
 
 @runs.command("logs")
@@ -146,10 +146,10 @@ def logs(
             if kind == "log.append":
                 click.echo("\n".join(_lines(str(flow), data.get("entry", ""))))
             elif kind == "flow.status" and data.get("status") == "error":
-                click.echo(f"[{flow}] error: {data.get('reason')}", err=True)
+                echo(f"[{flow}] error: {data.get('reason')}", err=True)
             elif kind == "workflow.status":
                 status = data.get("status")
-    click.echo(f"run {run_id} {status}", err=True)
+    echo(f"run {run_id} {status}", err=True)
     sys.exit(0 if status == "ready" else 1)
 
 
@@ -165,7 +165,7 @@ def cancel(server: str | None, profile: str | None, run_id: str, as_json: bool) 
     if as_json:
         print_json(answer)
     else:
-        click.echo(f"run {run_id}: {answer.get('result')} (status {answer.get('status')})")
+        echo(f"run {run_id}: {answer.get('result')} (status {answer.get('status')})")
 
 
 @runs.command("outputs")
@@ -193,7 +193,7 @@ def outputs(
         return
     for flow_id, values in found.items():
         for name, value in values.items():
-            click.echo(f"{flow_id}.{name} = {json.dumps(value, default=str)}")
+            echo(f"{flow_id}.{name} = {json.dumps(value, default=str)}")
 
 
 @runs.command("rerun")
@@ -213,7 +213,7 @@ def rerun(
     with api_errors(client.server):
         new_id = client.rerun(run_id, flow_id)
         if not wait:
-            click.echo(new_id)
+            echo(new_id)
             return
         package, _ = dwp.parse(client.request("GET", f"/runs/{client._q(new_id)}/dwp"))
     follow_run(client, new_id, package, as_json)

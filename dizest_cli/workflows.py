@@ -21,6 +21,7 @@ from dizest_cli.common import (
     server_options,
     when,
 )
+from dizest_cli.terminal import echo
 
 
 @click.group()
@@ -51,7 +52,7 @@ def list_workflows(
     print_table(rows, ["ID", "TITLE", "VERSION", "OWNER", "UPDATED"])
     shown = offset + len(page["items"])
     if shown < page["total"]:
-        click.echo(f"{shown} of {page['total']} workflows; --offset {shown} for more", err=True)
+        echo(f"{shown} of {page['total']} workflows; --offset {shown} for more", err=True)
 
 
 @workflows.command("push")
@@ -85,15 +86,15 @@ def push(
         try:
             stored = client.push_workflow(package, title, workflow_id)
         except InvalidWorkflow as exc:
-            click.echo(f"{path}: invalid: {exc.message}", err=True)
+            echo(f"{path}: invalid: {exc.message}", err=True)
             for problem in exc.problems:
-                click.echo(f"{path}: error: {problem_text(problem)}", err=True)
+                echo(f"{path}: error: {problem_text(problem)}", err=True)
             sys.exit(2)
     if as_json:
         print_json(stored)
     else:
-        click.echo(stored["id"])
-        click.echo(f"stored {path} as {stored['id']} version {stored.get('version')}", err=True)
+        echo(stored["id"])
+        echo(f"stored {path} as {stored['id']} version {stored.get('version')}", err=True)
 
 
 @workflows.command("pull")
@@ -127,4 +128,4 @@ def pull(
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists (--force to overwrite it)")
     target.write_bytes(body)
-    click.echo(f"wrote {target}", err=True)
+    echo(f"wrote {target}", err=True)

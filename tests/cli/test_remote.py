@@ -292,3 +292,25 @@ def test_logs_follow_resumes_after_the_api_dies(home: Path, tmp_path: Path, serv
     assert follow.returncode == 0, err
     assert out == "[w] got it\n"
     wait_for(lambda: dizest(home, "runs", "show", run_id).returncode == 0, timeout=30)
+
+
+def test_what_another_user_wrote_is_printed_defused(home: Path, tmp_path: Path) -> None:
+    """A shared workflow's title and a flow's error reason reached a grantee's terminal raw
+    (`workflows list`, `runs show`, `submit --wait`): a clear-screen, a clipboard write."""
+    hostile = "T\x1b]52;c;eA==\x07\x1b[2J\u202e"
+    pkg = json.loads((DATA / "c03_fanout.dwp").read_text())
+    first = next(iter(pkg["apps"].values()))
+    first["code"] = "raise ValueError(" + json.dumps(hostile) + ")"
+    path = write_dwp(tmp_path / "hostile.dwp", pkg)
+    pushed = ok_json(dizest(home, "workflows", "push", str(path), "--title", hostile, "--json"))
+    listed = dizest(home, "workflows", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "T^[]52;c;eA==^G^[[2J<U+202E>" in listed.stdout
+    assert pushed["title"] == hostile
+    done = dizest(home, "submit", str(path), "--wait")
+    assert done.returncode == 1, done.stderr
+    run_id = done.stderr.split()[1]  # "run <id>" first
+    shown = dizest(home, "runs", "show", run_id)
+    for out in (listed.stdout, done.stdout + done.stderr, shown.stdout):
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, out
+    assert "^[]52;c;eA==^G" in done.stderr and "^[]52;c;eA==^G" in shown.stdout
