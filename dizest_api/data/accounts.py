@@ -265,11 +265,13 @@ class Accounts:
             raise AccountError(
                 f"a password needs {MIN_PASSWORD} characters and at most {MAX_PASSWORD_BYTES} bytes"
             )
+        if "\x00" in password:  # bcrypt stops at the first NUL: twelve NULs would be ""
+            raise AccountError("a password may not contain a NUL character")
         return bcrypt.hashpw(raw, bcrypt.gensalt(self.rounds)).decode()
 
     def _check(self, password: str, stored: str | None) -> bool:
         raw = password.encode()
-        if stored is None or len(raw) > MAX_PASSWORD_BYTES:
+        if stored is None or len(raw) > MAX_PASSWORD_BYTES or b"\x00" in raw:
             if self._dummy_hash is None:  # spend the same time as a real check
                 self._dummy_hash = bcrypt.hashpw(b"dummy-password", bcrypt.gensalt(self.rounds))
             bcrypt.checkpw(b"dummy-password", self._dummy_hash)

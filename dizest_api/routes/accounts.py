@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from dizest_api import user_removal
 from dizest_api.auth import COOKIE, csrf_token, current
 from dizest_api.automation.service import automation
+from dizest_api.data.accounts import SCOPES
 from dizest_api.endpoint import SAFE_METHODS, Field, endpoint, json_body
 from dizest_api.errors import BadInput, Conflict, Forbidden, NotFound
 from dizest_api.schemas import ERR, items_of
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # Longest token lifetime: beyond it the expiry overflows Redis' PEXPIREAT (found by fuzzing).
 MAX_TOKEN_LIFETIME_S = 100 * 365 * 86400
+MIN_TOKEN_LIFETIME_S = 1  # a shorter one was expired when made
 LOGIN = {"username": Field("string", True), "password": Field("string", True)}
 NEW_TOKEN = {
     "name": Field("string", True),
@@ -90,12 +92,20 @@ def list_tokens() -> Response:
 def create_token() -> tuple[Response, int]:
     body, principal = json_body(NEW_TOKEN), current()
     scopes = set(body.get("scopes", ["read", "run"]))
+    unknown = sorted(s for s in scopes if s not in SCOPES)  # not "lacks": no one has them
+    if unknown:
+        raise BadInput(f"unknown scope(s): {', '.join(unknown)}", {"known": sorted(SCOPES)})
     if not scopes <= principal.scopes:
         raise Forbidden("a token cannot have scopes its creator lacks", {"scopes": sorted(scopes)})
     lifetime = body.get("expires_in_s")
     # Compared first: math.isfinite overflows on a huge int, and NaN compares False.
-    if lifetime is not None and not (lifetime <= MAX_TOKEN_LIFETIME_S and math.isfinite(lifetime)):
-        raise BadInput(f"expires_in_s must be a finite number at most {MAX_TOKEN_LIFETIME_S}")
+    if lifetime is not None and not (
+        MIN_TOKEN_LIFETIME_S <= lifetime <= MAX_TOKEN_LIFETIME_S and math.isfinite(lifetime)
+    ):
+        raise BadInput(
+            f"expires_in_s must be a number of seconds from {MIN_TOKEN_LIFETIME_S}"
+            f" to {MAX_TOKEN_LIFETIME_S}"
+        )
     new = services().accounts.create_token(
         principal.username, body["name"], scopes, body.get("expires_in_s")
     )

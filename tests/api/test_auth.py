@@ -94,6 +94,17 @@ def test_token_scopes_are_enforced(api: Api) -> None:
     # a token cannot mint a token with more scopes than it has
     answer = api.call("POST", "/tokens", read_only, json={"name": "x", "scopes": ["read", "run"]})
     assert answer.status_code == 403
+    # a scope no one has is a bad request, not one its creator lacks (a probe's 403)
+    full = api.user("alice")
+    answer = api.call("POST", "/tokens", full, json={"name": "x", "scopes": ["read", "bogus"]})
+    assert (
+        answer.status_code == 400 and "unknown scope(s): bogus" in answer.json["error"]["message"]
+    )
+    for lifetime in (1e-9, 0.5, 0, -1):  # expired when made (its expiry equal to its creation)
+        body = {"name": "x", "scopes": ["read"], "expires_in_s": lifetime}
+        assert api.call("POST", "/tokens", full, json=body).status_code == 400, lifetime
+    body = {"name": "x", "scopes": ["read"], "expires_in_s": 1}
+    assert api.call("POST", "/tokens", full, json=body).status_code == 201
     # an admin token without the admin scope cannot use admin routes
     admin_run = api.user("root", "admin", scopes=("read", "run"))
     assert api.call("GET", "/users", admin_run).status_code == 403
@@ -204,6 +215,14 @@ def test_admin_manages_users_and_users_cannot_touch_others(api: Api) -> None:
     assert again.status_code == 409
     weak = api.call("POST", "/users", admin, json={"username": "carl", "password": "short"})
     assert weak.status_code == 400
+    for nul in ("\x00" * 12, "long enough\x00tail"):  # bcrypt reads up to the first NUL only
+        made = api.call("POST", "/users", admin, json={"username": "carl", "password": nul})
+        assert made.status_code == 400 and "NUL" in made.json["error"]["message"], made.json
+        changed = api.call("PUT", "/users/bob/password", admin, json={"password": nul})
+        assert changed.status_code == 400, changed.json
+    assert (
+        api.call("POST", "/auth/login", json={"username": "bob", "password": ""}).status_code == 401
+    )
     body = {"password": "a new password"}
     assert api.call("PUT", "/users/bob/password", alice, json=body).status_code == 404
     assert api.call("PUT", "/users/bob/password", admin, json=body).status_code == 204
