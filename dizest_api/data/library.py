@@ -28,11 +28,12 @@ from dizest_api.data import library_quota
 from dizest_api.data.library_quota import LibraryLimits
 from dizest_api.ids import new_id
 from dizest_core import dwp, options
-from dizest_core.errors import DizestError, InputError, Problem
+from dizest_core.errors import DizestError, InputError, Problem, ValidationError
 from dizest_core.model import App
 from dizest_worker.keys import Keys
 
 LEVELS = ("viewer", "runner", "editor")  # in increasing order of rights
+_NOT_JSON = Problem("not_json", "the package holds NaN or Infinity: JSON has no such number")
 
 
 class WorkflowNotFound(DizestError, LookupError):
@@ -110,7 +111,10 @@ class Library:
         ValidationError; InvalidOptions for options every submit would refuse)."""
         loaded = dwp.load(package, extra_apps=self.extra_apps)
         options.validate(loaded, {}, self.option_bounds)
-        return json.dumps(package, ensure_ascii=False)
+        try:  # NaN and Infinity parse (Python's json takes them) but are no JSON: every
+            return json.dumps(package, ensure_ascii=False, allow_nan=False)  # run refuses them
+        except ValueError:
+            raise ValidationError([_NOT_JSON]) from None
 
     def problems(self, package: Any) -> list[Problem]:
         """Every problem of `package`, without raising: `dwp.check`'s, then, when it has no
@@ -118,6 +122,10 @@ class Library:
         loaded, found = dwp.checked(package, extra_apps=self.extra_apps)  # parsed once
         if any(p.severity == "error" for p in found):
             return found
+        try:
+            json.dumps(package, allow_nan=False)
+        except ValueError:
+            return [*found, _NOT_JSON]
         return found + options.package_problems(loaded, self.option_bounds)
 
     def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:

@@ -107,3 +107,22 @@ def test_a_workflow_asking_more_memory_than_the_server_allows_is_refused_with_it
     assert stored.status_code == 422 and stored.json["error"]["code"] == "invalid_options"
     flow["dizest"] = {"memory_limit_mb": 512}
     assert api.call("POST", "/workflows", alice, json={"package": pkg}).status_code == 201
+
+
+def test_a_package_holding_nan_or_infinity_is_invalid_and_never_stored(api: Api) -> None:
+    """Python's JSON parser takes NaN and Infinity: a probe stored such a package (201), then
+    served it as text no JSON parser reads (the console's) and every run of it was refused."""
+    alice = api.user("alice")
+    text = json.dumps({"package": CHAIN})
+    flow_id = next(iter(CHAIN["flow"]))
+    for number in ("NaN", "Infinity", "-Infinity", "1e999"):
+        body = text.replace(f'"id": "{flow_id}"', f'"id": "{flow_id}", "pos_x": {number}', 1)
+        assert number in body
+        sent = {"data": body, "content_type": "application/json"}
+        checked = api.call("POST", "/workflows/validate", alice, **sent).json
+        assert checked["valid"] is False, (number, checked)
+        assert [p["code"] for p in checked["problems"]] == ["not_json"]
+        stored = api.call("POST", "/workflows", alice, **sent)
+        assert stored.status_code == 422, (number, stored.json)
+        assert stored.json["error"]["code"] == "invalid_workflow"
+    assert api.call("GET", "/workflows", alice).json["total"] == 0
