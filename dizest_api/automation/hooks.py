@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 import socket
 import time
@@ -38,6 +39,9 @@ from dizest_core.errors import DizestError, InputError
 
 LOG = 100  # delivery records kept per hook
 SIGNATURE_HEADER = "X-Dizest-Signature"
+
+
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f-\x9f]")  # (percent-encode them in a URL)
 
 
 class HookNotFound(DizestError, LookupError):
@@ -76,6 +80,8 @@ def checked_addresses(url: str, allow_private: bool, resolve: bool = True) -> li
     `resolve`, only the URL's form is checked (none are returned)."""
     if not isinstance(url, str) or len(url) > 2000:
         raise UrlRefused("url must be a string of at most 2000 characters", str(url)[:100])
+    if _UNSENDABLE.search(url.strip()):  # every delivery would fail (http.client refuses it)
+        raise UrlRefused("url must not contain spaces or control characters", url)
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https"):
         raise UrlRefused(f"url must be http or https, not {parts.scheme or 'none'!r}", url)

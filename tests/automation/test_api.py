@@ -123,6 +123,9 @@ def test_schedules_belong_to_their_owner_and_follow_enable_disable(
         "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
         "https://user:pw@example.com/hook",
         "http://example.invalid/hook",
+        "http://8.8.8.8/\r\nX: y",  # every delivery failed: http.client refuses it
+        "http://8.8.8.8/a b",
+        "http://8.8.8.8/\x00",
     ],
 )
 def test_a_refused_webhook_url_is_422_and_nothing_is_stored(
