@@ -44,18 +44,24 @@ from dizest_api.services import services
 from dizest_api.streaming import STREAM_ID, follow, sse
 from dizest_core.errors import DizestError
 from dizest_core.events import Event
+from dizest_core.options import RUN_OPTIONS
 from dizest_worker.keys import Keys
 
 bp = Blueprint("runs", __name__)
 
-OPTION_TYPES = {"flow_timeout": "number", "memory_limit_mb": "number", "retries": "integer"}
+# a run option's JSON type, by the kind of flow option it sets (dizest_core.options.RUN_OPTIONS,
+# the one list of run options: one added there must be given its type here)
+_JSON_TYPES = {"timeout": "number", "memory_limit_mb": "number", "retries": "integer",
+               "network": "string"}  # fmt: skip
+OPTION_TYPES = {name: _JSON_TYPES[kind] for name, kind in RUN_OPTIONS.items()}
+OPTIONS_HELP = ", ".join(RUN_OPTIONS)
 SUBMIT = {
     "workflow_id": Field("string", description="a stored workflow (needs the run right)"),
     "version": Field("integer", description="its version (default: the latest)"),
     "package": Field("object", description="an inline .dwp, instead of workflow_id"),
     "inputs": Field("object", description="input values: name or flow.name -> JSON value"),
     "flows": Field("array", items="string", description="target flows (default: all)"),
-    "options": Field("object", description="flow_timeout, memory_limit_mb, retries"),
+    "options": Field("object", description=OPTIONS_HELP),
 }
 AFTER = {"after": "resume after this event id (or the Last-Event-ID header)"}
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -20,7 +20,7 @@ from dizest_api.data.library import WorkflowNotFound
 from dizest_api.endpoint import Field, endpoint, json_body, query_int
 from dizest_api.errors import NotFound
 from dizest_api.masking import masked_joined
-from dizest_api.routes.runs import _options
+from dizest_api.routes.runs import OPTIONS_HELP, _options
 from dizest_api.routes.workflows import made_while_allowed, open_workflow
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
@@ -33,7 +33,7 @@ FIELDS = {
     "cron": Field("string", description="5 fields (minute hour day month weekday) or @daily..."),
     "timezone": Field("string", description="IANA time zone, e.g. Europe/Paris (default UTC)"),
     "inputs": Field("object", description="run inputs: name or flow.name -> JSON value"),
-    "options": Field("object", description="flow_timeout, memory_limit_mb, retries"),
+    "options": Field("object", description=OPTIONS_HELP),
     "enabled": Field("boolean", description="default true"),
     "catchup": Field("string", description="a tick missed while no beat ran: once | skip"),
 }

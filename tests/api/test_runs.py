@@ -279,7 +279,9 @@ def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
     options = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": {"x": 1}})
     assert options.status_code == 400
     before = live.call("GET", "/runs", alice).json["total"]
-    for bad in ({"retries": 10**400}, {"flow_timeout": -5}, {"memory_limit_mb": 1}):
+    typed = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": {"network": 3}})
+    assert typed.status_code == 400, typed.json
+    for bad in ({"retries": 10**400}, {"flow_timeout": -5}, {"memory_limit_mb": 1}, {"network": "moon"}):  # fmt: skip
         answer = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": bad})
         assert answer.status_code == 422, (bad, answer.json)
         assert answer.json["error"]["code"] == "invalid_options" and answer.json["error"]["details"]
@@ -287,6 +289,9 @@ def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
     answer = live.call("POST", "/runs", alice, data=huge, content_type="application/json")
     assert answer.status_code == 400, answer.json  # past Python's int digit limit: bad JSON
     assert live.call("GET", "/runs", alice).json["total"] == before  # nothing stored
+    # a run's network, as docs/security.md says (the API refused it as unknown before)
+    sealed = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": {"network": "none"}})  # fmt: skip
+    assert sealed.status_code == 201, sealed.json
 
 
 def test_simultaneous_submits_cannot_pass_the_limit_together(live: Live) -> None:
