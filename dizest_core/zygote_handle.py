@@ -49,8 +49,10 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         policy = policy or Policy(enabled=False)
         path = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-        if policy.enabled:  # what the zygote imports from, flows may read
-            policy = with_read(policy, tuple(path.split(os.pathsep)))
+        if policy.enabled:  # what the zygote imports from, flows may read; of dizest's own
+            # folder only its package: a checkout holds .git, tests and maybe a .env beside it
+            added = [p for p in path.split(os.pathsep) if p != PACKAGE_ROOT]
+            policy = with_read(policy, (*added, os.path.join(PACKAGE_ROOT, "dizest_core")))
         self.proc = subprocess.Popen(
             [
                 sys.executable,

@@ -58,6 +58,28 @@ def test_a_flow_imports_from_a_python_path_under_tmp_but_sees_no_other_tmp_file(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
+def test_a_flow_reads_dizests_package_but_nothing_else_of_its_checkout(
+    make_workflow, tmp_path: Path
+):
+    """The checkout dizest runs from was readable whole (a probe read its .git/config and a
+    world-readable .env beside docker-compose.yml): only the package the zygote imports is."""
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import os, dizest_core\n"
+        "def can(p):\n"
+        "    try:\n"
+        "        os.listdir(p) if os.path.isdir(p) else open(p).read(1)\n"
+        "        return True\n"
+        "    except OSError:\n"
+        "        return False\n"
+        f"v = [can(p) for p in {[str(root), str(root / 'README.md'), str(root / '.git'), str(root / 'dizest_core' / '__init__.py')]!r}]\n"
+    )
+    pkg = package({"a": {"code": code, "outputs": ["v"]}}, {"f": {"app": "a"}})
+    report = make_workflow(pkg, sandbox="on").run(workdir=tmp_path)
+    assert report["flows"]["f"]["outputs"]["v"] == [False, False, False, True], report["flows"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
 def test_a_flow_sees_no_cgroup_of_another_flow(make_workflow, tmp_path: Path):
     """Other slots' groups would show their host pids and CPU use; the flow's own limits still
     hold (it joined its group before the cover; a fork bomb stops at the pids limit)."""
