@@ -316,7 +316,7 @@ def fork_once(bed: Bed, name: str, step: Callable[[Bed], None] | None) -> float:
     use_group = name == "cgroup" or name.startswith("all")
     t0 = time.perf_counter()
     if use_group and bed.group is not None:
-        bed.group.oom_kills()
+        bed.group.oom_counts()
     pid = os.fork()
     if pid == 0:
         code = 0
@@ -332,7 +332,7 @@ def fork_once(bed: Bed, name: str, step: Callable[[Bed], None] | None) -> float:
         bed.group.kill()
     _, status = os.waitpid(pid, 0)
     if use_group and bed.group is not None:
-        bed.group.oom_kills()
+        bed.group.oom_counts()
     elapsed = time.perf_counter() - t0
     if status != 0:
         raise RuntimeError(f"layer {name}: child failed (status {status})")

@@ -39,6 +39,7 @@ WORKER_LEAF = "dizest-worker"
 CPU_PERIOD_US = 100_000  # the scheduler's period a CPU cap is a quota of (the kernel's default)
 PID_MAX = 1 << 22  # Linux's largest pid_max: no process has a pid at or above it
 WORKER_CPU_WEIGHT = "1000"  # v2: the worker's own processes weigh ten busy flows (default 100)
+OOM_OWN, OOM_OTHER = 1, 2  # `oom_cause`: killed at its own limit, or for memory short elsewhere
 SLOT_GROUP = re.compile(r"dizest-(\d+)-(\d+)")  # `slot_group`'s names: a zygote's pid, a slot
 
 
@@ -88,17 +89,26 @@ class Group:
             _write(f"{self.cpu}/cpu.cfs_period_us", str(CPU_PERIOD_US))
             _write(f"{self.cpu}/cpu.cfs_quota_us", str(quota))
 
-    def oom_kills(self) -> int:
-        """How many processes of this group the kernel's OOM killer has killed so far."""
-        name = "memory.events" if self.v2 else "memory.oom_control"
+    def oom_counts(self) -> tuple[int, int]:
+        """(processes of this group the kernel's OOM killer has killed, times this group's own
+        limit was hit) so far. A kill without a hit came from outside: the machine, or a parent
+        group, out of memory (v1 counts such kills in the victim's group too). v1 has no count
+        of OOMs at the limit: its `failcnt` (charges refused at the limit) stands for it."""
+        kills = hits = 0
         try:
-            for line in _read(f"{self.memory}/{name}").splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
+            if self.v2:
+                for line in _read(f"{self.memory}/memory.events").splitlines():
+                    key, _, value = line.partition(" ")
+                    kills = int(value) if key == "oom_kill" else kills
+                    hits = int(value) if key == "oom" else hits
+            else:
+                for line in _read(f"{self.memory}/memory.oom_control").splitlines():
+                    key, _, value = line.partition(" ")
+                    kills = int(value) if key == "oom_kill" else kills
+                hits = int(_read(f"{self.memory}/memory.failcnt"))
         except (OSError, ValueError):
             pass
-        return 0
+        return kills, hits
 
     def procs(self) -> list[int]:
         try:
@@ -272,6 +282,13 @@ def delegate() -> str:
         except OSError as exc:
             return f"delegated, without cpu: {exc.strerror}"
     return "delegated"
+
+
+def oom_cause(before: tuple[int, int], after: tuple[int, int]) -> int:
+    """0, OOM_OWN or OOM_OTHER: what `Group.oom_counts` before and after a flow say of it."""
+    if after[0] <= before[0]:
+        return 0
+    return OOM_OWN if after[1] > before[1] else OOM_OTHER
 
 
 def slot_group(tag: int, slot: int) -> str:

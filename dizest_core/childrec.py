@@ -24,7 +24,7 @@ class Child:
     pid: int | None = None  # in the zygote's PID namespace
     token: str = ""  # the fork token: the only name the zygote kills by
     status: int | None = None  # wait status once reaped
-    oom: bool = False
+    oom: int = 0  # the zygote's verdict: 0, or cgroups.OOM_OWN / OOM_OTHER
     kill_reason: str | None = None
     reader: FrameReader = field(default_factory=FrameReader)
     record_limit: int = MAX_LINE

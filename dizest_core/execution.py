@@ -240,7 +240,7 @@ class Supervisor:
                     self.spares.ended(int(notice[1]))
                     continue
                 child.status = int(notice[2])
-                child.oom = notice[3:4] == ["1"]
+                child.oom = int(notice[3]) if len(notice) > 3 else 0
                 if not child.reported:
                     self._finish(child, out)
 

@@ -14,6 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
+from dizest_core.cgroups import OOM_OTHER, OOM_OWN
 from dizest_core.errors import ErrorInfo, ProtocolError
 from dizest_core.job import Artifact, FlowJob, Value
 
@@ -93,6 +94,12 @@ def _checked_artifact(folder: str, dir_fd: int, artifact: Artifact) -> Artifact:
     return Artifact(os.path.join(os.path.realpath(folder), name), artifact.size)
 
 
+OUT_OF_MEMORY_ELSEWHERE = (
+    "killed by the kernel's OOM killer: the machine (or the worker's group) ran out of memory,"
+    " not this flow's limit"
+)
+
+
 def memory_reason(memory_limit_mb: int | None) -> str:
     return f"memory limit exceeded ({memory_limit_mb} MB)"
 
@@ -126,7 +133,7 @@ def end_of(
     error: ErrorInfo | None,
     done: bool,
     status: int | None,
-    oom: bool,
+    oom: int,
     job: FlowJob,
 ) -> tuple[bool, str | None]:
     """(ok, reason) of a child's end: killed by us, failed with an error it sent, finished
@@ -139,8 +146,10 @@ def end_of(
         return True, None
     assert status is not None
     code = os.waitstatus_to_exitcode(status)
-    if oom:  # the kernel counted an OOM kill in the flow's cgroup: evidence, not a guess
+    if oom == OOM_OWN:  # the kernel counted an OOM kill at the flow's own limit: evidence
         return False, memory_reason(job.memory_limit_mb)
+    if oom == OOM_OTHER:  # killed, its own limit never reached: not the flow's to raise
+        return False, OUT_OF_MEMORY_ELSEWHERE
     if code < 0:
         return False, signal_reason(-code)
     return False, f"the flow process exited with code {code} before finishing (os._exit?)"

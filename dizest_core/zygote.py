@@ -15,7 +15,7 @@ a SOCK_SEQPACKET socket:
     zygote -> engine   b"C <token>:<ns>:<R|S> ..."                 (see `dizest_core.cpuuse`)
     engine -> zygote   b"W"                      bytes each child's tree has written, answered:
     zygote -> engine   b"W <token>:<files>:<calls> ..."    (see `dizest_core.diskguard.written`)
-    zygote -> engine   b"X <pid> <wait status> <oom>"                     child ended
+    zygote -> engine   b"X <pid> <wait status> <oom>"      child ended (cgroups.oom_cause)
 
 Only the zygote signals its children: it reaps them, so it alone knows a pid still names the
 child it forked (the engine's kill names the fork token, never a pid). Each child gets a slot:
@@ -57,7 +57,7 @@ class _Child:
     token: str
     slot: int
     sandbox: Slot
-    oom_before: int
+    oom_before: tuple[int, int]  # its group's `oom_counts` when it was forked
 
 
 class Zygote:
@@ -99,7 +99,7 @@ class Zygote:
             if self.limits.get(index) != limits:
                 sandbox.group.limit(*limits)
                 self.limits[index] = limits
-        oom = sandbox.group.oom_kills() if sandbox.group else 0
+        oom = sandbox.group.oom_counts() if sandbox.group else (0, 0)
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -215,11 +215,8 @@ class Zygote:
             del self.children[pid]
             self.tokens.pop(child.token, None)
             self.due.pop(pid, None)
-            oom = (
-                int(child.sandbox.group.oom_kills() > child.oom_before)
-                if child.sandbox.group
-                else 0
-            )
+            group = child.sandbox.group
+            oom = cgroups.oom_cause(child.oom_before, group.oom_counts()) if group else 0
             _tell(self.control, f"X {pid} {status} {oom}")
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dizest_core.cgroups import Group
+from dizest_core.cgroups import OOM_OTHER, OOM_OWN, Group, oom_cause
 
 
 def test_procs_reads_the_whole_file(tmp_path: Path) -> None:
@@ -26,5 +26,17 @@ def test_join_limit_and_oom_count(tmp_path: Path) -> None:
     assert (tmp_path / "memory.max").read_text() == str(64 << 20)
     assert (tmp_path / "memory.swap.max").read_text() == "0"
     assert (tmp_path / "pids.max").read_text() == "512"
-    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n")
-    assert group.oom_kills() == 2
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n")
+    assert group.oom_counts() == (2, 1)
+
+
+def test_an_oom_kill_is_the_flows_own_only_when_its_limit_was_hit(tmp_path: Path) -> None:
+    """A kill counted in the flow's group without its limit hit came from the machine (or a
+    parent group) running short: v1 counts those kills in the victim's group as well."""
+    v1 = Group(tmp_path, tmp_path, v2=False)
+    (tmp_path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    (tmp_path / "memory.failcnt").write_text("7\n")
+    assert v1.oom_counts() == (3, 7)
+    assert oom_cause((2, 7), (3, 7)) == OOM_OTHER  # killed, its limit never reached
+    assert oom_cause((2, 5), (3, 7)) == OOM_OWN
+    assert oom_cause((3, 5), (3, 7)) == 0  # at its limit, reclaimed, not killed

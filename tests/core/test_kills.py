@@ -7,6 +7,8 @@ ignored. Tested under a fast churn of unrelated processes that reuse pids."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import platform
 import socket
@@ -20,6 +22,7 @@ import pytest
 
 from dizest_core.execution import Finished, Supervisor
 from dizest_core.job import FlowJob
+from dizest_core.outcome import OUT_OF_MEMORY_ELSEWHERE
 from dizest_core.sandbox import Policy, Slot
 from dizest_core.settings import child_environment
 from dizest_core.zygote import END_GRACE_S, Zygote, _Child, exiting
@@ -81,6 +84,52 @@ def test_an_oom_kill_in_the_flows_cgroup_is_reported_as_the_memory_limit(make_wo
     assert wf.runner.supervisor.layers["cgroup"] == "active"
     report = wf.run(workdir=tmp_path)
     assert report["flows"]["f"]["reason"] == "memory limit exceeded (128 MB)"
+
+
+PARENT_ONLY_OOM = """
+import json, os, sys
+open(os.path.join(sys.argv[1], "cgroup.procs"), "w").write(str(os.getpid()))
+from dizest_core.settings import Settings
+from dizest_core.workflow import Workflow
+with Workflow(json.loads(sys.argv[2]), settings=Settings(sandbox="on")) as wf:
+    print(json.dumps(wf.run(workdir=sys.argv[3])["flows"]["f"]["reason"]))
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access("/sys/fs/cgroup/memory", os.W_OK),
+    reason="a memory cgroup v1 hierarchy a root engine can write",
+)
+def test_a_flow_killed_for_memory_short_outside_its_limit_is_not_told_to_raise_it(tmp_path):
+    """A probe's flow under its 256 MB limit was killed when another user's flow had the whole
+    machine short of memory, and was told "memory limit exceeded (256 MB)": v1 counts such
+    kills in the victim's group too. Here the engine's own group (the machine, say) holds
+    200 MB and the flow may have 2 GB: it is killed, and says the machine was short."""
+    parent = Path("/sys/fs/cgroup/memory") / f"dz-short-{os.getpid()}-{time.monotonic_ns()}"
+    parent.mkdir()
+    try:
+        (parent / "memory.limit_in_bytes").write_text(str(200 << 20))
+        code = "b = bytearray(600 << 20)\nb[::4096] = b'x' * len(b[::4096])\nv = 1"
+        pkg = package({"hog": {"code": code, "outputs": ["v"]}},
+                      {"f": {"app": "hog", "dizest": {"memory_limit_mb": 2048}}})  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-c", PARENT_ONLY_OOM, str(parent), json.dumps(pkg), str(tmp_path)],
+            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2],
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert json.loads(run.stdout) == OUT_OF_MEMORY_ELSEWHERE
+    finally:
+        wait_for(lambda: _removed(parent), timeout=30)
+
+
+def _removed(group: Path) -> bool:
+    """`group` and what the engine left in it gone (its zygote's slot groups)."""
+    for inner in sorted(group.glob("*/"), reverse=True):
+        with contextlib.suppress(OSError):
+            inner.rmdir()
+    with contextlib.suppress(OSError):
+        group.rmdir()
+    return not group.exists()
 
 
 SYS_EXIT = {"x86_64": 60, "aarch64": 93}
