@@ -178,6 +178,9 @@ def _headers(response: Response) -> Response:
     # Every answer, API and downloads included: a browser takes each as its declared type only,
     # so a text/plain output of this origin can never run as a <script src> here.
     response.headers["X-Content-Type-Options"] = "nosniff"
+    if response.status_code == 204:  # no content, so no type (Flask's default said text/html)
+        response.headers.pop("Content-Type", None)
+        return response
     if response.mimetype == "text/html":
         # a page that set its own (an app's UI document: see appui.py) keeps it
         response.headers.setdefault("Content-Security-Policy", CSP)

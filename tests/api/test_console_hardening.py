@@ -51,6 +51,15 @@ def test_every_kind_of_answer_is_nosniff(api: Api) -> None:
     assert missing == []
 
 
+def test_a_no_content_answer_declares_no_type(api: Api) -> None:
+    """A probe saw every 204 say Content-Type: text/html (Flask's default for an empty body)."""
+    alice = api.user("alice")
+    made = api.call("POST", "/tokens", alice, json={"name": "t", "scopes": ["read"]}).json
+    gone = api.call("DELETE", f"/tokens/{made['id']}", alice)
+    assert gone.status_code == 204 and "Content-Type" not in gone.headers, dict(gone.headers)
+    assert gone.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_a_drive_download_is_a_same_origin_resource(api: Api) -> None:
     download = answers(api)["download"]
     assert download.status_code == 200 and download.data == b"alert(document.domain)"
