@@ -79,15 +79,16 @@ class Group:
 
     def cap_cpu(self, cpus: float) -> None:
         """At most `cpus` CPUs for the group's processes together, as a quota of the
-        scheduler's period. Raises OSError where the group has no cpu controller."""
+        scheduler's period (0: no cap). Raises OSError where the group has no cpu controller."""
         if self.cpu is None:
             raise OSError(errno.ENOTSUP, "no cpu controller for this group")
         quota = max(1000, round(cpus * CPU_PERIOD_US))  # the kernel's least quota is 1 ms
         if self.v2:
-            _write(f"{self.cpu}/cpu.max", f"{quota} {CPU_PERIOD_US}")
+            _write(f"{self.cpu}/cpu.max", f"{quota if cpus else 'max'} {CPU_PERIOD_US}")
         else:
-            _write(f"{self.cpu}/cpu.cfs_period_us", str(CPU_PERIOD_US))
-            _write(f"{self.cpu}/cpu.cfs_quota_us", str(quota))
+            if cpus:
+                _write(f"{self.cpu}/cpu.cfs_period_us", str(CPU_PERIOD_US))
+            _write(f"{self.cpu}/cpu.cfs_quota_us", str(quota if cpus else -1))
 
     def oom_counts(self) -> tuple[int, int]:
         """(processes of this group the kernel's OOM killer has killed, times this group's own

@@ -8,7 +8,7 @@ paths every flow may read. Everything in it is shared by all the zygote's flows,
 for it.
 
 `enter` runs in each freshly forked child, before user code, while it is still root: join the
-slot's cgroup, a mount namespace of its own (a copy of the zygote's) where the server's data
+slot's cgroup (and set its CPU cap, the flow's own or the server's), a mount namespace of its own (a copy of the zygote's) where the server's data
 directories, /tmp, /dev/shm and /sys/fs/cgroup are covered by fresh tmpfs and only the flow's
 own directories are bound back, an IPC namespace of its own, the network namespace for `none`,
 the limits, then the uid drop, then Landlock (needs no privilege; last but for the system-call
@@ -127,6 +127,9 @@ def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -
     done = done or Ahead()
     on = {name for name, state in slot.layers.items() if state == "active"}
     network = job.network or policy.network
+    if "cpu" in on and slot.group is not None:  # this flow's cap, or none, on its slot's group
+        with contextlib.suppress(OSError):  # (still reachable: /sys/fs/cgroup is covered below)
+            slot.group.cap_cpu(job.cpus or policy.cpus)
     exposed = exposures(job)
     if slot.gid is not None:
         _give_to_group(job, slot.gid)

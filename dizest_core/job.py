@@ -89,6 +89,7 @@ class FlowJob:
     params: dict[str, Any] = field(default_factory=dict)
     memory_limit_mb: int | None = None
     network: str | None = None  # none, egress or full (None: the server's default)
+    cpus: float | None = None  # the most CPUs its processes use at once (None: no cap)
     max_render_bytes: int = 1_000_000
     max_preview_bytes: int = 65_536
     attempt: int = 1

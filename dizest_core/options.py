@@ -1,4 +1,4 @@
-"""Per-flow execution options: queue, timeout, memory limit, retries and network, their bounds
+"""Per-flow execution options: queue, timeout, memory limit, CPUs, retries and network, their bounds
 and their lookup order, the same for a local run (`dizest_core.runner`) and through workers.
 Invariant: a value that reaches a flow, a worker or the reaper is already known good.
 
@@ -7,13 +7,15 @@ each used app's) before anything runs, is stored or enqueued, and raises one `In
 naming every bad flow/app and field. `resolve` then picks each flow's effective options, first
 match wins, from:
   1. the flow's `"dizest"` object in the .dwp    {"queue": "gpu", "timeout": 60, "retries": 2,
-  2. the app's `"dizest"` object in the .dwp       "memory_limit_mb": 4096, "network": "none"}
+  2. the app's `"dizest"` object in the .dwp       "memory_limit_mb": 4096, "cpus": 1.5,
+                                                   "network": "none"}
   3. the run's options (submit, or a local run)  {"flow_timeout", "memory_limit_mb", "retries",
-                                                   "network"}
-  4. the settings (DIZEST_FLOW_TIMEOUT, DIZEST_MEMORY_LIMIT_MB, DIZEST_NETWORK, DIZEST_QUEUE).
+                                                   "network", "cpus"}
+  4. the settings (DIZEST_FLOW_TIMEOUT, DIZEST_MEMORY_LIMIT_MB, DIZEST_FLOW_CPUS, DIZEST_NETWORK,
+     DIZEST_QUEUE).
 `Bounds` are what the server lets any flow ask for (the longest timeout, DIZEST_NETWORK_MAX,
-DIZEST_MEMORY_LIMIT_MB_MAX): a value above one is refused at submit like a bad one, and a flow
-queued before a bound was lowered runs within the new bound all the same.
+DIZEST_MEMORY_LIMIT_MB_MAX, DIZEST_FLOW_CPUS_MAX): a value above one is refused at submit like a
+bad one, and a flow queued before a bound was lowered runs within the new bound all the same.
 Through workers `max_flow_timeout_s` is every flow's default timeout and its upper bound, so no
 flow outlives the broker's visibility timeout or Celery's hard time limit; a local run has no
 such bound (`UNBOUNDED`: a flow without a timeout runs as long as it takes). The queue means
@@ -30,14 +32,15 @@ from typing import Any
 
 from dizest_core.errors import InvalidOptions, Problem
 from dizest_core.model import Package
-from dizest_core.settings import NETWORKS, Settings
+from dizest_core.settings import MAX_CPUS, MIN_CPUS, NETWORKS, Settings
 
-FLOW_KEYS = ("queue", "timeout", "retries", "memory_limit_mb", "network")
+FLOW_KEYS = ("queue", "timeout", "retries", "memory_limit_mb", "network", "cpus")
 RUN_OPTIONS = {
     "flow_timeout": "timeout",
     "memory_limit_mb": "memory_limit_mb",
     "retries": "retries",
     "network": "network",
+    "cpus": "cpus",
 }
 MIN_MEMORY_MB = 64  # as dizest_core.settings: the interpreter alone needs ~30 MB
 MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_AS
@@ -60,6 +63,7 @@ class FlowOptions:
     retries: int  # retries of failing user code (worker losses are counted apart)
     memory_limit_mb: int | None
     network: str = "egress"  # none, egress or full (dizest_core.sandbox)
+    cpus: float | None = None  # the most CPUs its processes use at once (the cpu layer's quota)
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,11 @@ class Bounds:
     timeout_s: float = UNBOUNDED  # through workers: max_flow_timeout_s
     network: str = "full"  # DIZEST_NETWORK_MAX
     memory_mb: int | None = None  # DIZEST_MEMORY_LIMIT_MB_MAX; None: no ceiling
+    cpus: float | None = None  # DIZEST_FLOW_CPUS_MAX; None: no ceiling
 
     @classmethod
     def of(cls, engine: Settings, timeout_s: float = UNBOUNDED) -> Bounds:
-        return cls(timeout_s, engine.network_max, engine.memory_limit_mb_max)
+        return cls(timeout_s, engine.network_max, engine.memory_limit_mb_max, engine.flow_cpus_max)
 
 
 def validate(package: Package, run_options: Mapping[str, Any], bounds: Bounds) -> None:
@@ -161,6 +166,14 @@ def _memory(value: Any, bounds: Bounds) -> str | None:
     return None
 
 
+def _cpus(value: Any, bounds: Bounds) -> str | None:
+    if not _number(value) or not MIN_CPUS <= value <= MAX_CPUS:
+        return f"must be a number of CPUs from {MIN_CPUS} to {MAX_CPUS}, not {value!r}"
+    if bounds.cpus is not None and value > bounds.cpus:
+        return f"{value!r} CPUs is more than this server allows ({bounds.cpus:g})"
+    return None
+
+
 def _retries(value: Any, _: Bounds) -> str | None:
     if not _whole(value) or not 0 <= value <= MAX_RETRIES:
         return f"must be a whole number from 0 to {MAX_RETRIES}, not {value!r}"
@@ -196,6 +209,7 @@ _CHECKS = {
     "retries": _retries,
     "queue": _queue,
     "network": _network,
+    "cpus": _cpus,
 }
 
 
@@ -233,6 +247,7 @@ def resolve(
         "retries": 0,
         "memory_limit_mb": engine.memory_limit_mb or engine.memory_limit_mb_max,
         "network": engine.network,
+        "cpus": engine.flow_cpus or engine.flow_cpus_max,
     }
     chosen = {
         k: next((layer[k] for layer in [*layers, defaults] if layer.get(k) is not None), None)
@@ -243,6 +258,9 @@ def resolve(
     ceiling = engine.memory_limit_mb_max
     if ceiling is not None and memory is not None and memory > ceiling:  # queued before
         memory = ceiling
+    cpus = chosen["cpus"]
+    if engine.flow_cpus_max is not None and cpus is not None and cpus > engine.flow_cpus_max:
+        cpus = engine.flow_cpus_max  # queued before the ceiling was lowered
     network = str(chosen["network"])
     if above(network, engine.network_max):  # submitted before the ceiling was lowered
         network = engine.network_max
@@ -252,4 +270,5 @@ def resolve(
         int(chosen["retries"] or 0),
         None if memory is None else int(memory),
         network,
+        None if cpus is None else float(cpus),
     )

@@ -31,7 +31,7 @@ from dizest_core.graph import Graph
 from dizest_core.janitor import Janitor
 from dizest_core.job import FlowJob, build_job
 from dizest_core.model import Package
-from dizest_core.options import UNBOUNDED, Bounds, FlowOptions, for_flow, validate
+from dizest_core.options import RUN_OPTIONS, UNBOUNDED, Bounds, FlowOptions, for_flow, validate
 from dizest_core.plan import ReadyQueue, make_plan
 from dizest_core.report import ReportBuilder
 from dizest_core.runstate import RunState, Transition
@@ -54,6 +54,7 @@ class RunRequest:
     flow_timeout: float | None = None
     concurrency: int | None = None
     memory_limit_mb: int | None = None
+    cpus: float | None = None
     retries: int | None = None
     cache: bool = False
     workdir: str | None = None
@@ -172,11 +173,7 @@ class _Run:
         self.runner, self.package, self.request, self.run_id = runner, package, request, run_id
         self.store, self.settings = runner.store, runner.settings
         # each flow's timeout, memory limit, retries and network: the same rules as workers
-        self.run_options = {
-            "flow_timeout": request.flow_timeout,
-            "memory_limit_mb": request.memory_limit_mb,
-            "retries": request.retries,
-        }
+        self.run_options = {name: getattr(request, name, None) for name in RUN_OPTIONS}
         validate(package, self.run_options, Bounds.of(self.settings))
         self._options: dict[str, FlowOptions] = {}
         self.callbacks = callbacks
@@ -291,6 +288,7 @@ class _Run:
             params={**self.request.inputs, **self.request.flow_inputs.get(flow_id, {})},
             memory_limit_mb=options.memory_limit_mb,
             network=options.network,
+            cpus=options.cpus,
             attempt=self.state.attempt[flow_id],
             artifact_dir=self.runner.artifact_dir,
         )

@@ -33,6 +33,7 @@ def _default_plugin_paths() -> tuple[str, ...]:
     return (str(bundled),) if bundled.is_dir() else ()
 
 
+MIN_CPUS, MAX_CPUS = 0.01, 4096  # a flow's CPU cap (a quota of the scheduler's period)
 NETWORKS = ("none", "egress", "full")  # what a flow may reach, least first (dizest_core.sandbox)
 
 # the sandbox layers a worker refuses to start without, unless DIZEST_SANDBOX_REQUIRE says
@@ -107,6 +108,9 @@ class Settings:
     # the most CPUs one flow's processes may use at once (the sandbox's cpu layer: a quota
     # of its slot's cgroup); None: no cap, busy flows share the cores evenly
     flow_cpus: float | None = None
+    # the most CPUs any flow may ask for (its package's or its run's `cpus`): a submit asking
+    # for more is refused; a flow that asks for none gets flow_cpus, else this; None: no ceiling
+    flow_cpus_max: float | None = None
     max_open_files: int = 1024
     max_file_mb: int = 4096
     tmp_mb: int = 512
@@ -140,8 +144,14 @@ class Settings:
                 raise ConfigError(f"{name} must be one of {', '.join(NETWORKS)}")
         if min(self.max_pids, self.max_open_files, self.max_file_mb, self.tmp_mb) < 1:
             raise ConfigError("max_pids, max_open_files, max_file_mb and tmp_mb must be positive")
-        if self.flow_cpus is not None and not 0.01 <= self.flow_cpus <= 4096:
-            raise ConfigError("flow_cpus must be a number of CPUs from 0.01 to 4096 (or unset)")
+        for name in ("flow_cpus", "flow_cpus_max"):
+            value = getattr(self, name)
+            if value is not None and not MIN_CPUS <= value <= MAX_CPUS:
+                raise ConfigError(
+                    f"{name} must be a number of CPUs from {MIN_CPUS} to {MAX_CPUS} (or unset)"
+                )
+        if self.flow_cpus_max is not None and (self.flow_cpus or 0) > self.flow_cpus_max:
+            raise ConfigError("flow_cpus must not be above flow_cpus_max")
         if min(self.max_input_depth, self.max_input_bytes, self.max_input_nodes) < 1:
             raise ConfigError("max_input_depth, max_input_bytes and max_input_nodes must be >= 1")
 

@@ -163,7 +163,7 @@ def _run(executor: Executor, task: CallTask) -> Answer:
     job = build_job(
         package, task.flow_id, task.run_id, values, settings.engine, workdir=workdir,
         params=ctx.params(task.flow_id), memory_limit_mb=options.memory_limit_mb,
-        network=options.network, attempt=CALL_ATTEMPT, artifact_dir=settings.artifact_dir,
+        network=options.network, cpus=options.cpus, attempt=CALL_ATTEMPT, artifact_dir=settings.artifact_dir,
         drive=executor._drive(ctx), call=call,
     )  # fmt: skip
     if executor.supervisor.zygote.proc.poll() is not None:

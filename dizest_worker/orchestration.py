@@ -218,6 +218,7 @@ class Executor:
                 params=batch.ctx.params(task.flow_id),
                 memory_limit_mb=options.memory_limit_mb,
                 network=options.network,
+                cpus=options.cpus,
                 attempt=task.attempt,
                 artifact_dir=self.settings.artifact_dir,
                 drive=self._drive(batch.ctx),

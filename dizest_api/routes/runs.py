@@ -52,7 +52,7 @@ bp = Blueprint("runs", __name__)
 # a run option's JSON type, by the kind of flow option it sets (dizest_core.options.RUN_OPTIONS,
 # the one list of run options: one added there must be given its type here)
 _JSON_TYPES = {"timeout": "number", "memory_limit_mb": "number", "retries": "integer",
-               "network": "string"}  # fmt: skip
+               "network": "string", "cpus": "number"}  # fmt: skip
 OPTION_TYPES = {name: _JSON_TYPES[kind] for name, kind in RUN_OPTIONS.items()}
 OPTIONS_HELP = ", ".join(RUN_OPTIONS)
 SUBMIT = {

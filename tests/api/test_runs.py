@@ -281,7 +281,7 @@ def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
     before = live.call("GET", "/runs", alice).json["total"]
     typed = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": {"network": 3}})
     assert typed.status_code == 400, typed.json
-    for bad in ({"retries": 10**400}, {"flow_timeout": -5}, {"memory_limit_mb": 1}, {"network": "moon"}):  # fmt: skip
+    for bad in ({"retries": 10**400}, {"flow_timeout": -5}, {"memory_limit_mb": 1}, {"network": "moon"}, {"cpus": 0}):  # fmt: skip
         answer = live.call("POST", "/runs", alice, json={"package": FANOUT, "options": bad})
         assert answer.status_code == 422, (bad, answer.json)
         assert answer.json["error"]["code"] == "invalid_options" and answer.json["error"]["details"]

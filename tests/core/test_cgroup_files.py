@@ -40,3 +40,21 @@ def test_an_oom_kill_is_the_flows_own_only_when_its_limit_was_hit(tmp_path: Path
     assert oom_cause((2, 7), (3, 7)) == OOM_OTHER  # killed, its limit never reached
     assert oom_cause((2, 5), (3, 7)) == OOM_OWN
     assert oom_cause((3, 5), (3, 7)) == 0  # at its limit, reclaimed, not killed
+
+
+def test_a_cpu_cap_is_written_and_taken_off(tmp_path: Path) -> None:
+    v1 = Group(tmp_path, tmp_path, v2=False, cpu=tmp_path)
+    for name in ("cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.max"):
+        (tmp_path / name).write_text("")
+    v1.cap_cpu(1.5)
+    assert (tmp_path / "cpu.cfs_quota_us").read_text() == "150000"
+    assert (tmp_path / "cpu.cfs_period_us").read_text() == "100000"
+    (tmp_path / "cpu.cfs_quota_us").write_text("")  # a control file takes each write whole
+    v1.cap_cpu(0)  # a flow without a cap after one with
+    assert (tmp_path / "cpu.cfs_quota_us").read_text() == "-1"
+    v2 = Group(tmp_path, tmp_path, v2=True, cpu=tmp_path)
+    v2.cap_cpu(0.25)
+    assert (tmp_path / "cpu.max").read_text() == "25000 100000"
+    (tmp_path / "cpu.max").write_text("")
+    v2.cap_cpu(0)
+    assert (tmp_path / "cpu.max").read_text() == "max 100000"

@@ -39,6 +39,7 @@ CHOSEN: dict[str, st.SearchStrategy[Any]] = {
     "bcrypt_rounds": st.integers(4, 31),
     "heartbeat_s": st.floats(0.1, 300),
     "flow_cpus": st.none() | st.floats(0.01, 4096),
+    "flow_cpus_max": st.none() | st.just(4096.0),  # not below flow_cpus
     "memory_limit_mb_max": st.none() | st.just(2**40),  # not below memory_limit_mb
     "max_request_bytes": st.integers(1024, 10**6),
     "max_upload_bytes": st.integers(10**6, 10**9),
@@ -146,5 +147,5 @@ def test_every_variable_is_named_once() -> None:
     """The names are the fields' own, and no two settings classes share one: a variable set for
     one package never changes another's setting."""
     names = [*envconfig.names(ApiSettings), *envconfig.names(AutomationSettings)]
-    assert len(names) == len(set(names)) == 86
+    assert len(names) == len(set(names)) == 87
     assert {"DIZEST_SANDBOX_REQUIRE", "DIZEST_REDIS_URL", "DIZEST_SECRET_KEY"} <= set(names)

@@ -233,6 +233,25 @@ def test_a_flow_without_a_limit_runs_within_the_memory_ceiling(make_workflow, tm
     assert report["flows"]["f"]["reason"] == "memory limit exceeded (128 MB)"
 
 
+def test_cpus_are_checked_bounded_and_defaulted_like_memory():
+    pkg = flaky(0, dizest={"cpus": 8})
+    with pytest.raises(InvalidOptions) as caught:
+        validate(dwp.load(pkg), {"cpus": 0}, Bounds(cpus=4))
+    assert sorted((p.field, p.message) for p in caught.value.problems) == [
+        ("dizest.cpus", "8 CPUs is more than this server allows (4)"),
+        ("options.cpus", "must be a number of CPUs from 0.01 to 4096, not 0"),
+    ]
+    validate(dwp.load(flaky(0, dizest={"cpus": 0.5})), {"cpus": 4}, Bounds(cpus=4))
+    capped = Settings(flow_cpus=1, flow_cpus_max=2)
+    assert resolve([{}], capped, "", UNBOUNDED).cpus == 1  # the server's default
+    assert resolve([{"cpus": 1.5}], capped, "", UNBOUNDED).cpus == 1.5
+    assert resolve([{"cpus": 64}], capped, "", UNBOUNDED).cpus == 2  # queued before the ceiling
+    assert resolve([{}], Settings(flow_cpus_max=3), "", UNBOUNDED).cpus == 3
+    assert resolve([{}], Settings(), "", UNBOUNDED).cpus is None
+    with pytest.raises(ConfigError, match="flow_cpus must not be above flow_cpus_max"):
+        Settings(flow_cpus=4, flow_cpus_max=2)
+
+
 @pytest.mark.parametrize("name", ["dz:leases", "dz:user:alice", "unacked", "unacked_index", "celery-task-meta-1", "a b", "", "dizest.automation", "team.automation"])  # fmt: skip
 def test_a_queue_can_name_no_redis_key_but_a_queue(name):
     """A queue is a Redis list of that very name: one naming our keys (all have a ':') or
