@@ -15,7 +15,8 @@ from dizest_api.data.run_index import RunIndex
 RUN_FILTERS = {
     "status": "only runs with this status (running, ready, error...)",
     "workflow_id": "only runs of this stored workflow",
-    "owner": "only runs of this user (admins; others see only their own)",
+    "owner": "only runs of this user (admins; others see their own, and with workflow_id the"
+    " runs its owner made of a workflow shared with them)",
 }
 SCAN_BATCH = 500
 

@@ -218,10 +218,23 @@ def list_runs() -> Response:
     asked = wanted.pop("owner", None)
     if asked is not None and principal.is_admin:
         owner = asked
-    elif asked is not None and asked != owner:  # another user's runs: none are visible
-        return jsonify({"items": [], "total": 0, "offset": offset, "limit": limit})
+    elif asked is not None and asked != owner:  # another user's runs: only those `open_run`
+        if not _shared_with_caller(wanted.get("workflow_id"), asked):  # lets a grantee read
+            return jsonify({"items": [], "total": 0, "offset": offset, "limit": limit})
+        owner = asked
     items, total = run_page(index(), services().client, owner, wanted, offset, limit)
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
+
+
+def _shared_with_caller(wf_id: str | None, owner: str) -> bool:
+    """Whether `owner`'s runs of `wf_id` are the caller's to read: `owner` owns it and the
+    caller holds a grant on it (as `open_run` decides for each of them)."""
+    if not wf_id:
+        return False
+    try:
+        return open_workflow(wf_id, "read").owner == owner
+    except NotFound:
+        return False
 
 
 @endpoint(bp, "GET", "/runs/usage", "Your runs' bytes in Redis and flow slots, with the limits",

@@ -215,8 +215,14 @@ def test_others_see_nothing_unless_granted_on_the_workflow(live: Live) -> None:
         assert live.call(method, path, bob).status_code == 404, (method, path)
     assert live.call("POST", "/runs", bob, json={"workflow_id": wf_id}).status_code == 404
     assert run_id not in {i["run_id"] for i in live.call("GET", "/runs", bob).json["items"]}
+    owners = f"/runs?workflow_id={wf_id}&owner=alice"  # the owner's runs of a shared workflow
+    assert live.call("GET", owners, bob).json["items"] == []
     grants = {"grants": {"bob": "viewer", "carol": "runner", "eve": "editor"}}
     assert live.call("PUT", f"/workflows/{wf_id}/grants", alice, json=grants).status_code == 200
+    listed = live.call("GET", owners, bob).json
+    assert [i["run_id"] for i in listed["items"]] == [run_id] and listed["total"] == 1
+    assert live.call("GET", "/runs?owner=alice", bob).json["items"] == []  # not all of hers
+    assert live.call("GET", f"/runs?workflow_id={wf_id}&owner=eve", bob).json["items"] == []
     assert live.call("GET", f"/runs/{run_id}", bob).status_code == 200
     assert live.call("GET", f"/runs/{run_id}/flows/k1/outputs", bob).status_code == 200
     assert live.call("POST", f"/runs/{run_id}/cancel", bob).status_code == 403
