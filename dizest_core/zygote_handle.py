@@ -31,6 +31,13 @@ PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 ZYGOTE_START_S = 60.0  # preloading heavy modules (torch) takes a while
 
 
+def _holds(entry: str, path: str) -> bool:
+    """Whether the folder `entry` (as PYTHONPATH spells it: relative, a trailing slash, a
+    link) is `path` or one of its parents."""
+    folder = os.path.realpath(entry)
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 class Zygote:
     """Handle on the forking process (see `dizest_core.zygote`)."""
 
@@ -51,7 +58,7 @@ class Zygote:
         path = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         if policy.enabled:  # what the zygote imports from, flows may read; of dizest's own
             # folder only its package: a checkout holds .git, tests and maybe a .env beside it
-            added = [p for p in path.split(os.pathsep) if p != PACKAGE_ROOT]
+            added = [p for p in path.split(os.pathsep) if p and not _holds(p, PACKAGE_ROOT)]
             policy = with_read(policy, (*added, os.path.join(PACKAGE_ROOT, "dizest_core")))
         self.proc = subprocess.Popen(
             [

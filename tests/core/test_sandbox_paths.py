@@ -59,24 +59,36 @@ def test_a_flow_imports_from_a_python_path_under_tmp_but_sees_no_other_tmp_file(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
 def test_a_flow_reads_dizests_package_but_nothing_else_of_its_checkout(
-    make_workflow, tmp_path: Path
+    make_workflow, tmp_path: Path, monkeypatch
 ):
     """The checkout dizest runs from was readable whole (a probe read its .git/config and a
-    world-readable .env beside docker-compose.yml): only the package the zygote imports is."""
+    world-readable .env beside docker-compose.yml): only the package the zygote imports is,
+    however PYTHONPATH names the checkout (a trailing slash, a relative path)."""
     root = Path(__file__).resolve().parents[2]
     code = (
         "import os, dizest_core\n"
         "def can(p):\n"
         "    try:\n"
-        "        os.listdir(p) if os.path.isdir(p) else open(p).read(1)\n"
+        "        open(p).read(1) if os.path.isfile(p) else os.listdir(p)\n"
         "        return True\n"
         "    except OSError:\n"
         "        return False\n"
-        f"v = [can(p) for p in {[str(root), str(root / 'README.md'), str(root / '.git'), str(root / 'dizest_core' / '__init__.py')]!r}]\n"
+        "try:\n"
+        f"    listed = sorted(os.listdir({str(root)!r}))\n"
+        "except OSError:\n"
+        "    listed = None\n"
+        f"v = [can(p) for p in {[str(root / 'README.md'), str(root / '.git'), str(root / 'dizest_core' / '__init__.py')]!r}]\n"
+        "v.append(listed)\n"
     )
     pkg = package({"a": {"code": code, "outputs": ["v"]}}, {"f": {"app": "a"}})
-    report = make_workflow(pkg, sandbox="on").run(workdir=tmp_path)
-    assert report["flows"]["f"]["outputs"]["v"] == [False, False, False, True], report["flows"]
+    monkeypatch.chdir(root)
+    for spelled in ("", f"{root}/", "."):
+        monkeypatch.setenv("PYTHONPATH", spelled)
+        report = make_workflow(pkg, sandbox="on").run(workdir=tmp_path)
+        *readable, listed = report["flows"]["f"]["outputs"]["v"]
+        assert readable == [False, False, True], (spelled, report["flows"])
+        # a checkout under /tmp shows the flow's own /tmp: mount points only, none of its files
+        assert listed is None or not {"README.md", ".git", "tests"} & set(listed), (spelled, listed)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
