@@ -40,7 +40,7 @@ CPU_PERIOD_US = 100_000  # the scheduler's period a CPU cap is a quota of (the k
 PID_MAX = 1 << 22  # Linux's largest pid_max: no process has a pid at or above it
 WORKER_CPU_WEIGHT = "1000"  # v2: the worker's own processes weigh ten busy flows (default 100)
 OOM_OWN, OOM_OTHER = 1, 2  # `oom_cause`: killed at its own limit, or for memory short elsewhere
-SLOT_GROUP = re.compile(r"dizest-(\d+)-(\d+)")  # `slot_group`'s names: a zygote's pid, a slot
+SLOT_GROUP = re.compile(r"dizest-([0-9]+)-([0-9]+)")  # `slot_group`'s names: a zygote's pid, a slot
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,11 @@ class Group:
         quota = max(1000, round(cpus * CPU_PERIOD_US))  # the kernel's least quota is 1 ms
         if self.v2:
             _write(f"{self.cpu}/cpu.max", f"{quota if cpus else 'max'} {CPU_PERIOD_US}")
-        else:
+        else:  # the old quota off first: v1 refuses one above a parent's (EINVAL), and the
+            _write(f"{self.cpu}/cpu.cfs_quota_us", "-1")  # flow must not keep the last flow's
             if cpus:
                 _write(f"{self.cpu}/cpu.cfs_period_us", str(CPU_PERIOD_US))
-            _write(f"{self.cpu}/cpu.cfs_quota_us", str(quota if cpus else -1))
+                _write(f"{self.cpu}/cpu.cfs_quota_us", str(quota))
 
     def oom_counts(self) -> tuple[int, int]:
         """(processes of this group the kernel's OOM killer has killed, times this group's own

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dizest_core import probe
+from dizest_core.cgroups import Group
 from dizest_core.errors import ConfigError
 from dizest_core.settings import Settings
 from tests.conftest import package
@@ -73,6 +74,7 @@ RT_RUN = """
 import json, os, sys
 os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))  # a real-time engine, zygote, flows
 from dizest_core import probe
+from dizest_core.cgroups import Group
 from dizest_core.errors import ConfigError
 from dizest_core.settings import Settings
 from dizest_core.settings import Settings
@@ -142,6 +144,29 @@ def test_a_flows_own_cpus_replace_the_servers_default_cap(make_workflow, tmp_pat
     assert 0.1 < used["small"] < 0.5 * SECONDS * 1.4, used  # the server's default
     # two CPUs, alone on the machine (concurrency 1): far above half of one
     assert used["large"] > 0.5 * SECONDS * 2, used
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access("/sys/fs/cgroup/cpu", os.W_OK),
+    reason="a cgroup v1 cpu hierarchy a root process can write",
+)
+def test_a_cap_v1_refuses_leaves_no_earlier_flows_cap_behind(tmp_path):
+    """v1 refuses a quota above its parent's (EINVAL; v2 takes the smaller): a review's worker
+    in a 1-CPU container ran a flow asking 2 CPUs at the 0.05 its slot's last flow had."""
+    parent = Path("/sys/fs/cgroup/cpu") / f"dz-cap-{os.getpid()}"
+    parent.mkdir()
+    try:
+        (parent / "cpu.cfs_quota_us").write_text("100000")  # one CPU for all below
+        (parent / "slot").mkdir()
+        group = Group(parent / "slot", parent / "slot", v2=False, cpu=parent / "slot")
+        group.cap_cpu(0.05)
+        assert (parent / "slot" / "cpu.cfs_quota_us").read_text().strip() == "5000"
+        with pytest.raises(OSError):
+            group.cap_cpu(2)
+        assert (parent / "slot" / "cpu.cfs_quota_us").read_text().strip() == "-1"  # the parent's
+    finally:
+        for folder in (parent / "slot", parent):
+            folder.rmdir()
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "5000"])
