@@ -41,7 +41,9 @@ LOG = 100  # delivery records kept per hook
 SIGNATURE_HEADER = "X-Dizest-Signature"
 
 
-_UNSENDABLE = re.compile(r"[\x00-\x20\x7f-\x9f]")  # (percent-encode them in a URL)
+# what a request line cannot carry (http.client sends it as ASCII): percent-encode it, and
+# give a host of another script in its IDNA form (xn--...)
+_UNSENDABLE = re.compile(r"[^\x21-\x7e]")
 
 
 class HookNotFound(DizestError, LookupError):
@@ -81,7 +83,11 @@ def checked_addresses(url: str, allow_private: bool, resolve: bool = True) -> li
     if not isinstance(url, str) or len(url) > 2000:
         raise UrlRefused("url must be a string of at most 2000 characters", str(url)[:100])
     if _UNSENDABLE.search(url.strip()):  # every delivery would fail (http.client refuses it)
-        raise UrlRefused("url must not contain spaces or control characters", url)
+        raise UrlRefused(
+            "url must be printable ASCII: no spaces, no control characters, no other script's"
+            " letters (percent-encode them; a host in its xn-- form)",
+            url,
+        )
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https"):
         raise UrlRefused(f"url must be http or https, not {parts.scheme or 'none'!r}", url)

@@ -119,6 +119,8 @@ def post(rt: Runtime, hook: Hook, body: bytes, delivery_id: str) -> dict[str, An
         result = {"error": "Timeout"}
     except (OSError, http.client.HTTPException) as exc:
         result = {"error": type(exc).__name__}
+    except ValueError as exc:  # what http.client refuses to send (a hook stored before the
+        result = {"error": type(exc).__name__, "permanent": True}  # URL check said so)
     result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
     return result
 

@@ -194,6 +194,16 @@ def test_a_name_server_that_never_answers_is_within_the_attempts_deadline(
     wait_for(lambda: not delivery._stalled, timeout=10)  # each thread ended, its place free
 
 
+def test_a_hook_stored_before_the_url_check_fails_for_good_without_raising() -> None:
+    """A review's hook to https://host/caf\u00e9 made every delivery task raise
+    UnicodeEncodeError (http.client sends the request line as ASCII): no attempt recorded, the
+    user's pending place held until it expired."""
+    rt = SimpleNamespace(auto=SimpleNamespace(webhook_timeout_s=2.0, webhook_allow_private=True))
+    hook = Hook("h1", "http://127.0.0.1:9/caf\u00e9", "alice", None, 0.0, "secret")
+    result = tasks.post(rt, hook, b"{}", "d1")  # type: ignore[arg-type]
+    assert result.get("permanent") and "printable ASCII" in result["error"], result
+
+
 def test_within_gives_the_calls_result_or_its_error() -> None:
     assert delivery.within(lambda: 42, 5.0, "alice") == 42
     with pytest.raises(UrlRefused, match="nope"):
