@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from dizest_cli.common import api_errors, connect, print_json, server_options
+from dizest_cli.terminal import safe_line
 
 
 def _body(text: str | None) -> Any:
@@ -71,7 +72,9 @@ def api_call(
             fh.write(data)
     elif isinstance(answer, bytes):
         sys.stdout.buffer.write(answer)
-    elif isinstance(answer, str):
+    elif isinstance(answer, str) and sys.stdout.isatty():  # a flow author's text, on a screen
+        click.echo("\n".join(safe_line(line) for line in answer.split("\n")))
+    elif isinstance(answer, str):  # piped or redirected: the answer as it is
         click.echo(answer)
     else:
         print_json(answer)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dizest_cli.terminal import echo
+from dizest_cli.terminal import Failure, echo
 from dizest_core import envconfig
 from dizest_core.errors import DizestError
 
@@ -44,7 +44,7 @@ def worker(
     try:
         settings = WorkerSettings.from_env()
     except DizestError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
     if name:
         settings = replace(settings, worker_name=name)
     names = [q.strip() for q in (queues or settings.queue).split(",") if q.strip()]
@@ -120,7 +120,7 @@ def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:
         echo(f"dizest worker: sandbox layer {name:<9} {state}", err=True)
     absent = missing(layers, engine.sandbox_require)
     if absent:
-        raise click.ClickException(
+        raise Failure(
             "refusing to start: required flow sandbox layers are missing: "
             + "; ".join(absent)
             + ". Fix the deployment (docs/security.md), or name the layers you require in "
@@ -150,7 +150,7 @@ def worker_alive(name: str | None) -> None:
     try:
         settings = WorkerSettings.from_env()
     except DizestError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
     worker_name = name or settings.worker_name
     window_s = liveness.WINDOW_S  # as /readyz counts a worker live
     try:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from dizest_cli.config import ConfigFileError, resolve
-from dizest_cli.terminal import echo, plain
+from dizest_cli.terminal import Failure, echo, plain
 
 if TYPE_CHECKING:
     from dizest_api.client import Client
@@ -72,13 +72,13 @@ def api_errors(server: str) -> Iterator[None]:
     try:
         yield
     except Unauthorized as exc:
-        raise click.ClickException(
+        raise Failure(
             f"{exc.message or 'unauthorized'}: log in again (`dizest login --server {server}`)"
         ) from None
     except ApiError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+        raise Failure(f"{exc.code}: {exc.message}") from None
     except OSError as exc:
-        raise click.ClickException(f"cannot reach {server}: {exc}") from None
+        raise Failure(f"cannot reach {server}: {exc}") from None
 
 
 def print_json(value: Any) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_PROFILE = "default"
 FIELDS = ("server", "token", "username", "token_id")
 
@@ -78,7 +78,7 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def check_name(name: str) -> str:
-    if not PROFILE_NAME.match(name):
+    if not PROFILE_NAME.fullmatch(name):
         raise ConfigFileError(
             f"profile name {name!r} must be 1-64 letters, digits, '_', '.' or '-'"
         )

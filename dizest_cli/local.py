@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dizest_cli.terminal import echo
+from dizest_cli.terminal import Failure, echo
 from dizest_core import zygote_handle
 from dizest_core.errors import DizestError, InvalidOptions, ValidationError
 from dizest_core.options import MAX_RETRIES
@@ -57,7 +57,7 @@ def _settings() -> Settings:
     try:
         return Settings.from_env()
     except DizestError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
 
 def _load(path: str, settings: Settings, plugins: PluginRegistry) -> Workflow:

@@ -16,7 +16,7 @@ import click
 from dizest_cli.common import connect, server_options
 from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, input_option, parse_inputs
 from dizest_cli.progress import Progress
-from dizest_cli.terminal import echo
+from dizest_cli.terminal import Failure, echo
 from dizest_core import dwp
 from dizest_core.events import Event
 from dizest_core.model import Package
@@ -96,9 +96,9 @@ def submit(
             echo(f"{workflow}: error: {problem_text(problem)}", err=True)
         sys.exit(EXIT_INVALID)
     except ApiError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Failure(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot reach {client.server}: {exc}") from None
+        raise Failure(f"cannot reach {client.server}: {exc}") from None
     if not wait:
         echo(run_id)
         sys.exit(EXIT_OK)
@@ -127,7 +127,7 @@ def follow_run(client: Client, run_id: str, package: Package, as_json: bool) -> 
         sys.exit(130)
     except (ApiError, OSError) as exc:
         progress.close()
-        raise click.ClickException(str(exc)) from None
+        raise Failure(str(exc)) from None
     progress.summary(report)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

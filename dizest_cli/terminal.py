@@ -57,3 +57,11 @@ def echo(message: object = "", err: bool = False) -> None:
     """One line of text (to stderr with `err`), its control characters made visible
     (`plain`): what the CLI prints may hold another user's or a package's text."""
     click.echo(plain(message), err=err)
+
+
+class Failure(click.ClickException):
+    """A command's failure (exit 1), its message printed as `plain` text: it often carries a
+    server's words (an API error naming a title, a problem in a package)."""
+
+    def format_message(self) -> str:
+        return plain(self.message)

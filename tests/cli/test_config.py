@@ -67,5 +67,8 @@ def test_bad_files_and_names_are_refused_clearly(tmp_path: Path) -> None:
         config.load(path)
     with pytest.raises(ConfigFileError, match="profile name"):
         config.check_name("a b")
+    for name in ("prod\n", "\u0661"):  # `$` took a final newline, `\d`-like classes other digits
+        with pytest.raises(ConfigFileError, match="profile name"):
+            config.check_name(name)
     with pytest.raises(ConfigFileError, match="not an http"):
         config.check_server("ftp://x")

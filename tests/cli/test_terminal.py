@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dizest_cli.terminal import plain, safe_line
+from dizest_cli.terminal import Failure, plain, safe_line
 from tests.conftest import package
 from tests.test_cli import dizest, write
 
@@ -28,6 +28,13 @@ def test_plain_text_keeps_no_control_at_all() -> None:
     assert plain("a\nb\tc\rd\x00") == "a^Jb^Ic^Md^@"
     assert plain("\u202etxt.exe\u2066x\u2069") == "<U+202E>txt.exe<U+2066>x<U+2069>"
     assert plain(None) == "None" and plain("plain é ✓ 日本") == "plain é ✓ 日本"
+
+
+def test_a_failure_prints_a_servers_words_defused() -> None:
+    """A review's API error naming a title with an OSC 52 write went through click's own
+    ClickException, printed raw."""
+    message = "bad_input: title T\x1b]52;c;eA==\x07\x1b[2J"
+    assert Failure(message).format_message() == "bad_input: title T^[]52;c;eA==^G^[[2J"
 
 
 def test_a_hostile_error_reason_is_printed_defused(tmp_path: Path) -> None:
