@@ -55,6 +55,7 @@ class RunRequest:
     concurrency: int | None = None
     memory_limit_mb: int | None = None
     cpus: float | None = None
+    network: str | None = None
     retries: int | None = None
     cache: bool = False
     workdir: str | None = None
@@ -173,7 +174,7 @@ class _Run:
         self.runner, self.package, self.request, self.run_id = runner, package, request, run_id
         self.store, self.settings = runner.store, runner.settings
         # each flow's timeout, memory limit, retries and network: the same rules as workers
-        self.run_options = {name: getattr(request, name, None) for name in RUN_OPTIONS}
+        self.run_options = {name: getattr(request, name) for name in RUN_OPTIONS}
         validate(package, self.run_options, Bounds.of(self.settings))
         self._options: dict[str, FlowOptions] = {}
         self.callbacks = callbacks

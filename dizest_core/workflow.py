@@ -121,7 +121,8 @@ class Workflow:
     ) -> dict[str, Any]:
         """Run to the end and return the run report.
 
-        Options: concurrency, flow_timeout, memory_limit_mb, cpus, retries, cache (bool), workdir;
+        Options: concurrency, flow_timeout, memory_limit_mb, cpus, network, retries, cache (bool),
+        workdir;
         a flow's own `"dizest"` options come first (`dizest_core.options`).
         """
         for _ in self.stream(inputs, flows, timeout, **options):

@@ -121,6 +121,9 @@ class MemoryClient:
             flows=tuple(targets) if targets is not None else None,
             flow_timeout=opts.get("flow_timeout"),
             memory_limit_mb=opts.get("memory_limit_mb"),
+            cpus=opts.get("cpus"),
+            network=opts.get("network"),
+            retries=opts.get("retries"),
             workdir=workdir,
             base_run=base_run,
         )

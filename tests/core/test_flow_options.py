@@ -233,6 +233,20 @@ def test_a_flow_without_a_limit_runs_within_the_memory_ceiling(make_workflow, tm
     assert report["flows"]["f"]["reason"] == "memory limit exceeded (128 MB)"
 
 
+def test_every_run_option_of_a_submit_is_one_of_a_local_run_too(make_workflow, tmp_path):
+    """A review found `network` checked for a local run yet no field of its request (a
+    TypeError for Workflow.run(network=...)), and the in-memory client dropping three."""
+    wf = make_workflow(flaky(0))
+    with pytest.raises(InvalidOptions) as caught:
+        wf.run(workdir=tmp_path, network="moon", cpus=0, retries=99)
+    assert sorted(p.field for p in caught.value.problems) == [
+        "options.cpus",
+        "options.network",
+        "options.retries",
+    ]
+    assert wf.run(workdir=tmp_path, network="none", cpus=1)["status"] == "ready"
+
+
 def test_cpus_are_checked_bounded_and_defaulted_like_memory():
     pkg = flaky(0, dizest={"cpus": 8})
     with pytest.raises(InvalidOptions) as caught:
