@@ -252,6 +252,10 @@ def main(argv: list[str]) -> None:
     zygote.layers = layers
     if policy.enabled:
         zygote.prepared = confine.prepare(policy, layers)
+        # imports by resolved paths: the sandbox binds those back under a covered /tmp or home,
+        # not a link to them there (a checkout's .venv linked to another, a `current` release)
+        sys.path[:] = [os.path.realpath(p) if p else p for p in sys.path]
+        sys.path_importer_cache.clear()
     _preload(argv[3:])
     try:
         control.send(b"L " + json.dumps(layers).encode())

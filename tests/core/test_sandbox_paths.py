@@ -92,6 +92,24 @@ def test_a_flow_reads_dizests_package_but_nothing_else_of_its_checkout(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
+def test_a_flow_imports_through_a_linked_python_path(make_workflow, tmp_path: Path, monkeypatch):
+    """A probe's checkout under /tmp had its .venv as a link to another: flows could not
+    import plotly, matplotlib or pandas. The sandbox binds the resolved path under a covered
+    /tmp; sys.path named the link, which a flow's own /tmp does not hold."""
+    real = tmp_path / "release-2" / "lib"
+    real.mkdir(parents=True)
+    (real / "dz_linked_probe.py").write_text("VALUE = 7\n")
+    (tmp_path / "current").symlink_to(tmp_path / "release-2")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "current" / "lib"))
+    code = "import dz_linked_probe\nv = dz_linked_probe.VALUE"
+    pkg = package({"a": {"code": code, "outputs": ["v"]}}, {"f": {"app": "a"}})
+    work = tmp_path / "work"
+    work.mkdir()
+    report = make_workflow(pkg, sandbox="on").run(workdir=work)
+    assert report["flows"]["f"].get("outputs", {}).get("v") == 7, report["flows"]["f"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox's mounts need a root engine")
 def test_a_flow_sees_no_cgroup_of_another_flow(make_workflow, tmp_path: Path):
     """Other slots' groups would show their host pids and CPU use; the flow's own limits still
     hold (it joined its group before the cover; a fork bomb stops at the pids limit)."""
