@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from dizest_core import dwp
@@ -181,6 +182,20 @@ def test_syntax_error_shows_on_the_node_and_at_its_line(admin_page: Any, console
     node(page, "broken").locator("text.title").click()
     page.click("#flow-edit-app")
     expect(page.locator("#app-code .cm-lint-marker-error")).to_have_count(1)
+
+
+@pytest.mark.parametrize("version", ["-1", "999"])
+def test_a_version_that_does_not_exist_says_so_and_offers_no_save(
+    admin_page: Any, console: Console, version: str
+) -> None:
+    """A probe's ?version=-1 showed the error in a toast while the state said "loading..."
+    and Save and Run stayed offered (doing nothing)."""
+    wf_id = empty(console, f"missing version {version}")
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit?version={version}")
+    expect(page.locator("#ed-state")).to_contain_text("not loaded:")
+    expect(page.locator("#save")).to_be_disabled()
+    expect(page.locator("#run-all")).to_be_disabled()
 
 
 def test_save_reload_is_the_same_and_a_second_editor_gets_409(

@@ -375,4 +375,10 @@ async function main() {
   window.dizestEditor = { doc, canvas };
 }
 
-main().catch((exc) => toast(exc.message, "error"));
+main().catch((exc) => {
+  // nothing to edit (a version that does not exist, a workflow gone): say so where the state
+  // is shown, and offer no Save or Run that would do nothing
+  $("#ed-state").textContent = `not loaded: ${exc.message}`;
+  for (const id of ["#save", "#run-all", "#undo", "#redo"]) $(id).disabled = true;
+  toast(exc.message, "error");
+});

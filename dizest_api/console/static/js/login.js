@@ -11,7 +11,9 @@ function target() {
   // ("//evil", "/\\evil" and the like resolve to another origin).
   if (!next.startsWith("/")) return "/workflows";
   const url = new URL(next, location.origin);
-  return url.origin === location.origin ? url.pathname + url.search + url.hash : "/workflows";
+  // and a console page: the API's answers are JSON, not a page to land on
+  const page = url.origin === location.origin && !/^\/api(\/|$)/.test(url.pathname);
+  return page ? url.pathname + url.search + url.hash : "/workflows";
 }
 
 form.addEventListener("submit", async (event) => {
