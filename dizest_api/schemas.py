@@ -141,6 +141,12 @@ COMPONENTS: dict[str, Schema] = {
         "A workflow with the package of one version",
         latest_version=INTEGER,
         package={**OBJECT, "description": "the .dwp object"},
+        rights=array(
+            {
+                "enum": ["read", "run", "write", "share", "delete"],
+                "description": "what the caller may do with it (by grant)",
+            }
+        ),
     ),
     "Validation": obj(
         valid={**BOOLEAN, "description": "no problem is an error (warnings may remain)"},
@@ -215,6 +221,12 @@ COMPONENTS: dict[str, Schema] = {
         options=OBJECT,
         owner=MAYBE_STRING,
         workflow_id=MAYBE_STRING,
+        rights=array(
+            {
+                "enum": ["read", "rerun", "cancel"],
+                "description": "what the caller may do with it (by grant)",
+            }
+        ),
     ),
     "Cancelled": obj(run_id=STRING, result=STRING, status=nullable(RUN_STATUS)),
     "Outputs": obj(outputs={**OBJECT, "description": "output name -> JSON preview"}),

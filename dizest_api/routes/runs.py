@@ -38,7 +38,7 @@ from dizest_api.routes.files import attach, submit_body, user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_query import RUN_FILTERS, run_page
 from dizest_api.routes.run_query import summary as _summary
-from dizest_api.routes.workflows import open_workflow
+from dizest_api.routes.workflows import open_workflow, rights_on
 from dizest_api.schemas import ERR, EVENTS, page_of
 from dizest_api.services import services
 from dizest_api.streaming import STREAM_ID, follow, sse
@@ -226,6 +226,18 @@ def list_runs() -> Response:
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 
 
+def _run_rights(info: dict[str, Any]) -> list[str]:
+    """What the caller may do with a run it may read (`open_run`'s rule, for each right)."""
+    principal = current()
+    if principal.is_admin or info.get("owner") == principal.username:
+        return list(RUN_RIGHTS)
+    try:
+        held = rights_on(services().library.get(info.get("workflow_id") or ""))
+    except WorkflowNotFound:  # deleted since `open_run` let the caller in
+        held = []
+    return [right for right, needs in RUN_RIGHTS.items() if needs in held]
+
+
 def _shared_with_caller(wf_id: str | None, owner: str) -> bool:
     """Whether `owner`'s runs of `wf_id` are the caller's to read: `owner` owns it and the
     caller holds a grant on it (as `open_run` decides for each of them)."""
@@ -252,7 +264,8 @@ def get_run(run_id: str) -> Response:
     if (info.get("inputs_by") or info.get("owner")) != current().username:  # no password values
         snapshot = services().client.snapshot(run_id)
         given["inputs"], given["flow_inputs"] = masked(given["inputs"], given["flow_inputs"], snapshot)  # fmt: skip
-    return jsonify({**report, **given, "owner": info.get("owner"), "workflow_id": info.get("workflow_id")})  # fmt: skip
+    rights = _run_rights(info)
+    return jsonify({**report, **given, "owner": info.get("owner"), "workflow_id": info.get("workflow_id"), "rights": rights})  # fmt: skip
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/dwp", "The .dwp package the run runs (its snapshot)",

@@ -50,6 +50,18 @@ GRANTS = {"grants": Field("object", True, description="username -> viewer|runner
 VERSION = {"version": Field("integer", description="a version number (default: the latest)")}
 
 
+OWNER_RIGHTS = ("read", "run", "write", "share", "delete")
+
+
+def rights_on(wf: StoredWorkflow) -> list[str]:
+    """What the caller may do with `wf` (the console offers only those actions)."""
+    principal = current()
+    if principal.is_admin or wf.owner == principal.username:
+        return list(OWNER_RIGHTS)
+    level = services().library.level(wf, principal.username)
+    return [r for r in OWNER_RIGHTS if level is not None and r in RIGHTS[level]]
+
+
 def open_workflow(wf_id: str, right: str) -> StoredWorkflow:
     """The workflow, if the caller holds `right` (read, run, write, share or delete) on it."""
     principal, library = current(), services().library
@@ -115,9 +127,11 @@ def library_usage() -> Response:
           responses={200: "WorkflowVersion"})  # fmt: skip
 def get_workflow(wf_id: str) -> Response:
     wf, number, package = _version(open_workflow(wf_id, "read"))
+    rights = rights_on(wf)
     return jsonify(
-        {**wf.to_dict(), "latest_version": wf.version, "version": number, "package": package}
-    )
+        {**wf.to_dict(), "latest_version": wf.version, "version": number, "package": package,
+         "rights": rights}
+    )  # fmt: skip
 
 
 @endpoint(bp, "PUT", "/workflows/<wf_id>", "Store a new version (editors); with base_version, "

@@ -219,6 +219,11 @@ def test_others_see_nothing_unless_granted_on_the_workflow(live: Live) -> None:
     assert live.call("GET", owners, bob).json["items"] == []
     grants = {"grants": {"bob": "viewer", "carol": "runner", "eve": "editor"}}
     assert live.call("PUT", f"/workflows/{wf_id}/grants", alice, json=grants).status_code == 200
+    assert live.call("GET", f"/runs/{run_id}", bob).json["rights"] == ["read"]  # a viewer
+    assert live.call("GET", f"/runs/{run_id}", alice).json["rights"] == ["read", "rerun", "cancel"]
+    assert live.call("GET", f"/workflows/{wf_id}", bob).json["rights"] == ["read"]
+    assert live.call("GET", f"/workflows/{wf_id}", eve).json["rights"] == ["read", "run", "write"]
+    assert live.call("GET", f"/runs/{run_id}", carol).json["rights"] == ["read", "rerun"]
     listed = live.call("GET", owners, bob).json
     assert [i["run_id"] for i in listed["items"]] == [run_id] and listed["total"] == 1
     assert live.call("GET", "/runs?owner=alice", bob).json["items"] == []  # not all of hers

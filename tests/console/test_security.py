@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from simple_websocket import ConnectionError as WsRefused
 
 from tests.api.test_serve import PASSWORD, call
-from tests.console.conftest import DATA, TRUSTED, Console
+from tests.console.conftest import DATA, TRUSTED, Console, log_in
 from tests.ws_client import WsClient
 
 PAGES = ["/login", "/workflows", "/runs", "/admin", "/no/such/page"]
@@ -193,3 +193,37 @@ def test_the_login_page_never_sends_a_user_to_another_site(
     page.click("#login-submit")
     expect(page).to_have_url(console.base + "/workflows")
     context.close()
+
+
+def test_a_viewer_is_offered_only_what_their_grant_allows(browser: Any, console: Console) -> None:
+    """A probe's viewer saw a Run form, Share and Remove buttons, an enabled Save, Cancel and
+    Re-run: each refused by the API (403) only once clicked."""
+    console.user("owen")
+    console.user("vera")
+    wf_id = console.workflow("ticker", "owen's ticker", owner="owen")
+    console.api("PUT", f"/workflows/{wf_id}/grants", {"grants": {"vera": "viewer"}}, "owen")
+    run = console.api("POST", "/runs", {"workflow_id": wf_id, "inputs": {"count": 3}}, "owen")
+    page = log_in(browser, console.base, "vera")
+    page.goto(f"/workflows/{wf_id}")
+    expect(page.locator("#runform")).to_contain_text("not run it")
+    expect(page.locator("#runform button")).to_have_count(0)
+    expect(page.locator("#wf-edit")).to_be_hidden()
+    expect(page.locator("#grants")).to_contain_text("Shared with you by owen")
+    expect(page.locator("#grants button")).to_have_count(0)
+    page.goto(f"/runs/{run['run_id']}")
+    page.locator('g.node[data-id="ticker"]').click()
+    expect(page.locator("#flow-log")).to_be_visible()
+    expect(page.locator("#flow-rerun")).to_be_hidden()
+    expect(page.locator("#run-cancel")).to_be_hidden()
+    page.goto(f"/workflows/{wf_id}/edit")
+    expect(page.locator("#ed-state")).to_contain_text("read-only")
+    expect(page.locator("#save")).to_be_disabled()
+    expect(page.locator("#run-all")).to_be_disabled()
+    owner = log_in(browser, console.base, "owen")  # and the owner is offered all of it
+    owner.goto(f"/workflows/{wf_id}")
+    expect(owner.locator("#runform button[type=submit]")).to_be_visible()
+    expect(owner.locator("#wf-edit")).to_be_visible()
+    owner.goto(f"/workflows/{wf_id}/edit")
+    expect(owner.locator("#save")).to_be_enabled()
+    page.context.close()
+    owner.context.close()

@@ -23,6 +23,7 @@ let syntax = []; // the API's syntax_error problems, per app
 let problems = [];
 let auto = new Map(); // positions the first layout gave flows whose own overlapped or were missing
 let lastRun = null; // {run_id, version, status}
+let readOnly = false; // the caller's grant does not allow saving
 let stream = null;
 
 function buildGraph() {
@@ -65,7 +66,8 @@ function changed(label) {
 function refreshState() {
   $("#undo").disabled = !doc.undoStack.length;
   $("#redo").disabled = !doc.redoStack.length;
-  $("#ed-state").textContent = doc.dirty ? "unsaved changes" : `saved · v${wf.version}`;
+  const state = doc.dirty ? "unsaved changes" : `saved · v${wf.version}`;
+  $("#ed-state").textContent = readOnly ? `read-only: your grant does not allow saving · ${state}` : state;
   $("#ed-state").dataset.dirty = doc.dirty ? "1" : "";
   const list = $("#problems");
   list.replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", code: p.code } }, p.flow ? `${p.flow}: ${p.message}` : p.message)));
@@ -361,6 +363,11 @@ async function main() {
   $("#redo").addEventListener("click", () => doc.redo());
   $("#save").addEventListener("click", save);
   $("#run-all").addEventListener("click", () => runAll(null));
+  // what the caller's grant does not allow is not offered (the API would refuse it)
+  readOnly = !loaded.rights.includes("write");
+  $("#save").disabled = readOnly;
+  $("#run-all").disabled = !loaded.rights.includes("run");
+  refreshState();
   $("#conflict-reload").addEventListener("click", () => {
     doc.saved();
     location.reload();

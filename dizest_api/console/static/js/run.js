@@ -15,6 +15,7 @@ let graph;
 let view;
 let selected = null;
 let runStatus = "pending";
+let rights = ["read"]; // what the caller may do with this run (the report says)
 let ganttDue = 0;
 
 const flowState = (id) => {
@@ -83,6 +84,7 @@ function setRunStatus(status) {
   el.textContent = status;
   el.className = `status st-${status}`;
   $("#run-cancel").disabled = FINAL.has(status);
+  $("#run-cancel").hidden = !rights.includes("cancel");
 }
 
 function showFlow(id) {
@@ -102,7 +104,7 @@ function showFlow(id) {
     h("div", { class: "results", id: "flow-results" }),
     h("h3", {}, "Outputs"),
     h("div", { id: "flow-outputs" }),
-    h("button", { type: "button", id: "flow-rerun", onclick: () => rerun(id) }, "Re-run this flow"),
+    h("button", { type: "button", id: "flow-rerun", hidden: !rights.includes("rerun"), onclick: () => rerun(id) }, "Re-run this flow"),
   );
   log.scrollTop = log.scrollHeight;
   refreshFlow(true);
@@ -191,6 +193,7 @@ async function main() {
   bindZoomButtons(view);
   tabs();
   params(report);
+  rights = report.rights || rights;
   setRunStatus(report.status);
   if (report.workflow_id) {
     const link = $("#run-workflow");

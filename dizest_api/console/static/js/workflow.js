@@ -131,6 +131,10 @@ async function start(event) {
 
 async function grants(wf) {
   const box = $("#grants");
+  if (!wf.rights.includes("share")) {  // only its owner shares it
+    box.replaceChildren(h("p", { class: "muted" }, `Shared with you by ${wf.owner}; only they can share it.`));
+    return;
+  }
   let current = {};
   try {
     current = (await get(`/workflows/${encodeURIComponent(wfId)}/grants`)).grants;
@@ -182,8 +186,13 @@ async function main() {
   view = new GraphView($("#graph"), graph, (id) => flowPanel(graph.byId.get(id)));
   bindZoomButtons(view);
   tabs();
-  runForm();
-  $("#runform").addEventListener("submit", start);
+  if (wf.rights.includes("run")) {
+    runForm();
+    $("#runform").addEventListener("submit", start);
+  } else {  // a viewer: no form whose every run the API would refuse
+    $("#runform").replaceChildren(h("p", { class: "muted" }, `Your grant lets you view this workflow, not run it (ask ${wf.owner}).`));
+  }
+  $("#wf-edit").hidden = !wf.rights.includes("write");
   grants(wf);
   loadLastRun().catch((exc) => toast(exc.message, "error"));
 }
