@@ -87,11 +87,14 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dizest"'}  # with every 401
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
     response = jsonify(error_body(code, message, details))
     response.status_code = status
     if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="dizest"'
+        response.headers.update(CHALLENGE)
     return response
 
 

@@ -34,7 +34,7 @@ from werkzeug.exceptions import NotFound as HttpNotFound
 from dizest_api import auth
 from dizest_api.console import appui
 from dizest_api.endpoint import Spec
-from dizest_api.errors import ApiError, handle_http
+from dizest_api.errors import CHALLENGE, ApiError, handle_http
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -188,6 +188,19 @@ def _headers(response: Response) -> Response:
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+@appui.bp.errorhandler(ApiError)
+def _app_ui_refused(exc: ApiError) -> Any:
+    """An app's page that cannot be shown (no such run or flow, no UI, the session ended, the
+    grant taken away) says why as a page of the run page's frame: JSON there shows as text."""
+    message = "Your session has ended." if exc.status == 401 else str(exc)
+    page = render_template(
+        "frame_refused.html", me=None, csrf="", message=message, login=exc.status == 401
+    )
+    framable = CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+    headers = {"Content-Security-Policy": framable, "X-Frame-Options": "SAMEORIGIN"}
+    return page, exc.status, {**headers, **(CHALLENGE if exc.status == 401 else {})}
 
 
 @appui.bp.before_request

@@ -178,7 +178,9 @@ def document(run_id: str, flow_id: str, app_raw: dict[str, Any]) -> str:
                      403: Body({"application/json": "Error", "text/html": {"type": "string"}},
                                description="not asked for as a frame of the console "
                                "(`Sec-Fetch-Dest: iframe`, `Sec-Fetch-Site: same-origin`): the "
-                               "console's page (HTML); or a token without the read scope")})  # fmt: skip
+                               "console's page (HTML); or a token without the read scope"),
+                     404: Body("text/html", {"type": "string"}, "no such run or flow, or an "
+                               "app without a UI: a page saying so, for the run page's frame")})  # fmt: skip
 def app_ui(run_id: str, flow_id: str) -> Response:
     open_run(run_id)
     package = services().client.snapshot(run_id) or {}

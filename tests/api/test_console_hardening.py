@@ -178,3 +178,9 @@ def test_a_refused_ui_answers_the_same_for_a_run_that_does_not_exist(cluster_api
     assert refused.status_code == 403 and refused.mimetype == "text/html"
     framed = api.http.get(path, headers={**alice, **FRAMED})
     assert framed.status_code == 404  # only a frame of the console learns it does not exist
+    # as a page of that frame (a probe saw the JSON error shown as text inside the run page)
+    assert framed.mimetype == "text/html" and b"not shown" in framed.data
+    assert "frame-ancestors 'self'" in framed.headers["Content-Security-Policy"]
+    ended = api.http.get(path, headers=FRAMED)  # the session ended meanwhile
+    assert ended.status_code == 401 and ended.mimetype == "text/html"
+    assert b'href="/login" target="_top"' in ended.data
