@@ -130,20 +130,21 @@ def test_a_flow_uses_no_more_cpus_than_flow_cpus_however_many_processes_it_runs(
 @pytest.mark.skipif(os.geteuid() != 0, reason="flow cgroups need a root engine")
 def test_a_flows_own_cpus_replace_the_servers_default_cap(make_workflow, tmp_path):
     """`"dizest": {"cpus": n}`: each flow's processes get its own cap, written on its slot's
-    group when it starts (every group here was made with the default's 0.5)."""
-    layer = probe.cpu_share(probe.cgroup_slots(), 0.5)
+    group when it starts (every group here was made with the default's 0.25)."""
+    layer = probe.cpu_share(probe.cgroup_slots(), 0.25)
     if layer != "active":
         pytest.skip(f"cpu layer: {layer}")
     app = {"code": HOG, "outputs": ["cpu"]}
     flows = {"small": {"app": "hog"}, "large": {"app": "hog", "dizest": {"cpus": 2}}}
     pkg = package({"hog": app}, flows)
-    wf = make_workflow(pkg, sandbox="on", flow_cpus=0.5, concurrency=1)
+    wf = make_workflow(pkg, sandbox="on", flow_cpus=0.25, concurrency=1)
     report = wf.run(workdir=tmp_path)
     assert report["status"] == "ready", report
     used = {f: report["flows"][f]["outputs"]["cpu"] for f in flows}
-    assert 0.1 < used["small"] < 0.5 * SECONDS * 1.4, used  # the server's default
-    # two CPUs, alone on the machine (concurrency 1): far above half of one
-    assert used["large"] > 0.5 * SECONDS * 2, used
+    assert 0.05 < used["small"] < 0.25 * SECONDS * 1.4, used  # the server's default
+    # two CPUs: far above a quarter of one, even with the test suite busy beside it (a fresh
+    # CI's run of it got 1.44 s of the 3 s two free cores would give)
+    assert used["large"] > 0.25 * SECONDS * 2.4, used
 
 
 @pytest.mark.skipif(
