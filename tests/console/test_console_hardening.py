@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from dizest_api.client import Client
 from tests.api.test_serve import PASSWORD, call
-from tests.conftest import package
+from tests.conftest import package, wait_for
 from tests.console.conftest import USER_PASSWORD, Console, log_in
 
 LIVE_MS = 60_000
@@ -98,8 +98,12 @@ def test_an_app_ui_shows_in_its_run_but_never_as_a_page_of_its_own(
         page.goto(console.base.replace("127.0.0.1", "localhost") + "/healthz")
         with page.expect_response(lambda r: r.url.endswith(ui)) as framed:
             page.set_content(f'<iframe src="{console.base}{ui}"></iframe>')
-        # 401 when the session cookie stays home (SameSite), else the refusal: never the app
-        assert framed.value.status in (401, 403) and "phish" not in framed.value.text()
+        # 401 when the session cookie stays home (SameSite), else the refusal: never the app.
+        # Either is a page only the console may frame (frame-ancestors 'self'): the browser
+        # shows its own error in this frame instead, so the answer's body cannot be read here
+        assert framed.value.status in (401, 403)
+        wait_for(lambda: len(page.frames) == 2 and page.frames[1].url != "about:blank", timeout=10)
+        assert all("phish" not in frame.content() for frame in page.frames)
 
         # a console over plain http: no fetch metadata; the run's page still shows the UI (its
         # frame's Referer is that page), a visit from a link still does not
