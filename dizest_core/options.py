@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dizest_core.errors import InvalidOptions, Problem
@@ -170,7 +170,7 @@ def _cpus(value: Any, bounds: Bounds) -> str | None:
     if not _number(value) or not MIN_CPUS <= value <= MAX_CPUS:
         return f"must be a number of CPUs from {MIN_CPUS} to {MAX_CPUS}, not {value!r}"
     if bounds.cpus is not None and value > bounds.cpus:
-        return f"{value!r} CPUs is more than this server allows ({bounds.cpus:g})"
+        return f"asks for {value!r} CPUs, more than this server allows ({bounds.cpus:g})"
     return None
 
 
@@ -222,11 +222,16 @@ def for_flow(
     max_timeout_s: float = UNBOUNDED,
 ) -> FlowOptions:
     """One flow's effective options: its own `"dizest"` object, its app's, the run's options
-    (`RUN_OPTIONS` names), then the settings."""
+    (`RUN_OPTIONS` names), then the settings. The run's `network` is also the most its flows
+    get: whoever runs a workflow (someone it was shared with) keeps it off the network, whatever
+    its author's flows ask."""
     flow = package.flows[flow_id]
     run = {kind: run_options.get(name) for name, kind in RUN_OPTIONS.items()}
     layers = [_own(flow.raw), _own(package.app_of(flow).raw), run]
-    return resolve(layers, engine, queue, max_timeout_s)
+    chosen = resolve(layers, engine, queue, max_timeout_s)
+    if run["network"] is not None and above(chosen.network, run["network"]):
+        return replace(chosen, network=run["network"])
+    return chosen
 
 
 def _own(raw: Mapping[str, Any]) -> Mapping[str, Any]:

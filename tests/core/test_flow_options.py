@@ -5,6 +5,8 @@ refuse the run before anything starts; retries wait their backoff, doubled each 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ import pytest
 
 from dizest_core import dwp
 from dizest_core.errors import ConfigError, InvalidOptions
-from dizest_core.options import UNBOUNDED, Bounds, resolve, validate
+from dizest_core.options import UNBOUNDED, Bounds, for_flow, resolve, validate
 from dizest_core.plan import ReadyQueue
 from dizest_core.settings import Settings
 from dizest_core.status import FlowStatus
@@ -247,12 +249,47 @@ def test_every_run_option_of_a_submit_is_one_of_a_local_run_too(make_workflow, t
     assert wf.run(workdir=tmp_path, network="none", cpus=1)["status"] == "ready"
 
 
+def test_a_runs_network_is_the_most_its_flows_get():
+    """A verification probe's runner asked network none for a workflow shared with them; the
+    author's flow said egress, which came first, read the runner's drive and sent it out."""
+    pkg = dwp.load(flaky(0, dizest={"network": "full"}))
+    engine = Settings()
+    assert for_flow(pkg, "f", {"network": "none"}, engine).network == "none"
+    assert for_flow(pkg, "f", {"network": "egress"}, engine).network == "egress"
+    assert for_flow(pkg, "f", {}, engine).network == "full"  # the author's, when the run says none
+    mild = dwp.load(flaky(0, dizest={"network": "none"}))
+    assert for_flow(mild, "f", {"network": "full"}, engine).network == "none"  # never widened
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the network namespace needs a root engine")
+def test_a_flow_asking_egress_in_a_run_of_none_cannot_connect(make_workflow, tmp_path):
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    code = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=5).close()\n"
+        "    v = 'connected'\n"
+        "except OSError as exc:\n"
+        "    v = type(exc).__name__\n"
+    )
+    pkg = package({"a": {"code": code, "outputs": ["v"]}},
+                  {"f": {"app": "a", "dizest": {"network": "egress"}}})  # fmt: skip
+    wf = make_workflow(pkg, sandbox="on")
+    try:
+        sealed = wf.run(workdir=tmp_path, network="none")["flows"]["f"]["outputs"]["v"]
+        opened = wf.run(workdir=tmp_path)["flows"]["f"]["outputs"]["v"]
+    finally:
+        listener.close()
+    assert opened == "connected" and sealed != "connected", (sealed, opened)
+
+
 def test_cpus_are_checked_bounded_and_defaulted_like_memory():
     pkg = flaky(0, dizest={"cpus": 8})
     with pytest.raises(InvalidOptions) as caught:
         validate(dwp.load(pkg), {"cpus": 0}, Bounds(cpus=4))
     assert sorted((p.field, p.message) for p in caught.value.problems) == [
-        ("dizest.cpus", "8 CPUs is more than this server allows (4)"),
+        ("dizest.cpus", "asks for 8 CPUs, more than this server allows (4)"),
         ("options.cpus", "must be a number of CPUs from 0.01 to 4096, not 0"),
     ]
     validate(dwp.load(flaky(0, dizest={"cpus": 0.5})), {"cpus": 4}, Bounds(cpus=4))
