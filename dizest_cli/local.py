@@ -130,7 +130,7 @@ def run(
     as_json: bool,
 ) -> None:
     """Run WORKFLOW (.dwp) here, each flow in its own child process. A flow's own `"dizest"`
-    options (timeout, memory_limit_mb, retries, network) come before these."""
+    options (timeout, memory_limit_mb, cpus, retries, network) come before these."""
     settings = _settings()
     if cache and not settings.cache_dir:
         settings = replace(settings, cache_dir=".dizest/cache")

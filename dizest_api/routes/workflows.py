@@ -54,12 +54,17 @@ OWNER_RIGHTS = ("read", "run", "write", "share", "delete")
 
 
 def rights_on(wf: StoredWorkflow) -> list[str]:
-    """What the caller may do with `wf` (the console offers only those actions)."""
+    """What the caller may do with `wf` (the console offers only those actions): by its grant,
+    and only reading with a credential that lacks the run scope (every change needs it)."""
     principal = current()
     if principal.is_admin or wf.owner == principal.username:
-        return list(OWNER_RIGHTS)
-    level = services().library.level(wf, principal.username)
-    return [r for r in OWNER_RIGHTS if level is not None and r in RIGHTS[level]]
+        held: frozenset[str] = frozenset(OWNER_RIGHTS)
+    else:
+        level = services().library.level(wf, principal.username)
+        held = RIGHTS[level] if level is not None else frozenset()
+    if "run" not in principal.scopes:
+        held = held & {"read"}
+    return [r for r in OWNER_RIGHTS if r in held]
 
 
 def open_workflow(wf_id: str, right: str) -> StoredWorkflow:

@@ -92,6 +92,12 @@ def test_expired_token_stops_working_and_expires_in_redis(api: Api) -> None:
 def test_token_scopes_are_enforced(api: Api) -> None:
     read_only = api.user("alice", scopes=("read",))
     assert api.call("GET", "/workflows", read_only).status_code == 200
+    # what the console offers follows the credential too (a probe's read-only token was told
+    # it could rerun and cancel its own run, then refused)
+    full = api.user("alice")
+    made = api.call("POST", "/workflows", full, json={"package": {"apps": {}, "flow": {}}}).json
+    assert api.call("GET", f"/workflows/{made['id']}", read_only).json["rights"] == ["read"]
+    assert len(api.call("GET", f"/workflows/{made['id']}", full).json["rights"]) == 5
     answer = api.call("POST", "/workflows", read_only, json={"package": {"apps": {}, "flow": {}}})
     assert answer.status_code == 403 and answer.json["error"]["details"] == {"scope": "run"}
     # a token cannot mint a token with more scopes than it has
