@@ -20,7 +20,7 @@ from dizest_api.data.library import WorkflowNotFound
 from dizest_api.endpoint import Field, endpoint, json_body, query_int
 from dizest_api.errors import NotFound
 from dizest_api.masking import masked_joined
-from dizest_api.routes.runs import OPTIONS_HELP, _options
+from dizest_api.routes.runs import OPTIONS_HELP
 from dizest_api.routes.workflows import made_while_allowed, open_workflow
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
@@ -47,7 +47,7 @@ def _checked(body: dict[str, Any]) -> dict[str, Any]:
     engine = services().settings.worker.engine
     budget = limits.Budget.of(engine)
     if "options" in body:
-        limits.check_inputs(_options(body["options"]), engine, "option", budget)
+        limits.check_inputs(body["options"], engine, "option", budget)
         check_run_options(body["options"], services().settings.worker)
     if "inputs" in body:
         limits.check_inputs(body["inputs"], engine, "input", budget)
