@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dizest_cli.terminal import Failure, echo
+from dizest_cli.terminal import Failure, echo, echo_problems
 from dizest_core import zygote_handle
 from dizest_core.errors import DizestError, InvalidOptions, ValidationError
 from dizest_core.options import MAX_RETRIES
@@ -66,7 +66,7 @@ def _load(path: str, settings: Settings, plugins: PluginRegistry) -> Workflow:
     try:
         return Workflow(path, settings=settings, plugins=plugins)
     except ValidationError as exc:
-        echo(f"{path}: {exc}", err=True)
+        echo_problems(path, exc)
         sys.exit(EXIT_INVALID)
 
 
@@ -158,7 +158,7 @@ def run(
             for event in wf.stream(values, flows or None, timeout, **options):
                 progress.event(event)
         except InvalidOptions as exc:  # a `"dizest"` object of the package: nothing ran
-            echo(f"{workflow}: {exc}", err=True)
+            echo_problems(workflow, exc)
             sys.exit(EXIT_INVALID)
         except KeyboardInterrupt:
             wf.cancel()

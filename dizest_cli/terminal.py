@@ -17,8 +17,17 @@ escapes them itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
 import click
+
+
+class ValidationErrorLike(Protocol):
+    """dizest_core.errors.ValidationError, without importing the engine here."""
+
+    problems: Sequence[object]
+
 
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _BIDI = "\u202a-\u202e\u2066-\u2069"  # embeddings, overrides, isolates: reorder what follows
@@ -51,6 +60,13 @@ def safe_line(text: str) -> str:
     if colours:
         out += "\x1b[0m"  # a colour left on must not paint the next flow's lines
     return out
+
+
+def echo_problems(where: str, exc: ValidationErrorLike, err: bool = True) -> None:
+    """A package's problems, one line each (each `plain`: a problem may quote the package)."""
+    echo(f"{where}: invalid workflow: {len(exc.problems)} problem(s)", err=err)
+    for problem in exc.problems:
+        echo(f"  - {problem}", err=err)
 
 
 def echo(message: object = "", err: bool = False) -> None:

@@ -95,6 +95,7 @@ def test_invalid_workflow_exit_2_lists_every_problem(tmp_path):
         assert result.returncode == 2
         out = result.stdout + result.stderr
         assert "unknown app_id 'missing'" in out and "unknown flow 'ghost'" in out
+        assert "^J" not in out  # one problem a line, not one line of all (the last session's)
     assert dizest("validate", str(DATA / "dag100.dwp")).returncode == 0
     bad = tmp_path / "bad.dwp"
     bad.write_text("{nope")
