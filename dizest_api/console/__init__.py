@@ -55,6 +55,11 @@ CSP = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+# a console page the app UI's frame of a run page may show (why the app's page is not there)
+FRAMED_BY_CONSOLE = {
+    "Content-Security-Policy": CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'"),
+    "X-Frame-Options": "SAMEORIGIN",
+}
 API_PREFIXES = ("/api/", "/dizest/api/")
 
 
@@ -198,9 +203,7 @@ def _app_ui_refused(exc: ApiError) -> Any:
     page = render_template(
         "frame_refused.html", me=None, csrf="", message=message, login=exc.status == 401
     )
-    framable = CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
-    headers = {"Content-Security-Policy": framable, "X-Frame-Options": "SAMEORIGIN"}
-    return page, exc.status, {**headers, **(CHALLENGE if exc.status == 401 else {})}
+    return page, exc.status, {**FRAMED_BY_CONSOLE, **(CHALLENGE if exc.status == 401 else {})}
 
 
 @appui.bp.before_request
@@ -212,8 +215,7 @@ def _app_ui_framed() -> Any:
     run_id = (request.view_args or {}).get("run_id", "")
     page = render_template("framed_only.html", me=None, csrf="", run_id=run_id)
     # the console's own frame may show why (a browser that sent no fetch metadata: plain http)
-    framable = CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
-    return page, 403, {"Content-Security-Policy": framable, "X-Frame-Options": "SAMEORIGIN"}
+    return page, 403, FRAMED_BY_CONSOLE
 
 
 def _routed() -> None:

@@ -33,7 +33,16 @@ from dizest_core.model import App
 from dizest_worker.keys import Keys
 
 LEVELS = ("viewer", "runner", "editor")  # in increasing order of rights
-_NOT_JSON = Problem("not_json", "the package holds NaN or Infinity: JSON has no such number")
+
+
+def _json_text(package: Mapping[str, Any]) -> str:
+    """The package as JSON text; ValidationError (not_json) when it holds NaN or Infinity:
+    Python's parser takes them, no JSON reader does, and every run refuses them."""
+    try:
+        return json.dumps(package, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        problem = Problem("not_json", "the package holds NaN or Infinity: JSON has no such number")
+        raise ValidationError([problem]) from None
 
 
 class WorkflowNotFound(DizestError, LookupError):
@@ -111,10 +120,7 @@ class Library:
         ValidationError; InvalidOptions for options every submit would refuse)."""
         loaded = dwp.load(package, extra_apps=self.extra_apps)
         options.validate(loaded, {}, self.option_bounds)
-        try:  # NaN and Infinity parse (Python's json takes them) but are no JSON: every
-            return json.dumps(package, ensure_ascii=False, allow_nan=False)  # run refuses them
-        except ValueError:
-            raise ValidationError([_NOT_JSON]) from None
+        return _json_text(package)
 
     def problems(self, package: Any) -> list[Problem]:
         """Every problem of `package`, without raising: `dwp.check`'s, then, when it has no
@@ -123,9 +129,9 @@ class Library:
         if any(p.severity == "error" for p in found):
             return found
         try:
-            json.dumps(package, allow_nan=False)
-        except ValueError:
-            return [*found, _NOT_JSON]
+            _json_text(package)
+        except ValidationError as exc:
+            return [*found, *exc.problems]
         return found + options.package_problems(loaded, self.option_bounds)
 
     def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
