@@ -57,7 +57,7 @@ class _Child:
     token: str
     slot: int
     sandbox: Slot
-    oom_before: tuple[int, int]  # its group's `oom_counts` when it was forked
+    oom_before: tuple[int, int] | None  # its group's `oom_counts` at fork; None: not in one
 
 
 class Zygote:
@@ -99,7 +99,8 @@ class Zygote:
             if self.limits.get(index) != limits:
                 sandbox.group.limit(*limits)
                 self.limits[index] = limits
-        oom = sandbox.group.oom_counts() if sandbox.group else (0, 0)
+        group = sandbox.group  # a v1 flow without a memory limit joins no memory group
+        oom = group.oom_counts() if group and (memory_mb or group.v2) else None
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -215,8 +216,8 @@ class Zygote:
             del self.children[pid]
             self.tokens.pop(child.token, None)
             self.due.pop(pid, None)
-            group = child.sandbox.group
-            oom = cgroups.oom_cause(child.oom_before, group.oom_counts()) if group else 0
+            group, before = child.sandbox.group, child.oom_before
+            oom = cgroups.oom_cause(before, group.oom_counts()) if group and before else 0
             _tell(self.control, f"X {pid} {status} {oom}")
 
     def close(self) -> None:
