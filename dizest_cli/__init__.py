@@ -73,7 +73,7 @@ LAZY: dict[str, Lazy] = {
     ),
     "workflows": Lazy(
         "dizest_cli.workflows:workflows",
-        "List, push and pull the stored workflows of a dizest server.",
+        "List, push, pull and run the stored workflows of a dizest server.",
     ),
     "beat": Lazy(
         "dizest_api.automation.beat:beat",

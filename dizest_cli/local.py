@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dizest_cli.runopts import run_option_flags
 from dizest_cli.terminal import Failure, echo, echo_problems
 from dizest_core import zygote_handle
 from dizest_core.errors import DizestError, InvalidOptions, ValidationError
-from dizest_core.options import MAX_RETRIES
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import Settings
 
@@ -82,24 +82,12 @@ def _load(path: str, settings: Settings, plugins: PluginRegistry) -> Workflow:
     help="Run only this flow and the upstream it needs (repeatable).",
 )
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Whole-run limit (s).")
-@click.option(
-    "--flow-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Per-flow wall-clock limit (s); the flow's process group is killed.",
-)
+@run_option_flags
 @click.option(
     "--concurrency",
     "-c",
     type=click.IntRange(min=1),
     help="Flows at once (default: by measured CPU use; waiting flows hold no CPU).",
-)
-@click.option(
-    "--memory-limit", type=click.IntRange(min=64), metavar="MB", help="Per-flow memory cap."
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0, max=MAX_RETRIES),
-    help="Retries of a failing flow (backoff DIZEST_RETRY_BACKOFF_S, doubled each time).",
 )
 @click.option(
     "--cache/--no-cache", default=False, help="Reuse results across runs (DIZEST_CACHE_DIR)."
@@ -120,17 +108,15 @@ def run(
     inputs: tuple[str, ...],
     flows: tuple[str, ...],
     timeout: float | None,
-    flow_timeout: float | None,
+    options: dict[str, Any],
     concurrency: int | None,
-    memory_limit: int | None,
-    retries: int | None,
     cache: bool,
     preload: str | None,
     workdir: str | None,
     as_json: bool,
 ) -> None:
     """Run WORKFLOW (.dwp) here, each flow in its own child process. A flow's own `"dizest"`
-    options (timeout, memory_limit_mb, cpus, retries, network) come before these."""
+    options (timeout, memory_limit_mb, cpus, retries, network) come before the run's."""
     settings = _settings()
     if cache and not settings.cache_dir:
         settings = replace(settings, cache_dir=".dizest/cache")
@@ -146,16 +132,9 @@ def run(
         from dizest_cli.progress import Progress
 
         progress = Progress(wf.package, sys.stderr)
-        options = {
-            "flow_timeout": flow_timeout,
-            "concurrency": concurrency,
-            "memory_limit_mb": memory_limit,
-            "retries": retries,
-            "cache": cache,
-            "workdir": workdir,
-        }
+        local = {"concurrency": concurrency, "cache": cache, "workdir": workdir}
         try:
-            for event in wf.stream(values, flows or None, timeout, **options):
+            for event in wf.stream(values, flows or None, timeout, **options, **local):
                 progress.event(event)
         except InvalidOptions as exc:  # a `"dizest"` object of the package: nothing ran
             echo_problems(workflow, exc)

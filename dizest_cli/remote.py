@@ -16,13 +16,14 @@ import click
 from dizest_cli.common import connect, server_options
 from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, input_option, parse_inputs
 from dizest_cli.progress import Progress
+from dizest_cli.runopts import run_option_flags
 from dizest_cli.terminal import Failure, echo
 from dizest_core import dwp
 from dizest_core.events import Event
 from dizest_core.model import Package
 
 if TYPE_CHECKING:
-    from dizest_api.client import Client
+    from dizest_api.client import Client, InvalidWorkflow
 
 
 def _final_outputs(package: Package) -> dict[str, list[str]]:
@@ -51,12 +52,21 @@ def problem_text(problem: dict[str, Any]) -> str:
     return f"{message} ({where})" if where else message
 
 
+def refused(name: str, exc: InvalidWorkflow) -> NoReturn:
+    """Print the server's 422 for the workflow `name`, a line per problem, and exit 2."""
+    echo(f"{name}: invalid: {exc.message}", err=True)
+    for problem in exc.problems:
+        echo(f"{name}: error: {problem_text(problem)}", err=True)
+    sys.exit(EXIT_INVALID)
+
+
 @click.command()
 @click.argument("workflow", type=click.Path(dir_okay=False, exists=True))
 @server_options
 @input_option
 @click.option("--flow", "-f", "flows", multiple=True, metavar="ID", help="Run only this flow (and its upstream).")  # fmt: skip
 @click.option("--file", "attach", multiple=True, metavar="PATH|AS=PATH", help="Attach a local file to this run alone: it is put in the run's working directory at PATH (relative), or at AS, before its flows start.")  # fmt: skip
+@run_option_flags
 @click.option("--wait", is_flag=True, help="Stream the run's events and print its outputs.")
 @click.option("--json", "as_json", is_flag=True, help="With --wait: print the report as JSON.")
 def submit(
@@ -66,11 +76,13 @@ def submit(
     inputs: tuple[str, ...],
     flows: tuple[str, ...],
     attach: tuple[str, ...],
+    options: dict[str, Any],
     wait: bool,
     as_json: bool,
 ) -> None:
     """Submit WORKFLOW (.dwp) to a dizest server (the one of `dizest login`, or --server with
-    DIZEST_TOKEN)."""
+    DIZEST_TOKEN). A flow's own `"dizest"` options come before the run's; the server refuses
+    what goes beyond its bounds."""
     from dizest_api.client import ApiError, InvalidWorkflow
 
     client = connect(server, profile)
@@ -85,16 +97,13 @@ def submit(
         sys.exit(EXIT_INVALID)
     try:
         if attach:
-            body = {"package": raw, "inputs": values, "flows": list(flows)}
+            body = {"package": raw, "inputs": values, "flows": list(flows), "options": options}
             body = {k: v for k, v in body.items() if v}
             run_id = client.submit_files(body, attached_files(attach))["run_id"]
         else:
-            run_id = client.submit(raw, values, list(flows) or None)
+            run_id = client.submit(raw, values, list(flows) or None, options)
     except InvalidWorkflow as exc:
-        echo(f"{workflow}: invalid: {exc.message}", err=True)
-        for problem in exc.problems:
-            echo(f"{workflow}: error: {problem_text(problem)}", err=True)
-        sys.exit(EXIT_INVALID)
+        refused(workflow, exc)
     except ApiError as exc:
         raise Failure(str(exc)) from None
     except OSError as exc:

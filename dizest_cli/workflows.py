@@ -1,7 +1,8 @@
-"""`dizest workflows list|push|pull`: the stored workflows of a dizest server.
+"""`dizest workflows list|push|pull|run`: the stored workflows of a dizest server.
 
 `push` stores a .dwp file as a new workflow (title: the file name) or, with `--to ID`, as the next
-version of one; `pull` writes a stored version back to a file, exactly as the server keeps it.
+version of one; `pull` writes a stored version back to a file, exactly as the server keeps it;
+`run` runs a stored version (yours, or one shared with you to run) on the server.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,12 +23,14 @@ from dizest_cli.common import (
     server_options,
     when,
 )
+from dizest_cli.local import input_option, parse_inputs
+from dizest_cli.runopts import run_option_flags
 from dizest_cli.terminal import echo
 
 
 @click.group()
 def workflows() -> None:
-    """List, push and pull the stored workflows of a dizest server."""
+    """List, push, pull and run the stored workflows of a dizest server."""
 
 
 @workflows.command("list")
@@ -71,7 +75,7 @@ def push(
 ) -> None:
     """Store the .dwp at PATH on the server; prints the workflow id."""
     from dizest_api.client import InvalidWorkflow
-    from dizest_cli.remote import problem_text
+    from dizest_cli.remote import refused
 
     try:
         package = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -86,10 +90,7 @@ def push(
         try:
             stored = client.push_workflow(package, title, workflow_id)
         except InvalidWorkflow as exc:
-            echo(f"{path}: invalid: {exc.message}", err=True)
-            for problem in exc.problems:
-                echo(f"{path}: error: {problem_text(problem)}", err=True)
-            sys.exit(2)
+            refused(path, exc)
     if as_json:
         print_json(stored)
     else:
@@ -129,3 +130,44 @@ def pull(
         raise click.UsageError(f"{target} exists (--force to overwrite it)")
     target.write_bytes(body)
     echo(f"wrote {target}", err=True)
+
+
+@workflows.command("run")
+@server_options
+@click.argument("workflow_id")
+@click.option("--version", type=click.IntRange(min=1), help="Default: the latest.")
+@input_option
+@click.option("--flow", "-f", "flows", multiple=True, metavar="ID", help="Run only this flow (and its upstream).")  # fmt: skip
+@run_option_flags
+@click.option("--wait", is_flag=True, help="Follow the run and print its outputs.")
+@json_option
+def run_stored(
+    server: str | None,
+    profile: str | None,
+    workflow_id: str,
+    version: int | None,
+    inputs: tuple[str, ...],
+    flows: tuple[str, ...],
+    options: dict[str, Any],
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """Run a stored workflow on the server; prints the run id (exit codes as `dizest submit`)."""
+    from dizest_api.client import InvalidWorkflow
+    from dizest_cli.remote import follow_run, refused
+    from dizest_core import dwp
+
+    client = connect(server, profile)
+    values = parse_inputs(inputs)
+    with api_errors(client.server):
+        try:
+            run_id = client.submit_workflow(
+                workflow_id, version, values, list(flows) or None, options
+            )
+        except InvalidWorkflow as exc:
+            refused(workflow_id, exc)
+        if not wait:
+            echo(run_id)
+            return
+        package, _ = dwp.parse(client.request("GET", f"/runs/{client._q(run_id)}/dwp"))
+    follow_run(client, run_id, package, as_json)

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import DATA, package
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def dizest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def dizest(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dizest_cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env={**os.environ, **env},
         timeout=120,
     )
 
@@ -74,6 +79,33 @@ def test_flow_option_and_usage_errors(tmp_path):
     assert [f for f, d in flows.items() if d["status"] == "ready"] == ["b", "a"]
     assert dizest("run", str(DATA / "c13_reverse_order.dwp"), "--flow", "zz").returncode == 2
     assert dizest("run", str(DATA / "c13_reverse_order.dwp"), "-i", "novalue").returncode == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the network namespace needs a root engine")
+def test_run_takes_every_run_option_as_a_flag(tmp_path):
+    """`dizest run` had no --cpus nor --network: a run option the API took was out of reach."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    code = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {listener.getsockname()[1]}), 5).close()\n"
+        "    v = 'connected'\n"
+        "except OSError as exc:\n"
+        "    v = type(exc).__name__\n"
+    )
+    path = write(tmp_path, package({"a": {"code": code, "outputs": ["v"]}}, {"f": {"app": "a"}}))
+    common = ("run", path, "--json", "--workdir", str(tmp_path), "--cpus", "0.5", "--retries", "1")
+    try:
+        sealed = dizest(*common, "--network", "none", DIZEST_SANDBOX="on")
+        opened = dizest(*common, "--network", "egress", DIZEST_SANDBOX="on")
+    finally:
+        listener.close()
+    assert sealed.returncode == 0 and opened.returncode == 0, sealed.stderr + opened.stderr
+    assert json.loads(opened.stdout)["flows"]["f"]["outputs"]["v"] == "connected"
+    assert json.loads(sealed.stdout)["flows"]["f"]["outputs"]["v"] != "connected"
+    for flag, value in (("--cpus", "0"), ("--network", "moon"), ("--memory-limit", "8")):
+        wrong = dizest("run", path, flag, value)
+        assert wrong.returncode == 2 and flag in wrong.stderr, (flag, wrong.stderr)
 
 
 def test_a_missing_workdir_is_a_usage_error(tmp_path):

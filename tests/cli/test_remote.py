@@ -202,6 +202,28 @@ def test_workflows_push_list_pull(home: Path, tmp_path: Path) -> None:
     assert refused.returncode == 2 and "--force" in refused.stderr
 
 
+def test_submit_and_workflows_run_pass_the_run_options(home: Path, tmp_path: Path) -> None:
+    """`dizest submit` took no run option, and a stored workflow could not be run from the
+    command line at all (only pulled, then submitted as a package of no workflow)."""
+    flags = ("--cpus", "1.5", "--network", "none", "--retries", "1", "--flow-timeout", "30")
+    expected = {"cpus": 1.5, "network": "none", "retries": 1, "flow_timeout": 30.0}
+    source = str(DATA / "c03_fanout.dwp")
+    submitted = ok_json(dizest(home, "submit", source, *flags, "--wait", "--json"))
+    assert submitted["options"] == expected and submitted["status"] == "ready"
+    stored = ok_json(dizest(home, "workflows", "push", source, "--json"))["id"]
+    ran = ok_json(dizest(home, "workflows", "run", stored, *flags, "--wait", "--json"))
+    assert ran["options"] == expected and ran["workflow_id"] == stored
+    assert ran["flows"]["k3"]["outputs"]["r"] == 30
+    quiet = dizest(home, "workflows", "run", stored, "--version", "1")
+    assert quiet.returncode == 0, quiet.stderr
+    shown = ok_json(dizest(home, "runs", "show", quiet.stdout.strip(), "--json"))
+    assert shown["workflow_id"] == stored and shown["options"] == {}
+    refused = dizest(home, "workflows", "run", stored, "--flow", "nope")
+    assert refused.returncode == 2 and f"{stored}: " in refused.stderr, refused.stderr
+    missing = dizest(home, "workflows", "run", "nope")
+    assert missing.returncode == 1 and "nope" in missing.stderr, missing.stderr
+
+
 def test_submit_reports_a_syntax_error_with_app_flow_and_line(home: Path, tmp_path: Path) -> None:
     bad = write_dwp(tmp_path / "bad.dwp", SYNTAX_ERROR)
     result = dizest(home, "submit", str(bad))
