@@ -19,6 +19,7 @@ from dizest_cli.common import (  # fmt: skip
     when,
 )
 from dizest_cli.local import input_option, parse_inputs
+from dizest_cli.runopts import run_option_flags
 from dizest_cli.terminal import echo
 
 
@@ -77,7 +78,7 @@ def schedules_show(
 @click.argument("cron")
 @click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone.")
 @input_option
-@click.option("--option", "-o", "options", multiple=True, help="flow_timeout=60, retries=2 ...")
+@run_option_flags
 @click.option("--catchup", type=click.Choice(["once", "skip"]), default="once", show_default=True,
               help="A tick missed while no beat ran: run once when one is back, or skip it.")  # fmt: skip
 @click.option("--disabled", is_flag=True, help="Store it disabled.")
@@ -89,12 +90,13 @@ def schedules_add(
     cron: str,
     timezone: str,
     inputs: tuple[str, ...],
-    options: tuple[str, ...],
+    options: dict[str, Any],
     catchup: str,
     disabled: bool,
     as_json: bool,
 ) -> None:
-    """Run WORKFLOW_ID on CRON (5 fields, e.g. "0 9 * * 1-5", or @daily)."""
+    """Run WORKFLOW_ID on CRON (5 fields, e.g. "0 9 * * 1-5", or @daily), with the run options
+    given (each tick's run has them, as a submit's)."""
     client = connect(server, profile)
     with api_errors(client.server):
         made = client.add_schedule(
@@ -102,7 +104,7 @@ def schedules_add(
             cron,
             timezone=timezone,
             inputs=parse_inputs(inputs),
-            options=parse_inputs(options),
+            options=options,
             catchup=catchup,
             enabled=not disabled,
         )

@@ -50,9 +50,11 @@ def test_serve_beat_delivers_hooks_and_the_cli_manages_schedules(
         assert deliveries[0]["status_code"] == 200
 
         added = _cli(served.base, token, "schedules", "add", wf_id, "0 6 * * *", "--tz",
-                     "Europe/Paris", "-i", "k=2", "--json", home=tmp_path)  # fmt: skip
+                     "Europe/Paris", "-i", "k=2", "--retries", "2", "--network", "none",
+                     "--json", home=tmp_path)  # fmt: skip
         assert added.returncode == 0, added.stderr
         sid = json.loads(added.stdout)["id"]
+        assert client.schedule(sid)["options"] == {"retries": 2, "network": "none"}
         listed = _cli(served.base, token, "schedules", "list", home=tmp_path)
         assert sid in listed.stdout and "Europe/Paris" in listed.stdout
         assert _cli(served.base, token, "schedules", "disable", sid, home=tmp_path).returncode == 0
