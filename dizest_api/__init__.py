@@ -48,8 +48,10 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
-        JSON_SORT_KEYS=False,
     )
+    # A package answered (GET /workflows/<id>) keeps its order: flows' order is DIZEST's order
+    # of sources and the planner's tie-break, and the editor saves back what it was given.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     plugins = PluginRegistry.discover(settings.worker.engine.plugin_paths)
     if client is None:
         from dizest_worker.client import Client

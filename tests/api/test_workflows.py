@@ -52,6 +52,23 @@ def test_crud_and_versions_stay_readable(api: Api) -> None:
     assert api.call("GET", f"/workflows/{wf_id}", alice).status_code == 404
 
 
+def test_a_package_is_answered_in_its_own_order(api: Api) -> None:
+    """GET /workflows/<id> answered with sorted keys, and the editor saved back what it got:
+    one save re-sorted the flows, which are DIZEST's order of sources and the planner's
+    tie-break (an editor probe's find)."""
+    alice = api.user("alice")
+    order = ["d", "c", "b", "a"]
+    reverse = package(
+        {"src": {"code": "y = 1", "outputs": ["y"]}}, {f: {"app": "src"} for f in order}
+    )
+    reverse = {"title": "z first", **reverse, "zeta": 1, "alpha": 2}
+    made = api.call("POST", "/workflows", alice, json={"title": "order", "package": reverse})
+    answer = api.call("GET", f"/workflows/{made.json['id']}", alice)
+    got = json.loads(answer.data)["package"]
+    assert list(got["flow"]) == order and list(got) == list(reverse)
+    assert list(got["flow"]["d"]) == list(reverse["flow"]["d"])
+
+
 def test_list_is_paginated_and_filtered_by_title(api: Api) -> None:
     alice, bob = api.user("alice"), api.user("bob")
     for title in ("Alpha one", "alpha two", "beta"):
