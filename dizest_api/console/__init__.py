@@ -172,6 +172,12 @@ def static(filename: str) -> Response:
     return send_from_directory(STATIC, filename, max_age=300)
 
 
+@bp.route("/favicon.ico")
+@page("The console's icon (what a browser asks for where a page names none)")
+def favicon() -> Response:
+    return send_from_directory(STATIC, "favicon.svg", max_age=86400)
+
+
 def _not_found(exc: HttpNotFound) -> Any:
     """404s: JSON under the API's prefixes, the console's page everywhere else."""
     if request.path.startswith(API_PREFIXES):

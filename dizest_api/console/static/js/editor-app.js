@@ -20,18 +20,7 @@ function portRow(doc, appId, spec, index, count) {
     if (!doc.renameInput(appId, spec.name, name.value.trim())) name.value = spec.name;
   });
   const type = h("select", { name: "type", "aria-label": "input type" }, ["output", "variable"].map((t) => h("option", { value: t, selected: spec.type === t }, t)));
-  type.addEventListener("change", () => {
-    const fields = { ...spec, type: type.value };
-    doc.change("input type", (pkg) => {
-      pkg.apps[appId].inputs[index] = fields;
-      for (const flow of doc.flowsOf(appId)) {
-        if (type.value === "variable") {
-          if (flow.inputs) delete flow.inputs[spec.name];
-          (flow.data ||= {})[spec.name] ??= spec.default ?? "";
-        } else (flow.inputs ||= {})[spec.name] ||= { connections: [] };
-      }
-    });
-  });
+  type.addEventListener("change", () => doc.setInputType(appId, index, type.value));
   const kind = h("select", { name: "inputtype", "aria-label": "input kind", disabled: spec.type !== "variable" }, INPUTTYPES.map((t) => h("option", { value: t, selected: (spec.inputtype || "text") === t }, t)));
   kind.addEventListener("change", () => doc.updateInput(appId, index, { inputtype: kind.value }));
   const dflt = h("input", { name: "default", value: spec.default ?? "", placeholder: "default", "aria-label": "default" });
@@ -103,6 +92,7 @@ export async function showApp(doc, appId, problems) {
     h("h3", {}, "Code"),
     code,
   );
+  if (doc.readOnly) lockPanel(box);
   const mod = await codemirror();
   if ($("#app-code") !== code) return; // drawn again meanwhile
   const view = new mod.EditorView({
@@ -114,6 +104,7 @@ export async function showApp(doc, appId, problems) {
       mod.highlightActiveLine(), mod.highlightSelectionMatches(), mod.search({ top: true }), mod.lintGutter(),
       mod.syntaxHighlighting(mod.defaultHighlightStyle, { fallback: true }), mod.python(),
       mod.keymap.of([...mod.closeBracketsKeymap, ...mod.defaultKeymap, ...mod.searchKeymap, ...mod.historyKeymap, ...mod.foldKeymap, mod.indentWithTab]),
+      mod.EditorState.readOnly.of(doc.readOnly), mod.EditorView.editable.of(!doc.readOnly),
       mod.EditorView.updateListener.of((update) => {
         if (update.docChanged) doc.setCode(appId, update.state.doc.toString());
       }),
@@ -139,3 +130,9 @@ export function markSyntax(problems) {
 }
 
 export const openApp = () => shown;
+
+// A panel for a caller who may not save: its fields show, none changes (but `data-keep` buttons).
+export function lockPanel(box) {
+  for (const el of box.querySelectorAll("input, select, textarea, button:not([data-keep])")) el.disabled = true;
+  for (const form of box.querySelectorAll("form")) form.hidden = true; // the adders
+}

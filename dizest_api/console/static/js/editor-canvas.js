@@ -4,7 +4,7 @@
 // change, once per animation frame: a drag costs the same on a 1,000-flow graph as on a small
 // one. Every other change redraws the whole SVG from the document (one markup string).
 import { clip, escapeHtml } from "./dom.js";
-import { GraphView } from "./graph.js";
+import { GraphView, skipped } from "./graph.js";
 import { renderEntry, renderPayload } from "./render.js";
 
 const HEAD = 42;
@@ -53,9 +53,21 @@ function detailMarkup(n) {
 
 export class EditorCanvas extends GraphView {
   // handlers: select(id), move(id, x, y), connect(from, out, to, in), remove(id), toggle(id),
-  // selectEdge(edge)
-  setup(handlers) {
+  // selectEdge(edge). Read-only: nodes are selected, never moved, wired, removed or toggled.
+  setup(handlers, { readOnly = false } = {}) {
     this.handlers = handlers;
+    this.readOnly = readOnly;
+    this.svg.classList.toggle("readonly", readOnly);
+  }
+
+  // A flow's new title, on its node alone (typing it must not redraw 1,000 nodes a keystroke).
+  retitle(id, title) {
+    const n = this.graph.byId.get(id);
+    const el = this.elements.get(id)?.querySelector("text.title");
+    if (!n || !el) return;
+    n.title = title;
+    el.innerHTML = clip(title, 20);
+    this.drawn.delete(id); // its markup is no longer what was drawn: the next redraw redoes it
   }
 
   setGraph(graph, problems) {
@@ -187,7 +199,15 @@ export class EditorCanvas extends GraphView {
     c.addEventListener("click", (event) => {
       const edge = event.target.closest("path.edge");
       for (const el of this.svg.querySelectorAll("path.edge.selected")) el.classList.remove("selected");
-      if (!edge) return;
+      const onNode = this.pressedNode; // (a node's drag captures the pointer: its click's target is the container)
+      this.pressedNode = false;
+      if (!edge) {
+        const nodeEl = event.target.closest("g.node");
+        if (this.readOnly && nodeEl && !this.dragged) this.select(nodeEl.dataset.id); // (no drag selects it)
+        // a click on the background (not the end of a pan) selects nothing: Delete then removes nothing
+        else if (!onNode && !nodeEl && !event.target.closest("foreignObject") && !this.dragged) this.select(null);
+        return;
+      }
       edge.classList.add("selected");
       this.handlers.selectEdge({ ...edge.dataset });
     });
@@ -197,7 +217,8 @@ export class EditorCanvas extends GraphView {
     if (event.button !== 0) return;
     const target = event.target;
     const nodeEl = target.closest("g.node");
-    if (!nodeEl) return; // the background: GraphView pans
+    this.pressedNode = Boolean(nodeEl);
+    if (!nodeEl || this.readOnly) return; // the background: GraphView pans (and selects on click)
     event.stopPropagation();
     event.preventDefault(); // no text selection or focus change: nothing else repaints
     const id = nodeEl.dataset.id;
@@ -332,7 +353,8 @@ export class EditorCanvas extends GraphView {
     box.className = `node-result st-${state.status}`;
     const head = document.createElement("div");
     head.className = "node-result-status";
-    head.textContent = state.reason && state.status !== "ready" ? `${state.status}: ${state.reason}` : state.status;
+    const status = skipped(state.reason) ? "skipped" : state.status;
+    head.textContent = state.reason && status !== "ready" ? `${status}: ${state.reason}` : status;
     box.replaceChildren(head, ...state.log.slice(-50).map(renderEntry), ...state.results.map((r) => renderPayload(r.value)));
     box.scrollTop = box.scrollHeight;
   }

@@ -24,10 +24,13 @@ export class Doc {
     this.redoStack = [];
     this.last = { label: null, at: 0 };
     this.dirty = false;
+    this.revision = 0; // counts changes: a save knows whether any came while it was under way
+    this.readOnly = false; // the caller may not save: nothing changes
   }
 
   // Run `fn(pkg)` as one undoable step; a repeated `label` within COALESCE_MS joins the last step.
   change(label, fn, { coalesce = false } = {}) {
+    if (this.readOnly) return false;
     const now = performance.now();
     const join = coalesce && this.last.label === label && now - this.last.at < COALESCE_MS;
     const before = join ? null : JSON.stringify(this.pkg);
@@ -40,6 +43,7 @@ export class Doc {
     this.redoStack = [];
     this.last = { label, at: now };
     this.dirty = true;
+    this.revision++;
     this.onChange(label);
     return answer;
   }
@@ -53,16 +57,19 @@ export class Doc {
   }
 
   swap(from, to, label) {
-    if (!from.length) return false;
+    if (!from.length || this.readOnly) return false;
     to.push(JSON.stringify(this.pkg));
     this.pkg = JSON.parse(from.pop());
     this.last = { label, at: 0 };
     this.dirty = true;
+    this.revision++;
     this.onChange(label);
     return true;
   }
 
-  saved() {
+  // The package as it was at `revision` is stored: clean, unless something changed since.
+  saved(revision = this.revision) {
+    if (revision !== this.revision) return;
     this.dirty = false;
     this.last = { label: null, at: 0 };
   }
@@ -261,12 +268,23 @@ export class Doc {
       const app = pkg.apps[appId];
       app.inputs = asList(app.inputs).filter((i) => i.name !== name);
       for (const flow of this.flowsOf(appId)) {
-        for (const c of asList(flow.inputs?.[name]?.connections)) {
-          const mirror = pkg.flow[c.node]?.outputs?.[c.input];
-          if (mirror) mirror.connections = asList(mirror.connections).filter((m) => !(m.node === flow.id && m.output === name));
-        }
-        if (flow.inputs) delete flow.inputs[name];
+        unlinkInput(pkg, flow, name);
         if (flow.data) delete flow.data[name];
+      }
+    });
+  }
+
+  // An input becomes a variable (its connections go, their mirrors in the sources too) or an
+  // output's input (its value goes).
+  setInputType(appId, index, type) {
+    return this.change("input type", (pkg) => {
+      const spec = pkg.apps[appId].inputs[index];
+      spec.type = type;
+      for (const flow of this.flowsOf(appId)) {
+        if (type === "variable") {
+          unlinkInput(pkg, flow, spec.name);
+          (flow.data ||= {})[spec.name] ??= spec.default ?? "";
+        } else (flow.inputs ||= {})[spec.name] ||= { connections: [] };
       }
     });
   }
@@ -332,6 +350,15 @@ function renameKey(obj, from, to) {
 
 // Problems found in the page, at once, as {flow, app, code, message, edge?}: what the server
 // would refuse, and what it would only warn about. (Syntax errors come from the API.)
+// Drop the connections into `flow`'s input `name` and their mirrors in the source flows.
+function unlinkInput(pkg, flow, name) {
+  for (const c of asList(flow.inputs?.[name]?.connections)) {
+    const mirror = pkg.flow[c.node]?.outputs?.[c.input];
+    if (mirror) mirror.connections = asList(mirror.connections).filter((m) => !(m.node === flow.id && m.output === name));
+  }
+  if (flow.inputs) delete flow.inputs[name];
+}
+
 export function localProblems(pkg) {
   const problems = [];
   for (const [id, flow] of Object.entries(pkg.flow)) {

@@ -4,15 +4,15 @@
 // status, log and results under each node.
 import { ApiError, get, post, problemLines, put } from "./api.js";
 import { $, h, showTab, tabs, toast } from "./dom.js";
-import { markSyntax, openApp, showApp } from "./editor-app.js";
+import { lockPanel, markSyntax, openApp, showApp } from "./editor-app.js";
 import { EditorCanvas } from "./editor-canvas.js";
 import { Doc, localProblems } from "./editor-doc.js";
-import { RunStream } from "./events.js";
+import { EditorRuns } from "./editor-run.js";
 import { bindZoomButtons, model } from "./graph.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
 const TYPING = /^(var |title |code |app title |input )/; // labels of changes made by typing in a panel
-const FINAL = new Set(["ready", "error", "cancelled"]);
+const TITLE_MAX = 200; // characters of a workflow's title (the API's limit)
 let wf;
 let doc;
 let canvas;
@@ -22,9 +22,9 @@ let selectedEdge = null; // {from, out, to, in}: the Delete key removes it
 let syntax = []; // the API's syntax_error problems, per app
 let problems = [];
 let auto = new Map(); // positions the first layout gave flows whose own overlapped or were missing
-let lastRun = null; // {run_id, version, status}
 let readOnly = false; // the caller's grant does not allow saving
-let stream = null;
+let runs = null; // EditorRuns
+let saving = null; // the save under way (a promise of its success)
 
 function buildGraph() {
   const g = model(doc.pkg, { layout: false });
@@ -49,8 +49,10 @@ function allProblems() {
 
 function changed(label) {
   problems = allProblems();
-  // A move is already on screen (the canvas dragged the node there): no redraw.
-  if (!label.startsWith("code ") && label !== "move") canvas.setGraph(buildGraph(), problems);
+  // A move is already on screen (the canvas dragged the node there), a variable is not drawn,
+  // a title is one node's: no redraw of the whole graph.
+  if (label.startsWith("title ")) canvas.retitle(label.slice(6), titleOf(label.slice(6)));
+  else if (!/^(code |var )/.test(label) && label !== "move") canvas.setGraph(buildGraph(), problems);
   $("#cycle-msg").hidden = true;
   if (label.startsWith("code ")) queueCheck(label.slice(5));
   if (label === "undo" || label === "redo") for (const id of Object.keys(doc.pkg.apps)) queueCheck(id);
@@ -61,6 +63,12 @@ function changed(label) {
     appList();
   } else if (label.startsWith("app title ")) appList();
   refreshState();
+}
+
+function titleOf(id) {
+  const flow = doc.pkg.flow[id];
+  const app = flow ? doc.app(flow.app_id) || {} : {};
+  return flow ? flow.title || app.title || flow.app_id || id : id;
 }
 
 function refreshState() {
@@ -152,10 +160,11 @@ function showFlow(id, show = true) {
     h("h3", {}, "Connections"),
     conns.length ? h("ul", { class: "conns", id: "flow-conns" }, conns) : h("p", { class: "muted" }, "none"),
     h("p", { class: "inline" },
-      h("button", { type: "button", id: "flow-edit-app", disabled: !doc.app(flow.app_id), onclick: () => editApp(flow.app_id) }, "Edit app"),
-      h("button", { type: "button", id: "flow-run", onclick: () => runFlow(id) }, "Run this flow"),
-      h("button", { type: "button", class: "danger", id: "flow-remove", onclick: () => doc.removeFlow(id) }, "Remove flow")),
+      h("button", { type: "button", id: "flow-edit-app", "data-keep": "", disabled: !doc.app(flow.app_id), onclick: () => editApp(flow.app_id) }, readOnly ? "Show app" : "Edit app"),
+      h("button", { type: "button", id: "flow-run", "data-keep": "", hidden: !wf.rights.includes("run"), onclick: () => runs.flow(id) }, "Run this flow"),
+      h("button", { type: "button", class: "danger", id: "flow-remove", hidden: readOnly, onclick: () => doc.removeFlow(id) }, "Remove flow")),
   );
+  if (readOnly) lockPanel(box);
   if (show) showTab("flow");
 }
 
@@ -174,9 +183,9 @@ function appList() {
   $("#app-list").replaceChildren(...items.map((a) =>
     h("li", { dataset: { app: a.id } },
       h("span", { class: "name", title: a.id }, a.title, " ", h("small", { class: "muted" }, a.source)),
-      h("button", { type: "button", class: "app-add", onclick: () => addFlow(a.id) }, "Add"),
-      a.source === "workflow" ? h("button", { type: "button", class: "app-edit", onclick: () => editApp(a.id) }, "Edit") : null,
-      a.source === "workflow" ? h("button", { type: "button", class: "app-dup", onclick: () => editApp(doc.duplicateApp(a.id)) }, "Duplicate") : null)));
+      h("button", { type: "button", class: "app-add", hidden: readOnly, onclick: () => addFlow(a.id) }, "Add"),
+      a.source === "workflow" ? h("button", { type: "button", class: "app-edit", onclick: () => editApp(a.id) }, readOnly ? "Show" : "Edit") : null,
+      a.source === "workflow" && !readOnly ? h("button", { type: "button", class: "app-dup", onclick: () => editApp(doc.duplicateApp(a.id)) }, "Duplicate") : null)));
 }
 
 async function addFlow(appId) {
@@ -205,11 +214,29 @@ function freeSpot() {
 }
 
 // --- save, conflicts, leaving --------------------------------------------------------------------
+// One save at a time: a second asked meanwhile (Ctrl+S twice) waits for the first and then saves
+// what changed since, on the version the first made; what changed during a save stays unsaved.
 async function save() {
+  if (readOnly) return false;
+  if (saving) {
+    const ok = await saving;
+    return ok && (!doc.dirty || save());
+  }
+  saving = putVersion();
+  try {
+    return await saving;
+  } finally {
+    saving = null;
+  }
+}
+
+async function putVersion() {
+  placeAuto();
+  const revision = doc.revision;
   try {
     const answer = await put(`/workflows/${encodeURIComponent(wfId)}`, { package: doc.pkg, base_version: wf.version });
     wf = { ...wf, ...answer };
-    doc.saved();
+    doc.saved(revision);
     refreshState();
     toast(`Saved as version ${answer.version}`);
     return true;
@@ -222,70 +249,26 @@ async function save() {
   }
 }
 
+// The flows drawn where the first layout put them are saved there (not at their own overlapping
+// or missing positions): a reload then shows what was saved. Not an undo step.
+function placeAuto() {
+  for (const [id, a] of auto) {
+    const flow = doc.pkg.flow[id];
+    if (flow && flow.pos_x === a.px && flow.pos_y === a.py) Object.assign(flow, { pos_x: Math.round(a.x), pos_y: Math.round(a.y) });
+  }
+}
+
 async function saveCopy() {
+  const suffix = " (copy)";
+  const title = [...String(wf.title)].slice(0, TITLE_MAX - suffix.length).join("") + suffix;
   try {
-    const made = await post("/workflows", { title: `${wf.title} (copy)`, package: doc.pkg });
+    placeAuto();
+    const made = await post("/workflows", { title, package: doc.pkg });
     doc.saved();
     location.assign(`/workflows/${encodeURIComponent(made.id)}/edit`);
   } catch (exc) {
     toast(problemLines(exc).join("\n"), "error");
   }
-}
-
-// --- runs: the saved version, followed live under the nodes ------------------------------------
-async function runAll(flows) {
-  if (doc.dirty && !(await save())) return;
-  const body = { workflow_id: wfId, version: wf.version };
-  if (flows) body.flows = flows;
-  try {
-    follow(await post("/runs", body));
-  } catch (exc) {
-    toast(problemLines(exc).join("\n"), "error");
-  }
-}
-
-// One flow: the existing rerun (upstream outputs of the last run reused) when the last run ran
-// this very version; else a run of the flow and what it needs.
-async function runFlow(id) {
-  if (doc.dirty && !(await save())) return;
-  if (!lastRun || lastRun.version !== wf.version || !FINAL.has(lastRun.status)) return runAll([id]);
-  try {
-    follow(await post(`/runs/${encodeURIComponent(lastRun.run_id)}/flows/${encodeURIComponent(id)}/rerun`), [id]);
-  } catch (exc) {
-    toast(problemLines(exc).join("\n"), "error");
-  }
-}
-
-function follow(run, only = null) {
-  stream?.close?.();
-  lastRun = { run_id: run.run_id, version: wf.version, status: run.status || "pending" };
-  const states = new Map();
-  if (!only) canvas.clearRuns();
-  const state = (id) => states.get(id) || states.set(id, { status: "pending", reason: null, log: [], results: [] }).get(id);
-  $("#run-state").replaceChildren("run ", h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, id: "run-link" }, run.run_id.slice(0, 8)), " ", h("span", { id: "run-status" }, lastRun.status));
-  stream = new RunStream(run.run_id, (batch) => {
-    const touched = new Set();
-    for (const e of batch) {
-      if (e.type === "workflow.status") {
-        lastRun.status = e.data.status;
-        $("#run-status").textContent = e.data.status;
-        continue;
-      }
-      if (!e.flow_id || (only && !only.includes(e.flow_id))) continue;
-      const f = state(e.flow_id);
-      if (e.type === "flow.status") Object.assign(f, { status: e.data.status, reason: e.data.reason ?? null });
-      else if (e.type === "log.append") f.log.push(e.data.entry);
-      else if (e.type === "log.clear") f.log = [];
-      else if (e.type === "result") f.results.push(e.data);
-      else continue;
-      touched.add(e.flow_id);
-    }
-    for (const id of touched) {
-      const f = states.get(id);
-      canvas.setStatus(id, f.status, f.status === "ready" || f.status === "error" ? f.status : f.status);
-      canvas.setRun(id, f);
-    }
-  }, () => {});
 }
 
 // --- wiring --------------------------------------------------------------------------------------
@@ -294,19 +277,22 @@ function keys(event) {
   const typing = event.target.closest("input, textarea, select, .cm-editor");
   if (mod && event.key.toLowerCase() === "s") {
     event.preventDefault();
-    save();
+    if (!readOnly) save();
   } else if (mod && !typing && event.key.toLowerCase() === "z") {
     event.preventDefault();
     event.shiftKey ? doc.redo() : doc.undo();
   } else if (mod && !typing && event.key.toLowerCase() === "y") {
     event.preventDefault();
     doc.redo();
-  } else if ((event.key === "Delete" || event.key === "Backspace") && !typing && (selectedEdge || selected)) {
+  } else if ((event.key === "Delete" || event.key === "Backspace") && onCanvas(event) && (selectedEdge || selected)) {
     if (selectedEdge) doc.disconnect(selectedEdge.from, selectedEdge.out, selectedEdge.to, selectedEdge.in);
     else doc.removeFlow(selected);
     selectedEdge = null;
   }
 }
+
+// A key meant for the graph: pressed with the focus on it, or on nothing (not a button or a field).
+const onCanvas = (event) => event.target === document.body || Boolean(event.target.closest("#graph"));
 
 async function main() {
   const asked = new URLSearchParams(location.search).get("version");
@@ -318,7 +304,10 @@ async function main() {
   plugins = apps.items;
   document.title = `Edit ${wf.title} · dizest`;
   $("#wf-title").textContent = wf.title;
+  // what the caller's grant does not allow is not offered (the API would refuse it)
+  readOnly = !loaded.rights.includes("write");
   doc = new Doc(loaded.package, changed);
+  doc.readOnly = readOnly;
   const first = model(doc.pkg);
   for (const n of first.nodes) {
     if (n.x !== Number(n.flow.pos_x) || n.y !== Number(n.flow.pos_y)) auto.set(n.id, { x: n.x, y: n.y, px: n.flow.pos_x, py: n.flow.pos_y });
@@ -346,10 +335,11 @@ async function main() {
       selectedEdge = edge;
       $("#graph").focus();
     },
-  });
+  }, { readOnly });
   canvas.onSelect = (id) => {
     selectedEdge = null;
     showFlow(id);
+    if (id) $("#graph").focus({ preventScroll: true }); // Delete is for the graph now (not a button)
   };
   performance.mark("dizest:editor"); // bench/bench_console.py reads it
   bindZoomButtons(canvas);
@@ -362,10 +352,10 @@ async function main() {
   $("#undo").addEventListener("click", () => doc.undo());
   $("#redo").addEventListener("click", () => doc.redo());
   $("#save").addEventListener("click", save);
-  $("#run-all").addEventListener("click", () => runAll(null));
-  // what the caller's grant does not allow is not offered (the API would refuse it)
-  readOnly = !loaded.rights.includes("write");
+  runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save, dirty: () => doc.dirty });
+  $("#run-all").addEventListener("click", () => runs.all());
   $("#save").disabled = readOnly;
+  $("#app-new").hidden = readOnly;
   $("#run-all").disabled = !loaded.rights.includes("run");
   refreshState();
   $("#conflict-reload").addEventListener("click", () => {
@@ -379,7 +369,7 @@ async function main() {
     event.preventDefault();
     event.returnValue = "";
   });
-  window.dizestEditor = { doc, canvas };
+  window.dizestEditor = { doc, canvas, runs };
 }
 
 main().catch((exc) => {

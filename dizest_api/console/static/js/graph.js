@@ -12,6 +12,9 @@ const GAP_Y = 28;
 
 // `layout: false` keeps every node where its flow says (the editor: a node dropped on another
 // must not move the rest).
+// A flow not run because one upstream of it failed (its reason says "upstream ...").
+export const skipped = (reason) => Boolean(reason && reason.startsWith("upstream"));
+
 export function model(pkg, { layout = true } = {}) {
   const apps = pkg.apps || {};
   const nodes = [];
@@ -53,21 +56,19 @@ export function model(pkg, { layout = true } = {}) {
   return { nodes, edges, byId };
 }
 
+// Lay out a package whose positions are missing or placeholders (two flows on the same spot, as
+// a generated package puts them all at 0,0); positions a user chose are kept, even where two
+// nodes overlap (a drop there), so a saved layout is the one shown again.
+const STACKED = 8; // px: origins this close are one spot
+
 function needsLayout(nodes) {
-  const cells = new Map(); // a grid of node-sized cells: overlap checks stay linear
+  const cells = new Set();
   for (const n of nodes) {
     if (!Number.isFinite(n.x) || !Number.isFinite(n.y)) return true;
-    const key = `${Math.floor(n.x / W)},${Math.floor(n.y / 60)}`;
-    for (const other of cells.get(key) || []) {
-      if (Math.abs(other.x - n.x) < W && Math.abs(other.y - n.y) < Math.min(other.h, n.h)) return true;
-    }
-    for (const dx of [-1, 0, 1]) {
-      for (const dy of [-1, 0, 1]) {
-        const k = `${Math.floor(n.x / W) + dx},${Math.floor(n.y / 60) + dy}`;
-        if (!cells.has(k)) cells.set(k, []);
-        cells.get(k).push(n);
-      }
-    }
+    const cx = Math.floor(n.x / STACKED);
+    const cy = Math.floor(n.y / STACKED);
+    for (const dx of [-1, 0, 1]) for (const dy of [-1, 0, 1]) if (cells.has(`${cx + dx},${cy + dy}`)) return true;
+    cells.add(`${cx},${cy}`);
   }
   return false;
 }

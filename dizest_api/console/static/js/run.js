@@ -5,7 +5,7 @@ import { appFrame, hasUI, updateResults } from "./appui.js";
 import { $, h, seconds, showTab, tabs, toast, when } from "./dom.js";
 import { RunStream } from "./events.js";
 import { drawGantt } from "./gantt.js";
-import { GraphView, bindZoomButtons, model } from "./graph.js";
+import { GraphView, bindZoomButtons, model, skipped } from "./graph.js";
 import { renderEntry, renderPayload } from "./render.js";
 
 const runId = document.getElementById("main").dataset.runId;
@@ -27,7 +27,7 @@ function badge(f) {
   if (f.status === "running") return "running";
   if (f.status === "error") return "error";
   if (f.status === "pending" && f.reason) return "waiting"; // a flow slot, a retry's backoff
-  if (f.reason) return f.reason.startsWith("upstream") ? "skipped" : f.reason;
+  if (f.reason) return skipped(f.reason) ? "skipped" : f.reason;
   return f.index > 0 ? `#${f.index}` : "";
 }
 

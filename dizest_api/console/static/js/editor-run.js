@@ -1,0 +1,89 @@
+// Runs from the editor: the saved version, all flows or one, followed live under the nodes, and
+// cancelled from the editor too. One flow reruns within the last run (its upstream outputs
+// reused) when that run ran this very version; else it is a run of the flow and what it needs.
+import { post, problemLines } from "./api.js";
+import { $, h, toast } from "./dom.js";
+import { RunStream } from "./events.js";
+import { skipped } from "./graph.js";
+
+const FINAL = new Set(["ready", "error", "cancelled"]);
+
+export class EditorRuns {
+  // wfId: the workflow; canvas: the EditorCanvas; version(): the saved version; save(): saves
+  // the changes first (false: it could not); dirty(): unsaved changes.
+  constructor({ wfId, canvas, version, save, dirty }) {
+    Object.assign(this, { wfId, canvas, version, save, dirty });
+    this.last = null; // {run_id, version, status}
+    this.stream = null;
+  }
+
+  async all(flows = null) {
+    if (this.dirty() && !(await this.save())) return;
+    const body = { workflow_id: this.wfId, version: this.version() };
+    if (flows) body.flows = flows;
+    try {
+      this.follow(await post("/runs", body));
+    } catch (exc) {
+      toast(problemLines(exc).join("\n"), "error");
+    }
+  }
+
+  async flow(id) {
+    if (this.dirty() && !(await this.save())) return;
+    const last = this.last;
+    if (!last || last.version !== this.version() || !FINAL.has(last.status)) return this.all([id]);
+    try {
+      this.follow(await post(`/runs/${encodeURIComponent(last.run_id)}/flows/${encodeURIComponent(id)}/rerun`), [id]);
+    } catch (exc) {
+      toast(problemLines(exc).join("\n"), "error");
+    }
+  }
+
+  async cancel() {
+    if (!this.last || FINAL.has(this.last.status)) return;
+    try {
+      await post(`/runs/${encodeURIComponent(this.last.run_id)}/cancel`);
+    } catch (exc) {
+      toast(problemLines(exc).join("\n"), "error");
+    }
+  }
+
+  showStatus(status) {
+    this.last.status = status;
+    $("#run-status").textContent = status;
+    $("#run-stop").hidden = FINAL.has(status);
+  }
+
+  follow(run, only = null) {
+    this.stream?.close?.();
+    this.last = { run_id: run.run_id, version: this.version(), status: run.status || "pending" };
+    const states = new Map();
+    if (!only) this.canvas.clearRuns();
+    const state = (id) => states.get(id) || states.set(id, { status: "pending", reason: null, log: [], results: [] }).get(id);
+    const stop = h("button", { type: "button", id: "run-stop", class: "danger", onclick: () => this.cancel() }, "Stop");
+    $("#run-state").replaceChildren("run ", h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, id: "run-link" }, run.run_id.slice(0, 8)), " ", h("span", { id: "run-status" }, ""), " ", stop);
+    this.showStatus(this.last.status);
+    this.stream = new RunStream(run.run_id, (batch) => {
+      const touched = new Set();
+      for (const e of batch) {
+        if (e.type === "workflow.status") {
+          this.showStatus(e.data.status);
+          continue;
+        }
+        if (!e.flow_id || (only && !only.includes(e.flow_id))) continue;
+        const f = state(e.flow_id);
+        if (e.type === "flow.status") Object.assign(f, { status: e.data.status, reason: e.data.reason ?? null });
+        else if (e.type === "log.append") f.log.push(e.data.entry);
+        else if (e.type === "log.clear") f.log = [];
+        else if (e.type === "result") f.results.push(e.data);
+        else continue;
+        touched.add(e.flow_id);
+      }
+      for (const id of touched) {
+        const f = states.get(id);
+        this.canvas.setStatus(id, f.status, skipped(f.reason) ? "skipped" : f.status);
+        this.canvas.setRun(id, f);
+      }
+    }, () => {});
+  }
+}

@@ -1,0 +1,230 @@
+"""The editor keeps what the user did, and only what they may do (an editor probe's finds): a
+change made while a save is under way stays unsaved, a second save waits for the first (no false
+conflict), a copy of a long title fits, positions laid out for a package without any are the
+ones saved, Delete removes only what is selected, an input made a variable leaves no link in its
+source, a viewer changes nothing and a runner runs without saving, a skipped flow says so, a run
+is stopped from the editor, and every page names its icon (no 404 in the browser's console)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import DATA as CORE_DATA
+from tests.console.conftest import Console, log_in
+from tests.console.test_editor import LIVE_S, empty, pkg_of
+
+# Every PUT of a workflow waits, while `__hold()` is in force, until `__release()`: a save is
+# held under way exactly as long as the test needs, with no timing.
+HOLD_PUTS = """
+(() => {
+  let gate = null;
+  window.__puts = 0;
+  window.__held = 0;
+  window.__hold = () => { gate = new Promise((resolve) => (window.__release = () => { gate = null; resolve(); })); };
+  const real = window.fetch.bind(window);
+  window.fetch = async (url, options = {}) => {
+    if ((options.method || "GET") === "PUT" && String(url).includes("/workflows/")) {
+      window.__puts++;
+      if (gate) { window.__held++; await gate; }
+    }
+    return real(url, options);
+  };
+})();
+"""
+
+
+def fanout() -> dict[str, Any]:
+    return json.loads((CORE_DATA / "c03_fanout.dwp").read_text())
+
+
+def toggle(page: Any, flow: str) -> None:
+    page.locator(f'g.node[data-id="{flow}"] text.toggle').click()
+
+
+def test_a_change_during_a_save_stays_unsaved_and_a_second_save_waits(
+    admin_page: Any, console: Console
+) -> None:
+    wf_id = empty(console, "saves under way", fanout())
+    page = admin_page
+    page.add_init_script(HOLD_PUTS)
+    page.goto(f"/workflows/{wf_id}/edit")
+    expect(page.locator("g.node")).to_have_count(4)
+    toggle(page, "k1")
+    page.evaluate("window.__hold()")
+    page.keyboard.press("Control+s")
+    page.wait_for_function("window.__held === 1")
+    toggle(page, "k2")  # while version 2 is being stored
+    page.evaluate("window.__release()")
+    expect(page.locator("#ed-state")).to_have_text("unsaved changes")
+    stored = console.api("GET", f"/workflows/{wf_id}")
+    assert stored["version"] == 2
+    assert stored["package"]["flow"]["k1"]["active"] is False
+    assert stored["package"]["flow"]["k2"]["active"] is not False
+    # Two saves asked at once: one PUT, then the second finds nothing left to save.
+    page.evaluate("window.__hold()")
+    page.keyboard.press("Control+s")
+    page.wait_for_function("window.__held === 2")
+    page.click("#save")
+    page.evaluate("window.__release()")
+    expect(page.locator("#ed-state")).to_have_text("saved · v3")
+    assert page.evaluate("window.__puts") == 2
+    expect(page.locator("#conflict")).to_be_hidden()
+    assert console.api("GET", f"/workflows/{wf_id}")["package"]["flow"]["k2"]["active"] is False
+
+
+def test_a_copy_of_a_long_title_fits_the_limit(admin_page: Any, console: Console) -> None:
+    title = "t" * 200
+    wf_id = empty(console, title, fanout())
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    expect(page.locator("g.node")).to_have_count(4)
+    console.api("PUT", f"/workflows/{wf_id}", {"package": fanout()})  # someone saved meanwhile
+    toggle(page, "k1")
+    page.click("#save")
+    expect(page.locator("#conflict")).to_be_visible()
+    page.click("#conflict-copy")
+    expect(page).to_have_url(re.compile(rf"/workflows/(?!{wf_id})\w+/edit$"))
+    copy = console.api("GET", f"/workflows/{page.url.rsplit('/', 2)[1]}")
+    assert len(copy["title"]) == 200 and copy["title"].endswith(" (copy)")
+    assert copy["package"]["flow"]["k1"]["active"] is False
+
+
+def test_positions_laid_out_for_a_package_without_any_are_saved(
+    admin_page: Any, console: Console
+) -> None:
+    package = fanout()
+    for flow in package["flow"].values():
+        del flow["pos_x"], flow["pos_y"]
+    wf_id = empty(console, "no positions", package)
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    box = page.locator('g.node[data-id="k2"] rect.box').bounding_box()
+    page.mouse.move(box["x"] + 60, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 140, box["y"] + 120, steps=5)
+    page.mouse.up()
+    page.click("#save")
+    expect(page.locator("#ed-state")).to_have_text("saved · v2")
+    drawn = page.evaluate(
+        "() => Object.fromEntries(window.dizestEditor.canvas.graph.nodes.map((n) => [n.id, [Math.round(n.x), Math.round(n.y)]]))"
+    )
+    stored = console.api("GET", f"/workflows/{wf_id}")["package"]["flow"]
+    assert {k: [f["pos_x"], f["pos_y"]] for k, f in stored.items()} == drawn
+    page.reload()
+    expect(page.locator("g.node")).to_have_count(4)
+    again = page.evaluate(
+        "() => Object.fromEntries(window.dizestEditor.canvas.graph.nodes.map((n) => [n.id, [n.x, n.y]]))"
+    )
+    assert again == drawn  # the moved flow too, where it was dropped
+
+
+def test_delete_removes_only_what_is_selected(admin_page: Any, console: Console) -> None:
+    wf_id = empty(console, "delete keys", fanout())
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.locator('g.node[data-id="k1"] text.title').click()
+    expect(page.locator('g.node[data-id="k1"]')).to_have_class(re.compile("selected"))
+    graph = page.locator("#graph").bounding_box()
+    page.mouse.click(graph["x"] + 8, graph["y"] + graph["height"] - 8)  # the background
+    expect(page.locator('g.node[data-id="k1"]')).not_to_have_class(re.compile("selected"))
+    page.keyboard.press("Delete")
+    page.locator('g.node[data-id="k2"] text.title').click()
+    page.click("#zoom-in")  # the focus is on a button now: Backspace is not for the graph
+    page.keyboard.press("Backspace")
+    assert sorted(pkg_of(page)["flow"]) == ["k1", "k2", "k3", "src"]
+    page.locator('g.node[data-id="k3"] text.title').click()
+    page.keyboard.press("Delete")
+    expect(page.locator("g.node")).to_have_count(3)
+    assert "k3" not in pkg_of(page)["flow"]
+
+
+def test_an_input_made_a_variable_leaves_no_link_in_its_source(
+    admin_page: Any, console: Console
+) -> None:
+    wf_id = empty(console, "input type", fanout())
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.locator('g.node[data-id="k1"] text.title').click()
+    page.click("#flow-edit-app")
+    page.locator('#app-inputs tr[data-input="v"] select[name=type]').select_option("variable")
+    flows = pkg_of(page)["flow"]
+    assert "v" not in flows["k1"].get("inputs", {})
+    assert {"node": "k1", "output": "v"} not in flows["src"]["outputs"]["v"]["connections"]
+    assert len(flows["src"]["outputs"]["v"]["connections"]) == 2  # k2's and k3's stay
+    expect(page.locator("#problems li")).to_have_count(0)
+
+
+def test_a_viewer_changes_nothing_and_a_runner_runs_without_saving(
+    browser: Any, console: Console
+) -> None:
+    console.user("olga")
+    console.user("vic")
+    console.user("rune")
+    wf_id = console.api("POST", "/workflows", {"title": "olga's", "package": fanout()}, "olga")["id"]  # fmt: skip
+    grants = {"vic": "viewer", "rune": "runner"}
+    console.api("PUT", f"/workflows/{wf_id}/grants", {"grants": grants}, "olga")
+    page = log_in(browser, console.base, "vic")
+    page.goto(f"/workflows/{wf_id}/edit")
+    expect(page.locator("g.node")).to_have_count(4)
+    expect(page.locator('g.node[data-id="k1"] text.del')).to_be_hidden()
+    box = page.locator('g.node[data-id="k1"] rect.box').bounding_box()
+    page.mouse.move(box["x"] + 60, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 160, box["y"] + 140, steps=5)
+    page.mouse.up()
+    page.locator('g.node[data-id="k1"] text.title').click()
+    expect(page.locator("#flow-title")).to_be_disabled()
+    expect(page.locator("#flow-remove")).to_be_hidden()
+    expect(page.locator("#flow-run")).to_be_hidden()
+    page.keyboard.press("Delete")
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+s")
+    expect(page.locator("#ed-state")).to_contain_text("read-only")
+    expect(page.locator("#ed-state")).to_contain_text("saved · v1")
+    assert page.evaluate("window.dizestEditor.doc.dirty") is False
+    assert len(pkg_of(page)["flow"]) == 4
+    page.click("#flow-edit-app")
+    expect(page.locator("#app-title")).to_be_disabled()
+    expect(page.locator("#add-input")).to_be_hidden()
+    page.context.close()
+
+    runner = log_in(browser, console.base, "rune")
+    runner.goto(f"/workflows/{wf_id}/edit")
+    expect(runner.locator("g.node")).to_have_count(4)
+    runner.click("#run-all")
+    expect(runner.locator("#run-status")).to_have_text("ready", timeout=LIVE_S)
+    assert console.api("GET", f"/workflows/{wf_id}", name="olga")["version"] == 1
+    runner.context.close()
+
+
+def test_skipped_flows_say_so_and_a_run_stops_from_the_editor(
+    admin_page: Any, console: Console
+) -> None:
+    wf_id = empty(console, "errors", json.loads((CORE_DATA / "c04_error.dwp").read_text()))
+    page = admin_page
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.click("#run-all")
+    expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_S)
+    expect(page.locator("#run-stop")).to_be_hidden()
+    skipped = page.locator('foreignObject[data-id="a2"] .node-result-status')
+    expect(skipped).to_have_text(re.compile(r"^skipped: upstream"))
+    expect(page.locator('g.node[data-id="a2"] .badge')).to_have_text("skipped")
+
+    ticker = console.workflow("ticker", "ticker to stop")
+    page.goto(f"/workflows/{ticker}/edit")
+    page.locator('g.node[data-id="ticker"] text.title').click()
+    page.fill('input[name="ticker.count"]', "600")
+    page.fill('input[name="ticker.delay"]', "0.1")
+    page.click("#run-all")
+    expect(page.locator("#run-status")).to_have_text("running", timeout=LIVE_S)
+    page.click("#run-stop")
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE_S)
+    assert errors == [], errors  # no favicon 404 (nor anything else)
+    icon = page.request.get(f"{console.base}/favicon.ico")
+    assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
