@@ -101,7 +101,8 @@ def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:
     from dizest_core.sandbox import make_policy, missing
 
     engine = settings.engine
-    policy = make_policy(engine, server=True, hide=(settings.workdir_root, settings.artifact_dir))
+    hide = (settings.workdir_root, settings.artifact_dir, settings.drive_root)  # as orchestration's
+    policy = make_policy(engine, server=True, hide=hide)
     if not policy.enabled:
         echo("dizest worker: flow sandbox OFF (DIZEST_SANDBOX=off)", err=True)
         return {"sandbox": "off"}
@@ -118,6 +119,18 @@ def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:
     )
     for name, state in layers.items():
         echo(f"dizest worker: sandbox layer {name:<9} {state}", err=True)
+    if os.geteuid() == 0:  # flows run as uids of their own: they must pass to their folders
+        from dizest_core.confine import covered
+        from dizest_core.traverse import blocked
+
+        shut = blocked(hide, covered(policy, layers))
+        if shut:
+            raise Failure(
+                "refusing to start: flows run as other users, who cannot pass "
+                + "; ".join(shut)
+                + ", on the way to DIZEST_WORKDIR_ROOT, DIZEST_ARTIFACT_DIR or DIZEST_DRIVE_ROOT."
+                " Let others pass (chmod o+x; systemd: StateDirectoryMode=0711)."
+            )
     absent = missing(layers, engine.sandbox_require)
     if absent:
         raise Failure(

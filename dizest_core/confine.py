@@ -28,6 +28,7 @@ from typing import Any
 from dizest_core import linux, seccomp
 from dizest_core.job import RUN_ID, Artifact, FlowJob, unsafe_flow_id
 from dizest_core.sandbox import HIDE_DEFAULT, SYSTEM_READ, Policy, Prepared, Slot, rlimits
+from dizest_core.traverse import PASSABLE, make_passable
 
 READ = linux.FS_EXECUTE | linux.FS_READ_FILE | linux.FS_READ_DIR
 FILE_RIGHTS = linux.FS_READ_FILE | linux.FS_WRITE_FILE | linux.FS_EXECUTE | linux.FS_TRUNCATE
@@ -47,7 +48,7 @@ def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
     (working roots, artifacts) are bound back under a private home that covers them, so each
     child can still open its own folders there before it covers the data dirs themselves."""
     on = {name for name, state in layers.items() if state == "active"}
-    hidden = [os.path.realpath(p) for p in policy.hide if os.path.isdir(p)]
+    hidden = _hidden(policy)
     homes = [h for h in hidden if h in {os.path.realpath(d) for d in HIDE_DEFAULT}]
     data = [h for h in hidden if h not in homes]
     if "mountns" in on:
@@ -75,14 +76,28 @@ def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
             rules.append((fd, _rights(fd, access, _handled(abi))))
     if "seccomp" in on:
         seccomp.prepare()
-    # a flow's own /tmp and /dev/shm; and no cgroupfs: other slots' groups would show their
-    # host pids and CPU use (its own group was joined before the cover, and is killed by path)
-    private = ("/tmp", "/dev/shm", CGROUP_FS)
-    covers = [*_outermost(data), *(p for p in private if os.path.isdir(p))]
+    covers = [*_outermost(data), *(p for p in PRIVATE if os.path.isdir(p))]
     reads = {os.path.realpath(p) for p in policy.read if os.path.exists(p)}
     rebind = sorted(p for p in reads if any(_within(p, c) for c in covers))
     mounted = "mountns" in on
     return Prepared(tuple(covers), tuple(rebind), tuple(rules), mounted)
+
+
+# a flow's own /tmp and /dev/shm; and no cgroupfs: other slots' groups would show their host
+# pids and CPU use (its own group was joined before the cover, and is killed by path)
+PRIVATE = ("/tmp", "/dev/shm", CGROUP_FS)
+
+
+def _hidden(policy: Policy) -> list[str]:
+    return [os.path.realpath(p) for p in policy.hide if os.path.isdir(p)]
+
+
+def covered(policy: Policy, layers: dict[str, str]) -> list[str]:
+    """What a flow sees as a fresh tmpfs (the private homes, the server's data dirs, /tmp ...),
+    its own folders bound back under passable mount points; nothing without the mount layer."""
+    if layers.get("mountns") != "active":
+        return []
+    return [*_hidden(policy), *(p for p in PRIVATE if os.path.isdir(p))]
 
 
 @dataclass
@@ -192,7 +207,7 @@ def exposures(job: FlowJob) -> list[_Expose]:
             root, job.run_id
         ):
             raise OSError(errno.EINVAL, f"flow id {job.flow_id!r} cannot name a folder")
-        os.makedirs(root, exist_ok=True)
+        make_passable(root)
         _make_folder(root, [job.run_id, job.flow_id, str(job.attempt)])
         runs = {os.path.join(root, job.run_id)}
         for values in job.sources.values():
@@ -211,8 +226,11 @@ def _make_folder(root: str, parts: list[str]) -> None:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for part in parts:
-            with contextlib.suppress(FileExistsError):
+            made = True
+            try:
                 os.mkdir(part, dir_fd=fd)
+            except FileExistsError:
+                made = False
             flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
                 inner = os.open(part, flags, dir_fd=fd)
@@ -220,6 +238,8 @@ def _make_folder(root: str, parts: list[str]) -> None:
                 raise OSError(
                     exc.errno, f"the artifact folder's {part!r} is a link or a file"
                 ) from None
+            if made:  # flows (other uids) and the API pass it whatever the umask was
+                os.fchmod(inner, PASSABLE)
             os.close(fd)
             fd = inner
     finally:
@@ -261,7 +281,7 @@ def _cover(covers: list[str], exposed: list[_Expose], options: dict[str, str]) -
         linux.mount("tmpfs", cover, "tmpfs", MOUNT_FLAGS, options.get(cover, COVER))
         for entry, fd in zip(inside, fds, strict=True):
             target = os.path.join(cover, os.path.relpath(entry.path, cover))
-            os.makedirs(target, exist_ok=True)
+            make_passable(target, 0o755)  # the flow's uid passes (a worker's umask may be 077)
             linux.mount(f"/proc/self/fd/{fd}", target, None, linux.MS_BIND | linux.MS_REC, None)
             os.close(fd)
 

@@ -26,6 +26,7 @@ from dizest_core.apiruntime import error_body
 from dizest_core.errors import DizestError, UnknownFlowError
 from dizest_core.execution import Finished
 from dizest_core.job import ApiCall, build_job
+from dizest_core.traverse import make_passable
 from dizest_worker.redis_store import RedisStore, decode_value
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ def _run(executor: Executor, task: CallTask) -> Answer:
     own = client.hgetall(keys.outputs(task.run_id, task.flow_id))
     last = {k[2:].decode(): decode_value(v) for k, v in own.items() if k.startswith(b"v:")}
     workdir = os.path.join(settings.workdir_root, task.run_id)
-    os.makedirs(workdir, exist_ok=True)
+    make_passable(workdir)  # a umask of 077 would shut the call's process out
     options = ctx.flow_options(task.flow_id, settings)
     call = ApiCall(
         task.name, source, task.method, task.params, task.body, task.path, task.headers,

@@ -36,6 +36,7 @@ from dizest_core.report import ReportBuilder, iso
 from dizest_core.runner import LocalRunner, RunRequest, new_run_id
 from dizest_core.status import RunStatus
 from dizest_core.store import MemoryStore
+from dizest_core.traverse import make_passable
 from dizest_core.workflow import join_inputs, split_inputs
 from dizest_worker.client import Client, RunNotFound
 from dizest_worker.settings import WorkerSettings
@@ -114,7 +115,7 @@ class MemoryClient:
         if prepare is not None:
             prepare(run_id)
         workdir = os.path.join(self.settings.workdir_root, run_id)
-        os.makedirs(workdir, exist_ok=True)
+        make_passable(workdir)
         request = RunRequest(
             inputs=common,
             flow_inputs=per_flow,

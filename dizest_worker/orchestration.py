@@ -39,7 +39,7 @@ from typing import Any
 
 import redis
 
-from dizest_core import limits, wire
+from dizest_core import limits, traverse, wire
 from dizest_core.errors import InputError
 from dizest_core.execution import Finished, Signal, Supervisor
 from dizest_core.job import build_job
@@ -206,7 +206,7 @@ class Executor:
             log.info("not running %s: %s", task, answer)
             return
         workdir = os.path.join(self.settings.workdir_root, task.run_id)
-        os.makedirs(workdir, exist_ok=True)
+        traverse.make_passable(workdir)  # a umask of 077 would shut the run's flows out
         try:
             job = build_job(
                 package,
