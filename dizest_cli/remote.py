@@ -125,7 +125,7 @@ def follow_run(client: Client, run_id: str, package: Package, as_json: bool) -> 
     try:
         for event in client.events(run_id):
             progress.event(Event.from_dict(event))
-        report = client.wait(run_id)
+        report = client.final_report(run_id)  # (wait() would follow all the events again)
     except KeyboardInterrupt:
         progress.close()
         try:

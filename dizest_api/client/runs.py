@@ -151,10 +151,15 @@ class RunsMixin(Base):
         for _event in self.events(run_id):
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} did not end within {timeout}s")
+        return self.final_report(run_id, deadline)
+
+    def final_report(self, run_id: str, deadline: float | None = None) -> dict[str, Any]:
+        """The report of a run whose events were followed to their end (polled while the stream
+        ended before the run did); TimeoutError after `deadline` (time.monotonic())."""
         report = self.get(run_id)
         while report.get("status") not in RUN_FINAL:  # the stream ended early: poll
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} did not end within {timeout}s")
+                raise TimeoutError(f"run {run_id} did not end in time")
             time.sleep(0.3)
             report = self.get(run_id)
         return report
