@@ -27,6 +27,7 @@ from dizest_core.errors import DizestError, UnknownFlowError
 from dizest_core.execution import Finished
 from dizest_core.job import ApiCall, build_job
 from dizest_core.traverse import make_passable
+from dizest_worker.liveness import live_slots
 from dizest_worker.redis_store import RedisStore, decode_value
 
 if TYPE_CHECKING:
@@ -222,23 +223,36 @@ def take_call(client: Client, caller: str, call_id: str, deadline_ms: int) -> bo
 
 
 class TooManyCalls(DizestError):
-    """The caller has DIZEST_USER_API_CALLS `api` calls running already."""
+    """The caller has DIZEST_USER_API_CALLS `api` calls running already, or the cluster runs
+    calls in half its worker slots."""
 
 
 def call(client: Client, task: CallTask, caller: str | None = None) -> Answer:
     """Send `task` to a worker of the flow's queue and wait for its answer. A `caller` (a
-    user) has at most `user_api_calls` running at once over the cluster (TooManyCalls): each
-    holds a worker slot, and a probe's two 40 s calls held another user's run back 38 s."""
+    user) has at most `user_api_calls` running at once over the cluster, and all users' calls
+    together at most half the live worker slots (TooManyCalls): each call holds a slot that no
+    fair share hands back, and a probe's four 120 s calls on two slots held another user's run
+    back two minutes; now flows always keep half the slots."""
     if caller is None:
         return _call(client, task)
     deadline = int((time.time() + task.timeout_s + QUEUE_GRACE_S) * 1000)
+    keys = client.runs.keys
     if not take_call(client, caller, task.call_id, deadline):
         cap = client.settings.user_api_calls
         raise TooManyCalls(f"you already have {cap} api call(s) running; retry when one ends")
     try:
-        return _call(client, task)
+        live = live_slots(client.redis, client.settings)
+        if not take_place(client.redis, keys.calls, task.call_id, deadline, max(1, (live + 1) // 2)):  # fmt: skip
+            raise TooManyCalls(
+                f"the cluster runs api calls in half its {live} worker slot(s) already (the "
+                "rest are kept for flows); retry when one ends"
+            )
+        try:
+            return _call(client, task)
+        finally:
+            client.redis.zrem(keys.calls, task.call_id)
     finally:
-        client.redis.zrem(client.runs.keys.user_calls(caller), task.call_id)
+        client.redis.zrem(keys.user_calls(caller), task.call_id)
 
 
 def _call(client: Client, task: CallTask) -> Answer:

@@ -73,6 +73,9 @@ key / channel                         type     holds                            
 {p}:user:{name}:calls                 zset     call ids of the user's `api` calls        the longest
                                                running, by deadline (ms): at most         call
                                                DIZEST_USER_API_CALLS at once
+{p}:calls                             zset     call ids of every user's `api` calls,     the longest
+                                               by deadline (ms): at most half the live   call
+                                               worker slots (rounded up) at once
 {p}:leases                            zset     "{run}\\x1f{flow}\\x1f{attempt}" scored     none*
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms);       none*
@@ -221,6 +224,10 @@ class Keys:
 
     def user_calls(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:calls"
+
+    @property
+    def calls(self) -> str:
+        return f"{self.prefix}:calls"
 
     @property
     def leases(self) -> str:

@@ -74,6 +74,13 @@ def live_workers(client: redis.Redis, settings: WorkerSettings) -> list[str]:
     return sorted(_text(name) for name, ms in beats.items() if _ms(ms) >= oldest)
 
 
+def live_slots(client: redis.Redis, settings: WorkerSettings) -> int:
+    """The flows the live workers run at once (0: none live, or none said how many)."""
+    names = live_workers(client, settings)
+    counts = client.hmget(Keys(settings.prefix).worker_slots, names) if names else []
+    return sum(int(c) for c in counts if c is not None and int(c) > 0)
+
+
 def last_seen_s(client: redis.Redis, settings: WorkerSettings, name: str) -> float | None:
     """Seconds since `name` last beat, or None if it never did (or was forgotten)."""
     seen = client.hget(Keys(settings.prefix).workers, name)

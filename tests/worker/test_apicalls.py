@@ -114,7 +114,7 @@ def test_a_user_runs_at_most_their_share_of_api_calls_at_once(cluster):
     from dizest_worker.client import Client
     from tests.conftest import wait_for
 
-    cluster("w1", concurrency=2)
+    cluster("w1", concurrency=3)  # calls may hold two slots of three
     client = Client(replace(cluster.settings, user_api_calls=1))
     run_id = client.submit(api_package())
     client.wait(run_id, timeout=60)
@@ -135,6 +135,39 @@ def test_a_user_runs_at_most_their_share_of_api_calls_at_once(cluster):
     assert answers["slow"].status == 504 and client.redis.zcard(calls) == 0
     again = apicalls.call(client, task("add", params={"a": 2, "b": 2}), "alice")
     assert again.status == 200 and json.loads(again.body)["sum"] == 4
+
+
+def test_calls_leave_half_the_slots_to_flows(cluster):
+    """A probe's four 120 s calls on a worker of two slots held another user's run back two
+    minutes (each under the per-user cap): all users' calls together now hold half the live
+    slots at most, so a run still starts while they last."""
+    import threading
+
+    import pytest
+
+    from dizest_worker import liveness
+    from tests.conftest import wait_for
+
+    cluster("w1", concurrency=2)
+    client = cluster.client
+    wait_for(lambda: liveness.live_slots(client.redis, client.settings) == 2, timeout=20)
+    run_id = client.submit(api_package())
+    client.wait(run_id, timeout=60)
+
+    def task(name, timeout=20.0, params=None):
+        return apicalls.CallTask(apicalls.new_call_id(), run_id, "u", name, timeout, "POST", params or {}, None)  # fmt: skip
+
+    answers = {}
+    held = threading.Thread(target=lambda: answers.setdefault("slow", apicalls.call(client, task("slow", 8.0), "mallory")))  # fmt: skip
+    held.start()
+    wait_for(lambda: client.redis.zcard(client.runs.keys.calls) == 1, timeout=10)
+    with pytest.raises(apicalls.TooManyCalls, match="half its 2 worker slot"):
+        apicalls.call(client, task("add", params={"a": 1, "b": 2}), "mallory2")
+    other = client.submit(package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}}))  # fmt: skip
+    report = client.wait(other, timeout=30)
+    assert report["status"] == "ready" and "slow" not in answers  # while the call still runs
+    held.join(30)
+    assert client.redis.zcard(client.runs.keys.calls) == 0
 
 
 def test_a_short_call_after_a_long_one_keeps_the_long_one_counted(cluster):
