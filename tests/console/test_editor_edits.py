@@ -228,3 +228,35 @@ def test_skipped_flows_say_so_and_a_run_stops_from_the_editor(
     assert errors == [], errors  # no favicon 404 (nor anything else)
     icon = page.request.get(f"{console.base}/favicon.ico")
     assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_an_apps_api_and_ui_sources_are_edited_in_their_tabs(
+    admin_page: Any, console: Console
+) -> None:
+    """DIZEST's editor has a tab per source of an app (code, api, html, js, css); ours had the
+    code alone, so a UI-mode app could not be written in the console (an editor probe's find)."""
+    wf_id = empty(console, "sources", fanout())
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.locator('g.node[data-id="k1"] text.title').click()
+    page.click("#flow-edit-app")
+    expect(page.locator("#app-code .cm-content")).to_be_visible()
+    typed = {
+        "api": "def ping():\n    return 1",
+        "html": "<b id='x'>hi</b>",
+        "css": "b { color: red }",
+    }
+    for field, text in typed.items():
+        page.click(f'#app-sources button[data-source="{field}"]')
+        expect(page.locator(f'#app-sources button[data-source="{field}"]')).to_have_class("active")
+        editor = page.locator("#app-code .cm-content")
+        expect(editor).to_have_text("")
+        editor.click()
+        page.keyboard.insert_text(text)
+    page.click('#app-sources button[data-source="code"]')
+    expect(page.locator("#app-code .cm-content")).to_contain_text("dizest.input")
+    page.click("#save")
+    expect(page.locator("#ed-state")).to_have_text("saved · v2")
+    app = console.api("GET", f"/workflows/{wf_id}")["package"]["apps"]["k1"]
+    assert {field: app[field] for field in typed} == typed
+    assert "dizest.input" in app["code"]  # the code itself untouched

@@ -6,7 +6,11 @@ import { $, h } from "./dom.js";
 
 const INPUTTYPES = ["text", "textarea", "number", "password", "date", "time", "list", "check", "file"];
 let cm = null;
-let current = null; // {appId, view}: the code editor, once loaded
+let current = null; // {appId, field, view}: the code editor, once loaded
+// An app's sources, one tab each as in DIZEST's editor: its flow code, its `api` functions, and
+// the html, js and css of its UI (UI mode: docs/compatibility.md). Python is highlighted.
+const SOURCES = [["code", "Code"], ["api", "API"], ["html", "HTML"], ["js", "JS"], ["css", "CSS"]];
+const PYTHON = new Set(["code", "api"]);
 let shown = null; // the app the panel shows
 
 async function codemirror() {
@@ -81,6 +85,8 @@ export async function showApp(doc, appId, problems) {
   const inputs = Array.isArray(app.inputs) ? app.inputs : [];
   const outputs = Array.isArray(app.outputs) ? app.outputs : [];
   const code = h("div", { id: "app-code", class: "code-editor" });
+  const sources = h("div", { class: "tabs source-tabs", role: "tablist", id: "app-sources" }, SOURCES.map(([field, label]) =>
+    h("button", { type: "button", "data-source": field, "data-keep": "", class: field === "code" ? "active" : null, onclick: () => showSource(doc, appId, field, problems) }, label)));
   box.replaceChildren(
     h("label", { class: "field" }, h("span", {}, "App title ", h("small", { class: "muted" }, appId)), title),
     h("h3", {}, "Inputs"),
@@ -89,35 +95,47 @@ export async function showApp(doc, appId, problems) {
     h("h3", {}, "Outputs"),
     h("table", { class: "list ports", id: "app-outputs" }, h("tbody", {}, outputs.map((s, i) => outputRow(doc, appId, s, i, outputs.length)))),
     adder("output", "add-output", false, (name) => doc.addOutput(appId, name)),
-    h("h3", {}, "Code"),
+    h("h3", {}, "Sources"),
+    sources,
     code,
   );
   if (doc.readOnly) lockPanel(box);
+  await showSource(doc, appId, "code", problems);
+}
+
+// Show the app's source `field` in the code editor (a new CodeMirror view on that text).
+async function showSource(doc, appId, field, problems) {
+  const code = $("#app-code");
   const mod = await codemirror();
-  if ($("#app-code") !== code) return; // drawn again meanwhile
+  if ($("#app-code") !== code || shown !== appId) return; // drawn again meanwhile
+  for (const tab of $("#app-sources").children) tab.classList.toggle("active", tab.dataset.source === field);
+  current?.view.destroy();
+  const app = doc.app(appId) || {};
   const view = new mod.EditorView({
     parent: code,
-    doc: String(app.code || ""),
+    doc: String(app[field] || ""),
     extensions: [
       mod.lineNumbers(), mod.highlightActiveLineGutter(), mod.highlightSpecialChars(), mod.history(), mod.foldGutter(),
       mod.drawSelection(), mod.indentOnInput(), mod.indentUnit.of("    "), mod.bracketMatching(), mod.closeBrackets(),
       mod.highlightActiveLine(), mod.highlightSelectionMatches(), mod.search({ top: true }), mod.lintGutter(),
-      mod.syntaxHighlighting(mod.defaultHighlightStyle, { fallback: true }), mod.python(),
+      mod.syntaxHighlighting(mod.defaultHighlightStyle, { fallback: true }), PYTHON.has(field) ? mod.python() : [],
       mod.keymap.of([...mod.closeBracketsKeymap, ...mod.defaultKeymap, ...mod.searchKeymap, ...mod.historyKeymap, ...mod.foldKeymap, mod.indentWithTab]),
       mod.EditorState.readOnly.of(doc.readOnly), mod.EditorView.editable.of(!doc.readOnly),
       mod.EditorView.updateListener.of((update) => {
-        if (update.docChanged) doc.setCode(appId, update.state.doc.toString());
+        if (!update.docChanged) return;
+        const text = update.state.doc.toString();
+        field === "code" ? doc.setCode(appId, text) : doc.setSource(appId, field, text);
       }),
     ],
   });
-  current = { appId, view };
+  current = { appId, field, view };
   window.dizestEditor && (window.dizestEditor.code = view); // tests type into it through the page
   markSyntax(problems);
 }
 
 // Show the API's syntax errors for the open app at their line in the code editor.
 export function markSyntax(problems) {
-  if (!current || !cm) return;
+  if (!current || !cm || current.field !== "code") return;
   const { view, appId } = current;
   const diagnostics = [];
   for (const p of problems) {

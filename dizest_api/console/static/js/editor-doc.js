@@ -226,6 +226,11 @@ export class Doc {
     return this.change(`code ${appId}`, (pkg) => void (pkg.apps[appId].code = code), { coalesce: true });
   }
 
+  // One of an app's other sources: its `api` functions, or its UI's html, js or css.
+  setSource(appId, field, text) {
+    return this.change(`source ${appId}.${field}`, (pkg) => void (pkg.apps[appId][field] = text), { coalesce: true });
+  }
+
   flowsOf(appId) {
     return Object.values(this.pkg.flow).filter((f) => f.app_id === appId);
   }

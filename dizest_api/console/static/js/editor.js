@@ -11,7 +11,7 @@ import { EditorRuns } from "./editor-run.js";
 import { bindZoomButtons, model } from "./graph.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
-const TYPING = /^(var |title |code |app title |input )/; // labels of changes made by typing in a panel
+const TYPING = /^(var |title |code |source |app title |input )/; // labels of changes made by typing in a panel
 const TITLE_MAX = 200; // characters of a workflow's title (the API's limit)
 let wf;
 let doc;
@@ -52,7 +52,7 @@ function changed(label) {
   // A move is already on screen (the canvas dragged the node there), a variable is not drawn,
   // a title is one node's: no redraw of the whole graph.
   if (label.startsWith("title ")) canvas.retitle(label.slice(6), titleOf(label.slice(6)));
-  else if (!/^(code |var )/.test(label) && label !== "move") canvas.setGraph(buildGraph(), problems);
+  else if (!/^(code |source |var )/.test(label) && label !== "move") canvas.setGraph(buildGraph(), problems);
   $("#cycle-msg").hidden = true;
   if (label.startsWith("code ")) queueCheck(label.slice(5));
   if (label === "undo" || label === "redo") for (const id of Object.keys(doc.pkg.apps)) queueCheck(id);
