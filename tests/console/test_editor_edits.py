@@ -24,12 +24,16 @@ HOLD_PUTS = """
   let gate = null;
   window.__puts = 0;
   window.__held = 0;
+  window.__done = 0;
   window.__hold = () => { gate = new Promise((resolve) => (window.__release = () => { gate = null; resolve(); })); };
   const real = window.fetch.bind(window);
   window.fetch = async (url, options = {}) => {
     if ((options.method || "GET") === "PUT" && String(url).includes("/workflows/")) {
       window.__puts++;
       if (gate) { window.__held++; await gate; }
+      const answer = await real(url, options);
+      window.__done++;
+      return answer;
     }
     return real(url, options);
   };
@@ -59,6 +63,7 @@ def test_a_change_during_a_save_stays_unsaved_and_a_second_save_waits(
     page.wait_for_function("window.__held === 1")
     toggle(page, "k2")  # while version 2 is being stored
     page.evaluate("window.__release()")
+    page.wait_for_function("window.__done === 1")  # (the state said so before the answer too)
     expect(page.locator("#ed-state")).to_have_text("unsaved changes")
     stored = console.api("GET", f"/workflows/{wf_id}")
     assert stored["version"] == 2
@@ -260,3 +265,24 @@ def test_an_apps_api_and_ui_sources_are_edited_in_their_tabs(
     app = console.api("GET", f"/workflows/{wf_id}")["package"]["apps"]["k1"]
     assert {field: app[field] for field in typed} == typed
     assert "dizest.input" in app["code"]  # the code itself untouched
+
+
+def test_a_new_empty_workflow_opens_in_the_editor_and_a_title_is_renamed(
+    admin_page: Any, console: Console
+) -> None:
+    """No blank workflow could be made in the console (only uploaded), and no title changed."""
+    page = admin_page
+    page.goto("/workflows")
+    page.click("#wf-new")
+    expect(page).to_have_url(re.compile(r"/workflows/\w+/edit$"))
+    expect(page.locator("#ed-state")).to_have_text("saved · v1")
+    wf_id = page.url.rsplit("/", 2)[1]
+    page.goto(f"/workflows/{wf_id}")
+    expect(page.locator("#wf-title")).to_have_text("Untitled workflow")
+    page.click("#wf-rename")
+    page.fill("#wf-title-input", "Quarterly <report>")
+    page.locator("#wf-rename-form button[type=submit]").click()
+    expect(page.locator("#wf-title")).to_have_text("Quarterly <report>")
+    stored = console.api("GET", f"/workflows/{wf_id}")
+    assert stored["title"] == "Quarterly <report>" and stored["version"] == 2
+    assert stored["package"] == {"apps": {}, "flow": {}}

@@ -171,6 +171,25 @@ async function grants(wf) {
   box.replaceChildren(h("h2", {}, "Sharing"), h("table", { class: "list" }, h("tbody", {}, rows)), form);
 }
 
+// A new title is a new version of the latest package (the API stores titles with versions).
+function rename(wf) {
+  const input = h("input", { id: "wf-title-input", value: wf.title, maxlength: 200, "aria-label": "workflow title", required: true });
+  const form = h("form", { class: "inline", id: "wf-rename-form" }, input, h("button", { type: "submit" }, "Save"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const latest = await get(`/workflows/${encodeURIComponent(wfId)}`);
+      const saved = await put(`/workflows/${encodeURIComponent(wfId)}`, { package: latest.package, title: input.value.trim(), base_version: latest.version });
+      location.assign(`/workflows/${encodeURIComponent(wfId)}?version=${saved.version}`);
+    } catch (exc) {
+      toast(problemLines(exc).join("\n"), "error");
+    }
+  });
+  $("#wf-title").replaceChildren(form);
+  input.focus();
+  input.select();
+}
+
 async function main() {
   const asked = new URLSearchParams(location.search).get("version");
   const wf = await get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`);
@@ -193,6 +212,8 @@ async function main() {
     $("#runform").replaceChildren(h("p", { class: "muted" }, `Your grant lets you view this workflow, not run it (ask ${wf.owner}).`));
   }
   $("#wf-edit").hidden = !wf.rights.includes("write");
+  $("#wf-rename").hidden = !wf.rights.includes("write");
+  $("#wf-rename").addEventListener("click", () => rename(wf));
   grants(wf);
   loadLastRun().catch((exc) => toast(exc.message, "error"));
 }

@@ -1,5 +1,5 @@
-// The workflows page: mine and granted, newest first, searchable; upload (picker or drop),
-// download, delete. Validation problems are listed one per line, naming flow and app.
+// The workflows page: mine and granted, newest first, searchable; a new empty one (opened in
+// the editor), upload (picker or drop), download, delete. Validation problems are listed one per line, naming flow and app.
 import { del, get, post, problemLines } from "./api.js";
 import { $, h, toast, when } from "./dom.js";
 
@@ -70,6 +70,15 @@ async function upload(files) {
   offset = 0;
   await load();
 }
+
+$("#wf-new").addEventListener("click", async () => {
+  try {
+    const made = await post("/workflows", { title: "Untitled workflow", package: { apps: {}, flow: {} } });
+    location.assign(`/workflows/${encodeURIComponent(made.id)}/edit`);
+  } catch (exc) {
+    toast(problemLines(exc).join("\n"), "error");
+  }
+});
 
 $("#wf-file").addEventListener("change", (event) => {
   upload([...event.target.files]);
