@@ -14,6 +14,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.conftest import DATA as CORE_DATA
+from tests.conftest import wait_for
 from tests.console.conftest import Console, log_in
 from tests.console.test_editor import LIVE_S, empty, pkg_of
 
@@ -60,10 +61,12 @@ def test_a_change_during_a_save_stays_unsaved_and_a_second_save_waits(
     toggle(page, "k1")
     page.evaluate("window.__hold()")
     page.keyboard.press("Control+s")
-    page.wait_for_function("window.__held === 1")
+    wait_for(
+        lambda: page.evaluate("window.__held") == 1, timeout=30
+    )  # (no polling in the page: CSP)
     toggle(page, "k2")  # while version 2 is being stored
     page.evaluate("window.__release()")
-    page.wait_for_function("window.__done === 1")  # (the state said so before the answer too)
+    wait_for(lambda: page.evaluate("window.__done") == 1, timeout=30)  # (the state said so before)
     expect(page.locator("#ed-state")).to_have_text("unsaved changes")
     stored = console.api("GET", f"/workflows/{wf_id}")
     assert stored["version"] == 2
@@ -72,7 +75,7 @@ def test_a_change_during_a_save_stays_unsaved_and_a_second_save_waits(
     # Two saves asked at once: one PUT, then the second finds nothing left to save.
     page.evaluate("window.__hold()")
     page.keyboard.press("Control+s")
-    page.wait_for_function("window.__held === 2")
+    wait_for(lambda: page.evaluate("window.__held") == 2, timeout=30)
     page.click("#save")
     page.evaluate("window.__release()")
     expect(page.locator("#ed-state")).to_have_text("saved · v3")
