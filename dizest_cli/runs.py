@@ -165,7 +165,15 @@ def cancel(server: str | None, profile: str | None, run_id: str, as_json: bool) 
     if as_json:
         print_json(answer)
     else:
-        echo(f"run {run_id}: {answer.get('result')} (status {answer.get('status')})")
+        echo(f"run {run_id}: {_cancel_text(answer)}")
+
+
+def _cancel_text(answer: dict[str, Any]) -> str:
+    """The API's `result`: 'final' (the run is over) or how many flows its workers now stop."""
+    result, status = answer.get("result"), answer.get("status")
+    if result == "final" or str(result) == "0":
+        return f"cancelled (status {status})"
+    return f"cancelling: {result} running flow(s) being stopped (status {status})"
 
 
 @runs.command("outputs")

@@ -180,6 +180,13 @@ def test_runs_commands_with_json(home: Path, tmp_path: Path) -> None:
         return status if status in ("error", "cancelled") else None
 
     assert wait_for(ended, timeout=60, interval=0.2)
+    # said in words: the API's result is 'final' or how many running flows are being stopped
+    running = submit_waiting(home, tmp_path, tmp_path / "never again")
+    wait_for(lambda: ok_json(dizest(home, "runs", "show", running, "--json"))["flows"]["w"]["status"] == "running", timeout=60, interval=0.2)  # fmt: skip
+    said = dizest(home, "runs", "cancel", running).stdout
+    assert said.startswith(f"run {running}: cancelling: 1 running flow(s) being stopped"), said
+    again = lambda: "cancelled (status" in dizest(home, "runs", "cancel", running).stdout  # noqa: E731
+    assert wait_for(again, timeout=60, interval=0.2)  # once its flow is stopped: over
 
 
 def test_workflows_push_list_pull(home: Path, tmp_path: Path) -> None:
