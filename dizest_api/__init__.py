@@ -52,6 +52,8 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
     # A package answered (GET /workflows/<id>) keeps its order: flows' order is DIZEST's order
     # of sources and the planner's tie-break, and the editor saves back what it was given.
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # `/runs//events` is no route (an empty id), not a redirect to `/runs/events` (an HTML page)
+    app.url_map.merge_slashes = False
     plugins = PluginRegistry.discover(settings.worker.engine.plugin_paths)
     if client is None:
         from dizest_worker.client import Client

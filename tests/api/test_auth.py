@@ -50,6 +50,9 @@ def test_every_route_but_the_public_ones_refuses_anonymous_requests(api: Api) ->
     assert api.http.get("/api/v1/openapi.json").json["paths"]
     # an unknown path is not found, whoever asks (no 401 first)
     assert api.http.get("/api/v1/no/such/route").status_code == 404
+    # an empty id: no route either (Werkzeug merged the slashes: a 308 with an HTML body)
+    empty = api.http.get("/api/v1/runs//events", headers=api.user("alice"))
+    assert empty.status_code == 404 and empty.json["error"]["code"] == "not_found"
 
 
 def test_bad_bearer_headers_are_refused(api: Api) -> None:
