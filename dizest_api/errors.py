@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import WebsocketMismatch
 
@@ -23,6 +23,7 @@ from dizest_core.errors import (
     DizestError,
     InputError,
     InvalidOptions,
+    UnknownFlowError,
     ValidationError,
     WorkflowError,
 )
@@ -116,6 +117,8 @@ def handle_domain(exc: Exception) -> Response:
         if isinstance(exc.details, dict) and "retry_after" in exc.details:
             response.headers["Retry-After"] = str(exc.details["retry_after"])
         return response
+    if isinstance(exc, UnknownFlowError) and "flow_id" in (request.view_args or {}):
+        return error_response(404, "not_found", str(exc))  # the path names it: no such resource
     for cls, status, code in TABLE:
         if isinstance(exc, cls):
             message = str(exc).split("\n", 1)[0]

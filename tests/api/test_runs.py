@@ -164,7 +164,9 @@ def test_stored_and_inline_runs_give_the_expected_outputs(live: Live) -> None:
     report = live.wait(rerun.json["run_id"], alice)
     assert report["status"] == "ready" and report["flows"]["k3"]["outputs"] == {"r": 30}
     bad = live.call("POST", f"/runs/{stored.json['run_id']}/flows/nope/rerun", alice)
-    assert bad.status_code == 422
+    assert bad.status_code == 404 and bad.json["error"]["code"] == "not_found"  # the path names it
+    none = live.call("GET", f"/runs/{stored.json['run_id']}/flows/nope/outputs", alice)
+    assert none.status_code == 404 and "no flow 'nope'" in none.json["error"]["message"]
 
 
 def test_idempotency_key_gives_the_same_run_per_user(live: Live) -> None:
