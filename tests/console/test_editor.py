@@ -61,6 +61,15 @@ def connect(page: Any, src: str, out: str, dst: str, inp: str) -> None:
     )
 
 
+def drag_by(page: Any, node_box: Any, dx: float, dy: float) -> None:
+    """Drag a node by its box (a locator) from a point inside it, `dx`, `dy` pixels."""
+    box = node_box.bounding_box()
+    page.mouse.move(box["x"] + 60, box["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 60 + dx, box["y"] + 20 + dy, steps=5)
+    page.mouse.up()
+
+
 def pkg_of(page: Any) -> dict[str, Any]:
     return page.evaluate("() => JSON.parse(JSON.stringify(window.dizestEditor.doc.pkg))")
 
@@ -207,11 +216,7 @@ def test_save_reload_is_the_same_and_a_second_editor_gets_409(
     new_app(page, "solo", [], ["o"], "o = 1")
     solo = flow_id(page, "solo")
     placed = pkg_of(page)["flow"][solo]
-    box = node(page, "solo").bounding_box()
-    page.mouse.move(box["x"] + 40, box["y"] + 12)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 140, box["y"] + 92, steps=5)
-    page.mouse.up()
+    drag_by(page, node(page, "solo").locator("rect.box"), 100, 80)
     page.click("#save")
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
     before = pkg_of(page)

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from tests.conftest import DATA as CORE_DATA
 from tests.conftest import wait_for
 from tests.console.conftest import Console, log_in
-from tests.console.test_editor import LIVE_S, empty, pkg_of
+from tests.console.test_editor import LIVE_S, drag_by, empty, pkg_of
 
 # Every PUT of a workflow waits, while `__hold()` is in force, until `__release()`: a save is
 # held under way exactly as long as the test needs, with no timing.
@@ -110,11 +110,7 @@ def test_positions_laid_out_for_a_package_without_any_are_saved(
     wf_id = empty(console, "no positions", package)
     page = admin_page
     page.goto(f"/workflows/{wf_id}/edit")
-    box = page.locator('g.node[data-id="k2"] rect.box').bounding_box()
-    page.mouse.move(box["x"] + 60, box["y"] + 20)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 140, box["y"] + 120, steps=5)
-    page.mouse.up()
+    drag_by(page, page.locator('g.node[data-id="k2"] rect.box'), 80, 100)
     page.click("#save")
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
     drawn = page.evaluate(
@@ -179,11 +175,7 @@ def test_a_viewer_changes_nothing_and_a_runner_runs_without_saving(
     page.goto(f"/workflows/{wf_id}/edit")
     expect(page.locator("g.node")).to_have_count(4)
     expect(page.locator('g.node[data-id="k1"] text.del')).to_be_hidden()
-    box = page.locator('g.node[data-id="k1"] rect.box').bounding_box()
-    page.mouse.move(box["x"] + 60, box["y"] + 20)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 160, box["y"] + 140, steps=5)
-    page.mouse.up()
+    drag_by(page, page.locator('g.node[data-id="k1"] rect.box'), 100, 120)
     page.locator('g.node[data-id="k1"] text.title').click()
     expect(page.locator("#flow-title")).to_be_disabled()
     expect(page.locator("#flow-remove")).to_be_hidden()

@@ -54,6 +54,10 @@ def api_package() -> dict:
     return pkg
 
 
+def call_task(run_id: str, name: str, timeout: float = 20.0, params=None) -> apicalls.CallTask:
+    return apicalls.CallTask(apicalls.new_call_id(), run_id, "u", name, timeout, "POST", params or {}, None)  # fmt: skip
+
+
 def call(cluster, run_id: str, name: str, params=None, body=None, timeout=20.0, flow="u"):
     task = apicalls.CallTask(
         apicalls.new_call_id(), run_id, flow, name, timeout, "POST", params or {}, body
@@ -119,21 +123,18 @@ def test_a_user_runs_at_most_their_share_of_api_calls_at_once(cluster):
     run_id = client.submit(api_package())
     client.wait(run_id, timeout=60)
 
-    def task(name, timeout=20.0, params=None):
-        return apicalls.CallTask(apicalls.new_call_id(), run_id, "u", name, timeout, "POST", params or {}, None)  # fmt: skip
-
     answers = {}
-    first = threading.Thread(target=lambda: answers.setdefault("slow", apicalls.call(client, task("slow", 3.0), "alice")))  # fmt: skip
+    first = threading.Thread(target=lambda: answers.setdefault("slow", apicalls.call(client, call_task(run_id, "slow", 3.0), "alice")))  # fmt: skip
     first.start()
     calls = client.runs.keys.user_calls("alice")
     wait_for(lambda: client.redis.zcard(calls) == 1, timeout=10)
     with pytest.raises(apicalls.TooManyCalls, match="already have 1 api call"):
-        apicalls.call(client, task("add", params={"a": 1, "b": 2}), "alice")
-    bobs = apicalls.call(client, task("add", params={"a": 1, "b": 2}), "bob")
+        apicalls.call(client, call_task(run_id, "add", params={"a": 1, "b": 2}), "alice")
+    bobs = apicalls.call(client, call_task(run_id, "add", params={"a": 1, "b": 2}), "bob")
     assert bobs.status == 200 and json.loads(bobs.body)["sum"] == 3
     first.join(30)
     assert answers["slow"].status == 504 and client.redis.zcard(calls) == 0
-    again = apicalls.call(client, task("add", params={"a": 2, "b": 2}), "alice")
+    again = apicalls.call(client, call_task(run_id, "add", params={"a": 2, "b": 2}), "alice")
     assert again.status == 200 and json.loads(again.body)["sum"] == 4
 
 
@@ -154,15 +155,12 @@ def test_calls_leave_half_the_slots_to_flows(cluster):
     run_id = client.submit(api_package())
     client.wait(run_id, timeout=60)
 
-    def task(name, timeout=20.0, params=None):
-        return apicalls.CallTask(apicalls.new_call_id(), run_id, "u", name, timeout, "POST", params or {}, None)  # fmt: skip
-
     answers = {}
-    held = threading.Thread(target=lambda: answers.setdefault("slow", apicalls.call(client, task("slow", 8.0), "mallory")))  # fmt: skip
+    held = threading.Thread(target=lambda: answers.setdefault("slow", apicalls.call(client, call_task(run_id, "slow", 8.0), "mallory")))  # fmt: skip
     held.start()
     wait_for(lambda: client.redis.zcard(client.runs.keys.calls) == 1, timeout=10)
     with pytest.raises(apicalls.TooManyCalls, match="half its 2 worker slot"):
-        apicalls.call(client, task("add", params={"a": 1, "b": 2}), "mallory2")
+        apicalls.call(client, call_task(run_id, "add", params={"a": 1, "b": 2}), "mallory2")
     other = client.submit(package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}}))  # fmt: skip
     report = client.wait(other, timeout=30)
     assert report["status"] == "ready" and "slow" not in answers  # while the call still runs
