@@ -28,6 +28,13 @@ its slot. Each conversion is bounded by a memory limit and by `TIMEOUT_S`: 20 s,
 million rows convertible under some load, while a hostile value that never finishes unpickling
 holds a slot for 20 s per request. Larger values download as Parquet, `.npy` or pickle.
 
+An answer is at most `MAX_ANSWER_BYTES`, 512 MiB (as much as the largest value converted): the
+child builds it in memory beside the value, under `MEMORY_MB`, so a genuine answer stays well
+below. A value's code can write the file itself (a probe's patched `open` wrote 1 GB per
+answer): the child's file-size limit stops each file a MB past the cap (not at the flows' 4 GB),
+and a larger file is refused (422), never kept. While being downloaded, a user's answers hold
+at most `HELD_BYTES` of disk per process (`dizest_api.held_answers`).
+
 `?format=pickle` returns the stored bytes as they are (Python only, and only for outputs you
 trust: unpickling them runs code); it never needs the sandbox.
 """
@@ -42,10 +49,11 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from dizest_api.errors import ApiError
+from dizest_api.held_answers import HeldAnswers
 from dizest_api.plainfile import open_beneath
 from dizest_core.execution import Finished, Supervisor
 from dizest_core.job import FlowJob
@@ -59,6 +67,9 @@ SLOTS = 2  # conversions at once per API process, each in a zygote of its own
 WAIT_S = 5.0  # the longest a conversion waits for a slot
 MAX_NOTE_BYTES = 1 << 20  # the converter's out.json: a media type, or an error and offers
 MEMORY_MB = 1024
+MAX_ANSWER_BYTES = 512 << 20  # what one conversion may answer (why this figure: the docstring)
+HELD_BYTES = 1 << 30  # what one user's downloads of answers may hold at once (`held_answers`)
+MIB = 1 << 20
 FORMATS = {  # ?format= -> media type
     "json": "application/json",
     "text": "text/plain",
@@ -178,6 +189,7 @@ class Converted:
     file: BinaryIO  # the converter's out.bin, opened; close it and delete `folder` once sent
     folder: str
     extension: str
+    size: int  # of `file`, at most the converter's `max_answer_bytes`
 
 
 class Converter:
@@ -190,9 +202,13 @@ class Converter:
         slots: int = SLOTS,
         wait_s: float = WAIT_S,
         timeout_s: float = TIMEOUT_S,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        held_bytes: int = HELD_BYTES,
     ) -> None:
         self.settings = settings
         self.wait_s, self.timeout_s = wait_s, timeout_s
+        self.max_answer_bytes = max_answer_bytes
+        self.held = HeldAnswers(held_bytes)  # the answers each user's downloads still hold
         self._slots = [_Slot() for _ in range(slots)]
         self._free: queue.LifoQueue[_Slot] = queue.LifoQueue()  # the warmest zygote first
         for slot in self._slots:
@@ -204,13 +220,18 @@ class Converter:
         if slot.supervisor is None or slot.supervisor.zygote.proc.poll() is not None:
             s, engine = self.settings, self.settings.engine
             policy = make_policy(engine, server=True, hide=(s.workdir_root, s.artifact_dir, s.drive_root))  # fmt: skip
+            # each file the child writes stops a MB past the largest answer (not at the flows'
+            # DIZEST_MAX_FILE_MB, 4 GB): an answer over the cap is then seen, and refused
+            limit_mb = -(-self.max_answer_bytes // MIB) + 1
+            policy = replace(policy, max_file_mb=min(policy.max_file_mb, limit_mb))
             env = child_environment(extra=engine.flow_env)
             slot.supervisor = Supervisor(env, engine.preload, (), policy, engine.disk_reserve_mb)
         return slot.supervisor
 
     def convert(self, read: Callable[[], bytes], wanted: list[str], user: str) -> Converted:
         """Convert one serialized value (`read` once this conversion has its slot) to the first
-        of `wanted` media types it can take; for `user`, who may have one at a time."""
+        of `wanted` media types it can take; for `user`, who may have one at a time. The
+        answer's file counts against `user`'s held bytes until it is closed (`held_answers`)."""
         with self._turn(user) as slot:
             pickled = read()
             folder = os.path.join(self.settings.workdir_root, f".convert-{secrets.token_hex(8)}")
@@ -237,8 +258,8 @@ class Converter:
             )
             del pickled  # the job holds it, until it is sent
             try:
-                finished = self._run(slot, job)
-                return self._answer(finished, folder)
+                answer = self._answer(self._run(slot, job), folder)
+                return replace(answer, file=self.held.hold(user, answer.file))
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
@@ -288,12 +309,13 @@ class Converter:
             if slot.supervisor is supervisor:
                 supervisor.settle()  # what a converter that said DONE left: none polls after
 
-    @staticmethod
-    def _answer(finished: Finished, folder: str) -> Converted:
+    def _answer(self, finished: Finished, folder: str) -> Converted:
         note_file = open_beneath(folder, "out.json")
         if not finished.ok or note_file is None:
             if note_file is not None:
                 note_file.close()
+            if self._over(os.path.join(folder, "out.bin")):  # stopped by its file-size limit
+                raise self._too_large()
             why = finished.error.message if finished.error else finished.reason
             raise ConversionError(422, f"the output could not be converted: {why}")
         with note_file:
@@ -310,7 +332,24 @@ class Converter:
         data = open_beneath(folder, "out.bin") if media in EXTENSIONS else None
         if data is None:
             raise ConversionError(422, "the converter answered nonsense")
-        return Converted(media, data, folder, EXTENSIONS[media])
+        size = os.fstat(data.fileno()).st_size
+        if size > self.max_answer_bytes:
+            data.close()
+            raise self._too_large()
+        return Converted(media, data, folder, EXTENSIONS[media], size)
+
+    def _over(self, path: str) -> bool:
+        try:
+            return os.lstat(path).st_size > self.max_answer_bytes
+        except OSError:
+            return False
+
+    def _too_large(self) -> ConversionError:
+        return ConversionError(
+            422,
+            f"the converted output would be over the {self.max_answer_bytes} bytes a conversion "
+            "may answer: download it as ?format=pickle",
+        )
 
     def close(self) -> None:
         for slot in self._slots:

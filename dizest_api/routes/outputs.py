@@ -18,7 +18,9 @@ stored with its reference, and never more than that is read: a file changed afte
 
 A conversion is one of a few at once per API process, one per user (`dizest_api.convert`):
 another of the same user's answers 429 `too_many_conversions`, and one that finds no converter
-free within a few seconds 503 `converter_busy`, both with Retry-After.
+free within a few seconds 503 `converter_busy`, both with Retry-After. An answer over 512 MiB is
+422 `not_convertible`; one that would take the user's downloads in progress past 1 GiB held on
+this process's disk is 429 `too_many_downloads` (`dizest_api.held_answers`).
 """
 
 from __future__ import annotations
@@ -101,12 +103,19 @@ def download_output(run_id: str, flow_id: str, name: str) -> Response:
     # the download ends. Not at the response's close: a file response (sendfile) never calls
     # it, and a probe left every conversion's folder on the disk (51x a small output, for good).
     shutil.rmtree(converted.folder, ignore_errors=True)
-    response = send_file(
-        converted.file,
-        mimetype=converted.media_type,
-        as_attachment=True,
-        download_name=f"{stem}.{converted.extension}",
-    )
+    try:
+        response = send_file(
+            converted.file,
+            mimetype=converted.media_type,
+            as_attachment=True,
+            download_name=f"{stem}.{converted.extension}",
+        )
+    except BaseException:
+        converted.file.close()  # gives its bytes back to the user's held downloads
+        raise
+    # the server's close of the body closes the file, ending its hold (`held_answers`); and a
+    # server that sends it with sendfile sends this many bytes, never what the file grew to
+    response.content_length = converted.size
     response.call_on_close(converted.file.close)
     return _same_origin(response)
 
