@@ -46,7 +46,7 @@ key / channel                         type     holds                            
 {p}:user:{name}:submitting            string   lock token while one of the user's submits  30 s
                                                checks the run limit and records its run
 {p}:run:{run}:done                    list     the final status, pushed when the run     ttl_s
-                                               ends (waiters BLPOP it and push it back)
+                                               ends (waiters BLMOVE it onto itself)
 {p}:run:{run}:flows                   hash     per flow: "{f}" status, "{f}:reason"      ttl_s
                                                (that of its latest flow.status event),
                                                "{f}:attempt", "{f}:waiting",

@@ -42,13 +42,14 @@ class RunReader:
         return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
 
     def wait_final(self, run_id: str, timeout_s: float) -> str | None:
-        """Block until the run has ended (its final status) or `timeout_s` passes (None)."""
+        """Block until the run has ended (its final status) or `timeout_s` passes (None).
+
+        One atomic BLMOVE from the list to itself, head to head: the status stays for other
+        waiters and the key is never emptied, so it keeps the TTL its run's end gave it. (BLPOP
+        then LPUSH made a new key without one: every wait left it to live for ever.)"""
         key = self.keys.done(run_id)
-        got = self.client.blpop([key], timeout=max(timeout_s, 0.001))
-        if got is None:
-            return None
-        self.client.lpush(key, got[1])  # leave it for other waiters
-        return str(got[1].decode())
+        got = self.client.blmove(key, key, max(timeout_s, 0.001), "LEFT", "LEFT")
+        return None if got is None else str(got.decode())
 
     def snapshot(self, run_id: str) -> dict[str, Any] | None:
         raw = self.client.get(self.keys.package(run_id))

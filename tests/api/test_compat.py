@@ -44,6 +44,19 @@ def test_run_maps_inputs_and_keys_outputs_by_flow(live: Live) -> None:
     assert unknown.status_code == 400 and unknown.json["error"]["details"]["unknown"] == ["nmae"]
 
 
+def test_a_run_s_end_still_expires_after_the_route_waited_for_it(live: Live) -> None:
+    """The route waits for the run's end: its `done` key keeps the run's TTL (it had none)."""
+    alice = live.user("alice")
+    wf = create_workflow(live, alice, TWO_GREETERS)
+    posted = compat(live, "POST", f"run/{wf}", alice, json={"name": "ada"})
+    assert posted.status_code == 200, posted.json
+    client = live.services.client
+    assert client is not None
+    keys, run_id = client.runs.keys, posted.json["run_id"]
+    run_ttl, done_ttl = client.redis.pttl(keys.run(run_id)), client.redis.pttl(keys.done(run_id))
+    assert 0 < done_ttl <= run_ttl, (done_ttl, run_ttl)
+
+
 def test_real_status_codes(live: Live) -> None:
     alice, mallory = live.user("alice"), live.user("mallory")
     broken = package(

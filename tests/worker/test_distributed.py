@@ -124,6 +124,21 @@ def test_bad_option_values_are_rejected_before_anything_is_stored(cluster):
     assert client.wait(run_id, timeout=60)["status"] == "ready"
 
 
+def test_a_wait_leaves_the_run_s_end_to_expire_with_it(cluster):
+    """`wait` (and the DIZEST-compatible run route, which waits with it) reads the run's end
+    from its `done` list without remaking the key: it keeps the TTL its run's end gave it
+    (BLPOP then LPUSH made it anew with none: it lived for ever)."""
+    client = cluster.client
+    cluster("w1")
+    run_id = client.submit(package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}}))
+    for _ in range(2):  # the end as it is pushed, then as a later waiter finds it
+        assert client.wait(run_id, timeout=60)["status"] == "ready"
+        run_ttl = client.redis.pttl(client.runs.keys.run(run_id))
+        done_ttl = client.redis.pttl(client.runs.keys.done(run_id))
+        assert 0 < done_ttl <= run_ttl <= cluster.settings.ttl_s * 1000, (done_ttl, run_ttl)
+        assert client.redis.lrange(client.runs.keys.done(run_id), 0, -1) == [b"ready"]
+
+
 def test_idempotency_key_gives_one_run(cluster):
     client = cluster.client
     first = client.submit(DATA / "c03_fanout.dwp", idempotency_key="job-1")
