@@ -3,8 +3,10 @@
 Login asks for a user and password (or takes `--token`) and exchanges the password for a new API
 token through the public API (`Client.login`); the password itself is never stored. The token goes
 to a profile (`--profile`, default "default") of `dizest_cli.config`; the first profile, or one
-logged in with `--default`, becomes the default. Logout revokes the token on the server when it
-can, and forgets the profile in any case.
+logged in with `--default`, becomes the default. Logout revokes the token on the server (the one
+it holds, not only one whose id login stored: a token given with `--token` has none) and checks
+that the server no longer takes it; it forgets the profile in any case, and says so and exits 1
+when the token may still work.
 """
 
 from __future__ import annotations
@@ -97,23 +99,51 @@ def login(
 @click.option("--profile", metavar="NAME", help="Default: the default profile.")
 def logout(profile: str | None) -> None:
     """Revoke the profile's token on its server and forget it."""
-    from dizest_api.client import ApiError, Client
-
     stored, path = _config_or_exit()
     name = profile or stored.default
     found = stored.profiles.get(name or "")
     if found is None:
         raise click.UsageError(f"no profile {name!r} in {path}")
-    if found.token_id:
-        try:
-            Client(found.server, found.token).revoke_token(found.token_id)
-        except (ApiError, OSError) as exc:
-            echo(f"could not revoke the token on {found.server} ({exc})", err=True)
+    kept = _revoke(found)
     del stored.profiles[found.name]
     if stored.default == found.name:
         stored.default = next(iter(sorted(stored.profiles)), None)
     config.save(stored, path)
-    echo(f"logged out of {found.server} (profile {found.name!r})")
+    if kept is None:
+        echo(f"logged out of {found.server} (profile {found.name!r}); its token revoked")
+        return
+    echo(
+        f"forgot profile {found.name!r}, but its token was NOT revoked on {found.server}: "
+        f"{kept}. It works until it expires or is revoked there (`GET /api/v1/tokens` lists "
+        "yours, `DELETE /api/v1/tokens/<id>` revokes one).",
+        err=True,
+    )
+    sys.exit(1)
+
+
+def _revoke(found: Profile) -> str | None:
+    """Revoke the profile's token, and check that the server no longer takes it: None when it
+    does not, else why it still may. `POST /auth/logout` revokes the token it is called with;
+    a server older than that only ends sessions there, so a token whose id login stored is
+    then revoked by id."""
+    from dizest_api.client import ApiError, Client, Unauthorized
+
+    client = Client(found.server, found.token)
+    steps = [client.logout]
+    if found.token_id:
+        steps.append(lambda: client.revoke_token(found.token_id))
+    why = "no way to revoke it"
+    for step in steps:
+        try:
+            step()
+            client.me()
+        except Unauthorized:
+            return None  # revoked now, or expired or revoked before: it works no more
+        except (ApiError, OSError) as exc:
+            why = str(exc)
+        else:
+            why = "the server still accepts it"
+    return why
 
 
 @click.command()

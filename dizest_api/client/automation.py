@@ -122,6 +122,10 @@ class AutomationMixin(Base):
         self.token = str(made["token"])
         return made
 
+    def logout(self) -> None:
+        """Revoke the token this client uses (whatever its scopes); it stops working at once."""
+        self.request("POST", "/auth/logout")
+
     def revoke_token(self, token_id: str) -> None:
         """Revoke one of your tokens (admins: anyone's); it stops working at once."""
         self.request("DELETE", f"/tokens/{self._q(token_id)}")

@@ -60,12 +60,16 @@ def login() -> Response:
     return response
 
 
-@endpoint(bp, "POST", "/auth/logout", "End the current session", scope="read",
-          responses={204: None})  # fmt: skip
+@endpoint(bp, "POST", "/auth/logout", "End the current session, or revoke the token used",
+          scope="read", responses={204: None})  # fmt: skip
 def logout() -> Response:
+    """A session ends; a bearer token is revoked, whatever its scopes (`dizest logout` of a
+    token it was given knows no token id, and `DELETE /tokens/<id>` needs the run scope)."""
     principal = current()
     if principal.via == "session":
         services().accounts.end_session(principal.credential)
+    else:
+        services().accounts.revoke_token(principal.credential, principal.username)
     response = Response(status=204)
     response.delete_cookie(COOKIE)
     return response

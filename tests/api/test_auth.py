@@ -152,6 +152,16 @@ def test_session_login_cookie_and_csrf(api: Api) -> None:
     assert api.call("GET", "/auth/me").status_code == 401
 
 
+def test_logout_with_a_token_revokes_that_token_only(api: Api) -> None:
+    """A read-only token may end itself (DELETE /tokens/<id> needs the run scope); the
+    user's other tokens go on working."""
+    mine, other = api.user("alice", scopes=("read",)), api.user("alice")
+    assert api.call("GET", "/auth/me", mine).json["via"] == "token"
+    assert api.call("POST", "/auth/logout", mine).status_code == 204
+    assert api.call("GET", "/auth/me", mine).status_code == 401
+    assert api.call("GET", "/auth/me", other).status_code == 200
+
+
 def test_bearer_writes_need_no_csrf(api: Api) -> None:
     headers = api.user("alice")
     body = {"package": {"apps": {}, "flow": {}}}

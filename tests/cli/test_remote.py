@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_serve import PASSWORD, Served, serving
+from tests.api.test_serve import PASSWORD, Served, call, serving
 from tests.cli.helpers import (
     ROOT,
     SYNTAX_ERROR,
@@ -30,6 +30,7 @@ from tests.cli.helpers import (
     write_dwp,
 )
 from tests.conftest import DATA, wait_for
+from tests.redis_server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -343,3 +344,32 @@ def test_what_another_user_wrote_is_printed_defused(home: Path, tmp_path: Path) 
     for out in (listed.stdout, done.stdout + done.stderr, shown.stdout):
         assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, out
     assert "^[]52;c;eA==^G" in done.stderr and "^[]52;c;eA==^G" in shown.stdout
+
+
+def test_logout_revokes_a_token_login_was_given(tmp_path: Path, served: Served) -> None:
+    """`login --token -` knows no token id: logout revoked nothing, said "logged out", and the
+    token went on working. Now it ends the token it holds (a read-only one too) and checks it
+    no longer works; one it cannot reach is said NOT revoked, with a non-zero exit."""
+    made = call(served.base, "POST", "/api/v1/tokens", {"name": "ro", "scopes": ["read"]}, served.token)  # fmt: skip
+    assert made[0] == 201, made
+    secret = made[1]["token"]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert call(served.base, "GET", "/api/v1/auth/me", headers=bearer)[0] == 200
+    login = dizest(tmp_path, "login", "--server", served.base, "--token", "-", stdin=secret + "\n")
+    assert login.returncode == 0, login.stderr
+    out = dizest(tmp_path, "logout")
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert call(served.base, "GET", "/api/v1/auth/me", headers=bearer)[0] == 401
+    assert "token revoked" in out.stdout, out.stdout
+    assert not tomllib.loads(config_file(tmp_path).read_text()).get("profiles")
+
+    again = call(served.base, "POST", "/api/v1/tokens", {"name": "t2"}, served.token)[1]["token"]
+    login = dizest(tmp_path, "login", "--server", served.base, "--token", again)
+    assert login.returncode == 0, login.stderr
+    path = config_file(tmp_path)  # its server gone: nothing answers on that port now
+    path.write_text(path.read_text().replace(served.base, f"http://127.0.0.1:{free_port()}"))
+    out = dizest(tmp_path, "logout")
+    assert out.returncode == 1 and "NOT revoked" in out.stderr, (out.stdout, out.stderr)
+    assert "logged out" not in out.stdout
+    held = {"Authorization": f"Bearer {again}"}
+    assert call(served.base, "GET", "/api/v1/auth/me", headers=held)[0] == 200  # as it says
