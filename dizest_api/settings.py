@@ -17,7 +17,9 @@ from pathlib import Path
 
 from dizest_api.data.library_quota import LibraryLimits
 from dizest_core import envconfig
+from dizest_core.envconfig import at_least
 from dizest_core.errors import ConfigError
+from dizest_core.settings import MAX_SECONDS
 from dizest_worker.client import WorkerSettings
 
 MIB = 1024 * 1024
@@ -32,49 +34,39 @@ class ApiSettings:
         default_factory=lambda: os.path.abspath(".dizest"), metadata=envconfig.spec(path=True)
     )
     admin_password: str | None = field(repr=False, default=None)
-    max_request_bytes: int = 10 * MIB
-    max_upload_bytes: int = 256 * MIB  # one request to /files or a submit with --file
-    drive_quota_bytes: int = 1024 * MIB  # per user (dizest_api.drives)
-    drive_quota_files: int = 10_000
+    max_request_bytes: int = field(default=10 * MIB, metadata=at_least(1024))
+    # one request to /files or a submit with --file (at least max_request_bytes)
+    max_upload_bytes: int = field(default=256 * MIB, metadata=at_least(1024))
+    drive_quota_bytes: int = field(default=1024 * MIB, metadata=at_least(1))  # per user
+    drive_quota_files: int = field(default=10_000, metadata=at_least(1))
     # stored workflows, per user (dizest_api.data.library_quota)
-    max_workflows_per_user: int = LibraryLimits.max_workflows
-    workflow_versions_kept: int = LibraryLimits.versions_kept
-    library_quota_bytes: int = LibraryLimits.quota_bytes
-    max_streams: int = 1000  # SSE/WebSocket clients per API process (`dizest serve` sets it)
+    max_workflows_per_user: int = field(default=LibraryLimits.max_workflows, metadata=at_least(1))
+    workflow_versions_kept: int = field(default=LibraryLimits.versions_kept, metadata=at_least(1))
+    library_quota_bytes: int = field(default=LibraryLimits.quota_bytes, metadata=at_least(1))
+    # SSE/WebSocket clients per API process (`dizest serve` sets it)
+    max_streams: int = field(default=1000, metadata=at_least(1))
     # of them, streams that hold a server thread (WebSocket; SSE where the socket cannot be handed
     # to the event hub): `dizest serve` keeps some threads free for ordinary requests
-    max_stream_threads: int = 1000
-    heartbeat_s: float = 15.0  # quiet streams: SSE heartbeat comment / WebSocket ping
-    session_ttl_s: int = 12 * 3600
+    max_stream_threads: int = field(default=1000, metadata=at_least(1))
+    # quiet streams: SSE heartbeat comment / WebSocket ping
+    heartbeat_s: float = field(default=15.0, metadata=at_least(0.1, 300))
+    session_ttl_s: int = field(default=12 * 3600, metadata=at_least(1, MAX_SECONDS))
     cookie_secure: bool = False
-    bcrypt_rounds: int = 12
-    login_max_failures: int = 5
-    login_window_s: int = 300
+    bcrypt_rounds: int = field(default=12, metadata=at_least(4, 31))  # what bcrypt takes
+    # failed logins of one name from one address in login_window_s before the rest are refused
+    login_max_failures: int = field(default=5, metadata=at_least(1))
+    login_window_s: int = field(default=300, metadata=at_least(1, MAX_SECONDS))
     # Origins besides the server's own whose pages may open a cookie-authenticated WebSocket
     # (DIZEST_ALLOWED_ORIGINS, comma-separated, e.g. https://console.example.com)
     allowed_origins: tuple[str, ...] = field(default=(), metadata=envconfig.spec(trim="/"))
     worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:
+        envconfig.check(self)
         if len(self.secret_key) < 16:
             raise ConfigError("DIZEST_SECRET_KEY must have at least 16 characters")
-        if self.max_request_bytes < 1024 or min(self.max_streams, self.max_stream_threads) < 1:
-            raise ConfigError(
-                "max_request_bytes must be >= 1024; max_streams and max_stream_threads >= 1"
-            )
-        if self.max_upload_bytes < self.max_request_bytes or min(self.drive_quota_bytes, self.drive_quota_files) < 1:  # fmt: skip
-            raise ConfigError("max_upload_bytes must be >= max_request_bytes; drive quotas >= 1")
-        try:
-            self.library_limits()
-        except ValueError:
-            raise ConfigError(
-                "DIZEST_MAX_WORKFLOWS_PER_USER, DIZEST_WORKFLOW_VERSIONS_KEPT and "
-                "DIZEST_LIBRARY_QUOTA_BYTES must be at least 1"
-            ) from None
-        if not 0.1 <= self.heartbeat_s <= 300:
-            raise ConfigError("DIZEST_HEARTBEAT_S must be between 0.1 and 300 seconds")
-        if not 4 <= self.bcrypt_rounds <= 31:
-            raise ConfigError("DIZEST_BCRYPT_ROUNDS must be between 4 and 31")
+        if self.max_upload_bytes < self.max_request_bytes:
+            raise ConfigError("DIZEST_MAX_UPLOAD_BYTES must be at least DIZEST_MAX_REQUEST_BYTES")
 
     def library_limits(self) -> LibraryLimits:
         return LibraryLimits(

@@ -7,6 +7,11 @@ settings dataclass, whose fields are read from the same environment under their 
 `to_env` is the inverse, so a parent starts a child with exactly its settings:
 `{**os.environ, **to_env(settings)}`; `read(cls, to_env(s))` rebuilds `s`. An empty variable is an
 unset one (its field keeps its default); that is how `to_env` writes None.
+
+What a field allows is declared once, next to it, in its metadata (`at_least`, `above`, `one_of`,
+`matching`) and checked by `check`, which each settings class calls first in `__post_init__`: a
+value outside is a ConfigError naming the variable and what it allows. Every number declares its
+range (an int at most INT_MAX), so none reaches Redis or a system call it does not fit.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import dataclasses
 import functools
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dizest_core.errors import ConfigError
@@ -26,6 +33,86 @@ T = TypeVar("T")
 PREFIX = "DIZEST_"
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
+INT_MAX = (1 << 63) - 1  # what Redis and the C calls take: every int setting ends in one
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a field allows: from `low` (or above it, `strict`) to `high`, finite."""
+
+    low: float
+    high: float
+    strict: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        above_low = value > self.low if self.strict else value >= self.low
+        return above_low and value <= self.high and math.isfinite(value)
+
+    def __str__(self) -> str:
+        if self.strict:
+            return f"above {self.low} and at most {self.high}"
+        return f"from {self.low} to {self.high}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The texts a field allows."""
+
+    values: tuple[str, ...]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.values
+
+    def __str__(self) -> str:
+        return f"one of {', '.join(self.values)}"
+
+
+@dataclass(frozen=True)
+class Matching:
+    """The texts a field allows: those `pattern` matches whole, as `described`."""
+
+    pattern: re.Pattern[str]
+    described: str
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, str) and self.pattern.fullmatch(value) is not None
+
+    def __str__(self) -> str:
+        return self.described
+
+
+def at_least(low: float, high: float = INT_MAX) -> dict[str, Any]:
+    """Field metadata: a number from `low` to `high`."""
+    return {"allowed": Range(low, high)}
+
+
+def above(low: float, high: float = INT_MAX) -> dict[str, Any]:
+    """Field metadata: a number above `low`, at most `high`."""
+    return {"allowed": Range(low, high, strict=True)}
+
+
+def one_of(values: tuple[str, ...]) -> dict[str, Any]:
+    """Field metadata: one of these texts."""
+    return {"allowed": OneOf(values)}
+
+
+def matching(pattern: re.Pattern[str], described: str) -> dict[str, Any]:
+    """Field metadata: a text `pattern` matches whole; `described` says which, in a message."""
+    return {"allowed": Matching(pattern, described)}
+
+
+def check(settings: object) -> None:
+    """Every field of `settings` that declares what it allows holds such a value (None, for an
+    `X | None`, always does); else a ConfigError naming its variable and what it allows."""
+    for field, hint in _fields(type(settings)):
+        allowed = field.metadata.get("allowed")
+        if allowed is None and _number(hint):
+            raise TypeError(f"{field.name}: a number must declare its range (at_least, above)")
+        value = getattr(settings, field.name)
+        if allowed is not None and value is not None and value not in allowed:
+            raise ConfigError(f"{env_name(field.name)} must be {allowed}, not {value!r}")
 
 
 def spec(*, sep: str = ",", empty: str | None = None, path: bool = False, trim: str = "") -> dict:
@@ -84,8 +171,17 @@ def to_env(settings: object) -> dict[str, str]:
 
 
 def _fields(cls: Any) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
+    return _fields_of(cls)
+
+
+@functools.cache  # `check` runs at every construction: resolve the hints of a class once
+def _fields_of(cls: Any) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
     hints = typing.get_type_hints(cls)
     return tuple((f, hints[f.name]) for f in dataclasses.fields(cls) if f.init)
+
+
+def _number(hint: Any) -> bool:
+    return bool({int, float} & {hint, *typing.get_args(hint)})
 
 
 def _options(field: dataclasses.Field[Any]) -> dict[str, Any]:

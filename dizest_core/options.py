@@ -32,7 +32,14 @@ from typing import Any
 
 from dizest_core.errors import InvalidOptions, Problem
 from dizest_core.model import Package
-from dizest_core.settings import MAX_CPUS, MIN_CPUS, NETWORKS, Settings
+from dizest_core.settings import (
+    MAX_CPUS,
+    MAX_MEMORY_MB,
+    MIN_CPUS,
+    MIN_MEMORY_MB,
+    NETWORKS,
+    Settings,
+)
 
 FLOW_KEYS = ("queue", "timeout", "retries", "memory_limit_mb", "network", "cpus")
 RUN_OPTIONS = {
@@ -42,8 +49,6 @@ RUN_OPTIONS = {
     "network": "network",
     "cpus": "cpus",
 }
-MIN_MEMORY_MB = 64  # as dizest_core.settings: the interpreter alone needs ~30 MB
-MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_AS
 MAX_RETRIES = 10
 # A queue is a Redis list of that very name (kombu's Redis transport): no ':' (every key of
 # ours and of redbeat has one) and none of kombu's own keys (`unacked`, `unacked_index`, ...),

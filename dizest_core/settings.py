@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dizest_core import envconfig
+from dizest_core.cgroups import PID_MAX
+from dizest_core.envconfig import above, at_least, one_of
 from dizest_core.errors import ConfigError
 
 NEVER_TO_FLOWS = re.compile(r"^(DIZEST_|CELERY_)", re.IGNORECASE)
@@ -35,6 +37,17 @@ def _default_plugin_paths() -> tuple[str, ...]:
 
 MIN_CPUS, MAX_CPUS = 0.01, 4096  # a flow's CPU cap (a quota of the scheduler's period)
 NETWORKS = ("none", "egress", "full")  # what a flow may reach, least first (dizest_core.sandbox)
+MIN_MEMORY_MB = 64  # the interpreter alone needs ~30 MB
+MAX_MEMORY_MB = 1 << 24  # 16 TiB: above any machine, yet still a valid RLIMIT_AS
+MAX_FILE_MB = envconfig.INT_MAX >> 20  # RLIMIT_FSIZE, in bytes, is a signed 64-bit number
+# the longest duration any setting takes: a century, past any use, yet in ms an integer that
+# Redis's Lua numbers still hold exactly (a longer DIZEST_TTL_S failed every submit)
+MAX_SECONDS = 100 * 365 * 24 * 3600
+UID_STRIDE = 64  # slots per zygote; a flow's uid = flow_uid_base + zygote_pid * UID_STRIDE + slot
+# Flow uids and the flow gid: above the 16-bit ids systems hand out (users, systemd's dynamic
+# users, nobody 65534), and below 2**32 - 1, which setresuid reads as "unchanged" (root kept).
+MIN_FLOW_ID, MAX_FLOW_ID = 1 << 16, (1 << 32) - 2
+MAX_FLOW_UID_BASE = MAX_FLOW_ID + 1 - PID_MAX * UID_STRIDE  # the last slot's uid is MAX_FLOW_ID
 
 # the sandbox layers a worker refuses to start without, unless DIZEST_SANDBOX_REQUIRE says
 REQUIRED_LAYERS: tuple[str, ...] = (
@@ -56,104 +69,87 @@ class Settings:
 
     # flows of a local run at once; None: by measured CPU (a flow that sleeps or waits does not
     # hold a core), up to max_processes at once
-    concurrency: int | None = None
-    max_processes: int = field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)))
+    concurrency: int | None = field(default=None, metadata=at_least(1))
+    max_processes: int = field(
+        default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)), metadata=at_least(1)
+    )
     # spare flow children a local engine keeps between runs: forked as its second and later
     # runs end, while the caller goes on, for the next run's first flows (during a run: one
     # per slot, kept between runs too; see dizest_core.spares); 0: only those
-    spare_reserve: int = 8
-    flow_timeout: float | None = None
-    memory_limit_mb: int | None = None
+    spare_reserve: int = field(default=8, metadata=at_least(0))
+    flow_timeout: float | None = field(default=None, metadata=above(0, MAX_SECONDS))
+    memory_limit_mb: int | None = field(
+        default=None, metadata=at_least(MIN_MEMORY_MB, MAX_MEMORY_MB)
+    )
     # the most memory any flow may ask for (its package's or its run's `memory_limit_mb`): a
     # submit asking for more is refused; a flow without a limit gets this one; None: no ceiling
-    memory_limit_mb_max: int | None = None
+    memory_limit_mb_max: int | None = field(
+        default=None, metadata=at_least(MIN_MEMORY_MB, MAX_MEMORY_MB)
+    )
     # a retried flow (`"dizest": {"retries": n}`) waits this long, doubled at each retry
-    retry_backoff_s: float = 1.0
+    retry_backoff_s: float = field(default=1.0, metadata=at_least(0, MAX_SECONDS))
     plugin_paths: tuple[str, ...] = field(
         default_factory=_default_plugin_paths, metadata=envconfig.spec(sep=os.pathsep)
     )
     cache_dir: str | None = None
     preload: tuple[str, ...] = ()
-    max_log_entries: int = 1000
-    max_render_bytes: int = 1_000_000
-    max_preview_bytes: int = 65_536
-    inline_max_bytes: int = 1 << 20
+    max_log_entries: int = field(default=1000, metadata=at_least(0))
+    max_render_bytes: int = field(default=1_000_000, metadata=at_least(0))
+    max_preview_bytes: int = field(default=65_536, metadata=at_least(0))
+    inline_max_bytes: int = field(default=1 << 20, metadata=at_least(0))
     # what one flow's outputs may hold in the engine in all (inline values and previews): the
     # engine keeps them in memory, a worker in Redis; past half of it outputs go to files
-    max_output_bytes: int = 64 << 20
+    max_output_bytes: int = field(default=64 << 20, metadata=at_least(1))
     # log lines and displayed results of one flow attempt, in bytes (dizest_core.logbudget)
-    max_log_bytes: int = 16 << 20
+    max_log_bytes: int = field(default=16 << 20, metadata=at_least(0))
     # what a run's inputs, options and package may be (dizest_core.limits, checked at submit)
-    max_input_depth: int = 32
-    max_input_bytes: int = 10 << 20  # UTF-8 JSON, all inputs of a run together
-    max_input_nodes: int = 1_000_000
-    max_input_string: int = 4 << 20  # characters
-    max_input_keys: int = 100_000  # in one object
+    max_input_depth: int = field(default=32, metadata=at_least(1))
+    # UTF-8 JSON, all inputs of a run together
+    max_input_bytes: int = field(default=10 << 20, metadata=at_least(1))
+    max_input_nodes: int = field(default=1_000_000, metadata=at_least(1))
+    max_input_string: int = field(default=4 << 20, metadata=at_least(1))  # characters
+    max_input_keys: int = field(default=100_000, metadata=at_least(1))  # in one object
     # The flow sandbox (dizest_core.sandbox). auto: on in workers, off for `dizest run`.
-    sandbox: str = "auto"
+    sandbox: str = field(default="auto", metadata=one_of(SANDBOX_MODES))
     sandbox_require: tuple[str, ...] = field(
         default=REQUIRED_LAYERS,
         metadata=envconfig.spec(empty="none"),  # DIZEST_SANDBOX_REQUIRE=none: require no layer
     )
     # more server paths flows must not see
     sandbox_hide: tuple[str, ...] = field(default=(), metadata=envconfig.spec(sep=os.pathsep))
-    network: str = "egress"  # a flow's default network: none, egress or full
+    # a flow's default network: none, egress or full
+    network: str = field(default="egress", metadata=one_of(NETWORKS))
     # the most any flow may ask for (its package's or its run's `network`): a submit asking
     # for more is refused, and a flow that still does (settings changed since) gets this
-    network_max: str = "full"
+    network_max: str = field(default="full", metadata=one_of(NETWORKS))
     flow_env: tuple[str, ...] = ()  # more variable names (or PREFIX_*) flows may see
-    flow_uid_base: int = 1 << 30
-    flow_gid: int = (1 << 30) - 1
-    max_pids: int = 512
+    flow_uid_base: int = field(default=1 << 30, metadata=at_least(MIN_FLOW_ID, MAX_FLOW_UID_BASE))
+    flow_gid: int = field(default=(1 << 30) - 1, metadata=at_least(MIN_FLOW_ID, MAX_FLOW_ID))
+    max_pids: int = field(default=512, metadata=at_least(1, PID_MAX))  # no more can exist
     # the most CPUs one flow's processes may use at once (the sandbox's cpu layer: a quota
     # of its slot's cgroup); None: no cap, busy flows share the cores evenly
-    flow_cpus: float | None = None
+    flow_cpus: float | None = field(default=None, metadata=at_least(MIN_CPUS, MAX_CPUS))
     # the most CPUs any flow may ask for (its package's or its run's `cpus`): a submit asking
     # for more is refused; a flow that asks for none gets flow_cpus, else this; None: no ceiling
-    flow_cpus_max: float | None = None
-    max_open_files: int = 1024
-    max_file_mb: int = 4096
-    tmp_mb: int = 512
+    flow_cpus_max: float | None = field(default=None, metadata=at_least(MIN_CPUS, MAX_CPUS))
+    max_open_files: int = field(default=1024, metadata=at_least(1))
+    max_file_mb: int = field(default=4096, metadata=at_least(1, MAX_FILE_MB))
+    tmp_mb: int = field(default=512, metadata=at_least(1, MAX_MEMORY_MB))  # a tmpfs is memory
     # below this much free space (MB) where flows write, the flow writing the most is stopped
     # (dizest_core.diskguard); 0: no guard
-    disk_reserve_mb: int = 512
+    disk_reserve_mb: int = field(default=512, metadata=at_least(0))
 
     def __post_init__(self) -> None:
-        if (self.concurrency is not None and self.concurrency < 1) or self.max_processes < 1:
-            raise ConfigError("concurrency and max_processes must be at least 1")
-        if self.flow_timeout is not None and self.flow_timeout <= 0:
-            raise ConfigError("flow_timeout must be positive")
+        envconfig.check(self)
         if self.max_output_bytes < 2 * self.inline_max_bytes:  # the runtime inlines half of it
-            raise ConfigError("max_output_bytes must be at least twice inline_max_bytes")
-        if self.spare_reserve < 0:
-            raise ConfigError("spare_reserve must be 0 (no reserve) or more")
-        if self.disk_reserve_mb < 0:
-            raise ConfigError("disk_reserve_mb must be 0 (no guard) or more")
-        if not 0 <= self.retry_backoff_s < float("inf"):
-            raise ConfigError("retry_backoff_s must be a number of seconds, 0 or more")
-        for name in ("memory_limit_mb", "memory_limit_mb_max"):
-            if getattr(self, name) is not None and getattr(self, name) < 64:
-                raise ConfigError(f"{name} must be at least 64 (the interpreter needs ~30 MB)")
+            raise ConfigError(
+                "DIZEST_MAX_OUTPUT_BYTES must be at least twice DIZEST_INLINE_MAX_BYTES"
+            )
         ceiling = self.memory_limit_mb_max
         if ceiling is not None and (self.memory_limit_mb or 0) > ceiling:
-            raise ConfigError("memory_limit_mb must not be above memory_limit_mb_max")
-        if self.sandbox not in SANDBOX_MODES:
-            raise ConfigError(f"sandbox must be one of {', '.join(SANDBOX_MODES)}")
-        for name in ("network", "network_max"):
-            if getattr(self, name) not in NETWORKS:
-                raise ConfigError(f"{name} must be one of {', '.join(NETWORKS)}")
-        if min(self.max_pids, self.max_open_files, self.max_file_mb, self.tmp_mb) < 1:
-            raise ConfigError("max_pids, max_open_files, max_file_mb and tmp_mb must be positive")
-        for name in ("flow_cpus", "flow_cpus_max"):
-            value = getattr(self, name)
-            if value is not None and not MIN_CPUS <= value <= MAX_CPUS:
-                raise ConfigError(
-                    f"{name} must be a number of CPUs from {MIN_CPUS} to {MAX_CPUS} (or unset)"
-                )
+            raise ConfigError("DIZEST_MEMORY_LIMIT_MB must not be above DIZEST_MEMORY_LIMIT_MB_MAX")
         if self.flow_cpus_max is not None and (self.flow_cpus or 0) > self.flow_cpus_max:
-            raise ConfigError("flow_cpus must not be above flow_cpus_max")
-        if min(self.max_input_depth, self.max_input_bytes, self.max_input_nodes) < 1:
-            raise ConfigError("max_input_depth, max_input_bytes and max_input_nodes must be >= 1")
+            raise ConfigError("DIZEST_FLOW_CPUS must not be above DIZEST_FLOW_CPUS_MAX")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dizest_core import envconfig
+from dizest_core.envconfig import above, at_least
 from dizest_core.errors import ConfigError
-from dizest_core.settings import Settings
+from dizest_core.settings import MAX_SECONDS, UID_STRIDE, Settings
 
 PATH = envconfig.spec(path=True)  # read as an absolute path
 
@@ -35,56 +36,48 @@ class WorkerSettings:
     drive_root: str = field(
         metadata=PATH, default_factory=lambda: os.path.abspath(".dizest/drives")
     )
-    ttl_s: int = 7 * 24 * 3600
+    # how long a run lives in Redis (at least 1 s: EXPIRE 0 would delete at once)
+    ttl_s: int = field(default=7 * 24 * 3600, metadata=at_least(1, MAX_SECONDS))
     # what the live runs of one user may hold in Redis (dizest_api.data.run_quota)
-    run_quota_bytes: int = 1 << 30
+    run_quota_bytes: int = field(default=1 << 30, metadata=at_least(1))
     # unfinished runs of one user: a submit, rerun or trigger past it answers 429, a schedule's
     # tick records why it did not run (the API's and the beat's rule alike)
-    max_runs_per_user: int = 100
+    max_runs_per_user: int = field(default=100, metadata=at_least(1))
     # a hard cap on the flows the runs of one user run at once over the whole cluster, above
     # their fair share of the live worker slots (dizest_worker.fair_share); 0: none, the share
     # alone (a user alone may then use every slot). Past it a claim parks the flow.
-    user_flow_slots: int = 0
+    user_flow_slots: int = field(default=0, metadata=at_least(0))
     # `api` calls of one user's running at once over the cluster (0: no limit): each holds a
     # worker slot while it runs, as a flow does (dizest_worker.apicalls.call)
-    user_api_calls: int = 4
+    user_api_calls: int = field(default=4, metadata=at_least(0))
     # A running attempt's lease, renewed every lease_s / 3 by its worker. Once it has expired,
     # a reaper takes the attempt over at once if the process that claimed it is no longer
     # connected to Redis (killed: liveness.connected), else lease_grace_s later (stalled).
-    lease_s: float = 3.0
-    lease_grace_s: float = 7.0  # lease + grace: the 10 s a lease lasted before
-    reaper_interval_s: float = 0.5
-    files_interval_s: float = 3600.0  # how often a reaper deletes the files of expired runs
-    max_attempts: int = 3
-    max_flow_timeout_s: float = 24 * 3600  # every flow's default timeout, and its upper bound
-    task_slack_s: float = 300.0  # Celery's hard time limit is max_flow_timeout_s + this
-    stream_maxlen: int = 100_000
+    lease_s: float = field(default=3.0, metadata=above(0, MAX_SECONDS))
+    # lease + grace: the 10 s a lease lasted before
+    lease_grace_s: float = field(default=7.0, metadata=at_least(0, MAX_SECONDS))
+    reaper_interval_s: float = field(default=0.5, metadata=above(0, MAX_SECONDS))
+    # how often a reaper deletes the files of expired runs
+    files_interval_s: float = field(default=3600.0, metadata=above(0, MAX_SECONDS))
+    max_attempts: int = field(default=3, metadata=at_least(1))
+    # every flow's default timeout, and its upper bound
+    max_flow_timeout_s: float = field(default=24 * 3600, metadata=above(0, MAX_SECONDS))
+    # Celery's hard time limit is max_flow_timeout_s + this
+    task_slack_s: float = field(default=300.0, metadata=above(0, MAX_SECONDS))
+    # events kept per run; MAXLEN 0 would drop every event, logs and results with them
+    stream_maxlen: int = field(default=100_000, metadata=at_least(1))
     queue: str = "dizest"
-    local_slots: int = 1  # flows one worker process runs at once (freed children run here)
+    # flows one worker process runs at once (freed children run here); an engine has
+    # UID_STRIDE slots
+    local_slots: int = field(default=1, metadata=at_least(1, UID_STRIDE))
     worker_name: str = field(default_factory=lambda: f"dizest@{socket.gethostname()}")
-    redis_max_connections: int = 64  # per client pool; callers beyond it wait for a connection
-    redis_pool_timeout_s: float = 20.0
+    # per client pool; callers beyond it wait for a connection
+    redis_max_connections: int = field(default=64, metadata=at_least(1))
+    redis_pool_timeout_s: float = field(default=20.0, metadata=above(0, MAX_SECONDS))
     engine: Settings = field(default_factory=Settings)
 
     def __post_init__(self) -> None:
-        if self.run_quota_bytes < 1:
-            raise ConfigError("DIZEST_RUN_QUOTA_BYTES must be at least 1")
-        if self.max_runs_per_user < 1:
-            raise ConfigError("DIZEST_MAX_RUNS_PER_USER must be at least 1")
-        if self.user_flow_slots < 0 or self.user_api_calls < 0:
-            raise ConfigError(
-                "DIZEST_USER_FLOW_SLOTS and DIZEST_USER_API_CALLS must be 0 (no limit) or more"
-            )
-        if self.lease_s <= 0 or self.reaper_interval_s <= 0 or self.files_interval_s <= 0:
-            raise ConfigError("lease_s, reaper_interval_s and files_interval_s must be positive")
-        if self.lease_grace_s < 0:
-            raise ConfigError("lease_grace_s must not be negative")
-        if self.ttl_s < 1 or self.max_flow_timeout_s <= 0 or self.task_slack_s <= 0:
-            raise ConfigError("ttl_s, max_flow_timeout_s and task_slack_s must be positive")
-        if self.redis_max_connections < 1 or self.redis_pool_timeout_s <= 0:
-            raise ConfigError("redis_max_connections and redis_pool_timeout_s must be positive")
-        if self.max_attempts < 1 or self.local_slots < 1:
-            raise ConfigError("max_attempts and local_slots must be at least 1")
+        envconfig.check(self)
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             from dizest_worker.connection import redact_url  # it imports this module
 

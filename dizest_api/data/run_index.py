@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from dizest_api.data.run_quota import RunQuota
-from dizest_core.errors import ConfigError
 from dizest_core.status import RUN_FINAL_VALUES
 from dizest_worker.client import WorkerSettings
 from dizest_worker.keys import Keys
@@ -32,8 +31,6 @@ class RunIndex:
     """Who owns which run (see the module docstring for the keys)."""
 
     def __init__(self, redis: Any, settings: WorkerSettings) -> None:
-        if settings.ttl_s < 1:  # EXPIRE 0 would delete the index at once
-            raise ConfigError(f"ttl_s must be at least 1, not {settings.ttl_s}")
         self.redis, self.keys, self.ttl_s = redis, Keys(settings.prefix), settings.ttl_s
         self.quota = RunQuota(redis, settings)
         self.owner_key = self.keys.run_owner

@@ -172,6 +172,6 @@ def test_a_cap_v1_refuses_leaves_no_earlier_flows_cap_behind(tmp_path):
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "5000"])
 def test_flow_cpus_must_be_a_sensible_number_of_cpus(value: str) -> None:
-    with pytest.raises(ConfigError, match=r"(?i)flow_cpus"):
+    with pytest.raises(ConfigError, match="DIZEST_FLOW_CPUS"):
         Settings.from_env({"DIZEST_FLOW_CPUS": value})
     assert Settings.from_env({"DIZEST_FLOW_CPUS": "1.5"}).flow_cpus == 1.5

@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from dizest_api.automation.settings import AutomationSettings
 from dizest_api.settings import ApiSettings
 from dizest_core import envconfig
+from dizest_core.cgroups import PID_MAX
 from dizest_core.errors import ConfigError
-from dizest_core.settings import Settings
+from dizest_core.sandbox import Policy, slot_uid
+from dizest_core.settings import MAX_FLOW_ID, MAX_FLOW_UID_BASE, MAX_MEMORY_MB, UID_STRIDE, Settings
 from dizest_worker.settings import WorkerSettings
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -28,19 +30,16 @@ PATH = st.lists(st.from_regex(r"[a-z0-9_.-]{1,8}", fullmatch=True), min_size=1, 
     lambda parts: os.path.abspath("/" + "/".join(parts))
 )
 # values the fields' own checks (__post_init__) allow; every other field is drawn from its type
+# and what its metadata says it allows
 CHOSEN: dict[str, st.SearchStrategy[Any]] = {
-    "sandbox": st.sampled_from(["auto", "on", "off"]),
-    "network": st.sampled_from(["none", "egress", "full"]),
-    "network_max": st.sampled_from(["none", "egress", "full"]),
     "inline_max_bytes": st.integers(1, 1 << 24),
     "max_output_bytes": st.integers(1 << 25, 1 << 40),  # at least twice inline_max_bytes
     "redis_url": WORD.map(lambda w: f"redis://:{w}@127.0.0.1:6379/1"),
     "secret_key": st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=16),
     "bcrypt_rounds": st.integers(4, 31),
     "heartbeat_s": st.floats(0.1, 300),
-    "flow_cpus": st.none() | st.floats(0.01, 4096),
     "flow_cpus_max": st.none() | st.just(4096.0),  # not below flow_cpus
-    "memory_limit_mb_max": st.none() | st.just(2**40),  # not below memory_limit_mb
+    "memory_limit_mb_max": st.none() | st.just(MAX_MEMORY_MB),  # not below memory_limit_mb
     "max_request_bytes": st.integers(1024, 10**6),
     "max_upload_bytes": st.integers(10**6, 10**9),
     "sweep_window_s": st.integers(60, 10**6),
@@ -55,13 +54,17 @@ def _value(field: dataclasses.Field[Any], hint: Any) -> st.SearchStrategy[Any]:
         return st.none() | _value(field, inner)
     if dataclasses.is_dataclass(hint):
         return instances(typing.cast(type, hint))
-    opts = field.metadata.get("env", {})
+    opts, allowed = field.metadata.get("env", {}), field.metadata.get("allowed")
+    if isinstance(allowed, envconfig.OneOf):
+        return st.sampled_from(allowed.values)
     if hint is bool:
         return st.booleans()
     if hint is int:
-        return st.integers(64, 2**40)
+        low = int(allowed.low) + allowed.strict
+        return st.integers(low, max(low, min(int(allowed.high), 2**40)))
     if hint is float:
-        return st.floats(0.5, 1e9)
+        high = min(allowed.high, 1e9)
+        return st.floats(allowed.low, high, exclude_min=allowed.strict)
     if hint is str:
         return PATH if opts.get("path") else st.text(st.characters(min_codepoint=32), min_size=1)
     item = PATH if opts.get("path") else WORD
@@ -103,7 +106,6 @@ def test_a_child_environment_overrides_every_variable_of_the_parent() -> None:
         Settings(preload=("a,b",)),  # the separator inside an item
         Settings(plugin_paths=()),  # empty, but the default is not and no text says "empty"
         WorkerSettings(worker_name=""),  # an empty variable is an unset one
-        WorkerSettings(lease_s=float("inf")),  # readers refuse non-finite numbers
         WorkerSettings(artifact_dir="relative/dir"),  # read back as an absolute path
     ],
 )
@@ -123,6 +125,79 @@ def test_a_value_no_variable_can_carry_is_refused(value: object) -> None:
 def test_a_malformed_variable_is_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         ApiSettings.from_env({"DIZEST_SECRET_KEY": "k" * 16, **env})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        # setrlimit took no such number: every flow ended "worker lost"
+        ({"DIZEST_MAX_PIDS": "9" * 23}, f"DIZEST_MAX_PIDS must be from 1 to {PID_MAX}, not 9999"),
+        ({"DIZEST_MAX_LOG_ENTRIES": "-1"}, "DIZEST_MAX_LOG_ENTRIES must be from 0 to 9223372036"),
+        ({"DIZEST_FLOW_UID_BASE": "0"}, "DIZEST_FLOW_UID_BASE must be from 65536 to 4026531839"),
+        ({"DIZEST_FLOW_UID_BASE": "-1"}, "DIZEST_FLOW_UID_BASE must be from 65536 to"),
+        ({"DIZEST_FLOW_UID_BASE": "4026531840"}, "DIZEST_FLOW_UID_BASE must be from 65536 to"),
+        ({"DIZEST_FLOW_GID": "-1"}, "DIZEST_FLOW_GID must be from 65536 to 4294967294, not -1"),
+        ({"DIZEST_MAX_INPUT_STRING": "-1"}, "DIZEST_MAX_INPUT_STRING must be from 1 to"),
+        ({"DIZEST_MAX_INPUT_KEYS": "-1"}, "DIZEST_MAX_INPUT_KEYS must be from 1 to"),
+        ({"DIZEST_MAX_LOG_BYTES": "-1"}, "DIZEST_MAX_LOG_BYTES must be from 0 to"),
+        ({"DIZEST_MAX_RENDER_BYTES": "-1"}, "DIZEST_MAX_RENDER_BYTES must be from 0 to"),
+        ({"DIZEST_MAX_PREVIEW_BYTES": "-1"}, "DIZEST_MAX_PREVIEW_BYTES must be from 0 to"),
+        (
+            {"DIZEST_MAX_FILE_MB": str(1 << 44)},
+            "DIZEST_MAX_FILE_MB must be from 1 to 8796093022207",
+        ),
+        ({"DIZEST_TMP_MB": "0"}, f"DIZEST_TMP_MB must be from 1 to {MAX_MEMORY_MB}, not 0"),
+        (
+            {"DIZEST_RETRY_BACKOFF_S": "1e300"},
+            "DIZEST_RETRY_BACKOFF_S must be from 0 to 3153600000",
+        ),
+        (
+            {"DIZEST_FLOW_TIMEOUT": "0"},
+            "DIZEST_FLOW_TIMEOUT must be above 0 and at most 3153600000",
+        ),
+        ({"DIZEST_NETWORK": "lan"}, "DIZEST_NETWORK must be one of none, egress, full, not 'lan'"),
+        # Redis's Lua took no such TTL ("value is not an integer"): every submit failed
+        ({"DIZEST_TTL_S": "1" + "0" * 30}, "DIZEST_TTL_S must be from 1 to 3153600000, not 1000"),
+        ({"DIZEST_STREAM_MAXLEN": "0"}, "DIZEST_STREAM_MAXLEN must be from 1 to"),  # logs lost
+        ({"DIZEST_LEASE_S": "-1"}, "DIZEST_LEASE_S must be above 0 and at most 3153600000"),
+        ({"DIZEST_LOCAL_SLOTS": "65"}, "DIZEST_LOCAL_SLOTS must be from 1 to 64, not 65"),
+        ({"DIZEST_SESSION_TTL_S": "-1"}, "DIZEST_SESSION_TTL_S must be from 1 to 3153600000"),
+        ({"DIZEST_LOGIN_MAX_FAILURES": "-1"}, "DIZEST_LOGIN_MAX_FAILURES must be from 1 to"),
+        ({"DIZEST_LOGIN_WINDOW_S": "-1"}, "DIZEST_LOGIN_WINDOW_S must be from 1 to 3153600000"),
+    ],
+)
+def test_a_value_out_of_its_range_is_refused_naming_the_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        ApiSettings.from_env({"DIZEST_SECRET_KEY": "k" * 16, **env})
+
+
+def test_a_value_out_of_range_is_refused_however_the_settings_are_made() -> None:
+    with pytest.raises(ConfigError, match="DIZEST_LEASE_S must be above 0 and at most"):
+        WorkerSettings(lease_s=float("inf"))  # no variable carries it, and none may be given
+    with pytest.raises(ConfigError, match="DIZEST_SWEEP_WINDOW_S must be from 60 to"):
+        AutomationSettings.from_env({"DIZEST_SWEEP_WINDOW_S": "59"})
+
+
+def test_flow_uids_stay_inside_the_range_their_bounds_allow() -> None:
+    """The highest base the bounds allow gives the last slot of the last pid the highest id;
+    one more and it would be 2**32 - 1, which setresuid reads as "keep the current uid"."""
+    top = Settings(flow_uid_base=MAX_FLOW_UID_BASE, flow_gid=MAX_FLOW_ID, max_pids=PID_MAX)
+    assert slot_uid(Policy(uid_base=top.flow_uid_base), PID_MAX - 1, UID_STRIDE - 1) == MAX_FLOW_ID
+    assert Settings(flow_uid_base=1 << 16, flow_gid=1 << 16).flow_uid_base == 65536
+
+
+def test_a_number_must_declare_its_range() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Loose:
+        count: int = 1
+
+        def __post_init__(self) -> None:
+            envconfig.check(self)
+
+    with pytest.raises(TypeError, match="count: a number must declare its range"):
+        Loose()
 
 
 def test_lists_read_as_they_always_have() -> None:

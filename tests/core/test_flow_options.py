@@ -221,9 +221,9 @@ def test_the_memory_ceiling_bounds_every_flow_and_is_the_default_without_a_limit
     both = Settings(memory_limit_mb=512, memory_limit_mb_max=1024)
     assert resolve([{}], both, "", UNBOUNDED).memory_limit_mb == 512
     assert resolve([{}], Settings(), "", UNBOUNDED).memory_limit_mb is None
-    with pytest.raises(ConfigError, match="not be above memory_limit_mb_max"):
+    with pytest.raises(ConfigError, match="not be above DIZEST_MEMORY_LIMIT_MB_MAX"):
         Settings(memory_limit_mb=2048, memory_limit_mb_max=1024)
-    with pytest.raises(ConfigError, match="memory_limit_mb_max must be at least 64"):
+    with pytest.raises(ConfigError, match="DIZEST_MEMORY_LIMIT_MB_MAX must be from 64 to"):
         Settings(memory_limit_mb_max=10)
 
 
@@ -299,7 +299,9 @@ def test_cpus_are_checked_bounded_and_defaulted_like_memory():
     assert resolve([{"cpus": 64}], capped, "", UNBOUNDED).cpus == 2  # queued before the ceiling
     assert resolve([{}], Settings(flow_cpus_max=3), "", UNBOUNDED).cpus == 3
     assert resolve([{}], Settings(), "", UNBOUNDED).cpus is None
-    with pytest.raises(ConfigError, match="flow_cpus must not be above flow_cpus_max"):
+    with pytest.raises(
+        ConfigError, match="DIZEST_FLOW_CPUS must not be above DIZEST_FLOW_CPUS_MAX"
+    ):
         Settings(flow_cpus=4, flow_cpus_max=2)
 
 

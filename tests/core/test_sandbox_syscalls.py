@@ -273,7 +273,7 @@ def test_an_output_budget_below_twice_the_inline_limit_is_a_config_error():
     from dizest_core.errors import ConfigError
     from dizest_core.settings import Settings
 
-    with pytest.raises(ConfigError, match="max_output_bytes must be at least twice"):
+    with pytest.raises(ConfigError, match="DIZEST_MAX_OUTPUT_BYTES must be at least twice"):
         Settings(max_output_bytes=(1 << 20) + 1)
     assert Settings(max_output_bytes=2 << 20).max_output_bytes == 2 << 20
 

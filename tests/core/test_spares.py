@@ -97,7 +97,7 @@ def test_the_reserve_follows_the_memory_limit_and_drops_the_others(make_workflow
 
 
 def test_a_negative_reserve_is_refused_by_name():
-    with pytest.raises(ConfigError, match="spare_reserve must be 0 \\(no reserve\\) or more"):
+    with pytest.raises(ConfigError, match="DIZEST_SPARE_RESERVE must be from 0 to"):
         Settings.from_env({"DIZEST_SPARE_RESERVE": "-1"})
 
 
