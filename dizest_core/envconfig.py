@@ -5,8 +5,9 @@ means follows from the field's type hint: int, float (finite), str, bool, `X | N
 `tuple[str, ...]` (items split on the separator its `spec(sep=...)` metadata declares) or a nested
 settings dataclass, whose fields are read from the same environment under their own names.
 `to_env` is the inverse, so a parent starts a child with exactly its settings:
-`{**os.environ, **to_env(settings)}`; `read(cls, to_env(s))` rebuilds `s`. An empty variable is an
-unset one (its field keeps its default); that is how `to_env` writes None.
+`{**os.environ, **to_env(settings)}`; `read(cls, to_env(s))` rebuilds `s`. An empty variable means
+None for an `X | None` field (that is how `to_env` writes None) and no items for a tuple whose
+default has none; for any other field it is a ConfigError, never a silent default.
 
 What a field allows is declared once, next to it, in its metadata (`at_least`, `above`, `one_of`,
 `matching`) and checked by `check`, which each settings class calls first in `__post_init__`: a
@@ -118,7 +119,7 @@ def check(settings: object) -> None:
 def spec(*, sep: str = ",", empty: str | None = None, path: bool = False, trim: str = "") -> dict:
     """Field metadata for a variable whose type hint does not say all: `sep` splits a tuple's
     items; `empty` is the text of an empty tuple (needed when the default is not empty, since an
-    empty variable means "unset"); `path` makes a path (or each item) absolute when read; `trim`
+    empty variable then is refused); `path` makes a path (or each item) absolute when read; `trim`
     strips these characters from the end of each item (an origin's trailing '/')."""
     return {"env": {"sep": sep, "empty": empty, "path": path, "trim": trim}}
 
@@ -137,7 +138,9 @@ def read(cls: type[T], environ: Mapping[str, str] | None = None) -> dict[str, An
             values[field.name] = from_env(typing.cast(type, hint), env)
             continue
         raw = env.get(env_name(field.name))
-        if raw:
+        if raw == "":
+            values[field.name] = _empty(field, hint)
+        elif raw is not None:
             try:
                 values[field.name] = _parser(field, hint)(raw)
             except ValueError as exc:
@@ -184,6 +187,26 @@ def _number(hint: Any) -> bool:
     return bool({int, float} & {hint, *typing.get_args(hint)})
 
 
+def _empty(field: dataclasses.Field[Any], hint: Any) -> object:
+    """What an empty variable means: None, no items; or a ConfigError (an empty variable a
+    template left behind once meant the default: `DIZEST_REDIS_URL=` a Redis on localhost)."""
+    if isinstance(hint, types.UnionType):
+        return None
+    if typing.get_origin(hint) is tuple and _default(field) == ():
+        return ()
+    none = _options(field)["empty"]
+    besides = f" ({none!r} for none)" if none is not None else ""
+    raise ConfigError(
+        f"{env_name(field.name)} is empty: give it a value{besides}, or unset it for the default"
+    )
+
+
+def _default(field: dataclasses.Field[Any]) -> object:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
 def _options(field: dataclasses.Field[Any]) -> dict[str, Any]:
     return dict(field.metadata.get("env") or spec()["env"])
 
@@ -206,14 +229,10 @@ def _parser(field: dataclasses.Field[Any], hint: Any) -> Callable[[str], object]
 
 
 def _read_back(field: dataclasses.Field[Any], hint: Any, text: str) -> object:
-    if text:
-        try:
-            return _parser(field, hint)(text)
-        except ValueError:
-            return _Unreadable
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
+    try:
+        return _parser(field, hint)(text) if text else _empty(field, hint)
+    except (ValueError, ConfigError):
+        return _Unreadable
 
 
 class _Unreadable:

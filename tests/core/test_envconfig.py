@@ -200,6 +200,28 @@ def test_a_number_must_declare_its_range() -> None:
         Loose()
 
 
+def test_an_empty_variable_is_refused_unless_it_means_none() -> None:
+    """Empty, a variable whose field cannot be None nor an empty list could only mean its
+    default: `DIZEST_REDIS_URL=` once sent a worker to the Redis on localhost. Where the field
+    can, empty is None or no items (how `to_env` writes them)."""
+    refused = {
+        "DIZEST_REDIS_URL": "DIZEST_REDIS_URL is empty: give it a value, or unset it",
+        "DIZEST_TTL_S": "DIZEST_TTL_S is empty",
+        "DIZEST_COOKIE_SECURE": "DIZEST_COOKIE_SECURE is empty",
+        "DIZEST_PLUGIN_PATHS": "DIZEST_PLUGIN_PATHS is empty",  # its default has items
+        "DIZEST_SANDBOX_REQUIRE": "DIZEST_SANDBOX_REQUIRE is empty: give it a value ('none' for",
+        "DIZEST_SECRET_KEY": "DIZEST_SECRET_KEY is empty",
+    }
+    for name, message in refused.items():
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            ApiSettings.from_env({"DIZEST_SECRET_KEY": "k" * 16, name: ""})
+    none = ("FLOW_TIMEOUT", "ADMIN_PASSWORD", "CONCURRENCY", "PRELOAD", "ALLOWED_ORIGINS")
+    got = ApiSettings.from_env({"DIZEST_SECRET_KEY": "k" * 16, **{f"DIZEST_{n}": "" for n in none}})
+    engine = got.worker.engine
+    assert engine.flow_timeout is engine.concurrency is got.admin_password is None
+    assert engine.preload == got.allowed_origins == ()
+
+
 def test_lists_read_as_they_always_have() -> None:
     got = ApiSettings.from_env(
         {
