@@ -38,16 +38,19 @@ def worker(
     concurrency: int | None, queues: str | None, name: str | None, loglevel: str, pool: str
 ) -> None:
     """Start a worker that runs flows from Redis (DIZEST_REDIS_URL)."""
+    from dizest_core.options import QUEUE_NAME, QUEUE_RULE
     from dizest_worker.celery_app import create_celery
     from dizest_worker.settings import WorkerSettings
 
     try:
         settings = WorkerSettings.from_env()
+        if name is not None:  # by the rule of DIZEST_WORKER_NAME, which it stands for
+            settings = replace(settings, worker_name=name)
     except DizestError as exc:
         raise Failure(str(exc)) from exc
-    if name:
-        settings = replace(settings, worker_name=name)
     names = [q.strip() for q in (queues or settings.queue).split(",") if q.strip()]
+    if not names or not all(QUEUE_NAME.fullmatch(q) for q in names):
+        raise Failure(f"--queues must list queues, each {QUEUE_RULE}, not {queues!r}")
     layers = _sandbox_layers(settings)
     app = create_celery(settings)
     app.conf.dizest_queues = names

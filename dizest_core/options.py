@@ -58,6 +58,10 @@ AUTOMATION_SUFFIX = ".automation"
 QUEUE_NAME = re.compile(
     r"(?!unacked)(?!celery-task-meta-)(?!.*\.automation$)[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}"
 )
+QUEUE_RULE = (
+    "a queue name (1-100 of A-Z a-z 0-9 _ . @ -, not starting with 'unacked'"
+    f" nor ending with {AUTOMATION_SUFFIX!r})"
+)
 UNBOUNDED = math.inf  # a local run's max_timeout_s
 
 
@@ -187,11 +191,7 @@ def _retries(value: Any, _: Bounds) -> str | None:
 
 def _queue(value: Any, _: Bounds) -> str | None:
     if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
-        return (
-            "must be a queue name (1-100 of A-Z a-z 0-9 _ . @ -, not starting with 'unacked'"
-            f" nor ending with {AUTOMATION_SUFFIX!r}),"
-            f" not {value!r}"
-        )
+        return f"must be {QUEUE_RULE}, not {value!r}"
     return None
 
 

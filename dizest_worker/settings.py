@@ -8,16 +8,20 @@ and are carried as `engine`; both are read from (and written to) the same DIZEST
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dizest_core import envconfig
-from dizest_core.envconfig import above, at_least
+from dizest_core.envconfig import above, at_least, matching
 from dizest_core.errors import ConfigError
+from dizest_core.options import QUEUE_NAME, QUEUE_RULE
 from dizest_core.settings import MAX_SECONDS, UID_STRIDE, Settings
 
 PATH = envconfig.spec(path=True)  # read as an absolute path
+# a worker's name: Celery's hostname, the key of its heartbeat and the head of its holder ids
+WORKER_NAME = re.compile(r"[!-~]{1,255}")
 
 
 @dataclass(frozen=True)
@@ -66,11 +70,14 @@ class WorkerSettings:
     task_slack_s: float = field(default=300.0, metadata=above(0, MAX_SECONDS))
     # events kept per run; MAXLEN 0 would drop every event, logs and results with them
     stream_maxlen: int = field(default=100_000, metadata=at_least(1))
-    queue: str = "dizest"
+    queue: str = field(default="dizest", metadata=matching(QUEUE_NAME, QUEUE_RULE))
     # flows one worker process runs at once (freed children run here); an engine has
     # UID_STRIDE slots
     local_slots: int = field(default=1, metadata=at_least(1, UID_STRIDE))
-    worker_name: str = field(default_factory=lambda: f"dizest@{socket.gethostname()}")
+    worker_name: str = field(
+        default_factory=lambda: f"dizest@{socket.gethostname()}",
+        metadata=matching(WORKER_NAME, "1-255 visible ASCII characters (no space)"),
+    )
     # per client pool; callers beyond it wait for a connection
     redis_max_connections: int = field(default=64, metadata=at_least(1))
     redis_pool_timeout_s: float = field(default=20.0, metadata=above(0, MAX_SECONDS))

@@ -57,6 +57,8 @@ def _value(field: dataclasses.Field[Any], hint: Any) -> st.SearchStrategy[Any]:
     opts, allowed = field.metadata.get("env", {}), field.metadata.get("allowed")
     if isinstance(allowed, envconfig.OneOf):
         return st.sampled_from(allowed.values)
+    if isinstance(allowed, envconfig.Matching):
+        return st.from_regex(allowed.pattern, fullmatch=True)
     if hint is bool:
         return st.booleans()
     if hint is int:
@@ -105,7 +107,7 @@ def test_a_child_environment_overrides_every_variable_of_the_parent() -> None:
     [
         Settings(preload=("a,b",)),  # the separator inside an item
         Settings(plugin_paths=()),  # empty, but the default is not and no text says "empty"
-        WorkerSettings(worker_name=""),  # an empty variable is an unset one
+        Settings(cache_dir=""),  # an empty variable is None
         WorkerSettings(artifact_dir="relative/dir"),  # read back as an absolute path
     ],
 )
@@ -164,6 +166,9 @@ def test_a_malformed_variable_is_named(env: dict[str, str], message: str) -> Non
         ({"DIZEST_SESSION_TTL_S": "-1"}, "DIZEST_SESSION_TTL_S must be from 1 to 3153600000"),
         ({"DIZEST_LOGIN_MAX_FAILURES": "-1"}, "DIZEST_LOGIN_MAX_FAILURES must be from 1 to"),
         ({"DIZEST_LOGIN_WINDOW_S": "-1"}, "DIZEST_LOGIN_WINDOW_S must be from 1 to 3153600000"),
+        ({"DIZEST_QUEUE": " "}, "DIZEST_QUEUE must be a queue name (1-100 of A-Z a-z 0-9 _ . @ -"),
+        ({"DIZEST_QUEUE": "x.automation"}, "DIZEST_QUEUE must be a queue name"),  # beat's own
+        ({"DIZEST_WORKER_NAME": " "}, "DIZEST_WORKER_NAME must be 1-255 visible ASCII characters"),
     ],
 )
 def test_a_value_out_of_its_range_is_refused_naming_the_variable(
