@@ -48,7 +48,9 @@ _QUERY_PASSWORD = re.compile(r"(?i)(password=)[^&]*")
 def redact_url(url: str) -> str:
     """`url` fit for a log line: its password (in the user part or a `password=` query
     parameter) replaced by `***`, as in `redis://:***@host:port/db`. Everything that prints a
-    Redis URL goes through here."""
+    Redis URL goes through here. A URL whose user part does not parse as one (`redis//:pw@h`,
+    no colon after the scheme; a password holding `/`, `?` or `#`) keeps only what follows its
+    last `@`: a mistyped URL still holds the password."""
     try:
         netloc = urlsplit(url).netloc
     except ValueError:
@@ -56,4 +58,6 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")
         url = url.replace(netloc, f"{userinfo.partition(':')[0]}:***@{host}", 1)
+    elif "@" in url:
+        url = "***@" + url.rpartition("@")[2]
     return _QUERY_PASSWORD.sub(r"\1***", url)

@@ -49,3 +49,26 @@ def test_a_worker_with_a_bad_name_or_queue_stops_at_once(
 ) -> None:
     result = start(tmp_path, "worker", *args, DIZEST_SANDBOX="off", **env)
     assert message in one_line(result)
+
+
+def test_a_mistyped_redis_url_is_refused_without_its_password(tmp_path: Path) -> None:
+    bad = "redis//:S3cretPW@127.0.0.1:6379/7"  # no colon after the scheme
+    line = one_line(start(tmp_path, "worker", DIZEST_REDIS_URL=bad))
+    assert "DIZEST_REDIS_URL must be a redis:// URL, not '***@127.0.0.1:6379/7'" in line
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:S3cretPW@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://user:S3cret@PW@h/0", "redis://user:***@h/0"),
+        ("redis//:S3cretPW@h:6379/7", "***@h:6379/7"),
+        ("redis://:S3cret/PW@h:6379/0", "***@h:6379/0"),  # the path would start in it
+        ("redis://:S3cret?PW@h/1", "***@h/1"),
+        ("redis://h:6379/0?password=S3cretPW&db=1", "redis://h:6379/0?password=***&db=1"),
+    ],
+)
+def test_a_redis_url_is_never_shown_with_its_password(url: str, shown: str) -> None:
+    from dizest_worker.connection import redact_url
+
+    assert redact_url(url) == shown
