@@ -13,12 +13,41 @@ import resource
 import signal
 import sys
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from dizest_core import envconfig
+from dizest_core.envconfig import at_least
+from dizest_core.errors import ConfigError
 from dizest_core.lifeline import die_with_parent
 
 GRACEFUL_S = 10
+MIN_THREADS = 2  # one may hold a stream, one stays free for ordinary requests (stream_threads)
+
+
+@dataclass(frozen=True)
+class GunicornSettings:
+    """The variables of deploy/gunicorn.conf.py: where and how many (`dizest serve` takes
+    them as flags, with the same bounds)."""
+
+    bind: str = "127.0.0.1:8000"
+    api_workers: int = field(default=2, metadata=at_least(1))
+    api_threads: int = field(default=128, metadata=at_least(MIN_THREADS))
+    api_connections: int = field(default=1000, metadata=at_least(1))
+
+    def __post_init__(self) -> None:
+        envconfig.check(self)
+        if self.api_connections <= self.api_threads:  # as `dizest serve --connections`
+            raise ConfigError("DIZEST_API_CONNECTIONS must be above DIZEST_API_THREADS")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GunicornSettings:
+        return envconfig.from_env(cls, environ)
+
+    def options(self) -> dict[str, Any]:
+        return gunicorn_options(self.bind, self.api_workers, self.api_threads, self.api_connections)
 
 
 def stream_threads(threads: int) -> int:

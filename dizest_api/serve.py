@@ -34,7 +34,7 @@ from types import FrameType
 import click
 
 from dizest_api.embedded_redis import EmbeddedRedis, forget_location, record_location
-from dizest_api.gunicorn_app import GRACEFUL_S, stream_threads
+from dizest_api.gunicorn_app import GRACEFUL_S, MIN_THREADS, stream_threads
 from dizest_api.supervisor import Child, Supervisor
 from dizest_core.errors import DizestError
 from dizest_worker.client import redact_url
@@ -73,7 +73,7 @@ def _say(message: str) -> None:
     "--threads",
     default=128,
     show_default=True,
-    type=click.IntRange(min=2),
+    type=click.IntRange(min=MIN_THREADS),
     help="Per process; up to 3/4 of them hold WebSocket streams (DIZEST_MAX_STREAM_THREADS).",
 )
 @click.option(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -53,3 +57,35 @@ def test_sigterm_inside_a_client_queue_lock_ends_the_streams_without_a_deadlock(
             items.append(sub.queue.get(timeout=5))  # queue.Empty: CLOSING never came
     finally:
         hub.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        # was "Failed to read config file" and a traceback
+        ({"DIZEST_API_THREADS": "abc"}, "dizest: DIZEST_API_THREADS='abc': invalid literal"),
+        # was only "Worker failed to boot", its streams limit being 0 too
+        ({"DIZEST_API_CONNECTIONS": "0"}, "dizest: DIZEST_API_CONNECTIONS must be from 1 to"),
+        ({"DIZEST_API_CONNECTIONS": "64"}, "dizest: DIZEST_API_CONNECTIONS must be above DIZEST"),
+        ({"DIZEST_API_THREADS": "1"}, "dizest: DIZEST_API_THREADS must be from 2 to"),
+    ],
+)
+def test_the_gunicorn_config_refuses_a_bad_variable_in_one_line(
+    env: dict[str, str], line: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
+    config = ["-c", "deploy/gunicorn.conf.py", "--check-config", "dizest_api.wsgi:create()"]
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", *config],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1
+    assert len(lines) == 1 and lines[0].startswith(line), done.stderr

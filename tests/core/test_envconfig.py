@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dizest_api.automation.settings import AutomationSettings
+from dizest_api.gunicorn_app import GunicornSettings
 from dizest_api.settings import ApiSettings
 from dizest_core import envconfig
 from dizest_core.cgroups import PID_MAX
@@ -248,6 +249,10 @@ def test_lists_read_as_they_always_have() -> None:
 def test_every_variable_is_named_once() -> None:
     """The names are the fields' own, and no two settings classes share one: a variable set for
     one package never changes another's setting."""
-    names = [*envconfig.names(ApiSettings), *envconfig.names(AutomationSettings)]
-    assert len(names) == len(set(names)) == 87
+    names = [
+        *envconfig.names(ApiSettings),
+        *envconfig.names(AutomationSettings),
+        *envconfig.names(GunicornSettings),
+    ]
+    assert len(names) == len(set(names)) == 91
     assert {"DIZEST_SANDBOX_REQUIRE", "DIZEST_REDIS_URL", "DIZEST_SECRET_KEY"} <= set(names)
