@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 import click
-import redis
 
 from dizest_api.automation.service import build as build_automation
 from dizest_api.automation.settings import AutomationSettings
@@ -28,7 +27,7 @@ from dizest_api.embedded_redis import LOCATION_FILE, locate
 from dizest_api.settings import ApiSettings
 from dizest_api.user_removal import Stores, remove_user
 from dizest_core.errors import DizestError
-from dizest_worker.client import redact_url
+from dizest_worker.client import reach
 from dizest_worker.keys import Keys
 
 DEFAULT_DATA_DIR = ".dizest"  # as `dizest serve --data-dir`
@@ -88,16 +87,10 @@ def _stores() -> tuple[Accounts, Library, ApiSettings]:
         settings = ApiSettings.from_env(environ)
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc
-    probe = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
     try:  # one quick try: the shared client would retry for a minute
-        probe.ping()
-    except redis.RedisError as exc:
-        raise click.ClickException(
-            f"cannot reach Redis at {redact_url(url)} (from {source}): {exc}; "
-            "is `dizest serve` running?"
-        ) from None
-    finally:
-        probe.close()
+        reach(url)
+    except DizestError as exc:
+        raise click.ClickException(f"{exc} (from {source}); is `dizest serve` running?") from None
     client, keys = text_client(settings.worker), Keys(settings.worker.prefix)
     accounts = Accounts(client, keys, bcrypt_rounds=settings.bcrypt_rounds)
     return accounts, Library(client, keys, limits=settings.library_limits()), settings

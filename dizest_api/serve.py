@@ -37,7 +37,7 @@ from dizest_api.embedded_redis import EmbeddedRedis, forget_location, record_loc
 from dizest_api.gunicorn_app import GRACEFUL_S, MIN_THREADS, stream_threads
 from dizest_api.supervisor import Child, Supervisor
 from dizest_core.errors import DizestError
-from dizest_worker.client import redact_url
+from dizest_worker.client import REACH_S, reach, redact_url
 
 WORKER_STOP_S = 15.0
 STOP_TIMEOUT_MAX_S = 86400.0
@@ -167,6 +167,7 @@ def _bootstrap(forget_worker: bool) -> None:
     from dizest_api.settings import ApiSettings
 
     settings = ApiSettings.from_env()
+    reach(settings.worker.redis_url, REACH_S, _say)  # said at once, not after a minute
     app = create_app(settings, client=object())
     found = app.extensions["dizest"]
     password = found.bootstrap()

@@ -51,6 +51,7 @@ def worker(
     names = [q.strip() for q in (queues or settings.queue).split(",") if q.strip()]
     if not names or not all(QUEUE_NAME.fullmatch(q) for q in names):
         raise Failure(f"--queues must list queues, each {QUEUE_RULE}, not {queues!r}")
+    _reach_redis(settings)
     layers = _sandbox_layers(settings)
     app = create_celery(settings)
     app.conf.dizest_queues = names
@@ -79,6 +80,19 @@ def worker(
             reaper.wait(timeout=10)
         except subprocess.TimeoutExpired:
             reaper.kill()
+
+
+def _reach_redis(settings: WorkerSettings) -> None:
+    """Wait (bounded) for Redis, saying at once which URL does not answer, not after the
+    shared client's minute of retries; a Failure once it never did."""
+    from dizest_worker.connection import REACH_S, reach
+
+    try:
+        reach(
+            settings.redis_url, REACH_S, lambda problem: echo(f"dizest worker: {problem}", err=True)
+        )
+    except DizestError as exc:
+        raise Failure(str(exc)) from exc
 
 
 # Celery's INFO line per task message: "received" (main process), "succeeded" (pool process).

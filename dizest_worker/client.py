@@ -42,6 +42,8 @@ from dizest_worker.apicalls import TooManyCalls as TooManyCalls
 from dizest_worker.apicalls import call as call_on_worker
 from dizest_worker.apicalls import new_call_id as new_call_id
 from dizest_worker.apicalls import take_place as take_place
+from dizest_worker.connection import REACH_S as REACH_S
+from dizest_worker.connection import reach as reach
 from dizest_worker.connection import redact_url as redact_url
 from dizest_worker.connection import redis_client as redis_client
 from dizest_worker.keys import run_channel as run_channel

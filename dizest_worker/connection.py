@@ -1,19 +1,26 @@
 """Redis clients for everything dizest runs: workers, reapers, the client and the API.
 
 One factory, so every process rides out a Redis restart the same way (retries with backoff,
-health checks, keepalive) and shares a bounded, blocking pool between its threads.
+health checks, keepalive) and shares a bounded, blocking pool between its threads. A process
+starting up first `reach`es Redis, so an unreachable one is said at once, not after the
+factory's minute of retries.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from dizest_core.errors import ConfigError
 from dizest_worker.settings import WorkerSettings
+
+REACH_S = 30.0  # how long a starting service waits for Redis (one started beside it may lag)
 
 
 def redis_client(
@@ -40,6 +47,38 @@ def redis_client(
         socket_keepalive=True,
     )
     return redis.Redis(connection_pool=pool, single_connection_client=single)
+
+
+def reach(url: str, within_s: float = 0.0, say: Callable[[str], None] | None = None) -> None:
+    """Return once Redis at `url` answers a PING, each try bounded to a few seconds. Until
+    `within_s` has passed, try again every second, having said once (`say`) which URL
+    (redacted) does not answer and why; then a ConfigError saying so."""
+    deadline = time.monotonic() + within_s
+    told = False
+    while True:
+        problem = _ping(url)
+        if problem is None:
+            return
+        if time.monotonic() >= deadline:
+            raise ConfigError(problem)
+        if say is not None and not told:
+            say(f"{problem}; trying again for up to {within_s:g} s")
+            told = True
+        time.sleep(1)
+
+
+def _ping(url: str) -> str | None:
+    try:
+        probe = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    except ValueError as exc:  # a URL redis-py does not take
+        return f"DIZEST_REDIS_URL {redact_url(url)}: {exc}"
+    try:
+        probe.ping()
+        return None
+    except redis.RedisError as exc:
+        return f"cannot reach Redis at {redact_url(url)}: {str(exc).rstrip('.')}"
+    finally:
+        probe.close()
 
 
 _QUERY_PASSWORD = re.compile(r"(?i)(password=)[^&]*")

@@ -66,10 +66,14 @@ def beat(concurrency: int, name: str, loglevel: str) -> None:
     from dizest_api.automation.notify import Notifier
     from dizest_api.automation.settings import AutomationSettings
     from dizest_api.automation.tasks import send_delivery
-    from dizest_worker.client import WorkerSettings
+    from dizest_worker.client import REACH_S, WorkerSettings, reach
+
+    def say(problem: str) -> None:
+        click.echo(f"dizest beat: {problem}", err=True)
 
     try:
         settings, auto = WorkerSettings.from_env(), AutomationSettings.from_env()
+        reach(settings.redis_url, REACH_S, say)  # said at once, not after a minute
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc
     app = create_automation_celery(settings, auto)

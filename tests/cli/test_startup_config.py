@@ -3,11 +3,17 @@ operator typed it (the variable or the flag), and nothing else: no traceback, no
 
 from __future__ import annotations
 
+import contextlib
+import os
+import selectors
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from dizest_core.errors import ConfigError
 from tests.cli.helpers import ROOT, command, user_env
 from tests.redis_server import free_port
 
@@ -72,3 +78,70 @@ def test_a_redis_url_is_never_shown_with_its_password(url: str, shown: str) -> N
     from dizest_worker.connection import redact_url
 
     assert redact_url(url) == shown
+
+
+def said_within(deadline_s: float, home: Path, *args: str, **env: str) -> tuple[str, float]:
+    """The first line `dizest <args>` writes to stderr about Redis, and when (s after start);
+    the process (in a session of its own) is stopped afterwards."""
+    proc = subprocess.Popen(
+        command(*args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=user_env(home, **env),
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    started, seen = time.monotonic(), []
+    try:
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(proc.stderr, selectors.EVENT_READ)
+            while time.monotonic() - started < deadline_s:
+                if waiting.select(timeout=0.5):
+                    seen.append(proc.stderr.readline())
+                    if "Redis" in seen[-1] or not seen[-1]:
+                        return seen[-1], time.monotonic() - started
+        raise AssertionError(f"nothing about Redis within {deadline_s} s: {seen}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "who"),
+    [(("worker",), "dizest worker: "), (("serve", "--no-worker"), "dizest: ")],
+)
+def test_an_unreachable_redis_is_said_at_once_without_its_password(
+    tmp_path: Path, args: tuple[str, ...], who: str
+) -> None:
+    """Once a minute of silence, then a ConnectionError's traceback."""
+    port = free_port()
+    extra = ("--data-dir", str(tmp_path / "data")) if "serve" in args else ()
+    line, after_s = said_within(
+        20,
+        tmp_path,
+        *args,
+        *extra,
+        DIZEST_REDIS_URL=f"redis://:S3cretPW@127.0.0.1:{port}/7",
+        DIZEST_SANDBOX="off",
+    )
+    assert line.startswith(f"{who}cannot reach Redis at redis://:***@127.0.0.1:{port}/7: "), line
+    assert line.rstrip().endswith("; trying again for up to 30 s")
+    assert after_s < 20 and "S3cretPW" not in line
+
+
+def test_reach_gives_up_after_its_window_saying_why_once() -> None:
+    from dizest_worker.connection import reach
+
+    said: list[str] = []
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(
+        ConfigError, match=rf"^cannot reach Redis at redis://:\*\*\*@127.0.0.1:{port}/7: "
+    ):
+        reach(f"redis://:S3cretPW@127.0.0.1:{port}/7", 1.5, said.append)
+    assert time.monotonic() - started < 10
+    assert len(said) == 1 and "S3cretPW" not in said[0]
