@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
-from dizest_core.options import MAX_MEMORY_MB, MAX_RETRIES, MIN_MEMORY_MB, RUN_OPTIONS
-from dizest_core.settings import MAX_CPUS, MIN_CPUS, NETWORKS
+from dizest_core.options import MAX_RETRIES, RUN_OPTIONS
+from dizest_core.settings import MAX_CPUS, MAX_MEMORY_MB, MIN_CPUS, MIN_MEMORY_MB, NETWORKS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
