@@ -9,6 +9,9 @@ key                                 type    holds                               
                                             at, run_id | error | skipped}), capped
 {p}:scheds                          zset    every schedule id by creation time (ms)     none
 {p}:wf:{wf}:scheds                  zset    the workflow's schedule ids                 none
+{p}:scheds:owner:{name}             zset    the schedule ids the user owns, by creation  none
+                                            time (ms): their per-user limit
+{p}:migrated:{name}                 string  "1" once the data migration `name` ran      none
 {p}:redbeat:{id}                    hash    redbeat's entry of an enabled schedule      none
                                             (definition, meta with last_run_at)
 {p}:redbeat::schedule               zset    redbeat: entry keys by next due time        none
@@ -52,6 +55,12 @@ class AutoKeys:
 
     def workflow_schedules(self, wf_id: str) -> str:
         return f"{self.prefix}:wf:{wf_id}:scheds"
+
+    def owner_schedules(self, username: str) -> str:
+        return f"{self.prefix}:scheds:owner:{username}"
+
+    def migrated(self, name: str) -> str:
+        return f"{self.prefix}:migrated:{name}"
 
     @property
     def redbeat_prefix(self) -> str:

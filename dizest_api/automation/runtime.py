@@ -33,11 +33,12 @@ class Runtime:
     def build(cls, celery: Any) -> Runtime:
         settings: WorkerSettings = celery.conf.dizest_settings
         redis, keys = text_client(settings), Keys(settings.prefix)
+        auto: AutomationSettings = celery.conf.dizest_automation
         return cls(
             settings,
-            celery.conf.dizest_automation,
+            auto,
             redis,
-            ScheduleStore(redis, settings.prefix, celery),
+            ScheduleStore(redis, settings.prefix, celery, auto.max_schedules_per_user),
             HookStore(redis, settings.prefix),
             Library(redis, keys),
             Accounts(redis, keys),

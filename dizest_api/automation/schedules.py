@@ -8,6 +8,10 @@ Invariants:
 - An entry starts with `last_run_at` = now: a new or re-enabled schedule fires at its next cron
   time, never at once for ticks before it existed (or while it was disabled).
 - Nothing is stored unless the cron, zone and catchup are valid (`cron.zoned`).
+- A workflow holds at most `counted.MAX_PER_SCOPE` schedules and a user at most
+  `max_per_user` (DIZEST_MAX_SCHEDULES_PER_USER) over all workflows: each is a tick that the
+  one firing beat sends, and a probe's 4,000 every-minute schedules (40 workflows x 100) took
+  it 30 s a minute to send, for one user.
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ class Schedule:
 
 
 class ScheduleStore:
-    def __init__(self, redis: Any, prefix: str, celery: Any) -> None:
+    def __init__(self, redis: Any, prefix: str, celery: Any, max_per_user: int = 200) -> None:
         self.redis, self.keys, self.celery = redis, AutoKeys(prefix), celery
+        self.max_per_user = max_per_user
 
     def create(self, owner: str, workflow_id: str, **fields: Any) -> Schedule:
         now = time.time()
@@ -78,14 +83,16 @@ class ScheduleStore:
             ),
             self.celery,
         )
-        index = self.keys.workflow_schedules(workflow_id)
+        index, owned = self.keys.workflow_schedules(workflow_id), self.keys.owner_schedules(owner)
+        self._index_owners()
 
         def write(pipe: Any) -> None:
             pipe.hset(self.keys.schedule(sched.id), mapping=_fields(sched))
-            pipe.zadd(self.keys.schedules, {sched.id: int(now * 1000)})
-            pipe.zadd(index, {sched.id: int(now * 1000)})
+            for key in (self.keys.schedules, index, owned):
+                pipe.zadd(key, {sched.id: int(now * 1000)})
 
-        add_within(self.redis, index, "schedules", f"workflow {workflow_id}", write)
+        per_user = [(owned, f"user {owner}", self.max_per_user)]
+        add_within(self.redis, index, "schedules", f"workflow {workflow_id}", write, also=per_user)
         self._sync(sched, None)
         return sched
 
@@ -120,6 +127,7 @@ class ScheduleStore:
         pipe.delete(self.keys.schedule(sid), self.keys.history(sid))
         pipe.zrem(self.keys.schedules, sid)
         pipe.zrem(self.keys.workflow_schedules(sched.workflow_id), sid)
+        pipe.zrem(self.keys.owner_schedules(sched.owner), sid)
         pipe.execute()
 
     def delete_for_workflow(self, workflow_id: str) -> None:
@@ -128,6 +136,28 @@ class ScheduleStore:
                 self.delete(sid)
             except ScheduleNotFound:
                 self.redis.zrem(self.keys.workflow_schedules(workflow_id), sid)
+
+    def _index_owners(self) -> None:
+        """Give the schedules made before the per-user limit their place in their owner's index
+        (`{p}:scheds:owner:{name}`), once per deployment: in one transaction watching `{p}:scheds`,
+        which every create and delete changes, so none is indexed after its delete."""
+        done = self.keys.migrated("owner-index")
+        if self.redis.exists(done):
+            return
+
+        def step(pipe: Any) -> None:
+            sids = pipe.zrange(self.keys.schedules, 0, -1, withscores=True)
+            reads = self.redis.pipeline(transaction=False)  # one round trip, off the WATCH
+            for sid, _ in sids:
+                reads.hget(self.keys.schedule(sid), "owner")
+            owners = reads.execute()
+            pipe.multi()
+            for (sid, score), owner in zip(sids, owners, strict=True):
+                if owner:
+                    pipe.zadd(self.keys.owner_schedules(owner), {sid: score})
+            pipe.set(done, "1")
+
+        self.redis.transaction(step, self.keys.schedules)
 
     def record(self, sid: str, item: Mapping[str, Any]) -> None:
         """Add a tick record (`{tick, run_id}`, `{tick, error}` or `{tick, skipped}`)."""

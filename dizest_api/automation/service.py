@@ -35,7 +35,7 @@ def build(redis: Any, worker: WorkerSettings, settings: AutomationSettings) -> A
     return Automation(
         settings,
         celery,
-        ScheduleStore(redis, worker.prefix, celery),
+        ScheduleStore(redis, worker.prefix, celery, settings.max_schedules_per_user),
         HookStore(redis, worker.prefix),
         TriggerStore(redis, worker.prefix),
     )

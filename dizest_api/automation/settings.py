@@ -32,6 +32,9 @@ class AutomationSettings:
     sweep_interval_s: float = field(default=30.0, metadata=above(0, MAX_SECONDS))
     # how far back the sweep looks
     sweep_window_s: int = field(default=24 * 3600, metadata=at_least(60, MAX_SECONDS))
+    # One user's schedules over all workflows (each workflow holds at most 100): each is a tick
+    # the one firing beat sends, so one user's cannot crowd out everyone's.
+    max_schedules_per_user: int = field(default=200, metadata=at_least(1))
 
     def __post_init__(self) -> None:
         envconfig.check(self)

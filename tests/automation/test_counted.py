@@ -154,3 +154,48 @@ def test_a_grantee_cannot_keep_the_owners_places(api: Api, small: None) -> None:
     assert left == ["alice"]
     assert found.triggers.for_workflow(wf) == []
     assert [h for h in found.hooks.owned("mallory") if h.workflow_id == wf] == []
+
+
+def test_schedules_per_user_over_all_workflows(api: Api, small: None) -> None:  # noqa: F811
+    """A probe made 4,000 every-minute schedules (40 workflows x 100), each place allowed by
+    its workflow's limit: one user's ticks took the beat 30 s a minute to send. A user holds
+    at most DIZEST_MAX_SCHEDULES_PER_USER over all workflows (LIMIT + 2 here)."""
+    most = LIMIT + 2
+    settings = AutomationSettings.from_env({"DIZEST_MAX_SCHEDULES_PER_USER": str(most)})
+    found = install(api.app, settings)
+    alice, bob = api.user("alice"), api.user("bob")
+    one, two, three = _wf(api, alice), _wf(api, alice), _wf(api, alice)
+    for wf_id, count in ((one, LIMIT), (two, most - LIMIT)):
+        for _ in range(count):
+            made = api.call("POST", f"/workflows/{wf_id}/schedules", alice, json={"cron": "@daily"})
+            assert made.status_code == 201, made.json
+    refused = api.call("POST", f"/workflows/{three}/schedules", alice, json={"cron": "@daily"})
+    assert refused.status_code == 422, refused.json  # workflow three has room: alice has not
+    error = refused.json["error"]
+    assert error["code"] == "quota_schedules"
+    assert error["details"] == {"schedules": most, "max": most}
+    assert error["message"] == (
+        f"user alice holds {most} schedules, the most allowed ({most}); delete one first"
+    )
+    assert api.call("GET", f"/workflows/{three}/schedules", alice).json["items"] == []
+    theirs = api.call("POST", f"/workflows/{_wf(api, bob)}/schedules", bob, json={"cron": "@daily"})
+    assert theirs.status_code == 201  # bob counts his own
+    first = found.schedules.find("alice")[-1].id
+    assert api.call("DELETE", f"/schedules/{first}", alice).status_code == 204
+    again = api.call("POST", f"/workflows/{three}/schedules", alice, json={"cron": "@daily"})
+    assert again.status_code == 201, again.json
+
+
+def test_schedules_made_before_the_per_user_limit_count_in_it(api: Api) -> None:  # noqa: F811
+    """A deployment's schedules made before this limit have no place in their owner's index:
+    the first create after the upgrade gives them one, so the probe's 4,000 count."""
+    found = install(api.app, AutomationSettings(max_schedules_per_user=2))
+    alice = api.user("alice")
+    path = f"/workflows/{_wf(api, alice)}/schedules"
+    for _ in range(2):
+        assert api.call("POST", path, alice, json={"cron": "@daily"}).status_code == 201
+    keys = found.schedules.keys
+    api.services.redis.delete(keys.owner_schedules("alice"), keys.migrated("owner-index"))
+    refused = api.call("POST", path, alice, json={"cron": "@daily"})
+    assert refused.status_code == 422 and refused.json["error"]["details"]["schedules"] == 2
+    assert len(found.schedules.find("alice")) == 2
