@@ -9,10 +9,12 @@ this app to send the flow tasks with (by name, to the flow queues).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from celery import Celery
-from redbeat.schedulers import RedBeatSchedulerEntry
+from redbeat.decoder import RedBeatJSONEncoder
+from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf
 
 from dizest_api.automation.cron import zoned
 from dizest_api.automation.keys import AutoKeys
@@ -45,12 +47,39 @@ def create_automation_celery(settings: WorkerSettings, auto: AutomationSettings)
     from dizest_api.automation import tasks as automation_tasks
 
     automation_tasks.register(app)
+    ensure_conf(app)  # app.redbeat_conf: entry keys are known before any entry is made
     return app
 
 
 class Entry(RedBeatSchedulerEntry):
     """A redbeat entry whose crontab is rebuilt with its time zone when loaded: redbeat stores
-    a crontab's fields only, so the zone (and the expression) travel in the entry's kwargs."""
+    a crontab's fields only, so the zone (and the expression) travel in the entry's kwargs.
+
+    `save_on` and `delete_on` queue redbeat's own `save` and `delete` commands on the caller's
+    transaction, so that a schedule's record and its entry change together (`schedules`)."""
+
+    def save_on(self, pipe: Any) -> None:
+        """Queue `save` on `pipe`: the definition, the meta unless it exists, the due time."""
+        definition = {
+            "name": self.name,
+            "task": self.task,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "options": self.options,
+            "schedule": self.schedule,
+            "enabled": self.enabled,
+        }
+        meta = {"last_run_at": self.last_run_at}
+        pipe.hset(self.key, "definition", json.dumps(definition, cls=RedBeatJSONEncoder))
+        pipe.hsetnx(self.key, "meta", json.dumps(meta, cls=RedBeatJSONEncoder))
+        pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
+
+    @classmethod
+    def delete_on(cls, pipe: Any, app: Any, name: str) -> None:
+        """Queue `delete` of the entry `name` on `pipe`."""
+        key = cls.generate_key(app, name)
+        pipe.zrem(app.redbeat_conf.schedule_key, key)
+        pipe.delete(key)
 
     @classmethod
     def from_key(cls, key: str, app: Any = None) -> Entry:

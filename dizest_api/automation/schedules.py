@@ -5,6 +5,11 @@ becomes: `once` (one run when a beat is back, however many ticks were missed) or
 Invariants:
 - The schedule's record (`{p}:sched:{id}`) is the truth; redbeat's entry (`{p}:redbeat:{id}`)
   exists exactly while the schedule is enabled and is rewritten from the record on each change.
+- The record, its indexes and the entry change in one transaction: a create in `add_within`'s,
+  a delete in one MULTI, an update in a transaction watching the record (and the entry), so a
+  delete between an update's read and its write makes the update start again and find nothing
+  (ScheduleNotFound, 404). Writing the record back after it was deleted left a live schedule
+  that no list, quota or workflow delete could see (a probe's PATCH racing a DELETE).
 - An entry starts with `last_run_at` = now: a new or re-enabled schedule fires at its next cron
   time, never at once for ticks before it existed (or while it was disabled).
 - Nothing is stored unless the cron, zone and catchup are valid (`cron.zoned`).
@@ -90,10 +95,10 @@ class ScheduleStore:
             pipe.hset(self.keys.schedule(sched.id), mapping=_fields(sched))
             for key in (self.keys.schedules, index, owned):
                 pipe.zadd(key, {sched.id: int(now * 1000)})
+            self._sync_on(pipe, sched, None)
 
         per_user = [(owned, f"user {owner}", self.max_per_user)]
         add_within(self.redis, index, "schedules", f"workflow {workflow_id}", write, also=per_user)
-        self._sync(sched, None)
         return sched
 
     def get(self, sid: str) -> Schedule:
@@ -112,18 +117,33 @@ class ScheduleStore:
         return found
 
     def update(self, sid: str, changes: Mapping[str, Any]) -> Schedule:
-        old = self.get(sid)
-        new = _checked(
-            Schedule(**{**asdict(old), **changes, "updated_at": time.time()}), self.celery
-        )
-        self.redis.hset(self.keys.schedule(sid), mapping=_fields(new))
-        self._sync(new, old)
-        return new
+        """The schedule with `changes`, written with its entry unless it was deleted meanwhile
+        (ScheduleNotFound: see the module docstring)."""
+        key, entry_key = self.keys.schedule(sid), Entry.generate_key(self.celery, sid)
+
+        def step(pipe: Any) -> Schedule:
+            raw = pipe.hgetall(key)
+            if not raw:
+                raise ScheduleNotFound(f"no schedule {sid!r}")
+            old = _schedule(sid, raw)
+            new = _checked(
+                Schedule(**{**asdict(old), **changes, "updated_at": time.time()}), self.celery
+            )
+            last_run_at = None  # a schedule enabled again starts from now
+            if old.enabled:  # the same last run when only the definition changed
+                last_run_at = Entry.decode_meta(pipe.hget(entry_key, "meta"))["last_run_at"]
+            pipe.multi()
+            pipe.hset(key, mapping=_fields(new))
+            self._sync_on(pipe, new, last_run_at)
+            return new
+
+        found: Schedule = self.redis.transaction(step, key, entry_key, value_from_callable=True)
+        return found
 
     def delete(self, sid: str) -> None:
         sched = self.get(sid)
-        Entry(name=sid, app=self.celery).delete()
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline()  # MULTI: the record, its places and its entry at once
+        Entry.delete_on(pipe, self.celery, sid)
         pipe.delete(self.keys.schedule(sid), self.keys.history(sid))
         pipe.zrem(self.keys.schedules, sid)
         pipe.zrem(self.keys.workflow_schedules(sched.workflow_id), sid)
@@ -173,11 +193,11 @@ class ScheduleStore:
         """redbeat's entry of an enabled schedule (KeyError when there is none)."""
         return Entry.from_key(Entry.generate_key(self.celery, sid), app=self.celery)
 
-    def _sync(self, new: Schedule, old: Schedule | None) -> None:
-        """Make redbeat's entry match the record: none while disabled, a fresh one (last run =
-        now) when enabled, the same last run when only the definition changed."""
+    def _sync_on(self, pipe: Any, new: Schedule, last_run_at: datetime | None) -> None:
+        """Queue on `pipe` what makes redbeat's entry match the record: none while disabled; one
+        whose last run is `last_run_at`, or now (a new or re-enabled schedule) when None."""
         if not new.enabled:
-            Entry(name=new.id, app=self.celery).delete()
+            Entry.delete_on(pipe, self.celery, new.id)
             return
         kwargs = {
             "schedule_id": new.id,
@@ -192,15 +212,11 @@ class ScheduleStore:
             kwargs=kwargs,
             app=self.celery,
         )
-        if old is None or not old.enabled:
-            Entry(name=new.id, app=self.celery).delete()
-            entry.last_run_at = self.celery.now()
-        else:
-            try:
-                entry.last_run_at = self.entry(new.id).last_run_at
-            except KeyError:
-                entry.last_run_at = self.celery.now()
-        entry.save()
+        if last_run_at is None:
+            Entry.delete_on(pipe, self.celery, new.id)  # so that its meta is written anew
+            last_run_at = self.celery.now()
+        entry.last_run_at = last_run_at
+        entry.save_on(pipe)
 
 
 MAX_INPUT_BYTES = 64 * 1024  # a schedule's inputs, stored for its life (a run's are 10 MB)
