@@ -10,13 +10,27 @@ entry whose next cron time after `last_run_at` has passed is due once, and firin
 behind its cron time is a missed one, and a `catchup: skip` schedule records it as skipped and
 moves on without a run. It also passes the tick's cron time to the task, which makes it the
 run's idempotency key.
+
+A part that dies ends the process. The scheduler and the run-end listener are threads beside
+the automation worker (the main thread). When one ends while the process is not stopping (the
+scheduler's lock lost after all, Redis gone when it starts), the process stops its worker (a
+warm shutdown: running ticks and deliveries end first) and exits with EXIT_PART_DIED, so its
+supervisor (`dizest serve`, compose's restart policy, systemd's Restart=on-failure) starts a
+fresh one, with its backoff. That is what redbeat does as `celery beat` (the exception reaches
+the entry point and the process exits) and what the supervisor is for; restarting the thread
+in place would keep a scheduler whose lock another beat may hold by now (redbeat takes it only
+at start-up, in `beat_init`) and hide a crash loop the supervisor would show and slow down.
+Before, the thread died alone, and the process lived on firing nothing until a restart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -35,6 +49,7 @@ from dizest_core.errors import DizestError
 
 log = logging.getLogger("dizest.automation")
 LATE_S = 60.0  # a tick fired later than this after its cron time was missed
+EXIT_PART_DIED = 70  # EX_SOFTWARE: the scheduler or the listener died; the supervisor restarts
 
 
 class Scheduler(RedBeatScheduler):  # type: ignore[misc]
@@ -54,6 +69,24 @@ class Scheduler(RedBeatScheduler):  # type: ignore[misc]
             log.info("schedule %s: missed tick %s skipped", sid, due.isoformat())
             return None
         return super().apply_async(entry, producer, advance, **kw)
+
+
+def vital(name: str, run: Callable[[], object], stopping: threading.Event, died: list[str]) -> None:
+    """Run `run` in a daemon thread; if it ends while `stopping` is not set, record `name` in
+    `died` and stop the process's worker (see the module docstring)."""
+
+    def target() -> None:
+        try:
+            run()
+        except Exception:
+            log.exception("beat: the %s failed", name)
+        if stopping.is_set():
+            return
+        died.append(name)
+        log.critical("beat: the %s stopped: exiting (%d) to be restarted", name, EXIT_PART_DIED)
+        os.kill(os.getpid(), signal.SIGTERM)  # the worker's warm shutdown, in the main thread
+
+    threading.Thread(target=target, daemon=True, name=name).start()
 
 
 @click.command()
@@ -80,10 +113,11 @@ def beat(concurrency: int, name: str, loglevel: str) -> None:
     app.conf.beat_enable_remote_control = False
     deliver = app.tasks[DELIVER]
     notifier = Notifier(runtime(app), lambda *args: send_delivery(deliver, args))
-    stop = threading.Event()
-    threading.Thread(target=notifier.listen, args=(stop,), daemon=True, name="notify").start()
+    stopping = threading.Event()
+    died: list[str] = []
+    vital("run-end listener", lambda: notifier.listen(stopping), stopping, died)
     service = Service(app, max_interval=auto.beat_interval_s, scheduler_cls=Scheduler)
-    threading.Thread(target=service.start, daemon=True, name="beat").start()
+    vital("scheduler", service.start, stopping, died)
     argv = [
         "worker",
         f"--queues={automation_queue(settings)}",
@@ -97,9 +131,11 @@ def beat(concurrency: int, name: str, loglevel: str) -> None:
     try:
         app.worker_main(argv)
     finally:
-        stop.set()
+        stopping.set()
         service.stop()
         # the beat thread releases redbeat's lock on its way out (within one interval), so a
         # restarted or standby beat takes over at once instead of after the lock's timeout
         with contextlib.suppress(Exception):
             service._is_stopped.wait(auto.beat_interval_s + 2)
+    if died:
+        raise SystemExit(EXIT_PART_DIED)
