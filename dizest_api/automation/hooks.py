@@ -88,7 +88,10 @@ def checked_addresses(url: str, allow_private: bool, resolve: bool = True) -> li
             " letters (percent-encode them; a host in its xn-- form)",
             url,
         )
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:  # "http://[::1", a bracketed host that is no IPv6 address
+        raise UrlRefused(f"bad url: {exc}", url) from None
     if parts.scheme not in ("http", "https"):
         raise UrlRefused(f"url must be http or https, not {parts.scheme or 'none'!r}", url)
     if parts.username or parts.password:

@@ -131,6 +131,8 @@ def test_schedules_belong_to_their_owner_and_follow_enable_disable(
         "http://8.8.8.8/a b",
         "http://8.8.8.8/\x00",
         "https://example.com/caf\u00e9",  # UnicodeEncodeError in every delivery's task
+        "http://[8.8.8.8]/",  # brackets hold IPv6 only: urlsplit's ValueError was a 500
+        "http://[::1",
     ],
 )
 def test_a_refused_webhook_url_is_422_and_nothing_is_stored(
