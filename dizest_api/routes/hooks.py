@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from dizest_api.auth import Principal, current
 from dizest_api.automation.hooks import Hook, HookNotFound, check_url
@@ -173,9 +173,8 @@ def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
             f"this trigger allows {trig.rate_per_min} call(s) a minute",
             {"retry_after": retry_after, "rate_per_min": trig.rate_per_min},
         )
-    inputs = json_value()
-    if inputs is None:
-        inputs = {}
+    # no body: no inputs; any other body is the inputs object (`null` too is refused)
+    inputs = json_value() if request.get_data(cache=True).strip() else {}
     if not isinstance(inputs, dict):
         raise BadInput("the body must be a JSON object of inputs")
     g.principal = _as_owner(trig)

@@ -15,7 +15,7 @@ import pytest
 from dizest_api.automation import delivery
 from dizest_api.automation.service import Automation, install
 from dizest_api.automation.settings import AutomationSettings
-from tests.api.conftest import Api, api, session_prefix  # noqa: F401
+from tests.api.conftest import Api, api, cluster_api, session_prefix  # noqa: F401
 from tests.conftest import package
 
 PKG = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
@@ -204,6 +204,23 @@ def test_triggers_refuse_bad_input_and_unknown_secrets(api: Api, auto: Automatio
     assert not_object.status_code == 400
     listed = api.call("GET", f"/workflows/{wf_id}/triggers", alice).json["items"]
     assert [t["id"] for t in listed] == [made["id"]] and "secret" not in listed[0]
+
+
+def test_a_trigger_body_that_is_not_an_object_starts_nothing(cluster_api: Api) -> None:  # noqa: F811
+    """`null` was taken for no inputs and started a run; only no body at all means that (here
+    it gets as far as the missing worker: 503)."""
+    install(cluster_api.app, AutomationSettings())
+    alice = cluster_api.user("alice")
+    wf_id = _wf(cluster_api, alice)
+    made = cluster_api.call("POST", f"/workflows/{wf_id}/triggers", alice, json={}).json
+    url = f"/api/v1/triggers/{made['secret']}"
+    for body in (b"null", b" null ", b"5", b'"k"'):
+        refused = cluster_api.http.post(url, data=body, content_type="application/json")
+        assert refused.status_code == 400, (body, refused.json)
+        assert "JSON object" in refused.json["error"]["message"]
+    for body in (b"", b"{}"):
+        answer = cluster_api.http.post(url, data=body, content_type="application/json")
+        assert answer.status_code == 503 and answer.json["error"]["code"] == "no_worker", body
 
 
 def test_deleting_a_workflow_deletes_its_schedules_triggers_and_hooks_only(
