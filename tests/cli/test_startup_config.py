@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dizest_core.errors import ConfigError
-from tests.cli.helpers import ROOT, command, user_env
+from tests.cli.helpers import ROOT, command, dizest, user_env
 from tests.redis_server import free_port
 
 
@@ -22,14 +22,7 @@ def start(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
     """`dizest <args>` with `env` over a Redis URL where nothing listens (a setting a check
     missed shows as a wait and a connection error instead of its line)."""
     given = {"DIZEST_REDIS_URL": f"redis://:S3cretPW@127.0.0.1:{free_port()}/7", **env}
-    return subprocess.run(
-        command(*args),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=user_env(home, **given),
-        timeout=60,
-    )
+    return dizest(home, *args, **given)
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
