@@ -142,9 +142,10 @@ def test_a_flows_own_cpus_replace_the_servers_default_cap(make_workflow, tmp_pat
     assert report["status"] == "ready", report
     used = {f: report["flows"][f]["outputs"]["cpu"] for f in flows}
     assert 0.05 < used["small"] < 0.25 * SECONDS * 1.4, used  # the server's default
-    # two CPUs: far above a quarter of one, even with the test suite busy beside it (a fresh
-    # CI's run of it got 1.44 s of the 3 s two free cores would give)
-    assert used["large"] > 0.25 * SECONDS * 2.4, used
+    # two CPUs: well above what a quarter of one ever lets through (1.4x its share above), even
+    # with the test suite busy beside it (fresh CI runs got 1.44 s, and 0.88 s with a browser
+    # and a server beside the suite, of the 3 s two free cores would give)
+    assert used["large"] > 0.25 * SECONDS * 2, used
 
 
 @pytest.mark.skipif(
