@@ -173,8 +173,12 @@ def to_env(settings: object) -> dict[str, str]:
     return out
 
 
-@functools.cache  # `check` runs at every construction: resolve the hints of a class once
 def _fields(cls: Any) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
+    return _fields_of(cls)
+
+
+@functools.cache  # `check` runs at every construction: resolve the hints of a class once
+def _fields_of(cls: Any) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
     hints = typing.get_type_hints(cls)
     return tuple((f, hints[f.name]) for f in dataclasses.fields(cls) if f.init)
 
