@@ -17,6 +17,7 @@ from dizest_cli.runopts import run_option_flags
 from dizest_cli.terminal import Failure, echo, echo_problems
 from dizest_core import zygote_handle
 from dizest_core.errors import DizestError, InvalidOptions, ValidationError
+from dizest_core.options import Bounds, package_problems
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import Settings
 
@@ -169,8 +170,11 @@ def validate(workflow: str, as_json: bool) -> None:
     """Check WORKFLOW and list every problem (exit 2 when it has errors)."""
     from dizest_core import dwp
 
-    registry = PluginRegistry.discover(_settings().plugin_paths)
-    problems = dwp.check(workflow, extra_apps=registry.apps())
+    settings = _settings()
+    registry = PluginRegistry.discover(settings.plugin_paths)
+    package, problems = dwp.checked(workflow, extra_apps=registry.apps())
+    # the `"dizest"` options too: a package this calls valid must not be refused by `run`
+    problems += package_problems(package, Bounds.of(settings))
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         click.echo(

@@ -104,7 +104,8 @@ def package_problems(package: Package, bounds: Bounds) -> list[Problem]:
     problems: list[Problem] = []
     apps = {}
     for flow in package.flows.values():
-        apps[flow.app_id] = package.app_of(flow)
+        if flow.app_id in package.apps:  # an unknown app is the package check's problem
+            apps[flow.app_id] = package.app_of(flow)
         problems += _object_problems(flow.raw, bounds, flow=flow.id)
     for app_id, app in apps.items():
         problems += _object_problems(app.raw, bounds, app=app_id)

@@ -135,6 +135,34 @@ def test_invalid_workflow_exit_2_lists_every_problem(tmp_path):
     assert result.returncode == 2 and json.loads(result.stdout)["problems"][0]["code"] == "not_json"
 
 
+def test_validate_reports_the_dizest_options_run_refuses(tmp_path):
+    """`dizest validate` said "valid" (exit 0) of a package whose `"dizest"` options `dizest
+    run` and every submit refuse; with another error beside them, they were not listed."""
+    pkg = package(
+        {"a": {"code": "v = 1", "outputs": ["v"]}},
+        {"x": {"app": "a", "dizest": {"timeout": -1, "bogus": 1}}},
+    )
+    pkg["apps"]["a"]["dizest"] = {"retries": 50}
+    path = write(tmp_path, pkg)
+    ran = dizest("run", path)
+    assert ran.returncode == 2 and "dizest.timeout" in ran.stderr
+    checked = dizest("validate", path, "--json")
+    assert checked.returncode == 2, checked.stdout
+    found = {(p["flow"], p["app"], p["field"]) for p in json.loads(checked.stdout)["problems"]}
+    assert found == {
+        ("x", None, "dizest.timeout"),
+        ("x", None, "dizest.bogus"),
+        (None, "a", "dizest.retries"),
+    }
+    pkg["flow"]["y"] = {**pkg["flow"]["x"], "id": "y", "app_id": "missing"}
+    both = dizest("validate", write(tmp_path, pkg))
+    assert both.returncode == 2
+    assert (
+        "unknown app_id 'missing'" in both.stdout
+        and "(flow 'y', field 'dizest.bogus')" in both.stdout
+    )
+
+
 def test_cycle_is_reported_with_its_path(tmp_path):
     pkg = package(
         {"p": {"code": "v = 1", "inputs": ["x"], "outputs": ["v"]}},
