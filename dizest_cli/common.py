@@ -85,6 +85,15 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
+def print_started(run_id: str, as_json: bool) -> None:
+    """A run just started, not followed: its id alone, or with --json `{"run_id": ...}` (stdout
+    stays JSON for a script that asked for JSON)."""
+    if as_json:
+        print_json({"run_id": run_id})
+    else:
+        echo(run_id)
+
+
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     """Aligned columns, a header first; the last column is not padded."""
     cells = [

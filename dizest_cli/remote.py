@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from dizest_cli.common import connect, server_options
+from dizest_cli.common import connect, print_started, server_options
 from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, input_option, parse_inputs
 from dizest_cli.progress import Progress
 from dizest_cli.runopts import run_option_flags
@@ -68,7 +68,12 @@ def refused(name: str, exc: InvalidWorkflow) -> NoReturn:
 @click.option("--file", "attach", multiple=True, metavar="PATH|AS=PATH", help="Attach a local file to this run alone: it is put in the run's working directory at PATH (relative), or at AS, before its flows start.")  # fmt: skip
 @run_option_flags
 @click.option("--wait", is_flag=True, help="Stream the run's events and print its outputs.")
-@click.option("--json", "as_json", is_flag=True, help="With --wait: print the report as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print JSON for scripts: `{"run_id"}`, with --wait the report.',
+)
 def submit(
     workflow: str,
     server: str | None,
@@ -109,7 +114,7 @@ def submit(
     except OSError as exc:
         raise Failure(f"cannot reach {client.server}: {exc}") from None
     if not wait:
-        echo(run_id)
+        print_started(run_id, as_json)
         sys.exit(EXIT_OK)
     package, _ = dwp.parse(raw)
     follow_run(client, run_id, package, as_json)

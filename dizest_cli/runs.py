@@ -19,6 +19,7 @@ from dizest_cli.common import (
     connect,
     json_option,
     print_json,
+    print_started,
     print_table,
     seconds,
     server_options,
@@ -221,7 +222,7 @@ def rerun(
     with api_errors(client.server):
         new_id = client.rerun(run_id, flow_id)
         if not wait:
-            echo(new_id)
+            print_started(new_id, as_json)
             return
         package, _ = dwp.parse(client.request("GET", f"/runs/{client._q(new_id)}/dwp"))
     follow_run(client, new_id, package, as_json)

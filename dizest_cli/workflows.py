@@ -19,6 +19,7 @@ from dizest_cli.common import (
     connect,
     json_option,
     print_json,
+    print_started,
     print_table,
     server_options,
     when,
@@ -167,7 +168,7 @@ def run_stored(
         except InvalidWorkflow as exc:
             refused(workflow_id, exc)
         if not wait:
-            echo(run_id)
+            print_started(run_id, as_json)
             return
         package, _ = dwp.parse(client.request("GET", f"/runs/{client._q(run_id)}/dwp"))
     follow_run(client, run_id, package, as_json)

@@ -373,3 +373,22 @@ def test_logout_revokes_a_token_login_was_given(tmp_path: Path, served: Served) 
     assert "logged out" not in out.stdout
     held = {"Authorization": f"Bearer {again}"}
     assert call(served.base, "GET", "/api/v1/auth/me", headers=held)[0] == 200  # as it says
+
+
+def test_json_without_wait_prints_the_run_id_as_json(home: Path) -> None:
+    """`submit --json`, `workflows run --json` and `runs rerun --json` without --wait printed
+    the bare run id: a script that asked for JSON got text json.loads refuses."""
+    source = str(DATA / "c03_fanout.dwp")
+    run_id = ok_json(dizest(home, "submit", source, "--json"))["run_id"]
+    stored = ok_json(dizest(home, "workflows", "push", source, "--json"))["id"]
+    ran = ok_json(dizest(home, "workflows", "run", stored, "--json"))["run_id"]
+    assert ok_json(dizest(home, "runs", "show", ran, "--json"))["workflow_id"] == stored
+
+    def ready() -> bool:
+        return ok_json(dizest(home, "runs", "show", run_id, "--json"))["status"] == "ready"
+
+    assert wait_for(ready, timeout=60, interval=0.2)
+    again = ok_json(dizest(home, "runs", "rerun", run_id, "k2", "--json"))["run_id"]
+    assert again != run_id
+    plain = dizest(home, "submit", source)  # without --json: the id alone, as before
+    assert plain.returncode == 0 and len(plain.stdout.split()) == 1, plain.stdout
