@@ -154,7 +154,8 @@ media = pick(offer)
 note = {"media_type": media, "type": type(value).__module__ + "." + type(value).__qualname__}
 data = encode(media) if media else None
 if media == "application/vnd.apache.parquet" and data is None:
-    note = {"error": "parquet needs pyarrow, which is not installed on the server", "offered": offer}
+    note["error"] = "parquet needs pyarrow, which is not installed on the server"
+    note["offered"] = offer
 elif media is None:
     note["error"] = "no format you accept fits this output"
     note["offered"] = offer

@@ -131,7 +131,9 @@ def test_accept_and_format_choose_among_the_offered(run: tuple[Client, str, Path
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        assert status == 406 and "pyarrow" in json.loads(body)["error"]["message"], body
+        message = json.loads(body)["error"]["message"]
+        assert status == 406 and "pyarrow" in message, body
+        assert message.endswith("(type pandas.DataFrame)"), message  # it said "(type None)"
     else:
         assert status == 200 and body[:4] == b"PAR1"
     assert get(api, run_id, "frame", query="?format=yaml")[0] == 400
