@@ -38,7 +38,7 @@ def runs() -> None:
 
 @runs.command("list")
 @server_options
-@click.option("--status", help="Only runs with this status (running, ready, error...).")
+@click.option("--status", help="Only runs with this status: pending, running, ready, error or cancelled.")  # fmt: skip
 @click.option("--workflow", "workflow_id", metavar="ID", help="Only runs of this workflow.")
 @click.option("--owner", metavar="USER", help="Only this user's runs (admins).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200))

@@ -13,7 +13,7 @@ from typing import Any
 from dizest_api.data.run_index import RunIndex
 
 RUN_FILTERS = {
-    "status": "only runs with this status (running, ready, error...)",
+    "status": "only runs with this status: pending, running, ready, error or cancelled (else 400)",
     "workflow_id": "only runs of this stored workflow",
     "owner": "only runs of this user (admins; others see their own, and with workflow_id the"
     " runs its owner made of a workflow shared with them)",

@@ -45,6 +45,7 @@ from dizest_api.streaming import STREAM_ID, follow, sse
 from dizest_core.errors import DizestError
 from dizest_core.events import Event
 from dizest_core.options import RUN_OPTIONS
+from dizest_core.status import RunStatus
 from dizest_worker.keys import Keys
 
 bp = Blueprint("runs", __name__)
@@ -201,6 +202,12 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
 def list_runs() -> Response:
     principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
     wanted = {k: request.args[k] for k in RUN_FILTERS if request.args.get(k)}
+    statuses = [str(s) for s in RunStatus]
+    if wanted.get("status", statuses[0]) not in statuses:  # a typo would list nothing, silently
+        raise BadInput(
+            f"unknown status {wanted['status']!r}; one of {', '.join(statuses)}",
+            {"statuses": statuses},
+        )
     owner = None if principal.is_admin else principal.username
     asked = wanted.pop("owner", None)
     if asked is not None and principal.is_admin:

@@ -159,6 +159,11 @@ def test_stored_and_inline_runs_give_the_expected_outputs(live: Live) -> None:
     assert listed["total"] == 2 and [i["run_id"] for i in listed["items"]] == [
         inline.json["run_id"]
     ]
+    assert live.call("GET", "/runs?status=ready", alice).json["total"] == 2
+    # a status that does not exist (`failed` for `error`) listed nothing, silently
+    typo = live.call("GET", "/runs?status=failed", alice)
+    assert typo.status_code == 400 and "'failed'" in typo.json["error"]["message"], typo.json
+    assert "error" in typo.json["error"]["details"]["statuses"]
     rerun = live.call("POST", f"/runs/{stored.json['run_id']}/flows/k3/rerun", alice)
     assert rerun.status_code == 201, rerun.json
     report = live.wait(rerun.json["run_id"], alice)
