@@ -26,7 +26,8 @@ import click
 class ValidationErrorLike(Protocol):
     """dizest_core.errors.ValidationError, without importing the engine here."""
 
-    problems: Sequence[object]
+    @property
+    def problems(self) -> Sequence[object]: ...  # read-only: a list[Problem] fits
 
 
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
