@@ -33,7 +33,7 @@ function badge(f) {
 
 function apply(batch) {
   const touched = new Set();
-  let logGrew = false;
+  let cleared = false; // the selected flow's log was cleared (dizest.clear()): redrawn whole
   const panel = selected && $("#flow-log");
   const lines = [];
   for (const e of batch) {
@@ -57,20 +57,21 @@ function apply(batch) {
       if (panel && e.flow_id === selected) lines.push(renderEntry(e.data.entry));
     } else if (e.type === "log.clear") {
       f.log = [];
-      if (e.flow_id === selected) logGrew = true;
+      if (panel && e.flow_id === selected) cleared = true;
     } else if (e.type === "result") {
       f.results.push(e.data);
       touched.add(e.flow_id);
     }
   }
   for (const id of touched) view.setStatus(id, flows.get(id).status, badge(flows.get(id)));
-  if (selected && logGrew) showFlow(selected); // a log.clear or a result: rare
-  else if (lines.length) {
+  if (cleared || lines.length) {
+    // Only the log changes: the tab the user is on and the app's iframe stay as they are.
     const follow = panel.scrollTop + panel.clientHeight >= panel.scrollHeight - 4;
-    panel.append(...lines);
+    if (cleared) panel.replaceChildren(...flows.get(selected).log.map(renderEntry));
+    else panel.append(...lines);
     if (follow) panel.scrollTop = panel.scrollHeight;
   }
-  if (selected && touched.has(selected) && !logGrew) refreshFlow();
+  if (selected && touched.has(selected)) refreshFlow();
   const now = performance.now();
   if (now > ganttDue || FINAL.has(runStatus)) {
     ganttDue = now + 1000;
