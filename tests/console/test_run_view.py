@@ -1,8 +1,10 @@
 """Following runs as a user does (a run-view probe's finds): a flow's `dizest.clear()` redraws
-only its log, leaving the tab the user is on."""
+only its log, leaving the tab the user is on; in the editor, a result box under a node never
+covers the node below it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.sync_api import expect
@@ -34,3 +36,31 @@ def test_a_log_clear_redraws_the_log_and_leaves_the_users_tab(
     expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
     expect(page.locator("#params")).to_be_visible()  # the user's tab: not taken back to Flow
     assert log.locator(".line").all_text_contents() == ["new line"]
+
+
+def test_a_result_box_in_the_editor_does_not_cover_the_node_below(
+    admin_page: Any, console: Console
+) -> None:
+    loud = "for i in range(40):\n    print('line', i)\n"
+    pkg = package(
+        {"loud": {"code": loud}, "quiet": {"code": "pass\n"}},
+        {  # `quiet` sits where `loud`'s result box goes (150 px under its node)
+            "loud": {"app": "loud", "pos_x": 40, "pos_y": 40},
+            "quiet": {"app": "quiet", "pos_x": 40, "pos_y": 150},
+        },
+    )
+    wf_id = stored(console, "stacked", pkg)
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.click("#run-all")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
+    expect(page.locator('foreignObject[data-id="loud"]')).to_contain_text("line 39")
+    box = page.locator('g.node[data-id="quiet"] rect.box').bounding_box()
+    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    hit = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y)?.closest('g.node')?.dataset.id ?? null",
+        centre,
+    )
+    assert hit == "quiet"
+    page.mouse.click(*centre)
+    expect(page.locator('g.node[data-id="quiet"]')).to_have_class(re.compile(r"\bselected\b"))

@@ -100,7 +100,7 @@ export class EditorCanvas extends GraphView {
       this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);
       this.drawn = new Map(g.nodes.map((n) => [n.id, nodeMarkup(n, eager, problems)]));
       this.lines = edges;
-      this.container.innerHTML = `<svg class="dag editing" xmlns="http://www.w3.org/2000/svg"><g class="edges">${[...edges.values()].join("")}</g><g class="nodes">${[...this.drawn.values()].join("")}</g><g class="results"></g><path class="wire" d=""/></svg>`;
+      this.container.innerHTML = `<svg class="dag editing" xmlns="http://www.w3.org/2000/svg"><g class="edges">${[...edges.values()].join("")}</g><g class="results"></g><g class="nodes">${[...this.drawn.values()].join("")}</g><path class="wire" d=""/></svg>`;
       this.svg = this.container.firstChild;
       // Drags happen here (see lift); made now, as adding it later lays out the whole graph.
       this.overlay = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -324,7 +324,8 @@ export class EditorCanvas extends GraphView {
     }
   }
 
-  // A flow's status, log and results, under its node (as DIZEST shows them).
+  // A flow's status, log and results, under its node (as DIZEST shows them). Their layer lies
+  // beneath the nodes': a long box never hides (nor takes the clicks of) a node placed below.
   setRun(id, state) {
     this.runs.set(id, state);
     this.drawResult(id);
