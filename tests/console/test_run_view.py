@@ -1,6 +1,7 @@
 """Following runs as a user does (a run-view probe's finds): a flow's `dizest.clear()` redraws
 only its log, leaving the tab the user is on; in the editor, a result box under a node never
-covers the node below it."""
+covers the node below it; a viewer of a shared workflow sees its owner's runs on the workflow
+page."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.conftest import package
-from tests.console.conftest import Console
+from tests.conftest import package, wait_for
+from tests.console.conftest import USER_PASSWORD, Console, log_in
 
 LIVE_MS = 60_000
 
@@ -64,3 +65,26 @@ def test_a_result_box_in_the_editor_does_not_cover_the_node_below(
     assert hit == "quiet"
     page.mouse.click(*centre)
     expect(page.locator('g.node[data-id="quiet"]')).to_have_class(re.compile(r"\bselected\b"))
+
+
+def test_a_viewer_sees_the_owners_runs_on_a_shared_workflows_page(
+    browser: Any, console: Console
+) -> None:
+    console.user("wanda")
+    console.user("vic")
+    pkg = package({"w": {"code": "v = 7\n", "outputs": ["v"]}}, {"w": {"app": "w"}})
+    wf_id = stored(console, "wanda's", pkg, owner="wanda")
+    console.api("PUT", f"/workflows/{wf_id}/grants", {"grants": {"vic": "viewer"}}, "wanda")
+    run_id = console.api("POST", "/runs", {"workflow_id": wf_id}, "wanda")["run_id"]
+    wait_for(
+        lambda: console.api("GET", f"/runs/{run_id}", name="wanda")["status"] == "ready",
+        timeout=60,
+    )
+    page = log_in(browser, console.base, "vic", USER_PASSWORD)
+    page.goto(f"/workflows/{wf_id}")
+    expect(page.locator('g.node[data-id="w"]')).to_have_class("node st-ready", timeout=LIVE_MS)
+    page.locator('g.node[data-id="w"]').click()
+    expect(page.locator("#node")).to_contain_text(f"From run {run_id}")
+    page.click("#wf-runs")
+    expect(page.locator(f'#run-rows tr[data-id="{run_id}"]')).to_be_visible(timeout=LIVE_MS)
+    page.context.close()

@@ -9,9 +9,15 @@ let graph;
 let view;
 let lastRun = null; // the report of this workflow's newest run, if any
 
-async function loadLastRun() {
-  const listed = await get(`/runs?workflow_id=${encodeURIComponent(wfId)}&limit=1`);
-  const newest = (listed.items || [])[0];
+// A workflow shared with the caller (not an admin, who lists everyone's runs): its owner's runs
+// of it are listed only when asked for by name (GET /runs?workflow_id=&owner=).
+const sharedBy = (wf) => (wf.owner !== $("#me-name")?.textContent && $("#me-role")?.textContent !== "admin" ? wf.owner : null);
+
+async function loadLastRun(wf) {
+  const query = `/runs?workflow_id=${encodeURIComponent(wfId)}&limit=1`;
+  const owner = sharedBy(wf);
+  const lists = await Promise.all([get(query), ...(owner ? [get(`${query}&owner=${encodeURIComponent(owner)}`)] : [])]);
+  const newest = lists.flatMap((listed) => listed.items || []).sort((a, b) => (b.created_at || 0) - (a.created_at || 0))[0];
   if (!newest) return;
   lastRun = await get(`/runs/${encodeURIComponent(newest.run_id)}`);
   for (const [id, flow] of Object.entries(lastRun.flows || {})) {
@@ -200,7 +206,9 @@ async function main() {
   $("#wf-title").textContent = wf.title;
   $("#wf-meta").textContent = `${wf.owner} · v${wf.version} of ${wf.latest_version} · ${when(wf.updated_at)}`;
   $("#wf-download").href = `/api/v1/workflows/${encodeURIComponent(wfId)}/dwp?version=${wf.version}`;
-  $("#wf-runs").href = `/runs?workflow_id=${encodeURIComponent(wfId)}`;
+  const owner = sharedBy(wf);
+  $("#wf-runs").href = `/runs?workflow_id=${encodeURIComponent(wfId)}${owner ? `&owner=${encodeURIComponent(owner)}` : ""}`;
+  if (owner) $("#wf-runs").title = `${owner}'s runs of it (yours: Runs at the top)`;
   graph = model(wf.package);
   view = new GraphView($("#graph"), graph, (id) => flowPanel(graph.byId.get(id)));
   bindZoomButtons(view);
@@ -215,7 +223,7 @@ async function main() {
   $("#wf-rename").hidden = !wf.rights.includes("write");
   $("#wf-rename").addEventListener("click", () => rename(wf));
   grants(wf);
-  loadLastRun().catch((exc) => toast(exc.message, "error"));
+  loadLastRun(wf).catch((exc) => toast(exc.message, "error"));
 }
 
 main().catch((exc) => toast(exc.message, "error"));
