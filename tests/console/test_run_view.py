@@ -1,6 +1,7 @@
 """Following runs as a user does (a run-view probe's finds): a flow's `dizest.clear()` redraws
 only its log, leaving the tab the user is on; in the editor, a result box under a node never
-covers the node below it; a viewer of a shared workflow sees its owner's runs on the workflow
+covers the node below it, and a flow's output of the run before stays under it until the flow
+starts again (as DIZEST keeps it); a viewer of a shared workflow sees its owner's runs on the workflow
 page."""
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from tests.conftest import package, wait_for
 from tests.console.conftest import USER_PASSWORD, Console, log_in
 
 LIVE_MS = 60_000
+# The text of a flow's result box in the editor while it is marked stale (else null).
+STALE_TEXT = """(id) => {
+  const box = document.querySelector(`foreignObject[data-id="${id}"] .node-result`);
+  return box && box.classList.contains("stale") ? box.textContent : null;
+}"""
 
 
 def stored(console: Console, title: str, pkg: dict[str, Any], owner: str = "admin") -> str:
@@ -65,6 +71,39 @@ def test_a_result_box_in_the_editor_does_not_cover_the_node_below(
     assert hit == "quiet"
     page.mouse.click(*centre)
     expect(page.locator('g.node[data-id="quiet"]')).to_have_class(re.compile(r"\bselected\b"))
+
+
+def test_the_editor_keeps_a_flows_last_output_until_it_starts_again(
+    admin_page: Any, console: Console
+) -> None:
+    pkg = package(
+        {
+            "slow": {"code": "import time\ntime.sleep(3)\nv = 1\n", "outputs": ["v"]},
+            "talk": {"code": "print('talk says hi')\n", "inputs": ["v"]},
+        },
+        {
+            "slow": {"app": "slow", "pos_x": 40, "pos_y": 40},
+            "talk": {"app": "talk", "pos_x": 340, "pos_y": 40, "in": {"v": [("slow", "v")]}},
+        },
+    )
+    wf_id = stored(console, "kept output", pkg)
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    talk = page.locator('foreignObject[data-id="talk"] .node-result')
+    page.click("#run-all")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
+    expect(talk).to_contain_text("talk says hi")
+    first = page.locator("#run-link").get_attribute("href")
+    page.click("#run-all")
+    expect(page.locator("#run-link")).not_to_have_attribute("href", first or "", timeout=LIVE_MS)
+    status = page.locator('foreignObject[data-id="slow"] .node-result-status')
+    expect(status).to_have_text("running", timeout=LIVE_MS)
+    # `slow` sleeps 3 s: `talk` has not started, and shows what it said last time, dimmed
+    kept = wait_for(lambda: page.evaluate(STALE_TEXT, "talk"), timeout=30)
+    assert "talk says hi" in kept and "output of the run before" in kept
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
+    expect(talk).not_to_have_class(re.compile(r"\bstale\b"))
+    assert talk.locator(".line").all_text_contents() == ["talk says hi"]
 
 
 def test_a_viewer_sees_the_owners_runs_on_a_shared_workflows_page(

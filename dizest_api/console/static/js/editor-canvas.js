@@ -331,11 +331,6 @@ export class EditorCanvas extends GraphView {
     this.drawResult(id);
   }
 
-  clearRuns() {
-    this.runs.clear();
-    this.svg.querySelector("g.results").replaceChildren();
-  }
-
   drawResult(id) {
     const n = this.graph.byId.get(id);
     const state = this.runs.get(id);
@@ -351,11 +346,11 @@ export class EditorCanvas extends GraphView {
     }
     this.placeResult(id, fo);
     const box = fo.firstChild;
-    box.className = `node-result st-${state.status}`;
+    box.className = `node-result st-${state.status}${state.stale ? " stale" : ""}`;
     const head = document.createElement("div");
     head.className = "node-result-status";
     const status = skipped(state.reason) ? "skipped" : state.status;
-    head.textContent = state.reason && status !== "ready" ? `${status}: ${state.reason}` : status;
+    head.textContent = (state.reason && status !== "ready" ? `${status}: ${state.reason}` : status) + (state.stale ? " · output of the run before" : "");
     box.replaceChildren(head, ...state.log.slice(-50).map(renderEntry), ...state.results.map((r) => renderPayload(r.value)));
     box.scrollTop = box.scrollHeight;
   }

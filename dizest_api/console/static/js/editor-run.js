@@ -58,8 +58,15 @@ export class EditorRuns {
     this.stream?.close?.();
     this.last = { run_id: run.run_id, version: this.version(), status: run.status || "pending" };
     const states = new Map();
-    if (!only) this.canvas.clearRuns();
+    // As DIZEST: a flow's output of the run before stays under it (marked stale) until the flow
+    // starts again (its log.clear); one that does not run this time keeps it.
     const state = (id) => states.get(id) || states.set(id, { status: "pending", reason: null, log: [], results: [] }).get(id);
+    for (const [id, before] of this.canvas.runs) {
+      if (only && !only.includes(id)) continue;
+      states.set(id, { ...before, stale: true });
+      this.canvas.setRun(id, states.get(id));
+    }
+    const fresh = (f) => f.stale && Object.assign(f, { log: [], results: [], stale: false });
     const stop = h("button", { type: "button", id: "run-stop", class: "danger", onclick: () => this.cancel() }, "Stop");
     $("#run-state").replaceChildren("run ", h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, id: "run-link" }, run.run_id.slice(0, 8)), " ", h("span", { id: "run-status" }, ""), " ", stop);
     this.showStatus(this.last.status);
@@ -73,9 +80,9 @@ export class EditorRuns {
         if (!e.flow_id || (only && !only.includes(e.flow_id))) continue;
         const f = state(e.flow_id);
         if (e.type === "flow.status") Object.assign(f, { status: e.data.status, reason: e.data.reason ?? null });
-        else if (e.type === "log.append") f.log.push(e.data.entry);
-        else if (e.type === "log.clear") f.log = [];
-        else if (e.type === "result") f.results.push(e.data);
+        else if (e.type === "log.append") (fresh(f), f.log.push(e.data.entry));
+        else if (e.type === "log.clear") fresh(f) || (f.log = []); // dizest.clear(): the log only
+        else if (e.type === "result") (fresh(f), f.results.push(e.data));
         else continue;
         touched.add(e.flow_id);
       }
