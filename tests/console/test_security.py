@@ -178,13 +178,23 @@ def test_a_bearer_websocket_needs_no_origin(console: Console) -> None:
 
 @pytest.mark.parametrize(
     "next_",
-    ["//evil.example/x", "/\\evil.example/x", "/\\/evil.example", "/api/v1/auth/logout", "/api"],
+    [
+        "//evil.example/x",
+        "/\\evil.example/x",
+        "/\\/evil.example",
+        "/.//evil.example/x",  # resolves to the path "//evil.example/x": another site's, relative
+        "/a/..//evil.example/",
+        "/api/v1/auth/logout",
+        "/api",
+        "/%61pi/v1/auth/me",  # the server decodes it to /api/v1/auth/me
+    ],
 )
 def test_the_login_page_never_sends_a_user_to_another_site(
     browser: Any, console: Console, next_: str
 ) -> None:
     """`next` is resolved as the browser resolves it: "/\\evil" starts with one slash yet
-    leads to another origin; and it is a console page (a probe landed on the API's JSON 405)."""
+    leads to another origin, "/.//evil" resolves to the path "//evil" (another site's, given
+    back as a relative URL); and it is a console page (a probe landed on the API's JSON 405)."""
     context = browser.new_context(base_url=console.base)
     page = context.new_page()
     page.goto("/login?next=" + urllib.parse.quote(next_, safe=""))

@@ -11,9 +11,17 @@ function target() {
   // ("//evil", "/\\evil" and the like resolve to another origin).
   if (!next.startsWith("/")) return "/workflows";
   const url = new URL(next, location.origin);
+  // Its path as the server reads it (percent-decoded): "/.//evil" resolves to the path
+  // "//evil", which, given back as a relative URL, is another site's; "/%61pi" is "/api".
+  let path;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    return "/workflows";
+  }
   // and a console page: the API's answers are JSON, not a page to land on
-  const page = url.origin === location.origin && !/^\/api(\/|$)/.test(url.pathname);
-  return page ? url.pathname + url.search + url.hash : "/workflows";
+  const page = url.origin === location.origin && !path.startsWith("//") && !/^\/(dizest\/)?api(\/|$)/.test(path);
+  return page ? url.href : "/workflows"; // absolute: it can only name this origin
 }
 
 form.addEventListener("submit", async (event) => {
