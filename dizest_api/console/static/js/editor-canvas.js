@@ -5,7 +5,7 @@
 // one. Every other change redraws the whole SVG from the document (one markup string).
 import { clip, escapeHtml } from "./dom.js";
 import { GraphView, skipped } from "./graph.js";
-import { renderEntry, renderPayload } from "./render.js";
+import { renderEntries } from "./render.js";
 
 const HEAD = 42;
 const PORT = 16;
@@ -351,7 +351,8 @@ export class EditorCanvas extends GraphView {
     head.className = "node-result-status";
     const status = skipped(state.reason) ? "skipped" : state.status;
     head.textContent = (state.reason && status !== "ready" ? `${status}: ${state.reason}` : status) + (state.stale ? " · output of the run before" : "");
-    box.replaceChildren(head, ...state.log.slice(-50).map(renderEntry), ...state.results.map((r) => renderPayload(r.value)));
+    // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)
+    box.replaceChildren(head, ...renderEntries(state.log.slice(-50), 2), ...renderEntries(state.results.slice(-20).map((r) => r.value), 2));
     box.scrollTop = box.scrollHeight;
   }
 

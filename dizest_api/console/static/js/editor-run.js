@@ -8,6 +8,12 @@ import { skipped } from "./graph.js";
 
 const FINAL = new Set(["ready", "error", "cancelled"]);
 
+// `item` added to `list`, which keeps at least its newest `n` (a flow may emit 100,000)
+function keep(list, item, n) {
+  list.push(item);
+  if (list.length > 2 * n) list.splice(0, list.length - n);
+}
+
 export class EditorRuns {
   // wfId: the workflow; canvas: the EditorCanvas; version(): the saved version; save(): saves
   // the changes first (false: it could not); dirty(): unsaved changes.
@@ -80,9 +86,9 @@ export class EditorRuns {
         if (!e.flow_id || (only && !only.includes(e.flow_id))) continue;
         const f = state(e.flow_id);
         if (e.type === "flow.status") Object.assign(f, { status: e.data.status, reason: e.data.reason ?? null });
-        else if (e.type === "log.append") (fresh(f), f.log.push(e.data.entry));
+        else if (e.type === "log.append") (fresh(f), keep(f.log, e.data.entry, 50)); // what the node shows
         else if (e.type === "log.clear") fresh(f) || (f.log = []); // dizest.clear(): the log only
-        else if (e.type === "result") (fresh(f), f.results.push(e.data));
+        else if (e.type === "result") (fresh(f), keep(f.results, e.data, 20));
         else continue;
         touched.add(e.flow_id);
       }

@@ -16,6 +16,33 @@ function loadPlotly() {
   return plotly;
 }
 
+// A log entry or result that costs a document to show (an HTML iframe: ~10 ms apiece, 1,000
+// took 7-15 s; a plot): past the newest few, one is folded to a line that shows it on a click.
+export const heavy = (entry) => Boolean(entry) && typeof entry === "object" && (entry.mime === "text/html" || entry.mime === PLOTLY);
+
+export function folded(payload) {
+  const kind = payload.mime === PLOTLY ? "plot" : "HTML output";
+  const line = h("button", { type: "button", class: "line muted folded" }, `[${kind}, ${String(payload.data).length} characters: show]`);
+  line.addEventListener("click", () => line.replaceWith(renderPayload(payload)));
+  return line;
+}
+
+// `entries` as elements, of which only the newest `shown` heavy ones unfolded.
+export function renderEntries(entries, shown) {
+  const out = new Array(entries.length);
+  let left = shown;
+  for (let i = entries.length - 1; i >= 0; i--) {
+    out[i] = heavy(entries[i]) && left-- <= 0 ? folded(entries[i]) : renderEntry(entries[i]);
+  }
+  return out;
+}
+
+// Fold the heavy elements of `box` (its children) past its newest `shown`.
+export function foldOlder(box, shown) {
+  const open = [...box.children].filter((el) => el.payload);
+  for (const el of open.slice(0, Math.max(0, open.length - shown))) el.replaceWith(folded(el.payload));
+}
+
 export function renderEntry(entry) {
   if (entry === null || entry === undefined) return h("div", { class: "line" }, "");
   if (typeof entry !== "object") return h("div", { class: "line" }, String(entry));
@@ -37,10 +64,13 @@ export function renderPayload({ mime, data }) {
     return h("pre", { class: "result-json" }, text);
   }
   if (mime === "text/html") {
-    return h("iframe", { class: "result-html", sandbox: "", srcdoc: data, title: "HTML output", referrerpolicy: "no-referrer" });
+    const frame = h("iframe", { class: "result-html", sandbox: "", srcdoc: data, title: "HTML output", referrerpolicy: "no-referrer" });
+    frame.payload = { mime, data }; // see foldOlder
+    return frame;
   }
   if (mime === PLOTLY) {
     const box = h("div", { class: "result-plotly" });
+    box.payload = { mime, data };
     // A figure's text may hold links (<a href target=_top>): one must never take the console's
     // tab elsewhere (a page of the flow's author would pass for the console). They open in a
     // new tab, without a handle back to this one.

@@ -6,11 +6,19 @@ import { $, h, seconds, showTab, tabs, toast, when } from "./dom.js";
 import { RunStream } from "./events.js";
 import { drawGantt } from "./gantt.js";
 import { GraphView, bindZoomButtons, model, skipped } from "./graph.js";
-import { renderEntry, renderPayload } from "./render.js";
+import { foldOlder, renderEntries } from "./render.js";
 
 const runId = document.getElementById("main").dataset.runId;
 const FINAL = new Set(["ready", "error", "cancelled"]);
-const flows = new Map(); // id -> {status, reason, log, results, start, end, index}
+// What a flow's panel shows: its newest log entries (as many as the run's report keeps) and
+// results. A flow may emit 100,000 of them (an HTML one is an iframe each): all of them froze
+// the tab of whoever opened the run, for 24 s at 20,000 HTML lines.
+const SHOWN_LOG = 1000;
+const SHOWN_RESULTS = 100;
+const FRAMES = 20; // of which HTML outputs and plots unfolded (see render.js: folded)
+// id -> {status, reason, log, seen, results, got, start, end, index}; seen, got: how many log
+// entries and results came (the arrays keep the newest)
+const flows = new Map();
 let graph;
 let view;
 let selected = null;
@@ -19,7 +27,7 @@ let rights = ["read"]; // what the caller may do with this run (the report says)
 let ganttDue = 0;
 
 const flowState = (id) => {
-  if (!flows.has(id)) flows.set(id, { status: "idle", reason: null, log: [], results: [], start: null, end: null, index: null });
+  if (!flows.has(id)) flows.set(id, { status: "idle", reason: null, log: [], seen: 0, results: [], got: 0, start: null, end: null, index: null });
   return flows.get(id);
 };
 
@@ -54,12 +62,17 @@ function apply(batch) {
       touched.add(e.flow_id);
     } else if (e.type === "log.append") {
       f.log.push(e.data.entry);
-      if (panel && e.flow_id === selected) lines.push(renderEntry(e.data.entry));
+      f.seen += 1;
+      if (f.log.length > 2 * SHOWN_LOG) f.log.splice(0, f.log.length - SHOWN_LOG);
+      if (panel && e.flow_id === selected) lines.push(e.data.entry);
     } else if (e.type === "log.clear") {
       f.log = [];
+      f.seen = 0;
       if (panel && e.flow_id === selected) cleared = true;
     } else if (e.type === "result") {
       f.results.push(e.data);
+      f.got += 1;
+      if (f.results.length > 2 * SHOWN_RESULTS) f.results.splice(0, f.results.length - SHOWN_RESULTS);
       touched.add(e.flow_id);
     }
   }
@@ -67,8 +80,11 @@ function apply(batch) {
   if (cleared || lines.length) {
     // Only the log changes: the tab the user is on and the app's iframe stay as they are.
     const follow = panel.scrollTop + panel.clientHeight >= panel.scrollHeight - 4;
-    if (cleared) panel.replaceChildren(...flows.get(selected).log.map(renderEntry));
-    else panel.append(...lines);
+    if (cleared) panel.replaceChildren(...renderEntries(flows.get(selected).log.slice(-SHOWN_LOG), FRAMES));
+    else panel.append(...renderEntries(lines.slice(-SHOWN_LOG), FRAMES));
+    foldOlder(panel, FRAMES);
+    for (let extra = panel.childElementCount - SHOWN_LOG; extra > 0; extra--) panel.firstElementChild.remove();
+    logCut(flowState(selected));
     if (follow) panel.scrollTop = panel.scrollHeight;
   }
   if (selected && touched.has(selected)) refreshFlow();
@@ -92,13 +108,14 @@ function showFlow(id) {
   selected = id;
   const f = flowState(id);
   const node = graph.byId.get(id);
-  const log = h("div", { id: "flow-log", class: "log" }, f.log.map(renderEntry));
+  const log = h("div", { id: "flow-log", class: "log" }, renderEntries(f.log.slice(-SHOWN_LOG), FRAMES));
   $("#flow").replaceChildren(
     h("h2", {}, node ? node.title : id),
     h("p", { class: "muted" }, `flow ${id}${node ? ` · app ${node.appId}` : ""}`),
     h("p", { id: "flow-head" }),
     ...(hasUI(node && node.app) ? [h("h3", {}, "App"), appFrame(runId, id, { status: f.status, outputs: null, results: f.results })] : []),
     h("h3", {}, "Log"),
+    h("p", { class: "muted", id: "flow-log-cut", hidden: true }),
     log,
     h("p", { class: "error reason", id: "flow-reason", hidden: true }),
     h("h3", { id: "flow-results-head", hidden: true }, "Results"),
@@ -107,9 +124,18 @@ function showFlow(id) {
     h("div", { id: "flow-outputs" }),
     h("button", { type: "button", id: "flow-rerun", hidden: !rights.includes("rerun"), onclick: () => rerun(id) }, "Re-run this flow"),
   );
+  logCut(f);
   log.scrollTop = log.scrollHeight;
   refreshFlow(true);
   showTab("flow");
+}
+
+// How many of the flow's log entries its panel no longer shows.
+function logCut(f) {
+  const cut = f.seen - Math.min(f.log.length, SHOWN_LOG);
+  const note = $("#flow-log-cut");
+  note.hidden = cut <= 0;
+  note.textContent = `${cut} earlier entries not shown: the newest ${SHOWN_LOG} are.`;
 }
 
 // The selected flow's status, reason, results and outputs; the log is left as it is (it only
@@ -124,8 +150,11 @@ function refreshFlow(full = false) {
   reason.classList.toggle("error", f.status !== "pending"); // a wait is not a failure
   reason.textContent = f.reason || "";
   const results = $("#flow-results");
-  if (full || results.childElementCount !== f.results.length) {
-    results.replaceChildren(...f.results.map((r) => h("figure", {}, h("figcaption", {}, r.name), renderPayload(r.value))));
+  const shown = f.results.slice(-SHOWN_RESULTS);
+  if (full || results.dataset.got !== String(f.got)) {
+    results.dataset.got = f.got;
+    const values = renderEntries(shown.map((r) => r.value), FRAMES);
+    results.replaceChildren(...shown.map((r, i) => h("figure", {}, h("figcaption", {}, r.name), values[i])));
     $("#flow-results-head").hidden = !f.results.length;
   }
   $("#flow-rerun").disabled = !FINAL.has(runStatus);
