@@ -196,7 +196,9 @@ def _headers(response: Response) -> Response:
         # a page that set its own (an app's UI document: see appui.py) keeps it
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers["Referrer-Policy"] = "same-origin"
+        # no Referer from a console page, whatever a flow planted in it: an app UI's frame alone
+        # sends its run page's (its own referrerpolicy), which appui.framed asks of it
+        response.headers["Referrer-Policy"] = "no-referrer"
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 

@@ -8,7 +8,7 @@ Served only into a frame of the console: the browser's own `Sec-Fetch-Dest: ifra
 console's 403 page before the run is looked up: opened top-level at the console's own address,
 the author's page could draw a fake login form or go anywhere, and its sandbox stops neither.
 Browsers send fetch metadata to https and localhost origins only; on plain http the request
-must come from the run's page itself (its Referer), which a link opened elsewhere does not.
+must come from the run's page itself: its Referer, and the frame key that page was given.
 
 DIZEST serves the same three fields at `/ui/<kernel>/<flow>/render` in the origin of its web
 app; here the UI is flow code (a user wrote it), so it never runs as this origin. The document
@@ -36,6 +36,7 @@ import hmac
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -95,17 +96,29 @@ BRIDGE = """(function () {
 def framed() -> bool:
     """Whether the browser says this request loads a frame of a page of this origin. A browser
     sends no fetch metadata to a plain-http origin other than localhost: there the request must
-    carry the frame key its run's page gave this session (`frame_key`, as `?frame=`). Not its
-    Referer alone: a link planted in the run's page (a plotly title, opened in a new tab) sent
-    the run page's Referer too, and showed the app's page at the console's address."""
+    carry the frame key its run's page gave this session (`frame_key`, as `?frame=`) and that
+    page's address as its Referer. Not the Referer alone: a link planted in the run's page (a
+    plotly title, opened in a new tab) sent it too (console pages now send none: see
+    `console._headers`). Not the key alone: it is in the frame's address, which the app's own
+    script reads (and can send its author, through a `cdn` URL): that address, opened as a
+    page, showed the app's page at the console's address."""
     if not any(k in request.headers for k in FRAMED):
         principal = g.get("principal")
         run_id = (request.view_args or {}).get("run_id", "")
         sent = request.args.get("frame", "")
-        return principal is not None and hmac.compare_digest(
-            sent, frame_key(principal.credential, run_id)
+        return (
+            principal is not None
+            and _from_run_page(run_id)
+            and hmac.compare_digest(sent, frame_key(principal.credential, run_id))
         )
     return all(request.headers.get(k, "").lower() == want for k, want in FRAMED.items())
+
+
+def _from_run_page(run_id: str) -> bool:
+    """Whether the Referer is the page of run `run_id` on this server (only that page's app
+    frames send one: their `referrerpolicy`; every console page's own policy sends none)."""
+    referer = urlsplit(request.headers.get("Referer", ""))
+    return referer.netloc == request.host and referer.path == f"/runs/{run_id}"
 
 
 def frame_key(credential: str, run_id: str) -> str:

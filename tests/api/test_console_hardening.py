@@ -146,7 +146,8 @@ def test_over_plain_http_the_ui_goes_only_into_its_runs_page(
     """Browsers send no fetch metadata to a plain-http origin (but localhost): there the UI is
     served only with the frame key its run's page gave this session. A probe's link planted in
     the run page (opened in a new tab, so with the run page's Referer) showed the app's page at
-    the console's address when the Referer was all that was asked."""
+    the console's address when the Referer was all that was asked; and the key alone (which
+    the UI's script reads in its own address) showed it when opened from a link."""
     from dizest_api.console.appui import frame_key
 
     api, owner, path = ui_run
@@ -157,7 +158,9 @@ def test_over_plain_http_the_ui_goes_only_into_its_runs_page(
         key = frame_key(credential, run_id)
         other_run = frame_key(credential, "0123456789abcdef0123456789abcdef")
         other_user = frame_key("someone-else", run_id)
-    ok = api.http.get(f"{path}?frame={key}", headers=owner)
+    ok = api.http.get(
+        f"{path}?frame={key}", headers={**owner, "Referer": f"http://localhost{run_page}"}
+    )
     assert ok.status_code == 200 and b'<button id="go"' in ok.data
     for query, referer in (
         ("", f"http://localhost{run_page}"),  # the planted link: the run page's Referer
@@ -165,6 +168,10 @@ def test_over_plain_http_the_ui_goes_only_into_its_runs_page(
         (f"?frame={other_run}", f"http://localhost{run_page}"),  # another run's page's key
         (f"?frame={other_user}", f"http://localhost{run_page}"),  # another session's
         (f"?frame={key[:-1]}", ""),
+        # the key the frame's own script read in its address, opened as a page of its own
+        (f"?frame={key}", ""),
+        (f"?frame={key}", f"http://evil.example{run_page}"),  # from a page of another site
+        (f"?frame={key}", f"http://localhost{run_page}/flows/f/ui"),  # the frame itself
     ):
         refused = api.http.get(path + query, headers={**owner, "Referer": referer})
         assert refused.status_code == 403 and b"Adder" not in refused.data, (query, referer)
