@@ -53,8 +53,15 @@ def _size(item: Signal) -> int:
     """UTF-8 bytes of a line, or of a rich entry's or result's payload ({"mime", "data"})."""
     payload = item.data.get("entry" if item.kind == "log" else "value")
     if isinstance(payload, dict):
-        return sum(len(str(payload.get(k) or "").encode()) for k in ("mime", "data"))
-    return len(payload.encode()) if isinstance(payload, str) else 0
+        return sum(_utf8_len(str(payload.get(k) or "")) for k in ("mime", "data"))
+    return _utf8_len(payload) if isinstance(payload, str) else 0
+
+
+def _utf8_len(text: str) -> int:
+    """`text`'s UTF-8 length, a lone surrogate (which user code may print: the wire keeps it)
+    counted as its 3 bytes: a plain `encode()` raised on it, and the error ended the worker's
+    task, so the flow was retried and reported "worker lost" instead of what it printed."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _notice(flow_id: str, limit: int) -> Signal:

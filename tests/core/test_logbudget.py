@@ -104,3 +104,25 @@ def test_what_a_flow_prints_past_its_budget_costs_the_engine_no_parsing(
     # reading and dropping: ~0.6 ms a MB (1.5 GB in 1.5 s); cutting lines: ~700 ms a MB (the flow
     # then writes only as fast as the engine cuts, ~1-2 MB in its 1.5 s)
     assert cpu < 0.3 + 0.005 * mb, (cpu, mb)
+
+
+LONE = "print('a\\ud800b')\ndisplay({'k': '\\udfff'})\ndizest.result('r', 'c\\ud800')\nv = 1"
+
+
+def test_a_lone_surrogate_in_what_a_flow_prints_is_counted_not_fatal(make_workflow, tmp_path):
+    """Flow code may print a lone surrogate (the wire keeps it, escaped): counting its UTF-8
+    bytes raised UnicodeEncodeError in the engine's poll, which ended a worker's task, so the
+    flow was retried and reported "worker lost" (found fuzzing `dizest serve`)."""
+    pkg = package(
+        {
+            "lone": {"code": LONE, "outputs": ["v"]},
+            "raises": {"code": "raise ValueError('bad \\ud800')", "outputs": ["v"]},
+        },
+        {"p": {"app": "lone"}, "r": {"app": "raises"}},
+    )
+    report = make_workflow(pkg, max_log_bytes=1 << 20).run(workdir=tmp_path)
+    printed = report["flows"]["p"]
+    assert printed["status"] == "ready" and printed["outputs"] == {"v": 1}, report
+    assert printed["log"][0] == "a\ud800b"
+    raised = report["flows"]["r"]
+    assert raised["status"] == "error" and "ValueError: bad \ud800" in raised["log"][-1], raised
