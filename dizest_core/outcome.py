@@ -9,6 +9,7 @@ out of memory only with the cgroup's evidence (the Supervisor passes it), never 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 from dataclasses import dataclass, field
@@ -112,7 +113,14 @@ def error_reason(error: ErrorInfo, memory_limit_mb: int | None) -> str:
 
 
 def _clip(text: str, most: int = 200) -> str:
-    return text if len(text) <= most else text[:most] + "..."
+    """The child's text, at most `most` characters, a lone surrogate (which json.loads lets
+    through) as U+FFFD: a worker hands the reason to Redis, whose client encodes it strictly,
+    and the UnicodeEncodeError ended its task, so the flow ended "worker lost"."""
+    clipped = text if len(text) <= most else text[:most] + "..."
+    return _LONE_SURROGATE.sub("\ufffd", clipped)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def signal_reason(signum: int) -> str:

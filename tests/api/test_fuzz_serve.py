@@ -1,0 +1,38 @@
+"""What fuzzing a real `dizest serve` against its OpenAPI document found (schemathesis, then
+probes of what it cannot generate): each case here on a real worker and real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.test_runs import Live
+from tests.api.test_runs import live as live  # the fixture
+from tests.conftest import package
+
+LONE = package(
+    {
+        "prints": {"code": "print('a\\ud800b')\nv = 1", "outputs": ["v"]},
+        "raises": {"code": "raise ValueError('bad \\ud800')", "outputs": ["v"]},
+    },
+    {"p": {"app": "prints"}, "r": {"app": "raises"}},
+)
+
+
+def submit(live: Live, headers: dict[str, str], pkg: dict[str, Any]) -> dict[str, Any]:
+    answer = live.call("POST", "/runs", headers, json={"package": pkg})
+    assert answer.status_code == 201, answer.json
+    return live.wait(answer.json["run_id"], headers)
+
+
+def test_a_flow_printing_or_raising_a_lone_surrogate_ends_as_it_did(live: Live) -> None:
+    """A lone surrogate in what a flow printed, then in its error's message, ended the worker's
+    task (UnicodeEncodeError counting the log budget, then writing the reason to Redis): the flow
+    was retried three times and reported "worker lost" instead of its own outcome."""
+    alice = live.user("alice")
+    report = submit(live, alice, LONE)
+    printed, raised = report["flows"]["p"], report["flows"]["r"]
+    assert printed["status"] == "ready" and printed["outputs"] == {"v": 1}, printed
+    assert printed["log"] == ["a\ud800b"]
+    assert raised["status"] == "error", raised
+    assert raised["reason"] == "ValueError: bad \ufffd", raised
+    assert "ValueError: bad \ud800" in raised["log"][-1]
