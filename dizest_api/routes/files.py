@@ -41,8 +41,11 @@ bp = Blueprint("files", __name__)
 MOVE = {"to": Field("string", True, description="the new path in your drive")}
 LISTING = {"recursive": Field("boolean", description="list sub-folders too (true/false)")}
 UPLOAD = "multipart/form-data"
+# A file is served as bytes whatever its name: as its guessed type, a file `x.json` (any bytes)
+# was application/json, which the document (and a client) takes for a folder's listing.
+FILE_BYTES = "application/octet-stream"
 LISTING_OR_FILE = Body(
-    {"application/json": "Listing", "*/*": None},
+    {"application/json": "Listing", FILE_BYTES: None},
     description="a folder: its listing (JSON); a file: its bytes, as an attachment",
 )
 
@@ -113,7 +116,8 @@ def get_path(path: str) -> Response:
         return _listing(drive, path)
     if not os.path.isfile(real):
         raise NoSuchPath(f"no {path!r} in your drive")
-    response = send_file(real, as_attachment=True, download_name=real.rsplit("/", 1)[-1])
+    name = real.rsplit("/", 1)[-1]
+    response = send_file(real, FILE_BYTES, as_attachment=True, download_name=name)
     # a drive file is this origin's own: no other site may load it as a script, style or image
     response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
     return response

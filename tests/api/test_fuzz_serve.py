@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.api.test_conformance import V1, Checked
 from tests.api.test_runs import Live
 from tests.api.test_runs import live as live  # the fixture
 from tests.conftest import package
@@ -36,3 +37,16 @@ def test_a_flow_printing_or_raising_a_lone_surrogate_ends_as_it_did(live: Live) 
     assert raised["status"] == "error", raised
     assert raised["reason"] == "ValueError: bad \ufffd", raised
     assert "ValueError: bad \ud800" in raised["log"][-1]
+
+
+def test_a_drive_file_named_json_is_bytes_not_a_listing(live: Live) -> None:
+    """A drive file was served as the type its name gives: `x.json` (any bytes) answered
+    application/json, which the document (and a client) reads as a folder's listing."""
+    alice = live.user("alice")
+    call = Checked(live, alice)
+    path = {"path": "x.json"}
+    call("PUT", f"{V1}/files/{{path}}", 201, params=path, data=b"not JSON at all")
+    got = call("GET", f"{V1}/files/{{path}}", 200, params=path)
+    assert got.mimetype == "application/octet-stream" and got.data == b"not JSON at all"
+    assert "x.json" in got.headers["Content-Disposition"]
+    call("GET", f"{V1}/files", 200)  # a listing is still application/json
