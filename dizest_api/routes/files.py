@@ -85,11 +85,16 @@ def uploaded_files(folder: str = "") -> list[tuple[str, FileStorage]]:
     return parts
 
 
-def _listing(drive: UserDrive, path: str) -> Response:
+def _recursive() -> bool:
+    """The `recursive` query parameter: checked for a file too, which does not use it."""
     recursive = request.args.get("recursive", "false").lower()
     if recursive not in ("true", "false", "1", "0"):
         raise BadInput("recursive must be true or false")
-    items, truncated = drive.listing(path, recursive=recursive in ("true", "1"))
+    return recursive in ("true", "1")
+
+
+def _listing(drive: UserDrive, path: str) -> Response:
+    items, truncated = drive.listing(path, recursive=_recursive())
     usage = drive.usage().to_dict(drive.quota_bytes, drive.quota_files)
     return jsonify(
         {
@@ -110,7 +115,7 @@ def list_root() -> Response:
 @endpoint(bp, "GET", "/files/<path:path>", "A folder's entries, or a file's bytes", query=LISTING,
           responses={200: LISTING_OR_FILE, 400: ERR})  # fmt: skip
 def get_path(path: str) -> Response:
-    drive = user_drive()
+    drive, _ = user_drive(), _recursive()
     real = drive.resolve(path)
     if real == drive.path or os.path.isdir(real):
         return _listing(drive, path)

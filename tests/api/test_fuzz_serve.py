@@ -50,3 +50,13 @@ def test_a_drive_file_named_json_is_bytes_not_a_listing(live: Live) -> None:
     assert got.mimetype == "application/octet-stream" and got.data == b"not JSON at all"
     assert "x.json" in got.headers["Content-Disposition"]
     call("GET", f"{V1}/files", 200)  # a listing is still application/json
+
+
+def test_recursive_is_checked_for_a_file_as_for_a_folder(live: Live) -> None:
+    """`recursive` (a boolean) was checked for a folder only: a file took any value (200)."""
+    alice = live.user("alice")
+    live.call("PUT", "/files/r/f.txt", alice, data=b"x")
+    for path in ("r", "r/f.txt"):
+        got = live.call("GET", f"/files/{path}?recursive=null", alice)
+        assert got.status_code == 400 and got.json["error"]["code"] == "bad_request", got.data
+    assert live.call("GET", "/files/r/f.txt?recursive=true", alice).data == b"x"
