@@ -130,9 +130,12 @@ def _schema(schema: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def _media_schema(media: str, schema: str | dict[str, Any] | None) -> dict[str, Any]:
+    """`schema`, or when None: any JSON for JSON, any bytes for another type, and anything for
+    a range (`*/*`, `text/*`): it holds JSON too, which a checker validates as JSON (a JSON
+    answer of an `api` function failed `string`, `format: binary`)."""
     if schema is not None:
         return _schema(schema)
-    return {} if media == JSON else BYTES
+    return {} if media == JSON or "*" in media else BYTES
 
 
 def _param(name: str, where: str, required: bool, doc: str | Field) -> dict[str, Any]:

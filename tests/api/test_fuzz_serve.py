@@ -60,3 +60,21 @@ def test_recursive_is_checked_for_a_file_as_for_a_folder(live: Live) -> None:
         got = live.call("GET", f"/files/{path}?recursive=null", alice)
         assert got.status_code == 400 and got.json["error"]["code"] == "bad_request", got.data
     assert live.call("GET", "/files/r/f.txt?recursive=true", alice).data == b"x"
+
+
+API = "def ping():\n    return {'pong': 1}\n\ndef text():\n    dizest.response.send('hi')\n"
+
+
+def test_an_api_functions_json_answer_is_what_the_document_declares(live: Live) -> None:
+    """The document gave `*/*` answers the schema of bytes (`string`, `format: binary`), which
+    a checker applies to a JSON answer too: an `api` function's JSON failed the document."""
+    alice = live.user("alice")
+    pkg = package({"src": {"code": "v = 1", "outputs": ["v"]}}, {"a": {"app": "src"}})
+    pkg["apps"]["src"]["api"] = API
+    run = submit(live, alice, pkg)
+    assert run["status"] == "ready", run
+    call = Checked(live, alice)
+    where = {"run_id": run["run_id"], "flow_id": "a"}
+    template = f"{V1}/runs/{{run_id}}/flows/{{flow_id}}/api/{{name}}"
+    assert call("POST", template, 200, params={**where, "name": "ping"}).json == {"pong": 1}
+    assert call("POST", template, 200, params={**where, "name": "text"}).data == b"hi"
