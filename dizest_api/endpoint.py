@@ -45,6 +45,9 @@ class Field:
     required: bool = False
     items: str | None = None
     description: str = ""
+    # a query integer's bounds, which `query_number` checks and the document gives
+    minimum: int = 0
+    maximum: int | None = None
 
     def accepts(self, value: Any) -> bool:
         if isinstance(value, bool) and self.type != "boolean":
@@ -57,7 +60,7 @@ class Field:
 
 
 OFFSET = Field("integer", description="skip this many")
-LIMIT = Field("integer", description="at most this many (1 to 200)")
+LIMIT = Field("integer", description="at most this many (1 to 200)", minimum=1, maximum=200)
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,11 @@ def checked(body: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
 
 
 QUERY_INT_MAX = 2**31 - 1
+
+
+def query_number(name: str, default: int, field: Field) -> int:
+    """The integer query parameter `name`, within the bounds `field` declares."""
+    return query_int(name, default, field.minimum, field.maximum)
 
 
 def query_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:

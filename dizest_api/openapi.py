@@ -16,7 +16,8 @@ from typing import Any
 
 from flask import Flask
 
-from dizest_api.endpoint import Field, Spec, spec_of
+from dizest_api.endpoint import QUERY_INT_MAX, Field, Spec, spec_of
+from dizest_api.ids import URL_IDS
 from dizest_api.schemas import COMPONENTS, Body, Reply, ref
 
 IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -139,11 +140,23 @@ def _media_schema(media: str, schema: str | dict[str, Any] | None) -> dict[str, 
 
 
 def _param(name: str, where: str, required: bool, doc: str | Field) -> dict[str, Any]:
-    kind = doc.type if isinstance(doc, Field) else "string"
     return {
         "name": name,
         "in": where,
         "required": required,
         "description": doc.description if isinstance(doc, Field) else doc,
-        "schema": {"type": kind} | ({"minimum": 0} if kind == "integer" else {}),
+        "schema": _param_schema(name, where, doc),
     }
+
+
+def _param_schema(name: str, where: str, doc: str | Field) -> dict[str, Any]:
+    """A query integer with the bounds `query_int` checks (past them: 400), a path id with the
+    form `ids.check_url_ids` checks (else: 404), any other parameter a string."""
+    if isinstance(doc, Field) and doc.type == "integer":
+        most = QUERY_INT_MAX if doc.maximum is None else doc.maximum
+        return {"type": "integer", "minimum": doc.minimum, "maximum": most}
+    if isinstance(doc, Field):
+        return {"type": doc.type}
+    if where == "path" and name in URL_IDS:
+        return {"type": "string", "pattern": f"^{URL_IDS[name][1].pattern}$"}
+    return {"type": "string"}

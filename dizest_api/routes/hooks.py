@@ -22,7 +22,7 @@ from dizest_api.automation.hooks import Hook, HookNotFound, check_url
 from dizest_api.automation.service import automation
 from dizest_api.automation.triggers import Trigger, TriggerNotFound
 from dizest_api.data.accounts import UserNotFound
-from dizest_api.endpoint import Field, endpoint, json_body, json_value, query_int
+from dizest_api.endpoint import Field, endpoint, json_body, json_value, query_number
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.routes.files import user_drive
 from dizest_api.routes.health import require_worker
@@ -39,7 +39,8 @@ NEW_HOOK = {
     "workflow_id": Field("string", description="only this workflow's runs (default: all yours)"),
 }
 NEW_TRIGGER = {"rate_per_min": Field("integer", description="calls allowed per minute")}
-LOG = {"limit": Field("integer", description="delivery records (1 to 100, default 20)")}
+LOG = {"limit": Field("integer", description="delivery records (1 to 100, default 20)",
+                      minimum=1, maximum=100)}  # fmt: skip
 TRIGGER_SCOPES = frozenset({"read", "run"})
 
 
@@ -82,7 +83,7 @@ def list_hooks() -> Response:
           responses={200: "HookDeliveries"})  # fmt: skip
 def get_hook(hook_id: str) -> Response:
     hook = open_hook(hook_id)
-    deliveries = automation().hooks.deliveries(hook_id, query_int("limit", 20, 1, 100))
+    deliveries = automation().hooks.deliveries(hook_id, query_number("limit", 20, LOG["limit"]))
     return jsonify({**hook.to_dict(), "deliveries": deliveries})
 
 

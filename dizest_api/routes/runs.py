@@ -30,7 +30,7 @@ from dizest_api import handover
 from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
 from dizest_api.data.run_index import RunIndex, run_status
-from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_int
+from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_number
 from dizest_api.errors import ApiError, BadInput, NotFound
 from dizest_api.event_hub import Held, hub_for
 from dizest_api.masking import masked
@@ -200,7 +200,8 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
           query={**RUN_FILTERS, "offset": OFFSET, "limit": LIMIT},
           responses={200: page_of("Run")})  # fmt: skip
 def list_runs() -> Response:
-    principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
+    principal = current()
+    offset, limit = query_number("offset", 0, OFFSET), query_number("limit", 50, LIMIT)
     wanted = {k: request.args[k] for k in RUN_FILTERS if request.args.get(k)}
     statuses = [str(s) for s in RunStatus]
     if wanted.get("status", statuses[0]) not in statuses:  # a typo would list nothing, silently

@@ -17,7 +17,7 @@ from dizest_api.auth import current
 from dizest_api.automation.schedules import Schedule, ScheduleNotFound
 from dizest_api.automation.service import automation
 from dizest_api.data.library import WorkflowNotFound
-from dizest_api.endpoint import Field, endpoint, json_body, query_int
+from dizest_api.endpoint import Field, endpoint, json_body, query_number
 from dizest_api.errors import NotFound
 from dizest_api.masking import masked_joined
 from dizest_api.routes.runs import OPTIONS_HELP
@@ -38,7 +38,8 @@ FIELDS = {
     "catchup": Field("string", description="a tick missed while no beat ran: once | skip"),
 }
 NEW = {**FIELDS, "cron": Field("string", True, description=FIELDS["cron"].description)}
-HISTORY = {"limit": Field("integer", description="history records (1 to 100, default 20)")}
+HISTORY = {"limit": Field("integer", description="history records (1 to 100, default 20)",
+                          minimum=1, maximum=100)}  # fmt: skip
 
 
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def list_schedules() -> Response:
           responses={200: "ScheduleHistory"})  # fmt: skip
 def get_schedule(sid: str) -> Response:
     sched = open_schedule(sid, workflow_owner=True)
-    history = automation().schedules.history(sid, query_int("limit", 20, 1, 100))
+    history = automation().schedules.history(sid, query_number("limit", 20, HISTORY["limit"]))
     return jsonify({**_out(sched), "history": history})
 
 

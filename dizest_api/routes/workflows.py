@@ -23,7 +23,7 @@ from dizest_api.auth import current
 from dizest_api.automation.service import automation, drop_made_by
 from dizest_api.data.accounts import UserNotFound
 from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
-from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_int
+from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_number
 from dizest_api.errors import BadInput, Forbidden, NotFound
 from dizest_api.routes.files import workflow_body
 from dizest_api.schemas import ERR, Body, page_of
@@ -47,7 +47,8 @@ REPLACE = {
 }
 CHECK = {"package": Field("object", True, description="the .dwp object to check")}
 GRANTS = {"grants": Field("object", True, description="username -> viewer|runner|editor")}
-VERSION = {"version": Field("integer", description="a version number (default: the latest)")}
+VERSION = {"version": Field("integer", description="a version number (default: the latest)",
+                          minimum=1)}  # fmt: skip
 
 
 OWNER_RIGHTS = ("read", "run", "write", "share", "delete")
@@ -102,7 +103,8 @@ def made_while_allowed(wf_id: str, right: str, undo: Callable[[], None]) -> None
           query={"title": "title substring", "offset": OFFSET, "limit": LIMIT},
           responses={200: page_of("Workflow")})  # fmt: skip
 def list_workflows() -> Response:
-    principal, offset, limit = current(), query_int("offset", 0), query_int("limit", 50, 1, 200)
+    principal = current()
+    offset, limit = query_number("offset", 0, OFFSET), query_number("limit", 50, LIMIT)
     owner = None if principal.is_admin else principal.username
     page = services().library.visible(owner, request.args.get("title", ""), offset, limit)
     items = [wf.to_dict() for wf in page.items]
@@ -222,7 +224,7 @@ def set_grants(wf_id: str) -> Response:
 
 
 def _version(wf: StoredWorkflow) -> tuple[StoredWorkflow, int, object]:
-    version = query_int("version", wf.version, 1)
+    version = query_number("version", wf.version, VERSION["version"])
     try:
         return services().library.package(wf.id, version)
     except WorkflowNotFound as exc:

@@ -3,10 +3,11 @@ probes of what it cannot generate): each case here on a real worker and real HTT
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.api.test_conformance import V1, Checked
-from tests.api.test_runs import Live
+from tests.api.test_runs import Live, create_workflow
 from tests.api.test_runs import live as live  # the fixture
 from tests.conftest import package
 
@@ -78,3 +79,25 @@ def test_an_api_functions_json_answer_is_what_the_document_declares(live: Live) 
     template = f"{V1}/runs/{{run_id}}/flows/{{flow_id}}/api/{{name}}"
     assert call("POST", template, 200, params={**where, "name": "ping"}).json == {"pong": 1}
     assert call("POST", template, 200, params={**where, "name": "text"}).data == b"hi"
+
+
+def test_query_bounds_and_path_ids_are_the_ones_the_document_gives(live: Live) -> None:
+    """The document gave every query integer `minimum: 0` and no maximum, and path ids no form:
+    `limit=0` or `version=0` (valid by the document) were 400, and the fuzzer spent its cases
+    on ids that could only be 404."""
+    alice = live.user("alice")
+    doc = live.http.get(f"{V1}/openapi.json").json
+    for path in ("/runs", "/workflows"):
+        params = {p["name"]: p for p in doc["paths"][V1 + path]["get"]["parameters"]}
+        for name in ("offset", "limit"):
+            low, high = params[name]["schema"]["minimum"], params[name]["schema"]["maximum"]
+            for value, status in ((low, 200), (high, 200), (low - 1, 400), (high + 1, 400)):
+                got = live.call("GET", f"{path}?{name}={value}", alice)
+                assert got.status_code == status, (path, name, value, got.json)
+    wf_id = create_workflow(live, alice, package({"s": {"code": "v = 1"}}, {"a": {"app": "s"}}))
+    one = doc["paths"][f"{V1}/workflows/{{wf_id}}"]["get"]["parameters"]
+    form = next(p["schema"]["pattern"] for p in one if p["name"] == "wf_id")
+    assert re.fullmatch(form, wf_id)
+    low = next(p["schema"]["minimum"] for p in one if p["name"] == "version")
+    assert live.call("GET", f"/workflows/{wf_id}?version={low}", alice).status_code == 200
+    assert live.call("GET", f"/workflows/{wf_id}?version={low - 1}", alice).status_code == 400
