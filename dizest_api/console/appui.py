@@ -188,10 +188,13 @@ def document(run_id: str, flow_id: str, app_raw: dict[str, Any]) -> str:
 @endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/ui",
           "The flow's app UI (html, js, css) as a sandboxed page for the run view",
           responses={200: Body("text/html", {"type": "string"}, "the app's page"),
-                     403: Body({"application/json": "Error", "text/html": {"type": "string"}},
+                     401: Body("text/html", {"type": "string"}, "no credentials, or they "
+                               "ended: a page saying so (every error here is a page, for the "
+                               "run page's frame)"),
+                     403: Body("text/html", {"type": "string"},
                                description="not asked for as a frame of the console "
                                "(`Sec-Fetch-Dest: iframe`, `Sec-Fetch-Site: same-origin`): the "
-                               "console's page (HTML); or a token without the read scope"),
+                               "console's page; or a token without the read scope"),
                      404: Body("text/html", {"type": "string"}, "no such run or flow, or an "
                                "app without a UI: a page saying so, for the run page's frame")})  # fmt: skip
 def app_ui(run_id: str, flow_id: str) -> Response:

@@ -101,3 +101,18 @@ def test_query_bounds_and_path_ids_are_the_ones_the_document_gives(live: Live) -
     low = next(p["schema"]["minimum"] for p in one if p["name"] == "version")
     assert live.call("GET", f"/workflows/{wf_id}?version={low}", alice).status_code == 200
     assert live.call("GET", f"/workflows/{wf_id}?version={low - 1}", alice).status_code == 400
+
+
+def test_an_app_ui_refused_is_a_page_as_the_document_says(live: Live) -> None:
+    """Every error of an app's UI route is a page for the run page's frame: the document gave
+    its 401 (no or ended credentials) and a 403 (a token without the read scope) as JSON."""
+    alice = live.user("alice")
+    run = submit(live, alice, package({"s": {"code": "v = 1"}}, {"a": {"app": "s"}}))
+    where = {"run_id": run["run_id"], "flow_id": "a"}
+    frame = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"}
+    template = "/runs/{run_id}/flows/{flow_id}/ui"
+    for headers, status in (({}, 401), (live.user("alice", scopes=("run",)), 403)):
+        call = Checked(live, headers)
+        refused = call("GET", template, status, params=where, headers=frame)
+        declared = call.document["paths"][template]["get"]["responses"][str(status)]["content"]
+        assert refused.mimetype == "text/html" and list(declared) == ["text/html"], declared
