@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, Response, g, request
 from flask.blueprints import BlueprintSetupState
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
+from wsproto.events import RejectConnection
+from wsproto.utilities import RemoteProtocolError
 
 from dizest_api.auth import current
 from dizest_api.endpoint import Spec
-from dizest_api.errors import Forbidden
+from dizest_api.errors import Forbidden, error_response
 from dizest_api.event_hub import Held
 from dizest_api.routes.runs import AFTER, follow_run
 from dizest_api.schemas import ERR, WEBSOCKET
@@ -56,6 +58,20 @@ def _release_socket(_exc: BaseException | None) -> None:
         events.close()
 
 
+@bp.errorhandler(RemoteProtocolError)
+def _bad_handshake(exc: RemoteProtocolError) -> Response:
+    """A handshake wsproto refuses (no Sec-WebSocket-Key, a version other than 13, no Host...)
+    raised out of flask-sock before anything was sent: it was a 500. Now the status wsproto
+    gives it (400; 426 with the version it speaks), with a JSON body."""
+    hint = exc.event_hint
+    status = hint.status_code if isinstance(hint, RejectConnection) else 400
+    response = error_response(status, "bad_handshake", f"WebSocket handshake refused: {exc}")
+    if isinstance(hint, RejectConnection):
+        for name, value in hint.headers:
+            response.headers[name.decode("latin-1")] = value.decode("latin-1")
+    return response
+
+
 def _check_origin() -> None:
     """A cookie-authenticated socket only from this server's own origin (its Host) or one of
     `allowed_origins`: browsers send the cookie with a cross-site WebSocket handshake too, and
@@ -86,7 +102,7 @@ def _with_spec(spec: Spec) -> Callable[[Callable[..., Any]], Callable[..., Any]]
         "GET",
         "Live events over a WebSocket (resume with ?after=)",
         query=AFTER,
-        responses={101: None, 400: ERR, 429: ERR, 503: ERR},
+        responses={101: None, 400: ERR, 426: ERR, 429: ERR, 503: ERR},
         description=WEBSOCKET,
     )
 )

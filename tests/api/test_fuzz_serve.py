@@ -3,7 +3,11 @@ probes of what it cannot generate): each case here on a real worker and real HTT
 
 from __future__ import annotations
 
+import base64
+import http.client
+import json
 import re
+import socket
 from typing import Any
 
 from tests.api.test_conformance import V1, Checked
@@ -116,3 +120,30 @@ def test_an_app_ui_refused_is_a_page_as_the_document_says(live: Live) -> None:
         refused = call("GET", template, status, params=where, headers=frame)
         declared = call.document["paths"][template]["get"]["responses"][str(status)]["content"]
         assert refused.mimetype == "text/html" and list(declared) == ["text/html"], declared
+
+
+def handshake(base_url: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+    """(status, headers, JSON body) of a WebSocket handshake with exactly `headers`."""
+    host, port = base_url.split("://", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close, Upgrade"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = http.client.HTTPResponse(conn)
+        answer.begin()
+        return answer.status, dict(answer.getheaders()), json.loads(answer.read())
+
+
+def test_a_websocket_handshake_wsproto_refuses_is_a_4xx_with_json(live: Live) -> None:
+    """A handshake without Sec-WebSocket-Key, or of another version than 13, raised out of
+    flask-sock (wsproto's RemoteProtocolError): a 500."""
+    alice = live.user("alice")
+    run = submit(live, alice, package({"s": {"code": "v = 1"}}, {"a": {"app": "s"}}))
+    path = f"{V1}/runs/{run['run_id']}/ws"
+    sent = {**alice, "Upgrade": "websocket"}
+    key = {"Sec-WebSocket-Key": base64.b64encode(b"k" * 16).decode()}
+    status, _, body = handshake(live.base_url, path, {**sent, "Sec-WebSocket-Version": "13"})
+    assert (status, body["error"]["code"]) == (400, "bad_handshake"), body
+    status, headers, body = handshake(live.base_url, path, {**sent, **key, "Sec-WebSocket-Version": "8"})  # fmt: skip
+    assert (status, body["error"]["code"]) == (426, "bad_handshake"), body
+    assert headers["Sec-WebSocket-Version"] == "13"
