@@ -31,7 +31,7 @@ from dizest_core.options import Bounds, for_flow, run_problems
 from dizest_core.options import validate as validate_options
 from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
-from dizest_core.report import ReportBuilder, iso
+from dizest_core.report import iso
 from dizest_core.runner import new_run_id
 from dizest_core.workflow import join_inputs, split_inputs
 from dizest_worker.apicalls import DEFAULT_TIMEOUT_S as CALL_TIMEOUT_S  # noqa: F401 (door)
@@ -52,6 +52,7 @@ from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
 from dizest_worker.quota import RunsQuota as RunsQuota
 from dizest_worker.quota import quota_error as quota_error
 from dizest_worker.redis_store import RedisStore
+from dizest_worker.reports import Reports, Source
 from dizest_worker.settings import WorkerSettings as WorkerSettings
 from dizest_worker.state import RedisRuns
 
@@ -61,9 +62,6 @@ if TYPE_CHECKING:
 # The service (dizest_api) reaches the cluster through this module only, plus key names
 # (tests/test_imports.py): what it needs of the worker package besides Client (the settings,
 # the Redis factory, liveness, a Celery app with the broker fix) is re-exported or wrapped here.
-
-
-REPORT_BATCH = 256  # events read at once for a report: each may hold a 1 MB log line
 
 
 class RunNotFound(DizestError, LookupError):
@@ -123,6 +121,7 @@ class Client:
         self.app = celery_app or create_celery(self.settings)
         self._enqueue = make_enqueue(self.app)
         self.plugins = plugins or PluginRegistry.discover(self.settings.engine.plugin_paths)
+        self.reports = Reports(self.settings.engine.max_log_entries)  # folds of runs read lately
 
     def submit(
         self,
@@ -294,26 +293,14 @@ class Client:
         durations from the run's state, which is authoritative; logs and results from its
         event stream, which is capped, so the oldest of them may be gone."""
         record = self._record(run_id)
-        snapshot = self.runs.snapshot(run_id) or {"flow": {}}
-        builder = ReportBuilder(
-            run_id, snapshot.get("flow", {}), self.settings.engine.max_log_entries
+        runs = self.runs
+        source = Source(
+            flow_ids=lambda: (runs.snapshot(run_id) or {}).get("flow", {}),
+            events=lambda after, n: runs.events(run_id, after, count=n),
+            states=lambda flows: runs.flow_states(run_id, flows),
+            previews=lambda flows: self.store.previews_of(run_id, flows),
         )
-        for event in self._all_events(run_id):
-            builder.apply(event)
-        for flow_id, state in self.runs.flow_states(run_id, list(builder.flows)).items():
-            builder.flows[flow_id].update(state)
-        previews = self.store.previews_of(run_id, list(builder.flows))
-        report = builder.report(previews.__getitem__)
-        return report | _run_times(record)
-
-    def _all_events(self, run_id: str) -> Iterator[Event]:
-        after = None
-        while True:  # small batches: an event may hold a 1 MB line, and the report keeps less
-            batch = self.runs.events(run_id, after, count=REPORT_BATCH)
-            yield from batch
-            if len(batch) < REPORT_BATCH:
-                return
-            after = batch[-1].id
+        return self.reports.report(run_id, source) | _run_times(record)
 
     def events(
         self, run_id: str, after: str | None = None, block_ms: int = 1000
