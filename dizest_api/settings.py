@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,12 +18,18 @@ from pathlib import Path
 
 from dizest_api.data.library_quota import LibraryLimits
 from dizest_core import envconfig
-from dizest_core.envconfig import at_least
+from dizest_core.envconfig import at_least, matching
 from dizest_core.errors import ConfigError
 from dizest_core.settings import MAX_SECONDS
 from dizest_worker.client import WorkerSettings
 
 MIB = 1024 * 1024
+# well-known public CDNs: none of them lets a package's author read who asked for what
+UI_CDN_HOSTS = ("cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}"
+# a host name, or *. and a name of two labels at least (never a whole top-level domain); a port
+CDN_HOST = re.compile(rf"(?:\*\.{_LABEL}(?:\.{_LABEL})+|{_LABEL}(?:\.{_LABEL})*)(?::(?:{_PORT}))?")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,16 @@ class ApiSettings:
     # Origins besides the server's own whose pages may open a cookie-authenticated WebSocket
     # (DIZEST_ALLOWED_ORIGINS, comma-separated, e.g. https://console.example.com)
     allowed_origins: tuple[str, ...] = field(default=(), metadata=envconfig.spec(trim="/"))
+    # Hosts an app's UI may load its `cdn` scripts and styles from (dizest_api.console.cdn_hosts;
+    # DIZEST_UI_CDN_HOSTS, comma-separated: a name, or *.example.org for the names under it; a
+    # :port for another than 443); `none`: no host, the UI's own inline code only
+    ui_cdn_hosts: tuple[str, ...] = field(
+        default=UI_CDN_HOSTS,
+        metadata={
+            **envconfig.spec(empty="none"),
+            **matching(CDN_HOST, "host names (cdn.example.org, *.example.org, host:port) or none"),
+        },
+    )
     worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:

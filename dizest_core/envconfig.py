@@ -10,8 +10,9 @@ None for an `X | None` field (that is how `to_env` writes None) and no items for
 default has none; for any other field it is a ConfigError, never a silent default.
 
 What a field allows is declared once, next to it, in its metadata (`at_least`, `above`, `one_of`,
-`matching`) and checked by `check`, which each settings class calls first in `__post_init__`: a
-value outside is a ConfigError naming the variable and what it allows. Every number declares its
+`matching`; for a tuple, what each item allows) and checked by `check`, which each settings
+class calls first in `__post_init__`: a value outside is a ConfigError naming the variable and
+what it allows. Every number declares its
 range (an int at most INT_MAX), so none reaches Redis or a system call it does not fit.
 """
 
@@ -106,14 +107,18 @@ def matching(pattern: re.Pattern[str], described: str) -> dict[str, Any]:
 
 def check(settings: object) -> None:
     """Every field of `settings` that declares what it allows holds such a value (None, for an
-    `X | None`, always does); else a ConfigError naming its variable and what it allows."""
+    `X | None`, always does; a tuple, such items); else a ConfigError naming its variable and
+    what it allows."""
     for field, hint in _fields(type(settings)):
         allowed = field.metadata.get("allowed")
         if allowed is None and _number(hint):
             raise TypeError(f"{field.name}: a number must declare its range (at_least, above)")
         value = getattr(settings, field.name)
-        if allowed is not None and value is not None and value not in allowed:
-            raise ConfigError(f"{env_name(field.name)} must be {allowed}, not {value!r}")
+        if allowed is None or value is None:
+            continue
+        for item in value if isinstance(value, tuple) else (value,):  # a list: each of its items
+            if item not in allowed:
+                raise ConfigError(f"{env_name(field.name)} must be {allowed}, not {item!r}")
 
 
 def spec(*, sep: str = ",", empty: str | None = None, path: bool = False, trim: str = "") -> dict:

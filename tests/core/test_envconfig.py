@@ -56,9 +56,10 @@ def _value(field: dataclasses.Field[Any], hint: Any) -> st.SearchStrategy[Any]:
     if dataclasses.is_dataclass(hint):
         return instances(typing.cast(type, hint))
     opts, allowed = field.metadata.get("env", {}), field.metadata.get("allowed")
-    if isinstance(allowed, envconfig.OneOf):
+    listed = typing.get_origin(hint) is tuple
+    if isinstance(allowed, envconfig.OneOf) and not listed:
         return st.sampled_from(allowed.values)
-    if isinstance(allowed, envconfig.Matching):
+    if isinstance(allowed, envconfig.Matching) and not listed:
         return st.from_regex(allowed.pattern, fullmatch=True)
     if hint is bool:
         return st.booleans()
@@ -71,8 +72,12 @@ def _value(field: dataclasses.Field[Any], hint: Any) -> st.SearchStrategy[Any]:
     if hint is str:
         return PATH if opts.get("path") else st.text(st.characters(min_codepoint=32), min_size=1)
     item = PATH if opts.get("path") else WORD
-    sep, trim = opts.get("sep", ","), opts.get("trim", "")
-    item = item.filter(lambda text: sep not in text and not text.endswith(trim or "\0"))
+    if isinstance(allowed, envconfig.Matching):  # a list whose items are checked each
+        item = st.from_regex(allowed.pattern, fullmatch=True)
+    sep, trim, empty = opts.get("sep", ","), opts.get("trim", ""), opts.get("empty")
+    item = item.filter(
+        lambda text: sep not in text and not text.endswith(trim or "\0") and text != empty
+    )
     empty_ok = opts.get("empty") is not None or envconfig._read_back(field, hint, "") == ()
     return st.lists(item, min_size=0 if empty_ok else 1, max_size=4).map(tuple)
 
@@ -170,6 +175,11 @@ def test_a_malformed_variable_is_named(env: dict[str, str], message: str) -> Non
         ({"DIZEST_QUEUE": " "}, "DIZEST_QUEUE must be a queue name (1-100 of A-Z a-z 0-9 _ . @ -"),
         ({"DIZEST_QUEUE": "x.automation"}, "DIZEST_QUEUE must be a queue name"),  # beat's own
         ({"DIZEST_WORKER_NAME": " "}, "DIZEST_WORKER_NAME must be 1-255 visible ASCII characters"),
+        # each item of a list is checked: a wildcard over a whole top-level domain, a URL
+        ({"DIZEST_UI_CDN_HOSTS": "unpkg.com,*.org"}, "DIZEST_UI_CDN_HOSTS must be host names"),
+        ({"DIZEST_UI_CDN_HOSTS": "https://x.org"}, "or none, not 'https://x.org'"),
+        ({"DIZEST_UI_CDN_HOSTS": "x.org:65536"}, "DIZEST_UI_CDN_HOSTS must be host names"),
+        ({"DIZEST_UI_CDN_HOSTS": "*"}, "DIZEST_UI_CDN_HOSTS must be host names"),
     ],
 )
 def test_a_value_out_of_its_range_is_refused_naming_the_variable(
@@ -217,6 +227,7 @@ def test_an_empty_variable_is_refused_unless_it_means_none() -> None:
         "DIZEST_PLUGIN_PATHS": "DIZEST_PLUGIN_PATHS is empty",  # its default has items
         "DIZEST_SANDBOX_REQUIRE": "DIZEST_SANDBOX_REQUIRE is empty: give it a value ('none' for",
         "DIZEST_SECRET_KEY": "DIZEST_SECRET_KEY is empty",
+        "DIZEST_UI_CDN_HOSTS": "DIZEST_UI_CDN_HOSTS is empty: give it a value ('none' for none)",
     }
     for name, message in refused.items():
         with pytest.raises(ConfigError, match=re.escape(message)):
@@ -237,8 +248,17 @@ def test_lists_read_as_they_always_have() -> None:
             "DIZEST_PLUGIN_PATHS": f"/p1{os.pathsep}{os.pathsep}/p2",
             "DIZEST_FLOW_ENV": "HF_*, WANDB_MODE",
             "DIZEST_COOKIE_SECURE": "Yes",
+            "DIZEST_UI_CDN_HOSTS": " *.Example.org, 127.0.0.1:8443 ",
         }
     )
+    assert got.ui_cdn_hosts == ("*.Example.org", "127.0.0.1:8443")
+    assert ApiSettings.from_env({"DIZEST_SECRET_KEY": "k" * 16}).ui_cdn_hosts == (
+        "cdn.jsdelivr.net",
+        "unpkg.com",
+        "cdnjs.cloudflare.com",
+    )
+    no_host = ApiSettings.from_env({"DIZEST_SECRET_KEY": "k" * 16, "DIZEST_UI_CDN_HOSTS": "none"})
+    assert no_host.ui_cdn_hosts == ()
     assert got.allowed_origins == ("https://a.example", "https://b.example")
     assert got.worker.engine.sandbox_require == ()
     assert got.worker.engine.plugin_paths == ("/p1", "/p2")
@@ -254,5 +274,5 @@ def test_every_variable_is_named_once() -> None:
         *envconfig.names(AutomationSettings),
         *envconfig.names(GunicornSettings),
     ]
-    assert len(names) == len(set(names)) == 92
+    assert len(names) == len(set(names)) == 93
     assert {"DIZEST_SANDBOX_REQUIRE", "DIZEST_REDIS_URL", "DIZEST_SECRET_KEY"} <= set(names)
