@@ -7,6 +7,7 @@ out); 2 the workflow is invalid or the command line is wrong.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -123,6 +124,12 @@ def run(
         settings = replace(settings, cache_dir=".dizest/cache")
     if preload:
         settings = replace(settings, preload=tuple(m.strip() for m in preload.split(",") if m))
+    if settings.sandbox == "on" and os.geteuid() == 0:  # cgroup v2: as a worker does
+        from dizest_core.cgroups import delegate
+
+        done = delegate()
+        if done.startswith("not delegated"):
+            echo(f"dizest run: cgroup v2 {done}; flows get no cgroup", err=True)
     registry = PluginRegistry.discover(settings.plugin_paths)
     zygote_handle.prestart(*zygote_handle.local_args(settings, registry.renderer_files()))
     values = parse_inputs(inputs)

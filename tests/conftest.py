@@ -68,6 +68,16 @@ def lock_free(path: Path) -> bool:
         return True
 
 
+@pytest.fixture(scope="session", autouse=True)
+def flow_cgroups() -> None:
+    """As root on cgroup v2, this process makes its flows' groups beside it, as a worker and
+    `dizest run` do (`cgroups.delegate`): the sandbox tests then run the v2 path; v1: nothing."""
+    if os.geteuid() == 0:
+        from dizest_core.cgroups import delegate
+
+        delegate()
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_processes() -> Iterator[None]:
     before = child_pids()
