@@ -23,7 +23,7 @@ from dizest_core.events import Event
 from dizest_core.model import Package
 
 if TYPE_CHECKING:
-    from dizest_api.client import Client, InvalidWorkflow
+    from dizest_api.client import Client, InvalidRequest
 
 
 def _final_outputs(package: Package) -> dict[str, list[str]]:
@@ -52,7 +52,7 @@ def problem_text(problem: dict[str, Any]) -> str:
     return f"{message} ({where})" if where else message
 
 
-def refused(name: str, exc: InvalidWorkflow) -> NoReturn:
+def refused(name: str, exc: InvalidRequest) -> NoReturn:
     """Print the server's 422 for the workflow `name`, a line per problem, and exit 2."""
     echo(f"{name}: invalid: {exc.message}", err=True)
     for problem in exc.problems:
@@ -88,7 +88,7 @@ def submit(
     """Submit WORKFLOW (.dwp) to a dizest server (the one of `dizest login`, or --server with
     DIZEST_TOKEN). A flow's own `"dizest"` options come before the run's; the server refuses
     what goes beyond its bounds."""
-    from dizest_api.client import ApiError, InvalidWorkflow
+    from dizest_api.client import ApiError, InvalidRequest
 
     client = connect(server, profile)
     values = parse_inputs(inputs)
@@ -107,7 +107,7 @@ def submit(
             run_id = client.submit_files(body, attached_files(attach))["run_id"]
         else:
             run_id = client.submit(raw, values, list(flows) or None, options)
-    except InvalidWorkflow as exc:
+    except InvalidRequest as exc:
         refused(workflow, exc)
     except ApiError as exc:
         raise Failure(str(exc)) from None

@@ -75,7 +75,7 @@ def push(
     as_json: bool,
 ) -> None:
     """Store the .dwp at PATH on the server; prints the workflow id."""
-    from dizest_api.client import InvalidWorkflow
+    from dizest_api.client import InvalidRequest
     from dizest_cli.remote import refused
 
     try:
@@ -90,7 +90,7 @@ def push(
     with api_errors(client.server):
         try:
             stored = client.push_workflow(package, title, workflow_id)
-        except InvalidWorkflow as exc:
+        except InvalidRequest as exc:
             refused(path, exc)
     if as_json:
         print_json(stored)
@@ -154,7 +154,7 @@ def run_stored(
     as_json: bool,
 ) -> None:
     """Run a stored workflow on the server; prints the run id (exit codes as `dizest submit`)."""
-    from dizest_api.client import InvalidWorkflow
+    from dizest_api.client import InvalidRequest
     from dizest_cli.remote import follow_run, refused
     from dizest_core import dwp
 
@@ -165,7 +165,7 @@ def run_stored(
             run_id = client.submit_workflow(
                 workflow_id, version, values, list(flows) or None, options
             )
-        except InvalidWorkflow as exc:
+        except InvalidRequest as exc:
             refused(workflow_id, exc)
         if not wait:
             print_started(run_id, as_json)

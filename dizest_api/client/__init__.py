@@ -4,8 +4,11 @@
     run_id = client.submit("report.dwp", inputs={"n": 3})
     report = client.wait(run_id)
 
-Errors come back as `ApiError` subclasses: `Unauthorized` (401), `NotFoundError` (404),
-`InvalidWorkflow` (422, with `.problems`), `TooManyRuns` (429), `ServerError` (5xx).
+Errors come back as `ApiError` subclasses chosen by the answer's error `code` (the tree is in
+`dizest_api.client.errors`): `Unauthorized` (401), `NotFoundError` (404), `InvalidRequest` (422,
+with `.problems`: `InvalidWorkflow`, `InvalidOptions`, `InvalidInput`, `InvalidSchedule`,
+`InvalidUrl`, ...), `QuotaExceeded`, `Throttled` (429: `TooManyRuns`, `RateLimited`),
+`ServerError` (5xx).
 The calls live in one module per area (runs, files, automation), mixed into `Client`.
 """
 
@@ -14,9 +17,19 @@ from __future__ import annotations
 from dizest_api.client.automation import AutomationMixin
 from dizest_api.client.errors import (
     ApiError,
+    InvalidInput,
+    InvalidOptions,
+    InvalidPackageOptions,
+    InvalidRequest,
+    InvalidRun,
+    InvalidSchedule,
+    InvalidUrl,
     InvalidWorkflow,
     NotFoundError,
+    QuotaExceeded,
+    RateLimited,
     ServerError,
+    Throttled,
     TooManyRuns,
     Unauthorized,
 )
@@ -33,9 +46,19 @@ __all__ = [
     "RUN_FINAL",
     "ApiError",
     "Client",
+    "InvalidInput",
+    "InvalidOptions",
+    "InvalidPackageOptions",
+    "InvalidRequest",
+    "InvalidRun",
+    "InvalidSchedule",
+    "InvalidUrl",
     "InvalidWorkflow",
     "NotFoundError",
+    "QuotaExceeded",
+    "RateLimited",
     "ServerError",
+    "Throttled",
     "TooManyRuns",
     "Unauthorized",
 ]

@@ -1,4 +1,23 @@
-"""Errors of the HTTP client: one ApiError subclass per kind of answer."""
+"""Errors of the HTTP client: one ApiError subclass per kind of answer, chosen by the error
+body's `code` (`dizest_api.errors` and docs/api.md list the codes) and, failing that, the status.
+
+    ApiError
+    ├── Unauthorized              401
+    ├── NotFoundError             404
+    ├── QuotaExceeded             quota_* (413 or 422): free room first
+    ├── InvalidRequest            422: fix the request; `.problems` lists what is wrong
+    │   ├── InvalidWorkflow       invalid_workflow, package_* (the package is over a limit)
+    │   ├── InvalidOptions        invalid_options, option_* (the run's options)
+    │   │   └── InvalidPackageOptions  (also InvalidWorkflow) a package's "dizest" options
+    │   ├── InvalidInput          input_* (a run input too deep, too large, ...)
+    │   ├── InvalidRun            invalid_run
+    │   ├── InvalidSchedule       invalid_schedule
+    │   └── InvalidUrl            invalid_url (a webhook's)
+    ├── Throttled                 429: retry after `.retry_after` (seconds, when known)
+    │   ├── TooManyRuns           too_many_runs (your unfinished runs are at the limit)
+    │   └── RateLimited           rate_limited (a trigger called past its rate)
+    └── ServerError               5xx
+"""
 
 from __future__ import annotations
 
@@ -25,8 +44,12 @@ class NotFoundError(ApiError):
     """404: no such run or workflow (or not visible to this token)."""
 
 
-class InvalidWorkflow(ApiError):
-    """422: the workflow (or the run request) is invalid; `.problems` lists every problem."""
+class QuotaExceeded(ApiError):
+    """413 or 422 with a `quota_*` code: what you hold is at a limit (`.details` says which)."""
+
+
+class InvalidRequest(ApiError):
+    """422: the request cannot be done as given; `.problems` lists every problem."""
 
     @property
     def problems(self) -> list[dict[str, Any]]:
@@ -35,19 +58,94 @@ class InvalidWorkflow(ApiError):
         return [{"message": self.message}]
 
 
-class TooManyRuns(ApiError):
-    """429: too many unfinished runs (or too many attempts)."""
+class InvalidWorkflow(InvalidRequest):
+    """422 `invalid_workflow`: the package is invalid (or over a limit: `package_*`)."""
+
+
+class InvalidOptions(InvalidRequest):
+    """422 `invalid_options` (or `option_*`): run options with bad or out-of-bounds values."""
+
+
+class InvalidPackageOptions(InvalidOptions, InvalidWorkflow):
+    """422 `invalid_options` naming a flow's or an app's `"dizest"` options: the package is
+    what is wrong (an InvalidWorkflow too)."""
+
+
+class InvalidInput(InvalidRequest):
+    """422 `input_*`: a run input too deep, too large or not JSON."""
+
+
+class InvalidRun(InvalidRequest):
+    """422 `invalid_run`: the run cannot start as asked."""
+
+
+class InvalidSchedule(InvalidRequest):
+    """422 `invalid_schedule`: a bad cron, time zone or catch-up rule."""
+
+
+class InvalidUrl(InvalidRequest):
+    """422 `invalid_url`: a webhook URL the server refuses."""
+
+
+class Throttled(ApiError):
+    """429: too many of something at once; retry after `retry_after` seconds (None: unknown)."""
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.details.get("retry_after") if isinstance(self.details, dict) else None
+        return float(value) if isinstance(value, int | float) else None
+
+
+class TooManyRuns(Throttled):
+    """429 `too_many_runs`: you have the most unfinished runs allowed."""
+
+
+class RateLimited(Throttled):
+    """429 `rate_limited`: a trigger was called more often than its rate allows."""
 
 
 class ServerError(ApiError):
     """5xx: the server failed."""
 
 
-def _error_class(status: int) -> type[ApiError]:
+CODES: dict[str, type[ApiError]] = {
+    "invalid_workflow": InvalidWorkflow,
+    "invalid_options": InvalidOptions,
+    "invalid_run": InvalidRun,
+    "invalid_schedule": InvalidSchedule,
+    "invalid_url": InvalidUrl,
+    "too_many_runs": TooManyRuns,
+    "rate_limited": RateLimited,
+}
+PREFIXES: dict[str, type[ApiError]] = {  # codes made of a limit's kind and what broke
+    "quota_": QuotaExceeded,
+    "input_": InvalidInput,
+    "option_": InvalidOptions,
+    "package_": InvalidWorkflow,
+}
+STATUSES: dict[int, type[ApiError]] = {
+    401: Unauthorized,
+    404: NotFoundError,
+    422: InvalidRequest,
+    429: Throttled,
+}
+
+
+def _error_class(status: int, code: str = "", details: Any = None) -> type[ApiError]:
     if status >= 500:
         return ServerError
-    return {401: Unauthorized, 404: NotFoundError, 422: InvalidWorkflow, 429: TooManyRuns}.get(
-        status, ApiError
+    found = CODES.get(code) or next(
+        (cls for prefix, cls in PREFIXES.items() if code.startswith(prefix)), None
+    )
+    if found is InvalidOptions and _about_package(details):
+        return InvalidPackageOptions
+    return found or STATUSES.get(status, ApiError)
+
+
+def _about_package(details: Any) -> bool:
+    """Whether an invalid_options answer names a flow's or app's `"dizest"` options."""
+    return isinstance(details, list) and any(
+        isinstance(p, dict) and str(p.get("field") or "").startswith("dizest") for p in details
     )
 
 
@@ -62,4 +160,4 @@ def _error(status: int, raw: bytes) -> ApiError:
         code = str(err.get("code") or code)
         message = str(err.get("message") or "")
         details = err.get("details")
-    return _error_class(status)(status, code, message, details)
+    return _error_class(status, code, details)(status, code, message, details)

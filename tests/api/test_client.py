@@ -8,10 +8,24 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dizest_api.client import Client, InvalidWorkflow, Unauthorized
+from dizest_api.client import (
+    Client,
+    InvalidInput,
+    InvalidOptions,
+    InvalidPackageOptions,
+    InvalidRequest,
+    InvalidSchedule,
+    InvalidUrl,
+    InvalidWorkflow,
+    RateLimited,
+    Throttled,
+    TooManyRuns,
+    Unauthorized,
+)
 from tests.api.test_serve import DATA, serving
 from tests.conftest import package
 
@@ -79,6 +93,40 @@ def test_typed_errors(server: tuple[str, str]) -> None:
     with pytest.raises(Unauthorized) as unauthorized:
         Client(base, "not-a-token").get("nope")
     assert unauthorized.value.status == 401
+
+
+def test_errors_are_typed_by_their_code(server: tuple[str, str]) -> None:
+    """Every 422 raised InvalidWorkflow (a bad webhook URL, cron or input too) and every 429
+    TooManyRuns (a throttled trigger too): the class follows the answer's code."""
+    client = Client(*server)
+
+    def refused(call: Any, kind: type[Exception]) -> Any:
+        with pytest.raises(kind) as caught:
+            call()
+        return caught.value
+
+    deep: Any = 1
+    for _ in range(40):
+        deep = [deep]
+    too_deep = refused(lambda: client.submit(FANOUT, inputs={"x": deep}), InvalidInput)
+    assert too_deep.code == "input_too_deep" and not isinstance(too_deep, InvalidWorkflow)
+    assert isinstance(too_deep, InvalidRequest) and too_deep.problems
+    retries = refused(lambda: client.submit(FANOUT, options={"retries": 99}), InvalidOptions)
+    assert retries.code == "invalid_options" and not isinstance(retries, InvalidWorkflow)
+    bad_flow = json.loads(json.dumps(FANOUT))
+    next(iter(bad_flow["flow"].values()))["dizest"] = {"retries": 99}
+    of_package = refused(lambda: client.submit(bad_flow), InvalidPackageOptions)
+    assert isinstance(of_package, InvalidWorkflow)  # the package is what is wrong
+    wf_id = client.push_workflow(FANOUT, "typed errors")["id"]
+    url = refused(lambda: client.add_hook("ftp://example.com/hook"), InvalidUrl)
+    assert url.code == "invalid_url" and not isinstance(url, InvalidWorkflow)
+    cron = refused(lambda: client.add_schedule(wf_id, "not a cron"), InvalidSchedule)
+    assert cron.code == "invalid_schedule" and not isinstance(cron, InvalidWorkflow)
+    trigger = client.add_trigger(wf_id, rate_per_min=1)
+    client.fire_trigger(trigger["url"])
+    throttled = refused(lambda: client.fire_trigger(trigger["url"]), RateLimited)
+    assert throttled.code == "rate_limited" and not isinstance(throttled, TooManyRuns)
+    assert isinstance(throttled, Throttled) and (throttled.retry_after or 0) > 0
 
 
 def test_dizest_submit_wait_json(server: tuple[str, str], tmp_path: Path) -> None:
