@@ -16,7 +16,7 @@ import click
 from dizest_cli.common import connect, print_started, server_options
 from dizest_cli.local import EXIT_FAILED, EXIT_INVALID, EXIT_OK, input_option, parse_inputs
 from dizest_cli.progress import Progress
-from dizest_cli.runopts import run_option_flags
+from dizest_cli.runopts import idempotency_option, run_option_flags
 from dizest_cli.terminal import Failure, echo
 from dizest_core import dwp
 from dizest_core.events import Event
@@ -67,6 +67,7 @@ def refused(name: str, exc: InvalidRequest) -> NoReturn:
 @click.option("--flow", "-f", "flows", multiple=True, metavar="ID", help="Run only this flow (and its upstream).")  # fmt: skip
 @click.option("--file", "attach", multiple=True, metavar="PATH|AS=PATH", help="Attach a local file to this run alone: it is put in the run's working directory at PATH (relative), or at AS, before its flows start.")  # fmt: skip
 @run_option_flags
+@idempotency_option
 @click.option("--wait", is_flag=True, help="Stream the run's events and print its outputs.")
 @click.option(
     "--json",
@@ -82,6 +83,7 @@ def submit(
     flows: tuple[str, ...],
     attach: tuple[str, ...],
     options: dict[str, Any],
+    idempotency_key: str | None,
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -104,9 +106,10 @@ def submit(
         if attach:
             body = {"package": raw, "inputs": values, "flows": list(flows), "options": options}
             body = {k: v for k, v in body.items() if v}
-            run_id = client.submit_files(body, attached_files(attach))["run_id"]
+            files = attached_files(attach)
+            run_id = client.submit_files(body, files, idempotency_key)["run_id"]
         else:
-            run_id = client.submit(raw, values, list(flows) or None, options)
+            run_id = client.submit(raw, values, list(flows) or None, options, idempotency_key)
     except InvalidRequest as exc:
         refused(workflow, exc)
     except ApiError as exc:

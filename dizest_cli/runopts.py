@@ -73,3 +73,11 @@ def run_option_flags(command: F) -> F:
     for name, (flag, settings) in reversed(_FLAGS.items()):
         decorated = click.option(flag, name, **settings)(decorated)
     return decorated  # type: ignore[no-any-return]
+
+
+idempotency_option = click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Start the run once: a submit with a key used before (1 to 200 characters) answers "
+    "that key's run and starts nothing; retry a submit that timed out with the same key.",
+)

@@ -25,7 +25,7 @@ from dizest_cli.common import (
     when,
 )
 from dizest_cli.local import input_option, parse_inputs
-from dizest_cli.runopts import run_option_flags
+from dizest_cli.runopts import idempotency_option, run_option_flags
 from dizest_cli.terminal import echo
 
 
@@ -140,6 +140,7 @@ def pull(
 @input_option
 @click.option("--flow", "-f", "flows", multiple=True, metavar="ID", help="Run only this flow (and its upstream).")  # fmt: skip
 @run_option_flags
+@idempotency_option
 @click.option("--wait", is_flag=True, help="Follow the run and print its outputs.")
 @json_option
 def run_stored(
@@ -150,6 +151,7 @@ def run_stored(
     inputs: tuple[str, ...],
     flows: tuple[str, ...],
     options: dict[str, Any],
+    idempotency_key: str | None,
     wait: bool,
     as_json: bool,
 ) -> None:
@@ -163,7 +165,7 @@ def run_stored(
     with api_errors(client.server):
         try:
             run_id = client.submit_workflow(
-                workflow_id, version, values, list(flows) or None, options
+                workflow_id, version, values, list(flows) or None, options, idempotency_key
             )
         except InvalidRequest as exc:
             refused(workflow_id, exc)

@@ -72,14 +72,21 @@ class FilesMixin(Base):
         self.request("DELETE", self._files(path))
 
     def submit_files(
-        self, body: Mapping[str, Any], files: Mapping[str, str | os.PathLike[str]]
+        self,
+        body: Mapping[str, Any],
+        files: Mapping[str, str | os.PathLike[str]],
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """POST /runs as multipart: `body` is the JSON submit, `files` maps a path in the run's
-        working directory to a local file; the answer is the new run's summary."""
+        working directory to a local file; the answer is the new run's summary (with a known
+        `idempotency_key`, that key's run: nothing new is started nor attached)."""
         parts = [("json", "", "application/json", json.dumps(dict(body)).encode())]
         parts += [("file", name, "application/octet-stream", Path(p).read_bytes()) for name, p in files.items()]  # fmt: skip
         data, content_type = multipart(parts)
-        with self._raw("POST", "/runs", data, {"Content-Type": content_type}) as answer:
+        headers = {"Content-Type": content_type}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        with self._raw("POST", "/runs", data, headers) as answer:
             made: dict[str, Any] = json.loads(answer.read())
         return made
 

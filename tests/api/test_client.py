@@ -155,3 +155,36 @@ def test_dizest_submit_wait_json(server: tuple[str, str], tmp_path: Path) -> Non
         timeout=60,
     )
     assert bad.returncode == 2 and "cycle" in bad.stderr, bad.stderr
+
+
+def test_idempotency_key_for_files_and_the_cli(server: tuple[str, str], tmp_path: Path) -> None:
+    """submit_files took no key and `dizest submit`/`workflows run` had no --idempotency-key,
+    though POST /runs takes one: a retried submit started a second run."""
+    base, token = server
+    client = Client(base, token)
+    attached = tmp_path / "data.txt"
+    attached.write_text("hello")
+    body = {"package": FANOUT}
+    first = client.submit_files(body, {"data.txt": attached}, idempotency_key="files-once")
+    again = client.submit_files(body, {"data.txt": attached}, idempotency_key="files-once")
+    assert again["run_id"] == first["run_id"]
+    assert client.submit_files(body, {"data.txt": attached})["run_id"] != first["run_id"]
+
+    path = tmp_path / "fanout.dwp"
+    path.write_text(json.dumps(FANOUT))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
+    env["DIZEST_TOKEN"] = token
+    wf_id = client.push_workflow(FANOUT, "keyed")["id"]
+
+    def run_id(*args: str) -> str:
+        command = [sys.executable, "-m", "dizest_cli", *args, "--server", base, "--json"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return str(json.loads(done.stdout)["run_id"])
+
+    for args in (
+        ("submit", str(path), "--idempotency-key", "cli-once"),
+        ("submit", str(path), "--file", f"data.txt={attached}", "--idempotency-key", "cli-file"),
+        ("workflows", "run", wf_id, "--idempotency-key", "cli-stored"),
+    ):
+        assert run_id(*args) == run_id(*args), args
