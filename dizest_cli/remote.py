@@ -54,7 +54,7 @@ def problem_text(problem: dict[str, Any]) -> str:
 
 def refused(name: str, exc: InvalidRequest) -> NoReturn:
     """Print the server's 422 for the workflow `name`, a line per problem, and exit 2."""
-    echo(f"{name}: invalid: {exc.message}", err=True)
+    echo(f"{name}: {exc.message}", err=True)  # the server's words: what is invalid
     for problem in exc.problems:
         echo(f"{name}: error: {problem_text(problem)}", err=True)
     sys.exit(EXIT_INVALID)

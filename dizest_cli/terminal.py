@@ -65,7 +65,7 @@ def safe_line(text: str) -> str:
 
 def echo_problems(where: str, exc: ValidationErrorLike, err: bool = True) -> None:
     """A package's problems, one line each (each `plain`: a problem may quote the package)."""
-    echo(f"{where}: invalid workflow: {len(exc.problems)} problem(s)", err=err)
+    echo(f"{where}: {str(exc).split(chr(10), 1)[0]}", err=err)  # what is wrong, in a line
     for problem in exc.problems:
         echo(f"  - {problem}", err=err)
 

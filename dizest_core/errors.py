@@ -58,13 +58,37 @@ class ValidationError(WorkflowError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid workflow: {len(problems)} problem(s)\n{lines}")
+        super().__init__(f"{self.headline(problems)}\n{lines}")
+
+    @staticmethod
+    def headline(problems: list[Problem]) -> str:
+        """The first line of the message (what the API answers, what the CLI prints first)."""
+        return f"invalid workflow: {len(problems)} problem(s)"
 
 
 class InvalidOptions(ValidationError, ValueError):
     """Run options or `"dizest"` options of a package with bad values; `problems` names the flow
     (or app) and the field of each. A ValueError too, for callers that catch bad input so.
     Checked by `dizest_core.options` (local runs and submits alike)."""
+
+    SHOWN = 3  # problems the headline spells out
+
+    @staticmethod
+    def headline(problems: list[Problem]) -> str:
+        """`invalid run options: retries: must be ...` when only the run's options are wrong,
+        else `invalid options: flow 'a' dizest.timeout: ...`: what is wrong, on one line."""
+        run = all((p.field or "").startswith("options.") for p in problems)
+        said = "; ".join(_option_text(p, run) for p in problems[: InvalidOptions.SHOWN])
+        more = len(problems) - InvalidOptions.SHOWN
+        tail = f"; and {more} more" if more > 0 else ""
+        return f"invalid {'run ' if run else ''}options: {said}{tail}"
+
+
+def _option_text(problem: Problem, run: bool) -> str:
+    where = " ".join(f"{k} {v!r}" for k, v in (("flow", problem.flow), ("app", problem.app)) if v)
+    field = (problem.field or "").removeprefix("options." if run else "")
+    name = f"{where} {field}".strip()
+    return f"{name}: {problem.message}" if name else problem.message
 
 
 class UnknownFlowError(WorkflowError, LookupError):

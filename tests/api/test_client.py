@@ -188,3 +188,30 @@ def test_idempotency_key_for_files_and_the_cli(server: tuple[str, str], tmp_path
         ("workflows", "run", wf_id, "--idempotency-key", "cli-stored"),
     ):
         assert run_id(*args) == run_id(*args), args
+
+
+def test_a_bad_run_option_is_said_to_be_one(server: tuple[str, str], tmp_path: Path) -> None:
+    """Run options alone wrong answered "invalid workflow: 1 problem(s)", and the CLI printed
+    "invalid: invalid workflow": neither said what was wrong."""
+    base, token = server
+    with pytest.raises(InvalidOptions) as caught:
+        Client(base, token).submit(FANOUT, options={"retries": 99})
+    message = caught.value.message
+    assert message.startswith("invalid run options: retries: "), message
+    assert "99" in message and "workflow" not in message
+    path = tmp_path / "fanout.dwp"
+    path.write_text(json.dumps(FANOUT))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
+    env["DIZEST_TOKEN"] = token
+    command = [sys.executable, "-m", "dizest_cli", "submit", str(path), "--server", base]
+    done = subprocess.run(
+        [*command, "--flow-timeout", "99999999"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith(f"{path}: invalid run options: flow_timeout: "), done.stderr
+    assert "workflow" not in done.stderr
