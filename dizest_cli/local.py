@@ -18,7 +18,7 @@ from dizest_cli.runopts import run_option_flags
 from dizest_cli.terminal import Failure, echo, echo_problems
 from dizest_core import zygote_handle
 from dizest_core.errors import DizestError, InvalidOptions, ValidationError
-from dizest_core.options import Bounds, package_problems
+from dizest_core.options import Bounds
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import Settings
 
@@ -175,13 +175,12 @@ def _print_outputs(wf: Workflow, report: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 def validate(workflow: str, as_json: bool) -> None:
     """Check WORKFLOW and list every problem (exit 2 when it has errors)."""
-    from dizest_core import dwp
+    from dizest_core import options
 
     settings = _settings()
     registry = PluginRegistry.discover(settings.plugin_paths)
-    package, problems = dwp.checked(workflow, extra_apps=registry.apps())
     # the `"dizest"` options too: a package this calls valid must not be refused by `run`
-    problems += package_problems(package, Bounds.of(settings))
+    _, problems = options.checked(workflow, Bounds.of(settings), extra_apps=registry.apps())
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         click.echo(

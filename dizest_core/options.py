@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dizest_core.errors import InvalidOptions, Problem
-from dizest_core.model import Package
+from dizest_core.errors import InvalidOptions, Problem, ValidationError
+from dizest_core.model import App, Package
 from dizest_core.settings import (
     MAX_CPUS,
     MAX_MEMORY_MB,
@@ -63,6 +63,7 @@ QUEUE_RULE = (
     f" nor ending with {AUTOMATION_SUFFIX!r})"
 )
 UNBOUNDED = math.inf  # a local run's max_timeout_s
+OPTION_PROBLEM = "invalid_option"  # the code of every problem of an option
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,44 @@ def validate(package: Package, run_options: Mapping[str, Any], bounds: Bounds) -
         raise InvalidOptions(problems)
 
 
+def checked(
+    source: Any,
+    bounds: Bounds,
+    run_options: Mapping[str, Any] | None = None,
+    extra_apps: Mapping[str, App] | None = None,
+) -> tuple[Package, list[Problem]]:
+    """The package (as far as it could be built) with every problem at once: its own
+    (`dwp.checked`: errors and warnings), its `"dizest"` options' and the run options'. The one
+    rule of what a submit, a store, a validation (API and CLI) and `load` report."""
+    from dizest_core import dwp  # here: dwp imports job, which imports this module
+
+    package, problems = dwp.checked(source, extra_apps=extra_apps)
+    return package, problems + package_problems(package, bounds) + run_problems(run_options or {}, bounds)  # fmt: skip
+
+
+def load(
+    source: Any,
+    bounds: Bounds,
+    run_options: Mapping[str, Any] | None = None,
+    extra_apps: Mapping[str, App] | None = None,
+) -> Package:
+    """The package, when `checked` finds no error; else one error naming every one of them:
+    InvalidOptions when only options are wrong, else ValidationError."""
+    package, problems = checked(source, bounds, run_options, extra_apps)
+    raise_errors(problems)
+    return package
+
+
+def raise_errors(problems: list[Problem]) -> None:
+    """Raise for the errors among `problems` (warnings pass): InvalidOptions when they are all
+    about options, else ValidationError with all of them."""
+    errors = [p for p in problems if p.severity == "error"]
+    if errors and all(p.code == OPTION_PROBLEM for p in errors):
+        raise InvalidOptions(errors)
+    if errors:
+        raise ValidationError(errors)
+
+
 def package_problems(package: Package, bounds: Bounds) -> list[Problem]:
     """The `"dizest"` options' problems of the package's flows and apps alone: what a store
     and a validation of the package say too, so that none passes what every submit refuses."""
@@ -116,7 +155,7 @@ def run_problems(run_options: Mapping[str, Any], bounds: Bounds) -> list[Problem
     """The run options' problems alone: what a schedule checks before it stores its options, so
     that it never keeps options every one of its ticks' submits would refuse."""
     return [
-        Problem("invalid_option", message, field=f"options.{name}")
+        Problem(OPTION_PROBLEM, message, field=f"options.{name}")
         for name, message in _errors(run_options, RUN_OPTIONS, bounds)
     ]
 
@@ -126,10 +165,10 @@ def _object_problems(raw: Mapping[str, Any], bounds: Bounds, **where: str) -> li
     if own is None:
         return []
     if not isinstance(own, Mapping):
-        return [Problem("invalid_option", "must be an object", field="dizest", **where)]
+        return [Problem(OPTION_PROBLEM, "must be an object", field="dizest", **where)]
     names = {k: k for k in FLOW_KEYS}
     return [
-        Problem("invalid_option", message, field=f"dizest.{name}", **where)
+        Problem(OPTION_PROBLEM, message, field=f"dizest.{name}", **where)
         for name, message in _errors(own, names, bounds)
     ]
 

@@ -28,7 +28,7 @@ from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
 from dizest_core.model import Package
 from dizest_core.options import Bounds, for_flow, run_problems
-from dizest_core.options import validate as validate_options
+from dizest_core.options import load as load_checked
 from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
 from dizest_core.report import iso
@@ -211,13 +211,15 @@ class Client:
         budget = limits.Budget.of(engine)
         limits.check_inputs(inputs or {}, engine, "input", budget)
         limits.check_inputs(options or {}, engine, "option", budget)
-        pkg = dwp.load(package, extra_apps=plugins.apps())
+        # every problem of the package and of every option value at once (one rule: a store
+        # and a validation say the same), before anything is stored: a bad option must never
+        # fail a worker
+        bounds = Bounds.of(engine, settings.max_flow_timeout_s)
+        pkg = load_checked(package, bounds, dict(options or {}), plugins.apps())
         limits.check_value(pkg.raw, "the package", "package", engine)
         unknown = [f for f in flows or () if f not in pkg.flows]
         if unknown:
             raise UnknownFlowError(f"unknown flow(s): {', '.join(unknown)}")
-        # every option value, before anything is stored: a bad one must never fail a worker
-        validate_options(pkg, dict(options or {}), Bounds.of(engine, settings.max_flow_timeout_s))
         return pkg
 
     def live_workers(self) -> list[str]:

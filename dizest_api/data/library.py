@@ -1,8 +1,8 @@
 """Owns stored workflows: .dwp packages that belong to a user, kept by version, shared by grants.
 
 Invariants:
-- a package is validated (`dizest_core.dwp.load`, plugin apps included) before it is stored, and
-  stored as the caller's original JSON, every field kept.
+- a package is validated (`dizest_core.options.checked`, plugin apps included) before it is
+  stored, and stored as the caller's original JSON, every field kept.
 - versions are numbered 1, 2, ... per workflow; replacing adds the next version in one atomic
   script, and the last `versions_kept` versions stay readable until the workflow is deleted.
 - what a user's workflows hold is bounded (`library_quota`): workflows owned, versions kept,
@@ -27,7 +27,7 @@ import redis
 from dizest_api.data import library_quota
 from dizest_api.data.library_quota import LibraryLimits
 from dizest_api.ids import new_id
-from dizest_core import dwp, options
+from dizest_core import options
 from dizest_core.errors import DizestError, InputError, Problem, ValidationError
 from dizest_core.model import App
 from dizest_worker.keys import Keys
@@ -116,23 +116,21 @@ class Library:
         self._versions = library_quota.versions_template(keys)
 
     def validate(self, package: Mapping[str, Any]) -> str:
-        """The package as JSON text, once `dwp.load` and its options found no error (else
-        ValidationError; InvalidOptions for options every submit would refuse)."""
-        loaded = dwp.load(package, extra_apps=self.extra_apps)
-        options.validate(loaded, {}, self.option_bounds)
+        """The package as JSON text, once `problems` found no error (else ValidationError
+        naming every one; InvalidOptions when only options every submit would refuse are)."""
+        options.raise_errors(self.problems(package))
         return _json_text(package)
 
     def problems(self, package: Any) -> list[Problem]:
-        """Every problem of `package`, without raising: `dwp.check`'s, then, when it has no
-        error, its options' (what `validate` would refuse)."""
-        loaded, found = dwp.checked(package, extra_apps=self.extra_apps)  # parsed once
-        if any(p.severity == "error" for p in found):
-            return found
+        """Every problem of `package` at once, without raising: `options.checked`'s (the
+        package's own and its `"dizest"` options', as a submit finds them), and NaN or Infinity
+        in it (what `validate` would refuse)."""
+        _, found = options.checked(package, self.option_bounds, extra_apps=self.extra_apps)
         try:
             _json_text(package)
         except ValidationError as exc:
             return [*found, *exc.problems]
-        return found + options.package_problems(loaded, self.option_bounds)
+        return found
 
     def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
         _check_title(title)

@@ -316,6 +316,26 @@ def test_invalid_runs_are_refused_with_every_problem(live: Live) -> None:
     assert sealed.status_code == 201, sealed.json
 
 
+def test_a_packages_option_problems_are_listed_with_its_other_errors(live: Live) -> None:
+    """A submit, a store and a validation named a package's `"dizest"` option problems only
+    once it had no other error (a fix, then a second refusal); `dizest validate` lists all."""
+    alice = live.user("alice")
+    pkg = json.loads(json.dumps(CYCLE))
+    pkg["flow"]["a"]["dizest"] = {"timeout": -1}
+    errors = {("cycle", None), ("invalid_option", "dizest.timeout")}
+    checked = live.call("POST", "/workflows/validate", alice, json={"package": pkg}).json
+    assert {(p["code"], p["field"]) for p in checked["problems"]} >= errors, checked
+    assert checked["valid"] is False
+    stored = live.call("POST", "/workflows", alice, json={"package": pkg})
+    assert stored.status_code == 422 and stored.json["error"]["code"] == "invalid_workflow"
+    assert {(p["code"], p["field"]) for p in stored.json["error"]["details"]} >= errors
+    body = {"package": pkg, "options": {"retries": 99}}
+    submitted = live.call("POST", "/runs", alice, json=body)
+    assert submitted.status_code == 422 and submitted.json["error"]["code"] == "invalid_workflow"
+    found = {(p["code"], p["field"]) for p in submitted.json["error"]["details"]}
+    assert found >= errors | {("invalid_option", "options.retries")}, found
+
+
 def test_simultaneous_submits_cannot_pass_the_limit_together(live: Live) -> None:
     limited = live.app_with(max_runs_per_user=3)
     erin = limited.user("erin")
