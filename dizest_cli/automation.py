@@ -17,6 +17,7 @@ from dizest_cli.common import (  # fmt: skip
     print_table,
     server_options,
     when,
+    zoned,
 )
 from dizest_cli.local import input_option, parse_inputs
 from dizest_cli.runopts import run_option_flags
@@ -44,7 +45,7 @@ def schedules_list(
         return
     rows = [
         (s["id"], s["workflow_id"], s["cron"], s["timezone"], "on" if s["enabled"] else "off",
-         s["catchup"], when(s.get("next_run_at")))
+         s["catchup"], zoned(s.get("next_run_at"), s["timezone"]))
         for s in items
     ]  # fmt: skip
     print_table(rows, ["ID", "WORKFLOW", "CRON", "TZ", "STATE", "CATCHUP", "NEXT RUN"])
@@ -111,7 +112,8 @@ def schedules_add(
     if as_json:
         print_json(made)
     else:
-        echo(f"{made['id']}  next run {when(made.get('next_run_at'))}")
+        next_run = zoned(made.get("next_run_at"), made["timezone"])
+        echo(f"{made['id']}  next run {next_run} ({made['timezone']})")
 
 
 def _switch(server: str | None, profile: str | None, schedule_id: str, enabled: bool) -> None:

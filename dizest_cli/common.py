@@ -121,6 +121,20 @@ def when(value: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def zoned(value: Any, timezone: str) -> str:
+    """An ISO timestamp in time zone `timezone` (a schedule's), ISO with its offset:
+    `2026-11-27T06:00:00+01:00`; anything else as it is."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if value in (None, ""):
+        return "-"
+    try:
+        moment = datetime.fromisoformat(str(value)).astimezone(ZoneInfo(timezone))
+    except (ValueError, ZoneInfoNotFoundError, OverflowError):
+        return str(value)
+    return moment.isoformat(timespec="seconds")
+
+
 def seconds(value: Any) -> str:
     return "-" if value is None else f"{float(value):.2f}s"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.conftest import wait_for
 
 def _cli(base: str, token: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
-    env.update(DIZEST_SERVER=base, DIZEST_TOKEN=token, XDG_CONFIG_HOME=str(home))
+    env.update(DIZEST_SERVER=base, DIZEST_TOKEN=token, XDG_CONFIG_HOME=str(home), TZ="UTC")
     return subprocess.run(
         [sys.executable, "-m", "dizest_cli", *args],
         cwd=ROOT,
@@ -57,6 +58,13 @@ def test_serve_beat_delivers_hooks_and_the_cli_manages_schedules(
         assert client.schedule(sid)["options"] == {"retries": 2, "network": "none"}
         listed = _cli(served.base, token, "schedules", "list", home=tmp_path)
         assert sid in listed.stdout and "Europe/Paris" in listed.stdout
+        # 06:00 in Paris, said so on a machine in UTC (it printed "05:00:00", no zone)
+        assert re.search(r"T06:00:00\+0[12]:00", listed.stdout), listed.stdout
+        told = _cli(served.base, token, "schedules", "add", wf_id, "0 6 * * *", "--tz",
+                    "Europe/Paris", home=tmp_path)  # fmt: skip
+        assert told.returncode == 0, told.stderr
+        assert re.search(r"next run \S+T06:00:00\+0[12]:00 \(Europe/Paris\)", told.stdout)
+        client.remove_schedule(told.stdout.split()[0])
         assert _cli(served.base, token, "schedules", "disable", sid, home=tmp_path).returncode == 0
         assert client.schedule(sid)["enabled"] is False
         assert _cli(served.base, token, "schedules", "enable", sid, home=tmp_path).returncode == 0
