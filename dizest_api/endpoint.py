@@ -45,9 +45,11 @@ class Field:
     required: bool = False
     items: str | None = None
     description: str = ""
-    # a query integer's bounds, which `query_number` checks and the document gives
+    # a query integer's bounds, which `query_number` checks and the document gives (a header
+    # string's length: its `minimum` and `maximum` characters, when a maximum is given)
     minimum: int = 0
     maximum: int | None = None
+    pattern: str | None = None  # a header string's form (a regular expression, whole value)
 
     def accepts(self, value: Any) -> bool:
         if isinstance(value, bool) and self.type != "boolean":
@@ -73,6 +75,7 @@ class Spec:
     scope: str | None = None  # the token scope needed; default: read for GET, run otherwise
     body: Mapping[str, Field] | None = None
     query: Mapping[str, str | Field] = field(default_factory=dict)  # name -> doc (a string)
+    headers: Mapping[str, str | Field] = field(default_factory=dict)  # request headers read
     responses: Mapping[int, Reply] = field(default_factory=dict)  # status -> what it answers
     description: str = ""  # longer than the summary, for the API reference
 

@@ -1,10 +1,11 @@
 """The OpenAPI 3.1 document, built from the app's URL map and the Spec each view carries.
 
 Built from what is registered, so it cannot list a route that does not exist; a view without a
-Spec is an error here (and in the test that compares the document with the URL map). Answers come
-from each Spec's `responses` (shapes in `dizest_api.schemas`); the error answers a route can give
-(401/403 unless public, 404 with path parameters, 400/413 with a body...) are added here, all of
-them the one `Error` shape. A route that declares no answer yet is documented as a 200 marked
+Spec is an error here (and in the test that compares the document with the URL map). The request
+headers a route reads (its Spec's `headers`: Idempotency-Key, Last-Event-ID) are header parameters.
+Answers come from each Spec's `responses` (shapes in `dizest_api.schemas`); the error answers a
+route can give (401/403 unless public, 404 with path parameters, 400/413 with a body, 400 with
+query or header parameters...) are added here, all of them the one `Error` shape. A route that declares no answer yet is documented as a 200 marked
 `x-dizest-undeclared`, any media type (tests/api/test_openapi.py fails on it).
 """
 
@@ -67,6 +68,7 @@ def document(app: Flask) -> dict[str, Any]:
 def _operation(endpoint: str, spec: Spec, arguments: set[str]) -> dict[str, Any]:
     params = [_param(name, "path", True, "") for name in sorted(arguments)]
     params += [_param(name, "query", False, doc) for name, doc in spec.query.items()]
+    params += [_param(name, "header", False, doc) for name, doc in spec.headers.items()]
     op: dict[str, Any] = {
         "operationId": endpoint.replace(".", "_"),
         "tags": [endpoint.split(".", 1)[0]],
@@ -101,7 +103,7 @@ def _operation(endpoint: str, spec: Spec, arguments: set[str]) -> dict[str, Any]
 def _responses(spec: Spec, has_path_params: bool) -> dict[str, Any]:
     declared: dict[int, Reply] = dict(spec.responses) or {200: UNKNOWN}
     errors = set()
-    if spec.body is not None or spec.query:
+    if spec.body is not None or spec.query or spec.headers:
         errors.add(400)
     if spec.body is not None:
         errors.add(413)
@@ -155,6 +157,9 @@ def _param_schema(name: str, where: str, doc: str | Field) -> dict[str, Any]:
     if isinstance(doc, Field) and doc.type == "integer":
         most = QUERY_INT_MAX if doc.maximum is None else doc.maximum
         return {"type": "integer", "minimum": doc.minimum, "maximum": most}
+    if isinstance(doc, Field) and where == "header" and doc.type == "string":
+        length = {} if doc.maximum is None else {"minLength": doc.minimum, "maxLength": doc.maximum}
+        return {"type": "string", **length} | ({"pattern": doc.pattern} if doc.pattern else {})
     if isinstance(doc, Field):
         return {"type": doc.type}
     if where == "path" and name in URL_IDS:

@@ -144,6 +144,9 @@ def _route(kind: str, answer: Callable[[str], Response], summary: str, responses
         endpoint(bp, method, rule, summary, scope="run", responses=responses)(view)
 
 
+# what starting a run answers (a bad input 400, the user's runs at their quota 413, a package
+# or input refused 422, too many runs or streams 429, no worker or a full process 503)
+STARTS = {400: ERR, 413: ERR, 422: ERR, 429: ERR, 503: ERR}
 _route("run", _run, "DIZEST-compatible: run, wait, final outputs",
-       {200: "CompatResult", 422: ERR, 429: ERR, 503: ERR, 504: ERR})  # fmt: skip
-_route("stream", _stream, "DIZEST-compatible: run and stream events", EVENTS)
+       {200: "CompatResult", **STARTS, 504: ERR})  # fmt: skip
+_route("stream", _stream, "DIZEST-compatible: run and stream events", {**EVENTS, **STARTS})

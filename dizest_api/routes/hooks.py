@@ -161,7 +161,8 @@ def delete_trigger(wf_id: str, trigger_id: str) -> Response:
 @endpoint(bp, "POST", "/triggers/<secret>",
           "Start a run of the trigger's workflow; the JSON body is the inputs",
           access="public",
-          responses={201: "TriggeredRun", 403: ERR, 413: ERR, 429: ERR, 503: ERR})  # fmt: skip
+          responses={201: "TriggeredRun", 400: ERR, 403: ERR, 413: ERR, 422: ERR, 429: ERR,
+                     503: ERR})  # fmt: skip
 def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
     found = automation()
     try:

@@ -60,7 +60,13 @@ SUBMIT = {
     "options": Field("object", description=OPTIONS_HELP),
 }
 AFTER = {"after": "resume after this event id (or the Last-Event-ID header)"}
+RESUME = {"Last-Event-ID": Field("string", pattern=f"^{STREAM_ID.pattern}$", description=(
+    "resume after this event id (the last `id` received; `?after=` wins); not an event id: 400"
+))}  # fmt: skip
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+KEYED = {IDEMPOTENCY_HEADER: Field("string", minimum=1, maximum=200, description=(
+    "start the run once: a later submit with this key (yours) answers 200 with its run"
+))}  # fmt: skip
 
 
 class TooManyRuns(ApiError):
@@ -137,7 +143,8 @@ _LOCAL_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 @endpoint(bp, "POST", "/runs", "Start a run of a stored workflow or of an inline .dwp",
-          body=SUBMIT, responses={201: "SubmittedRun", 200: "SubmittedRun",  # a known key
+          body=SUBMIT, headers=KEYED,
+          responses={201: "SubmittedRun", 200: "SubmittedRun",  # a known key
                                   413: ERR, 422: ERR, 429: ERR, 503: ERR})  # fmt: skip
 def submit_run() -> tuple[Response, int, dict[str, str]]:
     (body, parts), found, principal = submit_body(SUBMIT), services(), current()
@@ -349,6 +356,7 @@ def _heartbeat_s() -> float:
 
 @endpoint(bp, "GET", "/runs/<run_id>/events",
           "Live events as Server-Sent Events (resume with Last-Event-ID)", query=AFTER,
+          headers=RESUME,
           responses={**EVENTS, 429: ERR, 503: ERR})  # fmt: skip
 def run_events(run_id: str) -> Response:
     return sse_response(run_id)

@@ -24,7 +24,7 @@ from dizest_api.auth import current
 from dizest_api.endpoint import Spec
 from dizest_api.errors import Forbidden, error_response
 from dizest_api.event_hub import Held
-from dizest_api.routes.runs import AFTER, follow_run
+from dizest_api.routes.runs import AFTER, RESUME, follow_run
 from dizest_api.schemas import ERR, WEBSOCKET
 from dizest_api.services import services
 from dizest_core.events import Event
@@ -102,6 +102,7 @@ def _with_spec(spec: Spec) -> Callable[[Callable[..., Any]], Callable[..., Any]]
         "GET",
         "Live events over a WebSocket (resume with ?after=)",
         query=AFTER,
+        headers=RESUME,
         responses={101: None, 400: ERR, 426: ERR, 429: ERR, 503: ERR},
         description=WEBSOCKET,
     )

@@ -97,3 +97,29 @@ def test_event_streams_are_described(api: Api) -> None:
     assert "log.append" in event["properties"]["type"]["enum"]
     ws = document["paths"]["/api/v1/runs/{run_id}/ws"]["get"]
     assert "101" in ws["responses"] and "Event" in ws["description"]
+
+
+def test_headers_read_and_errors_answered_are_in_the_document(api: Api) -> None:
+    """The document left out Idempotency-Key (POST /runs) and Last-Event-ID (the event
+    streams), gave the compatibility stream only 200/401/403/404 and the trigger no 400/422,
+    though each reads or answers them."""
+    paths = api.call("GET", "/openapi.json", api.user("alice")).json["paths"]
+
+    def header(path: str, method: str, name: str) -> dict[str, Any]:
+        params = paths[path][method]["parameters"]
+        found = [p for p in params if p["in"] == "header" and p["name"] == name]
+        assert found, (path, method, params)
+        return found[0]
+
+    key = header("/api/v1/runs", "post", "Idempotency-Key")
+    assert key["schema"] == {"type": "string", "minLength": 1, "maxLength": 200}
+    for path in ("/api/v1/runs/{run_id}/events", "/api/v1/runs/{run_id}/ws"):
+        resume = header(path, "get", "Last-Event-ID")
+        assert re.fullmatch(resume["schema"]["pattern"].strip("^$"), "1700000000000-0"), path
+    for method in ("get", "post"):
+        stream = paths["/dizest/api/stream/{wf_id}"][method]["responses"]
+        assert {"400", "413", "422", "429", "503"} <= set(stream), (method, sorted(stream))
+        run = paths["/dizest/api/run/{wf_id}"][method]["responses"]
+        assert {"400", "413", "422", "429", "503", "504"} <= set(run), (method, sorted(run))
+    trigger = paths["/api/v1/triggers/{secret}"]["post"]["responses"]
+    assert {"400", "413", "422", "429"} <= set(trigger), sorted(trigger)
