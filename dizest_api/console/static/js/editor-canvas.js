@@ -4,7 +4,7 @@
 // change, once per animation frame: a drag costs the same on a 1,000-flow graph as on a small
 // one. Every other change redraws the whole SVG from the document (one markup string).
 import { clip, escapeHtml } from "./dom.js";
-import { GraphView, skipped } from "./graph.js";
+import { GraphView, statusLabel } from "./graph.js";
 import { renderEntries } from "./render.js";
 
 const HEAD = 42;
@@ -349,8 +349,9 @@ export class EditorCanvas extends GraphView {
     box.className = `node-result st-${state.status}${state.stale ? " stale" : ""}`;
     const head = document.createElement("div");
     head.className = "node-result-status";
-    const status = skipped(state.reason) ? "skipped" : state.status;
-    head.textContent = (state.reason && status !== "ready" ? `${status}: ${state.reason}` : status) + (state.stale ? " · output of the run before" : "");
+    const word = statusLabel(state.status, state.reason);
+    const told = !state.reason || state.status === "ready" || word.endsWith(state.reason); // "error: cancelled" says it
+    head.textContent = (told ? word : `${word}: ${state.reason}`) + (state.stale ? " · output of the run before" : "");
     // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)
     box.replaceChildren(head, ...renderEntries(state.log.slice(-50), 2), ...renderEntries(state.results.slice(-20).map((r) => r.value), 2));
     box.scrollTop = box.scrollHeight;

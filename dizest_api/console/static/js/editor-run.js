@@ -4,7 +4,7 @@
 import { post, problemLines } from "./api.js";
 import { $, h, toast } from "./dom.js";
 import { RunStream } from "./events.js";
-import { skipped } from "./graph.js";
+import { statusLabel } from "./graph.js";
 
 const FINAL = new Set(["ready", "error", "cancelled"]);
 
@@ -94,7 +94,7 @@ export class EditorRuns {
       }
       for (const id of touched) {
         const f = states.get(id);
-        this.canvas.setStatus(id, f.status, skipped(f.reason) ? "skipped" : f.status);
+        this.canvas.setStatus(id, f.status, statusLabel(f.status, f.reason));
         this.canvas.setRun(id, f);
       }
     }, () => {});

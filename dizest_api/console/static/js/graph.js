@@ -15,6 +15,15 @@ const GAP_Y = 28;
 // A flow not run because one upstream of it failed (its reason says "upstream ...").
 export const skipped = (reason) => Boolean(reason && reason.startsWith("upstream"));
 
+// The one word (or two) a flow's status is shown as, on its node and in its panel alike: a flow
+// not run for an upstream failure is "skipped", a cancelled one says so ("error: cancelled"
+// when it was stopped while running, "cancelled" when it never started).
+export function statusLabel(status, reason) {
+  if (skipped(reason)) return "skipped";
+  if (reason === "cancelled") return status === "error" ? "error: cancelled" : "cancelled";
+  return status;
+}
+
 export function model(pkg, { layout = true } = {}) {
   const apps = pkg.apps || {};
   const nodes = [];

@@ -5,7 +5,7 @@ import { appFrame, hasUI, updateResults } from "./appui.js";
 import { $, h, seconds, showTab, tabs, toast, when } from "./dom.js";
 import { RunStream } from "./events.js";
 import { drawGantt } from "./gantt.js";
-import { GraphView, bindZoomButtons, model, skipped } from "./graph.js";
+import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { foldOlder, renderEntries } from "./render.js";
 
 const runId = document.getElementById("main").dataset.runId;
@@ -31,11 +31,16 @@ const flowState = (id) => {
   return flows.get(id);
 };
 
-function badge(f) {
-  if (f.status === "running") return "running";
-  if (f.status === "error") return "error";
+// What the node and the panel both say of a flow's status.
+function label(f) {
   if (f.status === "pending" && f.reason) return "waiting"; // a flow slot, a retry's backoff
-  if (f.reason) return skipped(f.reason) ? "skipped" : f.reason;
+  return statusLabel(f.status, f.reason);
+}
+
+function badge(f) {
+  const word = label(f);
+  if (word !== f.status || f.status === "running" || f.status === "error") return word;
+  if (f.reason) return f.reason; // inactive, cached, reused
   return f.index > 0 ? `#${f.index}` : "";
 }
 
@@ -144,7 +149,7 @@ function refreshFlow(full = false) {
   const id = selected;
   const f = flowState(id);
   const took = f.start && f.end ? ` ${seconds(f.end - f.start)}` : "";
-  $("#flow-head").replaceChildren(h("span", { class: `status st-${f.status}`, id: "flow-status" }, f.status), took);
+  $("#flow-head").replaceChildren(h("span", { class: `status st-${f.status}`, id: "flow-status" }, label(f)), took);
   const reason = $("#flow-reason");
   reason.hidden = !(f.reason && f.status !== "ready");
   reason.classList.toggle("error", f.status !== "pending"); // a wait is not a failure

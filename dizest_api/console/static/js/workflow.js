@@ -1,7 +1,7 @@
 // The workflow view: its graph, a flow's code and variables, the run form, and sharing.
 import { get, post, problemLines, put } from "./api.js";
 import { $, h, showTab, tabs, toast, when } from "./dom.js";
-import { GraphView, bindZoomButtons, model } from "./graph.js";
+import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { highlightPython } from "./highlight.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
@@ -21,8 +21,9 @@ async function loadLastRun(wf) {
   if (!newest) return;
   lastRun = await get(`/runs/${encodeURIComponent(newest.run_id)}`);
   for (const [id, flow] of Object.entries(lastRun.flows || {})) {
-    const skipped = flow.status === "idle" && flow.reason; // not a pending flow's wait
-    view.setStatus(id, flow.status, flow.status === "error" ? "error" : skipped ? "skipped" : "");
+    const word = statusLabel(flow.status, flow.reason);
+    const told = flow.status === "error" || (flow.status === "idle" && flow.reason); // not a pending flow's wait
+    view.setStatus(id, flow.status, told ? (word === "idle" ? flow.reason : word) : "");
   }
   if (view.selected) flowPanel(graph.byId.get(view.selected));
 }
@@ -34,7 +35,7 @@ function lastOutputs(node) {
   const head = h("p", { class: "muted" }, "From run ", link, ` (${lastRun.status})`);
   if (!flow) return [h("h3", {}, "Last outputs"), head, h("p", { class: "muted" }, "This flow was not part of it.")];
   const outputs = Object.entries(flow.outputs || {});
-  const status = h("p", {}, h("strong", {}, "Status: "), flow.status, flow.reason ? ` (${flow.reason})` : "");
+  const status = h("p", {}, h("strong", {}, "Status: "), statusLabel(flow.status, flow.reason), flow.reason ? ` (${flow.reason})` : "");
   const rows = outputs.map(([name, value]) => h("div", { class: "output" }, h("strong", {}, name), h("pre", { class: "json" }, JSON.stringify(value, null, 2))));
   return [h("h3", {}, "Last outputs"), head, status, ...(rows.length ? rows : [h("p", { class: "muted" }, "No outputs.")])];
 }

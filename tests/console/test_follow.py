@@ -1,0 +1,51 @@
+"""Following runs in the run view and the editor (a console probe's finds): a flow's status reads
+the same on its node and in its panel (skipped, "error: cancelled"); Run all marks every node's
+last status stale at once; a reload of the editor mid-run picks the run up again; the selected
+flow is kept in the URL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import DATA as CORE_DATA
+from tests.conftest import wait_for
+from tests.console.conftest import Console
+
+LIVE_MS = 60_000
+
+
+def stored(console: Console, title: str, pkg: dict[str, Any]) -> str:
+    return str(console.api("POST", "/workflows", {"title": title, "package": pkg})["id"])
+
+
+def finished(console: Console, body: dict[str, Any]) -> str:
+    run_id = str(console.api("POST", "/runs", body)["run_id"])
+    wait_for(lambda: console.api("GET", f"/runs/{run_id}")["status"] != "running", timeout=60)
+    return run_id
+
+
+def test_a_skipped_or_cancelled_flow_reads_the_same_on_its_node_and_in_its_panel(
+    admin_page: Any, console: Console
+) -> None:
+    c04 = json.loads((CORE_DATA / "c04_error.dwp").read_text())
+    run_id = finished(console, {"workflow_id": stored(console, "labels", c04)})
+    page = admin_page
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_MS)
+    expect(page.locator('g.node[data-id="a2"] .badge')).to_have_text("skipped")
+    page.locator('g.node[data-id="a2"]').click()
+    expect(page.locator("#flow-status")).to_have_text("skipped")
+
+    wf_id = console.workflow("ticker", "ticker to label")
+    body = {"workflow_id": wf_id, "inputs": {"count": 600, "delay": 0.1}}
+    run_id = str(console.api("POST", "/runs", body)["run_id"])
+    page.goto(f"/runs/{run_id}")
+    page.locator('g.node[data-id="ticker"]').click()
+    expect(page.locator("#flow-log")).to_contain_text("tick 2", timeout=LIVE_MS)
+    page.click("#run-cancel")
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE_MS)
+    expect(page.locator('g.node[data-id="ticker"] .badge')).to_have_text("error: cancelled")
+    expect(page.locator("#flow-status")).to_have_text("error: cancelled")
