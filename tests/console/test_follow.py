@@ -6,12 +6,13 @@ flow is kept in the URL."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from playwright.sync_api import expect
 
 from tests.conftest import DATA as CORE_DATA
-from tests.conftest import wait_for
+from tests.conftest import package, wait_for
 from tests.console.conftest import Console
 
 LIVE_MS = 60_000
@@ -49,3 +50,35 @@ def test_a_skipped_or_cancelled_flow_reads_the_same_on_its_node_and_in_its_panel
     expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE_MS)
     expect(page.locator('g.node[data-id="ticker"] .badge')).to_have_text("error: cancelled")
     expect(page.locator("#flow-status")).to_have_text("error: cancelled")
+
+
+def test_run_all_marks_every_nodes_last_status_pending_at_once(
+    admin_page: Any, console: Console
+) -> None:
+    code = "import time\nif seconds: time.sleep(seconds)\nv = 1\n"
+    pkg = package(
+        {
+            "slow": {"code": code, "inputs": [("seconds", "variable", "number")], "outputs": ["v"]},
+            "bad": {"code": "raise ValueError('no')\n", "inputs": ["v"]},
+        },
+        {
+            "slow": {"app": "slow", "pos_x": 40, "pos_y": 40, "data": {"seconds": "0"}},
+            "bad": {"app": "bad", "pos_x": 340, "pos_y": 40, "in": {"v": [("slow", "v")]}},
+        },
+    )
+    wf_id = stored(console, "stale colours", pkg)
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    bad = page.locator('g.node[data-id="bad"]')
+    page.click("#run-all")
+    expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_MS)
+    expect(bad).to_have_class(re.compile(r"\bst-error\b"))
+    page.locator('g.node[data-id="slow"] text.title').click()
+    page.fill('input[name="slow.seconds"]', "4")
+    page.click("#run-all")  # saves, then runs: `slow` sleeps 4 s, `bad` has no event meanwhile
+    status = page.locator('foreignObject[data-id="slow"] .node-result-status')
+    expect(status).to_have_text("running", timeout=LIVE_MS)
+    assert "st-pending" in (bad.get_attribute("class") or "")
+    expect(bad.locator(".badge")).to_have_text("pending")
+    expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_MS)
+    expect(bad).to_have_class(re.compile(r"\bst-error\b"))

@@ -72,6 +72,9 @@ export class EditorRuns {
       states.set(id, { ...before, stale: true });
       this.canvas.setRun(id, states.get(id));
     }
+    // Every node of this run is pending from the start: a colour (or badge) left by the run
+    // before is not this run's, even before the flow's first event.
+    for (const id of this.canvas.marks.keys()) if (!only || only.includes(id)) this.canvas.setStatus(id, "pending", "pending");
     const fresh = (f) => f.stale && Object.assign(f, { log: [], results: [], stale: false });
     const stop = h("button", { type: "button", id: "run-stop", class: "danger", onclick: () => this.cancel() }, "Stop");
     $("#run-state").replaceChildren("run ", h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, id: "run-link" }, run.run_id.slice(0, 8)), " ", h("span", { id: "run-status" }, ""), " ", stop);
