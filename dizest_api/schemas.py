@@ -198,8 +198,9 @@ COMPONENTS: dict[str, Schema] = {
         finished_at=MAYBE_TIME,
         owner=MAYBE_STRING,
         workflow_id=MAYBE_STRING,
+        version={**nullable(INTEGER), "description": "the workflow's version it runs"},
     ),
-    "SubmittedRun": extend("Run", version=nullable(INTEGER)),
+    "SubmittedRun": extend("Run"),
     "FlowReport": obj(
         status=STRING,
         reason=MAYBE_STRING,

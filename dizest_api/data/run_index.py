@@ -38,13 +38,22 @@ class RunIndex:
         self.user_active = self.keys.user_active_runs
 
     def claim(
-        self, run_id: str, owner: str, workflow_id: str | None, inputs_by: str | None = None
+        self,
+        run_id: str,
+        owner: str,
+        workflow_id: str | None,
+        inputs_by: str | None = None,
+        version: int | None = None,
     ) -> bool:
         """Record the owner of a new run; False if the run already had one. `inputs_by`: who
-        gave its inputs, when not its owner (a rerun of another user's run copies theirs)."""
-        fields = {"owner": owner, "workflow_id": workflow_id}
+        gave its inputs, when not its owner (a rerun of another user's run copies theirs);
+        `version`: the workflow's version it runs, when known (the editor follows a run of
+        the version it shows)."""
+        fields: dict[str, Any] = {"owner": owner, "workflow_id": workflow_id}
         if inputs_by is not None and inputs_by != owner:
             fields["inputs_by"] = inputs_by
+        if version is not None:
+            fields["version"] = version
         info = json.dumps(fields)
         if not self.redis.set(self.owner_key(run_id), info, nx=True, ex=self.ttl_s):
             return False

@@ -34,6 +34,7 @@ def summary(
         "finished_at": float(finished) if finished else None,
         "owner": info.get("owner"),
         "workflow_id": info.get("workflow_id"),
+        "version": info.get("version"),  # of the workflow (None: not known, a package run)
     }
 
 

@@ -181,7 +181,7 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
     attached, run_id, claimed = attach(parts), None, []
 
     def own(stored: str) -> None:  # before its flows are sent: its owner sees it at once
-        claimed.append(index().claim(stored, principal.username, wf_id))
+        claimed.append(index().claim(stored, principal.username, wf_id, version=version))
 
     with within_limit(check=lambda: not seen()) as account:
         try:
@@ -309,7 +309,9 @@ def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]
             run_id,
             flow_id,
             account,
-            stored=lambda new: index().claim(new, username, info.get("workflow_id"), given_by),
+            stored=lambda new: index().claim(
+                new, username, info.get("workflow_id"), given_by, info.get("version")
+            ),  # the run's snapshot: its version
             drive=user_drive().path,  # the rerunning user's, not the run owner's
         )
     record = services().client.record(new_id)

@@ -82,3 +82,35 @@ def test_run_all_marks_every_nodes_last_status_pending_at_once(
     expect(bad.locator(".badge")).to_have_text("pending")
     expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_MS)
     expect(bad).to_have_class(re.compile(r"\bst-error\b"))
+
+
+def test_a_reload_of_the_editor_mid_run_follows_that_run_again(
+    admin_page: Any, console: Console
+) -> None:
+    wf_id = console.workflow("ticker", "ticker to pick up")
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.locator('g.node[data-id="ticker"] text.title').click()
+    page.fill('input[name="ticker.count"]', "600")
+    page.fill('input[name="ticker.delay"]', "0.1")
+    page.click("#run-all")  # saves (version 2), then runs it
+    expect(page.locator("#run-status")).to_have_text("running", timeout=LIVE_MS)
+    run_link = page.locator("#run-link").get_attribute("href")
+    page.reload()
+    expect(page.locator("#run-link")).to_have_attribute("href", run_link or "", timeout=LIVE_MS)
+    expect(page.locator("#run-status")).to_have_text("running")
+    result = page.locator('foreignObject[data-id="ticker"] .node-result')
+    expect(result).to_contain_text("tick 2")  # its log so far, replayed
+    expect(page.locator('g.node[data-id="ticker"]')).to_have_class(re.compile(r"\bst-running\b"))
+    page.click("#run-stop")
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE_MS)
+    # a run of another version is not this editor's to follow
+    runs = console.api("GET", f"/runs?workflow_id={wf_id}&limit=5")["items"]
+    assert [r["version"] for r in runs] == [2]
+    body = {"workflow_id": wf_id, "version": 1, "inputs": {"count": 600, "delay": 0.1}}
+    old = str(console.api("POST", "/runs", body)["run_id"])
+    page.reload()
+    expect(page.locator("#ed-state")).to_have_text("saved · v2")
+    assert page.evaluate("() => window.dizestEditor.runs.resumed.then(() => true)")
+    expect(page.locator("#run-link")).to_have_count(0)
+    console.api("POST", f"/runs/{old}/cancel")

@@ -1,7 +1,7 @@
 // Runs from the editor: the saved version, all flows or one, followed live under the nodes, and
 // cancelled from the editor too. One flow reruns within the last run (its upstream outputs
 // reused) when that run ran this very version; else it is a run of the flow and what it needs.
-import { post, problemLines } from "./api.js";
+import { get, post, problemLines } from "./api.js";
 import { $, h, toast } from "./dom.js";
 import { RunStream } from "./events.js";
 import { statusLabel } from "./graph.js";
@@ -43,6 +43,21 @@ export class EditorRuns {
     } catch (exc) {
       toast(problemLines(exc).join("\n"), "error");
     }
+  }
+
+  // A reload in the middle of a run: the caller's newest unfinished run of the saved version is
+  // followed again (statuses and logs under the nodes replayed, Stop), as DIZEST's kernel keeps
+  // a running workflow's state for whoever opens it next.
+  async resume(me) {
+    const query = `/runs?workflow_id=${encodeURIComponent(this.wfId)}&owner=${encodeURIComponent(me)}&limit=20`;
+    let listed;
+    try {
+      listed = await get(query);
+    } catch (exc) {
+      return; // nothing to pick up: the editor works as before
+    }
+    const run = (listed.items || []).find((r) => !FINAL.has(r.status) && r.version === this.version());
+    if (run && !this.last) this.follow(run);
   }
 
   async cancel() {

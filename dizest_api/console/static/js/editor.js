@@ -354,6 +354,7 @@ async function main() {
   $("#save").addEventListener("click", save);
   runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save, dirty: () => doc.dirty });
   $("#run-all").addEventListener("click", () => runs.all());
+  runs.resumed = loaded.rights.includes("run") ? runs.resume($("#me-name")?.textContent || "") : null;
   $("#save").disabled = readOnly;
   $("#app-new").hidden = readOnly;
   $("#run-all").disabled = !loaded.rights.includes("run");
