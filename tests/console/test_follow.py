@@ -114,3 +114,34 @@ def test_a_reload_of_the_editor_mid_run_follows_that_run_again(
     assert page.evaluate("() => window.dizestEditor.runs.resumed.then(() => true)")
     expect(page.locator("#run-link")).to_have_count(0)
     console.api("POST", f"/runs/{old}/cancel")
+
+
+def test_a_node_card_runs_its_flow_and_stops_its_run(admin_page: Any, console: Console) -> None:
+    ticks = "import time\nfor i in range(600):\n    print('tick', i)\n    time.sleep(0.1)\n"
+    pkg = package(
+        {
+            "tick": {"code": ticks},
+            "other": {"code": "print('other ran')\n"},
+        },
+        {
+            "tick": {"app": "tick", "pos_x": 40, "pos_y": 40},
+            "other": {"app": "other", "pos_x": 340, "pos_y": 40},
+        },
+    )
+    wf_id = stored(console, "node buttons", pkg)
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    tick = page.locator('g.node[data-id="tick"]')
+    expect(tick.locator("text.stop")).to_be_hidden()
+    tick.locator("text.run").click()
+    expect(page.locator("#run-status")).to_have_text("running", timeout=LIVE_MS)
+    expect(tick).to_have_class(re.compile(r"\bst-running\b"), timeout=LIVE_MS)
+    expect(tick.locator("text.run")).to_be_hidden()
+    expect(page.locator("#flow-title")).to_have_count(0)  # a click on ▶ selects nothing
+    tick.locator("text.stop").click()
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE_MS)
+    expect(tick.locator("text.run")).to_be_visible()
+    expect(tick.locator("text.stop")).to_be_hidden()
+    run_id = (page.locator("#run-link").get_attribute("href") or "").rsplit("/", 1)[-1]
+    flows = console.api("GET", f"/runs/{run_id}")["flows"]
+    assert flows["other"]["status"] == "idle" and not flows["other"]["log"]  # that flow alone

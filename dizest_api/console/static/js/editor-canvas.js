@@ -11,6 +11,7 @@ const HEAD = 42;
 const PORT = 16;
 const EAGER_DETAIL = 300;
 const RESULT_H = 150;
+const TITLE_CLIP = 18; // characters of a title: room for the run button before it and the marks after
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
 const portY = (n, i) => n.y + HEAD + i * PORT + PORT / 2;
@@ -29,7 +30,7 @@ function nodeMarkup(n, detailed, problems) {
   return [
     `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" transform="translate(${n.x},${n.y})">`,
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/><rect class="bar" width="${n.w}" height="4" rx="2"/>`,
-    `<text class="title" x="10" y="20">${clip(n.title, 20)}</text>`,
+    `<text class="title" x="24" y="20">${clip(n.title, TITLE_CLIP)}</text>`,
     problem ? `<text class="warn" x="${n.w - 52}" y="20"><title>${escapeHtml(problem.join("\n"))}</title>⚠</text>` : "",
     `<text class="toggle" data-action="active" x="${n.w - 34}" y="20">${n.active ? "●" : "○"}</text>`,
     `<text class="del" data-action="remove" x="${n.w - 16}" y="20">×</text>`,
@@ -39,7 +40,11 @@ function nodeMarkup(n, detailed, problems) {
 }
 
 function detailMarkup(n) {
-  const parts = [`<text class="app" x="10" y="35">${clip(n.app.title || n.appId || "", 24)}</text>`, `<text class="badge" x="${n.w - 8}" y="35"></text>`];
+  // ▶ runs the flow; ■ (shown instead while the node is running, by CSS) stops its run.
+  const parts = [
+    `<text class="run" data-action="run" x="7" y="20"><title>Run this flow</title>▶</text>`,
+    `<text class="stop" data-action="stop" x="7" y="20"><title>Stop the run</title>■</text>`,
+    `<text class="app" x="10" y="35">${clip(n.app.title || n.appId || "", 24)}</text>`, `<text class="badge" x="${n.w - 8}" y="35"></text>`];
   n.inputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;
     parts.push(`<circle class="port in" data-name="${escapeHtml(name)}" cx="0" cy="${y}" r="6"/><text class="port-label" x="10" y="${y + 4}">${clip(name, 14)}</text>`);
@@ -53,11 +58,13 @@ function detailMarkup(n) {
 
 export class EditorCanvas extends GraphView {
   // handlers: select(id), move(id, x, y), connect(from, out, to, in), remove(id), toggle(id),
-  // selectEdge(edge). Read-only: nodes are selected, never moved, wired, removed or toggled.
-  setup(handlers, { readOnly = false } = {}) {
+  // selectEdge(edge), run(id), stop(id). Read-only: nodes are selected, never moved, wired,
+  // removed or toggled; `canRun`: the node's run and stop buttons are offered.
+  setup(handlers, { readOnly = false, canRun = true } = {}) {
     this.handlers = handlers;
     this.readOnly = readOnly;
     this.svg.classList.toggle("readonly", readOnly);
+    this.svg.classList.toggle("norun", !canRun);
   }
 
   // A flow's new title, on its node alone (typing it must not redraw 1,000 nodes a keystroke).
@@ -66,7 +73,7 @@ export class EditorCanvas extends GraphView {
     const el = this.elements.get(id)?.querySelector("text.title");
     if (!n || !el) return;
     n.title = title;
-    el.innerHTML = clip(title, 20);
+    el.innerHTML = clip(title, TITLE_CLIP);
     this.drawn.delete(id); // its markup is no longer what was drawn: the next redraw redoes it
   }
 
@@ -218,11 +225,17 @@ export class EditorCanvas extends GraphView {
     const target = event.target;
     const nodeEl = target.closest("g.node");
     this.pressedNode = Boolean(nodeEl);
+    const action = target.dataset.action;
+    if (nodeEl && (action === "run" || action === "stop")) {
+      event.stopPropagation();
+      event.preventDefault();
+      if (!this.svg.classList.contains("norun")) this.handlers[action](nodeEl.dataset.id);
+      return;
+    }
     if (!nodeEl || this.readOnly) return; // the background: GraphView pans (and selects on click)
     event.stopPropagation();
     event.preventDefault(); // no text selection or focus change: nothing else repaints
     const id = nodeEl.dataset.id;
-    const action = target.dataset.action;
     if (action) {
       if (action === "remove") this.handlers.remove(id);
       else this.handlers.toggle(id);

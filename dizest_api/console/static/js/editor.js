@@ -330,12 +330,14 @@ async function main() {
         box.hidden = false;
       }
     },
+    run: (id) => runs.flow(id), // as the Flow panel's "Run this flow"
+    stop: () => runs.cancel(),
     selectEdge: (edge) => {
       showFlow(edge.to); // its connections, each with Remove; or the Delete key
       selectedEdge = edge;
       $("#graph").focus();
     },
-  }, { readOnly });
+  }, { readOnly, canRun: loaded.rights.includes("run") });
   canvas.onSelect = (id) => {
     selectedEdge = null;
     showFlow(id);
