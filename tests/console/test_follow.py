@@ -145,3 +145,34 @@ def test_a_node_card_runs_its_flow_and_stops_its_run(admin_page: Any, console: C
     run_id = (page.locator("#run-link").get_attribute("href") or "").rsplit("/", 1)[-1]
     flows = console.api("GET", f"/runs/{run_id}")["flows"]
     assert flows["other"]["status"] == "idle" and not flows["other"]["log"]  # that flow alone
+
+
+def test_the_selected_flow_is_kept_in_the_url_and_an_unknown_one_is_ignored(
+    admin_page: Any, console: Console
+) -> None:
+    c04 = json.loads((CORE_DATA / "c04_error.dwp").read_text())
+    wf_id = stored(console, "hash", c04)
+    run_id = finished(console, {"workflow_id": wf_id})
+    page = admin_page
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for path, panel in (
+        (f"/runs/{run_id}", "#flow"),
+        (f"/workflows/{wf_id}", "#node"),
+        (f"/workflows/{wf_id}/edit", "#flow"),
+    ):
+        page.goto(path)
+        page.locator('g.node[data-id="b"]').click()
+        expect(page.locator(f"{panel} h2")).to_be_visible()
+        heading = page.locator(f"{panel} h2").text_content()
+        wait_for(lambda: page.evaluate("location.hash") == "#flow=b", timeout=10)
+        page.reload()
+        expect(page.locator('g.node[data-id="b"]')).to_have_class(re.compile(r"\bselected\b"))
+        expect(page.locator(f"{panel} h2")).to_have_text(heading or "")
+        expect(page.locator(f"{panel} h2")).to_be_visible()
+        page.goto(f"{path}#flow=nope")
+        page.reload()  # (a change of the hash alone does not load the page again)
+        expect(page.locator("g.node")).to_have_count(len(c04["flow"]))
+        wait_for(lambda: page.evaluate("location.hash") == "", timeout=10)
+        expect(page.locator("g.node.selected")).to_have_count(0)
+    assert errors == [], errors

@@ -61,3 +61,25 @@ export function showTab(name, root = document) {
   for (const b of $$(".tabs button", root)) b.classList.toggle("active", b.dataset.tab === name);
   for (const t of $$(".tab", root)) t.classList.toggle("active", t.id === name);
 }
+
+// The flow a page shows is kept in its URL (#flow=<id>): a reload or a shared link reopens it.
+export function flowInHash() {
+  const found = /^#flow=(.+)$/.exec(location.hash);
+  try {
+    return found ? decodeURIComponent(found[1]) : null;
+  } catch (exc) {
+    return null; // a malformed escape: no flow
+  }
+}
+
+export function keepFlowInHash(id) {
+  const hash = id ? `#flow=${encodeURIComponent(id)}` : "";
+  if (location.hash !== hash) history.replaceState(history.state, "", `${location.pathname}${location.search}${hash}`);
+}
+
+// Select the flow the URL names, if the graph has it (else the URL forgets it).
+export function selectFlowInHash(has, select) {
+  const id = flowInHash();
+  if (id !== null && has(id)) select(id);
+  else if (id !== null) keepFlowInHash(null);
+}

@@ -3,7 +3,7 @@
 // someone saved since: reload or save as a copy), undo/redo, and run all or one flow with the
 // status, log and results under each node.
 import { ApiError, get, post, problemLines, put } from "./api.js";
-import { $, h, showTab, tabs, toast } from "./dom.js";
+import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast } from "./dom.js";
 import { lockPanel, markSyntax, openApp, showApp } from "./editor-app.js";
 import { EditorCanvas } from "./editor-canvas.js";
 import { Doc, localProblems } from "./editor-doc.js";
@@ -136,6 +136,7 @@ function variableInput(flowId, spec, value) {
 
 function showFlow(id, show = true) {
   selected = id;
+  keepFlowInHash(id && Object.hasOwn(doc.pkg.flow, id) ? id : null);
   const box = $("#flow");
   const flow = id && doc.pkg.flow[id];
   if (!flow) {
@@ -372,6 +373,7 @@ async function main() {
     event.preventDefault();
     event.returnValue = "";
   });
+  selectFlowInHash((id) => Object.hasOwn(doc.pkg.flow, id), (id) => canvas.select(id));
   window.dizestEditor = { doc, canvas, runs };
 }
 

@@ -2,7 +2,7 @@
 // log.append events arrive, results render as they come; timeline, inputs, cancel, re-run.
 import { get, post } from "./api.js";
 import { appFrame, hasUI, updateResults } from "./appui.js";
-import { $, h, seconds, showTab, tabs, toast, when } from "./dom.js";
+import { $, h, keepFlowInHash, seconds, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { RunStream } from "./events.js";
 import { drawGantt } from "./gantt.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
@@ -111,6 +111,7 @@ function setRunStatus(status) {
 
 function showFlow(id) {
   selected = id;
+  keepFlowInHash(id);
   const f = flowState(id);
   const node = graph.byId.get(id);
   const log = h("div", { id: "flow-log", class: "log" }, renderEntries(f.log.slice(-SHOWN_LOG), FRAMES));
@@ -248,6 +249,7 @@ async function main() {
     Object.assign(flowState(id), { status: f.status, reason: f.reason, index: f.index });
     view.setStatus(id, f.status, badge(flowState(id)));
   }
+  selectFlowInHash((id) => graph.byId.has(id), (id) => view.select(id));
   const live = $("#run-live");
   const stream = new RunStream(runId, apply, (state) => {
     live.textContent = state === "live" ? "● live" : state === "reconnecting" ? "reconnecting…" : "";

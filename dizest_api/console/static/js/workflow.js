@@ -1,6 +1,6 @@
 // The workflow view: its graph, a flow's code and variables, the run form, and sharing.
 import { get, post, problemLines, put } from "./api.js";
-import { $, h, showTab, tabs, toast, when } from "./dom.js";
+import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { highlightPython } from "./highlight.js";
 
@@ -41,6 +41,7 @@ function lastOutputs(node) {
 }
 
 function flowPanel(node) {
+  keepFlowInHash(node.id);
   const code = h("pre", { class: "code" });
   code.innerHTML = highlightPython(String(node.app.code || ""));
   const variables = node.variables.map((v) => {
@@ -202,7 +203,7 @@ async function main() {
   const wf = await get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`);
   const versions = $("#wf-version");
   for (let v = wf.latest_version; v >= 1; v--) versions.append(h("option", { value: v, selected: v === wf.version }, `v${v}`));
-  versions.addEventListener("change", () => location.assign(`?version=${versions.value}`));
+  versions.addEventListener("change", () => location.assign(`?version=${versions.value}${location.hash}`));
   document.title = `${wf.title} · dizest`;
   $("#wf-title").textContent = wf.title;
   $("#wf-meta").textContent = `${wf.owner} · v${wf.version} of ${wf.latest_version} · ${when(wf.updated_at)}`;
@@ -224,6 +225,7 @@ async function main() {
   $("#wf-rename").hidden = !wf.rights.includes("write");
   $("#wf-rename").addEventListener("click", () => rename(wf));
   grants(wf);
+  selectFlowInHash((id) => graph.byId.has(id), (id) => view.select(id));
   loadLastRun(wf).catch((exc) => toast(exc.message, "error"));
 }
 
