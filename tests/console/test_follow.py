@@ -176,3 +176,46 @@ def test_the_selected_flow_is_kept_in_the_url_and_an_unknown_one_is_ignored(
         wait_for(lambda: page.evaluate("location.hash") == "", timeout=10)
         expect(page.locator("g.node.selected")).to_have_count(0)
     assert errors == [], errors
+
+
+TABLE = """
+class Table:
+    def _repr_html_(self):
+        rows = ''.join(f'<tr><td>row {i}</td></tr>' for i in range(30))
+        return f'<table>{rows}</table>'
+
+print(Table())
+print('w' * 3000)
+"""
+
+
+def test_a_long_word_wraps_in_the_log_and_a_result_box_is_enlarged_on_demand(
+    admin_page: Any, console: Console
+) -> None:
+    pkg = package(
+        {"t": {"code": TABLE}, "q": {"code": "print('quiet')\n"}},
+        {"t": {"app": "t", "pos_x": 40, "pos_y": 40}, "q": {"app": "q", "pos_x": 340, "pos_y": 40}},
+    )
+    wf_id = stored(console, "big results", pkg)
+    run_id = finished(console, {"workflow_id": wf_id})
+    page = admin_page
+    page.goto(f"/runs/{run_id}#flow=t")
+    log = page.locator("#flow-log")
+    expect(log).to_contain_text("wwwwwwww")
+    assert log.evaluate("(el) => el.scrollWidth <= el.clientWidth")  # wrapped: no sideways scroll
+
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.click("#run-all")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
+    box = page.locator('foreignObject[data-id="t"]')
+    frame = box.locator("iframe")
+    expect(frame).to_have_count(1)
+    height = "(el) => el.offsetHeight"  # CSS pixels, whatever the zoom
+    assert frame.evaluate(height) == 100
+    box.locator(".node-result-grow").click()
+    wait_for(lambda: frame.evaluate(height) == 400, timeout=10)
+    assert box.get_attribute("height") == "460"
+    assert page.locator('foreignObject[data-id="q"]').get_attribute("height") == "150"
+    box.locator(".node-result-grow").click()
+    wait_for(lambda: frame.evaluate(height) == 100, timeout=10)
+    assert box.get_attribute("height") == "150"

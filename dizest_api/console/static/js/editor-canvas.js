@@ -11,6 +11,7 @@ const HEAD = 42;
 const PORT = 16;
 const EAGER_DETAIL = 300;
 const RESULT_H = 150;
+const RESULT_BIG = 460; // px: a result box its user enlarged (a table, a plot)
 const TITLE_CLIP = 18; // characters of a title: room for the run button before it and the marks after
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
@@ -359,15 +360,32 @@ export class EditorCanvas extends GraphView {
     }
     this.placeResult(id, fo);
     const box = fo.firstChild;
-    box.className = `node-result st-${state.status}${state.stale ? " stale" : ""}`;
+    this.big ||= new Set(); // the flows whose result box the user enlarged
+    const big = this.big.has(id);
+    fo.setAttribute("height", big ? RESULT_BIG : RESULT_H);
+    box.className = `node-result st-${state.status}${state.stale ? " stale" : ""}${big ? " big" : ""}`;
     const head = document.createElement("div");
     head.className = "node-result-status";
+    const text = head.appendChild(document.createElement("span"));
+    text.className = "text";
+    const grow = head.appendChild(document.createElement("button"));
+    Object.assign(grow, { type: "button", className: "node-result-grow", title: big ? "Shrink this result" : "Enlarge this result" });
+    grow.addEventListener("click", () => this.resize(id, fo, grow));
     const word = statusLabel(state.status, state.reason);
     const told = !state.reason || state.status === "ready" || word.endsWith(state.reason); // "error: cancelled" says it
-    head.textContent = (told ? word : `${word}: ${state.reason}`) + (state.stale ? " · output of the run before" : "");
+    text.textContent = (told ? word : `${word}: ${state.reason}`) + (state.stale ? " · output of the run before" : "");
     // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)
     box.replaceChildren(head, ...renderEntries(state.log.slice(-50), 2), ...renderEntries(state.results.slice(-20).map((r) => r.value), 2));
     box.scrollTop = box.scrollHeight;
+  }
+
+  // Enlarge a result box (or shrink it back) in place: its content (an iframe, a plot) stays.
+  resize(id, fo, grow) {
+    const big = !this.big.delete(id);
+    if (big) this.big.add(id);
+    fo.setAttribute("height", big ? RESULT_BIG : RESULT_H);
+    fo.firstChild.classList.toggle("big", big);
+    grow.title = big ? "Shrink this result" : "Enlarge this result";
   }
 
   placeResult(id, fo = this.svg.querySelector(`g.results foreignObject[data-id="${CSS.escape(id)}"]`)) {
