@@ -16,6 +16,10 @@ key / channel                         type     holds                            
 {p}:user:{name}:runs                  zset     the user's run ids by creation time (ms); ttl_s from
                                                entries older than ttl_s pruned at each   the newest
                                                of the user's submits
+{p}:user:{name}:wf:{id}:runs          zset     the user's runs of workflow {id} by        ttl_s from
+                                               creation time (ms): its grantees' shared   the newest
+                                               runs list; older than ttl_s pruned when
+                                               listed
 {p}:user:{name}:active                set      the user's runs not yet seen final        ttl_s from
                                                                                          the newest
 {p}:user:{name}:stored                hash     what the user's live runs wrote to Redis,  ttl_s from
@@ -163,6 +167,9 @@ class Keys:
 
     def user_runs(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:runs"
+
+    def user_wf_runs(self, username: str, wf_id: str) -> str:
+        return f"{self.prefix}:user:{username}:wf:{wf_id}:runs"
 
     def user_active_runs(self, username: str) -> str:
         return f"{self.prefix}:user:{username}:active"

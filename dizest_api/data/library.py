@@ -292,6 +292,14 @@ class Library:
         self.redis.transaction(change, meta, grants_key)
         return dict(sorted(grants.items()))
 
+    def shared_with(self, username: str) -> list[tuple[str, str]]:
+        """(workflow id, its owner) of every workflow granted to `username`."""
+        ids = self.redis.zrange(self.keys.user_shared(username), 0, -1)
+        pipe = self.redis.pipeline(transaction=False)
+        for wf_id in ids:
+            pipe.hget(self.keys.workflow(wf_id), "owner")
+        return [(i, owner) for i, owner in zip(ids, pipe.execute(), strict=True) if owner]
+
     # -- listing -------------------------------------------------------------------------
 
     def visible(

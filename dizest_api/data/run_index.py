@@ -64,6 +64,9 @@ class RunIndex:
         pipe.sadd(active, run_id)
         pipe.expire(runs, self.ttl_s)
         pipe.expire(active, self.ttl_s)
+        if workflow_id:  # its owner's runs of that workflow: what the workflow's grantees read
+            pipe.zadd(self.keys.user_wf_runs(owner, workflow_id), {run_id: now_ms})
+            pipe.expire(self.keys.user_wf_runs(owner, workflow_id), self.ttl_s)
         pipe.execute()
         return True
 
@@ -91,6 +94,25 @@ class RunIndex:
         if done:
             self.redis.srem(self.user_active(username), *done)
         return count
+
+    def of_workflows(
+        self, pairs: list[tuple[str, str]], offset: int, limit: int
+    ) -> tuple[list[str], int]:
+        """A page of the runs each (workflow id, owner) pair's owner made of that workflow,
+        newest first, and their total: a few sorted sets read (those older than the TTL
+        dropped first), never all runs."""
+        cutoff = f"({int((time.time() - self.ttl_s) * 1000)}"
+        keys = [self.keys.user_wf_runs(owner, wf_id) for wf_id, owner in pairs]
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zremrangebyscore(key, "-inf", cutoff)
+            pipe.zrevrange(key, 0, offset + limit - 1, withscores=True)
+            pipe.zcard(key)
+        answers = pipe.execute()
+        found = [hit for i in range(len(keys)) for hit in answers[3 * i + 1]]
+        found.sort(key=lambda hit: -hit[1])
+        total = sum(int(answers[3 * i + 2]) for i in range(len(keys)))
+        return [run_id for run_id, _ in found[offset : offset + limit]], total
 
     def page(self, username: str | None, offset: int, limit: int) -> tuple[list[str], int]:
         key = self.keys.runs if username is None else self.user_runs(username)

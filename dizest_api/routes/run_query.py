@@ -7,7 +7,7 @@ every match (the total a paginated list needs).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dizest_api.data.run_index import RunIndex
@@ -18,6 +18,11 @@ RUN_FILTERS = {
     "owner": "only runs of this user (admins; others see their own, and with workflow_id the"
     " runs its owner made of a workflow shared with them)",
 }
+SHARED = (
+    "1: instead of your own runs, those the owners of the workflows shared with you made of"
+    " them (what your grants let you read)"
+)
+Pager = Callable[[int, int], tuple[list[str], int]]  # (offset, limit) -> (run ids, total)
 SCAN_BATCH = 500
 
 
@@ -45,15 +50,18 @@ def run_page(
     wanted: Mapping[str, str],
     offset: int,
     limit: int,
+    pager: Pager | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """(summaries, total) of `owner`'s runs (None: all) whose summary matches `wanted`."""
+    """(summaries, total) of `owner`'s runs (None: all; `pager`: the runs it pages through
+    instead) whose summary matches `wanted`."""
+    page: Pager = pager or (lambda start, count: index.page(owner, start, count))
     if not wanted:
-        ids, total = index.page(owner, offset, limit)
+        ids, total = page(offset, limit)
         found = ((i, runs.record(i)) for i in ids)
         return [summary(i, r, index.get(i) or {}) for i, r in found if r], total
     matches, start = [], 0
     while True:
-        ids, total = index.page(owner, start, SCAN_BATCH)
+        ids, total = page(start, SCAN_BATCH)
         for run_id in ids:
             record = runs.record(run_id)
             if record is None:

@@ -36,7 +36,7 @@ from dizest_api.event_hub import Held, hub_for
 from dizest_api.masking import masked
 from dizest_api.routes.files import attach, submit_body, user_drive
 from dizest_api.routes.health import require_worker
-from dizest_api.routes.run_query import RUN_FILTERS, run_page
+from dizest_api.routes.run_query import RUN_FILTERS, SHARED, run_page
 from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.workflows import open_workflow, rights_on
 from dizest_api.schemas import ERR, EVENTS, page_of
@@ -204,7 +204,7 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
 
 
 @endpoint(bp, "GET", "/runs", "Your runs, newest first (admins: all runs), filtered",
-          query={**RUN_FILTERS, "offset": OFFSET, "limit": LIMIT},
+          query={**RUN_FILTERS, "shared": SHARED, "offset": OFFSET, "limit": LIMIT},
           responses={200: page_of("Run")})  # fmt: skip
 def list_runs() -> Response:
     principal = current()
@@ -216,6 +216,14 @@ def list_runs() -> Response:
             f"unknown status {wanted['status']!r}; one of {', '.join(statuses)}",
             {"statuses": statuses},
         )
+    shared = request.args.get("shared", "")
+    if shared not in ("", "0", "1"):
+        raise BadInput(f"shared must be 1 or 0, not {shared!r}")
+    if shared == "1":  # only the pairs `open_run` lets the caller read: the owner's runs
+        pairs = services().library.shared_with(principal.username)
+        pager = lambda start, count: index().of_workflows(pairs, start, count)  # noqa: E731
+        items, total = run_page(index(), services().client, None, wanted, offset, limit, pager)
+        return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
     owner = None if principal.is_admin else principal.username
     asked = wanted.pop("owner", None)
     if asked is not None and principal.is_admin:

@@ -1,7 +1,8 @@
 """Following runs in the run view and the editor (a console probe's finds): a flow's status reads
 the same on its node and in its panel (skipped, "error: cancelled"); Run all marks every node's
 last status stale at once; a reload of the editor mid-run picks the run up again; the selected
-flow is kept in the URL."""
+flow is kept in the URL; long words wrap in the log and a result box is enlarged on demand; the
+runs list offers the runs of workflows shared with the user."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import DATA as CORE_DATA
 from tests.conftest import package, wait_for
-from tests.console.conftest import Console
+from tests.console.conftest import USER_PASSWORD, Console, log_in
 
 LIVE_MS = 60_000
 
@@ -219,3 +220,26 @@ def test_a_long_word_wraps_in_the_log_and_a_result_box_is_enlarged_on_demand(
     box.locator(".node-result-grow").click()
     wait_for(lambda: frame.evaluate(height) == 100, timeout=10)
     assert box.get_attribute("height") == "150"
+
+
+def test_the_runs_list_shows_the_runs_of_workflows_shared_with_me(
+    browser: Any, console: Console
+) -> None:
+    console.user("sol")
+    console.user("gus")
+    wf_id = console.workflow("ticker", "sol's ticker", owner="sol")
+    console.api("PUT", f"/workflows/{wf_id}/grants", {"grants": {"gus": "viewer"}}, "sol")
+    sols = str(console.api("POST", "/runs", {"workflow_id": wf_id}, "sol")["run_id"])
+    page = log_in(browser, console.base, "gus", USER_PASSWORD)
+    page.goto("/runs")
+    expect(page.locator("#runs-empty")).to_be_visible(timeout=LIVE_MS)  # gus ran nothing
+    page.select_option("#f-shared", "1")
+    page.click("#run-filters button[type=submit]")
+    row = page.locator(f'#run-rows tr[data-id="{sols}"]')
+    expect(row).to_be_visible(timeout=LIVE_MS)
+    expect(row.locator("td").nth(3)).to_have_text("sol")
+    wait_for(lambda: "shared=1" in page.url, timeout=10)
+    page.reload()  # the choice is kept in the URL
+    expect(page.locator("#f-shared")).to_have_value("1")
+    expect(row).to_be_visible(timeout=LIVE_MS)
+    page.context.close()

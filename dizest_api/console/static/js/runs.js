@@ -1,4 +1,5 @@
-// The runs page: mine (admins: everyone's), filtered by status, workflow and user, paginated;
+// The runs page: mine (admins: everyone's) or those of the workflows shared with me (their
+// owners' runs, which my grants let me read), filtered by status, workflow and user, paginated;
 // while a run shown is not final, the page asks for the same list again every POLL_MS (one
 // request, never a stream per run: an admin's page may list 100 unfinished runs of one user,
 // and a stream each would take every connection the browser allows to this origin, freezing
@@ -15,7 +16,8 @@ let shown = []; // the runs on the page, as last answered
 let asked = 0; // the latest load's number: an older answer arriving late is dropped
 let timer = null;
 
-for (const name of ["status", "workflow_id", "owner"]) {
+const FILTERS = ["shared", "status", "workflow_id", "owner"];
+for (const name of FILTERS) {
   const input = $(`[name="${name}"]`);
   if (input && params.get(name)) input.value = params.get(name);
 }
@@ -74,7 +76,7 @@ function poll() {
 
 async function load() {
   const query = new URLSearchParams({ offset, limit: LIMIT });
-  for (const name of ["status", "workflow_id", "owner"]) if (params.get(name)) query.set(name, params.get(name));
+  for (const name of FILTERS) if (params.get(name)) query.set(name, params.get(name));
   const mine = ++asked;
   clearTimeout(timer);
   timer = null;
