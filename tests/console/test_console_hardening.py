@@ -232,6 +232,6 @@ def test_a_link_in_a_plot_never_takes_the_consoles_tab_away(browser: Any, consol
             link.dispatch_event("click")
         # (the new tab shows a load error: nothing listens on port 9)
         opened.value.close()
-        assert page.url == console.base + f"/runs/{run_id}"  # the console stayed
+        assert page.url == console.base + f"/runs/{run_id}#flow=f"  # the console stayed
     finally:
         page.context.close()
