@@ -166,7 +166,7 @@ def test_the_selected_flow_is_kept_in_the_url_and_an_unknown_one_is_ignored(
         page.locator('g.node[data-id="b"]').click()
         expect(page.locator(f"{panel} h2")).to_be_visible()
         heading = page.locator(f"{panel} h2").text_content()
-        wait_for(lambda: page.evaluate("location.hash") == "#flow=b", timeout=10)
+        wait_for(lambda: page.evaluate("location.hash") == "#flow=b", timeout=30)
         page.reload()
         expect(page.locator('g.node[data-id="b"]')).to_have_class(re.compile(r"\bselected\b"))
         expect(page.locator(f"{panel} h2")).to_have_text(heading or "")
@@ -174,7 +174,7 @@ def test_the_selected_flow_is_kept_in_the_url_and_an_unknown_one_is_ignored(
         page.goto(f"{path}#flow=nope")
         page.reload()  # (a change of the hash alone does not load the page again)
         expect(page.locator("g.node")).to_have_count(len(c04["flow"]))
-        wait_for(lambda: page.evaluate("location.hash") == "", timeout=10)
+        wait_for(lambda: page.evaluate("location.hash") == "", timeout=30)
         expect(page.locator("g.node.selected")).to_have_count(0)
     assert errors == [], errors
 
