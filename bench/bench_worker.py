@@ -455,6 +455,8 @@ class ShapeRow:
     timed_wall_s: float = 0.0
     failures: list[str] = field(default_factory=list)
     note: str = ""
+    # CPU ms of Client.get of the last run, finished: folded afresh / read again (cached fold)
+    report_ms: tuple[float, float] | None = None
 
     @property
     def median(self) -> float:
@@ -485,10 +487,26 @@ def bench_shape(cluster: Cluster, row: ShapeRow, repeat: int, budget_s: float) -
         row.failures += [f"run {i + 1}: {b}" for b in bad[:3]]
     row.cpu_s = cpu_delta(before, cpu_snapshot(cluster))
     row.timed_wall_s = time.perf_counter() - started
+    if row.times:
+        row.report_ms = report_reads(client, run_id)
     row.ideal_s = exp.get("ideal_s") or None
     slots = sum(w.concurrency for w in cluster.config.workers)
     if row.shape == "fan5_sleep" and slots < 5:
         row.note = f"{slots}-slot ideal {exp.get(f'ideal_{slots}_workers_s')} s"
+
+
+def report_reads(client: Client, run_id: str, n: int = 5) -> tuple[float, float]:
+    """Median CPU ms of reading a finished run's report: folded afresh (what every read cost
+    before dizest_worker.reports), then read again (the fold cached: what a poller pays)."""
+
+    def cpu_ms(fresh: bool) -> float:
+        if fresh:
+            client.reports.forget(run_id)
+        started = time.process_time()
+        client.get(run_id)
+        return 1000 * (time.process_time() - started)
+
+    return med([cpu_ms(True) for _ in range(n)]), med([cpu_ms(False) for _ in range(n)])
 
 
 @dataclass
@@ -704,6 +722,15 @@ def print_shapes(rows: list[ShapeRow]) -> None:
             ]
         )
     print_table(head, lines)
+    reads = [
+        f"{r.config} {r.shape} {r.report_ms[0]:.1f} / {r.report_ms[1]:.1f}"
+        for r in rows
+        if r.report_ms
+    ]
+    if reads:
+        print(
+            "   a finished run's report read, CPU ms, folded afresh / read again:", "; ".join(reads)
+        )
     print("\n   CPU ms per flow run over the timed runs (all workers of the config):")
     head = ["cfg", "shape", *COMPONENTS, "total", "floor s", "other load"]
     lines = []

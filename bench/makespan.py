@@ -216,7 +216,7 @@ def bench_local(
             list(wf.stream(timeout=RUN_TIMEOUT_S))  # warm-up: starts the zygote
             for i in range(repeat):
                 for by_rank, row in rows.items():
-                    Plan.rank = rank if by_rank else _arrival  # type: ignore[method-assign]
+                    Plan.rank = rank if by_rank else _arrival  # type: ignore[method-assign,assignment]
                     cpu0, kids0 = time.process_time(), descendants_cpu_s()
                     events = list(wf.stream(timeout=RUN_TIMEOUT_S))
                     cpu1, kids1 = time.process_time(), descendants_cpu_s()
