@@ -8,6 +8,7 @@ import { lockPanel, markSyntax, openApp, showApp } from "./editor-app.js";
 import { EditorCanvas } from "./editor-canvas.js";
 import { Doc, localProblems } from "./editor-doc.js";
 import { EditorRuns } from "./editor-run.js";
+import { FlowList, tooMany } from "./flowlist.js";
 import { bindZoomButtons, model } from "./graph.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
@@ -22,7 +23,9 @@ let selectedEdge = null; // {from, out, to, in}: the Delete key removes it
 let syntax = []; // the API's syntax_error problems, per app
 let problems = [];
 let auto = new Map(); // positions the first layout gave flows whose own overlapped or were missing
-let readOnly = false; // the caller's grant does not allow saving
+let readOnly = false; // the caller's grant does not allow saving, or the workflow is too large
+let readOnlyWhy = "your grant does not allow saving";
+let canRun = false; // runs from the editor are offered (not on a workflow too large to draw)
 let runs = null; // EditorRuns
 let saving = null; // the save under way (a promise of its success)
 
@@ -75,7 +78,7 @@ function refreshState() {
   $("#undo").disabled = !doc.undoStack.length;
   $("#redo").disabled = !doc.redoStack.length;
   const state = doc.dirty ? "unsaved changes" : `saved · v${wf.version}`;
-  $("#ed-state").textContent = readOnly ? `read-only: your grant does not allow saving · ${state}` : state;
+  $("#ed-state").textContent = readOnly ? `read-only: ${readOnlyWhy} · ${state}` : state;
   $("#ed-state").dataset.dirty = doc.dirty ? "1" : "";
   const list = $("#problems");
   list.replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", code: p.code } }, p.flow ? `${p.flow}: ${p.message}` : p.message)));
@@ -162,7 +165,7 @@ function showFlow(id, show = true) {
     conns.length ? h("ul", { class: "conns", id: "flow-conns" }, conns) : h("p", { class: "muted" }, "none"),
     h("p", { class: "inline" },
       h("button", { type: "button", id: "flow-edit-app", "data-keep": "", disabled: !doc.app(flow.app_id), onclick: () => editApp(flow.app_id) }, readOnly ? "Show app" : "Edit app"),
-      h("button", { type: "button", id: "flow-run", "data-keep": "", hidden: !wf.rights.includes("run"), onclick: () => runs.flow(id) }, "Run this flow"),
+      h("button", { type: "button", id: "flow-run", "data-keep": "", hidden: !canRun, onclick: () => runs.flow(id) }, "Run this flow"),
       h("button", { type: "button", class: "danger", id: "flow-remove", hidden: readOnly, onclick: () => doc.removeFlow(id) }, "Remove flow")),
   );
   if (readOnly) lockPanel(box);
@@ -295,28 +298,8 @@ function keys(event) {
 // A key meant for the graph: pressed with the focus on it, or on nothing (not a button or a field).
 const onCanvas = (event) => event.target === document.body || Boolean(event.target.closest("#graph"));
 
-async function main() {
-  const asked = new URLSearchParams(location.search).get("version");
-  const [loaded, apps] = await Promise.all([
-    get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`),
-    get("/apps").catch(() => ({ items: [] })),
-  ]);
-  wf = { ...loaded, version: loaded.latest_version === loaded.version ? loaded.version : loaded.latest_version };
-  plugins = apps.items;
-  document.title = `Edit ${wf.title} · dizest`;
-  $("#wf-title").textContent = wf.title;
-  // what the caller's grant does not allow is not offered (the API would refuse it)
-  readOnly = !loaded.rights.includes("write");
-  doc = new Doc(loaded.package, changed);
-  doc.readOnly = readOnly;
-  const first = model(doc.pkg);
-  for (const n of first.nodes) {
-    if (n.x !== Number(n.flow.pos_x) || n.y !== Number(n.flow.pos_y)) auto.set(n.id, { x: n.x, y: n.y, px: n.flow.pos_x, py: n.flow.pos_y });
-  }
-  problems = allProblems();
-  const graph = auto.size ? buildGraph() : first;
-  graph.problems = problems;
-  canvas = new EditorCanvas($("#graph"), graph, null); // draws once
+function drawCanvas(box, graph) {
+  canvas = new EditorCanvas(box, graph, null); // draws once
   canvas.setup({
     select: (id) => showFlow(id),
     move: (id, x, y) => doc.move(id, x, y),
@@ -338,12 +321,42 @@ async function main() {
       selectedEdge = edge;
       $("#graph").focus();
     },
-  }, { readOnly, canRun: loaded.rights.includes("run") });
+  }, { readOnly, canRun });
   canvas.onSelect = (id) => {
     selectedEdge = null;
     showFlow(id);
     if (id) $("#graph").focus({ preventScroll: true }); // Delete is for the graph now (not a button)
   };
+  return canvas;
+}
+
+async function main() {
+  const asked = new URLSearchParams(location.search).get("version");
+  const [loaded, apps] = await Promise.all([
+    get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`),
+    get("/apps").catch(() => ({ items: [] })),
+  ]);
+  wf = { ...loaded, version: loaded.latest_version === loaded.version ? loaded.version : loaded.latest_version };
+  plugins = apps.items;
+  document.title = `Edit ${wf.title} · dizest`;
+  $("#wf-title").textContent = wf.title;
+  // what the caller's grant does not allow is not offered (the API would refuse it)
+  readOnly = !loaded.rights.includes("write");
+  doc = new Doc(loaded.package, changed);
+  doc.readOnly = readOnly;
+  const first = model(doc.pkg);
+  for (const n of first.nodes) {
+    if (n.x !== Number(n.flow.pos_x) || n.y !== Number(n.flow.pos_y)) auto.set(n.id, { x: n.x, y: n.y, px: n.flow.pos_x, py: n.flow.pos_y });
+  }
+  problems = allProblems();
+  const graph = auto.size ? buildGraph() : first;
+  graph.problems = problems;
+  // A workflow too large to draw (or to edit by hand) opens read-only, its flows listed.
+  const listed = tooMany(graph);
+  if (listed) [readOnly, doc.readOnly, readOnlyWhy] = [true, true, `${graph.nodes.length.toLocaleString("en")} flows, too many to edit here`];
+  canRun = loaded.rights.includes("run") && !listed;
+  const list = { draw: (box) => drawCanvas(box, canvas.graph), note: " (read-only: run it from the workflow view)" };
+  canvas = listed ? new FlowList($("#graph"), graph, (id) => showFlow(id), list) : drawCanvas($("#graph"), graph);
   performance.mark("dizest:editor"); // bench/bench_console.py reads it
   bindZoomButtons(canvas);
   tabs();
@@ -357,10 +370,10 @@ async function main() {
   $("#save").addEventListener("click", save);
   runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save, dirty: () => doc.dirty });
   $("#run-all").addEventListener("click", () => runs.all());
-  runs.resumed = loaded.rights.includes("run") ? runs.resume($("#me-name")?.textContent || "") : null;
+  runs.resumed = canRun ? runs.resume($("#me-name")?.textContent || "") : null;
   $("#save").disabled = readOnly;
   $("#app-new").hidden = readOnly;
-  $("#run-all").disabled = !loaded.rights.includes("run");
+  $("#run-all").disabled = !canRun;
   refreshState();
   $("#conflict-reload").addEventListener("click", () => {
     doc.saved();

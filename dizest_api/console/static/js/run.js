@@ -5,6 +5,7 @@ import { appFrame, hasUI, updateResults } from "./appui.js";
 import { $, h, keepFlowInHash, seconds, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { RunStream } from "./events.js";
 import { drawGantt } from "./gantt.js";
+import { graphOrList } from "./flowlist.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { foldOlder, renderEntries } from "./render.js";
 
@@ -223,7 +224,7 @@ async function main() {
   const pkg = await get(`/runs/${encodeURIComponent(runId)}/dwp`);
   performance.mark("dizest:dwp");
   graph = model(pkg);
-  view = new GraphView($("#graph"), graph, showFlow);
+  view = graphOrList($("#graph"), graph, showFlow, (box) => new GraphView(box, graph, showFlow), { status: true });
   performance.mark("dizest:graph"); // bench/bench_console.py reads it
   const report = await reportLoaded;
   bindZoomButtons(view);

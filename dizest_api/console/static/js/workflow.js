@@ -1,6 +1,7 @@
 // The workflow view: its graph, a flow's code and variables, the run form, and sharing.
 import { get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
+import { graphOrList, tooMany } from "./flowlist.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { highlightPython } from "./highlight.js";
 
@@ -91,11 +92,10 @@ function runForm() {
     if (!node.variables.length || !node.active) continue;
     groups.push(h("fieldset", {}, h("legend", {}, `${node.title} (${node.id})`), node.variables.map((v) => field(node.id, v))));
   }
-  const targets = h(
-    "select",
-    { name: "flows", multiple: true, size: Math.min(8, graph.nodes.length), id: "run-targets" },
-    graph.nodes.map((n) => h("option", { value: n.id }, `${n.title} (${n.id})`)),
-  );
+  // a list of 100,000 options took seconds to lay out: a graph too large to draw names its ids
+  const targets = tooMany(graph)
+    ? h("input", { name: "flows", id: "run-targets", placeholder: "flow ids, separated by spaces or commas" })
+    : h("select", { name: "flows", multiple: true, size: Math.min(8, graph.nodes.length), id: "run-targets" }, graph.nodes.map((n) => h("option", { value: n.id }, `${n.title} (${n.id})`)));
   form.replaceChildren(
     h("h2", {}, "Start a run"),
     ...(groups.length ? groups : [h("p", { class: "muted" }, "This workflow has no variables.")]),
@@ -116,7 +116,8 @@ function readForm(form) {
     const same = type === "check" ? value === (original === true || original === "true") : String(value) === String(original ?? "");
     if (!same) inputs[el.name] = value; // defaults stay the workflow's own
   }
-  const flows = [...form.querySelector("#run-targets").selectedOptions].map((o) => o.value);
+  const targets = form.querySelector("#run-targets");
+  const flows = targets.selectedOptions ? [...targets.selectedOptions].map((o) => o.value) : targets.value.split(/[\s,]+/).filter(Boolean);
   const timeout = form.querySelector("#run-timeout").value;
   const body = { workflow_id: wfId, version: Number($("#wf-version").value), inputs };
   if (flows.length) body.flows = flows;
@@ -212,7 +213,8 @@ async function main() {
   $("#wf-runs").href = `/runs?workflow_id=${encodeURIComponent(wfId)}${owner ? `&owner=${encodeURIComponent(owner)}` : ""}`;
   if (owner) $("#wf-runs").title = `${owner}'s runs of it (yours: Runs at the top)`;
   graph = model(wf.package);
-  view = new GraphView($("#graph"), graph, (id) => flowPanel(graph.byId.get(id)));
+  const select = (id) => flowPanel(graph.byId.get(id));
+  view = graphOrList($("#graph"), graph, select, (box) => new GraphView(box, graph, select));
   bindZoomButtons(view);
   tabs();
   if (wf.rights.includes("run")) {

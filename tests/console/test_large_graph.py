@@ -1,0 +1,118 @@
+"""A workflow too large to draw (more than TOO_MANY flows, flowlist.js) is listed, not drawn:
+drawing 100,000 flows froze the tab of whoever opened it (19 s for the workflow page, 50 s for
+the editor, seconds per zoom). The workflow page, the editor (read-only) and the run view say
+so, list the flows (searchable, paged; the run view with their live status), open a flow's
+panel from the list, and draw the graph after all on "Draw anyway"."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import package, wait_for
+from tests.console.conftest import Console
+
+FLOWLIST = Path(__file__).parents[2] / "dizest_api/console/static/js/flowlist.js"
+match = re.search(r"TOO_MANY = (\d+)", FLOWLIST.read_text()) if FLOWLIST.exists() else None
+TOO_MANY = int(match.group(1)) if match else 3000  # (the threshold's one place)
+N = TOO_MANY + 1
+NOTE = f"{N:,} flows: too many to draw here"
+LIVE = 60
+
+
+@pytest.fixture(scope="module")
+def large(console: Console) -> str:
+    """A workflow of N flows, f1..f(N-1) each fed by f(i // 2) (a binary tree under f0)."""
+    flows: dict[str, dict] = {"f0": {"app": "root", "title": "the root"}}
+    for i in range(1, N):
+        flows[f"f{i}"] = {"app": "node", "in": {"x": [(f"f{i // 2}", "v")]}}
+    apps = {
+        "root": {"code": "dizest.output('v', 1)\n", "outputs": ["v"]},
+        "node": {"code": "dizest.output('v', 1)\n", "inputs": ["x"], "outputs": ["v"]},
+    }
+    made = console.api("POST", "/workflows", {"title": "large", "package": package(apps, flows)})
+    return str(made["id"])
+
+
+def listed(page: Any) -> list[str]:
+    ids: list[str] = page.evaluate(
+        "() => [...document.querySelectorAll('table.flows tbody tr')].map((r) => r.dataset.id)"
+    )
+    return ids
+
+
+def search(page: Any, text: str, expect_ids: list[str]) -> None:
+    page.fill("#flow-search", text)
+    wait_for(lambda: listed(page) == expect_ids, 10)
+
+
+def test_the_workflow_page_lists_a_large_workflow_and_draws_it_on_demand(
+    admin_page: Any, large: str
+) -> None:
+    page = admin_page
+    page.goto(f"/workflows/{large}")
+    page.locator("#too-many").wait_for(timeout=30_000)
+    assert NOTE in page.inner_text("#too-many")
+    assert page.locator("svg.dag").count() == 0  # not drawn
+    assert len(listed(page)) == 100  # a page of them
+    assert page.inner_text("#flow-count") == f"1\u2013100 of {N:,}"
+    page.click("#flow-next")
+    wait_for(lambda: listed(page)[0] == "f100", 10)
+    search(page, "the root", ["f0"])
+    page.click('tr[data-id="f0"]')
+    wait_for(lambda: page.inner_text("#node h2") == "the root", 10)
+    assert "#flow=f0" in page.url
+    page.click("#draw-anyway")
+    wait_for(lambda: page.locator("g.node").count() == N, 60)
+    assert page.locator('g.node.selected[data-id="f0"]').count() == 1  # the selection stays
+    assert page.locator("#too-many").count() == 0
+
+
+def test_a_shared_link_to_a_flow_opens_its_page_of_the_list(admin_page: Any, large: str) -> None:
+    page = admin_page
+    page.goto(f"/workflows/{large}#flow=f2500")
+    wait_for(lambda: page.locator('tr.selected[data-id="f2500"]').count() == 1, 30)
+    assert page.inner_text("#node h2") == "node"
+
+
+def test_the_editor_opens_a_large_workflow_read_only_with_the_list(
+    admin_page: Any, large: str
+) -> None:
+    page = admin_page
+    page.goto(f"/workflows/{large}/edit")
+    page.locator("#too-many").wait_for(timeout=30_000)
+    assert NOTE in page.inner_text("#too-many")
+    assert "too many to edit here" in page.inner_text("#ed-state")
+    assert page.locator("#save").is_disabled()
+    assert page.locator("#run-all").is_disabled()
+    search(page, "f1234", ["f1234"])
+    page.click('tr[data-id="f1234"]')
+    wait_for(lambda: page.locator("#flow-title").count() == 1, 10)
+    assert page.locator("#flow-title").is_disabled()  # read-only
+    assert page.locator("#flow-conns li").count() == 3  # from f617, to f2468 and f2469
+    page.click("#draw-anyway")
+    wait_for(lambda: page.locator("g.node").count() == N, 90)
+    assert page.locator('g.node.selected[data-id="f1234"]').count() == 1
+
+
+def test_the_run_view_lists_a_large_run_with_live_statuses(
+    admin_page: Any, console: Console, large: str
+) -> None:
+    run = console.api("POST", "/runs", {"workflow_id": large, "flows": ["f0"]})
+    page = admin_page
+    page.goto(f"/runs/{run['run_id']}")
+    page.locator("#too-many").wait_for(timeout=30_000)
+    assert NOTE in page.inner_text("#too-many")
+
+    def status_of_f0() -> str:
+        cell = page.locator('tr[data-id="f0"] .flow-status')
+        return str(cell.inner_text()) if cell.count() else ""
+
+    wait_for(lambda: status_of_f0().startswith("ready"), LIVE)
+    search(page, "ready", ["f0"])  # a status is searched too
+    page.click('tr[data-id="f0"]')
+    wait_for(lambda: page.inner_text("#flow h2") == "the root", 10)
+    wait_for(lambda: page.inner_text("#flow-status") == "ready", 10)
