@@ -269,6 +269,10 @@ class Client:
         what a stream replays before it follows the live ones on its run's channel."""
         return self.runs.events(run_id, after, count=count)
 
+    def has_event(self, run_id: str, event_id: str) -> bool:
+        """Whether the run's stored events hold event `event_id` (a stream resuming there)."""
+        return bool(self.redis.xrange(self.runs.keys.events(run_id), event_id, event_id, count=1))
+
     @property
     def event_channel(self) -> str:
         """The pubsub channel each run's final workflow.status event is published on; a run's

@@ -114,6 +114,11 @@ class RunIndex:
         total = sum(int(answers[3 * i + 2]) for i in range(len(keys)))
         return [run_id for run_id, _ in found[offset : offset + limit]], total
 
+    def latest_of(self, owner: str, workflow_id: str, count: int) -> list[str]:
+        """`owner`'s newest `count` runs of `workflow_id`, newest first."""
+        ids = self.redis.zrevrange(self.keys.user_wf_runs(owner, workflow_id), 0, count - 1)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
     def page(self, username: str | None, offset: int, limit: int) -> tuple[list[str], int]:
         key = self.keys.runs if username is None else self.user_runs(username)
         ids = self.redis.zrevrange(key, offset, offset + limit - 1)

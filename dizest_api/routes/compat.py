@@ -27,10 +27,11 @@ from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.event_hub import hub_for
 from dizest_api.routes.files import user_drive
 from dizest_api.routes.health import require_worker
-from dizest_api.routes.runs import index, sse_response, within_limit
+from dizest_api.routes.runs import RESUME, index, sse_response, within_limit
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.schemas import ERR, EVENTS
 from dizest_api.services import services
+from dizest_api.streaming import STREAM_ID
 from dizest_core import dwp
 from dizest_core.errors import ExecutionError
 from dizest_core.workflow import package_spec, parse_value
@@ -38,6 +39,7 @@ from dizest_core.workflow import package_spec, parse_value
 bp = Blueprint("compat", __name__)
 
 WAIT_S = 600.0
+RESUME_RUNS = 20  # a reconnect looks for its run among the caller's newest of the workflow
 
 
 class RunFailed(ApiError):
@@ -125,13 +127,37 @@ def _run(wf_id: str) -> Response:
 def _stream(wf_id: str) -> Response:
     # a stream the hub would refuse must not start a run first: each retry would start another
     hub_for(current_app._get_current_object()).ensure_room(current().username)  # type: ignore[attr-defined]
-    run_id, _ = _start(wf_id)
+    run_id = _resumed(wf_id) or _start(wf_id)[0]
     response = sse_response(run_id)
     response.headers["X-Dizest-Run-Id"] = run_id
     return response
 
 
-def _route(kind: str, answer: Callable[[str], Response], summary: str, responses: Any) -> None:
+def _resumed(wf_id: str) -> str | None:
+    """The run a reconnecting stream follows: an EventSource sends the last event's id again
+    on every reconnect (a dropped connection, a proxy's timeout), and each reconnect started a
+    new run of the workflow. With Last-Event-ID, the stream resumes the caller's run of this
+    workflow that holds that event (its newest RESUME_RUNS), after it; none: 404, never a
+    second run."""
+    last = request.headers.get("Last-Event-ID")
+    if not last:
+        return None
+    if not STREAM_ID.fullmatch(last):
+        raise BadInput("Last-Event-ID must be an event id like 1700000000000-0")
+    wf, client = open_workflow(wf_id, "run"), services().client
+    for run_id in index().latest_of(current().username, wf.id, RESUME_RUNS):
+        if client.has_event(run_id, last):
+            return run_id
+    raise NotFound(
+        f"no run of workflow {wf_id} of yours holds event {last} (it expired, or is not yours):"
+        " connect without Last-Event-ID to start a run",
+        {"last_event_id": last},
+    )
+
+
+def _route(
+    kind: str, answer: Callable[[str], Response], summary: str, responses: Any, **more: Any
+) -> None:
     """`kind` on GET and POST alike (DIZEST took both): one view each, for its own Spec and
     operationId (`compat_run_get`, ...)."""
     for method in ("GET", "POST"):
@@ -141,7 +167,7 @@ def _route(kind: str, answer: Callable[[str], Response], summary: str, responses
 
         view.__name__ = f"{kind}_{method.lower()}"
         rule = f"/dizest/api/{kind}/<wf_id>"
-        endpoint(bp, method, rule, summary, scope="run", responses=responses)(view)
+        endpoint(bp, method, rule, summary, scope="run", responses=responses, **more)(view)
 
 
 # what starting a run answers (a bad input 400, the user's runs at their quota 413, a package
@@ -149,4 +175,5 @@ def _route(kind: str, answer: Callable[[str], Response], summary: str, responses
 STARTS = {400: ERR, 413: ERR, 422: ERR, 429: ERR, 503: ERR}
 _route("run", _run, "DIZEST-compatible: run, wait, final outputs",
        {200: "CompatResult", **STARTS, 504: ERR})  # fmt: skip
-_route("stream", _stream, "DIZEST-compatible: run and stream events", {**EVENTS, **STARTS})
+_route("stream", _stream, "DIZEST-compatible: run and stream events (Last-Event-ID: resume that run)",
+       {**EVENTS, **STARTS, 404: ERR}, headers=RESUME)  # fmt: skip

@@ -96,3 +96,26 @@ def test_stream_is_real_server_sent_events(live: Live) -> None:
     assert (
         text.rstrip().splitlines()[-1].startswith("data: ") and '"ready"' in text.splitlines()[-2]
     )
+
+
+def test_a_reconnecting_stream_resumes_its_run_and_starts_no_other(live: Live) -> None:
+    alice, bob = live.user("alice"), live.user("bob")
+    wf = create_workflow(live, alice, TWO_GREETERS)
+    first = compat(live, "POST", f"stream/{wf}", alice, json={"name": "ada"})
+    run_id, text = first.headers["X-Dizest-Run-Id"], first.get_data(as_text=True)
+    ids = [line[4:] for line in text.splitlines() if line.startswith("id: ")]
+    assert len(ids) > 3
+
+    def runs() -> int:
+        return int(live.http.get("/api/v1/runs", headers=alice).json["total"])
+
+    before = runs()
+    # what an EventSource sends when the connection dropped after the second event
+    again = compat(live, "POST", f"stream/{wf}", {**alice, "Last-Event-ID": ids[1]}, json={})
+    assert again.status_code == 200 and again.headers["X-Dizest-Run-Id"] == run_id
+    resumed = [line[4:] for line in again.get_data(as_text=True).splitlines() if line.startswith("id: ")]  # fmt: skip
+    assert resumed == ids[2:] and runs() == before  # the rest of that run, and no new run
+    for who, last, status in ((alice, "1-0", 404), (bob, ids[1], 404), (alice, "x", 400)):
+        refused = compat(live, "GET", f"stream/{wf}", {**who, "Last-Event-ID": last})
+        assert (refused.status_code, refused.is_json) == (status, True), refused.get_data()
+    assert runs() == before
