@@ -5,7 +5,8 @@
     report = client.wait(run_id)
 
 Errors come back as `ApiError` subclasses chosen by the answer's error `code` (the tree is in
-`dizest_api.client.errors`): `Unauthorized` (401), `NotFoundError` (404), `InvalidRequest` (422,
+`dizest_api.client.errors`): `BadRequest` (400), `Unauthorized` (401), `Forbidden` (403),
+`NotFoundError` (404), `Conflict` (409), `InvalidRequest` (422,
 with `.problems`: `InvalidWorkflow`, `InvalidOptions`, `InvalidInput`, `InvalidSchedule`,
 `InvalidUrl`, ...), `QuotaExceeded`, `Throttled` (429: `TooManyRuns`, `RateLimited`),
 `ServerError` (5xx).
@@ -17,6 +18,9 @@ from __future__ import annotations
 from dizest_api.client.automation import AutomationMixin
 from dizest_api.client.errors import (
     ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
     InvalidInput,
     InvalidOptions,
     InvalidPackageOptions,
@@ -45,7 +49,10 @@ __all__ = [
     "RECONNECTS",
     "RUN_FINAL",
     "ApiError",
+    "BadRequest",
     "Client",
+    "Conflict",
+    "Forbidden",
     "InvalidInput",
     "InvalidOptions",
     "InvalidPackageOptions",

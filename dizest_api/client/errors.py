@@ -2,8 +2,11 @@
 body's `code` (`dizest_api.errors` and docs/api.md list the codes) and, failing that, the status.
 
     ApiError
+    ├── BadRequest                400: a malformed request (a parameter, a header, the body)
     ├── Unauthorized              401
+    ├── Forbidden                 403: the token lacks the scope, or you the right
     ├── NotFoundError             404
+    ├── Conflict                  409: changed meanwhile (a workflow's version): read it again
     ├── QuotaExceeded             quota_* (413 or 422): free room first
     ├── InvalidRequest            422: fix the request; `.problems` lists what is wrong
     │   ├── InvalidWorkflow       invalid_workflow, package_* (the package is over a limit)
@@ -36,12 +39,25 @@ class ApiError(Exception):
         self.details = details
 
 
+class BadRequest(ApiError):
+    """400: the request is malformed (a parameter, a header, the body); `.message` says which."""
+
+
 class Unauthorized(ApiError):
     """401: no token, or a wrong or expired one."""
 
 
+class Forbidden(ApiError):
+    """403: the token lacks the scope (read, run, admin), or its user the right (a viewer's
+    write to a shared workflow, an admin's route)."""
+
+
 class NotFoundError(ApiError):
     """404: no such run or workflow (or not visible to this token)."""
+
+
+class Conflict(ApiError):
+    """409: what you changed was changed meanwhile (a workflow's version): read it again."""
 
 
 class QuotaExceeded(ApiError):
@@ -124,8 +140,11 @@ PREFIXES: dict[str, type[ApiError]] = {  # codes made of a limit's kind and what
     "package_": InvalidWorkflow,
 }
 STATUSES: dict[int, type[ApiError]] = {
+    400: BadRequest,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFoundError,
+    409: Conflict,
     422: InvalidRequest,
     429: Throttled,
 }

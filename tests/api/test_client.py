@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from dizest_api.client import (
+    BadRequest,
     Client,
+    Conflict,
+    Forbidden,
     InvalidInput,
     InvalidOptions,
     InvalidPackageOptions,
@@ -127,6 +130,24 @@ def test_errors_are_typed_by_their_code(server: tuple[str, str]) -> None:
     throttled = refused(lambda: client.fire_trigger(trigger["url"]), RateLimited)
     assert throttled.code == "rate_limited" and not isinstance(throttled, TooManyRuns)
     assert isinstance(throttled, Throttled) and (throttled.retry_after or 0) > 0
+
+
+def test_a_bad_request_a_refusal_and_a_conflict_each_have_a_class(server: tuple[str, str]) -> None:
+    """400, 403 and 409 were a bare ApiError: a program could not tell a typo from a token
+    without the right scope, nor a stale version from either."""
+    client = Client(*server)
+    with pytest.raises(BadRequest) as typo:
+        client.runs(status="failed")
+    assert typo.value.code == "bad_request"
+    made = client.request("POST", "/tokens", {"name": "read only", "scopes": ["read"]})
+    reader = Client(server[0], made["token"])
+    with pytest.raises(Forbidden):
+        reader.submit(FANOUT)
+    wf_id = client.push_workflow(FANOUT, "versions")["id"]
+    client.push_workflow(FANOUT, workflow_id=wf_id)  # version 2
+    stale = {"package": FANOUT, "base_version": 1}
+    with pytest.raises(Conflict):
+        client.request("PUT", f"/workflows/{wf_id}", stale)
 
 
 def test_dizest_submit_wait_json(server: tuple[str, str], tmp_path: Path) -> None:
