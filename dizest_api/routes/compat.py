@@ -142,6 +142,8 @@ def _resumed(wf_id: str) -> str | None:
     last = request.headers.get("Last-Event-ID")
     if not last:
         return None
+    if request.method == "HEAD":  # as `_start`: no stream for a request that reads no body
+        raise MethodNotAllowed(["GET", "POST"], "a HEAD request follows no run")
     if not STREAM_ID.fullmatch(last):
         raise BadInput("Last-Event-ID must be an event id like 1700000000000-0")
     wf, client = open_workflow(wf_id, "run"), services().client

@@ -115,7 +115,10 @@ def test_a_reconnecting_stream_resumes_its_run_and_starts_no_other(live: Live) -
     assert again.status_code == 200 and again.headers["X-Dizest-Run-Id"] == run_id
     resumed = [line[4:] for line in again.get_data(as_text=True).splitlines() if line.startswith("id: ")]  # fmt: skip
     assert resumed == ids[2:] and runs() == before  # the rest of that run, and no new run
-    for who, last, status in ((alice, "1-0", 404), (bob, ids[1], 404), (alice, "x", 400)):
-        refused = compat(live, "GET", f"stream/{wf}", {**who, "Last-Event-ID": last})
+    for who, last, status, method in (
+        (alice, "1-0", 404, "GET"), (bob, ids[1], 404, "GET"), (alice, "x", 400, "GET"),
+        (alice, ids[1], 405, "HEAD"),
+    ):  # fmt: skip
+        refused = compat(live, method, f"stream/{wf}", {**who, "Last-Event-ID": last})
         assert (refused.status_code, refused.is_json) == (status, True), refused.get_data()
     assert runs() == before
