@@ -70,6 +70,20 @@ class Console:
         return str(made["id"])
 
 
+# A flow that holds still until its test says go (no sleep standing in for the moment): the app's
+# `GO_API` function, which runs in the run's working directory as its flows do, leaves the file
+# `UNTIL_GO` waits for (60 s at most). `go(console, run_id, flow_id)` calls it.
+UNTIL_GO = (
+    "import os, time\n_end = time.time() + 60\n"
+    "while not os.path.exists('go') and time.time() < _end:\n    time.sleep(0.05)\n"
+)
+GO_API = "def go():\n    open('go', 'w').close()\n    return {'ok': 1}\n"
+
+
+def go(console: Console, run_id: str, flow_id: str) -> None:
+    console.api("POST", f"/runs/{run_id}/flows/{flow_id}/api/go")
+
+
 def bearer(base: str, name: str, password: str, scopes: list[str]) -> dict[str, str]:
     """Bearer headers for a new token of `name` (made through a password session)."""
     body = {"username": name, "password": password}

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from typing import Any
 
 from playwright.sync_api import expect
 
 from tests.conftest import DATA as CORE_DATA
 from tests.conftest import package, wait_for
-from tests.console.conftest import USER_PASSWORD, Console, log_in
+from tests.console.conftest import GO_API, UNTIL_GO, USER_PASSWORD, Console, go, log_in
 
 LIVE_MS = 60_000
 
@@ -56,7 +57,7 @@ def test_a_skipped_or_cancelled_flow_reads_the_same_on_its_node_and_in_its_panel
 def test_run_all_marks_every_nodes_last_status_pending_at_once(
     admin_page: Any, console: Console
 ) -> None:
-    code = "import time\nif seconds: time.sleep(seconds)\nv = 1\n"
+    code = f"if seconds:\n{textwrap.indent(UNTIL_GO, '    ')}v = 1\n"
     pkg = package(
         {
             "slow": {"code": code, "inputs": [("seconds", "variable", "number")], "outputs": ["v"]},
@@ -67,6 +68,7 @@ def test_run_all_marks_every_nodes_last_status_pending_at_once(
             "bad": {"app": "bad", "pos_x": 340, "pos_y": 40, "in": {"v": [("slow", "v")]}},
         },
     )
+    pkg["apps"]["slow"]["api"] = GO_API
     wf_id = stored(console, "stale colours", pkg)
     page = admin_page
     page.goto(f"/workflows/{wf_id}/edit")
@@ -76,11 +78,13 @@ def test_run_all_marks_every_nodes_last_status_pending_at_once(
     expect(bad).to_have_class(re.compile(r"\bst-error\b"))
     page.locator('g.node[data-id="slow"] text.title').click()
     page.fill('input[name="slow.seconds"]', "4")
-    page.click("#run-all")  # saves, then runs: `slow` sleeps 4 s, `bad` has no event meanwhile
+    page.click("#run-all")  # saves, then runs: `slow` holds still, `bad` has no event meanwhile
     status = page.locator('foreignObject[data-id="slow"] .node-result-status')
     expect(status).to_have_text("running", timeout=LIVE_MS)
     assert "st-pending" in (bad.get_attribute("class") or "")
     expect(bad.locator(".badge")).to_have_text("pending")
+    run_id = (page.locator("#run-link").get_attribute("href") or "").rsplit("/", 1)[-1]
+    go(console, run_id, "slow")
     expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_MS)
     expect(bad).to_have_class(re.compile(r"\bst-error\b"))
 

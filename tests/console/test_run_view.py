@@ -12,7 +12,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.conftest import package, wait_for
-from tests.console.conftest import USER_PASSWORD, Console, log_in
+from tests.console.conftest import GO_API, UNTIL_GO, USER_PASSWORD, Console, go, log_in
 
 LIVE_MS = 60_000
 # The text of a flow's result box in the editor while it is marked stale (else null).
@@ -30,15 +30,9 @@ def stored(console: Console, title: str, pkg: dict[str, Any], owner: str = "admi
 def test_a_log_clear_redraws_the_log_and_leaves_the_users_tab(
     admin_page: Any, console: Console
 ) -> None:
-    # the flow clears its log once the test says so: its `go` api function (run in the run's
-    # working directory, as the flow is) leaves the file the flow waits for
-    code = (
-        "import os, time\nprint('old line')\ndeadline = time.time() + 60\n"
-        "while not os.path.exists('go') and time.time() < deadline:\n    time.sleep(0.05)\n"
-        "dizest.clear()\nprint('new line')\n"
-    )
+    code = f"print('old line')\n{UNTIL_GO}dizest.clear()\nprint('new line')\n"
     pkg = package({"c": {"code": code}}, {"c": {"app": "c"}})
-    pkg["apps"]["c"]["api"] = "def go():\n    open('go', 'w').close()\n    return {'ok': 1}\n"
+    pkg["apps"]["c"]["api"] = GO_API  # the clear comes when the test says
     wf_id = stored(console, "clears", pkg)
     run = console.api("POST", "/runs", {"workflow_id": wf_id})
     page = admin_page
@@ -47,7 +41,7 @@ def test_a_log_clear_redraws_the_log_and_leaves_the_users_tab(
     log = page.locator("#flow-log")
     expect(log).to_have_text("old line", timeout=LIVE_MS)
     page.click('.tabs button[data-tab="params"]')
-    console.api("POST", f"/runs/{run['run_id']}/flows/c/api/go")  # now the clear
+    go(console, run["run_id"], "c")  # now the clear
     expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
     expect(page.locator("#params")).to_be_visible()  # the user's tab: not taken back to Flow
     assert log.locator(".line").all_text_contents() == ["new line"]
