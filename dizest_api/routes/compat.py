@@ -74,7 +74,7 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
         )
     wf = open_workflow(wf_id, "run")
     try:
-        _, _, raw = found.library.package(wf.id)
+        _, version, raw = found.library.package(wf.id)
     except WorkflowNotFound as exc:
         raise NotFound(str(exc)) from None
     package = dwp.load(raw, extra_apps=found.plugins.apps())
@@ -97,7 +97,7 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
     with within_limit() as account:
         run_id = found.client.submit(
             raw, inputs, account=account, drive=user_drive().path,
-            stored=lambda new: index().claim(new, principal.username, wf.id),
+            stored=lambda new: index().claim(new, principal.username, wf.id, version=version),
         )  # fmt: skip
     return run_id, finals
 

@@ -110,6 +110,10 @@ def test_a_reconnecting_stream_resumes_its_run_and_starts_no_other(live: Live) -
         return int(live.http.get("/api/v1/runs", headers=alice).json["total"])
 
     before = runs()
+    listed = live.http.get("/api/v1/runs", headers=alice).json["items"]
+    assert [r["version"] for r in listed if r["run_id"] == run_id] == [
+        1
+    ]  # (what the editor follows)
     # what an EventSource sends when the connection dropped after the second event
     again = compat(live, "POST", f"stream/{wf}", {**alice, "Last-Event-ID": ids[1]}, json={})
     assert again.status_code == 200 and again.headers["X-Dizest-Run-Id"] == run_id
