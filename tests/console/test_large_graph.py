@@ -16,8 +16,9 @@ from tests.conftest import package, wait_for
 from tests.console.conftest import Console
 
 FLOWLIST = Path(__file__).parents[2] / "dizest_api/console/static/js/flowlist.js"
-match = re.search(r"TOO_MANY = (\d+)", FLOWLIST.read_text()) if FLOWLIST.exists() else None
-TOO_MANY = int(match.group(1)) if match else 3000  # (the threshold's one place)
+match = re.search(r"TOO_MANY = (\d+)", FLOWLIST.read_text())
+assert match, "flowlist.js names the threshold TOO_MANY"
+TOO_MANY = int(match.group(1))  # (the threshold's one place)
 N = TOO_MANY + 1
 NOTE = f"{N:,} flows: too many to draw here"
 LIVE = 60
