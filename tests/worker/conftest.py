@@ -31,6 +31,15 @@ SLOW = "import os, time\nprint('started', os.getpid(), os.getuid(), flush=True)\
 USE = "v = dizest.input('x') * 2"
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def host_pid(ns_pid: int, uid: int) -> int:
     """The pid, as this process sees it, of a flow that saw itself as `ns_pid` with `uid`: in the
     sandbox a flow lives in its zygote's PID namespace, and its slot uid is unique on the machine."""

@@ -14,6 +14,7 @@ from tests.redis_server import EmbeddedRedis
 from tests.worker.conftest import (
     SLOW,
     WorkerProcess,
+    alive,
     cleanup,
     host_pid,
     make_settings,
@@ -64,10 +65,14 @@ def test_sigkilled_worker_mid_flow_loses_nothing(cluster):
     first = cluster("a", concurrency=1)
     client = cluster.client
     run_id = client.submit(slow_then_use(3))
-    started(client, run_id, "s")
+    pid = started(client, run_id, "s")
     assert client.runs.flow_field(run_id, "s", "worker") == "a"
+    # held still until `a` dies, however long `b` takes to start on a busy machine: a flow that
+    # ended first would leave nothing to recover (a SIGKILL still ends a stopped process)
+    os.kill(pid, signal.SIGSTOP)
     second = cluster("b", concurrency=1)  # started after, so `a` surely holds the flow
     first.kill()
+    wait_for(lambda: not alive(pid))  # the dead worker's flow goes with it, stopped or not
     report = client.wait(run_id, timeout=60)
     assert report["status"] == "ready"
     assert report["flows"]["u"]["outputs"] == {"v": 42}

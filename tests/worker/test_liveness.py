@@ -17,7 +17,7 @@ from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys
 from tests.conftest import package, wait_for
 from tests.redis_server import EmbeddedRedis, free_port
-from tests.worker.conftest import WorkerProcess, make_settings
+from tests.worker.conftest import WorkerProcess, alive, make_settings
 
 
 def children(pid: int) -> dict[int, str]:
@@ -34,14 +34,6 @@ def children(pid: int) -> dict[int, str]:
         if int(fields[1]) == pid and fields[0] != "Z":
             found[int(entry.name)] = cmdline
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_the_pool_beats_and_a_leftover_beat_never_stands_for_a_new_worker(
