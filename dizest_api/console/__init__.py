@@ -87,6 +87,12 @@ def _shell(template: str, **context: Any) -> Any:
     return render_template(template, me=principal.user, csrf=csrf, **context)
 
 
+def _frame_key() -> str:
+    """The key this page gives its app-UI frames (`appui.framed`): of this session and page."""
+    principal = _user()
+    return appui.frame_key(principal.credential, request.path) if principal else ""
+
+
 def not_found_page() -> tuple[str, int]:
     principal = getattr(g, "principal", None) or _user()
     return render_template("notfound.html", me=principal.user if principal else None, csrf=""), 404
@@ -135,7 +141,7 @@ def edit_workflow(wf_id: str) -> Any:
         open_workflow(wf_id, "read")  # saving needs the write right: the API says so then
     except ApiError:
         return not_found_page()
-    return _shell("editor.html", wf_id=wf_id)
+    return _shell("editor.html", wf_id=wf_id, frame_key=_frame_key())
 
 
 @bp.route("/runs")
@@ -155,9 +161,7 @@ def run(run_id: str) -> Any:
         open_run(run_id)
     except (ApiError, LookupError):
         return not_found_page()
-    principal = _user()
-    key = appui.frame_key(principal.credential, run_id) if principal else ""
-    return _shell("run.html", run_id=run_id, frame_key=key)
+    return _shell("run.html", run_id=run_id, frame_key=_frame_key())
 
 
 @bp.route("/admin")

@@ -1,6 +1,7 @@
 """App UI mode: the document of an app's own UI (`html`, `js`, `css`) for one flow of a run.
 
-    GET /runs/<run>/flows/<flow>/ui      the UI as a page, for the run view's iframe
+    GET /runs/<run>/flows/<flow>/ui      the UI as a page, for the iframes of the run view and
+                                         of the editor (UI mode under the flow's node)
 
 Served only into a frame of the console: the browser's own `Sec-Fetch-Dest: iframe` and
 `Sec-Fetch-Site: same-origin` (`framed`), headers no script of any page can set. Anything else
@@ -8,7 +9,8 @@ Served only into a frame of the console: the browser's own `Sec-Fetch-Dest: ifra
 console's 403 page before the run is looked up: opened top-level at the console's own address,
 the author's page could draw a fake login form or go anywhere, and its sandbox stops neither.
 Browsers send fetch metadata to https and localhost origins only; on plain http the request
-must come from the run's page itself: its Referer, and the frame key that page was given.
+must come from a page that frames app UIs itself, the run's page or the editor of the run's
+workflow: its Referer, and the frame key that page was given.
 
 DIZEST serves the same three fields at `/ui/<kernel>/<flow>/render` in the origin of its web
 app; here the UI is flow code (a user wrote it), so it never runs as this origin. The document
@@ -39,13 +41,13 @@ import html
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 
 from dizest_api.console.cdn_hosts import Sources, sources
 from dizest_api.endpoint import endpoint
-from dizest_api.errors import NotFound
+from dizest_api.errors import Forbidden, NotFound
 from dizest_api.routes.runs import open_run
 from dizest_api.schemas import Body
 from dizest_api.services import services
@@ -54,6 +56,7 @@ bp = Blueprint("appui", __name__)
 
 UI_FIELDS = ("html", "js", "css")
 FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"}
+EDITOR_PAGE = re.compile(r"/workflows/([^/]+)/edit")
 NOTE_STYLE = "font:13px sans-serif;background:#fff4e5;border:1px solid #e0a040;padding:4px 8px"
 
 BRIDGE = """(function () {
@@ -99,35 +102,60 @@ BRIDGE = """(function () {
 def framed() -> bool:
     """Whether the browser says this request loads a frame of a page of this origin. A browser
     sends no fetch metadata to a plain-http origin other than localhost: there the request must
-    carry the frame key its run's page gave this session (`frame_key`, as `?frame=`) and that
-    page's address as its Referer. Not the Referer alone: a link planted in the run's page (a
-    plotly title, opened in a new tab) sent it too (console pages now send none: see
+    carry the frame key its page gave this session (`frame_key`, as `?frame=`) and that page's
+    address as its Referer; the page is the run's own or the editor of a workflow (whose run
+    `app_ui` then checks it is: `editor_of`). Not the Referer alone: a link planted in the run's
+    page (a plotly title, opened in a new tab) sent it too (console pages now send none: see
     `console._headers`). Not the key alone: it is in the frame's address, which the app's own
     script reads (and can send its author, through a `cdn` URL): that address, opened as a
     page, showed the app's page at the console's address."""
-    if not any(k in request.headers for k in FRAMED):
+    if not _fetch_metadata():
         principal = g.get("principal")
-        run_id = (request.view_args or {}).get("run_id", "")
+        page = _framing_page((request.view_args or {}).get("run_id", ""))
         sent = request.args.get("frame", "")
         return (
             principal is not None
-            and _from_run_page(run_id)
-            and hmac.compare_digest(sent, frame_key(principal.credential, run_id))
+            and page is not None
+            and hmac.compare_digest(sent, frame_key(principal.credential, page))
         )
     return all(request.headers.get(k, "").lower() == want for k, want in FRAMED.items())
 
 
-def _from_run_page(run_id: str) -> bool:
-    """Whether the Referer is the page of run `run_id` on this server (only that page's app
-    frames send one: their `referrerpolicy`; every console page's own policy sends none)."""
+def _fetch_metadata() -> bool:
+    """Whether the browser said what this request loads (https, localhost): else only the
+    Referer and the frame key say which page framed it."""
+    return any(k in request.headers for k in FRAMED)
+
+
+def _framing_page(run_id: str) -> str | None:
+    """The path of the page the Referer names, if it is a page of this server that frames app
+    UIs: the page of run `run_id`, or an editor (`/workflows/<id>/edit`). Only their app frames
+    send one (their `referrerpolicy`); every console page's own policy sends none."""
+    page = _referer_path()
+    return page if page == f"/runs/{run_id}" or EDITOR_PAGE.fullmatch(page or "") else None
+
+
+def _referer_path() -> str | None:
+    """The (decoded) path of the Referer when it is an address of this server, as the page's
+    own `request.path` was when it was given its key."""
     referer = urlsplit(request.headers.get("Referer", ""))
-    return referer.netloc == request.host and referer.path == f"/runs/{run_id}"
+    return unquote(referer.path) if referer.netloc == request.host else None
 
 
-def frame_key(credential: str, run_id: str) -> str:
-    """What the run page of one session gives its app-UI frames (see `framed`)."""
+def editor_of() -> str | None:
+    """The workflow whose editor framed this request, when only its Referer said who framed it
+    (plain http): the run shown must be of that workflow."""
+    if _fetch_metadata():
+        return None
+    found = EDITOR_PAGE.fullmatch(_referer_path() or "")
+    return found[1] if found else None
+
+
+def frame_key(credential: str, page: str) -> str:
+    """What one session's page at path `page` (a run's, an editor's) gives its app-UI frames
+    (see `framed`)."""
     secret = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(secret, f"app-ui:{credential}:{run_id}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret, f"app-ui:{credential}:{page}".encode(), hashlib.sha256).hexdigest()
 
 
 def has_ui(app_raw: Any) -> bool:
@@ -195,7 +223,8 @@ def document(run_id: str, flow_id: str, app_raw: dict[str, Any], cdn: Sources) -
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/flows/<flow_id>/ui",
-          "The flow's app UI (html, js, css) as a sandboxed page for the run view",
+          "The flow's app UI (html, js, css) as a sandboxed page for the run view and "
+          "the editor",
           responses={200: Body("text/html", {"type": "string"}, "the app's page"),
                      401: Body("text/html", {"type": "string"}, "no credentials, or they "
                                "ended: a page saying so (every error here is a page, for the "
@@ -203,11 +232,15 @@ def document(run_id: str, flow_id: str, app_raw: dict[str, Any], cdn: Sources) -
                      403: Body("text/html", {"type": "string"},
                                description="not asked for as a frame of the console "
                                "(`Sec-Fetch-Dest: iframe`, `Sec-Fetch-Site: same-origin`): the "
-                               "console's page; or a token without the read scope"),
+                               "console's page; a frame of the editor of another workflow than the run's "
+                               "(plain http); or a token without the read scope"),
                      404: Body("text/html", {"type": "string"}, "no such run or flow, or an "
                                "app without a UI: a page saying so, for the run page's frame")})  # fmt: skip
 def app_ui(run_id: str, flow_id: str) -> Response:
-    open_run(run_id)
+    record = open_run(run_id)
+    editor = editor_of()
+    if editor is not None and record.get("workflow_id") != editor:
+        raise Forbidden(f"run {run_id} is not a run of the workflow of the editor showing it")
     package = services().client.snapshot(run_id) or {}
     flow = (package.get("flow") or {}).get(flow_id)
     if not isinstance(flow, dict):

@@ -244,12 +244,11 @@ def test_over_plain_http_the_ui_goes_only_into_its_runs_page(
 
     api, owner, path = ui_run
     run_page = path.rsplit("/flows", 1)[0]
-    run_id = run_page.rsplit("/", 1)[1]
     credential = owner["Authorization"].split("_")[1]  # dz_<token id>_<secret>
     with api.app.app_context():
-        key = frame_key(credential, run_id)
-        other_run = frame_key(credential, "0123456789abcdef0123456789abcdef")
-        other_user = frame_key("someone-else", run_id)
+        key = frame_key(credential, run_page)
+        other_run = frame_key(credential, "/runs/0123456789abcdef0123456789abcdef")
+        other_user = frame_key("someone-else", run_page)
     ok = api.http.get(
         f"{path}?frame={key}", headers={**owner, "Referer": f"http://localhost{run_page}"}
     )
@@ -267,6 +266,48 @@ def test_over_plain_http_the_ui_goes_only_into_its_runs_page(
     ):
         refused = api.http.get(path + query, headers={**owner, "Referer": referer})
         assert refused.status_code == 403 and b"Adder" not in refused.data, (query, referer)
+
+
+def test_over_plain_http_the_editor_frames_only_the_ui_of_its_workflows_runs(
+    cluster_api: Api,
+) -> None:
+    """The editor shows the UI of its last run under a node (App UI mode): over plain http its
+    frames carry the key of the editor's page and its address as their Referer, and the run
+    must be one of that workflow's (the key of one editor frames no other workflow's runs)."""
+    from dizest_api.console.appui import frame_key
+
+    api = cluster_api
+    worker = api.services.settings.worker
+    api.services.redis.hset(f"{worker.prefix}:workers", "w-test", str(time.time() * 1000))
+    owner = api.user("uma")
+    made = [api.call("POST", "/workflows", owner, json={"title": t, "package": ui_package()}) for t in "ab"]  # fmt: skip
+    wf, other_wf = (m.json["id"] for m in made)
+    run = api.call("POST", "/runs", owner, json={"workflow_id": wf})
+    other = api.call("POST", "/runs", owner, json={"workflow_id": other_wf})
+    path, other_path = (f"/runs/{r.json['run_id']}/flows/f/ui" for r in (run, other))
+    credential = owner["Authorization"].split("_")[1]
+    editor, other_editor = f"/workflows/{wf}/edit", f"/workflows/{other_wf}/edit"
+    with api.app.app_context():
+        key, other_key = frame_key(credential, editor), frame_key(credential, other_editor)
+        run_key = frame_key(credential, path.rsplit("/flows", 1)[0])
+
+    def get(path: str, key: str, referer: str) -> Any:
+        return api.http.get(f"{path}?frame={key}", headers={**owner, "Referer": referer})
+
+    ok = get(path, key, f"http://localhost{editor}?version=1")
+    assert ok.status_code == 200 and b'<button id="go"' in ok.data
+    for asked, sent, referer in (
+        (other_path, key, f"http://localhost{editor}"),  # a run of another workflow
+        (other_path, other_key, f"http://localhost{editor}"),  # that editor's key, not its page
+        (path, other_key, f"http://localhost{other_editor}"),  # another editor, its own key
+        (path, run_key, f"http://localhost{editor}"),  # the run page's key
+        (path, key, f"http://localhost{path.rsplit('/flows', 1)[0]}"),  # from the run page
+        (path, key, ""),  # the key the frame's script read, opened as a page
+        (path, key, f"http://evil.example{editor}"),
+        (path, key, f"http://localhost/workflows/{wf}"),  # the workflow view frames no UI
+    ):
+        refused = get(asked, sent, referer)
+        assert refused.status_code == 403 and b"Adder" not in refused.data, (asked, referer)
 
 
 def test_a_refused_ui_answers_the_same_for_a_run_that_does_not_exist(cluster_api: Api) -> None:
