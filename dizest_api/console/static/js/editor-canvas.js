@@ -1,9 +1,10 @@
 // The editor's canvas: the run view's SVG graph (pan, zoom, level of detail) plus editing by hand.
 // Drag a node to move it; drag from an output port to an input port to connect; the × removes a
-// flow, the dot toggles it active. While a node is dragged only its transform and its own edges
-// change, once per animation frame: a drag costs the same on a 1,000-flow graph as on a small
-// one. Every other change redraws the whole SVG from the document (one markup string).
-import { clip, escapeHtml } from "./dom.js";
+// flow, the dot toggles it active, "UI" its app's UI (editor-ui.js). While a node is dragged only
+// its transform and its own edges change, once per animation frame: a drag costs the same on a
+// 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
+import { hasUI } from "./appui.js";
+import { clip, escapeHtml, h } from "./dom.js";
 import { GraphView, statusLabel } from "./graph.js";
 import { renderEntries } from "./render.js";
 
@@ -42,10 +43,12 @@ function nodeMarkup(n, detailed, problems) {
 
 function detailMarkup(n) {
   // ▶ runs the flow; ■ (shown instead while the node is running, by CSS) stops its run.
+  const ui = hasUI(n.app); // its "UI" toggle, before the app's title
   const parts = [
     `<text class="run" data-action="run" x="7" y="20"><title>Run this flow</title>▶</text>`,
     `<text class="stop" data-action="stop" x="7" y="20"><title>Stop the run</title>■</text>`,
-    `<text class="app" x="10" y="35">${clip(n.app.title || n.appId || "", 24)}</text>`, `<text class="badge" x="${n.w - 8}" y="35"></text>`];
+    `<text class="app" x="${ui ? 30 : 10}" y="35">${clip(n.app.title || n.appId || "", ui ? 21 : 24)}</text>`, `<text class="badge" x="${n.w - 8}" y="35"></text>`,
+    ui ? `<g class="ui-toggle"><title>App UI: show it under this flow</title><rect data-action="ui" x="6" y="25" width="20" height="13" rx="3"/><text data-action="ui" x="16" y="35">UI</text></g>` : ""];
   n.inputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;
     parts.push(`<circle class="port in" data-name="${escapeHtml(name)}" cx="0" cy="${y}" r="6"/><text class="port-label" x="10" y="${y + 4}">${clip(name, 14)}</text>`);
@@ -134,6 +137,7 @@ export class EditorCanvas extends GraphView {
       this.bind();
     } else this.apply();
     for (const id of this.runs.keys()) this.drawResult(id);
+    this.ui?.drawn();
   }
 
   patch(g, problems, edges) {
@@ -227,10 +231,11 @@ export class EditorCanvas extends GraphView {
     const nodeEl = target.closest("g.node");
     this.pressedNode = Boolean(nodeEl);
     const action = target.dataset.action;
-    if (nodeEl && (action === "run" || action === "stop")) {
+    if (nodeEl && (action === "run" || action === "stop" || action === "ui")) {
       event.stopPropagation();
       event.preventDefault();
-      if (!this.svg.classList.contains("norun")) this.handlers[action](nodeEl.dataset.id);
+      if (action === "ui") this.ui?.toggle(nodeEl.dataset.id);
+      else if (!this.svg.classList.contains("norun")) this.handlers[action](nodeEl.dataset.id);
       return;
     }
     if (!nodeEl || this.readOnly) return; // the background: GraphView pans (and selects on click)
@@ -283,7 +288,7 @@ export class EditorCanvas extends GraphView {
       if (frame) cancelAnimationFrame(frame);
       paint({ el, edges });
       lifted?.drop();
-      this.runs.has(id) && this.placeResult(id);
+      this.placeResult(id);
       if (moved) this.handlers.move(id, node.x, node.y);
       else this.select(id);
     };
@@ -343,6 +348,7 @@ export class EditorCanvas extends GraphView {
   setRun(id, state) {
     this.runs.set(id, state);
     this.drawResult(id);
+    this.ui?.setRun(id, state);
   }
 
   drawResult(id) {
@@ -364,16 +370,11 @@ export class EditorCanvas extends GraphView {
     const big = this.big.has(id);
     fo.setAttribute("height", big ? RESULT_BIG : RESULT_H);
     box.className = `node-result st-${state.status}${state.stale ? " stale" : ""}${big ? " big" : ""}`;
-    const head = document.createElement("div");
-    head.className = "node-result-status";
-    const text = head.appendChild(document.createElement("span"));
-    text.className = "text";
-    const grow = head.appendChild(document.createElement("button"));
-    Object.assign(grow, { type: "button", className: "node-result-grow", title: big ? "Shrink this result" : "Enlarge this result" });
-    grow.addEventListener("click", () => this.resize(id, fo, grow));
     const word = statusLabel(state.status, state.reason);
     const told = !state.reason || state.status === "ready" || word.endsWith(state.reason); // "error: cancelled" says it
-    text.textContent = (told ? word : `${word}: ${state.reason}`) + (state.stale ? " · output of the run before" : "");
+    const text = (told ? word : `${word}: ${state.reason}`) + (state.stale ? " · output of the run before" : "");
+    const grow = h("button", { type: "button", class: "node-result-grow", title: big ? "Shrink this result" : "Enlarge this result", onclick: () => this.resize(id, fo, grow) });
+    const head = h("div", { class: "node-result-status" }, h("span", { class: "text" }, text), grow);
     // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)
     box.replaceChildren(head, ...renderEntries(state.log.slice(-50), 2), ...renderEntries(state.results.slice(-20).map((r) => r.value), 2));
     box.scrollTop = box.scrollHeight;
@@ -389,9 +390,10 @@ export class EditorCanvas extends GraphView {
   }
 
   placeResult(id, fo = this.svg.querySelector(`g.results foreignObject[data-id="${CSS.escape(id)}"]`)) {
+    this.ui?.place(id);
     const n = this.graph.byId.get(id);
     if (!fo || !n) return;
     fo.setAttribute("x", n.x);
-    fo.setAttribute("y", n.y + n.h + 4);
+    fo.setAttribute("y", n.y + n.h + 4 + (this.ui?.height(id) || 0));
   }
 }

@@ -8,6 +8,7 @@ import { lockPanel, markSyntax, openApp, showApp, variableInput } from "./editor
 import { EditorCanvas } from "./editor-canvas.js";
 import { Doc, localProblems } from "./editor-doc.js";
 import { EditorRuns } from "./editor-run.js";
+import { EditorUI } from "./editor-ui.js";
 import { FlowList, tooMany } from "./flowlist.js";
 import { bindZoomButtons, model } from "./graph.js";
 
@@ -298,6 +299,7 @@ const onCanvas = (event) => event.target === document.body || Boolean(event.targ
 
 function drawCanvas(box, graph) {
   canvas = new EditorCanvas(box, graph, null); // draws once
+  canvas.ui = new EditorUI(canvas, () => runs?.last); // App UI mode: the UIs of the last run
   canvas.setup({
     select: (id) => showFlow(id),
     move: (id, x, y) => doc.move(id, x, y),
