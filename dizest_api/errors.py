@@ -174,7 +174,29 @@ def handle_unexpected(exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal server error")
 
 
+# A refused body up to this size is read to its end before the 413 goes out (`read_refused`)
+REFUSED_BODY_READ_BYTES = 16 << 20
+
+
+def read_refused(response: Response) -> Response:
+    """A 413 answered before its body was read: the body is read (and dropped) when it is no
+    larger than REFUSED_BODY_READ_BYTES. Else the server closes the connection with the body
+    unread, the kernel answers what the client still sends with a reset, and a client that
+    sends its whole body before reading (urllib, requests, curl without 100-continue) gets a
+    broken pipe instead of the 413 that says what the limit is (gunicorn itself drains 64 KB)."""
+    size = request.content_length
+    if response.status_code == 413 and size is not None and size <= REFUSED_BODY_READ_BYTES:
+        stream = request.environ.get("wsgi.input")
+        try:
+            while stream is not None and stream.read(1 << 16):
+                pass
+        except OSError:  # the client went away (gunicorn's NoMoreData too): it hears nothing
+            pass
+    return response
+
+
 def register(app: Flask) -> None:
+    app.after_request(read_refused)
     app.register_error_handler(HTTPException, handle_http)
     # DizestError only: a bare KeyError from a bug must stay a 500, not become a 404.
     app.register_error_handler(DizestError, handle_domain)

@@ -229,6 +229,36 @@ def malformed_requests_get_json_errors(base: str, token: dict[str, str]) -> None
     control = b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dz_\x01\r\n\r\n"
     status, kind, body = raw(base, control)
     assert (status, kind, body["error"]["code"]) == (400, "application/json", "bad_request"), body
+    too_large_bodies_get_their_413(base, auth)
+
+
+def too_large_bodies_get_their_413(base: str, auth: bytes) -> None:
+    """A body over the limit, sent whole before the answer is read (as urllib, requests and curl
+    do): the server reads it to its end and the client hears the 413. The client's small send
+    buffer keeps most of the body out of the kernel until the server reads it: a server that
+    closes with the body unread (gunicorn drains 64 KB) resets the connection mid-send."""
+    host, port = base.removeprefix("http://").split(":")
+    size = 10 * 1024 * 1024 + 4096  # just over the default max_request_bytes (10 MiB)
+    head = (
+        b"POST /api/v1/workflows HTTP/1.1\r\nHost: x\r\n" + auth
+        + b"Content-Type: application/json\r\nConnection: close\r\n"
+        + f"Content-Length: {size}\r\n\r\n".encode()
+    )  # fmt: skip
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        sock.settimeout(30)
+        sock.connect((host, int(port)))
+        sock.sendall(head)
+        chunk = b" " * 65536
+        for _ in range(size // len(chunk)):
+            sock.sendall(chunk)
+        sock.sendall(b" " * (size % len(chunk)))
+        data = b""
+        while part := sock.recv(65536):
+            data += part
+    status_line, _, rest = data.partition(b"\r\n")
+    assert status_line.split()[1] == b"413", data[:300]
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_entity_too_large"
 
 
 SLOW = {
