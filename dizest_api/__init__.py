@@ -17,6 +17,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from dizest_api import auth, console, errors
 from dizest_api.data.accounts import Accounts, text_client
 from dizest_api.data.library import Library
+from dizest_api.fixed_routes import FixedRoutes
 from dizest_api.ids import check_url_ids
 from dizest_api.routes import BLUEPRINTS
 from dizest_api.routes.accounts import clear_late_writes
@@ -80,9 +81,12 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
     app.extensions["dizest"] = Services(settings, redis, accounts, library, plugins, client)
     errors.register(app)
     console.register(app)  # its 404 check runs before auth
-    app.before_request(auth.authenticate)
-    app.before_request(check_url_ids)  # once the caller is known, before any view
-    app.teardown_request(clear_late_writes)
     for blueprint, prefix in BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=prefix)
+    app.before_request(auth.authenticate)
+    # once the caller is known, before any view: a fixed-name route's path is its own, for
+    # every method (`PUT /workflows/usage` is a 405, not "no workflow 'usage'"), then the ids
+    app.before_request(FixedRoutes.of(app.url_map).answer)
+    app.before_request(check_url_ids)
+    app.teardown_request(clear_late_writes)
     return app
