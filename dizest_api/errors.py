@@ -24,6 +24,7 @@ from dizest_core.errors import (
     InputError,
     InvalidOptions,
     UnknownFlowError,
+    UnknownInputError,
     ValidationError,
     WorkflowError,
 )
@@ -74,6 +75,7 @@ TABLE: list[tuple[type[BaseException], int, str]] = [
     (InvalidOptions, 422, "invalid_options"),
     (BytesQuota, 413, "quota_bytes"),
     (RunsQuota, 413, "quota_runs"),
+    (UnknownInputError, 400, "unknown_input"),  # a name no flow reads: fix the request
     (InputError, 422, "invalid_input"),  # the code is the error's own: input_too_deep, ...
     (ValidationError, 422, "invalid_workflow"),
     (WorkflowError, 422, "invalid_workflow"),

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dizest_core import dwp
-from dizest_core.workflow import join_inputs, split_inputs
+from dizest_core.run_inputs import join_inputs, split_inputs
 
 MASK = "********"
 

@@ -7,6 +7,7 @@
     ├── ExecutionError           running a flow failed outside user code (could not start, ...)
     │   └── ProtocolError        a flow child sent something that is not a valid message
     ├── InputError               a run input, option or package over a limit (see `limits`)
+    │   └── UnknownInputError    a run input no flow of the workflow reads (`run_inputs`)
     ├── StoreError               the output store could not read or write
     │   └── OutputNotFound       (also LookupError)
     ├── ConfigError              a DIZEST_* setting is malformed
@@ -113,6 +114,11 @@ class InputError(DizestError, ValueError):
         super().__init__(message)
         self.code = code
         self.details = details or {}
+
+
+class UnknownInputError(InputError):
+    """Run inputs no flow of the workflow reads (`dizest_core.run_inputs.check`); `details`
+    names them (`unknown`) and the inputs the workflow's flows declare (`inputs`)."""
 
 
 class StoreError(DizestError):

@@ -23,6 +23,7 @@ from dizest_core.events import Callback, Callbacks, Event
 from dizest_core.graph import Graph
 from dizest_core.model import OUTPUT, Package
 from dizest_core.plugins import PluginRegistry
+from dizest_core.run_inputs import split_inputs
 from dizest_core.runner import LocalRunner, RunRequest
 from dizest_core.settings import Settings
 
@@ -164,31 +165,6 @@ def package_spec(
         if final:
             outputs[flow.id] = final
     return requested, outputs
-
-
-def split_inputs(
-    inputs: Mapping[str, Any], package: Package
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Split run inputs into those for every flow and those for one (`flow_id.name`)."""
-    common: dict[str, Any] = {}
-    per_flow: dict[str, dict[str, Any]] = {}
-    for key, value in inputs.items():
-        flow_id, dot, name = key.partition(".")
-        if dot and flow_id in package.flows and name:
-            per_flow.setdefault(flow_id, {})[name] = value
-        else:
-            common[key] = value
-    return common, per_flow
-
-
-def join_inputs(
-    common: Mapping[str, Any], per_flow: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The run inputs `split_inputs` split (a rerun submits its run's inputs again)."""
-    joined = dict(common)
-    for flow_id, values in per_flow.items():
-        joined.update({f"{flow_id}.{name}": value for name, value in values.items()})
-    return joined
 
 
 def parse_value(text: str) -> Any:

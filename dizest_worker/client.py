@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from dizest_core import dwp, limits
+from dizest_core import dwp, limits, run_inputs
 from dizest_core.errors import DizestError, ExecutionError, InvalidOptions, UnknownFlowError
 from dizest_core.events import Event
 from dizest_core.job import Artifact, Value
@@ -32,8 +32,8 @@ from dizest_core.options import load as load_checked
 from dizest_core.plan import make_plan
 from dizest_core.plugins import PluginRegistry
 from dizest_core.report import iso
+from dizest_core.run_inputs import join_inputs, split_inputs
 from dizest_core.runner import new_run_id
-from dizest_core.workflow import join_inputs, split_inputs
 from dizest_worker.apicalls import DEFAULT_TIMEOUT_S as CALL_TIMEOUT_S  # noqa: F401 (door)
 from dizest_worker.apicalls import MAX_TIMEOUT_S as MAX_CALL_TIMEOUT_S  # noqa: F401 (door)
 from dizest_worker.apicalls import Answer as Answer
@@ -205,8 +205,8 @@ class Client:
         flows: Iterable[str] | None,
         options: Mapping[str, Any] | None,
     ) -> Package:
-        """Every check of a submit before anything is stored (limits, package, flows, options);
-        the loaded package. Shared with the in-memory client, so both refuse alike."""
+        """Every check of a submit before anything is stored (limits, package, options, input
+        names, flows); the loaded package. Shared with the in-memory client: both refuse alike."""
         engine = settings.engine
         budget = limits.Budget.of(engine)
         limits.check_inputs(inputs or {}, engine, "input", budget)
@@ -217,6 +217,7 @@ class Client:
         bounds = Bounds.of(engine, settings.max_flow_timeout_s)
         pkg = load_checked(package, bounds, dict(options or {}), plugins.apps())
         limits.check_value(pkg.raw, "the package", "package", engine)
+        run_inputs.check(inputs or {}, pkg)  # an input no flow reads: refused, not dropped
         unknown = [f for f in flows or () if f not in pkg.flows]
         if unknown:
             raise UnknownFlowError(f"unknown flow(s): {', '.join(unknown)}")

@@ -33,11 +33,11 @@ from dizest_core.job import Value
 from dizest_core.model import Package
 from dizest_core.plugins import PluginRegistry
 from dizest_core.report import ReportBuilder, iso
+from dizest_core.run_inputs import join_inputs, split_inputs
 from dizest_core.runner import LocalRunner, RunRequest, new_run_id
 from dizest_core.status import RunStatus
 from dizest_core.store import MemoryStore
 from dizest_core.traverse import make_passable
-from dizest_core.workflow import join_inputs, split_inputs
 from dizest_worker.client import Client, RunNotFound
 from dizest_worker.settings import WorkerSettings
 

@@ -24,7 +24,7 @@ from dizest_api.routes.runs import OPTIONS_HELP
 from dizest_api.routes.workflows import made_while_allowed, open_workflow
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
-from dizest_core import limits
+from dizest_core import dwp, limits, run_inputs
 from dizest_worker.client import check_run_options
 
 bp = Blueprint("schedules", __name__)
@@ -53,6 +53,18 @@ def _checked(body: dict[str, Any]) -> dict[str, Any]:
     if "inputs" in body:
         limits.check_inputs(body["inputs"], engine, "input", budget)
     return body
+
+
+def _read(inputs: dict[str, Any] | None, wf_id: str) -> None:
+    """Inputs a flow of the workflow's latest version reads, as its ticks' submits check them
+    (`dizest_core.run_inputs`, 400 `unknown_input`): a typo is refused now, not at each tick."""
+    if not inputs:
+        return
+    try:
+        raw = services().library.package(wf_id)[2]
+    except WorkflowNotFound:
+        raise NotFound(f"no workflow {wf_id!r}") from None
+    run_inputs.check(inputs, dwp.load(raw, extra_apps=services().plugins.apps()))
 
 
 def open_schedule(sid: str, workflow_owner: bool = False) -> Schedule:
@@ -95,6 +107,7 @@ def _out(sched: Schedule, packages: dict[str, Any] | None = None) -> dict[str, A
 def create_schedule(wf_id: str) -> tuple[Response, int, dict[str, str]]:
     body = _checked(json_body(NEW))
     wf = open_workflow(wf_id, "run")
+    _read(body.get("inputs"), wf.id)
     sched = automation().schedules.create(current().username, wf.id, **body)
     made_while_allowed(wf.id, "run", lambda: automation().schedules.delete(sched.id))
     return jsonify(_out(sched)), 201, {"Location": url_for(".get_schedule", sid=sched.id)}
@@ -138,6 +151,7 @@ def update_schedule(sid: str) -> Response:
     sched = open_schedule(sid)
     if body.get("enabled") and not sched.enabled:
         open_workflow(sched.workflow_id, "run")  # re-enabling needs the right to run it still
+    _read(body.get("inputs"), sched.workflow_id)
     return jsonify(_out(automation().schedules.update(sid, body)))
 
 

@@ -18,7 +18,9 @@ from dizest_api.automation.settings import AutomationSettings
 from tests.api.conftest import Api, api, cluster_api, session_prefix  # noqa: F401
 from tests.conftest import package
 
-PKG = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
+# reads `k` and `rows`: a schedule's inputs must be read by a flow (dizest_core.run_inputs)
+READS = [("k", "variable", None), ("rows", "variable", None)]
+PKG = package({"a": {"code": "v = 1", "inputs": READS, "outputs": ["v"]}}, {"f": {"app": "a"}})
 
 
 @pytest.fixture

@@ -11,7 +11,11 @@ from typing import Any
 from tests.automation.conftest import Stack
 from tests.conftest import package, wait_for
 
-PKG = package({"a": {"code": "v = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})
+# reads `k`: test_serve_beat's trigger and schedule give it (dizest_core.run_inputs)
+PKG = package(
+    {"a": {"code": "v = 1", "inputs": [("k", "variable", None)], "outputs": ["v"]}},
+    {"f": {"app": "a"}},
+)
 
 
 def _workflow(stack: Stack, headers: dict[str, str]) -> str:

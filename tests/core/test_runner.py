@@ -323,7 +323,7 @@ def test_ready_flows_start_longest_remaining_path_first(make_workflow, tmp_path)
 def test_a_reruns_inputs_are_its_runs_joined_again() -> None:
     """A rerun submits its run's inputs again: `join_inputs` undoes `split_inputs`, the inputs
     of one flow (`f.k`) included."""
-    from dizest_core.workflow import join_inputs, split_inputs
+    from dizest_core.run_inputs import join_inputs, split_inputs
 
     pkg = dwp.load(package({"a": {"code": "v = 1", "inputs": ["k"]}}, {"f": {"app": "a"}, "g": {"app": "a"}}))  # fmt: skip
     given = {"k": 1, "f.k": [2], "g.k": None, "other": "x"}

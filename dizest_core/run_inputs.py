@@ -1,0 +1,97 @@
+"""Run inputs: which flows a run input reaches, and which inputs a workflow reads.
+
+`{"name": v}` reaches every flow (DIZEST's run parameters: the global `name`, and what
+`dizest.input("name")` answers first), `{"flow_id.name": v}` only flow `flow_id`. A flow reads
+input `name` when its app declares an input of that name (a variable or a wired input: a run
+input wins over both) or its code names it (an undeclared global, `dizest.input('name')`).
+
+`check` refuses inputs no flow reads (a typo, an input renamed since) before anything runs or
+is stored, naming them and the inputs the workflow declares: a submit, a trigger, a schedule
+(when it is made or changed, and again at each tick) and `dizest run` all follow it, where such
+an input was dropped silently and the workflow ran without the value meant for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from dizest_core.errors import Problem, UnknownInputError
+from dizest_core.model import App, Package
+
+PROBLEM = "unknown_input"  # the code of an input no flow reads (the API's error code too)
+SHOWN = 20  # declared inputs a message lists
+
+
+def split_inputs(
+    inputs: Mapping[str, Any], package: Package
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Split run inputs into those for every flow and those for one (`flow_id.name`)."""
+    common: dict[str, Any] = {}
+    per_flow: dict[str, dict[str, Any]] = {}
+    for key, value in inputs.items():
+        flow_id, dot, name = key.partition(".")
+        if dot and flow_id in package.flows and name:
+            per_flow.setdefault(flow_id, {})[name] = value
+        else:
+            common[key] = value
+    return common, per_flow
+
+
+def join_inputs(
+    common: Mapping[str, Any], per_flow: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The run inputs `split_inputs` split (a rerun submits its run's inputs again)."""
+    joined = dict(common)
+    for flow_id, values in per_flow.items():
+        joined.update({f"{flow_id}.{name}": value for name, value in values.items()})
+    return joined
+
+
+def declared(package: Package) -> list[str]:
+    """The input names the workflow's flows declare, sorted: the inputs it takes."""
+    return sorted({s.name for f in package.flows.values() for s in package.app_of(f).inputs})
+
+
+def problems(inputs: Mapping[str, Any], package: Package) -> list[Problem]:
+    """A problem for each run input no flow of `package` reads (see the module docstring)."""
+    common, per_flow = split_inputs(inputs, package)
+    apps = {f.app_id: package.app_of(f) for f in package.flows.values()}
+    found = []
+    for name in common:
+        if not any(_reads(app, name) for app in apps.values()):
+            found.append(Problem(PROBLEM, "no flow reads this input", field=f"inputs.{name}"))
+    for flow_id, values in per_flow.items():
+        app = package.app_of(package.flows[flow_id])
+        for name in values:
+            if not _reads(app, name):
+                takes = ", ".join(s.name for s in app.inputs) or "none"
+                message = f"the flow reads no input {name!r} (it declares: {takes})"
+                field = f"inputs.{flow_id}.{name}"
+                found.append(Problem(PROBLEM, message, flow=flow_id, field=field))
+    return found
+
+
+def check(inputs: Mapping[str, Any], package: Package) -> None:
+    """Raise UnknownInputError naming each input of `inputs` no flow of `package` reads, and
+    the inputs its flows declare (`details`: `unknown`, `inputs`)."""
+    found = problems(inputs, package)
+    if not found:
+        return
+    unknown = [(p.field or "").removeprefix("inputs.") for p in found]
+    takes = declared(package)
+    listed = ", ".join(takes[:SHOWN]) or "no input"
+    if len(takes) > SHOWN:
+        listed += f" and {len(takes) - SHOWN} more"
+    message = f"no flow reads input(s) {', '.join(unknown)}; the workflow's flows declare: {listed}"
+    details = {"unknown": unknown, "inputs": takes, "problems": [p.to_dict() for p in found]}
+    raise UnknownInputError(PROBLEM, message, details)
+
+
+def _reads(app: App, name: str) -> bool:
+    if app.input(name) is not None:
+        return True
+    pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+    api = app.raw.get("api")
+    return bool(pattern.search(app.code) or (isinstance(api, str) and pattern.search(api)))
