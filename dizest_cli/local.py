@@ -17,12 +17,13 @@ import click
 from dizest_cli.runopts import run_option_flags
 from dizest_cli.terminal import Failure, echo, echo_problems
 from dizest_core import zygote_handle
-from dizest_core.errors import DizestError, InvalidOptions, ValidationError
+from dizest_core.errors import DizestError, InvalidOptions, Problem, ValidationError
 from dizest_core.options import Bounds
 from dizest_core.plugins import PluginRegistry
 from dizest_core.settings import Settings
 
 if TYPE_CHECKING:
+    from dizest_core.model import Package
     from dizest_core.workflow import Workflow
 
 # The engine (dizest_core.workflow and what it imports) is imported only once `run` has started
@@ -62,14 +63,47 @@ def _settings() -> Settings:
         raise Failure(str(exc)) from exc
 
 
-def _load(path: str, settings: Settings, plugins: PluginRegistry) -> Workflow:
+def _load(
+    path: str, settings: Settings, plugins: PluginRegistry, asked: dict[str, Any]
+) -> Workflow:
+    """The workflow, when neither it nor the run asked of it (`asked`: options, inputs, flows)
+    has an error; else every problem at once, in the server's words and by the server's
+    rules (`options.checked`, `run_inputs`), exit 2: the package's, its `"dizest"` options',
+    the run options', the inputs no flow reads, unknown flows. (Loaded alone, the package
+    hid the options' problems until its own were fixed.)"""
+    from dizest_core import options, run_inputs
     from dizest_core.workflow import Workflow
 
-    try:
-        return Workflow(path, settings=settings, plugins=plugins)
-    except ValidationError as exc:
-        echo_problems(path, exc)
+    package, problems = options.checked(path, Bounds.of(settings), asked["options"], plugins.apps())
+    if not any(p.severity == "error" and p.code != options.OPTION_PROBLEM for p in problems):
+        problems += run_inputs.problems(asked["inputs"], package)  # what it reads is known now
+        unknown = [f for f in asked["flows"] if f not in package.flows]
+        if unknown:  # the server's UnknownFlowError
+            message = f"unknown flow(s): {', '.join(unknown)}"
+            problems.append(Problem("unknown_flow", message, field="flows"))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        echo_problems(path, _headline(errors, package), errors)
         sys.exit(EXIT_INVALID)
+    return Workflow(package, settings=settings, plugins=plugins)
+
+
+def _headline(errors: list[Problem], package: Package) -> str:
+    """The server's first line for `errors`, by what they are about (several kinds at once,
+    the package's included: the package's, as the server's 422 then says)."""
+    from dizest_core import options, run_inputs
+
+    kinds = {options.OPTION_PROBLEM: "options", run_inputs.PROBLEM: "inputs"}
+    about = {kinds.get(p.code, "flows" if p.code == "unknown_flow" else "package") for p in errors}
+    if about == {"options"}:
+        return InvalidOptions.headline(errors)
+    if about == {"inputs"}:
+        return run_inputs.headline(errors, package)
+    if about == {"flows"}:
+        return errors[0].message
+    if "package" in about:
+        return ValidationError.headline(errors)
+    return f"invalid run: {len(errors)} problem(s)"
 
 
 @click.command()
@@ -133,10 +167,8 @@ def run(
     registry = PluginRegistry.discover(settings.plugin_paths)
     zygote_handle.prestart(*zygote_handle.local_args(settings, registry.renderer_files()))
     values = parse_inputs(inputs)
-    with _load(workflow, settings, registry) as wf:
-        unknown = [f for f in flows if f not in wf.package.flows]
-        if unknown:
-            raise click.BadParameter(f"unknown flow(s): {', '.join(unknown)}", param_hint="--flow")
+    asked = {"options": options, "inputs": values, "flows": flows}
+    with _load(workflow, settings, registry, asked) as wf:
         from dizest_cli.progress import Progress
 
         progress = Progress(wf.package, sys.stderr)
@@ -144,9 +176,6 @@ def run(
         try:
             for event in wf.stream(values, flows or None, timeout, **options, **local):
                 progress.event(event)
-        except InvalidOptions as exc:  # a `"dizest"` object of the package: nothing ran
-            echo_problems(workflow, exc)
-            sys.exit(EXIT_INVALID)
         except KeyboardInterrupt:
             wf.cancel()
             progress.close()

@@ -18,17 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Protocol
 
 import click
-
-
-class ValidationErrorLike(Protocol):
-    """dizest_core.errors.ValidationError, without importing the engine here."""
-
-    @property
-    def problems(self) -> Sequence[object]: ...  # read-only: a list[Problem] fits
-
 
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _BIDI = "\u202a-\u202e\u2066-\u2069"  # embeddings, overrides, isolates: reorder what follows
@@ -63,10 +54,11 @@ def safe_line(text: str) -> str:
     return out
 
 
-def echo_problems(where: str, exc: ValidationErrorLike, err: bool = True) -> None:
-    """A package's problems, one line each (each `plain`: a problem may quote the package)."""
-    echo(f"{where}: {str(exc).split(chr(10), 1)[0]}", err=err)  # what is wrong, in a line
-    for problem in exc.problems:
+def echo_problems(where: str, headline: str, problems: Sequence[object], err: bool = True) -> None:
+    """What is wrong, in a line, then each problem, one a line (each `plain`: a problem may
+    quote the package)."""
+    echo(f"{where}: {headline}", err=err)
+    for problem in problems:
         echo(f"  - {problem}", err=err)
 
 

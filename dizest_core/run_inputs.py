@@ -60,12 +60,13 @@ def problems(inputs: Mapping[str, Any], package: Package) -> list[Problem]:
     apps = {f.app_id: package.app_of(f) for f in package.flows.values()}
     found = []
     for name in common:
-        if not any(_reads(app, name) for app in apps.values()):
+        named = _named(name)
+        if not any(_reads(app, name, named) for app in apps.values()):
             found.append(Problem(PROBLEM, "no flow reads this input", field=f"inputs.{name}"))
     for flow_id, values in per_flow.items():
         app = package.app_of(package.flows[flow_id])
         for name in values:
-            if not _reads(app, name):
+            if not _reads(app, name, _named(name)):
                 takes = ", ".join(s.name for s in app.inputs) or "none"
                 message = f"the flow reads no input {name!r} (it declares: {takes})"
                 field = f"inputs.{flow_id}.{name}"
@@ -77,21 +78,32 @@ def check(inputs: Mapping[str, Any], package: Package) -> None:
     """Raise UnknownInputError naming each input of `inputs` no flow of `package` reads, and
     the inputs its flows declare (`details`: `unknown`, `inputs`)."""
     found = problems(inputs, package)
-    if not found:
-        return
-    unknown = [(p.field or "").removeprefix("inputs.") for p in found]
+    if found:
+        details: dict[str, object] = {"unknown": _names(found), "inputs": declared(package)}
+        details["problems"] = [p.to_dict() for p in found]
+        raise UnknownInputError(PROBLEM, headline(found, package), details)
+
+
+def headline(found: list[Problem], package: Package) -> str:
+    """What is wrong, on one line: the inputs of `found` (`problems`) and those declared."""
     takes = declared(package)
     listed = ", ".join(takes[:SHOWN]) or "no input"
     if len(takes) > SHOWN:
         listed += f" and {len(takes) - SHOWN} more"
-    message = f"no flow reads input(s) {', '.join(unknown)}; the workflow's flows declare: {listed}"
-    details = {"unknown": unknown, "inputs": takes, "problems": [p.to_dict() for p in found]}
-    raise UnknownInputError(PROBLEM, message, details)
+    names = ", ".join(_names(found))
+    return f"no flow reads input(s) {names}; the workflow's flows declare: {listed}"
 
 
-def _reads(app: App, name: str) -> bool:
+def _names(found: list[Problem]) -> list[str]:
+    return [(p.field or "").removeprefix("inputs.") for p in found]
+
+
+def _named(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
+
+
+def _reads(app: App, name: str, named: re.Pattern[str]) -> bool:
     if app.input(name) is not None:
         return True
-    pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)")
     api = app.raw.get("api")
-    return bool(pattern.search(app.code) or (isinstance(api, str) and pattern.search(api)))
+    return bool(named.search(app.code) or (isinstance(api, str) and named.search(api)))

@@ -163,6 +163,46 @@ def test_validate_reports_the_dizest_options_run_refuses(tmp_path):
     )
 
 
+def test_run_reports_every_problem_at_once_in_the_servers_words(tmp_path):
+    """`dizest run` loaded the package alone first: its run options (and its `"dizest"`
+    options) were told only once the package's errors were fixed, and an input no flow reads
+    was dropped silently. Now one pass, the server's rules (`options.checked`, `run_inputs`)."""
+    reads_k = {"code": "v = dizest.input('k', 0)", "inputs": [("k", "variable", None)]}
+    pkg = package({"a": {**reads_k, "outputs": ["v"]}}, {"x": {"app": "a"}})
+    whole = write(tmp_path, pkg)
+    pkg["flow"]["x"]["dizest"] = {"timeout": -1}
+    pkg["flow"]["y"] = {**pkg["flow"]["x"], "id": "y", "app_id": "missing"}
+    (tmp_path / "broken.dwp").write_text(json.dumps(pkg))
+    narrow = {"DIZEST_NETWORK_MAX": "none"}
+    egress = ("--network", "egress")
+    broken = dizest("run", str(tmp_path / "broken.dwp"), *egress, **narrow)
+    assert broken.returncode == 2
+    assert broken.stderr.splitlines() == [
+        f"{tmp_path / 'broken.dwp'}: invalid workflow: 4 problem(s)",
+        "  - unknown app_id 'missing' (flow 'y', app 'missing', field 'app_id')",
+        "  - must be a number of seconds above 0, not -1 (flow 'x', field 'dizest.timeout')",
+        "  - must be a number of seconds above 0, not -1 (flow 'y', field 'dizest.timeout')",
+        "  - 'egress' is more network than this server allows ('none') (field 'options.network')",
+    ]
+    asked = ("-i", "kk=1", "-i", "x.zz=2", "--flow", "nope", *egress)
+    refused = dizest("run", whole, *asked, **narrow)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"{whole}: invalid run: 4 problem(s)",
+        "  - 'egress' is more network than this server allows ('none') (field 'options.network')",
+        "  - no flow reads this input (field 'inputs.kk')",
+        "  - the flow reads no input 'zz' (it declares: k) (flow 'x', field 'inputs.x.zz')",
+        "  - unknown flow(s): nope (field 'flows')",
+    ]
+    typo = dizest("run", whole, "-i", "kk=1")
+    assert typo.returncode == 2  # the message a submit answers (400 unknown_input)
+    assert typo.stderr.splitlines()[0] == (
+        f"{whole}: no flow reads input(s) kk; the workflow's flows declare: k"
+    )
+    ran = dizest("run", whole, "-i", "x.k=3", "--workdir", str(tmp_path))
+    assert ran.returncode == 0 and ran.stdout == "x.v = 3\n", ran.stderr
+
+
 def test_cycle_is_reported_with_its_path(tmp_path):
     pkg = package(
         {"p": {"code": "v = 1", "inputs": ["x"], "outputs": ["v"]}},
