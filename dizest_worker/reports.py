@@ -10,10 +10,14 @@ the id of the last event it folded: a read folds only the events after it, reads
 state changed since their previews were read (a flow's outputs change only as it runs again).
 
 Invariants: a cached fold equals a fresh one of the same events (states are laid over the
-builder after every fold, as a fresh read does, so what they set wins either way); a fold is
-advanced under its own lock, one reader at a time; the cache holds at most `max_runs` runs and
-`max_bytes` of their logs and results (the builder counts them), least recently read out first;
-a run whose report alone is larger is folded afresh on every read, as before.
+builder after every fold, as a fresh read does, so what they set wins either way); a run has
+one fold at a time, advanced under its own lock from reading events to storing the cursor,
+one reader at a time: a fold is in the cache from its first read on, so a second reader of a
+run being folded waits for that fold (`fold_waits`) and then reads only what came after it,
+rather than folding the same events again beside it (each event is read and folded once:
+`events_folded`, counted under the cache's lock); the cache holds at most `max_runs` runs
+and `max_bytes` of their logs and results (the builder counts them), least recently read out
+first; a run whose report alone is larger is folded afresh on every read, as before.
 """
 
 from __future__ import annotations
@@ -46,13 +50,14 @@ class Source:
 
 @dataclass
 class _Fold:
-    builder: ReportBuilder
+    builder: ReportBuilder | None = None  # made by its first reader, under its lock
     after: str | None = None  # the last event folded
     previews: dict[str, dict[str, Any]] = field(default_factory=dict)
     read_at: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # flow -> its state then
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def size(self) -> int:
+        assert self.builder is not None
         return sum(flow["bytes"] for flow in self.builder.flows.values())
 
 
@@ -66,19 +71,25 @@ class Reports:
         self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
         self.events_folded = 0  # events read and folded in all (what the cache saves)
+        self.fold_waits = 0  # reads that waited for another's fold of their run
 
     def report(self, run_id: str, source: Source) -> dict[str, Any]:
-        with self._lock:
-            fold = self._folds.get(run_id)
-            if fold is not None:
-                self._folds.move_to_end(run_id)
-        if fold is None:
-            fold = _Fold(ReportBuilder(run_id, source.flow_ids(), self.max_log_entries))
-        with fold.lock:
-            self._advance(fold, source)
+        with self._lock:  # a new run's fold is shared at once: a second reader waits for it
+            fold = self._folds.setdefault(run_id, _Fold())
+            self._folds.move_to_end(run_id)
+        if not fold.lock.acquire(blocking=False):
+            with self._lock:
+                self.fold_waits += 1
+            fold.lock.acquire()
+        try:
+            if fold.builder is None:
+                fold.builder = ReportBuilder(run_id, source.flow_ids(), self.max_log_entries)
+            folded = self._advance(fold, fold.builder, source)
             report = fold.builder.report(lambda f: dict(fold.previews[f]))  # theirs to change
             size = fold.size()
-        self._keep(run_id, fold, size)
+        finally:
+            fold.lock.release()
+        self._keep(run_id, fold, size, folded)
         return report
 
     def forget(self, run_id: str) -> None:
@@ -86,17 +97,19 @@ class Reports:
             self._folds.pop(run_id, None)
             self._sizes.pop(run_id, None)
 
-    def _advance(self, fold: _Fold, source: Source) -> None:
+    def _advance(self, fold: _Fold, builder: ReportBuilder, source: Source) -> int:
+        """Fold the events after the fold's cursor (its lock held); how many there were."""
+        folded = 0
         while True:  # small batches: an event may hold a 1 MB line, and the report keeps less
             batch = source.events(fold.after, REPORT_BATCH)
             for event in batch:
-                fold.builder.apply(event)
-            self.events_folded += len(batch)
+                builder.apply(event)
+            folded += len(batch)
             if batch:
                 fold.after = batch[-1].id
             if len(batch) < REPORT_BATCH:
                 break
-        flows = fold.builder.flows
+        flows = builder.flows
         states = source.states(list(flows))
         for flow_id, state in states.items():
             flows[flow_id].update(state)
@@ -104,9 +117,11 @@ class Reports:
         if stale:
             fold.previews.update(source.previews(stale))
             fold.read_at.update((f, _mark(states.get(f))) for f in stale)
+        return folded
 
-    def _keep(self, run_id: str, fold: _Fold, size: int) -> None:
+    def _keep(self, run_id: str, fold: _Fold, size: int, folded: int) -> None:
         with self._lock:
+            self.events_folded += folded
             self._sizes.pop(run_id, None)
             self._folds.pop(run_id, None)
             if size > self.max_bytes:
@@ -114,7 +129,7 @@ class Reports:
             self._folds[run_id], self._sizes[run_id] = fold, size
             while len(self._folds) > self.max_runs or sum(self._sizes.values()) > self.max_bytes:
                 oldest, _ = self._folds.popitem(last=False)
-                del self._sizes[oldest]
+                self._sizes.pop(oldest, None)  # a fold still being made has no size yet
 
 
 def _mark(state: State | None) -> tuple[Any, ...]:

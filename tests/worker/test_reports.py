@@ -3,6 +3,7 @@ that came since, and is the same document a fresh fold of the whole stream gives
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from dizest_core import events as ev
@@ -99,3 +100,48 @@ def test_the_cache_keeps_at_most_its_bytes_and_runs() -> None:
     assert list(reports._folds) == ["r2", "r3"]
     reports.report("r5", source_of(events, {})[0])
     assert list(reports._folds) == ["r3", "r5"]
+
+
+def test_two_readers_of_a_run_being_folded_fold_its_events_once() -> None:
+    """Two request threads read a run no fold had yet: each made its own fold and read and
+    folded every event (twice the work the cache is there to save, and `events_folded` counted
+    both). The first reader pauses between reading its events and storing them; the second
+    must wait for that fold, then read only what came after it."""
+    make = EventFactory("r1")
+    events = [make(ev.LOG_APPEND, "a", entry=f"{i}") for i in range(300)]
+    states = {"a": {"status": "running", "reason": None, "index": 1, "duration_s": None}}
+    source, _ = source_of(events, states)
+    read, go = threading.Event(), threading.Event()
+    reads: list[tuple[str, str | None]] = []
+
+    def paused(last: str | None, n: int) -> list[Event]:
+        batch = source_of(events, states)[0].events(last, n)
+        reads.append((threading.current_thread().name, last))
+        if threading.current_thread().name == "first" and not read.is_set():
+            read.set()  # read, not yet stored: the second reader comes now
+            assert go.wait(30)
+        return batch
+
+    reports = Reports(max_log_entries=1000)
+    shared = Source(source.flow_ids, paused, source.states, source.previews)
+    answers: dict[str, dict[str, Any]] = {}
+
+    def reader() -> None:
+        answers[threading.current_thread().name] = reports.report("r1", shared)
+
+    first = threading.Thread(target=reader, name="first")
+    second = threading.Thread(target=reader, name="second")
+    first.start()
+    assert read.wait(30)
+    second.start()
+    # the second reader waits for the first's fold (or, folding beside it, is done already)
+    wait_for(lambda: getattr(reports, "fold_waits", 0) == 1 or not second.is_alive())
+    go.set()
+    first.join(30)
+    second.join(30)
+    assert reports.events_folded == len(events)  # each event read and folded once
+    last = events[-1].id
+    assert reads == [("first", None), ("first", events[REPORT_BATCH - 1].id), ("second", last)]
+    fresh_report = Reports(1000).report("r1", source_of(events, states)[0])
+    assert answers["first"] == answers["second"] == fresh_report
+    assert len(fresh_report["flows"]["a"]["log"]) == 300
