@@ -420,7 +420,7 @@ def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> d
     ts = {e["id"]: float(e["ts"]) for e in reference}
     bad = [r for r in results if r.error or not r.ended or r.ids != ref_ids]
     latencies = []
-    spread = {}
+    spread: dict[str, tuple[float, float]] = {}  # event id -> first and last delivery
     for r in results:
         for event_id, t in zip(r.ids, r.times, strict=False):
             if ts.get(event_id, 0) >= timing["opened"]:

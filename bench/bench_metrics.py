@@ -30,6 +30,7 @@ from tests.worker.conftest import make_settings  # noqa: E402
 
 def fill(app_redis: object, prefix: str, runs: int) -> None:
     import redis
+    from redis.typing import EncodableT, FieldT
 
     assert isinstance(app_redis, redis.Redis)
     pipe = app_redis.pipeline(transaction=False)
@@ -37,10 +38,12 @@ def fill(app_redis: object, prefix: str, runs: int) -> None:
     for i in range(runs):
         run = f"r{i:06d}"
         pipe.zadd(f"{prefix}:runs", {run: i})
-        fields = {"status": statuses[i % 4], "completed": 3, "failed": i % 2, "unresolved": 0}
+        fields: dict[FieldT, EncodableT] = {"status": statuses[i % 4], "completed": 3}
+        fields |= {"failed": i % 2, "unresolved": 0}
         pipe.hset(f"{prefix}:run:{run}", mapping=fields)
-    counters = {"started": 40_000, "finished:ready": 30_000, "finished:error": 9_000}
-    counters |= {"retried": 120, "duration_sum": 5123.5, "duration_count": 39_000}
+    counters: dict[FieldT, EncodableT] = {"started": 40_000, "finished:ready": 30_000}
+    counters |= {"finished:error": 9_000, "retried": 120, "duration_sum": 5123.5}
+    counters |= {"duration_count": 39_000}
     pipe.hset(f"{prefix}:metrics", mapping=counters)
     now_ms = time.time() * 1000
     pipe.hset(f"{prefix}:workers", mapping={"w1": now_ms, "w2": now_ms})
