@@ -83,8 +83,13 @@ def authenticate() -> None:
 
 
 def _principal() -> Principal:
+    return principal_of(request.headers.get("Authorization"), request.cookies.get(COOKIE))
+
+
+def principal_of(header: str | None, sid: str | None) -> Principal:
+    """The principal of an `Authorization` header, else of a session cookie's id, as presented
+    (also asked again while a stream they opened lasts); Unauthenticated when neither holds."""
     accounts = services().accounts
-    header = request.headers.get("Authorization")
     try:
         if header is not None:
             kind, _, value = header.partition(" ")
@@ -93,7 +98,6 @@ def _principal() -> Principal:
             user, token = accounts.authenticate_token(value.strip())
             scopes = token.scopes if user.is_admin else token.scopes - {"admin"}
             return Principal(user, scopes, "token", token.id)
-        sid = request.cookies.get(COOKIE)
         if sid:
             user = accounts.session_user(sid)
             scopes = SESSION_SCOPES | ({"admin"} if user.is_admin else set())

@@ -50,6 +50,7 @@ from dizest_api import handover
 from dizest_api.floods import Floods
 from dizest_api.run_channels import RunChannels
 from dizest_api.sse_frames import chunk, sse_frame, stream_key
+from dizest_api.stream_access import AccessWatch, Reader
 from dizest_api.stream_leases import (
     Held,
     Lease,
@@ -101,6 +102,7 @@ class EventHub:
         self._subs: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
         self.owned = OwnedStreams(self._lock, queue_size, heartbeat_s)
+        self.access = AccessWatch(self._read_leases, self.revoke, heartbeat_s)
         self.floods = Floods()  # the pubsub thread's
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -129,14 +131,14 @@ class EventHub:
             self.ready.wait(wait_s)
         return sub
 
-    def admit(
-        self, threaded: bool = True, user: str | None = None, sock: socket.socket | None = None
-    ) -> Lease:
+    def admit(self, threaded: bool = True, user: str | None = None,
+              sock: socket.socket | None = None, reader: Reader | None = None) -> Lease:  # fmt: skip
         """A place for one more stream (of `user`: at most `per_user` of theirs), or
         TooManyStreams (503) / TooManyOfYourStreams (429), before the response starts. Totals
         are counted from the streams running, so a race may let a few more in; a user's own
         from their leases, taken here under the lock, so none can. `threaded`: the stream will
-        hold a server thread for its life; `sock`: the socket the hub may take over."""
+        hold a server thread for its life; `sock`: the socket the hub may take over; `reader`:
+        asked again while the stream lasts (`stream_access`)."""
         if self.closing:
             raise TooManyStreams("this server is stopping; reconnect", {"retry_after": 1})
         with self._lock:
@@ -155,7 +157,9 @@ class EventHub:
                     f"this server already streams to {limit} clients; retry shortly",
                     {"max_streams": limit, "retry_after": 2},
                 )
-            lease = Lease(user, sock, threaded=threaded)
+            lease = Lease(user, sock, threaded=threaded, reader=reader)
+            if reader is not None:
+                self.access.want()
             if user is not None:
                 mine.add(lease)
                 self._leases[user] = mine
@@ -183,6 +187,17 @@ class EventHub:
                     {"max_streams_per_user": self.per_user, "retry_after": 2},
                 )
         return mine
+
+    def _read_leases(self) -> list[Lease]:
+        with self._lock:
+            return [held for mine in self._leases.values() for held in mine if held.alive()]
+
+    def revoke(self, lease: Lease) -> None:
+        """`lease`'s reader may no longer read its run: its stream ends (`stream_access`)."""
+        with self._lock:
+            lease.revoked = True
+            if lease.stream is not None:
+                self.owned.end(lease.stream)
 
     def release(self, lease: Lease) -> None:
         """The stream's thread is done with it: its place is free, unless the hub owns it (then
@@ -214,7 +229,7 @@ class EventHub:
         meanwhile go out first, in one send. False if the client was dropped meanwhile or the hub
         is stopping (the thread ends the response itself)."""
         with self._lock:
-            if self.closing or sub.dropped:
+            if self.closing or sub.dropped or getattr(self._by_sock.get(sock), "revoked", False):
                 return False
             self._forget(sub)
             held: list[Any] = []
@@ -255,6 +270,7 @@ class EventHub:
             self._broadcast(CLOSING)
 
     def close(self) -> None:
+        self.access.stop()
         self._stop.set()
         self.channels.want()  # wakes its thread
         thread = self._thread

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dizest_api.errors import ApiError
+from dizest_api.stream_access import Reader
 from dizest_api.stream_owner import Stream
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class Lease:
     threaded: bool = False  # the stream holds a server thread for its life
     stream: Stream | None = None  # the owned stream, once it has been
     released: bool = False
+    reader: Reader | None = None  # asked again while the stream lasts (`stream_access`)
+    revoked: bool = False  # the reader was refused: the stream ends
 
     def alive(self) -> bool:
         return not self.released and (self.stream is None or not self.stream.gone)
@@ -66,6 +69,8 @@ class Held(Iterator[T], Generic[T]):
         return self
 
     def __next__(self) -> T:
+        if self.lease.revoked:  # its reader may no longer read the run (`stream_access`)
+            raise StopIteration
         return next(self._events)
 
     def close(self) -> None:

@@ -116,7 +116,7 @@ class OwnedStreams:
             if stream.held is not None:
                 stream.held.extend(events)
                 if len(stream.held) > self.queue_size:
-                    self._end(stream)
+                    self.end(stream)
                 continue
             if stream.last not in joined:  # streams of a run mostly share `last`: join once
                 todo = newer(events, stream.last)
@@ -145,7 +145,7 @@ class OwnedStreams:
     def end_all(self) -> None:
         for streams in self.by_run.values():
             for stream in streams:
-                self._end(stream)
+                self.end(stream)
 
     def _queue(self, stream: Stream, data: bytes, events: list[Event]) -> None:
         if not events:
@@ -153,7 +153,7 @@ class OwnedStreams:
         stream.last = events[-1].id
         self._send(stream, data, len(events))
         if events[-1].final:
-            self._end(stream)
+            self.end(stream)
 
     def _send(self, stream: Stream, data: bytes, events: int = 0) -> None:
         if stream.gone or stream.ending:
@@ -161,7 +161,7 @@ class OwnedStreams:
         self._write(stream, data, events)
         # a slow client, many events or bytes behind: its response ends here, it resumes
         if stream.behind > self.queue_size or stream.pending > MAX_OUTBOX_BYTES:
-            self._end(stream)
+            self.end(stream)
 
     def _write(self, stream: Stream, data: bytes, events: int) -> None:
         stream.written_at = time.monotonic()
@@ -185,7 +185,7 @@ class OwnedStreams:
         stream.behind += events
         stream.pending += len(data)
 
-    def _end(self, stream: Stream) -> None:
+    def end(self, stream: Stream) -> None:
         """The response's last chunk after what is queued; the socket closes once it is sent."""
         if stream.gone or stream.ending:
             return
@@ -385,7 +385,7 @@ class OwnedStreams:
             for stream in streams:
                 if expired:
                     stream.held = None
-                    self._end(stream)
+                    self.end(stream)
                 elif stream.gone or stream.ending:
                     continue
                 elif partial or failed:  # live events held may lie past a gap: they wait

@@ -41,6 +41,7 @@ from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.workflows import open_workflow, rights_on
 from dizest_api.schemas import ERR, EVENTS, page_of
 from dizest_api.services import services
+from dizest_api.stream_access import request_reader
 from dizest_api.streaming import STREAM_ID, follow, sse
 from dizest_core.errors import DizestError
 from dizest_core.events import Event
@@ -344,7 +345,8 @@ def follow_run(run_id: str, sse: bool = False) -> Held[Event | None]:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
     sock = _direct_socket() if sse else None
-    lease = hub.admit(threaded=sock is None, user=current().username, sock=sock)
+    reader = request_reader(run_id, lambda: open_run(run_id))  # asked again while it lasts
+    lease = hub.admit(threaded=sock is None, user=current().username, sock=sock, reader=reader)
     events = follow(hub, services().client, run_id, after, _heartbeat_s(), sock, status)
     return Held(hub, lease, events)
 
