@@ -145,8 +145,8 @@ class EventHub:
             mine = self._room_of(user) if user is not None else set()  # the user's caps first
             if threaded and sum(h.threaded for h in mine if h.alive()) >= self.per_user_threads:
                 raise TooManyOfYourStreams(
-                    f"you already hold {self.per_user_threads} streams that each keep a server "
-                    "thread (WebSocket, HTTP/1.0); close one, or use SSE over HTTP/1.1",
+                    f"you already hold {self.per_user_threads} requests that each keep a server "
+                    "thread (WebSocket, HTTP/1.0 streams, DIZEST-compatible runs); end one",
                     {"max_streams_per_user": self.per_user_threads, "retry_after": 2},
                 )
             threads = sum(len(s) for s in self._subs.values())

@@ -103,13 +103,21 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
 
 
 def _run(wf_id: str) -> Response:
-    run_id, finals = _start(wf_id)
+    """The run's final outputs. Its wait holds a server thread up to WAIT_S: a place among the
+    caller's streams that keep a thread, taken before the run starts (refused: 429, no run),
+    as a WebSocket's is; a probe's 20 waits of one user left none of 16 threads for others."""
+    hub = hub_for(current_app._get_current_object())  # type: ignore[attr-defined]
+    lease = hub.admit(threaded=True, user=current().username)
     try:
-        report = services().client.wait(run_id, timeout=WAIT_S)
-    except ExecutionError:
-        raise RunTimeout(
-            f"run {run_id} still running after {WAIT_S:g} s", {"run_id": run_id}
-        ) from None
+        run_id, finals = _start(wf_id)
+        try:
+            report = services().client.wait(run_id, timeout=WAIT_S)
+        except ExecutionError:
+            raise RunTimeout(
+                f"run {run_id} still running after {WAIT_S:g} s", {"run_id": run_id}
+            ) from None
+    finally:
+        hub.release(lease)
     flows = report["flows"]
     failed = {f: d["reason"] for f, d in flows.items() if d["status"] == "error"}
     if report["status"] != "ready":
