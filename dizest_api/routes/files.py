@@ -86,10 +86,12 @@ def _give_upload_slot_back(_exc: BaseException | None) -> None:
         upload_slots.give_back(slot)
 
 
-def uploaded_files(folder: str = "") -> list[tuple[str, FileStorage]]:
+def uploaded_files(folder: str = "", upload: bool = True) -> list[tuple[str, FileStorage]]:
     """The multipart file parts of this request, each with its checked path below `folder`;
-    BadPath (nothing stored) when any of them would leave it."""
-    allow_upload()
+    BadPath (nothing stored) when any of them would leave it. `upload`: files for a drive or a
+    run (`allow_upload`); else the request's own limit holds."""
+    if upload:
+        allow_upload()
     if request.mimetype != UPLOAD:
         raise BadInput(f"send the files as {UPLOAD}", {"content_type": request.mimetype})
     parts = []
@@ -223,9 +225,12 @@ def submit_body(fields: Mapping[str, Field]) -> tuple[dict[str, Any], list[tuple
 def workflow_body(fields: Mapping[str, Field]) -> dict[str, Any]:
     """A new workflow's `{title, package}`: the envelope itself, or the .dwp as DIZEST writes it
     (a JSON body with `apps` and `flow` at the top, or a multipart file upload), titled by
-    `?title=`, else the file's name without `.dwp`, else the package's own title."""
+    `?title=`, else the file's name without `.dwp`, else the package's own title. A .dwp sent
+    as a file is a request body like the JSON one, at most `max_request_bytes`: it was read
+    whole and parsed at `max_upload_bytes` (a probe's 100 MB one took the API process from
+    56 MB to 1.16 GB)."""
     if request.mimetype == UPLOAD:
-        parts = uploaded_files()
+        parts = uploaded_files(upload=False)
         if len(parts) != 1:
             raise BadInput("upload exactly one .dwp file")
         name, storage = parts[0]

@@ -4,6 +4,7 @@ JSON error and stores nothing."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import urllib.parse
@@ -189,3 +190,22 @@ def test_a_token_name_is_a_label_not_a_store(api: Api) -> None:
     assert "x" * 201 not in names
     fine = api.call("POST", "/tokens", alice, json={"name": "x" * 200, "scopes": ["read"]})
     assert fine.status_code == 201, fine.json
+
+
+def test_a_dwp_sent_as_a_file_is_a_request_body_like_the_json_one(api: Api) -> None:
+    """A .dwp uploaded as a multipart file to `POST /workflows` was read whole and parsed at the
+    drive's upload limit (256 MiB), not the request limit (10 MiB) the same .dwp as JSON has: a
+    probe's 100 MB one took a real `dizest serve`'s API process from 56 MB to 1.16 GB."""
+    alice = api.user("alice")
+    big = package({"src": {"code": "y = 1\n" + "#" * (100 << 10), "outputs": ["y"]}}, {"a": {"app": "src"}})  # fmt: skip
+    raw = json.dumps(big).encode()  # 100 KB: past this app's 64 KB request limit
+    as_json = api.call("POST", "/workflows", alice, data=raw, content_type="application/json")
+    assert as_json.status_code == 413, as_json.json
+    upload = {"file": (io.BytesIO(raw), "big.dwp")}
+    as_file = api.call("POST", "/workflows", alice, data=upload, content_type="multipart/form-data")
+    assert as_file.status_code == 413, as_file.json
+    assert as_file.json["error"]["code"] == as_json.json["error"]["code"]
+    assert api.call("GET", "/workflows", alice).json["items"] == []
+    small = {"file": (io.BytesIO(json.dumps(PACKAGE).encode()), "small.dwp")}
+    fine = api.call("POST", "/workflows", alice, data=small, content_type="multipart/form-data")
+    assert fine.status_code == 201 and fine.json["title"] == "small", fine.json
