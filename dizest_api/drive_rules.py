@@ -56,6 +56,12 @@ class TooLarge(DriveProblem):
     status, code = 413, "too_large"
 
 
+class CutShort(DriveProblem):
+    """A body that ended before its Content-Length (the client went away or lied)."""
+
+    status, code = 400, "body_cut_short"
+
+
 class DiskFull(DriveProblem):
     """The server's disk is below its reserve (DIZEST_DISK_RESERVE_MB): nothing is written."""
 

@@ -42,6 +42,7 @@ from dizest_api.drive_rules import (
     LIST_MAX_ENTRIES,
     MAX_DEPTH,
     BadPath,
+    CutShort,
     DiskFull,
     Extent,
     NoSuchPath,
@@ -168,8 +169,12 @@ class UserDrive:
         return Usage(size + held_bytes, entries + held_files, held_bytes, held_files)
 
     # -- writing ----------------------------------------------------------------------
-    def store(self, path: str, stream: IO[bytes], limit: int) -> dict[str, Any]:
-        """Write `stream` to `path` (created or replaced) if it fits `limit` and the quotas."""
+    def store(
+        self, path: str, stream: IO[bytes], limit: int, expected: int | None = None
+    ) -> dict[str, Any]:
+        """Write `stream` to `path` (created or replaced) if it fits `limit` and the quotas, and
+        holds `expected` bytes when given (a request's Content-Length: a client gone before its
+        end left a stream that just ends, and its first part is no file of the user's)."""
         rel = clean(path)
         target = self.resolve(rel)
         if target == self.path or os.path.isdir(target):
@@ -185,6 +190,11 @@ class UserDrive:
                     {"free": max(0, room), "quota_bytes": self.quota_bytes},
                 ),
             )  # fmt: skip
+            if expected is not None and size != expected:
+                raise CutShort(
+                    f"the upload ended after {size} of its {expected} bytes; nothing was stored",
+                    {"received": size, "content_length": expected},
+                )
             with self.locked():
                 self._check_parents(rel)
                 target = self.resolve(rel)  # again, under the lock: a folder may have moved

@@ -149,7 +149,8 @@ def get_path(path: str) -> Response:
 def put_file(path: str) -> tuple[Response, int]:
     allow_upload()
     drive = user_drive()
-    entry = drive.store(path, request.stream, services().settings.max_upload_bytes)
+    limit = services().settings.max_upload_bytes
+    entry = drive.store(path, request.stream, limit, expected=request.content_length)
     return jsonify(entry), 201
 
 

@@ -95,3 +95,8 @@ def test_a_users_uploads_in_flight_are_bounded(tmp_path: Path) -> None:
 
         wait_for(uploads, timeout=20, interval=0.2)
         assert partial_bytes(served.data) == 0
+        # the held uploads were cut short (8 of 9 MB, then closed): nothing of them is stored
+        listed = call(
+            base, "GET", "/api/v1/files", headers={"Authorization": f"Bearer {tokens['mallory']}"}
+        )[1]
+        assert sorted(e["name"] for e in listed["items"]) == ["after"], listed
