@@ -58,8 +58,9 @@ def read_sse(resp: http.client.HTTPResponse, limit: int | None = None) -> tuple[
         line = line.rstrip("\n")
         if line == ": heartbeat":
             heartbeats += 1
-        elif line == "" and current:
-            events.append(current)
+        elif line == "":  # the end of a frame; after a comment (a heartbeat) it ends nothing
+            if current:
+                events.append(current)
             current = {}
         elif not line.startswith(":"):
             name, _, value = line.partition(": ")
