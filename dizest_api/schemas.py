@@ -240,6 +240,13 @@ COMPONENTS: dict[str, Schema] = {
         data={**OBJECT, "description": "by type; see the SSE operation"},
         ts=TIME,
     ),
+    "WorkflowSpec": obj(
+        "What the DIZEST-compatible routes take and give for a workflow",
+        workflow_id=STRING,
+        version={**INTEGER, "description": "the version they run: the latest"},
+        inputs=map_of({**array(STRING), "description": "the run inputs (flow.name) it fills"}),
+        outputs=map_of({**array(STRING), "description": "the flow's final outputs"}),
+    ),
     "CompatResult": obj(
         run_id=STRING, status=STRING, outputs=map_of({**OBJECT, "description": "output -> value"})
     ),

@@ -45,8 +45,24 @@ def join_inputs(
     """The run inputs `split_inputs` split (a rerun submits its run's inputs again)."""
     joined = dict(common)
     for flow_id, values in per_flow.items():
-        joined.update({f"{flow_id}.{name}": value for name, value in values.items()})
+        joined.update({flow_key(flow_id, name): value for name, value in values.items()})
     return joined
+
+
+def flow_key(flow_id: str, name: str) -> str:
+    """The run input that reaches one flow's input `name` only (`split_inputs` reads it)."""
+    return f"{flow_id}.{name}"
+
+
+def api_inputs(requested: Mapping[str, Mapping[str, None]]) -> dict[str, list[str]]:
+    """DIZEST's external API inputs (`/api/run/<workflow>`: a request value per name): each
+    name with the run inputs its value fills, every requested input of that name (`spec()`'s
+    unconnected output-type inputs), as `flow_key`s, in flow order."""
+    accepted: dict[str, list[str]] = {}
+    for flow_id, names in requested.items():
+        for name in names:
+            accepted.setdefault(name, []).append(flow_key(flow_id, name))
+    return accepted
 
 
 def declared(package: Package) -> list[str]:

@@ -9,6 +9,10 @@ outputs are keyed by flow (`{flow: {output: value}}`, so two flows' `result` nev
 answers carry real HTTP status codes: 404 unknown workflow, 422 invalid package, 429 too many
 runs, 422 `run_failed` with every failing flow's reason (the workflow, not the server,
 failed), 504 `run_timeout` with the run id.
+
+`GET /api/v1/workflows/<id>/spec` says what these routes take and give for a workflow: each input
+name with the run inputs it fills (`flow.name`), and each flow's final outputs; the console's API
+panel is built from it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from dizest_api.auth import current
-from dizest_api.data.library import WorkflowNotFound
+from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.event_hub import hub_for
@@ -34,7 +38,10 @@ from dizest_api.services import services
 from dizest_api.streaming import STREAM_ID
 from dizest_core import dwp
 from dizest_core.errors import ExecutionError
+from dizest_core.run_inputs import api_inputs
 from dizest_core.workflow import package_spec, parse_value
+
+Spec = tuple[dict[str, dict[str, None]], dict[str, list[str]]]  # `package_spec`'s answer
 
 bp = Blueprint("compat", __name__)
 
@@ -72,26 +79,16 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
             "with a session cookie, start runs by POST (with X-CSRF-Token) or use a bearer token",
             {"reason": "csrf"},
         )
-    wf = open_workflow(wf_id, "run")
-    try:
-        _, version, raw = found.library.package(wf.id)
-    except WorkflowNotFound as exc:
-        raise NotFound(str(exc)) from None
-    package = dwp.load(raw, extra_apps=found.plugins.apps())
-    requested, finals = package_spec(package)
-    values = _values()
-    wanted = {name for inputs in requested.values() for name in inputs}
-    unknown = sorted(set(values) - wanted)
+    wf, version, raw, (requested, finals) = _latest(wf_id, "run")
+    values, accepted = _values(), api_inputs(requested)
+    unknown = sorted(set(values) - set(accepted))
     if unknown:
         raise BadInput(
             f"no flow asks for input(s): {', '.join(unknown)}",
-            {"unknown": unknown, "inputs": sorted(wanted)},
+            {"unknown": unknown, "inputs": sorted(accepted)},
         )
     inputs = {
-        f"{flow}.{name}": values[name]
-        for flow, names in requested.items()
-        for name in names
-        if name in values
+        key: values[name] for name, keys in accepted.items() if name in values for key in keys
     }
     require_worker()
     with within_limit() as account:
@@ -100,6 +97,17 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
             stored=lambda new: index().claim(new, principal.username, wf.id, version=version),
         )  # fmt: skip
     return run_id, finals
+
+
+def _latest(wf_id: str, right: str) -> tuple[StoredWorkflow, int, Any, Spec]:
+    """The workflow's latest version (what these routes run), if the caller holds `right` on
+    it: its number, its package and the package's `spec()`."""
+    wf, found = open_workflow(wf_id, right), services()
+    try:
+        _, version, raw = found.library.package(wf.id)
+    except WorkflowNotFound as exc:
+        raise NotFound(str(exc)) from None
+    return wf, version, raw, package_spec(dwp.load(raw, extra_apps=found.plugins.apps()))
 
 
 def _run(wf_id: str) -> Response:
@@ -187,3 +195,13 @@ _route("run", _run, "DIZEST-compatible: run, wait, final outputs",
        {200: "CompatResult", **STARTS, 504: ERR})  # fmt: skip
 _route("stream", _stream, "DIZEST-compatible: run and stream events (Last-Event-ID: resume that run)",
        {**EVENTS, **STARTS, 404: ERR}, headers=RESUME)  # fmt: skip
+
+
+@endpoint(bp, "GET", "/api/v1/workflows/<wf_id>/spec", "What the DIZEST-compatible routes "
+          "take and give for a workflow (its latest version): each input name with the run "
+          "inputs it fills, and each flow's final outputs", responses={200: "WorkflowSpec"})  # fmt: skip
+def workflow_spec(wf_id: str) -> Response:
+    wf, version, _, (requested, finals) = _latest(wf_id, "read")
+    body = {"workflow_id": wf.id, "version": version, "inputs": api_inputs(requested),
+            "outputs": finals}  # fmt: skip
+    return Response(json.dumps(body), mimetype="application/json")

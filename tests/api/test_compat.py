@@ -44,6 +44,37 @@ def test_run_maps_inputs_and_keys_outputs_by_flow(live: Live) -> None:
     assert unknown.status_code == 400 and unknown.json["error"]["details"]["unknown"] == ["nmae"]
 
 
+def test_spec_names_what_the_routes_take_and_give(live: Live) -> None:
+    """Each input name with every flow input its value fills (here two flows' `name`, not the
+    connected one), and each flow's final outputs: the console's API panel shows them."""
+    alice, mallory = live.user("alice"), live.user("mallory")
+    pkg = package(
+        {
+            "greet": {"code": GREET, "inputs": ["name"], "outputs": ["greeting"]},
+            "loud": {"code": "greeting = 'HI'", "outputs": ["greeting"]},
+        },
+        {
+            "f1": {"app": "greet"},
+            "f2": {"app": "loud"},
+            "f3": {"app": "greet"},
+            "f4": {"app": "greet", "in": {"name": [("f2", "greeting")]}},
+        },
+    )
+    wf = create_workflow(live, alice, pkg)
+    spec = live.call("GET", f"/workflows/{wf}/spec", alice)
+    assert spec.status_code == 200, spec.json
+    assert spec.json == {
+        "workflow_id": wf,
+        "version": 1,
+        "inputs": {"name": ["f1.name", "f3.name"]},
+        "outputs": {"f1": ["greeting"], "f3": ["greeting"], "f4": ["greeting"]},
+    }
+    ran = compat(live, "POST", f"run/{wf}", alice, json={"name": "ada"})
+    assert set(ran.json["outputs"]) == set(spec.json["outputs"])
+    assert ran.json["outputs"]["f4"] == {"greeting": "hello HI"}  # a connected input: not filled
+    assert live.call("GET", f"/workflows/{wf}/spec", mallory).status_code == 404
+
+
 def test_a_run_s_end_still_expires_after_the_route_waited_for_it(live: Live) -> None:
     """The route waits for the run's end: its `done` key keeps the run's TTL (it had none)."""
     alice = live.user("alice")

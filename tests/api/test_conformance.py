@@ -144,6 +144,8 @@ def walk(live: Live) -> None:
     call("DELETE", f"{V1}/hooks/{{hook_id}}", 204, params={"hook_id": hook.json["id"]})
 
     compat = {"wf_id": wf_id}
+    spec = call("GET", f"{V1}/workflows/{{wf_id}}/spec", 200, params=wf).json
+    assert spec["inputs"] == {} and spec["outputs"] == {"a": ["y"]}
     result = call("POST", "/dizest/api/run/{wf_id}", 200, params=compat, json={}).json
     assert result["status"] == "ready" and result["outputs"]["a"]["y"] == {"n": 1}
     streamed = call("POST", "/dizest/api/stream/{wf_id}", 200, params=compat, json={})
