@@ -10,10 +10,11 @@ import { Doc, localProblems } from "./editor-doc.js";
 import { EditorRuns } from "./editor-run.js";
 import { EditorUI } from "./editor-ui.js";
 import { FlowList, tooMany } from "./flowlist.js";
-import { bindZoomButtons, model } from "./graph.js";
+import { bindZoomButtons, flowTitle, model } from "./graph.js";
+import { showInfo } from "./wfinfo.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
-const TYPING = /^(var |title |code |source |app title |input )/; // labels of changes made by typing in a panel
+const TYPING = /^(var |title |code |source |app title |input |info )/; // labels of changes made by typing in a panel
 const TITLE_MAX = 200; // characters of a workflow's title (the API's limit)
 let wf;
 let doc;
@@ -52,11 +53,11 @@ function allProblems() {
 }
 
 function changed(label) {
-  if (!label.startsWith("title ")) problems = allProblems(); // (a flow's title makes no problem)
+  if (!/^(title |info )/.test(label)) problems = allProblems(); // (a title or info makes no problem)
   // A move is already on screen (the canvas dragged the node there), a variable is not drawn,
   // a title is one node's: no redraw of the whole graph.
   if (label.startsWith("title ")) retitleSoon(label.slice(6));
-  else if (!/^(code |source |var )/.test(label) && label !== "move") canvas.setGraph(buildGraph(), problems);
+  else if (!/^(code |source |var |info )/.test(label) && label !== "move") canvas.setGraph(buildGraph(), problems);
   $("#cycle-msg").hidden ||= true;
   if (label.startsWith("code ")) queueCheck(label.slice(5));
   if (label === "undo" || label === "redo") for (const id of Object.keys(doc.pkg.apps)) queueCheck(id);
@@ -65,6 +66,7 @@ function changed(label) {
     showFlow(selected, false);
     if (openApp() && (label !== "move" && label !== "connect" && label !== "disconnect")) showApp(doc, openApp(), problems);
     appList();
+    showInfo(doc, wf, readOnly);
   } else if (label.startsWith("app title ")) appList();
   refreshState();
 }
@@ -85,8 +87,7 @@ function retitleSoon(id) {
 
 function titleOf(id) {
   const flow = doc.pkg.flow[id];
-  const app = flow ? doc.app(flow.app_id) || {} : {};
-  return flow ? flow.title || app.title || flow.app_id || id : id;
+  return flow ? flowTitle(id, flow, doc.app(flow.app_id) || {}) : id;
 }
 
 // Each keystroke calls this: what did not change is not written (the same text written again
@@ -281,12 +282,9 @@ function keys(event) {
   if (mod && event.key.toLowerCase() === "s") {
     event.preventDefault();
     if (!readOnly) save();
-  } else if (mod && !typing && event.key.toLowerCase() === "z") {
-    event.preventDefault();
-    event.shiftKey ? doc.redo() : doc.undo();
-  } else if (mod && !typing && event.key.toLowerCase() === "y") {
-    event.preventDefault();
-    doc.redo();
+  } else if (mod && !typing && ["z", "y"].includes(event.key.toLowerCase())) {
+    event.preventDefault(); // Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo
+    event.shiftKey || event.key.toLowerCase() === "y" ? doc.redo() : doc.undo();
   } else if ((event.key === "Delete" || event.key === "Backspace") && onCanvas(event) && (selectedEdge || selected)) {
     if (selectedEdge) doc.disconnect(selectedEdge.from, selectedEdge.out, selectedEdge.to, selectedEdge.in);
     else doc.removeFlow(selected);
@@ -355,6 +353,7 @@ async function main() {
   const listed = tooMany(graph);
   if (listed) [readOnly, doc.readOnly, readOnlyWhy] = [true, true, `${graph.nodes.length.toLocaleString("en")} flows, too many to edit here`];
   canRun = loaded.rights.includes("run") && !listed;
+  showInfo(doc, wf, readOnly);
   const list = { draw: (box) => drawCanvas(box, canvas.graph), note: " (read-only: run it from the workflow view)" };
   canvas = listed ? new FlowList($("#graph"), graph, (id) => showFlow(id), list) : drawCanvas($("#graph"), graph);
   performance.mark("dizest:editor"); // bench/bench_console.py reads it

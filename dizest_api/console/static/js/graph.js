@@ -24,6 +24,9 @@ export function statusLabel(status, reason) {
   return status;
 }
 
+// The title a flow is shown by: its own, else its app's, else its app's id, else its id.
+export const flowTitle = (id, flow, app) => flow.title || app.title || flow.app_id || id;
+
 export function model(pkg, { layout = true } = {}) {
   const apps = pkg.apps || {};
   const nodes = [];
@@ -39,7 +42,7 @@ export function model(pkg, { layout = true } = {}) {
       id,
       flow,
       app,
-      title: flow.title || app.title || flow.app_id || id,
+      title: flowTitle(id, flow, app),
       appId: flow.app_id,
       active: flow.active !== false,
       inputs,

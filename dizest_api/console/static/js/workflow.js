@@ -1,9 +1,11 @@
-// The workflow view: its graph, a flow's code and variables, the run form, and sharing.
+// The workflow view: its graph, a flow's code and variables, the run form, its info (wfinfo.js),
+// and sharing.
 import { get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { graphOrList, tooMany } from "./flowlist.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { highlightPython } from "./highlight.js";
+import { infoView } from "./wfinfo.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
 let graph;
@@ -227,6 +229,7 @@ async function main() {
   $("#wf-rename").hidden = !wf.rights.includes("write");
   $("#wf-rename").addEventListener("click", () => rename(wf));
   grants(wf);
+  $("#info").replaceChildren(...infoView(wf, wf.package));
   selectFlowInHash((id) => graph.byId.has(id), (id) => view.select(id));
   loadLastRun(wf).catch((exc) => toast(exc.message, "error"));
 }
