@@ -1,16 +1,25 @@
-"""The workflow's Info panel, as DIZEST's UI has it: the description is another user's text and
-stays text, an edit in the editor is one undo step saved with the package and shown on the
-workflow page, a viewer edits nothing."""
+"""The workflow's Info and API panels, as DIZEST's UI has them: the description is another user's
+text and stays text, an edit in the editor is one undo step saved with the package and shown on
+the workflow page, a viewer edits nothing; the API panel lists the inputs the workflow takes from
+outside, and its snippets, run exactly as shown with a real token (curl, the CLI, the Python
+client), give the outputs its Test button shows."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.conftest import package
+from tests.conftest import package, wait_for
 from tests.console.conftest import Console, log_in
 
+ROOT = Path(__file__).resolve().parents[2]
+LIVE_S = 60_000
 HOSTILE = 'Says hello.\nSecond line <img src=x onerror="window.__pwned = 1"> <b>bold?</b>'
 GREET = "greeting = 'hello ' + str(dizest.input('name', 'world'))"
 
@@ -83,4 +92,79 @@ def test_info_keeps_the_description_text_and_saves_an_editor_edit_a_viewer_canno
     viewer.click('.tabs button[data-tab="info"]')
     expect(viewer.locator("#info-description")).to_have_text("What it is for:\nit greets.")
     expect(viewer.locator("#info textarea, #info input")).to_have_count(0)
+    viewer.goto(f"/workflows/{wf_id}")
+    viewer.click('.tabs button[data-tab="api"]')
+    expect(viewer.locator(".api-input")).to_have_count(1)
+    expect(viewer.locator("#api-test")).to_be_hidden()  # a run the API would refuse
     viewer.context.close()
+
+
+def _shell(snippet: str, token: str, bin_dir: Path) -> str:
+    """Run `snippet` in a shell as a person would paste it, with $DIZEST_TOKEN set, in this
+    checkout (where `dizest_api.client` is)."""
+    env = {**os.environ, "DIZEST_TOKEN": token, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if k not in ("DIZEST_SERVER", "DIZEST_PROFILE")}
+    env["HOME"] = str(bin_dir)  # no profile of the person running the tests
+    done = subprocess.run(
+        ["sh", "-c", snippet], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, (snippet, done.stdout, done.stderr)
+    return done.stdout
+
+
+def _ended(report: dict[str, Any]) -> dict[str, Any] | None:
+    return report if report["status"] not in ("pending", "running") else None
+
+
+def test_the_api_panel_s_snippets_run_as_shown_and_answer_as_its_test(
+    browser: Any, console: Console, tmp_path: Path
+) -> None:
+    console.user("otto")
+    made = console.api("POST", "/workflows", {"title": "api", "package": greeters()}, "otto")
+    wf_id = made["id"]
+    token = console.token("otto")["Authorization"].removeprefix("Bearer ")
+    shim = tmp_path / "dizest"  # the CLI of this checkout, as `dizest` on the PATH
+    shim.write_text(f'#!/bin/sh\ncd {ROOT} && exec {sys.executable} -m dizest_cli "$@"\n')
+    shim.chmod(0o755)
+
+    page = log_in(browser, console.base, "otto")
+    page.goto(f"/workflows/{wf_id}")
+    page.click('.tabs button[data-tab="api"]')
+    expect(page.locator(".api-input")).to_have_count(1)
+    expect(page.locator('.api-input[data-input="name"]')).to_contain_text("fills f1.name, f3.name")
+    expect(page.locator("#api-outputs li")).to_have_count(3)  # f1, f3, f4 (f2's is wired)
+    expect(page.locator("#api-token-link")).to_have_attribute("href", "/admin#tokens")
+    page.locator('.api-input[data-input="name"] input').fill("ada's")  # a quote, for the shell
+
+    page.click("#api-test")
+    expect(page.locator("#api-status")).to_have_text("HTTP 200", timeout=LIVE_S)
+    tested = json.loads(page.locator("#api-answer").inner_text())
+    want = {
+        "f1": {"greeting": "hello ada's"},
+        "f3": {"greeting": "hello ada's"},
+        "f4": {"greeting": "hello HI"},
+    }
+    assert tested["outputs"] == want, tested
+
+    snippet = {key: page.locator(f"#api-{key}").inner_text() for key in ("run", "runs", "cli", "python")}  # fmt: skip
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    cookies = [c["value"] for c in page.context.cookies()]
+    for text in snippet.values():  # a placeholder, never the session's credentials
+        assert all(secret not in text for secret in [token, csrf, *cookies])
+        assert console.base in text
+    assert "$DIZEST_TOKEN" in snippet["run"]
+    ran = json.loads(_shell(snippet["run"], token, tmp_path))
+    assert ran["status"] == "ready" and ran["outputs"] == tested["outputs"]
+    assert ran["run_id"] != tested["run_id"]
+
+    started = json.loads(_shell(snippet["runs"], token, tmp_path))
+    path = f"/runs/{started['run_id']}"
+    report = wait_for(lambda: _ended(console.api("GET", path, name="otto")), LIVE_S / 1000, 0.2)
+    assert {f: report["flows"][f]["outputs"] for f in want} == tested["outputs"], report
+
+    printed = _shell(snippet["cli"], token, tmp_path)
+    assert 'f1.greeting = "hello ada\'s"' in printed and 'f4.greeting = "hello HI"' in printed
+    script = snippet["python"]
+    done = _shell(f"{sys.executable} - <<'EOF'\n{script}\nEOF", token, tmp_path)
+    assert done.startswith("ready ") and '"hello ada\'s"' in done, done
+    page.context.close()

@@ -1,10 +1,11 @@
 // The workflow view: its graph, a flow's code and variables, the run form, its info (wfinfo.js),
-// and sharing.
+// how to call it from another program (wfapi.js), and sharing.
 import { get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { graphOrList, tooMany } from "./flowlist.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { highlightPython } from "./highlight.js";
+import { apiPanel } from "./wfapi.js";
 import { infoView } from "./wfinfo.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
@@ -230,6 +231,8 @@ async function main() {
   $("#wf-rename").addEventListener("click", () => rename(wf));
   grants(wf);
   $("#info").replaceChildren(...infoView(wf, wf.package));
+  const api = () => apiPanel($("#api"), wf).catch((exc) => $("#api").replaceChildren(h("p", { class: "problems" }, exc.message)));
+  $('.tabs button[data-tab="api"]').addEventListener("click", api, { once: true }); // (a large package's spec costs)
   selectFlowInHash((id) => graph.byId.has(id), (id) => view.select(id));
   loadLastRun(wf).catch((exc) => toast(exc.message, "error"));
 }
