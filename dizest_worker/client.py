@@ -85,6 +85,13 @@ def sandbox_layers(
     return liveness.sandbox_layers(redis_client, settings, names)
 
 
+def describe_workers(redis_client: redis.Redis, settings: WorkerSettings) -> list[dict[str, Any]]:
+    """Every live worker: what it says of itself, its slots and the flows it runs now."""
+    from dizest_worker import worker_info
+
+    return worker_info.live_workers(redis_client, settings)
+
+
 def forget_worker(redis_client: redis.Redis, settings: WorkerSettings, name: str) -> None:
     """Delete worker `name`'s beat, so it does not count as live until it beats again (`dizest
     serve` does it before it restarts a dead worker)."""

@@ -84,10 +84,16 @@ key / channel                         type     holds                            
                                                by lease expiry (ms)
 {p}:workers                           hash     worker name -> last heartbeat (ms);       none*
                                                workers unseen for an hour are pruned
+                                               (their slots and info with them)
 {p}:worker_slots                      hash     worker name -> flows it runs at once       none*
                                                (pool processes x DIZEST_LOCAL_SLOTS),
                                                written with each beat; counted in the
                                                fair share while its beat is live
+{p}:worker_info                       hash     worker name -> JSON of what it says of     none*
+                                               itself (host, pid, version, queues,
+                                               started_at, load, memory, disk: see
+                                               worker_info), written with each beat;
+                                               dropped and pruned with the beat
 {p}:sandbox                           hash     worker name -> JSON {layer: "active" or    none
                                                why not}, written when the worker starts
 {p}:queues                            hash     queue -> when a worker serving it last     none
@@ -247,6 +253,10 @@ class Keys:
     @property
     def worker_slots(self) -> str:
         return f"{self.prefix}:worker_slots"
+
+    @property
+    def worker_info(self) -> str:
+        return f"{self.prefix}:worker_info"
 
     @property
     def sandbox(self) -> str:

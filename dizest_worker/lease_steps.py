@@ -75,7 +75,8 @@ class LeaseSteps(RunReader):
 
     def forget_workers(self, before_ms: int) -> int:
         """Drop the workers last seen before `before_ms`; returns how many."""
-        return int(self._forget(keys=[self.keys.workers, self.keys.worker_slots], args=[before_ms]))
+        keys = [self.keys.workers, self.keys.worker_slots, self.keys.worker_info]
+        return int(self._forget(keys=keys, args=[before_ms]))
 
     def expired_leases(self, before_ms: int) -> list[tuple[str, str, int]]:
         members = self.client.zrangebyscore(self.keys.leases, "-inf", before_ms)

@@ -21,7 +21,10 @@ Invariants:
   may use no other (`known_queues`), or its messages would wait in the broker for good.
 - Each beat also writes how many flows the worker runs at once (`{p}:worker_slots`: its pool
   processes, known once it is ready, times `DIZEST_LOCAL_SLOTS`), in the same transaction, so
-  the cluster's live slots (`dizest_worker.fair_share`) are those of the workers that beat.
+  the cluster's live slots (`dizest_worker.fair_share`) are those of the workers that beat; and
+  what the worker says of itself (`{p}:worker_info`: host, pid, version, queues, its machine's
+  load, memory and disk; `dizest_worker.worker_info`), for the operators' view. Both are
+  deleted and pruned with the beat.
 - A process holding flows is told from a dead one without a clock: each process that runs flows
   (its `Executor`) has a holder id of its own (`holder_id`: worker name, pid, random part) and
   stays subscribed to its holder channel (`Keys.holder_channel`) from before its first claim
@@ -56,6 +59,8 @@ from dizest_worker.settings import WorkerSettings
 if TYPE_CHECKING:  # Celery is imported by `install` only: the Executor uses `holder_id`
     from celery import Celery
 
+    from dizest_worker import worker_info
+
 log = logging.getLogger("dizest.worker")
 BEAT_S = 1.0
 LEAVE_S = 2.0  # a stopping worker waits this long at most to delete its beat
@@ -67,11 +72,16 @@ def live_since_ms() -> int:
     return int((time.time() - WINDOW_S) * 1000)
 
 
-def live_workers(client: redis.Redis, settings: WorkerSettings) -> list[str]:
-    """Names of the workers whose last beat is within the window, sorted."""
+def live_beats(client: redis.Redis, settings: WorkerSettings) -> dict[str, float]:
+    """Name -> last beat (ms) of the workers whose last beat is within the window."""
     beats = client.hgetall(Keys(settings.prefix).workers)
     oldest = live_since_ms()
-    return sorted(_text(name) for name, ms in beats.items() if _ms(ms) >= oldest)
+    return {_text(name): _ms(ms) for name, ms in beats.items() if _ms(ms) >= oldest}
+
+
+def live_workers(client: redis.Redis, settings: WorkerSettings) -> list[str]:
+    """Names of the workers whose last beat is within the window, sorted."""
+    return sorted(live_beats(client, settings))
 
 
 def live_slots(client: redis.Redis, settings: WorkerSettings) -> int:
@@ -91,6 +101,11 @@ def holder_id(settings: WorkerSettings) -> str:
     """A new holder id for this process (one per Executor): unique among every process and
     restart, and readable in the flows hash."""
     return f"{settings.worker_name}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+def holder_worker(holder: str) -> str:
+    """The name of the worker whose process has holder id `holder` (a name may hold '/')."""
+    return holder.rsplit("/", 2)[0]
 
 
 def connected(client: redis.Redis, settings: WorkerSettings, holders: Iterable[str]) -> set[str]:
@@ -119,21 +134,25 @@ def leave(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
 
 
 def _drop_beat(client: redis.Redis, settings: WorkerSettings, name: str) -> bool:
-    """Delete `name`'s beat and slots; whether it had a beat."""
+    """Delete `name`'s beat, slots and info; whether it had a beat."""
     keys = Keys(settings.prefix)
     pipe = client.pipeline()
     pipe.hdel(keys.workers, name)
     pipe.hdel(keys.worker_slots, name)
+    pipe.hdel(keys.worker_info, name)
     return bool(pipe.execute()[0])
 
 
-def beat(client: redis.Redis, settings: WorkerSettings, slots: int = 0) -> None:
-    """This worker is live now, and runs `slots` flows at once (0: not known yet)."""
+def beat(client: redis.Redis, settings: WorkerSettings, slots: int = 0, info: str = "") -> None:
+    """This worker is live now, runs `slots` flows at once (0: not known yet), and says `info`
+    of itself (a `worker_info.Reporter`'s JSON; "": nothing)."""
     keys = Keys(settings.prefix)
     pipe = client.pipeline()  # one transaction: a beat never counts another's slots
     pipe.hset(keys.workers, settings.worker_name, int(time.time() * 1000))
     if slots > 0:
         pipe.hset(keys.worker_slots, settings.worker_name, slots)
+    if info:
+        pipe.hset(keys.worker_info, settings.worker_name, info)
     pipe.execute()
 
 
@@ -195,6 +214,8 @@ class _Heart:
 
     ready: Any = None  # multiprocessing.RawValue("b"): 1 once the main process is ready
     slots: Any = None  # multiprocessing.RawValue("i"): the worker's flow slots, once ready
+    pid = 0  # the worker's main process, and when it started (its pool inherits both)
+    started_at = 0.0
     started = False
     beating = threading.Lock()  # held by this process's beat thread while it beats
     told_of_losses = False  # broker_fix tells this process's lost BRPOP replies
@@ -204,24 +225,32 @@ def _slots() -> int:
     return int(_Heart.slots.value) if _Heart.slots is not None else 0
 
 
-def _beat_forever(settings: WorkerSettings) -> None:
+def _reporter(settings: WorkerSettings, queues: Iterable[str]) -> worker_info.Reporter:
+    from dizest_worker import worker_info  # it reads through liveness: imported when beating
+
+    pid, started = _Heart.pid or os.getpid(), _Heart.started_at or time.time()
+    return worker_info.Reporter(settings, queues, pid, started)
+
+
+def _beat_forever(settings: WorkerSettings, queues: list[str]) -> None:
     from dizest_worker.connection import redis_client
 
     client = redis_client(settings)
+    reporter = _reporter(settings, queues)
     while True:
         with _Heart.beating:
             if _Heart.ready is not None and _Heart.ready.value:
                 try:
-                    beat(client, settings, _slots())
+                    beat(client, settings, _slots(), reporter.info())
                 except redis.RedisError as exc:  # Redis away: not live until it is back
                     log.warning("heartbeat failed: %s", type(exc).__name__)
         time.sleep(BEAT_S)
 
 
-def _start_beating(settings: WorkerSettings) -> None:
+def _start_beating(settings: WorkerSettings, queues: list[str]) -> None:
     if not _Heart.started:
         _Heart.started = True
-        threading.Thread(target=_beat_forever, args=(settings,), daemon=True).start()
+        threading.Thread(target=_beat_forever, args=(settings, queues), daemon=True).start()
 
 
 def install(app: Celery) -> None:
@@ -231,9 +260,13 @@ def install(app: Celery) -> None:
 
     settings: WorkerSettings = app.conf.dizest_settings
 
+    def queues() -> list[str]:
+        return list(app.conf.get("dizest_queues") or [settings.queue])
+
     def on_init(sender: Any = None, **_: Any) -> None:
         _Heart.ready = multiprocessing.RawValue("b", 0)
         _Heart.slots = multiprocessing.RawValue("i", 0)
+        _Heart.pid, _Heart.started_at = os.getpid(), time.time()
         from dizest_worker.connection import redis_client
 
         with contextlib.suppress(redis.RedisError):  # Redis down: the old beat ages out anyway
@@ -251,13 +284,14 @@ def install(app: Celery) -> None:
             _Heart.ready.value = 1
         with contextlib.suppress(redis.RedisError):
             client = redis_client(settings)
-            record_queues(client, settings, app.conf.get("dizest_queues") or [settings.queue])
-            beat(client, settings, _slots())  # before Celery logs "ready."
+            record_queues(client, settings, queues())
+            # before Celery logs "ready."
+            beat(client, settings, _slots(), _reporter(settings, queues()).info())
         if not isinstance(getattr(sender, "pool", None), TaskPool):
-            _start_beating(settings)  # a thread pool: this process runs the flows
+            _start_beating(settings, queues())  # a thread pool: this process runs the flows
 
     def on_process_init(**_: Any) -> None:
-        _start_beating(settings)
+        _start_beating(settings, queues())
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
         """At the end of a warm shutdown (Celery sends it once the pool has stopped and the

@@ -29,7 +29,7 @@ reasons, first events and what lies below a flow come from the Python side in AR
                                                                      -> n dropped
     HEARTBEAT  extend the leases of one run that still exist; is the run cancelled?
                                                                 -> {1|0, 1|0 per lease}
-    FORGET     drop workers (and their slots) whose last heartbeat is older than a cutoff
+    FORGET     drop workers (their slots, their info) whose last beat is older than a cutoff
                                                                      -> n dropped
     HEAL       (flow_slots) free users' flow slots nothing holds, release parked attempts
                                                       -> {user, member released, ...}
@@ -277,9 +277,10 @@ end
 return reply
 """
 
-# KEYS: workers, worker_slots   ARGV: cutoff_ms
-# One step, so a worker that beats meanwhile is never dropped on a stale reading; its slots go
-# with it (and those of a worker with no beat at all).
+# KEYS: workers, then the hashes written with each beat (worker_slots, worker_info)
+# ARGV: cutoff_ms
+# One step, so a worker that beats meanwhile is never dropped on a stale reading; what its beat
+# writes goes with it (and that of a worker with no beat at all).
 FORGET = r"""
 local fields = redis.call('HGETALL', KEYS[1])
 local gone = 0
@@ -290,8 +291,10 @@ for i = 1, #fields, 2 do
     gone = gone + 1
   end
 end
-for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
-  if redis.call('HEXISTS', KEYS[1], name) == 0 then redis.call('HDEL', KEYS[2], name) end
+for k = 2, #KEYS do
+  for _, name in ipairs(redis.call('HKEYS', KEYS[k])) do
+    if redis.call('HEXISTS', KEYS[1], name) == 0 then redis.call('HDEL', KEYS[k], name) end
+  end
 end
 return gone
 """

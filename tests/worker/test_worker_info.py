@@ -1,0 +1,87 @@
+"""What workers say of themselves with their beat, read back as the operators' view: two real
+`dizest worker` processes with different names and queues, a flow held running on one of them
+(until the test lets it end), and a killed worker that drops out within the liveness window."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from dizest_worker import liveness, worker_info
+from dizest_worker.client import describe_workers
+from dizest_worker.connection import redis_client
+from dizest_worker.keys import Keys
+from tests.conftest import package, wait_for
+from tests.worker.conftest import WorkerProcess
+from tests.worker.test_flow_slots import WAIT_FOR_GO
+
+
+def rows(cluster: Any) -> dict[str, dict[str, Any]]:
+    return {w["name"]: w for w in describe_workers(cluster.client.redis, cluster.settings)}
+
+
+def test_live_workers_say_who_they_are_what_they_run_and_how_their_machine_is(
+    cluster: Callable[..., WorkerProcess],
+) -> None:
+    settings = cluster.settings  # type: ignore[attr-defined]
+    gpu = f"{settings.queue}-gpu"
+    before = time.time()
+    cpu = cluster("cpu-1", concurrency=2)
+    cluster("gpu-1", concurrency=1, queues=gpu)
+    seen = rows(cluster)  # the main process's beat at ready says it all already
+    assert sorted(seen) == ["cpu-1", "gpu-1"]
+    for name, queues, slots in (("cpu-1", [settings.queue], 2), ("gpu-1", [gpu], 1)):
+        row = seen[name]
+        assert (row["queues"], row["slots"], row["running"], row["flows"]) == (queues, slots, 0, [])
+        assert row["host"] == socket.gethostname()
+        assert row["version"] == metadata.version("dizest")
+        assert before <= row["started_at"] <= time.time()
+        assert 0 <= row["last_beat_s"] < liveness.WINDOW_S
+        assert len(row["load"]) == 3 and all(x >= 0 for x in row["load"])
+        assert 0 < row["memory"]["available"] <= row["memory"]["total"]
+        for place in ("artifacts", "runs"):
+            assert 0 < row["disk"][place]["free"] <= row["disk"][place]["total"]
+        assert row["sandbox"], row  # the layers it recorded at start
+    assert seen["cpu-1"]["pid"] == cpu.proc.pid  # the main process, not a pool process's
+
+    held = package(
+        {"wait": {"code": WAIT_FOR_GO, "outputs": ["v"]}},
+        {"f": {"app": "wait", "dizest": {"queue": gpu}}},
+    )
+    run_id = cluster.client.submit(held)  # type: ignore[attr-defined]
+    running = wait_for(lambda: rows(cluster)["gpu-1"]["running"] == 1 and rows(cluster), timeout=60)
+    assert running["gpu-1"]["flows"] == [{"run_id": run_id, "flow_id": "f", "attempt": 1}]
+    assert running["cpu-1"]["running"] == 0
+    open(os.path.join(settings.workdir_root, run_id, "go"), "w").close()
+    assert cluster.client.wait(run_id, timeout=60)["status"] == "ready"  # type: ignore[attr-defined]
+    assert rows(cluster)["gpu-1"]["running"] == 0
+
+    cpu.kill()  # SIGKILL: its beat and info age out, and it leaves the view with its beat
+    wait_for(lambda: "cpu-1" not in rows(cluster), timeout=liveness.WINDOW_S + 3)
+    assert sorted(rows(cluster)) == ["gpu-1"]
+
+
+def test_a_clean_stop_takes_the_info_with_the_beat(cluster: Callable[..., WorkerProcess]) -> None:
+    settings = cluster.settings  # type: ignore[attr-defined]
+    client = redis_client(settings)
+    worker = cluster("w1")
+    info = Keys(settings.prefix).worker_info
+    assert client.hget(info, "w1") is not None
+    worker.stop()
+    assert client.hget(info, "w1") is None
+
+
+def test_the_machine_is_sampled_once_per_window_and_a_missing_dir_reads_its_parent(
+    tmp_path: Any,
+) -> None:
+    assert worker_info.disk(str(tmp_path / "not" / "made")) == worker_info.disk(str(tmp_path))
+    settings = type("S", (), {"artifact_dir": str(tmp_path), "workdir_root": str(tmp_path)})
+    reporter = worker_info.Reporter(settings, ["q"], 1, 0.0)  # type: ignore[arg-type]
+    first = reporter.info()
+    assert reporter.info() is first  # no system call until MACHINE_S has passed
+    reporter._until = 0.0
+    assert reporter.info() is not first
