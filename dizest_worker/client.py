@@ -34,6 +34,7 @@ from dizest_core.plugins import PluginRegistry
 from dizest_core.report import iso
 from dizest_core.run_inputs import join_inputs, split_inputs
 from dizest_core.runner import new_run_id
+from dizest_worker import worker_info
 from dizest_worker.apicalls import DEFAULT_TIMEOUT_S as CALL_TIMEOUT_S  # noqa: F401 (door)
 from dizest_worker.apicalls import MAX_TIMEOUT_S as MAX_CALL_TIMEOUT_S  # noqa: F401 (door)
 from dizest_worker.apicalls import Answer as Answer
@@ -83,13 +84,6 @@ def sandbox_layers(
     from dizest_worker import liveness
 
     return liveness.sandbox_layers(redis_client, settings, names)
-
-
-def describe_workers(redis_client: redis.Redis, settings: WorkerSettings) -> list[dict[str, Any]]:
-    """Every live worker: what it says of itself, its slots and the flows it runs now."""
-    from dizest_worker import worker_info
-
-    return worker_info.live_workers(redis_client, settings)
 
 
 def forget_worker(redis_client: redis.Redis, settings: WorkerSettings, name: str) -> None:
@@ -233,6 +227,10 @@ class Client:
     def live_workers(self) -> list[str]:
         """The workers that can take a run now (the submit routes ask before they accept one)."""
         return live_workers(self.redis, self.settings)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every live worker: what it says of itself, its slots and the flows it runs now."""
+        return worker_info.live_workers(self.redis, self.settings)
 
     def rerun(
         self,

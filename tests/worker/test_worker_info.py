@@ -12,7 +12,6 @@ from importlib import metadata
 from typing import Any
 
 from dizest_worker import liveness, worker_info
-from dizest_worker.client import describe_workers
 from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys
 from tests.conftest import package, wait_for
@@ -21,7 +20,7 @@ from tests.worker.test_flow_slots import WAIT_FOR_GO
 
 
 def rows(cluster: Any) -> dict[str, dict[str, Any]]:
-    return {w["name"]: w for w in describe_workers(cluster.client.redis, cluster.settings)}
+    return {w["name"]: w for w in cluster.client.workers()}
 
 
 def test_live_workers_say_who_they_are_what_they_run_and_how_their_machine_is(
