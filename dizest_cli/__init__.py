@@ -38,6 +38,10 @@ LAZY: dict[str, Lazy] = {
         "dizest_cli.cluster:worker_alive",
         "Exit 0 if the worker beat lately (`dizest_worker.liveness`), 1 otherwise: a health check.",
     ),
+    "workers": Lazy(
+        "dizest_cli.workers:workers",
+        "List the live workers of a dizest server (admins): host, queues, slots, load, memory.",
+    ),
     "user": Lazy("dizest_api.cli:user", "Manage users (admin or user role)."),
     "token": Lazy("dizest_api.cli:token", "Manage API tokens."),
     "serve": Lazy(

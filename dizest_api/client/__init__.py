@@ -10,12 +10,13 @@ Errors come back as `ApiError` subclasses chosen by the answer's error `code` (t
 with `.problems`: `InvalidWorkflow`, `InvalidOptions`, `InvalidInput`, `InvalidSchedule`,
 `InvalidUrl`, ...), `QuotaExceeded`, `Throttled` (429: `TooManyRuns`, `RateLimited`),
 `ServerError` (5xx).
-The calls live in one module per area (runs, files, automation), mixed into `Client`.
+The calls live in one module per area (runs, files, automation, cluster), mixed into `Client`.
 """
 
 from __future__ import annotations
 
 from dizest_api.client.automation import AutomationMixin
+from dizest_api.client.cluster import ClusterMixin
 from dizest_api.client.errors import (
     ApiError,
     BadRequest,
@@ -41,7 +42,7 @@ from dizest_api.client.files import FilesMixin
 from dizest_api.client.runs import RECONNECTS, RUN_FINAL, RunsMixin
 
 
-class Client(RunsMixin, FilesMixin, AutomationMixin):
+class Client(RunsMixin, FilesMixin, AutomationMixin, ClusterMixin):
     """One dizest server, reached with one bearer token."""
 
 

@@ -15,6 +15,7 @@ from dizest_api.routes.outputs import bp as outputs
 from dizest_api.routes.runs import bp as runs
 from dizest_api.routes.schedules import bp as schedules
 from dizest_api.routes.sockets import bp as sockets
+from dizest_api.routes.workers import bp as workers
 from dizest_api.routes.workflows import bp as workflows
 
 BLUEPRINTS = (
@@ -31,5 +32,6 @@ BLUEPRINTS = (
     (apicalls, "/api/v1"),
     (schedules, "/api/v1"),
     (hooks, "/api/v1"),
+    (workers, "/api/v1"),
     (compat, ""),
 )

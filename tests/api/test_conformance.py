@@ -83,6 +83,8 @@ def walk(live: Live) -> None:
     call("POST", f"{V1}/users", 201, json={"username": "bob", "password": "long enough pw"})
     call("GET", f"{V1}/users", 200)
     call("GET", f"{V1}/apps", 200)
+    workers = call("GET", f"{V1}/workers", 200).json["items"]
+    assert [w["name"] for w in workers] == ["w1"] and workers[0]["slots"] == 2
 
     wf_id = create_workflow(live, admin, PKG)
     wf = {"wf_id": wf_id}
@@ -165,6 +167,7 @@ def walk(live: Live) -> None:
     call("POST", f"{V1}/workflows", 422, json={"package": {"apps": {}, "flow": {"x": {}}}})
     call("GET", f"{V1}/auth/me", 401, headers={"Authorization": "Bearer nope"})
     call("GET", f"{V1}/users", 403, headers=live.user("carl"))
+    call("GET", f"{V1}/workers", 403, headers=live.user("carl"))
     call("DELETE", f"{V1}/workflows/{{wf_id}}", 204, params=wf)
     assert len(call.seen) >= 40
     # and the check bites: an answer of one operation is not another's
