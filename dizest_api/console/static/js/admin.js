@@ -1,14 +1,17 @@
 // Admin: users (add, remove, reset password), my tokens (create with scopes, secret shown
-// once, revoke), and the service: workers from /readyz, queue depth and more from /metrics.
+// once, revoke), and the service: readiness from /readyz, queue depth and more from /metrics,
+// and for admins the Workers table (workers.js; others see the live workers' names only).
 import { del, get, post, put } from "./api.js";
 import { $, h, toast, when } from "./dom.js";
+import { watchWorkers } from "./workers.js";
 
 const isAdmin = $("#me-role")?.textContent === "admin";
 
 async function health() {
   const box = $("#health");
   const ready = await fetch("/readyz").then((r) => r.json());
-  const rows = [["Ready", ready.status || ready.error?.message || "?"], ["Workers", (ready.workers || ready.error?.details?.workers || []).join(", ") || "none"]];
+  const rows = [["Ready", ready.status || ready.error?.message || "?"]];
+  if (!isAdmin) rows.push(["Workers", (ready.workers || ready.error?.details?.workers || []).join(", ") || "none"]);
   if (isAdmin) {
     const text = await fetch("/metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : ""));
     const metric = (name) => text.split("\n").filter((l) => l.startsWith(name) && !l.startsWith("#"));
@@ -117,5 +120,5 @@ $("#add-token").addEventListener("submit", async (event) => {
   tokens();
 });
 
-if (!isAdmin) for (const el of [$("#add-user").closest("section")]) el.hidden = true;
-Promise.all([health(), users(), tokens()]).catch((exc) => toast(exc.message, "error"));
+if (!isAdmin) for (const el of [$("#add-user").closest("section"), $("#workers")]) el.hidden = true;
+Promise.all([health(), users(), tokens(), isAdmin && watchWorkers($("#worker-rows"))]).catch((exc) => toast(exc.message, "error"));

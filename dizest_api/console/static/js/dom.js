@@ -51,6 +51,15 @@ export function seconds(s) {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
+/** A byte count in the largest binary unit that keeps it at least 1 ("12.5 GiB"). */
+export function bytes(n) {
+  let unit = 0;
+  while (n >= 1024 && unit < UNITS.length - 1) [n, unit] = [n / 1024, unit + 1];
+  return `${unit === 0 || n >= 100 ? Math.round(n) : n.toFixed(1)} ${UNITS[unit]}`;
+}
+
 export function tabs(root = document) {
   for (const button of $$(".tabs button", root)) {
     button.addEventListener("click", () => showTab(button.dataset.tab, root));
