@@ -9,10 +9,10 @@ keep real workers, and tests/worker/test_memory_client_contract.py runs one scen
 both doors and asserts the same reports.
 
 Validation is the real client's own (`Client.validate`), so a bad input is refused here exactly
-as there. Not covered: `call_api`, `metrics_snapshot` (cluster-only), live events on
-`event_channel` (nothing publishes there: a follower sees a run through `event_batch`/`events`),
-drives (`drive=` is recorded, not mounted) and the run storage quota (`account=` is taken,
-nothing is counted).
+as there. Not covered: `call_api`, `metrics_snapshot`, `workers` (cluster-only), live events
+on `event_channel` (nothing publishes there: a follower sees a run through `event_batch` and
+`events`), drives (`drive=` is recorded, not mounted) and the run storage quota (`account=` is
+taken, nothing is counted).
 """
 
 from __future__ import annotations
