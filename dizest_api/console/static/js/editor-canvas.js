@@ -5,7 +5,7 @@
 // 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
 import { hasUI } from "./appui.js";
 import { clip, escapeHtml, h } from "./dom.js";
-import { GraphView, statusLabel } from "./graph.js";
+import { GraphView, portY, statusLabel } from "./graph.js";
 import { renderEntries } from "./render.js";
 
 const HEAD = 42;
@@ -16,7 +16,6 @@ const RESULT_BIG = 460; // px: a result box its user enlarged (a table, a plot)
 const TITLE_CLIP = 18; // characters of a title: room for the run button before it and the marks after
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
-const portY = (n, i) => n.y + HEAD + i * PORT + PORT / 2;
 
 function edgePath(a, b, e) {
   const x1 = a.x + a.w;
@@ -286,11 +285,14 @@ export class EditorCanvas extends GraphView {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
       if (frame) cancelAnimationFrame(frame);
+      if (!moved) {
+        Object.assign(node, origin); // a click redraws nothing: rewriting the node and its edges
+        return this.select(id); // laid out all of dag1000 with the panel it opens (85-100 ms)
+      }
       paint({ el, edges });
       lifted?.drop();
       this.placeResult(id);
-      if (moved) this.handlers.move(id, node.x, node.y);
-      else this.select(id);
+      this.handlers.move(id, node.x, node.y);
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);
@@ -298,12 +300,11 @@ export class EditorCanvas extends GraphView {
 
   // Copies of `el` and `edges` in the overlay SVG; `drop` removes them.
   lift(el, edges) {
-    const ns = "http://www.w3.org/2000/svg";
     const overlay = this.overlay;
     overlay.setAttribute("class", `${this.svg.getAttribute("class")} overlay`);
     overlay.setAttribute("viewBox", this.svg.getAttribute("viewBox"));
     const copies = { el: el.cloneNode(true), edges: edges.map((path) => path.cloneNode(true)) };
-    const lines = document.createElementNS(ns, "g");
+    const lines = document.createElementNS("http://www.w3.org/2000/svg", "g");
     lines.append(...copies.edges);
     overlay.append(lines, copies.el);
     copies.drop = () => overlay.replaceChildren();
@@ -326,8 +327,7 @@ export class EditorCanvas extends GraphView {
       window.removeEventListener("pointerup", up);
       wire.setAttribute("d", "");
       this.svg.classList.remove("wiring");
-      const hit = document.elementFromPoint(ev.clientX, ev.clientY);
-      const port = hit && hit.closest ? hit.closest("circle.port.in") : null;
+      const port = document.elementFromPoint(ev.clientX, ev.clientY)?.closest?.("circle.port.in");
       if (port) this.handlers.connect(from, out, port.closest("g.node").dataset.id, port.dataset.name);
     };
     window.addEventListener("pointermove", move);

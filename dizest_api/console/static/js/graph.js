@@ -128,7 +128,7 @@ function layered(nodes, edges, byId) {
   void byId;
 }
 
-const portY = (node, i) => node.y + HEAD + i * PORT + PORT / 2;
+export const portY = (node, i) => node.y + HEAD + i * PORT + PORT / 2;
 
 function edgePath(g, e) {
   const a = g.byId.get(e.from);
