@@ -1,5 +1,7 @@
 """What the graph views redraw, and when (a performance probe's finds on 1,000-flow graphs):
 
+- the run view's timeline is drawn after a flow starts, ends or changes status, not for log
+  lines, and never while it is closed (it was redrawn every second of a live run, shown or not);
 - a node's selection and status change its box's colours, never its stroke's width: a width is
   geometry, and a geometry change in the graph with the panel a click opens laid out the whole
   graph (85-100 ms on dag1000);
@@ -14,7 +16,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.conftest import package
+from tests.conftest import package, wait_for
 from tests.console.conftest import GO_API, Console, go
 
 LIVE = 60
@@ -24,6 +26,12 @@ TALKER = (
     "while not os.path.exists('go') and time.time() < _end:\n"
     "    print('line', _i, flush=True)\n    _i += 1\n    time.sleep(0.05)\n"
 )
+# How many times the timeline was drawn since COUNT: each drawing replaces its chart.
+COUNT = """() => {
+  window.__draws = 0;
+  new MutationObserver(() => window.__draws++).observe(document.getElementById("timeline"), {childList: true});
+}"""
+DRAWS = "() => window.__draws"
 STROKE = (
     "(id) => getComputedStyle(document.querySelector(`g.node[data-id='${id}'] .box`)).strokeWidth"
 )
@@ -34,6 +42,10 @@ WATCH = """() => {
     for (const r of records) window.__changed.push(`${r.target.tagName} ${r.attributeName}`);
   }).observe(document.querySelector("svg.dag"), {attributes: true, subtree: true});
 }"""
+
+
+def lines(page: Any) -> int:
+    return int(page.locator("#flow-log .line").count())
 
 
 def talking_run(console: Console) -> str:
@@ -64,6 +76,31 @@ def test_selection_and_status_change_a_nodes_colours_not_its_stroke_width(
     ready = re.compile(r"\bst-ready\b")
     expect(page.locator('g.node[data-id="then"]')).to_have_class(ready, timeout=LIVE * 1000)
     assert page.evaluate(STROKE, "talk") == page.evaluate(STROKE, "then")
+
+
+def test_the_timeline_is_drawn_on_a_status_change_and_only_while_open(
+    admin_page: Any, console: Console
+) -> None:
+    run_id = talking_run(console)
+    page = admin_page
+    page.goto(f"/runs/{run_id}")
+    page.evaluate(COUNT)
+    page.locator('g.node[data-id="talk"]').click()
+    expect(page.locator("#timeline g.bar.st-running")).to_have_count(1, timeout=LIVE * 1000)
+    # log lines are no change of the timeline (once a drawing still due is done)
+    wait_for(lambda: lines(page) >= 30, LIVE)
+    drawn = page.evaluate(DRAWS)
+    seen = lines(page)
+    wait_for(lambda: lines(page) >= seen + 60, LIVE)  # 3 s of lines
+    assert page.evaluate(DRAWS) == drawn
+    # closed, the timeline is not drawn; opened again, it is, with what changed meanwhile
+    page.click("#timeline-box > summary")
+    go(console, run_id, "talk")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE * 1000)
+    assert page.evaluate(DRAWS) == drawn
+    page.click("#timeline-box > summary")
+    wait_for(lambda: page.evaluate(DRAWS) == drawn + 1, 10)
+    expect(page.locator("#timeline g.bar.st-ready")).to_have_count(2)
 
 
 def test_a_click_on_a_node_in_the_editor_changes_only_classes_in_the_graph(

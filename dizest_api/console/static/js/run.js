@@ -4,8 +4,8 @@ import { get, post } from "./api.js";
 import { appFrame, hasUI, updateResults } from "./appui.js";
 import { $, h, keepFlowInHash, seconds, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { RunStream } from "./events.js";
-import { drawGantt } from "./gantt.js";
-import { graphOrList } from "./flowlist.js";
+import { Gantt } from "./gantt.js";
+import { graphOrList, tooMany } from "./flowlist.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { foldOlder, renderEntries } from "./render.js";
 
@@ -25,7 +25,7 @@ let view;
 let selected = null;
 let runStatus = "pending";
 let rights = ["read"]; // what the caller may do with this run (the report says)
-let ganttDue = 0;
+let gantt;
 
 const flowState = (id) => {
   if (!flows.has(id)) flows.set(id, { status: "idle", reason: null, log: [], seen: 0, results: [], got: 0, start: null, end: null, index: null });
@@ -50,6 +50,7 @@ function apply(batch) {
   let cleared = false; // the selected flow's log was cleared (dizest.clear()): redrawn whole
   const panel = selected && $("#flow-log");
   const lines = [];
+  let timed = false; // a flow started, ended or changed status: the timeline shows it
   for (const e of batch) {
     if (e.type === "workflow.status") {
       setRunStatus(e.data.status);
@@ -63,6 +64,7 @@ function apply(batch) {
       if (f.status === "running") f.start = e.ts;
       if ((f.status === "ready" || f.status === "error") && f.start) f.end = e.ts;
       touched.add(e.flow_id);
+      timed = true;
     } else if (e.type === "flow.index") {
       f.index = e.data.index;
       touched.add(e.flow_id);
@@ -94,11 +96,7 @@ function apply(batch) {
     if (follow) panel.scrollTop = panel.scrollHeight;
   }
   if (selected && touched.has(selected)) refreshFlow();
-  const now = performance.now();
-  if (now > ganttDue || FINAL.has(runStatus)) {
-    ganttDue = now + 1000;
-    drawGantt($("#timeline"), flows, new Map(graph.nodes.map((n) => [n.id, n.title === n.appId ? n.id : n.title])));
-  }
+  if (timed) gantt.changed();
 }
 
 function setRunStatus(status) {
@@ -226,6 +224,8 @@ async function main() {
   graph = model(pkg);
   view = graphOrList($("#graph"), graph, showFlow, (box) => new GraphView(box, graph, showFlow), { status: true });
   performance.mark("dizest:graph"); // bench/bench_console.py reads it
+  $("#timeline-box").open = !tooMany(graph); // a bar a flow: opened on demand past the list's threshold
+  gantt = new Gantt($("#timeline-box"), $("#timeline"), flows, new Map(graph.nodes.map((n) => [n.id, n.title === n.appId ? n.id : n.title])));
   const report = await reportLoaded;
   bindZoomButtons(view);
   tabs();
