@@ -14,8 +14,26 @@ import pytest
 
 from dizest_core.settings import Settings
 from dizest_core.workflow import Workflow
+from tests import weights
 
 DATA = Path(__file__).parent / "data"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-weights",
+        action="store_true",
+        help="write the seconds each test file took into tests/weights.json (tests/weights.py)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("record_weights") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(weights.Recorder(), "dizest-weights")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    weights.order(items)
 
 
 def child_pids() -> set[int]:
