@@ -85,10 +85,12 @@ def launch(
 ) -> subprocess.Popen[bytes]:
     """Start `dizest serve` on `port` with data dir `tmp/data`, no DIZEST_* settings but the
     admin password (and `settings`, as DIZEST_<NAME> variables), in a session of its own. Its
-    stop waits 2 s for running flows unless `args` say otherwise (tests/api/test_serve_stop.py
-    tests that wait; elsewhere a test's slow flow would hold each stop 15 s)."""
+    stop waits 0.5 s for running flows unless `args` say otherwise (tests/api/test_serve_stop.py
+    tests that wait; elsewhere a test's slow flow would hold each stop 15 s). Even an idle
+    worker's warm shutdown takes 2-4 s (Celery's pool, then the reaper): with 2 s, each stop
+    waited out the 2 s and killed it all the same."""
     if "--stop-timeout" not in args:
-        args = (*args, "--stop-timeout", "2")
+        args = (*args, "--stop-timeout", "0.5")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZEST_")}
     env.update(DIZEST_ADMIN_PASSWORD=PASSWORD, DIZEST_BCRYPT_ROUNDS="4")
     env.update({f"DIZEST_{name.upper()}": value for name, value in settings.items()})
