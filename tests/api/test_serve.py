@@ -53,7 +53,7 @@ def wait_ok(base: str, path: str, proc: subprocess.Popen[bytes], deadline: float
         with contextlib.suppress(OSError):
             if call(base, "GET", path)[0] == 200:
                 return
-        time.sleep(0.3)
+        time.sleep(0.05)  # each serve is waited for twice (healthy, ready)
     raise AssertionError(f"{path} never answered 200")
 
 
@@ -176,7 +176,7 @@ def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
             if report["status"] not in {"running", "pending"}:
                 break
             assert time.monotonic() < deadline, report
-            time.sleep(0.3)
+            time.sleep(0.05)
         expected = json.loads((DATA / "c03_fanout.expected.json").read_text())["expect"]
         assert report["status"] == "ready", report
         for flow_id, want in expected["flows"].items():
@@ -484,4 +484,4 @@ def wait_done(base: str, run_id: str, token: dict[str, str]) -> dict:
         if report["status"] not in {"running", "pending"}:
             return report
         assert time.monotonic() < deadline, report
-        time.sleep(0.3)
+        time.sleep(0.05)

@@ -100,7 +100,7 @@ def wait_run(base: str, token: dict[str, str], run_id: str, timeout: float = 60)
         assert status == 200, report
         return None if report["status"] in {"pending", "running"} else report
 
-    return wait_for(ended, timeout=timeout, interval=0.3)
+    return wait_for(ended, timeout=timeout, interval=0.05)
 
 
 FANOUT = json.loads((DATA / "c03_fanout.dwp").read_text())
