@@ -60,6 +60,10 @@ class NotFound(ApiError, LookupError):
     status, code = 404, "not_found"
 
 
+class BodyTooLarge(ApiError):
+    status, code = 413, "body_too_large"
+
+
 class Conflict(ApiError):
     status, code = 409, "conflict"
 

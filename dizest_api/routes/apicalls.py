@@ -21,7 +21,7 @@ from flask import Blueprint, Response, request
 
 from dizest_api.auth import current
 from dizest_api.endpoint import endpoint, json_value
-from dizest_api.errors import ApiError, BadInput
+from dizest_api.errors import BadInput, BodyTooLarge
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.runs import open_run
 from dizest_api.schemas import ERR, Body
@@ -36,10 +36,6 @@ QUERY = {"timeout": f"seconds the call may take (default {CALL_TIMEOUT_S:g}, "
          f"at most {MAX_CALL_TIMEOUT_S:g}); other parameters are request values"}  # fmt: skip
 
 ANSWER = Body({"*/*": None}, description="what the api function answers: its status, type, body")
-
-
-class BodyTooLarge(ApiError):
-    status, code = 413, "body_too_large"
 
 
 @endpoint(bp, "POST", "/runs/<run_id>/flows/<flow_id>/api/<name>",

@@ -26,6 +26,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from dizest_api import upload_slots
 from dizest_api.attachments import Attached
@@ -33,7 +34,7 @@ from dizest_api.auth import current
 from dizest_api.drive_rules import BadPath, NoSuchPath, clean
 from dizest_api.drives import UserDrive
 from dizest_api.endpoint import Field, checked, endpoint, json_body, json_value
-from dizest_api.errors import BadInput
+from dizest_api.errors import BadInput, BodyTooLarge
 from dizest_api.schemas import ERR, Body
 from dizest_api.services import services
 
@@ -212,7 +213,19 @@ def submit_body(fields: Mapping[str, Field]) -> tuple[dict[str, Any], list[tuple
     if request.mimetype != UPLOAD:
         return json_body(fields), []
     allow_upload()
-    raw = request.form.get(SUBMIT_FIELD)
+    # the `json` field is the JSON body of the other form: the same limit, not the form
+    # parser's own 500 kB (a 2 MB package with a file attached was a 413)
+    limit = request.max_form_memory_size = services().settings.max_request_bytes
+    try:
+        raw = request.form.get(SUBMIT_FIELD)
+    except RequestEntityTooLarge:
+        if (request.content_length or 0) > (request.max_content_length or 0):
+            raise  # the whole body: the upload limit says so
+        raise BodyTooLarge(
+            f"the {SUBMIT_FIELD!r} field of a multipart submit is over {limit} bytes"
+            " (max_request_bytes, as a JSON body)",
+            {"max_request_bytes": limit},
+        ) from None
     if raw is None:
         raise BadInput(f"a multipart submit needs its JSON body in the {SUBMIT_FIELD!r} field")
     try:
