@@ -67,7 +67,9 @@ def test_a_flow_with_four_busy_sessions_gets_no_more_cpu_than_a_flow_with_one(
     # one group each, equal weights: about 1:1 whatever else the machine runs (the others weigh
     # on both alike); shared by process instead, the hog's four take about four fifths
     assert hog < 2 * one, (hog, one)
-    assert one > 0.2 * SECONDS, (hog, one)  # the lone loop was not starved
+    # and they ran at all (so the ratio says something): not an absolute share, which a
+    # loaded machine takes from both (this failed at a load of 9 or more on 2 cores)
+    assert hog + one > 0.1 * SECONDS, (hog, one)
 
 
 RT_RUN = """
