@@ -136,3 +136,25 @@ def test_over_plain_http_the_editor_frames_the_ui_of_its_own_runs(
         expect(page.locator("body")).to_contain_text("Shown in its run only")
     finally:
         page.context.close()
+
+
+def test_which_flows_show_their_ui_is_kept_over_a_reload(browser: Any, console: Console) -> None:
+    console.user("ursa")
+    wf_id = ui_workflow(console, "ursa", "ui kept")
+    page = log_in(browser, console.base, "ursa")
+    node = page.locator('g.node[data-id="f"]')
+    try:
+        page.goto(f"/workflows/{wf_id}/edit")
+        node.locator(".ui-toggle text").click()
+        expect(node).to_have_class(re.compile(r"\bui-on\b"))
+        page.reload()
+        expect(page.locator(FLOW_UI)).to_contain_text("Run the flow to see its UI")
+        expect(node).to_have_class(re.compile(r"\bui-on\b"))
+        node.locator(".ui-toggle text").click()  # off, and so after the next reload
+        expect(page.locator(FLOW_UI)).to_have_count(0)
+        page.reload()
+        expect(page.locator('g.node[data-id="s"]')).to_have_count(1)
+        expect(node).not_to_have_class(re.compile(r"\bui-on\b"))
+        expect(page.locator(FLOW_UI)).to_have_count(0)
+    finally:
+        page.context.close()

@@ -5,27 +5,44 @@
 // of the editor's run of that flow: the followed run (EditorRuns.last) once the flow has run
 // in it, until then the run before (as the node's log), and before any run a note. A new run
 // of the flow loads the UI anew (the app may have changed); its results go to the UI as they
-// come. Which flows show their UI is kept here, through redraws, zoom and runs.
+// come. Which flows show their UI is kept here, through redraws, zoom and runs, and in the
+// browser's localStorage under `key` (a view setting of this browser, not of the workflow).
 import { get } from "./api.js";
 import { appFrame, hasUI, updateResults } from "./appui.js";
 import { h } from "./dom.js";
 import { statusLabel } from "./graph.js";
 
 const UI_H = 240; // px: the box under a node
+
+// The flow ids kept under `key` (nothing kept, or not a list of strings: none).
+function kept(key) {
+  try {
+    const ids = JSON.parse(localStorage.getItem(key) || "[]");
+    return Array.isArray(ids) ? ids.filter((id) => typeof id === "string") : [];
+  } catch (exc) {
+    return [];
+  }
+}
 const GAP = 4; // px: between a node and its boxes
 
 export class EditorUI {
   // canvas: the EditorCanvas (it calls toggle, setRun, place, height and drawn);
-  // lastRun(): the editor's followed run ({run_id, ...}) or null.
-  constructor(canvas, lastRun) {
-    Object.assign(this, { canvas, lastRun });
-    this.on = new Set(); // the flows whose UI is shown
+  // lastRun(): the editor's followed run ({run_id, ...}) or null; key: where `on` is kept.
+  constructor(canvas, lastRun, key) {
+    Object.assign(this, { canvas, lastRun, key });
+    this.on = new Set(kept(key)); // the flows whose UI is shown
     this.runOf = new Map(); // flow id -> the run it last ran in (its UI's run)
     this.boxes = new Map(); // flow id -> {fo, head, body, runId, sent}
+    queueMicrotask(() => this.drawn()); // the kept ones, once the canvas holds this
   }
 
   toggle(id) {
     if (!this.on.delete(id)) this.on.add(id);
+    try {
+      localStorage.setItem(this.key, JSON.stringify([...this.on].filter((f) => this.canvas.graph.byId.has(f))));
+    } catch (exc) {
+      // storage full or refused (a private window): the toggle holds for this page
+    }
     this.sync(id);
   }
 

@@ -297,7 +297,7 @@ const onCanvas = (event) => event.target === document.body || Boolean(event.targ
 
 function drawCanvas(box, graph) {
   canvas = new EditorCanvas(box, graph, null); // draws once
-  canvas.ui = new EditorUI(canvas, () => runs?.last); // App UI mode: the UIs of the last run
+  canvas.ui = new EditorUI(canvas, () => runs?.last, `dizest.ui.${wfId}`); // App UI mode: the last run's
   canvas.setup({
     select: (id) => showFlow(id),
     move: (id, x, y) => doc.move(id, x, y),
