@@ -7,6 +7,9 @@ towards `worker_connections` (the hub's own limit, DIZEST_MAX_STREAMS, covers it
 is free for the next request. A GET of a run's events (the requests that may be handed over)
 passes `handover.gated`: only a few set a stream up at once.
 
+A connection to close lingers in the main loop's poller (`dizest_api.idle_conns`), not in its
+thread.
+
 Cheaper per connection than plain gthread, for a crowd of clients connecting at once (each of
 these was a system call, and a hand-off of the GIL, per connection): a connection whose request
 has arrived already skips gthread's wait for it (a selector made and closed per connection); a
@@ -29,6 +32,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from dizest_api import handover
 from dizest_api.errors import error_body
+from dizest_api.idle_conns import Closing
 
 TAKEN = object()  # handle()'s result for a connection the hub now owns
 STREAM_PATH_END = "/events"  # GET /api/v1/runs/<run_id>/events: SSE, maybe handed over
@@ -54,7 +58,11 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         util.write_error = json_error  # this process serves the API alone
         self._taken: deque[None] = deque()  # one entry per connection handed over
         self._notified = 0.0
-        super().init_process()
+        super().init_process()  # ends in run()
+
+    def run(self) -> None:
+        self.closing = Closing(self.poller, self._closed)
+        super().run()
 
     def enqueue_req(self, conn: Any) -> None:
         fs = self.tpool.submit(self.handle, conn)
@@ -67,6 +75,23 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             self._taken.append(None)
             return
         self.method_queue.defer(self.finish_request, conn, fs)
+
+    def finish_request(self, conn: Any, fs: Future[Any]) -> None:
+        """In the main thread: a connection to close lingers in the poller
+        (`dizest_api.idle_conns`); gthread keeps the others alive."""
+        failed = fs.cancelled() or fs.exception() is not None
+        if not failed and fs.result():
+            super().finish_request(conn, fs)
+        else:
+            self.closing.close(conn)
+
+    def _closed(self) -> None:
+        self.nr_conns -= 1
+
+    def murder_pending(self) -> None:
+        """At every turn of the main loop (running or stopping)."""
+        super().murder_pending()
+        self.closing.expire(time.monotonic())
 
     def notify(self) -> None:
         """Called by the main loop at every turn: count off handed-over connections, and tell

@@ -1,0 +1,65 @@
+"""Connections the worker's main loop holds without a thread (gthread,
+`dizest_api.stream_worker`): each is registered in the loop's poller, with a deadline that
+`expire` (called at every turn of the loop, so at least once a second) holds it to.
+
+- `Closing`: connections being closed as gunicorn closes them (RFC 9112 section 9.6: the write
+  side shut at once; what the client still sends read and dropped, LINGER_BYTES at most, so
+  that the kernel does not reset the connection under the answer's last bytes), until the
+  client closes or LINGER_S passed. gunicorn did that in the main loop's own thread, blocking it
+  LINGER_S for each client that neither read nor closed: a dozen of them held every accept and
+  every answer of the process for 24 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+LINGER_S = 2.0  # gunicorn's close_graceful
+LINGER_BYTES = 64 * 1024
+
+
+class Closing:
+    def __init__(self, poller: selectors.BaseSelector, closed: Callable[[], None]) -> None:
+        self.poller = poller
+        self.closed = closed  # called once a connection is closed
+        self.lingering: dict[socket.socket, list[float]] = {}  # [deadline, bytes dropped]
+
+    def close(self, conn: Any) -> None:
+        sock = conn.sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the client is gone
+            self._end(sock)
+            return
+        self.lingering[sock] = [time.monotonic() + LINGER_S, 0]
+        self.poller.register(sock, selectors.EVENT_READ, self._readable)
+
+    def _readable(self, sock: socket.socket) -> None:
+        entry = self.lingering[sock]
+        while entry[1] < LINGER_BYTES:
+            try:
+                data = sock.recv(LINGER_BYTES, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                break
+            entry[1] += len(data)
+        self._end(sock)
+
+    def _end(self, sock: socket.socket) -> None:
+        if self.lingering.pop(sock, None) is not None:
+            self.poller.unregister(sock)
+        with contextlib.suppress(OSError):
+            sock.close()
+        self.closed()
+
+    def expire(self, now: float) -> None:
+        for sock in [s for s, (by, _) in self.lingering.items() if by <= now]:
+            self._end(sock)
