@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed
 from werkzeug.routing import WebsocketMismatch
 
 from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
@@ -66,6 +66,13 @@ class BodyTooLarge(ApiError):
 
 class Conflict(ApiError):
     status, code = 409, "conflict"
+
+
+class ClientTooSlow(TimeoutError):
+    """A request's client sent nothing more of its body for DIZEST_REQUEST_BODY_TIMEOUT_S (the
+    server's reads raise it: `dizest_api.request_reads`): 408, and the connection closes. A
+    TimeoutError, so gunicorn's own reads of a body take it as one, and Werkzeug's body streams
+    as a client gone (ClientDisconnected, raised while handling it)."""
 
 
 # First match wins: subclasses before their bases.
@@ -140,6 +147,8 @@ def handle_domain(exc: Exception) -> Response:
 
 
 def handle_http(exc: HTTPException) -> Response:
+    if isinstance(exc, ClientDisconnected) and isinstance(exc.__context__, ClientTooSlow):
+        return handle_too_slow(exc.__context__)
     code = (exc.name or "error").lower().replace(" ", "_")
     message = exc.description or exc.name or ""
     if isinstance(exc, WebsocketMismatch):  # a plain request of a WebSocket route (or back)
@@ -151,6 +160,10 @@ def handle_http(exc: HTTPException) -> Response:
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
+
+
+def handle_too_slow(exc: ClientTooSlow) -> Response:
+    return error_response(408, "request_timeout", str(exc))
 
 
 def handle_unavailable(exc: Exception) -> Response:
@@ -208,5 +221,6 @@ def register(app: Flask) -> None:
     app.register_error_handler(DizestError, handle_domain)
     app.register_error_handler(redis.ConnectionError, handle_unavailable)
     app.register_error_handler(redis.TimeoutError, handle_unavailable)
+    app.register_error_handler(ClientTooSlow, handle_too_slow)
     app.register_error_handler(OSError, handle_os)
     app.register_error_handler(Exception, handle_unexpected)

@@ -2,6 +2,11 @@
 `dizest_api.stream_worker`): each is registered in the loop's poller, with a deadline that
 `expire` (called at every turn of the loop, so at least once a second) holds it to.
 
+- `Heads`: connections whose request head (or a small body with it) is on its way
+  (`dizest_api.request_reads`). What comes is read as it comes, without blocking; the
+  connection goes to a thread once the request can be parsed without waiting; past its
+  deadline its client is answered 408 and it closes. When the worker stops, those still
+  waiting get STOP_LINGER_S more, then close.
 - `Closing`: connections being closed as gunicorn closes them (RFC 9112 section 9.6: the write
   side shut at once; what the client still sends read and dropped, LINGER_BYTES at most, so
   that the kernel does not reset the connection under the answer's last bytes), until the
@@ -17,10 +22,51 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from dizest_api.request_reads import Conn
+
+STOP_LINGER_S = 2.0  # as gthread's STOP_KEEPALIVE_LINGER for kept-alive connections
 LINGER_S = 2.0  # gunicorn's close_graceful
 LINGER_BYTES = 64 * 1024
+
+
+class Heads:
+    def __init__(
+        self,
+        poller: selectors.BaseSelector,
+        dispatch: Callable[[Conn], None],
+        close: Callable[[Conn], None],
+    ) -> None:
+        self.poller = poller
+        self.dispatch = dispatch  # to a thread
+        self.close = close
+        self.waiting: dict[Conn, None] = {}  # in the order they came
+        self.stop_by: float | None = None
+
+    def wait(self, conn: Conn) -> None:
+        self.waiting[conn] = None
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
+
+    def _readable(self, conn: Conn, _sock: Any) -> None:
+        if conn.gather():
+            self._leave(conn)
+            self.dispatch(conn)
+
+    def _leave(self, conn: Conn) -> None:
+        del self.waiting[conn]
+        self.poller.unregister(conn.sock)
+
+    def expire(self, now: float, alive: bool) -> None:
+        if not alive and self.stop_by is None:
+            self.stop_by = now + STOP_LINGER_S
+        stopped = self.stop_by is not None and self.stop_by <= now
+        for conn in [c for c in self.waiting if stopped or (c.head_by or 0.0) <= now]:
+            self._leave(conn)
+            if not stopped:
+                conn.answer_late()
+            self.close(conn)
 
 
 class Closing:
@@ -29,7 +75,7 @@ class Closing:
         self.closed = closed  # called once a connection is closed
         self.lingering: dict[socket.socket, list[float]] = {}  # [deadline, bytes dropped]
 
-    def close(self, conn: Any) -> None:
+    def close(self, conn: Conn) -> None:
         sock = conn.sock
         try:
             sock.shutdown(socket.SHUT_WR)

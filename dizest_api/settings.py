@@ -57,6 +57,12 @@ class ApiSettings:
     # of them, streams that hold a server thread (WebSocket; SSE where the socket cannot be handed
     # to the event hub): `dizest serve` keeps some threads free for ordinary requests
     max_stream_threads: int = field(default=1000, metadata=at_least(1))
+    # a request's head (request line and headers) arrives whole within this, from its
+    # connection's accept (kept alive: from its next request's first byte); its body pauses at
+    # most request_body_timeout_s between two reads; else 408 and the connection closes
+    # (dizest_api.request_reads: a head on its way holds no server thread)
+    request_head_timeout_s: float = field(default=20.0, metadata=at_least(0.1, 3600))
+    request_body_timeout_s: float = field(default=60.0, metadata=at_least(0.1, 3600))
     # quiet streams: SSE heartbeat comment / WebSocket ping
     heartbeat_s: float = field(default=15.0, metadata=at_least(0.1, 300))
     session_ttl_s: int = field(default=12 * 3600, metadata=at_least(1, MAX_SECONDS))

@@ -7,21 +7,22 @@ towards `worker_connections` (the hub's own limit, DIZEST_MAX_STREAMS, covers it
 is free for the next request. A GET of a run's events (the requests that may be handed over)
 passes `handover.gated`: only a few set a stream up at once.
 
-A connection to close lingers in the main loop's poller (`dizest_api.idle_conns`), not in its
-thread.
+A slow or silent client holds no thread (`dizest_api.request_reads`): a connection goes to a
+thread once its request's head (and a small body) can be parsed without waiting; until then, and
+while a connection is being closed, the main loop holds it in its poller (`dizest_api.idle_conns`),
+each by a deadline. A body a thread reads waits for each of its reads by a deadline too.
 
 Cheaper per connection than plain gthread, for a crowd of clients connecting at once (each of
 these was a system call, and a hand-off of the GIL, per connection): a connection whose request
-has arrived already skips gthread's wait for it (a selector made and closed per connection); a
-handed-over connection is not sent back to the main thread, which only counts it off; the
-liveness file the arbiter watches is touched once a second at most, not at every accept.
+has arrived already is read at once, with no wait (gthread made and closed a selector per
+connection); a handed-over connection is not sent back to the main thread, which only counts it
+off; the liveness file the arbiter watches is touched once a second at most, not at every accept.
 Everything else is gthread unchanged.
 """
 
 from __future__ import annotations
 
-import json
-import select
+import errno
 import time
 from collections import deque
 from concurrent.futures import Future
@@ -31,25 +32,13 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from dizest_api import handover
-from dizest_api.errors import error_body
-from dizest_api.idle_conns import Closing
+from dizest_api.idle_conns import Closing, Heads
+from dizest_api.request_reads import Conn, ReadLimits, json_error
 
 TAKEN = object()  # handle()'s result for a connection the hub now owns
+WAIT_HEAD = object()  # handle()'s result for a connection whose head is still on its way
 STREAM_PATH_END = "/events"  # GET /api/v1/runs/<run_id>/events: SSE, maybe handed over
 NOTIFY_EVERY_S = 1.0  # the arbiter's timeout (30 s by default) is far longer
-
-
-def json_error(sock: Any, status: int, reason: str, message: str) -> None:
-    """gunicorn's own answer to a request it cannot parse (a request line over its limit, a
-    control character in a header), in the API's JSON shape rather than its HTML page:
-    gunicorn has no hook for that body, so the worker process sets this as `write_error`."""
-    code = reason.lower().replace(" ", "_")
-    body = json.dumps(error_body(code, message or reason)).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 class StreamWorker(ThreadWorker):  # type: ignore[misc]
@@ -61,8 +50,21 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         super().init_process()  # ends in run()
 
     def run(self) -> None:
+        self.limits = ReadLimits.of(self.wsgi)  # the app is loaded by now
         self.closing = Closing(self.poller, self._closed)
+        self.heads = Heads(self.poller, self.enqueue_req, self.closing.close)
         super().run()
+
+    def accept(self, listener: Any) -> None:
+        """gthread's, with the connection class that bounds its reads."""
+        try:
+            sock, client = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self.enqueue_req(Conn(self.cfg, sock, client, listener.getsockname(), self.limits))
 
     def enqueue_req(self, conn: Any) -> None:
         fs = self.tpool.submit(self.handle, conn)
@@ -77,10 +79,13 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         self.method_queue.defer(self.finish_request, conn, fs)
 
     def finish_request(self, conn: Any, fs: Future[Any]) -> None:
-        """In the main thread: a connection to close lingers in the poller
-        (`dizest_api.idle_conns`); gthread keeps the others alive."""
+        """In the main thread: a head on its way waits in the poller, a connection to close
+        lingers there (`dizest_api.idle_conns`); gthread keeps the others alive."""
         failed = fs.cancelled() or fs.exception() is not None
-        if not failed and fs.result():
+        result = False if failed else fs.result()
+        if result is WAIT_HEAD:
+            self.heads.wait(conn)
+        elif result:
             super().finish_request(conn, fs)
         else:
             self.closing.close(conn)
@@ -91,7 +96,9 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
     def murder_pending(self) -> None:
         """At every turn of the main loop (running or stopping)."""
         super().murder_pending()
-        self.closing.expire(time.monotonic())
+        now = time.monotonic()
+        self.heads.expire(now, self.alive)
+        self.closing.expire(now)
 
     def notify(self) -> None:
         """Called by the main loop at every turn: count off handed-over connections, and tell
@@ -105,14 +112,14 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             super().notify()
 
     def handle(self, conn: Any) -> Any:
-        if not conn.initialized and not conn.data_ready:
-            ready = select.poll()  # its request is usually here already: one call to know
-            ready.register(conn.sock, select.POLLIN)
-            conn.data_ready = bool(ready.poll(0))  # else gthread waits for it, as ever
+        conn.next_head()
+        if conn.gathers and not conn.gather():
+            return WAIT_HEAD  # no thread waits for it
         keep = super().handle(conn)
         return TAKEN if handover.claimed(conn.sock) else keep
 
     def handle_request(self, req: Any, conn: Any) -> Any:
+        conn.reading_body(req)
         if req.method == "GET" and req.path.endswith(STREAM_PATH_END):
             with handover.gated():
                 return super().handle_request(req, conn)

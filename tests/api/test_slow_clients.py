@@ -1,12 +1,17 @@
 """Slow and silent clients against a real `dizest serve` with 4 threads (no login needed for
-any of them): a crowd of connections asking for a close and then neither reading nor closing
-held the worker's main loop 2 s each, and nobody else was answered. Now a connection being
-closed lingers in the main loop's poller, not in its thread."""
+any of them): a crowd of connections sending their heads a byte at a time, or a body that
+stops, or asking for a close and then neither reading nor closing, held every thread (or the
+worker's main loop) for as long as they liked, and nobody else was answered. Now a head
+gathers without a thread until its deadline (from the accept), a body may pause at most the
+idle timeout between two reads, and a connection being closed lingers in the main loop's
+poller, not in its thread."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,13 +21,17 @@ from tests.api.test_serve import Served, serving
 from tests.conftest import wait_for
 
 THREADS = 4
+HEAD_S = 3.0  # DIZEST_REQUEST_HEAD_TIMEOUT_S of these serves
+BODY_S = 2.0  # DIZEST_REQUEST_BODY_TIMEOUT_S
 CROWD = 3 * THREADS
-ANSWER_S = 1.5  # an ordinary request's answer, at most
+ANSWER_S = 1.5  # an ordinary request's answer, at most: far below either timeout
+TRICKLE_S = 0.2  # a trickling client's pause between two bytes: far below either timeout
 
 
 @contextlib.contextmanager
 def slow_serve(tmp: Path, **settings: str) -> Iterator[Served]:
-    with serving(tmp, "--threads", str(THREADS), "--no-worker", ready=False, **settings) as served:  # fmt: skip
+    timeouts = {"request_head_timeout_s": str(HEAD_S), "request_body_timeout_s": str(BODY_S)}
+    with serving(tmp, "--threads", str(THREADS), "--no-worker", ready=False, **timeouts, **settings) as served:  # fmt: skip
         yield served
         assert "Traceback" not in served.log.read_text()
 
@@ -54,9 +63,33 @@ class Client:
     def status(self) -> int:
         return int(self.got.split(b" ", 2)[1]) if self.got else 0
 
+    def answers(self) -> int:
+        self.read()
+        return self.got.count(b"HTTP/1.1 ")
+
 
 def all_ended(clients: list[Client]) -> bool:
     return all([client.read() for client in clients])
+
+
+@contextlib.contextmanager
+def trickling(clients: list[Client]) -> Iterator[None]:
+    """Each client sends one more byte of a header that never ends every TRICKLE_S."""
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(TRICKLE_S):
+            for client in clients:
+                with contextlib.suppress(OSError):  # closed by the server: it may reset
+                    client.sock.send(b"a")
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def answered_within(served: Served, seconds: float) -> int | None:
@@ -70,6 +103,80 @@ def answered_within(served: Served, seconds: float) -> int | None:
         return exc.code
     except TimeoutError:
         return None
+
+
+def test_trickling_heads_hold_no_thread_and_end_at_their_deadline(tmp_path: Path) -> None:
+    with slow_serve(tmp_path) as served:
+        head = b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        crowd = [Client(served.base, head) for _ in range(CROWD)]
+        opened = time.monotonic()
+        with trickling(crowd):
+            assert answered_within(served, ANSWER_S) == 200
+            assert not any([client.read() for client in crowd])  # all still open, trickling
+            wait_for(lambda: all_ended(crowd), timeout=HEAD_S + 5)
+        assert time.monotonic() - opened >= HEAD_S  # however steadily each sent its bytes
+        assert {client.status() for client in crowd} == {408}, crowd[0].got
+        assert answered_within(served, ANSWER_S) == 200
+
+        # a kept-alive connection's next request, sent in two parts, is gathered the same way
+        kept = Client(served.base, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_for(lambda: kept.answers() == 1)
+        kept.sock.send(b"GET /healthz HTTP/1.1\r\n")
+        time.sleep(TRICKLE_S)  # the client's own pace, the thing under test
+        kept.sock.send(b"Host: x\r\n\r\n")
+        wait_for(lambda: kept.answers() == 2)
+        assert kept.got.count(b"HTTP/1.1 200 OK") == 2 and not kept.ended
+
+
+def put_head(served: Served, name: str, size: int) -> bytes:
+    return (
+        f"PUT /api/v1/files/{name} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: {served.token['Authorization']}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_that_stops_ends_after_the_idle_timeout_a_slow_steady_one_does_not(
+    tmp_path: Path,
+) -> None:
+    with slow_serve(tmp_path, user_uploads=str(CROWD)) as served:
+        # small bodies (a login's) come whole before a thread takes them: none is held
+        login = b'{"username": "admin", "password": "'
+        head = (
+            "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        )
+        stopped = [Client(served.base, head.encode() + login) for _ in range(CROWD)]
+        opened = time.monotonic()
+        assert answered_within(served, ANSWER_S) == 200
+        assert not any([client.read() for client in stopped])
+        wait_for(lambda: all_ended(stopped), timeout=BODY_S + 5)
+        assert time.monotonic() - opened >= BODY_S
+        assert {client.status() for client in stopped} == {408}, stopped[0].got
+
+        # larger ones are read by a thread, each read waiting BODY_S at most
+        size = 1 << 20
+        stalled = [
+            Client(served.base, put_head(served, f"stalled-{i}", size) + b"x" * 1000)
+            for i in range(THREADS + 2)
+        ]
+        opened = time.monotonic()
+        wait_for(lambda: all_ended(stalled), timeout=2 * BODY_S + 5)
+        assert time.monotonic() - opened >= BODY_S
+        assert {client.status() for client in stalled} == {408}, stalled[0].got
+        assert b'"request_timeout"' in stalled[0].got
+        assert answered_within(served, ANSWER_S) == 200
+
+        # a body sent in pieces BODY_S / 4 apart: slower in all than the idle timeout
+        pieces = 12
+        steady = Client(served.base, put_head(served, "steady", pieces * 1000))
+        for _ in range(pieces):
+            assert not steady.read()
+            time.sleep(BODY_S / 4)  # the client's own pace, the thing under test
+            steady.sock.send(b"y" * 1000)
+        wait_for(steady.read, timeout=10)
+        assert steady.status() == 201, steady.got
+        assert (served.data / "drives" / "admin" / "steady").read_bytes() == b"y" * 12000
 
 
 def test_clients_that_neither_read_nor_close_hold_nothing(tmp_path: Path) -> None:

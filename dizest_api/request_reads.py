@@ -1,0 +1,238 @@
+"""How long a client may take to send its request to gunicorn's threads (gthread,
+`dizest_api.stream_worker`): a slow or silent client must not hold a thread, nor the connection
+for as long as it likes.
+
+- The head (request line and headers) must be whole within DIZEST_REQUEST_HEAD_TIMEOUT_S of the
+  connection's accept (for a kept-alive connection's next request: of its first byte, which
+  woke the worker), however steadily it trickles in. No thread waits for it meanwhile:
+  `Conn.gather` reads what has come without blocking, first in a thread (a new connection's
+  head has usually come whole with it), then in the worker's main loop as more arrives
+  (`dizest_api.idle_conns`), and a thread takes the connection only once it can parse the
+  head without waiting. Past the deadline the client is answered 408 and the connection closes.
+- The body: each read waits at most DIZEST_REQUEST_BODY_TIMEOUT_S for a byte (nginx's
+  `client_body_timeout`): a steady upload, however slow, goes on; one that stops raises
+  `ClientTooSlow`, answered 408, and the connection closes.
+- The response is not bounded here: streams, downloads and long waits write as long as they
+  need, and a WebSocket reads its socket itself.
+
+Only plain HTTP/1 heads are gathered without a thread. With gunicorn's own TLS (or HTTP/2 prior
+knowledge; neither is on under `dizest serve`) a thread reads the head as gunicorn does, by the
+same deadline. A body is read by a thread: a client that sends a byte a little more often than
+the body timeout keeps one (uploads are per user: DIZEST_USER_UPLOADS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import select
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gunicorn import util
+from gunicorn.http.unreader import SocketUnreader
+from gunicorn.http2 import negotiation
+from gunicorn.workers.gthread import TConn
+
+from dizest_api.errors import ClientTooSlow, error_body
+
+HEAD_END = b"\r\n\r\n"
+HEAD_BUFFER = 32 * 1024  # gathered this far, a head is left to a thread (still by its deadline)
+BODY_BUFFER = 32 * 1024  # a body of known length up to this comes whole before a thread
+CR = 0x0D
+# the fields that say whether a body can be gathered with its head (`small_body`)
+FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|expect)[ \t]*:([^\r\n]*)", re.I)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    head_s: float
+    body_s: float
+
+    @classmethod
+    def of(cls, app: Any) -> ReadLimits:
+        """The limits of the API's settings (`app`: the process's Flask app)."""
+        settings = app.extensions["dizest"].settings
+        return cls(settings.request_head_timeout_s, settings.request_body_timeout_s)
+
+
+def json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's own answer to a request it cannot parse (a request line over its limit, a
+    control character in a header), in the API's JSON shape rather than its HTML page:
+    gunicorn has no hook for that body, so the worker process sets this as `write_error`."""
+    code = reason.lower().replace(" ", "_")
+    body = json.dumps(error_body(code, message or reason)).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+def answer_timeout(sock: Any, message: str) -> None:
+    """A 408, if the socket takes it at once (the connection closes then)."""
+    with contextlib.suppress(OSError):
+        json_error(sock, 408, "Request Timeout", message)
+
+
+def head_ready(data: bytearray, start: int, line_limit: int) -> bool:
+    """Whether a thread may parse the head `data` begins (its bytes from `start` not looked at
+    yet) without waiting for more: it is whole; or gunicorn's parser refuses it already (a
+    bare LF, a request line over its limit); or it is HEAD_BUFFER long."""
+    if len(data) >= HEAD_BUFFER or data.find(HEAD_END, max(0, start - 3)) >= 0:
+        return True
+    lf = data.find(b"\n", start)
+    while lf >= 0:
+        if lf == 0 or data[lf - 1] != CR:
+            return True
+        lf = data.find(b"\n", lf + 1)
+    return 0 < line_limit < len(data) - 2 and b"\n" not in data
+
+
+def small_body(data: bytearray, end: int) -> int:
+    """How many body bytes to gather with the head `data` holds up to `end` (its request line
+    and fields): its Content-Length when that is its only framing, it expects nothing first
+    (100-continue) and it is at most BODY_BUFFER; else none (a thread reads the body, chunked
+    or large)."""
+    fields = FRAMING.findall(data, 0, end)
+    if len(fields) != 1 or fields[0][0].lower() != b"content-length":
+        return 0
+    value = fields[0][1].strip(b" \t")
+    return int(value) if value.isdigit() and int(value) <= BODY_BUFFER else 0
+
+
+def wait_readable(sock: socket.socket, seconds: float) -> bool:
+    poll = select.poll()
+    poll.register(sock, select.POLLIN)
+    return bool(poll.poll(seconds * 1000))
+
+
+class Conn(TConn):  # type: ignore[misc]
+    """gthread's connection, with the deadline of what its client is sending."""
+
+    def __init__(self, cfg: Any, sock: Any, client: Any, server: Any, limits: ReadLimits) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.limits = limits
+        self.head_by: float | None = time.monotonic() + limits.head_s  # None: a body's turn
+        self.req: Any = None  # the request whose body is being read
+        self.gathers = not cfg.is_ssl and not negotiation.prior_knowledge_allowed(cfg, client)
+
+    def init(self) -> None:
+        fresh = not self.initialized
+        super().init()
+        if fresh and not self.is_http2:
+            self.parser.unreader = TimedUnreader(self, self.parser.unreader)
+
+    def next_head(self) -> None:
+        """A thread takes the connection for a request: after a request whose body was read
+        (kept alive), the next head's deadline starts now."""
+        if self.head_by is None:
+            self.head_by = time.monotonic() + self.limits.head_s
+            self.req = None
+
+    def reading_body(self, req: Any) -> None:
+        """`req`'s head was parsed: reads wait for its body now."""
+        self.head_by, self.req = None, req
+
+    def gather(self) -> bool:
+        """Reads what the client has sent, never waiting (the main loop calls it too); whether
+        a thread may take the request now: its head, and a small body, are whole (or the
+        client closed or failed: the parser meets the end or the error)."""
+        self.init()  # for a plain connection, a parser: no read
+        return bool(self.parser.unreader.gather())
+
+    def answer_late(self) -> None:
+        """A 408 for a request past its deadline before a thread could parse it: said of its
+        head, or of a small body being gathered with it."""
+        if getattr(self.parser.unreader, "wanted", None) is not None:
+            message = f"the request's body paused for {self.limits.body_s:g} s"
+        else:
+            message = f"the request's head did not arrive within {self.limits.head_s:g} s"
+        answer_timeout(self.sock, message)
+
+
+class TimedUnreader(SocketUnreader):  # type: ignore[misc]
+    """The parser's reads of `conn`'s socket, each by the deadline of what is being read."""
+
+    def __init__(self, conn: Conn, before: SocketUnreader) -> None:
+        super().__init__(before.sock, before.mxchunk)
+        self.buf = before.buf
+        self.conn = conn
+        self.gathered = bytearray()  # of the request a thread has not taken yet
+        self.scanned = 0  # of its bytes, those `head_ready` has looked at
+        self.wanted: int | None = None  # its length up to the end of a small body, once known
+        self.line_limit = int(conn.cfg.limit_request_line)
+
+    def gather(self) -> bool:
+        got = self.gathered
+        if not got:  # a kept-alive connection's next request may have come with the last one
+            got += self.take_buffered()
+        while not self._enough(got):
+            try:
+                data = self.sock.recv(self.mxchunk, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                break
+            if not data:
+                break
+            got += data
+        self.unread(bytes(got))
+        got.clear()
+        self.scanned, self.wanted = 0, None
+        return True
+
+    def _enough(self, got: bytearray) -> bool:
+        """Whether a thread may take the request as `got` holds it (`head_ready`, then
+        `small_body`); a small body on its way has body_s more from each of its reads."""
+        if self.wanted is None:
+            if not head_ready(got, self.scanned, self.line_limit):
+                self.scanned = len(got)
+                return False
+            end = got.find(HEAD_END)
+            self.wanted = 0 if end < 0 else end + len(HEAD_END) + small_body(got, end)
+        if len(got) >= self.wanted:
+            return True
+        self.conn.head_by = time.monotonic() + self.conn.limits.body_s
+        return False
+
+    def chunk(self, size_hint: int | None = None) -> bytes:
+        size = self.mxchunk
+        if size_hint and size_hint > size:
+            size = min(size_hint, self.max_body_chunk)
+        conn = self.conn
+        head_by = conn.head_by
+        wait = conn.limits.body_s if head_by is None else head_by - time.monotonic()
+        data = self._recv(size, wait)
+        if data is not None:
+            return data
+        if head_by is not None:  # no request to answer yet: the parser sees the end
+            conn.answer_late()
+            return b""
+        if conn.req is not None:
+            conn.req.force_close()  # the answer says so, and the connection closes after it
+        raise ClientTooSlow(f"the request's body paused for {conn.limits.body_s:g} s")
+
+    def _recv(self, size: int, wait: float) -> bytes | None:
+        """At most `size` bytes, waiting `wait` seconds at most; None when none came."""
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket):  # a TLS record may be in part on the socket
+            before = sock.gettimeout()
+            sock.settimeout(max(0.001, wait if before is None else min(before, wait)))
+            try:
+                return sock.recv(size)
+            except TimeoutError:
+                return None
+            finally:
+                sock.settimeout(before)
+        try:  # a read mostly finds its bytes there already: one system call
+            return sock.recv(size, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        if wait > 0 and wait_readable(sock, wait):
+            return sock.recv(size)
+        return None
