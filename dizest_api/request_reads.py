@@ -12,6 +12,9 @@ for as long as it likes.
 - The body: each read waits at most DIZEST_REQUEST_BODY_TIMEOUT_S for a byte (nginx's
   `client_body_timeout`): a steady upload, however slow, goes on; one that stops raises
   `ClientTooSlow`, answered 408, and the connection closes.
+- After the answer, what is left of a body the application did not read is dropped as far as
+  it has come, never waited for: the connection closes if more is due (gunicorn waited 5 s for
+  it, in the thread, to keep the connection alive).
 - The response is not bounded here: streams, downloads and long waits write as long as they
   need, and a WebSocket reads its socket itself.
 
@@ -119,6 +122,7 @@ class Conn(TConn):  # type: ignore[misc]
         self.limits = limits
         self.head_by: float | None = time.monotonic() + limits.head_s  # None: a body's turn
         self.req: Any = None  # the request whose body is being read
+        self.dropping = False  # what is left of the body after the answer: never waited for
         self.gathers = not cfg.is_ssl and not negotiation.prior_knowledge_allowed(cfg, client)
 
     def init(self) -> None:
@@ -206,7 +210,10 @@ class TimedUnreader(SocketUnreader):  # type: ignore[misc]
             size = min(size_hint, self.max_body_chunk)
         conn = self.conn
         head_by = conn.head_by
-        wait = conn.limits.body_s if head_by is None else head_by - time.monotonic()
+        if head_by is not None:
+            wait = head_by - time.monotonic()
+        else:
+            wait = 0.0 if conn.dropping else conn.limits.body_s
         data = self._recv(size, wait)
         if data is not None:
             return data

@@ -39,6 +39,7 @@ TAKEN = object()  # handle()'s result for a connection the hub now owns
 WAIT_HEAD = object()  # handle()'s result for a connection whose head is still on its way
 STREAM_PATH_END = "/events"  # GET /api/v1/runs/<run_id>/events: SSE, maybe handed over
 NOTIFY_EVERY_S = 1.0  # the arbiter's timeout (30 s by default) is far longer
+DROP_BYTES = 64 * 1024  # of a body left unread, dropped at most to keep its connection (gthread's)
 
 
 class StreamWorker(ThreadWorker):  # type: ignore[misc]
@@ -117,6 +118,17 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             return WAIT_HEAD  # no thread waits for it
         keep = super().handle(conn)
         return TAKEN if handover.claimed(conn.sock) else keep
+
+    def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
+        """gthread's, but the rest of a body the application left unread is dropped only as far
+        as it has come: if more is due, the connection closes (lingering in the poller)."""
+        if not keepalive:
+            return False
+        conn.dropping = True
+        try:
+            return bool(conn.parser.finish_body(max_bytes=DROP_BYTES))
+        finally:
+            conn.dropping = False
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         conn.reading_body(req)

@@ -192,3 +192,15 @@ def test_clients_that_neither_read_nor_close_hold_nothing(tmp_path: Path) -> Non
         wait_for(lambda: idle.read() or idle.got.endswith(b"}\n"), timeout=5)
         assert not idle.ended
         wait_for(idle.read, timeout=2 + 2)
+
+
+def test_a_body_left_unread_is_not_waited_for(tmp_path: Path) -> None:
+    """A body the API answers without reading (no login: 401) holds no thread afterwards:
+    gunicorn waited 5 s for its rest, to keep the connection alive."""
+    with slow_serve(tmp_path) as served:
+        head = b"PUT /api/v1/files/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
+        crowd = [Client(served.base, head + b"x" * 1000) for _ in range(CROWD)]
+        with trickling(crowd):
+            assert answered_within(served, ANSWER_S) == 200
+            wait_for(lambda: all_ended(crowd), timeout=5)
+        assert {client.status() for client in crowd} == {401}
