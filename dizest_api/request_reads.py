@@ -9,7 +9,9 @@ for as long as it likes.
   head has usually come whole with it), then in the worker's main loop as more arrives
   (`dizest_api.idle_conns`), and a thread takes the connection only once it can parse the
   head without waiting. Past the deadline the client is answered 408 and the connection closes.
-- The body: each read waits at most DIZEST_REQUEST_BODY_TIMEOUT_S for a byte (nginx's
+- The body: a body of known length up to BODY_BUFFER is gathered with its head the same way
+  (`small_body`), each of its reads given DIZEST_REQUEST_BODY_TIMEOUT_S. A larger (or chunked)
+  one is read by a thread, each read waiting at most that long for a byte (nginx's
   `client_body_timeout`): a steady upload, however slow, goes on; one that stops raises
   `ClientTooSlow`, answered 408, and the connection closes.
 - After the answer, what is left of a body the application did not read is dropped as far as
@@ -20,8 +22,10 @@ for as long as it likes.
 
 Only plain HTTP/1 heads are gathered without a thread. With gunicorn's own TLS (or HTTP/2 prior
 knowledge; neither is on under `dizest serve`) a thread reads the head as gunicorn does, by the
-same deadline. A body is read by a thread: a client that sends a byte a little more often than
-the body timeout keeps one (uploads are per user: DIZEST_USER_UPLOADS).
+same deadline. A client that sends a large body a byte a little more often than the body timeout
+keeps its thread. Only a login's is read before authentication, and
+it must be small enough to come whole first (`routes.accounts.LOGIN_BODY_BYTES`); uploads are
+counted per user (DIZEST_USER_UPLOADS).
 """
 
 from __future__ import annotations

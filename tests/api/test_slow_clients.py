@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from dizest_api.request_reads import BODY_BUFFER
+from dizest_api.routes.accounts import LOGIN_BODY_BYTES
 from tests.api.test_serve import Served, serving
 from tests.conftest import wait_for
 
@@ -204,3 +206,19 @@ def test_a_body_left_unread_is_not_waited_for(tmp_path: Path) -> None:
             assert answered_within(served, ANSWER_S) == 200
             wait_for(lambda: all_ended(crowd), timeout=5)
         assert {client.status() for client in crowd} == {401}
+
+
+def test_a_login_body_comes_whole_before_a_thread_reads_it(tmp_path: Path) -> None:
+    """Logging in is the one body read before any authentication: one too long to be gathered
+    without a thread, or chunked, sent slowly, held a thread for as long as its client liked."""
+    assert LOGIN_BODY_BYTES <= BODY_BUFFER
+    login = "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    long = f"{login}Content-Length: {4 * BODY_BUFFER}\r\n\r\n".encode() + b'{"username": "'
+    chunked = f"{login}Transfer-Encoding: chunked\r\n\r\nfffff\r\n".encode() + b'{"username": "'
+    with slow_serve(tmp_path) as served:
+        crowd = [Client(served.base, sent) for sent in [long, chunked] * THREADS]
+        with trickling(crowd):
+            assert answered_within(served, ANSWER_S) == 200
+            wait_for(lambda: all_ended(crowd), timeout=5)
+        assert {client.status() for client in crowd} == {400}
+        assert b"at most 8192 bytes" in crowd[0].got
