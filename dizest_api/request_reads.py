@@ -42,7 +42,6 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.http.unreader import SocketUnreader
-from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import TConn
 
 from dizest_api.errors import ClientTooSlow, error_body
@@ -57,14 +56,25 @@ FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|expect)[ \t]*:([^\
 
 @dataclass(frozen=True)
 class ReadLimits:
+    """A worker's bounds on its clients' requests, worked out once (not per connection)."""
+
     head_s: float
     body_s: float
+    line_limit: int = 0  # gunicorn's limit_request_line (0: none)
+    gather: bool = True  # plain HTTP/1: heads are gathered without a thread
 
     @classmethod
-    def of(cls, app: Any) -> ReadLimits:
-        """The limits of the API's settings (`app`: the process's Flask app)."""
+    def of(cls, app: Any, cfg: Any) -> ReadLimits:
+        """The limits of the API's settings (`app`: the process's Flask app) under gunicorn's
+        `cfg` (with TLS, or HTTP/2 with prior knowledge, a thread reads each head)."""
         settings = app.extensions["dizest"].settings
-        return cls(settings.request_head_timeout_s, settings.request_body_timeout_s)
+        h2c = getattr(cfg, "http2_cleartext", "off") in ("prior-knowledge", "both")
+        return cls(
+            settings.request_head_timeout_s,
+            settings.request_body_timeout_s,
+            int(cfg.limit_request_line),
+            not cfg.is_ssl and not h2c,
+        )
 
 
 def json_error(sock: Any, status: int, reason: str, message: str) -> None:
@@ -127,7 +137,7 @@ class Conn(TConn):  # type: ignore[misc]
         self.head_by: float | None = time.monotonic() + limits.head_s  # None: a body's turn
         self.req: Any = None  # the request whose body is being read
         self.dropping = False  # what is left of the body after the answer: never waited for
-        self.gathers = not cfg.is_ssl and not negotiation.prior_knowledge_allowed(cfg, client)
+        self.gathers = limits.gather
 
     def init(self) -> None:
         fresh = not self.initialized
@@ -173,7 +183,7 @@ class TimedUnreader(SocketUnreader):  # type: ignore[misc]
         self.gathered = bytearray()  # of the request a thread has not taken yet
         self.scanned = 0  # of its bytes, those `head_ready` has looked at
         self.wanted: int | None = None  # its length up to the end of a small body, once known
-        self.line_limit = int(conn.cfg.limit_request_line)
+        self.line_limit = conn.limits.line_limit
 
     def gather(self) -> bool:
         got = self.gathered

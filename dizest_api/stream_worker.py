@@ -51,7 +51,7 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         super().init_process()  # ends in run()
 
     def run(self) -> None:
-        self.limits = ReadLimits.of(self.wsgi)  # the app is loaded by now
+        self.limits = ReadLimits.of(self.wsgi, self.cfg)  # the app is loaded by now
         self.closing = Closing(self.poller, self._closed)
         self.heads = Heads(self.poller, self.enqueue_req, self.closing.close)
         super().run()
