@@ -41,14 +41,22 @@ def _size(item: Any) -> int:
 class ReportBuilder:
     """Folds a run's events into the run report."""
 
-    def __init__(self, run_id: str, flow_ids: Iterable[str], max_log_entries: int = 1000) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        flow_ids: Iterable[str],
+        max_log_entries: int = 1000,
+        run_flows: int | None = None,
+    ) -> None:
+        """`run_flows`: how many flows the run has, when `flow_ids` are some of them (their
+        part of the report is then what the whole report keeps of them)."""
         self.run_id = run_id
         self.status = "pending"
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.max_log_entries = max_log_entries
         self.flows: dict[str, dict[str, Any]] = {f: self._blank() for f in flow_ids}
-        share = REPORT_BYTES // max(1, len(self.flows))
+        share = REPORT_BYTES // max(1, len(self.flows) if run_flows is None else run_flows)
         self.flow_bytes = max(FLOW_REPORT_BYTES_MIN, min(FLOW_REPORT_BYTES_MAX, share))
 
     def _blank(self) -> dict[str, Any]:
@@ -106,23 +114,25 @@ class ReportBuilder:
     def results(self, flow_id: str) -> list[dict[str, Any]]:
         return list(self.flows[flow_id]["results"])
 
+    def flow_report(self, flow_id: str, outputs: dict[str, Any]) -> dict[str, Any]:
+        """One flow's part of the report; `outputs`: the JSON form of its outputs."""
+        flow = self.flows[flow_id]
+        return {
+            "status": flow["status"],
+            "reason": flow["reason"],
+            "index": flow["index"],
+            "duration_s": flow["duration_s"],
+            "outputs": outputs,
+            "log": list(flow["log"]),
+            "results": list(flow["results"]),
+        }
+
     def report(self, previews: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
         """The report; `previews(flow_id)` gives the JSON form of a flow's outputs."""
-        flows = {}
-        for flow_id, flow in self.flows.items():
-            flows[flow_id] = {
-                "status": flow["status"],
-                "reason": flow["reason"],
-                "index": flow["index"],
-                "duration_s": flow["duration_s"],
-                "outputs": previews(flow_id),
-                "log": list(flow["log"]),
-                "results": list(flow["results"]),
-            }
         return {
             "run_id": self.run_id,
             "status": self.status,
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
-            "flows": flows,
+            "flows": {f: self.flow_report(f, previews(f)) for f in self.flows},
         }

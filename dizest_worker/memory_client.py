@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ from dizest_worker.client import Client, RunNotFound
 from dizest_worker.settings import WorkerSettings
 
 FINAL = (RunStatus.READY, RunStatus.ERROR, RunStatus.CANCELLED)
+STATE = ("status", "reason", "index", "duration_s")  # of a flow, in `states`
 
 
 class _KeepingStore(MemoryStore):
@@ -245,6 +247,10 @@ class MemoryClient:
         run = self._runs.get(run_id)
         return None if run is None else run.snapshot
 
+    def snapshot_json(self, run_id: str) -> bytes | None:
+        run = self._runs.get(run_id)
+        return None if run is None else json.dumps(run.snapshot).encode()
+
     def status(self, run_id: str) -> str:
         return self._run(run_id).record["status"]
 
@@ -263,6 +269,27 @@ class MemoryClient:
         if record.get("finished_at"):
             times["finished_at"] = iso(float(record["finished_at"]))
         return {**report, "status": record["status"], **times}
+
+    def states(self, run_id: str) -> dict[str, Any]:
+        """As `Client.states`, from the report (this twin keeps no flows hash)."""
+        report, last = self._report_at(run_id)
+        flows = {f: {k: part[k] for k in STATE} for f, part in report.get("flows", {}).items()}
+        counts = Counter(state["status"] for state in flows.values())
+        return {**report, "flows": flows, "counts": dict(counts), "last_event_id": last}
+
+    def flow_report(self, run_id: str, flow_id: str) -> dict[str, Any]:
+        """As `Client.flow_report`, from the report."""
+        report, last = self._report_at(run_id)
+        part = report.get("flows", {}).get(flow_id)
+        if part is None:
+            raise UnknownFlowError(f"run {run_id} has no flow {flow_id!r}")
+        return {**part, "last_event_id": last}
+
+    def _report_at(self, run_id: str) -> tuple[dict[str, Any], str | None]:
+        """The report and the id of the newest event in it (events come under the lock)."""
+        run = self._run(run_id)
+        with self._changed:
+            return self.get(run_id), run.events[-1].id if run.events else None
 
     def event_batch(self, run_id: str, after: str | None = None, count: int = 1000) -> list[Event]:
         events = list(self._run(run_id).events)

@@ -30,6 +30,8 @@ from typing import Any
 
 from dizest_core.events import Event
 from dizest_core.report import ReportBuilder
+from dizest_worker.redis_store import RedisStore
+from dizest_worker.run_reads import RunReader
 
 REPORT_BATCH = 256  # events read at once: each may hold a 1 MB log line
 MAX_RUNS = 64
@@ -46,6 +48,16 @@ class Source:
     events: Callable[[str | None, int], list[Event]]  # up to n events after an id
     states: Callable[[list[str]], dict[str, State]]  # flow -> status, reason, index, duration
     previews: Callable[[list[str]], dict[str, dict[str, Any]]]  # flow -> output previews
+
+    @classmethod
+    def of(cls, runs: RunReader, store: RedisStore, run_id: str) -> Source:
+        """Run `run_id` in Redis: its snapshot, event stream, flows hash and outputs."""
+        return cls(
+            flow_ids=lambda: (runs.snapshot(run_id) or {}).get("flow", {}),
+            events=lambda after, n: runs.events(run_id, after, count=n),
+            states=lambda flows: runs.flow_states(run_id, flows),
+            previews=lambda flows: store.previews_of(run_id, flows),
+        )
 
 
 @dataclass

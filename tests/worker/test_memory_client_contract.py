@@ -4,6 +4,7 @@ gives the same reports, minus timings and ids, through both doors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,17 @@ def scenario(client: Any) -> dict[str, Any]:
     events = list(client.events(first))
     seen["event types"] = sorted({e.type for e in events})
     assert events[-1].final and sum(e.final for e in events) == 1
+    states = client.states(first)  # a big run's page reads these, not the whole report
+    seen["states"] = {f: (s["status"], s["reason"]) for f, s in states["flows"].items()}
+    seen["counts"] = states["counts"]
+    part = client.flow_report(first, "a")
+    seen["part"] = {k: part[k] for k in ("status", "log", "results", "outputs")}
+    assert states["last_event_id"] == part["last_event_id"] == events[-1].id
+    with pytest.raises(UnknownFlowError):
+        client.flow_report(first, "nope")
+    with pytest.raises(RunNotFound):
+        client.states("0" * 32)
+    assert json.loads(client.snapshot_json(first)) == client.snapshot(first)
 
     slow = client.submit(SLOW)
     wait_for(lambda: "start" in str(client.get(slow)["flows"]["s"].get("log")), timeout=60)
@@ -81,6 +93,7 @@ def test_memory_client_answers_as_the_cluster_does(cluster: Any, tmp_path: Path)
     assert here == remote
     # the scenario means something: real outputs, a cancel that ended a running flow
     assert remote["first"]["flows"]["b"]["outputs"] == {"z": 41}
+    assert remote["counts"] == {"ready": 2} and remote["part"]["log"] == ["got 20"]
     assert remote["cancelled"]["status"] == "cancelled"
     assert remote["cancelled"]["flows"]["s"]["status"] != "ready"
     assert remote["rerun r differs"] is True
