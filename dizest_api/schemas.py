@@ -224,11 +224,14 @@ COMPONENTS: dict[str, Schema] = {
         version={**nullable(INTEGER), "description": "the workflow's version it runs"},
     ),
     "SubmittedRun": extend("Run"),
-    "FlowReport": obj(
+    "FlowState": obj(
         status=STRING,
         reason=MAYBE_STRING,
         index={**INTEGER, "description": "completion order; -1 failed or not run, -2 skipped"},
         duration_s=nullable(NUMBER),
+    ),
+    "FlowReport": extend(
+        "FlowState",
         outputs={**OBJECT, "description": "output name -> JSON preview"},
         log=array(ANY_JSON),
         results=array(ANY_JSON),
@@ -251,6 +254,27 @@ COMPONENTS: dict[str, Schema] = {
                 "description": "what the caller may do with it (by grant)",
             }
         ),
+    ),
+    "RunStates": obj(
+        "The run report without logs, results or outputs (GET /runs/{run_id}?flows=states)",
+        run_id=STRING,
+        status=RUN_STATUS,
+        flows=map_of(ref("FlowState")),
+        counts={**map_of(INTEGER), "description": "status -> how many flows have it"},
+        last_event_id={**MAYBE_STRING, "description": "the run's newest event: follow after it"},
+        inputs=OBJECT,
+        flow_inputs=OBJECT,
+        options=OBJECT,
+        owner=MAYBE_STRING,
+        workflow_id=MAYBE_STRING,
+        rights=array({"enum": ["read", "rerun", "cancel"]}),
+    ),
+    "FlowPart": extend(
+        "FlowReport",
+        "One flow's part of the run report",
+        run_id=STRING,
+        flow_id=STRING,
+        last_event_id={**MAYBE_STRING, "description": "the newest event this part holds"},
     ),
     "Cancelled": obj(run_id=STRING, result=STRING, status=nullable(RUN_STATUS)),
     "Outputs": obj(outputs={**OBJECT, "description": "output name -> JSON preview"}),

@@ -12,6 +12,7 @@ from dizest_api.routes.hooks import bp as hooks
 from dizest_api.routes.meta import bp as meta
 from dizest_api.routes.metrics import bp as metrics
 from dizest_api.routes.outputs import bp as outputs
+from dizest_api.routes.run_reads import bp as run_reads
 from dizest_api.routes.runs import bp as runs
 from dizest_api.routes.schedules import bp as schedules
 from dizest_api.routes.sockets import bp as sockets
@@ -26,6 +27,7 @@ BLUEPRINTS = (
     (accounts, "/api/v1"),
     (workflows, "/api/v1"),
     (runs, "/api/v1"),
+    (run_reads, "/api/v1"),
     (sockets, "/api/v1"),
     (files, "/api/v1"),
     (outputs, "/api/v1"),

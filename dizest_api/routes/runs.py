@@ -1,27 +1,19 @@
 """Runs over HTTP: submit (a stored workflow or an inline .dwp), list, report, cancel, outputs,
 rerun, and live events (Server-Sent Events; the WebSocket is in `routes.sockets`).
 
-Who may see a run: its owner (who submitted it), admins, and, through a grant on the run's stored
-workflow, users the workflow's owner shared it with, for the runs of that owner only: a grant
-shares a workflow with its owner's results, never one grantee's runs (their inputs and outputs)
-with another. Such a grantee may read (report, outputs, events) with any grant, rerun with the
-run right and cancel with the write right (editor). Anyone else gets 404, as for a run that does
-not exist. A run submitted outside the API (no owner) is visible to admins only.
-
-Who owns which run is kept by `dizest_api.data.run_index.RunIndex`. The per-user limit is checked
-and the run claimed under a per-user lock (`within_limit`), so simultaneous submits cannot pass
-it together.
+Who may see a run, and do what with it: `routes.run_access`; the reads of a run in parts (its
+flows' states alone, one flow's part of the report): `routes.run_reads`. The per-user limit is
+checked and the run claimed under a per-user lock (`within_limit`), so simultaneous submits
+cannot pass it together.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from redis.exceptions import LockError
@@ -29,16 +21,17 @@ from redis.exceptions import LockError
 from dizest_api import handover
 from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
-from dizest_api.data.run_index import RunIndex, run_status
+from dizest_api.data.run_index import run_status
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_number
 from dizest_api.errors import ApiError, BadInput, NotFound
 from dizest_api.event_hub import Held, hub_for
-from dizest_api.masking import masked
 from dizest_api.routes.files import attach, submit_body, user_drive
 from dizest_api.routes.health import require_worker
+from dizest_api.routes.run_access import index, open_run
 from dizest_api.routes.run_query import RUN_FILTERS, SHARED, run_page
 from dizest_api.routes.run_query import summary as _summary
-from dizest_api.routes.workflows import open_workflow, rights_on
+from dizest_api.routes.run_reads import FLOWS, REPORTS, run_report
+from dizest_api.routes.workflows import open_workflow
 from dizest_api.schemas import ERR, EVENTS, page_of
 from dizest_api.services import services
 from dizest_api.stream_access import request_reader
@@ -78,36 +71,8 @@ class InvalidRun(ApiError):
     status, code = 422, "invalid_run"
 
 
-def index() -> RunIndex:
-    found = services()
-    return RunIndex(found.redis, found.settings.worker)
-
-
 def _status(run_id: str) -> str | None:
     return run_status(services().client, run_id)
-
-
-RUN_RIGHTS = {"read": "read", "rerun": "run", "cancel": "write"}  # on the run's workflow
-
-
-def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
-    """The run's record, if the caller may `right` (read, rerun or cancel) it; else 404 (or 403
-    for a grantee whose grant does not allow it)."""
-    record = services().client.record(run_id)
-    if record is None:
-        raise NotFound(f"no run {run_id!r}")
-    principal, info = current(), index().get(run_id) or {}
-    if principal.is_admin or info.get("owner") == principal.username:
-        return {**record, **info}
-    wf_id = info.get("workflow_id")
-    try:
-        wf = open_workflow(wf_id, "read") if wf_id else None
-    except NotFound:
-        wf = None
-    if wf is None or info.get("owner") != wf.owner:
-        raise NotFound(f"no run {run_id!r}")
-    open_workflow(wf.id, RUN_RIGHTS[right])
-    return {**record, **info}
 
 
 @contextlib.contextmanager
@@ -237,20 +202,6 @@ def list_runs() -> Response:
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 
 
-def _run_rights(info: dict[str, Any]) -> list[str]:
-    """What the caller may do with a run it may read (`open_run`'s rule, for each right)."""
-    principal = current()
-    if "run" not in principal.scopes:  # a read-only token: rerun and cancel need the run scope
-        return ["read"]
-    if principal.is_admin or info.get("owner") == principal.username:
-        return list(RUN_RIGHTS)
-    try:
-        held = rights_on(services().library.get(info.get("workflow_id") or ""))
-    except WorkflowNotFound:  # deleted since `open_run` let the caller in
-        held = []
-    return [right for right, needs in RUN_RIGHTS.items() if needs in held]
-
-
 def _shared_with_caller(wf_id: str | None, owner: str) -> bool:
     """Whether `owner`'s runs of `wf_id` are the caller's to read: `owner` owns it and the
     caller holds a grant on it (as `open_run` decides for each of them)."""
@@ -269,26 +220,20 @@ def run_usage() -> Response:
     return jsonify({**found.usage(current().username), "ttl_s": found.ttl_s})
 
 
-@endpoint(bp, "GET", "/runs/<run_id>", "The run report", responses={200: "RunReport"})  # fmt: skip
+@endpoint(bp, "GET", "/runs/<run_id>", "The run report (flows=states: the flows' states alone)",
+          query=FLOWS, responses={200: REPORTS})  # fmt: skip
 def get_run(run_id: str) -> Response:
-    info = open_run(run_id)
-    report = services().client.get(run_id)
-    given = {k: json.loads(info.get(k) or "{}") for k in ("inputs", "flow_inputs", "options")}
-    if (info.get("inputs_by") or info.get("owner")) != current().username:  # no password values
-        snapshot = services().client.snapshot(run_id)
-        given["inputs"], given["flow_inputs"] = masked(given["inputs"], given["flow_inputs"], snapshot)  # fmt: skip
-    rights = _run_rights(info)
-    return jsonify({**report, **given, "owner": info.get("owner"), "workflow_id": info.get("workflow_id"), "rights": rights})  # fmt: skip
+    return jsonify(run_report(run_id, open_run(run_id)))
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/dwp", "The .dwp package the run runs (its snapshot)",
           responses={200: "Package"})  # fmt: skip
 def get_run_package(run_id: str) -> Response:
     open_run(run_id)
-    package = services().client.snapshot(run_id)
-    if package is None:
+    stored = services().client.snapshot_json(run_id)  # as stored: 41 MB at 100,000 flows
+    if stored is None:
         raise NotFound(f"run {run_id} expired")
-    return jsonify(package)
+    return Response(stored, mimetype="application/json")
 
 
 @endpoint(bp, "POST", "/runs/<run_id>/cancel", "Cancel a run",
