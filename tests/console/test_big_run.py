@@ -1,27 +1,33 @@
 """A run of more flows than the graph draws (TOO_MANY, flowlist.js) is read in parts: its flows'
 states alone (`GET /runs/<id>?flows=states`: counts by status and `last_event_id`), and one
-flow's part of the report (`GET /runs/<id>/flows/<flow>`). Real `dizest serve`."""
+flow's part of the report (`GET /runs/<id>/flows/<flow>`) when its panel opens. Its page never
+reads the whole report (every flow's log and results: 10-12 s before a 100,000-flow run's list
+showed) nor replays the run's events from the start; it follows the events after the states it
+read. Real `dizest serve`, real Chromium."""
 
 from __future__ import annotations
 
 import json
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from dizest_api.client import Client
 from tests.conftest import package, wait_for
-from tests.console.conftest import GO_API, UNTIL_GO, Console
+from tests.console.conftest import GO_API, UNTIL_GO, Console, go
 
 FLOWLIST = Path(__file__).parents[2] / "dizest_api/console/static/js/flowlist.js"
 match = re.search(r"TOO_MANY = (\d+)", FLOWLIST.read_text())
 assert match, "flowlist.js names the threshold TOO_MANY"
 N = int(match.group(1)) + 1
 LIVE = 60
+READY = re.compile(r"^ready\b")  # "ready: #2" (its completion order)
 # f(i) is fed by f(i // 2): a run of f3 runs f0, f1, f3; a run of f5 runs f0, f1, f2, f5
 APPS = {
     "root": {"code": "print('root line')\nv = 1\n", "outputs": ["v"]},
@@ -110,3 +116,55 @@ def test_one_flows_part_is_the_reports_and_only_for_who_may_read_the_run(
     for path in (f"/runs/{ended}/flows/f3", f"/runs/{ended}?flows=states"):
         status, hidden = read(console, path, "mallory")
         assert status == 404 and hidden["error"]["code"] == "not_found", path
+
+
+def reads_of(page: Any, run_id: str) -> list[str]:
+    """The API reads the page makes of the run from now on (path and query)."""
+    seen: list[str] = []
+    prefix = f"/api/v1/runs/{run_id}"
+
+    def record(request: Any) -> None:
+        url = urllib.parse.urlsplit(request.url)
+        if url.path.startswith(prefix):
+            seen.append(url.path[len(prefix) :] + (f"?{url.query}" if url.query else ""))
+
+    page.on("request", record)
+    return seen
+
+
+def test_an_ended_big_runs_view_reads_states_and_the_selected_flows_part(
+    admin_page: Any, console: Console, ended: str
+) -> None:
+    page = admin_page
+    seen = reads_of(page, ended)
+    page.goto(f"/runs/{ended}")
+    expect(page.locator("#run-counts")).to_have_text(f"3 ready · {N - 3:,} idle", timeout=30_000)
+    expect(page.locator('tr[data-id="f0"] .flow-status')).to_have_text(READY)
+    expect(page.locator('tr[data-id="f2"] .flow-status')).to_have_text("idle")
+    expect(page.locator("#run-status")).to_have_text("ready")
+    page.fill("#flow-search", "f3")
+    page.click('tr[data-id="f3"]')
+    expect(page.locator("#flow-log")).to_contain_text("leaf line", timeout=10_000)
+    expect(page.locator("#flow-outputs")).to_contain_text("3")
+    assert "/flows/f3" in seen
+    assert [s for s in seen if s.startswith(("?", "/events")) or s == ""] == ["?flows=states"]
+
+
+def test_a_live_big_runs_view_follows_the_events_after_its_states(
+    admin_page: Any, console: Console, big: str
+) -> None:
+    run_id = str(console.api("POST", "/runs", {"workflow_id": big, "flows": ["f5"]})["run_id"])
+    page = admin_page
+    seen = reads_of(page, run_id)
+    page.goto(f"/runs/{run_id}#flow=f2")  # f2 holds until it is told to go
+    expect(page.locator("#flow-log")).to_contain_text("waiting", timeout=LIVE * 1000)
+    expect(page.locator("#run-counts")).to_have_text(f"1 running · 2 ready · {N - 3:,} idle")
+    go(console, run_id, "f2")
+    expect(page.locator("#flow-log")).to_contain_text("went", timeout=LIVE * 1000)
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE * 1000)
+    expect(page.locator("#run-counts")).to_have_text(f"4 ready · {N - 4:,} idle")
+    expect(page.locator('tr[data-id="f2"] .flow-status')).to_have_text(READY)
+    assert page.locator("#flow-log .line").all_inner_texts() == ["waiting", "went"]  # once each
+    follows = [s for s in seen if s.startswith("/events")]
+    assert follows and all(s.startswith("/events?after=") for s in follows), follows
+    assert "" not in seen  # never the whole report

@@ -1,7 +1,8 @@
 // A run's events on the public SSE route, in order and exactly once: EventSource resumes with
 // Last-Event-ID by itself after a dropped connection; when it gives up (an HTTP error), a new
 // one resumes with ?after=. Events are handed over in batches, once per animation frame, so a
-// burst of hundreds per second costs one DOM update per frame.
+// burst of hundreds per second costs one DOM update per frame. `after`: follow the events after
+// this id only (a page that read the run's state as of that event: bigrun.js).
 
 const TYPES = ["workflow.status", "flow.status", "flow.index", "log.append", "log.clear", "result"];
 
@@ -14,11 +15,11 @@ export function newer(a, b) {
 }
 
 export class RunStream {
-  constructor(runId, onBatch, onState) {
+  constructor(runId, onBatch, onState, after = null) {
     this.runId = runId;
     this.onBatch = onBatch;
     this.onState = onState;
-    this.last = null;
+    this.last = after;
     this.queue = [];
     this.scheduled = false;
     this.done = false;

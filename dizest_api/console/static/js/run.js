@@ -1,7 +1,9 @@
 // The run view, live: node colours follow flow.status, the selected flow's log grows as
-// log.append events arrive, results render as they come; timeline, inputs, cancel, re-run.
+// log.append events arrive, results render as they come; timeline, inputs, cancel, re-run. A run
+// with more flows than the graph draws reads and follows less (bigrun.js).
 import { get, post } from "./api.js";
 import { appFrame, hasUI, updateResults } from "./appui.js";
+import { BigRun } from "./bigrun.js";
 import { $, h, keepFlowInHash, seconds, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { RunStream } from "./events.js";
 import { Gantt } from "./gantt.js";
@@ -26,6 +28,7 @@ let selected = null;
 let runStatus = "pending";
 let rights = ["read"]; // what the caller may do with this run (the report says)
 let gantt;
+let big = null; // a BigRun, for a run of more flows than the graph draws
 
 const flowState = (id) => {
   if (!flows.has(id)) flows.set(id, { status: "idle", reason: null, log: [], seen: 0, results: [], got: 0, start: null, end: null, index: null });
@@ -58,7 +61,9 @@ function apply(batch) {
     }
     if (!e.flow_id) continue;
     const f = flowState(e.flow_id);
+    if (big && !big.take(f, e)) continue;
     if (e.type === "flow.status") {
+      big?.moved(f.status, e.data.status);
       f.status = e.data.status;
       f.reason = e.data.reason ?? null;
       if (f.status === "running") f.start = e.ts;
@@ -97,6 +102,7 @@ function apply(batch) {
   }
   if (selected && touched.has(selected)) refreshFlow();
   if (timed) gantt.changed();
+  if (big?.changed) big.showCounts();
 }
 
 function setRunStatus(status) {
@@ -112,6 +118,9 @@ function showFlow(id) {
   selected = id;
   keepFlowInHash(id);
   const f = flowState(id);
+  if (big && f.part === undefined) {
+    big.load(id, f, apply).then(() => selected === id && showFlow(id), (exc) => toast(exc.message, "error"));
+  }
   const node = graph.byId.get(id);
   const log = h("div", { id: "flow-log", class: "log" }, renderEntries(f.log.slice(-SHOWN_LOG), FRAMES));
   $("#flow").replaceChildren(
@@ -148,7 +157,7 @@ function logCut(f) {
 function refreshFlow(full = false) {
   const id = selected;
   const f = flowState(id);
-  const took = f.start && f.end ? ` ${seconds(f.end - f.start)}` : "";
+  const took = f.start && f.end ? ` ${seconds(f.end - f.start)}` : f.duration != null ? ` ${seconds(f.duration)}` : "";
   $("#flow-head").replaceChildren(h("span", { class: `status st-${f.status}`, id: "flow-status" }, label(f)), took);
   const reason = $("#flow-reason");
   reason.hidden = !(f.reason && f.status !== "ready");
@@ -172,9 +181,9 @@ function refreshFlow(full = false) {
 }
 
 async function outputs(id) {
-  let answer;
+  let answer = big && flowState(id).outputs ? { outputs: flowState(id).outputs } : null; // its part's
   try {
-    answer = await get(`/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(id)}/outputs`);
+    answer ??= await get(`/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(id)}/outputs`);
   } catch (exc) {
     return;
   }
@@ -218,10 +227,11 @@ function params(report) {
 }
 
 async function main() {
-  const reportLoaded = get(`/runs/${encodeURIComponent(runId)}`); // slower: built from the events
   const pkg = await get(`/runs/${encodeURIComponent(runId)}/dwp`);
   performance.mark("dizest:dwp");
   graph = model(pkg);
+  if (tooMany(graph)) big = new BigRun(runId); // (the package says so: asked for first)
+  const reportLoaded = big ? big.states() : get(`/runs/${encodeURIComponent(runId)}`); // built from the events
   view = graphOrList($("#graph"), graph, showFlow, (box) => new GraphView(box, graph, showFlow), { status: true });
   performance.mark("dizest:graph"); // bench/bench_console.py reads it
   $("#timeline-box").open = !tooMany(graph); // a bar a flow: opened on demand past the list's threshold
@@ -246,26 +256,29 @@ async function main() {
     }
   });
   // Statuses start from the report (authoritative); logs, results and times come from the events.
-  for (const [id, f] of Object.entries(report.flows)) {
-    Object.assign(flowState(id), { status: f.status, reason: f.reason, index: f.index });
-    view.setStatus(id, f.status, badge(flowState(id)));
-  }
+  setStatuses(report);
   selectFlowInHash((id) => graph.byId.has(id), (id) => view.select(id));
   const live = $("#run-live");
-  const stream = new RunStream(runId, apply, (state) => {
+  // a big run's page follows from the state it read (nothing to follow once the run ended)
+  const stream = big && FINAL.has(report.status) ? null : new RunStream(runId, apply, (state) => {
     live.textContent = state === "live" ? "● live" : state === "reconnecting" ? "reconnecting…" : "";
     live.dataset.state = state;
     if (state === "ended") reconcile();
-  });
+  }, big ? report.last_event_id : null);
   window.dizestRun = { stream, flows, view }; // for the benchmark and tests: read-only use
 }
 
-async function reconcile() {
-  const report = await get(`/runs/${encodeURIComponent(runId)}`);
+// Statuses from a report (authoritative); a big run's durations too (its events are not read).
+function setStatuses(report) {
   for (const [id, f] of Object.entries(report.flows)) {
-    Object.assign(flowState(id), { status: f.status, reason: f.reason, index: f.index });
+    Object.assign(flowState(id), { status: f.status, reason: f.reason, index: f.index }, big ? { duration: f.duration_s } : {});
     view.setStatus(id, f.status, badge(flowState(id)));
   }
+}
+
+async function reconcile() {
+  const report = await (big ? big.states() : get(`/runs/${encodeURIComponent(runId)}`));
+  setStatuses(report);
   setRunStatus(report.status);
   $("#run-finished") && ($("#run-finished").textContent = when(report.finished_at));
   if (selected) refreshFlow();
