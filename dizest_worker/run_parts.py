@@ -62,7 +62,7 @@ class RunParts:
         pipe.hgetall(keys.flows(run_id))
         pipe.xrevrange(keys.events(run_id), count=1)
         raw_record, raw_flows, newest = pipe.execute()
-        flow_ids = self._flows_of(run_id) if raw_record else None
+        flow_ids = self.flow_ids(run_id) if raw_record else None
         if flow_ids is None:
             return None
         record = {k.decode(): v.decode() for k, v in raw_record.items()}
@@ -79,7 +79,7 @@ class RunParts:
     def flow(self, run_id: str, flow_id: str) -> dict[str, Any] | None:
         """Flow `flow_id`'s part of the run report and `last_event_id`; None if there is no
         such run, UnknownFlowError if the run has no such flow."""
-        flow_ids = self._flows_of(run_id)
+        flow_ids = self.flow_ids(run_id)
         if flow_ids is None:
             return None
         if flow_id not in flow_ids:
@@ -105,7 +105,7 @@ class RunParts:
         part = builder.flow_report(flow_id, self.store.previews(run_id, flow_id))
         return {**part, "last_event_id": last}
 
-    def _flows_of(self, run_id: str) -> tuple[str, ...] | None:
+    def flow_ids(self, run_id: str) -> tuple[str, ...] | None:
         """The flows of the run's snapshot (which never changes), in its order."""
         with self._lock:
             ids = self._flow_ids.get(run_id)
