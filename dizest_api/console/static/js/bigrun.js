@@ -21,12 +21,14 @@ export class BigRun {
     this.counts = new Map(); // status -> how many flows have it
   }
 
-  // The states report; the counts shown from it.
-  async states() {
-    const report = await get(`${this.path}?flows=states`);
+  states() {
+    return get(`${this.path}?flows=states`);
+  }
+
+  // The counts of a states report, shown.
+  counted(report) {
     this.counts = new Map(Object.entries(report.counts));
     this.showCounts();
-    return report;
   }
 
   // A flow's status went from `was` to `now` (an event).

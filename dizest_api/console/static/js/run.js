@@ -181,6 +181,7 @@ function refreshFlow(full = false) {
 }
 
 async function outputs(id) {
+  if (big && flowState(id).part === "loading") return; // they come with its part (showFlow again)
   let answer = big && flowState(id).outputs ? { outputs: flowState(id).outputs } : null; // its part's
   try {
     answer ??= await get(`/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(id)}/outputs`);
@@ -230,7 +231,7 @@ async function main() {
   const pkg = await get(`/runs/${encodeURIComponent(runId)}/dwp`);
   performance.mark("dizest:dwp");
   graph = model(pkg);
-  if (tooMany(graph)) big = new BigRun(runId); // (the package says so: asked for first)
+  if (tooMany(graph)) big = new BigRun(runId); // (only the package tells: it is read first)
   const reportLoaded = big ? big.states() : get(`/runs/${encodeURIComponent(runId)}`); // built from the events
   view = graphOrList($("#graph"), graph, showFlow, (box) => new GraphView(box, graph, showFlow), { status: true });
   performance.mark("dizest:graph"); // bench/bench_console.py reads it
@@ -270,6 +271,7 @@ async function main() {
 
 // Statuses from a report (authoritative); a big run's durations too (its events are not read).
 function setStatuses(report) {
+  big?.counted(report);
   for (const [id, f] of Object.entries(report.flows)) {
     Object.assign(flowState(id), { status: f.status, reason: f.reason, index: f.index }, big ? { duration: f.duration_s } : {});
     view.setStatus(id, f.status, badge(flowState(id)));
