@@ -57,3 +57,32 @@ def test_a_flows_part_is_what_the_report_keeps_of_it(cluster: Any) -> None:
         client.flow_report(run_id, "nope")
     with pytest.raises(RunNotFound):
         client.flow_report("0" * 32, "s")
+
+
+def test_an_ended_runs_states_are_kept_while_it_exists_a_running_ones_read_again(
+    cluster: Any,
+) -> None:
+    cluster("w1", concurrency=3)
+    client: Client = cluster.client
+    run_id = client.submit(SLOW)
+    wait_for(lambda: client.states(run_id)["counts"].get("running") == 1, timeout=60)
+    flows, probe = client.runs.keys.flows(run_id), "s2:duration"  # (read by no step)
+
+    def duration() -> float:
+        return float(client.states(run_id)["flows"]["s2"]["duration_s"])
+
+    client.redis.hset(flows, probe, "11.5")
+    assert duration() == 11.5  # running: read again
+    client.cancel(run_id)
+    client.wait(run_id, timeout=60)
+    ended = client.states(run_id)
+    client.redis.hset(flows, probe, "22.5")  # no step writes an ended run's flows
+    assert client.states(run_id) == ended and duration() == 11.5  # kept
+    fresh = Client(client.settings, redis_client=client.redis, celery_app=client.app)
+    fresh.parts.max_ended_flows = 3  # fewer than the run's 4: not kept
+    assert fresh.states(run_id)["flows"]["s2"]["duration_s"] == 22.5
+    client.redis.hset(flows, probe, "33.5")
+    assert fresh.states(run_id)["flows"]["s2"]["duration_s"] == 33.5
+    client.redis.delete(client.runs.keys.run(run_id))
+    with pytest.raises(RunNotFound):
+        client.states(run_id)  # kept no longer than the run
