@@ -153,12 +153,19 @@ def test_run_with_inputs_live_to_the_end_with_png_plotly_and_table(
     expect(page.locator("#timeline svg.gantt g.bar")).to_have_count(4)
     run_id = page.url.split("#")[0].rsplit("/", 1)[1]  # (the URL names the selected flow)
     # back on the workflow view: the last run's statuses on the nodes, its outputs per flow
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     page.goto(f"/workflows/{wf_id}")
     expect(page.locator('g.node[data-id="table"]')).to_have_class(re.compile("st-ready"))
     page.locator('g.node[data-id="numbers"]').click()
     expect(page.locator("#node")).to_contain_text("Last outputs")
     expect(page.locator(f'#node a[href="/runs/{run_id}"]')).to_be_visible()
     expect(page.locator("#node pre.json").first).to_contain_text("6")  # range(7), not the default 5
+    # read as its states and the shown flow's outputs, not the whole report (a 100k-flow run's
+    # is tens of MB)
+    report = f"/api/v1/runs/{run_id}"
+    assert any(u.endswith(report + "?flows=states") for u in asked), asked
+    assert not any(u.endswith(report) for u in asked), asked
 
 
 def test_a_flow_error_shows_its_traceback_and_the_reason_downstream(

@@ -23,7 +23,9 @@ async function loadLastRun(wf) {
   const lists = await Promise.all([get(query), ...(owner ? [get(`${query}&owner=${encodeURIComponent(owner)}`)] : [])]);
   const newest = lists.flatMap((listed) => listed.items || []).sort((a, b) => (b.created_at || 0) - (a.created_at || 0))[0];
   if (!newest) return;
-  lastRun = await get(`/runs/${encodeURIComponent(newest.run_id)}`);
+  // its flows' states alone: the whole report of a 100,000-flow run is tens of MB; a flow's
+  // outputs are read when it is shown (lastOutputs)
+  lastRun = await get(`/runs/${encodeURIComponent(newest.run_id)}?flows=states`);
   for (const [id, flow] of Object.entries(lastRun.flows || {})) {
     const word = statusLabel(flow.status, flow.reason);
     const told = flow.status === "error" || (flow.status === "idle" && flow.reason); // not a pending flow's wait
@@ -38,10 +40,22 @@ function lastOutputs(node) {
   const link = h("a", { href: `/runs/${encodeURIComponent(lastRun.run_id)}` }, lastRun.run_id);
   const head = h("p", { class: "muted" }, "From run ", link, ` (${lastRun.status})`);
   if (!flow) return [h("h3", {}, "Last outputs"), head, h("p", { class: "muted" }, "This flow was not part of it.")];
-  const outputs = Object.entries(flow.outputs || {});
   const status = h("p", {}, h("strong", {}, "Status: "), statusLabel(flow.status, flow.reason), flow.reason ? ` (${flow.reason})` : "");
-  const rows = outputs.map(([name, value]) => h("div", { class: "output" }, h("strong", {}, name), h("pre", { class: "json" }, JSON.stringify(value, null, 2))));
-  return [h("h3", {}, "Last outputs"), head, status, ...(rows.length ? rows : [h("p", { class: "muted" }, "No outputs.")])];
+  const box = h("div", { class: "last-outputs" }, h("p", { class: "muted" }, "Reading its outputs…"));
+  fillOutputs(box, lastRun.run_id, node.id);
+  return [h("h3", {}, "Last outputs"), head, status, box];
+}
+
+async function fillOutputs(box, runId, flowId) {
+  let outputs;
+  try {
+    outputs = (await get(`/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(flowId)}/outputs`)).outputs;
+  } catch (exc) {
+    box.replaceChildren(h("p", { class: "muted" }, `Its outputs could not be read: ${exc.message}`));
+    return;
+  }
+  const rows = Object.entries(outputs || {}).map(([name, value]) => h("div", { class: "output" }, h("strong", {}, name), h("pre", { class: "json" }, JSON.stringify(value, null, 2))));
+  box.replaceChildren(...(rows.length ? rows : [h("p", { class: "muted" }, "No outputs.")]));
 }
 
 function flowPanel(node) {
