@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from flask import current_app
@@ -10,6 +11,7 @@ from flask import current_app
 from dizest_api import partials
 from dizest_api.data.accounts import Accounts
 from dizest_api.data.library import Library
+from dizest_api.data.run_index import RunIndex
 from dizest_api.drives import finish_removals
 from dizest_api.settings import ApiSettings
 from dizest_core.plugins import PluginRegistry
@@ -23,6 +25,11 @@ class Services:
     library: Library
     plugins: PluginRegistry
     client: Any  # dizest_worker.client.Client: runs (submit, events, cancel)
+
+    @cached_property
+    def run_index(self) -> RunIndex:
+        """Who owns which run: one per process (it keeps the claims it has read)."""
+        return RunIndex(self.redis, self.settings.worker)
 
     def bootstrap(self) -> str | None:
         """Create the first admin if there is none; return its generated password, if any.

@@ -11,13 +11,17 @@ expires with the newest of them: it never holds more than the runs that still ex
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from dizest_api.data.run_quota import RunQuota
 from dizest_core.status import RUN_FINAL_VALUES
 from dizest_worker.client import WorkerSettings
 from dizest_worker.keys import Keys
+
+OWNERS_KEPT = 4096  # runs whose claim one RunIndex keeps in memory (a few hundred bytes each)
 
 
 def run_status(client: Any, run_id: str) -> str | None:
@@ -36,6 +40,8 @@ class RunIndex:
         self.owner_key = self.keys.run_owner
         self.user_runs = self.keys.user_runs
         self.user_active = self.keys.user_active_runs
+        self._owners: OrderedDict[str, dict[str, Any]] = OrderedDict()  # run -> its claim
+        self._owners_lock = threading.Lock()
 
     def claim(
         self,
@@ -79,8 +85,26 @@ class RunIndex:
         )
 
     def get(self, run_id: str) -> dict[str, Any] | None:
+        """The run's claim (owner, workflow_id, ...), None for a run nobody claimed (yet).
+
+        A claim once read is kept (the last OWNERS_KEPT): it is written once (`claim`, SET NX)
+        and never changed, only expires with its run, and every caller reads the run's record
+        too, so a run gone is gone whatever is kept. An SSE connect storm on one run read it
+        once per connect, a Redis round trip each. A run not claimed is asked again."""
+        with self._owners_lock:
+            kept = self._owners.get(run_id)
+            if kept is not None:
+                self._owners.move_to_end(run_id)
+                return dict(kept)
         raw = self.redis.get(self.owner_key(run_id))
-        return json.loads(raw) if raw else None
+        if not raw:
+            return None
+        info: dict[str, Any] = json.loads(raw)
+        with self._owners_lock:
+            self._owners[run_id] = info
+            while len(self._owners) > OWNERS_KEPT:
+                self._owners.popitem(last=False)
+        return dict(info)
 
     def active(self, username: str, status_of: Any) -> int:
         """How many of the user's runs are not final (pruning the others)."""

@@ -25,8 +25,7 @@ RUN_RIGHTS = {"read": "read", "rerun": "run", "cancel": "write"}  # on the run's
 
 
 def index() -> RunIndex:
-    found = services()
-    return RunIndex(found.redis, found.settings.worker)
+    return services().run_index
 
 
 def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
