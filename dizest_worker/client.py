@@ -278,7 +278,7 @@ class Client:
     def event_batch(self, run_id: str, after: str | None = None, count: int = 1000) -> list[Event]:
         """Up to `count` stored events after event id `after` (None: from the start), at once:
         what a stream replays before it follows the live ones on its run's channel."""
-        return self.runs.events(run_id, after, count=count)
+        return self.runs.events(run_id, after, count=count, shared=True)
 
     def has_event(self, run_id: str, event_id: str) -> bool:
         """Whether the run's stored events hold event `event_id` (a stream resuming there)."""

@@ -8,9 +8,10 @@ Readers (the API's streams, `Client.get`) need only this half.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -23,6 +24,8 @@ from dizest_worker.settings import WorkerSettings
 CONTEXT_CACHE = 32
 FEW_FLOWS = 64  # flow_states reads up to this many flows by name, more with the whole hash
 STATE_FIELDS = ("", ":reason", ":index", ":duration")  # a flow's state in its run's flows hash
+# decoded events one reader keeps for its streams, in stored JSON bytes (~4x that in memory)
+KEPT_EVENT_BYTES = 4 << 20
 
 
 def now_ms() -> int:
@@ -38,6 +41,7 @@ class RunReader:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self._contexts: OrderedDict[str, RunContext] = OrderedDict()
+        self._decoded = DecodedEvents(KEPT_EVENT_BYTES)
 
     def record(self, run_id: str) -> dict[str, str] | None:
         raw = self.client.hgetall(self.keys.run(run_id))
@@ -109,9 +113,16 @@ class RunReader:
         )
 
     def events(
-        self, run_id: str, after: str | None = None, count: int = 1000, block_ms: int | None = None
+        self,
+        run_id: str,
+        after: str | None = None,
+        count: int = 1000,
+        block_ms: int | None = None,
+        shared: bool = False,
     ) -> list[Event]:
-        """Events after stream id `after` (exclusive; None = from the start)."""
+        """Events after stream id `after` (exclusive; None = from the start). `shared`: the
+        Event objects may be ones this reader decoded before (the same entry), as the API's
+        streams send them: nobody may change one."""
         stream = self.keys.events(run_id)
         if block_ms is None:
             start = "-" if after is None else f"({after}"
@@ -119,6 +130,8 @@ class RunReader:
         else:
             got = self.client.xread({stream: after or "0-0"}, count=count, block=block_ms)
             entries = got[0][1] if got else []
+        if shared:
+            return self._decoded.events(stream, entries)
         return [to_event(entry_id, fields) for entry_id, fields in entries]
 
 
@@ -152,3 +165,52 @@ def to_event(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Event:
     obj = json.loads(fields[b"e"])
     obj["id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return Event.from_dict(obj)
+
+
+class DecodedEvents:
+    """Events decoded from run streams, kept by entry (the newest `max_bytes` of stored JSON):
+    an entry never changes once added, and a connect storm on one run replays the same ones to
+    every client (a replay of 500 events was 500 JSON decodes and 500 encodes per connect; a
+    kept Event keeps its `wire` JSON too). A kept one is used only for the same stored bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._kept: OrderedDict[tuple[str, bytes], tuple[bytes, Event]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def events(
+        self, stream: str, entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]]
+    ) -> list[Event]:
+        found: list[Event | None] = []
+        with self._lock:
+            for entry_id, fields in entries:
+                kept = self._kept.get((stream, entry_id))
+                if kept is not None and kept[0] == fields[b"e"]:
+                    self._kept.move_to_end((stream, entry_id))
+                    found.append(kept[1])
+                else:
+                    found.append(None)
+        out: list[Event] = []
+        new: list[tuple[tuple[str, bytes], bytes, Event]] = []
+        for (entry_id, fields), event in zip(entries, found, strict=True):
+            if event is None:
+                event = to_event(entry_id, fields)
+                if len(fields[b"e"]) <= self.max_bytes // 64:  # a huge one would push out many
+                    new.append(((stream, entry_id), fields[b"e"], event))
+            out.append(event)
+        if new:
+            self._keep(new)
+        return out
+
+    def _keep(self, new: list[tuple[tuple[str, bytes], bytes, Event]]) -> None:
+        with self._lock:
+            for key, raw, event in new:
+                old = self._kept.pop(key, None)
+                if old is not None:
+                    self._bytes -= len(old[0])
+                self._kept[key] = (raw, event)
+                self._bytes += len(raw)
+            while self._bytes > self.max_bytes:
+                _, (raw, _) = self._kept.popitem(last=False)
+                self._bytes -= len(raw)
