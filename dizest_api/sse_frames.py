@@ -21,6 +21,7 @@ def chunk(data: bytes) -> bytes:
 
 
 HEARTBEAT = chunk(b": heartbeat\n\n")  # an SSE comment
+LAST_CHUNK = b"0\r\n\r\n"  # a chunked response's end
 
 
 def newer(events: list[Event], last: str | None) -> list[Event]:

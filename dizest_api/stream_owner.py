@@ -6,15 +6,15 @@ Invariants (every one under the hub's lock, shared with `EventHub`):
   `queue_size` events behind has its response ended after them (it resumes with Last-Event-ID);
   one whose outbox has not moved for two heartbeat periods is cut off. Neither delays the others.
 - `last` is the id of the last event queued to the client; nothing at or before it is sent again.
-- One writer thread owns the selector: it registers and closes the sockets, flushes outboxes,
-  sees clients leave, sends heartbeats, and catches each run up from its stream every heartbeat
-  period and after the hub resubscribed (live events are held back meanwhile, so a client gets
-  every event once, in order, whatever pubsub lost). A run far ahead of its clients (a flood)
-  is caught up in steps of `queue_size` events, each followed by a rest as long as it took
-  (a resync meanwhile waits for the next step, which reads what it wants): one run's catch-ups
-  take at most half of this thread. A failed catch-up is tried again after a backoff; after
-  CATCH_UP_TRIES in a row, over a heartbeat period at least, the run's streams end, as if it
-  expired: their clients resume with Last-Event-ID.
+- One writer thread owns the selector: it registers (at its next turn: no wake-up per socket handed
+  over) and closes the sockets, flushes outboxes, sees clients leave, sends heartbeats, and catches
+  each run up from its stream every heartbeat period and after the hub resubscribed (live events
+  are held back meanwhile, so a client gets every event once, in order, whatever pubsub lost). A
+  run far ahead of its clients (a flood) is caught up in steps of `queue_size` events, each
+  followed by a rest as long as it took (a resync meanwhile waits for the next step, which reads
+  what it wants): one run's catch-ups take at most half of this thread. A failed catch-up is tried
+  again after a backoff; after CATCH_UP_TRIES in a row, over a heartbeat period at least, the run's
+  streams end, as if it expired: their clients resume with Last-Event-ID.
 - A stream ends after its run's final event, when the run expires, or on shutdown: the chunked
   response's last chunk, then the socket closes.
 """
@@ -33,12 +33,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dizest_api.sse_frames import HEARTBEAT, frame, newer, stream_key
+from dizest_api.sse_frames import HEARTBEAT, LAST_CHUNK, frame, newer, stream_key
 from dizest_core.events import Event
 
 log = logging.getLogger("dizest.api.streaming")
 
-LAST_CHUNK = b"0\r\n\r\n"
 REPLAY_BATCH = 500  # events read at once to replay or catch up
 # what waits for one slow client before its response ends (a probe's 4 clients that did not
 # read 1 MB lines held 2 GB of the API when only events were counted)
@@ -80,6 +79,7 @@ class OwnedStreams:
         self.heartbeat_s = heartbeat_s
         self.by_run: dict[str, set[Stream]] = {}
         self._attention: set[Stream] = set()  # for the writer: register, watch, close
+        self._new: set[Stream] = set()  # handed over: the writer registers them at its next turn
         self._catch_up: set[str] = set()  # runs to catch up at once (the hub resubscribed)
         self._paced: dict[str, float] = {}  # run -> when its next catch-up step may start
         self._checked: dict[str, float] = {}  # run -> when it was last caught up
@@ -100,7 +100,7 @@ class OwnedStreams:
         stream = Stream(run_id, sock, last, runs)
         self.by_run.setdefault(run_id, set()).add(stream)
         self._checked.setdefault(run_id, time.monotonic())
-        self._notice(stream)
+        self._new.add(stream)  # a wake-up per connect was a turn of the writer (and the GIL)
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="dizest-sse-writer", daemon=True)
@@ -262,7 +262,7 @@ class OwnedStreams:
                         with self._lock:
                             self._flush(key.data)
                 with self._lock:
-                    todo, self._attention = self._attention, set()
+                    todo, self._attention, self._new = self._attention | self._new, set(), set()
                     now = time.monotonic()  # a paced run's next step reads what a resync wants
                     runs = {r for r in self._catch_up if self._paced.get(r, now) <= now}
                     runs.update(r for r, at in self._paced.items() if at <= now)
