@@ -1,5 +1,5 @@
 """Whether a live stream's reader may still read its run: asked when the stream opens
-(`routes.runs.follow_run`) and again every period while it lasts (`AccessWatch`).
+(`routes.run_events.follow_run`) and again every period while it lasts (`AccessWatch`).
 
 A stream may last as long as its run, hours. Its reader's right may end before it: a grant
 taken away or lowered, a token revoked or expired, a session ended (a logout, a password

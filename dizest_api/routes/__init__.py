@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dizest_api.routes import run_events  # noqa: F401 (its route is on the runs blueprint)
 from dizest_api.routes.accounts import bp as accounts
 from dizest_api.routes.apicalls import bp as apicalls
 from dizest_api.routes.apidocs import bp as apidocs

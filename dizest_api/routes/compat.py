@@ -31,7 +31,8 @@ from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
 from dizest_api.event_hub import hub_for
 from dizest_api.routes.files import user_drive
 from dizest_api.routes.health import require_worker
-from dizest_api.routes.runs import RESUME, index, sse_response, within_limit
+from dizest_api.routes.run_events import RESUME, sse_response
+from dizest_api.routes.runs import index, within_limit
 from dizest_api.routes.workflows import open_workflow
 from dizest_api.schemas import ERR, EVENTS
 from dizest_api.services import services

@@ -10,21 +10,18 @@ cannot pass it together.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from redis.exceptions import LockError
 
-from dizest_api import handover
 from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
 from dizest_api.data.run_index import run_status
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_number
 from dizest_api.errors import ApiError, BadInput, NotFound
-from dizest_api.event_hub import Held, hub_for
 from dizest_api.routes.files import attach, submit_body, user_drive
 from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_access import index, open_run
@@ -32,12 +29,9 @@ from dizest_api.routes.run_query import RUN_FILTERS, SHARED, run_page
 from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.run_reads import FLOWS, REPORTS, run_report
 from dizest_api.routes.workflows import open_workflow
-from dizest_api.schemas import ERR, EVENTS, page_of
+from dizest_api.schemas import ERR, page_of
 from dizest_api.services import services
-from dizest_api.stream_access import request_reader
-from dizest_api.streaming import STREAM_ID, follow, sse
 from dizest_core.errors import DizestError
-from dizest_core.events import Event
 from dizest_core.options import RUN_OPTIONS
 from dizest_core.status import RunStatus
 from dizest_worker.keys import Keys
@@ -53,10 +47,6 @@ SUBMIT = {
     "flows": Field("array", items="string", description="target flows (default: all)"),
     "options": Field("object", description=OPTIONS_HELP),
 }
-AFTER = {"after": "resume after this event id (or the Last-Event-ID header)"}
-RESUME = {"Last-Event-ID": Field("string", pattern=f"^{STREAM_ID.pattern}$", description=(
-    "resume after this event id (the last `id` received; `?after=` wins); not an event id: 400"
-))}  # fmt: skip
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 KEYED = {IDEMPOTENCY_HEADER: Field("string", minimum=1, maximum=200, description=(
     "start the run once: a later submit with this key (yours) answers 200 with its run"
@@ -271,62 +261,3 @@ def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]
     record = services().client.record(new_id)
     answer = _summary(new_id, record, index().get(new_id) or {})
     return jsonify(answer), 201, {"Location": url_for(".get_run", run_id=new_id)}
-
-
-def _after() -> str | None:
-    after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
-    if after is not None and not STREAM_ID.fullmatch(after):
-        raise BadInput("after / Last-Event-ID must be an event id like 1700000000000-0")
-    return after
-
-
-def follow_run(run_id: str, sse: bool = False) -> Held[Event | None]:
-    """The run's events for a stream (SSE or WebSocket), once the caller may read the run (404)
-    and the hub has room, for this stream (503) and for one more of the caller's (429): these
-    raise before anything is subscribed or answered. Close what it returns, even unread: that
-    frees the caller's place."""
-    status = open_run(run_id).get("status")
-    after = _after()
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    hub = hub_for(app)
-    sock = _direct_socket() if sse else None
-    reader = request_reader(run_id, lambda: open_run(run_id))  # asked again while it lasts
-    lease = hub.admit(threaded=sock is None, user=current().username, sock=sock, reader=reader)
-    events = follow(hub, services().client, run_id, after, _heartbeat_s(), sock, status)
-    return Held(hub, lease, events)
-
-
-def _direct_socket() -> socket.socket | None:
-    """The client's socket when the hub may take the stream over: gunicorn with our worker
-    (`handover`), plain TCP (not TLS), HTTP/1.1 (a chunked response, as the hub frames it)."""
-    sock = request.environ.get("gunicorn.socket")
-    protocol = request.environ.get("SERVER_PROTOCOL", "")
-    if type(sock) is not socket.socket or protocol != "HTTP/1.1" or not handover.enabled():
-        return None
-    return sock if current_app.config.get("DIZEST_SSE_DIRECT", True) else None
-
-
-def _heartbeat_s() -> float:
-    """Seconds between SSE heartbeat comments and WebSocket pings on a quiet stream."""
-    return float(services().settings.heartbeat_s)
-
-
-@endpoint(bp, "GET", "/runs/<run_id>/events",
-          "Live events as Server-Sent Events (resume with Last-Event-ID)", query=AFTER,
-          headers=RESUME,
-          responses={**EVENTS, 429: ERR, 503: ERR})  # fmt: skip
-def run_events(run_id: str) -> Response:
-    return sse_response(run_id)
-
-
-def sse_response(run_id: str) -> Response:
-    """The run's events (after `after` / Last-Event-ID) as a Server-Sent Events response."""
-    events = follow_run(run_id, sse=True)
-    response = Response(
-        sse(events),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        direct_passthrough=True,
-    )
-    response.call_on_close(events.close)  # also when the body was never read
-    return response

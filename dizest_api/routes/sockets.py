@@ -24,7 +24,7 @@ from dizest_api.auth import current
 from dizest_api.endpoint import Spec
 from dizest_api.errors import Forbidden, error_response
 from dizest_api.event_hub import Held
-from dizest_api.routes.runs import AFTER, RESUME, follow_run
+from dizest_api.routes.run_events import AFTER, RESUME, follow_run
 from dizest_api.schemas import ERR, WEBSOCKET
 from dizest_api.services import services
 from dizest_core.events import Event

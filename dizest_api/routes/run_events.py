@@ -1,0 +1,86 @@
+"""A run's live events over HTTP (Server-Sent Events), and the opening of a stream that the
+WebSocket (`routes.sockets`) shares: who may read the run is `routes.run_access.open_run`'s rule.
+The route is on the runs blueprint (`routes.runs.bp`)."""
+
+from __future__ import annotations
+
+import socket
+
+from flask import Response, current_app, request
+
+from dizest_api import handover
+from dizest_api.auth import current
+from dizest_api.endpoint import Field, endpoint
+from dizest_api.errors import BadInput
+from dizest_api.event_hub import Held, hub_for
+from dizest_api.routes.run_access import open_run
+from dizest_api.routes.runs import bp
+from dizest_api.schemas import ERR, EVENTS
+from dizest_api.services import services
+from dizest_api.stream_access import request_reader
+from dizest_api.streaming import STREAM_ID, follow, sse
+from dizest_core.events import Event
+
+AFTER = {"after": "resume after this event id (or the Last-Event-ID header)"}
+RESUME = {"Last-Event-ID": Field("string", pattern=f"^{STREAM_ID.pattern}$", description=(
+    "resume after this event id (the last `id` received; `?after=` wins); not an event id: 400"
+))}  # fmt: skip
+
+
+def _after() -> str | None:
+    after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
+    if after is not None and not STREAM_ID.fullmatch(after):
+        raise BadInput("after / Last-Event-ID must be an event id like 1700000000000-0")
+    return after
+
+
+def follow_run(run_id: str, sse: bool = False) -> Held[Event | None]:
+    """The run's events for a stream (SSE or WebSocket), once the caller may read the run (404)
+    and the hub has room, for this stream (503) and for one more of the caller's (429): these
+    raise before anything is subscribed or answered. Close what it returns, even unread: that
+    frees the caller's place."""
+    status = open_run(run_id).get("status")
+    after = _after()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    hub = hub_for(app)
+    sock = _direct_socket() if sse else None
+    reader = request_reader(run_id, lambda: open_run(run_id))  # asked again while it lasts
+    lease = hub.admit(threaded=sock is None, user=current().username, sock=sock, reader=reader)
+    events = follow(hub, services().client, run_id, after, _heartbeat_s(), sock, status)
+    return Held(hub, lease, events)
+
+
+def _direct_socket() -> socket.socket | None:
+    """The client's socket when the hub may take the stream over: gunicorn with our worker
+    (`handover`), plain TCP (not TLS), HTTP/1.1 (a chunked response, as the hub frames it)."""
+    sock = request.environ.get("gunicorn.socket")
+    protocol = request.environ.get("SERVER_PROTOCOL", "")
+    if type(sock) is not socket.socket or protocol != "HTTP/1.1" or not handover.enabled():
+        return None
+    return sock if current_app.config.get("DIZEST_SSE_DIRECT", True) else None
+
+
+def _heartbeat_s() -> float:
+    """Seconds between SSE heartbeat comments and WebSocket pings on a quiet stream."""
+    return float(services().settings.heartbeat_s)
+
+
+@endpoint(bp, "GET", "/runs/<run_id>/events",
+          "Live events as Server-Sent Events (resume with Last-Event-ID)", query=AFTER,
+          headers=RESUME,
+          responses={**EVENTS, 429: ERR, 503: ERR})  # fmt: skip
+def run_events(run_id: str) -> Response:
+    return sse_response(run_id)
+
+
+def sse_response(run_id: str) -> Response:
+    """The run's events (after `after` / Last-Event-ID) as a Server-Sent Events response."""
+    events = follow_run(run_id, sse=True)
+    response = Response(
+        sse(events),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        direct_passthrough=True,
+    )
+    response.call_on_close(events.close)  # also when the body was never read
+    return response
