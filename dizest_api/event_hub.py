@@ -52,11 +52,14 @@ from dizest_api.run_channels import RunChannels
 from dizest_api.sse_frames import chunk, sse_frame, stream_key
 from dizest_api.stream_access import AccessWatch, Reader
 from dizest_api.stream_leases import (
+    CLOSING,
+    RESYNC,
     Held,
     Lease,
     Subscription,
     TooManyOfYourStreams,
     TooManyStreams,
+    resync_pending,
     streams_per_user,
 )
 from dizest_api.stream_owner import OwnedStreams, RunFeed
@@ -68,9 +71,6 @@ __all__ += ["Held", "Lease", "TooManyOfYourStreams", "TooManyStreams", "stream_k
 __all__ += ["streams_per_user"]
 
 log = logging.getLogger("dizest.api.streaming")  # the name the logs have always used
-
-RESYNC: Any = object()  # queued to every client after the hub (re)subscribed: catch up
-CLOSING: Any = object()  # queued to every client when the process stops: end the stream
 
 
 class EventHub:
@@ -306,7 +306,7 @@ class EventHub:
         for run in list(self._subs) if runs is None else runs:
             group = self._subs.get(run)
             if group is not None:
-                self._queue_all(group, [item], skip=_resync_pending if item is RESYNC else None)
+                self._queue_all(group, [item], skip=resync_pending if item is RESYNC else None)
                 if not group:
                     del self._subs[run]
 
@@ -367,14 +367,6 @@ class EventHub:
                 sub.dropped = True
                 slow.append(sub)
         subs.difference_update(slow)
-
-
-def _resync_pending(sub: Subscription) -> bool:
-    """Whether `sub`'s queue ends with a RESYNC its client has not read: another one now would
-    catch up nothing more (a catch-up reads the run's stream when its RESYNC is read, so after
-    whatever made this one), and would take a place in a queue sized for events."""
-    with sub.queue.mutex:
-        return bool(sub.queue.queue) and sub.queue.queue[-1] is RESYNC
 
 
 def hub_for(app: Flask) -> EventHub:

@@ -1,5 +1,6 @@
 """A stream's place among a process's and its user's streams (`EventHub.admit`), and the
-errors of a stream refused for want of one.
+errors of a stream refused for want of one; a queued client's subscription and the control
+items the hub queues to it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from dizest_api.stream_owner import Stream
 
 if TYPE_CHECKING:
     from dizest_api.event_hub import EventHub
+
+
+RESYNC: Any = object()  # queued to every client after the hub (re)subscribed: catch up
+CLOSING: Any = object()  # queued to every client when the process stops: end the stream
 
 
 class TooManyStreams(ApiError):
@@ -36,6 +41,14 @@ class Subscription:
     run_id: str
     queue: queue.Queue[Any]
     dropped: bool = False
+
+
+def resync_pending(sub: Subscription) -> bool:
+    """Whether `sub`'s queue ends with a RESYNC its client has not read: another one now would
+    catch up nothing more (a catch-up reads the run's stream when its RESYNC is read, so after
+    whatever made this one), and would take a place in a queue sized for events."""
+    with sub.queue.mutex:
+        return bool(sub.queue.queue) and sub.queue.queue[-1] is RESYNC
 
 
 @dataclass(eq=False)
