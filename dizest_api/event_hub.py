@@ -112,8 +112,8 @@ class EventHub:
             self._subscribed, self._dispatch_all, self.ready.clear,
         )  # fmt: skip
 
-    def subscribe(self, run_id: str, wait_s: float = 5.0) -> Subscription:
-        sub = Subscription(run_id, queue.Queue(self.queue_size))
+    def subscribe(self, run_id: str, wait_s: float = 5.0, admitted: bool = True) -> Subscription:
+        sub = Subscription(run_id, queue.Queue(self.queue_size), admitted=admitted)
         with self._lock:
             subs = self._subs.setdefault(run_id, set())
             if not subs and run_id not in self.owned.by_run:
@@ -131,14 +131,20 @@ class EventHub:
             self.ready.wait(wait_s)
         return sub
 
+    def streams(self, run_id: str) -> bool:
+        """Whether streams of `run_id` are served here (its channel subscribed): a hint."""
+        return run_id in self._subs or run_id in self.owned.by_run  # no lock: one dict read each
+
     def admit(self, threaded: bool = True, user: str | None = None,
-              sock: socket.socket | None = None, reader: Reader | None = None) -> Lease:  # fmt: skip
+              sock: socket.socket | None = None, reader: Reader | None = None,
+              sub: Subscription | None = None) -> Lease:  # fmt: skip
         """A place for one more stream (of `user`: at most `per_user` of theirs), or
         TooManyStreams (503) / TooManyOfYourStreams (429), before the response starts. Totals
         are counted from the streams running, so a race may let a few more in; a user's own
         from their leases, taken here under the lock, so none can. `threaded`: the stream will
         hold a server thread for its life; `sock`: the socket the hub may take over; `reader`:
-        asked again while the stream lasts (`stream_access`)."""
+        asked again while the stream lasts (`stream_access`); `sub`: the stream's subscription,
+        taken before (not `admitted`: not counted until now)."""
         if self.closing:
             raise TooManyStreams("this server is stopping; reconnect", {"retry_after": 1})
         with self._lock:
@@ -149,7 +155,7 @@ class EventHub:
                     "thread (WebSocket, HTTP/1.0 streams, DIZEST-compatible runs); end one",
                     {"max_streams_per_user": self.per_user_threads, "retry_after": 2},
                 )
-            threads = sum(len(s) for s in self._subs.values())
+            threads = sum(s.admitted for group in self._subs.values() for s in group)
             total = threads + self.owned.count()
             if total >= self.max_clients or (threaded and threads >= self.max_threads):
                 limit = self.max_threads if total < self.max_clients else self.max_clients
@@ -165,6 +171,8 @@ class EventHub:
                 self._leases[user] = mine
             if sock is not None:
                 self._by_sock[sock] = lease
+            if sub is not None:
+                sub.admitted = True
             return lease
 
     def ensure_room(self, user: str) -> None:

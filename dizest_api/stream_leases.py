@@ -41,6 +41,7 @@ class Subscription:
     run_id: str
     queue: queue.Queue[Any]
     dropped: bool = False
+    admitted: bool = True  # False: taken before its stream's admission, not counted by `admit`
 
 
 def resync_pending(sub: Subscription) -> bool:
@@ -74,8 +75,11 @@ class Held(Iterator[T], Generic[T]):
     """A stream's events holding its lease: closing them (the stream ended, was refused or
     never started) gives the place back, unless the hub owns the stream by then."""
 
-    def __init__(self, hub: EventHub, lease: Lease, events: Iterator[T]) -> None:
+    def __init__(
+        self, hub: EventHub, lease: Lease, events: Iterator[T], sub: Subscription | None = None
+    ) -> None:
         self.hub, self.lease, self._events = hub, lease, events
+        self.sub = sub  # taken before `events` began (they may never): given back at close too
         self._closed = False
 
     def __iter__(self) -> Held[T]:
@@ -95,4 +99,6 @@ class Held(Iterator[T], Generic[T]):
             if close is not None:
                 close()
         finally:
+            if self.sub is not None:
+                self.hub.unsubscribe(self.sub)
             self.hub.release(self.lease)

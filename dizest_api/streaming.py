@@ -20,7 +20,7 @@ import socket
 from collections.abc import Iterator
 
 from dizest_api import handover
-from dizest_api.event_hub import CLOSING, RESYNC, EventHub
+from dizest_api.event_hub import CLOSING, RESYNC, EventHub, Subscription
 from dizest_api.handover import HandedOver
 from dizest_api.sse_frames import sse_frame, stream_key
 from dizest_api.stream_owner import REPLAY_BATCH, RunFeed
@@ -42,6 +42,7 @@ def follow(
     idle_s: float,
     sock: socket.socket | None = None,
     status: str | None = None,
+    opened: tuple[Subscription, list[Event]] | None = None,
 ) -> Iterator[Event | None]:
     """The run's events after `after`, then live ones, until its final workflow.status.
 
@@ -49,9 +50,11 @@ def follow(
     this client was dropped for being too slow. `status`: the run's, when the caller has just
     read its record. With `sock` (the client's socket, a chunked HTTP/1.1 response whose every
     yield so far is written), the hub takes the socket over with the replay's last batch and
-    this raises `HandedOver`.
+    this raises `HandedOver`. `opened`: the run's subscription and the first batch after
+    `after`, read after it was taken (`follow_run`), instead of subscribing and reading here.
     """
-    sub = hub.subscribe(run_id)  # before replaying: nothing published meanwhile is missed
+    # before replaying: nothing published meanwhile is missed
+    sub, read = opened if opened is not None else (hub.subscribe(run_id), None)
     try:
         if hub.closing:
             return
@@ -65,7 +68,8 @@ def follow(
         first = True
         while True:
             while True:  # catch up from the stream
-                batch = runs.event_batch(run_id, last, count=REPLAY_BATCH)
+                batch = read if read is not None else runs.event_batch(run_id, last, REPLAY_BATCH)
+                read = None
                 if first and sock is not None and len(batch) < REPLAY_BATCH:
                     if not (ended and not batch) and hub.own(sub, sock, last, runs, batch):
                         raise HandedOver()  # the hub writes that batch, then live events

@@ -7,9 +7,8 @@ outputs, wait. A run report from here is the same document `dizest run --json` p
         ...
     report = client.get(run_id)
 
-A package is validated (and its target flows and inputs checked) before anything is stored or
-enqueued; plugin apps it uses are embedded in the run's snapshot, so workers need not have the
-same plugins installed.
+A package is validated (its target flows and inputs too) before anything is stored or enqueued;
+plugin apps it uses are embedded in the run's snapshot: workers need not have the same plugins.
 """
 
 from __future__ import annotations
@@ -54,6 +53,7 @@ from dizest_worker.quota import quota_error as quota_error
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.reports import Reports, Source
 from dizest_worker.run_parts import RunParts, run_times
+from dizest_worker.run_reads import RecordAndBatch
 from dizest_worker.settings import WorkerSettings as WorkerSettings
 from dizest_worker.state import RedisRuns
 
@@ -279,6 +279,10 @@ class Client:
         """Up to `count` stored events after event id `after` (None: from the start), at once:
         what a stream replays before it follows the live ones on its run's channel."""
         return self.runs.events(run_id, after, count=count, shared=True)
+
+    def record_and_batch(self, run_id: str, after: str | None, count: int) -> RecordAndBatch:
+        """`record` and `event_batch` in one round trip: what a stream reads once subscribed."""
+        return self.runs.record_and_events(run_id, after, count)
 
     def has_event(self, run_id: str, event_id: str) -> bool:
         """Whether the run's stored events hold event `event_id` (a stream resuming there)."""

@@ -40,6 +40,7 @@ from dizest_core.status import RunStatus
 from dizest_core.store import MemoryStore
 from dizest_core.traverse import make_passable
 from dizest_worker.client import Client, RunNotFound
+from dizest_worker.run_reads import RecordAndBatch
 from dizest_worker.settings import WorkerSettings
 
 FINAL = (RunStatus.READY, RunStatus.ERROR, RunStatus.CANCELLED)
@@ -296,6 +297,10 @@ class MemoryClient:
         ids = [e.id for e in events]
         start = ids.index(after) + 1 if after in ids else 0
         return events[start : start + count]
+
+    def record_and_batch(self, run_id: str, after: str | None, count: int) -> RecordAndBatch:
+        record = self.record(run_id)
+        return record, [] if record is None else self.event_batch(run_id, after, count)
 
     @property
     def event_channel(self) -> str:

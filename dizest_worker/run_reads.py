@@ -24,6 +24,7 @@ from dizest_worker.settings import WorkerSettings
 CONTEXT_CACHE = 32
 FEW_FLOWS = 64  # flow_states reads up to this many flows by name, more with the whole hash
 STATE_FIELDS = ("", ":reason", ":index", ":duration")  # a flow's state in its run's flows hash
+RecordAndBatch = tuple[dict[str, str] | None, list[Event]]  # a run's record, a batch of events
 # decoded events one reader keeps for its streams, in stored JSON bytes (~4x that in memory)
 KEPT_EVENT_BYTES = 4 << 20
 
@@ -44,8 +45,16 @@ class RunReader:
         self._decoded = DecodedEvents(KEPT_EVENT_BYTES)
 
     def record(self, run_id: str) -> dict[str, str] | None:
-        raw = self.client.hgetall(self.keys.run(run_id))
-        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+        return _record(self.client.hgetall(self.keys.run(run_id)))
+
+    def record_and_events(self, run_id: str, after: str | None, count: int) -> RecordAndBatch:
+        """`record` and `events(..., shared=True)` in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.run(run_id))
+        stream = self.keys.events(run_id)
+        pipe.xrange(stream, _past(after), "+", count=count)
+        raw, entries = pipe.execute()
+        return _record(raw), self._decoded.events(stream, entries)
 
     def wait_final(self, run_id: str, timeout_s: float) -> str | None:
         """Block until the run has ended (its final status) or `timeout_s` passes (None).
@@ -125,8 +134,7 @@ class RunReader:
         streams send them: nobody may change one."""
         stream = self.keys.events(run_id)
         if block_ms is None:
-            start = "-" if after is None else f"({after}"
-            entries = self.client.xrange(stream, start, "+", count=count)
+            entries = self.client.xrange(stream, _past(after), "+", count=count)
         else:
             got = self.client.xread({stream: after or "0-0"}, count=count, block=block_ms)
             entries = got[0][1] if got else []
@@ -159,6 +167,15 @@ def states_of(
             "duration_s": None if duration is None else float(duration),
         }
     return states
+
+
+def _past(after: str | None) -> str:
+    """XRANGE's start for the entries after stream id `after` (None: from the first)."""
+    return "-" if after is None else f"({after}"
+
+
+def _record(raw: Mapping[bytes, bytes]) -> dict[str, str] | None:
+    return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
 
 
 def to_event(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> Event:

@@ -31,7 +31,11 @@ def index() -> RunIndex:
 def open_run(run_id: str, right: str = "read") -> dict[str, Any]:
     """The run's record, if the caller may `right` (read, rerun or cancel) it; else 404 (or 403
     for a grantee whose grant does not allow it)."""
-    record = services().client.record(run_id)
+    return run_allowed(run_id, services().client.record(run_id), right)
+
+
+def run_allowed(run_id: str, record: dict[str, str] | None, right: str = "read") -> dict[str, Any]:
+    """`open_run` on the run's record read already (None: there is none)."""
     if record is None:
         raise NotFound(f"no run {run_id!r}")
     principal, info = current(), index().get(run_id) or {}

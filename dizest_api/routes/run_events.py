@@ -13,12 +13,12 @@ from dizest_api.auth import current
 from dizest_api.endpoint import Field, endpoint
 from dizest_api.errors import BadInput
 from dizest_api.event_hub import Held, hub_for
-from dizest_api.routes.run_access import open_run
+from dizest_api.routes.run_access import open_run, run_allowed
 from dizest_api.routes.runs import bp
 from dizest_api.schemas import ERR, EVENTS
 from dizest_api.services import services
 from dizest_api.stream_access import request_reader
-from dizest_api.streaming import STREAM_ID, follow, sse
+from dizest_api.streaming import REPLAY_BATCH, STREAM_ID, follow, sse
 from dizest_core.events import Event
 
 AFTER = {"after": "resume after this event id (or the Last-Event-ID header)"}
@@ -35,19 +35,39 @@ def _after() -> str | None:
 
 
 def follow_run(run_id: str, sse: bool = False) -> Held[Event | None]:
-    """The run's events for a stream (SSE or WebSocket), once the caller may read the run (404)
-    and the hub has room, for this stream (503) and for one more of the caller's (429): these
-    raise before anything is subscribed or answered. Close what it returns, even unread: that
-    frees the caller's place."""
-    status = open_run(run_id).get("status")
+    """The run's events for a stream (SSE or WebSocket): refused before anything is answered
+    for a bad `after` (400), a caller who may not read the run (404), no room on the hub for the
+    stream (503) or for one more of the caller's (429). Close what it returns, even unread:
+    that frees the caller's place.
+
+    An SSE stream the hub may own, of a run this process streams already (a crowd connecting),
+    subscribes first (locally: the run's channel is subscribed), then reads the run's record
+    and its first events in one Redis round trip, not two, and gives its subscription back if
+    refused. Any other stream subscribes once its events begin."""
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
     sock = _direct_socket() if sse else None
-    reader = request_reader(run_id, lambda: open_run(run_id))  # asked again while it lasts
-    lease = hub.admit(threaded=sock is None, user=current().username, sock=sock, reader=reader)
-    events = follow(hub, services().client, run_id, after, _heartbeat_s(), sock, status)
-    return Held(hub, lease, events)
+    client, sub, batch = services().client, None, []
+    try:
+        if sock is not None and hub.streams(run_id):
+            sub = hub.subscribe(run_id, admitted=False)
+            record, batch = client.record_and_batch(run_id, after, REPLAY_BATCH)
+            status = run_allowed(run_id, record).get("status")
+        else:
+            status = open_run(run_id).get("status")
+        reader = request_reader(run_id, lambda: open_run(run_id))  # asked again while it lasts
+        lease = hub.admit(
+            threaded=sock is None, user=current().username, sock=sock, reader=reader,
+            sub=sub,
+        )  # fmt: skip
+    except BaseException:
+        if sub is not None:
+            hub.unsubscribe(sub)
+        raise
+    opened = (sub, batch) if sub is not None else None
+    events = follow(hub, client, run_id, after, _heartbeat_s(), sock, status, opened)
+    return Held(hub, lease, events, sub)
 
 
 def _direct_socket() -> socket.socket | None:
