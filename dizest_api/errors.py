@@ -203,8 +203,10 @@ def read_refused(response: Response) -> Response:
     unread, the kernel answers what the client still sends with a reset, and a client that
     sends its whole body before reading (urllib, requests, curl without 100-continue) gets a
     broken pipe instead of the 413 that says what the limit is (gunicorn itself drains 64 KB)."""
+    if response.status_code != 413:  # every other answer: nothing to read (no header parsed)
+        return response
     size = request.content_length
-    if response.status_code == 413 and size is not None and size <= REFUSED_BODY_READ_BYTES:
+    if size is not None and size <= REFUSED_BODY_READ_BYTES:
         stream = request.environ.get("wsgi.input")
         try:
             while stream is not None and stream.read(1 << 16):

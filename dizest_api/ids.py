@@ -40,14 +40,14 @@ def new_id() -> str:
 def check_url_ids() -> None:
     """The app's before_request hook after authentication: a 404 for an id that cannot name a
     record."""
-    from dizest_api import auth  # not at import: the stores import `new_id`
-    from dizest_api.errors import NotFound
-
     values: dict[str, Any] = request.view_args or {}
     for name, value in values.items():
         known = URL_IDS.get(name)
         if known is None or known[1].fullmatch(str(value)):
             continue
+        from dizest_api import auth  # not at import: the stores import `new_id`
+        from dizest_api.errors import NotFound
+
         message = f"no {known[0]} {str(value)[:100]!r}"
         if not (request.endpoint or "").startswith("console."):
             raise NotFound(message)
