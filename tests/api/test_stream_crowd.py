@@ -27,6 +27,11 @@ CHATTY = package(
     },
     {"t": {"app": "talk"}},
 )
+LONG = 700  # lines a run prints at once, then it waits: a replay longer than one batch (500)
+VERBOSE = package(
+    {"talk": {"code": f"import time\nfor i in range({LONG}):\n    print(i)\ntime.sleep(60)\n"}},
+    {"t": {"app": "talk"}},
+)
 
 
 def stream_request(served: Served, run_id: str, headers: dict[str, str]) -> socket.socket:
@@ -101,6 +106,30 @@ def test_a_crowd_connecting_to_a_run_as_it_runs_gets_every_event_once_in_order(
         for i, reader in enumerate(readers):
             assert ids(bytes(reader.data)) == everything, i
             assert reader.data.endswith(b"0\r\n\r\n")
+
+
+def test_a_crowd_client_whose_replay_is_longer_than_a_batch_gets_it_all_in_order(
+    tmp_path: Path,
+) -> None:
+    with serving(tmp_path) as served:
+        status, run, _ = call(
+            served.base, "POST", "/api/v1/runs", {"package": VERBOSE}, served.token
+        )
+        assert status == 201, run
+        first = stream_request(served, run["run_id"], served.token)
+        assert status_of(first) == 200
+        early = Reader(first)
+        wait_for(lambda: len(ids(bytes(early.data))) > LONG, timeout=30)
+        late = stream_request(served, run["run_id"], served.token)  # its replay: LONG lines +
+        assert status_of(late) == 200
+        later = Reader(late)
+        wait_for(lambda: len(ids(bytes(later.data))) >= len(ids(bytes(early.data))), timeout=30)
+        call(served.base, "POST", f"/api/v1/runs/{run['run_id']}/cancel", None, served.token)
+        early.join(timeout=30)
+        later.join(timeout=30)
+        assert len(ids(bytes(early.data))) > LONG
+        assert ids(bytes(later.data)) == ids(bytes(early.data))
+        assert later.data.endswith(b"0\r\n\r\n")
 
 
 def test_a_stream_refused_on_a_run_streamed_here_leaves_nothing_subscribed(
