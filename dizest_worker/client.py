@@ -53,7 +53,7 @@ from dizest_worker.quota import quota_error as quota_error
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.reports import Reports, Source
 from dizest_worker.run_parts import RunParts, run_times
-from dizest_worker.run_reads import RecordAndBatch
+from dizest_worker.run_reads import StatusAndBatch
 from dizest_worker.settings import WorkerSettings as WorkerSettings
 from dizest_worker.state import RedisRuns
 
@@ -280,9 +280,9 @@ class Client:
         what a stream replays before it follows the live ones on its run's channel."""
         return self.runs.events(run_id, after, count=count, shared=True)
 
-    def record_and_batch(self, run_id: str, after: str | None, count: int) -> RecordAndBatch:
-        """`record` and `event_batch` in one round trip: what a stream reads once subscribed."""
-        return self.runs.record_and_events(run_id, after, count)
+    def status_and_batch(self, run_id: str, after: str | None, count: int) -> StatusAndBatch:
+        """Its status (None: no run) and `event_batch`, in one round trip: a stream's first read."""
+        return self.runs.status_and_events(run_id, after, count)
 
     def has_event(self, run_id: str, event_id: str) -> bool:
         """Whether the run's stored events hold event `event_id` (a stream resuming there)."""

@@ -40,7 +40,7 @@ from dizest_core.status import RunStatus
 from dizest_core.store import MemoryStore
 from dizest_core.traverse import make_passable
 from dizest_worker.client import Client, RunNotFound
-from dizest_worker.run_reads import RecordAndBatch
+from dizest_worker.run_reads import StatusAndBatch
 from dizest_worker.settings import WorkerSettings
 
 FINAL = (RunStatus.READY, RunStatus.ERROR, RunStatus.CANCELLED)
@@ -298,9 +298,11 @@ class MemoryClient:
         start = ids.index(after) + 1 if after in ids else 0
         return events[start : start + count]
 
-    def record_and_batch(self, run_id: str, after: str | None, count: int) -> RecordAndBatch:
+    def status_and_batch(self, run_id: str, after: str | None, count: int) -> StatusAndBatch:
         record = self.record(run_id)
-        return record, [] if record is None else self.event_batch(run_id, after, count)
+        if record is None:
+            return None, []
+        return record["status"], self.event_batch(run_id, after, count)
 
     @property
     def event_channel(self) -> str:

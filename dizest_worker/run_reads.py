@@ -24,7 +24,7 @@ from dizest_worker.settings import WorkerSettings
 CONTEXT_CACHE = 32
 FEW_FLOWS = 64  # flow_states reads up to this many flows by name, more with the whole hash
 STATE_FIELDS = ("", ":reason", ":index", ":duration")  # a flow's state in its run's flows hash
-RecordAndBatch = tuple[dict[str, str] | None, list[Event]]  # a run's record, a batch of events
+StatusAndBatch = tuple[str | None, list[Event]]  # a run's status, a batch of its events
 # decoded events one reader keeps for its streams, in stored JSON bytes (~4x that in memory)
 KEPT_EVENT_BYTES = 4 << 20
 
@@ -47,14 +47,15 @@ class RunReader:
     def record(self, run_id: str) -> dict[str, str] | None:
         return _record(self.client.hgetall(self.keys.run(run_id)))
 
-    def record_and_events(self, run_id: str, after: str | None, count: int) -> RecordAndBatch:
-        """`record` and `events(..., shared=True)` in one round trip."""
+    def status_and_events(self, run_id: str, after: str | None, count: int) -> StatusAndBatch:
+        """The run's status (None: no such run) and `events(..., shared=True)`, in one round
+        trip; the status alone: a record holds the run's inputs (megabytes, maybe)."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.run(run_id))
+        pipe.hget(self.keys.run(run_id), "status")
         stream = self.keys.events(run_id)
         pipe.xrange(stream, _past(after), "+", count=count)
-        raw, entries = pipe.execute()
-        return _record(raw), self._decoded.events(stream, entries)
+        status, entries = pipe.execute()
+        return None if status is None else status.decode(), self._decoded.events(stream, entries)
 
     def wait_final(self, run_id: str, timeout_s: float) -> str | None:
         """Block until the run has ended (its final status) or `timeout_s` passes (None).

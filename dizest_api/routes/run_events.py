@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, request
 
 from dizest_api import handover
 from dizest_api.auth import current
@@ -41,19 +41,20 @@ def follow_run(run_id: str, sse: bool = False) -> Held[Event | None]:
     that frees the caller's place.
 
     An SSE stream the hub may own, of a run this process streams already (a crowd connecting),
-    subscribes first (locally: the run's channel is subscribed), then reads the run's record
-    and its first events in one Redis round trip, not two, and gives its subscription back if
-    refused. Any other stream subscribes once its events begin."""
+    subscribes first (locally: the run's channel is subscribed), then reads the run's status
+    (its record's existence) and its first events in one Redis round trip, not two, and gives
+    its subscription back if refused. Any other stream subscribes once its events begin."""
     after = _after()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     hub = hub_for(app)
-    sock = _direct_socket() if sse else None
-    client, sub, batch = services().client, None, []
+    sock = _direct_socket(app) if sse else None
+    found = services()
+    client, sub, batch = found.client, None, []
     try:
         if sock is not None and hub.streams(run_id):
             sub = hub.subscribe(run_id, admitted=False)
-            record, batch = client.record_and_batch(run_id, after, REPLAY_BATCH)
-            status = run_allowed(run_id, record).get("status")
+            status, batch = client.status_and_batch(run_id, after, REPLAY_BATCH)
+            run_allowed(run_id, None if status is None else {"status": status})
         else:
             status = open_run(run_id).get("status")
         reader = request_reader(run_id, lambda: open_run(run_id))  # asked again while it lasts
@@ -66,23 +67,19 @@ def follow_run(run_id: str, sse: bool = False) -> Held[Event | None]:
             hub.unsubscribe(sub)
         raise
     opened = (sub, batch) if sub is not None else None
-    events = follow(hub, client, run_id, after, _heartbeat_s(), sock, status, opened)
+    # the heartbeat: seconds between SSE heartbeat comments and WebSocket pings on a quiet stream
+    events = follow(hub, client, run_id, after, found.settings.heartbeat_s, sock, status, opened)
     return Held(hub, lease, events, sub)
 
 
-def _direct_socket() -> socket.socket | None:
+def _direct_socket(app: Flask) -> socket.socket | None:
     """The client's socket when the hub may take the stream over: gunicorn with our worker
     (`handover`), plain TCP (not TLS), HTTP/1.1 (a chunked response, as the hub frames it)."""
-    sock = request.environ.get("gunicorn.socket")
-    protocol = request.environ.get("SERVER_PROTOCOL", "")
+    environ = request.environ
+    sock, protocol = environ.get("gunicorn.socket"), environ.get("SERVER_PROTOCOL", "")
     if type(sock) is not socket.socket or protocol != "HTTP/1.1" or not handover.enabled():
         return None
-    return sock if current_app.config.get("DIZEST_SSE_DIRECT", True) else None
-
-
-def _heartbeat_s() -> float:
-    """Seconds between SSE heartbeat comments and WebSocket pings on a quiet stream."""
-    return float(services().settings.heartbeat_s)
+    return sock if app.config.get("DIZEST_SSE_DIRECT", True) else None
 
 
 @endpoint(bp, "GET", "/runs/<run_id>/events",

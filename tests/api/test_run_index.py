@@ -15,7 +15,10 @@ def index_of(redis_url: str, tmp_path: Path) -> RunIndex:  # noqa: F811
     return RunIndex(text_client(settings), settings)
 
 
-def test_a_run_read_before_its_claim_is_found_once_claimed(redis_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_a_run_read_before_its_claim_is_found_once_claimed(
+    redis_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     """A stream may ask between the run's creation and its claim: that answer is not kept."""
     index = index_of(redis_url, tmp_path)
     assert index.get("r1") is None
