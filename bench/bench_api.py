@@ -210,19 +210,25 @@ def serving(
         server.admin = bearer(server.base, "admin", ("read", "run", "admin"))
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            print("dizest serve: no exit 40 s after SIGTERM, SIGKILL", file=sys.stderr)
-        for pid in session_members(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.wait()
+        stop_serve(proc, 40)
         log.close()
         if keep_log:
             keep_log.write_bytes((tmp / "serve.log").read_bytes())
+
+
+def stop_serve(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Stop a `dizest serve` started in a session of its own: SIGTERM to its group, `grace_s` to
+    exit, then SIGKILL to whatever of its session is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        print(f"dizest serve: no exit {grace_s:g} s after SIGTERM, SIGKILL", file=sys.stderr)
+    for pid in session_members(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
 
 
 def bearer(base: str, username: str, scopes: tuple[str, ...] = ("read", "run")) -> dict[str, str]:

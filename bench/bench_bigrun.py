@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -42,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import Server, call, free_port, session_members
-from bench_console import CHROMIUM, CHROMIUM_ARGS, LONGTASKS
+from bench_api import Server, call, free_port, stop_serve
+from bench_console import CHROMIUM, CHROMIUM_ARGS, log_in
 from gen_dag import make_dag
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,16 +82,7 @@ def serving(data: Path, tree: Path, password: str) -> Iterator[Server]:
         server.admin = _token(server.base, password)
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            print("dizest serve: no exit 60 s after SIGTERM, SIGKILL", file=sys.stderr)
-        for pid in session_members(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.wait()
+        stop_serve(proc, 60)
         log.close()
 
 
@@ -221,19 +211,6 @@ def browse(base: str, password: str, run_id: str, repeat: int) -> dict[str, Any]
             return {"open": opened, "select": selected, "chromium": browser.version}
         finally:
             browser.close()
-
-
-def log_in(browser: Any, base: str, password: str) -> Any:
-    """A page whose session is the admin's (the bench's password, kept with its data)."""
-    context = browser.new_context(base_url=base, viewport={"width": 1440, "height": 900})
-    context.add_init_script(LONGTASKS)
-    page = context.new_page()
-    page.goto("/login")
-    page.fill("#username", "admin")
-    page.fill("#password", password)
-    page.click("#login-submit")
-    page.wait_for_selector("#me-name")
-    return page
 
 
 def uptime() -> str:

@@ -92,13 +92,14 @@ def printer_package(rate: float, seconds: float, wait: float) -> dict[str, Any]:
     return {"title": "printer", "apps": {"printer": app}, "flow": {"p": flow}}
 
 
-def log_in(browser: Any, base: str) -> Any:
+def log_in(browser: Any, base: str, password: str = PASSWORD) -> Any:
+    """A page whose session is the admin's (`password`: the bench's, or one kept with its data)."""
     context = browser.new_context(base_url=base, viewport={"width": 1440, "height": 900})
     context.add_init_script(LONGTASKS)
     page = context.new_page()
     page.goto("/login")
     page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
+    page.fill("#password", password)
     page.click("#login-submit")
     page.wait_for_selector("#me-name")
     return page
