@@ -21,7 +21,6 @@ from __future__ import annotations
 import inspect
 import io
 import json
-import mimetypes
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -120,6 +119,8 @@ class Response:
     def download(self, path: str, media_type: str | None = None) -> None:
         with open(path, "rb") as fh:  # the sandbox bounds what the flow may open
             body = fh.read()
+        import mimetypes  # on use, not in every child (see runtime)
+
         guessed = mimetypes.guess_type(path)[0] or "application/octet-stream"
         raise Respond(self._status, media_type or guessed, body)
 

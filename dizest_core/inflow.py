@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from dizest_core.dwp import is_active
 from dizest_core.job import FlowJob
 
 
@@ -70,6 +69,8 @@ class Flow:
         return title if isinstance(title, str) and title else self._app.title()
 
     def active(self) -> bool:
+        from dizest_core.dwp import is_active  # the parser: not in every child (see runtime)
+
         return is_active(self._raw)
 
     def app(self) -> App:

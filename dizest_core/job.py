@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dizest_core import interpreter
 from dizest_core.model import OUTPUT, InputSpec, Package
-from dizest_core.settings import Settings
+
+if TYPE_CHECKING:  # flow children import this module, never the settings (see runtime)
+    from dizest_core.settings import Settings
 
 # App code that names `workflow` gets DIZEST's `workflow` global, a view of the whole package;
 # only then is the package copied into the job (dag1000 would otherwise pickle 1000 packages).
@@ -123,6 +124,8 @@ def build_job(
     """The job of one flow: `values` are its wired inputs' values, in `Package.wired` order;
     `fields` set the rest (workdir, params, memory_limit_mb, network, attempt, artifact_dir:
     the flow's options, `dizest_core.options`)."""
+    from dizest_core import interpreter  # the engine's, not a flow child's (see runtime)
+
     flow = package.flows[flow_id]
     app = package.app_of(flow)
     sources: dict[str, list[Value | None]] = {s.name: [] for s in app.inputs if s.type == OUTPUT}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 
 from dizest_core import linux, seccomp
 from dizest_core.cgroups import Group, Slots
@@ -44,7 +43,7 @@ def cgroup_slots_and_reason() -> tuple[Slots | None, str]:
     slots, reason = Slots.open()
     if slots is None:
         return None, f"unavailable: {reason}"
-    name = f"dizest-probe-{uuid.uuid4().hex[:8]}"
+    name = f"dizest-probe-{os.urandom(4).hex()}"
     try:
         group = slots.group(name)
         group.limit(None, None)
@@ -62,7 +61,7 @@ def cpu_share(slots: Slots | None, cpus: float = 0.0) -> str:
     if slots.cpu is None:
         where = "its cgroup.subtree_control" if slots.v2 else "a writable cpu hierarchy"
         return f"unavailable: the cpu controller is not delegated ({where}): flows share the CPU by process"
-    group = slots.cpu / f"dizest-probe-{uuid.uuid4().hex[:8]}"
+    group = slots.cpu / f"dizest-probe-{os.urandom(4).hex()}"
     try:
         group.mkdir()
     except OSError as exc:

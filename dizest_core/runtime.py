@@ -6,6 +6,12 @@ log entries as records in the stdout pipe, results, outputs and errors as frames
 stdout and stderr are one engine pipe (set up before `main`), so raw output from C extensions
 and subprocesses reaches the log too, in the order the flow produced it. Invariant: whatever
 user code does, the last message is DONE unless the process dies; errors are sent as data.
+
+The zygote imports this module and everything it imports, and every flow child carries those
+pages in its resident memory (a 100 MB value's producer peaks at the value plus them, issue 12).
+So what only some flows use (`dizest.drive`, `flow.active()`, an api call's download, an HTML
+fragment) is imported where it is used, and the engine's own modules (settings, the package
+parser) never come in: a test lists what a flow child holds.
 """
 
 from __future__ import annotations
@@ -22,15 +28,17 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dizest_core import confine, inflow, render, warmup, wire
-from dizest_core.drive import Drive
 from dizest_core.errors import ErrorInfo
 from dizest_core.job import Artifact, FlowJob, Value
 from dizest_core.model import VARIABLE
 from dizest_core.outvalue import as_str, preview, store
 from dizest_core.sandbox import Policy, Slot
+
+if TYPE_CHECKING:
+    from dizest_core.drive import Drive
 
 _UNSET = object()
 _PRINTABLE = {"text/plain", "application/json"}
@@ -95,6 +103,8 @@ class FlowAPI:
     def drive(self, *path: str) -> Drive:
         """A file-system handle rooted at the run's working directory (it cannot escape it);
         reads fall back to its user's drive, read-only (`Drive`'s lookup order)."""
+        from dizest_core.drive import Drive  # on use: see the module's story
+
         root = Drive(self._job.workdir, self._job.drive)
         return root.cd(*path) if path else root
 

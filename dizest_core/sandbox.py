@@ -43,15 +43,18 @@ import os
 import resource
 import sys
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dizest_core.cgroups import PID_MAX, Group  # PID_MAX: uids of two live zygotes never collide
-from dizest_core.settings import UID_STRIDE, Settings
+
+if TYPE_CHECKING:  # flow children import this module, never the settings (see runtime)
+    from dizest_core.settings import Settings
 
 LAYERS = (
     "pidns", "cgroup", "cpu", "mountns", "ipcns", "netns", "identity", "landlock", "seccomp", "rlimits",
     "env",
 )  # fmt: skip
+UID_STRIDE = 64  # slots per zygote; a flow's uid = flow_uid_base + zygote_pid * UID_STRIDE + slot
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/sys")
 HIDE_DEFAULT = ("/root", "/home", "/var/lib/dizest", "/etc/dizest", "/run/secrets")
 

@@ -17,6 +17,7 @@ from dizest_core import envconfig
 from dizest_core.cgroups import PID_MAX
 from dizest_core.envconfig import above, at_least, one_of
 from dizest_core.errors import ConfigError
+from dizest_core.sandbox import UID_STRIDE
 
 NEVER_TO_FLOWS = re.compile(r"^(DIZEST_|CELERY_)", re.IGNORECASE)
 # What flows see of the server's environment by default: locale, paths, thread counts and
@@ -43,7 +44,6 @@ MAX_FILE_MB = envconfig.INT_MAX >> 20  # RLIMIT_FSIZE, in bytes, is a signed 64-
 # the longest duration any setting takes: a century, past any use, yet in ms an integer that
 # Redis's Lua numbers still hold exactly (a longer DIZEST_TTL_S failed every submit)
 MAX_SECONDS = 100 * 365 * 24 * 3600
-UID_STRIDE = 64  # slots per zygote; a flow's uid = flow_uid_base + zygote_pid * UID_STRIDE + slot
 # Flow uids and the flow gid: above the 16-bit ids systems hand out (users, systemd's dynamic
 # users, nobody 65534), and below 2**32 - 1, which setresuid reads as "unchanged" (root kept).
 MIN_FLOW_ID, MAX_FLOW_ID = 1 << 16, (1 << 32) - 2

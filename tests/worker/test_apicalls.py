@@ -29,6 +29,11 @@ def boom():
 def blob():
     return b"\\x00\\x01binary"
 
+def page():
+    with open("page.html", "w") as fh:
+        fh.write("<b>x</b>")
+    dizest.response.download("page.html")
+
 def slow():
     import time
     time.sleep(30)
@@ -76,6 +81,8 @@ def test_api_function_gets_inputs_outputs_and_request_values(cluster):
     assert json.loads(legacy.body) == {"got": "hi", "uri": ""}
     data = call(cluster, run_id, "blob")
     assert (data.media_type, data.body) == ("application/octet-stream", b"\x00\x01binary")
+    page = call(cluster, run_id, "page")  # its media type guessed in the sandboxed child
+    assert (page.status, page.media_type, page.body) == (200, "text/html", b"<b>x</b>")
 
 
 def test_api_errors_are_4xx_with_the_traceback_as_text(cluster):
