@@ -99,6 +99,65 @@ def test_info_keeps_the_description_text_and_saves_an_editor_edit_a_viewer_canno
     viewer.context.close()
 
 
+README = """# Greeters
+
+Says **hello** to `name`, see [the docs](https://example.com/docs).
+
+- one
+- two
+
+[a trap](javascript:window.__pwned=1) <script>window.__pwned = 2</script>
+<img src=x onerror="window.__pwned = 3">"""
+
+
+def test_info_shows_the_readme_as_markdown_and_edits_category_and_requirements(
+    browser: Any, console: Console
+) -> None:
+    """The description is DIZEST's README.md: shown as Markdown (headings, emphasis, code,
+    lists, links that open elsewhere), with raw HTML shown as text and a javascript: link not a
+    link; the editor previews it and saves the category and requirements.txt with the package."""
+    console.user("rita")
+    pkg = {**greeters(), "description": README, "category": "demo", "requirementstxt": "numpy>=1.26"}
+    wf_id = console.api("POST", "/workflows", {"title": "readme", "package": pkg}, "rita")["id"]
+
+    page = log_in(browser, console.base, "rita")
+    page.goto(f"/workflows/{wf_id}")
+    page.click('.tabs button[data-tab="info"]')
+    shown = page.locator("#info-description")
+    expect(shown.locator("h1")).to_have_text("Greeters")
+    expect(shown.locator("strong")).to_have_text("hello")
+    expect(shown.locator("code")).to_have_text("name")
+    expect(shown.locator("li")).to_have_count(2)
+    link = shown.locator('a[href="https://example.com/docs"]')
+    expect(link).to_have_attribute("target", "_blank")
+    expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+    expect(shown.locator("a")).to_have_count(1)  # the javascript: one is text
+    expect(shown.locator("script, img")).to_have_count(0)
+    expect(shown).to_contain_text('<img src=x onerror="window.__pwned = 3">')
+    assert page.evaluate("window.__pwned") is None
+    expect(page.locator("#info-category")).to_have_text("demo")
+    expect(page.locator("#info-requirements")).to_have_text("numpy>=1.26")
+
+    page.goto(f"/workflows/{wf_id}/edit")
+    expect(page.locator("g.node")).to_have_count(4)
+    page.click('.tabs button[data-tab="info"]')
+    page.locator("textarea#info-description").fill("## Changed\n\n_it greets_")
+    page.click("#info-preview-toggle")
+    expect(page.locator("#info-preview h2")).to_have_text("Changed")
+    expect(page.locator("#info-preview em")).to_have_text("it greets")
+    expect(page.locator("textarea#info-description")).to_be_hidden()
+    page.click("#info-preview-toggle")  # back to the text, as typed
+    expect(page.locator("textarea#info-description")).to_have_value("## Changed\n\n_it greets_")
+    page.locator("#info-category").fill("greeting")
+    page.locator("#info-requirements").fill("numpy>=2\npandas")
+    page.click("#save")
+    expect(page.locator("#ed-state")).to_have_text("saved · v2")
+    stored = console.api("GET", f"/workflows/{wf_id}", name="rita")["package"]
+    assert stored["description"] == "## Changed\n\n_it greets_"
+    assert (stored["category"], stored["requirementstxt"]) == ("greeting", "numpy>=2\npandas")
+    page.context.close()
+
+
 def _shell(snippet: str, token: str, bin_dir: Path) -> str:
     """Run `snippet` in a shell as a person would paste it, with $DIZEST_TOKEN set, in this
     checkout (where `dizest_api.client` is)."""

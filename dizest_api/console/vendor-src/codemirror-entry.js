@@ -1,5 +1,5 @@
 // What the console's code editor uses from CodeMirror 6, as one ES module
-// (built by scripts/build-codemirror into static/vendor/codemirror.js).
+// (built by scripts/build-vendor into static/vendor/codemirror.js).
 export { EditorState, Compartment } from "@codemirror/state";
 export {
   EditorView,

@@ -1,12 +1,30 @@
-// A workflow's Info panel, as DIZEST's: its title, owner, description and version (the .dwp's own
-// top-level keys, which the engine ignores), and the apps its flows use. Read-only on the workflow
-// page and for a caller who may not save; in the editor the description and version are fields,
-// each change one undo step, saved with the package like any other edit. The description is
-// another user's text: it is shown as text (line breaks kept by the stylesheet), never as HTML.
+// A workflow's Info panel, as DIZEST's: its title, owner, version and category, its README (the
+// .dwp's `description`, Markdown) and requirements.txt (`requirementstxt`): the package's own
+// top-level keys, which the engine ignores. Read-only on the workflow page and for a caller who
+// may not save; in the editor they are fields, each change one undo step, saved with the package
+// like any other edit. The README is another user's text: shown as Markdown with raw HTML off and
+// sanitized (vendor/markdown.js), as plain text until that is loaded, never as the caller's HTML.
 import { $, h } from "./dom.js";
 
 // What a stored package holds under a key, as text (a hostile one may hold an object there).
 const text = (value) => (typeof value === "string" ? value : value == null ? "" : JSON.stringify(value));
+
+let markdown; // the vendored renderer, loaded on first use
+
+// `source` as Markdown in `box`: its plain text at once, the rendered nodes once loaded.
+function showMarkdown(box, source) {
+  box.textContent = source;
+  markdown ||= import("../vendor/markdown.js");
+  markdown.then(({ renderMarkdown }) => {
+    if (box.dataset.source === source) box.replaceChildren(renderMarkdown(source));
+  }, () => {}); // not loaded: the text stays
+  box.dataset.source = source;
+  return box;
+}
+
+const readme = (id, source) => (source
+  ? showMarkdown(h("div", { id, class: "markdown" }), source)
+  : h("p", { id, class: "muted" }, "No README."));
 
 // The apps the flows use, in the order flows first use them, with how many flows use each.
 export function appsUsed(pkg) {
@@ -27,15 +45,20 @@ const stored = (wf) => `v${wf.version}${wf.latest_version > wf.version ? ` of ${
 
 const owner = (wf) => [h("dt", {}, "Owner"), h("dd", { id: "info-owner" }, wf.owner)];
 
+const REQUIREMENTS_NOTE = "Kept with the package, as DIZEST keeps it; nothing installs it: flows use the packages of their environment.";
+
 // The panel's content, read-only.
 export function infoView(wf, pkg) {
-  const description = text(pkg.description);
+  const requirements = text(pkg.requirementstxt);
   return [
     h("h2", { id: "info-title" }, wf.title),
     h("dl", { class: "kv facts" }, ...owner(wf), h("dt", {}, "Saved"), h("dd", {}, stored(wf)),
-      h("dt", {}, "Version"), h("dd", { id: "info-version" }, text(pkg.version) || "none")),
-    h("h3", {}, "Description"),
-    description ? h("div", { id: "info-description", class: "prose" }, description) : h("p", { id: "info-description", class: "muted" }, "No description."),
+      h("dt", {}, "Version"), h("dd", { id: "info-version" }, text(pkg.version) || "none"),
+      h("dt", {}, "Category"), h("dd", { id: "info-category" }, text(pkg.category) || "none")),
+    h("h3", {}, "README"),
+    readme("info-description", text(pkg.description)),
+    ...(requirements ? [h("h3", {}, "requirements.txt"), h("pre", { id: "info-requirements", class: "code" }, requirements),
+      h("p", { class: "muted" }, REQUIREMENTS_NOTE)] : []),
     h("h3", {}, "Apps used"),
     appList(pkg),
   ];
@@ -43,6 +66,27 @@ export function infoView(wf, pkg) {
 
 // One undo step per pause in the typing, as the editor's other fields.
 const setKey = (doc, key, value) => doc.change(`info ${key}`, (pkg) => void (pkg[key] = value), { coalesce: true });
+
+// A field of the package's `key`, saved as typed.
+function keyField(doc, key, label, attrs, multiline = false) {
+  const field = h(multiline ? "textarea" : "input", { ...attrs, "aria-label": label }, ...(multiline ? [text(doc.pkg[key])] : []));
+  if (!multiline) field.value = text(doc.pkg[key]);
+  field.addEventListener("input", () => setKey(doc, key, field.value));
+  return field;
+}
+
+// The README's field, with a Preview button that shows it as the workflow page will.
+function readmeField(doc) {
+  const field = keyField(doc, "description", "README", { id: "info-description", rows: 10 }, true);
+  const preview = h("div", { id: "info-preview", class: "markdown", hidden: true });
+  const toggle = h("button", { type: "button", id: "info-preview-toggle" }, "Preview");
+  toggle.addEventListener("click", () => {
+    const showing = preview.hidden;
+    if (showing) preview.replaceChildren(readme("info-preview-body", field.value));
+    [preview.hidden, field.hidden, toggle.textContent] = [!showing, showing, showing ? "Edit" : "Preview"];
+  });
+  return h("div", { class: "field" }, h("span", {}, "README ", h("small", { class: "muted" }, "Markdown"), " ", toggle), field, preview);
+}
 
 // The editor's Info tab (#info), drawn again after each change that is not typing in it (an
 // undo brings back the text it had).
@@ -52,17 +96,16 @@ export function showInfo(doc, wf, readOnly) {
     box.replaceChildren(...infoView(wf, doc.pkg));
     return;
   }
-  const description = h("textarea", { id: "info-description", rows: 8, "aria-label": "description" }, text(doc.pkg.description));
-  description.addEventListener("input", () => setKey(doc, "description", description.value));
-  const version = h("input", { id: "info-version", value: text(doc.pkg.version), placeholder: "1.0.0", "aria-label": "version" });
-  version.addEventListener("input", () => setKey(doc, "version", version.value));
   const rename = h("a", { href: `/workflows/${encodeURIComponent(wf.id)}` }, "the workflow page");
   box.replaceChildren(
     h("h2", { id: "info-title" }, wf.title),
     h("p", { class: "muted" }, "Its title is renamed on ", rename, "."),
     h("dl", { class: "kv facts" }, ...owner(wf)), // (its saved version: the toolbar's)
-    h("label", { class: "field" }, h("span", {}, "Description ", h("small", { class: "muted" }, "plain text")), description),
-    h("label", { class: "field" }, h("span", {}, "Version"), version),
+    h("label", { class: "field" }, h("span", {}, "Version"), keyField(doc, "version", "version", { id: "info-version", placeholder: "1.0.0" })),
+    h("label", { class: "field" }, h("span", {}, "Category"), keyField(doc, "category", "category", { id: "info-category", placeholder: "data analysis" })),
+    readmeField(doc),
+    h("label", { class: "field" }, h("span", {}, "requirements.txt ", h("small", { class: "muted" }, REQUIREMENTS_NOTE)),
+      keyField(doc, "requirementstxt", "requirements.txt", { id: "info-requirements", rows: 4 }, true)),
     h("h3", {}, "Apps used"),
     appList(doc.pkg),
   );
