@@ -117,7 +117,12 @@ def test_info_shows_the_readme_as_markdown_and_edits_category_and_requirements(
     lists, links that open elsewhere), with raw HTML shown as text and a javascript: link not a
     link; the editor previews it and saves the category and requirements.txt with the package."""
     console.user("rita")
-    pkg = {**greeters(), "description": README, "category": "demo", "requirementstxt": "numpy>=1.26"}
+    pkg = {
+        **greeters(),
+        "description": README,
+        "category": "demo",
+        "requirementstxt": "numpy>=1.26",
+    }
     wf_id = console.api("POST", "/workflows", {"title": "readme", "package": pkg}, "rita")["id"]
 
     page = log_in(browser, console.base, "rita")
