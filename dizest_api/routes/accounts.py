@@ -27,7 +27,8 @@ LOGIN = {"username": Field("string", True), "password": Field("string", True)}
 # A login's is the one body read before any authentication: it must come whole before a thread
 # reads it (`dizest_api.request_reads` gathers a body of known length up to 32 KiB), so one of
 # no stated length (chunked) or longer is refused unread: a client sending it slowly, with no
-# account, held a server thread for as long as it liked.
+# account, held a server thread for as long as it liked. So is one with an Expect field (100-
+# continue, HTTP/1.0's too): `small_body` leaves its body to a thread, which waits for it.
 LOGIN_BODY_BYTES = 8192
 NEW_TOKEN = {
     "name": Field("string", True),
@@ -56,6 +57,8 @@ def login() -> Response:
             f"a login's body has a Content-Length of at most {LOGIN_BODY_BYTES} bytes",
             {"max_bytes": LOGIN_BODY_BYTES, "content_length": size},
         )
+    if "Expect" in request.headers:  # (gunicorn forwards it, HTTP/1.0's too)
+        raise BadInput("a login's body is sent with its head, without Expect")
     body, found = json_body(LOGIN), services()
     user = found.accounts.login(body["username"], body["password"], request.remote_addr or "")
     sid = found.accounts.start_session(user.username)

@@ -210,15 +210,23 @@ def test_a_body_left_unread_is_not_waited_for(tmp_path: Path) -> None:
 
 def test_a_login_body_comes_whole_before_a_thread_reads_it(tmp_path: Path) -> None:
     """Logging in is the one body read before any authentication: one too long to be gathered
-    without a thread, or chunked, sent slowly, held a thread for as long as its client liked."""
+    without a thread, chunked, or with an Expect field (its body left to a thread: a 100 Continue
+    first), sent slowly, held a thread for as long as its client liked."""
     assert LOGIN_BODY_BYTES <= BODY_BUFFER
     login = "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     long = f"{login}Content-Length: {4 * BODY_BUFFER}\r\n\r\n".encode() + b'{"username": "'
     chunked = f"{login}Transfer-Encoding: chunked\r\n\r\nfffff\r\n".encode() + b'{"username": "'
+    # a short one that waits for a 100 Continue first (or says so over HTTP/1.0) is not gathered
+    expect = f"{login}Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n"
+    expects = [expect.encode(), expect.replace("HTTP/1.1", "HTTP/1.0").encode()]
     with slow_serve(tmp_path) as served:
-        crowd = [Client(served.base, sent) for sent in [long, chunked] * THREADS]
+        crowd = [Client(served.base, sent) for sent in [long, chunked, *expects] * THREADS]
         with trickling(crowd):
             assert answered_within(served, ANSWER_S) == 200
             wait_for(lambda: all_ended(crowd), timeout=5)
-        assert {client.status() for client in crowd} == {400}
+        finals = {
+            client.got.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")[9:12] for client in crowd
+        }
+        assert finals == {b"400"}, crowd[2].got
         assert b"at most 8192 bytes" in crowd[0].got
+        assert b"without Expect" in crowd[2].got and b"without Expect" in crowd[3].got
