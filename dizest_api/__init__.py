@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
-from dizest_api import auth, console, errors
+from dizest_api import auth, body_slots, console, errors
 from dizest_api.data.accounts import Accounts, text_client
 from dizest_api.data.library import Library
 from dizest_api.fixed_routes import FixedRoutes
@@ -88,5 +88,9 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
     # every method (`PUT /workflows/usage` is a 405, not "no workflow 'usage'"), then the ids
     app.before_request(FixedRoutes.of(app.url_map).answer)
     app.before_request(check_url_ids)
+    # then, before any view reads it, a body a thread will wait for takes one of the caller's
+    # slots (429 when none is free), given back when the request ends
+    app.before_request(body_slots.before_body)
+    app.teardown_request(body_slots.give_back)
     app.teardown_request(clear_late_writes)
     return app

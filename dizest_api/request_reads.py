@@ -23,9 +23,10 @@ for as long as it likes.
 Only plain HTTP/1 heads are gathered without a thread. With gunicorn's own TLS (or HTTP/2 prior
 knowledge; neither is on under `dizest serve`) a thread reads the head as gunicorn does, by the
 same deadline. A client that sends a large body a byte a little more often than the body timeout
-keeps its thread. Only a login's is read before authentication, and
-it must be small enough to come whole first (`routes.accounts.LOGIN_BODY_BYTES`); uploads are
-counted per user (DIZEST_USER_UPLOADS).
+keeps its thread; such a body is read only after authentication, in one of its user's body
+slots (DIZEST_USER_BODIES, `dizest_api.body_slots`), so one user's bodies hold that many
+threads at most. Only a login's is read before authentication, and it must be small enough to
+come whole first (`routes.accounts.LOGIN_BODY_BYTES`).
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ from gunicorn import util
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn
 
+from dizest_api.body_slots import BODY_BUFFER
 from dizest_api.errors import ClientTooSlow, error_body
 
 HEAD_END = b"\r\n\r\n"
 HEAD_BUFFER = 32 * 1024  # gathered this far, a head is left to a thread (still by its deadline)
-BODY_BUFFER = 32 * 1024  # a body of known length up to this comes whole before a thread
 CR = 0x0D
 # the fields that say whether a body can be gathered with its head (`small_body`)
 FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|expect)[ \t]*:([^\r\n]*)", re.I)

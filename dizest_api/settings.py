@@ -44,8 +44,9 @@ class ApiSettings:
     max_request_bytes: int = field(default=10 * MIB, metadata=at_least(1024))
     # one request to /files or a submit with --file (at least max_request_bytes)
     max_upload_bytes: int = field(default=256 * MIB, metadata=at_least(1024))
-    # uploads of one user in flight at once, over the API processes (dizest_api.upload_slots)
-    user_uploads: int = field(default=2, metadata=at_least(1))
+    # request bodies a server thread reads (uploads, and any other over 32 KiB or chunked) of one
+    # user in flight at once, over the API processes (dizest_api.body_slots)
+    user_bodies: int = field(default=2, metadata=at_least(1))
     drive_quota_bytes: int = field(default=1024 * MIB, metadata=at_least(1))  # per user
     drive_quota_files: int = field(default=10_000, metadata=at_least(1))
     # stored workflows, per user (dizest_api.data.library_quota)

@@ -24,11 +24,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from dizest_api import upload_slots
 from dizest_api.attachments import Attached
 from dizest_api.auth import current
 from dizest_api.drive_rules import BadPath, NoSuchPath, clean
@@ -70,21 +69,9 @@ def attach(parts: list[tuple[str, Any]]) -> Attached:
 
 
 def allow_upload() -> None:
-    """Let this request's body be up to `max_upload_bytes` (before anything reads it), in one
-    of its user's upload slots (`dizest_api.upload_slots`: 429 when they are all held)."""
-    found = services().settings
-    if "dizest_upload_slot" not in g:
-        g.dizest_upload_slot = upload_slots.take(
-            found.worker.drive_root, current().username, found.user_uploads
-        )
-    request.max_content_length = found.max_upload_bytes
-
-
-@bp.teardown_app_request
-def _give_upload_slot_back(_exc: BaseException | None) -> None:
-    slot = g.pop("dizest_upload_slot", None)
-    if slot is not None:
-        upload_slots.give_back(slot)
+    """Let this request's body be up to `max_upload_bytes` (before anything reads it). One
+    that a thread reads took one of its user's body slots already (`dizest_api.body_slots`)."""
+    request.max_content_length = services().settings.max_upload_bytes
 
 
 def uploaded_files(folder: str = "", upload: bool = True) -> list[tuple[str, FileStorage]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
+from dizest_api import body_slots
 from dizest_api.auth import Principal, current
 from dizest_api.automation.hooks import Hook, HookNotFound, check_url
 from dizest_api.automation.service import automation
@@ -175,6 +176,7 @@ def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
             f"this trigger allows {trig.rate_per_min} call(s) a minute",
             {"retry_after": retry_after, "rate_per_min": trig.rate_per_min},
         )
+    body_slots.hold(trig.owner)  # its callers act as its owner: a body they send is theirs
     # no body: no inputs; any other body is the inputs object (`null` too is refused)
     inputs = json_value() if request.get_data(cache=True).strip() else {}
     if not isinstance(inputs, dict):

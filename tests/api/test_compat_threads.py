@@ -11,8 +11,8 @@ import socket
 import time
 from pathlib import Path
 
-from tests.api.test_hostile_serve import session
-from tests.api.test_serve import PASSWORD, call, serving
+from tests.api.test_hostile_serve import new_users
+from tests.api.test_serve import call, serving
 from tests.conftest import package, wait_for
 
 WAITS = 20
@@ -35,13 +35,10 @@ def statuses(socks: list[socket.socket], wanted: int, timeout: float) -> list[in
 def test_one_users_compat_runs_leave_threads_for_others(tmp_path: Path) -> None:
     with serving(tmp_path, "--threads", "16") as served:
         base = served.base
-        admin = session(base, {"username": "admin", "password": PASSWORD})
-        tokens = {}
-        for name in ("mallory", "bob"):
-            user = {"username": name, "password": f"{name}-password-1"}
-            assert call(base, "POST", "/api/v1/users", user, admin)[0] == 201
-            made = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session(base, user))[1]
-            tokens[name] = {"Authorization": f"Bearer {made['token']}"}
+        tokens = {
+            name: {"Authorization": f"Bearer {made['token']}"}
+            for name, made in new_users(base, "mallory", "bob").items()
+        }
         sleeps = package({"a": {"code": "import time\ntime.sleep(60)\nv = 1", "outputs": ["v"]}}, {"f": {"app": "a"}})  # fmt: skip
         body = {"title": "t", "package": sleeps}
         wf = call(base, "POST", "/api/v1/workflows", body, tokens["mallory"])[1]

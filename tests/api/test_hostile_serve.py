@@ -56,6 +56,18 @@ def session(base: str, user: dict[str, str]) -> dict[str, str]:
     return {"Cookie": answer["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
 
 
+def new_users(base: str, *names: str) -> dict[str, dict[str, str]]:
+    """Each of `names` made a user by the admin, with an API token of its own: the token as
+    made (`token`, `id`), by name."""
+    admin = session(base, {"username": "admin", "password": PASSWORD})
+    made = {}
+    for name in names:
+        user = {"username": name, "password": f"{name}-password-1"}
+        assert call(base, "POST", "/api/v1/users", user, admin)[0] == 201
+        made[name] = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session(base, user))[1]
+    return made
+
+
 def test_a_second_user_cannot_escalate_or_touch_the_first(tmp_path: Path) -> None:
     with serving(tmp_path) as served:
         port = re.search(r"redis redis://:\*\*\*@127\.0\.0\.1:(\d+)/0", served.log.read_text())

@@ -141,7 +141,7 @@ def put_head(served: Served, name: str, size: int) -> bytes:
 def test_a_body_that_stops_ends_after_the_idle_timeout_a_slow_steady_one_does_not(
     tmp_path: Path,
 ) -> None:
-    with slow_serve(tmp_path, user_uploads=str(CROWD)) as served:
+    with slow_serve(tmp_path, user_bodies=str(CROWD)) as served:
         # small bodies (a login's) come whole before a thread takes them: none is held
         login = b'{"username": "admin", "password": "'
         head = (

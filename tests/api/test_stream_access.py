@@ -13,8 +13,8 @@ from pathlib import Path
 
 from simple_websocket import ConnectionClosed
 
-from tests.api.test_hostile_serve import session
-from tests.api.test_serve import PASSWORD, call, serving
+from tests.api.test_hostile_serve import new_users
+from tests.api.test_serve import call, serving
 from tests.conftest import package
 from tests.ws_client import WsClient
 
@@ -58,14 +58,8 @@ def ws_ends(ws: WsClient) -> bool:
 def test_a_stream_ends_when_its_reader_loses_the_run(tmp_path: Path) -> None:
     with serving(tmp_path, heartbeat_s="1") as served:
         base = served.base
-        admin = session(base, {"username": "admin", "password": PASSWORD})
-        tokens = {}
-        for name in ("alice", "bob", "carol"):
-            user = {"username": name, "password": f"{name}-password-1"}
-            assert call(base, "POST", "/api/v1/users", user, admin)[0] == 201
-            made = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session(base, user))[1]
-            tokens[name] = {"Authorization": f"Bearer {made['token']}", "id": made["id"]}
-        alice, bob, carol = ({"Authorization": tokens[n]["Authorization"]} for n in tokens)
+        tokens = new_users(base, "alice", "bob", "carol")
+        alice, bob, carol = ({"Authorization": f"Bearer {t['token']}"} for t in tokens.values())
         pkg = package({"a": {"code": TALKS, "outputs": ["v"]}}, {"f": {"app": "a"}})
         wf = call(base, "POST", "/api/v1/workflows", {"title": "t", "package": pkg}, alice)[1]
         grants = {"grants": {"bob": "viewer", "carol": "viewer"}}

@@ -1,4 +1,4 @@
-"""A user's uploads in flight (`dizest_api.upload_slots`), against a real `dizest serve`: one
+"""A user's uploads in flight (`dizest_api.body_slots`), against a real `dizest serve`: one
 user's 8 uploads at once, each sent in part and held open, with a 10 MB drive quota, held 64 MB
 of the disk (each fit the quota alone, and none was counted before it was whole) and 8 server
 threads, for as long as the client liked (a probe). Now 2 are taken, the rest are 429 before
@@ -13,13 +13,13 @@ import socket
 import time
 from pathlib import Path
 
-from tests.api.test_hostile_serve import session
-from tests.api.test_serve import PASSWORD, call, serving
+from tests.api.test_hostile_serve import new_users
+from tests.api.test_serve import call, serving
 from tests.conftest import wait_for
 
 MB = 1 << 20
 UPLOADS = 8
-SLOTS = 2  # DIZEST_USER_UPLOADS' default
+SLOTS = 2  # DIZEST_USER_BODIES' default
 
 
 def start_put(base: str, token: str, name: str, size: int) -> socket.socket:
@@ -59,20 +59,12 @@ def partial_bytes(data: Path) -> int:
 def test_a_users_uploads_in_flight_are_bounded(tmp_path: Path) -> None:
     with serving(tmp_path, drive_quota_bytes=str(10 * MB)) as served:
         base = served.base
-        admin = session(base, {"username": "admin", "password": PASSWORD})
-        tokens = {}
-        for name in ("mallory", "bob"):
-            user = {"username": name, "password": f"{name}-password-1"}
-            assert call(base, "POST", "/api/v1/users", user, admin)[0] == 201
-            made = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session(base, user))[1]
-            tokens[name] = made["token"]
+        tokens = {n: made["token"] for n, made in new_users(base, "mallory", "bob").items()}
         socks = [start_put(base, tokens["mallory"], f"f{i}", 9 * MB) for i in range(UPLOADS)]
         try:  # the uploads past the slots are answered before their bodies are read
             refused = answered(socks, UPLOADS - SLOTS, timeout=30)
             assert len(refused) == UPLOADS - SLOTS, refused
-            assert all(b" 429 " in a and b"too_many_uploads" in a for a in refused.values()), (
-                refused
-            )
+            assert all(b" 429 " in a and b"too_many_bodies" in a for a in refused.values()), refused
             held = [s for s in socks if s not in refused]
             assert len(held) == SLOTS
             for sock in held:
