@@ -69,10 +69,11 @@ class Conflict(ApiError):
 
 
 class ClientTooSlow(TimeoutError):
-    """A request's client sent nothing more of its body for DIZEST_REQUEST_BODY_TIMEOUT_S (the
-    server's reads raise it: `dizest_api.request_reads`): 408, and the connection closes. A
-    TimeoutError, so gunicorn's own reads of a body take it as one, and Werkzeug's body streams
-    as a client gone (ClientDisconnected, raised while handling it)."""
+    """A request's client sent nothing more of its body for DIZEST_REQUEST_BODY_TIMEOUT_S, or
+    sent it slower than DIZEST_REQUEST_BODY_MIN_RATE (the server's reads raise it:
+    `dizest_api.request_reads`): 408, and the connection closes. A TimeoutError, so gunicorn's
+    own reads of a body take it as one, and Werkzeug's body streams as a client gone
+    (ClientDisconnected, raised while handling it)."""
 
 
 # First match wins: subclasses before their bases.

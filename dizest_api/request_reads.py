@@ -12,8 +12,13 @@ for as long as it likes.
 - The body: a body of known length up to BODY_BUFFER is gathered with its head the same way
   (`small_body`), each of its reads given DIZEST_REQUEST_BODY_TIMEOUT_S. A larger (or chunked)
   one is read by a thread, each read waiting at most that long for a byte (nginx's
-  `client_body_timeout`): a steady upload, however slow, goes on; one that stops raises
-  `ClientTooSlow`, answered 408, and the connection closes.
+  `client_body_timeout`). Either must also come, after its first DIZEST_REQUEST_BODY_TIMEOUT_S,
+  at DIZEST_REQUEST_BODY_MIN_RATE bytes a second on average (Apache's mod_reqtimeout MinRate):
+  its next byte is due by its start + the timeout + what came / the rate, if that is sooner
+  (`Conn.body_due`; for a body read by a thread, its start is its first read). A steady upload
+  goes on however long it takes; one that stops, or trickles a byte every 59 s, raises
+  `ClientTooSlow`, answered 408, and the connection closes (a trickle held its thread, or its
+  connection, for as long as its client liked: a 10 MiB body a byte a minute, 19 years).
 - After the answer, what is left of a body the application did not read is dropped as far as
   it has come, never waited for: the connection closes if more is due (gunicorn waited 5 s for
   it, in the thread, to keep the connection alive).
@@ -22,10 +27,10 @@ for as long as it likes.
 
 Only plain HTTP/1 heads are gathered without a thread. With gunicorn's own TLS (or HTTP/2 prior
 knowledge; neither is on under `dizest serve`) a thread reads the head as gunicorn does, by the
-same deadline. A client that sends a large body a byte a little more often than the body timeout
-keeps its thread; such a body is read only after authentication, in one of its user's body
-slots (DIZEST_USER_BODIES, `dizest_api.body_slots`), so one user's bodies hold that many
-threads at most. Only a login's is read before authentication, and it must be small enough to
+same deadline. A client that sends a large body at the minimum rate keeps its thread as long as
+the body lasts; such a body is read only after authentication, in one of its user's body slots
+(DIZEST_USER_BODIES, `dizest_api.body_slots`), so one user's bodies hold that many threads at
+most. Only a login's is read before authentication, and it must be small enough to
 come whole first (`routes.accounts.LOGIN_BODY_BYTES`).
 """
 
@@ -61,6 +66,7 @@ class ReadLimits:
 
     head_s: float
     body_s: float
+    body_rate: float = 0.0  # bytes a second a body comes at, after its first body_s (0: any)
     line_limit: int = 0  # gunicorn's limit_request_line (0: none)
     gather: bool = True  # plain HTTP/1: heads are gathered without a thread
 
@@ -73,6 +79,7 @@ class ReadLimits:
         return cls(
             settings.request_head_timeout_s,
             settings.request_body_timeout_s,
+            settings.request_body_min_rate,
             int(cfg.limit_request_line),
             not cfg.is_ssl and not h2c,
         )
@@ -137,6 +144,9 @@ class Conn(TConn):  # type: ignore[misc]
         self.limits = limits
         self.head_by: float | None = time.monotonic() + limits.head_s  # None: a body's turn
         self.req: Any = None  # the request whose body is being read
+        self.body_start: float | None = None  # its body's first read (`body_due`)
+        self.body_base = self.body_sent = 0  # bytes read of the connection: then, and by now
+        self.by_rate = False  # whether the last deadline `body_due` set was the rate's
         self.dropping = False  # what is left of the body after the answer: never waited for
         self.gathers = limits.gather
 
@@ -154,8 +164,30 @@ class Conn(TConn):  # type: ignore[misc]
             self.req = None
 
     def reading_body(self, req: Any) -> None:
-        """`req`'s head was parsed: reads wait for its body now."""
-        self.head_by, self.req = None, req
+        """`req`'s head was parsed: reads wait for its body now (its pace from the first)."""
+        self.head_by, self.req, self.body_start = None, req, None
+
+    def body_from(self, sent: int) -> None:
+        """The body's pace counts from now, `sent` bytes of the connection read so far."""
+        self.body_start, self.body_base, self.body_sent = time.monotonic(), sent, sent
+
+    def body_due(self) -> float:
+        """When the body's next bytes are due: body_s from now, or sooner by its minimum rate
+        (its start, then body_s, then a second for each body_rate bytes that came)."""
+        limits, start = self.limits, self.body_start
+        by = time.monotonic() + limits.body_s
+        self.by_rate = False
+        if limits.body_rate and start is not None:
+            owed = start + limits.body_s + (self.body_sent - self.body_base) / limits.body_rate
+            if owed < by:
+                by, self.by_rate = owed, True
+        return by
+
+    def body_late(self) -> str:
+        """Why a body's deadline passed."""
+        if self.by_rate:
+            return f"the request's body came slower than {self.limits.body_rate:g} bytes a second"
+        return f"the request's body paused for {self.limits.body_s:g} s"
 
     def gather(self) -> bool:
         """Reads what the client has sent, never waiting (the main loop calls it too); whether
@@ -168,7 +200,7 @@ class Conn(TConn):  # type: ignore[misc]
         """A 408 for a request past its deadline before a thread could parse it: said of its
         head, or of a small body being gathered with it."""
         if getattr(self.parser.unreader, "wanted", None) is not None:
-            message = f"the request's body paused for {self.limits.body_s:g} s"
+            message = self.body_late()
         else:
             message = f"the request's head did not arrive within {self.limits.head_s:g} s"
         answer_timeout(self.sock, message)
@@ -207,16 +239,24 @@ class TimedUnreader(SocketUnreader):  # type: ignore[misc]
 
     def _enough(self, got: bytearray) -> bool:
         """Whether a thread may take the request as `got` holds it (`head_ready`, then
-        `small_body`); a small body on its way has body_s more from each of its reads."""
+        `small_body`); a small body on its way is held to its pace (`Conn.body_due`) from the
+        head's end."""
+        conn = self.conn
         if self.wanted is None:
             if not head_ready(got, self.scanned, self.line_limit):
                 self.scanned = len(got)
                 return False
             end = got.find(HEAD_END)
-            self.wanted = 0 if end < 0 else end + len(HEAD_END) + small_body(got, end)
+            if end < 0:  # the parser refuses it
+                self.wanted = 0
+                return True
+            head = end + len(HEAD_END)
+            self.wanted = head + small_body(got, end)
+            conn.body_from(head)
         if len(got) >= self.wanted:
             return True
-        self.conn.head_by = time.monotonic() + self.conn.limits.body_s
+        conn.body_sent = len(got)
+        conn.head_by = conn.body_due()
         return False
 
     def chunk(self, size_hint: int | None = None) -> bytes:
@@ -227,17 +267,22 @@ class TimedUnreader(SocketUnreader):  # type: ignore[misc]
         head_by = conn.head_by
         if head_by is not None:
             wait = head_by - time.monotonic()
+        elif conn.dropping:
+            wait = 0.0
         else:
-            wait = 0.0 if conn.dropping else conn.limits.body_s
+            if conn.body_start is None:
+                conn.body_from(0)
+            wait = conn.body_due() - time.monotonic()
         data = self._recv(size, wait)
         if data is not None:
+            conn.body_sent += len(data)
             return data
         if head_by is not None:  # no request to answer yet: the parser sees the end
             conn.answer_late()
             return b""
         if conn.req is not None:
             conn.req.force_close()  # the answer says so, and the connection closes after it
-        raise ClientTooSlow(f"the request's body paused for {conn.limits.body_s:g} s")
+        raise ClientTooSlow(conn.body_late())
 
     def _recv(self, size: int, wait: float) -> bytes | None:
         """At most `size` bytes, waiting `wait` seconds at most; None when none came."""

@@ -60,10 +60,13 @@ class ApiSettings:
     max_stream_threads: int = field(default=1000, metadata=at_least(1))
     # a request's head (request line and headers) arrives whole within this, from its
     # connection's accept (kept alive: from its next request's first byte); its body pauses at
-    # most request_body_timeout_s between two reads; else 408 and the connection closes
-    # (dizest_api.request_reads: a head on its way holds no server thread)
+    # most request_body_timeout_s between two reads, and after its first request_body_timeout_s
+    # comes at request_body_min_rate bytes a second on average at least (Apache's MinRate; 0:
+    # any); else 408 and the connection closes (dizest_api.request_reads: a head on its way
+    # holds no server thread)
     request_head_timeout_s: float = field(default=20.0, metadata=at_least(0.1, 3600))
     request_body_timeout_s: float = field(default=60.0, metadata=at_least(0.1, 3600))
+    request_body_min_rate: int = field(default=500, metadata=at_least(0, 1 << 30))
     # quiet streams: SSE heartbeat comment / WebSocket ping
     heartbeat_s: float = field(default=15.0, metadata=at_least(0.1, 300))
     session_ttl_s: int = field(default=12 * 3600, metadata=at_least(1, MAX_SECONDS))

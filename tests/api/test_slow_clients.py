@@ -3,8 +3,8 @@ any of them): a crowd of connections sending their heads a byte at a time, or a 
 stops, or asking for a close and then neither reading nor closing, held every thread (or the
 worker's main loop) for as long as they liked, and nobody else was answered. Now a head
 gathers without a thread until its deadline (from the accept), a body may pause at most the
-idle timeout between two reads, and a connection being closed lingers in the main loop's
-poller, not in its thread."""
+idle timeout between two reads and must come at a minimum rate, and a connection being closed
+lingers in the main loop's poller, not in its thread."""
 
 from __future__ import annotations
 
@@ -179,6 +179,23 @@ def test_a_body_that_stops_ends_after_the_idle_timeout_a_slow_steady_one_does_no
         wait_for(steady.read, timeout=10)
         assert steady.status() == 201, steady.got
         assert (served.data / "drives" / "admin" / "steady").read_bytes() == b"y" * 12000
+
+
+def test_a_body_slower_than_the_minimum_rate_ends_however_steadily_it_trickles(
+    tmp_path: Path,
+) -> None:
+    """A body sent a byte every TRICKLE_S never paused for BODY_S: it held its thread (a large
+    body) or its connection (a small one) for as long as its client liked. Now, after its first
+    BODY_S, it must come at DIZEST_REQUEST_BODY_MIN_RATE on average."""
+    with slow_serve(tmp_path, request_body_min_rate="1000") as served:
+        login = "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+        crowd = [Client(served.base, put_head(served, "large", 1 << 20)), Client(served.base, login.encode())]  # fmt: skip
+        opened = time.monotonic()
+        with trickling(crowd):
+            wait_for(lambda: all_ended(crowd), timeout=BODY_S + 5)
+        assert time.monotonic() - opened >= BODY_S
+        assert {client.status() for client in crowd} == {408}, crowd[0].got
+        assert all(b"slower than 1000 bytes a second" in client.got for client in crowd)
 
 
 def test_clients_that_neither_read_nor_close_hold_nothing(tmp_path: Path) -> None:
