@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dizest_api import create_app  # noqa: E402
+from dizest_api.app import create_app  # noqa: E402
 from dizest_api.settings import ApiSettings  # noqa: E402
 from tests.redis_server import EmbeddedRedis  # noqa: E402
 from tests.worker.conftest import make_settings  # noqa: E402

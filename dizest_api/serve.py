@@ -36,6 +36,7 @@ import click
 from dizest_api.embedded_redis import EmbeddedRedis, forget_location, record_location
 from dizest_api.gunicorn_app import GRACEFUL_S, MIN_THREADS, stream_threads
 from dizest_api.supervisor import Child, Supervisor
+from dizest_api.unknown_settings import warn_unknown
 from dizest_core.errors import DizestError
 from dizest_worker.client import REACH_S, reach, redact_url
 
@@ -114,6 +115,7 @@ def serve(
     """Serve the HTTP API (gunicorn), with an embedded Redis and a worker when none is given."""
     if connections <= threads:
         raise click.UsageError("--connections must be above --threads")
+    warn_unknown(_say)  # before this command sets any: those are known
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     previous = {stop: signal.signal(stop, _exit_on_signal) for stop in STOP_SIGNALS}
@@ -137,7 +139,7 @@ def serve(
             forget_location(root)
         _bootstrap(forget_worker=not no_worker)
         if not no_worker:
-            command = [sys.executable, "-m", "dizest_cli", "worker", "-c", "2"]
+            command = [sys.executable, "-m", "dizest_cli", "worker", "-c", "2", "--settings-said"]
             worker = Child("worker", command, stop_timeout, warm=True, on_exit=_forget_worker)
             children.start(worker)
         if beat:
@@ -163,7 +165,7 @@ def serve(
 def _bootstrap(forget_worker: bool) -> None:
     """Create the first admin; and delete the beat of the worker about to start, so a previous
     instance's beat never makes /readyz answer before this one's worker is ready."""
-    from dizest_api import create_app
+    from dizest_api.app import create_app
     from dizest_api.settings import ApiSettings
 
     settings = ApiSettings.from_env()

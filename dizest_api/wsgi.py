@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from dizest_api import create_app
+from dizest_api.app import create_app
 from dizest_api.settings import ApiSettings
 
 

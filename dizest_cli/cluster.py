@@ -34,14 +34,23 @@ if TYPE_CHECKING:
     show_default=True,
     help="Celery pool: processes, or threads of one process.",
 )
+@click.option("--settings-said", is_flag=True, hidden=True)  # by `dizest serve`, which started it
 def worker(
-    concurrency: int | None, queues: str | None, name: str | None, loglevel: str, pool: str
+    concurrency: int | None,
+    queues: str | None,
+    name: str | None,
+    loglevel: str,
+    pool: str,
+    settings_said: bool,
 ) -> None:
     """Start a worker that runs flows from Redis (DIZEST_REDIS_URL)."""
+    from dizest_api.unknown_settings import warn_unknown
     from dizest_core.options import QUEUE_NAME, QUEUE_RULE
     from dizest_worker.celery_app import create_celery
     from dizest_worker.settings import WorkerSettings
 
+    if not settings_said:
+        warn_unknown(lambda sentence: echo(f"dizest worker: {sentence}", err=True))
     try:
         settings = WorkerSettings.from_env()
         if name is not None:  # by the rule of DIZEST_WORKER_NAME, which it stands for

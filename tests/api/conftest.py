@@ -13,7 +13,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from dizest_api import create_app
+from dizest_api.app import create_app
 from dizest_api.services import Services
 from dizest_api.settings import ApiSettings
 from tests.worker.conftest import make_settings, redis_url  # noqa: F401

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dizest_api import create_app
+from dizest_api.app import create_app
 from dizest_api.settings import ApiSettings
 from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys

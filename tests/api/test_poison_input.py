@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dizest_api import create_app
+from dizest_api.app import create_app
 from dizest_api.settings import ApiSettings
 from dizest_worker.memory_client import MemoryClient
 from tests.api.test_runs import Live, create_workflow

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from dizest_api import create_app
+from dizest_api.app import create_app
 from dizest_api.settings import ApiSettings
 from dizest_core.job import Artifact
 from dizest_worker.settings import WorkerSettings

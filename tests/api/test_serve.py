@@ -162,7 +162,8 @@ def serving(
 
 
 def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
-    with serving(tmp_path) as served:
+    # two variables no setting reads (renamed; misspelt): said once, by the serve, not its worker
+    with serving(tmp_path, user_uploads="3", redis_ulr="redis://x") as served:
         base, token = served.base, served.token
         assert call(base, "GET", "/metrics")[0] == 401
         package = json.loads((DATA / "c03_fanout.dwp").read_text())
@@ -193,7 +194,15 @@ def test_serve_runs_a_flow_and_stops_cleanly(tmp_path: Path) -> None:
         assert f'dizest_flow_duration_seconds_bucket{{le="+Inf"}} {flows}' in text
         assert f"dizest_flow_duration_seconds_count {flows}" in text
         malformed_requests_get_json_errors(base, token)
-        assert "unhandled error" not in served.log.read_text()
+        log = served.log.read_text()
+        assert "unhandled error" not in log
+        renamed = (
+            "DIZEST_USER_UPLOADS is not a dizest setting: ignored (it is DIZEST_USER_BODIES now)"
+        )
+        misspelt = (
+            "DIZEST_REDIS_ULR is not a dizest setting: ignored (did you mean DIZEST_REDIS_URL?)"
+        )
+        assert log.count(renamed) == log.count(misspelt) == 1, log
 
 
 def raw(base: str, request: bytes) -> tuple[int, str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from dizest_api import create_app
+from dizest_api.app import create_app
 from dizest_api.client import Client, Forbidden
 from dizest_api.settings import ApiSettings
 from dizest_worker.liveness import WINDOW_S

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dizest_api import create_app
+from dizest_api.app import create_app
 from dizest_api.automation.service import Automation, install
 from dizest_api.automation.settings import AutomationSettings
 from dizest_api.settings import ApiSettings

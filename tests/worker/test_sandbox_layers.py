@@ -40,8 +40,11 @@ def test_a_worker_refuses_to_start_without_a_required_layer(redis_url, tmp_path)
 def test_an_unknown_required_layer_is_named(redis_url, tmp_path):
     env = envconfig.to_env(make_settings(redis_url, tmp_path))
     env["DIZEST_SANDBOX_REQUIRE"] = "chroot"
+    env["DIZEST_LEASE"] = "3"  # no setting: said, and the worker goes on to the layer check
     done = _start(env)
     assert done.returncode == 1 and "chroot: unknown layer" in done.stderr
+    said = "dizest worker: warning: DIZEST_LEASE is not a dizest setting: ignored (did you mean DIZEST_LEASE_S?)"
+    assert said in done.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a root worker has every layer here")
