@@ -70,6 +70,15 @@ def test_run_imports_the_core_engine_only() -> None:
     assert set(loaded["cli"]) <= allowed
 
 
+def test_a_remote_command_imports_the_client_not_the_service() -> None:
+    """`dizest workers` (any command that talks to a server) loads the API's client, never
+    Flask, Celery or the routes: dizest_api's package import loads nothing of its own."""
+    loaded, _ = probe("workers", "--server", "http://127.0.0.1:9")  # nothing listens there
+    assert loaded["code"] != 0  # it tried: no server
+    assert "dizest_api" in loaded["top"]
+    assert not set(loaded["top"]) & {"celery", "kombu", "flask", "werkzeug", "dizest_worker"}
+
+
 @pytest.mark.parametrize("name", sorted(dizest_cli.LAZY))
 def test_listed_summary_is_the_commands_own(name: str) -> None:
     command = dizest_cli.load_command(name)
