@@ -129,3 +129,35 @@ def test_a_viewer_sees_the_owners_runs_on_a_shared_workflows_page(
     page.click("#wf-runs")
     expect(page.locator(f'#run-rows tr[data-id="{run_id}"]')).to_be_visible(timeout=LIVE_MS)
     page.context.close()
+
+
+TABLE = """class Table:
+    def _repr_html_(self):
+        return '<table><tr><th>a</th></tr><tr><td>1</td></tr></table>'
+print(Table())
+v = {3}
+"""
+
+
+def test_an_output_json_cannot_carry_shows_its_type_and_repr_and_html_tables_have_borders(
+    admin_page: Any, console: Console
+) -> None:
+    """A set (as a DataFrame) has no JSON form: its preview is its type and its repr as text,
+    not the {"$type", "$repr"} object's JSON; an HTML table a flow prints is drawn with
+    collapsed borders and the console's font (a flow's own styles would come after)."""
+    pkg = package({"t": {"code": TABLE, "outputs": ["v"]}}, {"t": {"app": "t"}})
+    run = console.api("POST", "/runs", {"workflow_id": stored(console, "table", pkg)})
+    page = admin_page
+    page.goto(f"/runs/{run['run_id']}")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
+    page.locator('g.node[data-id="t"]').click()
+    shown = page.locator("#flow-outputs .output-repr")
+    expect(shown.locator("small")).to_have_text("builtins.set")
+    expect(shown.locator("pre")).to_have_text("{3}")
+    expect(page.locator("#flow-outputs")).not_to_contain_text("$repr")
+    cell = page.frame_locator("#flow-log iframe.result-html").locator("td")
+    expect(cell).to_have_text("1")
+    style = cell.evaluate(
+        "(td) => [getComputedStyle(td.closest('table')).borderCollapse, getComputedStyle(td).fontFamily]"
+    )
+    assert style[0] == "collapse" and "system-ui" in style[1], style

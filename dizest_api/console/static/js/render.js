@@ -18,6 +18,24 @@ function loadPlotly() {
 
 // A log entry or result that costs a document to show (an HTML iframe: ~10 ms apiece, 1,000
 // took 7-15 s; a plot): past the newest few, one is folded to a line that shows it on a click.
+// Under a flow's HTML (its own styles come after and win): the console's font, and tables (a
+// DataFrame's `to_html`, `display(df)`) drawn as a notebook draws them, not in serif with borders
+// a cell apart.
+const HTML_BASE = "<style>body{margin:6px;font:13px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2330}"
+  + "table{border-collapse:collapse;margin:4px 0}th,td{border:1px solid #d9dde5;padding:2px 8px;text-align:right}"
+  + "th{background:#f5f6f8}thead th,tbody th{font-weight:600}</style>";
+
+// An output's preview as the API gives it (dizest_core.outvalue.preview): JSON, or {"$type",
+// "$repr"} for a value JSON cannot carry (a DataFrame, an array): then its type and its repr, as
+// text, not that object's JSON.
+export function outputView(value) {
+  const keys = value && typeof value === "object" && !Array.isArray(value) ? Object.keys(value) : [];
+  if (keys.length === 2 && typeof value.$type === "string" && typeof value.$repr === "string") {
+    return h("div", { class: "output-repr" }, h("small", { class: "muted" }, value.$type), h("pre", { class: "result-json" }, value.$repr));
+  }
+  return h("pre", { class: "result-json" }, JSON.stringify(value, null, 2));
+}
+
 export const heavy = (entry) => Boolean(entry) && typeof entry === "object" && (entry.mime === "text/html" || entry.mime === PLOTLY);
 
 export function folded(payload) {
@@ -64,7 +82,7 @@ export function renderPayload({ mime, data }) {
     return h("pre", { class: "result-json" }, text);
   }
   if (mime === "text/html") {
-    const frame = h("iframe", { class: "result-html", sandbox: "", srcdoc: data, title: "HTML output", referrerpolicy: "no-referrer" });
+    const frame = h("iframe", { class: "result-html", sandbox: "", srcdoc: HTML_BASE + data, title: "HTML output", referrerpolicy: "no-referrer" });
     frame.payload = { mime, data }; // see foldOlder
     return frame;
   }

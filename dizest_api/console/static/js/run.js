@@ -9,7 +9,7 @@ import { RunStream } from "./events.js";
 import { Gantt } from "./gantt.js";
 import { graphOrList, tooMany } from "./flowlist.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
-import { foldOlder, renderEntries } from "./render.js";
+import { foldOlder, outputView, renderEntries } from "./render.js";
 
 const runId = document.getElementById("main").dataset.runId;
 const FINAL = new Set(["ready", "error", "cancelled"]);
@@ -197,9 +197,8 @@ async function outputs(id) {
       {},
       h("strong", {}, name),
       " ",
-      h("code", {}, JSON.stringify(preview).slice(0, 200)),
-      " ",
       h("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(id)}/outputs/${encodeURIComponent(name)}`, download: "" }, "download"),
+      outputView(preview),
     ),
   );
   box.replaceChildren(items.length ? h("ul", { class: "outputs" }, items) : h("p", { class: "muted" }, "no outputs"));

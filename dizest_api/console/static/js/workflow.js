@@ -5,6 +5,7 @@ import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } fr
 import { graphOrList, tooMany } from "./flowlist.js";
 import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { highlightPython } from "./highlight.js";
+import { outputView } from "./render.js";
 import { apiPanel } from "./wfapi.js";
 import { infoView } from "./wfinfo.js";
 
@@ -54,7 +55,7 @@ async function fillOutputs(box, runId, flowId) {
     box.replaceChildren(h("p", { class: "muted" }, `Its outputs could not be read: ${exc.message}`));
     return;
   }
-  const rows = Object.entries(outputs || {}).map(([name, value]) => h("div", { class: "output" }, h("strong", {}, name), h("pre", { class: "json" }, JSON.stringify(value, null, 2))));
+  const rows = Object.entries(outputs || {}).map(([name, value]) => h("div", { class: "output" }, h("strong", {}, name), outputView(value)));
   box.replaceChildren(...(rows.length ? rows : [h("p", { class: "muted" }, "No outputs.")]));
 }
 
