@@ -90,6 +90,10 @@ def map_of(schema: Schema) -> Schema:
 
 TIME = {**NUMBER, "description": "seconds since the epoch"}
 MAYBE_STRING = nullable(STRING)
+WORKFLOW_TITLE = {
+    **MAYBE_STRING,
+    "description": "its workflow's title, if you may read that workflow",
+}
 MAYBE_TIME = nullable(TIME)
 ISO_TIME = nullable({"type": "string", "format": "date-time"})
 RUN_STATUS = {**STRING, "description": "pending, running, ready (done), error, cancelled..."}
@@ -224,6 +228,7 @@ COMPONENTS: dict[str, Schema] = {
         version={**nullable(INTEGER), "description": "the workflow's version it runs"},
     ),
     "SubmittedRun": extend("Run"),
+    "ListedRun": extend("Run", workflow_title=WORKFLOW_TITLE),
     "FlowState": obj(
         status=STRING,
         reason=MAYBE_STRING,
@@ -248,6 +253,7 @@ COMPONENTS: dict[str, Schema] = {
         options=OBJECT,
         owner=MAYBE_STRING,
         workflow_id=MAYBE_STRING,
+        workflow_title=WORKFLOW_TITLE,
         rights=array(
             {
                 "enum": ["read", "rerun", "cancel"],
@@ -267,6 +273,7 @@ COMPONENTS: dict[str, Schema] = {
         options=OBJECT,
         owner=MAYBE_STRING,
         workflow_id=MAYBE_STRING,
+        workflow_title=WORKFLOW_TITLE,
         rights=array({"enum": ["read", "rerun", "cancel"]}),
     ),
     "FlowPart": extend(

@@ -13,6 +13,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from redis.exceptions import LockError
@@ -28,7 +29,7 @@ from dizest_api.routes.run_access import index, open_run
 from dizest_api.routes.run_query import RUN_FILTERS, SHARED, run_page
 from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.run_reads import FLOWS, REPORTS, run_report
-from dizest_api.routes.workflows import open_workflow
+from dizest_api.routes.workflows import open_workflow, workflow_title
 from dizest_api.schemas import ERR, page_of
 from dizest_api.services import services
 from dizest_core.errors import DizestError
@@ -161,7 +162,7 @@ def submit_run() -> tuple[Response, int, dict[str, str]]:
 
 @endpoint(bp, "GET", "/runs", "Your runs, newest first (admins: all runs), filtered",
           query={**RUN_FILTERS, "shared": SHARED, "offset": OFFSET, "limit": LIMIT},
-          responses={200: page_of("Run")})  # fmt: skip
+          responses={200: page_of("ListedRun")})  # fmt: skip
 def list_runs() -> Response:
     principal = current()
     offset, limit = query_number("offset", 0, OFFSET), query_number("limit", 50, LIMIT)
@@ -179,7 +180,7 @@ def list_runs() -> Response:
         pairs = services().library.shared_with(principal.username)
         pager = lambda start, count: index().of_workflows(pairs, start, count)  # noqa: E731
         items, total = run_page(index(), services().client, None, wanted, offset, limit, pager)
-        return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
+        return jsonify({"items": titled(items), "total": total, "offset": offset, "limit": limit})
     owner = None if principal.is_admin else principal.username
     asked = wanted.pop("owner", None)
     if asked is not None and principal.is_admin:
@@ -189,7 +190,15 @@ def list_runs() -> Response:
             return jsonify({"items": [], "total": 0, "offset": offset, "limit": limit})
         owner = asked
     items, total = run_page(index(), services().client, owner, wanted, offset, limit)
-    return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
+    return jsonify({"items": titled(items), "total": total, "offset": offset, "limit": limit})
+
+
+def titled(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs with their workflows' titles, as the caller may read them (each asked once)."""
+    titles = {
+        wf_id: workflow_title(wf_id) for wf_id in {i.get("workflow_id") for i in items} if wf_id
+    }
+    return [{**item, "workflow_title": titles.get(item.get("workflow_id"))} for item in items]
 
 
 def _shared_with_caller(wf_id: str | None, owner: str) -> bool:

@@ -85,6 +85,17 @@ def open_workflow(wf_id: str, right: str) -> StoredWorkflow:
     return wf
 
 
+def workflow_title(wf_id: str | None) -> str | None:
+    """The workflow's title, if the caller may read it (else None: a run's reader who lost the
+    workflow's grant, or a deleted workflow, is not told what it is called now)."""
+    if not wf_id:
+        return None
+    try:
+        return open_workflow(wf_id, "read").title
+    except (NotFound, Forbidden):
+        return None
+
+
 def made_while_allowed(wf_id: str, right: str, undo: Callable[[], None]) -> None:
     """After storing something that needs `right` on the workflow (a schedule, a trigger, a
     workflow webhook): if the right went meanwhile, undo it and refuse. A revoke writes the

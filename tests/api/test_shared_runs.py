@@ -54,3 +54,32 @@ def test_shared_runs_are_the_owners_runs_of_workflows_granted_to_the_caller(live
     assert ids(live, "/runs?shared=1", bob) == [daves]  # a grant taken back: its runs go
     bad = live.call("GET", "/runs?shared=yes", bob)
     assert bad.status_code == 400 and "shared" in bad.json["error"]["message"]
+
+
+def test_runs_name_their_workflow_by_title_while_the_caller_may_read_it(live: Live) -> None:
+    """A run (listed or read) carries its workflow's current title for whoever may read that
+    workflow; uma, who ran it with a grant since taken back, reads her run but not the title
+    the workflow has now."""
+    tara, uma = live.user("tara"), live.user("uma")
+    wf = create_workflow(live, tara, FANOUT)
+    assert live.call("PUT", f"/workflows/{wf}/grants", tara, json={"grants": {"uma": "runner"}}).status_code == 200  # fmt: skip
+    made = live.call("POST", "/runs", uma, json={"workflow_id": wf})
+    assert made.status_code == 201, made.json
+    run_id = made.json["run_id"]
+    live.wait(run_id, uma)
+    renamed = live.call(
+        "PUT", f"/workflows/{wf}", tara, json={"title": "sales report", "package": FANOUT}
+    )
+    assert renamed.status_code == 200, renamed.json
+    assert live.call("GET", f"/runs/{run_id}", uma).json["workflow_title"] == "sales report"
+    listed = live.call("GET", "/runs", uma).json["items"]
+    assert [(i["run_id"], i["workflow_title"]) for i in listed] == [(run_id, "sales report")]
+    assert live.call("GET", f"/runs/{run_id}?flows=states", uma).json["workflow_title"] == "sales report"  # fmt: skip
+    assert live.call("PUT", f"/workflows/{wf}/grants", tara, json={"grants": {}}).status_code == 200  # fmt: skip
+    report = live.call("GET", f"/runs/{run_id}", uma)
+    assert report.status_code == 200 and report.json["workflow_id"] == wf  # her run, still
+    assert report.json["workflow_title"] is None
+    assert live.call("GET", "/runs", uma).json["items"][0]["workflow_title"] is None
+    inline = live.call("POST", "/runs", uma, json={"package": FANOUT}).json["run_id"]
+    live.wait(inline, uma)
+    assert live.call("GET", f"/runs/{inline}", uma).json["workflow_title"] is None

@@ -144,7 +144,8 @@ def test_an_output_json_cannot_carry_shows_its_type_and_repr_and_html_tables_hav
 ) -> None:
     """A set (as a DataFrame) has no JSON form: its preview is its type and its repr as text,
     not the {"$type", "$repr"} object's JSON; an HTML table a flow prints is drawn with
-    collapsed borders and the console's font (a flow's own styles would come after)."""
+    collapsed borders and the console's font (a flow's own styles would come after). The run
+    and the runs list name its workflow by title."""
     pkg = package({"t": {"code": TABLE, "outputs": ["v"]}}, {"t": {"app": "t"}})
     run = console.api("POST", "/runs", {"workflow_id": stored(console, "table", pkg)})
     page = admin_page
@@ -161,3 +162,6 @@ def test_an_output_json_cannot_carry_shows_its_type_and_repr_and_html_tables_hav
         "(td) => [getComputedStyle(td.closest('table')).borderCollapse, getComputedStyle(td).fontFamily]"
     )
     assert style[0] == "collapse" and "system-ui" in style[1], style
+    expect(page.locator("#run-workflow")).to_have_text("table")  # its workflow, by title
+    page.goto("/runs")
+    expect(page.locator(f'#run-rows tr[data-id="{run["run_id"]}"] td').nth(2)).to_have_text("table")

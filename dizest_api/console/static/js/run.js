@@ -245,6 +245,11 @@ async function main() {
   if (report.workflow_id) {
     const link = $("#run-workflow");
     link.href = `/workflows/${encodeURIComponent(report.workflow_id)}`;
+    if (report.workflow_title != null) {
+      link.textContent = report.workflow_title;
+      link.title = "its workflow";
+      document.title = `${report.workflow_title} · run ${runId.slice(0, 12)} · dizest`;
+    }
     link.hidden = false;
   }
   $("#run-cancel").addEventListener("click", async () => {

@@ -30,13 +30,20 @@ function duration(run) {
   return run.finished_at && run.created_at ? seconds(run.finished_at - run.created_at) : "";
 }
 
+// Its workflow by title (the id when the caller may no longer read it), or "inline".
+function workflowCell(run) {
+  if (!run.workflow_id) return h("span", { class: "muted" }, "inline");
+  const link = h("a", { href: `/workflows/${encodeURIComponent(run.workflow_id)}`, title: run.workflow_id }, run.workflow_title ?? run.workflow_id);
+  return run.workflow_title == null ? h("code", {}, link) : link;
+}
+
 function row(run) {
   return h(
     "tr",
     { dataset: { id: run.run_id } },
     h("td", {}, h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, class: "run-link" }, run.run_id.slice(0, 12))),
     h("td", { class: "st" }, statusCell(run)),
-    h("td", {}, run.workflow_id ? h("a", { href: `/workflows/${encodeURIComponent(run.workflow_id)}` }, run.workflow_id) : h("span", { class: "muted" }, "inline")),
+    h("td", {}, workflowCell(run)),
     h("td", {}, run.owner || ""),
     h("td", {}, when(run.created_at)),
     h("td", { class: "took" }, duration(run)),
