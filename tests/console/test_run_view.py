@@ -165,3 +165,32 @@ def test_an_output_json_cannot_carry_shows_its_type_and_repr_and_html_tables_hav
     expect(page.locator("#run-workflow")).to_have_text("table")  # its workflow, by title
     page.goto("/runs")
     expect(page.locator(f'#run-rows tr[data-id="{run["run_id"]}"] td').nth(2)).to_have_text("table")
+
+
+def test_a_failed_run_opens_on_the_flow_that_failed(admin_page: Any, console: Console) -> None:
+    """Of a run that failed, with no flow in its address, the page shows the first flow that
+    failed (its traceback), not an empty panel: one that ended before the page opened, and one
+    that fails while it is watched; a flow the address names is kept."""
+    bad = f"{UNTIL_GO}raise ValueError('no')"
+    pkg = package(
+        {"ok": {"code": "v = 1", "outputs": ["v"]}, "bad": {"code": bad, "inputs": ["v"]}},
+        {"a": {"app": "ok"}, "b": {"app": "bad", "in": {"v": [("a", "v")]}}, "c": {"app": "ok"}},
+    )
+    pkg["apps"]["bad"]["api"] = GO_API  # it fails when the test says
+    wf_id = stored(console, "fails", pkg)
+    page = admin_page
+    shown = page.locator("#flow p.muted").first
+    live = console.api("POST", "/runs", {"workflow_id": wf_id})["run_id"]
+    page.goto(f"/runs/{live}")
+    expect(page.locator("#run-live")).to_have_text("● live", timeout=LIVE_MS)
+    go(console, live, "b")
+    expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_MS)
+    expect(shown).to_contain_text("flow b ·")
+    expect(page.locator("#flow-reason")).to_contain_text("ValueError")
+    assert page.url.endswith("#flow=b"), page.url
+    page.goto(f"/runs/{live}#flow=c")  # (a change of the hash alone: no new page)
+    page.reload()  # a flow the address names: kept
+    expect(shown).to_contain_text("flow c ·")
+    page.goto(f"/runs/{live}")
+    page.reload()  # ended before the page opened
+    expect(shown).to_contain_text("flow b ·")

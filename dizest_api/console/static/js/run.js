@@ -263,6 +263,7 @@ async function main() {
   // Statuses start from the report (authoritative); logs, results and times come from the events.
   setStatuses(report);
   selectFlowInHash((id) => graph.byId.has(id), (id) => view.select(id));
+  showFailure(report);
   const live = $("#run-live");
   // a big run's page follows from the state it read (nothing to follow once the run ended)
   const stream = big && FINAL.has(report.status) ? null : new RunStream(runId, apply, (state) => {
@@ -282,9 +283,18 @@ function setStatuses(report) {
   }
 }
 
+// A failed run, with no flow chosen, opens on the first of its flows (in package order) that
+// failed: where its user has to look, without a search through the graph.
+function showFailure(report) {
+  if (selected || report.status !== "error") return;
+  const failed = graph.nodes.find((n) => report.flows[n.id]?.status === "error");
+  if (failed) view.select(failed.id);
+}
+
 async function reconcile() {
   const report = await (big ? big.states() : get(`/runs/${encodeURIComponent(runId)}`));
   setStatuses(report);
+  showFailure(report);
   setRunStatus(report.status);
   $("#run-finished") && ($("#run-finished").textContent = when(report.finished_at));
   if (selected) refreshFlow();
