@@ -94,6 +94,12 @@ WORKFLOW_TITLE = {
     **MAYBE_STRING,
     "description": "its workflow's title, if you may read that workflow",
 }
+WORKFLOW_RIGHTS = array(
+    {
+        "enum": ["read", "run", "write", "share", "delete"],
+        "description": "what the caller may do with it (by grant)",
+    }
+)
 MAYBE_TIME = nullable(TIME)
 ISO_TIME = nullable({"type": "string", "format": "date-time"})
 RUN_STATUS = {**STRING, "description": "pending, running, ready (done), error, cancelled..."}
@@ -163,17 +169,13 @@ COMPONENTS: dict[str, Schema] = {
     "Workflow": obj(
         id=STRING, owner=STRING, title=STRING, version=INTEGER, created_at=TIME, updated_at=TIME
     ),
+    "ListedWorkflow": extend("Workflow", rights=WORKFLOW_RIGHTS),
     "WorkflowVersion": extend(
         "Workflow",
         "A workflow with the package of one version",
         latest_version=INTEGER,
         package={**OBJECT, "description": "the .dwp object"},
-        rights=array(
-            {
-                "enum": ["read", "run", "write", "share", "delete"],
-                "description": "what the caller may do with it (by grant)",
-            }
-        ),
+        rights=WORKFLOW_RIGHTS,
     ),
     "Validation": obj(
         valid={**BOOLEAN, "description": "no problem is an error (warnings may remain)"},

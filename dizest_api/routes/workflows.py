@@ -112,13 +112,13 @@ def made_while_allowed(wf_id: str, right: str, undo: Callable[[], None]) -> None
 
 @endpoint(bp, "GET", "/workflows", "Workflows you own or were granted, newest first",
           query={"title": "title substring", "offset": OFFSET, "limit": LIMIT},
-          responses={200: page_of("Workflow")})  # fmt: skip
+          responses={200: page_of("ListedWorkflow")})  # fmt: skip
 def list_workflows() -> Response:
     principal = current()
     offset, limit = query_number("offset", 0, OFFSET), query_number("limit", 50, LIMIT)
     owner = None if principal.is_admin else principal.username
     page = services().library.visible(owner, request.args.get("title", ""), offset, limit)
-    items = [wf.to_dict() for wf in page.items]
+    items = [{**wf.to_dict(), "rights": rights_on(wf)} for wf in page.items]  # what to offer
     return jsonify({"items": items, "total": page.total, "offset": offset, "limit": limit})
 
 

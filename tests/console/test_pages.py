@@ -11,6 +11,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.conftest import DATA as TEST_DATA
 from tests.console.conftest import DATA, USER_PASSWORD, Console, log_in
 
 LIVE_S = 60_000
@@ -243,3 +244,34 @@ def test_dag1000_draws_every_flow_and_edge(admin_page: Any, console: Console) ->
             break
     expect(page.locator("g.node .port-label").first).to_be_attached()
     assert page.locator("g.node .port-label").count() < 1000  # only the flows in view
+
+
+def test_a_user_is_offered_what_they_may_do_and_finds_their_tokens_and_the_api(
+    browser: Any, console: Console
+) -> None:
+    """A user (not an admin) finds their tokens and the API reference from the header (and the
+    way back), is not offered the admin scope, and on the workflow list a workflow shared with
+    a runner grant offers no Delete, which the API would refuse."""
+    console.user("owen")
+    console.user("rory")
+    pkg = json.loads((TEST_DATA / "c03_fanout.dwp").read_text())
+    mine = console.api("POST", "/workflows", {"title": "owens", "package": pkg}, "owen")["id"]
+    theirs = console.api("POST", "/workflows", {"title": "shared", "package": pkg}, "owen")["id"]
+    console.api("PUT", f"/workflows/{theirs}/grants", {"grants": {"rory": "runner"}}, "owen")
+    console.api("POST", "/workflows", {"title": "rorys", "package": pkg}, "rory")
+
+    page = log_in(browser, console.base, "rory")
+    page.goto("/workflows")
+    expect(page.locator("#wf-rows tr")).to_have_count(2)  # owen's own is not listed to rory
+    assert mine not in page.content()
+    expect(page.locator(f'#wf-rows tr[data-id="{theirs}"]').get_by_role("button", name="Delete")).to_have_count(0)  # fmt: skip
+    expect(page.locator("#wf-rows tr", has_text="rorys").get_by_role("button", name="Delete")).to_have_count(1)  # fmt: skip
+    page.locator("header nav a", has_text="Tokens").click()
+    expect(page).to_have_url(re.compile(r"/admin$"))
+    expect(page.locator('#add-token [name="scope"]')).to_have_count(2)  # read, run: no admin
+    expect(page.locator('#add-token [value="admin"]')).to_have_count(0)
+    page.locator("header nav a", has_text="API").click()
+    expect(page).to_have_url(re.compile(r"/api/docs$"))
+    page.locator("#back").click()
+    expect(page).to_have_url(re.compile(r"/workflows$"))
+    page.context.close()

@@ -24,7 +24,7 @@ async function load() {
         { class: "actions" },
         h("a", { href: `/api/v1/workflows/${encodeURIComponent(wf.id)}/dwp`, class: "button", download: "" }, "Download"),
         h("a", { href: `/runs?workflow_id=${encodeURIComponent(wf.id)}`, class: "button" }, "Runs"),
-        h("button", { type: "button", class: "danger", onclick: () => remove(wf) }, "Delete"),
+        (wf.rights || []).includes("delete") ? h("button", { type: "button", class: "danger", onclick: () => remove(wf) }, "Delete") : null,
       ),
     ),
   );
