@@ -89,7 +89,11 @@ def test_admin_manages_users_and_tokens_and_sees_workers(admin_page: Any, consol
     page = admin_page
     page.goto("/admin")
     expect(page.locator("#worker-rows tr[data-worker]")).to_have_count(1)  # test_workers_view
-    expect(page.locator("#health")).to_contain_text("dizest_queue_depth")
+    expect(page.locator('dd[data-metric="Queue dizest"]')).to_have_text(
+        re.compile(r"^\d+ waiting$")
+    )
+    expect(page.locator('dd[data-metric="Live workers"]')).to_have_text("1")
+    expect(page.locator("#health")).not_to_contain_text("dizest_")  # words, not metric names
     form = page.locator("#add-user")
     form.locator('[name="username"]').fill("erin")
     form.locator('[name="password"]').fill("erin's first password")

@@ -7,19 +7,31 @@ import { watchWorkers } from "./workers.js";
 
 const isAdmin = $("#me-role")?.textContent === "admin";
 
+// The samples of metric `name` in Prometheus' text: [labels, value] pairs.
+function samples(text, name) {
+  const line = new RegExp(`^${name}(?:\\{(.*)\\})? (\\S+)$`);
+  return text.split("\n").map((l) => line.exec(l)).filter(Boolean).map(([, labels, value]) => [labels || "", Number(value)]);
+}
+const label = (labels, key) => (new RegExp(`${key}="([^"]*)"`).exec(labels) || [])[1] || "";
+const count = (n) => (Number.isInteger(n) ? n.toLocaleString() : String(n));
+
+// What /metrics says of the service, in words: each queue's waiting flow messages, live workers,
+// runs kept by status, live streams of this API process.
+function serviceRows(text) {
+  const rows = samples(text, "dizest_queue_depth").map(([labels, n]) => [`Queue ${label(labels, "queue")}`, `${count(n)} waiting`]);
+  for (const [, n] of samples(text, "dizest_workers_live")) rows.push(["Live workers", count(n)]);
+  const runs = samples(text, "dizest_runs").map(([labels, n]) => `${count(n)} ${label(labels, "status")}`);
+  if (runs.length) rows.push(["Runs kept", runs.join(" · ")]);
+  for (const [, n] of samples(text, "dizest_stream_clients")) rows.push(["Live streams (this process)", count(n)]);
+  return rows;
+}
+
 async function health() {
   const box = $("#health");
   const ready = await fetch("/readyz").then((r) => r.json());
   const rows = [["Ready", ready.status || ready.error?.message || "?"]];
   if (!isAdmin) rows.push(["Workers", (ready.workers || ready.error?.details?.workers || []).join(", ") || "none"]);
-  if (isAdmin) {
-    const text = await fetch("/metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : ""));
-    const metric = (name) => text.split("\n").filter((l) => l.startsWith(name) && !l.startsWith("#"));
-    for (const line of [...metric("dizest_queue_depth"), ...metric("dizest_workers_live"), ...metric("dizest_runs{"), ...metric("dizest_stream_clients")]) {
-      const at = line.lastIndexOf(" ");
-      rows.push([line.slice(0, at), line.slice(at + 1)]);
-    }
-  }
+  if (isAdmin) rows.push(...serviceRows(await fetch("/metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : ""))));
   box.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { metric: k } }, v)]));
 }
 
