@@ -268,12 +268,13 @@ def test_a_new_empty_workflow_opens_in_the_editor_and_a_title_is_renamed(
     """No blank workflow could be made in the console (only uploaded), and no title changed."""
     page = admin_page
     page.goto("/workflows")
+    page.once("dialog", lambda dialog: dialog.accept("Quarterly"))  # its name, asked first
     page.click("#wf-new")
     expect(page).to_have_url(re.compile(r"/workflows/\w+/edit$"))
     expect(page.locator("#ed-state")).to_have_text("saved · v1")
     wf_id = page.url.rsplit("/", 2)[1]
     page.goto(f"/workflows/{wf_id}")
-    expect(page.locator("#wf-title")).to_have_text("Untitled workflow")
+    expect(page.locator("#wf-title")).to_have_text("Quarterly")
     page.click("#wf-rename")
     page.fill("#wf-title-input", "Quarterly <report>")
     page.locator("#wf-rename-form button[type=submit]").click()

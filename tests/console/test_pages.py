@@ -101,6 +101,13 @@ def test_upload_shows_the_graph_and_problems_one_per_line(
     page.set_input_files("#wf-file", str(DATA / "plots.dwp"))
     row = page.locator("#wf-rows tr", has_text="plots")
     expect(row).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.accept())  # the same title again: its next version
+    page.set_input_files("#wf-file", str(DATA / "plots.dwp"))
+    expect(row.locator("td").nth(2)).to_have_text("v2")
+    expect(row).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.dismiss())  # or both kept
+    page.set_input_files("#wf-file", str(DATA / "plots.dwp"))
+    expect(row).to_have_count(2)
     bad = tmp_path / "bad.dwp"
     bad.write_text('{"apps": {}, "flow": {"f": {"id": "f", "app_id": "nope", "active": true}}}')
     page.set_input_files("#wf-file", str(bad))
@@ -111,7 +118,7 @@ def test_upload_shows_the_graph_and_problems_one_per_line(
     page.fill("#wf-search", "no such title")
     expect(row).to_have_count(0)
     page.fill("#wf-search", "plo")
-    row.locator("a.wf-title").click()
+    row.first.locator("a.wf-title").click()
     for flow_id in ("numbers", "png", "chart", "table"):
         expect(page.locator(f'g.node[data-id="{flow_id}"]')).to_be_visible()
     expect(page.locator("path.edge")).to_have_count(3)

@@ -1,6 +1,6 @@
 // The workflows page: mine and granted, newest first, searchable; a new empty one (opened in
 // the editor), upload (picker or drop), download, delete. Validation problems are listed one per line, naming flow and app.
-import { del, get, post, problemLines } from "./api.js";
+import { del, get, post, problemLines, put } from "./api.js";
 import { $, h, toast, when } from "./dom.js";
 
 const LIMIT = 50;
@@ -46,6 +46,13 @@ async function remove(wf) {
   await load();
 }
 
+// The newest workflow of exactly this title that the caller may write, if any: an upload of a
+// file again (an edited copy) is offered as its next version rather than a twin of the same name.
+async function namesake(title) {
+  const page = await get(`/workflows?${new URLSearchParams({ title, limit: 200 })}`);
+  return page.items.find((wf) => wf.title === title && (wf.rights || []).includes("write")) || null;
+}
+
 async function upload(files) {
   const box = $("#upload-problems");
   const lines = [];
@@ -59,8 +66,11 @@ async function upload(files) {
     }
     const title = (pkg && typeof pkg.title === "string" && pkg.title) || file.name.replace(/\.dwp$/i, "");
     try {
-      const wf = await post("/workflows", { title, package: pkg });
-      toast(`Uploaded ${wf.title}`);
+      const same = await namesake(title);
+      const wf = same && confirm(`"${title}" exists (v${same.version}, ${same.owner}'s). OK: store this file as its next version. Cancel: keep both, as a new workflow.`)
+        ? await put(`/workflows/${encodeURIComponent(same.id)}`, { package: pkg })
+        : await post("/workflows", { title, package: pkg });
+      toast(`Uploaded ${wf.title} (v${wf.version})`);
     } catch (exc) {
       lines.push(`${file.name}:`, ...problemLines(exc).map((l) => `  ${l}`));
     }
@@ -73,7 +83,9 @@ async function upload(files) {
 
 $("#wf-new").addEventListener("click", async () => {
   try {
-    const made = await post("/workflows", { title: "Untitled workflow", package: { apps: {}, flow: {} } });
+    const title = prompt("Name of the new workflow", "Untitled workflow");
+    if (title === null) return; // cancelled
+    const made = await post("/workflows", { title: title.trim() || "Untitled workflow", package: { apps: {}, flow: {} } });
     location.assign(`/workflows/${encodeURIComponent(made.id)}/edit`);
   } catch (exc) {
     toast(problemLines(exc).join("\n"), "error");
