@@ -5,7 +5,7 @@
 // 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
 import { hasUI } from "./appui.js";
 import { clip, escapeHtml, h } from "./dom.js";
-import { GraphView, portY, statusLabel } from "./graph.js";
+import { GraphView, edgePath, portY, statusLabel } from "./graph.js";
 import { renderEntries } from "./render.js";
 
 const HEAD = 42;
@@ -16,15 +16,6 @@ const RESULT_BIG = 460; // px: a result box its user enlarged (a table, a plot)
 const TITLE_CLIP = 18; // characters of a title: room for the run button before it and the marks after
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
-
-function edgePath(a, b, e) {
-  const x1 = a.x + a.w;
-  const y1 = portY(a, Math.max(0, a.outputs.indexOf(e.out)));
-  const x2 = b.x;
-  const y2 = portY(b, Math.max(0, b.inputs.indexOf(e.in)));
-  const dx = Math.max(40, Math.abs(x2 - x1) / 2);
-  return `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
-}
 
 function nodeMarkup(n, detailed, problems) {
   const problem = problems.get(n.id);

@@ -27,6 +27,9 @@ export function statusLabel(status, reason) {
 // The title a flow is shown by: its own, else its app's, else its app's id, else its id.
 export const flowTitle = (id, flow, app) => flow.title || app.title || flow.app_id || id;
 
+// `layout`: true, the stored positions unless missing or stacked; "auto", the layered layout
+// whatever is stored (a view's Arrange: DIZEST's own files may keep every flow on one row, their
+// edges then passing behind the cards between); false, the stored positions.
 export function model(pkg, { layout = true } = {}) {
   const apps = pkg.apps || {};
   const nodes = [];
@@ -64,7 +67,7 @@ export function model(pkg, { layout = true } = {}) {
       }
     }
   }
-  if (layout && needsLayout(nodes)) layered(nodes, edges, byId);
+  if (layout === "auto" || (layout && needsLayout(nodes))) layered(nodes, edges, byId);
   return { nodes, edges, byId };
 }
 
@@ -130,17 +133,38 @@ function layered(nodes, edges, byId) {
 
 export const portY = (node, i) => node.y + HEAD + i * PORT + PORT / 2;
 
-function edgePath(g, e) {
-  const a = g.byId.get(e.from);
-  const b = g.byId.get(e.to);
-  const oi = Math.max(0, a.outputs.indexOf(e.out));
-  const ii = Math.max(0, b.inputs.indexOf(e.in));
+const LOOP = 60; // px: how far an edge to a node on its left goes out before it turns back
+
+// The edge `e` from node `a`'s output port to node `b`'s input port. To a node on its left, it
+// leaves rightwards, passes under both nodes and comes in from the left (it went straight into
+// the empty space on the right, as a stub that seemed to lead nowhere).
+export function edgePath(a, b, e) {
   const x1 = a.x + a.w;
-  const y1 = portY(a, oi);
+  const y1 = portY(a, Math.max(0, a.outputs.indexOf(e.out)));
   const x2 = b.x;
-  const y2 = portY(b, ii);
+  const y2 = portY(b, Math.max(0, b.inputs.indexOf(e.in)));
+  if (x2 < x1 + LOOP / 2) {
+    const yb = Math.max(a.y + a.h, b.y + b.h) + 24;
+    return `M${x1},${y1} C${x1 + LOOP},${y1} ${x1 + LOOP},${yb} ${x1},${yb} L${x2},${yb} C${x2 - LOOP},${yb} ${x2 - LOOP},${y2} ${x2},${y2}`;
+  }
   const dx = Math.max(40, Math.abs(x2 - x1) / 2);
   return `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
+}
+
+// The Arrange link of a view's toolbar (#arrange): this page again with the layered layout, or
+// back to the stored positions; which one `model` is asked for.
+export function arrangeLink() {
+  const params = new URLSearchParams(location.search);
+  const auto = params.get("layout") === "auto";
+  const link = document.getElementById("arrange");
+  if (link) {
+    if (auto) params.delete("layout");
+    else params.set("layout", "auto");
+    link.href = `${location.pathname}${params.size ? `?${params}` : ""}${location.hash}`;
+    link.textContent = auto ? "As saved" : "Arrange";
+    link.title = auto ? "the flows where the workflow keeps them" : "the flows laid out by their dependencies (not saved)";
+  }
+  return auto ? "auto" : true;
 }
 
 
@@ -187,7 +211,7 @@ export class GraphView {
   draw() {
     const g = this.graph;
     const edges = g.edges
-      .map((e) => `<path class="edge" data-from="${escapeHtml(e.from)}" data-to="${escapeHtml(e.to)}" d="${edgePath(g, e)}"/>`)
+      .map((e) => `<path class="edge" data-from="${escapeHtml(e.from)}" data-to="${escapeHtml(e.to)}" d="${edgePath(g.byId.get(e.from), g.byId.get(e.to), e)}"/>`)
       .join("");
     const eager = g.nodes.length <= EAGER_DETAIL;
     this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);

@@ -8,7 +8,7 @@ import { $, h, keepFlowInHash, seconds, selectFlowInHash, showTab, tabs, toast, 
 import { RunStream } from "./events.js";
 import { Gantt } from "./gantt.js";
 import { graphOrList, tooMany } from "./flowlist.js";
-import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
+import { GraphView, arrangeLink, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { foldOlder, outputView, renderEntries } from "./render.js";
 
 const runId = document.getElementById("main").dataset.runId;
@@ -229,7 +229,7 @@ function params(report) {
 async function main() {
   const pkg = await get(`/runs/${encodeURIComponent(runId)}/dwp`);
   performance.mark("dizest:dwp");
-  graph = model(pkg);
+  graph = model(pkg, { layout: arrangeLink() });
   if (tooMany(graph)) big = new BigRun(runId); // (only the package tells: it is read first)
   const reportLoaded = big ? big.states() : get(`/runs/${encodeURIComponent(runId)}`); // built from the events
   view = graphOrList($("#graph"), graph, showFlow, (box) => new GraphView(box, graph, showFlow), { status: true });

@@ -3,7 +3,7 @@
 import { get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { graphOrList, tooMany } from "./flowlist.js";
-import { GraphView, bindZoomButtons, model, statusLabel } from "./graph.js";
+import { GraphView, arrangeLink, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { highlightPython } from "./highlight.js";
 import { outputView } from "./render.js";
 import { apiPanel } from "./wfapi.js";
@@ -230,7 +230,7 @@ async function main() {
   const owner = sharedBy(wf);
   $("#wf-runs").href = `/runs?workflow_id=${encodeURIComponent(wfId)}${owner ? `&owner=${encodeURIComponent(owner)}` : ""}`;
   if (owner) $("#wf-runs").title = `${owner}'s runs of it (yours: Runs at the top)`;
-  graph = model(wf.package);
+  graph = model(wf.package, { layout: arrangeLink() });
   const select = (id) => flowPanel(graph.byId.get(id));
   view = graphOrList($("#graph"), graph, select, (box) => new GraphView(box, graph, select));
   bindZoomButtons(view);
