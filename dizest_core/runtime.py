@@ -56,10 +56,16 @@ class FlowAPI:
         self.flow = inflow.flow_of(job)
 
     def input(self, name: str, default: Any = None) -> Any:
-        """A run input named `name` if given, else the flow's variable or the last wired value."""
-        if name in self._job.params:
-            return self._job.params[name]
+        """A run input named `name` if given, else the flow's variable or the last wired value.
+        A run input for a variable is that variable's value for the run, read as its stored
+        value is (`convert_variable`: a form's "2.5" is the float a `number` gives); None, given,
+        is None (DIZEST's run parameters: the default is then ignored)."""
         spec = self._specs.get(name)
+        if name in self._job.params:
+            value = self._job.params[name]
+            if spec is None or spec.type != VARIABLE or value is None:
+                return value
+            return convert_variable(value, spec.inputtype, default)
         if spec is None:
             return default
         if spec.type == VARIABLE:

@@ -42,6 +42,37 @@ def test_input_default_params_and_undeclared(make_workflow, tmp_path):
     assert report["flows"]["f2"]["outputs"]["a"] is None
 
 
+def test_a_run_input_for_a_variable_is_read_as_its_stored_value(make_workflow, tmp_path):
+    """The console's run form sends a changed field as the string DIZEST's UI stores: the flow
+    reads it as it reads the package's own value (number -> float, "" -> the default)."""
+    code = (
+        "dizest.output('v', [dizest.input(n, 'dflt') for n in ('num', 'bad', 'txt', 'chk')])\n"
+        "dizest.output('g', [num, txt, other])\n"
+    )
+    kinds = [("num", "number"), ("bad", "number"), ("txt", "text"), ("chk", "check")]
+    pkg = package(
+        {
+            "app": {
+                "code": code,
+                "inputs": [(name, "variable", kind) for name, kind in kinds],
+                "outputs": ["v", "g"],
+            },
+            "plain": {"code": "v = other", "outputs": ["v"]},
+        },
+        {
+            "f": {"app": "app", "data": {"num": "1", "bad": "2", "txt": "t", "chk": True}},
+            "f2": {"app": "app", "data": {"num": "1"}},
+            "p": {"app": "plain"},
+        },
+    )
+    inputs = {"f.num": "-2.5e3", "f.bad": "abc", "f.txt": "", "f.chk": False, "f2.num": 7}
+    inputs["other"] = "3"  # a global no flow declares stays as given
+    flows = make_workflow(pkg).run(inputs=inputs, workdir=tmp_path)["flows"]
+    assert flows["f"]["outputs"]["v"] == [-2500.0, "abc", "dflt", False]
+    assert flows["f"]["outputs"]["g"] == [-2500.0, None, "3"]  # (a global's default: None)
+    assert flows["f2"]["outputs"]["v"][0] == 7.0 and flows["p"]["outputs"]["v"] == "3"
+
+
 def test_wired_inputs_order_missing_and_last_value(make_workflow, tmp_path):
     pkg = package(
         {
