@@ -3,6 +3,7 @@
 // shown at their line). CodeMirror loads on first use, so opening a large workflow does not
 // pay for it.
 import { $, h } from "./dom.js";
+import { typed, variableField, variableInput } from "./varfield.js";
 
 const INPUTTYPES = ["text", "textarea", "number", "password", "date", "time", "list", "check", "file"];
 let cm = null;
@@ -155,24 +156,11 @@ export function lockPanel(box) {
   for (const form of box.querySelectorAll("form")) form.hidden = true; // the adders
 }
 
-// A flow variable's field in the flow panel.
-export function variableInput(doc, flowId, spec, value) {
-  const type = spec.inputtype || "text";
-  const name = `${flowId}.${spec.name}`;
-  let input;
-  if (type === "check") input = h("input", { type: "checkbox", name, checked: value === true || value === "true" });
-  else if (type === "textarea") input = h("textarea", { name, rows: 3 }, value ?? "");
-  else if (type === "list") {
-    const options = String(spec.description || "").split(/[,\n]/).map((o) => o.trim()).filter(Boolean);
-    input = h("select", { name }, h("option", { value: "" }, ""), options.map((o) => {
-      const [key, label] = o.includes(":") ? o.split(":", 2).map((s) => s.trim()) : [o, o];
-      return h("option", { value: key, selected: key === value }, label);
-    }));
-  } else {
-    const kinds = { number: "number", password: "password", date: "date", time: "time" };
-    input = h("input", { type: kinds[type] || "text", name, value: value ?? "", step: type === "number" ? "any" : null });
-  }
-  // DIZEST stores a check as a JSON bool and every other type as a string (numbers too).
-  input.addEventListener(type === "check" || type === "list" ? "change" : "input", () => doc.setVariable(flowId, spec.name, type === "check" ? input.checked : input.value));
-  return h("label", { class: "field" }, h("span", {}, `${spec.name} `, h("small", { class: "muted" }, type)), input);
+// A flow variable's field in the flow panel: what it gives (DIZEST stores a check as a JSON bool
+// and every other type as a string, numbers too) is stored as the flow's value.
+export function editableVariable(doc, flowId, spec, value) {
+  const input = variableInput(`${flowId}.${spec.name}`, spec, value);
+  const type = input.dataset.inputtype;
+  input.addEventListener(type === "check" || type === "list" ? "change" : "input", () => doc.setVariable(flowId, spec.name, typed(input)));
+  return variableField(spec, input);
 }

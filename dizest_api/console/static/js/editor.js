@@ -4,7 +4,7 @@
 // status, log and results under each node.
 import { ApiError, get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast } from "./dom.js";
-import { lockPanel, markSyntax, openApp, showApp, variableInput } from "./editor-app.js";
+import { editableVariable, lockPanel, markSyntax, openApp, showApp } from "./editor-app.js";
 import { EditorCanvas } from "./editor-canvas.js";
 import { Doc, localProblems } from "./editor-doc.js";
 import { EditorRuns } from "./editor-run.js";
@@ -160,7 +160,7 @@ function showFlow(id, show = true) {
     h("p", { class: "muted" }, `flow ${id} · app ${flow.app_id}`),
     h("label", { class: "field" }, h("span", {}, "Title"), title),
     h("label", { class: "inline" }, active, "active"),
-    h("div", { id: "flow-vars" }, vars.map((v) => variableInput(doc, id, v, (flow.data || {})[v.name]))),
+    h("div", { id: "flow-vars" }, vars.map((v) => editableVariable(doc, id, v, (flow.data || {})[v.name]))),
     h("h3", {}, "Connections"),
     conns.length ? h("ul", { class: "conns", id: "flow-conns" }, conns) : h("p", { class: "muted" }, "none"),
     h("p", { class: "inline" },

@@ -6,6 +6,7 @@ import { graphOrList, tooMany } from "./flowlist.js";
 import { GraphView, arrangeLink, bindZoomButtons, model, statusLabel } from "./graph.js";
 import { highlightPython } from "./highlight.js";
 import { outputView } from "./render.js";
+import { changed, typed, variableField, variableInput } from "./varfield.js";
 import { apiPanel } from "./wfapi.js";
 import { infoView } from "./wfinfo.js";
 
@@ -79,36 +80,14 @@ function flowPanel(node) {
   showTab("node");
 }
 
-function field(flowId, v) {
-  const value = (graph.byId.get(flowId).flow.data || {})[v.name];
-  const name = `${flowId}.${v.name}`;
-  const type = v.inputtype || "text";
-  let input;
-  if (type === "check") {
-    input = h("input", { type: "checkbox", name, checked: value === true || value === "true" });
-  } else if (type === "textarea") {
-    input = h("textarea", { name, rows: 3 }, value ?? "");
-  } else if (type === "list") {
-    const options = String(v.description || "").split(/[,\n]/).map((o) => o.trim()).filter(Boolean);
-    input = h("select", { name }, options.map((o) => {
-      const [key, label] = o.includes(":") ? o.split(":", 2) : [o, o];
-      return h("option", { value: key.trim(), selected: key.trim() === value }, label.trim());
-    }));
-  } else {
-    const kinds = { number: "number", password: "password", date: "date", time: "time" };
-    input = h("input", { type: kinds[type] || "text", name, value: value ?? "", step: type === "number" ? "any" : null });
-  }
-  input.dataset.inputtype = type;
-  input.dataset.default = JSON.stringify(value ?? null);
-  return h("label", { class: "field" }, h("span", {}, `${v.name} `, h("small", { class: "muted" }, type)), input);
-}
-
 function runForm() {
   const form = $("#runform");
   const groups = [];
   for (const node of graph.nodes) {
     if (!node.variables.length || !node.active) continue;
-    groups.push(h("fieldset", {}, h("legend", {}, `${node.title} (${node.id})`), node.variables.map((v) => field(node.id, v))));
+    const stored = node.flow.data || {};
+    const fields = node.variables.map((v) => variableField(v, variableInput(`${node.id}.${v.name}`, v, stored[v.name])));
+    groups.push(h("fieldset", {}, h("legend", {}, `${node.title} (${node.id})`), fields));
   }
   // a list of 100,000 options took seconds to lay out: a graph too large to draw names its ids
   const targets = tooMany(graph)
@@ -116,7 +95,7 @@ function runForm() {
     : h("select", { name: "flows", multiple: true, size: Math.min(8, graph.nodes.length), id: "run-targets" }, graph.nodes.map((n) => h("option", { value: n.id }, `${n.title} (${n.id})`)));
   form.replaceChildren(
     h("h2", {}, "Start a run"),
-    ...(groups.length ? groups : [h("p", { class: "muted" }, "This workflow has no variables.")]),
+    ...(groups.length ? [h("p", { class: "muted", id: "run-note" }, "A field left as it is sends nothing: the flow reads the workflow's own value, as dizest run does."), ...groups] : [h("p", { class: "muted" }, "This workflow has no variables.")]),
     h("label", { class: "field" }, h("span", {}, "Target flows ", h("small", { class: "muted" }, "none selected: all")), targets),
     h("label", { class: "field" }, h("span", {}, "Flow timeout (s) "), h("input", { type: "number", name: "flow_timeout", min: "0", step: "any", id: "run-timeout" })),
     h("pre", { id: "run-problems", class: "problems", hidden: true }),
@@ -125,15 +104,11 @@ function runForm() {
 }
 
 function readForm(form) {
+  // only what the user changed, as DIZEST's UI would store it: the engine converts it as it
+  // converts the stored value (a "2.5" of a number is the float 2.5), and a field left as it
+  // is leaves the workflow's own value to the engine, so such a run is the one `dizest run` makes
   const inputs = {};
-  for (const el of form.querySelectorAll("[data-inputtype]")) {
-    const type = el.dataset.inputtype;
-    let value = type === "check" ? el.checked : el.value;
-    if (type === "number" && value !== "" && Number.isFinite(Number(value))) value = Number(value);
-    const original = JSON.parse(el.dataset.default);
-    const same = type === "check" ? value === (original === true || original === "true") : String(value) === String(original ?? "");
-    if (!same) inputs[el.name] = value; // defaults stay the workflow's own
-  }
+  for (const el of form.querySelectorAll("[data-inputtype]")) if (changed(el)) inputs[el.name] = typed(el);
   const targets = form.querySelector("#run-targets");
   const flows = targets.selectedOptions ? [...targets.selectedOptions].map((o) => o.value) : targets.value.split(/[\s,]+/).filter(Boolean);
   const timeout = form.querySelector("#run-timeout").value;
