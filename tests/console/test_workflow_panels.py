@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.conftest import package, wait_for
-from tests.console.conftest import Console, log_in
+from tests.console.conftest import USER_PASSWORD, Console, log_in
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE_S = 60_000
@@ -163,14 +164,25 @@ def test_info_shows_the_readme_as_markdown_and_edits_category_and_requirements(
     page.context.close()
 
 
-def _shell(snippet: str, token: str, bin_dir: Path) -> str:
-    """Run `snippet` in a shell as a person would paste it, with $DIZEST_TOKEN set, in this
-    checkout (where `dizest_api.client` is)."""
-    env = {**os.environ, "DIZEST_TOKEN": token, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    env = {k: v for k, v in env.items() if k not in ("DIZEST_SERVER", "DIZEST_PROFILE")}
+def _shell(snippet: str, token: str | None, bin_dir: Path, typed: str = "") -> str:
+    """Run `snippet` in a shell as a person would paste it, with $DIZEST_TOKEN set (None: not
+    set), in this checkout (where `dizest_api.client` is); `typed` is what they type at its
+    prompts (its own session: no terminal, so a password prompt reads it too)."""
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    dropped = ("DIZEST_SERVER", "DIZEST_PROFILE", "DIZEST_TOKEN", "XDG_CONFIG_HOME")
+    env = {k: v for k, v in env.items() if k not in dropped}
     env["HOME"] = str(bin_dir)  # no profile of the person running the tests
+    if token is not None:
+        env["DIZEST_TOKEN"] = token
     done = subprocess.run(
-        ["sh", "-c", snippet], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        ["sh", "-c", snippet],
+        env=env,
+        cwd=ROOT,
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
     )
     assert done.returncode == 0, (snippet, done.stdout, done.stderr)
     return done.stdout
@@ -228,6 +240,12 @@ def test_the_api_panel_s_snippets_run_as_shown_and_answer_as_its_test(
 
     printed = _shell(snippet["cli"], token, tmp_path)
     assert 'f1.greeting = "hello ada\'s"' in printed and 'f4.greeting = "hello HI"' in printed
+    # without the token: its login line, as shown (it asks for the user and the password), then
+    # the same command, with the token login stored
+    (login,) = re.findall(r"dizest login[^)\n]*", snippet["cli"])
+    _shell(login, None, tmp_path, typed=f"otto\n{USER_PASSWORD}\n")
+    again = _shell(snippet["cli"], None, tmp_path)
+    assert 'f1.greeting = "hello ada\'s"' in again and 'f4.greeting = "hello HI"' in again
     script = snippet["python"]
     done = _shell(f"{sys.executable} - <<'EOF'\n{script}\nEOF", token, tmp_path)
     assert done.startswith("ready ") and '"hello ada\'s"' in done, done

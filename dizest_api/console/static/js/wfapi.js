@@ -61,7 +61,11 @@ export function snippets(origin, wfId, spec, values) {
       `# answers {"run_id": ...}; the run's report, outputs included, once it ended:`,
       `# curl ${BEARER} ${sh(`${origin}/api/v1/runs/`)}RUN_ID`,
     ].join("\n"),
-    cli: `# with DIZEST_TOKEN set (or logged in by: dizest login ${sh(origin)})\n${lines(`dizest workflows run ${sh(wfId)}`, `--server ${sh(origin)}`, ...flags, "--wait")}`,
+    cli: [
+      "# with DIZEST_TOKEN set, or once logged in (it asks for your user name and password):",
+      `# dizest login --server ${sh(origin)}`,
+      lines(`dizest workflows run ${sh(wfId)}`, `--server ${sh(origin)}`, ...flags, "--wait"),
+    ].join("\n"),
     submit: [
       `dizest workflows pull ${sh(wfId)} --server ${sh(origin)} -o ${sh(file)}`,
       lines(`dizest submit ${sh(file)}`, `--server ${sh(origin)}`, ...flags, "--wait"),
