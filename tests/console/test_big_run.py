@@ -168,3 +168,22 @@ def test_a_live_big_runs_view_follows_the_events_after_its_states(
     follows = [s for s in seen if s.startswith("/events")]
     assert follows and all(s.startswith("/events?after=") for s in follows), follows
     assert "" not in seen  # never the whole report
+
+
+def test_a_big_runs_cancelled_flows_are_listed_and_counted_as_cancelled(
+    admin_page: Any, console: Console, big: str
+) -> None:
+    run_id = str(console.api("POST", "/runs", {"workflow_id": big, "flows": ["f5"]})["run_id"])
+    page = admin_page
+    page.goto(f"/runs/{run_id}#flow=f2")  # f2 holds until it is told to go: it is cancelled
+    expect(page.locator("#flow-log")).to_contain_text("waiting", timeout=LIVE * 1000)
+    console.api("POST", f"/runs/{run_id}/cancel")
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE * 1000)
+    for _ in range(2):  # as it followed the cancel, then as its states say once it ended
+        counts = f"2 ready · 2 cancelled · {N - 4:,} idle"  # f2 killed, f5 never started
+        expect(page.locator("#run-counts")).to_have_text(counts, timeout=LIVE * 1000)
+        for flow_id in ("f2", "f5"):
+            cell = page.locator(f'tr[data-id="{flow_id}"] .flow-status .status')
+            expect(cell).to_have_text("cancelled")
+            expect(cell).to_have_class(re.compile(r"\bst-cancelled\b"))
+        page.reload()

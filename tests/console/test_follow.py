@@ -50,8 +50,65 @@ def test_a_skipped_or_cancelled_flow_reads_the_same_on_its_node_and_in_its_panel
     expect(page.locator("#flow-log")).to_contain_text("tick 2", timeout=LIVE_MS)
     page.click("#run-cancel")
     expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE_MS)
-    expect(page.locator('g.node[data-id="ticker"] .badge')).to_have_text("error: cancelled")
-    expect(page.locator("#flow-status")).to_have_text("error: cancelled")
+    expect(page.locator('g.node[data-id="ticker"] .badge')).to_have_text("cancelled")
+    expect(page.locator("#flow-status")).to_have_text("cancelled")
+
+
+def held_then_after() -> dict[str, Any]:
+    """`hold` holds still until cancelled (60 s at most); `after`, below it, waits for it."""
+    return package(
+        {
+            "hold": {"code": UNTIL_GO + "v = 1\n", "outputs": ["v"]},
+            "after": {"code": "pass", "inputs": ["v"]},
+        },
+        {
+            "hold": {"app": "hold", "pos_x": 40, "pos_y": 40},
+            "after": {"app": "after", "pos_x": 340, "pos_y": 40, "in": {"v": [("hold", "v")]}},
+        },
+    )
+
+
+CANCELLED = re.compile(r"\bst-cancelled\b")
+RAN = "cancelled while it ran (stopped)"
+NEVER_RAN = "cancelled before it started"
+
+
+def test_a_cancelled_flow_is_drawn_as_cancelled_not_as_an_error(
+    admin_page: Any, console: Console
+) -> None:
+    wf_id = stored(console, "cancelled look", held_then_after())
+    run_id = str(console.api("POST", "/runs", {"workflow_id": wf_id})["run_id"])
+    flows = lambda: console.api("GET", f"/runs/{run_id}")["flows"]  # noqa: E731
+    wait_for(lambda: flows()["hold"]["status"] == "running", timeout=60)
+    console.api("POST", f"/runs/{run_id}/cancel")
+    wait_for(lambda: console.api("GET", f"/runs/{run_id}")["status"] == "cancelled", timeout=60)
+    # what the engine says: the flow it killed ended in error, the one it never started idle
+    states = {f: (s["status"], s["reason"]) for f, s in flows().items()}
+    assert states == {"hold": ("error", "cancelled"), "after": ("idle", "cancelled")}
+    page = admin_page
+    for view in (f"/runs/{run_id}", f"/workflows/{wf_id}"):  # the run's view, the workflow's
+        page.goto(view)
+        for flow_id in ("hold", "after"):
+            node = page.locator(f'g.node[data-id="{flow_id}"]')
+            expect(node).to_have_class(CANCELLED, timeout=LIVE_MS)
+            assert "st-error" not in (node.get_attribute("class") or "")
+            expect(node.locator(".badge")).to_have_text("cancelled")
+        page.locator('g.node[data-id="hold"]').click()
+        shown = page.locator("#flow-status" if view.startswith("/runs") else "#last-status")
+        expect(shown).to_have_class(re.compile(r"\bstatus st-cancelled\b"))
+    expect(page.locator("#last-status")).to_have_text(RAN)
+    page.goto(f"/runs/{run_id}#flow=after")
+    expect(page.locator("#flow-status")).to_have_text("cancelled")
+    expect(page.locator("#flow-reason")).to_have_text(NEVER_RAN)
+    expect(page.locator("#flow-reason")).not_to_have_class(re.compile(r"\berror\b"))
+    page.locator('g.node[data-id="hold"]').click()
+    expect(page.locator("#flow-reason")).to_have_text(RAN)
+    expect(page.locator('#timeline g.bar[data-id="hold"]')).to_have_class(CANCELLED)
+    fill = page.locator('#timeline g.bar[data-id="hold"] rect').evaluate(
+        "r => getComputedStyle(r).fill"
+    )
+    badge = page.locator("#flow-status").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert fill == badge == "rgb(124, 58, 237)"  # console.css --cancelled: #7c3aed
 
 
 def test_run_all_marks_every_nodes_last_status_pending_at_once(
@@ -247,3 +304,20 @@ def test_the_runs_list_shows_the_runs_of_workflows_shared_with_me(
     expect(page.locator("#f-shared")).to_have_value("1")
     expect(row).to_be_visible(timeout=LIVE_MS)
     page.context.close()
+
+
+def test_the_editor_draws_a_cancelled_flow_as_cancelled(admin_page: Any, console: Console) -> None:
+    wf_id = stored(console, "cancelled in the editor", held_then_after())
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.click("#run-all")
+    result = lambda flow_id: page.locator(f'foreignObject[data-id="{flow_id}"] .node-result')  # noqa: E731
+    expect(result("hold").locator(".node-result-status")).to_have_text("running", timeout=LIVE_MS)
+    page.click("#run-stop")
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=LIVE_MS)
+    for flow_id, said in (("hold", RAN), ("after", NEVER_RAN)):
+        expect(result(flow_id)).to_have_class(CANCELLED)
+        expect(result(flow_id).locator(".node-result-status")).to_have_text(said)
+        node = page.locator(f'g.node[data-id="{flow_id}"]')
+        expect(node).to_have_class(CANCELLED)
+        expect(node.locator(".badge")).to_have_text("cancelled")

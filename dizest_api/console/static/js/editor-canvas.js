@@ -5,7 +5,7 @@
 // 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
 import { hasUI } from "./appui.js";
 import { clip, escapeHtml, h } from "./dom.js";
-import { GraphView, edgePath, portY, statusLabel } from "./graph.js";
+import { GraphView, edgePath, portY, statusShade, statusText } from "./graph.js";
 import { renderEntries } from "./render.js";
 
 const HEAD = 42;
@@ -360,10 +360,8 @@ export class EditorCanvas extends GraphView {
     this.big ||= new Set(); // the flows whose result box the user enlarged
     const big = this.big.has(id);
     fo.setAttribute("height", big ? RESULT_BIG : RESULT_H);
-    box.className = `node-result st-${state.status}${state.stale ? " stale" : ""}${big ? " big" : ""}`;
-    const word = statusLabel(state.status, state.reason);
-    const told = !state.reason || state.status === "ready" || word.endsWith(state.reason); // "error: cancelled" says it
-    const text = (told ? word : `${word}: ${state.reason}`) + (state.stale ? " · output of the run before" : "");
+    box.className = `node-result st-${statusShade(state.status, state.reason)}${state.stale ? " stale" : ""}${big ? " big" : ""}`;
+    const text = statusText(state.status, state.reason) + (state.stale ? " · output of the run before" : "");
     const grow = h("button", { type: "button", class: "node-result-grow", title: big ? "Shrink this result" : "Enlarge this result", onclick: () => this.resize(id, fo, grow) });
     const head = h("div", { class: "node-result-status" }, h("span", { class: "text" }, text), grow);
     // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)

@@ -4,7 +4,7 @@
 import { get, post, problemLines } from "./api.js";
 import { $, h, toast } from "./dom.js";
 import { RunStream } from "./events.js";
-import { statusLabel } from "./graph.js";
+import { statusLabel, statusShade } from "./graph.js";
 
 const FINAL = new Set(["ready", "error", "cancelled"]);
 
@@ -112,7 +112,7 @@ export class EditorRuns {
       }
       for (const id of touched) {
         const f = states.get(id);
-        this.canvas.setStatus(id, f.status, statusLabel(f.status, f.reason));
+        this.canvas.setStatus(id, statusShade(f.status, f.reason), statusLabel(f.status, f.reason));
         this.canvas.setRun(id, f);
       }
     }, () => {});

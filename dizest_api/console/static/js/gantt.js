@@ -5,6 +5,7 @@
 // second while a run was live, for every log line, open or not (1,000 flows: every bar, every
 // second). A running bar reaches the right edge: it runs until now.
 import { clip, escapeHtml } from "./dom.js";
+import { statusShade } from "./graph.js";
 
 const ROW = 14;
 const LABEL = 140;
@@ -12,7 +13,7 @@ const EVERY = 1000; // ms: at most one drawing in this time
 
 export class Gantt {
   // `section`: the <details> that shows it; `box`: where the chart goes; `flows`: id ->
-  // {status, start, end}, as the run view keeps them; `titles`: id -> what a bar is labelled.
+  // {status, reason, start, end}, as the run view keeps them; `titles`: id -> what a bar is labelled.
   constructor(section, box, flows, titles) {
     Object.assign(this, { section, box, flows, titles });
     this.dirty = true;
@@ -66,7 +67,7 @@ function drawGantt(container, flows, titles, width) {
     const y = i * ROW;
     const label = clip(titles.get(id) || id, 23);
     const seconds = ((f.end || now) - f.start).toFixed(2);
-    return `<g class="bar st-${escapeHtml(f.status)}" data-id="${escapeHtml(id)}"><text x="0" y="${y + 10}">${label}</text><rect x="${x}" y="${y + 2}" width="${w}" height="${ROW - 4}"><title>${escapeHtml(id)}: ${seconds} s${f.end ? "" : " so far"}</title></rect></g>`;
+    return `<g class="bar st-${escapeHtml(statusShade(f.status, f.reason))}" data-id="${escapeHtml(id)}"><text x="0" y="${y + 10}">${label}</text><rect x="${x}" y="${y + 2}" width="${w}" height="${ROW - 4}"><title>${escapeHtml(id)}: ${seconds} s${f.end ? "" : " so far"}</title></rect></g>`;
   });
   const axis = `<text class="axis" x="${width - 4}" y="${rows.length * ROW + 12}" text-anchor="end">${(t1 - t0).toFixed(2)} s</text>`;
   container.innerHTML = `<svg class="gantt" width="${width}" height="${rows.length * ROW + 16}">${parts.join("")}${axis}</svg>`;

@@ -15,13 +15,34 @@ const GAP_Y = 28;
 // A flow not run because one upstream of it failed (its reason says "upstream ...").
 export const skipped = (reason) => Boolean(reason && reason.startsWith("upstream"));
 
-// The one word (or two) a flow's status is shown as, on its node and in its panel alike: a flow
-// not run for an upstream failure is "skipped", a cancelled one says so ("error: cancelled"
-// when it was stopped while running, "cancelled" when it never started).
+const CANCELLED = "cancelled"; // the reason of a cancelled run's flows (dizest_core.status.Reason)
+
+// The status a flow is drawn as (its class st-<shade>: a node, a list's cell, a badge, a timeline
+// bar): a cancelled flow in the cancelled colour, not an error's red, whether the cancel killed it
+// while it ran (the engine ends it in error) or stopped it before it started (idle).
+export const statusShade = (status, reason) => (reason === CANCELLED ? CANCELLED : status);
+
+// The one word a flow's status is shown as, on its node and in its panel alike: a flow not run
+// for an upstream failure is "skipped", a cancelled one "cancelled".
 export function statusLabel(status, reason) {
   if (skipped(reason)) return "skipped";
-  if (reason === "cancelled") return status === "error" ? "error: cancelled" : "cancelled";
+  if (reason === CANCELLED) return CANCELLED;
   return status;
+}
+
+// A flow's reason as what happened to it: a cancelled flow says whether it was stopped while it
+// ran or before it started; any other reason is the engine's own.
+export function reasonText(status, reason) {
+  if (reason !== CANCELLED) return reason || "";
+  return status === "error" ? "cancelled while it ran (stopped)" : "cancelled before it started";
+}
+
+// A flow's status with what happened to it, in one line (a result box's head, a panel).
+export function statusText(status, reason) {
+  const word = statusLabel(status, reason);
+  const note = reasonText(status, reason);
+  if (!note || status === "ready" || word.endsWith(note)) return word;
+  return note.startsWith(word) ? note : `${word}: ${note}`;
 }
 
 // The title a flow is shown by: its own, else its app's, else its app's id, else its id.

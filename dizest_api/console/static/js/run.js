@@ -8,7 +8,7 @@ import { $, h, keepFlowInHash, seconds, selectFlowInHash, showTab, tabs, toast, 
 import { RunStream } from "./events.js";
 import { Gantt } from "./gantt.js";
 import { graphOrList, tooMany } from "./flowlist.js";
-import { GraphView, arrangeLink, bindZoomButtons, model, statusLabel } from "./graph.js";
+import { GraphView, arrangeLink, bindZoomButtons, model, reasonText, statusLabel, statusShade } from "./graph.js";
 import { foldOlder, outputView, renderEntries } from "./render.js";
 
 const runId = document.getElementById("main").dataset.runId;
@@ -41,6 +41,9 @@ function label(f) {
   return statusLabel(f.status, f.reason);
 }
 
+// A flow's node (or list row), as its state says.
+const draw = (id) => view.setStatus(id, statusShade(flows.get(id).status, flows.get(id).reason), badge(flows.get(id)));
+
 function badge(f) {
   const word = label(f);
   if (word !== f.status || f.status === "running" || f.status === "error") return word;
@@ -63,7 +66,7 @@ function apply(batch) {
     const f = flowState(e.flow_id);
     if (big && !big.take(f, e)) continue;
     if (e.type === "flow.status") {
-      big?.moved(f.status, e.data.status);
+      big?.moved(statusShade(f.status, f.reason), statusShade(e.data.status, e.data.reason ?? null));
       f.status = e.data.status;
       f.reason = e.data.reason ?? null;
       if (f.status === "running") f.start = e.ts;
@@ -89,7 +92,7 @@ function apply(batch) {
       touched.add(e.flow_id);
     }
   }
-  for (const id of touched) view.setStatus(id, flows.get(id).status, badge(flows.get(id)));
+  for (const id of touched) draw(id);
   if (cleared || lines.length) {
     // Only the log changes: the tab the user is on and the app's iframe stay as they are.
     const follow = panel.scrollTop + panel.clientHeight >= panel.scrollHeight - 4;
@@ -158,11 +161,12 @@ function refreshFlow(full = false) {
   const id = selected;
   const f = flowState(id);
   const took = f.start && f.end ? ` ${seconds(f.end - f.start)}` : f.duration != null ? ` ${seconds(f.duration)}` : "";
-  $("#flow-head").replaceChildren(h("span", { class: `status st-${f.status}`, id: "flow-status" }, label(f)), took);
+  const shade = statusShade(f.status, f.reason);
+  $("#flow-head").replaceChildren(h("span", { class: `status st-${shade}`, id: "flow-status" }, label(f)), took);
   const reason = $("#flow-reason");
   reason.hidden = !(f.reason && f.status !== "ready");
-  reason.classList.toggle("error", f.status !== "pending"); // a wait is not a failure
-  reason.textContent = f.reason || "";
+  reason.classList.toggle("error", f.status !== "pending" && shade !== "cancelled"); // a wait, a cancel: no failure
+  reason.textContent = reasonText(f.status, f.reason);
   const results = $("#flow-results");
   const shown = f.results.slice(-SHOWN_RESULTS);
   if (full || results.dataset.got !== String(f.got)) {
@@ -279,7 +283,7 @@ function setStatuses(report) {
   big?.counted(report);
   for (const [id, f] of Object.entries(report.flows)) {
     Object.assign(flowState(id), { status: f.status, reason: f.reason, index: f.index }, big ? { duration: f.duration_s } : {});
-    view.setStatus(id, f.status, badge(flowState(id)));
+    draw(id);
   }
 }
 

@@ -3,7 +3,7 @@
 import { get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { graphOrList, tooMany } from "./flowlist.js";
-import { GraphView, arrangeLink, bindZoomButtons, model, statusLabel } from "./graph.js";
+import { GraphView, arrangeLink, bindZoomButtons, model, statusLabel, statusShade, statusText } from "./graph.js";
 import { highlightPython } from "./highlight.js";
 import { outputView } from "./render.js";
 import { changed, typed, variableField, variableInput } from "./varfield.js";
@@ -31,7 +31,7 @@ async function loadLastRun(wf) {
   for (const [id, flow] of Object.entries(lastRun.flows || {})) {
     const word = statusLabel(flow.status, flow.reason);
     const told = flow.status === "error" || (flow.status === "idle" && flow.reason); // not a pending flow's wait
-    view.setStatus(id, flow.status, told ? (word === "idle" ? flow.reason : word) : "");
+    view.setStatus(id, statusShade(flow.status, flow.reason), told ? (word === "idle" ? flow.reason : word) : "");
   }
   if (view.selected) flowPanel(graph.byId.get(view.selected));
 }
@@ -42,7 +42,7 @@ function lastOutputs(node) {
   const link = h("a", { href: `/runs/${encodeURIComponent(lastRun.run_id)}` }, lastRun.run_id);
   const head = h("p", { class: "muted" }, "From run ", link, ` (${lastRun.status})`);
   if (!flow) return [h("h3", {}, "Last outputs"), head, h("p", { class: "muted" }, "This flow was not part of it.")];
-  const status = h("p", {}, h("strong", {}, "Status: "), statusLabel(flow.status, flow.reason), flow.reason ? ` (${flow.reason})` : "");
+  const status = h("p", {}, h("strong", {}, "Status: "), h("span", { class: `status st-${statusShade(flow.status, flow.reason)}`, id: "last-status" }, statusText(flow.status, flow.reason)));
   const box = h("div", { class: "last-outputs" }, h("p", { class: "muted" }, "Reading its outputs…"));
   fillOutputs(box, lastRun.run_id, node.id);
   return [h("h3", {}, "Last outputs"), head, status, box];
