@@ -215,6 +215,8 @@ def test_the_selected_flow_is_kept_in_the_url_and_an_unknown_one_is_ignored(
     c04 = json.loads((CORE_DATA / "c04_error.dwp").read_text())
     wf_id = stored(console, "hash", c04)
     run_id = finished(console, {"workflow_id": wf_id})
+    flows = console.api("GET", f"/runs/{run_id}")["flows"]
+    failed = next(f for f in c04["flow"] if flows[f]["status"] == "error")  # in package order
     page = admin_page
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -235,6 +237,10 @@ def test_the_selected_flow_is_kept_in_the_url_and_an_unknown_one_is_ignored(
         page.goto(f"{path}#flow=nope")
         page.reload()  # (a change of the hash alone does not load the page again)
         expect(page.locator("g.node")).to_have_count(len(c04["flow"]))
+        if panel == "#flow" and "/edit" not in path:  # the failed run opens on its failed flow
+            wait_for(lambda: page.evaluate("location.hash") == f"#flow={failed}", timeout=30)
+            expect(page.locator("g.node.selected")).to_have_count(1)
+            continue
         wait_for(lambda: page.evaluate("location.hash") == "", timeout=30)
         expect(page.locator("g.node.selected")).to_have_count(0)
     assert errors == [], errors

@@ -168,7 +168,9 @@ def test_run_with_inputs_live_to_the_end_with_png_plotly_and_table(
     page.locator('g.node[data-id="numbers"]').click()
     expect(page.locator("#node")).to_contain_text("Last outputs")
     expect(page.locator(f'#node a[href="/runs/{run_id}"]')).to_be_visible()
-    expect(page.locator("#node pre.json").first).to_contain_text("6")  # range(7), not the default 5
+    expect(page.locator("#node pre.result-json").first).to_contain_text(
+        "6"
+    )  # range(7), not the default 5
     # read as its states and the shown flow's outputs, not the whole report (a 100k-flow run's
     # is tens of MB)
     report = f"/api/v1/runs/{run_id}"
