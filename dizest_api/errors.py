@@ -12,7 +12,12 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed
+from werkzeug.exceptions import (
+    ClientDisconnected,
+    HTTPException,
+    MethodNotAllowed,
+    RequestEntityTooLarge,
+)
 from werkzeug.routing import WebsocketMismatch
 
 from dizest_api.data.accounts import AccountError, InvalidCredentials, LoginLocked, UserExists
@@ -157,10 +162,22 @@ def handle_http(exc: HTTPException) -> Response:
             "this is a WebSocket endpoint: connect with 'Upgrade: websocket' (over plain "
             "HTTP, GET /api/v1/runs/<run_id>/events streams the same events)"
         )
-    response = error_response(exc.code or 500, code, message)
+    details = None
+    if isinstance(exc, RequestEntityTooLarge) and _over_limit():
+        size, limit = request.content_length, request.max_content_length
+        message = f"the request body is {size} bytes; this route takes at most {limit}"
+        details = {"content_length": size, "limit": limit}
+    response = error_response(exc.code or 500, code, message, details)
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
+
+
+def _over_limit() -> bool:
+    """The body's declared length is over the request's limit (Werkzeug's words for that said
+    no number: "The data value transmitted exceeds the capacity limit.")."""
+    limit = request.max_content_length
+    return limit is not None and (request.content_length or 0) > limit
 
 
 def handle_too_slow(exc: ClientTooSlow) -> Response:

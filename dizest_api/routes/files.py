@@ -9,9 +9,10 @@
     PATCH  /files/<path>  {"to": "new/path"}   move or rename a file or folder
     DELETE /files/<path>                       delete a file or a folder with its contents
 
-Uploads may be up to `max_upload_bytes` (not the API's `max_request_bytes`) and must fit the
-user's quotas: 413 `too_large` / `quota_bytes`, 422 `quota_files` (files and folders count), 507
-`insufficient_storage` below the disk reserve. A path that would leave the drive (`..`,
+Uploads may be up to `max_upload_bytes` (not the API's `max_request_bytes`; over it 413
+`request_entity_too_large`, `too_large` for a chunked body) and must fit the user's quotas: 413
+`quota_bytes`, 422 `quota_files` (files and folders count), 507 `insufficient_storage` below
+the disk reserve. A path that would leave the drive (`..`,
 absolute, a symlink out) or pass the depth and length limits (`dizest_api.drive_rules`; for a
 move, with the moved folder's own depth) is 400 `bad_path`, and nothing is stored. A listing
 gives at most `LIST_MAX_ENTRIES` entries (`truncated` says when some were left out).

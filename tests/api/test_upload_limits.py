@@ -72,6 +72,25 @@ def test_an_upload_stops_where_the_quota_ends(
     assert body.read_bytes <= 2 * MB + MB  # what was free, and a chunk
 
 
+def test_an_upload_over_the_upload_limit_says_the_limit(
+    redis_url: str,
+    session_prefix: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Werkzeug's words for a body declared over the limit named no number (the console showed
+    "The data value transmitted exceeds the capacity limit."): the answer says both."""
+    limits = {"max_upload_bytes": 128 * 1024}
+    app = make_api(redis_url, session_prefix, tmp_path, object(), limits)
+    answer = put(app, app.user("alice"), "big.bin", Zeros(200 * 1024), 200 * 1024)
+    assert answer.status_code == 413
+    assert answer.json["error"] == {
+        "code": "request_entity_too_large",
+        "message": "the request body is 204800 bytes; this route takes at most 131072",
+        "details": {"content_length": 204800, "limit": 131072},
+    }
+    assert app.call("GET", "/files", app.user("alice")).json["items"] == []
+
+
 def test_an_upload_racing_a_folder_of_its_name_is_a_conflict(api: Api) -> None:  # noqa: F811
     """The exact interleaving: the upload is in its view, reading its body, when a folder of its
     path is made; its end finds the folder: 409, the folder and its contents untouched."""

@@ -179,7 +179,11 @@ def test_oversized_body_is_413(api: Api) -> None:
     big = {"package": {**CHAIN, "blob": "x" * 70_000}}
     answer = api.call("POST", "/workflows", api.user("alice"), json=big)
     assert answer.status_code == 413
-    assert answer.json["error"]["code"] == "request_entity_too_large"
+    error = answer.json["error"]
+    assert error["code"] == "request_entity_too_large"
+    size = int(answer.request.headers["Content-Length"])  # what it says: the size and the limit
+    assert error["message"] == f"the request body is {size} bytes; this route takes at most 65536"
+    assert error["details"] == {"content_length": size, "limit": 65536}
 
 
 def test_removing_a_user_removes_their_workflows_and_tokens(api: Api) -> None:
