@@ -78,11 +78,20 @@ def _user() -> auth.Principal | None:
     return auth.optional()
 
 
+def _address() -> str:
+    """This request's address as a URL: its path encoded again (a folder "a #b" is at
+    /files/a%20%23b; decoded, its "#" would end the path), then its query as it came."""
+    path = quote(request.path, safe="/:@!$&'()*+,;=")
+    query = request.query_string.decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
 def _shell(template: str, **context: Any) -> Any:
     principal = _user()
     if principal is None:
-        # quoted: a path may hold any character (%0d%0a too), a Location header may not
-        return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/')}")
+        # quoted as one query value: a path may hold any character (%0d%0a too), a Location
+        # header may not, and the login page takes `next` back as the URL it was
+        return redirect(f"/login?next={quote(_address(), safe='/')}")
     csrf = auth.csrf_token(principal.credential) if principal.via == "session" else ""
     return render_template(template, me=principal.user, csrf=csrf, **context)
 

@@ -133,15 +133,18 @@ def test_an_api_answer_is_inline_only_as_exactly_json_or_text() -> None:
 @pytest.mark.parametrize(
     ("path", "next_"),
     [
-        ("/runs/a%0d%0aSet-Cookie:%20x=1", "/runs/a\r\nSet-Cookie: x=1"),
+        ("/runs/a%0d%0aSet-Cookie:%20x=1", "/runs/a%0D%0ASet-Cookie:%20x=1"),
         ("/workflows?x=1&next=//evil.example", "/workflows?x=1&next=//evil.example"),
+        # an address keeps its escapes: decoded, its "#" would end the path at "a "
+        ("/runs/a%20%23%3F%25b%20%C3%A9?x=%23", "/runs/a%20%23%3F%25b%20%C3%A9?x=%23"),
     ],
 )
 def test_a_console_page_url_of_any_characters_redirects_to_login_quoted(
     api: Api, path: str, next_: str
 ) -> None:
     """A CR LF in a console page's path made the login redirect's Location header invalid: a
-    500. It is sent quoted now, as one `next` value (its own `&` and `?` included)."""
+    500. It is sent quoted now, as one `next` value (its own `&` and `?` included), and that
+    value is the page's URL, its path's escapes kept."""
     answer = api.http.get(path)
     assert answer.status_code == 302
     location = answer.headers["Location"]
