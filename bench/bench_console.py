@@ -30,6 +30,7 @@ import platform
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,8 @@ def replay_events(base: str, run_id: str, admin: dict[str, str]) -> list[dict[st
 
 
 def screenshots(page: Any, base: str, admin: dict[str, str], out: Path) -> None:
-    """The workflow view, a live run and the runs list, as PNGs into `out` (docs/img)."""
+    """The workflow view, a live run, the runs list and the Files page, as PNGs into `out`
+    (docs/img)."""
     from playwright.sync_api import expect
 
     data = ROOT / "tests" / "console" / "data"
@@ -193,6 +195,25 @@ def screenshots(page: Any, base: str, admin: dict[str, str], out: Path) -> None:
     expect(page.locator("#run-rows tr").first).to_be_visible()
     page.screenshot(path=str(out / "console-runs.png"))
     call(base, "POST", f"/api/v1/runs/{run['run_id']}/cancel", {}, admin)
+    files_screenshot(page, base, admin, out)
+
+
+def files_screenshot(page: Any, base: str, admin: dict[str, str], out: Path) -> None:
+    """The Files page on a drive of a few folders and files (uploaded through the page)."""
+    from playwright.sync_api import expect
+
+    for folder in ("archive 2025", "data", "outputs"):
+        call(base, "POST", f"/api/v1/files/{urllib.parse.quote(folder)}", None, admin)
+    sizes = {"sales.csv": 2400, "README.md": 900, "model weights.bin": 3_500_000,
+             "report #3 (final).pdf": 180_000, "étude 50%.xlsx": 41_000}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="dizest-files-") as tmp:
+        for name, size in sizes.items():
+            (Path(tmp) / name).write_bytes(os.urandom(size))
+        page.goto("/files")
+        page.set_input_files("#files-input", [str(Path(tmp) / name) for name in sizes])
+        expect(page.locator("#files-rows tr")).to_have_count(3 + len(sizes))
+    expect(page.locator("#toast")).not_to_have_class("show", timeout=10_000)
+    page.screenshot(path=str(out / "console-files.png"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,6 +173,13 @@ def run(run_id: str) -> Any:
     return _shell("run.html", run_id=run_id, frame_key=_frame_key())
 
 
+@bp.route("/files", defaults={"path": ""}, strict_slashes=False)  # /files/ too
+@bp.route("/files/<path:path>")
+@page("Files: your drive, a folder at a time (upload, download, new folder, move, delete)")
+def files(path: str) -> Any:
+    return _shell("files.html")  # the page reads its folder from its address
+
+
 @bp.route("/admin")
 @page("Admin: users, tokens, workers and queue")
 def admin() -> Any:

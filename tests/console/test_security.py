@@ -18,7 +18,16 @@ from tests.api.test_serve import PASSWORD, call
 from tests.console.conftest import DATA, TRUSTED, Console, log_in
 from tests.ws_client import WsClient
 
-PAGES = ["/login", "/workflows", "/runs", "/admin", "/no/such/page"]
+PAGES = [
+    "/login",
+    "/workflows",
+    "/runs",
+    "/files",
+    "/files/",
+    "/files/a%20%23b/c",
+    "/admin",
+    "/no/such/page",
+]
 HOSTILE_HTML = (
     "<p id='mark'>flow html</p><img src='x' onerror=\"parent.document.title='owned'\">"
     "<script>parent.document.title = 'owned'; parent.window.stolen = document.cookie;</script>"

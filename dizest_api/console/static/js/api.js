@@ -45,14 +45,24 @@ export function request(method, url, body) {
 }
 
 export async function api(method, path, body) {
-  const answer = await request(method, `/api/v1${path}`, body);
+  return answered(await request(method, `/api/v1${path}`, body), path);
+}
+
+// What the API answered to a call of `path`: its JSON, or an ApiError; a 401 (the session is
+// gone) sends the person to log in again.
+export async function answered(answer, path) {
   if (answer.status === 401 && !path.startsWith("/auth/login")) {
     if (leaving) throw new ApiError(401, null);
     location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
     throw new ApiError(401, null);
   }
   const text = await answer.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (exc) {
+    if (answer.ok) throw exc; // an error page not of the API (a proxy's): its status says it
+  }
   if (!answer.ok) throw new ApiError(answer.status, data);
   return data;
 }
@@ -60,7 +70,26 @@ export async function api(method, path, body) {
 export const get = (path) => api("GET", path);
 export const post = (path, body) => api("POST", path, body);
 export const put = (path, body) => api("PUT", path, body);
+export const patch = (path, body) => api("PATCH", path, body);
 export const del = (path) => api("DELETE", path);
+
+// `blob` as the raw body of a call of `path` (`PUT /files/<path>`), as the session, with
+// `progress(sent, total)` as it goes out (fetch tells nothing of an upload's progress).
+export function sendBlob(method, path, blob, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, `/api/v1${path}`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("X-CSRF-Token", csrfToken());
+    xhr.upload.addEventListener("progress", (event) => progress?.(event.loaded, event.total));
+    xhr.addEventListener("load", () => resolve(answered(new Response(xhr.responseText || null, { status: xhr.status }), path)));
+    const cut = () => reject(new ApiError(0, { error: { code: "cut_off", message: "the connection closed before the server answered" } }));
+    xhr.addEventListener("error", cut);
+    xhr.addEventListener("abort", cut);
+    xhr.send(blob);
+  });
+}
 
 // An error as lines for a person: validation problems one per line, naming flow and app.
 export function problemLines(exc) {

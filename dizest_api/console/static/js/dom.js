@@ -38,6 +38,23 @@ export function toast(message, kind = "info") {
   box._timer = setTimeout(() => (box.className = ""), 5000);
 }
 
+// Files dropped anywhere on the page: `take(dataTransfer)`, read in the drop event itself (its
+// items are gone after it); `zone` shows that something is dragged over the page.
+export function onDrop(zone, take) {
+  for (const target of [zone, document.body]) {
+    target.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      zone.classList.add("over");
+    });
+  }
+  document.body.addEventListener("dragleave", () => zone.classList.remove("over"));
+  document.body.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    if (event.dataTransfer?.files?.length) take(event.dataTransfer);
+  });
+}
+
 export function when(ts) {
   if (!ts) return "";
   const date = typeof ts === "number" ? new Date(ts * 1000) : new Date(ts);

@@ -1,7 +1,7 @@
 // The workflows page: mine and granted, newest first, searchable; a new empty one (opened in
 // the editor), upload (picker or drop), download, delete. Validation problems are listed one per line, naming flow and app.
 import { del, get, post, problemLines, put } from "./api.js";
-import { $, h, toast, when } from "./dom.js";
+import { $, h, onDrop, toast, when } from "./dom.js";
 
 const LIMIT = 50;
 let offset = 0;
@@ -96,19 +96,7 @@ $("#wf-file").addEventListener("change", (event) => {
   upload([...event.target.files]);
   event.target.value = "";
 });
-const zone = $("#dropzone");
-for (const target of [zone, document.body]) {
-  target.addEventListener("dragover", (event) => {
-    event.preventDefault();
-    zone.classList.add("over");
-  });
-}
-document.body.addEventListener("dragleave", () => zone.classList.remove("over"));
-document.body.addEventListener("drop", (event) => {
-  event.preventDefault();
-  zone.classList.remove("over");
-  if (event.dataTransfer?.files?.length) upload([...event.dataTransfer.files]);
-});
+onDrop($("#dropzone"), (dropped) => upload([...dropped.files]));
 let timer;
 $("#wf-search").addEventListener("input", (event) => {
   clearTimeout(timer);
