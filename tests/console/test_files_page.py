@@ -7,6 +7,7 @@ addresses and stay text; a second user sees none of it; a refused upload says th
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import urllib.error
@@ -29,6 +30,9 @@ MIB = 1 << 20
 QUOTA = 4 * MIB  # each user's drive: small, so a test passes it
 MAX_UPLOAD = 6 * MIB  # per request: over the quota, so each limit can be met alone
 ODD = "a #?%b é"  # a folder's name: every part of it means something else in a URL
+READS_DRIVE = (  # a flow that reads data/in.txt through the drive (the walkthrough's failed run)
+    "text = open(dizest.drive().abspath('data/in.txt')).read()\ndizest.output('text', text)\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -271,4 +275,42 @@ def test_an_upload_while_the_users_body_slots_are_held_says_so(
     page.set_input_files("#files-input", str(tmp_path / "later.bin"))  # the slots are free again
     expect(row(page, "later.bin")).to_be_visible()
     assert stored(console, "mona", "later.bin") == b"l" * 100_000
+    page.context.close()
+
+
+def test_a_run_that_found_no_file_links_the_files_page(
+    browser: Any, console: Console, tmp_path: Path
+) -> None:
+    """The walkthrough's dead end: a run fails reading a file its user's drive lacks. Its page
+    links the Files page, where the file is put; the next run reads it."""
+    package = json.loads((Path(__file__).parent / "data" / "ticker.dwp").read_text())
+    package["apps"]["ticker"].update(
+        code=READS_DRIVE, inputs=[], outputs=[{"type": "output", "name": "text"}]
+    )
+    package["flow"]["ticker"]["data"] = {}
+    page = user_page(browser, console, "lena")
+
+    def run() -> dict[str, Any]:
+        made = console.api("POST", "/runs", {"package": package}, "lena")
+        finished = lambda: console.api("GET", f"/runs/{made['run_id']}", name="lena")  # noqa: E731
+        return dict(wait_for(lambda: (r := finished())["status"] in {"ready", "error"} and r, 60))
+
+    failed = run()
+    assert failed["status"] == "error", failed
+    page.goto(f"/runs/{failed['run_id']}")
+    expect(page.locator("#flow-reason")).to_contain_text("FileNotFoundError")
+    page.locator("#flow-drive-hint a").click()
+    expect(page).to_have_url(f"{console.base}/files")
+    answer(page, "data")
+    page.click("#files-mkdir")
+    row(page, "data").locator("a.entry").click()
+    (tmp_path / "in.txt").write_text("from the drive")
+    page.set_input_files("#files-input", str(tmp_path / "in.txt"))
+    expect(row(page, "data/in.txt")).to_be_visible()
+    again = run()
+    assert again["status"] == "ready", again
+    assert again["flows"]["ticker"]["outputs"] == {"text": "from the drive"}
+    page.goto(f"/runs/{again['run_id']}#flow=ticker")
+    expect(page.locator("#flow-status")).to_have_text(re.compile("ready|done"))
+    expect(page.locator("#flow-drive-hint")).to_be_hidden()
     page.context.close()

@@ -135,6 +135,7 @@ function showFlow(id) {
     h("p", { class: "muted", id: "flow-log-cut", hidden: true }),
     log,
     h("p", { class: "error reason", id: "flow-reason", hidden: true }),
+    h("p", { class: "muted", id: "flow-drive-hint", hidden: true }, "A file it should have found in a drive? A run reads the drive of the user who started it: put the file in yours on the ", h("a", { href: "/files" }, "Files"), " page."),
     h("h3", { id: "flow-results-head", hidden: true }, "Results"),
     h("div", { class: "results", id: "flow-results" }),
     h("h3", {}, "Outputs"),
@@ -167,6 +168,7 @@ function refreshFlow(full = false) {
   reason.hidden = !(f.reason && f.status !== "ready");
   reason.classList.toggle("error", f.status !== "pending" && shade !== "cancelled"); // a wait, a cancel: no failure
   reason.textContent = reasonText(f.status, f.reason);
+  $("#flow-drive-hint").hidden = !(f.status === "error" && /^FileNotFoundError\b/.test(f.reason || ""));
   const results = $("#flow-results");
   const shown = f.results.slice(-SHOWN_RESULTS);
   if (full || results.dataset.got !== String(f.got)) {
