@@ -145,6 +145,14 @@ def test_a_folder_made_entered_uploaded_into_and_left_by_its_breadcrumb(
     expect(row(page, "data/sales.csv")).to_be_visible()
     page.reload()  # and so does the address alone
     expect(row(page, "data/sales.csv")).to_be_visible()
+    (tmp_path / "batch" / "sub").mkdir(parents=True)  # a folder picked: its tree comes along
+    (tmp_path / "batch" / "x.txt").write_bytes(b"x")
+    (tmp_path / "batch" / "sub" / "y.txt").write_bytes(b"y")
+    page.set_input_files("#files-folder-input", str(tmp_path / "batch"))
+    expect(row(page, "data/batch")).to_be_visible()
+    expect(page.locator("#uploads")).to_be_hidden()  # both sent
+    assert stored(console, "gina", "data/batch/x.txt") == b"x"
+    assert stored(console, "gina", "data/batch/sub/y.txt") == b"y"
     page.context.close()
 
 
