@@ -5,8 +5,8 @@
 - `Heads`: connections whose request head (or a small body with it) is on its way
   (`dizest_api.request_reads`). What comes is read as it comes, without blocking; the
   connection goes to a thread once the request can be parsed without waiting; past its
-  deadline its client is answered 408 and it closes. When the worker stops, those still
-  waiting get STOP_LINGER_S more, then close.
+  deadline its client is answered 408 and it closes (a head too large: 431, at once). When
+  the worker stops, those still waiting get STOP_LINGER_S more, then close.
 - `Closing`: connections being closed as gunicorn closes them (RFC 9112 section 9.6: the write
   side shut at once; what the client still sends read and dropped, LINGER_BYTES at most, so
   that the kernel does not reset the connection under the answer's last bytes), until the
@@ -52,7 +52,7 @@ class Heads:
     def _readable(self, conn: Conn, _sock: Any) -> None:
         if conn.gather():
             self._leave(conn)
-            self.dispatch(conn)
+            (self.close if conn.refused else self.dispatch)(conn)
 
     def _leave(self, conn: Conn) -> None:
         del self.waiting[conn]

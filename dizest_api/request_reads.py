@@ -9,6 +9,11 @@ for as long as it likes.
   head has usually come whole with it), then in the worker's main loop as more arrives
   (`dizest_api.idle_conns`), and a thread takes the connection only once it can parse the
   head without waiting. Past the deadline the client is answered 408 and the connection closes.
+- A head is MAX_HEAD_BYTES at most, its blank line included (nginx's default
+  `large_client_header_buffers 4 8k` allows as much): once that much has come without its end,
+  the client is answered 431 `request_header_too_large` and the connection closes, no thread
+  involved. gunicorn's own limits (100 fields of 8190 bytes) let a head of 800 KiB go on to a
+  thread, whose parser waited for the rest of it until the head's deadline.
 - The body: a body of known length up to BODY_BUFFER is gathered with its head the same way
   (`small_body`), each of its reads given DIZEST_REQUEST_BODY_TIMEOUT_S. A larger (or chunked)
   one is read by a thread, each read waiting at most that long for a byte (nginx's
@@ -27,11 +32,11 @@ for as long as it likes.
 
 Only plain HTTP/1 heads are gathered without a thread. With gunicorn's own TLS (or HTTP/2 prior
 knowledge; neither is on under `dizest serve`) a thread reads the head as gunicorn does, by the
-same deadline. A client that sends a large body at the minimum rate keeps its thread as long as
-the body lasts; such a body is read only after authentication, in one of its user's body slots
-(DIZEST_USER_BODIES, `dizest_api.body_slots`), so one user's bodies hold that many threads at
-most. Only a login's is read before authentication, and it must be small enough to
-come whole first (`routes.accounts.LOGIN_BODY_BYTES`).
+same deadline and gunicorn's limits. A client that sends a large body at the minimum rate keeps
+its thread as long as the body lasts; such a body is read only after authentication, in one of
+its user's body slots (DIZEST_USER_BODIES, `dizest_api.body_slots`), so one user's bodies hold
+that many threads at most. Only a login's is read before authentication, and it must be small
+enough to come whole first (`routes.accounts.LOGIN_BODY_BYTES`).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from dizest_api.body_slots import BODY_BUFFER
 from dizest_api.errors import ClientTooSlow, error_body
 
 HEAD_END = b"\r\n\r\n"
-HEAD_BUFFER = 32 * 1024  # gathered this far, a head is left to a thread (still by its deadline)
+MAX_HEAD_BYTES = 32 * 1024  # of a request's head, its blank line included; more: 431
 CR = 0x0D
 # the fields that say whether a body can be gathered with its head (`small_body`)
 FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|expect)[ \t]*:([^\r\n]*)", re.I)
@@ -85,11 +90,14 @@ class ReadLimits:
         )
 
 
+CODES = {431: "request_header_too_large"}  # else the reason's words: "request_timeout"
+
+
 def json_error(sock: Any, status: int, reason: str, message: str) -> None:
     """gunicorn's own answer to a request it cannot parse (a request line over its limit, a
     control character in a header), in the API's JSON shape rather than its HTML page:
     gunicorn has no hook for that body, so the worker process sets this as `write_error`."""
-    code = reason.lower().replace(" ", "_")
+    code = CODES.get(status) or reason.lower().replace(" ", "_")
     body = json.dumps(error_body(code, message or reason)).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
@@ -98,17 +106,17 @@ def json_error(sock: Any, status: int, reason: str, message: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-def answer_timeout(sock: Any, message: str) -> None:
-    """A 408, if the socket takes it at once (the connection closes then)."""
+def answer_now(sock: Any, status: int, reason: str, message: str) -> None:
+    """An answer before the connection closes, if the socket takes it at once."""
     with contextlib.suppress(OSError):
-        json_error(sock, 408, "Request Timeout", message)
+        json_error(sock, status, reason, message)
 
 
 def head_ready(data: bytearray, start: int, line_limit: int) -> bool:
     """Whether a thread may parse the head `data` begins (its bytes from `start` not looked at
     yet) without waiting for more: it is whole; or gunicorn's parser refuses it already (a
-    bare LF, a request line over its limit); or it is HEAD_BUFFER long."""
-    if len(data) >= HEAD_BUFFER or data.find(HEAD_END, max(0, start - 3)) >= 0:
+    bare LF, a request line over its limit); or it is MAX_HEAD_BYTES long (`head_too_large`)."""
+    if len(data) >= MAX_HEAD_BYTES or data.find(HEAD_END, max(0, start - 3)) >= 0:
         return True
     lf = data.find(b"\n", start)
     while lf >= 0:
@@ -116,6 +124,11 @@ def head_ready(data: bytearray, start: int, line_limit: int) -> bool:
             return True
         lf = data.find(b"\n", lf + 1)
     return 0 < line_limit < len(data) - 2 and b"\n" not in data
+
+
+def head_too_large(data: bytearray) -> bool:
+    """Whether the head `data` begins does not end within MAX_HEAD_BYTES."""
+    return len(data) >= MAX_HEAD_BYTES and data.find(HEAD_END, 0, MAX_HEAD_BYTES) < 0
 
 
 def small_body(data: bytearray, end: int) -> int:
@@ -149,6 +162,7 @@ class Conn(TConn):  # type: ignore[misc]
         self.by_rate = False  # whether the last deadline `body_due` set was the rate's
         self.dropping = False  # what is left of the body after the answer: never waited for
         self.gathers = limits.gather
+        self.refused = False  # its head was too large: answered 431, to be closed
 
     def init(self) -> None:
         fresh = not self.initialized
@@ -191,8 +205,9 @@ class Conn(TConn):  # type: ignore[misc]
 
     def gather(self) -> bool:
         """Reads what the client has sent, never waiting (the main loop calls it too); whether
-        a thread may take the request now: its head, and a small body, are whole (or the
-        client closed or failed: the parser meets the end or the error)."""
+        that is done: a thread may take the request now, its head and a small body being whole
+        (or the client closed or failed: the parser meets the end or the error), or the head
+        was too large (`refused`: answered, the connection is to close)."""
         self.init()  # for a plain connection, a parser: no read
         return bool(self.parser.unreader.gather())
 
@@ -203,7 +218,12 @@ class Conn(TConn):  # type: ignore[misc]
             message = self.body_late()
         else:
             message = f"the request's head did not arrive within {self.limits.head_s:g} s"
-        answer_timeout(self.sock, message)
+        answer_now(self.sock, 408, "Request Timeout", message)
+
+    def refuse_head(self) -> None:
+        self.refused = True
+        message = f"a request's head (request line and fields) is at most {MAX_HEAD_BYTES} bytes"
+        answer_now(self.sock, 431, "Request Header Fields Too Large", message)
 
 
 class TimedUnreader(SocketUnreader):  # type: ignore[misc]
@@ -246,6 +266,9 @@ class TimedUnreader(SocketUnreader):  # type: ignore[misc]
             if not head_ready(got, self.scanned, self.line_limit):
                 self.scanned = len(got)
                 return False
+            if head_too_large(got):
+                self.conn.refuse_head()
+                return True
             end = got.find(HEAD_END)
             if end < 0:  # the parser refuses it
                 self.wanted = 0

@@ -116,6 +116,8 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         conn.next_head()
         if conn.gathers and not conn.gather():
             return WAIT_HEAD  # no thread waits for it
+        if conn.refused:
+            return False  # answered 431: the connection closes
         keep = super().handle(conn)
         return TAKEN if handover.claimed(conn.sock) else keep
 

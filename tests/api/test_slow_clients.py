@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from dizest_api.request_reads import BODY_BUFFER
+from dizest_api.request_reads import BODY_BUFFER, HEAD_END, MAX_HEAD_BYTES
 from dizest_api.routes.accounts import LOGIN_BODY_BYTES
 from tests.api.test_serve import Served, serving
 from tests.conftest import wait_for
@@ -128,6 +128,57 @@ def test_trickling_heads_hold_no_thread_and_end_at_their_deadline(tmp_path: Path
         kept.sock.send(b"Host: x\r\n\r\n")
         wait_for(lambda: kept.answers() == 2)
         assert kept.got.count(b"HTTP/1.1 200 OK") == 2 and not kept.ended
+
+
+FIELD = 8000  # bytes of a header field, at most, in these heads (gunicorn's limit: 8190)
+
+
+def head_of(served: Served, size: int) -> bytes:
+    """An authenticated GET of the token's runs whose head is `size` bytes, its blank line
+    included: a long cookie, many fields, and padding fields of FIELD bytes at most."""
+    head = (
+        f"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: {served.token['Authorization']}"
+        f"\r\nCookie: prefs={'c' * (FIELD - 15)}\r\n"
+        + "".join(f"X-Field-{i}: value {i}\r\n" for i in range(40))
+    ).encode()
+    for i in range(size):
+        left = size - len(head) - len(b"\r\n")
+        field = f"X-Pad-{i}: ".encode()
+        pad = min(left, FIELD) - len(field) - len(b"\r\n")
+        if pad < 0:
+            break
+        head += field + b"p" * pad + b"\r\n"
+    assert len(head) + 2 == size
+    return head + b"\r\n"
+
+
+def test_a_head_over_the_limit_is_refused_at_once_without_a_thread(tmp_path: Path) -> None:
+    """A head of 32 KiB without its end went to a thread, whose parser waited for the rest
+    until the head's deadline: a few connections held every thread, with no login."""
+    fields = "".join(f"X-Big-{i}: {'b' * 7000}\r\n" for i in range(5))
+    endless = f"GET /healthz HTTP/1.1\r\nHost: x\r\n{fields}".encode()  # no blank line
+    assert len(endless) > MAX_HEAD_BYTES
+    with slow_serve(tmp_path) as served:
+        crowd = [Client(served.base, endless) for _ in range(THREADS + 2)]
+        over = Client(served.base, head_of(served, MAX_HEAD_BYTES + 1))  # whole, one byte over
+        with trickling(crowd):  # still sending: the rest of the head would come
+            assert answered_within(served, ANSWER_S) == 200
+            wait_for(lambda: all_ended([*crowd, over]), timeout=ANSWER_S)
+        for client in [*crowd, over]:
+            assert client.status() == 431, client.got
+            assert b'"request_header_too_large"' in client.got
+            assert f"at most {MAX_HEAD_BYTES} bytes".encode() in client.got
+
+        # one field over gunicorn's limit is refused by its parser, with the same code
+        field = Client(served.base, b"GET /healthz HTTP/1.1\r\nX-One: " + b"o" * 9000 + HEAD_END)
+        wait_for(field.read, timeout=ANSWER_S)
+        assert field.status() == 431 and b'"request_header_too_large"' in field.got, field.got
+
+        # heads up to the limit are served: a 30 KiB one, one of exactly the limit
+        for size in (30 * 1024, MAX_HEAD_BYTES):
+            kept = Client(served.base, head_of(served, size))
+            wait_for(lambda: kept.answers() == 1)  # noqa: B023
+            assert kept.status() == 200 and not kept.ended, kept.got[:300]
 
 
 def put_head(served: Served, name: str, size: int) -> bytes:
