@@ -12,7 +12,8 @@
   that the kernel does not reset the connection under the answer's last bytes), until the
   client closes or LINGER_S passed. gunicorn did that in the main loop's own thread, blocking it
   LINGER_S for each client that neither read nor closed: a dozen of them held every accept and
-  every answer of the process for 24 s.
+  every answer of the process for 24 s. A connection whose client read none of its answer
+  for the send timeout (`dizest_api.response_writes`) is reset instead, at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import struct
 import time
 from collections.abc import Callable
 from functools import partial
@@ -30,6 +32,7 @@ from dizest_api.request_reads import Conn
 STOP_LINGER_S = 2.0  # as gthread's STOP_KEEPALIVE_LINGER for kept-alive connections
 LINGER_S = 2.0  # gunicorn's close_graceful
 LINGER_BYTES = 64 * 1024
+RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, for 0 s: close() sends a reset
 
 
 class Heads:
@@ -84,6 +87,14 @@ class Closing:
             return
         self.lingering[sock] = [time.monotonic() + LINGER_S, 0]
         self.poller.register(sock, selectors.EVENT_READ, self._readable)
+
+    def reset(self, conn: Conn) -> None:
+        """Closes at once with a reset (nginx's `reset_timedout_connection`): the kernel drops
+        the answer's bytes still queued to a client that does not read (megabytes, maybe),
+        rather than keep them, and keep trying to send them, for minutes after the close."""
+        with contextlib.suppress(OSError):
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+        self._end(conn.sock)
 
     def _readable(self, sock: socket.socket) -> None:
         entry = self.lingering[sock]

@@ -27,8 +27,8 @@ for as long as it likes.
 - After the answer, what is left of a body the application did not read is dropped as far as
   it has come, never waited for: the connection closes if more is due (gunicorn waited 5 s for
   it, in the thread, to keep the connection alive).
-- The response is not bounded here: streams, downloads and long waits write as long as they
-  need, and a WebSocket reads its socket itself.
+- The response is not bounded here: streams, downloads and long waits write as long as their
+  client reads (`dizest_api.response_writes`), and a WebSocket reads its socket itself.
 
 Only plain HTTP/1 heads are gathered without a thread. With gunicorn's own TLS (or HTTP/2 prior
 knowledge; neither is on under `dizest serve`) a thread reads the head as gunicorn does, by the

@@ -67,6 +67,9 @@ class ApiSettings:
     request_head_timeout_s: float = field(default=20.0, metadata=at_least(0.1, 3600))
     request_body_timeout_s: float = field(default=60.0, metadata=at_least(0.1, 3600))
     request_body_min_rate: int = field(default=500, metadata=at_least(0, 1 << 30))
+    # a response's write that makes no progress (its client reads none of it) for this ends the
+    # response, and the connection is reset (dizest_api.response_writes; nginx's send_timeout)
+    response_send_timeout_s: float = field(default=60.0, metadata=at_least(0.1, 3600))
     # quiet streams: SSE heartbeat comment / WebSocket ping
     heartbeat_s: float = field(default=15.0, metadata=at_least(0.1, 300))
     session_ttl_s: int = field(default=12 * 3600, metadata=at_least(1, MAX_SECONDS))

@@ -10,7 +10,9 @@ passes `handover.gated`: only a few set a stream up at once.
 A slow or silent client holds no thread (`dizest_api.request_reads`): a connection goes to a
 thread once its request's head (and a small body) can be parsed without waiting; until then, and
 while a connection is being closed, the main loop holds it in its poller (`dizest_api.idle_conns`),
-each by a deadline. A body a thread reads waits for each of its reads by a deadline too.
+each by a deadline. A body a thread reads waits for each of its reads by a deadline too, and so
+does each write of an answer (`dizest_api.response_writes`): a client that stops reading has its
+connection reset.
 
 Cheaper per connection than plain gthread, for a crowd of clients connecting at once (each of
 these was a system call, and a hand-off of the GIL, per connection): a connection whose request
@@ -34,9 +36,11 @@ from gunicorn.workers.gthread import ThreadWorker
 from dizest_api import handover
 from dizest_api.idle_conns import Closing, Heads
 from dizest_api.request_reads import Conn, ReadLimits, json_error
+from dizest_api.response_writes import ResponseStalled, SendBounded
 
 TAKEN = object()  # handle()'s result for a connection the hub now owns
 WAIT_HEAD = object()  # handle()'s result for a connection whose head is still on its way
+STALLED = object()  # handle()'s result for a connection whose client stopped reading its answer
 STREAM_PATH_END = "/events"  # GET /api/v1/runs/<run_id>/events: SSE, maybe handed over
 NOTIFY_EVERY_S = 1.0  # the arbiter's timeout (30 s by default) is far longer
 DROP_BYTES = 64 * 1024  # of a body left unread, dropped at most to keep its connection (gthread's)
@@ -52,12 +56,14 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
 
     def run(self) -> None:
         self.limits = ReadLimits.of(self.wsgi, self.cfg)  # the app is loaded by now
+        self.send_s = self.wsgi.extensions["dizest"].settings.response_send_timeout_s
         self.closing = Closing(self.poller, self._closed)
         self.heads = Heads(self.poller, self.enqueue_req, self.closing.close)
         super().run()
 
     def accept(self, listener: Any) -> None:
-        """gthread's, with the connection class that bounds its reads."""
+        """gthread's, with the connection class that bounds its reads, and a socket whose
+        writes are bounded."""
         try:
             sock, client = listener.accept()
         except OSError as exc:
@@ -65,6 +71,7 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
                 raise
             return
         self.nr_conns += 1
+        sock = SendBounded(sock, self.send_s)
         self.enqueue_req(Conn(self.cfg, sock, client, listener.getsockname(), self.limits))
 
     def enqueue_req(self, conn: Any) -> None:
@@ -86,6 +93,8 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         result = False if failed else fs.result()
         if result is WAIT_HEAD:
             self.heads.wait(conn)
+        elif result is STALLED:
+            self.closing.reset(conn)
         elif result:
             super().finish_request(conn, fs)
         else:
@@ -121,11 +130,12 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         keep = super().handle(conn)
         return TAKEN if handover.claimed(conn.sock) else keep
 
-    def _keepalive_after(self, conn: Any, keepalive: bool) -> bool:
+    def _keepalive_after(self, conn: Any, keepalive: Any) -> Any:
         """gthread's, but the rest of a body the application left unread is dropped only as far
-        as it has come: if more is due, the connection closes (lingering in the poller)."""
-        if not keepalive:
-            return False
+        as it has come: if more is due, the connection closes (lingering in the poller). A
+        response its client stopped reading (STALLED) is not kept alive either."""
+        if not keepalive or keepalive is STALLED:
+            return keepalive
         conn.dropping = True
         try:
             return bool(conn.parser.finish_body(max_bytes=DROP_BYTES))
@@ -134,7 +144,13 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         conn.reading_body(req)
-        if req.method == "GET" and req.path.endswith(STREAM_PATH_END):
-            with handover.gated():
-                return super().handle_request(req, conn)
-        return super().handle_request(req, conn)
+        try:
+            if req.method == "GET" and req.path.endswith(STREAM_PATH_END):
+                with handover.gated():
+                    return super().handle_request(req, conn)
+            return super().handle_request(req, conn)
+        except ResponseStalled as exc:  # the path is not logged: a trigger's is its secret
+            self.log.info(
+                "%s %s: %s; the connection is reset", conn.client, req.method, exc.strerror
+            )
+            return STALLED

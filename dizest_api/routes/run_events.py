@@ -5,6 +5,7 @@ The route is on the runs blueprint (`routes.runs.bp`)."""
 from __future__ import annotations
 
 import socket
+import ssl
 
 from flask import Flask, Response, current_app, request
 
@@ -77,7 +78,8 @@ def _direct_socket(app: Flask) -> socket.socket | None:
     (`handover`), plain TCP (not TLS), HTTP/1.1 (a chunked response, as the hub frames it)."""
     environ = request.environ
     sock, protocol = environ.get("gunicorn.socket"), environ.get("SERVER_PROTOCOL", "")
-    if type(sock) is not socket.socket or protocol != "HTTP/1.1" or not handover.enabled():
+    plain = isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket)
+    if not plain or protocol != "HTTP/1.1" or not handover.enabled():
         return None
     return sock if app.config.get("DIZEST_SSE_DIRECT", True) else None
 

@@ -274,5 +274,5 @@ def test_every_variable_is_named_once() -> None:
         *envconfig.names(AutomationSettings),
         *envconfig.names(GunicornSettings),
     ]
-    assert len(names) == len(set(names)) == 97
+    assert len(names) == len(set(names)) == 98
     assert {"DIZEST_SANDBOX_REQUIRE", "DIZEST_REDIS_URL", "DIZEST_SECRET_KEY"} <= set(names)
