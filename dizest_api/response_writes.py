@@ -14,6 +14,13 @@ its download, however long that takes. The default is nginx's, 60 s: far longer 
 client's pauses (TCP's own retransmissions back off to seconds), and a client that reads nothing
 for a minute is gone or hostile.
 
+The writes stay blocking system calls, the GIL released for all of one (a loop of non-blocking
+writes and polls took the GIL back at every wake-up: a 64 MiB file took 5x as long to send with
+4 busy threads in the process): what the socket does not take at once is sent with SO_SNDTIMEO
+set to a tick, an eighth of the timeout, so that a write returns at least every tick, with what
+it sent or with nothing (`Progress`). A write stalls once nothing was sent for the timeout, a
+tick later at most; never before.
+
 Only gunicorn's own writes go through `sendall` and `sendfile` (a non-blocking socket's, as its
 error pages', are Python's, never waiting): a WebSocket writes with `send` (simple-websocket),
 and a handed-over SSE stream's socket is non-blocking, written by the event hub, which ends a
@@ -24,10 +31,17 @@ are not bounded here.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import select
+import os
 import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
+
+TICKS = 8  # a stalled write is seen within the send timeout and an eighth of it
+NO_TIMEOUT = struct.pack("ll", 0, 0)
 
 
 class ResponseStalled(OSError):
@@ -38,42 +52,74 @@ class ResponseStalled(OSError):
         super().__init__(errno.ETIMEDOUT, message)
 
 
-class SendBounded(socket.socket):
-    """A connection's socket whose blocking writes wait `send_s` at most for room each time."""
+class Progress:
+    """Blocking writes that return within a tick (SO_SNDTIMEO), and the time of the last one
+    that sent something."""
 
-    __slots__ = ("send_s",)
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def sent(self, write: Callable[..., int], *args: Any) -> int:
+        """What `write(*args)` sent, tried again each tick it sends nothing; ResponseStalled
+        once nothing was sent for `seconds`."""
+        while True:
+            try:
+                n = write(*args)
+            except BlockingIOError:  # a tick, and nothing sent
+                if time.monotonic() - self.last >= self.seconds:
+                    raise ResponseStalled(self.seconds) from None
+                continue
+            self.last = time.monotonic()
+            return n
+
+
+class SendBounded(socket.socket):
+    """A connection's socket whose blocking writes stall after `send_s` without progress."""
+
+    __slots__ = ("send_s", "tick")
 
     def __init__(self, accepted: socket.socket, send_s: float) -> None:
         super().__init__(accepted.family, accepted.type, accepted.proto, accepted.detach())
         self.send_s = send_s
+        tick_us = max(1, round(send_s / TICKS * 1e6))
+        self.tick = struct.pack("ll", *divmod(tick_us, 1_000_000))  # a struct timeval
 
     def sendall(self, data: Any, flags: int = 0, /) -> None:
-        """All of `data`, waiting `send_s` at most each time the socket has no room."""
+        """Python's, a blocking send at a time, ResponseStalled once none sent a byte for
+        send_s."""
         if self.gettimeout() is not None:  # non-blocking (gunicorn's write_nonblock): as ever
             super().sendall(data, flags)
             return
         left = memoryview(data).cast("B")
-        while left:
-            try:
-                left = left[self.send(left, flags | socket.MSG_DONTWAIT) :]
-            except BlockingIOError:
-                if not writable(self, self.send_s):
-                    raise ResponseStalled(self.send_s) from None
+        with contextlib.suppress(BlockingIOError):  # most answers fit at once: one system call
+            left = left[self.send(left, flags | socket.MSG_DONTWAIT) :]
+        if left:
+            with self._ticking() as progress:
+                while left:
+                    left = left[progress.sent(self.send, left, flags) :]
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
-        """Python's, waiting `send_s` at most each time the socket has no room."""
+        """Python's, with os.sendfile's blocking calls bounded as `sendall`'s."""
         if self.gettimeout() is not None:
             return super().sendfile(file, offset, count)
-        self.settimeout(self.send_s)  # for this call only: reads wait by their own deadlines
+        fileno = file.fileno()  # a regular file, as Python's own sendfile wants
+        if count is None:
+            count = os.fstat(fileno).st_size - offset
+        done = 0
+        with self._ticking() as progress:
+            while done < count:
+                n = progress.sent(os.sendfile, self.fileno(), fileno, offset + done, count - done)
+                if not n:  # the file ended first
+                    break
+                done += n
+        file.seek(offset + done)
+        return done
+
+    @contextlib.contextmanager
+    def _ticking(self) -> Iterator[Progress]:
+        self.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self.tick)
         try:
-            return super().sendfile(file, offset, count)
-        except TimeoutError:
-            raise ResponseStalled(self.send_s) from None
+            yield Progress(self.send_s)
         finally:
-            self.settimeout(None)
-
-
-def writable(sock: socket.socket, seconds: float) -> bool:
-    poll = select.poll()
-    poll.register(sock, select.POLLOUT)
-    return bool(poll.poll(seconds * 1000))
+            self.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, NO_TIMEOUT)

@@ -1,0 +1,87 @@
+"""`SendBounded` on real loopback TCP connections: a write to a client that reads nothing stalls
+once the send timeout passed without progress, never before; a client that pauses for most of
+the timeout between its reads (several ticks of SO_SNDTIMEO each) gets every byte, of `sendall`
+and of `sendfile` alike (tests/api/test_slow_readers.py has them under `dizest serve`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from dizest_api.response_writes import ResponseStalled, SendBounded
+
+SEND_S = 0.5
+SIZE = 8 << 20  # more than both kernels buffer (a sender's 4 MiB at most; the reader's is small)
+
+
+@contextlib.contextmanager
+def connection(receive_buffer: int) -> Iterator[tuple[SendBounded, socket.socket]]:
+    """(the server's side, bounded; the client's, with a small receive buffer)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        client.connect(listener.getsockname())
+        server = SendBounded(listener.accept()[0], SEND_S)
+    with server, client:
+        yield server, client
+
+
+def reading(client: socket.socket, pause_s: float, got: bytearray) -> threading.Thread:
+    """A thread reading what has come every `pause_s` until the server closes."""
+
+    def read() -> None:
+        while data := client.recv(1 << 20):
+            got.extend(data)
+            time.sleep(pause_s)  # the client's own pace, the thing under test
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def sends(tmp_path: Path) -> Iterator[dict[str, Callable[[SendBounded], object]]]:
+    """SIZE random bytes, written with `sendall` or (from a file) with `sendfile`."""
+    data = os.urandom(SIZE)
+    path = tmp_path / "answer"
+    path.write_bytes(data)
+    with path.open("rb") as file:
+        yield {
+            "sendall": lambda server: server.sendall(data),
+            "sendfile": lambda server: server.sendfile(file, 0, SIZE),
+        }
+
+
+@pytest.mark.parametrize("kind", ["sendall", "sendfile"])
+def test_a_client_that_reads_nothing_stalls_the_write_after_the_timeout(
+    sends: dict[str, Callable[[SendBounded], object]], kind: str
+) -> None:
+    with connection(64 * 1024) as (server, _client):
+        start = time.monotonic()
+        with pytest.raises(ResponseStalled):
+            sends[kind](server)
+        took = time.monotonic() - start
+    assert SEND_S <= took < 4 * SEND_S, took
+
+
+@pytest.mark.parametrize("kind", ["sendall", "sendfile"])
+def test_a_client_pausing_most_of_the_timeout_gets_every_byte(
+    sends: dict[str, Callable[[SendBounded], object]], kind: str
+) -> None:
+    with connection(512 * 1024) as (server, client):
+        got = bytearray()
+        reader = reading(client, 0.8 * SEND_S, got)
+        start = time.monotonic()
+        sends[kind](server)
+        took = time.monotonic() - start
+        server.shutdown(socket.SHUT_WR)
+        reader.join(timeout=60)
+    assert len(got) == SIZE
+    assert took > 2 * SEND_S, took  # the write waited past the timeout in all, reads between
