@@ -4,15 +4,13 @@
 // its transform and its own edges change, once per animation frame: a drag costs the same on a
 // 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
 import { hasUI } from "./appui.js";
-import { clip, escapeHtml, h } from "./dom.js";
-import { GraphView, edgePath, portY, statusShade, statusText } from "./graph.js";
-import { renderEntries } from "./render.js";
+import { clip, escapeHtml } from "./dom.js";
+import { drawResult, placeResult } from "./editor-results.js";
+import { GraphView, edgePath, portY } from "./graph.js";
 
 const HEAD = 42;
 const PORT = 16;
 const EAGER_DETAIL = 300;
-const RESULT_H = 150;
-const RESULT_BIG = 460; // px: a result box its user enlarged (a table, a plot)
 const TITLE_CLIP = 18; // characters of a title: room for the run button before it and the marks after
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
@@ -118,6 +116,7 @@ export class EditorCanvas extends GraphView {
     }
     this.runs ||= new Map();
     this.marks ||= new Map();
+    this.big ||= new Set(); // the flows whose result box the user enlarged
     this.bounds();
     if (!this.bound) {
       this.bound = true;
@@ -282,7 +281,7 @@ export class EditorCanvas extends GraphView {
       }
       paint({ el, edges });
       lifted?.drop();
-      this.placeResult(id);
+      for (const one of this.runs.keys()) this.placeResult(one); // the boxes above it may have less room now
       this.handlers.move(id, node.x, node.y);
     };
     window.addEventListener("pointermove", move);
@@ -334,8 +333,7 @@ export class EditorCanvas extends GraphView {
     }
   }
 
-  // A flow's status, log and results, under its node (as DIZEST shows them). Their layer lies
-  // beneath the nodes': a long box never hides (nor takes the clicks of) a node placed below.
+  // A flow's status, log and results, under its node (editor-results.js).
   setRun(id, state) {
     this.runs.set(id, state);
     this.drawResult(id);
@@ -343,46 +341,10 @@ export class EditorCanvas extends GraphView {
   }
 
   drawResult(id) {
-    const n = this.graph.byId.get(id);
-    const state = this.runs.get(id);
-    let fo = this.svg.querySelector(`g.results foreignObject[data-id="${CSS.escape(id)}"]`);
-    if (!n) return fo?.remove();
-    if (!fo) {
-      fo = document.createElementNS("http://www.w3.org/2000/svg", "foreignObject");
-      fo.dataset.id = id;
-      fo.setAttribute("width", n.w);
-      fo.setAttribute("height", RESULT_H);
-      fo.append(document.createElement("div"));
-      this.svg.querySelector("g.results").append(fo);
-    }
-    this.placeResult(id, fo);
-    const box = fo.firstChild;
-    this.big ||= new Set(); // the flows whose result box the user enlarged
-    const big = this.big.has(id);
-    fo.setAttribute("height", big ? RESULT_BIG : RESULT_H);
-    box.className = `node-result st-${statusShade(state.status, state.reason)}${state.stale ? " stale" : ""}${big ? " big" : ""}`;
-    const text = statusText(state.status, state.reason) + (state.stale ? " · output of the run before" : "");
-    const grow = h("button", { type: "button", class: "node-result-grow", title: big ? "Shrink this result" : "Enlarge this result", onclick: () => this.resize(id, fo, grow) });
-    const head = h("div", { class: "node-result-status" }, h("span", { class: "text" }, text), grow);
-    // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)
-    box.replaceChildren(head, ...renderEntries(state.log.slice(-50), 2), ...renderEntries(state.results.slice(-20).map((r) => r.value), 2));
-    box.scrollTop = box.scrollHeight;
+    drawResult(this, id);
   }
 
-  // Enlarge a result box (or shrink it back) in place: its content (an iframe, a plot) stays.
-  resize(id, fo, grow) {
-    const big = !this.big.delete(id);
-    if (big) this.big.add(id);
-    fo.setAttribute("height", big ? RESULT_BIG : RESULT_H);
-    fo.firstChild.classList.toggle("big", big);
-    grow.title = big ? "Shrink this result" : "Enlarge this result";
-  }
-
-  placeResult(id, fo = this.svg.querySelector(`g.results foreignObject[data-id="${CSS.escape(id)}"]`)) {
-    this.ui?.place(id);
-    const n = this.graph.byId.get(id);
-    if (!fo || !n) return;
-    fo.setAttribute("x", n.x);
-    fo.setAttribute("y", n.y + n.h + 4 + (this.ui?.height(id) || 0));
+  placeResult(id) {
+    placeResult(this, id);
   }
 }

@@ -1,0 +1,74 @@
+"""The boxes under the editor's nodes after a run hide no other node. They were 150 px each
+whatever they held: after Run all on dag100 (rows 180 px apart, nodes 66 px tall) each one,
+saying only "ready", covered the top of the node below it. A flow with nothing to show now has
+its status line alone; one with a log has the room down to the next node (at most 150 px)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.console.conftest import Console
+
+LIVE_MS = 120_000
+# Each result box against each node that is not its own: the pairs whose screen boxes intersect.
+OVERLAPS = """() => {
+  const nodes = [...document.querySelectorAll("#graph svg.dag g.node")].map((el) => [el.dataset.id, el.getBoundingClientRect()]);
+  const hits = [];
+  for (const fo of document.querySelectorAll("#graph g.results foreignObject[data-id]")) {
+    const r = fo.getBoundingClientRect();
+    for (const [id, n] of nodes) {
+      if (id !== fo.dataset.id && r.left < n.right && n.left < r.right && r.top < n.bottom && n.top < r.bottom) hits.push(`${fo.dataset.id} over ${id}`);
+    }
+  }
+  return hits;
+}"""
+BOXES = "#graph g.results foreignObject[data-id]"
+
+
+def run_all(page: Any, console: Console, pkg: dict[str, Any]) -> None:
+    made = console.api("POST", "/workflows", {"title": "boxes", "package": pkg})
+    page.goto(f"/workflows/{made['id']}/edit")
+    expect(page.locator("#graph g.node")).to_have_count(len(pkg["flow"]))
+    page.click("#run-all")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
+    expect(page.locator(BOXES)).to_have_count(len(pkg["flow"]))
+
+
+def dag100() -> dict[str, Any]:
+    return dict(json.loads((Path(__file__).parents[1] / "data" / "dag100.dwp").read_text()))
+
+
+def test_a_flow_with_nothing_to_show_has_a_status_line_that_covers_no_node(
+    admin_page: Any, console: Console
+) -> None:
+    page = admin_page
+    run_all(page, console, dag100())
+    expect(page.locator(f"{BOXES} .node-result-status")).to_have_text(["ready"] * 100)
+    assert page.evaluate(OVERLAPS) == []
+    assert {page.locator(BOXES).nth(i).get_attribute("height") for i in range(100)} == {"24"}
+
+
+def test_a_log_fills_the_room_down_to_the_next_node_and_scrolls_there(
+    admin_page: Any, console: Console
+) -> None:
+    pkg = dag100()
+    pkg["apps"]["node"]["code"] = (
+        "for i in range(30):\n    print('line', i)\n" + pkg["apps"]["node"]["code"]
+    )
+    page = admin_page
+    run_all(page, console, pkg)
+    assert page.evaluate(OVERLAPS) == []
+    # n0001 has a node 180 px below it: 180 - 66 (the node) - 4 - 4 (the gaps) = 106 px;
+    # the last of its column has nothing below it: 150 px
+    above = page.locator(f'{BOXES}[data-id="n0001"]')
+    expect(above).to_contain_text("line 29")
+    assert above.get_attribute("height") == "106"
+    log = above.locator(".node-result")
+    assert log.evaluate("(el) => el.scrollHeight > el.clientHeight")  # the rest scrolls
+    column = [f for f in pkg["flow"].values() if f["pos_x"] == pkg["flow"]["n0001"]["pos_x"]]
+    last = max(column, key=lambda f: f["pos_y"])["id"]
+    assert page.locator(f'{BOXES}[data-id="{last}"]').get_attribute("height") == "150"
