@@ -6,7 +6,9 @@ the editor's frames carry the editor's own frame key and Referer."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
@@ -158,3 +160,43 @@ def test_which_flows_show_their_ui_is_kept_over_a_reload(browser: Any, console: 
         expect(page.locator(FLOW_UI)).to_have_count(0)
     finally:
         page.context.close()
+
+
+def test_a_node_gets_its_ui_toggle_as_its_apps_html_or_js_is_typed(
+    admin_page: Any, console: Console
+) -> None:
+    """A walkthrough typed HTML into the Revenue flow's app of the sales report and saved: no
+    "UI" toggle on its node until a reload (a source's change redrew no node)."""
+    pkg = json.loads((Path(__file__).parents[2] / "examples" / "sales_report.dwp").read_text())
+    wf_id = str(console.api("POST", "/workflows", {"title": "sales", "package": pkg})["id"])
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    toggle = page.locator('g.node[data-id="revenue"] g.ui-toggle')
+    expect(page.locator("g.node")).to_have_count(len(pkg["flow"]))
+    expect(page.locator("g.ui-toggle")).to_have_count(0)
+    page.locator('g.node[data-id="revenue"] text.title').click()
+    page.click("#flow-edit-app")
+    for field in ("html", "js"):
+        page.click(f'#app-sources button[data-source="{field}"]')
+        expect(page.locator(f'#app-sources button[data-source="{field}"]')).to_have_class("active")
+        page.locator("#app-code .cm-content").click()
+        page.keyboard.type("<b>x</b>" if field == "html" else "x")
+        expect(toggle).to_have_count(1)  # as it is typed, before a save
+        expect(page.locator("g.ui-toggle")).to_have_count(1)  # no other app has a UI
+        page.keyboard.press("Control+s")
+        expect(page.locator("#ed-state")).to_have_text(re.compile(r"^saved · v\d+$"))
+        expect(toggle).to_have_count(1)
+        toggle.locator("text").click()
+        expect(page.locator('foreignObject[data-ui="revenue"]')).to_contain_text(
+            "Run the flow to see its UI"
+        )
+        toggle.locator("text").click()
+        page.locator("#app-code .cm-content").click()
+        page.keyboard.press("Control+a")
+        page.keyboard.press("Backspace")  # the UI gone again: so is its toggle
+        expect(toggle).to_have_count(0)
+    page.keyboard.press("Control+s")
+    expect(page.locator("#ed-state")).to_have_text("saved · v4")
+    page.reload()
+    expect(page.locator("g.node")).to_have_count(len(pkg["flow"]))
+    expect(page.locator("g.ui-toggle")).to_have_count(0)

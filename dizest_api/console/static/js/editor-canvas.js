@@ -79,6 +79,7 @@ export class EditorCanvas extends GraphView {
   // and edges whose markup differs (a connection or a toggle on 1,000 flows touches a few).
   draw() {
     const g = this.graph;
+    this.withUI = new Set(g.nodes.filter((n) => hasUI(n.app)).map((n) => n.appId)); // (editor-follow.js)
     const problems = new Map();
     const bad = new Set();
     for (const p of g.problems || []) {

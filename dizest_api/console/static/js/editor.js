@@ -7,10 +7,11 @@ import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast } from "./
 import { editableVariable, lockPanel, markSyntax, openApp, showApp } from "./editor-app.js";
 import { EditorCanvas } from "./editor-canvas.js";
 import { Doc, localProblems } from "./editor-doc.js";
+import { NodeFollow } from "./editor-follow.js";
 import { EditorRuns } from "./editor-run.js";
 import { EditorUI } from "./editor-ui.js";
 import { FlowList, tooMany } from "./flowlist.js";
-import { bindZoomButtons, flowTitle, model } from "./graph.js";
+import { bindZoomButtons, model } from "./graph.js";
 import { showInfo } from "./wfinfo.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
@@ -30,6 +31,7 @@ let readOnlyWhy = "your grant does not allow saving";
 let canRun = false; // runs from the editor are offered (not on a workflow too large to draw)
 let runs = null; // EditorRuns
 let saving = null; // the save under way (a promise of its success)
+let follow; // NodeFollow: a node's title and UI toggle as the panels are typed in
 
 function buildGraph() {
   const g = model(doc.pkg, { layout: false });
@@ -55,9 +57,11 @@ function allProblems() {
 function changed(label) {
   if (!/^(title |info )/.test(label)) problems = allProblems(); // (a title or info makes no problem)
   // A move is already on screen (the canvas dragged the node there), a variable is not drawn,
-  // a title is one node's: no redraw of the whole graph.
-  if (label.startsWith("title ")) retitleSoon(label.slice(6));
-  else if (!/^(code |source |var |info )/.test(label) && label !== "move") canvas.setGraph(buildGraph(), problems);
+  // a title is one node's, a source only shows as its app's UI toggle: no redraw of the whole
+  // graph (editor-follow.js).
+  if (label.startsWith("title ")) follow.title(label.slice(6));
+  else if (label.startsWith("source ")) follow.source(label.slice(7));
+  else if (!/^(code |var |info )/.test(label) && label !== "move") canvas.setGraph(buildGraph(), problems);
   $("#cycle-msg").hidden ||= true;
   if (label.startsWith("code ")) queueCheck(label.slice(5));
   if (label === "undo" || label === "redo") for (const id of Object.keys(doc.pkg.apps)) queueCheck(id);
@@ -69,25 +73,6 @@ function changed(label) {
     showInfo(doc, wf, readOnly);
   } else if (label.startsWith("app title ")) appList();
   refreshState();
-}
-
-// A node's title follows the typing once it pauses: changed in the same frame as the title
-// field, the SVG was laid out whole (~100 ms a keystroke on dag1000 in Chromium; ~20 ms alone).
-const RETITLE_MS = 250;
-const retitling = new Set();
-let retitleTimer = 0;
-function retitleSoon(id) {
-  retitling.add(id);
-  clearTimeout(retitleTimer);
-  retitleTimer = setTimeout(() => {
-    for (const one of retitling) canvas.retitle(one, titleOf(one));
-    retitling.clear();
-  }, RETITLE_MS);
-}
-
-function titleOf(id) {
-  const flow = doc.pkg.flow[id];
-  return flow ? flowTitle(id, flow, doc.app(flow.app_id) || {}) : id;
 }
 
 // Each keystroke calls this: what did not change is not written (the same text written again
@@ -341,6 +326,7 @@ async function main() {
   // what the caller's grant does not allow is not offered (the API would refuse it)
   readOnly = !loaded.rights.includes("write");
   doc = new Doc(loaded.package, changed);
+  follow = new NodeFollow(doc, () => canvas, () => canvas.setGraph(buildGraph(), problems));
   doc.readOnly = readOnly;
   const first = model(doc.pkg);
   for (const n of first.nodes) {
