@@ -87,3 +87,23 @@ def test_a_scroll_event_between_a_keystroke_and_its_reading_moves_nothing(
     it with view 6.38.1."""
     admin_page.add_init_script(f"({SCROLL_ON_INPUT})()")
     typed_everywhere(admin_page, console, workflow(console), [0, 20])
+
+
+def test_a_panel_drawn_again_lets_go_of_its_code_editor(admin_page: Any, console: Console) -> None:
+    """The app panel, drawn again (an input added), made a new code editor and left the old one
+    alive: its listeners stayed on the page, and a change made in it still went into the
+    document."""
+    page = admin_page
+    page.goto(f"/workflows/{workflow(console)}/edit")
+    page.locator('g.node[data-id="revenue"] text.title').click()
+    page.click("#flow-edit-app")
+    expect(page.locator("#app-code .cm-content")).to_be_visible()
+    page.evaluate("() => { window.oldView = window.dizestEditor.code; }")
+    page.fill("#add-input-name", "extra")
+    page.click("#add-input button[type=submit]")
+    expect(page.locator('#app-inputs tr[data-input="extra"]')).to_have_count(1)
+    page.wait_for_function("() => window.dizestEditor.code !== window.oldView")
+    code = f"() => window.dizestEditor.doc.pkg.apps['{APP}'].code"
+    before = page.evaluate(code)
+    page.evaluate("() => window.oldView.dispatch({ changes: { from: 0, insert: 'stale ' } })")
+    assert page.evaluate(code) == before

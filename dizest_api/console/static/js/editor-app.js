@@ -76,6 +76,7 @@ export async function showApp(doc, appId, problems) {
   const app = doc.app(appId);
   const box = $("#app");
   shown = appId;
+  current?.view.destroy(); // (else it lived on, its listeners on the page, writing into the doc)
   current = null;
   if (!app) {
     box.replaceChildren(h("p", { class: "muted" }, "This app is no longer in the workflow."));
