@@ -83,7 +83,17 @@ def authenticate() -> None:
 
 
 def _principal() -> Principal:
-    return principal_of(request.headers.get("Authorization"), request.cookies.get(COOKIE))
+    return principal_of(*presented())
+
+
+def presented() -> tuple[str | None, str | None]:
+    """The request's credentials as `principal_of` takes them: its `Authorization` header, else
+    its session cookie's id. Beside a header the cookie is not read (nor its header parsed): the
+    header decides, whatever the cookie holds."""
+    header = request.environ.get("HTTP_AUTHORIZATION")
+    if header is not None:
+        return header, None
+    return None, request.cookies.get(COOKIE)
 
 
 def principal_of(header: str | None, sid: str | None) -> Principal:

@@ -84,7 +84,7 @@ def take(root: str, username: str, slots: int) -> int:
 def hold(username: str) -> None:
     """Before anything reads the request's body: one of `username`'s slots, if a thread will
     wait for that body (once a request)."""
-    if HELD in g or not thread_reads(request.environ):
+    if not thread_reads(request.environ) or HELD in g:
         return
     found = services().settings
     setattr(g, HELD, take(found.worker.drive_root, username, found.user_bodies))

@@ -67,23 +67,29 @@ class FixedRoutes:
                     found.append(Shadow(fixed, rule.rule))
         return cls(methods, {path: tuple(found) for path, found in shadows.items()})
 
-    def owner(self) -> str | None:
-        """The fixed route that owns the request's path, when another route took it."""
+    def owner(self, rule: str) -> str | None:
+        """The fixed route that owns the request's path, when the route `rule` took it."""
+        shadows = self.shadows.get(rule)
+        if not shadows:  # most routes: no other route's path is also theirs
+            return None
         values = (request.view_args or {}).items()
-        rule = request.url_rule
-        for shadow in self.shadows.get(rule.rule, ()) if rule is not None else ():
+        for shadow in shadows:
             if shadow.fixed <= values:
                 return shadow.owner
         return None
 
     def answer(self) -> Response | None:
         """The before_request hook: 405 for a method the path's own route does not take, with
-        only its methods in `Allow` (werkzeug's 405 and OPTIONS list the shadowed route's too)."""
+        only its methods in `Allow` (werkzeug's 405 and OPTIONS list the shadowed route's too).
+        A request the router matched has no routing error (one it refused has no rule)."""
         rule = request.url_rule
-        if request.method == "OPTIONS" and rule is not None and rule.rule in self.methods:
+        if rule is None:
+            owner = self._refused_owner()
+        elif rule.rule in self.methods and request.method == "OPTIONS":
             allow = ", ".join(sorted(self.methods[rule.rule]))
             return Response(status=200, headers={"Allow": allow})
-        owner = self.owner() or self._refused_owner()
+        else:
+            owner = self.owner(rule.rule)
         if owner is not None:
             raise MethodNotAllowed(valid_methods=sorted(self.methods[owner]))
         return None

@@ -26,9 +26,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import current_app, g, request
+from flask import current_app, g
 
-from dizest_api.auth import COOKIE, principal_of
+from dizest_api.auth import presented, principal_of
 from dizest_api.errors import Forbidden, NotFound, Unauthenticated
 
 if TYPE_CHECKING:
@@ -51,18 +51,18 @@ def request_reader(what: Hashable, may_read: Callable[[], object]) -> Reader:
     NotFound or Forbidden when the principal in `g` may not read it) is asked again with the
     credential the request presented, authenticated again (revoked, expired, ended: refused)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    presented = (request.headers.get("Authorization"), request.cookies.get(COOKIE))
+    sent = presented()
 
     def allowed() -> bool:
         with app.app_context():
             try:
-                g.principal = principal_of(*presented)
+                g.principal = principal_of(*sent)
                 may_read()
             except (Unauthenticated, Forbidden, NotFound):
                 return False
         return True
 
-    return Reader((*presented, what), allowed)
+    return Reader((*sent, what), allowed)
 
 
 class AccessWatch:

@@ -173,8 +173,10 @@ def removal_stores() -> Stores:
 def clear_late_writes(_exc: BaseException | None) -> None:
     """The app's teardown hook: a write request whose user was removed meanwhile leaves nothing
     under the retired name (`user_removal.clear_late`)."""
+    if request.method in SAFE_METHODS:
+        return
     principal = g.get("principal")
-    if principal is None or request.method in SAFE_METHODS:
+    if principal is None:
         return
     try:
         user_removal.clear_late(removal_stores(), principal.username)

@@ -29,7 +29,9 @@ RESUME = {"Last-Event-ID": Field("string", pattern=f"^{STREAM_ID.pattern}$", des
 
 
 def _after() -> str | None:
-    after = request.args.get("after") or request.headers.get("Last-Event-ID") or None
+    environ = request.environ  # the query parsed only if there is one
+    query = request.args.get("after") if environ.get("QUERY_STRING") else None
+    after = query or environ.get("HTTP_LAST_EVENT_ID") or None
     if after is not None and not STREAM_ID.fullmatch(after):
         raise BadInput("after / Last-Event-ID must be an event id like 1700000000000-0")
     return after
