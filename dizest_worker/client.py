@@ -52,6 +52,7 @@ from dizest_worker.quota import RunsQuota as RunsQuota
 from dizest_worker.quota import quota_error as quota_error
 from dizest_worker.redis_store import RedisStore
 from dizest_worker.reports import Reports, Source
+from dizest_worker.round_trip import pairs, run_script  # noqa: F401 (door)
 from dizest_worker.run_parts import RunParts, run_times
 from dizest_worker.run_reads import StatusAndBatch
 from dizest_worker.settings import WorkerSettings as WorkerSettings
@@ -60,9 +61,8 @@ from dizest_worker.state import RedisRuns
 if TYPE_CHECKING:
     from celery import Celery
 
-# The service (dizest_api) reaches the cluster through this module only, plus key names
-# (tests/test_imports.py): what it needs of the worker package besides Client (the settings,
-# the Redis factory, liveness, a Celery app with the broker fix) is re-exported or wrapped here.
+# dizest_api reaches the cluster through this module only, plus key names (test_imports.py):
+# what it needs of the worker package besides Client is re-exported or wrapped here.
 
 
 class RunNotFound(DizestError, LookupError):

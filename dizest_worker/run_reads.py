@@ -19,6 +19,7 @@ import redis
 from dizest_core.events import Event
 from dizest_worker.context import RunContext
 from dizest_worker.keys import Keys
+from dizest_worker.round_trip import pairs, round_trip
 from dizest_worker.settings import WorkerSettings
 
 CONTEXT_CACHE = 32
@@ -50,12 +51,14 @@ class RunReader:
     def status_and_events(self, run_id: str, after: str | None, count: int) -> StatusAndBatch:
         """The run's status (None: no such run) and `events(..., shared=True)`, in one round
         trip; the status alone: a record holds the run's inputs (megabytes, maybe)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.keys.run(run_id), "status")
         stream = self.keys.events(run_id)
-        pipe.xrange(stream, _past(after), "+", count=count)
-        status, entries = pipe.execute()
-        return None if status is None else status.decode(), self._decoded.events(stream, entries)
+        status, entries = round_trip(
+            self.client,
+            ("HGET", self.keys.run(run_id), "status"),
+            ("XRANGE", stream, _past(after), "+", "COUNT", count),
+        )  # every SSE connect of a crowd: redis-py's pipeline was most of its CPU
+        found = [(entry_id, pairs(fields)) for entry_id, fields in entries]
+        return None if status is None else status.decode(), self._decoded.events(stream, found)
 
     def wait_final(self, run_id: str, timeout_s: float) -> str | None:
         """Block until the run has ended (its final status) or `timeout_s` passes (None).

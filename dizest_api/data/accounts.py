@@ -32,7 +32,7 @@ from dizest_api.data.counted import add_within
 from dizest_api.data.session_cap import SessionCap
 from dizest_api.ids import new_id
 from dizest_core.errors import AuthError, DizestError
-from dizest_worker.client import WorkerSettings, redis_client
+from dizest_worker.client import WorkerSettings, pairs, redis_client, run_script
 from dizest_worker.keys import Keys
 
 ROLES = frozenset({"admin", "user"})
@@ -131,10 +131,6 @@ for i = 1, #token, 2 do
 end
 return {token, {}}
 """
-
-
-def _pairs(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _user(username: str, raw: dict[str, str]) -> User:
@@ -348,8 +344,9 @@ class Accounts:
     def _token_and_owner(self, token_id: str) -> tuple[dict[str, str], dict[str, str]]:
         """The token's hash and its owner's user hash, in one round trip (every bearer request
         needs both)."""
-        token, owner = self._read_token(keys=[self.keys.token(token_id)], args=[self.keys.user("")])
-        return _pairs(token), _pairs(owner)
+        keys, args = [self.keys.token(token_id)], [self.keys.user("")]
+        token, owner = run_script(self.redis, self._read_token, keys, args)  # every bearer request
+        return pairs(token), pairs(owner)
 
     # -- sessions ------------------------------------------------------------------------
 
