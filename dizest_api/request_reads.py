@@ -51,7 +51,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gunicorn import util
+from gunicorn import http, util
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn
 
@@ -152,6 +152,8 @@ def wait_readable(sock: socket.socket, seconds: float) -> bool:
 class Conn(TConn):  # type: ignore[misc]
     """gthread's connection, with the deadline of what its client is sending."""
 
+    initialized: bool  # gthread's: its parser is made
+
     def __init__(self, cfg: Any, sock: Any, client: Any, server: Any, limits: ReadLimits) -> None:
         super().__init__(cfg, sock, client, server)
         self.limits = limits
@@ -165,9 +167,16 @@ class Conn(TConn):  # type: ignore[misc]
         self.refused = False  # its head was too large: answered 431, to be closed
 
     def init(self) -> None:
-        fresh = not self.initialized
-        super().init()
-        if fresh and not self.is_http2:
+        if self.initialized:
+            return
+        if self.gathers:  # plain HTTP/1: gthread's init is the parser, and a blocking mode that
+            # `gather` does not need and gthread's `handle` sets again before it reads: one
+            # system call (and a release of the GIL) less a connection
+            self.initialized = True
+            self.parser = http.get_parser(self.cfg, self.sock, self.client)
+        else:
+            super().init()
+        if not self.is_http2:
             self.parser.unreader = TimedUnreader(self, self.parser.unreader)
 
     def next_head(self) -> None:

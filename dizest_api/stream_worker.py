@@ -52,6 +52,7 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         util.write_error = json_error  # this process serves the API alone
         self._taken: deque[None] = deque()  # one entry per connection handed over
         self._notified = 0.0
+        self._names: dict[Any, Any] = {}  # listener -> its address
         super().init_process()  # ends in run()
 
     def run(self) -> None:
@@ -72,7 +73,10 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
             return
         self.nr_conns += 1
         sock = SendBounded(sock, self.send_s)
-        self.enqueue_req(Conn(self.cfg, sock, client, listener.getsockname(), self.limits))
+        server = self._names.get(listener)
+        if server is None:  # a listener's address is asked once, not at every accept
+            server = self._names[listener] = listener.getsockname()
+        self.enqueue_req(Conn(self.cfg, sock, client, server, self.limits))
 
     def enqueue_req(self, conn: Any) -> None:
         fs = self.tpool.submit(self.handle, conn)
