@@ -343,7 +343,6 @@ class EventHub:
         told = self.floods.tell(flooding, now)
         if not (by_run or ended or told):
             return
-        frames: dict[str, bytes] = {}
         with self._lock:
             for run in ended:  # live again once what was skipped is caught up
                 self.owned.resync([run])
@@ -351,7 +350,7 @@ class EventHub:
             self.owned.resync(told)
             self._broadcast(RESYNC, told)
             for run_id, events in by_run.items():
-                self.owned.deliver(run_id, events, frames)
+                self.owned.deliver(run_id, events, {})  # frames by id: of one run only
                 subs = self._subs.get(run_id)
                 if subs:
                     self._queue_all(subs, events)

@@ -38,6 +38,8 @@ def newer(events: list[Event], last: str | None) -> list[Event]:
 
 
 def frame(event: Event, frames: dict[str, bytes]) -> bytes:
+    """`event`'s chunk, kept in `frames` by its id: `frames` must hold one run's events only, a
+    stream id being its run's own (two runs' events of the same millisecond have the same)."""
     data = frames.get(event.id)
     if data is None:
         data = frames[event.id] = chunk(sse_frame(event))

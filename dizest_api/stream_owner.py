@@ -108,7 +108,7 @@ class OwnedStreams:
         return stream
 
     def deliver(self, run_id: str, events: list[Event], frames: dict[str, bytes]) -> None:
-        """Live events of one run (in stream order) to its streams; `frames` caches chunks."""
+        """Live events of one run (in stream order) to its streams; `frames`: its chunks (`frame`)."""
         joined: dict[str | None, tuple[bytes, list[Event]]] = {}
         for stream in self.by_run.get(run_id, ()):
             if stream.gone or stream.ending:

@@ -16,8 +16,10 @@ import pytest
 import redis
 
 from dizest_api.event_hub import EventHub
+from dizest_api.handover import HandedOver
 from dizest_api.sse_frames import stream_key
 from dizest_api.stream_owner import CATCH_UP_TRIES
+from dizest_api.streaming import follow
 from dizest_core.events import Event
 from tests.api.test_streaming import (
     QuietRuns,
@@ -377,3 +379,39 @@ def test_streams_whose_catch_up_keeps_failing_end_so_their_clients_resume(hub: E
     finally:
         ours.close()
         theirs.close()
+
+
+def test_events_of_two_runs_read_at_once_go_each_to_its_own_runs_clients(hub: EventHub) -> None:
+    """A stream id is a run's own (`<ms>-<n>` of its stream): two runs' events made in the same
+    millisecond have the same id. One read of the channel holding both frames each for its own
+    run's clients: a frame kept by id alone sent one run's event to the other run's clients."""
+    clients = {}
+    for run in ("r1", "r2"):
+        ours, theirs = socket.socketpair()
+        theirs.settimeout(5)
+        with pytest.raises(HandedOver):
+            for _ in follow(hub, QuietRuns(), run, None, 0.05, sock=ours):
+                pass
+        clients[run] = (ours, theirs)
+
+    def frame_to(theirs: socket.socket) -> bytes:
+        received = b""
+        while b"\n\n\r\n" not in received:
+            received += theirs.recv(65536)
+        return received
+
+    publisher = redis.Redis.from_url(hub.redis_url)
+    try:
+        for run, (_, theirs) in clients.items():  # each stream live: its first event came
+            publisher.publish(subscribed(hub, run), live_event(5, run_id=run))
+            assert b"id: 5-0" in frame_to(theirs)
+        hub._dispatch_all([(run, live_event(7, run_id=run)) for run in clients])
+        for run, (_, theirs) in clients.items():
+            received = frame_to(theirs)
+            assert b"id: 7-0" in received
+            assert f'"run_id":"{run}"'.encode() in received
+    finally:
+        publisher.close()
+        for ours, theirs in clients.values():
+            ours.close()
+            theirs.close()
