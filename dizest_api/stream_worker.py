@@ -5,7 +5,7 @@ would then close the connection (a half-close first, which would cut the stream 
 writes). This worker forgets such a connection instead: no write, no close, it no longer counts
 towards `worker_connections` (the hub's own limit, DIZEST_MAX_STREAMS, covers it), and the thread
 is free for the next request. A GET of a run's events (the requests that may be handed over)
-passes `handover.gated`: only a few set a stream up at once.
+passes `handover.gate`: only a few set a stream up at once.
 
 A slow or silent client holds no thread (`dizest_api.request_reads`): a connection goes to a
 thread once its request's head (and a small body) can be parsed without waiting; until then, and
@@ -150,7 +150,7 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         conn.reading_body(req)
         try:
             if req.method == "GET" and req.path.endswith(STREAM_PATH_END):
-                with handover.gated():
+                with handover.gate:
                     return super().handle_request(req, conn)
             return super().handle_request(req, conn)
         except ResponseStalled as exc:  # the path is not logged: a trigger's is its secret
