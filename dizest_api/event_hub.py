@@ -32,7 +32,6 @@ instead, until the stream is gone.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import queue
@@ -113,7 +112,7 @@ class EventHub:
         )  # fmt: skip
 
     def subscribe(self, run_id: str, wait_s: float = 5.0, admitted: bool = True) -> Subscription:
-        sub = Subscription(run_id, queue.Queue(self.queue_size), admitted=admitted)
+        sub = Subscription(run_id, self.queue_size, admitted=admitted)
         with self._lock:
             subs = self._subs.setdefault(run_id, set())
             if not subs and run_id not in self.owned.by_run:
@@ -240,10 +239,7 @@ class EventHub:
             if self.closing or sub.dropped or getattr(self._by_sock.get(sock), "revoked", False):
                 return False
             self._forget(sub)
-            held: list[Any] = []
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    held.append(sub.queue.get_nowait())
+            held = sub.take_all()
             handover.claim(sock)
             stream = self.owned.add(sub.run_id, sock, last, runs)
             lease = self._by_sock.pop(sock, None)

@@ -5,10 +5,12 @@ items the hub queues to it.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dizest_api.errors import ApiError
@@ -39,17 +41,45 @@ def streams_per_user(max_clients: int) -> int:
 @dataclass(eq=False)
 class Subscription:
     run_id: str
-    queue: queue.Queue[Any]
+    size: int  # its queue's bound
     dropped: bool = False
     admitted: bool = True  # False: taken before its stream's admission, not counted by `admit`
+    _queue: queue.Queue[Any] | None = field(default=None, repr=False)
+
+    @property
+    def queue(self) -> queue.Queue[Any]:
+        """Its client's queue, made at first use: a stream the hub takes over at once (an SSE
+        connect) mostly needs none, and a queue is a lock and three conditions (~7 us)."""
+        made = self._queue
+        if made is None:
+            with _MAKING:
+                made = self._queue
+                if made is None:
+                    made = self._queue = queue.Queue(self.size)
+        return made
+
+    def take_all(self) -> list[Any]:
+        """What its queue holds, taken out (none, if it has no queue yet)."""
+        taken: list[Any] = []
+        if self._queue is not None:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    taken.append(self._queue.get_nowait())
+        return taken
+
+
+_MAKING = threading.Lock()  # a subscription's queue is made once
 
 
 def resync_pending(sub: Subscription) -> bool:
     """Whether `sub`'s queue ends with a RESYNC its client has not read: another one now would
     catch up nothing more (a catch-up reads the run's stream when its RESYNC is read, so after
     whatever made this one), and would take a place in a queue sized for events."""
-    with sub.queue.mutex:
-        return bool(sub.queue.queue) and sub.queue.queue[-1] is RESYNC
+    made = sub._queue
+    if made is None:
+        return False
+    with made.mutex:
+        return bool(made.queue) and made.queue[-1] is RESYNC
 
 
 @dataclass(eq=False)
