@@ -79,11 +79,22 @@ class SendBounded(socket.socket):
 
     __slots__ = ("send_s", "tick")
 
-    def __init__(self, accepted: socket.socket, send_s: float) -> None:
-        super().__init__(accepted.family, accepted.type, accepted.proto, accepted.detach())
+    def __init__(self, fileno: int, send_s: float, kind: tuple[int, int, int]) -> None:
+        """Connection `fileno`, of `kind` (its family, type and protocol: its listener's)."""
+        super().__init__(*kind, fileno)
         self.send_s = send_s
         tick_us = max(1, round(send_s / TICKS * 1e6))
         self.tick = struct.pack("ll", *divmod(tick_us, 1_000_000))  # a struct timeval
+
+    @classmethod
+    def accept_from(
+        cls, listener: Any, send_s: float, kind: tuple[int, int, int]
+    ) -> tuple[SendBounded, Any]:
+        """A connection of `listener` (a socket of `kind`, or gunicorn's wrapper of one), and
+        its address: one socket object made over the descriptor accepted, not Python's first
+        and then this one (each a getsockname of it, the first's family and type as enums)."""
+        fileno, address = listener._accept()
+        return cls(fileno, send_s, kind), address
 
     def sendall(self, data: Any, flags: int = 0, /) -> None:
         """Python's, a blocking send at a time, ResponseStalled once none sent a byte for

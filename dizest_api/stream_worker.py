@@ -52,7 +52,7 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
         util.write_error = json_error  # this process serves the API alone
         self._taken: deque[None] = deque()  # one entry per connection handed over
         self._notified = 0.0
-        self._names: dict[Any, Any] = {}  # listener -> its address
+        self._listeners: dict[Any, tuple[Any, tuple[int, int, int]]] = {}  # its address, kind
         super().init_process()  # ends in run()
 
     def run(self) -> None:
@@ -65,17 +65,18 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
     def accept(self, listener: Any) -> None:
         """gthread's, with the connection class that bounds its reads, and a socket whose
         writes are bounded."""
+        known = self._listeners.get(listener)
+        if known is None:  # a listener's address and kind are asked once, not at every accept
+            kind = (int(listener.family), int(listener.type), listener.proto)
+            known = self._listeners[listener] = (listener.getsockname(), kind)
+        server, kind = known
         try:
-            sock, client = listener.accept()
+            sock, client = SendBounded.accept_from(listener, self.send_s, kind)
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
         self.nr_conns += 1
-        sock = SendBounded(sock, self.send_s)
-        server = self._names.get(listener)
-        if server is None:  # a listener's address is asked once, not at every accept
-            server = self._names[listener] = listener.getsockname()
         self.enqueue_req(Conn(self.cfg, sock, client, server, self.limits))
 
     def enqueue_req(self, conn: Any) -> None:

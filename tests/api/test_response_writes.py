@@ -28,7 +28,8 @@ def connection(receive_buffer: int) -> Iterator[tuple[SendBounded, socket.socket
         client = socket.socket()
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         client.connect(listener.getsockname())
-        server = SendBounded(listener.accept()[0], SEND_S)
+        kind = (listener.family, listener.type, listener.proto)
+        server = SendBounded.accept_from(listener, SEND_S, kind)[0]
     with server, client:
         yield server, client
 
