@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.api.test_serve import PASSWORD, Served, call, serving
+from tests.conftest import DATA as ROOT_DATA
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -134,3 +135,24 @@ def admin_page(browser: Any, console: Console) -> Iterator[Any]:
     page = log_in(browser, console.base, "admin", PASSWORD)
     yield page
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def fanout(console: Console) -> tuple[str, str]:
+    """A workflow of four flows on one row (src feeding k1, k2, k3), with a long title, and a run
+    of it: the graph views' (`views`) pages for test_graph_keys and test_narrow."""
+    package = json.loads((ROOT_DATA / "c03_fanout.dwp").read_text())
+    title = "c03 fan-out: one source feeding three keys, run on every push"
+    made = console.api("POST", "/workflows", {"title": title, "package": package})
+    run = console.api("POST", "/runs", {"workflow_id": made["id"]})
+    return str(made["id"]), str(run["run_id"])
+
+
+def views(fanout: tuple[str, str]) -> dict[str, str]:
+    """The workflow view, the editor and the run view of `fanout`."""
+    wf, run = fanout
+    return {
+        "workflow": f"/workflows/{wf}",
+        "editor": f"/workflows/{wf}/edit",
+        "run": f"/runs/{run}",
+    }

@@ -45,6 +45,13 @@ def listed(page: Any) -> list[str]:
     return ids
 
 
+def open_run(page: Any, console: Console, large: str) -> None:
+    """The run view of a run of `large` (its root flow alone), once it lists the flows."""
+    run = console.api("POST", "/runs", {"workflow_id": large, "flows": ["f0"]})
+    page.goto(f"/runs/{run['run_id']}")
+    page.locator("#too-many").wait_for(timeout=30_000)
+
+
 def search(page: Any, text: str, expect_ids: list[str]) -> None:
     page.fill("#flow-search", text)
     wait_for(lambda: listed(page) == expect_ids, 10)
@@ -102,10 +109,8 @@ def test_the_editor_opens_a_large_workflow_read_only_with_the_list(
 def test_the_run_view_lists_a_large_run_with_live_statuses(
     admin_page: Any, console: Console, large: str
 ) -> None:
-    run = console.api("POST", "/runs", {"workflow_id": large, "flows": ["f0"]})
     page = admin_page
-    page.goto(f"/runs/{run['run_id']}")
-    page.locator("#too-many").wait_for(timeout=30_000)
+    open_run(page, console, large)
     assert NOTE in page.inner_text("#too-many")
 
     def status_of_f0() -> str:
@@ -117,3 +122,21 @@ def test_the_run_view_lists_a_large_run_with_live_statuses(
     page.click('tr[data-id="f0"]')
     wait_for(lambda: page.inner_text("#flow h2") == "the root", 10)
     wait_for(lambda: page.inner_text("#flow-status") == "ready", 10)
+
+
+def test_a_listed_flow_is_reached_and_opened_by_keyboard(
+    admin_page: Any, console: Console, large: str
+) -> None:
+    # the rows took a click only: Tab went from the pager past the whole table
+    page = admin_page
+    open_run(page, console, large)
+    search(page, "the root", ["f0"])
+    row = "() => document.activeElement?.closest('tr[data-id]')?.dataset.id ?? null"
+    for _ in range(4):  # the search box, the pager's buttons, the row
+        if page.evaluate(row):
+            break
+        page.keyboard.press("Tab")
+    assert page.evaluate(row) == "f0"
+    page.keyboard.press("Enter")
+    wait_for(lambda: page.inner_text("#flow h2") == "the root", 10)
+    assert page.locator('tr.selected[data-id="f0"]').count() == 1

@@ -7,6 +7,7 @@ import { hasUI } from "./appui.js";
 import { clip, escapeHtml } from "./dom.js";
 import { drawResult, placeResult } from "./editor-results.js";
 import { GraphView, edgePath, portY } from "./graph.js";
+import { nodeAttrs, nodeLabel } from "./viewaids.js";
 
 const HEAD = 42;
 const PORT = 16;
@@ -18,7 +19,7 @@ const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
 function nodeMarkup(n, detailed, problems) {
   const problem = problems.get(n.id);
   return [
-    `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" transform="translate(${n.x},${n.y})">`,
+    `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(n)} transform="translate(${n.x},${n.y})">`,
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/><rect class="bar" width="${n.w}" height="4" rx="2"/>`,
     `<text class="title" x="24" y="20">${clip(n.title, TITLE_CLIP)}</text>`,
     problem ? `<text class="warn" x="${n.w - 52}" y="20"><title>${escapeHtml(problem.join("\n"))}</title>⚠</text>` : "",
@@ -66,6 +67,7 @@ export class EditorCanvas extends GraphView {
     if (!n || !el) return;
     n.title = title;
     el.innerHTML = clip(title, TITLE_CLIP);
+    nodeLabel(this, id);
     this.drawn.delete(id); // its markup is no longer what was drawn: the next redraw redoes it
   }
 
@@ -205,7 +207,7 @@ export class EditorCanvas extends GraphView {
       this.pressedNode = false;
       if (!edge) {
         const nodeEl = event.target.closest("g.node");
-        if (this.readOnly && nodeEl && !this.dragged) this.select(nodeEl.dataset.id); // (no drag selects it)
+        if (this.readOnly && nodeEl && !this.dragged) this.pick(nodeEl.dataset.id); // (no drag selects it)
         // a click on the background (not the end of a pan) selects nothing: Delete then removes nothing
         else if (!onNode && !nodeEl && !event.target.closest("foreignObject") && !this.dragged) this.select(null);
         return;
@@ -278,7 +280,7 @@ export class EditorCanvas extends GraphView {
       if (frame) cancelAnimationFrame(frame);
       if (!moved) {
         Object.assign(node, origin); // a click redraws nothing: rewriting the node and its edges
-        return this.select(id); // laid out all of dag1000 with the panel it opens (85-100 ms)
+        return this.pick(id); // laid out all of dag1000 with the panel it opens (85-100 ms)
       }
       paint({ el, edges });
       lifted?.drop();

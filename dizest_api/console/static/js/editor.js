@@ -308,7 +308,7 @@ function drawCanvas(box, graph) {
   canvas.onSelect = (id) => {
     selectedEdge = null;
     showFlow(id);
-    if (id) $("#graph").focus({ preventScroll: true }); // Delete is for the graph now (not a button)
+    if (id && !$("#graph").contains(document.activeElement)) $("#graph").focus({ preventScroll: true }); // Delete is for the graph now (not a button; a node keeps its focus)
   };
   return canvas;
 }

@@ -87,7 +87,8 @@ export class FlowList {
   }
 
   row(n) {
-    const cells = [h("td", {}, h("code", {}, n.id)), h("td", {}, String(n.title)), h("td", {}, String(n.appId ?? ""))];
+    // the flow's id is a button: Tab reaches each row, Enter or Space selects it (its click does)
+    const cells = [h("td", {}, h("button", { type: "button", class: "flow-pick" }, h("code", {}, n.id))), h("td", {}, String(n.title)), h("td", {}, String(n.appId ?? ""))];
     if (this.status) cells.push(h("td", { class: "flow-status" }, this.statusCell(n.id)));
     return h("tr", { dataset: { id: n.id }, class: n.id === this.picked ? "selected" : null }, cells);
   }

@@ -3,6 +3,7 @@
 // Built as one markup string (every text escaped) and inserted once: 1,000 flows draw in one
 // layout pass. Status changes touch one element's class; pan and zoom change only the viewBox.
 import { clip, escapeHtml } from "./dom.js";
+import { bindKeys, nodeAttrs, nodeLabel } from "./viewaids.js";
 
 const W = 200;
 const HEAD = 42;
@@ -192,7 +193,7 @@ export function arrangeLink() {
 // What every node shows, at any zoom: its box, status bar and title.
 function nodeMarkup(n, detailed) {
   return [
-    `<g class="node${n.active ? "" : " inactive"}" data-id="${escapeHtml(n.id)}" transform="translate(${n.x},${n.y})">`,
+    `<g class="node${n.active ? "" : " inactive"}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(n)} transform="translate(${n.x},${n.y})">`,
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/>`,
     `<rect class="bar" width="${n.w}" height="4" rx="2"/>`,
     `<text class="title" x="10" y="20">${clip(n.title, 22)}</text>`,  // room for the index badge
@@ -243,7 +244,7 @@ export class GraphView {
     this.view = { x: 0, y: 0, w: 1, h: 1 };
     this.svg.addEventListener("click", (event) => {
       const el = event.target.closest("g.node");
-      if (el && !this.dragged) this.select(el.dataset.id);
+      if (el && !this.dragged) this.pick(el.dataset.id);
     });
     this.bounds();
     this.fit();
@@ -336,6 +337,12 @@ export class GraphView {
     };
     c.addEventListener("pointerup", end);
     c.addEventListener("pointerleave", end);
+    bindKeys(this);
+  }
+
+  // The user picked a flow (a click, Enter or Space).
+  pick(id) {
+    this.select(id);
   }
 
   select(id) {
@@ -348,6 +355,7 @@ export class GraphView {
   setStatus(id, status, badge) {
     const el = this.elements.get(id);
     if (!el) return;
+    const was = `${el.dataset.status}\u0000${el.dataset.badge}`;
     if (el.dataset.status !== status) {
       if (el.dataset.status) el.classList.remove(`st-${el.dataset.status}`);
       el.classList.add(`st-${status}`);
@@ -358,6 +366,7 @@ export class GraphView {
       const text = el.querySelector(".badge");
       if (text) text.textContent = badge;
     }
+    if (`${el.dataset.status}\u0000${el.dataset.badge}` !== was) nodeLabel(this, id);
   }
 }
 
