@@ -118,9 +118,10 @@ def browser() -> Iterator[Any]:
 def log_in(
     browser: Any, base: str, name: str, password: str = USER_PASSWORD, **options: Any
 ) -> Any:
-    """A new browser context (with Playwright's context `options`) logged in as `name` through
-    the login page; its page."""
-    context = browser.new_context(base_url=base, viewport={"width": 1440, "height": 900}, **options)
+    """A new browser context (with Playwright's context `options`; a 1440x900 viewport unless
+    they say) logged in as `name` through the login page; its page."""
+    options.setdefault("viewport", {"width": 1440, "height": 900})
+    context = browser.new_context(base_url=base, **options)
     page = context.new_page()
     page.goto("/login")
     page.fill("#username", name)

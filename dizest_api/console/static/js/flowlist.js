@@ -5,6 +5,7 @@
 // TOO_MANY flows it stays under ~1 s here (3,000: 0.75 s, the editor 1.3 s; 5,000: 1.4 s, 4.2 s).
 // Once drawn, the list hands every call (select, setStatus, zoom, fit) to the drawn view.
 import { h } from "./dom.js";
+import { picked } from "./viewaids.js";
 
 export const TOO_MANY = 3000; // flows: above this the graph views list them instead of drawing
 const PAGE = 100; // rows of the table at a time
@@ -37,7 +38,9 @@ export class FlowList {
     this.body = h("tbody", {});
     this.body.addEventListener("click", (event) => {
       const row = event.target.closest("tr[data-id]");
-      if (row) this.select(row.dataset.id);
+      if (!row) return;
+      this.select(row.dataset.id);
+      picked(this.container, row.dataset.id);
     });
     const heads = ["Flow", "Title", "App", ...(this.status ? ["Status"] : [])].map((t) => h("th", {}, t));
     this.container.classList.add("listing");
@@ -53,7 +56,7 @@ export class FlowList {
           this.drawAnyway();
         } }, "Draw anyway")),
       h("p", { class: "inline" }, this.search, this.prev, this.next, this.count),
-      h("table", { class: "list flows" }, h("thead", {}, h("tr", {}, heads)), this.body),
+      h("div", { class: "scroll-x" }, h("table", { class: "list flows" }, h("thead", {}, h("tr", {}, heads)), this.body)),
     ));
     this.filter();
   }

@@ -3,7 +3,7 @@
 // Built as one markup string (every text escaped) and inserted once: 1,000 flows draw in one
 // layout pass. Status changes touch one element's class; pan and zoom change only the viewBox.
 import { clip, escapeHtml } from "./dom.js";
-import { bindKeys, nodeAttrs, nodeLabel } from "./viewaids.js";
+import { bindKeys, followResize, nodeAttrs, nodeLabel, picked } from "./viewaids.js";
 
 const W = 200;
 const HEAD = 42;
@@ -338,11 +338,13 @@ export class GraphView {
     c.addEventListener("pointerup", end);
     c.addEventListener("pointerleave", end);
     bindKeys(this);
+    followResize(this);
   }
 
-  // The user picked a flow (a click, Enter or Space).
+  // The user picked a flow (a click, a tap, Enter or Space): selected, and told to the page.
   pick(id) {
     this.select(id);
+    picked(this.container, id);
   }
 
   select(id) {
