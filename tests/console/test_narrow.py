@@ -48,14 +48,16 @@ def test_every_page_fits_a_phone_and_keeps_its_header_in_reach(
 ) -> None:
     page = phone
     pages = {"workflows": "/workflows", **views(fanout), "runs": "/runs", "admin": "/admin"}
+    pages["files"] = "/files"
+    ready = {"files": "#files-rows tr, #files-empty:not([hidden])"}
     for name, path in pages.items():
         page.goto(path)
-        ready = "g.node" if name in PANEL else "table.list tbody tr"
-        page.locator(ready).first.wait_for(timeout=30_000)
+        shown = "g.node" if name in PANEL else ready.get(name, "table.list tbody tr")
+        page.locator(shown).first.wait_for(timeout=30_000)
         assert page.evaluate(SIDEWAYS) == [], name
         reach = page.evaluate(HEADER_REACH)
         assert [label for label, ok in reach if not ok] == [], (name, reach)
-        assert {"Workflows", "Runs", "API", "Log out"} <= {label for label, _ in reach}
+        assert {"Workflows", "Runs", "Files", "API", "Log out"} <= {label for label, _ in reach}
     page.get_by_role("link", name="Workflows").click()
     expect(page).to_have_url(re.compile(r"/workflows$"))
     page.click("#logout")
