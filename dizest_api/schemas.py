@@ -90,16 +90,9 @@ def map_of(schema: Schema) -> Schema:
 
 TIME = {**NUMBER, "description": "seconds since the epoch"}
 MAYBE_STRING = nullable(STRING)
-WORKFLOW_TITLE = {
-    **MAYBE_STRING,
-    "description": "its workflow's title, if you may read that workflow",
-}
-WORKFLOW_RIGHTS = array(
-    {
-        "enum": ["read", "run", "write", "share", "delete"],
-        "description": "what the caller may do with it (by grant)",
-    }
-)
+WORKFLOW_TITLE = {**MAYBE_STRING, "description": "its workflow's title, if you may read it"}
+RIGHTS = {"enum": ["read", "run", "write", "share", "delete"], "description": "by grant"}
+WORKFLOW_RIGHTS = {**array(RIGHTS), "description": "what the caller may do with it"}
 MAYBE_TIME = nullable(TIME)
 ISO_TIME = nullable({"type": "string", "format": "date-time"})
 RUN_STATUS = {**STRING, "description": "pending, running, ready (done), error, cancelled..."}
