@@ -19,7 +19,13 @@ from dizest_api.automation.settings import AutomationSettings
 from dizest_api.settings import ApiSettings
 from dizest_core import envconfig
 from tests.api.conftest import Api
-from tests.worker.conftest import ROOT, ServiceProcess, cluster, redis_url  # noqa: F401
+from tests.worker.conftest import (  # noqa: F401
+    ROOT,
+    ServiceProcess,
+    cluster,
+    redis_url,
+    stop_all,
+)
 
 AUTO_ENV = {
     "DIZEST_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver listens on 127.0.0.1
@@ -103,8 +109,7 @@ def stack(cluster: Any, tmp_path: Path) -> Iterator[Stack]:  # noqa: F811
         return beats[-1]
 
     yield Stack(Api(app, app.test_client()), auto, env, start_beat)
-    for beat in beats:
-        beat.stop()
+    stop_all(beats)
     queue = f"{cluster.settings.queue}.automation"
     cluster.client.redis.delete(queue, f"_kombu.binding.{queue}")
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -135,6 +135,7 @@ class ServiceProcess:
             start_new_session=True,
         )
         self.output: list[str] = []
+        self._terminated = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         wait_for(
@@ -151,9 +152,15 @@ class ServiceProcess:
     def log(self) -> str:
         return "".join(self.output)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM, once, without waiting: `stop` waits (`stop_all` stops several at once)."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
             os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.terminate()
+        if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=self.stop_timeout_s)
             except subprocess.TimeoutExpired:
@@ -162,6 +169,16 @@ class ServiceProcess:
         with contextlib.suppress(ProcessLookupError):  # what is left in the group goes too
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._reader.join(timeout=5)
+
+
+def stop_all(processes: Iterable[ServiceProcess]) -> None:
+    """Stop these together: each is told first, then waited for (a warm shutdown takes about a
+    second, which one after the other added up per worker)."""
+    processes = list(processes)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.stop()
 
 
 class WorkerProcess(ServiceProcess):
@@ -201,8 +218,7 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProc
     start.settings = settings  # type: ignore[attr-defined]
     start.client = Client(settings)  # type: ignore[attr-defined]
     yield start
-    for worker in started:
-        worker.stop()
+    stop_all(started)
     cleanup(settings)
 
 

@@ -31,7 +31,13 @@ from dizest_worker.reaper import Reaper
 from dizest_worker.settings import WorkerSettings
 from dizest_worker.state import RedisRuns, now_ms
 from tests.conftest import package, wait_for
-from tests.worker.conftest import WorkerProcess, cleanup, make_settings, slow_then_use
+from tests.worker.conftest import (
+    WorkerProcess,
+    cleanup,
+    make_settings,
+    slow_then_use,
+    stop_all,
+)
 
 RECOVERY_S = 5.0  # issue 12's bound: kill -> the flow running again elsewhere
 
@@ -48,7 +54,7 @@ def two_workers(redis_url: str, root: Path, **overrides: object) -> Iterator[dic
     finally:
         for worker in started.values():
             with_continued(worker)
-            worker.stop()
+        stop_all(started.values())
         cleanup(settings)
 
 
