@@ -71,6 +71,22 @@ def slow_then_use(seconds: float = 3, slow_options: dict | None = None) -> dict:
     return pkg
 
 
+def started(client: Client, run_id: str, flow_id: str, after: str | None = None) -> int:
+    """Wait for the flow's next 'started <pid>' line (after event `after`); return the pid."""
+    return started_at(client, run_id, flow_id, after)[0]
+
+
+def started_at(
+    client: Client, run_id: str, flow_id: str, after: str | None = None
+) -> tuple[int, str]:
+    for event in client.events(run_id, after=after):
+        entry = event.data.get("entry")
+        if event.flow_id == flow_id and isinstance(entry, str) and entry.startswith("started"):
+            _, pid, uid = entry.split()
+            return host_pid(int(pid), int(uid)), event.id
+    raise AssertionError("the run ended before the flow started")
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url, server = session_redis_url(tmp_path_factory.mktemp("redis"))

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from dizest_worker.client import Client
 from tests.conftest import wait_for
-from tests.worker.conftest import WorkerProcess, slow_then_use
-from tests.worker.test_failures import started
+from tests.worker.conftest import WorkerProcess, slow_then_use, started
 
 
 def children(pid: int) -> list[int]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from dizest_worker.client import Client
 from tests.redis_server import EmbeddedRedis, free_port
-from tests.worker.conftest import WorkerProcess, cleanup, make_settings, slow_then_use
-from tests.worker.test_failures import started
+from tests.worker.conftest import WorkerProcess, cleanup, make_settings, slow_then_use, started
 
 RESTARTS = 3
 HEALED_WITHIN_S = 15.0
