@@ -23,6 +23,7 @@ from tests.worker.conftest import (  # noqa: F401
     ROOT,
     ServiceProcess,
     cluster,
+    cluster_overrides,
     redis_url,
     stop_all,
 )

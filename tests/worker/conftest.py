@@ -221,9 +221,18 @@ class WorkerProcess(ServiceProcess):
 
 
 @pytest.fixture
-def cluster(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def cluster_overrides() -> dict[str, object]:
+    """WorkerSettings fields `cluster` gives other values than make_settings's: a module
+    overrides this fixture (a shorter lease where a test waits for leases to expire)."""
+    return {}
+
+
+@pytest.fixture
+def cluster(
+    redis_url: str, tmp_path: Path, cluster_overrides: dict[str, object]
+) -> Iterator[Callable[..., WorkerProcess]]:
     """Factory of workers sharing this test's settings (`cluster.settings`, `cluster.client`)."""
-    settings = make_settings(redis_url, tmp_path)
+    settings = make_settings(redis_url, tmp_path, **cluster_overrides)
     started: list[WorkerProcess] = []
 
     def start(name: str = "w1", **kwargs: object) -> WorkerProcess:

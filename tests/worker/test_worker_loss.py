@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from dizest_worker.client import Client
 from tests.conftest import package, wait_for
 from tests.redis_server import EmbeddedRedis
@@ -22,10 +24,33 @@ from tests.worker.conftest import (
 )
 
 
+@pytest.fixture
+def cluster_overrides() -> dict[str, object]:
+    """A 1 s lease: a killed worker's flows are taken over 1 s after its last beat, not 2 s, and
+    what its batch held waiting 3 s after (3 leases). Only a dead worker's: a live one's
+    expired lease waits lease_grace_s more (`Reaper.sweep`), so a loaded machine that delays
+    a beat loses nothing it did not lose with 2 s."""
+    return {"lease_s": 1.0}
+
+
+# SLOW's first attempt (3 s, held stopped by the test), then no wait: the run's working
+# directory counts the attempts, as in test_a_lost_worker_does_not_use_up_the_flows_retries
+SLOW_FIRST_TIME = (
+    "import os, time\n"
+    "n = int(dizest.drive().read('tries', '0')) + 1\n"
+    "dizest.drive().write('tries', str(n))\n"
+    "print('started', os.getpid(), os.getuid(), flush=True)\n"
+    "time.sleep(3 if n == 1 else 0)\n"
+    "v = 21"
+)
+
+
 def test_sigkilled_worker_mid_flow_loses_nothing(cluster):
     first = cluster("a", concurrency=1)
     client = cluster.client
-    run_id = client.submit(slow_then_use(3))
+    pkg = slow_then_use()
+    pkg["apps"]["slow"]["code"] = SLOW_FIRST_TIME
+    run_id = client.submit(pkg)
     pid = started(client, run_id, "s")
     assert client.runs.flow_field(run_id, "s", "worker") == "a"
     # held still until `a` dies, however long `b` takes to start on a busy machine: a flow that
@@ -109,7 +134,7 @@ def test_flows_a_dead_worker_had_freed_but_not_started_are_sent_again(cluster):
     ]
     assert held, "the batch's waiting flow holds a reservation"
     first.kill()
-    second = cluster("b", concurrency=4)
+    second = cluster("b", concurrency=8)  # the 23 one-second flows in three rounds, not six
     report = client.wait(run_id, timeout=60)
     assert report["status"] == "ready"
     assert {report["flows"][f]["outputs"]["v"] for f in flows if f != "src"} == {21}
