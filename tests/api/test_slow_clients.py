@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from dizest_api.request_reads import BODY_BUFFER, HEAD_END, MAX_HEAD_BYTES
 from dizest_api.routes.accounts import LOGIN_BODY_BYTES
 from tests.api.test_serve import Served, serving
@@ -36,6 +38,23 @@ def slow_serve(tmp: Path, **settings: str) -> Iterator[Served]:
     with serving(tmp, "--threads", str(THREADS), "--no-worker", ready=False, **timeouts, **settings) as served:  # fmt: skip
         yield served
         assert "Traceback" not in served.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def shared_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One `slow_serve` of the default settings for this module's tests that change none: each
+    waits until every connection it opened has ended (a kept-alive one: it closes it), so none
+    holds anything the next one counts on; a serve's start and stop took 2-3 s a test."""
+    with slow_serve(tmp_path_factory.mktemp("slow-serve")) as served:
+        yield served
+
+
+@pytest.fixture
+def served(shared_serve: Served) -> Iterator[Served]:
+    """The shared serve, its log free of tracebacks after each test (as `slow_serve` checks
+    after its one)."""
+    yield shared_serve
+    assert "Traceback" not in shared_serve.log.read_text()
 
 
 class Client:
@@ -107,27 +126,27 @@ def answered_within(served: Served, seconds: float) -> int | None:
         return None
 
 
-def test_trickling_heads_hold_no_thread_and_end_at_their_deadline(tmp_path: Path) -> None:
-    with slow_serve(tmp_path) as served:
-        head = b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nX-Slow: "
-        crowd = [Client(served.base, head) for _ in range(CROWD)]
-        opened = time.monotonic()
-        with trickling(crowd):
-            assert answered_within(served, ANSWER_S) == 200
-            assert not any([client.read() for client in crowd])  # all still open, trickling
-            wait_for(lambda: all_ended(crowd), timeout=HEAD_S + 5)
-        assert time.monotonic() - opened >= HEAD_S  # however steadily each sent its bytes
-        assert {client.status() for client in crowd} == {408}, crowd[0].got
+def test_trickling_heads_hold_no_thread_and_end_at_their_deadline(served: Served) -> None:
+    head = b"GET /api/v1/runs HTTP/1.1\r\nHost: x\r\nX-Slow: "
+    crowd = [Client(served.base, head) for _ in range(CROWD)]
+    opened = time.monotonic()
+    with trickling(crowd):
         assert answered_within(served, ANSWER_S) == 200
+        assert not any([client.read() for client in crowd])  # all still open, trickling
+        wait_for(lambda: all_ended(crowd), timeout=HEAD_S + 5)
+    assert time.monotonic() - opened >= HEAD_S  # however steadily each sent its bytes
+    assert {client.status() for client in crowd} == {408}, crowd[0].got
+    assert answered_within(served, ANSWER_S) == 200
 
-        # a kept-alive connection's next request, sent in two parts, is gathered the same way
-        kept = Client(served.base, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        wait_for(lambda: kept.answers() == 1)
-        kept.sock.send(b"GET /healthz HTTP/1.1\r\n")
-        time.sleep(TRICKLE_S)  # the client's own pace, the thing under test
-        kept.sock.send(b"Host: x\r\n\r\n")
-        wait_for(lambda: kept.answers() == 2)
-        assert kept.got.count(b"HTTP/1.1 200 OK") == 2 and not kept.ended
+    # a kept-alive connection's next request, sent in two parts, is gathered the same way
+    kept = Client(served.base, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    wait_for(lambda: kept.answers() == 1)
+    kept.sock.send(b"GET /healthz HTTP/1.1\r\n")
+    time.sleep(TRICKLE_S)  # the client's own pace, the thing under test
+    kept.sock.send(b"Host: x\r\n\r\n")
+    wait_for(lambda: kept.answers() == 2)
+    assert kept.got.count(b"HTTP/1.1 200 OK") == 2 and not kept.ended
+    kept.sock.close()
 
 
 FIELD = 8000  # bytes of a header field, at most, in these heads (gunicorn's limit: 8190)
@@ -152,33 +171,33 @@ def head_of(served: Served, size: int) -> bytes:
     return head + b"\r\n"
 
 
-def test_a_head_over_the_limit_is_refused_at_once_without_a_thread(tmp_path: Path) -> None:
+def test_a_head_over_the_limit_is_refused_at_once_without_a_thread(served: Served) -> None:
     """A head of 32 KiB without its end went to a thread, whose parser waited for the rest
     until the head's deadline: a few connections held every thread, with no login."""
     fields = "".join(f"X-Big-{i}: {'b' * 7000}\r\n" for i in range(5))
     endless = f"GET /healthz HTTP/1.1\r\nHost: x\r\n{fields}".encode()  # no blank line
     assert len(endless) > MAX_HEAD_BYTES
-    with slow_serve(tmp_path) as served:
-        crowd = [Client(served.base, endless) for _ in range(THREADS + 2)]
-        over = Client(served.base, head_of(served, MAX_HEAD_BYTES + 1))  # whole, one byte over
-        with trickling(crowd):  # still sending: the rest of the head would come
-            assert answered_within(served, ANSWER_S) == 200
-            wait_for(lambda: all_ended([*crowd, over]), timeout=ANSWER_S)
-        for client in [*crowd, over]:
-            assert client.status() == 431, client.got
-            assert b'"request_header_too_large"' in client.got
-            assert f"at most {MAX_HEAD_BYTES} bytes".encode() in client.got
+    crowd = [Client(served.base, endless) for _ in range(THREADS + 2)]
+    over = Client(served.base, head_of(served, MAX_HEAD_BYTES + 1))  # whole, one byte over
+    with trickling(crowd):  # still sending: the rest of the head would come
+        assert answered_within(served, ANSWER_S) == 200
+        wait_for(lambda: all_ended([*crowd, over]), timeout=ANSWER_S)
+    for client in [*crowd, over]:
+        assert client.status() == 431, client.got
+        assert b'"request_header_too_large"' in client.got
+        assert f"at most {MAX_HEAD_BYTES} bytes".encode() in client.got
 
-        # one field over gunicorn's limit is refused by its parser, with the same code
-        field = Client(served.base, b"GET /healthz HTTP/1.1\r\nX-One: " + b"o" * 9000 + HEAD_END)
-        wait_for(field.read, timeout=ANSWER_S)
-        assert field.status() == 431 and b'"request_header_too_large"' in field.got, field.got
+    # one field over gunicorn's limit is refused by its parser, with the same code
+    field = Client(served.base, b"GET /healthz HTTP/1.1\r\nX-One: " + b"o" * 9000 + HEAD_END)
+    wait_for(field.read, timeout=ANSWER_S)
+    assert field.status() == 431 and b'"request_header_too_large"' in field.got, field.got
 
-        # heads up to the limit are served: a 30 KiB one, one of exactly the limit
-        for size in (30 * 1024, MAX_HEAD_BYTES):
-            kept = Client(served.base, head_of(served, size))
-            wait_for(lambda: kept.answers() == 1)  # noqa: B023
-            assert kept.status() == 200 and not kept.ended, kept.got[:300]
+    # heads up to the limit are served: a 30 KiB one, one of exactly the limit
+    for size in (30 * 1024, MAX_HEAD_BYTES):
+        kept = Client(served.base, head_of(served, size))
+        wait_for(lambda: kept.answers() == 1)  # noqa: B023
+        assert kept.status() == 200 and not kept.ended, kept.got[:300]
+        kept.sock.close()
 
 
 def put_head(served: Served, name: str, size: int) -> bytes:
@@ -249,34 +268,32 @@ def test_a_body_slower_than_the_minimum_rate_ends_however_steadily_it_trickles(
         assert all(b"slower than 1000 bytes a second" in client.got for client in crowd)
 
 
-def test_clients_that_neither_read_nor_close_hold_nothing(tmp_path: Path) -> None:
-    with slow_serve(tmp_path) as served:
-        closing = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        crowd = [Client(served.base, closing) for _ in range(CROWD)]
-        assert answered_within(served, ANSWER_S) == 200
-        wait_for(lambda: all_ended(crowd), timeout=5)
-        assert {client.status() for client in crowd} == {200}
+def test_clients_that_neither_read_nor_close_hold_nothing(served: Served) -> None:
+    closing = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    crowd = [Client(served.base, closing) for _ in range(CROWD)]
+    assert answered_within(served, ANSWER_S) == 200
+    wait_for(lambda: all_ended(crowd), timeout=5)
+    assert {client.status() for client in crowd} == {200}
 
-        # a kept-alive connection left idle after its answer: gunicorn's keepalive (2 s) ends it
-        idle = Client(served.base, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        wait_for(lambda: idle.read() or idle.got.endswith(b"}\n"), timeout=5)
-        assert not idle.ended
-        wait_for(idle.read, timeout=2 + 2)
+    # a kept-alive connection left idle after its answer: gunicorn's keepalive (2 s) ends it
+    idle = Client(served.base, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    wait_for(lambda: idle.read() or idle.got.endswith(b"}\n"), timeout=5)
+    assert not idle.ended
+    wait_for(idle.read, timeout=2 + 2)
 
 
-def test_a_body_left_unread_is_not_waited_for(tmp_path: Path) -> None:
+def test_a_body_left_unread_is_not_waited_for(served: Served) -> None:
     """A body the API answers without reading (no login: 401) holds no thread afterwards:
     gunicorn waited 5 s for its rest, to keep the connection alive."""
-    with slow_serve(tmp_path) as served:
-        head = b"PUT /api/v1/files/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
-        crowd = [Client(served.base, head + b"x" * 1000) for _ in range(CROWD)]
-        with trickling(crowd):
-            assert answered_within(served, ANSWER_S) == 200
-            wait_for(lambda: all_ended(crowd), timeout=5)
-        assert {client.status() for client in crowd} == {401}
+    head = b"PUT /api/v1/files/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
+    crowd = [Client(served.base, head + b"x" * 1000) for _ in range(CROWD)]
+    with trickling(crowd):
+        assert answered_within(served, ANSWER_S) == 200
+        wait_for(lambda: all_ended(crowd), timeout=5)
+    assert {client.status() for client in crowd} == {401}
 
 
-def test_a_login_body_comes_whole_before_a_thread_reads_it(tmp_path: Path) -> None:
+def test_a_login_body_comes_whole_before_a_thread_reads_it(served: Served) -> None:
     """Logging in is the one body read before any authentication: one too long to be gathered
     without a thread, chunked, or with an Expect field (its body left to a thread: a 100 Continue
     first), sent slowly, held a thread for as long as its client liked."""
@@ -287,14 +304,11 @@ def test_a_login_body_comes_whole_before_a_thread_reads_it(tmp_path: Path) -> No
     # a short one that waits for a 100 Continue first (or says so over HTTP/1.0) is not gathered
     expect = f"{login}Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n"
     expects = [expect.encode(), expect.replace("HTTP/1.1", "HTTP/1.0").encode()]
-    with slow_serve(tmp_path) as served:
-        crowd = [Client(served.base, sent) for sent in [long, chunked, *expects] * THREADS]
-        with trickling(crowd):
-            assert answered_within(served, ANSWER_S) == 200
-            wait_for(lambda: all_ended(crowd), timeout=5)
-        finals = {
-            client.got.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")[9:12] for client in crowd
-        }
-        assert finals == {b"400"}, crowd[2].got
-        assert b"at most 8192 bytes" in crowd[0].got
-        assert b"without Expect" in crowd[2].got and b"without Expect" in crowd[3].got
+    crowd = [Client(served.base, sent) for sent in [long, chunked, *expects] * THREADS]
+    with trickling(crowd):
+        assert answered_within(served, ANSWER_S) == 200
+        wait_for(lambda: all_ended(crowd), timeout=5)
+    finals = {client.got.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")[9:12] for client in crowd}
+    assert finals == {b"400"}, crowd[2].got
+    assert b"at most 8192 bytes" in crowd[0].got
+    assert b"without Expect" in crowd[2].got and b"without Expect" in crowd[3].got
