@@ -110,7 +110,7 @@ def stack(cluster: Any, tmp_path: Path) -> Iterator[Stack]:  # noqa: F811
         return beats[-1]
 
     yield Stack(Api(app, app.test_client()), auto, env, start_beat)
-    stop_all(beats)
+    stop_all([*beats, *cluster.workers])  # together: each takes about a second
     queue = f"{cluster.settings.queue}.automation"
     cluster.client.redis.delete(queue, f"_kombu.binding.{queue}")
 

@@ -242,6 +242,7 @@ def cluster(
 
     start.settings = settings  # type: ignore[attr-defined]
     start.client = Client(settings)  # type: ignore[attr-defined]
+    start.workers = started  # type: ignore[attr-defined]  # to stop with other processes
     yield start
     stop_all(started)
     cleanup(settings)
