@@ -99,7 +99,10 @@ def before_body() -> None:
 
 
 def give_back(_exc: BaseException | None = None) -> None:
-    """The app's teardown: the request's slot, if it took one."""
+    """The app's teardown: the request's slot, if it took one. A view that has read its body
+    whole and then waits long (a DIZEST-compatible run, up to 10 minutes) calls it as soon as
+    the body is read: what a slot bounds is a thread waiting on its client, and that one no
+    longer does (its wait is bounded by the streams' share, `dizest_api.event_hub`)."""
     fd = g.pop(HELD, None)
     if fd is not None:
         os.close(fd)  # closing lets go of the lock

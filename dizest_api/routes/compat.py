@@ -25,6 +25,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from dizest_api.auth import current
+from dizest_api.body_slots import give_back
 from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import endpoint, json_value
 from dizest_api.errors import ApiError, BadInput, Forbidden, NotFound
@@ -91,6 +92,7 @@ def _start(wf_id: str) -> tuple[str, dict[str, list[str]]]:
     inputs = {
         key: values[name] for name, keys in accepted.items() if name in values for key in keys
     }
+    give_back()  # the body is read whole: its slot is not held through the run's wait
     require_worker()
     with within_limit() as account:
         run_id = found.client.submit(
@@ -145,6 +147,7 @@ def _stream(wf_id: str) -> Response:
     # a stream the hub would refuse must not start a run first: each retry would start another
     hub_for(current_app._get_current_object()).ensure_room(current().username)  # type: ignore[attr-defined]
     run_id = _resumed(wf_id) or _start(wf_id)[0]
+    give_back()  # a stream that keeps its thread (HTTP/1.0, TLS) waits on no body
     response = sse_response(run_id)
     response.headers["X-Dizest-Run-Id"] = run_id
     return response

@@ -2,15 +2,19 @@
 thread, up to 10 minutes: against a real `dizest serve` with 16 threads, one user's 20 such
 waits left no thread for anyone else (a probe: another user's `GET /auth/me` timed out). Each
 wait now takes a place among its user's requests that keep a thread (8 here), before its run
-starts: the rest are 429 and start nothing, and the other user is answered at once."""
+starts: the rest are 429 and start nothing, and the other user is answered at once. A wait
+whose request had a large body holds none of its user's body slots while it waits: that
+thread waits on the run, not on the client."""
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import time
 from pathlib import Path
 
+from tests.api.test_body_slots import BIG, held, save_body
 from tests.api.test_hostile_serve import new_users
 from tests.api.test_serve import call, serving
 from tests.conftest import package, wait_for
@@ -61,3 +65,27 @@ def test_one_users_compat_runs_leave_threads_for_others(tmp_path: Path) -> None:
         finally:
             for sock in socks:
                 sock.close()
+
+
+def test_a_compat_wait_gives_its_body_slot_back_once_the_body_is_read(tmp_path: Path) -> None:
+    """With one body slot a user, a run started with a large body and waited for (up to 10
+    minutes) held it: every later upload or large save of hers was 429 meanwhile."""
+    with serving(tmp_path, user_bodies="1") as served:
+        base = served.base
+        token = {"Authorization": f"Bearer {new_users(base, 'alice')['alice']['token']}"}
+        sleeps = package({"a": {"code": "import time\ntime.sleep(60)\nv = 1", "inputs": ["x"], "outputs": ["v"]}}, {"f": {"app": "a"}})  # fmt: skip
+        wf = call(base, "POST", "/api/v1/workflows", {"title": "t", "package": sleeps}, token)[1]
+        body = json.dumps({"x": "y" * BIG}).encode()
+        host, port = base.removeprefix("http://").split(":")
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        try:
+            head = f"POST /dizest/api/run/{wf['id']} HTTP/1.1\r\nHost: x\r\nAuthorization: {token['Authorization']}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"  # fmt: skip
+            sock.sendall(head.encode() + body)
+            runs = lambda: call(base, "GET", "/api/v1/runs", None, token)[1]["items"]  # noqa: E731
+            wait_for(lambda: [r["status"] for r in runs()] == ["running"], timeout=30)
+            assert held(served, "alice") == 0  # the wait goes on; its slot is free
+            status, made, _ = call(base, "POST", "/api/v1/workflows", json.loads(save_body(BIG)), token)  # fmt: skip
+            assert status == 201, made
+            assert not select.select([sock], [], [], 0)[0]  # still waiting for its run
+        finally:
+            sock.close()
