@@ -7,8 +7,7 @@ outputs, wait. A run report from here is the same document `dizest run --json` p
         ...
     report = client.get(run_id)
 
-A package is validated (its target flows and inputs too) before anything is stored or enqueued;
-plugin apps it uses are embedded in the run's snapshot: workers need not have the same plugins.
+A package is validated (targets, inputs) before anything is stored; its plugin apps go with it.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from dizest_worker.connection import redis_client as redis_client
 from dizest_worker.keys import run_channel as run_channel
 from dizest_worker.liveness import check_served
 from dizest_worker.metrics import RUN_SCAN_LIMIT, MetricsSnapshot, read_snapshot
+from dizest_worker.packages import environments as environments
 from dizest_worker.quota import RunsQuota as RunsQuota
 from dizest_worker.quota import quota_error as quota_error
 from dizest_worker.redis_store import RedisStore

@@ -94,6 +94,9 @@ key / channel                         type     holds                            
                                                started_at, load, memory, disk: see
                                                worker_info), written with each beat;
                                                dropped and pruned with the beat
+{p}:worker_packages                   hash     worker name -> JSON of the Python packages  none*
+                                               its flows can import (see packages),
+                                               dropped and pruned with the beat
 {p}:sandbox                           hash     worker name -> JSON {layer: "active" or    none
                                                why not}, written when the worker starts
 {p}:queues                            hash     queue -> when a worker serving it last     none
@@ -257,6 +260,10 @@ class Keys:
     @property
     def worker_info(self) -> str:
         return f"{self.prefix}:worker_info"
+
+    @property
+    def worker_packages(self) -> str:
+        return f"{self.prefix}:worker_packages"
 
     @property
     def sandbox(self) -> str:

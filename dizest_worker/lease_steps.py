@@ -75,7 +75,12 @@ class LeaseSteps(RunReader):
 
     def forget_workers(self, before_ms: int) -> int:
         """Drop the workers last seen before `before_ms`; returns how many."""
-        keys = [self.keys.workers, self.keys.worker_slots, self.keys.worker_info]
+        keys = [
+            self.keys.workers,
+            self.keys.worker_slots,
+            self.keys.worker_info,
+            self.keys.worker_packages,
+        ]
         return int(self._forget(keys=keys, args=[before_ms]))
 
     def expired_leases(self, before_ms: int) -> list[tuple[str, str, int]]:

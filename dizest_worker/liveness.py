@@ -134,12 +134,13 @@ def leave(client: redis.Redis, settings: WorkerSettings, name: str) -> None:
 
 
 def _drop_beat(client: redis.Redis, settings: WorkerSettings, name: str) -> bool:
-    """Delete `name`'s beat, slots and info; whether it had a beat."""
+    """Delete `name`'s beat, slots, info and packages; whether it had a beat."""
     keys = Keys(settings.prefix)
     pipe = client.pipeline()
     pipe.hdel(keys.workers, name)
     pipe.hdel(keys.worker_slots, name)
     pipe.hdel(keys.worker_info, name)
+    pipe.hdel(keys.worker_packages, name)
     return bool(pipe.execute()[0])
 
 
@@ -233,14 +234,17 @@ def _reporter(settings: WorkerSettings, queues: Iterable[str]) -> worker_info.Re
 
 
 def _beat_forever(settings: WorkerSettings, queues: list[str]) -> None:
+    from dizest_worker import packages
     from dizest_worker.connection import redis_client
 
     client = redis_client(settings)
     reporter = _reporter(settings, queues)
+    publisher = packages.Publisher(settings)
     while True:
         with _Heart.beating:
             if _Heart.ready is not None and _Heart.ready.value:
-                try:
+                try:  # its packages first: a live worker has said them
+                    publisher.check(client)
                     beat(client, settings, _slots(), reporter.info())
                 except redis.RedisError as exc:  # Redis away: not live until it is back
                     log.warning("heartbeat failed: %s", type(exc).__name__)

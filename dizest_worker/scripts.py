@@ -277,7 +277,8 @@ end
 return reply
 """
 
-# KEYS: workers, then the hashes written with each beat (worker_slots, worker_info)
+# KEYS: workers, then the hashes of what a worker says with its beat (worker_slots, worker_info,
+# worker_packages)
 # ARGV: cutoff_ms
 # One step, so a worker that beats meanwhile is never dropped on a stale reading; what its beat
 # writes goes with it (and that of a worker with no beat at all).

@@ -4,14 +4,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import socket
 import time
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from dizest_worker import liveness, worker_info
+from dizest_worker import liveness, packages, worker_info
 from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys
 from tests.conftest import package, wait_for
@@ -68,10 +70,16 @@ def test_a_clean_stop_takes_the_info_with_the_beat(cluster: Callable[..., Worker
     settings = cluster.settings  # type: ignore[attr-defined]
     client = redis_client(settings)
     worker = cluster("w1")
-    info = Keys(settings.prefix).worker_info
-    assert client.hget(info, "w1") is not None
+    keys = Keys(settings.prefix)
+    assert client.hget(keys.worker_info, "w1") is not None
+    # its packages: said by its beating thread, and said again if they go while it lives
+    said = wait_for(lambda: client.hget(keys.worker_packages, "w1"), timeout=10)
+    assert json.loads(said)["python"] == platform.python_version()
+    client.hdel(keys.worker_packages, "w1")
+    wait_for(lambda: client.hexists(keys.worker_packages, "w1"), timeout=packages.CHECK_S + 5)
     worker.stop()
-    assert client.hget(info, "w1") is None
+    assert client.hget(keys.worker_info, "w1") is None
+    assert client.hget(keys.worker_packages, "w1") is None
 
 
 def test_the_machine_is_sampled_once_per_window_and_a_missing_dir_reads_its_parent(

@@ -1,0 +1,89 @@
+"""The Python packages a worker's flows can import, as DIZEST's packages panel lists them (there
+with install and uninstall; here read-only: one environment is shared by every user's flows,
+so what is installed is the operator's to change, not a flow author's).
+
+Invariants:
+- A worker says it under its name in `{p}:worker_packages` (name -> JSON `{"python": "3.11.2",
+  "packages": [[name, version], ...]}`, sorted by PEP 503 name): written by its beating threads
+  (a pool process's) before their first beat, so within a beat of the worker's "ready" (not by
+  the main process: reading them takes it ~20-60 ms, which would delay "ready"), and again
+  whenever one finds it missing (checked every `CHECK_S`, one HEXISTS),
+  so a field dropped by a restart's cleanup or by the reaper while the worker lived is back
+  within seconds. It is dropped and pruned with the beat (`liveness._drop_beat`, the reaper's
+  FORGET), so only live workers' lists are read.
+- What is listed is the worker interpreter's own environment (`importlib.metadata`, read once a
+  process): the distributions on its path. A workflow with its own `executable` runs flows with
+  that environment's site-packages first; those are not listed here.
+- Reading (`environments`) groups the live workers by identical lists: a cluster of identical
+  workers is one environment, a worker that differs (an upgrade half rolled out) shows apart.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+import redis
+from packaging.utils import canonicalize_name
+
+from dizest_worker.keys import Keys
+from dizest_worker.settings import WorkerSettings
+
+CHECK_S = 5.0  # how often a beating thread makes sure its worker's list is there
+
+
+@cache
+def said() -> str:
+    """This interpreter's packages as JSON (read once a process: ~300 distributions, ~20 ms)."""
+    found: dict[str, list[str]] = {}
+    for dist in metadata.distributions():  # in path order: the first of a name is imported
+        name, version = dist.metadata["Name"], dist.version
+        if name:
+            found.setdefault(canonicalize_name(name), [name, version or ""])
+    listed = [found[key] for key in sorted(found)]
+    body = {"python": platform.python_version(), "packages": listed}
+    return json.dumps(body, separators=(",", ":"))
+
+
+class Publisher:
+    """One beating thread's part: its worker's list there, checked at most every CHECK_S."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.key = Keys(settings.prefix).worker_packages
+        self.name = settings.worker_name
+        self._next = 0.0
+
+    def check(self, client: redis.Redis) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + CHECK_S
+        if not client.hexists(self.key, self.name):
+            client.hset(self.key, self.name, said())
+
+
+def environments(client: redis.Redis, settings: WorkerSettings, live: list[str]) -> list[Any]:
+    """The `live` workers' environments, each `{"python", "workers", "packages": [{"name",
+    "version"}]}`, the most used first; a worker that has not said its list yet is left out."""
+    if not live:
+        return []
+    names = sorted(live)
+    raws = client.hmget(Keys(settings.prefix).worker_packages, names)
+    groups: dict[Any, list[str]] = {}
+    for name, raw in zip(names, raws, strict=True):
+        if raw:
+            groups.setdefault(raw, []).append(name)
+    out = []
+    for raw, workers in sorted(groups.items(), key=lambda item: (-len(item[1]), item[1])):
+        try:
+            body = json.loads(raw)
+            packages = [{"name": n, "version": v} for n, v in body["packages"]]
+            python = str(body["python"])
+        except (ValueError, KeyError, TypeError):
+            continue  # not a list this code wrote
+        out.append({"python": python, "workers": workers, "packages": packages})
+    return out
