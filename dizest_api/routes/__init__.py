@@ -13,6 +13,7 @@ from dizest_api.routes.hooks import bp as hooks
 from dizest_api.routes.meta import bp as meta
 from dizest_api.routes.metrics import bp as metrics
 from dizest_api.routes.outputs import bp as outputs
+from dizest_api.routes.packages import bp as packages
 from dizest_api.routes.run_reads import bp as run_reads
 from dizest_api.routes.runs import bp as runs
 from dizest_api.routes.schedules import bp as schedules
@@ -36,5 +37,6 @@ BLUEPRINTS = (
     (schedules, "/api/v1"),
     (hooks, "/api/v1"),
     (workers, "/api/v1"),
+    (packages, "/api/v1"),
     (compat, ""),
 )

@@ -5,6 +5,7 @@
 // like any other edit. The README is another user's text: shown as Markdown with raw HTML off and
 // sanitized (vendor/markdown.js), as plain text until that is loaded, never as the caller's HTML.
 import { $, h } from "./dom.js";
+import { checkRequirements, checkWhileTyping, packagesList } from "./packages.js";
 
 // What a stored package holds under a key, as text (a hostile one may hold an object there).
 const text = (value) => (typeof value === "string" ? value : value == null ? "" : JSON.stringify(value));
@@ -45,7 +46,14 @@ const stored = (wf) => `v${wf.version}${wf.latest_version > wf.version ? ` of ${
 
 const owner = (wf) => [h("dt", {}, "Owner"), h("dd", { id: "info-owner" }, wf.owner)];
 
-const REQUIREMENTS_NOTE = "Kept with the package, as DIZEST keeps it; nothing installs it: flows use the packages of their environment.";
+const REQUIREMENTS_NOTE = "Kept with the package, as DIZEST keeps it; nothing installs it: flows use the packages of the workers' environment, checked below.";
+
+// requirements.txt checked against the workers (and their packages, folded), under its text.
+function requirementsChecked(text) {
+  const box = h("div", { id: "info-requirements-check" });
+  checkRequirements(box, text);
+  return box;
+}
 
 // The panel's content, read-only.
 export function infoView(wf, pkg) {
@@ -58,7 +66,8 @@ export function infoView(wf, pkg) {
     h("h3", {}, "README"),
     readme("info-description", text(pkg.description)),
     ...(requirements ? [h("h3", {}, "requirements.txt"), h("pre", { id: "info-requirements", class: "code" }, requirements),
-      h("p", { class: "muted" }, REQUIREMENTS_NOTE)] : []),
+      h("p", { class: "muted" }, REQUIREMENTS_NOTE), requirementsChecked(requirements)] : []),
+    packagesList(),
     h("h3", {}, "Apps used"),
     appList(pkg),
   ];
@@ -88,6 +97,13 @@ function readmeField(doc) {
   return h("div", { class: "field" }, h("span", {}, "README ", h("small", { class: "muted" }, "Markdown"), " ", toggle), field, preview);
 }
 
+// requirements.txt as a field, checked against the workers again after each pause in the typing.
+function requirementsField(doc) {
+  const field = keyField(doc, "requirementstxt", "requirements.txt", { id: "info-requirements", rows: 4 }, true);
+  return h("div", { class: "field" }, h("label", { for: "info-requirements" }, "requirements.txt ",
+    h("small", { class: "muted" }, REQUIREMENTS_NOTE)), field, checkWhileTyping(field));
+}
+
 // The editor's Info tab (#info), drawn again after each change that is not typing in it (an
 // undo brings back the text it had).
 export function showInfo(doc, wf, readOnly) {
@@ -104,8 +120,8 @@ export function showInfo(doc, wf, readOnly) {
     h("label", { class: "field" }, h("span", {}, "Version"), keyField(doc, "version", "version", { id: "info-version", placeholder: "1.0.0" })),
     h("label", { class: "field" }, h("span", {}, "Category"), keyField(doc, "category", "category", { id: "info-category", placeholder: "data analysis" })),
     readmeField(doc),
-    h("label", { class: "field" }, h("span", {}, "requirements.txt ", h("small", { class: "muted" }, REQUIREMENTS_NOTE)),
-      keyField(doc, "requirementstxt", "requirements.txt", { id: "info-requirements", rows: 4 }, true)),
+    requirementsField(doc),
+    packagesList(),
     h("h3", {}, "Apps used"),
     appList(doc.pkg),
   );

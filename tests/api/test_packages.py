@@ -1,0 +1,79 @@
+"""What flows can import, against a real `dizest serve` and its worker: the packages of the
+worker's environment (what its beat said), and a requirements.txt checked line by line against
+them, as pip reads each line (names compared by PEP 503, version specifiers, markers)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import urllib.error
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dizest_api.routes.packages import MAX_LINES
+from tests.api.test_hostile_serve import new_users
+from tests.api.test_serve import call, serving
+from tests.conftest import wait_for
+
+
+def refused(base: str, body: Any, user: dict[str, str]) -> tuple[int, Any]:
+    """The status and JSON error of a check the server refuses."""
+    sent = {"Content-Type": "application/json", **user}
+    request = urllib.request.Request(
+        f"{base}/api/v1/packages/check", json.dumps(body).encode(), sent
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_users_see_the_workers_packages_and_check_a_requirements_txt(tmp_path: Path) -> None:
+    with serving(tmp_path) as served:
+        base = served.base
+        assert call(base, "GET", "/api/v1/packages")[0] == 401
+        user = {"Authorization": f"Bearer {new_users(base, 'alice')['alice']['token']}"}
+        listed = wait_for(lambda: call(base, "GET", "/api/v1/packages", None, user)[1]["environments"])  # fmt: skip
+        assert len(listed) == 1, listed
+        env = listed[0]
+        assert env["python"] == platform.python_version() and len(env["workers"]) == 1
+        versions = {p["name"]: p["version"] for p in env["packages"]}
+        for name in ("dizest", "celery", "Flask", "redis"):
+            assert versions[name] == metadata.version(name), name
+
+        celery = metadata.version("celery")
+        text = "\n".join([
+            f"celery>={celery}",
+            "flask<1.0",
+            "no-such-package-here==1.0",
+            "Flask_Sock  # any version",
+            "# a comment, and a blank line:",
+            "",
+            "-r other.txt",
+            'pandas-never-installed; python_version < "3.0"',
+            "not a requirement!!",
+        ])  # fmt: skip
+        status, checked, _ = call(base, "POST", "/api/v1/packages/check", {"requirements": text}, user)  # fmt: skip
+        assert status == 200, checked
+        assert checked["environments"] == [{"python": env["python"], "workers": env["workers"]}]
+        rows = {row["line"]: row for row in checked["requirements"]}
+        assert list(rows) == [line for line in text.splitlines() if line and line[0] != "#"]
+        said = {line: (r["installed"], r["satisfied"], r["problem"]) for line, r in rows.items()}
+        assert said[f"celery>={celery}"] == ([celery], [True], None)
+        assert said["flask<1.0"] == ([metadata.version("flask")], [False], None)
+        assert said["no-such-package-here==1.0"] == ([None], [False], None)
+        assert said["Flask_Sock  # any version"] == ([metadata.version("flask-sock")], [True], None)
+        assert said['pandas-never-installed; python_version < "3.0"'] == ([None], [True], None)
+        assert said["-r other.txt"] == ([], [], "a pip option: not checked")
+        assert rows["not a requirement!!"]["name"] is None
+        assert rows["not a requirement!!"]["problem"], rows
+
+        for bad in ({"requirements": 3}, {"requirement": "x"}, {}, ["x"]):
+            status, error = refused(base, bad, user)
+            assert status == 400 and error["error"]["code"] == "bad_request", (bad, error)
+        many = "\n".join(f"p{n}" for n in range(MAX_LINES + 1))
+        status, error = refused(base, {"requirements": many}, user)
+        assert status == 400 and f"at most {MAX_LINES}" in error["error"]["message"], error

@@ -1,0 +1,53 @@
+"""What a workflow's flows can import, in its Info panel (DIZEST's packages panel, read-only):
+its requirements.txt checked line by line against the live workers' environment, and the
+packages of that environment, filtered as typed. In the editor the check follows the typing."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import wait_for
+from tests.console.conftest import Console, log_in
+from tests.console.test_workflow_panels import greeters
+
+LIVE_MS = 30_000
+
+
+def test_info_checks_requirements_against_the_workers_and_lists_their_packages(
+    browser: Any, console: Console
+) -> None:
+    console.user("pat")
+    celery, flask = metadata.version("celery"), metadata.version("flask")
+    pkg = {**greeters(), "requirementstxt": f"celery>={celery}\nno-such-package-here\nflask<1"}
+    wf_id = console.api("POST", "/workflows", {"title": "reqs", "package": pkg}, "pat")["id"]
+    # said by the worker's beating thread within a beat of its start
+    environments = wait_for(lambda: console.api("GET", "/packages", name="pat")["environments"])
+    names = [p["name"] for env in environments for p in env["packages"]]
+    page = log_in(browser, console.base, "pat")
+    page.goto(f"/workflows/{wf_id}")
+    page.click('.tabs button[data-tab="info"]')
+    rows = page.locator("#info-requirements-check tbody tr")
+    expect(rows).to_have_count(3, timeout=LIVE_MS)
+    expect(rows.nth(0).locator("td.req-ok")).to_have_text(f"✓ {celery}")
+    expect(rows.nth(1).locator("td.req-missing")).to_have_text("✗ not installed")
+    expect(rows.nth(2).locator("td.req-missing")).to_have_text(f"✗ {flask} installed")
+
+    listed = page.locator("#info-packages tr[data-name]")
+    expect(listed).to_have_count(0)  # folded: nothing asked for yet
+    page.click("#info-packages summary")
+    expect(listed).to_have_count(len(names))
+    expect(page.locator('#info-packages tr[data-name="celery"] td').nth(1)).to_have_text(celery)
+    page.fill("#packages-filter", "FLASK")
+    shown = page.locator("#info-packages tr[data-name]:visible")
+    expect(shown).to_have_count(sum("flask" in n.lower() for n in names))
+
+    page.goto(f"/workflows/{wf_id}/edit")
+    page.click('.tabs button[data-tab="info"]')
+    expect(rows).to_have_count(3, timeout=LIVE_MS)
+    page.locator("#info-requirements").fill("no-such-package-here\ncelery")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1).locator("td.req-ok")).to_have_text(f"✓ {celery}")
+    page.context.close()
