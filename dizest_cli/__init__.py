@@ -42,6 +42,10 @@ LAZY: dict[str, Lazy] = {
         "dizest_cli.workers:workers",
         "List the live workers of a dizest server (admins): host, queues, slots, load, memory.",
     ),
+    "packages": Lazy(
+        "dizest_cli.packages:packages",
+        "List the Python packages flows can import on a dizest server, or --check a requirements.txt.",
+    ),
     "user": Lazy("dizest_api.cli:user", "Manage users (admin or user role)."),
     "token": Lazy("dizest_api.cli:token", "Manage API tokens."),
     "serve": Lazy(

@@ -15,6 +15,7 @@ from typing import Any
 from dizest_api.routes.packages import MAX_LINES
 from tests.api.test_hostile_serve import new_users
 from tests.api.test_serve import call, serving
+from tests.cli.helpers import dizest, ok_json
 from tests.conftest import wait_for
 
 
@@ -32,10 +33,12 @@ def refused(base: str, body: Any, user: dict[str, str]) -> tuple[int, Any]:
 
 
 def test_users_see_the_workers_packages_and_check_a_requirements_txt(tmp_path: Path) -> None:
-    with serving(tmp_path) as served:
+    (tmp_path / "serve").mkdir()
+    with serving(tmp_path / "serve") as served:
         base = served.base
         assert call(base, "GET", "/api/v1/packages")[0] == 401
-        user = {"Authorization": f"Bearer {new_users(base, 'alice')['alice']['token']}"}
+        token = new_users(base, "alice")["alice"]["token"]
+        user = {"Authorization": f"Bearer {token}"}
         listed = wait_for(lambda: call(base, "GET", "/api/v1/packages", None, user)[1]["environments"])  # fmt: skip
         assert len(listed) == 1, listed
         env = listed[0]
@@ -77,3 +80,20 @@ def test_users_see_the_workers_packages_and_check_a_requirements_txt(tmp_path: P
         many = "\n".join(f"p{n}" for n in range(MAX_LINES + 1))
         status, error = refused(base, {"requirements": many}, user)
         assert status == 400 and f"at most {MAX_LINES}" in error["error"]["message"], error
+
+        # the same from the command line, for scripts and CI jobs: exit 1 unless all are met
+        cli = {"DIZEST_TOKEN": token}
+        home = tmp_path / "home"
+        home.mkdir()
+        listed_json = ok_json(dizest(home, "packages", "--json", "--server", base, **cli))
+        assert listed_json == {"environments": listed}
+        table = dizest(home, "packages", "--server", base, **cli)
+        assert table.returncode == 0, table.stderr
+        assert any(line.split() == ["celery", celery] for line in table.stdout.splitlines())
+        check = ["packages", "--server", base, "--check", "-"]
+        unmet = dizest(home, *check, stdin="celery\nno-such-package-here\n", **cli)
+        assert unmet.returncode == 1, unmet.stderr
+        lines = {line.split()[0]: line.split()[1:] for line in unmet.stdout.splitlines()[1:]}
+        assert lines == {"celery": ["ok", celery], "no-such-package-here": ["MISSING", "(not", "installed)"]}  # fmt: skip
+        met = dizest(home, *check, stdin=f"celery>={celery}\n# fine\n", **cli)
+        assert met.returncode == 0, met.stdout + met.stderr
