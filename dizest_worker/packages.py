@@ -4,7 +4,9 @@ so what is installed is the operator's to change, not a flow author's).
 
 Invariants:
 - A worker says it under its name in `{p}:worker_packages` (name -> JSON `{"python": "3.11.2",
-  "packages": [[name, version], ...]}`, sorted by PEP 503 name): written by its beating threads
+  "packages": [[name, version], ...], "modules": [...]}`: its distributions sorted by PEP 503
+  name, and the top-level modules its flows can import, which `dizest_api.import_check` looks
+  for): written by its beating threads
   (a pool process's) before their first beat, so within a beat of the worker's "ready" (not by
   the main process: reading them takes it ~20-60 ms, which would delay "ready"), and again
   whenever one finds it missing (checked every `CHECK_S`, one HEXISTS),
@@ -21,7 +23,9 @@ Invariants:
 from __future__ import annotations
 
 import json
+import pkgutil
 import platform
+import sys
 import time
 from functools import cache
 from importlib import metadata
@@ -45,7 +49,10 @@ def said() -> str:
         if name:
             found.setdefault(canonicalize_name(name), [name, version or ""])
     listed = [found[key] for key in sorted(found)]
-    body = {"python": platform.python_version(), "packages": listed}
+    # the top-level modules on the path (not the current directory): a listing of each
+    # directory, ~10-40 ms, where `packages_distributions` read every RECORD (~0.2-0.8 s)
+    modules = sorted({m.name for m in pkgutil.iter_modules([p for p in sys.path if p])})
+    body = {"python": platform.python_version(), "packages": listed, "modules": modules}
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -83,7 +90,8 @@ def environments(client: redis.Redis, settings: WorkerSettings, live: list[str])
             body = json.loads(raw)
             packages = [{"name": n, "version": v} for n, v in body["packages"]]
             python = str(body["python"])
+            modules = [str(m) for m in body.get("modules", ())]
         except (ValueError, KeyError, TypeError):
             continue  # not a list this code wrote
-        out.append({"python": python, "workers": workers, "packages": packages})
+        out.append({"python": python, "workers": workers, "packages": packages, "modules": modules})
     return out

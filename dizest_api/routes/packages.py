@@ -57,7 +57,8 @@ CHECKED = obj(
 )
 
 
-def _environments() -> list[dict[str, Any]]:
+def live_environments() -> list[dict[str, Any]]:
+    """The live workers' environments (`dizest_worker.packages.environments`)."""
     found = services()
     worker = found.settings.worker
     return environments(found.redis, worker, live_workers(found.redis, worker))
@@ -66,7 +67,8 @@ def _environments() -> list[dict[str, Any]]:
 @endpoint(bp, "GET", "/packages", "The Python packages flows can import, per environment of "
           "the live workers", responses={200: obj(environments=array(ENVIRONMENT))})  # fmt: skip
 def list_packages() -> Response:
-    return jsonify({"environments": _environments()})
+    listed = [{k: v for k, v in env.items() if k != "modules"} for env in live_environments()]
+    return jsonify({"environments": listed})
 
 
 @endpoint(bp, "POST", "/packages/check", "A requirements.txt checked against the live workers' "
@@ -78,7 +80,7 @@ def check_requirements() -> Response:
     wanted = [(line, s) for line, s in wanted if not s.startswith("#")]
     if len(wanted) > MAX_LINES:
         raise BadInput(f"{len(wanted)} requirements: at most {MAX_LINES} are checked at once")
-    envs = _environments()
+    envs = live_environments()
     have = [
         {str(canonicalize_name(p["name"])): p["version"] for p in env["packages"]} for env in envs
     ]

@@ -25,7 +25,9 @@ from dizest_api.data.accounts import UserNotFound
 from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_number
 from dizest_api.errors import BadInput, Forbidden, NotFound
+from dizest_api.import_check import missing_modules
 from dizest_api.routes.files import workflow_body
+from dizest_api.routes.packages import live_environments
 from dizest_api.schemas import ERR, Body, page_of
 from dizest_api.services import services
 
@@ -168,7 +170,9 @@ def replace_workflow(wf_id: str) -> Response:
           "naming flow, app and field), without storing it", body=CHECK, scope="read",
           responses={200: "Validation"})  # fmt: skip
 def validate_workflow() -> Response:
-    problems = services().library.problems(json_body(CHECK)["package"])
+    package = json_body(CHECK)["package"]
+    problems = services().library.problems(package)
+    problems += missing_modules(package, live_environments())
     items = [p.to_dict() for p in problems]
     return jsonify({"valid": not any(p.severity == "error" for p in problems), "problems": items})
 

@@ -16,7 +16,7 @@ from dizest_api.routes.packages import MAX_LINES
 from tests.api.test_hostile_serve import new_users
 from tests.api.test_serve import call, serving
 from tests.cli.helpers import dizest, ok_json
-from tests.conftest import wait_for
+from tests.conftest import package, wait_for
 
 
 def refused(base: str, body: Any, user: dict[str, str]) -> tuple[int, Any]:
@@ -80,6 +80,20 @@ def test_users_see_the_workers_packages_and_check_a_requirements_txt(tmp_path: P
         many = "\n".join(f"p{n}" for n in range(MAX_LINES + 1))
         status, error = refused(base, {"requirements": many}, user)
         assert status == 400 and f"at most {MAX_LINES}" in error["error"]["message"], error
+
+        # an import no worker can satisfy is a warning of the validation the editor asks for
+        code = "import celery\nimport no_such_module_xyz\nv = 1"
+        pkg = package({"a": {"code": code, "outputs": ["v"]}}, {"f": {"app": "a"}})
+        status, found, _ = call(base, "POST", "/api/v1/workflows/validate", {"package": pkg}, user)
+        assert status == 200 and found["valid"], found
+        warned = [p for p in found["problems"] if p["code"] == "missing_module"]
+        assert [(p["app"], p["severity"], p["message"]) for p in warned] == [
+            (
+                "a",
+                "warning",
+                "line 2: imports 'no_such_module_xyz', which no live worker has installed",
+            )
+        ]
 
         # the same from the command line, for scripts and CI jobs: exit 1 unless all are met
         cli = {"DIZEST_TOKEN": token}

@@ -1,9 +1,12 @@
 """What a workflow's flows can import, in its Info panel (DIZEST's packages panel, read-only):
 its requirements.txt checked line by line against the live workers' environment, and the
-packages of that environment, filtered as typed. In the editor the check follows the typing."""
+packages of that environment, filtered as typed. In the editor the check follows the typing,
+and an import no worker can satisfy is marked at its line as it is typed (a warning: the
+workflow still saves and runs)."""
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 from typing import Any
 
@@ -11,6 +14,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import wait_for
 from tests.console.conftest import Console, log_in
+from tests.console.test_editor import empty, new_app, node
 from tests.console.test_workflow_panels import greeters
 
 LIVE_MS = 30_000
@@ -51,3 +55,20 @@ def test_info_checks_requirements_against_the_workers_and_lists_their_packages(
     expect(rows).to_have_count(2)
     expect(rows.nth(1).locator("td.req-ok")).to_have_text(f"✓ {celery}")
     page.context.close()
+
+
+def test_an_import_no_worker_has_is_marked_at_its_line(admin_page: Any, console: Console) -> None:
+    wait_for(lambda: console.api("GET", "/packages")["environments"])
+    wf_id = empty(console, "imports")
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    code = "import json\nimport no_such_module_xyz\nfrom celery import Celery\no = 1\n"
+    new_app(page, "importer", [], ["o"], code)
+    expect(page.locator("#problems")).to_contain_text("line 2: imports 'no_such_module_xyz'")
+    expect(node(page, "importer")).to_have_class(re.compile("problem"))
+    node(page, "importer").locator("text.title").click()
+    page.click("#flow-edit-app")
+    expect(page.locator("#app-code .cm-lint-marker-warning")).to_have_count(1)
+    expect(page.locator("#app-code .cm-lint-marker-error")).to_have_count(0)
+    page.click("#save")  # a warning: saved all the same
+    expect(page.locator("#ed-state")).to_have_text("saved · v2")

@@ -95,6 +95,10 @@ function refreshState() {
 const pendingChecks = new Set();
 let checkTimer = 0;
 
+// What the server finds in an app's code as it is typed: a syntax error, and an import no live
+// worker can satisfy (a warning: dizest_api/import_check.py).
+const CODE_PROBLEMS = new Set(["syntax_error", "missing_module"]);
+
 function queueCheck(appId) {
   pendingChecks.add(appId);
   clearTimeout(checkTimer);
@@ -107,7 +111,8 @@ async function check() {
   const apps = Object.fromEntries(ids.filter((id) => doc.app(id)).map((id) => [id, doc.app(id)]));
   let found = [];
   try {
-    found = (await post("/workflows/validate", { package: { apps, flow: {} } })).problems.filter((p) => p.code === "syntax_error");
+    const own = doc.pkg.executable ? { executable: doc.pkg.executable } : {}; // its imports: not the workers' to satisfy
+    found = (await post("/workflows/validate", { package: { apps, flow: {}, ...own } })).problems.filter((p) => CODE_PROBLEMS.has(p.code));
   } catch (exc) {
     toast(exc.message, "error");
     return;
