@@ -13,8 +13,8 @@ Invariants:
   so a field dropped by a restart's cleanup or by the reaper while the worker lived is back
   within seconds. It is dropped and pruned with the beat (`liveness._drop_beat`, the reaper's
   FORGET), so only live workers' lists are read.
-- What is listed is the worker interpreter's own environment (`importlib.metadata`, read once a
-  process): the distributions on its path. A workflow with its own `executable` runs flows with
+- What is listed is the worker interpreter's own environment (`importlib.metadata`): the
+  distributions on its path, read again when a directory of the path changes (an install). A workflow with its own `executable` runs flows with
   that environment's site-packages first; those are not listed here.
 - Reading (`environments`) groups the live workers by identical lists: a cluster of identical
   workers is one environment, a worker that differs (an upgrade half rolled out) shows apart.
@@ -22,12 +22,13 @@ Invariants:
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import pkgutil
 import platform
 import sys
 import time
-from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -40,9 +41,8 @@ from dizest_worker.settings import WorkerSettings
 CHECK_S = 5.0  # how often a beating thread makes sure its worker's list is there
 
 
-@cache
 def said() -> str:
-    """This interpreter's packages as JSON (read once a process: ~300 distributions, ~20 ms)."""
+    """This interpreter's packages and modules as JSON (~300 distributions: 20-60 ms)."""
     found: dict[str, list[str]] = {}
     for dist in metadata.distributions():  # in path order: the first of a name is imported
         name, version = dist.metadata["Name"], dist.version
@@ -56,21 +56,42 @@ def said() -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+def path_stamp() -> tuple[int, ...]:
+    """When each directory of the path last changed: an install or an uninstall adds or
+    removes entries of its site-packages, which changes its time."""
+    stamp = []
+    for place in sys.path:
+        try:
+            stamp.append(os.stat(place).st_mtime_ns if place else 0)
+        except OSError:
+            stamp.append(-1)
+    return tuple(stamp)
+
+
 class Publisher:
-    """One beating thread's part: its worker's list there, checked at most every CHECK_S."""
+    """One beating thread's part: its worker's list there, checked at most every CHECK_S, and
+    read again when the path changed (a `pip install` while the worker runs: its next flows
+    can import what was installed, so the list says it too)."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.key = Keys(settings.prefix).worker_packages
         self.name = settings.worker_name
         self._next = 0.0
+        self._stamp: tuple[int, ...] | None = None
+        self._said = ""
 
     def check(self, client: redis.Redis) -> None:
         now = time.monotonic()
         if now < self._next:
             return
         self._next = now + CHECK_S
-        if not client.hexists(self.key, self.name):
-            client.hset(self.key, self.name, said())
+        stamp = path_stamp()
+        if stamp != self._stamp:  # the first check, or an install since the last one
+            importlib.invalidate_caches()
+            self._said, self._stamp = said(), stamp
+            client.hset(self.key, self.name, self._said)
+        elif not client.hexists(self.key, self.name):
+            client.hset(self.key, self.name, self._said)
 
 
 def environments(client: redis.Redis, settings: WorkerSettings, live: list[str]) -> list[Any]:

@@ -92,3 +92,24 @@ def test_the_machine_is_sampled_once_per_window_and_a_missing_dir_reads_its_pare
     assert reporter.info() is first  # no system call until MACHINE_S has passed
     reporter._until = 0.0
     assert reporter.info() is not first
+
+
+def test_a_package_installed_while_the_worker_runs_is_listed_within_seconds(
+    cluster: Callable[..., WorkerProcess], tmp_path: Any
+) -> None:
+    """A `pip install` into the worker's environment: its next flows can import it, so its
+    list says it too once the path's directory changed (no restart)."""
+    settings = cluster.settings  # type: ignore[attr-defined]
+    client = redis_client(settings)
+    key = Keys(settings.prefix).worker_packages
+    site = tmp_path / "site"
+    site.mkdir()
+    cluster("w1", env={"PYTHONPATH": str(site)})
+    said = lambda: json.loads(client.hget(key, "w1") or b"{}")  # noqa: E731
+    assert "fresh_mod_xyz" not in wait_for(said, timeout=10)["modules"]
+    (site / "fresh_mod_xyz.py").write_text("X = 1\n")
+    info = site / "fresh_dist_xyz-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fresh-dist-xyz\nVersion: 1.2.3\n")
+    now = wait_for(lambda: "fresh_mod_xyz" in said()["modules"] and said(), timeout=packages.CHECK_S + 5)  # fmt: skip
+    assert ["fresh-dist-xyz", "1.2.3"] in now["packages"]
