@@ -12,7 +12,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.conftest import wait_for
+from tests.conftest import package, wait_for
 from tests.console.conftest import Console, log_in
 from tests.console.test_editor import empty, new_app, node
 from tests.console.test_workflow_panels import greeters
@@ -72,3 +72,24 @@ def test_an_import_no_worker_has_is_marked_at_its_line(admin_page: Any, console:
     expect(page.locator("#app-code .cm-lint-marker-error")).to_have_count(0)
     page.click("#save")  # a warning: saved all the same
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
+
+
+def test_a_flow_that_could_not_import_a_module_says_where_to_look(
+    admin_page: Any, console: Console
+) -> None:
+    pkg = package(
+        {"needs": {"code": "import no_such_module_xyz.sub\nv = 1", "outputs": ["v"]},
+         "fails": {"code": "raise ValueError('not a module')", "outputs": ["v"]}},
+        {"f1": {"app": "needs"}, "f2": {"app": "fails"}},
+    )  # fmt: skip
+    run_id = console.api("POST", "/runs", {"package": pkg})["run_id"]
+    ended = lambda: console.api("GET", f"/runs/{run_id}")  # noqa: E731
+    assert wait_for(lambda: (r := ended())["status"] != "running" and r, 60)["status"] == "error"
+    page = admin_page
+    page.goto(f"/runs/{run_id}#flow=f1")
+    expect(page.locator("#flow-reason")).to_contain_text("ModuleNotFoundError")
+    hint = page.locator("#flow-module-hint")
+    expect(hint).to_contain_text("no_such_module_xyz is not installed where flows run")
+    page.locator('g.node[data-id="f2"]').click()
+    expect(page.locator("#flow-reason")).to_contain_text("ValueError")
+    expect(hint).to_be_hidden()

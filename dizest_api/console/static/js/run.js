@@ -136,6 +136,7 @@ function showFlow(id) {
     log,
     h("p", { class: "error reason", id: "flow-reason", hidden: true }),
     h("p", { class: "muted", id: "flow-drive-hint", hidden: true }, "A file it should have found in a drive? A run reads the drive of the user who started it: put the file in yours on the ", h("a", { href: "/files" }, "Files"), " page."),
+    h("p", { class: "muted", id: "flow-module-hint", hidden: true }),
     h("h3", { id: "flow-results-head", hidden: true }, "Results"),
     h("div", { class: "results", id: "flow-results" }),
     h("h3", {}, "Outputs"),
@@ -158,6 +159,15 @@ function logCut(f) {
 
 // The selected flow's status, reason, results and outputs; the log is left as it is (it only
 // grows, in apply), so a status change never re-renders thousands of lines.
+// A flow that failed importing a module the workers lack: where to see what they have, and
+// who adds a package (the environment serves every user's flows).
+function moduleHint(f) {
+  const missing = f.status === "error" && /^ModuleNotFoundError: No module named '([^']+)'/.exec(f.reason || "");
+  const hint = $("#flow-module-hint");
+  hint.hidden = !missing;
+  if (missing) hint.textContent = `${missing[1].split(".")[0]} is not installed where flows run. A workflow's Info tab lists the workers' packages and checks its requirements.txt; a package is added by the server's operator (pip install into the workers' environment, no restart).`;
+}
+
 function refreshFlow(full = false) {
   const id = selected;
   const f = flowState(id);
@@ -169,6 +179,7 @@ function refreshFlow(full = false) {
   reason.classList.toggle("error", f.status !== "pending" && shade !== "cancelled"); // a wait, a cancel: no failure
   reason.textContent = reasonText(f.status, f.reason);
   $("#flow-drive-hint").hidden = !(f.status === "error" && /^FileNotFoundError\b/.test(f.reason || ""));
+  moduleHint(f);
   const results = $("#flow-results");
   const shown = f.results.slice(-SHOWN_RESULTS);
   if (full || results.dataset.got !== String(f.got)) {
