@@ -39,6 +39,7 @@ from dizest_worker.keys import Keys
 from dizest_worker.settings import WorkerSettings
 
 CHECK_S = 5.0  # how often a beating thread makes sure its worker's list is there
+SETTLE_NS = 2_000_000_000  # a path changed this recently may change again within its mtime tick
 
 
 def said() -> str:
@@ -88,8 +89,12 @@ class Publisher:
         stamp = path_stamp()
         if stamp != self._stamp:  # the first check, or an install since the last one
             importlib.invalidate_caches()
-            self._said, self._stamp = said(), stamp
+            self._said = said()
             client.hset(self.key, self.name, self._said)
+            # a change within the file system's clock tick of this read (an install still
+            # writing) may leave the times as they are: read again at the next check
+            settled = time.time_ns() - max(stamp, default=0) > SETTLE_NS
+            self._stamp = stamp if settled else None
         elif not client.hexists(self.key, self.name):
             client.hset(self.key, self.name, self._said)
 

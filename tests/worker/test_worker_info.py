@@ -107,9 +107,15 @@ def test_a_package_installed_while_the_worker_runs_is_listed_within_seconds(
     cluster("w1", env={"PYTHONPATH": str(site)})
     said = lambda: json.loads(client.hget(key, "w1") or b"{}")  # noqa: E731
     assert "fresh_mod_xyz" not in wait_for(said, timeout=10)["modules"]
-    (site / "fresh_mod_xyz.py").write_text("X = 1\n")
     info = site / "fresh_dist_xyz-1.2.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fresh-dist-xyz\nVersion: 1.2.3\n")
-    now = wait_for(lambda: "fresh_mod_xyz" in said()["modules"] and said(), timeout=packages.CHECK_S + 5)  # fmt: skip
-    assert ["fresh-dist-xyz", "1.2.3"] in now["packages"]
+    (site / "fresh_mod_xyz.py").write_text("X = 1\n")
+    # (a read between two of these writes is read again at the next check: the path changed)
+    listed = lambda: ["fresh-dist-xyz", "1.2.3"] in (now := said())["packages"] and now  # noqa: E731
+    assert "fresh_mod_xyz" in wait_for(listed, timeout=2 * packages.CHECK_S + 5)["modules"]
+    # and its next flows import it, sandboxed as ever
+    pkg = package({"a": {"code": "import fresh_mod_xyz\nv = fresh_mod_xyz.X", "outputs": ["v"]}}, {"f": {"app": "a"}})  # fmt: skip
+    run_id = cluster.client.submit(pkg)  # type: ignore[attr-defined]
+    report = cluster.client.wait(run_id, timeout=60)  # type: ignore[attr-defined]
+    assert report["status"] == "ready", report
