@@ -3,19 +3,18 @@ with install and uninstall; here read-only: one environment is shared by every u
 so what is installed is the operator's to change, not a flow author's).
 
 Invariants:
-- A worker says it under its name in `{p}:worker_packages` (name -> JSON `{"python": "3.11.2",
-  "packages": [[name, version], ...], "modules": [...]}`: its distributions sorted by PEP 503
-  name, and the top-level modules its flows can import, which `dizest_api.import_check` looks
-  for): written by its beating threads
-  (a pool process's) before their first beat, so within a beat of the worker's "ready" (not by
-  the main process: reading them takes it ~20-60 ms, which would delay "ready"), and again
-  whenever one finds it missing (checked every `CHECK_S`, one HEXISTS),
-  so a field dropped by a restart's cleanup or by the reaper while the worker lived is back
-  within seconds. It is dropped and pruned with the beat (`liveness._drop_beat`, the reaper's
-  FORGET), so only live workers' lists are read.
-- What is listed is the worker interpreter's own environment (`importlib.metadata`): the
-  distributions on its path, read again when a directory of the path changes (an install). A workflow with its own `executable` runs flows with
-  that environment's site-packages first; those are not listed here.
+- A worker says it under its name in `{p}:worker_packages`: name -> JSON `{"python": "3.11.2",
+  "packages": [[name, version], ...], "modules": [...]}`, its distributions sorted by PEP 503
+  name and the top-level modules its flows can import (what `dizest_api.import_check` looks
+  for). Its beating threads (a pool process's; not the main process, whose "ready" a read of
+  ~20-60 ms would delay) write it before their first beat, so within a beat of "ready"; then
+  every `CHECK_S` they write it again if it is missing (one HEXISTS: a field a restart's cleanup
+  or the reaper dropped while the worker lived is back within seconds) or if a directory of the
+  path changed (a `pip install` while the worker runs: its next flows import the new package).
+  It is dropped and pruned with the beat (`liveness._drop_beat`, the reaper's FORGET), so only
+  live workers' lists are read.
+- What is listed is the worker interpreter's own environment. A workflow with its own
+  `executable` runs flows with that environment's site-packages first: not listed here.
 - Reading (`environments`) groups the live workers by identical lists: a cluster of identical
   workers is one environment, a worker that differs (an upgrade half rolled out) shows apart.
 """
