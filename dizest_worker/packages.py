@@ -6,8 +6,8 @@ Invariants:
 - A worker says it under its name in `{p}:worker_packages`: name -> JSON `{"python": "3.11.2",
   "packages": [[name, version], ...], "modules": [...]}`, its distributions sorted by PEP 503
   name and the top-level modules its flows can import (what `dizest_api.import_check` looks
-  for). Its beating threads (a pool process's; not the main process, whose "ready" a read of
-  ~20-60 ms would delay) write it before their first beat, so within a beat of "ready"; then
+  for). Its beating threads write it before their first beat (not the "ready" signal's
+  handler, which a read of ~20-60 ms would delay), so within a beat of "ready"; then
   every `CHECK_S` they write it again if it is missing (one HEXISTS: a field a restart's cleanup
   or the reaper dropped while the worker lived is back within seconds) or if a directory of the
   path changed (a `pip install` while the worker runs: its next flows import the new package).
