@@ -24,8 +24,11 @@ HANDLED = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 MAX_WARNINGS = 100  # a package of generated apps gets the first ones, not a page of them
 
 
-def missing_modules(raw: Any, environments: list[dict[str, Any]]) -> list[Problem]:
-    """The `missing_module` warnings of package `raw` against the live `environments`."""
+def missing_modules(
+    raw: Any, environments: list[dict[str, Any]], unknown_to: str = "no live worker has installed"
+) -> list[Problem]:
+    """The `missing_module` warnings of package `raw` against `environments` (the live workers'
+    by default; `dizest validate`: its own Python's, saying so in `unknown_to`)."""
     if not isinstance(raw, Mapping) or not environments or executable_of(raw) is not None:
         return []
     known = set(sys.stdlib_module_names)
@@ -43,7 +46,7 @@ def missing_modules(raw: Any, environments: list[dict[str, Any]]) -> list[Proble
             continue  # its syntax error says what is wrong
         for name, line in _imports(tree):
             if name not in known:
-                message = f"line {line}: imports {name!r}, which no live worker has installed"
+                message = f"line {line}: imports {name!r}, which {unknown_to}"
                 found.append(Problem("missing_module", message, app=str(app_id), field="code",
                                      severity="warning"))  # fmt: skip
                 if len(found) >= MAX_WARNINGS:

@@ -210,6 +210,7 @@ def validate(workflow: str, as_json: bool) -> None:
     registry = PluginRegistry.discover(settings.plugin_paths)
     # the `"dizest"` options too: a package this calls valid must not be refused by `run`
     _, problems = options.checked(workflow, Bounds.of(settings), extra_apps=registry.apps())
+    problems += _missing_here(workflow)
     errors = [p for p in problems if p.severity == "error"]
     if as_json:
         click.echo(
@@ -221,6 +222,19 @@ def validate(workflow: str, as_json: bool) -> None:
         if not errors:
             echo(f"{workflow}: valid")
     sys.exit(EXIT_INVALID if errors else EXIT_OK)
+
+
+def _missing_here(workflow: str) -> list[Problem]:
+    """Warnings of the imports this Python cannot satisfy (`dizest run` runs flows with it)."""
+    from dizest_api.import_check import missing_modules
+    from dizest_worker.packages import said
+
+    try:
+        with open(workflow, "rb") as file:
+            raw = json.load(file)
+    except (OSError, ValueError):
+        return []  # its error is among the problems already
+    return missing_modules(raw, [json.loads(said())], f"{sys.executable} has not installed")
 
 
 @click.command()

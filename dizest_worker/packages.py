@@ -29,13 +29,16 @@ import platform
 import sys
 import time
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
 from packaging.utils import canonicalize_name
 
 from dizest_worker.keys import Keys
-from dizest_worker.settings import WorkerSettings
+
+if TYPE_CHECKING:  # `dizest validate` reads `said` alone: no Redis client to import
+    import redis
+
+    from dizest_worker.settings import WorkerSettings
 
 CHECK_S = 5.0  # how often a beating thread makes sure its worker's list is there
 SETTLE_NS = 2_000_000_000  # a path changed this recently may change again within its mtime tick

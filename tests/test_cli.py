@@ -221,3 +221,21 @@ def test_apps_lists_plugin_apps():
     assert result.returncode == 0
     ids = {row["id"] for row in json.loads(result.stdout)}
     assert {"table.read_csv", "table.filter", "table.describe", "table.plot"} <= ids
+
+
+def test_validate_warns_of_an_import_this_python_cannot_satisfy(tmp_path):
+    """`dizest run` runs flows with this Python: an import it lacks is a warning (the package
+    is still valid: a worker elsewhere may have it), a module it has is not."""
+    code = "import json, click\ntry:\n    import optional_xyz\nexcept ImportError:\n    pass\nimport no_such_module_xyz.sub\nv = 1"  # fmt: skip
+    path = write(tmp_path, package({"a": {"code": code, "outputs": ["v"]}}, {"x": {"app": "a"}}))
+    checked = dizest("validate", path, "--json")
+    assert checked.returncode == 0, checked.stdout
+    problems = json.loads(checked.stdout)["problems"]
+    assert [(p["code"], p["severity"], p["app"], p["message"]) for p in problems] == [
+        (
+            "missing_module",
+            "warning",
+            "a",
+            f"line 6: imports 'no_such_module_xyz', which {sys.executable} has not installed",
+        )
+    ]
