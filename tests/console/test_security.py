@@ -246,3 +246,38 @@ def test_a_viewer_is_offered_only_what_their_grant_allows(browser: Any, console:
     expect(owner.locator("#save")).to_be_enabled()
     page.context.close()
     owner.context.close()
+
+
+def test_an_upload_is_offered_as_a_new_version_of_the_uploaders_own_workflow_only(
+    browser: Any, console: Console, tmp_path: Any
+) -> None:
+    """The workflows page offered a .dwp uploaded again as the next version of the newest
+    workflow of its title the caller could write: another user's, shared with them as editor
+    (for an admin, any user's), came before their own when newer. A probe's editor grantee
+    uploading their own report.dwp was asked about the sharer's "report" and, on OK, gave the
+    sharer their file (its code, its stored values) as a new version of the sharer's workflow,
+    changed for everyone it is shared with; their own "report" stayed as it was."""
+    console.user("shirin")
+    console.user("uma")
+    package = json.loads((DATA / "ticker.dwp").read_text())
+    own = console.api("POST", "/workflows", {"title": "report", "package": package}, "uma")
+    theirs = console.api("POST", "/workflows", {"title": "report", "package": package}, "shirin")
+    console.api("PUT", f"/workflows/{theirs['id']}/grants", {"grants": {"uma": "editor"}}, "shirin")
+    only = console.api(
+        "POST", "/workflows", {"title": "shirin's only", "package": package}, "shirin"
+    )
+    asked: list[str] = []
+    for name, title, password in (("uma", "report", None), ("admin", "shirin's only", PASSWORD)):
+        upload = tmp_path / f"{name}.dwp"
+        upload.write_text(json.dumps({**package, "title": title, "description": f"{name}'s"}))
+        page = log_in(browser, console.base, name, **({"password": password} if password else {}))
+        page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+        page.goto("/workflows")
+        page.set_input_files("#wf-file", str(upload))
+        expect(page.locator("#toast")).to_contain_text(f"Uploaded {title}")
+        page.context.close()
+    assert len(asked) == 1 and "report" in asked[0], asked  # uma's own, not shirin's
+    assert console.api("GET", f"/workflows/{own['id']}", name="uma")["version"] == 2
+    for wf in (theirs, only):  # shirin's two workflows are as she saved them
+        stored = console.api("GET", f"/workflows/{wf['id']}", name="shirin")
+        assert stored["version"] == 1 and "description" not in stored["package"], stored

@@ -46,11 +46,15 @@ async function remove(wf) {
   await load();
 }
 
-// The newest workflow of exactly this title that the caller may write, if any: an upload of a
-// file again (an edited copy) is offered as its next version rather than a twin of the same name.
+// The newest of the caller's own workflows of exactly this title, if any: an upload of a file
+// again (an edited copy) is offered as its next version rather than a twin of the same name.
+// Their own only: a newer namesake another user shared with them as editor (any user's, for an
+// admin) came first, and an OK gave that user the file (its code, its stored values) as a new
+// version of their workflow, changed for everyone it is shared with.
+const me = $("#me-name")?.textContent;
 async function namesake(title) {
   const page = await get(`/workflows?${new URLSearchParams({ title, limit: 200 })}`);
-  return page.items.find((wf) => wf.title === title && (wf.rights || []).includes("write")) || null;
+  return page.items.find((wf) => wf.title === title && wf.owner === me && (wf.rights || []).includes("write")) || null;
 }
 
 async function upload(files) {
@@ -67,7 +71,7 @@ async function upload(files) {
     const title = (pkg && typeof pkg.title === "string" && pkg.title) || file.name.replace(/\.dwp$/i, "");
     try {
       const same = await namesake(title);
-      const wf = same && confirm(`"${title}" exists (v${same.version}, ${same.owner}'s). OK: store this file as its next version. Cancel: keep both, as a new workflow.`)
+      const wf = same && confirm(`"${title}" exists (v${same.version}). OK: store this file as its next version. Cancel: keep both, as a new workflow.`)
         ? await put(`/workflows/${encodeURIComponent(same.id)}`, { package: pkg })
         : await post("/workflows", { title, package: pkg });
       toast(`Uploaded ${wf.title} (v${wf.version})`);
