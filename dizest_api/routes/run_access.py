@@ -18,7 +18,8 @@ from dizest_api.auth import current
 from dizest_api.data.library import WorkflowNotFound
 from dizest_api.data.run_index import RunIndex
 from dizest_api.errors import NotFound
-from dizest_api.routes.workflows import open_workflow, rights_on
+from dizest_api.masking import stored_masked
+from dizest_api.routes.workflows import open_workflow, rights_on, shown_to_caller
 from dizest_api.services import services
 
 RUN_RIGHTS = {"read": "read", "rerun": "run", "cancel": "write"}  # on the run's workflow
@@ -64,3 +65,16 @@ def run_rights(info: dict[str, Any]) -> list[str]:
     except WorkflowNotFound:  # deleted since `open_run` let the caller in
         held = []
     return [right for right, needs in RUN_RIGHTS.items() if needs in held]
+
+
+def snapshot_shown(info: dict[str, Any], package: Any) -> Any:
+    """A run's package snapshot as the caller may read it (`shown_to_caller` for its workflow);
+    of a run of no stored workflow, or of one deleted since, as its owner gave it to its owner
+    and admins, masked for anyone else."""
+    principal = current()
+    try:
+        wf = services().library.get(info.get("workflow_id") or "")
+    except WorkflowNotFound:
+        mine = principal.is_admin or info.get("owner") == principal.username
+        return package if mine else stored_masked(package)
+    return shown_to_caller(wf, package)

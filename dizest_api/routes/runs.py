@@ -10,6 +10,7 @@ cannot pass it together.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, query_number
 from dizest_api.errors import ApiError, BadInput, NotFound
 from dizest_api.routes.files import attach, submit_body, user_drive
 from dizest_api.routes.health import require_worker
-from dizest_api.routes.run_access import index, open_run
+from dizest_api.routes.run_access import index, open_run, snapshot_shown
 from dizest_api.routes.run_query import RUN_FILTERS, SHARED, run_page
 from dizest_api.routes.run_query import summary as _summary
 from dizest_api.routes.run_reads import FLOWS, REPORTS, run_report
@@ -228,10 +229,13 @@ def get_run(run_id: str) -> Response:
 @endpoint(bp, "GET", "/runs/<run_id>/dwp", "The .dwp package the run runs (its snapshot)",
           responses={200: "Package"})  # fmt: skip
 def get_run_package(run_id: str) -> Response:
-    open_run(run_id)
+    info = open_run(run_id)
     stored = services().client.snapshot_json(run_id)  # as stored: 41 MB at 100,000 flows
     if stored is None:
         raise NotFound(f"run {run_id} expired")
+    if b'"password"' in stored:  # else no password field to mask: sent unparsed
+        shown = snapshot_shown(info, json.loads(stored))
+        return Response(json.dumps(shown), mimetype="application/json")
     return Response(stored, mimetype="application/json")
 
 

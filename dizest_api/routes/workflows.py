@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
@@ -26,6 +27,7 @@ from dizest_api.data.library import StoredWorkflow, WorkflowNotFound
 from dizest_api.endpoint import LIMIT, OFFSET, Field, endpoint, json_body, query_number
 from dizest_api.errors import BadInput, Forbidden, NotFound
 from dizest_api.import_check import missing_modules
+from dizest_api.masking import stored_masked
 from dizest_api.routes.files import workflow_body
 from dizest_api.routes.packages import live_environments
 from dizest_api.schemas import ERR, Body, page_of
@@ -85,6 +87,17 @@ def open_workflow(wf_id: str, right: str) -> StoredWorkflow:
     if right not in RIGHTS[level]:
         raise Forbidden(f"your {level} grant does not allow {right}")
     return wf
+
+
+def shown_to_caller(wf: StoredWorkflow, package: Any) -> Any:
+    """A package of `wf` as the caller may read it: with the values its flows store in password
+    fields masked unless the caller may write it (its owner, an admin, an editor: whatever
+    their credential's scopes, so an owner's read-only token still backs it up whole)."""
+    principal = current()
+    if principal.is_admin or wf.owner == principal.username:
+        return package
+    level = services().library.level(wf, principal.username)
+    return package if level is not None and "write" in RIGHTS[level] else stored_masked(package)
 
 
 def workflow_title(wf_id: str | None) -> str | None:
@@ -148,6 +161,7 @@ def library_usage() -> Response:
 def get_workflow(wf_id: str) -> Response:
     wf, number, package = _version(open_workflow(wf_id, "read"))
     rights = rights_on(wf)
+    package = shown_to_caller(wf, package)
     return jsonify(
         {**wf.to_dict(), "latest_version": wf.version, "version": number, "package": package,
          "rights": rights}
@@ -193,6 +207,7 @@ def delete_workflow(wf_id: str) -> Response:
           responses={200: Body("application/json", "Package", "the .dwp file (an attachment)")})  # fmt: skip
 def download_workflow(wf_id: str) -> Response:
     wf, number, package = _version(open_workflow(wf_id, "read"))
+    package = shown_to_caller(wf, package)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", wf.title).strip("_") or wf.id
     return Response(
         json.dumps(package, ensure_ascii=False, indent=1),

@@ -14,8 +14,9 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.conftest import wait_for
-from tests.console.conftest import Console
+from dizest_api.masking import MASK
+from tests.conftest import package, wait_for
+from tests.console.conftest import Console, log_in
 
 LIVE_S = 60_000  # ms: a run's flow starts a child process on a shared, busy machine
 C01 = Path(__file__).resolve().parents[1] / "data" / "c01_variables"
@@ -112,3 +113,50 @@ def test_the_editor_shows_the_stored_values_as_the_form_does_and_stores_an_edit_
     field("t_num").fill("4.5")
     data = page.evaluate("() => window.dizestEditor.doc.pkg.flow.v1.data")
     assert (data["t_num"], data["t_num_ws"], data["t_num_bad"], data["t_list"]) == ("4.5", " 42 ", "abc", "b")  # fmt: skip
+
+
+STORED = package(
+    {
+        "db": {
+            "code": "ok = key == 'the-Pa55'",
+            "inputs": [("key", "variable", "password")],
+            "outputs": ["ok"],
+        }
+    },
+    {"f": {"app": "db", "data": {"key": "the-Pa55"}}},
+)
+
+
+def test_a_password_the_workflow_stores_is_masked_for_who_may_not_write_it_and_still_used(
+    browser: Any, console: Console
+) -> None:
+    """A value typed into a flow's password field in the editor and saved is stored in the
+    package: every grantee read it there, in the .dwp and in each run's snapshot (a probe's
+    viewer read the owner's database password so), where a password its owner gave a run is
+    masked for them. A viewer or a runner now gets it masked; the runner's run from the form,
+    the field left as it is, still uses it; the owner, editors and admins see it as stored."""
+    for name in ("pia", "rob", "val", "eddie"):
+        console.user(name)
+    wf = console.api("POST", "/workflows", {"title": "db", "package": STORED}, "pia")["id"]
+    grants = {"grants": {"rob": "runner", "val": "viewer", "eddie": "editor"}}
+    console.api("PUT", f"/workflows/{wf}/grants", grants, "pia")
+    run = console.api("POST", "/runs", {"workflow_id": wf}, "pia")["run_id"]
+    for name, want in (("val", MASK), ("rob", MASK), ("eddie", "the-Pa55"), ("pia", "the-Pa55"), ("admin", "the-Pa55")):  # fmt: skip
+        got = [
+            console.api("GET", f"/workflows/{wf}", name=name)["package"],
+            console.api("GET", f"/workflows/{wf}/dwp", name=name),
+            console.api("GET", f"/runs/{run}/dwp", name=name),
+        ]
+        assert [p["flow"]["f"]["data"]["key"] for p in got] == [want] * 3, name
+    page = log_in(browser, console.base, "rob")
+    try:
+        page.goto(f"/workflows/{wf}")
+        expect(page.locator('[name="f.key"]')).to_have_value(MASK)
+        report = run_from_the_form(page, console)
+        mine = report["run_id"]
+        assert report["inputs"] == {} and report["flows"]["f"]["outputs"] == {"ok": True}, report
+        assert (
+            console.api("GET", f"/runs/{mine}/dwp", name="rob")["flow"]["f"]["data"]["key"] == MASK
+        )
+    finally:
+        page.context.close()
