@@ -250,3 +250,41 @@ def test_the_api_panel_s_snippets_run_as_shown_and_answer_as_its_test(
     done = _shell(f"{sys.executable} - <<'EOF'\n{script}\nEOF", token, tmp_path)
     assert done.startswith("ready ") and '"hello ada\'s"' in done, done
     page.context.close()
+
+
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def test_a_readme_image_is_fetched_only_from_a_data_address_else_it_is_a_link(
+    browser: Any, console: Console
+) -> None:
+    """A README's image was fetched by everyone who opened the Info panel: one of the console's
+    own address as a GET of the viewer's session (its author chose the path and its query), one
+    elsewhere refused by the CSP only (a tracking image wherever a proxy drops the policy). An
+    image is now drawn from a data: address only; any other is a link named by its alt text."""
+    console.user("ines")
+    console.user("jon")
+    readme = (
+        "![badge](https://img.example/build.svg) ![usage](/api/v1/workflows/usage?from=readme)"
+        f" ![dot](data:image/png;base64,{PIXEL})"
+    )
+    pkg = {**greeters(), "description": readme}
+    wf_id = console.api("POST", "/workflows", {"title": "images", "package": pkg}, "ines")["id"]
+    console.api("PUT", f"/workflows/{wf_id}/grants", {"grants": {"jon": "viewer"}}, "ines")
+    page = log_in(browser, console.base, "jon")
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "example" in r.url or "readme" in r.url else None)  # fmt: skip
+    try:
+        page.goto(f"/workflows/{wf_id}")
+        page.click('.tabs button[data-tab="info"]')
+        shown = page.locator("#info-description")
+        expect(shown.locator("img")).to_have_count(1)
+        expect(shown.locator("img")).to_have_attribute("src", re.compile("^data:image/png"))
+        for name, address in (("badge", "https://img.example/build.svg"), ("usage", "/api/v1/workflows/usage?from=readme")):  # fmt: skip
+            link = shown.locator(f'a[href="{address}"]')
+            expect(link).to_have_text(name)
+            expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+        page.wait_for_load_state("networkidle")
+        assert fetched == [], fetched
+    finally:
+        page.context.close()

@@ -12,12 +12,25 @@ const text = (value) => (typeof value === "string" ? value : value == null ? "" 
 
 let markdown; // the vendored renderer, loaded on first use
 
+// The images of rendered Markdown (nodes of the sanitizer's inert document: nothing fetched yet)
+// drawn from a data: address only; any other is a link named by its alt text. Another user's
+// README chose it: one of this origin was a GET of the viewer's session (any path and query),
+// one elsewhere was refused by the CSP only (a tracking image wherever a proxy drops it).
+function linkImages(fragment) {
+  for (const img of fragment.querySelectorAll("img")) {
+    const src = img.getAttribute("src") || "";
+    if (/^data:image\//i.test(src)) continue;
+    img.replaceWith(h("a", { href: src, target: "_blank", rel: "noopener noreferrer nofollow" }, img.getAttribute("alt") || src));
+  }
+  return fragment;
+}
+
 // `source` as Markdown in `box`: its plain text at once, the rendered nodes once loaded.
 function showMarkdown(box, source) {
   box.textContent = source;
   markdown ||= import("../vendor/markdown.js");
   markdown.then(({ renderMarkdown }) => {
-    if (box.dataset.source === source) box.replaceChildren(renderMarkdown(source));
+    if (box.dataset.source === source) box.replaceChildren(linkImages(renderMarkdown(source)));
   }, () => {}); // not loaded: the text stays
   box.dataset.source = source;
   return box;
