@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from simple_websocket import ConnectionError as WsRefused
 
 from tests.api.test_serve import PASSWORD, call
+from tests.conftest import wait_for
 from tests.console.conftest import DATA, TRUSTED, Console, log_in
 from tests.ws_client import WsClient
 
@@ -281,3 +282,35 @@ def test_an_upload_is_offered_as_a_new_version_of_the_uploaders_own_workflow_onl
     for wf in (theirs, only):  # shirin's two workflows are as she saved them
         stored = console.api("GET", f"/workflows/{wf['id']}", name="shirin")
         assert stored["version"] == 1 and "description" not in stored["package"], stored
+
+
+def test_rerunning_another_users_run_asks_first(admin_page: Any, console: Console) -> None:
+    """A re-run runs as its caller, with the caller's drive: an admin's click on a user's run
+    ran that user's code over the admin's files without a word (a probe). Now it asks; a
+    dismissed question starts nothing. (One's own run: no question, test above.)"""
+    console.user("ursula")
+    package = json.loads((DATA / "ticker.dwp").read_text())
+    made = console.api("POST", "/runs", {"package": package}, "ursula")
+    page = admin_page
+    mine = lambda: len(console.api("GET", "/runs")["items"])  # noqa: E731
+    before = mine()
+    page.goto(f"/runs/{made['run_id']}#flow=ticker")
+    expect(page.locator("#run-status")).to_have_text("ready", timeout=60_000)
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Any:
+        def on_dialog(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        return on_dialog
+
+    page.once("dialog", answer(False))
+    page.click("#flow-rerun")
+    wait_for(lambda: asked)
+    assert "ursula's" in asked[0] and "your drive" in asked[0], asked
+    assert page.url.endswith(f"/runs/{made['run_id']}#flow=ticker") and mine() == before
+    page.once("dialog", answer(True))
+    page.click("#flow-rerun")
+    expect(page).not_to_have_url(re.compile(made["run_id"]), timeout=30_000)
+    assert mine() == before + 1

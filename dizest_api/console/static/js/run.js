@@ -221,7 +221,14 @@ async function outputs(id) {
   box.replaceChildren(items.length ? h("ul", { class: "outputs" }, items) : h("p", { class: "muted" }, "no outputs"));
 }
 
+// A re-run is the caller's run: it reads the caller's drive and counts against the caller's
+// runs, whoever's run it repeats; another user's code is not run so without asking.
+let runOwner = "";
+
 async function rerun(id) {
+  const me = $("#me-name")?.textContent || "";
+  const ask = `This run is ${runOwner}'s. Re-running flow ${id} runs its code as you: it reads your drive and counts among your runs. Re-run it?`;
+  if (runOwner && me && runOwner !== me && !confirm(ask)) return;
   try {
     const run = await post(`/runs/${encodeURIComponent(runId)}/flows/${encodeURIComponent(id)}/rerun`);
     location.assign(`/runs/${encodeURIComponent(run.run_id)}`);
@@ -231,6 +238,7 @@ async function rerun(id) {
 }
 
 function params(report) {
+  runOwner = report.owner || "";
   const rows = (obj) => Object.entries(obj || {}).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, h("code", {}, JSON.stringify(v)))));
   const perFlow = Object.entries(report.flow_inputs || {}).flatMap(([flow, values]) => rows(Object.fromEntries(Object.entries(values).map(([k, v]) => [`${flow}.${k}`, v]))));
   $("#params").replaceChildren(
