@@ -235,3 +235,36 @@ def test_a_link_in_a_plot_never_takes_the_consoles_tab_away(browser: Any, consol
         assert page.url == console.base + f"/runs/{run_id}#flow=f"  # the console stayed
     finally:
         page.context.close()
+
+
+FETCHING_PLOT = """
+import plotly.graph_objects as go
+fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+fig.add_layout_image(source='/api/v1/auth/me?plot-image=1', x=0, y=1, sizex=1, sizey=1)
+fig.add_layout_image(source='data:image/png;base64,iVBORw0KGgo=', x=1, y=1, sizex=1, sizey=1)
+fig.update_layout(title={'text': 'fetches'})
+display(fig)
+v = 1
+"""
+
+
+def test_a_plot_fetches_nothing_of_its_authors_choosing(browser: Any, console: Console) -> None:
+    """A figure's layout image (or map geojson or style) at an address of this server made each
+    viewer's browser GET it with their session, a path its author chose. Only data: images are
+    drawn now."""
+    console.user("mallory")
+    pkg = package({"plot": {"code": FETCHING_PLOT, "outputs": ["v"]}}, {"f": {"app": "plot"}})
+    run_id = finished(console, "mallory", {"package": pkg})
+    page = log_in(browser, console.base, "admin", PASSWORD)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    try:
+        page.goto(f"/runs/{run_id}")
+        page.locator('g.node[data-id="f"]').click()
+        expect(page.locator("#flow-log .result-plotly .gtitle")).to_have_text(
+            "fetches", timeout=20_000
+        )
+        expect(page.locator("#flow-log .result-plotly image")).to_have_count(1)  # the data: one
+        assert not [url for url in asked if "plot-image" in url], asked
+    finally:
+        page.context.close()

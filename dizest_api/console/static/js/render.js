@@ -36,6 +36,20 @@ export function outputView(value) {
   return h("pre", { class: "result-json" }, JSON.stringify(value, null, 2));
 }
 
+// A figure names addresses plotly would fetch as the viewer (layout and trace images' `source`,
+// maps' `geojson` and `style`): one of this origin is a GET with the viewer's session, to a
+// path the flow's author chose. Only data: addresses are kept (as a README's images).
+// (A `style` may also be a name, "italic", "carto-positron": kept.)
+const fetched = (key, value) => typeof value === "string" && !/^data:/i.test(value.trim())
+  && (key === "source" || key === "geojson" || (key === "style" && !/^[a-z-]*$/i.test(value)));
+function withoutFetches(value) {
+  if (Array.isArray(value)) return value.map(withoutFetches);
+  if (!value || typeof value !== "object") return value;
+  const kept = {};
+  for (const [key, inner] of Object.entries(value)) if (!fetched(key, inner)) kept[key] = withoutFetches(inner);
+  return kept;
+}
+
 export const heavy = (entry) => Boolean(entry) && typeof entry === "object" && (entry.mime === "text/html" || entry.mime === PLOTLY);
 
 export function folded(payload) {
@@ -102,7 +116,7 @@ export function renderPayload({ mime, data }) {
     }, true);
     loadPlotly()
       .then((Plotly) => {
-        const figure = JSON.parse(data);
+        const figure = withoutFetches(JSON.parse(data));
         return Plotly.newPlot(box, figure.data || [], { ...(figure.layout || {}), autosize: true }, { responsive: true, displaylogo: false });
       })
       .catch((exc) => box.append(h("div", { class: "error" }, `plot not shown: ${exc.message}`)));
