@@ -215,6 +215,28 @@ def test_the_login_page_never_sends_a_user_to_another_site(
     context.close()
 
 
+def test_the_login_button_waits_for_the_script_that_handles_it(
+    browser: Any, console: Console
+) -> None:
+    """A click on Log in before login.js ran (a slow link; a loaded machine, where a test failed
+    so once) posted the form natively and landed on the API's JSON. The button comes disabled
+    and the script enables it: held back here, the page offers no click until it runs."""
+    context = browser.new_context(base_url=console.base)
+    page = context.new_page()
+    held: list[Any] = []
+    page.route("**/js/login.js", lambda route: held.append(route))
+    page.goto("/login", wait_until="commit")
+    expect(page.locator("#login-submit")).to_be_disabled()
+    wait_for(lambda: page.evaluate("0") or held)  # (each evaluate lets the route handler run)
+    expect(page.locator("#login-submit")).to_be_disabled()  # the script asked for, not run
+    held[0].continue_()
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    expect(page).to_have_url(console.base + "/workflows")
+    context.close()
+
+
 def test_a_viewer_is_offered_only_what_their_grant_allows(browser: Any, console: Console) -> None:
     """A probe's viewer saw a Run form, Share and Remove buttons, an enabled Save, Cancel and
     Re-run: each refused by the API (403) only once clicked."""

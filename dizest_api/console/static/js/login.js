@@ -41,3 +41,4 @@ form.addEventListener("submit", async (event) => {
     error.hidden = false;
   }
 });
+$("#login-submit").disabled = false; // (the page sends it disabled: see login.html)
