@@ -237,6 +237,29 @@ def test_the_login_button_waits_for_the_script_that_handles_it(
     context.close()
 
 
+def test_the_admin_forms_wait_for_their_script_and_never_put_a_password_in_the_address(
+    admin_page: Any, console: Console
+) -> None:
+    """The same race on the Admin page: its forms had the default GET, so Add user before
+    admin.js ran put the new user's password in the address (history, access logs)."""
+    page = admin_page
+    held: list[Any] = []
+    page.route("**/js/admin.js", lambda route: held.append(route))
+    page.goto("/admin", wait_until="commit")
+    buttons = page.locator("#add-user button, #add-token button")
+    expect(buttons).to_have_count(2)
+    wait_for(lambda: page.evaluate("0") or held)  # (each evaluate lets the route handler run)
+    for n in range(2):
+        expect(buttons.nth(n)).to_be_disabled()
+    assert page.eval_on_selector_all("#add-user, #add-token", "fs => fs.map(f => f.method)") == ["post", "post"]  # fmt: skip
+    held[0].continue_()
+    page.fill('#add-user input[name="username"]', "newcomer")
+    page.fill('#add-user input[name="password"]', "a long secret phrase")
+    page.click("#add-user button")
+    expect(page.locator("#user-rows")).to_contain_text("newcomer")
+    assert "secret" not in page.url
+
+
 def test_a_viewer_is_offered_only_what_their_grant_allows(browser: Any, console: Console) -> None:
     """A probe's viewer saw a Run form, Share and Remove buttons, an enabled Save, Cancel and
     Re-run: each refused by the API (403) only once clicked."""

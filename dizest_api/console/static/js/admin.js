@@ -132,5 +132,6 @@ $("#add-token").addEventListener("submit", async (event) => {
   tokens();
 });
 
+for (const button of document.querySelectorAll("#add-user button, #add-token button")) button.disabled = false; // (see admin.html)
 if (!isAdmin) for (const el of [$("#add-user").closest("section"), $("#workers")]) el.hidden = true;
 Promise.all([health(), users(), tokens(), isAdmin && watchWorkers($("#worker-rows"))]).catch((exc) => toast(exc.message, "error"));
