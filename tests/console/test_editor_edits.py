@@ -1,7 +1,7 @@
 """The editor keeps what the user did, and only what they may do (an editor probe's finds): a
 change made while a save is under way stays unsaved, a second save waits for the first (no false
 conflict), a copy of a long title fits, positions laid out for a package without any are the
-ones saved, Delete removes only what is selected, an input made a variable leaves no link in its
+ones saved, an undone drag puts the flow back, Delete removes only what is selected, an input made a variable leaves no link in its
 source, a viewer changes nothing and a runner runs without saving, a skipped flow says so, a run
 is stopped from the editor, and every page names its icon (no 404 in the browser's console)."""
 
@@ -124,6 +124,25 @@ def test_positions_laid_out_for_a_package_without_any_are_saved(
         "() => Object.fromEntries(window.dizestEditor.canvas.graph.nodes.map((n) => [n.id, [n.x, n.y]]))"
     )
     assert again == drawn  # the moved flow too, where it was dropped
+
+
+def test_an_undone_drag_puts_the_flow_and_its_edge_back(admin_page: Any, console: Console) -> None:
+    # The canvas moves a dragged node itself; the undo's redraw compared the document's markup
+    # with what it had drawn before the drag, found them alike and left the node (and its edge)
+    # where it was dropped, though the document had it back.
+    wf_id = empty(console, "undo a drag", fanout())
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    k1 = page.locator('g.node[data-id="k1"]')
+    edge = page.locator("path.edge[data-to='k1']")
+    placed, line = k1.get_attribute("transform"), edge.get_attribute("d")
+    drag_by(page, k1, 0, 80)
+    expect(k1).not_to_have_attribute("transform", placed or "")
+    assert pkg_of(page)["flow"]["k1"]["pos_y"] > 100
+    page.keyboard.press("Control+z")
+    assert pkg_of(page)["flow"]["k1"]["pos_y"] == 100
+    expect(k1).to_have_attribute("transform", placed or "")
+    expect(edge).to_have_attribute("d", line or "")
 
 
 def test_delete_removes_only_what_is_selected(admin_page: Any, console: Console) -> None:

@@ -260,11 +260,7 @@ export class EditorCanvas extends GraphView {
     this.container.setPointerCapture?.(event.pointerId); // no hit tests of thousands of paths meanwhile
     const paint = (target = lifted || { el, edges }) => {
       frame = 0;
-      target.el.setAttribute("transform", `translate(${node.x},${node.y})`);
-      for (const path of target.edges) {
-        const e = path.dataset;
-        path.setAttribute("d", edgePath(this.graph.byId.get(e.from), this.graph.byId.get(e.to), e));
-      }
+      this.place(node, target.el, target.edges);
     };
     const move = (ev) => {
       const p = this.point(ev, matrix);
@@ -283,12 +279,30 @@ export class EditorCanvas extends GraphView {
         return this.pick(id); // laid out all of dag1000 with the panel it opens (85-100 ms)
       }
       paint({ el, edges });
+      this.stale(id, edges);
       lifted?.drop();
       for (const one of this.runs.keys()) this.placeResult(one); // the boxes above it may have less room now
       this.handlers.move(id, node.x, node.y);
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);
+  }
+
+  // Node `node` drawn where it now is: its element `el` and its edges' paths `edges`.
+  place(node, el, edges) {
+    el.setAttribute("transform", `translate(${node.x},${node.y})`);
+    for (const path of edges) {
+      const e = path.dataset;
+      path.setAttribute("d", edgePath(this.graph.byId.get(e.from), this.graph.byId.get(e.to), e));
+    }
+  }
+
+  // Node `id` and its `edges` moved on screen, not by a redraw: their markup as drawn is forgotten,
+  // so the next redraw writes them again (an undo of the move put them back nowhere but in the
+  // document: the markup it made was the one drawn before the move).
+  stale(id, edges) {
+    this.drawn.delete(id);
+    for (const path of edges) this.lines.delete(edgeKey(path.dataset));
   }
 
   // Copies of `el` and `edges` in the overlay SVG; `drop` removes them.
