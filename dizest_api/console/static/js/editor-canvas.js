@@ -1,13 +1,14 @@
 // The editor's canvas: the run view's SVG graph (pan, zoom, level of detail) plus editing by hand.
-// Drag a node to move it; drag from an output port to an input port to connect; the × removes a
-// flow, the dot toggles it active, "UI" its app's UI (editor-ui.js). While a node is dragged only
-// its transform and its own edges change, once per animation frame: a drag costs the same on a
-// 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
+// Drag a node (or Shift+arrow it) to move it; drag from an output port to an input port to
+// connect; the × removes a flow, the dot toggles it active, "UI" its app's UI (editor-ui.js).
+// While a node is dragged only its transform and its own edges change, once per animation frame:
+// a drag costs the same on a 1,000-flow graph as on a small one. Every other change redraws the
+// whole SVG from the document.
 import { hasUI } from "./appui.js";
 import { clip, escapeHtml } from "./dom.js";
 import { drawResult, placeResult } from "./editor-results.js";
 import { GraphView, edgePath, portY } from "./graph.js";
-import { nodeAttrs, nodeLabel } from "./viewaids.js";
+import { nodeAttrs, nodeLabel, reveal } from "./viewaids.js";
 
 const HEAD = 42;
 const PORT = 16;
@@ -50,7 +51,7 @@ function detailMarkup(n) {
 }
 
 export class EditorCanvas extends GraphView {
-  // handlers: select(id), move(id, x, y), connect(from, out, to, in), remove(id), toggle(id),
+  // handlers: select(id), move(id, x, y, {nudge}), connect(from, out, to, in), remove(id), toggle(id),
   // selectEdge(edge), run(id), stop(id). Read-only: nodes are selected, never moved, wired,
   // removed or toggled; `canRun`: the node's run and stop buttons are offered.
   setup(handlers, { readOnly = false, canRun = true } = {}) {
@@ -148,6 +149,7 @@ export class EditorCanvas extends GraphView {
       const markup = nodeMarkup(n, small || this.detailed.has(n.id), problems);
       if (this.drawn.get(n.id) === markup) continue;
       const old = this.elements.get(n.id);
+      const focused = old && old === document.activeElement; // (an undo, say: the keyboard's place is kept)
       if (old) old.insertAdjacentHTML("afterend", markup);
       else layer.insertAdjacentHTML("beforeend", markup);
       const el = old ? old.nextElementSibling : layer.lastElementChild;
@@ -158,6 +160,7 @@ export class EditorCanvas extends GraphView {
       const mark = this.marks.get(n.id);
       if (mark) super.setStatus(n.id, ...mark);
       if (this.selected === n.id) el.classList.add("selected");
+      if (focused) el.focus({ preventScroll: true });
     }
     const lines = this.svg.querySelector("g.edges");
     for (const [key, el] of this.paths) {
@@ -303,6 +306,23 @@ export class EditorCanvas extends GraphView {
   stale(id, edges) {
     this.drawn.delete(id);
     for (const path of edges) this.lines.delete(edgeKey(path.dataset));
+  }
+
+  // Shift+arrow on a node (viewaids.js): the node `dx`, `dy` further, as a drag would leave it
+  // (its edges and the result boxes follow, the view follows it out of view); the document's
+  // `move` makes a run of them on one node one undo step (editor-doc.js).
+  nudge(id, dx, dy) {
+    const node = this.graph.byId.get(id);
+    const el = this.elements.get(id);
+    if (this.readOnly || !node || !el) return;
+    node.x += dx;
+    node.y += dy;
+    const edges = this.edgesOf.get(id) || [];
+    this.place(node, el, edges);
+    this.stale(id, edges);
+    for (const one of this.runs.keys()) this.placeResult(one);
+    reveal(this, node);
+    this.handlers.move(id, node.x, node.y, { nudge: true });
   }
 
   // Copies of `el` and `edges` in the overlay SVG; `drop` removes them.

@@ -114,10 +114,12 @@ export class Doc {
     });
   }
 
-  move(id, x, y) {
-    return this.change("move", (pkg) => {
+  // A drag's drop is a step of its own; a flow's `nudge`s (Shift+arrow, a key's step each) are one
+  // step until they pause COALESCE_MS, as typing is: one undo takes back the whole move.
+  move(id, x, y, { nudge = false } = {}) {
+    return this.change(nudge ? `nudge ${id}` : "move", (pkg) => {
       Object.assign(pkg.flow[id], { pos_x: Math.round(x), pos_y: Math.round(y) });
-    });
+    }, { coalesce: nudge });
   }
 
   setActive(id, active) {

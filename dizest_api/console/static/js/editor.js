@@ -16,6 +16,7 @@ import { showInfo } from "./wfinfo.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;
 const TYPING = /^(var |title |code |source |app title |input |info )/; // labels of changes made by typing in a panel
+const MOVED = /^(move$|nudge )/; // labels of a node's move: the canvas has drawn it already
 const TITLE_MAX = 200; // characters of a workflow's title (the API's limit)
 let wf;
 let doc;
@@ -32,6 +33,7 @@ let canRun = false; // runs from the editor are offered (not on a workflow too l
 let runs = null; // EditorRuns
 let saving = null; // the save under way (a promise of its success)
 let follow; // NodeFollow: a node's title and UI toggle as the panels are typed in
+const HINT = [...$("#flow").children]; // the Flow panel with no flow: the page's hint (its keys too)
 
 function buildGraph() {
   const g = model(doc.pkg, { layout: false });
@@ -56,19 +58,19 @@ function allProblems() {
 
 function changed(label) {
   if (!/^(title |info )/.test(label)) problems = allProblems(); // (a title or info makes no problem)
-  // A move is already on screen (the canvas dragged the node there), a variable is not drawn,
-  // a title is one node's, a source only shows as its app's UI toggle: no redraw of the whole
-  // graph (editor-follow.js).
+  // A move is already on screen (the canvas dragged or nudged the node there), a variable is not
+  // drawn, a title is one node's, a source only shows as its app's UI toggle: no redraw of the
+  // whole graph (editor-follow.js).
   if (label.startsWith("title ")) follow.title(label.slice(6));
   else if (label.startsWith("source ")) follow.source(label.slice(7));
-  else if (!/^(code |var |info )/.test(label) && label !== "move") canvas.setGraph(buildGraph(), problems);
+  else if (!/^(code |var |info )/.test(label) && !MOVED.test(label)) canvas.setGraph(buildGraph(), problems);
   $("#cycle-msg").hidden ||= true;
   if (label.startsWith("code ")) queueCheck(label.slice(5));
   if (label === "undo" || label === "redo") for (const id of Object.keys(doc.pkg.apps)) queueCheck(id);
   if (!TYPING.test(label)) {
     if (selected && !doc.pkg.flow[selected]) selected = null;
     showFlow(selected, false);
-    if (openApp() && (label !== "move" && label !== "connect" && label !== "disconnect")) showApp(doc, openApp(), problems);
+    if (openApp() && !MOVED.test(label) && label !== "connect" && label !== "disconnect") showApp(doc, openApp(), problems);
     appList();
     showInfo(doc, wf, readOnly);
   } else if (label.startsWith("app title ")) appList();
@@ -133,7 +135,7 @@ function showFlow(id, show = true) {
   const box = $("#flow");
   const flow = id && doc.pkg.flow[id];
   if (!flow) {
-    box.replaceChildren(h("p", { class: "muted" }, "Click a flow to edit it."));
+    box.replaceChildren(...HINT.map((el) => el.cloneNode(true)));
     return;
   }
   const app = doc.app(flow.app_id) || {};
@@ -275,8 +277,9 @@ function keys(event) {
   } else if (mod && !typing && ["z", "y"].includes(event.key.toLowerCase())) {
     event.preventDefault(); // Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo
     event.shiftKey || event.key.toLowerCase() === "y" ? doc.redo() : doc.undo();
-  } else if ((event.key === "Delete" || event.key === "Backspace") && onCanvas(event) && (selectedEdge || selected)) {
-    if (selectedEdge) doc.disconnect(selectedEdge.from, selectedEdge.out, selectedEdge.to, selectedEdge.in);
+  } else if ((event.key === "Delete" || event.key === "Backspace") && onCanvas(event) && (selectedEdge || selected || focused(event))) {
+    if (focused(event)) doc.removeFlow(focused(event)); // the flow the keyboard is on (its ring), as Shift+arrow moves it
+    else if (selectedEdge) doc.disconnect(selectedEdge.from, selectedEdge.out, selectedEdge.to, selectedEdge.in);
     else doc.removeFlow(selected);
     selectedEdge = null;
   }
@@ -284,13 +287,15 @@ function keys(event) {
 
 // A key meant for the graph: pressed with the focus on it, or on nothing (not a button or a field).
 const onCanvas = (event) => event.target === document.body || Boolean(event.target.closest("#graph"));
+// The flow whose node has the keyboard's focus (Tab or an arrow took it there), if any.
+const focused = (event) => event.target.closest("g.node")?.dataset.id;
 
 function drawCanvas(box, graph) {
   canvas = new EditorCanvas(box, graph, null); // draws once
   canvas.ui = new EditorUI(canvas, () => runs?.last, `dizest.ui.${wfId}`); // App UI mode: the last run's
   canvas.setup({
     select: (id) => showFlow(id),
-    move: (id, x, y) => doc.move(id, x, y),
+    move: (id, x, y, how) => doc.move(id, x, y, how),
     remove: (id) => doc.removeFlow(id),
     toggle: (id) => doc.setActive(id, doc.pkg.flow[id].active === false),
     connect: (from, out, to, input) => {
