@@ -8,7 +8,7 @@ test_large_graph.py.)
 A second walkthrough's find: with a node focused the arrow keys did nothing, so a keyboard user
 tabbed through every flow in document order. An arrow now goes to the nearest node that way (the
 view following it), Home and End to the first and last flow, and in the editor Shift+arrow moves
-the node, one undo step, the document unsaved."""
+the node, one undo step, the document unsaved. (Two fingers and a trackpad: test_graph_touch.py.)"""
 
 from __future__ import annotations
 
@@ -230,5 +230,6 @@ def test_the_hint_says_the_keys(admin_page: Any, fanout: tuple[str, str], view: 
     page.goto(views(fanout)[view])
     hint = page.locator(f"{PANEL[view]} p.keys")
     expect(hint).to_contain_text("arrow key")
+    expect(hint).to_contain_text("Two fingers zoom")
     if view == "editor":
         expect(hint).to_contain_text("Shift+arrow to move it")

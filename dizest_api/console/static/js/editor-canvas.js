@@ -1,9 +1,9 @@
 // The editor's canvas: the run view's SVG graph (pan, zoom, level of detail) plus editing by hand.
 // Drag a node (or Shift+arrow it) to move it; drag from an output port to an input port to
-// connect; the × removes a flow, the dot toggles it active, "UI" its app's UI (editor-ui.js).
-// While a node is dragged only its transform and its own edges change, once per animation frame:
-// a drag costs the same on a 1,000-flow graph as on a small one. Every other change redraws the
-// whole SVG from the document.
+// connect; the × removes a flow, the dot toggles it active, "UI" its app's UI (editor-ui.js); two
+// fingers pinch the view, never drag a node (gestures.js). While a node is dragged only its
+// transform and its own edges change, once per animation frame: a drag costs the same on a
+// 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
 import { hasUI } from "./appui.js";
 import { clip, escapeHtml } from "./dom.js";
 import { drawResult, placeResult } from "./editor-results.js";
@@ -221,7 +221,7 @@ export class EditorCanvas extends GraphView {
   }
 
   down(event) {
-    if (event.button !== 0) return;
+    if (event.button !== 0 || this.pinch) return; // a second finger: the view's pinch (gestures.js)
     const target = event.target;
     const nodeEl = target.closest("g.node");
     this.pressedNode = Boolean(nodeEl);
@@ -266,6 +266,7 @@ export class EditorCanvas extends GraphView {
       this.place(node, target.el, target.edges);
     };
     const move = (ev) => {
+      if (this.pinch) return cancel(); // a second finger came: the gesture is a pinch, not a move
       const p = this.point(ev, matrix);
       node.x = origin.x + p.x - start.x;
       node.y = origin.y + p.y - start.y;
@@ -273,10 +274,19 @@ export class EditorCanvas extends GraphView {
       if (moved && !lifted) lifted = this.lift(el, edges);
       if (!frame) frame = requestAnimationFrame(() => paint());
     };
-    const up = () => {
+    const stop = () => {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
       if (frame) cancelAnimationFrame(frame);
+    };
+    const cancel = () => {
+      stop();
+      Object.assign(node, origin);
+      if (!lifted) this.place(node, el, edges); // (before the lift, the original itself followed)
+      lifted?.drop();
+    };
+    const up = () => {
+      stop();
       if (!moved) {
         Object.assign(node, origin); // a click redraws nothing: rewriting the node and its edges
         return this.pick(id); // laid out all of dag1000 with the panel it opens (85-100 ms)
@@ -346,14 +356,18 @@ export class EditorCanvas extends GraphView {
     const wire = this.svg.querySelector("path.wire");
     this.svg.classList.add("wiring");
     const move = (ev) => {
+      if (this.pinch) return stop(); // a second finger: a pinch, no connection
       const p = this.point(ev);
       wire.setAttribute("d", `M${x1},${y1} C${x1 + 60},${y1} ${p.x - 60},${p.y} ${p.x},${p.y}`);
     };
-    const up = (ev) => {
+    const stop = () => {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
       wire.setAttribute("d", "");
       this.svg.classList.remove("wiring");
+    };
+    const up = (ev) => {
+      stop();
       const port = document.elementFromPoint(ev.clientX, ev.clientY)?.closest?.("circle.port.in");
       if (port) this.handlers.connect(from, out, port.closest("g.node").dataset.id, port.dataset.name);
     };

@@ -3,6 +3,7 @@
 // Built as one markup string (every text escaped) and inserted once: 1,000 flows draw in one
 // layout pass. Status changes touch one element's class; pan and zoom change only the viewBox.
 import { clip, escapeHtml } from "./dom.js";
+import { pinch, wheelFactor } from "./gestures.js";
 import { bindKeys, followResize, nodeAttrs, nodeLabel, picked } from "./viewaids.js";
 
 const W = 200;
@@ -296,32 +297,41 @@ export class GraphView {
     }
   }
 
+  // Zoom by `factor` about the point at (cx, cy) of the canvas (fractions of its width, height).
   zoom(factor, cx = 0.5, cy = 0.5) {
-    const v = this.view;
-    const w = Math.min(Math.max(v.w / factor, 50), this.box.w * 20 + 2000);
-    const h = (w * v.h) / v.w;
-    this.view = { x: v.x + (v.w - w) * cx, y: v.y + (v.h - h) * cy, w, h };
+    this.view = this.scaled(this.view, factor, cx, cy);
     this.apply();
   }
 
+  // `v` zoomed by `factor` about its point at (cx, cy), within the zoom's bounds.
+  scaled(v, factor, cx, cy) {
+    const w = Math.min(Math.max(v.w / factor, 50), this.box.w * 20 + 2000);
+    const h = (w * v.h) / v.w;
+    return { x: v.x + (v.w - w) * cx, y: v.y + (v.h - h) * cy, w, h };
+  }
+
+  // The wheel zooms about the pointer; one pointer pans (a press and a move of more than 4 px:
+  // no click follows); two fingers pinch (pinch).
   panZoom() {
     const c = this.container;
     c.addEventListener(
       "wheel",
       (event) => {
-        event.preventDefault();
+        event.preventDefault(); // (with Ctrl, or a trackpad's pinch: the page's own zoom)
         const r = c.getBoundingClientRect();
-        this.zoom(event.deltaY < 0 ? 1.2 : 1 / 1.2, (event.clientX - r.left) / r.width, (event.clientY - r.top) / r.height);
+        this.zoom(wheelFactor(event), (event.clientX - r.left) / r.width, (event.clientY - r.top) / r.height);
       },
       { passive: false },
     );
     let start = null;
+    const grab = (x, y) => (start = { x, y, view: { ...this.view } });
     c.addEventListener("pointerdown", (event) => {
-      start = { x: event.clientX, y: event.clientY, view: { ...this.view } };
+      if (this.pinch) return; // a second finger: the pinch's (a node's drag in the editor stops it reaching here)
+      grab(event.clientX, event.clientY);
       this.dragged = false;
     });
     c.addEventListener("pointermove", (event) => {
-      if (!start) return;
+      if (!start || this.pinch) return;
       const r = c.getBoundingClientRect();
       const dx = ((event.clientX - start.x) * this.view.w) / r.width;
       const dy = ((event.clientY - start.y) * this.view.h) / r.height;
@@ -332,11 +342,14 @@ export class GraphView {
       }
     });
     const end = () => {
+      if (fingers()) return; // a finger still down pans on (see pinch)
       start = null;
       setTimeout(() => (this.dragged = false), 0);
     };
     c.addEventListener("pointerup", end);
     c.addEventListener("pointerleave", end);
+    c.addEventListener("pointercancel", end);
+    const fingers = pinch(this, (left) => grab(left.x, left.y));
     bindKeys(this);
     followResize(this);
   }
