@@ -31,6 +31,8 @@ The bridge, `window.dizest` in the UI (documented in docs/compatibility.md):
     dizest.api(name, body) -> Promise   calls the app's `api` function `name`; resolves with
                                      its JSON (or text) answer, rejects with an Error whose
                                      message is the answer's text (a traceback) and `.status`
+    (and, unasked, the UI's own errors: an uncaught exception, a rejected promise, a blocked
+    source, each as {message, part, line}, for the note above its frame: static/js/appui.js)
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ NOTE_STYLE = "font:13px sans-serif;background:#fff4e5;border:1px solid #e0a040;p
 
 BRIDGE = """(function () {
   "use strict";
-  var pending = new Map(), listeners = [], next = 1;
+  var pending = new Map(), listeners = [], next = 1, reportListener = function () {};
   var me = JSON.parse(document.currentScript.dataset.ids);
   var dizest = { run: me.run, flow: me.flow, results: null };
   dizest.onresults = function (fn) {
@@ -81,7 +83,7 @@ BRIDGE = """(function () {
     var msg = event.data;
     if (msg.dizest === "results") {
       dizest.results = msg.data;
-      listeners.forEach(function (fn) { try { fn(msg.data); } catch (e) { console.error(e); } });
+      listeners.forEach(function (fn) { try { fn(msg.data); } catch (e) { reportListener(e); } });
     } else if (msg.dizest === "answer" && pending.has(msg.id)) {
       var waiter = pending.get(msg.id);
       pending.delete(msg.id);
@@ -95,6 +97,44 @@ BRIDGE = """(function () {
     }
   });
   window.dizest = dizest;
+  // The UI's own errors go to the console, which shows them beside this frame as text: a syntax
+  // error, an exception, a promise rejected with nobody to catch it, a script or stylesheet that
+  // did not load, a source this page's policy blocked. Ten a second at most (a UI that throws in
+  // a loop must not flood the console), each cut to 500 characters; a line is the UI's own
+  // (its js or html field's line, not this page's).
+  var sent = 0, since = 0;
+  function lineOf(line) {
+    if (!(line > 0)) return {};
+    if (line >= me.lines.js) return { part: "js", line: line - me.lines.js + 1 };
+    if (line >= me.lines.html) return { part: "html", line: line - me.lines.html + 1 };
+    return {};
+  }
+  function stackLine(error) {
+    var stack = String((error && error.stack) || ""), at = stack.indexOf(location.href + ":");
+    return at < 0 ? 0 : parseInt(stack.slice(at + location.href.length + 1), 10) || 0;
+  }
+  function report(message, line) {
+    var now = Date.now();
+    if (now - since >= 1000) { since = now; sent = 0; }
+    if (++sent > 10) return;
+    var where = lineOf(line);
+    parent.postMessage({ dizest: "error", message: String(message).slice(0, 500), part: where.part, line: where.line }, "*");
+  }
+  function describe(error) {
+    try { return error instanceof Error ? error.name + ": " + error.message : String(error); } catch (e) { return "(an error that cannot be shown)"; }
+  }
+  reportListener = function (error) { report("Uncaught " + describe(error) + " (in an onresults function)", stackLine(error)); };
+  window.addEventListener("error", function (event) {
+    var el = event.target;
+    if (event instanceof ErrorEvent) report(event.message || describe(event.error), event.filename === location.href ? event.lineno : stackLine(event.error));
+    else if (el && (el.tagName === "SCRIPT" || el.tagName === "LINK")) report("could not load " + (el.src || el.href), 0);
+  }, true);
+  window.addEventListener("unhandledrejection", function (event) {
+    report("Uncaught (in promise) " + describe(event.reason), stackLine(event.reason));
+  });
+  window.addEventListener("securitypolicyviolation", function (event) {
+    report("blocked by the UI's policy (" + event.effectiveDirective + "): " + (event.blockedURI || "inline"), event.sourceFile === location.href ? event.lineNumber : 0);
+  });
   parent.postMessage({ dizest: "ready" }, "*");
 })();"""
 
@@ -210,14 +250,25 @@ def _note(cdn: Sources) -> str:
 
 
 def document(run_id: str, flow_id: str, app_raw: dict[str, Any], cdn: Sources) -> str:
-    ids = json.dumps({"run": run_id, "flow": flow_id}).replace("&", "&amp;").replace('"', "&quot;")
+    """The UI's page. The bridge is told on which of its lines the UI's html and js start, so
+    that an error's line is the one its author sees in that field."""
     styles = "".join(f'<link rel="stylesheet" href="{html.escape(u)}">' for u in cdn.css)
     scripts = "".join(f'<script src="{html.escape(u)}"></script>' for u in cdn.js)
+
+    def head(lines: dict[str, int]) -> str:
+        ids = json.dumps({"run": run_id, "flow": flow_id, "lines": lines})
+        return (
+            '<!doctype html><html><head><meta charset="utf-8">'
+            f'<script data-ids="{html.escape(ids)}">{BRIDGE}</script>{styles}'
+            f"<style>{_closing(_text(app_raw, 'css'), 'style')}</style>{scripts}</head>"
+            f"<body>{_note(cdn)}"
+        )
+
+    ui_html = _text(app_raw, "html")
+    first = head({}).count("\n") + 1  # (the numbers written in it add no line)
+    lines = {"html": first, "js": first + ui_html.count("\n")}
     return (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f'<script data-ids="{ids}">{BRIDGE}</script>{styles}'
-        f"<style>{_closing(_text(app_raw, 'css'), 'style')}</style>{scripts}</head>"
-        f"<body>{_note(cdn)}{_text(app_raw, 'html')}"
+        f"{head(lines)}{ui_html}"
         f"<script>{_closing(_text(app_raw, 'js'), 'script')}</script></body></html>"
     )
 
