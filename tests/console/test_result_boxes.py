@@ -1,7 +1,9 @@
 """The boxes under the editor's nodes after a run hide no other node. They were 150 px each
 whatever they held: after Run all on dag100 (rows 180 px apart, nodes 66 px tall) each one,
 saying only "ready", covered the top of the node below it. A flow with nothing to show now has
-its status line alone; one with a log has the room down to the next node (at most 150 px)."""
+its status line alone; one with a log has the room down to the next node (at most 150 px). An
+app's UI box (the editor's UI mode) was a fixed 240 px, over the next row: it has that room too,
+less the status line of its result box."""
 
 from __future__ import annotations
 
@@ -18,20 +20,30 @@ LIVE_MS = 120_000
 OVERLAPS = """() => {
   const nodes = [...document.querySelectorAll("#graph svg.dag g.node")].map((el) => [el.dataset.id, el.getBoundingClientRect()]);
   const hits = [];
-  for (const fo of document.querySelectorAll("#graph g.results foreignObject[data-id]")) {
+  for (const fo of document.querySelectorAll("#graph g.results foreignObject")) {
     const r = fo.getBoundingClientRect();
+    const own = fo.dataset.id ?? fo.dataset.ui;
     for (const [id, n] of nodes) {
-      if (id !== fo.dataset.id && r.left < n.right && n.left < r.right && r.top < n.bottom && n.top < r.bottom) hits.push(`${fo.dataset.id} over ${id}`);
+      if (id !== own && r.left < n.right && n.left < r.right && r.top < n.bottom && n.top < r.bottom) hits.push(`${own} over ${id}`);
     }
   }
   return hits;
 }"""
 BOXES = "#graph g.results foreignObject[data-id]"
+UI_BOXES = "#graph g.results foreignObject[data-ui]"
 
 
-def run_all(page: Any, console: Console, pkg: dict[str, Any]) -> None:
+def run_all(page: Any, console: Console, pkg: dict[str, Any], ui: tuple[str, ...] = ()) -> None:
+    """Run all of `pkg` in the editor, with the UI of the flows `ui` shown."""
     made = console.api("POST", "/workflows", {"title": "boxes", "package": pkg})
     page.goto(f"/workflows/{made['id']}/edit")
+    if ui:  # (the toggles are not drawn this far out: the editor's kept ones)
+        page.evaluate(
+            "([key, ids]) => localStorage.setItem(key, JSON.stringify(ids))",
+            [f"dizest.ui.{made['id']}", list(ui)],
+        )
+        page.reload()
+        expect(page.locator(UI_BOXES)).to_have_count(len(ui))
     expect(page.locator("#graph g.node")).to_have_count(len(pkg["flow"]))
     page.click("#run-all")
     expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
@@ -72,3 +84,33 @@ def test_a_log_fills_the_room_down_to_the_next_node_and_scrolls_there(
     column = [f for f in pkg["flow"].values() if f["pos_x"] == pkg["flow"]["n0001"]["pos_x"]]
     last = max(column, key=lambda f: f["pos_y"])["id"]
     assert page.locator(f'{BOXES}[data-id="{last}"]').get_attribute("height") == "150"
+
+
+def test_a_ui_box_has_the_room_down_to_the_next_node_and_enlarges_on_demand(
+    admin_page: Any, console: Console
+) -> None:
+    pkg = dag100()
+    pkg["apps"]["node"].update(html="<p>ui</p>" + "<p>more</p>" * 30)
+    column = [f for f in pkg["flow"].values() if f["pos_x"] == pkg["flow"]["n0001"]["pos_x"]]
+    last = max(column, key=lambda f: f["pos_y"])["id"]
+    page = admin_page
+    run_all(page, console, pkg, ui=("n0001", "n0002", last))
+    ui = page.locator(f'{UI_BOXES}[data-ui="n0001"]')
+    expect(ui.locator("iframe.app-ui")).to_have_count(1)
+    assert page.evaluate(OVERLAPS) == []
+    # n0001: 106 px down to the next node (see above), less its result box's line and a gap
+    assert ui.get_attribute("height") == "78"
+    result = page.locator(f'{BOXES}[data-id="n0001"]')
+    assert result.get_attribute("height") == "24"
+    assert float(result.get_attribute("y") or 0) == float(ui.get_attribute("y") or 0) + 78 + 4
+    inside = page.frame_locator(f'{UI_BOXES}[data-ui="n0001"] iframe.app-ui').locator("html")
+    expect(inside).to_contain_text("more")
+    assert inside.evaluate("(el) => el.scrollHeight > el.clientHeight")  # the UI scrolls inside
+    assert page.locator(f'{UI_BOXES}[data-ui="{last}"]').get_attribute("height") == "240"
+    grow = ui.locator("button.node-ui-grow")
+    grow.press("Enter")  # enlarged: over what lies below, as its user asked
+    expect(ui).to_have_attribute("height", "480")
+    assert float(result.get_attribute("y") or 0) == float(ui.get_attribute("y") or 0) + 480 + 4
+    grow.press("Enter")
+    expect(ui).to_have_attribute("height", "78")
+    assert page.evaluate(OVERLAPS) == []

@@ -294,7 +294,8 @@ export class EditorCanvas extends GraphView {
       paint({ el, edges });
       this.stale(id, edges);
       lifted?.drop();
-      for (const one of this.runs.keys()) this.placeResult(one); // the boxes above it may have less room now
+      // the boxes above it (results, UIs) may have less room now
+      for (const one of new Set([...this.runs.keys(), ...(this.ui?.boxes.keys() || [])])) this.placeResult(one);
       this.handlers.move(id, node.x, node.y);
     };
     window.addEventListener("pointermove", move);

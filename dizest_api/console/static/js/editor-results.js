@@ -11,8 +11,8 @@ import { renderEntries } from "./render.js";
 
 const RESULT_H = 150;
 const RESULT_BIG = 460; // px: a box its user enlarged (a table, a plot)
-const LINE_H = 24; // px: the status line alone
-const GAP = 4; // px: between a node (or its UI) and its box, and between a box and a node below
+export const LINE_H = 24; // px: the status line alone
+export const GAP = 4; // px: between a node (or its UI) and its box, and between a box and a node below
 
 const quiet = (state) => !state.log.length && !state.results.length;
 const boxOf = (canvas, id) => canvas.svg.querySelector(`g.results foreignObject[data-id="${CSS.escape(id)}"]`);
@@ -65,8 +65,9 @@ export function placeResult(canvas, id, fo = boxOf(canvas, id)) {
   fo.setAttribute("height", height);
 }
 
-// The free height from `top` down to the nearest other node across `n`'s width, less a gap.
-function room(graph, n, top) {
+// The free height from `top` down to the nearest other node across `n`'s width, less a gap
+// (the UI box under a node has the same room: editor-ui.js).
+export function room(graph, n, top) {
   let free = Infinity;
   for (const m of graph.nodes) {
     if (m === n || m.x >= n.x + n.w || m.x + m.w <= n.x || m.y + m.h <= top) continue;

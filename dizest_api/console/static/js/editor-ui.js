@@ -7,12 +7,19 @@
 // of the flow loads the UI anew (the app may have changed); its results go to the UI as they
 // come. Which flows show their UI is kept here, through redraws, zoom and runs, and in the
 // browser's localStorage under `key` (a view setting of this browser, not of the workflow).
+// The box has the room its result boxes have (editor-results.js): down to the next node below,
+// less a status line for the flow's result box, at most UI_H (a fixed 240 px covered the next
+// row of dag100, 114 px below); the UI scrolls inside its frame. Its ▾ enlarges it to UI_BIG
+// whatever lies below, as a result box's does: its user asked for it.
 import { get } from "./api.js";
 import { appFrame, hasUI, updateResults } from "./appui.js";
 import { h } from "./dom.js";
+import { GAP, LINE_H, room } from "./editor-results.js";
 import { statusLabel } from "./graph.js";
 
-const UI_H = 240; // px: the box under a node
+const UI_H = 240; // px: the box under a node, at most
+const UI_BIG = 480; // px: a box its user enlarged
+const UI_HEAD = 18; // px: its status line alone, where there is no room for more
 
 // The flow ids kept under `key` (nothing kept, or not a list of strings: none).
 function kept(key) {
@@ -23,7 +30,6 @@ function kept(key) {
     return [];
   }
 }
-const GAP = 4; // px: between a node and its boxes
 
 export class EditorUI {
   // canvas: the EditorCanvas (it calls toggle, setRun, place, height and drawn);
@@ -32,7 +38,8 @@ export class EditorUI {
     Object.assign(this, { canvas, lastRun, key });
     this.on = new Set(kept(key)); // the flows whose UI is shown
     this.runOf = new Map(); // flow id -> the run it last ran in (its UI's run)
-    this.boxes = new Map(); // flow id -> {fo, head, body, runId, sent}
+    this.boxes = new Map(); // flow id -> {fo, head, text, body, runId, sent, h}
+    this.big = new Set(); // the flows whose UI box the user enlarged
     queueMicrotask(() => this.drawn()); // the kept ones, once the canvas holds this
   }
 
@@ -61,7 +68,8 @@ export class EditorUI {
 
   // How far a flow's result box goes down to leave room for its UI.
   height(id) {
-    return this.boxes.has(id) ? UI_H + GAP : 0;
+    const box = this.boxes.get(id);
+    return box ? box.h + GAP : 0;
   }
 
   // (Called by canvas.placeResult, which places the result box below this one.)
@@ -69,9 +77,23 @@ export class EditorUI {
     const n = this.canvas.graph.byId.get(id);
     const box = this.boxes.get(id);
     if (!n || !box) return;
+    const top = n.y + n.h + GAP;
+    const below = this.canvas.runs.has(id) ? LINE_H + GAP : 0; // the result box's status line
+    box.h = this.big.has(id) ? UI_BIG : Math.max(UI_HEAD, Math.min(UI_H, room(this.canvas.graph, n, top) - below));
     box.fo.setAttribute("x", n.x);
-    box.fo.setAttribute("y", n.y + n.h + GAP);
+    box.fo.setAttribute("y", top);
     box.fo.setAttribute("width", n.w);
+    box.fo.setAttribute("height", box.h);
+  }
+
+  // Enlarge a UI box (or shrink it back) in place: its frame stays as it is.
+  resize(id) {
+    const big = !this.big.delete(id);
+    if (big) this.big.add(id);
+    const box = this.boxes.get(id);
+    box.fo.firstChild.classList.toggle("big", big);
+    box.grow.title = big ? "Shrink this UI" : "Enlarge this UI";
+    this.canvas.placeResult(id);
   }
 
   sync(id) {
@@ -96,19 +118,20 @@ export class EditorUI {
       box.body.replaceChildren(appFrame(runId, id, this.results(state, null)));
     }
     const word = statusLabel(state.status, state.reason);
-    box.head.textContent = `UI · run ${runId.slice(0, 8)} · ${word}${state.stale ? " · the run before" : ""}`;
+    box.text.textContent = `UI · run ${runId.slice(0, 8)} · ${word}${state.stale ? " · the run before" : ""}`;
     this.feed(id, box, state);
   }
 
   open(id) {
     const fo = document.createElementNS("http://www.w3.org/2000/svg", "foreignObject");
     fo.dataset.ui = id; // (not data-id: that names the flow's result box)
-    fo.setAttribute("height", UI_H);
-    const head = h("div", { class: "node-ui-status" }, "UI");
+    const text = h("span", { class: "text" }, "UI");
+    const grow = h("button", { type: "button", class: "node-ui-grow", title: "Enlarge this UI", onclick: () => this.resize(id) });
+    const head = h("div", { class: "node-ui-status" }, text, grow);
     const body = h("div", { class: "node-ui-body" }, h("p", { class: "node-ui-note" }, "Run the flow to see its UI."));
-    fo.append(h("div", { class: "node-ui" }, head, body));
+    fo.append(h("div", { class: `node-ui${this.big.has(id) ? " big" : ""}` }, head, body));
     this.canvas.svg.querySelector("g.results").append(fo);
-    const box = { fo, head, body, runId: null, sent: null };
+    const box = { fo, head, text, grow, body, runId: null, sent: null, h: UI_H };
     this.boxes.set(id, box);
     return box;
   }
