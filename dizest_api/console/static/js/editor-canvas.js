@@ -7,22 +7,32 @@
 import { hasUI } from "./appui.js";
 import { clip, escapeHtml } from "./dom.js";
 import { drawResult, placeResult } from "./editor-results.js";
-import { GraphView, edgePath, portY } from "./graph.js";
+import { BADGE_R, GraphView, badgeRoom, badgeText, edgePath, portY } from "./graph.js";
+import { fit, refit, setTip, tipMarkup } from "./textfit.js";
 import { nodeAttrs, nodeLabel, reveal } from "./viewaids.js";
 
 const HEAD = 42;
 const PORT = 16;
 const EAGER_DETAIL = 300;
-const TITLE_CLIP = 18; // characters of a title: room for the run button before it and the marks after
+const TITLE_X = 24; // px: a title's start, after the run button
+const GAP = 4; // px: between a title and the marks after it
+
+// The room of a node's title (textfit.js): up to the marks after it, ⚠ (a problem) or ●.
+const titleRoom = (n, problem) => (problem ? n.w - 52 : n.w - 34) - GAP - TITLE_X;
+// The x of a node's app title (after its "UI" toggle, if any), and its room: up to the badge.
+const appX = (n) => (hasUI(n.app) ? 30 : 10);
+const appRoom = (n, badge) => n.w - BADGE_R - appX(n) - badgeRoom(badge);
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
 
 function nodeMarkup(n, detailed, problems) {
   const problem = problems.get(n.id);
+  const title = fit(n.title, titleRoom(n, problem), "title");
   return [
     `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(n)} transform="translate(${n.x},${n.y})">`,
+    tipMarkup(n.title, title),
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/><rect class="bar" width="${n.w}" height="4" rx="2"/>`,
-    `<text class="title" x="24" y="20">${clip(n.title, TITLE_CLIP)}</text>`,
+    `<text class="title" x="${TITLE_X}" y="20">${escapeHtml(title)}</text>`,
     problem ? `<text class="warn" x="${n.w - 52}" y="20"><title>${escapeHtml(problem.join("\n"))}</title>⚠</text>` : "",
     `<text class="toggle" data-action="active" x="${n.w - 34}" y="20">${n.active ? "●" : "○"}</text>`,
     `<text class="del" data-action="remove" x="${n.w - 16}" y="20">×</text>`,
@@ -37,7 +47,7 @@ function detailMarkup(n) {
   const parts = [
     `<text class="run" data-action="run" x="7" y="20"><title>Run this flow</title>▶</text>`,
     `<text class="stop" data-action="stop" x="7" y="20"><title>Stop the run</title>■</text>`,
-    `<text class="app" x="${ui ? 30 : 10}" y="35">${clip(n.app.title || n.appId || "", ui ? 21 : 24)}</text>`, `<text class="badge" x="${n.w - 8}" y="35"></text>`,
+    `<text class="app" x="${appX(n)}" y="35">${escapeHtml(fit(n.app.title || n.appId || "", appRoom(n, ""), "app"))}</text>`, `<text class="badge" x="${n.w - BADGE_R}" y="35"></text>`,
     ui ? `<g class="ui-toggle"><title>App UI: show it under this flow</title><rect data-action="ui" x="6" y="25" width="20" height="13" rx="3"/><text data-action="ui" x="16" y="35">UI</text></g>` : ""];
   n.inputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;
@@ -67,7 +77,8 @@ export class EditorCanvas extends GraphView {
     const el = this.elements.get(id)?.querySelector("text.title");
     if (!n || !el) return;
     n.title = title;
-    el.innerHTML = clip(title, TITLE_CLIP);
+    const node = this.elements.get(id);
+    setTip(node, title, refit(el, title, titleRoom(n, node.classList.contains("problem"))));
     nodeLabel(this, id);
     this.drawn.delete(id); // its markup is no longer what was drawn: the next redraw redoes it
   }
@@ -183,9 +194,18 @@ export class EditorCanvas extends GraphView {
       if (this.detailed.has(n.id) || n.x > v.x + v.w || n.x + n.w < v.x || n.y > v.y + v.h || n.y + n.h < v.y) continue;
       const el = this.elements.get(n.id);
       el.insertAdjacentHTML("beforeend", detailMarkup(n));
-      el.querySelector(".badge").textContent = el.dataset.badge || "";
+      el.querySelector(".badge").textContent = badgeText(el.dataset.badge);
+      this.badged(n.id, el);
       this.detailed.add(n.id);
     }
+  }
+
+  // A node's badge changed: here it shares the line of the app's title, which has that much
+  // less room (or more).
+  badged(id, el) {
+    const n = this.graph.byId.get(id);
+    const app = el.querySelector("text.app");
+    if (n && app) refit(app, n.app.title || n.appId || "", appRoom(n, el.dataset.badge));
   }
 
   setStatus(id, status, badge) {

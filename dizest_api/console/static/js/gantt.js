@@ -4,8 +4,9 @@
 // started, ended or changed status, and at most once a second: it used to be redrawn every
 // second while a run was live, for every log line, open or not (1,000 flows: every bar, every
 // second). A running bar reaches the right edge: it runs until now.
-import { clip, escapeHtml } from "./dom.js";
+import { escapeHtml } from "./dom.js";
 import { statusShade } from "./graph.js";
+import { fit } from "./textfit.js";
 
 const ROW = 14;
 const LABEL = 140;
@@ -65,7 +66,7 @@ function drawGantt(container, flows, titles, width) {
     const x = LABEL + (f.start - t0) * scale;
     const w = Math.max(2, ((f.end || now) - f.start) * scale);
     const y = i * ROW;
-    const label = clip(titles.get(id) || id, 23);
+    const label = escapeHtml(fit(titles.get(id) || id, LABEL - 6, "", "gantt")); // not under its bar
     const seconds = ((f.end || now) - f.start).toFixed(2);
     return `<g class="bar st-${escapeHtml(statusShade(f.status, f.reason))}" data-id="${escapeHtml(id)}"><text x="0" y="${y + 10}">${label}</text><rect x="${x}" y="${y + 2}" width="${w}" height="${ROW - 4}"><title>${escapeHtml(id)}: ${seconds} s${f.end ? "" : " so far"}</title></rect></g>`;
   });

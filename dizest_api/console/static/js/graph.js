@@ -2,8 +2,11 @@
 // layout when positions are missing or overlap; edges from output port to input port.
 // Built as one markup string (every text escaped) and inserted once: 1,000 flows draw in one
 // layout pass. Status changes touch one element's class; pan and zoom change only the viewBox.
+// A title is cut to the room its node leaves it (textfit.js: a canvas measure per distinct
+// title, none for a short ASCII one; no layout read of the graph).
 import { clip, escapeHtml } from "./dom.js";
 import { pinch, wheelFactor } from "./gestures.js";
+import { fit, refit, setTip, textWidth, tipMarkup } from "./textfit.js";
 import { bindKeys, followResize, nodeAttrs, nodeLabel, picked } from "./viewaids.js";
 
 const W = 200;
@@ -191,13 +194,30 @@ export function arrangeLink() {
 }
 
 
-// What every node shows, at any zoom: its box, status bar and title.
+const PAD = 10; // px: a node's texts from its left edge
+export const BADGE_R = 8; // px: its badge (text-anchor end) from its right edge
+const BADGE_GAP = 6; // px: between a title and the badge on its line
+const BADGE_MAX = 80; // px: a badge longer than this (a reason a page passed) is cut too
+
+// What a node's badge shows of `badge`: all of a status word or an index, at most BADGE_MAX.
+export const badgeText = (badge) => fit(badge || "", BADGE_MAX, "badge");
+
+// How much of a node's line its badge takes (with the gap before it): the rest is the text's.
+export const badgeRoom = (badge) => (badge ? textWidth(badgeText(badge), "badge") + BADGE_GAP : 0);
+
+// The room of a node's title: up to the badge on its line (its status word, a run's index).
+// Cut to its width (textfit.js), never to a count of letters: a long or wide one ran under it.
+const titleRoom = (n, badge) => n.w - PAD - BADGE_R - badgeRoom(badge);
+
+// What every node shows, at any zoom: its box, status bar and title (whole in its tooltip when cut).
 function nodeMarkup(n, detailed) {
+  const title = fit(n.title, titleRoom(n, ""), "title");
   return [
     `<g class="node${n.active ? "" : " inactive"}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(n)} transform="translate(${n.x},${n.y})">`,
+    tipMarkup(n.title, title),
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/>`,
     `<rect class="bar" width="${n.w}" height="4" rx="2"/>`,
-    `<text class="title" x="10" y="20">${clip(n.title, 22)}</text>`,  // room for the index badge
+    `<text class="title" x="${PAD}" y="20">${escapeHtml(title)}</text>`,
     detailed ? detailMarkup(n) : "",
     "</g>",
   ].join("");
@@ -206,7 +226,8 @@ function nodeMarkup(n, detailed) {
 // What a node shows when it is big enough to read: app, status badge, ports and their names.
 // Large graphs add it only to the nodes in view, as the user zooms in (level of detail).
 function detailMarkup(n) {
-  const parts = [`<text class="app" x="10" y="35">${clip(n.appId || "", 30)}</text>`, `<text class="badge" x="${n.w - 8}" y="20"></text>`];
+  const app = escapeHtml(fit(n.appId || "", n.w - PAD - BADGE_R, "app"));
+  const parts = [`<text class="app" x="${PAD}" y="35">${app}</text>`, `<text class="badge" x="${n.w - BADGE_R}" y="20"></text>`];
   n.inputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;
     parts.push(`<circle class="port in" cx="0" cy="${y}" r="4"/><text class="port-label" x="8" y="${y + 4}">${clip(name, 14)}</text>`);
@@ -292,7 +313,7 @@ export class GraphView {
       if (this.detailed.has(n.id) || n.x > v.x + v.w || n.x + n.w < v.x || n.y > v.y + v.h || n.y + n.h < v.y) continue;
       const el = this.elements.get(n.id);
       el.insertAdjacentHTML("beforeend", detailMarkup(n));
-      el.querySelector(".badge").textContent = el.dataset.badge || "";
+      el.querySelector(".badge").textContent = badgeText(el.dataset.badge);
       this.detailed.add(n.id);
     }
   }
@@ -367,6 +388,14 @@ export class GraphView {
     this.onSelect?.(id);
   }
 
+  // A node's badge changed (`el.dataset.badge`): the title on its line has that much less room
+  // (or more). Only the title's text changes, in the frame the badge's did: no layout more.
+  badged(id, el) {
+    const n = this.graph.byId.get(id);
+    const title = el.querySelector("text.title");
+    if (n && title) setTip(el, n.title, refit(title, n.title, titleRoom(n, el.dataset.badge)));
+  }
+
   setStatus(id, status, badge) {
     const el = this.elements.get(id);
     if (!el) return;
@@ -379,7 +408,8 @@ export class GraphView {
     if (badge !== undefined && el.dataset.badge !== badge) {
       el.dataset.badge = badge;
       const text = el.querySelector(".badge");
-      if (text) text.textContent = badge;
+      if (text) text.textContent = badgeText(badge);
+      this.badged(id, el);
     }
     if (`${el.dataset.status}\u0000${el.dataset.badge}` !== was) nodeLabel(this, id);
   }
