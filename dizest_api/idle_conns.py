@@ -21,18 +21,17 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
-import struct
 import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from dizest_api.request_reads import Conn
+from dizest_api.response_writes import RESET
 
 STOP_LINGER_S = 2.0  # as gthread's STOP_KEEPALIVE_LINGER for kept-alive connections
 LINGER_S = 2.0  # gunicorn's close_graceful
 LINGER_BYTES = 64 * 1024
-RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, for 0 s: close() sends a reset
 
 
 class Heads:

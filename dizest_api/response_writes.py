@@ -21,10 +21,15 @@ set to a tick, an eighth of the timeout, so that a write returns at least every 
 it sent or with nothing (`Progress`). A write stalls once nothing was sent for the timeout, a
 tick later at most; never before.
 
-Only gunicorn's own writes go through `sendall` and `sendfile` (a non-blocking socket's, as its
-error pages', are Python's, never waiting): a WebSocket writes with `send` (simple-websocket),
-and a handed-over SSE stream's socket is non-blocking, written by the event hub, which ends a
-stream whose outbox did not move for two heartbeat periods (`dizest_api.stream_owner`). With
+gunicorn's own writes go through `sendall` and `sendfile` (a non-blocking socket's, as its error
+pages', are Python's, never waiting). A WebSocket's go through `WholeSends`: simple-websocket
+writes each frame with one blocking `send` and no timeout, ignoring what a partial send left
+out, from two threads (the view's, and its Server's ping thread) with no lock; over a
+`SendBounded` socket, each frame is now sent whole by `sendall`, one at a time, and a stall
+resets the connection (SO_LINGER 0, both directions shut: the ping thread's read ends too)
+and makes every later send fail at once (the close frame flask-sock sends after the view). A
+handed-over SSE stream's socket is non-blocking, written by the event hub, which ends a stream
+whose outbox did not move for two heartbeat periods (`dizest_api.stream_owner`). With
 gunicorn's own TLS (not under `dizest serve`) the socket is gunicorn's `SSLSocket`: its writes
 are not bounded here.
 """
@@ -36,12 +41,15 @@ import errno
 import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 TICKS = 8  # a stalled write is seen within the send timeout and an eighth of it
 NO_TIMEOUT = struct.pack("ll", 0, 0)
+RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, for 0 s: close() sends a reset
+STALL_LOG = "%s %s: %s; the connection is reset"  # client, method, why: never the path (secret)
 
 
 class ResponseStalled(OSError):
@@ -50,6 +58,7 @@ class ResponseStalled(OSError):
     def __init__(self, seconds: float) -> None:
         message = f"the client read nothing of its answer for {seconds:g} s"
         super().__init__(errno.ETIMEDOUT, message)
+        self.seconds = seconds
 
 
 class Progress:
@@ -134,3 +143,41 @@ class SendBounded(socket.socket):
             yield Progress(self.send_s)
         finally:
             self.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, NO_TIMEOUT)
+
+
+class WholeSends:
+    """A WebSocket's socket, as simple-websocket writes to it (`dizest_api.routes.sockets`): its
+    `send` sends all of its bytes (the wrapped socket's `sendall`: bounded if it is a
+    `SendBounded`), one frame at a time (the view's thread and the Server's ping thread both
+    write). Once a write stalled, the connection is reset (its reads end too: the ping thread's)
+    and every later send raises at once, so that nothing waits another timeout. It is not closed
+    here: all else is the wrapped socket's."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.stalled: ResponseStalled | None = None  # the first stall, if any
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes, flags: int = 0, /) -> int:
+        with self._lock:
+            if self.stalled is not None:
+                raise ResponseStalled(self.stalled.seconds)
+            try:
+                self.sock.sendall(data, flags)
+            except ResponseStalled as exc:
+                self.stalled = exc
+                with contextlib.suppress(OSError):
+                    self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                raise
+        return len(data)
+
+    def close(self) -> None:
+        """Nothing: the connection is its server's to close, after the request (gunicorn's
+        worker: `idle_conns.Closing`, with the reset's SO_LINGER 0 if it stalled). The ping
+        thread closed it as it ended, while the worker's poller might hold it: a connection
+        accepted next with the same descriptor number crashed the worker (the poller's
+        KeyError: already registered)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)

@@ -36,7 +36,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from dizest_api import handover
 from dizest_api.idle_conns import Closing, Heads
 from dizest_api.request_reads import Conn, ReadLimits, json_error
-from dizest_api.response_writes import ResponseStalled, SendBounded
+from dizest_api.response_writes import STALL_LOG, ResponseStalled, SendBounded
 
 TAKEN = object()  # handle()'s result for a connection the hub now owns
 WAIT_HEAD = object()  # handle()'s result for a connection whose head is still on its way
@@ -154,8 +154,6 @@ class StreamWorker(ThreadWorker):  # type: ignore[misc]
                 with handover.gate:
                     return super().handle_request(req, conn)
             return super().handle_request(req, conn)
-        except ResponseStalled as exc:  # the path is not logged: a trigger's is its secret
-            self.log.info(
-                "%s %s: %s; the connection is reset", conn.client, req.method, exc.strerror
-            )
+        except ResponseStalled as exc:
+            self.log.info(STALL_LOG, conn.client, req.method, exc.strerror)
             return STALLED

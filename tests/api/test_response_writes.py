@@ -1,7 +1,8 @@
 """`SendBounded` on real loopback TCP connections: a write to a client that reads nothing stalls
 once the send timeout passed without progress, never before; a client that pauses for most of
 the timeout between its reads (several ticks of SO_SNDTIMEO each) gets every byte, of `sendall`
-and of `sendfile` alike (tests/api/test_slow_readers.py has them under `dizest serve`)."""
+and of `sendfile` alike (tests/api/test_slow_readers.py has them under `dizest serve`). And
+`WholeSends`, as a WebSocket writes (tests/api/test_slow_websockets.py has it under a serve)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dizest_api.response_writes import ResponseStalled, SendBounded
+from dizest_api.response_writes import ResponseStalled, SendBounded, WholeSends
 
 SEND_S = 0.5
 SIZE = 8 << 20  # more than both kernels buffer (a sender's 4 MiB at most; the reader's is small)
@@ -86,3 +87,45 @@ def test_a_client_pausing_most_of_the_timeout_gets_every_byte(
         reader.join(timeout=60)
     assert len(got) == SIZE
     assert took > 2 * SEND_S, took  # the write waited past the timeout in all, reads between
+
+
+def test_whole_sends_of_two_threads_arrive_whole_one_after_the_other() -> None:
+    """simple-websocket's two writers (the view, the ping thread) each send a frame larger than
+    the buffers: `sendall`'s calls of one and of the other took turns on the connection."""
+    with connection(256 * 1024) as (server, client):
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # no autotuning
+        sends = WholeSends(server)
+        frames = [bytes([n]) * (SIZE // 8) for n in (1, 2)]
+        got = bytearray()
+        reader = reading(client, SEND_S / 4, got)  # past a tick: a blocking send returns part
+        writers = [threading.Thread(target=sends.send, args=(frame,)) for frame in frames]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(timeout=60)
+        server.shutdown(socket.SHUT_WR)
+        reader.join(timeout=60)
+    assert bytes(got) in (frames[0] + frames[1], frames[1] + frames[0])
+
+
+def test_a_stalled_whole_send_resets_the_connection_and_ends_every_later_call() -> None:
+    with connection(4096) as (server, client):
+        sends = WholeSends(server)
+        received: list[bytes] = []
+        receiver = threading.Thread(target=lambda: received.append(sends.recv(4096)))
+        receiver.start()  # as the ping thread's read
+        with pytest.raises(ResponseStalled):
+            sends.send(b"x" * SIZE)
+        receiver.join(timeout=SEND_S)
+        assert received == [b""]  # its read ended with the reset, not at the client's close
+        start = time.monotonic()
+        with pytest.raises(ResponseStalled):
+            sends.send(b"close frame")
+        assert time.monotonic() - start < SEND_S / 10
+        sends.close()  # the ping thread's, as it ends: the connection stays the server's
+        assert server.fileno() != -1
+        server.close()
+        client.settimeout(10)
+        with pytest.raises(ConnectionResetError):
+            while client.recv(1 << 20):
+                pass
