@@ -6,10 +6,19 @@ socket runs earlier, in this blueprint's `before_request`: the principal (the ap
 (503; 429 past the caller's own share of streams). A refusal is then a plain HTTP answer with a
 JSON body, never a socket opened and closed. The place the socket took is given back when its
 events are closed: by the view, or at the end of the request if the view never ran.
+
+simple-websocket writes with `sock.send`, a blocking send with no timeout that may send part of
+a frame, from the view's thread and its ping thread alike, and closes the socket from its ping
+thread: the socket it is given is the connection's wrapped in `WholeSends`
+(`dizest_api.response_writes`), which sends each frame whole, one at a time, and bounded, and
+leaves the close to the server. A client that stops reading (a replay from a run's first
+event, a small receive buffer, nothing read) has its connection reset after the send timeout;
+the view ends there, its thread and its place given back, and the stall is logged once.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +33,7 @@ from dizest_api.auth import current
 from dizest_api.endpoint import Spec
 from dizest_api.errors import Forbidden, error_response
 from dizest_api.event_hub import Held
+from dizest_api.response_writes import STALL_LOG, WholeSends
 from dizest_api.routes.run_events import AFTER, RESUME, follow_run
 from dizest_api.schemas import ERR, WEBSOCKET
 from dizest_api.services import services
@@ -31,6 +41,8 @@ from dizest_core.events import Event
 
 bp = Blueprint("sockets", __name__)
 sock = Sock()
+log = logging.getLogger("dizest.api.streaming")
+SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")  # where flask-sock's Server finds it
 
 
 @bp.record_once
@@ -48,6 +60,10 @@ def _admit_socket() -> None:
     _check_origin()
     run_id = (request.view_args or {})["run_id"]
     g.dizest_socket_events = follow_run(run_id)
+    environ = request.environ
+    for key in SOCKET_KEYS:
+        if key in environ:
+            environ[key] = WholeSends(environ[key])
 
 
 @bp.teardown_request
@@ -119,7 +135,10 @@ def run_socket(ws: Server, run_id: str) -> None:
                 continue
             try:
                 ws.send(event.wire)
-            except (ConnectionError, ConnectionClosed):  # the client left: nothing to log
+            except (OSError, ConnectionClosed):  # the client left, or stopped reading
                 break
     finally:
         events.close()
+        stalled = getattr(ws.sock, "stalled", None)  # this thread's write or the ping thread's
+        if stalled is not None:
+            log.info(STALL_LOG, request.remote_addr, "WebSocket", stalled.strerror)
