@@ -19,6 +19,7 @@ the view ends there, its thread and its place given back, and the stall is logge
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,18 @@ def _ping_at_heartbeat(state: BlueprintSetupState) -> None:
     heartbeat comments do (flask-sock reads the Server's options from SOCK_SERVER_OPTIONS)."""
     options = state.app.config.setdefault("SOCK_SERVER_OPTIONS", {})
     options.setdefault("ping_interval", state.app.extensions["dizest"].settings.heartbeat_s)
+    options.setdefault("thread_class", PingThread)
+
+
+class PingThread(threading.Thread):
+    """A Server's thread (its pings, and its reads), which the process does not wait for as it
+    exits. It ends at its next read, or at its next ping once the socket is closed: a socket
+    the server closed whose client did not (not yet, or never) left it waiting for the ping
+    interval, and a stop in that time took the whole graceful timeout (10 s), the worker
+    killed at its end."""
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        super().__init__(target=target, daemon=True)
 
 
 @bp.before_request

@@ -10,16 +10,18 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import struct
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from dizest_api.gunicorn_app import stream_threads
+from dizest_api.gunicorn_app import GRACEFUL_S, stream_threads
 from tests.api.test_serve import Served, call, serving, sse_ids
 from tests.api.test_slow_clients import answered_within
 from tests.api.test_slow_readers import ended, queued
@@ -168,3 +170,29 @@ def test_a_slow_websocket_reader_gets_every_event_in_order(
     assert printed == [f"{i:06d}" for i in range(LINES)]
     assert took > SEND_S, took  # longer than the send timeout, in all
     assert resets_logged(served) == before
+
+
+def test_a_socket_its_client_still_holds_does_not_hold_the_stop(tmp_path: Path) -> None:
+    """The server ended the socket (its run's final event); the client has not closed it yet
+    when the serve stops: the API process stops at once, not at its graceful timeout."""
+    quick = package({"talk": {"code": "print('hi')\n"}}, {"t": {"app": "talk"}})
+    with serving(tmp_path) as served:
+        status, run, _ = call(served.base, "POST", "/api/v1/runs", {"package": quick}, served.token)  # fmt: skip
+        assert status == 201, run
+        host, port = address(served)
+        ids = sse_ids(host, port, f"/api/v1/runs/{run['run_id']}/events", served.token)
+        held = open_socket(served, run["run_id"], 1 << 16)
+        got, was_reset = read_to_end(held)
+        texts, closed = messages(got)
+        assert not was_reset and closed and len(texts) == len(ids)
+    held.close()
+    log = served.log.read_text()
+    asked, down = (stamp(log, line) for line in ("Handling signal: term", "Shutting down: Master"))
+    assert down - asked < GRACEFUL_S / 2, f"the API stopped {down - asked:g} s after SIGTERM"
+
+
+def stamp(log: str, text: str) -> float:
+    """When gunicorn logged `text` (its lines' times are to the second)."""
+    found = re.search(rf"^\[([^\]]+)\] \[\d+\] \[INFO\] {re.escape(text)}$", log, re.M)
+    assert found, text
+    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S %z").timestamp()
