@@ -29,9 +29,24 @@ out, from two threads (the view's, and its Server's ping thread) with no lock; o
 resets the connection (SO_LINGER 0, both directions shut: the ping thread's read ends too)
 and makes every later send fail at once (the close frame flask-sock sends after the view). A
 handed-over SSE stream's socket is non-blocking, written by the event hub, which ends a stream
-whose outbox did not move for two heartbeat periods (`dizest_api.stream_owner`). With
-gunicorn's own TLS (not under `dizest serve`) the socket is gunicorn's `SSLSocket`: its writes
-are not bounded here.
+whose outbox did not move for two heartbeat periods (`dizest_api.stream_owner`).
+
+With gunicorn's own TLS (a certfile: not under `dizest serve`) the connection is an
+`ssl.SSLSocket` made over the descriptor (`TConn.init`; the `SendBounded` is detached), and its
+writes (all of them: gunicorn never uses sendfile with TLS) are not bounded here. SO_SNDTIMEO
+does not bound them: at the tick's EAGAIN OpenSSL says WANT_WRITE, and a blocking SSLSocket's
+write tries again in C, for as long as the client neither reads nor leaves (a 0.25 s tick: the
+write still blocked 3 s later, until the client closed). What would: the SSLSocket's own timeout
+(`settimeout`: its waits become polls, TimeoutError at the tick), writing one TLS record (16 KiB)
+at a time, since a write is all or nothing to Python and OpenSSL takes the same record again
+after WANT_WRITE (4 MiB to a client pausing 0.25 s between reads came intact through 257 such
+timeouts), in an SSLSocket class that gunicorn's `ssl_context` hook would set as the context's
+`sslsocket_class`. Not built: that timeout is the socket object's, so a WebSocket's ping thread,
+reading the same object while the view writes, would have its reads time out with it (and end
+the socket); such an SSL object is read and written by two threads at once already, which
+OpenSSL does not support; and a Python call per 16 KiB record has not been weighed against the
+encryption's own cost. TLS belongs to the proxy in front (deploy/nginx.conf), as with
+`dizest serve`.
 """
 
 from __future__ import annotations
