@@ -188,7 +188,9 @@ def test_a_socket_its_client_still_holds_does_not_hold_the_stop(tmp_path: Path) 
     held.close()
     log = served.log.read_text()
     asked, down = (stamp(log, line) for line in ("Handling signal: term", "Shutting down: Master"))
-    assert down - asked < GRACEFUL_S / 2, f"the API stopped {down - asked:g} s after SIGTERM"
+    # not killed at the graceful timeout (a second's rounding either side): the held socket's
+    # linger (2 s) and a loaded machine's exit take their time all the same
+    assert down - asked < GRACEFUL_S - 1, f"the API stopped {down - asked:g} s after SIGTERM"
 
 
 def stamp(log: str, text: str) -> float:
