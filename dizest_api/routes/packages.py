@@ -17,6 +17,7 @@ environment marker. Its marker is evaluated for each environment's Python versio
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
@@ -33,6 +34,8 @@ from dizest_worker.client import environments, live_workers
 
 bp = Blueprint("packages", __name__)
 
+# a line pip installs from a place, naming no distribution: `git+https://...`, `./pkg`, `/wheels/x.whl`
+URL_ALONE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[a-z]+\+[a-z]+:|\.{0,2}/|~)", re.IGNORECASE)
 MAX_LINES = 1000  # a requirements.txt longer than this is not one a person checks by eye
 
 ENVIRONMENT = obj(
@@ -94,10 +97,12 @@ def _check(line: str, text: str, envs: list[dict[str, Any]], have: list[dict[str
     unchecked: dict[str, Any] = {"line": line, "name": None, "installed": [], "satisfied": []}
     if text.startswith("-"):
         return {**unchecked, "problem": "a pip option: not checked"}
+    if URL_ALONE.match(text):
+        return {**unchecked, "problem": "a URL or path without a name: not checked (name @ URL is)"}
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        return {**unchecked, "problem": str(exc).splitlines()[0]}
+        return {**unchecked, "problem": f"not a requirement pip reads: {str(exc).splitlines()[0]}"}
     name = canonicalize_name(req.name)
     installed = [versions.get(name) for versions in have]
     satisfied = [_satisfied(req, v, env["python"]) for v, env in zip(installed, envs, strict=True)]

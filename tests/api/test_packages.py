@@ -58,6 +58,7 @@ def test_users_see_the_workers_packages_and_check_a_requirements_txt(tmp_path: P
             "-r other.txt",
             'pandas-never-installed; python_version < "3.0"',
             "not a requirement!!",
+            "git+https://example.com/x/y.git",
         ])  # fmt: skip
         status, checked, _ = call(base, "POST", "/api/v1/packages/check", {"requirements": text}, user)  # fmt: skip
         assert status == 200, checked
@@ -72,7 +73,8 @@ def test_users_see_the_workers_packages_and_check_a_requirements_txt(tmp_path: P
         assert said['pandas-never-installed; python_version < "3.0"'] == ([None], [True], None)
         assert said["-r other.txt"] == ([], [], "a pip option: not checked")
         assert rows["not a requirement!!"]["name"] is None
-        assert rows["not a requirement!!"]["problem"], rows
+        assert rows["not a requirement!!"]["problem"].startswith("not a requirement pip reads: ")
+        assert rows["git+https://example.com/x/y.git"]["problem"] == "a URL or path without a name: not checked (name @ URL is)"  # fmt: skip
 
         for bad in ({"requirements": 3}, {"requirement": "x"}, {}, ["x"]):
             status, error = refused(base, bad, user)

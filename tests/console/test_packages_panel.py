@@ -38,6 +38,9 @@ def test_info_checks_requirements_against_the_workers_and_lists_their_packages(
     expect(rows.nth(0).locator("td.req-ok")).to_have_text(f"✓ {celery}")
     expect(rows.nth(1).locator("td.req-missing")).to_have_text("✗ not installed")
     expect(rows.nth(2).locator("td.req-missing")).to_have_text(f"✗ {flask} installed")
+    expect(page.locator("#info-requirements")).to_be_hidden()  # the table says each line
+    page.click("#info-requirements-check details.as-written summary")
+    expect(page.locator("#info-requirements")).to_have_text(pkg["requirementstxt"])
 
     listed = page.locator("#info-packages tr[data-name]")
     expect(listed).to_have_count(0)  # folded: nothing asked for yet

@@ -61,10 +61,15 @@ const owner = (wf) => [h("dt", {}, "Owner"), h("dd", { id: "info-owner" }, wf.ow
 
 const REQUIREMENTS_NOTE = "Kept with the package, as DIZEST keeps it; nothing installs it: flows use the packages of the workers' environment, checked below.";
 
-// requirements.txt checked against the workers (and their packages, folded), under its text.
+// requirements.txt checked against the workers: once checked, the table of its lines is what
+// shows (the file as written folded under it); the file alone when it could not be checked.
 function requirementsChecked(text) {
-  const box = h("div", { id: "info-requirements-check" });
-  checkRequirements(box, text);
+  const raw = h("pre", { id: "info-requirements", class: "code" }, text);
+  const box = h("div", { id: "info-requirements-check" }, raw);
+  checkRequirements(box, text).then(() => {
+    if (box.querySelector("table")) box.append(h("details", { class: "as-written" }, h("summary", {}, "As written"), raw));
+    else box.prepend(raw);
+  });
   return box;
 }
 
@@ -78,8 +83,7 @@ export function infoView(wf, pkg) {
       h("dt", {}, "Category"), h("dd", { id: "info-category" }, text(pkg.category) || "none")),
     h("h3", {}, "README"),
     readme("info-description", text(pkg.description)),
-    ...(requirements ? [h("h3", {}, "requirements.txt"), h("pre", { id: "info-requirements", class: "code" }, requirements),
-      h("p", { class: "muted" }, REQUIREMENTS_NOTE), requirementsChecked(requirements)] : []),
+    ...(requirements ? [h("h3", {}, "requirements.txt"), h("p", { class: "muted" }, REQUIREMENTS_NOTE), requirementsChecked(requirements)] : []),
     packagesList(),
     h("h3", {}, "Apps used"),
     appList(pkg),
