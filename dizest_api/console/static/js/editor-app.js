@@ -26,7 +26,7 @@ function portRow(doc, appId, spec, index, count) {
   });
   const type = h("select", { name: "type", "aria-label": "input type" }, ["output", "variable"].map((t) => h("option", { value: t, selected: spec.type === t }, t)));
   type.addEventListener("change", () => doc.setInputType(appId, index, type.value));
-  const kind = h("select", { name: "inputtype", "aria-label": "input kind", disabled: spec.type !== "variable" }, INPUTTYPES.map((t) => h("option", { value: t, selected: (spec.inputtype || "text") === t }, t)));
+  const kind = h("select", { name: "inputtype", "aria-label": "input kind", hidden: spec.type !== "variable" }, INPUTTYPES.map((t) => h("option", { value: t, selected: (spec.inputtype || "text") === t }, t)));
   kind.addEventListener("change", () => doc.updateInput(appId, index, { inputtype: kind.value }));
   const dflt = h("input", { name: "default", value: spec.default ?? "", placeholder: "default", "aria-label": "default" });
   dflt.addEventListener("input", () => doc.updateInput(appId, index, { default: dflt.value }));
