@@ -359,3 +359,21 @@ def test_rerunning_another_users_run_asks_first(admin_page: Any, console: Consol
     page.click("#flow-rerun")
     expect(page).not_to_have_url(re.compile(made["run_id"]), timeout=30_000)
     assert mine() == before + 1
+
+
+def test_sharing_says_what_a_grant_gives_before_it_is_given(
+    admin_page: Any, console: Console
+) -> None:
+    """A walkthrough's grantee found the owner's every past run under "shared with me", with
+    no word of it where the owner shared. The Sharing tab says it; sharing there works."""
+    console.user("gina")
+    wf_id = console.workflow("ticker", "to share")
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}")
+    page.click('.tabs button[data-tab="grants"]')
+    expect(page.locator("#grants-note")).to_contain_text("also sees its runs, yours included")
+    page.fill('#grants input[name="user"]', "gina")
+    page.select_option('#grants select[name="level"]', "runner")
+    page.click('#grants button[type="submit"]')
+    expect(page.locator("#grants tbody tr")).to_have_text("ginarunnerRemove")
+    assert console.api("GET", f"/workflows/{wf_id}/grants")["grants"] == {"gina": "runner"}

@@ -131,6 +131,10 @@ async function start(event) {
   }
 }
 
+// What a grant gives, said before it is given (a walkthrough's grantee found every past run of
+// the owner's, tracebacks and all, under "shared with me").
+const SHARING_NOTE = "Whoever you share it with also sees its runs, yours included: their inputs, logs and outputs (passwords as ********). A viewer reads; a runner also runs it, with their own drive; an editor also changes it.";
+
 async function grants(wf) {
   const box = $("#grants");
   if (!wf.rights.includes("share")) {  // only its owner shares it
@@ -170,7 +174,8 @@ async function grants(wf) {
     h("select", { name: "level" }, ["viewer", "runner", "editor"].map((l) => h("option", {}, l))),
     h("button", { type: "submit" }, "Share"),
   );
-  box.replaceChildren(h("h2", {}, "Sharing"), h("table", { class: "list" }, h("tbody", {}, rows)), form);
+  box.replaceChildren(h("h2", {}, "Sharing"), h("table", { class: "list" }, h("tbody", {}, rows)), form,
+    h("p", { class: "muted", id: "grants-note" }, SHARING_NOTE));
 }
 
 // A new title is a new version of the latest package (the API stores titles with versions).
