@@ -203,15 +203,17 @@ def _print_outputs(wf: Workflow, report: dict[str, Any]) -> None:
 @click.argument("workflow", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 def validate(workflow: str, as_json: bool) -> None:
-    """Check WORKFLOW and list every problem (exit 2 when it has errors)."""
-    from dizest_core import options
+    """Check WORKFLOW and list every problem (exit 2 when it has errors, or app code that does
+    not compile: a warning to `run` and a store, which run it and fail those flows, as DIZEST
+    does; but this is the check a CI or an author runs, and that code can never run as written)."""
+    from dizest_core import dwp, options
 
     settings = _settings()
     registry = PluginRegistry.discover(settings.plugin_paths)
     # the `"dizest"` options too: a package this calls valid must not be refused by `run`
     _, problems = options.checked(workflow, Bounds.of(settings), extra_apps=registry.apps())
     problems += _missing_here(workflow)
-    errors = [p for p in problems if p.severity == "error"]
+    errors = [p for p in problems if p.severity == "error" or p.code == dwp.SYNTAX_ERROR]
     if as_json:
         click.echo(
             json.dumps({"valid": not errors, "problems": [p.to_dict() for p in problems]}, indent=2)
@@ -221,6 +223,8 @@ def validate(workflow: str, as_json: bool) -> None:
             echo(f"{workflow}: {problem.severity}: {problem}")
         if not errors:
             echo(f"{workflow}: valid")
+        elif all(p.code == dwp.SYNTAX_ERROR for p in errors):
+            echo(f"{workflow}: runs, but the flows of code that does not compile will fail")
     sys.exit(EXIT_INVALID if errors else EXIT_OK)
 
 

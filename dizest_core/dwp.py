@@ -283,17 +283,20 @@ def validate(package: Package) -> list[Problem]:
                 )
             continue
         problems += _connection_problems(package, flow, app)
-    graph = Graph.from_package(package)
-    for cycle in graph.find_cycles():
+    for cycle in Graph.from_package(package).find_cycles():
         problems.append(_cycle_problem(package, cycle))
     problems += interpreter.problems(package.raw)
     return problems + syntax_problems(package)
 
 
+SYNTAX_ERROR = "syntax_error"  # a warning: stored and run (see below); `dizest validate` fails
+
+
 def syntax_problems(package: Package) -> list[Problem]:
     """A `syntax_error` for each app of the file whose code does not compile, naming the app,
     the flows that use it, and the line: the error a flow would otherwise hit only when it runs.
-    Plugin apps are not checked here (their files are the operator's, loaded at start-up)."""
+    A warning: as DIZEST, such a package is stored and run, its flows ending in error (the
+    SyntaxError their reason), their downstream not run. Plugin apps are not checked here."""
     own = package.raw.get("apps")
     users: dict[str, list[str]] = {}
     for flow in package.flows.values():
@@ -316,7 +319,7 @@ def syntax_problems(package: Package) -> list[Problem]:
             where = f" on line {line}" if line else ""
             message = f"syntax error in the app's code{where}: {text}{used}"
             first = flows[0] if flows else None
-            problems.append(Problem("syntax_error", message, flow=first, app=app_id, field="code"))
+            problems.append(Problem(SYNTAX_ERROR, message, first, app_id, "code", "warning"))
     return problems
 
 

@@ -232,12 +232,21 @@ def test_submit_and_workflows_run_pass_the_run_options(home: Path, tmp_path: Pat
     assert missing.returncode == 1 and "nope" in missing.stderr, missing.stderr
 
 
-def test_submit_reports_a_syntax_error_with_app_flow_and_line(home: Path, tmp_path: Path) -> None:
+def test_submit_runs_code_that_does_not_compile_as_a_local_run_does(
+    home: Path, tmp_path: Path
+) -> None:
+    """As `dizest run` (tests/cli/test_local_output.py): the flows of that app end in error with
+    the SyntaxError as their reason, the others run; one rule set in both modes."""
     bad = write_dwp(tmp_path / "bad.dwp", SYNTAX_ERROR)
-    result = dizest(home, "submit", str(bad))
-    assert result.returncode == 2
-    assert "line 2" in result.stderr and "app 'bad'" in result.stderr
-    assert "flow(s) a, b" in result.stderr
+    result = dizest(home, "submit", str(bad), "--wait", "--json")
+    assert result.returncode == 1, result.stderr
+    flows = json.loads(result.stdout)["flows"]
+    reasons = {f: (d["status"], d["reason"]) for f, d in flows.items()}
+    assert reasons == {
+        "a": ("error", "SyntaxError: invalid syntax (<flow a>, line 2)"),
+        "b": ("error", "SyntaxError: invalid syntax (<flow b>, line 2)"),
+        "c": ("ready", None),
+    }
 
 
 def test_user_and_token_find_the_serve_redis_or_refuse(served: Served, tmp_path: Path) -> None:

@@ -1,0 +1,66 @@
+"""A package whose app code does not compile runs as DIZEST runs it (a warning, never a refusal):
+the flows of that app end in error with the SyntaxError as their reason, the flows below them
+are not run (as below any failed flow), the others run; locally and on real workers alike (one
+rule set). Any other error of a package still refuses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dizest_core import dwp
+from dizest_core.errors import ValidationError
+from dizest_core.workflow import Workflow
+from tests.conftest import package
+
+
+def half_done() -> dict:
+    return package(
+        {
+            "bad": {"code": "x = 1\nx = = 2\n", "outputs": ["x"]},
+            "use": {"code": "y = dizest.input('x')", "inputs": ["x"], "outputs": ["y"]},
+            "ok": {"code": "z = 3", "outputs": ["z"]},
+        },
+        {
+            "broken": {"app": "bad"},
+            "below": {"app": "use", "in": {"x": [("broken", "x")]}},
+            "free": {"app": "ok"},
+        },
+    )
+
+
+EXPECTED = {
+    "broken": ("error", "SyntaxError: invalid syntax (<flow broken>, line 2)"),
+    "below": ("idle", "upstream failed: broken"),
+    "free": ("ready", None),
+}
+
+
+def ends(report: dict) -> dict:
+    return {f: (d["status"], d["reason"]) for f, d in report["flows"].items()}
+
+
+def test_a_syntax_error_is_a_warning_and_a_local_run_fails_only_its_flows(tmp_path: Path) -> None:
+    (problem,) = dwp.check(half_done())
+    assert (problem.code, problem.app, problem.severity) == ("syntax_error", "bad", "warning")
+    assert "line 2" in problem.message and "flow(s) broken" in problem.message
+    with Workflow(half_done()) as wf:
+        report = wf.run(workdir=tmp_path)
+    assert report["status"] == "error" and ends(report) == EXPECTED
+    assert report["flows"]["free"]["outputs"] == {"z": 3}
+
+
+def test_other_errors_still_refuse_the_package() -> None:
+    pkg = half_done()
+    pkg["flow"]["gone"] = {"app_id": "nowhere"}
+    with pytest.raises(ValidationError) as caught:
+        dwp.load(pkg)
+    assert [p.code for p in caught.value.problems] == ["unknown_app"]
+
+
+def test_a_distributed_run_ends_the_same(cluster) -> None:
+    cluster("w1", concurrency=2)
+    report = cluster.client.wait(cluster.client.submit(half_done()), timeout=60)
+    assert report["status"] == "error" and ends(report) == EXPECTED
+    assert report["flows"]["free"]["outputs"] == {"z": 3}
