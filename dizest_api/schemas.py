@@ -163,6 +163,12 @@ COMPONENTS: dict[str, Schema] = {
         id=STRING, owner=STRING, title=STRING, version=INTEGER, created_at=TIME, updated_at=TIME
     ),
     "ListedWorkflow": extend("Workflow", rights=WORKFLOW_RIGHTS),
+    "SavedWorkflow": extend(
+        "Workflow",
+        "A workflow as a save left it",
+        stored={**BOOLEAN, "description": "false: the package was the latest version's"},
+        warnings=array({**OBJECT, "description": "what is wrong but stored all the same"}),
+    ),
     "WorkflowVersion": extend(
         "Workflow",
         "A workflow with the package of one version",

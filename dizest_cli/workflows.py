@@ -96,7 +96,13 @@ def push(
         print_json(stored)
     else:
         echo(stored["id"])
-        echo(f"stored {path} as {stored['id']} version {stored.get('version')}", err=True)
+        where = f"{stored['id']} version {stored.get('version')}"
+        if stored.get("stored", True):
+            echo(f"stored {path} as {where}", err=True)
+        else:
+            echo(f"{path} is {where} already: nothing stored", err=True)
+        for warning in stored.get("warnings", []):  # stored all the same (a syntax error...)
+            echo(f"{path}: warning: {warning.get('message')}", err=True)
 
 
 @workflows.command("pull")

@@ -5,6 +5,10 @@ Invariants:
   stored, and stored as the caller's original JSON, every field kept.
 - versions are numbered 1, 2, ... per workflow; replacing adds the next version in one atomic
   script, and the last `versions_kept` versions stay readable until the workflow is deleted.
+  A replace whose package is the latest version's (the same JSON text) adds none: it answers
+  that version (`Saved.stored` false), as git makes no empty commit.
+- a package's warnings (app code that does not compile, ...) never refuse it: a work in
+  progress is stored, its warnings answered with it (`Saved.warnings`).
 - what a user's workflows hold is bounded (`library_quota`): workflows owned, versions kept,
   bytes; checked by the same script that writes, so nothing is stored past a limit.
 - a grant gives one user one level: viewer (read), runner (read + run), editor (read + write);
@@ -85,6 +89,20 @@ class StoredWorkflow:
 
 
 @dataclass(frozen=True)
+class Saved:
+    """What a create or replace did: the workflow now, whether a version was stored, and the
+    package's warnings."""
+
+    workflow: StoredWorkflow
+    stored: bool
+    warnings: list[Problem]
+
+    def to_dict(self) -> dict[str, Any]:
+        warnings = [p.to_dict() for p in self.warnings]
+        return {**self.workflow.to_dict(), "stored": self.stored, "warnings": warnings}
+
+
+@dataclass(frozen=True)
 class Page:
     items: list[StoredWorkflow]
     total: int
@@ -115,11 +133,13 @@ class Library:
         self._usage = client.register_script(library_quota.USAGE)
         self._versions = library_quota.versions_template(keys)
 
-    def validate(self, package: Mapping[str, Any]) -> str:
-        """The package as JSON text, once `problems` found no error (else ValidationError
-        naming every one; InvalidOptions when only options every submit would refuse are)."""
-        options.raise_errors(self.problems(package))
-        return _json_text(package)
+    def validate(self, package: Mapping[str, Any]) -> tuple[str, list[Problem]]:
+        """The package as JSON text with its warnings, once `problems` found no error (else
+        ValidationError naming every one; InvalidOptions when only options every submit would
+        refuse are)."""
+        found = self.problems(package)
+        options.raise_errors(found)
+        return _json_text(package), [p for p in found if p.severity != "error"]
 
     def problems(self, package: Any) -> list[Problem]:
         """Every problem of `package` at once, without raising: `options.checked`'s (the
@@ -132,9 +152,9 @@ class Library:
             return [*found, *exc.problems]
         return found
 
-    def create(self, owner: str, title: str, package: Mapping[str, Any]) -> StoredWorkflow:
+    def create(self, owner: str, title: str, package: Mapping[str, Any]) -> Saved:
         _check_title(title)
-        text, now = self.validate(package), self.clock()
+        (text, warnings), now = self.validate(package), self.clock()
         wf = StoredWorkflow(new_id(), owner, title, 1, now, now)
         keys = [
             self.keys.workflow(wf.id),
@@ -151,7 +171,7 @@ class Library:
         kind, used = self._create(keys=keys, args=[*args, *self._versions, *fields])
         if kind != "ok":
             raise library_quota.refused(kind, int(used), len(text.encode()), limits, owner)
-        return wf
+        return Saved(wf, True, warnings)
 
     def get(self, wf_id: str) -> StoredWorkflow:
         raw = self.redis.hgetall(self.keys.workflow(wf_id)) if len(wf_id) < 64 else {}
@@ -176,13 +196,14 @@ class Library:
         package: Mapping[str, Any],
         title: str | None = None,
         base_version: int | None = None,
-    ) -> StoredWorkflow:
-        """Store `package` as the next version (and rename, if `title`). With `base_version`,
-        only if that is still the latest version (checked in the same script as the write, so
-        two editors saving the same version cannot both pass): else VersionConflict."""
+    ) -> Saved:
+        """Store `package` as the next version (and rename, if `title`), unless it is the latest
+        version's (then nothing but the title is stored). With `base_version`, only if that is
+        still the latest version (checked in the same script as the write, so two editors saving
+        the same version cannot both pass): else VersionConflict."""
         if title is not None:
             _check_title(title)
-        text = self.validate(package)
+        text, warnings = self.validate(package)
         owner = self.get(wf_id).owner  # never changes: its usage key can be named up front
         keys = [
             self.keys.workflow(wf_id),
@@ -200,9 +221,9 @@ class Library:
             raise WorkflowNotFound(f"no workflow {wf_id!r}")
         if kind == "conflict":
             raise VersionConflict(wf_id, base_version or 0, int(value))
-        if kind != "ok":
+        if kind not in ("ok", "same"):
             raise library_quota.refused(kind, int(value), len(text.encode()), self.limits, owner)
-        return self.get(wf_id)
+        return Saved(self.get(wf_id), kind == "ok", warnings)
 
     def delete(self, wf_id: str) -> None:
         meta, grants_key = self.keys.workflow(wf_id), self.keys.workflow_grants(wf_id)

@@ -66,12 +66,20 @@ return {'ok', used + size}
 
 # KEYS: meta, versions, owner's workflows, owner's usage
 # ARGV: text, now, rename ('1'/'0'), title, base version or '', versions kept, quota, head, tail
+# A text the same as the latest version's stores nothing ('same'; a new title is still set),
+# after the base version's check: a stale editor gets its conflict whatever it sends.
 REPLACE = (
     _USAGE
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing', 0} end
 local current = tonumber(redis.call('HGET', KEYS[1], 'version'))
 if ARGV[5] ~= '' and tonumber(ARGV[5]) ~= current then return {'conflict', current} end
+if redis.call('HGET', KEYS[2], current) == ARGV[1] then
+  if ARGV[3] == '1' and redis.call('HGET', KEYS[1], 'title') ~= ARGV[4] then
+    redis.call('HSET', KEYS[1], 'title', ARGV[4], 'updated_at', ARGV[2])
+  end
+  return {'same', current}
+end
 local version = current + 1
 local dropped, freed = {}, 0
 local v = version - tonumber(ARGV[6])

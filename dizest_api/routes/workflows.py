@@ -140,13 +140,14 @@ def list_workflows() -> Response:
 @endpoint(bp, "POST", "/workflows", "Store a validated .dwp as a new workflow: the envelope, "
           "the .dwp itself (JSON) or a .dwp file (multipart)", body=NEW,
           query={"title": "the title of a bare .dwp (default: its file name)"},
-          responses={201: "Workflow", 422: ERR})  # fmt: skip
+          responses={201: "SavedWorkflow", 422: ERR})  # fmt: skip
 def create_workflow() -> tuple[Response, int, dict[str, str]]:
     body = workflow_body(NEW)
-    wf = services().library.create(
+    saved = services().library.create(
         current().username, body.get("title", "Untitled"), body["package"]
     )
-    return jsonify(wf.to_dict()), 201, {"Location": url_for(".get_workflow", wf_id=wf.id)}
+    where = url_for(".get_workflow", wf_id=saved.workflow.id)
+    return jsonify(saved.to_dict()), 201, {"Location": where}
 
 
 @endpoint(bp, "GET", "/workflows/usage", "What your stored workflows hold against your limits "
@@ -168,16 +169,17 @@ def get_workflow(wf_id: str) -> Response:
     )  # fmt: skip
 
 
-@endpoint(bp, "PUT", "/workflows/<wf_id>", "Store a new version (editors); with base_version, "
-          "409 version_conflict when someone saved a newer one since", body=REPLACE,
-          responses={200: "Workflow", 409: ERR, 422: ERR})  # fmt: skip
+@endpoint(bp, "PUT", "/workflows/<wf_id>", "Store a new version (editors), none when the package "
+          "is the latest version's (stored: false); with base_version, 409 version_conflict "
+          "when someone saved a newer one since", body=REPLACE,
+          responses={200: "SavedWorkflow", 409: ERR, 422: ERR})  # fmt: skip
 def replace_workflow(wf_id: str) -> Response:
     body = json_body(REPLACE)
     open_workflow(wf_id, "write")
-    wf = services().library.replace(
+    saved = services().library.replace(
         wf_id, body["package"], body.get("title"), body.get("base_version")
     )
-    return jsonify(wf.to_dict())
+    return jsonify(saved.to_dict())
 
 
 @endpoint(bp, "POST", "/workflows/validate", "Every problem of a .dwp (errors and warnings, "

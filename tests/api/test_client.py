@@ -144,7 +144,8 @@ def test_a_bad_request_a_refusal_and_a_conflict_each_have_a_class(server: tuple[
     with pytest.raises(Forbidden):
         reader.submit(FANOUT)
     wf_id = client.push_workflow(FANOUT, "versions")["id"]
-    client.push_workflow(FANOUT, workflow_id=wf_id)  # version 2
+    # version 2 (the same package again would store none)
+    client.push_workflow({**FANOUT, "description": "v2"}, workflow_id=wf_id)
     stale = {"package": FANOUT, "base_version": 1}
     with pytest.raises(Conflict):
         client.request("PUT", f"/workflows/{wf_id}", stale)

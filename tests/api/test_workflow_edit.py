@@ -1,5 +1,7 @@
 """What the workflow editor needs from the API: a save based on a version that is no longer the
-latest is refused (409) and stores nothing; a package is checked without being stored."""
+latest is refused (409) and stores nothing; a save of the latest version's package stores
+nothing either; code that does not compile is stored, with its warning; a package is checked
+without being stored."""
 
 from __future__ import annotations
 
@@ -126,3 +128,69 @@ def test_a_package_holding_nan_or_infinity_is_invalid_and_never_stored(api: Api)
         assert stored.status_code == 422, (number, stored.json)
         assert stored.json["error"]["code"] == "invalid_workflow"
     assert api.call("GET", "/workflows", alice).json["total"] == 0
+
+
+def test_a_save_of_the_latest_versions_package_stores_no_version(api: Api) -> None:
+    """A walkthrough's Save with nothing changed made v2..v8, every grantee's Version menu
+    listing them: the same package answers the latest version and stores nothing."""
+    alice = api.user("alice")
+    wf_id = create(api, alice)
+    usage = api.call("GET", "/workflows/usage", alice).json["bytes"]
+    same = api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": CHAIN, "base_version": 1})
+    assert same.status_code == 200, same.json
+    assert (same.json["version"], same.json["stored"], same.json["warnings"]) == (1, False, [])
+    shown = api.call("GET", f"/workflows/{wf_id}?version=2", alice)
+    assert shown.status_code == 404  # no version 2 was stored
+    assert api.call("GET", "/workflows/usage", alice).json["bytes"] == usage
+    # A new title alone renames it, still without a version; no base_version: the same.
+    renamed = api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": CHAIN, "title": "b"})
+    assert (renamed.json["version"], renamed.json["stored"], renamed.json["title"]) == (
+        1,
+        False,
+        "b",
+    )
+    # A change is a version; a stale base_version is a conflict even for the same package.
+    changed = {**CHAIN, "description": "x"}
+    put = api.call(
+        "PUT", f"/workflows/{wf_id}", alice, json={"package": changed, "base_version": 1}
+    )
+    assert (put.json["version"], put.json["stored"]) == (2, True)
+    stale = api.call(
+        "PUT", f"/workflows/{wf_id}", alice, json={"package": changed, "base_version": 1}
+    )
+    assert stale.status_code == 409 and stale.json["error"]["code"] == "version_conflict"
+    assert api.call("GET", f"/workflows/{wf_id}", alice).json["version"] == 2
+
+
+HALF_DONE = {
+    "apps": {
+        "bad": {"title": "bad", "code": "x = = 1", "inputs": [], "outputs": [{"name": "x"}]},
+        "ok": {"title": "ok", "code": "z = 3", "inputs": [], "outputs": [{"name": "z"}]},
+    },
+    "flow": {"f": {"app_id": "bad", "active": True}, "g": {"app_id": "ok", "active": True}},
+}
+
+
+def test_code_that_does_not_compile_is_stored_with_a_warning(api: Api) -> None:
+    """The editor would not save while any app had a syntax error (a user lost work that did
+    not compile yet); DIZEST stores it and fails that flow when it runs: so does dizest (the
+    runs: tests/worker/test_syntax_error_runs.py, tests/cli, tests/console/test_editor_save)."""
+    alice = api.user("alice")
+    made = api.call("POST", "/workflows", alice, json={"title": "wip", "package": HALF_DONE})
+    assert made.status_code == 201, made.json
+    (warned,) = made.json["warnings"]
+    assert (warned["code"], warned["app"], warned["flow"]) == ("syntax_error", "bad", "f")
+    assert warned["severity"] == "warning" and "line 1" in warned["message"]
+    wf_id = made.json["id"]
+    fixed = json.loads(json.dumps(HALF_DONE))
+    fixed["apps"]["ok"]["code"] = "z = = 4"
+    put = api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": fixed, "base_version": 1})
+    assert put.status_code == 200 and put.json["version"] == 2
+    assert sorted(w["app"] for w in put.json["warnings"]) == ["bad", "ok"]
+    checked = api.call("POST", "/workflows/validate", alice, json={"package": fixed}).json
+    assert checked["valid"] is True
+    # Any other error still refuses the package, naming only the errors.
+    fixed["flow"]["h"] = {"app_id": "gone"}
+    refused = api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": fixed})
+    assert refused.status_code == 422
+    assert [p["code"] for p in refused.json["error"]["details"]] == ["unknown_app"]

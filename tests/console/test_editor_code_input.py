@@ -20,7 +20,7 @@ from tests.console.conftest import Console
 
 APP = "sales.revenue_by_region"
 FIELDS = ("code", "api", "html", "js", "css")
-LINES = [  # comments, so that the code and the api stay Python (a save refuses a syntax error)
+LINES = [  # comments, so that the code and the api stay Python (no syntax error to warn of)
     "# first line of the source, long enough to scroll",
     "# second line, the cursor goes in the middle of this one, then typing",
     "# third line",

@@ -90,7 +90,8 @@ def test_a_copy_of_a_long_title_fits_the_limit(admin_page: Any, console: Console
     page = admin_page
     page.goto(f"/workflows/{wf_id}/edit")
     expect(page.locator("g.node")).to_have_count(4)
-    console.api("PUT", f"/workflows/{wf_id}", {"package": fanout()})  # someone saved meanwhile
+    changed = {**fanout(), "description": "theirs"}
+    console.api("PUT", f"/workflows/{wf_id}", {"package": changed})  # someone saved meanwhile
     toggle(page, "k1")
     page.click("#save")
     expect(page.locator("#conflict")).to_be_visible()
@@ -299,5 +300,7 @@ def test_a_new_empty_workflow_opens_in_the_editor_and_a_title_is_renamed(
     page.locator("#wf-rename-form button[type=submit]").click()
     expect(page.locator("#wf-title")).to_have_text("Quarterly <report>")
     stored = console.api("GET", f"/workflows/{wf_id}")
-    assert stored["title"] == "Quarterly <report>" and stored["version"] == 2
+    # a title is the workflow's, not a version's: a rename adds no version (it made v2 of the
+    # same package before, listed in every Version menu)
+    assert stored["title"] == "Quarterly <report>" and stored["version"] == 1
     assert stored["package"] == {"apps": {}, "flow": {}}

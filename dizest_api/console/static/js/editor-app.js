@@ -144,7 +144,7 @@ export function markSyntax(problems) {
     if ((p.code !== "syntax_error" && p.code !== "missing_module") || p.app !== appId) continue;
     const line = Math.min(Number((/line (\d+)/.exec(p.message) || [])[1] || 1), view.state.doc.lines);
     const at = view.state.doc.line(line);
-    diagnostics.push({ from: at.from, to: at.to, severity: p.severity === "warning" ? "warning" : "error", message: p.message });
+    diagnostics.push({ from: at.from, to: at.to, severity: p.code === "syntax_error" || p.severity !== "warning" ? "error" : "warning", message: p.message });
   }
   view.dispatch(cm.setDiagnostics(view.state, diagnostics));
 }

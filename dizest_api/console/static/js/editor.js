@@ -212,8 +212,10 @@ function freeSpot() {
 // --- save, conflicts, leaving --------------------------------------------------------------------
 // One save at a time: a second asked meanwhile (Ctrl+S twice) waits for the first and then saves
 // what changed since, on the version the first made; what changed during a save stays unsaved.
+// Nothing changed: nothing is sent (nor stored by the API: no version is made twice).
 async function save() {
   if (readOnly) return false;
+  if (!saving && !doc.dirty) return (toast(`No changes to save: this is version ${wf.version}`), true);
   if (saving) {
     const ok = await saving;
     return ok && (!doc.dirty || save());
@@ -231,10 +233,14 @@ async function putVersion() {
   const revision = doc.revision;
   try {
     const answer = await put(`/workflows/${encodeURIComponent(wfId)}`, { package: doc.pkg, base_version: wf.version });
-    wf = { ...wf, ...answer };
+    const { stored, warnings = [], ...fields } = answer;
+    wf = { ...wf, ...fields };
     doc.saved(revision);
     refreshState();
-    toast(`Saved as version ${answer.version}`);
+    // Code that does not compile is saved all the same (work in progress); its flows fail when run.
+    const broken = warnings.filter((p) => p.code === "syntax_error").length;
+    const note = broken ? ` (syntax errors in ${broken} app(s): their flows fail when run)` : "";
+    toast(stored === false ? `No changes to save: this is version ${answer.version}` : `Saved as version ${answer.version}${note}`);
     return true;
   } catch (exc) {
     if (exc instanceof ApiError && exc.status === 409) {

@@ -178,7 +178,8 @@ async function grants(wf) {
     h("p", { class: "muted", id: "grants-note" }, SHARING_NOTE));
 }
 
-// A new title is a new version of the latest package (the API stores titles with versions).
+// A new title renames the workflow: sent with the latest package, unchanged, so no version is
+// added (the API stores none for the latest version's package; a title is not a version's).
 function rename(wf) {
   const input = h("input", { id: "wf-title-input", value: wf.title, maxlength: 200, "aria-label": "workflow title", required: true });
   const form = h("form", { class: "inline", id: "wf-rename-form" }, input, h("button", { type: "submit" }, "Save"));
