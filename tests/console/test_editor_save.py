@@ -6,11 +6,14 @@ v2..v8, every grantee's Version menu listing them)."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.api.test_workflow_edit import HALF_DONE
 from tests.console.conftest import Console
 from tests.console.test_editor import LIVE_S, connect, empty, flow_id, new_app, node
 
@@ -90,3 +93,21 @@ def test_save_and_run_all_with_nothing_changed_store_no_version(
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
     expect(page.locator("#toast")).to_contain_text("No changes to save: this is version 2")
     assert versions(console, wf_id) == 2
+
+
+def test_an_upload_of_code_that_does_not_compile_is_stored_and_warned_of(
+    admin_page: Any, console: Console, tmp_path: Path
+) -> None:
+    path = tmp_path / "half done.dwp"
+    path.write_text(json.dumps(HALF_DONE))
+    page = admin_page
+    page.goto("/workflows")
+    page.set_input_files("#wf-file", str(path))
+    expect(page.locator("#toast")).to_contain_text("Uploaded half done (v1)")
+    problems = page.locator("#upload-problems")
+    expect(problems).to_be_visible()
+    expect(problems).to_contain_text("half done.dwp: warning: flow f: syntax error")
+    # the same file again, as the next version of it: nothing to store
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.set_input_files("#wf-file", str(path))
+    expect(page.locator("#toast")).to_contain_text("half done is v1 already: nothing stored")

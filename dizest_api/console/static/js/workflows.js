@@ -74,7 +74,9 @@ async function upload(files) {
       const wf = same && confirm(`"${title}" exists (v${same.version}). OK: store this file as its next version. Cancel: keep both, as a new workflow.`)
         ? await put(`/workflows/${encodeURIComponent(same.id)}`, { package: pkg })
         : await post("/workflows", { title, package: pkg });
-      toast(`Uploaded ${wf.title} (v${wf.version})`);
+      // stored all the same (code that does not compile yet...), said as the problems are
+      for (const w of wf.warnings || []) lines.push(`${file.name}: warning: ${w.flow ? `flow ${w.flow}: ` : ""}${w.message}`);
+      toast(wf.stored === false ? `${wf.title} is v${wf.version} already: nothing stored` : `Uploaded ${wf.title} (v${wf.version})`);
     } catch (exc) {
       lines.push(`${file.name}:`, ...problemLines(exc).map((l) => `  ${l}`));
     }
