@@ -1,11 +1,10 @@
 """Local runs: one workflow run executed by child processes on this machine, no Redis.
 
-`LocalRunner.stream` plans the run (`plan`), then drives `RunState` with what the `Supervisor`
-reports: a flow is launched the moment it is ready (up to `concurrency` at once; when more are
-ready than slots are free, the longest remaining path first, `Plan.rank`), its log lines
-and results become events as they happen, and its end makes its children ready or skips its
-descendants. Every event is folded into the run report as it is yielded. One run at a time per
-runner; `cancel` may be called from any thread.
+`LocalRunner.stream` plans the run, then drives `RunState` with what the `Supervisor` reports: a
+flow starts the moment it is ready (up to `concurrency` at once; when more are ready than slots are
+free, the longest remaining path first, `Plan.rank`), its log lines and results become events as
+they happen, and its end makes its children ready or skips its descendants. Each event is folded
+into the run report as yielded. One run at a time per runner; `cancel` is thread-safe.
 """
 
 from __future__ import annotations
@@ -326,15 +325,17 @@ class _Run:
                 )
         else:
             self.previews[item.flow_id] = item.previews
-        yield from self._end(item.flow_id, item.ok, item.reason, item.duration_s)
+        yield from self._end(item.flow_id, item.ok, item.reason, item.duration_s, item.retryable())
 
-    def _end(self, flow_id: str, ok: bool, reason: str | None, duration: float) -> Iterator[Event]:
+    def _end(
+        self, flow_id: str, ok: bool, reason: str | None, duration: float, retry: bool = False
+    ) -> Iterator[Event]:
         change = self.state.finish(
             flow_id,
             ok,
             reason,
             duration_s=duration,
-            retryable=not ok,  # never once the run is stopping: RunState knows
+            retryable=retry,  # never once the run is stopping: RunState knows
             max_retries=self._flow_options(flow_id).retries,
             backoff_s=self.settings.retry_backoff_s,
         )

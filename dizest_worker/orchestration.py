@@ -308,7 +308,7 @@ class Executor:
             finished.duration_s,
             finished.outputs,
             self._checked(finished.previews),
-            retryable=retryable and not finished.ok,  # never after a cancel: FINISH knows
+            retryable=retryable and finished.retryable(),  # never after a cancel: FINISH knows
             max_retries=options.retries,
             queues=self.queue_list,  # the parked attempts this process can take next
         )

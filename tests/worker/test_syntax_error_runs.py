@@ -1,7 +1,8 @@
 """A package whose app code does not compile runs as DIZEST runs it (a warning, never a refusal):
 the flows of that app end in error with the SyntaxError as their reason, the flows below them
-are not run (as below any failed flow), the others run; locally and on real workers alike (one
-rule set). Any other error of a package still refuses it."""
+are not run (as below any failed flow), the others run, and no attempt is retried (it would
+fail alike); locally and on real workers alike (one rule set). Any other error of a package
+still refuses it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.conftest import package
 
 
 def half_done() -> dict:
-    return package(
+    made = package(
         {
             "bad": {"code": "x = 1\nx = = 2\n", "outputs": ["x"]},
             "use": {"code": "y = dizest.input('x')", "inputs": ["x"], "outputs": ["y"]},
@@ -28,6 +29,9 @@ def half_done() -> dict:
             "free": {"app": "ok"},
         },
     )
+    # retries of its own: an attempt again would fail alike, so none is made
+    made["flow"]["broken"]["dizest"] = {"retries": 2}
+    return made
 
 
 EXPECTED = {
@@ -41,13 +45,19 @@ def ends(report: dict) -> dict:
     return {f: (d["status"], d["reason"]) for f, d in report["flows"].items()}
 
 
+def retried(events: list) -> list:
+    return [e.data["reason"] for e in events if "retrying" in str(e.data.get("reason"))]
+
+
 def test_a_syntax_error_is_a_warning_and_a_local_run_fails_only_its_flows(tmp_path: Path) -> None:
     (problem,) = dwp.check(half_done())
     assert (problem.code, problem.app, problem.severity) == ("syntax_error", "bad", "warning")
     assert "line 2" in problem.message and "flow(s) broken" in problem.message
     with Workflow(half_done()) as wf:
-        report = wf.run(workdir=tmp_path)
+        events = list(wf.stream(workdir=tmp_path))
+        report = wf.runner.report()
     assert report["status"] == "error" and ends(report) == EXPECTED
+    assert retried(events) == []
     assert report["flows"]["free"]["outputs"] == {"z": 3}
 
 
@@ -61,6 +71,8 @@ def test_other_errors_still_refuse_the_package() -> None:
 
 def test_a_distributed_run_ends_the_same(cluster) -> None:
     cluster("w1", concurrency=2)
-    report = cluster.client.wait(cluster.client.submit(half_done()), timeout=60)
+    run_id = cluster.client.submit(half_done())
+    report = cluster.client.wait(run_id, timeout=60)
     assert report["status"] == "error" and ends(report) == EXPECTED
+    assert retried(list(cluster.client.runs.events(run_id))) == []
     assert report["flows"]["free"]["outputs"] == {"z": 3}
