@@ -35,8 +35,9 @@ from dizest_api.routes.health import require_worker
 from dizest_api.routes.run_events import RESUME, sse_response
 from dizest_api.routes.runs import index, within_limit
 from dizest_api.routes.workflows import open_workflow
-from dizest_api.schemas import ERR, EVENTS
+from dizest_api.schemas import ERR
 from dizest_api.services import services
+from dizest_api.stream_schemas import EVENTS
 from dizest_api.streaming import STREAM_ID
 from dizest_core import dwp
 from dizest_core.errors import ExecutionError

@@ -16,9 +16,10 @@ from dizest_api.errors import BadInput
 from dizest_api.event_hub import Held, hub_for
 from dizest_api.routes.run_access import open_run, run_allowed
 from dizest_api.routes.runs import bp
-from dizest_api.schemas import ERR, EVENTS
+from dizest_api.schemas import ERR
 from dizest_api.services import services
 from dizest_api.stream_access import request_reader
+from dizest_api.stream_schemas import EVENTS
 from dizest_api.streaming import REPLAY_BATCH, STREAM_ID, follow, sse
 from dizest_core.events import Event
 

@@ -36,8 +36,9 @@ from dizest_api.errors import Forbidden, error_response
 from dizest_api.event_hub import Held
 from dizest_api.response_writes import STALL_LOG, WholeSends
 from dizest_api.routes.run_events import AFTER, RESUME, follow_run
-from dizest_api.schemas import ERR, WEBSOCKET
+from dizest_api.schemas import ERR
 from dizest_api.services import services
+from dizest_api.stream_schemas import WEBSOCKET
 from dizest_core.events import Event
 
 bp = Blueprint("sockets", __name__)
