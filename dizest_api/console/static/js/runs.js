@@ -4,6 +4,9 @@
 // request, never a stream per run: an admin's page may list 100 unfinished runs of one user,
 // and a stream each would take every connection the browser allows to this origin, freezing
 // every tab of the console). It stops when all are final and while the page is hidden.
+// A filter applies as it changes (a select at once, a typed field on Enter or leaving it) and is
+// kept in the address (a reload, or Back from a run, shows the same list). The workflow is
+// picked by title (a list of the caller's workflows whose title holds what is typed) or by id.
 import { get } from "./api.js";
 import { $, h, seconds, toast, when } from "./dom.js";
 
@@ -17,9 +20,50 @@ let asked = 0; // the latest load's number: an older answer arriving late is dro
 let timer = null;
 
 const FILTERS = ["shared", "status", "workflow_id", "owner"];
+const FIELDS = ["shared", "status", "owner"]; // as typed or chosen (the workflow's field: see workflowId)
 for (const name of FILTERS) {
   const input = $(`[name="${name}"]`);
   if (input && params.get(name)) input.value = params.get(name);
+}
+const wfInput = $("#f-workflow");
+const titles = new Map(); // what the workflow field shows -> the workflow's id (its list's options, the titles seen)
+
+// The list under the workflow field: the caller's workflows whose title holds what is typed, by
+// title (with the id where two share it), the id beside.
+async function suggest() {
+  const page = await get(`/workflows?${new URLSearchParams({ title: wfInput.value.trim(), limit: 20 })}`);
+  const seen = new Map();
+  for (const wf of page.items) seen.set(wf.title, (seen.get(wf.title) || 0) + 1);
+  $("#f-workflows").replaceChildren(
+    ...page.items.map((wf) => {
+      const shown = seen.get(wf.title) > 1 ? `${wf.title} (${wf.id})` : wf.title;
+      titles.set(shown, wf.id);
+      return h("option", { value: shown }, wf.id);
+    }),
+  );
+}
+
+// The id the workflow field names: an option's, else the one workflow of exactly that title,
+// else the text itself (an id; a title of none: no runs match). Null: two workflows of that title.
+async function workflowId(value) {
+  if (!value || titles.has(value)) return titles.get(value) || "";
+  const page = await get(`/workflows?${new URLSearchParams({ title: value, limit: 50 })}`);
+  const same = page.items.filter((wf) => wf.title === value);
+  if (same.length > 1) {
+    suggest().catch(() => {});
+    toast(`${same.length} workflows are titled "${value}": pick one from the list`, "error");
+    return null;
+  }
+  return same.length ? same[0].id : value;
+}
+
+// The id in the address shown as its workflow's title, once a run listed tells it.
+function showTitle(items) {
+  const id = params.get("workflow_id");
+  const run = id && wfInput.value === id && items.find((r) => r.workflow_id === id && r.workflow_title != null);
+  if (!run) return;
+  titles.set(run.workflow_title, id);
+  wfInput.value = run.workflow_title;
 }
 
 function statusCell(run) {
@@ -64,6 +108,7 @@ function render(page) {
     });
   } else rows.replaceChildren(...page.items.map(row));
   shown = page.items;
+  showTitle(page.items);
   $("#runs-empty").hidden = page.total > 0;
   $("#runs-page").textContent = page.total ? `${offset + 1}–${offset + page.items.length} of ${page.total}` : "";
   $("#runs-prev").disabled = offset === 0;
@@ -100,14 +145,31 @@ function go(next) {
   load().catch((exc) => toast(exc.message, "error"));
 }
 
-$("#run-filters").addEventListener("submit", (event) => {
-  event.preventDefault();
-  for (const [name, value] of new FormData(event.target)) {
+async function apply() {
+  const wf = await workflowId(wfInput.value.trim());
+  if (wf === null) return;
+  for (const [name, value] of [...FIELDS.map((n) => [n, $(`[name="${n}"]`)?.value]), ["workflow_id", wf]]) {
     if (value) params.set(name, value);
     else params.delete(name);
   }
   go(0);
+}
+
+const filters = $("#run-filters");
+const applying = (event) => {
+  event.preventDefault();
+  apply().catch((exc) => toast(exc.message, "error"));
+};
+filters.addEventListener("submit", applying);
+filters.addEventListener("change", applying);
+let typing = null;
+wfInput.addEventListener("input", (event) => {
+  // an option picked from the list applies at once; typing asks for the list again (once it pauses)
+  if (event.inputType === "insertReplacementText" || (!event.inputType && titles.has(wfInput.value))) return applying(event);
+  clearTimeout(typing);
+  typing = setTimeout(() => suggest().catch(() => {}), 250);
 });
+wfInput.addEventListener("focus", () => suggest().catch(() => {}), { once: true });
 $("#runs-prev").addEventListener("click", () => go(offset - LIMIT));
 $("#runs-next").addEventListener("click", () => go(offset + LIMIT));
 document.addEventListener("visibilitychange", () => {

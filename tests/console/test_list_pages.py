@@ -1,0 +1,54 @@
+"""The list pages' paper cuts a browser walkthrough found: the runs page's filters apply as they
+change and take a workflow by its title; a user's Tokens page is theirs (no service cards) and its
+once-shown token has a Copy button; at a phone's width a table that scrolls sideways says so."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import wait_for
+from tests.console.conftest import USER_PASSWORD, Console, log_in
+
+LIVE_MS = 60_000
+
+
+def test_the_runs_filters_apply_as_they_change_and_take_a_workflow_by_title(
+    browser: Any, console: Console
+) -> None:
+    console.user("ada")
+    tick = console.workflow("ticker", "ada's ticker", owner="ada")
+    other = console.workflow("ticker", "ada's other ticker", owner="ada")
+    runs = {wf: str(console.api("POST", "/runs", {"workflow_id": wf}, "ada")["run_id"]) for wf in (tick, other)}  # fmt: skip
+    page = log_in(browser, console.base, "ada", USER_PASSWORD)
+    page.goto("/runs")
+    expect(page.locator("#run-rows tr")).to_have_count(2, timeout=LIVE_MS)
+    field = page.locator("#f-workflow")
+    field.fill("other")  # the list offers the workflows whose title holds it, by title
+    expect(page.locator("#f-workflows option")).to_have_count(1)
+    expect(page.locator("#f-workflows option")).to_have_attribute("value", "ada's other ticker")
+    field.fill("ada's ticker")  # a title typed whole, then Enter
+    field.press("Enter")
+    expect(page.locator("#run-rows tr")).to_have_count(1)
+    expect(page.locator(f'#run-rows tr[data-id="{runs[tick]}"]')).to_be_visible()
+    wait_for(lambda: f"workflow_id={tick}" in page.url, timeout=10)
+    page.reload()  # the address keeps the workflow, shown by its title
+    expect(page.locator(f'#run-rows tr[data-id="{runs[tick]}"]')).to_be_visible(timeout=LIVE_MS)
+    expect(field).to_have_value("ada's ticker")
+    expect(page.locator("#run-rows tr")).to_have_count(1)
+    field.fill(other)  # an id still works
+    field.press("Enter")
+    expect(page.locator(f'#run-rows tr[data-id="{runs[other]}"]')).to_be_visible()
+    page.select_option("#f-status", "cancelled")  # a select applies at once: no Filter pressed
+    expect(page.locator("#runs-empty")).to_be_visible()
+    wait_for(lambda: "status=cancelled" in page.url, timeout=10)
+    page.go_back()  # left for the page before: Back returns to the same filters
+    page.go_forward()
+    expect(page.locator("#f-status")).to_have_value("cancelled")
+    expect(page.locator("#runs-empty")).to_be_visible(timeout=LIVE_MS)
+    page.select_option("#f-status", "")
+    expect(page.locator(f'#run-rows tr[data-id="{runs[other]}"]')).to_be_visible()
+    assert re.search(r"status=", page.url) is None
+    page.context.close()
