@@ -52,3 +52,26 @@ def test_the_runs_filters_apply_as_they_change_and_take_a_workflow_by_title(
     expect(page.locator(f'#run-rows tr[data-id="{runs[other]}"]')).to_be_visible()
     assert re.search(r"status=", page.url) is None
     page.context.close()
+
+
+def test_a_users_tokens_page_is_theirs_and_copies_the_once_shown_token(
+    browser: Any, console: Console
+) -> None:
+    console.user("tess")
+    page = log_in(browser, console.base, "tess", USER_PASSWORD)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.locator("header nav a", has_text="Tokens").click()
+    expect(page).to_have_title(re.compile(r"^Tokens"))
+    first = page.locator("main h2").first
+    expect(first).to_have_text("My API tokens")  # not Service, Ready, Workers
+    expect(page.locator("#health, #workers, #add-user")).to_have_count(0)
+    form = page.locator("#add-token")
+    form.locator('[name="name"]').fill("laptop")
+    form.locator('button[type="submit"]').click()
+    secret = page.locator("#token-value")
+    expect(secret).to_have_text(re.compile(r"^dz_"))
+    expect(page.locator("#token-secret")).to_contain_text("Shown once")
+    page.locator("#token-copy").click()
+    expect(page.locator("#toast")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == secret.inner_text()
+    page.context.close()

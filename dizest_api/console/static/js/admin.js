@@ -1,8 +1,9 @@
 // Admin: users (add, remove, reset password), my tokens (create with scopes, secret shown
-// once, revoke), and the service: readiness from /readyz, queue depth and more from /metrics,
-// and for admins the Workers table (workers.js; others see the live workers' names only).
+// once with a Copy button, revoke), and the service: readiness from /readyz, queue depth and
+// more from /metrics, the Workers table (workers.js). A user who is not an admin gets the page
+// as "Tokens": their tokens only (admin.html leaves the service cards out).
 import { del, get, post, put } from "./api.js";
-import { $, h, toast, when } from "./dom.js";
+import { $, copyText, h, toast, when } from "./dom.js";
 import { watchWorkers } from "./workers.js";
 
 const isAdmin = $("#me-role")?.textContent === "admin";
@@ -30,13 +31,11 @@ async function health() {
   const box = $("#health");
   const ready = await fetch("/readyz").then((r) => r.json());
   const rows = [["Ready", ready.status || ready.error?.message || "?"]];
-  if (!isAdmin) rows.push(["Workers", (ready.workers || ready.error?.details?.workers || []).join(", ") || "none"]);
-  if (isAdmin) rows.push(...serviceRows(await fetch("/metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : ""))));
+  rows.push(...serviceRows(await fetch("/metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : ""))));
   box.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { metric: k } }, v)]));
 }
 
 async function users() {
-  if (!isAdmin) return;
   const list = await get("/users");
   $("#user-rows").replaceChildren(
     ...list.items.map((u) =>
@@ -103,7 +102,7 @@ async function revoke(id) {
   tokens();
 }
 
-$("#add-user").addEventListener("submit", async (event) => {
+$("#add-user")?.addEventListener("submit", async (event) => {
   event.preventDefault();
   const data = new FormData(event.target);
   try {
@@ -123,7 +122,11 @@ $("#add-token").addEventListener("submit", async (event) => {
   try {
     const made = await post("/tokens", body);
     const box = $("#token-secret");
-    box.replaceChildren(h("p", {}, "Copy this token now: it is shown only once."), h("code", { id: "token-value" }, made.token));
+    const value = h("code", { id: "token-value" }, made.token);
+    box.replaceChildren(
+      h("p", {}, h("strong", {}, "Shown once: "), "copy this token now, it cannot be shown again."),
+      h("div", { class: "secret-value" }, value, h("button", { type: "button", id: "token-copy", class: "copy", onclick: () => copyText(value) }, "Copy")),
+    );
     box.hidden = false;
     event.target.reset();
   } catch (exc) {
@@ -133,5 +136,5 @@ $("#add-token").addEventListener("submit", async (event) => {
 });
 
 for (const button of document.querySelectorAll("#add-user button, #add-token button")) button.disabled = false; // (see admin.html)
-if (!isAdmin) for (const el of [$("#add-user").closest("section"), $("#workers")]) el.hidden = true;
-Promise.all([health(), users(), tokens(), isAdmin && watchWorkers($("#worker-rows"))]).catch((exc) => toast(exc.message, "error"));
+const service = isAdmin ? [health(), users(), watchWorkers($("#worker-rows"))] : [];
+Promise.all([...service, tokens()]).catch((exc) => toast(exc.message, "error"));

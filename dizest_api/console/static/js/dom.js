@@ -38,6 +38,18 @@ export function toast(message, kind = "info") {
   box._timer = setTimeout(() => (box.className = ""), 5000);
 }
 
+// The text of element `el` copied to the clipboard, or where there is none (a page served over
+// plain http, a browser that refuses) selected for Ctrl+C.
+export async function copyText(el) {
+  try {
+    await navigator.clipboard.writeText(el.textContent);
+    toast("Copied");
+  } catch (exc) {
+    getSelection().selectAllChildren(el);
+    toast("Selected: press Ctrl+C (or ⌘C) to copy");
+  }
+}
+
 // Files dropped anywhere on the page: `take(dataTransfer)`, read in the drop event itself (its
 // items are gone after it); `zone` shows that something is dragged over the page.
 export function onDrop(zone, take) {

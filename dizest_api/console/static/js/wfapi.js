@@ -5,7 +5,7 @@
 // through this session and shows the answer as it came. A snippet holds no credential: it reads
 // $DIZEST_TOKEN, a token the person makes on the admin page; the base URL is this server's.
 import { get, request } from "./api.js";
-import { $, h, toast } from "./dom.js";
+import { $, copyText, h } from "./dom.js";
 
 const enc = encodeURIComponent;
 
@@ -90,15 +90,6 @@ const TITLES = [
   ["python", "Python client"],
 ];
 
-async function copy(pre) {
-  try {
-    await navigator.clipboard.writeText(pre.textContent);
-    toast("Copied");
-  } catch (exc) { // no clipboard (a page served over plain http): select it for Ctrl+C
-    getSelection().selectAllChildren(pre);
-  }
-}
-
 function inputRows(spec, onInput) {
   const names = Object.keys(spec.inputs);
   if (!names.length) return [h("p", { class: "muted", id: "api-no-inputs" }, "It takes no inputs from outside (no flow has an unconnected output-type input).")];
@@ -164,7 +155,7 @@ export async function apiPanel(box, wf) {
     h("pre", { class: "snippet", id: "api-answer", hidden: true }),
     h("p", { class: "muted" }, "Each call needs an API token with the run scope in $DIZEST_TOKEN: ", h("a", { href: "/admin#tokens", id: "api-token-link" }, "make one"), "."),
     ...TITLES.flatMap(([key, title]) => [
-      h("div", { class: "snippet-head" }, h("h3", {}, title), h("button", { type: "button", class: "copy", dataset: { copy: key }, onclick: () => copy(pres[key]) }, "Copy")),
+      h("div", { class: "snippet-head" }, h("h3", {}, title), h("button", { type: "button", class: "copy", dataset: { copy: key }, onclick: () => copyText(pres[key]) }, "Copy")),
       pres[key],
     ]),
   );
