@@ -13,6 +13,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.conftest import package
 from tests.console.conftest import Console
 
 LIVE_MS = 120_000
@@ -114,3 +115,37 @@ def test_a_ui_box_has_the_room_down_to_the_next_node_and_enlarges_on_demand(
     grow.press("Enter")
     expect(ui).to_have_attribute("height", "78")
     assert page.evaluate(OVERLAPS) == []
+
+
+def test_a_box_is_as_tall_as_its_log_and_an_error_reads_from_its_traceback_s_first_line(
+    admin_page: Any, console: Console
+) -> None:
+    """A one-line log got the whole room (150 px, some 215 px on screen) of dark box; a long log
+    that ended in an error showed the traceback's end, its first lines scrolled away under the
+    status line."""
+    broken = (
+        "for i in range(30):\n    print('line', i)\n"
+        "def inner():\n    raise ValueError('broke')\ndef outer():\n    inner()\nouter()\n"
+    )
+    apps = {"one": {"code": "print('one line')", "outputs": ["x"]}, "bad": {"code": broken, "inputs": ["x"]}}  # fmt: skip
+    flows = {"a": {"app": "one", "pos_x": 100, "pos_y": 100}, "b": {"app": "bad", "pos_x": 400, "pos_y": 100, "in": {"x": [("a", "x")]}}}  # fmt: skip
+    pkg = package(apps, flows)
+    made = console.api("POST", "/workflows", {"title": "a line, a traceback", "package": pkg})
+    page = admin_page
+    page.goto(f"/workflows/{made['id']}/edit")
+    page.click("#run-all")
+    expect(page.locator("#run-status")).to_have_text("error", timeout=LIVE_MS)
+    one = page.locator(f'{BOXES}[data-id="a"]')
+    expect(one).to_contain_text("one line")
+    assert one.get_attribute("height") == "150"  # its room: nothing below
+    # the dark box: its status line and one line of log (11 px type), not its room
+    assert one.locator(".node-result").evaluate("(el) => el.offsetHeight") < 50
+    bad = page.locator(f'{BOXES}[data-id="b"] .node-result')
+    expect(bad).to_contain_text("ValueError: broke")
+    start = bad.locator(".line", has_text="Traceback (most recent call last)")  # (one entry)
+    head = bad.locator(".node-result-status").bounding_box()
+    line = start.bounding_box()
+    shown = bad.bounding_box()
+    assert head and line and shown
+    assert head["y"] + head["height"] - 1 <= line["y"] < head["y"] + head["height"] + 4
+    assert line["y"] + head["height"] <= shown["y"] + shown["height"]  # its first line in view

@@ -2,7 +2,10 @@
 // shows them). Their layer lies beneath the nodes', and a box stops short of the next node below
 // (a box of a fixed 150 px covered the next row of dag100, 114 px below, whose flows print
 // nothing): a flow with nothing to show gets its status line alone, one with a log or results
-// the room down to that node (at most RESULT_H; scrolled inside). A box its user enlarged is
+// the room down to that node (at most RESULT_H; scrolled inside), its dark box as tall as what it
+// holds within that (CSS: a one-line log is two lines tall, not the whole room; nothing is
+// measured at draw time). The box follows its log's end, but a flow's error is read from its
+// traceback's first line, under the status line. A box its user enlarged is
 // RESULT_BIG whatever lies below: they asked for it. `canvas` is the EditorCanvas: its graph,
 // its runs (flow id -> state), `big` (the enlarged ones) and its UI boxes (editor-ui.js).
 import { h } from "./dom.js";
@@ -39,6 +42,14 @@ export function drawResult(canvas, id) {
   // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)
   box.replaceChildren(head, ...renderEntries(state.log.slice(-50), 2), ...renderEntries(state.results.slice(-20).map((r) => r.value), 2));
   box.scrollTop = box.scrollHeight;
+  if (state.status === "error") showTraceback(box, head);
+}
+
+// The box scrolled to its last traceback's first line (the error's, in its log), just under the
+// status line that stays on top: a long one showed only its end. (Laid out for error boxes only.)
+function showTraceback(box, head) {
+  const start = [...box.children].findLast((el) => el.textContent.startsWith("Traceback (most recent call last)"));
+  if (start) box.scrollTop = start.offsetTop - head.offsetHeight;
 }
 
 // Enlarge a result box (or shrink it back) in place: its content (an iframe, a plot) stays.
