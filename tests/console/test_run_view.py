@@ -194,3 +194,49 @@ def test_a_failed_run_opens_on_the_flow_that_failed(admin_page: Any, console: Co
     page.goto(f"/runs/{live}")
     page.reload()  # ended before the page opened
     expect(shown).to_contain_text("flow b ·")
+
+
+# Each node of the run view's graph against the canvas: the ids of those not wholly in it.
+CLIPPED = """() => {
+  const c = document.getElementById("graph").getBoundingClientRect();
+  return [...document.querySelectorAll("#graph g.node")].filter((el) => {
+    const r = el.getBoundingClientRect();
+    return r.top < c.top || r.bottom > c.bottom || r.left < c.left || r.right > c.right;
+  }).map((el) => el.dataset.id);
+}"""
+HEIGHT = "() => document.getElementById('graph').getBoundingClientRect().height"
+# The view's scale: canvas px a graph unit.
+SCALE = """() => document.getElementById("graph").getBoundingClientRect().width
+  / document.querySelector("#graph svg.dag").viewBox.baseVal.width"""
+
+
+def test_the_timeline_opening_refits_a_fitted_graph_and_has_a_time_axis(
+    admin_page: Any, console: Console
+) -> None:
+    """A column of six flows fitted to the canvas lost its top and bottom rows when the timeline
+    filled below it (the view kept its scale); one the user zoomed keeps their scale. The bars
+    had no time axis, only the total."""
+    ids = [f"s{i}" for i in range(6)]
+    flows: dict[str, dict[str, Any]] = {}
+    for i, fid in enumerate(ids):  # a column, each flow fed by the one above it
+        flows[fid] = {"app": "a", "pos_x": 100, "pos_y": 220 * i}
+        if i:
+            flows[fid]["in"] = {"x": [(ids[i - 1], "x")]}
+    pkg = package({"a": {"code": "x = 1", "inputs": ["x"], "outputs": ["x"]}}, flows)
+    run_id = str(console.api("POST", "/runs", {"workflow_id": stored(console, "column", pkg)})["run_id"])  # fmt: skip
+    wait_for(lambda: console.api("GET", f"/runs/{run_id}")["status"] == "ready", timeout=60)
+    page = admin_page
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("#timeline svg.gantt g.bar")).to_have_count(6, timeout=LIVE_MS)
+    wait_for(lambda: page.evaluate(CLIPPED) == [], timeout=10)
+    ticks = page.locator("#timeline svg.gantt-axis text:not(.total)")
+    assert ticks.count() >= 2
+    expect(ticks.first).to_have_text("0")
+    expect(page.locator("#timeline svg.gantt-axis .total")).to_have_text(re.compile(r"^total \d"))
+    page.click("#zoom-in")  # the user's own view: kept through a resize, at their scale
+    scale = page.evaluate(SCALE)
+    height = page.evaluate(HEIGHT)
+    page.click("#timeline-box summary")  # closed: the canvas takes its room
+    wait_for(lambda: page.evaluate(HEIGHT) > height + 50, timeout=10)
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")  # fmt: skip
+    assert abs(page.evaluate(SCALE) - scale) < 1e-6

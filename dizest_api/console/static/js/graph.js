@@ -294,6 +294,7 @@ export class GraphView {
     const w = (width || 800) / scale;
     const h = (height || 600) / scale;
     this.view = { x: this.box.x - (w - this.box.w) / 2, y: this.box.y - (h - this.box.h) / 2, w, h };
+    this.fitted = this.view; // (followResize: a view still this one is fitted again on a resize)
     this.apply();
   }
 

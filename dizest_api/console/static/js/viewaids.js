@@ -113,10 +113,13 @@ export function reveal(view, n) {
   view.apply();
 }
 
-// The canvas resized (the side panel folded, the window, a phone turned): the view keeps its
-// scale and centre and takes the canvas's new shape, so the drawing is not stretched and a
-// pan moves it as far as the pointer. (The sizes are the observer's: reading them here would
-// lay out the page, and its whole graph, once more.)
+// The canvas resized (the side panel folded, the window, a phone turned, the run's timeline
+// opened under it): a view the user has not zoomed or panned since it was fitted (`view.fitted`
+// is still the view: every move makes a new one) is fitted again, as the whole graph was in view
+// and should stay so (it kept its scale, and a timeline opening clipped its top and bottom rows);
+// otherwise the view keeps its scale and centre and takes the canvas's new shape, so the
+// drawing is not stretched and a pan moves it as far as the pointer. (The sizes are the
+// observer's: reading them here would lay out the page, and its whole graph, once more.)
 export function followResize(view) {
   let size = null;
   new ResizeObserver(([entry]) => {
@@ -131,6 +134,7 @@ export function followResize(view) {
       return;
     }
     if (width === was.width && height === was.height) return;
+    if (view.fitted === v) return view.fit(); // (laid out already: the observer's turn comes after layout)
     const w = (v.w * width) / was.width;
     const h = (v.h * height) / was.height;
     view.view = { x: v.x + (v.w - w) / 2, y: v.y + (v.h - h) / 2, w, h };
