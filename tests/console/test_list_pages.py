@@ -75,3 +75,31 @@ def test_a_users_tokens_page_is_theirs_and_copies_the_once_shown_token(
     expect(page.locator("#toast")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == secret.inner_text()
     page.context.close()
+
+
+# A table's scroll box: whether it scrolls, which of its edges fade (console.css: more lies
+# beyond them), and whether a fade is drawn (its mask).
+CUES = """(box) => [box.scrollWidth > box.clientWidth, ["more-left", "more-right"].filter((c) => box.classList.contains(c)),
+  getComputedStyle(box).maskImage !== "none"]"""  # fmt: skip
+
+
+def test_a_table_that_scrolls_sideways_on_a_phone_fades_where_more_lies(
+    browser: Any, console: Console
+) -> None:
+    """At 390 px the files table's Download, Rename and Delete lay off-screen, beyond an edge
+    that looked like the table's own."""
+    console.user("phil")
+    console.api("PUT", "/files/a-file-with-a-long-name.csv", "a,b", "phil")
+    page = log_in(browser, console.base, "phil", viewport={"width": 390, "height": 844})
+    page.goto("/files")
+    expect(page.locator("#files-rows tr")).to_have_count(1)
+    box = page.locator("div.scroll-x:has(#files-table)")
+    wait_for(lambda: box.evaluate(CUES) == [True, ["more-right"], True], timeout=5)
+    box.evaluate("(el) => { el.scrollLeft = el.scrollWidth; }")  # at its end: the actions
+    wait_for(lambda: box.evaluate(CUES) == [True, ["more-left"], True], timeout=5)
+    expect(page.get_by_role("button", name="Rename")).to_be_in_viewport()
+    box.evaluate("(el) => { el.scrollLeft = el.scrollWidth / 3; }")
+    wait_for(lambda: box.evaluate(CUES) == [True, ["more-left", "more-right"], True], timeout=5)
+    page.set_viewport_size({"width": 1440, "height": 900})  # room for all of it: no fade
+    wait_for(lambda: box.evaluate(CUES) == [False, [], False], timeout=5)
+    page.context.close()

@@ -50,6 +50,22 @@ export async function copyText(el) {
   }
 }
 
+// A box whose table scrolls sideways in it (.scroll-x) marked with the edges that have more of
+// the table beyond them (classes more-left, more-right: console.css fades them out), again as it
+// scrolls and as it or its table changes size (a phone turned, rows loaded). (A scroll-driven
+// CSS animation would need no script, but Chromium puts a box with nothing to scroll at its end:
+// a fade at the left of every table that fits.)
+export function scrollCues(box) {
+  const mark = () => {
+    const end = box.scrollWidth - box.clientWidth;
+    box.classList.toggle("more-left", end > 1 && box.scrollLeft > 1);
+    box.classList.toggle("more-right", end > 1 && box.scrollLeft < end - 1);
+  };
+  box.addEventListener("scroll", mark, { passive: true });
+  const sizes = new ResizeObserver(mark);
+  for (const el of [box, box.firstElementChild]) if (el) sizes.observe(el);
+}
+
 // Files dropped anywhere on the page: `take(dataTransfer)`, read in the drop event itself (its
 // items are gone after it); `zone` shows that something is dragged over the page.
 export function onDrop(zone, take) {

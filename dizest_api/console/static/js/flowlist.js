@@ -4,7 +4,7 @@
 // the editor) and every zoom seconds more, for anyone the workflow is shared with; up to
 // TOO_MANY flows it stays under ~1 s here (3,000: 0.75 s, the editor 1.3 s; 5,000: 1.4 s, 4.2 s).
 // Once drawn, the list hands every call (select, setStatus, zoom, fit) to the drawn view.
-import { h } from "./dom.js";
+import { h, scrollCues } from "./dom.js";
 import { picked } from "./viewaids.js";
 
 export const TOO_MANY = 3000; // flows: above this the graph views list them instead of drawing
@@ -43,6 +43,7 @@ export class FlowList {
       picked(this.container, row.dataset.id);
     });
     const heads = ["Flow", "Title", "App", ...(this.status ? ["Status"] : [])].map((t) => h("th", {}, t));
+    const scrolled = h("div", { class: "scroll-x" }, h("table", { class: "list flows" }, h("thead", {}, h("tr", {}, heads)), this.body));
     this.container.classList.add("listing");
     zoomButtons(false); // nothing to zoom
     this.container.replaceChildren(h(
@@ -56,8 +57,9 @@ export class FlowList {
           this.drawAnyway();
         } }, "Draw anyway")),
       h("p", { class: "inline" }, this.search, this.prev, this.next, this.count),
-      h("div", { class: "scroll-x" }, h("table", { class: "list flows" }, h("thead", {}, h("tr", {}, heads)), this.body)),
+      scrolled,
     ));
+    scrollCues(scrolled);
     this.filter();
   }
 

@@ -1,6 +1,7 @@
-// Every page: the logout button and the current section in the header.
+// Every page: the logout button, the current section in the header, and the sideways scroll
+// cues of its tables (dom.js scrollCues).
 import { leave, post } from "./api.js";
-import { $, $$ } from "./dom.js";
+import { $, $$, scrollCues } from "./dom.js";
 
 const section = location.pathname.split("/")[1];
 for (const link of $$("[data-nav]")) link.classList.toggle("current", link.dataset.nav === section);
@@ -9,3 +10,5 @@ const logout = $("#logout");
 if (logout) {
   logout.addEventListener("click", () => leave("/login", () => post("/auth/logout")));
 }
+
+for (const box of $$(".scroll-x")) scrollCues(box);
