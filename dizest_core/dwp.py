@@ -314,7 +314,8 @@ def syntax_problems(package: Package) -> list[Problem]:
             flows = users.get(app_id, [])
             line = getattr(exc, "lineno", None)
             text = getattr(exc, "msg", None) or str(exc)
-            used = f"; used by flow(s) {', '.join(flows[:5])}" if flows else ""
+            named = (package.flow_name(f) for f in flows[:5])
+            used = f"; used by flow(s) {', '.join(named)}" if flows else ""
             used += f" and {len(flows) - 5} more" if len(flows) > 5 else ""
             where = f" on line {line}" if line else ""
             message = f"syntax error in the app's code{where}: {text}{used}"
@@ -374,7 +375,7 @@ def _connection_problems(package: Package, flow: Flow, app: App) -> list[Problem
                 problems.append(
                     Problem(
                         "unknown_output",
-                        f"flow {conn.node!r} (app {src_app.id!r}) does not declare output "
+                        f"flow {package.flow_name(conn.node)} does not declare output "
                         f"{conn.output!r}: the input gets its default unless the code outputs it",
                         flow=flow.id,
                         app=app.id,

@@ -94,6 +94,15 @@ class Package:
             for conn in flow.connections.get(spec.name, ())
         ]
 
+    def flow_name(self, flow_id: str) -> str:
+        """A flow as a message names it for a person: its title, else its app's title, else its
+        app's id (the console's graph.js flowTitle), quoted, with its id after it when that
+        differs: `'Producer' (bo6at79gelssrhfz-1796458547289)`. Problem fields keep the id."""
+        flow = self.flows.get(flow_id)
+        app = self.apps.get(flow.app_id) if flow else None
+        title = (flow and flow.title) or (app and app.title) or (flow and flow.app_id) or flow_id
+        return repr(title) if title == flow_id else f"{title!r} ({flow_id})"
+
     def flow(self, flow_id: str) -> Flow:
         from dizest_core.errors import UnknownFlowError
 

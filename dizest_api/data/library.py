@@ -56,9 +56,10 @@ class WorkflowNotFound(DizestError, LookupError):
 class VersionConflict(DizestError):
     """A replace based on a version that is no longer the latest: someone saved since."""
 
-    def __init__(self, wf_id: str, base: int, latest: int) -> None:
+    def __init__(self, title: str, base: int, latest: int) -> None:
+        # named by its title, as a person knows it (the caller holds its id; `details` the versions)
         super().__init__(
-            f"workflow {wf_id!r} is at version {latest}, not {base}: "
+            f"workflow {title!r} is at version {latest}, not {base}: "
             "someone saved a newer version since you loaded it"
         )
         self.base, self.latest = base, latest
@@ -204,7 +205,8 @@ class Library:
         if title is not None:
             _check_title(title)
         text, warnings = self.validate(package)
-        owner = self.get(wf_id).owner  # never changes: its usage key can be named up front
+        stored = self.get(wf_id)  # its owner never changes: its usage key can be named up front
+        owner = stored.owner
         keys = [
             self.keys.workflow(wf_id),
             self.keys.workflow_versions(wf_id),
@@ -220,7 +222,7 @@ class Library:
         if kind == "missing":
             raise WorkflowNotFound(f"no workflow {wf_id!r}")
         if kind == "conflict":
-            raise VersionConflict(wf_id, base_version or 0, int(value))
+            raise VersionConflict(stored.title, base_version or 0, int(value))
         if kind not in ("ok", "same"):
             raise library_quota.refused(kind, int(value), len(text.encode()), self.limits, owner)
         return Saved(self.get(wf_id), kind == "ok", warnings)

@@ -194,3 +194,51 @@ def test_code_that_does_not_compile_is_stored_with_a_warning(api: Api) -> None:
     refused = api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": fixed})
     assert refused.status_code == 422
     assert [p["code"] for p in refused.json["error"]["details"]] == ["unknown_app"]
+
+
+def test_problems_name_flows_as_a_person_knows_them(api: Api) -> None:
+    """The console's editor makes DIZEST's ids (`<app id>-<ms>` flows, 16-character apps): a
+    problem's message names a flow by its title (else its app's) with its id after it; its fields
+    keep the ids, for programs."""
+    alice = api.user("alice")
+    app, flow = "bo6at79gelssrhfz", "bo6at79gelssrhfz-1796458547289"
+    named = {**NAMED, "flow": {**NAMED["flow"], flow: {"app_id": app, "title": ""}}}
+    answer = api.call("POST", "/workflows/validate", alice, json={"package": named}).json
+    (syntax,) = [p for p in answer["problems"] if p["code"] == "syntax_error"]
+    assert syntax["flow"] == "f1" and syntax["app"] == app
+    assert syntax["message"].endswith(f"used by flow(s) 'first' (f1), 'Producer' ({flow})")
+    (loose,) = [p for p in answer["problems"] if p["code"] == "unknown_output"]
+    assert loose["message"].startswith(f"flow 'Producer' ({flow}) does not declare output 'v'")
+
+
+def test_a_conflict_names_the_workflow_by_its_title(api: Api) -> None:
+    alice = api.user("alice")
+    wf_id = create(api, alice)
+    title = api.call("GET", f"/workflows/{wf_id}", alice).json["title"]
+    changed = {**CHAIN, "description": "a change"}  # (the same package stores no version)
+    api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": changed, "base_version": 1})
+    late = api.call(
+        "PUT", f"/workflows/{wf_id}", alice, json={"package": changed, "base_version": 1}
+    )
+    assert late.status_code == 409
+    assert late.json["error"]["message"].startswith(f"workflow {title!r} is at version 2, not 1")
+    assert wf_id not in late.json["error"]["message"]
+
+
+# A syntax error in an app two flows use (one titled, one not), and a connection from the
+# untitled one to an output its app does not declare.
+NAMED = {
+    "apps": {
+        "bo6at79gelssrhfz": {"title": "Producer", "code": "x = (\n", "inputs": [], "outputs": []},
+        "c": {"title": "C", "code": "", "inputs": [{"type": "output", "name": "i"}]},
+    },
+    "flow": {
+        "f1": {"app_id": "bo6at79gelssrhfz", "title": "first"},
+        "f2": {
+            "app_id": "c",
+            "inputs": {
+                "i": {"connections": [{"node": "bo6at79gelssrhfz-1796458547289", "input": "v"}]}
+            },
+        },
+    },
+}

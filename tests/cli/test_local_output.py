@@ -43,7 +43,7 @@ def test_validate_fails_on_code_that_does_not_compile_and_run_runs_it(tmp_path: 
     problems = json.loads(result.stdout)["problems"]
     assert [(p["code"], p["app"], p["flow"]) for p in problems] == [("syntax_error", "bad", "a")]
     assert "line 2: invalid syntax" in problems[0]["message"]
-    assert "used by flow(s) a, b" in problems[0]["message"]
+    assert "used by flow(s) 'bad' (a), 'bad' (b)" in problems[0]["message"]  # its app's title
     text = dizest(tmp_path, "validate", str(bad))
     assert "line 2" in text.stdout and "app 'bad'" in text.stdout
     assert "runs, but the flows of code that does not compile will fail" in text.stdout
