@@ -96,7 +96,7 @@ class Package:
 
     def flow_name(self, flow_id: str) -> str:
         """A flow as a message names it for a person: its title, else its app's title, else its
-        app's id (the console's graph.js flowTitle), quoted, with its id after it when that
+        app's id (the console's flownames.js flowTitle), quoted, with its id after it when that
         differs: `'Producer' (bo6at79gelssrhfz-1796458547289)`. Problem fields keep the id."""
         flow = self.flows.get(flow_id)
         app = self.apps.get(flow.app_id) if flow else None

@@ -83,7 +83,9 @@ def test_a_shared_link_to_a_flow_opens_its_page_of_the_list(admin_page: Any, lar
     page = admin_page
     page.goto(f"/workflows/{large}#flow=f2500")
     wait_for(lambda: page.locator('tr.selected[data-id="f2500"]').count() == 1, 30)
-    assert page.inner_text("#node h2") == "node"
+    # every flow of it is titled "node": its panel tells which, its id in the tooltip
+    assert re.fullmatch(r"node \(\d+\)", page.inner_text("#node h2"))
+    assert page.get_attribute("#node h2", "title") == "f2500"
 
 
 def test_the_editor_opens_a_large_workflow_read_only_with_the_list(

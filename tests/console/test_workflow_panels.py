@@ -207,7 +207,10 @@ def test_the_api_panel_s_snippets_run_as_shown_and_answer_as_its_test(
     page.goto(f"/workflows/{wf_id}")
     page.click('.tabs button[data-tab="api"]')
     expect(page.locator(".api-input")).to_have_count(1)
-    expect(page.locator('.api-input[data-input="name"]')).to_contain_text("fills f1.name, f3.name")
+    fills = page.locator('.api-input[data-input="name"] small')
+    # f1 and f3 (of f1, f3, f4, all titled greet) by name, their keys in its tooltip
+    expect(fills).to_have_text(" fills greet (1), greet (2)")
+    expect(fills).to_have_attribute("title", "f1.name, f3.name")
     expect(page.locator("#api-outputs li")).to_have_count(3)  # f1, f3, f4 (f2's is wired)
     expect(page.locator("#api-token-link")).to_have_attribute("href", "/admin#tokens")
     page.locator('.api-input[data-input="name"] input').fill("ada's")  # a quote, for the shell

@@ -91,12 +91,13 @@ export function sendBlob(method, path, blob, progress) {
   });
 }
 
-// An error as lines for a person: validation problems one per line, naming flow and app.
-export function problemLines(exc) {
+// An error as lines for a person: validation problems one per line, naming flow and app (a flow
+// by `name`: its id -> the name a person reads it by, graph.js flowName, where the page has it).
+export function problemLines(exc, name = (id) => id) {
   if (!(exc instanceof ApiError)) return [String(exc.message || exc)];
   if (Array.isArray(exc.details) && exc.details.length) {
     return exc.details.map((p) => {
-      const where = [p.flow && `flow ${p.flow}`, p.app && `app ${p.app}`, p.field && `field ${p.field}`]
+      const where = [p.flow && `flow ${name(p.flow)}`, p.app && `app ${p.app}`, p.field && `field ${p.field}`]
         .filter(Boolean)
         .join(", ");
       return where ? `${p.message} (${where})` : p.message;

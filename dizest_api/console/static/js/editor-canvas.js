@@ -47,7 +47,7 @@ function detailMarkup(n) {
   const parts = [
     `<text class="run" data-action="run" x="7" y="20"><title>Run this flow</title>▶</text>`,
     `<text class="stop" data-action="stop" x="7" y="20"><title>Stop the run</title>■</text>`,
-    `<text class="app" x="${appX(n)}" y="35">${escapeHtml(fit(n.app.title || n.appId || "", appRoom(n, ""), "app"))}</text>`, `<text class="badge" x="${n.w - BADGE_R}" y="35"></text>`,
+    `<text class="app" x="${appX(n)}" y="35">${escapeHtml(fit(n.appTitle, appRoom(n, ""), "app"))}</text>`, `<text class="badge" x="${n.w - BADGE_R}" y="35"></text>`,
     ui ? `<g class="ui-toggle"><title>App UI: show it under this flow</title><rect data-action="ui" x="6" y="25" width="20" height="13" rx="3"/><text data-action="ui" x="16" y="35">UI</text></g>` : ""];
   n.inputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;
@@ -77,6 +77,7 @@ export class EditorCanvas extends GraphView {
     const el = this.elements.get(id)?.querySelector("text.title");
     if (!n || !el) return;
     n.title = title;
+    this.graph.names = null; // (flowName's, told apart by title)
     const node = this.elements.get(id);
     setTip(node, title, refit(el, title, titleRoom(n, node.classList.contains("problem"))));
     nodeLabel(this, id);
@@ -205,7 +206,7 @@ export class EditorCanvas extends GraphView {
   badged(id, el) {
     const n = this.graph.byId.get(id);
     const app = el.querySelector("text.app");
-    if (n && app) refit(app, n.app.title || n.appId || "", appRoom(n, el.dataset.badge));
+    if (n && app) refit(app, n.appTitle, appRoom(n, el.dataset.badge));
   }
 
   setStatus(id, status, badge) {

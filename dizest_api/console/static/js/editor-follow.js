@@ -3,7 +3,7 @@
 // typing pauses; an app's nodes are drawn again when its UI (html or js) comes or goes, for their
 // "UI" toggle (typing html into an app showed no toggle until a reload).
 import { hasUI } from "./appui.js";
-import { flowTitle } from "./graph.js";
+import { flowTitle } from "./flownames.js";
 
 // A node's title follows the typing once it pauses: changed in the same frame as the title
 // field, the SVG was laid out whole (~100 ms a keystroke on dag1000 in Chromium; ~20 ms alone).

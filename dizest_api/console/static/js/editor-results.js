@@ -9,6 +9,7 @@
 // RESULT_BIG whatever lies below: they asked for it. `canvas` is the EditorCanvas: its graph,
 // its runs (flow id -> state), `big` (the enlarged ones) and its UI boxes (editor-ui.js).
 import { h } from "./dom.js";
+import { flowName } from "./flownames.js";
 import { statusShade, statusText } from "./graph.js";
 import { renderEntries } from "./render.js";
 
@@ -36,7 +37,7 @@ export function drawResult(canvas, id) {
   const big = canvas.big.has(id) && !quiet(state);
   box.className = `node-result st-${statusShade(state.status, state.reason)}${state.stale ? " stale" : ""}${big ? " big" : ""}${quiet(state) ? " quiet" : ""}`;
   placeResult(canvas, id, fo);
-  const text = statusText(state.status, state.reason) + (state.stale ? " · output of the run before" : "");
+  const text = statusText(state.status, state.reason, (flow) => flowName(canvas.graph, flow)) + (state.stale ? " · output of the run before" : "");
   const grow = h("button", { type: "button", class: "node-result-grow", hidden: quiet(state), title: big ? "Shrink this result" : "Enlarge this result", onclick: () => resize(canvas, id, fo, grow) });
   const head = h("div", { class: "node-result-status" }, h("span", { class: "text" }, text), grow);
   // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)

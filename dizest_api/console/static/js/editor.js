@@ -11,6 +11,7 @@ import { NodeFollow } from "./editor-follow.js";
 import { EditorRuns } from "./editor-run.js";
 import { EditorUI } from "./editor-ui.js";
 import { FlowList, tooMany } from "./flowlist.js";
+import { flowName } from "./flownames.js";
 import { bindZoomButtons, model } from "./graph.js";
 import { showInfo } from "./wfinfo.js";
 
@@ -34,6 +35,8 @@ let runs = null; // EditorRuns
 let saving = null; // the save under way (a promise of its success)
 let follow; // NodeFollow: a node's title and UI toggle as the panels are typed in
 const HINT = [...$("#flow").children]; // the Flow panel with no flow: the page's hint (its keys too)
+
+const name = (id) => flowName(canvas.graph, id); // a flow as a person reads it (its id in a tooltip)
 
 function buildGraph() {
   const g = model(doc.pkg, { layout: false });
@@ -89,7 +92,7 @@ function refreshState() {
   if ($("#ed-state").dataset.dirty !== (doc.dirty ? "1" : "")) $("#ed-state").dataset.dirty = doc.dirty ? "1" : "";
   if (shownProblems === problems) return;
   shownProblems = problems;
-  $("#problems").replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", code: p.code } }, p.flow ? `${p.flow}: ${p.message}` : p.message)));
+  $("#problems").replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", code: p.code }, title: p.flow || "" }, p.flow ? `${name(p.flow)}: ${p.message}` : p.message)));
 }
 
 // Syntax errors come from the API (POST /workflows/validate): the apps changed since the last
@@ -145,10 +148,10 @@ function showFlow(id, show = true) {
   const active = h("input", { type: "checkbox", id: "flow-active", checked: flow.active !== false });
   active.addEventListener("change", () => doc.setActive(id, active.checked));
   const conns = doc.edges().filter((e) => e.to === id || e.from === id).map((e) =>
-    h("li", { dataset: { from: e.from, out: e.out, to: e.to, in: e.in } }, `${e.from}.${e.out} → ${e.to}.${e.in} `,
+    h("li", { dataset: { from: e.from, out: e.out, to: e.to, in: e.in }, title: `${e.from}.${e.out} → ${e.to}.${e.in}` }, `${name(e.from)}.${e.out} → ${name(e.to)}.${e.in} `,
       h("button", { type: "button", class: "danger conn-remove", onclick: () => doc.disconnect(e.from, e.out, e.to, e.in) }, "Remove")));
   box.replaceChildren(
-    h("h2", {}, flow.title || app.title || flow.app_id),
+    h("h2", {}, name(id)),
     h("p", { class: "muted" }, `flow ${id} · app ${flow.app_id}`),
     h("label", { class: "field" }, h("span", {}, "Title"), title),
     h("label", { class: "inline" }, active, "active"),
@@ -246,7 +249,7 @@ async function putVersion() {
     if (exc instanceof ApiError && exc.status === 409) {
       $("#conflict-text").textContent = `${exc.message}.`;
       $("#conflict").hidden = false;
-    } else toast(problemLines(exc).join("\n"), "error");
+    } else toast(problemLines(exc, name).join("\n"), "error");
     return false;
   }
 }
@@ -269,7 +272,7 @@ async function saveCopy() {
     doc.saved();
     location.assign(`/workflows/${encodeURIComponent(made.id)}/edit`);
   } catch (exc) {
-    toast(problemLines(exc).join("\n"), "error");
+    toast(problemLines(exc, name).join("\n"), "error");
   }
 }
 

@@ -6,6 +6,7 @@
 // title, none for a short ASCII one; no layout read of the graph).
 import { clip, escapeHtml } from "./dom.js";
 import { pinch, wheelFactor } from "./gestures.js";
+import { appTitle, flowTitle } from "./flownames.js";
 import { fit, refit, setTip, textWidth, tipMarkup } from "./textfit.js";
 import { bindKeys, followResize, nodeAttrs, nodeLabel, picked } from "./viewaids.js";
 
@@ -35,23 +36,26 @@ export function statusLabel(status, reason) {
   return status;
 }
 
+const UPSTREAM_FAILED = "upstream failed: "; // + the failed flow's id (dizest_core.status.Reason)
+
 // A flow's reason as what happened to it: a cancelled flow says whether it was stopped while it
-// ran or before it started; any other reason is the engine's own.
-export function reasonText(status, reason) {
+// ran or before it started; a skipped one names the failed flow as a person reads it (`name`:
+// id -> its name, flowName; the reason itself keeps the id, for programs); any other reason is
+// the engine's own.
+export function reasonText(status, reason, name = (id) => id) {
+  if (reason && reason.startsWith(UPSTREAM_FAILED)) return UPSTREAM_FAILED + name(reason.slice(UPSTREAM_FAILED.length));
   if (reason !== CANCELLED) return reason || "";
   return status === "error" ? "cancelled while it ran (stopped)" : "cancelled before it started";
 }
 
 // A flow's status with what happened to it, in one line (a result box's head, a panel).
-export function statusText(status, reason) {
+export function statusText(status, reason, name = (id) => id) {
   const word = statusLabel(status, reason);
-  const note = reasonText(status, reason);
+  const note = reasonText(status, reason, name);
   if (!note || status === "ready" || word.endsWith(note)) return word;
   return note.startsWith(word) ? note : `${word}: ${note}`;
 }
 
-// The title a flow is shown by: its own, else its app's, else its app's id, else its id.
-export const flowTitle = (id, flow, app) => flow.title || app.title || flow.app_id || id;
 
 // `layout`: true, the stored positions unless missing or stacked; "auto", the layered layout
 // whatever is stored (a view's Arrange: DIZEST's own files may keep every flow on one row, their
@@ -73,6 +77,7 @@ export function model(pkg, { layout = true } = {}) {
       app,
       title: flowTitle(id, flow, app),
       appId: flow.app_id,
+      appTitle: appTitle(flow.app_id, app),
       active: flow.active !== false,
       inputs,
       outputs,
@@ -94,7 +99,7 @@ export function model(pkg, { layout = true } = {}) {
     }
   }
   if (layout === "auto" || (layout && needsLayout(nodes))) layered(nodes, edges, byId);
-  return { nodes, edges, byId };
+  return { nodes, edges, byId, names: null };
 }
 
 // Lay out a package whose positions are missing or placeholders (two flows on the same spot, as
@@ -226,7 +231,7 @@ function nodeMarkup(n, detailed) {
 // What a node shows when it is big enough to read: app, status badge, ports and their names.
 // Large graphs add it only to the nodes in view, as the user zooms in (level of detail).
 function detailMarkup(n) {
-  const app = escapeHtml(fit(n.appId || "", n.w - PAD - BADGE_R, "app"));
+  const app = escapeHtml(fit(n.appTitle, n.w - PAD - BADGE_R, "app"));
   const parts = [`<text class="app" x="${PAD}" y="35">${app}</text>`, `<text class="badge" x="${n.w - BADGE_R}" y="20"></text>`];
   n.inputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;

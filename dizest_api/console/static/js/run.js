@@ -8,6 +8,7 @@ import { $, h, keepFlowInHash, seconds, selectFlowInHash, showTab, tabs, toast, 
 import { RunStream } from "./events.js";
 import { Gantt } from "./gantt.js";
 import { graphOrList, tooMany } from "./flowlist.js";
+import { flowName } from "./flownames.js";
 import { GraphView, arrangeLink, bindZoomButtons, model, reasonText, statusLabel, statusShade } from "./graph.js";
 import { foldOlder, outputView, renderEntries } from "./render.js";
 
@@ -127,7 +128,7 @@ function showFlow(id) {
   const node = graph.byId.get(id);
   const log = h("div", { id: "flow-log", class: "log" }, renderEntries(f.log.slice(-SHOWN_LOG), FRAMES));
   $("#flow").replaceChildren(
-    h("h2", {}, node ? node.title : id),
+    h("h2", { title: id }, flowName(graph, id)),
     h("p", { class: "muted" }, `flow ${id}${node ? ` · app ${node.appId}` : ""}`),
     h("p", { id: "flow-head" }),
     ...(hasUI(node && node.app) ? [h("h3", {}, "App"), appFrame(runId, id, { status: f.status, outputs: null, results: f.results })] : []),
@@ -177,7 +178,7 @@ function refreshFlow(full = false) {
   const reason = $("#flow-reason");
   reason.hidden = !(f.reason && f.status !== "ready");
   reason.classList.toggle("error", f.status !== "pending" && shade !== "cancelled"); // a wait, a cancel: no failure
-  reason.textContent = reasonText(f.status, f.reason);
+  reason.textContent = reasonText(f.status, f.reason, (flow) => flowName(graph, flow));
   $("#flow-drive-hint").hidden = !(f.status === "error" && /^FileNotFoundError\b/.test(f.reason || ""));
   moduleHint(f);
   const results = $("#flow-results");
@@ -240,7 +241,7 @@ async function rerun(id) {
 function params(report) {
   runOwner = report.owner || "";
   const rows = (obj) => Object.entries(obj || {}).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, h("code", {}, JSON.stringify(v)))));
-  const perFlow = Object.entries(report.flow_inputs || {}).flatMap(([flow, values]) => rows(Object.fromEntries(Object.entries(values).map(([k, v]) => [`${flow}.${k}`, v]))));
+  const perFlow = Object.entries(report.flow_inputs || {}).flatMap(([flow, values]) => rows(Object.fromEntries(Object.entries(values).map(([k, v]) => [`${flowName(graph, flow)}.${k}`, v]))));
   $("#params").replaceChildren(
     h("h2", {}, "Run"),
     h("dl", { class: "kv" }, h("dt", {}, "User"), h("dd", {}, report.owner || ""), h("dt", {}, "Started"), h("dd", {}, when(report.started_at)), h("dt", {}, "Finished"), h("dd", { id: "run-finished" }, when(report.finished_at))),
@@ -260,7 +261,7 @@ async function main() {
   view = graphOrList($("#graph"), graph, showFlow, (box) => new GraphView(box, graph, showFlow), { status: true });
   performance.mark("dizest:graph"); // bench/bench_console.py reads it
   $("#timeline-box").open = !tooMany(graph); // a bar a flow: opened on demand past the list's threshold
-  gantt = new Gantt($("#timeline-box"), $("#timeline"), flows, new Map(graph.nodes.map((n) => [n.id, n.title === n.appId ? n.id : n.title])));
+  gantt = new Gantt($("#timeline-box"), $("#timeline"), flows, new Map(graph.nodes.map((n) => [n.id, flowName(graph, n.id)])));
   const report = await reportLoaded;
   bindZoomButtons(view);
   tabs();

@@ -90,18 +90,22 @@ const TITLES = [
   ["python", "Python client"],
 ];
 
-function inputRows(spec, onInput) {
+// The flow of a spec's key "<flow>.<input>" (a flow id may hold dots, an input name not): each
+// key of a request name ends with that name, so a person reads the flows it fills by name.
+const flowOf = (key) => key.slice(0, key.lastIndexOf("."));
+
+function inputRows(spec, onInput, name) {
   const names = Object.keys(spec.inputs);
   if (!names.length) return [h("p", { class: "muted", id: "api-no-inputs" }, "It takes no inputs from outside (no flow has an unconnected output-type input).")];
-  return names.map((name) => {
-    const input = h("input", { name, id: `api-in-${name}`, placeholder: "its default", "aria-label": name, oninput: onInput });
-    const fills = h("small", { class: "muted" }, ` fills ${spec.inputs[name].join(", ")}`);
-    return h("label", { class: "field api-input", dataset: { input: name } }, h("span", {}, h("strong", {}, name), fills), input);
+  return names.map((input) => {
+    const field = h("input", { name: input, id: `api-in-${input}`, placeholder: "its default", "aria-label": input, oninput: onInput });
+    const fills = h("small", { class: "muted", title: spec.inputs[input].join(", ") }, ` fills ${spec.inputs[input].map((key) => name(flowOf(key))).join(", ")}`);
+    return h("label", { class: "field api-input", dataset: { input } }, h("span", {}, h("strong", {}, input), fills), field);
   });
 }
 
-function outputList(spec) {
-  const rows = Object.entries(spec.outputs).map(([flow, names]) => h("li", {}, h("code", {}, flow), `: ${names.join(", ")}`));
+function outputList(spec, name) {
+  const rows = Object.entries(spec.outputs).map(([flow, names]) => h("li", { dataset: { flow } }, h("span", { class: "flow-name", title: flow }, name(flow)), `: ${names.join(", ")}`));
   return rows.length ? h("ul", { class: "outputs", id: "api-outputs" }, rows) : h("p", { class: "muted", id: "api-outputs" }, "No final outputs.");
 }
 
@@ -130,7 +134,8 @@ async function test(wfId, values, button) {
   }
 }
 
-export async function apiPanel(box, wf) {
+// `name`: a flow id -> the name a person reads (graph.js flowName).
+export async function apiPanel(box, wf, name) {
   const spec = await get(`/workflows/${enc(wf.id)}/spec`);
   const pres = Object.fromEntries(TITLES.map(([key]) => [key, h("pre", { class: "snippet", id: `api-${key}` })]));
   const typed = () => Object.fromEntries([...box.querySelectorAll(".api-input input")].map((i) => [i.name, i.value]));
@@ -148,9 +153,9 @@ export async function apiPanel(box, wf) {
     h("h2", {}, "External API"),
     h("p", { class: "muted" }, `Programs run it by these calls, in its latest version (v${spec.version}).`),
     h("h3", {}, "Inputs"),
-    ...inputRows(spec, redraw),
+    ...inputRows(spec, redraw, name),
     h("h3", {}, "Final outputs"),
-    outputList(spec),
+    outputList(spec, name),
     h("p", { class: "api-test" }, button, h("span", { id: "api-status", class: "muted" }, canRun ? "" : `Your grant does not let you run it (ask ${wf.owner}).`)),
     h("pre", { class: "snippet", id: "api-answer", hidden: true }),
     h("p", { class: "muted" }, "Each call needs an API token with the run scope in $DIZEST_TOKEN: ", h("a", { href: "/admin#tokens", id: "api-token-link" }, "make one"), "."),

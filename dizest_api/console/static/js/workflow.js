@@ -3,6 +3,7 @@
 import { get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { graphOrList, tooMany } from "./flowlist.js";
+import { flowName } from "./flownames.js";
 import { GraphView, arrangeLink, bindZoomButtons, model, statusLabel, statusShade, statusText } from "./graph.js";
 import { highlightPython } from "./highlight.js";
 import { outputView } from "./render.js";
@@ -42,7 +43,7 @@ function lastOutputs(node) {
   const link = h("a", { href: `/runs/${encodeURIComponent(lastRun.run_id)}` }, lastRun.run_id);
   const head = h("p", { class: "muted" }, "From run ", link, ` (${lastRun.status})`);
   if (!flow) return [h("h3", {}, "Last outputs"), head, h("p", { class: "muted" }, "This flow was not part of it.")];
-  const status = h("p", {}, h("strong", {}, "Status: "), h("span", { class: `status st-${statusShade(flow.status, flow.reason)}`, id: "last-status" }, statusText(flow.status, flow.reason)));
+  const status = h("p", {}, h("strong", {}, "Status: "), h("span", { class: `status st-${statusShade(flow.status, flow.reason)}`, id: "last-status" }, statusText(flow.status, flow.reason, (id) => flowName(graph, id))));
   const box = h("div", { class: "last-outputs" }, h("p", { class: "muted" }, "Reading its outputs…"));
   fillOutputs(box, lastRun.run_id, node.id);
   return [h("h3", {}, "Last outputs"), head, status, box];
@@ -69,7 +70,7 @@ function flowPanel(node) {
     return h("tr", {}, h("td", {}, v.name), h("td", {}, v.inputtype || "text"), h("td", {}, value === undefined ? "" : JSON.stringify(value)));
   });
   $("#node").replaceChildren(
-    h("h2", {}, node.title),
+    h("h2", { title: node.id }, flowName(graph, node.id)),
     h("p", { class: "muted" }, `flow ${node.id} · app ${node.appId}${node.active ? "" : " · inactive"}`),
     h("p", {}, h("strong", {}, "Inputs: "), node.inputs.join(", ") || "none", h("br"), h("strong", {}, "Outputs: "), node.outputs.join(", ") || "none"),
     variables.length ? h("table", { class: "list vars" }, h("thead", {}, h("tr", {}, h("th", {}, "Variable"), h("th", {}, "Type"), h("th", {}, "Value"))), h("tbody", {}, variables)) : "",
@@ -87,12 +88,12 @@ function runForm() {
     if (!node.variables.length || !node.active) continue;
     const stored = node.flow.data || {};
     const fields = node.variables.map((v) => variableField(v, variableInput(`${node.id}.${v.name}`, v, stored[v.name])));
-    groups.push(h("fieldset", {}, h("legend", {}, `${node.title} (${node.id})`), fields));
+    groups.push(h("fieldset", {}, h("legend", { title: node.id }, flowName(graph, node.id)), fields));
   }
   // a list of 100,000 options took seconds to lay out: a graph too large to draw names its ids
   const targets = tooMany(graph)
     ? h("input", { name: "flows", id: "run-targets", placeholder: "flow ids, separated by spaces or commas" })
-    : h("select", { name: "flows", multiple: true, size: Math.min(8, graph.nodes.length), id: "run-targets" }, graph.nodes.map((n) => h("option", { value: n.id }, `${n.title} (${n.id})`)));
+    : h("select", { name: "flows", multiple: true, size: Math.min(8, graph.nodes.length), id: "run-targets" }, graph.nodes.map((n) => h("option", { value: n.id, title: n.id }, flowName(graph, n.id))));
   form.replaceChildren(
     h("h2", {}, "Start a run"),
     ...(groups.length ? [h("p", { class: "muted", id: "run-note" }, "A field left as it is sends nothing: the flow reads the workflow's own value, as dizest run does."), ...groups] : [h("p", { class: "muted" }, "This workflow has no variables.")]),
@@ -126,7 +127,7 @@ async function start(event) {
     const run = await post("/runs", readForm(event.target));
     location.assign(`/runs/${encodeURIComponent(run.run_id)}`);
   } catch (exc) {
-    problems.textContent = problemLines(exc).join("\n");
+    problems.textContent = problemLines(exc, (id) => flowName(graph, id)).join("\n");
     problems.hidden = false;
   }
 }
@@ -227,7 +228,7 @@ async function main() {
   $("#wf-rename").addEventListener("click", () => rename(wf));
   grants(wf);
   $("#info").replaceChildren(...infoView(wf, wf.package));
-  const api = () => apiPanel($("#api"), wf).catch((exc) => $("#api").replaceChildren(h("p", { class: "problems" }, exc.message)));
+  const api = () => apiPanel($("#api"), wf, (id) => flowName(graph, id)).catch((exc) => $("#api").replaceChildren(h("p", { class: "problems" }, exc.message)));
   $('.tabs button[data-tab="api"]').addEventListener("click", api, { once: true }); // (a large package's spec costs)
   selectFlowInHash((id) => graph.byId.has(id), (id) => view.select(id));
   loadLastRun(wf).catch((exc) => toast(exc.message, "error"));

@@ -1,0 +1,27 @@
+// What a person reads a flow and its app by, one rule for every view (the workflow and run views,
+// the editor, their panels and messages): a flow's title, else its app's; an app's title, else its
+// id. Ids, DIZEST's generated ones (`<app id>-<ms>`, 16-character apps) among them, stay where
+// programs read them (data-*, event data) and in a tooltip.
+
+// The title a flow is shown by: its own, else its app's, else its app's id, else its id.
+export const flowTitle = (id, flow, app) => flow.title || app.title || flow.app_id || id;
+// The app a flow's node names under its title: the app's title, else its id (every view alike).
+export const appTitle = (appId, app) => app.title || appId || "";
+
+// The name a person reads for a flow in a text (a problem, a connection, a reason, a form): its
+// title (flowTitle), told apart where flows share one, "greet (1)", "greet (2)" in the graph's
+// order; an id the graph lacks stays as it is. Ids stay where programs read them (data-*, a
+// tooltip). Computed once per graph; a node retitled in place drops them (graph.names = null).
+export function flowName(graph, id) {
+  if (!graph.names) {
+    const count = new Map();
+    for (const n of graph.nodes) count.set(n.title, (count.get(n.title) || 0) + 1);
+    const nth = new Map();
+    graph.names = new Map(graph.nodes.map((n) => {
+      if (count.get(n.title) === 1) return [n.id, n.title];
+      nth.set(n.title, (nth.get(n.title) || 0) + 1);
+      return [n.id, `${n.title} (${nth.get(n.title)})`];
+    }));
+  }
+  return graph.names.get(id) ?? id;
+}

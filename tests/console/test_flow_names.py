@@ -1,0 +1,134 @@
+"""People read names, not generated ids. The editor gives new flows DIZEST's ids (`<app id>-<ms>`)
+and new apps 16-character ones: every view labels a node's app by its title (the workflow and
+run views showed its id where the editor showed its title), and what the console writes of a
+flow (its panel, the run form, the API panel, a skipped flow's reason, the editor's connections
+and problems) names it by its title, else its app's, told apart when two share one ("Producer
+(1)", "Producer (2)"), its id in a tooltip. A save conflict names the workflow by its title."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import package, wait_for
+from tests.console.conftest import Console
+
+LIVE_S = 60
+P, C, S = "bo6at79gelssrhfz", "f3whmslpq2x9abcd", "k2n8vq0wzr4ty7ue"  # apps, ids as the editor's
+P1, P2 = f"{P}-1796458547289", f"{P}-1796458547290"  # two flows of one app, neither titled
+CF, SF = f"{C}-1796458547300", f"{S}-1796458547400"
+
+
+def named() -> dict[str, Any]:
+    """Producer (twice) -> Consumer (fails) -> Sink (skipped); the second Producer has a
+    connection into an input its app does not declare (a warning the editor lists)."""
+    pkg = package(
+        {
+            P: {"code": "total = 1", "inputs": [("k", "variable", "number")], "outputs": ["total"]},
+            C: {"code": "raise ValueError('no')", "inputs": ["value"], "outputs": ["total"]},
+            S: {"code": "pass", "inputs": ["value"]},
+        },
+        {
+            P1: {"app": P, "pos_x": 40, "pos_y": 40},
+            P2: {"app": P, "pos_x": 40, "pos_y": 200, "in": {"extra": [(P1, "total")]}},
+            CF: {"app": C, "pos_x": 320, "pos_y": 40, "in": {"value": [(P1, "total")]}},
+            SF: {"app": S, "pos_x": 600, "pos_y": 40, "in": {"value": [(CF, "total")]}},
+        },
+    )
+    for app, title in ((P, "Producer"), (C, "Consumer"), (S, "Sink")):
+        pkg["apps"][app]["title"] = title
+    for flow in pkg["flow"].values():
+        flow["title"] = ""
+    return pkg
+
+
+def ran(console: Console, title: str) -> tuple[str, str]:
+    """A workflow of `named()` and its run, ended."""
+    wf_id = str(console.api("POST", "/workflows", {"title": title, "package": named()})["id"])
+    run_id = str(console.api("POST", "/runs", {"workflow_id": wf_id})["run_id"])
+    report = lambda: console.api("GET", f"/runs/{run_id}?flows=states")  # noqa: E731
+    wait_for(lambda: report()["status"] in ("ready", "error", "cancelled"), LIVE_S, 0.2)
+    return wf_id, run_id
+
+
+def app_labels(page: Any) -> list[str]:
+    return [page.locator(f'g.node[data-id="{f}"] text.app').text_content() for f in (P1, CF, SF)]
+
+
+def test_the_views_name_flows_and_apps_by_their_titles(admin_page: Any, console: Console) -> None:
+    wf_id, run_id = ran(console, "names in the views")
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}")
+    expect(page.locator("g.node")).to_have_count(4)
+    assert app_labels(page) == ["Producer", "Consumer", "Sink"]  # (were the apps' ids)
+    legends = page.locator("#runform legend")
+    expect(legends).to_have_text(["Producer (1)", "Producer (2)"])
+    expect(legends.first).to_have_attribute("title", P1)
+    options = page.locator("#run-targets option")
+    expect(options).to_have_text(["Producer (1)", "Producer (2)", "Consumer", "Sink"])
+    expect(options.nth(1)).to_have_attribute("title", P2)
+    page.click('.tabs button[data-tab="api"]')
+    expect(page.locator("#api-outputs li")).to_have_text(["Producer (2): total"])
+    expect(page.locator("#api-outputs li .flow-name")).to_have_attribute("title", P2)
+    page.locator(f'g.node[data-id="{SF}"]').click()
+    expect(page.locator("#last-status")).to_have_text("skipped: upstream failed: Consumer")
+
+    page.goto(f"/runs/{run_id}")
+    expect(page.locator("g.node")).to_have_count(4)
+    assert app_labels(page) == ["Producer", "Consumer", "Sink"]
+    page.locator(f'g.node[data-id="{SF}"]').click()
+    expect(page.locator("#flow h2")).to_have_text("Sink")
+    expect(page.locator("#flow-reason")).to_have_text("upstream failed: Consumer")
+    page.locator(f'g.node[data-id="{P2}"]').click()
+    expect(page.locator("#flow h2")).to_have_text("Producer (2)")
+    expect(page.locator("#flow h2")).to_have_attribute("title", P2)
+
+
+def test_the_editor_names_connections_problems_and_reasons(
+    admin_page: Any, console: Console
+) -> None:
+    title = "names in the editor"
+    wf_id = str(console.api("POST", "/workflows", {"title": title, "package": named()})["id"])
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    expect(page.locator("g.node")).to_have_count(4)
+    assert app_labels(page) == ["Producer", "Consumer", "Sink"]
+    problem = page.locator('#problems li[data-code="undeclared_input"]')
+    expect(problem).to_have_text(
+        "Producer (2): connection into input extra, which app Producer does not declare"
+    )
+    expect(problem).to_have_attribute("title", P2)
+    page.locator(f'g.node[data-id="{CF}"] text.title').click()
+    conns = page.locator("#flow-conns li")
+    expect(conns).to_have_count(2)
+    expect(conns.first).to_contain_text("Producer (1).total → Consumer.value")
+    expect(conns.first).to_have_attribute("title", f"{P1}.total → {CF}.value")
+    expect(conns.nth(1)).to_contain_text("Consumer.total → Sink.value")
+    expect(page.locator("#flow h2")).to_have_text("Consumer")
+    page.click("#run-all")
+    skipped = page.locator(f'g.results foreignObject[data-id="{SF}"] .node-result-status .text')
+    expect(skipped).to_have_text("skipped: upstream failed: Consumer", timeout=LIVE_S * 1000)
+
+    console.api("PUT", f"/workflows/{wf_id}", {"package": named()})  # someone saved meanwhile
+    page.locator(f'g.node[data-id="{SF}"] text.toggle').click()
+    page.click("#save")
+    expect(page.locator("#conflict-text")).to_contain_text(f"workflow {title!r} is at")
+    assert wf_id not in page.locator("#conflict-text").text_content()
+
+
+def test_a_refused_save_names_the_flows_of_its_problems(admin_page: Any, console: Console) -> None:
+    wf_id = str(console.api("POST", "/workflows", {"title": "names", "package": named()})["id"])
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}/edit")
+    expect(page.locator("g.node")).to_have_count(4)
+    page.locator(f'g.node[data-id="{CF}"] text.title').click()
+    page.click("#flow-edit-app")
+    page.locator("#app-code .cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.insert_text("\nx = (\n")
+    expect(page.locator(f'g.node[data-id="{CF}"]')).to_have_class(re.compile("problem"))
+    page.click("#save")
+    toast = page.locator("#toast")
+    expect(toast).to_contain_text(f"used by flow(s) 'Consumer' ({CF}) (flow Consumer, app {C}")
