@@ -174,7 +174,9 @@ def test_a_reload_of_the_editor_mid_run_follows_that_run_again(
     page.reload()
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
     assert page.evaluate("() => window.dizestEditor.runs.resumed.then(() => true)")
-    expect(page.locator("#run-link")).to_have_count(0)
+    # (the newest ended one is shown instead: test_last_run.py)
+    expect(page.locator("#run-link")).to_have_attribute("href", run_link or "")
+    expect(page.locator("#run-status")).to_have_text("cancelled")
     console.api("POST", f"/runs/{old}/cancel")
 
 
@@ -273,7 +275,10 @@ def test_a_long_word_wraps_in_the_log_and_a_result_box_is_enlarged_on_demand(
     assert log.evaluate("(el) => el.scrollWidth <= el.clientWidth")  # wrapped: no sideways scroll
 
     page.goto(f"/workflows/{wf_id}/edit")
+    expect(page.locator("#run-state")).to_contain_text("last run")  # that run, shown again
     page.click("#run-all")
+    # (that run's "ready" is not this one's)
+    expect(page.locator("#run-state")).not_to_contain_text("last run")
     expect(page.locator("#run-status")).to_have_text("ready", timeout=LIVE_MS)
     box = page.locator('foreignObject[data-id="t"]')
     frame = box.locator("iframe")

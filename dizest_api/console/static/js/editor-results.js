@@ -42,8 +42,7 @@ export function drawResult(canvas, id) {
   const head = h("div", { class: "node-result-status" }, h("span", { class: "text" }, text), grow);
   // a few HTML outputs and plots unfolded a node (a 1,000-flow graph shows 1,000 of these)
   box.replaceChildren(head, ...renderEntries(state.log.slice(-50), 2), ...renderEntries(state.results.slice(-20).map((r) => r.value), 2));
-  box.scrollTop = box.scrollHeight;
-  if (state.status === "error") showTraceback(box, head);
+  if (!quiet(state)) scrollLater(box, state.status === "error" ? head : null);
 }
 
 // The box scrolled to its last traceback's first line (the error's, in its log), just under the
@@ -51,6 +50,21 @@ export function drawResult(canvas, id) {
 function showTraceback(box, head) {
   const start = [...box.children].findLast((el) => el.textContent.startsWith("Traceback (most recent call last)"));
   if (start) box.scrollTop = start.offsetTop - head.offsetHeight;
+}
+
+// Boxes scrolled to their end (an error's to its traceback) once a frame's writes are done: the
+// scrollHeight read after each box's write laid the whole graph out again, 1,000 times for the
+// 1,000 boxes of a dag1000 run shown at once when the editor opened (one task of 4-11 s).
+const toScroll = new Map(); // box -> its status line when it shows an error, else null
+function scrollLater(box, errorHead) {
+  if (!toScroll.size) requestAnimationFrame(() => {
+    for (const [one, head] of toScroll) {
+      one.scrollTop = one.scrollHeight;
+      if (head) showTraceback(one, head);
+    }
+    toScroll.clear();
+  });
+  toScroll.set(box, errorHead);
 }
 
 // Enlarge a result box (or shrink it back) in place: its content (an iframe, a plot) stays.

@@ -1,12 +1,14 @@
 // Runs from the editor: the saved version, all flows or one, followed live under the nodes, and
-// cancelled from the editor too. One flow reruns within the last run (its upstream outputs
-// reused) when that run ran this very version; else it is a run of the flow and what it needs.
+// cancelled from the editor too; the last run shown again on opening. One flow reruns within the
+// last run (its upstream outputs reused) when that run ran this very version; else it is a run of
+// the flow and what it needs.
 import { get, post, problemLines } from "./api.js";
 import { $, h, toast } from "./dom.js";
 import { RunStream } from "./events.js";
 import { statusLabel, statusShade } from "./graph.js";
 
 const FINAL = new Set(["ready", "error", "cancelled"]);
+const SLICE = 100; // flows' boxes drawn a frame
 
 // `item` added to `list`, which keeps at least its newest `n` (a flow may emit 100,000)
 function keep(list, item, n) {
@@ -17,8 +19,9 @@ function keep(list, item, n) {
 export class EditorRuns {
   // wfId: the workflow; canvas: the EditorCanvas; version(): the saved version; save(): saves
   // the changes first (false: it could not); dirty(): unsaved changes.
-  constructor({ wfId, canvas, version, save, dirty }) {
-    Object.assign(this, { wfId, canvas, version, save, dirty });
+  // pkg(): the package as edited.
+  constructor({ wfId, canvas, version, save, dirty, pkg }) {
+    Object.assign(this, { wfId, canvas, version, save, dirty, pkg });
     this.last = null; // {run_id, version, status}
     this.stream = null;
   }
@@ -45,9 +48,11 @@ export class EditorRuns {
     }
   }
 
-  // A reload in the middle of a run: the caller's newest unfinished run of the saved version is
-  // followed again (statuses and logs under the nodes replayed, Stop), as DIZEST's kernel keeps
-  // a running workflow's state for whoever opens it next.
+  // On opening: the caller's newest run of this workflow under the nodes as if it had just
+  // happened, as DIZEST keeps each node's output until its next run: followed (Stop) if it still
+  // runs this version, else replayed from its events (capped, as a live run's: no report is read),
+  // a flow whose app or values changed since shown as the run before's. A run of another
+  // version still under way is not this editor's: the newest ended one is shown instead.
   async resume(me) {
     const query = `/runs?workflow_id=${encodeURIComponent(this.wfId)}&owner=${encodeURIComponent(me)}&limit=20`;
     let listed;
@@ -56,8 +61,29 @@ export class EditorRuns {
     } catch (exc) {
       return; // nothing to pick up: the editor works as before
     }
-    const run = (listed.items || []).find((r) => !FINAL.has(r.status) && r.version === this.version());
-    if (run && !this.last) this.follow(run);
+    const items = (listed.items || []).sort((a, b) => (b.created_at || 0) - (a.created_at || 0));
+    const run = items.find((r) => FINAL.has(r.status) || r.version === this.version());
+    if (!run || this.last) return;
+    const changed = run.version === this.version() ? new Set() : await this.changedSince(run.version);
+    if (!this.last) this.follow(run, null, { last: true, changed, version: run.version });
+  }
+
+  // The flows of the editor's package whose output a run of `version` did not make as they are
+  // now: new ones, and those whose app (its code, inputs, outputs) or values differ.
+  async changedSince(version) {
+    const now = this.pkg();
+    let then;
+    try {
+      then = (await get(`/workflows/${encodeURIComponent(this.wfId)}?version=${encodeURIComponent(version)}`)).package;
+    } catch (exc) {
+      return new Set(Object.keys(now.flow)); // that version is gone: nothing is known to be its
+    }
+    const made = (pkg, flow) => {
+      const app = (pkg.apps || {})[flow.app_id] || {};
+      return JSON.stringify([flow.app_id, flow.data || {}, app.code || "", app.inputs || [], app.outputs || []]);
+    };
+    const old = then.flow || {};
+    return new Set(Object.keys(now.flow).filter((id) => !old[id] || made(then, old[id]) !== made(now, now.flow[id])));
   }
 
   async cancel() {
@@ -75,27 +101,49 @@ export class EditorRuns {
     $("#run-stop").hidden = FINAL.has(status);
   }
 
-  follow(run, only = null) {
+  // `last`: the run is the one before this opening of the editor (`changed`: its flows whose
+  // output is stale; `version`: the one it ran), not one started here.
+  follow(run, only = null, { last = false, changed = new Set(), version = this.version() } = {}) {
     this.stream?.close?.();
-    this.last = { run_id: run.run_id, version: this.version(), status: run.status || "pending" };
+    this.last = { run_id: run.run_id, version, status: run.status || "pending" };
     const states = new Map();
     // As DIZEST: a flow's output of the run before stays under it (marked stale) until the flow
     // starts again (its log.clear); one that does not run this time keeps it.
-    const state = (id) => states.get(id) || states.set(id, { status: "pending", reason: null, log: [], results: [] }).get(id);
+    const state = (id) => states.get(id) || states.set(id, { status: "pending", reason: null, log: [], results: [], stale: changed.has(id) }).get(id);
     for (const [id, before] of this.canvas.runs) {
       if (only && !only.includes(id)) continue;
-      states.set(id, { ...before, stale: true });
+      states.set(id, { ...before, stale: true, carried: true });
       this.canvas.setRun(id, states.get(id));
     }
     // Every node of this run is pending from the start: a colour (or badge) left by the run
-    // before is not this run's, even before the flow's first event.
-    for (const id of this.canvas.marks.keys()) if (!only || only.includes(id)) this.canvas.setStatus(id, "pending", "pending");
-    const fresh = (f) => f.stale && Object.assign(f, { log: [], results: [], stale: false });
+    // before is not this run's, even before the flow's first event. (An ended run's replay
+    // colours only the flows it ran.)
+    const ended = last && FINAL.has(this.last.status);
+    for (const id of this.canvas.marks.keys()) if (!ended && (!only || only.includes(id))) this.canvas.setStatus(id, "pending", "pending");
+    const fresh = (f) => f.carried && Object.assign(f, { log: [], results: [], stale: false, carried: false });
     const stop = h("button", { type: "button", id: "run-stop", class: "danger", onclick: () => this.cancel() }, "Stop");
-    $("#run-state").replaceChildren("run ", h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, id: "run-link" }, run.run_id.slice(0, 8)), " ", h("span", { id: "run-status" }, ""), " ", stop);
+    const link = h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, id: "run-link", title: last ? "the run before this opening of the editor" : null }, run.run_id.slice(0, 8));
+    $("#run-state").replaceChildren(last ? "last run " : "run ", link, " ", h("span", { id: "run-status" }, ""), " ", stop);
     this.showStatus(this.last.status);
+    // The flows changed since drawn, drawn at most SLICE a frame: the first batch of a replay
+    // holds every flow of the run (1,000 boxes of dag1000's last run, one task of seconds).
+    const dirty = new Set();
+    const token = (this.token = {});
+    let painting = 0;
+    const paint = () => {
+      painting = 0;
+      if (this.token !== token) return; // another run followed since
+      let n = 0;
+      for (const id of dirty) {
+        if (n++ === SLICE) break;
+        dirty.delete(id);
+        const f = states.get(id);
+        this.canvas.setStatus(id, statusShade(f.status, f.reason), statusLabel(f.status, f.reason));
+        this.canvas.setRun(id, f);
+      }
+      if (dirty.size) painting = requestAnimationFrame(paint);
+    };
     this.stream = new RunStream(run.run_id, (batch) => {
-      const touched = new Set();
       for (const e of batch) {
         if (e.type === "workflow.status") {
           this.showStatus(e.data.status);
@@ -108,13 +156,9 @@ export class EditorRuns {
         else if (e.type === "log.clear") fresh(f) || (f.log = []); // dizest.clear(): the log only
         else if (e.type === "result") (fresh(f), keep(f.results, e.data, 20));
         else continue;
-        touched.add(e.flow_id);
+        dirty.add(e.flow_id);
       }
-      for (const id of touched) {
-        const f = states.get(id);
-        this.canvas.setStatus(id, statusShade(f.status, f.reason), statusLabel(f.status, f.reason));
-        this.canvas.setRun(id, f);
-      }
+      if (!painting) paint();
     }, () => {});
   }
 }

@@ -372,9 +372,11 @@ async function main() {
   $("#undo").addEventListener("click", () => doc.undo());
   $("#redo").addEventListener("click", () => doc.redo());
   $("#save").addEventListener("click", save);
-  runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save, dirty: () => doc.dirty });
+  runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save, dirty: () => doc.dirty, pkg: () => doc.pkg });
   $("#run-all").addEventListener("click", () => runs.all());
-  runs.resumed = canRun ? runs.resume($("#me-name")?.textContent || "") : null;
+  // (after the graph's first paint: a replay of dag1000's last run drew its 1,000 boxes first)
+  const painted = new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
+  runs.resumed = canRun ? painted.then(() => runs.resume($("#me-name")?.textContent || "")) : null;
   $("#save").disabled = readOnly;
   $("#app-new").hidden = readOnly;
   $("#run-all").disabled = !canRun;
