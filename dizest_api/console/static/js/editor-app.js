@@ -13,6 +13,8 @@ let current = null; // {appId, field, view}: the code editor, once loaded
 const SOURCES = [["code", "Code"], ["api", "API"], ["html", "HTML"], ["js", "JS"], ["css", "CSS"]];
 const PYTHON = new Set(["code", "api"]);
 let shown = null; // the app the panel shows
+let addToCanvas = null; // (appId) => a flow of it added to the canvas (editor.js)
+export const onAddToCanvas = (fn) => void (addToCanvas = fn);
 
 async function codemirror() {
   cm ||= await import("../vendor/codemirror.js");
@@ -89,8 +91,12 @@ export async function showApp(doc, appId, problems) {
   const code = h("div", { id: "app-code", class: "code-editor" });
   const sources = h("div", { class: "tabs source-tabs", role: "tablist", id: "app-sources" }, SOURCES.map(([field, label]) =>
     h("button", { type: "button", "data-source": field, "data-keep": "", class: field === "code" ? "active" : null, onclick: () => showSource(doc, appId, field, problems) }, label)));
+  // An app no flow uses yet (a new one): how to put it on the canvas, where it runs.
+  const unused = !doc.readOnly && addToCanvas && !doc.flowsOf(appId).length;
   box.replaceChildren(
     h("label", { class: "field" }, h("span", {}, "App title ", h("small", { class: "muted" }, appId)), title),
+    ...(unused ? [h("p", { class: "app-unused", id: "app-unused" }, "This app is not on the canvas yet: a run runs the flows there.",
+      h("button", { type: "button", id: "app-add-canvas", onclick: () => addToCanvas(appId) }, "Add to canvas"))] : []),
     h("h3", {}, "Inputs"),
     h("table", { class: "list ports", id: "app-inputs" }, h("tbody", {}, inputs.map((s, i) => portRow(doc, appId, s, i, inputs.length)))),
     adder("input", "add-input", true, (name, type) => doc.addInput(appId, type === "variable" ? { type, name, inputtype: "text", description: "" } : { type, name })),

@@ -14,6 +14,26 @@ export function newAppId() {
 
 const asList = (value) => (Array.isArray(value) ? value : []);
 
+// A new flow of app `appId` at (`x`, `y`) in `pkg` (within a change): its id.
+function placeFlow(pkg, appId, x, y) {
+  const app = pkg.apps[appId] || {};
+  let id = `${appId}-${Date.now()}`;
+  while (pkg.flow[id]) id += "1";
+  const data = {};
+  const inputs = {};
+  for (const spec of asList(app.inputs)) {
+    if (spec.type === "variable") data[spec.name] = spec.default ?? (spec.inputtype === "check" ? false : "");
+    else inputs[spec.name] = { connections: [] };
+  }
+  const outputs = Object.fromEntries(asList(app.outputs).map((o) => [o.name, { connections: [] }]));
+  const rows = Math.max(Object.keys(inputs).length, asList(app.outputs).length, 1);
+  pkg.flow[id] = {
+    id, app_id: appId, active: true, title: "", description: "", class: "", name: "", typenode: false,
+    pos_x: Math.round(x), pos_y: Math.round(y), width: 260, height: 60 + rows * 16, data, inputs, outputs,
+  };
+  return id;
+}
+
 export class Doc {
   constructor(pkg, onChange) {
     this.pkg = pkg;
@@ -82,22 +102,7 @@ export class Doc {
   addFlow(appId, x, y, pluginApp = null) {
     return this.change("add flow", (pkg) => {
       if (!pkg.apps[appId] && pluginApp) pkg.apps[appId] = structuredClone(pluginApp); // self-contained, as DIZEST
-      const app = pkg.apps[appId] || {};
-      let id = `${appId}-${Date.now()}`;
-      while (pkg.flow[id]) id += "1";
-      const data = {};
-      const inputs = {};
-      for (const spec of asList(app.inputs)) {
-        if (spec.type === "variable") data[spec.name] = spec.default ?? (spec.inputtype === "check" ? false : "");
-        else inputs[spec.name] = { connections: [] };
-      }
-      const outputs = Object.fromEntries(asList(app.outputs).map((o) => [o.name, { connections: [] }]));
-      const rows = Math.max(Object.keys(inputs).length, asList(app.outputs).length, 1);
-      pkg.flow[id] = {
-        id, app_id: appId, active: true, title: "", description: "", class: "", name: "", typenode: false,
-        pos_x: Math.round(x), pos_y: Math.round(y), width: 260, height: 60 + rows * 16, data, inputs, outputs,
-      };
-      return id;
+      return placeFlow(pkg, appId, x, y);
     });
   }
 
@@ -204,10 +209,12 @@ export class Doc {
   }
 
   // --- apps ----------------------------------------------------------------------------------
-  createApp(title) {
+  // A new app; with `at` ({x, y}) a flow of it there too, in the same undo step.
+  createApp(title, at = null) {
     return this.change("new app", (pkg) => {
       const id = newAppId();
       pkg.apps[id] = { id, title, version: "1.0.0", description: "", cdn: { js: [], css: [] }, inputs: [], outputs: [], code: "", api: "", html: "", js: "", css: "" };
+      if (at) placeFlow(pkg, id, at.x, at.y);
       return id;
     });
   }

@@ -4,7 +4,7 @@
 // status, log and results under each node.
 import { ApiError, get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast } from "./dom.js";
-import { editableVariable, lockPanel, markSyntax, openApp, showApp } from "./editor-app.js";
+import { editableVariable, lockPanel, markSyntax, onAddToCanvas, openApp, showApp } from "./editor-app.js";
 import { EditorCanvas } from "./editor-canvas.js";
 import { Doc, localProblems } from "./editor-doc.js";
 import { NodeFollow } from "./editor-follow.js";
@@ -368,7 +368,9 @@ async function main() {
   refreshState();
   for (const id of Object.keys(doc.pkg.apps)) if (doc.pkg.apps[id].code) queueCheck(id);
   $("#app-search").addEventListener("input", appList);
-  $("#app-new").addEventListener("click", () => editApp(doc.createApp("New app")));
+  // a new app on an empty canvas comes with its flow (one undo step): nothing else could run it
+  $("#app-new").addEventListener("click", () => editApp(doc.createApp("New app", canvas.graph.nodes.length ? null : freeSpot())));
+  onAddToCanvas(addFlow);
   $("#undo").addEventListener("click", () => doc.undo());
   $("#redo").addEventListener("click", () => doc.redo());
   $("#save").addEventListener("click", save);
