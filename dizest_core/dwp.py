@@ -265,8 +265,7 @@ def _parse_connections(
 
 
 def validate(package: Package) -> list[Problem]:
-    """Semantic problems: unknown apps, dangling connections, self-loops and cycles (with path),
-    app code that does not compile."""
+    """Semantic problems: unknown apps, dangling connections, cycles (with path), bad code."""
     problems: list[Problem] = []
     for flow in package.flows.values():
         app = package.apps.get(flow.app_id)
