@@ -28,7 +28,7 @@ LAZY: dict[str, Lazy] = {
     ),
     "validate": Lazy(
         "dizest_cli.local:validate",
-        "Check WORKFLOW and list every problem (exit 2 when it has errors).",
+        "Check WORKFLOW and list every problem (exit 2 on errors or code that does not compile).",
     ),
     "apps": Lazy("dizest_cli.local:apps", "List the apps installed by plugins."),
     "worker": Lazy(

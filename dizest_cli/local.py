@@ -203,9 +203,11 @@ def _print_outputs(wf: Workflow, report: dict[str, Any]) -> None:
 @click.argument("workflow", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
 def validate(workflow: str, as_json: bool) -> None:
-    """Check WORKFLOW and list every problem (exit 2 when it has errors, or app code that does
-    not compile: a warning to `run` and a store, which run it and fail those flows, as DIZEST
-    does; but this is the check a CI or an author runs, and that code can never run as written)."""
+    """Check WORKFLOW and list every problem (exit 2 on errors or code that does not compile).
+
+    App code that does not compile is a warning to `run` and a store, which run it and fail
+    those flows, as DIZEST does; but this is the check a CI or an author runs, and that code
+    can never run as written."""
     from dizest_core import dwp, options
 
     settings = _settings()

@@ -111,14 +111,15 @@ def test_the_editor_names_connections_problems_and_reasons(
     skipped = page.locator(f'g.results foreignObject[data-id="{SF}"] .node-result-status .text')
     expect(skipped).to_have_text("skipped: upstream failed: Consumer", timeout=LIVE_S * 1000)
 
-    console.api("PUT", f"/workflows/{wf_id}", {"package": named()})  # someone saved meanwhile
+    theirs = {**named(), "description": "theirs"}  # (the same package would store nothing)
+    console.api("PUT", f"/workflows/{wf_id}", {"package": theirs})  # someone saved meanwhile
     page.locator(f'g.node[data-id="{SF}"] text.toggle').click()
     page.click("#save")
     expect(page.locator("#conflict-text")).to_contain_text(f"workflow {title!r} is at")
     assert wf_id not in page.locator("#conflict-text").text_content()
 
 
-def test_a_refused_save_names_the_flows_of_its_problems(admin_page: Any, console: Console) -> None:
+def test_a_syntax_error_names_the_flows_of_its_app(admin_page: Any, console: Console) -> None:
     wf_id = str(console.api("POST", "/workflows", {"title": "names", "package": named()})["id"])
     page = admin_page
     page.goto(f"/workflows/{wf_id}/edit")
@@ -129,6 +130,8 @@ def test_a_refused_save_names_the_flows_of_its_problems(admin_page: Any, console
     page.keyboard.press("Control+End")
     page.keyboard.insert_text("\nx = (\n")
     expect(page.locator(f'g.node[data-id="{CF}"]')).to_have_class(re.compile("problem"))
-    page.click("#save")
-    toast = page.locator("#toast")
-    expect(toast).to_contain_text(f"used by flow(s) 'Consumer' ({CF}) (flow Consumer, app {C}")
+    problem = page.locator('#problems li[data-code="syntax_error"]')
+    expect(problem).to_have_text(re.compile(r"^Consumer: syntax error in the app's code on line 2"))
+    expect(problem).to_have_attribute("title", CF)  # its id, for who needs it
+    page.click("#save")  # stored all the same: a warning
+    expect(page.locator("#ed-state")).to_have_text("saved · v2")

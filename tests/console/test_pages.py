@@ -101,8 +101,16 @@ def test_upload_shows_the_graph_and_problems_one_per_line(
     page.set_input_files("#wf-file", str(DATA / "plots.dwp"))
     row = page.locator("#wf-rows tr", has_text="plots")
     expect(row).to_have_count(1)
-    page.once("dialog", lambda dialog: dialog.accept())  # the same title again: its next version
+    page.once("dialog", lambda dialog: dialog.accept())  # the same file again: nothing stored
     page.set_input_files("#wf-file", str(DATA / "plots.dwp"))
+    expect(page.locator("#toast")).to_contain_text("plots is v1 already: nothing stored")
+    expect(row.locator("td").nth(2)).to_have_text("v1")
+    changed = tmp_path / "plots.dwp"  # the same title, changed: its next version
+    changed.write_text(
+        json.dumps({**json.loads((DATA / "plots.dwp").read_text()), "description": "v2"})
+    )
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.set_input_files("#wf-file", str(changed))
     expect(row.locator("td").nth(2)).to_have_text("v2")
     expect(row).to_have_count(1)
     page.once("dialog", lambda dialog: dialog.dismiss())  # or both kept

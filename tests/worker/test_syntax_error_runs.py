@@ -52,7 +52,7 @@ def retried(events: list) -> list:
 def test_a_syntax_error_is_a_warning_and_a_local_run_fails_only_its_flows(tmp_path: Path) -> None:
     (problem,) = dwp.check(half_done())
     assert (problem.code, problem.app, problem.severity) == ("syntax_error", "bad", "warning")
-    assert "line 2" in problem.message and "flow(s) broken" in problem.message
+    assert "line 2" in problem.message and "flow(s) 'bad' (broken)" in problem.message
     with Workflow(half_done()) as wf:
         events = list(wf.stream(workdir=tmp_path))
         report = wf.runner.report()
