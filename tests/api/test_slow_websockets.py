@@ -24,7 +24,7 @@ import pytest
 from dizest_api.gunicorn_app import GRACEFUL_S, stream_threads
 from tests.api.test_serve import Served, call, serving, sse_ids
 from tests.api.test_slow_clients import answered_within
-from tests.api.test_slow_readers import ended, queued
+from tests.api.test_slow_readers import ended, queued, read_all
 from tests.api.test_stream_crowd import status_of
 from tests.conftest import package, wait_for
 
@@ -81,19 +81,9 @@ def open_socket(served: Served, run_id: str, receive_buffer: int) -> socket.sock
 
 
 def read_to_end(sock: socket.socket, pace_s: float = 0.0) -> tuple[bytes, bool]:
-    """What comes until the server ends the connection, reading what has come every `pace_s`;
-    and whether it ended with a reset."""
-    got = bytearray()
-    sock.settimeout(10)
-    while True:
-        try:
-            data = sock.recv(1 << 20)
-        except ConnectionResetError:
-            return bytes(got), True
-        if not data:
-            return bytes(got), False
-        got += data
-        time.sleep(pace_s)  # the client's own pace, the thing under test
+    """What comes until the server ends the connection (a socket's frames are never "whole"),
+    reading what has come every `pace_s`; and whether it ended with a reset."""
+    return read_all(sock, pace_s, whole=lambda _: False)
 
 
 def messages(received: bytes) -> tuple[list[str], bool]:

@@ -208,11 +208,16 @@ def test_the_login_page_never_sends_a_user_to_another_site(
     context = browser.new_context(base_url=console.base)
     page = context.new_page()
     page.goto("/login?next=" + urllib.parse.quote(next_, safe=""))
+    submit_login(page, console)
+    context.close()
+
+
+def submit_login(page: Any, console: Console) -> None:
+    """The login form filled as the admin and sent: the workflows page, whatever `next` said."""
     page.fill("#username", "admin")
     page.fill("#password", PASSWORD)
     page.click("#login-submit")
     expect(page).to_have_url(console.base + "/workflows")
-    context.close()
 
 
 def test_the_login_button_waits_for_the_script_that_handles_it(
@@ -230,10 +235,7 @@ def test_the_login_button_waits_for_the_script_that_handles_it(
     wait_for(lambda: page.evaluate("0") or held)  # (each evaluate lets the route handler run)
     expect(page.locator("#login-submit")).to_be_disabled()  # the script asked for, not run
     held[0].continue_()
-    page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    expect(page).to_have_url(console.base + "/workflows")
+    submit_login(page, console)
     context.close()
 
 
