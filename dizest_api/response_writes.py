@@ -171,6 +171,7 @@ class WholeSends:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.stalled: ResponseStalled | None = None  # the first stall, if any
+        self.failed: OSError | None = None  # the first write the connection refused, if any
         self._lock = threading.Lock()
 
     def send(self, data: bytes, flags: int = 0, /) -> int:
@@ -180,10 +181,13 @@ class WholeSends:
             try:
                 self.sock.sendall(data, flags)
             except ResponseStalled as exc:
-                self.stalled = exc
+                self.stalled = self.failed = exc
                 with contextlib.suppress(OSError):
                     self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
                     self.sock.shutdown(socket.SHUT_RDWR)
+                raise
+            except OSError as exc:  # the client left: reset, closed, gone
+                self.failed = self.failed or exc
                 raise
         return len(data)
 

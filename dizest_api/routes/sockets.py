@@ -45,6 +45,7 @@ bp = Blueprint("sockets", __name__)
 sock = Sock()
 log = logging.getLogger("dizest.api.streaming")
 SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")  # where flask-sock's Server finds it
+LEFT_LOG = "%s WebSocket: the client left during the handshake (%s)"  # never the path (secret)
 
 
 @bp.record_once
@@ -100,6 +101,19 @@ def _bad_handshake(exc: RemoteProtocolError) -> Response:
         for name, value in hint.headers:
             response.headers[name.decode("latin-1")] = value.decode("latin-1")
     return response
+
+
+@bp.errorhandler(OSError)
+def _client_left(exc: OSError) -> Response:
+    """A write to the client's connection that failed before the view ran: it left (reset,
+    closed) or stopped reading during the handshake, which simple-websocket writes from the
+    Server's constructor, in flask-sock's view. It was a 500 and two tracebacks in the log a
+    connection (a client closing at once, again and again, flooded it). Now one line; the
+    answer is written to nobody. Any other OSError is the server's: raised on (a 500)."""
+    if not any(getattr(request.environ.get(key), "failed", None) is exc for key in SOCKET_KEYS):
+        raise exc
+    log.info(LEFT_LOG, request.remote_addr, exc.strerror or exc)
+    return error_response(400, "client_left", "the client left during the WebSocket handshake")
 
 
 def _check_origin() -> None:

@@ -44,6 +44,7 @@ CHATTY = package(
     {"t": {"app": "talk"}},
 )
 LOGGED = "WebSocket: the client read nothing of its answer for 2 s; the connection is reset"
+LEFT = "WebSocket: the client left during the handshake"
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +161,25 @@ def test_a_slow_websocket_reader_gets_every_event_in_order(
     assert printed == [f"{i:06d}" for i in range(LINES)]
     assert took > SEND_S, took  # longer than the send timeout, in all
     assert resets_logged(served) == before
+
+
+def test_a_client_that_leaves_during_the_handshake_costs_one_log_line(
+    chatty: tuple[Served, str, list[str]],
+) -> None:
+    """A client sends its handshake and resets the connection at once, before the server has
+    answered it (the server is still checking its token and its run): the answer's write fails.
+    It was a 500 with two tracebacks in the log each time, a flood anyone with a token could
+    make; now one line, and the service answers as before."""
+    served, run_id, _ = chatty
+    before = served.log.read_text().count(LEFT)
+    for _ in range(10):
+        sock = open_socket(served, run_id, 1 << 16)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, right behind the request
+    wait_for(lambda: served.log.read_text().count(LEFT) > before)
+    assert answered_within(served, ANSWER_S) == 200
+    log = served.log.read_text()
+    assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
 
 
 def test_a_socket_its_client_still_holds_does_not_hold_the_stop(tmp_path: Path) -> None:
