@@ -4,7 +4,6 @@ server; a flow held running counts on its worker; a killed worker drops out; adm
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from tests.api.conftest import Api
 from tests.cli.helpers import dizest, ok_json
 from tests.conftest import package, wait_for
 from tests.worker.conftest import WorkerProcess, cleanup, make_settings
-from tests.worker.test_flow_slots import WAIT_FOR_GO
+from tests.worker.test_flow_slots import WAIT_FOR_GO, let_go
 
 
 @dataclass
@@ -125,7 +124,7 @@ def test_admins_see_every_live_worker_what_it_runs_and_a_killed_one_leaves(
     refused = dizest(tmp_path, "workers", "--server", two.base, DIZEST_TOKEN=user)
     assert refused.returncode == 1 and "forbidden" in refused.stderr
 
-    open(os.path.join(two.settings.workdir_root, run_id, "go"), "w").close()
+    let_go(two.settings.workdir_root, run_id)
     wait_for(lambda: two.api.call("GET", f"/runs/{run_id}", admin).json["status"] == "ready", timeout=60)  # fmt: skip
     two.workers["cpu-1"].kill()  # SIGKILL: no goodbye, its beat ages out
     killed = time.monotonic()

@@ -215,6 +215,14 @@ WAIT_FOR_GO = (
 )
 
 
+def let_go(workdir_root: str, run_id: str) -> None:
+    """Let WAIT_FOR_GO flows of run `run_id` end: its working folder is made as its first flow
+    starts, which may come after the worker counts the flow running (its claim)."""
+    folder = os.path.join(workdir_root, run_id)
+    wait_for(lambda: os.path.isdir(folder), timeout=60)
+    open(os.path.join(folder, "go"), "w").close()
+
+
 def test_through_workers_one_user_cannot_hold_every_slot(cluster) -> None:
     """Three slots in the cluster, two per user: while five flows of alice's wait, bob's run
     still gets the third slot and finishes; alice never runs more than two at once, and once
@@ -244,7 +252,7 @@ def test_through_workers_one_user_cannot_hold_every_slot(cluster) -> None:
     usage = RunQuota(client.redis, cluster.settings).usage("alice")  # GET /runs/usage
     assert (usage["flows_running"], usage["flows_parked"]) == (SLOTS, 3)
 
-    open(os.path.join(cluster.settings.workdir_root, alice, "go"), "w").close()
+    let_go(cluster.settings.workdir_root, alice)
     report = client.wait(alice, timeout=120)
     assert report["status"] == "ready"
     assert all(f["status"] == "ready" for f in report["flows"].values())

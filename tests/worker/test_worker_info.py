@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import socket
 import time
@@ -18,7 +17,7 @@ from dizest_worker.connection import redis_client
 from dizest_worker.keys import Keys
 from tests.conftest import package, wait_for
 from tests.worker.conftest import WorkerProcess
-from tests.worker.test_flow_slots import WAIT_FOR_GO
+from tests.worker.test_flow_slots import WAIT_FOR_GO, let_go
 
 
 def rows(cluster: Any) -> dict[str, dict[str, Any]]:
@@ -57,7 +56,7 @@ def test_live_workers_say_who_they_are_what_they_run_and_how_their_machine_is(
     running = wait_for(lambda: rows(cluster)["gpu-1"]["running"] == 1 and rows(cluster), timeout=60)
     assert running["gpu-1"]["flows"] == [{"run_id": run_id, "flow_id": "f", "attempt": 1}]
     assert running["cpu-1"]["running"] == 0
-    open(os.path.join(settings.workdir_root, run_id, "go"), "w").close()
+    let_go(settings.workdir_root, run_id)
     assert cluster.client.wait(run_id, timeout=60)["status"] == "ready"  # type: ignore[attr-defined]
     assert rows(cluster)["gpu-1"]["running"] == 0
 
