@@ -54,8 +54,10 @@ def type_in_the_middle(page: Any, field: str, text: str, at: int, delay: float) 
     page.keyboard.type(text, delay=delay)
 
 
-def typed_everywhere(page: Any, console: Console, wf_id: str, rounds: list[float]) -> None:
-    """In each source, `TYPED` typed once per delay of `rounds` in the middle of its second line;
+def typed_everywhere(
+    page: Any, console: Console, wf_id: str, rounds: list[float], typed: str = TYPED
+) -> None:
+    """In each source, `typed` typed once per delay of `rounds` in the middle of its second line;
     the saved package holds exactly that."""
     page.goto(f"/workflows/{wf_id}/edit")
     page.locator('g.node[data-id="revenue"] text.title').click()
@@ -66,8 +68,8 @@ def typed_everywhere(page: Any, console: Console, wf_id: str, rounds: list[float
     for delay in rounds:
         for field in FIELDS:
             at = len(LINES[0]) + 1 + len(LINES[1]) // 2  # the middle of the second line
-            type_in_the_middle(page, field, TYPED, at, delay)
-            want[field] = want[field][:at] + TYPED + want[field][at:]
+            type_in_the_middle(page, field, typed, at, delay)
+            want[field] = want[field][:at] + typed + want[field][at:]
     page.keyboard.press("Control+s")
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
     saved = console.api("GET", f"/workflows/{wf_id}")["package"]["apps"][APP]
@@ -84,9 +86,9 @@ def test_a_scroll_event_between_a_keystroke_and_its_reading_moves_nothing(
     admin_page: Any, console: Console
 ) -> None:
     """The interleaving that garbled, on every keystroke: each reversed the text typed before
-    it with view 6.38.1."""
+    it with view 6.38.1 (forced here on every keystroke: a third of TYPED shows it, as it did)."""
     admin_page.add_init_script(f"({SCROLL_ON_INPUT})()")
-    typed_everywhere(admin_page, console, workflow(console), [0, 20])
+    typed_everywhere(admin_page, console, workflow(console), [0, 20], TYPED[: len(TYPED) // 3])
 
 
 def test_a_panel_drawn_again_lets_go_of_its_code_editor(admin_page: Any, console: Console) -> None:
