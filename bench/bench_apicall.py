@@ -3,7 +3,7 @@ p95 <= 50 ms).
 
     .venv/bin/python bench/bench_apicall.py [--calls 200] [--warmup 20] [--json out.json]
 
-It starts `dizest serve` itself (bench_api.serving: one API process, its embedded Redis, one
+It starts `dizest serve` itself (api_server.serving: one API process, its embedded Redis, one
 `dizest worker -c 2` with the flow sandbox on), runs a one-flow workflow whose app has an `api`
 function, then makes `--calls` calls one after the other, each measured from just before the
 HTTP POST to the last byte of its answer:
@@ -35,7 +35,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))
 
-from bench_api import call, pct, serving  # noqa: E402
+from api_server import call, serving  # noqa: E402
+from common import rank_pct  # noqa: E402
 
 API = """
 def add(a, b):
@@ -53,9 +54,9 @@ def package() -> dict[str, Any]:
 
 def summary(values: list[float]) -> dict[str, float]:
     return {
-        "p50": pct(values, 50),
-        "p95": pct(values, 95),
-        "p99": pct(values, 99),
+        "p50": rank_pct(values, 50),
+        "p95": rank_pct(values, 95),
+        "p99": rank_pct(values, 99),
         "max": max(values),
         "n": len(values),
     }

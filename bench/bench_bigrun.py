@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import Server, call, free_port, stop_serve
+from api_server import Server, call, free_port, stop_serve
 from bench_console import CHROMIUM, CHROMIUM_ARGS, log_in
 from gen_dag import make_dag
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_console.py                 # dag1000 view; 200 events/s for 10 s
     .venv/bin/python bench/bench_console.py --rate 400 --seconds 5 --json out.json
 
-It starts `dizest serve` itself (bench_api.serving: one API process, its embedded Redis and one
+It starts `dizest serve` itself (api_server.serving: one API process, its embedded Redis and one
 worker) and Debian's Chromium (/usr/bin/chromium), logs in through the login page, and measures:
 
 1. **dag1000 render**: the run view of a running 1,000-flow run (tests/data/dag1000.dwp) opened
@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import PASSWORD, call, pct, serving
+from api_server import PASSWORD, call, serving
 from bench_editor import bench_editor
 from bench_editor import report as report_editor
+from common import rank_pct
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -154,8 +155,8 @@ def bench_events(
     return {
         "events": expected,
         "shown": len(lags),
-        "p50_ms": pct(lags, 50),
-        "p95_ms": pct(lags, 95),
+        "p50_ms": rank_pct(lags, 50),
+        "p95_ms": rank_pct(lags, 95),
         "max_ms": max(lags) if lags else None,
         "longest_block_ms": max(blocks, default=0.0),
         "long_tasks": len(blocks),

@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench_api import call, pct
+from api_server import call
+from common import rank_pct
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,8 +82,8 @@ def bench_editor(page: Any, base: str, admin: dict[str, str]) -> dict[str, Any]:
         "open_cold": opens[0],
         "open_warm": opens[1:],
         "drag_frames": len(frames),
-        "drag_p50_ms": pct(frames, 50),
-        "drag_p95_ms": pct(frames, 95),
+        "drag_p50_ms": rank_pct(frames, 50),
+        "drag_p95_ms": rank_pct(frames, 95),
         "drag_max_ms": max(frames, default=0.0),
         "drag_longest_task_ms": longest,
         "drop_max_ms": max(drop, default=0.0),

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_api import ROOT, Server, cpu_by_role
+from api_server import ROOT, Server, cpu_by_role
 from sse_pair import serving_from
 
 sys.path.insert(0, str(ROOT))

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import Clients, call, gated_run, pct, replay, serving
+from api_fanout import Clients, gated_run
+from api_server import call, replay, serving
+from common import rank_pct
 from gen_dag import app_dict, flow_dict, package_dict
 
 FLOOD_CODE = """
@@ -74,8 +76,8 @@ def one_pass(flows: int, lines: int, watchers: int) -> str:
         stream = len(replay(server, run["run_id"], server.admin))
         got = [len(r.ids) for r in flooders.results] if flooders else []
     return (
-        f"flood watchers {watchers}: quiet run p50 {1000 * pct(latency, 50):.1f} ms, "
-        f"p99 {1000 * pct(latency, 99):.1f} ms, max {1000 * max(latency):.1f} ms, "
+        f"flood watchers {watchers}: quiet run p50 {1000 * rank_pct(latency, 50):.1f} ms, "
+        f"p99 {1000 * rank_pct(latency, 99):.1f} ms, max {1000 * max(latency):.1f} ms, "
         f"{len(latency)} deliveries, every stream whole: {whole}; flood stream holds {stream} "
         f"events, its watchers got {got}"
     )

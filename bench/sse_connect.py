@@ -31,15 +31,8 @@ import time
 from pathlib import Path
 
 import redis
-from bench_api import (
-    Server,
-    cpu_by_role,
-    gated_run,
-    raise_open_files,
-    serving,
-    sse_request,
-    watchers,
-)
+from api_fanout import gated_run, sse_request
+from api_server import Server, cpu_by_role, raise_open_files, serving, watchers
 
 from dizest_api import embedded_redis
 

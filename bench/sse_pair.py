@@ -27,21 +27,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import bench_api
-from bench_api import Server, cpu_by_role, gated_run, raise_open_files, sse_request, watchers
+import api_server
+from api_fanout import gated_run, sse_request
+from api_server import Server, cpu_by_role, raise_open_files, watchers
 from sse_connect import connect
 
 
 @contextlib.contextmanager
 def serving_from(checkout: Path, tmp: Path, connections: int) -> Iterator[Server]:
-    """`bench_api.serving`, with `checkout` as the server's working directory."""
-    root, bench_api.ROOT = bench_api.ROOT, checkout
+    """`api_server.serving`, with `checkout` as the server's working directory."""
+    root, api_server.ROOT = api_server.ROOT, checkout
     try:
-        with bench_api.serving(tmp, 128, connections) as server:
-            bench_api.ROOT = root
+        with api_server.serving(tmp, 128, connections) as server:
+            api_server.ROOT = root
             yield server
     finally:
-        bench_api.ROOT = root
+        api_server.ROOT = root
 
 
 def close_all(socks: list[socket.socket]) -> None:
