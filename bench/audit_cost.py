@@ -21,8 +21,8 @@ import sys
 import time
 from typing import Any
 
-from bench_worker import private_settings
 from gen_dag import app_dict, flow_dict, package_dict
+from private_redis import private_settings
 
 from dizest_worker.client import Client
 from dizest_worker.messages import broker_lists

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench_worker import private_settings
+from private_redis import private_settings
 
 from dizest_worker import liveness, worker_info
 from dizest_worker.connection import redis_client

@@ -29,9 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench_core import expected, package_path
-from bench_worker import WorkerProcess, WorkerSpec, private_settings
 from gen_dag import app_dict, connect, flow_dict, package_dict
+from packages import expected, package_path
+from private_redis import private_settings
+from worker_cluster import WorkerProcess, WorkerSpec
 
 from dizest_core.events import FLOW_STATUS
 from dizest_worker.client import Client
