@@ -28,7 +28,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
+from common import fmt_known, pct, table, verdict  # noqa: E402
 from gen_dag import SleepDag, make_sleep_dag  # noqa: E402
+from procfs import descendants_cpu_s  # noqa: E402
 
 from dizest_core.events import FLOW_STATUS, WORKFLOW_STATUS, Event  # noqa: E402
 from dizest_core.plan import Plan  # noqa: E402
@@ -76,17 +78,6 @@ class MakespanRow:
     @property
     def overhead_ms(self) -> float:
         return pct(self.overheads, 50)
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """q-th percentile (0-100), linear between closest ranks; nan when empty."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100
-    lo = math.floor(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def flow_times(events: Sequence[Event]) -> tuple[dict[str, float], dict[str, float]]:
@@ -248,32 +239,6 @@ def _order_name(by_rank: bool) -> str:
     return "rank" if by_rank else "arrival"
 
 
-def descendants_cpu_s(root: int | None = None) -> float:
-    """CPU seconds (user + sys) of every live process below `root` (default: this one), with
-    what each has reaped: the zygote, its spare and flow children, whatever their namespaces."""
-    root = os.getpid() if root is None else root
-    tck = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, own + reaped s)
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="ascii") as fp:
-                fields = fp.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / tck)
-    below: set[int] = {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (ppid, _) in stats.items():
-            if ppid in below and pid not in below:
-                below.add(pid)
-                changed = True
-    return sum(stats[pid][1] for pid in below if pid != root and pid in stats)
-
-
 def print_makespan(rows: list[MakespanRow]) -> None:
     """The table (ratio and overhead beside their targets), then the ideal dispatch bounds."""
     if not rows:
@@ -295,16 +260,16 @@ def print_makespan(rows: list[MakespanRow]) -> None:
             [
                 r.config,
                 str(len(r.spans)),
-                _f(statistics.median(r.spans) if r.spans else math.nan),
-                _f(min(r.spans, default=math.nan)),
-                _f(max(r.spans, default=math.nan)),
+                fmt_known(statistics.median(r.spans) if r.spans else math.nan),
+                fmt_known(min(r.spans, default=math.nan)),
+                fmt_known(max(r.spans, default=math.nan)),
                 f"{r.ratio:.2f}x",
                 f"<={RATIO_LIMIT:g}x",
-                _verdict(r.ratio, RATIO_LIMIT),
-                _ms(over),
+                verdict(r.ratio, RATIO_LIMIT),
+                fmt_known(over, 1),
                 f"<={OVERHEAD_LIMIT_MS:g}",
-                _verdict(over, OVERHEAD_LIMIT_MS),
-                f"{_ms(pct(r.start_waits, 50))}/{_ms(pct(r.start_waits, 90))}",
+                verdict(over, OVERHEAD_LIMIT_MS),
+                f"{fmt_known(pct(r.start_waits, 50), 1)}/{fmt_known(pct(r.start_waits, 90), 1)}",
                 "-" if math.isnan(free) else f"{100 * free:.0f}%",
                 " ".join(f"{k} {v:.1f}" for k, v in r.cpu_ms.items()) or "-",
                 f"{r.cpu_floor:.2f}x" if r.cpu_ms else "-",
@@ -312,7 +277,7 @@ def print_makespan(rows: list[MakespanRow]) -> None:
                 "FAILED" if r.failures else "ok",
             ]
         )
-    _table(head, lines)
+    table(head, lines)
     dag = make_sleep_dag(FLOWS, SEED)
     measured = [v for r in rows for v in r.overheads]
     overhead_ms = statistics.median(measured) if measured else 0.0
@@ -342,24 +307,3 @@ def print_makespan(rows: list[MakespanRow]) -> None:
         "critical path (what the CPU alone allows on this machine); "
         "load: 1-minute load average before -> after"
     )
-
-
-def _verdict(value: float, limit: float) -> str:
-    return "?" if math.isnan(value) else "PASS" if value <= limit else "MISS"
-
-
-def _f(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.3f}"
-
-
-def _ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.1f}"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> None:
-    table = [head, *rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(head))]
-    for i, line in enumerate(table):
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))

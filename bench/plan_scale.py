@@ -29,7 +29,7 @@ TARGET_S = 2.0
 def time_plan(source: str | dict[str, Any], steps: dict[str, list[float]]) -> int:
     """Time one dwp.load(source) + Graph.from_package + make_plan after a gc; append the seconds
     of each to `steps` ("load", "graph", "plan", "total"); return how many flows the plan runs.
-    One body for the dict (bench_core.bench_plan) and the file (bench_plan_file) variants, so
+    One body for the dict (local_extras.bench_plan) and the file (bench_plan_file) variants, so
     their figures measure the same steps."""
     gc.collect()
     t0 = time.perf_counter()

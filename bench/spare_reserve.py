@@ -17,7 +17,7 @@ import os
 import statistics
 import time
 
-from bench_core import package_path  # the packages' one location (tests/data), and sys.path
+from packages import package_path  # the packages' one location (tests/data), and sys.path
 
 from dizest_core.settings import Settings
 from dizest_core.workflow import Workflow

@@ -12,18 +12,18 @@ worker's tree, flow children included; not Redis, not the client) <= WORKER_CPU_
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench_core import check_outputs, expected, fmt, package_path
+from common import fmt, load_text, table, verdict
+from packages import check_outputs, expected, package_path
+from reference import run_result
 
 HERE = Path(__file__).resolve().parent
 DASK_PROCESSES = 2
@@ -51,18 +51,10 @@ def run_reference(python: str, shapes: Sequence[str], repeat: int) -> dict[str, 
         cmd = [python, str(HERE / "ref_dask.py"), *paths, "--output", output]
         cmd += ["--repeat", str(repeat)]
         cmd += ["--workers", str(DASK_PROCESSES), "--threads", str(DASK_THREADS)]
-        try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=90 + 120 * repeat * len(paths)
-            )
-        except subprocess.TimeoutExpired:
-            doc["error"] = "timeout"
+        result, error = run_result(cmd, 90 + 120 * repeat * len(paths))
+        if result is None:
+            doc["error"] = error
             continue
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if not lines:
-            doc["error"] = f"no result (rc {proc.returncode}): {proc.stderr.strip()[-300:]}"
-            continue
-        result = json.loads(lines[-1][len("RESULT ") :])
         doc["error"] = doc["error"] or result.get("error")
         doc["cluster"] = result.get("cluster")
         doc["versions"] = result.get("versions")
@@ -101,10 +93,9 @@ def print_comparison(rows: Sequence[Row], ref: Mapping[str, Any] | None, note: s
     """Each throughput row beside Dask's warm median, with PASS/MISS, and the worker CPU."""
     if not rows:
         return
-    load = os.getloadavg()
     print(
         f"\n5. issue 12, distributed: ours <= Dask distributed warm; worker CPU <= "
-        f"{WORKER_CPU_MS:g} ms/flow (load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"
+        f"{WORKER_CPU_MS:g} ms/flow ({load_text()})"
     )
     if ref is None:
         print(f"   Dask reference skipped: {note}")
@@ -137,19 +128,8 @@ def print_comparison(rows: Sequence[Row], ref: Mapping[str, Any] | None, note: s
                 ("FAILED" if d["error"] else "ok") if d else "-",
             ]
         )
-    table = [head, *lines]
-    widths = [max(len(line[i]) for line in table) for i in range(len(head))]
-    for i, line in enumerate(table):
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    table(head, lines)
     print("   worker CPU = " + " + ".join(WORKER_PARTS) + " of the CPU table, per flow run")
-
-
-def verdict(value: float, limit: float) -> str:
-    if math.isnan(value) or math.isnan(limit):
-        return "?"
-    return "PASS" if value <= limit else "MISS"
 
 
 def from_env(shapes: Sequence[str], repeat: int) -> tuple[dict[str, Any] | None, str]:
