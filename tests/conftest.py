@@ -18,6 +18,10 @@ from tests import weights
 
 DATA = Path(__file__).parent / "data"
 
+# Helper modules test files share: their asserts report the values they compared, as a test's do
+# (register before anything imports them).
+pytest.register_assert_rewrite("tests.core.plans")
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
