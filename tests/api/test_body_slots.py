@@ -17,9 +17,9 @@ from typing import Any
 
 from dizest_api.request_reads import BODY_BUFFER
 from tests.api.test_hostile_serve import new_users
-from tests.api.test_serve import Served, call, serving
 from tests.api.test_slow_clients import ANSWER_S, THREADS, Client, answered_within, trickling
 from tests.conftest import package, wait_for
+from tests.serve_process import Served, call, serving
 
 SLOTS = 2  # DIZEST_USER_BODIES' default
 BIG = 4 * BODY_BUFFER  # a body a thread reads

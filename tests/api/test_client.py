@@ -29,8 +29,8 @@ from dizest_api.client import (
     TooManyRuns,
     Unauthorized,
 )
-from tests.api.test_serve import DATA, serving
 from tests.conftest import package
+from tests.serve_process import DATA, serving
 
 FANOUT = json.loads((DATA / "c03_fanout.dwp").read_text())
 EXPECTED = json.loads((DATA / "c03_fanout.expected.json").read_text())["expect"]["flows"]

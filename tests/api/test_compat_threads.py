@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tests.api.test_body_slots import BIG, held, save_body
 from tests.api.test_hostile_serve import new_users
-from tests.api.test_serve import call, serving
 from tests.conftest import package, wait_for
+from tests.serve_process import call, serving
 
 WAITS = 20
 HELD = 8  # `dizest serve --threads 16`: DIZEST_MAX_STREAM_THREADS 8, a user's share 8

@@ -21,9 +21,9 @@ import pytest
 from dizest_api.drive_rules import MAX_DEPTH, MAX_PATH
 from dizest_api.payloads import multipart
 from dizest_core.tree import remove_tree
-from tests.api.test_serve import PASSWORD, call, serving
 from tests.conftest import package, wait_for
 from tests.core.test_tree import legacy_tree
+from tests.serve_process import PASSWORD, call, serving
 
 QUOTA_BYTES = 1_000_000
 QUOTA_FILES = 50

@@ -19,8 +19,8 @@ from werkzeug.serving import make_server
 from dizest_api.event_hub import hub_for
 from tests.api.conftest import Api
 from tests.api.test_runs import Live, serve_live, slow
-from tests.api.test_serve import PASSWORD, call, serving
 from tests.conftest import wait_for
+from tests.serve_process import PASSWORD, call, serving
 from tests.ws_client import WsClient
 
 UPGRADE = {

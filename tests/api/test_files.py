@@ -19,8 +19,8 @@ import pytest
 
 from dizest_api.client import ApiError, Client
 from dizest_api.payloads import multipart
-from tests.api.test_serve import ROOT, serving
 from tests.conftest import package
+from tests.serve_process import ROOT, serving
 
 SALES = ROOT / "examples" / "sales_report.dwp"
 CSV = ROOT / "examples" / "data" / "sales.csv"

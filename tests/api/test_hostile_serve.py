@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_serve import PASSWORD, call, serving
 from tests.api.test_serve_heal import wait_run
 from tests.conftest import package
+from tests.serve_process import PASSWORD, call, serving
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containment is tested as root")
 

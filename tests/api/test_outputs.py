@@ -17,8 +17,8 @@ import pandas
 import pytest
 
 from dizest_api.client import Client
-from tests.api.test_serve import serving
 from tests.conftest import package
+from tests.serve_process import serving
 
 CODE = """
 import os

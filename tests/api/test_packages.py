@@ -14,9 +14,9 @@ from typing import Any
 
 from dizest_api.routes.packages import MAX_LINES
 from tests.api.test_hostile_serve import new_users
-from tests.api.test_serve import call, serving
 from tests.cli.helpers import dizest, ok_json
 from tests.conftest import package, wait_for
+from tests.serve_process import call, serving
 
 
 def refused(base: str, body: Any, user: dict[str, str]) -> tuple[int, Any]:

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.api.test_serve import (
+from tests.conftest import wait_for
+from tests.redis_server import free_port
+from tests.serve_process import (
     DATA,
     PASSWORD,
     admin_token,
@@ -26,8 +28,6 @@ from tests.api.test_serve import (
     stop_session,
     wait_ok,
 )
-from tests.conftest import wait_for
-from tests.redis_server import free_port
 
 
 def proc_stat(pid: int) -> list[str] | None:

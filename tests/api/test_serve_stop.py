@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.api.test_serve import admin_token, call, launch, stop_session, wait_ok
 from tests.api.test_serve_heal import wait_run
 from tests.conftest import wait_for
 from tests.redis_server import free_port
+from tests.serve_process import admin_token, call, launch, stop_session, wait_ok
 
 # The flow notes each start in its run's working directory (all a sandboxed flow sees of the
 # machine, kept across attempts), waits there for the test's file `open`, then outputs.

@@ -21,8 +21,8 @@ import pytest
 
 from dizest_api.request_reads import BODY_BUFFER, HEAD_END, MAX_HEAD_BYTES
 from dizest_api.routes.accounts import LOGIN_BODY_BYTES
-from tests.api.test_serve import Served, serving
 from tests.conftest import wait_for
+from tests.serve_process import Served, serving
 
 THREADS = 4
 HEAD_S = 3.0  # DIZEST_REQUEST_HEAD_TIMEOUT_S of these serves

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tests.api.test_serve import Served, serving
 from tests.api.test_slow_clients import answered_within
 from tests.conftest import wait_for
 from tests.large_answers import large_answers
+from tests.serve_process import Served, serving
 
 THREADS = 4
 SEND_S = 2.0  # DIZEST_RESPONSE_SEND_TIMEOUT_S of these serves

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from dizest_api.gunicorn_app import GRACEFUL_S, stream_threads
-from tests.api.test_serve import Served, call, serving, sse_ids
 from tests.api.test_slow_clients import answered_within
 from tests.api.test_slow_readers import ended, queued, read_all
 from tests.api.test_stream_crowd import status_of
 from tests.conftest import package, wait_for
+from tests.serve_process import Served, call, serving, sse_ids
 
 THREADS = 12
 STREAMS = stream_threads(THREADS)  # the threads that may hold a WebSocket

@@ -14,8 +14,8 @@ from pathlib import Path
 from simple_websocket import ConnectionClosed
 
 from tests.api.test_hostile_serve import new_users
-from tests.api.test_serve import call, serving
 from tests.conftest import package
+from tests.serve_process import call, serving
 from tests.ws_client import WsClient
 
 TALKS = "import time\nfor i in range(600):\n    print('line', i, flush=True)\n    time.sleep(0.1)\nv = 1"  # fmt: skip

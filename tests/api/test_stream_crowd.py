@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from tests.api.test_fairness_streams import user_token
 from tests.api.test_runs import slow
-from tests.api.test_serve import Served, call, serving
 from tests.conftest import package, wait_for
+from tests.serve_process import Served, call, serving
 
 LINES, CLIENTS = 300, 40
 CHATTY = package(

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from tests.api.test_hostile_serve import new_users
-from tests.api.test_serve import call, serving
 from tests.conftest import wait_for
+from tests.serve_process import call, serving
 
 MB = 1 << 20
 UPLOADS = 8

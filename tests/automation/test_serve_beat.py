@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from dizest_api.client import Client
-from tests.api.test_serve import ROOT, serving
 from tests.automation.conftest import Receiver, payload, receiver, signed  # noqa: F401
 from tests.automation.test_beat import PKG
 from tests.conftest import wait_for
+from tests.serve_process import ROOT, serving
 
 
 def _cli(base: str, token: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from dizest_api.client import ApiError, Client
-from tests.api.test_serve import Served, serving
 from tests.cli.helpers import dizest
 from tests.conftest import package
+from tests.serve_process import Served, serving
 
 API = """
 def add(a, b):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_serve import PASSWORD, Served, call, serving
 from tests.cli.helpers import (
     ROOT,
     SYNTAX_ERROR,
@@ -31,6 +30,7 @@ from tests.cli.helpers import (
 )
 from tests.conftest import DATA, wait_for
 from tests.redis_server import free_port
+from tests.serve_process import PASSWORD, Served, call, serving
 
 
 @pytest.fixture(scope="module")

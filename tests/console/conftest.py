@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_serve import PASSWORD, Served, call, serving
 from tests.conftest import DATA as ROOT_DATA
+from tests.serve_process import PASSWORD, Served, call, serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -11,9 +11,9 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.api.test_serve import call
 from tests.conftest import package
 from tests.console.conftest import USER_PASSWORD, Console, log_in
+from tests.serve_process import call
 
 LIVE_MS = 60_000
 FRAMED = {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"}  # as the run page's iframe

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.test_serve import PASSWORD, call, serving
 from tests.conftest import package
 from tests.console.conftest import USER_PASSWORD, bearer, log_in
+from tests.serve_process import PASSWORD, call, serving
 
 LIVE_MS = 60_000
 ASSETS = {

@@ -14,9 +14,9 @@ import pytest
 from playwright.sync_api import expect
 
 from dizest_api.client import Client
-from tests.api.test_serve import PASSWORD, call
 from tests.conftest import package, wait_for
 from tests.console.conftest import USER_PASSWORD, Console, log_in
+from tests.serve_process import PASSWORD, call
 
 LIVE_MS = 60_000
 PHISH_HTML = """<h2 id="phish">Your session expired. Log in again.</h2>

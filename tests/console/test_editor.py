@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import expect
 
 from dizest_core import dwp
-from tests.api.test_serve import PASSWORD
 from tests.console.conftest import Console, log_in
+from tests.serve_process import PASSWORD
 
 LIVE_S = 60_000
 

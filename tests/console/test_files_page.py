@@ -21,10 +21,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.api.test_body_slots import SLOTS, held
-from tests.api.test_serve import PASSWORD, serving
 from tests.api.test_slow_clients import Client, trickling
 from tests.conftest import wait_for
 from tests.console.conftest import USER_PASSWORD, Console, bearer, log_in
+from tests.serve_process import PASSWORD, serving
 
 MIB = 1 << 20
 QUOTA = 4 * MIB  # each user's drive: small, so a test passes it

@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import expect
 
 from dizest_core.status import Reason
-from tests.api.test_serve import PASSWORD, serving
 from tests.conftest import package, wait_for
 from tests.console.conftest import TRUSTED, USER_PASSWORD, Console, bearer, log_in
+from tests.serve_process import PASSWORD, serving
 
 LIVE_S = 60_000
 GATE = (

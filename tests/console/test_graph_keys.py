@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.test_serve import PASSWORD
 from tests.conftest import DATA
 from tests.console.conftest import log_in, views
+from tests.serve_process import PASSWORD
 
 LIVE_MS = 60_000
 FOCUSED = "() => document.activeElement?.closest('g.node')?.dataset.id ?? null"

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.test_serve import PASSWORD
 from tests.conftest import wait_for
 from tests.console.conftest import Console, log_in, views
+from tests.serve_process import PASSWORD
 
 TABLET = {"width": 1024, "height": 768}
 VIEW = """() => { const v = document.querySelector("#graph svg.dag").viewBox.baseVal;

@@ -80,7 +80,7 @@ def test_runs_list_filters_paginates_and_follows_a_running_run(
 
 
 def _admin() -> str:
-    from tests.api.test_serve import PASSWORD
+    from tests.serve_process import PASSWORD
 
     return PASSWORD
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.api.test_serve import PASSWORD
 from tests.conftest import wait_for
 from tests.console.conftest import Console, log_in, views
 from tests.console.test_graph_keys import PANEL
+from tests.serve_process import PASSWORD
 
 PHONE = {"width": 390, "height": 844}
 MEDIUM = {"width": 900, "height": 800}

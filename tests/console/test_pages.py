@@ -88,7 +88,7 @@ def _wait_for(page: Any, done: Any, what: str) -> None:
 
 
 def _admin_password() -> str:
-    from tests.api.test_serve import PASSWORD
+    from tests.serve_process import PASSWORD
 
     return PASSWORD
 

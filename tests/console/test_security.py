@@ -14,9 +14,9 @@ import pytest
 from playwright.sync_api import expect
 from simple_websocket import ConnectionError as WsRefused
 
-from tests.api.test_serve import PASSWORD, call
 from tests.conftest import wait_for
 from tests.console.conftest import DATA, TRUSTED, Console, log_in
+from tests.serve_process import PASSWORD, call
 from tests.ws_client import WsClient
 
 PAGES = [
