@@ -20,7 +20,9 @@ DATA = Path(__file__).parent / "data"
 
 # Helper modules test files share: their asserts report the values they compared, as a test's do
 # (register before anything imports them).
-pytest.register_assert_rewrite("tests.core.dwp_raw", "tests.core.plans", "tests.serve_process")
+pytest.register_assert_rewrite(
+    "tests.api.hub_streams", "tests.core.dwp_raw", "tests.core.plans", "tests.serve_process"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -16,22 +16,14 @@ from typing import Any
 import pytest
 import redis
 
-from dizest_api.event_hub import EventHub
+from dizest_api.event_hub import EventHub, chunk, sse_frame
 from dizest_api.floods import FLOOD_BATCH
 from dizest_api.handover import HandedOver
 from dizest_api.streaming import follow
 from dizest_core.events import Event
 from dizest_worker.client import run_channel
+from tests.api.hub_streams import StreamedRuns, event_numbers, live_event, read_all, subscribed
 from tests.api.test_run_channels import listeners
-from tests.api.test_stream_owner import StreamedRuns
-from tests.api.test_streaming import (
-    chunk,
-    event_numbers,
-    live_event,
-    read_all,
-    sse_frame,
-    subscribed,
-)
 from tests.conftest import wait_for
 from tests.worker.conftest import redis_url  # noqa: F401
 

@@ -8,8 +8,8 @@ import queue
 from typing import Any
 
 from dizest_api.event_hub import RESYNC, EventHub
+from tests.api.hub_streams import live_event
 from tests.api.test_run_channels import hub, listeners  # noqa: F401 (hub: its fixture)
-from tests.api.test_streaming import live_event
 from tests.conftest import wait_for
 from tests.worker.conftest import redis_url  # noqa: F401
 

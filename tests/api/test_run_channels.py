@@ -18,7 +18,7 @@ import redis
 from dizest_api.event_hub import EventHub
 from dizest_core.events import Event
 from dizest_worker.client import run_channel
-from tests.api.test_streaming import (
+from tests.api.hub_streams import (
     QuietRuns,
     event_numbers,
     live_event,

@@ -1,32 +1,33 @@
 """SSE streams the event hub owns (dizest_api.stream_owner): many clients, slow clients,
-heartbeats, the end of a run, shutdown; the hub's real pubsub subscription on real Redis."""
+heartbeats, the end of a run, shutdown, resubscribes; the hub's real pubsub subscription on
+real Redis."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from dizest_api.event_hub import EventHub
 from dizest_api.handover import HandedOver
-from dizest_api.sse_frames import stream_key
 from dizest_api.stream_owner import CATCH_UP_TRIES
 from dizest_api.streaming import follow
 from dizest_core.events import Event
-from tests.api.test_streaming import (
+from tests.api.hub_streams import (
+    BackloggedRuns,
     QuietRuns,
+    StreamedRuns,
     event_numbers,
+    handed,
     live_event,
+    publish,
     read_all,
-    serve_stream,
     subscribed,
 )
 from tests.conftest import wait_for
@@ -40,39 +41,6 @@ def hub(redis_url: str) -> Iterator[EventHub]:  # noqa: F811
         yield made
     finally:
         made.close()
-
-
-def handed(hub: EventHub, n: int, runs: Any = None) -> list[tuple[socket.socket, socket.socket]]:
-    """`n` streams of run r1 handed to the hub (each through follow, as a request would)."""
-    pairs = [socket.socketpair() for _ in range(n)]
-    for ours, _ in pairs:
-        assert serve_stream(hub, runs or QuietRuns(), ours)
-    wait_for(lambda: hub.clients() == n, timeout=5)
-    return pairs
-
-
-class StreamedRuns(QuietRuns):
-    """Run r1 whose stream holds every event `publish` sent it, as a worker's emit does (the
-    stream first, then the channel): what the hub catches a flooding run up from."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
-        key = stream_key(after) if after is not None else (-1, -1)
-        return [e for e in self.events if stream_key(e.id) > key][:count]
-
-
-def publish(hub: EventHub, numbers: range, final_at: int | None = None, runs: Any = None) -> None:
-    publisher, channel = redis.Redis.from_url(hub.redis_url), subscribed(hub)
-    try:
-        for i in numbers:
-            raw = live_event(i, final=i == final_at)
-            if isinstance(runs, StreamedRuns):
-                runs.events.append(Event.from_dict(json.loads(raw)))
-            publisher.publish(channel, raw)
-    finally:
-        publisher.close()
 
 
 @pytest.mark.parametrize("floods", [True, False], ids=["floods", "live-only"])
@@ -220,106 +188,6 @@ def test_shutdown_ends_owned_streams_with_their_last_chunk_and_refuses_new_ones(
         for ours, theirs in pairs:
             ours.close()
             theirs.close()
-
-
-class BackloggedRuns(QuietRuns):
-    """A run whose stream holds events 1..`total` that its client never got live (pubsub lost
-    them: the hub resubscribed). While the hub reads the first page of its catch-up, the run's
-    last events are published live (`during_catch_up`)."""
-
-    def __init__(self, total: int) -> None:
-        self.stream: list[Event] = []
-        self.total = total
-        self.during_catch_up: Callable[[], None] | None = None
-
-    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Event]:
-        hook, self.during_catch_up = self.during_catch_up, None
-        if hook is not None:
-            hook()
-        start = 0 if after is None else int(after.split("-")[0])
-        return self.stream[start : start + count]
-
-
-def caught_up(
-    redis_url: str,  # noqa: F811
-    runs: BackloggedRuns,
-    before: Callable[[EventHub], None],
-) -> list[int]:
-    """One client of run r1 on a hub (queue_size 1000), the run's stream then holding events
-    1..runs.total (the last final) the client never got live; `before(hub)`, then the hub
-    resyncs (as when it resubscribes): the event numbers the client got, to the end."""
-    hub = EventHub(redis_url, f"ownertest:{uuid.uuid4().hex}", queue_size=1000, heartbeat_s=30)
-    try:
-        ((ours, theirs),) = handed(hub, 1, runs)
-        runs.stream = [
-            Event.from_dict(json.loads(live_event(i, i == runs.total)))
-            for i in range(1, runs.total + 1)
-        ]
-        before(hub)
-        with hub._lock:
-            hub.owned.resync()
-        try:
-            return event_numbers(read_all(theirs))
-        finally:
-            ours.close()
-            theirs.close()
-    finally:
-        hub.close()
-
-
-def test_a_long_catch_up_keeps_live_events_back_until_it_reaches_them(redis_url: str) -> None:  # noqa: F811
-    """The exact interleaving: a catch-up longer than queue_size is read in bounded steps;
-    live events that arrive during its first step lie past what that step read. They must
-    wait for the rest of the catch-up, not follow the first step (a gap the client would
-    never fill: its Last-Event-ID would be past it)."""
-    total = 3000
-    runs = BackloggedRuns(total)
-
-    def live_tail(hub: EventHub) -> None:  # published and held back before the first page returns
-        (stream,) = hub.owned.by_run["r1"]
-        publish(hub, range(total - 9, total + 1), final_at=total)
-        wait_for(lambda: len(stream.held or []) == 10, timeout=5)
-
-    def before(hub: EventHub) -> None:
-        runs.during_catch_up = lambda: live_tail(hub)
-
-    assert caught_up(redis_url, runs, before) == list(range(1, total + 1))
-
-
-class SlowRuns(BackloggedRuns):
-    """The backlog read from a Redis that answers each read in READ_S (a stand-in for a busy
-    server, not a wait for a condition); when each read started and ended."""
-
-    READ_S = 0.05
-
-    def __init__(self, total: int) -> None:
-        super().__init__(total)
-        self.reads: list[tuple[float, float]] = []
-
-    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Event]:
-        started = time.monotonic()
-        time.sleep(self.READ_S)
-        out = super().event_batch(run_id, after, count)
-        self.reads.append((started, time.monotonic()))
-        return out
-
-
-def test_a_long_catch_up_rests_between_its_steps_as_long_as_each_took(redis_url: str) -> None:  # noqa: F811
-    """A run far ahead of its clients (a flood) is caught up in steps of queue_size events,
-    each followed by a rest as long as the step: its catch-ups take at most half of the writer
-    thread (and of the GIL), so other runs' live events are not held behind them. Its client
-    still gets every event once, in order."""
-    runs = SlowRuns(3000)
-    assert caught_up(redis_url, runs, lambda hub: runs.reads.clear()) == list(range(1, 3001))
-    steps: list[list[tuple[float, float]]] = []  # reads with no rest between them
-    for read in runs.reads:
-        if steps and read[0] - steps[-1][-1][1] < SlowRuns.READ_S / 2:
-            steps[-1].append(read)
-        else:
-            steps.append([read])
-    assert [len(step) for step in steps] == [2, 2, 2]  # 500 a read, queue_size a step
-    for step, following in itertools.pairwise(steps):
-        assert following[0][0] - step[-1][1] >= step[-1][1] - step[0][0]
 
 
 def test_live_events_after_a_resubscribe_wait_for_the_catch_up_of_what_pubsub_lost(

@@ -1,10 +1,10 @@
-"""Live run events over real HTTP: SSE with resume (Last-Event-ID), WebSocket, the shared hub."""
+"""Live run events over real HTTP: SSE with resume (Last-Event-ID), WebSocket, the shared hub,
+a stream handed over to it (its hub-side helpers: tests/api/hub_streams.py)."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import re
 import socket
 import threading
 import time
@@ -17,12 +17,17 @@ import pytest
 import redis
 from simple_websocket import ConnectionClosed
 
-from dizest_api.event_hub import EventHub, chunk, hub_for, sse_frame
-from dizest_api.handover import HandedOver
-from dizest_api.streaming import follow
+from dizest_api.event_hub import EventHub, hub_for
 from dizest_core.events import Event
-from dizest_worker.client import run_channel
 from dizest_worker.state import RedisRuns
+from tests.api.hub_streams import (
+    QuietRuns,
+    event_numbers,
+    live_event,
+    read_all,
+    serve_stream,
+    subscribed,
+)
 from tests.api.test_runs import FANOUT, Live, serve_live, slow
 from tests.conftest import wait_for
 from tests.ws_client import WsClient
@@ -274,59 +279,6 @@ def test_shutdown_ends_every_stream_at_once_and_refuses_new_ones(live: Live) -> 
         stream.close()
         other.call("POST", f"/runs/{run_id}/cancel", alice)
         hub.close()
-
-
-class QuietRuns:
-    """A run that exists and whose stream holds nothing yet: every event comes live."""
-
-    def record(self, run_id: str) -> dict[str, str]:
-        return {"status": "running"}
-
-    def event_batch(self, run_id: str, after: str | None, count: int) -> list[Any]:
-        return []
-
-
-def subscribed(hub: EventHub, run_id: str = "r1") -> str:
-    """The run's channel, once Redis holds the hub's subscription to it: nothing published
-    there from now on is lost."""
-    channel = run_channel(hub.channel, run_id)
-    client = redis.Redis.from_url(hub.redis_url)
-    try:
-        wait_for(lambda: client.pubsub_numsub(channel)[0][1] > 0, timeout=5)
-    finally:
-        client.close()
-    return channel
-
-
-def live_event(i: int, final: bool = False, run_id: str = "r1") -> str:
-    body = {"id": f"{i}-0", "run_id": run_id, "type": "log.append", "flow_id": "a"}
-    if final:
-        body |= {"type": "workflow.status", "data": {"status": "ready"}}
-    return json.dumps(body)
-
-
-def serve_stream(hub: EventHub, runs: Any, sock: socket.socket, idle_s: float = 0.05) -> bool:
-    """What the WSGI server and sse() do with follow's yields, until the hub takes the socket
-    over (True) or the stream ends in this thread (False)."""
-    try:
-        for event in follow(hub, runs, "r1", None, idle_s, sock=sock):
-            sock.sendall(chunk(b": heartbeat\n\n" if event is None else sse_frame(event)))
-    except HandedOver:
-        return True
-    return False
-
-
-def read_all(sock: socket.socket) -> bytes:
-    """Until the hub closes the stream (bounded by the socket's timeout)."""
-    sock.settimeout(15)
-    received = bytearray()
-    while piece := sock.recv(65536):
-        received.extend(piece)
-    return bytes(received)
-
-
-def event_numbers(received: bytes) -> list[int]:
-    return [int(m.split(b"-")[0]) for m in re.findall(rb"id: (\d+-\d+)", received)]
 
 
 def test_a_stream_handed_to_the_hub_gets_every_event_once_in_order_and_ends(live: Live) -> None:
