@@ -175,6 +175,10 @@ def bench_fanout(server: Server, clients: int, lines: int, interval: float) -> d
     timing = {"connect_s": connect_s, "subscribed_s": time.perf_counter() - t0}
     subscribed = cpu_by_role(server)
     rss_kb = {role: sum(rss(p) for p in pids) for role, pids in server.pids().items()}
+    while not gate.parent.is_dir():  # the run's folder: made as its flow starts, not at submit
+        if time.monotonic() > deadline:
+            raise RuntimeError("the run's flow never started")
+        time.sleep(0.05)
     timing["opened"] = time.time()
     gate.touch()
     group.thread.join(timeout=120 + lines * interval)
