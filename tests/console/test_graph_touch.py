@@ -66,6 +66,15 @@ class Fingers:
         self.send("touchEnd")
 
 
+def opened(page: Any, fanout: tuple[str, str], view: str) -> None:
+    """The view of `fanout`, laid out: in the editor, the toolbar's last line comes with the
+    workflow's last run (it wraps at this width), and takes its room from the canvas."""
+    page.goto(views(fanout)[view])
+    page.locator('g.node[data-id="k3"]').wait_for()
+    if view == "editor":
+        expect(page.locator("#run-state")).to_contain_text("last run")
+
+
 def canvas_middle(page: Any) -> tuple[float, float, dict[str, float]]:
     box = page.locator("#graph").bounding_box()
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box
@@ -104,8 +113,7 @@ def test_two_fingers_zoom_about_their_midpoint_and_pan_as_it_moves(
     tablet: Any, fanout: tuple[str, str], view: str
 ) -> None:
     page = tablet
-    page.goto(views(fanout)[view])
-    page.locator('g.node[data-id="k3"]').wait_for()
+    opened(page, fanout, view)
     x, y, box = canvas_middle(page)
     before = page.evaluate(VIEW)
     under = graph_point(before, box, x - 40, y)  # the graph's point under the fingers' midpoint

@@ -12,7 +12,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.conftest import package, wait_for
-from tests.console.conftest import GO_API, UNTIL_GO, USER_PASSWORD, Console, go, log_in
+from tests.console.conftest import GO_API, UNTIL_GO, USER_PASSWORD, Console, go, log_in, views
 
 LIVE_MS = 60_000
 # The text of a flow's result box in the editor while it is marked stale (else null).
@@ -240,3 +240,27 @@ def test_the_timeline_opening_refits_a_fitted_graph_and_has_a_time_axis(
     wait_for(lambda: page.evaluate(HEIGHT) > height + 50, timeout=10)
     page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")  # fmt: skip
     assert abs(page.evaluate(SCALE) - scale) < 1e-6
+
+
+# The canvas's heights as it is laid out once its graph is in it (a ResizeObserver set before the
+# page's scripts run; before the graph, an empty canvas changes nothing a user sees).
+HEIGHTS = """() => { window.__heights = [];
+  new MutationObserver((_, seen) => { const graph = document.getElementById("graph");
+    if (!graph) return; seen.disconnect();
+    new ResizeObserver(() => graph.querySelector("svg.dag")
+      && window.__heights.push(graph.getBoundingClientRect().height)).observe(graph);
+  }).observe(document, { subtree: true, childList: true }); }"""
+
+
+def test_the_graph_keeps_its_height_as_the_timeline_fills(
+    admin_page: Any, console: Console, fanout: tuple[str, str]
+) -> None:
+    """The timeline took its room from the canvas as its bars came, a second after the graph
+    was drawn: the graph jumped (a two-finger zoom begun meanwhile went astray). Its room is
+    kept from the start, a bar a flow."""
+    page = admin_page
+    page.add_init_script(f"({HEIGHTS})()")
+    page.goto(views(fanout)["run"])
+    expect(page.locator("#timeline svg.gantt g.bar")).to_have_count(4, timeout=LIVE_MS)
+    heights = page.evaluate("() => window.__heights")
+    assert len(set(heights)) <= 1, heights

@@ -14,6 +14,8 @@ const ROW = 14;
 const LABEL = 140;
 const EVERY = 1000; // ms: at most one drawing in this time
 const AXIS = 16; // px: the axis's height
+const MAX_PX = 180; // px: the box's max-height, and FRAME_PX its padding and border (console.css .timeline)
+const FRAME_PX = 14;
 const TICK_PX = 70; // px: at least this between two ticks (a label's room)
 const TOTAL_PX = 60; // px: the total's room at the axis's end, where no tick is labelled
 // s: the round steps a tick may take (the first at least TICK_PX long at the chart's scale)
@@ -24,6 +26,10 @@ export class Gantt {
   // {status, reason, start, end}, as the run view keeps them; `titles`: id -> what a bar is labelled.
   constructor(section, box, flows, titles) {
     Object.assign(this, { section, box, flows, titles });
+    // Room for a bar a flow from the start (up to the box's own bound, .timeline's max-height):
+    // drawn a second later, the bars took it from the graph above, which jumped as they came.
+    box.style.minHeight = `${Math.min(MAX_PX, FRAME_PX + AXIS + titles.size * ROW + 4)}px`;
+    box.classList.add("reserved");
     this.dirty = true;
     this.due = 0; // performance.now() before which it is not drawn again
     this.timer = null;
