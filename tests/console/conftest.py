@@ -1,5 +1,5 @@
 """Fixtures for the console's browser tests: one real `dizest serve` (embedded Redis, a worker,
-gunicorn) for the module, Debian's Chromium driven by Playwright, and logged-in pages.
+gunicorn) for the session, Debian's Chromium driven by Playwright, and logged-in pages.
 
 Chromium comes from apt (`/usr/bin/chromium`; scripts/setup installs it): browser downloads are
 impossible here, so Playwright is pointed at it with `executable_path`.
@@ -96,7 +96,11 @@ def bearer(base: str, name: str, password: str, scopes: list[str]) -> dict[str, 
     return {"Authorization": f"Bearer {made['token']}"}
 
 
-@pytest.fixture(scope="module")
+# One serve for every console test an xdist worker runs (a session a worker): each module's own
+# cost ~3.5 s of start and its share of two cores (tests/console, -n 3 on a loaded machine: 349 s
+# with a serve a module, 291 s with one a worker). A test makes the workflows and runs it reads
+# (a user made twice is kept: `Console.user` takes the 409), so it passes beside any others.
+@pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     tmp = tmp_path_factory.mktemp("console")
     with serving(tmp, allowed_origins=TRUSTED) as served:
