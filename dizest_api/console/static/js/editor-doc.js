@@ -1,6 +1,7 @@
 // The workflow being edited: the package JSON exactly as loaded, changed in place by the
 // operations below, so every field the editor does not know (DIZEST's UI metadata, `api`, `html`,
 // top-level keys) is saved back untouched. Each operation is one undo step (a JSON snapshot);
+// `dirty`: the package differs from the one last saved (its JSON, kept to compare with);
 // edges live in `flow.inputs[name].connections` (what the engine reads) and are mirrored in the
 // source's `flow.outputs[name].connections` (what DIZEST's Drawflow editor keeps).
 
@@ -43,8 +44,8 @@ export class Doc {
     this.undoStack = [];
     this.redoStack = [];
     this.last = { label: null, at: 0 };
+    this.savedText = JSON.stringify(this.pkg);
     this.dirty = false;
-    this.revision = 0; // counts changes: a save knows whether any came while it was under way
     this.readOnly = false; // the caller may not save: nothing changes
   }
 
@@ -62,8 +63,9 @@ export class Doc {
     }
     this.redoStack = [];
     this.last = { label, at: now };
-    this.dirty = true;
-    this.revision++;
+    // A step is compared whole, as its snapshot is taken; a keystroke that joins one is not (a
+    // 1,000-flow package each keystroke): it counts as a change until the step is undone.
+    this.dirty = join || JSON.stringify(this.pkg) !== this.savedText;
     this.onChange(label);
     return answer;
   }
@@ -79,18 +81,20 @@ export class Doc {
   swap(from, to, label) {
     if (!from.length || this.readOnly) return false;
     to.push(JSON.stringify(this.pkg));
-    this.pkg = JSON.parse(from.pop());
+    const text = from.pop();
+    this.pkg = JSON.parse(text);
     this.last = { label, at: 0 };
-    this.dirty = true;
-    this.revision++;
+    this.dirty = text !== this.savedText;
     this.onChange(label);
     return true;
   }
 
-  // The package as it was at `revision` is stored: clean, unless something changed since.
-  saved(revision = this.revision) {
-    if (revision !== this.revision) return;
-    this.dirty = false;
+  // The package whose JSON is `text` (default: the package now) is stored: clean, unless
+  // something changed since it was sent. The next keystroke starts a step of its own (its undo
+  // comes back here).
+  saved(text = JSON.stringify(this.pkg)) {
+    this.savedText = text;
+    this.dirty = JSON.stringify(this.pkg) !== text;
     this.last = { label: null, at: 0 };
   }
 

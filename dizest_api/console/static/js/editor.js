@@ -233,12 +233,12 @@ async function save() {
 
 async function putVersion() {
   placeAuto();
-  const revision = doc.revision;
+  const sent = JSON.stringify(doc.pkg); // what is stored (put sends it as it is now), whatever changes meanwhile
   try {
     const answer = await put(`/workflows/${encodeURIComponent(wfId)}`, { package: doc.pkg, base_version: wf.version });
     const { stored, warnings = [], ...fields } = answer;
     wf = { ...wf, ...fields };
-    doc.saved(revision);
+    doc.saved(sent);
     refreshState();
     // Code that does not compile is saved all the same (work in progress); its flows fail when run.
     const broken = warnings.filter((p) => p.code === "syntax_error").length;
