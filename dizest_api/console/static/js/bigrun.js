@@ -11,7 +11,7 @@
 import { get } from "./api.js";
 import { $ } from "./dom.js";
 import { newer } from "./events.js";
-import { statusShade } from "./graph.js";
+import { statusShade } from "./flowstatus.js";
 
 const LOGGED = new Set(["log.append", "log.clear", "result"]);
 const ORDER = ["running", "pending", "error", "ready", "cancelled", "idle"]; // the counts' order

@@ -10,7 +10,7 @@
 // its runs (flow id -> state), `big` (the enlarged ones) and its UI boxes (editor-ui.js).
 import { h } from "./dom.js";
 import { flowName } from "./flownames.js";
-import { statusShade, statusText } from "./graph.js";
+import { statusShade, statusText } from "./flowstatus.js";
 import { renderEntries } from "./render.js";
 
 const RESULT_H = 150;

@@ -5,7 +5,7 @@
 import { get, post, problemLines } from "./api.js";
 import { $, h, toast } from "./dom.js";
 import { RunStream } from "./events.js";
-import { statusLabel, statusShade } from "./graph.js";
+import { statusLabel, statusShade } from "./flowstatus.js";
 
 const FINAL = new Set(["ready", "error", "cancelled"]);
 const SLICE = 100; // flows' boxes drawn a frame

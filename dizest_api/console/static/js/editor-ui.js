@@ -15,7 +15,7 @@ import { get } from "./api.js";
 import { appFrame, hasUI, updateResults } from "./appui.js";
 import { h } from "./dom.js";
 import { GAP, LINE_H, room } from "./editor-results.js";
-import { statusLabel } from "./graph.js";
+import { statusLabel } from "./flowstatus.js";
 
 const UI_H = 240; // px: the box under a node, at most
 const UI_BIG = 480; // px: a box its user enlarged

@@ -7,7 +7,7 @@
 // (it stays in view as they scroll) has a tick every round step, light lines down through the
 // bars, and the total at its end: a few elements whatever the number of flows.
 import { escapeHtml, seconds } from "./dom.js";
-import { statusShade } from "./graph.js";
+import { statusShade } from "./flowstatus.js";
 import { fit } from "./textfit.js";
 
 const ROW = 14;

@@ -9,7 +9,8 @@ import { RunStream } from "./events.js";
 import { Gantt } from "./gantt.js";
 import { graphOrList, tooMany } from "./flowlist.js";
 import { flowName } from "./flownames.js";
-import { GraphView, arrangeLink, bindZoomButtons, model, reasonText, statusLabel, statusShade } from "./graph.js";
+import { reasonText, statusLabel, statusShade } from "./flowstatus.js";
+import { GraphView, arrangeLink, bindZoomButtons, model } from "./graph.js";
 import { foldOlder, outputView, renderEntries } from "./render.js";
 
 const runId = document.getElementById("main").dataset.runId;

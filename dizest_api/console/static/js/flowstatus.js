@@ -1,0 +1,41 @@
+// What a person reads of a flow's status, the same in every view (a node, a result box, a
+// panel, a list's cell, a timeline bar): the word it is shown as, its colour's class, and its
+// reason with the flows it names by their names.
+
+// A flow not run because one upstream of it failed (its reason says "upstream ...").
+const skipped = (reason) => Boolean(reason && reason.startsWith("upstream"));
+
+const CANCELLED = "cancelled"; // the reason of a cancelled run's flows (dizest_core.status.Reason)
+
+// The status a flow is drawn as (its class st-<shade>: a node, a list's cell, a badge, a timeline
+// bar): a cancelled flow in the cancelled colour, not an error's red, whether the cancel killed it
+// while it ran (the engine ends it in error) or stopped it before it started (idle).
+export const statusShade = (status, reason) => (reason === CANCELLED ? CANCELLED : status);
+
+// The one word a flow's status is shown as, on its node and in its panel alike: a flow not run
+// for an upstream failure is "skipped", a cancelled one "cancelled".
+export function statusLabel(status, reason) {
+  if (skipped(reason)) return "skipped";
+  if (reason === CANCELLED) return CANCELLED;
+  return status;
+}
+
+const UPSTREAM_FAILED = "upstream failed: "; // + the failed flow's id (dizest_core.status.Reason)
+
+// A flow's reason as what happened to it: a cancelled flow says whether it was stopped while it
+// ran or before it started; a skipped one names the failed flow as a person reads it (`name`:
+// id -> its name, flowName; the reason itself keeps the id, for programs); any other reason is
+// the engine's own.
+export function reasonText(status, reason, name = (id) => id) {
+  if (reason && reason.startsWith(UPSTREAM_FAILED)) return UPSTREAM_FAILED + name(reason.slice(UPSTREAM_FAILED.length));
+  if (reason !== CANCELLED) return reason || "";
+  return status === "error" ? "cancelled while it ran (stopped)" : "cancelled before it started";
+}
+
+// A flow's status with what happened to it, in one line (a result box's head, a panel).
+export function statusText(status, reason, name = (id) => id) {
+  const word = statusLabel(status, reason);
+  const note = reasonText(status, reason, name);
+  if (!note || status === "ready" || word.endsWith(note)) return word;
+  return note.startsWith(word) ? note : `${word}: ${note}`;
+}
