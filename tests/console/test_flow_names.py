@@ -1,8 +1,8 @@
 """People read names, not generated ids. The editor gives new flows DIZEST's ids (`<app id>-<ms>`)
 and new apps 16-character ones: every view labels a node's app by its title (the workflow and
 run views showed its id where the editor showed its title), and what the console writes of a
-flow (its panel, the run form, the API panel, a skipped flow's reason, the editor's connections
-and problems) names it by its title, else its app's, told apart when two share one ("Producer
+flow (its panel, the run form, the API panel, a skipped flow's reason, the editor's connections,
+problems and refused runs) names it by its title, else its app's, told apart when two share one ("Producer
 (1)", "Producer (2)"), its id in a tooltip. A save conflict names the workflow by its title."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.api.test_serve import PASSWORD
 from tests.conftest import package, wait_for
-from tests.console.conftest import Console
+from tests.console.conftest import Console, log_in
 
 LIVE_S = 60
 P, C, S = "bo6at79gelssrhfz", "f3whmslpq2x9abcd", "k2n8vq0wzr4ty7ue"  # apps, ids as the editor's
@@ -135,3 +136,36 @@ def test_a_syntax_error_names_the_flows_of_its_app(admin_page: Any, console: Con
     expect(problem).to_have_attribute("title", CF)  # its id, for who needs it
     page.click("#save")  # stored all the same: a warning
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
+
+
+def test_the_editor_names_the_flows_of_a_skip_and_of_a_refused_run(
+    browser: Any, console: Console
+) -> None:
+    """A flow that needs the output of an inactive one, and a run the server refuses for a flow
+    it does not know, showed that flow's generated id under the node and in the toast."""
+    console.user("rhea")
+    wf_id = str(console.api("POST", "/workflows", {"title": "refused", "package": named()})["id"])
+    console.api("PUT", f"/workflows/{wf_id}/grants", {"grants": {"rhea": "runner"}})
+    page = log_in(browser, console.base, "admin", PASSWORD)
+    try:
+        page.goto(f"/workflows/{wf_id}/edit")
+        expect(page.locator("g.node")).to_have_count(4)
+        page.locator(f'g.node[data-id="{P1}"] text.toggle').click()  # inactive: no output
+        page.click("#run-all")
+        box = page.locator(f'g.results foreignObject[data-id="{CF}"] .node-result-status .text')
+        expect(box).to_contain_text("needs output of inactive flow Producer (1), which has")
+        assert P1 not in box.text_content()
+    finally:
+        page.context.close()
+    without_sink = named()
+    del without_sink["flow"][SF]  # version 3: no Sink (version 2 has P1 inactive)
+    console.api("PUT", f"/workflows/{wf_id}", {"package": without_sink})
+    runner = log_in(browser, console.base, "rhea")  # reads version 2, runs the latest
+    try:
+        runner.goto(f"/workflows/{wf_id}/edit?version=2")
+        expect(runner.locator("g.node")).to_have_count(4)
+        runner.locator(f'g.node[data-id="{SF}"] text.title').click()
+        runner.click("#flow-run")
+        expect(runner.locator("#toast")).to_have_text("unknown flow(s): Sink")
+    finally:
+        runner.context.close()

@@ -92,7 +92,7 @@ export function sendBlob(method, path, blob, progress) {
 }
 
 // An error as lines for a person: validation problems one per line, naming flow and app (a flow
-// by `name`: its id -> the name a person reads it by, graph.js flowName, where the page has it).
+// by `name`: its id -> the name a person reads it by, flownames.js flowName, where the page has it).
 export function problemLines(exc, name = (id) => id) {
   if (!(exc instanceof ApiError)) return [String(exc.message || exc)];
   if (Array.isArray(exc.details) && exc.details.length) {

@@ -5,6 +5,7 @@
 import { get, post, problemLines } from "./api.js";
 import { $, h, toast } from "./dom.js";
 import { RunStream } from "./events.js";
+import { flowName, namedIn } from "./flownames.js";
 import { statusLabel, statusShade } from "./flowstatus.js";
 
 const FINAL = new Set(["ready", "error", "cancelled"]);
@@ -33,7 +34,7 @@ export class EditorRuns {
     try {
       this.follow(await post("/runs", body));
     } catch (exc) {
-      toast(problemLines(exc).join("\n"), "error");
+      this.refused(exc, flows || []);
     }
   }
 
@@ -44,8 +45,15 @@ export class EditorRuns {
     try {
       this.follow(await post(`/runs/${encodeURIComponent(last.run_id)}/flows/${encodeURIComponent(id)}/rerun`), [id]);
     } catch (exc) {
-      toast(problemLines(exc).join("\n"), "error");
+      this.refused(exc, [id]);
     }
+  }
+
+  // What the server refused, said as a toast that names flows as the page does: a problem's
+  // flow, and the flows asked for (`asked`) where its message repeats their ids.
+  refused(exc, asked = []) {
+    const name = (id) => flowName(this.canvas.graph, id);
+    toast(problemLines(exc, name).map((line) => namedIn(line, asked, name)).join("\n"), "error");
   }
 
   // On opening: the caller's newest run of this workflow under the nodes as if it had just
@@ -91,7 +99,7 @@ export class EditorRuns {
     try {
       await post(`/runs/${encodeURIComponent(this.last.run_id)}/cancel`);
     } catch (exc) {
-      toast(problemLines(exc).join("\n"), "error");
+      this.refused(exc);
     }
   }
 

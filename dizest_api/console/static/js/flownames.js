@@ -25,3 +25,15 @@ export function flowName(graph, id) {
   }
   return graph.names.get(id) ?? id;
 }
+
+// `text` (a server's answer) with each of `ids` in it, bare or quoted ("unknown flow(s): a",
+// "flow 'a'"), named as `name` names it (flowName): the flows a page asked about, which the
+// answer repeats by their ids. Other ids are left alone (a queue, a run may read the same).
+export function namedIn(text, ids, name) {
+  let out = text;
+  for (const id of ids) {
+    const escaped = id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    out = out.replace(new RegExp(`(^|[^\\w-])'?${escaped}'?(?![\\w-])`, "g"), (_, before) => before + name(id));
+  }
+  return out;
+}

@@ -20,14 +20,20 @@ export function statusLabel(status, reason) {
   return status;
 }
 
-const UPSTREAM_FAILED = "upstream failed: "; // + the failed flow's id (dizest_core.status.Reason)
+// The engine's reasons that name a flow by its id (dizest_core.status.Reason): the text before
+// it and after it.
+const NAMING = [["upstream failed: ", ""], ["needs output of inactive flow ", ", which has none"]];
 
 // A flow's reason as what happened to it: a cancelled flow says whether it was stopped while it
-// ran or before it started; a skipped one names the failed flow as a person reads it (`name`:
-// id -> its name, flowName; the reason itself keeps the id, for programs); any other reason is
-// the engine's own.
+// ran or before it started; one that names a flow (the failed one upstream, an inactive one whose
+// output it needs) names it as a person reads it (`name`: id -> its name, flowName; the reason
+// itself keeps the id, for programs); any other reason is the engine's own.
 export function reasonText(status, reason, name = (id) => id) {
-  if (reason && reason.startsWith(UPSTREAM_FAILED)) return UPSTREAM_FAILED + name(reason.slice(UPSTREAM_FAILED.length));
+  for (const [head, tail] of NAMING) {
+    if (reason?.startsWith(head) && reason.endsWith(tail) && reason.length > head.length + tail.length) {
+      return head + name(reason.slice(head.length, reason.length - tail.length)) + tail;
+    }
+  }
   if (reason !== CANCELLED) return reason || "";
   return status === "error" ? "cancelled while it ran (stopped)" : "cancelled before it started";
 }
