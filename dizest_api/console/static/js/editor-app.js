@@ -13,6 +13,7 @@ let current = null; // {appId, field, view}: the code editor, once loaded
 const SOURCES = [["code", "Code"], ["api", "API"], ["html", "HTML"], ["js", "JS"], ["css", "CSS"]];
 const PYTHON = new Set(["code", "api"]);
 let shown = null; // the app the panel shows
+let asked = 0; // counts the sources asked for: only the last one asked is drawn (see showSource)
 let addToCanvas = null; // (appId) => a flow of it added to the canvas (editor.js)
 export const onAddToCanvas = (fn) => void (addToCanvas = fn);
 
@@ -111,11 +112,14 @@ export async function showApp(doc, appId, problems) {
   await showSource(doc, appId, "code", problems);
 }
 
-// Show the app's source `field` in the code editor (a new CodeMirror view on that text).
+// Show the app's source `field` in the code editor (a new CodeMirror view on that text). Each
+// call waits for CodeMirror (loaded on first use), and those waits end in no set order: one
+// asked before another drew over it (the tab clicked last lost); it now draws nothing.
 async function showSource(doc, appId, field, problems) {
   const code = $("#app-code");
+  const mine = ++asked;
   const mod = await codemirror();
-  if ($("#app-code") !== code || shown !== appId) return; // drawn again meanwhile
+  if (mine !== asked || $("#app-code") !== code || shown !== appId) return; // another asked, or drawn again meanwhile
   for (const tab of $("#app-sources").children) tab.classList.toggle("active", tab.dataset.source === field);
   current?.view.destroy();
   const app = doc.app(appId) || {};
