@@ -149,3 +149,38 @@ def test_a_box_is_as_tall_as_its_log_and_an_error_reads_from_its_traceback_s_fir
     assert head and line and shown
     assert head["y"] + head["height"] - 1 <= line["y"] < head["y"] + head["height"] + 4
     assert line["y"] + head["height"] <= shown["y"] + shown["height"]  # its first line in view
+
+
+# The WCAG contrast ratio of an element's text against the background it is drawn on (its own,
+# else its nearest ancestor's that is not transparent).
+CONTRAST = """(el) => {
+  const rgba = (c) => { const v = c.match(/[\\d.]+/g).map(Number); return v.length === 3 ? [...v, 1] : v; };
+  let under = el;
+  while (under && rgba(getComputedStyle(under).backgroundColor)[3] === 0) under = under.parentElement;
+  const lum = (c) => { const [r, g, b] = rgba(c).slice(0, 3).map((x) => x / 255).map((x) => (x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4)); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const [a, b] = [lum(getComputedStyle(el).color), lum(getComputedStyle(under).backgroundColor)];
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+AA = 4.5  # WCAG AA, normal text
+
+
+def test_a_json_result_under_a_node_reads_as_well_as_its_log(
+    admin_page: Any, console: Console
+) -> None:
+    """A result of 42 (JSON to the console) drew as the dark box's light grey text on the light
+    grey of the run view's JSON boxes: all but invisible under its node."""
+    code = "print('text line')\ndizest.result('n', 42)\ndizest.result('answer', {'a': 1})\n"
+    pkg = package({"one": {"code": code}}, {"a": {"app": "one", "pos_x": 100, "pos_y": 100}})
+    page = admin_page
+    run_all(page, console, pkg)
+    box = page.locator(f'{BOXES}[data-id="a"] .node-result')
+    expect(box.locator(".result-json")).to_have_text(["42", '{\n  "a": 1\n}'])
+    assert box.locator(".line", has_text="text line").evaluate(CONTRAST) >= AA
+    for shown in box.locator(".result-json").all():
+        assert shown.evaluate(CONTRAST) >= AA
+    run_id = str(page.locator("#run-link").get_attribute("href")).rsplit("/", 1)[1]
+    page.goto(f"/runs/{run_id}#flow=a")  # the run view's light panel: as legible
+    numbers = page.locator("#flow .result-json", has_text="42")
+    expect(numbers.first).to_be_visible(timeout=LIVE_MS)
+    for shown in page.locator("#flow .result-json").all():
+        assert shown.evaluate(CONTRAST) >= AA
