@@ -1,6 +1,7 @@
 """The list pages' paper cuts a browser walkthrough found: the runs page's filters apply as they
-change and take a workflow by its title; a user's Tokens page is theirs (no service cards) and its
-once-shown token has a Copy button; at a phone's width a table that scrolls sideways says so."""
+change (a typed one as its typing pauses: no Filter button) and take a workflow by its title; a
+user's Tokens page is theirs (no service cards) and its once-shown token has a Copy button; at a
+phone's width a table that scrolls sideways says so."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.api.test_serve import PASSWORD
 from tests.conftest import wait_for
 from tests.console.conftest import USER_PASSWORD, Console, log_in
 
@@ -52,6 +54,47 @@ def test_the_runs_filters_apply_as_they_change_and_take_a_workflow_by_title(
     expect(page.locator(f'#run-rows tr[data-id="{runs[other]}"]')).to_be_visible()
     assert re.search(r"status=", page.url) is None
     page.context.close()
+
+
+def test_the_runs_typed_filters_apply_as_the_typing_pauses_or_on_enter(
+    browser: Any, console: Console
+) -> None:
+    """The selects applied as they changed, yet a typed user or workflow waited for a Filter
+    button (or Enter): the page had two ways to say "apply"."""
+    console.user("uma")
+    console.user("ugo")
+    runs = {}
+    for user in ("uma", "ugo"):
+        wf = console.workflow("ticker", f"{user}'s ticker", owner=user)
+        runs[user] = str(console.api("POST", "/runs", {"workflow_id": wf}, user)["run_id"])
+    for run in runs.values():  # ended: the page asks for nothing again meanwhile
+        status = lambda run=run: console.api("GET", f"/runs/{run}?flows=states")["status"]  # noqa: E731
+        wait_for(lambda status=status: status() in ("ready", "error", "cancelled"), timeout=60)
+    page = log_in(browser, console.base, "admin", PASSWORD)
+    try:
+        page.goto("/runs")
+        row = lambda user: page.locator(f'#run-rows tr[data-id="{runs[user]}"]')  # noqa: E731
+        expect(row("uma")).to_be_visible(timeout=LIVE_MS)
+        expect(row("ugo")).to_be_visible()
+        expect(page.locator("#run-filters button")).to_have_count(0)
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "/api/v1/runs?" in r.url else None)
+        page.locator("#f-owner").press_sequentially("uma")  # no Enter, the field kept
+        expect(page.locator("#run-rows tr")).to_have_count(1)
+        expect(row("uma")).to_be_visible()
+        assert len(asked) == 1 and "owner=uma" in asked[0], asked  # once, as the typing paused
+        wait_for(lambda: "owner=uma" in page.url, timeout=10)
+        page.locator("#f-workflow").press_sequentially("ugo's ticker")
+        expect(page.locator("#runs-empty")).to_be_visible()  # uma ran no ugo's ticker
+        owner = page.locator("#f-owner")
+        owner.press("Control+a")
+        owner.press("Backspace")
+        owner.press("Enter")
+        expect(row("ugo")).to_be_visible()
+        expect(page.locator("#run-rows tr")).to_have_count(1)
+        assert "owner=" not in page.url
+    finally:
+        page.context.close()
 
 
 def test_a_users_tokens_page_is_theirs_and_copies_the_once_shown_token(

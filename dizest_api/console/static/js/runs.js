@@ -4,19 +4,22 @@
 // request, never a stream per run: an admin's page may list 100 unfinished runs of one user,
 // and a stream each would take every connection the browser allows to this origin, freezing
 // every tab of the console). It stops when all are final and while the page is hidden.
-// A filter applies as it changes (a select at once, a typed field on Enter or leaving it) and is
-// kept in the address (a reload, or Back from a run, shows the same list). The workflow is
-// picked by title (a list of the caller's workflows whose title holds what is typed) or by id.
+// A filter applies as it changes (a select at once, a typed field as the typing pauses, or on
+// Enter) and is kept in the address (a reload, or Back from a run, shows the same list). The
+// workflow is picked by title (a list of the caller's workflows whose title holds what is typed)
+// or by id. (The list itself comes from the API: without scripts the page shows nothing to filter.)
 import { get } from "./api.js";
 import { $, h, seconds, toast, when } from "./dom.js";
 
 const LIMIT = Math.min(Math.max(Number(new URLSearchParams(location.search).get("limit")) || 25, 1), 200);
 const FINAL = new Set(["ready", "error", "cancelled"]);
 const POLL_MS = 2000;
+const TYPING_MS = 300; // a typed field applies once its typing pauses this long
 const params = new URLSearchParams(location.search);
 let offset = Number(params.get("offset") || 0);
 let shown = []; // the runs on the page, as last answered
 let asked = 0; // the latest load's number: an older answer arriving late is dropped
+let applied = 0; // the latest apply's number: one still finding its workflow when another began does nothing
 let timer = null;
 
 const FILTERS = ["shared", "status", "workflow_id", "owner"];
@@ -146,8 +149,9 @@ function go(next) {
 }
 
 async function apply() {
+  const mine = ++applied;
   const wf = await workflowId(wfInput.value.trim());
-  if (wf === null) return;
+  if (wf === null || mine !== applied) return;
   for (const [name, value] of [...FIELDS.map((n) => [n, $(`[name="${n}"]`)?.value]), ["workflow_id", wf]]) {
     if (value) params.set(name, value);
     else params.delete(name);
@@ -156,19 +160,27 @@ async function apply() {
 }
 
 const filters = $("#run-filters");
+let typing = null; // a typed field's apply, due when the typing pauses
 const applying = (event) => {
-  event.preventDefault();
+  event?.preventDefault();
+  clearTimeout(typing);
   apply().catch((exc) => toast(exc.message, "error"));
 };
 filters.addEventListener("submit", applying);
 filters.addEventListener("change", applying);
-let typing = null;
-wfInput.addEventListener("input", (event) => {
-  // an option picked from the list applies at once; typing asks for the list again (once it pauses)
-  if (event.inputType === "insertReplacementText" || (!event.inputType && titles.has(wfInput.value))) return applying(event);
-  clearTimeout(typing);
-  typing = setTimeout(() => suggest().catch(() => {}), 250);
-});
+for (const field of filters.querySelectorAll("input")) {
+  field.addEventListener("keydown", (event) => event.key === "Enter" && applying(event));
+  field.addEventListener("input", (event) => {
+    // an option picked from the workflows' list applies at once; typing, once it pauses (the
+    // workflow field asks for its list again then too)
+    if (field === wfInput && (event.inputType === "insertReplacementText" || (!event.inputType && titles.has(wfInput.value)))) return applying(event);
+    clearTimeout(typing);
+    typing = setTimeout(() => {
+      if (field === wfInput) suggest().catch(() => {});
+      applying();
+    }, TYPING_MS);
+  });
+}
 wfInput.addEventListener("focus", () => suggest().catch(() => {}), { once: true });
 $("#runs-prev").addEventListener("click", () => go(offset - LIMIT));
 $("#runs-next").addEventListener("click", () => go(offset + LIMIT));
