@@ -322,3 +322,36 @@ def test_a_run_that_found_no_file_links_the_files_page(
     expect(page.locator("#flow-status")).to_have_text(re.compile("ready|done"))
     expect(page.locator("#flow-drive-hint")).to_be_hidden()
     page.context.close()
+
+
+def test_the_files_table_fits_a_phone(browser: Any, console: Console) -> None:
+    """At 390 px the table was 780 px wide, scrolled sideways in its box: its Modified column
+    alone took 210 px for "12/5/2026, 10:34:12 AM". It fits now: a short date (the whole one in
+    its tooltip), Rename and Delete one above the other, the file's name its download."""
+    console.user("phoebe")
+    path = "a-file-with-a-rather-long-name-of-quarterly-figures.csv"
+    console.api("PUT", f"/files/{path}", "a,b\n" * 4000, "phoebe")
+    console.api("PUT", "/files/data/x.txt", "x", "phoebe")
+    options = {"viewport": {"width": 390, "height": 844}, "locale": "en-US"}
+    page = log_in(browser, console.base, "phoebe", **options)
+    try:
+        page.goto("/files")
+        expect(page.locator("#files-rows tr")).to_have_count(2)
+        box = page.locator("div.scroll-x:has(#files-table)")
+        assert box.evaluate("(el) => el.scrollWidth <= el.clientWidth")
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        file_row = row(page, path)
+        for name in ("Rename", "Delete"):
+            expect(file_row.get_by_role("button", name=name)).to_be_in_viewport()
+        expect(file_row.locator("a.download")).to_be_hidden()
+        expect(file_row.locator("a.entry")).to_have_attribute("download", "")
+        modified = file_row.locator("td.modified time")
+        full = str(modified.get_attribute("title"))
+        today = re.compile(r"^\d{1,2}:\d{2}( [AP]M)?$")  # today's: its time
+        expect(modified).to_have_text(today, use_inner_text=True)
+        assert re.search(r"\d{4}", full), full  # the whole date, year and all, in its tooltip
+        page.set_viewport_size({"width": 1440, "height": 900})  # a desktop: all of it, as before
+        expect(modified).to_have_text(full, use_inner_text=True)
+        expect(file_row.locator("a.download")).to_be_visible()
+    finally:
+        page.context.close()

@@ -130,18 +130,20 @@ def test_a_table_that_scrolls_sideways_on_a_phone_fades_where_more_lies(
     browser: Any, console: Console
 ) -> None:
     """At 390 px the files table's Download, Rename and Delete lay off-screen, beyond an edge
-    that looked like the table's own."""
+    that looked like the table's own. (That table now fits a phone: the runs table, whose
+    Started and Duration lie beyond its edge there, shows the cues.)"""
     console.user("phil")
-    console.api("PUT", "/files/a-file-with-a-long-name.csv", "a,b", "phil")
+    wf_id = console.workflow("ticker", "phil's ticker, a title long enough to wrap", owner="phil")
+    console.api("POST", "/runs", {"workflow_id": wf_id}, "phil")
     page = log_in(browser, console.base, "phil", viewport={"width": 390, "height": 844})
-    page.goto("/files")
-    expect(page.locator("#files-rows tr")).to_have_count(1)
-    box = page.locator("div.scroll-x:has(#files-table)")
+    page.goto("/runs")
+    expect(page.locator("#run-rows tr")).to_have_count(1, timeout=LIVE_MS)
+    box = page.locator("div.scroll-x:has(#runs-table)")
     wait_for(lambda: box.evaluate(CUES) == [True, ["more-right"], True], timeout=5)
-    box.evaluate("(el) => { el.scrollLeft = el.scrollWidth; }")  # at its end: the actions
+    box.evaluate("(el) => { el.scrollLeft = el.scrollWidth; }")  # at its end: the durations
     wait_for(lambda: box.evaluate(CUES) == [True, ["more-left"], True], timeout=5)
-    expect(page.get_by_role("button", name="Rename")).to_be_in_viewport()
-    box.evaluate("(el) => { el.scrollLeft = el.scrollWidth / 3; }")
+    expect(page.locator("#run-rows td.took")).to_be_in_viewport()
+    box.evaluate("(el) => { el.scrollLeft = (el.scrollWidth - el.clientWidth) / 2; }")
     wait_for(lambda: box.evaluate(CUES) == [True, ["more-left", "more-right"], True], timeout=5)
     page.set_viewport_size({"width": 1440, "height": 900})  # room for all of it: no fade
     wait_for(lambda: box.evaluate(CUES) == [False, [], False], timeout=5)

@@ -83,10 +83,28 @@ export function onDrop(zone, take) {
   });
 }
 
+const asDate = (ts) => (typeof ts === "number" ? new Date(ts * 1000) : new Date(ts));
+
 export function when(ts) {
   if (!ts) return "";
-  const date = typeof ts === "number" ? new Date(ts * 1000) : new Date(ts);
-  return date.toLocaleString();
+  return asDate(ts).toLocaleString();
+}
+
+// `when` in a few characters, for a narrow column: the time today, the day this year, else the
+// day and its year ("14:05", "Mar 3", "Mar 3, 2024").
+export function shortWhen(ts, now = new Date()) {
+  if (!ts) return "";
+  const date = asDate(ts);
+  if (date.toDateString() === now.toDateString()) return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const day = { month: "short", day: "numeric" };
+  return date.toLocaleDateString([], date.getFullYear() === now.getFullYear() ? day : { ...day, year: "numeric" });
+}
+
+// A time in a table's cell: `when`, and `shortWhen` for the CSS to show instead where the
+// column is narrow (a phone: console.css), the whole in its tooltip.
+export function whenCell(ts) {
+  if (!ts) return "";
+  return h("time", { datetime: asDate(ts).toISOString(), title: when(ts) }, h("span", { class: "when-long" }, when(ts)), h("span", { class: "when-short" }, shortWhen(ts)));
 }
 
 export function seconds(s) {

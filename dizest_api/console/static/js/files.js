@@ -5,7 +5,7 @@
 // quotas. All of it through the public API (/api/v1/files: docs/files.md), whose words an error
 // keeps. A name is text wherever it is shown, never HTML.
 import { answered, del, patch, post, request, sendBlob } from "./api.js";
-import { $, bytes, h, onDrop, toast, when } from "./dom.js";
+import { $, bytes, h, onDrop, toast, whenCell } from "./dom.js";
 
 let folder = ""; // the folder shown: its path in the drive, "" for the top
 let entries = []; // its entries, as last listed
@@ -125,7 +125,7 @@ function entryRow(entry) {
     { dataset: { path: entry.path, type: entry.type } },
     h("td", {}, name),
     h("td", { class: "num size" }, size),
-    h("td", {}, when(entry.modified)),
+    h("td", { class: "modified" }, whenCell(entry.modified)),
     h(
       "td",
       { class: "actions" },
