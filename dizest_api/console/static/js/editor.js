@@ -1,14 +1,15 @@
 // The workflow editor (a mode of the workflow view): add flows from any app, connect ports by
 // dragging, edit variables, apps and code, validate as you type, save a new version (409 when
-// someone saved since: reload or save as a copy), undo/redo, and run all or one flow with the
-// status, log and results under each node.
-import { ApiError, get, post, problemLines, put } from "./api.js";
+// someone saved since: reload or save as a copy: editor-save.js), undo/redo, and run all or one
+// flow with the status, log and results under each node.
+import { get, post } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast } from "./dom.js";
 import { editableVariable, lockPanel, markSyntax, onAddToCanvas, openApp, showApp } from "./editor-app.js";
 import { EditorCanvas } from "./editor-canvas.js";
 import { Doc, localProblems } from "./editor-doc.js";
 import { NodeFollow } from "./editor-follow.js";
 import { EditorRuns } from "./editor-run.js";
+import { EditorSave } from "./editor-save.js";
 import { EditorUI } from "./editor-ui.js";
 import { FlowList, tooMany } from "./flowlist.js";
 import { flowName } from "./flownames.js";
@@ -18,7 +19,6 @@ import { showInfo } from "./wfinfo.js";
 const wfId = document.getElementById("main").dataset.workflowId;
 const TYPING = /^(var |title |code |source |app title |input |info )/; // labels of changes made by typing in a panel
 const MOVED = /^(move$|nudge )/; // labels of a node's move: the canvas has drawn it already
-const TITLE_MAX = 200; // characters of a workflow's title (the API's limit)
 let wf;
 let doc;
 let canvas;
@@ -32,7 +32,7 @@ let readOnly = false; // the caller's grant does not allow saving, or the workfl
 let readOnlyWhy = "your grant does not allow saving";
 let canRun = false; // runs from the editor are offered (not on a workflow too large to draw)
 let runs = null; // EditorRuns
-let saving = null; // the save under way (a promise of its success)
+let saver = null; // EditorSave
 let follow; // NodeFollow: a node's title and UI toggle as the panels are typed in
 const HINT = [...$("#flow").children]; // the Flow panel with no flow: the page's hint (its keys too)
 
@@ -212,77 +212,13 @@ function freeSpot() {
   return { x, y };
 }
 
-// --- save, conflicts, leaving --------------------------------------------------------------------
-// One save at a time: a second asked meanwhile (Ctrl+S twice) waits for the first and then saves
-// what changed since, on the version the first made; what changed during a save stays unsaved.
-// Nothing changed: nothing is sent (nor stored by the API: no version is made twice).
-async function save() {
-  if (readOnly) return false;
-  if (!saving && !doc.dirty) return (toast(`No changes to save: this is version ${wf.version}`), true);
-  if (saving) {
-    const ok = await saving;
-    return ok && (!doc.dirty || save());
-  }
-  saving = putVersion();
-  try {
-    return await saving;
-  } finally {
-    saving = null;
-  }
-}
-
-async function putVersion() {
-  placeAuto();
-  const sent = JSON.stringify(doc.pkg); // what is stored (put sends it as it is now), whatever changes meanwhile
-  try {
-    const answer = await put(`/workflows/${encodeURIComponent(wfId)}`, { package: doc.pkg, base_version: wf.version });
-    const { stored, warnings = [], ...fields } = answer;
-    wf = { ...wf, ...fields };
-    doc.saved(sent);
-    refreshState();
-    // Code that does not compile is saved all the same (work in progress); its flows fail when run.
-    const broken = warnings.filter((p) => p.code === "syntax_error").length;
-    const note = broken ? ` (syntax errors in ${broken} app(s): their flows fail when run)` : "";
-    toast(stored === false ? `No changes to save: this is version ${answer.version}` : `Saved as version ${answer.version}${note}`);
-    return true;
-  } catch (exc) {
-    if (exc instanceof ApiError && exc.status === 409) {
-      $("#conflict-text").textContent = `${exc.message}.`;
-      $("#conflict").hidden = false;
-    } else toast(problemLines(exc, name).join("\n"), "error");
-    return false;
-  }
-}
-
-// The flows drawn where the first layout put them are saved there (not at their own overlapping
-// or missing positions): a reload then shows what was saved. Not an undo step.
-function placeAuto() {
-  for (const [id, a] of auto) {
-    const flow = doc.pkg.flow[id];
-    if (flow && flow.pos_x === a.px && flow.pos_y === a.py) Object.assign(flow, { pos_x: Math.round(a.x), pos_y: Math.round(a.y) });
-  }
-}
-
-async function saveCopy() {
-  const suffix = " (copy)";
-  const title = [...String(wf.title)].slice(0, TITLE_MAX - suffix.length).join("") + suffix;
-  try {
-    placeAuto();
-    const made = await post("/workflows", { title, package: doc.pkg });
-    doc.saved();
-    location.assign(`/workflows/${encodeURIComponent(made.id)}/edit`);
-  } catch (exc) {
-    toast(problemLines(exc, name).join("\n"), "error");
-  }
-}
-
 // --- wiring --------------------------------------------------------------------------------------
 function keys(event) {
   const mod = event.ctrlKey || event.metaKey;
   const typing = event.target.closest("input, textarea, select, .cm-editor");
   if (mod && event.key.toLowerCase() === "s") {
     event.preventDefault();
-    if (!readOnly) save();
+    if (!readOnly) saver.save();
   } else if (mod && !typing && ["z", "y"].includes(event.key.toLowerCase())) {
     event.preventDefault(); // Ctrl+Z undoes, Ctrl+Shift+Z and Ctrl+Y redo
     event.shiftKey || event.key.toLowerCase() === "y" ? doc.redo() : doc.undo();
@@ -358,6 +294,11 @@ async function main() {
   const listed = tooMany(graph);
   if (listed) [readOnly, doc.readOnly, readOnlyWhy] = [true, true, `${graph.nodes.length.toLocaleString("en")} flows, too many to edit here`];
   canRun = loaded.rights.includes("run") && !listed;
+  const saved = (fields) => {
+    wf = { ...wf, ...fields };
+    refreshState();
+  };
+  saver = new EditorSave({ wfId, doc, workflow: () => wf, readOnly, auto, name, saved });
   showInfo(doc, wf, readOnly);
   const list = { draw: (box) => drawCanvas(box, canvas.graph), note: " (read-only: run it from the workflow view)" };
   canvas = listed ? new FlowList($("#graph"), graph, (id) => showFlow(id), list) : drawCanvas($("#graph"), graph);
@@ -373,8 +314,8 @@ async function main() {
   onAddToCanvas(addFlow);
   $("#undo").addEventListener("click", () => doc.undo());
   $("#redo").addEventListener("click", () => doc.redo());
-  $("#save").addEventListener("click", save);
-  runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save, dirty: () => doc.dirty, pkg: () => doc.pkg });
+  $("#save").addEventListener("click", () => saver.save());
+  runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save: () => saver.save(), dirty: () => doc.dirty, pkg: () => doc.pkg });
   $("#run-all").addEventListener("click", () => runs.all());
   // (after the graph's first paint: a replay of dag1000's last run drew its 1,000 boxes first)
   const painted = new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
@@ -383,17 +324,8 @@ async function main() {
   $("#app-new").hidden = readOnly;
   $("#run-all").disabled = !canRun;
   refreshState();
-  $("#conflict-reload").addEventListener("click", () => {
-    doc.saved();
-    location.reload();
-  });
-  $("#conflict-copy").addEventListener("click", saveCopy);
+  saver.bind();
   document.addEventListener("keydown", keys);
-  window.addEventListener("beforeunload", (event) => {
-    if (!doc.dirty) return;
-    event.preventDefault();
-    event.returnValue = "";
-  });
   selectFlowInHash((id) => Object.hasOwn(doc.pkg.flow, id), (id) => canvas.select(id));
   window.dizestEditor = { doc, canvas, runs };
 }
