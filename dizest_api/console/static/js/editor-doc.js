@@ -13,7 +13,7 @@ export function newAppId() {
   return [...bytes].map((b, i) => (i === 0 ? ID_CHARS[b % 26] : ID_CHARS[b % 36])).join("");
 }
 
-const asList = (value) => (Array.isArray(value) ? value : []);
+export const asList = (value) => (Array.isArray(value) ? value : []);
 
 // A new flow of app `appId` at (`x`, `y`) in `pkg` (within a change): its id.
 function placeFlow(pkg, appId, x, y) {
@@ -89,9 +89,8 @@ export class Doc {
     return true;
   }
 
-  // The package whose JSON is `text` (default: the package now) is stored: clean, unless
-  // something changed since it was sent. The next keystroke starts a step of its own (its undo
-  // comes back here).
+  // The package whose JSON is `text` (default: now's) is stored: clean unless changed since it
+  // was sent; the next keystroke starts a step of its own (its undo comes back here).
   saved(text = JSON.stringify(this.pkg)) {
     this.savedText = text;
     this.dirty = JSON.stringify(this.pkg) !== text;
@@ -366,8 +365,6 @@ function renameKey(obj, from, to) {
   Object.assign(obj, Object.fromEntries(entries));
 }
 
-// Problems found in the page, at once, as {flow, app, code, message, edge?}: what the server
-// would refuse, and what it would only warn about. (Syntax errors come from the API.)
 // Drop the connections into `flow`'s input `name` and their mirrors in the source flows.
 function unlinkInput(pkg, flow, name) {
   for (const c of asList(flow.inputs?.[name]?.connections)) {
@@ -375,28 +372,4 @@ function unlinkInput(pkg, flow, name) {
     if (mirror) mirror.connections = asList(mirror.connections).filter((m) => !(m.node === flow.id && m.output === name));
   }
   if (flow.inputs) delete flow.inputs[name];
-}
-
-export function localProblems(pkg) {
-  const problems = [];
-  for (const [id, flow] of Object.entries(pkg.flow)) {
-    const app = pkg.apps[flow.app_id];
-    if (!app) {
-      problems.push({ flow: id, app: flow.app_id, code: "unknown_app", message: `unknown app ${flow.app_id}` });
-      continue;
-    }
-    const declared = new Set(asList(app.inputs).map((i) => i.name));
-    for (const [name, spec] of Object.entries(flow.inputs || {})) {
-      for (const c of asList(spec && spec.connections)) {
-        const edge = { from: c.node, out: c.input, to: id, in: name };
-        const source = pkg.flow[c.node];
-        if (!declared.has(name)) problems.push({ flow: id, app: flow.app_id, code: "undeclared_input", message: `connection into input ${name}, which app ${app.title || flow.app_id} does not declare`, edge });
-        else if (!source) problems.push({ flow: id, app: flow.app_id, code: "unknown_source", message: `connection from unknown flow ${c.node}`, edge });
-        else if (pkg.apps[source.app_id] && !asList(pkg.apps[source.app_id].outputs).some((o) => o.name === c.input)) {
-          problems.push({ flow: id, app: flow.app_id, code: "unknown_output", message: `connection from output ${c.input} of flow ${c.node}, which no longer exists`, edge });
-        }
-      }
-    }
-  }
-  return problems;
 }
