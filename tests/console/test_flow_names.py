@@ -12,9 +12,9 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.api.test_serve import PASSWORD
 from tests.conftest import package, wait_for
 from tests.console.conftest import Console, log_in
+from tests.serve_process import PASSWORD
 
 LIVE_S = 60
 P, C, S = "bo6at79gelssrhfz", "f3whmslpq2x9abcd", "k2n8vq0wzr4ty7ue"  # apps, ids as the editor's

@@ -10,9 +10,9 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.api.test_serve import PASSWORD
 from tests.conftest import wait_for
 from tests.console.conftest import USER_PASSWORD, Console, log_in
+from tests.serve_process import PASSWORD
 
 LIVE_MS = 60_000
 
