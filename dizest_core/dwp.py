@@ -309,7 +309,8 @@ def syntax_problems(package: Package) -> list[Problem]:
             with warnings.catch_warnings():  # e.g. invalid escapes: the flow's business
                 warnings.simplefilter("ignore")
                 compile(source, f"<app {app_id}>", "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte
+        except (SyntaxError, ValueError, RecursionError) as exc:
+            # ValueError: a NUL byte; RecursionError: `a+a+...` too deep to compile (a 200 kB body)
             flows = users.get(app_id, [])
             line = getattr(exc, "lineno", None)
             text = getattr(exc, "msg", None) or str(exc)

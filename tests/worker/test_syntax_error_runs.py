@@ -76,3 +76,22 @@ def test_a_distributed_run_ends_the_same(cluster) -> None:
     assert report["status"] == "error" and ends(report) == EXPECTED
     assert retried(list(cluster.client.runs.events(run_id))) == []
     assert report["flows"]["free"]["outputs"] == {"z": 3}
+
+
+def test_code_too_deep_to_compile_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    """`x = 1+1+...+1` of 100,000 terms (a 200 kB body) makes compile() raise RecursionError:
+    it escaped the check, a 500 on every validate, save and submit of it. It is that app's
+    syntax_error, and its flow fails alone on it, as a flow of code that does not compile."""
+    deep = "x = " + "+".join(["1"] * 100_000) + "\n"
+    made = package(
+        {"bad": {"code": deep, "outputs": ["x"]}, "ok": {"code": "z = 3", "outputs": ["z"]}},
+        {"broken": {"app": "bad"}, "free": {"app": "ok"}},
+    )
+    (problem,) = dwp.check(made)
+    assert (problem.code, problem.app, problem.severity) == ("syntax_error", "bad", "warning")
+    assert "maximum recursion depth exceeded during compilation" in problem.message
+    with Workflow(made) as wf:
+        list(wf.stream(workdir=tmp_path))
+        report = wf.runner.report()
+    assert report["flows"]["broken"]["status"] == "error"
+    assert report["flows"]["free"]["outputs"] == {"z": 3}
