@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
-from packaging.markers import default_environment
+from packaging.markers import UndefinedComparison, UndefinedEnvironmentName, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
@@ -37,6 +37,10 @@ bp = Blueprint("packages", __name__)
 # a line pip installs from a place, naming no distribution: `git+https://...`, `./pkg`, `/wheels/x.whl`
 URL_ALONE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[a-z]+\+[a-z]+:|\.{0,2}/|~)", re.IGNORECASE)
 MAX_LINES = 1000  # a requirements.txt longer than this is not one a person checks by eye
+# a requirement longer than this is not read: its parse and check cost the API process ~2 us a
+# character (a 9 MB line of `>=0.1,` clauses, or of `or`s in its marker, took 16 s of its CPU),
+# and pip's longest real lines (a name @ URL with its hash) are a few hundred
+MAX_LINE_CHARS = 1000
 
 ENVIRONMENT = obj(
     "One environment of the live workers (identical ones are one)",
@@ -99,13 +103,18 @@ def _check(line: str, text: str, envs: list[dict[str, Any]], have: list[dict[str
         return {**unchecked, "problem": "a pip option: not checked"}
     if URL_ALONE.match(text):
         return {**unchecked, "problem": "a URL or path without a name: not checked (name @ URL is)"}
+    if len(text) > MAX_LINE_CHARS:
+        return {**unchecked, "problem": f"longer than {MAX_LINE_CHARS} characters: not checked"}
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
         return {**unchecked, "problem": f"not a requirement pip reads: {str(exc).splitlines()[0]}"}
     name = canonicalize_name(req.name)
     installed = [versions.get(name) for versions in have]
-    satisfied = [_satisfied(req, v, env["python"]) for v, env in zip(installed, envs, strict=True)]
+    try:
+        satisfied = [_satisfied(req, v, e["python"]) for v, e in zip(installed, envs, strict=True)]
+    except (UndefinedComparison, UndefinedEnvironmentName) as exc:  # `python_version ~= "3"`
+        return {**unchecked, "problem": f"a marker pip cannot evaluate: {exc}"}
     return {"line": line, "name": req.name, "problem": None, "installed": installed,
             "satisfied": satisfied}  # fmt: skip
 

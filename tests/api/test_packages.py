@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from dizest_api.routes.packages import MAX_LINES
+from dizest_api.routes.packages import MAX_LINE_CHARS, MAX_LINES
 from tests.api.test_hostile_serve import new_users
 from tests.cli.helpers import dizest, ok_json
 from tests.conftest import package, wait_for
@@ -79,6 +79,18 @@ def test_users_see_the_workers_packages_and_check_a_requirements_txt(tmp_path: P
         for bad in ({"requirements": 3}, {"requirement": "x"}, {}, ["x"]):
             status, error = refused(base, bad, user)
             assert status == 400 and error["error"]["code"] == "bad_request", (bad, error)
+        # a marker pip cannot evaluate was a 500; a long line (16 s of the API's CPU at 9 MB)
+        long = "celery" + ",".join([">=0.1"] * 200_000)
+        hostile = f'celery; python_version ~= "3"\n{long}\ncelery>=0.1'
+        status, checked, _ = call(base, "POST", "/api/v1/packages/check", {"requirements": hostile}, user)  # fmt: skip
+        assert status == 200, checked
+        said = [(r["name"], r["problem"], r["satisfied"]) for r in checked["requirements"]]
+        assert said == [
+            (None, "a marker pip cannot evaluate: Undefined <Op('~=')> on "
+                   f"'{'.'.join(platform.python_version_tuple()[:2])}' and '3'.", []),
+            (None, f"longer than {MAX_LINE_CHARS} characters: not checked", []),
+            ("celery", None, [True]),
+        ]  # fmt: skip
         many = "\n".join(f"p{n}" for n in range(MAX_LINES + 1))
         status, error = refused(base, {"requirements": many}, user)
         assert status == 400 and f"at most {MAX_LINES}" in error["error"]["message"], error
