@@ -69,12 +69,14 @@ def run_rights(info: dict[str, Any]) -> list[str]:
 
 def snapshot_shown(info: dict[str, Any], package: Any) -> Any:
     """A run's package snapshot as the caller may read it (`shown_to_caller` for its workflow);
-    of a run of no stored workflow, or of one deleted since, as its owner gave it to its owner
-    and admins, masked for anyone else."""
+    of a run of no stored workflow, as its owner gave it to its owner and admins, masked for
+    anyone else; of a workflow deleted since, whole to admins alone: its stored values were
+    its writers', and the run's owner may be a runner of it, to whom they were masked (a
+    runner's own run read them whole once its workflow was deleted: the probe's find)."""
     principal = current()
     try:
         wf = services().library.get(info.get("workflow_id") or "")
     except WorkflowNotFound:
-        mine = principal.is_admin or info.get("owner") == principal.username
-        return package if mine else stored_masked(package)
+        given = not info.get("workflow_id") and info.get("owner") == principal.username
+        return package if principal.is_admin or given else stored_masked(package)
     return shown_to_caller(wf, package)

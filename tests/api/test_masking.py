@@ -98,3 +98,33 @@ def test_a_schedules_password_inputs_are_masked_for_all_but_its_owner(api: Api) 
     assert api.call("GET", f"/workflows/{wf}/schedules", alice).json["items"][0]["inputs"] == hidden
     assert api.call("GET", "/schedules", admin).json["items"][0]["inputs"] == hidden
     assert api.call("GET", f"/schedules/{sid}", bob).json["inputs"] == given
+
+
+def test_a_stored_password_stays_masked_in_a_runners_run_once_its_workflow_is_deleted(
+    cluster_api: Api,  # noqa: F811
+) -> None:
+    """A runner's own run of a workflow that stores a password: its snapshot holds the stored
+    value, masked for the runner while the workflow is there; once its owner deleted it, the
+    snapshot fell back to 'as its owner gave it' and the runner read it whole. Now whole only
+    to admins, and an inline run's own package to its owner still."""
+    api = cluster_api  # noqa: F811
+    keys = api.services.library.keys
+    api.services.redis.hset(keys.workers, "masking", int(time.time() * 1000) + 3_600_000)
+    alice, bob, admin = api.user("alice"), api.user("bob"), api.user("root", "admin")
+    stored = json.loads(json.dumps(PKG))
+    stored["flow"]["f1"]["data"] = {"db_password": "STORED-Pa55"}
+    wf = api.call("POST", "/workflows", alice, json={"title": "db", "package": stored}).json["id"]
+    grants = {"grants": {"bob": "runner"}}
+    assert api.call("PUT", f"/workflows/{wf}/grants", alice, json=grants).status_code == 200
+    made = api.call("POST", "/runs", bob, json={"workflow_id": wf})
+    assert made.status_code == 201, made.json
+    run = made.json["run_id"]
+    inline = api.call("POST", "/runs", bob, json={"package": stored}).json["run_id"]
+
+    def seen(run_id: str, who: dict[str, str]) -> str:
+        return api.call("GET", f"/runs/{run_id}/dwp", who).json["flow"]["f1"]["data"]["db_password"]
+
+    assert seen(run, bob) == MASK
+    assert api.call("DELETE", f"/workflows/{wf}", alice).status_code == 204
+    assert (seen(run, bob), seen(run, admin)) == (MASK, "STORED-Pa55")
+    assert (seen(inline, bob), seen(inline, admin)) == ("STORED-Pa55", "STORED-Pa55")
