@@ -168,8 +168,9 @@ def package_spec(
 
 
 def parse_value(text: str) -> Any:
-    """A command-line input value: JSON when it parses as JSON, else the string itself."""
+    """A command-line input value: JSON when it parses as JSON, else the string itself (also
+    a value nested deeper than the parser goes: its RecursionError was a compat route's 500)."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text

@@ -42,6 +42,13 @@ def test_run_maps_inputs_and_keys_outputs_by_flow(live: Live) -> None:
     assert default.json["outputs"]["f1"] == {"greeting": "hello world"}
     unknown = compat(live, "POST", f"run/{wf}", alice, json={"nmae": "x"})
     assert unknown.status_code == 400 and unknown.json["error"]["details"]["unknown"] == ["nmae"]
+    # a value nested deeper than JSON's parser goes is text, as any value that is not JSON (a
+    # query string or form of 2,000 '[' was a 500: its RecursionError escaped)
+    deep = "[" * 2000
+    for method, sent in (("GET", {"query_string": {"name": deep}}), ("POST", {"data": {"name": deep}})):  # fmt: skip
+        kept = compat(live, method, f"run/{wf}", alice, **sent)
+        assert kept.status_code == 200, kept.json
+        assert kept.json["outputs"]["f1"] == {"greeting": f"hello {deep}"}
 
 
 def test_spec_names_what_the_routes_take_and_give(live: Live) -> None:
