@@ -25,6 +25,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from dizest_core.code_check import long_name_line
 from dizest_core.errors import Problem
 from dizest_core.interpreter import executable_of
 
@@ -55,6 +56,8 @@ def missing_modules(
         budget -= len(code)
         if budget < 0:
             break
+        if long_name_line(code) is not None:
+            continue  # its syntax error says it (the parser's time is quadratic in such a name)
         try:
             tree = ast.parse(code)
         except (SyntaxError, ValueError, RecursionError, MemoryError):

@@ -12,12 +12,12 @@ import copy
 import json
 import os
 import tempfile
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from dizest_core import gcpause, interpreter
+from dizest_core.code_check import compile_error
 from dizest_core.errors import Problem, ValidationError
 from dizest_core.graph import Graph, format_cycle
 from dizest_core.job import unsafe_flow_id
@@ -304,16 +304,9 @@ def syntax_problems(package: Package) -> list[Problem]:
     for app_id, app in package.apps.items():
         if not isinstance(own, Mapping) or app_id not in own or not app.code:
             continue
-        source = app.code if app.code.endswith("\n") else app.code + "\n"
-        try:
-            with warnings.catch_warnings():  # e.g. invalid escapes: the flow's business
-                warnings.simplefilter("ignore")
-                compile(source, f"<app {app_id}>", "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, RecursionError) as exc:
-            # ValueError: a NUL byte; RecursionError: `a+a+...` too deep to compile (a 200 kB body)
-            flows = users.get(app_id, [])
-            line = getattr(exc, "lineno", None)
-            text = getattr(exc, "msg", None) or str(exc)
+        error = compile_error(app.code, f"<app {app_id}>")
+        if error is not None:
+            (text, line), flows = error, users.get(app_id, [])
             named = (package.flow_name(f) for f in flows[:5])
             used = f"; used by flow(s) {', '.join(named)}" if flows else ""
             used += f" and {len(flows) - 5} more" if len(flows) > 5 else ""
