@@ -25,14 +25,13 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from dizest_core.code_check import long_name_line
+from dizest_core.code_check import MAX_CHECKED_CHARS, long_name_line
 from dizest_core.errors import Problem
 from dizest_core.interpreter import executable_of
 
 HANDLED = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 MAX_WARNINGS = 100  # a package of generated apps gets the first ones, not a page of them
 MAX_CODE_CHARS = 100_000  # one app's code checked at most (~50 MB of syntax tree, 60 ms)
-MAX_CHECKED_CHARS = 1_000_000  # a package's code checked at most, its apps in order
 BODIES = ("body", "orelse", "finalbody", "handlers", "cases")  # where statements hold statements
 
 

@@ -208,14 +208,15 @@ def validate(workflow: str, as_json: bool) -> None:
     App code that does not compile is a warning to `run` and a store, which run it and fail
     those flows, as DIZEST does; but this is the check a CI or an author runs, and that code
     can never run as written."""
-    from dizest_core import dwp, options
+    from dizest_core import options
+    from dizest_core.code_check import SYNTAX_ERROR
 
     settings = _settings()
     registry = PluginRegistry.discover(settings.plugin_paths)
     # the `"dizest"` options too: a package this calls valid must not be refused by `run`
     _, problems = options.checked(workflow, Bounds.of(settings), extra_apps=registry.apps())
     problems += _missing_here(workflow)
-    errors = [p for p in problems if p.severity == "error" or p.code == dwp.SYNTAX_ERROR]
+    errors = [p for p in problems if p.severity == "error" or p.code == SYNTAX_ERROR]
     if as_json:
         click.echo(
             json.dumps({"valid": not errors, "problems": [p.to_dict() for p in problems]}, indent=2)
@@ -225,7 +226,7 @@ def validate(workflow: str, as_json: bool) -> None:
             echo(f"{workflow}: {problem.severity}: {problem}")
         if not errors:
             echo(f"{workflow}: valid")
-        elif all(p.code == dwp.SYNTAX_ERROR for p in errors):
+        elif all(p.code == SYNTAX_ERROR for p in errors):
             echo(f"{workflow}: runs, but the flows of code that does not compile will fail")
     sys.exit(EXIT_INVALID if errors else EXIT_OK)
 

@@ -9,14 +9,27 @@ a dotted name of more than MAX_NAME_PARTS parts is not compiled: that is its pro
 has a few parts; 1,000 parts a name cost about what any code of the same size costs.) Code too
 deep for the parser (`-` or `not` 100,000 times: MemoryError; `a+a+...`: RecursionError) does
 not compile, as a flow would find.
+
+Ordinary code costs ~0.9 us and ~100 bytes of the API process a character to compile (a 10 MB
+app: 8.6 s of its GIL, 1 GB more at its peak). So a package's code is checked up to
+MAX_CHECKED_CHARS, its apps in order (~0.9 s at most): an app past it is not compiled here, and
+says so; a syntax error in it shows when its flows run, as in DIZEST.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from dizest_core.errors import Problem
+
+if TYPE_CHECKING:
+    from dizest_core.model import Package
 
 MAX_NAME_PARTS = 1000
+MAX_CHECKED_CHARS = 1_000_000  # a package's code the API compiles (or parses) at most
 _DELIMITERS = r"\s.\\'\"()\[\]{},:;=+\-*/%&|^~<>!@#`"
 # a dotted name's parts and dots, whitespace and line continuations between (more than Python
 # takes: any run of non-delimiters is a part); each character is looked at a bounded number of
@@ -50,3 +63,46 @@ def compile_error(code: str, filename: str) -> tuple[str, int | None] | None:
         text = getattr(exc, "msg", None) or str(exc) or f"{type(exc).__name__}: too deeply nested"
         return text, getattr(exc, "lineno", None)
     return None
+
+
+SYNTAX_ERROR = "syntax_error"  # a warning: stored and run (see below); `dizest validate` fails
+CODE_UNCHECKED = "code_unchecked"  # a warning: apps past what the API compiles (code_check)
+
+
+def syntax_problems(package: Package) -> list[Problem]:
+    """A `syntax_error` for each app of the file whose code does not compile, naming the app,
+    the flows that use it, and the line: the error a flow would otherwise hit only when it runs.
+    A warning: as DIZEST, such a package is stored and run, its flows ending in error (the
+    SyntaxError their reason), their downstream not run. Plugin apps are not checked here."""
+    own = package.raw.get("apps")
+    users: dict[str, list[str]] = {}
+    for flow in package.flows.values():
+        users.setdefault(flow.app_id, []).append(flow.id)
+    problems: list[Problem] = []
+    budget, unchecked = MAX_CHECKED_CHARS, []
+    for app_id, app in package.apps.items():
+        if not isinstance(own, Mapping) or app_id not in own or not app.code:
+            continue
+        budget -= len(app.code)
+        if budget < 0:  # (code_check: what compiling costs the API process)
+            unchecked.append(app_id)
+            continue
+        error = compile_error(app.code, f"<app {app_id}>")
+        if error is not None:
+            (text, line), flows = error, users.get(app_id, [])
+            named = (package.flow_name(f) for f in flows[:5])
+            used = f"; used by flow(s) {', '.join(named)}" if flows else ""
+            used += f" and {len(flows) - 5} more" if len(flows) > 5 else ""
+            where = f" on line {line}" if line else ""
+            message = f"syntax error in the app's code{where}: {text}{used}"
+            first = flows[0] if flows else None
+            problems.append(Problem(SYNTAX_ERROR, message, first, app_id, "code", "warning"))
+    if unchecked:
+        apps = ", ".join(repr(a) for a in unchecked[:5])
+        apps += f" and {len(unchecked) - 5} more" if len(unchecked) > 5 else ""
+        message = (
+            f"the code of app(s) {apps} is not checked for syntax errors: the package's code is"
+            f" over {MAX_CHECKED_CHARS:,} characters; an error shows when their flows run"
+        )
+        problems.append(Problem(CODE_UNCHECKED, message, None, unchecked[0], "code", "warning"))
+    return problems

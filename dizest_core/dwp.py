@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dizest_core import gcpause, interpreter
-from dizest_core.code_check import compile_error
+from dizest_core.code_check import syntax_problems
 from dizest_core.errors import Problem, ValidationError
 from dizest_core.graph import Graph, format_cycle
 from dizest_core.job import unsafe_flow_id
@@ -286,35 +286,6 @@ def validate(package: Package) -> list[Problem]:
         problems.append(_cycle_problem(package, cycle))
     problems += interpreter.problems(package.raw)
     return problems + syntax_problems(package)
-
-
-SYNTAX_ERROR = "syntax_error"  # a warning: stored and run (see below); `dizest validate` fails
-
-
-def syntax_problems(package: Package) -> list[Problem]:
-    """A `syntax_error` for each app of the file whose code does not compile, naming the app,
-    the flows that use it, and the line: the error a flow would otherwise hit only when it runs.
-    A warning: as DIZEST, such a package is stored and run, its flows ending in error (the
-    SyntaxError their reason), their downstream not run. Plugin apps are not checked here."""
-    own = package.raw.get("apps")
-    users: dict[str, list[str]] = {}
-    for flow in package.flows.values():
-        users.setdefault(flow.app_id, []).append(flow.id)
-    problems = []
-    for app_id, app in package.apps.items():
-        if not isinstance(own, Mapping) or app_id not in own or not app.code:
-            continue
-        error = compile_error(app.code, f"<app {app_id}>")
-        if error is not None:
-            (text, line), flows = error, users.get(app_id, [])
-            named = (package.flow_name(f) for f in flows[:5])
-            used = f"; used by flow(s) {', '.join(named)}" if flows else ""
-            used += f" and {len(flows) - 5} more" if len(flows) > 5 else ""
-            where = f" on line {line}" if line else ""
-            message = f"syntax error in the app's code{where}: {text}{used}"
-            first = flows[0] if flows else None
-            problems.append(Problem(SYNTAX_ERROR, message, first, app_id, "code", "warning"))
-    return problems
 
 
 def _cycle_problem(package: Package, cycle: list[str]) -> Problem:

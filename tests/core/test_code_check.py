@@ -6,7 +6,7 @@ its GIL for 16 s over a 160 kB `import a.a.a...`, every other request of it wait
 from __future__ import annotations
 
 from dizest_core import dwp
-from dizest_core.code_check import MAX_NAME_PARTS, compile_error
+from dizest_core.code_check import MAX_CHECKED_CHARS, MAX_NAME_PARTS, compile_error
 from tests.conftest import package
 
 
@@ -38,3 +38,25 @@ def test_code_too_deep_for_the_parser_is_a_syntax_error_not_a_crash() -> None:
             ("syntax_error", "syntax error in the app's code: MemoryError: too deeply nested; "
                              "used by flow(s) 'a' (f)")
         ]  # fmt: skip
+
+
+def test_code_past_what_the_api_compiles_is_not_compiled_and_says_so() -> None:
+    """Compiling ordinary code cost the API process ~0.9 us a character of its GIL (a 10 MB
+    app: 8.6 s, every other request of that process waiting): a package's code is compiled up
+    to MAX_CHECKED_CHARS, its apps in order; those past it are named, unchecked."""
+    ordinary = "x = 1\n" * (MAX_CHECKED_CHARS // 6 // 2 + 1)  # a little over half of it
+    made = package(
+        {
+            "a": {"code": ordinary, "outputs": ["v"]},
+            "b": {"code": ordinary + "def (:\n", "outputs": ["v"]},
+            "c": {"code": "def (:\n", "outputs": ["v"]},
+        },
+        {"f": {"app": "a"}, "g": {"app": "b"}, "h": {"app": "c"}},
+    )
+    found = [(p.code, p.app, p.severity) for p in dwp.check(made)]
+    assert found == [("code_unchecked", "b", "warning")]
+    (message,) = [p.message for p in dwp.check(made)]
+    assert message == (
+        "the code of app(s) 'b', 'c' is not checked for syntax errors: the package's code is over"
+        " 1,000,000 characters; an error shows when their flows run"
+    )
