@@ -18,7 +18,8 @@ function keep(list, item, n) {
 }
 
 export class EditorRuns {
-  // wfId: the workflow; canvas: the EditorCanvas; version(): the saved version; save(): saves
+  // wfId: the workflow; canvas: the EditorCanvas; version(): the saved version on the canvas
+  // (an older one opened with ?version=N runs as shown, not the latest); save(): saves
   // the changes first (false: it could not); dirty(): unsaved changes.
   // pkg(): the package as edited.
   constructor({ wfId, canvas, version, save, dirty, pkg }) {

@@ -1,15 +1,16 @@
-// Saving the editor's workflow: a new version on the one it was loaded at (or last saved), one
-// save at a time; a conflict (409: someone saved since) offers a reload or a save as a copy; the
-// flows the first layout placed are saved where they are drawn; leaving with unsaved changes
-// asks first.
+// Saving the editor's workflow: a new version on the latest one as it was loaded (or last saved),
+// one save at a time; an older version opened (?version=N) becomes the next version, changes and
+// all, once the person says so; a conflict (409: someone saved since) offers a reload or a save
+// as a copy; the flows the first layout placed are saved where they are drawn; leaving with
+// unsaved changes asks first.
 import { ApiError, post, problemLines, put } from "./api.js";
 import { $, toast } from "./dom.js";
 
 const TITLE_MAX = 200; // characters of a workflow's title (the API's limit)
 
 export class EditorSave {
-  // wfId: the workflow; doc: the Doc edited; workflow(): its record as last answered (version,
-  // title); readOnly: nothing is saved; auto: flow id -> {x, y, px, py}, where the first layout
+  // wfId: the workflow; doc: the Doc edited; workflow(): its record as last answered (version:
+  // the one edited, latest_version, title); readOnly: nothing is saved; auto: flow id -> {x, y, px, py}, where the first layout
   // drew a flow whose own position (px, py) overlapped or was missing; name: a flow id -> its
   // name (problems); saved(fields): a save's answer (the record's new fields), once stored.
   constructor({ wfId, doc, workflow, readOnly, auto, name, saved }) {
@@ -20,13 +21,19 @@ export class EditorSave {
   // One save at a time: a second asked meanwhile (Ctrl+S twice) waits for the first and then
   // saves what changed since, on the version the first made; what changed during a save stays
   // unsaved. Nothing changed: nothing is sent (nor stored by the API: no version is made twice).
+  // An older version is saved as it is shown, changed or not, after a question (versions up to
+  // the latest stay in the history).
   async save() {
     if (this.readOnly) return false;
-    if (!this.saving && !this.doc.dirty) return (toast(`No changes to save: this is version ${this.workflow().version}`), true);
+    const { version, latest_version: latest } = this.workflow();
+    const older = version < latest;
+    if (!this.saving && !this.doc.dirty && !older) return (toast(`No changes to save: this is version ${version}`), true);
     if (this.saving) {
       const ok = await this.saving;
       return ok && (!this.doc.dirty || this.save());
     }
+    const what = this.doc.dirty ? `Version ${version} with your changes` : `Version ${version}`;
+    if (older && !confirm(`${what} becomes the latest, saved as version ${latest + 1}. Versions 1 to ${latest} stay as they are. Save it?`)) return false;
     this.saving = this.putVersion();
     try {
       return await this.saving;
@@ -40,7 +47,7 @@ export class EditorSave {
     this.placeAuto();
     const sent = JSON.stringify(doc.pkg); // what is stored (put sends it as it is now), whatever changes meanwhile
     try {
-      const answer = await put(`/workflows/${encodeURIComponent(this.wfId)}`, { package: doc.pkg, base_version: this.workflow().version });
+      const answer = await put(`/workflows/${encodeURIComponent(this.wfId)}`, { package: doc.pkg, base_version: this.workflow().latest_version });
       const { stored, warnings = [], ...fields } = answer;
       doc.saved(sent);
       this.saved(fields);

@@ -87,13 +87,29 @@ let shownProblems = null;
 function refreshState() {
   if ($("#undo").disabled !== !doc.undoStack.length) $("#undo").disabled = !doc.undoStack.length;
   if ($("#redo").disabled !== !doc.redoStack.length) $("#redo").disabled = !doc.redoStack.length;
-  const state = doc.dirty ? "unsaved changes" : `saved · v${wf.version}`;
+  const state = versionState();
   const text = readOnly ? `read-only: ${readOnlyWhy} · ${state}` : state;
   if ($("#ed-state").textContent !== text) $("#ed-state").textContent = text;
   if ($("#ed-state").dataset.dirty !== (doc.dirty ? "1" : "")) $("#ed-state").dataset.dirty = doc.dirty ? "1" : "";
   if (shownProblems === problems) return;
   shownProblems = problems;
   $("#problems").replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", code: p.code }, title: p.flow || "" }, p.flow ? `${name(p.flow)}: ${p.message}` : p.message)));
+}
+
+// The version on the canvas, as the toolbar says it: an older one is named as such (its runs run
+// it; a save makes it, changes and all, the next version: editor-save.js asks first).
+function versionState() {
+  const { version, latest_version: latest } = wf;
+  if (version >= latest) return doc.dirty ? "unsaved changes" : `saved · v${version}`;
+  return `${doc.dirty ? "unsaved changes to " : ""}v${version} (older; latest v${latest})`;
+}
+
+// An older version is named in the address and the View link (a reload, or View, shows it
+// again); the latest is the plain address.
+function showVersion() {
+  const query = wf.version < wf.latest_version ? `?version=${wf.version}` : "";
+  $("#wf-view").setAttribute("href", `/workflows/${encodeURIComponent(wfId)}${query}`);
+  if (location.search !== query) history.replaceState(history.state, "", `${location.pathname}${query}${location.hash}`);
 }
 
 // Syntax errors come from the API (POST /workflows/validate): the apps changed since the last
@@ -275,7 +291,7 @@ async function main() {
     get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`),
     get("/apps").catch(() => ({ items: [] })),
   ]);
-  wf = { ...loaded, version: loaded.latest_version === loaded.version ? loaded.version : loaded.latest_version };
+  wf = loaded; // (version: the one asked for, on the canvas; latest_version: what a save is based on)
   plugins = apps.items;
   document.title = `Edit ${wf.title} · dizest`;
   $("#wf-title").textContent = wf.title;
@@ -296,9 +312,11 @@ async function main() {
   if (listed) [readOnly, doc.readOnly, readOnlyWhy] = [true, true, `${graph.nodes.length.toLocaleString("en")} flows, too many to edit here`];
   canRun = loaded.rights.includes("run") && !listed;
   const saved = (fields) => {
-    wf = { ...wf, ...fields };
+    wf = { ...wf, ...fields, latest_version: fields.version };
+    showVersion();
     refreshState();
   };
+  showVersion();
   saver = new EditorSave({ wfId, doc, workflow: () => wf, readOnly, auto, name, saved });
   showInfo(doc, wf, readOnly);
   const list = { draw: (box) => drawCanvas(box, canvas.graph), note: " (read-only: run it from the workflow view)" };

@@ -225,6 +225,7 @@ async function main() {
     $("#runform").replaceChildren(h("p", { class: "muted" }, `Your grant lets you view this workflow, not run it (ask ${wf.owner}).`));
   }
   $("#wf-edit").hidden = !wf.rights.includes("write");
+  if (wf.version < wf.latest_version) $("#wf-edit").search = `?version=${wf.version}`; // that version is the one edited
   $("#wf-rename").hidden = !wf.rights.includes("write");
   $("#wf-rename").addEventListener("click", () => rename(wf));
   grants(wf);
