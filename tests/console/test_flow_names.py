@@ -138,11 +138,13 @@ def test_a_syntax_error_names_the_flows_of_its_app(admin_page: Any, console: Con
     expect(page.locator("#ed-state")).to_have_text("saved · v2")
 
 
-def test_the_editor_names_the_flows_of_a_skip_and_of_a_refused_run(
+def test_the_editor_names_the_flows_of_a_skip_and_runs_the_version_it_shows(
     browser: Any, console: Console
 ) -> None:
-    """A flow that needs the output of an inactive one, and a run the server refuses for a flow
-    it does not know, showed that flow's generated id under the node and in the toast."""
+    """A flow that needs the output of an inactive one showed that flow's generated id under the
+    node. An older version's editor ran the latest version, which the server refused for a flow
+    only the older one has ("unknown flow(s): Sink"): it runs the version it shows now
+    (test_editor_versions)."""
     console.user("rhea")
     wf_id = str(console.api("POST", "/workflows", {"title": "refused", "package": named()})["id"])
     console.api("PUT", f"/workflows/{wf_id}/grants", {"grants": {"rhea": "runner"}})
@@ -160,12 +162,18 @@ def test_the_editor_names_the_flows_of_a_skip_and_of_a_refused_run(
     without_sink = named()
     del without_sink["flow"][SF]  # version 3: no Sink (version 2 has P1 inactive)
     console.api("PUT", f"/workflows/{wf_id}", {"package": without_sink})
-    runner = log_in(browser, console.base, "rhea")  # reads version 2, runs the latest
+    runner = log_in(browser, console.base, "rhea")  # reads version 2, runs it
     try:
         runner.goto(f"/workflows/{wf_id}/edit?version=2")
         expect(runner.locator("g.node")).to_have_count(4)
         runner.locator(f'g.node[data-id="{SF}"] text.title').click()
         runner.click("#flow-run")
-        expect(runner.locator("#toast")).to_have_text("unknown flow(s): Sink")
+        box = runner.locator(f'g.results foreignObject[data-id="{SF}"] .node-result-status .text')
+        expect(box).to_have_text(
+            "skipped: needs output of inactive flow Producer (1), which has none",
+            timeout=LIVE_S * 1000,
+        )
+        runs = console.api("GET", f"/runs?workflow_id={wf_id}&owner=rhea")["items"]
+        assert [r["version"] for r in runs] == [2]
     finally:
         runner.context.close()

@@ -11,33 +11,34 @@
 import { get } from "./api.js";
 import { $ } from "./dom.js";
 import { newer } from "./events.js";
-import { statusShade } from "./flowstatus.js";
+import { statusLabel } from "./flowstatus.js";
 
 const LOGGED = new Set(["log.append", "log.clear", "result"]);
-const ORDER = ["running", "pending", "error", "ready", "cancelled", "idle"]; // the counts' order
+const ORDER = ["running", "pending", "error", "ready", "cancelled", "skipped", "idle"]; // the counts' order
 
 export class BigRun {
   constructor(runId) {
     this.path = `/runs/${encodeURIComponent(runId)}`;
-    this.counts = new Map(); // shade -> how many flows have it
+    this.counts = new Map(); // status word (statusLabel) -> how many flows have it
   }
 
   states() {
     return get(`${this.path}?flows=states`);
   }
 
-  // The counts of a states report, shown: of its flows' shades (a cancelled flow is counted
-  // as cancelled, not by the engine's error or idle).
+  // The counts of a states report, shown: of the words its flows' statuses are shown as (a
+  // cancelled flow is counted as cancelled, not by the engine's error or idle; a skipped one as
+  // skipped, not idle).
   counted(report) {
     this.counts = new Map();
     for (const f of Object.values(report.flows)) {
-      const shade = statusShade(f.status, f.reason);
-      this.counts.set(shade, (this.counts.get(shade) || 0) + 1);
+      const word = statusLabel(f.status, f.reason);
+      this.counts.set(word, (this.counts.get(word) || 0) + 1);
     }
     this.showCounts();
   }
 
-  // A flow's shade (statusShade) went from `was` to `now` (an event).
+  // A flow's status word (statusLabel) went from `was` to `now` (an event).
   moved(was, now) {
     if (was === now) return;
     this.counts.set(was, (this.counts.get(was) || 0) - 1);

@@ -2,8 +2,13 @@
 // panel, a list's cell, a timeline bar): the word it is shown as, its colour's class, and its
 // reason with the flows it names by their names.
 
-// A flow not run because one upstream of it failed (its reason says "upstream ...").
-const skipped = (reason) => Boolean(reason && reason.startsWith("upstream"));
+// The engine's reasons that name a flow by its id (dizest_core.status.Reason): the text before
+// it and after it. Each is why a flow was skipped: a flow upstream of it failed, or it needs the
+// output of an inactive one, which has none (the engine ends both idle).
+const NAMING = [["upstream failed: ", ""], ["needs output of inactive flow ", ", which has none"]];
+
+// A flow not run because of a flow upstream of it (its reason names that flow).
+const skipped = (reason) => NAMING.some(([head]) => reason?.startsWith(head));
 
 const CANCELLED = "cancelled"; // the reason of a cancelled run's flows (dizest_core.status.Reason)
 
@@ -12,17 +17,14 @@ const CANCELLED = "cancelled"; // the reason of a cancelled run's flows (dizest_
 // while it ran (the engine ends it in error) or stopped it before it started (idle).
 export const statusShade = (status, reason) => (reason === CANCELLED ? CANCELLED : status);
 
-// The one word a flow's status is shown as, on its node and in its panel alike: a flow not run
-// for an upstream failure is "skipped", a cancelled one "cancelled".
+// The one word a flow's status is shown as, on its node, in its panel and in a big run's counts
+// alike: a flow not run for a flow upstream of it (failed, or inactive) is "skipped", a cancelled
+// one "cancelled".
 export function statusLabel(status, reason) {
   if (skipped(reason)) return "skipped";
   if (reason === CANCELLED) return CANCELLED;
   return status;
 }
-
-// The engine's reasons that name a flow by its id (dizest_core.status.Reason): the text before
-// it and after it.
-const NAMING = [["upstream failed: ", ""], ["needs output of inactive flow ", ", which has none"]];
 
 // A flow's reason as what happened to it: a cancelled flow says whether it was stopped while it
 // ran or before it started; one that names a flow (the failed one upstream, an inactive one whose

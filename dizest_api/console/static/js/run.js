@@ -68,7 +68,7 @@ function apply(batch) {
     const f = flowState(e.flow_id);
     if (big && !big.take(f, e)) continue;
     if (e.type === "flow.status") {
-      big?.moved(statusShade(f.status, f.reason), statusShade(e.data.status, e.data.reason ?? null));
+      big?.moved(statusLabel(f.status, f.reason), statusLabel(e.data.status, e.data.reason ?? null));
       f.status = e.data.status;
       f.reason = e.data.reason ?? null;
       if (f.status === "running") f.start = e.ts;
