@@ -2,7 +2,7 @@
 is the run `dizest run` makes of the same package (c01_variables: every kind of variable, the
 values DIZEST converts and the ones it keeps as text), and a changed field is sent as the text
 DIZEST's UI stores, which the flow reads as DIZEST would have read it. The editor's flow panel
-draws the same fields."""
+draws the same fields. Inputs the server refuses are each shown, with what the flows declare."""
 
 from __future__ import annotations
 
@@ -160,3 +160,37 @@ def test_a_password_the_workflow_stores_is_masked_for_who_may_not_write_it_and_s
         )
     finally:
         page.context.close()
+
+
+def test_inputs_the_server_refuses_are_each_shown_in_the_form(
+    admin_page: Any, console: Console
+) -> None:
+    """A run refused for inputs no flow reads (400 `unknown_input`, its problems in an object,
+    `details.problems`, beside `unknown` and `inputs`) showed only its headline: each input
+    refused has its line now, naming its flow as the form does. (The form sends only its own
+    fields, which the flows read: the refused ones are added here as a stale or hand-made form
+    would send them.)"""
+    pkg = package({"take": {"code": "pass", "inputs": [("k", "variable", "text")]}},
+                  {"f": {"app": "take", "title": "Taker"}})  # fmt: skip
+    wf_id = console.api("POST", "/workflows", {"title": "refused inputs", "package": pkg})["id"]
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}")
+    expect(page.locator('[name="f.k"]')).to_be_visible()
+    page.evaluate(
+        """() => {
+        for (const name of ["nobody", "f.ghost"]) {
+          const field = Object.assign(document.createElement("input"), { name, value: "x" });
+          Object.assign(field.dataset, { inputtype: "text", initial: "" });
+          document.querySelector("#runform").prepend(field);
+        }
+      }"""
+    )
+    page.click("#run-start")
+    problems = page.locator("#run-problems")
+    expect(problems).to_be_visible()
+    expect(problems).to_have_text(
+        "no flow reads input(s) nobody, f.ghost; the workflow's flows declare: k\n"
+        "no flow reads this input (field inputs.nobody)\n"
+        "the flow reads no input 'ghost' (it declares: k) (flow Taker, field inputs.f.ghost)"
+    )
+    assert console.api("GET", f"/runs?workflow_id={wf_id}")["total"] == 0

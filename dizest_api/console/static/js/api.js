@@ -92,16 +92,19 @@ export function sendBlob(method, path, blob, progress) {
 }
 
 // An error as lines for a person: validation problems one per line, naming flow and app (a flow
-// by `name`: its id -> the name a person reads it by, flownames.js flowName, where the page has it).
+// by `name`: its id -> the name a person reads it by, flownames.js flowName, where the page has
+// it). A 422's details are its problems; another answer may hold them beside other facts (400
+// unknown_input: {unknown, inputs, problems}), its headline then first (it says what they share:
+// the inputs the workflow's flows declare).
 export function problemLines(exc, name = (id) => id) {
   if (!(exc instanceof ApiError)) return [String(exc.message || exc)];
-  if (Array.isArray(exc.details) && exc.details.length) {
-    return exc.details.map((p) => {
-      const where = [p.flow && `flow ${name(p.flow)}`, p.app && `app ${p.app}`, p.field && `field ${p.field}`]
-        .filter(Boolean)
-        .join(", ");
-      return where ? `${p.message} (${where})` : p.message;
-    });
-  }
-  return [exc.message];
+  const listed = Array.isArray(exc.details) ? exc.details : exc.details?.problems;
+  if (!Array.isArray(listed) || !listed.length) return [exc.message];
+  const lines = listed.map((p) => {
+    const where = [p.flow && `flow ${name(p.flow)}`, p.app && `app ${p.app}`, p.field && `field ${p.field}`]
+      .filter(Boolean)
+      .join(", ");
+    return where ? `${p.message} (${where})` : p.message;
+  });
+  return listed === exc.details ? lines : [exc.message, ...lines];
 }
