@@ -106,7 +106,8 @@ def test_an_upload_of_code_that_does_not_compile_is_stored_and_warned_of(
     expect(page.locator("#toast")).to_contain_text("Uploaded half done (v1)")
     problems = page.locator("#upload-problems")
     expect(problems).to_be_visible()
-    expect(problems).to_contain_text("half done.dwp: warning: flow f: syntax error")
+    expect(problems).to_contain_text("half done.dwp: warning: syntax error in the app's code")
+    expect(problems).to_contain_text("(flow bad, app bad, field code)")  # (flow f: its app's title)
     # the same file again, as the next version of it: nothing to store
     page.once("dialog", lambda dialog: dialog.accept())
     page.set_input_files("#wf-file", str(path))

@@ -1,5 +1,6 @@
 // The console's one door to the public API: JSON in and out, the session cookie, and the CSRF
 // token (from the page's <meta>) on every mutating call.
+import { appNamedIn } from "./flownames.js";
 
 const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -91,20 +92,25 @@ export function sendBlob(method, path, blob, progress) {
   });
 }
 
-// An error as lines for a person: validation problems one per line, naming flow and app (a flow
-// by `name`: its id -> the name a person reads it by, flownames.js flowName, where the page has
-// it). A 422's details are its problems; another answer may hold them beside other facts (400
+// A problem ({message, flow, app, field}: a refusal's, a stored package's warning) as a line for
+// a person, naming its flow by `name` (its id -> the name a person reads it by, flownames.js
+// flowName) and its app by `appName` (flownames.js appName), where the page has them: in the
+// message too, where the server quotes the app's id.
+export function problemLine(p, name = (id) => id, appName = (id) => id) {
+  const where = [p.flow && `flow ${name(p.flow)}`, p.app && `app ${appName(p.app)}`, p.field && `field ${p.field}`]
+    .filter(Boolean)
+    .join(", ");
+  const message = p.app ? appNamedIn(p.message, p.app, appName) : p.message;
+  return where ? `${message} (${where})` : message;
+}
+
+// An error as lines for a person: validation problems one per line (problemLine). A 422's details are its problems; another answer may hold them beside other facts (400
 // unknown_input: {unknown, inputs, problems}), its headline then first (it says what they share:
 // the inputs the workflow's flows declare).
-export function problemLines(exc, name = (id) => id) {
+export function problemLines(exc, name = (id) => id, appName = (id) => id) {
   if (!(exc instanceof ApiError)) return [String(exc.message || exc)];
   const listed = Array.isArray(exc.details) ? exc.details : exc.details?.problems;
   if (!Array.isArray(listed) || !listed.length) return [exc.message];
-  const lines = listed.map((p) => {
-    const where = [p.flow && `flow ${name(p.flow)}`, p.app && `app ${p.app}`, p.field && `field ${p.field}`]
-      .filter(Boolean)
-      .join(", ");
-    return where ? `${p.message} (${where})` : p.message;
-  });
+  const lines = listed.map((p) => problemLine(p, name, appName));
   return listed === exc.details ? lines : [exc.message, ...lines];
 }

@@ -21,9 +21,9 @@ export class EditorRuns {
   // wfId: the workflow; canvas: the EditorCanvas; version(): the saved version on the canvas
   // (an older one opened with ?version=N runs as shown, not the latest); save(): saves
   // the changes first (false: it could not); dirty(): unsaved changes.
-  // pkg(): the package as edited.
-  constructor({ wfId, canvas, version, save, dirty, pkg }) {
-    Object.assign(this, { wfId, canvas, version, save, dirty, pkg });
+  // pkg(): the package as edited; appName: an app's id -> its name (problems).
+  constructor({ wfId, canvas, version, save, dirty, pkg, appName }) {
+    Object.assign(this, { wfId, canvas, version, save, dirty, pkg, appName });
     this.last = null; // {run_id, version, status}
     this.stream = null;
   }
@@ -50,11 +50,11 @@ export class EditorRuns {
     }
   }
 
-  // What the server refused, said as a toast that names flows as the page does: a problem's
-  // flow, and the flows asked for (`asked`) where its message repeats their ids.
+  // What the server refused, said as a toast that names flows and apps as the page does: a
+  // problem's flow and app, and the flows asked for (`asked`) where its message repeats their ids.
   refused(exc, asked = []) {
     const name = (id) => flowName(this.canvas.graph, id);
-    toast(problemLines(exc, name).map((line) => namedIn(line, asked, name)).join("\n"), "error");
+    toast(problemLines(exc, name, this.appName).map((line) => namedIn(line, asked, name)).join("\n"), "error");
   }
 
   // On opening: the caller's newest run of this workflow under the nodes as if it had just

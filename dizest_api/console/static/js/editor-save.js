@@ -11,10 +11,10 @@ const TITLE_MAX = 200; // characters of a workflow's title (the API's limit)
 export class EditorSave {
   // wfId: the workflow; doc: the Doc edited; workflow(): its record as last answered (version:
   // the one edited, latest_version, title); readOnly: nothing is saved; auto: flow id -> {x, y, px, py}, where the first layout
-  // drew a flow whose own position (px, py) overlapped or was missing; name: a flow id -> its
-  // name (problems); saved(fields): a save's answer (the record's new fields), once stored.
-  constructor({ wfId, doc, workflow, readOnly, auto, name, saved }) {
-    Object.assign(this, { wfId, doc, workflow, readOnly, auto, name, saved });
+  // drew a flow whose own position (px, py) overlapped or was missing; name, appName: a flow's,
+  // an app's id -> its name (problems); saved(fields): a save's answer (the record's new fields), once stored.
+  constructor({ wfId, doc, workflow, readOnly, auto, name, appName, saved }) {
+    Object.assign(this, { wfId, doc, workflow, readOnly, auto, name, appName, saved });
     this.saving = null; // the save under way (a promise of its success)
   }
 
@@ -60,7 +60,7 @@ export class EditorSave {
       if (exc instanceof ApiError && exc.status === 409) {
         $("#conflict-text").textContent = `${exc.message}.`;
         $("#conflict").hidden = false;
-      } else toast(problemLines(exc, this.name).join("\n"), "error");
+      } else toast(problemLines(exc, this.name, this.appName).join("\n"), "error");
       return false;
     }
   }
@@ -83,7 +83,7 @@ export class EditorSave {
       this.doc.saved();
       location.assign(`/workflows/${encodeURIComponent(made.id)}/edit`);
     } catch (exc) {
-      toast(problemLines(exc, this.name).join("\n"), "error");
+      toast(problemLines(exc, this.name, this.appName).join("\n"), "error");
     }
   }
 

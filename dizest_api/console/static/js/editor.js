@@ -13,7 +13,7 @@ import { EditorRuns } from "./editor-run.js";
 import { EditorSave } from "./editor-save.js";
 import { EditorUI } from "./editor-ui.js";
 import { FlowList, tooMany } from "./flowlist.js";
-import { flowName } from "./flownames.js";
+import { appLabel, appName, flowName } from "./flownames.js";
 import { bindZoomButtons, model } from "./graph.js";
 import { showInfo } from "./wfinfo.js";
 
@@ -38,6 +38,7 @@ let follow; // NodeFollow: a node's title and UI toggle as the panels are typed 
 const HINT = [...$("#flow").children]; // the Flow panel with no flow: the page's hint (its keys too)
 
 const name = (id) => flowName(canvas.graph, id); // a flow as a person reads it (its id in a tooltip)
+const appNamed = (id) => appName(doc.pkg.apps, id); // an app, likewise
 
 function buildGraph() {
   const g = model(doc.pkg, { layout: false });
@@ -93,7 +94,9 @@ function refreshState() {
   if ($("#ed-state").dataset.dirty !== (doc.dirty ? "1" : "")) $("#ed-state").dataset.dirty = doc.dirty ? "1" : "";
   if (shownProblems === problems) return;
   shownProblems = problems;
-  $("#problems").replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", code: p.code }, title: p.flow || "" }, p.flow ? `${name(p.flow)}: ${p.message}` : p.message)));
+  // a problem of a flow names it; one of an app no flow uses (its code), the app
+  const whose = (p) => (p.flow ? `${name(p.flow)}: ` : p.app ? `${appNamed(p.app)}: ` : "");
+  $("#problems").replaceChildren(...problems.map((p) => h("li", { dataset: { flow: p.flow || "", app: p.app || "", code: p.code }, title: p.flow || p.app || "" }, whose(p) + p.message)));
 }
 
 // The version on the canvas, as the toolbar says it: an older one is named as such (its runs run
@@ -169,7 +172,7 @@ function showFlow(id, show = true) {
       h("button", { type: "button", class: "danger conn-remove", onclick: () => doc.disconnect(e.from, e.out, e.to, e.in) }, "Remove")));
   box.replaceChildren(
     h("h2", {}, name(id)),
-    h("p", { class: "muted" }, `flow ${id} · app ${flow.app_id}`),
+    h("p", { class: "muted" }, `flow ${id} · app `, appLabel(flow.app_id, doc.app(flow.app_id))),
     h("label", { class: "field" }, h("span", {}, "Title"), title),
     h("label", { class: "inline" }, active, "active"),
     h("div", { id: "flow-vars" }, vars.map((v) => editableVariable(doc, id, v, (flow.data || {})[v.name]))),
@@ -317,7 +320,7 @@ async function main() {
     refreshState();
   };
   showVersion();
-  saver = new EditorSave({ wfId, doc, workflow: () => wf, readOnly, auto, name, saved });
+  saver = new EditorSave({ wfId, doc, workflow: () => wf, readOnly, auto, name, appName: appNamed, saved });
   showInfo(doc, wf, readOnly);
   const list = { draw: (box) => drawCanvas(box, canvas.graph), note: " (read-only: run it from the workflow view)" };
   canvas = listed ? new FlowList($("#graph"), graph, (id) => showFlow(id), list) : drawCanvas($("#graph"), graph);
@@ -334,7 +337,7 @@ async function main() {
   $("#undo").addEventListener("click", () => doc.undo());
   $("#redo").addEventListener("click", () => doc.redo());
   $("#save").addEventListener("click", () => saver.save());
-  runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save: () => saver.save(), dirty: () => doc.dirty, pkg: () => doc.pkg });
+  runs = new EditorRuns({ wfId, canvas, version: () => wf.version, save: () => saver.save(), dirty: () => doc.dirty, pkg: () => doc.pkg, appName: appNamed });
   $("#run-all").addEventListener("click", () => runs.all());
   // (after the graph's first paint: a replay of dag1000's last run drew its 1,000 boxes first)
   const painted = new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));

@@ -3,10 +3,23 @@
 // id. Ids, DIZEST's generated ones (`<app id>-<ms>`, 16-character apps) among them, stay where
 // programs read them (data-*, event data) and in a tooltip.
 
+import { h } from "./dom.js";
+
 // The title a flow is shown by: its own, else its app's, else its app's id, else its id.
 export const flowTitle = (id, flow, app) => flow.title || app.title || flow.app_id || id;
 // The app a flow's node names under its title: the app's title, else its id (every view alike).
 export const appTitle = (appId, app) => app.title || appId || "";
+
+// The name a person reads for app `id` of `apps` (a package's) in a text: its title (appTitle); an
+// app the package lacks (a plugin's, one unknown) by its id.
+export const appName = (apps, id) => appTitle(id, (apps || {})[id] || {});
+
+// App `appId` (`app`: its spec) named in a panel: its title, its id in the tooltip and data-app.
+export const appLabel = (appId, app) => h("span", { class: "app-name", title: appId, dataset: { app: appId } }, appTitle(appId, app || {}));
+
+// `text` (a server's message) with app `id`, where it names it as the server quotes it ("app
+// 'x'"), named as `name` names it (appName).
+export const appNamedIn = (text, id, name) => String(text).split(`app '${id}'`).join(`app ${name(id)}`);
 
 // The name a person reads for a flow in a text (a problem, a connection, a reason, a form): its
 // title (flowTitle), told apart where flows share one, "greet (1)", "greet (2)" in the graph's

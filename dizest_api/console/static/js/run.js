@@ -8,7 +8,7 @@ import { $, h, keepFlowInHash, seconds, selectFlowInHash, showTab, tabs, toast, 
 import { RunStream } from "./events.js";
 import { Gantt } from "./gantt.js";
 import { graphOrList, tooMany } from "./flowlist.js";
-import { flowName } from "./flownames.js";
+import { appLabel, flowName } from "./flownames.js";
 import { reasonText, statusLabel, statusShade } from "./flowstatus.js";
 import { GraphView, arrangeLink, bindZoomButtons, model } from "./graph.js";
 import { foldOlder, outputView, renderEntries } from "./render.js";
@@ -130,7 +130,7 @@ function showFlow(id) {
   const log = h("div", { id: "flow-log", class: "log" }, renderEntries(f.log.slice(-SHOWN_LOG), FRAMES));
   $("#flow").replaceChildren(
     h("h2", { title: id }, flowName(graph, id)),
-    h("p", { class: "muted" }, `flow ${id}${node ? ` · app ${node.appId}` : ""}`),
+    h("p", { class: "muted" }, `flow ${id}`, ...(node ? [" · app ", appLabel(node.appId, node.app)] : [])),
     h("p", { id: "flow-head" }),
     ...(hasUI(node && node.app) ? [h("h3", {}, "App"), appFrame(runId, id, { status: f.status, outputs: null, results: f.results })] : []),
     h("h3", {}, "Log"),

@@ -3,7 +3,7 @@
 import { get, post, problemLines, put } from "./api.js";
 import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } from "./dom.js";
 import { graphOrList, tooMany } from "./flowlist.js";
-import { flowName } from "./flownames.js";
+import { appLabel, appName, flowName } from "./flownames.js";
 import { statusLabel, statusShade, statusText } from "./flowstatus.js";
 import { GraphView, arrangeLink, bindZoomButtons, model } from "./graph.js";
 import { highlightPython } from "./highlight.js";
@@ -16,6 +16,7 @@ const wfId = document.getElementById("main").dataset.workflowId;
 let graph;
 let view;
 let lastRun = null; // the report of this workflow's newest run, if any
+let apps = {}; // the apps of the version shown (what its problems name)
 
 // A workflow shared with the caller (not an admin, who lists everyone's runs): its owner's runs
 // of it are listed only when asked for by name (GET /runs?workflow_id=&owner=).
@@ -72,7 +73,7 @@ function flowPanel(node) {
   });
   $("#node").replaceChildren(
     h("h2", { title: node.id }, flowName(graph, node.id)),
-    h("p", { class: "muted" }, `flow ${node.id} · app ${node.appId}${node.active ? "" : " · inactive"}`),
+    h("p", { class: "muted" }, `flow ${node.id} · app `, appLabel(node.appId, node.app), node.active ? "" : " · inactive"),
     h("p", {}, h("strong", {}, "Inputs: "), node.inputs.join(", ") || "none", h("br"), h("strong", {}, "Outputs: "), node.outputs.join(", ") || "none"),
     variables.length ? h("table", { class: "list vars" }, h("thead", {}, h("tr", {}, h("th", {}, "Variable"), h("th", {}, "Type"), h("th", {}, "Value"))), h("tbody", {}, variables)) : "",
     h("h3", {}, "Code"),
@@ -128,7 +129,7 @@ async function start(event) {
     const run = await post("/runs", readForm(event.target));
     location.assign(`/runs/${encodeURIComponent(run.run_id)}`);
   } catch (exc) {
-    problems.textContent = problemLines(exc, (id) => flowName(graph, id)).join("\n");
+    problems.textContent = problemLines(exc, (id) => flowName(graph, id), (id) => appName(apps, id)).join("\n");
     problems.hidden = false;
   }
 }
@@ -214,6 +215,7 @@ async function main() {
   $("#wf-runs").href = `/runs?workflow_id=${encodeURIComponent(wfId)}${owner ? `&owner=${encodeURIComponent(owner)}` : ""}`;
   if (owner) $("#wf-runs").title = `${owner}'s runs of it (yours: Runs at the top)`;
   graph = model(wf.package, { layout: arrangeLink() });
+  apps = wf.package.apps || {};
   const select = (id) => flowPanel(graph.byId.get(id));
   view = graphOrList($("#graph"), graph, select, (box) => new GraphView(box, graph, select));
   bindZoomButtons(view);

@@ -1,7 +1,9 @@
 // The workflows page: mine and granted, newest first, searchable; a new empty one (opened in
-// the editor), upload (picker or drop), download, delete. Validation problems are listed one per line, naming flow and app.
-import { del, get, post, problemLines, put } from "./api.js";
+// the editor), upload (picker or drop), download, delete. Validation problems are listed one per
+// line, naming flow and app by their titles.
+import { del, get, post, problemLine, problemLines, put } from "./api.js";
 import { $, h, onDrop, toast, when } from "./dom.js";
+import { appName, flowName, flowTitle } from "./flownames.js";
 
 const LIMIT = 50;
 let offset = 0;
@@ -57,6 +59,19 @@ async function namesake(title) {
   return page.items.find((wf) => wf.title === title && wf.owner === me && (wf.rights || []).includes("write")) || null;
 }
 
+// How the problems of an uploaded package `pkg` name its flows and apps, as the views name them
+// (flownames.js): [flow, app], each an id -> its name. (Its flows' names are worked out when a
+// problem first asks.)
+function namesIn(pkg) {
+  const apps = pkg && typeof pkg === "object" ? pkg.apps : null;
+  let graph = null;
+  const flow = (id) => {
+    graph ||= { nodes: Object.entries((pkg && pkg.flow) || {}).map(([key, f]) => ({ id: key, title: flowTitle(key, f || {}, (apps || {})[f?.app_id] || {}) })) };
+    return flowName(graph, id);
+  };
+  return [flow, (id) => appName(apps, id)];
+}
+
 async function upload(files) {
   const box = $("#upload-problems");
   const lines = [];
@@ -68,6 +83,7 @@ async function upload(files) {
       lines.push(`${file.name}: not a JSON .dwp file (${exc.message})`);
       continue;
     }
+    const [flow, app] = namesIn(pkg);
     const title = (pkg && typeof pkg.title === "string" && pkg.title) || file.name.replace(/\.dwp$/i, "");
     try {
       const same = await namesake(title);
@@ -75,10 +91,10 @@ async function upload(files) {
         ? await put(`/workflows/${encodeURIComponent(same.id)}`, { package: pkg })
         : await post("/workflows", { title, package: pkg });
       // stored all the same (code that does not compile yet...), said as the problems are
-      for (const w of wf.warnings || []) lines.push(`${file.name}: warning: ${w.flow ? `flow ${w.flow}: ` : ""}${w.message}`);
+      for (const w of wf.warnings || []) lines.push(`${file.name}: warning: ${problemLine(w, flow, app)}`);
       toast(wf.stored === false ? `${wf.title} is v${wf.version} already: nothing stored` : `Uploaded ${wf.title} (v${wf.version})`);
     } catch (exc) {
-      lines.push(`${file.name}:`, ...problemLines(exc).map((l) => `  ${l}`));
+      lines.push(`${file.name}:`, ...problemLines(exc, flow, app).map((l) => `  ${l}`));
     }
   }
   box.textContent = lines.join("\n");
