@@ -122,7 +122,8 @@ def test_upload_shows_the_graph_and_problems_one_per_line(
     problems = page.locator("#upload-problems")
     expect(problems).to_be_visible()
     expect(problems).to_contain_text("bad.dwp:")
-    expect(problems).to_contain_text("flow f")
+    # its flow named as its node would be: no title, an unknown app: the app's id
+    expect(problems).to_contain_text("unknown app_id 'nope' (flow nope, app nope, field app_id)")
     page.fill("#wf-search", "no such title")
     expect(row).to_have_count(0)
     page.fill("#wf-search", "plo")
