@@ -130,3 +130,36 @@ def test_the_toolbar_keeps_the_zoom_buttons_on_its_row_at_1440(
     zoom = page.locator("#zoom-in").bounding_box()
     row = (first["y"] + first["height"] / 2, zoom["y"] + zoom["height"] / 2)
     assert abs(row[0] - row[1]) < 8, row
+
+
+# Each table's scroll box on the page that scrolls sideways: its table's id, and how far.
+TABLES_SCROLLING = """() => [...document.querySelectorAll(".scroll-x")]
+  .filter((box) => box.offsetParent && box.scrollWidth > box.clientWidth)
+  .map((box) => `${box.querySelector("table")?.id || box.querySelector("th")?.textContent} ${box.scrollWidth} > ${box.clientWidth}`)"""  # fmt: skip
+
+
+def test_every_list_pages_table_fits_a_phone(browser: Any, console: Console) -> None:
+    """At 390 px the runs table scrolled sideways in its box, its Started column a full date
+    and time ("12/5/2026, 10:34:12 AM"), as the files table's Modified did before it; the
+    workflows' Updated and the tokens' Expires too. Each shows a short date there now (dom.js
+    whenCell, the whole in its tooltip), and every list page's table fits."""
+    console.user("lena")
+    title = "lena's ticker, with a title long enough to wrap on a phone"
+    wf_id = console.workflow("ticker", title, owner="lena")
+    body = {"workflow_id": wf_id, "inputs": {"count": 1, "delay": 0}}
+    run_id = console.api("POST", "/runs", body, "lena")["run_id"]
+    wait_for(lambda: console.api("GET", f"/runs/{run_id}")["status"] == "ready", 60)
+    token = {"name": "a phone's token", "scopes": ["read"], "expires_in_s": 86_400 * 30}
+    console.api("POST", "/tokens", token, "lena")
+    page = log_in(browser, console.base, "lena", viewport=PHONE, has_touch=True)
+    try:
+        for path, rows in (("/workflows", "#wf-rows tr"), ("/runs", "#run-rows tr"),
+                           ("/admin", "#token-rows tr")):  # fmt: skip
+            page.goto(path)
+            page.locator(rows).first.wait_for(timeout=30_000)
+            assert page.evaluate(TABLES_SCROLLING) == [], path
+            started = page.locator(f"{rows} time").first  # the whole date, in its tooltip
+            expect(started.locator(".when-short")).to_be_visible()
+            expect(started.locator(".when-long")).to_be_hidden()
+    finally:
+        page.context.close()

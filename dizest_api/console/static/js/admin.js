@@ -3,7 +3,7 @@
 // more from /metrics, the Workers table (workers.js). A user who is not an admin gets the page
 // as "Tokens": their tokens only (admin.html leaves the service cards out).
 import { del, get, post, put } from "./api.js";
-import { $, copyText, h, toast, when } from "./dom.js";
+import { $, copyText, h, idText, toast, whenCell } from "./dom.js";
 import { watchWorkers } from "./workers.js";
 
 const isAdmin = $("#me-role")?.textContent === "admin";
@@ -84,9 +84,9 @@ async function tokens() {
         "tr",
         { dataset: { token: t.id } },
         h("td", {}, t.name),
-        h("td", {}, h("code", {}, t.id)),
+        h("td", {}, h("code", { title: t.id }, idText(t.id))),
         h("td", {}, (t.scopes || []).join(", ")),
-        h("td", {}, t.expires_at ? when(t.expires_at) : "never"),
+        h("td", {}, t.expires_at ? whenCell(t.expires_at) : "never"),
         h("td", {}, h("button", { type: "button", class: "danger", onclick: () => revoke(t.id) }, "Revoke")),
       ),
     ),

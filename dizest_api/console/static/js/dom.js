@@ -107,6 +107,11 @@ export function whenCell(ts) {
   return h("time", { datetime: asDate(ts).toISOString(), title: when(ts) }, h("span", { class: "when-long" }, when(ts)), h("span", { class: "when-short" }, shortWhen(ts)));
 }
 
+// An id in a table's cell (its first `max` characters, all by default), only its first 8 where the
+// column is narrow (a phone: console.css hides the rest); whatever holds it has the whole id in
+// its tooltip.
+export const idText = (id, max = id.length) => [id.slice(0, 8), h("span", { class: "id-more" }, id.slice(8, max))];
+
 export function seconds(s) {
   if (s === null || s === undefined) return "";
   if (s < 1) return `${Math.round(s * 1000)} ms`;

@@ -9,7 +9,7 @@
 // workflow is picked by title (a list of the caller's workflows whose title holds what is typed)
 // or by id. (The list itself comes from the API: without scripts the page shows nothing to filter.)
 import { get } from "./api.js";
-import { $, h, seconds, toast, when } from "./dom.js";
+import { $, h, idText, seconds, toast, whenCell } from "./dom.js";
 
 const LIMIT = Math.min(Math.max(Number(new URLSearchParams(location.search).get("limit")) || 25, 1), 200);
 const FINAL = new Set(["ready", "error", "cancelled"]);
@@ -88,11 +88,11 @@ function row(run) {
   return h(
     "tr",
     { dataset: { id: run.run_id } },
-    h("td", {}, h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, class: "run-link" }, run.run_id.slice(0, 12))),
+    h("td", {}, h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, class: "run-link", title: run.run_id }, idText(run.run_id, 12))),
     h("td", { class: "st" }, statusCell(run)),
-    h("td", {}, workflowCell(run)),
-    h("td", {}, run.owner || ""),
-    h("td", {}, when(run.created_at)),
+    h("td", { class: "wf" }, workflowCell(run), h("small", { class: "by muted" }, run.owner || "")), // (its user, under it on a phone)
+    h("td", { class: "who" }, run.owner || ""),
+    h("td", {}, whenCell(run.created_at)),
     h("td", { class: "took" }, duration(run)),
   );
 }

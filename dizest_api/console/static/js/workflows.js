@@ -2,7 +2,7 @@
 // the editor), upload (picker or drop), download, delete. Validation problems are listed one per
 // line, naming flow and app by their titles.
 import { del, get, post, problemLine, problemLines, put } from "./api.js";
-import { $, h, onDrop, toast, when } from "./dom.js";
+import { $, h, onDrop, toast, whenCell } from "./dom.js";
 import { appName, flowName, flowTitle } from "./flownames.js";
 
 const LIMIT = 50;
@@ -17,10 +17,10 @@ async function load() {
     h(
       "tr",
       { dataset: { id: wf.id } },
-      h("td", {}, h("a", { href: `/workflows/${encodeURIComponent(wf.id)}`, class: "wf-title" }, wf.title)),
+      h("td", { class: "title" }, h("a", { href: `/workflows/${encodeURIComponent(wf.id)}`, class: "wf-title" }, wf.title)),
       h("td", {}, wf.owner),
       h("td", {}, `v${wf.version}`),
-      h("td", {}, when(wf.updated_at)),
+      h("td", {}, whenCell(wf.updated_at)),
       h(
         "td",
         { class: "actions" },
