@@ -81,4 +81,3 @@ def test_a_check_parses_a_bounded_share_of_the_code_and_holds_little_memory() ->
     fit = MAX_CHECKED_CHARS // len(apps["a00"]["code"])
     assert 0 < fit < 30
     assert [app for _, app, _ in warned({"apps": apps})] == [f"a{n:02}" for n in range(fit)]
-
