@@ -31,12 +31,23 @@ def split_inputs(
     common: dict[str, Any] = {}
     per_flow: dict[str, dict[str, Any]] = {}
     for key, value in inputs.items():
-        flow_id, dot, name = key.partition(".")
-        if dot and flow_id in package.flows and name:
-            per_flow.setdefault(flow_id, {})[name] = value
-        else:
+        found = _flow_and_name(key, package)
+        if found is None:
             common[key] = value
+        else:
+            per_flow.setdefault(found[0], {})[found[1]] = value
     return common, per_flow
+
+
+def _flow_and_name(key: str, package: Package) -> tuple[str, str] | None:
+    """The flow and input of `key` when it is `flow_id.name` of a flow of the package. A flow id
+    may hold dots (DIZEST names a plugin app's flows `table.read_csv-<ms>`): its longest flow id
+    is taken (a split at the first dot refused a run input of such a flow as unknown)."""
+    at = len(key)
+    while (at := key.rfind(".", 0, at)) > 0:
+        if key[:at] in package.flows and at + 1 < len(key):
+            return key[:at], key[at + 1 :]
+    return None
 
 
 def join_inputs(

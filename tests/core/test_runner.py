@@ -325,8 +325,12 @@ def test_a_reruns_inputs_are_its_runs_joined_again() -> None:
     of one flow (`f.k`) included."""
     from dizest_core.run_inputs import join_inputs, split_inputs
 
-    pkg = dwp.load(package({"a": {"code": "v = 1", "inputs": ["k"]}}, {"f": {"app": "a"}, "g": {"app": "a"}}))  # fmt: skip
-    given = {"k": 1, "f.k": [2], "g.k": None, "other": "x"}
+    flows = {"f": {"app": "a"}, "g": {"app": "a"}, "table.read_csv-17": {"app": "a"}}
+    pkg = dwp.load(package({"a": {"code": "v = 1", "inputs": ["k"]}}, flows))
+    given = {"k": 1, "f.k": [2], "g.k": None, "other": "x", "table.read_csv-17.k": 3, "f.": 4}
     common, per_flow = split_inputs(given, pkg)
-    assert (common, per_flow) == ({"k": 1, "other": "x"}, {"f": {"k": [2]}, "g": {"k": None}})
+    assert (common, per_flow) == (
+        {"k": 1, "other": "x", "f.": 4},
+        {"f": {"k": [2]}, "g": {"k": None}, "table.read_csv-17": {"k": 3}},
+    )
     assert join_inputs(common, per_flow) == given
