@@ -5,60 +5,15 @@
 // transform and its own edges change, once per animation frame: a drag costs the same on a
 // 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
 import { hasUI } from "./appui.js";
-import { clip, escapeHtml } from "./dom.js";
+import { escapeHtml } from "./dom.js";
+import { appRoom, detailMarkup, nodeMarkup, titleRoom } from "./editor-nodes.js";
 import { drawResult, placeResult } from "./editor-results.js";
-import { BADGE_R, GraphView, badgeRoom, badgeText, edgePath, portY } from "./graph.js";
-import { fit, refit, setTip, tipMarkup } from "./textfit.js";
-import { nodeAttrs, nodeLabel, reveal } from "./viewaids.js";
-
-const HEAD = 42;
-const PORT = 16;
-const EAGER_DETAIL = 300;
-const TITLE_X = 24; // px: a title's start, after the run button
-const GAP = 4; // px: between a title and the marks after it
-
-// The room of a node's title (textfit.js): up to the marks after it, ⚠ (a problem) or ●.
-const titleRoom = (n, problem) => (problem ? n.w - 52 : n.w - 34) - GAP - TITLE_X;
-// The x of a node's app title (after its "UI" toggle, if any), and its room: up to the badge.
-const appX = (n) => (hasUI(n.app) ? 30 : 10);
-const appRoom = (n, badge) => n.w - BADGE_R - appX(n) - badgeRoom(badge);
+import { edgePath, portY } from "./edges.js";
+import { EAGER_DETAIL, GraphView, badgeText } from "./graph.js";
+import { refit, setTip } from "./textfit.js";
+import { nodeLabel, reveal } from "./viewaids.js";
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
-
-function nodeMarkup(n, detailed, problems) {
-  const problem = problems.get(n.id);
-  const title = fit(n.title, titleRoom(n, problem), "title");
-  return [
-    `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(n)} transform="translate(${n.x},${n.y})">`,
-    tipMarkup(n.title, title),
-    `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/><rect class="bar" width="${n.w}" height="4" rx="2"/>`,
-    `<text class="title" x="${TITLE_X}" y="20">${escapeHtml(title)}</text>`,
-    problem ? `<text class="warn" x="${n.w - 52}" y="20"><title>${escapeHtml(problem.join("\n"))}</title>⚠</text>` : "",
-    `<text class="toggle" data-action="active" x="${n.w - 34}" y="20">${n.active ? "●" : "○"}</text>`,
-    `<text class="del" data-action="remove" x="${n.w - 16}" y="20">×</text>`,
-    detailed ? detailMarkup(n) : "",
-    "</g>",
-  ].join("");
-}
-
-function detailMarkup(n) {
-  // ▶ runs the flow; ■ (shown instead while the node is running, by CSS) stops its run.
-  const ui = hasUI(n.app); // its "UI" toggle, before the app's title
-  const parts = [
-    `<text class="run" data-action="run" x="7" y="20"><title>Run this flow</title>▶</text>`,
-    `<text class="stop" data-action="stop" x="7" y="20"><title>Stop the run</title>■</text>`,
-    `<text class="app" x="${appX(n)}" y="35">${escapeHtml(fit(n.appTitle, appRoom(n, ""), "app"))}</text>`, `<text class="badge" x="${n.w - BADGE_R}" y="35"></text>`,
-    ui ? `<g class="ui-toggle"><title>App UI: show it under this flow</title><rect data-action="ui" x="6" y="25" width="20" height="13" rx="3"/><text data-action="ui" x="16" y="35">UI</text></g>` : ""];
-  n.inputs.forEach((name, i) => {
-    const y = HEAD + i * PORT + PORT / 2;
-    parts.push(`<circle class="port in" data-name="${escapeHtml(name)}" cx="0" cy="${y}" r="6"/><text class="port-label" x="10" y="${y + 4}">${clip(name, 14)}</text>`);
-  });
-  n.outputs.forEach((name, i) => {
-    const y = HEAD + i * PORT + PORT / 2;
-    parts.push(`<circle class="port out" data-name="${escapeHtml(name)}" cx="${n.w}" cy="${y}" r="6"/><text class="port-label out" x="${n.w - 10}" y="${y + 4}">${clip(name, 14)}</text>`);
-  });
-  return parts.join("");
-}
 
 export class EditorCanvas extends GraphView {
   // handlers: select(id), move(id, x, y, {nudge}), connect(from, out, to, in), remove(id), toggle(id),

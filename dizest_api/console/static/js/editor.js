@@ -14,7 +14,8 @@ import { EditorSave } from "./editor-save.js";
 import { EditorUI } from "./editor-ui.js";
 import { FlowList, tooMany } from "./flowlist.js";
 import { appLabel, appName, flowName } from "./flownames.js";
-import { bindZoomButtons, model } from "./graph.js";
+import { bindZoomButtons } from "./graph.js";
+import { model } from "./graphmodel.js";
 import { showInfo } from "./wfinfo.js";
 
 const wfId = document.getElementById("main").dataset.workflowId;

@@ -1,164 +1,14 @@
-// The workflow DAG as one SVG: nodes where DIZEST's canvas put them (pos_x, pos_y), or a layered
-// layout when positions are missing or overlap; edges from output port to input port.
+// The workflow DAG as one SVG (graphmodel.js: the nodes, where they are; edges.js: the edges' paths).
 // Built as one markup string (every text escaped) and inserted once: 1,000 flows draw in one
 // layout pass. Status changes touch one element's class; pan and zoom change only the viewBox.
 // A title is cut to the room its node leaves it (textfit.js: a canvas measure per distinct
 // title, none for a short ASCII one; no layout read of the graph).
 import { clip, escapeHtml } from "./dom.js";
+import { edgePath } from "./edges.js";
 import { pinch, wheelFactor } from "./gestures.js";
-import { appTitle, flowTitle } from "./flownames.js";
+import { HEAD, PORT } from "./graphmodel.js";
 import { fit, refit, setTip, textWidth, tipMarkup } from "./textfit.js";
 import { bindKeys, followResize, nodeAttrs, nodeLabel, picked } from "./viewaids.js";
-
-const W = 200;
-const HEAD = 42;
-const PORT = 16;
-const GAP_X = 80;
-const GAP_Y = 28;
-
-// `layout: false` keeps every node where its flow says (the editor: a node dropped on another
-// must not move the rest).
-// `layout`: true, the stored positions unless missing or stacked; "auto", the layered layout
-// whatever is stored (a view's Arrange: DIZEST's own files may keep every flow on one row, their
-// edges then passing behind the cards between); false, the stored positions.
-export function model(pkg, { layout = true } = {}) {
-  const apps = pkg.apps || {};
-  const nodes = [];
-  const byId = new Map();
-  for (const [id, flow] of Object.entries(pkg.flow || {})) {
-    const app = apps[flow.app_id] || {};
-    const declared = Array.isArray(app.inputs) ? app.inputs : [];
-    const inputs = declared.filter((i) => i.type === "output").map((i) => i.name);
-    const variables = declared.filter((i) => i.type === "variable");
-    const outputs = (Array.isArray(app.outputs) ? app.outputs : []).map((o) => o.name);
-    const rows = Math.max(inputs.length, outputs.length, 1);
-    const node = {
-      id,
-      flow,
-      app,
-      title: flowTitle(id, flow, app),
-      appId: flow.app_id,
-      appTitle: appTitle(flow.app_id, app),
-      active: flow.active !== false,
-      inputs,
-      outputs,
-      variables,
-      x: Number(flow.pos_x),
-      y: Number(flow.pos_y),
-      w: W,
-      h: HEAD + rows * PORT + 8,
-    };
-    nodes.push(node);
-    byId.set(id, node);
-  }
-  const edges = [];
-  for (const node of nodes) {
-    for (const [name, spec] of Object.entries(node.flow.inputs || {})) {
-      for (const c of (spec && spec.connections) || []) {
-        if (byId.has(c.node)) edges.push({ from: c.node, out: c.input, to: node.id, in: name });
-      }
-    }
-  }
-  if (layout === "auto" || (layout && needsLayout(nodes))) layered(nodes, edges, byId);
-  return { nodes, edges, byId, names: null };
-}
-
-// Lay out a package whose positions are missing or placeholders (two flows on the same spot, as
-// a generated package puts them all at 0,0); positions a user chose are kept, even where two
-// nodes overlap (a drop there), so a saved layout is the one shown again.
-const STACKED = 8; // px: origins this close are one spot
-
-function needsLayout(nodes) {
-  const cells = new Set();
-  for (const n of nodes) {
-    if (!Number.isFinite(n.x) || !Number.isFinite(n.y)) return true;
-    const cx = Math.floor(n.x / STACKED);
-    const cy = Math.floor(n.y / STACKED);
-    for (const dx of [-1, 0, 1]) for (const dy of [-1, 0, 1]) if (cells.has(`${cx + dx},${cy + dy}`)) return true;
-    cells.add(`${cx},${cy}`);
-  }
-  return false;
-}
-
-function layered(nodes, edges, byId) {
-  const parents = new Map(nodes.map((n) => [n.id, []]));
-  const children = new Map(nodes.map((n) => [n.id, []]));
-  for (const e of edges) {
-    parents.get(e.to).push(e.from);
-    children.get(e.from).push(e.to);
-  }
-  const pending = new Map(nodes.map((n) => [n.id, parents.get(n.id).length]));
-  const layer = new Map();
-  const queue = nodes.filter((n) => pending.get(n.id) === 0).map((n) => n.id);
-  for (const id of queue) layer.set(id, 0);
-  for (let i = 0; i < queue.length; i++) {
-    const id = queue[i];
-    for (const child of children.get(id)) {
-      layer.set(child, Math.max(layer.get(child) || 0, layer.get(id) + 1));
-      pending.set(child, pending.get(child) - 1);
-      if (pending.get(child) === 0) queue.push(child);
-    }
-  }
-  for (const n of nodes) if (!layer.has(n.id)) layer.set(n.id, 0); // a cycle: never valid, still drawn
-  const columns = [];
-  for (const n of nodes) (columns[layer.get(n.id)] ||= []).push(n);
-  const order = new Map();
-  columns.forEach((column, c) => {
-    if (c > 0) {
-      // each node's rank once (not per comparison: 100,000 flows sorted in 0.2 s less)
-      const rank = new Map(column.map((n) => {
-        const ps = parents.get(n.id);
-        return [n.id, ps.length ? ps.reduce((s, p) => s + order.get(p), 0) / ps.length : 0];
-      }));
-      column.sort((a, b) => rank.get(a.id) - rank.get(b.id));
-    }
-    let y = 40;
-    column.forEach((n, i) => {
-      order.set(n.id, i);
-      n.x = 40 + c * (W + GAP_X);
-      n.y = y;
-      y += n.h + GAP_Y;
-    });
-  });
-  void byId;
-}
-
-export const portY = (node, i) => node.y + HEAD + i * PORT + PORT / 2;
-
-const LOOP = 60; // px: how far an edge to a node on its left goes out before it turns back
-
-// The edge `e` from node `a`'s output port to node `b`'s input port. To a node on its left, it
-// leaves rightwards, passes under both nodes and comes in from the left (it went straight into
-// the empty space on the right, as a stub that seemed to lead nowhere).
-export function edgePath(a, b, e) {
-  const x1 = a.x + a.w;
-  const y1 = portY(a, Math.max(0, a.outputs.indexOf(e.out)));
-  const x2 = b.x;
-  const y2 = portY(b, Math.max(0, b.inputs.indexOf(e.in)));
-  if (x2 < x1 + LOOP / 2) {
-    const yb = Math.max(a.y + a.h, b.y + b.h) + 24;
-    return `M${x1},${y1} C${x1 + LOOP},${y1} ${x1 + LOOP},${yb} ${x1},${yb} L${x2},${yb} C${x2 - LOOP},${yb} ${x2 - LOOP},${y2} ${x2},${y2}`;
-  }
-  const dx = Math.max(40, Math.abs(x2 - x1) / 2);
-  return `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
-}
-
-// The Arrange link of a view's toolbar (#arrange): this page again with the layered layout, or
-// back to the stored positions; which one `model` is asked for.
-export function arrangeLink() {
-  const params = new URLSearchParams(location.search);
-  const auto = params.get("layout") === "auto";
-  const link = document.getElementById("arrange");
-  if (link) {
-    if (auto) params.delete("layout");
-    else params.set("layout", "auto");
-    link.href = `${location.pathname}${params.size ? `?${params}` : ""}${location.hash}`;
-    link.textContent = auto ? "As saved" : "Arrange";
-    link.title = auto ? "the flows where the workflow keeps them" : "the flows laid out by their dependencies (not saved)";
-  }
-  return auto ? "auto" : true;
-}
-
 
 const PAD = 10; // px: a node's texts from its left edge
 export const BADGE_R = 8; // px: its badge (text-anchor end) from its right edge
@@ -205,7 +55,7 @@ function detailMarkup(n) {
   return parts.join("");
 }
 
-const EAGER_DETAIL = 300; // nodes: up to this many get their detail at once
+export const EAGER_DETAIL = 300; // nodes: up to this many get their detail at once
 const FAR = 0.45; // screen pixels per graph unit below which detail is not drawn
 
 export class GraphView {

@@ -10,7 +10,8 @@ import { Gantt } from "./gantt.js";
 import { graphOrList, tooMany } from "./flowlist.js";
 import { appLabel, flowName } from "./flownames.js";
 import { reasonText, statusLabel, statusShade } from "./flowstatus.js";
-import { GraphView, arrangeLink, bindZoomButtons, model } from "./graph.js";
+import { GraphView, bindZoomButtons } from "./graph.js";
+import { arrangeLink, model } from "./graphmodel.js";
 import { foldOlder, outputView, renderEntries } from "./render.js";
 
 const runId = document.getElementById("main").dataset.runId;

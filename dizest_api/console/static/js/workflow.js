@@ -5,7 +5,8 @@ import { $, h, keepFlowInHash, selectFlowInHash, showTab, tabs, toast, when } fr
 import { graphOrList, tooMany } from "./flowlist.js";
 import { appLabel, appName, flowName } from "./flownames.js";
 import { statusLabel, statusShade, statusText } from "./flowstatus.js";
-import { GraphView, arrangeLink, bindZoomButtons, model } from "./graph.js";
+import { GraphView, bindZoomButtons } from "./graph.js";
+import { arrangeLink, model } from "./graphmodel.js";
 import { highlightPython } from "./highlight.js";
 import { outputView } from "./render.js";
 import { changed, typed, variableField, variableInput } from "./varfield.js";
