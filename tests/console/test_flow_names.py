@@ -177,3 +177,41 @@ def test_the_editor_names_the_flows_of_a_skip_and_runs_the_version_it_shows(
         assert [r["version"] for r in runs] == [2]
     finally:
         runner.context.close()
+
+
+# Per node: its title's text, the number after it (null: none) and its accessible name.
+NUMBERS = """() => Object.fromEntries([...document.querySelectorAll("#graph g.node")].map((g) => {
+  const title = g.querySelector("text.title");
+  return [g.dataset.id, [title.textContent, title.querySelector("tspan.nth")?.textContent ?? null,
+    g.getAttribute("aria-label")]];
+}))"""
+
+
+def test_nodes_of_flows_that_share_a_title_show_the_number_messages_name_them_by(
+    admin_page: Any, console: Console
+) -> None:
+    """The messages said "Producer (2)" of a node that showed "Producer", as its twin did."""
+    wf_id, run_id = ran(console, "numbers on the canvas")
+    page = admin_page
+    for path in (f"/workflows/{wf_id}", f"/runs/{run_id}", f"/workflows/{wf_id}/edit"):
+        page.goto(path)
+        expect(page.locator("g.node")).to_have_count(4)
+        if path.startswith("/runs/"):  # its statuses drawn: a badge takes room on the title's line
+            expect(page.locator(f'g.node[data-id="{P2}"]')).to_have_class(re.compile("st-"))
+        nodes = page.evaluate(NUMBERS)
+        assert nodes[P1][:2] == ["Producer (1)", " (1)"], (path, nodes)
+        assert nodes[P2][:2] == ["Producer (2)", " (2)"], (path, nodes)
+        assert nodes[CF][:2] == ["Consumer", None] and nodes[SF][:2] == ["Sink", None], nodes
+        assert nodes[P2][2].startswith("Producer (2)"), nodes  # as a screen reader says it
+
+    def shown() -> list[str]:
+        return [page.locator(f'g.node[data-id="{f}"] text.title').text_content() or "" for f in (P1, P2, CF)]  # fmt: skip
+
+    page.locator(f'g.node[data-id="{P1}"] text.title').click()
+    # the title of Consumer's flow: the two Consumers numbered, Producer alone
+    page.fill("#flow-title", "Consumer")
+    wait_for(lambda: shown() == ["Consumer (1)", "Producer", "Consumer (2)"], 10)
+    label = re.compile(r"^Producer(: |$)")  # (its last run's status after it)
+    expect(page.locator(f'g.node[data-id="{P2}"]')).to_have_attribute("aria-label", label)
+    page.click("#undo")
+    wait_for(lambda: shown() == ["Producer (1)", "Producer (2)", "Consumer"], 10)

@@ -3,7 +3,8 @@
 its node; in the editor the app's title never runs under the badge on its line. They were cut to
 a count of letters (22, 18): 22 wide letters or CJK ones drew ~290 px on a 200 px node, under
 the badge. A cut title ends with "…" and is whole in the node's tooltip and accessible name.
-The rendered boxes are measured (getBBox, in the node's own units)."""
+The rendered boxes are measured (getBBox, in the node's own units). Each title here is two
+flows', so each node's title box holds its number too ("… (2)", test_flow_names), never cut."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ TITLES = {
     "short": "ok",
 }
 # Per node: its title's box, the badge's and the marks' (each null when absent or empty), the
-# node's width, the title's text, its tooltip and accessible name.
+# node's width, the title's text (without its number), its number, its tooltip and accessible name.
 MEASURE = """() => [...document.querySelectorAll("#graph g.node")].map((g) => {
   const box = (sel) => { const el = g.querySelector(sel); if (!el || !el.textContent) return null;
     const b = el.getBBox(); return {x: b.x, right: b.x + b.width, y: b.y, bottom: b.y + b.height}; };
@@ -32,7 +33,8 @@ MEASURE = """() => [...document.querySelectorAll("#graph g.node")].map((g) => {
   return {id: g.dataset.id, w: Number(g.querySelector("rect.box").getAttribute("width")),
     title: box("text.title"), badge: box("text.badge"), app: box("text.app"),
     marks: [box("text.warn"), box("text.toggle")].filter(Boolean),
-    text: g.querySelector("text.title").textContent, tip: tip ? tip.textContent : null,
+    text: g.querySelector("text.title").firstChild.nodeValue,
+    nth: g.querySelector("text.title tspan.nth")?.textContent, tip: tip ? tip.textContent : null,
     label: g.getAttribute("aria-label")};
 })"""
 
@@ -81,6 +83,7 @@ def check(nodes: list[dict[str, Any]], badge_line: str) -> None:
         if n["app"]:
             assert n["app"]["right"] <= n["w"] - 4, n
         assert n["label"].startswith(full), n
+        assert n["nth"] == (" (2)" if n["id"].endswith("2") else " (1)"), n
         if n["text"] == full:
             assert n["tip"] is None, n
         else:
@@ -120,7 +123,7 @@ def test_long_titles_stop_short_of_the_marks_and_app_titles_of_the_badge_in_the_
     typed = fullwidth("Wide letters all the way along")
     page.fill("#flow-title", typed)
     title = page.locator('g.node[data-id="short"] text.title')
-    expect(title).to_have_text(re.compile(f"^{typed[:3]}.*…$"))
+    expect(title).to_have_text(re.compile(f"^{typed[:3]}.*…$"))  # its own title now: no number
     expect(page.locator('g.node[data-id="short"]')).to_have_attribute(
         "aria-label", re.compile(f"^{typed}")
     )

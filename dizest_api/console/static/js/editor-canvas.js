@@ -9,8 +9,9 @@ import { escapeHtml } from "./dom.js";
 import { appRoom, detailMarkup, nodeMarkup, titleRoom } from "./editor-nodes.js";
 import { drawResult, placeResult } from "./editor-results.js";
 import { edgePath, portY } from "./edges.js";
-import { EAGER_DETAIL, GraphView, badgeText } from "./graph.js";
-import { refit, setTip } from "./textfit.js";
+import { flowName, flowNth } from "./flownames.js";
+import { EAGER_DETAIL, GraphView, badgeText, showTitle } from "./graph.js";
+import { refit } from "./textfit.js";
 import { nodeLabel, reveal } from "./viewaids.js";
 
 const edgeKey = (e) => `${e.from}\u0000${e.out}\u0000${e.to}\u0000${e.in}`;
@@ -26,17 +27,25 @@ export class EditorCanvas extends GraphView {
     this.svg.classList.toggle("norun", !canRun);
   }
 
-  // A flow's new title, on its node alone (typing it must not redraw 1,000 nodes a keystroke).
+  // A flow's new title, on its node (typing it must not redraw 1,000 nodes a keystroke), and on
+  // the nodes whose number it changed: those of the title it left and of the one it took
+  // (flowNth, told again once the graph's names are dropped).
   retitle(id, title) {
-    const n = this.graph.byId.get(id);
-    const el = this.elements.get(id)?.querySelector("text.title");
-    if (!n || !el) return;
+    const g = this.graph;
+    const n = g.byId.get(id);
+    if (!n || !this.elements.has(id)) return;
+    flowNth(g, id);
+    const before = g.names;
     n.title = title;
-    this.graph.names = null; // (flowName's, told apart by title)
-    const node = this.elements.get(id);
-    setTip(node, title, refit(el, title, titleRoom(n, node.classList.contains("problem"))));
-    nodeLabel(this, id);
-    this.drawn.delete(id); // its markup is no longer what was drawn: the next redraw redoes it
+    g.names = null; // (flownames.js: told apart by title)
+    for (const m of g.nodes) {
+      const nth = flowNth(g, m.id);
+      const node = this.elements.get(m.id);
+      if ((m !== n && nth === before.get(m.id).nth) || !node) continue;
+      showTitle(node, m, titleRoom(m, node.classList.contains("problem")), nth);
+      nodeLabel(this, m.id);
+      this.drawn.delete(m.id); // its markup is no longer what was drawn: the next redraw redoes it
+    }
   }
 
   setGraph(graph, problems) {
@@ -68,7 +77,7 @@ export class EditorCanvas extends GraphView {
     if (!this.svg) {
       const eager = g.nodes.length <= EAGER_DETAIL;
       this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);
-      this.drawn = new Map(g.nodes.map((n) => [n.id, nodeMarkup(n, eager, problems)]));
+      this.drawn = new Map(g.nodes.map((n) => [n.id, nodeMarkup(n, eager, problems, flowNth(g, n.id), flowName(g, n.id))]));
       this.lines = edges;
       this.container.innerHTML = `<svg class="dag editing" xmlns="http://www.w3.org/2000/svg"><g class="edges">${[...edges.values()].join("")}</g><g class="results"></g><g class="nodes">${[...this.drawn.values()].join("")}</g><path class="wire" d=""/></svg>`;
       this.svg = this.container.firstChild;
@@ -113,7 +122,7 @@ export class EditorCanvas extends GraphView {
     }
     const small = g.nodes.length <= EAGER_DETAIL;
     for (const n of g.nodes) {
-      const markup = nodeMarkup(n, small || this.detailed.has(n.id), problems);
+      const markup = nodeMarkup(n, small || this.detailed.has(n.id), problems, flowNth(g, n.id), flowName(g, n.id));
       if (this.drawn.get(n.id) === markup) continue;
       const old = this.elements.get(n.id);
       const focused = old && old === document.activeElement; // (an undo, say: the keyboard's place is kept)

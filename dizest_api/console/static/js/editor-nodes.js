@@ -3,9 +3,9 @@
 // ports a wire is drawn from and dropped on.
 import { hasUI } from "./appui.js";
 import { clip, escapeHtml } from "./dom.js";
-import { BADGE_R, badgeRoom } from "./graph.js";
+import { BADGE_R, badgeRoom, titleMarkup } from "./graph.js";
 import { HEAD, PORT } from "./graphmodel.js";
-import { fit, tipMarkup } from "./textfit.js";
+import { fit } from "./textfit.js";
 import { nodeAttrs } from "./viewaids.js";
 
 const TITLE_X = 24; // px: a title's start, after the run button
@@ -17,14 +17,15 @@ export const titleRoom = (n, problem) => (problem ? n.w - 52 : n.w - 34) - GAP -
 const appX = (n) => (hasUI(n.app) ? 30 : 10);
 export const appRoom = (n, badge) => n.w - BADGE_R - appX(n) - badgeRoom(badge);
 
-export function nodeMarkup(n, detailed, problems) {
+// Node `n` (`nth`, `name`: its number where flows share its title, and its name: flownames.js).
+export function nodeMarkup(n, detailed, problems, nth, name) {
   const problem = problems.get(n.id);
-  const title = fit(n.title, titleRoom(n, problem), "title");
+  const [tip, title] = titleMarkup(n, TITLE_X, titleRoom(n, problem), nth);
   return [
-    `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(n)} transform="translate(${n.x},${n.y})">`,
-    tipMarkup(n.title, title),
+    `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(name)} transform="translate(${n.x},${n.y})">`,
+    tip,
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/><rect class="bar" width="${n.w}" height="4" rx="2"/>`,
-    `<text class="title" x="${TITLE_X}" y="20">${escapeHtml(title)}</text>`,
+    title,
     problem ? `<text class="warn" x="${n.w - 52}" y="20"><title>${escapeHtml(problem.join("\n"))}</title>⚠</text>` : "",
     `<text class="toggle" data-action="active" x="${n.w - 34}" y="20">${n.active ? "●" : "○"}</text>`,
     `<text class="del" data-action="remove" x="${n.w - 16}" y="20">×</text>`,

@@ -24,19 +24,34 @@ export const appNamedIn = (text, id, name) => String(text).split(`app '${id}'`).
 // The name a person reads for a flow in a text (a problem, a connection, a reason, a form): its
 // title (flowTitle), told apart where flows share one, "greet (1)", "greet (2)" in the graph's
 // order; an id the graph lacks stays as it is. Ids stay where programs read them (data-*, a
-// tooltip). Computed once per graph; a node retitled in place drops them (graph.names = null).
+// tooltip). A node on a canvas shows the same number after its title (flowNth), so the flow a
+// message names is found there. Computed once per graph; a node retitled in place drops them
+// (graph.names = null).
 export function flowName(graph, id) {
+  return told(graph).get(id)?.name ?? id;
+}
+
+// The number that tells flow `id` apart from the others of its title (1, 2, ... as flowName
+// counts them); 0 when no other flow has its title.
+export const flowNth = (graph, id) => told(graph).get(id)?.nth ?? 0;
+
+// What follows a title to tell it apart: " (2)" for `nth` 2, nothing for 0.
+export const nthSuffix = (nth) => (nth ? ` (${nth})` : "");
+
+// id -> {name, nth} for every node of `graph`, made once (see flowName).
+function told(graph) {
   if (!graph.names) {
     const count = new Map();
     for (const n of graph.nodes) count.set(n.title, (count.get(n.title) || 0) + 1);
-    const nth = new Map();
+    const seen = new Map();
     graph.names = new Map(graph.nodes.map((n) => {
-      if (count.get(n.title) === 1) return [n.id, n.title];
-      nth.set(n.title, (nth.get(n.title) || 0) + 1);
-      return [n.id, `${n.title} (${nth.get(n.title)})`];
+      if (count.get(n.title) === 1) return [n.id, { name: n.title, nth: 0 }];
+      const nth = (seen.get(n.title) || 0) + 1;
+      seen.set(n.title, nth);
+      return [n.id, { name: n.title + nthSuffix(nth), nth }];
     }));
   }
-  return graph.names.get(id) ?? id;
+  return graph.names;
 }
 
 // `text` (a server's answer) with each of `ids` in it, bare or quoted ("unknown flow(s): a",

@@ -5,12 +5,14 @@
 // title, none for a short ASCII one; no layout read of the graph).
 import { clip, escapeHtml } from "./dom.js";
 import { edgePath } from "./edges.js";
+import { flowName, flowNth, nthSuffix } from "./flownames.js";
 import { pinch, wheelFactor } from "./gestures.js";
 import { HEAD, PORT } from "./graphmodel.js";
-import { fit, refit, setTip, textWidth, tipMarkup } from "./textfit.js";
+import { fit, setTip, textWidth, tipMarkup } from "./textfit.js";
 import { bindKeys, followResize, nodeAttrs, nodeLabel, picked } from "./viewaids.js";
 
 const PAD = 10; // px: a node's texts from its left edge
+const TITLE_Y = 20; // px: a title's baseline
 export const BADGE_R = 8; // px: its badge (text-anchor end) from its right edge
 const BADGE_GAP = 6; // px: between a title and the badge on its line
 const BADGE_MAX = 80; // px: a badge longer than this (a reason a page passed) is cut too
@@ -25,15 +27,46 @@ export const badgeRoom = (badge) => (badge ? textWidth(badgeText(badge), "badge"
 // Cut to its width (textfit.js), never to a count of letters: a long or wide one ran under it.
 const titleRoom = (n, badge) => n.w - PAD - BADGE_R - badgeRoom(badge);
 
-// What every node shows, at any zoom: its box, status bar and title (whole in its tooltip when cut).
-function nodeMarkup(n, detailed) {
-  const title = fit(n.title, titleRoom(n, ""), "title");
+// A node's title where flows share it: its number after it, as the messages name the flow
+// ("greet (2)", flownames.js), smaller, and never cut (the title gives it the room).
+const nthMarkup = (nth) => (nth ? `<tspan class="nth">${nthSuffix(nth)}</tspan>` : "");
+const nthRoom = (nth) => (nth ? textWidth(nthSuffix(nth), "nth") : 0);
+
+// Node `n`'s title in `px`, with its number `nth` (flowNth; 0: none): its tooltip (the whole
+// title, when cut: the node's first child) and its <text> at `x`, as markup.
+export function titleMarkup(n, x, px, nth) {
+  const shown = fit(n.title, px - nthRoom(nth), "title");
+  return [tipMarkup(n.title, shown), `<text class="title" x="${x}" y="${TITLE_Y}">${escapeHtml(shown)}${nthMarkup(nth)}</text>`];
+}
+
+// Node element `node` shows the title of `n` in `px` with its number `nth`, as titleMarkup
+// draws it: its text, number and tooltip written only where they changed (no layout more).
+export function showTitle(node, n, px, nth) {
+  const el = node.querySelector("text.title");
+  if (!el) return;
+  const shown = fit(n.title, px - nthRoom(nth), "title");
+  const text = el.firstChild?.nodeType === Node.TEXT_NODE ? el.firstChild : el.insertBefore(document.createTextNode(""), el.firstChild);
+  if (text.nodeValue !== shown) text.nodeValue = shown;
+  let tag = el.querySelector("tspan.nth");
+  if (!nth) tag?.remove();
+  else {
+    tag ||= el.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "tspan"));
+    tag.setAttribute("class", "nth");
+    if (tag.textContent !== nthSuffix(nth)) tag.textContent = nthSuffix(nth);
+  }
+  setTip(node, n.title, shown);
+}
+
+// What every node shows, at any zoom: its box, status bar and title (whole in its tooltip when
+// cut), with its number where flows share its title (`nth`).
+function nodeMarkup(n, detailed, nth, name) {
+  const [tip, title] = titleMarkup(n, PAD, titleRoom(n, ""), nth);
   return [
-    `<g class="node${n.active ? "" : " inactive"}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(n)} transform="translate(${n.x},${n.y})">`,
-    tipMarkup(n.title, title),
+    `<g class="node${n.active ? "" : " inactive"}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(name)} transform="translate(${n.x},${n.y})">`,
+    tip,
     `<rect class="box" width="${n.w}" height="${n.h}" rx="6"/>`,
     `<rect class="bar" width="${n.w}" height="4" rx="2"/>`,
-    `<text class="title" x="${PAD}" y="20">${escapeHtml(title)}</text>`,
+    title,
     detailed ? detailMarkup(n) : "",
     "</g>",
   ].join("");
@@ -43,7 +76,7 @@ function nodeMarkup(n, detailed) {
 // Large graphs add it only to the nodes in view, as the user zooms in (level of detail).
 function detailMarkup(n) {
   const app = escapeHtml(fit(n.appTitle, n.w - PAD - BADGE_R, "app"));
-  const parts = [`<text class="app" x="${PAD}" y="35">${app}</text>`, `<text class="badge" x="${n.w - BADGE_R}" y="20"></text>`];
+  const parts = [`<text class="app" x="${PAD}" y="35">${app}</text>`, `<text class="badge" x="${n.w - BADGE_R}" y="${TITLE_Y}"></text>`];
   n.inputs.forEach((name, i) => {
     const y = HEAD + i * PORT + PORT / 2;
     parts.push(`<circle class="port in" cx="0" cy="${y}" r="4"/><text class="port-label" x="8" y="${y + 4}">${clip(name, 14)}</text>`);
@@ -75,7 +108,7 @@ export class GraphView {
       .join("");
     const eager = g.nodes.length <= EAGER_DETAIL;
     this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);
-    const nodes = g.nodes.map((n) => nodeMarkup(n, eager)).join("");
+    const nodes = g.nodes.map((n) => nodeMarkup(n, eager, flowNth(g, n.id), flowName(g, n.id))).join("");
     this.container.innerHTML = `<svg class="dag" xmlns="http://www.w3.org/2000/svg"><g class="edges">${edges}</g><g class="nodes">${nodes}</g></svg>`;
     this.svg = this.container.firstChild;
     for (const el of this.svg.querySelectorAll("g.node")) this.elements.set(el.dataset.id, el);
@@ -209,8 +242,7 @@ export class GraphView {
   // (or more). Only the title's text changes, in the frame the badge's did: no layout more.
   badged(id, el) {
     const n = this.graph.byId.get(id);
-    const title = el.querySelector("text.title");
-    if (n && title) setTip(el, n.title, refit(title, n.title, titleRoom(n, el.dataset.badge)));
+    if (n) showTitle(el, n, titleRoom(n, el.dataset.badge), flowNth(this.graph, id));
   }
 
   setStatus(id, status, badge) {

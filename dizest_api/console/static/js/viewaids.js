@@ -4,22 +4,25 @@
 // says its title and status. Nothing here runs per node at draw time but three attributes in its
 // markup (dag1000 draws as fast); an arrow's neighbour is found when the key is pressed.
 import { escapeHtml } from "./dom.js";
+import { flowName } from "./flownames.js";
 
-export const nodeAttrs = (n) => `tabindex="0" role="button" aria-label="${escapeHtml(n.title)}"`;
+// A node's attributes of the keyboard's and a screen reader's; `name`: the flow's (flowName).
+export const nodeAttrs = (name) => `tabindex="0" role="button" aria-label="${escapeHtml(name)}"`;
 
 // A flow the user picked on a view (a click, a tap, Enter or Space; not a selection the page
 // made): told to the page around it as a `flowpick` event (side.js brings its panel into view).
 export const picked = (container, id) => container.dispatchEvent(new CustomEvent("flowpick", { bubbles: true, detail: id }));
 
-// A node's name for a screen reader: its title, and its status (and the word its badge shows)
-// as `view.setStatus` marked it.
+// A node's name for a screen reader: its flow's name (its title, told apart as the messages tell
+// it: flowName), and its status (and the word its badge shows) as `view.setStatus` marked it.
 export function nodeLabel(view, id) {
   const el = view.elements.get(id);
   const n = view.graph.byId.get(id);
   if (!el || !n) return;
   const { status, badge } = el.dataset;
   const state = [status, badge && badge !== status ? badge : ""].filter(Boolean).join(", ");
-  el.setAttribute("aria-label", state ? `${n.title}: ${state}` : n.title);
+  const name = flowName(view.graph, id);
+  el.setAttribute("aria-label", state ? `${name}: ${state}` : name);
 }
 
 // The keys of a focused node (or of the canvas itself, #graph): Enter or Space picks the node
