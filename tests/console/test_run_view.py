@@ -219,8 +219,10 @@ def test_the_timeline_opening_refits_a_fitted_graph_and_has_a_time_axis(
     had no time axis, only the total."""
     ids = [f"s{i}" for i in range(6)]
     flows: dict[str, dict[str, Any]] = {}
-    for i, fid in enumerate(ids):  # a column, each flow fed by the one above it
-        flows[fid] = {"app": "a", "pos_x": 100, "pos_y": 220 * i}
+    # a column, each flow fed by the one above it; 150 px apart, it fits at a size to read with
+    # the timeline open too (Fit zooms out no further: test_fit)
+    for i, fid in enumerate(ids):
+        flows[fid] = {"app": "a", "pos_x": 100, "pos_y": 150 * i}
         if i:
             flows[fid]["in"] = {"x": [(ids[i - 1], "x")]}
     pkg = package({"a": {"code": "x = 1", "inputs": ["x"], "outputs": ["x"]}}, flows)

@@ -217,7 +217,7 @@ async function addFlow(appId) {
   }
   const { x, y } = freeSpot();
   const id = doc.addFlow(appId, x, y, plugin);
-  if (canvas.graph.nodes.length <= 20) canvas.fit(); // a small graph: keep all of it in view
+  if (canvas.graph.nodes.length <= 20) canvas.fit(id); // a small graph: keep all of it in view (or the new flow, at least)
   canvas.select(id);
 }
 

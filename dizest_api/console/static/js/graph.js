@@ -7,9 +7,9 @@ import { clip, escapeHtml } from "./dom.js";
 import { edgePath } from "./edges.js";
 import { flowName, flowNth, nthSuffix } from "./flownames.js";
 import { pinch, wheelFactor } from "./gestures.js";
-import { HEAD, PORT } from "./graphmodel.js";
+import { GAP_X, GAP_Y, HEAD, PORT } from "./graphmodel.js";
 import { fit, setTip, textWidth, tipMarkup } from "./textfit.js";
-import { bindKeys, followResize, nodeAttrs, nodeLabel, picked } from "./viewaids.js";
+import { bindKeys, followResize, nodeAttrs, nodeLabel, picked, reveal } from "./viewaids.js";
 
 const PAD = 10; // px: a node's texts from its left edge
 const TITLE_Y = 20; // px: a title's baseline
@@ -88,6 +88,30 @@ function detailMarkup(n) {
   return parts.join("");
 }
 
+// Fit zooms out no further than where a title (13 px at a scale of 1) is 9 px high: 3 flows at
+// DIZEST's positions, 2,000 px apart, were fitted with titles 3 px high in a view mostly empty.
+const READABLE = 9 / 13;
+
+// The canvas (`area` px²) could show every one of `nodes` at a READABLE scale, with the room the
+// layered layout leaves around each: a sparse graph's, not a large one's (dag100, dag1000).
+function roomy(nodes, area) {
+  let need = 0;
+  for (const n of nodes) need += (n.w + GAP_X) * (n.h + GAP_Y) * READABLE * READABLE;
+  return need <= area;
+}
+
+// A `w` × `h` view of the graph in `box`: centred on each axis where the box fits; where it does
+// not, from the graph's start, its leftmost flow (DIZEST's flows run left to right): the box's
+// left edge, and that flow's middle across (within the box). The rest is a drag, the wheel, an
+// arrow key (viewaids.js: the nearest flow that way, brought into view) or − away.
+function fitStart(box, nodes, w, h) {
+  let first = null;
+  for (const n of nodes) if (!first || n.x < first.x || (n.x === first.x && n.y < first.y)) first = n;
+  const x = box.w <= w ? box.x - (w - box.w) / 2 : box.x;
+  if (box.h <= h || !first) return { x, y: box.y - (h - box.h) / 2, w, h };
+  return { x, y: Math.min(Math.max(first.y + first.h / 2 - h / 2, box.y), box.y + box.h - h), w, h };
+}
+
 export const EAGER_DETAIL = 300; // nodes: up to this many get their detail at once
 const FAR = 0.45; // screen pixels per graph unit below which detail is not drawn
 
@@ -137,12 +161,17 @@ export class GraphView {
     this.box = { x: x0 - 30, y: y0 - 30, w: x1 - x0 + 60, h: y1 - y0 + 60 };
   }
 
-  fit() {
+  // The view fitted to the graph (Fit, the first draw, a resize of a fitted view): all of it,
+  // unless that draws its titles too small to read. Then a graph the canvas could hold at a
+  // readable size (`roomy`) keeps that size and starts at its start (fitStart); one too big for
+  // it (dag1000) is fitted whole, an overview. `keep`: a node to have in view (one just added).
+  fit(keep = null) {
     const { width, height } = this.container.getBoundingClientRect();
-    const scale = Math.min((width || 800) / this.box.w, (height || 600) / this.box.h, 1.5);
-    const w = (width || 800) / scale;
-    const h = (height || 600) / scale;
-    this.view = { x: this.box.x - (w - this.box.w) / 2, y: this.box.y - (h - this.box.h) / 2, w, h };
+    const [cw, ch] = [width || 800, height || 600];
+    let scale = Math.min(cw / this.box.w, ch / this.box.h, 1.5);
+    if (scale < READABLE && roomy(this.graph.nodes, cw * ch)) scale = READABLE;
+    this.view = fitStart(this.box, this.graph.nodes, cw / scale, ch / scale);
+    if (keep && this.graph.byId.has(keep)) reveal(this, this.graph.byId.get(keep));
     this.fitted = this.view; // (followResize: a view still this one is fitted again on a resize)
     this.apply();
   }

@@ -6,8 +6,8 @@ import { appTitle, flowTitle } from "./flownames.js";
 export const W = 200; // px: a node's width
 export const HEAD = 42; // px: a node's head, above its ports
 export const PORT = 16; // px: a port's row
-const GAP_X = 80;
-const GAP_Y = 28;
+export const GAP_X = 80; // px: between the layered layout's columns
+export const GAP_Y = 28; // px: between the nodes of a column
 
 // `layout`: true, the stored positions unless missing or stacked; "auto", the layered layout
 // whatever is stored (a view's Arrange: DIZEST's own files may keep every flow on one row, their
