@@ -6,9 +6,10 @@
 // 1,000-flow graph as on a small one. Every other change redraws the whole SVG from the document.
 import { hasUI } from "./appui.js";
 import { escapeHtml } from "./dom.js";
+import { drag, wire } from "./editor-drag.js";
 import { appRoom, detailMarkup, nodeMarkup, titleRoom } from "./editor-nodes.js";
 import { drawResult, placeResult } from "./editor-results.js";
-import { edgePath, portY } from "./edges.js";
+import { edgePath } from "./edges.js";
 import { flowName, flowNth } from "./flownames.js";
 import { EAGER_DETAIL, GraphView, badgeText, showTitle } from "./graph.js";
 import { refit } from "./textfit.js";
@@ -81,7 +82,7 @@ export class EditorCanvas extends GraphView {
       this.lines = edges;
       this.container.innerHTML = `<svg class="dag editing" xmlns="http://www.w3.org/2000/svg"><g class="edges">${[...edges.values()].join("")}</g><g class="results"></g><g class="nodes">${[...this.drawn.values()].join("")}</g><path class="wire" d=""/></svg>`;
       this.svg = this.container.firstChild;
-      // Drags happen here (see lift); made now, as adding it later lays out the whole graph.
+      // Drags happen here (editor-drag.js lift); made now, as adding it later lays out the whole graph.
       this.overlay = document.createElementNS("http://www.w3.org/2000/svg", "svg");
       this.overlay.setAttribute("class", "dag editing overlay");
       this.container.append(this.overlay);
@@ -227,64 +228,8 @@ export class EditorCanvas extends GraphView {
       else this.handlers.toggle(id);
       return;
     }
-    if (target.classList.contains("port") && target.classList.contains("out")) this.wire(event, id, target.dataset.name);
-    else this.drag(event, id, nodeEl);
-  }
-
-  // Move a node with the pointer; its edges follow, once per animation frame. Once it moves, a
-  // copy of the node and its edges (a preview, as draw.io shows) moves in an overlay SVG with the
-  // same viewBox while the original stays put: the frames of a drag lay out and paint that small
-  // SVG, never the one holding the other 999 flows, which changes once, at the drop. (Hiding
-  // the original costs a layout of the whole graph in Chromium: 60-300 ms on dag1000.)
-  drag(event, id, el) {
-    const node = this.graph.byId.get(id);
-    const matrix = this.svg.getScreenCTM().inverse();
-    const start = this.point(event, matrix);
-    const origin = { x: node.x, y: node.y };
-    const edges = this.edgesOf.get(id) || [];
-    let frame = 0;
-    let moved = false;
-    let lifted = null; // {el, edges, drop}: the copies in the overlay
-    this.container.setPointerCapture?.(event.pointerId); // no hit tests of thousands of paths meanwhile
-    const paint = (target = lifted || { el, edges }) => {
-      frame = 0;
-      this.place(node, target.el, target.edges);
-    };
-    const move = (ev) => {
-      if (this.pinch) return cancel(); // a second finger came: the gesture is a pinch, not a move
-      const p = this.point(ev, matrix);
-      node.x = origin.x + p.x - start.x;
-      node.y = origin.y + p.y - start.y;
-      moved ||= Math.abs(p.x - start.x) + Math.abs(p.y - start.y) > 2;
-      if (moved && !lifted) lifted = this.lift(el, edges);
-      if (!frame) frame = requestAnimationFrame(() => paint());
-    };
-    const stop = () => {
-      window.removeEventListener("pointermove", move);
-      window.removeEventListener("pointerup", up);
-      if (frame) cancelAnimationFrame(frame);
-    };
-    const cancel = () => {
-      stop();
-      Object.assign(node, origin);
-      if (!lifted) this.place(node, el, edges); // (before the lift, the original itself followed)
-      lifted?.drop();
-    };
-    const up = () => {
-      stop();
-      if (!moved) {
-        Object.assign(node, origin); // a click redraws nothing: rewriting the node and its edges
-        return this.pick(id); // laid out all of dag1000 with the panel it opens (85-100 ms)
-      }
-      paint({ el, edges });
-      this.stale(id, edges);
-      lifted?.drop();
-      // the boxes above it (results, UIs) may have less room now
-      for (const one of new Set([...this.runs.keys(), ...(this.ui?.boxes.keys() || [])])) this.placeResult(one);
-      this.handlers.move(id, node.x, node.y);
-    };
-    window.addEventListener("pointermove", move);
-    window.addEventListener("pointerup", up);
+    if (target.classList.contains("port") && target.classList.contains("out")) wire(this, event, id, target.dataset.name);
+    else drag(this, event, id, nodeEl);
   }
 
   // Node `node` drawn where it now is: its element `el` and its edges' paths `edges`.
@@ -319,46 +264,6 @@ export class EditorCanvas extends GraphView {
     for (const one of this.runs.keys()) this.placeResult(one);
     reveal(this, node);
     this.handlers.move(id, node.x, node.y, { nudge: true });
-  }
-
-  // Copies of `el` and `edges` in the overlay SVG; `drop` removes them.
-  lift(el, edges) {
-    const overlay = this.overlay;
-    overlay.setAttribute("class", `${this.svg.getAttribute("class")} overlay`);
-    overlay.setAttribute("viewBox", this.svg.getAttribute("viewBox"));
-    const copies = { el: el.cloneNode(true), edges: edges.map((path) => path.cloneNode(true)) };
-    const lines = document.createElementNS("http://www.w3.org/2000/svg", "g");
-    lines.append(...copies.edges);
-    overlay.append(lines, copies.el);
-    copies.drop = () => overlay.replaceChildren();
-    return copies;
-  }
-
-  // Draw a wire from an output port; dropped on an input port, it asks to connect the two.
-  wire(event, from, out) {
-    const a = this.graph.byId.get(from);
-    const x1 = a.x + a.w;
-    const y1 = portY(a, a.outputs.indexOf(out));
-    const wire = this.svg.querySelector("path.wire");
-    this.svg.classList.add("wiring");
-    const move = (ev) => {
-      if (this.pinch) return stop(); // a second finger: a pinch, no connection
-      const p = this.point(ev);
-      wire.setAttribute("d", `M${x1},${y1} C${x1 + 60},${y1} ${p.x - 60},${p.y} ${p.x},${p.y}`);
-    };
-    const stop = () => {
-      window.removeEventListener("pointermove", move);
-      window.removeEventListener("pointerup", up);
-      wire.setAttribute("d", "");
-      this.svg.classList.remove("wiring");
-    };
-    const up = (ev) => {
-      stop();
-      const port = document.elementFromPoint(ev.clientX, ev.clientY)?.closest?.("circle.port.in");
-      if (port) this.handlers.connect(from, out, port.closest("g.node").dataset.id, port.dataset.name);
-    };
-    window.addEventListener("pointermove", move);
-    window.addEventListener("pointerup", up);
   }
 
   // Mark the flows and edges of a refused cycle, until the next change.
