@@ -49,7 +49,7 @@ export function drag(canvas, event, id, el) {
       return canvas.pick(id); // laid out all of dag1000 with the panel it opens (85-100 ms)
     }
     paint({ el, edges });
-    canvas.stale(id, edges);
+    canvas.stale(id, edges, origin);
     lifted?.drop();
     // the boxes above it (results, UIs) may have less room now
     for (const one of new Set([...canvas.runs.keys(), ...(canvas.ui?.boxes.keys() || [])])) canvas.placeResult(one);

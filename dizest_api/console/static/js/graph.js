@@ -4,7 +4,7 @@
 // A title is cut to the room its node leaves it (textfit.js: a canvas measure per distinct
 // title, none for a short ASCII one; no layout read of the graph).
 import { clip, escapeHtml } from "./dom.js";
-import { edgePath } from "./edges.js";
+import { Router, edgePath } from "./edges.js";
 import { flowName, flowNth, nthSuffix } from "./flownames.js";
 import { pinch, wheelFactor } from "./gestures.js";
 import { GAP_X, GAP_Y, HEAD, PORT } from "./graphmodel.js";
@@ -127,8 +127,9 @@ export class GraphView {
 
   draw() {
     const g = this.graph;
+    const router = new Router(g.nodes);
     const edges = g.edges
-      .map((e) => `<path class="edge" data-from="${escapeHtml(e.from)}" data-to="${escapeHtml(e.to)}" d="${edgePath(g.byId.get(e.from), g.byId.get(e.to), e)}"/>`)
+      .map((e) => `<path class="edge" data-from="${escapeHtml(e.from)}" data-to="${escapeHtml(e.to)}" d="${edgePath(g.byId.get(e.from), g.byId.get(e.to), e, router)}"/>`)
       .join("");
     const eager = g.nodes.length <= EAGER_DETAIL;
     this.detailed = new Set(eager ? g.nodes.map((n) => n.id) : []);
