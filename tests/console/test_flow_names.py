@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import package, wait_for
@@ -215,3 +216,27 @@ def test_nodes_of_flows_that_share_a_title_show_the_number_messages_name_them_by
     expect(page.locator(f'g.node[data-id="{P2}"]')).to_have_attribute("aria-label", label)
     page.click("#undo")
     wait_for(lambda: shown() == ["Producer (1)", "Producer (2)", "Consumer"], 10)
+
+
+@pytest.mark.parametrize("where", ["workflow", "edit"])
+def test_a_large_graph_numbers_the_nodes_it_details_as_they_come_into_view(
+    admin_page: Any, console: Console, where: str
+) -> None:
+    """Above 300 flows a node's detail is drawn as it comes into view, zoomed in: its number
+    too (dag1000's 999 flows share a title; a number on every node drew it 20 ms slower)."""
+    flows = {f"f{i:03d}": {"app": "a", "pos_x": 300 * (i % 20), "pos_y": 180 * (i // 20)} for i in range(320)}  # fmt: skip
+    pkg = package({"a": {"code": "pass"}}, flows)
+    wf_id = str(console.api("POST", "/workflows", {"title": "many", "package": pkg})["id"])
+    page = admin_page
+    page.goto(f"/workflows/{wf_id}" + ("/edit" if where == "edit" else ""))
+    expect(page.locator("g.node")).to_have_count(320)
+    assert page.locator("#graph tspan.nth").count() == 0  # the overview: no detail, no number
+    for _ in range(5):
+        page.click("#zoom-in")
+    expect(page.locator("#graph tspan.nth").first).to_be_attached()
+    numbered = page.evaluate(
+        """() => [...document.querySelectorAll("#graph g.node")].filter((g) => g.querySelector("tspan.nth"))
+          .map((g) => [g.dataset.id, g.querySelector("text.title").textContent])"""
+    )
+    assert 0 < len(numbered) < 320, numbered
+    assert all(text == f"a ({int(flow[1:]) + 1})" for flow, text in numbered), numbered

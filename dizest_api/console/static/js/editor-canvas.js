@@ -40,10 +40,9 @@ export class EditorCanvas extends GraphView {
     n.title = title;
     g.names = null; // (flownames.js: told apart by title)
     for (const m of g.nodes) {
-      const nth = flowNth(g, m.id);
       const node = this.elements.get(m.id);
-      if ((m !== n && nth === before.get(m.id).nth) || !node) continue;
-      showTitle(node, m, titleRoom(m, node.classList.contains("problem")), nth);
+      if ((m !== n && flowNth(g, m.id) === before.get(m.id).nth) || !node) continue;
+      showTitle(node, m, titleRoom(m, node.classList.contains("problem")), this.nth(m.id));
       nodeLabel(this, m.id);
       this.drawn.delete(m.id); // its markup is no longer what was drawn: the next redraw redoes it
     }
@@ -167,6 +166,7 @@ export class EditorCanvas extends GraphView {
       el.querySelector(".badge").textContent = badgeText(el.dataset.badge);
       this.badged(n.id, el);
       this.detailed.add(n.id);
+      if (this.nth(n.id)) showTitle(el, n, titleRoom(n, el.classList.contains("problem")), this.nth(n.id)); // (graph.js nthMarkup)
     }
   }
 

@@ -20,7 +20,7 @@ export const appRoom = (n, badge) => n.w - BADGE_R - appX(n) - badgeRoom(badge);
 // Node `n` (`nth`, `name`: its number where flows share its title, and its name: flownames.js).
 export function nodeMarkup(n, detailed, problems, nth, name) {
   const problem = problems.get(n.id);
-  const [tip, title] = titleMarkup(n, TITLE_X, titleRoom(n, problem), nth);
+  const [tip, title] = titleMarkup(n, TITLE_X, titleRoom(n, problem), detailed ? nth : 0); // (graph.js nthMarkup)
   return [
     `<g class="node${n.active ? "" : " inactive"}${problem ? " problem" : ""}" data-id="${escapeHtml(n.id)}" ${nodeAttrs(name)} transform="translate(${n.x},${n.y})">`,
     tip,
