@@ -60,11 +60,12 @@ def test_the_runs_typed_filters_apply_as_the_typing_pauses_or_on_enter(
     browser: Any, console: Console
 ) -> None:
     """The selects applied as they changed, yet a typed user or workflow waited for a Filter
-    button (or Enter): the page had two ways to say "apply"."""
-    console.user("uma")
-    console.user("ugo")
+    button (or Enter): the page had two ways to say "apply". (Users of this test alone: the
+    serve is shared, and an owner's filter lists every run of theirs.)"""
+    console.user("uma8")
+    console.user("ugo8")
     runs = {}
-    for user in ("uma", "ugo"):
+    for user in ("uma8", "ugo8"):
         wf = console.workflow("ticker", f"{user}'s ticker", owner=user)
         runs[user] = str(console.api("POST", "/runs", {"workflow_id": wf}, user)["run_id"])
     for run in runs.values():  # ended: the page asks for nothing again meanwhile
@@ -74,23 +75,23 @@ def test_the_runs_typed_filters_apply_as_the_typing_pauses_or_on_enter(
     try:
         page.goto("/runs")
         row = lambda user: page.locator(f'#run-rows tr[data-id="{runs[user]}"]')  # noqa: E731
-        expect(row("uma")).to_be_visible(timeout=LIVE_MS)
-        expect(row("ugo")).to_be_visible()
+        expect(row("uma8")).to_be_visible(timeout=LIVE_MS)
+        expect(row("ugo8")).to_be_visible()
         expect(page.locator("#run-filters button")).to_have_count(0)
         asked: list[str] = []
         page.on("request", lambda r: asked.append(r.url) if "/api/v1/runs?" in r.url else None)
-        page.locator("#f-owner").press_sequentially("uma")  # no Enter, the field kept
+        page.locator("#f-owner").press_sequentially("uma8")  # no Enter, the field kept
         expect(page.locator("#run-rows tr")).to_have_count(1)
-        expect(row("uma")).to_be_visible()
-        assert len(asked) == 1 and "owner=uma" in asked[0], asked  # once, as the typing paused
-        wait_for(lambda: "owner=uma" in page.url, timeout=10)
-        page.locator("#f-workflow").press_sequentially("ugo's ticker")
-        expect(page.locator("#runs-empty")).to_be_visible()  # uma ran no ugo's ticker
+        expect(row("uma8")).to_be_visible()
+        assert len(asked) == 1 and "owner=uma8" in asked[0], asked  # once, as the typing paused
+        wait_for(lambda: "owner=uma8" in page.url, timeout=10)
+        page.locator("#f-workflow").press_sequentially("ugo8's ticker")
+        expect(page.locator("#runs-empty")).to_be_visible()  # uma ran no ugo8's ticker
         owner = page.locator("#f-owner")
         owner.press("Control+a")
         owner.press("Backspace")
         owner.press("Enter")
-        expect(row("ugo")).to_be_visible()
+        expect(row("ugo8")).to_be_visible()
         expect(page.locator("#run-rows tr")).to_have_count(1)
         assert "owner=" not in page.url
     finally:
