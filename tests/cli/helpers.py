@@ -65,6 +65,18 @@ def dizest(
     )
 
 
+def started(home: Path, *args: str) -> subprocess.Popen[str]:
+    """`dizest <args>` running as `home`'s user, its output read as it comes (text pipes)."""
+    return subprocess.Popen(
+        command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=user_env(home),
+    )
+
+
 def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -4,23 +4,15 @@ names the app, its flows and the line of code that does not compile."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from tests.cli.helpers import ROOT, SYNTAX_ERROR, WAITING, command, dizest, user_env, write_dwp
+from tests.cli.helpers import SYNTAX_ERROR, WAITING, dizest, started, write_dwp
 
 
 def test_piped_run_output_arrives_before_the_run_ends(tmp_path: Path) -> None:
     flag = tmp_path / "go"
     dwp = write_dwp(tmp_path / "waiting.dwp", WAITING)
-    proc = subprocess.Popen(
-        command("run", str(dwp), "-i", f"path={flag}"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=user_env(tmp_path),
-    )
+    proc = started(tmp_path, "run", str(dwp), "-i", f"path={flag}")
     try:
         assert proc.stderr is not None
         seen = [proc.stderr.readline() for _ in range(4)]

@@ -8,17 +8,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 from tests.cli.helpers import (
-    ROOT,
     SYNTAX_ERROR,
     WAITING,
-    command,
     dizest,
     ok_json,
-    user_env,
+    started,
     write_dwp,
 )
 from tests.conftest import DATA, wait_for
@@ -35,14 +32,7 @@ def submit_waiting(home: Path, tmp_path: Path, flag: Path) -> str:
 def test_logs_follow_streams_until_the_run_ends(home: Path, tmp_path: Path) -> None:
     flag = tmp_path / "go"
     run_id = submit_waiting(home, tmp_path, flag)
-    follow = subprocess.Popen(
-        command("runs", "logs", "-f", run_id),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=user_env(home),
-    )
+    follow = started(home, "runs", "logs", "-f", run_id)
     try:
         assert follow.stdout is not None
         assert follow.stdout.readline() == "[w] waiting\n"  # while the flow still waits
@@ -61,14 +51,7 @@ def test_logs_follow_streams_until_the_run_ends(home: Path, tmp_path: Path) -> N
 def test_piped_submit_wait_shows_each_event_as_it_happens(home: Path, tmp_path: Path) -> None:
     flag = tmp_path / "go"
     dwp = write_dwp(tmp_path / "waiting.dwp", WAITING)
-    proc = subprocess.Popen(
-        command("submit", str(dwp), "-i", f"path={flag}", "--wait"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=user_env(home),
-    )
+    proc = started(home, "submit", str(dwp), "-i", f"path={flag}", "--wait")
     try:
         assert proc.stderr is not None
         seen = []
@@ -203,14 +186,7 @@ def test_logs_follow_resumes_after_the_api_dies(home: Path, tmp_path: Path, serv
     Last-Event-ID and prints every line once, none lost, none twice."""
     flag = tmp_path / "go"
     run_id = submit_waiting(home, tmp_path, flag)
-    follow = subprocess.Popen(
-        command("runs", "logs", "-f", run_id),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=user_env(home),
-    )
+    follow = started(home, "runs", "logs", "-f", run_id)
     try:
         assert follow.stdout is not None
         assert follow.stdout.readline() == "[w] waiting\n"
