@@ -290,6 +290,7 @@ function drawCanvas(box, graph) {
 }
 
 async function main() {
+  tabs(); // before anything is fetched: a tab clicked while the page loads is the one shown
   const asked = new URLSearchParams(location.search).get("version");
   const [loaded, apps] = await Promise.all([
     get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`),
@@ -327,7 +328,6 @@ async function main() {
   canvas = listed ? new FlowList($("#graph"), graph, (id) => showFlow(id), list) : drawCanvas($("#graph"), graph);
   performance.mark("dizest:editor"); // bench/bench_console.py reads it
   bindZoomButtons(canvas);
-  tabs();
   appList();
   refreshState();
   for (const id of Object.keys(doc.pkg.apps)) if (doc.pkg.apps[id].code) queueCheck(id);

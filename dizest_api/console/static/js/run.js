@@ -255,6 +255,7 @@ function params(report) {
 }
 
 async function main() {
+  tabs(); // before anything is fetched: a tab clicked while the page loads is the one shown
   const pkg = await get(`/runs/${encodeURIComponent(runId)}/dwp`);
   performance.mark("dizest:dwp");
   graph = model(pkg, { layout: arrangeLink() });
@@ -266,7 +267,6 @@ async function main() {
   gantt = new Gantt($("#timeline-box"), $("#timeline"), flows, new Map(graph.nodes.map((n) => [n.id, flowName(graph, n.id)])));
   const report = await reportLoaded;
   bindZoomButtons(view);
-  tabs();
   params(report);
   rights = report.rights || rights;
   setRunStatus(report.status);

@@ -203,6 +203,7 @@ function rename(wf) {
 }
 
 async function main() {
+  tabs(); // before anything is fetched: a tab clicked while the page loads is the one shown
   const asked = new URLSearchParams(location.search).get("version");
   const wf = await get(`/workflows/${encodeURIComponent(wfId)}${asked ? `?version=${encodeURIComponent(asked)}` : ""}`);
   const versions = $("#wf-version");
@@ -220,7 +221,6 @@ async function main() {
   const select = (id) => flowPanel(graph.byId.get(id));
   view = graphOrList($("#graph"), graph, select, (box) => new GraphView(box, graph, select));
   bindZoomButtons(view);
-  tabs();
   if (wf.rights.includes("run")) {
     runForm();
     $("#runform").addEventListener("submit", start);
@@ -234,7 +234,9 @@ async function main() {
   grants(wf);
   $("#info").replaceChildren(...infoView(wf, wf.package));
   const api = () => apiPanel($("#api"), wf, (id) => flowName(graph, id)).catch((exc) => $("#api").replaceChildren(h("p", { class: "problems" }, exc.message)));
-  $('.tabs button[data-tab="api"]').addEventListener("click", api, { once: true }); // (a large package's spec costs)
+  const apiTab = $('.tabs button[data-tab="api"]'); // (a large package's spec costs: made when asked for)
+  if (apiTab.classList.contains("active")) api(); // asked for while the page loaded
+  else apiTab.addEventListener("click", api, { once: true });
   selectFlowInHash((id) => graph.byId.has(id), (id) => view.select(id));
   loadLastRun(wf).catch((exc) => toast(exc.message, "error"));
 }
