@@ -67,12 +67,16 @@ class Fingers:
 
 
 def opened(page: Any, fanout: tuple[str, str], view: str) -> None:
-    """The view of `fanout`, laid out: in the editor, the toolbar's last line comes with the
-    workflow's last run (it wraps at this width), and takes its room from the canvas."""
+    """The view of `fanout`, laid out: the toolbar wraps at this width, and what comes after
+    the graph takes its room from the canvas: in the editor, the workflow's last run; in the
+    run view, the run's report (its status, its workflow's long title)."""
     page.goto(views(fanout)[view])
     page.locator('g.node[data-id="k3"]').wait_for()
     if view == "editor":
         expect(page.locator("#run-state")).to_contain_text("last run")
+    if view == "run":
+        expect(page.locator("#run-workflow")).to_be_visible()
+        expect(page.locator("#run-status")).not_to_have_text("…")
 
 
 def canvas_middle(page: Any) -> tuple[float, float, dict[str, float]]:
