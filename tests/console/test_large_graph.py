@@ -34,7 +34,9 @@ def large(console: Console) -> str:
         "root": {"code": "dizest.output('v', 1)\n", "outputs": ["v"]},
         "node": {"code": "dizest.output('v', 1)\n", "inputs": ["x"], "outputs": ["v"]},
     }
-    made = console.api("POST", "/workflows", {"title": "large", "package": package(apps, flows)})
+    pkg = package(apps, flows)
+    pkg["apps"]["root"]["title"] = "Root app"  # (the list names an app by its title)
+    made = console.api("POST", "/workflows", {"title": "large", "package": pkg})
     return str(made["id"])
 
 
@@ -70,6 +72,9 @@ def test_the_workflow_page_lists_a_large_workflow_and_draws_it_on_demand(
     page.click("#flow-next")
     wait_for(lambda: listed(page)[0] == "f100", 10)
     search(page, "the root", ["f0"])
+    app = page.locator('tr[data-id="f0"] td .app-name')  # its title, its id in the tooltip
+    assert (app.inner_text(), app.get_attribute("title")) == ("Root app", "root")
+    search(page, "root app", ["f0"])  # found by its app's title too
     page.click('tr[data-id="f0"]')
     wait_for(lambda: page.inner_text("#node h2") == "the root", 10)
     assert "#flow=f0" in page.url

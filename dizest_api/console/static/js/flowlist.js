@@ -1,10 +1,12 @@
-// A workflow too large to draw: its flows as a searchable, paged table (id, title, app, and in
-// the run view the live status), a flow selected there opens its panel as a node click would,
-// and "Draw anyway" draws the graph after all. Drawing took 19 s for 100,000 flows (50 s in
-// the editor) and every zoom seconds more, for anyone the workflow is shared with; up to
-// TOO_MANY flows it stays under ~1 s here (3,000: 0.75 s, the editor 1.3 s; 5,000: 1.4 s, 4.2 s).
+// A workflow too large to draw: its flows as a searchable, paged table (id, title, app: by its
+// title, its id in the tooltip; in the run view the live status), a flow selected there opens
+// its panel as a node click would, and "Draw anyway" draws the graph after all. Drawing took
+// 19 s for 100,000 flows (50 s in the editor) and every zoom seconds more, for anyone the
+// workflow is shared with; up to TOO_MANY flows it stays under ~1 s here (3,000: 0.75 s, the
+// editor 1.3 s; 5,000: 1.4 s, 4.2 s).
 // Once drawn, the list hands every call (select, setStatus, zoom, fit) to the drawn view.
 import { h, scrollCues } from "./dom.js";
+import { appLabel } from "./flownames.js";
 import { picked } from "./viewaids.js";
 
 export const TOO_MANY = 3000; // flows: above this the graph views list them instead of drawing
@@ -66,7 +68,7 @@ export class FlowList {
   // The flows whose id, title, app (or status) contain what the search box says.
   filter(page = 0) {
     const query = this.search.value.trim().toLowerCase();
-    const text = (n) => `${n.id}\u0000${n.title}\u0000${n.appId}\u0000${this.status ? this.word(n.id) : ""}`.toLowerCase();
+    const text = (n) => `${n.id}\u0000${n.title}\u0000${n.appTitle}\u0000${n.appId}\u0000${this.status ? this.word(n.id) : ""}`.toLowerCase();
     this.shown = query ? this.graph.nodes.filter((n) => text(n).includes(query)) : this.graph.nodes;
     this.show(page);
   }
@@ -93,7 +95,7 @@ export class FlowList {
 
   row(n) {
     // the flow's id is a button: Tab reaches each row, Enter or Space selects it (its click does)
-    const cells = [h("td", {}, h("button", { type: "button", class: "flow-pick" }, h("code", {}, n.id))), h("td", {}, String(n.title)), h("td", {}, String(n.appId ?? ""))];
+    const cells = [h("td", {}, h("button", { type: "button", class: "flow-pick" }, h("code", {}, n.id))), h("td", {}, String(n.title)), h("td", {}, appLabel(n.appId, n.app))];
     if (this.status) cells.push(h("td", { class: "flow-status" }, this.statusCell(n.id)));
     return h("tr", { dataset: { id: n.id }, class: n.id === this.picked ? "selected" : null }, cells);
   }
