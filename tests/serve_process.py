@@ -99,14 +99,19 @@ def launch(
         )
 
 
+def password_session(base: str, name: str, password: str) -> tuple[dict[str, str], str]:
+    """`name` logged in with `password` (200, or the test fails): the Cookie and X-CSRF-Token
+    headers of the session, and the Set-Cookie header that made it."""
+    body = {"username": name, "password": password}
+    status, login, answer = call(base, "POST", "/api/v1/auth/login", body)
+    assert status == 200, login
+    made = answer["Set-Cookie"]
+    return {"Cookie": made.split(";")[0], "X-CSRF-Token": login["csrf_token"]}, made
+
+
 def admin_token(base: str) -> dict[str, str]:
     """Bearer headers of a new admin token (logged in with the password)."""
-    status, login, answer = call(
-        base, "POST", "/api/v1/auth/login", {"username": "admin", "password": PASSWORD}
-    )
-    assert status == 200, login
-    cookie = answer["Set-Cookie"].split(";")[0]
-    session = {"Cookie": cookie, "X-CSRF-Token": login["csrf_token"]}
+    session = password_session(base, "admin", PASSWORD)[0]
     status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t"}, session)
     assert status == 201, made
     return {"Authorization": f"Bearer {made['token']}"}

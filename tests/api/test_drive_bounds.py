@@ -23,7 +23,7 @@ from dizest_api.payloads import multipart
 from dizest_core.tree import remove_tree
 from tests.conftest import package, wait_for
 from tests.core.test_tree import legacy_tree
-from tests.serve_process import PASSWORD, call, serving
+from tests.serve_process import PASSWORD, call, password_session, serving
 
 QUOTA_BYTES = 1_000_000
 QUOTA_FILES = 50
@@ -78,9 +78,7 @@ def new_user(server: Server, name: str) -> dict[str, str]:
 
 
 def bearer(base: str, name: str, password: str, scopes: tuple[str, ...] = ("read", "run")) -> dict[str, str]:  # fmt: skip
-    status, login, answer = call(base, "POST", "/api/v1/auth/login", {"username": name, "password": password})  # fmt: skip
-    assert status == 200, login
-    session = {"Cookie": answer["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
+    session = password_session(base, name, password)[0]
     wanted = {"name": "t", "scopes": list(scopes)}
     status, token, _ = call(base, "POST", "/api/v1/tokens", wanted, session)
     assert status == 201, token

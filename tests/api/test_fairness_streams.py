@@ -20,7 +20,7 @@ from dizest_api.event_hub import hub_for
 from tests.api.conftest import Api
 from tests.api.test_runs import Live, serve_live, slow
 from tests.conftest import wait_for
-from tests.serve_process import PASSWORD, call, serving
+from tests.serve_process import PASSWORD, call, password_session, serving
 from tests.ws_client import WsClient
 
 UPGRADE = {
@@ -202,10 +202,7 @@ def test_a_stream_whose_body_is_never_read_gives_its_place_back(live: Live) -> N
 
 
 def session(base: str, name: str, password: str) -> dict[str, str]:
-    body = {"username": name, "password": password}
-    status, login, answer = call(base, "POST", "/api/v1/auth/login", body)
-    assert status == 200, login
-    return {"Cookie": answer["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
+    return password_session(base, name, password)[0]
 
 
 def user_token(base: str, name: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.api.test_serve_heal import wait_run
 from tests.conftest import package
-from tests.serve_process import PASSWORD, call, serving
+from tests.serve_process import PASSWORD, call, password_session, serving
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containment is tested as root")
 
@@ -51,9 +51,7 @@ VICTIM = "v = b'precious' * (300 * 1024)"  # 2.4 MB: an artifact file
 
 def session(base: str, user: dict[str, str]) -> dict[str, str]:
     """Cookie and CSRF headers of a logged-in session."""
-    status, login, answer = call(base, "POST", "/api/v1/auth/login", user)
-    assert status == 200, login
-    return {"Cookie": answer["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
+    return password_session(base, user["username"], user["password"])[0]
 
 
 def new_users(base: str, *names: str) -> dict[str, dict[str, str]]:

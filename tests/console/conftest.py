@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import DATA as ROOT_DATA
-from tests.serve_process import PASSWORD, Served, call, serving
+from tests.serve_process import PASSWORD, Served, call, password_session, serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -89,10 +89,7 @@ def go(console: Console, run_id: str, flow_id: str) -> None:
 
 def bearer(base: str, name: str, password: str, scopes: list[str]) -> dict[str, str]:
     """Bearer headers for a new token of `name` (made through a password session)."""
-    body = {"username": name, "password": password}
-    status, login, headers = call(base, "POST", "/api/v1/auth/login", body)
-    assert status == 200, login
-    session = {"Cookie": headers["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
+    session = password_session(base, name, password)[0]
     status, made, _ = call(base, "POST", "/api/v1/tokens", {"name": "t", "scopes": scopes}, session)
     assert status == 201, made
     return {"Authorization": f"Bearer {made['token']}"}
@@ -136,10 +133,7 @@ def log_in(
     page = context.new_page()
     address = urlsplit(base)
     if (address.scheme, address.hostname) == ("http", "127.0.0.1"):
-        body = {"username": name, "password": password}
-        status, login, headers = call(base, "POST", "/api/v1/auth/login", body)
-        assert status == 200, login
-        context.add_cookies([cookie(base, header) for header in headers.get_all("Set-Cookie")])
+        context.add_cookies([cookie(base, password_session(base, name, password)[1])])
         page.goto("/workflows")
     else:
         page.goto("/login")

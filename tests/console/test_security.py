@@ -16,7 +16,7 @@ from simple_websocket import ConnectionError as WsRefused
 
 from tests.conftest import wait_for
 from tests.console.conftest import DATA, TRUSTED, Console, log_in
-from tests.serve_process import PASSWORD, call
+from tests.serve_process import PASSWORD, call, password_session
 from tests.ws_client import WsClient
 
 PAGES = [
@@ -36,10 +36,7 @@ HOSTILE_HTML = (
 
 
 def session(console: Console, name: str = "admin", password: str = PASSWORD) -> dict[str, str]:
-    body = {"username": name, "password": password}
-    status, login, headers = call(console.base, "POST", "/api/v1/auth/login", body)
-    assert status == 200, login
-    return {"Cookie": headers["Set-Cookie"].split(";")[0], "X-CSRF-Token": login["csrf_token"]}
+    return password_session(console.base, name, password)[0]
 
 
 def page_html(console: Console, path: str, cookie: str) -> tuple[int, str, Any]:
