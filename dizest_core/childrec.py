@@ -32,6 +32,7 @@ class Child:
     outputs: dict[str, Value] = field(default_factory=dict)
     previews: dict[str, Any] = field(default_factory=dict)
     error: ErrorInfo | None = None
+    compiled: bool = True  # False: its ERROR said its own code did not compile
     answer: tuple[int, str, bytes] | None = None
     done: bool = False
     reported: bool = False

@@ -307,7 +307,9 @@ class Supervisor:
             child.outputs[name] = raw
             child.previews[name] = shown
         elif kind == wire.ERROR:
-            child.error = ErrorInfo(**message[1])
+            fields = dict(message[1])
+            child.compiled = fields.pop("compiled")
+            child.error = ErrorInfo(**fields)
         elif kind == wire.DONE:
             child.done = True
         elif kind == wire.ANSWER:
@@ -395,5 +397,6 @@ class Supervisor:
                 child.error,
                 time.monotonic() - child.started,
                 child.answer,
+                child.compiled,
             )
         )

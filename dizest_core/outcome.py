@@ -32,15 +32,11 @@ class Finished:
     error: ErrorInfo | None
     duration_s: float
     answer: tuple[int, str, bytes] | None = None  # an `api` call's (status, media type, body)
+    compiled: bool = True  # False: the flow's own code did not compile (whatever it raised)
 
     def retryable(self) -> bool:
         """Failed, and not for its own code not compiling: another attempt would fail alike."""
-        error, own = self.error, f"(<flow {self.flow_id}>, line "
-        compiled = error is None or error.type not in SYNTAX or own not in error.message
-        return not self.ok and compiled
-
-
-SYNTAX = ("SyntaxError", "IndentationError", "TabError")  # what compiling a flow's code raises
+        return not self.ok and self.compiled
 
 
 @dataclass

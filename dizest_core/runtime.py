@@ -192,9 +192,19 @@ def _bounded(text: str, limit: int) -> str:
     return payload["data"]
 
 
+class NotCompiled(Exception):
+    """The user's code did not compile (its `__cause__` says why): no attempt can run it."""
+
+
 def format_error(exc: BaseException, filename: str) -> ErrorInfo:
-    """Plain-text traceback from the user's first frame on, with the user's own line numbers."""
-    tb = traceback.TracebackException.from_exception(exc)
+    """Plain-text traceback from the user's first frame on, with the user's own line numbers;
+    for code that did not compile, only what compiling it raised (no frame of ours)."""
+    if isinstance(exc, NotCompiled) and exc.__cause__ is not None:
+        exc = exc.__cause__
+        tb = traceback.TracebackException.from_exception(exc)
+        tb.stack = traceback.StackSummary.from_list([])
+    else:
+        tb = traceback.TracebackException.from_exception(exc)
     frames = list(tb.stack)
     for i, frame in enumerate(frames):
         if frame.filename == filename:
@@ -206,13 +216,16 @@ def format_error(exc: BaseException, filename: str) -> ErrorInfo:
     return ErrorInfo(type(exc).__name__, message, "".join(tb.format()).rstrip())
 
 
-def _report_error(info: ErrorInfo, limit: int, emit: Callable[[tuple[Any, ...]], None]) -> None:
-    """The error as its log entry and ERROR message, each text bounded like any log entry."""
+def _report_error(
+    info: ErrorInfo, limit: int, emit: Callable[[tuple[Any, ...]], None], compiled: bool = True
+) -> None:
+    """The error as its log entry and ERROR message, each text bounded like any log entry;
+    `compiled` False: the flow's own code did not compile (the engine does not retry it)."""
     info = ErrorInfo(
         info.type[:200], _bounded(info.message, limit), _bounded(info.traceback, limit)
     )
     emit((wire.LOG, info.traceback or f"{info.type}: {info.message}"))
-    emit((wire.ERROR, info.to_dict()))
+    emit((wire.ERROR, {**info.to_dict(), "compiled": compiled}))
 
 
 def flow_globals(api: FlowAPI) -> dict[str, Any]:
@@ -235,7 +248,11 @@ def execute(env: dict[str, Any], api: FlowAPI, job: FlowJob, code: str, filename
         env[spec.name] = api.input(spec.name)
     source = code if code.endswith("\n") else code + "\n"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), env)
+    try:
+        compiled = compile(source, filename, "exec")
+    except Exception as exc:  # SyntaxError, ValueError (a NUL), RecursionError, MemoryError
+        raise NotCompiled(filename) from exc
+    exec(compiled, env)
 
 
 def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
@@ -251,7 +268,8 @@ def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
         execute(env, api, job, job.code, filename)
     except BaseException as exc:  # user code may raise anything, SystemExit included
         ok = False
-        _report_error(format_error(exc, filename), job.max_render_bytes, emit)
+        compiled = not isinstance(exc, NotCompiled)
+        _report_error(format_error(exc, filename), job.max_render_bytes, emit, compiled)
     if ok:  # as in DIZEST, outputs come from globals only when the code ran to the end
         for name in job.outputs:
             if name not in api.outputs and name in env:

@@ -25,7 +25,8 @@ Messages are tuples, the same on both sides (the runtime emits them, decoding re
     (RESULT, name, payload)          frame   payload: {"mime": str, "data": str}
     (OUTPUT, name, value, preview)   frame   value: bytes | Artifact; preview: any JSON (of
                                              at most MAX_CONTAINERS objects and arrays)
-    (ERROR, {type, message, traceback})  frame
+    (ERROR, {type, message, traceback, compiled})  frame  compiled: False when the flow's own
+                                             code did not compile (no attempt can run it)
     (DONE,)                          frame   the last message of a child that finished
     (ANSWER, status, media_type, body)  frame  an `api` call's answer; body: bytes
 """
@@ -70,6 +71,10 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str)
 
 
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
 def _is_payload(value: Any) -> bool:
     return (
         isinstance(value, dict)
@@ -110,7 +115,7 @@ FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     CLEAR: {},
     RESULT: {"name": _is_text, "value": _is_payload},
     OUTPUT: {"name": _is_text, "artifact": _is_artifact, "preview": _is_json},
-    ERROR: {"type": _is_text, "message": _is_text, "traceback": _is_text},
+    ERROR: {"type": _is_text, "message": _is_text, "traceback": _is_text, "compiled": _is_bool},
     DONE: {},
     ANSWER: {"status": _is_status, "media_type": _is_media_type},
 }

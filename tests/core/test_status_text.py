@@ -16,7 +16,8 @@ from tests.conftest import package
 FORGED = """
 import os
 from dizest_core import wire
-dizest._emit((wire.ERROR, {'type': 'E' * 1_000_000, 'message': 'm' * 1_000_000, 'traceback': ''}))
+dizest._emit((wire.ERROR, {'type': 'E' * 1_000_000, 'message': 'm' * 1_000_000, 'traceback': '',
+              'compiled': True}))
 os._exit(1)
 """
 

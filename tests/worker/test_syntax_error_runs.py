@@ -95,3 +95,54 @@ def test_code_too_deep_to_compile_is_a_warning_not_a_crash(tmp_path: Path) -> No
         report = wf.runner.report()
     assert report["flows"]["broken"]["status"] == "error"
     assert report["flows"]["free"]["outputs"] == {"z": 3}
+
+
+def uncompilable() -> dict:
+    """Three apps whose code does not compile without a SyntaxError of the usual shape: too deep
+    for the compiler, too deep for the parser, a NUL byte; each flow with retries of its own."""
+    made = package(
+        {
+            "deep": {"code": "x = " + "+".join(["1"] * 100_000) + "\n"},
+            "neg": {"code": "x = " + "-" * 100_000 + "1\n"},
+            "nul": {"code": "x = 1\x00\n"},
+            "ok": {"code": "z = 3", "outputs": ["z"]},
+        },
+        {
+            "deep": {"app": "deep"},
+            "neg": {"app": "neg"},
+            "nul": {"app": "nul"},
+            "free": {"app": "ok"},
+        },
+    )
+    for flow_id in ("deep", "neg", "nul"):
+        made["flow"][flow_id]["dizest"] = {"retries": 2}
+    return made
+
+
+UNCOMPILED = {
+    "deep": ("error", "RecursionError: maximum recursion depth exceeded during compilation"),
+    "neg": ("error", "MemoryError"),
+    "nul": ("error", "SyntaxError: source code string cannot contain null bytes"),
+    "free": ("ready", None),
+}
+
+
+def test_code_that_does_not_compile_for_any_reason_is_not_retried(tmp_path: Path) -> None:
+    """Whatever compiling a flow's code raises, no attempt can run it: it fails once, with what
+    compile() said and no frame of the engine's. (Only a SyntaxError naming the flow's own file
+    was recognised: these three were each tried three times.)"""
+    with Workflow(uncompilable()) as wf:
+        events = list(wf.stream(workdir=tmp_path))
+        report = wf.runner.report()
+    assert ends(report) == UNCOMPILED
+    assert retried(events) == []
+    logs = [str(e.data.get("entry")) for e in events if e.flow_id == "deep" and e.data.get("entry")]
+    assert logs == [UNCOMPILED["deep"][1]]  # the whole log: no traceback through dizest_core
+
+
+def test_code_that_does_not_compile_is_not_retried_on_workers(cluster) -> None:
+    cluster("w1", concurrency=2)
+    run_id = cluster.client.submit(uncompilable())
+    report = cluster.client.wait(run_id, timeout=60)
+    assert ends(report) == UNCOMPILED
+    assert retried(list(cluster.client.runs.events(run_id))) == []
