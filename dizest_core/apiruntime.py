@@ -26,8 +26,9 @@ from collections.abc import Callable
 from typing import Any
 
 from dizest_core import wire
+from dizest_core.flowerror import format_error
 from dizest_core.job import ApiCall, Artifact, FlowJob, Value
-from dizest_core.runtime import FlowAPI, execute, flow_globals, format_error
+from dizest_core.runtime import FlowAPI, execute, flow_globals
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"

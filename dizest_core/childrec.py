@@ -8,6 +8,7 @@ from typing import Any
 
 from dizest_core.errors import ErrorInfo
 from dizest_core.job import FlowJob, Value
+from dizest_core.outcome import Finished
 from dizest_core.pipelines import MAX_LINE
 from dizest_core.wire import FrameReader
 
@@ -37,3 +38,11 @@ class Child:
     done: bool = False
     reported: bool = False
     received: int = 0  # bytes the engine read from it (log pipe, socket): no disk writes
+
+    def finished(self, ok: bool, reason: str | None, duration_s: float) -> Finished:
+        """Its end as the Supervisor reports it (its outputs only when it ended `ok`)."""
+        outputs = self.outputs if ok else {}
+        return Finished(
+            self.job.flow_id, ok, reason, outputs, self.previews, self.error, duration_s,
+            self.answer, self.compiled,
+        )  # fmt: skip

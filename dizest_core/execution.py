@@ -307,9 +307,8 @@ class Supervisor:
             child.outputs[name] = raw
             child.previews[name] = shown
         elif kind == wire.ERROR:
-            fields = dict(message[1])
-            child.compiled = fields.pop("compiled")
-            child.error = ErrorInfo(**fields)
+            child.compiled = message[1].pop("compiled")  # (decoded for this message alone)
+            child.error = ErrorInfo(**message[1])
         elif kind == wire.DONE:
             child.done = True
         elif kind == wire.ANSWER:
@@ -387,16 +386,4 @@ class Supervisor:
             out.append(
                 Signal(child.job.flow_id, "log", {"entry": f"dizest: {reason}", "stream": "engine"})
             )
-        out.append(
-            Finished(
-                child.job.flow_id,
-                ok,
-                reason,
-                child.outputs if ok else {},
-                child.previews,
-                child.error,
-                time.monotonic() - child.started,
-                child.answer,
-                child.compiled,
-            )
-        )
+        out.append(child.finished(ok, reason, time.monotonic() - child.started))

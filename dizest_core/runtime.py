@@ -19,19 +19,18 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
-import linecache
 import os
 import pickle
 import resource
 import socket
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dizest_core import confine, inflow, render, warmup, wire
 from dizest_core.errors import ErrorInfo
+from dizest_core.flowerror import NotCompiled, compile_flow, format_error
 from dizest_core.job import Artifact, FlowJob, Value
 from dizest_core.model import VARIABLE
 from dizest_core.outvalue import as_str, preview, store
@@ -192,30 +191,6 @@ def _bounded(text: str, limit: int) -> str:
     return payload["data"]
 
 
-class NotCompiled(Exception):
-    """The user's code did not compile (its `__cause__` says why): no attempt can run it."""
-
-
-def format_error(exc: BaseException, filename: str) -> ErrorInfo:
-    """Plain-text traceback from the user's first frame on, with the user's own line numbers;
-    for code that did not compile, only what compiling it raised (no frame of ours)."""
-    if isinstance(exc, NotCompiled) and exc.__cause__ is not None:
-        exc = exc.__cause__
-        tb = traceback.TracebackException.from_exception(exc)
-        tb.stack = traceback.StackSummary.from_list([])
-    else:
-        tb = traceback.TracebackException.from_exception(exc)
-    frames = list(tb.stack)
-    for i, frame in enumerate(frames):
-        if frame.filename == filename:
-            tb.stack = traceback.StackSummary.from_list(frames[i:])
-            break
-    message = as_str(exc)
-    if isinstance(exc, SystemExit):
-        message = f"the flow called sys.exit({exc.code!r}); a flow cannot exit the engine"
-    return ErrorInfo(type(exc).__name__, message, "".join(tb.format()).rstrip())
-
-
 def _report_error(
     info: ErrorInfo, limit: int, emit: Callable[[tuple[Any, ...]], None], compiled: bool = True
 ) -> None:
@@ -241,18 +216,11 @@ def flow_globals(api: FlowAPI) -> dict[str, Any]:
 
 
 def execute(env: dict[str, Any], api: FlowAPI, job: FlowJob, code: str, filename: str) -> None:
-    """Bind the job's params and inputs in `env`, then run `code` there; its lines are put in
-    linecache under `filename` so that a traceback shows the user's source."""
+    """Bind the job's params and inputs in `env`, then run `code` there (`compile_flow`)."""
     env.update(job.params)
     for spec in job.inputs:
         env[spec.name] = api.input(spec.name)
-    source = code if code.endswith("\n") else code + "\n"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    try:
-        compiled = compile(source, filename, "exec")
-    except Exception as exc:  # SyntaxError, ValueError (a NUL), RecursionError, MemoryError
-        raise NotCompiled(filename) from exc
-    exec(compiled, env)
+    exec(compile_flow(code, filename), env)
 
 
 def run(job: FlowJob, emit: Callable[[tuple[Any, ...]], None]) -> bool:
