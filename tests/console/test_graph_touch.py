@@ -67,9 +67,9 @@ class Fingers:
 
 
 def opened(page: Any, fanout: tuple[str, str], view: str) -> None:
-    """The view of `fanout`, laid out: the toolbar wraps at this width, and what comes after
-    the graph takes its room from the canvas: in the editor, the workflow's last run; in the
-    run view, the run's report (its status, its workflow's long title)."""
+    """The view of `fanout` with all it loads after the graph shown (in the editor, the
+    workflow's last run; in the run view, the run's report): none of it moves the canvas
+    (test_toolbar_shift), and the gestures below start from a page at rest."""
     page.goto(views(fanout)[view])
     page.locator('g.node[data-id="k3"]').wait_for()
     if view == "editor":

@@ -20,6 +20,7 @@ export class BigRun {
   constructor(runId) {
     this.path = `/runs/${encodeURIComponent(runId)}`;
     this.counts = new Map(); // status word (statusLabel) -> how many flows have it
+    $("#run-counts").hidden = false; // its place now, before the graph is drawn (console.css)
   }
 
   states() {

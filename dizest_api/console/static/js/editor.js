@@ -300,6 +300,7 @@ async function main() {
   plugins = apps.items;
   document.title = `Edit ${wf.title} · dizest`;
   $("#wf-title").textContent = wf.title;
+  $("#wf-title").title = wf.title; // whole, where the toolbar cuts it short
   // what the caller's grant does not allow is not offered (the API would refuse it)
   readOnly = !loaded.rights.includes("write");
   doc = new Doc(loaded.package, changed);

@@ -275,10 +275,12 @@ async function main() {
     link.href = `/workflows/${encodeURIComponent(report.workflow_id)}`;
     if (report.workflow_title != null) {
       link.textContent = report.workflow_title;
-      link.title = "its workflow";
+      link.title = `its workflow: ${report.workflow_title}`;
       document.title = `${report.workflow_title} · run ${runId.slice(0, 12)} · dizest`;
     }
-    link.hidden = false;
+    link.classList.remove("later"); // (its place was kept: see console.css)
+    link.removeAttribute("aria-hidden");
+    link.removeAttribute("tabindex");
   }
   $("#run-cancel").addEventListener("click", async () => {
     try {

@@ -211,6 +211,7 @@ async function main() {
   versions.addEventListener("change", () => location.assign(`?version=${versions.value}${location.hash}`));
   document.title = `${wf.title} · dizest`;
   $("#wf-title").textContent = wf.title;
+  $("#wf-title").title = wf.title; // whole, where the toolbar cuts it short
   $("#wf-meta").textContent = `${wf.owner} · v${wf.version} of ${wf.latest_version} · ${when(wf.updated_at)}`;
   $("#wf-download").href = `/api/v1/workflows/${encodeURIComponent(wfId)}/dwp?version=${wf.version}`;
   const owner = sharedBy(wf);
