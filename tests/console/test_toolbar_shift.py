@@ -33,7 +33,7 @@ SAMPLER = """(() => {
 TWO_FRAMES = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
 
-@pytest.fixture(params=list(SIZES))
+@pytest.fixture
 def page(request: Any, browser: Any, console: Console) -> Iterator[Any]:
     page = log_in(browser, console.base, "admin", PASSWORD, viewport=SIZES[request.param])
     page.add_init_script(SAMPLER)
@@ -53,7 +53,11 @@ def loaded(page: Any, view: str) -> None:
         expect(page.locator("#wf-meta")).not_to_be_empty()
 
 
-@pytest.mark.parametrize("view", ["workflow", "editor", "run"])
+@pytest.mark.parametrize(
+    ("page", "view"),
+    [("tablet", "workflow"), ("tablet", "editor"), ("tablet", "run"), ("small laptop", "run")],
+    indirect=["page"],
+)
 def test_the_canvas_keeps_its_place_as_the_page_fills_in(
     page: Any, fanout: tuple[str, str], view: str
 ) -> None:
