@@ -20,7 +20,10 @@ MESSAGES = [
     (wire.RESULT, "chart", {"mime": "image/png", "data": "iVBOR"}),
     (wire.OUTPUT, "v", b"\x80\x05K\x01.", {"$type": "builtins.set", "$repr": "{1}"}),
     (wire.OUTPUT, "big", Artifact("/a/r/f/1/0.pkl", 12), [1, 2]),
-    (wire.ERROR, {"type": "ValueError", "message": "boom \udc80", "traceback": "Tb", "compiled": True}),
+    (
+        wire.ERROR,
+        {"type": "ValueError", "message": "boom \udc80", "traceback": "Tb", "compiled": True},
+    ),
     (wire.DONE,),
 ]
 RECORDS = [(wire.LOG, "line\none"), (wire.LOG, {"mime": "text/html", "data": "<b>"}), (wire.CLEAR,)]
