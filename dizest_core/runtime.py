@@ -252,6 +252,13 @@ def _emit_outputs(job: FlowJob, outputs: dict[str, Any], emit: Callable[..., Non
     (`job.max_output`), then to files: many outputs never cost the engine's memory."""
     room = job.max_output // 2
     for name, value in outputs.items():
+        if not wire.is_name(name):
+            info = ErrorInfo(
+                "OutputError",
+                f"output name {ascii(name)[:80]} is not valid text (a str without lone surrogates)",
+            )
+            _report_error(info, job.max_render_bytes, emit)
+            return False
         try:
             raw = store(job, value, max(0, min(job.inline_max, room)))
             room -= len(raw) if isinstance(raw, bytes) else 0

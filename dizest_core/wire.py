@@ -71,6 +71,18 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str)
 
 
+def is_name(value: Any) -> bool:
+    """Text Redis and JSON can hold: a str without lone surrogates (an output's name is a key
+    of the run's state; `"v\\ud800"` made the worker's write to Redis raise)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_bool(value: Any) -> bool:
     return isinstance(value, bool)
 
@@ -114,7 +126,7 @@ FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     LOG: {"entry": _is_entry},
     CLEAR: {},
     RESULT: {"name": _is_text, "value": _is_payload},
-    OUTPUT: {"name": _is_text, "artifact": _is_artifact, "preview": _is_json},
+    OUTPUT: {"name": is_name, "artifact": _is_artifact, "preview": _is_json},
     ERROR: {"type": _is_text, "message": _is_text, "traceback": _is_text, "compiled": _is_bool},
     DONE: {},
     ANSWER: {"status": _is_status, "media_type": _is_media_type},

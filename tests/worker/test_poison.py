@@ -230,3 +230,37 @@ def test_a_rerun_goes_through_the_same_door(executor) -> None:
         client.rerun(run_id, "e")
     assert caught.value.code == "input_too_deep" and "'e.x'" in str(caught.value)
     assert stored_keys(client) == before and not sent
+
+
+NAMES = package(
+    {
+        "said": {"code": 'dizest.output("v\\ud800", 1)'},
+        "forged": {"code": 'dizest._emit(("output", "v\\ud800", b"\\x80\\x04K\\x01.", 1))'},
+        "fine": {"code": "z = 3", "outputs": ["z"]},
+    },
+    {"said": {"app": "said"}, "forged": {"app": "forged"}, "fine": {"app": "fine"}},
+)
+
+
+def test_an_output_named_with_a_lone_surrogate_is_that_flows_error(executor) -> None:
+    """An output's name is a key of the run's state in Redis: a name with a lone surrogate
+    made the worker's write raise (a traceback in its log, its Supervisor rebuilt, the flow
+    requeued as lost and ended `worker lost` after three attempts though the package asked for
+    no retry, a probe's find). Now the flow ends in error, once, said or forged; the worker
+    goes on."""
+    client, ex, sent = executor
+    supervisor = ex.supervisor
+    run_id = client.submit(NAMES)
+    handled = run_to_end(ex, sent)
+    assert sorted((t.flow_id, t.attempt) for t in handled) == [
+        ("fine", 1), ("forged", 1), ("said", 1)
+    ]  # fmt: skip
+    flows = client.get(run_id)["flows"]
+    assert flows["said"]["status"] == "error"
+    assert flows["said"]["reason"] == (
+        "OutputError: output name 'v\\ud800' is not valid text (a str without lone surrogates)"
+    )
+    assert flows["forged"]["status"] == "error"
+    assert "malformed 'name'" in flows["forged"]["reason"]
+    assert flows["fine"]["outputs"] == {"z": 3}
+    assert ex.supervisor is supervisor and not supervisor.children
