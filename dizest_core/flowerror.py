@@ -9,6 +9,7 @@ import linecache
 import traceback
 from types import CodeType
 
+from dizest_core.code_check import too_slow
 from dizest_core.errors import ErrorInfo
 from dizest_core.outvalue import as_str
 
@@ -43,6 +44,9 @@ def compile_flow(code: str, filename: str) -> CodeType:
     source = code if code.endswith("\n") else code + "\n"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
+        slow = too_slow(source)  # as validate says it: minutes of compiling, then a kill
+        if slow is not None:
+            raise SyntaxError(slow[0], (filename, slow[1], None, None))
         return compile(source, filename, "exec")
     except Exception as exc:  # SyntaxError, ValueError (a NUL), RecursionError, MemoryError
         raise NotCompiled(filename) from exc

@@ -6,7 +6,7 @@ its GIL for 16 s over a 160 kB `import a.a.a...`, every other request of it wait
 from __future__ import annotations
 
 from dizest_core import dwp
-from dizest_core.code_check import MAX_CHECKED_CHARS, MAX_NAME_PARTS, compile_error
+from dizest_core.code_check import MAX_CHECKED_CHARS, MAX_NAME_PARTS, compile_error, crowded
 from tests.conftest import package
 
 
@@ -29,6 +29,35 @@ def test_a_dotted_name_too_long_to_compile_is_a_syntax_error_named_at_its_line()
         assert compile_error(f"import {'.'.join(parts)}", "<app a>") == (said, 1)
     fine = ".".join(["a"] * (MAX_NAME_PARTS - 1))
     assert compile_error(f"import {fine}\n" * 50, "<app a>") is None
+
+
+def keywords(n: int) -> str:
+    return ", ".join(f"a{i}=1" for i in range(n))
+
+
+def test_calls_and_patterns_too_crowded_to_compile_in_time_are_syntax_errors() -> None:
+    """CPython's compiler checks each keyword of a call or class pattern, and each key of a
+    mapping pattern, against every other: 20,000 keys in one `case {...}` (258 kB) held a
+    serve's worker 54 s, past gunicorn's timeout: killed, with every request it held (a probe's
+    find). Past a squared count of a million in all, such code is not compiled."""
+    mapping = "case {" + ", ".join(f"{i}: a{i}" for i in range(5000)) + "}: pass"
+    assert problems(f"v = 1\nmatch v:\n    {mapping}\n") == [
+        (
+            "syntax_error",
+            "syntax error in the app's code on line 3: 5,000 keys in one mapping pattern: too "
+            "many to compile in time; used by flow(s) 'a' (f)",
+        )
+    ]
+    said = "5,000 keywords in one class pattern: too many to compile in time"
+    assert compile_error(f"match v:\n    case C({keywords(5000)}): pass\n", "<a>") == (said, 2)
+    assert crowded(f"f({keywords(20_000)})") == (
+        "20,000 keyword arguments in one call: too many to compile in time", 1
+    )  # fmt: skip
+    # a thousand in one call compiles (as fast as any code of its size), two of 708 do not
+    assert compile_error(f"f({keywords(1000)})", "<a>") is None
+    assert crowded(f"f({keywords(708)})\ng({keywords(708)})")[1] == 2  # type: ignore[index]
+    # a data literal of 300,000 numbers is not even parsed for it: it compiles in linear time
+    assert crowded("v = [" + ", ".join(str(i) for i in range(300_000)) + "]") is None
 
 
 def test_code_too_deep_for_the_parser_is_a_syntax_error_not_a_crash() -> None:

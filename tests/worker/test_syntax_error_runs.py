@@ -97,24 +97,34 @@ def test_code_too_deep_to_compile_is_a_warning_not_a_crash(tmp_path: Path) -> No
     assert report["flows"]["free"]["outputs"] == {"z": 3}
 
 
+KEYS = ", ".join(f"{i}: a{i}" for i in range(5000))
+
+
 def uncompilable() -> dict:
-    """Three apps whose code does not compile without a SyntaxError of the usual shape: too deep
-    for the compiler, too deep for the parser, a NUL byte; each flow with retries of its own."""
+    """Apps whose code does not compile without a SyntaxError of the usual shape: too deep for
+    the compiler, too deep for the parser, a NUL byte; or that validate says would take too long
+    to compile (a mapping pattern of 5,000 keys, ~3 s of the compiler's quadratic checks; a
+    dotted name of 2,000 parts): a flow compiled them anyway, for minutes at 20,000 keys, and
+    was retried (a probe's find). Each flow with retries of its own."""
     made = package(
         {
             "deep": {"code": "x = " + "+".join(["1"] * 100_000) + "\n"},
             "neg": {"code": "x = " + "-" * 100_000 + "1\n"},
             "nul": {"code": "x = 1\x00\n"},
+            "crowded": {"code": "match 1:\n    case {" + KEYS + "}: pass\n"},
+            "dotted": {"code": "import " + ".".join(["a"] * 2000) + "\n"},
             "ok": {"code": "z = 3", "outputs": ["z"]},
         },
         {
             "deep": {"app": "deep"},
             "neg": {"app": "neg"},
             "nul": {"app": "nul"},
+            "crowded": {"app": "crowded"},
+            "dotted": {"app": "dotted"},
             "free": {"app": "ok"},
         },
     )
-    for flow_id in ("deep", "neg", "nul"):
+    for flow_id in ("deep", "neg", "nul", "crowded", "dotted"):
         made["flow"][flow_id]["dizest"] = {"retries": 2}
     return made
 
@@ -123,6 +133,16 @@ UNCOMPILED = {
     "deep": ("error", "RecursionError: maximum recursion depth exceeded during compilation"),
     "neg": ("error", "MemoryError"),
     "nul": ("error", "SyntaxError: source code string cannot contain null bytes"),
+    "crowded": (
+        "error",
+        "SyntaxError: 5,000 keys in one mapping pattern: too many to compile in time "
+        "(<flow crowded>, line 2)",
+    ),
+    "dotted": (
+        "error",
+        "SyntaxError: a dotted name of more than 1000 parts, too long to compile "
+        "(<flow dotted>, line 1)",
+    ),
     "free": ("ready", None),
 }
 
