@@ -90,6 +90,7 @@ def create_app(settings: ApiSettings, client: Any = None) -> Flask:
         extra_apps=plugins.apps(),
         limits=settings.library_limits(),
         option_bounds=bounds,
+        engine=settings.worker.engine,
     )
     app.extensions["dizest"] = Services(settings, redis, accounts, library, plugins, client)
     errors.register(app)

@@ -31,9 +31,11 @@ import redis
 from dizest_api.data import library_quota
 from dizest_api.data.library_quota import LibraryLimits
 from dizest_api.ids import new_id
+from dizest_core import limits as value_limits
 from dizest_core import options
 from dizest_core.errors import DizestError, InputError, Problem, ValidationError
 from dizest_core.model import App
+from dizest_core.settings import Settings
 from dizest_worker.keys import Keys
 
 LEVELS = ("viewer", "runner", "editor")  # in increasing order of rights
@@ -120,15 +122,18 @@ class Library:
         clock: Callable[[], float] = time.time,
         limits: LibraryLimits | None = None,
         option_bounds: options.Bounds | None = None,
+        engine: Settings | None = None,
     ) -> None:
         """`option_bounds`: the most the server lets a flow ask for, for the `"dizest"` options
-        of what is stored (`dizest_core.options`; none: no bound)."""
+        of what is stored (`dizest_core.options`; none: no bound); `engine`: whose input limits
+        a stored package must keep, as every submit of it is held to them (none: no limit)."""
         # A text client (`text_client`): replies are str, which redis-py's types cannot express.
         self.redis: Any = client
         self.keys, self.clock = keys, clock
         self.extra_apps = dict(extra_apps or {})
         self.limits = limits or LibraryLimits()
         self.option_bounds = option_bounds or options.Bounds()
+        self.engine = engine
         self._create = client.register_script(library_quota.CREATE)
         self._replace = client.register_script(library_quota.REPLACE)
         self._usage = client.register_script(library_quota.USAGE)
@@ -140,6 +145,8 @@ class Library:
         refuse are)."""
         found = self.problems(package)
         options.raise_errors(found)
+        if self.engine is not None:  # (a package its runs would refuse: `package_string_too_long`)
+            value_limits.check_value(package, "the package", "package", self.engine)
         return _json_text(package), [p for p in found if p.severity != "error"]
 
     def problems(self, package: Any) -> list[Problem]:

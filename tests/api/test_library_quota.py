@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +14,9 @@ import pytest
 from dizest_api.data.library_quota import LibraryLimits
 from dizest_api.settings import ApiSettings
 from dizest_core.errors import ConfigError
-from tests.api.conftest import Api
+from tests.api.conftest import Api, make_api
 from tests.api.test_workflows import CHAIN, create
+from tests.worker.conftest import make_settings
 
 
 def sized(n: int) -> dict[str, Any]:
@@ -180,3 +183,25 @@ def test_removing_a_user_removes_their_usage(api: Api) -> None:
 def test_limits_below_one_are_refused_at_start(name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         ApiSettings.from_env({"DIZEST_SECRET_KEY": "k" * 32, name: "0"})
+
+
+def test_a_package_its_runs_would_refuse_is_not_stored(
+    redis_url: str, session_prefix: str, tmp_path: Path
+) -> None:
+    """A save took an app's code of any length up to the request's size, its runs a string of
+    `max_input_string` at most: a 6 MB app was stored (201) and every run of it refused with
+    `package_string_too_long` (a probe's find). A save is held to the same limits, and a
+    refused one, new or a version, stores nothing."""
+    engine = replace(make_settings(redis_url, tmp_path).engine, max_input_string=1000)
+    api = make_api(redis_url, session_prefix, tmp_path, object(), engine=engine)
+    alice = api.user("alice")
+    long = {**CHAIN, "apps": {**CHAIN["apps"], "src": {**CHAIN["apps"]["src"], "code": "#" * 1001}}}
+    refused = api.call("POST", "/workflows", alice, json={"title": "long", "package": long})
+    assert refused.status_code == 422, refused.json
+    assert refused.json["error"]["code"] == "package_string_too_long"
+    assert "1001 characters (the limit is 1000)" in refused.json["error"]["message"]
+    assert api.call("GET", "/workflows", alice).json["total"] == 0
+    wf_id = create(api, alice)
+    again = api.call("PUT", f"/workflows/{wf_id}", alice, json={"package": long})
+    assert again.json["error"]["code"] == "package_string_too_long"
+    assert api.call("GET", f"/workflows/{wf_id}", alice).json["version"] == 1

@@ -37,6 +37,8 @@ READER_BUFFER = 256 * 1024  # its receive buffer: the whole answer takes many pa
 def reader_serve(tmp: Path) -> Iterator[tuple[Served, list[str]]]:
     """A serve, and the paths of its two `large_answers` of BIG bytes."""
     settings = {"response_send_timeout_s": str(SEND_S), "max_request_bytes": str(2 * BIG)}
+    # a workflow of BIG characters: a save is held to what its runs take
+    settings |= {"max_input_bytes": str(2 * BIG)}
     with serving(tmp, "--threads", str(THREADS), "--no-worker", ready=False, **settings) as served:
         yield served, list(large_answers(served.base, served.token, BIG).values())
         assert "Traceback" not in served.log.read_text()
