@@ -5,7 +5,12 @@ its GIL for 16 s over a 160 kB `import a.a.a...`, every other request of it wait
 
 from __future__ import annotations
 
-from dizest_core import dwp
+import ast
+from typing import Any, NoReturn
+
+import pytest
+
+from dizest_core import code_check, dwp
 from dizest_core.code_check import MAX_CHECKED_CHARS, MAX_NAME_PARTS, compile_error, crowded
 from tests.conftest import package
 
@@ -35,7 +40,9 @@ def keywords(n: int) -> str:
     return ", ".join(f"a{i}=1" for i in range(n))
 
 
-def test_calls_and_patterns_too_crowded_to_compile_in_time_are_syntax_errors() -> None:
+def test_calls_and_patterns_too_crowded_to_compile_in_time_are_syntax_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """CPython's compiler checks each keyword of a call or class pattern, and each key of a
     mapping pattern, against every other: 20,000 keys in one `case {...}` (258 kB) held a
     serve's worker 54 s, past gunicorn's timeout: killed, with every request it held (a probe's
@@ -56,8 +63,24 @@ def test_calls_and_patterns_too_crowded_to_compile_in_time_are_syntax_errors() -
     # a thousand in one call compiles (as fast as any code of its size), two of 708 do not
     assert compile_error(f"f({keywords(1000)})", "<a>") is None
     assert crowded(f"f({keywords(708)})\ng({keywords(708)})")[1] == 2  # type: ignore[index]
-    # a data literal of 300,000 numbers is not even parsed for it: it compiles in linear time
+    # a data literal of 300,000 numbers, 20,000 assignments or comparisons are not even parsed
+    # for it (they compile in linear time, and parsing costs more than compiling)
+    monkeypatch.setattr(code_check, "ast", Unparsed())
     assert crowded("v = [" + ", ".join(str(i) for i in range(300_000)) + "]") is None
+    assert crowded("".join(f"x{i} = {i}\n" for i in range(20_000))) is None
+    assert crowded("".join(f"f(x{i} == {i}, y{i} <= 1)\n" for i in range(20_000))) is None
+    with pytest.raises(AssertionError):  # (while a crowded call still is)
+        crowded(f"f({keywords(1000)})")
+
+
+class Unparsed:
+    """`ast` as code_check sees it, but for a parse."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(ast, name)
+
+    def parse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise AssertionError("parsed")
 
 
 def test_code_too_deep_for_the_parser_is_a_syntax_error_not_a_crash() -> None:
