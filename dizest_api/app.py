@@ -12,7 +12,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from dizest_api import auth, body_slots, console, errors
 from dizest_api.data.accounts import Accounts, text_client
 from dizest_api.data.library import Library
-from dizest_api.fixed_routes import FixedRoutes
+from dizest_api.fixed_routes import FixedRoutes, options_answer
 from dizest_api.ids import check_url_ids
 from dizest_api.routes import BLUEPRINTS
 from dizest_api.routes.accounts import clear_late_writes
@@ -53,6 +53,11 @@ class DizestFlask(Flask):
         if code is None or code.co_flags & CO_COROUTINE or hasattr(func, MARKED_COROUTINE):
             return super().ensure_sync(func)
         return func
+
+    def make_default_options_response(self) -> Response:
+        """An OPTIONS request's answer: 204 and the path's methods in `Allow`, no body (Flask's
+        is a 200 with an empty text/html body, an HTML answer under /api)."""
+        return options_answer(super().make_default_options_response().allow)
 
 
 def create_app(settings: ApiSettings, client: Any = None) -> Flask:

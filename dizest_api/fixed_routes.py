@@ -12,6 +12,7 @@ whole URL map: a request reaches a view only through the route that owns its pat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +87,7 @@ class FixedRoutes:
         if rule is None:
             owner = self._refused_owner()
         elif rule.rule in self.methods and request.method == "OPTIONS":
-            allow = ", ".join(sorted(self.methods[rule.rule]))
-            return Response(status=200, headers={"Allow": allow})
+            return options_answer(sorted(self.methods[rule.rule]))
         else:
             owner = self.owner(rule.rule)
         if owner is not None:
@@ -108,3 +108,11 @@ class FixedRoutes:
             if rule.rule in self.methods:  # the fixed route wins for the methods it takes
                 return rule.rule
         return None
+
+
+def options_answer(methods: Iterable[str]) -> Response:
+    """204, `Allow: methods` and no body nor content type: every OPTIONS request's answer."""
+    answer = Response(status=204)
+    answer.allow.update(methods)
+    del answer.headers["Content-Type"]
+    return answer
