@@ -55,7 +55,7 @@ def prepare(policy: Policy, layers: dict[str, str]) -> Prepared:
         linux.unshare(linux.CLONE_NEWNS)
         linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
         keep = [_Expose(os.path.realpath(p), False) for p in (*policy.read, *data)]
-        _cover(_outermost(homes), [e for e in keep if os.path.exists(e.path)], {})
+        _cover(_outermost(homes), [e for e in keep if os.path.exists(e.path)], {}, seal=False)
         if "pidns" in on:
             flags = MOUNT_FLAGS | linux.MS_NOEXEC
             linux.mount("proc", "/proc", "proc", flags, "hidepid=invisible")
@@ -159,7 +159,7 @@ def enter(job: FlowJob, policy: Policy, slot: Slot, done: Ahead | None = None) -
         tmp = f"mode=1777,size={policy.tmp_mb}m"
         options = {c: tmp if c in ("/tmp", "/dev/shm") else COVER for c in slot.prepared.covers}
         keep = [_Expose(p, False) for p in slot.prepared.rebind]  # the Python installation
-        _cover(list(slot.prepared.covers), exposed + keep, options)
+        _cover(list(slot.prepared.covers), exposed + keep, options, seal=True)
     if slot.uid is not None and slot.gid is not None:
         os.setgroups([])
         os.setresgid(slot.gid, slot.gid, slot.gid)
@@ -271,30 +271,47 @@ def _give_to_group(job: FlowJob, gid: int) -> None:
             os.chmod(path, stat.S_IMODE(info.st_mode) | 0o770)
 
 
-def _cover(covers: list[str], exposed: list[_Expose], options: dict[str, str]) -> None:
+def _cover(
+    covers: list[str], exposed: list[_Expose], options: dict[str, str], *, seal: bool
+) -> None:
     """Mount a fresh tmpfs on each cover, then bind back the exposed paths under it (opened
-    before the cover, through /proc/self/fd, since their path is gone after it). An exposed
-    path inside another one that is bound already needs no mount of its own."""
+    before the cover, through /proc/self/fd, since their path is gone after it). With `seal`
+    (a flow's), a path exposed read-only is bound read-only: Landlock's rule for the flow's own
+    /tmp reaches every bind beneath it (a data dir under /tmp: another run's artifacts were
+    writable), and no Landlock right governs extended attributes."""
     for cover in covers:
-        inside = _outermost_exposed([e for e in exposed if _within(e.path, cover)])
+        inside = _binds([e for e in exposed if _within(e.path, cover)], seal)
         fds = [os.open(e.path, os.O_PATH | os.O_CLOEXEC) for e in inside]
         linux.mount("tmpfs", cover, "tmpfs", MOUNT_FLAGS, options.get(cover, COVER))
-        for entry, fd in zip(inside, fds, strict=True):
+        for entry, fd in zip(inside, fds, strict=True):  # outer before inner
             target = os.path.join(cover, os.path.relpath(entry.path, cover))
             make_passable(target, 0o755)  # the flow's uid passes (a worker's umask may be 077)
             linux.mount(f"/proc/self/fd/{fd}", target, None, linux.MS_BIND | linux.MS_REC, None)
             os.close(fd)
+            if not entry.write:
+                kept = os.statvfs(target).f_flag & linux.MS_NOEXEC  # ST_NOEXEC: the same bit
+                flags = linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | MOUNT_FLAGS | kept
+                linux.mount("none", target, None, flags, None)
+
+
+def _binds(exposed: list[_Expose], seal: bool) -> list[_Expose]:
+    """The mounts that expose `exposed`, outer first: a path inside another one bound alike
+    needs none of its own; one writable inside a read-only one does (a flow's artifact folder
+    inside its run's). Unsealed, every bind is writable."""
+    merged: dict[str, bool] = {}
+    for entry in exposed:
+        merged[entry.path] = merged.get(entry.path, False) or entry.write or not seal
+    binds: list[_Expose] = []
+    for path in sorted(merged):  # a folder sorts before what is inside it
+        holder = next((b for b in reversed(binds) if _within(path, b.path)), None)
+        if holder is None or holder.write != merged[path]:
+            binds.append(_Expose(path, merged[path]))
+    return binds
 
 
 def _outermost(paths: list[str]) -> list[str]:
     """`paths` without those inside another of them (covering the outer one covers them)."""
     return [p for p in paths if not any(p != q and _within(p, q) for q in paths)]
-
-
-def _outermost_exposed(exposed: list[_Expose]) -> list[_Expose]:
-    """One entry per outermost path (mount read-write when any entry for it writes)."""
-    keep = _outermost(sorted({e.path for e in exposed}))
-    return [_Expose(p, any(e.write for e in exposed if e.path == p)) for p in keep]
 
 
 def _within(path: str, root: str) -> bool:
