@@ -47,6 +47,8 @@ def _stored(api: Api, auto: Automation) -> list[str]:  # noqa: F811
         ({"cron": "61 * * * *"}, "invalid_schedule", "Invalid end range"),
         ({"cron": "0 0 30 2 *"}, "invalid_schedule", "never occurs"),
         ({"cron": "every day"}, "invalid_schedule", "5 fields"),
+        ({"cron": "\u0661 * * * *"}, "invalid_schedule", "only ASCII"),  # Arabic-Indic 1
+        ({"cron": "0 9 * * \uff11"}, "invalid_schedule", "only ASCII"),  # fullwidth 1
         ({"cron": "0 9 * * *", "timezone": "Mars/Olympus"}, "invalid_schedule", "time zone"),
         ({"cron": "0 9 * * *", "catchup": "twice"}, "invalid_schedule", "catchup"),
     ],
