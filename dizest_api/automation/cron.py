@@ -49,7 +49,7 @@ def zoned(expression: str, tz: str, app: Any = None) -> crontab:
     """The crontab for `expression` in time zone `tz`; CronError when either is invalid."""
     if not isinstance(expression, str) or len(expression) > 200:
         raise CronError("cron must be a string of at most 200 characters")
-    if not expression.isascii():  # int() reads other scripts' digits: '١ * * * *' was minute 1
+    if not expression.isascii():  # int() reads every script's digits ('\u0661' is 1)
         raise CronError(
             f"cron {expression!r} may hold only ASCII: digits, names, '*,-/' and spaces",
             {"cron": expression},
