@@ -35,7 +35,7 @@ import click
 
 from dizest_api.embedded_redis import EmbeddedRedis, forget_location, record_location
 from dizest_api.gunicorn_app import GRACEFUL_S, MIN_THREADS, stream_threads
-from dizest_api.supervisor import Child, Supervisor
+from dizest_api.supervisor import Child, Refused, Supervisor
 from dizest_api.unknown_settings import warn_unknown
 from dizest_core.errors import DizestError
 from dizest_worker.client import REACH_S, reach, redact_url
@@ -152,7 +152,7 @@ def serve(
         _say(f"serving http://{host}:{port}/")
         _say(f"redis {redact_url(os.environ['DIZEST_REDIS_URL'])}")
         children.run()
-    except DizestError as exc:
+    except (DizestError, Refused) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         for stop in STOP_SIGNALS:

@@ -8,7 +8,10 @@ Invariants:
   pool, the worker's reaper, flow processes) die with them. Nothing is left to hold the port.
 - A child that ends while serving, for any reason, is restarted after a backoff (0.5 s, doubled
   on each quick death up to 10 s, back to 0.5 s once it ran 30 s), with a log line saying how it
-  ended (exit code or signal); what is left of its process group is killed first.
+  ended (exit code or signal); what is left of its process group is killed first. But for one
+  that refused to start on its configuration (exit 78, EX_CONFIG: a required sandbox layer
+  missing, a malformed setting): the same settings would refuse again, so `run` raises
+  `Refused` and everything stops.
 - `stop_all` stops the `warm` children first (the API still answers while a worker lets its
   flows end), then the others in the reverse of their start order: each gets SIGTERM (its whole
   group, as a terminal's Ctrl-C would; only its main process when it is `warm`, so that a Celery
@@ -133,6 +136,16 @@ class Child:
                 os.killpg(self.proc.pid, sig)
 
 
+class Refused(Exception):
+    """A child refused to start on its configuration (it said why on its way out)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"the {name} refused to start on its configuration (its reason is above): stopping; "
+            "fix it, then start dizest serve again"
+        )
+
+
 class Supervisor:
     """The children of one `dizest serve`, in start order."""
 
@@ -150,6 +163,8 @@ class Supervisor:
         now = time.monotonic()
         for child in self.children:
             status = child.ended()
+            if status == os.EX_CONFIG:
+                raise Refused(child.name)
             if status is not None:
                 assert child.proc is not None
                 delay = child.schedule_restart(now)

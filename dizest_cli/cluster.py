@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dizest_cli.terminal import Failure, echo
+from dizest_cli.terminal import Failure, Refusal, echo
 from dizest_core import envconfig
 from dizest_core.errors import DizestError
 
@@ -56,10 +56,10 @@ def worker(
         if name is not None:  # by the rule of DIZEST_WORKER_NAME, which it stands for
             settings = replace(settings, worker_name=name)
     except DizestError as exc:
-        raise Failure(str(exc)) from exc
+        raise Refusal(str(exc)) from exc
     names = [q.strip() for q in (queues or settings.queue).split(",") if q.strip()]
     if not names or not all(QUEUE_NAME.fullmatch(q) for q in names):
-        raise Failure(f"--queues must list queues, each {QUEUE_RULE}, not {queues!r}")
+        raise Refusal(f"--queues must list queues, each {QUEUE_RULE}, not {queues!r}")
     _reach_redis(settings)
     layers = _sandbox_layers(settings)
     app = create_celery(settings)
@@ -151,7 +151,7 @@ def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:
 
         shut = blocked(hide, covered(policy, layers))
         if shut:
-            raise Failure(
+            raise Refusal(
                 "refusing to start: flows run as other users, who cannot pass "
                 + "; ".join(shut)
                 + ", on the way to DIZEST_WORKDIR_ROOT, DIZEST_ARTIFACT_DIR or DIZEST_DRIVE_ROOT."
@@ -159,7 +159,7 @@ def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:
             )
     absent = missing(layers, engine.sandbox_require)
     if absent:
-        raise Failure(
+        raise Refusal(
             "refusing to start: required flow sandbox layers are missing: "
             + "; ".join(absent)
             + ". Fix the deployment (docs/security.md), or name the layers you require in "

@@ -16,6 +16,7 @@ escapes them itself.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
@@ -74,3 +75,11 @@ class Failure(click.ClickException):
 
     def format_message(self) -> str:
         return plain(self.message)
+
+
+class Refusal(Failure):
+    """A command refusing to start on its configuration (a malformed setting, a sandbox layer
+    it requires): exit 78, sysexits' EX_CONFIG, which `dizest serve` does not restart (the
+    same settings would refuse again) but stops on, saying why."""
+
+    exit_code = os.EX_CONFIG

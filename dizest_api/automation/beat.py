@@ -161,6 +161,10 @@ def beat(concurrency: int, name: str, loglevel: str) -> None:
 
     try:
         settings, auto = WorkerSettings.from_env(), AutomationSettings.from_env()
+    except DizestError as exc:  # EX_CONFIG: `dizest serve` stops, not restarts, on it
+        say(str(exc))
+        raise SystemExit(os.EX_CONFIG) from exc
+    try:
         reach(settings.redis_url, REACH_S, say)  # said at once, not after a minute
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -12,10 +12,12 @@ import re
 import signal
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 
+from tests.api.conftest import redis_url, session_prefix  # noqa: F401
 from tests.conftest import wait_for
 from tests.redis_server import free_port
 from tests.serve_process import (
@@ -289,3 +291,25 @@ def test_the_embedded_redis_password_is_kept_secret(tmp_path: Path) -> None:
     assert "redis redis://:***@127.0.0.1:" in output
     assert secret not in output
     assert PASSWORD not in output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the worker's sandbox layers as a root worker's")
+def test_a_worker_that_refuses_its_configuration_stops_the_serve_not_restarted(
+    tmp_path: Path,
+    redis_url: str,  # noqa: F811
+    session_prefix: str,  # noqa: F811
+) -> None:
+    """A Redis URL without a password (README's cluster example, followed literally): the
+    worker refuses to start (redis_auth is a required layer). It was restarted forever, the
+    wait doubling, while the API served without it; now the serve stops and says why."""
+    if urlsplit(redis_url).password:
+        pytest.skip("the test Redis has a password")
+    proc = launch(tmp_path, free_port(), redis_url=redis_url, prefix=f"{session_prefix}refuse")
+    try:
+        assert proc.wait(timeout=60) != 0
+    finally:
+        assert not stop_session(proc), "processes left behind"
+    output = (tmp_path / "serve.log").read_text()
+    assert "redis_auth" in output and "DIZEST_REDIS_URL has no password" in output, output
+    assert "the worker refused to start on its configuration" in output, output
+    assert "restarting it" not in output and "worker restarted" not in output, output

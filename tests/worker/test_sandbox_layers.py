@@ -31,7 +31,7 @@ def test_a_worker_refuses_to_start_without_a_required_layer(redis_url, tmp_path)
     env = envconfig.to_env(make_settings(redis_url, tmp_path))
     env["DIZEST_SANDBOX_REQUIRE"] = "pidns,redis_auth"
     done = _start(env)
-    assert done.returncode == 1
+    assert done.returncode == os.EX_CONFIG  # which `dizest serve` does not restart
     assert "refusing to start: required flow sandbox layers are missing: redis_auth:" in done.stderr
     assert "DIZEST_REDIS_URL has no password" in done.stderr
     assert "sandbox layer redis_auth" in done.stderr  # every layer is printed first
@@ -42,7 +42,7 @@ def test_an_unknown_required_layer_is_named(redis_url, tmp_path):
     env["DIZEST_SANDBOX_REQUIRE"] = "chroot"
     env["DIZEST_LEASE"] = "3"  # no setting: said, and the worker goes on to the layer check
     done = _start(env)
-    assert done.returncode == 1 and "chroot: unknown layer" in done.stderr
+    assert done.returncode == os.EX_CONFIG and "chroot: unknown layer" in done.stderr
     said = "dizest worker: warning: DIZEST_LEASE is not a dizest setting: ignored (did you mean DIZEST_LEASE_S?)"
     assert said in done.stderr
 

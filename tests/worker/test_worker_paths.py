@@ -51,7 +51,7 @@ def test_a_worker_refuses_to_start_where_flows_cannot_pass(redis_url, tmp_path) 
         env["DIZEST_SANDBOX_REQUIRE"] = "chroot"  # stops it right after the checks
         shut.chmod(0o700)
         refused = _start(env)
-        assert refused.returncode == 1
+        assert refused.returncode == os.EX_CONFIG
         assert f"cannot pass {shut} (mode 0700)" in refused.stderr, refused.stderr
         shut.chmod(0o711)
         passed = _start(env)
