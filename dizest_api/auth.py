@@ -79,6 +79,12 @@ def authenticate() -> None:
     if needed not in principal.scopes:
         raise Forbidden(f"this credential lacks the {needed!r} scope", {"scope": needed})
     if spec is not None and spec.access == "admin" and not principal.is_admin:
+        if principal.user.is_admin:  # an admin's token made with the default scopes
+            raise Forbidden(
+                "admins only, and this credential lacks the 'admin' scope: use a token made "
+                "with it (dizest login --scope read --scope run --scope admin)",
+                {"scope": "admin"},
+            )
         raise Forbidden("admins only")
 
 

@@ -140,9 +140,13 @@ def test_admins_see_every_live_worker_what_it_runs_and_a_killed_one_leaves(
 def test_only_admins_acting_as_admins_see_the_workers(cluster_api: Api) -> None:
     api = cluster_api
     assert api.call("GET", "/workers").status_code == 401
-    assert api.call("GET", "/workers", api.user("alice")).status_code == 403
+    answer = api.call("GET", "/workers", api.user("alice"))
+    assert answer.status_code == 403 and answer.json["error"]["message"] == "admins only"
     read_only_admin = api.user("root", "admin", scopes=("read", "run"))
     answer = api.call("GET", "/workers", read_only_admin)
     assert answer.status_code == 403 and answer.json["error"]["code"] == "forbidden"
+    # an admin whose token lacks the scope (`dizest login`'s default) is told which, and how
+    assert answer.json["error"]["details"] == {"scope": "admin"}, answer.json
+    assert "--scope admin" in answer.json["error"]["message"], answer.json
     answer = api.call("GET", "/workers", api.user("root", "admin"))
     assert answer.status_code == 200 and answer.json == {"items": []}  # no worker beats here
