@@ -23,7 +23,7 @@ from dizest_core.events import Event
 from dizest_core.model import Package
 
 if TYPE_CHECKING:
-    from dizest_api.client import Client, InvalidRequest
+    from dizest_api.client import ApiError, Client
 
 
 def _final_outputs(package: Package) -> dict[str, list[str]]:
@@ -52,11 +52,15 @@ def problem_text(problem: dict[str, Any]) -> str:
     return f"{message} ({where})" if where else message
 
 
-def refused(name: str, exc: InvalidRequest) -> NoReturn:
-    """Print the server's 422 for the workflow `name`, a line per problem, and exit 2."""
+def refused(name: str, exc: ApiError) -> NoReturn:
+    """Print the server's refusal of what was asked of the workflow `name` (a 422, a line per
+    problem; a 400: an input no flow reads, a malformed value) and exit 2, as `dizest run`."""
+    from dizest_api.client import InvalidRequest
+
     echo(f"{name}: {exc.message}", err=True)  # the server's words: what is invalid
-    for problem in exc.problems:
-        echo(f"{name}: error: {problem_text(problem)}", err=True)
+    if isinstance(exc, InvalidRequest):
+        for problem in exc.problems:
+            echo(f"{name}: error: {problem_text(problem)}", err=True)
     sys.exit(EXIT_INVALID)
 
 
@@ -90,7 +94,7 @@ def submit(
     """Submit WORKFLOW (.dwp) to a dizest server (the one of `dizest login`, or --server with
     DIZEST_TOKEN). A flow's own `"dizest"` options come before the run's; the server refuses
     what goes beyond its bounds."""
-    from dizest_api.client import ApiError, InvalidRequest
+    from dizest_api.client import ApiError, BadRequest, InvalidRequest
 
     client = connect(server, profile)
     values = parse_inputs(inputs)
@@ -110,7 +114,7 @@ def submit(
             run_id = client.submit_files(body, files, idempotency_key)["run_id"]
         else:
             run_id = client.submit(raw, values, list(flows) or None, options, idempotency_key)
-    except InvalidRequest as exc:
+    except (InvalidRequest, BadRequest) as exc:
         refused(workflow, exc)
     except ApiError as exc:
         raise Failure(str(exc)) from None

@@ -162,7 +162,7 @@ def run_stored(
     as_json: bool,
 ) -> None:
     """Run a stored workflow on the server; prints the run id (exit codes as `dizest submit`)."""
-    from dizest_api.client import InvalidRequest
+    from dizest_api.client import BadRequest, InvalidRequest
     from dizest_cli.remote import follow_run, refused
     from dizest_core import dwp
 
@@ -173,7 +173,7 @@ def run_stored(
             run_id = client.submit_workflow(
                 workflow_id, version, values, list(flows) or None, options, idempotency_key
             )
-        except InvalidRequest as exc:
+        except (InvalidRequest, BadRequest) as exc:
             refused(workflow_id, exc)
         if not wait:
             print_started(run_id, as_json)

@@ -144,6 +144,12 @@ def test_submit_and_workflows_run_pass_the_run_options(home: Path, tmp_path: Pat
     assert shown["workflow_id"] == stored and shown["options"] == {}
     refused = dizest(home, "workflows", "run", stored, "--flow", "nope")
     assert refused.returncode == 2 and f"{stored}: " in refused.stderr, refused.stderr
+    # an input no flow reads: the server's 400 unknown_input, invalid as `dizest run` says it
+    # (it exited 1, as a failed flow does)
+    for command in (("submit", source), ("workflows", "run", stored)):
+        typo = dizest(home, *command, "-i", "kk=3")
+        assert typo.returncode == 2, (command, typo.stderr)
+        assert typo.stderr.startswith(f"{command[-1]}: no flow reads input(s) kk"), typo.stderr
     missing = dizest(home, "workflows", "run", "nope")
     assert missing.returncode == 1 and "nope" in missing.stderr, missing.stderr
 
