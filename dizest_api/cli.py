@@ -15,6 +15,7 @@ included: under DIZEST_DRIVE_ROOT, else `<data dir>/drives` as `dizest serve` ke
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -27,7 +28,7 @@ from dizest_api.embedded_redis import LOCATION_FILE, locate
 from dizest_api.settings import ApiSettings
 from dizest_api.user_removal import Stores, remove_user
 from dizest_core.errors import DizestError
-from dizest_worker.client import reach
+from dizest_worker.client import reach, redact_url
 from dizest_worker.keys import Keys
 
 DEFAULT_DATA_DIR = ".dizest"  # as `dizest serve --data-dir`
@@ -124,8 +125,13 @@ def user_add(username: str, role: str, password: str) -> None:
 @DATA_DIR
 def user_list() -> None:
     """List every user."""
-    for found in _services()[0].users():
-        click.echo(f"{found.username}\t{found.role}")
+    accounts, _, settings = _stores()
+    found = accounts.users()
+    for each in found:
+        click.echo(f"{each.username}\t{each.role}")
+    if not found:  # a Redis or prefix no server uses looks like a server without users
+        where = f"{redact_url(settings.worker.redis_url)}, prefix {settings.worker.prefix!r}"
+        click.echo(f"no users at {where}: is that the server's (DIZEST_PREFIX)?", err=True)
 
 
 @user.command("passwd")
@@ -190,7 +196,7 @@ def token_create(
 def token_list(username: str) -> None:
     """List USERNAME's tokens (id, name, scopes, expiry)."""
     for found in _services()[0].tokens(username):
-        expires = "never" if found.expires_at is None else f"{found.expires_at:.0f}"
+        expires = "never" if found.expires_at is None else _moment(found.expires_at)
         click.echo(f"{found.id}\t{found.name}\t{','.join(sorted(found.scopes))}\t{expires}")
 
 
@@ -204,3 +210,8 @@ def token_revoke(token_id: str) -> None:
     except DizestError as exc:
         _fail(exc)
     click.echo(f"revoked {token_id}")
+
+
+def _moment(epoch: float) -> str:
+    """A time for people, in UTC to the second (`2026-12-05T19:04:05+00:00`)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")

@@ -22,6 +22,7 @@ from dizest_cli.common import (
     when,
 )
 from dizest_cli.terminal import echo
+from dizest_cli.workers import size
 
 
 @click.group()
@@ -70,7 +71,7 @@ def ls(server: str | None, profile: str | None, path: str, recursive: bool, as_j
     print_table(rows, ["PATH", "SIZE", "MODIFIED"])
     usage = listing["usage"]
     echo(
-        f"{usage['bytes']} of {usage['quota_bytes']} bytes, "
+        f"{size(usage['bytes'])} of {size(usage['quota_bytes'])}, "
         f"{usage['files']} of {usage['quota_files']} files and folders used",
         err=True,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -36,14 +37,23 @@ def test_user_and_token_commands(api: Api, env: dict[str, str]) -> None:
     secret = made.output.strip()
     assert api.call("GET", "/auth/me", {"Authorization": f"Bearer {secret}"}).status_code == 200
     token_id = secret.split("_")[1]
-    assert run(token, ["list", "carol"], env=env).output.startswith(f"{token_id}\tci\tread")
+    assert run(token, ["list", "carol"], env=env).output == f"{token_id}\tci\tread\tnever\n"
+    later = run(token, ["create", "carol", "--name", "day", "--expires-in", "86400"], env=env)
+    day_id = later.output.strip().split("_")[1]
+    listed = dict(line.split("\t", 1) for line in run(token, ["list", "carol"], env=env).stdout.splitlines())  # fmt: skip
+    expiry = datetime.fromisoformat(listed[day_id].split("\t")[-1])  # a time, not an epoch
+    assert (
+        expiry.tzinfo is not None and 86000 < (expiry - datetime.now(UTC)).total_seconds() <= 86400
+    )
     assert run(token, ["revoke", token_id], env=env).exit_code == 0
     assert api.call("GET", "/auth/me", {"Authorization": f"Bearer {secret}"}).status_code == 401
     assert run(user, ["passwd", "carol", "--password", "x" * 10], env=env).exit_code == 0
     duplicate = run(user, ["add", "carol", "--password", PASSWORD], env=env)
     assert duplicate.exit_code == 1 and "exists" in duplicate.output
     assert run(user, ["remove", "carol", "--yes"], env=env).exit_code == 0
-    assert run(user, ["list"], env=env).output == ""
+    emptied = run(user, ["list"], env=env)
+    assert emptied.stdout == "" and emptied.exit_code == 0
+    assert "no users at redis://" in emptied.stderr and "DIZEST_PREFIX" in emptied.stderr
 
 
 def test_ensure_admin_generates_a_password_once(api: Api) -> None:
