@@ -55,3 +55,12 @@ def test_a_root_worker_prints_every_layer_active(redis_url, tmp_path):
     states = dict(ln.split("sandbox layer ", 1)[1].split(None, 1) for ln in lines)
     for layer in LAYERS:
         assert states[layer] == "active", lines
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="Celery warns only a root worker")
+def test_a_root_worker_is_not_warned_against_being_root(cluster):
+    """Root by design (each flow drops to a uid of its own): Celery's "You're running the
+    worker with superuser privileges: this is absolutely not recommended!" only misled."""
+    worker = cluster("w1")
+    assert "sandbox layer identity  active" in worker.log and " ready." in worker.log, worker.log
+    assert "superuser" not in worker.log, worker.log
