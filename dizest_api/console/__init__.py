@@ -91,7 +91,8 @@ def _shell(template: str, **context: Any) -> Any:
     if principal is None:
         # quoted as one query value: a path may hold any character (%0d%0a too), a Location
         # header may not, and the login page takes `next` back as the URL it was
-        return redirect(f"/login?next={quote(_address(), safe='/')}")
+        ended = "&ended=1" if request.cookies.get(auth.COOKIE) else ""  # a session it had
+        return redirect(f"/login?next={quote(_address(), safe='/')}{ended}")
     csrf = auth.csrf_token(principal.credential) if principal.via == "session" else ""
     return render_template(template, me=principal.user, csrf=csrf, **context)
 
@@ -116,7 +117,8 @@ def home() -> Any:
 @bp.route("/login")
 @page("The login form")
 def login() -> Any:
-    return render_template("login.html", me=None, csrf="")
+    ended = request.args.get("ended") == "1"  # sent here by a session that ended
+    return render_template("login.html", me=None, csrf="", ended=ended)
 
 
 @bp.route("/workflows")

@@ -293,3 +293,34 @@ def test_a_user_is_offered_what_they_may_do_and_finds_their_tokens_and_the_api(
     page.locator("#back").click()
     expect(page).to_have_url(re.compile(r"/workflows$"))
     page.context.close()
+
+
+def test_a_session_that_ended_is_said_so_where_the_person_lands(
+    browser: Any, console: Console
+) -> None:
+    """A session ended under an open page (an admin set the password; it expired): a call's
+    error said only "HTTP 401" where the page stayed (the editor keeps unsaved work), and the
+    login page it led to said nothing of why."""
+    console.user("erin")
+    page = log_in(browser, console.base, "erin")
+    console.api("PUT", "/users/erin/password", {"password": USER_PASSWORD})  # ends its sessions
+    sent: list[str] = []
+    page.route("**/login?*", lambda route: (sent.append(route.request.url), route.abort()))
+    message = page.evaluate(
+        """() => import("/console/static/js/api.js").then((api) => api.get("/runs"))
+                   .then(() => "answered", (e) => e.message)"""
+    )
+    assert message.startswith("Your session has ended: log in again"), message
+    _wait_for(page, lambda: bool(sent), "the page never set off for the login page")
+    assert sent[0].endswith("/login?next=%2Fworkflows&ended=1"), sent
+    page.unroute("**/login?*")
+    page.goto("/runs")  # its cookie still sent: the server's own redirect says it too
+    expect(page).to_have_url(re.compile(r"/login\?next=/runs&ended=1$"))
+    expect(page.locator("#login-ended")).to_have_text(re.compile("Your session has ended"))
+    page.context.close()
+    fresh = browser.new_context(base_url=console.base).new_page()  # never logged in: no note
+    fresh.goto("/runs")
+    expect(fresh).to_have_url(re.compile(r"/login\?next=/runs$"))
+    expect(fresh.locator("#login-submit")).to_be_visible()
+    expect(fresh.locator("#login-ended")).to_have_count(0)
+    fresh.context.close()

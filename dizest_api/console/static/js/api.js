@@ -49,13 +49,23 @@ export async function api(method, path, body) {
   return answered(await request(method, `/api/v1${path}`, body), path);
 }
 
+// The error of a call that found the session gone: what a page that stays (the editor keeps
+// unsaved work from leaving) shows, not "HTTP 401".
+const ENDED = {
+  error: {
+    code: "unauthenticated",
+    message: "Your session has ended: log in again in another tab, then try again here.",
+  },
+};
+
 // What the API answered to a call of `path`: its JSON, or an ApiError; a 401 (the session is
-// gone) sends the person to log in again.
+// gone) sends the person to log in again, where the login page says why.
 export async function answered(answer, path) {
   if (answer.status === 401 && !path.startsWith("/auth/login")) {
-    if (leaving) throw new ApiError(401, null);
-    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
-    throw new ApiError(401, null);
+    if (leaving) throw new ApiError(401, ENDED);
+    const next = encodeURIComponent(location.pathname + location.search);
+    location.assign(`/login?next=${next}&ended=1`);
+    throw new ApiError(401, ENDED);
   }
   const text = await answer.text();
   let data = null;
