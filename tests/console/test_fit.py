@@ -1,8 +1,9 @@
 """Fit on a small workflow at DIZEST's wide positions (3 flows 2,000 px apart) zoomed out until
 its titles were 3 px high, in a view mostly empty. Fit zooms out no further than where a title
 is 9 px high, and starts at the graph's start (its leftmost flow); the rest is a drag, the wheel
-or an arrow key away. A graph the canvas could not hold at that size anyway (dag100) is still
-fitted whole, an overview."""
+or an arrow key away, and Fit pressed on that view shows all of it (again: the readable part).
+A graph the canvas could not hold at that size anyway (dag100) is still fitted whole, an
+overview."""
 
 from __future__ import annotations
 
@@ -76,6 +77,15 @@ def test_fit_keeps_a_sparse_graph_readable_from_its_start(
     page.click("#zoom-fit")  # Fit again: the same view
     again = page.evaluate(VIEW)
     assert [round(again[k], 3) for k in "xywh"] == [round(fitted[k], 3) for k in "xywh"]
+    # Fit on that view, which shows a part: all of it (a user pressed Fit on a ten-flow graph
+    # half out of view and nothing moved); again: back to the readable part
+    page.click("#zoom-fit")
+    whole = page.evaluate(VIEW)
+    assert all(inside(n, whole) for n in whole["nodes"].values()), whole
+    assert whole["scale"] < READABLE, whole
+    page.click("#zoom-fit")
+    back = page.evaluate(VIEW)
+    assert [round(back[k], 3) for k in "xywh"] == [round(fitted[k], 3) for k in "xywh"]
 
 
 def test_fit_still_shows_a_large_graph_whole(admin_page: Any, console: Console) -> None:

@@ -169,15 +169,25 @@ export class GraphView {
   // unless that draws its titles too small to read. Then a graph the canvas could hold at a
   // readable size (`roomy`) keeps that size and starts at its start (fitStart); one too big for
   // it (dag1000) is fitted whole, an overview. `keep`: a node to have in view (one just added).
-  fit(keep = null) {
+  // `whole`: all of it whatever the size (Fit pressed on such a readable part: `fitPressed`).
+  fit(keep = null, whole = this.whole) {
     const { width, height } = this.container.getBoundingClientRect();
     const [cw, ch] = [width || 800, height || 600];
     let scale = Math.min(cw / this.box.w, ch / this.box.h, 1.5);
-    if (scale < READABLE && roomy(this.graph.nodes, cw * ch)) scale = READABLE;
+    this.partial = !whole && scale < READABLE && roomy(this.graph.nodes, cw * ch);
+    if (this.partial) scale = READABLE;
+    this.whole = whole;
     this.view = fitStart(this.box, this.graph.nodes, cw / scale, ch / scale);
     if (keep && this.graph.byId.has(keep)) reveal(this, this.graph.byId.get(keep));
     this.fitted = this.view; // (followResize: a view still this one is fitted again on a resize)
     this.apply();
+  }
+
+  // Fit, pressed: the fitted view; on a fitted view that shows a part of the graph (readable),
+  // all of it; pressed again, the readable part (a person asking to fit wants all of it).
+  fitPressed() {
+    if (this.view === this.fitted && (this.partial || this.whole)) this.fit(null, !this.whole);
+    else this.fit();
   }
 
   apply() {
@@ -306,5 +316,7 @@ export class GraphView {
 export function bindZoomButtons(view) {
   document.getElementById("zoom-in")?.addEventListener("click", () => view.zoom(1.3));
   document.getElementById("zoom-out")?.addEventListener("click", () => view.zoom(1 / 1.3));
-  document.getElementById("zoom-fit")?.addEventListener("click", () => view.fit());
+  const fit = document.getElementById("zoom-fit");
+  fit?.addEventListener("click", () => view.fitPressed());
+  if (fit) fit.title = "Fit the graph in view; again: all of it, or back to a readable size";
 }
