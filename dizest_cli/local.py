@@ -88,6 +88,25 @@ def _load(
     return Workflow(package, settings=settings, plugins=plugins)
 
 
+def _note_unfed(wf: Workflow, values: dict[str, Any], flows: tuple[str, ...]) -> None:
+    """Say which inputs the run reads as None: connected to no flow's output and given no value
+    (a link deleted by mistake fails a flow later, on None, far from its cause). The run's
+    inputs from outside, as DIZEST's spec() names them: a value given makes them no note."""
+    request = wf.request(values, flows or None)
+    unfed = [
+        f"{flow}.{name}"
+        for flow, names in wf.spec(flows or None)[0].items()
+        for name in names
+        if name not in request.inputs and name not in request.flow_inputs.get(flow, {})
+    ]
+    if unfed:
+        echo(
+            f"dizest run: connected to no output and given no value, so read as None: "
+            f"{', '.join(unfed)} (-i NAME=VALUE gives one)",
+            err=True,
+        )
+
+
 def _headline(errors: list[Problem], package: Package) -> str:
     """The server's first line for `errors`, by what they are about (several kinds at once,
     the package's included: the package's, as the server's 422 then says)."""
@@ -170,6 +189,8 @@ def run(
     asked = {"options": options, "inputs": values, "flows": flows}
     with _load(workflow, settings, registry, asked) as wf:
         from dizest_cli.progress import Progress
+
+        _note_unfed(wf, values, flows)
 
         progress = Progress(wf.package, sys.stderr)
         local = {"concurrency": concurrency, "cache": cache, "workdir": workdir}

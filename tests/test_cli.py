@@ -239,3 +239,20 @@ def test_validate_warns_of_an_import_this_python_cannot_satisfy(tmp_path):
             f"line 6: imports 'no_such_module_xyz', which {sys.executable} has not installed",
         )
     ]
+
+
+def test_run_says_which_inputs_it_reads_as_none(tmp_path):
+    """A link deleted by mistake: validate says valid (the input may be the run's, given from
+    outside), and the flow failed later on None, far from its cause. The run now says which
+    inputs no output feeds and no value was given; a value given is no note."""
+    pkg = json.loads((DATA / "c03_fanout.dwp").read_text())
+    del pkg["flow"]["k1"]["inputs"]["v"]  # the link src.v -> k1.v
+    path = write(tmp_path, pkg)
+    result = dizest("run", path, "--workdir", str(tmp_path))
+    note = "dizest run: connected to no output and given no value, so read as None: k1.v"
+    assert note in result.stderr, result.stderr
+    given = dizest("run", path, "-i", "k1.v=[1, 2]", "--workdir", str(tmp_path))
+    assert given.returncode == 0 and "read as None" not in given.stderr, given.stderr
+    assert "k1.r = 3" in given.stdout, given.stdout  # sum([1, 2])
+    whole = dizest("run", str(DATA / "c03_fanout.dwp"), "--workdir", str(tmp_path))
+    assert whole.returncode == 0 and "read as None" not in whole.stderr, whole.stderr
