@@ -70,6 +70,14 @@ def extend(base: str, doc: str = "", /, **props: Schema) -> Schema:
     return {"allOf": [ref(base), obj(doc, **props)]}
 
 
+# what started a run, where a run is answered (lists, its report)
+ORIGIN: Schema = {
+    **nullable(obj(kind={"enum": ["schedule", "trigger", "rerun"]}, id=STRING)),
+    "description": "what started it (null: its owner's submit): a schedule, a trigger or a "
+    "rerun, by the schedule's, trigger's or rerun run's id",
+}
+
+
 def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
@@ -227,6 +235,7 @@ COMPONENTS: dict[str, Schema] = {
         owner=MAYBE_STRING,
         workflow_id=MAYBE_STRING,
         version={**nullable(INTEGER), "description": "the workflow's version it runs"},
+        origin=ORIGIN,
     ),
     "SubmittedRun": extend("Run"),
     "ListedRun": extend("Run", workflow_title=WORKFLOW_TITLE),
@@ -255,6 +264,7 @@ COMPONENTS: dict[str, Schema] = {
         owner=MAYBE_STRING,
         workflow_id=MAYBE_STRING,
         workflow_title=WORKFLOW_TITLE,
+        origin=ORIGIN,
         rights=array(
             {
                 "enum": ["read", "rerun", "cancel"],

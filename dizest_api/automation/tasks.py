@@ -77,7 +77,9 @@ def run_tick(rt: Runtime, schedule_id: str, tick_at: str) -> dict[str, Any]:
         run_id = rt.client.submit(
             package, sched.inputs, None, key, sched.options, account=sched.owner,
             drive=drive_path(rt.settings.drive_root, sched.owner),
-            stored=lambda new: claimed.append(rt.index.claim(new, sched.owner, wf.id, version=version)),
+            stored=lambda new: claimed.append(rt.index.claim(
+                new, sched.owner, wf.id, version=version, origin={"kind": "schedule", "id": sched.id}
+            )),
         )  # fmt: skip
     except (DizestError, ValueError) as exc:
         return _record(rt, sched.id, {"tick": tick_at, "error": f"{type(exc).__name__}: {exc}"})

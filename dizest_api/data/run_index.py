@@ -50,16 +50,20 @@ class RunIndex:
         workflow_id: str | None,
         inputs_by: str | None = None,
         version: int | None = None,
+        origin: dict[str, str] | None = None,
     ) -> bool:
         """Record the owner of a new run; False if the run already had one. `inputs_by`: who
         gave its inputs, when not its owner (a rerun of another user's run copies theirs);
         `version`: the workflow's version it runs, when known (the editor follows a run of
-        the version it shows)."""
+        the version it shows); `origin`: what started it, when not its owner's submit
+        ({"kind": "schedule" | "trigger" | "rerun", "id": the schedule's, trigger's, run's})."""
         fields: dict[str, Any] = {"owner": owner, "workflow_id": workflow_id}
         if inputs_by is not None and inputs_by != owner:
             fields["inputs_by"] = inputs_by
         if version is not None:
             fields["version"] = version
+        if origin is not None:
+            fields["origin"] = origin
         info = json.dumps(fields)
         if not self.redis.set(self.owner_key(run_id), info, nx=True, ex=self.ttl_s):
             return False

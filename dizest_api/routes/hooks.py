@@ -195,7 +195,8 @@ def fire_trigger(secret: str) -> tuple[Response, int, dict[str, str]]:
             run_id = services().client.submit(
                 package, inputs, None, None, {}, account=account,
                 drive=user_drive(trig.owner).path,
-                stored=lambda new: index().claim(new, trig.owner, wf.id, version=version),
+                stored=lambda new: index().claim(new, trig.owner, wf.id, version=version,
+                                                 origin={"kind": "trigger", "id": trig.id}),
             )  # fmt: skip
         except ValueError as exc:  # dizest errors (ValidationError...) go through the table
             if isinstance(exc, (DizestError, LookupError)):

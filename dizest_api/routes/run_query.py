@@ -40,6 +40,7 @@ def summary(
         "owner": info.get("owner"),
         "workflow_id": info.get("workflow_id"),
         "version": info.get("version"),  # of the workflow (None: not known, a package run)
+        "origin": info.get("origin"),  # None: its owner's submit
     }
 
 

@@ -47,7 +47,8 @@ def run_report(run_id: str, info: dict[str, Any]) -> dict[str, Any]:
     report = client.states(run_id) if flows == "states" else client.get(run_id)
     wf_id = info.get("workflow_id")
     return {**report, **_given(run_id, info), "owner": info.get("owner"), "workflow_id": wf_id,
-            "workflow_title": workflow_title(wf_id), "rights": run_rights(info)}  # fmt: skip
+            "workflow_title": workflow_title(wf_id), "origin": info.get("origin"),
+            "rights": run_rights(info)}  # fmt: skip
 
 
 def _given(run_id: str, info: dict[str, Any]) -> dict[str, Any]:

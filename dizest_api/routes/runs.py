@@ -267,7 +267,12 @@ def rerun_flow(run_id: str, flow_id: str) -> tuple[Response, int, dict[str, str]
             flow_id,
             account,
             stored=lambda new: index().claim(
-                new, username, info.get("workflow_id"), given_by, info.get("version")
+                new,
+                username,
+                info.get("workflow_id"),
+                given_by,
+                info.get("version"),
+                {"kind": "rerun", "id": run_id},
             ),  # the run's snapshot: its version
             drive=user_drive().path,  # the rerunning user's, not the run owner's
         )
