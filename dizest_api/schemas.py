@@ -349,6 +349,7 @@ COMPONENTS: dict[str, Schema] = {
         catchup={"enum": ["once", "skip"]},
         created_at=TIME,
         updated_at=TIME,
+        workflow_title=WORKFLOW_TITLE,
     ),
     "ScheduleHistory": extend("Schedule", history=array(OBJECT)),
     "Hook": obj(id=STRING, url=STRING, owner=STRING, workflow_id=MAYBE_STRING, created_at=TIME),

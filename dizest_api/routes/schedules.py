@@ -9,6 +9,7 @@ schedules, all of them to the workflow's owner and admins.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -21,7 +22,7 @@ from dizest_api.endpoint import Field, endpoint, json_body, query_number
 from dizest_api.errors import NotFound
 from dizest_api.masking import masked_joined
 from dizest_api.routes.runs import OPTIONS_HELP
-from dizest_api.routes.workflows import made_while_allowed, open_workflow
+from dizest_api.routes.workflows import made_while_allowed, open_workflow, workflow_title
 from dizest_api.schemas import ERR, items_of
 from dizest_api.services import services
 from dizest_core import dwp, limits, run_inputs
@@ -85,19 +86,32 @@ def open_schedule(sid: str, workflow_owner: bool = False) -> Schedule:
     raise NotFound(f"no schedule {sid!r}")
 
 
-def _out(sched: Schedule, packages: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A schedule as its caller may see it: the values its owner gave password inputs are
-    masked for anyone else (the workflow's owner, an admin), as in the runs it makes.
-    `packages`: workflow id -> latest package, read once per request."""
+@dataclass
+class _Read:
+    """What one request read of the schedules' workflows: each one's latest package and
+    title, once."""
+
+    packages: dict[str, Any] = field(default_factory=dict)
+    titles: dict[str, str | None] = field(default_factory=dict)
+
+
+def _out(sched: Schedule, read: _Read | None = None) -> dict[str, Any]:
+    """A schedule as its caller may see it: its workflow's title where the caller may read it
+    (`workflow_title`), and the values its owner gave password inputs masked for anyone else
+    (the workflow's owner, an admin), as in the runs it makes."""
+    read = read or _Read()
+    wf_id = sched.workflow_id
     out = sched.to_dict(automation().celery)
+    if wf_id not in read.titles:
+        read.titles[wf_id] = workflow_title(wf_id)
+    out["workflow_title"] = read.titles[wf_id]
     if sched.owner != current().username and sched.inputs:
-        packages = {} if packages is None else packages
-        if sched.workflow_id not in packages:
+        if wf_id not in read.packages:
             try:
-                packages[sched.workflow_id] = services().library.package(sched.workflow_id)[2]
+                read.packages[wf_id] = services().library.package(wf_id)[2]
             except WorkflowNotFound:  # gone: every value masked
-                packages[sched.workflow_id] = None
-        out["inputs"] = masked_joined(sched.inputs, packages[sched.workflow_id])
+                read.packages[wf_id] = None
+        out["inputs"] = masked_joined(sched.inputs, read.packages[wf_id])
     return out
 
 
@@ -119,8 +133,8 @@ def workflow_schedules(wf_id: str) -> Response:
     wf, principal = open_workflow(wf_id, "read"), current()
     everyone = principal.is_admin or wf.owner == principal.username
     found = automation().schedules.find(None if everyone else principal.username, wf.id)
-    packages: dict[str, Any] = {}
-    return jsonify({"items": [_out(s, packages) for s in found]})
+    read = _Read()
+    return jsonify({"items": [_out(s, read) for s in found]})
 
 
 @endpoint(bp, "GET", "/schedules", "Your schedules (admins: all), newest first",
@@ -130,8 +144,8 @@ def list_schedules() -> Response:
     principal = current()
     owner = None if principal.is_admin else principal.username
     found = automation().schedules.find(owner, request.args.get("workflow_id") or None)
-    packages: dict[str, Any] = {}
-    return jsonify({"items": [_out(s, packages) for s in found]})
+    read = _Read()
+    return jsonify({"items": [_out(s, read) for s in found]})
 
 
 @endpoint(bp, "GET", "/schedules/<sid>", "A schedule with its latest ticks", query=HISTORY,

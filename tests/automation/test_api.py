@@ -95,7 +95,10 @@ def test_schedules_belong_to_their_owner_and_follow_enable_disable(
     assert made.json["next_run_at"].endswith(":30:00+00:00")  # 9:30 in Seoul = 0:30 UTC
     assert made.json["next_run_at"][11:13] == "00"
     assert api.call("GET", f"/schedules/{sid}", bob).status_code == 404
-    assert [s["id"] for s in api.call("GET", "/schedules", alice).json["items"]] == [sid]
+    listed = api.call("GET", "/schedules", alice).json["items"]
+    assert [(s["id"], s["workflow_title"]) for s in listed] == [(sid, made.json["workflow_title"])]
+    title = api.call("GET", f"/workflows/{wf_id}", alice).json["title"]
+    assert made.json["workflow_title"] == title  # a console's list shows it, not the id
     assert api.call("GET", "/schedules", bob).json["items"] == []
     assert auto.schedules.entry(sid).kwargs["timezone"] == "Asia/Seoul"
     off = api.call("PATCH", f"/schedules/{sid}", alice, json={"enabled": False})
