@@ -161,6 +161,12 @@ def runs() -> Any:
     return _shell("runs.html")
 
 
+@bp.route("/schedules")
+@page("Schedules: each one's next run and last ticks; enable, disable, add, delete")
+def schedules() -> Any:
+    return _shell("schedules.html")
+
+
 @bp.route("/runs/<run_id>")
 @page("One run, live: graph, logs, results, timeline")
 def run(run_id: str) -> Any:

@@ -152,10 +152,13 @@ def test_every_list_pages_table_fits_a_phone(browser: Any, console: Console) -> 
     wait_for(lambda: console.api("GET", f"/runs/{run_id}")["status"] == "ready", 60)
     token = {"name": "a phone's token", "scopes": ["read"], "expires_in_s": 86_400 * 30}
     console.api("POST", "/tokens", token, "lena")
+    schedule = {"cron": "0 9 * * 1-5", "timezone": "America/Argentina/Buenos_Aires"}
+    console.api("POST", f"/workflows/{wf_id}/schedules", schedule, "lena")
+    console.api("POST", f"/runs/{run_id}/flows/{next(iter(_flows(console, run_id)))}/rerun", None, "lena")  # fmt: skip
     page = log_in(browser, console.base, "lena", viewport=PHONE, has_touch=True)
     try:
         for path, rows in (("/workflows", "#wf-rows tr"), ("/runs", "#run-rows tr"),
-                           ("/admin", "#token-rows tr")):  # fmt: skip
+                           ("/admin", "#token-rows tr"), ("/schedules", "#schedule-rows tr")):  # fmt: skip
             page.goto(path)
             page.locator(rows).first.wait_for(timeout=30_000)
             assert page.evaluate(TABLES_SCROLLING) == [], path
@@ -164,3 +167,7 @@ def test_every_list_pages_table_fits_a_phone(browser: Any, console: Console) -> 
             expect(started.locator(".when-long")).to_be_hidden()
     finally:
         page.context.close()
+
+
+def _flows(console: Console, run_id: str) -> dict[str, Any]:
+    return dict(console.api("GET", f"/runs/{run_id}")["flows"])

@@ -84,14 +84,26 @@ function workflowCell(run) {
   return run.workflow_title == null ? h("code", {}, link) : link;
 }
 
+// What started it, where not its owner's submit: a schedule (its row on the schedules page), a
+// trigger, a rerun (of the run it reran).
+function originCell(run) {
+  const o = run.origin;
+  if (!o) return "";
+  if (o.kind === "schedule") return h("a", { href: `/schedules#s-${encodeURIComponent(o.id)}`, title: `schedule ${o.id}` }, "schedule");
+  if (o.kind === "rerun") return h("a", { href: `/runs/${encodeURIComponent(o.id)}`, title: `rerun of ${o.id}` }, "rerun");
+  return h("span", { title: `${o.kind} ${o.id}` }, o.kind);
+}
+
 function row(run) {
   return h(
     "tr",
     { dataset: { id: run.run_id } },
     h("td", {}, h("a", { href: `/runs/${encodeURIComponent(run.run_id)}`, class: "run-link", title: run.run_id }, idText(run.run_id, 12))),
     h("td", { class: "st" }, statusCell(run)),
-    h("td", { class: "wf" }, workflowCell(run), h("small", { class: "by muted" }, run.owner || "")), // (its user, under it on a phone)
+    // (its user and what started it under it, on a phone)
+    h("td", { class: "wf" }, workflowCell(run), h("small", { class: "by muted" }, run.owner || ""), run.origin && h("small", { class: "from muted" }, originCell(run))),
     h("td", { class: "who" }, run.owner || ""),
+    h("td", { class: "origin" }, originCell(run)),
     h("td", {}, whenCell(run.created_at)),
     h("td", { class: "took" }, duration(run)),
   );
