@@ -9,8 +9,9 @@ that did not end ready); 2 a usage error.
 from __future__ import annotations
 
 import json
+import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,10 +26,36 @@ from dizest_cli.common import (
     server_options,
     when,
 )
-from dizest_cli.terminal import echo, plain, safe_line
+from dizest_cli.terminal import Failure, echo, plain, safe_line
 from dizest_core.render import as_text
 
+if TYPE_CHECKING:
+    from dizest_api.client import Client
+
 FOLLOW_RECONNECTS = 30  # about a minute of retries: an API restart does not end `logs -f`
+SHORT_ID = re.compile(r"[0-9a-f]{4,31}")  # the start of a run's id, as the console shows it
+SHORT_PAGES = 10  # of 200 runs: a short id is looked for among the caller's newest 2,000
+
+
+def resolve(client: Client, given: str) -> str:
+    """The run `given` names: a whole id as it is, else the one of the caller's newest runs
+    (an admin's: anyone's) whose id starts with it (the console shows 12 characters); a
+    Failure when none or several do. Anything else goes to the server as given (its 404)."""
+    if not SHORT_ID.fullmatch(given):
+        return given
+    found: list[str] = []
+    for page in range(SHORT_PAGES):
+        listed = client.runs(page * 200, 200)
+        found += [r["run_id"] for r in listed["items"] if r["run_id"].startswith(given)]
+        if len(listed["items"]) < 200:
+            break
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise Failure(
+            f"{given!r} starts {len(found)} runs' ids: {', '.join(found[:5])}; give more of it"
+        )
+    raise Failure(f"no run whose id starts with {given!r} among your {SHORT_PAGES * 200:,} newest")
 
 
 @click.group()
@@ -90,7 +117,7 @@ def show(server: str | None, profile: str | None, run_id: str, as_json: bool) ->
     """RUN_ID's report: status, times, inputs and each flow's status."""
     client = connect(server, profile)
     with api_errors(client.server):
-        report = client.get(run_id)
+        report = client.get(resolve(client, run_id))
     if as_json:
         print_json(report)
         return
@@ -133,6 +160,7 @@ def logs(
     client = connect(server, profile)
     wanted = set(flows)
     with api_errors(client.server):
+        run_id = resolve(client, run_id)
         if not follow:
             for flow_id, d in _in_run_order(client.get(run_id)):
                 if not wanted or flow_id in wanted:
@@ -162,6 +190,7 @@ def cancel(server: str | None, profile: str | None, run_id: str, as_json: bool) 
     """Cancel RUN_ID: flows not started never start, running ones are stopped."""
     client = connect(server, profile)
     with api_errors(client.server):
+        run_id = resolve(client, run_id)
         answer = client.cancel(run_id)
     if as_json:
         print_json(answer)
@@ -188,6 +217,7 @@ def outputs(
     """RUN_ID's outputs (JSON previews), `flow.name = value`, or `{flow: {name: value}}`."""
     client = connect(server, profile)
     with api_errors(client.server):
+        run_id = resolve(client, run_id)
         report = client.get(run_id)
     found = {
         flow_id: d.get("outputs") or {}
@@ -220,7 +250,7 @@ def rerun(
 
     client = connect(server, profile)
     with api_errors(client.server):
-        new_id = client.rerun(run_id, flow_id)
+        new_id = client.rerun(resolve(client, run_id), flow_id)
         if not wait:
             print_started(new_id, as_json)
             return

@@ -87,6 +87,13 @@ def test_runs_commands_with_json(home: Path, tmp_path: Path) -> None:
     assert ok_json(again)["flows"]["k2"]["outputs"] == {"r": 13}
     missing = dizest(home, "runs", "show", "nope")
     assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
+    # the 12 characters the console's runs page shows name the run (they were a 404)
+    short = ok_json(dizest(home, "runs", "show", run_id[:12], "--json"))
+    assert short["run_id"] == run_id
+    assert "k3.r = 30" in dizest(home, "runs", "outputs", run_id[:12]).stdout
+    absent = "f" * 12 if not run_id.startswith("f" * 12) else "0" * 12
+    unknown = dizest(home, "runs", "show", absent)
+    assert unknown.returncode == 1 and f"no run whose id starts with '{absent}'" in unknown.stderr
 
     waiting = submit_waiting(home, tmp_path, tmp_path / "never")
     answer = ok_json(dizest(home, "runs", "cancel", waiting, "--json"))
