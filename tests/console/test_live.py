@@ -94,6 +94,7 @@ def test_admin_manages_users_and_tokens_and_sees_workers(admin_page: Any, consol
     )
     expect(page.locator('dd[data-metric="Live workers"]')).to_have_text("1")
     expect(page.locator("#health")).not_to_contain_text("dizest_")  # words, not metric names
+    expect(page.locator('dd[data-metric="Ready"] .status.st-ready')).to_have_text("ready")
     form = page.locator("#add-user")
     form.locator('[name="username"]').fill("erin")
     form.locator('[name="password"]').fill("erin's first password")
@@ -121,3 +122,15 @@ def test_admin_manages_users_and_tokens_and_sees_workers(admin_page: Any, consol
     assert value not in page.content()
     token_row.get_by_role("button", name="Revoke").click()
     expect(token_row).to_have_count(0)
+
+
+def test_a_server_not_ready_stands_out_on_the_admin_page(admin_page: Any) -> None:
+    """ "Ready: no live worker" (every run refused) was plain text among the figures (a user
+    review's find): it is drawn as an error is. (/readyz answers as it does with no worker.)"""
+    page = admin_page
+    refused = {
+        "error": {"code": "not_ready", "message": "no live worker", "details": {"workers": []}}
+    }
+    page.route("**/readyz", lambda route: route.fulfill(status=503, json=refused))
+    page.goto("/admin")
+    expect(page.locator('dd[data-metric="Ready"] .status.st-error')).to_have_text("no live worker")

@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 from dizest_api.masking import MASK
 from tests.conftest import package, wait_for
 from tests.console.conftest import Console, log_in
+from tests.serve_process import PASSWORD
 
 LIVE_S = 60_000  # ms: a run's flow starts a child process on a shared, busy machine
 C01 = Path(__file__).resolve().parents[1] / "data" / "c01_variables"
@@ -194,3 +195,33 @@ def test_inputs_the_server_refuses_are_each_shown_in_the_form(
         "the flow reads no input 'ghost' (it declares: k) (flow Taker, field inputs.f.ghost)"
     )
     assert console.api("GET", f"/runs?workflow_id={wf_id}")["total"] == 0
+
+
+def test_the_forms_refusal_is_shown_whole_where_the_run_button_was(
+    browser: Any, console: Console
+) -> None:
+    """On a screen the long form did not fit (a laptop's), a refusal (no worker, inputs
+    refused) was drawn above the Run button pressed at the form's foot, half below the fold:
+    the page now brings the whole of it into view."""
+    fields = {
+        f"v{i}": {"code": "pass", "inputs": [(f"k{i}", "variable", "text")]} for i in range(8)
+    }
+    pkg = package(fields, {f"f{i}": {"app": f"v{i}"} for i in range(8)})
+    wf_id = console.api("POST", "/workflows", {"title": "a long form", "package": pkg})["id"]
+    page = log_in(browser, console.base, "admin", PASSWORD, viewport={"width": 1280, "height": 560})
+    page.goto(f"/workflows/{wf_id}")
+    expect(page.locator('[name="f7.k7"]')).to_be_visible()
+    page.evaluate(
+        """() => {
+        for (const name of ["nobody", "f0.ghost", "f1.ghost", "f2.ghost"]) {
+          const field = Object.assign(document.createElement("input"), { name, value: "x", type: "hidden" });
+          Object.assign(field.dataset, { inputtype: "text", initial: "" });
+          document.querySelector("#runform").prepend(field);
+        }
+      }"""
+    )
+    page.locator("#run-start").scroll_into_view_if_needed()
+    page.click("#run-start")
+    problems = page.locator("#run-problems")
+    expect(problems).to_contain_text("no flow reads this input (field inputs.nobody)")
+    expect(problems).to_be_in_viewport(ratio=0.99)  # whole, but for a fraction of a pixel

@@ -29,8 +29,11 @@ function serviceRows(text) {
 
 async function health() {
   const box = $("#health");
-  const ready = await fetch("/readyz").then((r) => r.json());
-  const rows = [["Ready", ready.status || ready.error?.message || "?"]];
+  const answer = await fetch("/readyz");
+  const ready = await answer.json();
+  // not ready (no live worker: runs are refused) stands out, as an error does
+  const said = h("span", { class: `status ${answer.ok ? "st-ready" : "st-error"}` }, ready.status || ready.error?.message || "?");
+  const rows = [["Ready", said]];
   rows.push(...serviceRows(await fetch("/metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : ""))));
   box.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { metric: k } }, v)]));
 }

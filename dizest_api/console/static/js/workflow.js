@@ -102,7 +102,7 @@ function runForm() {
     ...(groups.length ? [h("p", { class: "muted", id: "run-note" }, "A field left as it is sends nothing: the flow reads the workflow's own value, as dizest run does."), ...groups] : [h("p", { class: "muted" }, "This workflow has no variables.")]),
     h("label", { class: "field" }, h("span", {}, "Target flows ", h("small", { class: "muted" }, "none selected: all")), targets),
     h("label", { class: "field" }, h("span", {}, "Flow timeout (s) "), h("input", { type: "number", name: "flow_timeout", min: "0", step: "any", id: "run-timeout" })),
-    h("pre", { id: "run-problems", class: "problems", hidden: true }),
+    h("pre", { id: "run-problems", class: "problems", role: "alert", hidden: true }),
     h("button", { type: "submit", id: "run-start" }, "Run"),
   );
 }
@@ -132,6 +132,7 @@ async function start(event) {
   } catch (exc) {
     problems.textContent = problemLines(exc, (id) => flowName(graph, id), (id) => appName(apps, id)).join("\n");
     problems.hidden = false;
+    problems.scrollIntoView({ block: "nearest" }); // drawn above the button pressed at the form's foot: whole, in view
   }
 }
 
