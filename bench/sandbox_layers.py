@@ -81,7 +81,7 @@ def _cgroup(bed: Bed) -> None:
 
 def _mountns(bed: Bed) -> None:
     linux.unshare(linux.CLONE_NEWNS)
-    confine._cover(list(bed.prepared.covers), bed.exposed, _options(bed))
+    confine._cover(list(bed.prepared.covers), bed.exposed, _options(bed), seal=True)  # a flow's
 
 
 def _mount_unshare(bed: Bed) -> None:
