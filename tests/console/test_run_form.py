@@ -225,3 +225,4 @@ def test_the_forms_refusal_is_shown_whole_where_the_run_button_was(
     problems = page.locator("#run-problems")
     expect(problems).to_contain_text("no flow reads this input (field inputs.nobody)")
     expect(problems).to_be_in_viewport(ratio=0.99)  # whole, but for a fraction of a pixel
+    page.context.close()
