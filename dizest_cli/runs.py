@@ -94,15 +94,21 @@ def list_runs(
             r.get("status"),
             r.get("workflow_id") or "(inline)",
             r.get("owner"),
+            _origin(r.get("origin")),
             when(r.get("created_at")),
             _took(r.get("created_at"), r.get("finished_at")),
         )
         for r in page["items"]
     ]
-    print_table(rows, ["RUN", "STATUS", "WORKFLOW", "OWNER", "CREATED", "TOOK"])
+    print_table(rows, ["RUN", "STATUS", "WORKFLOW", "OWNER", "ORIGIN", "CREATED", "TOOK"])
     shown = offset + len(page["items"])
     if shown < page["total"]:
         echo(f"{shown} of {page['total']} runs; --offset {shown} for more", err=True)
+
+
+def _origin(origin: Any) -> str:
+    """What started a run ('schedule 8f2c...', 'rerun <run>'); '-' for its owner's submit."""
+    return f"{origin['kind']} {origin['id']}" if isinstance(origin, dict) else "-"
 
 
 def _took(start: Any, end: Any) -> str:
@@ -124,6 +130,7 @@ def show(server: str | None, profile: str | None, run_id: str, as_json: bool) ->
     for label, key in (("run", "run_id"), ("status", "status"), ("workflow", "workflow_id"),
                        ("owner", "owner")):  # fmt: skip
         echo(f"{label + ':':<10}{report.get(key) or '-'}")
+    echo(f"{'origin:':<10}{_origin(report.get('origin'))}")
     echo(f"{'started:':<10}{when(report.get('started_at'))}")
     echo(f"{'finished:':<10}{when(report.get('finished_at'))}")
     if report.get("inputs"):

@@ -76,7 +76,7 @@ def test_runs_commands_with_json(home: Path, tmp_path: Path) -> None:
     listed = ok_json(dizest(home, "runs", "list", "--json", "--status", "ready"))
     assert run_id in [r["run_id"] for r in listed["items"]]
     table = dizest(home, "runs", "list").stdout.splitlines()
-    assert table[0].split() == ["RUN", "STATUS", "WORKFLOW", "OWNER", "CREATED", "TOOK"]
+    assert table[0].split() == ["RUN", "STATUS", "WORKFLOW", "OWNER", "ORIGIN", "CREATED", "TOOK"]
     assert any(line.startswith(run_id) and " ready " in line for line in table)
     shown = ok_json(dizest(home, "runs", "show", run_id, "--json"))
     assert shown["status"] == "ready" and shown["flows"]["k3"]["status"] == "ready"
@@ -85,6 +85,10 @@ def test_runs_commands_with_json(home: Path, tmp_path: Path) -> None:
     assert "k3.r = 30" in dizest(home, "runs", "outputs", run_id).stdout
     again = dizest(home, "runs", "rerun", run_id, "k2", "--wait", "--json")
     assert ok_json(again)["flows"]["k2"]["outputs"] == {"r": 13}
+    rerun_id = ok_json(again)["run_id"]  # what started it, in the list and its report
+    table = dizest(home, "runs", "list").stdout.splitlines()
+    assert any(line.startswith(rerun_id) and f" rerun {run_id} " in line for line in table), table
+    assert f"origin:   rerun {run_id}" in dizest(home, "runs", "show", rerun_id).stdout
     missing = dizest(home, "runs", "show", "nope")
     assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
     # the 12 characters the console's runs page shows name the run (they were a 404)
