@@ -63,9 +63,10 @@ def redis_location(data_dir: str | None, environ: dict[str, str]) -> tuple[str, 
     if url is None:
         hint = "" if data_dir else "DIZEST_REDIS_URL is not set and "
         raise click.ClickException(
-            f"no Redis to use: {hint}{root / LOCATION_FILE} does not exist (it is written by "
-            f"`dizest serve --data-dir {root}`). Pass the --data-dir of your `dizest serve`, "
-            "or set DIZEST_REDIS_URL."
+            f"no Redis to use: {hint}{root / LOCATION_FILE} does not exist (`dizest serve "
+            f"--data-dir {root}` writes it while it runs its own Redis; one given "
+            "DIZEST_REDIS_URL writes none). Pass the --data-dir of your `dizest serve`, or set "
+            "DIZEST_REDIS_URL (and DIZEST_PREFIX) as that serve has them."
         )
     return url, str(root / LOCATION_FILE)
 

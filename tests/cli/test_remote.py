@@ -74,6 +74,9 @@ def test_user_and_token_find_the_serve_redis_or_refuse(served: Served, tmp_path:
     assert "DIZEST_REDIS_URL" in refused.stderr and "6379" not in refused.stderr
     elsewhere = dizest(tmp_path, "token", "list", "admin", "--data-dir", str(tmp_path / "d"))
     assert elsewhere.returncode == 1 and str(tmp_path / "d" / "redis.json") in elsewhere.stderr
+    # a serve given DIZEST_REDIS_URL writes no record: said, with what to set instead
+    assert "one given DIZEST_REDIS_URL writes none" in elsewhere.stderr
+    assert "DIZEST_PREFIX" in elsewhere.stderr
     users = dizest(tmp_path, "user", "--data-dir", str(served.data), "list", cwd=tmp_path)
     assert users.returncode == 0, users.stderr
     assert "admin\tadmin" in users.stdout
