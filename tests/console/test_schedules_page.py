@@ -56,6 +56,14 @@ def test_add_switch_show_and_delete_a_schedule(browser: Any, console: Console) -
     expect(page.locator("tr.ticks")).to_have_text("No ticks yet.")
     page.goto(f"/schedules#s-{made['id']}")  # where a run a schedule made links to
     expect(page.locator(f"#s-{made['id']}")).to_have_class(re.compile(r"\btarget\b"))
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    for odd in ("#s-workflow", "#s-%", "#%E0%A4%A"):  # a form field's id, no percent-encoding
+        page.goto(f"/schedules{odd}")
+        expect(page.locator(".target")).to_have_count(0)
+    page.goto(f"/schedules#s-{made['id']}")
+    expect(page.locator(".target")).to_have_count(1)
+    assert errors == [], errors  # (a probe's: "URI malformed" at each, the select marked)
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator(f"#s-{made['id']} button.delete").click()
     expect(page.locator("#schedule-rows > tr")).to_have_count(0)

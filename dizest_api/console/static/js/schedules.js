@@ -85,10 +85,17 @@ async function load() {
   markTarget();
 }
 
-// The row the address names (#s-<id>), marked and in view.
+// The row the address names (#s-<id>), marked and in view; any other address marks nothing
+// (a form field's id, a hash that is no percent-encoding).
 function markTarget() {
   for (const tr of rows.querySelectorAll("tr.target")) tr.classList.remove("target");
-  const target = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  let id = "";
+  try {
+    id = decodeURIComponent(location.hash.slice(1));
+  } catch {
+    return;
+  }
+  const target = [...rows.children].find((tr) => tr.id === id && tr.dataset.id);
   if (!target) return;
   target.classList.add("target");
   target.scrollIntoView({ block: "center" });
