@@ -70,14 +70,6 @@ def extend(base: str, doc: str = "", /, **props: Schema) -> Schema:
     return {"allOf": [ref(base), obj(doc, **props)]}
 
 
-# what started a run, where a run is answered (lists, its report)
-ORIGIN: Schema = {
-    **nullable(obj(kind={"enum": ["schedule", "trigger", "rerun"]}, id=STRING)),
-    "description": "what started it (null: its owner's submit): a schedule, a trigger or a "
-    "rerun, by the schedule's, trigger's or rerun run's id",
-}
-
-
 def array(items: Schema) -> Schema:
     return {"type": "array", "items": items}
 
@@ -98,6 +90,13 @@ def map_of(schema: Schema) -> Schema:
 
 TIME = {**NUMBER, "description": "seconds since the epoch"}
 MAYBE_STRING = nullable(STRING)
+# what started a run, where a run is answered (lists, its report)
+ORIGIN: Schema = {
+    **nullable(obj(kind={"enum": ["schedule", "trigger", "rerun"]}, id=MAYBE_STRING)),
+    "description": "what started it (null: its owner's submit): a schedule, a trigger or a "
+    "rerun, by the schedule's, trigger's or rerun run's id (null but to the run's owner and "
+    "admins)",
+}
 WORKFLOW_TITLE = {**MAYBE_STRING, "description": "its workflow's title, if you may read it"}
 RIGHTS = {"enum": ["read", "run", "write", "share", "delete"], "description": "by grant"}
 WORKFLOW_RIGHTS = {**array(RIGHTS), "description": "what the caller may do with it"}

@@ -108,7 +108,9 @@ def list_runs(
 
 def _origin(origin: Any) -> str:
     """What started a run ('schedule 8f2c...', 'rerun <run>'); '-' for its owner's submit."""
-    return f"{origin['kind']} {origin['id']}" if isinstance(origin, dict) else "-"
+    if not isinstance(origin, dict):
+        return "-"
+    return f"{origin['kind']} {origin['id']}" if origin.get("id") else str(origin["kind"])
 
 
 def _took(start: Any, end: Any) -> str:

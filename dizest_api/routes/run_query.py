@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dizest_api.auth import current
 from dizest_api.data.run_index import RunIndex
 
 RUN_FILTERS = {
@@ -40,8 +41,21 @@ def summary(
         "owner": info.get("owner"),
         "workflow_id": info.get("workflow_id"),
         "version": info.get("version"),  # of the workflow (None: not known, a package run)
-        "origin": info.get("origin"),  # None: its owner's submit
+        "origin": shown_origin(info),
     }
+
+
+def shown_origin(info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What started the run (None: its owner's submit), as the caller may see it: the
+    schedule's, trigger's or source run's id only to the run's owner and admins (a grantee who
+    reads the run sees none of the owner's schedules and triggers: their ids neither)."""
+    origin = info.get("origin")
+    if not isinstance(origin, dict):
+        return None
+    principal = current()
+    if principal.is_admin or info.get("owner") == principal.username:
+        return origin
+    return {"kind": origin.get("kind"), "id": None}
 
 
 def run_page(

@@ -20,6 +20,7 @@ from dizest_api.endpoint import endpoint
 from dizest_api.errors import BadInput
 from dizest_api.masking import masked
 from dizest_api.routes.run_access import open_run, run_rights
+from dizest_api.routes.run_query import shown_origin
 from dizest_api.routes.workflows import workflow_title
 from dizest_api.schemas import ref
 from dizest_api.services import services
@@ -47,7 +48,7 @@ def run_report(run_id: str, info: dict[str, Any]) -> dict[str, Any]:
     report = client.states(run_id) if flows == "states" else client.get(run_id)
     wf_id = info.get("workflow_id")
     return {**report, **_given(run_id, info), "owner": info.get("owner"), "workflow_id": wf_id,
-            "workflow_title": workflow_title(wf_id), "origin": info.get("origin"),
+            "workflow_title": workflow_title(wf_id), "origin": shown_origin(info),
             "rights": run_rights(info)}  # fmt: skip
 
 

@@ -41,3 +41,27 @@ def test_every_door_says_what_started_the_run(cluster_api: Api) -> None:  # noqa
     }, origins
     shown = api.call("GET", f"/runs/{tick['run_id']}", alice).json
     assert shown["origin"] == {"kind": "schedule", "id": sid}, shown
+
+
+def test_a_grantee_sees_what_started_a_run_but_not_the_owners_ids(cluster_api: Api) -> None:  # noqa: F811
+    """A viewer of the workflow reads its owner's runs; the owner's schedules and triggers are
+    not theirs to see (their APIs answer 404 and []), and a run's origin gave their ids away (a
+    probe's find): the kind only, for anyone but the run's owner and admins."""
+    api = cluster_api
+    keys = api.services.library.keys  # a worker's beat an hour ahead: runs stay pending
+    api.services.redis.hset(keys.workers, "origins", int(time.time() * 1000) + 3_600_000)
+    auto = install(api.app, AutomationSettings())
+    alice, carol = api.user("alice"), api.user("carol")
+    root = api.user("root", "admin")
+    wf = api.call("POST", "/workflows", alice, json={"title": "t", "package": PKG}).json["id"]
+    grants = {"grants": {"carol": "viewer"}}
+    assert api.call("PUT", f"/workflows/{wf}/grants", alice, json=grants).status_code == 200
+    sid = api.call("POST", f"/workflows/{wf}/schedules", alice, json={"cron": "@daily"}).json["id"]
+    tick = run_tick(Runtime.build(auto.celery), sid, "2026-12-05T00:00")
+    path = f"/runs/{tick['run_id']}"
+    assert api.call("GET", path, alice).json["origin"] == {"kind": "schedule", "id": sid}
+    assert api.call("GET", path, root).json["origin"] == {"kind": "schedule", "id": sid}
+    assert api.call("GET", path, carol).json["origin"] == {"kind": "schedule", "id": None}
+    shared = api.call("GET", f"/runs?shared=1&workflow_id={wf}", carol).json["items"]
+    assert [run["origin"] for run in shared] == [{"kind": "schedule", "id": None}], shared
+    assert api.call("GET", f"/schedules/{sid}", carol).status_code == 404  # as before

@@ -89,6 +89,7 @@ function workflowCell(run) {
 function originCell(run) {
   const o = run.origin;
   if (!o) return "";
+  if (!o.id) return h("span", {}, o.kind); // another user's schedule, trigger or run: the kind alone
   if (o.kind === "schedule") return h("a", { href: `/schedules#s-${encodeURIComponent(o.id)}`, title: `schedule ${o.id}` }, "schedule");
   if (o.kind === "rerun") return h("a", { href: `/runs/${encodeURIComponent(o.id)}`, title: `rerun of ${o.id}` }, "rerun");
   return h("span", { title: `${o.kind} ${o.id}` }, o.kind);
