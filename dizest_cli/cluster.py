@@ -46,7 +46,7 @@ def worker(
     """Start a worker that runs flows from Redis (DIZEST_REDIS_URL)."""
     from dizest_api.unknown_settings import warn_unknown
     from dizest_core.options import QUEUE_NAME, QUEUE_RULE
-    from dizest_worker.celery_app import create_celery
+    from dizest_worker.celery_app import create_celery, root_by_design
     from dizest_worker.settings import WorkerSettings
 
     if not settings_said:
@@ -81,7 +81,7 @@ def worker(
         argv.append(f"--concurrency={concurrency}")
     _record_sandbox(settings, layers)
     _quiet_task_lines(loglevel)
-    _root_by_design()
+    root_by_design()
     try:
         app.worker_main(argv)
     finally:
@@ -118,17 +118,6 @@ def _quiet_task_lines(loglevel: str) -> None:
         return
     for name in PER_TASK_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _root_by_design() -> None:
-    """Keep Celery's warning against a worker with superuser privileges ("absolutely not
-    recommended!") out of the log: this worker is root so that each flow runs as a uid of its
-    own (docs/security.md), which the layers printed above say."""
-    import warnings
-
-    from celery.exceptions import SecurityWarning
-
-    warnings.filterwarnings("ignore", "You're running the worker with superuser", SecurityWarning)
 
 
 def _sandbox_layers(settings: WorkerSettings) -> dict[str, str]:

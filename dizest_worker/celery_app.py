@@ -109,3 +109,14 @@ def make_enqueue(app: Celery) -> Enqueue:
                     )
 
     return enqueue
+
+
+def root_by_design() -> None:
+    """Keep Celery's warning against a worker with superuser privileges ("absolutely not
+    recommended!") out of the log of a dizest worker, root so that each flow runs as a uid of
+    its own (docs/security.md), and of the beat a root `dizest serve` starts beside it."""
+    import warnings
+
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", "You're running the worker with superuser", SecurityWarning)

@@ -47,9 +47,8 @@ def test_a_missed_tick_runs_once_even_with_two_beats(stack: Stack) -> None:
     once = _missed_daily(stack, wf_id, alice, "once")
     skip = _missed_daily(stack, wf_id, alice, "skip")
     before = {s: stack.auto.schedules.entry(s).last_run_at for s in (once, skip)}
-    stack.start_beat()
-    stack.start_beat()  # waits on redbeat's lock: never fires too
-    history = wait_for(lambda: _history(stack, once), timeout=30)
+    beats = [stack.start_beat(), stack.start_beat()]  # the second waits on redbeat's lock:
+    history = wait_for(lambda: _history(stack, once), timeout=30)  # never fires too
     wait_for(lambda: _history(stack, skip), timeout=30)
     # both entries moved on: their next tick is tomorrow's
     for sid in (once, skip):
@@ -65,7 +64,10 @@ def test_a_missed_tick_runs_once_even_with_two_beats(stack: Stack) -> None:
     assert len(skipped) == 1 and "skipped" in skipped[0] and "run_id" not in skipped[0]
     runs = stack.api.call("GET", "/runs", alice).json
     assert [r["run_id"] for r in runs["items"]] == [run_id]  # one run, not two
+    assert runs["items"][0]["origin"] == {"kind": "schedule", "id": once}
     stack.api.services.client.wait(run_id, timeout=60)
+    for beat in beats:  # started by a root serve: Celery's warning against root only misled
+        assert " ready." in beat.log and "superuser" not in beat.log, beat.log
 
 
 def test_a_tick_fails_with_a_record_when_the_owner_lost_the_right(stack: Stack) -> None:
