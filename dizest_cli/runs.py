@@ -39,15 +39,19 @@ SHORT_PAGES = 10  # of 200 runs: a short id is looked for among the caller's new
 
 def resolve(client: Client, given: str) -> str:
     """The run `given` names: a whole id as it is, else the one of the caller's newest runs
-    (an admin's: anyone's) whose id starts with it (the console shows 12 characters); a
-    Failure when none or several do. Anything else goes to the server as given (its 404)."""
+    (an admin's: anyone's), then of those shared with it, whose id starts with it (the console
+    shows 12 characters); a Failure when none or several do. Anything else goes to the server
+    as given (its 404)."""
     if not SHORT_ID.fullmatch(given):
         return given
     found: list[str] = []
-    for page in range(SHORT_PAGES):
-        listed = client.runs(page * 200, 200)
-        found += [r["run_id"] for r in listed["items"] if r["run_id"].startswith(given)]
-        if len(listed["items"]) < 200:
+    for shared in (None, "1"):
+        for page in range(SHORT_PAGES):
+            listed = client.runs(page * 200, 200, shared=shared)
+            found += [r["run_id"] for r in listed["items"] if r["run_id"].startswith(given)]
+            if len(listed["items"]) < 200:
+                break
+        if found:
             break
     if len(found) == 1:
         return found[0]
@@ -55,7 +59,10 @@ def resolve(client: Client, given: str) -> str:
         raise Failure(
             f"{given!r} starts {len(found)} runs' ids: {', '.join(found[:5])}; give more of it"
         )
-    raise Failure(f"no run whose id starts with {given!r} among your {SHORT_PAGES * 200:,} newest")
+    raise Failure(
+        f"no run whose id starts with {given!r} among your {SHORT_PAGES * 200:,} newest "
+        "and as many shared with you"
+    )
 
 
 @click.group()

@@ -261,3 +261,26 @@ def test_json_without_wait_prints_the_run_id_as_json(home: Path) -> None:
     assert again != run_id
     plain = dizest(home, "submit", source)  # without --json: the id alone, as before
     assert plain.returncode == 0 and len(plain.stdout.split()) == 1, plain.stdout
+
+
+def test_a_grantee_names_a_shared_run_by_the_start_of_its_id(
+    home: Path, served: Served, tmp_path: Path
+) -> None:
+    """A viewer reads the owner's runs of a shared workflow by their whole id; the start of it
+    (what the console shows) was looked for among the viewer's own runs only (a probe's find)."""
+    from tests.serve_process import PASSWORD, call, password_session
+
+    admin = password_session(served.base, "admin", PASSWORD)[0]  # (its session: admin scope)
+    user = {"username": "gus", "password": "gus's password", "role": "user"}
+    assert call(served.base, "POST", "/api/v1/users", user, admin)[0] in (201, 409)
+    stored = ok_json(dizest(home, "workflows", "push", str(DATA / "c03_fanout.dwp"), "--json"))
+    grants = {"grants": {"gus": "viewer"}}
+    assert call(served.base, "PUT", f"/api/v1/workflows/{stored['id']}/grants", grants, admin)[0] == 200  # fmt: skip
+    run_id = ok_json(dizest(home, "workflows", "run", stored["id"], "--wait", "--json"))["run_id"]
+    gus = tmp_path / "gus"
+    gus.mkdir()
+    logged = dizest(gus, "login", "--server", served.base, "-u", "gus", "--password-stdin",
+                    stdin=user["password"] + "\n")  # fmt: skip
+    assert logged.returncode == 0, logged.stderr
+    shown = ok_json(dizest(gus, "runs", "show", run_id[:12], "--json"))
+    assert shown["run_id"] == run_id and shown["owner"] == "admin"
