@@ -46,7 +46,7 @@ def worker(
     """Start a worker that runs flows from Redis (DIZEST_REDIS_URL)."""
     from dizest_api.unknown_settings import warn_unknown
     from dizest_core.options import QUEUE_NAME, QUEUE_RULE
-    from dizest_worker.celery_app import create_celery, root_by_design
+    from dizest_worker.celery_app import create_celery
     from dizest_worker.settings import WorkerSettings
 
     if not settings_said:
@@ -81,7 +81,6 @@ def worker(
         argv.append(f"--concurrency={concurrency}")
     _record_sandbox(settings, layers)
     _quiet_task_lines(loglevel)
-    root_by_design()
     try:
         app.worker_main(argv)
     finally:

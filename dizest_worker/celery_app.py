@@ -35,9 +35,10 @@ def base_celery(name: str, settings: WorkerSettings) -> Celery:
     """A Celery app on `settings`' broker with what every dizest Celery process shares (the flow
     workers' and `dizest beat`'s): the kombu fix installed, late acks, reject on worker loss,
     prefetch 1, JSON only, no results, reconnect forever, our own logging; one Redis client per
-    kombu channel (`broker_client`)."""
+    kombu channel (`broker_client`); no warning against root (`root_by_design`)."""
     broker_fix.install()
     broker_client.install()
+    root_by_design()
     app = Celery(name, broker=settings.redis_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
@@ -114,7 +115,8 @@ def make_enqueue(app: Celery) -> Enqueue:
 def root_by_design() -> None:
     """Keep Celery's warning against a worker with superuser privileges ("absolutely not
     recommended!") out of the log of a dizest worker, root so that each flow runs as a uid of
-    its own (docs/security.md), and of the beat a root `dizest serve` starts beside it."""
+    its own (docs/security.md), and of the beat a root `dizest serve` starts beside it (JSON
+    only: Celery refuses pickle as root, whatever this filter says)."""
     import warnings
 
     from celery.exceptions import SecurityWarning

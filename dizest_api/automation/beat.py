@@ -57,7 +57,6 @@ from dizest_api.automation.celery_app import (
 from dizest_api.automation.cron import next_after
 from dizest_api.automation.runtime import runtime
 from dizest_core.errors import DizestError
-from dizest_worker.celery_app import root_by_design
 
 log = logging.getLogger("dizest.automation")
 LATE_S = 60.0  # a tick fired later than this after its cron time was missed
@@ -170,7 +169,6 @@ def beat(concurrency: int, name: str, loglevel: str) -> None:
     except DizestError as exc:
         raise click.ClickException(str(exc)) from exc
     app = create_automation_celery(settings, auto)
-    root_by_design()
     app.conf.beat_enable_remote_control = False
     deliver = app.tasks[DELIVER]
     notifier = Notifier(runtime(app), lambda *args: send_delivery(deliver, args))
