@@ -76,3 +76,31 @@ def test_a_rerun_changes_nothing_in_the_run_its_inputs_come_from(make_workflow, 
     assert sorted(str(p.relative_to(base)) for p in base.rglob("*")) == before
     spilled = next((base / "a" / "1").glob("*.pkl"))
     assert os.listxattr(spilled) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
+def test_a_read_only_bind_keeps_the_flags_of_the_mount_it_shows(tmp_path: Path) -> None:
+    """A read-only remount sets a mount's flags anew (but for the atime ones, which Linux keeps
+    when none is given): one that dropped the noexec of what it binds lifted it for flows.
+    Checked in a child, in a mount namespace of its own."""
+    from dizest_core import confine, linux
+
+    cover, shown = tmp_path / "cover", tmp_path / "cover" / "shown"
+    shown.mkdir(parents=True)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child's exit code is the verdict)
+        code = 1
+        try:
+            linux.unshare(linux.CLONE_NEWNS)
+            linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
+            flags = linux.MS_NOEXEC | linux.MS_NOATIME | linux.MS_NOSUID | linux.MS_NODEV
+            linux.mount("tmpfs", str(shown), "tmpfs", flags, "size=1m")
+            exposed = [confine._Expose(str(shown), False)]
+            confine._cover([str(cover)], exposed, {}, seal=True)
+            found = os.statvfs(shown).f_flag
+            wanted = os.ST_RDONLY | os.ST_NOEXEC | os.ST_NOATIME
+            code = 0 if found & wanted == wanted else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # 2: a flag lost (noexec without `kept`)
