@@ -93,7 +93,8 @@ def test_a_read_only_bind_keeps_the_flags_of_the_mount_it_shows(tmp_path: Path) 
         try:
             linux.unshare(linux.CLONE_NEWNS)
             linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE, None)
-            flags = linux.MS_NOEXEC | linux.MS_NOATIME | linux.MS_NOSUID | linux.MS_NODEV
+            noatime = os.ST_NOATIME  # MS_NOATIME: the same bit
+            flags = linux.MS_NOEXEC | noatime | linux.MS_NOSUID | linux.MS_NODEV
             linux.mount("tmpfs", str(shown), "tmpfs", flags, "size=1m")
             exposed = [confine._Expose(str(shown), False)]
             confine._cover([str(cover)], exposed, {}, seal=True)
